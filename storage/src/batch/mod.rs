@@ -81,6 +81,8 @@ pub enum BatchError {
     InvalidPayload { reason: String },
     #[error("native payload holds {archived} records but the header says {declared}")]
     RecordCountMismatch { archived: u32, declared: u32 },
+    #[error("batch base offset {base_offset} where {expected} was expected")]
+    OffsetOutOfSequence { base_offset: u64, expected: u64 },
     #[error("compression flag {flags:#x} is not allowed on a native payload")]
     CompressedNative { flags: u16 },
 }

@@ -1,1 +1,501 @@
-//! log
+//! The log of one partition: segments of batches on disk, written with
+//! O_DIRECT, with group commit, recovery and retention.
+//!
+//! # Shape
+//!
+//! A [`Log`] is a handle to state shared (through `Rc`) with one background
+//! task, the flusher. Appending assigns offsets and positions at once, in
+//! memory, and queues the batch; the flusher writes everything queued in one
+//! aligned write (rewriting the partial tail page), fdatasyncs once, and
+//! completes every append the write covered. Appends that arrive while a write
+//! or fdatasync is in flight wait for the next round: that is group commit.
+//!
+//! Recent batches (everything queued, and a bounded tail of what is written)
+//! are kept in memory and served from there; older batches are read from the
+//! segment files with DMA reads, checked against their CRC on the way.
+//!
+//! # Failures
+//!
+//! * A full disk (ENOSPC) fails the appends it touched and undoes them: the
+//!   log ends where it ended before, nothing partial is visible, reads go on,
+//!   and a later append tries again.
+//! * Any other failed write, and any failed fdatasync, fences the log: the
+//!   state of the file is unknown, so nothing is retried as if it had not
+//!   happened. Appends fail with [`AppendError::Fenced`] (which says why), and
+//!   reads keep serving what was durable.
+//!
+//! # Threads
+//!
+//! A log lives on one glommio executor, the partition's owner shard, and must
+//! be opened and used there. It is neither `Send` nor `Sync`.
+
+mod appender;
+mod faults;
+mod index;
+mod reader;
+mod recovery;
+mod retention;
+mod segment;
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, VecDeque},
+    io,
+    path::{Path, PathBuf},
+    rc::Rc,
+    task::Waker,
+    time::Duration,
+};
+
+pub use faults::IoFaults;
+pub use retention::RetentionOutcome;
+
+use crate::{
+    batch::{Batch, BatchError},
+    Offset,
+};
+use appender::{Completion, Pending};
+use segment::Segment;
+
+/// The alignment of every write: one page. The partial last page of the
+/// active segment is kept in memory and rewritten until it is full. 4 KiB is
+/// a multiple of every O_DIRECT alignment seen on Linux block devices.
+pub const PAGE_BYTES: usize = 4096;
+
+/// The most bytes one flush round writes. Bounds the DMA buffer and how long
+/// one write holds the device; a single batch larger than this is written
+/// alone.
+pub const FLUSH_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// The most bytes queued for writing before appends wait. Bounds the memory
+/// a burst of appends can pin while the disk catches up.
+pub const PENDING_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// A segment is at most this large: index positions are `u32`, and one batch
+/// can exceed `segment_bytes_max` by up to a batch.
+pub const SEGMENT_BYTES_CAP: u64 = 2 * 1024 * 1024 * 1024;
+
+/// When an append counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// An append completes once its batch is written and fdatasync'ed. The
+    /// default: an acknowledged batch survives power loss.
+    Always,
+    /// An append completes once its batch is queued; the flusher writes at
+    /// once and fdatasyncs at most this often. A crash loses at most this
+    /// much of what was acknowledged.
+    Interval(Duration),
+}
+
+impl std::fmt::Display for FlushPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlushPolicy::Always => write!(f, "always"),
+            FlushPolicy::Interval(interval) => write!(f, "interval({}ms)", interval.as_millis()),
+        }
+    }
+}
+
+/// The settings of one log. Names follow Kafka's topic configs where Kafka
+/// has one (`segment.bytes`, `segment.ms`, `retention.ms`, `retention.bytes`,
+/// `index.interval.bytes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll to a new segment before one would grow past this.
+    pub segment_bytes_max: u64,
+    /// Roll to a new segment once the active one is this old.
+    pub segment_ms: Option<u64>,
+    pub flush: FlushPolicy,
+    /// Delete sealed segments whose newest timestamp is older than this.
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest sealed segments while the log is larger than this.
+    pub retention_bytes: Option<u64>,
+    /// Bytes of log between two index entries.
+    pub index_interval_bytes: u64,
+    /// Written batches kept in memory for readers of the tail.
+    pub tail_cache_bytes_max: usize,
+    /// Preallocate each new segment's file to `segment_bytes_max`.
+    pub preallocate: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes_max: 1024 * 1024 * 1024,
+            segment_ms: Some(7 * 24 * 60 * 60 * 1000),
+            flush: FlushPolicy::Always,
+            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
+            retention_bytes: None,
+            index_interval_bytes: 4096,
+            tail_cache_bytes_max: 4 * 1024 * 1024,
+            preallocate: true,
+        }
+    }
+}
+
+/// Wall-clock time, behind a seam so tests can move it.
+pub trait Clock {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// What a log is opened with besides its config: the clock and, in tests,
+/// injected I/O faults.
+pub struct LogOptions {
+    pub clock: Rc<dyn Clock>,
+    pub faults: Option<Rc<IoFaults>>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            clock: Rc::new(SystemClock),
+            faults: None,
+        }
+    }
+}
+
+/// Why a log stopped taking appends: the operation that failed, on which
+/// file, and the error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} of {path} failed: {message} (errno {errno:?}); the log takes no more appends")]
+pub struct LogFailure {
+    pub operation: &'static str,
+    pub path: PathBuf,
+    pub errno: Option<i32>,
+    pub message: String,
+}
+
+impl LogFailure {
+    fn new(operation: &'static str, path: &Path, error: &io::Error) -> LogFailure {
+        LogFailure {
+            operation,
+            path: path.to_path_buf(),
+            errno: error.raw_os_error(),
+            message: error.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// The disk is full. Nothing of the append is visible; retry once space
+    /// is freed.
+    #[error("disk full: {message}")]
+    DiskFull { message: String },
+    #[error(transparent)]
+    Fenced(#[from] LogFailure),
+    #[error("the log is closed")]
+    Closed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
+    #[error("corrupt batch in {segment} at byte {position}: {reason}")]
+    Corruption {
+        segment: PathBuf,
+        position: u64,
+        reason: BatchError,
+    },
+    #[error("reading {segment}: {source}")]
+    Io { segment: PathBuf, source: io::Error },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{operation} {path}: {source}")]
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("corrupt batch in {segment} at byte {position}: {reason}; nothing was truncated")]
+    Corruption {
+        segment: PathBuf,
+        position: u64,
+        reason: BatchError,
+    },
+    #[error("segment {segment} does not follow its predecessor: {detail}")]
+    Inconsistent { segment: PathBuf, detail: String },
+    #[error("invalid log config: {0}")]
+    InvalidConfig(String),
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+}
+
+/// The state of one log, shared by the handle and the flusher. One per
+/// partition, on the partition's owner shard.
+pub(crate) struct State {
+    dir: PathBuf,
+    config: LogConfig,
+    clock: Rc<dyn Clock>,
+    faults: Option<Rc<IoFaults>>,
+    segments: BTreeMap<Offset, Segment>,
+    log_start: Offset,
+    /// The next offset to assign.
+    end: Offset,
+    /// Everything below is in the segment files.
+    written_end: Offset,
+    /// Everything below is written and fdatasync'ed.
+    durable_end: Offset,
+    /// Batches assigned but not yet written, in offset order.
+    pending: VecDeque<Pending>,
+    pending_bytes: usize,
+    /// Appends written but waiting for an fdatasync: (end offset, completion).
+    unsynced: VecDeque<(Offset, Rc<Completion>)>,
+    /// Recent batches in offset order: every pending one and a bounded tail
+    /// of written ones.
+    cache: VecDeque<Batch>,
+    cache_bytes: usize,
+    /// The active segment file's partial last page (`written_bytes % PAGE`).
+    tail: Vec<u8>,
+    failure: Option<LogFailure>,
+    /// Set while acknowledged (interval policy) batches cannot be written
+    /// for lack of space; appends are refused until a write goes through.
+    disk_full: Option<String>,
+    leader_epoch: u32,
+    /// The next append starts a new segment.
+    roll_requested: bool,
+    closing: bool,
+    last_sync_ms: i64,
+    flusher_rung: bool,
+    flusher_waker: Option<Waker>,
+    /// Tasks waiting for the visible end to move or for queue space.
+    waiters: Vec<Waker>,
+}
+
+impl State {
+    /// The end below which readers see batches: what is durable under the
+    /// `always` policy, everything appended under `interval`, and only what
+    /// is durable once the log is fenced.
+    fn visible_end(&self) -> Offset {
+        match (self.config.flush, &self.failure) {
+            (FlushPolicy::Always, _) | (_, Some(_)) => self.durable_end,
+            (FlushPolicy::Interval(_), None) => self.end,
+        }
+    }
+
+    fn wake_waiters(&mut self) {
+        for waker in self.waiters.drain(..) {
+            waker.wake();
+        }
+    }
+
+    fn ring_flusher(&mut self) {
+        self.flusher_rung = true;
+        if let Some(waker) = self.flusher_waker.take() {
+            waker.wake();
+        }
+    }
+
+    fn active(&self) -> Option<&Segment> {
+        self.segments.values().next_back()
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|segment| segment.bytes).sum()
+    }
+}
+
+pub(crate) type Shared = Rc<RefCell<State>>;
+
+/// The log of one partition. See the module documentation.
+pub struct Log {
+    state: Shared,
+    flusher: Option<glommio::Task<()>>,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering it: see
+    /// [`recovery`](self) for what is checked and repaired.
+    pub async fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, OpenError> {
+        Log::open_with(dir, config, LogOptions::default()).await
+    }
+
+    pub async fn open_with(
+        dir: impl AsRef<Path>,
+        config: LogConfig,
+        options: LogOptions,
+    ) -> Result<Log, OpenError> {
+        validate_config(&config)?;
+        let state = recovery::recover(dir.as_ref(), config, options).await?;
+        let state = Rc::new(RefCell::new(state));
+        let flusher = glommio::spawn_local(appender::run_flusher(state.clone()));
+        Ok(Log {
+            state,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// Appends a validated batch: assigns its offsets, stores it and, under
+    /// the `always` policy, returns once it is durable. Cancel-safe: a dropped
+    /// append is still written (it was assigned its offsets).
+    pub async fn append(&self, batch: Batch) -> Result<Appended, AppendError> {
+        appender::append(&self.state, batch).await
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.state.borrow().dir.clone()
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.state.borrow().config.clone()
+    }
+
+    /// Changes the config. Takes effect for the next append and the next
+    /// retention pass; segment size applies from the next roll.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), OpenError> {
+        validate_config(&config)?;
+        self.state.borrow_mut().config = config;
+        Ok(())
+    }
+
+    /// The leader epoch stamped on batches appended from now on.
+    pub fn set_leader_epoch(&self, epoch: u32) {
+        self.state.borrow_mut().leader_epoch = epoch;
+    }
+
+    /// The first offset that can be read.
+    pub fn start_offset(&self) -> Offset {
+        self.state.borrow().log_start
+    }
+
+    /// The next offset to be assigned (the log end offset).
+    pub fn end_offset(&self) -> Offset {
+        self.state.borrow().end
+    }
+
+    /// The offset below which readers see batches.
+    pub fn visible_end(&self) -> Offset {
+        self.state.borrow().visible_end()
+    }
+
+    /// The offset below which everything is fdatasync'ed.
+    pub fn durable_end(&self) -> Offset {
+        self.state.borrow().durable_end
+    }
+
+    /// Bytes stored, over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().size_bytes()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// The base offsets of the segments, oldest first.
+    pub fn segment_bases(&self) -> Vec<Offset> {
+        self.state.borrow().segments.keys().copied().collect()
+    }
+
+    /// Why the log takes no more appends, if it does not.
+    pub fn failure(&self) -> Option<LogFailure> {
+        self.state.borrow().failure.clone()
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes`
+    /// (the first batch is returned whatever its size, so a reader always
+    /// moves on). Empty at the visible end.
+    pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Batch>, ReadError> {
+        reader::read(&self.state, offset, max_bytes).await
+    }
+
+    /// The offset of the first record whose timestamp is at or after
+    /// `timestamp`, or `None` if there is none.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<Offset>, ReadError> {
+        reader::offset_for_timestamp(&self.state, timestamp).await
+    }
+
+    /// Resolves once the visible end is past `offset` (data to read there),
+    /// or the log is closing. For long polls: woken by the append itself.
+    pub async fn wait_for_data(&self, offset: Offset) {
+        reader::wait_for_data(&self.state, offset).await
+    }
+
+    /// Starts a new segment at the next append.
+    pub fn roll(&self) {
+        appender::request_roll(&self.state);
+    }
+
+    /// Deletes sealed segments past `retention.ms` or beyond
+    /// `retention.bytes`; the active segment is never deleted.
+    pub async fn apply_retention(&self) -> io::Result<RetentionOutcome> {
+        retention::apply(&self.state).await
+    }
+
+    /// Reads every batch of every segment and checks its CRC: a full scan,
+    /// as an operator's check.
+    pub async fn verify(&self) -> Result<u64, ReadError> {
+        reader::verify(&self.state).await
+    }
+
+    /// Stops taking appends, writes and syncs everything queued, persists the
+    /// indexes and stops the flusher. Returns the failure if the log was
+    /// fenced.
+    pub async fn close(mut self) -> Result<(), LogFailure> {
+        {
+            let mut state = self.state.borrow_mut();
+            state.closing = true;
+            state.ring_flusher();
+            state.wake_waiters();
+        }
+        if let Some(flusher) = self.flusher.take() {
+            flusher.await;
+        }
+        let failure = self.state.borrow().failure.clone();
+        match failure {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+}
+
+fn validate_config(config: &LogConfig) -> Result<(), OpenError> {
+    if config.segment_bytes_max < PAGE_BYTES as u64 || config.segment_bytes_max > SEGMENT_BYTES_CAP
+    {
+        return Err(OpenError::InvalidConfig(format!(
+            "segment.bytes {} must be within [{PAGE_BYTES}, {SEGMENT_BYTES_CAP}]",
+            config.segment_bytes_max
+        )));
+    }
+    if config.index_interval_bytes == 0 {
+        return Err(OpenError::InvalidConfig(
+            "index.interval.bytes must be positive".into(),
+        ));
+    }
+    if let FlushPolicy::Interval(interval) = config.flush {
+        if interval.is_zero() {
+            return Err(OpenError::InvalidConfig(
+                "a flush interval of 0 ms is the always policy; say always".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
