@@ -112,3 +112,360 @@ async fn check_every_offset(log: &Log, expected: &[(u64, u64)]) {
         Err(ReadError::OffsetOutOfRange { .. })
     ));
 }
+
+fn with_faults(config: LogConfig) -> (LogConfig, LogOptions, Rc<IoFaults>) {
+    let faults = Rc::new(IoFaults::default());
+    let options = LogOptions {
+        clock: Rc::new(SystemClock),
+        faults: Some(faults.clone()),
+    };
+    (config, options, faults)
+}
+
+#[test]
+fn concurrent_appends_share_one_write_and_one_fdatasync() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, options, faults) = with_faults(LogConfig::default());
+        let log = Rc::new(Log::open_with(dir.path(), config, options).await.unwrap());
+        // Prime: the first append creates the segment.
+        log.append(batch(0, 1, 10, 0)).await.unwrap();
+        let syncs_before = faults.syncs();
+        let writes_before = faults.writes();
+        let tasks: Vec<_> = (1..=64u64)
+            .map(|tag| {
+                let log = log.clone();
+                glommio::spawn_local(
+                    async move { log.append(batch(tag, 1, 100, 0)).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut bases = Vec::new();
+        for task in tasks {
+            bases.push(task.await.base_offset.0);
+        }
+        bases.sort();
+        assert_eq!(bases, (1..=64).collect::<Vec<u64>>());
+        let syncs = faults.syncs() - syncs_before;
+        let writes = faults.writes() - writes_before;
+        // All 64 were queued before the flusher ran: one round, at most two.
+        assert!(syncs <= 2, "64 concurrent appends cost {syncs} fdatasyncs");
+        assert!(writes <= 2, "64 concurrent appends cost {writes} writes");
+        assert_eq!(log.durable_end(), Offset(65));
+    });
+}
+
+#[test]
+fn a_failed_fdatasync_fences_the_log_and_reads_go_on() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, options, faults) = with_faults(LogConfig::default());
+        let log = Log::open_with(dir.path(), config, options).await.unwrap();
+        for tag in 0..10 {
+            log.append(batch(tag, 2, 50, 0)).await.unwrap();
+        }
+        faults.fail_syncs(Some(libc::EIO));
+        let error = log.append(batch(10, 2, 50, 0)).await.unwrap_err();
+        let AppendError::Fenced(failure) = error else {
+            panic!("expected fenced, got {error:?}")
+        };
+        assert_eq!(failure.operation, "fdatasync");
+        assert_eq!(failure.errno, Some(libc::EIO));
+        // Not retried as if nothing happened, even once the disk "recovers".
+        faults.fail_syncs(None);
+        assert!(matches!(
+            log.append(batch(11, 1, 5, 0)).await,
+            Err(AppendError::Fenced(_))
+        ));
+        assert_eq!(log.visible_end(), Offset(20));
+        let batches = log.read(Offset(0), 1 << 20).await.unwrap();
+        assert_eq!(batches.iter().map(|b| b.offset_count()).sum::<u64>(), 20);
+        assert!(log.read(Offset(20), 1 << 20).await.unwrap().is_empty());
+        assert!(log.failure().is_some());
+        assert!(log.close().await.is_err());
+
+        // Reopened, the log holds what was durable and takes appends again.
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        assert!(log.end_offset() >= Offset(20));
+        let appended = log.append(batch(12, 1, 5, 0)).await.unwrap();
+        assert_eq!(
+            appended.base_offset,
+            log.end_offset().0.checked_sub(1).map(Offset).unwrap()
+        );
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_failed_write_fences_the_log() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, options, faults) = with_faults(LogConfig::default());
+        let log = Log::open_with(dir.path(), config, options).await.unwrap();
+        log.append(batch(0, 3, 50, 0)).await.unwrap();
+        faults.fail_writes(Some(libc::EIO));
+        let error = log.append(batch(1, 2, 50, 0)).await.unwrap_err();
+        assert!(
+            matches!(&error, AppendError::Fenced(failure) if failure.operation == "write"),
+            "{error:?}"
+        );
+        assert_eq!(log.visible_end(), Offset(3));
+        assert_eq!(log.read(Offset(0), 1).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn a_full_disk_fails_the_append_undoes_it_and_later_appends_work() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes_max: 32 * 1024,
+            ..LogConfig::default()
+        };
+        let (config, options, faults) = with_faults(config);
+        let log = Log::open_with(dir.path(), config, options).await.unwrap();
+        for tag in 0..5 {
+            log.append(batch(tag, 2, 1000, 0)).await.unwrap();
+        }
+        faults.fail_writes(Some(libc::ENOSPC));
+        let error = log.append(batch(5, 2, 1000, 0)).await.unwrap_err();
+        assert!(matches!(error, AppendError::DiskFull { .. }), "{error:?}");
+        assert_eq!(
+            log.end_offset(),
+            Offset(10),
+            "nothing of the failed append is visible"
+        );
+        assert_eq!(log.read(Offset(0), 1 << 20).await.unwrap().len(), 5);
+        // A full disk at segment creation too.
+        faults.fail_writes(None);
+        faults.fail_allocations(Some(libc::ENOSPC));
+        let mut failed_at_roll = false;
+        for tag in 6..60 {
+            match log.append(batch(tag, 2, 1000, 0)).await {
+                Ok(_) => {}
+                Err(AppendError::DiskFull { .. }) => {
+                    failed_at_roll = true;
+                    break;
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(failed_at_roll, "the roll never met the full disk");
+        let end = log.end_offset();
+        faults.fail_allocations(None);
+        let appended = log.append(batch(99, 2, 1000, 0)).await.unwrap();
+        assert_eq!(appended.base_offset, end, "offsets go on with no gap");
+        assert!(log.failure().is_none());
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        assert_eq!(log.end_offset(), end.next().next());
+        assert_eq!(
+            log.verify().await.unwrap() as usize,
+            count_batches(&log).await
+        );
+    });
+}
+
+async fn count_batches(log: &Log) -> usize {
+    let mut offset = log.start_offset();
+    let mut count = 0;
+    loop {
+        let batches = log.read(offset, 1 << 20).await.unwrap();
+        let Some(last) = batches.last() else {
+            return count;
+        };
+        assert!(batches[0].base_offset() <= offset);
+        offset = last.last_offset().next();
+        count += batches.len();
+    }
+}
+
+#[test]
+fn interval_policy_acknowledges_at_once_and_syncs_on_its_schedule() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            flush: FlushPolicy::Interval(Duration::from_millis(20)),
+            ..LogConfig::default()
+        };
+        let (config, options, faults) = with_faults(config);
+        let log = Log::open_with(dir.path(), config.clone(), options)
+            .await
+            .unwrap();
+        for tag in 0..100 {
+            log.append(batch(tag, 1, 100, 0)).await.unwrap();
+        }
+        // Visible at once, before any sync.
+        assert_eq!(log.visible_end(), Offset(100));
+        assert_eq!(log.read(Offset(99), 1).await.unwrap().len(), 1);
+        glommio::timer::sleep(Duration::from_millis(60)).await;
+        assert_eq!(log.durable_end(), Offset(100));
+        assert!(
+            faults.syncs() < 20,
+            "{} syncs for 100 appends",
+            faults.syncs()
+        );
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), config).await.unwrap();
+        assert_eq!(log.end_offset(), Offset(100));
+    });
+}
+
+#[test]
+fn retention_deletes_whole_sealed_segments_by_size_and_by_age() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let config = LogConfig {
+            segment_bytes_max: 16 * 1024,
+            retention_bytes: Some(64 * 1024),
+            retention_ms: None,
+            ..LogConfig::default()
+        };
+        let options = LogOptions {
+            clock: clock.clone(),
+            faults: None,
+        };
+        let log = Log::open_with(dir.path(), config.clone(), options)
+            .await
+            .unwrap();
+        for tag in 0..200 {
+            log.append(batch(tag, 1, 1000, 1_000_000 + tag as i64))
+                .await
+                .unwrap();
+        }
+        let segments = log.segment_count();
+        let outcome = log.apply_retention().await.unwrap();
+        assert!(outcome.segments_deleted > 0);
+        assert!(log.size_bytes() >= 64 * 1024 && log.size_bytes() < 64 * 1024 + 16 * 1024 + 2048);
+        assert_eq!(log.segment_count(), segments - outcome.segments_deleted);
+        let start = log.start_offset();
+        assert_eq!(start, outcome.log_start);
+        assert_eq!(start, log.segment_bases()[0]);
+        assert!(matches!(
+            log.read(Offset(start.0 - 1), 100).await,
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.read(start, 1).await.unwrap()[0].base_offset(), start);
+        let remaining = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|e| e == "log")
+            })
+            .count();
+        assert_eq!(remaining, log.segment_count());
+
+        // By age: everything sealed is older than a minute; the active stays.
+        log.set_config(LogConfig {
+            retention_bytes: None,
+            retention_ms: Some(60_000),
+            ..config.clone()
+        })
+        .unwrap();
+        clock.0.set(1_000_000 + 200 + 60_001);
+        log.apply_retention().await.unwrap();
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.end_offset(), Offset(200));
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), config).await.unwrap();
+        assert_eq!(log.start_offset(), log.segment_bases()[0]);
+        assert_eq!(log.end_offset(), Offset(200));
+    });
+}
+
+#[test]
+fn segments_roll_by_age() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(0)));
+        let config = LogConfig {
+            segment_ms: Some(1000),
+            ..LogConfig::default()
+        };
+        let options = LogOptions {
+            clock: clock.clone(),
+            faults: None,
+        };
+        let log = Log::open_with(dir.path(), config, options).await.unwrap();
+        log.append(batch(0, 1, 10, 0)).await.unwrap();
+        clock.0.set(999);
+        log.append(batch(1, 1, 10, 0)).await.unwrap();
+        assert_eq!(log.segment_count(), 1);
+        clock.0.set(1000);
+        log.append(batch(2, 1, 10, 0)).await.unwrap();
+        assert_eq!(log.segment_bases(), vec![Offset(0), Offset(2)]);
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        assert_eq!(log.segment_bases(), vec![Offset(0), Offset(2)]);
+        // From disk, a read stops at the end of the segment.
+        assert_eq!(log.read(Offset(0), 1 << 20).await.unwrap().len(), 2);
+        assert_eq!(log.read(Offset(2), 1 << 20).await.unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn reads_by_timestamp_find_the_first_record_at_or_after() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), small_segments()).await.unwrap();
+        // Batch `tag` holds 4 records stamped 100*tag + 0, 10, 20, 30.
+        for tag in 0..300i64 {
+            let mut builder = BatchBuilder::default();
+            for i in 0..4 {
+                builder.push(100 * tag + 10 * i, None, &[0u8; 200], &[]);
+            }
+            log.append(builder.finish()).await.unwrap();
+        }
+        assert_eq!(
+            log.offset_for_timestamp(i64::MIN).await.unwrap(),
+            Some(Offset(0))
+        );
+        assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some(Offset(0)));
+        assert_eq!(log.offset_for_timestamp(15).await.unwrap(), Some(Offset(2)));
+        assert_eq!(
+            log.offset_for_timestamp(12_315).await.unwrap(),
+            Some(Offset(123 * 4 + 2))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(12_345).await.unwrap(),
+            Some(Offset(124 * 4))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(29_930).await.unwrap(),
+            Some(Offset(1199))
+        );
+        assert_eq!(log.offset_for_timestamp(29_931).await.unwrap(), None);
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), small_segments()).await.unwrap();
+        assert_eq!(
+            log.offset_for_timestamp(12_315).await.unwrap(),
+            Some(Offset(123 * 4 + 2))
+        );
+        assert_eq!(log.offset_for_timestamp(29_931).await.unwrap(), None);
+    });
+}
+
+#[test]
+fn a_waiting_reader_wakes_on_the_append_itself() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Rc::new(Log::open(dir.path(), LogConfig::default()).await.unwrap());
+        let waiter = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                log.wait_for_data(Offset(0)).await;
+                std::time::Instant::now()
+            })
+        };
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        log.append(batch(0, 1, 10, 0)).await.unwrap();
+        let acknowledged = std::time::Instant::now();
+        let woke = waiter.await;
+        assert!(woke <= acknowledged + Duration::from_millis(5));
+    });
+}
