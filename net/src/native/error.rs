@@ -1,0 +1,101 @@
+//! The error codes of the native protocol: every failure a request can meet
+//! is one of these, in the response, beside a message for people.
+
+/// An error code in a native response. `None` is success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    None = 0,
+    UnknownTopic = 1,
+    NoSuchPartition = 2,
+    OffsetOutOfRange = 3,
+    CorruptBatch = 4,
+    TooLarge = 5,
+    InvalidConfig = 6,
+    TopicExists = 7,
+    UnknownApi = 8,
+    UnsupportedVersion = 9,
+    InvalidRequest = 10,
+    DiskFull = 11,
+    StorageFailed = 12,
+    Timeout = 13,
+    ShuttingDown = 14,
+    TooManyRequests = 15,
+    InvalidTopicName = 16,
+    InvalidPartitionCount = 17,
+    Internal = 18,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 19] = [
+        ErrorCode::None,
+        ErrorCode::UnknownTopic,
+        ErrorCode::NoSuchPartition,
+        ErrorCode::OffsetOutOfRange,
+        ErrorCode::CorruptBatch,
+        ErrorCode::TooLarge,
+        ErrorCode::InvalidConfig,
+        ErrorCode::TopicExists,
+        ErrorCode::UnknownApi,
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::InvalidRequest,
+        ErrorCode::DiskFull,
+        ErrorCode::StorageFailed,
+        ErrorCode::Timeout,
+        ErrorCode::ShuttingDown,
+        ErrorCode::TooManyRequests,
+        ErrorCode::InvalidTopicName,
+        ErrorCode::InvalidPartitionCount,
+        ErrorCode::Internal,
+    ];
+
+    /// An unknown code from a newer broker reads as `Internal`.
+    pub fn from_u16(code: u16) -> ErrorCode {
+        ErrorCode::ALL
+            .get(code as usize)
+            .copied()
+            .unwrap_or(ErrorCode::Internal)
+    }
+
+    pub fn is_ok(self) -> bool {
+        self == ErrorCode::None
+    }
+
+    /// Whether the same request may succeed later unchanged.
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::DiskFull | ErrorCode::Timeout | ErrorCode::TooManyRequests
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::None => "none",
+            ErrorCode::UnknownTopic => "unknown topic",
+            ErrorCode::NoSuchPartition => "no such partition",
+            ErrorCode::OffsetOutOfRange => "offset out of range",
+            ErrorCode::CorruptBatch => "corrupt batch",
+            ErrorCode::TooLarge => "too large",
+            ErrorCode::InvalidConfig => "invalid config",
+            ErrorCode::TopicExists => "topic exists",
+            ErrorCode::UnknownApi => "unknown api",
+            ErrorCode::UnsupportedVersion => "unsupported version",
+            ErrorCode::InvalidRequest => "invalid request",
+            ErrorCode::DiskFull => "disk full",
+            ErrorCode::StorageFailed => "storage failed",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::ShuttingDown => "shutting down",
+            ErrorCode::TooManyRequests => "too many requests",
+            ErrorCode::InvalidTopicName => "invalid topic name",
+            ErrorCode::InvalidPartitionCount => "invalid partition count",
+            ErrorCode::Internal => "internal error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

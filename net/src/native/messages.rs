@@ -1,0 +1,811 @@
+//! The requests and responses of the native protocol and their encoding.
+//!
+//! Every message is a struct with `encode` and `decode`; lists are a u32
+//! count then the entries, strings and byte runs a u32 length then the bytes,
+//! integers little-endian. Record batches travel as the stored batch bytes,
+//! sliced out of the frame without a copy.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{
+    codec::{DecodeError, Reader, Writer},
+    ErrorCode,
+};
+use sluice_storage::batch::BATCH_BYTES_MAX;
+
+/// The APIs of the native protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ApiKey {
+    ApiVersions = 0,
+    Metadata = 1,
+    CreateTopics = 2,
+    DeleteTopics = 3,
+    Produce = 4,
+    Fetch = 5,
+    ListOffsets = 6,
+    DescribeTopics = 7,
+    AlterConfigs = 8,
+}
+
+impl ApiKey {
+    pub const ALL: [ApiKey; 9] = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::DescribeTopics,
+        ApiKey::AlterConfigs,
+    ];
+
+    pub fn from_u16(key: u16) -> Option<ApiKey> {
+        ApiKey::ALL.get(key as usize).copied()
+    }
+
+    /// The versions this code speaks: (min, max).
+    pub fn versions(self) -> (u16, u16) {
+        (0, 0)
+    }
+}
+
+/// One message body of the protocol.
+pub trait Message: Sized {
+    fn encode(&self, out: &mut Writer<'_>);
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError>;
+
+    fn to_bytes(&self) -> BytesMut {
+        let mut out = BytesMut::new();
+        self.encode(&mut Writer::new(&mut out));
+        out
+    }
+
+    /// Decodes a whole body: trailing bytes are an error.
+    fn from_bytes(bytes: Bytes) -> Result<Self, DecodeError> {
+        let mut input = Reader::new(bytes);
+        let message = Self::decode(&mut input)?;
+        input.finish()?;
+        Ok(message)
+    }
+}
+
+fn error_code(input: &mut Reader) -> Result<ErrorCode, DecodeError> {
+    Ok(ErrorCode::from_u16(input.u16("error code")?))
+}
+
+fn configs(input: &mut Reader) -> Result<Vec<(String, String)>, DecodeError> {
+    input.list("configs", 8, |input| {
+        Ok((input.string("config name")?, input.string("config value")?))
+    })
+}
+
+fn write_configs(out: &mut Writer<'_>, configs: &[(String, String)]) {
+    out.list(configs, |out, (name, value)| {
+        out.string(name);
+        out.string(value);
+    });
+}
+
+// ---- ApiVersions -------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiVersionsRequest {
+    pub client: String,
+}
+
+impl Message for ApiVersionsRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.string(&self.client);
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ApiVersionsRequest {
+            client: input.string("client")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiVersionsResponse {
+    /// (api key, min version, max version)
+    pub versions: Vec<(u16, u16, u16)>,
+    pub broker_id: u32,
+    /// The shard that holds this connection.
+    pub shard: u32,
+    pub shards: u32,
+}
+
+impl Message for ApiVersionsResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.versions, |out, (key, min, max)| {
+            out.u16(*key);
+            out.u16(*min);
+            out.u16(*max);
+        });
+        out.u32(self.broker_id);
+        out.u32(self.shard);
+        out.u32(self.shards);
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ApiVersionsResponse {
+            versions: input.list("versions", 6, |input| {
+                Ok((input.u16("api key")?, input.u16("min")?, input.u16("max")?))
+            })?,
+            broker_id: input.u32("broker id")?,
+            shard: input.u32("shard")?,
+            shards: input.u32("shards")?,
+        })
+    }
+}
+
+// ---- Metadata ----------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataRequest {
+    /// `None`: every topic.
+    pub topics: Option<Vec<String>>,
+}
+
+impl Message for MetadataRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.bool(self.topics.is_some());
+        if let Some(topics) = &self.topics {
+            out.list(topics, |out, topic| out.string(topic));
+        }
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        let topics = if input.bool("has topics")? {
+            Some(input.list("topics", 4, |input| input.string("topic"))?)
+        } else {
+            None
+        };
+        Ok(MetadataRequest { topics })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: u32,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    pub leader: u32,
+    pub shard: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub error: ErrorCode,
+    pub topic_id: u128,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataResponse {
+    pub brokers: Vec<BrokerInfo>,
+    pub topics: Vec<TopicInfo>,
+}
+
+impl Message for MetadataResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.brokers, |out, broker| {
+            out.u32(broker.id);
+            out.string(&broker.host);
+            out.u16(broker.port);
+        });
+        out.list(&self.topics, |out, topic| {
+            out.string(&topic.name);
+            out.u16(topic.error as u16);
+            out.u64(topic.topic_id as u64);
+            out.u64((topic.topic_id >> 64) as u64);
+            out.list(&topic.partitions, |out, partition| {
+                out.u32(partition.partition);
+                out.u32(partition.leader);
+                out.u32(partition.shard);
+            });
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(MetadataResponse {
+            brokers: input.list("brokers", 10, |input| {
+                Ok(BrokerInfo {
+                    id: input.u32("broker id")?,
+                    host: input.string("host")?,
+                    port: input.u16("port")?,
+                })
+            })?,
+            topics: input.list("topics", 26, |input| {
+                Ok(TopicInfo {
+                    name: input.string("topic")?,
+                    error: error_code(input)?,
+                    topic_id: u128::from(input.u64("topic id")?)
+                        | (u128::from(input.u64("topic id")?) << 64),
+                    partitions: input.list("partitions", 12, |input| {
+                        Ok(PartitionInfo {
+                            partition: input.u32("partition")?,
+                            leader: input.u32("leader")?,
+                            shard: input.u32("shard")?,
+                        })
+                    })?,
+                })
+            })?,
+        })
+    }
+}
+
+// ---- CreateTopics / DeleteTopics ---------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: u32,
+    pub configs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTopicsRequest {
+    pub topics: Vec<NewTopic>,
+}
+
+impl Message for CreateTopicsRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.topics, |out, topic| {
+            out.string(&topic.name);
+            out.u32(topic.partitions);
+            write_configs(out, &topic.configs);
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(CreateTopicsRequest {
+            topics: input.list("topics", 12, |input| {
+                Ok(NewTopic {
+                    name: input.string("topic")?,
+                    partitions: input.u32("partitions")?,
+                    configs: configs(input)?,
+                })
+            })?,
+        })
+    }
+}
+
+/// The outcome of an operation on one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicResult {
+    pub name: String,
+    pub error: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicResults {
+    pub topics: Vec<TopicResult>,
+}
+
+impl Message for TopicResults {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.topics, |out, topic| {
+            out.string(&topic.name);
+            out.u16(topic.error as u16);
+            out.string(&topic.message);
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(TopicResults {
+            topics: input.list("topics", 10, |input| {
+                Ok(TopicResult {
+                    name: input.string("topic")?,
+                    error: error_code(input)?,
+                    message: input.string("message")?,
+                })
+            })?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteTopicsRequest {
+    pub names: Vec<String>,
+}
+
+impl Message for DeleteTopicsRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.names, |out, name| out.string(name));
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(DeleteTopicsRequest {
+            names: input.list("topics", 4, |input| input.string("topic"))?,
+        })
+    }
+}
+
+// ---- Produce ----------------------------------------------------------
+
+/// How much of the write a producer waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// No response at all.
+    None,
+    /// The leader stored the batch (under its flush policy).
+    Leader,
+    /// Every in-sync replica stored it. On one broker, the same as `Leader`.
+    All,
+}
+
+impl Acks {
+    fn to_i8(self) -> i8 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+    fn from_i8(value: i8) -> Result<Acks, DecodeError> {
+        match value {
+            0 => Ok(Acks::None),
+            1 => Ok(Acks::Leader),
+            -1 => Ok(Acks::All),
+            value => Err(DecodeError::InvalidValue {
+                field: "acks",
+                value: i64::from(value),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducePartition {
+    pub partition: u32,
+    /// One stored-format batch (header and payload).
+    pub batch: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceTopic {
+    pub name: String,
+    pub partitions: Vec<ProducePartition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceRequest {
+    pub acks: Acks,
+    pub timeout_ms: u32,
+    pub topics: Vec<ProduceTopic>,
+}
+
+impl Message for ProduceRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.i8(self.acks.to_i8());
+        out.u32(self.timeout_ms);
+        out.list(&self.topics, |out, topic| {
+            out.string(&topic.name);
+            out.list(&topic.partitions, |out, partition| {
+                out.u32(partition.partition);
+                out.bytes(&partition.batch);
+            });
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ProduceRequest {
+            acks: Acks::from_i8(input.i8("acks")?)?,
+            timeout_ms: input.u32("timeout")?,
+            topics: input.list("topics", 8, |input| {
+                Ok(ProduceTopic {
+                    name: input.string("topic")?,
+                    partitions: input.list("partitions", 8, |input| {
+                        Ok(ProducePartition {
+                            partition: input.u32("partition")?,
+                            batch: input.bytes("batch", BATCH_BYTES_MAX)?,
+                        })
+                    })?,
+                })
+            })?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducePartitionResponse {
+    pub partition: u32,
+    pub error: ErrorCode,
+    pub message: String,
+    pub base_offset: u64,
+    pub log_start: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceTopicResponse {
+    pub name: String,
+    pub partitions: Vec<ProducePartitionResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceResponse {
+    pub topics: Vec<ProduceTopicResponse>,
+}
+
+impl Message for ProduceResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.topics, |out, topic| {
+            out.string(&topic.name);
+            out.list(&topic.partitions, |out, partition| {
+                out.u32(partition.partition);
+                out.u16(partition.error as u16);
+                out.string(&partition.message);
+                out.u64(partition.base_offset);
+                out.u64(partition.log_start);
+            });
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ProduceResponse {
+            topics: input.list("topics", 8, |input| {
+                Ok(ProduceTopicResponse {
+                    name: input.string("topic")?,
+                    partitions: input.list("partitions", 26, |input| {
+                        Ok(ProducePartitionResponse {
+                            partition: input.u32("partition")?,
+                            error: error_code(input)?,
+                            message: input.string("message")?,
+                            base_offset: input.u64("base offset")?,
+                            log_start: input.u64("log start")?,
+                        })
+                    })?,
+                })
+            })?,
+        })
+    }
+}
+
+// ---- Fetch -------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchPartition {
+    pub partition: u32,
+    pub offset: u64,
+    pub max_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchTopic {
+    pub name: String,
+    pub partitions: Vec<FetchPartition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// How long to wait for `min_bytes` when there is less.
+    pub max_wait_ms: u32,
+    pub min_bytes: u32,
+    /// The whole response's budget; the first batch is always returned.
+    pub max_bytes: u32,
+    pub topics: Vec<FetchTopic>,
+}
+
+impl Message for FetchRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.u32(self.max_wait_ms);
+        out.u32(self.min_bytes);
+        out.u32(self.max_bytes);
+        out.list(&self.topics, |out, topic| {
+            out.string(&topic.name);
+            out.list(&topic.partitions, |out, partition| {
+                out.u32(partition.partition);
+                out.u64(partition.offset);
+                out.u32(partition.max_bytes);
+            });
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(FetchRequest {
+            max_wait_ms: input.u32("max wait")?,
+            min_bytes: input.u32("min bytes")?,
+            max_bytes: input.u32("max bytes")?,
+            topics: input.list("topics", 8, |input| {
+                Ok(FetchTopic {
+                    name: input.string("topic")?,
+                    partitions: input.list("partitions", 16, |input| {
+                        Ok(FetchPartition {
+                            partition: input.u32("partition")?,
+                            offset: input.u64("offset")?,
+                            max_bytes: input.u32("partition max bytes")?,
+                        })
+                    })?,
+                })
+            })?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchPartitionResponse {
+    pub partition: u32,
+    pub error: ErrorCode,
+    pub message: String,
+    pub high_watermark: u64,
+    pub log_start: u64,
+    /// Whole stored batches, back to back.
+    pub batches: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchTopicResponse {
+    pub name: String,
+    pub partitions: Vec<FetchPartitionResponse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchResponse {
+    pub topics: Vec<FetchTopicResponse>,
+}
+
+/// A fetch response carries at most this many bytes of batches per
+/// partition: a client's whole budget, and the first batch always fits.
+pub const FETCH_PARTITION_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+impl Message for FetchResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.topics, |out, topic| {
+            out.string(&topic.name);
+            out.list(&topic.partitions, |out, partition| {
+                out.u32(partition.partition);
+                out.u16(partition.error as u16);
+                out.string(&partition.message);
+                out.u64(partition.high_watermark);
+                out.u64(partition.log_start);
+                out.bytes(&partition.batches);
+            });
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(FetchResponse {
+            topics: input.list("topics", 8, |input| {
+                Ok(FetchTopicResponse {
+                    name: input.string("topic")?,
+                    partitions: input.list("partitions", 30, |input| {
+                        Ok(FetchPartitionResponse {
+                            partition: input.u32("partition")?,
+                            error: error_code(input)?,
+                            message: input.string("message")?,
+                            high_watermark: input.u64("high watermark")?,
+                            log_start: input.u64("log start")?,
+                            batches: input.bytes("batches", FETCH_PARTITION_BYTES_MAX)?,
+                        })
+                    })?,
+                })
+            })?,
+        })
+    }
+}
+
+// ---- ListOffsets -------------------------------------------------------
+
+/// Which offset to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// The first record with a timestamp at or after this (ms since epoch).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn to_i64(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(timestamp) => timestamp,
+        }
+    }
+    fn from_i64(value: i64) -> Result<OffsetSpec, DecodeError> {
+        match value {
+            -2 => Ok(OffsetSpec::Earliest),
+            -1 => Ok(OffsetSpec::Latest),
+            value if value >= 0 => Ok(OffsetSpec::Timestamp(value)),
+            value => Err(DecodeError::InvalidValue {
+                field: "offset spec",
+                value,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOffsetsRequest {
+    /// (topic, [(partition, spec)])
+    pub topics: Vec<(String, Vec<(u32, OffsetSpec)>)>,
+}
+
+impl Message for ListOffsetsRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.topics, |out, (name, partitions)| {
+            out.string(name);
+            out.list(partitions, |out, (partition, spec)| {
+                out.u32(*partition);
+                out.i64(spec.to_i64());
+            });
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ListOffsetsRequest {
+            topics: input.list("topics", 8, |input| {
+                Ok((
+                    input.string("topic")?,
+                    input.list("partitions", 12, |input| {
+                        Ok((
+                            input.u32("partition")?,
+                            OffsetSpec::from_i64(input.i64("spec")?)?,
+                        ))
+                    })?,
+                ))
+            })?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub partition: u32,
+    pub error: ErrorCode,
+    pub message: String,
+    /// `None` when no record is at or after the timestamp.
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOffsetsResponse {
+    pub topics: Vec<(String, Vec<ListedOffset>)>,
+}
+
+impl Message for ListOffsetsResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.topics, |out, (name, partitions)| {
+            out.string(name);
+            out.list(partitions, |out, listed| {
+                out.u32(listed.partition);
+                out.u16(listed.error as u16);
+                out.string(&listed.message);
+                out.bool(listed.offset.is_some());
+                out.u64(listed.offset.unwrap_or(0));
+            });
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ListOffsetsResponse {
+            topics: input.list("topics", 8, |input| {
+                Ok((
+                    input.string("topic")?,
+                    input.list("partitions", 19, |input| {
+                        let partition = input.u32("partition")?;
+                        let error = error_code(input)?;
+                        let message = input.string("message")?;
+                        let present = input.bool("has offset")?;
+                        let offset = input.u64("offset")?;
+                        Ok(ListedOffset {
+                            partition,
+                            error,
+                            message,
+                            offset: present.then_some(offset),
+                        })
+                    })?,
+                ))
+            })?,
+        })
+    }
+}
+
+// ---- DescribeTopics / AlterConfigs -------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeTopicsRequest {
+    /// Empty: every topic.
+    pub names: Vec<String>,
+}
+
+impl Message for DescribeTopicsRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.names, |out, name| out.string(name));
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(DescribeTopicsRequest {
+            names: input.list("topics", 4, |input| input.string("topic"))?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDescription {
+    pub partition: u32,
+    pub shard: u32,
+    pub error: ErrorCode,
+    pub log_start: u64,
+    pub log_end: u64,
+    pub size_bytes: u64,
+    pub segments: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub error: ErrorCode,
+    pub message: String,
+    pub topic_id: u128,
+    pub configs: Vec<(String, String)>,
+    pub partitions: Vec<PartitionDescription>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeTopicsResponse {
+    pub topics: Vec<TopicDescription>,
+}
+
+impl Message for DescribeTopicsResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.topics, |out, topic| {
+            out.string(&topic.name);
+            out.u16(topic.error as u16);
+            out.string(&topic.message);
+            out.u64(topic.topic_id as u64);
+            out.u64((topic.topic_id >> 64) as u64);
+            write_configs(out, &topic.configs);
+            out.list(&topic.partitions, |out, partition| {
+                out.u32(partition.partition);
+                out.u32(partition.shard);
+                out.u16(partition.error as u16);
+                out.u64(partition.log_start);
+                out.u64(partition.log_end);
+                out.u64(partition.size_bytes);
+                out.u32(partition.segments);
+            });
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(DescribeTopicsResponse {
+            topics: input.list("topics", 30, |input| {
+                Ok(TopicDescription {
+                    name: input.string("topic")?,
+                    error: error_code(input)?,
+                    message: input.string("message")?,
+                    topic_id: u128::from(input.u64("topic id")?)
+                        | (u128::from(input.u64("topic id")?) << 64),
+                    configs: configs(input)?,
+                    partitions: input.list("partitions", 38, |input| {
+                        Ok(PartitionDescription {
+                            partition: input.u32("partition")?,
+                            shard: input.u32("shard")?,
+                            error: error_code(input)?,
+                            log_start: input.u64("log start")?,
+                            log_end: input.u64("log end")?,
+                            size_bytes: input.u64("size")?,
+                            segments: input.u32("segments")?,
+                        })
+                    })?,
+                })
+            })?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterConfigsRequest {
+    pub topic: String,
+    pub configs: Vec<(String, String)>,
+}
+
+impl Message for AlterConfigsRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.string(&self.topic);
+        write_configs(out, &self.configs);
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(AlterConfigsRequest {
+            topic: input.string("topic")?,
+            configs: configs(input)?,
+        })
+    }
+}
