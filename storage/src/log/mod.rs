@@ -325,7 +325,7 @@ pub(crate) type Shared = Rc<RefCell<State>>;
 /// The log of one partition. See the module documentation.
 pub struct Log {
     state: Shared,
-    flusher: Option<glommio::Task<()>>,
+    flusher: RefCell<Option<glommio::Task<()>>>,
 }
 
 impl Log {
@@ -346,7 +346,7 @@ impl Log {
         let flusher = glommio::spawn_local(appender::run_flusher(state.clone()));
         Ok(Log {
             state,
-            flusher: Some(flusher),
+            flusher: RefCell::new(Some(flusher)),
         })
     }
 
@@ -456,14 +456,16 @@ impl Log {
     /// Stops taking appends, writes and syncs everything queued, persists the
     /// indexes and stops the flusher. Returns the failure if the log was
     /// fenced.
-    pub async fn close(mut self) -> Result<(), LogFailure> {
+    /// Later appends fail with [`AppendError::Closed`]; reads go on.
+    pub async fn close(&self) -> Result<(), LogFailure> {
         {
             let mut state = self.state.borrow_mut();
             state.closing = true;
             state.ring_flusher();
             state.wake_waiters();
         }
-        if let Some(flusher) = self.flusher.take() {
+        let flusher = self.flusher.borrow_mut().take();
+        if let Some(flusher) = flusher {
             flusher.await;
         }
         let failure = self.state.borrow().failure.clone();

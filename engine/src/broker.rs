@@ -1,0 +1,306 @@
+//! Starting and stopping the broker: the shards, their channels, the
+//! listeners, recovery of every partition, and shutdown on a signal.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::Rc,
+    sync::{mpsc, Arc},
+    time::{Duration, Instant},
+};
+
+use futures_channel::oneshot;
+use glommio::{net::TcpListener, LocalExecutorBuilder, Placement};
+use sluice_storage::log::Log;
+
+use crate::{
+    controller::{self, Controller},
+    metadata::{Metadata, MetadataError, MetadataLog},
+    server,
+    shard::{run_op, Shard, ShardMessage},
+    topic_config::log_config,
+    BrokerConfig,
+};
+
+/// Messages a shard's inbox holds before senders wait: bounds the memory
+/// one busy shard can make the others pile up.
+const SHARD_INBOX_MAX: usize = 4096;
+
+/// How long shutdown waits for requests in flight before closing the logs.
+const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
+
+/// How often each shard applies retention to its partitions (Kafka's
+/// `log.retention.check.interval.ms` default).
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("shard {shard} could not start: {reason}")]
+    ShardStart { shard: usize, reason: String },
+    #[error("{cores} cores asked for; between 1 and {available} can be used")]
+    Cores { cores: usize, available: usize },
+    #[error("signal handling: {0}")]
+    Signals(std::io::Error),
+}
+
+/// What a shard reports once it has opened its partitions and listens.
+struct Ready {
+    shard: usize,
+    partitions: usize,
+    opened_in: Duration,
+}
+
+/// A running broker: its shards' inboxes and threads.
+pub struct Broker {
+    inboxes: Vec<async_channel::Sender<ShardMessage>>,
+    threads: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl Broker {
+    /// Starts every shard, recovers every partition (in parallel across
+    /// shards), and returns once all shards listen.
+    pub fn start(config: BrokerConfig) -> Result<Broker, EngineError> {
+        let available = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let shard_count = config.cores.unwrap_or(available);
+        if shard_count == 0 || shard_count > available.max(1) * 4 {
+            return Err(EngineError::Cores {
+                cores: shard_count,
+                available,
+            });
+        }
+        let started = Instant::now();
+        let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
+        let metadata = Arc::new(metadata);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
+            .map(|_| async_channel::bounded(SHARD_INBOX_MAX))
+            .unzip();
+        let (ready_sender, ready) = mpsc::channel::<Result<Ready, EngineError>>();
+        let mut metadata_log = Some(metadata_log);
+        let mut threads = Vec::new();
+        for (id, inbox) in receivers.into_iter().enumerate() {
+            let config = config.clone();
+            let peers = senders.clone();
+            let metadata = metadata.clone();
+            let metadata_log = if id == 0 { metadata_log.take() } else { None };
+            let ready = ready_sender.clone();
+            let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % available))
+                .name(&format!("shard-{id}"))
+                .spawn(move || async move {
+                    let shard = Rc::new(Shard {
+                        id,
+                        config,
+                        peers,
+                        metadata: RefCell::new(metadata),
+                        partitions: RefCell::new(HashMap::new()),
+                        controller: metadata_log.map(Controller::new),
+                        connections: Cell::new(0),
+                        in_flight: Cell::new(0),
+                        shutting_down: Cell::new(false),
+                    });
+                    shard_main(shard, inbox, ready).await;
+                });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(error) => {
+                    return Err(EngineError::ShardStart {
+                        shard: id,
+                        reason: error.to_string(),
+                    })
+                }
+            }
+        }
+        drop(ready_sender);
+        let broker = Broker {
+            inboxes: senders,
+            threads,
+        };
+        let mut partitions = 0;
+        for _ in 0..shard_count {
+            match ready.recv() {
+                Ok(Ok(report)) => {
+                    tracing::info!(
+                        shard = report.shard,
+                        partitions = report.partitions,
+                        opened_in_ms = report.opened_in.as_millis() as u64,
+                        "shard ready"
+                    );
+                    partitions += report.partitions;
+                }
+                Ok(Err(error)) => {
+                    broker.stop();
+                    return Err(error);
+                }
+                Err(_) => {
+                    broker.stop();
+                    return Err(EngineError::ShardStart {
+                        shard: 0,
+                        reason: "a shard stopped while starting".into(),
+                    });
+                }
+            }
+        }
+        tracing::info!(
+            native_addr = %config.native_addr,
+            shards = shard_count,
+            partitions,
+            recovered_in_ms = started.elapsed().as_millis() as u64,
+            "sluice is serving"
+        );
+        Ok(broker)
+    }
+
+    /// Graceful shutdown: every shard stops accepting, lets requests in
+    /// flight finish, and closes its logs; then the threads end.
+    pub fn stop(self) {
+        let mut acks = Vec::new();
+        for inbox in &self.inboxes {
+            let (ack, acked) = oneshot::channel();
+            if inbox.send_blocking(ShardMessage::Shutdown(ack)).is_ok() {
+                acks.push(acked);
+            }
+        }
+        for acked in acks {
+            let _ = futures_lite::future::block_on(acked);
+        }
+        drop(self.inboxes);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        tracing::info!("sluice stopped");
+    }
+}
+
+/// Runs the broker until SIGINT or SIGTERM, then shuts it down gracefully.
+pub fn run(config: BrokerConfig) -> Result<(), EngineError> {
+    use signal_hook::{
+        consts::{SIGINT, SIGTERM},
+        iterator::Signals,
+    };
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(EngineError::Signals)?;
+    let broker = Broker::start(config)?;
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "shutting down");
+    }
+    broker.stop();
+    Ok(())
+}
+
+async fn shard_main(
+    shard: Rc<Shard>,
+    inbox: async_channel::Receiver<ShardMessage>,
+    ready: mpsc::Sender<Result<Ready, EngineError>>,
+) {
+    let started = Instant::now();
+    let opened = match open_partitions(&shard).await {
+        Ok(opened) => opened,
+        Err(reason) => {
+            let _ = ready.send(Err(EngineError::ShardStart {
+                shard: shard.id,
+                reason,
+            }));
+            return;
+        }
+    };
+    let listener = match TcpListener::bind(shard.config.native_addr.as_str()) {
+        Ok(listener) => listener,
+        Err(error) => {
+            let reason = format!("cannot listen on {}: {error}", shard.config.native_addr);
+            let _ = ready.send(Err(EngineError::ShardStart {
+                shard: shard.id,
+                reason,
+            }));
+            return;
+        }
+    };
+    glommio::spawn_local(server::accept_loop(shard.clone(), listener)).detach();
+    glommio::spawn_local(retention_loop(shard.clone())).detach();
+    let _ = ready.send(Ok(Ready {
+        shard: shard.id,
+        partitions: opened,
+        opened_in: started.elapsed(),
+    }));
+    drop(ready);
+
+    while let Ok(message) = inbox.recv().await {
+        match message {
+            ShardMessage::Partition(key, op) => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move { run_op(&shard, key, op).await }).detach();
+            }
+            ShardMessage::Metadata(metadata, ack) => {
+                *shard.metadata.borrow_mut() = metadata;
+                let _ = ack.send(());
+            }
+            ShardMessage::Controller(op) => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move { controller::run(&shard, op).await }).detach();
+            }
+            ShardMessage::Shutdown(ack) => {
+                shutdown(&shard).await;
+                let _ = ack.send(());
+                return;
+            }
+        }
+    }
+}
+
+/// Opens every partition this shard owns, all at once.
+async fn open_partitions(shard: &Rc<Shard>) -> Result<usize, String> {
+    let metadata: Arc<Metadata> = shard.metadata();
+    let mut tasks = Vec::new();
+    for topic in metadata.topics.values() {
+        let config =
+            log_config(&topic.configs).map_err(|error| format!("topic {}: {error}", topic.name))?;
+        for (partition, owner) in topic.shards.iter().enumerate() {
+            if shard.owner(*owner) != shard.id {
+                continue;
+            }
+            let dir = topic.partition_dir(&shard.config.data_dir, partition as u32);
+            let key = (topic.id, partition as u32);
+            let config = config.clone();
+            tasks.push(glommio::spawn_local(async move {
+                Log::open(&dir, config)
+                    .await
+                    .map(|log| (key, log))
+                    .map_err(|error| format!("{}: {error}", dir.display()))
+            }));
+        }
+    }
+    let mut opened = 0;
+    for task in tasks {
+        let (key, log) = task.await?;
+        shard.partitions.borrow_mut().insert(key, Rc::new(log));
+        opened += 1;
+    }
+    Ok(opened)
+}
+
+async fn retention_loop(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(RETENTION_CHECK_INTERVAL).await;
+        let logs: Vec<Rc<Log>> = shard.partitions.borrow().values().cloned().collect();
+        for log in logs {
+            if let Err(error) = log.apply_retention().await {
+                tracing::warn!(log = %log.dir().display(), %error, "retention failed");
+            }
+        }
+    }
+}
+
+async fn shutdown(shard: &Rc<Shard>) {
+    shard.shutting_down.set(true);
+    let deadline = Instant::now() + SHUTDOWN_DRAIN_MAX;
+    while shard.in_flight.get() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    let logs: Vec<Rc<Log>> = shard.partitions.borrow().values().cloned().collect();
+    for log in logs {
+        if let Err(failure) = log.close().await {
+            tracing::error!(log = %log.dir().display(), %failure, "log closed with a failure");
+        }
+    }
+}

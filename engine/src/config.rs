@@ -1,0 +1,46 @@
+//! The broker's settings, and topic configs with their Kafka names.
+
+use std::{path::PathBuf, time::Duration};
+
+/// How the broker runs. Built by the `sluice` command from flags, `SLUICE_*`
+/// environment variables, a TOML file and these defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    pub broker_id: u32,
+    /// Where topics and metadata live.
+    pub data_dir: PathBuf,
+    /// HOST:PORT of the native protocol listener.
+    pub native_addr: String,
+    /// Shards (one per core); `None`: every available core.
+    pub cores: Option<usize>,
+    /// Defaults for topics created without them.
+    pub default_partitions: u32,
+    /// A connection that sends nothing for this long is closed.
+    pub connection_idle_timeout: Duration,
+    /// A connection that stops in the middle of a frame for this long is
+    /// closed.
+    pub partial_frame_timeout: Duration,
+    /// Open connections per broker, over all shards.
+    pub connections_max: usize,
+    /// Requests being served at once on one connection.
+    pub in_flight_per_connection_max: usize,
+    /// Bytes of one frame.
+    pub frame_bytes_max: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            broker_id: 0,
+            data_dir: PathBuf::from("./sluice-data"),
+            native_addr: "127.0.0.1:9192".to_string(),
+            cores: None,
+            default_partitions: 1,
+            connection_idle_timeout: Duration::from_secs(600),
+            partial_frame_timeout: Duration::from_secs(30),
+            connections_max: 10_000,
+            in_flight_per_connection_max: 128,
+            frame_bytes_max: sluice_net::native::frame::FRAME_BYTES_MAX,
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The controller: the one place topic metadata changes, on shard 0.
+//!
+//! A change is appended to the metadata log (and made durable) first, then
+//! carried out on the owner shards (partitions opened, removed or
+//! reconfigured), then the new snapshot is installed on every shard before
+//! the change is answered, so whatever the client does next, on any
+//! connection, sees it. Changes run one at a time.
+
+use std::{collections::BTreeMap, rc::Rc, sync::Arc};
+
+use futures_channel::oneshot;
+use sluice_net::native::{
+    messages::{NewTopic, TopicResult},
+    ErrorCode,
+};
+
+use crate::{
+    metadata::{Metadata, MetadataLog, MetadataRecord, TopicMeta},
+    shard::{Failure, PartitionOp, Shard, ShardMessage},
+    topic_config::log_config,
+};
+
+/// A topic has at most this many partitions: each is a directory, a log and
+/// open files on its shard.
+pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
+
+/// Kafka's limit on topic names.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+
+/// A metadata change asked of the controller.
+pub enum ControllerOp {
+    CreateTopics(Vec<NewTopic>, oneshot::Sender<Vec<TopicResult>>),
+    DeleteTopics(Vec<String>, oneshot::Sender<Vec<TopicResult>>),
+    AlterConfigs(String, Vec<(String, String)>, oneshot::Sender<TopicResult>),
+}
+
+/// Lives on shard 0.
+pub struct Controller {
+    log: std::cell::RefCell<MetadataLog>,
+    /// One change at a time.
+    lock: glommio::sync::Semaphore,
+}
+
+impl Controller {
+    pub fn new(log: MetadataLog) -> Controller {
+        Controller {
+            log: std::cell::RefCell::new(log),
+            lock: glommio::sync::Semaphore::new(1),
+        }
+    }
+}
+
+fn ok(name: &str) -> TopicResult {
+    TopicResult {
+        name: name.to_string(),
+        error: ErrorCode::None,
+        message: String::new(),
+    }
+}
+
+fn failed(name: &str, failure: Failure) -> TopicResult {
+    TopicResult {
+        name: name.to_string(),
+        error: failure.code,
+        message: failure.message,
+    }
+}
+
+/// Kafka's rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn check_topic_name(name: &str) -> Result<(), Failure> {
+    let valid = !name.is_empty()
+        && name.len() <= TOPIC_NAME_BYTES_MAX
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            ErrorCode::InvalidTopicName,
+            format!("topic name {name:?} must be 1 to {TOPIC_NAME_BYTES_MAX} of [a-zA-Z0-9._-], not . or .."),
+        ))
+    }
+}
+
+/// Runs a controller op on shard 0 (where `shard` is).
+pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
+    let controller = shard
+        .controller
+        .as_ref()
+        .expect("controller ops run on shard 0");
+    let _turn = controller
+        .lock
+        .acquire_permit(1)
+        .await
+        .expect("controller lock is never closed");
+    match op {
+        ControllerOp::CreateTopics(topics, reply) => {
+            let mut results = Vec::new();
+            for topic in topics {
+                let result = create_topic(shard, controller, &topic).await;
+                results.push(match result {
+                    Ok(()) => ok(&topic.name),
+                    Err(failure) => failed(&topic.name, failure),
+                });
+            }
+            let _ = reply.send(results);
+        }
+        ControllerOp::DeleteTopics(names, reply) => {
+            let mut results = Vec::new();
+            for name in names {
+                results.push(match delete_topic(shard, controller, &name).await {
+                    Ok(()) => ok(&name),
+                    Err(failure) => failed(&name, failure),
+                });
+            }
+            let _ = reply.send(results);
+        }
+        ControllerOp::AlterConfigs(name, configs, reply) => {
+            let _ = reply.send(
+                match alter_configs(shard, controller, &name, configs).await {
+                    Ok(()) => ok(&name),
+                    Err(failure) => failed(&name, failure),
+                },
+            );
+        }
+    }
+}
+
+fn append(controller: &Controller, record: &MetadataRecord) -> Result<(), Failure> {
+    controller
+        .log
+        .borrow_mut()
+        .append(record)
+        .map_err(|error| Failure::new(ErrorCode::StorageFailed, error.to_string()))
+}
+
+async fn create_topic(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    topic: &NewTopic,
+) -> Result<(), Failure> {
+    check_topic_name(&topic.name)?;
+    if topic.partitions == 0 || topic.partitions > PARTITIONS_PER_TOPIC_MAX {
+        return Err(Failure::new(
+            ErrorCode::InvalidPartitionCount,
+            format!(
+                "{} partitions: a topic has 1 to {PARTITIONS_PER_TOPIC_MAX}",
+                topic.partitions
+            ),
+        ));
+    }
+    let configs: BTreeMap<String, String> = topic.configs.iter().cloned().collect();
+    let config = log_config(&configs)
+        .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+    let metadata = shard.metadata();
+    if metadata.topic(&topic.name).is_some() {
+        return Err(Failure::new(
+            ErrorCode::TopicExists,
+            format!("topic {} exists", topic.name),
+        ));
+    }
+    // Each partition on the least loaded shard, counting the ones placed.
+    let mut load = metadata.load(shard.shard_count());
+    let shards = (0..topic.partitions)
+        .map(|_| {
+            let (least, _) = load
+                .iter()
+                .enumerate()
+                .min_by_key(|(id, load)| (**load, *id))
+                .expect("a shard");
+            load[least] += 1;
+            least as u32
+        })
+        .collect();
+    let meta = TopicMeta {
+        id: rand::random::<u128>(),
+        name: topic.name.clone(),
+        shards,
+        configs,
+    };
+    let record = MetadataRecord::TopicCreated(meta.clone());
+    append(controller, &record)?;
+    let mut next = (*metadata).clone();
+    next.apply(&record);
+
+    let data_dir = shard.config.data_dir.clone();
+    let opens: Vec<_> = (0..meta.partition_count())
+        .map(|partition| {
+            let dir = meta.partition_dir(&data_dir, partition);
+            let config = config.clone();
+            shard.call(
+                shard.owner(meta.shards[partition as usize]),
+                (meta.id, partition),
+                |reply| PartitionOp::Open { dir, config, reply },
+                Err(Failure::new(ErrorCode::ShuttingDown, "shard stopped")),
+            )
+        })
+        .collect();
+    let mut first_failure = None;
+    for open in opens {
+        if let Err(failure) = open.await {
+            first_failure.get_or_insert(failure);
+        }
+    }
+    broadcast(shard, Arc::new(next)).await;
+    match first_failure {
+        None => {
+            tracing::info!(topic = %meta.name, partitions = meta.partition_count(), "topic created");
+            Ok(())
+        }
+        Some(failure) => Err(failure),
+    }
+}
+
+async fn delete_topic(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    name: &str,
+) -> Result<(), Failure> {
+    let metadata = shard.metadata();
+    let Some(meta) = metadata.topic(name).cloned() else {
+        return Err(Failure::new(
+            ErrorCode::UnknownTopic,
+            format!("no topic {name}"),
+        ));
+    };
+    let record = MetadataRecord::TopicDeleted { topic_id: meta.id };
+    append(controller, &record)?;
+    let mut next = (*metadata).clone();
+    next.apply(&record);
+    broadcast(shard, Arc::new(next)).await;
+    let data_dir = shard.config.data_dir.clone();
+    let removals: Vec<_> = (0..meta.partition_count())
+        .map(|partition| {
+            let dir = meta.partition_dir(&data_dir, partition);
+            shard.call(
+                shard.owner(meta.shards[partition as usize]),
+                (meta.id, partition),
+                |reply| PartitionOp::Remove { dir, reply },
+                Ok(()),
+            )
+        })
+        .collect();
+    for removal in removals {
+        if let Err(failure) = removal.await {
+            tracing::warn!(topic = name, message = %failure.message, "partition files not removed");
+        }
+    }
+    let _ = std::fs::remove_dir_all(meta.topic_dir(&data_dir));
+    tracing::info!(topic = name, "topic deleted");
+    Ok(())
+}
+
+async fn alter_configs(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    name: &str,
+    changes: Vec<(String, String)>,
+) -> Result<(), Failure> {
+    let metadata = shard.metadata();
+    let Some(meta) = metadata.topic(name).cloned() else {
+        return Err(Failure::new(
+            ErrorCode::UnknownTopic,
+            format!("no topic {name}"),
+        ));
+    };
+    let mut configs = meta.configs.clone();
+    for (key, value) in changes {
+        configs.insert(key, value);
+    }
+    let config = log_config(&configs)
+        .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+    let record = MetadataRecord::ConfigsAltered {
+        topic_id: meta.id,
+        configs,
+    };
+    append(controller, &record)?;
+    let mut next = (*metadata).clone();
+    next.apply(&record);
+    broadcast(shard, Arc::new(next)).await;
+    let updates: Vec<_> = (0..meta.partition_count())
+        .map(|partition| {
+            let config = config.clone();
+            shard.call(
+                shard.owner(meta.shards[partition as usize]),
+                (meta.id, partition),
+                |reply| PartitionOp::SetConfig { config, reply },
+                Err(Failure::new(ErrorCode::ShuttingDown, "shard stopped")),
+            )
+        })
+        .collect();
+    for update in updates {
+        update.await?;
+    }
+    Ok(())
+}
+
+/// Installs `metadata` on every shard and waits until each has it.
+pub async fn broadcast(shard: &Rc<Shard>, metadata: Arc<Metadata>) {
+    let mut acks = Vec::new();
+    for (id, peer) in shard.peers.iter().enumerate() {
+        if id == shard.id {
+            *shard.metadata.borrow_mut() = metadata.clone();
+            continue;
+        }
+        let (ack, acked) = oneshot::channel();
+        if peer
+            .send(ShardMessage::Metadata(metadata.clone(), ack))
+            .await
+            .is_ok()
+        {
+            acks.push(acked);
+        }
+    }
+    for acked in acks {
+        let _ = acked.await;
+    }
+}

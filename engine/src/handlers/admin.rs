@@ -1,0 +1,141 @@
+//! Create, delete, describe and reconfigure topics. Changes go to the
+//! controller on shard 0; descriptions gather figures from owner shards.
+
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use sluice_net::native::{
+    messages::{
+        AlterConfigsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeTopicsRequest,
+        DescribeTopicsResponse, PartitionDescription, TopicDescription, TopicResult, TopicResults,
+    },
+    ErrorCode,
+};
+
+use crate::{
+    controller::{self, ControllerOp},
+    shard::{Failure, PartitionOp, PartitionStats, Shard, ShardMessage},
+};
+
+/// Runs `op` on the controller, here or on shard 0.
+async fn to_controller(shard: &Rc<Shard>, op: ControllerOp) {
+    if shard.id == 0 {
+        controller::run(shard, op).await;
+    } else {
+        let _ = shard.peers[0].send(ShardMessage::Controller(op)).await;
+    }
+}
+
+fn gone(name: &str) -> TopicResult {
+    TopicResult {
+        name: name.to_string(),
+        error: ErrorCode::ShuttingDown,
+        message: "the controller stopped".to_string(),
+    }
+}
+
+pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> TopicResults {
+    let names: Vec<String> = request
+        .topics
+        .iter()
+        .map(|topic| topic.name.clone())
+        .collect();
+    let (reply, answer) = oneshot::channel();
+    to_controller(shard, ControllerOp::CreateTopics(request.topics, reply)).await;
+    TopicResults {
+        topics: answer
+            .await
+            .unwrap_or_else(|_| names.iter().map(|name| gone(name)).collect()),
+    }
+}
+
+pub async fn delete_topics(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> TopicResults {
+    let names = request.names.clone();
+    let (reply, answer) = oneshot::channel();
+    to_controller(shard, ControllerOp::DeleteTopics(request.names, reply)).await;
+    TopicResults {
+        topics: answer
+            .await
+            .unwrap_or_else(|_| names.iter().map(|name| gone(name)).collect()),
+    }
+}
+
+pub async fn alter_configs(shard: &Rc<Shard>, request: AlterConfigsRequest) -> TopicResults {
+    let name = request.topic.clone();
+    let (reply, answer) = oneshot::channel();
+    to_controller(
+        shard,
+        ControllerOp::AlterConfigs(request.topic, request.configs, reply),
+    )
+    .await;
+    TopicResults {
+        topics: vec![answer.await.unwrap_or_else(|_| gone(&name))],
+    }
+}
+
+pub async fn describe_topics(
+    shard: &Rc<Shard>,
+    request: DescribeTopicsRequest,
+) -> DescribeTopicsResponse {
+    let metadata = shard.metadata();
+    let names: Vec<String> = if request.names.is_empty() {
+        metadata.topics.keys().cloned().collect()
+    } else {
+        request.names
+    };
+    let mut topics = Vec::new();
+    for name in names {
+        let Some(topic) = metadata.topic(&name).cloned() else {
+            topics.push(TopicDescription {
+                message: format!("no topic {name}"),
+                name,
+                error: ErrorCode::UnknownTopic,
+                topic_id: 0,
+                configs: Vec::new(),
+                partitions: Vec::new(),
+            });
+            continue;
+        };
+        let stats: Vec<_> = (0..topic.partition_count())
+            .map(|partition| {
+                let owner = shard.owner(topic.shards[partition as usize]);
+                let answer = shard.call(
+                    owner,
+                    (topic.id, partition),
+                    |reply| PartitionOp::Stats { reply },
+                    Err(Failure::new(ErrorCode::ShuttingDown, "shard stopped")),
+                );
+                (partition, owner, answer)
+            })
+            .collect();
+        let mut partitions = Vec::new();
+        for (partition, owner, answer) in stats {
+            let (error, stats) = match answer.await {
+                Ok(stats) => (ErrorCode::None, stats),
+                Err(failure) => (failure.code, PartitionStats::default()),
+            };
+            partitions.push(PartitionDescription {
+                partition,
+                shard: owner as u32,
+                error,
+                log_start: stats.log_start,
+                log_end: stats.log_end,
+                size_bytes: stats.size_bytes,
+                segments: stats.segments,
+            });
+        }
+        topics.push(TopicDescription {
+            name,
+            error: ErrorCode::None,
+            message: String::new(),
+            topic_id: topic.id,
+            configs: topic
+                .configs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            partitions,
+        });
+    }
+    DescribeTopicsResponse { topics }
+}

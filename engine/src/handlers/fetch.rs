@@ -1,0 +1,192 @@
+//! Fetch with long polling: read every partition at once; if that is less
+//! than `min_bytes`, ask each owner to wake us when its partition has data
+//! (the append itself wakes it, no timer tick), up to `max_wait`, and read
+//! again.
+
+use std::{rc::Rc, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use sluice_net::native::{
+    messages::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse},
+    ErrorCode,
+};
+
+use crate::shard::{Answer, Failure, FetchOutcome, PartitionKey, PartitionOp, Shard};
+
+/// A fetch waits at most this long, whatever it asks: a bound on how long a
+/// request holds a slot on its connection.
+const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
+
+struct Target {
+    topic: String,
+    partition: u32,
+    offset: u64,
+    max_bytes: usize,
+    route: Result<(usize, PartitionKey), Failure>,
+}
+
+pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
+    let metadata = shard.metadata();
+    let mut targets = Vec::new();
+    for topic in &request.topics {
+        let meta = metadata.topic(&topic.name);
+        for part in &topic.partitions {
+            let route = match meta {
+                None => Err(Failure::new(
+                    ErrorCode::UnknownTopic,
+                    format!("no topic {}", topic.name),
+                )),
+                Some(meta) if part.partition >= meta.partition_count() => Err(Failure::new(
+                    ErrorCode::NoSuchPartition,
+                    format!(
+                        "topic {} has {} partitions",
+                        topic.name,
+                        meta.partition_count()
+                    ),
+                )),
+                Some(meta) => Ok((
+                    shard.owner(meta.shards[part.partition as usize]),
+                    (meta.id, part.partition),
+                )),
+            };
+            targets.push(Target {
+                topic: topic.name.clone(),
+                partition: part.partition,
+                offset: part.offset,
+                max_bytes: (part.max_bytes as usize)
+                    .min(request.max_bytes as usize)
+                    .max(1),
+                route,
+            });
+        }
+    }
+
+    let mut outcomes = read_all(shard, &targets).await;
+    let bytes: usize = outcomes
+        .iter()
+        .flatten()
+        .flat_map(|o| &o.batches)
+        .map(Bytes::len)
+        .sum();
+    let max_wait = Duration::from_millis(u64::from(request.max_wait_ms)).min(FETCH_WAIT_MAX);
+    let any_error = outcomes.iter().any(Result::is_err);
+    if bytes < request.min_bytes as usize && !max_wait.is_zero() && !any_error {
+        wait_for_any(shard, &targets, max_wait).await;
+        outcomes = read_all(shard, &targets).await;
+    }
+    respond(targets, outcomes, request.max_bytes as usize)
+}
+
+async fn read_all(shard: &Rc<Shard>, targets: &[Target]) -> Vec<Result<FetchOutcome, Failure>> {
+    let answers: Vec<Result<Answer<Result<FetchOutcome, Failure>>, Failure>> = targets
+        .iter()
+        .map(|target| {
+            let (owner, key) = target.route.clone()?;
+            let (offset, max_bytes) = (target.offset, target.max_bytes);
+            Ok(shard.call(
+                owner,
+                key,
+                |reply| PartitionOp::Fetch {
+                    offset,
+                    max_bytes,
+                    reply,
+                },
+                Err(Failure::new(
+                    ErrorCode::ShuttingDown,
+                    "the owner shard stopped",
+                )),
+            ))
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for answer in answers {
+        outcomes.push(match answer {
+            Ok(answer) => answer.await,
+            Err(failure) => Err(failure),
+        });
+    }
+    outcomes
+}
+
+/// Resolves when any partition has data at its fetch offset, or at `max_wait`.
+async fn wait_for_any(shard: &Rc<Shard>, targets: &[Target], max_wait: Duration) {
+    let mut waits: Vec<Answer<()>> = targets
+        .iter()
+        .filter_map(|target| {
+            let (owner, key) = target.route.clone().ok()?;
+            let offset = target.offset;
+            Some(shard.call(
+                owner,
+                key,
+                |reply| PartitionOp::WaitForData {
+                    offset,
+                    timeout: max_wait,
+                    reply,
+                },
+                (),
+            ))
+        })
+        .collect();
+    if waits.is_empty() {
+        return;
+    }
+    let any = std::future::poll_fn(|cx| {
+        for wait in waits.iter_mut() {
+            if wait.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    });
+    futures_lite::future::or(any, glommio::timer::sleep(max_wait)).await;
+    // Dropping the other waits cancels them on their owners.
+}
+
+fn respond(
+    targets: Vec<Target>,
+    outcomes: Vec<Result<FetchOutcome, Failure>>,
+    max_bytes: usize,
+) -> FetchResponse {
+    let mut topics: Vec<FetchTopicResponse> = Vec::new();
+    let mut total = 0usize;
+    for (target, outcome) in targets.into_iter().zip(outcomes) {
+        let response = match outcome {
+            Ok(outcome) => {
+                // Whole batches within the response's budget; the very first
+                // batch of the response always goes, so a reader moves on.
+                let mut batches = BytesMut::new();
+                for batch in &outcome.batches {
+                    if total > 0 && total + batch.len() > max_bytes {
+                        break;
+                    }
+                    total += batch.len();
+                    batches.extend_from_slice(batch);
+                }
+                FetchPartitionResponse {
+                    partition: target.partition,
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    high_watermark: outcome.high_watermark,
+                    log_start: outcome.log_start,
+                    batches: batches.freeze(),
+                }
+            }
+            Err(failure) => FetchPartitionResponse {
+                partition: target.partition,
+                error: failure.code,
+                message: failure.message,
+                high_watermark: 0,
+                log_start: 0,
+                batches: Bytes::new(),
+            },
+        };
+        match topics.last_mut() {
+            Some(topic) if topic.name == target.topic => topic.partitions.push(response),
+            _ => topics.push(FetchTopicResponse {
+                name: target.topic,
+                partitions: vec![response],
+            }),
+        }
+    }
+    FetchResponse { topics }
+}

@@ -1,0 +1,70 @@
+//! ListOffsets: earliest, latest, or the first offset at or after a time.
+
+use std::rc::Rc;
+
+use sluice_net::native::{
+    messages::{ListOffsetsRequest, ListOffsetsResponse, ListedOffset},
+    ErrorCode,
+};
+
+use crate::shard::{Failure, PartitionOp, Shard};
+
+pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let metadata = shard.metadata();
+    let mut pending = Vec::new();
+    for (name, partitions) in request.topics {
+        let meta = metadata.topic(&name).cloned();
+        let answers: Vec<_> = partitions
+            .into_iter()
+            .map(|(partition, spec)| {
+                let answer = match &meta {
+                    None => Err(Failure::new(
+                        ErrorCode::UnknownTopic,
+                        format!("no topic {name}"),
+                    )),
+                    Some(meta) if partition >= meta.partition_count() => Err(Failure::new(
+                        ErrorCode::NoSuchPartition,
+                        format!("topic {name} has {} partitions", meta.partition_count()),
+                    )),
+                    Some(meta) => Ok(shard.call(
+                        shard.owner(meta.shards[partition as usize]),
+                        (meta.id, partition),
+                        |reply| PartitionOp::ListOffset { spec, reply },
+                        Err(Failure::new(
+                            ErrorCode::ShuttingDown,
+                            "the owner shard stopped",
+                        )),
+                    )),
+                };
+                (partition, answer)
+            })
+            .collect();
+        pending.push((name, answers));
+    }
+    let mut topics = Vec::new();
+    for (name, answers) in pending {
+        let mut listed = Vec::new();
+        for (partition, answer) in answers {
+            let result = match answer {
+                Ok(answer) => answer.await,
+                Err(failure) => Err(failure),
+            };
+            listed.push(match result {
+                Ok(offset) => ListedOffset {
+                    partition,
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    offset,
+                },
+                Err(failure) => ListedOffset {
+                    partition,
+                    error: failure.code,
+                    message: failure.message,
+                    offset: None,
+                },
+            });
+        }
+        topics.push((name, listed));
+    }
+    ListOffsetsResponse { topics }
+}

@@ -1,0 +1,88 @@
+//! Produce: each partition's batch goes to its owner shard, which validates
+//! it once and appends it; the answers are gathered here.
+
+use std::rc::Rc;
+
+use sluice_net::native::{
+    messages::{
+        Acks, ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse,
+    },
+    ErrorCode,
+};
+
+use crate::shard::{Failure, PartitionOp, Shard};
+
+/// `None` when acks=none: the batches are stored but nothing is answered.
+pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<ProduceResponse> {
+    let metadata = shard.metadata();
+    let mut pending = Vec::new();
+    for topic in request.topics {
+        let meta = metadata.topic(&topic.name).cloned();
+        let mut partitions = Vec::new();
+        for part in topic.partitions {
+            let answer = match &meta {
+                None => Err(Failure::new(
+                    ErrorCode::UnknownTopic,
+                    format!("no topic {}", topic.name),
+                )),
+                Some(meta) if part.partition >= meta.partition_count() => Err(Failure::new(
+                    ErrorCode::NoSuchPartition,
+                    format!(
+                        "topic {} has {} partitions",
+                        topic.name,
+                        meta.partition_count()
+                    ),
+                )),
+                Some(meta) => Ok(shard.call(
+                    shard.owner(meta.shards[part.partition as usize]),
+                    (meta.id, part.partition),
+                    |reply| PartitionOp::Produce {
+                        batch: part.batch,
+                        reply,
+                    },
+                    Err(Failure::new(
+                        ErrorCode::ShuttingDown,
+                        "the owner shard stopped",
+                    )),
+                )),
+            };
+            partitions.push((part.partition, answer));
+        }
+        pending.push((topic.name, partitions));
+    }
+    // Every batch is on its way before any answer is awaited.
+    let mut topics = Vec::new();
+    for (name, partitions) in pending {
+        let mut answers = Vec::new();
+        for (partition, answer) in partitions {
+            let result = match answer {
+                Ok(answer) => answer.await,
+                Err(failure) => Err(failure),
+            };
+            answers.push(match result {
+                Ok((base_offset, log_start)) => ProducePartitionResponse {
+                    partition,
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    base_offset,
+                    log_start,
+                },
+                Err(failure) => ProducePartitionResponse {
+                    partition,
+                    error: failure.code,
+                    message: failure.message,
+                    base_offset: 0,
+                    log_start: 0,
+                },
+            });
+        }
+        topics.push(ProduceTopicResponse {
+            name,
+            partitions: answers,
+        });
+    }
+    match request.acks {
+        Acks::None => None,
+        Acks::Leader | Acks::All => Some(ProduceResponse { topics }),
+    }
+}

@@ -1,0 +1,325 @@
+//! A shard: one glommio executor pinned to one core, the partitions it owns,
+//! its copy of the metadata, and the channels to every other shard.
+//!
+//! Work for a partition is a [`PartitionOp`]; it runs on the partition's
+//! owner shard, reached directly when that is this shard and by channel
+//! otherwise. Answers come back on a oneshot channel. Payloads are `Bytes`,
+//! moved, never copied, on the way.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    future::Future,
+    path::PathBuf,
+    pin::Pin,
+    rc::Rc,
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use sluice_net::native::{messages::OffsetSpec, ErrorCode};
+use sluice_storage::{
+    batch::{Batch, BatchError},
+    log::{AppendError, Log, LogConfig, ReadError},
+    Offset,
+};
+
+use crate::{controller::Controller, metadata::Metadata, BrokerConfig};
+
+/// Identifies a partition across shards: (topic id, partition).
+pub type PartitionKey = (u128, u32);
+
+/// An error to put in a response: a code and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a fetch read from one partition.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOutcome {
+    pub batches: Vec<Bytes>,
+    pub high_watermark: u64,
+    pub log_start: u64,
+}
+
+/// A partition's vital figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartitionStats {
+    pub log_start: u64,
+    pub log_end: u64,
+    pub size_bytes: u64,
+    pub segments: u32,
+}
+
+/// Work on one partition, done on its owner shard.
+pub enum PartitionOp {
+    Produce {
+        batch: Bytes,
+        reply: oneshot::Sender<Result<(u64, u64), Failure>>,
+    },
+    Fetch {
+        offset: u64,
+        max_bytes: usize,
+        reply: oneshot::Sender<Result<FetchOutcome, Failure>>,
+    },
+    /// Resolves when data is readable at `offset`, the timeout passes, or
+    /// the asker goes away.
+    WaitForData {
+        offset: u64,
+        timeout: Duration,
+        reply: oneshot::Sender<()>,
+    },
+    ListOffset {
+        spec: OffsetSpec,
+        reply: oneshot::Sender<Result<Option<u64>, Failure>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Result<PartitionStats, Failure>>,
+    },
+    Open {
+        dir: PathBuf,
+        config: LogConfig,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
+    Remove {
+        dir: PathBuf,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
+    SetConfig {
+        config: LogConfig,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
+}
+
+/// Everything one shard may be sent.
+pub enum ShardMessage {
+    Partition(PartitionKey, PartitionOp),
+    /// A new metadata snapshot; answer once it is in place.
+    Metadata(Arc<Metadata>, oneshot::Sender<()>),
+    /// For shard 0: a change to the metadata.
+    Controller(crate::controller::ControllerOp),
+    /// Stop accepting, finish what is in flight, close every log.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The state of one shard. One per core, on that core's executor.
+pub struct Shard {
+    pub id: usize,
+    pub config: BrokerConfig,
+    pub peers: Vec<async_channel::Sender<ShardMessage>>,
+    pub metadata: RefCell<Arc<Metadata>>,
+    pub partitions: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+    pub controller: Option<Controller>,
+    pub connections: Cell<usize>,
+    pub in_flight: Cell<usize>,
+    pub shutting_down: Cell<bool>,
+}
+
+/// Something that completes with `T`: a local task or a remote answer.
+pub type Answer<T> = Pin<Box<dyn Future<Output = T>>>;
+
+impl Shard {
+    pub fn shard_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.metadata.borrow().clone()
+    }
+
+    /// The shard that owns a partition whose metadata says `shard`.
+    pub fn owner(&self, shard: u32) -> usize {
+        shard as usize % self.shard_count()
+    }
+
+    /// Sends `op` for `key` to shard `owner` (run here if that is this
+    /// shard) and returns its answer. `make` builds the op around the reply.
+    pub fn call<T: 'static>(
+        self: &Rc<Self>,
+        owner: usize,
+        key: PartitionKey,
+        make: impl FnOnce(oneshot::Sender<T>) -> PartitionOp,
+        gone: T,
+    ) -> Answer<T> {
+        let (reply, answer) = oneshot::channel();
+        let op = make(reply);
+        if owner == self.id {
+            let shard = self.clone();
+            glommio::spawn_local(async move { run_op(&shard, key, op).await }).detach();
+        } else {
+            let sender = self.peers[owner].clone();
+            glommio::spawn_local(async move {
+                let _ = sender.send(ShardMessage::Partition(key, op)).await;
+            })
+            .detach();
+        }
+        Box::pin(async move { answer.await.unwrap_or(gone) })
+    }
+}
+
+fn append_failure(error: AppendError) -> Failure {
+    match error {
+        AppendError::DiskFull { message } => Failure::new(ErrorCode::DiskFull, message),
+        AppendError::Fenced(failure) => Failure::new(ErrorCode::StorageFailed, failure.to_string()),
+        AppendError::Closed => Failure::new(ErrorCode::ShuttingDown, "the partition is closing"),
+    }
+}
+
+fn read_failure(error: ReadError) -> Failure {
+    match error {
+        error @ ReadError::OffsetOutOfRange { .. } => {
+            Failure::new(ErrorCode::OffsetOutOfRange, error.to_string())
+        }
+        error => Failure::new(ErrorCode::StorageFailed, error.to_string()),
+    }
+}
+
+pub fn batch_failure(error: BatchError) -> Failure {
+    match error {
+        error @ BatchError::TooLarge { .. } => Failure::new(ErrorCode::TooLarge, error.to_string()),
+        error => Failure::new(ErrorCode::CorruptBatch, error.to_string()),
+    }
+}
+
+fn unknown_partition(key: PartitionKey) -> Failure {
+    Failure::new(
+        ErrorCode::NoSuchPartition,
+        format!(
+            "partition {} of topic {:032x} is not on this broker",
+            key.1, key.0
+        ),
+    )
+}
+
+/// Runs one partition op on this (the owner) shard.
+pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
+    let log = shard.partitions.borrow().get(&key).cloned();
+    match op {
+        PartitionOp::Produce { batch, reply } => {
+            let Some(log) = log else {
+                let _ = reply.send(Err(unknown_partition(key)));
+                return;
+            };
+            // The one check of a foreign batch: on arrival at its owner.
+            let result = match Batch::validate(batch) {
+                Err(error) => Err(batch_failure(error)),
+                Ok(batch) => log
+                    .append(batch)
+                    .await
+                    .map(|appended| (appended.base_offset.0, log.start_offset().0))
+                    .map_err(append_failure),
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::Fetch {
+            offset,
+            max_bytes,
+            reply,
+        } => {
+            let Some(log) = log else {
+                let _ = reply.send(Err(unknown_partition(key)));
+                return;
+            };
+            let result = log
+                .read(Offset(offset), max_bytes)
+                .await
+                .map(|batches| FetchOutcome {
+                    batches: batches.into_iter().map(Batch::into_bytes).collect(),
+                    high_watermark: log.visible_end().0,
+                    log_start: log.start_offset().0,
+                });
+            let _ = reply.send(result.map_err(read_failure));
+        }
+        PartitionOp::WaitForData {
+            offset,
+            timeout,
+            mut reply,
+        } => {
+            if let Some(log) = log {
+                let data = log.wait_for_data(Offset(offset));
+                let timer = glommio::timer::sleep(timeout);
+                let gone = reply.cancellation();
+                futures_lite::future::or(data, futures_lite::future::or(timer, gone)).await;
+            }
+            let _ = reply.send(());
+        }
+        PartitionOp::ListOffset { spec, reply } => {
+            let Some(log) = log else {
+                let _ = reply.send(Err(unknown_partition(key)));
+                return;
+            };
+            let result = match spec {
+                OffsetSpec::Earliest => Ok(Some(log.start_offset().0)),
+                OffsetSpec::Latest => Ok(Some(log.visible_end().0)),
+                OffsetSpec::Timestamp(timestamp) => log
+                    .offset_for_timestamp(timestamp)
+                    .await
+                    .map(|offset| offset.map(|offset| offset.0))
+                    .map_err(read_failure),
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::Stats { reply } => {
+            let result = log
+                .map(|log| PartitionStats {
+                    log_start: log.start_offset().0,
+                    log_end: log.visible_end().0,
+                    size_bytes: log.size_bytes(),
+                    segments: log.segment_count() as u32,
+                })
+                .ok_or_else(|| unknown_partition(key));
+            let _ = reply.send(result);
+        }
+        PartitionOp::Open { dir, config, reply } => {
+            let result = if log.is_some() {
+                Ok(())
+            } else {
+                match Log::open(&dir, config).await {
+                    Ok(log) => {
+                        shard.partitions.borrow_mut().insert(key, Rc::new(log));
+                        Ok(())
+                    }
+                    Err(error) => {
+                        tracing::error!(dir = %dir.display(), %error, "partition did not open");
+                        Err(Failure::new(ErrorCode::StorageFailed, error.to_string()))
+                    }
+                }
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::Remove { dir, reply } => {
+            let removed = shard.partitions.borrow_mut().remove(&key);
+            if let Some(log) = removed {
+                let _ = log.close().await;
+            }
+            let result = match std::fs::remove_dir_all(&dir) {
+                Ok(()) => Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(error) => Err(Failure::new(ErrorCode::StorageFailed, error.to_string())),
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::SetConfig { config, reply } => {
+            let result = match log {
+                None => Err(unknown_partition(key)),
+                Some(log) => log
+                    .set_config(config)
+                    .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string())),
+            };
+            let _ = reply.send(result);
+        }
+    }
+}

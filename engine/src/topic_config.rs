@@ -1,0 +1,185 @@
+//! Topic configs: Kafka's names where Kafka has one, Sluice's own for the
+//! flush policy, checked and turned into a partition log's config.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use sluice_storage::log::{FlushPolicy, LogConfig};
+
+/// The configs a topic accepts, with what each means.
+pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
+    (
+        "retention.ms",
+        "delete sealed segments older than this; -1 keeps forever",
+    ),
+    (
+        "retention.bytes",
+        "delete the oldest sealed segments while a partition is larger; -1 for no limit",
+    ),
+    (
+        "segment.bytes",
+        "roll to a new segment before one grows past this",
+    ),
+    (
+        "segment.ms",
+        "roll to a new segment once the active one is this old",
+    ),
+    (
+        "index.interval.bytes",
+        "bytes of log between two index entries",
+    ),
+    (
+        "flush.policy",
+        "`always` (acknowledge once fdatasync'ed) or `interval`",
+    ),
+    (
+        "flush.interval.ms",
+        "with flush.policy=interval: fdatasync at most this often",
+    ),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config {name}={value}: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn number(name: &str, value: &str) -> Result<i64, ConfigError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| invalid(name, value, "not an integer"))
+}
+
+/// Builds the log config of a topic's partitions from its configs (names
+/// and values as given), on top of the defaults. Unknown names and bad
+/// values are errors.
+pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, ConfigError> {
+    let mut config = LogConfig::default();
+    let mut interval_ms = None;
+    let mut interval_policy = false;
+    for (name, value) in configs {
+        match name.as_str() {
+            "retention.ms" => {
+                config.retention_ms = match number(name, value)? {
+                    -1 => None,
+                    ms if ms >= 0 => Some(ms as u64),
+                    _ => return Err(invalid(name, value, "must be -1 or at least 0")),
+                }
+            }
+            "retention.bytes" => {
+                config.retention_bytes = match number(name, value)? {
+                    -1 => None,
+                    bytes if bytes >= 0 => Some(bytes as u64),
+                    _ => return Err(invalid(name, value, "must be -1 or at least 0")),
+                }
+            }
+            "segment.bytes" => {
+                let bytes = number(name, value)?;
+                let (min, max) = (4096, sluice_storage::log::SEGMENT_BYTES_CAP as i64);
+                if !(min..=max).contains(&bytes) {
+                    return Err(invalid(
+                        name,
+                        value,
+                        format!("must be within [{min}, {max}]"),
+                    ));
+                }
+                config.segment_bytes_max = bytes as u64;
+            }
+            "segment.ms" => {
+                let ms = number(name, value)?;
+                if ms < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                config.segment_ms = Some(ms as u64);
+            }
+            "index.interval.bytes" => {
+                let bytes = number(name, value)?;
+                if bytes < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                config.index_interval_bytes = bytes as u64;
+            }
+            "flush.policy" => match value.trim() {
+                "always" => interval_policy = false,
+                "interval" => interval_policy = true,
+                _ => return Err(invalid(name, value, "must be `always` or `interval`")),
+            },
+            "flush.interval.ms" => {
+                let ms = number(name, value)?;
+                if ms < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+                interval_ms = Some(ms as u64);
+            }
+            _ => {
+                let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|(name, _)| *name).collect();
+                return Err(invalid(
+                    name,
+                    value,
+                    format!("unknown config; known: {}", known.join(", ")),
+                ));
+            }
+        }
+    }
+    if interval_policy {
+        config.flush = FlushPolicy::Interval(Duration::from_millis(interval_ms.unwrap_or(1000)));
+    } else if interval_ms.is_some() {
+        return Err(invalid(
+            "flush.interval.ms",
+            &interval_ms.unwrap_or_default().to_string(),
+            "only applies with flush.policy=interval",
+        ));
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn kafka_names_map_onto_the_log_config() {
+        let config = log_config(&configs(&[
+            ("retention.ms", "60000"),
+            ("retention.bytes", "-1"),
+            ("segment.bytes", "1048576"),
+            ("flush.policy", "interval"),
+            ("flush.interval.ms", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(config.retention_ms, Some(60_000));
+        assert_eq!(config.retention_bytes, None);
+        assert_eq!(config.segment_bytes_max, 1 << 20);
+        assert_eq!(
+            config.flush,
+            FlushPolicy::Interval(Duration::from_millis(5))
+        );
+        assert_eq!(log_config(&configs(&[])).unwrap(), LogConfig::default());
+    }
+
+    #[test]
+    fn unknown_names_and_bad_values_are_refused() {
+        assert!(log_config(&configs(&[("retention.mss", "1")])).is_err());
+        assert!(log_config(&configs(&[("segment.bytes", "12")])).is_err());
+        assert!(log_config(&configs(&[("retention.ms", "soon")])).is_err());
+        assert!(log_config(&configs(&[("flush.policy", "sometimes")])).is_err());
+        assert!(log_config(&configs(&[("flush.interval.ms", "5")])).is_err());
+    }
+}

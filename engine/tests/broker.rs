@@ -1,0 +1,259 @@
+//! The broker in this process, spoken to over real sockets with the native
+//! protocol's frames (blocking std sockets: nothing of the broker's runtime).
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use sluice_engine::{Broker, BrokerConfig};
+use sluice_net::native::{
+    frame::{encode_request, error_message, split_response, RequestHeader},
+    messages::*,
+    ErrorCode,
+};
+use sluice_storage::batch::{Batch, BatchBuilder, BatchHeader};
+
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+fn start(dir: &std::path::Path, cores: usize) -> (Broker, String) {
+    let addr = free_addr();
+    let config = BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        native_addr: addr.clone(),
+        cores: Some(cores),
+        ..BrokerConfig::default()
+    };
+    (Broker::start(config).expect("broker starts"), addr)
+}
+
+struct Conn {
+    stream: TcpStream,
+    next_id: u32,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Conn { stream, next_id: 1 }
+    }
+
+    fn read_frame(&mut self) -> Bytes {
+        let mut length = [0u8; 4];
+        self.stream.read_exact(&mut length).unwrap();
+        let mut frame = vec![0u8; u32::from_le_bytes(length) as usize];
+        self.stream.read_exact(&mut frame).unwrap();
+        Bytes::from(frame)
+    }
+
+    fn call<R: Message>(
+        &mut self,
+        api: ApiKey,
+        request: &impl Message,
+    ) -> Result<R, (ErrorCode, String)> {
+        self.call_raw(api as u16, request)
+    }
+
+    fn call_raw<R: Message>(
+        &mut self,
+        api_key: u16,
+        request: &impl Message,
+    ) -> Result<R, (ErrorCode, String)> {
+        let correlation_id = self.next_id;
+        self.next_id += 1;
+        let header = RequestHeader {
+            api_key,
+            api_version: 0,
+            correlation_id,
+        };
+        self.stream
+            .write_all(&encode_request(header, request))
+            .unwrap();
+        let (header, body) = split_response(self.read_frame()).unwrap();
+        assert_eq!(header.correlation_id, correlation_id);
+        if header.error != ErrorCode::None {
+            return Err((header.error, error_message(body).unwrap()));
+        }
+        Ok(R::from_bytes(body).unwrap())
+    }
+}
+
+fn batch(values: &[&str]) -> Batch {
+    let mut builder = BatchBuilder::default();
+    for value in values {
+        builder.push(1_000, Some(b"k"), value.as_bytes(), &[(b"h", Some(b"v"))]);
+    }
+    builder.finish()
+}
+
+fn create(conn: &mut Conn, name: &str, partitions: u32) -> TopicResults {
+    conn.call(
+        ApiKey::CreateTopics,
+        &CreateTopicsRequest {
+            topics: vec![NewTopic {
+                name: name.to_string(),
+                partitions,
+                configs: vec![],
+            }],
+        },
+    )
+    .unwrap()
+}
+
+fn produce(conn: &mut Conn, topic: &str, partition: u32, batch: Bytes) -> ProducePartitionResponse {
+    let response: ProduceResponse = conn
+        .call(
+            ApiKey::Produce,
+            &ProduceRequest {
+                acks: Acks::All,
+                timeout_ms: 5000,
+                topics: vec![ProduceTopic {
+                    name: topic.to_string(),
+                    partitions: vec![ProducePartition { partition, batch }],
+                }],
+            },
+        )
+        .unwrap();
+    response.topics[0].partitions[0].clone()
+}
+
+fn fetch(
+    conn: &mut Conn,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    max_wait_ms: u32,
+) -> FetchPartitionResponse {
+    let response: FetchResponse = conn
+        .call(
+            ApiKey::Fetch,
+            &FetchRequest {
+                max_wait_ms,
+                min_bytes: 1,
+                max_bytes: 1 << 20,
+                topics: vec![FetchTopic {
+                    name: topic.to_string(),
+                    partitions: vec![FetchPartition {
+                        partition,
+                        offset,
+                        max_bytes: 1 << 20,
+                    }],
+                }],
+            },
+        )
+        .unwrap();
+    response.topics[0].partitions[0].clone()
+}
+
+fn values(batches: &Bytes) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = batches.clone();
+    while !rest.is_empty() {
+        let length = BatchHeader::parse(&rest).unwrap().batch_bytes as usize;
+        let batch = Batch::validate(rest.split_to(length)).unwrap();
+        for record in batch.records().unwrap().iter() {
+            out.push(String::from_utf8(record.value().to_vec()).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn topics_produce_fetch_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, addr) = start(dir.path(), 2);
+    let mut conn = Conn::open(&addr);
+    let versions: ApiVersionsResponse = conn
+        .call(
+            ApiKey::ApiVersions,
+            &ApiVersionsRequest {
+                client: "test".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(versions.shards, 2);
+    assert_eq!(
+        create(&mut conn, "events", 4).topics[0].error,
+        ErrorCode::None
+    );
+    assert_eq!(
+        create(&mut conn, "events", 4).topics[0].error,
+        ErrorCode::TopicExists
+    );
+    assert_eq!(
+        create(&mut conn, "bad/name", 1).topics[0].error,
+        ErrorCode::InvalidTopicName
+    );
+    let metadata: MetadataResponse = conn
+        .call(ApiKey::Metadata, &MetadataRequest { topics: None })
+        .unwrap();
+    let shards: std::collections::BTreeSet<u32> = metadata.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.shard)
+        .collect();
+    assert_eq!(shards.len(), 2, "partitions land on both shards");
+
+    for partition in 0..4 {
+        let first = produce(
+            &mut conn,
+            "events",
+            partition,
+            batch(&["a", "b"]).into_bytes(),
+        );
+        assert_eq!((first.error, first.base_offset), (ErrorCode::None, 0));
+        let second = produce(&mut conn, "events", partition, batch(&["c"]).into_bytes());
+        assert_eq!(second.base_offset, 2);
+    }
+    let fetched = fetch(&mut conn, "events", 3, 0, 0);
+    assert_eq!(fetched.error, ErrorCode::None);
+    assert_eq!(fetched.high_watermark, 3);
+    assert_eq!(values(&fetched.batches), vec!["a", "b", "c"]);
+
+    // Errors, each in its place.
+    assert_eq!(
+        produce(&mut conn, "nope", 0, batch(&["x"]).into_bytes()).error,
+        ErrorCode::UnknownTopic
+    );
+    assert_eq!(
+        produce(&mut conn, "events", 9, batch(&["x"]).into_bytes()).error,
+        ErrorCode::NoSuchPartition
+    );
+    let mut bad = batch(&["x"]).into_bytes().to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert_eq!(
+        produce(&mut conn, "events", 0, Bytes::from(bad)).error,
+        ErrorCode::CorruptBatch
+    );
+    assert_eq!(
+        fetch(&mut conn, "events", 0, 99, 0).error,
+        ErrorCode::OffsetOutOfRange
+    );
+    let unknown = conn.call_raw::<ApiVersionsResponse>(
+        77,
+        &ApiVersionsRequest {
+            client: String::new(),
+        },
+    );
+    assert_eq!(unknown.unwrap_err().0, ErrorCode::UnknownApi);
+
+    broker.stop();
+    let (broker, addr) = start(dir.path(), 2);
+    let mut conn = Conn::open(&addr);
+    for partition in 0..4 {
+        assert_eq!(
+            values(&fetch(&mut conn, "events", partition, 0, 0).batches),
+            vec!["a", "b", "c"]
+        );
+    }
+    broker.stop();
+}
