@@ -1,16 +1,12 @@
 //! The broker in this process, spoken to over real sockets with the native
 //! protocol's frames (blocking std sockets: nothing of the broker's runtime).
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    time::Duration,
-};
+use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_engine::{Broker, BrokerConfig};
 use sluice_net::native::{
-    frame::{encode_request, error_message, split_response, RequestHeader},
+    blocking::{BlockingError, Connection},
     messages::*,
     ErrorCode,
 };
@@ -32,60 +28,6 @@ fn start(dir: &std::path::Path, cores: usize) -> (Broker, String) {
     (Broker::start(config).expect("broker starts"), addr)
 }
 
-struct Conn {
-    stream: TcpStream,
-    next_id: u32,
-}
-
-impl Conn {
-    fn open(addr: &str) -> Conn {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Conn { stream, next_id: 1 }
-    }
-
-    fn read_frame(&mut self) -> Bytes {
-        let mut length = [0u8; 4];
-        self.stream.read_exact(&mut length).unwrap();
-        let mut frame = vec![0u8; u32::from_le_bytes(length) as usize];
-        self.stream.read_exact(&mut frame).unwrap();
-        Bytes::from(frame)
-    }
-
-    fn call<R: Message>(
-        &mut self,
-        api: ApiKey,
-        request: &impl Message,
-    ) -> Result<R, (ErrorCode, String)> {
-        self.call_raw(api as u16, request)
-    }
-
-    fn call_raw<R: Message>(
-        &mut self,
-        api_key: u16,
-        request: &impl Message,
-    ) -> Result<R, (ErrorCode, String)> {
-        let correlation_id = self.next_id;
-        self.next_id += 1;
-        let header = RequestHeader {
-            api_key,
-            api_version: 0,
-            correlation_id,
-        };
-        self.stream
-            .write_all(&encode_request(header, request))
-            .unwrap();
-        let (header, body) = split_response(self.read_frame()).unwrap();
-        assert_eq!(header.correlation_id, correlation_id);
-        if header.error != ErrorCode::None {
-            return Err((header.error, error_message(body).unwrap()));
-        }
-        Ok(R::from_bytes(body).unwrap())
-    }
-}
-
 fn batch(values: &[&str]) -> Batch {
     let mut builder = BatchBuilder::default();
     for value in values {
@@ -94,7 +36,7 @@ fn batch(values: &[&str]) -> Batch {
     builder.finish()
 }
 
-fn create(conn: &mut Conn, name: &str, partitions: u32) -> TopicResults {
+fn create(conn: &mut Connection, name: &str, partitions: u32) -> TopicResults {
     conn.call(
         ApiKey::CreateTopics,
         &CreateTopicsRequest {
@@ -108,7 +50,12 @@ fn create(conn: &mut Conn, name: &str, partitions: u32) -> TopicResults {
     .unwrap()
 }
 
-fn produce(conn: &mut Conn, topic: &str, partition: u32, batch: Bytes) -> ProducePartitionResponse {
+fn produce(
+    conn: &mut Connection,
+    topic: &str,
+    partition: u32,
+    batch: Bytes,
+) -> ProducePartitionResponse {
     let response: ProduceResponse = conn
         .call(
             ApiKey::Produce,
@@ -126,7 +73,7 @@ fn produce(conn: &mut Conn, topic: &str, partition: u32, batch: Bytes) -> Produc
 }
 
 fn fetch(
-    conn: &mut Conn,
+    conn: &mut Connection,
     topic: &str,
     partition: u32,
     offset: u64,
@@ -170,7 +117,7 @@ fn values(batches: &Bytes) -> Vec<String> {
 fn topics_produce_fetch_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, addr) = start(dir.path(), 2);
-    let mut conn = Conn::open(&addr);
+    let mut conn = Connection::open(&addr, Duration::from_secs(10)).unwrap();
     let versions: ApiVersionsResponse = conn
         .call(
             ApiKey::ApiVersions,
@@ -238,17 +185,32 @@ fn topics_produce_fetch_and_restart() {
         fetch(&mut conn, "events", 0, 99, 0).error,
         ErrorCode::OffsetOutOfRange
     );
-    let unknown = conn.call_raw::<ApiVersionsResponse>(
-        77,
-        &ApiVersionsRequest {
-            client: String::new(),
-        },
+    let anyone = ApiVersionsRequest {
+        client: String::new(),
+    };
+    let unknown = conn.call_raw::<ApiVersionsResponse>(77, 0, &anyone);
+    assert!(
+        matches!(
+            unknown,
+            Err(BlockingError::Broker {
+                code: ErrorCode::UnknownApi,
+                ..
+            })
+        ),
+        "{unknown:?}"
     );
-    assert_eq!(unknown.unwrap_err().0, ErrorCode::UnknownApi);
+    let too_new = conn.call_raw::<ApiVersionsResponse>(0, 9, &anyone);
+    assert!(matches!(
+        too_new,
+        Err(BlockingError::Broker {
+            code: ErrorCode::UnsupportedVersion,
+            ..
+        })
+    ));
 
     broker.stop();
     let (broker, addr) = start(dir.path(), 2);
-    let mut conn = Conn::open(&addr);
+    let mut conn = Connection::open(&addr, Duration::from_secs(10)).unwrap();
     for partition in 0..4 {
         assert_eq!(
             values(&fetch(&mut conn, "events", partition, 0, 0).batches),
