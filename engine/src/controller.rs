@@ -186,25 +186,14 @@ async fn create_topic(
     let mut next = (*metadata).clone();
     next.apply(&record);
 
-    let data_dir = shard.config.data_dir.clone();
-    let opens: Vec<_> = (0..meta.partition_count())
-        .map(|partition| {
-            let dir = meta.partition_dir(&data_dir, partition);
-            let config = config.clone();
-            shard.call(
-                shard.owner(meta.shards[partition as usize]),
-                (meta.id, partition),
-                |reply| PartitionOp::Open { dir, config, reply },
-                Err(Failure::new(ErrorCode::ShuttingDown, "shard stopped")),
-            )
-        })
-        .collect();
-    let mut first_failure = None;
-    for open in opens {
-        if let Err(failure) = open.await {
-            first_failure.get_or_insert(failure);
-        }
-    }
+    let data_dir = &shard.config.data_dir;
+    let first_failure = on_every_partition(shard, &meta, |partition, reply| PartitionOp::Open {
+        dir: meta.partition_dir(data_dir, partition),
+        config: config.clone(),
+        reply,
+    })
+    .await
+    .err();
     broadcast(shard, Arc::new(next)).await;
     match first_failure {
         None => {
@@ -232,24 +221,16 @@ async fn delete_topic(
     let mut next = (*metadata).clone();
     next.apply(&record);
     broadcast(shard, Arc::new(next)).await;
-    let data_dir = shard.config.data_dir.clone();
-    let removals: Vec<_> = (0..meta.partition_count())
-        .map(|partition| {
-            let dir = meta.partition_dir(&data_dir, partition);
-            shard.call(
-                shard.owner(meta.shards[partition as usize]),
-                (meta.id, partition),
-                |reply| PartitionOp::Remove { dir, reply },
-                Ok(()),
-            )
-        })
-        .collect();
-    for removal in removals {
-        if let Err(failure) = removal.await {
-            tracing::warn!(topic = name, message = %failure.message, "partition files not removed");
-        }
+    let data_dir = &shard.config.data_dir;
+    let removed = on_every_partition(shard, &meta, |partition, reply| PartitionOp::Remove {
+        dir: meta.partition_dir(data_dir, partition),
+        reply,
+    })
+    .await;
+    if let Err(failure) = removed {
+        tracing::warn!(topic = name, message = %failure.message, "partition files not removed");
     }
-    let _ = std::fs::remove_dir_all(meta.topic_dir(&data_dir));
+    let _ = std::fs::remove_dir_all(meta.topic_dir(data_dir));
     tracing::info!(topic = name, "topic deleted");
     Ok(())
 }
@@ -281,21 +262,42 @@ async fn alter_configs(
     let mut next = (*metadata).clone();
     next.apply(&record);
     broadcast(shard, Arc::new(next)).await;
-    let updates: Vec<_> = (0..meta.partition_count())
+    on_every_partition(shard, &meta, |_, reply| PartitionOp::SetConfig {
+        config: config.clone(),
+        reply,
+    })
+    .await
+}
+
+/// Sends the op `make` builds to the owner of every partition of `topic`,
+/// all at once, and waits for every answer; the first failure, if any.
+async fn on_every_partition(
+    shard: &Rc<Shard>,
+    topic: &TopicMeta,
+    make: impl Fn(u32, oneshot::Sender<Result<(), Failure>>) -> PartitionOp,
+) -> Result<(), Failure> {
+    let answers: Vec<_> = (0..topic.partition_count())
         .map(|partition| {
-            let config = config.clone();
             shard.call(
-                shard.owner(meta.shards[partition as usize]),
-                (meta.id, partition),
-                |reply| PartitionOp::SetConfig { config, reply },
-                Err(Failure::new(ErrorCode::ShuttingDown, "shard stopped")),
+                shard.owner(topic.shards[partition as usize]),
+                (topic.id, partition),
+                |reply| make(partition, reply),
+                Err(Failure::new(
+                    ErrorCode::ShuttingDown,
+                    "the owner shard stopped",
+                )),
             )
         })
         .collect();
-    for update in updates {
-        update.await?;
+    let mut first_failure = Ok(());
+    for answer in answers {
+        if let Err(failure) = answer.await {
+            if first_failure.is_ok() {
+                first_failure = Err(failure);
+            }
+        }
     }
-    Ok(())
+    first_failure
 }
 
 /// Installs `metadata` on every shard and waits until each has it.

@@ -11,6 +11,7 @@ use sluice_net::native::{
     ErrorCode,
 };
 
+use super::route;
 use crate::shard::{Answer, Failure, FetchOutcome, PartitionKey, PartitionOp, Shard};
 
 /// A fetch waits at most this long, whatever it asks: a bound on how long a
@@ -29,26 +30,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
     let metadata = shard.metadata();
     let mut targets = Vec::new();
     for topic in &request.topics {
-        let meta = metadata.topic(&topic.name);
         for part in &topic.partitions {
-            let route = match meta {
-                None => Err(Failure::new(
-                    ErrorCode::UnknownTopic,
-                    format!("no topic {}", topic.name),
-                )),
-                Some(meta) if part.partition >= meta.partition_count() => Err(Failure::new(
-                    ErrorCode::NoSuchPartition,
-                    format!(
-                        "topic {} has {} partitions",
-                        topic.name,
-                        meta.partition_count()
-                    ),
-                )),
-                Some(meta) => Ok((
-                    shard.owner(meta.shards[part.partition as usize]),
-                    (meta.id, part.partition),
-                )),
-            };
             targets.push(Target {
                 topic: topic.name.clone(),
                 partition: part.partition,
@@ -56,7 +38,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
                 max_bytes: (part.max_bytes as usize)
                     .min(request.max_bytes as usize)
                     .max(1),
-                route,
+                route: route(shard, &metadata, &topic.name, part.partition),
             });
         }
     }

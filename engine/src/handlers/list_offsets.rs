@@ -7,35 +7,27 @@ use sluice_net::native::{
     ErrorCode,
 };
 
+use super::route;
 use crate::shard::{Failure, PartitionOp, Shard};
 
 pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let metadata = shard.metadata();
     let mut pending = Vec::new();
     for (name, partitions) in request.topics {
-        let meta = metadata.topic(&name).cloned();
         let answers: Vec<_> = partitions
             .into_iter()
             .map(|(partition, spec)| {
-                let answer = match &meta {
-                    None => Err(Failure::new(
-                        ErrorCode::UnknownTopic,
-                        format!("no topic {name}"),
-                    )),
-                    Some(meta) if partition >= meta.partition_count() => Err(Failure::new(
-                        ErrorCode::NoSuchPartition,
-                        format!("topic {name} has {} partitions", meta.partition_count()),
-                    )),
-                    Some(meta) => Ok(shard.call(
-                        shard.owner(meta.shards[partition as usize]),
-                        (meta.id, partition),
+                let answer = route(shard, &metadata, &name, partition).map(|(owner, key)| {
+                    shard.call(
+                        owner,
+                        key,
                         |reply| PartitionOp::ListOffset { spec, reply },
                         Err(Failure::new(
                             ErrorCode::ShuttingDown,
                             "the owner shard stopped",
                         )),
-                    )),
-                };
+                    )
+                });
                 (partition, answer)
             })
             .collect();

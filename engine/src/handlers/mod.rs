@@ -17,7 +17,31 @@ use sluice_net::native::{
     ErrorCode,
 };
 
-use crate::shard::Shard;
+use crate::{
+    metadata::Metadata,
+    shard::{Failure, PartitionKey, Shard},
+};
+
+/// Where partition `partition` of `topic` lives: its owner shard and key,
+/// or why it cannot be served.
+pub(crate) fn route(
+    shard: &Shard,
+    metadata: &Metadata,
+    topic: &str,
+    partition: u32,
+) -> Result<(usize, PartitionKey), Failure> {
+    let Some(meta) = metadata.topic(topic) else {
+        return Err(Failure::new(
+            ErrorCode::UnknownTopic,
+            format!("no topic {topic}"),
+        ));
+    };
+    let Some(owner) = meta.shards.get(partition as usize) else {
+        let message = format!("topic {topic} has {} partitions", meta.partition_count());
+        return Err(Failure::new(ErrorCode::NoSuchPartition, message));
+    };
+    Ok((shard.owner(*owner), (meta.id, partition)))
+}
 
 /// Serves one request; `None` when no response is due (produce with
 /// acks=none).

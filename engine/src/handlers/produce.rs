@@ -10,6 +10,7 @@ use sluice_net::native::{
     ErrorCode,
 };
 
+use super::route;
 use crate::shard::{Failure, PartitionOp, Shard};
 
 /// `None` when acks=none: the batches are stored but nothing is answered.
@@ -17,35 +18,23 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
     let metadata = shard.metadata();
     let mut pending = Vec::new();
     for topic in request.topics {
-        let meta = metadata.topic(&topic.name).cloned();
         let mut partitions = Vec::new();
         for part in topic.partitions {
-            let answer = match &meta {
-                None => Err(Failure::new(
-                    ErrorCode::UnknownTopic,
-                    format!("no topic {}", topic.name),
-                )),
-                Some(meta) if part.partition >= meta.partition_count() => Err(Failure::new(
-                    ErrorCode::NoSuchPartition,
-                    format!(
-                        "topic {} has {} partitions",
-                        topic.name,
-                        meta.partition_count()
-                    ),
-                )),
-                Some(meta) => Ok(shard.call(
-                    shard.owner(meta.shards[part.partition as usize]),
-                    (meta.id, part.partition),
-                    |reply| PartitionOp::Produce {
-                        batch: part.batch,
-                        reply,
-                    },
-                    Err(Failure::new(
-                        ErrorCode::ShuttingDown,
-                        "the owner shard stopped",
-                    )),
-                )),
-            };
+            let answer =
+                route(shard, &metadata, &topic.name, part.partition).map(|(owner, key)| {
+                    shard.call(
+                        owner,
+                        key,
+                        |reply| PartitionOp::Produce {
+                            batch: part.batch,
+                            reply,
+                        },
+                        Err(Failure::new(
+                            ErrorCode::ShuttingDown,
+                            "the owner shard stopped",
+                        )),
+                    )
+                });
             partitions.push((part.partition, answer));
         }
         pending.push((topic.name, partitions));

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use glommio::io::{Directory, OpenOptions};
+use glommio::io::OpenOptions;
 
 use super::{
     segment::{segment_path, Segment, SegmentFile, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX},
@@ -654,13 +654,7 @@ async fn create_segment_file(shared: &Shared, base: Offset) -> Result<(), ()> {
                 return Err(error);
             }
         }
-        let directory = Directory::open(&dir)
-            .await
-            .map_err(super::segment::to_io_error)?;
-        directory
-            .sync()
-            .await
-            .map_err(super::segment::to_io_error)?;
+        super::segment::sync_dir(&dir).await?;
         Ok(file)
     }
     .await;

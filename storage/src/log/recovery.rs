@@ -17,7 +17,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use glommio::io::{Directory, OpenOptions};
+use glommio::io::OpenOptions;
 
 use super::{
     index::{decode_offsets, decode_times, Decoded, OffsetEntry},
@@ -180,6 +180,31 @@ pub(super) async fn scan(
     }
 }
 
+/// Scans `range` of a segment as [`scan`] does, adding every batch to the
+/// segment's `index` and its max timestamp to `running_max`.
+async fn scan_into_index(
+    file: &SegmentFile,
+    (start, end): (u64, u64),
+    base: Offset,
+    expected: Offset,
+    index: &mut super::index::SegmentIndex,
+    running_max: &mut Option<i64>,
+    interval_bytes: u64,
+) -> io::Result<Scan> {
+    scan(file, start, end, expected, |batch, position| {
+        *running_max = (*running_max).max(Some(batch.max_timestamp()));
+        let relative = (batch.base_offset().0 - base.0) as u32;
+        index.on_batch(
+            relative,
+            position,
+            batch.len() as u64,
+            *running_max,
+            interval_bytes,
+        );
+    })
+    .await
+}
+
 async fn is_zero(file: &SegmentFile, from: u64, to: u64) -> io::Result<bool> {
     let read = file.read_at(from, (to - from) as usize).await?;
     Ok(read.iter().all(|&byte| byte == 0))
@@ -246,7 +271,7 @@ pub(super) async fn recover(
     std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
     if created {
         if let Some(parent) = dir.parent() {
-            sync_dir(parent)
+            super::segment::sync_dir(parent)
                 .await
                 .map_err(io_error("sync directory", parent))?;
         }
@@ -268,7 +293,7 @@ pub(super) async fn recover(
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
         let segment = match next_base {
-            Some(next_base) => open_sealed(dir, base, next_base, &options).await?,
+            Some(next_base) => open_sealed(dir, base, next_base, &config, &options).await?,
             None => {
                 let (segment, active_tail) = open_active(dir, base, &config, &options).await?;
                 tail = active_tail;
@@ -359,11 +384,6 @@ async fn prime_iopoll_probe(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-async fn sync_dir(dir: &Path) -> io::Result<()> {
-    let directory = Directory::open(dir).await.map_err(to_io_error)?;
-    directory.sync().await.map_err(to_io_error)
-}
-
 async fn open_file(
     path: &Path,
     write: bool,
@@ -404,6 +424,7 @@ async fn open_sealed(
     dir: &Path,
     base: Offset,
     next_base: Offset,
+    config: &LogConfig,
     options: &LogOptions,
 ) -> Result<Segment, OpenError> {
     let path = segment_path(dir, base, LOG_SUFFIX);
@@ -428,20 +449,16 @@ async fn open_sealed(
         }
         _ => {
             tracing::info!(segment = %path.display(), "rebuilding the indexes of a sealed segment");
-            let interval = super::LogConfig::default().index_interval_bytes;
-            let index = &mut segment.index;
             let mut running_max = None;
-            let scan = scan(&file, 0, bytes, base, |batch, position| {
-                running_max = running_max.max(Some(batch.max_timestamp()));
-                let relative = (batch.base_offset().0 - base.0) as u32;
-                index.on_batch(
-                    relative,
-                    position,
-                    batch.len() as u64,
-                    running_max,
-                    interval,
-                );
-            })
+            let scan = scan_into_index(
+                &file,
+                (0, bytes),
+                base,
+                base,
+                &mut segment.index,
+                &mut running_max,
+                config.index_interval_bytes,
+            )
             .await
             .map_err(io_error("read", &path))?;
             if let Stop::Invalid { position, reason } = scan.stop {
@@ -549,22 +566,14 @@ async fn open_active(
         // The entry itself: scanning re-adds it below.
         index.bytes_since_offset_entry = interval;
     }
-    let scanned = scan(
+    let scanned = scan_into_index(
         &file,
-        start_position,
-        file_end,
+        (start_position, file_end),
+        base,
         start_offset,
-        |batch, position| {
-            running_max = running_max.max(Some(batch.max_timestamp()));
-            let relative = (batch.base_offset().0 - base.0) as u32;
-            index.on_batch(
-                relative,
-                position,
-                batch.len() as u64,
-                running_max,
-                interval,
-            );
-        },
+        index,
+        &mut running_max,
+        interval,
     )
     .await
     .map_err(io_error("read", &path))?;

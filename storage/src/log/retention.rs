@@ -90,13 +90,7 @@ pub(super) async fn apply(shared: &Shared) -> io::Result<RetentionOutcome> {
         outcome.segments_deleted += 1;
         outcome.bytes_deleted += bytes;
     }
-    let directory = glommio::io::Directory::open(&dir)
-        .await
-        .map_err(super::segment::to_io_error)?;
-    directory
-        .sync()
-        .await
-        .map_err(super::segment::to_io_error)?;
+    super::segment::sync_dir(&dir).await?;
     tracing::info!(
         log = %dir.display(), segments = outcome.segments_deleted,
         bytes = outcome.bytes_deleted, %log_start, "retention deleted segments"

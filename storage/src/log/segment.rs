@@ -103,6 +103,14 @@ pub fn to_io_error<T>(error: glommio::GlommioError<T>) -> io::Error {
     }
 }
 
+/// fsyncs a directory, so the files created or removed in it stay so.
+pub async fn sync_dir(dir: &Path) -> io::Result<()> {
+    let directory = glommio::io::Directory::open(dir)
+        .await
+        .map_err(to_io_error)?;
+    directory.sync().await.map_err(to_io_error)
+}
+
 impl SegmentFile {
     pub fn new(path: PathBuf, file: DmaFile, faults: Option<Rc<IoFaults>>) -> SegmentFile {
         SegmentFile {
