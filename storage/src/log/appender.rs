@@ -16,7 +16,7 @@ use glommio::io::OpenOptions;
 use super::{
     segment::{segment_path, Segment, SegmentFile, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX},
     AppendError, Appended, FlushPolicy, LogFailure, Shared, State, FLUSH_BYTES_MAX, PAGE_BYTES,
-    PENDING_BYTES_MAX,
+    PENDING_BYTES_MAX, PREALLOCATE_STEP_BYTES,
 };
 use crate::{batch::Batch, Offset};
 
@@ -332,6 +332,13 @@ async fn write_round(shared: &Shared) {
         )
     };
 
+    let write_end = write_at + buffer.len() as u64;
+    if allocate_ahead(shared, segment_base, &file, write_end)
+        .await
+        .is_err()
+    {
+        return;
+    }
     let result = file.write(buffer, write_at).await;
     match result {
         Ok(()) => {
@@ -351,6 +358,53 @@ async fn write_round(shared: &Shared) {
             &mut shared.borrow_mut(),
             LogFailure::new("write", &file.path, &error),
         ),
+    }
+}
+
+/// Extends the segment's allocation, a step at a time, to cover a write that
+/// ends at `write_end`. A full disk here fails the round before any byte of
+/// it is written.
+async fn allocate_ahead(
+    shared: &Shared,
+    base: Offset,
+    file: &SegmentFile,
+    write_end: u64,
+) -> Result<(), ()> {
+    let target = {
+        let state = shared.borrow();
+        let allocated = state.segments[&base].allocated_bytes;
+        if !state.config.preallocate || write_end <= allocated {
+            return Ok(());
+        }
+        write_end.div_ceil(PREALLOCATE_STEP_BYTES) * PREALLOCATE_STEP_BYTES
+    };
+    match file.pre_allocate(target).await {
+        Ok(()) => {
+            let mut state = shared.borrow_mut();
+            state
+                .segments
+                .get_mut(&base)
+                .expect("segment exists")
+                .allocated_bytes = target;
+            Ok(())
+        }
+        Err(error) if is_disk_full(&error) => {
+            disk_full(shared, &file.path, error);
+            Err(())
+        }
+        Err(error) if error.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            // The file system cannot preallocate: write without it.
+            tracing::info!(path = %file.path.display(), "no preallocation on this file system");
+            shared.borrow_mut().config.preallocate = false;
+            Ok(())
+        }
+        Err(error) => {
+            fence(
+                &mut shared.borrow_mut(),
+                LogFailure::new("fallocate", &file.path, &error),
+            );
+            Err(())
+        }
     }
 }
 
@@ -631,7 +685,7 @@ async fn create_segment_file(shared: &Shared, base: Offset) -> Result<(), ()> {
         let preallocate = state
             .config
             .preallocate
-            .then_some(state.config.segment_bytes_max);
+            .then_some(PREALLOCATE_STEP_BYTES.min(state.config.segment_bytes_max));
         (state.dir.clone(), preallocate, state.faults.clone())
     };
     let path = segment_path(&dir, base, LOG_SUFFIX);

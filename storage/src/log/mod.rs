@@ -71,6 +71,14 @@ pub const FLUSH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// a burst of appends can pin while the disk catches up.
 pub const PENDING_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// An active segment's file is allocated (fallocate) this far ahead of its
+/// writes, one step at a time: writes inside allocated space do not change
+/// the file's size or allocate blocks, so their fdatasync stays cheap, and a
+/// full disk shows up at the step, before data is at stake. A step, not the
+/// whole segment, so that a thousand partitions do not reserve a thousand
+/// segments of disk. A sealed segment gives back what it did not use.
+pub const PREALLOCATE_STEP_BYTES: u64 = 16 * 1024 * 1024;
+
 /// A segment is at most this large: index positions are `u32`, and one batch
 /// can exceed `segment_bytes_max` by up to a batch.
 pub const SEGMENT_BYTES_CAP: u64 = 2 * 1024 * 1024 * 1024;
@@ -114,7 +122,8 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// Written batches kept in memory for readers of the tail.
     pub tail_cache_bytes_max: usize,
-    /// Preallocate each new segment's file to `segment_bytes_max`.
+    /// Allocate segment files ahead of writes, in steps of
+    /// [`PREALLOCATE_STEP_BYTES`] (at most `segment_bytes_max`).
     pub preallocate: bool,
 }
 

@@ -605,6 +605,7 @@ async fn open_active(
     let end_position = scanned.end_position;
     segment.bytes = end_position;
     segment.written_bytes = end_position;
+    segment.allocated_bytes = file_end;
     segment.next_offset = scanned.next_offset;
     segment.max_timestamp = running_max;
     segment.written_max_timestamp = running_max;

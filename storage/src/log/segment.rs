@@ -48,6 +48,9 @@ pub struct Segment {
     pub max_timestamp: Option<i64>,
     /// `max_timestamp` as of `written_bytes`, to roll back to.
     pub written_max_timestamp: Option<i64>,
+    /// Bytes of the file allocated so far (preallocation runs ahead of
+    /// `written_bytes`).
+    pub allocated_bytes: u64,
     /// Wall-clock milliseconds when the segment was created (for `segment.ms`).
     pub created_ms: i64,
     pub index: SegmentIndex,
@@ -67,6 +70,7 @@ impl Segment {
             written_bytes: 0,
             max_timestamp: None,
             written_max_timestamp: None,
+            allocated_bytes: 0,
             created_ms,
             index: SegmentIndex::default(),
             index_hints_stale: false,
