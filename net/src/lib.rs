@@ -10,4 +10,5 @@
 //! This crate knows nothing of partitions' internals: the broker (in
 //! `sluice-engine`) implements the handlers.
 
+pub mod client;
 pub mod native;

@@ -1,9 +1,51 @@
-//! The `sluice` command line. The broker it will start is built in `sluice-engine`.
+//! The `sluice` command: run a broker (`serve`) and talk to one (`topic`,
+//! `produce`, `consume`) through the native client.
+//!
+//! Output is for people by default and for scripts with `--format json`.
+//! Failures go to standard error with a non-zero exit code: 1 for an error
+//! at run time, 2 for a command line clap refused.
 
-fn main() {
-    eprintln!(
-        "sluice {}: the broker is not built yet; see the README",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+mod cli;
+mod commands;
+mod config;
+mod output;
+mod runtime;
+
+use std::{io::IsTerminal, process::ExitCode};
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_logging(default_level);
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Topic(command) => commands::topic::run(command),
+        Command::Produce(args) => commands::produce::run(args),
+        Command::Consume(args) => commands::consume::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Readable lines on standard error; `RUST_LOG` chooses what is shown.
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }

@@ -48,6 +48,9 @@ use crate::Offset;
 /// room for large records; larger batches are refused before they are stored.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// The largest offset a record can have: Kafka's offsets are `i64`.
+pub const OFFSET_MAX: u64 = i64::MAX as u64;
+
 /// A batch holds at most this many records. A 100-byte record batch of the
 /// largest size holds far fewer; the cap stops a forged count from driving a
 /// reader's loops.
@@ -81,6 +84,11 @@ pub enum BatchError {
     InvalidPayload { reason: String },
     #[error("native payload holds {archived} records but the header says {declared}")]
     RecordCountMismatch { archived: u32, declared: u32 },
+    #[error("base offset {base_offset} plus last offset delta {last_offset_delta} passes the largest offset")]
+    OffsetOverflow {
+        base_offset: u64,
+        last_offset_delta: u32,
+    },
     #[error("batch base offset {base_offset} where {expected} was expected")]
     OffsetOutOfSequence { base_offset: u64, expected: u64 },
     #[error("compression flag {flags:#x} is not allowed on a native payload")]
@@ -251,6 +259,15 @@ fn check_frame(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::TooManyRecords {
             count: header.record_count,
             max: BATCH_RECORDS_MAX,
+        });
+    }
+    let past_last = header
+        .base_offset
+        .checked_add(u64::from(header.last_offset_delta) + 1);
+    if past_last.is_none_or(|past_last| past_last - 1 > OFFSET_MAX) {
+        return Err(BatchError::OffsetOverflow {
+            base_offset: header.base_offset,
+            last_offset_delta: header.last_offset_delta,
         });
     }
     if header.last_offset_delta < header.record_count - 1 {

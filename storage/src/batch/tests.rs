@@ -176,3 +176,17 @@ fn a_stored_batch_validates_its_archive_on_first_read() {
     let stored = Batch::validate_stored(batch.into_bytes()).unwrap();
     assert_eq!(stored.records().unwrap().len(), 5);
 }
+
+#[test]
+fn a_base_offset_whose_last_offset_overflows_is_refused() {
+    let bytes = sample(2).assign(Offset(u64::MAX), 0).into_bytes();
+    assert_eq!(
+        Batch::validate(bytes).unwrap_err(),
+        BatchError::OffsetOverflow {
+            base_offset: u64::MAX,
+            last_offset_delta: 1
+        }
+    );
+    let bytes = sample(2).assign(Offset(OFFSET_MAX - 1), 0).into_bytes();
+    assert!(Batch::validate(bytes).is_ok());
+}

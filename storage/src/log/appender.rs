@@ -184,6 +184,8 @@ enum Work {
     Write,
     Sync,
     RetryAfterDiskFull,
+    /// Closing while acknowledged batches cannot be written: fence and stop.
+    GiveUp(String),
     Wait(Option<Duration>),
     Finish,
 }
@@ -197,7 +199,13 @@ fn next_work(state: &State) -> Work {
             Work::Wait(None)
         };
     }
-    if state.disk_full.is_some() {
+    if let Some(message) = &state.disk_full {
+        if state.closing {
+            return Work::GiveUp(format!(
+                "closing with {} acknowledged bytes unwritten: {message}",
+                state.pending_bytes
+            ));
+        }
         return Work::RetryAfterDiskFull;
     }
     if !state.pending.is_empty() {
@@ -236,9 +244,15 @@ pub(super) async fn run_flusher(shared: Shared) {
                 glommio::timer::sleep(DISK_FULL_RETRY).await;
                 write_round(&shared).await;
             }
+            Work::GiveUp(message) => {
+                let mut state = shared.borrow_mut();
+                let path = state.dir.clone();
+                let error = io::Error::new(io::ErrorKind::StorageFull, message);
+                fence(&mut state, LogFailure::new("write", &path, &error));
+            }
             Work::Wait(timeout) => wait_for_ring(&shared, timeout).await,
             Work::Finish => {
-                finish(&shared);
+                finish(&shared).await;
                 return;
             }
         }
@@ -353,7 +367,14 @@ async fn write_round(shared: &Shared) {
                 sync(shared).await;
             }
         }
-        Err(error) if is_disk_full(&error) => disk_full(shared, &file.path, error),
+        Err(error) if is_disk_full(&error) => {
+            if shared.borrow().config.flush == FlushPolicy::Always
+                && forget_unwritten(shared, segment_base, &file).await.is_err()
+            {
+                return;
+            }
+            disk_full(shared, &file.path, error)
+        }
         Err(error) => fence(
             &mut shared.borrow_mut(),
             LogFailure::new("write", &file.path, &error),
@@ -376,7 +397,10 @@ async fn allocate_ahead(
         if !state.config.preallocate || write_end <= allocated {
             return Ok(());
         }
-        write_end.div_ceil(PREALLOCATE_STEP_BYTES) * PREALLOCATE_STEP_BYTES
+        // A step at a time, but never past the segment's size (unless one
+        // batch alone is larger).
+        let step_end = write_end.div_ceil(PREALLOCATE_STEP_BYTES) * PREALLOCATE_STEP_BYTES;
+        step_end.min(state.config.segment_bytes_max.max(write_end))
     };
     match file.pre_allocate(target).await {
         Ok(()) => {
@@ -402,6 +426,38 @@ async fn allocate_ahead(
             fence(
                 &mut shared.borrow_mut(),
                 LogFailure::new("fallocate", &file.path, &error),
+            );
+            Err(())
+        }
+    }
+}
+
+/// After a write failed for lack of space, some of its bytes may be in the
+/// file anyway, whole batches among them, which a recovery scan would take
+/// for the log. The appends they belong to are being failed, so they must
+/// not come back: cut the file at the last byte written for good. Cutting
+/// needs no space; if it fails all the same, the log is fenced.
+async fn forget_unwritten(shared: &Shared, base: Offset, file: &SegmentFile) -> Result<(), ()> {
+    let written_bytes = shared.borrow().segments[&base].written_bytes;
+    let cut = async {
+        file.truncate(written_bytes).await?;
+        file.fdatasync().await
+    }
+    .await;
+    match cut {
+        Ok(()) => {
+            let mut state = shared.borrow_mut();
+            state
+                .segments
+                .get_mut(&base)
+                .expect("segment exists")
+                .allocated_bytes = written_bytes;
+            Ok(())
+        }
+        Err(error) => {
+            fence(
+                &mut shared.borrow_mut(),
+                LogFailure::new("truncate", &file.path, &error),
             );
             Err(())
         }
@@ -715,11 +771,9 @@ async fn create_segment_file(shared: &Shared, base: Offset) -> Result<(), ()> {
     match created {
         Ok(file) => {
             let mut state = shared.borrow_mut();
-            state
-                .segments
-                .get_mut(&base)
-                .expect("segment to create")
-                .file = Some(file);
+            let segment = state.segments.get_mut(&base).expect("segment to create");
+            segment.file = Some(file);
+            segment.allocated_bytes = preallocate_bytes.unwrap_or(0);
             state.tail.clear();
             Ok(())
         }
@@ -767,7 +821,23 @@ fn persist_index_hints(state: &mut State, base: Offset) {
 
 /// The flusher's last act on close: the active segment's index hints are
 /// brought up to date so the next open scans little.
-fn finish(shared: &Shared) {
+async fn finish(shared: &Shared) {
+    finish_hints(shared);
+    // Close the files now rather than when glommio next runs its reactor,
+    // which may be never if the executor ends: open descriptors would keep
+    // deleted segments' space and block unmounts.
+    let files: Vec<SegmentFile> = shared
+        .borrow_mut()
+        .segments
+        .values_mut()
+        .filter_map(|segment| segment.file.take())
+        .collect();
+    for file in files {
+        file.close().await;
+    }
+}
+
+fn finish_hints(shared: &Shared) {
     let mut state = shared.borrow_mut();
     if let Some(base) = state.segments.keys().next_back().copied() {
         if state.segments[&base].file.is_some() {

@@ -53,7 +53,8 @@ impl SegmentIndex {
         running_max_timestamp: Option<i64>,
         interval_bytes: u64,
     ) {
-        if position > 0 && self.bytes_since_offset_entry >= interval_bytes {
+        let indexed = position > 0 && self.bytes_since_offset_entry >= interval_bytes;
+        if indexed {
             if let Some(last) = self.offsets.last() {
                 assert!(
                     relative_offset > last.relative_offset,
@@ -74,7 +75,11 @@ impl SegmentIndex {
                 .times
                 .last()
                 .is_none_or(|last| timestamp > last.timestamp);
-            if grew && (self.times.is_empty() || self.bytes_since_time_entry >= interval_bytes) {
+            let due = self.times.is_empty() || self.bytes_since_time_entry >= interval_bytes;
+            // Also at every offset entry, grown or not: recovery scans from an
+            // offset entry that has its time entry, and so knows the max
+            // timestamp of everything before it.
+            if (grew && due) || indexed {
                 self.times.push(TimeEntry {
                     timestamp,
                     relative_offset,

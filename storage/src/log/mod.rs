@@ -68,8 +68,10 @@ pub const PAGE_BYTES: usize = 4096;
 pub const FLUSH_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// The most bytes queued for writing before appends wait. Bounds the memory
-/// a burst of appends can pin while the disk catches up.
-pub const PENDING_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// a burst of appends can pin while the disk catches up and, under the
+/// `interval` policy, how much acknowledged data a crash can lose when the
+/// disk falls behind.
+pub const PENDING_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 /// An active segment's file is allocated (fallocate) this far ahead of its
 /// writes, one step at a time: writes inside allocated space do not change
@@ -90,8 +92,9 @@ pub enum FlushPolicy {
     /// default: an acknowledged batch survives power loss.
     Always,
     /// An append completes once its batch is queued; the flusher writes at
-    /// once and fdatasyncs at most this often. A crash loses at most this
-    /// much of what was acknowledged.
+    /// once and fdatasyncs at most this often. A crash loses what was
+    /// acknowledged in the last interval, or up to [`PENDING_BYTES_MAX`] of
+    /// it if the disk falls behind.
     Interval(Duration),
 }
 
@@ -226,6 +229,8 @@ pub enum ReadError {
     },
     #[error("reading {segment}: {source}")]
     Io { segment: PathBuf, source: io::Error },
+    #[error("the log is closed")]
+    Closed,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -465,7 +470,8 @@ impl Log {
     /// Stops taking appends, writes and syncs everything queued, persists the
     /// indexes and stops the flusher. Returns the failure if the log was
     /// fenced.
-    /// Later appends fail with [`AppendError::Closed`]; reads go on.
+    /// Later appends fail with [`AppendError::Closed`] and reads with
+    /// [`ReadError::Closed`]; the segment files are closed.
     pub async fn close(&self) -> Result<(), LogFailure> {
         {
             let mut state = self.state.borrow_mut();

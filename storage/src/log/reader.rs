@@ -37,6 +37,9 @@ pub(super) async fn read(
 ) -> Result<Vec<Batch>, ReadError> {
     let (disk, visible_end) = {
         let state = shared.borrow();
+        if state.closing {
+            return Err(ReadError::Closed);
+        }
         let visible_end = state.visible_end();
         if offset < state.log_start || offset > visible_end {
             return Err(out_of_range(&state, offset));

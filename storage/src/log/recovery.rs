@@ -536,7 +536,12 @@ async fn open_active(
                 previous.relative_offset < entry.relative_offset
                     && previous.position < entry.position
             });
-        if monotonic && points_at(&file, *entry, base, file_end).await {
+        // The entry is usable only with its time entry (the hint files are
+        // not synced, and may have lost different tails).
+        let timed = times
+            .iter()
+            .any(|time| time.relative_offset == entry.relative_offset);
+        if monotonic && timed && points_at(&file, *entry, base, file_end).await {
             segment.index.offsets = hints[..i].to_vec();
             start = Some(*entry);
             break;
@@ -549,11 +554,12 @@ async fn open_active(
         ),
         None => (0, base),
     };
-    // Time entries are kept for the part before the scan start; the scan
+    // Time entries are kept up to the scan start (an offset entry, where the
+    // time index has an entry for the max of everything up to it); the scan
     // records the rest.
     segment.index.times = times
         .into_iter()
-        .filter(|entry| u64::from(entry.relative_offset) < start_offset.0 - base.0)
+        .filter(|entry| start.is_some_and(|start| entry.relative_offset <= start.relative_offset))
         .collect();
     segment
         .index

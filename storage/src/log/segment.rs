@@ -180,6 +180,14 @@ impl SegmentFile {
         self.file.truncate(bytes).await.map_err(to_io_error)
     }
 
+    /// Closes the file if this is its last handle (readers in flight keep
+    /// it open until they finish).
+    pub async fn close(self) {
+        if let Err(error) = self.file.close_rc().await {
+            tracing::debug!(path = %self.path.display(), %error, "closing a segment file");
+        }
+    }
+
     pub async fn file_size(&self) -> io::Result<u64> {
         self.file.file_size().await.map_err(to_io_error)
     }

@@ -1,0 +1,105 @@
+//! The batch hot paths: building a native batch on produce, and validating
+//! and reading one on arrival.
+//!
+//! The shape is the spec's: a 16 KiB batch of 100-byte records (an 8-byte
+//! key, a 100-byte value, no headers). Throughput is in records. The goal for
+//! validate-and-iterate is at least 5 million records/s per core.
+//!
+//! Beside each measured path runs its baseline in the same run:
+//! - `validate_stored`: the frame and CRC alone, the floor under `validate`;
+//! - `iterate_validated`: reading the records of a batch validated before,
+//!   so what is left of `validate_and_iterate` is the archive check.
+//!
+//! Run: `cargo bench -p sluice-storage --bench batch -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sluice_storage::batch::{Batch, BatchBuilder};
+
+/// The batch size the spec measures at: a typical producer's linger batch.
+const BATCH_BYTES_TARGET: usize = 16 * 1024;
+const KEY_BYTES: usize = 8;
+const VALUE_BYTES: usize = 100;
+
+/// How many records of the spec's shape fit a batch of `BATCH_BYTES_TARGET`.
+fn records_per_batch() -> usize {
+    let value = [0xab_u8; VALUE_BYTES];
+    let mut builder = BatchBuilder::with_capacity(BATCH_BYTES_TARGET);
+    let mut count = 0_u64;
+    loop {
+        builder.push(0, Some(&count.to_le_bytes()), &value, &[]);
+        if builder.estimated_bytes() > BATCH_BYTES_TARGET {
+            return count as usize;
+        }
+        count += 1;
+    }
+}
+
+fn build(record_count: usize) -> Batch {
+    let value = [0xab_u8; VALUE_BYTES];
+    let mut builder = BatchBuilder::with_capacity(BATCH_BYTES_TARGET);
+    for index in 0..record_count as u64 {
+        let key: [u8; KEY_BYTES] = index.to_le_bytes();
+        builder.push(1_700_000_000_000 + index as i64, Some(&key), &value, &[]);
+    }
+    builder.finish()
+}
+
+/// Reads every record's key and value lengths: what a fetch or an index
+/// builder touches per record.
+fn read_lengths(batch: &Batch) -> usize {
+    let records = batch.records().expect("a native batch");
+    let mut bytes = 0;
+    for record in records.iter() {
+        bytes += record.key().map_or(0, <[u8]>::len) + record.value().len();
+    }
+    bytes
+}
+
+fn bench_batch(criterion: &mut Criterion) {
+    let record_count = records_per_batch();
+    let batch = build(record_count);
+    let bytes: Bytes = batch.as_bytes().clone();
+    assert!(
+        bytes.len() <= BATCH_BYTES_TARGET,
+        "batch of {} bytes is over {BATCH_BYTES_TARGET}",
+        bytes.len()
+    );
+    assert_eq!(
+        read_lengths(&batch),
+        record_count * (KEY_BYTES + VALUE_BYTES)
+    );
+    println!(
+        "batch: {record_count} records of {KEY_BYTES}-byte key + {VALUE_BYTES}-byte value, {} bytes",
+        bytes.len()
+    );
+
+    let mut group = criterion.benchmark_group("batch");
+    group.throughput(Throughput::Elements(record_count as u64));
+
+    group.bench_function("build", |bencher| {
+        bencher.iter(|| build(black_box(record_count)))
+    });
+
+    group.bench_function("validate_and_iterate", |bencher| {
+        bencher.iter(|| {
+            let batch = Batch::validate(black_box(bytes.clone())).expect("valid");
+            read_lengths(&batch)
+        })
+    });
+
+    group.bench_function("validate_stored", |bencher| {
+        bencher.iter(|| Batch::validate_stored(black_box(bytes.clone())).expect("valid"))
+    });
+
+    group.bench_function("iterate_validated", |bencher| {
+        bencher.iter(|| read_lengths(black_box(&batch)))
+    });
+
+    group.finish();
+}
+
+criterion_group!(benches, bench_batch);
+criterion_main!(benches);

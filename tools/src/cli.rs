@@ -1,0 +1,364 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice_net::client::{Acks, StartOffset};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Sluice: an event streaming broker, and the commands to use it"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a broker until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Create, list, describe, configure and delete topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Produce one record per line of standard input.
+    Produce(ProduceArgs),
+    /// Print the records of a topic.
+    Consume(ConsumeArgs),
+}
+
+/// Flags win over `SLUICE_*` variables, which win over the config file,
+/// which wins over the defaults.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML file of broker settings (keys: data_dir, native_addr, cores,
+    /// broker_id, default_partitions, ...).
+    #[arg(long, env = "SLUICE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where topics and metadata live [default: ./sluice-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where the native protocol listens [default: 127.0.0.1:9192].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub native_addr: Option<String>,
+    /// Shards, one per core [default: every available core].
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct Connect {
+    /// Brokers to connect to; the first that answers is used.
+    #[arg(
+        long,
+        env = "SLUICE_BROKERS",
+        default_value = "127.0.0.1:9192",
+        value_name = "HOST:PORT[,...]"
+    )]
+    pub brokers: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        #[arg(long, short = 'p', default_value_t = 1, value_name = "N")]
+        partitions: u32,
+        /// A topic config, such as retention.ms=86400000 (repeatable).
+        #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// List topics.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Show a topic's configs and, per partition, its shard, log start and
+    /// end offsets and size.
+    Describe {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Set topic configs; the others keep their values.
+    AlterConfig {
+        name: String,
+        /// A topic config, such as retention.ms=86400000 (repeatable).
+        #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
+        configs: Vec<(String, String)>,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AcksArg {
+    /// Every in-sync replica stored the record.
+    All,
+    /// The leader stored the record.
+    Leader,
+    /// Do not wait for the broker at all.
+    None,
+}
+
+impl From<AcksArg> for Acks {
+    fn from(acks: AcksArg) -> Acks {
+        match acks {
+            AcksArg::All => Acks::All,
+            AcksArg::Leader => Acks::Leader,
+            AcksArg::None => Acks::None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    pub topic: String,
+    /// The text before the first SEP of a line is the record's key, the rest
+    /// its value; a line without SEP has no key.
+    #[arg(long, value_name = "SEP", value_parser = non_empty)]
+    pub key_separator: Option<String>,
+    /// Produce to this partition [default: by key, or in turn].
+    #[arg(long, short = 'p', value_name = "P")]
+    pub partition: Option<u32>,
+    #[arg(long, value_enum, default_value_t = AcksArg::All)]
+    pub acks: AcksArg,
+    /// How long a batch waits for more records.
+    #[arg(long, default_value_t = 5, value_name = "MS")]
+    pub linger_ms: u64,
+    /// A batch is sent once it holds this many bytes.
+    #[arg(long, default_value_t = 256 * 1024, value_name = "BYTES")]
+    pub batch_bytes: usize,
+    /// Print no summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub connect: Connect,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    pub topic: String,
+    /// Read only this partition [default: every partition].
+    #[arg(long, short = 'p', value_name = "P")]
+    pub partition: Option<u32>,
+    /// Where to start in each partition: earliest, latest or an offset.
+    #[arg(long, short = 'o', default_value = "earliest", value_parser = parse_start, value_name = "earliest|latest|N")]
+    pub offset: StartOffset,
+    /// Stop after this many records.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub count: Option<u64>,
+    /// Wait for new records instead of stopping at the end of the log as it
+    /// was when the command started.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// In text, print a record's key and this before its value.
+    #[arg(long, value_name = "SEP")]
+    pub key_separator: Option<String>,
+    #[command(flatten)]
+    pub connect: Connect,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+fn parse_start(text: &str) -> Result<StartOffset, String> {
+    match text {
+        "earliest" | "beginning" | "start" => Ok(StartOffset::Earliest),
+        "latest" | "end" => Ok(StartOffset::Latest),
+        offset => offset
+            .parse()
+            .map(StartOffset::At)
+            .map_err(|_| format!("expected earliest, latest or an offset, got {text:?}")),
+    }
+}
+
+fn non_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    Ok(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("sluice").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_flags() {
+        let Command::Serve(args) = parse(&[
+            "serve",
+            "--data-dir",
+            "/tmp/x",
+            "--native-addr",
+            "0.0.0.0:9",
+            "--cores",
+            "2",
+        ])
+        .unwrap() else {
+            panic!("not serve")
+        };
+        assert_eq!(args.data_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(args.native_addr.as_deref(), Some("0.0.0.0:9"));
+        assert_eq!(args.cores, Some(2));
+        assert!(parse(&["serve", "--cores", "x"]).is_err());
+    }
+
+    #[test]
+    fn topic_create_takes_repeated_configs() {
+        let Command::Topic(TopicCommand::Create {
+            name,
+            partitions,
+            configs,
+            connect,
+        }) = parse(&[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "8",
+            "-c",
+            "retention.ms=1000",
+            "-c",
+            "cleanup=a=b",
+            "--brokers",
+            "h:1,h:2",
+        ])
+        .unwrap()
+        else {
+            panic!("not topic create")
+        };
+        assert_eq!(name, "orders");
+        assert_eq!(partitions, 8);
+        assert_eq!(
+            configs,
+            [
+                ("retention.ms".to_string(), "1000".to_string()),
+                ("cleanup".to_string(), "a=b".to_string())
+            ]
+        );
+        assert_eq!(connect.brokers, "h:1,h:2");
+        assert!(parse(&["topic", "create", "x", "-c", "novalue"]).is_err());
+        assert!(
+            parse(&["topic", "alter-config", "x"]).is_err(),
+            "needs a config"
+        );
+    }
+
+    #[test]
+    fn topic_subcommands_and_formats() {
+        assert!(matches!(
+            parse(&["topic", "list", "--format", "json"]).unwrap(),
+            Command::Topic(TopicCommand::List {
+                format: Format::Json,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["topic", "describe", "t"]).unwrap(),
+            Command::Topic(TopicCommand::Describe {
+                format: Format::Text,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["topic", "delete", "t"]).unwrap(),
+            Command::Topic(TopicCommand::Delete { .. })
+        ));
+        assert!(parse(&["topic", "list", "--format", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn produce_flags() {
+        let Command::Produce(args) = parse(&[
+            "produce",
+            "t",
+            "--key-separator",
+            ":",
+            "--partition",
+            "3",
+            "--acks",
+            "none",
+        ])
+        .unwrap() else {
+            panic!("not produce")
+        };
+        assert_eq!(args.key_separator.as_deref(), Some(":"));
+        assert_eq!(args.partition, Some(3));
+        assert_eq!(Acks::from(args.acks), Acks::None);
+        let Command::Produce(args) = parse(&["produce", "t"]).unwrap() else {
+            panic!("not produce")
+        };
+        assert_eq!(Acks::from(args.acks), Acks::All);
+        assert!(parse(&["produce", "t", "--acks", "some"]).is_err());
+        assert!(parse(&["produce", "t", "--key-separator", ""]).is_err());
+    }
+
+    #[test]
+    fn consume_offsets() {
+        let offset = |text: &str| match parse(&["consume", "t", "--offset", text]) {
+            Ok(Command::Consume(args)) => Ok(args.offset),
+            Ok(_) => panic!("not consume"),
+            Err(error) => Err(error),
+        };
+        assert_eq!(offset("earliest").unwrap(), StartOffset::Earliest);
+        assert_eq!(offset("latest").unwrap(), StartOffset::Latest);
+        assert_eq!(offset("42").unwrap(), StartOffset::At(42));
+        assert!(offset("-1").is_err());
+        assert!(offset("soon").is_err());
+        let Command::Consume(args) = parse(&[
+            "consume", "t", "-p", "1", "--count", "10", "--follow", "--format", "json",
+        ])
+        .unwrap() else {
+            panic!("not consume")
+        };
+        assert_eq!(args.partition, Some(1));
+        assert_eq!(args.count, Some(10));
+        assert!(args.follow);
+        assert_eq!(args.format, Format::Json);
+        assert_eq!(args.offset, StartOffset::Earliest);
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per command.
+
+pub mod consume;
+pub mod produce;
+pub mod serve;
+pub mod topic;

@@ -1,0 +1,26 @@
+//! `sluice serve`: the broker's settings from flags, environment, file and
+//! defaults, then the broker until a signal stops it.
+
+use std::collections::HashMap;
+
+use crate::{
+    cli::ServeArgs,
+    config::{broker_config, ConfigLayer, ENV_PREFIX},
+    runtime::CliResult,
+};
+
+pub fn run(args: ServeArgs) -> CliResult<()> {
+    let flags = ConfigLayer {
+        data_dir: args.data_dir,
+        native_addr: args.native_addr,
+        cores: args.cores,
+        ..ConfigLayer::default()
+    };
+    let env: HashMap<String, String> = std::env::vars()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect();
+    let config = broker_config(flags, &env, args.config.as_deref())?;
+    tracing::info!(?config, "starting");
+    sluice_engine::run(config)?;
+    Ok(())
+}

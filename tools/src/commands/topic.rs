@@ -1,0 +1,65 @@
+//! `sluice topic`: create, list, describe, alter-config, delete.
+
+use sluice_net::client::Client;
+
+use crate::{
+    cli::{Format, TopicCommand},
+    output,
+    runtime::{block_on, CliResult},
+};
+
+pub fn run(command: TopicCommand) -> CliResult<()> {
+    block_on(async move {
+        match command {
+            TopicCommand::Create {
+                name,
+                partitions,
+                configs,
+                connect,
+            } => {
+                let client = Client::connect(&connect.brokers).await?;
+                client.create_topic(&name, partitions, &configs).await?;
+                eprintln!("created topic {name} with {partitions} partitions");
+            }
+            TopicCommand::List { format, connect } => {
+                let client = Client::connect(&connect.brokers).await?;
+                let topics = client.list_topics().await?;
+                match format {
+                    Format::Text => print!("{}", output::topics_text(&topics)),
+                    Format::Json => println!("{}", output::topics_json(&topics)),
+                }
+            }
+            TopicCommand::Describe {
+                name,
+                format,
+                connect,
+            } => {
+                let client = Client::connect(&connect.brokers).await?;
+                let topics = client.describe_topics(std::slice::from_ref(&name)).await?;
+                let topic = topics
+                    .iter()
+                    .find(|topic| topic.name == name)
+                    .expect("describe_topics checks every named topic is there");
+                match format {
+                    Format::Text => print!("{}", output::description_text(topic)),
+                    Format::Json => println!("{}", output::description_json(topic)),
+                }
+            }
+            TopicCommand::AlterConfig {
+                name,
+                configs,
+                connect,
+            } => {
+                let client = Client::connect(&connect.brokers).await?;
+                client.alter_configs(&name, &configs).await?;
+                eprintln!("altered {} configs of topic {name}", configs.len());
+            }
+            TopicCommand::Delete { name, connect } => {
+                let client = Client::connect(&connect.brokers).await?;
+                client.delete_topic(&name).await?;
+                eprintln!("deleted topic {name}");
+            }
+        }
+        Ok(())
+    })?
+}

@@ -1,0 +1,342 @@
+//! The broker's settings from four layers: flags win over `SLUICE_*`
+//! environment variables, which win over the TOML file, which wins over the
+//! defaults of [`BrokerConfig`].
+//!
+//! Every layer has the same keys, the names of [`BrokerConfig`]'s fields
+//! (durations in milliseconds, with `_ms` appended); an environment variable
+//! is the key in capitals after `SLUICE_`. A key the file does not know is
+//! an error, so a typo is not silently a default.
+
+use std::{collections::HashMap, path::PathBuf, str::FromStr, time::Duration};
+
+use serde::Deserialize;
+use sluice_engine::BrokerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{variable}={value:?}: {message}")]
+    Environment {
+        variable: String,
+        value: String,
+        message: String,
+    },
+    #[error("{key} = {value}: {message}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        message: &'static str,
+    },
+}
+
+/// The prefix of the environment variables that configure the broker.
+pub const ENV_PREFIX: &str = "SLUICE_";
+
+macro_rules! config_layer {
+    ($($(#[$doc:meta])* $key:ident: $type:ty,)*) => {
+        /// One layer of settings; `None` leaves the key to the layers below.
+        #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct ConfigLayer {
+            $($(#[$doc])* pub $key: Option<$type>,)*
+        }
+
+        impl ConfigLayer {
+            /// Every key, as written in the file.
+            #[cfg(test)]
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($key)),*];
+
+            /// The layer the `SLUICE_*` variables of `env` make. Variables
+            /// that name no key are left alone (`SLUICE_BROKERS` is the
+            /// client commands').
+            pub fn from_env(env: &HashMap<String, String>) -> Result<ConfigLayer, ConfigError> {
+                Ok(ConfigLayer {
+                    $($key: env_value(env, stringify!($key))?,)*
+                })
+            }
+
+            /// This layer over `lower`: its keys win where it has them.
+            pub fn over(self, lower: ConfigLayer) -> ConfigLayer {
+                ConfigLayer {
+                    $($key: self.$key.or(lower.$key),)*
+                }
+            }
+        }
+    };
+}
+
+config_layer! {
+    broker_id: u32,
+    /// Where topics and metadata live.
+    data_dir: PathBuf,
+    /// HOST:PORT of the native protocol listener.
+    native_addr: String,
+    /// Shards, one per core; absent: every available core.
+    cores: usize,
+    default_partitions: u32,
+    connection_idle_timeout_ms: u64,
+    partial_frame_timeout_ms: u64,
+    connections_max: usize,
+    in_flight_per_connection_max: usize,
+    frame_bytes_max: usize,
+}
+
+fn env_value<T: FromStr>(env: &HashMap<String, String>, key: &str) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let variable = format!("{ENV_PREFIX}{}", key.to_uppercase());
+    let Some(value) = env.get(&variable) else {
+        return Ok(None);
+    };
+    value
+        .trim()
+        .parse()
+        .map(Some)
+        .map_err(|error: T::Err| ConfigError::Environment {
+            variable,
+            value: value.clone(),
+            message: error.to_string(),
+        })
+}
+
+impl ConfigLayer {
+    /// The layer a TOML file's text makes.
+    pub fn from_toml(text: &str, path: &std::path::Path) -> Result<ConfigLayer, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.message().to_string(),
+        })
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<ConfigLayer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ConfigLayer::from_toml(&text, path)
+    }
+
+    /// The defaults with this layer's keys set, checked.
+    pub fn apply(self, defaults: BrokerConfig) -> Result<BrokerConfig, ConfigError> {
+        let mut config = defaults;
+        if let Some(broker_id) = self.broker_id {
+            config.broker_id = broker_id;
+        }
+        if let Some(data_dir) = self.data_dir {
+            config.data_dir = data_dir;
+        }
+        if let Some(native_addr) = self.native_addr {
+            if !native_addr.contains(':') {
+                return Err(ConfigError::Invalid {
+                    key: "native_addr",
+                    value: native_addr,
+                    message: "expected HOST:PORT",
+                });
+            }
+            config.native_addr = native_addr;
+        }
+        if let Some(cores) = self.cores {
+            config.cores = Some(positive("cores", cores)?);
+        }
+        if let Some(partitions) = self.default_partitions {
+            config.default_partitions = positive("default_partitions", partitions as usize)? as u32;
+        }
+        if let Some(ms) = self.connection_idle_timeout_ms {
+            config.connection_idle_timeout =
+                Duration::from_millis(positive("connection_idle_timeout_ms", ms as usize)? as u64);
+        }
+        if let Some(ms) = self.partial_frame_timeout_ms {
+            config.partial_frame_timeout =
+                Duration::from_millis(positive("partial_frame_timeout_ms", ms as usize)? as u64);
+        }
+        if let Some(connections) = self.connections_max {
+            config.connections_max = positive("connections_max", connections)?;
+        }
+        if let Some(in_flight) = self.in_flight_per_connection_max {
+            config.in_flight_per_connection_max =
+                positive("in_flight_per_connection_max", in_flight)?;
+        }
+        if let Some(bytes) = self.frame_bytes_max {
+            config.frame_bytes_max = positive("frame_bytes_max", bytes)?;
+        }
+        Ok(config)
+    }
+}
+
+fn positive(key: &'static str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::Invalid {
+            key,
+            value: value.to_string(),
+            message: "must be at least 1",
+        });
+    }
+    Ok(value)
+}
+
+/// The broker's settings: `flags` over the environment over the file (if
+/// any) over the defaults.
+pub fn broker_config(
+    flags: ConfigLayer,
+    env: &HashMap<String, String>,
+    file: Option<&std::path::Path>,
+) -> Result<BrokerConfig, ConfigError> {
+    let file = match file {
+        Some(path) => ConfigLayer::from_file(path)?,
+        None => ConfigLayer::default(),
+    };
+    flags
+        .over(ConfigLayer::from_env(env)?)
+        .over(file)
+        .apply(BrokerConfig::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = broker_config(ConfigLayer::default(), &env(&[]), None).unwrap();
+        assert_eq!(config, BrokerConfig::default());
+        assert_eq!(config.data_dir, PathBuf::from("./sluice-data"));
+        assert!(config.native_addr.starts_with("127.0.0.1:"));
+    }
+
+    #[test]
+    fn flags_win_over_env_over_file_over_defaults() {
+        let toml = file(
+            r#"
+            data_dir = "/from/file"
+            native_addr = "0.0.0.0:1111"
+            cores = 3
+            broker_id = 9
+            default_partitions = 4
+            partial_frame_timeout_ms = 1500
+            "#,
+        );
+        let env = env(&[
+            ("SLUICE_NATIVE_ADDR", "10.0.0.1:2222"),
+            ("SLUICE_CORES", "2"),
+            ("SLUICE_BROKERS", "not a broker setting"),
+            ("PATH", "/bin"),
+        ]);
+        let flags = ConfigLayer {
+            cores: Some(1),
+            ..ConfigLayer::default()
+        };
+        let config = broker_config(flags, &env, Some(toml.path())).unwrap();
+        assert_eq!(config.cores, Some(1), "flag over env and file");
+        assert_eq!(config.native_addr, "10.0.0.1:2222", "env over file");
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("/from/file"),
+            "file over default"
+        );
+        assert_eq!(config.broker_id, 9);
+        assert_eq!(config.default_partitions, 4);
+        assert_eq!(config.partial_frame_timeout, Duration::from_millis(1500));
+        let defaults = BrokerConfig::default();
+        assert_eq!(config.connections_max, defaults.connections_max, "default");
+    }
+
+    #[test]
+    fn every_key_has_a_variable() {
+        let pairs: Vec<(String, String)> = ConfigLayer::KEYS
+            .iter()
+            .map(|key| (format!("SLUICE_{}", key.to_uppercase()), "7".to_string()))
+            .filter(|(variable, _)| {
+                variable != "SLUICE_DATA_DIR" && variable != "SLUICE_NATIVE_ADDR"
+            })
+            .collect();
+        let env: HashMap<String, String> = pairs.into_iter().collect();
+        let layer = ConfigLayer::from_env(&env).unwrap();
+        let config = layer.apply(BrokerConfig::default()).unwrap();
+        assert_eq!(config.broker_id, 7);
+        assert_eq!(config.cores, Some(7));
+        assert_eq!(config.default_partitions, 7);
+        assert_eq!(config.connection_idle_timeout, Duration::from_millis(7));
+        assert_eq!(config.partial_frame_timeout, Duration::from_millis(7));
+        assert_eq!(config.connections_max, 7);
+        assert_eq!(config.in_flight_per_connection_max, 7);
+        assert_eq!(config.frame_bytes_max, 7);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_an_error() {
+        let toml = file("data_dir = \"x\"\nnative_adr = \"127.0.0.1:1\"\n");
+        let error = broker_config(ConfigLayer::default(), &env(&[]), Some(toml.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("native_adr"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_value_names_where_it_came_from() {
+        let error = broker_config(
+            ConfigLayer::default(),
+            &env(&[("SLUICE_CORES", "many")]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("SLUICE_CORES"), "{error}");
+
+        let toml = file("cores = \"two\"\n");
+        let error = broker_config(ConfigLayer::default(), &env(&[]), Some(toml.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("config file"), "{error}");
+
+        let error = broker_config(
+            ConfigLayer {
+                cores: Some(0),
+                ..ConfigLayer::default()
+            },
+            &env(&[]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("cores"), "{error}");
+        assert!(broker_config(
+            ConfigLayer::default(),
+            &env(&[("SLUICE_NATIVE_ADDR", "nohostport")]),
+            None
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let error = broker_config(
+            ConfigLayer::default(),
+            &env(&[]),
+            Some(std::path::Path::new("/nonexistent/sluice.toml")),
+        )
+        .unwrap_err();
+        assert!(matches!(error, ConfigError::Read { .. }));
+    }
+}
