@@ -43,6 +43,18 @@ pub enum EngineError {
     Cores { cores: usize, available: usize },
     #[error("signal handling: {0}")]
     Signals(std::io::Error),
+    #[error("data directory {path} is in use by another broker (its lock is held)")]
+    DataDirLocked { path: std::path::PathBuf },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a shard reports once it has opened its partitions and listens.
@@ -56,6 +68,45 @@ struct Ready {
 pub struct Broker {
     inboxes: Vec<async_channel::Sender<ShardMessage>>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// Held while the broker runs: one broker per data directory.
+    _lock: std::fs::File,
+}
+
+/// Takes the data directory's lock (an exclusive `flock` on `.lock`), so that
+/// two brokers never share a directory.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
+    use std::os::fd::AsRawFd;
+    let io_error = |source| EngineError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(io_error)?;
+    let path = data_dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error)?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(EngineError::DataDirLocked {
+            path: data_dir.to_path_buf(),
+        });
+    }
+    Ok(file)
+}
+
+/// Every shard listens with SO_REUSEPORT, which would also let a second
+/// broker share the port unnoticed. A plain bind first fails if anything
+/// listens there already.
+fn check_port_free(addr: &str) -> Result<(), EngineError> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| EngineError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 impl Broker {
@@ -73,6 +124,8 @@ impl Broker {
             });
         }
         let started = Instant::now();
+        let lock = lock_data_dir(&config.data_dir)?;
+        check_port_free(&config.native_addr)?;
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
         let metadata = Arc::new(metadata);
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
@@ -117,6 +170,7 @@ impl Broker {
         let broker = Broker {
             inboxes: senders,
             threads,
+            _lock: lock,
         };
         let mut partitions = 0;
         for _ in 0..shard_count {
@@ -216,8 +270,10 @@ async fn shard_main(
             return;
         }
     };
-    glommio::spawn_local(server::accept_loop(shard.clone(), listener)).detach();
-    glommio::spawn_local(retention_loop(shard.clone())).detach();
+    // Kept, not detached: dropping them at shutdown cancels them, which
+    // closes the listener at once.
+    let acceptor = glommio::spawn_local(server::accept_loop(shard.clone(), listener));
+    let retention = glommio::spawn_local(retention_loop(shard.clone()));
     let _ = ready.send(Ok(Ready {
         shard: shard.id,
         partitions: opened,
@@ -240,6 +296,8 @@ async fn shard_main(
                 glommio::spawn_local(async move { controller::run(&shard, op).await }).detach();
             }
             ShardMessage::Shutdown(ack) => {
+                drop(acceptor);
+                drop(retention);
                 shutdown(&shard).await;
                 let _ = ack.send(());
                 return;

@@ -219,3 +219,29 @@ fn topics_produce_fetch_and_restart() {
     }
     broker.stop();
 }
+
+#[test]
+fn a_second_broker_on_the_same_port_or_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let (broker, addr) = start(dir.path(), 1);
+    let same_port = BrokerConfig {
+        data_dir: other.path().to_path_buf(),
+        native_addr: addr.clone(),
+        cores: Some(1),
+        ..BrokerConfig::default()
+    };
+    let refused = Broker::start(same_port).err().expect("the port is taken");
+    assert!(refused.to_string().contains(&addr), "{refused}");
+    let same_dir = BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        native_addr: free_addr(),
+        cores: Some(1),
+        ..BrokerConfig::default()
+    };
+    let refused = Broker::start(same_dir)
+        .err()
+        .expect("the directory is taken");
+    assert!(refused.to_string().contains("in use"), "{refused}");
+    broker.stop();
+}
