@@ -125,6 +125,13 @@ impl Broker {
         }
         let started = Instant::now();
         let lock = lock_data_dir(&config.data_dir)?;
+        // Partition directories hang off it: make it absolute once.
+        let mut config = config;
+        config.data_dir =
+            std::path::absolute(&config.data_dir).map_err(|source| EngineError::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?;
         check_port_free(&config.native_addr)?;
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
         let metadata = Arc::new(metadata);

@@ -143,7 +143,12 @@ async fn create_topic(
     topic: &NewTopic,
 ) -> Result<(), Failure> {
     check_topic_name(&topic.name)?;
-    if topic.partitions == 0 || topic.partitions > PARTITIONS_PER_TOPIC_MAX {
+    // No count given: the broker's default.
+    let partitions = match topic.partitions {
+        0 => shard.config.default_partitions,
+        partitions => partitions,
+    };
+    if partitions == 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
         return Err(Failure::new(
             ErrorCode::InvalidPartitionCount,
             format!(
@@ -164,7 +169,7 @@ async fn create_topic(
     }
     // Each partition on the least loaded shard, counting the ones placed.
     let mut load = metadata.load(shard.shard_count());
-    let shards = (0..topic.partitions)
+    let shards = (0..partitions)
         .map(|_| {
             let (least, _) = load
                 .iter()

@@ -73,8 +73,9 @@ pub enum TopicCommand {
     /// Create a topic.
     Create {
         name: String,
-        #[arg(long, short = 'p', default_value_t = 1, value_name = "N")]
-        partitions: u32,
+        /// Partitions [default: the broker's `default_partitions`].
+        #[arg(long, short = 'p', value_name = "N")]
+        partitions: Option<u32>,
         /// A topic config, such as retention.ms=86400000 (repeatable).
         #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
@@ -272,7 +273,7 @@ mod tests {
             panic!("not topic create")
         };
         assert_eq!(name, "orders");
-        assert_eq!(partitions, 8);
+        assert_eq!(partitions, Some(8));
         assert_eq!(
             configs,
             [

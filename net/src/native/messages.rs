@@ -244,6 +244,7 @@ impl Message for MetadataResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTopic {
     pub name: String,
+    /// 0: the broker's default partition count.
     pub partitions: u32,
     pub configs: Vec<(String, String)>,
 }

@@ -675,6 +675,7 @@ async fn seal_previous(shared: &Shared, next: Offset) -> Result<(), ()> {
             segment.bytes, segment.written_bytes,
             "sealing a segment with pending batches"
         );
+        segment.hint_files = None;
         if let Some(max) = segment.max_timestamp {
             let last = segment.relative(Offset(segment.next_offset.0 - 1));
             segment.index.seal_times(max, last);
@@ -802,18 +803,28 @@ fn persist_index_hints(state: &mut State, base: Offset) {
     if offsets.is_empty() && times.is_empty() && !rewrite {
         return;
     }
-    for (suffix, bytes) in [(INDEX_SUFFIX, &offsets), (TIME_INDEX_SUFFIX, &times)] {
-        let path = segment_path(&dir, base, suffix);
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(!rewrite)
-            .write(true)
-            .truncate(rewrite)
-            .open(&path)
-            .and_then(|mut file| file.write_all(bytes));
-        if let Err(error) = appended {
-            tracing::debug!(path = %path.display(), %error, "index hint not written");
+    let written = (|| -> io::Result<()> {
+        if segment.hint_files.is_none() {
+            let open = |suffix| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(segment_path(&dir, base, suffix))
+            };
+            segment.hint_files = Some([open(INDEX_SUFFIX)?, open(TIME_INDEX_SUFFIX)?]);
         }
+        let files = segment.hint_files.as_mut().expect("opened above");
+        for (file, bytes) in files.iter_mut().zip([&offsets, &times]) {
+            if rewrite {
+                file.set_len(0)?;
+            }
+            file.write_all(bytes)?;
+        }
+        Ok(())
+    })();
+    if let Err(error) = written {
+        tracing::debug!(log = %dir.display(), %error, "index hints not written");
+        segment.hint_files = None;
     }
     segment.index.offsets_persisted = segment.index.offsets.len();
     segment.index.times_persisted = segment.index.times.len();
@@ -843,6 +854,11 @@ fn finish_hints(shared: &Shared) {
         if state.segments[&base].file.is_some() {
             persist_index_hints(&mut state, base);
         }
+        state
+            .segments
+            .get_mut(&base)
+            .expect("segment exists")
+            .hint_files = None;
     }
     state.wake_waiters();
 }

@@ -267,6 +267,9 @@ pub(super) async fn recover(
     config: LogConfig,
     options: LogOptions,
 ) -> Result<State, OpenError> {
+    // Absolute, so that the log's files and glommio's directory handles do
+    // not depend on the working directory.
+    let dir = &std::path::absolute(dir).map_err(io_error("resolve", dir))?;
     let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
     if created {

@@ -56,6 +56,8 @@ pub struct Segment {
     pub index: SegmentIndex,
     /// The index hint files hold entries that were undone: rewrite them whole.
     pub index_hints_stale: bool,
+    /// The active segment's index hint files, open for appending.
+    pub hint_files: Option<[std::fs::File; 2]>,
     /// The open file; `None` until the flusher creates it.
     pub file: Option<SegmentFile>,
     pub sealed: bool,
@@ -74,6 +76,7 @@ impl Segment {
             created_ms,
             index: SegmentIndex::default(),
             index_hints_stale: false,
+            hint_files: None,
             file: None,
             sealed: false,
         }

@@ -18,8 +18,18 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 connect,
             } => {
                 let client = Client::connect(&connect.brokers).await?;
-                client.create_topic(&name, partitions, &configs).await?;
-                eprintln!("created topic {name} with {partitions} partitions");
+                // 0 asks for the broker's default.
+                client
+                    .create_topic(&name, partitions.unwrap_or(0), &configs)
+                    .await?;
+                match partitions {
+                    Some(partitions) => {
+                        eprintln!("created topic {name} with {partitions} partitions")
+                    }
+                    None => {
+                        eprintln!("created topic {name} with the broker's default partition count")
+                    }
+                }
             }
             TopicCommand::List { format, connect } => {
                 let client = Client::connect(&connect.brokers).await?;

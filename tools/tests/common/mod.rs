@@ -32,6 +32,8 @@ pub struct Broker {
     pub dir: PathBuf,
     pub cores: usize,
     pub env: Vec<(String, String)>,
+    /// Where the process runs; `dir` may be relative to it.
+    pub working_dir: Option<PathBuf>,
 }
 
 impl Broker {
@@ -49,13 +51,32 @@ impl Broker {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            working_dir: None,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// A broker run from `working_dir` with a relative data directory.
+    pub fn start_relative(working_dir: &Path, data_dir: &str, cores: usize) -> Broker {
+        let mut broker = Broker {
+            child: None,
+            addr: free_addr(),
+            dir: PathBuf::from(data_dir),
+            cores,
+            env: Vec::new(),
+            working_dir: Some(working_dir.to_path_buf()),
         };
         broker.spawn();
         broker
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(SLUICE)
+        let mut command = Command::new(SLUICE);
+        if let Some(working_dir) = &self.working_dir {
+            command.current_dir(working_dir);
+        }
+        let child = command
             .args(["serve", "--data-dir"])
             .arg(&self.dir)
             .args([
