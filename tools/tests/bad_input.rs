@@ -72,7 +72,7 @@ fn bad_input_gets_clear_errors_and_hurts_no_one_else() {
                     &mut conn,
                     "good",
                     (round % 2) as u32,
-                    batch_of(&[value.clone()]).into_bytes(),
+                    batch_of(std::slice::from_ref(&value)).into_bytes(),
                 )
                 .expect("the good client's produce");
                 assert_eq!(produced.error, ErrorCode::None, "{}", produced.message);

@@ -20,6 +20,9 @@ const TOPIC: &str = "acked";
 const PARTITIONS: u32 = 4;
 const ROUNDS: usize = 20;
 
+/// Partition -> offset -> value, for every acknowledged record.
+type Acked = BTreeMap<u32, BTreeMap<u64, Vec<u8>>>;
+
 /// The value of record `index` of a batch: unique and checkable.
 fn value(producer: usize, sequence: u64, index: usize) -> Vec<u8> {
     let mut value = format!("p{producer}-s{sequence}-r{index}-").into_bytes();
@@ -32,8 +35,7 @@ fn acknowledged_records_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path(), 2);
     create_topic(&mut broker.connect(), TOPIC, PARTITIONS);
-    // partition -> offset -> value, for every acknowledged record.
-    let acked: Arc<Mutex<BTreeMap<u32, BTreeMap<u64, Vec<u8>>>>> = Arc::default();
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     let mut total_acked = 0;
     for round in 0..ROUNDS {
         let stop = Arc::new(AtomicBool::new(false));

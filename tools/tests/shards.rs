@@ -59,7 +59,7 @@ fn every_partition_is_reachable_from_either_shard() {
                 conn,
                 "spread",
                 partition,
-                batch_of(&[value.clone()]).into_bytes(),
+                batch_of(std::slice::from_ref(&value)).into_bytes(),
             )
             .unwrap();
             assert_eq!(produced.error, ErrorCode::None, "{}", produced.message);
