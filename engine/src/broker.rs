@@ -97,16 +97,48 @@ fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, EngineErro
     Ok(file)
 }
 
+/// How long start-up waits for a port to be let go. A broker killed with
+/// SIGKILL holds its listening socket a little past its exit: io_uring tears
+/// down the ring, and the files it references, after the process is gone.
+const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// Every shard listens with SO_REUSEPORT, which would also let a second
-/// broker share the port unnoticed. A plain bind first fails if anything
-/// listens there already.
+/// broker share the port unnoticed, splitting connections between two sets
+/// of data. So: while anything accepts connections there, wait (a killed
+/// broker's socket goes away by itself), and refuse if it does not go. A
+/// plain bind is no test: the sockets a killed broker leaves closing make it
+/// fail for a while.
 fn check_port_free(addr: &str) -> Result<(), EngineError> {
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|source| EngineError::Listen {
-            addr: addr.to_string(),
-            source,
-        })
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    let in_use = |source: std::io::Error| EngineError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let mut targets: Vec<_> = addr.to_socket_addrs().map_err(in_use)?.collect();
+    for target in &mut targets {
+        if target.ip().is_unspecified() {
+            target.set_ip(match target.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+    }
+    let deadline = Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        let listening = targets.iter().any(|target| {
+            std::net::TcpStream::connect_timeout(target, Duration::from_millis(200)).is_ok()
+        });
+        if !listening {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(in_use(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("something still listens there after {PORT_RELEASE_WAIT:?}"),
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 impl Broker {

@@ -215,17 +215,9 @@ async fn delete_topic(
     name: &str,
 ) -> Result<(), Failure> {
     let metadata = shard.metadata();
-    let Some(meta) = metadata.topic(name).cloned() else {
-        return Err(Failure::new(
-            ErrorCode::UnknownTopic,
-            format!("no topic {name}"),
-        ));
-    };
+    let meta = existing(&metadata, name)?;
     let record = MetadataRecord::TopicDeleted { topic_id: meta.id };
-    append(controller, &record)?;
-    let mut next = (*metadata).clone();
-    next.apply(&record);
-    broadcast(shard, Arc::new(next)).await;
+    commit(shard, controller, &metadata, &record).await?;
     let data_dir = &shard.config.data_dir;
     let removed = on_every_partition(shard, &meta, |partition, reply| PartitionOp::Remove {
         dir: meta.partition_dir(data_dir, partition),
@@ -247,12 +239,7 @@ async fn alter_configs(
     changes: Vec<(String, String)>,
 ) -> Result<(), Failure> {
     let metadata = shard.metadata();
-    let Some(meta) = metadata.topic(name).cloned() else {
-        return Err(Failure::new(
-            ErrorCode::UnknownTopic,
-            format!("no topic {name}"),
-        ));
-    };
+    let meta = existing(&metadata, name)?;
     let mut configs = meta.configs.clone();
     for (key, value) in changes {
         configs.insert(key, value);
@@ -263,15 +250,35 @@ async fn alter_configs(
         topic_id: meta.id,
         configs,
     };
-    append(controller, &record)?;
-    let mut next = (*metadata).clone();
-    next.apply(&record);
-    broadcast(shard, Arc::new(next)).await;
+    commit(shard, controller, &metadata, &record).await?;
     on_every_partition(shard, &meta, |_, reply| PartitionOp::SetConfig {
         config: config.clone(),
         reply,
     })
     .await
+}
+
+/// The topic named `name`, or why there is none.
+fn existing(metadata: &Metadata, name: &str) -> Result<Arc<TopicMeta>, Failure> {
+    metadata
+        .topic(name)
+        .cloned()
+        .ok_or_else(|| Failure::new(ErrorCode::UnknownTopic, format!("no topic {name}")))
+}
+
+/// Makes `record` durable in the metadata log and installs the metadata it
+/// leads to on every shard.
+async fn commit(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    metadata: &Metadata,
+    record: &MetadataRecord,
+) -> Result<(), Failure> {
+    append(controller, record)?;
+    let mut next = metadata.clone();
+    next.apply(record);
+    broadcast(shard, Arc::new(next)).await;
+    Ok(())
 }
 
 /// Sends the op `make` builds to the owner of every partition of `topic`,
