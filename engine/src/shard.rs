@@ -160,11 +160,18 @@ impl Shard {
             let shard = self.clone();
             glommio::spawn_local(async move { run_op(&shard, key, op).await }).detach();
         } else {
-            let sender = self.peers[owner].clone();
-            glommio::spawn_local(async move {
-                let _ = sender.send(ShardMessage::Partition(key, op)).await;
-            })
-            .detach();
+            // Straight into the owner's inbox; only a full inbox costs a task
+            // that waits for room.
+            match self.peers[owner].try_send(ShardMessage::Partition(key, op)) {
+                Ok(()) | Err(async_channel::TrySendError::Closed(_)) => {}
+                Err(async_channel::TrySendError::Full(message)) => {
+                    let sender = self.peers[owner].clone();
+                    glommio::spawn_local(async move {
+                        let _ = sender.send(message).await;
+                    })
+                    .detach();
+                }
+            }
         }
         Box::pin(async move { answer.await.unwrap_or(gone) })
     }
