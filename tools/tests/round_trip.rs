@@ -3,101 +3,15 @@
 //! stopped and started again, and `sluice consume` reads back every record,
 //! byte for byte, in order within each partition.
 
-use std::{
-    collections::HashMap,
-    io::Write,
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
-};
+mod common;
 
+use std::collections::HashMap;
+
+use common::Broker;
 use sluice_net::client::{Client, Producer, ProducerOptions};
 
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const PARTITIONS: u32 = 8;
 const RECORDS_EACH_WAY: usize = 50_000;
-
-struct Broker {
-    child: Child,
-    address: String,
-}
-
-impl Broker {
-    fn start(data_dir: &Path, address: &str) -> Broker {
-        let child = Command::new(SLUICE)
-            .args([
-                "serve",
-                "--cores",
-                "2",
-                "--native-addr",
-                address,
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sluice serve starts");
-        let broker = Broker {
-            child,
-            address: address.to_string(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !broker.sluice(&["topic", "list"], None).status.success() {
-            assert!(Instant::now() < deadline, "the broker did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        broker
-    }
-
-    fn sluice(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut child = Command::new(SLUICE)
-            .args(args)
-            .env("SLUICE_BROKERS", &self.address)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sluice runs");
-        let mut input = child.stdin.take().expect("stdin");
-        if let Some(stdin) = stdin {
-            input.write_all(stdin).expect("stdin written");
-        }
-        drop(input);
-        child.wait_with_output().expect("sluice finishes")
-    }
-
-    /// SIGTERM, and wait for the graceful stop.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "the broker stopped with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "the broker did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_address() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").to_string()
-}
 
 fn produce_with_the_client(address: &str) {
     let address = address.to_string();
@@ -124,10 +38,9 @@ fn produce_with_the_client(address: &str) {
 #[test]
 fn records_survive_a_restart_byte_for_byte_and_in_order() {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let address = free_address();
-    let broker = Broker::start(data_dir.path(), &address);
+    let mut broker = Broker::start(data_dir.path(), 2);
 
-    let created = broker.sluice(
+    let created = broker.cli(
         &[
             "topic",
             "create",
@@ -150,19 +63,19 @@ fn records_survive_a_restart_byte_for_byte_and_in_order() {
         .collect();
     let mut input = lines.join("\n").into_bytes();
     input.push(b'\n');
-    let produced = broker.sluice(&["produce", "rt"], Some(&input));
+    let produced = broker.cli(&["produce", "rt"], Some(&input));
     assert!(produced.status.success(), "{produced:?}");
     assert!(
         produced.stdout.is_empty(),
         "produce prints nothing on stdout"
     );
 
-    produce_with_the_client(&address);
+    produce_with_the_client(&broker.addr);
 
-    broker.stop();
-    let broker = Broker::start(data_dir.path(), &address);
+    // SIGTERM (asserting a clean exit) and start again.
+    broker.restart();
 
-    let consumed = broker.sluice(&["consume", "rt", "--format", "json"], None);
+    let consumed = broker.cli(&["consume", "rt", "--format", "json"], None);
     assert!(consumed.status.success(), "{consumed:?}");
     let text = String::from_utf8(consumed.stdout).expect("json is UTF-8");
     let mut per_partition: HashMap<u64, Vec<(u64, String)>> = HashMap::new();
@@ -219,7 +132,7 @@ fn records_survive_a_restart_byte_for_byte_and_in_order() {
     assert_eq!(client_seen, RECORDS_EACH_WAY);
 
     // The text format gives back the very bytes of the input's lines.
-    let consumed = broker.sluice(&["consume", "rt"], None);
+    let consumed = broker.cli(&["consume", "rt"], None);
     assert!(consumed.status.success());
     let client_values: Vec<String> = (0..RECORDS_EACH_WAY)
         .map(|index| format!("client-{index}"))
