@@ -9,6 +9,10 @@
 //! Mounting needs root and a loop device; without them a test says why on
 //! stderr and passes without running: the only skip.
 
+mod common;
+
+use common::run;
+
 use std::{
     cell::{Cell, RefCell},
     collections::BTreeMap,
@@ -52,18 +56,6 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_BYTES_MAX: usize = 1024 * 1024;
 /// Record timestamps start here (2023-11-14), in milliseconds.
 const TIMESTAMP_BASE_MS: i64 = 1_700_000_000_000;
-
-fn run<F, Fut>(body: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(body)
-        .expect("executor starts")
-        .join()
-        .expect("test body ran");
-}
 
 /// Awaits `future`, failing the test if it takes longer than
 /// [`OPERATION_TIMEOUT`]: a hang is a failure with a name.

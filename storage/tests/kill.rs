@@ -9,10 +9,13 @@
 //! [`kill_child_appends_until_killed`] and [`CHILD_DIR_ENV`] set; without that
 //! variable the child test does nothing.
 
+mod common;
+
+use common::run;
+
 use std::{
     collections::HashMap,
     fs::File,
-    future::Future,
     io::{BufRead, BufReader, Write},
     os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
@@ -62,19 +65,6 @@ const FIRST_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_BYTES_MAX: usize = 1024 * 1024;
 /// Record timestamps start here (2023-11-14), in milliseconds.
 const TIMESTAMP_BASE_MS: i64 = 1_700_000_000_000;
-
-fn run<T, F, Fut>(body: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(body)
-        .expect("executor starts")
-        .join()
-        .expect("executor body ran")
-}
 
 fn config() -> LogConfig {
     LogConfig {

@@ -1,9 +1,12 @@
 //! Recovery on open, against real files damaged the way crashes and disks
 //! damage them: a torn tail, zeroed pages, a flipped byte, lost indexes.
 
+mod common;
+
+use common::run;
+
 use std::{
     fs::OpenOptions,
-    future::Future,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
 };
@@ -13,18 +16,6 @@ use sluice_storage::{
     log::{Log, LogConfig, OpenError, ReadError},
     Offset,
 };
-
-fn run<F, Fut>(test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(test)
-        .expect("executor starts")
-        .join()
-        .expect("test body ran");
-}
 
 fn batch(tag: u64, value_bytes: usize) -> Batch {
     let mut builder = BatchBuilder::default();
