@@ -26,8 +26,22 @@ struct Target {
     route: Result<(usize, PartitionKey), Failure>,
 }
 
+/// A fetch response carries at most this many bytes of batches, whatever
+/// the request asks (and at least one batch). With the read budget split
+/// between the partitions asked for, it bounds the memory one fetch pins to
+/// this plus one batch per partition.
+const FETCH_RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
+
 pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
     let metadata = shard.metadata();
+    let response_max = (request.max_bytes as usize).min(FETCH_RESPONSE_BYTES_MAX);
+    let partitions: usize = request
+        .topics
+        .iter()
+        .map(|topic| topic.partitions.len())
+        .sum();
+    // Partitions are read at once, so each gets a share of the budget.
+    let share = (response_max / partitions.max(1)).max(1);
     let mut targets = Vec::new();
     for topic in &request.topics {
         for part in &topic.partitions {
@@ -35,9 +49,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
                 topic: topic.name.clone(),
                 partition: part.partition,
                 offset: part.offset,
-                max_bytes: (part.max_bytes as usize)
-                    .min(request.max_bytes as usize)
-                    .max(1),
+                max_bytes: (part.max_bytes as usize).min(share).max(1),
                 route: route(shard, &metadata, &topic.name, part.partition),
             });
         }
@@ -56,7 +68,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
         wait_for_any(shard, &targets, max_wait).await;
         outcomes = read_all(shard, &targets).await;
     }
-    respond(targets, outcomes, request.max_bytes as usize)
+    respond(targets, outcomes, response_max)
 }
 
 async fn read_all(shard: &Rc<Shard>, targets: &[Target]) -> Vec<Result<FetchOutcome, Failure>> {
