@@ -1,0 +1,146 @@
+//! `sluice-bench`: run a workload against a broker, or compare results.
+//!
+//! ```text
+//! sluice-bench run bench/workloads/1-topic-1-partition-100b.toml \
+//!     --driver native --brokers 127.0.0.1:9192 --cores 1 --out result.json
+//! sluice-bench compare a.json b.json
+//! ```
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sluice_bench::{
+    result::compare, run::available_cores, workload::Rate, BenchError, Driver, RunOptions,
+    RunResult, Workload,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice-bench",
+    version,
+    about = "Sluice's open-loop load generator and latency harness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a workload (a TOML file) against a broker.
+    Run {
+        workload: PathBuf,
+        #[arg(long, value_enum, default_value = "native")]
+        driver: DriverArg,
+        /// HOST:PORT[,HOST:PORT]...
+        #[arg(long, default_value = "127.0.0.1:9192")]
+        brokers: String,
+        /// CPUs for the harness threads: `1`, `0,1`, `0-3`. One pinned
+        /// executor per CPU.
+        #[arg(long, default_value = "0")]
+        cores: String,
+        /// Replaces the workload's rate: records/s or `max`.
+        #[arg(long)]
+        rate: Option<String>,
+        /// Replaces the workload's duration (seconds, after warm-up).
+        #[arg(long)]
+        duration_s: Option<u64>,
+        /// Replaces the workload's warm-up (seconds).
+        #[arg(long)]
+        warm_up_s: Option<u64>,
+        /// How long to wait for the last acknowledgements and records
+        /// after the last send, in seconds.
+        #[arg(long, default_value_t = 10)]
+        drain_s: u64,
+        /// Keep the run's topics on the broker.
+        #[arg(long)]
+        keep_topics: bool,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print runs side by side, with each one's ratio to the first.
+    Compare {
+        #[arg(required = true, num_args = 1..)]
+        results: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DriverArg {
+    Native,
+}
+
+fn main() -> ExitCode {
+    match execute(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sluice-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<(), BenchError> {
+    match cli.command {
+        Command::Run {
+            workload,
+            driver,
+            brokers,
+            cores,
+            rate,
+            duration_s,
+            warm_up_s,
+            drain_s,
+            keep_topics,
+            out,
+            quiet,
+        } => {
+            let mut workload = Workload::load(&workload)?;
+            if let Some(rate) = rate {
+                workload.rate = Rate::parse(&rate)?;
+            }
+            if let Some(duration_s) = duration_s {
+                workload.duration_s = duration_s;
+            }
+            if let Some(warm_up_s) = warm_up_s {
+                workload.warm_up_s = warm_up_s;
+            }
+            workload.validate()?;
+            let cores = sluice_bench::parse_cores(&cores, available_cores())?;
+            let result = sluice_bench::run(RunOptions {
+                workload,
+                driver: match driver {
+                    DriverArg::Native => Driver::Native,
+                },
+                brokers,
+                cores,
+                drain: Duration::from_secs(drain_s),
+                progress: !quiet,
+                delete_topics: !keep_topics,
+                command: std::env::args().collect(),
+            })?;
+            print!("{}", result.table());
+            if let Some(out) = out {
+                result.save(&out)?;
+                println!("result written to {}", out.display());
+            }
+            Ok(())
+        }
+        Command::Compare { results } => {
+            let mut runs = Vec::new();
+            for path in &results {
+                let label = path
+                    .file_stem()
+                    .map(|stem| stem.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string());
+                runs.push((label, RunResult::load(path)?));
+            }
+            print!("{}", compare(&runs));
+            Ok(())
+        }
+    }
+}
