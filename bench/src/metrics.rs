@@ -152,8 +152,9 @@ impl WorkerMetrics {
         self.totals.consume_errors += 1;
     }
 
-    pub fn retried(&mut self) {
-        self.totals.retries += 1;
+    /// `count` more requests were sent again.
+    pub fn retried(&mut self, count: u64) {
+        self.totals.retries += count;
     }
 }
 

@@ -359,6 +359,8 @@ async fn produce(
     for task in collector_tasks {
         task.await;
     }
+    // Batches the client sent again because the broker was too busy.
+    metrics.borrow_mut().retried(producer.retries());
 }
 
 /// Awaits one partition's deliveries in send order and records each
@@ -465,7 +467,7 @@ async fn consume(
                 return;
             }
             sleep(RECONNECT_PAUSE).await;
-            metrics.borrow_mut().retried();
+            metrics.borrow_mut().retried(1);
             match Client::connect(&context.brokers).await {
                 Ok(fresh) => {
                     client = fresh;

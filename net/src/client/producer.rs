@@ -161,6 +161,8 @@ struct Inner {
     /// arrives.
     progress: Waiters,
     next_generation: Cell<u64>,
+    /// Batches sent again after the broker said it was too busy.
+    retries: Rc<Cell<u64>>,
 }
 
 #[derive(Default)]
@@ -240,6 +242,7 @@ impl Producer {
                 buffered_bytes: Cell::new(0),
                 progress: Waiters::default(),
                 next_generation: Cell::new(0),
+                retries: Rc::default(),
             }),
         }
     }
@@ -321,6 +324,12 @@ impl Producer {
     /// Sends every open batch now and waits until every record sent so far
     /// is stored or has failed. Returns the first batch's error, if any
     /// failed; each record's own outcome is in its [`Delivery`].
+    /// Batches sent again so far because the broker was too busy to take
+    /// them (they count once per resend).
+    pub fn retries(&self) -> u64 {
+        self.inner.retries.get()
+    }
+
     pub async fn flush(&self) -> Result<(), ClientError> {
         let inner = &self.inner;
         inner
@@ -474,9 +483,11 @@ impl Inner {
             let client = self.client.clone();
             let acks = self.options.acks;
             let topic = topic.to_string();
+            let retries = self.retries.clone();
             glommio::spawn_local(async move {
                 let result =
-                    produce_with_retries(&client, &topic, partition, sealed.batch, acks).await;
+                    produce_with_retries(&client, &topic, partition, sealed.batch, acks, &retries)
+                        .await;
                 if let Err(error) = &result {
                     tracing::debug!(topic, partition, %error, "batch failed");
                 }
@@ -617,6 +628,7 @@ async fn produce_with_retries(
     partition: u32,
     batch: Batch,
     acks: Acks,
+    retries: &Cell<u64>,
 ) -> Result<Option<u64>, ClientError> {
     let mut tries = 0;
     loop {
@@ -628,6 +640,7 @@ async fn produce_with_retries(
                 if error.code() == Some(ErrorCode::TooManyRequests)
                     && tries < TOO_MANY_REQUESTS_RETRIES_MAX =>
             {
+                retries.set(retries.get() + 1);
                 glommio::timer::sleep(Duration::from_millis(10 << tries)).await;
                 tries += 1;
             }
