@@ -30,12 +30,15 @@
 //! be opened and used there. It is neither `Send` nor `Sync`.
 
 mod appender;
+mod failures;
 mod faults;
+mod flusher;
 mod index;
 mod reader;
 mod recovery;
 mod retention;
 mod segment;
+mod segment_files;
 
 use std::{
     cell::RefCell,
@@ -357,7 +360,7 @@ impl Log {
         validate_config(&config)?;
         let state = recovery::recover(dir.as_ref(), config, options).await?;
         let state = Rc::new(RefCell::new(state));
-        let flusher = glommio::spawn_local(appender::run_flusher(state.clone()));
+        let flusher = glommio::spawn_local(flusher::run_flusher(state.clone()));
         Ok(Log {
             state,
             flusher: RefCell::new(Some(flusher)),
