@@ -28,6 +28,11 @@ pub enum BenchError {
     },
     #[error("{what}: {source}")]
     Client { what: String, source: ClientError },
+    #[error("{what}: {source}")]
+    Redis {
+        what: String,
+        source: crate::resp::RespError,
+    },
     #[error("cannot start the harness thread on CPU {cpu}: {reason}")]
     Executor { cpu: usize, reason: String },
     #[error("a harness thread stopped: {0}")]

@@ -15,16 +15,24 @@
 //! producer, and end to end, from the send time each record carries in the
 //! first 8 bytes of its value to the moment a consumer reads it. The result
 //! is a table for people and a JSON file ([`result`]) that
-//! `sluice-bench compare` puts side by side with others.
+//! `sluice-bench compare` puts side by side with others, and SVG plots of
+//! the latency percentile spectrum and of throughput over time ([`plot`]).
 //!
-//! Drivers: `native` (Sluice's own client, [`native`]). The Kafka, Redis
-//! Streams and NATS drivers, the peers' scripts and the plots come later.
+//! Drivers: `native` (Sluice's own client, [`native`]) and `redis` (Redis
+//! Streams, [`redis`], over the small RESP client of [`resp`]), both on
+//! the same pinned executors and schedule ([`harness`]); the peer script
+//! is `bench/peers/redis.sh`. The Kafka and NATS drivers and the other
+//! peers' scripts come later.
 
 pub mod error;
+pub mod harness;
 pub mod latency;
 pub mod metrics;
 pub mod native;
+pub mod plot;
 pub mod random;
+pub mod redis;
+pub mod resp;
 pub mod result;
 pub mod run;
 pub mod schedule;

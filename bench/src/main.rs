@@ -3,14 +3,19 @@
 //! ```text
 //! sluice-bench run bench/workloads/1-topic-1-partition-100b.toml \
 //!     --driver native --brokers 127.0.0.1:9192 --cores 1 --out result.json
-//! sluice-bench compare a.json b.json
+//! sluice-bench run bench/workloads/1-topic-1-partition-100b.toml \
+//!     --driver redis --brokers 127.0.0.1:6390 --durability always --cores 1
+//! sluice-bench compare a.json b.json --plot plots/
 //! ```
+//!
+//! `run --out result.json` also writes `result.spectrum.svg` and
+//! `result.throughput.svg` beside it.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_bench::{
-    result::compare, run::available_cores, workload::Rate, BenchError, Driver, RunOptions,
+    plot, result::compare, run::available_cores, workload::Rate, BenchError, Driver, RunOptions,
     RunResult, Workload,
 };
 
@@ -55,7 +60,12 @@ enum Command {
         /// Keep the run's topics on the broker.
         #[arg(long)]
         keep_topics: bool,
-        /// Write the result as JSON here.
+        /// The broker's durability, as you set it up (`always`,
+        /// `everysec`, `none`, `fsync-per-batch`...): a label kept in the
+        /// result, not a setting.
+        #[arg(long)]
+        durability: Option<String>,
+        /// Write the result as JSON here, and its plots (SVG) beside it.
         #[arg(long)]
         out: Option<PathBuf>,
         /// No progress lines.
@@ -66,12 +76,18 @@ enum Command {
     Compare {
         #[arg(required = true, num_args = 1..)]
         results: Vec<PathBuf>,
+        /// Also draw the runs on one latency spectrum chart and one
+        /// throughput chart, written into this directory.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DriverArg {
     Native,
+    /// Redis Streams (XADD / XREAD BLOCK); `--brokers` is the server.
+    Redis,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +112,7 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
             warm_up_s,
             drain_s,
             keep_topics,
+            durability,
             out,
             quiet,
         } => {
@@ -115,6 +132,7 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
                 workload,
                 driver: match driver {
                     DriverArg::Native => Driver::Native,
+                    DriverArg::Redis => Driver::Redis,
                 },
                 brokers,
                 cores,
@@ -122,15 +140,19 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
                 progress: !quiet,
                 delete_topics: !keep_topics,
                 command: std::env::args().collect(),
+                durability,
             })?;
             print!("{}", result.table());
             if let Some(out) = out {
                 result.save(&out)?;
                 println!("result written to {}", out.display());
+                for chart in plot::write_run_charts(&result, &out)? {
+                    println!("plot written to {}", chart.display());
+                }
             }
             Ok(())
         }
-        Command::Compare { results } => {
+        Command::Compare { results, plot } => {
             let mut runs = Vec::new();
             for path in &results {
                 let label = path
@@ -140,6 +162,11 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
                 runs.push((label, RunResult::load(path)?));
             }
             print!("{}", compare(&runs));
+            if let Some(dir) = plot {
+                for chart in plot::write_comparison_charts(&runs, &dir)? {
+                    println!("plot written to {}", chart.display());
+                }
+            }
             Ok(())
         }
     }

@@ -10,8 +10,6 @@
 //! from offset 0 of the fresh topic.
 
 use std::{
-    cell::RefCell,
-    rc::Rc,
     sync::{atomic::Ordering, mpsc::Sender, Arc},
     time::Duration,
 };
@@ -20,7 +18,7 @@ use futures_lite::{future, StreamExt};
 use glommio::{
     channels::local_channel::{self, LocalSender},
     timer::sleep,
-    ExecutorJoinHandle, LocalExecutorBuilder, Placement,
+    ExecutorJoinHandle,
 };
 use sluice_net::client::{
     partition_for_key, Client, ConsumeOptions, Delivery, PartitionRange, Producer, ProducerOptions,
@@ -28,10 +26,11 @@ use sluice_net::client::{
 };
 
 use crate::{
-    metrics::{Report, WorkerMetrics},
+    harness::{self, on_core, Metrics, Tasks},
+    metrics::Report,
     random::Draws,
     run::{ConsumerPlan, ProducerPlan, RunContext, Timeline, WorkerPlan},
-    schedule::{Nanos, Pacer, RunClock},
+    schedule::{Nanos, Pacer},
     workload::{Keys, Workload, STAMP_BYTES},
     BenchError,
 };
@@ -43,9 +42,6 @@ const FETCH_WAIT: Duration = Duration::from_millis(100);
 /// A consumer that lost its connection waits this long before it
 /// reconnects.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
-
-/// The harness thread's counters, shared by its tasks.
-type Metrics = Rc<RefCell<WorkerMetrics>>;
 
 /// Creates the run's topics, from a short-lived executor on `cpu`.
 pub fn create_topics(
@@ -93,37 +89,16 @@ pub fn delete_topics(cpu: usize, brokers: &str, topics: &[String]) -> Result<(),
     })
 }
 
-/// Runs `work` on an executor pinned to `cpu` and waits for it.
-fn on_core<F, Fut>(cpu: usize, name: &str, work: F) -> Result<(), BenchError>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), BenchError>> + 'static,
-{
-    LocalExecutorBuilder::new(Placement::Fixed(cpu))
-        .name(name)
-        .spawn(work)
-        .map_err(|error| BenchError::Executor {
-            cpu,
-            reason: error.to_string(),
-        })?
-        .join()
-        .map_err(|error| BenchError::Worker(error.to_string()))?
-}
-
 /// Starts one harness thread running `plan`.
 pub fn spawn_worker(
     plan: WorkerPlan,
     context: Arc<RunContext>,
     reports: Sender<Report>,
 ) -> Result<ExecutorJoinHandle<Result<(), BenchError>>, BenchError> {
-    let cpu = plan.cpu;
-    LocalExecutorBuilder::new(Placement::Fixed(cpu))
-        .name(&format!("sluice-bench-{}", plan.worker))
-        .spawn(move || async move { worker(plan, context, reports).await })
-        .map_err(|error| BenchError::Executor {
-            cpu,
-            reason: error.to_string(),
-        })
+    let name = format!("sluice-bench-{}", plan.worker);
+    harness::spawn_on_core(plan.cpu, &name, move || async move {
+        worker(plan, context, reports).await
+    })
 }
 
 async fn worker(
@@ -134,76 +109,39 @@ async fn worker(
     // Connect everything first: a run starts only when every client of
     // every thread is ready.
     let ready = connect_all(&plan, &context).await;
-    if ready.is_err() {
-        context.abort.store(true, Ordering::Release);
-    }
-    let started = context.wait_for_start();
-    let (producers, consumers) = ready?;
-    let Some(timeline) = started else {
-        return Ok(()); // another thread failed and says why
-    };
-    let clock = context.clock;
-    let metrics: Metrics = Rc::new(RefCell::new(WorkerMetrics::new(
-        timeline.start,
-        timeline.measure_start..timeline.end,
-    )));
-
-    let reporter = glommio::spawn_local(report_every_second(
+    harness::run_worker(
         plan.worker,
-        clock,
-        timeline,
-        metrics.clone(),
-        reports.clone(),
-    ));
-    let consumer_tasks: Vec<_> = consumers
-        .into_iter()
-        .map(|(consumer_plan, client)| {
-            glommio::spawn_local(consume(
-                consumer_plan,
-                client,
-                context.clone(),
-                timeline,
-                metrics.clone(),
-            ))
-        })
-        .collect();
-    let producer_tasks: Vec<_> = producers
-        .into_iter()
-        .map(|(producer_plan, producer)| {
-            glommio::spawn_local(produce(
-                producer_plan,
-                producer,
-                context.clone(),
-                timeline,
-                metrics.clone(),
-            ))
-        })
-        .collect();
-    for task in producer_tasks {
-        task.await;
-        context.producers_running.fetch_sub(1, Ordering::AcqRel);
-    }
-    for task in consumer_tasks {
-        task.await;
-    }
-    reporter.cancel().await;
-
-    let metrics = Rc::try_unwrap(metrics)
-        .map_err(|_| ())
-        .expect("every task is done")
-        .into_inner();
-    let (seconds, totals) = metrics.finish();
-    for report in seconds {
-        let _ = reports.send(Report::Second {
-            worker: plan.worker,
-            report,
-        });
-    }
-    let _ = reports.send(Report::Final {
-        worker: plan.worker,
-        report: totals,
-    });
-    Ok(())
+        &context,
+        reports,
+        ready,
+        |(producers, consumers), timeline, metrics| Tasks {
+            consumers: consumers
+                .into_iter()
+                .map(|(consumer_plan, client)| {
+                    glommio::spawn_local(consume(
+                        consumer_plan,
+                        client,
+                        context.clone(),
+                        timeline,
+                        metrics.clone(),
+                    ))
+                })
+                .collect(),
+            producers: producers
+                .into_iter()
+                .map(|(producer_plan, producer)| {
+                    glommio::spawn_local(produce(
+                        producer_plan,
+                        producer,
+                        context.clone(),
+                        timeline,
+                        metrics.clone(),
+                    ))
+                })
+                .collect(),
+        },
+    )
+    .await
 }
 
 type Connected = (Vec<(ProducerPlan, Producer)>, Vec<(ConsumerPlan, Client)>);
@@ -238,33 +176,6 @@ async fn connect(brokers: &str) -> Result<Client, BenchError> {
     Client::connect(brokers)
         .await
         .map_err(BenchError::client(format!("connecting to {brokers}")))
-}
-
-/// Sends each closed second's counts to the main thread, a little after
-/// the second ends.
-async fn report_every_second(
-    worker: usize,
-    clock: RunClock,
-    timeline: Timeline,
-    metrics: Metrics,
-    reports: Sender<Report>,
-) {
-    let mut second = 1;
-    loop {
-        sleep(clock.until(timeline.start + second * crate::schedule::NANOS_PER_SECOND)).await;
-        sleep(Duration::from_millis(2)).await;
-        let finished = {
-            let mut metrics = metrics.borrow_mut();
-            metrics.roll(clock.now());
-            metrics.take_finished()
-        };
-        for report in finished {
-            if reports.send(Report::Second { worker, report }).is_err() {
-                return;
-            }
-        }
-        second += 1;
-    }
 }
 
 /// A record handed to the producer, waiting for its outcome.

@@ -22,6 +22,11 @@ pub struct RunResult {
     pub started_unix_ms: u64,
     /// The CPUs the harness's threads were pinned to.
     pub harness_cores: Vec<usize>,
+    /// The broker's durability as the user stated it (`--durability`).
+    /// Absent from results written before it existed, and when not
+    /// stated, so the format version did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<String>,
     /// CPUs of the machine, as the harness saw them.
     pub machine_cores: usize,
     /// Records acknowledged during the measured window (after warm-up).
@@ -151,8 +156,12 @@ impl RunResult {
         );
         let _ = writeln!(
             out,
-            "driver {} -> {}, harness on cores {:?} of {}",
-            self.driver, self.brokers, self.harness_cores, self.machine_cores
+            "driver {} -> {}{}, harness on cores {:?} of {}",
+            self.driver,
+            self.brokers,
+            durability_text(self),
+            self.harness_cores,
+            self.machine_cores
         );
         let _ = writeln!(out, "{:<12} {:>12} {:>10}", "", "records/s", "MB/s");
         for (name, throughput) in [("produced", &self.produced), ("consumed", &self.consumed)] {
@@ -196,6 +205,14 @@ impl RunResult {
         );
         out
     }
+}
+
+/// `", durability always"`, or nothing when it was not stated.
+fn durability_text(run: &RunResult) -> String {
+    run.durability
+        .as_ref()
+        .map(|durability| format!(", durability {durability}"))
+        .unwrap_or_default()
 }
 
 fn size_text(workload: &Workload) -> String {
@@ -242,11 +259,12 @@ pub fn compare(runs: &[(String, RunResult)]) -> String {
     for (label, run) in runs {
         let _ = writeln!(
             out,
-            "{label}: {} @ {}, acks {}, driver {} on cores {:?}",
+            "{label}: {} @ {}, acks {}, driver {}{} on cores {:?}",
             run.workload.name,
             short_rate(run),
             format!("{:?}", run.workload.acks).to_lowercase(),
             run.driver,
+            durability_text(run),
             run.harness_cores
         );
     }
@@ -335,6 +353,7 @@ mod tests {
             command: vec!["sluice-bench".into(), "run".into()],
             started_unix_ms: 1_700_000_000_000,
             harness_cores: vec![1],
+            durability: None,
             machine_cores: 2,
             produced: Throughput::over((rate * 10.0) as u64, (rate * 1000.0) as u64, 10.0),
             consumed: Throughput::over((rate * 10.0) as u64, (rate * 1000.0) as u64, 10.0),
@@ -370,6 +389,22 @@ mod tests {
         assert_eq!(loaded, result);
         assert_eq!(loaded.produced.records_per_s, 20_000.0);
         assert_eq!(loaded.produced.mb_per_s, 2.0);
+    }
+
+    /// The durability label is optional both ways: a result written
+    /// before it existed loads, and one that states it keeps it.
+    #[test]
+    fn durability_is_optional_in_the_json() {
+        let mut result = sample("a", 1.0, 1);
+        let text = serde_json::to_string(&result).unwrap();
+        assert!(!text.contains("durability"), "{text}");
+        assert_eq!(serde_json::from_str::<RunResult>(&text).unwrap(), result);
+        result.durability = Some("always".into());
+        let text = serde_json::to_string(&result).unwrap();
+        assert_eq!(serde_json::from_str::<RunResult>(&text).unwrap(), result);
+        assert!(result.table().contains("durability always"));
+        let side_by_side = compare(&[("A".into(), result)]);
+        assert!(side_by_side.contains("durability always"), "{side_by_side}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::{
 use crate::{
     latency::LatencyRecorder,
     metrics::{FinalReport, Report, SecondCounts, SecondReport},
-    native,
+    native, redis,
     result::{ErrorCounts, RunResult, SecondSample, Throughput, RESULT_FORMAT_VERSION},
     schedule::{Nanos, RunClock, NANOS_PER_SECOND},
     workload::Workload,
@@ -38,12 +38,15 @@ const START_DELAY: Duration = Duration::from_millis(50);
 pub enum Driver {
     /// Sluice's own client over the native protocol.
     Native,
+    /// Redis Streams ([`redis`]).
+    Redis,
 }
 
 impl Driver {
     pub fn name(self) -> &'static str {
         match self {
             Driver::Native => "native",
+            Driver::Redis => "redis",
         }
     }
 }
@@ -63,6 +66,9 @@ pub struct RunOptions {
     pub delete_topics: bool,
     /// Kept in the result.
     pub command: Vec<String>,
+    /// The broker's durability as the user states it (`always`,
+    /// `everysec`, `none`, ...), kept in the result.
+    pub durability: Option<String>,
 }
 
 /// The run's moments, in run nanoseconds.
@@ -291,6 +297,7 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
     let setup_cpu = options.cores[0];
     match options.driver {
         Driver::Native => native::create_topics(setup_cpu, &options.brokers, &workload, &topics)?,
+        Driver::Redis => redis::check_server(setup_cpu, &options.brokers, &workload, &topics)?,
     }
     if options.progress {
         eprintln!(
@@ -319,7 +326,13 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
     let mut handles = Vec::new();
     let mut spawn_error = None;
     for worker in &workers {
-        match native::spawn_worker(worker.clone(), context.clone(), reports.clone()) {
+        let spawned = match options.driver {
+            Driver::Native => {
+                native::spawn_worker(worker.clone(), context.clone(), reports.clone())
+            }
+            Driver::Redis => redis::spawn_worker(worker.clone(), context.clone(), reports.clone()),
+        };
+        match spawned {
             Ok(handle) => handles.push(handle),
             Err(error) => {
                 // The barrier counts on every thread: the ones started
@@ -346,7 +359,11 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
         }
     }
     if options.delete_topics {
-        if let Err(error) = native::delete_topics(setup_cpu, &options.brokers, &topics) {
+        let deleted = match options.driver {
+            Driver::Native => native::delete_topics(setup_cpu, &options.brokers, &topics),
+            Driver::Redis => redis::delete_streams(setup_cpu, &options.brokers, &workload, &topics),
+        };
+        if let Err(error) = deleted {
             eprintln!("sluice-bench: could not delete the run's topics: {error}");
         }
     }
@@ -359,6 +376,7 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
     result.command = options.command;
     result.started_unix_ms = started_unix_ms;
     result.harness_cores = options.cores;
+    result.durability = options.durability;
     Ok(result)
 }
 
@@ -505,6 +523,7 @@ impl Gathered {
             command: Vec::new(),
             started_unix_ms: 0,
             harness_cores: Vec::new(),
+            durability: None,
             machine_cores: available_cores(),
             produced: Throughput::over(counts.acknowledged, counts.acknowledged_bytes, duration),
             consumed: Throughput::over(counts.consumed, counts.consumed_bytes, duration),

@@ -51,6 +51,7 @@ fn a_short_run_against_a_real_broker() {
         progress: true,
         delete_topics: true,
         command: vec!["test".into()],
+        durability: None,
     });
     broker.stop();
     let result = result.expect("the run completes");
@@ -123,6 +124,7 @@ fn an_unreachable_broker_is_an_error_not_a_hang() {
         progress: false,
         delete_topics: false,
         command: vec![],
+        durability: None,
     })
     .expect_err("nothing listens there");
     assert!(error.to_string().contains("connect"), "{error}");

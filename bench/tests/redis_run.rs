@@ -1,0 +1,136 @@
+//! A short real run of the `redis` driver against a `redis-server` started
+//! by the test, durable (`appendfsync always`), in a temporary directory.
+//!
+//! Skipped, saying so, where `redis-server` is not installed (Debian
+//! package `redis-server`).
+
+use std::{
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use sluice_bench::{run::available_cores, Driver, RunOptions, Workload};
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The server, killed when the test ends however it ends.
+struct RedisServer(Child);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_short_run_against_a_real_redis() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("skipped: redis-server is not installed (apt-get install -y redis-server)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = RedisServer(
+        Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--save", "", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts"),
+    );
+    let address = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&address).is_err() {
+        assert!(Instant::now() < deadline, "redis-server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let workload = Workload::parse(
+        r#"
+        name = "redis-test-run"
+        topics = 1
+        partitions_per_topic = 2
+        message_size = { distribution = "uniform", min = 50, max = 150 }
+        keys = { space = 100 }
+        producers_per_topic = 1
+        consumers_per_topic = 2
+        batch_bytes = 16384
+        linger_ms = 1
+        acks = "all"
+        rate = 500
+        warm_up_s = 1
+        duration_s = 2
+        "#,
+    )
+    .unwrap();
+    let cpu = available_cores() - 1;
+    let result = sluice_bench::run(RunOptions {
+        workload,
+        driver: Driver::Redis,
+        brokers: address.clone(),
+        cores: vec![cpu],
+        drain: Duration::from_secs(5),
+        progress: true,
+        delete_topics: true,
+        command: vec!["test".into()],
+        durability: Some("always".into()),
+    })
+    .expect("the run completes");
+    print!("{}", result.table());
+
+    assert_eq!(result.driver, "redis");
+    assert_eq!(result.durability.as_deref(), Some("always"));
+    assert!(result.table().contains("durability always"));
+    assert_eq!(result.errors.total(), 0, "{:?}", result.errors);
+    // 1,000 records in the 2 s window, give or take those crossing its
+    // edges and a slow machine's stalls.
+    for (name, throughput) in [
+        ("produced", &result.produced),
+        ("consumed", &result.consumed),
+    ] {
+        assert!(
+            (750..=1010).contains(&throughput.records),
+            "{name} {} records in the window",
+            throughput.records
+        );
+        assert!(throughput.mb_per_s > 0.0);
+    }
+    // Every record intended in the window is measured, both ways, and
+    // end to end comes after the acknowledgement could.
+    let ack = &result.produce_ack_latency;
+    let e2e = &result.end_to_end_latency;
+    assert!(
+        (990..=1000).contains(&ack.count),
+        "{} ack latencies",
+        ack.count
+    );
+    assert_eq!(e2e.count, ack.count, "every measured record consumed");
+    assert!(ack.p50_us > 0.0 && e2e.p50_us > 0.0);
+    assert!(
+        ack.max_us < 1_000_000.0,
+        "ack max {} us on loopback",
+        ack.max_us
+    );
+
+    // The streams were deleted at the end: the server holds no keys.
+    let mut probe = TcpStream::connect(&address).unwrap();
+    use std::io::{Read, Write};
+    probe.write_all(b"*1\r\n$6\r\nDBSIZE\r\n").unwrap();
+    let mut reply = [0u8; 16];
+    let read = probe.read(&mut reply).unwrap();
+    assert_eq!(&reply[..read], b":0\r\n");
+    drop(server);
+}
