@@ -110,15 +110,6 @@ pub enum MetadataRecord {
     },
 }
 
-fn write_id(out: &mut Writer<'_>, id: u128) {
-    out.u64(id as u64);
-    out.u64((id >> 64) as u64);
-}
-
-fn read_id(input: &mut Reader) -> Result<u128, DecodeError> {
-    Ok(u128::from(input.u64("topic id")?) | (u128::from(input.u64("topic id")?) << 64))
-}
-
 fn write_configs(out: &mut Writer<'_>, configs: &BTreeMap<String, String>) {
     out.count(configs.len());
     for (name, value) in configs {
@@ -143,18 +134,18 @@ impl MetadataRecord {
         match self {
             MetadataRecord::TopicCreated(topic) => {
                 out.u8(1);
-                write_id(&mut out, topic.id);
+                out.u128(topic.id);
                 out.string(&topic.name);
                 out.list(&topic.shards, |out, shard| out.u32(*shard));
                 write_configs(&mut out, &topic.configs);
             }
             MetadataRecord::TopicDeleted { topic_id } => {
                 out.u8(2);
-                write_id(&mut out, *topic_id);
+                out.u128(*topic_id);
             }
             MetadataRecord::ConfigsAltered { topic_id, configs } => {
                 out.u8(3);
-                write_id(&mut out, *topic_id);
+                out.u128(*topic_id);
                 write_configs(&mut out, configs);
             }
         }
@@ -165,16 +156,16 @@ impl MetadataRecord {
         let mut input = Reader::new(body);
         let record = match input.u8("record type")? {
             1 => MetadataRecord::TopicCreated(TopicMeta {
-                id: read_id(&mut input)?,
+                id: input.u128("topic id")?,
                 name: input.string("name")?,
                 shards: input.list("shards", 4, |input| input.u32("shard"))?,
                 configs: read_configs(&mut input)?,
             }),
             2 => MetadataRecord::TopicDeleted {
-                topic_id: read_id(&mut input)?,
+                topic_id: input.u128("topic id")?,
             },
             3 => MetadataRecord::ConfigsAltered {
-                topic_id: read_id(&mut input)?,
+                topic_id: input.u128("topic id")?,
                 configs: read_configs(&mut input)?,
             },
             other => {

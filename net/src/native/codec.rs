@@ -86,6 +86,11 @@ impl Reader {
         Ok(self.bytes.get_i64_le())
     }
 
+    pub fn u128(&mut self, field: &'static str) -> Result<u128, DecodeError> {
+        self.need(field, 16)?;
+        Ok(self.bytes.get_u128_le())
+    }
+
     pub fn bool(&mut self, field: &'static str) -> Result<bool, DecodeError> {
         match self.u8(field)? {
             0 => Ok(false),
@@ -190,6 +195,10 @@ impl<'a> Writer<'a> {
 
     pub fn i64(&mut self, value: i64) {
         self.out.put_i64_le(value);
+    }
+
+    pub fn u128(&mut self, value: u128) {
+        self.out.put_u128_le(value);
     }
 
     pub fn bool(&mut self, value: bool) {

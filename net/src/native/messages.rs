@@ -202,8 +202,7 @@ impl Message for MetadataResponse {
         out.list(&self.topics, |out, topic| {
             out.string(&topic.name);
             out.u16(topic.error as u16);
-            out.u64(topic.topic_id as u64);
-            out.u64((topic.topic_id >> 64) as u64);
+            out.u128(topic.topic_id);
             out.list(&topic.partitions, |out, partition| {
                 out.u32(partition.partition);
                 out.u32(partition.leader);
@@ -224,8 +223,7 @@ impl Message for MetadataResponse {
                 Ok(TopicInfo {
                     name: input.string("topic")?,
                     error: error_code(input)?,
-                    topic_id: u128::from(input.u64("topic id")?)
-                        | (u128::from(input.u64("topic id")?) << 64),
+                    topic_id: input.u128("topic id")?,
                     partitions: input.list("partitions", 12, |input| {
                         Ok(PartitionInfo {
                             partition: input.u32("partition")?,
@@ -751,8 +749,7 @@ impl Message for DescribeTopicsResponse {
             out.string(&topic.name);
             out.u16(topic.error as u16);
             out.string(&topic.message);
-            out.u64(topic.topic_id as u64);
-            out.u64((topic.topic_id >> 64) as u64);
+            out.u128(topic.topic_id);
             write_configs(out, &topic.configs);
             out.list(&topic.partitions, |out, partition| {
                 out.u32(partition.partition);
@@ -772,8 +769,7 @@ impl Message for DescribeTopicsResponse {
                     name: input.string("topic")?,
                     error: error_code(input)?,
                     message: input.string("message")?,
-                    topic_id: u128::from(input.u64("topic id")?)
-                        | (u128::from(input.u64("topic id")?) << 64),
+                    topic_id: input.u128("topic id")?,
                     configs: configs(input)?,
                     partitions: input.list("partitions", 38, |input| {
                         Ok(PartitionDescription {
