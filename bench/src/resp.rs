@@ -12,11 +12,9 @@
 
 use std::io::Write as _;
 
-use futures_lite::{
-    io::{split, ReadHalf, WriteHalf},
-    AsyncReadExt, AsyncWriteExt,
-};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use sluice_net::split::{split, ReadHalf, WriteHalf};
 
 /// A type line (`+OK`, `-ERR ...`, `:1`, `$5`, `*2`): error messages are
 /// the longest, and a server's are short.

@@ -69,7 +69,7 @@ async fn refuse(mut stream: TcpStream, max: usize) {
 
 async fn serve(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), FrameError> {
     let _ = stream.set_nodelay(true);
-    let (mut reader_half, mut writer_half) = futures_lite::io::split(stream);
+    let (mut reader_half, mut writer_half) = sluice_net::split::split(stream);
     let (responses, outbox) = local_channel::new_unbounded::<BytesMut>();
     let responses = Rc::new(responses);
     let writer = glommio::spawn_local(async move {

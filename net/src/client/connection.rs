@@ -19,11 +19,10 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::{
-    io::{ReadHalf, WriteHalf},
-    AsyncWriteExt,
-};
+use futures_lite::AsyncWriteExt;
 use glommio::{net::TcpStream, Task};
+
+use crate::split::{ReadHalf, WriteHalf};
 
 use super::{
     sync::{with_timeout, Completion, Waiters},
@@ -215,7 +214,7 @@ impl Connection {
             in_flight_max: options.in_flight_max.max(1),
             room: Waiters::default(),
         });
-        let (read_half, write_half) = futures_lite::io::split(stream);
+        let (read_half, write_half) = crate::split::split(stream);
         let reader = glommio::spawn_local(read_loop(
             shared.clone(),
             read_half,
