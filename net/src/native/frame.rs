@@ -171,44 +171,29 @@ impl FrameReader {
                     self.buffer.advance(4);
                     return Ok(Some(self.buffer.split_to(declared).freeze()));
                 }
-                wanted = (4 + declared - self.buffer.len()).max(READ_CHUNK_BYTES.min(4 + declared));
+                if 4 + declared > READ_CHUNK_BYTES {
+                    return self
+                        .next_large(stream, declared, timeouts.stalled)
+                        .await
+                        .map(Some);
+                }
             }
             let start = self.buffer.len();
-            self.buffer.resize(start + wanted, 0);
             let timeout = if start == 0 {
                 timeouts.idle
             } else {
                 Some(timeouts.stalled)
             };
-            let read = stream.read(&mut self.buffer[start..]);
-            let result = match timeout {
-                None => read.await,
-                Some(limit) => {
-                    let timer = async {
-                        glommio::timer::sleep(limit).await;
-                        Err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "frame read timed out",
-                        ))
-                    };
-                    futures_lite::future::or(read, timer).await
-                }
-            };
-            let read = match result {
+            let read = match read_into(stream, &mut self.buffer, wanted, timeout).await {
                 Ok(read) => read,
                 Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
-                    self.buffer.truncate(start);
                     return Err(match start {
                         0 => FrameError::Idle(timeouts.idle.unwrap_or_default()),
                         _ => FrameError::Stalled(timeouts.stalled),
                     });
                 }
-                Err(error) => {
-                    self.buffer.truncate(start);
-                    return Err(error.into());
-                }
+                Err(error) => return Err(error.into()),
             };
-            self.buffer.truncate(start + read);
             if read == 0 {
                 return match start {
                     0 => Ok(None),
@@ -216,5 +201,130 @@ impl FrameReader {
                 };
             }
         }
+    }
+
+    /// A frame larger than a read chunk gets an allocation of its own, read
+    /// into directly: the batches sliced out of it then share it with nothing
+    /// else, so the broker can set a batch's base offset in place instead of
+    /// copying it.
+    async fn next_large<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        declared: usize,
+        stalled: Duration,
+    ) -> Result<Bytes, FrameError> {
+        let mut frame = BytesMut::with_capacity(declared);
+        frame.extend_from_slice(&self.buffer[4..]);
+        self.buffer.clear();
+        while frame.len() < declared {
+            let wanted = declared - frame.len();
+            let read = match read_into(stream, &mut frame, wanted, Some(stalled)).await {
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(FrameError::Stalled(stalled));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if read == 0 {
+                return Err(FrameError::ClosedMidFrame {
+                    buffered: 4 + frame.len(),
+                });
+            }
+        }
+        Ok(frame.freeze())
+    }
+}
+
+/// Reads at most `wanted` bytes onto the end of `buffer`, failing with
+/// `TimedOut` past `timeout`.
+async fn read_into<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut BytesMut,
+    wanted: usize,
+    timeout: Option<Duration>,
+) -> std::io::Result<usize> {
+    let start = buffer.len();
+    buffer.resize(start + wanted, 0);
+    let read = stream.read(&mut buffer[start..]);
+    let result = match timeout {
+        None => read.await,
+        Some(limit) => {
+            let timer = async {
+                glommio::timer::sleep(limit).await;
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "frame read timed out",
+                ))
+            };
+            futures_lite::future::or(read, timer).await
+        }
+    };
+    buffer.truncate(start + *result.as_ref().unwrap_or(&0));
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::messages::{
+        Acks, ApiVersionsRequest, ProducePartition, ProduceRequest, ProduceTopic,
+    };
+
+    #[test]
+    fn a_large_frame_owns_its_bytes_and_small_ones_are_read_together() {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(|| async {
+                let header = |api_key| RequestHeader {
+                    api_key,
+                    api_version: 0,
+                    correlation_id: 1,
+                };
+                let hello = encode_request(header(0), &ApiVersionsRequest { client: "x".into() });
+                let batch = Bytes::from(vec![7u8; 300 * 1024]);
+                let produce = ProduceRequest {
+                    acks: Acks::All,
+                    timeout_ms: 1,
+                    topics: vec![ProduceTopic {
+                        name: "t".into(),
+                        partitions: vec![ProducePartition {
+                            partition: 0,
+                            batch: batch.clone(),
+                        }],
+                    }],
+                };
+                let mut wire = hello.to_vec();
+                wire.extend_from_slice(&encode_request(header(4), &produce));
+                wire.extend_from_slice(&hello);
+                let mut stream = futures_lite::io::Cursor::new(wire);
+                let mut frames = FrameReader::new(FRAME_BYTES_MAX);
+                let timeouts = ReadTimeouts {
+                    idle: None,
+                    stalled: Duration::from_secs(5),
+                };
+                let first = frames.next(&mut stream, timeouts).await.unwrap().unwrap();
+                assert_eq!(split_request(first).unwrap().0.api_key, 0);
+                let large = frames.next(&mut stream, timeouts).await.unwrap().unwrap();
+                let (_, body) = split_request(large).unwrap();
+                let decoded = ProduceRequest::from_bytes(body).unwrap();
+                let stored = decoded
+                    .topics
+                    .into_iter()
+                    .next()
+                    .unwrap()
+                    .partitions
+                    .remove(0)
+                    .batch;
+                assert_eq!(stored, batch);
+                assert!(
+                    stored.try_into_mut().is_ok(),
+                    "the batch shares its allocation"
+                );
+                let last = frames.next(&mut stream, timeouts).await.unwrap().unwrap();
+                assert_eq!(split_request(last).unwrap().0.api_key, 0);
+                assert!(frames.next(&mut stream, timeouts).await.unwrap().is_none());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
