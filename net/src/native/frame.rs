@@ -157,7 +157,7 @@ impl FrameReader {
         timeouts: ReadTimeouts,
     ) -> Result<Option<Bytes>, FrameError> {
         loop {
-            let mut wanted = READ_CHUNK_BYTES;
+            let wanted = READ_CHUNK_BYTES;
             if self.buffer.len() >= 4 {
                 let declared =
                     u32::from_le_bytes(self.buffer[..4].try_into().expect("4 bytes")) as usize;
