@@ -18,7 +18,6 @@ use futures_lite::{future, StreamExt};
 use glommio::{
     channels::local_channel::{self, LocalSender},
     timer::sleep,
-    ExecutorJoinHandle,
 };
 use sluice_net::client::{
     partition_for_key, Client, ConsumeOptions, Delivery, PartitionRange, Producer, ProducerOptions,
@@ -89,19 +88,8 @@ pub fn delete_topics(cpu: usize, brokers: &str, topics: &[String]) -> Result<(),
     })
 }
 
-/// Starts one harness thread running `plan`.
-pub fn spawn_worker(
-    plan: WorkerPlan,
-    context: Arc<RunContext>,
-    reports: Sender<Report>,
-) -> Result<ExecutorJoinHandle<Result<(), BenchError>>, BenchError> {
-    let name = format!("sluice-bench-{}", plan.worker);
-    harness::spawn_on_core(plan.cpu, &name, move || async move {
-        worker(plan, context, reports).await
-    })
-}
-
-async fn worker(
+/// The body of one harness thread running `plan`.
+pub async fn worker(
     plan: WorkerPlan,
     context: Arc<RunContext>,
     reports: Sender<Report>,

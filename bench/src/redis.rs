@@ -33,7 +33,6 @@ use futures_lite::future;
 use glommio::{
     channels::local_channel::{self, LocalReceiver},
     timer::sleep,
-    ExecutorJoinHandle,
 };
 use sluice_net::client::partition_for_key;
 
@@ -95,29 +94,19 @@ pub fn check_server(
     workload: &Workload,
     topics: &[String],
 ) -> Result<(), BenchError> {
-    let address = address(brokers).to_string();
-    let keys = all_keys(workload, topics);
-    on_core(cpu, "sluice-bench-setup", move || async move {
-        let mut connection = Connection::connect(&address)
-            .await
-            .map_err(redis_error(format!("connecting to redis at {address}")))?;
-        connection
-            .call(&[b"PING"])
-            .await
-            .map_err(redis_error("PING"))?;
-        for key in &keys {
-            let reply = connection
-                .call(&[b"XLEN", key.as_bytes()])
-                .await
-                .map_err(redis_error(format!("XLEN {key}")))?;
-            if reply != b":0\r\n" {
-                return Err(BenchError::Workload(format!(
-                    "stream {key} already holds entries"
-                )));
-            }
-        }
-        Ok(())
-    })
+    on_every_stream(
+        cpu,
+        brokers,
+        workload,
+        topics,
+        b"XLEN",
+        |key, reply| match reply {
+            b":0\r\n" => Ok(()),
+            _ => Err(BenchError::Workload(format!(
+                "stream {key} already holds entries"
+            ))),
+        },
+    )
 }
 
 /// Deletes the run's streams.
@@ -127,17 +116,43 @@ pub fn delete_streams(
     workload: &Workload,
     topics: &[String],
 ) -> Result<(), BenchError> {
+    on_every_stream(cpu, brokers, workload, topics, b"DEL", |_, _| Ok(()))
+}
+
+/// On a thread pinned to `cpu`: connects, checks the server answers PING,
+/// and sends `command KEY` for every stream of the run, `check` judging each
+/// reply.
+fn on_every_stream(
+    cpu: usize,
+    brokers: &str,
+    workload: &Workload,
+    topics: &[String],
+    command: &'static [u8],
+    check: fn(&str, &[u8]) -> Result<(), BenchError>,
+) -> Result<(), BenchError> {
     let address = address(brokers).to_string();
     let keys = all_keys(workload, topics);
-    on_core(cpu, "sluice-bench-teardown", move || async move {
+    let name = format!(
+        "sluice-bench-{}",
+        String::from_utf8_lossy(command).to_lowercase()
+    );
+    on_core(cpu, &name, move || async move {
         let mut connection = Connection::connect(&address)
             .await
             .map_err(redis_error(format!("connecting to redis at {address}")))?;
+        connection
+            .call(&[b"PING"])
+            .await
+            .map_err(redis_error("PING"))?;
         for key in &keys {
-            connection
-                .call(&[b"DEL", key.as_bytes()])
+            let reply = connection
+                .call(&[command, key.as_bytes()])
                 .await
-                .map_err(redis_error(format!("DEL {key}")))?;
+                .map_err(redis_error(format!(
+                    "{} {key}",
+                    String::from_utf8_lossy(command)
+                )))?;
+            check(key, &reply)?;
         }
         Ok(())
     })
@@ -152,19 +167,8 @@ fn all_keys(workload: &Workload, topics: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Starts one harness thread running `plan`.
-pub fn spawn_worker(
-    plan: WorkerPlan,
-    context: Arc<RunContext>,
-    reports: Sender<Report>,
-) -> Result<ExecutorJoinHandle<Result<(), BenchError>>, BenchError> {
-    let name = format!("sluice-bench-redis-{}", plan.worker);
-    harness::spawn_on_core(plan.cpu, &name, move || async move {
-        worker(plan, context, reports).await
-    })
-}
-
-async fn worker(
+/// The body of one harness thread running `plan`.
+pub async fn worker(
     plan: WorkerPlan,
     context: Arc<RunContext>,
     reports: Sender<Report>,

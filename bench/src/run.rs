@@ -326,11 +326,15 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
     let mut handles = Vec::new();
     let mut spawn_error = None;
     for worker in &workers {
+        let name = format!("sluice-bench-{}-{}", options.driver.name(), worker.worker);
+        let (plan, context, reports) = (worker.clone(), context.clone(), reports.clone());
         let spawned = match options.driver {
-            Driver::Native => {
-                native::spawn_worker(worker.clone(), context.clone(), reports.clone())
-            }
-            Driver::Redis => redis::spawn_worker(worker.clone(), context.clone(), reports.clone()),
+            Driver::Native => crate::harness::spawn_on_core(worker.cpu, &name, move || {
+                native::worker(plan, context, reports)
+            }),
+            Driver::Redis => crate::harness::spawn_on_core(worker.cpu, &name, move || {
+                redis::worker(plan, context, reports)
+            }),
         };
         match spawned {
             Ok(handle) => handles.push(handle),
