@@ -152,7 +152,7 @@ fn on_every_stream(
                     "{} {key}",
                     String::from_utf8_lossy(command)
                 )))?;
-            check(key, &reply)?;
+            check(key, reply)?;
         }
         Ok(())
     })
