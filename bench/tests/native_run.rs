@@ -1,6 +1,8 @@
 //! A short real run of the harness against a Sluice broker started in this
 //! process, over the native protocol.
 
+mod common;
+
 use std::time::Duration;
 
 use sluice_bench::{run::available_cores, Driver, RunOptions, RunResult, Workload};
@@ -58,31 +60,8 @@ fn a_short_run_against_a_real_broker() {
     print!("{}", result.table());
 
     assert_eq!(result.harness_cores, [cpu]);
-    assert_eq!(result.errors.total(), 0, "{:?}", result.errors);
-    // Acknowledged and consumed within the 2 s window, by completion time:
-    // 1,000 give or take the records crossing its edges, and a slow
-    // machine's stalls.
-    for (name, throughput) in [
-        ("produced", &result.produced),
-        ("consumed", &result.consumed),
-    ] {
-        assert!(
-            (750..=1010).contains(&throughput.records),
-            "{name} {} records in the window",
-            throughput.records
-        );
-        assert!(throughput.mb_per_s > 0.0);
-    }
-    // Every record intended in the window is measured, both ways.
-    let ack = &result.produce_ack_latency;
-    let e2e = &result.end_to_end_latency;
-    assert!(
-        (990..=1000).contains(&ack.count),
-        "{} ack latencies",
-        ack.count
-    );
-    assert_eq!(e2e.count, ack.count, "every measured record consumed");
-    assert!(ack.p50_us > 0.0 && ack.p50_us <= ack.p99_us && ack.p99_us <= ack.max_us);
+    common::assert_a_clean_short_run(&result);
+    let (ack, e2e) = (&result.produce_ack_latency, &result.end_to_end_latency);
     assert!(
         e2e.p50_us >= ack.p50_us * 0.5,
         "end to end includes the ack path"
