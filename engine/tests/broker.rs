@@ -163,7 +163,7 @@ fn topics_produce_fetch_and_restart() {
     let fetched = fetch(&mut conn, "events", 3, 0, 0);
     assert_eq!(fetched.error, ErrorCode::None);
     assert_eq!(fetched.high_watermark, 3);
-    assert_eq!(values(&fetched.batches), vec!["a", "b", "c"]);
+    assert_eq!(values(&fetched.batch_bytes()), vec!["a", "b", "c"]);
 
     // Errors, each in its place.
     assert_eq!(
@@ -213,7 +213,7 @@ fn topics_produce_fetch_and_restart() {
     let mut conn = Connection::open(&addr, Duration::from_secs(10)).unwrap();
     for partition in 0..4 {
         assert_eq!(
-            values(&fetch(&mut conn, "events", partition, 0, 0).batches),
+            values(&fetch(&mut conn, "events", partition, 0, 0).batch_bytes()),
             vec!["a", "b", "c"]
         );
     }

@@ -26,7 +26,7 @@ fn a_waiting_consumer_gets_the_record_within_5_ms_of_its_ack() {
             let fetched = fetch(&mut conn, "tail", partition, offset, 10_000).unwrap();
             let received = Instant::now();
             assert_eq!(fetched.error, ErrorCode::None);
-            assert_eq!(batches(&fetched.batches)[0].base_offset().0, offset);
+            assert_eq!(batches(&fetched.batch_bytes())[0].base_offset().0, offset);
             received
         });
         // Let the fetch reach the broker and park at the log end.

@@ -5,7 +5,7 @@
 
 use std::{rc::Rc, time::Duration};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sluice_net::native::{
     messages::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse},
     ErrorCode,
@@ -148,13 +148,13 @@ fn respond(
             Ok(outcome) => {
                 // Whole batches within the response's budget; the very first
                 // batch of the response always goes, so a reader moves on.
-                let mut batches = BytesMut::new();
-                for batch in &outcome.batches {
+                let mut batches = Vec::new();
+                for batch in outcome.batches {
                     if total > 0 && total + batch.len() > max_bytes {
                         break;
                     }
                     total += batch.len();
-                    batches.extend_from_slice(batch);
+                    batches.push(batch);
                 }
                 FetchPartitionResponse {
                     partition: target.partition,
@@ -162,7 +162,7 @@ fn respond(
                     message: String::new(),
                     high_watermark: outcome.high_watermark,
                     log_start: outcome.log_start,
-                    batches: batches.freeze(),
+                    batches,
                 }
             }
             Err(failure) => FetchPartitionResponse {
@@ -171,7 +171,7 @@ fn respond(
                 message: failure.message,
                 high_watermark: 0,
                 log_start: 0,
-                batches: Bytes::new(),
+                batches: Vec::new(),
             },
         };
         match topics.last_mut() {

@@ -322,7 +322,7 @@ impl Consumer {
                         partition_message(&self.topic, answer.partition, &answer.message),
                     ));
                 }
-                read_records(cursor, &answer.batches, &mut self.ready)?;
+                read_records(cursor, &answer.batch_bytes(), &mut self.ready)?;
             }
         }
         Ok(true)

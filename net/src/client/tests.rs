@@ -248,7 +248,7 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                                         message: String::new(),
                                         high_watermark: logs.end(asked.partition),
                                         log_start: 0,
-                                        batches: batches.freeze(),
+                                        batches: vec![batches.freeze()],
                                     }
                                 })
                                 .collect(),

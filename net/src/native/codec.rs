@@ -210,6 +210,12 @@ impl<'a> Writer<'a> {
         self.out.put_slice(value);
     }
 
+    /// Bytes as they are, with no length: for a run whose length was
+    /// written before it.
+    pub fn raw(&mut self, value: &[u8]) {
+        self.out.put_slice(value);
+    }
+
     pub fn string(&mut self, value: &str) {
         self.bytes(value.as_bytes());
     }

@@ -528,8 +528,10 @@ pub struct FetchPartitionResponse {
     pub message: String,
     pub high_watermark: u64,
     pub log_start: u64,
-    /// Whole stored batches, back to back.
-    pub batches: Bytes,
+    /// Whole stored batches, back to back on the wire. A broker fills it
+    /// with the batches as they are (no copy until the frame is encoded); a
+    /// decoded response holds one run of bytes.
+    pub batches: Vec<Bytes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -541,6 +543,18 @@ pub struct FetchTopicResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchResponse {
     pub topics: Vec<FetchTopicResponse>,
+}
+
+impl FetchPartitionResponse {
+    /// The batches as one run of bytes: as they are when decoded (one
+    /// part), joined otherwise.
+    pub fn batch_bytes(&self) -> Bytes {
+        match self.batches.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
+        }
+    }
 }
 
 /// A fetch response carries at most this many bytes of batches per
@@ -557,7 +571,11 @@ impl Message for FetchResponse {
                 out.string(&partition.message);
                 out.u64(partition.high_watermark);
                 out.u64(partition.log_start);
-                out.bytes(&partition.batches);
+                let total: usize = partition.batches.iter().map(Bytes::len).sum();
+                out.count(total);
+                for batch in &partition.batches {
+                    out.raw(batch);
+                }
             });
         });
     }
@@ -573,7 +591,7 @@ impl Message for FetchResponse {
                             message: input.string("message")?,
                             high_watermark: input.u64("high watermark")?,
                             log_start: input.u64("log start")?,
-                            batches: input.bytes("batches", FETCH_PARTITION_BYTES_MAX)?,
+                            batches: vec![input.bytes("batches", FETCH_PARTITION_BYTES_MAX)?],
                         })
                     })?,
                 })

@@ -268,7 +268,7 @@ pub fn read_partition(
     loop {
         let fetched = fetch(conn, topic, partition, offset, 0).unwrap();
         assert_eq!(fetched.error, ErrorCode::None, "{}", fetched.message);
-        let batches = batches(&fetched.batches);
+        let batches = batches(&fetched.batch_bytes());
         if batches.is_empty() {
             return out;
         }
