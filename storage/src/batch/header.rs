@@ -1,11 +1,13 @@
 //! The fixed 64-byte batch header: field positions, parsing and writing.
 
-use super::BatchError;
+use super::{kafka, BatchError};
 
 pub const BATCH_HEADER_BYTES: usize = 64;
 /// Header version written by this code.
 pub const BATCH_MAGIC: u8 = 1;
-/// The CRC covers every byte from here to the end of the batch.
+/// The CRC of a native batch covers every byte from here to the end of the
+/// batch; that of a kafka batch skips the fields of its payload that are set
+/// in place (see the module doc of [`super`]).
 pub const CRC_FIELD_END: usize = CRC_AT + 4;
 /// Bits of `flags` that carry a kafka payload's compression codec.
 pub const FLAGS_COMPRESSION_MASK: u16 = 0b111;
@@ -15,7 +17,7 @@ pub(crate) const BATCH_BYTES_AT: usize = 8;
 pub(crate) const LEADER_EPOCH_AT: usize = 12;
 pub(crate) const CRC_AT: usize = 16;
 const MAGIC_AT: usize = 20;
-const PAYLOAD_FORMAT_AT: usize = 21;
+pub(crate) const PAYLOAD_FORMAT_AT: usize = 21;
 const FLAGS_AT: usize = 22;
 const RECORD_COUNT_AT: usize = 24;
 pub(crate) const LAST_OFFSET_DELTA_AT: usize = 28;
@@ -120,9 +122,15 @@ impl BatchHeader {
     }
 }
 
-/// Computes the CRC over `batch[CRC_FIELD_END..]` and stores it in the header.
+/// Computes the CRC of a whole batch, as its payload format says, and stores
+/// it in the header. A kafka batch's payload must hold a Kafka header.
 pub fn seal_crc(batch: &mut [u8]) {
-    let crc = crc32c::crc32c(&batch[CRC_FIELD_END..]);
+    let crc = if batch[PAYLOAD_FORMAT_AT] == PayloadFormat::Kafka as u8 {
+        let kafka_crc = kafka::kafka_crc(&batch[BATCH_HEADER_BYTES..]);
+        kafka::sluice_crc(batch, kafka_crc)
+    } else {
+        crc32c::crc32c(&batch[CRC_FIELD_END..])
+    };
     write_u32(batch, CRC_AT, crc);
 }
 

@@ -9,7 +9,7 @@
 //!  0  base_offset        u64   assigned by the log on append
 //!  8  batch_bytes        u32   the whole batch, header included
 //! 12  leader_epoch       u32   assigned by the leader on append
-//! 16  crc                u32   CRC-32C of bytes [20, batch_bytes)
+//! 16  crc                u32   CRC-32C, see below
 //! 20  magic              u8    header version, 1
 //! 21  payload_format     u8    0 native (rkyv), 1 kafka (RecordBatch v2)
 //! 22  flags              u16   bits 0..3: compression of a kafka payload
@@ -24,12 +24,42 @@
 //! 64  payload
 //! ```
 //!
+//! ## Payload formats and what the CRC covers
+//!
+//! A **native** payload is an rkyv archive of the records, read in place. The
+//! CRC is the CRC-32C of bytes `[20, batch_bytes)`: everything after the CRC
+//! field.
+//!
+//! A **kafka** payload is a Kafka RecordBatch v2 exactly as a Kafka producer
+//! sent it ([`Batch::from_kafka`]). It carries its own copies of the base
+//! offset (`payload[0..8]`) and leader epoch (`payload[12..16]`), big-endian,
+//! which [`Batch::assign`] sets in place beside the header's, so the CRC
+//! skips them too. It is the CRC-32C of, in this order:
+//!
+//! 1. `payload[21..]`: what the Kafka CRC covers (attributes to the last record),
+//! 2. `header[20..64]`: the header after its CRC field,
+//! 3. `payload[8..12]`: Kafka's batchLength,
+//! 4. `payload[16..21]`: Kafka's magic and CRC.
+//!
+//! The records come first so that one pass over them gives both CRCs: the
+//! Kafka CRC, then the Sluice CRC by extending it over 53 more bytes. The
+//! header of a kafka batch repeats what the Kafka header says (base offset,
+//! leader epoch, counts, timestamps, producer; `flags` holds the compression
+//! codec), and [`Batch::validate`] checks that they agree. Transactional and
+//! control batches are refused: this broker has no transactions.
+//!
 //! [`Batch::validate`] is the one gate every foreign batch passes: lengths, CRC,
-//! caps and (for native payloads) the rkyv archive. What passed it is a
-//! [`Batch`], and nothing checks it again.
+//! caps and the payload (the rkyv archive of a native one; the Kafka header
+//! and CRC of a kafka one). What passed it is a [`Batch`], and nothing checks
+//! it again. [`Batch::from_kafka`] is the gate for a Kafka producer's batch.
+//!
+//! A client that reads a batch stored in the other format gets it converted:
+//! [`Batch::write_kafka`] writes a native batch as a Kafka one; the reverse
+//! needs the records decompressed and lives in `sluice-net`.
 
 mod builder;
 mod header;
+mod kafka;
 mod native;
 
 pub use builder::BatchBuilder;
@@ -37,6 +67,7 @@ pub use header::{
     BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, BATCH_MAGIC, CRC_FIELD_END,
     FLAGS_COMPRESSION_MASK,
 };
+pub use kafka::{KAFKA_BATCH_HEADER_BYTES, KAFKA_MAGIC};
 pub use native::{HeaderView, RecordView, Records};
 
 use bytes::{Bytes, BytesMut};
@@ -93,6 +124,32 @@ pub enum BatchError {
     OffsetOutOfSequence { base_offset: u64, expected: u64 },
     #[error("compression flag {flags:#x} is not allowed on a native payload")]
     CompressedNative { flags: u16 },
+    #[error(
+        "kafka batch too short: {bytes} bytes, its header alone is {KAFKA_BATCH_HEADER_BYTES}"
+    )]
+    KafkaTooShort { bytes: usize },
+    #[error("kafka batchLength {batch_length} does not fit the {available} bytes given")]
+    KafkaLengthMismatch { batch_length: i32, available: usize },
+    #[error("kafka record batch version {magic}, only {KAFKA_MAGIC} is accepted")]
+    KafkaUnknownMagic { magic: i8 },
+    #[error("kafka batch CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    KafkaCrcMismatch { stored: u32, computed: u32 },
+    #[error("kafka compression codec {codec} is unknown")]
+    KafkaUnknownCompression { codec: u16 },
+    #[error(
+        "transactional kafka batch of producer {producer_id}: this broker has no transactions"
+    )]
+    KafkaTransactional { producer_id: i64 },
+    #[error("kafka control batch (attributes {attributes:#x}): this broker has no transactions")]
+    KafkaControl { attributes: i16 },
+    #[error("uncompressed kafka records of {bytes} bytes cannot hold {record_count} records")]
+    KafkaRecordsTooShort { record_count: u32, bytes: usize },
+    #[error("header field {field} is {header} but the kafka payload says {payload}")]
+    KafkaHeaderMismatch {
+        field: &'static str,
+        header: i64,
+        payload: i64,
+    },
 }
 
 /// A validated batch, owned as bytes: header and payload, ready to be stored or
@@ -125,8 +182,10 @@ impl std::fmt::Debug for Batch {
 impl Batch {
     /// Validates `bytes` as one whole batch: the length field must equal
     /// `bytes.len()`, the CRC must match, the counts must be under their caps,
-    /// and a native payload must be a valid archive whose record count agrees
-    /// with the header. On success the batch is never checked again.
+    /// a native payload must be a valid archive whose record count agrees
+    /// with the header, and a kafka payload must pass the checks of
+    /// [`Batch::from_kafka`] (its own CRC too) and agree with the header. On
+    /// success the batch is never checked again.
     pub fn validate(bytes: Bytes) -> Result<Batch, BatchError> {
         check(&bytes)?;
         Ok(Batch {
@@ -143,6 +202,56 @@ impl Batch {
         Ok(Batch {
             bytes,
             archive_checked: false,
+        })
+    }
+
+    /// Makes a batch of one whole Kafka RecordBatch v2 as a Kafka producer
+    /// sent it (big-endian, see the module doc): its `batchLength` must cover
+    /// `kafka` exactly, its version must be 2, its CRC must match, it must
+    /// hold at least one record and at most [`BATCH_RECORDS_MAX`], be dense
+    /// (`lastOffsetDelta` is the count minus one), use a known compression
+    /// codec, and be neither transactional nor a control batch. The batch,
+    /// header included, must fit [`BATCH_BYTES_MAX`]; that is checked before
+    /// anything is allocated.
+    ///
+    /// The records are not decompressed. The Sluice header is made from the
+    /// Kafka one, and header and payload are copied into one new buffer. The
+    /// result is validated: nothing checks it again.
+    pub fn from_kafka(kafka: &[u8]) -> Result<Batch, BatchError> {
+        let batch_bytes = BATCH_HEADER_BYTES + kafka.len();
+        if batch_bytes > BATCH_BYTES_MAX {
+            return Err(BatchError::TooLarge {
+                bytes: batch_bytes,
+                max: BATCH_BYTES_MAX,
+            });
+        }
+        let kafka_header = kafka::KafkaHeader::parse(kafka)?;
+        kafka_header.check(kafka.len())?;
+        let kafka_crc = kafka::kafka_crc(kafka);
+        if kafka_crc != kafka_header.crc {
+            return Err(BatchError::KafkaCrcMismatch {
+                stored: kafka_header.crc,
+                computed: kafka_crc,
+            });
+        }
+        let header = kafka_header
+            .batch_header(u32::try_from(batch_bytes).expect("a batch under the cap fits u32"));
+        check_counts(&header)?;
+
+        let mut bytes = Vec::with_capacity(batch_bytes);
+        bytes.resize(BATCH_HEADER_BYTES, 0);
+        header.write(&mut bytes);
+        bytes.extend_from_slice(kafka);
+        let crc = kafka::sluice_crc(&bytes, kafka_crc);
+        header::write_u32(&mut bytes, header::CRC_AT, crc);
+        debug_assert_eq!(
+            check(&bytes).err(),
+            None,
+            "a kafka batch made must validate"
+        );
+        Ok(Batch {
+            bytes: Bytes::from(bytes),
+            archive_checked: true,
         })
     }
 
@@ -215,13 +324,53 @@ impl Batch {
         }
     }
 
-    /// Sets the broker-assigned fields in place. They precede the CRC field, so
-    /// the checksum stays valid. Copies only if the bytes are shared.
+    fn is_kafka(&self) -> bool {
+        self.bytes[header::PAYLOAD_FORMAT_AT] == PayloadFormat::Kafka as u8
+    }
+
+    /// The Kafka RecordBatch v2 of a kafka batch, as stored (with the base
+    /// offset and leader epoch assigned to it); `None` for a native batch.
+    /// A slice of the batch's bytes: no copy.
+    pub fn kafka_payload(&self) -> Option<Bytes> {
+        self.is_kafka()
+            .then(|| self.bytes.slice(BATCH_HEADER_BYTES..))
+    }
+
+    /// Appends the batch to `out` as one Kafka RecordBatch v2. A kafka batch
+    /// appends its payload as stored. A native batch is written uncompressed
+    /// with its base offset, leader epoch, timestamps and producer; each
+    /// record with attributes 0, its timestamp and offset deltas, key (length
+    /// -1 if none), value and headers (a header without a value gets length
+    /// -1), and the Kafka CRC set. Nothing is allocated per record.
+    ///
+    /// Fails only if a native batch read back from disk holds an archive that
+    /// does not validate ([`BatchError::InvalidPayload`]).
+    pub fn write_kafka(&self, out: &mut BytesMut) -> Result<(), BatchError> {
+        if self.is_kafka() {
+            out.extend_from_slice(self.payload());
+            return Ok(());
+        }
+        let records = self.records()?;
+        kafka::write_native(&self.header(), records, out);
+        Ok(())
+    }
+
+    /// Sets the broker-assigned fields in place: in the header, where they
+    /// precede the CRC field, and in a kafka payload, where neither CRC covers
+    /// them. No checksum is recomputed. Copies only if the bytes are shared.
     pub fn assign(self, base_offset: Offset, leader_epoch: u32) -> Batch {
         let archive_checked = self.archive_checked;
+        let is_kafka = self.is_kafka();
         let mut bytes = BytesMut::from(self.bytes);
         header::write_u64(&mut bytes, header::BASE_OFFSET_AT, base_offset.0);
         header::write_u32(&mut bytes, header::LEADER_EPOCH_AT, leader_epoch);
+        if is_kafka {
+            kafka::assign(
+                &mut bytes[BATCH_HEADER_BYTES..],
+                base_offset.0,
+                leader_epoch,
+            );
+        }
         Batch {
             bytes: bytes.freeze(),
             archive_checked,
@@ -229,8 +378,17 @@ impl Batch {
     }
 }
 
+/// What [`check_frame`] learnt on its way.
+struct Frame {
+    header: BatchHeader,
+    /// The CRC over a kafka payload's records: the Kafka CRC if the payload
+    /// is right. Computed for the Sluice CRC and kept, so that checking the
+    /// Kafka CRC costs no second pass.
+    kafka_crc: Option<u32>,
+}
+
 /// Checks everything that does not need the payload decoded.
-fn check_frame(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+fn check_frame(bytes: &[u8]) -> Result<Frame, BatchError> {
     let header = BatchHeader::parse(bytes)?;
     let declared = header.batch_bytes as usize;
     if declared > BATCH_BYTES_MAX {
@@ -245,13 +403,31 @@ fn check_frame(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
             available: bytes.len(),
         });
     }
-    let computed = crc32c::crc32c(&bytes[CRC_FIELD_END..]);
+    let (computed, kafka_crc) = match header.payload_format {
+        PayloadFormat::Native => (crc32c::crc32c(&bytes[CRC_FIELD_END..]), None),
+        PayloadFormat::Kafka => {
+            let payload = &bytes[BATCH_HEADER_BYTES..];
+            if payload.len() < KAFKA_BATCH_HEADER_BYTES {
+                return Err(BatchError::KafkaTooShort {
+                    bytes: payload.len(),
+                });
+            }
+            let kafka_crc = kafka::kafka_crc(payload);
+            (kafka::sluice_crc(bytes, kafka_crc), Some(kafka_crc))
+        }
+    };
     if computed != header.crc {
         return Err(BatchError::CrcMismatch {
             stored: header.crc,
             computed,
         });
     }
+    check_counts(&header)?;
+    Ok(Frame { header, kafka_crc })
+}
+
+/// The record count under its cap, the offsets in range.
+fn check_counts(header: &BatchHeader) -> Result<(), BatchError> {
     if header.record_count == 0 {
         return Err(BatchError::Empty);
     }
@@ -276,33 +452,50 @@ fn check_frame(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
             record_count: header.record_count,
         });
     }
-    Ok(header)
+    Ok(())
 }
 
 fn check(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
-    let header = check_frame(bytes)?;
-    if header.payload_format == PayloadFormat::Native {
-        if header.flags & FLAGS_COMPRESSION_MASK != 0 {
-            return Err(BatchError::CompressedNative {
-                flags: header.flags,
-            });
+    let Frame { header, kafka_crc } = check_frame(bytes)?;
+    match header.payload_format {
+        PayloadFormat::Native => {
+            if header.flags & FLAGS_COMPRESSION_MASK != 0 {
+                return Err(BatchError::CompressedNative {
+                    flags: header.flags,
+                });
+            }
+            let records = native::validate(&bytes[BATCH_HEADER_BYTES..])?;
+            if records.len() as u64 != u64::from(header.record_count) {
+                return Err(BatchError::RecordCountMismatch {
+                    archived: records.len().min(u32::MAX as usize) as u32,
+                    declared: header.record_count,
+                });
+            }
+            if header.last_offset_delta != header.record_count - 1 {
+                return Err(BatchError::BadOffsetDelta {
+                    last_offset_delta: header.last_offset_delta,
+                    record_count: header.record_count,
+                });
+            }
         }
-        let records = native::validate(&bytes[BATCH_HEADER_BYTES..])?;
-        if records.len() as u64 != u64::from(header.record_count) {
-            return Err(BatchError::RecordCountMismatch {
-                archived: records.len().min(u32::MAX as usize) as u32,
-                declared: header.record_count,
-            });
-        }
-        if header.last_offset_delta != header.record_count - 1 {
-            return Err(BatchError::BadOffsetDelta {
-                last_offset_delta: header.last_offset_delta,
-                record_count: header.record_count,
-            });
+        PayloadFormat::Kafka => {
+            let payload = &bytes[BATCH_HEADER_BYTES..];
+            let kafka_header = kafka::KafkaHeader::parse(payload)?;
+            kafka_header.check(payload.len())?;
+            let computed = kafka_crc.expect("check_frame computes a kafka payload's CRC");
+            if computed != kafka_header.crc {
+                return Err(BatchError::KafkaCrcMismatch {
+                    stored: kafka_header.crc,
+                    computed,
+                });
+            }
+            kafka::check_agreement(&header, &kafka_header)?;
         }
     }
     Ok(header)
 }
 
+#[cfg(test)]
+mod kafka_tests;
 #[cfg(test)]
 mod tests;

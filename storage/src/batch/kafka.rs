@@ -1,0 +1,420 @@
+//! The kafka payload: a Kafka RecordBatch v2, kept byte for byte as a Kafka
+//! producer sent it, behind the Sluice header that describes it.
+//!
+//! The Kafka batch header is big-endian:
+//!
+//! ```text
+//!  0  baseOffset            i64   set in place by [`assign`]
+//!  8  batchLength           i32   bytes after this field
+//! 12  partitionLeaderEpoch  i32   set in place by [`assign`]
+//! 16  magic                 i8    2
+//! 17  crc                   u32   CRC-32C of bytes [21, end)
+//! 21  attributes            i16   bits 0..3 compression, 3 timestamp type,
+//!                                 4 transactional, 5 control
+//! 23  lastOffsetDelta       i32
+//! 27  baseTimestamp         i64
+//! 35  maxTimestamp          i64
+//! 43  producerId            i64
+//! 51  producerEpoch         i16
+//! 53  baseSequence          i32
+//! 57  recordCount           i32
+//! 61  records               (compressed as a whole when attributes say so)
+//! ```
+//!
+//! The broker never decompresses a kafka payload on produce: it checks the
+//! header and the Kafka CRC, and describes the batch in the Sluice header.
+//! Decoding the records is the fetch side's business (`sluice-net`).
+//!
+//! This file also writes a native batch as a Kafka batch ([`write_native`]),
+//! for a Kafka client that fetches a batch a native client produced.
+
+use bytes::{BufMut, BytesMut};
+
+use super::{
+    header::{BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, CRC_FIELD_END},
+    BatchError, Records, BATCH_RECORDS_MAX,
+};
+
+/// The fixed part of a Kafka RecordBatch v2, before its records.
+pub const KAFKA_BATCH_HEADER_BYTES: usize = 61;
+/// The record batch version this broker accepts: v2, the only one with
+/// producer ids, headers and a CRC-32C (Kafka 0.11 and later).
+pub const KAFKA_MAGIC: i8 = 2;
+
+const BASE_OFFSET_AT: usize = 0;
+const BATCH_LENGTH_AT: usize = 8;
+const LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+/// Kafka's CRC covers every byte from here to the end of the batch.
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORD_COUNT_AT: usize = 57;
+
+/// `batchLength` counts the bytes after itself.
+const BATCH_LENGTH_END: usize = BATCH_LENGTH_AT + 4;
+
+const ATTRIBUTES_COMPRESSION_MASK: i16 = 0b111;
+const ATTRIBUTES_TRANSACTIONAL: i16 = 1 << 4;
+const ATTRIBUTES_CONTROL: i16 = 1 << 5;
+/// The largest compression codec Kafka defines: 0 none, 1 gzip, 2 snappy,
+/// 3 lz4, 4 zstd.
+const COMPRESSION_CODEC_MAX: u16 = 4;
+
+/// The smallest uncompressed Kafka record: a one-byte length, attributes,
+/// timestamp delta, offset delta, key length, value length and header count.
+/// It bounds the record count an uncompressed batch can claim.
+const KAFKA_RECORD_BYTES_MIN: usize = 7;
+
+/// A Kafka batch header's fields, decoded. Parsing checks only that the
+/// bytes hold a header; [`KafkaHeader::check`] checks the rest but the CRC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KafkaHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub record_count: i32,
+}
+
+impl KafkaHeader {
+    pub fn parse(kafka: &[u8]) -> Result<KafkaHeader, BatchError> {
+        if kafka.len() < KAFKA_BATCH_HEADER_BYTES {
+            return Err(BatchError::KafkaTooShort { bytes: kafka.len() });
+        }
+        Ok(KafkaHeader {
+            base_offset: read_i64(kafka, BASE_OFFSET_AT),
+            batch_length: read_i32(kafka, BATCH_LENGTH_AT),
+            leader_epoch: read_i32(kafka, LEADER_EPOCH_AT),
+            magic: kafka[MAGIC_AT] as i8,
+            crc: read_i32(kafka, CRC_AT) as u32,
+            attributes: read_i16(kafka, ATTRIBUTES_AT),
+            last_offset_delta: read_i32(kafka, LAST_OFFSET_DELTA_AT),
+            base_timestamp: read_i64(kafka, BASE_TIMESTAMP_AT),
+            max_timestamp: read_i64(kafka, MAX_TIMESTAMP_AT),
+            producer_id: read_i64(kafka, PRODUCER_ID_AT),
+            producer_epoch: read_i16(kafka, PRODUCER_EPOCH_AT),
+            base_sequence: read_i32(kafka, BASE_SEQUENCE_AT),
+            record_count: read_i32(kafka, RECORD_COUNT_AT),
+        })
+    }
+
+    /// Checks everything the header of a `kafka_bytes`-long batch can tell,
+    /// but the CRC: the length, the version, the attributes and the counts.
+    pub fn check(&self, kafka_bytes: usize) -> Result<(), BatchError> {
+        if i64::from(self.batch_length) + BATCH_LENGTH_END as i64 != kafka_bytes as i64 {
+            return Err(BatchError::KafkaLengthMismatch {
+                batch_length: self.batch_length,
+                available: kafka_bytes,
+            });
+        }
+        if self.magic != KAFKA_MAGIC {
+            return Err(BatchError::KafkaUnknownMagic { magic: self.magic });
+        }
+        let compression = self.compression();
+        if compression > COMPRESSION_CODEC_MAX {
+            return Err(BatchError::KafkaUnknownCompression { codec: compression });
+        }
+        if self.attributes & ATTRIBUTES_CONTROL != 0 {
+            return Err(BatchError::KafkaControl {
+                attributes: self.attributes,
+            });
+        }
+        if self.attributes & ATTRIBUTES_TRANSACTIONAL != 0 {
+            return Err(BatchError::KafkaTransactional {
+                producer_id: self.producer_id,
+            });
+        }
+        // Negative counts read as unsigned are over every cap.
+        let record_count = self.record_count as u32;
+        if record_count == 0 {
+            return Err(BatchError::Empty);
+        }
+        if record_count > BATCH_RECORDS_MAX {
+            return Err(BatchError::TooManyRecords {
+                count: record_count,
+                max: BATCH_RECORDS_MAX,
+            });
+        }
+        // A producer's batch is dense: Kafka refuses one whose offsets do
+        // not match its count, and so does this broker, which assigns
+        // `last_offset_delta + 1` offsets to it without reading its records.
+        if self.last_offset_delta as u32 != record_count - 1 {
+            return Err(BatchError::BadOffsetDelta {
+                last_offset_delta: self.last_offset_delta as u32,
+                record_count,
+            });
+        }
+        let records_bytes = kafka_bytes - KAFKA_BATCH_HEADER_BYTES;
+        if compression == 0 && records_bytes / KAFKA_RECORD_BYTES_MIN < record_count as usize {
+            return Err(BatchError::KafkaRecordsTooShort {
+                record_count,
+                bytes: records_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// The compression codec: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub fn compression(&self) -> u16 {
+        (self.attributes & ATTRIBUTES_COMPRESSION_MASK) as u16
+    }
+
+    /// The Sluice header of a batch whose payload has this Kafka header: the
+    /// same base offset, leader epoch, counts, timestamps and producer, the
+    /// compression codec in `flags`. The CRC is left zero.
+    pub fn batch_header(&self, batch_bytes: u32) -> BatchHeader {
+        BatchHeader {
+            base_offset: self.base_offset as u64,
+            batch_bytes,
+            leader_epoch: self.leader_epoch as u32,
+            crc: 0,
+            payload_format: PayloadFormat::Kafka,
+            flags: self.compression(),
+            record_count: self.record_count as u32,
+            last_offset_delta: self.last_offset_delta as u32,
+            first_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+        }
+    }
+}
+
+/// Checks that a stored Sluice header says what its kafka payload's header
+/// says (see [`KafkaHeader::batch_header`]). The CRC and length fields are
+/// checked elsewhere.
+pub(super) fn check_agreement(stored: &BatchHeader, kafka: &KafkaHeader) -> Result<(), BatchError> {
+    let expected = kafka.batch_header(stored.batch_bytes);
+    // Each pair compares the Sluice field with the Kafka one as the same
+    // bits, so a u64 base offset and Kafka's i64 agree when their bits do.
+    let fields: [(&'static str, i64, i64); 11] = [
+        (
+            "base_offset",
+            stored.base_offset as i64,
+            expected.base_offset as i64,
+        ),
+        (
+            "leader_epoch",
+            i64::from(stored.leader_epoch),
+            i64::from(expected.leader_epoch),
+        ),
+        ("flags", i64::from(stored.flags), i64::from(expected.flags)),
+        (
+            "record_count",
+            i64::from(stored.record_count),
+            i64::from(expected.record_count),
+        ),
+        (
+            "last_offset_delta",
+            i64::from(stored.last_offset_delta),
+            i64::from(expected.last_offset_delta),
+        ),
+        (
+            "first_timestamp",
+            stored.first_timestamp,
+            expected.first_timestamp,
+        ),
+        (
+            "max_timestamp",
+            stored.max_timestamp,
+            expected.max_timestamp,
+        ),
+        ("producer_id", stored.producer_id, expected.producer_id),
+        (
+            "producer_epoch",
+            i64::from(stored.producer_epoch),
+            i64::from(expected.producer_epoch),
+        ),
+        (
+            "base_sequence",
+            i64::from(stored.base_sequence),
+            i64::from(expected.base_sequence),
+        ),
+        (
+            "payload_format",
+            stored.payload_format as i64,
+            expected.payload_format as i64,
+        ),
+    ];
+    for (field, header, payload) in fields {
+        if header != payload {
+            return Err(BatchError::KafkaHeaderMismatch {
+                field,
+                header,
+                payload,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The Kafka CRC of a Kafka batch: CRC-32C of `kafka[21..]`. The one pass
+/// over the records; [`sluice_crc`] extends it.
+pub(super) fn kafka_crc(kafka: &[u8]) -> u32 {
+    crc32c::crc32c(&kafka[ATTRIBUTES_AT..])
+}
+
+/// The Sluice CRC of a batch with a kafka payload, from the payload's Kafka
+/// CRC (`kafka_crc`, computed by [`kafka_crc`]). It is the CRC-32C of, in
+/// this order:
+///
+/// 1. `payload[21..]`: what Kafka's CRC covers (attributes to the last record),
+/// 2. `header[20..64]`: the Sluice header after its CRC field,
+/// 3. `payload[8..12]`: Kafka's batchLength,
+/// 4. `payload[16..21]`: Kafka's magic and CRC.
+///
+/// Every byte of the batch is covered but the fields set in place (the base
+/// offset and leader epoch, in both headers) and the Sluice length and CRC
+/// fields. The payload's records come first so that the CRC over them is the
+/// Kafka CRC, extended by 53 bytes rather than computed twice.
+pub(super) fn sluice_crc(batch: &[u8], kafka_crc: u32) -> u32 {
+    let payload = &batch[BATCH_HEADER_BYTES..];
+    let crc = crc32c::crc32c_append(kafka_crc, &batch[CRC_FIELD_END..BATCH_HEADER_BYTES]);
+    let crc = crc32c::crc32c_append(crc, &payload[BATCH_LENGTH_AT..BATCH_LENGTH_END]);
+    crc32c::crc32c_append(crc, &payload[MAGIC_AT..ATTRIBUTES_AT])
+}
+
+/// Writes the broker-assigned fields into a kafka payload, as Kafka keeps
+/// them: big-endian, the epoch as an `i32`. Neither CRC covers them.
+pub(super) fn assign(kafka: &mut [u8], base_offset: u64, leader_epoch: u32) {
+    kafka[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    kafka[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// Appends to `out` a native batch's records as one uncompressed Kafka
+/// RecordBatch v2 with the batch's base offset, leader epoch, timestamps and
+/// producer. Each record keeps its timestamp delta, key (a missing key is
+/// written as length -1), value and headers (a missing header value too);
+/// its offset delta is its index, as native batches are dense.
+///
+/// The size is computed first and reserved once; the records are written
+/// straight into `out`, and the CRC is computed over them at the end.
+pub(super) fn write_native(header: &BatchHeader, records: Records<'_>, out: &mut BytesMut) {
+    let records_bytes: usize = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let body = record_body_bytes(index, &record);
+            varint_bytes(body as i64) + body
+        })
+        .sum();
+    let kafka_bytes = KAFKA_BATCH_HEADER_BYTES + records_bytes;
+    let batch_length =
+        i32::try_from(kafka_bytes - BATCH_LENGTH_END).expect("a batch under the cap fits i32");
+    let start = out.len();
+    out.reserve(kafka_bytes);
+
+    out.put_i64(header.base_offset as i64);
+    out.put_i32(batch_length);
+    out.put_i32(header.leader_epoch as i32);
+    out.put_i8(KAFKA_MAGIC);
+    out.put_u32(0);
+    out.put_i16(0);
+    out.put_i32(header.last_offset_delta as i32);
+    out.put_i64(header.first_timestamp);
+    out.put_i64(header.max_timestamp);
+    out.put_i64(header.producer_id);
+    out.put_i16(header.producer_epoch);
+    out.put_i32(header.base_sequence);
+    out.put_i32(header.record_count as i32);
+    debug_assert_eq!(out.len() - start, KAFKA_BATCH_HEADER_BYTES);
+
+    for (index, record) in records.iter().enumerate() {
+        put_varint(out, record_body_bytes(index, &record) as i64);
+        out.put_i8(0);
+        put_varint(out, record.timestamp_delta());
+        put_varint(out, index as i64);
+        match record.key() {
+            Some(key) => put_bytes(out, key),
+            None => put_varint(out, -1),
+        }
+        put_bytes(out, record.value());
+        put_varint(out, record.header_count() as i64);
+        for header in record.headers() {
+            put_bytes(out, header.name);
+            match header.value {
+                Some(value) => put_bytes(out, value),
+                None => put_varint(out, -1),
+            }
+        }
+    }
+    assert_eq!(
+        out.len() - start,
+        kafka_bytes,
+        "kafka batch written is not the size computed"
+    );
+    let crc = kafka_crc(&out[start..]);
+    out[start + CRC_AT..start + ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// The bytes of one Kafka record after its length varint.
+fn record_body_bytes(index: usize, record: &super::RecordView<'_>) -> usize {
+    let mut bytes = 1 + varint_bytes(record.timestamp_delta()) + varint_bytes(index as i64);
+    bytes += record.key().map_or(1, |key| bytes_field_bytes(key.len()));
+    bytes += bytes_field_bytes(record.value().len());
+    bytes += varint_bytes(record.header_count() as i64);
+    for header in record.headers() {
+        bytes += bytes_field_bytes(header.name.len());
+        bytes += header
+            .value
+            .map_or(1, |value| bytes_field_bytes(value.len()));
+    }
+    bytes
+}
+
+/// A length varint and the bytes it counts.
+fn bytes_field_bytes(len: usize) -> usize {
+    varint_bytes(len as i64) + len
+}
+
+fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
+    put_varint(out, bytes.len() as i64);
+    out.put_slice(bytes);
+}
+
+/// Kafka's zigzag varint (`varint` and `varlong` are the same bytes for the
+/// same value).
+pub(super) fn put_varint(out: &mut BytesMut, value: i64) {
+    let mut zigzag = zigzag(value);
+    while zigzag >= 0x80 {
+        out.put_u8(zigzag as u8 | 0x80);
+        zigzag >>= 7;
+    }
+    out.put_u8(zigzag as u8);
+}
+
+pub(super) fn varint_bytes(value: i64) -> usize {
+    let significant_bits = 64 - zigzag(value).leading_zeros() as usize;
+    significant_bits.max(1).div_ceil(7)
+}
+
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn read_i64(bytes: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn read_i32(bytes: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn read_i16(bytes: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes(bytes[at..at + 2].try_into().expect("2 bytes"))
+}
