@@ -11,5 +11,6 @@
 //! `sluice-engine`) implements the handlers.
 
 pub mod client;
+pub mod kafka;
 pub mod native;
 pub mod split;
