@@ -1,9 +1,11 @@
-//! Appending: offsets and positions are assigned at once, in memory, and the
-//! batch is queued for the flusher; under the `always` policy the append then
-//! waits for its completion.
+//! Appending: an idempotent producer's batch is checked, offsets and
+//! positions are assigned at once, in memory, and the batch is queued for the
+//! flusher; under the `always` policy the append then waits for its
+//! completion. A duplicate is queued nowhere: it waits for the completion of
+//! the batch it repeats.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     future::{poll_fn, Future},
     pin::Pin,
     rc::Rc,
@@ -11,21 +13,26 @@ use std::{
 };
 
 use super::{
-    segment::Segment, AppendError, Appended, FlushPolicy, Shared, State, PENDING_BYTES_MAX,
+    producers::{ProducerAppend, ProducerBatch, Undo, Verdict},
+    segment::Segment,
+    AppendError, Appended, FlushPolicy, Shared, State, PENDING_BYTES_MAX,
 };
 use crate::{batch::Batch, Offset};
 
-/// The outcome of one append, filled in by the flusher.
+/// The outcome of one append, filled in by the flusher, awaited by the
+/// append and by any duplicate of it that arrives meanwhile.
 #[derive(Default)]
 pub(crate) struct Completion {
     result: RefCell<Option<Result<(), AppendError>>>,
-    waker: Cell<Option<Waker>>,
+    /// One per waiting task: at most the append and the retries of it that
+    /// are in flight.
+    wakers: RefCell<Vec<Waker>>,
 }
 
 impl Completion {
     pub(super) fn complete(&self, result: Result<(), AppendError>) {
         *self.result.borrow_mut() = Some(result);
-        if let Some(waker) = self.waker.take() {
+        for waker in self.wakers.take() {
             waker.wake();
         }
     }
@@ -37,13 +44,14 @@ impl Future for Completed {
     type Output = Result<(), AppendError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.0.result.borrow_mut().take() {
-            Some(result) => Poll::Ready(result),
-            None => {
-                self.0.waker.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
+        if let Some(result) = &*self.0.result.borrow() {
+            return Poll::Ready(result.clone());
         }
+        let mut wakers = self.0.wakers.borrow_mut();
+        if !wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -54,6 +62,9 @@ pub(crate) struct Pending {
     pub position: u64,
     /// Present under the `always` policy: the append waits on it.
     pub completion: Option<Rc<Completion>>,
+    /// How to take the batch back out of the producer state, for a batch of
+    /// an idempotent producer, until it is written.
+    pub producer_undo: Option<Undo>,
 }
 
 pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, AppendError> {
@@ -72,7 +83,7 @@ pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, Ap
     })
     .await?;
 
-    let (appended, completion) = assign(&mut shared.borrow_mut(), batch);
+    let (appended, completion) = assign(&mut shared.borrow_mut(), batch)?;
     if let Some(completion) = completion {
         Completed(completion).await?;
     }
@@ -94,9 +105,19 @@ fn refuse(state: &State) -> Result<(), AppendError> {
     Ok(())
 }
 
-/// Assigns offsets and a position to `batch`, rolling to a new segment when
-/// the active one is full, old, or a roll was asked for; queues it.
-fn assign(state: &mut State, batch: Batch) -> (Appended, Option<Rc<Completion>>) {
+/// Checks an idempotent producer's batch; assigns offsets and a position to
+/// `batch`, rolling to a new segment when the active one is full, old, or a
+/// roll was asked for; queues it.
+fn assign(
+    state: &mut State,
+    batch: Batch,
+) -> Result<(Appended, Option<Rc<Completion>>), AppendError> {
+    let producer = ProducerAppend::of(&batch.header());
+    if let Some(producer) = &producer {
+        if let Verdict::Duplicate(original) = state.producers.check(producer)? {
+            return Ok(duplicate(state, original));
+        }
+    }
     let now_ms = state.clock.now_ms();
     let base = state.end;
     let batch = batch.assign(base, state.leader_epoch);
@@ -140,6 +161,8 @@ fn assign(state: &mut State, batch: Batch) -> (Appended, Option<Rc<Completion>>)
     active.next_offset = last_offset.next();
     let segment_base = active.base;
     state.end = last_offset.next();
+    let producer_undo =
+        producer.map(|producer| state.producers.record(&producer, base, last_offset));
 
     let completion = match state.config.flush {
         FlushPolicy::Always => Some(Rc::new(Completion::default())),
@@ -153,6 +176,7 @@ fn assign(state: &mut State, batch: Batch) -> (Appended, Option<Rc<Completion>>)
         segment_base,
         position,
         completion: completion.clone(),
+        producer_undo,
     });
     state.ring_flusher();
     if completion.is_none() {
@@ -162,6 +186,46 @@ fn assign(state: &mut State, batch: Batch) -> (Appended, Option<Rc<Completion>>)
     let appended = Appended {
         base_offset: base,
         last_offset,
+        duplicate: false,
+    };
+    Ok((appended, completion))
+}
+
+/// The answer to a retry of `original`: its offsets, once it is durable. If
+/// it is still queued or unsynced, the retry waits on its completion (and
+/// fails with it); otherwise it is durable already, or was never waited on
+/// (the `interval` policy).
+fn duplicate(state: &State, original: ProducerBatch) -> (Appended, Option<Rc<Completion>>) {
+    let at = state
+        .pending
+        .partition_point(|pending| pending.batch.base_offset() < original.base_offset);
+    let completion = match state.pending.get(at) {
+        Some(pending) if pending.batch.base_offset() == original.base_offset => {
+            pending.completion.clone()
+        }
+        _ => {
+            assert!(
+                state.written_end > original.last_offset,
+                "the original of a duplicate, at {}, is neither queued nor written (written end {})",
+                original.base_offset,
+                state.written_end
+            );
+            let end = original.last_offset.next();
+            let at = state
+                .unsynced
+                .partition_point(|(unsynced_end, _)| *unsynced_end < end);
+            match state.unsynced.get(at) {
+                Some((unsynced_end, completion)) if *unsynced_end == end => {
+                    Some(completion.clone())
+                }
+                _ => None,
+            }
+        }
+    };
+    let appended = Appended {
+        base_offset: original.base_offset,
+        last_offset: original.last_offset,
+        duplicate: true,
     };
     (appended, completion)
 }

@@ -31,17 +31,23 @@ pub(super) fn disk_full(shared: &Shared, path: &std::path::Path, error: io::Erro
 }
 
 /// Forgets everything from `end` (the written end) on: pending batches fail
-/// with `error`, segments are cut back, the cache loses what was never
-/// written.
+/// with `error` and leave the producer state, segments are cut back, the
+/// cache loses what was never written.
 fn roll_back_to(state: &mut State, end: Offset, error: &AppendError) {
     assert_eq!(
         end, state.written_end,
         "only unwritten batches can be undone"
     );
+    let mut producer_undos = Vec::new();
     for pending in state.pending.drain(..) {
         if let Some(completion) = pending.completion {
             completion.complete(Err(error.clone()));
         }
+        producer_undos.extend(pending.producer_undo);
+    }
+    // Newest first: each undo restores the state its append found.
+    for undo in producer_undos.iter().rev() {
+        state.producers.undo(undo);
     }
     state.pending_bytes = 0;
     while let Some((unsynced_end, _)) = state.unsynced.back() {
@@ -89,7 +95,9 @@ fn roll_back_to(state: &mut State, end: Offset, error: &AppendError) {
 }
 
 /// A write or sync failed: the file's state is unknown. Stop taking appends,
-/// fail everything not durable, keep serving what is.
+/// fail everything not durable, keep serving what is. The producer state is
+/// left as it is: no append is checked against it any more, and the next
+/// open rebuilds it from what the files hold.
 pub(super) fn fence(state: &mut State, failure: LogFailure) {
     tracing::error!(log = %state.dir.display(), %failure, "log fenced");
     state.failure = Some(failure.clone());

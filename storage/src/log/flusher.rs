@@ -8,6 +8,7 @@ use std::{future::poll_fn, io, task::Poll, time::Duration};
 
 use super::{
     failures::{disk_full, fence, forget_unwritten, is_disk_full},
+    producer_snapshots,
     segment::SegmentFile,
     segment_files::{allocate_ahead, create_segment_file, persist_index_hints, seal_previous},
     FlushPolicy, LogFailure, Shared, State, FLUSH_BYTES_MAX, PAGE_BYTES,
@@ -126,6 +127,7 @@ async fn write_round(shared: &Shared) {
         if seal_previous(shared, segment_base).await.is_err() {
             return;
         }
+        producer_snapshots::write_at_roll(shared, segment_base);
         if create_segment_file(shared, segment_base).await.is_err() {
             return;
         }
@@ -304,9 +306,11 @@ pub(super) async fn sync(shared: &Shared) {
 }
 
 /// The flusher's last act on close: the active segment's index hints are
-/// brought up to date so the next open scans little.
+/// brought up to date and the producer state is snapshot, so the next open
+/// scans little.
 async fn finish(shared: &Shared) {
     finish_hints(shared);
+    producer_snapshots::write_on_close(shared).await;
     // Close the files now rather than when glommio next runs its reactor,
     // which may be never if the executor ends: open descriptors would keep
     // deleted segments' space and block unmounts.

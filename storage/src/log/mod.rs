@@ -24,6 +24,20 @@
 //!   happened. Appends fail with [`AppendError::Fenced`] (which says why), and
 //!   reads keep serving what was durable.
 //!
+//! # Idempotent producers
+//!
+//! A batch whose header carries a producer id and a base sequence (Kafka's
+//! `enable.idempotence`) is checked where its offsets are assigned, in append
+//! order, against the last batches of its producer: a retry of one of them
+//! is not stored again but answered with its original offsets
+//! ([`Appended::duplicate`]); a sequence that does not follow is refused with
+//! [`AppendError::OutOfOrderSequence`], an old epoch with
+//! [`AppendError::ProducerFenced`]. The rules are in the `producers` module.
+//! The state survives a close (a snapshot is written then), a crash (it is
+//! rebuilt from the last snapshot, written at every segment roll, and the
+//! batch headers after it) and retention (snapshots keep the producers of
+//! deleted segments). An append undone for a full disk is undone in it too.
+//!
 //! # Threads
 //!
 //! A log lives on one glommio executor, the partition's owner shard, and must
@@ -34,6 +48,8 @@ mod failures;
 mod faults;
 mod flusher;
 mod index;
+mod producer_snapshots;
+mod producers;
 mod reader;
 mod recovery;
 mod retention;
@@ -51,6 +67,10 @@ use std::{
 };
 
 pub use faults::IoFaults;
+pub use producer_snapshots::PRODUCERS_SUFFIX;
+pub use producers::{
+    sequence_after, ProducerBatch, ProducerState, PRODUCERS_MAX, PRODUCER_BATCHES_MAX,
+};
 pub use retention::RetentionOutcome;
 
 use crate::{
@@ -58,6 +78,7 @@ use crate::{
     Offset,
 };
 use appender::{Completion, Pending};
+use producers::Producers;
 use segment::Segment;
 
 /// The alignment of every write: one page. The partial last page of the
@@ -204,6 +225,7 @@ impl LogFailure {
     }
 }
 
+/// Why an append was refused. Nothing of a refused append is stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
     /// The disk is full. Nothing of the append is visible; retry once space
@@ -214,6 +236,25 @@ pub enum AppendError {
     Fenced(#[from] LogFailure),
     #[error("the log is closed")]
     Closed,
+    /// The batch's producer epoch is older than the one this partition has
+    /// seen for its producer id: a newer instance of the producer took over.
+    /// Kafka's `INVALID_PRODUCER_EPOCH`.
+    #[error("producer {producer_id} epoch {epoch} is fenced: epoch {current_epoch} is current")]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current_epoch: i16,
+    },
+    /// The batch's base sequence is not the one after its producer's last
+    /// batch (`expected`; 0 for a new epoch), nor a retry of one of its last
+    /// [`PRODUCER_BATCHES_MAX`] batches. Kafka's
+    /// `OUT_OF_ORDER_SEQUENCE_NUMBER`.
+    #[error("producer {producer_id}: base sequence {got} is out of order, {expected} expected")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +302,14 @@ pub enum OpenError {
 pub struct Appended {
     pub base_offset: Offset,
     pub last_offset: Offset,
+    /// The batch is a retry of one its producer appended before (same
+    /// producer id, epoch, first and last sequence, among its last
+    /// [`PRODUCER_BATCHES_MAX`] batches): nothing was stored, and the offsets
+    /// are those of the original. Like any append, it returns once the
+    /// original is durable (under the `always` policy), and fails if the
+    /// original does. Kafka answers such a produce with no error and the
+    /// original base offset.
+    pub duplicate: bool,
 }
 
 /// The state of one log, shared by the handle and the flusher. One per
@@ -294,6 +343,9 @@ pub(crate) struct State {
     /// for lack of space; appends are refused until a write goes through.
     disk_full: Option<String>,
     leader_epoch: u32,
+    /// The idempotent producers, as of everything appended (pending batches
+    /// included; each pending batch keeps how to undo its change).
+    producers: Producers,
     /// The next append starts a new segment.
     roll_requested: bool,
     closing: bool,
@@ -370,6 +422,17 @@ impl Log {
     /// Appends a validated batch: assigns its offsets, stores it and, under
     /// the `always` policy, returns once it is durable. Cancel-safe: a dropped
     /// append is still written (it was assigned its offsets).
+    ///
+    /// A batch with a producer id and a base sequence (an idempotent
+    /// producer's) is checked first, in the order appends are called: a
+    /// retry is answered with the original's offsets and
+    /// [`Appended::duplicate`] set, without storing anything; errors
+    /// [`AppendError::OutOfOrderSequence`] and
+    /// [`AppendError::ProducerFenced`] refuse it. A producer's appends must
+    /// therefore be called in the order it sent them (they may be in flight
+    /// together). The check is not redone once a batch is queued: a batch
+    /// that then fails (a full disk) is forgotten by the producer state too,
+    /// so its retry is appended.
     pub async fn append(&self, batch: Batch) -> Result<Appended, AppendError> {
         appender::append(&self.state, batch).await
     }
@@ -427,6 +490,19 @@ impl Log {
     /// The base offsets of the segments, oldest first.
     pub fn segment_bases(&self) -> Vec<Offset> {
         self.state.borrow().segments.keys().copied().collect()
+    }
+
+    /// What the log remembers of the idempotent producer `producer_id`: its
+    /// epoch and its last batches, or `None` if it does not know it (never
+    /// seen, or forgotten past [`PRODUCERS_MAX`]). Includes appends queued
+    /// but not yet durable.
+    pub fn producer(&self, producer_id: i64) -> Option<ProducerState> {
+        self.state.borrow().producers.get(producer_id)
+    }
+
+    /// How many idempotent producers the log remembers.
+    pub fn producer_count(&self) -> usize {
+        self.state.borrow().producers.len()
     }
 
     /// Why the log takes no more appends, if it does not.

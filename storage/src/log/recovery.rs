@@ -1,5 +1,6 @@
 //! Opening a log: finding its segments, checking and rebuilding their
-//! indexes, and scanning the active segment to find where the log ends.
+//! indexes, scanning the active segment to find where the log ends, and
+//! rebuilding the producer state (see `producer_snapshots`).
 //!
 //! * A sealed segment's indexes are trusted when their footer checks out and
 //!   matches the segment's size; otherwise the segment is scanned and its
@@ -321,6 +322,7 @@ pub(super) async fn recover(
         .next_back()
         .map(|s: &Segment| s.next_offset)
         .unwrap_or_default();
+    let producers = super::producer_snapshots::load(dir, &segments, log_start, end).await?;
     let now_ms = options.clock.now_ms();
     Ok(State {
         dir: dir.to_path_buf(),
@@ -341,6 +343,7 @@ pub(super) async fn recover(
         failure: None,
         disk_full: None,
         leader_epoch: 0,
+        producers,
         roll_requested: false,
         closing: false,
         last_sync_ms: now_ms,

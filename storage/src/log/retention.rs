@@ -1,6 +1,8 @@
 //! Retention: whole sealed segments are deleted by age and by total size;
 //! the active segment never is. The log start moves to the first segment
-//! kept, and reads below it are out of range.
+//! kept, and reads below it are out of range. Producer snapshots below the
+//! new start go with the segments; the one at the start keeps the producers
+//! of the deleted segments.
 
 use std::io;
 
@@ -90,6 +92,7 @@ pub(super) async fn apply(shared: &Shared) -> io::Result<RetentionOutcome> {
         outcome.segments_deleted += 1;
         outcome.bytes_deleted += bytes;
     }
+    super::producer_snapshots::delete_below(&dir, log_start);
     super::segment::sync_dir(&dir).await?;
     tracing::info!(
         log = %dir.display(), segments = outcome.segments_deleted,

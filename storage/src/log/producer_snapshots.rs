@@ -1,0 +1,406 @@
+//! Producer snapshots: the idempotent producers' state in a file, so that
+//! opening a log replays a segment's batch headers at most, not the log.
+//!
+//! A snapshot `<offset, 20 digits>.producers` holds the state of the log
+//! below `offset` (the format is at [`super::producers::SNAPSHOT_MAGIC`]). It
+//! is written
+//!
+//! * when a segment rolls, at the new segment's base, once everything before
+//!   it is durable (and before the new segment's file is created, whose
+//!   directory sync makes the snapshot's name durable too);
+//! * on a clean close, at the log end, once everything is durable.
+//!
+//! Each is written to a temporary file, fsynced and renamed into place.
+//!
+//! On open, the newest snapshot that reads back whole and is not past the
+//! recovered log end is loaded, and the producer fields of every batch header
+//! from its offset to the end are replayed. A snapshot that does not read
+//! back is logged, deleted and the next older one tried; with none, the log
+//! is replayed from its start. A snapshot is never needed for correctness,
+//! only to remember producers of segments retention deleted and to keep the
+//! replay short: a failure to write one is logged and the log goes on.
+//!
+//! Retention deletes the snapshots below the new log start; a new snapshot
+//! deletes the older ones that are not at a segment base (those of earlier
+//! clean closes).
+
+use std::{
+    collections::BTreeMap,
+    io::{self, Write},
+    path::Path,
+};
+
+use super::{
+    producers::{ProducerAppend, Producers, SnapshotError, SNAPSHOT_BYTES_MAX},
+    segment::{segment_path, Segment},
+    OpenError, Shared,
+};
+use crate::{
+    batch::{BatchError, BatchHeader, BATCH_HEADER_BYTES},
+    Offset,
+};
+
+/// The suffix of a producer snapshot file.
+pub const PRODUCERS_SUFFIX: &str = "producers";
+/// A snapshot being written; one left behind by a crash is deleted on open.
+const TEMPORARY_SUFFIX: &str = "producers.tmp";
+
+/// Bytes read at a time when replaying batch headers: whole batches of a
+/// segment of small ones, one header and the data after it for large ones.
+const REPLAY_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// The offset named by a snapshot's file name, if it is one.
+fn parse_snapshot_name(name: &str) -> Option<Offset> {
+    let stem = name.strip_suffix(PRODUCERS_SUFFIX)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok().map(Offset)
+}
+
+/// The offsets of the snapshots in `dir`, oldest first.
+fn snapshot_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
+    let mut offsets = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        if let Some(offset) = entry?.file_name().to_str().and_then(parse_snapshot_name) {
+            offsets.push(offset);
+        }
+    }
+    offsets.sort();
+    Ok(offsets)
+}
+
+fn remove(path: &Path, why: &str) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, why, "could not delete a producer snapshot")
+        }
+    }
+}
+
+/// Writes `bytes` as the snapshot at `offset`: a temporary file, fsynced,
+/// renamed into place. The directory is not synced here.
+fn write_snapshot(dir: &Path, offset: Offset, bytes: &[u8]) -> io::Result<()> {
+    let temporary = segment_path(dir, offset, TEMPORARY_SUFFIX);
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, segment_path(dir, offset, PRODUCERS_SUFFIX))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// Deletes the snapshots below `keep` that are not at a segment base.
+fn prune(dir: &Path, keep: Offset, segment_bases: &[Offset]) {
+    let offsets = match snapshot_offsets(dir) {
+        Ok(offsets) => offsets,
+        Err(error) => {
+            tracing::warn!(log = %dir.display(), %error, "could not list producer snapshots");
+            return;
+        }
+    };
+    for offset in offsets {
+        if offset < keep && segment_bases.binary_search(&offset).is_err() {
+            remove(&segment_path(dir, offset, PRODUCERS_SUFFIX), "superseded");
+        }
+    }
+}
+
+/// Writes `producers` as the snapshot at `offset` and prunes older ones; a
+/// failure is logged, not returned.
+fn write_and_prune(dir: &Path, offset: Offset, producers: &Producers, segment_bases: &[Offset]) {
+    let bytes = producers.encode(offset);
+    match write_snapshot(dir, offset, &bytes) {
+        Ok(()) => prune(dir, offset, segment_bases),
+        Err(error) => tracing::warn!(
+            log = %dir.display(), %offset, %error,
+            "could not write a producer snapshot; the next open replays more"
+        ),
+    }
+}
+
+/// Before the first write to the segment at `segment_base`, with everything
+/// before it durable: the snapshot at `segment_base`. The producer state in
+/// memory holds the queued batches too (those at and after `segment_base`),
+/// so their changes are undone on a copy first.
+pub(super) fn write_at_roll(shared: &Shared, segment_base: Offset) {
+    let (dir, producers, segment_bases) = {
+        let state = shared.borrow();
+        if state.segments.range(..segment_base).next_back().is_none() {
+            // The first segment: nothing is before it.
+            return;
+        }
+        assert!(
+            state.durable_end >= segment_base,
+            "a snapshot at {segment_base} before the log is durable there ({})",
+            state.durable_end
+        );
+        if let Some(front) = state.pending.front() {
+            assert_eq!(
+                front.batch.base_offset(),
+                segment_base,
+                "the first batch queued does not start the new segment"
+            );
+        }
+        let mut producers = state.producers.clone();
+        for pending in state.pending.iter().rev() {
+            if let Some(undo) = &pending.producer_undo {
+                producers.undo(undo);
+            }
+        }
+        let bases: Vec<Offset> = state.segments.keys().copied().collect();
+        (state.dir.clone(), producers, bases)
+    };
+    write_and_prune(&dir, segment_base, &producers, &segment_bases);
+}
+
+/// On a clean close, with everything written and durable: the snapshot at
+/// the log end, and a sync of the directory so that it is found next time.
+pub(super) async fn write_on_close(shared: &Shared) {
+    let (dir, end, producers, segment_bases) = {
+        let state = shared.borrow();
+        if state.failure.is_some()
+            || !state.pending.is_empty()
+            || state.durable_end != state.end
+            || state.segments.is_empty()
+        {
+            return;
+        }
+        let bases: Vec<Offset> = state.segments.keys().copied().collect();
+        (state.dir.clone(), state.end, state.producers.clone(), bases)
+    };
+    write_and_prune(&dir, end, &producers, &segment_bases);
+    if let Err(error) = super::segment::sync_dir(&dir).await {
+        tracing::warn!(log = %dir.display(), %error, "could not sync the directory of a producer snapshot");
+    }
+}
+
+/// After retention moved the log start to `log_start`: the snapshots below
+/// it go with their segments. The one at `log_start` stays: it holds the
+/// producers of the deleted segments.
+pub(super) fn delete_below(dir: &Path, log_start: Offset) {
+    match snapshot_offsets(dir) {
+        Ok(offsets) => {
+            for offset in offsets.into_iter().filter(|&offset| offset < log_start) {
+                remove(
+                    &segment_path(dir, offset, PRODUCERS_SUFFIX),
+                    "below the log start",
+                );
+            }
+        }
+        Err(error) => {
+            tracing::warn!(log = %dir.display(), %error, "could not list producer snapshots")
+        }
+    }
+}
+
+/// Reads the snapshot at `offset`.
+fn read_snapshot(path: &Path, offset: Offset) -> Result<Producers, String> {
+    let bytes = std::fs::metadata(path)
+        .map_err(|error| error.to_string())?
+        .len();
+    if bytes > SNAPSHOT_BYTES_MAX as u64 {
+        return Err(format!(
+            "{bytes} bytes, over the largest snapshot ({SNAPSHOT_BYTES_MAX})"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
+    let (holds, producers) = Producers::decode(&bytes).map_err(|error| error.to_string())?;
+    if holds != offset {
+        return Err(SnapshotError::MisNamed {
+            named: offset,
+            holds,
+        }
+        .to_string());
+    }
+    Ok(producers)
+}
+
+/// The producer state of a recovered log: the newest usable snapshot, and
+/// the batch headers from its offset to `end` replayed onto it.
+pub(super) async fn load(
+    dir: &Path,
+    segments: &BTreeMap<Offset, Segment>,
+    log_start: Offset,
+    end: Offset,
+) -> Result<Producers, OpenError> {
+    let listed = |source| OpenError::Io {
+        operation: "list",
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(listed)? {
+        let name = entry.map_err(listed)?.file_name();
+        if name
+            .to_str()
+            .is_some_and(|name| name.ends_with(&format!(".{TEMPORARY_SUFFIX}")))
+        {
+            remove(&dir.join(name), "left by a crash");
+        }
+    }
+    let mut loaded = None;
+    for offset in snapshot_offsets(dir).map_err(listed)?.into_iter().rev() {
+        let path = segment_path(dir, offset, PRODUCERS_SUFFIX);
+        if offset > end {
+            tracing::warn!(
+                snapshot = %path.display(), log_end = %end,
+                "producer snapshot past the log end: deleted"
+            );
+            remove(&path, "past the log end");
+            continue;
+        }
+        match read_snapshot(&path, offset) {
+            Ok(producers) => {
+                loaded = Some((offset, producers));
+                break;
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    snapshot = %path.display(), %reason,
+                    "unusable producer snapshot: deleted, an older one or the log is replayed"
+                );
+                remove(&path, "unusable");
+            }
+        }
+    }
+    let (snapshot, mut producers) = match loaded {
+        Some((offset, producers)) => (Some(offset), producers),
+        None => (None, Producers::default()),
+    };
+    let from = snapshot.unwrap_or(log_start).max(log_start);
+    let replayed = replay(segments, from, &mut producers).await?;
+    if snapshot.is_none_or(|snapshot| snapshot != end) {
+        tracing::info!(
+            log = %dir.display(), snapshot = ?snapshot.map(|offset| offset.0), %from,
+            log_end = %end, batches = replayed, producers = producers.len(),
+            "producer state rebuilt"
+        );
+    }
+    Ok(producers)
+}
+
+/// Replays the producer fields of the batch headers from `from` to the end
+/// of the last segment onto `producers`. Returns how many batches it read.
+/// The segments were recovered, so a header that does not parse, or offsets
+/// that do not follow, are corruption.
+async fn replay(
+    segments: &BTreeMap<Offset, Segment>,
+    from: Offset,
+    producers: &mut Producers,
+) -> Result<u64, OpenError> {
+    let mut batches = 0;
+    for segment in segments
+        .values()
+        .filter(|segment| segment.next_offset > from)
+    {
+        let file = segment
+            .file
+            .as_ref()
+            .expect("a recovered segment has its file");
+        let path = file.path.to_path_buf();
+        let corrupt = |position, reason| OpenError::Corruption {
+            segment: path.clone(),
+            position,
+            reason,
+        };
+        let end_position = segment.bytes;
+        let mut position = if segment.base >= from {
+            0
+        } else {
+            segment.index.position_for(segment.relative(from))
+        };
+        let mut expected: Option<u64> = None;
+        let mut chunk_start = position;
+        let mut chunk: &[u8] = &[];
+        let mut read;
+        while position < end_position {
+            if position + BATCH_HEADER_BYTES as u64 > end_position {
+                return Err(corrupt(
+                    position,
+                    BatchError::TooShort {
+                        bytes: (end_position - position) as usize,
+                    },
+                ));
+            }
+            if position < chunk_start
+                || position + BATCH_HEADER_BYTES as u64 > chunk_start + chunk.len() as u64
+            {
+                let size = REPLAY_CHUNK_BYTES.min((end_position - position) as usize);
+                read = file
+                    .read_at(position, size)
+                    .await
+                    .map_err(|source| OpenError::Io {
+                        operation: "read",
+                        path: path.clone(),
+                        source,
+                    })?;
+                chunk = &read;
+                chunk_start = position;
+            }
+            let header = BatchHeader::parse(&chunk[(position - chunk_start) as usize..])
+                .map_err(|reason| corrupt(position, reason))?;
+            if expected.is_some_and(|expected| expected != header.base_offset) {
+                let reason = BatchError::OffsetOutOfSequence {
+                    base_offset: header.base_offset,
+                    expected: expected.unwrap_or_default(),
+                };
+                return Err(corrupt(position, reason));
+            }
+            if (header.batch_bytes as usize) < BATCH_HEADER_BYTES {
+                let reason = BatchError::LengthMismatch {
+                    declared: header.batch_bytes as usize,
+                    available: (end_position - position) as usize,
+                };
+                return Err(corrupt(position, reason));
+            }
+            if header.base_offset >= from.0 {
+                if let Some(append) = ProducerAppend::of(&header) {
+                    let last_offset = Offset(header.next_offset() - 1);
+                    producers.replay(&append, Offset(header.base_offset), last_offset);
+                }
+                batches += 1;
+            }
+            expected = Some(header.next_offset());
+            position += u64::from(header.batch_bytes);
+        }
+        if position != end_position
+            || expected.is_some_and(|expected| expected != segment.next_offset.0)
+        {
+            return Err(OpenError::Inconsistent {
+                segment: path,
+                detail: format!(
+                    "replaying producers: the batches end at byte {position} and offset {expected:?}, \
+                     the segment at byte {end_position} and offset {}",
+                    segment.next_offset
+                ),
+            });
+        }
+    }
+    Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_are_offsets() {
+        assert_eq!(
+            parse_snapshot_name("00000000000000001234.producers"),
+            Some(Offset(1234))
+        );
+        assert_eq!(parse_snapshot_name("00000000000000001234.log"), None);
+        assert_eq!(
+            parse_snapshot_name("00000000000000001234.producers.tmp"),
+            None
+        );
+        assert_eq!(parse_snapshot_name("1234.producers"), None);
+        assert_eq!(parse_snapshot_name("0000000000000000123x.producers"), None);
+    }
+}
