@@ -5,9 +5,17 @@
 //! batch in it is byte for byte what was appended. Fifty rounds on the same
 //! directory: each child recovers what the previous one left and goes on.
 //!
+//! The producer variant does the same with idempotent producers, each
+//! continuing its sequence from what the recovered log remembers of it; the
+//! parent also checks that every producer's sequences in the log follow one
+//! another (nothing stored twice, nothing skipped), that the recovered state
+//! is that of the log, that resending a producer's last batches gets their
+//! original offsets and stores nothing, and that its next sequence appends.
+//!
 //! The child is this test binary run again with `--exact` on
-//! [`kill_child_appends_until_killed`] and [`CHILD_DIR_ENV`] set; without that
-//! variable the child test does nothing.
+//! [`kill_child_appends_until_killed`] (or
+//! [`kill_child_produces_until_killed`]) and [`CHILD_DIR_ENV`] set; without
+//! that variable the child tests do nothing.
 
 mod common;
 
@@ -28,7 +36,7 @@ use std::{
 use rand::Rng;
 use sluice_storage::{
     batch::{Batch, BatchBuilder},
-    log::{Log, LogConfig},
+    log::{sequence_after, AppendError, Log, LogConfig, PRODUCER_BATCHES_MAX},
     Offset,
 };
 
@@ -38,6 +46,7 @@ const CHILD_DIR_ENV: &str = "SLUICE_KILL_CHILD_DIR";
 /// The round number, so tags are unique across children.
 const CHILD_ROUND_ENV: &str = "SLUICE_KILL_CHILD_ROUND";
 const CHILD_TEST_NAME: &str = "kill_child_appends_until_killed";
+const PRODUCER_CHILD_TEST_NAME: &str = "kill_child_produces_until_killed";
 /// Starts every line the child reports. The test harness prints on the same
 /// stdout (`test <name> ... ` has no newline), so reports are found by it.
 const REPORT_MARK: &str = "sluice-kill: ";
@@ -45,6 +54,20 @@ const REPORT_MARK: &str = "sluice-kill: ";
 /// Kills per run: each recovers the previous child's log, so later rounds
 /// recover a log of many segments.
 const ROUNDS: u64 = 50;
+/// Kills in the producer variant, whose parent checks more per round.
+const PRODUCER_ROUNDS: u64 = 30;
+/// Idempotent producers in the producer variant's child, one task each.
+const PRODUCERS: u64 = 4;
+/// Producer `p` has id `PRODUCER_ID_BASE + p`.
+const PRODUCER_ID_BASE: i64 = 7_000;
+/// Producer 0 bumps its epoch every this many rounds.
+const EPOCH_ROUNDS: u64 = 8;
+/// The last producer starts this close to the largest sequence, so that its
+/// sequences wrap to 0 within the first rounds.
+const WRAPPING_START_BELOW_MAX: i32 = 300;
+/// The parent's own appends (the next sequence of each producer) are tagged
+/// as appender `PARENT_APPENDER + p`, apart from the child's.
+const PARENT_APPENDER: u64 = 128;
 /// Concurrent appenders in the child: enough that flush rounds carry batches
 /// of several appenders (group commit) and the kill lands between them.
 const APPENDERS: u64 = 4;
@@ -93,6 +116,14 @@ impl Tag {
 /// rest 1..8 records of 16..216 bytes. The key of every record is the tag;
 /// the values are `<tag>:<record>:` filled out with a byte derived from both.
 fn tagged_batch(tag: Tag) -> Batch {
+    tagged_producer_batch(tag, None)
+}
+
+/// An idempotent producer's fields: id, epoch and base sequence.
+type ProducerFields = (i64, i16, i32);
+
+/// [`tagged_batch`], from an idempotent producer if `producer` says which.
+fn tagged_producer_batch(tag: Tag, producer: Option<ProducerFields>) -> Batch {
     // A multiplicative hash, so that neighbouring tags differ in shape.
     let mix = tag.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
     let (records, value_bytes) = if mix % 4 == 0 {
@@ -102,6 +133,9 @@ fn tagged_batch(tag: Tag) -> Batch {
         (1 + (mix >> 4) as usize % 8, 16 + (mix >> 8) as usize % 200)
     };
     let mut builder = BatchBuilder::with_capacity(records * (value_bytes + 64) + 256);
+    if let Some((producer_id, epoch, sequence)) = producer {
+        builder = builder.producer(producer_id, epoch, sequence);
+    }
     for record in 0..records {
         // `vec![byte; n]` is a memset even in debug builds; `resize` is not.
         let mut value = vec![(mix as usize + record * 7) as u8; value_bytes];
@@ -139,6 +173,8 @@ struct Ack {
 }
 
 impl Ack {
+    /// `ack <base> <last> <tag>`, which the producer child follows with the
+    /// producer's fields.
     fn parse(line: &str) -> Option<Ack> {
         let mut fields = line.strip_prefix("ack ")?.split(' ');
         let mut next = || fields.next()?.parse::<u64>().ok();
@@ -222,20 +258,25 @@ impl Drop for ChildGuard {
 struct Round {
     opened_at: u64,
     acks: Vec<Ack>,
+    /// The acknowledgements of the producer child, with producer fields.
+    producer_acks: Vec<ProducerAck>,
     child_ms: u128,
 }
 
-/// Starts a child on `dir`, kills it `kill_delay_ms` after its first
-/// acknowledgement, and returns everything it printed whole.
-fn run_child(dir: &Path, round: u64, kill_delay_ms: u64, stderr_path: &Path) -> Round {
+/// Starts the child test `child_test` on `dir`, kills it `kill_delay_ms`
+/// after its first acknowledgement, and returns everything it printed whole:
+/// where it opened the log and its acknowledgements, each checked to be of
+/// this round and above where it opened.
+fn run_child(
+    child_test: &str,
+    dir: &Path,
+    round: u64,
+    kill_delay_ms: u64,
+    stderr_path: &Path,
+) -> Round {
     let started = Instant::now();
     let child = Command::new(std::env::current_exe().expect("the test binary's path"))
-        .args([
-            "--exact",
-            CHILD_TEST_NAME,
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_ROUND_ENV, round.to_string())
         .stdin(Stdio::null())
@@ -322,9 +363,14 @@ fn run_child(dir: &Path, round: u64, kill_delay_ms: u64, stderr_path: &Path) -> 
             "round {round}: ack {ack:?} below the end {opened_at} the child opened at"
         );
     }
+    let producer_acks = printed
+        .iter()
+        .filter_map(|line| ProducerAck::parse(line))
+        .collect();
     Round {
         opened_at,
         acks,
+        producer_acks,
         child_ms,
     }
 }
@@ -469,7 +515,7 @@ fn acknowledged_batches_survive_sigkill() {
     let mut unacknowledged_batches = 0;
     for round in 0..ROUNDS {
         let kill_delay_ms = rng.random_range(KILL_DELAY_MS_MIN..=KILL_DELAY_MS_MAX);
-        let child = run_child(&dir, round, kill_delay_ms, &stderr_path);
+        let child = run_child(CHILD_TEST_NAME, &dir, round, kill_delay_ms, &stderr_path);
         assert_eq!(
             child.opened_at, end_offset,
             "round {round}: the child opened the log at {} but the parent left it at {end_offset}",
@@ -505,6 +551,385 @@ fn acknowledged_batches_survive_sigkill() {
     println!(
         "{ROUNDS} kills, {} acknowledged batches all found, {unacknowledged_batches} more \
          in the log unacknowledged, end offset {end_offset}, {:.1} s",
+        expected.acks.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Idempotent producers
+
+fn producer_id(producer: u64) -> i64 {
+    PRODUCER_ID_BASE + producer as i64
+}
+
+/// The epoch producer `producer` uses in `round`: producer 0 bumps it every
+/// [`EPOCH_ROUNDS`] rounds, the others keep 0.
+fn epoch_for(producer: u64, round: u64) -> i16 {
+    match producer {
+        0 => (round / EPOCH_ROUNDS) as i16,
+        _ => 0,
+    }
+}
+
+/// The sequence a producer the log does not know starts at: 0, but the last
+/// producer starts near the largest, to wrap.
+fn first_sequence(producer: u64) -> i32 {
+    if producer == PRODUCERS - 1 {
+        i32::MAX - WRAPPING_START_BELOW_MAX
+    } else {
+        0
+    }
+}
+
+/// A line of the producer child: `ack <base> <last> <tag> <producer id>
+/// <epoch> <base sequence>`.
+#[derive(Debug, Clone, Copy)]
+struct ProducerAck {
+    ack: Ack,
+    fields: ProducerFields,
+}
+
+impl ProducerAck {
+    fn parse(line: &str) -> Option<ProducerAck> {
+        let ack = Ack::parse(line)?;
+        let mut fields = line.split(' ').skip(4);
+        let producer_id = fields.next()?.parse().ok()?;
+        let epoch = fields.next()?.parse().ok()?;
+        let sequence = fields.next()?.parse().ok()?;
+        Some(ProducerAck {
+            ack,
+            fields: (producer_id, epoch, sequence),
+        })
+    }
+}
+
+/// The producer child: one task per producer, each appending its next batch
+/// once the previous is acknowledged, from where the recovered log says the
+/// producer is (or from the start of a new epoch), until killed.
+#[test]
+fn kill_child_produces_until_killed() {
+    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
+        return;
+    };
+    let round: u64 = std::env::var(CHILD_ROUND_ENV)
+        .expect("the round is set with the directory")
+        .parse()
+        .expect("the round is a number");
+    run(move || produce_until_killed(PathBuf::from(dir), round));
+}
+
+async fn produce_until_killed(dir: PathBuf, round: u64) {
+    let log = Rc::new(
+        Log::open(&dir, config())
+            .await
+            .expect("child opens the log"),
+    );
+    report(format_args!("open {}", log.end_offset()));
+    let deadline = Instant::now() + CHILD_LIFETIME_MAX;
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|producer| {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                let id = producer_id(producer);
+                let epoch = epoch_for(producer, round);
+                let mut sequence = match log.producer(id) {
+                    Some(state) if state.epoch == epoch => state.next_sequence(),
+                    Some(state) => {
+                        assert!(
+                            state.epoch < epoch,
+                            "producer {id} is at epoch {}",
+                            state.epoch
+                        );
+                        0
+                    }
+                    None if epoch > 0 => 0,
+                    None => first_sequence(producer),
+                };
+                let mut appends = 0;
+                while Instant::now() < deadline {
+                    let tag = Tag::new(round, producer, appends);
+                    let batch = tagged_producer_batch(tag, Some((id, epoch, sequence)));
+                    let records = batch.offset_count() as u32;
+                    let appended = log
+                        .append(batch)
+                        .await
+                        .unwrap_or_else(|error| panic!("append of {tag:?} failed: {error}"));
+                    assert!(!appended.duplicate, "{tag:?} taken for a duplicate");
+                    report(format_args!(
+                        "ack {} {} {} {id} {epoch} {sequence}",
+                        appended.base_offset, appended.last_offset, tag.0
+                    ));
+                    sequence = sequence_after(sequence, records);
+                    appends += 1;
+                }
+            })
+        })
+        .collect();
+    for producer in producers {
+        producer.await;
+    }
+}
+
+/// What the log must hold in the producer variant: every batch acknowledged
+/// so far (by the children and by the parent), with its producer's fields.
+#[derive(Default)]
+struct ProducerExpected {
+    acks: Vec<ProducerAck>,
+    fields: HashMap<Tag, ProducerFields>,
+}
+
+/// One producer's batch as found in the log.
+#[derive(Debug, Clone, Copy)]
+struct ProducerBatchFound {
+    tag: Tag,
+    fields: ProducerFields,
+    base_offset: u64,
+    last_offset: u64,
+    last_sequence: i32,
+}
+
+/// Opens the log after a kill and checks it as [`check_log`] does, and the
+/// producers: sequences that follow one another, the recovered state, the
+/// last batches resent as duplicates, an older one refused, and the next
+/// sequence appended (and acknowledged, for the next rounds).
+fn check_producers(dir: PathBuf, round: u64, mut expected: ProducerExpected) -> ProducerExpected {
+    run(move || async move {
+        let log = Log::open(&dir, config())
+            .await
+            .unwrap_or_else(|error| panic!("the log does not open after the kill: {error}"));
+        let end = log.end_offset();
+        assert_eq!(log.durable_end(), end);
+
+        // Walk the log: every batch as its tag and producer fields build it.
+        let mut by_producer: HashMap<i64, Vec<ProducerBatchFound>> = HashMap::new();
+        let mut at_offset: HashMap<u64, ProducerBatchFound> = HashMap::new();
+        let mut next = log.start_offset();
+        while next < end {
+            let batches = log
+                .read(next, READ_BYTES_MAX)
+                .await
+                .unwrap_or_else(|error| panic!("read at {next} (end {end}) failed: {error}"));
+            assert!(
+                !batches.is_empty(),
+                "read at {next} below the end {end} returned nothing"
+            );
+            for batch in batches {
+                assert_eq!(
+                    batch.base_offset(),
+                    next,
+                    "the log skips or repeats offsets"
+                );
+                let header = batch.header();
+                let tag = tag_of(&batch);
+                let fields = (
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                );
+                if let Some(acked) = expected.fields.get(&tag) {
+                    assert_eq!(*acked, fields, "batch {tag:?} has other producer fields");
+                }
+                let appended =
+                    tagged_producer_batch(tag, Some(fields)).assign(batch.base_offset(), 0);
+                assert!(
+                    batch.as_bytes() == appended.as_bytes(),
+                    "batch at {} (tag {tag:?}) differs from the batch appended",
+                    batch.base_offset()
+                );
+                let found = ProducerBatchFound {
+                    tag,
+                    fields,
+                    base_offset: batch.base_offset().0,
+                    last_offset: batch.last_offset().0,
+                    last_sequence: sequence_after(header.base_sequence, header.last_offset_delta),
+                };
+                at_offset.insert(found.base_offset, found);
+                by_producer.entry(fields.0).or_default().push(found);
+                next = batch.last_offset().next();
+            }
+        }
+        for ProducerAck { ack, .. } in &expected.acks {
+            match at_offset.get(&ack.base_offset) {
+                Some(found) if found.last_offset == ack.last_offset && found.tag == ack.tag => {}
+                other => panic!("acknowledged {ack:?} is not in the log, which has {other:?}"),
+            }
+        }
+
+        for producer in 0..PRODUCERS {
+            let id = producer_id(producer);
+            let found = by_producer.get(&id).map(Vec::as_slice).unwrap_or_default();
+            // Each batch follows the one before: the next sequence in the
+            // same epoch, 0 in a new one.
+            let mut previous: Option<&ProducerBatchFound> = None;
+            for batch in found {
+                let (_, epoch, sequence) = batch.fields;
+                let expected_sequence = match previous {
+                    None if epoch == 0 => first_sequence(producer),
+                    None => 0,
+                    Some(previous) if previous.fields.1 == epoch => {
+                        sequence_after(previous.last_sequence, 1)
+                    }
+                    Some(previous) => {
+                        assert!(epoch > previous.fields.1, "producer {id}'s epoch went back");
+                        0
+                    }
+                };
+                assert_eq!(
+                    sequence, expected_sequence,
+                    "round {round}: producer {id}'s batch at {} (tag {:?}, epoch {epoch}) does \
+                     not follow its previous one {previous:?}",
+                    batch.base_offset, batch.tag
+                );
+                previous = Some(batch);
+            }
+            let Some(newest) = found.last() else {
+                assert_eq!(log.producer(id), None);
+                continue;
+            };
+            // The recovered state is the log's: its epoch and last batches.
+            let epoch = newest.fields.1;
+            let same_epoch: Vec<&ProducerBatchFound> = found
+                .iter()
+                .rev()
+                .take_while(|batch| batch.fields.1 == epoch)
+                .take(PRODUCER_BATCHES_MAX)
+                .collect();
+            let state = log
+                .producer(id)
+                .unwrap_or_else(|| panic!("round {round}: producer {id} was forgotten"));
+            assert_eq!(state.epoch, epoch, "round {round}: producer {id}'s epoch");
+            let remembered: Vec<(i32, i32, u64, u64)> = state
+                .batches
+                .iter()
+                .map(|batch| {
+                    (
+                        batch.first_sequence,
+                        batch.last_sequence,
+                        batch.base_offset.0,
+                        batch.last_offset.0,
+                    )
+                })
+                .collect();
+            let in_log: Vec<(i32, i32, u64, u64)> = same_epoch
+                .iter()
+                .rev()
+                .map(|batch| {
+                    (
+                        batch.fields.2,
+                        batch.last_sequence,
+                        batch.base_offset,
+                        batch.last_offset,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                remembered, in_log,
+                "round {round}: producer {id}'s last batches"
+            );
+
+            // Resent, the last batches are duplicates at their offsets.
+            for batch in &same_epoch {
+                let resent = tagged_producer_batch(batch.tag, Some(batch.fields));
+                let appended = log.append(resent).await.unwrap_or_else(|error| {
+                    panic!("round {round}: the retry of {batch:?} failed: {error}")
+                });
+                assert!(appended.duplicate, "round {round}: {batch:?} stored again");
+                assert_eq!(
+                    (appended.base_offset.0, appended.last_offset.0),
+                    (batch.base_offset, batch.last_offset)
+                );
+            }
+            assert_eq!(log.end_offset(), end, "round {round}: a retry was stored");
+            // The one before them is out of order.
+            let older = found
+                .iter()
+                .rev()
+                .nth(PRODUCER_BATCHES_MAX)
+                .filter(|batch| batch.fields.1 == epoch);
+            if let Some(older) = older {
+                let resent = tagged_producer_batch(older.tag, Some(older.fields));
+                assert!(
+                    matches!(
+                        log.append(resent).await,
+                        Err(AppendError::OutOfOrderSequence { expected, .. })
+                            if expected == state.next_sequence()
+                    ),
+                    "round {round}: a retry of {older:?}, no longer remembered"
+                );
+            }
+        }
+
+        // The next sequence of each producer appends, at the end.
+        for producer in 0..PRODUCERS {
+            let id = producer_id(producer);
+            let tag = Tag::new(round, PARENT_APPENDER + producer, 0);
+            let fields = match log.producer(id) {
+                Some(state) => (id, state.epoch, state.next_sequence()),
+                None => (id, epoch_for(producer, round), first_sequence(producer)),
+            };
+            let end = log.end_offset();
+            let appended = log
+                .append(tagged_producer_batch(tag, Some(fields)))
+                .await
+                .unwrap_or_else(|error| panic!("round {round}: the next batch of {id}: {error}"));
+            assert!(!appended.duplicate);
+            assert_eq!(appended.base_offset, end);
+            expected.fields.insert(tag, fields);
+            expected.acks.push(ProducerAck {
+                ack: Ack {
+                    base_offset: appended.base_offset.0,
+                    last_offset: appended.last_offset.0,
+                    tag,
+                },
+                fields,
+            });
+        }
+        log.close().await.expect("the parent's log closes");
+        expected
+    })
+}
+
+#[test]
+fn idempotent_producers_survive_sigkill() {
+    if std::env::var_os(CHILD_DIR_ENV).is_some() {
+        return;
+    }
+    let started = Instant::now();
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let dir = temp.path().join("partition");
+    let stderr_path = temp.path().join("child.stderr");
+    let mut rng = rand::rng();
+    let mut expected = ProducerExpected::default();
+    for round in 0..PRODUCER_ROUNDS {
+        let kill_delay_ms = rng.random_range(KILL_DELAY_MS_MIN..=KILL_DELAY_MS_MAX);
+        let child = run_child(
+            PRODUCER_CHILD_TEST_NAME,
+            &dir,
+            round,
+            kill_delay_ms,
+            &stderr_path,
+        );
+        assert!(
+            !child.acks.is_empty(),
+            "round {round}: nothing acknowledged"
+        );
+        let acks = child.acks.len();
+        for ack in child.producer_acks {
+            expected.fields.insert(ack.ack.tag, ack.fields);
+            expected.acks.push(ack);
+        }
+        expected = check_producers(dir.clone(), round, expected);
+        println!(
+            "round {round:2}: killed {kill_delay_ms:3} ms after the first ack ({} ms child), \
+             {acks:4} acks, {} acknowledged in all",
+            child.child_ms,
+            expected.acks.len()
+        );
+    }
+    println!(
+        "{PRODUCER_ROUNDS} kills of {PRODUCERS} idempotent producers, {} acknowledged batches \
+         all found, no retry stored twice, {:.1} s",
         expected.acks.len(),
         started.elapsed().as_secs_f64()
     );
