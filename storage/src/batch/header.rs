@@ -95,7 +95,7 @@ impl BatchHeader {
     }
 
     /// Writes every field but the CRC into `out[..BATCH_HEADER_BYTES]`; the
-    /// caller computes the CRC once the payload is in place ([`seal_crc`]).
+    /// caller computes the CRC once the payload is in place.
     pub fn write(&self, out: &mut [u8]) {
         assert!(out.len() >= BATCH_HEADER_BYTES, "header buffer too short");
         write_u64(out, BASE_OFFSET_AT, self.base_offset);

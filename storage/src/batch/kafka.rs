@@ -28,7 +28,7 @@
 //! This file also writes a native batch as a Kafka batch ([`write_native`]),
 //! for a Kafka client that fetches a batch a native client produced.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use super::{
     header::{BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, CRC_FIELD_END},
@@ -302,8 +302,8 @@ pub(super) fn assign(kafka: &mut [u8], base_offset: u64, leader_epoch: u32) {
 /// written as length -1), value and headers (a missing header value too);
 /// its offset delta is its index, as native batches are dense.
 ///
-/// The size is computed first and reserved once; the records are written
-/// straight into `out`, and the CRC is computed over them at the end.
+/// The size is computed first and `out` grown once; the records are then
+/// written into that slice, and the CRC is computed over them at the end.
 pub(super) fn write_native(header: &BatchHeader, records: Records<'_>, out: &mut BytesMut) {
     let records_bytes: usize = records
         .iter()
@@ -317,49 +317,76 @@ pub(super) fn write_native(header: &BatchHeader, records: Records<'_>, out: &mut
     let batch_length =
         i32::try_from(kafka_bytes - BATCH_LENGTH_END).expect("a batch under the cap fits i32");
     let start = out.len();
-    out.reserve(kafka_bytes);
+    out.resize(start + kafka_bytes, 0);
+    let kafka = &mut out[start..];
 
-    out.put_i64(header.base_offset as i64);
-    out.put_i32(batch_length);
-    out.put_i32(header.leader_epoch as i32);
-    out.put_i8(KAFKA_MAGIC);
-    out.put_u32(0);
-    out.put_i16(0);
-    out.put_i32(header.last_offset_delta as i32);
-    out.put_i64(header.first_timestamp);
-    out.put_i64(header.max_timestamp);
-    out.put_i64(header.producer_id);
-    out.put_i16(header.producer_epoch);
-    out.put_i32(header.base_sequence);
-    out.put_i32(header.record_count as i32);
-    debug_assert_eq!(out.len() - start, KAFKA_BATCH_HEADER_BYTES);
+    let mut cursor = Cursor {
+        bytes: kafka,
+        at: 0,
+    };
+    cursor.put(&(header.base_offset as i64).to_be_bytes());
+    cursor.put(&batch_length.to_be_bytes());
+    cursor.put(&(header.leader_epoch as i32).to_be_bytes());
+    cursor.put(&[KAFKA_MAGIC as u8]);
+    cursor.put(&[0; 4]);
+    cursor.put(&0_i16.to_be_bytes());
+    cursor.put(&(header.last_offset_delta as i32).to_be_bytes());
+    cursor.put(&header.first_timestamp.to_be_bytes());
+    cursor.put(&header.max_timestamp.to_be_bytes());
+    cursor.put(&header.producer_id.to_be_bytes());
+    cursor.put(&header.producer_epoch.to_be_bytes());
+    cursor.put(&header.base_sequence.to_be_bytes());
+    cursor.put(&(header.record_count as i32).to_be_bytes());
+    debug_assert_eq!(cursor.at, KAFKA_BATCH_HEADER_BYTES);
 
     for (index, record) in records.iter().enumerate() {
-        put_varint(out, record_body_bytes(index, &record) as i64);
-        out.put_i8(0);
-        put_varint(out, record.timestamp_delta());
-        put_varint(out, index as i64);
+        cursor.put_varint(record_body_bytes(index, &record) as i64);
+        cursor.put(&[0]);
+        cursor.put_varint(record.timestamp_delta());
+        cursor.put_varint(index as i64);
         match record.key() {
-            Some(key) => put_bytes(out, key),
-            None => put_varint(out, -1),
+            Some(key) => cursor.put_bytes(key),
+            None => cursor.put_varint(-1),
         }
-        put_bytes(out, record.value());
-        put_varint(out, record.header_count() as i64);
+        cursor.put_bytes(record.value());
+        cursor.put_varint(record.header_count() as i64);
         for header in record.headers() {
-            put_bytes(out, header.name);
+            cursor.put_bytes(header.name);
             match header.value {
-                Some(value) => put_bytes(out, value),
-                None => put_varint(out, -1),
+                Some(value) => cursor.put_bytes(value),
+                None => cursor.put_varint(-1),
             }
         }
     }
     assert_eq!(
-        out.len() - start,
-        kafka_bytes,
+        cursor.at, kafka_bytes,
         "kafka batch written is not the size computed"
     );
-    let crc = kafka_crc(&out[start..]);
-    out[start + CRC_AT..start + ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+    let crc = kafka_crc(kafka);
+    kafka[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Writes forward into a slice sized beforehand.
+struct Cursor<'a> {
+    bytes: &'a mut [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.bytes[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+
+    /// A length varint and the bytes it counts.
+    fn put_bytes(&mut self, bytes: &[u8]) {
+        self.put_varint(bytes.len() as i64);
+        self.put(bytes);
+    }
+
+    fn put_varint(&mut self, value: i64) {
+        self.at += put_varint(&mut self.bytes[self.at..], value);
+    }
 }
 
 /// The bytes of one Kafka record after its length varint.
@@ -382,20 +409,18 @@ fn bytes_field_bytes(len: usize) -> usize {
     varint_bytes(len as i64) + len
 }
 
-fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
-    put_varint(out, bytes.len() as i64);
-    out.put_slice(bytes);
-}
-
-/// Kafka's zigzag varint (`varint` and `varlong` are the same bytes for the
-/// same value).
-pub(super) fn put_varint(out: &mut BytesMut, value: i64) {
+/// Writes Kafka's zigzag varint (`varint` and `varlong` are the same bytes
+/// for the same value) at the start of `out`; returns its length.
+pub(super) fn put_varint(out: &mut [u8], value: i64) -> usize {
     let mut zigzag = zigzag(value);
+    let mut at = 0;
     while zigzag >= 0x80 {
-        out.put_u8(zigzag as u8 | 0x80);
+        out[at] = zigzag as u8 | 0x80;
         zigzag >>= 7;
+        at += 1;
     }
-    out.put_u8(zigzag as u8);
+    out[at] = zigzag as u8;
+    at + 1
 }
 
 pub(super) fn varint_bytes(value: i64) -> usize {
