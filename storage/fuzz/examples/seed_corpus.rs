@@ -1,6 +1,9 @@
-//! Writes a seed corpus for `batch_validate`: a few batches made by
-//! [`BatchBuilder`], one file each, into the directory given (by default
-//! `corpus/batch_validate` under the current directory).
+//! Writes the seed corpora for `batch_validate` and `kafka_from`: a few
+//! batches made by [`BatchBuilder`], one file each, into the directory given
+//! (by default `corpus/batch_validate` under the current directory), each
+//! also as a Kafka batch (`Batch::write_kafka`) into the second directory
+//! given (by default `corpus/kafka_from`), and as a Sluice batch with that
+//! kafka payload (`Batch::from_kafka`) into the first.
 //!
 //! From empty inputs the fuzzer reaches the header checks within seconds but,
 //! in minutes, never a valid rkyv archive; from these seeds it starts inside
@@ -8,6 +11,8 @@
 //! so that they follow the format when it changes.
 
 use std::path::PathBuf;
+
+use bytes::BytesMut;
 
 use sluice_storage::{
     batch::{Batch, BatchBuilder},
@@ -28,6 +33,11 @@ fn main() -> std::io::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("corpus/batch_validate"));
     std::fs::create_dir_all(&directory)?;
+    let kafka_directory = std::env::args()
+        .nth(2)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("corpus/kafka_from"));
+    std::fs::create_dir_all(&kafka_directory)?;
 
     let seeds: Vec<(&str, Batch)> = vec![
         ("one-value", build(&[(1_000, None, b"v", &[])])),
@@ -71,8 +81,19 @@ fn main() -> std::io::Result<()> {
     ];
     for (name, batch) in &seeds {
         std::fs::write(directory.join(name), batch.as_bytes())?;
+        let mut kafka = BytesMut::new();
+        batch.write_kafka(&mut kafka).expect("a built batch");
+        std::fs::write(kafka_directory.join(name), &kafka)?;
+        let stored = Batch::from_kafka(&kafka).expect("a written kafka batch");
+        std::fs::write(directory.join(format!("kafka-{name}")), stored.as_bytes())?;
     }
-    println!("wrote {} seeds to {}", seeds.len(), directory.display());
+    println!(
+        "wrote {} seeds to {} and {} to {}",
+        2 * seeds.len(),
+        directory.display(),
+        seeds.len(),
+        kafka_directory.display()
+    );
     Ok(())
 }
 

@@ -2,9 +2,9 @@
 //! batch passes.
 //!
 //! Each input is tried twice: as given, and sealed (its length field set to
-//! the input's length and its CRC recomputed), so that the fuzzer gets past
-//! the frame checks and spends its time on the header and archive checks
-//! behind them.
+//! the input's length and its CRC recomputed; for a kafka payload, its Kafka
+//! batchLength and CRC too), so that the fuzzer gets past the frame checks
+//! and spends its time on the header, archive and Kafka checks behind them.
 //!
 //! What must hold for bytes that validate: every record, key, value and header
 //! reads without a panic and lies inside the batch; [`Batch::validate_stored`]
@@ -18,7 +18,10 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use sluice_storage::{
-    batch::{Batch, PayloadFormat, RecordView, BATCH_BYTES_MAX, BATCH_HEADER_BYTES, CRC_FIELD_END},
+    batch::{
+        Batch, PayloadFormat, RecordView, BATCH_BYTES_MAX, BATCH_HEADER_BYTES, CRC_FIELD_END,
+        KAFKA_BATCH_HEADER_BYTES,
+    },
     Offset,
 };
 
@@ -27,6 +30,14 @@ use sluice_storage::{
 const BATCH_BYTES_AT: usize = 8;
 /// The CRC is the four bytes just before the range it covers.
 const CRC_AT: usize = CRC_FIELD_END - 4;
+/// Where the header keeps the payload format.
+const PAYLOAD_FORMAT_AT: usize = 21;
+/// Where a Kafka header keeps its batchLength and CRC, and where what its CRC
+/// covers starts (see `storage/src/batch/kafka.rs`).
+const KAFKA_BATCH_LENGTH_AT: usize = 8;
+const KAFKA_MAGIC_AT: usize = 16;
+const KAFKA_CRC_AT: usize = 17;
+const KAFKA_ATTRIBUTES_AT: usize = 21;
 
 fuzz_target!(|data: &[u8]| {
     let validated = check(Bytes::copy_from_slice(data));
@@ -154,7 +165,9 @@ fn assert_same(a: RecordView<'_>, b: RecordView<'_>) {
 }
 
 /// `data` with its length field and CRC made right, if it can hold a header
-/// and is under the cap.
+/// and is under the cap. A kafka payload long enough for a Kafka header gets
+/// its batchLength and Kafka CRC made right too, and the CRC is computed over
+/// what the module doc of `storage/src/batch/mod.rs` says it covers.
 fn seal(data: &[u8]) -> Option<Bytes> {
     if data.len() < BATCH_HEADER_BYTES || data.len() > BATCH_BYTES_MAX {
         return None;
@@ -162,7 +175,23 @@ fn seal(data: &[u8]) -> Option<Bytes> {
     let mut bytes = data.to_vec();
     let batch_bytes = u32::try_from(bytes.len()).expect("under the cap");
     bytes[BATCH_BYTES_AT..BATCH_BYTES_AT + 4].copy_from_slice(&batch_bytes.to_le_bytes());
-    let crc = crc32c::crc32c(&bytes[CRC_FIELD_END..]);
+    let kafka = bytes[PAYLOAD_FORMAT_AT] == PayloadFormat::Kafka as u8
+        && bytes.len() >= BATCH_HEADER_BYTES + KAFKA_BATCH_HEADER_BYTES;
+    let crc = if kafka {
+        let (header, payload) = bytes.split_at_mut(BATCH_HEADER_BYTES);
+        let batch_length = (payload.len() - KAFKA_BATCH_LENGTH_AT - 4) as u32;
+        payload[KAFKA_BATCH_LENGTH_AT..KAFKA_BATCH_LENGTH_AT + 4]
+            .copy_from_slice(&batch_length.to_be_bytes());
+        let kafka_crc = crc32c::crc32c(&payload[KAFKA_ATTRIBUTES_AT..]);
+        payload[KAFKA_CRC_AT..KAFKA_ATTRIBUTES_AT].copy_from_slice(&kafka_crc.to_be_bytes());
+        let mut covered = payload[KAFKA_ATTRIBUTES_AT..].to_vec();
+        covered.extend_from_slice(&header[CRC_FIELD_END..]);
+        covered.extend_from_slice(&payload[KAFKA_BATCH_LENGTH_AT..KAFKA_BATCH_LENGTH_AT + 4]);
+        covered.extend_from_slice(&payload[KAFKA_MAGIC_AT..KAFKA_ATTRIBUTES_AT]);
+        crc32c::crc32c(&covered)
+    } else {
+        crc32c::crc32c(&bytes[CRC_FIELD_END..])
+    };
     bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
     Some(Bytes::from(bytes))
 }
