@@ -26,7 +26,7 @@ use std::{
 
 use sluice_storage::{
     batch::{Batch, BatchBuilder},
-    log::{AppendError, FlushPolicy, Log, LogConfig, PREALLOCATE_STEP_BYTES},
+    log::{AppendError, Appended, FlushPolicy, Log, LogConfig, PREALLOCATE_STEP_BYTES},
     Offset,
 };
 
@@ -212,6 +212,14 @@ const SMALL_TAGS_FROM: u64 = 1 << 40;
 /// payload); the values are `<tag>:<record>:` filled out with a byte derived
 /// from both.
 fn tagged_batch(tag: u64) -> Batch {
+    tagged_producer_batch(tag, None)
+}
+
+/// An idempotent producer's fields: id, epoch and base sequence.
+type ProducerFields = (i64, i16, i32);
+
+/// [`tagged_batch`], from an idempotent producer if `producer` says which.
+fn tagged_producer_batch(tag: u64, producer: Option<ProducerFields>) -> Batch {
     // A multiplicative hash, so that neighbouring tags differ in shape.
     let mix = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
     let (records, value_bytes) = if tag >= SMALL_TAGS_FROM {
@@ -227,6 +235,9 @@ fn tagged_batch(tag: u64) -> Batch {
         )
     };
     let mut builder = BatchBuilder::with_capacity(records * (value_bytes + 64) + 256);
+    if let Some((producer_id, epoch, sequence)) = producer {
+        builder = builder.producer(producer_id, epoch, sequence);
+    }
     for record in 0..records {
         // `vec![byte; n]` is a memset even in debug builds; `resize` is not.
         let mut value = vec![(mix as usize + record * 7) as u8; value_bytes];
@@ -259,6 +270,8 @@ struct Acked {
     last_offset: u64,
     tag: u64,
     bytes: usize,
+    /// The producer fields of an idempotent producer's batch.
+    producer: Option<ProducerFields>,
 }
 
 /// Every batch the log acknowledged, by base offset.
@@ -313,7 +326,7 @@ async fn check_log_holds_exactly(log: &Log, acked: &AckedBatches, when: &str) {
                 (expected.tag, expected.last_offset),
                 "{when}: the batch at {next} is not the one acknowledged there"
             );
-            let appended = tagged_batch(tag).assign(next, 0);
+            let appended = tagged_producer_batch(tag, expected.producer).assign(next, 0);
             assert!(
                 batch.as_bytes() == appended.as_bytes(),
                 "{when}: the batch at {next} (tag {tag}) differs from the batch appended"
@@ -374,6 +387,7 @@ where
                                 last_offset: appended.last_offset.0,
                                 tag,
                                 bytes,
+                                producer: None,
                             };
                             let previous = fill.acked.insert(appended.base_offset.0, acked);
                             assert!(previous.is_none(), "two acks at {}", appended.base_offset);
@@ -429,6 +443,7 @@ async fn append_after_freeing(
                 last_offset: appended.last_offset.0,
                 tag,
                 bytes: batch_bytes,
+                producer: None,
             },
         );
         appended_bytes += batch_bytes;
@@ -540,6 +555,7 @@ fn always_policy_on_a_full_disk(kind: Filesystem, config: LogConfig, test: &'sta
                             last_offset: appended.last_offset.0,
                             tag,
                             bytes,
+                            producer: None,
                         },
                     );
                 }
@@ -827,6 +843,7 @@ fn interval_keeps_acknowledged_batches_through_a_full_disk() {
                             last_offset: appended.last_offset.0,
                             tag,
                             bytes,
+                            producer: None,
                         },
                     );
                     break;
@@ -863,6 +880,271 @@ fn interval_keeps_acknowledged_batches_through_a_full_disk() {
             free_when_full / 1024,
             FILLER_BYTES / 1024,
             acked.len(),
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Idempotent producers
+
+/// Producers of the producer test, one task each.
+const PRODUCERS: i64 = 4;
+/// Batches each producer keeps in flight: as many as a Kafka client may.
+const IN_FLIGHT: usize = 5;
+
+/// Awaits all of `futures`, polling them in order each time: the first poll
+/// of each comes before any other task runs, so appends are called in order
+/// and are in flight together, as a producer's pipelined requests are.
+async fn join_all<'a, T>(futures: Vec<std::pin::Pin<Box<dyn Future<Output = T> + 'a>>>) -> Vec<T> {
+    let mut futures: Vec<_> = futures.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(pending) = future {
+                if let std::task::Poll::Ready(value) = pending.as_mut().poll(cx) {
+                    *output = Some(value);
+                    *future = None;
+                }
+            }
+        }
+        if futures.iter().all(Option::is_none) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|output| output.expect("ready"))
+        .collect()
+}
+
+/// What one producer saw while filling the disk.
+#[derive(Default)]
+struct ProducerFill {
+    /// (tag, fields, base offset, last offset) of each acknowledged batch.
+    acked: Vec<(u64, ProducerFields, u64, u64)>,
+    /// The batches refused from the first DiskFull on: what it resends.
+    refused: Vec<(u64, ProducerFields)>,
+    next_sequence: i32,
+}
+
+/// One producer: windows of [`IN_FLIGHT`] batches until a window meets the
+/// full disk. A window fails from some batch on: that one with DiskFull, the
+/// ones after it with DiskFull too or, if they were checked after the
+/// failure was undone, OutOfOrderSequence. Never an acknowledged batch after
+/// a refused one, never a refusal other than DiskFull first.
+async fn produce_until_disk_full(
+    log: &Log,
+    producer_id: i64,
+    next_tag: &Cell<u64>,
+) -> ProducerFill {
+    let mut fill = ProducerFill::default();
+    loop {
+        let mut window = Vec::new();
+        let mut sequence = fill.next_sequence;
+        for _ in 0..IN_FLIGHT {
+            let tag = next_tag.replace(next_tag.get() + 1);
+            let fields = (producer_id, 0, sequence);
+            let batch = tagged_producer_batch(tag, Some(fields));
+            sequence = sluice_storage::log::sequence_after(sequence, batch.offset_count() as u32);
+            window.push((tag, fields, batch));
+        }
+        let appends = window
+            .iter()
+            .map(|(_, _, batch)| {
+                Box::pin(within("an append", log.append(batch.clone())))
+                    as std::pin::Pin<Box<dyn Future<Output = Result<Appended, AppendError>>>>
+            })
+            .collect();
+        let results = join_all(appends).await;
+        for ((tag, fields, batch), result) in window.into_iter().zip(results) {
+            match result {
+                Ok(appended) => {
+                    assert!(
+                        fill.refused.is_empty(),
+                        "producer {producer_id}: tag {tag} acknowledged after a refused batch"
+                    );
+                    assert!(!appended.duplicate, "tag {tag} taken for a duplicate");
+                    fill.acked
+                        .push((tag, fields, appended.base_offset.0, appended.last_offset.0));
+                    fill.next_sequence =
+                        sluice_storage::log::sequence_after(fields.2, batch.offset_count() as u32);
+                }
+                Err(AppendError::DiskFull { .. }) => fill.refused.push((tag, fields)),
+                Err(AppendError::OutOfOrderSequence { expected, .. })
+                    if !fill.refused.is_empty() =>
+                {
+                    assert_eq!(
+                        expected, fill.next_sequence,
+                        "the refused batches were remembered"
+                    );
+                    fill.refused.push((tag, fields));
+                }
+                Err(error) => panic!("producer {producer_id}: tag {tag} failed: {error}"),
+            }
+        }
+        if !fill.refused.is_empty() {
+            return fill;
+        }
+    }
+}
+
+/// Each producer's last acknowledged batches, resent: duplicates at their
+/// offsets, nothing stored.
+async fn resend_acked(log: &Log, fills: &[ProducerFill], when: &str) {
+    let end = log.end_offset();
+    for fill in fills {
+        let recent = fill
+            .acked
+            .len()
+            .saturating_sub(sluice_storage::log::PRODUCER_BATCHES_MAX);
+        for &(tag, fields, base, last) in &fill.acked[recent..] {
+            let appended = within(
+                "a retry",
+                log.append(tagged_producer_batch(tag, Some(fields))),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{when}: the retry of tag {tag} failed: {error}"));
+            assert!(
+                appended.duplicate,
+                "{when}: the retry of tag {tag} was stored"
+            );
+            assert_eq!(
+                (appended.base_offset.0, appended.last_offset.0),
+                (base, last),
+                "{when}: the retry of tag {tag} got other offsets"
+            );
+        }
+    }
+    assert_eq!(log.end_offset(), end, "{when}: a retry moved the end");
+}
+
+fn check_producer_states(log: &Log, fills: &[ProducerFill], when: &str) {
+    for (producer_id, fill) in fills.iter().enumerate() {
+        let state = log.producer(producer_id as i64);
+        match fill.acked.last() {
+            None => assert_eq!(state, None, "{when}: producer {producer_id} known"),
+            Some(&(_, _, base, _)) => {
+                let state =
+                    state.unwrap_or_else(|| panic!("{when}: producer {producer_id} unknown"));
+                assert_eq!(
+                    state.next_sequence(),
+                    fill.next_sequence,
+                    "{when}: producer {producer_id} remembers a refused batch"
+                );
+                assert_eq!(state.batches.last().unwrap().base_offset.0, base);
+            }
+        }
+    }
+}
+
+/// Idempotent producers on a full disk (ext4, `always`), each with batches
+/// in flight: the appends the full disk fails leave nothing in the producer
+/// state, so once space is freed a producer resends from its first refused
+/// batch and those are appended (not taken for duplicates, not refused as
+/// out of order), while its last acknowledged batches are still duplicates;
+/// after reopening on the full disk (where the close may not manage to write
+/// its snapshot) and after reopening at the end.
+#[test]
+fn idempotent_producers_resend_what_a_full_disk_refused() {
+    const TEST: &str = "idempotent_producers";
+    let Some(filesystem) = SmallFilesystem::mount_or_skip(Filesystem::Ext4OnLoop, TEST) else {
+        return;
+    };
+    filesystem.write_filler(FILLER_BYTES);
+    let mount_point = filesystem.mount_point.clone();
+    let config = LogConfig {
+        segment_bytes_max: 1024 * 1024,
+        preallocate: false,
+        ..LogConfig::default()
+    };
+    run(move || async move {
+        let dir = mount_point.join("partition");
+        let log = Rc::new(
+            Log::open(&dir, config.clone())
+                .await
+                .expect("the log opens on an empty filesystem"),
+        );
+        let next_tag = Rc::new(Cell::new(0));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|producer_id| {
+                let (log, next_tag) = (log.clone(), next_tag.clone());
+                glommio::spawn_local(async move {
+                    produce_until_disk_full(&log, producer_id, &next_tag).await
+                })
+            })
+            .collect();
+        let mut fills = Vec::new();
+        for producer in producers {
+            fills.push(producer.await);
+        }
+        let mut acked: AckedBatches = BTreeMap::new();
+        for fill in &fills {
+            for &(tag, fields, base, last) in &fill.acked {
+                let bytes = tagged_producer_batch(tag, Some(fields)).len();
+                acked.insert(
+                    base,
+                    Acked {
+                        last_offset: last,
+                        tag,
+                        bytes,
+                        producer: Some(fields),
+                    },
+                );
+            }
+        }
+        check_log_holds_exactly(&log, &acked, "after filling the disk").await;
+        check_producer_states(&log, &fills, "after filling the disk");
+        let refused: usize = fills.iter().map(|fill| fill.refused.len()).sum();
+
+        let log = Rc::try_unwrap(log).ok().expect("the producers are done");
+        let log = close_and_reopen(log, &dir, &config, "on a full disk").await;
+        check_log_holds_exactly(&log, &acked, "after reopening on a full disk").await;
+        check_producer_states(&log, &fills, "after reopening on a full disk");
+
+        free_filler(&mount_point);
+        resend_acked(&log, &fills, "after freeing space").await;
+        // The refused batches, resent in order, are appended.
+        for fill in &mut fills {
+            for &(tag, fields) in &fill.refused {
+                let end = log.end_offset();
+                let batch = tagged_producer_batch(tag, Some(fields));
+                let bytes = batch.len();
+                let records = batch.offset_count() as u32;
+                let appended = within("a resent append", log.append(batch))
+                    .await
+                    .unwrap_or_else(|error| panic!("the resent tag {tag} failed: {error}"));
+                assert!(
+                    !appended.duplicate,
+                    "the resent tag {tag} taken for a duplicate"
+                );
+                assert_eq!(appended.base_offset, end);
+                acked.insert(
+                    appended.base_offset.0,
+                    Acked {
+                        last_offset: appended.last_offset.0,
+                        tag,
+                        bytes,
+                        producer: Some(fields),
+                    },
+                );
+                fill.acked
+                    .push((tag, fields, appended.base_offset.0, appended.last_offset.0));
+                fill.next_sequence = sluice_storage::log::sequence_after(fields.2, records);
+            }
+        }
+        check_producer_states(&log, &fills, "after resending");
+        let log = close_and_reopen(log, &dir, &config, "after resending").await;
+        check_log_holds_exactly(&log, &acked, "after the last reopen").await;
+        check_producer_states(&log, &fills, "after the last reopen");
+        resend_acked(&log, &fills, "after the last reopen").await;
+        close_for_good(log).await;
+        println!(
+            "{TEST}: {PRODUCERS} producers with {IN_FLIGHT} batches in flight filled the disk: \
+             {} batches acknowledged, {refused} refused and resent once space was freed",
+            acked.len() - refused
         );
     });
 }
