@@ -206,13 +206,13 @@ impl Batch {
     }
 
     /// Makes a batch of one whole Kafka RecordBatch v2 as a Kafka producer
-    /// sent it (big-endian, see the module doc): its `batchLength` must cover
-    /// `kafka` exactly, its version must be 2, its CRC must match, it must
-    /// hold at least one record and at most [`BATCH_RECORDS_MAX`], be dense
-    /// (`lastOffsetDelta` is the count minus one), use a known compression
-    /// codec, and be neither transactional nor a control batch. The batch,
-    /// header included, must fit [`BATCH_BYTES_MAX`]; that is checked before
-    /// anything is allocated.
+    /// sent it: its `batchLength` must cover `kafka` exactly, its version
+    /// must be 2, its CRC must match, it must hold at least one record and at
+    /// most [`BATCH_RECORDS_MAX`] (and, uncompressed, no more than its bytes
+    /// can hold), be dense (`lastOffsetDelta` is the count minus one), use a
+    /// known compression codec, and be neither transactional nor a control
+    /// batch. The batch, header included, must fit [`BATCH_BYTES_MAX`]; that
+    /// is checked before anything is allocated.
     ///
     /// The records are not decompressed. The Sluice header is made from the
     /// Kafka one, and header and payload are copied into one new buffer. The
