@@ -1,13 +1,18 @@
 //! A model-based property test of the partition log.
 //!
 //! Random sequences of operations (append, read, roll, reopen, retention,
-//! lookup by timestamp) run against a real [`Log`] in a temporary directory
+//! lookup by timestamp, and for idempotent producers a retry of an earlier
+//! batch or a new epoch) run against a real [`Log`] in a temporary directory
 //! and against a model that is nothing but the list of records appended, with
-//! their batch boundaries. After every operation the log must agree with the
-//! model: offsets are consecutive, reads return whole contiguous batches
-//! holding exactly the model's records, out-of-range reads are refused, a
-//! reopened log holds what it held, and `offset_for_timestamp` names the
-//! first record at or after the timestamp.
+//! their batch boundaries, and what each producer sent. After every
+//! operation the log must agree with the model: offsets are consecutive,
+//! reads return whole contiguous batches holding exactly the model's records,
+//! out-of-range reads are refused, a reopened log holds what it held,
+//! `offset_for_timestamp` names the first record at or after the timestamp,
+//! a retry of one of a producer's last five batches is answered with its
+//! offsets and stored nowhere, an older one is refused as out of order (or
+//! fenced, if of an older epoch), and what the log remembers of each
+//! producer is its last batches, through reopens and retention.
 //!
 //! The config is small (segments of 16 to 64 KiB, an index entry every 512
 //! bytes, an 8 KiB tail cache) so that sequences of a few dozen appends cross
@@ -19,7 +24,10 @@ use std::{future::Future, ops::Range, path::Path, time::Duration};
 use proptest::{prelude::*, test_runner::TestCaseError};
 use sluice_storage::{
     batch::{Batch, BatchBuilder},
-    log::{FlushPolicy, Log, LogConfig, ReadError},
+    log::{
+        sequence_after, AppendError, FlushPolicy, Log, LogConfig, ProducerBatch, ProducerState,
+        ReadError, PRODUCER_BATCHES_MAX,
+    },
     Offset,
 };
 
@@ -64,6 +72,14 @@ const INDEX_INTERVAL_BYTES: u64 = 512;
 const TAIL_CACHE_BYTES_MAX: usize = 8 * 1024;
 /// Retention keeps about this many segments' worth of bytes.
 const RETENTION_SEGMENTS: u64 = 3;
+/// Idempotent producers in a case; producer `p` has id `PRODUCER_ID_BASE + p`
+/// and starts at sequence `FIRST_SEQUENCES[p]`: the second one near the
+/// largest, so that its sequences wrap.
+const PRODUCERS: usize = 3;
+const PRODUCER_ID_BASE: i64 = 40;
+const FIRST_SEQUENCES: [i32; PRODUCERS] = [0, i32::MAX - 30, 1_000];
+/// How far back a retry reaches: past the batches a log remembers.
+const RESEND_BACK_MAX: usize = PRODUCER_BATCHES_MAX + 3;
 
 /// Cases per test function, overridden by `PROPTEST_CASES`. The four
 /// functions of 64 cases each take about 30 s in a debug build.
@@ -123,11 +139,22 @@ impl Case {
 #[derive(Debug, Clone)]
 enum Op {
     /// One batch with a record per timestamp (deltas under
-    /// [`Timestamps::NonDecreasing`]).
+    /// [`Timestamps::NonDecreasing`]), from an idempotent producer (its next
+    /// sequence at its epoch) if `producer` says which.
     Append {
         timestamps: Vec<i64>,
         value_bytes: usize,
         keyed: bool,
+        producer: Option<usize>,
+    },
+    /// The producer sends again the batch `back` before its newest.
+    Resend {
+        producer: usize,
+        back: usize,
+    },
+    /// The producer moves to its next epoch, from sequence 0.
+    BumpEpoch {
+        producer: usize,
     },
     Read {
         at: ReadAt,
@@ -183,15 +210,27 @@ fn op_strategy(timestamps: Timestamps, small_in_ten: u32) -> impl Strategy<Value
         small_in_ten => Just((RECORDS_PER_SMALL_BATCH, SMALL_VALUE_BYTES)),
         10 - small_in_ten => Just((RECORDS_PER_BATCH, VALUE_BYTES)),
     ];
+    let producer = prop_oneof![
+        2 => Just(None),
+        3 => (0..PRODUCERS).prop_map(Some),
+    ];
     let append = shape
         .prop_flat_map(move |(records, value_bytes)| {
-            (record_timestamps(records), value_bytes, any::<bool>())
+            (
+                record_timestamps(records),
+                value_bytes,
+                any::<bool>(),
+                producer.clone(),
+            )
         })
-        .prop_map(|(timestamps, value_bytes, keyed)| Op::Append {
+        .prop_map(|(timestamps, value_bytes, keyed, producer)| Op::Append {
             timestamps,
             value_bytes,
             keyed,
+            producer,
         });
+    let resend = (0..PRODUCERS, 0..RESEND_BACK_MAX)
+        .prop_map(|(producer, back)| Op::Resend { producer, back });
     let at = prop_oneof![
         6 => any::<u64>().prop_map(ReadAt::Inside),
         1 => Just(ReadAt::End),
@@ -211,6 +250,8 @@ fn op_strategy(timestamps: Timestamps, small_in_ten: u32) -> impl Strategy<Value
         6 => append,
         6 => read,
         3 => target.prop_map(Op::ReadByTimestamp),
+        3 => resend,
+        1 => (0..PRODUCERS).prop_map(|producer| Op::BumpEpoch { producer }),
         1 => Just(Op::Roll),
         1 => Just(Op::Reopen),
         1 => Just(Op::ApplyRetention),
@@ -282,6 +323,7 @@ fn a_reopened_log_keeps_the_max_timestamp_of_batches_before_its_last_index_entry
         timestamps: vec![timestamp],
         value_bytes: 40,
         keyed: false,
+        producer: None,
     };
     let case = Case {
         segment_bytes_max: 16 * 1024,
@@ -356,9 +398,54 @@ struct Record {
     timestamp: i64,
 }
 
+/// A batch an idempotent producer sent and the log took.
+#[derive(Debug, Clone)]
+struct Sent {
+    /// As sent, to be sent again.
+    batch: Batch,
+    epoch: i16,
+    first_sequence: i32,
+    last_sequence: i32,
+    base_offset: u64,
+    last_offset: u64,
+}
+
+/// An idempotent producer: where it is, and what it sent.
+#[derive(Debug, Clone)]
+struct Producer {
+    epoch: i16,
+    next_sequence: i32,
+    sent: Vec<Sent>,
+}
+
+impl Producer {
+    /// What the log must remember of it: the epoch of its newest batch and
+    /// its last batches of that epoch.
+    fn expected_state(&self) -> Option<ProducerState> {
+        let epoch = self.sent.last()?.epoch;
+        let same_epoch = self
+            .sent
+            .iter()
+            .rev()
+            .take_while(|sent| sent.epoch == epoch)
+            .take(PRODUCER_BATCHES_MAX)
+            .count();
+        let batches = self.sent[self.sent.len() - same_epoch..]
+            .iter()
+            .map(|sent| ProducerBatch {
+                first_sequence: sent.first_sequence,
+                last_sequence: sent.last_sequence,
+                base_offset: Offset(sent.base_offset),
+                last_offset: Offset(sent.last_offset),
+            })
+            .collect();
+        Some(ProducerState { epoch, batches })
+    }
+}
+
 /// What the log should hold: every record ever appended (the one at offset
-/// `o` is `records[o]`), the batches they were appended in, and where the
-/// log starts.
+/// `o` is `records[o]`), the batches they were appended in, where the log
+/// starts, and what the idempotent producers sent.
 #[derive(Default)]
 struct Model {
     records: Vec<Record>,
@@ -369,6 +456,7 @@ struct Model {
     clock_ms: i64,
     /// A roll was asked for and no append has happened since.
     roll_requested: bool,
+    producers: Vec<Producer>,
 }
 
 impl Model {
@@ -425,6 +513,14 @@ async fn check_case(case: &Case) -> Result<(), String> {
     let mut log = Some(open(dir.path(), &config).await?);
     let mut model = Model {
         clock_ms: TIMESTAMP_START_MS,
+        producers: FIRST_SEQUENCES
+            .iter()
+            .map(|&next_sequence| Producer {
+                epoch: 0,
+                next_sequence,
+                sent: Vec::new(),
+            })
+            .collect(),
         ..Model::default()
     };
     for (step, op) in case.ops.iter().enumerate() {
@@ -434,6 +530,7 @@ async fn check_case(case: &Case) -> Result<(), String> {
                 timestamps,
                 value_bytes,
                 keyed,
+                producer,
             } => {
                 append(
                     current,
@@ -442,8 +539,16 @@ async fn check_case(case: &Case) -> Result<(), String> {
                     timestamps,
                     *value_bytes,
                     *keyed,
+                    *producer,
                 )
                 .await
+            }
+            Op::Resend { producer, back } => resend(current, &model, *producer, *back).await,
+            Op::BumpEpoch { producer } => {
+                let producer = &mut model.producers[*producer];
+                producer.epoch += 1;
+                producer.next_sequence = 0;
+                Ok(())
             }
             Op::Read { at, max_bytes } => read(current, &model, *at, *max_bytes).await,
             Op::Roll => {
@@ -463,6 +568,10 @@ async fn check_case(case: &Case) -> Result<(), String> {
             }
             Op::ReadByTimestamp(target) => read_by_timestamp(current, &model, *target).await,
             Op::ApplyRetention => apply_retention(current, &mut model).await,
+        };
+        let outcome = match (outcome, log.as_ref()) {
+            (Ok(()), Some(log)) => check_producers(log, &model),
+            (outcome, _) => outcome,
         };
         if let Err(error) = outcome {
             return Err(format!("op {step} ({op:?}): {error}"));
@@ -490,9 +599,18 @@ async fn append(
     timestamps: &[i64],
     value_bytes: usize,
     keyed: bool,
+    producer: Option<usize>,
 ) -> Result<(), String> {
     let base = model.end();
     let mut builder = BatchBuilder::default();
+    if let Some(producer) = producer {
+        let state = &model.producers[producer];
+        builder = builder.producer(
+            PRODUCER_ID_BASE + producer as i64,
+            state.epoch,
+            state.next_sequence,
+        );
+    }
     let mut records = Vec::with_capacity(timestamps.len());
     for (index, &timestamp) in timestamps.iter().enumerate() {
         let offset = base + index as u64;
@@ -511,11 +629,13 @@ async fn append(
         builder.push(timestamp, record.key.as_deref(), &record.value, &[]);
         records.push(record);
     }
+    let batch = builder.finish();
     let appended = log
-        .append(builder.finish())
+        .append(batch.clone())
         .await
         .map_err(|error| format!("append failed: {error}"))?;
     let last = base + records.len() as u64 - 1;
+    check!(!appended.duplicate, "a new batch was taken for a duplicate");
     check!(
         appended.base_offset == Offset(base) && appended.last_offset == Offset(last),
         "append landed at [{}, {}], the model says [{base}, {last}]",
@@ -539,8 +659,89 @@ async fn append(
             log.segment_bases()
         );
     }
+    if let Some(producer) = producer {
+        let state = &mut model.producers[producer];
+        let last_sequence = sequence_after(state.next_sequence, (last - base) as u32);
+        state.sent.push(Sent {
+            batch,
+            epoch: state.epoch,
+            first_sequence: state.next_sequence,
+            last_sequence,
+            base_offset: base,
+            last_offset: last,
+        });
+        state.next_sequence = sequence_after(last_sequence, 1);
+    }
     model.records.extend(records);
     model.batches.push((base, last));
+    Ok(())
+}
+
+/// Sends again the batch `back` before the producer's newest, and checks the
+/// answer: a duplicate at its offsets if it is among the last
+/// [`PRODUCER_BATCHES_MAX`] of the current epoch, fenced if of an older
+/// epoch, out of order otherwise; stored in no case.
+async fn resend(log: &Log, model: &Model, producer: usize, back: usize) -> Result<(), String> {
+    let sent = &model.producers[producer].sent;
+    let Some(index) = sent.len().checked_sub(back + 1) else {
+        return Ok(());
+    };
+    let again = &sent[index];
+    let newest = sent.last().expect("the producer sent something");
+    let end = log.end_offset();
+    let result = log.append(again.batch.clone()).await;
+    let producer_id = PRODUCER_ID_BASE + producer as i64;
+    if again.epoch < newest.epoch {
+        check!(
+            result
+                == Err(AppendError::ProducerFenced {
+                    producer_id,
+                    epoch: again.epoch,
+                    current_epoch: newest.epoch
+                }),
+            "a retry of epoch {} after epoch {}: {result:?}",
+            again.epoch,
+            newest.epoch
+        );
+    } else if back < PRODUCER_BATCHES_MAX {
+        let appended = result.map_err(|error| format!("a retry {back} back failed: {error}"))?;
+        check!(
+            appended.duplicate
+                && appended.base_offset == Offset(again.base_offset)
+                && appended.last_offset == Offset(again.last_offset),
+            "a retry {back} back of [{}, {}] got {appended:?}",
+            again.base_offset,
+            again.last_offset
+        );
+    } else {
+        check!(
+            result
+                == Err(AppendError::OutOfOrderSequence {
+                    producer_id,
+                    expected: sequence_after(newest.last_sequence, 1),
+                    got: again.first_sequence
+                }),
+            "a retry {back} back, no longer remembered: {result:?}"
+        );
+    }
+    check!(
+        log.end_offset() == end,
+        "a retry moved the end from {end} to {}",
+        log.end_offset()
+    );
+    Ok(())
+}
+
+/// What the log remembers of each producer is what the model says.
+fn check_producers(log: &Log, model: &Model) -> Result<(), String> {
+    for (producer, state) in model.producers.iter().enumerate() {
+        let remembered = log.producer(PRODUCER_ID_BASE + producer as i64);
+        let expected = state.expected_state();
+        check!(
+            remembered == expected,
+            "producer {producer}: the log remembers {remembered:?}, the model says {expected:?}"
+        );
+    }
     Ok(())
 }
 
