@@ -5,7 +5,7 @@
 //! the batch it repeats.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     future::{poll_fn, Future},
     pin::Pin,
     rc::Rc,
@@ -20,36 +20,49 @@ use super::{
 use crate::{batch::Batch, Offset};
 
 /// The outcome of one append, filled in by the flusher, awaited by the
-/// append and by any duplicate of it that arrives meanwhile.
+/// append and by any retry of it that arrives meanwhile.
 #[derive(Default)]
 pub(crate) struct Completion {
     result: RefCell<Option<Result<(), AppendError>>>,
-    /// One per waiting task: at most the append and the retries of it that
-    /// are in flight.
-    wakers: RefCell<Vec<Waker>>,
+    /// The append's own task.
+    waker: Cell<Option<Waker>>,
+    /// The tasks of retries waiting on it (rare: allocated only for them).
+    retry_wakers: RefCell<Vec<Waker>>,
 }
 
 impl Completion {
     pub(super) fn complete(&self, result: Result<(), AppendError>) {
         *self.result.borrow_mut() = Some(result);
-        for waker in self.wakers.take() {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+        for waker in self.retry_wakers.take() {
             waker.wake();
         }
     }
 }
 
-struct Completed(Rc<Completion>);
+/// Waits for a completion: as the append it belongs to, or as a retry.
+struct Completed {
+    completion: Rc<Completion>,
+    retry: bool,
+}
 
 impl Future for Completed {
     type Output = Result<(), AppendError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(result) = &*self.0.result.borrow() {
+        let completion = &self.completion;
+        if let Some(result) = &*completion.result.borrow() {
             return Poll::Ready(result.clone());
         }
-        let mut wakers = self.0.wakers.borrow_mut();
-        if !wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
+        if self.retry {
+            let mut wakers = completion.retry_wakers.borrow_mut();
+            if !wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+        } else {
+            completion.waker.set(Some(cx.waker().clone()));
         }
         Poll::Pending
     }
@@ -85,7 +98,8 @@ pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, Ap
 
     let (appended, completion) = assign(&mut shared.borrow_mut(), batch)?;
     if let Some(completion) = completion {
-        Completed(completion).await?;
+        let retry = appended.duplicate;
+        Completed { completion, retry }.await?;
     }
     Ok(appended)
 }

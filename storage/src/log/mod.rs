@@ -307,8 +307,9 @@ pub struct Appended {
     /// [`PRODUCER_BATCHES_MAX`] batches): nothing was stored, and the offsets
     /// are those of the original. Like any append, it returns once the
     /// original is durable (under the `always` policy), and fails if the
-    /// original does. Kafka answers such a produce with no error and the
-    /// original base offset.
+    /// original does. The offsets may be below the log start if retention
+    /// deleted the original since. Kafka answers such a produce with no
+    /// error and the original base offset.
     pub duplicate: bool,
 }
 
