@@ -37,10 +37,10 @@ use crate::{batch::BatchHeader, Offset};
 pub const PRODUCER_BATCHES_MAX: usize = 5;
 
 /// Producers remembered per partition; past this, the least recently used
-/// (the one whose last append is oldest) is forgotten. An entry costs about
-/// 150 bytes in memory and 136 in a snapshot, so a partition's state stays
-/// under 1 MiB whatever the rate of new producer ids, and its snapshot under
-/// 600 KiB. A client creates one producer id per producer instance, so a
+/// (the one whose last append is oldest) is forgotten. An entry costs under
+/// 200 bytes in memory (its batches, its map slots) and at most 136 in a
+/// snapshot, so a partition's state stays under 1 MiB whatever the rate of
+/// new producer ids, and its snapshot under 600 KiB. A client creates one producer id per producer instance, so a
 /// partition written by more live producers than this is unusual; a producer
 /// forgotten is treated as unknown, so only a retry of one of its last
 /// batches could then be stored twice.
