@@ -33,6 +33,16 @@ pub enum BenchError {
         what: String,
         source: crate::resp::RespError,
     },
+    #[error("{what}: {source}")]
+    Kafka {
+        what: String,
+        source: rdkafka::error::KafkaError,
+    },
+    /// A client library's failure, as it words it.
+    #[error("{what}: {reason}")]
+    Remote { what: String, reason: String },
+    #[error("{what} ended")]
+    Ended { what: String },
     #[error("cannot start the harness thread on CPU {cpu}: {reason}")]
     Executor { cpu: usize, reason: String },
     #[error("a harness thread stopped: {0}")]

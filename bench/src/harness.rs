@@ -2,9 +2,9 @@
 //! executor pinned to its core, the start shared with every other thread,
 //! a report to the main thread each second, and the final counts.
 //!
-//! A driver ([`native`](crate::native), [`redis`](crate::redis)) brings
-//! only its clients: how to connect them, and the producer and consumer
-//! tasks that run them on the open-loop schedule ([`crate::schedule`]).
+//! A driver ([`crate::driver`]) brings only its clients; the tasks that run
+//! them on the open-loop schedule ([`crate::schedule`]) are the same for
+//! every driver.
 
 use std::{
     cell::RefCell,
@@ -17,6 +17,7 @@ use std::{
 use glommio::{timer::sleep, ExecutorJoinHandle, LocalExecutorBuilder, Placement, Task};
 
 use crate::{
+    driver::Recorder,
     metrics::{Report, WorkerMetrics},
     run::{RunContext, Timeline},
     schedule::{RunClock, NANOS_PER_SECOND},
@@ -80,7 +81,7 @@ pub async fn run_worker<Ready, Start>(
     start: Start,
 ) -> Result<(), BenchError>
 where
-    Start: FnOnce(Ready, Timeline, Metrics) -> Tasks,
+    Start: FnOnce(Ready, Recorder) -> Tasks,
 {
     if ready.is_err() {
         context.abort.store(true, Ordering::Release);
@@ -102,7 +103,10 @@ where
         metrics.clone(),
         reports.clone(),
     ));
-    let tasks = start(ready, timeline, metrics.clone());
+    let tasks = start(
+        ready,
+        Recorder::new(context.clone(), timeline, metrics.clone()),
+    );
     for task in tasks.producers {
         task.await;
         context.producers_running.fetch_sub(1, Ordering::AcqRel);

@@ -18,17 +18,24 @@
 //! `sluice-bench compare` puts side by side with others, and SVG plots of
 //! the latency percentile spectrum and of throughput over time ([`plot`]).
 //!
-//! Drivers: `native` (Sluice's own client, [`native`]) and `redis` (Redis
-//! Streams, [`redis`], over the small RESP client of [`resp`]), both on
-//! the same pinned executors and schedule ([`harness`]); the peer script
-//! is `bench/peers/redis.sh`. The Kafka and NATS drivers and the other
-//! peers' scripts come later.
+//! Drivers, each one [`Driver`] over the same pinned executors, schedule
+//! and counters ([`driver`], [`harness`]): `native` (Sluice's own client,
+//! [`native`]), `kafka` (any Kafka-compatible broker through librdkafka,
+//! [`kafka`]), `redis` (Redis Streams, [`redis`], over the small RESP
+//! client of [`resp`]) and `nats` (NATS JetStream, [`nats`]). Clients with
+//! threads of their own report back through [`forward`]. The peers'
+//! scripts are in `bench/peers/`; `bench/peers/side-by-side.sh` runs one
+//! workload against all of them and writes `bench/RESULTS.md`'s tables.
 
+pub mod driver;
 pub mod error;
+pub mod forward;
 pub mod harness;
+pub mod kafka;
 pub mod latency;
 pub mod metrics;
 pub mod native;
+pub mod nats;
 pub mod plot;
 pub mod random;
 pub mod redis;
@@ -38,7 +45,8 @@ pub mod run;
 pub mod schedule;
 pub mod workload;
 
+pub use driver::Driver;
 pub use error::BenchError;
 pub use result::RunResult;
-pub use run::{parse_cores, run, Driver, RunOptions};
+pub use run::{parse_cores, run, DriverKind, RunOptions};
 pub use workload::Workload;

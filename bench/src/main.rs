@@ -15,8 +15,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_bench::{
-    plot, result::compare, run::available_cores, workload::Rate, BenchError, Driver, RunOptions,
-    RunResult, Workload,
+    plot, result::compare, run::available_cores, workload::Rate, BenchError, DriverKind,
+    RunOptions, RunResult, Workload,
 };
 
 #[derive(Debug, Parser)]
@@ -86,8 +86,12 @@ enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DriverArg {
     Native,
+    /// Any Kafka-compatible broker, through librdkafka.
+    Kafka,
     /// Redis Streams (XADD / XREAD BLOCK); `--brokers` is the server.
     Redis,
+    /// NATS JetStream (file storage); `--brokers` is the server.
+    Nats,
 }
 
 fn main() -> ExitCode {
@@ -131,8 +135,10 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
             let result = sluice_bench::run(RunOptions {
                 workload,
                 driver: match driver {
-                    DriverArg::Native => Driver::Native,
-                    DriverArg::Redis => Driver::Redis,
+                    DriverArg::Native => DriverKind::Native,
+                    DriverArg::Kafka => DriverKind::Kafka,
+                    DriverArg::Redis => DriverKind::Redis,
+                    DriverArg::Nats => DriverKind::Nats,
                 },
                 brokers,
                 cores,

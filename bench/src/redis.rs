@@ -12,7 +12,7 @@
 //! The client is the small RESP codec of [`crate::resp`] over glommio's
 //! `TcpStream`, so the harness threads are the same pinned executors as
 //! the native driver's ([`crate::harness`]). A producer is open loop on the
-//! same [`Pacer`]: it pipelines, writing a command when its record falls
+//! same [`Pacer`](crate::schedule::Pacer): it pipelines, writing a command when its record falls
 //! due without waiting for earlier replies, and a collector task reads
 //! the replies, which Redis sends in command order on a connection. The
 //! commands due together go out in one write. With rate `max`, what holds
@@ -24,26 +24,19 @@
 //! Redis itself is started by `bench/peers/redis.sh`; its durability is
 //! whatever that was told, and the run's `--durability` records it.
 
-use std::{
-    sync::{atomic::Ordering, mpsc::Sender, Arc},
-    time::Duration,
-};
+use std::time::Duration;
 
-use futures_lite::future;
 use glommio::{
-    channels::local_channel::{self, LocalReceiver},
-    timer::sleep,
+    channels::local_channel::{self, LocalReceiver, LocalSender},
+    Task,
 };
-use sluice_net::client::partition_for_key;
 
 use crate::{
-    harness::{self, on_core, Metrics, Tasks},
-    metrics::Report,
-    random::Draws,
-    resp::{Connection, Cursor, ParseError, Reader, RespError},
-    run::{ConsumerPlan, ProducerPlan, RunContext, Timeline, WorkerPlan},
-    schedule::{Nanos, Pacer},
-    workload::{Keys, Workload, STAMP_BYTES},
+    driver::{self, Pending, Record, Recorder, Setup},
+    harness::on_core,
+    resp::{Connection, Cursor, ParseError, Reader, RespError, Writer},
+    run::{ConsumerPlan, ProducerPlan, RunContext},
+    workload::Workload,
     BenchError,
 };
 
@@ -54,10 +47,6 @@ const FETCH_WAIT_MS: u64 = 100;
 /// Beyond its BLOCK time, how long a consumer waits for an XREAD reply
 /// before it calls the connection broken.
 const REPLY_WAIT: Duration = Duration::from_secs(5);
-
-/// A consumer that lost its connection waits this long before it
-/// reconnects.
-const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 
 /// Records a producer has written and not yet heard about. Bounds its
 /// memory (with 1 MiB values, 4 GiB at worst; with 100 B values, under
@@ -167,214 +156,166 @@ fn all_keys(workload: &Workload, topics: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The body of one harness thread running `plan`.
-pub async fn worker(
-    plan: WorkerPlan,
-    context: Arc<RunContext>,
-    reports: Sender<Report>,
-) -> Result<(), BenchError> {
-    let ready = connect_all(&plan, &context).await;
-    harness::run_worker(
-        plan.worker,
-        &context,
-        reports,
-        ready,
-        |(producers, consumers), timeline, metrics| Tasks {
-            consumers: consumers
-                .into_iter()
-                .map(|(consumer_plan, connection)| {
-                    glommio::spawn_local(consume(
-                        consumer_plan,
-                        connection,
-                        context.clone(),
-                        timeline,
-                        metrics.clone(),
-                    ))
-                })
-                .collect(),
-            producers: producers
-                .into_iter()
-                .map(|(producer_plan, connection)| {
-                    glommio::spawn_local(produce(
-                        producer_plan,
-                        connection,
-                        context.clone(),
-                        timeline,
-                        metrics.clone(),
-                    ))
-                })
-                .collect(),
-        },
-    )
-    .await
-}
+/// Redis Streams.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Redis;
 
-type Connected = (
-    Vec<(ProducerPlan, Connection)>,
-    Vec<(ConsumerPlan, Connection)>,
-);
+impl driver::Driver for Redis {
+    type Producer = RedisProducer;
+    type Consumer = RedisConsumer;
+    const NAME: &'static str = "redis";
 
-async fn connect_all(plan: &WorkerPlan, context: &RunContext) -> Result<Connected, BenchError> {
-    let address = address(&context.brokers);
-    let connect = || async {
-        Connection::connect(address)
-            .await
-            .map_err(redis_error(format!("connecting to redis at {address}")))
-    };
-    let mut producers = Vec::new();
-    for producer_plan in &plan.producers {
-        producers.push((producer_plan.clone(), connect().await?));
+    fn prepare(&self, setup: &Setup<'_>) -> Result<(), BenchError> {
+        check_server(setup.cpu, setup.brokers, setup.workload, setup.topics)
     }
-    let mut consumers = Vec::new();
-    for consumer_plan in &plan.consumers {
-        consumers.push((consumer_plan.clone(), connect().await?));
+
+    fn clean_up(&self, setup: &Setup<'_>) -> Result<(), BenchError> {
+        delete_streams(setup.cpu, setup.brokers, setup.workload, setup.topics)
     }
-    Ok((producers, consumers))
+
+    async fn producer(
+        &self,
+        context: &RunContext,
+        plan: &ProducerPlan,
+    ) -> Result<RedisProducer, BenchError> {
+        let Connection { reader, writer } = connect(&context.brokers).await?;
+        let (in_flight, replies) = local_channel::new_bounded(IN_FLIGHT_MAX);
+        Ok(RedisProducer {
+            streams: (0..context.workload.partitions_per_topic)
+                .map(|partition| stream_key(&plan.topic, partition))
+                .collect(),
+            write_bytes_max: context.workload.batch_bytes.max(1),
+            writer,
+            in_flight: Some(in_flight),
+            collector: Err(Some((reader, replies))),
+        })
+    }
+
+    async fn consumer(
+        &self,
+        context: &RunContext,
+        plan: &ConsumerPlan,
+    ) -> Result<RedisConsumer, BenchError> {
+        let streams: Vec<String> = plan
+            .partitions
+            .iter()
+            .map(|partition| stream_key(&plan.topic, *partition))
+            .collect();
+        let value_bytes_max = context.workload.message_size.max_bytes() as usize + 128;
+        let count = (READ_BYTES_TARGET / value_bytes_max).clamp(1, READ_COUNT_MAX);
+        Ok(RedisConsumer {
+            connection: connect(&context.brokers).await?,
+            // The streams are fresh: from the start.
+            last_ids: vec![b"0-0".to_vec(); streams.len()],
+            streams,
+            count_text: count.to_string(),
+        })
+    }
 }
 
-/// A record written, waiting for its reply.
-struct Pending {
-    intended: Nanos,
-    bytes: usize,
+async fn connect(brokers: &str) -> Result<Connection, BenchError> {
+    let address = address(brokers);
+    Connection::connect(address)
+        .await
+        .map_err(redis_error(format!("connecting to redis at {address}")))
 }
 
-/// One producer: writes on schedule until the end of the run, then waits
-/// (until the drain deadline) for every reply.
-async fn produce(
-    plan: ProducerPlan,
-    connection: Connection,
-    context: Arc<RunContext>,
-    timeline: Timeline,
-    metrics: Metrics,
-) {
-    let workload = &context.workload;
-    let clock = context.clock;
-    let partitions = workload.partitions_per_topic;
-    let streams: Vec<String> = (0..partitions)
-        .map(|partition| stream_key(&plan.topic, partition))
-        .collect();
-    let mut draws = Draws::new(0x5eed ^ plan.index.wrapping_mul(0x9e37_79b9));
-    let mut value = vec![0u8; workload.message_size.max_bytes() as usize];
-    draws.fill(&mut value);
-    let mut next_partition = (plan.index % u64::from(partitions)) as u32;
-    let write_bytes_max = workload.batch_bytes.max(1);
+/// A producer pipelines: it writes a command when its record falls due
+/// without waiting for earlier replies, and its collector task reads the
+/// replies, which Redis sends in command order.
+pub struct RedisProducer {
+    /// The stream of each partition of the producer's topic.
+    streams: Vec<String>,
+    write_bytes_max: usize,
+    writer: Writer,
+    /// Records written and not yet heard about, in command order.
+    in_flight: Option<LocalSender<Pending>>,
+    /// Before the start, what the collector will read; then the collector.
+    collector: Result<Task<()>, Option<(Reader, LocalReceiver<Pending>)>>,
+}
 
-    let Connection { reader, mut writer } = connection;
-    let (in_flight, replies) = local_channel::new_bounded(IN_FLIGHT_MAX);
-    let collector = glommio::spawn_local(collect(
-        reader,
-        replies,
-        context.clone(),
-        timeline,
-        metrics.clone(),
-    ));
-    let mut pacer = Pacer::new(timeline.start, plan.records_per_second);
-    let mut written = Ok(());
-    while written.is_ok() {
-        let now = clock.now();
-        if pacer.next_at(now) >= timeline.end {
-            break;
+impl driver::Producer for RedisProducer {
+    fn start(&mut self, recorder: &Recorder) {
+        if let Err(parts) = &mut self.collector {
+            let (reader, replies) = parts.take().expect("started once");
+            self.collector = Ok(glommio::spawn_local(collect(
+                reader,
+                replies,
+                recorder.clone(),
+            )));
         }
-        let Some(intended) = pacer.take_due(now) else {
-            // Nothing more due: out with what is gathered, then wait.
-            written = writer.flush().await;
-            sleep(clock.until(pacer.next_at(clock.now()))).await;
-            continue;
-        };
-        let size = workload.message_size.sample(draws.next_u64());
-        let key_bytes;
-        let (key, partition): (Option<&[u8]>, u32) = match workload.keys {
-            Keys::None => {
-                let partition = next_partition;
-                next_partition = (next_partition + 1) % partitions;
-                (None, partition)
-            }
-            Keys::Random => {
-                key_bytes = draws.next_u64().to_le_bytes();
-                (Some(&key_bytes), partition_for_key(&key_bytes, partitions))
-            }
-            Keys::Space(space) => {
-                key_bytes = (draws.next_u64() % space).to_le_bytes();
-                (Some(&key_bytes), partition_for_key(&key_bytes, partitions))
-            }
-        };
-        // Bounded memory: when too many replies are outstanding, write what
-        // is gathered (the collector waits for those replies) and wait for
-        // room. The wait is counted from `intended`.
+    }
+
+    async fn send(&mut self, record: Record<'_>, _recorder: &Recorder) -> Result<(), BenchError> {
+        let in_flight = self.in_flight.as_ref().expect("not finished");
+        // Bounded memory: when too many replies are outstanding, write
+        // what is gathered (the collector waits for those replies) and
+        // wait for room.
         if in_flight.is_full() {
-            written = writer.flush().await;
+            self.writer.flush().await.map_err(redis_error("writing"))?;
         }
         let pending = Pending {
-            intended,
-            bytes: size + key.map_or(0, <[u8]>::len),
+            intended: record.intended,
+            bytes: record.bytes(),
         };
         if in_flight.send(pending).await.is_err() {
             unreachable!("the collector lives until the sender is dropped");
         }
-        value[..STAMP_BYTES].copy_from_slice(&clock.to_unix_ns(intended).to_le_bytes());
-        let stream = streams[partition as usize].as_bytes();
-        match key {
-            None => writer.push(&[b"XADD", stream, b"*", b"v", &value[..size]]),
-            Some(key) => writer.push(&[b"XADD", stream, b"*", b"k", key, b"v", &value[..size]]),
+        let stream = self.streams[record.partition as usize].as_bytes();
+        match record.key {
+            None => self
+                .writer
+                .push(&[b"XADD", stream, b"*", b"v", record.value]),
+            Some(key) => self
+                .writer
+                .push(&[b"XADD", stream, b"*", b"k", key, b"v", record.value]),
         }
-        metrics.borrow_mut().sent(clock.now());
-        if writer.buffered() >= write_bytes_max {
-            written = writer.flush().await;
+        if self.writer.buffered() >= self.write_bytes_max {
+            self.writer.flush().await.map_err(redis_error("writing"))?;
         }
-        glommio::yield_if_needed().await;
+        Ok(())
     }
-    if written.is_ok() {
-        written = writer.flush().await;
+
+    async fn idle(&mut self) -> Result<(), BenchError> {
+        self.writer.flush().await.map_err(redis_error("writing"))
     }
-    if let Err(error) = written {
-        // The collector counts every record without a reply as failed.
-        eprintln!("sluice-bench: producer to {} failed: {error}", plan.topic);
+
+    async fn finish(mut self, _recorder: &Recorder) {
+        // If this fails, the collector counts every record without a reply
+        // as failed.
+        if let Err(error) = self.writer.flush().await {
+            eprintln!("sluice-bench: a producer's last write failed: {error}");
+        }
+        drop(self.in_flight.take());
+        if let Ok(collector) = self.collector {
+            collector.await;
+        }
     }
-    drop(in_flight);
-    collector.await;
 }
 
 /// Reads a producer's replies in command order and records each outcome
 /// when it is known. After a broken connection, every record still
 /// waiting has failed.
-async fn collect(
-    mut reader: Reader,
-    replies: LocalReceiver<Pending>,
-    context: Arc<RunContext>,
-    timeline: Timeline,
-    metrics: Metrics,
-) {
-    let clock = context.clock;
+async fn collect(mut reader: Reader, replies: LocalReceiver<Pending>, recorder: Recorder) {
+    let clock = recorder.clock();
+    let deadline = recorder.timeline().drain_deadline;
     let mut broken = false;
-    let mut said = false;
     while let Some(pending) = replies.recv().await {
         if broken {
-            metrics.borrow_mut().produce_failed(clock.now());
+            recorder.produce_failed(clock.now(), &"the connection broke");
             continue;
         }
-        let outcome = future::or(async { Some(xadd_reply(&mut reader).await) }, async {
-            sleep(clock.until(timeline.drain_deadline)).await;
-            None
-        })
-        .await;
+        let outcome = driver::until(clock, deadline, xadd_reply(&mut reader)).await;
         let now = clock.now();
         match outcome {
-            Some(Ok(())) => {
-                metrics
-                    .borrow_mut()
-                    .acknowledged(now, pending.intended, pending.bytes);
-                context.acknowledged.fetch_add(1, Ordering::AcqRel);
-            }
+            Some(Ok(())) => recorder.acknowledged(now, pending),
             Some(Err(error)) => {
                 // An error reply fails one record; anything else, the
                 // connection.
                 broken = !matches!(error, RespError::Server { .. });
-                if !std::mem::replace(&mut said, true) {
-                    eprintln!("sluice-bench: a record failed: {error}");
-                }
-                metrics.borrow_mut().produce_failed(now);
+                recorder.produce_failed(now, &error);
             }
-            None => metrics.borrow_mut().unacknowledged(),
+            None => recorder.unacknowledged(1),
         }
     }
 }
@@ -390,94 +331,55 @@ async fn xadd_reply(reader: &mut Reader) -> Result<(), RespError> {
     }
 }
 
-/// One consumer: reads its partitions' streams until the run has drained.
-async fn consume(
-    plan: ConsumerPlan,
+/// A consumer reads its partitions' streams with `XREAD BLOCK` from the
+/// last id it saw.
+pub struct RedisConsumer {
     connection: Connection,
-    context: Arc<RunContext>,
-    timeline: Timeline,
-    metrics: Metrics,
-) {
-    let clock = context.clock;
-    let streams: Vec<String> = plan
-        .partitions
-        .iter()
-        .map(|partition| stream_key(&plan.topic, *partition))
-        .collect();
-    // The streams are fresh: from the start.
-    let mut last_ids: Vec<Vec<u8>> = vec![b"0-0".to_vec(); streams.len()];
-    let value_bytes_max = context.workload.message_size.max_bytes() as usize + 128;
-    let count = (READ_BYTES_TARGET / value_bytes_max).clamp(1, READ_COUNT_MAX);
-    let count_text = count.to_string();
-    let block_text = FETCH_WAIT_MS.to_string();
-    let mut connection = connection;
-    while !context.consumers_done(clock.now(), &timeline) {
+    streams: Vec<String>,
+    last_ids: Vec<Vec<u8>>,
+    count_text: String,
+}
+
+impl driver::Consumer for RedisConsumer {
+    async fn poll(&mut self, recorder: &Recorder) -> Result<(), BenchError> {
+        let block_text = FETCH_WAIT_MS.to_string();
         let mut args: Vec<&[u8]> = vec![
             b"XREAD",
             b"COUNT",
-            count_text.as_bytes(),
+            self.count_text.as_bytes(),
             b"BLOCK",
             block_text.as_bytes(),
             b"STREAMS",
         ];
-        args.extend(streams.iter().map(|stream| stream.as_bytes()));
-        args.extend(last_ids.iter().map(Vec::as_slice));
-        connection.writer.push(&args);
+        args.extend(self.streams.iter().map(|stream| stream.as_bytes()));
+        args.extend(self.last_ids.iter().map(Vec::as_slice));
+        self.connection.writer.push(&args);
         drop(args);
-        let failed = match connection.writer.flush().await {
-            Err(error) => error,
-            Ok(()) => {
-                let read = future::or(async { Some(connection.reader.reply().await) }, async {
-                    sleep(Duration::from_millis(FETCH_WAIT_MS) + REPLY_WAIT).await;
-                    None
-                })
-                .await;
-                match read {
-                    None => RespError::Protocol {
-                        reason: "no reply to XREAD in time",
-                    },
-                    Some(Err(error)) => error,
-                    Some(Ok(reply)) => {
-                        let now = clock.now();
-                        let read = read_entries(reply, &streams, &mut last_ids, |value, key| {
-                            let intended = value.get(..STAMP_BYTES).map(|stamp| {
-                                clock.from_unix_ns(u64::from_le_bytes(
-                                    stamp.try_into().expect("8 bytes"),
-                                ))
-                            });
-                            metrics
-                                .borrow_mut()
-                                .consumed(now, intended, value.len() + key);
-                            context.consumed.fetch_add(1, Ordering::AcqRel);
-                        });
-                        match read {
-                            Ok(()) => continue,
-                            Err(error) => error,
-                        }
-                    }
-                }
-            }
-        };
-        // Count it, reconnect and go on from the last ids.
-        eprintln!("sluice-bench: consumer of {} failed: {failed}", plan.topic);
-        metrics.borrow_mut().consume_failed(clock.now());
-        loop {
-            if clock.now() >= timeline.drain_deadline {
-                return;
-            }
-            sleep(RECONNECT_PAUSE).await;
-            metrics.borrow_mut().retried(1);
-            match Connection::connect(address(&context.brokers)).await {
-                Ok(fresh) => {
-                    connection = fresh;
-                    break;
-                }
-                Err(error) => {
-                    eprintln!("sluice-bench: consumer reconnect failed: {error}");
-                    metrics.borrow_mut().consume_failed(clock.now());
-                }
-            }
-        }
+        self.connection
+            .writer
+            .flush()
+            .await
+            .map_err(redis_error("XREAD"))?;
+        let clock = recorder.clock();
+        let deadline =
+            clock.now() + (Duration::from_millis(FETCH_WAIT_MS) + REPLY_WAIT).as_nanos() as u64;
+        let reply = driver::until(clock, deadline, self.connection.reader.reply())
+            .await
+            .ok_or(RespError::Protocol {
+                reason: "no reply to XREAD in time",
+            })
+            .and_then(|reply| reply)
+            .map_err(redis_error("XREAD"))?;
+        let now = clock.now();
+        read_entries(reply, &self.streams, &mut self.last_ids, |value, key| {
+            recorder.consumed(now, driver::stamp_of(clock, value), value.len() + key);
+        })
+        .map_err(redis_error("XREAD"))
+    }
+
+    async fn reconnect(&mut self, context: &RunContext) -> Result<(), BenchError> {
+        self.connection = connect(&context.brokers).await?;
+        Ok(())
     }
 }
 

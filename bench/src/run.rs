@@ -16,9 +16,11 @@ use std::{
 };
 
 use crate::{
+    driver::{self, Driver, Setup},
+    kafka,
     latency::LatencyRecorder,
     metrics::{FinalReport, Report, SecondCounts, SecondReport},
-    native, redis,
+    native, nats, redis,
     result::{ErrorCounts, RunResult, SecondSample, Throughput, RESULT_FORMAT_VERSION},
     schedule::{Nanos, RunClock, NANOS_PER_SECOND},
     workload::Workload,
@@ -34,19 +36,34 @@ pub const DRAIN_DEFAULT: Duration = Duration::from_secs(10);
 /// for every thread to see the start time before it passes.
 const START_DELAY: Duration = Duration::from_millis(50);
 
+/// Which [`Driver`] a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    /// Sluice's own client over the native protocol.
+pub enum DriverKind {
+    /// Sluice's own client over the native protocol ([`native`]).
     Native,
     /// Redis Streams ([`redis`]).
     Redis,
+    /// Any Kafka-compatible broker, Sluice's Kafka listener among them,
+    /// through librdkafka ([`kafka`]).
+    Kafka,
+    /// NATS JetStream ([`nats`]).
+    Nats,
 }
 
-impl Driver {
+impl DriverKind {
+    pub const ALL: [DriverKind; 4] = [
+        DriverKind::Native,
+        DriverKind::Redis,
+        DriverKind::Kafka,
+        DriverKind::Nats,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
-            Driver::Native => "native",
-            Driver::Redis => "redis",
+            DriverKind::Native => native::Native::NAME,
+            DriverKind::Redis => redis::Redis::NAME,
+            DriverKind::Kafka => kafka::Kafka::NAME,
+            DriverKind::Nats => nats::Nats::NAME,
         }
     }
 }
@@ -54,7 +71,7 @@ impl Driver {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub workload: Workload,
-    pub driver: Driver,
+    pub driver: DriverKind,
     /// `HOST:PORT[,HOST:PORT]...`
     pub brokers: String,
     /// CPUs for the harness threads, one executor each.
@@ -286,6 +303,15 @@ pub fn plan(
 
 /// Runs the workload and returns its result.
 pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
+    match options.driver {
+        DriverKind::Native => run_with(native::Native, options),
+        DriverKind::Redis => run_with(redis::Redis, options),
+        DriverKind::Kafka => run_with(kafka::Kafka, options),
+        DriverKind::Nats => run_with(nats::Nats, options),
+    }
+}
+
+fn run_with<D: Driver>(driver: D, options: RunOptions) -> Result<RunResult, BenchError> {
     let workload = options.workload.clone();
     workload.validate()?;
     let started_unix_ms = SystemTime::now()
@@ -294,17 +320,19 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
         .unwrap_or(0);
     let topics = topic_names(&workload, started_unix_ms);
     let workers = plan(&workload, &topics, &options.cores)?;
-    let setup_cpu = options.cores[0];
-    match options.driver {
-        Driver::Native => native::create_topics(setup_cpu, &options.brokers, &workload, &topics)?,
-        Driver::Redis => redis::check_server(setup_cpu, &options.brokers, &workload, &topics)?,
-    }
+    let setup = Setup {
+        cpu: options.cores[0],
+        brokers: &options.brokers,
+        workload: &workload,
+        topics: &topics,
+    };
+    driver.prepare(&setup)?;
     if options.progress {
         eprintln!(
             "sluice-bench: {} on {} ({} driver), harness on cores {:?} of {}, topics {}",
             workload.name,
             options.brokers,
-            options.driver.name(),
+            D::NAME,
             options.cores,
             available_cores(),
             topics.join(",")
@@ -326,16 +354,12 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
     let mut handles = Vec::new();
     let mut spawn_error = None;
     for worker in &workers {
-        let name = format!("sluice-bench-{}-{}", options.driver.name(), worker.worker);
+        let name = format!("sluice-bench-{}-{}", D::NAME, worker.worker);
         let (plan, context, reports) = (worker.clone(), context.clone(), reports.clone());
-        let spawned = match options.driver {
-            Driver::Native => crate::harness::spawn_on_core(worker.cpu, &name, move || {
-                native::worker(plan, context, reports)
-            }),
-            Driver::Redis => crate::harness::spawn_on_core(worker.cpu, &name, move || {
-                redis::worker(plan, context, reports)
-            }),
-        };
+        let driver = driver.clone();
+        let spawned = crate::harness::spawn_on_core(worker.cpu, &name, move || {
+            driver::worker(driver, plan, context, reports)
+        });
         match spawned {
             Ok(handle) => handles.push(handle),
             Err(error) => {
@@ -363,11 +387,7 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
         }
     }
     if options.delete_topics {
-        let deleted = match options.driver {
-            Driver::Native => native::delete_topics(setup_cpu, &options.brokers, &topics),
-            Driver::Redis => redis::delete_streams(setup_cpu, &options.brokers, &workload, &topics),
-        };
-        if let Err(error) = deleted {
+        if let Err(error) = driver.clean_up(&setup) {
             eprintln!("sluice-bench: could not delete the run's topics: {error}");
         }
     }
@@ -375,11 +395,11 @@ pub fn run(options: RunOptions) -> Result<RunResult, BenchError> {
         return Err(BenchError::Worker(failures.join("; ")));
     }
     let mut result = gathered.result(&workload);
-    result.driver = options.driver.name().to_string();
-    result.brokers = options.brokers;
+    result.driver = D::NAME.to_string();
+    result.brokers = options.brokers.clone();
     result.command = options.command;
     result.started_unix_ms = started_unix_ms;
-    result.harness_cores = options.cores;
+    result.harness_cores = options.cores.clone();
     result.durability = options.durability;
     Ok(result)
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use sluice_bench::{run::available_cores, Driver, RunOptions, RunResult, Workload};
+use sluice_bench::{run::available_cores, DriverKind, RunOptions, RunResult, Workload};
 use sluice_engine::{Broker, BrokerConfig};
 
 fn free_addr() -> String {
@@ -46,7 +46,7 @@ fn a_short_run_against_a_real_broker() {
     let cpu = available_cores() - 1;
     let result = sluice_bench::run(RunOptions {
         workload,
-        driver: Driver::Native,
+        driver: DriverKind::Native,
         brokers: addr,
         cores: vec![cpu],
         drain: Duration::from_secs(5),
@@ -96,7 +96,7 @@ fn an_unreachable_broker_is_an_error_not_a_hang() {
     .unwrap();
     let error = sluice_bench::run(RunOptions {
         workload,
-        driver: Driver::Native,
+        driver: DriverKind::Native,
         brokers: free_addr(),
         cores: vec![0],
         drain: Duration::from_secs(1),

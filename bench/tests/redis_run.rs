@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sluice_bench::{run::available_cores, Driver, RunOptions, Workload};
+use sluice_bench::{run::available_cores, DriverKind, RunOptions, Workload};
 
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -81,7 +81,7 @@ fn a_short_run_against_a_real_redis() {
     let cpu = available_cores() - 1;
     let result = sluice_bench::run(RunOptions {
         workload,
-        driver: Driver::Redis,
+        driver: DriverKind::Redis,
         brokers: address.clone(),
         cores: vec![cpu],
         drain: Duration::from_secs(5),
