@@ -1,65 +1,240 @@
 #!/usr/bin/env bash
-# One workload against Sluice and the peers that run here, one after the
-# other on the same cores, and the runs side by side.
+# One workload against Sluice and every peer that runs here, in one go,
+# each on the same cores, and its table in bench/RESULTS.md.
 #
-#   bench/peers/side-by-side.sh WORKLOAD.toml [RATE ...]    # default: 20000 max
+#   bench/peers/side-by-side.sh WORKLOAD.toml [RATE ...]   # default: max half
 #
-# Each system is given CPU 0 and the harness CPU 1. Systems and their
-# durability:
-#   sluice          native protocol, flush.policy=always (fdatasync before ack)
-#   redis always   Redis Streams, appendfsync always     (fsync before reply)
-#   redis everysec Redis Streams, appendfsync everysec   (fsync once a second)
-#   redis none     Redis Streams, no AOF, no RDB          (memory only)
-# Results (JSON, tables, SVG plots) go to $OUT (default: a new temp dir).
-# Environment: WARM_UP_S (default 3), DURATION_S (default 15).
-set -euo pipefail
+# RATE is records/s, `max`, or `half`: half of the records/s Sluice's
+# durable native run reached at `max` in this same run (so `max` must come
+# first). Each system is given CPU 0 and the harness CPU 1; the systems
+# run one after the other. Systems and their durability:
+#   sluice native    native protocol, flush.policy=always (fdatasync before ack)
+#   sluice kafka     the same broker over its Kafka listener, through librdkafka
+#                    (when `sluice serve --kafka-addr` answers)
+#   redis always     Redis Streams, appendfsync always   (fsync before reply)
+#   redis everysec   Redis Streams, appendfsync everysec (fsync once a second)
+#   redis none       Redis Streams, no AOF, no RDB       (memory only)
+#   nats             JetStream file storage (see bench/peers/nats.sh)
+#   tansu sqlite     tansu's libSQL engine (SQLite WAL, see below)
+#   tansu memory     tansu's memory engine
+#   noida-db         noida-db's Kafka service
+# A system that cannot be installed or started, or whose run fails, gets a
+# line saying why instead of a row.
+#
+# Results (JSON, each run's text output, SVG plots) go to
+# bench/results/WORKLOAD/ (or $OUT), and the workload's section of
+# bench/RESULTS.md (between its `side-by-side` markers) is replaced; the
+# rest of the file is kept. Environment: WARM_UP_S (default 3),
+# DURATION_S (default 15), SYSTEMS (default: all, e.g. "sluice redis").
+set -uo pipefail
 
 workload=${1:?usage: side-by-side.sh WORKLOAD.toml [RATE ...]}
 shift
 rates=("$@")
-[ ${#rates[@]} -gt 0 ] || rates=(20000 max)
+[ ${#rates[@]} -gt 0 ] || rates=(max half)
 root=$(cd "$(dirname "$0")/../.." && pwd)
-out=${OUT:-$(mktemp -d -t sluice-side-by-side.XXXXXX)}
-mkdir -p "$out"
+peers=$root/bench/peers
+name=$(basename "$workload" .toml)
+out=${OUT:-$root/bench/results/$name}
 warm_up=${WARM_UP_S:-3}
 duration=${DURATION_S:-15}
-sluice_port=55401
+systems=${SYSTEMS:-sluice redis nats tansu noida}
+sluice_native_port=55401
+sluice_kafka_port=55402
 redis_port=6392
+nats_port=4232
+tansu_port=9292
+noida_port=9392
 
-cargo build --release --manifest-path "$root/Cargo.toml" -p sluice -p sluice-bench >&2
-bench=$root/target/release/sluice-bench
-sluice=$root/target/release/sluice
+cargo build --release --manifest-path "$root/Cargo.toml" -p sluice -p sluice-bench >&2 || exit 1
+target=${CARGO_TARGET_DIR:-$root/target}
+bench=$target/release/sluice-bench
+sluice=$target/release/sluice
+rm -rf "$out"
+mkdir -p "$out"
+notes=$out/notes.md
+: >"$notes"
+: >"$out/order"
+note() { echo "* $*" | tee -a "$notes" >&2; }
+half=""
 
-run() { # NAME DRIVER PORT DURABILITY RATE
-    "$bench" run "$workload" --driver "$2" --brokers "127.0.0.1:$3" --durability "$4" \
-        --cores 1 --rate "$5" --warm-up-s "$warm_up" --duration-s "$duration" \
-        --out "$out/$1-$5.json" -q > "$out/$1-$5.txt" 2>&1
-    echo "$1 at $5: done" >&2
+# The rate a RATE argument stands for.
+rate_of() {
+    if [ "$1" = half ]; then
+        if [ -z "$half" ]; then
+            echo "side-by-side.sh: rate half needs Sluice's native run at max first" >&2
+            return 1
+        fi
+        echo "$half"
+    else
+        echo "$1"
+    fi
 }
 
-data=$(mktemp -d -t sluice-side-by-side-data.XXXXXX)
-taskset -c 0 "$sluice" serve --data-dir "$data" --native-addr "127.0.0.1:$sluice_port" --cores 1 \
-    > "$out/sluice-serve.log" 2>&1 &
-sluice_pid=$!
-trap 'kill -TERM $sluice_pid 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 100); do
-    "$sluice" topic list --brokers "127.0.0.1:$sluice_port" > /dev/null 2>&1 && break
-    sleep 0.1
-done
-for rate in "${rates[@]}"; do run sluice-always native $sluice_port always "$rate"; done
-kill -TERM $sluice_pid
-wait $sluice_pid || true
+# run LABEL DRIVER PORT DURABILITY RATE: one run; a failure is a note.
+run() {
+    local label=$1 driver=$2 port=$3 durability=$4 rate
+    rate=$(rate_of "$5") || return 1
+    local file=$out/$label-$5
+    if "$bench" run "$workload" --driver "$driver" --brokers "127.0.0.1:$port" \
+        --durability "$durability" --cores 1 --rate "$rate" \
+        --warm-up-s "$warm_up" --duration-s "$duration" \
+        --out "$file.json" -q >"$file.txt" 2>&1; then
+        echo "$label-$5" >>"$out/order"
+        echo "$label at $5 ($rate): done" >&2
+    else
+        rm -f "$file.json"
+        note "$label at $5: the run failed: $(grep -m1 'sluice-bench:' "$file.txt" || tail -n1 "$file.txt")"
+    fi
+}
 
-for durability in always everysec none; do
-    taskset -c 0 "$root/bench/peers/redis.sh" start $redis_port $durability > /dev/null
-    for rate in "${rates[@]}"; do run "redis-$durability" redis $redis_port $durability "$rate"; done
-    "$root/bench/peers/redis.sh" stop $redis_port > /dev/null
+# The whole rate list against one started system.
+run_rates() { # LABEL DRIVER PORT DURABILITY
+    for rate in "${rates[@]}"; do run "$1" "$2" "$3" "$4" "$rate"; done
+}
+
+for system in $systems; do
+    case "$system" in
+    sluice)
+        data=$(mktemp -d -t sluice-side-by-side-data.XXXXXX)
+        kafka_flags=()
+        if "$sluice" serve --help 2>/dev/null | grep -q -- --kafka-addr; then
+            kafka_flags=(--kafka-addr "127.0.0.1:$sluice_kafka_port")
+        fi
+        taskset -c 0 "$sluice" serve --data-dir "$data" --native-addr "127.0.0.1:$sluice_native_port" \
+            "${kafka_flags[@]}" --cores 1 >"$out/sluice-serve.log" 2>&1 &
+        sluice_pid=$!
+        for _ in $(seq 100); do
+            "$sluice" topic list --brokers "127.0.0.1:$sluice_native_port" >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        durable="fdatasync before ack (flush.policy=always)"
+        for rate in "${rates[@]}"; do
+            run sluice-native native $sluice_native_port "$durable" "$rate"
+            if [ "$rate" = max ] && [ -e "$out/sluice-native-max.json" ]; then
+                half=$(python3 -c 'import json,sys; print(max(1, int(json.load(open(sys.argv[1]))["produced"]["records_per_s"] / 2)))' \
+                    "$out/sluice-native-max.json")
+                echo "half of Sluice's durable max: $half records/s" >&2
+            fi
+        done
+        if [ ${#kafka_flags[@]} -gt 0 ] && (exec 3<>"/dev/tcp/127.0.0.1/$sluice_kafka_port") 2>/dev/null; then
+            run_rates sluice-kafka kafka $sluice_kafka_port "$durable"
+        else
+            note "sluice over Kafka: no Kafka listener answered on 127.0.0.1:$sluice_kafka_port"
+        fi
+        kill -TERM $sluice_pid
+        wait $sluice_pid
+        rm -rf "$data"
+        ;;
+    redis)
+        for durability in always everysec none; do
+            case $durability in
+                always) label="fsync before reply (appendfsync always)" ;;
+                everysec) label="fsync once a second (appendfsync everysec)" ;;
+                none) label="none (memory only)" ;;
+            esac
+            if taskset -c 0 "$peers/redis.sh" start $redis_port $durability >/dev/null 2>"$out/redis-start.log"; then
+                run_rates "redis-$durability" redis $redis_port "$label"
+                "$peers/redis.sh" stop $redis_port >/dev/null
+            else
+                note "redis $durability: did not start: $(tail -n1 "$out/redis-start.log")"
+            fi
+        done
+        ;;
+    nats)
+        if taskset -c 0 "$peers/nats.sh" start $nats_port >/dev/null 2>"$out/nats-start.log"; then
+            label=$(cat "${TMPDIR:-/tmp}/sluice-bench-nats-$nats_port/durability")
+            run_rates nats nats $nats_port "$label"
+            "$peers/nats.sh" stop $nats_port >/dev/null
+        else
+            note "nats: did not start: $(tail -n1 "$out/nats-start.log")"
+        fi
+        ;;
+    tansu)
+        for storage in sqlite memory; do
+            case $storage in
+                sqlite) label="SQLite WAL written before ack, fsync only at checkpoints" ;;
+                memory) label="none (memory only)" ;;
+            esac
+            if taskset -c 0 "$peers/tansu.sh" start $tansu_port $storage >/dev/null 2>"$out/tansu-start.log"; then
+                run_rates "tansu-$storage" kafka $tansu_port "$label"
+                "$peers/tansu.sh" stop $tansu_port >/dev/null
+            else
+                note "tansu $storage: did not start: $(tail -n1 "$out/tansu-start.log")"
+            fi
+        done
+        ;;
+    noida)
+        if taskset -c 0 "$peers/noida.sh" start $noida_port >/dev/null 2>"$out/noida-start.log"; then
+            run_rates noida-db kafka $noida_port "none seen (no fsync, no data write while producing)"
+            "$peers/noida.sh" stop $noida_port >/dev/null
+        else
+            note "noida-db: did not start: $(tail -n1 "$out/noida-start.log")"
+        fi
+        ;;
+    *) note "unknown system $system" ;;
+    esac
 done
 
-for rate in "${rates[@]}"; do
-    "$bench" compare "$out/sluice-always-$rate.json" "$out/redis-always-$rate.json" \
-        "$out/redis-everysec-$rate.json" "$out/redis-none-$rate.json" --plot "$out/plots-$rate" \
-        | tee "$out/compare-$rate.txt"
+# The section of RESULTS.md: one table and two charts per rate.
+section=$out/section.md
+{
+    echo "<!-- side-by-side:$name:begin -->"
+    echo "### \`$name\`"
     echo
-done
-echo "results in $out" >&2
+    echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) CPUs: each system on CPU 0, the harness on CPU 1,"
+    echo "one after the other; $warm_up s warm-up, $duration s measured. Latencies in ms, from each"
+    echo "record's intended send time (open loop). \`half\` is half of Sluice's durable native max"
+    echo "of this run${half:+ ($half records/s)}."
+    echo
+    echo '```'
+    echo "bench/peers/side-by-side.sh bench/workloads/$name.toml ${rates[*]}"
+    echo '```'
+    for rate in "${rates[@]}"; do
+        # In the order they ran, Sluice first: `compare`'s ratios are to it.
+        files=()
+        while read -r run_name; do
+            case "$run_name" in *-"$rate") files+=("$out/$run_name.json") ;; esac
+        done <"$out/order"
+        [ ${#files[@]} -gt 0 ] || continue
+        echo
+        echo "#### rate $rate"
+        echo
+        "$bench" compare "${files[@]}" --markdown
+        "$bench" compare "${files[@]}" --plot "$out/plots-$rate" >"$out/compare-$rate.txt"
+        relative=${out#"$root/bench/"}
+        echo
+        echo "Plots: [latency spectrum]($relative/plots-$rate/compare-spectrum.svg),"
+        echo "[throughput over time]($relative/plots-$rate/compare-throughput.svg)."
+    done
+    if [ -s "$notes" ]; then
+        echo
+        echo "Not in the tables:"
+        echo
+        cat "$notes"
+    fi
+    echo "<!-- side-by-side:$name:end -->"
+} >"$section"
+
+results=$root/bench/RESULTS.md
+python3 - "$results" "$section" "$name" <<'PY'
+import re, sys
+results, section, name = sys.argv[1:]
+text = open(results).read()
+new = open(section).read().rstrip("\n")
+pattern = re.compile(
+    r"<!-- side-by-side:%s:begin -->.*?<!-- side-by-side:%s:end -->" % (re.escape(name), re.escape(name)),
+    re.S,
+)
+if pattern.search(text):
+    text = pattern.sub(lambda _: new, text)
+else:
+    marker = "<!-- side-by-side:tables -->"
+    if marker in text:
+        text = text.replace(marker, marker + "\n\n" + new)
+    else:
+        text = text.rstrip("\n") + "\n\n" + new + "\n"
+open(results, "w").write(text)
+PY
+cat "$section"
+echo "results in $out; bench/RESULTS.md updated" >&2

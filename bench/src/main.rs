@@ -5,7 +5,9 @@
 //!     --driver native --brokers 127.0.0.1:9192 --cores 1 --out result.json
 //! sluice-bench run bench/workloads/1-topic-1-partition-100b.toml \
 //!     --driver redis --brokers 127.0.0.1:6390 --durability always --cores 1
-//! sluice-bench compare a.json b.json --plot plots/
+//! sluice-bench run bench/workloads/1-topic-1-partition-100b.toml \
+//!     --driver kafka --brokers 127.0.0.1:9092 --durability always --cores 1
+//! sluice-bench compare a.json b.json --plot plots/ [--markdown]
 //! ```
 //!
 //! `run --out result.json` also writes `result.spectrum.svg` and
@@ -80,6 +82,9 @@ enum Command {
         /// throughput chart, written into this directory.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// One Markdown table, a row per run (for bench/RESULTS.md).
+        #[arg(long)]
+        markdown: bool,
     },
 }
 
@@ -158,7 +163,11 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
             }
             Ok(())
         }
-        Command::Compare { results, plot } => {
+        Command::Compare {
+            results,
+            plot,
+            markdown,
+        } => {
             let mut runs = Vec::new();
             for path in &results {
                 let label = path
@@ -167,7 +176,11 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
                     .unwrap_or_else(|| path.display().to_string());
                 runs.push((label, RunResult::load(path)?));
             }
-            print!("{}", compare(&runs));
+            if markdown {
+                print!("{}", sluice_bench::result::markdown(&runs));
+            } else {
+                print!("{}", compare(&runs));
+            }
             if let Some(dir) = plot {
                 for chart in plot::write_comparison_charts(&runs, &dir)? {
                     println!("plot written to {}", chart.display());

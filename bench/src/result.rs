@@ -291,6 +291,44 @@ pub fn compare(runs: &[(String, RunResult)]) -> String {
     out
 }
 
+/// Runs as one Markdown table, a row each: the system's label and
+/// durability, the rate asked, throughput produced and consumed, and the
+/// latency percentiles both ways (ms).
+pub fn markdown(runs: &[(String, RunResult)]) -> String {
+    let mut out = String::from(
+        "| system | driver | durability | rate asked | produced rec/s | MB/s | consumed rec/s | MB/s \
+         | ack p50 | p99 | p99.9 | p99.99 | max | e2e p50 | p99 | p99.9 | p99.99 | max | errors |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let ms = |us: f64| number(us / 1000.0);
+    for (label, run) in runs {
+        let (ack, e2e) = (&run.produce_ack_latency, &run.end_to_end_latency);
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            run.driver,
+            run.durability.as_deref().unwrap_or("not stated"),
+            short_rate(run),
+            number(run.produced.records_per_s),
+            number(run.produced.mb_per_s),
+            number(run.consumed.records_per_s),
+            number(run.consumed.mb_per_s),
+            ms(ack.p50_us),
+            ms(ack.p99_us),
+            ms(ack.p999_us),
+            ms(ack.p9999_us),
+            ms(ack.max_us),
+            ms(e2e.p50_us),
+            ms(e2e.p99_us),
+            ms(e2e.p999_us),
+            ms(e2e.p9999_us),
+            ms(e2e.max_us),
+            run.errors.total(),
+        );
+    }
+    out
+}
+
 fn short_rate(run: &RunResult) -> String {
     match run.workload.rate.records_per_second() {
         Some(rate) => format!("{rate}/s"),
@@ -405,6 +443,26 @@ mod tests {
         assert!(result.table().contains("durability always"));
         let side_by_side = compare(&[("A".into(), result)]);
         assert!(side_by_side.contains("durability always"), "{side_by_side}");
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_run_with_as_many_cells_as_the_header() {
+        let mut durable = sample("a", 1.0, 1);
+        durable.durability = Some("fsync per write".into());
+        let runs = [
+            ("A".to_string(), durable),
+            ("B".to_string(), sample("b", 2.0, 1)),
+        ];
+        let table = markdown(&runs);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        let cells = |line: &str| line.matches('|').count();
+        assert!(
+            lines.iter().all(|line| cells(line) == cells(lines[0])),
+            "{table}"
+        );
+        assert!(lines[2].starts_with("| A | ") && lines[2].contains("| fsync per write |"));
+        assert!(lines[3].contains("| not stated |"));
     }
 
     #[test]

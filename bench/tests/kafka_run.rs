@@ -1,0 +1,65 @@
+//! A short real run of the `kafka` driver (librdkafka) against a Sluice
+//! broker started in this process, over its Kafka listener.
+
+mod common;
+
+use std::time::Duration;
+
+use sluice_bench::{run::available_cores, DriverKind, RunOptions, Workload};
+use sluice_engine::{Broker, BrokerConfig};
+
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn a_short_run_against_sluice_over_the_kafka_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka_addr = free_addr();
+    let broker = Broker::start(BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        native_addr: free_addr(),
+        kafka_addr: Some(kafka_addr.clone()),
+        cores: Some(1),
+        ..BrokerConfig::default()
+    })
+    .expect("broker starts");
+
+    let workload = Workload::parse(
+        r#"
+        name = "kafka-test-run"
+        topics = 1
+        partitions_per_topic = 2
+        message_size = { distribution = "uniform", min = 50, max = 150 }
+        keys = { space = 100 }
+        producers_per_topic = 1
+        consumers_per_topic = 2
+        batch_bytes = 16384
+        linger_ms = 1
+        acks = "all"
+        rate = 500
+        warm_up_s = 1
+        duration_s = 2
+        "#,
+    )
+    .unwrap();
+    let cpu = available_cores() - 1;
+    let result = sluice_bench::run(RunOptions {
+        workload,
+        driver: DriverKind::Kafka,
+        brokers: kafka_addr,
+        cores: vec![cpu],
+        drain: Duration::from_secs(5),
+        progress: true,
+        delete_topics: true,
+        command: vec!["test".into()],
+        durability: Some("fdatasync before ack".into()),
+    });
+    broker.stop();
+    let result = result.expect("the run completes");
+    print!("{}", result.table());
+
+    assert_eq!(result.driver, "kafka");
+    common::assert_a_clean_short_run(&result);
+}
