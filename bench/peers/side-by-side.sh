@@ -55,6 +55,7 @@ mkdir -p "$out"
 notes=$out/notes.md
 : >"$notes"
 : >"$out/order"
+: >"$out/cpu.md"
 note() { echo "* $*" | tee -a "$notes" >&2; }
 half=""
 
@@ -71,16 +72,27 @@ rate_of() {
     fi
 }
 
+# CPU 0 and CPU 1 busy time so far, in clock ticks: "busy0 total0 busy1 total1".
+cpu_ticks() {
+    awk '/^cpu[01] / { busy = $2 + $3 + $4 + $7 + $8; total = busy + $5 + $6; printf "%d %d ", busy, total }' /proc/stat
+}
+
 # run LABEL DRIVER PORT DURABILITY RATE: one run; a failure is a note.
 run() {
     local label=$1 driver=$2 port=$3 durability=$4 rate
     rate=$(rate_of "$5") || return 1
-    local file=$out/$label-$5
+    local file=$out/$label-$5 before after
+    before=$(cpu_ticks)
     if "$bench" run "$workload" --driver "$driver" --brokers "127.0.0.1:$port" \
         --durability "$durability" --cores 1 --rate "$rate" \
         --warm-up-s "$warm_up" --duration-s "$duration" \
         --out "$file.json" -q >"$file.txt" 2>&1; then
+        after=$(cpu_ticks)
         echo "$label-$5" >>"$out/order"
+        # How busy each core was over the whole run (warm-up and drain
+        # too): the system's core 0 and the harness's core 1.
+        echo "$before $after" | awk -v run="$label-$5" '{
+            printf "| %s | %.0f%% | %.0f%% |\n", run, 100 * ($5 - $1) / ($6 - $2), 100 * ($7 - $3) / ($8 - $4) }' >>"$out/cpu.md"
         echo "$label at $5 ($rate): done" >&2
     else
         rm -f "$file.json"
@@ -207,6 +219,15 @@ section=$out/section.md
         echo "Plots: [latency spectrum]($relative/plots-$rate/compare-spectrum.svg),"
         echo "[throughput over time]($relative/plots-$rate/compare-throughput.svg)."
     done
+    if [ -s "$out/cpu.md" ]; then
+        echo
+        echo "How busy each core was over each whole run (from /proc/stat, warm-up and drain"
+        echo "included; other processes on the machine count too):"
+        echo
+        echo "| run | CPU 0 (system) | CPU 1 (harness) |"
+        echo "|---|---|---|"
+        cat "$out/cpu.md"
+    fi
     if [ -s "$notes" ]; then
         echo
         echo "Not in the tables:"

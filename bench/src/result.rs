@@ -292,20 +292,22 @@ pub fn compare(runs: &[(String, RunResult)]) -> String {
 }
 
 /// Runs as one Markdown table, a row each: the system's label and
-/// durability, the rate asked, throughput produced and consumed, and the
-/// latency percentiles both ways (ms).
+/// durability, the rate asked, throughput produced and consumed, the
+/// latency percentiles both ways (ms), failures (produce and consume),
+/// and the records the run ended without hearing about or reading.
 pub fn markdown(runs: &[(String, RunResult)]) -> String {
     let mut out = String::from(
         "| system | driver | durability | rate asked | produced rec/s | MB/s | consumed rec/s | MB/s \
-         | ack p50 | p99 | p99.9 | p99.99 | max | e2e p50 | p99 | p99.9 | p99.99 | max | errors |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | ack p50 | p99 | p99.9 | p99.99 | max | e2e p50 | p99 | p99.9 | p99.99 | max \
+         | errors | not acked | not consumed |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let ms = |us: f64| number(us / 1000.0);
     for (label, run) in runs {
         let (ack, e2e) = (&run.produce_ack_latency, &run.end_to_end_latency);
         let _ = writeln!(
             out,
-            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             run.driver,
             run.durability.as_deref().unwrap_or("not stated"),
             short_rate(run),
@@ -323,7 +325,9 @@ pub fn markdown(runs: &[(String, RunResult)]) -> String {
             ms(e2e.p999_us),
             ms(e2e.p9999_us),
             ms(e2e.max_us),
-            run.errors.total(),
+            run.errors.produce + run.errors.consume,
+            run.errors.unacknowledged,
+            run.errors.unconsumed,
         );
     }
     out
