@@ -128,7 +128,9 @@ impl driver::Driver for Kafka {
                 new_topic
             })
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(SETUP_TIMEOUT));
+        let options = AdminOptions::new()
+            .request_timeout(Some(SETUP_TIMEOUT))
+            .operation_timeout(Some(SETUP_TIMEOUT));
         let results = futures_lite::future::block_on(admin.create_topics(&new_topics, &options))
             .map_err(kafka_error(format!("creating topics on {}", setup.brokers)))?;
         for result in results {
@@ -174,7 +176,9 @@ impl driver::Driver for Kafka {
     fn clean_up(&self, setup: &Setup<'_>) -> Result<(), BenchError> {
         let admin = admin(setup.brokers)?;
         let names: Vec<&str> = setup.topics.iter().map(String::as_str).collect();
-        let options = AdminOptions::new().operation_timeout(Some(SETUP_TIMEOUT));
+        let options = AdminOptions::new()
+            .request_timeout(Some(SETUP_TIMEOUT))
+            .operation_timeout(Some(SETUP_TIMEOUT));
         let results = futures_lite::future::block_on(admin.delete_topics(&names, &options))
             .map_err(kafka_error(format!("deleting topics on {}", setup.brokers)))?;
         for result in results {
