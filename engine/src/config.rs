@@ -11,6 +11,16 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
     pub native_addr: String,
+    /// HOST:PORT of the Kafka protocol listener; `None`: no Kafka listener.
+    pub kafka_addr: Option<String>,
+    /// HOST:PORT that Kafka clients are told to connect to (Metadata,
+    /// FindCoordinator); `None`: `kafka_addr`.
+    pub kafka_advertised_addr: Option<String>,
+    /// Whether a Kafka Metadata or Produce request for an unknown topic
+    /// creates it (Kafka's `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of a topic created automatically.
+    pub auto_create_partitions: u32,
     /// Shards (one per core); `None`: every available core.
     pub cores: Option<usize>,
     /// Defaults for topics created without them.
@@ -34,6 +44,11 @@ impl Default for BrokerConfig {
             broker_id: 0,
             data_dir: PathBuf::from("./sluice-data"),
             native_addr: "127.0.0.1:9192".to_string(),
+            // Off for an embedded broker; `sluice serve` listens on 9092.
+            kafka_addr: None,
+            kafka_advertised_addr: None,
+            auto_create_topics: true,
+            auto_create_partitions: 4,
             cores: None,
             default_partitions: 1,
             connection_idle_timeout: Duration::from_secs(600),

@@ -182,6 +182,12 @@ fn append_failure(error: AppendError) -> Failure {
         AppendError::DiskFull { message } => Failure::new(ErrorCode::DiskFull, message),
         AppendError::Fenced(failure) => Failure::new(ErrorCode::StorageFailed, failure.to_string()),
         AppendError::Closed => Failure::new(ErrorCode::ShuttingDown, "the partition is closing"),
+        error @ AppendError::ProducerFenced { .. } => {
+            Failure::new(ErrorCode::ProducerFenced, error.to_string())
+        }
+        error @ AppendError::OutOfOrderSequence { .. } => {
+            Failure::new(ErrorCode::OutOfOrderSequence, error.to_string())
+        }
     }
 }
 

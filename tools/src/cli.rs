@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// Where the native protocol listens [default: 127.0.0.1:9192].
     #[arg(long, value_name = "HOST:PORT")]
     pub native_addr: Option<String>,
+    /// Where the Kafka protocol listens, or `off` [default: 127.0.0.1:9092].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka_addr: Option<String>,
+    /// The address Kafka clients are told to connect to [default: the
+    /// Kafka listener's].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka_advertised_addr: Option<String>,
     /// Shards, one per core [default: every available core].
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,

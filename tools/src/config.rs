@@ -77,6 +77,14 @@ config_layer! {
     data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
     native_addr: String,
+    /// HOST:PORT of the Kafka protocol listener, or `off`.
+    kafka_addr: String,
+    /// HOST:PORT that Kafka clients are told to connect to.
+    kafka_advertised_addr: String,
+    /// Whether Kafka Metadata and Produce create unknown topics.
+    auto_create_topics: bool,
+    /// Partitions of a topic created automatically.
+    auto_create_partitions: u32,
     /// Shards, one per core; absent: every available core.
     cores: usize,
     default_partitions: u32,
@@ -133,14 +141,24 @@ impl ConfigLayer {
             config.data_dir = data_dir;
         }
         if let Some(native_addr) = self.native_addr {
-            if !native_addr.contains(':') {
-                return Err(ConfigError::Invalid {
-                    key: "native_addr",
-                    value: native_addr,
-                    message: "expected HOST:PORT",
-                });
-            }
-            config.native_addr = native_addr;
+            config.native_addr = host_port("native_addr", native_addr)?;
+        }
+        if let Some(kafka_addr) = self.kafka_addr {
+            config.kafka_addr = if kafka_addr == "off" {
+                None
+            } else {
+                Some(host_port("kafka_addr", kafka_addr)?)
+            };
+        }
+        if let Some(advertised) = self.kafka_advertised_addr {
+            config.kafka_advertised_addr = Some(host_port("kafka_advertised_addr", advertised)?);
+        }
+        if let Some(auto_create) = self.auto_create_topics {
+            config.auto_create_topics = auto_create;
+        }
+        if let Some(partitions) = self.auto_create_partitions {
+            config.auto_create_partitions =
+                positive("auto_create_partitions", partitions as usize)? as u32;
         }
         if let Some(cores) = self.cores {
             config.cores = Some(positive("cores", cores)?);
@@ -170,6 +188,17 @@ impl ConfigLayer {
     }
 }
 
+fn host_port(key: &'static str, value: String) -> Result<String, ConfigError> {
+    if !value.contains(':') {
+        return Err(ConfigError::Invalid {
+            key,
+            value,
+            message: "expected HOST:PORT",
+        });
+    }
+    Ok(value)
+}
+
 fn positive(key: &'static str, value: usize) -> Result<usize, ConfigError> {
     if value == 0 {
         return Err(ConfigError::Invalid {
@@ -195,7 +224,16 @@ pub fn broker_config(
     flags
         .over(ConfigLayer::from_env(env)?)
         .over(file)
-        .apply(BrokerConfig::default())
+        .apply(serve_defaults())
+}
+
+/// The defaults of `sluice serve`: the library's, with the Kafka listener
+/// on Kafka's usual port.
+pub fn serve_defaults() -> BrokerConfig {
+    BrokerConfig {
+        kafka_addr: Some("127.0.0.1:9092".to_string()),
+        ..BrokerConfig::default()
+    }
 }
 
 #[cfg(test)]

@@ -24,10 +24,16 @@ pub enum ErrorCode {
     InvalidTopicName = 16,
     InvalidPartitionCount = 17,
     Internal = 18,
+    /// A newer instance of the idempotent producer took over its id.
+    ProducerFenced = 19,
+    /// An idempotent producer's batch does not follow its last one.
+    OutOfOrderSequence = 20,
+    /// A partition count that is not more than the topic has.
+    InvalidPartitions = 21,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -47,6 +53,9 @@ impl ErrorCode {
         ErrorCode::InvalidTopicName,
         ErrorCode::InvalidPartitionCount,
         ErrorCode::Internal,
+        ErrorCode::ProducerFenced,
+        ErrorCode::OutOfOrderSequence,
+        ErrorCode::InvalidPartitions,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -90,6 +99,9 @@ impl ErrorCode {
             ErrorCode::InvalidTopicName => "invalid topic name",
             ErrorCode::InvalidPartitionCount => "invalid partition count",
             ErrorCode::Internal => "internal error",
+            ErrorCode::ProducerFenced => "producer fenced",
+            ErrorCode::OutOfOrderSequence => "out of order sequence",
+            ErrorCode::InvalidPartitions => "invalid partitions",
         }
     }
 }

@@ -130,6 +130,9 @@ pub fn error_message(body: Bytes) -> Result<String, DecodeError> {
 pub struct FrameReader {
     buffer: BytesMut,
     frame_bytes_max: usize,
+    /// Kafka's frames have a big-endian length prefix, the native ones a
+    /// little-endian one; everything else is the same.
+    big_endian: bool,
 }
 
 /// How long a reader waits: for the first byte of a frame (`idle`), and for
@@ -145,6 +148,16 @@ impl FrameReader {
         FrameReader {
             buffer: BytesMut::with_capacity(READ_CHUNK_BYTES),
             frame_bytes_max,
+            big_endian: false,
+        }
+    }
+
+    /// A reader of Kafka frames: an i32 big-endian length prefix (a negative
+    /// one reads as too large).
+    pub fn kafka(frame_bytes_max: usize) -> FrameReader {
+        FrameReader {
+            big_endian: true,
+            ..FrameReader::new(frame_bytes_max)
         }
     }
 
@@ -159,8 +172,12 @@ impl FrameReader {
         loop {
             let wanted = READ_CHUNK_BYTES;
             if self.buffer.len() >= 4 {
-                let declared =
-                    u32::from_le_bytes(self.buffer[..4].try_into().expect("4 bytes")) as usize;
+                let prefix: [u8; 4] = self.buffer[..4].try_into().expect("4 bytes");
+                let declared = if self.big_endian {
+                    u32::from_be_bytes(prefix) as usize
+                } else {
+                    u32::from_le_bytes(prefix) as usize
+                };
                 if declared > self.frame_bytes_max {
                     return Err(FrameError::TooLarge {
                         declared,

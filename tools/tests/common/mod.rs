@@ -29,6 +29,8 @@ pub fn free_addr() -> String {
 pub struct Broker {
     pub child: Option<Child>,
     pub addr: String,
+    /// The Kafka protocol listener.
+    pub kafka_addr: String,
     pub dir: PathBuf,
     pub cores: usize,
     pub env: Vec<(String, String)>,
@@ -45,6 +47,7 @@ impl Broker {
         let mut broker = Broker {
             child: None,
             addr: free_addr(),
+            kafka_addr: free_addr(),
             dir: dir.to_path_buf(),
             cores,
             env: env
@@ -62,6 +65,7 @@ impl Broker {
         let mut broker = Broker {
             child: None,
             addr: free_addr(),
+            kafka_addr: free_addr(),
             dir: PathBuf::from(data_dir),
             cores,
             env: Vec::new(),
@@ -82,6 +86,8 @@ impl Broker {
             .args([
                 "--native-addr",
                 &self.addr,
+                "--kafka-addr",
+                &self.kafka_addr,
                 "--cores",
                 &self.cores.to_string(),
             ])
