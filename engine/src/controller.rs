@@ -1,4 +1,5 @@
-//! The controller: the one place topic metadata changes, on shard 0.
+//! The controller: the one place metadata changes (topics, their partitions
+//! and configs, and the blocks of producer ids handed out), on shard 0.
 //!
 //! A change is appended to the metadata log (and made durable) first, then
 //! carried out on the owner shards (partitions opened, removed or
@@ -6,7 +7,7 @@
 //! the change is answered, so whatever the client does next, on any
 //! connection, sees it. Changes run one at a time.
 
-use std::{collections::BTreeMap, rc::Rc, sync::Arc};
+use std::{collections::BTreeMap, ops::Range, rc::Rc, sync::Arc};
 
 use futures_channel::oneshot;
 use sluice_net::native::{
@@ -15,7 +16,7 @@ use sluice_net::native::{
 };
 
 use crate::{
-    metadata::{Metadata, MetadataLog, MetadataRecord, TopicMeta},
+    metadata::{Metadata, MetadataLog, MetadataRecord, TopicMeta, PRODUCER_ID_FIRST},
     shard::{Failure, PartitionOp, Shard, ShardMessage},
     topic_config::log_config,
 };
@@ -27,11 +28,34 @@ pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 /// Kafka's limit on topic names.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
+/// Producer ids handed out per [`ControllerOp::AllocateProducerIds`]: one
+/// metadata record (an fdatasync) per this many idempotent producers, and
+/// at most this many ids lost when the broker restarts.
+pub const PRODUCER_IDS_PER_BLOCK: i64 = 1000;
+
 /// A metadata change asked of the controller.
 pub enum ControllerOp {
     CreateTopics(Vec<NewTopic>, oneshot::Sender<Vec<TopicResult>>),
     DeleteTopics(Vec<String>, oneshot::Sender<Vec<TopicResult>>),
     AlterConfigs(String, Vec<(String, String)>, oneshot::Sender<TopicResult>),
+    /// (topic, its whole new set of configs, validate only, reply): replaces
+    /// the topic's configs (Kafka's AlterConfigs and IncrementalAlterConfigs).
+    SetConfigs(
+        String,
+        BTreeMap<String, String>,
+        bool,
+        oneshot::Sender<TopicResult>,
+    ),
+    /// (topic, new total partition count, validate only, reply): grows the
+    /// topic to that many partitions (Kafka's CreatePartitions). With
+    /// validate only, checks everything and changes nothing.
+    // Constructed by the Kafka handlers; until they land, only by tests.
+    #[allow(dead_code)]
+    CreatePartitions(String, u32, bool, oneshot::Sender<TopicResult>),
+    /// Hands out a block of producer ids never handed out before, as
+    /// (first, count): ids `first..first + count` (Kafka's InitProducerId).
+    #[allow(dead_code)]
+    AllocateProducerIds(oneshot::Sender<Result<(i64, i64), Failure>>),
 }
 
 /// Lives on shard 0.
@@ -118,13 +142,38 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
             }
             let _ = reply.send(results);
         }
-        ControllerOp::AlterConfigs(name, configs, reply) => {
+        ControllerOp::AlterConfigs(name, changes, reply) => {
+            let result = match existing(&shard.metadata(), &name) {
+                Ok(meta) => {
+                    let mut configs = meta.configs.clone();
+                    configs.extend(changes);
+                    set_configs(shard, controller, &name, configs, false).await
+                }
+                Err(failure) => Err(failure),
+            };
+            let _ = reply.send(match result {
+                Ok(()) => ok(&name),
+                Err(failure) => failed(&name, failure),
+            });
+        }
+        ControllerOp::SetConfigs(name, configs, validate_only, reply) => {
             let _ = reply.send(
-                match alter_configs(shard, controller, &name, configs).await {
+                match set_configs(shard, controller, &name, configs, validate_only).await {
                     Ok(()) => ok(&name),
                     Err(failure) => failed(&name, failure),
                 },
             );
+        }
+        ControllerOp::CreatePartitions(name, count, validate_only, reply) => {
+            let _ = reply.send(
+                match create_partitions(shard, controller, &name, count, validate_only).await {
+                    Ok(()) => ok(&name),
+                    Err(failure) => failed(&name, failure),
+                },
+            );
+        }
+        ControllerOp::AllocateProducerIds(reply) => {
+            let _ = reply.send(allocate_producer_ids(shard, controller).await);
         }
     }
 }
@@ -167,19 +216,7 @@ async fn create_topic(
             format!("topic {} exists", topic.name),
         ));
     }
-    // Each partition on the least loaded shard, counting the ones placed.
-    let mut load = metadata.load(shard.shard_count());
-    let shards = (0..partitions)
-        .map(|_| {
-            let (least, _) = load
-                .iter()
-                .enumerate()
-                .min_by_key(|(id, load)| (**load, *id))
-                .expect("a shard");
-            load[least] += 1;
-            least as u32
-        })
-        .collect();
+    let shards = place(&metadata, shard.shard_count(), partitions);
     let meta = TopicMeta {
         id: rand::random::<u128>(),
         name: topic.name.clone(),
@@ -192,10 +229,12 @@ async fn create_topic(
     next.apply(&record);
 
     let data_dir = &shard.config.data_dir;
-    let first_failure = on_every_partition(shard, &meta, |partition, reply| PartitionOp::Open {
-        dir: meta.partition_dir(data_dir, partition),
-        config: config.clone(),
-        reply,
+    let first_failure = on_partitions(shard, &meta, 0..partitions, |partition, reply| {
+        PartitionOp::Open {
+            dir: meta.partition_dir(data_dir, partition),
+            config: config.clone(),
+            reply,
+        }
     })
     .await
     .err();
@@ -219,7 +258,8 @@ async fn delete_topic(
     let record = MetadataRecord::TopicDeleted { topic_id: meta.id };
     commit(shard, controller, &metadata, &record).await?;
     let data_dir = &shard.config.data_dir;
-    let removed = on_every_partition(shard, &meta, |partition, reply| PartitionOp::Remove {
+    let all = 0..meta.partition_count();
+    let removed = on_partitions(shard, &meta, all, |partition, reply| PartitionOp::Remove {
         dir: meta.partition_dir(data_dir, partition),
         reply,
     })
@@ -232,30 +272,152 @@ async fn delete_topic(
     Ok(())
 }
 
-async fn alter_configs(
+/// Replaces topic `name`'s configs with `configs`, checked first; with
+/// `validate_only`, stops after the check.
+async fn set_configs(
     shard: &Rc<Shard>,
     controller: &Controller,
     name: &str,
-    changes: Vec<(String, String)>,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
 ) -> Result<(), Failure> {
     let metadata = shard.metadata();
     let meta = existing(&metadata, name)?;
-    let mut configs = meta.configs.clone();
-    for (key, value) in changes {
-        configs.insert(key, value);
-    }
     let config = log_config(&configs)
         .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+    if validate_only {
+        return Ok(());
+    }
     let record = MetadataRecord::ConfigsAltered {
         topic_id: meta.id,
         configs,
     };
     commit(shard, controller, &metadata, &record).await?;
-    on_every_partition(shard, &meta, |_, reply| PartitionOp::SetConfig {
-        config: config.clone(),
-        reply,
+    on_partitions(shard, &meta, 0..meta.partition_count(), |_, reply| {
+        PartitionOp::SetConfig {
+            config: config.clone(),
+            reply,
+        }
     })
     .await
+}
+
+/// The owner shards of `partitions` new partitions: each on the least loaded
+/// of `shard_count` shards (the lowest id among equals), counting the
+/// partitions `metadata` has and the ones placed before it.
+fn place(metadata: &Metadata, shard_count: usize, partitions: u32) -> Vec<u32> {
+    let mut load = metadata.load(shard_count);
+    (0..partitions)
+        .map(|_| {
+            let (least, _) = load
+                .iter()
+                .enumerate()
+                .min_by_key(|(id, load)| (**load, *id))
+                .expect("a shard");
+            load[least] += 1;
+            least as u32
+        })
+        .collect()
+}
+
+/// Grows topic `name` to `count` partitions; with `validate_only`, checks
+/// and stops there. The new partitions are placed like a new topic's, made
+/// durable in the metadata log, opened on their owners with the topic's
+/// configs, and then the metadata naming them is installed everywhere.
+///
+/// Errors: `UnknownTopic`; `InvalidPartitions` for a count not above the
+/// current one or above [`PARTITIONS_PER_TOPIC_MAX`]; `InvalidConfig` if
+/// the topic's configs no longer make a log config; `StorageFailed` if the
+/// record cannot be made durable or a partition does not open.
+async fn create_partitions(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    name: &str,
+    count: u32,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    let metadata = shard.metadata();
+    let meta = existing(&metadata, name)?;
+    let current = meta.partition_count();
+    if count <= current || count > PARTITIONS_PER_TOPIC_MAX {
+        return Err(Failure::new(
+            ErrorCode::InvalidPartitions,
+            format!(
+                "topic {name} has {current} partitions; it can grow to more than that and at most {PARTITIONS_PER_TOPIC_MAX}, not {count}"
+            ),
+        ));
+    }
+    let config = log_config(&meta.configs)
+        .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+    if validate_only {
+        return Ok(());
+    }
+    let record = MetadataRecord::PartitionsAdded {
+        topic_id: meta.id,
+        shards: place(&metadata, shard.shard_count(), count - current),
+    };
+    append(controller, &record)?;
+    let mut next = (*metadata).clone();
+    next.apply(&record);
+    let grown = existing(&next, name)?;
+    assert_eq!(
+        grown.partition_count(),
+        count,
+        "topic {name} grew to {} partitions, not {count}",
+        grown.partition_count()
+    );
+
+    let data_dir = &shard.config.data_dir;
+    let first_failure = on_partitions(shard, &grown, current..count, |partition, reply| {
+        PartitionOp::Open {
+            dir: grown.partition_dir(data_dir, partition),
+            config: config.clone(),
+            reply,
+        }
+    })
+    .await
+    .err();
+    broadcast(shard, Arc::new(next)).await;
+    match first_failure {
+        None => {
+            tracing::info!(
+                topic = name,
+                from = current,
+                to = count,
+                "partitions created"
+            );
+            Ok(())
+        }
+        Some(failure) => Err(failure),
+    }
+}
+
+/// Hands out the next [`PRODUCER_IDS_PER_BLOCK`] producer ids as (first,
+/// count), once the end of the block is durable in the metadata log: ids
+/// are never handed out twice, whenever the broker stops. `Internal` once
+/// the ids run out at `i64::MAX`; `StorageFailed` if the record cannot be
+/// made durable.
+async fn allocate_producer_ids(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+) -> Result<(i64, i64), Failure> {
+    let metadata = shard.metadata();
+    let first = metadata.producer_id_next;
+    let next = first.checked_add(PRODUCER_IDS_PER_BLOCK).ok_or_else(|| {
+        Failure::new(
+            ErrorCode::Internal,
+            format!("producer ids are used up: the next block would start at {first}"),
+        )
+    })?;
+    assert!(
+        first >= PRODUCER_ID_FIRST && next > first,
+        "producer ids went back: {next} <= {first}"
+    );
+    let record = MetadataRecord::ProducerIdsAllocated { next };
+    commit(shard, controller, &metadata, &record).await?;
+    assert_eq!(shard.metadata().producer_id_next, next);
+    tracing::debug!(first, next, "producer ids allocated");
+    Ok((first, PRODUCER_IDS_PER_BLOCK))
 }
 
 /// The topic named `name`, or why there is none.
@@ -281,14 +443,21 @@ async fn commit(
     Ok(())
 }
 
-/// Sends the op `make` builds to the owner of every partition of `topic`,
-/// all at once, and waits for every answer; the first failure, if any.
-async fn on_every_partition(
+/// Sends the op `make` builds to the owner of each of `partitions` of
+/// `topic`, all at once, and waits for every answer; the first failure, if
+/// any.
+async fn on_partitions(
     shard: &Rc<Shard>,
     topic: &TopicMeta,
+    partitions: Range<u32>,
     make: impl Fn(u32, oneshot::Sender<Result<(), Failure>>) -> PartitionOp,
 ) -> Result<(), Failure> {
-    let answers: Vec<_> = (0..topic.partition_count())
+    assert!(
+        partitions.end <= topic.partition_count(),
+        "partitions {partitions:?} of a topic with {}",
+        topic.partition_count()
+    );
+    let answers: Vec<_> = partitions
         .map(|partition| {
             shard.call(
                 shard.owner(topic.shards[partition as usize]),
@@ -331,5 +500,283 @@ pub async fn broadcast(shard: &Rc<Shard>, metadata: Arc<Metadata>) {
     }
     for acked in acks {
         let _ = acked.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        cell::{Cell, RefCell},
+        collections::HashMap,
+        path::Path,
+    };
+
+    use glommio::{LocalExecutorBuilder, Placement};
+
+    use super::*;
+    use crate::{shard::run_op, BrokerConfig};
+
+    /// `shard_count` shards on this one executor, over the metadata log in
+    /// `dir`: shard 0 with the controller, the others serving their inboxes
+    /// (partition ops and metadata) as a broker's shards do.
+    fn shards(dir: &Path, shard_count: usize) -> Vec<Rc<Shard>> {
+        let (log, metadata) = MetadataLog::open(dir).unwrap();
+        let metadata = Arc::new(metadata);
+        let (peers, inboxes): (Vec<_>, Vec<_>) =
+            (0..shard_count).map(|_| async_channel::bounded(64)).unzip();
+        let mut log = Some(log);
+        let shards: Vec<Rc<Shard>> = (0..shard_count)
+            .map(|id| {
+                Rc::new(Shard {
+                    id,
+                    config: BrokerConfig {
+                        data_dir: dir.to_path_buf(),
+                        ..BrokerConfig::default()
+                    },
+                    peers: peers.clone(),
+                    metadata: RefCell::new(metadata.clone()),
+                    partitions: RefCell::new(HashMap::new()),
+                    controller: log.take().map(Controller::new),
+                    connections: Cell::new(0),
+                    in_flight: Cell::new(0),
+                    shutting_down: Cell::new(false),
+                    producer_ids: RefCell::new(0..0),
+                })
+            })
+            .collect();
+        for (shard, inbox) in shards.iter().zip(inboxes).skip(1) {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                while let Ok(message) = inbox.recv().await {
+                    match message {
+                        ShardMessage::Partition(key, op) => run_op(&shard, key, op).await,
+                        ShardMessage::Metadata(metadata, ack) => {
+                            *shard.metadata.borrow_mut() = metadata;
+                            let _ = ack.send(());
+                        }
+                        ShardMessage::Controller(_) | ShardMessage::Shutdown(_) => {
+                            unreachable!("not sent in these tests")
+                        }
+                    }
+                }
+            })
+            .detach();
+        }
+        shards
+    }
+
+    /// Ends the inbox loops `shards` started.
+    fn stop(shards: Vec<Rc<Shard>>) {
+        for peer in &shards[0].peers {
+            peer.close();
+        }
+    }
+
+    async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: u32) -> TopicResult {
+        let (reply, answer) = oneshot::channel();
+        let topic = NewTopic {
+            name: name.to_string(),
+            partitions,
+            configs: vec![("segment.bytes".to_string(), (1 << 20).to_string())],
+        };
+        run(shard, ControllerOp::CreateTopics(vec![topic], reply)).await;
+        answer.await.unwrap().remove(0)
+    }
+
+    async fn create_partitions(
+        shard: &Rc<Shard>,
+        name: &str,
+        count: u32,
+        validate_only: bool,
+    ) -> ErrorCode {
+        let (reply, answer) = oneshot::channel();
+        let op = ControllerOp::CreatePartitions(name.to_string(), count, validate_only, reply);
+        run(shard, op).await;
+        let result = answer.await.unwrap();
+        assert_eq!(result.name, name);
+        result.error
+    }
+
+    async fn allocate(shard: &Rc<Shard>) -> (i64, i64) {
+        let (reply, answer) = oneshot::channel();
+        run(shard, ControllerOp::AllocateProducerIds(reply)).await;
+        answer.await.unwrap().unwrap()
+    }
+
+    /// Whether partition `partition` of `topic` is open on its owner.
+    async fn is_open(shard: &Rc<Shard>, topic: &TopicMeta, partition: u32) -> bool {
+        let owner = shard.owner(topic.shards[partition as usize]);
+        let stats = shard.call(
+            owner,
+            (topic.id, partition),
+            |reply| PartitionOp::Stats { reply },
+            Err(Failure::new(ErrorCode::ShuttingDown, "gone")),
+        );
+        stats.await.is_ok()
+    }
+
+    fn on_executor(test: impl std::future::Future<Output = ()> + 'static) {
+        LocalExecutorBuilder::new(Placement::Unbound)
+            .make()
+            .expect("glommio executor starts")
+            .run(test);
+    }
+
+    #[test]
+    fn partitions_are_added_placed_opened_and_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        on_executor(async move {
+            let cluster = shards(&path, 2);
+            let controller = &cluster[0];
+            assert_eq!(
+                create_topic(controller, "events", 3).await.error,
+                ErrorCode::None
+            );
+            assert_eq!(
+                create_topic(controller, "other", 1).await.error,
+                ErrorCode::None
+            );
+            // Placed so far: events [0, 1, 0], other [1]; load [2, 2].
+
+            // Checked, not done.
+            assert_eq!(
+                create_partitions(controller, "events", 6, true).await,
+                ErrorCode::None
+            );
+            assert_eq!(
+                controller
+                    .metadata()
+                    .topic("events")
+                    .unwrap()
+                    .partition_count(),
+                3
+            );
+
+            assert_eq!(
+                create_partitions(controller, "events", 6, false).await,
+                ErrorCode::None
+            );
+            for shard in &cluster {
+                let events = shard.metadata().topic("events").unwrap().clone();
+                assert_eq!(events.shards, vec![0, 1, 0, 0, 1, 0]);
+                assert_eq!(events.configs["segment.bytes"], (1 << 20).to_string());
+            }
+            let events = controller.metadata().topic("events").unwrap().clone();
+            for partition in 0..6 {
+                assert!(
+                    is_open(controller, &events, partition).await,
+                    "partition {partition}"
+                );
+            }
+            // Each on its owner, and only there.
+            for (partition, owner) in events.shards.iter().enumerate() {
+                for shard in &cluster {
+                    let key = (events.id, partition as u32);
+                    let here = shard.partitions.borrow().contains_key(&key);
+                    assert_eq!(here, shard.id == *owner as usize, "{key:?} on {}", shard.id);
+                }
+            }
+
+            let (_, replayed) = MetadataLog::open(&path).unwrap();
+            assert_eq!(replayed, *controller.metadata());
+            stop(cluster);
+        });
+    }
+
+    #[test]
+    fn partitions_that_cannot_be_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        on_executor(async move {
+            let cluster = shards(&path, 2);
+            let controller = &cluster[0];
+            assert_eq!(
+                create_topic(controller, "events", 3).await.error,
+                ErrorCode::None
+            );
+            let before = controller.metadata();
+            for validate_only in [false, true] {
+                let cases = [
+                    ("events", 3, ErrorCode::InvalidPartitions),
+                    ("events", 2, ErrorCode::InvalidPartitions),
+                    ("events", 0, ErrorCode::InvalidPartitions),
+                    (
+                        "events",
+                        PARTITIONS_PER_TOPIC_MAX + 1,
+                        ErrorCode::InvalidPartitions,
+                    ),
+                    ("nope", 4, ErrorCode::UnknownTopic),
+                ];
+                for (name, count, error) in cases {
+                    assert_eq!(
+                        create_partitions(controller, name, count, validate_only).await,
+                        error,
+                        "{name} to {count}, validate only {validate_only}"
+                    );
+                }
+            }
+            assert_eq!(controller.metadata(), before);
+            let (_, replayed) = MetadataLog::open(&path).unwrap();
+            assert_eq!(replayed, *before);
+            // The most there can be is fine.
+            assert_eq!(
+                create_partitions(controller, "events", PARTITIONS_PER_TOPIC_MAX, true).await,
+                ErrorCode::None
+            );
+            stop(cluster);
+        });
+    }
+
+    #[test]
+    fn producer_ids_are_never_handed_out_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        on_executor(async move {
+            let cluster = shards(&path, 2);
+            assert_eq!(
+                allocate(&cluster[0]).await,
+                (PRODUCER_ID_FIRST, PRODUCER_IDS_PER_BLOCK)
+            );
+            let second = PRODUCER_ID_FIRST + PRODUCER_IDS_PER_BLOCK;
+            assert_eq!(
+                allocate(&cluster[0]).await,
+                (second, PRODUCER_IDS_PER_BLOCK)
+            );
+            let next = second + PRODUCER_IDS_PER_BLOCK;
+            for shard in &cluster {
+                assert_eq!(shard.metadata().producer_id_next, next);
+            }
+            // No shutdown: what an answered allocation leaves on disk is all
+            // a restart has, as after kill -9.
+            stop(cluster);
+            let cluster = shards(&path, 1);
+            assert_eq!(cluster[0].metadata().producer_id_next, next);
+            assert_eq!(allocate(&cluster[0]).await, (next, PRODUCER_IDS_PER_BLOCK));
+            stop(cluster);
+        });
+    }
+
+    #[test]
+    fn producer_ids_run_out_at_the_end_of_i64() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        {
+            let (mut log, _) = MetadataLog::open(&path).unwrap();
+            let last = i64::MAX - PRODUCER_IDS_PER_BLOCK;
+            log.append(&MetadataRecord::ProducerIdsAllocated { next: last })
+                .unwrap();
+        }
+        on_executor(async move {
+            let cluster = shards(&path, 1);
+            let last = i64::MAX - PRODUCER_IDS_PER_BLOCK;
+            assert_eq!(allocate(&cluster[0]).await, (last, PRODUCER_IDS_PER_BLOCK));
+            let (reply, answer) = oneshot::channel();
+            run(&cluster[0], ControllerOp::AllocateProducerIds(reply)).await;
+            let failure = answer.await.unwrap().unwrap_err();
+            assert_eq!(failure.code, ErrorCode::Internal);
+            assert_eq!(cluster[0].metadata().producer_id_next, i64::MAX);
+            stop(cluster);
+        });
     }
 }

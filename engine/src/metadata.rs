@@ -1,5 +1,5 @@
-//! Topic metadata: a log of metadata records, replayed at start into an
-//! immutable snapshot that every shard holds.
+//! Topic metadata and producer id blocks: a log of metadata records,
+//! replayed at start into an immutable snapshot that every shard holds.
 //!
 //! The log is `metadata/metadata.log` in the data directory: frames of
 //! (length u32, CRC-32C u32, record). Each change is appended and
@@ -53,11 +53,29 @@ impl TopicMeta {
     }
 }
 
-/// Every topic, as of one point in the metadata log. Immutable; shared by
-/// `Arc` between shards and replaced whole when it changes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The first producer id handed out. Kafka's `-1` means "no producer id";
+/// ids start well clear of it and of the small numbers tests and clients
+/// use as placeholders.
+pub const PRODUCER_ID_FIRST: i64 = 1000;
+
+/// Every topic, and how far producer ids have been handed out, as of one
+/// point in the metadata log. Immutable; shared by `Arc` between shards and
+/// replaced whole when it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metadata {
     pub topics: BTreeMap<String, Arc<TopicMeta>>,
+    /// The lowest producer id never handed out: every id below it (from
+    /// [`PRODUCER_ID_FIRST`]) has been, in a block recorded in the log.
+    pub producer_id_next: i64,
+}
+
+impl Default for Metadata {
+    fn default() -> Metadata {
+        Metadata {
+            topics: BTreeMap::new(),
+            producer_id_next: PRODUCER_ID_FIRST,
+        }
+    }
 }
 
 impl Metadata {
@@ -92,6 +110,18 @@ impl Metadata {
                     *topic = Arc::new(altered);
                 }
             }
+            MetadataRecord::PartitionsAdded { topic_id, shards } => {
+                if let Some(topic) = self.topics.values_mut().find(|topic| topic.id == *topic_id) {
+                    let mut grown = (**topic).clone();
+                    grown.shards.extend_from_slice(shards);
+                    *topic = Arc::new(grown);
+                }
+            }
+            MetadataRecord::ProducerIdsAllocated { next } => {
+                // Never back: an id handed out stays handed out, even if a
+                // record were written twice.
+                self.producer_id_next = self.producer_id_next.max(*next);
+            }
         }
     }
 }
@@ -107,6 +137,17 @@ pub enum MetadataRecord {
     ConfigsAltered {
         topic_id: u128,
         configs: BTreeMap<String, String>,
+    },
+    /// Partitions appended to a topic: `shards[i]` owns its partition
+    /// `count + i`, where `count` is the topic's partition count before.
+    PartitionsAdded {
+        topic_id: u128,
+        shards: Vec<u32>,
+    },
+    /// Producer ids below `next` have been handed out; the next block
+    /// starts at `next`.
+    ProducerIdsAllocated {
+        next: i64,
     },
 }
 
@@ -148,6 +189,15 @@ impl MetadataRecord {
                 out.u128(*topic_id);
                 write_configs(&mut out, configs);
             }
+            MetadataRecord::PartitionsAdded { topic_id, shards } => {
+                out.u8(4);
+                out.u128(*topic_id);
+                out.list(shards, |out, shard| out.u32(*shard));
+            }
+            MetadataRecord::ProducerIdsAllocated { next } => {
+                out.u8(5);
+                out.i64(*next);
+            }
         }
         body
     }
@@ -168,6 +218,20 @@ impl MetadataRecord {
                 topic_id: input.u128("topic id")?,
                 configs: read_configs(&mut input)?,
             },
+            4 => MetadataRecord::PartitionsAdded {
+                topic_id: input.u128("topic id")?,
+                shards: input.list("shards", 4, |input| input.u32("shard"))?,
+            },
+            5 => {
+                let next = input.i64("next producer id")?;
+                if next < PRODUCER_ID_FIRST {
+                    return Err(DecodeError::InvalidValue {
+                        field: "next producer id",
+                        value: next,
+                    });
+                }
+                MetadataRecord::ProducerIdsAllocated { next }
+            }
             other => {
                 return Err(DecodeError::InvalidValue {
                     field: "record type",
@@ -326,6 +390,88 @@ mod tests {
         assert_eq!(b.shards, vec![0, 1, 0]);
         assert!(b.configs.is_empty());
         assert_eq!(metadata.load(2), vec![2, 1]);
+    }
+
+    #[test]
+    fn added_partitions_and_producer_ids_replay_into_the_same_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, mut live) = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(live.producer_id_next, PRODUCER_ID_FIRST);
+        let records = [
+            MetadataRecord::TopicCreated(topic("a", 1)),
+            MetadataRecord::TopicCreated(topic("b", 2)),
+            MetadataRecord::PartitionsAdded {
+                topic_id: 1,
+                shards: vec![1, 1],
+            },
+            MetadataRecord::ProducerIdsAllocated { next: 2000 },
+            MetadataRecord::PartitionsAdded {
+                topic_id: 1,
+                shards: vec![0],
+            },
+            MetadataRecord::ProducerIdsAllocated { next: 3000 },
+            // An unknown topic (deleted since) changes nothing.
+            MetadataRecord::PartitionsAdded {
+                topic_id: 9,
+                shards: vec![0],
+            },
+            MetadataRecord::ProducerIdsAllocated { next: i64::MAX },
+        ];
+        for record in &records {
+            log.append(record).unwrap();
+            live.apply(record);
+        }
+        drop(log);
+        let (_, replayed) = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(replayed, live);
+        assert_eq!(replayed.topic("a").unwrap().shards, vec![0, 1, 0, 1, 1, 0]);
+        assert_eq!(replayed.topic("b").unwrap().shards, vec![0, 1, 0]);
+        assert_eq!(replayed.topics.len(), 2);
+        assert_eq!(replayed.producer_id_next, i64::MAX);
+    }
+
+    #[test]
+    fn producer_ids_never_go_back() {
+        let mut metadata = Metadata::default();
+        metadata.apply(&MetadataRecord::ProducerIdsAllocated { next: 5000 });
+        metadata.apply(&MetadataRecord::ProducerIdsAllocated { next: 4000 });
+        assert_eq!(metadata.producer_id_next, 5000);
+        // A record below the first id does not decode.
+        let mut body = BytesMut::new();
+        let mut out = Writer::new(&mut body);
+        out.u8(5);
+        out.i64(PRODUCER_ID_FIRST - 1);
+        assert!(MetadataRecord::decode(body.freeze()).is_err());
+    }
+
+    /// The bytes of the records written before partitions could be added:
+    /// logs written then must still load.
+    #[test]
+    fn earlier_records_keep_their_encoding() {
+        let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+        let created = MetadataRecord::TopicCreated(TopicMeta {
+            id: 0x0102,
+            name: "t".to_string(),
+            shards: vec![0, 1],
+            configs: [("k".to_string(), "v".to_string())].into(),
+        });
+        let deleted = MetadataRecord::TopicDeleted { topic_id: 0x0102 };
+        let altered = MetadataRecord::ConfigsAltered {
+            topic_id: 0x0102,
+            configs: BTreeMap::new(),
+        };
+        // Little-endian integers; strings and lists after a u32 count.
+        let golden = [
+            (
+                &created,
+                "01 02010000000000000000000000000000 01000000 74 02000000 00000000 01000000 01000000 01000000 6b 01000000 76",
+            ),
+            (&deleted, "02 02010000000000000000000000000000"),
+            (&altered, "03 02010000000000000000000000000000 00000000"),
+        ];
+        for (record, bytes) in golden {
+            assert_eq!(hex(&record.encode()), bytes.replace(' ', ""), "{record:?}");
+        }
     }
 
     #[test]
