@@ -38,6 +38,14 @@
 //! batch headers after it) and retention (snapshots keep the producers of
 //! deleted segments). An append undone for a full disk is undone in it too.
 //!
+//! # Deleting records
+//!
+//! [`Log::delete_records`] (Kafka's DeleteRecords) moves the log start up to
+//! the high watermark, inside a segment too: reads below it are out of
+//! range, the segments wholly below it are deleted, and the start is kept in
+//! a checkpoint file, written and synced before the call returns, so that it
+//! survives a close and a crash. The `log_start` module says how.
+//!
 //! # Threads
 //!
 //! A log lives on one glommio executor, the partition's owner shard, and must
@@ -48,6 +56,7 @@ mod failures;
 mod faults;
 mod flusher;
 mod index;
+mod log_start;
 mod producer_snapshots;
 mod producers;
 mod reader;
@@ -67,6 +76,7 @@ use std::{
 };
 
 pub use faults::IoFaults;
+pub use log_start::{CheckpointError, CHECKPOINT_MAGIC, CHECKPOINT_NAME};
 pub use producer_snapshots::PRODUCERS_SUFFIX;
 pub use producers::{
     sequence_after, ProducerBatch, ProducerState, PRODUCERS_MAX, PRODUCER_BATCHES_MAX,
@@ -295,6 +305,38 @@ pub enum OpenError {
     Inconsistent { segment: PathBuf, detail: String },
     #[error("invalid log config: {0}")]
     InvalidConfig(String),
+    /// The log start checkpoint ([`CHECKPOINT_NAME`]) does not read back.
+    /// The log is not opened: records deleted below the start it held would
+    /// be readable again.
+    #[error("unusable log start checkpoint {path}: {reason}; the log is not opened")]
+    Checkpoint {
+        path: PathBuf,
+        reason: CheckpointError,
+    },
+}
+
+/// Why [`Log::delete_records`] did not move the log start. Nothing moved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeleteRecordsError {
+    /// `before` is past the high watermark (the visible end). Kafka's
+    /// `OFFSET_OUT_OF_RANGE`.
+    #[error("offset {before} is out of range [{log_start}, {high_watermark}]")]
+    OffsetOutOfRange {
+        before: Offset,
+        log_start: Offset,
+        high_watermark: Offset,
+    },
+    /// The disk is full: the checkpoint could not be written. Retry once
+    /// space is freed. Kafka's `KAFKA_STORAGE_ERROR`.
+    #[error("disk full: {message}")]
+    DiskFull { message: String },
+    /// The log takes no more appends, nor moves of its start: an earlier
+    /// failure, or writing the checkpoint failed (and fenced it). Kafka's
+    /// `KAFKA_STORAGE_ERROR`.
+    #[error(transparent)]
+    Fenced(#[from] LogFailure),
+    #[error("the log is closed")]
+    Closed,
 }
 
 /// Where an appended batch landed.
@@ -308,8 +350,8 @@ pub struct Appended {
     /// are those of the original. Like any append, it returns once the
     /// original is durable (under the `always` policy), and fails if the
     /// original does. The offsets may be below the log start if retention
-    /// deleted the original since. Kafka answers such a produce with no
-    /// error and the original base offset.
+    /// or [`Log::delete_records`] deleted the original since. Kafka answers
+    /// such a produce with no error and the original base offset.
     pub duplicate: bool,
 }
 
@@ -321,7 +363,12 @@ pub(crate) struct State {
     clock: Rc<dyn Clock>,
     faults: Option<Rc<IoFaults>>,
     segments: BTreeMap<Offset, Segment>,
+    /// The first offset that can be read: at or past the first segment's
+    /// base, at most the durable end. Never goes back.
     log_start: Offset,
+    /// The log start the checkpoint file holds (0 without one); it is
+    /// rewritten only to move past this.
+    log_start_checkpoint: Offset,
     /// The next offset to assign.
     end: Offset,
     /// Everything below is in the segment files.
@@ -518,8 +565,8 @@ impl Log {
         reader::read(&self.state, offset, max_bytes).await
     }
 
-    /// The offset of the first record whose timestamp is at or after
-    /// `timestamp`, or `None` if there is none.
+    /// The offset of the first record at or past the log start whose
+    /// timestamp is at or after `timestamp`, or `None` if there is none.
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<Offset>, ReadError> {
         reader::offset_for_timestamp(&self.state, timestamp).await
     }
@@ -535,8 +582,34 @@ impl Log {
         appender::request_roll(&self.state);
     }
 
-    /// Deletes sealed segments past `retention.ms` or beyond
-    /// `retention.bytes`; the active segment is never deleted.
+    /// Moves the log start to `before` (Kafka's DeleteRecords) and returns
+    /// the log start (the low watermark) after it.
+    ///
+    /// Records below the start are no longer readable: reads there fail with
+    /// [`ReadError::OffsetOutOfRange`], [`Log::offset_for_timestamp`] finds
+    /// nothing below it. The new start is durable (a checkpoint file written
+    /// and synced) before this returns `Ok`, and survives a close and a
+    /// crash. The segments wholly below it are deleted; the one containing
+    /// it stays, its records below the start unreadable (a read at the
+    /// start returns the whole batch containing it, as Kafka does). A
+    /// `before` at the end leaves the log empty, and appends go on at the
+    /// same offsets.
+    ///
+    /// A `before` at or below the start changes nothing and returns the
+    /// start. Under the `interval` policy, waits until the log is durable up
+    /// to `before` (at most one flush interval). Errors:
+    /// [`DeleteRecordsError::OffsetOutOfRange`] for a `before` past the high
+    /// watermark ([`Log::visible_end`]);
+    /// [`DeleteRecordsError::DiskFull`], [`DeleteRecordsError::Fenced`] when
+    /// the checkpoint cannot be written (a failure other than a full disk
+    /// fences the log); [`DeleteRecordsError::Closed`].
+    pub async fn delete_records(&self, before: Offset) -> Result<Offset, DeleteRecordsError> {
+        log_start::delete_records(&self.state, before).await
+    }
+
+    /// Deletes sealed segments past `retention.ms`, beyond
+    /// `retention.bytes`, or wholly below the log start; the active segment
+    /// is never deleted.
     pub async fn apply_retention(&self) -> io::Result<RetentionOutcome> {
         retention::apply(&self.state).await
     }

@@ -16,23 +16,20 @@
 //! recovered log end is loaded, and the producer fields of every batch header
 //! from its offset to the end are replayed. A snapshot that does not read
 //! back is logged, deleted and the next older one tried; with none, the log
-//! is replayed from its start. A snapshot is never needed for correctness,
+//! is replayed from its first segment's base. A snapshot is never needed for correctness,
 //! only to remember producers of segments retention deleted and to keep the
 //! replay short: a failure to write one is logged and the log goes on.
 //!
-//! Retention deletes the snapshots below the new log start; a new snapshot
-//! deletes the older ones that are not at a segment base (those of earlier
-//! clean closes).
+//! Deleting segments (retention, or the log start moved by
+//! `Log::delete_records`) deletes the snapshots below the first segment
+//! left; a new snapshot deletes the older ones that are not at a segment
+//! base (those of earlier clean closes).
 
-use std::{
-    collections::BTreeMap,
-    io::{self, Write},
-    path::Path,
-};
+use std::{collections::BTreeMap, io, path::Path};
 
 use super::{
     producers::{ProducerAppend, Producers, SnapshotError, SNAPSHOT_BYTES_MAX},
-    segment::{segment_path, Segment},
+    segment::{replace_file, segment_path, Segment},
     OpenError, Shared,
 };
 use crate::{
@@ -83,17 +80,11 @@ fn remove(path: &Path, why: &str) {
 /// Writes `bytes` as the snapshot at `offset`: a temporary file, fsynced,
 /// renamed into place. The directory is not synced here.
 fn write_snapshot(dir: &Path, offset: Offset, bytes: &[u8]) -> io::Result<()> {
-    let temporary = segment_path(dir, offset, TEMPORARY_SUFFIX);
-    let written = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, segment_path(dir, offset, PRODUCERS_SUFFIX))
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
+    replace_file(
+        &segment_path(dir, offset, PRODUCERS_SUFFIX),
+        &segment_path(dir, offset, TEMPORARY_SUFFIX),
+        bytes,
+    )
 }
 
 /// Deletes the snapshots below `keep` that are not at a segment base.
@@ -181,16 +172,19 @@ pub(super) async fn write_on_close(shared: &Shared) {
     }
 }
 
-/// After retention moved the log start to `log_start`: the snapshots below
-/// it go with their segments. The one at `log_start` stays: it holds the
-/// producers of the deleted segments.
-pub(super) fn delete_below(dir: &Path, log_start: Offset) {
+/// After segments were deleted (retention, or a log start moved by
+/// `Log::delete_records`), so that the first one left starts at
+/// `first_base`: the snapshots below it go with their segments. The one at
+/// `first_base` stays: it holds the producers of the deleted segments. It is
+/// at or below the log start, which need not be a segment base; replaying
+/// from it reads the first segment from its base, still on disk.
+pub(super) fn delete_below(dir: &Path, first_base: Offset) {
     match snapshot_offsets(dir) {
         Ok(offsets) => {
-            for offset in offsets.into_iter().filter(|&offset| offset < log_start) {
+            for offset in offsets.into_iter().filter(|&offset| offset < first_base) {
                 remove(
                     &segment_path(dir, offset, PRODUCERS_SUFFIX),
-                    "below the log start",
+                    "below the first segment",
                 );
             }
         }
@@ -223,11 +217,14 @@ fn read_snapshot(path: &Path, offset: Offset) -> Result<Producers, String> {
 }
 
 /// The producer state of a recovered log: the newest usable snapshot, and
-/// the batch headers from its offset to `end` replayed onto it.
+/// the batch headers from its offset to `end` replayed onto it. `first_base`
+/// is where the first segment starts, which may be below the log start
+/// (`Log::delete_records` moves it inside a segment): the producers of the
+/// batches between the two are remembered like those of deleted segments.
 pub(super) async fn load(
     dir: &Path,
     segments: &BTreeMap<Offset, Segment>,
-    log_start: Offset,
+    first_base: Offset,
     end: Offset,
 ) -> Result<Producers, OpenError> {
     let listed = |source| OpenError::Io {
@@ -273,7 +270,7 @@ pub(super) async fn load(
         Some((offset, producers)) => (Some(offset), producers),
         None => (None, Producers::default()),
     };
-    let from = snapshot.unwrap_or(log_start).max(log_start);
+    let from = snapshot.unwrap_or(first_base).max(first_base);
     let replayed = replay(segments, from, &mut producers).await?;
     if snapshot.is_none_or(|snapshot| snapshot != end) {
         tracing::info!(

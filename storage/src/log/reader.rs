@@ -175,10 +175,12 @@ pub(super) async fn offset_for_timestamp(
 ) -> Result<Option<Offset>, ReadError> {
     let mut offset = {
         let state = shared.borrow();
-        let found = state
-            .segments
-            .values()
-            .find(|segment| segment.max_timestamp.is_some_and(|max| max >= timestamp));
+        // Segments wholly below the start (not deleted yet) are not looked
+        // at: nothing there can be answered.
+        let found = state.segments.values().find(|segment| {
+            segment.next_offset > state.log_start
+                && segment.max_timestamp.is_some_and(|max| max >= timestamp)
+        });
         match found {
             None => return Ok(None),
             Some(segment) => {
@@ -192,6 +194,11 @@ pub(super) async fn offset_for_timestamp(
     loop {
         let batches = match read(shared, offset, 1024 * 1024).await {
             Ok(batches) => batches,
+            // The start moved past `offset` meanwhile: go on from it.
+            Err(ReadError::OffsetOutOfRange { log_start, .. }) if offset < log_start => {
+                offset = log_start;
+                continue;
+            }
             Err(ReadError::OffsetOutOfRange { .. }) => return Ok(None),
             Err(error) => return Err(error),
         };

@@ -1,6 +1,7 @@
 //! Opening a log: finding its segments, checking and rebuilding their
-//! indexes, scanning the active segment to find where the log ends, and
-//! rebuilding the producer state (see `producer_snapshots`).
+//! indexes, scanning the active segment to find where the log ends, reading
+//! where it starts (see `log_start`) and rebuilding the producer state (see
+//! `producer_snapshots`).
 //!
 //! * A sealed segment's indexes are trusted when their footer checks out and
 //!   matches the segment's size; otherwise the segment is scanned and its
@@ -316,13 +317,18 @@ pub(super) async fn recover(
         segments.insert(base, segment);
     }
 
-    let log_start = bases.first().copied().unwrap_or_default();
+    let first_base = bases.first().copied().unwrap_or_default();
     let end = segments
         .values()
         .next_back()
         .map(|s: &Segment| s.next_offset)
         .unwrap_or_default();
-    let producers = super::producer_snapshots::load(dir, &segments, log_start, end).await?;
+    let (log_start, log_start_checkpoint) = super::log_start::recover(dir, first_base, end).await?;
+    assert!(
+        first_base <= log_start && log_start <= end,
+        "the log start {log_start} is outside [{first_base}, {end}]"
+    );
+    let producers = super::producer_snapshots::load(dir, &segments, first_base, end).await?;
     let now_ms = options.clock.now_ms();
     Ok(State {
         dir: dir.to_path_buf(),
@@ -331,6 +337,7 @@ pub(super) async fn recover(
         faults: options.faults,
         segments,
         log_start,
+        log_start_checkpoint,
         end,
         written_end: end,
         durable_end: end,

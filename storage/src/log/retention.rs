@@ -1,14 +1,16 @@
-//! Retention: whole sealed segments are deleted by age and by total size;
-//! the active segment never is. The log start moves to the first segment
-//! kept, and reads below it are out of range. Producer snapshots below the
-//! new start go with the segments; the one at the start keeps the producers
-//! of the deleted segments.
+//! Deleting old segments: retention deletes whole sealed segments by age and
+//! by total size, and those wholly below the log start (moved by
+//! `Log::delete_records`, see `log_start`); the last segment never goes. The
+//! log start moves to the first segment kept, unless it is past it already.
+//! Reads below it are out of range. Producer snapshots below the first
+//! segment kept go with the segments; the one at its base keeps the
+//! producers of the deleted segments.
 
 use std::io;
 
 use super::{
-    segment::{segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX},
-    Shared,
+    segment::{segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX},
+    Shared, State,
 };
 use crate::Offset;
 
@@ -19,69 +21,111 @@ pub struct RetentionOutcome {
     pub log_start: Offset,
 }
 
+/// Deletes the oldest segments that are past `retention.ms`, beyond
+/// `retention.bytes`, or wholly below the log start.
 pub(super) async fn apply(shared: &Shared) -> io::Result<RetentionOutcome> {
-    let (dir, doomed, log_start) = {
-        let mut state = shared.borrow_mut();
-        let now_ms = state.clock.now_ms();
-        let retention_ms = state.config.retention_ms;
-        let retention_bytes = state.config.retention_bytes;
-        let mut total = state.size_bytes();
-        let mut doomed = Vec::new();
-        // Oldest first; stop at the first segment that stays, so the log
-        // stays contiguous.
-        for segment in state.segments.values() {
-            if !segment.sealed || segment.file.is_none() {
-                break;
-            }
-            let expired = retention_ms.is_some_and(|retention_ms| {
-                segment
-                    .max_timestamp
-                    .is_none_or(|max| max < now_ms.saturating_sub(retention_ms as i64))
-            });
-            let oversized = retention_bytes.is_some_and(|max| total - segment.bytes >= max);
-            if !(expired || oversized) {
-                break;
-            }
-            total -= segment.bytes;
-            doomed.push(segment.base);
+    let (now_ms, retention_ms, retention_bytes) = {
+        let state = shared.borrow();
+        let config = &state.config;
+        (
+            state.clock.now_ms(),
+            config.retention_ms,
+            config.retention_bytes,
+        )
+    };
+    let doomed = |segment: &Segment, log_start: Offset, kept_bytes: u64| {
+        let below_start = segment.next_offset <= log_start;
+        let expired = retention_ms.is_some_and(|retention_ms| {
+            segment
+                .max_timestamp
+                .is_none_or(|max| max < now_ms.saturating_sub(retention_ms as i64))
+        });
+        let oversized = retention_bytes.is_some_and(|max| kept_bytes - segment.bytes >= max);
+        below_start || expired || oversized
+    };
+    delete_oldest(shared, "retention", doomed).await
+}
+
+/// Deletes the oldest segments wholly below the log start.
+pub(super) async fn delete_below_start(shared: &Shared) -> io::Result<RetentionOutcome> {
+    let doomed = |segment: &Segment, log_start: Offset, _| segment.next_offset <= log_start;
+    delete_oldest(shared, "log start", doomed).await
+}
+
+/// Drops the cached batches that end below `log_start`.
+pub(super) fn drop_cached_below(state: &mut State, log_start: Offset) {
+    while let Some(batch) = state.cache.front() {
+        if batch.last_offset() >= log_start {
+            break;
         }
-        if doomed.is_empty() {
+        assert!(
+            batch.last_offset() < state.written_end,
+            "a batch below the log start {log_start} is not written: {}",
+            batch.base_offset()
+        );
+        state.cache_bytes -= batch.len();
+        state.cache.pop_front();
+    }
+}
+
+/// Deletes sealed segments, oldest first, while `doomed(segment, log start,
+/// bytes of the log kept so far)` says so; stops at the first that stays,
+/// so the log stays contiguous, and before the last. Moves the log start to
+/// the first segment kept if it is below it.
+async fn delete_oldest(
+    shared: &Shared,
+    why: &'static str,
+    doomed: impl Fn(&Segment, Offset, u64) -> bool,
+) -> io::Result<RetentionOutcome> {
+    let (dir, removed, log_start, first_base) = {
+        let mut state = shared.borrow_mut();
+        let state = &mut *state;
+        let mut kept_bytes = state.size_bytes();
+        let mut bases = Vec::new();
+        // The last segment stays: the log's end is where it ends.
+        let deletable = state.segments.len().saturating_sub(1);
+        for segment in state.segments.values().take(deletable) {
+            if !segment.sealed
+                || segment.file.is_none()
+                || !doomed(segment, state.log_start, kept_bytes)
+            {
+                break;
+            }
+            kept_bytes -= segment.bytes;
+            bases.push(segment.base);
+        }
+        if bases.is_empty() {
             return Ok(RetentionOutcome {
                 log_start: state.log_start,
                 ..RetentionOutcome::default()
             });
         }
         let mut removed = Vec::new();
-        for base in &doomed {
+        for base in &bases {
             let segment = state.segments.remove(base).expect("doomed segment exists");
-            removed.push((segment.base, segment.bytes));
+            removed.push((segment.base, segment.next_offset, segment.bytes));
         }
-        let log_start = *state
+        let first_base = *state
             .segments
             .keys()
             .next()
-            .expect("the active segment stays");
-        assert!(log_start > state.log_start, "log start went back");
+            .expect("the last segment stays");
+        let (_, last_removed_end, _) = removed.last().expect("a segment was removed");
+        assert_eq!(
+            *last_removed_end, first_base,
+            "the segments kept do not follow those deleted"
+        );
+        let log_start = state.log_start.max(first_base);
         state.log_start = log_start;
-        state.cache_bytes -= {
-            let mut dropped = 0;
-            while state
-                .cache
-                .front()
-                .is_some_and(|batch| batch.base_offset() < log_start)
-            {
-                dropped += state.cache.pop_front().expect("front exists").len();
-            }
-            dropped
-        };
-        (state.dir.clone(), removed, log_start)
+        drop_cached_below(state, log_start);
+        (state.dir.clone(), removed, log_start, first_base)
     };
 
     let mut outcome = RetentionOutcome {
         log_start,
         ..RetentionOutcome::default()
     };
-    for (base, bytes) in doomed {
+    for (base, _, bytes) in removed {
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             match std::fs::remove_file(segment_path(&dir, base, suffix)) {
                 Ok(()) => {}
@@ -92,11 +136,11 @@ pub(super) async fn apply(shared: &Shared) -> io::Result<RetentionOutcome> {
         outcome.segments_deleted += 1;
         outcome.bytes_deleted += bytes;
     }
-    super::producer_snapshots::delete_below(&dir, log_start);
+    super::producer_snapshots::delete_below(&dir, first_base);
     super::segment::sync_dir(&dir).await?;
     tracing::info!(
         log = %dir.display(), segments = outcome.segments_deleted,
-        bytes = outcome.bytes_deleted, %log_start, "retention deleted segments"
+        bytes = outcome.bytes_deleted, %log_start, why, "deleted segments"
     );
     Ok(outcome)
 }

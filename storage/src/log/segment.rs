@@ -118,6 +118,23 @@ pub async fn sync_dir(dir: &Path) -> io::Result<()> {
     directory.sync().await.map_err(to_io_error)
 }
 
+/// Replaces the file at `path` with `bytes`, whole or not at all: writes
+/// them to `temporary`, fsyncs it and renames it over `path`. The directory
+/// is not synced here: until it is ([`sync_dir`]), a crash may leave the old
+/// file. On error the temporary file is removed and `path` is as it was.
+pub fn replace_file(path: &Path, temporary: &Path, bytes: &[u8]) -> io::Result<()> {
+    let written = (|| {
+        let mut file = std::fs::File::create(temporary)?;
+        io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(temporary);
+    }
+    written
+}
+
 impl SegmentFile {
     pub fn new(path: PathBuf, file: DmaFile, faults: Option<Rc<IoFaults>>) -> SegmentFile {
         SegmentFile {
