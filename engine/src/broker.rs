@@ -165,6 +165,9 @@ impl Broker {
                 source,
             })?;
         check_port_free(&config.native_addr)?;
+        if let Some(kafka_addr) = &config.kafka_addr {
+            check_port_free(kafka_addr)?;
+        }
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
         let metadata = Arc::new(metadata);
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
@@ -192,6 +195,7 @@ impl Broker {
                         connections: Cell::new(0),
                         in_flight: Cell::new(0),
                         shutting_down: Cell::new(false),
+                        producer_ids: RefCell::new(0..0),
                     });
                     shard_main(shard, inbox, ready).await;
                 });
@@ -238,6 +242,7 @@ impl Broker {
         }
         tracing::info!(
             native_addr = %config.native_addr,
+            kafka_addr = config.kafka_addr.as_deref().unwrap_or("off"),
             shards = shard_count,
             partitions,
             recovered_in_ms = started.elapsed().as_millis() as u64,
@@ -309,9 +314,31 @@ async fn shard_main(
             return;
         }
     };
+    let kafka_listener = match shard.config.kafka_addr.as_deref().map(TcpListener::bind) {
+        None => None,
+        Some(Ok(listener)) => Some(listener),
+        Some(Err(error)) => {
+            let addr = shard.config.kafka_addr.as_deref().unwrap_or_default();
+            let reason = format!("cannot listen on {addr}: {error}");
+            let _ = ready.send(Err(EngineError::ShardStart {
+                shard: shard.id,
+                reason,
+            }));
+            return;
+        }
+    };
     // Kept, not detached: dropping them at shutdown cancels them, which
-    // closes the listener at once.
-    let acceptor = glommio::spawn_local(server::accept_loop(shard.clone(), listener));
+    // closes the listeners at once.
+    let acceptor = glommio::spawn_local(server::accept_loop::<server::Native>(
+        shard.clone(),
+        listener,
+    ));
+    let kafka_acceptor = kafka_listener.map(|listener| {
+        glommio::spawn_local(server::accept_loop::<crate::kafka::Kafka>(
+            shard.clone(),
+            listener,
+        ))
+    });
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
     let _ = ready.send(Ok(Ready {
         shard: shard.id,
@@ -336,6 +363,7 @@ async fn shard_main(
             }
             ShardMessage::Shutdown(ack) => {
                 drop(acceptor);
+                drop(kafka_acceptor);
                 drop(retention);
                 shutdown(&shard).await;
                 let _ = ack.send(());

@@ -49,12 +49,9 @@ pub enum ControllerOp {
     /// (topic, new total partition count, validate only, reply): grows the
     /// topic to that many partitions (Kafka's CreatePartitions). With
     /// validate only, checks everything and changes nothing.
-    // Constructed by the Kafka handlers; until they land, only by tests.
-    #[allow(dead_code)]
     CreatePartitions(String, u32, bool, oneshot::Sender<TopicResult>),
     /// Hands out a block of producer ids never handed out before, as
     /// (first, count): ids `first..first + count` (Kafka's InitProducerId).
-    #[allow(dead_code)]
     AllocateProducerIds(oneshot::Sender<Result<(i64, i64), Failure>>),
 }
 

@@ -16,6 +16,7 @@ mod broker;
 mod config;
 mod controller;
 mod handlers;
+mod kafka;
 mod metadata;
 mod server;
 mod shard;

@@ -1,14 +1,18 @@
-//! The native protocol's listener and connection loop, on every shard.
+//! The listeners and the connection loop, on every shard, for both
+//! protocols.
 //!
 //! Each connection has a reader (this loop) and a writer task. Frames are
 //! read with their length checked against the cap first; each request is
 //! served in its own task, at most `in_flight_per_connection_max` at a time
-//! (beyond that the reader stops reading: backpressure), and its response is
-//! written when it is ready, in any order.
+//! (beyond that the reader stops reading: backpressure). Tasks start in the
+//! order their requests arrived, so the partition work they send goes out in
+//! that order too (an idempotent producer's batches reach its partition in
+//! the order sent). A native response is written when it is ready, in any
+//! order; Kafka's are written in request order, as its clients expect.
 
-use std::rc::Rc;
+use std::{collections::BTreeMap, future::Future, rc::Rc};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncWriteExt, StreamExt};
 use glommio::{
     channels::local_channel,
@@ -20,14 +24,79 @@ use sluice_net::native::{
     ErrorCode,
 };
 
-use crate::{handlers, shard::Shard};
+use crate::{handlers, shard::Shard, BrokerConfig};
 
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+/// What differs between the native and the Kafka protocol on a connection.
+pub trait Protocol: 'static {
+    type Request: 'static;
+    const NAME: &'static str;
+    /// Whether responses go out in request order.
+    const ORDERED: bool;
+
+    fn frame_reader(config: &BrokerConfig) -> FrameReader;
+    /// The request in a frame, or what to send (if anything) before closing
+    /// a connection whose frame cannot be read.
+    fn parse(frame: Bytes) -> Result<Self::Request, (Option<BytesMut>, String)>;
+    /// Sent before closing a connection whose frame is over the cap.
+    fn too_large(declared: usize, max: usize) -> Option<BytesMut>;
+    /// Sent to a connection refused because the shard holds its most.
+    fn refusal(max: usize) -> Option<BytesMut>;
+    /// Serves one request: the response, `None` when none is due, or why
+    /// the connection must close (after the responses before this one).
+    fn handle(
+        shard: Rc<Shard>,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Option<BytesMut>, String>>;
+}
+
+/// The native protocol.
+pub struct Native;
+
+impl Protocol for Native {
+    type Request = (sluice_net::native::frame::RequestHeader, Bytes);
+    const NAME: &'static str = "native";
+    const ORDERED: bool = false;
+
+    fn frame_reader(config: &BrokerConfig) -> FrameReader {
+        FrameReader::new(config.frame_bytes_max)
+    }
+
+    fn parse(frame: Bytes) -> Result<Self::Request, (Option<BytesMut>, String)> {
+        split_request(frame).map_err(|error| {
+            let message = format!("{error}; closing");
+            let response = encode_error_response(0, ErrorCode::InvalidRequest, &message);
+            (Some(response), error.to_string())
+        })
+    }
+
+    fn too_large(declared: usize, max: usize) -> Option<BytesMut> {
+        let message = format!("frame of {declared} bytes is over the cap of {max} bytes; closing");
+        Some(encode_error_response(0, ErrorCode::TooLarge, &message))
+    }
+
+    fn refusal(max: usize) -> Option<BytesMut> {
+        let message = format!("this shard holds its most connections ({max}); try again later");
+        Some(encode_error_response(
+            0,
+            ErrorCode::TooManyRequests,
+            &message,
+        ))
+    }
+
+    async fn handle(
+        shard: Rc<Shard>,
+        (header, body): Self::Request,
+    ) -> Result<Option<BytesMut>, String> {
+        Ok(handlers::handle(&shard, header, body).await)
+    }
+}
+
+pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::warn!(shard = shard.id, %error, "accept failed");
+                tracing::warn!(shard = shard.id, protocol = P::NAME, %error, "accept failed");
                 glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
@@ -41,7 +110,7 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             .div_ceil(shard.shard_count())
             .max(1);
         if shard.connections.get() >= per_shard_max {
-            glommio::spawn_local(refuse(stream, per_shard_max)).detach();
+            glommio::spawn_local(refuse(stream, P::refusal(per_shard_max))).detach();
             continue;
         }
         shard.connections.set(shard.connections.get() + 1);
@@ -51,8 +120,8 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
                 .peer_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            if let Err(error) = serve(&shard, stream).await {
-                tracing::debug!(shard = shard.id, %peer, %error, "connection closed");
+            if let Err(error) = serve::<P>(&shard, stream).await {
+                tracing::debug!(shard = shard.id, protocol = P::NAME, %peer, %error, "connection closed");
             }
             shard.connections.set(shard.connections.get() - 1);
         })
@@ -60,61 +129,100 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-async fn refuse(mut stream: TcpStream, max: usize) {
-    let message = format!("this shard holds its most connections ({max}); try again later");
-    let frame = encode_error_response(0, ErrorCode::TooManyRequests, &message);
-    let _ = stream.write_all(&frame).await;
+async fn refuse(mut stream: TcpStream, frame: Option<BytesMut>) {
+    if let Some(frame) = frame {
+        let _ = stream.write_all(&frame).await;
+    }
     let _ = stream.close().await;
 }
 
-async fn serve(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), FrameError> {
+/// What a request's task hands the writer, with the request's place in the
+/// connection's order.
+enum Reply {
+    Frame(BytesMut),
+    Nothing,
+    /// Close the connection once everything before this is written.
+    Close,
+}
+
+impl Reply {
+    fn frame(frame: Option<BytesMut>) -> Reply {
+        frame.map_or(Reply::Nothing, Reply::Frame)
+    }
+}
+
+type Outgoing = (u64, Reply);
+
+async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let (mut reader_half, mut writer_half) = sluice_net::split::split(stream);
-    let (responses, outbox) = local_channel::new_unbounded::<BytesMut>();
+    let (responses, outbox) = local_channel::new_unbounded::<Outgoing>();
     let responses = Rc::new(responses);
     let writer = glommio::spawn_local(async move {
         let mut stream = outbox.stream();
-        while let Some(frame) = stream.next().await {
-            if writer_half.write_all(&frame).await.is_err() {
-                break;
+        // Responses that came before one they must follow.
+        let mut waiting: BTreeMap<u64, Reply> = BTreeMap::new();
+        let mut next = 0u64;
+        'replies: while let Some((sequence, reply)) = stream.next().await {
+            let mut ready = Vec::new();
+            if P::ORDERED {
+                waiting.insert(sequence, reply);
+                while let Some(reply) = waiting.remove(&next) {
+                    next += 1;
+                    ready.push(reply);
+                }
+            } else {
+                ready.push(reply);
+            }
+            for reply in ready {
+                let written = match reply {
+                    Reply::Frame(frame) => writer_half.write_all(&frame).await,
+                    Reply::Nothing => Ok(()),
+                    // Unordered, what is in flight still answers; the channel
+                    // closes after it.
+                    Reply::Close if !P::ORDERED => Ok(()),
+                    Reply::Close => break 'replies,
+                };
+                if written.is_err() {
+                    break 'replies;
+                }
             }
             // Everything already queued goes out before the flush.
             if writer_half.flush().await.is_err() {
                 break;
             }
         }
+        let _ = writer_half.flush().await;
         let _ = writer_half.close().await;
     });
 
     let slots = Rc::new(Semaphore::new(
         shard.config.in_flight_per_connection_max as u64,
     ));
-    let mut frames = FrameReader::new(shard.config.frame_bytes_max);
+    let mut frames = P::frame_reader(&shard.config);
     let timeouts = ReadTimeouts {
         idle: Some(shard.config.connection_idle_timeout),
         stalled: shard.config.partial_frame_timeout,
     };
+    let mut sequence = 0u64;
+    // Set by a request that closes the connection: read no more.
+    let closing = Rc::new(std::cell::Cell::new(false));
     let outcome = loop {
         let frame = match frames.next(&mut reader_half, timeouts).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break Ok(()),
             Err(FrameError::TooLarge { declared, max }) => {
-                let message =
-                    format!("frame of {declared} bytes is over the cap of {max} bytes; closing");
-                let _ = responses.try_send(encode_error_response(0, ErrorCode::TooLarge, &message));
-                break Err(FrameError::TooLarge { declared, max });
+                let _ = responses.try_send((sequence, Reply::frame(P::too_large(declared, max))));
+                let _ = responses.try_send((sequence + 1, Reply::Close));
+                break Err(FrameError::TooLarge { declared, max }.to_string());
             }
-            Err(error) => break Err(error),
+            Err(error) => break Err(error.to_string()),
         };
-        let (header, body) = match split_request(frame) {
-            Ok(parts) => parts,
-            Err(error) => {
-                let message = format!("{error}; closing");
-                let _ = responses.try_send(encode_error_response(
-                    0,
-                    ErrorCode::InvalidRequest,
-                    &message,
-                ));
+        let request = match P::parse(frame) {
+            Ok(request) => request,
+            Err((response, error)) => {
+                let _ = responses.try_send((sequence, Reply::frame(response)));
+                let _ = responses.try_send((sequence + 1, Reply::Close));
                 break Err(error);
             }
         };
@@ -122,13 +230,25 @@ async fn serve(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), FrameError> {
             Ok(permit) => permit,
             Err(_) => break Ok(()),
         };
+        if closing.get() {
+            break Ok(());
+        }
         let shard = shard.clone();
         let responses = responses.clone();
+        let closing = closing.clone();
+        let place = sequence;
+        sequence += 1;
         shard.in_flight.set(shard.in_flight.get() + 1);
         glommio::spawn_local(async move {
-            if let Some(response) = handlers::handle(&shard, header, body).await {
-                let _ = responses.try_send(response);
-            }
+            let reply = match P::handle(shard.clone(), request).await {
+                Ok(response) => Reply::frame(response),
+                Err(error) => {
+                    tracing::debug!(shard = shard.id, protocol = P::NAME, %error, "closing the connection");
+                    closing.set(true);
+                    Reply::Close
+                }
+            };
+            let _ = responses.try_send((place, reply));
             shard.in_flight.set(shard.in_flight.get() - 1);
             drop(permit);
         })

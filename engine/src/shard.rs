@@ -17,12 +17,15 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_channel::oneshot;
-use sluice_net::native::{messages::OffsetSpec, ErrorCode};
+use sluice_net::{
+    kafka::convert::kafka_to_native,
+    native::{messages::OffsetSpec, ErrorCode},
+};
 use sluice_storage::{
     batch::{Batch, BatchError},
-    log::{AppendError, Log, LogConfig, ReadError},
+    log::{AppendError, DeleteRecordsError, Log, LogConfig, ReadError},
     Offset,
 };
 
@@ -64,15 +67,34 @@ pub struct PartitionStats {
     pub segments: u32,
 }
 
+/// The protocol a batch came in or goes out in. Batches are stored as they
+/// came; a reader in the other protocol gets them converted by the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// A Sluice batch, native payload.
+    Native,
+    /// A Kafka RecordBatch v2.
+    Kafka,
+}
+
+/// Where a produced batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    pub base_offset: u64,
+    pub log_start: u64,
+}
+
 /// Work on one partition, done on its owner shard.
 pub enum PartitionOp {
     Produce {
         batch: Bytes,
-        reply: oneshot::Sender<Result<(u64, u64), Failure>>,
+        format: WireFormat,
+        reply: oneshot::Sender<Result<Produced, Failure>>,
     },
     Fetch {
         offset: u64,
         max_bytes: usize,
+        format: WireFormat,
         reply: oneshot::Sender<Result<FetchOutcome, Failure>>,
     },
     /// Resolves when data is readable at `offset`, the timeout passes, or
@@ -88,6 +110,12 @@ pub enum PartitionOp {
     },
     Stats {
         reply: oneshot::Sender<Result<PartitionStats, Failure>>,
+    },
+    /// Moves the log start up to `before` (`None`: the high watermark);
+    /// answers the new log start.
+    DeleteRecords {
+        before: Option<u64>,
+        reply: oneshot::Sender<Result<u64, Failure>>,
     },
     Open {
         dir: PathBuf,
@@ -126,6 +154,9 @@ pub struct Shard {
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
     pub shutting_down: Cell<bool>,
+    /// Producer ids this shard may hand out (Kafka's InitProducerId), a
+    /// block from the controller at a time.
+    pub producer_ids: RefCell<std::ops::Range<i64>>,
 }
 
 /// Something that completes with `T`: a local task or a remote answer.
@@ -207,6 +238,25 @@ pub fn batch_failure(error: BatchError) -> Failure {
     }
 }
 
+/// A stored batch as a reader in `format` takes it.
+fn convert(batch: Batch, format: WireFormat) -> Result<Bytes, Failure> {
+    let stored_kafka = batch.kafka_payload();
+    match (format, stored_kafka) {
+        (WireFormat::Native, None) => Ok(batch.into_bytes()),
+        (WireFormat::Kafka, Some(kafka)) => Ok(kafka),
+        (WireFormat::Native, Some(_)) => kafka_to_native(&batch)
+            .map(Batch::into_bytes)
+            .map_err(|error| Failure::new(ErrorCode::StorageFailed, error.to_string())),
+        (WireFormat::Kafka, None) => {
+            let mut out = BytesMut::with_capacity(batch.len());
+            batch
+                .write_kafka(&mut out)
+                .map_err(|error| Failure::new(ErrorCode::StorageFailed, error.to_string()))?;
+            Ok(out.freeze())
+        }
+    }
+}
+
 fn unknown_partition(key: PartitionKey) -> Failure {
     Failure::new(
         ErrorCode::NoSuchPartition,
@@ -221,18 +271,29 @@ fn unknown_partition(key: PartitionKey) -> Failure {
 pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
     let log = shard.partitions.borrow().get(&key).cloned();
     match op {
-        PartitionOp::Produce { batch, reply } => {
+        PartitionOp::Produce {
+            batch,
+            format,
+            reply,
+        } => {
             let Some(log) = log else {
                 let _ = reply.send(Err(unknown_partition(key)));
                 return;
             };
             // The one check of a foreign batch: on arrival at its owner.
-            let result = match Batch::validate(batch) {
+            let checked = match format {
+                WireFormat::Native => Batch::validate(batch),
+                WireFormat::Kafka => Batch::from_kafka(&batch),
+            };
+            let result = match checked {
                 Err(error) => Err(batch_failure(error)),
                 Ok(batch) => log
                     .append(batch)
                     .await
-                    .map(|appended| (appended.base_offset.0, log.start_offset().0))
+                    .map(|appended| Produced {
+                        base_offset: appended.base_offset.0,
+                        log_start: log.start_offset().0,
+                    })
                     .map_err(append_failure),
             };
             let _ = reply.send(result);
@@ -240,21 +301,26 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
         PartitionOp::Fetch {
             offset,
             max_bytes,
+            format,
             reply,
         } => {
             let Some(log) = log else {
                 let _ = reply.send(Err(unknown_partition(key)));
                 return;
             };
-            let result = log
-                .read(Offset(offset), max_bytes)
-                .await
-                .map(|batches| FetchOutcome {
-                    batches: batches.into_iter().map(Batch::into_bytes).collect(),
-                    high_watermark: log.visible_end().0,
-                    log_start: log.start_offset().0,
-                });
-            let _ = reply.send(result.map_err(read_failure));
+            let result = match log.read(Offset(offset), max_bytes).await {
+                Ok(batches) => batches
+                    .into_iter()
+                    .map(|batch| convert(batch, format))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|batches| FetchOutcome {
+                        batches,
+                        high_watermark: log.visible_end().0,
+                        log_start: log.start_offset().0,
+                    }),
+                Err(error) => Err(read_failure(error)),
+            };
+            let _ = reply.send(result);
         }
         PartitionOp::WaitForData {
             offset,
@@ -294,6 +360,26 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
                     segments: log.segment_count() as u32,
                 })
                 .ok_or_else(|| unknown_partition(key));
+            let _ = reply.send(result);
+        }
+        PartitionOp::DeleteRecords { before, reply } => {
+            let Some(log) = log else {
+                let _ = reply.send(Err(unknown_partition(key)));
+                return;
+            };
+            let before = before.map_or_else(|| log.visible_end(), Offset);
+            let result = log
+                .delete_records(before)
+                .await
+                .map(|start| start.0)
+                .map_err(|error| {
+                    let code = match error {
+                        DeleteRecordsError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+                        DeleteRecordsError::DiskFull { .. } => ErrorCode::DiskFull,
+                        _ => ErrorCode::StorageFailed,
+                    };
+                    Failure::new(code, error.to_string())
+                });
             let _ = reply.send(result);
         }
         PartitionOp::Open { dir, config, reply } => {

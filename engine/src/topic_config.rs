@@ -37,6 +37,41 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Every topic config's value for a topic with `configs` set: the value
+/// set, or the default; and whether it was set.
+pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static str, String, bool)> {
+    let defaults = LogConfig::default();
+    let ms_or_forever = |ms: Option<u64>| ms.map_or("-1".to_string(), |ms| ms.to_string());
+    TOPIC_CONFIGS
+        .iter()
+        .map(|(name, _)| {
+            if let Some(value) = configs.get(*name) {
+                return (*name, value.clone(), true);
+            }
+            let default = match *name {
+                "retention.ms" => ms_or_forever(defaults.retention_ms),
+                "retention.bytes" => ms_or_forever(defaults.retention_bytes),
+                "segment.bytes" => defaults.segment_bytes_max.to_string(),
+                "segment.ms" => ms_or_forever(defaults.segment_ms),
+                "index.interval.bytes" => defaults.index_interval_bytes.to_string(),
+                "flush.policy" => match defaults.flush {
+                    FlushPolicy::Always => "always".to_string(),
+                    FlushPolicy::Interval(_) => "interval".to_string(),
+                },
+                "flush.interval.ms" => match defaults.flush {
+                    FlushPolicy::Interval(interval) => interval.as_millis().to_string(),
+                    FlushPolicy::Always => FLUSH_INTERVAL_DEFAULT_MS.to_string(),
+                },
+                _ => String::new(),
+            };
+            (*name, default, false)
+        })
+        .collect()
+}
+
+/// `flush.interval.ms` when `flush.policy=interval` is set without it.
+pub const FLUSH_INTERVAL_DEFAULT_MS: u64 = 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid config {name}={value}: {reason}")]
 pub struct ConfigError {
@@ -132,7 +167,9 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Confi
         }
     }
     if interval_policy {
-        config.flush = FlushPolicy::Interval(Duration::from_millis(interval_ms.unwrap_or(1000)));
+        config.flush = FlushPolicy::Interval(Duration::from_millis(
+            interval_ms.unwrap_or(FLUSH_INTERVAL_DEFAULT_MS),
+        ));
     } else if interval_ms.is_some() {
         return Err(invalid(
             "flush.interval.ms",

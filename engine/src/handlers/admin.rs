@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// Runs `op` on the controller, here or on shard 0.
-async fn to_controller(shard: &Rc<Shard>, op: ControllerOp) {
+pub(crate) async fn to_controller(shard: &Rc<Shard>, op: ControllerOp) {
     if shard.id == 0 {
         controller::run(shard, op).await;
     } else {

@@ -12,25 +12,27 @@ use sluice_net::native::{
 };
 
 use super::route;
-use crate::shard::{Answer, Failure, FetchOutcome, PartitionKey, PartitionOp, Shard};
+use crate::shard::{Answer, Failure, FetchOutcome, PartitionKey, PartitionOp, Shard, WireFormat};
 
 /// A fetch waits at most this long, whatever it asks: a bound on how long a
 /// request holds a slot on its connection.
-const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
+pub(crate) const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 
-struct Target {
-    topic: String,
-    partition: u32,
-    offset: u64,
-    max_bytes: usize,
-    route: Result<(usize, PartitionKey), Failure>,
+/// One partition a fetch reads.
+pub(crate) struct Target {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub max_bytes: usize,
+    pub format: WireFormat,
+    pub route: Result<(usize, PartitionKey), Failure>,
 }
 
 /// A fetch response carries at most this many bytes of batches, whatever
 /// the request asks (and at least one batch). With the read budget split
 /// between the partitions asked for, it bounds the memory one fetch pins to
 /// this plus one batch per partition.
-const FETCH_RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
+pub(crate) const FETCH_RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
 
 pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
     let metadata = shard.metadata();
@@ -50,25 +52,40 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
                 partition: part.partition,
                 offset: part.offset,
                 max_bytes: (part.max_bytes as usize).min(share).max(1),
+                format: WireFormat::Native,
                 route: route(shard, &metadata, &topic.name, part.partition),
             });
         }
     }
 
-    let mut outcomes = read_all(shard, &targets).await;
+    let max_wait = Duration::from_millis(u64::from(request.max_wait_ms));
+    let outcomes = read_or_wait(shard, &targets, request.min_bytes as usize, max_wait).await;
+    respond(targets, outcomes, response_max)
+}
+
+/// Reads every target; if that is less than `min_bytes` and nothing failed,
+/// waits up to `max_wait` (at most [`FETCH_WAIT_MAX`]) for data on any of
+/// them, and reads again.
+pub(crate) async fn read_or_wait(
+    shard: &Rc<Shard>,
+    targets: &[Target],
+    min_bytes: usize,
+    max_wait: Duration,
+) -> Vec<Result<FetchOutcome, Failure>> {
+    let outcomes = read_all(shard, targets).await;
     let bytes: usize = outcomes
         .iter()
         .flatten()
         .flat_map(|o| &o.batches)
         .map(Bytes::len)
         .sum();
-    let max_wait = Duration::from_millis(u64::from(request.max_wait_ms)).min(FETCH_WAIT_MAX);
+    let max_wait = max_wait.min(FETCH_WAIT_MAX);
     let any_error = outcomes.iter().any(Result::is_err);
-    if bytes < request.min_bytes as usize && !max_wait.is_zero() && !any_error {
-        wait_for_any(shard, &targets, max_wait).await;
-        outcomes = read_all(shard, &targets).await;
+    if bytes >= min_bytes || max_wait.is_zero() || any_error {
+        return outcomes;
     }
-    respond(targets, outcomes, response_max)
+    wait_for_any(shard, targets, max_wait).await;
+    read_all(shard, targets).await
 }
 
 async fn read_all(shard: &Rc<Shard>, targets: &[Target]) -> Vec<Result<FetchOutcome, Failure>> {
@@ -76,13 +93,14 @@ async fn read_all(shard: &Rc<Shard>, targets: &[Target]) -> Vec<Result<FetchOutc
         .iter()
         .map(|target| {
             let (owner, key) = target.route.clone()?;
-            let (offset, max_bytes) = (target.offset, target.max_bytes);
+            let (offset, max_bytes, format) = (target.offset, target.max_bytes, target.format);
             Ok(shard.call(
                 owner,
                 key,
                 |reply| PartitionOp::Fetch {
                     offset,
                     max_bytes,
+                    format,
                     reply,
                 },
                 Err(Failure::new(

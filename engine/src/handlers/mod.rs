@@ -2,8 +2,8 @@
 //! on the shard holding the connection; it sends each partition's part to
 //! the owner shard and gathers the answers.
 
-mod admin;
-mod fetch;
+pub(crate) mod admin;
+pub(crate) mod fetch;
 mod list_offsets;
 mod metadata;
 mod produce;

@@ -11,7 +11,7 @@ use sluice_net::native::{
 };
 
 use super::route;
-use crate::shard::{Failure, PartitionOp, Shard};
+use crate::shard::{Failure, PartitionOp, Shard, WireFormat};
 
 /// `None` when acks=none: the batches are stored but nothing is answered.
 pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -27,6 +27,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
                         key,
                         |reply| PartitionOp::Produce {
                             batch: part.batch,
+                            format: WireFormat::Native,
                             reply,
                         },
                         Err(Failure::new(
@@ -49,12 +50,12 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
                 Err(failure) => Err(failure),
             };
             answers.push(match result {
-                Ok((base_offset, log_start)) => ProducePartitionResponse {
+                Ok(produced) => ProducePartitionResponse {
                     partition,
                     error: ErrorCode::None,
                     message: String::new(),
-                    base_offset,
-                    log_start,
+                    base_offset: produced.base_offset,
+                    log_start: produced.log_start,
                 },
                 Err(failure) => ProducePartitionResponse {
                     partition,

@@ -1,0 +1,617 @@
+//! Topic administration: create, delete and grow topics, delete records,
+//! describe and change configs, describe the cluster. Changes go to the
+//! controller on shard 0, as the native ones do.
+
+use std::{collections::BTreeMap, rc::Rc};
+
+use futures_channel::oneshot;
+use kafka_protocol::{
+    error::ResponseError,
+    messages::{
+        alter_configs_response::AlterConfigsResourceResponse,
+        create_partitions_response::CreatePartitionsTopicResult,
+        create_topics_response::{CreatableTopicConfigs, CreatableTopicResult},
+        delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
+        delete_topics_response::DeletableTopicResult,
+        describe_cluster_response::DescribeClusterBroker,
+        describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult},
+        incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
+        CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+        CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+        DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse,
+        DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse,
+    },
+    protocol::StrBytes,
+};
+use sluice_net::native::{
+    messages::{NewTopic, TopicResult},
+    ErrorCode,
+};
+use uuid::Uuid;
+
+use super::{advertised, broker_id, cluster_id, failure_code, str_bytes, topic_name};
+use crate::{
+    controller::{check_topic_name, ControllerOp, PARTITIONS_PER_TOPIC_MAX},
+    handlers::{admin::to_controller, route},
+    shard::{Failure, PartitionOp, Shard},
+    topic_config::{effective, log_config},
+};
+
+/// Kafka's config resource types.
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// Kafka's config sources.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's config types (DescribeConfigs v3+).
+const TYPE_STRING: i8 = 2;
+const TYPE_LONG: i8 = 5;
+
+fn message(failure: &Failure) -> Option<StrBytes> {
+    Some(str_bytes(failure.message.clone()))
+}
+
+fn result_failure(result: &TopicResult) -> Option<Failure> {
+    (!result.error.is_ok()).then(|| Failure::new(result.error, result.message.clone()))
+}
+
+async fn controller<T>(
+    shard: &Rc<Shard>,
+    op: impl FnOnce(oneshot::Sender<T>) -> ControllerOp,
+) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    to_controller(shard, op(reply)).await;
+    answer.await.ok()
+}
+
+fn stopped() -> Failure {
+    Failure::new(ErrorCode::ShuttingDown, "the controller stopped")
+}
+
+pub async fn create_topics(
+    shard: &Rc<Shard>,
+    request: CreateTopicsRequest,
+    _version: i16,
+) -> CreateTopicsResponse {
+    // Checked here first, in Kafka's terms; what passes goes to the
+    // controller, unless only validation was asked.
+    let mut checked: Vec<(String, Result<NewTopic, (i16, String)>)> = Vec::new();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let new = if matches!(topic.replication_factor, -1 | 1) {
+            check_new_topic(shard, &name, topic.num_partitions, &topic.configs)
+                .map_err(|failure| (failure_code(&failure), failure.message))
+        } else {
+            Err((
+                ResponseError::InvalidReplicationFactor.code(),
+                format!(
+                    "replication factor {}: this broker keeps one replica",
+                    topic.replication_factor
+                ),
+            ))
+        };
+        checked.push((name, new));
+    }
+    let to_create: Vec<NewTopic> = checked
+        .iter()
+        .filter_map(|(_, new)| new.as_ref().ok().cloned())
+        .collect();
+    let mut created: Vec<TopicResult> = Vec::new();
+    if !request.validate_only && !to_create.is_empty() {
+        created = controller(shard, |reply| ControllerOp::CreateTopics(to_create, reply))
+            .await
+            .unwrap_or_default();
+    }
+    let metadata = shard.metadata();
+    let topics = checked
+        .into_iter()
+        .map(|(name, new)| {
+            let outcome = new.and_then(|new| {
+                if request.validate_only {
+                    return Ok(new);
+                }
+                let failure = match created.iter().find(|result| result.name == name) {
+                    Some(result) => result_failure(result),
+                    None => Some(stopped()),
+                };
+                match failure {
+                    None => Ok(new),
+                    Some(failure) => Err((failure_code(&failure), failure.message)),
+                }
+            });
+            let result = CreatableTopicResult::default().with_name(topic_name(&name));
+            match outcome {
+                Err((code, text)) => result
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes(text)))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+                Ok(new) => {
+                    let meta = metadata.topic(&name);
+                    let configs = new.configs.iter().cloned().collect::<BTreeMap<_, _>>();
+                    result
+                        .with_topic_id(meta.map_or(Uuid::nil(), |meta| Uuid::from_u128(meta.id)))
+                        .with_num_partitions(new.partitions as i32)
+                        .with_replication_factor(1)
+                        .with_configs(Some(
+                            effective(&configs)
+                                .into_iter()
+                                .map(|(name, value, set)| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(str_bytes(name))
+                                        .with_value(Some(str_bytes(value)))
+                                        .with_config_source(if set {
+                                            SOURCE_TOPIC
+                                        } else {
+                                            SOURCE_DEFAULT
+                                        })
+                                })
+                                .collect(),
+                        ))
+                }
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+fn check_new_topic(
+    shard: &Shard,
+    name: &str,
+    partitions: i32,
+    configs: &[kafka_protocol::messages::create_topics_request::CreatableTopicConfig],
+) -> Result<NewTopic, Failure> {
+    check_topic_name(name)?;
+    if shard.metadata().topic(name).is_some() {
+        return Err(Failure::new(
+            ErrorCode::TopicExists,
+            format!("topic {name} exists"),
+        ));
+    }
+    let partitions = match partitions {
+        -1 => shard.config.default_partitions,
+        count if count >= 1 && count as u32 <= PARTITIONS_PER_TOPIC_MAX => count as u32,
+        count => {
+            return Err(Failure::new(
+                ErrorCode::InvalidPartitionCount,
+                format!("{count} partitions: a topic has 1 to {PARTITIONS_PER_TOPIC_MAX}"),
+            ))
+        }
+    };
+    let configs: Vec<(String, String)> = configs
+        .iter()
+        .filter_map(|config| Some((config.name.to_string(), config.value.as_ref()?.to_string())))
+        .collect();
+    log_config(&configs.iter().cloned().collect())
+        .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+    Ok(NewTopic {
+        name: name.to_string(),
+        partitions,
+        configs,
+    })
+}
+
+pub async fn delete_topics(
+    shard: &Rc<Shard>,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let metadata = shard.metadata();
+    // By name before v6, by name or id from v6.
+    let asked: Vec<(Option<String>, Uuid)> = if version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|state| {
+                (
+                    state.name.as_ref().map(|name| name.0.to_string()),
+                    state.topic_id,
+                )
+            })
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|name| (Some(name.0.to_string()), Uuid::nil()))
+            .collect()
+    };
+    let resolved: Vec<(Option<String>, Uuid)> = asked
+        .into_iter()
+        .map(|(name, id): (Option<String>, Uuid)| match name {
+            Some(name) => {
+                let id = metadata
+                    .topic(&name)
+                    .map_or(id, |meta| Uuid::from_u128(meta.id));
+                (Some(name), id)
+            }
+            None => (
+                metadata
+                    .topics
+                    .values()
+                    .find(|meta| Uuid::from_u128(meta.id) == id)
+                    .map(|meta| meta.name.clone()),
+                id,
+            ),
+        })
+        .collect();
+    let names: Vec<String> = resolved
+        .iter()
+        .filter_map(|(name, _)| name.clone())
+        .collect();
+    let results = controller(shard, |reply| ControllerOp::DeleteTopics(names, reply))
+        .await
+        .unwrap_or_default();
+    let responses = resolved
+        .into_iter()
+        .map(|(name, id)| {
+            let response = DeletableTopicResult::default()
+                .with_name(name.as_deref().map(topic_name))
+                .with_topic_id(id);
+            let Some(name) = name else {
+                return response.with_error_code(ResponseError::UnknownTopicId.code());
+            };
+            let failure = match results.iter().find(|result| result.name == name) {
+                Some(result) => result_failure(result),
+                None => Some(stopped()),
+            };
+            match failure {
+                None => response,
+                Some(failure) => response
+                    .with_error_code(failure_code(&failure))
+                    .with_error_message(message(&failure)),
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub async fn create_partitions(
+    shard: &Rc<Shard>,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::new();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let outcome = match u32::try_from(topic.count) {
+            Err(_) => Some(Failure::new(
+                ErrorCode::InvalidPartitions,
+                format!("{} partitions", topic.count),
+            )),
+            Ok(count) => {
+                let validate_only = request.validate_only;
+                let answer = controller(shard, |reply| {
+                    ControllerOp::CreatePartitions(name.clone(), count, validate_only, reply)
+                })
+                .await;
+                match answer {
+                    Some(result) => result_failure(&result),
+                    None => Some(stopped()),
+                }
+            }
+        };
+        let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
+        results.push(match outcome {
+            None => result,
+            Some(failure) => result
+                .with_error_code(failure_code(&failure))
+                .with_error_message(message(&failure)),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Kafka's DeleteRecords: each partition's log start moves up to the offset
+/// given (-1: the high watermark), durably; the answer is the new start.
+pub async fn delete_records(
+    shard: &Rc<Shard>,
+    request: DeleteRecordsRequest,
+    _version: i16,
+) -> DeleteRecordsResponse {
+    let metadata = shard.metadata();
+    let mut pending = Vec::new();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let answers: Vec<_> = topic
+            .partitions
+            .iter()
+            .map(|part| {
+                let before = match part.offset {
+                    -1 => Ok(None),
+                    offset if offset >= 0 => Ok(Some(offset as u64)),
+                    offset => Err(Failure::new(
+                        ErrorCode::OffsetOutOfRange,
+                        format!("offset {offset}"),
+                    )),
+                };
+                let answer = before.and_then(|before| {
+                    let partition = u32::try_from(part.partition_index).map_err(|_| {
+                        Failure::new(ErrorCode::NoSuchPartition, "negative partition")
+                    })?;
+                    let (owner, key) = route(shard, &metadata, &name, partition)?;
+                    Ok(shard.call(
+                        owner,
+                        key,
+                        |reply| PartitionOp::DeleteRecords { before, reply },
+                        Err(Failure::new(
+                            ErrorCode::ShuttingDown,
+                            "the owner shard stopped",
+                        )),
+                    ))
+                });
+                (part.partition_index, answer)
+            })
+            .collect();
+        pending.push((topic.name, answers));
+    }
+    let mut topics = Vec::new();
+    for (name, answers) in pending {
+        let mut partitions = Vec::new();
+        for (partition, answer) in answers {
+            let result = match answer {
+                Ok(answer) => answer.await,
+                Err(failure) => Err(failure),
+            };
+            let response = DeleteRecordsPartitionResult::default().with_partition_index(partition);
+            partitions.push(match result {
+                Ok(start) => response.with_low_watermark(start as i64),
+                Err(failure) => response
+                    .with_error_code(failure_code(&failure))
+                    .with_low_watermark(-1),
+            });
+        }
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(name)
+                .with_partitions(partitions),
+        );
+    }
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+pub async fn describe_configs(
+    shard: &Rc<Shard>,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let metadata = shard.metadata();
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            let wanted = |name: &str| {
+                resource
+                    .configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
+            };
+            let entry = |name: &str, value: String, source: i8, long: bool| {
+                let entry = DescribeConfigsResourceResult::default()
+                    .with_name(str_bytes(name))
+                    .with_value(Some(str_bytes(value)))
+                    .with_config_source(source)
+                    .with_read_only(source == SOURCE_STATIC_BROKER);
+                if version >= 3 {
+                    entry.with_config_type(if long { TYPE_LONG } else { TYPE_STRING })
+                } else {
+                    entry
+                }
+            };
+            match resource.resource_type {
+                RESOURCE_TOPIC => match metadata.topic(resource.resource_name.as_str()) {
+                    None => result
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "no topic {}",
+                            resource.resource_name.as_str()
+                        )))),
+                    Some(topic) => result.with_configs(
+                        effective(&topic.configs)
+                            .into_iter()
+                            .filter(|(name, _, _)| wanted(name))
+                            .map(|(name, value, set)| {
+                                let long = value.parse::<i64>().is_ok();
+                                entry(
+                                    name,
+                                    value,
+                                    if set { SOURCE_TOPIC } else { SOURCE_DEFAULT },
+                                    long,
+                                )
+                            })
+                            .collect(),
+                    ),
+                },
+                RESOURCE_BROKER => {
+                    let config = &shard.config;
+                    let settings = [
+                        ("broker.id", config.broker_id.to_string(), true),
+                        (
+                            "num.partitions",
+                            config.default_partitions.to_string(),
+                            true,
+                        ),
+                        (
+                            "auto.create.topics.enable",
+                            config.auto_create_topics.to_string(),
+                            false,
+                        ),
+                        (
+                            "message.max.bytes",
+                            sluice_storage::batch::BATCH_BYTES_MAX.to_string(),
+                            true,
+                        ),
+                    ];
+                    result.with_configs(
+                        settings
+                            .into_iter()
+                            .filter(|(name, _, _)| wanted(name))
+                            .map(|(name, value, long)| {
+                                entry(name, value, SOURCE_STATIC_BROKER, long)
+                            })
+                            .collect(),
+                    )
+                }
+                other => result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "resource type {other} has no configs here"
+                    )))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A change of one topic's configs, as the controller is asked it: the whole
+/// new set.
+async fn set_configs(
+    shard: &Rc<Shard>,
+    resource_type: i8,
+    name: &str,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Failure>,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    if resource_type != RESOURCE_TOPIC {
+        return Err(Failure::new(
+            ErrorCode::InvalidRequest,
+            format!("resource type {resource_type}: only topic configs change here"),
+        ));
+    }
+    let Some(topic) = shard.metadata().topic(name).cloned() else {
+        return Err(Failure::new(
+            ErrorCode::UnknownTopic,
+            format!("no topic {name}"),
+        ));
+    };
+    let mut configs = topic.configs.clone();
+    change(&mut configs)?;
+    let answer = controller(shard, |reply| {
+        ControllerOp::SetConfigs(name.to_string(), configs, validate_only, reply)
+    })
+    .await;
+    match answer {
+        Some(result) => result_failure(&result).map_or(Ok(()), Err),
+        None => Err(stopped()),
+    }
+}
+
+/// AlterConfigs replaces a topic's configs with those given.
+pub async fn alter_configs(
+    shard: &Rc<Shard>,
+    request: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let given: BTreeMap<String, String> = resource
+            .configs
+            .iter()
+            .filter_map(|config| {
+                Some((config.name.to_string(), config.value.as_ref()?.to_string()))
+            })
+            .collect();
+        let outcome = set_configs(
+            shard,
+            resource.resource_type,
+            &name,
+            |configs| {
+                *configs = given;
+                Ok(())
+            },
+            request.validate_only,
+        )
+        .await;
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name);
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err(failure) => response
+                .with_error_code(failure_code(&failure))
+                .with_error_message(message(&failure)),
+        });
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// IncrementalAlterConfigs: SET (0) and DELETE (1) per config; APPEND (2)
+/// and SUBTRACT (3) apply to list configs, which topics here do not have.
+pub async fn incremental_alter_configs(
+    shard: &Rc<Shard>,
+    request: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let changes: Vec<(String, i8, Option<String>)> = resource
+            .configs
+            .iter()
+            .map(|config| {
+                (
+                    config.name.to_string(),
+                    config.config_operation,
+                    config.value.as_ref().map(|value| value.to_string()),
+                )
+            })
+            .collect();
+        let outcome = set_configs(
+            shard,
+            resource.resource_type,
+            &name,
+            |configs| {
+                for (key, operation, value) in changes {
+                    match (operation, value) {
+                        (0, Some(value)) => {
+                            configs.insert(key, value);
+                        }
+                        (1, _) => {
+                            configs.remove(&key);
+                        }
+                        (operation, _) => return Err(Failure::new(
+                            ErrorCode::InvalidConfig,
+                            format!(
+                                "operation {operation} on {key}: topics here have no list configs"
+                            ),
+                        )),
+                    }
+                }
+                Ok(())
+            },
+            request.validate_only,
+        )
+        .await;
+        let response = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name);
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err(failure) => response
+                .with_error_code(failure_code(&failure))
+                .with_error_message(message(&failure)),
+        });
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+pub async fn describe_cluster(
+    shard: &Rc<Shard>,
+    _request: DescribeClusterRequest,
+    _version: i16,
+) -> DescribeClusterResponse {
+    let (host, port) = advertised(&shard.config);
+    DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(cluster_id(shard)))
+        .with_controller_id(broker_id(shard))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(broker_id(shard))
+            .with_host(str_bytes(host))
+            .with_port(port)])
+}

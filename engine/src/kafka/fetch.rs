@@ -1,0 +1,148 @@
+//! Fetch with long polling, through the native fetch's reading and waiting:
+//! every partition read at once (its owner turns native batches into Kafka
+//! ones), and if that is less than `min_bytes`, a wait for data on any of
+//! them up to `max_wait_ms`. Topics are named by id from v13. No fetch
+//! sessions: the answer's session id is 0, so clients send full fetches.
+
+use std::{rc::Rc, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::{
+    error::ResponseError,
+    messages::{
+        fetch_response::{FetchableTopicResponse, PartitionData},
+        FetchRequest, FetchResponse,
+    },
+};
+use sluice_net::native::ErrorCode;
+use uuid::Uuid;
+
+use super::{failure_code, topic_name};
+use crate::{
+    handlers::{
+        fetch::{read_or_wait, Target, FETCH_RESPONSE_BYTES_MAX},
+        route,
+    },
+    shard::{Failure, FetchOutcome, Shard, WireFormat},
+};
+
+pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> FetchResponse {
+    let metadata = shard.metadata();
+    let response_max = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .clamp(1, FETCH_RESPONSE_BYTES_MAX);
+    let partitions: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
+    // Partitions are read at once, so each gets a share of the budget.
+    let share = (response_max / partitions.max(1)).max(1);
+    let mut targets = Vec::new();
+    // Per target: the topic's id (v13+) as asked.
+    let mut ids = Vec::new();
+    for topic in &request.topics {
+        let name = if version >= 13 {
+            metadata
+                .topics
+                .values()
+                .find(|meta| Uuid::from_u128(meta.id) == topic.topic_id)
+                .map(|meta| meta.name.clone())
+        } else {
+            Some(topic.topic.0.to_string())
+        };
+        for part in &topic.partitions {
+            let route = match (&name, u32::try_from(part.partition)) {
+                (None, _) => Err(Failure::new(ErrorCode::UnknownTopic, "unknown topic id")),
+                (Some(_), Err(_)) => Err(Failure::new(
+                    ErrorCode::NoSuchPartition,
+                    "negative partition",
+                )),
+                (Some(name), Ok(partition)) => route(shard, &metadata, name, partition),
+            };
+            let offset = u64::try_from(part.fetch_offset).map_err(|_| {
+                Failure::new(
+                    ErrorCode::OffsetOutOfRange,
+                    format!("offset {}", part.fetch_offset),
+                )
+            });
+            targets.push(Target {
+                topic: name.clone().unwrap_or_default(),
+                partition: part.partition.max(0) as u32,
+                offset: *offset.as_ref().unwrap_or(&0),
+                max_bytes: usize::try_from(part.partition_max_bytes)
+                    .unwrap_or(0)
+                    .min(share)
+                    .max(1),
+                format: WireFormat::Kafka,
+                route: offset.and(route),
+            });
+            ids.push((topic.topic_id, name.is_none(), part.partition));
+        }
+    }
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
+    let outcomes = read_or_wait(shard, &targets, min_bytes, max_wait).await;
+
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let mut total = 0usize;
+    for ((target, (topic_id, unknown_id, partition)), outcome) in
+        targets.into_iter().zip(ids).zip(outcomes)
+    {
+        let data = PartitionData::default().with_partition_index(partition);
+        let data = match outcome {
+            Ok(outcome) => {
+                let high_watermark = outcome.high_watermark as i64;
+                let log_start = outcome.log_start as i64;
+                data.with_high_watermark(high_watermark)
+                    .with_last_stable_offset(high_watermark)
+                    .with_log_start_offset(log_start)
+                    .with_aborted_transactions(Some(Vec::new()))
+                    .with_records(Some(records(outcome, &mut total, response_max)))
+            }
+            Err(_) if unknown_id => data.with_error_code(ResponseError::UnknownTopicId.code()),
+            Err(failure) => data
+                .with_error_code(failure_code(&failure))
+                .with_high_watermark(-1),
+        };
+        let same_topic = match responses.last() {
+            Some(last) if version >= 13 => last.topic_id == topic_id,
+            Some(last) => last.topic.0.as_str() == target.topic,
+            None => false,
+        };
+        if same_topic {
+            responses.last_mut().expect("a topic").partitions.push(data);
+        } else {
+            responses.push(
+                FetchableTopicResponse::default()
+                    .with_topic(topic_name(&target.topic))
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![data]),
+            );
+        }
+    }
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses)
+}
+
+/// A partition's batches, one after another, within what is left of the
+/// response's budget; the first batch of the response always goes, however
+/// large, so a reader always moves on.
+fn records(outcome: FetchOutcome, total: &mut usize, max_bytes: usize) -> Bytes {
+    let mut batches = Vec::new();
+    for batch in outcome.batches {
+        if *total > 0 && *total + batch.len() > max_bytes {
+            break;
+        }
+        *total += batch.len();
+        batches.push(batch);
+    }
+    match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.pop().expect("one batch"),
+        _ => {
+            let mut joined = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+            for batch in batches {
+                joined.extend_from_slice(&batch);
+            }
+            joined.freeze()
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Metadata: the one broker, and topics with their ids and partitions (this
+//! broker leads them all). Unknown topics asked for by name are created
+//! when auto-creation is on and the client allows it.
+
+use std::rc::Rc;
+
+use futures_channel::oneshot;
+use kafka_protocol::{
+    error::ResponseError,
+    messages::{
+        metadata_response::{
+            MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+        },
+        MetadataRequest, MetadataResponse,
+    },
+};
+use sluice_net::native::messages::NewTopic;
+use uuid::Uuid;
+
+use super::{advertised, broker_id, cluster_id, failure_code, str_bytes, topic_name};
+use crate::{
+    controller::{check_topic_name, ControllerOp},
+    handlers::admin::to_controller,
+    metadata::TopicMeta,
+    shard::Shard,
+};
+
+pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let metadata = shard.metadata();
+    // v0 asks for every topic with an empty list, later versions with null.
+    let wanted = match request.topics {
+        Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
+        _ => None,
+    };
+    let mut topics = Vec::new();
+    match wanted {
+        None => {
+            for topic in metadata.topics.values() {
+                topics.push(describe(shard, topic));
+            }
+        }
+        Some(wanted) => {
+            // Names first, so that topics to create are created at once.
+            let mut missing = Vec::new();
+            for topic in &wanted {
+                let found = match &topic.name {
+                    Some(name) => metadata.topic(name).cloned(),
+                    None => metadata
+                        .topics
+                        .values()
+                        .find(|meta| Uuid::from_u128(meta.id) == topic.topic_id)
+                        .cloned(),
+                };
+                match (found, &topic.name) {
+                    (Some(meta), _) => topics.push(describe(shard, &meta)),
+                    (None, Some(name)) => missing.push(name.0.to_string()),
+                    (None, None) => topics.push(
+                        MetadataResponseTopic::default()
+                            .with_topic_id(topic.topic_id)
+                            .with_error_code(ResponseError::UnknownTopicId.code()),
+                    ),
+                }
+            }
+            let create = shard.config.auto_create_topics
+                && (version < 4 || request.allow_auto_topic_creation);
+            topics.extend(answer_missing(shard, missing, create).await);
+        }
+    }
+    let (host, port) = advertised(&shard.config);
+    let mut response = MetadataResponse::default();
+    response.brokers = vec![MetadataResponseBroker::default()
+        .with_node_id(broker_id(shard))
+        .with_host(str_bytes(host))
+        .with_port(port)];
+    response.cluster_id = Some(str_bytes(cluster_id(shard)));
+    response.controller_id = broker_id(shard);
+    response.topics = topics;
+    response
+}
+
+/// Topics asked for that do not exist: created if `create`, else unknown.
+async fn answer_missing(
+    shard: &Rc<Shard>,
+    missing: Vec<String>,
+    create: bool,
+) -> Vec<MetadataResponseTopic> {
+    let unknown = |name: &str, code: i16| {
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name(name)))
+            .with_error_code(code)
+    };
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    if !create {
+        return missing
+            .iter()
+            .map(|name| unknown(name, ResponseError::UnknownTopicOrPartition.code()))
+            .collect();
+    }
+    let results = auto_create(shard, &missing).await;
+    let metadata = shard.metadata();
+    missing
+        .iter()
+        .zip(results)
+        .map(|(name, result)| match (metadata.topic(name), result) {
+            (Some(meta), _) => describe(shard, meta),
+            (None, Err(code)) => unknown(name, code),
+            (None, Ok(())) => unknown(name, ResponseError::LeaderNotAvailable.code()),
+        })
+        .collect()
+}
+
+/// Creates `names` with the auto-creation partition count; per name, the
+/// Kafka error if one could not be created (one that exists by now is no
+/// error).
+pub(crate) async fn auto_create(shard: &Rc<Shard>, names: &[String]) -> Vec<Result<(), i16>> {
+    let mut results = vec![Ok(()); names.len()];
+    let mut topics = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        match check_topic_name(name) {
+            Ok(()) => topics.push(NewTopic {
+                name: name.clone(),
+                partitions: shard.config.auto_create_partitions,
+                configs: Vec::new(),
+            }),
+            Err(failure) => results[index] = Err(failure_code(&failure)),
+        }
+    }
+    if topics.is_empty() {
+        return results;
+    }
+    let (reply, answer) = oneshot::channel();
+    to_controller(shard, ControllerOp::CreateTopics(topics, reply)).await;
+    let created = answer.await.unwrap_or_default();
+    for result in created {
+        if result.error.is_ok() || result.error == sluice_net::native::ErrorCode::TopicExists {
+            continue;
+        }
+        if let Some(index) = names.iter().position(|name| *name == result.name) {
+            results[index] = Err(super::error_code(result.error));
+        }
+    }
+    results
+}
+
+fn describe(shard: &Shard, topic: &TopicMeta) -> MetadataResponseTopic {
+    let leader = broker_id(shard);
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(Uuid::from_u128(topic.id))
+        .with_is_internal(false)
+        .with_partitions(
+            (0..topic.partition_count())
+                .map(|partition| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(partition as i32)
+                        .with_leader_id(leader)
+                        .with_leader_epoch(0)
+                        .with_replica_nodes(vec![leader])
+                        .with_isr_nodes(vec![leader])
+                })
+                .collect(),
+        )
+}

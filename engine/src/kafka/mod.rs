@@ -1,0 +1,268 @@
+//! The Kafka protocol's listener side: one handler per API, each stating
+//! the versions it serves; ApiVersions advertises exactly those. A handler
+//! runs on the shard holding the connection and sends each partition's part
+//! to its owner shard, like the native handlers (and through the same
+//! partition ops).
+
+mod admin;
+mod fetch;
+mod groups;
+mod metadata;
+mod offsets;
+mod produce;
+mod producer_id;
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::{
+    error::ResponseError,
+    messages::{
+        api_versions_response::ApiVersion, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
+        BrokerId, TopicName,
+    },
+    protocol::{Decodable, Encodable, StrBytes},
+};
+use sluice_net::{
+    kafka::frame::{encode_response, parse_request, KafkaRequest},
+    native::{frame::FrameReader, ErrorCode},
+};
+
+use crate::{
+    server::Protocol,
+    shard::{Failure, Shard},
+    BrokerConfig,
+};
+
+/// The Kafka protocol on a connection.
+pub struct Kafka;
+
+impl Protocol for Kafka {
+    type Request = KafkaRequest;
+    const NAME: &'static str = "kafka";
+    const ORDERED: bool = true;
+
+    fn frame_reader(config: &BrokerConfig) -> FrameReader {
+        FrameReader::kafka(config.frame_bytes_max)
+    }
+
+    fn parse(frame: Bytes) -> Result<KafkaRequest, (Option<BytesMut>, String)> {
+        // Kafka has no response to a request it cannot read: it closes.
+        parse_request(frame).map_err(|error| (None, error.to_string()))
+    }
+
+    fn too_large(_declared: usize, _max: usize) -> Option<BytesMut> {
+        None
+    }
+
+    fn refusal(_max: usize) -> Option<BytesMut> {
+        None
+    }
+
+    async fn handle(shard: Rc<Shard>, request: KafkaRequest) -> Result<Option<BytesMut>, String> {
+        handle(&shard, request).await
+    }
+}
+
+/// The APIs served and the versions of each: what ApiVersions advertises.
+pub const APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+fn versions(api: ApiKey) -> Option<(i16, i16)> {
+    APIS.iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// Serves one request: its response, `None` for a produce with acks=0, or
+/// why the connection must close (a body that does not decode, a version
+/// not served).
+pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<BytesMut>, String> {
+    let (api, version) = (request.api, request.version);
+    let Some((min, max)) = versions(api) else {
+        return Err(format!("{api:?} is not served"));
+    };
+    if version < min || version > max {
+        if api == ApiKey::ApiVersions {
+            // A client newer than this broker: the error and the versions,
+            // at v0, which every client reads (KIP-511).
+            let mut response = api_versions(shard);
+            response.error_code = ResponseError::UnsupportedVersion.code();
+            return encode(&request, 0, &response).map(Some);
+        }
+        return Err(format!("{api:?} v{version} is not served ({min} to {max})"));
+    }
+    macro_rules! serve {
+        ($handler:expr) => {{
+            let response = $handler(shard, decode(&request)?, version).await;
+            encode(&request, version, &response).map(Some)
+        }};
+    }
+    match api {
+        ApiKey::ApiVersions => {
+            let _: ApiVersionsRequest = decode(&request)?;
+            encode(&request, version, &api_versions(shard)).map(Some)
+        }
+        ApiKey::Metadata => serve!(metadata::handle),
+        ApiKey::Produce => {
+            let response = produce::handle(shard, decode(&request)?, version).await;
+            match response {
+                Some(response) => encode(&request, version, &response).map(Some),
+                None => Ok(None),
+            }
+        }
+        ApiKey::Fetch => serve!(fetch::handle),
+        ApiKey::ListOffsets => serve!(offsets::list_offsets),
+        ApiKey::OffsetForLeaderEpoch => serve!(offsets::offset_for_leader_epoch),
+        ApiKey::CreateTopics => serve!(admin::create_topics),
+        ApiKey::DeleteTopics => serve!(admin::delete_topics),
+        ApiKey::CreatePartitions => serve!(admin::create_partitions),
+        ApiKey::DeleteRecords => serve!(admin::delete_records),
+        ApiKey::DescribeConfigs => serve!(admin::describe_configs),
+        ApiKey::AlterConfigs => serve!(admin::alter_configs),
+        ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
+        ApiKey::DescribeCluster => serve!(admin::describe_cluster),
+        ApiKey::InitProducerId => serve!(producer_id::handle),
+        ApiKey::FindCoordinator => serve!(groups::find_coordinator),
+        ApiKey::ListGroups => serve!(groups::list_groups),
+        _ => Err(format!("{api:?} is not served")),
+    }
+}
+
+fn decode<T: Decodable>(request: &KafkaRequest) -> Result<T, String> {
+    request.decode().map_err(|error| error.to_string())
+}
+
+fn encode<T: Encodable>(
+    request: &KafkaRequest,
+    version: i16,
+    body: &T,
+) -> Result<BytesMut, String> {
+    encode_response(request.api, version, request.correlation_id, body)
+        .map_err(|error| error.to_string())
+}
+
+fn api_versions(_shard: &Shard) -> ApiVersionsResponse {
+    let mut response = ApiVersionsResponse::default();
+    response.api_keys = APIS
+        .iter()
+        .map(|(api, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*api as i16)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect();
+    response
+}
+
+/// Kafka's code for a failure.
+pub(crate) fn error_code(code: ErrorCode) -> i16 {
+    let error = match code {
+        ErrorCode::None => return 0,
+        ErrorCode::UnknownTopic | ErrorCode::NoSuchPartition => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        ErrorCode::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+        ErrorCode::CorruptBatch => ResponseError::CorruptMessage,
+        ErrorCode::TooLarge => ResponseError::MessageTooLarge,
+        ErrorCode::InvalidConfig => ResponseError::InvalidConfig,
+        ErrorCode::TopicExists => ResponseError::TopicAlreadyExists,
+        ErrorCode::UnknownApi | ErrorCode::UnsupportedVersion => ResponseError::UnsupportedVersion,
+        ErrorCode::InvalidRequest => ResponseError::InvalidRequest,
+        ErrorCode::DiskFull | ErrorCode::StorageFailed => ResponseError::KafkaStorageError,
+        ErrorCode::Timeout => ResponseError::RequestTimedOut,
+        // The partition is going away from this broker for now: the client
+        // refreshes its metadata and retries.
+        ErrorCode::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        ErrorCode::TooManyRequests => ResponseError::ThrottlingQuotaExceeded,
+        ErrorCode::InvalidTopicName => ResponseError::InvalidTopicException,
+        ErrorCode::InvalidPartitionCount | ErrorCode::InvalidPartitions => {
+            ResponseError::InvalidPartitions
+        }
+        ErrorCode::Internal => ResponseError::UnknownServerError,
+        ErrorCode::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        ErrorCode::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
+    };
+    error.code()
+}
+
+pub(crate) fn failure_code(failure: &Failure) -> i16 {
+    error_code(failure.code)
+}
+
+pub(crate) fn str_bytes(text: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(text.into())
+}
+
+pub(crate) fn topic_name(name: &str) -> TopicName {
+    TopicName(str_bytes(name))
+}
+
+pub(crate) fn broker_id(shard: &Shard) -> BrokerId {
+    BrokerId(shard.config.broker_id as i32)
+}
+
+/// The host and port Kafka clients are told to connect to.
+pub(crate) fn advertised(config: &BrokerConfig) -> (String, i32) {
+    let addr = config
+        .kafka_advertised_addr
+        .as_deref()
+        .or(config.kafka_addr.as_deref())
+        .unwrap_or("127.0.0.1:9092");
+    match addr.rsplit_once(':') {
+        Some((host, port)) => (
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port.parse().unwrap_or(9092),
+        ),
+        None => (addr.to_string(), 9092),
+    }
+}
+
+/// The cluster id clients see: the same for every broker of a data dir.
+pub(crate) fn cluster_id(shard: &Shard) -> String {
+    format!("sluice-{}", shard.config.broker_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_api_served_is_one_the_codec_knows_at_every_version_advertised() {
+        for (api, min, max) in APIS {
+            let valid = api.valid_versions();
+            assert!(
+                valid.min <= *min && *max <= valid.max,
+                "{api:?} {min}..={max} outside {valid:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_native_error_has_a_kafka_code() {
+        for code in ErrorCode::ALL {
+            let kafka = error_code(code);
+            assert_eq!(kafka == 0, code == ErrorCode::None, "{code:?}");
+        }
+    }
+}

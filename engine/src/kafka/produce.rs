@@ -1,0 +1,238 @@
+//! Produce: each partition's record batches go to its owner shard, which
+//! checks each (CRC, version, counts) and stores it verbatim, compressed or
+//! not; the answers are gathered here. Every batch is sent before any answer
+//! is awaited, so the batches of one connection reach a partition in the
+//! order they were sent (an idempotent producer relies on it).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::{
+    error::ResponseError,
+    messages::{
+        produce_response::{PartitionProduceResponse, TopicProduceResponse},
+        ProduceRequest, ProduceResponse,
+    },
+};
+use sluice_net::native::ErrorCode;
+
+use super::{failure_code, metadata::auto_create, str_bytes};
+use crate::{
+    handlers::route,
+    shard::{Answer, Failure, PartitionOp, Produced, Shard, WireFormat},
+};
+
+/// The fixed part of a Kafka RecordBatch v2 up to and including its
+/// `batchLength` field: baseOffset (8) and batchLength (4).
+const LENGTH_PREFIX_BYTES: usize = 12;
+
+/// `None` when acks=0: the batches are stored but nothing is answered.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: ProduceRequest,
+    _version: i16,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    if request.transactional_id.is_some() {
+        return respond_all(
+            acks,
+            request,
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            "transactions are not supported",
+        );
+    }
+    if !matches!(acks, 0 | 1 | -1) {
+        return respond_all(
+            acks,
+            request,
+            ResponseError::InvalidRequiredAcks.code(),
+            "acks must be 0, 1 or -1",
+        );
+    }
+    let mut metadata = shard.metadata();
+    if shard.config.auto_create_topics {
+        let missing: Vec<String> = request
+            .topic_data
+            .iter()
+            .map(|topic| topic.name.0.to_string())
+            .filter(|name| metadata.topic(name).is_none())
+            .collect();
+        if !missing.is_empty() {
+            auto_create(shard, &missing).await;
+            metadata = shard.metadata();
+        }
+    }
+
+    type Pending = Result<Vec<Answer<Result<Produced, Failure>>>, Failure>;
+    let mut pending: Vec<(String, Vec<(i32, Pending)>)> = Vec::new();
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::new();
+        for part in topic.partition_data {
+            let answers = u32::try_from(part.index)
+                .map_err(|_| Failure::new(ErrorCode::NoSuchPartition, "negative partition"))
+                .and_then(|partition| route(shard, &metadata, &name, partition))
+                .and_then(|(owner, key)| {
+                    let batches = split(part.records.unwrap_or_default())?;
+                    Ok(batches
+                        .into_iter()
+                        .map(|batch| {
+                            shard.call(
+                                owner,
+                                key,
+                                |reply| PartitionOp::Produce {
+                                    batch,
+                                    format: WireFormat::Kafka,
+                                    reply,
+                                },
+                                Err(Failure::new(
+                                    ErrorCode::ShuttingDown,
+                                    "the owner shard stopped",
+                                )),
+                            )
+                        })
+                        .collect())
+                });
+            partitions.push((part.index, answers));
+        }
+        pending.push((name, partitions));
+    }
+
+    let mut responses = Vec::new();
+    for (name, partitions) in pending {
+        let mut answers = Vec::new();
+        for (index, batches) in partitions {
+            let result = match batches {
+                Ok(batches) => gather(batches).await,
+                Err(failure) => Err(failure),
+            };
+            let response = PartitionProduceResponse::default().with_index(index);
+            answers.push(match result {
+                Ok(produced) => response
+                    .with_base_offset(produced.base_offset as i64)
+                    .with_log_start_offset(produced.log_start as i64),
+                Err(failure) => response
+                    .with_error_code(failure_code(&failure))
+                    .with_error_message(Some(str_bytes(failure.message)))
+                    .with_base_offset(-1),
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(super::topic_name(&name))
+                .with_partition_responses(answers),
+        );
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// The answer for a partition's batches: the first one's offsets, or the
+/// first failure.
+async fn gather(batches: Vec<Answer<Result<Produced, Failure>>>) -> Result<Produced, Failure> {
+    let mut first = None;
+    let mut failure = None;
+    for answer in batches {
+        match answer.await {
+            Ok(produced) => {
+                first.get_or_insert(produced);
+            }
+            Err(error) => {
+                failure.get_or_insert(error);
+            }
+        }
+    }
+    match (failure, first) {
+        (Some(failure), _) => Err(failure),
+        (None, Some(produced)) => Ok(produced),
+        (None, None) => Err(Failure::new(ErrorCode::CorruptBatch, "no record batch")),
+    }
+}
+
+/// Splits a partition's records into its RecordBatches by their
+/// `batchLength`, each checked to lie within the bytes; slices, no copies.
+fn split(mut records: Bytes) -> Result<Vec<Bytes>, Failure> {
+    let corrupt = |message: String| Failure::new(ErrorCode::CorruptBatch, message);
+    let mut batches = Vec::new();
+    while !records.is_empty() {
+        if records.len() < LENGTH_PREFIX_BYTES {
+            return Err(corrupt(format!(
+                "{} bytes after the last record batch",
+                records.len()
+            )));
+        }
+        let length = i32::from_be_bytes(records[8..12].try_into().expect("4 bytes"));
+        let whole = usize::try_from(length)
+            .ok()
+            .and_then(|length| length.checked_add(LENGTH_PREFIX_BYTES))
+            .filter(|whole| *whole <= records.len())
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "a record batch of length {length} in {} bytes",
+                    records.len()
+                ))
+            })?;
+        batches.push(records.split_to(whole));
+    }
+    if batches.is_empty() {
+        return Err(corrupt("no record batch".to_string()));
+    }
+    Ok(batches)
+}
+
+/// Every partition of the request answered with the same error.
+fn respond_all(
+    acks: i16,
+    request: ProduceRequest,
+    code: i16,
+    message: &str,
+) -> Option<ProduceResponse> {
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(
+                    topic
+                        .partition_data
+                        .iter()
+                        .map(|part| {
+                            PartitionProduceResponse::default()
+                                .with_index(part.index)
+                                .with_error_code(code)
+                                .with_error_message(Some(str_bytes(message)))
+                                .with_base_offset(-1)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(length: i32, body: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; 8];
+        bytes.extend_from_slice(&length.to_be_bytes());
+        bytes.resize(12 + body, 7);
+        bytes
+    }
+
+    #[test]
+    fn records_split_into_whole_batches_or_fail() {
+        let mut two = batch(50, 50);
+        two.extend(batch(60, 60));
+        let parts = split(Bytes::from(two)).unwrap();
+        assert_eq!(parts.iter().map(Bytes::len).collect::<Vec<_>>(), [62, 72]);
+        assert!(split(Bytes::new()).is_err());
+        assert!(split(Bytes::from(batch(51, 50))).is_err());
+        assert!(split(Bytes::from(batch(-1, 50))).is_err());
+        assert!(split(Bytes::from(vec![0u8; 11])).is_err());
+        let mut trailing = batch(50, 50);
+        trailing.push(1);
+        assert!(split(Bytes::from(trailing)).is_err());
+    }
+}
