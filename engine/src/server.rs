@@ -243,7 +243,7 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
             let reply = match P::handle(shard.clone(), request).await {
                 Ok(response) => Reply::frame(response),
                 Err(error) => {
-                    tracing::debug!(shard = shard.id, protocol = P::NAME, %error, "closing the connection");
+                    tracing::warn!(shard = shard.id, protocol = P::NAME, %error, "closing the connection");
                     closing.set(true);
                     Reply::Close
                 }

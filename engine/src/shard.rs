@@ -84,6 +84,14 @@ pub struct Produced {
     pub log_start: u64,
 }
 
+/// An offset found by ListOffsets, and for one found by time the timestamp
+/// of its record (-1 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub offset: u64,
+    pub timestamp: i64,
+}
+
 /// Work on one partition, done on its owner shard.
 pub enum PartitionOp {
     Produce {
@@ -106,7 +114,7 @@ pub enum PartitionOp {
     },
     ListOffset {
         spec: OffsetSpec,
-        reply: oneshot::Sender<Result<Option<u64>, Failure>>,
+        reply: oneshot::Sender<Result<Option<Listed>, Failure>>,
     },
     Stats {
         reply: oneshot::Sender<Result<PartitionStats, Failure>>,
@@ -238,6 +246,48 @@ pub fn batch_failure(error: BatchError) -> Failure {
     }
 }
 
+/// The first record at or after `offset` whose timestamp is at or after
+/// `timestamp`, with that timestamp. The log finds the batch; its records
+/// are read here, a Kafka batch's (compressed or not) through its native
+/// form, so the answer is exact whatever the format. Falls back to
+/// `offset` with no timestamp should the batch not read.
+async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed {
+    let fallback = Listed {
+        offset: offset.0,
+        timestamp: -1,
+    };
+    let Ok(batches) = log.read(offset, 1).await else {
+        return fallback;
+    };
+    let Some(batch) = batches.into_iter().next() else {
+        return fallback;
+    };
+    let batch = match batch.kafka_payload() {
+        None => batch,
+        Some(_) => match kafka_to_native(&batch) {
+            Ok(native) => native,
+            Err(_) => return fallback,
+        },
+    };
+    let header = batch.header();
+    let Ok(records) = batch.records() else {
+        return fallback;
+    };
+    for (index, record) in records.iter().enumerate() {
+        let record_offset = header.base_offset + index as u64;
+        let record_timestamp = header
+            .first_timestamp
+            .wrapping_add(record.timestamp_delta());
+        if record_offset >= offset.0 && record_timestamp >= timestamp {
+            return Listed {
+                offset: record_offset,
+                timestamp: record_timestamp,
+            };
+        }
+    }
+    fallback
+}
+
 /// A stored batch as a reader in `format` takes it.
 fn convert(batch: Batch, format: WireFormat) -> Result<Bytes, Failure> {
     let stored_kafka = batch.kafka_payload();
@@ -340,14 +390,22 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
                 let _ = reply.send(Err(unknown_partition(key)));
                 return;
             };
+            let at = |offset: Offset| Listed {
+                offset: offset.0,
+                timestamp: -1,
+            };
             let result = match spec {
-                OffsetSpec::Earliest => Ok(Some(log.start_offset().0)),
-                OffsetSpec::Latest => Ok(Some(log.visible_end().0)),
-                OffsetSpec::Timestamp(timestamp) => log
-                    .offset_for_timestamp(timestamp)
-                    .await
-                    .map(|offset| offset.map(|offset| offset.0))
-                    .map_err(read_failure),
+                OffsetSpec::Earliest => Ok(Some(at(log.start_offset()))),
+                OffsetSpec::Latest => Ok(Some(at(log.visible_end()))),
+                OffsetSpec::Timestamp(timestamp) => {
+                    match log.offset_for_timestamp(timestamp).await {
+                        Ok(Some(offset)) => {
+                            Ok(Some(record_at_or_after(&log, offset, timestamp).await))
+                        }
+                        Ok(None) => Ok(None),
+                        Err(error) => Err(read_failure(error)),
+                    }
+                }
             };
             let _ = reply.send(result);
         }

@@ -42,11 +42,11 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
                 Err(failure) => Err(failure),
             };
             listed.push(match result {
-                Ok(offset) => ListedOffset {
+                Ok(listed) => ListedOffset {
                     partition,
                     error: ErrorCode::None,
                     message: String::new(),
-                    offset,
+                    offset: listed.map(|listed| listed.offset),
                 },
                 Err(failure) => ListedOffset {
                     partition,

@@ -73,7 +73,7 @@ fn stopped() -> Failure {
 pub async fn create_topics(
     shard: &Rc<Shard>,
     request: CreateTopicsRequest,
-    _version: i16,
+    version: i16,
 ) -> CreateTopicsResponse {
     // Checked here first, in Kafka's terms; what passes goes to the
     // controller, unless only validation was asked.
@@ -125,14 +125,18 @@ pub async fn create_topics(
             match outcome {
                 Err((code, text)) => result
                     .with_error_code(code)
-                    .with_error_message(Some(str_bytes(text)))
+                    .with_error_message((version >= 1).then(|| str_bytes(text)))
                     .with_num_partitions(-1)
                     .with_replication_factor(-1),
+                Ok(_) if version < 5 => result,
                 Ok(new) => {
                     let meta = metadata.topic(&name);
                     let configs = new.configs.iter().cloned().collect::<BTreeMap<_, _>>();
+                    let id = meta
+                        .filter(|_| version >= 7)
+                        .map_or(Uuid::nil(), |meta| Uuid::from_u128(meta.id));
                     result
-                        .with_topic_id(meta.map_or(Uuid::nil(), |meta| Uuid::from_u128(meta.id)))
+                        .with_topic_id(id)
                         .with_num_partitions(new.partitions as i32)
                         .with_replication_factor(1)
                         .with_configs(Some(
@@ -249,7 +253,7 @@ pub async fn delete_topics(
         .map(|(name, id)| {
             let response = DeletableTopicResult::default()
                 .with_name(name.as_deref().map(topic_name))
-                .with_topic_id(id);
+                .with_topic_id(if version >= 6 { id } else { Uuid::nil() });
             let Some(name) = name else {
                 return response.with_error_code(ResponseError::UnknownTopicId.code());
             };
@@ -261,7 +265,7 @@ pub async fn delete_topics(
                 None => response,
                 Some(failure) => response
                     .with_error_code(failure_code(&failure))
-                    .with_error_message(message(&failure)),
+                    .with_error_message(message(&failure).filter(|_| version >= 5)),
             }
         })
         .collect();
@@ -575,12 +579,14 @@ pub async fn incremental_alter_configs(
                         (1, _) => {
                             configs.remove(&key);
                         }
-                        (operation, _) => return Err(Failure::new(
-                            ErrorCode::InvalidConfig,
-                            format!(
+                        (operation, _) => {
+                            return Err(Failure::new(
+                                ErrorCode::InvalidConfig,
+                                format!(
                                 "operation {operation} on {key}: topics here have no list configs"
                             ),
-                        )),
+                            ))
+                        }
                     }
                 }
                 Ok(())

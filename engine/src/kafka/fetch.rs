@@ -92,7 +92,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
                 let log_start = outcome.log_start as i64;
                 data.with_high_watermark(high_watermark)
                     .with_last_stable_offset(high_watermark)
-                    .with_log_start_offset(log_start)
+                    .with_log_start_offset(if version >= 5 { log_start } else { -1 })
                     .with_aborted_transactions(Some(Vec::new()))
                     .with_records(Some(records(outcome, &mut total, response_max)))
             }
@@ -109,12 +109,12 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
         if same_topic {
             responses.last_mut().expect("a topic").partitions.push(data);
         } else {
-            responses.push(
-                FetchableTopicResponse::default()
-                    .with_topic(topic_name(&target.topic))
-                    .with_topic_id(topic_id)
-                    .with_partitions(vec![data]),
-            );
+            let topic = FetchableTopicResponse::default().with_partitions(vec![data]);
+            responses.push(if version >= 13 {
+                topic.with_topic_id(topic_id)
+            } else {
+                topic.with_topic(topic_name(&target.topic))
+            });
         }
     }
     FetchResponse::default()

@@ -44,7 +44,7 @@ pub async fn find_coordinator(
     }
     response
         .with_error_code(code)
-        .with_error_message(Some(str_bytes(NO_COORDINATOR)))
+        .with_error_message((version >= 1).then(|| str_bytes(NO_COORDINATOR)))
         .with_node_id(BrokerId(-1))
         .with_host(str_bytes(""))
         .with_port(-1)

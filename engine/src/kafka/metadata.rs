@@ -36,7 +36,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
     match wanted {
         None => {
             for topic in metadata.topics.values() {
-                topics.push(describe(shard, topic));
+                topics.push(describe(shard, topic, version));
             }
         }
         Some(wanted) => {
@@ -52,7 +52,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
                         .cloned(),
                 };
                 match (found, &topic.name) {
-                    (Some(meta), _) => topics.push(describe(shard, &meta)),
+                    (Some(meta), _) => topics.push(describe(shard, &meta, version)),
                     (None, Some(name)) => missing.push(name.0.to_string()),
                     (None, None) => topics.push(
                         MetadataResponseTopic::default()
@@ -63,7 +63,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
             }
             let create = shard.config.auto_create_topics
                 && (version < 4 || request.allow_auto_topic_creation);
-            topics.extend(answer_missing(shard, missing, create).await);
+            topics.extend(answer_missing(shard, missing, create, version).await);
         }
     }
     let (host, port) = advertised(&shard.config);
@@ -72,8 +72,12 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
         .with_node_id(broker_id(shard))
         .with_host(str_bytes(host))
         .with_port(port)];
-    response.cluster_id = Some(str_bytes(cluster_id(shard)));
-    response.controller_id = broker_id(shard);
+    if version >= 2 {
+        response.cluster_id = Some(str_bytes(cluster_id(shard)));
+    }
+    if version >= 1 {
+        response.controller_id = broker_id(shard);
+    }
     response.topics = topics;
     response
 }
@@ -83,6 +87,7 @@ async fn answer_missing(
     shard: &Rc<Shard>,
     missing: Vec<String>,
     create: bool,
+    version: i16,
 ) -> Vec<MetadataResponseTopic> {
     let unknown = |name: &str, code: i16| {
         MetadataResponseTopic::default()
@@ -104,7 +109,7 @@ async fn answer_missing(
         .iter()
         .zip(results)
         .map(|(name, result)| match (metadata.topic(name), result) {
-            (Some(meta), _) => describe(shard, meta),
+            (Some(meta), _) => describe(shard, meta, version),
             (None, Err(code)) => unknown(name, code),
             (None, Ok(())) => unknown(name, ResponseError::LeaderNotAvailable.code()),
         })
@@ -144,19 +149,22 @@ pub(crate) async fn auto_create(shard: &Rc<Shard>, names: &[String]) -> Vec<Resu
     results
 }
 
-fn describe(shard: &Shard, topic: &TopicMeta) -> MetadataResponseTopic {
+fn describe(shard: &Shard, topic: &TopicMeta, version: i16) -> MetadataResponseTopic {
     let leader = broker_id(shard);
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
-        .with_topic_id(Uuid::from_u128(topic.id))
-        .with_is_internal(false)
+        .with_topic_id(if version >= 10 {
+            Uuid::from_u128(topic.id)
+        } else {
+            Uuid::nil()
+        })
         .with_partitions(
             (0..topic.partition_count())
                 .map(|partition| {
                     MetadataResponsePartition::default()
                         .with_partition_index(partition as i32)
                         .with_leader_id(leader)
-                        .with_leader_epoch(0)
+                        .with_leader_epoch(if version >= 7 { 0 } else { -1 })
                         .with_replica_nodes(vec![leader])
                         .with_isr_nodes(vec![leader])
                 })

@@ -14,7 +14,7 @@ use sluice_net::native::{messages::OffsetSpec, ErrorCode};
 use super::failure_code;
 use crate::{
     handlers::route,
-    shard::{Answer, Failure, PartitionOp, Shard},
+    shard::{Answer, Failure, Listed, PartitionOp, Shard},
 };
 
 /// Kafka's special timestamps in ListOffsets.
@@ -27,7 +27,7 @@ fn ask(
     topic: &str,
     partition: i32,
     spec: OffsetSpec,
-) -> Result<Answer<Result<Option<u64>, Failure>>, Failure> {
+) -> Result<Answer<Result<Option<Listed>, Failure>>, Failure> {
     let partition = u32::try_from(partition)
         .map_err(|_| Failure::new(ErrorCode::NoSuchPartition, "negative partition"))?;
     let (owner, key) = route(shard, &shard.metadata(), topic, partition)?;
@@ -45,7 +45,7 @@ fn ask(
 pub async fn list_offsets(
     shard: &Rc<Shard>,
     request: ListOffsetsRequest,
-    _version: i16,
+    version: i16,
 ) -> ListOffsetsResponse {
     let mut pending = Vec::new();
     for topic in request.topics {
@@ -64,7 +64,7 @@ pub async fn list_offsets(
                     )),
                 };
                 let answer = spec.and_then(|spec| ask(shard, &name, part.partition_index, spec));
-                (part.partition_index, part.timestamp, answer)
+                (part.partition_index, answer)
             })
             .collect();
         pending.push((topic.name, answers));
@@ -72,23 +72,22 @@ pub async fn list_offsets(
     let mut topics = Vec::new();
     for (name, answers) in pending {
         let mut partitions = Vec::new();
-        for (partition, timestamp, answer) in answers {
+        for (partition, answer) in answers {
             let result = match answer {
                 Ok(answer) => answer.await,
                 Err(failure) => Err(failure),
             };
-            let response = ListOffsetsPartitionResponse::default()
-                .with_partition_index(partition)
-                .with_leader_epoch(0);
+            let mut response =
+                ListOffsetsPartitionResponse::default().with_partition_index(partition);
+            if version >= 4 {
+                response.leader_epoch = 0;
+            }
             partitions.push(match result {
-                // By time: the first offset at or after it; none: -1.
-                Ok(offset) => response
-                    .with_offset(offset.map_or(-1, |offset| offset as i64))
-                    .with_timestamp(if timestamp >= 0 && offset.is_some() {
-                        timestamp
-                    } else {
-                        -1
-                    }),
+                // By time: the first record at or after it; none: -1.
+                Ok(Some(listed)) => response
+                    .with_offset(listed.offset as i64)
+                    .with_timestamp(listed.timestamp),
+                Ok(None) => response.with_offset(-1).with_timestamp(-1),
                 Err(failure) => response
                     .with_error_code(failure_code(&failure))
                     .with_offset(-1)
@@ -140,7 +139,7 @@ pub async fn offset_for_leader_epoch(
                     .with_end_offset(-1),
                 Ok(end) => response
                     .with_leader_epoch(0)
-                    .with_end_offset(end.map_or(0, |end| end as i64)),
+                    .with_end_offset(end.map_or(0, |end| end.offset as i64)),
                 Err(failure) => response
                     .with_error_code(failure_code(&failure))
                     .with_leader_epoch(-1)

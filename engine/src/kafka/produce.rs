@@ -30,13 +30,14 @@ const LENGTH_PREFIX_BYTES: usize = 12;
 pub async fn handle(
     shard: &Rc<Shard>,
     request: ProduceRequest,
-    _version: i16,
+    version: i16,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     if request.transactional_id.is_some() {
         return respond_all(
             acks,
             request,
+            version,
             ResponseError::TransactionalIdAuthorizationFailed.code(),
             "transactions are not supported",
         );
@@ -45,6 +46,7 @@ pub async fn handle(
         return respond_all(
             acks,
             request,
+            version,
             ResponseError::InvalidRequiredAcks.code(),
             "acks must be 0, 1 or -1",
         );
@@ -106,16 +108,23 @@ pub async fn handle(
                 Ok(batches) => gather(batches).await,
                 Err(failure) => Err(failure),
             };
-            let response = PartitionProduceResponse::default().with_index(index);
-            answers.push(match result {
-                Ok(produced) => response
-                    .with_base_offset(produced.base_offset as i64)
-                    .with_log_start_offset(produced.log_start as i64),
-                Err(failure) => response
-                    .with_error_code(failure_code(&failure))
-                    .with_error_message(Some(str_bytes(failure.message)))
-                    .with_base_offset(-1),
-            });
+            let mut response = PartitionProduceResponse::default().with_index(index);
+            match result {
+                Ok(produced) => {
+                    response.base_offset = produced.base_offset as i64;
+                    if version >= 5 {
+                        response.log_start_offset = produced.log_start as i64;
+                    }
+                }
+                Err(failure) => {
+                    response.error_code = failure_code(&failure);
+                    response.base_offset = -1;
+                    if version >= 8 {
+                        response.error_message = Some(str_bytes(failure.message));
+                    }
+                }
+            }
+            answers.push(response);
         }
         responses.push(
             TopicProduceResponse::default()
@@ -183,6 +192,7 @@ fn split(mut records: Bytes) -> Result<Vec<Bytes>, Failure> {
 fn respond_all(
     acks: i16,
     request: ProduceRequest,
+    version: i16,
     code: i16,
     message: &str,
 ) -> Option<ProduceResponse> {
@@ -200,7 +210,7 @@ fn respond_all(
                             PartitionProduceResponse::default()
                                 .with_index(part.index)
                                 .with_error_code(code)
-                                .with_error_message(Some(str_bytes(message)))
+                                .with_error_message((version >= 8).then(|| str_bytes(message)))
                                 .with_base_offset(-1)
                         })
                         .collect(),

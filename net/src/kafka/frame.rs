@@ -2,7 +2,7 @@
 //! (or a response header and body). The header's own version follows from
 //! the API and its version; the codecs are `kafka-protocol`'s.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::{
     messages::{ApiKey, RequestHeader, ResponseHeader},
     protocol::{Decodable, Encodable},
@@ -67,19 +67,12 @@ pub fn parse_request(mut frame: Bytes) -> Result<KafkaRequest, KafkaFrameError> 
 }
 
 impl KafkaRequest {
-    /// Decodes the body at the request's version; anything left over is an
-    /// error too (a body the codec does not fully understand is not served).
+    /// Decodes the body at the request's version. Bytes after it are
+    /// ignored, as Kafka does: some clients send fields a version dropped
+    /// (librdkafka's Metadata v12 does).
     pub fn decode<T: Decodable>(&self) -> Result<T, KafkaFrameError> {
         let mut body = self.body.clone();
-        let decoded = T::decode(&mut body, self.version).map_err(|error| self.body_error(error))?;
-        if body.has_remaining() {
-            return Err(KafkaFrameError::Body {
-                api: self.api,
-                version: self.version,
-                reason: format!("{} bytes after the body", body.remaining()),
-            });
-        }
-        Ok(decoded)
+        T::decode(&mut body, self.version).map_err(|error| self.body_error(error))
     }
 
     fn body_error(&self, error: impl std::fmt::Display) -> KafkaFrameError {
@@ -127,6 +120,8 @@ pub fn encode_response<T: Encodable>(
 mod tests {
     use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, MetadataRequest};
 
+    use bytes::Buf;
+
     use super::*;
 
     fn request_frame<T: Encodable>(
@@ -165,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_apis_short_frames_and_trailing_bytes_are_errors() {
+    fn unknown_apis_short_frames_and_short_bodies_are_errors() {
         let mut frame = BytesMut::new();
         frame.put_i16(999);
         frame.put_i16(0);
@@ -179,12 +174,19 @@ mod tests {
             parse_request(Bytes::from_static(&[0, 18, 0])),
             Err(KafkaFrameError::TooShort { bytes: 3 })
         ));
+        // A body cut short does not decode.
+        let metadata = MetadataRequest::default().with_topics(Some(Vec::new()));
+        let mut frame = BytesMut::from(&request_frame(ApiKey::Metadata, 4, 1, &metadata)[..]);
+        frame.truncate(frame.len() - 2);
+        let request = parse_request(frame.freeze()).unwrap();
+        assert!(request.decode::<MetadataRequest>().is_err());
+        // Bytes after a body are ignored, as Kafka does.
         let mut frame = BytesMut::from(
             &request_frame(ApiKey::ApiVersions, 0, 1, &ApiVersionsRequest::default())[..],
         );
         frame.put_u8(0);
         let request = parse_request(frame.freeze()).unwrap();
-        assert!(request.decode::<ApiVersionsRequest>().is_err());
+        assert!(request.decode::<ApiVersionsRequest>().is_ok());
     }
 
     #[test]
