@@ -406,6 +406,16 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
                         Err(error) => Err(read_failure(error)),
                     }
                 }
+                // The first record at or after the largest timestamp is the
+                // first with it.
+                OffsetSpec::MaxTimestamp => match log.max_timestamp() {
+                    None => Ok(None),
+                    Some(max) => match log.offset_for_timestamp(max).await {
+                        Ok(Some(offset)) => Ok(Some(record_at_or_after(&log, offset, max).await)),
+                        Ok(None) => Ok(None),
+                        Err(error) => Err(read_failure(error)),
+                    },
+                },
             };
             let _ = reply.send(result);
         }

@@ -68,7 +68,7 @@ impl Protocol for Kafka {
 pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 11),
     (ApiKey::Fetch, 4, 16),
-    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::ListOffsets, 1, 9),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::ListGroups, 0, 5),

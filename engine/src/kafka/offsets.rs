@@ -20,6 +20,9 @@ use crate::{
 /// Kafka's special timestamps in ListOffsets.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+/// The earliest offset on local storage (v8+): all storage is local here.
+const EARLIEST_LOCAL: i64 = -4;
 
 /// Asks the owner of each (topic, partition) for an offset, all at once.
 fn ask(
@@ -57,6 +60,8 @@ pub async fn list_offsets(
                 let spec = match part.timestamp {
                     LATEST => Ok(OffsetSpec::Latest),
                     EARLIEST => Ok(OffsetSpec::Earliest),
+                    MAX_TIMESTAMP if version >= 7 => Ok(OffsetSpec::MaxTimestamp),
+                    EARLIEST_LOCAL if version >= 8 => Ok(OffsetSpec::Earliest),
                     at if at >= 0 => Ok(OffsetSpec::Timestamp(at)),
                     other => Err(Failure::new(
                         ErrorCode::InvalidRequest,

@@ -32,6 +32,8 @@ pub enum StartOffset {
     Timestamp(i64),
     /// This offset.
     At(u64),
+    /// The first record with the largest timestamp.
+    MaxTimestamp,
 }
 
 impl From<OffsetSpec> for StartOffset {
@@ -40,6 +42,7 @@ impl From<OffsetSpec> for StartOffset {
             OffsetSpec::Earliest => StartOffset::Earliest,
             OffsetSpec::Latest => StartOffset::Latest,
             OffsetSpec::Timestamp(timestamp) => StartOffset::Timestamp(timestamp),
+            OffsetSpec::MaxTimestamp => StartOffset::MaxTimestamp,
         }
     }
 }
@@ -222,6 +225,7 @@ impl Consumer {
                     StartOffset::Earliest => OffsetSpec::Earliest,
                     StartOffset::Latest | StartOffset::At(_) => OffsetSpec::Latest,
                     StartOffset::Timestamp(timestamp) => OffsetSpec::Timestamp(timestamp),
+                    StartOffset::MaxTimestamp => OffsetSpec::MaxTimestamp,
                 };
                 (cursor.partition, spec)
             })

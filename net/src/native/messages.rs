@@ -609,6 +609,8 @@ pub enum OffsetSpec {
     Latest,
     /// The first record with a timestamp at or after this (ms since epoch).
     Timestamp(i64),
+    /// The first record with the largest timestamp.
+    MaxTimestamp,
 }
 
 impl OffsetSpec {
@@ -617,12 +619,14 @@ impl OffsetSpec {
             OffsetSpec::Earliest => -2,
             OffsetSpec::Latest => -1,
             OffsetSpec::Timestamp(timestamp) => timestamp,
+            OffsetSpec::MaxTimestamp => -3,
         }
     }
     fn from_i64(value: i64) -> Result<OffsetSpec, DecodeError> {
         match value {
             -2 => Ok(OffsetSpec::Earliest),
             -1 => Ok(OffsetSpec::Latest),
+            -3 => Ok(OffsetSpec::MaxTimestamp),
             value if value >= 0 => Ok(OffsetSpec::Timestamp(value)),
             value => Err(DecodeError::InvalidValue {
                 field: "offset spec",

@@ -506,6 +506,20 @@ impl Log {
         self.state.borrow_mut().leader_epoch = epoch;
     }
 
+    /// The largest timestamp of the records in the segments at or past the
+    /// log start (of appended batches, durable or not); `None` when empty.
+    /// With [`Log::offset_for_timestamp`], it finds the first record with
+    /// the largest timestamp (Kafka's ListOffsets `MAX_TIMESTAMP`).
+    pub fn max_timestamp(&self) -> Option<i64> {
+        let state = self.state.borrow();
+        state
+            .segments
+            .values()
+            .filter(|segment| segment.next_offset > state.log_start)
+            .filter_map(|segment| segment.max_timestamp)
+            .max()
+    }
+
     /// The first offset that can be read.
     pub fn start_offset(&self) -> Offset {
         self.state.borrow().log_start
