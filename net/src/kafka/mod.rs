@@ -2,4 +2,5 @@
 //! conversion of stored Kafka batches for native readers.
 
 pub mod convert;
+mod decompress;
 pub mod frame;

@@ -1,0 +1,273 @@
+//! Bounded decompression of a Kafka batch's records.
+//!
+//! A Kafka producer compresses the records of a batch as a whole, with the
+//! codec named in the batch's attributes. A few kilobytes of compressed
+//! zeros can claim gigabytes, so nothing here trusts a size the input
+//! declares: every codec writes into one output buffer that is never given
+//! more capacity than the caller's cap, and decoding stops with
+//! [`DecompressError::TooLarge`] the moment the output would pass it. A
+//! decompression bomb costs at most the cap in output, and the time to
+//! decode that much.
+//!
+//! The formats are Kafka's: gzip (members may be concatenated), snappy in
+//! the xerial framing the Java client writes or raw (librdkafka may send
+//! either; the xerial magic tells them apart, as Kafka's reader does), the
+//! LZ4 frame format, and zstd frames.
+
+use std::io::{self, Read};
+
+/// The output buffer's first size: a typical compressed batch (a producer's
+/// `batch.size` is 16 KiB by default) decompresses into it without a regrow.
+const OUTPUT_BYTES_INITIAL: usize = 64 * 1024;
+
+/// The largest zstd window accepted, as a power of two: 16 MiB, the batch
+/// cap. The zstd decoder allocates the window a frame declares before it
+/// decodes a byte, so a forged frame header alone could otherwise claim
+/// 128 MiB (zstd's own default limit). A window larger than the whole output
+/// may be is never needed to decode it; a frame compressed in streaming mode
+/// at levels up to 19 (the Java client's way) declares at most 8 MiB.
+const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+
+/// The xerial snappy stream's magic, the first 8 bytes of its 16-byte
+/// header (then a version and a compatible version, `i32` each).
+const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
+const XERIAL_HEADER_BYTES: usize = 16;
+/// Each xerial block is a big-endian `u32` length, then a raw snappy block.
+const XERIAL_BLOCK_LENGTH_BYTES: usize = 4;
+
+/// A Kafka compression codec: attributes bits 0..3 (0 is none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Gzip = 1,
+    Snappy = 2,
+    Lz4 = 3,
+    Zstd = 4,
+}
+
+impl Codec {
+    /// The codec of compression field `codec` (attributes bits 0..3): `None`
+    /// for 0, uncompressed records.
+    pub fn from_kafka(codec: u16) -> Result<Option<Codec>, DecompressError> {
+        match codec {
+            0 => Ok(None),
+            1 => Ok(Some(Codec::Gzip)),
+            2 => Ok(Some(Codec::Snappy)),
+            3 => Ok(Some(Codec::Lz4)),
+            4 => Ok(Some(Codec::Zstd)),
+            _ => Err(DecompressError::UnknownCodec { codec }),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Gzip => "gzip",
+            Codec::Snappy => "snappy",
+            Codec::Lz4 => "lz4",
+            Codec::Zstd => "zstd",
+        }
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why compressed records could not be decompressed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecompressError {
+    #[error("unknown kafka compression codec {codec}")]
+    UnknownCodec { codec: u16 },
+    #[error("{codec} records decompress to more than {max} bytes")]
+    TooLarge { codec: Codec, max: usize },
+    #[error("{codec} records do not decompress: {reason}")]
+    Corrupt { codec: Codec, reason: String },
+}
+
+/// Decompresses `compressed`, a Kafka batch's records section, into a new
+/// buffer of at most `bytes_max` bytes, whose capacity never passes
+/// `bytes_max` either.
+///
+/// Fails with [`DecompressError::TooLarge`] as soon as the output would pass
+/// `bytes_max`, and with [`DecompressError::Corrupt`] when the input is not
+/// a whole stream of the codec (a truncated stream included).
+pub fn decompress(
+    codec: Codec,
+    compressed: &[u8],
+    bytes_max: usize,
+) -> Result<Vec<u8>, DecompressError> {
+    let corrupt = |error: io::Error| DecompressError::Corrupt {
+        codec,
+        reason: error.to_string(),
+    };
+    match codec {
+        Codec::Gzip => {
+            let mut decoder = flate2::bufread::MultiGzDecoder::new(compressed);
+            read_bounded(&mut decoder, codec, bytes_max)
+        }
+        Codec::Snappy => snappy(compressed, bytes_max),
+        Codec::Lz4 => {
+            let mut decoder = lz4::Decoder::new(compressed).map_err(corrupt)?;
+            let out = read_bounded(&mut decoder, codec, bytes_max)?;
+            // The decoder reads a stream cut short as one that ended.
+            decoder.finish().1.map_err(|_| DecompressError::Corrupt {
+                codec,
+                reason: "the lz4 frame is cut short".to_owned(),
+            })?;
+            Ok(out)
+        }
+        Codec::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt)?;
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(corrupt)?;
+            read_bounded(&mut decoder, codec, bytes_max)
+        }
+    }
+}
+
+/// Reads `reader` to its end into a buffer that grows by doubling up to
+/// `bytes_max` and no further; one byte more than `bytes_max` is
+/// [`DecompressError::TooLarge`].
+fn read_bounded(
+    reader: &mut impl Read,
+    codec: Codec,
+    bytes_max: usize,
+) -> Result<Vec<u8>, DecompressError> {
+    let corrupt = |error: io::Error| DecompressError::Corrupt {
+        codec,
+        reason: error.to_string(),
+    };
+    let mut out = Vec::new();
+    let mut filled = 0;
+    loop {
+        if filled == out.len() {
+            if filled == bytes_max {
+                // Full: the stream must end here.
+                let mut probe = [0_u8; 1];
+                return match read_retrying(reader, &mut probe).map_err(corrupt)? {
+                    0 => Ok(out),
+                    _ => Err(DecompressError::TooLarge {
+                        codec,
+                        max: bytes_max,
+                    }),
+                };
+            }
+            let grown = filled
+                .saturating_mul(2)
+                .max(OUTPUT_BYTES_INITIAL)
+                .min(bytes_max);
+            reserve_bounded(&mut out, grown, bytes_max);
+            out.resize(grown, 0);
+        }
+        match read_retrying(reader, &mut out[filled..]).map_err(corrupt)? {
+            0 => {
+                out.truncate(filled);
+                return Ok(out);
+            }
+            read => filled += read,
+        }
+    }
+}
+
+fn read_retrying(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buffer) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
+    }
+}
+
+/// Gives `out` room for `needed` bytes in all, growing its capacity at
+/// least twofold (so appends stay linear) but never past `bytes_max`.
+fn reserve_bounded(out: &mut Vec<u8>, needed: usize, bytes_max: usize) {
+    assert!(
+        needed <= bytes_max,
+        "{needed} bytes asked of a buffer capped at {bytes_max}"
+    );
+    if needed <= out.capacity() {
+        return;
+    }
+    let capacity = needed
+        .max(out.capacity().saturating_mul(2))
+        .max(OUTPUT_BYTES_INITIAL)
+        .min(bytes_max);
+    out.reserve_exact(capacity - out.len());
+}
+
+/// Snappy, xerial-framed if it starts with the xerial magic, raw if not.
+fn snappy(compressed: &[u8], bytes_max: usize) -> Result<Vec<u8>, DecompressError> {
+    let mut decoder = snap::raw::Decoder::new();
+    let mut out = Vec::new();
+    let is_xerial =
+        compressed.len() >= XERIAL_HEADER_BYTES && compressed.starts_with(XERIAL_MAGIC);
+    if !is_xerial {
+        snappy_block(&mut decoder, compressed, &mut out, bytes_max)?;
+        return Ok(out);
+    }
+    let mut rest = &compressed[XERIAL_HEADER_BYTES..];
+    while !rest.is_empty() {
+        // Concatenated xerial streams repeat the header; xerial skips it.
+        if rest.len() >= XERIAL_HEADER_BYTES && rest.starts_with(XERIAL_MAGIC) {
+            rest = &rest[XERIAL_HEADER_BYTES..];
+            continue;
+        }
+        let Some((length, after)) = rest.split_first_chunk::<XERIAL_BLOCK_LENGTH_BYTES>() else {
+            return Err(snappy_corrupt(format!(
+                "a block length is cut short: {} bytes",
+                rest.len()
+            )));
+        };
+        let length = u32::from_be_bytes(*length) as usize;
+        if length > after.len() {
+            return Err(snappy_corrupt(format!(
+                "a block of {length} bytes where {} are left",
+                after.len()
+            )));
+        }
+        let (block, after) = after.split_at(length);
+        snappy_block(&mut decoder, block, &mut out, bytes_max)?;
+        rest = after;
+    }
+    Ok(out)
+}
+
+/// Appends one raw snappy block to `out`, after checking the length it
+/// declares against what `out` may still take.
+fn snappy_block(
+    decoder: &mut snap::raw::Decoder,
+    block: &[u8],
+    out: &mut Vec<u8>,
+    bytes_max: usize,
+) -> Result<(), DecompressError> {
+    let length =
+        snap::raw::decompress_len(block).map_err(|error| snappy_corrupt(error.to_string()))?;
+    let start = out.len();
+    let end = start
+        .checked_add(length)
+        .filter(|end| *end <= bytes_max)
+        .ok_or(DecompressError::TooLarge {
+            codec: Codec::Snappy,
+            max: bytes_max,
+        })?;
+    reserve_bounded(out, end, bytes_max);
+    out.resize(end, 0);
+    let written = decoder
+        .decompress(block, &mut out[start..])
+        .map_err(|error| snappy_corrupt(error.to_string()))?;
+    if written != length {
+        return Err(snappy_corrupt(format!(
+            "a block declares {length} bytes but holds {written}"
+        )));
+    }
+    Ok(())
+}
+
+fn snappy_corrupt(reason: String) -> DecompressError {
+    DecompressError::Corrupt {
+        codec: Codec::Snappy,
+        reason,
+    }
+}
