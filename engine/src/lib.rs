@@ -12,6 +12,7 @@
 //! shard 0 (the controller); every shard holds an immutable snapshot of it,
 //! replaced when it changes.
 
+pub mod alloc;
 mod broker;
 mod config;
 mod controller;

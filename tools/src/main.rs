@@ -17,6 +17,12 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// Huge blocks reserved rather than refused: a forged count in a request
+/// cannot abort the broker (see `sluice_engine::alloc`).
+#[global_allocator]
+static ALLOCATOR: sluice_engine::alloc::ReservingAllocator =
+    sluice_engine::alloc::ReservingAllocator;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {

@@ -272,7 +272,7 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                                     offset: match spec {
                                         OffsetSpec::Earliest => Some(0),
                                         OffsetSpec::Latest => Some(logs.end(partition)),
-                                        OffsetSpec::Timestamp(_) => None,
+                                        OffsetSpec::Timestamp(_) | OffsetSpec::MaxTimestamp => None,
                                     },
                                 })
                                 .collect();
