@@ -12,25 +12,85 @@
 //! - with log-append time (attributes bit 3), every record takes the batch's
 //!   max timestamp, as Kafka readers do.
 //!
-//! Null header values stay null: native headers have optional values. The
-//! Kafka decoder used here reads header names as UTF-8 and keeps one value
-//! per name (the last), so a batch with repeated header names converts with
-//! one of each; one with a name that is not UTF-8 does not convert.
+//! Headers convert as they are: in order, repeated names included (Kafka
+//! allows them and their order matters), names as bytes (Kafka reads them as
+//! UTF-8; nothing here needs to), null values null.
 //!
-//! Cost: the decoder decompresses the records whole and allocates per
-//! record. Only a read across formats pays it; same-format reads are
+//! The records are decoded here rather than by a general Kafka decoder so
+//! that nothing a producer sent can take the broker down: the records
+//! section decompresses into at most [`RECORDS_BYTES_MAX`] bytes (see
+//! `decompress`), and every count and length is checked against the bytes
+//! left before it is used. Any input gives a batch or an error, never a
+//! panic.
+//!
+//! Cost: compressed records are decompressed whole into one buffer; the
+//! record fields are read in place from it (or from the stored batch when
+//! uncompressed) and copied once, into the native batch. One vector of
+//! header slices is reused for every record: nothing is allocated per
+//! record. Only a read across formats pays this; same-format reads are
 //! zero-copy.
 
-use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
-use sluice_storage::batch::{Batch, BatchBuilder, BATCH_BYTES_MAX};
+use sluice_storage::batch::{
+    Batch, BatchBuilder, BATCH_BYTES_MAX, BATCH_HEADER_BYTES, KAFKA_BATCH_HEADER_BYTES,
+};
+
+use super::decompress::{decompress, Codec, DecompressError};
+
+/// The most bytes a kafka batch's records may decompress to: the native
+/// batch cap. A native batch holding the records stores their keys, values
+/// and headers plus a fixed-size entry per record and per header that is
+/// larger than a Kafka record's varint framing, so records that decompress
+/// to more than this would not fit a native batch either (forged overlong
+/// varints aside, and those are refused just the same).
+pub const RECORDS_BYTES_MAX: usize = BATCH_BYTES_MAX;
+
+/// Where the Kafka batch header keeps its attributes (`i16`, big-endian);
+/// see the layout in `sluice_storage::batch`'s kafka module.
+const ATTRIBUTES_AT: usize = 21;
+/// Attributes bits 0..3: the compression codec.
+const ATTRIBUTES_COMPRESSION_MASK: i16 = 0b111;
+/// Attributes bit 3: the broker's append time stands for every record's.
+const ATTRIBUTES_LOG_APPEND_TIME: i16 = 1 << 3;
+
+/// A Kafka varint (`i32`, zigzag) takes at most 5 bytes, a varlong (`i64`)
+/// at most 10; Kafka refuses longer ones.
+const VARINT_BYTES_MAX: usize = 5;
+const VARLONG_BYTES_MAX: usize = 10;
+/// The smallest header: a one-byte name length (an empty name) and a
+/// one-byte value length. It bounds the header count a record can claim.
+const HEADER_BYTES_MIN: usize = 2;
 
 /// Why a stored batch could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConvertError {
     #[error("the batch is not in the kafka format")]
     NotKafka,
+    #[error("unknown kafka compression codec {codec}")]
+    UnknownCompression { codec: u16 },
+    /// The compressed records are not a whole stream of their codec.
     #[error("kafka records do not decode: {reason}")]
     Decode { reason: String },
+    #[error("{codec} kafka records decompress to more than {max} bytes")]
+    DecompressedTooLarge { codec: &'static str, max: usize },
+    #[error("kafka record {index} ends inside its {field}")]
+    RecordTruncated { index: usize, field: &'static str },
+    #[error("kafka record {index}: its {field} is a varint longer than Kafka's")]
+    VarintTooLong { index: usize, field: &'static str },
+    #[error("kafka record {index}: {field} {length} is negative or more than the {remaining} bytes left")]
+    BadLength {
+        index: usize,
+        field: &'static str,
+        length: i64,
+        remaining: usize,
+    },
+    #[error("kafka record {index} says it takes {declared} bytes but its fields take {read}")]
+    RecordLengthMismatch {
+        index: usize,
+        declared: usize,
+        read: usize,
+    },
+    #[error("{bytes} bytes follow the last of the kafka batch's {record_count} records")]
+    TrailingBytes { bytes: usize, record_count: u32 },
     #[error("kafka record {index} has offset delta {offset_delta}: a dense batch's is its index")]
     OffsetGap { index: usize, offset_delta: i64 },
     #[error("kafka batch holds {decoded} records but its header says {declared}")]
@@ -39,71 +99,271 @@ pub enum ConvertError {
     TooLarge { max: usize },
 }
 
+impl From<DecompressError> for ConvertError {
+    fn from(error: DecompressError) -> ConvertError {
+        match error {
+            DecompressError::UnknownCodec { codec } => ConvertError::UnknownCompression { codec },
+            DecompressError::TooLarge { codec, max } => ConvertError::DecompressedTooLarge {
+                codec: codec.name(),
+                max,
+            },
+            DecompressError::Corrupt { .. } => ConvertError::Decode {
+                reason: error.to_string(),
+            },
+        }
+    }
+}
+
 /// Converts a kafka-format batch into a native one with the same base
 /// offset, leader epoch, producer (id, epoch, base sequence), and records:
 /// timestamps, keys, values and headers, in order (see the module doc for
 /// what the native format cannot say). Compressed payloads (gzip, snappy,
-/// lz4, zstd) are decompressed.
+/// lz4, zstd) are decompressed, into at most [`RECORDS_BYTES_MAX`] bytes.
 ///
-/// Fails with [`ConvertError::NotKafka`] for a native batch, and when the
-/// records do not decode, are not dense, or would make a native batch over
-/// [`BATCH_BYTES_MAX`].
+/// Fails with [`ConvertError::NotKafka`] for a native batch; when the
+/// records do not decompress ([`ConvertError::Decode`]) or decompress to
+/// more than [`RECORDS_BYTES_MAX`]; when a record does not decode (a field
+/// cut short, an overlong varint, a length past its record, a record length
+/// that its fields do not fill); when the records are not as many as the
+/// header says, or bytes follow them; when they are not dense; and when
+/// they would make a native batch over [`BATCH_BYTES_MAX`]. Never panics.
 pub fn kafka_to_native(batch: &Batch) -> Result<Batch, ConvertError> {
-    let mut payload = batch.kafka_payload().ok_or(ConvertError::NotKafka)?;
+    let payload = batch.kafka_payload().ok_or(ConvertError::NotKafka)?;
     let header = batch.header();
-    let record_set =
-        RecordBatchDecoder::decode(&mut payload).map_err(|error| ConvertError::Decode {
-            reason: format!("{error:#}"),
-        })?;
-    if record_set.records.len() != header.record_count as usize {
-        return Err(ConvertError::RecordCountMismatch {
-            decoded: record_set.records.len(),
-            declared: header.record_count,
-        });
-    }
+    assert!(
+        payload.len() >= KAFKA_BATCH_HEADER_BYTES,
+        "a validated kafka batch holds a kafka header, not {} bytes",
+        payload.len()
+    );
+    let attributes = i16::from_be_bytes([payload[ATTRIBUTES_AT], payload[ATTRIBUTES_AT + 1]]);
+    let log_append_time = attributes & ATTRIBUTES_LOG_APPEND_TIME != 0;
+    let section = &payload[KAFKA_BATCH_HEADER_BYTES..];
+    let decompressed;
+    let records = match Codec::from_kafka((attributes & ATTRIBUTES_COMPRESSION_MASK) as u16)? {
+        None => section,
+        Some(codec) => {
+            decompressed = decompress(codec, section, RECORDS_BYTES_MAX)?;
+            &decompressed[..]
+        }
+    };
 
-    let base_offset = header.base_offset as i64;
-    let mut builder = BatchBuilder::with_capacity(batch.len()).producer(
+    let mut builder = BatchBuilder::with_capacity(records.len() + BATCH_HEADER_BYTES).producer(
         header.producer_id,
         header.producer_epoch,
         header.base_sequence,
     );
+    let mut cursor = Cursor::new(records);
     // One vector of header slices, reused for every record.
     let mut headers: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
-    for (index, record) in record_set.records.iter().enumerate() {
-        let offset_delta = record.offset.wrapping_sub(base_offset);
-        if offset_delta != index as i64 {
-            return Err(ConvertError::OffsetGap {
-                index,
-                offset_delta,
+    for index in 0..header.record_count as usize {
+        if cursor.remaining() == 0 {
+            return Err(ConvertError::RecordCountMismatch {
+                decoded: index,
+                declared: header.record_count,
             });
         }
-        let timestamp = match record.timestamp_type {
-            TimestampType::Creation => record.timestamp,
-            TimestampType::LogAppend => header.max_timestamp,
+        let record = read_record(&mut cursor, index, &mut headers)?;
+        if i64::from(record.offset_delta) != index as i64 {
+            return Err(ConvertError::OffsetGap {
+                index,
+                offset_delta: record.offset_delta.into(),
+            });
+        }
+        let timestamp = if log_append_time {
+            header.max_timestamp
+        } else {
+            header.first_timestamp.wrapping_add(record.timestamp_delta)
         };
-        headers.clear();
-        headers.extend(
-            record
-                .headers
+        let value = record.value.unwrap_or_default();
+        // What the record adds to the native batch at least: refused before
+        // it is copied in.
+        let parts_bytes = record.key.map_or(0, <[u8]>::len)
+            + value.len()
+            + headers
                 .iter()
-                .map(|(name, value)| (name.as_bytes(), value.as_deref())),
-        );
-        builder.push(
-            timestamp,
-            record.key.as_deref(),
-            record.value.as_deref().unwrap_or_default(),
-            &headers,
-        );
+                .map(|(name, value)| name.len() + value.map_or(0, <[u8]>::len))
+                .sum::<usize>();
+        if builder.estimated_bytes() + parts_bytes > BATCH_BYTES_MAX {
+            return Err(ConvertError::TooLarge {
+                max: BATCH_BYTES_MAX,
+            });
+        }
+        builder.push(timestamp, record.key, value, &headers);
         if builder.estimated_bytes() > BATCH_BYTES_MAX {
             return Err(ConvertError::TooLarge {
                 max: BATCH_BYTES_MAX,
             });
         }
     }
+    if cursor.remaining() != 0 {
+        return Err(ConvertError::TrailingBytes {
+            bytes: cursor.remaining(),
+            record_count: header.record_count,
+        });
+    }
     Ok(builder
         .finish()
         .assign(batch.base_offset(), header.leader_epoch))
+}
+
+/// A Kafka record's fields but its headers, read in place.
+struct KafkaRecord<'a> {
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+}
+
+/// Reads record `index` at the cursor, and its headers into `headers`
+/// (cleared first), in order:
+///
+/// ```text
+/// length          varint  bytes after this field
+/// attributes      i8      unused
+/// timestampDelta  varlong
+/// offsetDelta     varint
+/// keyLength       varint  -1: null key
+/// key             bytes
+/// valueLength     varint  -1: null value
+/// value           bytes
+/// headerCount     varint
+/// headers         headerKeyLength varint, headerKey bytes,
+///                 headerValueLength varint (-1: null), headerValue bytes
+/// ```
+fn read_record<'a>(
+    records: &mut Cursor<'a>,
+    index: usize,
+    headers: &mut Vec<(&'a [u8], Option<&'a [u8]>)>,
+) -> Result<KafkaRecord<'a>, ConvertError> {
+    let length = records.varint(index, "length")?;
+    let body = records.bytes(index, "length", length)?;
+    let mut body = Cursor::new(body);
+    body.byte(index, "attributes")?;
+    let timestamp_delta = body.varlong(index, "timestamp delta")?;
+    let offset_delta = body.varint(index, "offset delta")?;
+    let key = body.nullable_bytes(index, "key length")?;
+    let value = body.nullable_bytes(index, "value length")?;
+    let header_count = body.varint(index, "header count")?;
+    if header_count < 0 || header_count as usize > body.remaining() / HEADER_BYTES_MIN {
+        return Err(ConvertError::BadLength {
+            index,
+            field: "header count",
+            length: header_count.into(),
+            remaining: body.remaining(),
+        });
+    }
+    headers.clear();
+    for _ in 0..header_count {
+        let name_length = body.varint(index, "header name length")?;
+        let name = body.bytes(index, "header name length", name_length)?;
+        let value = body.nullable_bytes(index, "header value length")?;
+        headers.push((name, value));
+    }
+    if body.remaining() != 0 {
+        return Err(ConvertError::RecordLengthMismatch {
+            index,
+            declared: body.bytes.len(),
+            read: body.at,
+        });
+    }
+    Ok(KafkaRecord {
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+    })
+}
+
+/// Reads Kafka's record fields from a slice, each checked against the bytes
+/// left. Errors name the record (`index`) and the field.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor { bytes, at: 0 }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn byte(&mut self, index: usize, field: &'static str) -> Result<u8, ConvertError> {
+        let byte = *self
+            .bytes
+            .get(self.at)
+            .ok_or(ConvertError::RecordTruncated { index, field })?;
+        self.at += 1;
+        Ok(byte)
+    }
+
+    /// An unsigned LEB128 of at most `bytes_max` bytes. Bits past 64 are
+    /// dropped, as Kafka's reader drops those past its integer's width.
+    fn unsigned(
+        &mut self,
+        index: usize,
+        field: &'static str,
+        bytes_max: usize,
+    ) -> Result<u64, ConvertError> {
+        let mut raw = 0_u64;
+        for byte_index in 0..bytes_max {
+            let byte = self.byte(index, field)?;
+            raw |= u64::from(byte & 0x7f) << (7 * byte_index);
+            if byte & 0x80 == 0 {
+                return Ok(raw);
+            }
+        }
+        Err(ConvertError::VarintTooLong { index, field })
+    }
+
+    /// A zigzag varint (`i32`).
+    fn varint(&mut self, index: usize, field: &'static str) -> Result<i32, ConvertError> {
+        let raw = self.unsigned(index, field, VARINT_BYTES_MAX)? as u32;
+        Ok((raw >> 1) as i32 ^ -((raw & 1) as i32))
+    }
+
+    /// A zigzag varlong (`i64`).
+    fn varlong(&mut self, index: usize, field: &'static str) -> Result<i64, ConvertError> {
+        let raw = self.unsigned(index, field, VARLONG_BYTES_MAX)?;
+        Ok((raw >> 1) as i64 ^ -((raw & 1) as i64))
+    }
+
+    /// `length` bytes, where `length` was read as field `field`.
+    fn bytes(
+        &mut self,
+        index: usize,
+        field: &'static str,
+        length: i32,
+    ) -> Result<&'a [u8], ConvertError> {
+        let remaining = self.remaining();
+        match usize::try_from(length) {
+            Ok(length) if length <= remaining => {
+                let bytes = &self.bytes[self.at..self.at + length];
+                self.at += length;
+                Ok(bytes)
+            }
+            _ => Err(ConvertError::BadLength {
+                index,
+                field,
+                length: length.into(),
+                remaining,
+            }),
+        }
+    }
+
+    /// A varint length `field`, then that many bytes; length -1 is null.
+    fn nullable_bytes(
+        &mut self,
+        index: usize,
+        field: &'static str,
+    ) -> Result<Option<&'a [u8]>, ConvertError> {
+        match self.varint(index, field)? {
+            -1 => Ok(None),
+            length => self.bytes(index, field, length).map(Some),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -112,7 +372,10 @@ mod tests {
     use kafka_protocol::{
         indexmap::IndexMap,
         protocol::StrBytes,
-        records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions},
+        records::{
+            Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+            TimestampType,
+        },
     };
     use sluice_storage::{batch::PayloadFormat, Offset};
 
@@ -253,7 +516,8 @@ mod tests {
         let native = builder.finish().assign(Offset(77), 12);
         let mut out = BytesMut::new();
         native.write_kafka(&mut out).unwrap();
-        let mut kafka = out.freeze();
+        let kafka_bytes = out.freeze();
+        let mut kafka = kafka_bytes.clone();
 
         let record_set = RecordBatchDecoder::decode(&mut kafka).expect("decodes");
         assert!(kafka.is_empty(), "one batch, nothing after it");
@@ -273,6 +537,11 @@ mod tests {
             assert_eq!(record.value.as_deref(), Some(&value[..]), "record {index}");
         }
         assert_same_records(&record_set.records, &native);
+
+        // And back: the Kafka batch converts to the records pushed.
+        let stored = Batch::from_kafka(&kafka_bytes).unwrap();
+        let back = kafka_to_native(&stored).expect("converts back");
+        assert_same_records(&record_set.records, &back);
     }
 
     #[test]
@@ -302,20 +571,23 @@ mod tests {
         }
     }
 
-    /// The Kafka CRC: CRC-32C (Castagnoli), bit by bit.
+    /// The Kafka CRC: CRC-32C (Castagnoli), a byte at a time.
     fn crc32c(bytes: &[u8]) -> u32 {
-        let mut crc = !0_u32;
-        for byte in bytes {
-            crc ^= u32::from(*byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0x82f6_3b78
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
+        static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            std::array::from_fn(|byte| {
+                (0..8).fold(byte as u32, |crc, _| {
+                    if crc & 1 == 1 {
+                        (crc >> 1) ^ 0x82f6_3b78
+                    } else {
+                        crc >> 1
+                    }
+                })
+            })
+        });
+        !bytes.iter().fold(!0_u32, |crc, byte| {
+            table[((crc ^ u32::from(*byte)) & 0xff) as usize] ^ (crc >> 8)
+        })
     }
 
     /// `kafka` with its Kafka CRC made right again after an edit.
@@ -360,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn records_over_the_native_cap_are_refused() {
+    fn records_over_the_decompression_cap_are_refused() {
         // 17 MiB of zeros compresses to a small kafka batch.
         let records: Vec<Record> = kafka_records(17)
             .into_iter()
@@ -374,8 +646,9 @@ mod tests {
         let stored = Batch::from_kafka(&kafka).unwrap();
         assert_eq!(
             kafka_to_native(&stored).unwrap_err(),
-            ConvertError::TooLarge {
-                max: BATCH_BYTES_MAX
+            ConvertError::DecompressedTooLarge {
+                codec: "zstd",
+                max: RECORDS_BYTES_MAX
             }
         );
     }
@@ -388,5 +661,626 @@ mod tests {
             kafka_to_native(&builder.finish()).unwrap_err(),
             ConvertError::NotKafka
         );
+    }
+
+    // Kafka batches made by hand: what kafka-protocol's encoder cannot make
+    // (repeated header names, raw snappy, forged fields, bombs).
+
+    type Headers<'a> = &'a [(&'a [u8], Option<&'a [u8]>)];
+
+    fn put_varlong(out: &mut Vec<u8>, value: i64) {
+        let mut raw = ((value << 1) ^ (value >> 63)) as u64;
+        while raw >= 0x80 {
+            out.push(raw as u8 | 0x80);
+            raw >>= 7;
+        }
+        out.push(raw as u8);
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+        match bytes {
+            None => put_varlong(out, -1),
+            Some(bytes) => {
+                put_varlong(out, bytes.len() as i64);
+                out.extend_from_slice(bytes);
+            }
+        }
+    }
+
+    /// Appends one Kafka record, its fields as given.
+    fn put_record(
+        out: &mut Vec<u8>,
+        offset_delta: i64,
+        timestamp_delta: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Headers,
+    ) {
+        let mut body = vec![0_u8];
+        put_varlong(&mut body, timestamp_delta);
+        put_varlong(&mut body, offset_delta);
+        put_bytes(&mut body, key);
+        put_bytes(&mut body, value);
+        put_varlong(&mut body, headers.len() as i64);
+        for (name, value) in headers {
+            put_bytes(&mut body, Some(name));
+            put_bytes(&mut body, *value);
+        }
+        put_varlong(out, body.len() as i64);
+        out.extend_from_slice(&body);
+    }
+
+    const BASE_TIMESTAMP: i64 = 1_700_000_000_000;
+
+    /// A Kafka RecordBatch v2 of `record_count` records whose (already
+    /// compressed) records section is `section`, sealed.
+    fn kafka_batch(codec: u16, section: &[u8], record_count: i32) -> Vec<u8> {
+        let mut kafka = Vec::with_capacity(KAFKA_BATCH_HEADER_BYTES + section.len());
+        kafka.extend_from_slice(&0_i64.to_be_bytes());
+        kafka.extend_from_slice(&((49 + section.len()) as i32).to_be_bytes());
+        kafka.extend_from_slice(&(-1_i32).to_be_bytes());
+        kafka.push(2);
+        kafka.extend_from_slice(&[0; 4]);
+        kafka.extend_from_slice(&(codec as i16).to_be_bytes());
+        kafka.extend_from_slice(&(record_count - 1).to_be_bytes());
+        kafka.extend_from_slice(&BASE_TIMESTAMP.to_be_bytes());
+        kafka.extend_from_slice(&(BASE_TIMESTAMP + 1_000).to_be_bytes());
+        kafka.extend_from_slice(&4_242_i64.to_be_bytes());
+        kafka.extend_from_slice(&2_i16.to_be_bytes());
+        kafka.extend_from_slice(&100_i32.to_be_bytes());
+        kafka.extend_from_slice(&record_count.to_be_bytes());
+        assert_eq!(kafka.len(), KAFKA_BATCH_HEADER_BYTES);
+        kafka.extend_from_slice(section);
+        reseal(&mut kafka);
+        kafka
+    }
+
+    /// The xerial framing the Java client writes: its header, then blocks
+    /// of at most 32 KiB, each a length and a raw snappy block.
+    fn xerial_snappy(bytes: &[u8]) -> Vec<u8> {
+        let mut out = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+        for chunk in bytes.chunks(32 * 1024) {
+            let block = snap::raw::Encoder::new().compress_vec(chunk).unwrap();
+            out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            out.extend_from_slice(&block);
+        }
+        out
+    }
+
+    /// `bytes` compressed with codec `codec` as a Kafka producer would;
+    /// snappy is xerial-framed (codec 2) or raw (`RAW_SNAPPY`).
+    fn compress(codec: u16, bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        match codec {
+            0 => bytes.to_vec(),
+            1 => {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                encoder.write_all(bytes).unwrap();
+                encoder.finish().unwrap()
+            }
+            2 => xerial_snappy(bytes),
+            RAW_SNAPPY => snap::raw::Encoder::new().compress_vec(bytes).unwrap(),
+            3 => {
+                let mut encoder = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+                encoder.write_all(bytes).unwrap();
+                let (out, result) = encoder.finish();
+                result.unwrap();
+                out
+            }
+            4 => zstd::encode_all(bytes, 3).unwrap(),
+            _ => unreachable!("codec {codec}"),
+        }
+    }
+
+    /// Not a Kafka codec: snappy without the xerial framing, as librdkafka
+    /// may send it (attributes say 2).
+    const RAW_SNAPPY: u16 = 100;
+    const HAND_CODECS: [u16; 6] = [0, 1, 2, RAW_SNAPPY, 3, 4];
+
+    fn stored(codec: u16, section: &[u8], record_count: i32) -> Batch {
+        let attributes_codec = if codec == RAW_SNAPPY { 2 } else { codec };
+        let kafka = kafka_batch(attributes_codec, &compress(codec, section), record_count);
+        Batch::from_kafka(&kafka)
+            .unwrap_or_else(|error| panic!("codec {codec}: {error}"))
+            .assign(Offset(1_000), 3)
+    }
+
+    fn native_headers(
+        record: sluice_storage::batch::RecordView<'_>,
+    ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        record
+            .headers()
+            .map(|header| (header.name.to_vec(), header.value.map(<[u8]>::to_vec)))
+            .collect()
+    }
+
+    #[test]
+    fn repeated_header_names_survive_in_order_with_every_codec() {
+        let binary: &[u8] = &[0, 0xff, 0xfe, b'\n'];
+        let repeated: Headers = &[
+            (b"codec", Some(b"none")),
+            (b"null", None),
+            (b"bin", Some(binary)),
+            (b"codec", Some(b"repeated")),
+            (b"\xff not utf-8", Some(b"")),
+        ];
+        let mut section = Vec::new();
+        put_record(&mut section, 0, 0, Some(b"k0"), Some(b"v0"), repeated);
+        put_record(&mut section, 1, 7, None, None, &[]);
+        put_record(&mut section, 2, -3, Some(b""), Some(b"v2"), &repeated[..2]);
+        for codec in HAND_CODECS {
+            let native = kafka_to_native(&stored(codec, &section, 3))
+                .unwrap_or_else(|error| panic!("codec {codec}: {error}"));
+            assert_eq!(native.base_offset(), Offset(1_000));
+            assert_eq!(native.header().leader_epoch, 3);
+            let records = native.records().unwrap();
+            assert_eq!(records.len(), 3);
+            let want: Vec<(Vec<u8>, Option<Vec<u8>>)> = repeated
+                .iter()
+                .map(|(name, value)| (name.to_vec(), value.map(<[u8]>::to_vec)))
+                .collect();
+            let first = records.get(0).unwrap();
+            assert_eq!(native_headers(first), want, "codec {codec}");
+            assert_eq!(native_headers(records.get(1).unwrap()), vec![]);
+            assert_eq!(native_headers(records.get(2).unwrap()), want[..2].to_vec());
+            let timestamps: Vec<i64> = records
+                .iter()
+                .map(|record| native.header().first_timestamp + record.timestamp_delta())
+                .collect();
+            assert_eq!(
+                timestamps,
+                [BASE_TIMESTAMP, BASE_TIMESTAMP + 7, BASE_TIMESTAMP - 3]
+            );
+            assert_eq!(
+                records
+                    .iter()
+                    .map(|record| record.key())
+                    .collect::<Vec<_>>(),
+                [Some(&b"k0"[..]), None, Some(&b""[..])]
+            );
+            assert_eq!(
+                records
+                    .iter()
+                    .map(|record| record.value())
+                    .collect::<Vec<_>>(),
+                [&b"v0"[..], b"", b"v2"]
+            );
+        }
+    }
+
+    #[test]
+    fn raw_and_xerial_snappy_convert_alike() {
+        let records = kafka_records(50);
+        let kafka = encode(&records, Compression::None);
+        let section = &kafka[KAFKA_BATCH_HEADER_BYTES..];
+        let xerial = kafka_to_native(&stored(2, section, 50)).unwrap();
+        let raw = kafka_to_native(&stored(RAW_SNAPPY, section, 50)).unwrap();
+        assert_same_records(&records, &xerial);
+        assert_same_records(&records, &raw);
+        // Concatenated xerial streams (each with its header) read as one.
+        let half = section.len() / 2;
+        let mut twice = xerial_snappy(&section[..half]);
+        twice.extend_from_slice(&xerial_snappy(&section[half..]));
+        let concatenated = Batch::from_kafka(&kafka_batch(2, &twice, 50)).unwrap();
+        assert_same_records(&records, &kafka_to_native(&concatenated).unwrap());
+    }
+
+    /// Counts the bytes the global allocator hands this thread, to check
+    /// that a bomb is refused without a large allocation. (The zstd and lz4
+    /// decoders are C and allocate with malloc: bounded by the window and
+    /// block limits instead, not seen here.)
+    mod allocations {
+        use std::{
+            alloc::{GlobalAlloc, Layout, System},
+            cell::Cell,
+        };
+
+        struct Counting;
+
+        thread_local! {
+            static LIVE: Cell<usize> = const { Cell::new(0) };
+            static PEAK: Cell<usize> = const { Cell::new(0) };
+        }
+
+        fn grew(bytes: usize) {
+            let _ = LIVE.try_with(|live| {
+                live.set(live.get() + bytes);
+                let _ = PEAK.try_with(|peak| peak.set(peak.get().max(live.get())));
+            });
+        }
+
+        fn shrank(bytes: usize) {
+            let _ = LIVE.try_with(|live| live.set(live.get().saturating_sub(bytes)));
+        }
+
+        // SAFETY: every call is passed to `System` as it is; the counters
+        // are const-initialised thread locals without destructors, which
+        // neither allocate nor recurse.
+        unsafe impl GlobalAlloc for Counting {
+            unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+                grew(layout.size());
+                System.alloc(layout)
+            }
+
+            unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+                grew(layout.size());
+                System.alloc_zeroed(layout)
+            }
+
+            unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+                shrank(layout.size());
+                System.dealloc(pointer, layout)
+            }
+
+            unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+                // Old and new both live during the move.
+                grew(size);
+                shrank(layout.size());
+                System.realloc(pointer, layout, size)
+            }
+        }
+
+        #[global_allocator]
+        static COUNTING: Counting = Counting;
+
+        /// Runs `f`, and the most bytes this thread held at once during it
+        /// beyond what it held before.
+        pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+            let before = LIVE.with(Cell::get);
+            PEAK.with(|peak| peak.set(before));
+            let result = f();
+            (result, PEAK.with(Cell::get) - before)
+        }
+    }
+
+    /// A zstd frame of `blocks` RLE blocks of 128 KiB zeros each, made
+    /// directly: 4 bytes a block, no compressor run over the output.
+    fn zstd_zeros(blocks: usize) -> Vec<u8> {
+        const BLOCK_BYTES: u32 = 128 * 1024;
+        // Magic; a descriptor without content size, checksum or
+        // dictionary; a 1 MiB window (exponent 10).
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 10 << 3];
+        for block in 0..blocks {
+            let last = u32::from(block + 1 == blocks);
+            let header = (BLOCK_BYTES << 3) | (1 << 1) | last;
+            frame.extend_from_slice(&header.to_le_bytes()[..3]);
+            frame.push(0);
+        }
+        frame
+    }
+
+    /// A gzip stream of `members` concatenated members of 1 MiB of zeros
+    /// each (about 1 KiB compressed), as a gzip reader reads it: one stream.
+    fn gzip_zeros(members: usize) -> Vec<u8> {
+        let member = compress(1, &vec![0_u8; 1 << 20]);
+        member.repeat(members)
+    }
+
+    /// `bytes` zeros as an lz4 frame, compressed a chunk at a time.
+    fn lz4_zeros(bytes: usize) -> Vec<u8> {
+        use std::io::Write;
+        let chunk = vec![0_u8; 1 << 20];
+        let mut encoder = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+        for _ in 0..bytes / chunk.len() {
+            encoder.write_all(&chunk).unwrap();
+        }
+        let (out, result) = encoder.finish();
+        result.unwrap();
+        out
+    }
+
+    #[test]
+    fn the_bomb_builders_make_what_they_say() {
+        use std::io::Read;
+        let zstd = zstd::decode_all(&zstd_zeros(3)[..]).unwrap();
+        assert_eq!(zstd, vec![0; 3 * 128 * 1024]);
+        let mut gzip = Vec::new();
+        flate2::read::MultiGzDecoder::new(&gzip_zeros(2)[..])
+            .read_to_end(&mut gzip)
+            .unwrap();
+        assert_eq!(gzip, vec![0; 2 << 20]);
+        let mut lz4 = Vec::new();
+        lz4::Decoder::new(&lz4_zeros(2 << 20)[..])
+            .unwrap()
+            .read_to_end(&mut lz4)
+            .unwrap();
+        assert_eq!(lz4, vec![0; 2 << 20]);
+    }
+
+    #[test]
+    fn decompression_bombs_are_refused_without_a_large_allocation() {
+        const GIB: usize = 1 << 30;
+        // A raw snappy block that declares 1 GiB and holds nothing.
+        let mut snappy_raw = vec![0x80, 0x80, 0x80, 0x80, 0x04];
+        snappy_raw.extend_from_slice(&[0; 16]);
+        // Xerial blocks of 32 KiB zeros, 20 MiB of them.
+        let snappy_xerial = xerial_snappy(&vec![0; 20 << 20]);
+        let bombs: [(&str, u16, Vec<u8>, usize); 5] = [
+            ("gzip", 1, gzip_zeros(1024), GIB),
+            ("zstd", 4, zstd_zeros(GIB / (128 * 1024)), GIB),
+            ("snappy", 2, snappy_raw, GIB),
+            ("snappy", 2, snappy_xerial, 20 << 20),
+            ("lz4", 3, lz4_zeros(64 << 20), 64 << 20),
+        ];
+        for (codec_name, codec, compressed, bytes) in bombs {
+            assert!(
+                compressed.len() * 8 < bytes,
+                "{codec_name}: {} bytes for {bytes}",
+                compressed.len()
+            );
+            let stored = Batch::from_kafka(&kafka_batch(codec, &compressed, 1)).unwrap();
+            let started = std::time::Instant::now();
+            let (result, peak_bytes) = allocations::peak_during(|| kafka_to_native(&stored));
+            assert_eq!(
+                result.unwrap_err(),
+                ConvertError::DecompressedTooLarge {
+                    codec: codec_name,
+                    max: RECORDS_BYTES_MAX
+                }
+            );
+            // The output buffer, at most the cap, and the decoders' state.
+            // Its last regrow (from half the cap to the cap) holds both
+            // while the bytes move, if the allocator cannot grow in place.
+            assert!(
+                peak_bytes <= RECORDS_BYTES_MAX + RECORDS_BYTES_MAX / 2 + (1 << 20),
+                "{codec_name}: {peak_bytes} bytes allocated to refuse a bomb of {bytes}"
+            );
+            eprintln!(
+                "{codec_name} bomb of {bytes} bytes in {}: refused in {:?}, {peak_bytes} bytes at most",
+                compressed.len(),
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn records_over_the_native_cap_are_refused() {
+        // Empty records: about 5 bytes each in Kafka, tens once native.
+        let count = 600_000;
+        let mut section = Vec::new();
+        for index in 0..count {
+            put_record(&mut section, index, 0, None, Some(b""), &[]);
+        }
+        assert!(section.len() < RECORDS_BYTES_MAX / 2);
+        let stored = Batch::from_kafka(&kafka_batch(0, &section, count as i32)).unwrap();
+        assert_eq!(
+            kafka_to_native(&stored).unwrap_err(),
+            ConvertError::TooLarge {
+                max: BATCH_BYTES_MAX
+            }
+        );
+    }
+
+    #[test]
+    fn records_not_as_many_as_the_header_says_are_refused() {
+        let mut section = Vec::new();
+        put_record(&mut section, 0, 0, None, Some(b"one"), &[]);
+        put_record(&mut section, 1, 0, None, Some(b"two"), &[]);
+        // Uncompressed, the header check refuses 3 records in 20 bytes; a
+        // record's worth of zeros gets past it, and reads as a record of
+        // length 0, cut short at once.
+        let mut padded = section.clone();
+        padded.extend_from_slice(&[0; 10]);
+        let short = Batch::from_kafka(&kafka_batch(0, &padded, 4)).unwrap();
+        assert_eq!(
+            kafka_to_native(&short).unwrap_err(),
+            ConvertError::RecordTruncated {
+                index: 2,
+                field: "attributes"
+            }
+        );
+        for codec in HAND_CODECS {
+            if codec != 0 {
+                assert_eq!(
+                    kafka_to_native(&stored(codec, &section, 3)).unwrap_err(),
+                    ConvertError::RecordCountMismatch {
+                        decoded: 2,
+                        declared: 3
+                    },
+                    "codec {codec}"
+                );
+            }
+            assert_eq!(
+                kafka_to_native(&stored(codec, &section, 1)).unwrap_err(),
+                ConvertError::TrailingBytes {
+                    bytes: section.len() / 2,
+                    record_count: 1
+                },
+                "codec {codec}"
+            );
+        }
+    }
+
+    #[test]
+    fn forged_fields_are_refused_with_errors() {
+        let headers: Headers = &[(b"h", Some(b"v"))];
+        let mut good = Vec::new();
+        put_record(&mut good, 0, 5, Some(b"key"), Some(b"value"), headers);
+        // Offsets of fields in the one record: length, attributes,
+        // timestamp delta, offset delta, key length.
+        let body = |bytes: &[u8]| {
+            let mut record = Vec::new();
+            put_varlong(&mut record, bytes.len() as i64);
+            record.extend_from_slice(bytes);
+            record
+        };
+        let mut body_bytes = good[1..].to_vec();
+        let cases: Vec<(Vec<u8>, ConvertError)> = vec![
+            (
+                vec![0xff; 7],
+                ConvertError::VarintTooLong {
+                    index: 0,
+                    field: "length",
+                },
+            ),
+            (
+                // Length i32::MAX.
+                vec![0xfe, 0xff, 0xff, 0xff, 0x0f, 0, 0],
+                ConvertError::BadLength {
+                    index: 0,
+                    field: "length",
+                    length: i32::MAX.into(),
+                    remaining: 2,
+                },
+            ),
+            (
+                // Length -2.
+                vec![0x03, 0, 0, 0, 0, 0, 0],
+                ConvertError::BadLength {
+                    index: 0,
+                    field: "length",
+                    length: -2,
+                    remaining: 6,
+                },
+            ),
+            (
+                // A timestamp delta of 11 bytes.
+                body(&[[0].as_slice(), &[0xff; 11]].concat()),
+                ConvertError::VarintTooLong {
+                    index: 0,
+                    field: "timestamp delta",
+                },
+            ),
+            (
+                // Key length -2.
+                body(&[0, 0, 0, 0x03, 0, 0]),
+                ConvertError::BadLength {
+                    index: 0,
+                    field: "key length",
+                    length: -2,
+                    remaining: 2,
+                },
+            ),
+            (
+                // A value longer than the record.
+                body(&[0, 0, 0, 1, 0x14, 1, 2]),
+                ConvertError::BadLength {
+                    index: 0,
+                    field: "value length",
+                    length: 10,
+                    remaining: 2,
+                },
+            ),
+            (
+                // A header count of a billion.
+                body(&[0, 0, 0, 1, 1, 0x80, 0xa8, 0xd6, 0xb9, 0x07]),
+                ConvertError::BadLength {
+                    index: 0,
+                    field: "header count",
+                    length: 1_000_000_000,
+                    remaining: 0,
+                },
+            ),
+            (
+                // A null header name.
+                body(&[0, 0, 0, 1, 1, 2, 1, 1]),
+                ConvertError::BadLength {
+                    index: 0,
+                    field: "header name length",
+                    length: -1,
+                    remaining: 1,
+                },
+            ),
+            (
+                // Two bytes after the last field, inside the record.
+                {
+                    body_bytes.extend_from_slice(&[0, 0]);
+                    body(&body_bytes)
+                },
+                ConvertError::RecordLengthMismatch {
+                    index: 0,
+                    declared: good.len() + 1,
+                    read: good.len() - 1,
+                },
+            ),
+            (
+                // The offset delta of a second record.
+                {
+                    let mut record = Vec::new();
+                    put_record(&mut record, 1, 5, None, None, &[]);
+                    record.extend_from_slice(&[0; 8]);
+                    record
+                },
+                ConvertError::OffsetGap {
+                    index: 0,
+                    offset_delta: 1,
+                },
+            ),
+        ];
+        for (section, want) in cases {
+            let stored = Batch::from_kafka(&kafka_batch(0, &section, 1)).unwrap();
+            assert_eq!(kafka_to_native(&stored).unwrap_err(), want);
+        }
+        let stored = Batch::from_kafka(&kafka_batch(0, &good, 1)).unwrap();
+        kafka_to_native(&stored).expect("the unforged record converts");
+    }
+
+    /// A deterministic generator for the byte flips (xorshift64*).
+    struct Flips(u64);
+
+    impl Flips {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    #[test]
+    fn truncated_and_flipped_records_give_errors_not_panics() {
+        let records = kafka_records(12);
+        let kafka = encode(&records, Compression::None);
+        let section = &kafka[KAFKA_BATCH_HEADER_BYTES..];
+        for codec in HAND_CODECS {
+            let compressed = compress(codec, section);
+            let attributes_codec = if codec == RAW_SNAPPY { 2 } else { codec };
+            // Every truncation: refused by the header check or by the
+            // conversion, never converted.
+            for length in 0..compressed.len() {
+                if let Ok(stored) =
+                    Batch::from_kafka(&kafka_batch(attributes_codec, &compressed[..length], 12))
+                {
+                    assert!(
+                        kafka_to_native(&stored).is_err(),
+                        "codec {codec}: {length} of {} bytes converted",
+                        compressed.len()
+                    );
+                }
+            }
+            // Random flips of one to four bytes: an error or records.
+            let mut flips = Flips(0x5eed ^ u64::from(codec));
+            for _ in 0..500 {
+                let mut forged = compressed.clone();
+                for _ in 0..=flips.next() % 4 {
+                    let at = (flips.next() % forged.len() as u64) as usize;
+                    forged[at] ^= (flips.next() % 255 + 1) as u8;
+                }
+                if let Ok(stored) = Batch::from_kafka(&kafka_batch(attributes_codec, &forged, 12)) {
+                    if let Ok(native) = kafka_to_native(&stored) {
+                        Batch::validate(native.into_bytes()).expect("a converted batch validates");
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_records_section_gives_a_batch_or_an_error(
+            codec in 0_u16..5,
+            record_count in 1_i32..64,
+            section in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        ) {
+            if let Ok(stored) = Batch::from_kafka(&kafka_batch(codec, &section, record_count)) {
+                if let Ok(native) = kafka_to_native(&stored) {
+                    proptest::prop_assert_eq!(
+                        native.records().unwrap().len(),
+                        record_count as usize
+                    );
+                }
+            }
+        }
     }
 }

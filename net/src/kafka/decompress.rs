@@ -118,7 +118,8 @@ pub fn decompress(
             Ok(out)
         }
         Codec::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt)?;
+            let mut decoder =
+                zstd::stream::read::Decoder::with_buffer(compressed).map_err(corrupt)?;
             decoder
                 .window_log_max(ZSTD_WINDOW_LOG_MAX)
                 .map_err(corrupt)?;
@@ -201,8 +202,7 @@ fn reserve_bounded(out: &mut Vec<u8>, needed: usize, bytes_max: usize) {
 fn snappy(compressed: &[u8], bytes_max: usize) -> Result<Vec<u8>, DecompressError> {
     let mut decoder = snap::raw::Decoder::new();
     let mut out = Vec::new();
-    let is_xerial =
-        compressed.len() >= XERIAL_HEADER_BYTES && compressed.starts_with(XERIAL_MAGIC);
+    let is_xerial = compressed.len() >= XERIAL_HEADER_BYTES && compressed.starts_with(XERIAL_MAGIC);
     if !is_xerial {
         snappy_block(&mut decoder, compressed, &mut out, bytes_max)?;
         return Ok(out);
@@ -269,5 +269,117 @@ fn snappy_corrupt(reason: String) -> DecompressError {
     DecompressError::Corrupt {
         codec: Codec::Snappy,
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const CODECS: [Codec; 4] = [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd];
+
+    fn compress(codec: Codec, bytes: &[u8]) -> Vec<u8> {
+        match codec {
+            Codec::Gzip => {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                encoder.write_all(bytes).unwrap();
+                encoder.finish().unwrap()
+            }
+            Codec::Snappy => snap::raw::Encoder::new().compress_vec(bytes).unwrap(),
+            Codec::Lz4 => {
+                let mut encoder = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+                encoder.write_all(bytes).unwrap();
+                let (out, result) = encoder.finish();
+                result.unwrap();
+                out
+            }
+            Codec::Zstd => zstd::encode_all(bytes, 3).unwrap(),
+        }
+    }
+
+    #[test]
+    fn output_up_to_the_cap_is_given_in_a_buffer_no_larger() {
+        // Not a power of two, and past the first buffer size.
+        let bytes_max = 100_003;
+        let bytes: Vec<u8> = (0..bytes_max + 1).map(|i| (i % 251) as u8).collect();
+        for codec in CODECS {
+            let out = decompress(codec, &compress(codec, &bytes[..bytes_max]), bytes_max)
+                .unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(out, &bytes[..bytes_max], "{codec}");
+            assert!(out.capacity() <= bytes_max, "{codec}: {}", out.capacity());
+            assert_eq!(
+                decompress(codec, &compress(codec, &bytes), bytes_max),
+                Err(DecompressError::TooLarge {
+                    codec,
+                    max: bytes_max
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn empty_and_truncated_streams_are_corrupt() {
+        let bytes = vec![7_u8; 10_000];
+        for codec in CODECS {
+            let compressed = compress(codec, &bytes);
+            for length in [0, 1, compressed.len() / 2, compressed.len() - 1] {
+                match decompress(codec, &compressed[..length], 1 << 20) {
+                    Err(DecompressError::Corrupt { .. }) => {}
+                    // A snappy prefix may hold whole blocks: never all.
+                    Ok(out) => assert!(out.len() < bytes.len(), "{codec}: {length} bytes"),
+                    Err(error) => panic!("{codec}: {length} bytes: {error}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zstd_frames_asking_a_window_over_the_limit_are_refused() {
+        // Magic, a descriptor without content size, then a window of 2^25:
+        // refused before the decoder allocates it.
+        let frame = [
+            0x28,
+            0xb5,
+            0x2f,
+            0xfd,
+            0x00,
+            (25 - 10) << 3,
+            0x01,
+            0x00,
+            0x00,
+        ];
+        assert!(matches!(
+            decompress(Codec::Zstd, &frame, 1 << 30),
+            Err(DecompressError::Corrupt {
+                codec: Codec::Zstd,
+                ..
+            })
+        ));
+        // The same frame with a window of 2^24 is an empty last raw block.
+        let frame = [
+            0x28,
+            0xb5,
+            0x2f,
+            0xfd,
+            0x00,
+            (24 - 10) << 3,
+            0x01,
+            0x00,
+            0x00,
+        ];
+        assert_eq!(decompress(Codec::Zstd, &frame, 1 << 30), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn only_kafka_codecs_are_known() {
+        assert_eq!(Codec::from_kafka(0), Ok(None));
+        assert_eq!(Codec::from_kafka(4), Ok(Some(Codec::Zstd)));
+        assert_eq!(
+            Codec::from_kafka(5),
+            Err(DecompressError::UnknownCodec { codec: 5 })
+        );
     }
 }
