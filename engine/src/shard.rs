@@ -94,8 +94,10 @@ pub struct Listed {
 
 /// Work on one partition, done on its owner shard.
 pub enum PartitionOp {
+    /// Appends `batches` in order, all or none: every one is checked before
+    /// any is appended. Answers where the first landed.
     Produce {
-        batch: Bytes,
+        batches: Vec<Bytes>,
         format: WireFormat,
         reply: oneshot::Sender<Result<Produced, Failure>>,
     },
@@ -246,6 +248,43 @@ pub fn batch_failure(error: BatchError) -> Failure {
     }
 }
 
+/// Appends `batches` in order, in flight together (each append is started
+/// before the previous one completes); the first one's base offset, or the
+/// first failure.
+async fn append_all(log: &Log, batches: Vec<Batch>) -> Result<u64, Failure> {
+    let mut appends: Vec<_> = batches
+        .into_iter()
+        .map(|batch| Some(Box::pin(log.append(batch))))
+        .collect();
+    let mut results: Vec<Option<Result<u64, Failure>>> = vec![None; appends.len()];
+    std::future::poll_fn(|cx| {
+        // Polled in order, so their offsets are assigned in order.
+        for (append, result) in appends.iter_mut().zip(results.iter_mut()) {
+            if let Some(future) = append {
+                if let std::task::Poll::Ready(outcome) = future.as_mut().poll(cx) {
+                    *result = Some(
+                        outcome
+                            .map(|appended| appended.base_offset.0)
+                            .map_err(append_failure),
+                    );
+                    *append = None;
+                }
+            }
+        }
+        if results.iter().all(Option::is_some) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    let mut results = results.into_iter().flatten();
+    let first = results
+        .next()
+        .unwrap_or_else(|| Err(Failure::new(ErrorCode::CorruptBatch, "no record batch")))?;
+    results.find(Result::is_err).unwrap_or(Ok(first))
+}
+
 /// The first record at or after `offset` whose timestamp is at or after
 /// `timestamp`, with that timestamp. The log finds the batch; its records
 /// are read here, a Kafka batch's (compressed or not) through its native
@@ -322,7 +361,7 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
     let log = shard.partitions.borrow().get(&key).cloned();
     match op {
         PartitionOp::Produce {
-            batch,
+            batches,
             format,
             reply,
         } => {
@@ -331,20 +370,19 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
                 return;
             };
             // The one check of a foreign batch: on arrival at its owner.
-            let checked = match format {
-                WireFormat::Native => Batch::validate(batch),
-                WireFormat::Kafka => Batch::from_kafka(&batch),
-            };
+            let checked: Result<Vec<Batch>, BatchError> = batches
+                .into_iter()
+                .map(|batch| match format {
+                    WireFormat::Native => Batch::validate(batch),
+                    WireFormat::Kafka => Batch::from_kafka(&batch),
+                })
+                .collect();
             let result = match checked {
                 Err(error) => Err(batch_failure(error)),
-                Ok(batch) => log
-                    .append(batch)
-                    .await
-                    .map(|appended| Produced {
-                        base_offset: appended.base_offset.0,
-                        log_start: log.start_offset().0,
-                    })
-                    .map_err(append_failure),
+                Ok(batches) => append_all(&log, batches).await.map(|base_offset| Produced {
+                    base_offset,
+                    log_start: log.start_offset().0,
+                }),
             };
             let _ = reply.send(result);
         }

@@ -26,7 +26,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
                         owner,
                         key,
                         |reply| PartitionOp::Produce {
-                            batch: part.batch,
+                            batches: vec![part.batch],
                             format: WireFormat::Native,
                             reply,
                         },

@@ -65,37 +65,32 @@ pub async fn handle(
         }
     }
 
-    type Pending = Result<Vec<Answer<Result<Produced, Failure>>>, Failure>;
+    type Pending = Result<Answer<Result<Produced, Failure>>, Failure>;
     let mut pending: Vec<(String, Vec<(i32, Pending)>)> = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::new();
         for part in topic.partition_data {
-            let answers = u32::try_from(part.index)
+            let answer = u32::try_from(part.index)
                 .map_err(|_| Failure::new(ErrorCode::NoSuchPartition, "negative partition"))
                 .and_then(|partition| route(shard, &metadata, &name, partition))
                 .and_then(|(owner, key)| {
                     let batches = split(part.records.unwrap_or_default())?;
-                    Ok(batches
-                        .into_iter()
-                        .map(|batch| {
-                            shard.call(
-                                owner,
-                                key,
-                                |reply| PartitionOp::Produce {
-                                    batch,
-                                    format: WireFormat::Kafka,
-                                    reply,
-                                },
-                                Err(Failure::new(
-                                    ErrorCode::ShuttingDown,
-                                    "the owner shard stopped",
-                                )),
-                            )
-                        })
-                        .collect())
+                    Ok(shard.call(
+                        owner,
+                        key,
+                        |reply| PartitionOp::Produce {
+                            batches,
+                            format: WireFormat::Kafka,
+                            reply,
+                        },
+                        Err(Failure::new(
+                            ErrorCode::ShuttingDown,
+                            "the owner shard stopped",
+                        )),
+                    ))
                 });
-            partitions.push((part.index, answers));
+            partitions.push((part.index, answer));
         }
         pending.push((name, partitions));
     }
@@ -103,9 +98,9 @@ pub async fn handle(
     let mut responses = Vec::new();
     for (name, partitions) in pending {
         let mut answers = Vec::new();
-        for (index, batches) in partitions {
-            let result = match batches {
-                Ok(batches) => gather(batches).await,
+        for (index, answer) in partitions {
+            let result = match answer {
+                Ok(answer) => answer.await,
                 Err(failure) => Err(failure),
             };
             let mut response = PartitionProduceResponse::default().with_index(index);
@@ -133,28 +128,6 @@ pub async fn handle(
         );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
-}
-
-/// The answer for a partition's batches: the first one's offsets, or the
-/// first failure.
-async fn gather(batches: Vec<Answer<Result<Produced, Failure>>>) -> Result<Produced, Failure> {
-    let mut first = None;
-    let mut failure = None;
-    for answer in batches {
-        match answer.await {
-            Ok(produced) => {
-                first.get_or_insert(produced);
-            }
-            Err(error) => {
-                failure.get_or_insert(error);
-            }
-        }
-    }
-    match (failure, first) {
-        (Some(failure), _) => Err(failure),
-        (None, Some(produced)) => Ok(produced),
-        (None, None) => Err(Failure::new(ErrorCode::CorruptBatch, "no record batch")),
-    }
 }
 
 /// Splits a partition's records into its RecordBatches by their

@@ -1,0 +1,358 @@
+//! Black box: bad input on the Kafka listener of the built `sluice`
+//! binary, over raw TCP with requests made by `kafka-protocol`. Each bad
+//! request gets Kafka's answer or closes its own connection, never another
+//! one, and never the broker.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::Broker;
+use kafka_protocol::{
+    messages::{
+        produce_request::{PartitionProduceData, TopicProduceData},
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, FetchRequest,
+        MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+        ResponseHeader, TopicName,
+    },
+    protocol::{Decodable, Encodable, StrBytes},
+    records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
+};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn connect(broker: &Broker) -> TcpStream {
+    let stream = TcpStream::connect(&broker.kafka_addr).expect("connects");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream
+}
+
+fn frame<T: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &T) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input")));
+    let mut bytes = BytesMut::new();
+    header
+        .encode(&mut bytes, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut bytes, version).unwrap();
+    with_length(&bytes)
+}
+
+fn with_length(bytes: &[u8]) -> Vec<u8> {
+    let mut framed = (bytes.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    framed
+}
+
+/// The next response: its correlation id and body. `None` if the broker
+/// closed the connection.
+fn read_response(stream: &mut TcpStream, api: ApiKey, version: i16) -> Option<(i32, Bytes)> {
+    let mut length = [0u8; 4];
+    if stream.read_exact(&mut length).is_err() {
+        return None;
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut body).expect("a whole response");
+    let mut body = Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
+    Some((header.correlation_id, body))
+}
+
+fn call<T: Encodable, R: Decodable>(
+    stream: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    body: &T,
+) -> R {
+    stream.write_all(&frame(api, version, 1, body)).unwrap();
+    let (correlation_id, mut body) = read_response(stream, api, version).expect("a response");
+    assert_eq!(correlation_id, 1);
+    R::decode(&mut body, version).unwrap()
+}
+
+fn closed(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Ok(0))
+        || matches!(stream.read(&mut byte), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
+/// The broker still answers on a new connection.
+fn still_serving(broker: &Broker) {
+    let mut stream = connect(broker);
+    let response: ApiVersionsResponse = call(
+        &mut stream,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+    assert_eq!(response.error_code, 0);
+}
+
+#[test]
+fn a_client_asking_too_new_an_api_versions_gets_the_error_and_the_versions_at_v0() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 1);
+    let mut stream = connect(&broker);
+    // Made at v3, then marked v99 (which the codec would not make).
+    let mut request = frame(ApiKey::ApiVersions, 3, 7, &ApiVersionsRequest::default());
+    request[6..8].copy_from_slice(&99i16.to_be_bytes());
+    stream.write_all(&request).unwrap();
+    // The answer's header and body are v0, whatever was asked.
+    let (correlation_id, mut body) = read_response(&mut stream, ApiKey::ApiVersions, 0).unwrap();
+    assert_eq!(correlation_id, 7);
+    let response = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(response.error_code, 35, "UNSUPPORTED_VERSION");
+    let produce = response
+        .api_keys
+        .iter()
+        .find(|api| api.api_key == ApiKey::Produce as i16)
+        .expect("Produce is advertised");
+    assert_eq!((produce.min_version, produce.max_version), (3, 11));
+    // The connection stays usable.
+    let response: ApiVersionsResponse = call(
+        &mut stream,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+    assert_eq!(response.error_code, 0);
+}
+
+#[test]
+fn requests_that_cannot_be_read_close_their_connection_only() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 1);
+    let mut bystander = connect(&broker);
+    let _: ApiVersionsResponse = call(
+        &mut bystander,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+
+    // An unknown API.
+    let mut stream = connect(&broker);
+    let mut unknown = BytesMut::new();
+    unknown.put_i16(999);
+    unknown.put_i16(0);
+    unknown.put_i32(1);
+    unknown.put_i16(-1);
+    stream.write_all(&with_length(&unknown)).unwrap();
+    assert!(closed(&mut stream), "unknown api key");
+
+    // A version of an API the broker does not serve.
+    let mut stream = connect(&broker);
+    stream
+        .write_all(&frame(ApiKey::Metadata, 13, 1, &MetadataRequest::default()))
+        .unwrap();
+    assert!(closed(&mut stream), "Metadata v13");
+
+    // A body cut short.
+    let mut stream = connect(&broker);
+    let whole = frame(ApiKey::CreateTopics, 7, 1, &CreateTopicsRequest::default());
+    let mut cut = whole[4..whole.len() - 3].to_vec();
+    cut = with_length(&cut);
+    stream.write_all(&cut).unwrap();
+    assert!(closed(&mut stream), "a body cut short");
+
+    // A forged array count: two billion topics in a few bytes. The codec
+    // reserves room before it reads; the broker must survive it.
+    for (version, count) in [(4i16, 0x7fff_ffffu32), (12, u32::MAX)] {
+        let mut stream = connect(&broker);
+        let mut request = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::Metadata as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(1)
+            .encode(
+                &mut request,
+                ApiKey::Metadata.request_header_version(version),
+            )
+            .unwrap();
+        if version >= 9 {
+            // A compact array: unsigned varint count + 1.
+            let mut value = count;
+            while value >= 0x80 {
+                request.put_u8((value as u8) | 0x80);
+                value >>= 7;
+            }
+            request.put_u8(value as u8);
+        } else {
+            request.put_u32(count);
+        }
+        request.put_u8(0);
+        stream.write_all(&with_length(&request)).unwrap();
+        assert!(closed(&mut stream), "forged count at v{version}");
+    }
+
+    // A frame over the cap: closed from its length alone.
+    let mut stream = connect(&broker);
+    stream.write_all(&i32::MAX.to_be_bytes()).unwrap();
+    assert!(closed(&mut stream), "a frame over the cap");
+
+    // The others were not touched.
+    let response: ApiVersionsResponse = call(
+        &mut bystander,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+    assert_eq!(response.error_code, 0);
+    still_serving(&broker);
+}
+
+fn records(values: &[&[u8]], compression: Compression) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: index as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut bytes = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut bytes,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    bytes.freeze()
+}
+
+fn produce(stream: &mut TcpStream, topic: &str, records: Bytes) -> ProduceResponse {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    call(stream, ApiKey::Produce, 9, &request)
+}
+
+#[test]
+fn bad_batches_get_kafkas_errors_and_store_nothing() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 1);
+    let mut stream = connect(&broker);
+
+    let good = records(&[b"one", b"two"], Compression::None);
+    let answer = produce(&mut stream, "bad-batches", good.clone());
+    let partition = &answer.responses[0].partition_responses[0];
+    assert_eq!((partition.error_code, partition.base_offset), (0, 0));
+
+    // The encoder makes a batch per record here: two batches for a
+    // partition are stored all or none.
+    // A flipped byte in the last record: the last batch's CRC does not
+    // match, and the first, sound, is not stored either.
+    let mut flipped = good.to_vec();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0xff;
+    let answer = produce(&mut stream, "bad-batches", Bytes::from(flipped));
+    let partition = &answer.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 2, "CORRUPT_MESSAGE");
+    assert!(partition.error_message.is_some());
+
+    // A batch length past the bytes sent.
+    let mut long = good.to_vec();
+    long[8..12].copy_from_slice(&(good.len() as i32).to_be_bytes());
+    let answer = produce(&mut stream, "bad-batches", Bytes::from(long));
+    assert_eq!(answer.responses[0].partition_responses[0].error_code, 2);
+
+    // A partition the topic does not have.
+    let request =
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("bad-batches")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(99)
+                    .with_records(Some(good.clone()))])]);
+    let answer: ProduceResponse = call(&mut stream, ApiKey::Produce, 9, &request);
+    assert_eq!(
+        answer.responses[0].partition_responses[0].error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+
+    // acks other than 0, 1 and -1.
+    let request = request.with_acks(2);
+    let answer: ProduceResponse = call(&mut stream, ApiKey::Produce, 9, &request);
+    assert_eq!(
+        answer.responses[0].partition_responses[0].error_code, 21,
+        "INVALID_REQUIRED_ACKS"
+    );
+
+    // Nothing but the good batch was stored: the next one lands at 2.
+    let answer = produce(&mut stream, "bad-batches", good);
+    assert_eq!(answer.responses[0].partition_responses[0].base_offset, 2);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_the_order_sent() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 2);
+    let mut stream = connect(&broker);
+    let metadata = MetadataRequest::default()
+        .with_topics(None)
+        .with_allow_auto_topic_creation(false);
+    // A fetch that waits (nothing to read) first, then two quick requests.
+    let _: ProduceResponse = produce(
+        &mut stream,
+        "pipelined",
+        records(&[b"x"], Compression::None),
+    );
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(300)
+        .with_min_bytes(1_000_000)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            kafka_protocol::messages::fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("pipelined")))
+                .with_partitions(vec![
+                    kafka_protocol::messages::fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(1)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let mut sent = frame(ApiKey::Fetch, 11, 10, &fetch);
+    sent.extend(frame(
+        ApiKey::ApiVersions,
+        3,
+        11,
+        &ApiVersionsRequest::default(),
+    ));
+    sent.extend(frame(ApiKey::Metadata, 12, 12, &metadata));
+    stream.write_all(&sent).unwrap();
+    let (first, _) = read_response(&mut stream, ApiKey::Fetch, 11).unwrap();
+    let (second, _) = read_response(&mut stream, ApiKey::ApiVersions, 3).unwrap();
+    let (third, mut body) = read_response(&mut stream, ApiKey::Metadata, 12).unwrap();
+    assert_eq!((first, second, third), (10, 11, 12));
+    let metadata = MetadataResponse::decode(&mut body, 12).unwrap();
+    assert_eq!(metadata.topics.len(), 1);
+    let _ = body.remaining();
+}
