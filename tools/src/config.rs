@@ -258,7 +258,8 @@ mod tests {
     #[test]
     fn defaults_need_no_file() {
         let config = broker_config(ConfigLayer::default(), &env(&[]), None).unwrap();
-        assert_eq!(config, BrokerConfig::default());
+        assert_eq!(config, serve_defaults());
+        assert_eq!(config.kafka_addr.as_deref(), Some("127.0.0.1:9092"));
         assert_eq!(config.data_dir, PathBuf::from("./sluice-data"));
         assert!(config.native_addr.starts_with("127.0.0.1:"));
     }
@@ -304,7 +305,15 @@ mod tests {
     fn every_key_has_a_variable() {
         let pairs: Vec<(String, String)> = ConfigLayer::KEYS
             .iter()
-            .map(|key| (format!("SLUICE_{}", key.to_uppercase()), "7".to_string()))
+            .map(|key| {
+                let variable = format!("SLUICE_{}", key.to_uppercase());
+                let value = match variable.as_str() {
+                    "SLUICE_KAFKA_ADDR" | "SLUICE_KAFKA_ADVERTISED_ADDR" => "h:7",
+                    "SLUICE_AUTO_CREATE_TOPICS" => "false",
+                    _ => "7",
+                };
+                (variable, value.to_string())
+            })
             .filter(|(variable, _)| {
                 variable != "SLUICE_DATA_DIR" && variable != "SLUICE_NATIVE_ADDR"
             })
@@ -320,6 +329,19 @@ mod tests {
         assert_eq!(config.connections_max, 7);
         assert_eq!(config.in_flight_per_connection_max, 7);
         assert_eq!(config.frame_bytes_max, 7);
+        assert_eq!(config.kafka_addr.as_deref(), Some("h:7"));
+        assert_eq!(config.kafka_advertised_addr.as_deref(), Some("h:7"));
+        assert!(!config.auto_create_topics);
+        assert_eq!(config.auto_create_partitions, 7);
+    }
+
+    #[test]
+    fn the_kafka_listener_can_be_turned_off() {
+        let env = env(&[("SLUICE_KAFKA_ADDR", "off")]);
+        let config = broker_config(ConfigLayer::default(), &env, None).unwrap();
+        assert_eq!(config.kafka_addr, None);
+        let env = super::tests::env(&[("SLUICE_KAFKA_ADDR", "no-port")]);
+        assert!(broker_config(ConfigLayer::default(), &env, None).is_err());
     }
 
     #[test]
