@@ -196,6 +196,7 @@ impl Broker {
                         in_flight: Cell::new(0),
                         shutting_down: Cell::new(false),
                         producer_ids: RefCell::new(0..0),
+                        groups: Default::default(),
                     });
                     shard_main(shard, inbox, ready).await;
                 });
@@ -303,6 +304,21 @@ async fn shard_main(
             return;
         }
     };
+    match crate::groups::recover(&shard).await {
+        Ok(0) => {}
+        Ok(records) => tracing::info!(
+            shard = shard.id,
+            records,
+            "consumer group offsets recovered"
+        ),
+        Err(reason) => {
+            let _ = ready.send(Err(EngineError::ShardStart {
+                shard: shard.id,
+                reason,
+            }));
+            return;
+        }
+    }
     let listener = match TcpListener::bind(shard.config.native_addr.as_str()) {
         Ok(listener) => listener,
         Err(error) => {
@@ -340,6 +356,7 @@ async fn shard_main(
         ))
     });
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
+    let group_ticks = glommio::spawn_local(crate::groups::tick_loop(shard.clone()));
     let _ = ready.send(Ok(Ready {
         shard: shard.id,
         partitions: opened,
@@ -357,6 +374,7 @@ async fn shard_main(
                 *shard.metadata.borrow_mut() = metadata;
                 let _ = ack.send(());
             }
+            ShardMessage::Run(task) => task(shard.clone()),
             ShardMessage::Controller(op) => {
                 let shard = shard.clone();
                 glommio::spawn_local(async move { controller::run(&shard, op).await }).detach();
@@ -365,6 +383,7 @@ async fn shard_main(
                 drop(acceptor);
                 drop(kafka_acceptor);
                 drop(retention);
+                drop(group_ticks);
                 shutdown(&shard).await;
                 let _ = ack.send(());
                 return;

@@ -36,6 +36,9 @@ pub struct BrokerConfig {
     pub in_flight_per_connection_max: usize,
     /// Bytes of one frame.
     pub frame_bytes_max: usize,
+    /// How long the first rebalance of an empty consumer group waits for
+    /// more members (Kafka's `group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -56,6 +59,7 @@ impl Default for BrokerConfig {
             connections_max: 10_000,
             in_flight_per_connection_max: 128,
             frame_bytes_max: sluice_net::native::frame::FRAME_BYTES_MAX,
+            group_initial_rebalance_delay: Duration::from_secs(3),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod alloc;
 mod broker;
 mod config;
 mod controller;
+mod groups;
 mod handlers;
 mod kafka;
 mod metadata;

@@ -151,6 +151,8 @@ pub enum ShardMessage {
     Controller(crate::controller::ControllerOp),
     /// Stop accepting, finish what is in flight, close every log.
     Shutdown(oneshot::Sender<()>),
+    /// Work to run on this shard (a group's requests on its coordinator).
+    Run(Box<dyn FnOnce(Rc<Shard>) + Send>),
 }
 
 /// The state of one shard. One per core, on that core's executor.
@@ -167,6 +169,8 @@ pub struct Shard {
     /// Producer ids this shard may hand out (Kafka's InitProducerId), a
     /// block from the controller at a time.
     pub producer_ids: RefCell<std::ops::Range<i64>>,
+    /// The consumer groups this shard coordinates.
+    pub groups: crate::groups::Coordinator,
 }
 
 /// Something that completes with `T`: a local task or a remote answer.

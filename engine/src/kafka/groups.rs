@@ -1,59 +1,686 @@
-//! Consumer groups are not served yet: FindCoordinator says no coordinator
-//! is available (a retriable error: clients wait and ask again, they do not
-//! drop the connection), and ListGroups lists none.
+//! Kafka's group APIs, served by the group coordinator: each request runs
+//! on its group's coordinator shard ([`groups::on_coordinator`]) and its
+//! answer comes back here to be encoded. FindCoordinator names this broker
+//! (every shard serves every group, forwarding within the broker).
 
-use std::rc::Rc;
+use std::{
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
+use bytes::Bytes;
 use kafka_protocol::{
     error::ResponseError,
     messages::{
-        find_coordinator_response::Coordinator, BrokerId, FindCoordinatorRequest,
-        FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse,
+        delete_groups_response::DeletableGroupResult,
+        describe_groups_response::{DescribedGroup, DescribedGroupMember},
+        find_coordinator_response::Coordinator,
+        join_group_response::JoinGroupResponseMember,
+        leave_group_response::MemberResponse,
+        list_groups_response::ListedGroup,
+        offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic},
+        offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic},
+        offset_fetch_response::{
+            OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+            OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+        },
+        DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+        FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
+        HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+        LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+        OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+        OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
     },
+    protocol::StrBytes,
 };
 
-use super::str_bytes;
-use crate::shard::Shard;
+use super::{advertised, broker_id, str_bytes, topic_name};
+use crate::{
+    groups::{
+        self,
+        classic::{self, JoinOutcome, JoinRequest, Joined, SyncRequest, Synced},
+        records::OffsetKey,
+        Committer, GroupError, GroupState, OffsetToCommit,
+    },
+    shard::Shard,
+};
 
-const NO_COORDINATOR: &str = "consumer groups are not served by this broker yet";
+/// FindCoordinator's key types.
+const KEY_GROUP: i8 = 0;
+
+fn text(value: &StrBytes) -> String {
+    value.to_string()
+}
+
+fn code(result: &Result<(), GroupError>) -> i16 {
+    result.err().map_or(0, GroupError::kafka_code)
+}
 
 pub async fn find_coordinator(
-    _shard: &Rc<Shard>,
+    shard: &Rc<Shard>,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let code = ResponseError::CoordinatorNotAvailable.code();
+    let (host, port) = advertised(&shard.config);
+    let node = broker_id(shard);
+    let answer = |key_type: i8| -> (i16, Option<&'static str>) {
+        if key_type == KEY_GROUP {
+            (0, None)
+        } else {
+            (
+                ResponseError::CoordinatorNotAvailable.code(),
+                Some("only consumer groups have a coordinator here"),
+            )
+        }
+    };
     let response = FindCoordinatorResponse::default();
     if version >= 4 {
-        // The batched form: one answer per key.
+        let (error, message) = answer(request.key_type);
         return response.with_coordinators(
             request
                 .coordinator_keys
                 .into_iter()
                 .map(|key| {
-                    Coordinator::default()
+                    let coordinator = Coordinator::default()
                         .with_key(key)
-                        .with_node_id(BrokerId(-1))
-                        .with_host(str_bytes(""))
-                        .with_port(-1)
-                        .with_error_code(code)
-                        .with_error_message(Some(str_bytes(NO_COORDINATOR)))
+                        .with_error_code(error)
+                        .with_error_message(message.map(str_bytes));
+                    if error == 0 {
+                        coordinator
+                            .with_node_id(node)
+                            .with_host(str_bytes(host.clone()))
+                            .with_port(port)
+                    } else {
+                        coordinator
+                            .with_node_id(kafka_protocol::messages::BrokerId(-1))
+                            .with_port(-1)
+                    }
                 })
                 .collect(),
         );
     }
-    response
-        .with_error_code(code)
-        .with_error_message((version >= 1).then(|| str_bytes(NO_COORDINATOR)))
-        .with_node_id(BrokerId(-1))
-        .with_host(str_bytes(""))
-        .with_port(-1)
+    let key_type = if version >= 1 {
+        request.key_type
+    } else {
+        KEY_GROUP
+    };
+    let (error, message) = answer(key_type);
+    let response = response
+        .with_error_code(error)
+        .with_error_message(message.filter(|_| version >= 1).map(str_bytes));
+    if error == 0 {
+        response
+            .with_node_id(node)
+            .with_host(str_bytes(host))
+            .with_port(port)
+    } else {
+        response
+            .with_node_id(kafka_protocol::messages::BrokerId(-1))
+            .with_port(-1)
+    }
+}
+
+pub async fn join_group(
+    shard: &Rc<Shard>,
+    request: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
+    let group = text(&request.group_id.0);
+    let session_timeout = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
+    // v0 has no rebalance timeout: it is the session timeout.
+    let rebalance_timeout = if version >= 1 {
+        Duration::from_millis(request.rebalance_timeout_ms.max(0) as u64)
+    } else {
+        session_timeout
+    };
+    let join = JoinRequest {
+        member_id: text(&request.member_id),
+        instance_id: request.group_instance_id.as_ref().map(text),
+        client_id,
+        client_host: String::new(),
+        session_timeout,
+        rebalance_timeout,
+        protocol_type: text(&request.protocol_type),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|protocol| (text(&protocol.name), protocol.metadata.clone()))
+            .collect(),
+        require_known_member: version >= 4,
+        initial_delay: shard.config.group_initial_rebalance_delay,
+    };
+    let member_id = join.member_id.clone();
+    let outcome = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        let joined = {
+            let mut all = there.groups.groups.borrow_mut();
+            let entry = all
+                .entry(group.clone())
+                .or_insert_with(|| groups::Group::new(&group));
+            classic::join(entry, join, Instant::now())
+        };
+        match joined {
+            Joined::Now(outcome) => outcome,
+            Joined::Wait(answer) => answer.await.unwrap_or_else(|_| JoinOutcome {
+                error: Some(GroupError::UnknownMemberId),
+                generation: -1,
+                member_id,
+                ..JoinOutcome::default()
+            }),
+        }
+    })
+    .await
+    .unwrap_or_else(|error| JoinOutcome {
+        error: Some(error),
+        generation: -1,
+        ..JoinOutcome::default()
+    });
+    let members = outcome
+        .members
+        .into_iter()
+        .map(|(id, instance, metadata)| {
+            JoinGroupResponseMember::default()
+                .with_member_id(str_bytes(id))
+                .with_group_instance_id(instance.filter(|_| version >= 5).map(str_bytes))
+                .with_metadata(metadata)
+        })
+        .collect();
+    JoinGroupResponse::default()
+        .with_error_code(outcome.error.map_or(0, GroupError::kafka_code))
+        .with_generation_id(outcome.generation)
+        .with_protocol_type(
+            outcome
+                .protocol_type
+                .filter(|_| version >= 7)
+                .map(str_bytes),
+        )
+        .with_protocol_name(match (outcome.protocol, version >= 7) {
+            (Some(protocol), _) => Some(str_bytes(protocol)),
+            (None, true) => None,
+            (None, false) => Some(str_bytes("")),
+        })
+        .with_leader(str_bytes(outcome.leader))
+        .with_member_id(str_bytes(outcome.member_id))
+        .with_members(members)
+}
+
+pub async fn sync_group(
+    shard: &Rc<Shard>,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    let group = text(&request.group_id.0);
+    let sync = SyncRequest {
+        generation: request.generation_id,
+        member_id: text(&request.member_id),
+        protocol_type: request.protocol_type.as_ref().map(text),
+        protocol: request.protocol_name.as_ref().map(text),
+        assignments: request
+            .assignments
+            .iter()
+            .map(|assignment| (text(&assignment.member_id), assignment.assignment.clone()))
+            .collect(),
+    };
+    let outcome = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        let synced = {
+            let mut all = there.groups.groups.borrow_mut();
+            match all.get_mut(&group) {
+                None => Synced::Now(Err(GroupError::UnknownMemberId)),
+                Some(entry) => classic::sync(entry, sync, Instant::now()),
+            }
+        };
+        let protocol = {
+            let all = there.groups.groups.borrow();
+            all.get(&group)
+                .map(|g| (g.protocol_type.clone(), g.protocol.clone()))
+        };
+        let assignment = match synced {
+            Synced::Now(result) => result,
+            Synced::Wait(answer) => answer.await.unwrap_or(Err(GroupError::UnknownMemberId)),
+        };
+        (assignment, protocol.unwrap_or_default())
+    })
+    .await
+    .unwrap_or_else(|error| (Err(error), (None, None)));
+    let ((assignment, (protocol_type, protocol)), flexible) = (outcome, version >= 5);
+    let response = SyncGroupResponse::default()
+        .with_protocol_type(protocol_type.filter(|_| flexible).map(str_bytes))
+        .with_protocol_name(protocol.filter(|_| flexible).map(str_bytes));
+    match assignment {
+        Ok(assignment) => response.with_assignment(assignment),
+        Err(error) => response
+            .with_error_code(error.kafka_code())
+            .with_assignment(Bytes::new()),
+    }
+}
+
+pub async fn heartbeat(
+    shard: &Rc<Shard>,
+    request: HeartbeatRequest,
+    _version: i16,
+) -> HeartbeatResponse {
+    let group = text(&request.group_id.0);
+    let member_id = text(&request.member_id);
+    let generation = request.generation_id;
+    let result = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        let mut all = there.groups.groups.borrow_mut();
+        match all.get_mut(&group) {
+            None => Err(GroupError::UnknownMemberId),
+            Some(entry) => classic::heartbeat(entry, &member_id, generation, Instant::now()),
+        }
+    })
+    .await
+    .and_then(|result| result);
+    HeartbeatResponse::default().with_error_code(code(&result))
+}
+
+pub async fn leave_group(
+    shard: &Rc<Shard>,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    let group = text(&request.group_id.0);
+    let leaving: Vec<(String, Option<String>)> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|member| {
+                (
+                    text(&member.member_id),
+                    member.group_instance_id.as_ref().map(text),
+                )
+            })
+            .collect()
+    } else {
+        vec![(text(&request.member_id), None)]
+    };
+    let asked = leaving.clone();
+    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        let mut all = there.groups.groups.borrow_mut();
+        match all.get_mut(&group) {
+            None => vec![Err(GroupError::UnknownMemberId); leaving.len()],
+            Some(entry) => classic::leave(entry, &leaving, Instant::now()),
+        }
+    })
+    .await;
+    let results = match results {
+        Ok(results) => results,
+        Err(error) => {
+            return LeaveGroupResponse::default().with_error_code(error.kafka_code());
+        }
+    };
+    if version < 3 {
+        return LeaveGroupResponse::default().with_error_code(code(&results[0]));
+    }
+    LeaveGroupResponse::default().with_members(
+        asked
+            .into_iter()
+            .zip(results)
+            .map(|((member_id, instance_id), result)| {
+                MemberResponse::default()
+                    .with_member_id(str_bytes(member_id))
+                    .with_group_instance_id(instance_id.map(str_bytes))
+                    .with_error_code(code(&result))
+            })
+            .collect(),
+    )
+}
+
+pub async fn offset_commit(
+    shard: &Rc<Shard>,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let group = text(&request.group_id.0);
+    let committer = Committer {
+        generation: request.generation_id_or_member_epoch,
+        member_id: text(&request.member_id),
+        instance_id: request.group_instance_id.as_ref().map(text),
+    };
+    let mut offsets = Vec::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            offsets.push(OffsetToCommit {
+                topic: topic.name.0.to_string(),
+                partition: partition.partition_index,
+                offset: partition.committed_offset,
+                leader_epoch: if version >= 6 {
+                    partition.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: partition.committed_metadata.as_ref().map(text),
+            });
+        }
+    }
+    let count = offsets.len();
+    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        groups::commit(&there, &group, committer, offsets).await
+    })
+    .await
+    .and_then(|results| results)
+    .unwrap_or_else(|error| vec![Err(error); count]);
+    let mut results = results.into_iter();
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|partition| {
+                            let result = results.next().unwrap_or(Ok(()));
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(partition.partition_index)
+                                .with_error_code(code(&result))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The offsets of one group, as OffsetFetch answers them.
+struct Fetched {
+    error: Option<GroupError>,
+    offsets: Vec<(OffsetKey, Option<groups::records::Committed>)>,
+}
+
+async fn fetch_group(
+    shard: &Rc<Shard>,
+    group: String,
+    partitions: Option<Vec<OffsetKey>>,
+) -> Fetched {
+    let result = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        groups::committed(&there, &group, partitions.as_deref())
+    })
+    .await;
+    match result {
+        Ok(offsets) => Fetched {
+            error: None,
+            offsets,
+        },
+        Err(error) => Fetched {
+            error: Some(error),
+            offsets: Vec::new(),
+        },
+    }
+}
+
+fn wanted(topics: impl Iterator<Item = (String, Vec<i32>)>) -> Vec<OffsetKey> {
+    topics
+        .flat_map(|(topic, partitions)| {
+            partitions
+                .into_iter()
+                .filter(|partition| *partition >= 0)
+                .map(move |partition| (topic.clone(), partition as u32))
+        })
+        .collect()
+}
+
+/// Fetched offsets grouped by topic, in the order asked (or by name).
+fn by_topic(
+    offsets: Vec<(OffsetKey, Option<groups::records::Committed>)>,
+) -> Vec<(String, Vec<(u32, Option<groups::records::Committed>)>)> {
+    let mut topics: Vec<(String, Vec<(u32, Option<groups::records::Committed>)>)> = Vec::new();
+    for ((topic, partition), committed) in offsets {
+        match topics.iter_mut().find(|(name, _)| *name == topic) {
+            Some((_, partitions)) => partitions.push((partition, committed)),
+            None => topics.push((topic, vec![(partition, committed)])),
+        }
+    }
+    topics
+}
+
+pub async fn offset_fetch(
+    shard: &Rc<Shard>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let epoch = |committed: &Option<groups::records::Committed>| {
+        if version >= 5 {
+            committed.as_ref().map_or(-1, |c| c.leader_epoch)
+        } else {
+            -1
+        }
+    };
+    if version >= 8 {
+        let mut groups_out = Vec::new();
+        for group in request.groups {
+            let partitions = group.topics.as_ref().map(|topics| {
+                wanted(
+                    topics
+                        .iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone())),
+                )
+            });
+            let fetched = fetch_group(shard, group.group_id.0.to_string(), partitions).await;
+            let topics = by_topic(fetched.offsets)
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopics::default()
+                        .with_name(topic_name(&topic))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|(partition, committed)| {
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(partition as i32)
+                                        .with_committed_offset(
+                                            committed.as_ref().map_or(-1, |c| c.offset as i64),
+                                        )
+                                        .with_committed_leader_epoch(epoch(&committed))
+                                        .with_metadata(Some(str_bytes(
+                                            committed.map(|c| c.metadata).unwrap_or_default(),
+                                        )))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            groups_out.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id)
+                    .with_error_code(fetched.error.map_or(0, GroupError::kafka_code))
+                    .with_topics(topics),
+            );
+        }
+        return OffsetFetchResponse::default().with_groups(groups_out);
+    }
+    let partitions = request.topics.as_ref().map(|topics| {
+        wanted(
+            topics
+                .iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes.clone())),
+        )
+    });
+    let fetched = fetch_group(shard, request.group_id.0.to_string(), partitions).await;
+    let topics = by_topic(fetched.offsets)
+        .into_iter()
+        .map(|(topic, partitions)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&topic))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(partition, committed)| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(partition as i32)
+                                .with_committed_offset(
+                                    committed.as_ref().map_or(-1, |c| c.offset as i64),
+                                )
+                                .with_committed_leader_epoch(epoch(&committed))
+                                .with_metadata(Some(str_bytes(
+                                    committed.map(|c| c.metadata).unwrap_or_default(),
+                                )))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let error = fetched.error.map_or(0, GroupError::kafka_code);
+    OffsetFetchResponse::default()
+        .with_topics(topics)
+        .with_error_code(if version >= 2 { error } else { 0 })
+}
+
+pub async fn describe_groups(
+    shard: &Rc<Shard>,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
+    let mut described = Vec::new();
+    for group_id in request.groups {
+        let id = group_id.0.to_string();
+        let description = groups::on_coordinator(shard, &id.clone(), move |there| async move {
+            groups::describe_local(&there, &id)
+        })
+        .await;
+        let group = DescribedGroup::default().with_group_id(group_id);
+        described.push(match description {
+            Err(error) => group
+                .with_error_code(error.kafka_code())
+                .with_group_state(str_bytes("")),
+            // Kafka describes a group it does not know as Dead.
+            Ok(None) => group.with_group_state(str_bytes(GroupState::Dead.name())),
+            Ok(Some(description)) => group
+                .with_group_state(str_bytes(description.state.name()))
+                .with_protocol_type(str_bytes(description.protocol_type))
+                .with_protocol_data(str_bytes(description.protocol))
+                .with_members(
+                    description
+                        .members
+                        .into_iter()
+                        .map(|member| {
+                            DescribedGroupMember::default()
+                                .with_member_id(str_bytes(member.member_id))
+                                .with_group_instance_id(
+                                    member.instance_id.filter(|_| version >= 4).map(str_bytes),
+                                )
+                                .with_client_id(str_bytes(member.client_id))
+                                .with_client_host(str_bytes(member.client_host))
+                                .with_member_metadata(member.metadata)
+                                .with_member_assignment(member.assignment)
+                        })
+                        .collect(),
+                ),
+        });
+    }
+    DescribeGroupsResponse::default().with_groups(described)
 }
 
 pub async fn list_groups(
-    _shard: &Rc<Shard>,
-    _request: ListGroupsRequest,
-    _version: i16,
+    shard: &Rc<Shard>,
+    request: ListGroupsRequest,
+    version: i16,
 ) -> ListGroupsResponse {
-    ListGroupsResponse::default()
+    let states: Vec<String> = request.states_filter.iter().map(text).collect();
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|t| text(t).to_lowercase())
+        .collect();
+    let listed = groups::list_all(shard)
+        .await
+        .into_iter()
+        .filter(|group| {
+            states.is_empty()
+                || states
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(group.state.name()))
+        })
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|group| {
+            let listed = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(group.id)))
+                .with_protocol_type(str_bytes(group.protocol_type));
+            let listed = if version >= 4 {
+                listed.with_group_state(str_bytes(group.state.name()))
+            } else {
+                listed
+            };
+            if version >= 5 {
+                listed.with_group_type(str_bytes("classic"))
+            } else {
+                listed
+            }
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(listed)
+}
+
+pub async fn delete_groups(
+    shard: &Rc<Shard>,
+    request: DeleteGroupsRequest,
+    _version: i16,
+) -> DeleteGroupsResponse {
+    let mut results = Vec::new();
+    for group_id in request.groups_names {
+        let id = group_id.0.to_string();
+        let result = groups::on_coordinator(shard, &id.clone(), move |there| async move {
+            groups::delete_group(&there, &id).await
+        })
+        .await
+        .and_then(|result| result);
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(code(&result)),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+pub async fn offset_delete(
+    shard: &Rc<Shard>,
+    request: OffsetDeleteRequest,
+    _version: i16,
+) -> OffsetDeleteResponse {
+    let group = request.group_id.0.to_string();
+    let partitions: Vec<OffsetKey> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |partition| {
+                (
+                    topic.name.0.to_string(),
+                    partition.partition_index.max(0) as u32,
+                )
+            })
+        })
+        .collect();
+    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        groups::delete_offsets(&there, &group, partitions).await
+    })
+    .await
+    .and_then(|results| results);
+    let results = match results {
+        Ok(results) => results,
+        Err(error) => return OffsetDeleteResponse::default().with_error_code(error.kafka_code()),
+    };
+    let mut results = results.into_iter();
+    OffsetDeleteResponse::default().with_topics(
+        request
+            .topics
+            .iter()
+            .map(|topic| {
+                OffsetDeleteResponseTopic::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(
+                        topic
+                            .partitions
+                            .iter()
+                            .map(|partition| {
+                                OffsetDeleteResponsePartition::default()
+                                    .with_partition_index(partition.partition_index)
+                                    .with_error_code(code(&results.next().unwrap_or(Ok(()))))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
 }

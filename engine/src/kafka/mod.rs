@@ -70,7 +70,14 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 16),
     (ApiKey::ListOffsets, 1, 9),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
@@ -82,6 +89,8 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -142,6 +151,19 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::InitProducerId => serve!(producer_id::handle),
         ApiKey::FindCoordinator => serve!(groups::find_coordinator),
         ApiKey::ListGroups => serve!(groups::list_groups),
+        ApiKey::JoinGroup => {
+            let client_id = request.client_id.clone().unwrap_or_default();
+            let response = groups::join_group(shard, decode(&request)?, version, client_id).await;
+            encode(&request, version, &response).map(Some)
+        }
+        ApiKey::SyncGroup => serve!(groups::sync_group),
+        ApiKey::Heartbeat => serve!(groups::heartbeat),
+        ApiKey::LeaveGroup => serve!(groups::leave_group),
+        ApiKey::OffsetCommit => serve!(groups::offset_commit),
+        ApiKey::OffsetFetch => serve!(groups::offset_fetch),
+        ApiKey::DescribeGroups => serve!(groups::describe_groups),
+        ApiKey::DeleteGroups => serve!(groups::delete_groups),
+        ApiKey::OffsetDelete => serve!(groups::offset_delete),
         _ => Err(format!("{api:?} is not served")),
     }
 }
@@ -200,6 +222,8 @@ pub(crate) fn error_code(code: ErrorCode) -> i16 {
         ErrorCode::Internal => ResponseError::UnknownServerError,
         ErrorCode::ProducerFenced => ResponseError::InvalidProducerEpoch,
         ErrorCode::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
+        ErrorCode::UnknownGroup => ResponseError::GroupIdNotFound,
+        ErrorCode::GroupNotEmpty => ResponseError::NonEmptyGroup,
     };
     error.code()
 }

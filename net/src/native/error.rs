@@ -30,10 +30,14 @@ pub enum ErrorCode {
     OutOfOrderSequence = 20,
     /// A partition count that is not more than the topic has.
     InvalidPartitions = 21,
+    /// No such consumer group.
+    UnknownGroup = 22,
+    /// The consumer group has members: it cannot be deleted or reset.
+    GroupNotEmpty = 23,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -56,6 +60,8 @@ impl ErrorCode {
         ErrorCode::ProducerFenced,
         ErrorCode::OutOfOrderSequence,
         ErrorCode::InvalidPartitions,
+        ErrorCode::UnknownGroup,
+        ErrorCode::GroupNotEmpty,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -102,6 +108,8 @@ impl ErrorCode {
             ErrorCode::ProducerFenced => "producer fenced",
             ErrorCode::OutOfOrderSequence => "out of order sequence",
             ErrorCode::InvalidPartitions => "invalid partitions",
+            ErrorCode::UnknownGroup => "unknown group",
+            ErrorCode::GroupNotEmpty => "group not empty",
         }
     }
 }
