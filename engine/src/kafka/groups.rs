@@ -124,6 +124,7 @@ pub async fn join_group(
     shard: &Rc<Shard>,
     request: JoinGroupRequest,
     version: i16,
+    client_id: String,
 ) -> JoinGroupResponse {
     let group = text(&request.group_id.0);
     let session_timeout = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
