@@ -350,7 +350,6 @@ fn kafkajs_creates_produces_and_describes() {
 
 /// KafkaJS reads only in a consumer group.
 #[test]
-#[ignore = "needs the group APIs (JoinGroup, SyncGroup, OffsetCommit, ...), which the broker does not serve yet"]
 fn kafkajs_consumes_in_a_group() {
     if !installed(
         "KafkaJS",
