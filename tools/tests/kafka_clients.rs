@@ -391,3 +391,69 @@ fn platformatic_kafka_creates_produces_fetches_and_describes() {
         },
     );
 }
+
+// ---------------------------------------------------------------------
+// Consumer groups (classic protocol) with the Python clients: each script
+// starts three consumers in one group on a 12-partition topic, checks that
+// no partition is owned by two at once and that all are covered, closes
+// one and checks that its partitions move to the others within the
+// session timeout (6 s), and that every record is read at least once, each
+// partition newly assigned starting exactly at its committed offset. The
+// scripts report their own failures; see tests/kafka_clients/*_groups.py.
+
+fn run_group_script(client: &str, module: &str, script: &str, topic: &str, strategy: &str) {
+    if !installed(
+        client,
+        &mut python_module(module),
+        "pip install -r tools/tests/kafka_clients/requirements.txt",
+    ) {
+        return;
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 2);
+    run_script("python3", script, &[&broker.kafka_addr, topic, strategy]);
+}
+
+#[test]
+fn confluent_kafka_groups_share_partitions_with_default_assignors() {
+    run_group_script(
+        "confluent-kafka",
+        "confluent_kafka",
+        "confluent_kafka_groups.py",
+        "confluent-groups-default",
+        "default",
+    );
+}
+
+#[test]
+fn confluent_kafka_groups_share_partitions_with_cooperative_sticky() {
+    run_group_script(
+        "confluent-kafka",
+        "confluent_kafka",
+        "confluent_kafka_groups.py",
+        "confluent-groups-cooperative",
+        "cooperative-sticky",
+    );
+}
+
+#[test]
+fn kafka_python_groups_share_partitions_with_default_assignors() {
+    run_group_script(
+        "kafka-python",
+        "kafka",
+        "kafka_python_groups.py",
+        "kafka-python-groups-default",
+        "default",
+    );
+}
+
+#[test]
+fn kafka_python_groups_share_partitions_with_cooperative_sticky() {
+    run_group_script(
+        "kafka-python",
+        "kafka",
+        "kafka_python_groups.py",
+        "kafka-python-groups-cooperative",
+        "cooperative-sticky",
+    );
+}
