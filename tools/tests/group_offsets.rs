@@ -1,0 +1,107 @@
+//! Black box: committed offsets in `__consumer_offsets` through commits,
+//! compaction and `kill -9`: the last committed offset of every partition
+//! of every group is what a restarted broker answers, and compaction keeps
+//! the offsets partitions from growing without bound.
+
+mod common;
+mod kafka_common;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use common::Broker;
+use kafka_common::*;
+use rdkafka::{
+    consumer::{CommitMode, Consumer},
+    Offset, TopicPartitionList,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn committed(broker: &Broker, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer = consumer(broker, &[("group.id", group)]);
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..partitions {
+        wanted.add_partition(topic, partition);
+    }
+    consumer
+        .committed_offsets(wanted, TIMEOUT)
+        .expect("OffsetFetch")
+        .elements()
+        .iter()
+        .map(|element| {
+            let offset = match element.offset() {
+                Offset::Offset(offset) => offset,
+                _ => -1,
+            };
+            (element.partition(), offset)
+        })
+        .collect()
+}
+
+#[test]
+fn offsets_survive_compaction_and_kill_9() {
+    let data_dir = tempfile::tempdir().unwrap();
+    // Compaction after 16 KiB appended to an offsets partition.
+    let mut broker = Broker::start_with(
+        data_dir.path(),
+        2,
+        &[("SLUICE_GROUP_OFFSETS_COMPACT_BYTES", "16384")],
+    );
+    create_topic(&broker, "tracked", 4);
+    let groups = ["alpha", "beta", "gamma"];
+    let mut expected: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for group in groups {
+        let consumer = consumer(&broker, &[("group.id", group)]);
+        // Many commits of rising offsets: far more bytes than the threshold.
+        for round in 0..150i64 {
+            let mut offsets = TopicPartitionList::new();
+            for partition in 0..4 {
+                let offset = round * 10 + i64::from(partition);
+                offsets
+                    .add_partition_offset("tracked", partition, Offset::Offset(offset))
+                    .unwrap();
+                expected.insert((group, partition), offset);
+            }
+            consumer
+                .commit(&offsets, CommitMode::Sync)
+                .unwrap_or_else(|error| panic!("commit {group} round {round}: {error}"));
+        }
+    }
+    for group in groups {
+        let answer = committed(&broker, group, "tracked", 4);
+        for partition in 0..4 {
+            assert_eq!(answer[&partition], expected[&(group, partition)], "{group} {partition}");
+        }
+    }
+    // Compaction moved the start of the offsets partitions that were used.
+    let described = describe_native(&broker, "__consumer_offsets");
+    let starts: Vec<u64> = described["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|partition| partition["log_start"].as_u64().expect("log_start"))
+        .collect();
+    assert!(starts.iter().any(|start| *start > 0), "never compacted: {described}");
+    let sizes: u64 = described["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|partition| partition["size_bytes"].as_u64().unwrap())
+        .sum();
+    // 1,800 commit records of ~70 bytes: 126 KB if nothing were compacted
+    // (plus batch headers); compacted, a few snapshots and what followed.
+    assert!(sizes < 200_000, "offsets partitions hold {sizes} bytes");
+
+    broker.kill9();
+    broker.restart_after_kill9();
+    for group in groups {
+        let answer = committed(&broker, group, "tracked", 4);
+        for partition in 0..4 {
+            assert_eq!(
+                answer[&partition],
+                expected[&(group, partition)],
+                "{group} {partition} after kill -9"
+            );
+        }
+    }
+}
