@@ -91,6 +91,9 @@ impl Broker {
                 "--cores",
                 &self.cores.to_string(),
             ])
+            // No admin listener unless a test asks for one: every broker
+            // of a test run would want the same default port.
+            .env("SLUICE_ADMIN_ADDR", "off")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(
                 "RUST_LOG",
