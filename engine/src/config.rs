@@ -39,6 +39,12 @@ pub struct BrokerConfig {
     /// How long the first rebalance of an empty consumer group waits for
     /// more members (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay: Duration,
+    /// How often a member of a consumer-protocol group (KIP-848) is told to
+    /// heartbeat (Kafka's `group.consumer.heartbeat.interval.ms`).
+    pub group_consumer_heartbeat_interval: Duration,
+    /// A consumer-protocol member silent this long is dropped (Kafka's
+    /// `group.consumer.session.timeout.ms`).
+    pub group_consumer_session_timeout: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -60,6 +66,8 @@ impl Default for BrokerConfig {
             in_flight_per_connection_max: 128,
             frame_bytes_max: sluice_net::native::frame::FRAME_BYTES_MAX,
             group_initial_rebalance_delay: Duration::from_secs(3),
+            group_consumer_heartbeat_interval: Duration::from_secs(5),
+            group_consumer_session_timeout: Duration::from_secs(45),
         }
     }
 }

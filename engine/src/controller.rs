@@ -538,6 +538,7 @@ mod tests {
                     in_flight: Cell::new(0),
                     shutting_down: Cell::new(false),
                     producer_ids: RefCell::new(0..0),
+                    groups: Default::default(),
                 })
             })
             .collect();
@@ -551,6 +552,7 @@ mod tests {
                             *shard.metadata.borrow_mut() = metadata;
                             let _ = ack.send(());
                         }
+                        ShardMessage::Run(task) => task(shard.clone()),
                         ShardMessage::Controller(_) | ShardMessage::Shutdown(_) => {
                             unreachable!("not sent in these tests")
                         }

@@ -128,6 +128,10 @@ pub fn join(group: &mut Group, request: JoinRequest, now: Instant) -> Joined {
     if request.protocol_type.is_empty() || request.protocols.is_empty() {
         return refuse(GroupError::InconsistentGroupProtocol);
     }
+    if !group.consumer.is_empty() {
+        // The group's members speak the consumer protocol (KIP-848).
+        return refuse(GroupError::InconsistentGroupProtocol);
+    }
     if request.session_timeout < SESSION_TIMEOUT_MIN
         || request.session_timeout > SESSION_TIMEOUT_MAX
     {

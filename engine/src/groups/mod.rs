@@ -15,6 +15,7 @@
 //! starts a rebalance.
 
 pub mod classic;
+pub mod consumer;
 pub mod records;
 
 use std::{
@@ -74,6 +75,9 @@ pub enum GroupError {
     StaleMemberEpoch,
     UnsupportedAssignor,
     UnreleasedInstanceId,
+    FencedMemberEpoch,
+    GroupMaxSizeReached,
+    InvalidRequest,
 }
 
 impl GroupError {
@@ -98,6 +102,9 @@ impl GroupError {
             GroupError::StaleMemberEpoch => 113,
             GroupError::UnsupportedAssignor => 112,
             GroupError::UnreleasedInstanceId => 111,
+            GroupError::FencedMemberEpoch => 110,
+            GroupError::GroupMaxSizeReached => 81,
+            GroupError::InvalidRequest => 42,
         }
     }
 
@@ -135,6 +142,9 @@ impl std::fmt::Display for GroupError {
             GroupError::StaleMemberEpoch => "stale member epoch",
             GroupError::UnsupportedAssignor => "unsupported assignor",
             GroupError::UnreleasedInstanceId => "unreleased instance id",
+            GroupError::FencedMemberEpoch => "fenced member epoch",
+            GroupError::GroupMaxSizeReached => "the group is full",
+            GroupError::InvalidRequest => "invalid request",
         };
         f.write_str(text)
     }
@@ -183,6 +193,9 @@ pub struct Group {
     pub initial_delay: bool,
     /// When the leader must have sent the assignment.
     pub sync_deadline: Option<Instant>,
+    /// Its members under the consumer protocol (KIP-848); empty for a
+    /// classic group.
+    pub consumer: consumer::ConsumerGroup,
 }
 
 impl Group {
@@ -201,12 +214,16 @@ impl Group {
             rebalance_deadline: None,
             initial_delay: false,
             sync_deadline: None,
+            consumer: consumer::ConsumerGroup::default(),
         }
     }
 
     /// A group is forgotten once it has neither members nor offsets.
     fn is_gone(&self) -> bool {
-        self.members.is_empty() && self.offsets.is_empty() && self.pending.is_empty()
+        self.members.is_empty()
+            && self.offsets.is_empty()
+            && self.pending.is_empty()
+            && self.consumer.is_empty()
     }
 
     /// The topics the group's members subscribe to (consumer groups).
@@ -217,6 +234,7 @@ impl Group {
                 topics.extend(classic::subscription_topics(metadata));
             }
         }
+        topics.extend(self.consumer.subscribed_topics());
         topics
     }
 }
@@ -451,6 +469,7 @@ pub async fn tick_loop(shard: Rc<Shard>) {
         let mut groups = shard.groups.groups.borrow_mut();
         for group in groups.values_mut() {
             classic::tick(group, now);
+            consumer::tick(group, now);
         }
         groups.retain(|_, group| !group.is_gone());
     }
@@ -486,7 +505,11 @@ pub async fn commit(
     {
         let groups = shard.groups.groups.borrow();
         if let Some(existing) = groups.get(group) {
-            classic::check_committer(existing, &committer)?;
+            if existing.consumer.is_empty() {
+                classic::check_committer(existing, &committer)?;
+            } else {
+                consumer::check_committer(existing, &committer, &offsets)?;
+            }
         } else if !committer.member_id.is_empty() {
             return Err(GroupError::UnknownMemberId);
         }
@@ -580,7 +603,7 @@ pub async fn delete_group(shard: &Rc<Shard>, group: &str) -> Result<(), GroupErr
         let Some(existing) = groups.get(group) else {
             return Err(GroupError::GroupIdNotFound);
         };
-        if !existing.members.is_empty() {
+        if !existing.members.is_empty() || !existing.consumer.is_empty() {
             return Err(GroupError::NonEmptyGroup);
         }
         existing.offsets.keys().cloned().collect()
@@ -601,7 +624,7 @@ pub async fn delete_group(shard: &Rc<Shard>, group: &str) -> Result<(), GroupErr
     let mut groups = shard.groups.groups.borrow_mut();
     if groups
         .get(group)
-        .is_some_and(|existing| existing.members.is_empty())
+        .is_some_and(|existing| existing.members.is_empty() && existing.consumer.is_empty())
     {
         groups.remove(group);
     }
@@ -661,7 +684,7 @@ pub async fn reset_offsets(
         let groups = shard.groups.groups.borrow();
         if groups
             .get(group)
-            .is_some_and(|existing| !existing.members.is_empty())
+            .is_some_and(|existing| !existing.members.is_empty() || !existing.consumer.is_empty())
         {
             return Err(GroupError::NonEmptyGroup);
         }
@@ -688,6 +711,25 @@ pub struct GroupSummary {
     pub id: String,
     pub state: GroupState,
     pub protocol_type: String,
+    /// The state of a consumer-protocol group (KIP-848); `None`: classic.
+    pub consumer_state: Option<consumer::ConsumerGroupState>,
+}
+
+impl GroupSummary {
+    /// The state's name under the group's protocol.
+    pub fn state_name(&self) -> &'static str {
+        self.consumer_state
+            .map_or(self.state.name(), consumer::ConsumerGroupState::name)
+    }
+
+    /// "classic" or "consumer", as ListGroups names the type.
+    pub fn group_type(&self) -> &'static str {
+        if self.consumer_state.is_some() {
+            "consumer"
+        } else {
+            "classic"
+        }
+    }
 }
 
 /// This shard's groups.
@@ -701,6 +743,7 @@ pub fn list_local(shard: &Shard) -> Vec<GroupSummary> {
             id: group.id.clone(),
             state: group.state,
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            consumer_state: consumer::is_consumer_group(group).then(|| group.consumer.state()),
         })
         .collect()
 }
@@ -733,6 +776,8 @@ pub struct MemberSummary {
 pub struct GroupDescription {
     pub id: String,
     pub state: GroupState,
+    /// The state of a consumer-protocol group (KIP-848); `None`: classic.
+    pub consumer_state: Option<consumer::ConsumerGroupState>,
     pub protocol_type: String,
     pub protocol: String,
     pub generation: i32,
@@ -740,12 +785,24 @@ pub struct GroupDescription {
     pub offsets: Vec<(OffsetKey, Committed)>,
 }
 
+impl GroupDescription {
+    /// The state's name under the group's protocol.
+    pub fn state_name(&self) -> &'static str {
+        self.consumer_state
+            .map_or(self.state.name(), consumer::ConsumerGroupState::name)
+    }
+}
+
 pub fn describe_local(shard: &Shard, group: &str) -> Option<GroupDescription> {
     let groups = shard.groups.groups.borrow();
     let group = groups.get(group)?;
+    if consumer::is_consumer_group(group) {
+        return Some(consumer::describe(group));
+    }
     Some(GroupDescription {
         id: group.id.clone(),
         state: group.state,
+        consumer_state: None,
         protocol_type: group.protocol_type.clone().unwrap_or_default(),
         protocol: group.protocol.clone().unwrap_or_default(),
         generation: group.generation,

@@ -548,7 +548,7 @@ pub async fn describe_groups(
             // Kafka describes a group it does not know as Dead.
             Ok(None) => group.with_group_state(str_bytes(GroupState::Dead.name())),
             Ok(Some(description)) => group
-                .with_group_state(str_bytes(description.state.name()))
+                .with_group_state(str_bytes(description.state_name()))
                 .with_protocol_type(str_bytes(description.protocol_type))
                 .with_protocol_data(str_bytes(description.protocol))
                 .with_members(
@@ -591,20 +591,21 @@ pub async fn list_groups(
             states.is_empty()
                 || states
                     .iter()
-                    .any(|s| s.eq_ignore_ascii_case(group.state.name()))
+                    .any(|s| s.eq_ignore_ascii_case(group.state_name()))
         })
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .filter(|group| types.is_empty() || types.iter().any(|t| t == group.group_type()))
         .map(|group| {
+            let (state, group_type) = (group.state_name(), group.group_type());
             let listed = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(group.id)))
                 .with_protocol_type(str_bytes(group.protocol_type));
             let listed = if version >= 4 {
-                listed.with_group_state(str_bytes(group.state.name()))
+                listed.with_group_state(str_bytes(state))
             } else {
                 listed
             };
             if version >= 5 {
-                listed.with_group_type(str_bytes("classic"))
+                listed.with_group_type(str_bytes(group_type))
             } else {
                 listed
             }

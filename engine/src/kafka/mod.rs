@@ -5,6 +5,7 @@
 //! partition ops).
 
 mod admin;
+mod consumer_groups;
 mod fetch;
 mod groups;
 mod metadata;
@@ -92,6 +93,8 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 fn versions(api: ApiKey) -> Option<(i16, i16)> {
@@ -164,6 +167,13 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::DescribeGroups => serve!(groups::describe_groups),
         ApiKey::DeleteGroups => serve!(groups::delete_groups),
         ApiKey::OffsetDelete => serve!(groups::offset_delete),
+        ApiKey::ConsumerGroupHeartbeat => {
+            let client_id = request.client_id.clone().unwrap_or_default();
+            let response =
+                consumer_groups::heartbeat(shard, decode(&request)?, version, client_id).await;
+            encode(&request, version, &response).map(Some)
+        }
+        ApiKey::ConsumerGroupDescribe => serve!(consumer_groups::describe),
         _ => Err(format!("{api:?} is not served")),
     }
 }
