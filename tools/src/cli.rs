@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sluice_net::client::{Acks, StartOffset};
+use sluice_net::client::{Acks, ResetTo, StartOffset};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +27,9 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print the records of a topic.
     Consume(ConsumeArgs),
+    /// List, describe, reset the offsets of and delete consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
 }
 
 /// Flags win over `SLUICE_*` variables, which win over the config file,
@@ -122,6 +125,56 @@ pub enum TopicCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List consumer groups: state, protocol type, members.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Show a group's state and members (with what each is assigned) and,
+    /// per partition, the committed offset, the log end and the lag.
+    Describe {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Move a group's committed offsets in a topic, in every partition (or
+    /// one). Only while the group has no members: stop its consumers first.
+    ResetOffsets {
+        name: String,
+        #[arg(long, value_name = "TOPIC")]
+        topic: String,
+        /// Reset only this partition [default: every partition].
+        #[arg(long, short = 'p', value_name = "P")]
+        partition: Option<u32>,
+        /// earliest, latest, an offset (brought inside the log), or a time:
+        /// time:MS (ms since the epoch) or an ISO-8601 date
+        /// (2024-05-01T12:00:00Z; UTC when no zone is given) for the first
+        /// record at or after it.
+        #[arg(long, value_parser = parse_reset_to, value_name = "earliest|latest|OFFSET|time:MS|DATE")]
+        to: ResetTo,
+        /// Show the new offsets without committing them.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Delete a group and its committed offsets; only while it has no
+    /// members.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AcksArg {
     /// Every in-sync replica stored the record.
@@ -210,6 +263,116 @@ fn parse_start(text: &str) -> Result<StartOffset, String> {
             .map(StartOffset::At)
             .map_err(|_| format!("expected earliest, latest or an offset, got {text:?}")),
     }
+}
+
+fn parse_reset_to(text: &str) -> Result<ResetTo, String> {
+    let expected = || {
+        format!(
+            "expected earliest, latest, an offset, time:MS or an ISO-8601 date \
+             (2024-05-01T12:00:00Z), got {text:?}"
+        )
+    };
+    match text {
+        "earliest" | "beginning" | "start" => Ok(ResetTo::Earliest),
+        "latest" | "end" => Ok(ResetTo::Latest),
+        _ => {
+            if let Some(ms) = text.strip_prefix("time:") {
+                return match ms.parse::<i64>() {
+                    Ok(ms) if ms >= 0 => Ok(ResetTo::Timestamp(ms)),
+                    _ => iso8601_ms(ms).map(ResetTo::Timestamp).ok_or_else(expected),
+                };
+            }
+            if let Ok(offset) = text.parse::<u64>() {
+                return Ok(ResetTo::Offset(offset));
+            }
+            iso8601_ms(text)
+                .map(ResetTo::Timestamp)
+                .ok_or_else(expected)
+        }
+    }
+}
+
+/// Milliseconds since the epoch of an ISO-8601 date or date and time:
+/// `YYYY-MM-DD`, then optionally `THH:MM[:SS[.fraction]]` (or a space for
+/// the `T`) and a zone (`Z`, `+HH:MM`, `-HHMM`); UTC when no zone is
+/// given. `None` for anything else, or a time before the epoch.
+fn iso8601_ms(text: &str) -> Option<i64> {
+    fn number(text: &str, digits: usize, max: i64) -> Option<i64> {
+        if text.len() != digits || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        text.parse().ok().filter(|value| *value <= max)
+    }
+    let (date, rest) = (text.get(..10)?, text.get(10..)?);
+    let mut fields = date.split('-');
+    let year = number(fields.next()?, 4, 9999)?;
+    let month = number(fields.next()?, 2, 12)?;
+    let day = number(fields.next()?, 2, 31)?;
+    if fields.next().is_some() || month == 0 || day == 0 {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if day > month_days[month as usize - 1] {
+        return None;
+    }
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let shifted = if month <= 2 { year - 1 } else { year };
+    let era = shifted.div_euclid(400);
+    let year_of_era = shifted - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let mut ms = days * 86_400_000;
+    if !rest.is_empty() {
+        let rest = rest.strip_prefix(['T', 't', ' '])?;
+        let (clock, zone_minutes) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+            (clock, 0)
+        } else if let Some(at) = rest.rfind(['+', '-']) {
+            let zone = rest[at + 1..].replace(':', "");
+            let minutes = match zone.len() {
+                2 => number(&zone, 2, 23)? * 60,
+                4 => number(&zone[..2], 2, 23)? * 60 + number(&zone[2..], 2, 59)?,
+                _ => return None,
+            };
+            let sign = if rest[at..].starts_with('-') { -1 } else { 1 };
+            (&rest[..at], sign * minutes)
+        } else {
+            (rest, 0)
+        };
+        let (clock, fraction) = match clock.split_once('.') {
+            Some((_, "")) => return None,
+            Some((clock, fraction)) if clock.len() == 8 => (clock, fraction),
+            Some(_) => return None,
+            None => (clock, ""),
+        };
+        if !fraction.bytes().all(|byte| byte.is_ascii_digit()) {
+            return None;
+        }
+        let mut parts = clock.split(':');
+        let hours = number(parts.next()?, 2, 23)?;
+        let minutes = number(parts.next()?, 2, 59)?;
+        let seconds = parts.next().map_or(Some(0), |s| number(s, 2, 59))?;
+        if parts.next().is_some() {
+            return None;
+        }
+        let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
+        ms += ((hours * 60 + minutes - zone_minutes) * 60 + seconds) * 1000 + millis;
+    }
+    (ms >= 0).then_some(ms)
 }
 
 fn non_empty(text: &str) -> Result<String, String> {
@@ -368,5 +531,143 @@ mod tests {
         assert!(args.follow);
         assert_eq!(args.format, Format::Json);
         assert_eq!(args.offset, StartOffset::Earliest);
+    }
+
+    #[test]
+    fn group_subcommands() {
+        assert!(matches!(
+            parse(&["group", "list", "--format", "json"]).unwrap(),
+            Command::Group(GroupCommand::List {
+                format: Format::Json,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["group", "describe", "g"]).unwrap(),
+            Command::Group(GroupCommand::Describe {
+                format: Format::Text,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["group", "delete", "g"]).unwrap(),
+            Command::Group(GroupCommand::Delete { .. })
+        ));
+        let Command::Group(GroupCommand::ResetOffsets {
+            name,
+            topic,
+            partition,
+            to,
+            dry_run,
+            ..
+        }) = parse(&[
+            "group",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "-p",
+            "2",
+            "--to",
+            "earliest",
+            "--dry-run",
+        ])
+        .unwrap()
+        else {
+            panic!("not group reset-offsets")
+        };
+        assert_eq!((name.as_str(), topic.as_str()), ("g", "t"));
+        assert_eq!(partition, Some(2));
+        assert_eq!(to, ResetTo::Earliest);
+        assert!(dry_run);
+        assert!(
+            parse(&["group", "reset-offsets", "g", "--to", "latest"]).is_err(),
+            "needs a topic"
+        );
+        assert!(
+            parse(&["group", "reset-offsets", "g", "--topic", "t"]).is_err(),
+            "needs --to"
+        );
+    }
+
+    #[test]
+    fn reset_targets() {
+        let to = |text: &str| match parse(&[
+            "group",
+            "reset-offsets",
+            "g",
+            "--topic",
+            "t",
+            "--to",
+            text,
+        ]) {
+            Ok(Command::Group(GroupCommand::ResetOffsets { to, .. })) => Ok(to),
+            Ok(_) => panic!("not reset-offsets"),
+            Err(error) => Err(error),
+        };
+        assert_eq!(to("earliest").unwrap(), ResetTo::Earliest);
+        assert_eq!(to("latest").unwrap(), ResetTo::Latest);
+        assert_eq!(to("42").unwrap(), ResetTo::Offset(42));
+        assert_eq!(
+            to("time:1714564800000").unwrap(),
+            ResetTo::Timestamp(1_714_564_800_000)
+        );
+        assert_eq!(
+            to("2024-05-01T12:00:00Z").unwrap(),
+            ResetTo::Timestamp(1_714_564_800_000)
+        );
+        assert_eq!(
+            to("time:2024-05-01").unwrap(),
+            ResetTo::Timestamp(1_714_521_600_000)
+        );
+        assert!(to("-1").is_err());
+        assert!(to("time:-5").is_err());
+        assert!(to("soon").is_err());
+    }
+
+    #[test]
+    fn iso8601_dates_and_times() {
+        assert_eq!(iso8601_ms("1970-01-01"), Some(0));
+        assert_eq!(iso8601_ms("1970-01-01T00:00:00.001Z"), Some(1));
+        assert_eq!(iso8601_ms("2024-05-01"), Some(1_714_521_600_000));
+        assert_eq!(iso8601_ms("2024-05-01T12:00"), Some(1_714_564_800_000));
+        assert_eq!(iso8601_ms("2024-05-01 12:00:00"), Some(1_714_564_800_000));
+        assert_eq!(
+            iso8601_ms("2024-05-01T14:00:00+02:00"),
+            Some(1_714_564_800_000)
+        );
+        assert_eq!(
+            iso8601_ms("2024-05-01T07:30:00-0430"),
+            Some(1_714_564_800_000)
+        );
+        assert_eq!(
+            iso8601_ms("2024-05-01T13:00:00+01"),
+            Some(1_714_564_800_000)
+        );
+        assert_eq!(
+            iso8601_ms("2024-05-01T12:00:00.5Z"),
+            Some(1_714_564_800_500)
+        );
+        assert_eq!(
+            iso8601_ms("2024-05-01T12:00:00.123456Z"),
+            Some(1_714_564_800_123)
+        );
+        assert_eq!(iso8601_ms("2000-02-29"), Some(951_782_400_000));
+        for bad in [
+            "2001-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-5-1",
+            "2024-05-01T",
+            "2024-05-01T25:00",
+            "2024-05-01T12:00.5",
+            "2024-05-01T12:00:00.",
+            "2024-05-01T12:00:00+2",
+            "2024-05-01X12:00",
+            "1969-12-31",
+            "20240501",
+        ] {
+            assert_eq!(iso8601_ms(bad), None, "{bad}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The `sluice` command: run a broker (`serve`) and talk to one (`topic`,
-//! `produce`, `consume`) through the native client.
+//! `produce`, `consume`, `group`) through the native client.
 //!
 //! Output is for people by default and for scripts with `--format json`.
 //! Failures go to standard error with a non-zero exit code: 1 for an error
@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Command::Topic(command) => commands::topic::run(command),
         Command::Produce(args) => commands::produce::run(args),
         Command::Consume(args) => commands::consume::run(args),
+        Command::Group(command) => commands::group::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

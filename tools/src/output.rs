@@ -6,7 +6,10 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde_json::json;
 use sluice_net::{
     client::ConsumedRecord,
-    native::messages::{TopicDescription, TopicInfo},
+    native::messages::{
+        DescribeGroupResponse, GroupListing, GroupMemberDescription, ResetPartition,
+        TopicDescription, TopicInfo,
+    },
 };
 
 /// Columns padded to their widest cell, two spaces apart; the last column is
@@ -154,6 +157,219 @@ pub fn description_json(topic: &TopicDescription) -> serde_json::Value {
     })
 }
 
+pub fn groups_text(groups: &[GroupListing]) -> String {
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|group| {
+            vec![
+                group.group.clone(),
+                group.state.clone(),
+                or_dash(&group.protocol_type),
+                group.members.to_string(),
+            ]
+        })
+        .collect();
+    table(&["GROUP", "STATE", "PROTOCOL-TYPE", "MEMBERS"], &rows)
+}
+
+pub fn groups_json(groups: &[GroupListing]) -> serde_json::Value {
+    groups
+        .iter()
+        .map(|group| {
+            json!({
+                "group": group.group,
+                "state": group.state,
+                "protocol_type": group.protocol_type,
+                "members": group.members,
+            })
+        })
+        .collect()
+}
+
+fn or_dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+fn optional_text<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |value| value.to_string())
+}
+
+/// A member's assignment as (topic, partitions), when it reads as a Kafka
+/// consumer's; an empty one (not synced yet) is no partitions.
+fn consumer_assignment(
+    group: &DescribeGroupResponse,
+    member: &GroupMemberDescription,
+) -> Option<Vec<(String, Vec<i32>)>> {
+    if group.protocol_type != "consumer" {
+        return None;
+    }
+    if member.assignment.is_empty() {
+        return Some(Vec::new());
+    }
+    member.consumer_assignment()
+}
+
+/// `orders:0,1,2 clicks:3`, or the size of an assignment of another kind.
+fn assignment_text(group: &DescribeGroupResponse, member: &GroupMemberDescription) -> String {
+    match consumer_assignment(group, member) {
+        Some(topics) if topics.is_empty() => "-".to_string(),
+        Some(topics) => topics
+            .iter()
+            .map(|(topic, partitions)| {
+                let partitions: Vec<String> = partitions.iter().map(i32::to_string).collect();
+                format!("{topic}:{}", partitions.join(","))
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        None if member.assignment.is_empty() => "-".to_string(),
+        None => format!("{} bytes", member.assignment.len()),
+    }
+}
+
+pub fn group_text(group: &DescribeGroupResponse) -> String {
+    let mut out = table(
+        &["GROUP", &group.group],
+        &[
+            vec!["STATE".to_string(), group.state.clone()],
+            vec!["PROTOCOL-TYPE".to_string(), or_dash(&group.protocol_type)],
+            vec!["PROTOCOL".to_string(), or_dash(&group.protocol)],
+            vec!["GENERATION".to_string(), group.generation.to_string()],
+            vec!["MEMBERS".to_string(), group.members.len().to_string()],
+        ],
+    );
+    if !group.members.is_empty() {
+        out.push('\n');
+        let statics = group
+            .members
+            .iter()
+            .any(|member| member.instance_id.is_some());
+        let rows: Vec<Vec<String>> = group
+            .members
+            .iter()
+            .map(|member| {
+                let mut row = vec![member.member_id.clone()];
+                if statics {
+                    row.push(optional_text(member.instance_id.as_deref()));
+                }
+                row.push(or_dash(&member.client_id));
+                row.push(or_dash(&member.client_host));
+                row.push(assignment_text(group, member));
+                row
+            })
+            .collect();
+        let mut header = vec!["MEMBER"];
+        if statics {
+            header.push("INSTANCE-ID");
+        }
+        header.extend(["CLIENT-ID", "HOST", "ASSIGNMENT"]);
+        out.push_str(&table(&header, &rows));
+    }
+    if !group.offsets.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = group
+            .offsets
+            .iter()
+            .map(|offset| {
+                vec![
+                    offset.topic.clone(),
+                    offset.partition.to_string(),
+                    offset.committed.to_string(),
+                    optional_text(offset.log_end),
+                    optional_text(offset.lag()),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"],
+            &rows,
+        ));
+    }
+    out
+}
+
+pub fn group_json(group: &DescribeGroupResponse) -> serde_json::Value {
+    let members: Vec<serde_json::Value> = group
+        .members
+        .iter()
+        .map(|member| {
+            let mut object = json!({
+                "member_id": member.member_id,
+                "instance_id": member.instance_id,
+                "client_id": member.client_id,
+                "client_host": member.client_host,
+            });
+            match consumer_assignment(group, member) {
+                Some(topics) => {
+                    object["assignment"] = topics
+                        .iter()
+                        .map(
+                            |(topic, partitions)| json!({"topic": topic, "partitions": partitions}),
+                        )
+                        .collect();
+                }
+                None => {
+                    object["assignment_base64"] =
+                        json!(base64::engine::general_purpose::STANDARD.encode(&member.assignment));
+                }
+            }
+            object
+        })
+        .collect();
+    json!({
+        "group": group.group,
+        "state": group.state,
+        "protocol_type": group.protocol_type,
+        "protocol": group.protocol,
+        "generation": group.generation,
+        "members": members,
+        "offsets": group.offsets.iter().map(|offset| json!({
+            "topic": offset.topic,
+            "partition": offset.partition,
+            "committed": offset.committed,
+            "log_end": offset.log_end,
+            "lag": offset.lag(),
+            "metadata": offset.metadata,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn reset_text(topic: &str, partitions: &[ResetPartition]) -> String {
+    let rows: Vec<Vec<String>> = partitions
+        .iter()
+        .map(|reset| {
+            vec![
+                topic.to_string(),
+                reset.partition.to_string(),
+                optional_text(reset.previous),
+                reset.offset.to_string(),
+            ]
+        })
+        .collect();
+    table(&["TOPIC", "PARTITION", "PREVIOUS", "NEW"], &rows)
+}
+
+pub fn reset_json(
+    group: &str,
+    topic: &str,
+    dry_run: bool,
+    partitions: &[ResetPartition],
+) -> serde_json::Value {
+    json!({
+        "group": group,
+        "topic": topic,
+        "dry_run": dry_run,
+        "partitions": partitions.iter().map(|reset| json!({
+            "partition": reset.partition,
+            "previous": reset.previous,
+            "offset": reset.offset,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// A consumed record as one JSON object, fields in a fixed order:
 /// `partition`, `offset`, `timestamp`, `key`, `value`, `headers`. Bytes
 /// that are valid UTF-8 are a string; others are base64 under the field's
@@ -220,7 +436,7 @@ fn bytes_entry<M: SerializeMap>(
 mod tests {
     use super::*;
     use sluice_net::native::{
-        messages::{PartitionDescription, PartitionInfo},
+        messages::{GroupOffsetDescription, PartitionDescription, PartitionInfo},
         ErrorCode,
     };
 
@@ -328,5 +544,119 @@ mod tests {
             .unwrap()
             .starts_with("orders  3"));
         assert_eq!(topics_json(&topics)[0]["partitions"], 3);
+    }
+
+    /// A consumer's assignment of orders 0 and 2, as Kafka clients encode
+    /// it (ConsumerProtocolAssignment v0: version, topics, user data).
+    const ASSIGNMENT: &[u8] = &[
+        0, 0, // version
+        0, 0, 0, 1, // one topic
+        0, 6, b'o', b'r', b'd', b'e', b'r', b's', // its name
+        0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, // partitions 0 and 2
+        0xff, 0xff, 0xff, 0xff, // no user data
+    ];
+
+    fn group() -> DescribeGroupResponse {
+        DescribeGroupResponse {
+            error: ErrorCode::None,
+            message: String::new(),
+            group: "billing".to_string(),
+            state: "Stable".to_string(),
+            protocol_type: "consumer".to_string(),
+            protocol: "range".to_string(),
+            generation: 3,
+            members: vec![GroupMemberDescription {
+                member_id: "worker-1".to_string(),
+                instance_id: None,
+                client_id: "worker".to_string(),
+                client_host: "/127.0.0.1".to_string(),
+                assignment: Bytes::from_static(ASSIGNMENT),
+            }],
+            offsets: vec![
+                GroupOffsetDescription {
+                    topic: "orders".to_string(),
+                    partition: 0,
+                    committed: 4,
+                    log_end: Some(10),
+                    metadata: String::new(),
+                },
+                GroupOffsetDescription {
+                    topic: "gone".to_string(),
+                    partition: 1,
+                    committed: 7,
+                    log_end: None,
+                    metadata: String::new(),
+                },
+            ],
+        }
+    }
+
+    fn rows(text: &str) -> Vec<Vec<&str>> {
+        text.lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_group_shows_its_members_assignments_offsets_and_lag() {
+        let text = group_text(&group());
+        let rows = rows(&text);
+        assert!(rows.contains(&vec!["STATE", "Stable"]), "{text}");
+        assert!(rows.contains(&vec!["GENERATION", "3"]), "{text}");
+        assert!(
+            rows.contains(&vec!["worker-1", "worker", "/127.0.0.1", "orders:0,2"]),
+            "{text}"
+        );
+        assert!(
+            rows.contains(&vec!["orders", "0", "4", "10", "6"]),
+            "{text}"
+        );
+        assert!(rows.contains(&vec!["gone", "1", "7", "-", "-"]), "{text}");
+        let json = group_json(&group());
+        assert_eq!(
+            json["members"][0]["assignment"],
+            json!([{"topic": "orders", "partitions": [0, 2]}])
+        );
+        assert_eq!(json["offsets"][0]["lag"], 6);
+        assert_eq!(json["offsets"][1]["log_end"], serde_json::Value::Null);
+        assert_eq!(json["offsets"][1]["lag"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn an_assignment_of_another_protocol_is_shown_as_bytes() {
+        let mut other = group();
+        other.protocol_type = "connect".to_string();
+        assert!(group_text(&other).contains(&format!("{} bytes", ASSIGNMENT.len())));
+        let json = group_json(&other);
+        assert!(json["members"][0].get("assignment").is_none());
+        assert!(json["members"][0]["assignment_base64"].is_string());
+    }
+
+    #[test]
+    fn group_lists_and_resets_in_both_formats() {
+        let groups = vec![GroupListing {
+            group: "billing".to_string(),
+            state: "Empty".to_string(),
+            protocol_type: String::new(),
+            members: 0,
+        }];
+        assert_eq!(
+            rows(&groups_text(&groups))[1],
+            ["billing", "Empty", "-", "0"]
+        );
+        assert_eq!(groups_json(&groups)[0]["protocol_type"], "");
+        let reset = vec![ResetPartition {
+            partition: 2,
+            previous: None,
+            offset: 9,
+        }];
+        assert_eq!(
+            rows(&reset_text("orders", &reset))[1],
+            ["orders", "2", "-", "9"]
+        );
+        let json = reset_json("billing", "orders", true, &reset);
+        assert_eq!(json["dry_run"], true);
+        assert_eq!(json["partitions"][0]["previous"], serde_json::Value::Null);
+        assert_eq!(json["partitions"][0]["offset"], 9);
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod classic;
 pub mod consumer;
+pub mod lag;
 pub mod records;
 
 use std::{

@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -119,6 +120,22 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
         ApiKey::ListOffsets => encode_response(
             correlation_id,
             &list_offsets::handle(shard, decode!(m::ListOffsetsRequest)).await,
+        ),
+        ApiKey::ListGroups => encode_response(
+            correlation_id,
+            &groups::list(shard, decode!(m::ListGroupsRequest)).await,
+        ),
+        ApiKey::DescribeGroup => encode_response(
+            correlation_id,
+            &groups::describe(shard, decode!(m::DescribeGroupRequest)).await,
+        ),
+        ApiKey::ResetGroupOffsets => encode_response(
+            correlation_id,
+            &groups::reset(shard, decode!(m::ResetGroupOffsetsRequest)).await,
+        ),
+        ApiKey::DeleteGroup => encode_response(
+            correlation_id,
+            &groups::delete(shard, decode!(m::DeleteGroupRequest)).await,
         ),
     };
     Some(response)

@@ -1,12 +1,15 @@
-//! Admin calls: topics, their configs, metadata and offsets.
+//! Admin calls: topics, their configs, metadata and offsets; consumer
+//! groups.
 
 use super::{Client, ClientError, ProtocolError};
 use crate::native::{
     messages::{
-        AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteTopicsRequest,
-        DescribeTopicsRequest, DescribeTopicsResponse, ListOffsetsRequest, ListOffsetsResponse,
-        ListedOffset, MetadataRequest, MetadataResponse, NewTopic, OffsetSpec, TopicDescription,
-        TopicInfo, TopicResults,
+        AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteGroupRequest, DeleteTopicsRequest,
+        DescribeGroupRequest, DescribeGroupResponse, DescribeTopicsRequest, DescribeTopicsResponse,
+        GroupListing, GroupResult, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+        ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse, NewTopic, OffsetSpec,
+        ResetGroupOffsetsRequest, ResetGroupOffsetsResponse, ResetPartition, ResetTo,
+        TopicDescription, TopicInfo, TopicResults,
     },
     ErrorCode,
 };
@@ -152,6 +155,87 @@ impl Client {
             ));
         }
         Ok(listed)
+    }
+
+    /// Every consumer group of the broker, sorted by id.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>, ClientError> {
+        let mut response: ListGroupsResponse = self
+            .request(ApiKey::ListGroups, &ListGroupsRequest {})
+            .await?;
+        response.groups.sort_by(|a, b| a.group.cmp(&b.group));
+        Ok(response.groups)
+    }
+
+    /// A group's state, members and committed offsets, each offset with
+    /// its partition's log end (so its lag). `UnknownGroup` when the group
+    /// has neither members nor offsets.
+    pub async fn describe_group(&self, group: &str) -> Result<DescribeGroupResponse, ClientError> {
+        let request = DescribeGroupRequest {
+            group: group.to_string(),
+        };
+        let response: DescribeGroupResponse = self.request(ApiKey::DescribeGroup, &request).await?;
+        if !response.error.is_ok() {
+            return Err(ClientError::broker(
+                response.error,
+                group_message(group, &response.message),
+            ));
+        }
+        Ok(response)
+    }
+
+    /// Moves the committed offsets of `group` in `topic` (in `partitions`,
+    /// or every partition when empty) to `to`, all or none, and answers
+    /// where each went. Only while the group has no members: otherwise
+    /// `GroupNotEmpty`. With `dry_run` nothing is committed.
+    pub async fn reset_group_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[u32],
+        to: ResetTo,
+        dry_run: bool,
+    ) -> Result<Vec<ResetPartition>, ClientError> {
+        let request = ResetGroupOffsetsRequest {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partitions: partitions.to_vec(),
+            to,
+            dry_run,
+        };
+        let response: ResetGroupOffsetsResponse =
+            self.request(ApiKey::ResetGroupOffsets, &request).await?;
+        if !response.error.is_ok() {
+            return Err(ClientError::broker(
+                response.error,
+                group_message(group, &response.message),
+            ));
+        }
+        Ok(response.partitions)
+    }
+
+    /// Deletes a group and its committed offsets: `GroupNotEmpty` while it
+    /// has members, `UnknownGroup` if there is no such group.
+    pub async fn delete_group(&self, group: &str) -> Result<(), ClientError> {
+        let request = DeleteGroupRequest {
+            group: group.to_string(),
+        };
+        let result: GroupResult = self.request(ApiKey::DeleteGroup, &request).await?;
+        match result.error {
+            ErrorCode::None => Ok(()),
+            code => Err(ClientError::broker(
+                code,
+                group_message(group, &result.message),
+            )),
+        }
+    }
+}
+
+/// The broker's message, or the group's name when the broker gave none.
+fn group_message(group: &str, message: &str) -> String {
+    if message.is_empty() {
+        format!("group {group}")
+    } else {
+        message.to_string()
     }
 }
 

@@ -11,6 +11,8 @@
 //!   [`Client::list_topics`], [`Client::describe_topics`],
 //!   [`Client::alter_configs`], [`Client::metadata`],
 //!   [`Client::list_offset`].
+//! * Consumer groups: [`Client::list_groups`], [`Client::describe_group`],
+//!   [`Client::reset_group_offsets`], [`Client::delete_group`].
 //! * Produce: [`Client::produce_batch`] sends one ready batch; a
 //!   [`Producer`] gathers records into batches per partition (by size and
 //!   linger) and tells each record's offset when its batch is stored.
@@ -41,7 +43,7 @@ pub use error::{ClientError, ProtocolError};
 pub use partitioner::partition_for_key;
 pub use producer::{Delivery, Producer, ProducerOptions, RecordMetadata};
 
-pub use crate::native::messages::{Acks, OffsetSpec};
+pub use crate::native::messages::{Acks, OffsetSpec, ResetTo};
 
 use crate::native::messages::{ApiKey, Message};
 use connection::Connection;

@@ -26,10 +26,14 @@ pub enum ApiKey {
     ListOffsets = 6,
     DescribeTopics = 7,
     AlterConfigs = 8,
+    ListGroups = 9,
+    DescribeGroup = 10,
+    ResetGroupOffsets = 11,
+    DeleteGroup = 12,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 9] = [
+    pub const ALL: [ApiKey; 13] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -39,6 +43,10 @@ impl ApiKey {
         ApiKey::ListOffsets,
         ApiKey::DescribeTopics,
         ApiKey::AlterConfigs,
+        ApiKey::ListGroups,
+        ApiKey::DescribeGroup,
+        ApiKey::ResetGroupOffsets,
+        ApiKey::DeleteGroup,
     ];
 
     pub fn from_u16(key: u16) -> Option<ApiKey> {
@@ -826,5 +834,605 @@ impl Message for AlterConfigsRequest {
             topic: input.string("topic")?,
             configs: configs(input)?,
         })
+    }
+}
+
+// ---- Consumer groups ---------------------------------------------------
+//
+// The groups Kafka clients form, seen and managed by an operator: list them,
+// describe one (members, committed offsets and lag), reset its offsets while
+// it has no members, delete it.
+
+fn optional_string(input: &mut Reader, field: &'static str) -> Result<Option<String>, DecodeError> {
+    let present = input.bool(field)?;
+    let text = input.string(field)?;
+    Ok(present.then_some(text))
+}
+
+fn write_optional_string(out: &mut Writer<'_>, text: Option<&str>) {
+    out.bool(text.is_some());
+    out.string(text.unwrap_or_default());
+}
+
+fn optional_u64(input: &mut Reader, field: &'static str) -> Result<Option<u64>, DecodeError> {
+    let present = input.bool(field)?;
+    let value = input.u64(field)?;
+    Ok(present.then_some(value))
+}
+
+fn write_optional_u64(out: &mut Writer<'_>, value: Option<u64>) {
+    out.bool(value.is_some());
+    out.u64(value.unwrap_or(0));
+}
+
+/// A member's assignment is at most this long: Kafka's assignors write a
+/// few bytes per partition, and a frame caps the whole response anyway.
+pub const GROUP_ASSIGNMENT_BYTES_MAX: usize = 1024 * 1024;
+
+/// Every group of the broker; the body is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListGroupsRequest {}
+
+impl Message for ListGroupsRequest {
+    fn encode(&self, _out: &mut Writer<'_>) {}
+    fn decode(_input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ListGroupsRequest {})
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group: String,
+    /// Kafka's name of the state: `Empty`, `Stable`, `PreparingRebalance`...
+    pub state: String,
+    /// `consumer` for Kafka consumers; empty when no member ever joined.
+    pub protocol_type: String,
+    pub members: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListGroupsResponse {
+    /// Sorted by group id.
+    pub groups: Vec<GroupListing>,
+}
+
+impl Message for ListGroupsResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.list(&self.groups, |out, group| {
+            out.string(&group.group);
+            out.string(&group.state);
+            out.string(&group.protocol_type);
+            out.u32(group.members);
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ListGroupsResponse {
+            groups: input.list("groups", 16, |input| {
+                Ok(GroupListing {
+                    group: input.string("group")?,
+                    state: input.string("state")?,
+                    protocol_type: input.string("protocol type")?,
+                    members: input.u32("members")?,
+                })
+            })?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeGroupRequest {
+    pub group: String,
+}
+
+impl Message for DescribeGroupRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.string(&self.group);
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(DescribeGroupRequest {
+            group: input.string("group")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMemberDescription {
+    pub member_id: String,
+    /// `group.instance.id` of a static member.
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// What the leader assigned, as the group's protocol encodes it (for
+    /// `consumer` groups: see [`GroupMemberDescription::consumer_assignment`]).
+    pub assignment: Bytes,
+}
+
+impl GroupMemberDescription {
+    /// The (topic, partitions) of a Kafka consumer's assignment; `None` if
+    /// the bytes do not read as one (another protocol type, or none yet).
+    pub fn consumer_assignment(&self) -> Option<Vec<(String, Vec<i32>)>> {
+        use kafka_protocol::{messages::ConsumerProtocolAssignment, protocol::Decodable};
+        let mut bytes = self.assignment.clone();
+        if bytes.len() < 2 {
+            return None;
+        }
+        let version = bytes::Buf::get_i16(&mut bytes);
+        // A newer version starts with the fields of the older ones.
+        let assignment =
+            ConsumerProtocolAssignment::decode(&mut bytes, version.clamp(0, 3)).ok()?;
+        Some(
+            assignment
+                .assigned_partitions
+                .into_iter()
+                .map(|topic| (topic.topic.to_string(), topic.partitions))
+                .collect(),
+        )
+    }
+}
+
+/// One committed offset of a group, with its partition's log end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetDescription {
+    pub topic: String,
+    pub partition: u32,
+    pub committed: u64,
+    /// The partition's log end (its high watermark) when it was described;
+    /// `None` when the partition cannot be read (its topic was deleted).
+    pub log_end: Option<u64>,
+    /// What the committer stored with the offset.
+    pub metadata: String,
+}
+
+impl GroupOffsetDescription {
+    /// Records not yet consumed: log end − committed. Negative when the
+    /// committed offset is past the end (the log was truncated after it).
+    pub fn lag(&self) -> Option<i64> {
+        self.log_end.map(|end| end as i64 - self.committed as i64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribeGroupResponse {
+    /// `UnknownGroup` when the group has neither members nor offsets.
+    pub error: ErrorCode,
+    pub message: String,
+    pub group: String,
+    pub state: String,
+    pub protocol_type: String,
+    /// The protocol chosen at the last join: the assignor, for consumers.
+    pub protocol: String,
+    pub generation: i32,
+    pub members: Vec<GroupMemberDescription>,
+    /// Sorted by topic, then partition.
+    pub offsets: Vec<GroupOffsetDescription>,
+}
+
+impl Message for DescribeGroupResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.u16(self.error as u16);
+        out.string(&self.message);
+        out.string(&self.group);
+        out.string(&self.state);
+        out.string(&self.protocol_type);
+        out.string(&self.protocol);
+        // The bits of the i32, which the decoder takes back as they are.
+        out.u32(self.generation as u32);
+        out.list(&self.members, |out, member| {
+            out.string(&member.member_id);
+            write_optional_string(out, member.instance_id.as_deref());
+            out.string(&member.client_id);
+            out.string(&member.client_host);
+            out.bytes(&member.assignment);
+        });
+        out.list(&self.offsets, |out, offset| {
+            out.string(&offset.topic);
+            out.u32(offset.partition);
+            out.u64(offset.committed);
+            write_optional_u64(out, offset.log_end);
+            out.string(&offset.metadata);
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(DescribeGroupResponse {
+            error: error_code(input)?,
+            message: input.string("message")?,
+            group: input.string("group")?,
+            state: input.string("state")?,
+            protocol_type: input.string("protocol type")?,
+            protocol: input.string("protocol")?,
+            generation: input.u32("generation")? as i32,
+            members: input.list("members", 21, |input| {
+                Ok(GroupMemberDescription {
+                    member_id: input.string("member id")?,
+                    instance_id: optional_string(input, "instance id")?,
+                    client_id: input.string("client id")?,
+                    client_host: input.string("client host")?,
+                    assignment: input.bytes("assignment", GROUP_ASSIGNMENT_BYTES_MAX)?,
+                })
+            })?,
+            offsets: input.list("offsets", 29, |input| {
+                Ok(GroupOffsetDescription {
+                    topic: input.string("topic")?,
+                    partition: input.u32("partition")?,
+                    committed: input.u64("committed")?,
+                    log_end: optional_u64(input, "log end")?,
+                    metadata: input.string("offset metadata")?,
+                })
+            })?,
+        })
+    }
+}
+
+/// Where a reset moves a group's committed offsets, in each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTo {
+    /// The log start.
+    Earliest,
+    /// The log end: nothing left to read.
+    Latest,
+    /// This offset, brought into [log start, log end] as Kafka's tool does.
+    Offset(u64),
+    /// The first record with a timestamp at or after this (ms since
+    /// epoch); the log end when every record is older.
+    Timestamp(i64),
+}
+
+impl ResetTo {
+    fn encode(self, out: &mut Writer<'_>) {
+        let (tag, value) = match self {
+            ResetTo::Earliest => (0, 0),
+            ResetTo::Latest => (1, 0),
+            ResetTo::Offset(offset) => (2, offset as i64),
+            ResetTo::Timestamp(timestamp) => (3, timestamp),
+        };
+        out.u8(tag);
+        out.i64(value);
+    }
+    fn decode(input: &mut Reader) -> Result<ResetTo, DecodeError> {
+        let tag = input.u8("reset to")?;
+        let value = input.i64("reset value")?;
+        match tag {
+            0 => Ok(ResetTo::Earliest),
+            1 => Ok(ResetTo::Latest),
+            2 if value >= 0 => Ok(ResetTo::Offset(value as u64)),
+            3 if value >= 0 => Ok(ResetTo::Timestamp(value)),
+            2 | 3 => Err(DecodeError::InvalidValue {
+                field: "reset value",
+                value,
+            }),
+            tag => Err(DecodeError::InvalidValue {
+                field: "reset to",
+                value: i64::from(tag),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetGroupOffsetsRequest {
+    pub group: String,
+    pub topic: String,
+    /// Empty: every partition of the topic.
+    pub partitions: Vec<u32>,
+    pub to: ResetTo,
+    /// Work out the new offsets and answer them, but commit nothing.
+    pub dry_run: bool,
+}
+
+impl Message for ResetGroupOffsetsRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.string(&self.group);
+        out.string(&self.topic);
+        out.list(&self.partitions, |out, partition| out.u32(*partition));
+        self.to.encode(out);
+        out.bool(self.dry_run);
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ResetGroupOffsetsRequest {
+            group: input.string("group")?,
+            topic: input.string("topic")?,
+            partitions: input.list("partitions", 4, |input| input.u32("partition"))?,
+            to: ResetTo::decode(input)?,
+            dry_run: input.bool("dry run")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetPartition {
+    pub partition: u32,
+    /// The offset committed before; `None` when there was none.
+    pub previous: Option<u64>,
+    pub offset: u64,
+}
+
+/// All partitions reset, or none: an error leaves every offset as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetGroupOffsetsResponse {
+    /// `GroupNotEmpty` while the group has members.
+    pub error: ErrorCode,
+    pub message: String,
+    /// In partition order.
+    pub partitions: Vec<ResetPartition>,
+}
+
+impl Message for ResetGroupOffsetsResponse {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.u16(self.error as u16);
+        out.string(&self.message);
+        out.list(&self.partitions, |out, reset| {
+            out.u32(reset.partition);
+            write_optional_u64(out, reset.previous);
+            out.u64(reset.offset);
+        });
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(ResetGroupOffsetsResponse {
+            error: error_code(input)?,
+            message: input.string("message")?,
+            partitions: input.list("partitions", 21, |input| {
+                Ok(ResetPartition {
+                    partition: input.u32("partition")?,
+                    previous: optional_u64(input, "previous offset")?,
+                    offset: input.u64("offset")?,
+                })
+            })?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteGroupRequest {
+    pub group: String,
+}
+
+impl Message for DeleteGroupRequest {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.string(&self.group);
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(DeleteGroupRequest {
+            group: input.string("group")?,
+        })
+    }
+}
+
+/// The outcome of an operation on one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupResult {
+    pub error: ErrorCode,
+    pub message: String,
+}
+
+impl Message for GroupResult {
+    fn encode(&self, out: &mut Writer<'_>) {
+        out.u16(self.error as u16);
+        out.string(&self.message);
+    }
+    fn decode(input: &mut Reader) -> Result<Self, DecodeError> {
+        Ok(GroupResult {
+            error: error_code(input)?,
+            message: input.string("message")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Debug;
+
+    use super::*;
+
+    /// Encodes, decodes, and checks the message came back whole; and that
+    /// every cut of its bytes is an error, not a panic or a wrong message.
+    fn round_trip<M: Message + PartialEq + Debug>(message: &M) {
+        let bytes = message.to_bytes().freeze();
+        let decoded = M::from_bytes(bytes.clone()).expect("decodes");
+        assert_eq!(&decoded, message);
+        for cut in 0..bytes.len() {
+            assert!(
+                M::from_bytes(bytes.slice(..cut)).is_err(),
+                "{cut} of {} bytes decoded",
+                bytes.len()
+            );
+        }
+        let mut longer = BytesMut::from(&bytes[..]);
+        longer.extend_from_slice(&[0]);
+        assert!(M::from_bytes(longer.freeze()).is_err(), "a trailing byte");
+    }
+
+    fn consumer_assignment(topics: &[(&str, &[i32])]) -> Bytes {
+        use kafka_protocol::{
+            messages::{consumer_protocol_assignment::TopicPartition, ConsumerProtocolAssignment},
+            protocol::{Encodable, StrBytes},
+        };
+        let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+            topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    TopicPartition::default()
+                        .with_topic(StrBytes::from_string(topic.to_string()).into())
+                        .with_partitions(partitions.to_vec())
+                })
+                .collect(),
+        );
+        let mut out = BytesMut::new();
+        out.extend_from_slice(&1i16.to_be_bytes());
+        assignment.encode(&mut out, 1).unwrap();
+        out.freeze()
+    }
+
+    #[test]
+    fn group_requests_round_trip() {
+        round_trip(&ListGroupsRequest {});
+        round_trip(&DescribeGroupRequest {
+            group: "payments".to_string(),
+        });
+        round_trip(&DeleteGroupRequest {
+            group: "ünïcödé group".to_string(),
+        });
+        for to in [
+            ResetTo::Earliest,
+            ResetTo::Latest,
+            ResetTo::Offset(42),
+            ResetTo::Timestamp(1_700_000_000_000),
+        ] {
+            round_trip(&ResetGroupOffsetsRequest {
+                group: "g".to_string(),
+                topic: "orders".to_string(),
+                partitions: vec![0, 3],
+                to,
+                dry_run: to == ResetTo::Latest,
+            });
+        }
+    }
+
+    #[test]
+    fn group_responses_round_trip() {
+        round_trip(&ListGroupsResponse {
+            groups: vec![
+                GroupListing {
+                    group: "a".to_string(),
+                    state: "Empty".to_string(),
+                    protocol_type: String::new(),
+                    members: 0,
+                },
+                GroupListing {
+                    group: "b".to_string(),
+                    state: "Stable".to_string(),
+                    protocol_type: "consumer".to_string(),
+                    members: 3,
+                },
+            ],
+        });
+        round_trip(&DescribeGroupResponse {
+            error: ErrorCode::None,
+            message: String::new(),
+            group: "g".to_string(),
+            state: "Stable".to_string(),
+            protocol_type: "consumer".to_string(),
+            protocol: "range".to_string(),
+            generation: 7,
+            members: vec![
+                GroupMemberDescription {
+                    member_id: "c-1".to_string(),
+                    instance_id: Some("i-1".to_string()),
+                    client_id: "c".to_string(),
+                    client_host: "/127.0.0.1".to_string(),
+                    assignment: consumer_assignment(&[("orders", &[0, 2])]),
+                },
+                GroupMemberDescription {
+                    member_id: "c-2".to_string(),
+                    instance_id: None,
+                    client_id: "c".to_string(),
+                    client_host: "/127.0.0.1".to_string(),
+                    assignment: Bytes::new(),
+                },
+            ],
+            offsets: vec![
+                GroupOffsetDescription {
+                    topic: "orders".to_string(),
+                    partition: 0,
+                    committed: 5,
+                    log_end: Some(9),
+                    metadata: "m".to_string(),
+                },
+                GroupOffsetDescription {
+                    topic: "gone".to_string(),
+                    partition: 1,
+                    committed: 5,
+                    log_end: None,
+                    metadata: String::new(),
+                },
+            ],
+        });
+        round_trip(&DescribeGroupResponse {
+            error: ErrorCode::UnknownGroup,
+            message: "no group g".to_string(),
+            group: "g".to_string(),
+            state: String::new(),
+            protocol_type: String::new(),
+            protocol: String::new(),
+            generation: -1,
+            members: Vec::new(),
+            offsets: Vec::new(),
+        });
+        round_trip(&ResetGroupOffsetsResponse {
+            error: ErrorCode::None,
+            message: String::new(),
+            partitions: vec![
+                ResetPartition {
+                    partition: 0,
+                    previous: Some(3),
+                    offset: 0,
+                },
+                ResetPartition {
+                    partition: 1,
+                    previous: None,
+                    offset: 12,
+                },
+            ],
+        });
+        round_trip(&GroupResult {
+            error: ErrorCode::GroupNotEmpty,
+            message: "the group has members".to_string(),
+        });
+    }
+
+    #[test]
+    fn a_reset_to_a_negative_offset_or_an_unknown_kind_does_not_decode() {
+        let request = |tag: u8, value: i64| {
+            let mut out = BytesMut::new();
+            let mut writer = Writer::new(&mut out);
+            writer.string("g");
+            writer.string("t");
+            writer.list(&[] as &[u32], |out, partition| out.u32(*partition));
+            writer.u8(tag);
+            writer.i64(value);
+            writer.bool(false);
+            ResetGroupOffsetsRequest::from_bytes(out.freeze())
+        };
+        assert!(request(2, 5).is_ok());
+        assert!(request(2, -1).is_err());
+        assert!(request(3, -5).is_err());
+        assert!(request(4, 0).is_err());
+    }
+
+    #[test]
+    fn lag_is_log_end_minus_committed() {
+        let offset = |committed, log_end| GroupOffsetDescription {
+            topic: "t".to_string(),
+            partition: 0,
+            committed,
+            log_end,
+            metadata: String::new(),
+        };
+        assert_eq!(offset(3, Some(10)).lag(), Some(7));
+        assert_eq!(offset(10, Some(10)).lag(), Some(0));
+        assert_eq!(offset(12, Some(10)).lag(), Some(-2));
+        assert_eq!(offset(3, None).lag(), None);
+    }
+
+    #[test]
+    fn a_consumer_assignment_reads_as_topic_partitions() {
+        let member = |assignment| GroupMemberDescription {
+            member_id: "m".to_string(),
+            instance_id: None,
+            client_id: "c".to_string(),
+            client_host: "h".to_string(),
+            assignment,
+        };
+        assert_eq!(
+            member(consumer_assignment(&[("a", &[0, 1]), ("b", &[4])])).consumer_assignment(),
+            Some(vec![
+                ("a".to_string(), vec![0, 1]),
+                ("b".to_string(), vec![4])
+            ])
+        );
+        assert_eq!(member(Bytes::new()).consumer_assignment(), None);
+        assert_eq!(
+            member(Bytes::from_static(&[0, 0, 0, 0, 0, 9])).consumer_assignment(),
+            None
+        );
     }
 }

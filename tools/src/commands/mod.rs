@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;
