@@ -168,6 +168,9 @@ impl Broker {
         if let Some(kafka_addr) = &config.kafka_addr {
             check_port_free(kafka_addr)?;
         }
+        if let Some(admin_addr) = &config.admin_addr {
+            check_port_free(admin_addr)?;
+        }
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
         let metadata = Arc::new(metadata);
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
@@ -244,6 +247,7 @@ impl Broker {
         tracing::info!(
             native_addr = %config.native_addr,
             kafka_addr = config.kafka_addr.as_deref().unwrap_or("off"),
+            admin_addr = config.admin_addr.as_deref().unwrap_or("off"),
             shards = shard_count,
             partitions,
             recovered_in_ms = started.elapsed().as_millis() as u64,
@@ -355,6 +359,18 @@ async fn shard_main(
             listener,
         ))
     });
+    let admin_acceptor = match bind_admin(&shard) {
+        Ok(listener) => listener.map(|listener| {
+            glommio::spawn_local(crate::admin_http::accept_loop(shard.clone(), listener))
+        }),
+        Err(reason) => {
+            let _ = ready.send(Err(EngineError::ShardStart {
+                shard: shard.id,
+                reason,
+            }));
+            return;
+        }
+    };
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
     let group_ticks = glommio::spawn_local(crate::groups::tick_loop(shard.clone()));
     let _ = ready.send(Ok(Ready {
@@ -382,6 +398,7 @@ async fn shard_main(
             ShardMessage::Shutdown(ack) => {
                 drop(acceptor);
                 drop(kafka_acceptor);
+                drop(admin_acceptor);
                 drop(retention);
                 drop(group_ticks);
                 shutdown(&shard).await;
@@ -389,6 +406,21 @@ async fn shard_main(
                 return;
             }
         }
+    }
+}
+
+/// The admin HTTP listener: on shard 0 only, if `admin_addr` is set. One
+/// socket, so bound without SO_REUSEPORT: a second broker on the same
+/// address fails to start instead of sharing it.
+fn bind_admin(shard: &Shard) -> Result<Option<TcpListener>, String> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    match shard.config.admin_addr.as_deref() {
+        Some(addr) if shard.id == 0 => std::net::TcpListener::bind(addr)
+            // SAFETY: the descriptor of a bound, listening socket, whose
+            // ownership `into_raw_fd` gave up.
+            .map(|listener| Some(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }))
+            .map_err(|error| format!("cannot listen on {addr}: {error}")),
+        _ => Ok(None),
     }
 }
 

@@ -16,6 +16,8 @@ pub struct BrokerConfig {
     /// HOST:PORT that Kafka clients are told to connect to (Metadata,
     /// FindCoordinator); `None`: `kafka_addr`.
     pub kafka_advertised_addr: Option<String>,
+    /// HOST:PORT of the admin HTTP listener (`/metrics`); `None`: none.
+    pub admin_addr: Option<String>,
     /// Whether a Kafka Metadata or Produce request for an unknown topic
     /// creates it (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
@@ -56,6 +58,8 @@ impl Default for BrokerConfig {
             // Off for an embedded broker; `sluice serve` listens on 9092.
             kafka_addr: None,
             kafka_advertised_addr: None,
+            // Off for an embedded broker; `sluice serve` listens on 9644.
+            admin_addr: None,
             auto_create_topics: true,
             auto_create_partitions: 4,
             cores: None,

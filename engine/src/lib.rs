@@ -12,6 +12,7 @@
 //! shard 0 (the controller); every shard holds an immutable snapshot of it,
 //! replaced when it changes.
 
+mod admin_http;
 pub mod alloc;
 mod broker;
 mod config;
@@ -20,6 +21,7 @@ mod groups;
 mod handlers;
 mod kafka;
 mod metadata;
+mod metrics;
 mod server;
 mod shard;
 mod topic_config;

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Kafka listener's].
     #[arg(long, value_name = "HOST:PORT")]
     pub kafka_advertised_addr: Option<String>,
+    /// Where the admin HTTP listener (Prometheus `/metrics`) listens, or
+    /// `off` [default: 127.0.0.1:9644].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub admin_addr: Option<String>,
     /// Shards, one per core [default: every available core].
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,

@@ -81,6 +81,8 @@ config_layer! {
     kafka_addr: String,
     /// HOST:PORT that Kafka clients are told to connect to.
     kafka_advertised_addr: String,
+    /// HOST:PORT of the admin HTTP listener (`/metrics`), or `off`.
+    admin_addr: String,
     /// Whether Kafka Metadata and Produce create unknown topics.
     auto_create_topics: bool,
     /// Partitions of a topic created automatically.
@@ -152,6 +154,13 @@ impl ConfigLayer {
         }
         if let Some(advertised) = self.kafka_advertised_addr {
             config.kafka_advertised_addr = Some(host_port("kafka_advertised_addr", advertised)?);
+        }
+        if let Some(admin_addr) = self.admin_addr {
+            config.admin_addr = if admin_addr == "off" {
+                None
+            } else {
+                Some(host_port("admin_addr", admin_addr)?)
+            };
         }
         if let Some(auto_create) = self.auto_create_topics {
             config.auto_create_topics = auto_create;
@@ -228,10 +237,11 @@ pub fn broker_config(
 }
 
 /// The defaults of `sluice serve`: the library's, with the Kafka listener
-/// on Kafka's usual port.
+/// on Kafka's usual port and the admin HTTP listener (`/metrics`) on 9644.
 pub fn serve_defaults() -> BrokerConfig {
     BrokerConfig {
         kafka_addr: Some("127.0.0.1:9092".to_string()),
+        admin_addr: Some("127.0.0.1:9644".to_string()),
         ..BrokerConfig::default()
     }
 }
@@ -260,6 +270,12 @@ mod tests {
         let config = broker_config(ConfigLayer::default(), &env(&[]), None).unwrap();
         assert_eq!(config, serve_defaults());
         assert_eq!(config.kafka_addr.as_deref(), Some("127.0.0.1:9092"));
+        assert_eq!(config.admin_addr.as_deref(), Some("127.0.0.1:9644"));
+        assert_eq!(
+            BrokerConfig::default().admin_addr,
+            None,
+            "off when embedded"
+        );
         assert_eq!(config.data_dir, PathBuf::from("./sluice-data"));
         assert!(config.native_addr.starts_with("127.0.0.1:"));
     }
@@ -308,7 +324,9 @@ mod tests {
             .map(|key| {
                 let variable = format!("SLUICE_{}", key.to_uppercase());
                 let value = match variable.as_str() {
-                    "SLUICE_KAFKA_ADDR" | "SLUICE_KAFKA_ADVERTISED_ADDR" => "h:7",
+                    "SLUICE_KAFKA_ADDR" | "SLUICE_KAFKA_ADVERTISED_ADDR" | "SLUICE_ADMIN_ADDR" => {
+                        "h:7"
+                    }
                     "SLUICE_AUTO_CREATE_TOPICS" => "false",
                     _ => "7",
                 };
@@ -331,6 +349,7 @@ mod tests {
         assert_eq!(config.frame_bytes_max, 7);
         assert_eq!(config.kafka_addr.as_deref(), Some("h:7"));
         assert_eq!(config.kafka_advertised_addr.as_deref(), Some("h:7"));
+        assert_eq!(config.admin_addr.as_deref(), Some("h:7"));
         assert!(!config.auto_create_topics);
         assert_eq!(config.auto_create_partitions, 7);
     }
@@ -341,6 +360,21 @@ mod tests {
         let config = broker_config(ConfigLayer::default(), &env, None).unwrap();
         assert_eq!(config.kafka_addr, None);
         let env = super::tests::env(&[("SLUICE_KAFKA_ADDR", "no-port")]);
+        assert!(broker_config(ConfigLayer::default(), &env, None).is_err());
+    }
+
+    #[test]
+    fn the_admin_listener_can_be_turned_off() {
+        let env = env(&[("SLUICE_ADMIN_ADDR", "off")]);
+        let config = broker_config(ConfigLayer::default(), &env, None).unwrap();
+        assert_eq!(config.admin_addr, None);
+        let flags = ConfigLayer {
+            admin_addr: Some("0.0.0.0:9999".to_string()),
+            ..ConfigLayer::default()
+        };
+        let config = broker_config(flags, &env, None).unwrap();
+        assert_eq!(config.admin_addr.as_deref(), Some("0.0.0.0:9999"));
+        let env = super::tests::env(&[("SLUICE_ADMIN_ADDR", "no-port")]);
         assert!(broker_config(ConfigLayer::default(), &env, None).is_err());
     }
 

@@ -15,6 +15,7 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
         native_addr: args.native_addr,
         kafka_addr: args.kafka_addr,
         kafka_advertised_addr: args.kafka_advertised_addr,
+        admin_addr: args.admin_addr,
         cores: args.cores,
         ..ConfigLayer::default()
     };

@@ -1,0 +1,429 @@
+//! The broker's figures in the Prometheus text format (version 0.0.4).
+//!
+//! A scrape asks every shard for a [`ShardSample`] (each shard reads only its
+//! own state, on its own core: its partitions' logs, its connection and
+//! request counts), and every group's committed offsets with their lag from
+//! [`group_lag`] (a group's coordinator shard and its partitions' owners may
+//! differ); [`render`] writes them out where the scrape arrived.
+//!
+//! Nothing here is on the produce or fetch path: figures are read when a
+//! scrape asks, from what the shards keep anyway.
+
+use std::{collections::HashMap, fmt::Write, rc::Rc};
+
+use crate::{
+    groups::lag::{group_lag, PartitionLag},
+    shard::Shard,
+};
+
+/// One partition's figures, read on its owner shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSample {
+    pub topic: String,
+    pub partition: u32,
+    pub shard: usize,
+    pub log_start_offset: u64,
+    /// The visible end: the high watermark.
+    pub log_end_offset: u64,
+    pub size_bytes: u64,
+    pub segments: u64,
+}
+
+/// What one shard reports to a scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardSample {
+    pub shard: usize,
+    pub connections: usize,
+    pub requests_in_flight: usize,
+    pub partitions: Vec<PartitionSample>,
+}
+
+/// What a scrape reports.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    pub shards: Vec<ShardSample>,
+    /// Every committed offset of every group, with its lag.
+    pub groups: Vec<PartitionLag>,
+}
+
+/// This shard's figures. Partitions whose topic is not (or no longer) in
+/// this shard's metadata are left out: they have no name to report.
+pub fn sample_local(shard: &Shard) -> ShardSample {
+    let metadata = shard.metadata();
+    let names: HashMap<u128, &str> = metadata
+        .topics
+        .values()
+        .map(|topic| (topic.id, topic.name.as_str()))
+        .collect();
+    let partitions = shard
+        .partitions
+        .borrow()
+        .iter()
+        .filter_map(|(&(topic_id, partition), log)| {
+            Some(PartitionSample {
+                topic: (*names.get(&topic_id)?).to_string(),
+                partition,
+                shard: shard.id,
+                log_start_offset: log.start_offset().0,
+                log_end_offset: log.visible_end().0,
+                size_bytes: log.size_bytes(),
+                segments: log.segment_count() as u64,
+            })
+        })
+        .collect();
+    ShardSample {
+        shard: shard.id,
+        connections: shard.connections.get(),
+        requests_in_flight: shard.in_flight.get(),
+        partitions,
+    }
+}
+
+/// Every shard's figures, each read on its own shard, and every group's
+/// lag. A shard that does not answer (it is stopping) is left out.
+pub async fn gather(shard: &Rc<Shard>) -> Scrape {
+    let mut shards = Vec::with_capacity(shard.shard_count());
+    for owner in 0..shard.shard_count() {
+        let sampled =
+            crate::groups::run_on(shard, owner, |there| async move { sample_local(&there) }).await;
+        if let Ok(sample) = sampled {
+            shards.push(sample);
+        }
+    }
+    Scrape {
+        shards,
+        groups: group_lag(shard).await,
+    }
+}
+
+/// The lag as reported: never below 0 (a committed offset may be past the
+/// end, after the log was truncated or when a client commits an offset it
+/// made up); `None` when the partition's end is unknown.
+pub fn reported_lag(lag: &PartitionLag) -> Option<u64> {
+    lag.lag.map(|lag| lag.max(0) as u64)
+}
+
+/// A label value as the text format wants it: backslash, double quote and
+/// line feed escaped.
+pub fn escape_label_value(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut escaped = String::with_capacity(value.len() + 8);
+    for character in value.chars() {
+        match character {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            other => escaped.push(other),
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+/// One metric family: its help, then its samples, together (the format
+/// does not allow a family's samples to be interleaved with another's).
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl<'a> Family<'a> {
+    fn gauge(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        Family { out, name }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: u64) {
+        self.out.push_str(self.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (index, (name, value)) in labels.iter().enumerate() {
+                if index > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{name}=\"{}\"", escape_label_value(value));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// A per-partition metric: its name, its help, its value.
+type PartitionMetric = (&'static str, &'static str, fn(&PartitionSample) -> u64);
+
+/// The text of a scrape. Samples are sorted (by topic and partition, by
+/// shard, by group), so two scrapes of an idle broker read the same.
+pub fn render(scrape: &Scrape) -> String {
+    let mut partitions: Vec<&PartitionSample> =
+        scrape.shards.iter().flat_map(|s| &s.partitions).collect();
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let mut shards: Vec<&ShardSample> = scrape.shards.iter().collect();
+    shards.sort_by_key(|s| s.shard);
+    let mut committed: Vec<&PartitionLag> = scrape.groups.iter().collect();
+    committed
+        .sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
+
+    let mut out = String::with_capacity(256 * (partitions.len() + committed.len() + 8));
+    let per_partition: [PartitionMetric; 4] = [
+        (
+            "sluice_partition_log_start_offset",
+            "The first offset still in the partition's log.",
+            |p| p.log_start_offset,
+        ),
+        (
+            "sluice_partition_log_end_offset",
+            "The offset after the last record readers see (the high watermark).",
+            |p| p.log_end_offset,
+        ),
+        (
+            "sluice_partition_size_bytes",
+            "Bytes of the partition's log segments.",
+            |p| p.size_bytes,
+        ),
+        (
+            "sluice_partition_segments",
+            "Segments of the partition's log.",
+            |p| p.segments,
+        ),
+    ];
+    for (name, help, value) in per_partition {
+        let mut family = Family::gauge(&mut out, name, help);
+        for partition in &partitions {
+            let number = partition.partition.to_string();
+            let shard = partition.shard.to_string();
+            family.sample(
+                &[
+                    ("topic", &partition.topic),
+                    ("partition", &number),
+                    ("shard", &shard),
+                ],
+                value(partition),
+            );
+        }
+    }
+
+    let mut family = Family::gauge(
+        &mut out,
+        "sluice_shard_connections",
+        "Open client connections (native and Kafka) on the shard.",
+    );
+    for shard in &shards {
+        family.sample(
+            &[("shard", &shard.shard.to_string())],
+            shard.connections as u64,
+        );
+    }
+    let mut family = Family::gauge(
+        &mut out,
+        "sluice_shard_requests_in_flight",
+        "Requests being served on the shard.",
+    );
+    for shard in &shards {
+        family.sample(
+            &[("shard", &shard.shard.to_string())],
+            shard.requests_in_flight as u64,
+        );
+    }
+
+    let mut family = Family::gauge(
+        &mut out,
+        "sluice_group_committed_offset",
+        "The offset a consumer group committed for a partition.",
+    );
+    for sample in &committed {
+        let partition = sample.partition.to_string();
+        family.sample(
+            &[
+                ("group", &sample.group),
+                ("topic", &sample.topic),
+                ("partition", &partition),
+            ],
+            sample.committed,
+        );
+    }
+    let mut family = Family::gauge(
+        &mut out,
+        "sluice_group_lag",
+        "Records between a group's committed offset and the partition's log end (at least 0).",
+    );
+    for sample in &committed {
+        // A partition whose end is unknown (its topic was deleted) has none.
+        let Some(lag) = reported_lag(sample) else {
+            continue;
+        };
+        let partition = sample.partition.to_string();
+        family.sample(
+            &[
+                ("group", &sample.group),
+                ("topic", &sample.topic),
+                ("partition", &partition),
+            ],
+            lag,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(topic: &str, partition: u32, shard: usize, end: u64) -> PartitionSample {
+        PartitionSample {
+            topic: topic.to_string(),
+            partition,
+            shard,
+            log_start_offset: 2,
+            log_end_offset: end,
+            size_bytes: 4096,
+            segments: 1,
+        }
+    }
+
+    fn committed(
+        group: &str,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        end: Option<u64>,
+    ) -> PartitionLag {
+        PartitionLag::new(group, &(topic.to_string(), partition), offset, end)
+    }
+
+    fn lines(text: &str) -> Vec<&str> {
+        text.lines().filter(|line| !line.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label_value("plain.topic-1"), "plain.topic-1");
+        assert_eq!(
+            escape_label_value("a\\b\"c\nd"),
+            "a\\\\b\\\"c\\nd",
+            "backslash, quote and line feed"
+        );
+        assert!(matches!(
+            escape_label_value("no escapes"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn lag_is_never_negative() {
+        assert_eq!(reported_lag(&committed("g", "t", 0, 4, Some(10))), Some(6));
+        assert_eq!(reported_lag(&committed("g", "t", 0, 10, Some(10))), Some(0));
+        assert_eq!(
+            reported_lag(&committed("g", "t", 0, 10, Some(3))),
+            Some(0),
+            "a commit past the end"
+        );
+        assert_eq!(reported_lag(&committed("g", "t", 0, 10, None)), None);
+    }
+
+    #[test]
+    fn a_scrape_reads_every_figure_sorted() {
+        let scrape = Scrape {
+            shards: vec![
+                ShardSample {
+                    shard: 1,
+                    connections: 3,
+                    requests_in_flight: 1,
+                    partitions: vec![partition("orders", 1, 1, 7)],
+                },
+                ShardSample {
+                    shard: 0,
+                    connections: 2,
+                    requests_in_flight: 0,
+                    partitions: vec![partition("orders", 0, 0, 10)],
+                },
+            ],
+            groups: vec![
+                committed("billing", "orders", 0, 4, Some(10)),
+                committed("billing", "gone", 0, 4, None),
+                committed("audit", "orders", 1, 9, Some(7)),
+            ],
+        };
+        let text = render(&scrape);
+        let lines = lines(&text);
+        for expected in [
+            r#"sluice_partition_log_end_offset{topic="orders",partition="0",shard="0"} 10"#,
+            r#"sluice_partition_log_end_offset{topic="orders",partition="1",shard="1"} 7"#,
+            r#"sluice_partition_log_start_offset{topic="orders",partition="0",shard="0"} 2"#,
+            r#"sluice_partition_size_bytes{topic="orders",partition="1",shard="1"} 4096"#,
+            r#"sluice_partition_segments{topic="orders",partition="1",shard="1"} 1"#,
+            r#"sluice_shard_connections{shard="0"} 2"#,
+            r#"sluice_shard_connections{shard="1"} 3"#,
+            r#"sluice_shard_requests_in_flight{shard="1"} 1"#,
+            r#"sluice_group_committed_offset{group="billing",topic="orders",partition="0"} 4"#,
+            r#"sluice_group_committed_offset{group="billing",topic="gone",partition="0"} 4"#,
+            r#"sluice_group_lag{group="billing",topic="orders",partition="0"} 6"#,
+            r#"sluice_group_lag{group="audit",topic="orders",partition="1"} 0"#,
+        ] {
+            assert!(lines.contains(&expected), "{expected} missing from\n{text}");
+        }
+        assert!(
+            !text.contains(r#"sluice_group_lag{group="billing",topic="gone""#),
+            "no lag without a log end:\n{text}"
+        );
+        // Sorted: shard 0 before 1, audit before billing.
+        let position = |line: &str| lines.iter().position(|l| *l == line).unwrap();
+        assert!(
+            position(r#"sluice_shard_connections{shard="0"} 2"#)
+                < position(r#"sluice_shard_connections{shard="1"} 3"#)
+        );
+        assert!(
+            position(
+                r#"sluice_group_committed_offset{group="audit",topic="orders",partition="1"} 9"#
+            ) < position(
+                r#"sluice_group_committed_offset{group="billing",topic="gone",partition="0"} 4"#
+            )
+        );
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_once_and_its_samples_together() {
+        let scrape = Scrape {
+            shards: vec![ShardSample {
+                shard: 0,
+                partitions: vec![partition("a", 0, 0, 1), partition("b", 0, 0, 1)],
+                ..ShardSample::default()
+            }],
+            groups: vec![committed("g", "a", 0, 1, Some(1))],
+        };
+        let text = render(&scrape);
+        let mut seen: Vec<&str> = Vec::new();
+        let mut current = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert_eq!(kind, "gauge");
+                assert!(!seen.contains(&name), "{name} declared twice");
+                seen.push(name);
+                current = name;
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(name, current, "{line} outside its family");
+            }
+        }
+        assert_eq!(seen.len(), 8, "{seen:?}");
+    }
+
+    #[test]
+    fn hostile_names_stay_on_one_line() {
+        let scrape = Scrape {
+            shards: Vec::new(),
+            groups: vec![committed("g\"}\n evil 1", "t", 0, 1, None)],
+        };
+        let text = render(&scrape);
+        assert!(
+            text.contains(
+                r#"sluice_group_committed_offset{group="g\"}\n evil 1",topic="t",partition="0"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.lines().any(|line| line.starts_with(" evil")));
+    }
+}
