@@ -41,6 +41,9 @@ pub struct BrokerConfig {
     /// How long the first rebalance of an empty consumer group waits for
     /// more members (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay: Duration,
+    /// Bytes appended to a partition of `__consumer_offsets` before it is
+    /// compacted (its live records written again, the rest deleted).
+    pub group_offsets_compact_bytes: u64,
     /// How often a member of a consumer-protocol group (KIP-848) is told to
     /// heartbeat (Kafka's `group.consumer.heartbeat.interval.ms`).
     pub group_consumer_heartbeat_interval: Duration,
@@ -70,6 +73,7 @@ impl Default for BrokerConfig {
             in_flight_per_connection_max: 128,
             frame_bytes_max: sluice_net::native::frame::FRAME_BYTES_MAX,
             group_initial_rebalance_delay: Duration::from_secs(3),
+            group_offsets_compact_bytes: 64 * 1024 * 1024,
             group_consumer_heartbeat_interval: Duration::from_secs(5),
             group_consumer_session_timeout: Duration::from_secs(45),
         }

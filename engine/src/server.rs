@@ -46,6 +46,7 @@ pub trait Protocol: 'static {
     fn handle(
         shard: Rc<Shard>,
         request: Self::Request,
+        peer: Option<std::net::IpAddr>,
     ) -> impl Future<Output = Result<Option<BytesMut>, String>>;
 }
 
@@ -86,6 +87,7 @@ impl Protocol for Native {
     async fn handle(
         shard: Rc<Shard>,
         (header, body): Self::Request,
+        _peer: Option<std::net::IpAddr>,
     ) -> Result<Option<BytesMut>, String> {
         Ok(handlers::handle(&shard, header, body).await)
     }
@@ -155,6 +157,7 @@ type Outgoing = (u64, Reply);
 
 async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
     let (mut reader_half, mut writer_half) = sluice_net::split::split(stream);
     let (responses, outbox) = local_channel::new_unbounded::<Outgoing>();
     let responses = Rc::new(responses);
@@ -240,7 +243,7 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
         sequence += 1;
         shard.in_flight.set(shard.in_flight.get() + 1);
         glommio::spawn_local(async move {
-            let reply = match P::handle(shard.clone(), request).await {
+            let reply = match P::handle(shard.clone(), request, peer).await {
                 Ok(response) => Reply::frame(response),
                 Err(error) => {
                     tracing::warn!(shard = shard.id, protocol = P::NAME, %error, "closing the connection");

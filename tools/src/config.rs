@@ -95,6 +95,14 @@ config_layer! {
     connections_max: usize,
     in_flight_per_connection_max: usize,
     frame_bytes_max: usize,
+    /// How long a new consumer group's first rebalance waits for members.
+    group_initial_rebalance_delay_ms: u64,
+    /// Bytes appended to an offsets partition before it is compacted.
+    group_offsets_compact_bytes: u64,
+    /// Heartbeat interval given to consumer-protocol (KIP-848) members.
+    group_consumer_heartbeat_interval_ms: u64,
+    /// Session timeout of consumer-protocol (KIP-848) members.
+    group_consumer_session_timeout_ms: u64,
 }
 
 fn env_value<T: FromStr>(env: &HashMap<String, String>, key: &str) -> Result<Option<T>, ConfigError>
@@ -182,6 +190,25 @@ impl ConfigLayer {
         if let Some(ms) = self.partial_frame_timeout_ms {
             config.partial_frame_timeout =
                 Duration::from_millis(positive("partial_frame_timeout_ms", ms as usize)? as u64);
+        }
+        if let Some(ms) = self.group_initial_rebalance_delay_ms {
+            config.group_initial_rebalance_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.group_consumer_heartbeat_interval_ms {
+            config.group_consumer_heartbeat_interval = Duration::from_millis(positive(
+                "group_consumer_heartbeat_interval_ms",
+                ms as usize,
+            )? as u64);
+        }
+        if let Some(ms) = self.group_consumer_session_timeout_ms {
+            config.group_consumer_session_timeout = Duration::from_millis(positive(
+                "group_consumer_session_timeout_ms",
+                ms as usize,
+            )? as u64);
+        }
+        if let Some(bytes) = self.group_offsets_compact_bytes {
+            config.group_offsets_compact_bytes =
+                positive("group_offsets_compact_bytes", bytes as usize)? as u64;
         }
         if let Some(connections) = self.connections_max {
             config.connections_max = positive("connections_max", connections)?;
@@ -345,6 +372,19 @@ mod tests {
         assert_eq!(config.connection_idle_timeout, Duration::from_millis(7));
         assert_eq!(config.partial_frame_timeout, Duration::from_millis(7));
         assert_eq!(config.connections_max, 7);
+        assert_eq!(
+            config.group_initial_rebalance_delay,
+            Duration::from_millis(7)
+        );
+        assert_eq!(config.group_offsets_compact_bytes, 7);
+        assert_eq!(
+            config.group_consumer_heartbeat_interval,
+            Duration::from_millis(7)
+        );
+        assert_eq!(
+            config.group_consumer_session_timeout,
+            Duration::from_millis(7)
+        );
         assert_eq!(config.in_flight_per_connection_max, 7);
         assert_eq!(config.frame_bytes_max, 7);
         assert_eq!(config.kafka_addr.as_deref(), Some("h:7"));

@@ -70,7 +70,11 @@ fn offsets_survive_compaction_and_kill_9() {
     for group in groups {
         let answer = committed(&broker, group, "tracked", 4);
         for partition in 0..4 {
-            assert_eq!(answer[&partition], expected[&(group, partition)], "{group} {partition}");
+            assert_eq!(
+                answer[&partition],
+                expected[&(group, partition)],
+                "{group} {partition}"
+            );
         }
     }
     // Compaction moved the start of the offsets partitions that were used.
@@ -81,7 +85,10 @@ fn offsets_survive_compaction_and_kill_9() {
         .iter()
         .map(|partition| partition["log_start"].as_u64().expect("log_start"))
         .collect();
-    assert!(starts.iter().any(|start| *start > 0), "never compacted: {described}");
+    assert!(
+        starts.iter().any(|start| *start > 0),
+        "never compacted: {described}"
+    );
     let sizes: u64 = described["partitions"]
         .as_array()
         .unwrap()

@@ -104,7 +104,6 @@ pub async fn lag_of(
 /// Every committed offset of every group of the broker, with its lag;
 /// sorted by group, topic and partition. Gathered from every shard, so it
 /// costs a round trip to each: for a scrape, not for every request.
-#[allow(dead_code)] // for the metrics exporter
 pub async fn group_lag(shard: &Rc<Shard>) -> Vec<PartitionLag> {
     let mut committed: Vec<(String, OffsetKey, u64)> = Vec::new();
     for owner in 0..shard.shard_count() {

@@ -241,10 +241,29 @@ impl Group {
 }
 
 /// The groups of one shard.
-#[derive(Default)]
 pub struct Coordinator {
     pub groups: RefCell<HashMap<String, Group>>,
+    /// Held shared while records are appended and applied, exclusively
+    /// while a partition is compacted: a compaction's snapshot then holds
+    /// every record appended before it.
+    compacting: glommio::sync::RwLock<()>,
+    /// Per offsets partition of this shard: bytes appended since its last
+    /// snapshot, and whether a compaction is under way.
+    appended: RefCell<HashMap<u32, (u64, bool)>>,
 }
+
+impl Default for Coordinator {
+    fn default() -> Coordinator {
+        Coordinator {
+            groups: RefCell::default(),
+            compacting: glommio::sync::RwLock::new(()),
+            appended: RefCell::default(),
+        }
+    }
+}
+
+/// Records per batch of a snapshot.
+const SNAPSHOT_BATCH_RECORDS: usize = 4096;
 
 fn group_hash(group: &str) -> u32 {
     crc32c::crc32c(group.as_bytes())
@@ -337,16 +356,8 @@ fn now_ms() -> i64 {
         .map_or(0, |since| since.as_millis() as i64)
 }
 
-/// Appends `records` for `group` to its offsets partition (this shard's),
-/// durably.
-async fn persist(
-    shard: &Rc<Shard>,
-    group: &str,
-    records: &[GroupRecord],
-) -> Result<(), GroupError> {
-    if records.is_empty() {
-        return Ok(());
-    }
+/// The log of `group`'s offsets partition, which must be this shard's.
+fn offsets_log(shard: &Shard, group: &str) -> Result<(PartitionKey, Rc<Log>), GroupError> {
     let (owner, key) = offsets_partition(shard, &shard.metadata(), group)
         .ok_or(GroupError::CoordinatorNotAvailable)?;
     if owner != shard.id {
@@ -358,17 +369,132 @@ async fn persist(
         .get(&key)
         .cloned()
         .ok_or(GroupError::CoordinatorNotAvailable)?;
+    Ok((key, log))
+}
+
+fn batch_of(records: &[GroupRecord]) -> sluice_storage::batch::Batch {
     let mut builder = BatchBuilder::with_capacity(256 * records.len());
     let now = now_ms();
     for record in records {
         let (key, value) = record.encode();
         builder.push(now, Some(&key), &value, &[]);
     }
-    log.append(builder.finish()).await.map_err(|error| {
+    builder.finish()
+}
+
+/// Appends `records` for `group` to its offsets partition (this shard's),
+/// durably. The caller applies them to memory while it holds the guard
+/// returned, so a compaction never snapshots memory without them.
+async fn persist<'a>(
+    shard: &'a Rc<Shard>,
+    group: &str,
+    records: &[GroupRecord],
+) -> Result<Option<glommio::sync::RwLockReadGuard<'a, ()>>, GroupError> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let guard = shard
+        .groups
+        .compacting
+        .read()
+        .await
+        .map_err(|_| GroupError::CoordinatorNotAvailable)?;
+    let ((_, partition), log) = offsets_log(shard, group)?;
+    let batch = batch_of(records);
+    let bytes = batch.len() as u64;
+    log.append(batch).await.map_err(|error| {
         tracing::warn!(%group, %error, "committed offsets not stored");
         GroupError::StorageError
     })?;
-    Ok(())
+    let due = {
+        let mut appended = shard.groups.appended.borrow_mut();
+        let entry = appended.entry(partition).or_insert((0, false));
+        entry.0 += bytes;
+        // Compacted once this much was appended since the last snapshot:
+        // every live record of its groups written again, the rest deleted
+        // (DeleteRecords). Replay at start reads about this plus a snapshot.
+        let due = entry.0 >= shard.config.group_offsets_compact_bytes && !entry.1;
+        if due {
+            entry.1 = true;
+        }
+        due
+    };
+    if due {
+        let shard = shard.clone();
+        let group = group.to_string();
+        glommio::spawn_local(async move { compact(&shard, &group).await }).detach();
+    }
+    Ok(Some(guard))
+}
+
+/// Compacts the offsets partition of `group`: a snapshot of every live
+/// record of the groups on it, then the log start moved to the snapshot.
+async fn compact(shard: &Rc<Shard>, group: &str) {
+    let Ok(((_, partition), log)) = offsets_log(shard, group) else {
+        return;
+    };
+    let outcome: Result<u64, String> =
+        async {
+            let _exclusive = shard
+                .groups
+                .compacting
+                .write()
+                .await
+                .map_err(|error| error.to_string())?;
+            let metadata = shard.metadata();
+            let live: Vec<GroupRecord> =
+                {
+                    let groups = shard.groups.groups.borrow();
+                    groups
+                        .values()
+                        .filter(|group| {
+                            offsets_partition(shard, &metadata, &group.id)
+                                .is_some_and(|(_, (_, p))| p == partition)
+                        })
+                        .flat_map(|group| {
+                            let kind = group.protocol_type.clone().map(|protocol_type| {
+                                GroupRecord::Group {
+                                    group: group.id.clone(),
+                                    protocol_type: Some(protocol_type),
+                                }
+                            });
+                            kind.into_iter()
+                                .chain(group.offsets.iter().map(|(key, committed)| {
+                                    GroupRecord::Offset {
+                                        group: group.id.clone(),
+                                        key: key.clone(),
+                                        committed: Some(committed.clone()),
+                                    }
+                                }))
+                        })
+                        .collect()
+                };
+            let mut first = None;
+            for chunk in live.chunks(SNAPSHOT_BATCH_RECORDS) {
+                let appended = log
+                    .append(batch_of(chunk))
+                    .await
+                    .map_err(|error| error.to_string())?;
+                first.get_or_insert(appended.base_offset);
+            }
+            // Nothing live: everything before the end can go.
+            let start = first.unwrap_or_else(|| log.visible_end());
+            log.delete_records(start)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(live.len() as u64)
+        }
+        .await;
+    let mut appended = shard.groups.appended.borrow_mut();
+    let entry = appended.entry(partition).or_insert((0, false));
+    entry.1 = false;
+    match outcome {
+        Ok(records) => {
+            entry.0 = 0;
+            tracing::info!(partition, records, "consumer offsets compacted");
+        }
+        Err(error) => tracing::warn!(partition, %error, "consumer offsets not compacted"),
+    }
 }
 
 fn apply(groups: &mut HashMap<String, Group>, record: GroupRecord) {
@@ -423,6 +549,11 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<usize, String> {
             continue;
         };
         applied += replay(shard, &log).await?;
+        shard
+            .groups
+            .appended
+            .borrow_mut()
+            .insert(partition, (log.size_bytes(), false));
     }
     Ok(applied)
 }
@@ -535,7 +666,7 @@ pub async fn commit(
         }
         results.push(checked);
     }
-    persist(shard, group, &records).await?;
+    let _appended = persist(shard, group, &records).await?;
     let mut groups = shard.groups.groups.borrow_mut();
     let entry = groups
         .entry(group.to_string())
@@ -621,7 +752,7 @@ pub async fn delete_group(shard: &Rc<Shard>, group: &str) -> Result<(), GroupErr
         group: group.to_string(),
         protocol_type: None,
     });
-    persist(shard, group, &records).await?;
+    let _appended = persist(shard, group, &records).await?;
     let mut groups = shard.groups.groups.borrow_mut();
     if groups
         .get(group)
@@ -662,7 +793,7 @@ pub async fn delete_offsets(
         }
         (results, records)
     };
-    persist(shard, group, &records).await?;
+    let _appended = persist(shard, group, &records).await?;
     let mut groups = shard.groups.groups.borrow_mut();
     for record in records {
         apply(&mut groups, record);

@@ -77,7 +77,9 @@ pub async fn create_topics(
 ) -> CreateTopicsResponse {
     // Checked here first, in Kafka's terms; what passes goes to the
     // controller, unless only validation was asked.
-    let mut checked: Vec<(String, Result<NewTopic, (i16, String)>)> = Vec::new();
+    // Per topic: what to create, or Kafka's error code and a message.
+    type Checked = Result<NewTopic, (i16, String)>;
+    let mut checked: Vec<(String, Checked)> = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let new = if matches!(topic.replication_factor, -1 | 1) {

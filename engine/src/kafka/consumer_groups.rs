@@ -46,6 +46,7 @@ pub async fn heartbeat(
     request: ConsumerGroupHeartbeatRequest,
     _version: i16,
     client_id: String,
+    client_host: String,
 ) -> ConsumerGroupHeartbeatResponse {
     let interval_ms = shard.config.group_consumer_heartbeat_interval.as_millis() as i32;
     let settings = Settings {
@@ -76,7 +77,7 @@ pub async fn heartbeat(
             partitions_of(&topics)
         }),
         client_id,
-        client_host: String::new(),
+        client_host,
     };
     let fallback = beat.member_id.clone();
     let outcome = if group.is_empty() {

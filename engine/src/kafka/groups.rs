@@ -125,6 +125,7 @@ pub async fn join_group(
     request: JoinGroupRequest,
     version: i16,
     client_id: String,
+    client_host: String,
 ) -> JoinGroupResponse {
     let group = text(&request.group_id.0);
     let session_timeout = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
@@ -138,7 +139,7 @@ pub async fn join_group(
         member_id: text(&request.member_id),
         instance_id: request.group_instance_id.as_ref().map(text),
         client_id,
-        client_host: String::new(),
+        client_host,
         session_timeout,
         rebalance_timeout,
         protocol_type: text(&request.protocol_type),
@@ -422,11 +423,14 @@ fn wanted(topics: impl Iterator<Item = (String, Vec<i32>)>) -> Vec<OffsetKey> {
         .collect()
 }
 
+/// A topic's partitions and what is committed for each.
+type PartitionOffsets = Vec<(u32, Option<groups::records::Committed>)>;
+
 /// Fetched offsets grouped by topic, in the order asked (or by name).
 fn by_topic(
     offsets: Vec<(OffsetKey, Option<groups::records::Committed>)>,
-) -> Vec<(String, Vec<(u32, Option<groups::records::Committed>)>)> {
-    let mut topics: Vec<(String, Vec<(u32, Option<groups::records::Committed>)>)> = Vec::new();
+) -> Vec<(String, PartitionOffsets)> {
+    let mut topics: Vec<(String, PartitionOffsets)> = Vec::new();
     for ((topic, partition), committed) in offsets {
         match topics.iter_mut().find(|(name, _)| *name == topic) {
             Some((_, partitions)) => partitions.push((partition, committed)),

@@ -60,7 +60,12 @@ impl Protocol for Kafka {
         None
     }
 
-    async fn handle(shard: Rc<Shard>, request: KafkaRequest) -> Result<Option<BytesMut>, String> {
+    async fn handle(
+        shard: Rc<Shard>,
+        mut request: KafkaRequest,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Option<BytesMut>, String> {
+        request.client_host = peer.map(|ip| format!("/{ip}")).unwrap_or_default();
         handle(&shard, request).await
     }
 }
@@ -156,7 +161,14 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::ListGroups => serve!(groups::list_groups),
         ApiKey::JoinGroup => {
             let client_id = request.client_id.clone().unwrap_or_default();
-            let response = groups::join_group(shard, decode(&request)?, version, client_id).await;
+            let response = groups::join_group(
+                shard,
+                decode(&request)?,
+                version,
+                client_id,
+                request.client_host.clone(),
+            )
+            .await;
             encode(&request, version, &response).map(Some)
         }
         ApiKey::SyncGroup => serve!(groups::sync_group),
@@ -169,8 +181,14 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::OffsetDelete => serve!(groups::offset_delete),
         ApiKey::ConsumerGroupHeartbeat => {
             let client_id = request.client_id.clone().unwrap_or_default();
-            let response =
-                consumer_groups::heartbeat(shard, decode(&request)?, version, client_id).await;
+            let response = consumer_groups::heartbeat(
+                shard,
+                decode(&request)?,
+                version,
+                client_id,
+                request.client_host.clone(),
+            )
+            .await;
             encode(&request, version, &response).map(Some)
         }
         ApiKey::ConsumerGroupDescribe => serve!(consumer_groups::describe),

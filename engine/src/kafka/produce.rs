@@ -42,7 +42,7 @@ pub async fn handle(
             "transactions are not supported",
         );
     }
-    if !matches!(acks, 0 | 1 | -1) {
+    if !(-1..=1).contains(&acks) {
         return respond_all(
             acks,
             request,

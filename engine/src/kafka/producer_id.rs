@@ -24,7 +24,7 @@ pub async fn handle(
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
     let (id, epoch) = (request.producer_id.0, request.producer_epoch);
-    if id >= 0 && epoch >= 0 && epoch < i16::MAX - 1 {
+    if id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
         return response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch + 1);

@@ -15,6 +15,9 @@ pub struct KafkaRequest {
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// Where the request came from, as Kafka shows it (`/127.0.0.1`); set
+    /// by the server, not read from the frame.
+    pub client_host: String,
     pub body: Bytes,
 }
 
@@ -62,6 +65,7 @@ pub fn parse_request(mut frame: Bytes) -> Result<KafkaRequest, KafkaFrameError> 
         version,
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|id| id.to_string()),
+        client_host: String::new(),
         body: frame,
     })
 }
