@@ -28,8 +28,10 @@
 //! thread, so librdkafka's threads share the harness's cores.
 //!
 //! Workload → librdkafka: `batch_bytes` → `batch.size`, `linger_ms` →
-//! `linger.ms`, `acks` none / leader / all → `acks` 0 / 1 / all, no
-//! compression, no idempotence. The partition is chosen by the harness
+//! `linger.ms`, `acks` none / leader / all → `acks` 0 / 1 / all,
+//! `max_in_flight` → `max.in.flight.requests.per.connection` (librdkafka's
+//! own default is 1,000,000 without idempotence; Kafka's idempotent
+//! producers allow 5), no compression, no idempotence. The partition is chosen by the harness
 //! (the turn, or Kafka's hash of the key) as in every driver. Failed
 //! deliveries are counted as produce errors; librdkafka's own resends
 //! (`txretries` in its statistics, read each second) as retries.
@@ -219,6 +221,10 @@ impl driver::Driver for Kafka {
             .set("linger.ms", workload.linger_ms.to_string())
             .set("compression.type", "none")
             .set("enable.idempotence", "false")
+            .set(
+                "max.in.flight.requests.per.connection",
+                workload.max_in_flight.to_string(),
+            )
             .set(
                 "queue.buffering.max.messages",
                 QUEUE_RECORDS_MAX.to_string(),

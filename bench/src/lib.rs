@@ -23,7 +23,9 @@
 //! [`native`]), `kafka` (any Kafka-compatible broker through librdkafka,
 //! [`kafka`]), `redis` (Redis Streams, [`redis`], over the small RESP
 //! client of [`resp`]) and `nats` (NATS JetStream, [`nats`]). Clients with
-//! threads of their own report back through [`forward`]. The peers'
+//! threads of their own report back through [`forward`]; the native
+//! driver hears outcomes that come out of send order through
+//! [`outstanding`]. The peers'
 //! scripts are in `bench/peers/`; `bench/peers/side-by-side.sh` runs one
 //! workload against all of them and writes `bench/RESULTS.md`'s tables.
 
@@ -36,6 +38,7 @@ pub mod latency;
 pub mod metrics;
 pub mod native;
 pub mod nats;
+pub mod outstanding;
 pub mod plot;
 pub mod random;
 pub mod redis;

@@ -1,27 +1,26 @@
 //! The `native` driver: Sluice's own client (`sluice_net::client`) on the
 //! harness's pinned glommio executors.
 //!
-//! Each producer and each consumer has its own connection. For each
-//! partition a producer writes to, a collector task awaits the deliveries
-//! in send order (a partition has one batch in flight, so its records are
-//! stored in that order) and records each latency when it is known. A
-//! consumer reads its partitions from offset 0 of the fresh topic.
+//! Each producer and each consumer has its own connection. A producer
+//! keeps up to the workload's `max_in_flight` batches of a partition in
+//! flight. For each partition it writes to, a collector task hears each
+//! record's outcome when its batch finishes, in send order or not
+//! ([`Outstanding`]), and records the latency then. A consumer reads its
+//! partitions from offset 0 of the fresh topic.
 
-use std::time::Duration;
+use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use futures_lite::StreamExt;
-use glommio::{
-    channels::local_channel::{self, LocalReceiver, LocalSender},
-    Task,
-};
+use glommio::Task;
 use sluice_net::client::{
-    Client, ConsumeOptions, ConsumedRecord, Delivery, PartitionRange, Producer, ProducerOptions,
-    RecordStream, StartOffset,
+    Client, ClientError, ConsumeOptions, ConsumedRecord, Delivery, PartitionRange, Producer,
+    ProducerOptions, RecordMetadata, RecordStream, StartOffset,
 };
 
 use crate::{
     driver::{self, Pending, Record, Recorder, Setup, FETCH_WAIT},
     harness::on_core,
+    outstanding::Outstanding,
     run::{ConsumerPlan, ProducerPlan, RunContext},
     BenchError,
 };
@@ -82,14 +81,18 @@ impl driver::Driver for Native {
             acks: workload.acks.into(),
             batch_bytes: workload.batch_bytes,
             linger: Duration::from_millis(workload.linger_ms),
-            // One batch of a partition in flight: records are stored, and
-            // so acknowledged, in send order, which the collectors rely on.
-            in_flight_per_partition_max: 1,
+            // The collectors hear outcomes in any order.
+            in_flight_per_partition_max: workload.max_in_flight,
             ..ProducerOptions::default()
         };
+        // Every batch that can be in flight: each holds less than
+        // `batch_bytes` and one more record (an 8-byte key at most).
+        let record_bytes_max = workload.message_size.max_bytes() as usize + 8;
+        let window_bytes = workload.max_in_flight * (workload.batch_bytes + record_bytes_max);
         let client = connect(&context.brokers).await?;
         Ok(NativeProducer {
             producer: Producer::new(client, options),
+            window_bytes,
             collectors: (0..workload.partitions_per_topic).map(|_| None).collect(),
             collector_tasks: Vec::new(),
             recorder: None,
@@ -120,17 +123,17 @@ async fn connect(brokers: &str) -> Result<Client, BenchError> {
         .map_err(BenchError::client(format!("connecting to {brokers}")))
 }
 
-/// A record handed to the client, waiting for its outcome.
-struct Sent {
-    pending: Pending,
-    delivery: Delivery,
-}
+/// One partition's records waiting for their outcome, shared by the
+/// producer (which queues them) and the partition's collector task.
+type Partition = Rc<RefCell<Outstanding<Delivery>>>;
 
 pub struct NativeProducer {
     producer: Producer,
-    /// Per partition, the collector's end, made when the partition is
+    /// See [`Outstanding::new`].
+    window_bytes: usize,
+    /// Per partition, the records waiting, made when the partition is
     /// first written to.
-    collectors: Vec<Option<LocalSender<Sent>>>,
+    collectors: Vec<Option<Partition>>,
     collector_tasks: Vec<Task<()>>,
     recorder: Option<Recorder>,
 }
@@ -151,23 +154,26 @@ impl driver::Producer for NativeProducer {
             record.value,
             &[],
         );
+        let recorder = self.recorder.as_ref().expect("started");
+        let window_bytes = self.window_bytes;
         let collector = self.collectors[record.partition as usize].get_or_insert_with(|| {
-            let (sender, receiver) = local_channel::new_unbounded();
-            let recorder = self.recorder.clone().expect("started");
-            self.collector_tasks
-                .push(glommio::spawn_local(collect(receiver, recorder)));
-            sender
+            let partition = Rc::new(RefCell::new(Outstanding::new(window_bytes)));
+            self.collector_tasks.push(glommio::spawn_local(collect(
+                partition.clone(),
+                recorder.clone(),
+            )));
+            partition
         });
-        let sent = Sent {
-            pending: Pending {
-                intended: record.intended,
-                bytes: record.bytes(),
-            },
-            delivery,
+        let pending = Pending {
+            intended: record.intended,
+            bytes: record.bytes(),
         };
-        if collector.try_send(sent).is_err() {
-            unreachable!("a collector lives as long as its sender");
-        }
+        // A delivery refused at once is heard now.
+        collector
+            .borrow_mut()
+            .push(pending, delivery, &mut |pending, outcome| {
+                heard(recorder, recorder.now(), pending, outcome)
+            });
         Ok(())
     }
 
@@ -176,6 +182,10 @@ impl driver::Producer for NativeProducer {
         // the drain deadline.
         let deadline = recorder.timeline().drain_deadline;
         driver::until(recorder.clock(), deadline, self.producer.flush()).await;
+        // No more records: each collector ends once it has heard all.
+        for partition in self.collectors.iter().flatten() {
+            partition.borrow_mut().close();
+        }
         drop(self.collectors);
         for task in self.collector_tasks {
             task.await;
@@ -185,19 +195,37 @@ impl driver::Producer for NativeProducer {
     }
 }
 
-/// Awaits one partition's deliveries in send order and records each
-/// outcome when it is known.
-async fn collect(receiver: LocalReceiver<Sent>, recorder: Recorder) {
+/// Hears one partition's outcomes as its batches finish, in whatever
+/// order, and records each then; ends once the producer is done and every
+/// record is heard, or at the drain deadline (the rest unacknowledged).
+async fn collect(partition: Partition, recorder: Recorder) {
     let clock = recorder.clock();
     let deadline = recorder.timeline().drain_deadline;
-    while let Some(sent) = receiver.recv().await {
-        let outcome = driver::until(clock, deadline, sent.delivery).await;
+    loop {
         let now = clock.now();
-        match outcome {
-            Some(Ok(_)) => recorder.acknowledged(now, sent.pending),
-            Some(Err(error)) => recorder.produce_failed(now, &error),
-            None => recorder.unacknowledged(1),
+        partition
+            .borrow_mut()
+            .take_heard(&mut |pending, outcome| heard(&recorder, now, pending, outcome));
+        if partition.borrow().is_done() {
+            return;
         }
+        let changed = partition.borrow().changed();
+        if driver::until(clock, deadline, changed).await.is_none() {
+            recorder.unacknowledged(partition.borrow().unheard());
+            return;
+        }
+    }
+}
+
+fn heard(
+    recorder: &Recorder,
+    at: crate::schedule::Nanos,
+    pending: Pending,
+    outcome: Result<RecordMetadata, ClientError>,
+) {
+    match outcome {
+        Ok(_) => recorder.acknowledged(at, pending),
+        Err(error) => recorder.produce_failed(at, &error),
     }
 }
 

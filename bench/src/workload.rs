@@ -11,6 +11,7 @@
 //! consumers_per_topic = 1
 //! batch_bytes = 131072
 //! linger_ms = 1
+//! max_in_flight = 5                   # batches in flight per partition (default 5)
 //! acks = "all"                        # or "leader", "none"
 //! rate = 20000                        # records/s over all producers, or "max"
 //! warm_up_s = 5
@@ -41,6 +42,15 @@ pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 /// harness, not the broker.
 pub const CLIENTS_PER_TOPIC_MAX: u32 = 1_000;
 
+/// What `max_in_flight` is when a workload does not say: Kafka's idempotent
+/// producers keep up to 5 requests in flight per connection.
+pub const MAX_IN_FLIGHT_DEFAULT: usize = 5;
+
+/// More batches in flight per partition than this only queue: the broker
+/// serves at most 128 requests per connection at once
+/// (`in_flight_per_connection_max`), shared by every partition.
+pub const MAX_IN_FLIGHT_MAX: usize = 32;
+
 /// A run longer than a day is a mistake in the file.
 pub const DURATION_S_MAX: u64 = 24 * 3600;
 
@@ -59,6 +69,12 @@ pub struct Workload {
     pub batch_bytes: usize,
     /// ...or this long after its first record.
     pub linger_ms: u64,
+    /// Batches a producer keeps in flight per partition: the native
+    /// driver's `in_flight_per_partition_max`, librdkafka's
+    /// `max.in.flight.requests.per.connection` (per connection, and one
+    /// request carries a batch of every partition of that broker).
+    #[serde(default = "max_in_flight_default")]
+    pub max_in_flight: usize,
     #[serde(default)]
     pub acks: AckLevel,
     pub rate: Rate,
@@ -68,6 +84,10 @@ pub struct Workload {
     /// passed to the broker as they are.
     #[serde(default)]
     pub topic_configs: BTreeMap<String, String>,
+}
+
+fn max_in_flight_default() -> usize {
+    MAX_IN_FLIGHT_DEFAULT
 }
 
 /// How large each record's value is.
@@ -258,6 +278,12 @@ impl Workload {
         if self.batch_bytes == 0 {
             return fail("batch_bytes = 0: expected at least one byte".into());
         }
+        if !(1..=MAX_IN_FLIGHT_MAX).contains(&self.max_in_flight) {
+            return fail(format!(
+                "max_in_flight = {}: expected 1..={MAX_IN_FLIGHT_MAX}",
+                self.max_in_flight
+            ));
+        }
         if let Rate::RecordsPerSecond(0) = self.rate {
             return fail("rate = 0: expected a positive rate or \"max\"".into());
         }
@@ -293,6 +319,7 @@ mod tests {
         consumers_per_topic = 4
         batch_bytes = 65536
         linger_ms = 2
+        max_in_flight = 3
         acks = "leader"
         rate = "max"
         warm_up_s = 1
@@ -309,6 +336,7 @@ mod tests {
         );
         assert_eq!(workload.keys, Keys::Space(1000));
         assert_eq!(workload.acks, AckLevel::Leader);
+        assert_eq!(workload.max_in_flight, 3);
         assert_eq!(workload.rate, Rate::Max(MaxRate::Max));
         assert_eq!(workload.topic_configs["retention.ms"], "60000");
         assert_eq!(workload.producer_count(), 4);
@@ -328,6 +356,9 @@ mod tests {
         assert_eq!(workload.message_size, MessageSize::Fixed(100));
         assert_eq!(workload.keys, Keys::Random);
         assert_eq!(workload.rate, Rate::RecordsPerSecond(20_000));
+        let text = FULL.replace("max_in_flight = 3\n", "");
+        let workload = Workload::parse(&text).unwrap();
+        assert_eq!(workload.max_in_flight, MAX_IN_FLIGHT_DEFAULT);
     }
 
     #[test]
@@ -341,6 +372,8 @@ mod tests {
             ("name = \"w\"", "name = \"a b\""),
             ("linger_ms = 2", "linger_ms = 2\nlinger = 3"),
             ("{ space = 1000 }", "{ space = 0 }"),
+            ("max_in_flight = 3", "max_in_flight = 0"),
+            ("max_in_flight = 3", "max_in_flight = 33"),
         ] {
             let text = FULL.replace(from, to);
             assert!(Workload::parse(&text).is_err(), "accepted {to}");
