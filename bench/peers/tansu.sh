@@ -84,6 +84,16 @@ stop)
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
+    # Behind on a backlog it may not stop in 10 s: the next run must not
+    # find it still there.
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "tansu.sh: tansu $pid still running after SIGTERM and 10 s; SIGKILL" >&2
+        kill -9 "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
     if kill -0 "$pid" 2>/dev/null; then
         echo "tansu.sh: tansu $pid did not stop" >&2
         exit 1
