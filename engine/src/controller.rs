@@ -456,14 +456,10 @@ async fn on_partitions(
     );
     let answers: Vec<_> = partitions
         .map(|partition| {
-            shard.call(
+            shard.ask(
                 shard.owner(topic.shards[partition as usize]),
                 (topic.id, partition),
                 |reply| make(partition, reply),
-                Err(Failure::new(
-                    ErrorCode::ShuttingDown,
-                    "the owner shard stopped",
-                )),
             )
         })
         .collect();

@@ -53,6 +53,9 @@ impl Failure {
 /// What a fetch read from one partition.
 #[derive(Debug, Clone, Default)]
 pub struct FetchOutcome {
+    /// Native: one `Bytes` per batch. Kafka: the batches one after another
+    /// in one `Bytes` (a partition's `records` as Kafka answers them), or
+    /// none.
     pub batches: Vec<Bytes>,
     pub high_watermark: u64,
     pub log_start: u64,
@@ -222,6 +225,35 @@ impl Shard {
     }
 }
 
+impl Shard {
+    /// [`Shard::call`] for an op that answers a `Result`: if the owner stops
+    /// first, the answer is `ShuttingDown`.
+    pub fn ask<T: 'static>(
+        self: &Rc<Self>,
+        owner: usize,
+        key: PartitionKey,
+        make: impl FnOnce(oneshot::Sender<Result<T, Failure>>) -> PartitionOp,
+    ) -> Answer<Result<T, Failure>> {
+        let gone = Err(Failure::new(
+            ErrorCode::ShuttingDown,
+            "the owner shard stopped",
+        ));
+        self.call(owner, key, make, gone)
+    }
+}
+
+/// A partition's part of a request: on its way to the owner, or refused
+/// before it went.
+pub type Pending<T> = Result<Answer<Result<T, Failure>>, Failure>;
+
+/// The answer of a [`Pending`].
+pub async fn settle<T>(pending: Pending<T>) -> Result<T, Failure> {
+    match pending {
+        Ok(answer) => answer.await,
+        Err(failure) => Err(failure),
+    }
+}
+
 fn append_failure(error: AppendError) -> Failure {
     match error {
         AppendError::DiskFull { message } => Failure::new(ErrorCode::DiskFull, message),
@@ -255,7 +287,16 @@ pub fn batch_failure(error: BatchError) -> Failure {
 /// Appends `batches` in order, in flight together (each append is started
 /// before the previous one completes); the first one's base offset, or the
 /// first failure.
-async fn append_all(log: &Log, batches: Vec<Batch>) -> Result<u64, Failure> {
+async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<u64, Failure> {
+    // The usual case, one batch: no futures to box.
+    if batches.len() == 1 {
+        let batch = batches.pop().expect("one batch");
+        return log
+            .append(batch)
+            .await
+            .map(|appended| appended.base_offset.0)
+            .map_err(append_failure);
+    }
     let mut appends: Vec<_> = batches
         .into_iter()
         .map(|batch| Some(Box::pin(log.append(batch))))
@@ -331,23 +372,34 @@ async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed
     fallback
 }
 
-/// A stored batch as a reader in `format` takes it.
-fn convert(batch: Batch, format: WireFormat) -> Result<Bytes, Failure> {
-    let stored_kafka = batch.kafka_payload();
-    match (format, stored_kafka) {
-        (WireFormat::Native, None) => Ok(batch.into_bytes()),
-        (WireFormat::Kafka, Some(kafka)) => Ok(kafka),
-        (WireFormat::Native, Some(_)) => kafka_to_native(&batch)
+/// A stored batch as a native reader takes it: as stored, or decoded from
+/// Kafka's format.
+fn native_bytes(batch: Batch) -> Result<Bytes, Failure> {
+    match batch.kafka_payload() {
+        None => Ok(batch.into_bytes()),
+        Some(_) => kafka_to_native(&batch)
             .map(Batch::into_bytes)
             .map_err(|error| Failure::new(ErrorCode::StorageFailed, error.to_string())),
-        (WireFormat::Kafka, None) => {
-            let mut out = BytesMut::with_capacity(batch.len());
-            batch
-                .write_kafka(&mut out)
-                .map_err(|error| Failure::new(ErrorCode::StorageFailed, error.to_string()))?;
-            Ok(out.freeze())
+    }
+}
+
+/// Stored batches as a Kafka reader takes them: one after another, each a
+/// RecordBatch v2. One batch stored in Kafka's format is a slice of what was
+/// read (no copy); otherwise each is written once into one buffer, so the
+/// response's encoder is the only other copy.
+fn kafka_records(batches: Vec<Batch>) -> Result<Bytes, Failure> {
+    if let [batch] = batches.as_slice() {
+        if let Some(kafka) = batch.kafka_payload() {
+            return Ok(kafka);
         }
     }
+    let mut out = BytesMut::with_capacity(batches.iter().map(Batch::len).sum());
+    for batch in &batches {
+        batch
+            .write_kafka(&mut out)
+            .map_err(|error| Failure::new(ErrorCode::StorageFailed, error.to_string()))?;
+    }
+    Ok(out.freeze())
 }
 
 fn unknown_partition(key: PartitionKey) -> Failure {
@@ -401,15 +453,20 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
                 return;
             };
             let result = match log.read(Offset(offset), max_bytes).await {
-                Ok(batches) => batches
-                    .into_iter()
-                    .map(|batch| convert(batch, format))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|batches| FetchOutcome {
-                        batches,
-                        high_watermark: log.visible_end().0,
-                        log_start: log.start_offset().0,
+                Ok(batches) => match format {
+                    WireFormat::Native => batches.into_iter().map(native_bytes).collect(),
+                    WireFormat::Kafka => kafka_records(batches).map(|records| {
+                        Some(records)
+                            .filter(|r| !r.is_empty())
+                            .into_iter()
+                            .collect()
                     }),
+                }
+                .map(|batches| FetchOutcome {
+                    batches,
+                    high_watermark: log.visible_end().0,
+                    log_start: log.start_offset().0,
+                }),
                 Err(error) => Err(read_failure(error)),
             };
             let _ = reply.send(result);

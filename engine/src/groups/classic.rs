@@ -180,7 +180,9 @@ pub fn join(group: &mut Group, request: JoinRequest, now: Instant) -> Joined {
             }
             None if request.require_known_member && request.instance_id.is_none() => {
                 let id = new_member_id(&request.client_id);
-                group.pending.insert(id.clone(), now);
+                group
+                    .pending
+                    .insert(id.clone(), now + request.session_timeout);
                 return Joined::Now(JoinOutcome::error(GroupError::MemberIdRequired, &id));
             }
             None => member_id = new_member_id(&request.client_id),
@@ -560,9 +562,7 @@ pub fn tick(group: &mut Group, now: Instant) {
         })
         .map(|member| member.id.clone())
         .collect();
-    group.pending.retain(|_, handed_out| {
-        now.duration_since(*handed_out) < SESSION_TIMEOUT_MAX.min(Duration::from_secs(300))
-    });
+    group.pending.retain(|_, expires| now < *expires);
     if !expired.is_empty() {
         for id in &expired {
             tracing::info!(group = %group.id, member = %id, "member expired");

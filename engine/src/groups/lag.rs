@@ -8,12 +8,12 @@
 
 use std::rc::Rc;
 
-use sluice_net::native::{messages::OffsetSpec, ErrorCode};
+use sluice_net::native::messages::OffsetSpec;
 
 use super::{records::OffsetKey, run_on};
 use crate::{
     handlers::route,
-    shard::{Failure, PartitionOp, Shard},
+    shard::{PartitionOp, Shard},
 };
 
 /// Log ends asked of owner shards at once: enough to keep every shard busy,
@@ -60,18 +60,10 @@ pub async fn log_ends(shard: &Rc<Shard>, keys: &[OffsetKey]) -> Vec<Option<u64>>
             .iter()
             .map(|(topic, partition)| {
                 route(shard, &metadata, topic, *partition).map(|(owner, key)| {
-                    shard.call(
-                        owner,
-                        key,
-                        |reply| PartitionOp::ListOffset {
-                            spec: OffsetSpec::Latest,
-                            reply,
-                        },
-                        Err(Failure::new(
-                            ErrorCode::ShuttingDown,
-                            "the owner shard stopped",
-                        )),
-                    )
+                    shard.ask(owner, key, |reply| PartitionOp::ListOffset {
+                        spec: OffsetSpec::Latest,
+                        reply,
+                    })
                 })
             })
             .collect();

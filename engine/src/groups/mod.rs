@@ -183,7 +183,8 @@ pub struct Group {
     pub generation: i32,
     pub leader: Option<String>,
     pub members: BTreeMap<String, Member>,
-    /// Member ids handed out (KIP-394) and not yet used to join, with when.
+    /// Member ids handed out (KIP-394) and not yet used to join, with when
+    /// they expire (the session timeout of the join that asked, as Kafka).
     pub pending: HashMap<String, Instant>,
     /// group.instance.id → member id, for static members.
     pub statics: HashMap<String, String>,

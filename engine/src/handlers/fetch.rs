@@ -94,20 +94,12 @@ async fn read_all(shard: &Rc<Shard>, targets: &[Target]) -> Vec<Result<FetchOutc
         .map(|target| {
             let (owner, key) = target.route.clone()?;
             let (offset, max_bytes, format) = (target.offset, target.max_bytes, target.format);
-            Ok(shard.call(
-                owner,
-                key,
-                |reply| PartitionOp::Fetch {
-                    offset,
-                    max_bytes,
-                    format,
-                    reply,
-                },
-                Err(Failure::new(
-                    ErrorCode::ShuttingDown,
-                    "the owner shard stopped",
-                )),
-            ))
+            Ok(shard.ask(owner, key, |reply| PartitionOp::Fetch {
+                offset,
+                max_bytes,
+                format,
+                reply,
+            }))
         })
         .collect();
     let mut outcomes = Vec::new();

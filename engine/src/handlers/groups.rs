@@ -147,15 +147,7 @@ async fn list_offset(
 ) -> Result<Option<u64>, Failure> {
     let (owner, key) = route(shard, &shard.metadata(), topic, partition)?;
     let answer = shard
-        .call(
-            owner,
-            key,
-            |reply| PartitionOp::ListOffset { spec, reply },
-            Err(Failure::new(
-                ErrorCode::ShuttingDown,
-                "the owner shard stopped",
-            )),
-        )
+        .ask(owner, key, |reply| PartitionOp::ListOffset { spec, reply })
         .await?;
     Ok(answer.map(|listed| listed.offset))
 }

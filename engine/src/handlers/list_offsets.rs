@@ -8,7 +8,7 @@ use sluice_net::native::{
 };
 
 use super::route;
-use crate::shard::{Failure, PartitionOp, Shard};
+use crate::shard::{PartitionOp, Shard};
 
 pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let metadata = shard.metadata();
@@ -18,15 +18,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
             .into_iter()
             .map(|(partition, spec)| {
                 let answer = route(shard, &metadata, &name, partition).map(|(owner, key)| {
-                    shard.call(
-                        owner,
-                        key,
-                        |reply| PartitionOp::ListOffset { spec, reply },
-                        Err(Failure::new(
-                            ErrorCode::ShuttingDown,
-                            "the owner shard stopped",
-                        )),
-                    )
+                    shard.ask(owner, key, |reply| PartitionOp::ListOffset { spec, reply })
                 });
                 (partition, answer)
             })

@@ -11,7 +11,7 @@ use sluice_net::native::{
 };
 
 use super::route;
-use crate::shard::{Failure, PartitionOp, Shard, WireFormat};
+use crate::shard::{PartitionOp, Shard, WireFormat};
 
 /// `None` when acks=none: the batches are stored but nothing is answered.
 pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -22,19 +22,11 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
         for part in topic.partitions {
             let answer =
                 route(shard, &metadata, &topic.name, part.partition).map(|(owner, key)| {
-                    shard.call(
-                        owner,
-                        key,
-                        |reply| PartitionOp::Produce {
-                            batches: vec![part.batch],
-                            format: WireFormat::Native,
-                            reply,
-                        },
-                        Err(Failure::new(
-                            ErrorCode::ShuttingDown,
-                            "the owner shard stopped",
-                        )),
-                    )
+                    shard.ask(owner, key, |reply| PartitionOp::Produce {
+                        batches: vec![part.batch],
+                        format: WireFormat::Native,
+                        reply,
+                    })
                 });
             partitions.push((part.partition, answer));
         }

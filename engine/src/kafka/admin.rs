@@ -30,11 +30,11 @@ use sluice_net::native::{
 };
 use uuid::Uuid;
 
-use super::{advertised, broker_id, cluster_id, failure_code, str_bytes, topic_name};
+use super::{advertised, broker_id, cluster_id, failure_code, on_partition, str_bytes, topic_name};
 use crate::{
     controller::{check_topic_name, ControllerOp, PARTITIONS_PER_TOPIC_MAX},
-    handlers::{admin::to_controller, route},
-    shard::{Failure, PartitionOp, Shard},
+    handlers::admin::to_controller,
+    shard::{settle, Failure, PartitionOp, Shard},
     topic_config::{effective, log_config},
 };
 
@@ -334,19 +334,9 @@ pub async fn delete_records(
                     )),
                 };
                 let answer = before.and_then(|before| {
-                    let partition = u32::try_from(part.partition_index).map_err(|_| {
-                        Failure::new(ErrorCode::NoSuchPartition, "negative partition")
-                    })?;
-                    let (owner, key) = route(shard, &metadata, &name, partition)?;
-                    Ok(shard.call(
-                        owner,
-                        key,
-                        |reply| PartitionOp::DeleteRecords { before, reply },
-                        Err(Failure::new(
-                            ErrorCode::ShuttingDown,
-                            "the owner shard stopped",
-                        )),
-                    ))
+                    on_partition(shard, &metadata, &name, part.partition_index, |reply| {
+                        PartitionOp::DeleteRecords { before, reply }
+                    })
                 });
                 (part.partition_index, answer)
             })
@@ -357,10 +347,7 @@ pub async fn delete_records(
     for (name, answers) in pending {
         let mut partitions = Vec::new();
         for (partition, answer) in answers {
-            let result = match answer {
-                Ok(answer) => answer.await,
-                Err(failure) => Err(failure),
-            };
+            let result = settle(answer).await;
             let response = DeleteRecordsPartitionResult::default().with_partition_index(partition);
             partitions.push(match result {
                 Ok(start) => response.with_low_watermark(start as i64),

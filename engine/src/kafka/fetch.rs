@@ -6,7 +6,7 @@
 
 use std::{rc::Rc, time::Duration};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::{
     error::ResponseError,
     messages::{
@@ -122,27 +122,15 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
         .with_responses(responses)
 }
 
-/// A partition's batches, one after another, within what is left of the
-/// response's budget; the first batch of the response always goes, however
+/// A partition's records (its owner joined its batches, each read within the
+/// partition's share of the budget), if they fit what is left of the
+/// response's budget; the first records of the response always go, however
 /// large, so a reader always moves on.
 fn records(outcome: FetchOutcome, total: &mut usize, max_bytes: usize) -> Bytes {
-    let mut batches = Vec::new();
-    for batch in outcome.batches {
-        if *total > 0 && *total + batch.len() > max_bytes {
-            break;
-        }
-        *total += batch.len();
-        batches.push(batch);
+    let records = outcome.batches.into_iter().next().unwrap_or_default();
+    if *total > 0 && *total + records.len() > max_bytes {
+        return Bytes::new();
     }
-    match batches.len() {
-        0 => Bytes::new(),
-        1 => batches.pop().expect("one batch"),
-        _ => {
-            let mut joined = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
-            for batch in batches {
-                joined.extend_from_slice(&batch);
-            }
-            joined.freeze()
-        }
-    }
+    *total += records.len();
+    records
 }

@@ -440,18 +440,45 @@ fn by_topic(
     topics
 }
 
+/// The topics of an OffsetFetch answer, in either of its shapes (v0–7 and
+/// v8+ name the same fields with different types).
+macro_rules! fetched_topics {
+    ($topic:ident, $partition:ident, $offsets:expr, $version:expr) => {
+        by_topic($offsets)
+            .into_iter()
+            .map(|(topic, partitions)| {
+                $topic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(partition, committed)| {
+                                let epoch = committed
+                                    .as_ref()
+                                    .filter(|_| $version >= 5)
+                                    .map_or(-1, |c| c.leader_epoch);
+                                $partition::default()
+                                    .with_partition_index(partition as i32)
+                                    .with_committed_offset(
+                                        committed.as_ref().map_or(-1, |c| c.offset as i64),
+                                    )
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(str_bytes(
+                                        committed.map(|c| c.metadata).unwrap_or_default(),
+                                    )))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect()
+    };
+}
+
 pub async fn offset_fetch(
     shard: &Rc<Shard>,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let epoch = |committed: &Option<groups::records::Committed>| {
-        if version >= 5 {
-            committed.as_ref().map_or(-1, |c| c.leader_epoch)
-        } else {
-            -1
-        }
-    };
     if version >= 8 {
         let mut groups_out = Vec::new();
         for group in request.groups {
@@ -463,34 +490,16 @@ pub async fn offset_fetch(
                 )
             });
             let fetched = fetch_group(shard, group.group_id.0.to_string(), partitions).await;
-            let topics = by_topic(fetched.offsets)
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    OffsetFetchResponseTopics::default()
-                        .with_name(topic_name(&topic))
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|(partition, committed)| {
-                                    OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(partition as i32)
-                                        .with_committed_offset(
-                                            committed.as_ref().map_or(-1, |c| c.offset as i64),
-                                        )
-                                        .with_committed_leader_epoch(epoch(&committed))
-                                        .with_metadata(Some(str_bytes(
-                                            committed.map(|c| c.metadata).unwrap_or_default(),
-                                        )))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
             groups_out.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
                     .with_error_code(fetched.error.map_or(0, GroupError::kafka_code))
-                    .with_topics(topics),
+                    .with_topics(fetched_topics!(
+                        OffsetFetchResponseTopics,
+                        OffsetFetchResponsePartitions,
+                        fetched.offsets,
+                        version
+                    )),
             );
         }
         return OffsetFetchResponse::default().with_groups(groups_out);
@@ -503,32 +512,14 @@ pub async fn offset_fetch(
         )
     });
     let fetched = fetch_group(shard, request.group_id.0.to_string(), partitions).await;
-    let topics = by_topic(fetched.offsets)
-        .into_iter()
-        .map(|(topic, partitions)| {
-            OffsetFetchResponseTopic::default()
-                .with_name(topic_name(&topic))
-                .with_partitions(
-                    partitions
-                        .into_iter()
-                        .map(|(partition, committed)| {
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(partition as i32)
-                                .with_committed_offset(
-                                    committed.as_ref().map_or(-1, |c| c.offset as i64),
-                                )
-                                .with_committed_leader_epoch(epoch(&committed))
-                                .with_metadata(Some(str_bytes(
-                                    committed.map(|c| c.metadata).unwrap_or_default(),
-                                )))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
     let error = fetched.error.map_or(0, GroupError::kafka_code);
     OffsetFetchResponse::default()
-        .with_topics(topics)
+        .with_topics(fetched_topics!(
+            OffsetFetchResponseTopic,
+            OffsetFetchResponsePartition,
+            fetched.offsets,
+            version
+        ))
         .with_error_code(if version >= 2 { error } else { 0 })
 }
 

@@ -131,6 +131,14 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
             let response = $handler(shard, decode(&request)?, version).await;
             encode(&request, version, &response).map(Some)
         }};
+        // Handlers that keep who the client is (group members).
+        ($handler:expr, client) => {{
+            let client_id = request.client_id.clone().unwrap_or_default();
+            let client_host = request.client_host.clone();
+            let response =
+                $handler(shard, decode(&request)?, version, client_id, client_host).await;
+            encode(&request, version, &response).map(Some)
+        }};
     }
     match api {
         ApiKey::ApiVersions => {
@@ -159,18 +167,7 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::InitProducerId => serve!(producer_id::handle),
         ApiKey::FindCoordinator => serve!(groups::find_coordinator),
         ApiKey::ListGroups => serve!(groups::list_groups),
-        ApiKey::JoinGroup => {
-            let client_id = request.client_id.clone().unwrap_or_default();
-            let response = groups::join_group(
-                shard,
-                decode(&request)?,
-                version,
-                client_id,
-                request.client_host.clone(),
-            )
-            .await;
-            encode(&request, version, &response).map(Some)
-        }
+        ApiKey::JoinGroup => serve!(groups::join_group, client),
         ApiKey::SyncGroup => serve!(groups::sync_group),
         ApiKey::Heartbeat => serve!(groups::heartbeat),
         ApiKey::LeaveGroup => serve!(groups::leave_group),
@@ -179,18 +176,7 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::DescribeGroups => serve!(groups::describe_groups),
         ApiKey::DeleteGroups => serve!(groups::delete_groups),
         ApiKey::OffsetDelete => serve!(groups::offset_delete),
-        ApiKey::ConsumerGroupHeartbeat => {
-            let client_id = request.client_id.clone().unwrap_or_default();
-            let response = consumer_groups::heartbeat(
-                shard,
-                decode(&request)?,
-                version,
-                client_id,
-                request.client_host.clone(),
-            )
-            .await;
-            encode(&request, version, &response).map(Some)
-        }
+        ApiKey::ConsumerGroupHeartbeat => serve!(consumer_groups::heartbeat, client),
         ApiKey::ConsumerGroupDescribe => serve!(consumer_groups::describe),
         _ => Err(format!("{api:?} is not served")),
     }
@@ -221,6 +207,21 @@ fn api_versions(_shard: &Shard) -> ApiVersionsResponse {
         })
         .collect();
     response
+}
+
+/// Sends `make`'s op to the owner of `partition` of `topic` (a Kafka
+/// partition index: negative ones do not exist).
+pub(crate) fn on_partition<T: 'static>(
+    shard: &Rc<Shard>,
+    metadata: &crate::metadata::Metadata,
+    topic: &str,
+    partition: i32,
+    make: impl FnOnce(futures_channel::oneshot::Sender<Result<T, Failure>>) -> crate::shard::PartitionOp,
+) -> crate::shard::Pending<T> {
+    let partition = u32::try_from(partition)
+        .map_err(|_| Failure::new(ErrorCode::NoSuchPartition, "negative partition"))?;
+    let (owner, key) = crate::handlers::route(shard, metadata, topic, partition)?;
+    Ok(shard.ask(owner, key, make))
 }
 
 /// Kafka's code for a failure.

@@ -11,11 +11,8 @@ use kafka_protocol::messages::{
 };
 use sluice_net::native::{messages::OffsetSpec, ErrorCode};
 
-use super::failure_code;
-use crate::{
-    handlers::route,
-    shard::{Answer, Failure, Listed, PartitionOp, Shard},
-};
+use super::{failure_code, on_partition};
+use crate::shard::{settle, Failure, Listed, PartitionOp, Pending, Shard};
 
 /// Kafka's special timestamps in ListOffsets.
 const LATEST: i64 = -1;
@@ -24,25 +21,16 @@ const MAX_TIMESTAMP: i64 = -3;
 /// The earliest offset on local storage (v8+): all storage is local here.
 const EARLIEST_LOCAL: i64 = -4;
 
-/// Asks the owner of each (topic, partition) for an offset, all at once.
+/// Asks the owner of (topic, partition) for an offset.
 fn ask(
     shard: &Rc<Shard>,
     topic: &str,
     partition: i32,
     spec: OffsetSpec,
-) -> Result<Answer<Result<Option<Listed>, Failure>>, Failure> {
-    let partition = u32::try_from(partition)
-        .map_err(|_| Failure::new(ErrorCode::NoSuchPartition, "negative partition"))?;
-    let (owner, key) = route(shard, &shard.metadata(), topic, partition)?;
-    Ok(shard.call(
-        owner,
-        key,
-        |reply| PartitionOp::ListOffset { spec, reply },
-        Err(Failure::new(
-            ErrorCode::ShuttingDown,
-            "the owner shard stopped",
-        )),
-    ))
+) -> Pending<Option<Listed>> {
+    on_partition(shard, &shard.metadata(), topic, partition, |reply| {
+        PartitionOp::ListOffset { spec, reply }
+    })
 }
 
 pub async fn list_offsets(
@@ -78,10 +66,7 @@ pub async fn list_offsets(
     for (name, answers) in pending {
         let mut partitions = Vec::new();
         for (partition, answer) in answers {
-            let result = match answer {
-                Ok(answer) => answer.await,
-                Err(failure) => Err(failure),
-            };
+            let result = settle(answer).await;
             let mut response =
                 ListOffsetsPartitionResponse::default().with_partition_index(partition);
             if version >= 4 {
@@ -132,10 +117,7 @@ pub async fn offset_for_leader_epoch(
     for (name, answers) in pending {
         let mut partitions = Vec::new();
         for (partition, epoch, answer) in answers {
-            let result = match answer {
-                Ok(answer) => answer.await,
-                Err(failure) => Err(failure),
-            };
+            let result = settle(answer).await;
             let response = EpochEndOffset::default().with_partition(partition);
             partitions.push(match result {
                 Ok(_) if epoch > 0 => response

@@ -16,11 +16,8 @@ use kafka_protocol::{
 };
 use sluice_net::native::ErrorCode;
 
-use super::{failure_code, metadata::auto_create, str_bytes};
-use crate::{
-    handlers::route,
-    shard::{Answer, Failure, PartitionOp, Produced, Shard, WireFormat},
-};
+use super::{failure_code, metadata::auto_create, on_partition, str_bytes};
+use crate::shard::{settle, Failure, PartitionOp, Pending, Produced, Shard, WireFormat};
 
 /// The fixed part of a Kafka RecordBatch v2 up to and including its
 /// `batchLength` field: baseOffset (8) and batchLength (4).
@@ -65,31 +62,22 @@ pub async fn handle(
         }
     }
 
-    type Pending = Result<Answer<Result<Produced, Failure>>, Failure>;
-    let mut pending: Vec<(String, Vec<(i32, Pending)>)> = Vec::new();
+    // Per topic, per partition index: its batches on their way.
+    type Partitions = Vec<(i32, Pending<Produced>)>;
+    let mut pending: Vec<(String, Partitions)> = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::new();
         for part in topic.partition_data {
-            let answer = u32::try_from(part.index)
-                .map_err(|_| Failure::new(ErrorCode::NoSuchPartition, "negative partition"))
-                .and_then(|partition| route(shard, &metadata, &name, partition))
-                .and_then(|(owner, key)| {
-                    let batches = split(part.records.unwrap_or_default())?;
-                    Ok(shard.call(
-                        owner,
-                        key,
-                        |reply| PartitionOp::Produce {
-                            batches,
-                            format: WireFormat::Kafka,
-                            reply,
-                        },
-                        Err(Failure::new(
-                            ErrorCode::ShuttingDown,
-                            "the owner shard stopped",
-                        )),
-                    ))
-                });
+            let answer = split(part.records.unwrap_or_default()).and_then(|batches| {
+                on_partition(shard, &metadata, &name, part.index, |reply| {
+                    PartitionOp::Produce {
+                        batches,
+                        format: WireFormat::Kafka,
+                        reply,
+                    }
+                })
+            });
             partitions.push((part.index, answer));
         }
         pending.push((name, partitions));
@@ -99,10 +87,7 @@ pub async fn handle(
     for (name, partitions) in pending {
         let mut answers = Vec::new();
         for (index, answer) in partitions {
-            let result = match answer {
-                Ok(answer) => answer.await,
-                Err(failure) => Err(failure),
-            };
+            let result = settle(answer).await;
             let mut response = PartitionProduceResponse::default().with_index(index);
             match result {
                 Ok(produced) => {

@@ -14,7 +14,9 @@ import time
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import group_ledger
 import records
+from group_ledger import Ledger
 
 CLIENT = "confluent-kafka-groups"
 PARTITIONS = 12
@@ -67,14 +69,6 @@ class Member:
 
     def report(self):
         return f"{self.name}: owns {sorted(self.owned)}; callbacks {self.callbacks}"
-
-
-class Ledger:
-    def __init__(self, topic):
-        self.topic = topic
-        self.committed = {}
-        self.consumed = set()
-        self.commits_failed = 0
 
 
 def poll(member, ledger, check):
@@ -141,14 +135,7 @@ def spread_evenly(members, each):
 
 
 def settle(members, ledger, check, each, what):
-    deadline = time.monotonic() + SETTLE_S
-    while not spread_evenly(members, each):
-        round_(members, ledger, check)
-        if time.monotonic() > deadline:
-            check.expect(False, f"{what}: not {each} partitions each after {SETTLE_S} s: "
-                         + "; ".join(m.report() for m in members))
-            check.finish()
-    return time.monotonic()
+    return group_ledger.settle(members, ledger, check, each, what, round_, spread_evenly, SETTLE_S)
 
 
 def produce(common, topic, phase):

@@ -18,7 +18,9 @@ from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssi
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+import group_ledger
 import records
+from group_ledger import Ledger
 
 CLIENT = "kafka-python-groups"
 PARTITIONS = 12
@@ -99,14 +101,6 @@ class Member(ConsumerRebalanceListener):
         return f"{self.name}: owns {sorted(self.owned)}; callbacks {self.callbacks}"
 
 
-class Ledger:
-    def __init__(self, topic):
-        self.topic = topic
-        self.committed = {}
-        self.consumed = set()
-        self.commits_failed = 0
-
-
 def poll(member, ledger, check):
     batches = member.consumer.poll(timeout_ms=50, max_records=500)
     with LOCK:
@@ -180,14 +174,7 @@ def spread_evenly_locked(members, each):
 
 
 def settle(members, ledger, check, each, what):
-    deadline = time.monotonic() + SETTLE_S
-    while not spread_evenly(members, each):
-        round_(members, ledger, check)
-        if time.monotonic() > deadline:
-            check.expect(False, f"{what}: not {each} partitions each after {SETTLE_S} s: "
-                         + "; ".join(m.report() for m in members))
-            check.finish()
-    return time.monotonic()
+    return group_ledger.settle(members, ledger, check, each, what, round_, spread_evenly, SETTLE_S)
 
 
 def produce(bootstrap, topic, phase):
