@@ -35,6 +35,10 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
         "flush.interval.ms",
         "with flush.policy=interval: fdatasync at most this often",
     ),
+    (
+        "preallocate",
+        "`true`: allocate the active segment's file ahead of writes (fallocate, 16 MiB at a time)",
+    ),
 ];
 
 /// Every topic config's value for a topic with `configs` set: the value
@@ -62,6 +66,7 @@ pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static str, Strin
                     FlushPolicy::Interval(interval) => interval.as_millis().to_string(),
                     FlushPolicy::Always => FLUSH_INTERVAL_DEFAULT_MS.to_string(),
                 },
+                "preallocate" => defaults.preallocate.to_string(),
                 _ => String::new(),
             };
             (*name, default, false)
@@ -156,6 +161,13 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Confi
                 }
                 interval_ms = Some(ms as u64);
             }
+            "preallocate" => {
+                config.preallocate = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid(name, value, "must be `true` or `false`")),
+                }
+            }
             _ => {
                 let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|(name, _)| *name).collect();
                 return Err(invalid(
@@ -199,8 +211,10 @@ mod tests {
             ("segment.bytes", "1048576"),
             ("flush.policy", "interval"),
             ("flush.interval.ms", "5"),
+            ("preallocate", "true"),
         ]))
         .unwrap();
+        assert!(config.preallocate);
         assert_eq!(config.retention_ms, Some(60_000));
         assert_eq!(config.retention_bytes, None);
         assert_eq!(config.segment_bytes_max, 1 << 20);
@@ -218,5 +232,6 @@ mod tests {
         assert!(log_config(&configs(&[("retention.ms", "soon")])).is_err());
         assert!(log_config(&configs(&[("flush.policy", "sometimes")])).is_err());
         assert!(log_config(&configs(&[("flush.interval.ms", "5")])).is_err());
+        assert!(log_config(&configs(&[("preallocate", "yes")])).is_err());
     }
 }

@@ -229,9 +229,9 @@ fn append_interval(criterion: &mut Criterion, executor: &LocalExecutor, dir: &Pa
 }
 
 /// Opens a log (untimed), then times appending every batch and `close()`,
-/// which writes and fdatasyncs everything. The segment file is created,
-/// preallocated and its directory synced inside the timed region: that is
-/// the log's cost, paid here once per 64 MiB.
+/// which writes and fdatasyncs everything. The segment file is created and
+/// its directory synced inside the timed region: that is the log's cost,
+/// paid here once per 64 MiB.
 async fn log_interval_once(dir: &PathBuf, templates: &[Batch]) -> Duration {
     let temp = tempdir(dir);
     let batches: Vec<Batch> = templates.iter().map(unshared).collect();

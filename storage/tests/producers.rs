@@ -383,8 +383,10 @@ fn a_full_disk_does_not_leave_its_sequences_behind() {
     run(|| async {
         let temp = tempfile::tempdir().unwrap();
         let dir = &temp.path().join("log");
+        // Preallocated, so that a full disk also meets the roll.
         let config = LogConfig {
             segment_bytes_max: 8 * 1024,
+            preallocate: true,
             ..LogConfig::default()
         };
         let (config, options, faults) = with_faults(config.clone());

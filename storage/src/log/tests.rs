@@ -218,8 +218,10 @@ fn a_failed_write_fences_the_log() {
 fn a_full_disk_fails_the_append_undoes_it_and_later_appends_work() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
+        // Preallocated, so that a full disk also meets the roll.
         let config = LogConfig {
             segment_bytes_max: 32 * 1024,
+            preallocate: true,
             ..LogConfig::default()
         };
         let (config, options, faults) = with_faults(config);
