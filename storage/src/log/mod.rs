@@ -164,9 +164,9 @@ pub struct LogConfig {
     /// into them must convert its extent on completion (a kernel worker on
     /// the CPU that took the disk's interrupt) and make that change durable
     /// at the fdatasync. Appending past the end costs less: on ext4 under
-    /// io_uring, at 500,000 records/s of 100 B, preallocated segments gave
-    /// an acknowledgement p99.9 of about 800 ms (writes slowed from 0.2 to
-    /// 3.7 ms for seconds at a time), appending 6 to 14 ms (bench/RESULTS.md).
+    /// io_uring, at 750,000 records/s of 100 B, preallocated segments gave
+    /// a median acknowledgement p99.9 of 288 ms (writes slowed from 0.2 to
+    /// 3.7 ms for seconds at a time), appending 13.6 ms (bench/RESULTS.md).
     pub preallocate: bool,
 }
 
