@@ -76,6 +76,10 @@ pub const QUEUE_RECORDS_MAX: u32 = 100_000;
 /// How long a producer pauses when librdkafka's queue is full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(200);
 
+/// How long a consumer's librdkafka waits to fetch again while its queue
+/// holds `queued.min.messages`; see the consumer's config.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
 /// How long setup waits for a broker to answer, and for new topics to show
 /// all their partitions in its metadata.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -258,8 +262,11 @@ impl driver::Driver for Kafka {
             // wait in its queue, for `fetch.queue.backoff.ms` (1 s since
             // librdkafka 2.1): a reader faster than that drains the queue
             // and then idles for the rest of the second, which held this
-            // consumer to ~200,000 records/s. Fetch again at once instead.
-            .set("fetch.queue.backoff.ms", "0")
+            // consumer to ~200,000 records/s. 10 ms is a small part of
+            // what 100,000 queued records take to read; 0 makes
+            // librdkafka's broker thread spin on poll(2) while the queue is
+            // full.
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
             .create_with_context(Noticed)
             .map_err(kafka_error(format!("connecting to {}", context.brokers)))?;
         let mut assignment = TopicPartitionList::new();
