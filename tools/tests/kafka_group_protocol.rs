@@ -8,6 +8,7 @@
 //! FindCoordinator v3 and v4, OffsetFetch v8).
 
 mod common;
+mod kafka_common;
 
 use std::{
     collections::BTreeMap,
@@ -18,6 +19,7 @@ use std::{
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::Broker;
+use kafka_common::create_topic;
 use kafka_protocol::{
     messages::{
         join_group_request::JoinGroupRequestProtocol,
@@ -445,20 +447,6 @@ fn assignment(topic: &str, partitions: &[i32]) -> Bytes {
     }
     bytes.put_i32(-1);
     bytes.freeze()
-}
-
-fn create_topic(broker: &Broker, name: &str, partitions: u32) {
-    let created = broker.cli(
-        &[
-            "topic",
-            "create",
-            name,
-            "--partitions",
-            &partitions.to_string(),
-        ],
-        None,
-    );
-    assert!(created.status.success(), "topic create {name}: {created:?}");
 }
 
 /// A stable group of one member, made the way a consumer does: JoinGroup

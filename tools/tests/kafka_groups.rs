@@ -34,7 +34,7 @@ use std::{
 };
 
 use common::Broker;
-use kafka_common::{config, create_topic, produce_ok, producer, Record};
+use kafka_common::{config, create_topic, keep_log_line, log_line, produce_ok, producer, Record};
 use rdkafka::{
     client::ClientContext,
     config::RDKafkaLogLevel,
@@ -67,8 +67,6 @@ const SETTLE: Duration = Duration::from_secs(30);
 /// A member commits after this many records, or after `COMMIT_INTERVAL`.
 const COMMIT_RECORDS: usize = 50;
 const COMMIT_INTERVAL: Duration = Duration::from_millis(250);
-/// Log lines a member keeps, for failure messages and heartbeat timing.
-const LOG_LINES_MAX: usize = 20_000;
 
 /// The context of a group member: what its rebalance callbacks said it
 /// owns, and its log lines with their time.
@@ -113,15 +111,10 @@ impl Tracker {
 
 impl ClientContext for Tracker {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        let line = format!("{level:?} {facility} {message}");
-        if std::env::var_os("SLUICE_KAFKA_DEBUG").is_some() {
-            eprintln!("rdkafka: {line}");
-        }
-        let mut logs = self.logs.lock().unwrap();
-        if logs.len() == LOG_LINES_MAX {
-            logs.pop_front();
-        }
-        logs.push_back((Instant::now(), line));
+        keep_log_line(
+            &self.logs,
+            (Instant::now(), log_line(level, facility, message)),
+        );
     }
 
     fn error(&self, error: KafkaError, reason: &str) {

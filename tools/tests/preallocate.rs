@@ -8,9 +8,7 @@ mod common;
 use std::{fs, path::PathBuf};
 
 use common::*;
-
-/// 16 MiB: `sluice_storage::log::PREALLOCATE_STEP_BYTES`.
-const STEP_BYTES: u64 = 16 * 1024 * 1024;
+use sluice_storage::log::PREALLOCATE_STEP_BYTES as STEP_BYTES;
 
 fn ok(output: std::process::Output) -> String {
     assert!(

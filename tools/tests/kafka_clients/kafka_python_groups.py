@@ -109,30 +109,14 @@ def poll(member, ledger, check):
 
 def take(member, ledger, check, messages):
     for message in messages:
-        partition, offset = message.partition, message.offset
-        if partition not in member.owned:
-            check.expect(False, f"{member.name} read {partition}/{offset} of a partition it does not own")
-            continue
-        last = member.owned[partition]
-        expected = ledger.committed.get(partition, 0) if last is None else last + 1
-        check.expect(offset == expected,
-                     f"{member.name} partition {partition}: read {offset}, expected {expected} "
-                     f"({'first since assigned' if last is None else 'after the previous'})")
-        member.owned[partition] = offset
-        ledger.consumed.add((partition, offset))
-        member.since_commit += 1
+        ledger.read(member, check, message.partition, message.offset)
 
 
 def maybe_commit(member, ledger, force=False):
-    if member.since_commit == 0:
-        return
-    if not (force or member.since_commit >= COMMIT_RECORDS
-            or time.monotonic() - member.last_commit >= COMMIT_INTERVAL_S):
+    if not Ledger.commit_due(member, force, COMMIT_RECORDS, COMMIT_INTERVAL_S):
         return
     with LOCK:
         positions = [(p, last + 1) for p, last in member.owned.items() if last is not None]
-    member.since_commit = 0
-    member.last_commit = time.monotonic()
     if not positions:
         return
     try:
@@ -143,8 +127,7 @@ def maybe_commit(member, ledger, force=False):
         ledger.commits_failed += 1
         return
     with LOCK:
-        for p, o in positions:
-            ledger.committed[p] = max(ledger.committed.get(p, 0), o)
+        ledger.committed_at(positions)
 
 
 def round_(members, ledger, check):

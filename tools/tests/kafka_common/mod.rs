@@ -126,15 +126,7 @@ impl Recorder {
 
 impl ClientContext for Recorder {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        let line = format!("{level:?} {facility} {message}");
-        if std::env::var_os("SLUICE_KAFKA_DEBUG").is_some() {
-            eprintln!("rdkafka: {line}");
-        }
-        let mut logs = self.logs.lock().unwrap();
-        if logs.len() == LOG_LINES_MAX {
-            logs.pop_front();
-        }
-        logs.push_back(line);
+        keep_log_line(&self.logs, log_line(level, facility, message));
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -232,6 +224,25 @@ pub fn admin_options() -> AdminOptions {
 
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     futures_lite::future::block_on(future)
+}
+
+/// A librdkafka log line as the test contexts keep it; printed too with
+/// `SLUICE_KAFKA_DEBUG`.
+pub fn log_line(level: RDKafkaLogLevel, facility: &str, message: &str) -> String {
+    let line = format!("{level:?} {facility} {message}");
+    if std::env::var_os("SLUICE_KAFKA_DEBUG").is_some() {
+        eprintln!("rdkafka: {line}");
+    }
+    line
+}
+
+/// Keeps `entry`, dropping the oldest beyond [`LOG_LINES_MAX`].
+pub fn keep_log_line<T>(logs: &Mutex<VecDeque<T>>, entry: T) {
+    let mut logs = logs.lock().unwrap();
+    if logs.len() == LOG_LINES_MAX {
+        logs.pop_front();
+    }
+    logs.push_back(entry);
 }
 
 /// Creates a topic through the native protocol (`sluice topic create`), so
