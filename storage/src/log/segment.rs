@@ -2,9 +2,9 @@
 //!
 //! A segment is `<base offset, 20 digits>.log` with `.index` and `.timeindex`
 //! beside it. Batches are stored back to back from position 0. The active
-//! (last) segment is written through O_DIRECT (and preallocated, if the
-//! log is configured so); a sealed
-//! segment is synced, truncated to its exact length and never written again.
+//! (last) segment is written through O_DIRECT (and preallocated, if the log
+//! is configured so); a sealed segment is synced, truncated to its exact
+//! length and never written again.
 
 use std::{
     io,
