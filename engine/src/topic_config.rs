@@ -39,6 +39,10 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
         "preallocate",
         "`true`: allocate the active segment's file ahead of writes (fallocate, 16 MiB at a time)",
     ),
+    (
+        "segment.prepare",
+        "`true`: a partition that fills segments fast writes into the next segment's file, zero-filled ahead by a helper thread",
+    ),
 ];
 
 /// Every topic config's value for a topic with `configs` set: the value
@@ -67,6 +71,7 @@ pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static str, Strin
                     FlushPolicy::Always => FLUSH_INTERVAL_DEFAULT_MS.to_string(),
                 },
                 "preallocate" => defaults.preallocate.to_string(),
+                "segment.prepare" => defaults.prepare_segments.to_string(),
                 _ => String::new(),
             };
             (*name, default, false)
@@ -98,6 +103,14 @@ fn number(name: &str, value: &str) -> Result<i64, ConfigError> {
         .trim()
         .parse::<i64>()
         .map_err(|_| invalid(name, value, "not an integer"))
+}
+
+fn boolean(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(name, value, "must be `true` or `false`")),
+    }
 }
 
 /// Builds the log config of a topic's partitions from its configs (names
@@ -161,13 +174,8 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Confi
                 }
                 interval_ms = Some(ms as u64);
             }
-            "preallocate" => {
-                config.preallocate = match value.trim() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(invalid(name, value, "must be `true` or `false`")),
-                }
-            }
+            "preallocate" => config.preallocate = boolean(name, value)?,
+            "segment.prepare" => config.prepare_segments = boolean(name, value)?,
             _ => {
                 let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|(name, _)| *name).collect();
                 return Err(invalid(
@@ -212,9 +220,11 @@ mod tests {
             ("flush.policy", "interval"),
             ("flush.interval.ms", "5"),
             ("preallocate", "true"),
+            ("segment.prepare", "false"),
         ]))
         .unwrap();
         assert!(config.preallocate);
+        assert!(!config.prepare_segments);
         assert_eq!(config.retention_ms, Some(60_000));
         assert_eq!(config.retention_bytes, None);
         assert_eq!(config.segment_bytes_max, 1 << 20);
@@ -233,5 +243,6 @@ mod tests {
         assert!(log_config(&configs(&[("flush.policy", "sometimes")])).is_err());
         assert!(log_config(&configs(&[("flush.interval.ms", "5")])).is_err());
         assert!(log_config(&configs(&[("preallocate", "yes")])).is_err());
+        assert!(log_config(&configs(&[("segment.prepare", "1")])).is_err());
     }
 }

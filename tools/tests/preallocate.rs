@@ -1,14 +1,16 @@
-//! The `preallocate` topic config through the broker: off by default (the
-//! active segment's file grows with its writes), on when set at creation or
-//! later (the file is allocated 16 MiB ahead), and either way the records
-//! survive a restart.
+//! Segment files ahead of their writes, through the broker: the
+//! `preallocate` topic config, off by default (the active segment's file
+//! grows with its writes), on when set at creation or later (the file is
+//! allocated 16 MiB ahead); and the spare segment (`segment.prepare`, on by
+//! default) a fast-filling partition rolls into. Either way the records
+//! survive kill -9.
 
 mod common;
 
 use std::{fs, path::PathBuf};
 
 use common::*;
-use sluice_storage::log::PREALLOCATE_STEP_BYTES as STEP_BYTES;
+use sluice_storage::log::{PREALLOCATE_STEP_BYTES as STEP_BYTES, PREPARE_AFTER_BYTES};
 
 fn ok(output: std::process::Output) -> String {
     assert!(
@@ -53,8 +55,19 @@ fn produce_lines(broker: &Broker, topic: &str, lines: &[&str]) {
 }
 
 fn consumed(broker: &Broker, topic: &str) -> Vec<String> {
+    consumed_n(broker, topic, 4)
+}
+
+fn consumed_n(broker: &Broker, topic: &str, count: usize) -> Vec<String> {
     let out = ok(broker.cli(
-        &["consume", topic, "--offset", "earliest", "--count", "4"],
+        &[
+            "consume",
+            topic,
+            "--offset",
+            "earliest",
+            "--count",
+            &count.to_string(),
+        ],
         None,
     ));
     out.lines().map(str::to_string).collect()
@@ -120,4 +133,69 @@ fn segments_grow_with_their_writes_unless_preallocate_is_set() {
     assert_eq!(consumed(&broker, "plain"), ["one", "two", "three", "four"]);
     produce_lines(&broker, "ahead", &["three", "four"]);
     assert_eq!(consumed(&broker, "ahead"), ["one", "two", "three", "four"]);
+}
+
+#[test]
+fn a_partition_that_fills_segments_fast_rolls_into_a_spare_and_survives_kill9() {
+    const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path(), 1);
+    ok(broker.cli(
+        &[
+            "topic",
+            "create",
+            "fast",
+            "--partitions",
+            "1",
+            "-c",
+            &format!("segment.bytes={SEGMENT_BYTES}"),
+        ],
+        None,
+    ));
+    // Past PREPARE_AFTER_BYTES in a few seconds: fast enough for a spare.
+    let mut sent = Vec::new();
+    produce_numbered(
+        &broker,
+        &mut sent,
+        (PREPARE_AFTER_BYTES / 1000) as usize + 2000,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while segment_files(&broker, "fast").len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no roll into a spare: {:?}",
+            segment_files(&broker, "fast")
+        );
+        produce_numbered(&broker, &mut sent, 100);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let files = segment_files(&broker, "fast");
+    let first = fs::metadata(&files[0]).unwrap().len();
+    assert!(
+        (PREPARE_AFTER_BYTES..SEGMENT_BYTES).contains(&first),
+        "the first segment rolled early, at {first} bytes"
+    );
+    assert_eq!(
+        active_segment_bytes(&broker, "fast"),
+        SEGMENT_BYTES,
+        "the active segment is the spare, zero-filled to the segment size"
+    );
+    produce_numbered(&broker, &mut sent, 10);
+
+    broker.restart_after_kill9();
+    assert_eq!(consumed_n(&broker, "fast", sent.len()), sent);
+    produce_numbered(&broker, &mut sent, 1);
+    assert_eq!(consumed_n(&broker, "fast", sent.len()), sent);
+}
+
+/// Produces `count` records of ~1 KB to topic `fast`, numbered on from
+/// `sent`, and adds them to it.
+fn produce_numbered(broker: &Broker, sent: &mut Vec<String>, count: usize) {
+    let filler = "x".repeat(990);
+    let lines: Vec<String> = (sent.len()..sent.len() + count)
+        .map(|i| format!("{i:08}{filler}"))
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    produce_lines(broker, "fast", &refs);
+    sent.extend(lines);
 }

@@ -11,7 +11,7 @@ use super::{
     producer_snapshots,
     segment::SegmentFile,
     segment_files::{allocate_ahead, create_segment_file, persist_index_hints, seal_previous},
-    FlushPolicy, LogFailure, Shared, State, FLUSH_BYTES_MAX, PAGE_BYTES,
+    spare, FlushPolicy, LogFailure, Shared, State, FLUSH_BYTES_MAX, PAGE_BYTES,
 };
 use crate::Offset;
 
@@ -202,6 +202,7 @@ async fn write_round(shared: &Shared) {
                 written(&mut state, segment_base, count, written_bytes, new_end);
                 state.tail = new_tail;
                 persist_index_hints(&mut state, segment_base);
+                spare::after_write(&mut state);
                 state.config.flush
             };
             if policy == FlushPolicy::Always {
@@ -309,6 +310,9 @@ pub(super) async fn sync(shared: &Shared) {
 /// brought up to date and the producer state is snapshot, so the next open
 /// scans little.
 async fn finish(shared: &Shared) {
+    if let Some(spare) = shared.borrow_mut().spare.take() {
+        spare.discard();
+    }
     finish_hints(shared);
     producer_snapshots::write_on_close(shared).await;
     // Close the files now rather than when glommio next runs its reactor,

@@ -64,6 +64,7 @@ mod recovery;
 mod retention;
 mod segment;
 mod segment_files;
+mod spare;
 
 use std::{
     cell::RefCell,
@@ -82,6 +83,7 @@ pub use producers::{
     sequence_after, ProducerBatch, ProducerState, PRODUCERS_MAX, PRODUCER_BATCHES_MAX,
 };
 pub use retention::RetentionOutcome;
+pub use spare::{PREPARE_AFTER_BYTES, PREPARE_LEAD_MS, SPARE_SUFFIX};
 
 use crate::{
     batch::{Batch, BatchError},
@@ -168,6 +170,11 @@ pub struct LogConfig {
     /// a median acknowledgement p99.9 of 288 ms (writes slowed from 0.2 to
     /// 3.7 ms for seconds at a time), appending 13.6 ms (bench/RESULTS.md).
     pub preallocate: bool,
+    /// Prepare the next segment's file ahead, filled with zeros by a helper
+    /// thread, for a log that fills segments fast, and roll into it: writes
+    /// then overwrite allocated blocks instead of growing the file. On by
+    /// default; the `spare` module says when and why.
+    pub prepare_segments: bool,
 }
 
 impl Default for LogConfig {
@@ -181,6 +188,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             tail_cache_bytes_max: 4 * 1024 * 1024,
             preallocate: false,
+            prepare_segments: true,
         }
     }
 }
@@ -408,6 +416,11 @@ pub(crate) struct State {
     flusher_waker: Option<Waker>,
     /// Tasks waiting for the visible end to move or for queue space.
     waiters: Vec<Waker>,
+    /// The next segment's file, being filled or ready.
+    spare: Option<spare::Spare>,
+    /// The active segment whose spare could not be started: not tried again
+    /// until the next segment.
+    spare_refused_for: Option<Offset>,
 }
 
 impl State {

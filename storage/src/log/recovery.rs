@@ -281,6 +281,7 @@ pub(super) async fn recover(
                 .map_err(io_error("sync directory", parent))?;
         }
     }
+    super::spare::remove_leftovers(dir).map_err(io_error("remove spare segments in", dir))?;
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_error("list", dir))? {
         let entry = entry.map_err(io_error("list", dir))?;
@@ -357,6 +358,8 @@ pub(super) async fn recover(
         flusher_rung: false,
         flusher_waker: None,
         waiters: Vec::new(),
+        spare: None,
+        spare_refused_for: None,
     })
 }
 
@@ -625,6 +628,9 @@ async fn open_active(
     segment.bytes = end_position;
     segment.written_bytes = end_position;
     segment.allocated_bytes = file_end;
+    // A file longer than its batches was prepared (or preallocated): it is
+    // not rolled early for a spare.
+    segment.prepared = file_end >= end_position + PAGE_BYTES as u64;
     segment.next_offset = scanned.next_offset;
     segment.max_timestamp = running_max;
     segment.written_max_timestamp = running_max;

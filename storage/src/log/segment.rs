@@ -2,8 +2,9 @@
 //!
 //! A segment is `<base offset, 20 digits>.log` with `.index` and `.timeindex`
 //! beside it. Batches are stored back to back from position 0. The active
-//! (last) segment is written through O_DIRECT (and preallocated, if the log
-//! is configured so); a sealed segment is synced, truncated to its exact
+//! (last) segment is written through O_DIRECT, into a spare filled with
+//! zeros ahead (the `spare` module) or growing the file (preallocated, if the
+//! log is configured so); a sealed segment is synced, truncated to its exact
 //! length and never written again.
 
 use std::{
@@ -61,6 +62,9 @@ pub struct Segment {
     pub hint_files: Option<[std::fs::File; 2]>,
     /// The open file; `None` until the flusher creates it.
     pub file: Option<SegmentFile>,
+    /// The file is a spare, filled with zeros to the segment's size before
+    /// the segment's first write.
+    pub prepared: bool,
     pub sealed: bool,
 }
 
@@ -79,6 +83,7 @@ impl Segment {
             index_hints_stale: false,
             hint_files: None,
             file: None,
+            prepared: false,
             sealed: false,
         }
     }

@@ -134,27 +134,73 @@ pub(super) async fn seal_previous(shared: &Shared, next: Offset) -> Result<(), (
     Ok(())
 }
 
+/// Renames the ready spare at `spare` to `path`, opens it and syncs the
+/// directory. On error `path` does not exist.
+async fn adopt_spare(
+    spare: &std::path::Path,
+    path: &std::path::Path,
+    faults: Option<std::rc::Rc<super::IoFaults>>,
+) -> io::Result<SegmentFile> {
+    std::fs::rename(spare, path)?;
+    let opened = async {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .dma_open(path)
+            .await
+            .map_err(super::segment::to_io_error)?;
+        let file = SegmentFile::new(path.to_path_buf(), file, faults);
+        let dir = path.parent().expect("a segment path has a directory");
+        super::segment::sync_dir(dir).await?;
+        Ok(file)
+    }
+    .await;
+    if opened.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    opened
+}
+
 fn write_file_synced(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = std::fs::File::create(path)?;
     file.write_all(bytes)?;
     file.sync_data()
 }
 
-/// Creates the file of segment `base`, preallocates it and syncs the
-/// directory, so the segment exists on disk before any offset in it is
-/// reported durable.
+/// Creates the file of segment `base` (by renaming the spare into place, if
+/// one is ready), preallocates it and syncs the directory, so the segment
+/// exists on disk before any offset in it is reported durable.
 pub(super) async fn create_segment_file(shared: &Shared, base: Offset) -> Result<(), ()> {
-    let (dir, preallocate_bytes, faults) = {
-        let state = shared.borrow();
+    let (dir, preallocate_bytes, faults, spare) = {
+        let mut state = shared.borrow_mut();
         let preallocate = state
             .config
             .preallocate
             .then_some(PREALLOCATE_STEP_BYTES.min(state.config.segment_bytes_max));
-        (state.dir.clone(), preallocate, state.faults.clone())
+        let spare = state.spare.take_if(|spare| spare.is_ready());
+        (state.dir.clone(), preallocate, state.faults.clone(), spare)
     };
     let path = segment_path(&dir, base, LOG_SUFFIX);
     for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         let _ = std::fs::remove_file(segment_path(&dir, base, suffix));
+    }
+    if let Some(spare) = spare {
+        match adopt_spare(&spare.path, &path, faults.clone()).await {
+            Ok(file) => {
+                let mut state = shared.borrow_mut();
+                let segment = state.segments.get_mut(&base).expect("segment to create");
+                segment.file = Some(file);
+                segment.allocated_bytes = spare.bytes;
+                segment.prepared = true;
+                state.tail.clear();
+                tracing::info!(path = %path.display(), "segment created from the spare");
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "spare segment not used");
+                spare.discard();
+            }
+        }
     }
     let created = async {
         let file = OpenOptions::new()

@@ -3,6 +3,7 @@
 
 use std::{cell::Cell, future::Future, rc::Rc, time::Duration};
 
+use super::segment::{segment_path, LOG_SUFFIX};
 use super::*;
 use crate::batch::BatchBuilder;
 
@@ -469,5 +470,122 @@ fn a_waiting_reader_wakes_on_the_append_itself() {
         let acknowledged = std::time::Instant::now();
         let woke = waiter.await;
         assert!(woke <= acknowledged + Duration::from_millis(5));
+    });
+}
+
+fn first_written(log: &Log) -> u64 {
+    log.state
+        .borrow()
+        .segments
+        .get(&Offset(0))
+        .map_or(0, |segment| segment.written_bytes)
+}
+
+#[test]
+fn a_log_that_fills_segments_fast_rolls_into_a_spare_filled_ahead() {
+    run(|| async {
+        const MIB: u64 = 1024 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes_max: 32 * MIB,
+            ..LogConfig::default()
+        };
+        assert!(config.prepare_segments, "on by default");
+        let log = Log::open(dir.path(), config.clone()).await.unwrap();
+        let mut expected = Vec::new();
+        let mut tag = 0u64;
+        let spare_files = |dir: &std::path::Path| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == SPARE_SUFFIX))
+                .collect()
+        };
+
+        // Up to PREPARE_AFTER_BYTES the segment grows with its writes.
+        while first_written(&log) + 64 * 1024 < PREPARE_AFTER_BYTES {
+            let appended = log.append(batch(tag, 16, 4000, 0)).await.unwrap();
+            expected.extend((0..16).map(|i| (appended.base_offset.0 + i, tag)));
+            tag += 1;
+            assert!(log.state.borrow().spare.is_none());
+        }
+        let grown = std::fs::metadata(segment_path(dir.path(), Offset(0), LOG_SUFFIX))
+            .unwrap()
+            .len();
+        assert!(
+            grown < PREPARE_AFTER_BYTES,
+            "{grown} bytes before any spare"
+        );
+
+        // Past it, at this rate, a spare is filled beside the log and the
+        // log rolls into it once it is ready.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while log.state.borrow().segments.len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no roll into the spare"
+            );
+            let appended = log.append(batch(tag, 1, 1000, 0)).await.unwrap();
+            expected.push((appended.base_offset.0, tag));
+            tag += 1;
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+        let appended = log.append(batch(tag, 1, 1000, 0)).await.unwrap();
+        expected.push((appended.base_offset.0, tag));
+        let second = *log.state.borrow().segments.keys().nth(1).unwrap();
+        assert!(log.state.borrow().segments[&second].prepared);
+        let first_bytes = log.state.borrow().segments[&Offset(0)].bytes;
+        assert!(first_bytes < config.segment_bytes_max, "rolled early");
+        let length = |base| {
+            std::fs::metadata(segment_path(dir.path(), base, LOG_SUFFIX))
+                .unwrap()
+                .len()
+        };
+        assert_eq!(length(Offset(0)), first_bytes, "sealed to its length");
+        assert_eq!(length(second), config.segment_bytes_max, "the spare, whole");
+        assert!(spare_files(dir.path()).is_empty(), "the spare was renamed");
+        check_every_offset(&log, &expected).await;
+        log.close().await.unwrap();
+
+        // Reopened, the prepared segment's end is found among its zeros.
+        let log = Log::open(dir.path(), config.clone()).await.unwrap();
+        check_every_offset(&log, &expected).await;
+        let appended = log.append(batch(tag + 1, 1, 1000, 0)).await.unwrap();
+        assert_eq!(appended.base_offset, Offset(expected.len() as u64));
+        assert!(log.state.borrow().segments[&second].prepared);
+        log.close().await.unwrap();
+        assert!(spare_files(dir.path()).is_empty());
+    });
+}
+
+#[test]
+fn a_spare_left_by_a_crash_is_removed_and_none_is_made_when_turned_off() {
+    run(|| async {
+        const MIB: u64 = 1024 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let leftover = dir.path().join(format!("7-7.{SPARE_SUFFIX}"));
+        std::fs::write(&leftover, [0u8; 4096]).unwrap();
+        let config = LogConfig {
+            segment_bytes_max: 32 * MIB,
+            prepare_segments: false,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir.path(), config).await.unwrap();
+        assert!(!leftover.exists());
+        let mut tag = 0;
+        while first_written(&log) < PREPARE_AFTER_BYTES + 8 * MIB {
+            log.append(batch(tag, 16, 4000, 0)).await.unwrap();
+            tag += 1;
+        }
+        assert!(log.state.borrow().spare.is_none());
+        let written = log.state.borrow().segments[&Offset(0)].written_bytes;
+        let length = std::fs::metadata(segment_path(dir.path(), Offset(0), LOG_SUFFIX))
+            .unwrap()
+            .len();
+        assert_eq!(
+            length,
+            written.div_ceil(PAGE_BYTES as u64) * PAGE_BYTES as u64
+        );
+        log.close().await.unwrap();
     });
 }

@@ -1,0 +1,383 @@
+//! Spare segments: the next segment's file, filled with zeros ahead of time
+//! by a helper thread, so that the log's writes overwrite blocks that are
+//! already allocated and written.
+//!
+//! Appending past the end of a file makes each O_DIRECT write allocate
+//! blocks and grow the file: on ext4 such a write cannot be issued inline
+//! from io_uring (it goes to an io-wq worker on the shard's core), its
+//! fdatasync must also make the new size and extents durable, and now and
+//! then (about once per 107 MiB here) the allocation holds that worker for
+//! 4–5 ms. A write into a zero-filled file does none of that: it is issued
+//! inline and its fdatasync is a cache flush. Filling the active segment
+//! itself would not help: an allocating write holds the file's inode lock,
+//! which the log's own writes then wait for. So the fill goes to a separate
+//! file, the spare, which the next roll renames into place.
+//!
+//! A spare is prepared only for a log that fills segments fast: once its
+//! active segment holds [`PREPARE_AFTER_BYTES`] and, at the rate it has
+//! been written, will be full within [`PREPARE_LEAD_MS`]. A slow partition
+//! never holds a segment-sized file it will not fill. An active segment
+//! that was not prepared (the log's first, or one created while the spare
+//! was still filling) is rolled as soon as the spare is ready.
+//!
+//! The helper thread is started on the shard's thread and so shares its
+//! core, at the lowest CPU and I/O priority: it runs in the time the shard
+//! leaves. It is paced to be done in half the time the active segment needs
+//! to fill (within [`PREPARE_BYTES_PER_S_MIN`] and
+//! [`PREPARE_BYTES_PER_S_MAX`]), in [`PREPARE_WRITE_BYTES`] writes, so that
+//! the disk's queue stays short for the log's own writes.
+
+use std::{
+    io,
+    os::unix::fs::{FileExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use super::{State, PAGE_BYTES};
+
+/// An active segment is considered for a spare once it holds this much.
+pub const PREPARE_AFTER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A spare is prepared when the active segment will be full within this
+/// long, at the rate it has been written.
+pub const PREPARE_LEAD_MS: u64 = 30_000;
+
+/// The most bytes/s a spare is filled at (1 GiB in 2.7 s).
+pub const PREPARE_BYTES_PER_S_MAX: u64 = 400_000_000;
+
+/// The fewest bytes/s a spare is filled at.
+pub const PREPARE_BYTES_PER_S_MIN: u64 = 20_000_000;
+
+/// The size of one write of zeros.
+pub const PREPARE_WRITE_BYTES: usize = 256 * 1024;
+
+/// Spare files end with this; recovery removes any it finds.
+pub const SPARE_SUFFIX: &str = "spare";
+
+const FILLING: u8 = 0;
+const READY: u8 = 1;
+const FAILED: u8 = 2;
+
+/// A spare being filled or ready, owned by the log's state.
+pub(super) struct Spare {
+    pub path: PathBuf,
+    pub bytes: u64,
+    progress: Arc<AtomicU8>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Spare {
+    pub fn is_ready(&self) -> bool {
+        self.progress.load(Ordering::Acquire) == READY
+    }
+
+    fn failed(&self) -> bool {
+        self.progress.load(Ordering::Acquire) == FAILED
+    }
+
+    /// Stops the fill; the helper removes the file. A spare that is ready
+    /// is removed here.
+    pub fn discard(self) {
+        self.cancel.store(true, Ordering::Release);
+        if self.is_ready() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Removes the spare files a previous run left in `dir`.
+pub(super) fn remove_leftovers(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if Path::new(&name)
+            .extension()
+            .is_some_and(|extension| extension == SPARE_SUFFIX)
+        {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// After a write to the active segment: starts a spare if the segment is
+/// filling fast enough and there is none; forgets a spare whose fill
+/// failed; asks for a roll when the active segment was not prepared and
+/// the spare is ready.
+pub(super) fn after_write(state: &mut State) {
+    if !state.config.prepare_segments || state.closing {
+        if let Some(spare) = state.spare.take() {
+            spare.discard();
+        }
+        return;
+    }
+    if let Some(spare) = &state.spare {
+        if spare.failed() {
+            // Not again until the next segment: a file system that cannot
+            // take the fill (no O_DIRECT, no space) would refuse each time.
+            state.spare = None;
+            state.spare_refused_for = state.active().map(|active| active.base);
+        } else {
+            if spare.is_ready()
+                && state
+                    .active()
+                    .is_some_and(|active| !active.prepared && active.written_bytes > 0)
+            {
+                state.roll_requested = true;
+            }
+            return;
+        }
+    }
+    let Some(active) = state.active() else {
+        return;
+    };
+    let elapsed_ms = (state.clock.now_ms() - active.created_ms).max(0) as u64;
+    let max = state.config.segment_bytes_max;
+    if state.spare_refused_for == Some(active.base)
+        || !filling_fast(active.written_bytes, max, elapsed_ms)
+    {
+        return;
+    }
+    let bytes = max.div_ceil(PAGE_BYTES as u64) * PAGE_BYTES as u64;
+    let rate = fill_rate(bytes, active.written_bytes, max, elapsed_ms);
+    let path = state.dir.join(spare_name());
+    match start(path, bytes, rate) {
+        Ok(spare) => {
+            tracing::info!(
+                log = %state.dir.display(), bytes, mb_per_s = rate / 1_000_000,
+                "preparing a spare segment"
+            );
+            state.spare = Some(spare)
+        }
+        Err(error) => {
+            tracing::warn!(log = %state.dir.display(), %error, "no spare segment");
+            state.spare_refused_for = Some(active.base);
+        }
+    }
+}
+
+/// Whether a segment that holds `written` of `max` bytes after `elapsed_ms`
+/// will be full within [`PREPARE_LEAD_MS`] at that rate.
+fn filling_fast(written: u64, max: u64, elapsed_ms: u64) -> bool {
+    if written < PREPARE_AFTER_BYTES || written >= max {
+        return false;
+    }
+    let remaining = u128::from(max - written);
+    remaining * u128::from(elapsed_ms) <= u128::from(PREPARE_LEAD_MS) * u128::from(written)
+}
+
+/// Bytes/s to fill a spare of `bytes` at, so that it is done in half the
+/// time a segment that holds `written` of `max` bytes after `elapsed_ms`
+/// needs to fill.
+fn fill_rate(bytes: u64, written: u64, max: u64, elapsed_ms: u64) -> u64 {
+    let remaining_ms = u128::from(max.saturating_sub(written)) * u128::from(elapsed_ms.max(1))
+        / u128::from(written.max(1));
+    let rate = u128::from(bytes) * 2 * 1000 / remaining_ms.max(1);
+    rate.clamp(
+        u128::from(PREPARE_BYTES_PER_S_MIN),
+        u128::from(PREPARE_BYTES_PER_S_MAX),
+    ) as u64
+}
+
+/// A name no other spare of this process has had, so that a cancelled
+/// helper still cleaning up never removes a newer spare.
+fn spare_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{n}.{SPARE_SUFFIX}", std::process::id())
+}
+
+fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
+    let progress = Arc::new(AtomicU8::new(FILLING));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let spare = Spare {
+        path: path.clone(),
+        bytes,
+        progress: progress.clone(),
+        cancel: cancel.clone(),
+    };
+    std::thread::Builder::new()
+        .name("sluice-spare".into())
+        .spawn(move || {
+            let outcome = fill(&path, bytes, bytes_per_s, &cancel);
+            match outcome {
+                Ok(()) if !cancel.load(Ordering::Acquire) => {
+                    tracing::info!(path = %path.display(), "spare segment ready");
+                    progress.store(READY, Ordering::Release);
+                    return;
+                }
+                Ok(()) => {}
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "could not prepare a spare segment");
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+            progress.store(FAILED, Ordering::Release);
+        })?;
+    Ok(spare)
+}
+
+/// Creates `path` and fills it with `bytes` zeros through O_DIRECT at
+/// `bytes_per_s`, then syncs it. Stops early (Ok) when cancelled.
+fn fill(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::Result<()> {
+    lower_priority();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
+    let zeros = ZeroBuffer::new(PREPARE_WRITE_BYTES);
+    let began = Instant::now();
+    let mut at = 0u64;
+    while at < bytes {
+        if cancel.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let due = began + Duration::from_secs_f64(at as f64 / bytes_per_s as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let size = (bytes - at).min(PREPARE_WRITE_BYTES as u64) as usize;
+        file.write_all_at(&zeros.as_slice()[..size], at)?;
+        at += size as u64;
+    }
+    file.sync_all()
+}
+
+/// The calling thread yields its core and its disk to anything else: nice
+/// 19, idle I/O class. Best effort: a system that refuses keeps the fill
+/// paced all the same.
+fn lower_priority() {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_CLASS_IDLE: libc::c_int = 3;
+    const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
+    // SAFETY: both calls take plain integers and act on the calling thread
+    // (who = 0); they have no memory effects.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        );
+    }
+}
+
+/// Page-aligned zeros, as O_DIRECT writes need.
+struct ZeroBuffer {
+    pointer: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl ZeroBuffer {
+    fn new(bytes: usize) -> ZeroBuffer {
+        let layout = std::alloc::Layout::from_size_align(bytes, PAGE_BYTES).expect("valid layout");
+        // SAFETY: the layout has a non-zero size.
+        let pointer = unsafe { std::alloc::alloc_zeroed(layout) };
+        if pointer.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        ZeroBuffer { pointer, layout }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `pointer` holds `layout.size()` initialised (zeroed) bytes
+        // until drop, and nothing writes through it.
+        unsafe { std::slice::from_raw_parts(self.pointer, self.layout.size()) }
+    }
+}
+
+impl Drop for ZeroBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.pointer, self.layout) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn a_segment_is_prepared_for_once_it_fills_within_the_lead() {
+        let max = 1024 * MIB;
+        // Too little written to judge.
+        assert!(!filling_fast(PREPARE_AFTER_BYTES - 1, max, 1));
+        // 100 MiB in 1 s: the rest in ~9 s.
+        assert!(filling_fast(100 * MIB, max, 1_000));
+        // 100 MiB in 10 s: the rest in ~92 s.
+        assert!(!filling_fast(100 * MIB, max, 10_000));
+        // Exactly at the lead: (1024 - 512) MiB at 512 MiB per 30 s.
+        assert!(filling_fast(512 * MIB, max, PREPARE_LEAD_MS));
+        assert!(!filling_fast(512 * MIB, max, PREPARE_LEAD_MS + 1));
+        // Full: the roll is next, a spare too late.
+        assert!(!filling_fast(max, max, 1));
+    }
+
+    #[test]
+    fn a_spare_is_filled_in_half_the_time_the_active_segment_needs() {
+        // 100 MiB/s: the other 924 MiB in ~9.2 s, the spare in ~4.6 s.
+        let rate = fill_rate(1024 * MIB, 100 * MIB, 1024 * MIB, 1_000);
+        assert!((230_000_000..236_000_000).contains(&rate), "{rate}");
+        assert_eq!(
+            fill_rate(1024 * MIB, 1000 * MIB, 1024 * MIB, 1_000),
+            PREPARE_BYTES_PER_S_MAX
+        );
+        assert_eq!(
+            fill_rate(1024 * MIB, 16 * MIB, 1024 * MIB, 30_000),
+            PREPARE_BYTES_PER_S_MIN
+        );
+    }
+
+    #[test]
+    fn a_spare_is_filled_with_zeros_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(spare_name());
+        let bytes = 3 * PREPARE_WRITE_BYTES as u64 + PAGE_BYTES as u64;
+        let spare = start(path.clone(), bytes, PREPARE_BYTES_PER_S_MAX).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !spare.is_ready() {
+            assert!(!spare.failed(), "the fill failed");
+            assert!(Instant::now() < deadline, "the fill did not finish");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let content = std::fs::read(&path).unwrap();
+        assert_eq!(content.len() as u64, bytes);
+        assert!(content.iter().all(|&byte| byte == 0));
+        spare.discard();
+        assert!(!path.exists(), "a discarded ready spare is removed");
+    }
+
+    #[test]
+    fn a_cancelled_fill_removes_its_file_and_leftovers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(spare_name());
+        let spare = start(path.clone(), 2 * 1024 * MIB, PREPARE_BYTES_PER_S_MIN).unwrap();
+        let progress = spare.progress.clone();
+        spare.discard();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while progress.load(Ordering::Acquire) != FAILED {
+            assert!(Instant::now() < deadline, "the fill did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!path.exists(), "a cancelled fill removes its file");
+
+        std::fs::write(dir.path().join(format!("1-2.{SPARE_SUFFIX}")), b"x").unwrap();
+        std::fs::write(dir.path().join("00000000000000000000.log"), b"").unwrap();
+        remove_leftovers(dir.path()).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["00000000000000000000.log"]);
+    }
+}
