@@ -4,6 +4,7 @@
     bench/peers/disk-probe.py [--dir D] [--mb-per-s R] [--write-kib K]
                               [--seconds S] [--mode extend|fallocate|written]
                               [--beside-mb-per-s B] [--beside-kib C]
+                              [--beside-cpu N]
 
 Appends K KiB at a time to a new file opened with O_DIRECT, at R MB/s on a
 schedule, each write followed by fdatasync (what a durable log does per
@@ -14,7 +15,8 @@ Sluice's log does by default); `fallocate` allocates the whole file first
 file with zeros first, so that each write overwrites written blocks inside
 the file (what a log does in a segment prepared ahead). `--beside-mb-per-s`
 meanwhile fills a second file with zeros at B MB/s, C KiB a write, from
-another process: what preparing the next segment costs the appends. Run it
+another process (at nice 19, on CPU N if given): what preparing the next
+segment costs the appends. Run it
 pinned where the broker would run: `taskset -c 0 bench/peers/disk-probe.py`.
 """
 
@@ -44,7 +46,7 @@ def fill_zeros(fd: int, start: int, length: int, chunk: int, rate: float) -> Non
     os.fdatasync(fd)
 
 
-def fill_beside(path: str, length: int, rate: float, chunk: int) -> int:
+def fill_beside(path: str, length: int, rate: float, chunk: int, cpu: int) -> int:
     """Forks a process that fills the file at `path` with zeros at `rate`;
     returns its pid. The caller kills it and removes the file, after the
     appends are measured: removing a file costs a discard on some mounts."""
@@ -53,6 +55,8 @@ def fill_beside(path: str, length: int, rate: float, chunk: int) -> int:
         return pid
     try:
         os.nice(19)
+        if cpu >= 0:
+            os.sched_setaffinity(0, {cpu})
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
         fill_zeros(fd, 0, length, chunk, rate)
     finally:
@@ -68,6 +72,7 @@ def main() -> int:
     parser.add_argument("--mode", choices=["extend", "fallocate", "written"], default="extend")
     parser.add_argument("--beside-mb-per-s", type=float, default=0.0)
     parser.add_argument("--beside-kib", type=int, default=256)
+    parser.add_argument("--beside-cpu", type=int, default=-1)
     args = parser.parse_args()
     if args.write_kib < 4 or args.write_kib % 4:
         parser.error("--write-kib must be a multiple of 4 (O_DIRECT alignment)")
@@ -91,6 +96,7 @@ def main() -> int:
                 int(beside_rate * args.seconds) // (1 << 20) * (1 << 20),
                 beside_rate,
                 args.beside_kib * 1024,
+                args.beside_cpu,
             )
         buffer = mmap.mmap(-1, size)  # page-aligned, as O_DIRECT needs
         buffer.write(os.urandom(size))

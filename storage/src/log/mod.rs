@@ -172,8 +172,9 @@ pub struct LogConfig {
     pub preallocate: bool,
     /// Prepare the next segment's file ahead, filled with zeros by a helper
     /// thread, for a log that fills segments fast, and roll into it: writes
-    /// then overwrite allocated blocks instead of growing the file. On by
-    /// default; the `spare` module says when and why.
+    /// then overwrite allocated blocks instead of growing the file, at the
+    /// price of a second write of every byte. On by default; the `spare`
+    /// module says when, why and what it measured.
     pub prepare_segments: bool,
 }
 
