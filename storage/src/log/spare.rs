@@ -81,7 +81,7 @@ pub(super) struct Spare {
 
 impl Spare {
     pub fn is_ready(&self) -> bool {
-        self.progress.load(Ordering::Acquire) == READY
+        self.progress.load(Ordering::SeqCst) == READY
     }
 
     fn failed(&self) -> bool {
@@ -91,7 +91,7 @@ impl Spare {
     /// Stops the fill; the helper removes the file. A spare that is ready
     /// is removed here.
     pub fn discard(self) {
-        self.cancel.store(true, Ordering::Release);
+        self.cancel.store(true, Ordering::SeqCst);
         if self.is_ready() {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -214,12 +214,19 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
         .spawn(move || {
             let outcome = fill(&path, bytes, bytes_per_s, &cancel);
             match outcome {
-                Ok(()) if !cancel.load(Ordering::Acquire) => {
-                    tracing::info!(path = %path.display(), "spare segment ready");
-                    progress.store(READY, Ordering::Release);
+                Ok(true) => {
+                    // Ready, then the check for a discard: with `discard`
+                    // doing the same in the other order (both SeqCst), one
+                    // of the two sees the other and removes the file.
+                    progress.store(READY, Ordering::SeqCst);
+                    if cancel.load(Ordering::SeqCst) {
+                        let _ = std::fs::remove_file(&path);
+                    } else {
+                        tracing::info!(path = %path.display(), "spare segment ready");
+                    }
                     return;
                 }
-                Ok(()) => {}
+                Ok(false) => {}
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "could not prepare a spare segment");
                 }
@@ -231,8 +238,8 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
 }
 
 /// Creates `path` and fills it with `bytes` zeros through O_DIRECT at
-/// `bytes_per_s`, then syncs it. Stops early (Ok) when cancelled.
-fn fill(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::Result<()> {
+/// `bytes_per_s`, then syncs it. Whether it finished: false if cancelled.
+fn fill(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::Result<bool> {
     lower_priority();
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -244,7 +251,7 @@ fn fill(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::R
     let mut at = 0u64;
     while at < bytes {
         if cancel.load(Ordering::Acquire) {
-            return Ok(());
+            return Ok(false);
         }
         let due = began + Duration::from_secs_f64(at as f64 / bytes_per_s as f64);
         let now = Instant::now();
@@ -255,7 +262,8 @@ fn fill(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::R
         file.write_all_at(&zeros.as_slice()[..size], at)?;
         at += size as u64;
     }
-    file.sync_all()
+    file.sync_all()?;
+    Ok(true)
 }
 
 /// The calling thread yields its core and its disk to anything else: nice
