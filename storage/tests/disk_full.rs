@@ -26,7 +26,10 @@ use std::{
 
 use sluice_storage::{
     batch::{Batch, BatchBuilder},
-    log::{AppendError, Appended, FlushPolicy, Log, LogConfig, PREALLOCATE_STEP_BYTES},
+    log::{
+        AppendError, Appended, FlushPolicy, Log, LogConfig, PREALLOCATE_STEP_BYTES,
+        PREPARE_AFTER_BYTES, SPARE_SUFFIX,
+    },
     Offset,
 };
 
@@ -103,7 +106,9 @@ fn command(program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 impl SmallFilesystem {
-    fn mount(kind: Filesystem) -> Result<SmallFilesystem, String> {
+    /// Mounts `kind` (an ext4 image of `image_bytes`, or a tmpfs of
+    /// [`TMPFS_BYTES`]).
+    fn mount_sized(kind: Filesystem, image_bytes: u64) -> Result<SmallFilesystem, String> {
         let temp = tempfile::tempdir().map_err(|error| format!("tempdir: {error}"))?;
         let mount_point = temp.path().join("mnt");
         std::fs::create_dir(&mount_point).map_err(|error| format!("mkdir: {error}"))?;
@@ -112,7 +117,7 @@ impl SmallFilesystem {
             Filesystem::Ext4OnLoop => {
                 let image = temp.path().join("image");
                 std::fs::File::create(&image)
-                    .and_then(|file| file.set_len(EXT4_IMAGE_BYTES))
+                    .and_then(|file| file.set_len(image_bytes))
                     .map_err(|error| format!("image: {error}"))?;
                 let image = image.to_str().expect("a UTF-8 temporary path");
                 // No blocks reserved for root (the tests run as root and
@@ -145,7 +150,15 @@ impl SmallFilesystem {
 
     /// Mounts `kind`, or says why not and returns `None`: the test skips.
     fn mount_or_skip(kind: Filesystem, test: &str) -> Option<SmallFilesystem> {
-        match SmallFilesystem::mount(kind) {
+        SmallFilesystem::mount_sized_or_skip(kind, EXT4_IMAGE_BYTES, test)
+    }
+
+    fn mount_sized_or_skip(
+        kind: Filesystem,
+        image_bytes: u64,
+        test: &str,
+    ) -> Option<SmallFilesystem> {
+        match SmallFilesystem::mount_sized(kind, image_bytes) {
             Ok(filesystem) => Some(filesystem),
             Err(reason) => {
                 eprintln!("{test}: skipped, cannot mount {kind:?}: {reason}");
@@ -1146,5 +1159,127 @@ fn idempotent_producers_resend_what_a_full_disk_refused() {
              {} batches acknowledged, {refused} refused and resent once space was freed",
             acked.len() - refused
         );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Spare segments
+
+/// A spare segment holds space for data not yet written. When any log
+/// meets a full disk, every spare in the process gives its space back: log
+/// A's ready spare must not cost log B's data a byte.
+#[test]
+fn spare_segments_give_their_space_back_to_a_full_disk() {
+    const TEST: &str = "spare_segments_give_their_space_back";
+    const MIB: u64 = 1024 * 1024;
+    const IMAGE_BYTES: u64 = 72 * MIB;
+    const SPARE_BYTES: u64 = 24 * MIB;
+    /// Space a full disk may keep from data: file system metadata, index
+    /// and snapshot files, the pages a refused round left.
+    const MARGIN_BYTES: u64 = 6 * MIB;
+    let Some(filesystem) =
+        SmallFilesystem::mount_sized_or_skip(Filesystem::Ext4OnLoop, IMAGE_BYTES, TEST)
+    else {
+        return;
+    };
+    let mount_point = filesystem.mount_point.clone();
+    let free_before = free_bytes(&mount_point);
+    run(move || async move {
+        let big_batch = |tag: u64| {
+            let mut builder = BatchBuilder::default();
+            for record in 0..16u64 {
+                let value = vec![(tag + record) as u8; 60 * 1024];
+                builder.push(TIMESTAMP_BASE_MS, Some(&tag.to_le_bytes()), &value, &[]);
+            }
+            builder.finish()
+        };
+        // Log A fills its segment fast: a spare of its segment size is
+        // prepared, and A stops writing with the spare ready.
+        let a_dir = mount_point.join("a");
+        let a = Log::open(
+            &a_dir,
+            LogConfig {
+                segment_bytes_max: SPARE_BYTES,
+                ..LogConfig::default()
+            },
+        )
+        .await
+        .expect("log a opens");
+        let mut a_bytes = 0u64;
+        let mut tag = 0u64;
+        while a_bytes < PREPARE_AFTER_BYTES + MIB {
+            let batch = big_batch(tag);
+            a_bytes += batch.len() as u64;
+            within("an append to a", a.append(batch))
+                .await
+                .expect("a has room");
+            tag += 1;
+        }
+        let spares = |dir: &Path| -> Vec<(PathBuf, u64)> {
+            std::fs::read_dir(dir)
+                .expect("log dir lists")
+                .map(|entry| entry.expect("entry").path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == SPARE_SUFFIX))
+                .map(|path| {
+                    let bytes = std::fs::metadata(&path).map_or(0, |meta| meta.len());
+                    (path, bytes)
+                })
+                .collect()
+        };
+        let deadline = Instant::now() + OPERATION_TIMEOUT;
+        while spares(&a_dir).first().map(|(_, bytes)| *bytes) != Some(SPARE_BYTES) {
+            assert!(
+                Instant::now() < deadline,
+                "no whole spare: {:?}",
+                spares(&a_dir)
+            );
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        // Whole, then synced and marked ready.
+        glommio::timer::sleep(Duration::from_millis(500)).await;
+
+        // Log B, with segments too small for spares, fills the disk until
+        // its appends stay refused.
+        let b = Log::open(
+            mount_point.join("b"),
+            LogConfig {
+                segment_bytes_max: MIB,
+                ..LogConfig::default()
+            },
+        )
+        .await
+        .expect("log b opens");
+        let mut b_bytes = 0u64;
+        let mut refused_in_a_row = 0;
+        while refused_in_a_row < APPENDS_WHILE_FULL {
+            assert!(b_bytes < FILL_BYTES_MAX, "b never met a full disk");
+            let batch = big_batch(tag);
+            let len = batch.len() as u64;
+            tag += 1;
+            match within("an append to b", b.append(batch)).await {
+                Ok(_) => {
+                    b_bytes += len;
+                    refused_in_a_row = 0;
+                }
+                Err(AppendError::DiskFull { .. }) => {
+                    refused_in_a_row += 1;
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                }
+                Err(other) => panic!("{TEST}: unexpected {other:?}"),
+            }
+        }
+        assert!(spares(&a_dir).is_empty(), "{:?}", spares(&a_dir));
+        assert!(
+            a_bytes + b_bytes + MARGIN_BYTES >= free_before,
+            "{TEST}: {free_before} bytes were free; a stored {a_bytes}, b {b_bytes}"
+        );
+        eprintln!(
+            "{TEST}: {} KiB free before; a stored {} KiB, b {} KiB",
+            free_before / 1024,
+            a_bytes / 1024,
+            b_bytes / 1024
+        );
+        close_for_good(a).await;
+        close_for_good(b).await;
     });
 }

@@ -185,7 +185,7 @@ pub(super) async fn create_segment_file(shared: &Shared, base: Offset) -> Result
         let _ = std::fs::remove_file(segment_path(&dir, base, suffix));
     }
     if let Some(spare) = spare {
-        match adopt_spare(&spare.path, &path, faults.clone()).await {
+        match adopt_spare(spare.path(), &path, faults.clone()).await {
             Ok(file) => {
                 let mut state = shared.borrow_mut();
                 let segment = state.segments.get_mut(&base).expect("segment to create");

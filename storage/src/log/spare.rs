@@ -26,6 +26,11 @@
 //! that was not prepared (the log's first, or one created while the spare
 //! was still filling) is rolled as soon as the spare is ready.
 //!
+//! A spare holds disk space for data not yet written. When any log meets a
+//! full disk, every spare in the process gives its space back
+//! ([`give_back_all`]) before the append is retried, and the logs make no
+//! new spare for their active segments.
+//!
 //! The helper thread is started on the shard's thread and so shares its
 //! core, at the lowest CPU and I/O priority: it runs in the time the shard
 //! leaves. It is paced to be done in half the time the active segment needs
@@ -39,7 +44,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering},
-        Arc,
+        Arc, Mutex, Weak,
     },
     time::{Duration, Instant},
 };
@@ -73,28 +78,72 @@ const FAILED: u8 = 2;
 
 /// A spare being filled or ready, owned by the log's state.
 pub(super) struct Spare {
-    pub path: PathBuf,
     pub bytes: u64,
-    progress: Arc<AtomicU8>,
-    cancel: Arc<AtomicBool>,
+    fill: Arc<Fill>,
 }
 
-impl Spare {
-    pub fn is_ready(&self) -> bool {
-        self.progress.load(Ordering::SeqCst) == READY
+/// What the log, the helper thread and [`give_back_all`] share of a spare.
+struct Fill {
+    path: PathBuf,
+    progress: AtomicU8,
+    /// Set to stop the fill, or to give a ready spare's space back.
+    cancel: AtomicBool,
+}
+
+impl Fill {
+    fn is_ready(&self) -> bool {
+        self.progress.load(Ordering::SeqCst) == READY && !self.cancel.load(Ordering::SeqCst)
     }
 
-    fn failed(&self) -> bool {
-        self.progress.load(Ordering::Acquire) == FAILED
+    fn is_gone(&self) -> bool {
+        self.progress.load(Ordering::SeqCst) == FAILED || self.cancel.load(Ordering::SeqCst)
     }
 
     /// Stops the fill; the helper removes the file. A spare that is ready
     /// is removed here.
-    pub fn discard(self) {
+    fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);
-        if self.is_ready() {
+        if self.progress.load(Ordering::SeqCst) == READY {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+impl Spare {
+    pub fn path(&self) -> &Path {
+        &self.fill.path
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.fill.is_ready()
+    }
+
+    fn is_gone(&self) -> bool {
+        self.fill.is_gone()
+    }
+
+    pub fn discard(self) {
+        self.fill.cancel();
+    }
+}
+
+/// Every spare of the process that may still hold disk space.
+static FILLS: Mutex<Vec<Weak<Fill>>> = Mutex::new(Vec::new());
+
+/// Gives the space of every spare in the process back to the disk: stops
+/// the fills and removes the ready ones. Called when a log meets a full
+/// disk, so that no log's data is refused for the sake of another's (or
+/// its own) next segment. The logs forget their spares at their next write
+/// and make none for their active segment.
+pub(super) fn give_back_all() {
+    let fills = FILLS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for fill in fills.iter().filter_map(Weak::upgrade) {
+        if !fill.is_gone() {
+            tracing::info!(path = %fill.path.display(), "spare segment given back to a full disk");
+        }
+        fill.cancel();
     }
 }
 
@@ -125,7 +174,7 @@ pub(super) fn after_write(state: &mut State) {
         return;
     }
     if let Some(spare) = &state.spare {
-        if spare.failed() {
+        if spare.is_gone() {
             // Not again until the next segment: a file system that cannot
             // take the fill (no O_DIRECT, no space) would refuse each time.
             state.spare = None;
@@ -201,26 +250,28 @@ fn spare_name() -> String {
 }
 
 fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
-    let progress = Arc::new(AtomicU8::new(FILLING));
-    let cancel = Arc::new(AtomicBool::new(false));
-    let spare = Spare {
-        path: path.clone(),
-        bytes,
-        progress: progress.clone(),
-        cancel: cancel.clone(),
-    };
+    let fill = Arc::new(Fill {
+        path,
+        progress: AtomicU8::new(FILLING),
+        cancel: AtomicBool::new(false),
+    });
+    let helper = fill.clone();
     std::thread::Builder::new()
         .name("sluice-spare".into())
         .spawn(move || {
-            let outcome = fill(&path, bytes, bytes_per_s, &cancel);
-            match outcome {
+            let Fill {
+                path,
+                progress,
+                cancel,
+            } = &*helper;
+            match write_zeros(path, bytes, bytes_per_s, cancel) {
                 Ok(true) => {
-                    // Ready, then the check for a discard: with `discard`
+                    // Ready, then the check for a cancel: with `cancel`
                     // doing the same in the other order (both SeqCst), one
                     // of the two sees the other and removes the file.
                     progress.store(READY, Ordering::SeqCst);
                     if cancel.load(Ordering::SeqCst) {
-                        let _ = std::fs::remove_file(&path);
+                        let _ = std::fs::remove_file(path);
                     } else {
                         tracing::info!(path = %path.display(), "spare segment ready");
                     }
@@ -231,15 +282,20 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
                     tracing::warn!(path = %path.display(), %error, "could not prepare a spare segment");
                 }
             }
-            let _ = std::fs::remove_file(&path);
-            progress.store(FAILED, Ordering::Release);
+            let _ = std::fs::remove_file(path);
+            progress.store(FAILED, Ordering::SeqCst);
         })?;
-    Ok(spare)
+    let mut fills = FILLS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fills.retain(|fill| fill.strong_count() > 0);
+    fills.push(Arc::downgrade(&fill));
+    Ok(Spare { bytes, fill })
 }
 
 /// Creates `path` and fills it with `bytes` zeros through O_DIRECT at
 /// `bytes_per_s`, then syncs it. Whether it finished: false if cancelled.
-fn fill(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::Result<bool> {
+fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::Result<bool> {
     lower_priority();
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -362,7 +418,7 @@ mod tests {
         let spare = start(path.clone(), bytes, PREPARE_BYTES_PER_S_MAX).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !spare.is_ready() {
-            assert!(!spare.failed(), "the fill failed");
+            assert!(!spare.is_gone(), "the fill failed");
             assert!(Instant::now() < deadline, "the fill did not finish");
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -378,10 +434,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(spare_name());
         let spare = start(path.clone(), 2 * 1024 * MIB, PREPARE_BYTES_PER_S_MIN).unwrap();
-        let progress = spare.progress.clone();
+        let fill = spare.fill.clone();
         spare.discard();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while progress.load(Ordering::Acquire) != FAILED {
+        while fill.progress.load(Ordering::SeqCst) != FAILED {
             assert!(Instant::now() < deadline, "the fill did not stop");
             std::thread::sleep(Duration::from_millis(5));
         }
