@@ -27,6 +27,8 @@ enum Work {
     /// Closing while acknowledged batches cannot be written: fence and stop.
     GiveUp(String),
     Wait(Option<Duration>),
+    /// The log has been idle for long: its spare goes.
+    GiveBackSpare,
     Finish,
 }
 
@@ -67,9 +69,18 @@ fn next_work(state: &State) -> Work {
         };
     }
     if state.closing {
-        Work::Finish
-    } else {
-        Work::Wait(None)
+        return Work::Finish;
+    }
+    match spare::idle_deadline_ms(state) {
+        None => Work::Wait(None),
+        Some(deadline_ms) => {
+            let now_ms = state.clock.now_ms();
+            if now_ms >= deadline_ms {
+                Work::GiveBackSpare
+            } else {
+                Work::Wait(Some(Duration::from_millis((deadline_ms - now_ms) as u64)))
+            }
+        }
     }
 }
 
@@ -91,6 +102,7 @@ pub(super) async fn run_flusher(shared: Shared) {
                 fence(&mut state, LogFailure::new("write", &path, &error));
             }
             Work::Wait(timeout) => wait_for_ring(&shared, timeout).await,
+            Work::GiveBackSpare => spare::give_back_idle(&mut shared.borrow_mut()),
             Work::Finish => {
                 finish(&shared).await;
                 return;

@@ -83,7 +83,7 @@ pub use producers::{
     sequence_after, ProducerBatch, ProducerState, PRODUCERS_MAX, PRODUCER_BATCHES_MAX,
 };
 pub use retention::RetentionOutcome;
-pub use spare::{PREPARE_AFTER_BYTES, PREPARE_LEAD_MS, SPARE_SUFFIX};
+pub use spare::{PREPARE_AFTER_BYTES, PREPARE_LEAD_MS, SPARE_IDLE_MS, SPARE_SUFFIX};
 
 use crate::{
     batch::{Batch, BatchError},

@@ -29,7 +29,8 @@
 //! A spare holds disk space for data not yet written. When any log meets a
 //! full disk, every spare in the process gives its space back
 //! ([`give_back_all`]) before the append is retried, and the logs make no
-//! new spare for their active segments.
+//! new spare for their active segments. A log idle for [`SPARE_IDLE_MS`]
+//! gives its spare back too.
 //!
 //! The helper thread is started on the shard's thread and so shares its
 //! core, at the lowest CPU and I/O priority: it runs in the time the shard
@@ -68,6 +69,10 @@ pub const PREPARE_BYTES_PER_S_MIN: u64 = 20_000_000;
 /// one in the device's queue waits for it: with 256 KiB the fill cost the
 /// log's ack p99 as much as the spare saved.
 pub const PREPARE_WRITE_BYTES: usize = 64 * 1024;
+
+/// A log that has written nothing for this long gives its spare back: a
+/// partition that stopped does not keep a segment of disk it may never use.
+pub const SPARE_IDLE_MS: u64 = 60_000;
 
 /// Spare files end with this; recovery removes any it finds.
 pub const SPARE_SUFFIX: &str = "spare";
@@ -144,6 +149,23 @@ pub(super) fn give_back_all() {
             tracing::info!(path = %fill.path.display(), "spare segment given back to a full disk");
         }
         fill.cancel();
+    }
+}
+
+/// When the log's spare is to be given back for idleness (ms since the
+/// epoch, by the log's clock), if it has one.
+pub(super) fn idle_deadline_ms(state: &State) -> Option<i64> {
+    state
+        .spare
+        .as_ref()
+        .map(|_| state.last_sync_ms + SPARE_IDLE_MS as i64)
+}
+
+/// Gives the spare of a log that has been idle for [`SPARE_IDLE_MS`] back.
+pub(super) fn give_back_idle(state: &mut State) {
+    if let Some(spare) = state.spare.take() {
+        tracing::info!(path = %spare.path().display(), "spare segment of an idle log given back");
+        spare.discard();
     }
 }
 

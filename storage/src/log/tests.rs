@@ -589,3 +589,63 @@ fn a_spare_left_by_a_crash_is_removed_and_none_is_made_when_turned_off() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn an_idle_log_gives_its_spare_back() {
+    run(|| async {
+        const MIB: u64 = 1024 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let options = LogOptions {
+            clock: clock.clone(),
+            faults: None,
+        };
+        let config = LogConfig {
+            segment_bytes_max: 32 * MIB,
+            ..LogConfig::default()
+        };
+        let log = Log::open_with(dir.path(), config, options).await.unwrap();
+        // The clock stands still: the segment fills "at once", fast enough.
+        let mut tag = 0;
+        while log.state.borrow().spare.is_none() {
+            assert!(first_written(&log) < 32 * MIB, "no spare");
+            log.append(batch(tag, 16, 4000, 0)).await.unwrap();
+            tag += 1;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !log.state.borrow().spare.as_ref().unwrap().is_ready() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the spare never got ready"
+            );
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        let spare_path = log
+            .state
+            .borrow()
+            .spare
+            .as_ref()
+            .unwrap()
+            .path()
+            .to_path_buf();
+        assert!(spare_path.exists());
+
+        // Idle, but not for long enough: the spare stays.
+        clock.0.set(clock.0.get() + SPARE_IDLE_MS as i64 - 1);
+        log.state.borrow_mut().ring_flusher();
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+        assert!(log.state.borrow().spare.is_some());
+        // Idle for SPARE_IDLE_MS since the last sync: given back.
+        clock.0.set(clock.0.get() + 1);
+        log.state.borrow_mut().ring_flusher();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while log.state.borrow().spare.is_some() || spare_path.exists() {
+            assert!(std::time::Instant::now() < deadline, "the spare stayed");
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        // The log goes on in a segment of its own.
+        let appended = log.append(batch(tag, 1, 100, 0)).await.unwrap();
+        assert_eq!(log.read(appended.base_offset, 1).await.unwrap().len(), 1);
+        log.close().await.unwrap();
+    });
+}
