@@ -322,8 +322,9 @@ pub(super) async fn sync(shared: &Shared) {
 /// brought up to date and the producer state is snapshot, so the next open
 /// scans little.
 async fn finish(shared: &Shared) {
-    if let Some(spare) = shared.borrow_mut().spare.take() {
-        spare.discard();
+    let spare = shared.borrow_mut().spare.take();
+    if let Some(spare) = spare {
+        spare.remove().await;
     }
     finish_hints(shared);
     producer_snapshots::write_on_close(shared).await;

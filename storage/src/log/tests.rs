@@ -649,3 +649,44 @@ fn an_idle_log_gives_its_spare_back() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn closing_a_log_stops_its_spare_and_removes_it() {
+    run(|| async {
+        const MIB: u64 = 1024 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let options = LogOptions {
+            clock,
+            faults: None,
+        };
+        // A large segment: its spare is still filling when the log closes.
+        let config = LogConfig {
+            segment_bytes_max: SEGMENT_BYTES_CAP,
+            ..LogConfig::default()
+        };
+        let log = Log::open_with(dir.path(), config, options).await.unwrap();
+        let mut tag = 0;
+        while log.state.borrow().spare.is_none() {
+            assert!(first_written(&log) < 64 * MIB, "no spare");
+            log.append(batch(tag, 16, 4000, 0)).await.unwrap();
+            tag += 1;
+        }
+        let spare_path = log
+            .state
+            .borrow()
+            .spare
+            .as_ref()
+            .unwrap()
+            .path()
+            .to_path_buf();
+        log.close().await.unwrap();
+        assert!(!spare_path.exists(), "the spare outlived the close");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(SPARE_SUFFIX))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    });
+}
