@@ -28,12 +28,7 @@ if grep -q '^\s*topic_configs' "$workload"; then
     echo "ab.sh: $workload sets topic_configs; A and B set them here" >&2
     exit 2
 fi
-cargo build --release --manifest-path "$root/Cargo.toml" -p sluice -p sluice-bench >&2 || exit 1
-target=${CARGO_TARGET_DIR:-$root/target}
-bench=$target/release/sluice-bench
-sluice=$target/release/sluice
-rm -rf "$out"
-mkdir -p "$out"
+. "$root/bench/peers/build.sh"
 for side in 0 1; do
     label=$([ $side = 0 ] && echo A || echo B)
     cp "$workload" "$out/$label.toml"

@@ -46,12 +46,7 @@ nats_port=4232
 tansu_port=9292
 noida_port=9392
 
-cargo build --release --manifest-path "$root/Cargo.toml" -p sluice -p sluice-bench >&2 || exit 1
-target=${CARGO_TARGET_DIR:-$root/target}
-bench=$target/release/sluice-bench
-sluice=$target/release/sluice
-rm -rf "$out"
-mkdir -p "$out"
+. "$root/bench/peers/build.sh"
 notes=$out/notes.md
 : >"$notes"
 : >"$out/order"

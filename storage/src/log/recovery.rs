@@ -628,9 +628,6 @@ async fn open_active(
     segment.bytes = end_position;
     segment.written_bytes = end_position;
     segment.allocated_bytes = file_end;
-    // A file longer than its batches was prepared (or preallocated): it is
-    // not rolled early for a spare.
-    segment.prepared = file_end >= end_position + PAGE_BYTES as u64;
     segment.next_offset = scanned.next_offset;
     segment.max_timestamp = running_max;
     segment.written_max_timestamp = running_max;

@@ -62,9 +62,6 @@ pub struct Segment {
     pub hint_files: Option<[std::fs::File; 2]>,
     /// The open file; `None` until the flusher creates it.
     pub file: Option<SegmentFile>,
-    /// The file is a spare, filled with zeros to the segment's size before
-    /// the segment's first write.
-    pub prepared: bool,
     pub sealed: bool,
 }
 
@@ -83,9 +80,15 @@ impl Segment {
             index_hints_stale: false,
             hint_files: None,
             file: None,
-            prepared: false,
             sealed: false,
         }
+    }
+
+    /// Whether the file extends at least a page past what is written (a
+    /// spare renamed into place, or preallocated), rather than growing with
+    /// each write.
+    pub fn allocated_ahead(&self) -> bool {
+        self.allocated_bytes >= self.written_bytes + super::PAGE_BYTES as u64
     }
 
     pub fn relative(&self, offset: Offset) -> u32 {

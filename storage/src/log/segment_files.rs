@@ -191,7 +191,6 @@ pub(super) async fn create_segment_file(shared: &Shared, base: Offset) -> Result
                 let segment = state.segments.get_mut(&base).expect("segment to create");
                 segment.file = Some(file);
                 segment.allocated_bytes = spare.bytes;
-                segment.prepared = true;
                 state.tail.clear();
                 tracing::info!(path = %path.display(), "segment created from the spare");
                 return Ok(());

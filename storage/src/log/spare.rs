@@ -198,25 +198,27 @@ pub(super) fn give_back_idle(state: &mut State) {
     }
 }
 
-/// Removes the spare files a previous run left in `dir`.
-pub(super) fn remove_leftovers(dir: &Path) -> io::Result<()> {
+/// The spare files in `dir`.
+pub(super) fn spare_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if Path::new(&name)
-            .extension()
-            .is_some_and(|extension| extension == SPARE_SUFFIX)
-        {
-            std::fs::remove_file(entry.path())?;
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == SPARE_SUFFIX) {
+            files.push(path);
         }
     }
-    Ok(())
+    Ok(files)
+}
+
+/// Removes the spare files a previous run left in `dir`.
+pub(super) fn remove_leftovers(dir: &Path) -> io::Result<()> {
+    spare_files(dir)?.iter().try_for_each(std::fs::remove_file)
 }
 
 /// After a write to the active segment: starts a spare if the segment is
 /// filling fast enough and there is none; forgets a spare whose fill
-/// failed; asks for a roll when the active segment was not prepared and
-/// the spare is ready.
+/// failed; asks for a roll when the active segment grows with its writes
+/// and the spare is ready.
 pub(super) fn after_write(state: &mut State) {
     if !state.config.prepare_segments || state.closing {
         if let Some(spare) = state.spare.take() {
@@ -234,7 +236,7 @@ pub(super) fn after_write(state: &mut State) {
             if spare.is_ready()
                 && state
                     .active()
-                    .is_some_and(|active| !active.prepared && active.written_bytes > 0)
+                    .is_some_and(|active| !active.allocated_ahead() && active.written_bytes > 0)
             {
                 state.roll_requested = true;
             }
@@ -252,7 +254,7 @@ pub(super) fn after_write(state: &mut State) {
         return;
     }
     let bytes = max.div_ceil(PAGE_BYTES as u64) * PAGE_BYTES as u64;
-    let rate = fill_rate(bytes, active.written_bytes, max, elapsed_ms);
+    let rate = fill_rate(bytes, ms_to_full(active.written_bytes, max, elapsed_ms));
     let path = state.dir.join(spare_name());
     match start(path, bytes, rate) {
         Ok(spare) => {
@@ -269,23 +271,23 @@ pub(super) fn after_write(state: &mut State) {
     }
 }
 
+/// How long a segment that holds `written` of `max` bytes after
+/// `elapsed_ms` takes to fill, at that rate, in ms.
+fn ms_to_full(written: u64, max: u64, elapsed_ms: u64) -> u128 {
+    u128::from(max.saturating_sub(written)) * u128::from(elapsed_ms) / u128::from(written.max(1))
+}
+
 /// Whether a segment that holds `written` of `max` bytes after `elapsed_ms`
 /// will be full within [`PREPARE_LEAD_MS`] at that rate.
 fn filling_fast(written: u64, max: u64, elapsed_ms: u64) -> bool {
-    if written < PREPARE_AFTER_BYTES || written >= max {
-        return false;
-    }
-    let remaining = u128::from(max - written);
-    remaining * u128::from(elapsed_ms) <= u128::from(PREPARE_LEAD_MS) * u128::from(written)
+    (PREPARE_AFTER_BYTES..max).contains(&written)
+        && ms_to_full(written, max, elapsed_ms) <= u128::from(PREPARE_LEAD_MS)
 }
 
 /// Bytes/s to fill a spare of `bytes` at, so that it is done in half the
-/// time a segment that holds `written` of `max` bytes after `elapsed_ms`
-/// needs to fill.
-fn fill_rate(bytes: u64, written: u64, max: u64, elapsed_ms: u64) -> u64 {
-    let remaining_ms = u128::from(max.saturating_sub(written)) * u128::from(elapsed_ms.max(1))
-        / u128::from(written.max(1));
-    let rate = u128::from(bytes) * 2 * 1000 / remaining_ms.max(1);
+/// time (`ms_to_full`) the active segment needs.
+fn fill_rate(bytes: u64, ms_to_full: u128) -> u64 {
+    let rate = u128::from(bytes) * 2 * 1000 / ms_to_full.max(1);
     rate.clamp(
         u128::from(PREPARE_BYTES_PER_S_MIN),
         u128::from(PREPARE_BYTES_PER_S_MAX),
@@ -353,7 +355,8 @@ fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -
         .create_new(true)
         .custom_flags(libc::O_DIRECT)
         .open(path)?;
-    let zeros = ZeroBuffer::new(PREPARE_WRITE_BYTES);
+    let mut storage = Vec::new();
+    let zeros = aligned_zeros(&mut storage, PREPARE_WRITE_BYTES);
     let began = Instant::now();
     let mut at = 0u64;
     while at < bytes {
@@ -366,7 +369,7 @@ fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -
             std::thread::sleep(due - now);
         }
         let size = (bytes - at).min(PREPARE_WRITE_BYTES as u64) as usize;
-        file.write_all_at(&zeros.as_slice()[..size], at)?;
+        file.write_all_at(&zeros[..size], at)?;
         at += size as u64;
     }
     file.sync_all()?;
@@ -393,35 +396,12 @@ fn lower_priority() {
     }
 }
 
-/// Page-aligned zeros, as O_DIRECT writes need.
-struct ZeroBuffer {
-    pointer: *mut u8,
-    layout: std::alloc::Layout,
-}
-
-impl ZeroBuffer {
-    fn new(bytes: usize) -> ZeroBuffer {
-        let layout = std::alloc::Layout::from_size_align(bytes, PAGE_BYTES).expect("valid layout");
-        // SAFETY: the layout has a non-zero size.
-        let pointer = unsafe { std::alloc::alloc_zeroed(layout) };
-        if pointer.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        ZeroBuffer { pointer, layout }
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        // SAFETY: `pointer` holds `layout.size()` initialised (zeroed) bytes
-        // until drop, and nothing writes through it.
-        unsafe { std::slice::from_raw_parts(self.pointer, self.layout.size()) }
-    }
-}
-
-impl Drop for ZeroBuffer {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.pointer, self.layout) }
-    }
+/// `bytes` page-aligned zeros, as O_DIRECT writes need, in `storage`
+/// (allocated a page larger, to find an aligned start in).
+fn aligned_zeros(storage: &mut Vec<u8>, bytes: usize) -> &[u8] {
+    *storage = vec![0; bytes + PAGE_BYTES];
+    let start = storage.as_ptr().align_offset(PAGE_BYTES);
+    &storage[start..start + bytes]
 }
 
 #[cfg(test)]
@@ -429,6 +409,15 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1024 * 1024;
+
+    /// Waits up to 30 s until `done`; fails the test with `what` if not.
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 
     #[test]
     fn a_segment_is_prepared_for_once_it_fills_within_the_lead() {
@@ -449,16 +438,14 @@ mod tests {
     #[test]
     fn a_spare_is_filled_in_half_the_time_the_active_segment_needs() {
         // 100 MiB/s: the other 924 MiB in ~9.2 s, the spare in ~4.6 s.
-        let rate = fill_rate(1024 * MIB, 100 * MIB, 1024 * MIB, 1_000);
+        let to_full = ms_to_full(100 * MIB, 1024 * MIB, 1_000);
+        assert_eq!(to_full, 9_240);
+        let rate = fill_rate(1024 * MIB, to_full);
         assert!((230_000_000..236_000_000).contains(&rate), "{rate}");
-        assert_eq!(
-            fill_rate(1024 * MIB, 1000 * MIB, 1024 * MIB, 1_000),
-            PREPARE_BYTES_PER_S_MAX
-        );
-        assert_eq!(
-            fill_rate(1024 * MIB, 16 * MIB, 1024 * MIB, 30_000),
-            PREPARE_BYTES_PER_S_MIN
-        );
+        let to_full = ms_to_full(1000 * MIB, 1024 * MIB, 1_000);
+        assert_eq!(fill_rate(1024 * MIB, to_full), PREPARE_BYTES_PER_S_MAX);
+        let to_full = ms_to_full(16 * MIB, 1024 * MIB, 30_000);
+        assert_eq!(fill_rate(1024 * MIB, to_full), PREPARE_BYTES_PER_S_MIN);
     }
 
     #[test]
@@ -467,21 +454,15 @@ mod tests {
         let path = dir.path().join(spare_name());
         let bytes = 3 * PREPARE_WRITE_BYTES as u64 + PAGE_BYTES as u64;
         let spare = start(path.clone(), bytes, PREPARE_BYTES_PER_S_MAX).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !spare.is_ready() {
+        wait_for("the fill did not finish", || {
             assert!(!spare.is_gone(), "the fill failed");
-            assert!(Instant::now() < deadline, "the fill did not finish");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+            spare.is_ready()
+        });
         let content = std::fs::read(&path).unwrap();
         assert_eq!(content.len() as u64, bytes);
         assert!(content.iter().all(|&byte| byte == 0));
         spare.discard();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while path.exists() {
-            assert!(Instant::now() < deadline, "a discarded ready spare stays");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for("a discarded ready spare stays", || !path.exists());
     }
 
     #[test]
@@ -491,11 +472,9 @@ mod tests {
         let spare = start(path.clone(), 2 * 1024 * MIB, PREPARE_BYTES_PER_S_MIN).unwrap();
         let fill = spare.fill.clone();
         spare.discard();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while fill.progress.load(Ordering::SeqCst) != FAILED {
-            assert!(Instant::now() < deadline, "the fill did not stop");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for("the fill did not stop", || {
+            fill.progress.load(Ordering::SeqCst) == FAILED
+        });
         assert!(!path.exists(), "a cancelled fill removes its file");
 
         std::fs::write(dir.path().join(format!("1-2.{SPARE_SUFFIX}")), b"x").unwrap();

@@ -494,13 +494,6 @@ fn a_log_that_fills_segments_fast_rolls_into_a_spare_filled_ahead() {
         let log = Log::open(dir.path(), config.clone()).await.unwrap();
         let mut expected = Vec::new();
         let mut tag = 0u64;
-        let spare_files = |dir: &std::path::Path| -> Vec<PathBuf> {
-            std::fs::read_dir(dir)
-                .unwrap()
-                .map(|entry| entry.unwrap().path())
-                .filter(|path| path.extension().is_some_and(|ext| ext == SPARE_SUFFIX))
-                .collect()
-        };
 
         // Up to PREPARE_AFTER_BYTES the segment grows with its writes.
         while first_written(&log) + 64 * 1024 < PREPARE_AFTER_BYTES {
@@ -533,7 +526,7 @@ fn a_log_that_fills_segments_fast_rolls_into_a_spare_filled_ahead() {
         let appended = log.append(batch(tag, 1, 1000, 0)).await.unwrap();
         expected.push((appended.base_offset.0, tag));
         let second = *log.state.borrow().segments.keys().nth(1).unwrap();
-        assert!(log.state.borrow().segments[&second].prepared);
+        assert!(log.state.borrow().segments[&second].allocated_ahead());
         let first_bytes = log.state.borrow().segments[&Offset(0)].bytes;
         assert!(first_bytes < config.segment_bytes_max, "rolled early");
         let length = |base| {
@@ -543,7 +536,7 @@ fn a_log_that_fills_segments_fast_rolls_into_a_spare_filled_ahead() {
         };
         assert_eq!(length(Offset(0)), first_bytes, "sealed to its length");
         assert_eq!(length(second), config.segment_bytes_max, "the spare, whole");
-        assert!(spare_files(dir.path()).is_empty(), "the spare was renamed");
+        assert!(spares(dir.path()).is_empty(), "the spare was renamed");
         check_every_offset(&log, &expected).await;
         log.close().await.unwrap();
 
@@ -552,9 +545,9 @@ fn a_log_that_fills_segments_fast_rolls_into_a_spare_filled_ahead() {
         check_every_offset(&log, &expected).await;
         let appended = log.append(batch(tag + 1, 1, 1000, 0)).await.unwrap();
         assert_eq!(appended.base_offset, Offset(expected.len() as u64));
-        assert!(log.state.borrow().segments[&second].prepared);
+        assert!(log.state.borrow().segments[&second].allocated_ahead());
         log.close().await.unwrap();
-        assert!(spare_files(dir.path()).is_empty());
+        assert!(spares(dir.path()).is_empty());
     });
 }
 
@@ -590,45 +583,59 @@ fn a_spare_left_by_a_crash_is_removed_and_none_is_made_when_turned_off() {
     });
 }
 
+fn spares(dir: &std::path::Path) -> Vec<PathBuf> {
+    spare::spare_files(dir).unwrap()
+}
+
+/// Waits (up to `within`) until `done`; fails the test with `what` if not.
+async fn eventually(what: &str, within: Duration, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A log with segments of `segment_bytes` on a clock that stands still,
+/// appended to until its segment fills "at once" and a spare is started;
+/// the clock, and the next batch tag.
+async fn log_with_a_spare(
+    dir: &std::path::Path,
+    segment_bytes: u64,
+) -> (Log, Rc<ManualClock>, u64) {
+    let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+    let options = LogOptions {
+        clock: clock.clone(),
+        faults: None,
+    };
+    let config = LogConfig {
+        segment_bytes_max: segment_bytes,
+        ..LogConfig::default()
+    };
+    let log = Log::open_with(dir, config, options).await.unwrap();
+    let mut tag = 0;
+    while log.state.borrow().spare.is_none() {
+        assert!(first_written(&log) < 2 * PREPARE_AFTER_BYTES, "no spare");
+        log.append(batch(tag, 16, 4000, 0)).await.unwrap();
+        tag += 1;
+    }
+    (log, clock, tag)
+}
+
+fn spare_path(log: &Log) -> PathBuf {
+    let state = log.state.borrow();
+    state.spare.as_ref().expect("a spare").path().to_path_buf()
+}
+
 #[test]
 fn an_idle_log_gives_its_spare_back() {
     run(|| async {
-        const MIB: u64 = 1024 * 1024;
         let dir = tempfile::tempdir().unwrap();
-        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
-        let options = LogOptions {
-            clock: clock.clone(),
-            faults: None,
-        };
-        let config = LogConfig {
-            segment_bytes_max: 32 * MIB,
-            ..LogConfig::default()
-        };
-        let log = Log::open_with(dir.path(), config, options).await.unwrap();
-        // The clock stands still: the segment fills "at once", fast enough.
-        let mut tag = 0;
-        while log.state.borrow().spare.is_none() {
-            assert!(first_written(&log) < 32 * MIB, "no spare");
-            log.append(batch(tag, 16, 4000, 0)).await.unwrap();
-            tag += 1;
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !log.state.borrow().spare.as_ref().unwrap().is_ready() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the spare never got ready"
-            );
-            glommio::timer::sleep(Duration::from_millis(10)).await;
-        }
-        let spare_path = log
-            .state
-            .borrow()
-            .spare
-            .as_ref()
-            .unwrap()
-            .path()
-            .to_path_buf();
-        assert!(spare_path.exists());
+        let (log, clock, tag) = log_with_a_spare(dir.path(), 32 * 1024 * 1024).await;
+        let ready = || log.state.borrow().spare.as_ref().unwrap().is_ready();
+        eventually("the spare never got ready", Duration::from_secs(60), ready).await;
+        let path = spare_path(&log);
+        assert!(path.exists());
 
         // Idle, but not for long enough: the spare stays.
         clock.0.set(clock.0.get() + SPARE_IDLE_MS as i64 - 1);
@@ -638,11 +645,8 @@ fn an_idle_log_gives_its_spare_back() {
         // Idle for SPARE_IDLE_MS since the last sync: given back.
         clock.0.set(clock.0.get() + 1);
         log.state.borrow_mut().ring_flusher();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while log.state.borrow().spare.is_some() || spare_path.exists() {
-            assert!(std::time::Instant::now() < deadline, "the spare stayed");
-            glommio::timer::sleep(Duration::from_millis(10)).await;
-        }
+        let gone = || log.state.borrow().spare.is_none() && !path.exists();
+        eventually("the spare stayed", Duration::from_secs(10), gone).await;
         // The log goes on in a segment of its own.
         let appended = log.append(batch(tag, 1, 100, 0)).await.unwrap();
         assert_eq!(log.read(appended.base_offset, 1).await.unwrap().len(), 1);
@@ -653,40 +657,12 @@ fn an_idle_log_gives_its_spare_back() {
 #[test]
 fn closing_a_log_stops_its_spare_and_removes_it() {
     run(|| async {
-        const MIB: u64 = 1024 * 1024;
         let dir = tempfile::tempdir().unwrap();
-        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
-        let options = LogOptions {
-            clock,
-            faults: None,
-        };
         // A large segment: its spare is still filling when the log closes.
-        let config = LogConfig {
-            segment_bytes_max: SEGMENT_BYTES_CAP,
-            ..LogConfig::default()
-        };
-        let log = Log::open_with(dir.path(), config, options).await.unwrap();
-        let mut tag = 0;
-        while log.state.borrow().spare.is_none() {
-            assert!(first_written(&log) < 64 * MIB, "no spare");
-            log.append(batch(tag, 16, 4000, 0)).await.unwrap();
-            tag += 1;
-        }
-        let spare_path = log
-            .state
-            .borrow()
-            .spare
-            .as_ref()
-            .unwrap()
-            .path()
-            .to_path_buf();
+        let (log, _clock, _) = log_with_a_spare(dir.path(), SEGMENT_BYTES_CAP).await;
+        let path = spare_path(&log);
         log.close().await.unwrap();
-        assert!(!spare_path.exists(), "the spare outlived the close");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .filter(|name| name.ends_with(SPARE_SUFFIX))
-            .collect();
-        assert!(names.is_empty(), "{names:?}");
+        assert!(!path.exists(), "the spare outlived the close");
+        assert!(spares(dir.path()).is_empty());
     });
 }
