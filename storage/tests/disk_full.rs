@@ -21,6 +21,7 @@ use std::{
     path::{Path, PathBuf},
     process::Command,
     rc::Rc,
+    sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::{Duration, Instant},
 };
 
@@ -87,6 +88,39 @@ enum Filesystem {
 struct SmallFilesystem {
     mount_point: PathBuf,
     _temp: tempfile::TempDir,
+    /// Released after the unmount (fields drop after `Drop::drop`).
+    _turn: Turn,
+}
+
+/// A full disk anywhere in the process makes every log give its spare
+/// segment back (by design: the process's logs share the disk). The tests
+/// that fill disks run side by side; a test of spares runs alone, or their
+/// full disks would take its spare away while it looks at it.
+static FULL_DISKS: RwLock<()> = RwLock::new(());
+
+enum Turn {
+    SideBySide {
+        _held: RwLockReadGuard<'static, ()>,
+    },
+    Alone {
+        _held: RwLockWriteGuard<'static, ()>,
+    },
+}
+
+impl Turn {
+    /// Waits for the turn. A test that failed holding it does not fail the
+    /// others: the lock guards no data.
+    fn take(alone: bool) -> Turn {
+        if alone {
+            Turn::Alone {
+                _held: FULL_DISKS.write().unwrap_or_else(PoisonError::into_inner),
+            }
+        } else {
+            Turn::SideBySide {
+                _held: FULL_DISKS.read().unwrap_or_else(PoisonError::into_inner),
+            }
+        }
+    }
 }
 
 fn command(program: &str, args: &[&str]) -> Result<(), String> {
@@ -108,7 +142,11 @@ fn command(program: &str, args: &[&str]) -> Result<(), String> {
 impl SmallFilesystem {
     /// Mounts `kind` (an ext4 image of `image_bytes`, or a tmpfs of
     /// [`TMPFS_BYTES`]).
-    fn mount_sized(kind: Filesystem, image_bytes: u64) -> Result<SmallFilesystem, String> {
+    fn mount_sized(
+        kind: Filesystem,
+        image_bytes: u64,
+        turn: Turn,
+    ) -> Result<SmallFilesystem, String> {
         let temp = tempfile::tempdir().map_err(|error| format!("tempdir: {error}"))?;
         let mount_point = temp.path().join("mnt");
         std::fs::create_dir(&mount_point).map_err(|error| format!("mkdir: {error}"))?;
@@ -145,20 +183,22 @@ impl SmallFilesystem {
         Ok(SmallFilesystem {
             mount_point,
             _temp: temp,
+            _turn: turn,
         })
     }
 
     /// Mounts `kind`, or says why not and returns `None`: the test skips.
     fn mount_or_skip(kind: Filesystem, test: &str) -> Option<SmallFilesystem> {
-        SmallFilesystem::mount_sized_or_skip(kind, EXT4_IMAGE_BYTES, test)
+        SmallFilesystem::mount_sized_or_skip(kind, EXT4_IMAGE_BYTES, Turn::take(false), test)
     }
 
     fn mount_sized_or_skip(
         kind: Filesystem,
         image_bytes: u64,
+        turn: Turn,
         test: &str,
     ) -> Option<SmallFilesystem> {
-        match SmallFilesystem::mount_sized(kind, image_bytes) {
+        match SmallFilesystem::mount_sized(kind, image_bytes, turn) {
             Ok(filesystem) => Some(filesystem),
             Err(reason) => {
                 eprintln!("{test}: skipped, cannot mount {kind:?}: {reason}");
@@ -1177,9 +1217,12 @@ fn spare_segments_give_their_space_back_to_a_full_disk() {
     /// Space a full disk may keep from data: file system metadata, index
     /// and snapshot files, the pages a refused round left.
     const MARGIN_BYTES: u64 = 6 * MIB;
-    let Some(filesystem) =
-        SmallFilesystem::mount_sized_or_skip(Filesystem::Ext4OnLoop, IMAGE_BYTES, TEST)
-    else {
+    let Some(filesystem) = SmallFilesystem::mount_sized_or_skip(
+        Filesystem::Ext4OnLoop,
+        IMAGE_BYTES,
+        Turn::take(true),
+        TEST,
+    ) else {
         return;
     };
     let mount_point = filesystem.mount_point.clone();

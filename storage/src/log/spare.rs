@@ -404,6 +404,27 @@ fn aligned_zeros(storage: &mut Vec<u8>, bytes: usize) -> &[u8] {
     &storage[start..start + bytes]
 }
 
+/// A full disk anywhere in the process gives every spare back, so the
+/// tests that meet one (by injected ENOSPC) and the tests that watch a
+/// spare must not overlap: the first take [`given_back`], the others
+/// [`kept`].
+#[cfg(test)]
+pub(crate) mod test_turns {
+    use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+    static FULL_DISKS: RwLock<()> = RwLock::new(());
+
+    /// Held by a test that watches a spare: no full disk meanwhile.
+    pub(crate) fn kept() -> RwLockReadGuard<'static, ()> {
+        FULL_DISKS.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Held by a test that makes a full disk: no spare is watched meanwhile.
+    pub(crate) fn given_back() -> RwLockWriteGuard<'static, ()> {
+        FULL_DISKS.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +471,7 @@ mod tests {
 
     #[test]
     fn a_spare_is_filled_with_zeros_and_synced() {
+        let _turn = test_turns::kept();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(spare_name());
         let bytes = 3 * PREPARE_WRITE_BYTES as u64 + PAGE_BYTES as u64;
@@ -467,6 +489,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_fill_removes_its_file_and_leftovers_are_removed() {
+        let _turn = test_turns::kept();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(spare_name());
         let spare = start(path.clone(), 2 * 1024 * MIB, PREPARE_BYTES_PER_S_MIN).unwrap();

@@ -217,6 +217,7 @@ fn a_failed_write_fences_the_log() {
 
 #[test]
 fn a_full_disk_fails_the_append_undoes_it_and_later_appends_work() {
+    let _turn = spare::test_turns::given_back();
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
         // Preallocated, so that a full disk also meets the roll.
@@ -483,6 +484,7 @@ fn first_written(log: &Log) -> u64 {
 
 #[test]
 fn a_log_that_fills_segments_fast_rolls_into_a_spare_filled_ahead() {
+    let _turn = spare::test_turns::kept();
     run(|| async {
         const MIB: u64 = 1024 * 1024;
         let dir = tempfile::tempdir().unwrap();
@@ -629,6 +631,7 @@ fn spare_path(log: &Log) -> PathBuf {
 
 #[test]
 fn an_idle_log_gives_its_spare_back() {
+    let _turn = spare::test_turns::kept();
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
         let (log, clock, tag) = log_with_a_spare(dir.path(), 32 * 1024 * 1024).await;
@@ -656,6 +659,7 @@ fn an_idle_log_gives_its_spare_back() {
 
 #[test]
 fn closing_a_log_stops_its_spare_and_removes_it() {
+    let _turn = spare::test_turns::kept();
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
         // A large segment: its spare is still filling when the log closes.
