@@ -172,6 +172,7 @@ impl Broker {
             check_port_free(admin_addr)?;
         }
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
+        delete_what_no_topic_owns(&config.data_dir, &metadata);
         let metadata = Arc::new(metadata);
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
             .map(|_| async_channel::bounded(SHARD_INBOX_MAX))
@@ -421,6 +422,44 @@ fn bind_admin(shard: &Shard) -> Result<Option<TcpListener>, String> {
             .map(|listener| Some(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }))
             .map_err(|error| format!("cannot listen on {addr}: {error}")),
         _ => Ok(None),
+    }
+}
+
+/// Hands to the deleter what a deletion cut short by a stop left under the
+/// data directory: topic and partition directories already renamed
+/// `*.deleted`, and the directory of a topic the metadata no longer has
+/// (deleted from the metadata, stopped before its files were renamed).
+/// Best effort: what is not deleted now is at the next start.
+fn delete_what_no_topic_owns(data_dir: &std::path::Path, metadata: &Metadata) {
+    let topics = data_dir.join("topics");
+    let Ok(entries) = std::fs::read_dir(&topics) else {
+        return;
+    };
+    let owned: std::collections::HashSet<std::path::PathBuf> = metadata
+        .topics
+        .values()
+        .map(|topic| topic.topic_dir(data_dir))
+        .collect();
+    let deleter = sluice_storage::deleter::delete_leftovers;
+    if let Err(error) = deleter(&topics) {
+        tracing::warn!(dir = %topics.display(), %error, "leftover deletions not resumed");
+    }
+    for path in entries.filter_map(|entry| Some(entry.ok()?.path())) {
+        let deleted = path
+            .extension()
+            .is_some_and(|ext| ext == sluice_storage::deleter::DELETED_SUFFIX);
+        if deleted || !path.is_dir() {
+            continue;
+        }
+        let result = if owned.contains(&path) {
+            deleter(&path)
+        } else {
+            tracing::info!(dir = %path.display(), "deleting the files of a topic that no longer exists");
+            sluice_storage::deleter::delete(&path, std::time::Duration::ZERO)
+        };
+        if let Err(error) = result {
+            tracing::warn!(dir = %path.display(), %error, "leftover deletions not resumed");
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! the change is answered, so whatever the client does next, on any
 //! connection, sees it. Changes run one at a time.
 
-use std::{collections::BTreeMap, ops::Range, rc::Rc, sync::Arc};
+use std::{collections::BTreeMap, ops::Range, rc::Rc, sync::Arc, time::Duration};
 
 use futures_channel::oneshot;
 use sluice_net::native::{
@@ -20,6 +20,7 @@ use crate::{
     shard::{Failure, PartitionOp, Shard, ShardMessage},
     topic_config::log_config,
 };
+use sluice_storage::log::LogConfig;
 
 /// A topic has at most this many partitions: each is a directory, a log and
 /// open files on its shard.
@@ -264,7 +265,18 @@ async fn delete_topic(
     if let Err(failure) = removed {
         tracing::warn!(topic = name, message = %failure.message, "partition files not removed");
     }
-    let _ = std::fs::remove_dir_all(meta.topic_dir(data_dir));
+    // Its partitions' directories are renamed inside it, awaiting deletion;
+    // the topic's goes the same way, taking them along.
+    let delay = log_config(&meta.configs)
+        .map_or(LogConfig::default().file_delete_delay_ms, |config| {
+            config.file_delete_delay_ms
+        });
+    let topic_dir = meta.topic_dir(data_dir);
+    if let Err(error) = sluice_storage::deleter::delete(&topic_dir, Duration::from_millis(delay)) {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(topic = name, %error, "topic directory not deleted");
+        }
+    }
     tracing::info!(topic = name, "topic deleted");
     Ok(())
 }

@@ -568,10 +568,15 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
         }
         PartitionOp::Remove { dir, reply } => {
             let removed = shard.partitions.borrow_mut().remove(&key);
+            let mut delay_ms = LogConfig::default().file_delete_delay_ms;
             if let Some(log) = removed {
+                delay_ms = log.config().file_delete_delay_ms;
                 let _ = log.close().await;
             }
-            let result = match std::fs::remove_dir_all(&dir) {
+            // Renamed now, given back to the disk later and slowly: see
+            // sluice_storage::deleter.
+            let delay = std::time::Duration::from_millis(delay_ms);
+            let result = match sluice_storage::deleter::delete(&dir, delay) {
                 Ok(()) => Ok(()),
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(error) => Err(Failure::new(ErrorCode::StorageFailed, error.to_string())),

@@ -43,6 +43,10 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
         "segment.prepare",
         "`true`: a partition that fills segments fast writes into the next segment's file, zero-filled ahead by a helper thread",
     ),
+    (
+        "file.delete.delay.ms",
+        "how long a deleted segment's file stays on disk before its space is given back, a step at a time",
+    ),
 ];
 
 /// Every topic config's value for a topic with `configs` set: the value
@@ -72,6 +76,7 @@ pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static str, Strin
                 },
                 "preallocate" => defaults.preallocate.to_string(),
                 "segment.prepare" => defaults.prepare_segments.to_string(),
+                "file.delete.delay.ms" => defaults.file_delete_delay_ms.to_string(),
                 _ => String::new(),
             };
             (*name, default, false)
@@ -176,6 +181,13 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Confi
             }
             "preallocate" => config.preallocate = boolean(name, value)?,
             "segment.prepare" => config.prepare_segments = boolean(name, value)?,
+            "file.delete.delay.ms" => {
+                let ms = number(name, value)?;
+                if ms < 0 {
+                    return Err(invalid(name, value, "must not be negative"));
+                }
+                config.file_delete_delay_ms = ms as u64;
+            }
             _ => {
                 let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|(name, _)| *name).collect();
                 return Err(invalid(
@@ -221,9 +233,11 @@ mod tests {
             ("flush.interval.ms", "5"),
             ("preallocate", "true"),
             ("segment.prepare", "false"),
+            ("file.delete.delay.ms", "0"),
         ]))
         .unwrap();
         assert!(config.preallocate);
+        assert_eq!(config.file_delete_delay_ms, 0);
         assert!(!config.prepare_segments);
         assert_eq!(config.retention_ms, Some(60_000));
         assert_eq!(config.retention_bytes, None);
@@ -244,5 +258,6 @@ mod tests {
         assert!(log_config(&configs(&[("flush.interval.ms", "5")])).is_err());
         assert!(log_config(&configs(&[("preallocate", "yes")])).is_err());
         assert!(log_config(&configs(&[("segment.prepare", "1")])).is_err());
+        assert!(log_config(&configs(&[("file.delete.delay.ms", "-1")])).is_err());
     }
 }

@@ -12,7 +12,9 @@
 //! `Send` nor `Sync`: the thread-per-core design needs no locks here.
 
 pub mod batch;
+pub mod deleter;
 pub mod log;
+mod priority;
 
 /// The position of a record in its partition. Offsets start at zero and grow
 /// by one per record; they are never reused.

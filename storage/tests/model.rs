@@ -132,7 +132,7 @@ impl Case {
             index_interval_bytes: INDEX_INTERVAL_BYTES,
             tail_cache_bytes_max: TAIL_CACHE_BYTES_MAX,
             preallocate: self.preallocate,
-            prepare_segments: true,
+            ..LogConfig::default()
         }
     }
 }

@@ -21,8 +21,10 @@ pub(super) fn disk_full(shared: &Shared, path: &std::path::Path, error: io::Erro
     let mut state = shared.borrow_mut();
     let message = format!("{}: {error}", path.display());
     tracing::warn!(log = %state.dir.display(), %message, "disk full");
-    // Spares hold space for data not yet written: data comes first.
+    // Spares hold space for data not yet written, deleted files space
+    // being given back slowly: data comes first.
     super::spare::give_back_all();
+    crate::deleter::hurry();
     if matches!(state.config.flush, FlushPolicy::Interval(_)) {
         state.disk_full = Some(message);
         return;

@@ -176,6 +176,10 @@ pub struct LogConfig {
     /// price of a second write of every byte. On by default; the `spare`
     /// module says when, why and what it measured.
     pub prepare_segments: bool,
+    /// How long a deleted segment's file stays on disk (renamed `*.deleted`)
+    /// before its space is given back: readers that had it open finish with
+    /// it first. Kafka's `file.delete.delay.ms`. See [`crate::deleter`].
+    pub file_delete_delay_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -190,6 +194,7 @@ impl Default for LogConfig {
             tail_cache_bytes_max: 4 * 1024 * 1024,
             preallocate: false,
             prepare_segments: true,
+            file_delete_delay_ms: 60_000,
         }
     }
 }

@@ -281,6 +281,7 @@ pub(super) async fn recover(
                 .map_err(io_error("sync directory", parent))?;
         }
     }
+    crate::deleter::delete_leftovers(dir).map_err(io_error("delete leftovers in", dir))?;
     super::spare::remove_leftovers(dir).map_err(io_error("remove spare segments in", dir))?;
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_error("list", dir))? {

@@ -6,7 +6,7 @@
 //! segment kept go with the segments; the one at its base keeps the
 //! producers of the deleted segments.
 
-use std::io;
+use std::{io, time::Duration};
 
 use super::{
     segment::{segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX},
@@ -77,7 +77,7 @@ async fn delete_oldest(
     why: &'static str,
     doomed: impl Fn(&Segment, Offset, u64) -> bool,
 ) -> io::Result<RetentionOutcome> {
-    let (dir, removed, log_start, first_base) = {
+    let (dir, removed, log_start, first_base, delay) = {
         let mut state = shared.borrow_mut();
         let state = &mut *state;
         let mut kept_bytes = state.size_bytes();
@@ -118,7 +118,8 @@ async fn delete_oldest(
         let log_start = state.log_start.max(first_base);
         state.log_start = log_start;
         drop_cached_below(state, log_start);
-        (state.dir.clone(), removed, log_start, first_base)
+        let delay = Duration::from_millis(state.config.file_delete_delay_ms);
+        (state.dir.clone(), removed, log_start, first_base, delay)
     };
 
     let mut outcome = RetentionOutcome {
@@ -126,8 +127,10 @@ async fn delete_oldest(
         ..RetentionOutcome::default()
     };
     for (base, _, bytes) in removed {
+        // Renamed out of the way now, given back to the disk later and
+        // slowly (readers may have the files open; see crate::deleter).
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            match std::fs::remove_file(segment_path(&dir, base, suffix)) {
+            match crate::deleter::delete(&segment_path(&dir, base, suffix), delay) {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => return Err(error),

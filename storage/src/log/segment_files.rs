@@ -156,7 +156,7 @@ async fn adopt_spare(
     }
     .await;
     if opened.is_err() {
-        let _ = std::fs::remove_file(path);
+        let _ = crate::deleter::delete(path, std::time::Duration::ZERO);
     }
     opened
 }

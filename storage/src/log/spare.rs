@@ -93,6 +93,8 @@ struct Fill {
     progress: AtomicU8,
     /// Set to stop the fill, or to give a ready spare's space back.
     cancel: AtomicBool,
+    /// Set with `cancel` when a disk is full.
+    space_needed: AtomicBool,
 }
 
 impl Fill {
@@ -104,22 +106,32 @@ impl Fill {
         self.progress.load(Ordering::SeqCst) == FAILED || self.cancel.load(Ordering::SeqCst)
     }
 
-    /// Stops the fill; the helper removes the file. A spare that is ready
-    /// is removed by a thread of its own: removing a file of a segment's
-    /// size frees (and, on a mount with `discard`, discards) all its blocks
-    /// in the call, tens of ms that must not stall the shard.
-    fn cancel(&self) {
+    /// Stops the fill; the helper disposes of the file, or this call if
+    /// the spare is ready. `space_needed`: a disk is full, and the file's
+    /// space is given back at once.
+    fn cancel(&self, space_needed: bool) {
+        self.space_needed.store(space_needed, Ordering::SeqCst);
         self.cancel.store(true, Ordering::SeqCst);
         if self.progress.load(Ordering::SeqCst) == READY {
-            let path = self.path.clone();
-            let removed = std::thread::Builder::new()
-                .name("sluice-spare".into())
-                .spawn(move || {
-                    let _ = std::fs::remove_file(path);
-                });
-            if removed.is_err() {
+            self.dispose();
+        }
+    }
+
+    /// Hands the file to the deleter (see crate::deleter: removing a file
+    /// of a segment's size at once, on a mount with `discard`, stalls the
+    /// disk for tens of ms), which gives its space back at once if a disk
+    /// is full.
+    fn dispose(&self) {
+        match crate::deleter::delete(&self.path, Duration::ZERO) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(path = %self.path.display(), %error, "could not delete a spare segment");
                 let _ = std::fs::remove_file(&self.path);
             }
+        }
+        if self.space_needed.load(Ordering::SeqCst) {
+            crate::deleter::hurry();
         }
     }
 }
@@ -138,12 +150,12 @@ impl Spare {
     }
 
     pub fn discard(self) {
-        self.fill.cancel();
+        self.fill.cancel(false);
     }
 
-    /// Stops the fill and removes the file, and returns once both are done
-    /// (or after [`CLOSE_WAIT`]): for a closing log, whose directory may be
-    /// removed next. The removal runs here, on the shard's thread.
+    /// Stops the fill and hands the file to the deleter, and returns once
+    /// the helper has stopped (or after [`CLOSE_WAIT`]): for a closing log,
+    /// whose directory may be deleted next.
     pub async fn remove(self) {
         self.fill.cancel.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + CLOSE_WAIT;
@@ -151,7 +163,7 @@ impl Spare {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
         if self.fill.progress.load(Ordering::SeqCst) == READY {
-            let _ = std::fs::remove_file(&self.fill.path);
+            self.fill.dispose();
         }
     }
 }
@@ -177,7 +189,7 @@ pub(super) fn give_back_all() {
         if !fill.is_gone() {
             tracing::info!(path = %fill.path.display(), "spare segment given back to a full disk");
         }
-        fill.cancel();
+        fill.cancel(true);
     }
 }
 
@@ -212,7 +224,9 @@ pub(super) fn spare_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Removes the spare files a previous run left in `dir`.
 pub(super) fn remove_leftovers(dir: &Path) -> io::Result<()> {
-    spare_files(dir)?.iter().try_for_each(std::fs::remove_file)
+    spare_files(dir)?
+        .iter()
+        .try_for_each(|path| crate::deleter::delete(path, Duration::ZERO))
 }
 
 /// After a write to the active segment: starts a spare if the segment is
@@ -307,6 +321,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
         path,
         progress: AtomicU8::new(FILLING),
         cancel: AtomicBool::new(false),
+        space_needed: AtomicBool::new(false),
     });
     let helper = fill.clone();
     std::thread::Builder::new()
@@ -316,6 +331,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
                 path,
                 progress,
                 cancel,
+                ..
             } = &*helper;
             match write_zeros(path, bytes, bytes_per_s, cancel) {
                 Ok(true) => {
@@ -324,7 +340,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
                     // of the two sees the other and removes the file.
                     progress.store(READY, Ordering::SeqCst);
                     if cancel.load(Ordering::SeqCst) {
-                        let _ = std::fs::remove_file(path);
+                        helper.dispose();
                     } else {
                         tracing::info!(path = %path.display(), "spare segment ready");
                     }
@@ -335,7 +351,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
                     tracing::warn!(path = %path.display(), %error, "could not prepare a spare segment");
                 }
             }
-            let _ = std::fs::remove_file(path);
+            helper.dispose();
             progress.store(FAILED, Ordering::SeqCst);
         })?;
     let mut fills = FILLS
@@ -349,7 +365,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
 /// Creates `path` and fills it with `bytes` zeros through O_DIRECT at
 /// `bytes_per_s`, then syncs it. Whether it finished: false if cancelled.
 fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::Result<bool> {
-    lower_priority();
+    crate::priority::lower(crate::priority::Io::Idle);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -374,26 +390,6 @@ fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -
     }
     file.sync_all()?;
     Ok(true)
-}
-
-/// The calling thread yields its core and its disk to anything else: nice
-/// 19, idle I/O class. Best effort: a system that refuses keeps the fill
-/// paced all the same.
-fn lower_priority() {
-    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
-    const IOPRIO_CLASS_IDLE: libc::c_int = 3;
-    const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
-    // SAFETY: both calls take plain integers and act on the calling thread
-    // (who = 0); they have no memory effects.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
-        libc::syscall(
-            libc::SYS_ioprio_set,
-            IOPRIO_WHO_PROCESS,
-            0,
-            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
-        );
-    }
 }
 
 /// `bytes` page-aligned zeros, as O_DIRECT writes need, in `storage`
@@ -503,10 +499,14 @@ mod tests {
         std::fs::write(dir.path().join(format!("1-2.{SPARE_SUFFIX}")), b"x").unwrap();
         std::fs::write(dir.path().join("00000000000000000000.log"), b"").unwrap();
         remove_leftovers(dir.path()).unwrap();
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names, ["00000000000000000000.log"]);
+        let names = || -> Vec<_> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+                .collect()
+        };
+        wait_for("the leftover stayed", || {
+            names() == ["00000000000000000000.log"]
+        });
     }
 }

@@ -3,7 +3,7 @@
 
 use std::{cell::Cell, future::Future, rc::Rc, time::Duration};
 
-use super::segment::{segment_path, LOG_SUFFIX};
+use super::segment::{parse_segment_name, segment_path, LOG_SUFFIX};
 use super::*;
 use crate::batch::BatchBuilder;
 
@@ -312,6 +312,85 @@ fn interval_policy_acknowledges_at_once_and_syncs_on_its_schedule() {
         log.close().await.unwrap();
         let log = Log::open(dir.path(), config).await.unwrap();
         assert_eq!(log.end_offset(), Offset(100));
+    });
+}
+
+/// The names in `dir` ending in `.suffix`.
+fn names_ending(dir: &std::path::Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(&format!(".{suffix}")))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Retention renames a deleted segment's files at once (a reader that has
+/// them open reads on), keeps them through `file.delete.delay.ms`, then
+/// the deleter gives their space back; a reopened log finds what a stop
+/// left and deletes it.
+#[test]
+fn deleted_segments_wait_out_their_delay_and_leftovers_are_deleted_on_open() {
+    run(|| async {
+        const DELAY_MS: u64 = 400;
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes_max: 16 * 1024,
+            retention_bytes: Some(32 * 1024),
+            retention_ms: None,
+            file_delete_delay_ms: DELAY_MS,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir.path(), config.clone()).await.unwrap();
+        for tag in 0..100 {
+            log.append(batch(tag, 1, 1000, 0)).await.unwrap();
+        }
+        let logs_before = names_ending(dir.path(), LOG_SUFFIX).len();
+        let deleted_at = std::time::Instant::now();
+        let outcome = log.apply_retention().await.unwrap();
+        assert!(outcome.segments_deleted > 0);
+        let logs = names_ending(dir.path(), LOG_SUFFIX);
+        assert_eq!(logs.len(), logs_before - outcome.segments_deleted as usize);
+        assert_eq!(logs.len(), log.segment_count());
+        let pending = names_ending(dir.path(), crate::deleter::DELETED_SUFFIX);
+        assert_eq!(
+            pending.len(),
+            3 * outcome.segments_deleted as usize,
+            "each deleted segment's log and two indexes, renamed: {pending:?}"
+        );
+        assert!(pending
+            .iter()
+            .all(|name| parse_segment_name(name).is_none()));
+        glommio::timer::sleep(Duration::from_millis(DELAY_MS / 2)).await;
+        assert_eq!(
+            names_ending(dir.path(), crate::deleter::DELETED_SUFFIX),
+            pending,
+            "kept through the delay"
+        );
+        let gone = || names_ending(dir.path(), crate::deleter::DELETED_SUFFIX).is_empty();
+        eventually("deleted files stayed", Duration::from_secs(10), gone).await;
+        assert!(deleted_at.elapsed() >= Duration::from_millis(DELAY_MS));
+
+        // A stop before the deleter got to them leaves `*.deleted` files;
+        // the next open deletes them, and reads on.
+        log.close().await.unwrap();
+        let leftover = dir.path().join(format!(
+            "{}.1-1.{}",
+            segment_path(dir.path(), Offset(0), LOG_SUFFIX)
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            crate::deleter::DELETED_SUFFIX
+        ));
+        std::fs::write(&leftover, vec![7u8; 64 * 1024]).unwrap();
+        let log = Log::open(dir.path(), config).await.unwrap();
+        assert_eq!(log.segment_count(), logs.len());
+        eventually("the leftover stayed", Duration::from_secs(10), gone).await;
+        let start = log.start_offset();
+        assert_eq!(log.read(start, 1).await.unwrap()[0].base_offset(), start);
+        log.close().await.unwrap();
     });
 }
 

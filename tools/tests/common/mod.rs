@@ -75,7 +75,7 @@ impl Broker {
         broker
     }
 
-    fn spawn(&mut self) {
+    pub fn spawn(&mut self) {
         let mut command = Command::new(SLUICE);
         if let Some(working_dir) = &self.working_dir {
             command.current_dir(working_dir);
