@@ -10,7 +10,8 @@
 # native driver, durable produce; A and B alternate REPS times, so both
 # see the same machine. Prints one line per run and the medians of each;
 # the JSON results go to bench/results/ab-WORKLOAD/ (or $OUT). Environment:
-# WARM_UP_S (default 3), DURATION_S (default 10).
+# WARM_UP_S (default 3), DURATION_S (default 10); A_ENV and B_ENV, broker
+# settings of each side as SLUICE_* variables (e.g. 'SLUICE_DELETE_BYTES_PER_S=0').
 set -uo pipefail
 
 workload=${1:?usage: ab.sh WORKLOAD.toml RATE REPS A-CONFIGS B-CONFIGS}
@@ -39,7 +40,10 @@ done
 run() {
     local label=$1 rep=$2 data pid file
     data=$(mktemp -d -t sluice-ab-data.XXXXXX)
-    taskset -c 0 "$sluice" serve --data-dir "$data" --native-addr "127.0.0.1:$port" \
+    local settings=A_ENV
+    [ "$label" = B ] && settings=B_ENV
+    # shellcheck disable=SC2086 # word splitting: VAR=VALUE pairs
+    env ${!settings-} taskset -c 0 "$sluice" serve --data-dir "$data" --native-addr "127.0.0.1:$port" \
         --kafka-addr off --admin-addr off --cores 1 >"$out/serve-$label-$rep.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do

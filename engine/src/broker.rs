@@ -29,10 +29,6 @@ const SHARD_INBOX_MAX: usize = 4096;
 /// How long shutdown waits for requests in flight before closing the logs.
 const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
 
-/// How often each shard applies retention to its partitions (Kafka's
-/// `log.retention.check.interval.ms` default).
-const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(300);
-
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
@@ -172,6 +168,7 @@ impl Broker {
             check_port_free(admin_addr)?;
         }
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
+        sluice_storage::deleter::set_pace(config.delete_bytes_per_s);
         delete_what_no_topic_owns(&config.data_dir, &metadata);
         let metadata = Arc::new(metadata);
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
@@ -496,7 +493,7 @@ async fn open_partitions(shard: &Rc<Shard>) -> Result<usize, String> {
 
 async fn retention_loop(shard: Rc<Shard>) {
     loop {
-        glommio::timer::sleep(RETENTION_CHECK_INTERVAL).await;
+        glommio::timer::sleep(shard.config.retention_check_interval).await;
         let logs: Vec<Rc<Log>> = shard.partitions.borrow().values().cloned().collect();
         for log in logs {
             if let Err(error) = log.apply_retention().await {

@@ -50,6 +50,12 @@ pub struct BrokerConfig {
     /// A consumer-protocol member silent this long is dropped (Kafka's
     /// `group.consumer.session.timeout.ms`).
     pub group_consumer_session_timeout: Duration,
+    /// How often each shard applies retention to its partitions (Kafka's
+    /// `log.retention.check.interval.ms`).
+    pub retention_check_interval: Duration,
+    /// The pace at which deleted files give their space back, bytes/s; 0:
+    /// each file at once (see `sluice_storage::deleter`).
+    pub delete_bytes_per_s: u64,
 }
 
 impl Default for BrokerConfig {
@@ -76,6 +82,8 @@ impl Default for BrokerConfig {
             group_offsets_compact_bytes: 64 * 1024 * 1024,
             group_consumer_heartbeat_interval: Duration::from_secs(5),
             group_consumer_session_timeout: Duration::from_secs(45),
+            retention_check_interval: Duration::from_secs(300),
+            delete_bytes_per_s: sluice_storage::deleter::DELETE_BYTES_PER_S,
         }
     }
 }

@@ -63,6 +63,13 @@ pub fn delete_leftovers(dir: &Path) -> io::Result<()> {
     DELETER.delete_leftovers(dir)
 }
 
+/// Sets the pace at which the process's deleter gives space back, in
+/// bytes/s; 0 removes each file in one call, as soon as its delay is over
+/// (for a disk whose discards cost nothing, or a mount without them).
+pub fn set_pace(bytes_per_s: u64) {
+    DELETER.bytes_per_s.store(bytes_per_s, Ordering::Relaxed);
+}
+
 /// A log met a full disk: unlink everything held, delayed or not, at once.
 pub fn hurry() {
     DELETER.hurry();
@@ -91,7 +98,8 @@ struct Queue {
 /// A queue of paths and the thread that removes them.
 pub(crate) struct Deleter {
     step_bytes: u64,
-    bytes_per_s: u64,
+    /// 0: unpaced.
+    bytes_per_s: AtomicU64,
     queue: Mutex<Queue>,
     /// Rung when something is queued or hurried.
     work: Condvar,
@@ -103,7 +111,7 @@ impl Deleter {
     pub(crate) const fn new(step_bytes: u64, bytes_per_s: u64) -> Deleter {
         Deleter {
             step_bytes,
-            bytes_per_s,
+            bytes_per_s: AtomicU64::new(bytes_per_s),
             queue: Mutex::new(Queue {
                 doomed: VecDeque::new(),
                 removing: 0,
@@ -189,7 +197,7 @@ impl Deleter {
 
     fn run(&self) {
         crate::priority::lower(crate::priority::Io::BestEffortLowest);
-        let mut pace = Pace::new(self.bytes_per_s);
+        let mut pace = Pace::new();
         let mut queue = self.lock();
         loop {
             if queue.doomed.is_empty() && queue.removing == 0 {
@@ -219,9 +227,9 @@ impl Deleter {
             };
             let doomed = queue.doomed.remove(due).expect("a due entry");
             queue.removing += 1;
-            let hurry = queue.hurry;
+            let at_once = queue.hurry || self.bytes_per_s.load(Ordering::Relaxed) == 0;
             drop(queue);
-            if hurry {
+            if at_once {
                 remove_at_once(&doomed.path);
             } else if let Err(error) = self.remove_paced(&doomed.path, &mut pace) {
                 tracing::warn!(path = %doomed.path.display(), %error, "could not delete");
@@ -250,7 +258,11 @@ impl Deleter {
             let file = std::fs::OpenOptions::new().write(true).open(path)?;
             let mut len = metadata.len();
             while len > self.step_bytes && !self.lock().hurry {
-                pace.wait(self.step_bytes);
+                let bytes_per_s = self.bytes_per_s.load(Ordering::Relaxed);
+                if bytes_per_s == 0 {
+                    break;
+                }
+                pace.wait(self.step_bytes, bytes_per_s);
                 len -= self.step_bytes;
                 file.set_len(len)?;
                 file.sync_data()?;
@@ -262,27 +274,26 @@ impl Deleter {
 
 /// Sleeps so that the bytes given back keep to a rate.
 struct Pace {
-    bytes_per_s: u64,
     next: Instant,
 }
 
 impl Pace {
-    fn new(bytes_per_s: u64) -> Pace {
+    fn new() -> Pace {
         Pace {
-            bytes_per_s,
             next: Instant::now(),
         }
     }
 
-    /// Waits for the turn of `bytes` more. Time spent idle is not saved up.
-    fn wait(&mut self, bytes: u64) {
+    /// Waits for the turn of `bytes` more at `bytes_per_s` (not 0). Time
+    /// spent idle is not saved up.
+    fn wait(&mut self, bytes: u64, bytes_per_s: u64) {
         let now = Instant::now();
         if self.next > now {
             std::thread::sleep(self.next - now);
         } else {
             self.next = now;
         }
-        self.next += Duration::from_secs_f64(bytes as f64 / self.bytes_per_s as f64);
+        self.next += Duration::from_secs_f64(bytes as f64 / bytes_per_s as f64);
     }
 }
 
@@ -441,6 +452,22 @@ mod tests {
         deleter.delete_leftovers(dir.path()).unwrap();
         assert!(deleter.wait_until_done(Duration::from_secs(10)));
         assert_eq!(names(dir.path()), ["00000000000000000009.log"]);
+    }
+
+    #[test]
+    fn unpaced_a_file_is_removed_in_one_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        file_of(&path, 256 * MIB);
+        // At 1 MiB/s this would take minutes.
+        let deleter = deleter(MIB, MIB);
+        deleter.bytes_per_s.store(0, Ordering::Relaxed);
+        deleter.delete(&path, Duration::ZERO).unwrap();
+        let renamed = dir.path().join(&names(dir.path())[0]);
+        while let Ok(metadata) = std::fs::metadata(&renamed) {
+            assert_eq!(metadata.len(), 256 * MIB, "not truncated in steps");
+        }
+        assert!(deleter.wait_until_done(Duration::from_secs(10)));
     }
 
     #[test]

@@ -103,6 +103,10 @@ config_layer! {
     group_consumer_heartbeat_interval_ms: u64,
     /// Session timeout of consumer-protocol (KIP-848) members.
     group_consumer_session_timeout_ms: u64,
+    /// How often retention is applied.
+    retention_check_interval_ms: u64,
+    /// The pace of file deletion, bytes/s; 0: at once.
+    delete_bytes_per_s: u64,
 }
 
 fn env_value<T: FromStr>(env: &HashMap<String, String>, key: &str) -> Result<Option<T>, ConfigError>
@@ -219,6 +223,13 @@ impl ConfigLayer {
         }
         if let Some(bytes) = self.frame_bytes_max {
             config.frame_bytes_max = positive("frame_bytes_max", bytes)?;
+        }
+        if let Some(ms) = self.retention_check_interval_ms {
+            config.retention_check_interval =
+                Duration::from_millis(positive("retention_check_interval_ms", ms as usize)? as u64);
+        }
+        if let Some(bytes_per_s) = self.delete_bytes_per_s {
+            config.delete_bytes_per_s = bytes_per_s;
         }
         Ok(config)
     }
@@ -387,6 +398,8 @@ mod tests {
         );
         assert_eq!(config.in_flight_per_connection_max, 7);
         assert_eq!(config.frame_bytes_max, 7);
+        assert_eq!(config.retention_check_interval, Duration::from_millis(7));
+        assert_eq!(config.delete_bytes_per_s, 7);
         assert_eq!(config.kafka_addr.as_deref(), Some("h:7"));
         assert_eq!(config.kafka_advertised_addr.as_deref(), Some("h:7"));
         assert_eq!(config.admin_addr.as_deref(), Some("h:7"));
