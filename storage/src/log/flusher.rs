@@ -139,7 +139,7 @@ async fn write_round(shared: &Shared) {
         if seal_previous(shared, segment_base).await.is_err() {
             return;
         }
-        producer_snapshots::write_at_roll(shared, segment_base);
+        producer_snapshots::write_at_roll(shared, segment_base).await;
         if create_segment_file(shared, segment_base).await.is_err() {
             return;
         }

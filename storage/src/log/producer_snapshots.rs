@@ -103,11 +103,10 @@ fn prune(dir: &Path, keep: Offset, segment_bases: &[Offset]) {
     }
 }
 
-/// Writes `producers` as the snapshot at `offset` and prunes older ones; a
-/// failure is logged, not returned.
-fn write_and_prune(dir: &Path, offset: Offset, producers: &Producers, segment_bases: &[Offset]) {
-    let bytes = producers.encode(offset);
-    match write_snapshot(dir, offset, &bytes) {
+/// Writes `bytes`, producers encoded at `offset`, as the snapshot at
+/// `offset` and prunes older ones; a failure is logged, not returned.
+fn write_and_prune(dir: &Path, offset: Offset, bytes: &[u8], segment_bases: &[Offset]) {
+    match write_snapshot(dir, offset, bytes) {
         Ok(()) => prune(dir, offset, segment_bases),
         Err(error) => tracing::warn!(
             log = %dir.display(), %offset, %error,
@@ -120,7 +119,7 @@ fn write_and_prune(dir: &Path, offset: Offset, producers: &Producers, segment_ba
 /// before it durable: the snapshot at `segment_base`. The producer state in
 /// memory holds the queued batches too (those at and after `segment_base`),
 /// so their changes are undone on a copy first.
-pub(super) fn write_at_roll(shared: &Shared, segment_base: Offset) {
+pub(super) async fn write_at_roll(shared: &Shared, segment_base: Offset) {
     let (dir, producers, segment_bases) = {
         let state = shared.borrow();
         if state.segments.range(..segment_base).next_back().is_none() {
@@ -148,7 +147,12 @@ pub(super) fn write_at_roll(shared: &Shared, segment_base: Offset) {
         let bases: Vec<Offset> = state.segments.keys().copied().collect();
         (state.dir.clone(), producers, bases)
     };
-    write_and_prune(&dir, segment_base, &producers, &segment_bases);
+    // Written and synced on the executor's blocking thread, so that the
+    // shard's other partitions and connections do not wait for it.
+    let bytes = producers.encode(segment_base);
+    glommio::executor()
+        .spawn_blocking(move || write_and_prune(&dir, segment_base, &bytes, &segment_bases))
+        .await;
 }
 
 /// On a clean close, with everything written and durable: the snapshot at
@@ -166,7 +170,7 @@ pub(super) async fn write_on_close(shared: &Shared) {
         let bases: Vec<Offset> = state.segments.keys().copied().collect();
         (state.dir.clone(), state.end, state.producers.clone(), bases)
     };
-    write_and_prune(&dir, end, &producers, &segment_bases);
+    write_and_prune(&dir, end, &producers.encode(end), &segment_bases);
     if let Err(error) = super::segment::sync_dir(&dir).await {
         tracing::warn!(log = %dir.display(), %error, "could not sync the directory of a producer snapshot");
     }

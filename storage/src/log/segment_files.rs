@@ -103,15 +103,23 @@ pub(super) async fn seal_previous(shared: &Shared, next: Offset) -> Result<(), (
             return Err(());
         }
     }
-    for (suffix, bytes) in [(INDEX_SUFFIX, index_bytes), (TIME_INDEX_SUFFIX, time_bytes)] {
-        let path = segment_path(&dir, base, suffix);
-        if let Err(error) = write_file_synced(&path, &bytes) {
-            // Indexes are rebuilt from the log when missing or bad: a failure
-            // here costs time at the next open, not data.
-            tracing::warn!(path = %path.display(), %error, "could not write a sealed index");
-            let _ = std::fs::remove_file(&path);
-        }
-    }
+    // On the executor's blocking thread: two small files written and
+    // synced take about a millisecond, which the shard's other partitions
+    // and connections need not wait for.
+    let indexes = [(INDEX_SUFFIX, index_bytes), (TIME_INDEX_SUFFIX, time_bytes)]
+        .map(|(suffix, bytes)| (segment_path(&dir, base, suffix), bytes));
+    glommio::executor()
+        .spawn_blocking(move || {
+            for (path, bytes) in indexes {
+                if let Err(error) = write_file_synced(&path, &bytes) {
+                    // Indexes are rebuilt from the log when missing or bad:
+                    // a failure here costs time at the next open, not data.
+                    tracing::warn!(path = %path.display(), %error, "could not write a sealed index");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        })
+        .await;
     let truncated = async {
         file.truncate(bytes).await?;
         file.fdatasync().await
