@@ -128,3 +128,80 @@ fn what_a_kill_left_awaiting_deletion_is_deleted_at_the_next_start() {
     assert_eq!(of_topic(&names, "kept").len(), 1, "{names:?}");
     assert_eq!(consumed_count(&broker, "kept"), 100);
 }
+
+fn describe(broker: &Broker, topic: &str) -> serde_json::Value {
+    let out = ok(broker.cli(&["topic", "describe", topic, "--format", "json"], None));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Retention run by the broker on its own schedule (here every 100 ms):
+/// the log start moves past the deleted segments, reads start there, and
+/// the deleted files leave the disk.
+#[test]
+fn retention_through_the_broker_moves_the_log_start_and_gives_the_space_back() {
+    const SEGMENT_BYTES: u64 = 64 * 1024;
+    const RETENTION_BYTES: u64 = 2 * SEGMENT_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(
+        dir.path(),
+        1,
+        &[("SLUICE_RETENTION_CHECK_INTERVAL_MS", "100")],
+    );
+    let segment_bytes = format!("segment.bytes={SEGMENT_BYTES}");
+    let retention_bytes = format!("retention.bytes={RETENTION_BYTES}");
+    let configs = [
+        segment_bytes.as_str(),
+        retention_bytes.as_str(),
+        "file.delete.delay.ms=0",
+    ];
+    let mut args = vec!["topic", "create", "short", "--partitions", "1"];
+    for config in &configs {
+        args.extend(["-c", config]);
+    }
+    ok(broker.cli(&args, None));
+    let filler = "x".repeat(1000);
+    let lines: String = (0..1000).map(|i| format!("{i:04}{filler}\n")).collect();
+    ok(broker.cli(&["produce", "short"], Some(lines.as_bytes())));
+
+    let partition = |described: &serde_json::Value, key: &str| {
+        described["partitions"][0][key].as_u64().unwrap()
+    };
+    eventually("retention never moved the log start", || {
+        partition(&describe(&broker, "short"), "log_start") > 0
+    });
+    let described = describe(&broker, "short");
+    let log_start = partition(&described, "log_start");
+    assert_eq!(partition(&described, "log_end"), 1000);
+    assert!(
+        partition(&described, "size_bytes") <= RETENTION_BYTES + SEGMENT_BYTES,
+        "{described}"
+    );
+    let first = ok(broker.cli(&["consume", "short", "--count", "1"], None));
+    assert!(
+        first.starts_with(&format!("{log_start:04}")),
+        "reads start at the log start {log_start}: {first}"
+    );
+
+    let topic_dir = broker
+        .dir
+        .join("topics")
+        .join(of_topic(&topic_dirs(&broker), "short")[0]);
+    let files = |suffix: &str| {
+        fs::read_dir(topic_dir.join("0"))
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|ext| ext == suffix)
+            })
+            .count()
+    };
+    eventually("deleted segments stayed on disk", || files("deleted") == 0);
+    assert_eq!(
+        files("log") as u64,
+        partition(&describe(&broker, "short"), "segments")
+    );
+}
