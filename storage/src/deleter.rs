@@ -401,7 +401,7 @@ mod tests {
         file_of(&partition.join("a.log"), 3 * MIB);
         file_of(&partition.join("nested").join("b.index"), 100);
         let deleter = deleter(MIB, 1024 * MIB);
-        let delay = Duration::from_millis(300);
+        let delay = Duration::from_millis(1500);
         let began = Instant::now();
         deleter.delete(&partition, delay).unwrap();
         assert!(!partition.exists());

@@ -333,7 +333,7 @@ fn names_ending(dir: &std::path::Path, suffix: &str) -> Vec<String> {
 #[test]
 fn deleted_segments_wait_out_their_delay_and_leftovers_are_deleted_on_open() {
     run(|| async {
-        const DELAY_MS: u64 = 400;
+        const DELAY_MS: u64 = 1500;
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig {
             segment_bytes_max: 16 * 1024,
@@ -362,7 +362,7 @@ fn deleted_segments_wait_out_their_delay_and_leftovers_are_deleted_on_open() {
         assert!(pending
             .iter()
             .all(|name| parse_segment_name(name).is_none()));
-        glommio::timer::sleep(Duration::from_millis(DELAY_MS / 2)).await;
+        glommio::timer::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             names_ending(dir.path(), crate::deleter::DELETED_SUFFIX),
             pending,
