@@ -39,6 +39,10 @@ done
 # run LABEL REP: one run on a fresh broker; prints its line.
 run() {
     local label=$1 rep=$2 data pid file
+    # Nothing dirty left to write back during the run (a build's output,
+    # the previous run's files): buffered writeback queues 4 MiB writes
+    # ahead of the broker's on the device (20-60 ms writes seen).
+    sync
     data=$(mktemp -d -t sluice-ab-data.XXXXXX)
     local settings=A_ENV
     [ "$label" = B ] && settings=B_ENV

@@ -75,6 +75,8 @@ cpu_ticks() {
 # run LABEL DRIVER PORT DURABILITY RATE: one run; a failure is a note.
 run() {
     local label=$1 driver=$2 port=$3 durability=$4 rate
+    # Nothing dirty left to write back during the run (see ab.sh).
+    sync
     rate=$(rate_of "$5") || return 1
     local file=$out/$label-$5 before after
     before=$(cpu_ticks)

@@ -15,6 +15,8 @@ driver=${2:?driver: native or kafka}
 rate=${3:?rate}
 workload=${4:-$root/bench/workloads/1-topic-1-partition-100b.toml}
 mkdir -p "$out"
+# Nothing dirty left to write back during the run (see ab.sh).
+sync
 data=$(mktemp -d -t sluice-stall-data.XXXXXX)
 taskset -c 0 "$root/target/release/sluice" serve --cores 1 --data-dir "$data" \
     --native-addr 127.0.0.1:19500 --kafka-addr 127.0.0.1:19592 --admin-addr off \

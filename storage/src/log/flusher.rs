@@ -4,14 +4,19 @@
 //! append the write covered: appends that arrive meanwhile share the next
 //! round (group commit).
 
-use std::{future::poll_fn, io, task::Poll, time::Duration};
+use std::{
+    future::poll_fn,
+    io,
+    task::Poll,
+    time::{Duration, Instant},
+};
 
 use super::{
     failures::{disk_full, fence, forget_unwritten, is_disk_full},
     producer_snapshots,
     segment::SegmentFile,
     segment_files::{allocate_ahead, create_segment_file, persist_index_hints, seal_previous},
-    spare, FlushPolicy, LogFailure, Shared, State, FLUSH_BYTES_MAX, PAGE_BYTES,
+    slow_io, spare, FlushPolicy, LogFailure, Shared, State, FLUSH_BYTES_MAX, PAGE_BYTES,
 };
 use crate::Offset;
 
@@ -136,11 +141,16 @@ async fn write_round(shared: &Shared) {
     };
     let needs_file = shared.borrow().segments[&segment_base].file.is_none();
     if needs_file {
+        let began = Instant::now();
         if seal_previous(shared, segment_base).await.is_err() {
             return;
         }
+        slow_io::note(&mut shared.borrow_mut(), "seal", began.elapsed());
+        let began = Instant::now();
         producer_snapshots::write_at_roll(shared, segment_base).await;
-        if create_segment_file(shared, segment_base).await.is_err() {
+        let created = create_segment_file(shared, segment_base).await;
+        slow_io::note(&mut shared.borrow_mut(), "new segment", began.elapsed());
+        if created.is_err() {
             return;
         }
     }
@@ -206,7 +216,9 @@ async fn write_round(shared: &Shared) {
     {
         return;
     }
+    let began = Instant::now();
     let result = file.write(buffer, write_at).await;
+    slow_io::note(&mut shared.borrow_mut(), "write", began.elapsed());
     match result {
         Ok(()) => {
             let policy = {
@@ -297,7 +309,10 @@ pub(super) async fn sync(shared: &Shared) {
             .expect("written data has a file");
         (file, state.written_end)
     };
-    match file.fdatasync().await {
+    let began = Instant::now();
+    let synced = file.fdatasync().await;
+    slow_io::note(&mut shared.borrow_mut(), "fdatasync", began.elapsed());
+    match synced {
         Ok(()) => {
             let mut state = shared.borrow_mut();
             state.durable_end = state.durable_end.max(synced_end);

@@ -64,6 +64,7 @@ mod recovery;
 mod retention;
 mod segment;
 mod segment_files;
+mod slow_io;
 mod spare;
 
 use std::{
@@ -427,6 +428,7 @@ pub(crate) struct State {
     /// The active segment whose spare could not be started: not tried again
     /// until the next segment.
     spare_refused_for: Option<Offset>,
+    slow_io: slow_io::SlowIo,
 }
 
 impl State {

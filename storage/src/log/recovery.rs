@@ -361,6 +361,7 @@ pub(super) async fn recover(
         waiters: Vec::new(),
         spare: None,
         spare_refused_for: None,
+        slow_io: Default::default(),
     })
 }
 
