@@ -423,39 +423,34 @@ fn bind_admin(shard: &Shard) -> Result<Option<TcpListener>, String> {
 }
 
 /// Hands to the deleter what a deletion cut short by a stop left under the
-/// data directory: topic and partition directories already renamed
-/// `*.deleted`, and the directory of a topic the metadata no longer has
-/// (deleted from the metadata, stopped before its files were renamed).
-/// Best effort: what is not deleted now is at the next start.
+/// data directory: topic directories already renamed `*.deleted`, and the
+/// directory of a topic the metadata no longer has (deleted from the
+/// metadata, stopped before its directory was renamed). Best effort: what
+/// is not deleted now is at the next start.
 fn delete_what_no_topic_owns(data_dir: &std::path::Path, metadata: &Metadata) {
+    use sluice_storage::deleter;
     let topics = data_dir.join("topics");
     let Ok(entries) = std::fs::read_dir(&topics) else {
         return;
     };
+    if let Err(error) = deleter::delete_leftovers(&topics) {
+        tracing::warn!(dir = %topics.display(), %error, "leftover deletions not resumed");
+    }
     let owned: std::collections::HashSet<std::path::PathBuf> = metadata
         .topics
         .values()
         .map(|topic| topic.topic_dir(data_dir))
         .collect();
-    let deleter = sluice_storage::deleter::delete_leftovers;
-    if let Err(error) = deleter(&topics) {
-        tracing::warn!(dir = %topics.display(), %error, "leftover deletions not resumed");
-    }
     for path in entries.filter_map(|entry| Some(entry.ok()?.path())) {
-        let deleted = path
+        let renamed = path
             .extension()
-            .is_some_and(|ext| ext == sluice_storage::deleter::DELETED_SUFFIX);
-        if deleted || !path.is_dir() {
+            .is_some_and(|ext| ext == deleter::DELETED_SUFFIX);
+        if renamed || !path.is_dir() || owned.contains(&path) {
             continue;
         }
-        let result = if owned.contains(&path) {
-            deleter(&path)
-        } else {
-            tracing::info!(dir = %path.display(), "deleting the files of a topic that no longer exists");
-            sluice_storage::deleter::delete(&path, std::time::Duration::ZERO)
-        };
-        if let Err(error) = result {
-            tracing::warn!(dir = %path.display(), %error, "leftover deletions not resumed");
+        tracing::info!(dir = %path.display(), "deleting the files of a topic that no longer exists");
+        if let Err(error) = deleter::delete(&path, std::time::Duration::ZERO) {
+            tracing::warn!(dir = %path.display(), %error, "not deleted");
         }
     }
 }

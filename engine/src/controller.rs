@@ -257,16 +257,12 @@ async fn delete_topic(
     commit(shard, controller, &metadata, &record).await?;
     let data_dir = &shard.config.data_dir;
     let all = 0..meta.partition_count();
-    let removed = on_partitions(shard, &meta, all, |partition, reply| PartitionOp::Remove {
-        dir: meta.partition_dir(data_dir, partition),
-        reply,
-    })
-    .await;
-    if let Err(failure) = removed {
-        tracing::warn!(topic = name, message = %failure.message, "partition files not removed");
+    let closed = on_partitions(shard, &meta, all, |_, reply| PartitionOp::Remove { reply }).await;
+    if let Err(failure) = closed {
+        tracing::warn!(topic = name, message = %failure.message, "a partition did not close cleanly");
     }
-    // Its partitions' directories are renamed inside it, awaiting deletion;
-    // the topic's goes the same way, taking them along.
+    // Renamed now, its partitions' directories in it, and given back to the
+    // disk later and slowly: see sluice_storage::deleter.
     let delay = log_config(&meta.configs)
         .map_or(LogConfig::default().file_delete_delay_ms, |config| {
             config.file_delete_delay_ms

@@ -135,8 +135,10 @@ pub enum PartitionOp {
         config: LogConfig,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
+    /// Closes the partition's log for good: its topic is being deleted,
+    /// and the controller then deletes the topic's directory, with the
+    /// partition's in it.
     Remove {
-        dir: PathBuf,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
     SetConfig {
@@ -566,20 +568,14 @@ pub async fn run_op(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
             };
             let _ = reply.send(result);
         }
-        PartitionOp::Remove { dir, reply } => {
+        PartitionOp::Remove { reply } => {
             let removed = shard.partitions.borrow_mut().remove(&key);
-            let mut delay_ms = LogConfig::default().file_delete_delay_ms;
-            if let Some(log) = removed {
-                delay_ms = log.config().file_delete_delay_ms;
-                let _ = log.close().await;
-            }
-            // Renamed now, given back to the disk later and slowly: see
-            // sluice_storage::deleter.
-            let delay = std::time::Duration::from_millis(delay_ms);
-            let result = match sluice_storage::deleter::delete(&dir, delay) {
-                Ok(()) => Ok(()),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(error) => Err(Failure::new(ErrorCode::StorageFailed, error.to_string())),
+            let result = match removed {
+                Some(log) => log
+                    .close()
+                    .await
+                    .map_err(|failure| Failure::new(ErrorCode::StorageFailed, failure.to_string())),
+                None => Ok(()),
             };
             let _ = reply.send(result);
         }

@@ -196,8 +196,8 @@ impl Deleter {
     }
 
     fn run(&self) {
-        crate::priority::lower(crate::priority::Io::BestEffortLowest);
-        let mut pace = Pace::new();
+        crate::helper::lower_priority(crate::helper::Io::BestEffortLowest);
+        let mut pace = crate::helper::Pace::new();
         let mut queue = self.lock();
         loop {
             if queue.doomed.is_empty() && queue.removing == 0 {
@@ -242,7 +242,7 @@ impl Deleter {
 
     /// Removes `path`, a file or a directory tree, giving its files' space
     /// back a step at a time at the deleter's pace; at once once hurried.
-    fn remove_paced(&self, path: &Path, pace: &mut Pace) -> io::Result<()> {
+    fn remove_paced(&self, path: &Path, pace: &mut crate::helper::Pace) -> io::Result<()> {
         let metadata = match std::fs::symlink_metadata(path) {
             Ok(metadata) => metadata,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -269,31 +269,6 @@ impl Deleter {
             }
         }
         ignore_not_found(std::fs::remove_file(path))
-    }
-}
-
-/// Sleeps so that the bytes given back keep to a rate.
-struct Pace {
-    next: Instant,
-}
-
-impl Pace {
-    fn new() -> Pace {
-        Pace {
-            next: Instant::now(),
-        }
-    }
-
-    /// Waits for the turn of `bytes` more at `bytes_per_s` (not 0). Time
-    /// spent idle is not saved up.
-    fn wait(&mut self, bytes: u64, bytes_per_s: u64) {
-        let now = Instant::now();
-        if self.next > now {
-            std::thread::sleep(self.next - now);
-        } else {
-            self.next = now;
-        }
-        self.next += Duration::from_secs_f64(bytes as f64 / bytes_per_s as f64);
     }
 }
 

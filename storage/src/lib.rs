@@ -13,8 +13,8 @@
 
 pub mod batch;
 pub mod deleter;
+mod helper;
 pub mod log;
-mod priority;
 
 /// The position of a record in its partition. Offsets start at zero and grow
 /// by one per record; they are never reused.

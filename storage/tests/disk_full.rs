@@ -1236,18 +1236,17 @@ fn spare_segments_give_their_space_back_to_a_full_disk() {
             }
             builder.finish()
         };
+        let open = |dir: PathBuf, segment_bytes_max| {
+            let config = LogConfig {
+                segment_bytes_max,
+                ..LogConfig::default()
+            };
+            async move { Log::open(&dir, config).await.expect("the log opens") }
+        };
         // Log A fills its segment fast: a spare of its segment size is
         // prepared, and A stops writing with the spare ready.
         let a_dir = mount_point.join("a");
-        let a = Log::open(
-            &a_dir,
-            LogConfig {
-                segment_bytes_max: SPARE_BYTES,
-                ..LogConfig::default()
-            },
-        )
-        .await
-        .expect("log a opens");
+        let a = open(a_dir.clone(), SPARE_BYTES).await;
         let mut a_bytes = 0u64;
         let mut tag = 0u64;
         while a_bytes < PREPARE_AFTER_BYTES + MIB {
@@ -1285,15 +1284,7 @@ fn spare_segments_give_their_space_back_to_a_full_disk() {
 
         // Log B, with segments too small for spares, fills the disk until
         // its appends stay refused.
-        let b = Log::open(
-            mount_point.join("b"),
-            LogConfig {
-                segment_bytes_max: MIB,
-                ..LogConfig::default()
-            },
-        )
-        .await
-        .expect("log b opens");
+        let b = open(mount_point.join("b"), MIB).await;
         let mut b_bytes = 0u64;
         let mut refused_in_a_row = 0;
         while refused_in_a_row < APPENDS_WHILE_FULL {

@@ -13,15 +13,6 @@ use std::{
 
 use common::*;
 
-fn ok(output: std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// The names under the broker's `topics` directory, sorted.
 fn topic_dirs(broker: &Broker) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(broker.dir.join("topics"))
@@ -53,13 +44,13 @@ fn create_with_records(broker: &Broker, topic: &str, configs: &[&str]) {
     for config in configs {
         args.extend(["-c", config]);
     }
-    ok(broker.cli(&args, None));
+    broker.cli_ok(&args, None);
     let lines: String = (0..100).map(|i| format!("{topic}-{i}\n")).collect();
-    ok(broker.cli(&["produce", topic], Some(lines.as_bytes())));
+    broker.cli_ok(&["produce", topic], Some(lines.as_bytes()));
 }
 
 fn consumed_count(broker: &Broker, topic: &str) -> usize {
-    let out = ok(broker.cli(&["consume", topic, "--count", "100"], None));
+    let out = broker.cli_ok(&["consume", topic, "--count", "100"], None);
     out.lines().filter(|line| !line.is_empty()).count()
 }
 
@@ -77,7 +68,7 @@ fn a_deleted_topic_is_renamed_at_once_and_removed_after_its_delay() {
     create_with_records(&broker, "gone", &["file.delete.delay.ms=2000"]);
     create_with_records(&broker, "kept", &[]);
     let deleted_at = Instant::now();
-    ok(broker.cli(&["topic", "delete", "gone"], None));
+    broker.cli_ok(&["topic", "delete", "gone"], None);
     let names = topic_dirs(&broker);
     let gone = of_topic(&names, "gone");
     assert_eq!(gone.len(), 1, "{names:?}");
@@ -105,7 +96,7 @@ fn what_a_kill_left_awaiting_deletion_is_deleted_at_the_next_start() {
     // The default delay, a minute: still there when the broker is killed.
     create_with_records(&broker, "pending", &[]);
     create_with_records(&broker, "kept", &[]);
-    ok(broker.cli(&["topic", "delete", "pending"], None));
+    broker.cli_ok(&["topic", "delete", "pending"], None);
     let names = topic_dirs(&broker);
     let pending = of_topic(&names, "pending");
     assert!(
@@ -130,7 +121,7 @@ fn what_a_kill_left_awaiting_deletion_is_deleted_at_the_next_start() {
 }
 
 fn describe(broker: &Broker, topic: &str) -> serde_json::Value {
-    let out = ok(broker.cli(&["topic", "describe", topic, "--format", "json"], None));
+    let out = broker.cli_ok(&["topic", "describe", topic, "--format", "json"], None);
     serde_json::from_str(&out).unwrap()
 }
 
@@ -158,10 +149,10 @@ fn retention_through_the_broker_moves_the_log_start_and_gives_the_space_back() {
     for config in &configs {
         args.extend(["-c", config]);
     }
-    ok(broker.cli(&args, None));
+    broker.cli_ok(&args, None);
     let filler = "x".repeat(1000);
     let lines: String = (0..1000).map(|i| format!("{i:04}{filler}\n")).collect();
-    ok(broker.cli(&["produce", "short"], Some(lines.as_bytes())));
+    broker.cli_ok(&["produce", "short"], Some(lines.as_bytes()));
 
     let partition = |described: &serde_json::Value, key: &str| {
         described["partitions"][0][key].as_u64().unwrap()
@@ -182,7 +173,7 @@ fn retention_through_the_broker_moves_the_log_start_and_gives_the_space_back() {
         partition(&described, "size_bytes") < lines.len() as u64 / 2,
         "most of the partition deleted: {described}"
     );
-    let first = ok(broker.cli(&["consume", "short", "--count", "1"], None));
+    let first = broker.cli_ok(&["consume", "short", "--count", "1"], None);
     assert!(
         first.starts_with(&format!("{log_start:04}")),
         "reads start at the log start {log_start}: {first}"

@@ -12,15 +12,6 @@ use std::{fs, path::PathBuf};
 use common::*;
 use sluice_storage::log::{PREALLOCATE_STEP_BYTES as STEP_BYTES, PREPARE_AFTER_BYTES};
 
-fn ok(output: std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// The `.log` files of the topic's partition 0, in offset order.
 fn segment_files(broker: &Broker, topic: &str) -> Vec<PathBuf> {
     let topics = broker.dir.join("topics");
@@ -51,7 +42,7 @@ fn active_segment_bytes(broker: &Broker, topic: &str) -> u64 {
 
 fn produce_lines(broker: &Broker, topic: &str, lines: &[&str]) {
     let input = lines.join("\n") + "\n";
-    ok(broker.cli(&["produce", topic], Some(input.as_bytes())));
+    broker.cli_ok(&["produce", topic], Some(input.as_bytes()));
 }
 
 fn consumed(broker: &Broker, topic: &str) -> Vec<String> {
@@ -59,7 +50,7 @@ fn consumed(broker: &Broker, topic: &str) -> Vec<String> {
 }
 
 fn consumed_n(broker: &Broker, topic: &str, count: usize) -> Vec<String> {
-    let out = ok(broker.cli(
+    let out = broker.cli_ok(
         &[
             "consume",
             topic,
@@ -69,7 +60,7 @@ fn consumed_n(broker: &Broker, topic: &str, count: usize) -> Vec<String> {
             &count.to_string(),
         ],
         None,
-    ));
+    );
     out.lines().map(str::to_string).collect()
 }
 
@@ -77,8 +68,8 @@ fn consumed_n(broker: &Broker, topic: &str, count: usize) -> Vec<String> {
 fn segments_grow_with_their_writes_unless_preallocate_is_set() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path(), 1);
-    ok(broker.cli(&["topic", "create", "plain", "--partitions", "1"], None));
-    ok(broker.cli(
+    broker.cli_ok(&["topic", "create", "plain", "--partitions", "1"], None);
+    broker.cli_ok(
         &[
             "topic",
             "create",
@@ -89,7 +80,7 @@ fn segments_grow_with_their_writes_unless_preallocate_is_set() {
             "preallocate=true",
         ],
         None,
-    ));
+    );
     produce_lines(&broker, "plain", &["one", "two"]);
     produce_lines(&broker, "ahead", &["one", "two"]);
 
@@ -100,7 +91,7 @@ fn segments_grow_with_their_writes_unless_preallocate_is_set() {
         "an unpreallocated segment of two records is {plain} bytes"
     );
     assert_eq!(active_segment_bytes(&broker, "ahead"), STEP_BYTES);
-    let described = ok(broker.cli(&["topic", "describe", "ahead"], None));
+    let described = broker.cli_ok(&["topic", "describe", "ahead"], None);
     assert!(
         described
             .lines()
@@ -109,10 +100,10 @@ fn segments_grow_with_their_writes_unless_preallocate_is_set() {
     );
 
     // Turned on later, it applies from the next write.
-    ok(broker.cli(
+    broker.cli_ok(
         &["topic", "alter-config", "plain", "-c", "preallocate=true"],
         None,
-    ));
+    );
     produce_lines(&broker, "plain", &["three", "four"]);
     assert_eq!(active_segment_bytes(&broker, "plain"), STEP_BYTES);
 
@@ -140,7 +131,7 @@ fn a_partition_that_fills_segments_fast_rolls_into_a_spare_and_survives_kill9() 
     const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path(), 1);
-    ok(broker.cli(
+    broker.cli_ok(
         &[
             "topic",
             "create",
@@ -151,7 +142,7 @@ fn a_partition_that_fills_segments_fast_rolls_into_a_spare_and_survives_kill9() 
             &format!("segment.bytes={SEGMENT_BYTES}"),
         ],
         None,
-    ));
+    );
     // Past PREPARE_AFTER_BYTES in a few seconds: fast enough for a spare.
     let mut sent = Vec::new();
     produce_numbered(

@@ -192,16 +192,12 @@ pub(super) async fn create_segment_file(shared: &Shared, base: Offset) -> Result
     for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         let _ = std::fs::remove_file(segment_path(&dir, base, suffix));
     }
+    let mut adopted = None;
     if let Some(spare) = spare {
         match adopt_spare(spare.path(), &path, faults.clone()).await {
             Ok(file) => {
-                let mut state = shared.borrow_mut();
-                let segment = state.segments.get_mut(&base).expect("segment to create");
-                segment.file = Some(file);
-                segment.allocated_bytes = spare.bytes;
-                state.tail.clear();
                 tracing::info!(path = %path.display(), "segment created from the spare");
-                return Ok(());
+                adopted = Some((file, spare.bytes));
             }
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "spare segment not used");
@@ -210,6 +206,9 @@ pub(super) async fn create_segment_file(shared: &Shared, base: Offset) -> Result
         }
     }
     let created = async {
+        if let Some(adopted) = adopted {
+            return Ok(adopted);
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -226,15 +225,15 @@ pub(super) async fn create_segment_file(shared: &Shared, base: Offset) -> Result
             }
         }
         super::segment::sync_dir(&dir).await?;
-        Ok(file)
+        Ok((file, preallocate_bytes.unwrap_or(0)))
     }
     .await;
     match created {
-        Ok(file) => {
+        Ok((file, allocated_bytes)) => {
             let mut state = shared.borrow_mut();
             let segment = state.segments.get_mut(&base).expect("segment to create");
             segment.file = Some(file);
-            segment.allocated_bytes = preallocate_bytes.unwrap_or(0);
+            segment.allocated_bytes = allocated_bytes;
             state.tail.clear();
             Ok(())
         }

@@ -365,7 +365,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
 /// Creates `path` and fills it with `bytes` zeros through O_DIRECT at
 /// `bytes_per_s`, then syncs it. Whether it finished: false if cancelled.
 fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::Result<bool> {
-    crate::priority::lower(crate::priority::Io::Idle);
+    crate::helper::lower_priority(crate::helper::Io::Idle);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -373,18 +373,14 @@ fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -
         .open(path)?;
     let mut storage = Vec::new();
     let zeros = aligned_zeros(&mut storage, PREPARE_WRITE_BYTES);
-    let began = Instant::now();
+    let mut pace = crate::helper::Pace::new();
     let mut at = 0u64;
     while at < bytes {
         if cancel.load(Ordering::Acquire) {
             return Ok(false);
         }
-        let due = began + Duration::from_secs_f64(at as f64 / bytes_per_s as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
         let size = (bytes - at).min(PREPARE_WRITE_BYTES as u64) as usize;
+        pace.wait(size as u64, bytes_per_s);
         file.write_all_at(&zeros[..size], at)?;
         at += size as u64;
     }

@@ -184,6 +184,18 @@ impl Broker {
         }
         child.wait_with_output().unwrap()
     }
+
+    /// Runs a `sluice` client command that must succeed; its standard
+    /// output.
+    pub fn cli_ok(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
+        let output = self.cli(args, stdin);
+        assert!(
+            output.status.success(),
+            "sluice {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
 }
 
 impl Drop for Broker {

@@ -1,6 +1,9 @@
-//! The lowest priorities, for the helper threads that work beside a shard
-//! (filling spare segments, deleting files): they run in the time the shard
-//! leaves.
+//! What the helper threads that work beside a shard (filling spare
+//! segments, deleting files) share: the lowest priorities, so that they run
+//! in the time the shard leaves, and a pace, so that their I/O leaves the
+//! disk's queue short for the shard's.
+
+use std::time::{Duration, Instant};
 
 /// The I/O class a helper thread takes.
 #[derive(Debug, Clone, Copy)]
@@ -16,7 +19,7 @@ pub(crate) enum Io {
 /// The calling thread yields its core to anything else (nice 19) and takes
 /// `io` for its I/O. Best effort: a system that refuses leaves the thread
 /// as it was, and its work paced all the same.
-pub(crate) fn lower(io: Io) {
+pub(crate) fn lower_priority(io: Io) {
     const IOPRIO_WHO_PROCESS: libc::c_int = 1;
     const IOPRIO_CLASS_BE: libc::c_int = 2;
     const IOPRIO_CLASS_IDLE: libc::c_int = 3;
@@ -31,5 +34,30 @@ pub(crate) fn lower(io: Io) {
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 19);
         libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio);
+    }
+}
+
+/// Sleeps so that the bytes a helper writes or gives back keep to a rate.
+pub(crate) struct Pace {
+    next: Instant,
+}
+
+impl Pace {
+    pub(crate) fn new() -> Pace {
+        Pace {
+            next: Instant::now(),
+        }
+    }
+
+    /// Waits for the turn of `bytes` more at `bytes_per_s` (not 0). Time
+    /// spent idle is not saved up.
+    pub(crate) fn wait(&mut self, bytes: u64, bytes_per_s: u64) {
+        let now = Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        } else {
+            self.next = now;
+        }
+        self.next += Duration::from_secs_f64(bytes as f64 / bytes_per_s as f64);
     }
 }
