@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # One run on a fresh broker with bench/peers/stalls.bt tracing beside it,
 # then the run's figures and its bad seconds (ack p99 over 4 ms) with their
-# wall-clock times, to look up in the trace.
+# wall-clock times, to look up in the trace, and the broker's own time per
+# request over the measured part (bench/peers/broker-latency.py).
 #
 #   bench/peers/stall-run.sh OUT-DIR DRIVER RATE [WORKLOAD.toml]
 #
 # The broker on CPU 0 (`--cores 1`), the harness on CPU 1; 3 s warm-up,
 # 15 s measured. Needs bpftrace (Debian's) and root. Leaves broker.log,
-# stalls.txt, bench.txt and run.json in OUT-DIR.
+# stalls.txt, bench.txt, run.json and the broker's /metrics at the start
+# and the end of the measured part (metrics-before.txt, metrics-after.txt)
+# in OUT-DIR.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:?usage: stall-run.sh OUT-DIR DRIVER RATE [WORKLOAD.toml]}
@@ -19,7 +22,7 @@ mkdir -p "$out"
 sync
 data=$(mktemp -d -t sluice-stall-data.XXXXXX)
 taskset -c 0 "$root/target/release/sluice" serve --cores 1 --data-dir "$data" \
-    --native-addr 127.0.0.1:19500 --kafka-addr 127.0.0.1:19592 --admin-addr off \
+    --native-addr 127.0.0.1:19500 --kafka-addr 127.0.0.1:19592 --admin-addr 127.0.0.1:19644 \
     >"$out/broker.log" 2>&1 &
 broker=$!
 sleep 1
@@ -30,7 +33,13 @@ address=127.0.0.1:19500
 [ "$driver" = kafka ] && address=127.0.0.1:19592
 "$root/target/release/sluice-bench" run "$workload" --driver "$driver" --brokers "$address" \
     --cores 1 --rate "$rate" --warm-up-s 3 --duration-s 15 --out "$out/run.json" \
-    >"$out/bench.txt" 2>&1
+    >"$out/bench.txt" 2>&1 &
+bench=$!
+# The measured part starts after the topic is made and the 3 s warm-up.
+sleep 3.5
+python3 "$root/bench/peers/broker-latency.py" scrape 127.0.0.1:19644 "$out/metrics-before.txt"
+wait "$bench"
+python3 "$root/bench/peers/broker-latency.py" scrape 127.0.0.1:19644 "$out/metrics-after.txt"
 kill -INT "$tracer"
 wait "$tracer"
 kill "$broker"
@@ -49,3 +58,4 @@ for second in r["seconds"]:
         at = datetime.datetime.fromtimestamp(start + second["second"], datetime.timezone.utc)
         print(f"  bad second {second['second']} at {at:%H:%M:%S}: ack p99 {second['produce_ack_p99_us']/1000:.1f} ms")
 PY
+python3 "$root/bench/peers/broker-latency.py" diff "$out/metrics-before.txt" "$out/metrics-after.txt"

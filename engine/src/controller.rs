@@ -540,6 +540,7 @@ mod tests {
                     controller: log.take().map(Controller::new),
                     connections: Cell::new(0),
                     in_flight: Cell::new(0),
+                    request_latencies: Default::default(),
                     shutting_down: Cell::new(false),
                     producer_ids: RefCell::new(0..0),
                     groups: Default::default(),

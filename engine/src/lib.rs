@@ -22,6 +22,7 @@ mod handlers;
 mod kafka;
 mod metadata;
 mod metrics;
+mod request_latency;
 mod server;
 mod shard;
 mod topic_config;

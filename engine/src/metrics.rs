@@ -9,10 +9,15 @@
 //! Nothing here is on the produce or fetch path: figures are read when a
 //! scrape asks, from what the shards keep anyway.
 
-use std::{collections::HashMap, fmt::Write, rc::Rc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write,
+    rc::Rc,
+};
 
 use crate::{
     groups::lag::{group_lag, PartitionLag},
+    request_latency::{Histogram, RequestKind, BUCKET_BOUNDS_US},
     shard::Shard,
 };
 
@@ -36,6 +41,8 @@ pub struct ShardSample {
     pub connections: usize,
     pub requests_in_flight: usize,
     pub partitions: Vec<PartitionSample>,
+    /// How long the requests that arrived on the shard took to serve.
+    pub request_latencies: Vec<(RequestKind, Histogram)>,
 }
 
 /// What a scrape reports.
@@ -76,6 +83,7 @@ pub fn sample_local(shard: &Shard) -> ShardSample {
         connections: shard.connections.get(),
         requests_in_flight: shard.in_flight.get(),
         partitions,
+        request_latencies: shard.request_latencies.snapshot(),
     }
 }
 
@@ -148,6 +156,57 @@ impl<'a> Family<'a> {
             self.out.push('}');
         }
         let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// An API's name in a label: what its protocol calls it.
+fn api_name((protocol, code): RequestKind) -> String {
+    let name = match protocol {
+        "native" => u16::try_from(code)
+            .ok()
+            .and_then(sluice_net::native::messages::ApiKey::from_u16)
+            .map(|api| format!("{api:?}")),
+        "kafka" => kafka_protocol::messages::ApiKey::try_from(code)
+            .ok()
+            .map(|api| format!("{api:?}")),
+        _ => None,
+    };
+    name.unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Microseconds as the seconds the text format wants.
+fn seconds(us: u64) -> String {
+    (us as f64 / 1e6).to_string()
+}
+
+/// The request latency histograms, each summed over the shards.
+fn render_request_latencies(out: &mut String, shards: &[&ShardSample]) {
+    const NAME: &str = "sluice_request_latency_seconds";
+    let mut by_kind: BTreeMap<RequestKind, Histogram> = BTreeMap::new();
+    for (kind, histogram) in shards.iter().flat_map(|s| &s.request_latencies) {
+        by_kind.entry(*kind).or_default().merge(histogram);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {NAME} From a request read off its connection to its response ready, by protocol and API, over all shards."
+    );
+    let _ = writeln!(out, "# TYPE {NAME} histogram");
+    for (kind, histogram) in &by_kind {
+        let labels = format!(
+            "protocol=\"{}\",api=\"{}\"",
+            escape_label_value(kind.0),
+            escape_label_value(&api_name(*kind))
+        );
+        let mut cumulative = 0;
+        for (bound, count) in BUCKET_BOUNDS_US.iter().zip(histogram.counts) {
+            cumulative += count;
+            let le = seconds(*bound);
+            let _ = writeln!(out, "{NAME}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let count = histogram.count();
+        let _ = writeln!(out, "{NAME}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{NAME}_sum{{{labels}}} {}", seconds(histogram.sum_us));
+        let _ = writeln!(out, "{NAME}_count{{{labels}}} {count}");
     }
 }
 
@@ -227,6 +286,7 @@ pub fn render(scrape: &Scrape) -> String {
             shard.requests_in_flight as u64,
         );
     }
+    render_request_latencies(&mut out, &shards);
 
     let mut family = Family::gauge(
         &mut out,
@@ -332,12 +392,14 @@ mod tests {
                     connections: 3,
                     requests_in_flight: 1,
                     partitions: vec![partition("orders", 1, 1, 7)],
+                    request_latencies: Vec::new(),
                 },
                 ShardSample {
                     shard: 0,
                     connections: 2,
                     requests_in_flight: 0,
                     partitions: vec![partition("orders", 0, 0, 10)],
+                    request_latencies: Vec::new(),
                 },
             ],
             groups: vec![
@@ -399,16 +461,71 @@ mod tests {
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
-                assert_eq!(kind, "gauge");
+                let histogram = name == "sluice_request_latency_seconds";
+                assert_eq!(kind, if histogram { "histogram" } else { "gauge" });
                 assert!(!seen.contains(&name), "{name} declared twice");
                 seen.push(name);
                 current = name;
             } else if !line.starts_with('#') {
                 let name = line.split(['{', ' ']).next().unwrap();
-                assert_eq!(name, current, "{line} outside its family");
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|family| *family == "sluice_request_latency_seconds")
+                    .unwrap_or(name);
+                assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 8, "{seen:?}");
+        assert_eq!(seen.len(), 9, "{seen:?}");
+    }
+
+    #[test]
+    fn request_latencies_are_summed_over_shards_cumulative_and_named() {
+        use std::time::Duration;
+        let shard = |id: usize, times_us: &[u64]| {
+            let mut produce = Histogram::default();
+            for us in times_us {
+                produce.record(Duration::from_micros(*us));
+            }
+            let mut unknown = Histogram::default();
+            unknown.record(Duration::from_micros(10));
+            ShardSample {
+                shard: id,
+                request_latencies: vec![
+                    (("kafka", 0), produce),
+                    (("native", crate::request_latency::UNKNOWN_API), unknown),
+                ],
+                ..ShardSample::default()
+            }
+        };
+        let scrape = Scrape {
+            shards: vec![shard(0, &[40, 900]), shard(1, &[1_400, 20_000_000])],
+            groups: Vec::new(),
+        };
+        let text = render(&scrape);
+        let produce = r#"sluice_request_latency_seconds_bucket{protocol="kafka",api="Produce","#;
+        let lines = lines(&text);
+        let bucket = |le: &str| {
+            let prefix = format!("{produce}le=\"{le}\"}} ");
+            let line = lines.iter().find(|l| l.starts_with(&prefix));
+            line.unwrap_or_else(|| panic!("no {prefix} in {text}"))[prefix.len()..]
+                .parse::<u64>()
+                .unwrap()
+        };
+        assert_eq!(bucket("0.00005"), 1);
+        assert_eq!(bucket("0.001"), 2);
+        assert_eq!(bucket("0.0015"), 3);
+        assert_eq!(bucket("10"), 3);
+        assert_eq!(bucket("+Inf"), 4);
+        assert!(lines.contains(
+            &r#"sluice_request_latency_seconds_count{protocol="kafka",api="Produce"} 4"#
+        ));
+        assert!(lines.contains(
+            &r#"sluice_request_latency_seconds_sum{protocol="kafka",api="Produce"} 20.00234"#
+        ));
+        assert!(lines.contains(
+            &r#"sluice_request_latency_seconds_count{protocol="native",api="unknown"} 2"#
+        ));
     }
 
     #[test]

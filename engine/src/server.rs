@@ -10,7 +10,7 @@
 //! the order sent). A native response is written when it is ready, in any
 //! order; Kafka's are written in request order, as its clients expect.
 
-use std::{collections::BTreeMap, future::Future, rc::Rc};
+use std::{collections::BTreeMap, future::Future, rc::Rc, time::Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncWriteExt, StreamExt};
@@ -21,10 +21,16 @@ use glommio::{
 };
 use sluice_net::native::{
     frame::{encode_error_response, split_request, FrameError, FrameReader, ReadTimeouts},
+    messages::ApiKey,
     ErrorCode,
 };
 
-use crate::{handlers, shard::Shard, BrokerConfig};
+use crate::{
+    handlers,
+    request_latency::{RequestKind, UNKNOWN_API},
+    shard::Shard,
+    BrokerConfig,
+};
 
 /// What differs between the native and the Kafka protocol on a connection.
 pub trait Protocol: 'static {
@@ -37,6 +43,9 @@ pub trait Protocol: 'static {
     /// The request in a frame, or what to send (if anything) before closing
     /// a connection whose frame cannot be read.
     fn parse(frame: Bytes) -> Result<Self::Request, (Option<BytesMut>, String)>;
+    /// The request's API code, for its latency histogram: a code the
+    /// protocol does not know is [`UNKNOWN_API`], so that labels stay few.
+    fn api(request: &Self::Request) -> i16;
     /// Sent before closing a connection whose frame is over the cap.
     fn too_large(declared: usize, max: usize) -> Option<BytesMut>;
     /// Sent to a connection refused because the shard holds its most.
@@ -68,6 +77,10 @@ impl Protocol for Native {
             let response = encode_error_response(0, ErrorCode::InvalidRequest, &message);
             (Some(response), error.to_string())
         })
+    }
+
+    fn api((header, _): &Self::Request) -> i16 {
+        ApiKey::from_u16(header.api_key).map_or(UNKNOWN_API, |api| api as i16)
     }
 
     fn too_large(declared: usize, max: usize) -> Option<BytesMut> {
@@ -221,6 +234,7 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
             }
             Err(error) => break Err(error.to_string()),
         };
+        let began = Instant::now();
         let request = match P::parse(frame) {
             Ok(request) => request,
             Err((response, error)) => {
@@ -241,6 +255,7 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
         let closing = closing.clone();
         let place = sequence;
         sequence += 1;
+        let kind: RequestKind = (P::NAME, P::api(&request));
         shard.in_flight.set(shard.in_flight.get() + 1);
         glommio::spawn_local(async move {
             let reply = match P::handle(shard.clone(), request, peer).await {
@@ -251,6 +266,7 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
                     Reply::Close
                 }
             };
+            shard.request_latencies.record(kind, began.elapsed());
             let _ = responses.try_send((place, reply));
             shard.in_flight.set(shard.in_flight.get() - 1);
             drop(permit);

@@ -170,6 +170,8 @@ pub struct Shard {
     pub controller: Option<Controller>,
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
+    /// How long the requests that arrived on this shard took to serve.
+    pub request_latencies: crate::request_latency::RequestLatencies,
     pub shutting_down: Cell<bool>,
     /// Producer ids this shard may hand out (Kafka's InitProducerId), a
     /// block from the controller at a time.

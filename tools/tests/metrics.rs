@@ -20,7 +20,11 @@ use rdkafka::{
     consumer::{CommitMode, Consumer},
     Offset, TopicPartitionList,
 };
-use sluice_net::native::ErrorCode;
+use sluice_net::native::{
+    blocking::BlockingError,
+    messages::{ApiVersionsRequest, ApiVersionsResponse},
+    ErrorCode,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -141,8 +145,14 @@ fn parse_samples(body: &str) -> Vec<Sample> {
                 (name, labels)
             }
         };
+        // A histogram's samples carry its name with a suffix.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|family| typed.last().is_some_and(|typed| typed == family))
+            .unwrap_or(name);
         assert!(
-            typed.last().is_some_and(|family| family == name),
+            typed.last().is_some_and(|typed| typed == family),
             "{name} outside its family: {line}"
         );
         samples.push(Sample {
@@ -326,6 +336,75 @@ fn metrics_show_offsets_sizes_and_group_lag_exactly() {
         50
     );
     assert_eq!(scrape.value("sluice_group_lag", &billing("0")), 0);
+}
+
+#[test]
+fn every_request_is_timed_by_protocol_and_api() {
+    const LATENCY: &str = "sluice_request_latency_seconds";
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, admin) = start(dir.path(), 2);
+    let mut conn = broker.connect();
+    create_topic(&mut conn, "timed", 2);
+    produce_records(&broker, "timed", 0, 5);
+    produce_records(&broker, "timed", 1, 3);
+    commit(&broker, "timers", "timed", &[(0, 2)]);
+
+    let scrape = Scrape::take(&admin);
+    let count = |scrape: &Scrape, protocol: &str, api: &str| {
+        let labels = [("protocol", protocol), ("api", api)];
+        let count = scrape.value(&format!("{LATENCY}_count"), &labels);
+        // Cumulative buckets, ending in +Inf at the count; a sum of times.
+        let mut buckets: Vec<(f64, u64)> = scrape
+            .find(&format!("{LATENCY}_bucket"), &labels)
+            .iter()
+            .map(|sample| {
+                let le = &sample.labels["le"];
+                let bound = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                (bound, sample.value as u64)
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(buckets.len() > 10, "{}", scrape.text);
+        assert!(
+            buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+            "{buckets:?}"
+        );
+        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, count));
+        let sum = scrape.find(&format!("{LATENCY}_sum"), &labels)[0].value;
+        assert!(count == 0 || sum > 0.0, "sum {sum} of {count}");
+        count
+    };
+    assert_eq!(count(&scrape, "native", "CreateTopics"), 1);
+    assert_eq!(count(&scrape, "native", "Produce"), 2);
+    // librdkafka asks for versions, metadata and the coordinator first.
+    assert!(count(&scrape, "kafka", "OffsetCommit") >= 1);
+    assert!(count(&scrape, "kafka", "ApiVersions") >= 1);
+    assert!(
+        scrape.text.contains(&format!("# TYPE {LATENCY} histogram")),
+        "{}",
+        scrape.text
+    );
+
+    // A request of an API the native protocol does not have is counted
+    // under one label, whatever its code.
+    let hello = ApiVersionsRequest { client: "x".into() };
+    for code in [777, 778] {
+        match conn.call_raw::<ApiVersionsResponse>(code, 0, &hello) {
+            Err(BlockingError::Broker {
+                code: ErrorCode::UnknownApi,
+                ..
+            }) => {}
+            other => panic!("API {code}: {other:?}"),
+        }
+    }
+    produce_records(&broker, "timed", 0, 1);
+    let scrape = Scrape::take(&admin);
+    assert_eq!(count(&scrape, "native", "Produce"), 3);
+    assert_eq!(count(&scrape, "native", "unknown"), 2);
 }
 
 #[test]

@@ -52,6 +52,10 @@ impl Protocol for Kafka {
         parse_request(frame).map_err(|error| (None, error.to_string()))
     }
 
+    fn api(request: &KafkaRequest) -> i16 {
+        request.api as i16
+    }
+
     fn too_large(_declared: usize, _max: usize) -> Option<BytesMut> {
         None
     }
