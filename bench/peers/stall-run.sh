@@ -6,6 +6,7 @@
 #
 #   bench/peers/stall-run.sh OUT-DIR DRIVER RATE [WORKLOAD.toml]
 #
+# HARNESS=PATH runs another sluice-bench binary (to compare two builds).
 # The broker on CPU 0 (`--cores 1`), the harness on CPU 1; 3 s warm-up,
 # 15 s measured. Needs bpftrace (Debian's) and root. Leaves broker.log,
 # stalls.txt, bench.txt, run.json and the broker's /metrics at the start
@@ -31,7 +32,8 @@ tracer=$!
 sleep 2
 address=127.0.0.1:19500
 [ "$driver" = kafka ] && address=127.0.0.1:19592
-"$root/target/release/sluice-bench" run "$workload" --driver "$driver" --brokers "$address" \
+/usr/bin/time -f "harness CPU %P (user %U s, system %S s over %e s)" -o "$out/harness-cpu.txt" \
+    "${HARNESS:-$root/target/release/sluice-bench}" run "$workload" --driver "$driver" --brokers "$address" \
     --cores 1 --rate "$rate" --warm-up-s 3 --duration-s 15 --out "$out/run.json" \
     >"$out/bench.txt" 2>&1 &
 bench=$!
@@ -58,4 +60,5 @@ for second in r["seconds"]:
         at = datetime.datetime.fromtimestamp(start + second["second"], datetime.timezone.utc)
         print(f"  bad second {second['second']} at {at:%H:%M:%S}: ack p99 {second['produce_ack_p99_us']/1000:.1f} ms")
 PY
+cat "$out/harness-cpu.txt"
 python3 "$root/bench/peers/broker-latency.py" diff "$out/metrics-before.txt" "$out/metrics-after.txt"

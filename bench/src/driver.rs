@@ -189,8 +189,9 @@ impl Recorder {
         self.context.clock.now()
     }
 
-    pub fn sent(&self) {
-        self.metrics.borrow_mut().sent(self.now());
+    /// A record was handed to the client at `now`.
+    pub fn sent(&self, now: Nanos) {
+        self.metrics.borrow_mut().sent(now);
     }
 
     /// The record `pending` was acknowledged at `at`.
@@ -393,6 +394,9 @@ pub async fn produce<P: Producer>(plan: ProducerPlan, mut producer: P, recorder:
                 eprintln!("sluice-bench: producer to {} failed: {error}", plan.topic);
                 break;
             }
+            // Until the next record is due, however soon: a floor of 20 µs
+            // (records due meanwhile sent together) took the harness's core
+            // from 97% to 80% busy at 769,000/s, but added ~0.1 ms to p50.
             sleep(clock.until(pacer.next_at(clock.now()))).await;
             continue;
         };
@@ -401,7 +405,7 @@ pub async fn produce<P: Producer>(plan: ProducerPlan, mut producer: P, recorder:
             eprintln!("sluice-bench: producer to {} failed: {error}", plan.topic);
             break;
         }
-        recorder.sent();
+        recorder.sent(now);
         glommio::yield_if_needed().await;
     }
     producer.finish(&recorder).await;

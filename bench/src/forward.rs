@@ -102,7 +102,13 @@ async fn collect(mut receiver: mpsc::UnboundedReceiver<Outcome>, recorder: Recor
     // Every record's outcome comes exactly once, so the count tells the
     // producer what is missing.
     loop {
-        match driver::until(clock, deadline, receiver.recv()).await {
+        // What has come is taken without a timer (one per outcome was a
+        // timer armed and cancelled per record); the wait has one.
+        let next = match receiver.try_recv() {
+            Ok(outcome) => Some(Some(outcome)),
+            Err(_) => driver::until(clock, deadline, receiver.recv()).await,
+        };
+        match next {
             None | Some(None) => return heard,
             Some(Some(Outcome::Done { sent: total })) => sent = Some(total),
             Some(Some(Outcome::Delivered {

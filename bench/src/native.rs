@@ -268,8 +268,17 @@ impl NativeConsumer {
 
 impl driver::Consumer for NativeConsumer {
     async fn poll(&mut self, recorder: &Recorder) -> Result<(), BenchError> {
-        let deadline = recorder.now() + FETCH_WAIT.as_nanos() as u64;
-        match driver::until(recorder.clock(), deadline, self.stream.next()).await {
+        // A record already here is taken without a timer: waiting with one
+        // armed and cancelled an io_uring timeout per record read.
+        let ready = futures_lite::future::poll_once(self.stream.next()).await;
+        let next = match ready {
+            Some(next) => Some(next),
+            None => {
+                let deadline = recorder.now() + FETCH_WAIT.as_nanos() as u64;
+                driver::until(recorder.clock(), deadline, self.stream.next()).await
+            }
+        };
+        match next {
             None => Ok(()),
             Some(Some(Ok(record))) => {
                 self.read(record, recorder);
