@@ -41,6 +41,7 @@ duration=${DURATION_S:-15}
 systems=${SYSTEMS:-sluice redis nats tansu noida}
 sluice_native_port=55401
 sluice_kafka_port=55402
+sluice_admin_port=55403
 redis_port=6392
 nats_port=4232
 tansu_port=9292
@@ -51,6 +52,7 @@ notes=$out/notes.md
 : >"$notes"
 : >"$out/order"
 : >"$out/cpu.md"
+: >"$out/broker-latency.md"
 note() { echo "* $*" | tee -a "$notes" >&2; }
 half=""
 
@@ -78,13 +80,31 @@ run() {
     # Nothing dirty left to write back during the run (see ab.sh).
     sync
     rate=$(rate_of "$5") || return 1
-    local file=$out/$label-$5 before after
+    local file=$out/$label-$5 before after scraper=""
     before=$(cpu_ticks)
+    # Sluice's own time per request over the measured part: its /metrics
+    # once the warm-up is over, and again at the end.
+    if [ "${label%%-*}" = sluice ]; then
+        (sleep "$(awk -v w="$warm_up" 'BEGIN { print w + 0.5 }')" && python3 "$peers/broker-latency.py" scrape \
+            "127.0.0.1:$sluice_admin_port" "$file.metrics-before.txt") &
+        scraper=$!
+    fi
     if "$bench" run "$workload" --driver "$driver" --brokers "127.0.0.1:$port" \
         --durability "$durability" --cores 1 --rate "$rate" \
         --warm-up-s "$warm_up" --duration-s "$duration" \
         --out "$file.json" -q >"$file.txt" 2>&1; then
         after=$(cpu_ticks)
+        if [ -n "$scraper" ] && wait "$scraper" &&
+            python3 "$peers/broker-latency.py" scrape "127.0.0.1:$sluice_admin_port" "$file.metrics-after.txt"; then
+            {
+                echo "$label at $5:"
+                echo
+                echo '```'
+                python3 "$peers/broker-latency.py" diff "$file.metrics-before.txt" "$file.metrics-after.txt"
+                echo '```'
+                echo
+            } >>"$out/broker-latency.md"
+        fi
         echo "$label-$5" >>"$out/order"
         # How busy each core was over the whole run (warm-up and drain
         # too): the system's core 0 and the harness's core 1.
@@ -111,7 +131,8 @@ for system in $systems; do
             kafka_flags=(--kafka-addr "127.0.0.1:$sluice_kafka_port")
         fi
         taskset -c 0 "$sluice" serve --data-dir "$data" --native-addr "127.0.0.1:$sluice_native_port" \
-            "${kafka_flags[@]}" --cores 1 >"$out/sluice-serve.log" 2>&1 &
+            "${kafka_flags[@]}" --admin-addr "127.0.0.1:$sluice_admin_port" --cores 1 \
+            >"$out/sluice-serve.log" 2>&1 &
         sluice_pid=$!
         for _ in $(seq 100); do
             "$sluice" topic list --brokers "127.0.0.1:$sluice_native_port" >/dev/null 2>&1 && break
@@ -224,6 +245,14 @@ section=$out/section.md
         echo "| run | CPU 0 (system) | CPU 1 (harness) |"
         echo "|---|---|---|"
         cat "$out/cpu.md"
+    fi
+    if [ -s "$out/broker-latency.md" ]; then
+        echo
+        echo "Sluice's own time per request over each measured part (\`sluice_request_latency_seconds\`"
+        echo "from its /metrics, from the frame read to the response ready; bucket bounds, so"
+        echo "\`<= 1.5 ms\` means over the bucket below and at most 1.5 ms):"
+        echo
+        cat "$out/broker-latency.md"
     fi
     if [ -s "$notes" ]; then
         echo
