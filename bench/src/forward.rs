@@ -15,14 +15,19 @@ use crate::{
     BenchError,
 };
 
-/// Records read at most per [`Inbox::poll`], so that a consumer that is
-/// behind still lets the harness thread's other tasks run.
-const READS_PER_POLL_MAX: usize = 4096;
+/// Batches of reads taken at most per [`Inbox::poll`], so that a consumer
+/// that is behind still lets the harness thread's other tasks run.
+const BATCHES_PER_POLL_MAX: usize = 64;
 
-/// Records read and not yet recorded: bounds the memory between a
-/// consumer's thread and the harness thread (with 1 KiB records, nothing:
-/// only sizes and times travel).
-pub const READS_QUEUED_MAX: usize = 65_536;
+/// Reads a client's thread sends over at most at once: the records that
+/// were ready together. One send per record (a cross-thread channel
+/// operation each) cost the harness's core more than the recording.
+pub const READS_PER_BATCH_MAX: usize = 256;
+
+/// Batches read and not yet recorded: with [`READS_PER_BATCH_MAX`], bounds
+/// the memory between a consumer's thread and the harness thread (only
+/// sizes and times travel, never the records).
+pub const BATCHES_QUEUED_MAX: usize = 256;
 
 /// What a producer's client thread says of one record.
 #[derive(Debug)]
@@ -140,52 +145,60 @@ pub enum Read {
     Failed(String),
 }
 
-/// The consumer side: records read on the client's thread, recorded on
-/// the harness thread.
+/// The consumer side: records read on the client's thread, in batches of
+/// those ready together (at most [`READS_PER_BATCH_MAX`]), recorded on the
+/// harness thread.
 pub struct Inbox {
-    receiver: mpsc::Receiver<Read>,
+    receiver: mpsc::Receiver<Vec<Read>>,
     what: String,
 }
 
 impl Inbox {
     /// `what` names the consumer in errors.
-    pub fn new(what: String) -> (mpsc::Sender<Read>, Inbox) {
-        let (sender, receiver) = mpsc::channel(READS_QUEUED_MAX);
+    pub fn new(what: String) -> (mpsc::Sender<Vec<Read>>, Inbox) {
+        let (sender, receiver) = mpsc::channel(BATCHES_QUEUED_MAX);
         (sender, Inbox { receiver, what })
     }
 
-    /// Waits up to [`FETCH_WAIT`] for the first record, then takes what
-    /// else has come (up to [`READS_PER_POLL_MAX`]).
+    /// Takes what has come (up to [`BATCHES_PER_POLL_MAX`] batches); if
+    /// nothing has, waits up to [`FETCH_WAIT`] for the first batch.
     pub async fn poll(&mut self, recorder: &Recorder) -> Result<(), BenchError> {
-        let deadline = recorder.now() + FETCH_WAIT.as_nanos() as Nanos;
-        let first = match driver::until(recorder.clock(), deadline, self.receiver.recv()).await {
-            None => return Ok(()),
-            Some(None) => {
-                return Err(BenchError::Ended {
-                    what: format!("the client thread of {}", self.what),
-                })
+        let first = match self.receiver.try_recv() {
+            Ok(batch) => batch,
+            Err(_) => {
+                let deadline = recorder.now() + FETCH_WAIT.as_nanos() as Nanos;
+                match driver::until(recorder.clock(), deadline, self.receiver.recv()).await {
+                    None => return Ok(()),
+                    Some(None) => {
+                        return Err(BenchError::Ended {
+                            what: format!("the client thread of {}", self.what),
+                        })
+                    }
+                    Some(Some(batch)) => batch,
+                }
             }
-            Some(Some(read)) => read,
         };
-        let mut read = Some(first);
+        let mut batch = Some(first);
         let mut count = 0;
-        while let Some(next) = read.take() {
-            match next {
-                Read::Record {
-                    at,
-                    intended,
-                    bytes,
-                } => recorder.consumed(at, intended, bytes),
-                Read::Failed(reason) => {
-                    return Err(BenchError::Remote {
-                        what: self.what.clone(),
-                        reason,
-                    })
+        while let Some(reads) = batch.take() {
+            for read in reads {
+                match read {
+                    Read::Record {
+                        at,
+                        intended,
+                        bytes,
+                    } => recorder.consumed(at, intended, bytes),
+                    Read::Failed(reason) => {
+                        return Err(BenchError::Remote {
+                            what: self.what.clone(),
+                            reason,
+                        })
+                    }
                 }
             }
             count += 1;
-            if count < READS_PER_POLL_MAX {
-                read = self.receiver.try_recv().ok();
+            if count < BATCHES_PER_POLL_MAX {
+                batch = self.receiver.try_recv().ok();
             }
         }
         Ok(())

@@ -51,8 +51,8 @@ use rdkafka::{
     client::DefaultClientContext,
     config::ClientConfig,
     consumer::{BaseConsumer, Consumer as _, ConsumerContext},
-    error::KafkaError,
-    message::Message as _,
+    error::{KafkaError, KafkaResult},
+    message::{BorrowedMessage, Message as _},
     producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer},
     statistics::Statistics,
     types::RDKafkaErrorCode,
@@ -62,7 +62,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     driver::{self, Pending, Record, Recorder, Setup, FETCH_WAIT},
-    forward::{Inbox, Outcome, Outcomes, Read},
+    forward::{Inbox, Outcome, Outcomes, Read, READS_PER_BATCH_MAX},
     run::{ConsumerPlan, ProducerPlan, RunContext},
     schedule::RunClock,
     workload::AckLevel,
@@ -322,16 +322,23 @@ impl ClientContext for Deliveries {
 }
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = Box<Pending>;
+    /// The record's intended time itself, not a box holding it: no
+    /// allocation per record (its size is read back from the message).
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, intended: usize) {
         let at = self.clock.now();
-        let result = match result {
-            Ok(_) => Ok(()),
-            Err((error, _)) => Err(error.to_string()),
+        let (message, result) = match result {
+            Ok(message) => (message, Ok(())),
+            Err((error, message)) => (message, Err(error.to_string())),
+        };
+        let bytes = message.payload_len() + message.key().map_or(0, <[u8]>::len);
+        let pending = Pending {
+            intended: intended as u64,
+            bytes,
         };
         let _ = self.outcomes.send(Outcome::Delivered {
-            pending: *pending,
+            pending,
             at,
             result,
         });
@@ -361,11 +368,8 @@ impl driver::Producer for KafkaProducer {
     }
 
     async fn send(&mut self, record: Record<'_>, recorder: &Recorder) -> Result<(), BenchError> {
-        let pending = Pending {
-            intended: record.intended,
-            bytes: record.bytes(),
-        };
-        let mut base = BaseRecord::with_opaque_to(record.topic, Box::new(pending))
+        let intended = usize::try_from(record.intended).expect("nanoseconds fit a 64-bit usize");
+        let mut base = BaseRecord::with_opaque_to(record.topic, intended)
             .partition(record.partition as i32)
             .payload(record.value);
         if let Some(key) = record.key {
@@ -402,32 +406,48 @@ impl driver::Producer for KafkaProducer {
 }
 
 /// A consumer's thread: polls librdkafka until told to stop, stamping each
-/// record as it comes out.
+/// record as it comes out, and sends the records that came out together
+/// in one batch.
 fn read_all(
     consumer: BaseConsumer<Noticed>,
     clock: RunClock,
-    reads: mpsc::Sender<Read>,
+    reads: mpsc::Sender<Vec<Read>>,
     stop: &AtomicBool,
 ) {
+    let read = |polled| stamped(clock, polled);
     while !stop.load(Ordering::Acquire) {
-        let read = match consumer.poll(FETCH_WAIT) {
-            None => continue,
-            Some(Ok(message)) => {
-                let at = clock.now();
-                let value = message.payload().unwrap_or_default();
-                Read::Record {
-                    at,
-                    intended: driver::stamp_of(clock, value),
-                    bytes: value.len() + message.key().map_or(0, <[u8]>::len),
-                }
-            }
-            Some(Err(error)) => Read::Failed(error.to_string()),
+        let Some(first) = consumer.poll(FETCH_WAIT) else {
+            continue;
         };
+        let mut batch = Vec::with_capacity(READS_PER_BATCH_MAX);
+        batch.push(read(first));
+        while batch.len() < READS_PER_BATCH_MAX {
+            match consumer.poll(Duration::ZERO) {
+                Some(polled) => batch.push(read(polled)),
+                None => break,
+            }
+        }
         // Blocks while the harness thread is behind; fails once it has
         // gone.
-        if reads.blocking_send(read).is_err() {
+        if reads.blocking_send(batch).is_err() {
             return;
         }
+    }
+}
+
+/// What a message polled from librdkafka says, stamped now.
+fn stamped(clock: RunClock, polled: KafkaResult<BorrowedMessage<'_>>) -> Read {
+    match polled {
+        Ok(message) => {
+            let at = clock.now();
+            let value = message.payload().unwrap_or_default();
+            Read::Record {
+                at,
+                intended: driver::stamp_of(clock, value),
+                bytes: value.len() + message.key().map_or(0, <[u8]>::len),
+            }
+        }
+        Err(error) => Read::Failed(error.to_string()),
     }
 }
 

@@ -42,7 +42,7 @@ use tokio::{
 
 use crate::{
     driver::{self, Pending, Record, Recorder, Setup},
-    forward::{Inbox, Outcome, Outcomes, Read},
+    forward::{Inbox, Outcome, Outcomes, Read, READS_PER_BATCH_MAX},
     run::{ConsumerPlan, ProducerPlan, RunContext},
     schedule::RunClock,
     BenchError,
@@ -308,25 +308,39 @@ async fn publish_all(
 /// On the client's thread: one partition's records, stamped as they come.
 async fn read_all(
     mut messages: jetstream::consumer::pull::Ordered,
-    reads: mpsc::Sender<Read>,
+    reads: mpsc::Sender<Vec<Read>>,
     clock: RunClock,
 ) {
-    while let Some(message) = messages.next().await {
-        let read = match message {
-            Ok(message) => {
-                let at = clock.now();
-                let value = &message.message.payload;
-                Read::Record {
-                    at,
-                    intended: driver::stamp_of(clock, value),
-                    bytes: value.len(),
-                }
+    let read = |message| stamped(clock, message);
+    while let Some(first) = messages.next().await {
+        // The messages ready together go over in one batch.
+        let mut batch = Vec::with_capacity(READS_PER_BATCH_MAX);
+        batch.push(read(first));
+        while batch.len() < READS_PER_BATCH_MAX {
+            match futures_lite::future::poll_once(messages.next()).await {
+                Some(Some(message)) => batch.push(read(message)),
+                _ => break,
             }
-            Err(error) => Read::Failed(error.to_string()),
-        };
-        if reads.send(read).await.is_err() {
+        }
+        if reads.send(batch).await.is_err() {
             return;
         }
+    }
+}
+
+/// What a message read from the stream says, stamped now.
+fn stamped(clock: RunClock, message: Result<jetstream::Message, impl std::fmt::Display>) -> Read {
+    match message {
+        Ok(message) => {
+            let at = clock.now();
+            let value = &message.message.payload;
+            Read::Record {
+                at,
+                intended: driver::stamp_of(clock, value),
+                bytes: value.len(),
+            }
+        }
+        Err(error) => Read::Failed(error.to_string()),
     }
 }
 
