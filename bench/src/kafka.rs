@@ -415,11 +415,12 @@ fn read_all(
     stop: &AtomicBool,
 ) {
     let read = |polled| stamped(clock, polled);
+    // Gathered here, sent as a vector of its own size.
+    let mut batch = Vec::with_capacity(READS_PER_BATCH_MAX);
     while !stop.load(Ordering::Acquire) {
         let Some(first) = consumer.poll(FETCH_WAIT) else {
             continue;
         };
-        let mut batch = Vec::with_capacity(READS_PER_BATCH_MAX);
         batch.push(read(first));
         while batch.len() < READS_PER_BATCH_MAX {
             match consumer.poll(Duration::ZERO) {
@@ -429,7 +430,7 @@ fn read_all(
         }
         // Blocks while the harness thread is behind; fails once it has
         // gone.
-        if reads.blocking_send(batch).is_err() {
+        if reads.blocking_send(batch.drain(..).collect()).is_err() {
             return;
         }
     }

@@ -312,9 +312,10 @@ async fn read_all(
     clock: RunClock,
 ) {
     let read = |message| stamped(clock, message);
+    // The messages ready together go over in one batch, gathered here and
+    // sent as a vector of its own size.
+    let mut batch = Vec::with_capacity(READS_PER_BATCH_MAX);
     while let Some(first) = messages.next().await {
-        // The messages ready together go over in one batch.
-        let mut batch = Vec::with_capacity(READS_PER_BATCH_MAX);
         batch.push(read(first));
         while batch.len() < READS_PER_BATCH_MAX {
             match futures_lite::future::poll_once(messages.next()).await {
@@ -322,7 +323,7 @@ async fn read_all(
                 _ => break,
             }
         }
-        if reads.send(batch).await.is_err() {
+        if reads.send(batch.drain(..).collect()).await.is_err() {
             return;
         }
     }

@@ -138,13 +138,28 @@ struct Family<'a> {
 
 impl<'a> Family<'a> {
     fn gauge(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
+        Family::of_type(out, name, "gauge", help)
+    }
+
+    fn histogram(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
+        Family::of_type(out, name, "histogram", help)
+    }
+
+    fn of_type(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
         let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
         Family { out, name }
     }
 
     fn sample(&mut self, labels: &[(&str, &str)], value: u64) {
+        self.sample_of("", labels, value);
+    }
+
+    /// A sample of the family's series `name` + `suffix` (a histogram's
+    /// `_bucket`, `_sum`, `_count`).
+    fn sample_of(&mut self, suffix: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
         self.out.push_str(self.name);
+        self.out.push_str(suffix);
         if !labels.is_empty() {
             self.out.push('{');
             for (index, (name, value)) in labels.iter().enumerate() {
@@ -186,27 +201,24 @@ fn render_request_latencies(out: &mut String, shards: &[&ShardSample]) {
     for (kind, histogram) in shards.iter().flat_map(|s| &s.request_latencies) {
         by_kind.entry(*kind).or_default().merge(histogram);
     }
-    let _ = writeln!(
+    let mut family = Family::histogram(
         out,
-        "# HELP {NAME} From a request read off its connection to its response ready, by protocol and API, over all shards."
+        NAME,
+        "From a request read off its connection to its response ready, by protocol and API, over all shards.",
     );
-    let _ = writeln!(out, "# TYPE {NAME} histogram");
     for (kind, histogram) in &by_kind {
-        let labels = format!(
-            "protocol=\"{}\",api=\"{}\"",
-            escape_label_value(kind.0),
-            escape_label_value(&api_name(*kind))
-        );
+        let api = api_name(*kind);
+        let labels = [("protocol", kind.0), ("api", api.as_str())];
         let mut cumulative = 0;
         for (bound, count) in BUCKET_BOUNDS_US.iter().zip(histogram.counts) {
             cumulative += count;
             let le = seconds(*bound);
-            let _ = writeln!(out, "{NAME}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            family.sample_of("_bucket", &[labels[0], labels[1], ("le", &le)], cumulative);
         }
         let count = histogram.count();
-        let _ = writeln!(out, "{NAME}_bucket{{{labels},le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{NAME}_sum{{{labels}}} {}", seconds(histogram.sum_us));
-        let _ = writeln!(out, "{NAME}_count{{{labels}}} {count}");
+        family.sample_of("_bucket", &[labels[0], labels[1], ("le", "+Inf")], count);
+        family.sample_of("_sum", &labels, seconds(histogram.sum_us));
+        family.sample_of("_count", &labels, count);
     }
 }
 

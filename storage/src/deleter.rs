@@ -310,6 +310,7 @@ fn deleted_name(path: &Path) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_files::names;
 
     const MIB: u64 = 1024 * 1024;
 
@@ -322,15 +323,6 @@ mod tests {
     fn file_of(path: &Path, bytes: u64) {
         let file = std::fs::File::create(path).unwrap();
         file.set_len(bytes).unwrap();
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod batch;
 pub mod deleter;
 mod helper;
 pub mod log;
+#[cfg(test)]
+mod test_files;
 
 /// The position of a record in its partition. Offsets start at zero and grow
 /// by one per record; they are never reused.

@@ -495,14 +495,8 @@ mod tests {
         std::fs::write(dir.path().join(format!("1-2.{SPARE_SUFFIX}")), b"x").unwrap();
         std::fs::write(dir.path().join("00000000000000000000.log"), b"").unwrap();
         remove_leftovers(dir.path()).unwrap();
-        let names = || -> Vec<_> {
-            std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-                .collect()
-        };
         wait_for("the leftover stayed", || {
-            names() == ["00000000000000000000.log"]
+            crate::test_files::names(dir.path()) == ["00000000000000000000.log"]
         });
     }
 }

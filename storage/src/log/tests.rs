@@ -6,6 +6,7 @@ use std::{cell::Cell, future::Future, rc::Rc, time::Duration};
 use super::segment::{parse_segment_name, segment_path, LOG_SUFFIX};
 use super::*;
 use crate::batch::BatchBuilder;
+use crate::test_files::names_ending;
 
 pub(crate) fn run<F, Fut>(test: F)
 where
@@ -315,17 +316,6 @@ fn interval_policy_acknowledges_at_once_and_syncs_on_its_schedule() {
     });
 }
 
-/// The names in `dir` ending in `.suffix`.
-fn names_ending(dir: &std::path::Path, suffix: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.ends_with(&format!(".{suffix}")))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Retention renames a deleted segment's files at once (a reader that has
 /// them open reads on), keeps them through `file.delete.delay.ms`, then
 /// the deleter gives their space back; a reopened log finds what a stop
@@ -430,17 +420,7 @@ fn retention_deletes_whole_sealed_segments_by_size_and_by_age() {
             Err(ReadError::OffsetOutOfRange { .. })
         ));
         assert_eq!(log.read(start, 1).await.unwrap()[0].base_offset(), start);
-        let remaining = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|entry| {
-                entry
-                    .as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|e| e == "log")
-            })
-            .count();
+        let remaining = names_ending(dir.path(), LOG_SUFFIX).len();
         assert_eq!(remaining, log.segment_count());
 
         // By age: everything sealed is older than a minute; the active stays.
