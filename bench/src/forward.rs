@@ -24,6 +24,14 @@ const BATCHES_PER_POLL_MAX: usize = 64;
 /// operation each) cost the harness's core more than the recording.
 pub const READS_PER_BATCH_MAX: usize = 256;
 
+/// Moves what `batch` holds into a vector of its own size, leaving `batch`
+/// empty with its capacity, to gather the next batch in.
+pub fn sized(batch: &mut Vec<Read>) -> Vec<Read> {
+    let mut sent = Vec::with_capacity(batch.len());
+    sent.append(batch);
+    sent
+}
+
 /// Batches read and not yet recorded: with [`READS_PER_BATCH_MAX`], bounds
 /// the memory between a consumer's thread and the harness thread (only
 /// sizes and times travel, never the records).
@@ -202,5 +210,28 @@ impl Inbox {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_sent_at_its_own_size_and_the_buffer_kept() {
+        let mut batch = Vec::with_capacity(READS_PER_BATCH_MAX);
+        for at in 0..3 {
+            batch.push(Read::Record {
+                at,
+                intended: Some(at),
+                bytes: 100,
+            });
+        }
+        let sent = sized(&mut batch);
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent.capacity(), 3);
+        assert!(matches!(sent[2], Read::Record { at: 2, .. }));
+        assert!(batch.is_empty());
+        assert!(batch.capacity() >= READS_PER_BATCH_MAX);
     }
 }

@@ -62,7 +62,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     driver::{self, Pending, Record, Recorder, Setup, FETCH_WAIT},
-    forward::{Inbox, Outcome, Outcomes, Read, READS_PER_BATCH_MAX},
+    forward::{sized, Inbox, Outcome, Outcomes, Read, READS_PER_BATCH_MAX},
     run::{ConsumerPlan, ProducerPlan, RunContext},
     schedule::RunClock,
     workload::AckLevel,
@@ -430,7 +430,7 @@ fn read_all(
         }
         // Blocks while the harness thread is behind; fails once it has
         // gone.
-        if reads.blocking_send(batch.drain(..).collect()).is_err() {
+        if reads.blocking_send(sized(&mut batch)).is_err() {
             return;
         }
     }

@@ -42,7 +42,7 @@ use tokio::{
 
 use crate::{
     driver::{self, Pending, Record, Recorder, Setup},
-    forward::{Inbox, Outcome, Outcomes, Read, READS_PER_BATCH_MAX},
+    forward::{sized, Inbox, Outcome, Outcomes, Read, READS_PER_BATCH_MAX},
     run::{ConsumerPlan, ProducerPlan, RunContext},
     schedule::RunClock,
     BenchError,
@@ -323,7 +323,7 @@ async fn read_all(
                 _ => break,
             }
         }
-        if reads.send(batch.drain(..).collect()).await.is_err() {
+        if reads.send(sized(&mut batch)).await.is_err() {
             return;
         }
     }
