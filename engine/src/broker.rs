@@ -14,10 +14,10 @@ use glommio::{net::TcpListener, LocalExecutorBuilder, Placement};
 use sluice_storage::log::Log;
 
 use crate::{
-    controller::{self, Controller},
+    controller::Controller,
     metadata::{Metadata, MetadataError, MetadataLog},
     server,
-    shard::{run_op, Shard, ShardMessage},
+    shard::{self, Shard, ShardMessage},
     topic_config::log_config,
     BrokerConfig,
 };
@@ -348,7 +348,7 @@ async fn shard_main(
     };
     // Kept, not detached: dropping them at shutdown cancels them, which
     // closes the listeners at once.
-    let acceptor = glommio::spawn_local(server::accept_loop::<server::Native>(
+    let acceptor = glommio::spawn_local(server::accept_loop::<crate::native::Native>(
         shard.clone(),
         listener,
     ));
@@ -379,32 +379,15 @@ async fn shard_main(
     }));
     drop(ready);
 
-    while let Ok(message) = inbox.recv().await {
-        match message {
-            ShardMessage::Partition(key, op) => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move { run_op(&shard, key, op).await }).detach();
-            }
-            ShardMessage::Metadata(metadata, ack) => {
-                *shard.metadata.borrow_mut() = metadata;
-                let _ = ack.send(());
-            }
-            ShardMessage::Run(task) => task(shard.clone()),
-            ShardMessage::Controller(op) => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move { controller::run(&shard, op).await }).detach();
-            }
-            ShardMessage::Shutdown(ack) => {
-                drop(acceptor);
-                drop(kafka_acceptor);
-                drop(admin_acceptor);
-                drop(retention);
-                drop(group_ticks);
-                shutdown(&shard).await;
-                let _ = ack.send(());
-                return;
-            }
-        }
+    let stopped = shard::pump(&shard, inbox).await;
+    drop(acceptor);
+    drop(kafka_acceptor);
+    drop(admin_acceptor);
+    drop(retention);
+    drop(group_ticks);
+    shutdown(&shard).await;
+    if let Some(ack) = stopped {
+        let _ = ack.send(());
     }
 }
 

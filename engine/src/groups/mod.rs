@@ -28,14 +28,14 @@ use std::{
 };
 
 use futures_channel::oneshot;
-use sluice_net::native::{messages::NewTopic, ErrorCode};
+use sluice_net::native::messages::NewTopic;
 use sluice_storage::{batch::BatchBuilder, log::Log};
 
 use crate::{
-    controller::ControllerOp,
-    handlers::admin::to_controller,
+    controller::{to_controller, ControllerOp},
     metadata::Metadata,
-    shard::{PartitionKey, Shard, ShardMessage},
+    partition::PartitionKey,
+    shard::{Shard, ShardMessage},
 };
 pub use classic::Member;
 use records::{Committed, GroupRecord, OffsetKey};
@@ -106,17 +106,6 @@ impl GroupError {
             GroupError::FencedMemberEpoch => 110,
             GroupError::GroupMaxSizeReached => 81,
             GroupError::InvalidRequest => 42,
-        }
-    }
-
-    pub fn native_code(self) -> ErrorCode {
-        match self {
-            GroupError::UnknownTopicOrPartition => ErrorCode::NoSuchPartition,
-            GroupError::StorageError => ErrorCode::StorageFailed,
-            GroupError::CoordinatorNotAvailable => ErrorCode::ShuttingDown,
-            GroupError::GroupIdNotFound => ErrorCode::UnknownGroup,
-            GroupError::NonEmptyGroup => ErrorCode::GroupNotEmpty,
-            _ => ErrorCode::InvalidRequest,
         }
     }
 }

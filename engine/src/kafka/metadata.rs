@@ -19,8 +19,7 @@ use uuid::Uuid;
 
 use super::{advertised, broker_id, cluster_id, failure_code, str_bytes, topic_name};
 use crate::{
-    controller::{check_topic_name, ControllerOp},
-    handlers::admin::to_controller,
+    controller::{check_topic_name, to_controller, ControllerOp},
     metadata::TopicMeta,
     shard::Shard,
 };
@@ -143,7 +142,7 @@ pub(crate) async fn auto_create(shard: &Rc<Shard>, names: &[String]) -> Vec<Resu
             continue;
         }
         if let Some(index) = names.iter().position(|name| *name == result.name) {
-            results[index] = Err(super::error_code(result.error));
+            results[index] = Err(super::error_code(crate::native::error_kind(result.error)));
         }
     }
     results

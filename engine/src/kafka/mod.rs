@@ -1,8 +1,8 @@
-//! The Kafka protocol's listener side: one handler per API, each stating
-//! the versions it serves; ApiVersions advertises exactly those. A handler
-//! runs on the shard holding the connection and sends each partition's part
-//! to its owner shard, like the native handlers (and through the same
-//! partition ops).
+//! The Kafka protocol's adapter: one handler per API, each stating the
+//! versions it serves; ApiVersions advertises exactly those. A handler runs
+//! on the shard holding the connection and reaches partitions through the
+//! partition layer, as the native handlers do; the engine's failures become
+//! Kafka's codes here ([`error_code`]).
 
 mod admin;
 mod consumer_groups;
@@ -26,12 +26,14 @@ use kafka_protocol::{
 };
 use sluice_net::{
     kafka::frame::{encode_response, parse_request, KafkaRequest},
-    native::{frame::FrameReader, ErrorCode},
+    native::frame::FrameReader,
 };
 
 use crate::{
+    metadata::Metadata,
+    partition::{self, ask, ErrorKind, Failure, PartitionOp, Pending, Route},
     server::Protocol,
-    shard::{Failure, Shard},
+    shard::Shard,
     BrokerConfig,
 };
 
@@ -213,56 +215,63 @@ fn api_versions(_shard: &Shard) -> ApiVersionsResponse {
     response
 }
 
-/// Sends `make`'s op to the owner of `partition` of `topic` (a Kafka
-/// partition index: negative ones do not exist).
-pub(crate) fn on_partition<T: 'static>(
-    shard: &Rc<Shard>,
-    metadata: &crate::metadata::Metadata,
+/// Where a Kafka partition index lives (negative ones do not exist).
+pub(crate) fn route(
+    shard: &Shard,
+    metadata: &Metadata,
     topic: &str,
     partition: i32,
-    make: impl FnOnce(futures_channel::oneshot::Sender<Result<T, Failure>>) -> crate::shard::PartitionOp,
-) -> crate::shard::Pending<T> {
+) -> Result<Route, Failure> {
     let partition = u32::try_from(partition)
-        .map_err(|_| Failure::new(ErrorCode::NoSuchPartition, "negative partition"))?;
-    let (owner, key) = crate::handlers::route(shard, metadata, topic, partition)?;
-    Ok(shard.ask(owner, key, make))
+        .map_err(|_| Failure::new(ErrorKind::NoSuchPartition, "negative partition"))?;
+    partition::route(shard, metadata, topic, partition)
 }
 
-/// Kafka's code for a failure.
-pub(crate) fn error_code(code: ErrorCode) -> i16 {
-    let error = match code {
-        ErrorCode::None => return 0,
-        ErrorCode::UnknownTopic | ErrorCode::NoSuchPartition => {
+/// Sends `make`'s op to the owner of `partition` of `topic` (a Kafka
+/// partition index).
+pub(crate) fn on_partition<T: 'static>(
+    shard: &Rc<Shard>,
+    metadata: &Metadata,
+    topic: &str,
+    partition: i32,
+    make: impl FnOnce(futures_channel::oneshot::Sender<Result<T, Failure>>) -> PartitionOp,
+) -> Pending<T> {
+    Ok(ask(shard, route(shard, metadata, topic, partition)?, make))
+}
+
+/// Kafka's code for a failure of `kind`.
+pub(crate) fn error_code(kind: ErrorKind) -> i16 {
+    let error = match kind {
+        ErrorKind::UnknownTopic | ErrorKind::NoSuchPartition => {
             ResponseError::UnknownTopicOrPartition
         }
-        ErrorCode::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
-        ErrorCode::CorruptBatch => ResponseError::CorruptMessage,
-        ErrorCode::TooLarge => ResponseError::MessageTooLarge,
-        ErrorCode::InvalidConfig => ResponseError::InvalidConfig,
-        ErrorCode::TopicExists => ResponseError::TopicAlreadyExists,
-        ErrorCode::UnknownApi | ErrorCode::UnsupportedVersion => ResponseError::UnsupportedVersion,
-        ErrorCode::InvalidRequest => ResponseError::InvalidRequest,
-        ErrorCode::DiskFull | ErrorCode::StorageFailed => ResponseError::KafkaStorageError,
-        ErrorCode::Timeout => ResponseError::RequestTimedOut,
+        ErrorKind::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+        ErrorKind::CorruptBatch => ResponseError::CorruptMessage,
+        ErrorKind::TooLarge => ResponseError::MessageTooLarge,
+        ErrorKind::InvalidConfig => ResponseError::InvalidConfig,
+        ErrorKind::TopicExists => ResponseError::TopicAlreadyExists,
+        ErrorKind::InvalidRequest => ResponseError::InvalidRequest,
+        ErrorKind::DiskFull | ErrorKind::StorageFailed => ResponseError::KafkaStorageError,
+        ErrorKind::Timeout => ResponseError::RequestTimedOut,
         // The partition is going away from this broker for now: the client
         // refreshes its metadata and retries.
-        ErrorCode::ShuttingDown => ResponseError::NotLeaderOrFollower,
-        ErrorCode::TooManyRequests => ResponseError::ThrottlingQuotaExceeded,
-        ErrorCode::InvalidTopicName => ResponseError::InvalidTopicException,
-        ErrorCode::InvalidPartitionCount | ErrorCode::InvalidPartitions => {
+        ErrorKind::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        ErrorKind::TooManyRequests => ResponseError::ThrottlingQuotaExceeded,
+        ErrorKind::InvalidTopicName => ResponseError::InvalidTopicException,
+        ErrorKind::InvalidPartitionCount | ErrorKind::InvalidPartitions => {
             ResponseError::InvalidPartitions
         }
-        ErrorCode::Internal => ResponseError::UnknownServerError,
-        ErrorCode::ProducerFenced => ResponseError::InvalidProducerEpoch,
-        ErrorCode::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
-        ErrorCode::UnknownGroup => ResponseError::GroupIdNotFound,
-        ErrorCode::GroupNotEmpty => ResponseError::NonEmptyGroup,
+        ErrorKind::Internal => ResponseError::UnknownServerError,
+        ErrorKind::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        ErrorKind::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
+        ErrorKind::UnknownGroup => ResponseError::GroupIdNotFound,
+        ErrorKind::GroupNotEmpty => ResponseError::NonEmptyGroup,
     };
     error.code()
 }
 
 pub(crate) fn failure_code(failure: &Failure) -> i16 {
-    error_code(failure.code)
+    error_code(failure.kind)
 }
 
 pub(crate) fn str_bytes(text: impl Into<String>) -> StrBytes {
@@ -316,10 +325,9 @@ mod tests {
     }
 
     #[test]
-    fn every_native_error_has_a_kafka_code() {
-        for code in ErrorCode::ALL {
-            let kafka = error_code(code);
-            assert_eq!(kafka == 0, code == ErrorCode::None, "{code:?}");
+    fn every_engine_error_has_a_kafka_code() {
+        for kind in ErrorKind::ALL {
+            assert_ne!(error_code(kind), 0, "{kind:?}");
         }
     }
 }
