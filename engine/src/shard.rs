@@ -9,18 +9,16 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::HashMap,
     rc::Rc,
     sync::Arc,
 };
 
 use futures_channel::oneshot;
-use sluice_storage::log::Log;
 
 use crate::{
     controller::Controller,
     metadata::Metadata,
-    partition::{self, PartitionKey, PartitionOp},
+    partition::{self, PartitionKey, PartitionOp, Partitions},
     BrokerConfig,
 };
 
@@ -42,7 +40,7 @@ pub struct Shard {
     pub config: BrokerConfig,
     pub peers: Vec<async_channel::Sender<ShardMessage>>,
     pub metadata: RefCell<Arc<Metadata>>,
-    pub partitions: RefCell<HashMap<PartitionKey, Rc<Log>>>,
+    pub partitions: Partitions,
     pub controller: Option<Controller>,
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
@@ -82,8 +80,10 @@ pub async fn pump(
         match message {
             ShardMessage::Partition(key, op) => {
                 let shard = shard.clone();
-                glommio::spawn_local(async move { partition::owner::run(&shard, key, op).await })
-                    .detach();
+                glommio::spawn_local(async move {
+                    partition::owner::run(&shard.partitions, key, op).await
+                })
+                .detach();
             }
             ShardMessage::Metadata(metadata, ack) => {
                 *shard.metadata.borrow_mut() = metadata;

@@ -21,11 +21,11 @@ pub(crate) mod owner;
 pub(crate) mod read;
 mod route;
 
-use std::{path::PathBuf, time::Duration};
+use std::{cell::RefCell, collections::HashMap, path::PathBuf, rc::Rc, time::Duration};
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use sluice_storage::log::LogConfig;
+use sluice_storage::log::{Log, LogConfig};
 
 pub use crate::error::{ErrorKind, Failure};
 pub use fan_out::{gather_all, FanOut, Pending};
@@ -33,6 +33,9 @@ pub use route::{ask, route, Answer, Route};
 
 /// Identifies a partition across shards: (topic id, partition).
 pub type PartitionKey = (u128, u32);
+
+/// The partitions one shard owns, by key: on that shard only.
+pub type Partitions = RefCell<HashMap<PartitionKey, Rc<Log>>>;
 
 /// What a fetch read from one partition.
 #[derive(Debug, Clone, Default)]

@@ -14,9 +14,8 @@ use sluice_storage::{
 
 use super::{
     ErrorKind, Failure, FetchOutcome, Listed, OffsetQuery, PartitionKey, PartitionOp,
-    PartitionStats, Produced, WireFormat,
+    PartitionStats, Partitions, Produced, WireFormat,
 };
-use crate::shard::Shard;
 
 fn append_failure(error: AppendError) -> Failure {
     match error {
@@ -176,9 +175,10 @@ fn unknown_partition(key: PartitionKey) -> Failure {
     )
 }
 
-/// Runs one partition op on this (the owner) shard.
-pub async fn run(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
-    let log = shard.partitions.borrow().get(&key).cloned();
+/// Runs one partition op on the owner shard, whose partitions `partitions`
+/// holds.
+pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
+    let log = partitions.borrow().get(&key).cloned();
     match op {
         PartitionOp::Produce {
             batches,
@@ -319,7 +319,7 @@ pub async fn run(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
             } else {
                 match Log::open(&dir, config).await {
                     Ok(log) => {
-                        shard.partitions.borrow_mut().insert(key, Rc::new(log));
+                        partitions.borrow_mut().insert(key, Rc::new(log));
                         Ok(())
                     }
                     Err(error) => {
@@ -331,7 +331,7 @@ pub async fn run(shard: &Rc<Shard>, key: PartitionKey, op: PartitionOp) {
             let _ = reply.send(result);
         }
         PartitionOp::Remove { reply } => {
-            let removed = shard.partitions.borrow_mut().remove(&key);
+            let removed = partitions.borrow_mut().remove(&key);
             let result = match removed {
                 Some(log) => log
                     .close()

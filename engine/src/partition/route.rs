@@ -70,7 +70,8 @@ pub fn ask<T: 'static>(
     let op = make(reply);
     if route.owner == shard.id {
         let shard = shard.clone();
-        glommio::spawn_local(async move { owner::run(&shard, route.key, op).await }).detach();
+        glommio::spawn_local(async move { owner::run(&shard.partitions, route.key, op).await })
+            .detach();
     } else {
         // Straight into the owner's inbox; only a full inbox costs a task
         // that waits for room.
