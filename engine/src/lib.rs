@@ -17,7 +17,7 @@ pub mod alloc;
 mod broker;
 mod config;
 mod controller;
-mod groups;
+mod coordinator;
 mod handlers;
 mod kafka;
 mod metadata;

@@ -1,6 +1,6 @@
 //! Kafka's consumer group protocol (KIP-848) on the wire:
 //! ConsumerGroupHeartbeat and ConsumerGroupDescribe. Each request runs on
-//! its group's coordinator shard ([`groups::on_coordinator`]), where
+//! its group's coordinator shard ([`coordinator::on_coordinator`]), where
 //! [`consumer`] keeps the state; topics travel as ids
 //! (`Uuid::from_u128` of the topic's id), as in Metadata and Fetch.
 
@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::{
-    groups::{
+    coordinator::{
         self,
         consumer::{self, HeartbeatOutcome, HeartbeatRequest, Partitions, Settings, TopicId},
         GroupError,
@@ -88,7 +88,7 @@ pub async fn heartbeat(
             assignment: None,
         }
     } else {
-        groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
             let metadata = there.metadata();
             let lookup = |name: &str| {
                 metadata
@@ -98,7 +98,7 @@ pub async fn heartbeat(
             let mut all = there.groups.groups.borrow_mut();
             let entry = all
                 .entry(group.clone())
-                .or_insert_with(|| groups::Group::new(&group));
+                .or_insert_with(|| coordinator::Group::new(&group));
             consumer::heartbeat(entry, beat, &lookup, Instant::now(), settings)
         })
         .await
@@ -212,7 +212,7 @@ pub async fn describe(
     let mut described = Vec::new();
     for group_id in request.group_ids {
         let id = group_id.0.to_string();
-        let found = groups::on_coordinator(shard, &id.clone(), move |there| async move {
+        let found = coordinator::on_coordinator(shard, &id.clone(), move |there| async move {
             describe_local(&there, &id)
         })
         .await;

@@ -1,5 +1,5 @@
 //! Kafka's group APIs, served by the group coordinator: each request runs
-//! on its group's coordinator shard ([`groups::on_coordinator`]) and its
+//! on its group's coordinator shard ([`coordinator::on_coordinator`]) and its
 //! answer comes back here to be encoded. FindCoordinator names this broker
 //! (every shard serves every group, forwarding within the broker).
 
@@ -36,7 +36,7 @@ use kafka_protocol::{
 
 use super::{advertised, broker_id, str_bytes, topic_name};
 use crate::{
-    groups::{
+    coordinator::{
         self,
         classic::{self, JoinOutcome, JoinRequest, Joined, SyncRequest, Synced},
         records::OffsetKey,
@@ -152,12 +152,12 @@ pub async fn join_group(
         initial_delay: shard.config.group_initial_rebalance_delay,
     };
     let member_id = join.member_id.clone();
-    let outcome = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+    let outcome = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
         let joined = {
             let mut all = there.groups.groups.borrow_mut();
             let entry = all
                 .entry(group.clone())
-                .or_insert_with(|| groups::Group::new(&group));
+                .or_insert_with(|| coordinator::Group::new(&group));
             classic::join(entry, join, Instant::now())
         };
         match joined {
@@ -222,7 +222,7 @@ pub async fn sync_group(
             .map(|assignment| (text(&assignment.member_id), assignment.assignment.clone()))
             .collect(),
     };
-    let outcome = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+    let outcome = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
         let synced = {
             let mut all = there.groups.groups.borrow_mut();
             match all.get_mut(&group) {
@@ -263,7 +263,7 @@ pub async fn heartbeat(
     let group = text(&request.group_id.0);
     let member_id = text(&request.member_id);
     let generation = request.generation_id;
-    let result = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+    let result = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
         let mut all = there.groups.groups.borrow_mut();
         match all.get_mut(&group) {
             None => Err(GroupError::UnknownMemberId),
@@ -296,7 +296,7 @@ pub async fn leave_group(
         vec![(text(&request.member_id), None)]
     };
     let asked = leaving.clone();
-    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+    let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
         let mut all = there.groups.groups.borrow_mut();
         match all.get_mut(&group) {
             None => vec![Err(GroupError::UnknownMemberId); leaving.len()],
@@ -355,8 +355,8 @@ pub async fn offset_commit(
         }
     }
     let count = offsets.len();
-    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
-        groups::commit(&there, &group, committer, offsets).await
+    let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::commit(&there, &group, committer, offsets).await
     })
     .await
     .and_then(|results| results)
@@ -388,7 +388,7 @@ pub async fn offset_commit(
 /// The offsets of one group, as OffsetFetch answers them.
 struct Fetched {
     error: Option<GroupError>,
-    offsets: Vec<(OffsetKey, Option<groups::records::Committed>)>,
+    offsets: Vec<(OffsetKey, Option<coordinator::records::Committed>)>,
 }
 
 async fn fetch_group(
@@ -396,8 +396,8 @@ async fn fetch_group(
     group: String,
     partitions: Option<Vec<OffsetKey>>,
 ) -> Fetched {
-    let result = groups::on_coordinator(shard, &group.clone(), move |there| async move {
-        groups::committed(&there, &group, partitions.as_deref())
+    let result = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::committed(&there, &group, partitions.as_deref())
     })
     .await;
     match result {
@@ -424,11 +424,11 @@ fn wanted(topics: impl Iterator<Item = (String, Vec<i32>)>) -> Vec<OffsetKey> {
 }
 
 /// A topic's partitions and what is committed for each.
-type PartitionOffsets = Vec<(u32, Option<groups::records::Committed>)>;
+type PartitionOffsets = Vec<(u32, Option<coordinator::records::Committed>)>;
 
 /// Fetched offsets grouped by topic, in the order asked (or by name).
 fn by_topic(
-    offsets: Vec<(OffsetKey, Option<groups::records::Committed>)>,
+    offsets: Vec<(OffsetKey, Option<coordinator::records::Committed>)>,
 ) -> Vec<(String, PartitionOffsets)> {
     let mut topics: Vec<(String, PartitionOffsets)> = Vec::new();
     for ((topic, partition), committed) in offsets {
@@ -531,10 +531,11 @@ pub async fn describe_groups(
     let mut described = Vec::new();
     for group_id in request.groups {
         let id = group_id.0.to_string();
-        let description = groups::on_coordinator(shard, &id.clone(), move |there| async move {
-            groups::describe_local(&there, &id)
-        })
-        .await;
+        let description =
+            coordinator::on_coordinator(shard, &id.clone(), move |there| async move {
+                coordinator::describe_local(&there, &id)
+            })
+            .await;
         let group = DescribedGroup::default().with_group_id(group_id);
         described.push(match description {
             Err(error) => group
@@ -579,7 +580,7 @@ pub async fn list_groups(
         .iter()
         .map(|t| text(t).to_lowercase())
         .collect();
-    let listed = groups::list_all(shard)
+    let listed = coordinator::list_all(shard)
         .await
         .into_iter()
         .filter(|group| {
@@ -617,8 +618,8 @@ pub async fn delete_groups(
     let mut results = Vec::new();
     for group_id in request.groups_names {
         let id = group_id.0.to_string();
-        let result = groups::on_coordinator(shard, &id.clone(), move |there| async move {
-            groups::delete_group(&there, &id).await
+        let result = coordinator::on_coordinator(shard, &id.clone(), move |there| async move {
+            coordinator::delete_group(&there, &id).await
         })
         .await
         .and_then(|result| result);
@@ -649,8 +650,8 @@ pub async fn offset_delete(
             })
         })
         .collect();
-    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
-        groups::delete_offsets(&there, &group, partitions).await
+    let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::delete_offsets(&there, &group, partitions).await
     })
     .await
     .and_then(|results| results);
