@@ -21,7 +21,8 @@ use super::{str_bytes, topic_name};
 use crate::{
     coordinator::{
         self,
-        consumer::{self, HeartbeatOutcome, HeartbeatRequest, Partitions, Settings, TopicId},
+        assignor::{Partitions, TopicId},
+        consumer::{self, HeartbeatOutcome, HeartbeatRequest, Settings},
         GroupError,
     },
     metadata::Metadata,
