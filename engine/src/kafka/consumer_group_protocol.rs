@@ -1,8 +1,10 @@
-//! Kafka's consumer group protocol (KIP-848) on the wire:
-//! ConsumerGroupHeartbeat and ConsumerGroupDescribe. Each request runs on
-//! its group's coordinator shard ([`coordinator::on_coordinator`]), where
-//! [`consumer`] keeps the state; topics travel as ids
-//! (`Uuid::from_u128` of the topic's id), as in Metadata and Fetch.
+//! Kafka's consumer group protocol (KIP-848, `group.protocol=consumer`) on
+//! the wire: ConsumerGroupHeartbeat and ConsumerGroupDescribe. Each request
+//! runs on its group's coordinator shard ([`coordinator::on_coordinator`]),
+//! where [`consumer`] keeps the state; topics travel as ids
+//! (`Uuid::from_u128` of the topic's id), as in Metadata and Fetch. The
+//! classic protocol's APIs are in [`super::classic_groups`], the offsets
+//! APIs (for both) in [`super::group_offsets`].
 
 use std::{rc::Rc, time::Instant};
 
