@@ -307,7 +307,7 @@ async fn shard_main(
             return;
         }
     };
-    match crate::groups::recover(&shard).await {
+    match crate::coordinator::recover(&shard).await {
         Ok(0) => {}
         Ok(records) => tracing::info!(
             shard = shard.id,
@@ -371,7 +371,7 @@ async fn shard_main(
         }
     };
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
-    let group_ticks = glommio::spawn_local(crate::groups::tick_loop(shard.clone()));
+    let group_ticks = glommio::spawn_local(crate::coordinator::tick_loop(shard.clone()));
     let _ = ready.send(Ok(Ready {
         shard: shard.id,
         partitions: opened,

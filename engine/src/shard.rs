@@ -51,7 +51,7 @@ pub struct Shard {
     /// block from the controller at a time.
     pub producer_ids: RefCell<std::ops::Range<i64>>,
     /// The consumer groups this shard coordinates.
-    pub groups: crate::groups::Coordinator,
+    pub groups: crate::coordinator::Coordinator,
 }
 
 impl Shard {

@@ -157,7 +157,7 @@ fn describe(shard: &Shard, topic: &TopicMeta, version: i16) -> MetadataResponseT
         } else {
             Uuid::nil()
         })
-        .with_is_internal(version >= 1 && topic.name == crate::groups::OFFSETS_TOPIC)
+        .with_is_internal(version >= 1 && topic.name == crate::coordinator::OFFSETS_TOPIC)
         .with_partitions(
             (0..topic.partition_count())
                 .map(|partition| {

@@ -5,9 +5,10 @@
 //! Kafka's codes here ([`error_code`]).
 
 mod admin;
-mod consumer_groups;
+mod classic_groups;
+mod consumer_group_protocol;
 mod fetch;
-mod groups;
+mod group_offsets;
 mod metadata;
 mod offsets;
 mod produce;
@@ -30,6 +31,7 @@ use sluice_net::{
 };
 
 use crate::{
+    coordinator::GroupError,
     metadata::Metadata,
     partition::{self, ask, ErrorKind, Failure, PartitionOp, Pending, Route},
     server::Protocol,
@@ -171,19 +173,19 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
         ApiKey::DescribeCluster => serve!(admin::describe_cluster),
         ApiKey::InitProducerId => serve!(producer_id::handle),
-        ApiKey::FindCoordinator => serve!(groups::find_coordinator),
-        ApiKey::ListGroups => serve!(groups::list_groups),
-        ApiKey::JoinGroup => serve!(groups::join_group, client),
-        ApiKey::SyncGroup => serve!(groups::sync_group),
-        ApiKey::Heartbeat => serve!(groups::heartbeat),
-        ApiKey::LeaveGroup => serve!(groups::leave_group),
-        ApiKey::OffsetCommit => serve!(groups::offset_commit),
-        ApiKey::OffsetFetch => serve!(groups::offset_fetch),
-        ApiKey::DescribeGroups => serve!(groups::describe_groups),
-        ApiKey::DeleteGroups => serve!(groups::delete_groups),
-        ApiKey::OffsetDelete => serve!(groups::offset_delete),
-        ApiKey::ConsumerGroupHeartbeat => serve!(consumer_groups::heartbeat, client),
-        ApiKey::ConsumerGroupDescribe => serve!(consumer_groups::describe),
+        ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
+        ApiKey::ListGroups => serve!(classic_groups::list_groups),
+        ApiKey::JoinGroup => serve!(classic_groups::join_group, client),
+        ApiKey::SyncGroup => serve!(classic_groups::sync_group),
+        ApiKey::Heartbeat => serve!(classic_groups::heartbeat),
+        ApiKey::LeaveGroup => serve!(classic_groups::leave_group),
+        ApiKey::OffsetCommit => serve!(group_offsets::offset_commit),
+        ApiKey::OffsetFetch => serve!(group_offsets::offset_fetch),
+        ApiKey::DescribeGroups => serve!(classic_groups::describe_groups),
+        ApiKey::DeleteGroups => serve!(classic_groups::delete_groups),
+        ApiKey::OffsetDelete => serve!(group_offsets::offset_delete),
+        ApiKey::ConsumerGroupHeartbeat => serve!(consumer_group_protocol::heartbeat, client),
+        ApiKey::ConsumerGroupDescribe => serve!(consumer_group_protocol::describe),
         _ => Err(format!("{api:?} is not served")),
     }
 }
@@ -270,6 +272,34 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
     error.code()
 }
 
+/// Kafka's code for a group error.
+pub(crate) fn group_error_code(error: GroupError) -> i16 {
+    match error {
+        GroupError::UnknownMemberId => 25,
+        GroupError::IllegalGeneration => 22,
+        GroupError::RebalanceInProgress => 27,
+        GroupError::InconsistentGroupProtocol => 23,
+        GroupError::MemberIdRequired => 79,
+        GroupError::InvalidSessionTimeout => 26,
+        GroupError::NonEmptyGroup => 68,
+        GroupError::GroupIdNotFound => 69,
+        GroupError::InvalidGroupId => 24,
+        GroupError::UnknownTopicOrPartition => 3,
+        GroupError::CoordinatorNotAvailable => 15,
+        GroupError::FencedInstanceId => 82,
+        GroupError::GroupSubscribedToTopic => 86,
+        GroupError::OffsetMetadataTooLarge => 12,
+        GroupError::InvalidCommitOffset => 28,
+        GroupError::StorageError => 56,
+        GroupError::StaleMemberEpoch => 113,
+        GroupError::UnsupportedAssignor => 112,
+        GroupError::UnreleasedInstanceId => 111,
+        GroupError::FencedMemberEpoch => 110,
+        GroupError::GroupMaxSizeReached => 81,
+        GroupError::InvalidRequest => 42,
+    }
+}
+
 pub(crate) fn failure_code(failure: &Failure) -> i16 {
     error_code(failure.kind)
 }
@@ -280,6 +310,15 @@ pub(crate) fn str_bytes(text: impl Into<String>) -> StrBytes {
 
 pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(str_bytes(name))
+}
+
+fn text(value: &StrBytes) -> String {
+    value.to_string()
+}
+
+/// Kafka's code for one result of a group request (0: done).
+fn group_code(result: &Result<(), GroupError>) -> i16 {
+    result.err().map_or(0, group_error_code)
 }
 
 pub(crate) fn broker_id(shard: &Shard) -> BrokerId {

@@ -1,6 +1,6 @@
 //! Consumer groups for an operator: list, describe (with lag), reset
 //! offsets, delete. A group's requests run on its coordinator shard
-//! ([`crate::groups::on_coordinator`]); log ends come from each
+//! ([`crate::coordinator::on_coordinator`]); log ends come from each
 //! partition's owner.
 
 use std::rc::Rc;
@@ -17,7 +17,7 @@ use sluice_net::native::{
 
 use super::{error_code, list_offsets::offset_query};
 use crate::{
-    groups::{
+    coordinator::{
         self, delete_group, describe_local, lag::lag_of, list_local, on_coordinator,
         records::OffsetKey, reset_offsets, run_on, GroupError, OFFSETS_TOPIC,
     },
@@ -271,7 +271,7 @@ async fn reset_checked(
     let wanted = keys.clone();
     let (members, previous) = on_coordinator(shard, &group, move |there| async move {
         let members = describe_local(&there, &id).map_or(0, |group| group.members.len());
-        let previous: Vec<Option<u64>> = groups::committed(&there, &id, Some(&wanted))
+        let previous: Vec<Option<u64>> = coordinator::committed(&there, &id, Some(&wanted))
             .into_iter()
             .map(|(_, committed)| committed.map(|committed| committed.offset))
             .collect();

@@ -24,11 +24,14 @@ pub async fn gather_all<T>(parts: Vec<Pending<T>>) -> Vec<Result<T, Failure>> {
     answers
 }
 
+/// One topic's parts, each with its label: (topic, [(partition, part)]).
+pub type TopicParts<P, R> = (String, Vec<(P, R)>);
+
 /// The parts of a request that names partitions topic by topic (as both
 /// protocols' produce, list-offsets and delete-records requests do), each
 /// labelled with its partition as the request named it (`P`).
 pub struct FanOut<P, T> {
-    topics: Vec<(String, Vec<(P, Pending<T>)>)>,
+    topics: Vec<TopicParts<P, Pending<T>>>,
 }
 
 impl<P, T> Default for FanOut<P, T> {
@@ -55,7 +58,7 @@ impl<P, T> FanOut<P, T> {
     }
 
     /// Every part's answer, topic by topic, in the order added.
-    pub async fn gather(self) -> Vec<(String, Vec<(P, Result<T, Failure>)>)> {
+    pub async fn gather(self) -> Vec<TopicParts<P, Result<T, Failure>>> {
         let mut topics = Vec::with_capacity(self.topics.len());
         for (name, parts) in self.topics {
             let mut answers = Vec::with_capacity(parts.len());
