@@ -371,7 +371,9 @@ async fn shard_main(
         }
     };
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
-    let group_ticks = glommio::spawn_local(crate::coordinator::tick_loop(shard.clone()));
+    let ticking = shard.clone();
+    let group_ticks =
+        glommio::spawn_local(async move { crate::coordinator::tick_loop(&ticking.groups).await });
     let _ = ready.send(Ok(Ready {
         shard: shard.id,
         partitions: opened,

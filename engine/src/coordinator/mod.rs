@@ -49,11 +49,9 @@ mod routing;
 use std::{
     cell::RefCell,
     collections::{BTreeMap, HashMap},
-    rc::Rc,
     time::{Duration, Instant},
 };
 
-use crate::shard::Shard;
 pub use classic::Member;
 pub use describe::{describe_local, list_all, list_local};
 pub use error::GroupError;
@@ -180,12 +178,13 @@ impl Default for Coordinator {
     }
 }
 
-/// Expires silent members and completes rebalances that are due, forever.
-pub async fn tick_loop(shard: Rc<Shard>) {
+/// Expires silent members and completes rebalances that are due, in the
+/// groups of `coordinator` (a shard's), forever.
+pub async fn tick_loop(coordinator: &Coordinator) {
     loop {
         glommio::timer::sleep(TICK).await;
         let now = Instant::now();
-        let mut groups = shard.groups.groups.borrow_mut();
+        let mut groups = coordinator.groups.borrow_mut();
         for group in groups.values_mut() {
             classic::tick(group, now);
             consumer::tick(group, now);
