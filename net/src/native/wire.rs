@@ -341,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn a_struct_s_least_size_is_the_sum_of_its_fields() {
+    fn a_struct_takes_at_least_the_sum_of_its_fields_least_sizes() {
         // 4 + 4 + 4 + (1 + 8) + 1 + 4 + 4
         assert_eq!(Sample::MIN_BYTES, 30);
         assert_eq!(encode(&Sample::default()).len(), Sample::MIN_BYTES);

@@ -1,14 +1,13 @@
 //! The requests and responses of the native protocol and their encoding.
 //!
-//! One file per API family: [`versions`], [`metadata`], [`topics`],
-//! [`produce`], [`fetch`], [`offsets`], [`groups`]; every type is
-//! re-exported here. Each message is declared once, with
-//! `wire_struct!`: its field list gives both its
-//! encoding and its decoding (see [`crate::native::wire`]), so the two
-//! cannot drift apart. Lists are a u32 count then the entries, strings and
-//! byte runs a u32 length then the bytes, integers little-endian. Record
-//! batches travel as the stored batch bytes, sliced out of the frame
-//! without a copy.
+//! One file per API family (`versions`, `metadata`, `topics`, `produce`,
+//! `fetch`, `offsets`, `groups`); every type is used from here, as
+//! `messages::X`. Each message is declared once, with `wire_struct!`: its
+//! field list gives both its encoding and its decoding (see
+//! [`crate::native::wire`]), so the two cannot drift apart. Lists are a
+//! u32 count then the entries, strings and byte runs a u32 length then the
+//! bytes, integers little-endian. Record batches travel as the stored batch
+//! bytes, sliced out of the frame without a copy.
 
 use bytes::{Bytes, BytesMut};
 
@@ -17,13 +16,13 @@ use super::{
     wire::Wire,
 };
 
-pub mod fetch;
-pub mod groups;
-pub mod metadata;
-pub mod offsets;
-pub mod produce;
-pub mod topics;
-pub mod versions;
+mod fetch;
+mod groups;
+mod metadata;
+mod offsets;
+mod produce;
+mod topics;
+mod versions;
 
 pub use fetch::*;
 pub use groups::*;
