@@ -2,8 +2,6 @@
 //! listeners, recovery of every partition, and shutdown on a signal.
 
 use std::{
-    cell::{Cell, RefCell},
-    collections::HashMap,
     rc::Rc,
     sync::{mpsc, Arc},
     time::{Duration, Instant},
@@ -14,7 +12,6 @@ use glommio::{net::TcpListener, LocalExecutorBuilder, Placement};
 use sluice_storage::log::Log;
 
 use crate::{
-    controller::Controller,
     metadata::{Metadata, MetadataError, MetadataLog},
     server,
     shard::{self, Shard, ShardMessage},
@@ -186,20 +183,7 @@ impl Broker {
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % available))
                 .name(&format!("shard-{id}"))
                 .spawn(move || async move {
-                    let shard = Rc::new(Shard {
-                        id,
-                        config,
-                        peers,
-                        metadata: RefCell::new(metadata),
-                        partitions: RefCell::new(HashMap::new()),
-                        controller: metadata_log.map(Controller::new),
-                        connections: Cell::new(0),
-                        in_flight: Cell::new(0),
-                        request_latencies: Default::default(),
-                        shutting_down: Cell::new(false),
-                        producer_ids: RefCell::new(0..0),
-                        groups: Default::default(),
-                    });
+                    let shard = Rc::new(Shard::new(id, config, peers, metadata, metadata_log));
                     shard_main(shard, inbox, ready).await;
                 });
             match spawned {

@@ -512,11 +512,7 @@ pub async fn broadcast(shard: &Rc<Shard>, metadata: Arc<Metadata>) {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        cell::{Cell, RefCell},
-        collections::HashMap,
-        path::Path,
-    };
+    use std::path::Path;
 
     use glommio::{LocalExecutorBuilder, Placement};
 
@@ -534,23 +530,17 @@ mod tests {
         let mut log = Some(log);
         let shards: Vec<Rc<Shard>> = (0..shard_count)
             .map(|id| {
-                Rc::new(Shard {
+                let config = BrokerConfig {
+                    data_dir: dir.to_path_buf(),
+                    ..BrokerConfig::default()
+                };
+                Rc::new(Shard::new(
                     id,
-                    config: BrokerConfig {
-                        data_dir: dir.to_path_buf(),
-                        ..BrokerConfig::default()
-                    },
-                    peers: peers.clone(),
-                    metadata: RefCell::new(metadata.clone()),
-                    partitions: RefCell::new(HashMap::new()),
-                    controller: log.take().map(Controller::new),
-                    connections: Cell::new(0),
-                    in_flight: Cell::new(0),
-                    request_latencies: Default::default(),
-                    shutting_down: Cell::new(false),
-                    producer_ids: RefCell::new(0..0),
-                    groups: Default::default(),
-                })
+                    config,
+                    peers.clone(),
+                    metadata.clone(),
+                    log.take(),
+                ))
             })
             .collect();
         for (shard, inbox) in shards.iter().zip(inboxes).skip(1) {

@@ -55,6 +55,31 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// Shard `id` of `peers.len()`, with no partitions open yet; shard 0
+    /// gets the controller, over `metadata_log`.
+    pub fn new(
+        id: usize,
+        config: BrokerConfig,
+        peers: Vec<async_channel::Sender<ShardMessage>>,
+        metadata: Arc<Metadata>,
+        metadata_log: Option<crate::metadata::MetadataLog>,
+    ) -> Shard {
+        Shard {
+            id,
+            config,
+            peers,
+            metadata: RefCell::new(metadata),
+            partitions: Partitions::default(),
+            controller: metadata_log.map(Controller::new),
+            connections: Cell::new(0),
+            in_flight: Cell::new(0),
+            request_latencies: Default::default(),
+            shutting_down: Cell::new(false),
+            producer_ids: RefCell::new(0..0),
+            groups: Default::default(),
+        }
+    }
+
     pub fn shard_count(&self) -> usize {
         self.peers.len()
     }
