@@ -14,8 +14,8 @@ use glommio::{net::TcpListener, LocalExecutorBuilder, Placement};
 use sluice_storage::log::Log;
 
 use crate::{
+    cluster_metadata::{Metadata, MetadataError, MetadataLog},
     controller::{self, Controller},
-    metadata::{Metadata, MetadataError, MetadataLog},
     server,
     shard::{run_op, Shard, ShardMessage},
     topic_config::log_config,

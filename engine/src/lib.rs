@@ -8,19 +8,20 @@
 //! channel, with its payload as `Bytes` (moved, not copied), and the answers
 //! are gathered where the request arrived.
 //!
-//! Topic metadata is a log of metadata records, replayed at start and owned by
+//! Topic metadata is a log of metadata records (`cluster_metadata`, in an
+//! encoding of its own, versioned), replayed at start and appended to by
 //! shard 0 (the controller); every shard holds an immutable snapshot of it,
 //! replaced when it changes.
 
 mod admin_http;
 pub mod alloc;
 mod broker;
+mod cluster_metadata;
 mod config;
 mod controller;
 mod groups;
 mod handlers;
 mod kafka;
-mod metadata;
 mod metrics;
 mod request_latency;
 mod server;

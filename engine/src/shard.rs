@@ -26,13 +26,13 @@ use sluice_net::{
 use sluice_storage::{
     batch::{Batch, BatchError},
     log::{AppendError, DeleteRecordsError, Log, LogConfig, ReadError},
-    Offset,
+    Offset, ShardId, TopicId,
 };
 
-use crate::{controller::Controller, metadata::Metadata, BrokerConfig};
+use crate::{cluster_metadata::Metadata, controller::Controller, BrokerConfig};
 
 /// Identifies a partition across shards: (topic id, partition).
-pub type PartitionKey = (u128, u32);
+pub type PartitionKey = (TopicId, u32);
 
 /// An error to put in a response: a code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,8 +193,8 @@ impl Shard {
     }
 
     /// The shard that owns a partition whose metadata says `shard`.
-    pub fn owner(&self, shard: u32) -> usize {
-        shard as usize % self.shard_count()
+    pub fn owner(&self, shard: ShardId) -> usize {
+        shard.index(self.shard_count())
     }
 
     /// Sends `op` for `key` to shard `owner` (run here if that is this
@@ -410,7 +410,7 @@ fn unknown_partition(key: PartitionKey) -> Failure {
     Failure::new(
         ErrorCode::NoSuchPartition,
         format!(
-            "partition {} of topic {:032x} is not on this broker",
+            "partition {} of topic {} is not on this broker",
             key.1, key.0
         ),
     )

@@ -28,13 +28,13 @@ use std::{
 };
 
 use futures_channel::oneshot;
-use sluice_net::native::{messages::NewTopic, ErrorCode};
+use sluice_net::native::ErrorCode;
 use sluice_storage::{batch::BatchBuilder, log::Log};
 
 use crate::{
-    controller::ControllerOp,
+    cluster_metadata::Metadata,
+    controller::{ControllerOp, NewTopicSpec},
     handlers::admin::to_controller,
-    metadata::Metadata,
     shard::{PartitionKey, Shard, ShardMessage},
 };
 pub use classic::Member;
@@ -290,12 +290,16 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
         return Ok(());
     }
     let (reply, answer) = oneshot::channel();
-    let topic = NewTopic {
+    let topic = NewTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         partitions: shard.shard_count() as u32,
-        configs: vec![("retention.ms".to_string(), "-1".to_string())],
+        configs: [("retention.ms".to_string(), "-1".to_string())].into(),
     };
-    to_controller(shard, ControllerOp::CreateTopics(vec![topic], reply)).await;
+    let op = ControllerOp::CreateTopics {
+        topics: vec![topic],
+        reply,
+    };
+    to_controller(shard, op).await;
     let _ = answer.await;
     match shard.metadata().topic(OFFSETS_TOPIC) {
         Some(_) => Ok(()),

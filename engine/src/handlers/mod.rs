@@ -19,7 +19,7 @@ use sluice_net::native::{
 };
 
 use crate::{
-    metadata::Metadata,
+    cluster_metadata::Metadata,
     shard::{Failure, PartitionKey, Shard},
 };
 

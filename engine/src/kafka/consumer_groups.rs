@@ -19,12 +19,12 @@ use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::{
+    cluster_metadata::Metadata,
     groups::{
         self,
         consumer::{self, HeartbeatOutcome, HeartbeatRequest, Partitions, Settings, TopicId},
         GroupError,
     },
-    metadata::Metadata,
     shard::Shard,
 };
 
@@ -93,7 +93,7 @@ pub async fn heartbeat(
             let lookup = |name: &str| {
                 metadata
                     .topic(name)
-                    .map(|topic| (TopicId(topic.id), topic.partition_count()))
+                    .map(|topic| (TopicId(topic.id.0), topic.partition_count()))
             };
             let mut all = there.groups.groups.borrow_mut();
             let entry = all
@@ -149,7 +149,7 @@ fn described_assignment(metadata: &Metadata, partitions: &Partitions) -> Describ
                 let name = metadata
                     .topics
                     .values()
-                    .find(|meta| meta.id == topic.0)
+                    .find(|meta| meta.id.0 == topic.0)
                     .map(|meta| meta.name.clone())
                     .unwrap_or_default();
                 DescribedPartitions::default()

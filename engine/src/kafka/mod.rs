@@ -217,7 +217,7 @@ fn api_versions(_shard: &Shard) -> ApiVersionsResponse {
 /// partition index: negative ones do not exist).
 pub(crate) fn on_partition<T: 'static>(
     shard: &Rc<Shard>,
-    metadata: &crate::metadata::Metadata,
+    metadata: &crate::cluster_metadata::Metadata,
     topic: &str,
     partition: i32,
     make: impl FnOnce(futures_channel::oneshot::Sender<Result<T, Failure>>) -> crate::shard::PartitionOp,
