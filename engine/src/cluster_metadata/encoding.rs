@@ -432,6 +432,30 @@ mod tests {
         }
     }
 
+    /// Every cut of a record's body, and every body with one byte
+    /// changed, is an error or another record: never a panic.
+    #[test]
+    fn damaged_bodies_are_errors_not_panics() {
+        let record = MetadataRecord::TopicCreated {
+            topic_id: TopicId(u128::MAX),
+            name: "orders".to_string(),
+            shards: vec![ShardId(0), ShardId(7)],
+            configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+        };
+        let body = encode_record(&record);
+        for end in 0..body.len() {
+            assert!(decode(&body[..end], 1).is_err(), "cut at {end}");
+        }
+        for at in 0..body.len() {
+            for value in [0x00, 0x7f, 0x80, 0xff] {
+                let mut changed = body.clone();
+                changed[at] = value;
+                let _ = decode(&changed, 1);
+            }
+        }
+        assert_eq!(decode(&body, 1), Ok(Entry::Record(record)));
+    }
+
     #[test]
     fn a_format_version_entry_reads_the_same_in_any_version() {
         let body = encode_version(1);
