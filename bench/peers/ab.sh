@@ -11,7 +11,10 @@
 # see the same machine. Prints one line per run and the medians of each;
 # the JSON results go to bench/results/ab-WORKLOAD/ (or $OUT). Environment:
 # WARM_UP_S (default 3), DURATION_S (default 10); A_ENV and B_ENV, broker
-# settings of each side as SLUICE_* variables (e.g. 'SLUICE_DELETE_BYTES_PER_S=0').
+# settings of each side as SLUICE_* variables (e.g. 'SLUICE_DELETE_BYTES_PER_S=0');
+# A_SLUICE and B_SLUICE, the broker binary of each side (default: the one
+# built here), to compare two builds; DRIVER, `native` (default) or `kafka`
+# (the broker's Kafka listener through librdkafka).
 set -uo pipefail
 
 workload=${1:?usage: ab.sh WORKLOAD.toml RATE REPS A-CONFIGS B-CONFIGS}
@@ -24,6 +27,11 @@ out=${OUT:-$root/bench/results/ab-$name}
 warm_up=${WARM_UP_S:-3}
 duration=${DURATION_S:-10}
 port=55411
+driver=${DRIVER:-native}
+case "$driver" in
+    native | kafka) ;;
+    *) echo "ab.sh: DRIVER must be native or kafka, not $driver" >&2; exit 2 ;;
+esac
 
 if grep -q '^\s*topic_configs' "$workload"; then
     echo "ab.sh: $workload sets topic_configs; A and B set them here" >&2
@@ -44,18 +52,19 @@ run() {
     # ahead of the broker's on the device (20-60 ms writes seen).
     sync
     data=$(mktemp -d -t sluice-ab-data.XXXXXX)
-    local settings=A_ENV
-    [ "$label" = B ] && settings=B_ENV
+    local settings=A_ENV broker=${A_SLUICE:-$sluice} kafka_port=$((port + 1)) target_port=$port
+    [ "$label" = B ] && settings=B_ENV broker=${B_SLUICE:-$sluice}
+    [ "$driver" = kafka ] && target_port=$kafka_port
     # shellcheck disable=SC2086 # word splitting: VAR=VALUE pairs
-    env ${!settings-} taskset -c 0 "$sluice" serve --data-dir "$data" --native-addr "127.0.0.1:$port" \
-        --kafka-addr off --admin-addr off --cores 1 >"$out/serve-$label-$rep.log" 2>&1 &
+    env ${!settings-} taskset -c 0 "$broker" serve --data-dir "$data" --native-addr "127.0.0.1:$port" \
+        --kafka-addr "127.0.0.1:$kafka_port" --admin-addr off --cores 1 >"$out/serve-$label-$rep.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         "$sluice" topic list --brokers "127.0.0.1:$port" >/dev/null 2>&1 && break
         sleep 0.1
     done
     file=$out/$label-$rep
-    if "$bench" run "$out/$label.toml" --driver native --brokers "127.0.0.1:$port" \
+    if "$bench" run "$out/$label.toml" --driver "$driver" --brokers "127.0.0.1:$target_port" \
         --cores 1 --rate "$rate" --warm-up-s "$warm_up" --duration-s "$duration" \
         --out "$file.json" -q >"$file.txt" 2>&1; then
         python3 - "$file.json" "$label" "$rep" <<'EOF'
@@ -75,7 +84,7 @@ EOF
     rm -rf "$data"
 }
 
-echo "workload $name at $rate, $reps runs each; A: {${configs[0]}}  B: {${configs[1]}}"
+echo "workload $name at $rate, $reps runs each, $driver driver; A: ${A_SLUICE:-$sluice} {${configs[0]}}  B: ${B_SLUICE:-$sluice} {${configs[1]}}"
 for rep in $(seq "$reps"); do
     run A "$rep"
     run B "$rep"

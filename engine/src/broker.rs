@@ -15,9 +15,9 @@ use sluice_storage::log::Log;
 
 use crate::{
     cluster_metadata::{Metadata, MetadataError, MetadataLog},
-    controller::{self, Controller},
+    controller::Controller,
     server,
-    shard::{run_op, Shard, ShardMessage},
+    shard::{self, Shard, ShardMessage},
     topic_config::log_config,
     BrokerConfig,
 };
@@ -307,7 +307,7 @@ async fn shard_main(
             return;
         }
     };
-    match crate::groups::recover(&shard).await {
+    match crate::coordinator::recover(&shard).await {
         Ok(0) => {}
         Ok(records) => tracing::info!(
             shard = shard.id,
@@ -348,7 +348,7 @@ async fn shard_main(
     };
     // Kept, not detached: dropping them at shutdown cancels them, which
     // closes the listeners at once.
-    let acceptor = glommio::spawn_local(server::accept_loop::<server::Native>(
+    let acceptor = glommio::spawn_local(server::accept_loop::<crate::native::Native>(
         shard.clone(),
         listener,
     ));
@@ -371,7 +371,9 @@ async fn shard_main(
         }
     };
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
-    let group_ticks = glommio::spawn_local(crate::groups::tick_loop(shard.clone()));
+    let ticking = shard.clone();
+    let group_ticks =
+        glommio::spawn_local(async move { crate::coordinator::tick_loop(&ticking.groups).await });
     let _ = ready.send(Ok(Ready {
         shard: shard.id,
         partitions: opened,
@@ -379,32 +381,15 @@ async fn shard_main(
     }));
     drop(ready);
 
-    while let Ok(message) = inbox.recv().await {
-        match message {
-            ShardMessage::Partition(key, op) => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move { run_op(&shard, key, op).await }).detach();
-            }
-            ShardMessage::Metadata(metadata, ack) => {
-                *shard.metadata.borrow_mut() = metadata;
-                let _ = ack.send(());
-            }
-            ShardMessage::Run(task) => task(shard.clone()),
-            ShardMessage::Controller(op) => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move { controller::run(&shard, op).await }).detach();
-            }
-            ShardMessage::Shutdown(ack) => {
-                drop(acceptor);
-                drop(kafka_acceptor);
-                drop(admin_acceptor);
-                drop(retention);
-                drop(group_ticks);
-                shutdown(&shard).await;
-                let _ = ack.send(());
-                return;
-            }
-        }
+    let stopped = shard::pump(&shard, inbox).await;
+    drop(acceptor);
+    drop(kafka_acceptor);
+    drop(admin_acceptor);
+    drop(retention);
+    drop(group_ticks);
+    shutdown(&shard).await;
+    if let Some(ack) = stopped {
+        let _ = ack.send(());
     }
 }
 

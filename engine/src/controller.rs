@@ -10,12 +10,12 @@
 use std::{collections::BTreeMap, ops::Range, rc::Rc, sync::Arc, time::Duration};
 
 use futures_channel::oneshot;
-use sluice_net::native::ErrorCode;
 use sluice_storage::{log::LogConfig, ProducerId, ShardId, TopicId};
 
 use crate::{
     cluster_metadata::{Metadata, MetadataLog, MetadataRecord, TopicMeta, PRODUCER_ID_FIRST},
-    shard::{Failure, PartitionOp, Shard, ShardMessage},
+    partition::{ask, gather_all, ErrorKind, Failure, PartitionOp, Route},
+    shard::{Shard, ShardMessage},
     topic_config::log_config,
 };
 
@@ -134,9 +134,21 @@ pub fn check_topic_name(name: &str) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::new(
-            ErrorCode::InvalidTopicName,
+            ErrorKind::InvalidTopicName,
             format!("topic name {name:?} must be 1 to {TOPIC_NAME_BYTES_MAX} of [a-zA-Z0-9._-], not . or .."),
         ))
+    }
+}
+
+/// Runs `op` on the controller: here if this is shard 0, else sent there.
+pub async fn to_controller(shard: &Rc<Shard>, op: ControllerOp) {
+    if shard.id == 0 {
+        run(shard, op).await;
+    } else {
+        let task = Box::new(move |shard: Rc<Shard>| {
+            glommio::spawn_local(async move { run(&shard, op).await }).detach();
+        });
+        let _ = shard.peers[0].send(ShardMessage::Run(task)).await;
     }
 }
 
@@ -215,7 +227,7 @@ fn append(controller: &Controller, record: &MetadataRecord) -> Result<(), Failur
         .log
         .borrow_mut()
         .append(record)
-        .map_err(|error| Failure::new(ErrorCode::StorageFailed, error.to_string()))
+        .map_err(|error| Failure::new(ErrorKind::StorageFailed, error.to_string()))
 }
 
 async fn create_topic(
@@ -231,7 +243,7 @@ async fn create_topic(
     };
     if partitions == 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
         return Err(Failure::new(
-            ErrorCode::InvalidPartitionCount,
+            ErrorKind::InvalidPartitionCount,
             format!(
                 "{} partitions: a topic has 1 to {PARTITIONS_PER_TOPIC_MAX}",
                 topic.partitions
@@ -239,11 +251,11 @@ async fn create_topic(
         ));
     }
     let config = log_config(&topic.configs)
-        .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+        .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     let metadata = shard.metadata();
     if metadata.topic(&topic.name).is_some() {
         return Err(Failure::new(
-            ErrorCode::TopicExists,
+            ErrorKind::TopicExists,
             format!("topic {} exists", topic.name),
         ));
     }
@@ -324,7 +336,7 @@ async fn set_configs(
     let metadata = shard.metadata();
     let meta = existing(&metadata, name)?;
     let config = log_config(&configs)
-        .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+        .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     if validate_only {
         return Ok(());
     }
@@ -381,14 +393,14 @@ async fn create_partitions(
     let current = meta.partition_count();
     if count <= current || count > PARTITIONS_PER_TOPIC_MAX {
         return Err(Failure::new(
-            ErrorCode::InvalidPartitions,
+            ErrorKind::InvalidPartitions,
             format!(
                 "topic {name} has {current} partitions; it can grow to more than that and at most {PARTITIONS_PER_TOPIC_MAX}, not {count}"
             ),
         ));
     }
     let config = log_config(&meta.configs)
-        .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+        .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     if validate_only {
         return Ok(());
     }
@@ -449,7 +461,7 @@ async fn allocate_producer_ids(
         .map(ProducerId)
         .ok_or_else(|| {
             Failure::new(
-                ErrorCode::Internal,
+                ErrorKind::Internal,
                 format!("producer ids are used up: the next block would start at {first}"),
             )
         })?;
@@ -472,7 +484,7 @@ fn existing(metadata: &Metadata, name: &str) -> Result<Arc<TopicMeta>, Failure> 
     metadata
         .topic(name)
         .cloned()
-        .ok_or_else(|| Failure::new(ErrorCode::UnknownTopic, format!("no topic {name}")))
+        .ok_or_else(|| Failure::new(ErrorKind::UnknownTopic, format!("no topic {name}")))
 }
 
 /// Makes `record` durable in the metadata log and installs the metadata it
@@ -504,24 +516,17 @@ async fn on_partitions(
         "partitions {partitions:?} of a topic with {}",
         topic.partition_count()
     );
-    let answers: Vec<_> = partitions
+    let parts = partitions
         .map(|partition| {
-            shard.ask(
-                shard.owner(topic.shards[partition as usize]),
-                (topic.id, partition),
-                |reply| make(partition, reply),
-            )
+            let route = Route::of(shard, topic, partition);
+            Ok(ask(shard, route, |reply| make(partition, reply)))
         })
         .collect();
-    let mut first_failure = Ok(());
-    for answer in answers {
-        if let Err(failure) = answer.await {
-            if first_failure.is_ok() {
-                first_failure = Err(failure);
-            }
-        }
-    }
-    first_failure
+    gather_all(parts)
+        .await
+        .into_iter()
+        .find(Result::is_err)
+        .unwrap_or(Ok(()))
 }
 
 /// Installs `metadata` on every shard and waits until each has it.
@@ -557,7 +562,7 @@ mod tests {
     use glommio::{LocalExecutorBuilder, Placement};
 
     use super::*;
-    use crate::{shard::run_op, BrokerConfig};
+    use crate::BrokerConfig;
 
     /// `shard_count` shards on this one executor, over the metadata log in
     /// `dir`: shard 0 with the controller, the others serving their inboxes
@@ -592,19 +597,8 @@ mod tests {
         for (shard, inbox) in shards.iter().zip(inboxes).skip(1) {
             let shard = shard.clone();
             glommio::spawn_local(async move {
-                while let Ok(message) = inbox.recv().await {
-                    match message {
-                        ShardMessage::Partition(key, op) => run_op(&shard, key, op).await,
-                        ShardMessage::Metadata(metadata, ack) => {
-                            *shard.metadata.borrow_mut() = metadata;
-                            let _ = ack.send(());
-                        }
-                        ShardMessage::Run(task) => task(shard.clone()),
-                        ShardMessage::Controller(_) | ShardMessage::Shutdown(_) => {
-                            unreachable!("not sent in these tests")
-                        }
-                    }
-                }
+                let shutdown = crate::shard::pump(&shard, inbox).await;
+                assert!(shutdown.is_none(), "not sent in these tests");
             })
             .detach();
         }
@@ -618,12 +612,12 @@ mod tests {
         }
     }
 
-    /// The error code of `result`, `None` for success.
-    fn code(result: Result<(), Failure>) -> ErrorCode {
-        result.err().map_or(ErrorCode::None, |failure| failure.code)
+    /// What kind of failure `result` is, if it is one.
+    fn code(result: Result<(), Failure>) -> Result<(), ErrorKind> {
+        result.map_err(|failure| failure.kind)
     }
 
-    async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: u32) -> ErrorCode {
+    async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: u32) -> Result<(), ErrorKind> {
         let (reply, answer) = oneshot::channel();
         let topic = NewTopicSpec {
             name: name.to_string(),
@@ -647,7 +641,7 @@ mod tests {
         name: &str,
         count: u32,
         validate_only: bool,
-    ) -> ErrorCode {
+    ) -> Result<(), ErrorKind> {
         let (reply, answer) = oneshot::channel();
         let op = ControllerOp::CreatePartitions {
             topic: name.to_string(),
@@ -670,14 +664,11 @@ mod tests {
 
     /// Whether partition `partition` of `topic` is open on its owner.
     async fn is_open(shard: &Rc<Shard>, topic: &TopicMeta, partition: u32) -> bool {
-        let owner = shard.owner(topic.shards[partition as usize]);
-        let stats = shard.call(
-            owner,
-            (topic.id, partition),
-            |reply| PartitionOp::Stats { reply },
-            Err(Failure::new(ErrorCode::ShuttingDown, "gone")),
-        );
-        stats.await.is_ok()
+        ask(shard, Route::of(shard, topic, partition), |reply| {
+            PartitionOp::Stats { reply }
+        })
+        .await
+        .is_ok()
     }
 
     fn on_executor(test: impl std::future::Future<Output = ()> + 'static) {
@@ -694,14 +685,14 @@ mod tests {
         on_executor(async move {
             let cluster = shards(&path, 2);
             let controller = &cluster[0];
-            assert_eq!(create_topic(controller, "events", 3).await, ErrorCode::None);
-            assert_eq!(create_topic(controller, "other", 1).await, ErrorCode::None);
+            assert_eq!(create_topic(controller, "events", 3).await, Ok(()));
+            assert_eq!(create_topic(controller, "other", 1).await, Ok(()));
             // Placed so far: events [0, 1, 0], other [1]; load [2, 2].
 
             // Checked, not done.
             assert_eq!(
                 create_partitions(controller, "events", 6, true).await,
-                ErrorCode::None
+                Ok(())
             );
             assert_eq!(
                 controller
@@ -714,7 +705,7 @@ mod tests {
 
             assert_eq!(
                 create_partitions(controller, "events", 6, false).await,
-                ErrorCode::None
+                Ok(())
             );
             for shard in &cluster {
                 let events = shard.metadata().topic("events").unwrap().clone();
@@ -755,19 +746,19 @@ mod tests {
         on_executor(async move {
             let cluster = shards(&path, 2);
             let controller = &cluster[0];
-            assert_eq!(create_topic(controller, "events", 3).await, ErrorCode::None);
+            assert_eq!(create_topic(controller, "events", 3).await, Ok(()));
             let before = controller.metadata();
             for validate_only in [false, true] {
                 let cases = [
-                    ("events", 3, ErrorCode::InvalidPartitions),
-                    ("events", 2, ErrorCode::InvalidPartitions),
-                    ("events", 0, ErrorCode::InvalidPartitions),
+                    ("events", 3, Err(ErrorKind::InvalidPartitions)),
+                    ("events", 2, Err(ErrorKind::InvalidPartitions)),
+                    ("events", 0, Err(ErrorKind::InvalidPartitions)),
                     (
                         "events",
                         PARTITIONS_PER_TOPIC_MAX + 1,
-                        ErrorCode::InvalidPartitions,
+                        Err(ErrorKind::InvalidPartitions),
                     ),
-                    ("nope", 4, ErrorCode::UnknownTopic),
+                    ("nope", 4, Err(ErrorKind::UnknownTopic)),
                 ];
                 for (name, count, error) in cases {
                     assert_eq!(
@@ -783,7 +774,7 @@ mod tests {
             // The most there can be is fine.
             assert_eq!(
                 create_partitions(controller, "events", PARTITIONS_PER_TOPIC_MAX, true).await,
-                ErrorCode::None
+                Ok(())
             );
             stop(cluster);
         });
@@ -837,7 +828,7 @@ mod tests {
             let (reply, answer) = oneshot::channel();
             run(&cluster[0], ControllerOp::AllocateProducerIds { reply }).await;
             let failure = answer.await.unwrap().unwrap_err();
-            assert_eq!(failure.code, ErrorCode::Internal);
+            assert_eq!(failure.kind, ErrorKind::Internal);
             assert_eq!(cluster[0].metadata().producer_id_next, ProducerId(i64::MAX));
             stop(cluster);
         });

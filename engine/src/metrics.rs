@@ -18,7 +18,7 @@ use std::{
 use sluice_storage::TopicId;
 
 use crate::{
-    groups::lag::{group_lag, PartitionLag},
+    coordinator::lag::{group_lag, PartitionLag},
     request_latency::{Histogram, RequestKind, BUCKET_BOUNDS_US},
     shard::Shard,
 };
@@ -95,7 +95,8 @@ pub async fn gather(shard: &Rc<Shard>) -> Scrape {
     let mut shards = Vec::with_capacity(shard.shard_count());
     for owner in 0..shard.shard_count() {
         let sampled =
-            crate::groups::run_on(shard, owner, |there| async move { sample_local(&there) }).await;
+            crate::coordinator::run_on(shard, owner, |there| async move { sample_local(&there) })
+                .await;
         if let Ok(sample) = sampled {
             shards.push(sample);
         }

@@ -19,18 +19,9 @@ use glommio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
-use sluice_net::native::{
-    frame::{encode_error_response, split_request, FrameError, FrameReader, ReadTimeouts},
-    messages::ApiKey,
-    ErrorCode,
-};
+use sluice_net::native::frame::{FrameError, FrameReader, ReadTimeouts};
 
-use crate::{
-    handlers,
-    request_latency::{RequestKind, UNKNOWN_API},
-    shard::Shard,
-    BrokerConfig,
-};
+use crate::{request_latency::RequestKind, shard::Shard, BrokerConfig};
 
 /// What differs between the native and the Kafka protocol on a connection.
 pub trait Protocol: 'static {
@@ -44,7 +35,7 @@ pub trait Protocol: 'static {
     /// a connection whose frame cannot be read.
     fn parse(frame: Bytes) -> Result<Self::Request, (Option<BytesMut>, String)>;
     /// The request's API code, for its latency histogram: a code the
-    /// protocol does not know is [`UNKNOWN_API`], so that labels stay few.
+    /// protocol does not know is [`crate::request_latency::UNKNOWN_API`], so that labels stay few.
     fn api(request: &Self::Request) -> i16;
     /// Sent before closing a connection whose frame is over the cap.
     fn too_large(declared: usize, max: usize) -> Option<BytesMut>;
@@ -57,53 +48,6 @@ pub trait Protocol: 'static {
         request: Self::Request,
         peer: Option<std::net::IpAddr>,
     ) -> impl Future<Output = Result<Option<BytesMut>, String>>;
-}
-
-/// The native protocol.
-pub struct Native;
-
-impl Protocol for Native {
-    type Request = (sluice_net::native::frame::RequestHeader, Bytes);
-    const NAME: &'static str = "native";
-    const ORDERED: bool = false;
-
-    fn frame_reader(config: &BrokerConfig) -> FrameReader {
-        FrameReader::new(config.frame_bytes_max)
-    }
-
-    fn parse(frame: Bytes) -> Result<Self::Request, (Option<BytesMut>, String)> {
-        split_request(frame).map_err(|error| {
-            let message = format!("{error}; closing");
-            let response = encode_error_response(0, ErrorCode::InvalidRequest, &message);
-            (Some(response), error.to_string())
-        })
-    }
-
-    fn api((header, _): &Self::Request) -> i16 {
-        ApiKey::from_u16(header.api_key).map_or(UNKNOWN_API, |api| api as i16)
-    }
-
-    fn too_large(declared: usize, max: usize) -> Option<BytesMut> {
-        let message = format!("frame of {declared} bytes is over the cap of {max} bytes; closing");
-        Some(encode_error_response(0, ErrorCode::TooLarge, &message))
-    }
-
-    fn refusal(max: usize) -> Option<BytesMut> {
-        let message = format!("this shard holds its most connections ({max}); try again later");
-        Some(encode_error_response(
-            0,
-            ErrorCode::TooManyRequests,
-            &message,
-        ))
-    }
-
-    async fn handle(
-        shard: Rc<Shard>,
-        (header, body): Self::Request,
-        _peer: Option<std::net::IpAddr>,
-    ) -> Result<Option<BytesMut>, String> {
-        Ok(handlers::handle(&shard, header, body).await)
-    }
 }
 
 pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener) {

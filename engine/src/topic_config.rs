@@ -41,7 +41,7 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ),
     (
         "segment.prepare",
-        "`true`: a partition that fills segments fast writes into the next segment's file, zero-filled ahead by a helper thread",
+        "`true`: a partition that fills segments fast writes into the next segment's file, zero-filled ahead by a side thread",
     ),
     (
         "file.delete.delay.ms",

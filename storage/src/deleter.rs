@@ -196,8 +196,8 @@ impl Deleter {
     }
 
     fn run(&self) {
-        crate::helper::lower_priority(crate::helper::Io::BestEffortLowest);
-        let mut pace = crate::helper::Pace::new();
+        crate::side_threads::lower_priority(crate::side_threads::Io::BestEffortLowest);
+        let mut pace = crate::side_threads::Pace::new();
         let mut queue = self.lock();
         loop {
             if queue.doomed.is_empty() && queue.removing == 0 {
@@ -242,7 +242,7 @@ impl Deleter {
 
     /// Removes `path`, a file or a directory tree, giving its files' space
     /// back a step at a time at the deleter's pace; at once once hurried.
-    fn remove_paced(&self, path: &Path, pace: &mut crate::helper::Pace) -> io::Result<()> {
+    fn remove_paced(&self, path: &Path, pace: &mut crate::side_threads::Pace) -> io::Result<()> {
         let metadata = match std::fs::symlink_metadata(path) {
             Ok(metadata) => metadata,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),

@@ -18,8 +18,8 @@
 
 pub mod batch;
 pub mod deleter;
-mod helper;
 pub mod log;
+mod side_threads;
 #[cfg(test)]
 mod test_files;
 

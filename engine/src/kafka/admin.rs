@@ -24,16 +24,16 @@ use kafka_protocol::{
     },
     protocol::StrBytes,
 };
-use sluice_net::native::ErrorCode;
 use uuid::Uuid;
 
 use super::{advertised, broker_id, cluster_id, failure_code, on_partition, str_bytes, topic_name};
 use crate::{
     controller::{
-        check_topic_name, ControllerOp, NewTopicSpec, TopicOutcome, PARTITIONS_PER_TOPIC_MAX,
+        check_topic_name, to_controller, ControllerOp, NewTopicSpec, TopicOutcome,
+        PARTITIONS_PER_TOPIC_MAX,
     },
-    handlers::admin::to_controller,
-    shard::{settle, Failure, PartitionOp, Shard},
+    partition::{ErrorKind, Failure, FanOut, PartitionOp},
+    shard::Shard,
     topic_config::{effective, log_config},
 };
 
@@ -71,7 +71,7 @@ async fn controller<T>(
 }
 
 fn stopped() -> Failure {
-    Failure::new(ErrorCode::ShuttingDown, "the controller stopped")
+    Failure::new(ErrorKind::ShuttingDown, "the controller stopped")
 }
 
 pub async fn create_topics(
@@ -174,7 +174,7 @@ fn check_new_topic(
     check_topic_name(name)?;
     if shard.metadata().topic(name).is_some() {
         return Err(Failure::new(
-            ErrorCode::TopicExists,
+            ErrorKind::TopicExists,
             format!("topic {name} exists"),
         ));
     }
@@ -183,7 +183,7 @@ fn check_new_topic(
         count if count >= 1 && count as u32 <= PARTITIONS_PER_TOPIC_MAX => count as u32,
         count => {
             return Err(Failure::new(
-                ErrorCode::InvalidPartitionCount,
+                ErrorKind::InvalidPartitionCount,
                 format!("{count} partitions: a topic has 1 to {PARTITIONS_PER_TOPIC_MAX}"),
             ))
         }
@@ -193,7 +193,7 @@ fn check_new_topic(
         .filter_map(|config| Some((config.name.to_string(), config.value.as_ref()?.to_string())))
         .collect();
     log_config(&configs)
-        .map_err(|error| Failure::new(ErrorCode::InvalidConfig, error.to_string()))?;
+        .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     Ok(NewTopicSpec {
         name: name.to_string(),
         partitions,
@@ -282,7 +282,7 @@ pub async fn create_partitions(
         let name = topic.name.0.to_string();
         let outcome = match u32::try_from(topic.count) {
             Err(_) => Some(Failure::new(
-                ErrorCode::InvalidPartitions,
+                ErrorKind::InvalidPartitions,
                 format!("{} partitions", topic.count),
             )),
             Ok(count) => {
@@ -319,36 +319,31 @@ pub async fn delete_records(
     _version: i16,
 ) -> DeleteRecordsResponse {
     let metadata = shard.metadata();
-    let mut pending = Vec::new();
+    let mut parts = FanOut::<i32, u64>::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let answers: Vec<_> = topic
-            .partitions
-            .iter()
-            .map(|part| {
-                let before = match part.offset {
-                    -1 => Ok(None),
-                    offset if offset >= 0 => Ok(Some(offset as u64)),
-                    offset => Err(Failure::new(
-                        ErrorCode::OffsetOutOfRange,
-                        format!("offset {offset}"),
-                    )),
-                };
-                let answer = before.and_then(|before| {
-                    on_partition(shard, &metadata, &name, part.partition_index, |reply| {
-                        PartitionOp::DeleteRecords { before, reply }
-                    })
-                });
-                (part.partition_index, answer)
-            })
-            .collect();
-        pending.push((topic.name, answers));
+        parts.topic(name.clone());
+        for part in &topic.partitions {
+            let before = match part.offset {
+                -1 => Ok(None),
+                offset if offset >= 0 => Ok(Some(offset as u64)),
+                offset => Err(Failure::new(
+                    ErrorKind::OffsetOutOfRange,
+                    format!("offset {offset}"),
+                )),
+            };
+            let answer = before.and_then(|before| {
+                on_partition(shard, &metadata, &name, part.partition_index, |reply| {
+                    PartitionOp::DeleteRecords { before, reply }
+                })
+            });
+            parts.part(part.partition_index, answer);
+        }
     }
     let mut topics = Vec::new();
-    for (name, answers) in pending {
+    for (name, answers) in parts.gather().await {
         let mut partitions = Vec::new();
-        for (partition, answer) in answers {
-            let result = settle(answer).await;
+        for (partition, result) in answers {
             let response = DeleteRecordsPartitionResult::default().with_partition_index(partition);
             partitions.push(match result {
                 Ok(start) => response.with_low_watermark(start as i64),
@@ -359,7 +354,7 @@ pub async fn delete_records(
         }
         topics.push(
             DeleteRecordsTopicResult::default()
-                .with_name(name)
+                .with_name(topic_name(&name))
                 .with_partitions(partitions),
         );
     }
@@ -473,13 +468,13 @@ async fn set_configs(
 ) -> Result<(), Failure> {
     if resource_type != RESOURCE_TOPIC {
         return Err(Failure::new(
-            ErrorCode::InvalidRequest,
+            ErrorKind::InvalidRequest,
             format!("resource type {resource_type}: only topic configs change here"),
         ));
     }
     let Some(topic) = shard.metadata().topic(name).cloned() else {
         return Err(Failure::new(
-            ErrorCode::UnknownTopic,
+            ErrorKind::UnknownTopic,
             format!("no topic {name}"),
         ));
     };
@@ -571,7 +566,7 @@ pub async fn incremental_alter_configs(
                         }
                         (operation, _) => {
                             return Err(Failure::new(
-                                ErrorCode::InvalidConfig,
+                                ErrorKind::InvalidConfig,
                                 format!(
                                 "operation {operation} on {key}: topics here have no list configs"
                             ),

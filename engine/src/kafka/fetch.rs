@@ -14,16 +14,15 @@ use kafka_protocol::{
         FetchRequest, FetchResponse,
     },
 };
-use sluice_net::native::ErrorCode;
 use uuid::Uuid;
 
 use super::{failure_code, topic_name};
 use crate::{
-    handlers::{
-        fetch::{read_or_wait, Target, FETCH_RESPONSE_BYTES_MAX},
-        route,
+    partition::{
+        read::{read_or_wait, Target, FETCH_RESPONSE_BYTES_MAX},
+        route, ErrorKind, Failure, FetchOutcome, WireFormat,
     },
-    shard::{Failure, FetchOutcome, Shard, WireFormat},
+    shard::Shard,
 };
 
 pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> FetchResponse {
@@ -49,16 +48,16 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
         };
         for part in &topic.partitions {
             let route = match (&name, u32::try_from(part.partition)) {
-                (None, _) => Err(Failure::new(ErrorCode::UnknownTopic, "unknown topic id")),
+                (None, _) => Err(Failure::new(ErrorKind::UnknownTopic, "unknown topic id")),
                 (Some(_), Err(_)) => Err(Failure::new(
-                    ErrorCode::NoSuchPartition,
+                    ErrorKind::NoSuchPartition,
                     "negative partition",
                 )),
                 (Some(name), Ok(partition)) => route(shard, &metadata, name, partition),
             };
             let offset = u64::try_from(part.fetch_offset).map_err(|_| {
                 Failure::new(
-                    ErrorCode::OffsetOutOfRange,
+                    ErrorKind::OffsetOutOfRange,
                     format!("offset {}", part.fetch_offset),
                 )
             });

@@ -19,8 +19,8 @@ use uuid::Uuid;
 use super::{advertised, broker_id, cluster_id, failure_code, str_bytes, topic_name};
 use crate::{
     cluster_metadata::TopicMeta,
-    controller::{check_topic_name, ControllerOp, NewTopicSpec},
-    handlers::admin::to_controller,
+    controller::{check_topic_name, to_controller, ControllerOp, NewTopicSpec},
+    partition::ErrorKind,
     shard::Shard,
 };
 
@@ -141,11 +141,11 @@ pub(crate) async fn auto_create(shard: &Rc<Shard>, names: &[String]) -> Vec<Resu
         let Err(failure) = outcome.result else {
             continue;
         };
-        if failure.code == sluice_net::native::ErrorCode::TopicExists {
+        if failure.kind == ErrorKind::TopicExists {
             continue;
         }
         if let Some(index) = names.iter().position(|name| *name == outcome.name) {
-            results[index] = Err(super::error_code(failure.code));
+            results[index] = Err(super::error_code(failure.kind));
         }
     }
     results
@@ -160,7 +160,7 @@ fn describe(shard: &Shard, topic: &TopicMeta, version: i16) -> MetadataResponseT
         } else {
             Uuid::nil()
         })
-        .with_is_internal(version >= 1 && topic.name == crate::groups::OFFSETS_TOPIC)
+        .with_is_internal(version >= 1 && topic.name == crate::coordinator::OFFSETS_TOPIC)
         .with_partitions(
             (0..topic.partition_count())
                 .map(|partition| {

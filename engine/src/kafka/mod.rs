@@ -1,13 +1,14 @@
-//! The Kafka protocol's listener side: one handler per API, each stating
-//! the versions it serves; ApiVersions advertises exactly those. A handler
-//! runs on the shard holding the connection and sends each partition's part
-//! to its owner shard, like the native handlers (and through the same
-//! partition ops).
+//! The Kafka protocol's adapter: one handler per API, each stating the
+//! versions it serves; ApiVersions advertises exactly those. A handler runs
+//! on the shard holding the connection and reaches partitions through the
+//! partition layer, as the native handlers do; the engine's failures become
+//! Kafka's codes here ([`error_code`]).
 
 mod admin;
-mod consumer_groups;
+mod classic_groups;
+mod consumer_group_protocol;
 mod fetch;
-mod groups;
+mod group_offsets;
 mod metadata;
 mod offsets;
 mod produce;
@@ -26,12 +27,15 @@ use kafka_protocol::{
 };
 use sluice_net::{
     kafka::frame::{encode_response, parse_request, KafkaRequest},
-    native::{frame::FrameReader, ErrorCode},
+    native::frame::FrameReader,
 };
 
 use crate::{
+    cluster_metadata::Metadata,
+    coordinator::GroupError,
+    partition::{self, ask, ErrorKind, Failure, PartitionOp, Pending, Route},
     server::Protocol,
-    shard::{Failure, Shard},
+    shard::Shard,
     BrokerConfig,
 };
 
@@ -169,19 +173,19 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
         ApiKey::DescribeCluster => serve!(admin::describe_cluster),
         ApiKey::InitProducerId => serve!(producer_id::handle),
-        ApiKey::FindCoordinator => serve!(groups::find_coordinator),
-        ApiKey::ListGroups => serve!(groups::list_groups),
-        ApiKey::JoinGroup => serve!(groups::join_group, client),
-        ApiKey::SyncGroup => serve!(groups::sync_group),
-        ApiKey::Heartbeat => serve!(groups::heartbeat),
-        ApiKey::LeaveGroup => serve!(groups::leave_group),
-        ApiKey::OffsetCommit => serve!(groups::offset_commit),
-        ApiKey::OffsetFetch => serve!(groups::offset_fetch),
-        ApiKey::DescribeGroups => serve!(groups::describe_groups),
-        ApiKey::DeleteGroups => serve!(groups::delete_groups),
-        ApiKey::OffsetDelete => serve!(groups::offset_delete),
-        ApiKey::ConsumerGroupHeartbeat => serve!(consumer_groups::heartbeat, client),
-        ApiKey::ConsumerGroupDescribe => serve!(consumer_groups::describe),
+        ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
+        ApiKey::ListGroups => serve!(classic_groups::list_groups),
+        ApiKey::JoinGroup => serve!(classic_groups::join_group, client),
+        ApiKey::SyncGroup => serve!(classic_groups::sync_group),
+        ApiKey::Heartbeat => serve!(classic_groups::heartbeat),
+        ApiKey::LeaveGroup => serve!(classic_groups::leave_group),
+        ApiKey::OffsetCommit => serve!(group_offsets::offset_commit),
+        ApiKey::OffsetFetch => serve!(group_offsets::offset_fetch),
+        ApiKey::DescribeGroups => serve!(classic_groups::describe_groups),
+        ApiKey::DeleteGroups => serve!(classic_groups::delete_groups),
+        ApiKey::OffsetDelete => serve!(group_offsets::offset_delete),
+        ApiKey::ConsumerGroupHeartbeat => serve!(consumer_group_protocol::heartbeat, client),
+        ApiKey::ConsumerGroupDescribe => serve!(consumer_group_protocol::describe),
         _ => Err(format!("{api:?} is not served")),
     }
 }
@@ -213,56 +217,89 @@ fn api_versions(_shard: &Shard) -> ApiVersionsResponse {
     response
 }
 
-/// Sends `make`'s op to the owner of `partition` of `topic` (a Kafka
-/// partition index: negative ones do not exist).
-pub(crate) fn on_partition<T: 'static>(
-    shard: &Rc<Shard>,
-    metadata: &crate::cluster_metadata::Metadata,
+/// Where a Kafka partition index lives (negative ones do not exist).
+pub(crate) fn route(
+    shard: &Shard,
+    metadata: &Metadata,
     topic: &str,
     partition: i32,
-    make: impl FnOnce(futures_channel::oneshot::Sender<Result<T, Failure>>) -> crate::shard::PartitionOp,
-) -> crate::shard::Pending<T> {
+) -> Result<Route, Failure> {
     let partition = u32::try_from(partition)
-        .map_err(|_| Failure::new(ErrorCode::NoSuchPartition, "negative partition"))?;
-    let (owner, key) = crate::handlers::route(shard, metadata, topic, partition)?;
-    Ok(shard.ask(owner, key, make))
+        .map_err(|_| Failure::new(ErrorKind::NoSuchPartition, "negative partition"))?;
+    partition::route(shard, metadata, topic, partition)
 }
 
-/// Kafka's code for a failure.
-pub(crate) fn error_code(code: ErrorCode) -> i16 {
-    let error = match code {
-        ErrorCode::None => return 0,
-        ErrorCode::UnknownTopic | ErrorCode::NoSuchPartition => {
+/// Sends `make`'s op to the owner of `partition` of `topic` (a Kafka
+/// partition index).
+pub(crate) fn on_partition<T: 'static>(
+    shard: &Rc<Shard>,
+    metadata: &Metadata,
+    topic: &str,
+    partition: i32,
+    make: impl FnOnce(futures_channel::oneshot::Sender<Result<T, Failure>>) -> PartitionOp,
+) -> Pending<T> {
+    Ok(ask(shard, route(shard, metadata, topic, partition)?, make))
+}
+
+/// Kafka's code for a failure of `kind`.
+pub(crate) fn error_code(kind: ErrorKind) -> i16 {
+    let error = match kind {
+        ErrorKind::UnknownTopic | ErrorKind::NoSuchPartition => {
             ResponseError::UnknownTopicOrPartition
         }
-        ErrorCode::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
-        ErrorCode::CorruptBatch => ResponseError::CorruptMessage,
-        ErrorCode::TooLarge => ResponseError::MessageTooLarge,
-        ErrorCode::InvalidConfig => ResponseError::InvalidConfig,
-        ErrorCode::TopicExists => ResponseError::TopicAlreadyExists,
-        ErrorCode::UnknownApi | ErrorCode::UnsupportedVersion => ResponseError::UnsupportedVersion,
-        ErrorCode::InvalidRequest => ResponseError::InvalidRequest,
-        ErrorCode::DiskFull | ErrorCode::StorageFailed => ResponseError::KafkaStorageError,
-        ErrorCode::Timeout => ResponseError::RequestTimedOut,
+        ErrorKind::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+        ErrorKind::CorruptBatch => ResponseError::CorruptMessage,
+        ErrorKind::TooLarge => ResponseError::MessageTooLarge,
+        ErrorKind::InvalidConfig => ResponseError::InvalidConfig,
+        ErrorKind::TopicExists => ResponseError::TopicAlreadyExists,
+        ErrorKind::InvalidRequest => ResponseError::InvalidRequest,
+        ErrorKind::DiskFull | ErrorKind::StorageFailed => ResponseError::KafkaStorageError,
         // The partition is going away from this broker for now: the client
         // refreshes its metadata and retries.
-        ErrorCode::ShuttingDown => ResponseError::NotLeaderOrFollower,
-        ErrorCode::TooManyRequests => ResponseError::ThrottlingQuotaExceeded,
-        ErrorCode::InvalidTopicName => ResponseError::InvalidTopicException,
-        ErrorCode::InvalidPartitionCount | ErrorCode::InvalidPartitions => {
+        ErrorKind::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        ErrorKind::InvalidTopicName => ResponseError::InvalidTopicException,
+        ErrorKind::InvalidPartitionCount | ErrorKind::InvalidPartitions => {
             ResponseError::InvalidPartitions
         }
-        ErrorCode::Internal => ResponseError::UnknownServerError,
-        ErrorCode::ProducerFenced => ResponseError::InvalidProducerEpoch,
-        ErrorCode::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
-        ErrorCode::UnknownGroup => ResponseError::GroupIdNotFound,
-        ErrorCode::GroupNotEmpty => ResponseError::NonEmptyGroup,
+        ErrorKind::Internal => ResponseError::UnknownServerError,
+        ErrorKind::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        ErrorKind::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
+        ErrorKind::UnknownGroup => ResponseError::GroupIdNotFound,
+        ErrorKind::GroupNotEmpty => ResponseError::NonEmptyGroup,
     };
     error.code()
 }
 
+/// Kafka's code for a group error.
+pub(crate) fn group_error_code(error: GroupError) -> i16 {
+    match error {
+        GroupError::UnknownMemberId => 25,
+        GroupError::IllegalGeneration => 22,
+        GroupError::RebalanceInProgress => 27,
+        GroupError::InconsistentGroupProtocol => 23,
+        GroupError::MemberIdRequired => 79,
+        GroupError::InvalidSessionTimeout => 26,
+        GroupError::NonEmptyGroup => 68,
+        GroupError::GroupIdNotFound => 69,
+        GroupError::InvalidGroupId => 24,
+        GroupError::UnknownTopicOrPartition => 3,
+        GroupError::CoordinatorNotAvailable => 15,
+        GroupError::FencedInstanceId => 82,
+        GroupError::GroupSubscribedToTopic => 86,
+        GroupError::OffsetMetadataTooLarge => 12,
+        GroupError::InvalidCommitOffset => 28,
+        GroupError::StorageError => 56,
+        GroupError::StaleMemberEpoch => 113,
+        GroupError::UnsupportedAssignor => 112,
+        GroupError::UnreleasedInstanceId => 111,
+        GroupError::FencedMemberEpoch => 110,
+        GroupError::GroupMaxSizeReached => 81,
+        GroupError::InvalidRequest => 42,
+    }
+}
+
 pub(crate) fn failure_code(failure: &Failure) -> i16 {
-    error_code(failure.code)
+    error_code(failure.kind)
 }
 
 pub(crate) fn str_bytes(text: impl Into<String>) -> StrBytes {
@@ -271,6 +308,15 @@ pub(crate) fn str_bytes(text: impl Into<String>) -> StrBytes {
 
 pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(str_bytes(name))
+}
+
+fn text(value: &StrBytes) -> String {
+    value.to_string()
+}
+
+/// Kafka's code for one result of a group request (0: done).
+fn group_code(result: &Result<(), GroupError>) -> i16 {
+    result.err().map_or(0, group_error_code)
 }
 
 pub(crate) fn broker_id(shard: &Shard) -> BrokerId {
@@ -316,10 +362,9 @@ mod tests {
     }
 
     #[test]
-    fn every_native_error_has_a_kafka_code() {
-        for code in ErrorCode::ALL {
-            let kafka = error_code(code);
-            assert_eq!(kafka == 0, code == ErrorCode::None, "{code:?}");
+    fn every_engine_error_has_a_kafka_code() {
+        for kind in ErrorKind::ALL {
+            assert_ne!(error_code(kind), 0, "{kind:?}");
         }
     }
 }

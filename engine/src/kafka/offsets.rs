@@ -3,16 +3,17 @@
 
 use std::rc::Rc;
 
+use super::{failure_code, on_partition, topic_name};
+use crate::{
+    partition::{ErrorKind, Failure, FanOut, Listed, OffsetQuery, PartitionOp, Pending},
+    shard::Shard,
+};
 use kafka_protocol::messages::{
     list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse},
     offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult},
     ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
     OffsetForLeaderEpochResponse,
 };
-use sluice_net::native::{messages::OffsetSpec, ErrorCode};
-
-use super::{failure_code, on_partition};
-use crate::shard::{settle, Failure, Listed, PartitionOp, Pending, Shard};
 
 /// Kafka's special timestamps in ListOffsets.
 const LATEST: i64 = -1;
@@ -26,10 +27,10 @@ fn ask(
     shard: &Rc<Shard>,
     topic: &str,
     partition: i32,
-    spec: OffsetSpec,
+    query: OffsetQuery,
 ) -> Pending<Option<Listed>> {
     on_partition(shard, &shard.metadata(), topic, partition, |reply| {
-        PartitionOp::ListOffset { spec, reply }
+        PartitionOp::ListOffset { query, reply }
     })
 }
 
@@ -38,35 +39,30 @@ pub async fn list_offsets(
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
-    let mut pending = Vec::new();
+    let mut parts = FanOut::<i32, Option<Listed>>::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let answers: Vec<_> = topic
-            .partitions
-            .iter()
-            .map(|part| {
-                let spec = match part.timestamp {
-                    LATEST => Ok(OffsetSpec::Latest),
-                    EARLIEST => Ok(OffsetSpec::Earliest),
-                    MAX_TIMESTAMP if version >= 7 => Ok(OffsetSpec::MaxTimestamp),
-                    EARLIEST_LOCAL if version >= 8 => Ok(OffsetSpec::Earliest),
-                    at if at >= 0 => Ok(OffsetSpec::Timestamp(at)),
-                    other => Err(Failure::new(
-                        ErrorCode::InvalidRequest,
-                        format!("timestamp {other}"),
-                    )),
-                };
-                let answer = spec.and_then(|spec| ask(shard, &name, part.partition_index, spec));
-                (part.partition_index, answer)
-            })
-            .collect();
-        pending.push((topic.name, answers));
+        parts.topic(name.clone());
+        for part in &topic.partitions {
+            let query = match part.timestamp {
+                LATEST => Ok(OffsetQuery::Latest),
+                EARLIEST => Ok(OffsetQuery::Earliest),
+                MAX_TIMESTAMP if version >= 7 => Ok(OffsetQuery::MaxTimestamp),
+                EARLIEST_LOCAL if version >= 8 => Ok(OffsetQuery::Earliest),
+                at if at >= 0 => Ok(OffsetQuery::Timestamp(at)),
+                other => Err(Failure::new(
+                    ErrorKind::InvalidRequest,
+                    format!("timestamp {other}"),
+                )),
+            };
+            let answer = query.and_then(|query| ask(shard, &name, part.partition_index, query));
+            parts.part(part.partition_index, answer);
+        }
     }
     let mut topics = Vec::new();
-    for (name, answers) in pending {
+    for (name, answers) in parts.gather().await {
         let mut partitions = Vec::new();
-        for (partition, answer) in answers {
-            let result = settle(answer).await;
+        for (partition, result) in answers {
             let mut response =
                 ListOffsetsPartitionResponse::default().with_partition_index(partition);
             if version >= 4 {
@@ -86,7 +82,7 @@ pub async fn list_offsets(
         }
         topics.push(
             ListOffsetsTopicResponse::default()
-                .with_name(name)
+                .with_name(topic_name(&name))
                 .with_partitions(partitions),
         );
     }
@@ -100,24 +96,20 @@ pub async fn offset_for_leader_epoch(
     request: OffsetForLeaderEpochRequest,
     _version: i16,
 ) -> OffsetForLeaderEpochResponse {
-    let mut pending = Vec::new();
+    // Each part is labelled (partition, the leader epoch asked about).
+    let mut parts = FanOut::<(i32, i32), Option<Listed>>::default();
     for topic in request.topics {
         let name = topic.topic.0.to_string();
-        let answers: Vec<_> = topic
-            .partitions
-            .iter()
-            .map(|part| {
-                let answer = ask(shard, &name, part.partition, OffsetSpec::Latest);
-                (part.partition, part.leader_epoch, answer)
-            })
-            .collect();
-        pending.push((topic.topic, answers));
+        parts.topic(name.clone());
+        for part in &topic.partitions {
+            let answer = ask(shard, &name, part.partition, OffsetQuery::Latest);
+            parts.part((part.partition, part.leader_epoch), answer);
+        }
     }
     let mut topics = Vec::new();
-    for (name, answers) in pending {
+    for (name, answers) in parts.gather().await {
         let mut partitions = Vec::new();
-        for (partition, epoch, answer) in answers {
-            let result = settle(answer).await;
+        for ((partition, epoch), result) in answers {
             let response = EpochEndOffset::default().with_partition(partition);
             partitions.push(match result {
                 Ok(_) if epoch > 0 => response
@@ -135,7 +127,7 @@ pub async fn offset_for_leader_epoch(
         }
         topics.push(
             OffsetForLeaderTopicResult::default()
-                .with_topic(name)
+                .with_topic(topic_name(&name))
                 .with_partitions(partitions),
         );
     }

@@ -14,10 +14,12 @@ use kafka_protocol::{
         ProduceRequest, ProduceResponse,
     },
 };
-use sluice_net::native::ErrorCode;
 
 use super::{failure_code, metadata::auto_create, on_partition, str_bytes};
-use crate::shard::{settle, Failure, PartitionOp, Pending, Produced, Shard, WireFormat};
+use crate::{
+    partition::{ErrorKind, Failure, FanOut, PartitionOp, Produced, WireFormat},
+    shard::Shard,
+};
 
 /// The fixed part of a Kafka RecordBatch v2 up to and including its
 /// `batchLength` field: baseOffset (8) and batchLength (4).
@@ -62,12 +64,10 @@ pub async fn handle(
         }
     }
 
-    // Per topic, per partition index: its batches on their way.
-    type Partitions = Vec<(i32, Pending<Produced>)>;
-    let mut pending: Vec<(String, Partitions)> = Vec::new();
+    let mut parts = FanOut::<i32, Produced>::default();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
-        let mut partitions = Vec::new();
+        parts.topic(name.clone());
         for part in topic.partition_data {
             let answer = split(part.records.unwrap_or_default()).and_then(|batches| {
                 on_partition(shard, &metadata, &name, part.index, |reply| {
@@ -78,16 +78,14 @@ pub async fn handle(
                     }
                 })
             });
-            partitions.push((part.index, answer));
+            parts.part(part.index, answer);
         }
-        pending.push((name, partitions));
     }
 
     let mut responses = Vec::new();
-    for (name, partitions) in pending {
-        let mut answers = Vec::new();
-        for (index, answer) in partitions {
-            let result = settle(answer).await;
+    for (name, answers) in parts.gather().await {
+        let mut partitions = Vec::new();
+        for (index, result) in answers {
             let mut response = PartitionProduceResponse::default().with_index(index);
             match result {
                 Ok(produced) => {
@@ -104,12 +102,12 @@ pub async fn handle(
                     }
                 }
             }
-            answers.push(response);
+            partitions.push(response);
         }
         responses.push(
             TopicProduceResponse::default()
                 .with_name(super::topic_name(&name))
-                .with_partition_responses(answers),
+                .with_partition_responses(partitions),
         );
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
@@ -118,7 +116,7 @@ pub async fn handle(
 /// Splits a partition's records into its RecordBatches by their
 /// `batchLength`, each checked to lie within the bytes; slices, no copies.
 fn split(mut records: Bytes) -> Result<Vec<Bytes>, Failure> {
-    let corrupt = |message: String| Failure::new(ErrorCode::CorruptBatch, message);
+    let corrupt = |message: String| Failure::new(ErrorKind::CorruptBatch, message);
     let mut batches = Vec::new();
     while !records.is_empty() {
         if records.len() < LENGTH_PREFIX_BYTES {

@@ -12,7 +12,10 @@ use kafka_protocol::{
 };
 
 use super::failure_code;
-use crate::{controller::ControllerOp, handlers::admin::to_controller, shard::Shard};
+use crate::{
+    controller::{to_controller, ControllerOp},
+    shard::Shard,
+};
 
 pub async fn handle(
     shard: &Rc<Shard>,

@@ -6,5 +6,6 @@ pub mod codec;
 mod error;
 pub mod frame;
 pub mod messages;
+pub mod wire;
 
 pub use error::ErrorCode;

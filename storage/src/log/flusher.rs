@@ -12,7 +12,7 @@ use std::{
 };
 
 use super::{
-    failures::{disk_full, fence, forget_unwritten, is_disk_full},
+    disk_errors::{disk_full, fence, forget_unwritten, is_disk_full},
     producer_snapshots,
     segment::SegmentFile,
     segment_files::{allocate_ahead, create_segment_file, persist_index_hints, seal_previous},

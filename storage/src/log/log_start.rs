@@ -28,7 +28,7 @@
 use std::{future::poll_fn, io, path::Path, task::Poll};
 
 use super::{
-    failures::{fence, is_disk_full},
+    disk_errors::{fence, is_disk_full},
     retention,
     segment::{replace_file, sync_dir},
     DeleteRecordsError, LogFailure, OpenError, Shared,

@@ -24,6 +24,10 @@
 //!   happened. Appends fail with [`AppendError::Fenced`] (which says why), and
 //!   reads keep serving what was durable.
 //!
+//! The `disk_errors` module does both. Tests make the disk say no on purpose
+//! through [`IoFaults`] (the `injected_faults` module); production logs have
+//! none.
+//!
 //! # Idempotent producers
 //!
 //! A batch whose header carries a producer id and a base sequence (Kafka's
@@ -52,10 +56,10 @@
 //! be opened and used there. It is neither `Send` nor `Sync`.
 
 mod appender;
-mod failures;
-mod faults;
+mod disk_errors;
 mod flusher;
 mod index;
+mod injected_faults;
 mod log_start;
 mod producer_snapshots;
 mod producers;
@@ -77,7 +81,7 @@ use std::{
     time::Duration,
 };
 
-pub use faults::IoFaults;
+pub use injected_faults::IoFaults;
 pub use log_start::{CheckpointError, CHECKPOINT_MAGIC, CHECKPOINT_NAME};
 pub use producer_snapshots::PRODUCERS_SUFFIX;
 pub use producers::{
@@ -171,7 +175,7 @@ pub struct LogConfig {
     /// a median acknowledgement p99.9 of 288 ms (writes slowed from 0.2 to
     /// 3.7 ms for seconds at a time), appending 13.6 ms (bench/RESULTS.md).
     pub preallocate: bool,
-    /// Prepare the next segment's file ahead, filled with zeros by a helper
+    /// Prepare the next segment's file ahead, filled with zeros by a side
     /// thread, for a log that fills segments fast, and roll into it: writes
     /// then overwrite allocated blocks instead of growing the file, at the
     /// price of a second write of every byte. On by default; the `spare`

@@ -15,7 +15,7 @@ use std::{
 
 use glommio::io::{DmaBuffer, DmaFile, ReadResult};
 
-use super::{faults::IoFaults, index::SegmentIndex};
+use super::{index::SegmentIndex, injected_faults::IoFaults};
 use crate::Offset;
 
 pub const LOG_SUFFIX: &str = "log";

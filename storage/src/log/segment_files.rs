@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use glommio::io::OpenOptions;
 
 use super::{
-    failures::{disk_full, fence, is_disk_full},
+    disk_errors::{disk_full, fence, is_disk_full},
     flusher::sync,
     segment::{segment_path, SegmentFile, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX},
     LogFailure, Shared, State, PREALLOCATE_STEP_BYTES,

@@ -1,5 +1,5 @@
 //! Spare segments: the next segment's file, filled with zeros ahead of time
-//! by a helper thread, so that the log's writes overwrite blocks that are
+//! by a side thread, so that the log's writes overwrite blocks that are
 //! already allocated and written.
 //!
 //! Appending past the end of a file makes each O_DIRECT write allocate
@@ -32,7 +32,7 @@
 //! new spare for their active segments. A log idle for [`SPARE_IDLE_MS`]
 //! gives its spare back too.
 //!
-//! The helper thread is started on the shard's thread and so shares its
+//! The side thread is started on the shard's thread and so shares its
 //! core, at the lowest CPU and I/O priority: it runs in the time the shard
 //! leaves. It is paced to be done in half the time the active segment needs
 //! to fill (within [`PREPARE_BYTES_PER_S_MIN`] and
@@ -87,7 +87,7 @@ pub(super) struct Spare {
     fill: Arc<Fill>,
 }
 
-/// What the log, the helper thread and [`give_back_all`] share of a spare.
+/// What the log, the side thread and [`give_back_all`] share of a spare.
 struct Fill {
     path: PathBuf,
     progress: AtomicU8,
@@ -106,7 +106,7 @@ impl Fill {
         self.progress.load(Ordering::SeqCst) == FAILED || self.cancel.load(Ordering::SeqCst)
     }
 
-    /// Stops the fill; the helper disposes of the file, or this call if
+    /// Stops the fill; the side thread disposes of the file, or this call if
     /// the spare is ready. `space_needed`: a disk is full, and the file's
     /// space is given back at once.
     fn cancel(&self, space_needed: bool) {
@@ -154,7 +154,7 @@ impl Spare {
     }
 
     /// Stops the fill and hands the file to the deleter, and returns once
-    /// the helper has stopped (or after [`CLOSE_WAIT`]): for a closing log,
+    /// the side thread has stopped (or after [`CLOSE_WAIT`]): for a closing log,
     /// whose directory may be deleted next.
     pub async fn remove(self) {
         self.fill.cancel.store(true, Ordering::SeqCst);
@@ -168,9 +168,9 @@ impl Spare {
     }
 }
 
-/// How long a closing log waits for its spare's helper to stop (it checks
-/// between two writes of [`PREPARE_WRITE_BYTES`]). A helper still running
-/// then leaves its file to the next open, which removes it.
+/// How long a closing log waits for its spare's side thread to stop (it
+/// checks between two writes of [`PREPARE_WRITE_BYTES`]). A thread still
+/// running then leaves its file to the next open, which removes it.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// Every spare of the process that may still hold disk space.
@@ -309,7 +309,7 @@ fn fill_rate(bytes: u64, ms_to_full: u128) -> u64 {
 }
 
 /// A name no other spare of this process has had, so that a cancelled
-/// helper still cleaning up never removes a newer spare.
+/// fill still cleaning up never removes a newer spare.
 fn spare_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +323,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
         cancel: AtomicBool::new(false),
         space_needed: AtomicBool::new(false),
     });
-    let helper = fill.clone();
+    let filler = fill.clone();
     std::thread::Builder::new()
         .name("sluice-spare".into())
         .spawn(move || {
@@ -332,7 +332,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
                 progress,
                 cancel,
                 ..
-            } = &*helper;
+            } = &*filler;
             match write_zeros(path, bytes, bytes_per_s, cancel) {
                 Ok(true) => {
                     // Ready, then the check for a cancel: with `cancel`
@@ -340,7 +340,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
                     // of the two sees the other and removes the file.
                     progress.store(READY, Ordering::SeqCst);
                     if cancel.load(Ordering::SeqCst) {
-                        helper.dispose();
+                        filler.dispose();
                     } else {
                         tracing::info!(path = %path.display(), "spare segment ready");
                     }
@@ -351,7 +351,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
                     tracing::warn!(path = %path.display(), %error, "could not prepare a spare segment");
                 }
             }
-            helper.dispose();
+            filler.dispose();
             progress.store(FAILED, Ordering::SeqCst);
         })?;
     let mut fills = FILLS
@@ -365,7 +365,7 @@ fn start(path: PathBuf, bytes: u64, bytes_per_s: u64) -> io::Result<Spare> {
 /// Creates `path` and fills it with `bytes` zeros through O_DIRECT at
 /// `bytes_per_s`, then syncs it. Whether it finished: false if cancelled.
 fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -> io::Result<bool> {
-    crate::helper::lower_priority(crate::helper::Io::Idle);
+    crate::side_threads::lower_priority(crate::side_threads::Io::Idle);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -373,7 +373,7 @@ fn write_zeros(path: &Path, bytes: u64, bytes_per_s: u64, cancel: &AtomicBool) -
         .open(path)?;
     let mut storage = Vec::new();
     let zeros = aligned_zeros(&mut storage, PREPARE_WRITE_BYTES);
-    let mut pace = crate::helper::Pace::new();
+    let mut pace = crate::side_threads::Pace::new();
     let mut at = 0u64;
     while at < bytes {
         if cancel.load(Ordering::Acquire) {

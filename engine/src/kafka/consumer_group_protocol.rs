@@ -1,8 +1,10 @@
-//! Kafka's consumer group protocol (KIP-848) on the wire:
-//! ConsumerGroupHeartbeat and ConsumerGroupDescribe. Each request runs on
-//! its group's coordinator shard ([`groups::on_coordinator`]), where
-//! [`consumer`] keeps the state; topics travel as ids
-//! (`Uuid::from_u128` of the topic's id), as in Metadata and Fetch.
+//! Kafka's consumer group protocol (KIP-848, `group.protocol=consumer`) on
+//! the wire: ConsumerGroupHeartbeat and ConsumerGroupDescribe. Each request
+//! runs on its group's coordinator shard ([`coordinator::on_coordinator`]),
+//! where [`consumer`] keeps the state; topics travel as ids
+//! (`Uuid::from_u128` of the topic's id), as in Metadata and Fetch. The
+//! classic protocol's APIs are in [`super::classic_groups`], the offsets
+//! APIs (for both) in [`super::group_offsets`].
 
 use std::{rc::Rc, time::Instant};
 
@@ -17,12 +19,13 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use super::{str_bytes, topic_name};
+use super::{group_error_code, str_bytes, topic_name};
 use crate::{
     cluster_metadata::Metadata,
-    groups::{
+    coordinator::{
         self,
-        consumer::{self, HeartbeatOutcome, HeartbeatRequest, Partitions, Settings, TopicId},
+        assignor::{Partitions, TopicId},
+        consumer::{self, HeartbeatOutcome, HeartbeatRequest, Settings},
         GroupError,
     },
     shard::Shard,
@@ -88,7 +91,7 @@ pub async fn heartbeat(
             assignment: None,
         }
     } else {
-        groups::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
             let metadata = there.metadata();
             let lookup = |name: &str| {
                 metadata
@@ -98,7 +101,7 @@ pub async fn heartbeat(
             let mut all = there.groups.groups.borrow_mut();
             let entry = all
                 .entry(group.clone())
-                .or_insert_with(|| groups::Group::new(&group));
+                .or_insert_with(|| coordinator::Group::new(&group));
             consumer::heartbeat(entry, beat, &lookup, Instant::now(), settings)
         })
         .await
@@ -115,7 +118,7 @@ pub async fn heartbeat(
         .with_member_epoch(outcome.epoch);
     if let Some(error) = outcome.error {
         return response
-            .with_error_code(error.kafka_code())
+            .with_error_code(group_error_code(error))
             .with_error_message(Some(str_bytes(error.to_string())));
     }
     response.with_assignment(outcome.assignment.map(|assigned| {
@@ -212,7 +215,7 @@ pub async fn describe(
     let mut described = Vec::new();
     for group_id in request.group_ids {
         let id = group_id.0.to_string();
-        let found = groups::on_coordinator(shard, &id.clone(), move |there| async move {
+        let found = coordinator::on_coordinator(shard, &id.clone(), move |there| async move {
             describe_local(&there, &id)
         })
         .await;
@@ -221,10 +224,10 @@ pub async fn describe(
             .with_authorized_operations(i32::MIN);
         described.push(match found {
             Err(error) => group
-                .with_error_code(error.kafka_code())
+                .with_error_code(group_error_code(error))
                 .with_error_message(Some(str_bytes(error.to_string()))),
             Ok(None) => group
-                .with_error_code(GroupError::GroupIdNotFound.kafka_code())
+                .with_error_code(group_error_code(GroupError::GroupIdNotFound))
                 .with_error_message(Some(str_bytes("not a consumer group"))),
             Ok(Some(found)) => group
                 .with_group_state(str_bytes(found.state))

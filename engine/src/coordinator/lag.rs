@@ -8,12 +8,10 @@
 
 use std::rc::Rc;
 
-use sluice_net::native::messages::OffsetSpec;
-
 use super::{records::OffsetKey, run_on};
 use crate::{
-    handlers::route,
-    shard::{PartitionOp, Shard},
+    partition::{ask, gather_all, route, OffsetQuery, PartitionOp},
+    shard::Shard,
 };
 
 /// Log ends asked of owner shards at once: enough to keep every shard busy,
@@ -56,23 +54,19 @@ pub async fn log_ends(shard: &Rc<Shard>, keys: &[OffsetKey]) -> Vec<Option<u64>>
     let metadata = shard.metadata();
     let mut ends = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(LOG_END_CALLS_IN_FLIGHT_MAX) {
-        let answers: Vec<_> = chunk
+        let parts = chunk
             .iter()
             .map(|(topic, partition)| {
-                route(shard, &metadata, topic, *partition).map(|(owner, key)| {
-                    shard.ask(owner, key, |reply| PartitionOp::ListOffset {
-                        spec: OffsetSpec::Latest,
+                route(shard, &metadata, topic, *partition).map(|route| {
+                    ask(shard, route, |reply| PartitionOp::ListOffset {
+                        query: OffsetQuery::Latest,
                         reply,
                     })
                 })
             })
             .collect();
-        for answer in answers {
-            let end = match answer {
-                Ok(answer) => answer.await.ok().flatten().map(|listed| listed.offset),
-                Err(_) => None,
-            };
-            ends.push(end);
+        for answer in gather_all(parts).await {
+            ends.push(answer.ok().flatten().map(|listed| listed.offset));
         }
     }
     ends

@@ -1,11 +1,12 @@
-//! What the helper threads that work beside a shard (filling spare
-//! segments, deleting files) share: the lowest priorities, so that they run
-//! in the time the shard leaves, and a pace, so that their I/O leaves the
-//! disk's queue short for the shard's.
+//! Side threads: the plain OS threads that work beside a shard, off its
+//! executor (the spare segment fill in `log::spare`, the file deleter in
+//! [`crate::deleter`]). What they share: the lowest priorities, so that
+//! they run in the time the shard leaves, and a pace, so that their I/O
+//! leaves the disk's queue short for the shard's.
 
 use std::time::{Duration, Instant};
 
-/// The I/O class a helper thread takes.
+/// The I/O class a side thread takes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Io {
     /// Served only when the disk has nothing else to do (where the I/O
@@ -37,7 +38,7 @@ pub(crate) fn lower_priority(io: Io) {
     }
 }
 
-/// Sleeps so that the bytes a helper writes or gives back keep to a rate.
+/// Sleeps so that the bytes a side thread writes or gives back keep to a rate.
 pub(crate) struct Pace {
     next: Instant,
 }

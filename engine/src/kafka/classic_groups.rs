@@ -1,7 +1,12 @@
-//! Kafka's group APIs, served by the group coordinator: each request runs
-//! on its group's coordinator shard ([`groups::on_coordinator`]) and its
-//! answer comes back here to be encoded. FindCoordinator names this broker
-//! (every shard serves every group, forwarding within the broker).
+//! Kafka's classic group APIs, served by the group coordinator:
+//! FindCoordinator, JoinGroup, SyncGroup, Heartbeat and LeaveGroup (the
+//! classic protocol's members, [`coordinator::classic`]), and ListGroups,
+//! DescribeGroups and DeleteGroups, which also show and delete groups of
+//! the consumer protocol (KIP-848). Each request runs on its group's
+//! coordinator shard ([`coordinator::on_coordinator`]) and its answer comes
+//! back here to be encoded. FindCoordinator names this broker (every shard
+//! serves every group, forwarding within the broker). Offsets are in
+//! [`super::group_offsets`].
 
 use std::{
     rc::Rc,
@@ -18,44 +23,26 @@ use kafka_protocol::{
         join_group_response::JoinGroupResponseMember,
         leave_group_response::MemberResponse,
         list_groups_response::ListedGroup,
-        offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic},
-        offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic},
-        offset_fetch_response::{
-            OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-            OffsetFetchResponseTopic, OffsetFetchResponseTopics,
-        },
         DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
         FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
         HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-        LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-        OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-        OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse,
+        LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, SyncGroupRequest,
+        SyncGroupResponse,
     },
-    protocol::StrBytes,
 };
 
-use super::{advertised, broker_id, str_bytes, topic_name};
+use super::{advertised, broker_id, group_code, group_error_code, str_bytes, text};
 use crate::{
-    groups::{
+    coordinator::{
         self,
         classic::{self, JoinOutcome, JoinRequest, Joined, SyncRequest, Synced},
-        records::OffsetKey,
-        Committer, GroupError, GroupState, OffsetToCommit,
+        GroupError, GroupState,
     },
     shard::Shard,
 };
 
 /// FindCoordinator's key types.
 const KEY_GROUP: i8 = 0;
-
-fn text(value: &StrBytes) -> String {
-    value.to_string()
-}
-
-fn code(result: &Result<(), GroupError>) -> i16 {
-    result.err().map_or(0, GroupError::kafka_code)
-}
-
 pub async fn find_coordinator(
     shard: &Rc<Shard>,
     request: FindCoordinatorRequest,
@@ -152,12 +139,12 @@ pub async fn join_group(
         initial_delay: shard.config.group_initial_rebalance_delay,
     };
     let member_id = join.member_id.clone();
-    let outcome = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+    let outcome = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
         let joined = {
             let mut all = there.groups.groups.borrow_mut();
             let entry = all
                 .entry(group.clone())
-                .or_insert_with(|| groups::Group::new(&group));
+                .or_insert_with(|| coordinator::Group::new(&group));
             classic::join(entry, join, Instant::now())
         };
         match joined {
@@ -187,7 +174,7 @@ pub async fn join_group(
         })
         .collect();
     JoinGroupResponse::default()
-        .with_error_code(outcome.error.map_or(0, GroupError::kafka_code))
+        .with_error_code(outcome.error.map_or(0, group_error_code))
         .with_generation_id(outcome.generation)
         .with_protocol_type(
             outcome
@@ -222,7 +209,7 @@ pub async fn sync_group(
             .map(|assignment| (text(&assignment.member_id), assignment.assignment.clone()))
             .collect(),
     };
-    let outcome = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+    let outcome = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
         let synced = {
             let mut all = there.groups.groups.borrow_mut();
             match all.get_mut(&group) {
@@ -250,7 +237,7 @@ pub async fn sync_group(
     match assignment {
         Ok(assignment) => response.with_assignment(assignment),
         Err(error) => response
-            .with_error_code(error.kafka_code())
+            .with_error_code(group_error_code(error))
             .with_assignment(Bytes::new()),
     }
 }
@@ -263,7 +250,7 @@ pub async fn heartbeat(
     let group = text(&request.group_id.0);
     let member_id = text(&request.member_id);
     let generation = request.generation_id;
-    let result = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+    let result = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
         let mut all = there.groups.groups.borrow_mut();
         match all.get_mut(&group) {
             None => Err(GroupError::UnknownMemberId),
@@ -272,7 +259,7 @@ pub async fn heartbeat(
     })
     .await
     .and_then(|result| result);
-    HeartbeatResponse::default().with_error_code(code(&result))
+    HeartbeatResponse::default().with_error_code(group_code(&result))
 }
 
 pub async fn leave_group(
@@ -296,7 +283,7 @@ pub async fn leave_group(
         vec![(text(&request.member_id), None)]
     };
     let asked = leaving.clone();
-    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
+    let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
         let mut all = there.groups.groups.borrow_mut();
         match all.get_mut(&group) {
             None => vec![Err(GroupError::UnknownMemberId); leaving.len()],
@@ -307,11 +294,11 @@ pub async fn leave_group(
     let results = match results {
         Ok(results) => results,
         Err(error) => {
-            return LeaveGroupResponse::default().with_error_code(error.kafka_code());
+            return LeaveGroupResponse::default().with_error_code(group_error_code(error));
         }
     };
     if version < 3 {
-        return LeaveGroupResponse::default().with_error_code(code(&results[0]));
+        return LeaveGroupResponse::default().with_error_code(group_code(&results[0]));
     }
     LeaveGroupResponse::default().with_members(
         asked
@@ -321,208 +308,11 @@ pub async fn leave_group(
                 MemberResponse::default()
                     .with_member_id(str_bytes(member_id))
                     .with_group_instance_id(instance_id.map(str_bytes))
-                    .with_error_code(code(&result))
+                    .with_error_code(group_code(&result))
             })
             .collect(),
     )
 }
-
-pub async fn offset_commit(
-    shard: &Rc<Shard>,
-    request: OffsetCommitRequest,
-    version: i16,
-) -> OffsetCommitResponse {
-    let group = text(&request.group_id.0);
-    let committer = Committer {
-        generation: request.generation_id_or_member_epoch,
-        member_id: text(&request.member_id),
-        instance_id: request.group_instance_id.as_ref().map(text),
-    };
-    let mut offsets = Vec::new();
-    for topic in &request.topics {
-        for partition in &topic.partitions {
-            offsets.push(OffsetToCommit {
-                topic: topic.name.0.to_string(),
-                partition: partition.partition_index,
-                offset: partition.committed_offset,
-                leader_epoch: if version >= 6 {
-                    partition.committed_leader_epoch
-                } else {
-                    -1
-                },
-                metadata: partition.committed_metadata.as_ref().map(text),
-            });
-        }
-    }
-    let count = offsets.len();
-    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
-        groups::commit(&there, &group, committer, offsets).await
-    })
-    .await
-    .and_then(|results| results)
-    .unwrap_or_else(|error| vec![Err(error); count]);
-    let mut results = results.into_iter();
-    let topics = request
-        .topics
-        .iter()
-        .map(|topic| {
-            OffsetCommitResponseTopic::default()
-                .with_name(topic.name.clone())
-                .with_partitions(
-                    topic
-                        .partitions
-                        .iter()
-                        .map(|partition| {
-                            let result = results.next().unwrap_or(Ok(()));
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(partition.partition_index)
-                                .with_error_code(code(&result))
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    OffsetCommitResponse::default().with_topics(topics)
-}
-
-/// The offsets of one group, as OffsetFetch answers them.
-struct Fetched {
-    error: Option<GroupError>,
-    offsets: Vec<(OffsetKey, Option<groups::records::Committed>)>,
-}
-
-async fn fetch_group(
-    shard: &Rc<Shard>,
-    group: String,
-    partitions: Option<Vec<OffsetKey>>,
-) -> Fetched {
-    let result = groups::on_coordinator(shard, &group.clone(), move |there| async move {
-        groups::committed(&there, &group, partitions.as_deref())
-    })
-    .await;
-    match result {
-        Ok(offsets) => Fetched {
-            error: None,
-            offsets,
-        },
-        Err(error) => Fetched {
-            error: Some(error),
-            offsets: Vec::new(),
-        },
-    }
-}
-
-fn wanted(topics: impl Iterator<Item = (String, Vec<i32>)>) -> Vec<OffsetKey> {
-    topics
-        .flat_map(|(topic, partitions)| {
-            partitions
-                .into_iter()
-                .filter(|partition| *partition >= 0)
-                .map(move |partition| (topic.clone(), partition as u32))
-        })
-        .collect()
-}
-
-/// A topic's partitions and what is committed for each.
-type PartitionOffsets = Vec<(u32, Option<groups::records::Committed>)>;
-
-/// Fetched offsets grouped by topic, in the order asked (or by name).
-fn by_topic(
-    offsets: Vec<(OffsetKey, Option<groups::records::Committed>)>,
-) -> Vec<(String, PartitionOffsets)> {
-    let mut topics: Vec<(String, PartitionOffsets)> = Vec::new();
-    for ((topic, partition), committed) in offsets {
-        match topics.iter_mut().find(|(name, _)| *name == topic) {
-            Some((_, partitions)) => partitions.push((partition, committed)),
-            None => topics.push((topic, vec![(partition, committed)])),
-        }
-    }
-    topics
-}
-
-/// The topics of an OffsetFetch answer, in either of its shapes (v0–7 and
-/// v8+ name the same fields with different types).
-macro_rules! fetched_topics {
-    ($topic:ident, $partition:ident, $offsets:expr, $version:expr) => {
-        by_topic($offsets)
-            .into_iter()
-            .map(|(topic, partitions)| {
-                $topic::default()
-                    .with_name(topic_name(&topic))
-                    .with_partitions(
-                        partitions
-                            .into_iter()
-                            .map(|(partition, committed)| {
-                                let epoch = committed
-                                    .as_ref()
-                                    .filter(|_| $version >= 5)
-                                    .map_or(-1, |c| c.leader_epoch);
-                                $partition::default()
-                                    .with_partition_index(partition as i32)
-                                    .with_committed_offset(
-                                        committed.as_ref().map_or(-1, |c| c.offset as i64),
-                                    )
-                                    .with_committed_leader_epoch(epoch)
-                                    .with_metadata(Some(str_bytes(
-                                        committed.map(|c| c.metadata).unwrap_or_default(),
-                                    )))
-                            })
-                            .collect(),
-                    )
-            })
-            .collect()
-    };
-}
-
-pub async fn offset_fetch(
-    shard: &Rc<Shard>,
-    request: OffsetFetchRequest,
-    version: i16,
-) -> OffsetFetchResponse {
-    if version >= 8 {
-        let mut groups_out = Vec::new();
-        for group in request.groups {
-            let partitions = group.topics.as_ref().map(|topics| {
-                wanted(
-                    topics
-                        .iter()
-                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone())),
-                )
-            });
-            let fetched = fetch_group(shard, group.group_id.0.to_string(), partitions).await;
-            groups_out.push(
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(group.group_id)
-                    .with_error_code(fetched.error.map_or(0, GroupError::kafka_code))
-                    .with_topics(fetched_topics!(
-                        OffsetFetchResponseTopics,
-                        OffsetFetchResponsePartitions,
-                        fetched.offsets,
-                        version
-                    )),
-            );
-        }
-        return OffsetFetchResponse::default().with_groups(groups_out);
-    }
-    let partitions = request.topics.as_ref().map(|topics| {
-        wanted(
-            topics
-                .iter()
-                .map(|t| (t.name.0.to_string(), t.partition_indexes.clone())),
-        )
-    });
-    let fetched = fetch_group(shard, request.group_id.0.to_string(), partitions).await;
-    let error = fetched.error.map_or(0, GroupError::kafka_code);
-    OffsetFetchResponse::default()
-        .with_topics(fetched_topics!(
-            OffsetFetchResponseTopic,
-            OffsetFetchResponsePartition,
-            fetched.offsets,
-            version
-        ))
-        .with_error_code(if version >= 2 { error } else { 0 })
-}
-
 pub async fn describe_groups(
     shard: &Rc<Shard>,
     request: DescribeGroupsRequest,
@@ -531,14 +321,15 @@ pub async fn describe_groups(
     let mut described = Vec::new();
     for group_id in request.groups {
         let id = group_id.0.to_string();
-        let description = groups::on_coordinator(shard, &id.clone(), move |there| async move {
-            groups::describe_local(&there, &id)
-        })
-        .await;
+        let description =
+            coordinator::on_coordinator(shard, &id.clone(), move |there| async move {
+                coordinator::describe_local(&there, &id)
+            })
+            .await;
         let group = DescribedGroup::default().with_group_id(group_id);
         described.push(match description {
             Err(error) => group
-                .with_error_code(error.kafka_code())
+                .with_error_code(group_error_code(error))
                 .with_group_state(str_bytes("")),
             // Kafka describes a group it does not know as Dead.
             Ok(None) => group.with_group_state(str_bytes(GroupState::Dead.name())),
@@ -579,7 +370,7 @@ pub async fn list_groups(
         .iter()
         .map(|t| text(t).to_lowercase())
         .collect();
-    let listed = groups::list_all(shard)
+    let listed = coordinator::list_all(shard)
         .await
         .into_iter()
         .filter(|group| {
@@ -617,67 +408,16 @@ pub async fn delete_groups(
     let mut results = Vec::new();
     for group_id in request.groups_names {
         let id = group_id.0.to_string();
-        let result = groups::on_coordinator(shard, &id.clone(), move |there| async move {
-            groups::delete_group(&there, &id).await
+        let result = coordinator::on_coordinator(shard, &id.clone(), move |there| async move {
+            coordinator::delete_group(&there, &id).await
         })
         .await
         .and_then(|result| result);
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(group_id)
-                .with_error_code(code(&result)),
+                .with_error_code(group_code(&result)),
         );
     }
     DeleteGroupsResponse::default().with_results(results)
-}
-
-pub async fn offset_delete(
-    shard: &Rc<Shard>,
-    request: OffsetDeleteRequest,
-    _version: i16,
-) -> OffsetDeleteResponse {
-    let group = request.group_id.0.to_string();
-    let partitions: Vec<OffsetKey> = request
-        .topics
-        .iter()
-        .flat_map(|topic| {
-            topic.partitions.iter().map(move |partition| {
-                (
-                    topic.name.0.to_string(),
-                    partition.partition_index.max(0) as u32,
-                )
-            })
-        })
-        .collect();
-    let results = groups::on_coordinator(shard, &group.clone(), move |there| async move {
-        groups::delete_offsets(&there, &group, partitions).await
-    })
-    .await
-    .and_then(|results| results);
-    let results = match results {
-        Ok(results) => results,
-        Err(error) => return OffsetDeleteResponse::default().with_error_code(error.kafka_code()),
-    };
-    let mut results = results.into_iter();
-    OffsetDeleteResponse::default().with_topics(
-        request
-            .topics
-            .iter()
-            .map(|topic| {
-                OffsetDeleteResponseTopic::default()
-                    .with_name(topic.name.clone())
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|partition| {
-                                OffsetDeleteResponsePartition::default()
-                                    .with_partition_index(partition.partition_index)
-                                    .with_error_code(code(&results.next().unwrap_or(Ok(()))))
-                            })
-                            .collect(),
-                    )
-            })
-            .collect(),
-    )
 }

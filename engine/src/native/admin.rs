@@ -12,19 +12,12 @@ use sluice_net::native::{
     ErrorCode,
 };
 
+use super::error_code;
 use crate::{
-    controller::{self, ControllerOp, NewTopicSpec, TopicOutcome},
-    shard::{Failure, PartitionOp, PartitionStats, Shard, ShardMessage},
+    controller::{to_controller, ControllerOp, NewTopicSpec, TopicOutcome},
+    partition::{ask, gather_all, Failure, PartitionOp, PartitionStats, Route},
+    shard::Shard,
 };
-
-/// Runs `op` on the controller, here or on shard 0.
-pub(crate) async fn to_controller(shard: &Rc<Shard>, op: ControllerOp) {
-    if shard.id == 0 {
-        controller::run(shard, op).await;
-    } else {
-        let _ = shard.peers[0].send(ShardMessage::Controller(op)).await;
-    }
-}
 
 /// The native answer for `name`: `result` in the native protocol's terms.
 fn topic_result(name: String, result: Result<(), Failure>) -> TopicResult {
@@ -36,7 +29,7 @@ fn topic_result(name: String, result: Result<(), Failure>) -> TopicResult {
         },
         Err(failure) => TopicResult {
             name,
-            error: failure.code,
+            error: error_code(failure.kind),
             message: failure.message,
         },
     }
@@ -138,34 +131,32 @@ pub async fn describe_topics(
             });
             continue;
         };
-        let stats: Vec<_> = (0..topic.partition_count())
-            .map(|partition| {
-                let owner = shard.owner(topic.shards[partition as usize]);
-                let answer = shard.call(
-                    owner,
-                    (topic.id, partition),
-                    |reply| PartitionOp::Stats { reply },
-                    Err(Failure::new(ErrorCode::ShuttingDown, "shard stopped")),
-                );
-                (partition, owner, answer)
+        let routes: Vec<Route> = (0..topic.partition_count())
+            .map(|partition| Route::of(shard, &topic, partition))
+            .collect();
+        let stats = routes
+            .iter()
+            .map(|route| Ok(ask(shard, *route, |reply| PartitionOp::Stats { reply })))
+            .collect();
+        let partitions = routes
+            .iter()
+            .zip(gather_all(stats).await)
+            .map(|(route, stats)| {
+                let (error, stats) = match stats {
+                    Ok(stats) => (ErrorCode::None, stats),
+                    Err(failure) => (error_code(failure.kind), PartitionStats::default()),
+                };
+                PartitionDescription {
+                    partition: route.key.1,
+                    shard: route.owner as u32,
+                    error,
+                    log_start: stats.log_start,
+                    log_end: stats.log_end,
+                    size_bytes: stats.size_bytes,
+                    segments: stats.segments,
+                }
             })
             .collect();
-        let mut partitions = Vec::new();
-        for (partition, owner, answer) in stats {
-            let (error, stats) = match answer.await {
-                Ok(stats) => (ErrorCode::None, stats),
-                Err(failure) => (failure.code, PartitionStats::default()),
-            };
-            partitions.push(PartitionDescription {
-                partition,
-                shard: owner as u32,
-                error,
-                log_start: stats.log_start,
-                log_end: stats.log_end,
-                size_bytes: stats.size_bytes,
-                segments: stats.segments,
-            });
-        }
         topics.push(TopicDescription {
             name,
             error: ErrorCode::None,

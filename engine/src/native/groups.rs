@@ -1,6 +1,6 @@
 //! Consumer groups for an operator: list, describe (with lag), reset
 //! offsets, delete. A group's requests run on its coordinator shard
-//! ([`crate::groups::on_coordinator`]); log ends come from each
+//! ([`crate::coordinator::on_coordinator`]); log ends come from each
 //! partition's owner.
 
 use std::rc::Rc;
@@ -15,13 +15,14 @@ use sluice_net::native::{
     ErrorCode,
 };
 
-use super::route;
+use super::{error_code, list_offsets::offset_query};
 use crate::{
-    groups::{
+    coordinator::{
         self, delete_group, describe_local, lag::lag_of, list_local, on_coordinator,
         records::OffsetKey, reset_offsets, run_on, GroupError, OFFSETS_TOPIC,
     },
-    shard::{Failure, PartitionOp, Shard},
+    partition::{ask, route, ErrorKind, Failure, PartitionOp},
+    shard::Shard,
 };
 
 /// Every group of every shard, with its member count.
@@ -57,7 +58,20 @@ fn group_failure(group: &str, error: GroupError) -> Failure {
         }
         error => format!("group {group}: {error}"),
     };
-    Failure::new(error.native_code(), message)
+    Failure::new(group_error_kind(error), message)
+}
+
+/// The engine's kind of failure for a group error, which the native
+/// protocol reports with its own codes.
+fn group_error_kind(error: GroupError) -> ErrorKind {
+    match error {
+        GroupError::UnknownTopicOrPartition => ErrorKind::NoSuchPartition,
+        GroupError::StorageError => ErrorKind::StorageFailed,
+        GroupError::CoordinatorNotAvailable => ErrorKind::ShuttingDown,
+        GroupError::GroupIdNotFound => ErrorKind::UnknownGroup,
+        GroupError::NonEmptyGroup => ErrorKind::GroupNotEmpty,
+        _ => ErrorKind::InvalidRequest,
+    }
 }
 
 fn unknown_group(group: &str) -> Failure {
@@ -73,7 +87,7 @@ fn no_groups_yet(shard: &Shard) -> bool {
 pub async fn describe(shard: &Rc<Shard>, request: DescribeGroupRequest) -> DescribeGroupResponse {
     let group = request.group;
     let failed = |failure: Failure, group: String| DescribeGroupResponse {
-        error: failure.code,
+        error: error_code(failure.kind),
         message: failure.message,
         group,
         state: String::new(),
@@ -145,10 +159,13 @@ async fn list_offset(
     partition: u32,
     spec: OffsetSpec,
 ) -> Result<Option<u64>, Failure> {
-    let (owner, key) = route(shard, &shard.metadata(), topic, partition)?;
-    let answer = shard
-        .ask(owner, key, |reply| PartitionOp::ListOffset { spec, reply })
-        .await?;
+    let route = route(shard, &shard.metadata(), topic, partition)?;
+    let query = offset_query(spec);
+    let answer = ask(shard, route, |reply| PartitionOp::ListOffset {
+        query,
+        reply,
+    })
+    .await?;
     Ok(answer.map(|listed| listed.offset))
 }
 
@@ -163,7 +180,7 @@ async fn log_bound(
         .await?
         .ok_or_else(|| {
             Failure::new(
-                ErrorCode::Internal,
+                ErrorKind::Internal,
                 format!("{topic}/{partition}: no {spec:?} offset listed"),
             )
         })
@@ -206,7 +223,7 @@ pub async fn reset(
             partitions,
         },
         Err(failure) => ResetGroupOffsetsResponse {
-            error: failure.code,
+            error: error_code(failure.kind),
             message: failure.message,
             partitions: Vec::new(),
         },
@@ -226,7 +243,7 @@ async fn reset_checked(
     } = request;
     let Some(meta) = shard.metadata().topic(&topic).cloned() else {
         return Err(Failure::new(
-            ErrorCode::UnknownTopic,
+            ErrorKind::UnknownTopic,
             format!("no topic {topic}"),
         ));
     };
@@ -240,7 +257,7 @@ async fn reset_checked(
     partitions.dedup();
     if let Some(missing) = partitions.iter().find(|partition| **partition >= count) {
         return Err(Failure::new(
-            ErrorCode::NoSuchPartition,
+            ErrorKind::NoSuchPartition,
             format!("topic {topic} has {count} partitions, no partition {missing}"),
         ));
     }
@@ -254,7 +271,7 @@ async fn reset_checked(
     let wanted = keys.clone();
     let (members, previous) = on_coordinator(shard, &group, move |there| async move {
         let members = describe_local(&there, &id).map_or(0, |group| group.members.len());
-        let previous: Vec<Option<u64>> = groups::committed(&there, &id, Some(&wanted))
+        let previous: Vec<Option<u64>> = coordinator::committed(&there, &id, Some(&wanted))
             .into_iter()
             .map(|(_, committed)| committed.map(|committed| committed.offset))
             .collect();
@@ -264,7 +281,7 @@ async fn reset_checked(
     .map_err(|error| group_failure(&group, error))?;
     if members > 0 {
         return Err(Failure::new(
-            ErrorCode::GroupNotEmpty,
+            ErrorKind::GroupNotEmpty,
             format!(
                 "group {group} has {members} member{}: stop its consumers before resetting its offsets",
                 if members == 1 { "" } else { "s" }
@@ -315,7 +332,7 @@ pub async fn delete(shard: &Rc<Shard>, request: DeleteGroupRequest) -> GroupResu
             message: String::new(),
         },
         Err(failure) => GroupResult {
-            error: failure.code,
+            error: error_code(failure.kind),
             message: failure.message,
         },
     }

@@ -1,9 +1,12 @@
-//! The native protocol's request handlers, one file per API. A handler runs
-//! on the shard holding the connection; it sends each partition's part to
-//! the owner shard and gathers the answers.
+//! The native protocol's adapter: its [`Protocol`] on a connection and its
+//! request handlers, one file per API family. A handler runs on the shard
+//! holding the connection: it decodes the request, calls the core (the
+//! partition layer, the controller, the group coordinator) and encodes the
+//! answer, turning the engine's [`ErrorKind`]s into the native wire's codes
+//! ([`error_code`]) on the way out.
 
-pub(crate) mod admin;
-pub(crate) mod fetch;
+mod admin;
+mod fetch;
 mod groups;
 mod list_offsets;
 mod metadata;
@@ -13,35 +16,86 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use sluice_net::native::{
-    frame::{encode_error_response, encode_response, RequestHeader},
+    frame::{encode_error_response, encode_response, split_request, FrameReader, RequestHeader},
     messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, Message},
     ErrorCode,
 };
 
 use crate::{
-    cluster_metadata::Metadata,
-    shard::{Failure, PartitionKey, Shard},
+    partition::ErrorKind, request_latency::UNKNOWN_API, server::Protocol, shard::Shard,
+    BrokerConfig,
 };
 
-/// Where partition `partition` of `topic` lives: its owner shard and key,
-/// or why it cannot be served.
-pub(crate) fn route(
-    shard: &Shard,
-    metadata: &Metadata,
-    topic: &str,
-    partition: u32,
-) -> Result<(usize, PartitionKey), Failure> {
-    let Some(meta) = metadata.topic(topic) else {
-        return Err(Failure::new(
-            ErrorCode::UnknownTopic,
-            format!("no topic {topic}"),
-        ));
-    };
-    let Some(owner) = meta.shards.get(partition as usize) else {
-        let message = format!("topic {topic} has {} partitions", meta.partition_count());
-        return Err(Failure::new(ErrorCode::NoSuchPartition, message));
-    };
-    Ok((shard.owner(*owner), (meta.id, partition)))
+/// The native protocol on a connection.
+pub struct Native;
+
+impl Protocol for Native {
+    type Request = (RequestHeader, Bytes);
+    const NAME: &'static str = "native";
+    const ORDERED: bool = false;
+
+    fn frame_reader(config: &BrokerConfig) -> FrameReader {
+        FrameReader::new(config.frame_bytes_max)
+    }
+
+    fn parse(frame: Bytes) -> Result<Self::Request, (Option<BytesMut>, String)> {
+        split_request(frame).map_err(|error| {
+            let message = format!("{error}; closing");
+            let response = encode_error_response(0, ErrorCode::InvalidRequest, &message);
+            (Some(response), error.to_string())
+        })
+    }
+
+    fn api((header, _): &Self::Request) -> i16 {
+        ApiKey::from_u16(header.api_key).map_or(UNKNOWN_API, |api| api as i16)
+    }
+
+    fn too_large(declared: usize, max: usize) -> Option<BytesMut> {
+        let message = format!("frame of {declared} bytes is over the cap of {max} bytes; closing");
+        Some(encode_error_response(0, ErrorCode::TooLarge, &message))
+    }
+
+    fn refusal(max: usize) -> Option<BytesMut> {
+        let message = format!("this shard holds its most connections ({max}); try again later");
+        Some(encode_error_response(
+            0,
+            ErrorCode::TooManyRequests,
+            &message,
+        ))
+    }
+
+    async fn handle(
+        shard: Rc<Shard>,
+        (header, body): Self::Request,
+        _peer: Option<std::net::IpAddr>,
+    ) -> Result<Option<BytesMut>, String> {
+        Ok(handle(&shard, header, body).await)
+    }
+}
+
+/// The native wire's code for a failure of `kind`.
+pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
+    match kind {
+        ErrorKind::UnknownTopic => ErrorCode::UnknownTopic,
+        ErrorKind::NoSuchPartition => ErrorCode::NoSuchPartition,
+        ErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
+        ErrorKind::CorruptBatch => ErrorCode::CorruptBatch,
+        ErrorKind::TooLarge => ErrorCode::TooLarge,
+        ErrorKind::InvalidConfig => ErrorCode::InvalidConfig,
+        ErrorKind::TopicExists => ErrorCode::TopicExists,
+        ErrorKind::InvalidRequest => ErrorCode::InvalidRequest,
+        ErrorKind::DiskFull => ErrorCode::DiskFull,
+        ErrorKind::StorageFailed => ErrorCode::StorageFailed,
+        ErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
+        ErrorKind::InvalidTopicName => ErrorCode::InvalidTopicName,
+        ErrorKind::InvalidPartitionCount => ErrorCode::InvalidPartitionCount,
+        ErrorKind::InvalidPartitions => ErrorCode::InvalidPartitions,
+        ErrorKind::Internal => ErrorCode::Internal,
+        ErrorKind::ProducerFenced => ErrorCode::ProducerFenced,
+        ErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequence,
+        ErrorKind::UnknownGroup => ErrorCode::UnknownGroup,
+        ErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
+    }
 }
 
 /// Serves one request; `None` when no response is due (produce with
@@ -153,5 +207,20 @@ fn api_versions(shard: &Shard) -> ApiVersionsResponse {
         broker_id: shard.config.broker_id,
         shard: shard.id as u32,
         shards: shard.shard_count() as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_engine_error_has_its_own_native_code() {
+        let codes: std::collections::HashSet<ErrorCode> = ErrorKind::ALL
+            .iter()
+            .map(|kind| error_code(*kind))
+            .collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len());
+        assert!(!codes.contains(&ErrorCode::None));
     }
 }

@@ -1,0 +1,60 @@
+//! Why a group request failed ([`GroupError`]). The protocol adapters give
+//! each its wire's code.
+
+/// Why a group request failed, in Kafka's terms (the Kafka adapter gives
+/// each Kafka's code; the native adapter maps them to its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupError {
+    UnknownMemberId,
+    IllegalGeneration,
+    RebalanceInProgress,
+    InconsistentGroupProtocol,
+    MemberIdRequired,
+    InvalidSessionTimeout,
+    NonEmptyGroup,
+    GroupIdNotFound,
+    InvalidGroupId,
+    UnknownTopicOrPartition,
+    CoordinatorNotAvailable,
+    FencedInstanceId,
+    GroupSubscribedToTopic,
+    OffsetMetadataTooLarge,
+    InvalidCommitOffset,
+    StorageError,
+    StaleMemberEpoch,
+    UnsupportedAssignor,
+    UnreleasedInstanceId,
+    FencedMemberEpoch,
+    GroupMaxSizeReached,
+    InvalidRequest,
+}
+
+impl std::fmt::Display for GroupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = match self {
+            GroupError::UnknownMemberId => "unknown member id",
+            GroupError::IllegalGeneration => "illegal generation",
+            GroupError::RebalanceInProgress => "rebalance in progress",
+            GroupError::InconsistentGroupProtocol => "inconsistent group protocol",
+            GroupError::MemberIdRequired => "member id required",
+            GroupError::InvalidSessionTimeout => "invalid session timeout",
+            GroupError::NonEmptyGroup => "the group has members",
+            GroupError::GroupIdNotFound => "no such group",
+            GroupError::InvalidGroupId => "invalid group id",
+            GroupError::UnknownTopicOrPartition => "unknown topic or partition",
+            GroupError::CoordinatorNotAvailable => "coordinator not available",
+            GroupError::FencedInstanceId => "fenced instance id",
+            GroupError::GroupSubscribedToTopic => "the group is subscribed to the topic",
+            GroupError::OffsetMetadataTooLarge => "offset metadata too large",
+            GroupError::InvalidCommitOffset => "invalid offset",
+            GroupError::StorageError => "the offsets could not be stored",
+            GroupError::StaleMemberEpoch => "stale member epoch",
+            GroupError::UnsupportedAssignor => "unsupported assignor",
+            GroupError::UnreleasedInstanceId => "unreleased instance id",
+            GroupError::FencedMemberEpoch => "fenced member epoch",
+            GroupError::GroupMaxSizeReached => "the group is full",
+            GroupError::InvalidRequest => "invalid request",
+        };
+        f.write_str(text)
+    }
+}

@@ -1,0 +1,230 @@
+//! Committed offsets: commit (by a member, or for a group without
+//! members), read, reset by an operator, delete (one group's, or some
+//! partitions'). Each runs on the group's coordinator shard and writes
+//! through [`super::offsets_log`] before it answers.
+
+use std::rc::Rc;
+
+use super::{
+    classic, consumer,
+    error::GroupError,
+    offsets_log::{apply, now_ms, persist},
+    records::{Committed, GroupRecord, OffsetKey},
+    Committer, Group, OffsetToCommit,
+};
+use crate::{cluster_metadata::Metadata, shard::Shard};
+
+/// Metadata stored with a committed offset is at most this long (Kafka's
+/// `offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+
+/// Commits offsets for `group`; runs on its coordinator shard. The
+/// group-level error, or one result per offset, in order.
+pub async fn commit(
+    shard: &Rc<Shard>,
+    group: &str,
+    committer: Committer,
+    offsets: Vec<OffsetToCommit>,
+) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    {
+        let groups = shard.groups.groups.borrow();
+        if let Some(existing) = groups.get(group) {
+            if existing.consumer.is_empty() {
+                classic::check_committer(existing, &committer)?;
+            } else {
+                consumer::check_committer(existing, &committer, &offsets)?;
+            }
+        } else if !committer.member_id.is_empty() {
+            return Err(GroupError::UnknownMemberId);
+        }
+    }
+    let metadata = shard.metadata();
+    let now = now_ms();
+    let mut results = Vec::new();
+    let mut records = Vec::new();
+    for offset in &offsets {
+        let checked = check_offset(&metadata, offset);
+        if checked.is_ok() {
+            records.push(GroupRecord::Offset {
+                group: group.to_string(),
+                key: (offset.topic.clone(), offset.partition as u32),
+                committed: Some(Committed {
+                    offset: offset.offset as u64,
+                    leader_epoch: offset.leader_epoch,
+                    metadata: offset.metadata.clone().unwrap_or_default(),
+                    commit_time: now,
+                }),
+            });
+        }
+        results.push(checked);
+    }
+    let _appended = persist(shard, group, &records).await?;
+    let mut groups = shard.groups.groups.borrow_mut();
+    let entry = groups
+        .entry(group.to_string())
+        .or_insert_with(|| Group::new(group));
+    for record in records {
+        if let GroupRecord::Offset {
+            key,
+            committed: Some(committed),
+            ..
+        } = record
+        {
+            entry.offsets.insert(key, committed);
+        }
+    }
+    Ok(results)
+}
+
+fn check_offset(metadata: &Metadata, offset: &OffsetToCommit) -> Result<(), GroupError> {
+    let known = metadata.topic(&offset.topic).is_some_and(|topic| {
+        offset.partition >= 0 && (offset.partition as u32) < topic.partition_count()
+    });
+    if !known {
+        return Err(GroupError::UnknownTopicOrPartition);
+    }
+    if offset.offset < 0 {
+        return Err(GroupError::InvalidCommitOffset);
+    }
+    if offset
+        .metadata
+        .as_ref()
+        .is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX)
+    {
+        return Err(GroupError::OffsetMetadataTooLarge);
+    }
+    Ok(())
+}
+
+/// The committed offsets of `group`: of `partitions`, or all of them.
+pub fn committed(
+    shard: &Shard,
+    group: &str,
+    partitions: Option<&[OffsetKey]>,
+) -> Vec<(OffsetKey, Option<Committed>)> {
+    let groups = shard.groups.groups.borrow();
+    let offsets = groups.get(group).map(|group| &group.offsets);
+    match partitions {
+        Some(partitions) => partitions
+            .iter()
+            .map(|key| (key.clone(), offsets.and_then(|o| o.get(key)).cloned()))
+            .collect(),
+        None => offsets
+            .map(|offsets| {
+                offsets
+                    .iter()
+                    .map(|(key, committed)| (key.clone(), Some(committed.clone())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Deletes `group` with its offsets; only when it has no members.
+pub async fn delete_group(shard: &Rc<Shard>, group: &str) -> Result<(), GroupError> {
+    let keys: Vec<OffsetKey> = {
+        let groups = shard.groups.groups.borrow();
+        let Some(existing) = groups.get(group) else {
+            return Err(GroupError::GroupIdNotFound);
+        };
+        if !existing.members.is_empty() || !existing.consumer.is_empty() {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        existing.offsets.keys().cloned().collect()
+    };
+    let mut records: Vec<GroupRecord> = keys
+        .into_iter()
+        .map(|key| GroupRecord::Offset {
+            group: group.to_string(),
+            key,
+            committed: None,
+        })
+        .collect();
+    records.push(GroupRecord::Group {
+        group: group.to_string(),
+        protocol_type: None,
+    });
+    let _appended = persist(shard, group, &records).await?;
+    let mut groups = shard.groups.groups.borrow_mut();
+    if groups
+        .get(group)
+        .is_some_and(|existing| existing.members.is_empty() && existing.consumer.is_empty())
+    {
+        groups.remove(group);
+    }
+    Ok(())
+}
+
+/// Deletes committed offsets of `group` for topics it is not subscribed to.
+pub async fn delete_offsets(
+    shard: &Rc<Shard>,
+    group: &str,
+    partitions: Vec<OffsetKey>,
+) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    let (results, records) = {
+        let groups = shard.groups.groups.borrow();
+        let Some(existing) = groups.get(group) else {
+            return Err(GroupError::GroupIdNotFound);
+        };
+        let subscribed = existing.subscribed_topics();
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        for key in partitions {
+            if subscribed.contains(&key.0) {
+                results.push(Err(GroupError::GroupSubscribedToTopic));
+                continue;
+            }
+            if existing.offsets.contains_key(&key) {
+                records.push(GroupRecord::Offset {
+                    group: group.to_string(),
+                    key,
+                    committed: None,
+                });
+            }
+            results.push(Ok(()));
+        }
+        (results, records)
+    };
+    let _appended = persist(shard, group, &records).await?;
+    let mut groups = shard.groups.groups.borrow_mut();
+    for record in records {
+        apply(&mut groups, record);
+    }
+    Ok(results)
+}
+
+/// Sets committed offsets of an empty group (an operator's reset).
+pub async fn reset_offsets(
+    shard: &Rc<Shard>,
+    group: &str,
+    offsets: Vec<(OffsetKey, u64)>,
+) -> Result<(), GroupError> {
+    let committer = Committer {
+        generation: -1,
+        member_id: String::new(),
+        instance_id: None,
+    };
+    {
+        let groups = shard.groups.groups.borrow();
+        if groups
+            .get(group)
+            .is_some_and(|existing| !existing.members.is_empty() || !existing.consumer.is_empty())
+        {
+            return Err(GroupError::NonEmptyGroup);
+        }
+    }
+    let offsets = offsets
+        .into_iter()
+        .map(|((topic, partition), offset)| OffsetToCommit {
+            topic,
+            partition: partition as i32,
+            offset: offset as i64,
+            leader_epoch: -1,
+            metadata: None,
+        })
+        .collect();
+    for result in commit(shard, group, committer, offsets).await? {
+        result?;
+    }
+    Ok(())
+}

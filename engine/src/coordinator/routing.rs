@@ -1,0 +1,107 @@
+//! Which shard coordinates a group: the owner of the group's partition of
+//! `__consumer_offsets` (a hash of the group id). Work for a group is made
+//! where its request arrives and run there ([`on_coordinator`]).
+
+use std::{future::Future, rc::Rc};
+
+use futures_channel::oneshot;
+
+use super::{error::GroupError, OFFSETS_TOPIC};
+use crate::{
+    cluster_metadata::Metadata,
+    controller::{to_controller, ControllerOp, NewTopicSpec},
+    partition::PartitionKey,
+    shard::{Shard, ShardMessage},
+};
+
+/// A group id is at most this long (it is in every offset record's key).
+pub const GROUP_ID_BYTES_MAX: usize = 1024;
+
+fn group_hash(group: &str) -> u32 {
+    crc32c::crc32c(group.as_bytes())
+}
+
+/// The key of the offsets partition of `group`, and its owner shard; `None`
+/// if the offsets topic does not exist yet.
+pub fn offsets_partition(
+    shard: &Shard,
+    metadata: &Metadata,
+    group: &str,
+) -> Option<(usize, PartitionKey)> {
+    let topic = metadata.topic(OFFSETS_TOPIC)?;
+    let count = topic.partition_count().max(1);
+    let partition = group_hash(group) % count;
+    let owner = shard.owner(*topic.shards.get(partition as usize)?);
+    Some((owner, (topic.id, partition)))
+}
+
+/// Creates the offsets topic if it is missing: one partition per shard.
+async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
+    if shard.metadata().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let (reply, answer) = oneshot::channel();
+    let topic = NewTopicSpec {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: shard.shard_count() as u32,
+        configs: [("retention.ms".to_string(), "-1".to_string())].into(),
+    };
+    let op = ControllerOp::CreateTopics {
+        topics: vec![topic],
+        reply,
+    };
+    to_controller(shard, op).await;
+    let _ = answer.await;
+    match shard.metadata().topic(OFFSETS_TOPIC) {
+        Some(_) => Ok(()),
+        None => Err(GroupError::CoordinatorNotAvailable),
+    }
+}
+
+/// Runs `work` on the coordinator shard of `group` and returns what it
+/// returns. `work` is made here and run there: what it captures must be
+/// `Send`; the future it returns need not be.
+pub async fn on_coordinator<T, F, W>(
+    shard: &Rc<Shard>,
+    group: &str,
+    work: W,
+) -> Result<T, GroupError>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + 'static,
+    W: FnOnce(Rc<Shard>) -> F + Send + 'static,
+{
+    if group.len() > GROUP_ID_BYTES_MAX {
+        return Err(GroupError::InvalidGroupId);
+    }
+    ensure_offsets_topic(shard).await?;
+    let (owner, _) = offsets_partition(shard, &shard.metadata(), group)
+        .ok_or(GroupError::CoordinatorNotAvailable)?;
+    run_on(shard, owner, work).await
+}
+
+/// Runs `work` on shard `owner` (here if it is this one).
+pub async fn run_on<T, F, W>(shard: &Rc<Shard>, owner: usize, work: W) -> Result<T, GroupError>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + 'static,
+    W: FnOnce(Rc<Shard>) -> F + Send + 'static,
+{
+    if owner == shard.id {
+        return Ok(work(shard.clone()).await);
+    }
+    let (reply, answer) = oneshot::channel();
+    let task: Box<dyn FnOnce(Rc<Shard>) + Send> = Box::new(move |there: Rc<Shard>| {
+        glommio::spawn_local(async move {
+            let _ = reply.send(work(there).await);
+        })
+        .detach();
+    });
+    shard.peers[owner]
+        .send(ShardMessage::Run(task))
+        .await
+        .map_err(|_| GroupError::CoordinatorNotAvailable)?;
+    answer
+        .await
+        .map_err(|_| GroupError::CoordinatorNotAvailable)
+}

@@ -1,0 +1,78 @@
+//! The engine's own failures: what went wrong with a request's part, in the
+//! engine's terms. The protocol adapters turn a [`Failure`] into their wire's
+//! code (`native::error_code`, `kafka::error_code`); nothing below them
+//! knows either protocol's codes.
+
+/// What kind of failure: each maps to one code per protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    UnknownTopic,
+    NoSuchPartition,
+    OffsetOutOfRange,
+    CorruptBatch,
+    TooLarge,
+    InvalidConfig,
+    TopicExists,
+    InvalidRequest,
+    DiskFull,
+    StorageFailed,
+    /// The broker, or the shard that owns the partition, is stopping.
+    ShuttingDown,
+    InvalidTopicName,
+    InvalidPartitionCount,
+    InvalidPartitions,
+    /// A bug or a limit the broker cannot serve past (ids used up).
+    Internal,
+    ProducerFenced,
+    OutOfOrderSequence,
+    UnknownGroup,
+    GroupNotEmpty,
+}
+
+impl ErrorKind {
+    /// Every kind, for the adapters' tests that each has a code.
+    #[cfg(test)]
+    pub const ALL: [ErrorKind; 19] = [
+        ErrorKind::UnknownTopic,
+        ErrorKind::NoSuchPartition,
+        ErrorKind::OffsetOutOfRange,
+        ErrorKind::CorruptBatch,
+        ErrorKind::TooLarge,
+        ErrorKind::InvalidConfig,
+        ErrorKind::TopicExists,
+        ErrorKind::InvalidRequest,
+        ErrorKind::DiskFull,
+        ErrorKind::StorageFailed,
+        ErrorKind::ShuttingDown,
+        ErrorKind::InvalidTopicName,
+        ErrorKind::InvalidPartitionCount,
+        ErrorKind::InvalidPartitions,
+        ErrorKind::Internal,
+        ErrorKind::ProducerFenced,
+        ErrorKind::OutOfOrderSequence,
+        ErrorKind::UnknownGroup,
+        ErrorKind::GroupNotEmpty,
+    ];
+}
+
+/// A failure to put in a response: its kind and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}

@@ -1,0 +1,272 @@
+//! Kafka's offsets APIs for groups of either protocol: OffsetCommit,
+//! OffsetFetch and OffsetDelete. Each request runs on its group's
+//! coordinator shard ([`coordinator::on_coordinator`]), which checks the
+//! committer (a classic member's generation or a consumer-protocol
+//! member's epoch) and stores the offsets durably before it answers.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::{
+    offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic},
+    offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic},
+    offset_fetch_response::{
+        OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+        OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+    },
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse,
+};
+
+use super::{group_code, group_error_code, str_bytes, text, topic_name};
+use crate::{
+    coordinator::{self, records::OffsetKey, Committer, GroupError, OffsetToCommit},
+    shard::Shard,
+};
+
+pub async fn offset_commit(
+    shard: &Rc<Shard>,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let group = text(&request.group_id.0);
+    let committer = Committer {
+        generation: request.generation_id_or_member_epoch,
+        member_id: text(&request.member_id),
+        instance_id: request.group_instance_id.as_ref().map(text),
+    };
+    let mut offsets = Vec::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            offsets.push(OffsetToCommit {
+                topic: topic.name.0.to_string(),
+                partition: partition.partition_index,
+                offset: partition.committed_offset,
+                leader_epoch: if version >= 6 {
+                    partition.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: partition.committed_metadata.as_ref().map(text),
+            });
+        }
+    }
+    let count = offsets.len();
+    let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::commit(&there, &group, committer, offsets).await
+    })
+    .await
+    .and_then(|results| results)
+    .unwrap_or_else(|error| vec![Err(error); count]);
+    let mut results = results.into_iter();
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|partition| {
+                            let result = results.next().unwrap_or(Ok(()));
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(partition.partition_index)
+                                .with_error_code(group_code(&result))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The offsets of one group, as OffsetFetch answers them.
+struct Fetched {
+    error: Option<GroupError>,
+    offsets: Vec<(OffsetKey, Option<coordinator::records::Committed>)>,
+}
+
+async fn fetch_group(
+    shard: &Rc<Shard>,
+    group: String,
+    partitions: Option<Vec<OffsetKey>>,
+) -> Fetched {
+    let result = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::committed(&there, &group, partitions.as_deref())
+    })
+    .await;
+    match result {
+        Ok(offsets) => Fetched {
+            error: None,
+            offsets,
+        },
+        Err(error) => Fetched {
+            error: Some(error),
+            offsets: Vec::new(),
+        },
+    }
+}
+
+fn wanted(topics: impl Iterator<Item = (String, Vec<i32>)>) -> Vec<OffsetKey> {
+    topics
+        .flat_map(|(topic, partitions)| {
+            partitions
+                .into_iter()
+                .filter(|partition| *partition >= 0)
+                .map(move |partition| (topic.clone(), partition as u32))
+        })
+        .collect()
+}
+
+/// A topic's partitions and what is committed for each.
+type PartitionOffsets = Vec<(u32, Option<coordinator::records::Committed>)>;
+
+/// Fetched offsets grouped by topic, in the order asked (or by name).
+fn by_topic(
+    offsets: Vec<(OffsetKey, Option<coordinator::records::Committed>)>,
+) -> Vec<(String, PartitionOffsets)> {
+    let mut topics: Vec<(String, PartitionOffsets)> = Vec::new();
+    for ((topic, partition), committed) in offsets {
+        match topics.iter_mut().find(|(name, _)| *name == topic) {
+            Some((_, partitions)) => partitions.push((partition, committed)),
+            None => topics.push((topic, vec![(partition, committed)])),
+        }
+    }
+    topics
+}
+
+/// The topics of an OffsetFetch answer, in either of its shapes (v0–7 and
+/// v8+ name the same fields with different types).
+macro_rules! fetched_topics {
+    ($topic:ident, $partition:ident, $offsets:expr, $version:expr) => {
+        by_topic($offsets)
+            .into_iter()
+            .map(|(topic, partitions)| {
+                $topic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(partition, committed)| {
+                                let epoch = committed
+                                    .as_ref()
+                                    .filter(|_| $version >= 5)
+                                    .map_or(-1, |c| c.leader_epoch);
+                                $partition::default()
+                                    .with_partition_index(partition as i32)
+                                    .with_committed_offset(
+                                        committed.as_ref().map_or(-1, |c| c.offset as i64),
+                                    )
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(str_bytes(
+                                        committed.map(|c| c.metadata).unwrap_or_default(),
+                                    )))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect()
+    };
+}
+
+pub async fn offset_fetch(
+    shard: &Rc<Shard>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups_out = Vec::new();
+        for group in request.groups {
+            let partitions = group.topics.as_ref().map(|topics| {
+                wanted(
+                    topics
+                        .iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone())),
+                )
+            });
+            let fetched = fetch_group(shard, group.group_id.0.to_string(), partitions).await;
+            groups_out.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id)
+                    .with_error_code(fetched.error.map_or(0, group_error_code))
+                    .with_topics(fetched_topics!(
+                        OffsetFetchResponseTopics,
+                        OffsetFetchResponsePartitions,
+                        fetched.offsets,
+                        version
+                    )),
+            );
+        }
+        return OffsetFetchResponse::default().with_groups(groups_out);
+    }
+    let partitions = request.topics.as_ref().map(|topics| {
+        wanted(
+            topics
+                .iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes.clone())),
+        )
+    });
+    let fetched = fetch_group(shard, request.group_id.0.to_string(), partitions).await;
+    let error = fetched.error.map_or(0, group_error_code);
+    OffsetFetchResponse::default()
+        .with_topics(fetched_topics!(
+            OffsetFetchResponseTopic,
+            OffsetFetchResponsePartition,
+            fetched.offsets,
+            version
+        ))
+        .with_error_code(if version >= 2 { error } else { 0 })
+}
+pub async fn offset_delete(
+    shard: &Rc<Shard>,
+    request: OffsetDeleteRequest,
+    _version: i16,
+) -> OffsetDeleteResponse {
+    let group = request.group_id.0.to_string();
+    let partitions: Vec<OffsetKey> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(move |partition| {
+                (
+                    topic.name.0.to_string(),
+                    partition.partition_index.max(0) as u32,
+                )
+            })
+        })
+        .collect();
+    let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::delete_offsets(&there, &group, partitions).await
+    })
+    .await
+    .and_then(|results| results);
+    let results = match results {
+        Ok(results) => results,
+        Err(error) => {
+            return OffsetDeleteResponse::default().with_error_code(group_error_code(error))
+        }
+    };
+    let mut results = results.into_iter();
+    OffsetDeleteResponse::default().with_topics(
+        request
+            .topics
+            .iter()
+            .map(|topic| {
+                OffsetDeleteResponseTopic::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(
+                        topic
+                            .partitions
+                            .iter()
+                            .map(|partition| {
+                                OffsetDeleteResponsePartition::default()
+                                    .with_partition_index(partition.partition_index)
+                                    .with_error_code(group_code(&results.next().unwrap_or(Ok(()))))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,68 @@
+//! Produce: each partition's batch goes to its owner shard, which validates
+//! it once and appends it; the answers are gathered here.
+
+use std::rc::Rc;
+
+use sluice_net::native::{
+    messages::{
+        Acks, ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse,
+    },
+    ErrorCode,
+};
+
+use super::error_code;
+use crate::{
+    partition::{ask, route, FanOut, PartitionOp, Produced, WireFormat},
+    shard::Shard,
+};
+
+/// `None` when acks=none: the batches are stored but nothing is answered.
+pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<ProduceResponse> {
+    let metadata = shard.metadata();
+    let mut parts = FanOut::<u32, Produced>::default();
+    for topic in request.topics {
+        parts.topic(topic.name.clone());
+        for part in topic.partitions {
+            let batch = part.batch;
+            let answer = route(shard, &metadata, &topic.name, part.partition).map(|route| {
+                ask(shard, route, |reply| PartitionOp::Produce {
+                    batches: vec![batch],
+                    format: WireFormat::Native,
+                    reply,
+                })
+            });
+            parts.part(part.partition, answer);
+        }
+    }
+    let topics = parts
+        .gather()
+        .await
+        .into_iter()
+        .map(|(name, answers)| ProduceTopicResponse {
+            name,
+            partitions: answers
+                .into_iter()
+                .map(|(partition, answer)| match answer {
+                    Ok(produced) => ProducePartitionResponse {
+                        partition,
+                        error: ErrorCode::None,
+                        message: String::new(),
+                        base_offset: produced.base_offset,
+                        log_start: produced.log_start,
+                    },
+                    Err(failure) => ProducePartitionResponse {
+                        partition,
+                        error: error_code(failure.kind),
+                        message: failure.message,
+                        base_offset: 0,
+                        log_start: 0,
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    match request.acks {
+        Acks::None => None,
+        Acks::Leader | Acks::All => Some(ProduceResponse { topics }),
+    }
+}

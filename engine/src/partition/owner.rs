@@ -1,0 +1,354 @@
+//! What a partition's owner shard does with a [`PartitionOp`]: the only
+//! code that touches a partition's log. One op at a time per task; the log
+//! itself orders appends and coalesces their writes.
+
+use std::{future::Future, rc::Rc};
+
+use bytes::{Bytes, BytesMut};
+use sluice_net::kafka::convert::kafka_to_native;
+use sluice_storage::{
+    batch::{Batch, BatchError},
+    log::{AppendError, DeleteRecordsError, Log, ReadError},
+    Offset,
+};
+
+use super::{
+    ErrorKind, Failure, FetchOutcome, Listed, OffsetQuery, PartitionKey, PartitionOp,
+    PartitionStats, Partitions, Produced, WireFormat,
+};
+
+fn append_failure(error: AppendError) -> Failure {
+    match error {
+        AppendError::DiskFull { message } => Failure::new(ErrorKind::DiskFull, message),
+        AppendError::Fenced(failure) => Failure::new(ErrorKind::StorageFailed, failure.to_string()),
+        AppendError::Closed => Failure::new(ErrorKind::ShuttingDown, "the partition is closing"),
+        error @ AppendError::ProducerFenced { .. } => {
+            Failure::new(ErrorKind::ProducerFenced, error.to_string())
+        }
+        error @ AppendError::OutOfOrderSequence { .. } => {
+            Failure::new(ErrorKind::OutOfOrderSequence, error.to_string())
+        }
+    }
+}
+
+fn read_failure(error: ReadError) -> Failure {
+    match error {
+        error @ ReadError::OffsetOutOfRange { .. } => {
+            Failure::new(ErrorKind::OffsetOutOfRange, error.to_string())
+        }
+        error => Failure::new(ErrorKind::StorageFailed, error.to_string()),
+    }
+}
+
+fn batch_failure(error: BatchError) -> Failure {
+    match error {
+        error @ BatchError::TooLarge { .. } => Failure::new(ErrorKind::TooLarge, error.to_string()),
+        error => Failure::new(ErrorKind::CorruptBatch, error.to_string()),
+    }
+}
+
+/// Appends `batches` in order, in flight together (each append is started
+/// before the previous one completes); the first one's base offset, or the
+/// first failure.
+async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<u64, Failure> {
+    // The usual case, one batch: no futures to box.
+    if batches.len() == 1 {
+        let batch = batches.pop().expect("one batch");
+        return log
+            .append(batch)
+            .await
+            .map(|appended| appended.base_offset.0)
+            .map_err(append_failure);
+    }
+    let mut appends: Vec<_> = batches
+        .into_iter()
+        .map(|batch| Some(Box::pin(log.append(batch))))
+        .collect();
+    let mut results: Vec<Option<Result<u64, Failure>>> = vec![None; appends.len()];
+    std::future::poll_fn(|cx| {
+        // Polled in order, so their offsets are assigned in order.
+        for (append, result) in appends.iter_mut().zip(results.iter_mut()) {
+            if let Some(future) = append {
+                if let std::task::Poll::Ready(outcome) = future.as_mut().poll(cx) {
+                    *result = Some(
+                        outcome
+                            .map(|appended| appended.base_offset.0)
+                            .map_err(append_failure),
+                    );
+                    *append = None;
+                }
+            }
+        }
+        if results.iter().all(Option::is_some) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    let mut results = results.into_iter().flatten();
+    let first = results
+        .next()
+        .unwrap_or_else(|| Err(Failure::new(ErrorKind::CorruptBatch, "no record batch")))?;
+    results.find(Result::is_err).unwrap_or(Ok(first))
+}
+
+/// The first record at or after `offset` whose timestamp is at or after
+/// `timestamp`, with that timestamp. The log finds the batch; its records
+/// are read here, a Kafka batch's (compressed or not) through its native
+/// form, so the answer is exact whatever the format. Falls back to
+/// `offset` with no timestamp should the batch not read.
+async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed {
+    let fallback = Listed {
+        offset: offset.0,
+        timestamp: -1,
+    };
+    let Ok(batches) = log.read(offset, 1).await else {
+        return fallback;
+    };
+    let Some(batch) = batches.into_iter().next() else {
+        return fallback;
+    };
+    let batch = match batch.kafka_payload() {
+        None => batch,
+        Some(_) => match kafka_to_native(&batch) {
+            Ok(native) => native,
+            Err(_) => return fallback,
+        },
+    };
+    let header = batch.header();
+    let Ok(records) = batch.records() else {
+        return fallback;
+    };
+    for (index, record) in records.iter().enumerate() {
+        let record_offset = header.base_offset + index as u64;
+        let record_timestamp = header
+            .first_timestamp
+            .wrapping_add(record.timestamp_delta());
+        if record_offset >= offset.0 && record_timestamp >= timestamp {
+            return Listed {
+                offset: record_offset,
+                timestamp: record_timestamp,
+            };
+        }
+    }
+    fallback
+}
+
+/// A stored batch as a native reader takes it: as stored, or decoded from
+/// Kafka's format.
+fn native_bytes(batch: Batch) -> Result<Bytes, Failure> {
+    match batch.kafka_payload() {
+        None => Ok(batch.into_bytes()),
+        Some(_) => kafka_to_native(&batch)
+            .map(Batch::into_bytes)
+            .map_err(|error| Failure::new(ErrorKind::StorageFailed, error.to_string())),
+    }
+}
+
+/// Stored batches as a Kafka reader takes them: one after another, each a
+/// RecordBatch v2. One batch stored in Kafka's format is a slice of what was
+/// read (no copy); otherwise each is written once into one buffer, so the
+/// response's encoder is the only other copy.
+fn kafka_records(batches: Vec<Batch>) -> Result<Bytes, Failure> {
+    if let [batch] = batches.as_slice() {
+        if let Some(kafka) = batch.kafka_payload() {
+            return Ok(kafka);
+        }
+    }
+    let mut out = BytesMut::with_capacity(batches.iter().map(Batch::len).sum());
+    for batch in &batches {
+        batch
+            .write_kafka(&mut out)
+            .map_err(|error| Failure::new(ErrorKind::StorageFailed, error.to_string()))?;
+    }
+    Ok(out.freeze())
+}
+
+fn unknown_partition(key: PartitionKey) -> Failure {
+    Failure::new(
+        ErrorKind::NoSuchPartition,
+        format!(
+            "partition {} of topic {} is not on this broker",
+            key.1, key.0
+        ),
+    )
+}
+
+/// Runs one partition op on the owner shard, whose partitions `partitions`
+/// holds.
+pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
+    let log = partitions.borrow().get(&key).cloned();
+    match op {
+        PartitionOp::Produce {
+            batches,
+            format,
+            reply,
+        } => {
+            let Some(log) = log else {
+                let _ = reply.send(Err(unknown_partition(key)));
+                return;
+            };
+            // The one check of a foreign batch: on arrival at its owner.
+            let checked: Result<Vec<Batch>, BatchError> = batches
+                .into_iter()
+                .map(|batch| match format {
+                    WireFormat::Native => Batch::validate(batch),
+                    WireFormat::Kafka => Batch::from_kafka(&batch),
+                })
+                .collect();
+            let result = match checked {
+                Err(error) => Err(batch_failure(error)),
+                Ok(batches) => append_all(&log, batches).await.map(|base_offset| Produced {
+                    base_offset,
+                    log_start: log.start_offset().0,
+                }),
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::Fetch {
+            offset,
+            max_bytes,
+            format,
+            reply,
+        } => {
+            let Some(log) = log else {
+                let _ = reply.send(Err(unknown_partition(key)));
+                return;
+            };
+            let result = match log.read(Offset(offset), max_bytes).await {
+                Ok(batches) => match format {
+                    WireFormat::Native => batches.into_iter().map(native_bytes).collect(),
+                    WireFormat::Kafka => kafka_records(batches).map(|records| {
+                        Some(records)
+                            .filter(|r| !r.is_empty())
+                            .into_iter()
+                            .collect()
+                    }),
+                }
+                .map(|batches| FetchOutcome {
+                    batches,
+                    high_watermark: log.visible_end().0,
+                    log_start: log.start_offset().0,
+                }),
+                Err(error) => Err(read_failure(error)),
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::WaitForData {
+            offset,
+            timeout,
+            mut reply,
+        } => {
+            if let Some(log) = log {
+                let data = log.wait_for_data(Offset(offset));
+                let timer = glommio::timer::sleep(timeout);
+                let gone = reply.cancellation();
+                futures_lite::future::or(data, futures_lite::future::or(timer, gone)).await;
+            }
+            let _ = reply.send(Ok(()));
+        }
+        PartitionOp::ListOffset { query, reply } => {
+            let Some(log) = log else {
+                let _ = reply.send(Err(unknown_partition(key)));
+                return;
+            };
+            let at = |offset: Offset| Listed {
+                offset: offset.0,
+                timestamp: -1,
+            };
+            let result = match query {
+                OffsetQuery::Earliest => Ok(Some(at(log.start_offset()))),
+                OffsetQuery::Latest => Ok(Some(at(log.visible_end()))),
+                OffsetQuery::Timestamp(timestamp) => {
+                    match log.offset_for_timestamp(timestamp).await {
+                        Ok(Some(offset)) => {
+                            Ok(Some(record_at_or_after(&log, offset, timestamp).await))
+                        }
+                        Ok(None) => Ok(None),
+                        Err(error) => Err(read_failure(error)),
+                    }
+                }
+                // The first record at or after the largest timestamp is the
+                // first with it.
+                OffsetQuery::MaxTimestamp => match log.max_timestamp() {
+                    None => Ok(None),
+                    Some(max) => match log.offset_for_timestamp(max).await {
+                        Ok(Some(offset)) => Ok(Some(record_at_or_after(&log, offset, max).await)),
+                        Ok(None) => Ok(None),
+                        Err(error) => Err(read_failure(error)),
+                    },
+                },
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::Stats { reply } => {
+            let result = log
+                .map(|log| PartitionStats {
+                    log_start: log.start_offset().0,
+                    log_end: log.visible_end().0,
+                    size_bytes: log.size_bytes(),
+                    segments: log.segment_count() as u32,
+                })
+                .ok_or_else(|| unknown_partition(key));
+            let _ = reply.send(result);
+        }
+        PartitionOp::DeleteRecords { before, reply } => {
+            let Some(log) = log else {
+                let _ = reply.send(Err(unknown_partition(key)));
+                return;
+            };
+            let before = before.map_or_else(|| log.visible_end(), Offset);
+            let result = log
+                .delete_records(before)
+                .await
+                .map(|start| start.0)
+                .map_err(|error| {
+                    let kind = match error {
+                        DeleteRecordsError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
+                        DeleteRecordsError::DiskFull { .. } => ErrorKind::DiskFull,
+                        _ => ErrorKind::StorageFailed,
+                    };
+                    Failure::new(kind, error.to_string())
+                });
+            let _ = reply.send(result);
+        }
+        PartitionOp::Open { dir, config, reply } => {
+            let result = if log.is_some() {
+                Ok(())
+            } else {
+                match Log::open(&dir, config).await {
+                    Ok(log) => {
+                        partitions.borrow_mut().insert(key, Rc::new(log));
+                        Ok(())
+                    }
+                    Err(error) => {
+                        tracing::error!(dir = %dir.display(), %error, "partition did not open");
+                        Err(Failure::new(ErrorKind::StorageFailed, error.to_string()))
+                    }
+                }
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::Remove { reply } => {
+            let removed = partitions.borrow_mut().remove(&key);
+            let result = match removed {
+                Some(log) => log
+                    .close()
+                    .await
+                    .map_err(|failure| Failure::new(ErrorKind::StorageFailed, failure.to_string())),
+                None => Ok(()),
+            };
+            let _ = reply.send(result);
+        }
+        PartitionOp::SetConfig { config, reply } => {
+            let result = match log {
+                None => Err(unknown_partition(key)),
+                Some(log) => log
+                    .set_config(config)
+                    .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string())),
+            };
+            let _ = reply.send(result);
+        }
+    }
+}

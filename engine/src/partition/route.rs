@@ -1,0 +1,98 @@
+//! Finding a partition's owner and sending it work.
+
+use std::{future::Future, pin::Pin, rc::Rc};
+
+use futures_channel::oneshot;
+
+use super::{owner, ErrorKind, Failure, PartitionKey, PartitionOp};
+use crate::{
+    cluster_metadata::{Metadata, TopicMeta},
+    shard::{Shard, ShardMessage},
+};
+
+/// Something that completes with `T`: a local task or a remote answer.
+pub type Answer<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// Where a partition lives: its owner shard, and its key there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub owner: usize,
+    pub key: PartitionKey,
+}
+
+impl Route {
+    /// The route of partition `partition` of `topic`.
+    ///
+    /// Panics if the topic has no such partition: a caller checks first.
+    pub fn of(shard: &Shard, topic: &TopicMeta, partition: u32) -> Route {
+        let placed = topic.shards[partition as usize];
+        Route {
+            owner: shard.owner(placed),
+            key: (topic.id, partition),
+        }
+    }
+}
+
+/// Where partition `partition` of `topic` lives, by `metadata`, or why it
+/// cannot be served: `UnknownTopic`, or `NoSuchPartition` past the topic's
+/// partition count.
+pub fn route(
+    shard: &Shard,
+    metadata: &Metadata,
+    topic: &str,
+    partition: u32,
+) -> Result<Route, Failure> {
+    let Some(meta) = metadata.topic(topic) else {
+        return Err(Failure::new(
+            ErrorKind::UnknownTopic,
+            format!("no topic {topic}"),
+        ));
+    };
+    if partition >= meta.partition_count() {
+        let message = format!("topic {topic} has {} partitions", meta.partition_count());
+        return Err(Failure::new(ErrorKind::NoSuchPartition, message));
+    }
+    Ok(Route::of(shard, meta, partition))
+}
+
+/// Sends the op `make` builds around its reply to the partition's owner
+/// (run here when that is this shard) and returns the answer: the owner's,
+/// or `ShuttingDown` if the owner stopped before it answered.
+///
+/// The op leaves before this returns, so ops asked one after another reach
+/// their owner in that order (an idempotent producer's batches rely on it).
+pub fn ask<T: 'static>(
+    shard: &Rc<Shard>,
+    route: Route,
+    make: impl FnOnce(oneshot::Sender<Result<T, Failure>>) -> PartitionOp,
+) -> Answer<Result<T, Failure>> {
+    let (reply, answer) = oneshot::channel();
+    let op = make(reply);
+    if route.owner == shard.id {
+        let shard = shard.clone();
+        glommio::spawn_local(async move { owner::run(&shard.partitions, route.key, op).await })
+            .detach();
+    } else {
+        // Straight into the owner's inbox; only a full inbox costs a task
+        // that waits for room.
+        let inbox = &shard.peers[route.owner];
+        match inbox.try_send(ShardMessage::Partition(route.key, op)) {
+            Ok(()) | Err(async_channel::TrySendError::Closed(_)) => {}
+            Err(async_channel::TrySendError::Full(message)) => {
+                let inbox = inbox.clone();
+                glommio::spawn_local(async move {
+                    let _ = inbox.send(message).await;
+                })
+                .detach();
+            }
+        }
+    }
+    Box::pin(async move {
+        answer.await.unwrap_or_else(|_| {
+            Err(Failure::new(
+                ErrorKind::ShuttingDown,
+                "the owner shard stopped",
+            ))
+        })
+    })
+}

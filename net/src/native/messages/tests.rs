@@ -1,0 +1,219 @@
+use std::fmt::Debug;
+
+use bytes::{Bytes, BytesMut};
+
+use super::*;
+use crate::native::{codec::Writer, ErrorCode};
+
+/// Encodes, decodes, and checks the message came back whole; and that
+/// every cut of its bytes is an error, not a panic or a wrong message.
+fn round_trip<M: Message + PartialEq + Debug>(message: &M) {
+    let bytes = message.to_bytes().freeze();
+    let decoded = M::from_bytes(bytes.clone()).expect("decodes");
+    assert_eq!(&decoded, message);
+    for cut in 0..bytes.len() {
+        assert!(
+            M::from_bytes(bytes.slice(..cut)).is_err(),
+            "{cut} of {} bytes decoded",
+            bytes.len()
+        );
+    }
+    let mut longer = BytesMut::from(&bytes[..]);
+    longer.extend_from_slice(&[0]);
+    assert!(M::from_bytes(longer.freeze()).is_err(), "a trailing byte");
+}
+
+fn consumer_assignment(topics: &[(&str, &[i32])]) -> Bytes {
+    use kafka_protocol::{
+        messages::{consumer_protocol_assignment::TopicPartition, ConsumerProtocolAssignment},
+        protocol::{Encodable, StrBytes},
+    };
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        topics
+            .iter()
+            .map(|(topic, partitions)| {
+                TopicPartition::default()
+                    .with_topic(StrBytes::from_string(topic.to_string()).into())
+                    .with_partitions(partitions.to_vec())
+            })
+            .collect(),
+    );
+    let mut out = BytesMut::new();
+    out.extend_from_slice(&1i16.to_be_bytes());
+    assignment.encode(&mut out, 1).unwrap();
+    out.freeze()
+}
+
+#[test]
+fn group_requests_round_trip() {
+    round_trip(&ListGroupsRequest {});
+    round_trip(&DescribeGroupRequest {
+        group: "payments".to_string(),
+    });
+    round_trip(&DeleteGroupRequest {
+        group: "ünïcödé group".to_string(),
+    });
+    for to in [
+        ResetTo::Earliest,
+        ResetTo::Latest,
+        ResetTo::Offset(42),
+        ResetTo::Timestamp(1_700_000_000_000),
+    ] {
+        round_trip(&ResetGroupOffsetsRequest {
+            group: "g".to_string(),
+            topic: "orders".to_string(),
+            partitions: vec![0, 3],
+            to,
+            dry_run: to == ResetTo::Latest,
+        });
+    }
+}
+
+#[test]
+fn group_responses_round_trip() {
+    round_trip(&ListGroupsResponse {
+        groups: vec![
+            GroupListing {
+                group: "a".to_string(),
+                state: "Empty".to_string(),
+                protocol_type: String::new(),
+                members: 0,
+            },
+            GroupListing {
+                group: "b".to_string(),
+                state: "Stable".to_string(),
+                protocol_type: "consumer".to_string(),
+                members: 3,
+            },
+        ],
+    });
+    round_trip(&DescribeGroupResponse {
+        error: ErrorCode::None,
+        message: String::new(),
+        group: "g".to_string(),
+        state: "Stable".to_string(),
+        protocol_type: "consumer".to_string(),
+        protocol: "range".to_string(),
+        generation: 7,
+        members: vec![
+            GroupMemberDescription {
+                member_id: "c-1".to_string(),
+                instance_id: Some("i-1".to_string()),
+                client_id: "c".to_string(),
+                client_host: "/127.0.0.1".to_string(),
+                assignment: consumer_assignment(&[("orders", &[0, 2])]),
+            },
+            GroupMemberDescription {
+                member_id: "c-2".to_string(),
+                instance_id: None,
+                client_id: "c".to_string(),
+                client_host: "/127.0.0.1".to_string(),
+                assignment: Bytes::new(),
+            },
+        ],
+        offsets: vec![
+            GroupOffsetDescription {
+                topic: "orders".to_string(),
+                partition: 0,
+                committed: 5,
+                log_end: Some(9),
+                metadata: "m".to_string(),
+            },
+            GroupOffsetDescription {
+                topic: "gone".to_string(),
+                partition: 1,
+                committed: 5,
+                log_end: None,
+                metadata: String::new(),
+            },
+        ],
+    });
+    round_trip(&DescribeGroupResponse {
+        error: ErrorCode::UnknownGroup,
+        message: "no group g".to_string(),
+        group: "g".to_string(),
+        state: String::new(),
+        protocol_type: String::new(),
+        protocol: String::new(),
+        generation: -1,
+        members: Vec::new(),
+        offsets: Vec::new(),
+    });
+    round_trip(&ResetGroupOffsetsResponse {
+        error: ErrorCode::None,
+        message: String::new(),
+        partitions: vec![
+            ResetPartition {
+                partition: 0,
+                previous: Some(3),
+                offset: 0,
+            },
+            ResetPartition {
+                partition: 1,
+                previous: None,
+                offset: 12,
+            },
+        ],
+    });
+    round_trip(&GroupResult {
+        error: ErrorCode::GroupNotEmpty,
+        message: "the group has members".to_string(),
+    });
+}
+
+#[test]
+fn a_reset_to_a_negative_offset_or_an_unknown_kind_does_not_decode() {
+    let request = |tag: u8, value: i64| {
+        let mut out = BytesMut::new();
+        let mut writer = Writer::new(&mut out);
+        writer.string("g");
+        writer.string("t");
+        writer.list(&[] as &[u32], |out, partition| out.u32(*partition));
+        writer.u8(tag);
+        writer.i64(value);
+        writer.bool(false);
+        ResetGroupOffsetsRequest::from_bytes(out.freeze())
+    };
+    assert!(request(2, 5).is_ok());
+    assert!(request(2, -1).is_err());
+    assert!(request(3, -5).is_err());
+    assert!(request(4, 0).is_err());
+}
+
+#[test]
+fn lag_is_log_end_minus_committed() {
+    let offset = |committed, log_end| GroupOffsetDescription {
+        topic: "t".to_string(),
+        partition: 0,
+        committed,
+        log_end,
+        metadata: String::new(),
+    };
+    assert_eq!(offset(3, Some(10)).lag(), Some(7));
+    assert_eq!(offset(10, Some(10)).lag(), Some(0));
+    assert_eq!(offset(12, Some(10)).lag(), Some(-2));
+    assert_eq!(offset(3, None).lag(), None);
+}
+
+#[test]
+fn a_consumer_assignment_reads_as_topic_partitions() {
+    let member = |assignment| GroupMemberDescription {
+        member_id: "m".to_string(),
+        instance_id: None,
+        client_id: "c".to_string(),
+        client_host: "h".to_string(),
+        assignment,
+    };
+    assert_eq!(
+        member(consumer_assignment(&[("a", &[0, 1]), ("b", &[4])])).consumer_assignment(),
+        Some(vec![
+            ("a".to_string(), vec![0, 1]),
+            ("b".to_string(), vec![4])
+        ])
+    );
+    assert_eq!(member(Bytes::new()).consumer_assignment(), None);
+    assert_eq!(
+        member(Bytes::from_static(&[0, 0, 0, 0, 0, 9])).consumer_assignment(),
+        None
+    );
+}
