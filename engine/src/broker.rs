@@ -12,7 +12,7 @@ use glommio::{net::TcpListener, LocalExecutorBuilder, Placement};
 use sluice_storage::log::Log;
 
 use crate::{
-    metadata::{Metadata, MetadataError, MetadataLog},
+    cluster_metadata::{Metadata, MetadataError, MetadataLog},
     server,
     shard::{self, Shard, ShardMessage},
     topic_config::log_config,

@@ -10,18 +10,14 @@
 use std::{collections::BTreeMap, ops::Range, rc::Rc, sync::Arc, time::Duration};
 
 use futures_channel::oneshot;
-use sluice_net::native::{
-    messages::{NewTopic, TopicResult},
-    ErrorCode,
-};
+use sluice_storage::{log::LogConfig, ProducerId, ShardId, TopicId};
 
 use crate::{
-    metadata::{Metadata, MetadataLog, MetadataRecord, TopicMeta, PRODUCER_ID_FIRST},
+    cluster_metadata::{Metadata, MetadataLog, MetadataRecord, TopicMeta, PRODUCER_ID_FIRST},
     partition::{ask, gather_all, ErrorKind, Failure, PartitionOp, Route},
     shard::{Shard, ShardMessage},
     topic_config::log_config,
 };
-use sluice_storage::log::LogConfig;
 
 /// A topic has at most this many partitions: each is a directory, a log and
 /// open files on its shard.
@@ -35,26 +31,78 @@ pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// at most this many ids lost when the broker restarts.
 pub const PRODUCER_IDS_PER_BLOCK: i64 = 1000;
 
-/// A metadata change asked of the controller.
+/// A topic to create, as the controller is asked for it (a protocol
+/// adapter converts its own request into these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopicSpec {
+    pub name: String,
+    /// How many partitions; 0 for the broker's `default_partitions`.
+    pub partitions: u32,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// What became of one topic a change named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicOutcome {
+    pub name: String,
+    pub result: Result<(), Failure>,
+}
+
+/// Producer ids handed out together, none of them ever handed out before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdBlock {
+    pub first: ProducerId,
+    pub count: i64,
+}
+
+impl ProducerIdBlock {
+    /// The ids of the block: `first..first + count`.
+    pub fn ids(self) -> Range<i64> {
+        self.first.0..self.first.0 + self.count
+    }
+}
+
+/// A metadata change asked of the controller. Each answers on its `reply`
+/// once the change is durable and every shard sees it (or with why not).
 pub enum ControllerOp {
-    CreateTopics(Vec<NewTopic>, oneshot::Sender<Vec<TopicResult>>),
-    DeleteTopics(Vec<String>, oneshot::Sender<Vec<TopicResult>>),
-    AlterConfigs(String, Vec<(String, String)>, oneshot::Sender<TopicResult>),
-    /// (topic, its whole new set of configs, validate only, reply): replaces
-    /// the topic's configs (Kafka's AlterConfigs and IncrementalAlterConfigs).
-    SetConfigs(
-        String,
-        BTreeMap<String, String>,
-        bool,
-        oneshot::Sender<TopicResult>,
-    ),
-    /// (topic, new total partition count, validate only, reply): grows the
-    /// topic to that many partitions (Kafka's CreatePartitions). With
-    /// validate only, checks everything and changes nothing.
-    CreatePartitions(String, u32, bool, oneshot::Sender<TopicResult>),
-    /// Hands out a block of producer ids never handed out before, as
-    /// (first, count): ids `first..first + count` (Kafka's InitProducerId).
-    AllocateProducerIds(oneshot::Sender<Result<(i64, i64), Failure>>),
+    /// Creates topics, one after another; an outcome per topic, in order.
+    CreateTopics {
+        topics: Vec<NewTopicSpec>,
+        reply: oneshot::Sender<Vec<TopicOutcome>>,
+    },
+    /// Deletes topics by name; an outcome per name, in order.
+    DeleteTopics {
+        names: Vec<String>,
+        reply: oneshot::Sender<Vec<TopicOutcome>>,
+    },
+    /// Sets some of a topic's configs; the others keep their values.
+    AlterConfigs {
+        topic: String,
+        changes: Vec<(String, String)>,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
+    /// Replaces the topic's configs with `configs`, its whole new set
+    /// (Kafka's AlterConfigs and IncrementalAlterConfigs). With
+    /// `validate_only`, checks and changes nothing.
+    SetConfigs {
+        topic: String,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
+    /// Grows the topic to `count` partitions (Kafka's CreatePartitions).
+    /// With `validate_only`, checks everything and changes nothing.
+    CreatePartitions {
+        topic: String,
+        count: u32,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
+    /// Hands out a block of producer ids never handed out before (Kafka's
+    /// InitProducerId).
+    AllocateProducerIds {
+        reply: oneshot::Sender<Result<ProducerIdBlock, Failure>>,
+    },
 }
 
 /// Lives on shard 0.
@@ -70,22 +118,6 @@ impl Controller {
             log: std::cell::RefCell::new(log),
             lock: glommio::sync::Semaphore::new(1),
         }
-    }
-}
-
-fn ok(name: &str) -> TopicResult {
-    TopicResult {
-        name: name.to_string(),
-        error: ErrorCode::None,
-        message: String::new(),
-    }
-}
-
-fn failed(name: &str, failure: Failure) -> TopicResult {
-    TopicResult {
-        name: name.to_string(),
-        error: crate::native::error_code(failure.kind),
-        message: failure.message,
     }
 }
 
@@ -132,58 +164,59 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
         .await
         .expect("controller lock is never closed");
     match op {
-        ControllerOp::CreateTopics(topics, reply) => {
-            let mut results = Vec::new();
+        ControllerOp::CreateTopics { topics, reply } => {
+            let mut outcomes = Vec::new();
             for topic in topics {
                 let result = create_topic(shard, controller, &topic).await;
-                results.push(match result {
-                    Ok(()) => ok(&topic.name),
-                    Err(failure) => failed(&topic.name, failure),
+                outcomes.push(TopicOutcome {
+                    name: topic.name,
+                    result,
                 });
             }
-            let _ = reply.send(results);
+            let _ = reply.send(outcomes);
         }
-        ControllerOp::DeleteTopics(names, reply) => {
-            let mut results = Vec::new();
+        ControllerOp::DeleteTopics { names, reply } => {
+            let mut outcomes = Vec::new();
             for name in names {
-                results.push(match delete_topic(shard, controller, &name).await {
-                    Ok(()) => ok(&name),
-                    Err(failure) => failed(&name, failure),
-                });
+                let result = delete_topic(shard, controller, &name).await;
+                outcomes.push(TopicOutcome { name, result });
             }
-            let _ = reply.send(results);
+            let _ = reply.send(outcomes);
         }
-        ControllerOp::AlterConfigs(name, changes, reply) => {
-            let result = match existing(&shard.metadata(), &name) {
+        ControllerOp::AlterConfigs {
+            topic,
+            changes,
+            reply,
+        } => {
+            let result = match existing(&shard.metadata(), &topic) {
                 Ok(meta) => {
                     let mut configs = meta.configs.clone();
                     configs.extend(changes);
-                    set_configs(shard, controller, &name, configs, false).await
+                    set_configs(shard, controller, &topic, configs, false).await
                 }
                 Err(failure) => Err(failure),
             };
-            let _ = reply.send(match result {
-                Ok(()) => ok(&name),
-                Err(failure) => failed(&name, failure),
-            });
+            let _ = reply.send(result);
         }
-        ControllerOp::SetConfigs(name, configs, validate_only, reply) => {
-            let _ = reply.send(
-                match set_configs(shard, controller, &name, configs, validate_only).await {
-                    Ok(()) => ok(&name),
-                    Err(failure) => failed(&name, failure),
-                },
-            );
+        ControllerOp::SetConfigs {
+            topic,
+            configs,
+            validate_only,
+            reply,
+        } => {
+            let _ =
+                reply.send(set_configs(shard, controller, &topic, configs, validate_only).await);
         }
-        ControllerOp::CreatePartitions(name, count, validate_only, reply) => {
-            let _ = reply.send(
-                match create_partitions(shard, controller, &name, count, validate_only).await {
-                    Ok(()) => ok(&name),
-                    Err(failure) => failed(&name, failure),
-                },
-            );
+        ControllerOp::CreatePartitions {
+            topic,
+            count,
+            validate_only,
+            reply,
+        } => {
+            let _ = reply
+                .send(create_partitions(shard, controller, &topic, count, validate_only).await);
         }
-        ControllerOp::AllocateProducerIds(reply) => {
+        ControllerOp::AllocateProducerIds { reply } => {
             let _ = reply.send(allocate_producer_ids(shard, controller).await);
         }
     }
@@ -200,7 +233,7 @@ fn append(controller: &Controller, record: &MetadataRecord) -> Result<(), Failur
 async fn create_topic(
     shard: &Rc<Shard>,
     controller: &Controller,
-    topic: &NewTopic,
+    topic: &NewTopicSpec,
 ) -> Result<(), Failure> {
     check_topic_name(&topic.name)?;
     // No count given: the broker's default.
@@ -217,8 +250,7 @@ async fn create_topic(
             ),
         ));
     }
-    let configs: BTreeMap<String, String> = topic.configs.iter().cloned().collect();
-    let config = log_config(&configs)
+    let config = log_config(&topic.configs)
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     let metadata = shard.metadata();
     if metadata.topic(&topic.name).is_some() {
@@ -227,17 +259,19 @@ async fn create_topic(
             format!("topic {} exists", topic.name),
         ));
     }
-    let shards = place(&metadata, shard.shard_count(), partitions);
-    let meta = TopicMeta {
-        id: rand::random::<u128>(),
+    let record = MetadataRecord::TopicCreated {
+        topic_id: TopicId(rand::random::<u128>()),
         name: topic.name.clone(),
-        shards,
-        configs,
+        shards: place(&metadata, shard.shard_count(), partitions),
+        configs: topic.configs.clone(),
     };
-    let record = MetadataRecord::TopicCreated(meta.clone());
     append(controller, &record)?;
     let mut next = (*metadata).clone();
     next.apply(&record);
+    let meta = next
+        .topic(&topic.name)
+        .cloned()
+        .expect("a topic is in the metadata its record led to");
 
     let data_dir = &shard.config.data_dir;
     let first_failure = on_partitions(shard, &meta, 0..partitions, |partition, reply| {
@@ -323,7 +357,7 @@ async fn set_configs(
 /// The owner shards of `partitions` new partitions: each on the least loaded
 /// of `shard_count` shards (the lowest id among equals), counting the
 /// partitions `metadata` has and the ones placed before it.
-fn place(metadata: &Metadata, shard_count: usize, partitions: u32) -> Vec<u32> {
+fn place(metadata: &Metadata, shard_count: usize, partitions: u32) -> Vec<ShardId> {
     let mut load = metadata.load(shard_count);
     (0..partitions)
         .map(|_| {
@@ -333,7 +367,7 @@ fn place(metadata: &Metadata, shard_count: usize, partitions: u32) -> Vec<u32> {
                 .min_by_key(|(id, load)| (**load, *id))
                 .expect("a shard");
             load[least] += 1;
-            least as u32
+            ShardId(u32::try_from(least).expect("fewer than 2^32 shards"))
         })
         .collect()
 }
@@ -410,23 +444,27 @@ async fn create_partitions(
     }
 }
 
-/// Hands out the next [`PRODUCER_IDS_PER_BLOCK`] producer ids as (first,
-/// count), once the end of the block is durable in the metadata log: ids
+/// Hands out the next [`PRODUCER_IDS_PER_BLOCK`] producer ids, once the end
+/// of the block is durable in the metadata log: ids
 /// are never handed out twice, whenever the broker stops. `Internal` once
 /// the ids run out at `i64::MAX`; `StorageFailed` if the record cannot be
 /// made durable.
 async fn allocate_producer_ids(
     shard: &Rc<Shard>,
     controller: &Controller,
-) -> Result<(i64, i64), Failure> {
+) -> Result<ProducerIdBlock, Failure> {
     let metadata = shard.metadata();
     let first = metadata.producer_id_next;
-    let next = first.checked_add(PRODUCER_IDS_PER_BLOCK).ok_or_else(|| {
-        Failure::new(
-            ErrorKind::Internal,
-            format!("producer ids are used up: the next block would start at {first}"),
-        )
-    })?;
+    let next = first
+        .0
+        .checked_add(PRODUCER_IDS_PER_BLOCK)
+        .map(ProducerId)
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorKind::Internal,
+                format!("producer ids are used up: the next block would start at {first}"),
+            )
+        })?;
     assert!(
         first >= PRODUCER_ID_FIRST && next > first,
         "producer ids went back: {next} <= {first}"
@@ -434,8 +472,11 @@ async fn allocate_producer_ids(
     let record = MetadataRecord::ProducerIdsAllocated { next };
     commit(shard, controller, &metadata, &record).await?;
     assert_eq!(shard.metadata().producer_id_next, next);
-    tracing::debug!(first, next, "producer ids allocated");
-    Ok((first, PRODUCER_IDS_PER_BLOCK))
+    tracing::debug!(%first, %next, "producer ids allocated");
+    Ok(ProducerIdBlock {
+        first,
+        count: PRODUCER_IDS_PER_BLOCK,
+    })
 }
 
 /// The topic named `name`, or why there is none.
@@ -561,15 +602,28 @@ mod tests {
         }
     }
 
-    async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: u32) -> TopicResult {
+    /// What kind of failure `result` is, if it is one.
+    fn code(result: Result<(), Failure>) -> Result<(), ErrorKind> {
+        result.map_err(|failure| failure.kind)
+    }
+
+    async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: u32) -> Result<(), ErrorKind> {
         let (reply, answer) = oneshot::channel();
-        let topic = NewTopic {
+        let topic = NewTopicSpec {
             name: name.to_string(),
             partitions,
-            configs: vec![("segment.bytes".to_string(), (1 << 20).to_string())],
+            configs: [("segment.bytes".to_string(), (1 << 20).to_string())].into(),
         };
-        run(shard, ControllerOp::CreateTopics(vec![topic], reply)).await;
-        answer.await.unwrap().remove(0)
+        let op = ControllerOp::CreateTopics {
+            topics: vec![topic],
+            reply,
+        };
+        run(shard, op).await;
+        let mut outcomes = answer.await.unwrap();
+        assert_eq!(outcomes.len(), 1);
+        let outcome = outcomes.remove(0);
+        assert_eq!(outcome.name, name);
+        code(outcome.result)
     }
 
     async fn create_partitions(
@@ -577,19 +631,25 @@ mod tests {
         name: &str,
         count: u32,
         validate_only: bool,
-    ) -> ErrorCode {
+    ) -> Result<(), ErrorKind> {
         let (reply, answer) = oneshot::channel();
-        let op = ControllerOp::CreatePartitions(name.to_string(), count, validate_only, reply);
+        let op = ControllerOp::CreatePartitions {
+            topic: name.to_string(),
+            count,
+            validate_only,
+            reply,
+        };
         run(shard, op).await;
-        let result = answer.await.unwrap();
-        assert_eq!(result.name, name);
-        result.error
+        code(answer.await.unwrap())
     }
 
+    /// A block of producer ids, as (first, count).
     async fn allocate(shard: &Rc<Shard>) -> (i64, i64) {
         let (reply, answer) = oneshot::channel();
-        run(shard, ControllerOp::AllocateProducerIds(reply)).await;
-        answer.await.unwrap().unwrap()
+        run(shard, ControllerOp::AllocateProducerIds { reply }).await;
+        let block = answer.await.unwrap().unwrap();
+        assert_eq!(block.ids(), block.first.0..block.first.0 + block.count);
+        (block.first.0, block.count)
     }
 
     /// Whether partition `partition` of `topic` is open on its owner.
@@ -615,20 +675,14 @@ mod tests {
         on_executor(async move {
             let cluster = shards(&path, 2);
             let controller = &cluster[0];
-            assert_eq!(
-                create_topic(controller, "events", 3).await.error,
-                ErrorCode::None
-            );
-            assert_eq!(
-                create_topic(controller, "other", 1).await.error,
-                ErrorCode::None
-            );
+            assert_eq!(create_topic(controller, "events", 3).await, Ok(()));
+            assert_eq!(create_topic(controller, "other", 1).await, Ok(()));
             // Placed so far: events [0, 1, 0], other [1]; load [2, 2].
 
             // Checked, not done.
             assert_eq!(
                 create_partitions(controller, "events", 6, true).await,
-                ErrorCode::None
+                Ok(())
             );
             assert_eq!(
                 controller
@@ -641,11 +695,11 @@ mod tests {
 
             assert_eq!(
                 create_partitions(controller, "events", 6, false).await,
-                ErrorCode::None
+                Ok(())
             );
             for shard in &cluster {
                 let events = shard.metadata().topic("events").unwrap().clone();
-                assert_eq!(events.shards, vec![0, 1, 0, 0, 1, 0]);
+                assert_eq!(events.shards, [0, 1, 0, 0, 1, 0].map(ShardId));
                 assert_eq!(events.configs["segment.bytes"], (1 << 20).to_string());
             }
             let events = controller.metadata().topic("events").unwrap().clone();
@@ -660,7 +714,12 @@ mod tests {
                 for shard in &cluster {
                     let key = (events.id, partition as u32);
                     let here = shard.partitions.borrow().contains_key(&key);
-                    assert_eq!(here, shard.id == *owner as usize, "{key:?} on {}", shard.id);
+                    assert_eq!(
+                        here,
+                        shard.id == owner.0 as usize,
+                        "{key:?} on {}",
+                        shard.id
+                    );
                 }
             }
 
@@ -677,22 +736,19 @@ mod tests {
         on_executor(async move {
             let cluster = shards(&path, 2);
             let controller = &cluster[0];
-            assert_eq!(
-                create_topic(controller, "events", 3).await.error,
-                ErrorCode::None
-            );
+            assert_eq!(create_topic(controller, "events", 3).await, Ok(()));
             let before = controller.metadata();
             for validate_only in [false, true] {
                 let cases = [
-                    ("events", 3, ErrorCode::InvalidPartitions),
-                    ("events", 2, ErrorCode::InvalidPartitions),
-                    ("events", 0, ErrorCode::InvalidPartitions),
+                    ("events", 3, Err(ErrorKind::InvalidPartitions)),
+                    ("events", 2, Err(ErrorKind::InvalidPartitions)),
+                    ("events", 0, Err(ErrorKind::InvalidPartitions)),
                     (
                         "events",
                         PARTITIONS_PER_TOPIC_MAX + 1,
-                        ErrorCode::InvalidPartitions,
+                        Err(ErrorKind::InvalidPartitions),
                     ),
-                    ("nope", 4, ErrorCode::UnknownTopic),
+                    ("nope", 4, Err(ErrorKind::UnknownTopic)),
                 ];
                 for (name, count, error) in cases {
                     assert_eq!(
@@ -708,7 +764,7 @@ mod tests {
             // The most there can be is fine.
             assert_eq!(
                 create_partitions(controller, "events", PARTITIONS_PER_TOPIC_MAX, true).await,
-                ErrorCode::None
+                Ok(())
             );
             stop(cluster);
         });
@@ -722,22 +778,22 @@ mod tests {
             let cluster = shards(&path, 2);
             assert_eq!(
                 allocate(&cluster[0]).await,
-                (PRODUCER_ID_FIRST, PRODUCER_IDS_PER_BLOCK)
+                (PRODUCER_ID_FIRST.0, PRODUCER_IDS_PER_BLOCK)
             );
-            let second = PRODUCER_ID_FIRST + PRODUCER_IDS_PER_BLOCK;
+            let second = PRODUCER_ID_FIRST.0 + PRODUCER_IDS_PER_BLOCK;
             assert_eq!(
                 allocate(&cluster[0]).await,
                 (second, PRODUCER_IDS_PER_BLOCK)
             );
             let next = second + PRODUCER_IDS_PER_BLOCK;
             for shard in &cluster {
-                assert_eq!(shard.metadata().producer_id_next, next);
+                assert_eq!(shard.metadata().producer_id_next, ProducerId(next));
             }
             // No shutdown: what an answered allocation leaves on disk is all
             // a restart has, as after kill -9.
             stop(cluster);
             let cluster = shards(&path, 1);
-            assert_eq!(cluster[0].metadata().producer_id_next, next);
+            assert_eq!(cluster[0].metadata().producer_id_next, ProducerId(next));
             assert_eq!(allocate(&cluster[0]).await, (next, PRODUCER_IDS_PER_BLOCK));
             stop(cluster);
         });
@@ -750,18 +806,20 @@ mod tests {
         {
             let (mut log, _) = MetadataLog::open(&path).unwrap();
             let last = i64::MAX - PRODUCER_IDS_PER_BLOCK;
-            log.append(&MetadataRecord::ProducerIdsAllocated { next: last })
-                .unwrap();
+            log.append(&MetadataRecord::ProducerIdsAllocated {
+                next: ProducerId(last),
+            })
+            .unwrap();
         }
         on_executor(async move {
             let cluster = shards(&path, 1);
             let last = i64::MAX - PRODUCER_IDS_PER_BLOCK;
             assert_eq!(allocate(&cluster[0]).await, (last, PRODUCER_IDS_PER_BLOCK));
             let (reply, answer) = oneshot::channel();
-            run(&cluster[0], ControllerOp::AllocateProducerIds(reply)).await;
+            run(&cluster[0], ControllerOp::AllocateProducerIds { reply }).await;
             let failure = answer.await.unwrap().unwrap_err();
             assert_eq!(failure.kind, ErrorKind::Internal);
-            assert_eq!(cluster[0].metadata().producer_id_next, i64::MAX);
+            assert_eq!(cluster[0].metadata().producer_id_next, ProducerId(i64::MAX));
             stop(cluster);
         });
     }

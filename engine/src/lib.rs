@@ -15,8 +15,8 @@
 //! wire's codes. The core knows neither protocol: `shard.rs` (a shard's
 //! state and its inbox), `partition/` (route a partition's part to its
 //! owner, fan out and gather, the owner's work, read or wait),
-//! `controller.rs` and `metadata.rs` (the one place metadata changes, and
-//! its log), `coordinator/` (consumer groups). Arrows point from the
+//! `controller.rs` and `cluster_metadata/` (the one place metadata changes,
+//! and its log), `coordinator/` (consumer groups). Arrows point from the
 //! adapters to the core, never back.
 //!
 //! # A produce, from socket to disk and back
@@ -59,19 +59,20 @@
 //!
 //! # Metadata
 //!
-//! Topic metadata is a log of metadata records, replayed at start and owned
-//! by shard 0 (the controller); every shard holds an immutable snapshot of
-//! it, replaced when it changes.
+//! Topic metadata is a log of metadata records (`cluster_metadata/`, in an
+//! encoding of its own, versioned, not a wire protocol's), replayed at
+//! start and appended to by shard 0 (the controller); every shard holds an
+//! immutable snapshot of it, replaced when it changes.
 
 mod admin_http;
 pub mod alloc;
 mod broker;
+mod cluster_metadata;
 mod config;
 mod controller;
 mod coordinator;
 mod error;
 mod kafka;
-mod metadata;
 mod metrics;
 mod native;
 mod partition;

@@ -15,6 +15,8 @@ use std::{
     rc::Rc,
 };
 
+use sluice_storage::TopicId;
+
 use crate::{
     coordinator::lag::{group_lag, PartitionLag},
     request_latency::{Histogram, RequestKind, BUCKET_BOUNDS_US},
@@ -57,7 +59,7 @@ pub struct Scrape {
 /// this shard's metadata are left out: they have no name to report.
 pub fn sample_local(shard: &Shard) -> ShardSample {
     let metadata = shard.metadata();
-    let names: HashMap<u128, &str> = metadata
+    let names: HashMap<TopicId, &str> = metadata
         .topics
         .values()
         .map(|topic| (topic.id, topic.name.as_str()))

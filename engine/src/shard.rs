@@ -14,10 +14,11 @@ use std::{
 };
 
 use futures_channel::oneshot;
+use sluice_storage::ShardId;
 
 use crate::{
+    cluster_metadata::Metadata,
     controller::Controller,
-    metadata::Metadata,
     partition::{self, PartitionKey, PartitionOp, Partitions},
     BrokerConfig,
 };
@@ -62,7 +63,7 @@ impl Shard {
         config: BrokerConfig,
         peers: Vec<async_channel::Sender<ShardMessage>>,
         metadata: Arc<Metadata>,
-        metadata_log: Option<crate::metadata::MetadataLog>,
+        metadata_log: Option<crate::cluster_metadata::MetadataLog>,
     ) -> Shard {
         Shard {
             id,
@@ -89,8 +90,8 @@ impl Shard {
     }
 
     /// The shard that owns a partition whose metadata says `shard`.
-    pub fn owner(&self, shard: u32) -> usize {
-        shard as usize % self.shard_count()
+    pub fn owner(&self, shard: ShardId) -> usize {
+        shard.index(self.shard_count())
     }
 }
 

@@ -10,6 +10,11 @@
 //! This crate knows nothing of networking, topics or Kafka requests. A log
 //! lives on one glommio executor (the partition's owner shard) and is neither
 //! `Send` nor `Sync`: the thread-per-core design needs no locks here.
+//!
+//! Being the bottom crate, it also holds the typed ids every crate above
+//! shares ([`Offset`], [`TopicId`], [`PartitionId`], [`ShardId`], [`NodeId`],
+//! [`LeaderEpoch`], [`ProducerId`], [`ProducerEpoch`]): names only, no
+//! knowledge of what a topic or a node is.
 
 pub mod batch;
 pub mod deleter;
@@ -18,19 +23,8 @@ mod side_threads;
 #[cfg(test)]
 mod test_files;
 
-/// The position of a record in its partition. Offsets start at zero and grow
-/// by one per record; they are never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Offset(pub u64);
+mod ids;
 
-impl Offset {
-    pub fn next(self) -> Offset {
-        Offset(self.0 + 1)
-    }
-}
-
-impl std::fmt::Display for Offset {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use ids::{
+    LeaderEpoch, NodeId, Offset, PartitionId, ProducerEpoch, ProducerId, ShardId, TopicId,
+};

@@ -12,7 +12,7 @@ use super::{
     records::{Committed, GroupRecord, OffsetKey},
     Committer, Group, OffsetToCommit,
 };
-use crate::{metadata::Metadata, shard::Shard};
+use crate::{cluster_metadata::Metadata, shard::Shard};
 
 /// Metadata stored with a committed offset is at most this long (Kafka's
 /// `offset.metadata.max.bytes`).

@@ -5,12 +5,11 @@
 use std::{future::Future, rc::Rc};
 
 use futures_channel::oneshot;
-use sluice_net::native::messages::NewTopic;
 
 use super::{error::GroupError, OFFSETS_TOPIC};
 use crate::{
-    controller::{to_controller, ControllerOp},
-    metadata::Metadata,
+    cluster_metadata::Metadata,
+    controller::{to_controller, ControllerOp, NewTopicSpec},
     partition::PartitionKey,
     shard::{Shard, ShardMessage},
 };
@@ -42,12 +41,16 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
         return Ok(());
     }
     let (reply, answer) = oneshot::channel();
-    let topic = NewTopic {
+    let topic = NewTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         partitions: shard.shard_count() as u32,
-        configs: vec![("retention.ms".to_string(), "-1".to_string())],
+        configs: [("retention.ms".to_string(), "-1".to_string())].into(),
     };
-    to_controller(shard, ControllerOp::CreateTopics(vec![topic], reply)).await;
+    let op = ControllerOp::CreateTopics {
+        topics: vec![topic],
+        reply,
+    };
+    to_controller(shard, op).await;
     let _ = answer.await;
     match shard.metadata().topic(OFFSETS_TOPIC) {
         Some(_) => Ok(()),

@@ -24,12 +24,14 @@ use kafka_protocol::{
     },
     protocol::StrBytes,
 };
-use sluice_net::native::messages::{NewTopic, TopicResult};
 use uuid::Uuid;
 
 use super::{advertised, broker_id, cluster_id, failure_code, on_partition, str_bytes, topic_name};
 use crate::{
-    controller::{check_topic_name, to_controller, ControllerOp, PARTITIONS_PER_TOPIC_MAX},
+    controller::{
+        check_topic_name, to_controller, ControllerOp, NewTopicSpec, TopicOutcome,
+        PARTITIONS_PER_TOPIC_MAX,
+    },
     partition::{ErrorKind, Failure, FanOut, PartitionOp},
     shard::Shard,
     topic_config::{effective, log_config},
@@ -50,13 +52,13 @@ fn message(failure: &Failure) -> Option<StrBytes> {
     Some(str_bytes(failure.message.clone()))
 }
 
-fn result_failure(result: &TopicResult) -> Option<Failure> {
-    (!result.error.is_ok()).then(|| {
-        Failure::new(
-            crate::native::error_kind(result.error),
-            result.message.clone(),
-        )
-    })
+/// Why the controller did not do what it was asked for topic `name`, if it
+/// did not: its outcome's failure, or that it stopped before answering.
+fn outcome_failure(outcomes: &[TopicOutcome], name: &str) -> Option<Failure> {
+    match outcomes.iter().find(|outcome| outcome.name == name) {
+        Some(outcome) => outcome.result.clone().err(),
+        None => Some(stopped()),
+    }
 }
 
 async fn controller<T>(
@@ -80,7 +82,7 @@ pub async fn create_topics(
     // Checked here first, in Kafka's terms; what passes goes to the
     // controller, unless only validation was asked.
     // Per topic: what to create, or Kafka's error code and a message.
-    type Checked = Result<NewTopic, (i16, String)>;
+    type Checked = Result<NewTopicSpec, (i16, String)>;
     let mut checked: Vec<(String, Checked)> = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -98,15 +100,18 @@ pub async fn create_topics(
         };
         checked.push((name, new));
     }
-    let to_create: Vec<NewTopic> = checked
+    let to_create: Vec<NewTopicSpec> = checked
         .iter()
         .filter_map(|(_, new)| new.as_ref().ok().cloned())
         .collect();
-    let mut created: Vec<TopicResult> = Vec::new();
+    let mut created: Vec<TopicOutcome> = Vec::new();
     if !request.validate_only && !to_create.is_empty() {
-        created = controller(shard, |reply| ControllerOp::CreateTopics(to_create, reply))
-            .await
-            .unwrap_or_default();
+        created = controller(shard, |reply| ControllerOp::CreateTopics {
+            topics: to_create,
+            reply,
+        })
+        .await
+        .unwrap_or_default();
     }
     let metadata = shard.metadata();
     let topics = checked
@@ -116,11 +121,7 @@ pub async fn create_topics(
                 if request.validate_only {
                     return Ok(new);
                 }
-                let failure = match created.iter().find(|result| result.name == name) {
-                    Some(result) => result_failure(result),
-                    None => Some(stopped()),
-                };
-                match failure {
+                match outcome_failure(&created, &name) {
                     None => Ok(new),
                     Some(failure) => Err((failure_code(&failure), failure.message)),
                 }
@@ -135,16 +136,15 @@ pub async fn create_topics(
                 Ok(_) if version < 5 => result,
                 Ok(new) => {
                     let meta = metadata.topic(&name);
-                    let configs = new.configs.iter().cloned().collect::<BTreeMap<_, _>>();
                     let id = meta
                         .filter(|_| version >= 7)
-                        .map_or(Uuid::nil(), |meta| Uuid::from_u128(meta.id));
+                        .map_or(Uuid::nil(), |meta| Uuid::from_u128(meta.id.0));
                     result
                         .with_topic_id(id)
                         .with_num_partitions(new.partitions as i32)
                         .with_replication_factor(1)
                         .with_configs(Some(
-                            effective(&configs)
+                            effective(&new.configs)
                                 .into_iter()
                                 .map(|(name, value, set)| {
                                     CreatableTopicConfigs::default()
@@ -170,7 +170,7 @@ fn check_new_topic(
     name: &str,
     partitions: i32,
     configs: &[kafka_protocol::messages::create_topics_request::CreatableTopicConfig],
-) -> Result<NewTopic, Failure> {
+) -> Result<NewTopicSpec, Failure> {
     check_topic_name(name)?;
     if shard.metadata().topic(name).is_some() {
         return Err(Failure::new(
@@ -188,13 +188,13 @@ fn check_new_topic(
             ))
         }
     };
-    let configs: Vec<(String, String)> = configs
+    let configs: BTreeMap<String, String> = configs
         .iter()
         .filter_map(|config| Some((config.name.to_string(), config.value.as_ref()?.to_string())))
         .collect();
-    log_config(&configs.iter().cloned().collect())
+    log_config(&configs)
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
-    Ok(NewTopic {
+    Ok(NewTopicSpec {
         name: name.to_string(),
         partitions,
         configs,
@@ -232,14 +232,14 @@ pub async fn delete_topics(
             Some(name) => {
                 let id = metadata
                     .topic(&name)
-                    .map_or(id, |meta| Uuid::from_u128(meta.id));
+                    .map_or(id, |meta| Uuid::from_u128(meta.id.0));
                 (Some(name), id)
             }
             None => (
                 metadata
                     .topics
                     .values()
-                    .find(|meta| Uuid::from_u128(meta.id) == id)
+                    .find(|meta| Uuid::from_u128(meta.id.0) == id)
                     .map(|meta| meta.name.clone()),
                 id,
             ),
@@ -249,7 +249,7 @@ pub async fn delete_topics(
         .iter()
         .filter_map(|(name, _)| name.clone())
         .collect();
-    let results = controller(shard, |reply| ControllerOp::DeleteTopics(names, reply))
+    let outcomes = controller(shard, |reply| ControllerOp::DeleteTopics { names, reply })
         .await
         .unwrap_or_default();
     let responses = resolved
@@ -261,11 +261,7 @@ pub async fn delete_topics(
             let Some(name) = name else {
                 return response.with_error_code(ResponseError::UnknownTopicId.code());
             };
-            let failure = match results.iter().find(|result| result.name == name) {
-                Some(result) => result_failure(result),
-                None => Some(stopped()),
-            };
-            match failure {
+            match outcome_failure(&outcomes, &name) {
                 None => response,
                 Some(failure) => response
                     .with_error_code(failure_code(&failure))
@@ -291,12 +287,15 @@ pub async fn create_partitions(
             )),
             Ok(count) => {
                 let validate_only = request.validate_only;
-                let answer = controller(shard, |reply| {
-                    ControllerOp::CreatePartitions(name.clone(), count, validate_only, reply)
+                let answer = controller(shard, |reply| ControllerOp::CreatePartitions {
+                    topic: name.clone(),
+                    count,
+                    validate_only,
+                    reply,
                 })
                 .await;
                 match answer {
-                    Some(result) => result_failure(&result),
+                    Some(result) => result.err(),
                     None => Some(stopped()),
                 }
             }
@@ -481,14 +480,14 @@ async fn set_configs(
     };
     let mut configs = topic.configs.clone();
     change(&mut configs)?;
-    let answer = controller(shard, |reply| {
-        ControllerOp::SetConfigs(name.to_string(), configs, validate_only, reply)
+    let answer = controller(shard, |reply| ControllerOp::SetConfigs {
+        topic: name.to_string(),
+        configs,
+        validate_only,
+        reply,
     })
     .await;
-    match answer {
-        Some(result) => result_failure(&result).map_or(Ok(()), Err),
-        None => Err(stopped()),
-    }
+    answer.unwrap_or_else(|| Err(stopped()))
 }
 
 /// AlterConfigs replaces a topic's configs with those given.

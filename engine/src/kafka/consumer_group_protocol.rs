@@ -21,13 +21,13 @@ use uuid::Uuid;
 
 use super::{group_error_code, str_bytes, topic_name};
 use crate::{
+    cluster_metadata::Metadata,
     coordinator::{
         self,
         assignor::{Partitions, TopicId},
         consumer::{self, HeartbeatOutcome, HeartbeatRequest, Settings},
         GroupError,
     },
-    metadata::Metadata,
     shard::Shard,
 };
 
@@ -96,7 +96,7 @@ pub async fn heartbeat(
             let lookup = |name: &str| {
                 metadata
                     .topic(name)
-                    .map(|topic| (TopicId(topic.id), topic.partition_count()))
+                    .map(|topic| (TopicId(topic.id.0), topic.partition_count()))
             };
             let mut all = there.groups.groups.borrow_mut();
             let entry = all
@@ -152,7 +152,7 @@ fn described_assignment(metadata: &Metadata, partitions: &Partitions) -> Describ
                 let name = metadata
                     .topics
                     .values()
-                    .find(|meta| meta.id == topic.0)
+                    .find(|meta| meta.id.0 == topic.0)
                     .map(|meta| meta.name.clone())
                     .unwrap_or_default();
                 DescribedPartitions::default()

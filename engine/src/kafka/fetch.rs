@@ -41,7 +41,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
             metadata
                 .topics
                 .values()
-                .find(|meta| Uuid::from_u128(meta.id) == topic.topic_id)
+                .find(|meta| Uuid::from_u128(meta.id.0) == topic.topic_id)
                 .map(|meta| meta.name.clone())
         } else {
             Some(topic.topic.0.to_string())

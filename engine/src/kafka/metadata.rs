@@ -2,7 +2,7 @@
 //! broker leads them all). Unknown topics asked for by name are created
 //! when auto-creation is on and the client allows it.
 
-use std::rc::Rc;
+use std::{collections::BTreeMap, rc::Rc};
 
 use futures_channel::oneshot;
 use kafka_protocol::{
@@ -14,13 +14,13 @@ use kafka_protocol::{
         MetadataRequest, MetadataResponse,
     },
 };
-use sluice_net::native::messages::NewTopic;
 use uuid::Uuid;
 
 use super::{advertised, broker_id, cluster_id, failure_code, str_bytes, topic_name};
 use crate::{
-    controller::{check_topic_name, to_controller, ControllerOp},
-    metadata::TopicMeta,
+    cluster_metadata::TopicMeta,
+    controller::{check_topic_name, to_controller, ControllerOp, NewTopicSpec},
+    partition::ErrorKind,
     shard::Shard,
 };
 
@@ -47,7 +47,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
                     None => metadata
                         .topics
                         .values()
-                        .find(|meta| Uuid::from_u128(meta.id) == topic.topic_id)
+                        .find(|meta| Uuid::from_u128(meta.id.0) == topic.topic_id)
                         .cloned(),
                 };
                 match (found, &topic.name) {
@@ -123,10 +123,10 @@ pub(crate) async fn auto_create(shard: &Rc<Shard>, names: &[String]) -> Vec<Resu
     let mut topics = Vec::new();
     for (index, name) in names.iter().enumerate() {
         match check_topic_name(name) {
-            Ok(()) => topics.push(NewTopic {
+            Ok(()) => topics.push(NewTopicSpec {
                 name: name.clone(),
                 partitions: shard.config.auto_create_partitions,
-                configs: Vec::new(),
+                configs: BTreeMap::new(),
             }),
             Err(failure) => results[index] = Err(failure_code(&failure)),
         }
@@ -135,14 +135,17 @@ pub(crate) async fn auto_create(shard: &Rc<Shard>, names: &[String]) -> Vec<Resu
         return results;
     }
     let (reply, answer) = oneshot::channel();
-    to_controller(shard, ControllerOp::CreateTopics(topics, reply)).await;
+    to_controller(shard, ControllerOp::CreateTopics { topics, reply }).await;
     let created = answer.await.unwrap_or_default();
-    for result in created {
-        if result.error.is_ok() || result.error == sluice_net::native::ErrorCode::TopicExists {
+    for outcome in created {
+        let Err(failure) = outcome.result else {
+            continue;
+        };
+        if failure.kind == ErrorKind::TopicExists {
             continue;
         }
-        if let Some(index) = names.iter().position(|name| *name == result.name) {
-            results[index] = Err(super::error_code(crate::native::error_kind(result.error)));
+        if let Some(index) = names.iter().position(|name| *name == outcome.name) {
+            results[index] = Err(super::error_code(failure.kind));
         }
     }
     results
@@ -153,7 +156,7 @@ fn describe(shard: &Shard, topic: &TopicMeta, version: i16) -> MetadataResponseT
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(if version >= 10 {
-            Uuid::from_u128(topic.id)
+            Uuid::from_u128(topic.id.0)
         } else {
             Uuid::nil()
         })

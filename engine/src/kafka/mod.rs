@@ -31,8 +31,8 @@ use sluice_net::{
 };
 
 use crate::{
+    cluster_metadata::Metadata,
     coordinator::GroupError,
-    metadata::Metadata,
     partition::{self, ask, ErrorKind, Failure, PartitionOp, Pending, Route},
     server::Protocol,
     shard::Shard,
@@ -254,11 +254,9 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         ErrorKind::TopicExists => ResponseError::TopicAlreadyExists,
         ErrorKind::InvalidRequest => ResponseError::InvalidRequest,
         ErrorKind::DiskFull | ErrorKind::StorageFailed => ResponseError::KafkaStorageError,
-        ErrorKind::Timeout => ResponseError::RequestTimedOut,
         // The partition is going away from this broker for now: the client
         // refreshes its metadata and retries.
         ErrorKind::ShuttingDown => ResponseError::NotLeaderOrFollower,
-        ErrorKind::TooManyRequests => ResponseError::ThrottlingQuotaExceeded,
         ErrorKind::InvalidTopicName => ResponseError::InvalidTopicException,
         ErrorKind::InvalidPartitionCount | ErrorKind::InvalidPartitions => {
             ResponseError::InvalidPartitions

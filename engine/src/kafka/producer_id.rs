@@ -49,8 +49,8 @@ async fn next_id(shard: &Rc<Shard>) -> Result<i64, i16> {
             return Ok(id);
         }
         let (reply, answer) = oneshot::channel();
-        to_controller(shard, ControllerOp::AllocateProducerIds(reply)).await;
-        let (first, count) = answer
+        to_controller(shard, ControllerOp::AllocateProducerIds { reply }).await;
+        let block = answer
             .await
             .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?
             .map_err(|failure| failure_code(&failure))?;
@@ -58,7 +58,7 @@ async fn next_id(shard: &Rc<Shard>) -> Result<i64, i16> {
         // Another request may have fetched a block meanwhile: keep the
         // newer, lose nothing that matters (ids are plentiful).
         if ids.is_empty() {
-            *ids = first..first + count;
+            *ids = block.ids();
         }
     }
 }

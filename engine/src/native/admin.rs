@@ -14,10 +14,33 @@ use sluice_net::native::{
 
 use super::error_code;
 use crate::{
-    controller::{to_controller, ControllerOp},
-    partition::{ask, gather_all, PartitionOp, PartitionStats, Route},
+    controller::{to_controller, ControllerOp, NewTopicSpec, TopicOutcome},
+    partition::{ask, gather_all, Failure, PartitionOp, PartitionStats, Route},
     shard::Shard,
 };
+
+/// The native answer for `name`: `result` in the native protocol's terms.
+fn topic_result(name: String, result: Result<(), Failure>) -> TopicResult {
+    match result {
+        Ok(()) => TopicResult {
+            name,
+            error: ErrorCode::None,
+            message: String::new(),
+        },
+        Err(failure) => TopicResult {
+            name,
+            error: error_code(failure.kind),
+            message: failure.message,
+        },
+    }
+}
+
+fn topic_results(outcomes: Vec<TopicOutcome>) -> Vec<TopicResult> {
+    outcomes
+        .into_iter()
+        .map(|outcome| topic_result(outcome.name, outcome.result))
+        .collect()
+}
 
 fn gone(name: &str) -> TopicResult {
     TopicResult {
@@ -33,11 +56,21 @@ pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> T
         .iter()
         .map(|topic| topic.name.clone())
         .collect();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| NewTopicSpec {
+            name: topic.name,
+            partitions: topic.partitions,
+            configs: topic.configs.into_iter().collect(),
+        })
+        .collect();
     let (reply, answer) = oneshot::channel();
-    to_controller(shard, ControllerOp::CreateTopics(request.topics, reply)).await;
+    to_controller(shard, ControllerOp::CreateTopics { topics, reply }).await;
     TopicResults {
         topics: answer
             .await
+            .map(topic_results)
             .unwrap_or_else(|_| names.iter().map(|name| gone(name)).collect()),
     }
 }
@@ -45,10 +78,15 @@ pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> T
 pub async fn delete_topics(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> TopicResults {
     let names = request.names.clone();
     let (reply, answer) = oneshot::channel();
-    to_controller(shard, ControllerOp::DeleteTopics(request.names, reply)).await;
+    let op = ControllerOp::DeleteTopics {
+        names: request.names,
+        reply,
+    };
+    to_controller(shard, op).await;
     TopicResults {
         topics: answer
             .await
+            .map(topic_results)
             .unwrap_or_else(|_| names.iter().map(|name| gone(name)).collect()),
     }
 }
@@ -56,13 +94,17 @@ pub async fn delete_topics(shard: &Rc<Shard>, request: DeleteTopicsRequest) -> T
 pub async fn alter_configs(shard: &Rc<Shard>, request: AlterConfigsRequest) -> TopicResults {
     let name = request.topic.clone();
     let (reply, answer) = oneshot::channel();
-    to_controller(
-        shard,
-        ControllerOp::AlterConfigs(request.topic, request.configs, reply),
-    )
-    .await;
+    let op = ControllerOp::AlterConfigs {
+        topic: request.topic,
+        changes: request.configs,
+        reply,
+    };
+    to_controller(shard, op).await;
     TopicResults {
-        topics: vec![answer.await.unwrap_or_else(|_| gone(&name))],
+        topics: vec![match answer.await {
+            Ok(result) => topic_result(name, result),
+            Err(_) => gone(&name),
+        }],
     }
 }
 
@@ -119,7 +161,7 @@ pub async fn describe_topics(
             name,
             error: ErrorCode::None,
             message: String::new(),
-            topic_id: topic.id,
+            topic_id: topic.id.0,
             configs: topic
                 .configs
                 .iter()

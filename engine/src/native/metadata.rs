@@ -14,7 +14,7 @@ pub fn handle(shard: &Shard, request: MetadataRequest) -> MetadataResponse {
         Some(topic) => TopicInfo {
             name: topic.name.clone(),
             error: ErrorCode::None,
-            topic_id: topic.id,
+            topic_id: topic.id.0,
             partitions: topic
                 .shards
                 .iter()

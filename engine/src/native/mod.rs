@@ -86,9 +86,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::InvalidRequest => ErrorCode::InvalidRequest,
         ErrorKind::DiskFull => ErrorCode::DiskFull,
         ErrorKind::StorageFailed => ErrorCode::StorageFailed,
-        ErrorKind::Timeout => ErrorCode::Timeout,
         ErrorKind::ShuttingDown => ErrorCode::ShuttingDown,
-        ErrorKind::TooManyRequests => ErrorCode::TooManyRequests,
         ErrorKind::InvalidTopicName => ErrorCode::InvalidTopicName,
         ErrorKind::InvalidPartitionCount => ErrorCode::InvalidPartitionCount,
         ErrorKind::InvalidPartitions => ErrorCode::InvalidPartitions,
@@ -98,14 +96,6 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::UnknownGroup => ErrorCode::UnknownGroup,
         ErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
     }
-}
-
-/// The engine's kind for a native code that the controller answered.
-pub(crate) fn error_kind(code: ErrorCode) -> ErrorKind {
-    ErrorKind::ALL
-        .into_iter()
-        .find(|kind| error_code(*kind) == code)
-        .unwrap_or(ErrorKind::Internal)
 }
 
 /// Serves one request; `None` when no response is due (produce with

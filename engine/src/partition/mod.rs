@@ -25,14 +25,17 @@ use std::{cell::RefCell, collections::HashMap, path::PathBuf, rc::Rc, time::Dura
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use sluice_storage::log::{Log, LogConfig};
+use sluice_storage::{
+    log::{Log, LogConfig},
+    TopicId,
+};
 
 pub use crate::error::{ErrorKind, Failure};
 pub use fan_out::{gather_all, FanOut, Pending};
 pub use route::{ask, route, Answer, Route};
 
 /// Identifies a partition across shards: (topic id, partition).
-pub type PartitionKey = (u128, u32);
+pub type PartitionKey = (TopicId, u32);
 
 /// The partitions one shard owns, by key: on that shard only.
 pub type Partitions = RefCell<HashMap<PartitionKey, Rc<Log>>>;

@@ -169,7 +169,7 @@ fn unknown_partition(key: PartitionKey) -> Failure {
     Failure::new(
         ErrorKind::NoSuchPartition,
         format!(
-            "partition {} of topic {:032x} is not on this broker",
+            "partition {} of topic {} is not on this broker",
             key.1, key.0
         ),
     )

@@ -6,7 +6,7 @@ use futures_channel::oneshot;
 
 use super::{owner, ErrorKind, Failure, PartitionKey, PartitionOp};
 use crate::{
-    metadata::{Metadata, TopicMeta},
+    cluster_metadata::{Metadata, TopicMeta},
     shard::{Shard, ShardMessage},
 };
 

@@ -1,0 +1,553 @@
+//! The bytes of a metadata log frame's body, versioned.
+//!
+//! A body is one entry: a type byte, then the entry's fields, little-endian;
+//! a string or a list is a `u32` count and then its bytes or entries.
+//!
+//! | type | entry | fields |
+//! |---|---|---|
+//! | 0 | format version | `u16` version |
+//! | 1 | [`MetadataRecord::TopicCreated`] | `u128` topic id, name, `u32` shard list, configs |
+//! | 2 | [`MetadataRecord::TopicDeleted`] | `u128` topic id |
+//! | 3 | [`MetadataRecord::ConfigsAltered`] | `u128` topic id, configs |
+//! | 4 | [`MetadataRecord::PartitionsAdded`] | `u128` topic id, `u32` shard list |
+//! | 5 | [`MetadataRecord::ProducerIdsAllocated`] | `i64` next producer id |
+//!
+//! Configs are a list of (name, value) string pairs.
+//!
+//! **Versions.** A format version entry (type 0, encoded the same in every
+//! version, so that any release can read it) says how the entries after it
+//! are encoded, until the next one. A log starts with one; a log with none
+//! was written before logs declared their version and is version 1
+//! ([`FORMAT_VERSION_UNDECLARED`]), which is what this release writes
+//! ([`FORMAT_VERSION`]). A release that changes an entry's bytes raises the
+//! version and writes a version entry before its first entry in the new
+//! encoding; a release that meets a version it does not know stops with an
+//! error instead of misreading what follows.
+//!
+//! Every count read is checked against its cap and against the bytes that
+//! remain before anything is allocated.
+
+use std::collections::BTreeMap;
+
+use sluice_storage::{ProducerId, ShardId, TopicId};
+
+use super::{image::PRODUCER_ID_FIRST, records::MetadataRecord};
+
+/// The format version this release writes, and the newest it reads.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// The version of a log with no format version entry: logs written before
+/// they declared their version are version 1.
+pub const FORMAT_VERSION_UNDECLARED: u16 = 1;
+
+/// A string is at most this long: topic names are at most 249 bytes and
+/// config names and values are short. As the version 1 reader allowed, so
+/// every log written before still replays.
+pub const STRING_BYTES_MAX: usize = 32 * 1024;
+
+/// A list has at most this many entries: a topic has at most 10,000
+/// partitions, and far fewer configs. As the version 1 reader allowed, so
+/// every log written before still replays.
+pub const LIST_ENTRIES_MAX: usize = 100_000;
+
+const TYPE_FORMAT_VERSION: u8 = 0;
+const TYPE_TOPIC_CREATED: u8 = 1;
+const TYPE_TOPIC_DELETED: u8 = 2;
+const TYPE_CONFIGS_ALTERED: u8 = 3;
+const TYPE_PARTITIONS_ADDED: u8 = 4;
+const TYPE_PRODUCER_IDS_ALLOCATED: u8 = 5;
+
+/// A shard id takes 4 bytes; a config at least two empty strings' counts.
+const SHARD_BYTES: usize = 4;
+const CONFIG_BYTES_MIN: usize = 8;
+
+/// Why a body did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{field} needs {needed} bytes, {available} remain")]
+    Truncated {
+        field: &'static str,
+        needed: usize,
+        available: usize,
+    },
+    #[error("{field} declares {declared}, over the cap of {max}")]
+    OverCap {
+        field: &'static str,
+        declared: usize,
+        max: usize,
+    },
+    #[error("{field} is not UTF-8")]
+    NotUtf8 { field: &'static str },
+    #[error("{field} has invalid value {value}")]
+    InvalidValue { field: &'static str, value: i64 },
+    #[error("record type {record_type} is not one of format version {version}")]
+    UnknownType { record_type: u8, version: u16 },
+    #[error("format version {version} is not one this release reads (1 to {FORMAT_VERSION})")]
+    UnsupportedVersion { version: u16 },
+    #[error("{remaining} bytes left over after the record")]
+    TrailingBytes { remaining: usize },
+}
+
+/// What one frame's body holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// The entries after this one are in this format version.
+    FormatVersion(u16),
+    Record(MetadataRecord),
+}
+
+/// The body of a format version entry saying `version`.
+pub fn encode_version(version: u16) -> Vec<u8> {
+    let mut out = Writer::default();
+    out.u8(TYPE_FORMAT_VERSION);
+    out.u16(version);
+    out.bytes
+}
+
+/// The body of `record`, in [`FORMAT_VERSION`].
+pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
+    let mut out = Writer::default();
+    match record {
+        MetadataRecord::TopicCreated {
+            topic_id,
+            name,
+            shards,
+            configs,
+        } => {
+            out.u8(TYPE_TOPIC_CREATED);
+            out.u128(topic_id.0);
+            out.string(name);
+            out.shards(shards);
+            out.configs(configs);
+        }
+        MetadataRecord::TopicDeleted { topic_id } => {
+            out.u8(TYPE_TOPIC_DELETED);
+            out.u128(topic_id.0);
+        }
+        MetadataRecord::ConfigsAltered { topic_id, configs } => {
+            out.u8(TYPE_CONFIGS_ALTERED);
+            out.u128(topic_id.0);
+            out.configs(configs);
+        }
+        MetadataRecord::PartitionsAdded { topic_id, shards } => {
+            out.u8(TYPE_PARTITIONS_ADDED);
+            out.u128(topic_id.0);
+            out.shards(shards);
+        }
+        MetadataRecord::ProducerIdsAllocated { next } => {
+            out.u8(TYPE_PRODUCER_IDS_ALLOCATED);
+            out.i64(next.0);
+        }
+    }
+    out.bytes
+}
+
+/// The entry in `body`, read as format version `version` (the one in force
+/// where the body is). A format version entry reads the same in every
+/// version; whether this release reads the version it names is the
+/// caller's to check.
+pub fn decode(body: &[u8], version: u16) -> Result<Entry, DecodeError> {
+    let mut input = Reader::new(body);
+    let record_type = input.u8("record type")?;
+    if record_type == TYPE_FORMAT_VERSION {
+        let version = input.u16("format version")?;
+        input.finish()?;
+        return Ok(Entry::FormatVersion(version));
+    }
+    let record = match version {
+        1 => decode_v1(record_type, &mut input)?,
+        version => return Err(DecodeError::UnsupportedVersion { version }),
+    };
+    input.finish()?;
+    Ok(Entry::Record(record))
+}
+
+fn decode_v1(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, DecodeError> {
+    Ok(match record_type {
+        TYPE_TOPIC_CREATED => MetadataRecord::TopicCreated {
+            topic_id: input.topic_id()?,
+            name: input.string("name")?,
+            shards: input.shards()?,
+            configs: input.configs()?,
+        },
+        TYPE_TOPIC_DELETED => MetadataRecord::TopicDeleted {
+            topic_id: input.topic_id()?,
+        },
+        TYPE_CONFIGS_ALTERED => MetadataRecord::ConfigsAltered {
+            topic_id: input.topic_id()?,
+            configs: input.configs()?,
+        },
+        TYPE_PARTITIONS_ADDED => MetadataRecord::PartitionsAdded {
+            topic_id: input.topic_id()?,
+            shards: input.shards()?,
+        },
+        TYPE_PRODUCER_IDS_ALLOCATED => {
+            let next = input.i64("next producer id")?;
+            if next < PRODUCER_ID_FIRST.0 {
+                return Err(DecodeError::InvalidValue {
+                    field: "next producer id",
+                    value: next,
+                });
+            }
+            MetadataRecord::ProducerIdsAllocated {
+                next: ProducerId(next),
+            }
+        }
+        record_type => {
+            return Err(DecodeError::UnknownType {
+                record_type,
+                version: 1,
+            })
+        }
+    })
+}
+
+/// Reads fields from a body, every length checked before it is used.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes }
+    }
+
+    /// The next `count` bytes.
+    fn take(&mut self, field: &'static str, count: usize) -> Result<&'a [u8], DecodeError> {
+        if self.bytes.len() < count {
+            return Err(DecodeError::Truncated {
+                field,
+                needed: count,
+                available: self.bytes.len(),
+            });
+        }
+        let (taken, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let bytes = self.take(field, N)?;
+        Ok(bytes.try_into().expect("took N bytes"))
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(u8::from_le_bytes(self.array(field)?))
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array(field)?))
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(field)?))
+    }
+
+    fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array(field)?))
+    }
+
+    fn topic_id(&mut self) -> Result<TopicId, DecodeError> {
+        Ok(TopicId(u128::from_le_bytes(self.array("topic id")?)))
+    }
+
+    /// A list's entry count, checked against [`LIST_ENTRIES_MAX`] and
+    /// against the bytes left (each entry takes at least `entry_bytes_min`).
+    fn count(&mut self, field: &'static str, entry_bytes_min: usize) -> Result<usize, DecodeError> {
+        let declared = self.u32(field)? as usize;
+        if declared > LIST_ENTRIES_MAX {
+            return Err(DecodeError::OverCap {
+                field,
+                declared,
+                max: LIST_ENTRIES_MAX,
+            });
+        }
+        let needed = declared * entry_bytes_min;
+        if self.bytes.len() < needed {
+            return Err(DecodeError::Truncated {
+                field,
+                needed,
+                available: self.bytes.len(),
+            });
+        }
+        Ok(declared)
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let declared = self.u32(field)? as usize;
+        if declared > STRING_BYTES_MAX {
+            return Err(DecodeError::OverCap {
+                field,
+                declared,
+                max: STRING_BYTES_MAX,
+            });
+        }
+        let bytes = self.take(field, declared)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::NotUtf8 { field })
+    }
+
+    fn shards(&mut self) -> Result<Vec<ShardId>, DecodeError> {
+        let count = self.count("shards", SHARD_BYTES)?;
+        (0..count)
+            .map(|_| Ok(ShardId(self.u32("shard")?)))
+            .collect()
+    }
+
+    /// Configs in the order written; a name given twice keeps its last
+    /// value (no writer gives one twice).
+    fn configs(&mut self) -> Result<BTreeMap<String, String>, DecodeError> {
+        let count = self.count("configs", CONFIG_BYTES_MIN)?;
+        (0..count)
+            .map(|_| Ok((self.string("config name")?, self.string("config value")?)))
+            .collect()
+    }
+
+    /// Fails unless every byte was read.
+    fn finish(self) -> Result<(), DecodeError> {
+        match self.bytes.len() {
+            0 => Ok(()),
+            remaining => Err(DecodeError::TrailingBytes { remaining }),
+        }
+    }
+}
+
+/// Writes fields into a body.
+#[derive(Default)]
+struct Writer {
+    bytes: Vec<u8>,
+}
+
+impl Writer {
+    fn u8(&mut self, value: u8) {
+        self.bytes.push(value);
+    }
+
+    fn u16(&mut self, value: u16) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    fn u32(&mut self, value: u32) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    fn i64(&mut self, value: i64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    fn u128(&mut self, value: u128) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    /// A count, checked against the cap a reader holds it to: what is
+    /// written must read back.
+    fn count(&mut self, count: usize, max: usize) {
+        assert!(count <= max, "a count of {count}, over the cap of {max}");
+        self.u32(count as u32);
+    }
+
+    fn string(&mut self, value: &str) {
+        self.count(value.len(), STRING_BYTES_MAX);
+        self.bytes.extend_from_slice(value.as_bytes());
+    }
+
+    fn shards(&mut self, shards: &[ShardId]) {
+        self.count(shards.len(), LIST_ENTRIES_MAX);
+        for shard in shards {
+            self.u32(shard.0);
+        }
+    }
+
+    fn configs(&mut self, configs: &BTreeMap<String, String>) {
+        self.count(configs.len(), LIST_ENTRIES_MAX);
+        for (name, value) in configs {
+            self.string(name);
+            self.string(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+        digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    /// Every record's bytes, as the release before this encoding was its
+    /// own wrote them (version 1): logs written then must still load, and
+    /// what is written now reads the same.
+    #[test]
+    fn records_keep_their_version_1_encoding() {
+        let created = MetadataRecord::TopicCreated {
+            topic_id: TopicId(0x0102),
+            name: "t".to_string(),
+            shards: vec![ShardId(0), ShardId(1)],
+            configs: [("k".to_string(), "v".to_string())].into(),
+        };
+        let deleted = MetadataRecord::TopicDeleted {
+            topic_id: TopicId(0x0102),
+        };
+        let altered = MetadataRecord::ConfigsAltered {
+            topic_id: TopicId(0x0102),
+            configs: BTreeMap::new(),
+        };
+        let added = MetadataRecord::PartitionsAdded {
+            topic_id: TopicId(0x0102),
+            shards: vec![ShardId(2)],
+        };
+        let allocated = MetadataRecord::ProducerIdsAllocated {
+            next: ProducerId(2000),
+        };
+        // Little-endian integers; strings and lists after a u32 count.
+        let golden = [
+            (
+                &created,
+                "01 02010000000000000000000000000000 01000000 74 02000000 00000000 01000000 01000000 01000000 6b 01000000 76",
+            ),
+            (&deleted, "02 02010000000000000000000000000000"),
+            (&altered, "03 02010000000000000000000000000000 00000000"),
+            (&added, "04 02010000000000000000000000000000 01000000 02000000"),
+            (&allocated, "05 d007000000000000"),
+        ];
+        for (record, bytes) in golden {
+            assert_eq!(
+                hex(&encode_record(record)),
+                bytes.replace(' ', ""),
+                "{record:?}"
+            );
+            assert_eq!(
+                decode(&unhex(bytes), 1),
+                Ok(Entry::Record(record.clone())),
+                "{record:?}"
+            );
+        }
+    }
+
+    /// Every cut of a record's body, and every body with one byte
+    /// changed, is an error or another record: never a panic.
+    #[test]
+    fn damaged_bodies_are_errors_not_panics() {
+        let record = MetadataRecord::TopicCreated {
+            topic_id: TopicId(u128::MAX),
+            name: "orders".to_string(),
+            shards: vec![ShardId(0), ShardId(7)],
+            configs: [("retention.ms".to_string(), "1000".to_string())].into(),
+        };
+        let body = encode_record(&record);
+        for end in 0..body.len() {
+            assert!(decode(&body[..end], 1).is_err(), "cut at {end}");
+        }
+        for at in 0..body.len() {
+            for value in [0x00, 0x7f, 0x80, 0xff] {
+                let mut changed = body.clone();
+                changed[at] = value;
+                let _ = decode(&changed, 1);
+            }
+        }
+        assert_eq!(decode(&body, 1), Ok(Entry::Record(record)));
+    }
+
+    #[test]
+    fn a_format_version_entry_reads_the_same_in_any_version() {
+        let body = encode_version(1);
+        assert_eq!(hex(&body), "000100");
+        assert_eq!(decode(&body, 1), Ok(Entry::FormatVersion(1)));
+        // A later version's entry is read, so that it can be refused.
+        let later = encode_version(7);
+        assert_eq!(decode(&later, 1), Ok(Entry::FormatVersion(7)));
+        // Its records are not misread as version 1's.
+        assert_eq!(
+            decode(&unhex("02 02010000000000000000000000000000"), 7),
+            Err(DecodeError::UnsupportedVersion { version: 7 })
+        );
+    }
+
+    #[test]
+    fn bodies_that_do_not_decode() {
+        let cases: [(&str, DecodeError); 7] = [
+            (
+                "",
+                DecodeError::Truncated {
+                    field: "record type",
+                    needed: 1,
+                    available: 0,
+                },
+            ),
+            (
+                "06",
+                DecodeError::UnknownType {
+                    record_type: 6,
+                    version: 1,
+                },
+            ),
+            (
+                "02 0201",
+                DecodeError::Truncated {
+                    field: "topic id",
+                    needed: 16,
+                    available: 2,
+                },
+            ),
+            (
+                "02 02010000000000000000000000000000 00",
+                DecodeError::TrailingBytes { remaining: 1 },
+            ),
+            // A producer id block below the first id.
+            (
+                "05 e703000000000000",
+                DecodeError::InvalidValue {
+                    field: "next producer id",
+                    value: 999,
+                },
+            ),
+            // A million shards declared in a few bytes: refused before any
+            // allocation.
+            (
+                "04 02010000000000000000000000000000 40420f00 00000000",
+                DecodeError::OverCap {
+                    field: "shards",
+                    declared: 1_000_000,
+                    max: LIST_ENTRIES_MAX,
+                },
+            ),
+            (
+                "04 02010000000000000000000000000000 03000000 00000000",
+                DecodeError::Truncated {
+                    field: "shards",
+                    needed: 12,
+                    available: 4,
+                },
+            ),
+        ];
+        for (bytes, error) in cases {
+            assert_eq!(decode(&unhex(bytes), 1), Err(error), "{bytes}");
+        }
+        let long_name = format!(
+            "01 {:032x} {:08x}",
+            0,
+            (STRING_BYTES_MAX as u32 + 1).swap_bytes()
+        );
+        assert_eq!(
+            decode(&unhex(&long_name), 1),
+            Err(DecodeError::OverCap {
+                field: "name",
+                declared: STRING_BYTES_MAX + 1,
+                max: STRING_BYTES_MAX
+            })
+        );
+        let not_utf8 = format!("01 {:032x} 01000000 ff", 0);
+        assert_eq!(
+            decode(&unhex(&not_utf8), 1),
+            Err(DecodeError::NotUtf8 { field: "name" })
+        );
+    }
+}
