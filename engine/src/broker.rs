@@ -13,6 +13,7 @@ use sluice_storage::log::Log;
 
 use crate::{
     cluster_metadata::{Metadata, MetadataError, MetadataLog},
+    partition::PartitionKey,
     server,
     shard::{self, Shard, ShardMessage},
     topic_config::log_config,
@@ -437,7 +438,7 @@ async fn open_partitions(shard: &Rc<Shard>) -> Result<usize, String> {
                 continue;
             }
             let dir = topic.partition_dir(&shard.config.data_dir, partition as u32);
-            let key = (topic.id, partition as u32);
+            let key = PartitionKey::new(topic.id, partition as u32);
             let config = config.clone();
             tasks.push(glommio::spawn_local(async move {
                 Log::open(&dir, config)

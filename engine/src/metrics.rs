@@ -68,10 +68,10 @@ pub fn sample_local(shard: &Shard) -> ShardSample {
         .partitions
         .borrow()
         .iter()
-        .filter_map(|(&(topic_id, partition), log)| {
+        .filter_map(|(key, log)| {
             Some(PartitionSample {
-                topic: (*names.get(&topic_id)?).to_string(),
-                partition,
+                topic: (*names.get(&key.topic)?).to_string(),
+                partition: key.partition.0,
                 shard: shard.id,
                 log_start_offset: log.start_offset().0,
                 log_end_offset: log.visible_end().0,

@@ -18,7 +18,7 @@ use sluice_storage::ShardId;
 
 use crate::{
     cluster_metadata::Metadata,
-    controller::Controller,
+    controller::state::Controller,
     partition::{self, PartitionKey, PartitionOp, Partitions},
     BrokerConfig,
 };

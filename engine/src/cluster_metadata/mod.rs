@@ -10,7 +10,7 @@
 //! - [`log_file`]: the log on disk ([`MetadataLog`]): frames, durability,
 //!   replay, and what a torn or corrupt frame means.
 //!
-//! Only the controller (`crate::controller`, on shard 0) appends; the
+//! Only the controller (on shard 0) appends; the
 //! protocol adapters read the image, and never the log.
 
 pub mod encoding;

@@ -5,9 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A topic's id, as Kafka clients see it (`Uuid::from_u128`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicId(pub u128);
+pub use sluice_storage::TopicId;
 
 /// One partition of one topic.
 pub type TopicPartition = (TopicId, u32);

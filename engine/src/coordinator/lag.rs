@@ -66,7 +66,7 @@ pub async fn log_ends(shard: &Rc<Shard>, keys: &[OffsetKey]) -> Vec<Option<u64>>
             })
             .collect();
         for answer in gather_all(parts).await {
-            ends.push(answer.ok().flatten().map(|listed| listed.offset));
+            ends.push(answer.ok().flatten().map(|listed| listed.offset.0));
         }
     }
     ends

@@ -65,7 +65,8 @@ pub(super) async fn persist<'a>(
         .read()
         .await
         .map_err(|_| GroupError::CoordinatorNotAvailable)?;
-    let ((_, partition), log) = offsets_log(shard, group)?;
+    let (key, log) = offsets_log(shard, group)?;
+    let partition = key.partition.0;
     let batch = batch_of(records);
     let bytes = batch.len() as u64;
     log.append(batch).await.map_err(|error| {
@@ -96,9 +97,10 @@ pub(super) async fn persist<'a>(
 /// Compacts the offsets partition of `group`: a snapshot of every live
 /// record of the groups on it, then the log start moved to the snapshot.
 async fn compact(shard: &Rc<Shard>, group: &str) {
-    let Ok(((_, partition), log)) = offsets_log(shard, group) else {
+    let Ok((key, log)) = offsets_log(shard, group) else {
         return;
     };
+    let partition = key.partition.0;
     let outcome: Result<u64, String> =
         async {
             let _exclusive = shard
@@ -115,7 +117,7 @@ async fn compact(shard: &Rc<Shard>, group: &str) {
                         .values()
                         .filter(|group| {
                             offsets_partition(shard, &metadata, &group.id)
-                                .is_some_and(|(_, (_, p))| p == partition)
+                                .is_some_and(|(_, key)| key.partition.0 == partition)
                         })
                         .flat_map(|group| {
                             let kind = group.protocol_type.clone().map(|protocol_type| {
@@ -210,7 +212,7 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<usize, String> {
     };
     let mut applied = 0;
     for partition in 0..topic.partition_count() {
-        let key = (topic.id, partition);
+        let key = PartitionKey::new(topic.id, partition);
         let Some(log) = shard.partitions.borrow().get(&key).cloned() else {
             continue;
         };

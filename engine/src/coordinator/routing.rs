@@ -32,7 +32,7 @@ pub fn offsets_partition(
     let count = topic.partition_count().max(1);
     let partition = group_hash(group) % count;
     let owner = shard.owner(*topic.shards.get(partition as usize)?);
-    Some((owner, (topic.id, partition)))
+    Some((owner, PartitionKey::new(topic.id, partition)))
 }
 
 /// Creates the offsets topic if it is missing: one partition per shard.

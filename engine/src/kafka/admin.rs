@@ -24,6 +24,7 @@ use kafka_protocol::{
     },
     protocol::StrBytes,
 };
+use sluice_storage::Offset;
 use uuid::Uuid;
 
 use super::{advertised, broker_id, cluster_id, failure_code, on_partition, str_bytes, topic_name};
@@ -319,14 +320,14 @@ pub async fn delete_records(
     _version: i16,
 ) -> DeleteRecordsResponse {
     let metadata = shard.metadata();
-    let mut parts = FanOut::<i32, u64>::default();
+    let mut parts = FanOut::<i32, Offset>::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         parts.topic(name.clone());
         for part in &topic.partitions {
             let before = match part.offset {
                 -1 => Ok(None),
-                offset if offset >= 0 => Ok(Some(offset as u64)),
+                offset if offset >= 0 => Ok(Some(Offset(offset as u64))),
                 offset => Err(Failure::new(
                     ErrorKind::OffsetOutOfRange,
                     format!("offset {offset}"),
@@ -346,7 +347,7 @@ pub async fn delete_records(
         for (partition, result) in answers {
             let response = DeleteRecordsPartitionResult::default().with_partition_index(partition);
             partitions.push(match result {
-                Ok(start) => response.with_low_watermark(start as i64),
+                Ok(start) => response.with_low_watermark(start.0 as i64),
                 Err(failure) => response
                     .with_error_code(failure_code(&failure))
                     .with_low_watermark(-1),

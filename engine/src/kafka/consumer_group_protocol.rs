@@ -96,7 +96,7 @@ pub async fn heartbeat(
             let lookup = |name: &str| {
                 metadata
                     .topic(name)
-                    .map(|topic| (TopicId(topic.id.0), topic.partition_count()))
+                    .map(|topic| (topic.id, topic.partition_count()))
             };
             let mut all = there.groups.groups.borrow_mut();
             let entry = all

@@ -14,6 +14,7 @@ use kafka_protocol::{
         FetchRequest, FetchResponse,
     },
 };
+use sluice_storage::Offset;
 use uuid::Uuid;
 
 use super::{failure_code, topic_name};
@@ -64,7 +65,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
             targets.push(Target {
                 topic: name.clone().unwrap_or_default(),
                 partition: part.partition.max(0) as u32,
-                offset: *offset.as_ref().unwrap_or(&0),
+                offset: Offset(*offset.as_ref().unwrap_or(&0)),
                 max_bytes: usize::try_from(part.partition_max_bytes)
                     .unwrap_or(0)
                     .min(share)
@@ -87,8 +88,8 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
         let data = PartitionData::default().with_partition_index(partition);
         let data = match outcome {
             Ok(outcome) => {
-                let high_watermark = outcome.high_watermark as i64;
-                let log_start = outcome.log_start as i64;
+                let high_watermark = outcome.high_watermark.0 as i64;
+                let log_start = outcome.log_start.0 as i64;
                 data.with_high_watermark(high_watermark)
                     .with_last_stable_offset(high_watermark)
                     .with_log_start_offset(if version >= 5 { log_start } else { -1 })

@@ -71,7 +71,7 @@ pub async fn list_offsets(
             partitions.push(match result {
                 // By time: the first record at or after it; none: -1.
                 Ok(Some(listed)) => response
-                    .with_offset(listed.offset as i64)
+                    .with_offset(listed.offset.0 as i64)
                     .with_timestamp(listed.timestamp),
                 Ok(None) => response.with_offset(-1).with_timestamp(-1),
                 Err(failure) => response
@@ -118,7 +118,7 @@ pub async fn offset_for_leader_epoch(
                     .with_end_offset(-1),
                 Ok(end) => response
                     .with_leader_epoch(0)
-                    .with_end_offset(end.map_or(0, |end| end.offset as i64)),
+                    .with_end_offset(end.map_or(0, |end| end.offset.0 as i64)),
                 Err(failure) => response
                     .with_error_code(failure_code(&failure))
                     .with_leader_epoch(-1)

@@ -89,9 +89,9 @@ pub async fn handle(
             let mut response = PartitionProduceResponse::default().with_index(index);
             match result {
                 Ok(produced) => {
-                    response.base_offset = produced.base_offset as i64;
+                    response.base_offset = produced.base_offset.0 as i64;
                     if version >= 5 {
-                        response.log_start_offset = produced.log_start as i64;
+                        response.log_start_offset = produced.log_start.0 as i64;
                     }
                 }
                 Err(failure) => {

@@ -147,11 +147,11 @@ pub async fn describe_topics(
                     Err(failure) => (error_code(failure.kind), PartitionStats::default()),
                 };
                 PartitionDescription {
-                    partition: route.key.1,
+                    partition: route.key.partition.0,
                     shard: route.owner as u32,
                     error,
-                    log_start: stats.log_start,
-                    log_end: stats.log_end,
+                    log_start: stats.log_start.0,
+                    log_end: stats.log_end.0,
                     size_bytes: stats.size_bytes,
                     segments: stats.segments,
                 }

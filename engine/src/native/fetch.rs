@@ -9,6 +9,7 @@ use sluice_net::native::{
     messages::{FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse},
     ErrorCode,
 };
+use sluice_storage::Offset;
 
 use super::error_code;
 use crate::{
@@ -35,7 +36,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
             targets.push(Target {
                 topic: topic.name.clone(),
                 partition: part.partition,
-                offset: part.offset,
+                offset: Offset(part.offset),
                 max_bytes: (part.max_bytes as usize).min(share).max(1),
                 format: WireFormat::Native,
                 route: route(shard, &metadata, &topic.name, part.partition),
@@ -72,8 +73,8 @@ fn respond(
                     partition: target.partition,
                     error: ErrorCode::None,
                     message: String::new(),
-                    high_watermark: outcome.high_watermark,
-                    log_start: outcome.log_start,
+                    high_watermark: outcome.high_watermark.0,
+                    log_start: outcome.log_start.0,
                     batches,
                 }
             }

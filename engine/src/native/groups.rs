@@ -166,7 +166,7 @@ async fn list_offset(
         reply,
     })
     .await?;
-    Ok(answer.map(|listed| listed.offset))
+    Ok(answer.map(|listed| listed.offset.0))
 }
 
 /// The log start or end of one partition (always listed).

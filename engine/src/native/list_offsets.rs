@@ -41,7 +41,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
                         partition,
                         error: ErrorCode::None,
                         message: String::new(),
-                        offset: listed.map(|listed| listed.offset),
+                        offset: listed.map(|listed| listed.offset.0),
                     },
                     Err(failure) => ListedOffset {
                         partition,

@@ -47,8 +47,8 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
                         partition,
                         error: ErrorCode::None,
                         message: String::new(),
-                        base_offset: produced.base_offset,
-                        log_start: produced.log_start,
+                        base_offset: produced.base_offset.0,
+                        log_start: produced.log_start.0,
                     },
                     Err(failure) => ProducePartitionResponse {
                         partition,

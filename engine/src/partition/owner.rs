@@ -50,21 +50,21 @@ fn batch_failure(error: BatchError) -> Failure {
 /// Appends `batches` in order, in flight together (each append is started
 /// before the previous one completes); the first one's base offset, or the
 /// first failure.
-async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<u64, Failure> {
+async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<Offset, Failure> {
     // The usual case, one batch: no futures to box.
     if batches.len() == 1 {
         let batch = batches.pop().expect("one batch");
         return log
             .append(batch)
             .await
-            .map(|appended| appended.base_offset.0)
+            .map(|appended| appended.base_offset)
             .map_err(append_failure);
     }
     let mut appends: Vec<_> = batches
         .into_iter()
         .map(|batch| Some(Box::pin(log.append(batch))))
         .collect();
-    let mut results: Vec<Option<Result<u64, Failure>>> = vec![None; appends.len()];
+    let mut results: Vec<Option<Result<Offset, Failure>>> = vec![None; appends.len()];
     std::future::poll_fn(|cx| {
         // Polled in order, so their offsets are assigned in order.
         for (append, result) in appends.iter_mut().zip(results.iter_mut()) {
@@ -72,7 +72,7 @@ async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<u64, Failure> 
                 if let std::task::Poll::Ready(outcome) = future.as_mut().poll(cx) {
                     *result = Some(
                         outcome
-                            .map(|appended| appended.base_offset.0)
+                            .map(|appended| appended.base_offset)
                             .map_err(append_failure),
                     );
                     *append = None;
@@ -100,7 +100,7 @@ async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<u64, Failure> 
 /// `offset` with no timestamp should the batch not read.
 async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed {
     let fallback = Listed {
-        offset: offset.0,
+        offset,
         timestamp: -1,
     };
     let Ok(batches) = log.read(offset, 1).await else {
@@ -127,7 +127,7 @@ async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed
             .wrapping_add(record.timestamp_delta());
         if record_offset >= offset.0 && record_timestamp >= timestamp {
             return Listed {
-                offset: record_offset,
+                offset: Offset(record_offset),
                 timestamp: record_timestamp,
             };
         }
@@ -168,10 +168,7 @@ fn kafka_records(batches: Vec<Batch>) -> Result<Bytes, Failure> {
 fn unknown_partition(key: PartitionKey) -> Failure {
     Failure::new(
         ErrorKind::NoSuchPartition,
-        format!(
-            "partition {} of topic {} is not on this broker",
-            key.1, key.0
-        ),
+        format!("{key} is not on this broker"),
     )
 }
 
@@ -201,7 +198,7 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 Err(error) => Err(batch_failure(error)),
                 Ok(batches) => append_all(&log, batches).await.map(|base_offset| Produced {
                     base_offset,
-                    log_start: log.start_offset().0,
+                    log_start: log.start_offset(),
                 }),
             };
             let _ = reply.send(result);
@@ -216,7 +213,7 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 let _ = reply.send(Err(unknown_partition(key)));
                 return;
             };
-            let result = match log.read(Offset(offset), max_bytes).await {
+            let result = match log.read(offset, max_bytes).await {
                 Ok(batches) => match format {
                     WireFormat::Native => batches.into_iter().map(native_bytes).collect(),
                     WireFormat::Kafka => kafka_records(batches).map(|records| {
@@ -228,8 +225,8 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 }
                 .map(|batches| FetchOutcome {
                     batches,
-                    high_watermark: log.visible_end().0,
-                    log_start: log.start_offset().0,
+                    high_watermark: log.visible_end(),
+                    log_start: log.start_offset(),
                 }),
                 Err(error) => Err(read_failure(error)),
             };
@@ -241,7 +238,7 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
             mut reply,
         } => {
             if let Some(log) = log {
-                let data = log.wait_for_data(Offset(offset));
+                let data = log.wait_for_data(offset);
                 let timer = glommio::timer::sleep(timeout);
                 let gone = reply.cancellation();
                 futures_lite::future::or(data, futures_lite::future::or(timer, gone)).await;
@@ -254,7 +251,7 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 return;
             };
             let at = |offset: Offset| Listed {
-                offset: offset.0,
+                offset,
                 timestamp: -1,
             };
             let result = match query {
@@ -285,8 +282,8 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
         PartitionOp::Stats { reply } => {
             let result = log
                 .map(|log| PartitionStats {
-                    log_start: log.start_offset().0,
-                    log_end: log.visible_end().0,
+                    log_start: log.start_offset(),
+                    log_end: log.visible_end(),
                     size_bytes: log.size_bytes(),
                     segments: log.segment_count() as u32,
                 })
@@ -298,19 +295,15 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 let _ = reply.send(Err(unknown_partition(key)));
                 return;
             };
-            let before = before.map_or_else(|| log.visible_end(), Offset);
-            let result = log
-                .delete_records(before)
-                .await
-                .map(|start| start.0)
-                .map_err(|error| {
-                    let kind = match error {
-                        DeleteRecordsError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
-                        DeleteRecordsError::DiskFull { .. } => ErrorKind::DiskFull,
-                        _ => ErrorKind::StorageFailed,
-                    };
-                    Failure::new(kind, error.to_string())
-                });
+            let before = before.unwrap_or_else(|| log.visible_end());
+            let result = log.delete_records(before).await.map_err(|error| {
+                let kind = match error {
+                    DeleteRecordsError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
+                    DeleteRecordsError::DiskFull { .. } => ErrorKind::DiskFull,
+                    _ => ErrorKind::StorageFailed,
+                };
+                Failure::new(kind, error.to_string())
+            });
             let _ = reply.send(result);
         }
         PartitionOp::Open { dir, config, reply } => {

@@ -5,6 +5,7 @@
 use std::{rc::Rc, time::Duration};
 
 use bytes::Bytes;
+use sluice_storage::Offset;
 
 use super::{ask, gather_all, Answer, Failure, FetchOutcome, PartitionOp, Route, WireFormat};
 use crate::shard::Shard;
@@ -23,7 +24,7 @@ pub const FETCH_RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
 pub struct Target {
     pub topic: String,
     pub partition: u32,
-    pub offset: u64,
+    pub offset: Offset,
     pub max_bytes: usize,
     pub format: WireFormat,
     pub route: Result<Route, Failure>,

@@ -28,7 +28,7 @@ impl Route {
         let placed = topic.shards[partition as usize];
         Route {
             owner: shard.owner(placed),
-            key: (topic.id, partition),
+            key: PartitionKey::new(topic.id, partition),
         }
     }
 }

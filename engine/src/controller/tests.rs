@@ -1,0 +1,274 @@
+//! The controller over shards on one executor: topics and partitions made,
+//! placed, opened and replayed.
+
+use std::path::Path;
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+use super::*;
+use crate::BrokerConfig;
+use crate::{cluster_metadata::MetadataLog, partition::PartitionKey};
+
+/// `shard_count` shards on this one executor, over the metadata log in
+/// `dir`: shard 0 with the controller, the others serving their inboxes
+/// (partition ops and metadata) as a broker's shards do.
+fn shards(dir: &Path, shard_count: usize) -> Vec<Rc<Shard>> {
+    let (log, metadata) = MetadataLog::open(dir).unwrap();
+    let metadata = Arc::new(metadata);
+    let (peers, inboxes): (Vec<_>, Vec<_>) =
+        (0..shard_count).map(|_| async_channel::bounded(64)).unzip();
+    let mut log = Some(log);
+    let shards: Vec<Rc<Shard>> = (0..shard_count)
+        .map(|id| {
+            let config = BrokerConfig {
+                data_dir: dir.to_path_buf(),
+                ..BrokerConfig::default()
+            };
+            Rc::new(Shard::new(
+                id,
+                config,
+                peers.clone(),
+                metadata.clone(),
+                log.take(),
+            ))
+        })
+        .collect();
+    for (shard, inbox) in shards.iter().zip(inboxes).skip(1) {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            let shutdown = crate::shard::pump(&shard, inbox).await;
+            assert!(shutdown.is_none(), "not sent in these tests");
+        })
+        .detach();
+    }
+    shards
+}
+
+/// Ends the inbox loops `shards` started.
+fn stop(shards: Vec<Rc<Shard>>) {
+    for peer in &shards[0].peers {
+        peer.close();
+    }
+}
+
+/// What kind of failure `result` is, if it is one.
+fn code(result: Result<(), Failure>) -> Result<(), ErrorKind> {
+    result.map_err(|failure| failure.kind)
+}
+
+async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: u32) -> Result<(), ErrorKind> {
+    let (reply, answer) = oneshot::channel();
+    let topic = NewTopicSpec {
+        name: name.to_string(),
+        partitions,
+        configs: [("segment.bytes".to_string(), (1 << 20).to_string())].into(),
+    };
+    let op = ControllerOp::CreateTopics {
+        topics: vec![topic],
+        reply,
+    };
+    run(shard, op).await;
+    let mut outcomes = answer.await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    let outcome = outcomes.remove(0);
+    assert_eq!(outcome.name, name);
+    code(outcome.result)
+}
+
+async fn create_partitions(
+    shard: &Rc<Shard>,
+    name: &str,
+    count: u32,
+    validate_only: bool,
+) -> Result<(), ErrorKind> {
+    let (reply, answer) = oneshot::channel();
+    let op = ControllerOp::CreatePartitions {
+        topic: name.to_string(),
+        count,
+        validate_only,
+        reply,
+    };
+    run(shard, op).await;
+    code(answer.await.unwrap())
+}
+
+/// A block of producer ids, as (first, count).
+async fn allocate(shard: &Rc<Shard>) -> (i64, i64) {
+    let (reply, answer) = oneshot::channel();
+    run(shard, ControllerOp::AllocateProducerIds { reply }).await;
+    let block = answer.await.unwrap().unwrap();
+    assert_eq!(block.ids(), block.first.0..block.first.0 + block.count);
+    (block.first.0, block.count)
+}
+
+/// Whether partition `partition` of `topic` is open on its owner.
+async fn is_open(shard: &Rc<Shard>, topic: &TopicMeta, partition: u32) -> bool {
+    ask(shard, Route::of(shard, topic, partition), |reply| {
+        PartitionOp::Stats { reply }
+    })
+    .await
+    .is_ok()
+}
+
+fn on_executor(test: impl std::future::Future<Output = ()> + 'static) {
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .make()
+        .expect("glommio executor starts")
+        .run(test);
+}
+
+#[test]
+fn partitions_are_added_placed_opened_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    on_executor(async move {
+        let cluster = shards(&path, 2);
+        let controller = &cluster[0];
+        assert_eq!(create_topic(controller, "events", 3).await, Ok(()));
+        assert_eq!(create_topic(controller, "other", 1).await, Ok(()));
+        // Placed so far: events [0, 1, 0], other [1]; load [2, 2].
+
+        // Checked, not done.
+        assert_eq!(
+            create_partitions(controller, "events", 6, true).await,
+            Ok(())
+        );
+        assert_eq!(
+            controller
+                .metadata()
+                .topic("events")
+                .unwrap()
+                .partition_count(),
+            3
+        );
+
+        assert_eq!(
+            create_partitions(controller, "events", 6, false).await,
+            Ok(())
+        );
+        for shard in &cluster {
+            let events = shard.metadata().topic("events").unwrap().clone();
+            assert_eq!(events.shards, [0, 1, 0, 0, 1, 0].map(ShardId));
+            assert_eq!(events.configs["segment.bytes"], (1 << 20).to_string());
+        }
+        let events = controller.metadata().topic("events").unwrap().clone();
+        for partition in 0..6 {
+            assert!(
+                is_open(controller, &events, partition).await,
+                "partition {partition}"
+            );
+        }
+        // Each on its owner, and only there.
+        for (partition, owner) in events.shards.iter().enumerate() {
+            for shard in &cluster {
+                let key = PartitionKey::new(events.id, partition as u32);
+                let here = shard.partitions.borrow().contains_key(&key);
+                assert_eq!(
+                    here,
+                    shard.id == owner.0 as usize,
+                    "{key:?} on {}",
+                    shard.id
+                );
+            }
+        }
+
+        let (_, replayed) = MetadataLog::open(&path).unwrap();
+        assert_eq!(replayed, *controller.metadata());
+        stop(cluster);
+    });
+}
+
+#[test]
+fn partitions_that_cannot_be_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    on_executor(async move {
+        let cluster = shards(&path, 2);
+        let controller = &cluster[0];
+        assert_eq!(create_topic(controller, "events", 3).await, Ok(()));
+        let before = controller.metadata();
+        for validate_only in [false, true] {
+            let cases = [
+                ("events", 3, Err(ErrorKind::InvalidPartitions)),
+                ("events", 2, Err(ErrorKind::InvalidPartitions)),
+                ("events", 0, Err(ErrorKind::InvalidPartitions)),
+                (
+                    "events",
+                    PARTITIONS_PER_TOPIC_MAX + 1,
+                    Err(ErrorKind::InvalidPartitions),
+                ),
+                ("nope", 4, Err(ErrorKind::UnknownTopic)),
+            ];
+            for (name, count, error) in cases {
+                assert_eq!(
+                    create_partitions(controller, name, count, validate_only).await,
+                    error,
+                    "{name} to {count}, validate only {validate_only}"
+                );
+            }
+        }
+        assert_eq!(controller.metadata(), before);
+        let (_, replayed) = MetadataLog::open(&path).unwrap();
+        assert_eq!(replayed, *before);
+        // The most there can be is fine.
+        assert_eq!(
+            create_partitions(controller, "events", PARTITIONS_PER_TOPIC_MAX, true).await,
+            Ok(())
+        );
+        stop(cluster);
+    });
+}
+
+#[test]
+fn producer_ids_are_never_handed_out_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    on_executor(async move {
+        let cluster = shards(&path, 2);
+        assert_eq!(
+            allocate(&cluster[0]).await,
+            (PRODUCER_ID_FIRST.0, PRODUCER_IDS_PER_BLOCK)
+        );
+        let second = PRODUCER_ID_FIRST.0 + PRODUCER_IDS_PER_BLOCK;
+        assert_eq!(
+            allocate(&cluster[0]).await,
+            (second, PRODUCER_IDS_PER_BLOCK)
+        );
+        let next = second + PRODUCER_IDS_PER_BLOCK;
+        for shard in &cluster {
+            assert_eq!(shard.metadata().producer_id_next, ProducerId(next));
+        }
+        // No shutdown: what an answered allocation leaves on disk is all
+        // a restart has, as after kill -9.
+        stop(cluster);
+        let cluster = shards(&path, 1);
+        assert_eq!(cluster[0].metadata().producer_id_next, ProducerId(next));
+        assert_eq!(allocate(&cluster[0]).await, (next, PRODUCER_IDS_PER_BLOCK));
+        stop(cluster);
+    });
+}
+
+#[test]
+fn producer_ids_run_out_at_the_end_of_i64() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    {
+        let (mut log, _) = MetadataLog::open(&path).unwrap();
+        let last = i64::MAX - PRODUCER_IDS_PER_BLOCK;
+        log.append(&MetadataRecord::ProducerIdsAllocated {
+            next: ProducerId(last),
+        })
+        .unwrap();
+    }
+    on_executor(async move {
+        let cluster = shards(&path, 1);
+        let last = i64::MAX - PRODUCER_IDS_PER_BLOCK;
+        assert_eq!(allocate(&cluster[0]).await, (last, PRODUCER_IDS_PER_BLOCK));
+        let (reply, answer) = oneshot::channel();
+        run(&cluster[0], ControllerOp::AllocateProducerIds { reply }).await;
+        let failure = answer.await.unwrap().unwrap_err();
+        assert_eq!(failure.kind, ErrorKind::Internal);
+        assert_eq!(cluster[0].metadata().producer_id_next, ProducerId(i64::MAX));
+        stop(cluster);
+    });
+}

@@ -1,0 +1,155 @@
+//! The work a partition's owner is asked for ([`PartitionOp`]) and what it
+//! answers, in the engine's own types. A leaf: it knows no shard, no
+//! protocol.
+
+use std::{cell::RefCell, collections::HashMap, fmt, path::PathBuf, rc::Rc, time::Duration};
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use sluice_storage::{
+    log::{Log, LogConfig},
+    Offset, PartitionId, TopicId,
+};
+
+use crate::error::Failure;
+
+/// Identifies a partition across shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PartitionKey {
+    pub topic: TopicId,
+    pub partition: PartitionId,
+}
+
+impl PartitionKey {
+    /// The key of partition `partition` (its index in its topic) of topic
+    /// `topic`.
+    pub fn new(topic: TopicId, partition: u32) -> PartitionKey {
+        PartitionKey {
+            topic,
+            partition: PartitionId(partition),
+        }
+    }
+}
+
+impl fmt::Display for PartitionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "partition {} of topic {}", self.partition, self.topic)
+    }
+}
+
+/// The partitions one shard owns, by key: on that shard only.
+pub type Partitions = RefCell<HashMap<PartitionKey, Rc<Log>>>;
+
+/// What a fetch read from one partition.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOutcome {
+    /// Native: one `Bytes` per batch. Kafka: the batches one after another
+    /// in one `Bytes` (a partition's `records` as Kafka answers them), or
+    /// none.
+    pub batches: Vec<Bytes>,
+    pub high_watermark: Offset,
+    pub log_start: Offset,
+}
+
+/// A partition's vital figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartitionStats {
+    pub log_start: Offset,
+    pub log_end: Offset,
+    pub size_bytes: u64,
+    pub segments: u32,
+}
+
+/// The protocol a batch came in or goes out in. Batches are stored as they
+/// came; a reader in the other protocol gets them converted by the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// A Sluice batch, native payload.
+    Native,
+    /// A Kafka RecordBatch v2.
+    Kafka,
+}
+
+/// Where a produced batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    pub base_offset: Offset,
+    pub log_start: Offset,
+}
+
+/// Which offset a ListOffsets asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetQuery {
+    /// The log start.
+    Earliest,
+    /// The log end: the next offset to be written.
+    Latest,
+    /// The first record at or after this time (ms since the epoch).
+    Timestamp(i64),
+    /// The first record with the largest timestamp.
+    MaxTimestamp,
+}
+
+/// An offset found by ListOffsets, and for one found by time the timestamp
+/// of its record (-1 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub offset: Offset,
+    pub timestamp: i64,
+}
+
+/// The answer channel of an op: every op answers a result, so that an owner
+/// that stopped first answers `ShuttingDown` the same way for all.
+pub type Reply<T> = oneshot::Sender<Result<T, Failure>>;
+
+/// Work on one partition, done on its owner shard.
+pub enum PartitionOp {
+    /// Appends `batches` in order, all or none: every one is checked before
+    /// any is appended. Answers where the first landed.
+    Produce {
+        batches: Vec<Bytes>,
+        format: WireFormat,
+        reply: Reply<Produced>,
+    },
+    Fetch {
+        offset: Offset,
+        max_bytes: usize,
+        format: WireFormat,
+        reply: Reply<FetchOutcome>,
+    },
+    /// Resolves when data is readable at `offset`, the timeout passes, or
+    /// the asker goes away.
+    WaitForData {
+        offset: Offset,
+        timeout: Duration,
+        reply: Reply<()>,
+    },
+    ListOffset {
+        query: OffsetQuery,
+        reply: Reply<Option<Listed>>,
+    },
+    Stats {
+        reply: Reply<PartitionStats>,
+    },
+    /// Moves the log start up to `before` (`None`: the high watermark);
+    /// answers the new log start.
+    DeleteRecords {
+        before: Option<Offset>,
+        reply: Reply<Offset>,
+    },
+    Open {
+        dir: PathBuf,
+        config: LogConfig,
+        reply: Reply<()>,
+    },
+    /// Closes the partition's log for good: its topic is being deleted,
+    /// and the controller then deletes the topic's directory, with the
+    /// partition's in it.
+    Remove {
+        reply: Reply<()>,
+    },
+    SetConfig {
+        config: LogConfig,
+        reply: Reply<()>,
+    },
+}
