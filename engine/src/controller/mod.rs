@@ -260,24 +260,33 @@ async fn create_topic(
         .cloned()
         .expect("a topic is in the metadata its record led to");
 
+    open_then_install(shard, &meta, 0..partitions, &config, next).await?;
+    tracing::info!(topic = %meta.name, partitions = meta.partition_count(), "topic created");
+    Ok(())
+}
+
+/// Opens `partitions` of `topic` on their owners with `config`, then
+/// installs `next` (the metadata that names them) on every shard, whether
+/// or not every partition opened: the record naming them is durable
+/// already. The first failure to open, if any.
+async fn open_then_install(
+    shard: &Rc<Shard>,
+    topic: &TopicMeta,
+    partitions: Range<u32>,
+    config: &LogConfig,
+    next: Metadata,
+) -> Result<(), Failure> {
     let data_dir = &shard.config.data_dir;
-    let first_failure = on_partitions(shard, &meta, 0..partitions, |partition, reply| {
+    let opened = on_partitions(shard, topic, partitions, |partition, reply| {
         PartitionOp::Open {
-            dir: meta.partition_dir(data_dir, partition),
+            dir: topic.partition_dir(data_dir, partition),
             config: config.clone(),
             reply,
         }
     })
-    .await
-    .err();
+    .await;
     broadcast(shard, Arc::new(next)).await;
-    match first_failure {
-        None => {
-            tracing::info!(topic = %meta.name, partitions = meta.partition_count(), "topic created");
-            Ok(())
-        }
-        Some(failure) => Err(failure),
-    }
+    opened
 }
 
 async fn delete_topic(
@@ -406,29 +415,14 @@ async fn create_partitions(
         grown.partition_count()
     );
 
-    let data_dir = &shard.config.data_dir;
-    let first_failure = on_partitions(shard, &grown, current..count, |partition, reply| {
-        PartitionOp::Open {
-            dir: grown.partition_dir(data_dir, partition),
-            config: config.clone(),
-            reply,
-        }
-    })
-    .await
-    .err();
-    broadcast(shard, Arc::new(next)).await;
-    match first_failure {
-        None => {
-            tracing::info!(
-                topic = name,
-                from = current,
-                to = count,
-                "partitions created"
-            );
-            Ok(())
-        }
-        Some(failure) => Err(failure),
-    }
+    open_then_install(shard, &grown, current..count, &config, next).await?;
+    tracing::info!(
+        topic = name,
+        from = current,
+        to = count,
+        "partitions created"
+    );
+    Ok(())
 }
 
 /// Hands out the next [`PRODUCER_IDS_PER_BLOCK`] producer ids, once the end

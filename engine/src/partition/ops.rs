@@ -153,3 +153,21 @@ pub enum PartitionOp {
         reply: Reply<()>,
     },
 }
+
+impl PartitionOp {
+    /// Answers `failure` without doing the op: its partition is not there.
+    /// A wait for data ends at once (none will come there).
+    pub fn refuse(self, failure: Failure) {
+        match self {
+            PartitionOp::Produce { reply, .. } => drop(reply.send(Err(failure))),
+            PartitionOp::Fetch { reply, .. } => drop(reply.send(Err(failure))),
+            PartitionOp::WaitForData { reply, .. } => drop(reply.send(Ok(()))),
+            PartitionOp::ListOffset { reply, .. } => drop(reply.send(Err(failure))),
+            PartitionOp::Stats { reply } => drop(reply.send(Err(failure))),
+            PartitionOp::DeleteRecords { reply, .. } => drop(reply.send(Err(failure))),
+            PartitionOp::Open { reply, .. }
+            | PartitionOp::Remove { reply }
+            | PartitionOp::SetConfig { reply, .. } => drop(reply.send(Err(failure))),
+        }
+    }
+}

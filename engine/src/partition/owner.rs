@@ -173,19 +173,52 @@ fn unknown_partition(key: PartitionKey) -> Failure {
 }
 
 /// Runs one partition op on the owner shard, whose partitions `partitions`
-/// holds.
+/// holds. An op for a partition it does not hold is refused
+/// (`NoSuchPartition`), except opening it.
 pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
     let log = partitions.borrow().get(&key).cloned();
+    match (op, log) {
+        (PartitionOp::Open { dir, config, reply }, log) => {
+            let result = if log.is_some() {
+                Ok(())
+            } else {
+                match Log::open(&dir, config).await {
+                    Ok(log) => {
+                        partitions.borrow_mut().insert(key, Rc::new(log));
+                        Ok(())
+                    }
+                    Err(error) => {
+                        tracing::error!(dir = %dir.display(), %error, "partition did not open");
+                        Err(Failure::new(ErrorKind::StorageFailed, error.to_string()))
+                    }
+                }
+            };
+            let _ = reply.send(result);
+        }
+        (PartitionOp::Remove { reply }, _) => {
+            let removed = partitions.borrow_mut().remove(&key);
+            let result = match removed {
+                Some(log) => log
+                    .close()
+                    .await
+                    .map_err(|failure| Failure::new(ErrorKind::StorageFailed, failure.to_string())),
+                None => Ok(()),
+            };
+            let _ = reply.send(result);
+        }
+        (op, Some(log)) => on_log(&log, op).await,
+        (op, None) => op.refuse(unknown_partition(key)),
+    }
+}
+
+/// Runs an op on the partition's log. Opening and removing are [`run`]'s.
+async fn on_log(log: &Rc<Log>, op: PartitionOp) {
     match op {
         PartitionOp::Produce {
             batches,
             format,
             reply,
         } => {
-            let Some(log) = log else {
-                let _ = reply.send(Err(unknown_partition(key)));
-                return;
-            };
             // The one check of a foreign batch: on arrival at its owner.
             let checked: Result<Vec<Batch>, BatchError> = batches
                 .into_iter()
@@ -196,7 +229,7 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 .collect();
             let result = match checked {
                 Err(error) => Err(batch_failure(error)),
-                Ok(batches) => append_all(&log, batches).await.map(|base_offset| Produced {
+                Ok(batches) => append_all(log, batches).await.map(|base_offset| Produced {
                     base_offset,
                     log_start: log.start_offset(),
                 }),
@@ -209,10 +242,6 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
             format,
             reply,
         } => {
-            let Some(log) = log else {
-                let _ = reply.send(Err(unknown_partition(key)));
-                return;
-            };
             let result = match log.read(offset, max_bytes).await {
                 Ok(batches) => match format {
                     WireFormat::Native => batches.into_iter().map(native_bytes).collect(),
@@ -237,19 +266,13 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
             timeout,
             mut reply,
         } => {
-            if let Some(log) = log {
-                let data = log.wait_for_data(offset);
-                let timer = glommio::timer::sleep(timeout);
-                let gone = reply.cancellation();
-                futures_lite::future::or(data, futures_lite::future::or(timer, gone)).await;
-            }
+            let data = log.wait_for_data(offset);
+            let timer = glommio::timer::sleep(timeout);
+            let gone = reply.cancellation();
+            futures_lite::future::or(data, futures_lite::future::or(timer, gone)).await;
             let _ = reply.send(Ok(()));
         }
         PartitionOp::ListOffset { query, reply } => {
-            let Some(log) = log else {
-                let _ = reply.send(Err(unknown_partition(key)));
-                return;
-            };
             let at = |offset: Offset| Listed {
                 offset,
                 timestamp: -1,
@@ -260,7 +283,7 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 OffsetQuery::Timestamp(timestamp) => {
                     match log.offset_for_timestamp(timestamp).await {
                         Ok(Some(offset)) => {
-                            Ok(Some(record_at_or_after(&log, offset, timestamp).await))
+                            Ok(Some(record_at_or_after(log, offset, timestamp).await))
                         }
                         Ok(None) => Ok(None),
                         Err(error) => Err(read_failure(error)),
@@ -271,7 +294,7 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 OffsetQuery::MaxTimestamp => match log.max_timestamp() {
                     None => Ok(None),
                     Some(max) => match log.offset_for_timestamp(max).await {
-                        Ok(Some(offset)) => Ok(Some(record_at_or_after(&log, offset, max).await)),
+                        Ok(Some(offset)) => Ok(Some(record_at_or_after(log, offset, max).await)),
                         Ok(None) => Ok(None),
                         Err(error) => Err(read_failure(error)),
                     },
@@ -280,21 +303,14 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
             let _ = reply.send(result);
         }
         PartitionOp::Stats { reply } => {
-            let result = log
-                .map(|log| PartitionStats {
-                    log_start: log.start_offset(),
-                    log_end: log.visible_end(),
-                    size_bytes: log.size_bytes(),
-                    segments: log.segment_count() as u32,
-                })
-                .ok_or_else(|| unknown_partition(key));
-            let _ = reply.send(result);
+            let _ = reply.send(Ok(PartitionStats {
+                log_start: log.start_offset(),
+                log_end: log.visible_end(),
+                size_bytes: log.size_bytes(),
+                segments: log.segment_count() as u32,
+            }));
         }
         PartitionOp::DeleteRecords { before, reply } => {
-            let Some(log) = log else {
-                let _ = reply.send(Err(unknown_partition(key)));
-                return;
-            };
             let before = before.unwrap_or_else(|| log.visible_end());
             let result = log.delete_records(before).await.map_err(|error| {
                 let kind = match error {
@@ -306,42 +322,14 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
             });
             let _ = reply.send(result);
         }
-        PartitionOp::Open { dir, config, reply } => {
-            let result = if log.is_some() {
-                Ok(())
-            } else {
-                match Log::open(&dir, config).await {
-                    Ok(log) => {
-                        partitions.borrow_mut().insert(key, Rc::new(log));
-                        Ok(())
-                    }
-                    Err(error) => {
-                        tracing::error!(dir = %dir.display(), %error, "partition did not open");
-                        Err(Failure::new(ErrorKind::StorageFailed, error.to_string()))
-                    }
-                }
-            };
-            let _ = reply.send(result);
-        }
-        PartitionOp::Remove { reply } => {
-            let removed = partitions.borrow_mut().remove(&key);
-            let result = match removed {
-                Some(log) => log
-                    .close()
-                    .await
-                    .map_err(|failure| Failure::new(ErrorKind::StorageFailed, failure.to_string())),
-                None => Ok(()),
-            };
-            let _ = reply.send(result);
-        }
         PartitionOp::SetConfig { config, reply } => {
-            let result = match log {
-                None => Err(unknown_partition(key)),
-                Some(log) => log
-                    .set_config(config)
-                    .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string())),
-            };
+            let result = log
+                .set_config(config)
+                .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()));
             let _ = reply.send(result);
+        }
+        PartitionOp::Open { .. } | PartitionOp::Remove { .. } => {
+            unreachable!("opening and removing a partition are run's own")
         }
     }
 }
