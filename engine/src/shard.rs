@@ -19,7 +19,10 @@ use sluice_storage::ShardId;
 use crate::{
     cluster_metadata::Metadata,
     controller::state::Controller,
-    partition::{self, PartitionKey, PartitionOp, Partitions},
+    partition::{
+        ops::{PartitionKey, PartitionOp, Partitions},
+        owner,
+    },
     BrokerConfig,
 };
 
@@ -52,7 +55,7 @@ pub struct Shard {
     /// block from the controller at a time.
     pub producer_ids: RefCell<std::ops::Range<i64>>,
     /// The consumer groups this shard coordinates.
-    pub groups: crate::coordinator::Coordinator,
+    pub groups: crate::coordinator::state::Coordinator,
 }
 
 impl Shard {
@@ -106,10 +109,8 @@ pub async fn pump(
         match message {
             ShardMessage::Partition(key, op) => {
                 let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    partition::owner::run(&shard.partitions, key, op).await
-                })
-                .detach();
+                glommio::spawn_local(async move { owner::run(&shard.partitions, key, op).await })
+                    .detach();
             }
             ShardMessage::Metadata(metadata, ack) => {
                 *shard.metadata.borrow_mut() = metadata;

@@ -20,7 +20,10 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use kafka_protocol::{messages::ConsumerProtocolSubscription, protocol::Decodable};
 
-use super::{Committer, Group, GroupError, GroupState};
+use super::{
+    error::GroupError,
+    state::{Committer, Group, GroupState},
+};
 
 /// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
 pub const SESSION_TIMEOUT_MIN: Duration = Duration::from_secs(6);

@@ -32,7 +32,7 @@ use std::{
 use super::{
     assignor::{flatten, unflatten, Assignor, Partitions, TopicId, TopicPartition},
     error::GroupError,
-    Committer, Group, OffsetToCommit,
+    state::{Committer, Group, OffsetToCommit},
 };
 
 /// Members of one consumer-protocol group at most: the assignors' work

@@ -12,10 +12,11 @@ use sluice_storage::{
     Offset,
 };
 
-use super::{
-    ErrorKind, Failure, FetchOutcome, Listed, OffsetQuery, PartitionKey, PartitionOp,
-    PartitionStats, Partitions, Produced, WireFormat,
+use super::ops::{
+    FetchOutcome, Listed, OffsetQuery, PartitionKey, PartitionOp, PartitionStats, Partitions,
+    Produced, WireFormat,
 };
+use crate::error::{ErrorKind, Failure};
 
 fn append_failure(error: AppendError) -> Failure {
     match error {
