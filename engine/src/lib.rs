@@ -20,6 +20,7 @@ mod controller;
 mod groups;
 mod handlers;
 mod kafka;
+mod listeners;
 mod metadata;
 mod metrics;
 mod request_latency;
@@ -29,4 +30,5 @@ mod topic_config;
 
 pub use broker::{run, Broker, EngineError};
 pub use config::BrokerConfig;
+pub use listeners::{ListenAddrs, ReadyFileError};
 pub use topic_config::TOPIC_CONFIGS;
