@@ -2,25 +2,28 @@
 //! Kafka service, started by the test in a temporary directory: the Kafka
 //! driver's check until Sluice's own Kafka listener is in (`kafka_run.rs`).
 //!
-//! Skipped, saying so, where noida-db is not installed as
-//! `bench/peers/noida.sh install` installs it (under `$PEERS_DIR`, default
-//! `/opt/sluice-bench-peers`).
+//! Where noida-db is not installed as `bench/peers/noida.sh install`
+//! installs it (under `$PEERS_DIR`, default `/opt/sluice-bench-peers`) the
+//! test fails under `SLUICE_REQUIRE_PEERS=1` (as in CI) and is otherwise
+//! skipped, saying so.
+//!
+//! The server chooses its port (`--kafka-port 0`) and prints it.
 
 mod common;
 
 use std::{
-    net::TcpStream,
+    io::{BufRead, BufReader},
     path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::Duration,
 };
 
+use common::{peer_installed, Server};
 use sluice_bench::{run::available_cores, DriverKind, RunOptions, Workload};
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+/// How long the server may take to print where it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The binary pip installed: `<venv>/lib/python3.*/site-packages/noida_db/noida-db`.
 fn noida_binary() -> Option<PathBuf> {
@@ -33,42 +36,52 @@ fn noida_binary() -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// The server, killed when the test ends however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// The Kafka service's address, from the line `  kafka   HOST:PORT` that
+/// the server prints once it listens. Its standard output is drained to
+/// the end, so that the server never blocks on a full pipe.
+fn kafka_address(server: &mut Server) -> String {
+    let stdout = server.0.stdout.take().expect("piped stdout");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            // Nobody listens once the address is found.
+            let _ = lines_tx.send(line);
+        }
+    });
+    loop {
+        let line = lines
+            .recv_timeout(START_TIMEOUT)
+            .unwrap_or_else(|_| panic!("noida-db printed no Kafka address in {START_TIMEOUT:?}"));
+        let mut words = line.split_whitespace();
+        if words.next() == Some("kafka") {
+            return words.next().expect("an address after kafka").to_string();
+        }
     }
 }
 
 #[test]
 fn a_short_run_against_a_kafka_compatible_peer() {
-    let Some(binary) = noida_binary() else {
-        eprintln!("skipped: noida-db is not installed (bench/peers/noida.sh install)");
+    let binary = noida_binary();
+    let installed = binary.is_some();
+    if !peer_installed("noida-db", installed, "bench/peers/noida.sh install") {
         return;
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let server = Server(
-        Command::new(binary)
+    let mut server = Server(
+        Command::new(binary.expect("installed"))
             .arg("start")
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--host", "127.0.0.1", "--only", "kafka"])
-            .args(["--kafka-port", &port.to_string()])
-            .stdout(Stdio::null())
+            .args(["--kafka-port", "0"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("noida-db starts"),
     );
-    let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&address).is_err() {
-        assert!(Instant::now() < deadline, "noida-db never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let address = kafka_address(&mut server);
+    server.wait_until_listening("noida-db", &address);
 
     let workload = Workload::parse(
         r#"

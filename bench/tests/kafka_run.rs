@@ -8,23 +8,19 @@ use std::time::Duration;
 use sluice_bench::{run::available_cores, DriverKind, RunOptions, Workload};
 use sluice_engine::{Broker, BrokerConfig};
 
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 #[test]
 fn a_short_run_against_sluice_over_the_kafka_protocol() {
     let dir = tempfile::tempdir().unwrap();
-    let kafka_addr = free_addr();
+    // The kernel chooses the ports; the broker says which.
     let broker = Broker::start(BrokerConfig {
         data_dir: dir.path().to_path_buf(),
-        native_addr: free_addr(),
-        kafka_addr: Some(kafka_addr.clone()),
+        native_addr: "127.0.0.1:0".into(),
+        kafka_addr: Some("127.0.0.1:0".into()),
         cores: Some(1),
         ..BrokerConfig::default()
     })
     .expect("broker starts");
+    let kafka_addr = broker.addrs().kafka.expect("a Kafka listener").to_string();
 
     let workload = Workload::parse(
         r#"

@@ -8,7 +8,8 @@ use std::time::Duration;
 use sluice_bench::{run::available_cores, DriverKind, RunOptions, RunResult, Workload};
 use sluice_engine::{Broker, BrokerConfig};
 
-fn free_addr() -> String {
+/// An address where nothing listens: a port the kernel gave and took back.
+fn unused_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
 }
@@ -16,14 +17,15 @@ fn free_addr() -> String {
 #[test]
 fn a_short_run_against_a_real_broker() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
     let broker = Broker::start(BrokerConfig {
         data_dir: dir.path().to_path_buf(),
-        native_addr: addr.clone(),
+        // The kernel chooses the port; the broker says which.
+        native_addr: "127.0.0.1:0".into(),
         cores: Some(1),
         ..BrokerConfig::default()
     })
     .expect("broker starts");
+    let addr = broker.addrs().native.to_string();
 
     let workload = Workload::parse(
         r#"
@@ -97,7 +99,7 @@ fn an_unreachable_broker_is_an_error_not_a_hang() {
     let error = sluice_bench::run(RunOptions {
         workload,
         driver: DriverKind::Native,
-        brokers: free_addr(),
+        brokers: unused_addr(),
         cores: vec![0],
         drain: Duration::from_secs(1),
         progress: false,

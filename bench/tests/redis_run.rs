@@ -1,48 +1,33 @@
 //! A short real run of the `redis` driver against a `redis-server` started
 //! by the test, durable (`appendfsync always`), in a temporary directory.
 //!
-//! Skipped, saying so, where `redis-server` is not installed (Debian
-//! package `redis-server`).
+//! Where `redis-server` is not installed (Debian package `redis-server`)
+//! the test fails under `SLUICE_REQUIRE_PEERS=1` (as in CI) and is
+//! otherwise skipped, saying so.
+//!
+//! Redis cannot choose its own port and report it (port 0 turns its TCP
+//! listener off), so it is given one the kernel handed out and took back.
 
 mod common;
 
 use std::{
     net::TcpStream,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
+use common::{peer_installed, runs, unused_port, Server};
 use sluice_bench::{run::available_cores, DriverKind, RunOptions, Workload};
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// The server, killed when the test ends however it ends.
-struct RedisServer(Child);
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_short_run_against_a_real_redis() {
-    if Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!("skipped: redis-server is not installed (apt-get install -y redis-server)");
+    let installed = runs("redis-server", &["--version"]);
+    if !peer_installed("redis-server", installed, "apt-get install -y redis-server") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let server = RedisServer(
+    let port = unused_port();
+    let mut server = Server(
         Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .arg("--dir")
@@ -54,11 +39,7 @@ fn a_short_run_against_a_real_redis() {
             .expect("redis-server starts"),
     );
     let address = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(&address).is_err() {
-        assert!(Instant::now() < deadline, "redis-server never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.wait_until_listening("redis-server", &address);
 
     let workload = Workload::parse(
         r#"

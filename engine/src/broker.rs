@@ -13,6 +13,7 @@ use sluice_storage::log::Log;
 
 use crate::{
     cluster_metadata::{Metadata, MetadataError, MetadataLog},
+    listeners::{ListenAddrs, Listeners, ReadyFile},
     partition::PartitionKey,
     server,
     shard::{self, Shard, ShardMessage},
@@ -49,6 +50,11 @@ pub enum EngineError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("ready file {path}: {source}")]
+    ReadyFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a shard reports once it has opened its partitions and listens.
@@ -62,6 +68,7 @@ struct Ready {
 pub struct Broker {
     inboxes: Vec<async_channel::Sender<ShardMessage>>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    addrs: ListenAddrs,
     /// Held while the broker runs: one broker per data directory.
     _lock: std::fs::File,
 }
@@ -91,50 +98,6 @@ fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, EngineErro
     Ok(file)
 }
 
-/// How long start-up waits for a port to be let go. A broker killed with
-/// SIGKILL holds its listening socket a little past its exit: io_uring tears
-/// down the ring, and the files it references, after the process is gone.
-const PORT_RELEASE_WAIT: Duration = Duration::from_secs(5);
-
-/// Every shard listens with SO_REUSEPORT, which would also let a second
-/// broker share the port unnoticed, splitting connections between two sets
-/// of data. So: while anything accepts connections there, wait (a killed
-/// broker's socket goes away by itself), and refuse if it does not go. A
-/// plain bind is no test: the sockets a killed broker leaves closing make it
-/// fail for a while.
-fn check_port_free(addr: &str) -> Result<(), EngineError> {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
-    let in_use = |source: std::io::Error| EngineError::Listen {
-        addr: addr.to_string(),
-        source,
-    };
-    let mut targets: Vec<_> = addr.to_socket_addrs().map_err(in_use)?.collect();
-    for target in &mut targets {
-        if target.ip().is_unspecified() {
-            target.set_ip(match target.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            });
-        }
-    }
-    let deadline = Instant::now() + PORT_RELEASE_WAIT;
-    loop {
-        let listening = targets.iter().any(|target| {
-            std::net::TcpStream::connect_timeout(target, Duration::from_millis(200)).is_ok()
-        });
-        if !listening {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(in_use(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("something still listens there after {PORT_RELEASE_WAIT:?}"),
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 impl Broker {
     /// Starts every shard, recovers every partition (in parallel across
     /// shards), and returns once all shards listen.
@@ -158,13 +121,7 @@ impl Broker {
                 path: config.data_dir.clone(),
                 source,
             })?;
-        check_port_free(&config.native_addr)?;
-        if let Some(kafka_addr) = &config.kafka_addr {
-            check_port_free(kafka_addr)?;
-        }
-        if let Some(admin_addr) = &config.admin_addr {
-            check_port_free(admin_addr)?;
-        }
+        let mut listeners = Listeners::resolve(&mut config)?;
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
         sluice_storage::deleter::set_pace(config.delete_bytes_per_s);
         delete_what_no_topic_owns(&config.data_dir, &metadata);
@@ -180,12 +137,17 @@ impl Broker {
             let peers = senders.clone();
             let metadata = metadata.clone();
             let metadata_log = if id == 0 { metadata_log.take() } else { None };
+            let admin = if id == 0 {
+                listeners.take_admin()
+            } else {
+                None
+            };
             let ready = ready_sender.clone();
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % available))
                 .name(&format!("shard-{id}"))
                 .spawn(move || async move {
                     let shard = Rc::new(Shard::new(id, config, peers, metadata, metadata_log));
-                    shard_main(shard, inbox, ready).await;
+                    shard_main(shard, inbox, admin, ready).await;
                 });
             match spawned {
                 Ok(handle) => threads.push(handle),
@@ -201,6 +163,7 @@ impl Broker {
         let broker = Broker {
             inboxes: senders,
             threads,
+            addrs: listeners.addrs,
             _lock: lock,
         };
         let mut partitions = 0;
@@ -237,7 +200,14 @@ impl Broker {
             recovered_in_ms = started.elapsed().as_millis() as u64,
             "sluice is serving"
         );
+        // Every shard has bound the ports that were held for them.
+        drop(listeners);
         Ok(broker)
+    }
+
+    /// The addresses the broker listens on, ports of 0 resolved.
+    pub fn addrs(&self) -> &ListenAddrs {
+        &self.addrs
     }
 
     /// Graceful shutdown: every shard stops accepting, lets requests in
@@ -268,10 +238,17 @@ pub fn run(config: BrokerConfig) -> Result<(), EngineError> {
         iterator::Signals,
     };
     let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(EngineError::Signals)?;
+    let ready_file = ReadyFile::clear(config.ready_file.clone())?;
     let broker = Broker::start(config)?;
+    if let Err(error) = ready_file.write(broker.addrs()) {
+        broker.stop();
+        return Err(error);
+    }
     if let Some(signal) = signals.forever().next() {
         tracing::info!(signal, "shutting down");
     }
+    // Gone before the listeners close: the file says the broker serves.
+    drop(ready_file);
     broker.stop();
     Ok(())
 }
@@ -279,6 +256,7 @@ pub fn run(config: BrokerConfig) -> Result<(), EngineError> {
 async fn shard_main(
     shard: Rc<Shard>,
     inbox: async_channel::Receiver<ShardMessage>,
+    admin: Option<std::net::TcpListener>,
     ready: mpsc::Sender<Result<Ready, EngineError>>,
 ) {
     let started = Instant::now();
@@ -343,18 +321,10 @@ async fn shard_main(
             listener,
         ))
     });
-    let admin_acceptor = match bind_admin(&shard) {
-        Ok(listener) => listener.map(|listener| {
-            glommio::spawn_local(crate::admin_http::accept_loop(shard.clone(), listener))
-        }),
-        Err(reason) => {
-            let _ = ready.send(Err(EngineError::ShardStart {
-                shard: shard.id,
-                reason,
-            }));
-            return;
-        }
-    };
+    let admin_acceptor = admin.map(|listener| {
+        let listener = crate::listeners::admin_listener(listener);
+        glommio::spawn_local(crate::admin_http::accept_loop(shard.clone(), listener))
+    });
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
     let ticking = shard.clone();
     let group_ticks =
@@ -375,21 +345,6 @@ async fn shard_main(
     shutdown(&shard).await;
     if let Some(ack) = stopped {
         let _ = ack.send(());
-    }
-}
-
-/// The admin HTTP listener: on shard 0 only, if `admin_addr` is set. One
-/// socket, so bound without SO_REUSEPORT: a second broker on the same
-/// address fails to start instead of sharing it.
-fn bind_admin(shard: &Shard) -> Result<Option<TcpListener>, String> {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    match shard.config.admin_addr.as_deref() {
-        Some(addr) if shard.id == 0 => std::net::TcpListener::bind(addr)
-            // SAFETY: the descriptor of a bound, listening socket, whose
-            // ownership `into_raw_fd` gave up.
-            .map(|listener| Some(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }))
-            .map_err(|error| format!("cannot listen on {addr}: {error}")),
-        _ => Ok(None),
     }
 }
 

@@ -18,6 +18,10 @@ pub struct BrokerConfig {
     pub kafka_advertised_addr: Option<String>,
     /// HOST:PORT of the admin HTTP listener (`/metrics`); `None`: none.
     pub admin_addr: Option<String>,
+    /// Where [`crate::run`] writes the addresses it listens on once it
+    /// serves (see [`crate::ListenAddrs::write_ready_file`]); a port of 0
+    /// in any address above is one the kernel chooses, found there.
+    pub ready_file: Option<PathBuf>,
     /// Whether a Kafka Metadata or Produce request for an unknown topic
     /// creates it (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
@@ -69,6 +73,7 @@ impl Default for BrokerConfig {
             kafka_advertised_addr: None,
             // Off for an embedded broker; `sluice serve` listens on 9644.
             admin_addr: None,
+            ready_file: None,
             auto_create_topics: true,
             auto_create_partitions: 4,
             cores: None,

@@ -73,6 +73,7 @@ mod controller;
 mod coordinator;
 mod error;
 mod kafka;
+mod listeners;
 mod metrics;
 mod native;
 mod partition;
@@ -83,4 +84,5 @@ mod topic_config;
 
 pub use broker::{run, Broker, EngineError};
 pub use config::BrokerConfig;
+pub use listeners::{ListenAddrs, ReadyFileError};
 pub use topic_config::TOPIC_CONFIGS;

@@ -12,20 +12,22 @@ use sluice_net::native::{
 };
 use sluice_storage::batch::{Batch, BatchBuilder, BatchHeader};
 
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
+/// The native listener binds this: the kernel chooses the port, the same
+/// for every shard, and the broker says which.
+const ANY_PORT: &str = "127.0.0.1:0";
 
+/// A broker on `dir` and the address it listens on.
 fn start(dir: &std::path::Path, cores: usize) -> (Broker, String) {
-    let addr = free_addr();
     let config = BrokerConfig {
         data_dir: dir.to_path_buf(),
-        native_addr: addr.clone(),
+        native_addr: ANY_PORT.into(),
         cores: Some(cores),
         ..BrokerConfig::default()
     };
-    (Broker::start(config).expect("broker starts"), addr)
+    let broker = Broker::start(config).expect("broker starts");
+    let addr = broker.addrs().native.to_string();
+    assert_ne!(broker.addrs().native.port(), 0);
+    (broker, addr)
 }
 
 fn batch(values: &[&str]) -> Batch {
@@ -235,7 +237,7 @@ fn a_second_broker_on_the_same_port_or_directory_is_refused() {
     assert!(refused.to_string().contains(&addr), "{refused}");
     let same_dir = BrokerConfig {
         data_dir: dir.path().to_path_buf(),
-        native_addr: free_addr(),
+        native_addr: ANY_PORT.into(),
         cores: Some(1),
         ..BrokerConfig::default()
     };

@@ -4,24 +4,26 @@
 //! directory as a crash leaves it, and a child process killed with SIGKILL)
 //! and later retention.
 //!
-//! The kill test's child is this test binary run again with `--exact` on
-//! [`kill_child_deletes_until_killed`] and [`CHILD_DIR_ENV`] set; without
-//! that variable the child test does nothing.
+//! The kill test's child is this test binary run again as `--child
+//! deletes_until_killed <dir> <seed>`: the binary has its own `main`
+//! (`harness = false`), which runs the child or the tests, so the child is
+//! never counted as a test. Its kill moments and the child's choices come
+//! from a seed the test prints; `SLUICE_TEST_SEED=<seed>` makes them again.
 
+#[macro_use]
 mod common;
 
-use common::run;
+use common::{harness::ReportingChild, run, seeded_rng};
 
 use std::{
-    fs::File,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     os::unix::process::ExitStatusExt,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::ExitCode,
     time::{Duration, Instant},
 };
 
-use rand::Rng;
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use sluice_storage::{
     batch::{Batch, BatchBuilder},
     log::{
@@ -30,6 +32,23 @@ use sluice_storage::{
     },
     Offset,
 };
+
+fn main() -> ExitCode {
+    common::harness::main(
+        &tests![
+            reads_below_the_new_start_are_refused_and_whole_segments_leave_the_disk,
+            the_start_survives_a_close_and_reopen,
+            a_crash_between_the_checkpoint_and_the_deletion_leaves_the_start_and_retention_deletes_the_rest,
+            deleting_to_the_end_empties_the_log_and_appends_go_on_at_the_same_offsets,
+            under_the_interval_policy_the_start_waits_for_the_log_to_be_durable,
+            retention_after_a_move_never_takes_the_start_back_and_moves_it_on,
+            producers_of_deleted_records_are_remembered_after_a_crash,
+            a_damaged_checkpoint_keeps_the_log_closed,
+            the_start_survives_sigkill,
+        ],
+        &children![deletes_until_killed],
+    )
+}
 
 /// Records per batch: batch `tag` holds offsets `4 * tag ..= 4 * tag + 3`
 /// when batches are appended in tag order from 0.
@@ -164,7 +183,6 @@ async fn check_start(log: &Log, start: Offset) {
     }
 }
 
-#[test]
 fn reads_below_the_new_start_are_refused_and_whole_segments_leave_the_disk() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
@@ -238,7 +256,6 @@ fn reads_below_the_new_start_are_refused_and_whole_segments_leave_the_disk() {
     });
 }
 
-#[test]
 fn the_start_survives_a_close_and_reopen() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
@@ -275,7 +292,6 @@ fn copy_as_crashed(from: &Path, to: &Path) {
     }
 }
 
-#[test]
 fn a_crash_between_the_checkpoint_and_the_deletion_leaves_the_start_and_retention_deletes_the_rest()
 {
     run(|| async {
@@ -310,7 +326,6 @@ fn a_crash_between_the_checkpoint_and_the_deletion_leaves_the_start_and_retentio
     });
 }
 
-#[test]
 fn deleting_to_the_end_empties_the_log_and_appends_go_on_at_the_same_offsets() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
@@ -344,7 +359,6 @@ fn deleting_to_the_end_empties_the_log_and_appends_go_on_at_the_same_offsets() {
     });
 }
 
-#[test]
 fn under_the_interval_policy_the_start_waits_for_the_log_to_be_durable() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
@@ -374,7 +388,6 @@ fn under_the_interval_policy_the_start_waits_for_the_log_to_be_durable() {
     });
 }
 
-#[test]
 fn retention_after_a_move_never_takes_the_start_back_and_moves_it_on() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
@@ -417,7 +430,6 @@ fn retention_after_a_move_never_takes_the_start_back_and_moves_it_on() {
     });
 }
 
-#[test]
 fn producers_of_deleted_records_are_remembered_after_a_crash() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
@@ -457,7 +469,6 @@ fn producers_of_deleted_records_are_remembered_after_a_crash() {
     });
 }
 
-#[test]
 fn a_damaged_checkpoint_keeps_the_log_closed() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
@@ -480,13 +491,6 @@ fn a_damaged_checkpoint_keeps_the_log_closed() {
 
 // The kill test.
 
-/// Set in the child's environment to the log directory; its presence is
-/// what makes the child test act.
-const CHILD_DIR_ENV: &str = "SLUICE_DELETE_RECORDS_CHILD_DIR";
-const CHILD_TEST_NAME: &str = "kill_child_deletes_until_killed";
-/// Starts every line the child reports (the harness prints on the same
-/// stdout).
-const REPORT_MARK: &str = "sluice-delete-records: ";
 /// Kills per run, on the same directory.
 const ROUNDS: u64 = 12;
 /// The kill comes this long after the child's first report.
@@ -501,20 +505,21 @@ const FIRST_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 fn report(line: std::fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_fmt(format_args!("{REPORT_MARK}{line}\n"))
+        .write_fmt(format_args!("{line}\n"))
         .and_then(|()| stdout.flush())
         .expect("stdout is the parent's pipe");
 }
 
 /// The child: appends batches tagged with their own base offset / RECORDS,
-/// and after every few moves the start to a random offset up to the end,
-/// printing `ack <base>`, `request <before>` and `moved <start>` as each
-/// completes, until killed.
-#[test]
-fn kill_child_deletes_until_killed() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        return;
+/// and after every few moves the start to a random offset up to the end
+/// (chosen by the seed it is given), printing `ack <base>`, `request
+/// <before>` and `moved <start>` as each completes, until killed.
+fn deletes_until_killed(args: &[String]) {
+    let [dir, seed] = args else {
+        panic!("the child takes <dir> <seed>, not {args:?}");
     };
+    let dir = dir.clone();
+    let seed: u64 = seed.parse().expect("the seed is a number");
     run(move || async move {
         let log = Log::open(&dir, config())
             .await
@@ -524,7 +529,7 @@ fn kill_child_deletes_until_killed() {
             log.start_offset(),
             log.end_offset()
         ));
-        let mut rng = rand::rng();
+        let mut rng = StdRng::seed_from_u64(seed);
         let deadline = Instant::now() + CHILD_LIFETIME_MAX;
         let mut appended = 0;
         while Instant::now() < deadline {
@@ -553,83 +558,34 @@ fn kill_child_deletes_until_killed() {
     });
 }
 
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs the child on `dir`, kills it `kill_delay_ms` after its first
-/// report, and returns the whole lines it printed.
-fn run_child(dir: &Path, kill_delay_ms: u64, stderr_path: &Path) -> Vec<String> {
-    let child = Command::new(std::env::current_exe().expect("the test binary's path"))
-        .args([
-            "--exact",
-            CHILD_TEST_NAME,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR_ENV, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(File::create(stderr_path).expect("stderr file"))
-        .spawn()
-        .expect("child starts");
-    let mut child = ChildGuard(child);
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut stdout = BufReader::new(stdout);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match stdout.read_until(b'\n', &mut line) {
-                // A line cut short by the kill was never a whole report.
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.last() != Some(&b'\n') => return,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-                    if let Some((_, report)) = text.split_once(REPORT_MARK) {
-                        if lines_tx.send(report.to_owned()).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    });
+/// Runs the child on `dir` with `seed`, kills it `kill_delay_ms` after its
+/// first report, and returns the whole lines it printed.
+fn run_child(dir: &Path, seed: u64, kill_delay_ms: u64, stderr_path: &Path) -> Vec<String> {
+    let args = [dir.display().to_string(), seed.to_string()];
+    let mut child = ReportingChild::spawn("deletes_until_killed", &args, stderr_path);
     let mut printed = Vec::new();
-    match lines.recv_timeout(FIRST_REPORT_TIMEOUT) {
-        Ok(line) => printed.push(line),
-        Err(_) => {
+    match child.next_line(FIRST_REPORT_TIMEOUT) {
+        Some(line) => printed.push(line),
+        None => {
             let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
             panic!("no report from the child; stderr:\n{stderr}");
         }
     }
     std::thread::sleep(Duration::from_millis(kill_delay_ms));
-    child.0.kill().expect("SIGKILL the child");
-    let status = child.0.wait().expect("reap the child");
+    let status = child.kill();
     if status.signal() != Some(libc::SIGKILL) {
         let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
         panic!("the child ended before the kill: {status:?}; stderr:\n{stderr}");
     }
-    printed.extend(lines.iter());
-    reader.join().expect("stdout reader");
+    printed.extend(child.rest());
     printed
 }
 
-#[test]
 fn the_start_survives_sigkill() {
-    if std::env::var_os(CHILD_DIR_ENV).is_some() {
-        return;
-    }
+    let mut rng = seeded_rng("the_start_survives_sigkill");
     let temp = tempfile::tempdir().expect("temporary directory");
     let dir = temp.path().join("partition");
     let stderr_path = temp.path().join("child.stderr");
-    let mut rng = rand::rng();
     // What must hold after a kill: the start last acknowledged (or found by
     // the parent), the highest offset acknowledged.
     let mut acknowledged_start = Offset(0);
@@ -637,7 +593,7 @@ fn the_start_survives_sigkill() {
     let mut moves = 0;
     for round in 0..ROUNDS {
         let kill_delay_ms = rng.random_range(KILL_DELAY_MS_MIN..=KILL_DELAY_MS_MAX);
-        let printed = run_child(&dir, kill_delay_ms, &stderr_path);
+        let printed = run_child(&dir, rng.random(), kill_delay_ms, &stderr_path);
         let mut requested = None;
         for line in &printed {
             let (word, value) = line.split_once(' ').expect("a report has a value");

@@ -6,8 +6,10 @@
 //!
 //! Each test mounts its own filesystem: an ext4 image on a loop device (the
 //! real O_DIRECT path), or a tmpfs (where glommio turns direct I/O off).
-//! Mounting needs root and a loop device; without them a test says why on
-//! stderr and passes without running: the only skip.
+//! Mounting needs root and a loop device. Without them a test fails under
+//! `SLUICE_REQUIRE_MOUNTS=1` (as in CI, which runs as root), and is
+//! otherwise skipped with a line on the process's stderr (which the test
+//! harness does not capture) saying why: the only skip.
 
 mod common;
 
@@ -17,6 +19,7 @@ use std::{
     cell::{Cell, RefCell},
     collections::BTreeMap,
     future::Future,
+    io::Write,
     os::fd::AsRawFd,
     path::{Path, PathBuf},
     process::Command,
@@ -55,6 +58,9 @@ const FILL_BYTES_MAX: u64 = 4 * EXT4_IMAGE_BYTES;
 const APPENDS_WHILE_FULL: u64 = 20;
 /// Appended after freeing space: well under the freed filler.
 const APPEND_AFTER_FREEING_BYTES: usize = 2 * 1024 * 1024;
+/// Set to `1` (as `.ci/run` does) to make a test that cannot mount its
+/// filesystem fail instead of skipping.
+const REQUIRE_MOUNTS_ENV: &str = "SLUICE_REQUIRE_MOUNTS";
 /// No single log operation in these tests may take longer.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_BYTES_MAX: usize = 1024 * 1024;
@@ -187,7 +193,8 @@ impl SmallFilesystem {
         })
     }
 
-    /// Mounts `kind`, or says why not and returns `None`: the test skips.
+    /// Mounts `kind`, or says why not and returns `None`: the test skips
+    /// (or fails, under [`REQUIRE_MOUNTS_ENV`]).
     fn mount_or_skip(kind: Filesystem, test: &str) -> Option<SmallFilesystem> {
         SmallFilesystem::mount_sized_or_skip(kind, EXT4_IMAGE_BYTES, Turn::take(false), test)
     }
@@ -200,8 +207,15 @@ impl SmallFilesystem {
     ) -> Option<SmallFilesystem> {
         match SmallFilesystem::mount_sized(kind, image_bytes, turn) {
             Ok(filesystem) => Some(filesystem),
+            Err(reason) if std::env::var(REQUIRE_MOUNTS_ENV).as_deref() == Ok("1") => {
+                panic!("{test}: cannot mount {kind:?} and {REQUIRE_MOUNTS_ENV}=1: {reason}")
+            }
             Err(reason) => {
-                eprintln!("{test}: skipped, cannot mount {kind:?}: {reason}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: {test}: cannot mount {kind:?} (root and a loop device needed): \
+                     {reason}; {REQUIRE_MOUNTS_ENV}=1 makes this a failure"
+                );
                 None
             }
         }
@@ -503,28 +517,40 @@ async fn append_after_freeing(
     }
 }
 
-/// Closes `log`, lets glommio close its files, and opens the log again.
-///
-/// `Log::close` leaves the segment files to be closed by glommio at its next
-/// I/O cycle (a dropped `DmaFile` is closed asynchronously); the short sleep
-/// is that cycle, so no descriptor of the old log outlives it.
-async fn close_and_reopen(log: Log, dir: &Path, config: &LogConfig, when: &str) -> Log {
+/// The files under `dir` that this process has open.
+fn open_files_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd lists")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .collect()
+}
+
+/// Closes `log` and checks that it left none of its files open: a file
+/// left open would keep a deleted file's space and the mount busy.
+async fn close_and_check(log: Log, when: &str) {
+    let dir = log.dir();
     within(&format!("close {when}"), log.close())
         .await
         .unwrap_or_else(|failure| panic!("close {when}: {failure}"));
     drop(log);
-    glommio::timer::sleep(Duration::from_millis(1)).await;
+    let open = open_files_under(&dir);
+    assert!(
+        open.is_empty(),
+        "files still open after the close {when}: {open:?}"
+    );
+}
+
+/// Closes `log` (leaving none of its files open) and opens it again.
+async fn close_and_reopen(log: Log, dir: &Path, config: &LogConfig, when: &str) -> Log {
+    close_and_check(log, when).await;
     within(&format!("reopen {when}"), Log::open(dir, config.clone()))
         .await
         .unwrap_or_else(|error| panic!("the log does not reopen {when}: {error}"))
 }
 
 async fn close_for_good(log: Log) {
-    within("the last close", log.close())
-        .await
-        .expect("the last close");
-    drop(log);
-    glommio::timer::sleep(Duration::from_millis(1)).await;
+    close_and_check(log, "at the end").await;
 }
 
 /// The space a log may hold in reserve when it reports the disk full: one

@@ -12,24 +12,26 @@
 //! is that of the log, that resending a producer's last batches gets their
 //! original offsets and stores nothing, and that its next sequence appends.
 //!
-//! The child is this test binary run again with `--exact` on
-//! [`kill_child_appends_until_killed`] (or
-//! [`kill_child_produces_until_killed`]) and [`CHILD_DIR_ENV`] set; without
-//! that variable the child tests do nothing.
+//! The kill moments are random, from a seed each test prints first;
+//! `SLUICE_TEST_SEED=<seed>` makes the same choices again.
+//!
+//! The child is this test binary run again as `--child
+//! appends_until_killed <dir> <round>` (or `produces_until_killed`): the
+//! binary has its own `main` (`harness = false`), which runs a child or the
+//! tests, so a child is never counted as a test.
 
+#[macro_use]
 mod common;
 
-use common::run;
+use common::{harness::ReportingChild, run, seeded_rng};
 
 use std::{
     collections::HashMap,
-    fs::File,
-    io::{BufRead, BufReader, Write},
+    io::Write,
     os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::ExitCode,
     rc::Rc,
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -40,16 +42,15 @@ use sluice_storage::{
     Offset,
 };
 
-/// Set in the child's environment to the log directory; its presence is
-/// what makes the child test act.
-const CHILD_DIR_ENV: &str = "SLUICE_KILL_CHILD_DIR";
-/// The round number, so tags are unique across children.
-const CHILD_ROUND_ENV: &str = "SLUICE_KILL_CHILD_ROUND";
-const CHILD_TEST_NAME: &str = "kill_child_appends_until_killed";
-const PRODUCER_CHILD_TEST_NAME: &str = "kill_child_produces_until_killed";
-/// Starts every line the child reports. The test harness prints on the same
-/// stdout (`test <name> ... ` has no newline), so reports are found by it.
-const REPORT_MARK: &str = "sluice-kill: ";
+fn main() -> ExitCode {
+    common::harness::main(
+        &tests![
+            acknowledged_batches_survive_sigkill,
+            idempotent_producers_survive_sigkill,
+        ],
+        &children![appends_until_killed, produces_until_killed],
+    )
+}
 
 /// Kills per run: each recovers the previous child's log, so later rounds
 /// recover a log of many segments.
@@ -191,24 +192,29 @@ impl Ack {
 fn report(line: std::fmt::Arguments<'_>) {
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_fmt(format_args!("{REPORT_MARK}{line}\n"))
+        .write_fmt(format_args!("{line}\n"))
         .and_then(|()| stdout.flush())
         .expect("stdout is the parent's pipe");
+}
+
+/// The arguments of a child: the log directory and the round number (so
+/// that tags are unique across children).
+fn child_args(args: &[String]) -> (PathBuf, u64) {
+    match args {
+        [dir, round] => (
+            PathBuf::from(dir),
+            round.parse().expect("the round is a number"),
+        ),
+        _ => panic!("a child takes <dir> <round>, not {args:?}"),
+    }
 }
 
 /// The child: appends from several tasks until killed (or until its
 /// lifetime runs out), printing `open <end>` once and `ack <base> <last>
 /// <tag>` per acknowledged batch.
-#[test]
-fn kill_child_appends_until_killed() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        return;
-    };
-    let round: u64 = std::env::var(CHILD_ROUND_ENV)
-        .expect("the round is set with the directory")
-        .parse()
-        .expect("the round is a number");
-    run(move || append_until_killed(PathBuf::from(dir), round));
+fn appends_until_killed(args: &[String]) {
+    let (dir, round) = child_args(args);
+    run(move || append_until_killed(dir, round));
 }
 
 async fn append_until_killed(dir: PathBuf, round: u64) {
@@ -244,16 +250,6 @@ async fn append_until_killed(dir: PathBuf, round: u64) {
     }
 }
 
-/// Kills the child if the parent fails before it does.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// What one round saw from its child.
 struct Round {
     opened_at: u64,
@@ -263,84 +259,44 @@ struct Round {
     child_ms: u128,
 }
 
-/// Starts the child test `child_test` on `dir`, kills it `kill_delay_ms`
-/// after its first acknowledgement, and returns everything it printed whole:
-/// where it opened the log and its acknowledgements, each checked to be of
-/// this round and above where it opened.
-fn run_child(
-    child_test: &str,
-    dir: &Path,
-    round: u64,
-    kill_delay_ms: u64,
-    stderr_path: &Path,
-) -> Round {
+/// Starts the child `child` on `dir`, kills it `kill_delay_ms` after its
+/// first acknowledgement, and returns everything it printed whole: where it
+/// opened the log and its acknowledgements, each checked to be of this round
+/// and above where it opened.
+fn run_child(child: &str, dir: &Path, round: u64, kill_delay_ms: u64, stderr_path: &Path) -> Round {
     let started = Instant::now();
-    let child = Command::new(std::env::current_exe().expect("the test binary's path"))
-        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR_ENV, dir)
-        .env(CHILD_ROUND_ENV, round.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(File::create(stderr_path).expect("stderr file"))
-        .spawn()
-        .expect("child starts");
-    let mut child = ChildGuard(child);
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut stdout = BufReader::new(stdout);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match stdout.read_until(b'\n', &mut line) {
-                // A line cut short by the kill was never a whole report.
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.last() != Some(&b'\n') => return,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-                    let Some((_, report)) = text.split_once(REPORT_MARK) else {
-                        continue;
-                    };
-                    if lines_tx.send(report.to_owned()).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    let child_failed = |child: &mut ChildGuard, why: &str| -> ! {
-        let _ = child.0.kill();
-        let status = child.0.wait();
+    let args = [dir.display().to_string(), round.to_string()];
+    let mut child = ReportingChild::spawn(child, &args, stderr_path);
+    let child_failed = |child: &mut ReportingChild, why: &str| -> ! {
+        let status = child.kill();
         let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
         panic!("round {round}: {why}; child status {status:?}, stderr:\n{stderr}");
     };
 
     let mut printed = Vec::new();
     loop {
-        match lines.recv_timeout(FIRST_ACK_TIMEOUT) {
-            Ok(line) => {
+        match child.next_line(FIRST_ACK_TIMEOUT) {
+            Some(line) => {
                 let is_ack = line.starts_with("ack ");
                 printed.push(line);
                 if is_ack {
                     break;
                 }
             }
-            Err(_) => child_failed(&mut child, "no acknowledgement from the child"),
+            None => child_failed(&mut child, "no acknowledgement from the child"),
         }
     }
     std::thread::sleep(Duration::from_millis(kill_delay_ms));
-    if child.0.try_wait().ok().flatten().is_some() {
+    if child.has_exited() {
         child_failed(&mut child, "the child exited before the kill");
     }
-    child.0.kill().expect("SIGKILL the child");
-    let status = child.0.wait().expect("reap the child");
+    let status = child.kill();
     if status.signal() != Some(libc::SIGKILL) {
         // It exited between the check above and the kill.
         child_failed(&mut child, "the child exited before the kill");
     }
     let child_ms = started.elapsed().as_millis();
-    printed.extend(lines.iter());
-    reader.join().expect("stdout reader");
+    printed.extend(child.rest());
 
     let opened_at = printed
         .iter()
@@ -500,22 +456,24 @@ fn check_log(dir: PathBuf, mut expected: Expected) -> (Found, Expected) {
     })
 }
 
-#[test]
 fn acknowledged_batches_survive_sigkill() {
-    if std::env::var_os(CHILD_DIR_ENV).is_some() {
-        return;
-    }
+    let mut rng = seeded_rng("acknowledged_batches_survive_sigkill");
     let started = Instant::now();
     let temp = tempfile::tempdir().expect("temporary directory");
     let dir = temp.path().join("partition");
     let stderr_path = temp.path().join("child.stderr");
-    let mut rng = rand::rng();
     let mut expected = Expected::default();
     let mut end_offset = 0;
     let mut unacknowledged_batches = 0;
     for round in 0..ROUNDS {
         let kill_delay_ms = rng.random_range(KILL_DELAY_MS_MIN..=KILL_DELAY_MS_MAX);
-        let child = run_child(CHILD_TEST_NAME, &dir, round, kill_delay_ms, &stderr_path);
+        let child = run_child(
+            "appends_until_killed",
+            &dir,
+            round,
+            kill_delay_ms,
+            &stderr_path,
+        );
         assert_eq!(
             child.opened_at, end_offset,
             "round {round}: the child opened the log at {} but the parent left it at {end_offset}",
@@ -536,7 +494,7 @@ fn acknowledged_batches_survive_sigkill() {
         );
         unacknowledged_batches = found.batches - expected.acks.len();
         println!(
-            "round {round:2}: killed {kill_delay_ms:3} ms after the first ack ({} ms child), \
+            "appends round {round:2}: killed {kill_delay_ms:3} ms after the first ack ({} ms child), \
              {round_acks:4} acks; log [0, {}): {} batches ({unacknowledged_batches} written \
              but never acknowledged), {} KiB, {} segments; checked in {} ms",
             child.child_ms,
@@ -607,16 +565,9 @@ impl ProducerAck {
 /// The producer child: one task per producer, each appending its next batch
 /// once the previous is acknowledged, from where the recovered log says the
 /// producer is (or from the start of a new epoch), until killed.
-#[test]
-fn kill_child_produces_until_killed() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        return;
-    };
-    let round: u64 = std::env::var(CHILD_ROUND_ENV)
-        .expect("the round is set with the directory")
-        .parse()
-        .expect("the round is a number");
-    run(move || produce_until_killed(PathBuf::from(dir), round));
+fn produces_until_killed(args: &[String]) {
+    let (dir, round) = child_args(args);
+    run(move || produce_until_killed(dir, round));
 }
 
 async fn produce_until_killed(dir: PathBuf, round: u64) {
@@ -890,21 +841,17 @@ fn check_producers(dir: PathBuf, round: u64, mut expected: ProducerExpected) -> 
     })
 }
 
-#[test]
 fn idempotent_producers_survive_sigkill() {
-    if std::env::var_os(CHILD_DIR_ENV).is_some() {
-        return;
-    }
+    let mut rng = seeded_rng("idempotent_producers_survive_sigkill");
     let started = Instant::now();
     let temp = tempfile::tempdir().expect("temporary directory");
     let dir = temp.path().join("partition");
     let stderr_path = temp.path().join("child.stderr");
-    let mut rng = rand::rng();
     let mut expected = ProducerExpected::default();
     for round in 0..PRODUCER_ROUNDS {
         let kill_delay_ms = rng.random_range(KILL_DELAY_MS_MIN..=KILL_DELAY_MS_MAX);
         let child = run_child(
-            PRODUCER_CHILD_TEST_NAME,
+            "produces_until_killed",
             &dir,
             round,
             kill_delay_ms,
@@ -921,7 +868,7 @@ fn idempotent_producers_survive_sigkill() {
         }
         expected = check_producers(dir.clone(), round, expected);
         println!(
-            "round {round:2}: killed {kill_delay_ms:3} ms after the first ack ({} ms child), \
+            "producers round {round:2}: killed {kill_delay_ms:3} ms after the first ack ({} ms child), \
              {acks:4} acks, {} acknowledged in all",
             child.child_ms,
             expected.acks.len()

@@ -60,6 +60,14 @@ pub struct ServeArgs {
     /// Shards, one per core [default: every available core].
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,
+    /// Once the broker serves, write the addresses it listens on to FILE
+    /// (written whole, by a rename): lines `native_addr=HOST:PORT`,
+    /// `kafka_addr=HOST:PORT` and `admin_addr=HOST:PORT` (`off` for a
+    /// listener there is not). With a port of 0 the kernel chooses one,
+    /// the same for every shard; this file says which. Removed at a
+    /// graceful stop.
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -412,10 +420,13 @@ mod tests {
             "0.0.0.0:9",
             "--cores",
             "2",
+            "--ready-file",
+            "/tmp/x/ready",
         ])
         .unwrap() else {
             panic!("not serve")
         };
+        assert_eq!(args.ready_file, Some(PathBuf::from("/tmp/x/ready")));
         assert_eq!(args.data_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(args.native_addr.as_deref(), Some("0.0.0.0:9"));
         assert_eq!(args.cores, Some(2));

@@ -83,6 +83,9 @@ config_layer! {
     kafka_advertised_addr: String,
     /// HOST:PORT of the admin HTTP listener (`/metrics`), or `off`.
     admin_addr: String,
+    /// A file written once the broker serves, with the addresses it
+    /// listens on (a port of 0 in an address: one the kernel chooses).
+    ready_file: PathBuf,
     /// Whether Kafka Metadata and Produce create unknown topics.
     auto_create_topics: bool,
     /// Partitions of a topic created automatically.
@@ -173,6 +176,9 @@ impl ConfigLayer {
             } else {
                 Some(host_port("admin_addr", admin_addr)?)
             };
+        }
+        if let Some(path) = self.ready_file {
+            config.ready_file = Some(path);
         }
         if let Some(auto_create) = self.auto_create_topics {
             config.auto_create_topics = auto_create;
@@ -378,6 +384,7 @@ mod tests {
         let layer = ConfigLayer::from_env(&env).unwrap();
         let config = layer.apply(BrokerConfig::default()).unwrap();
         assert_eq!(config.broker_id, 7);
+        assert_eq!(config.ready_file, Some(PathBuf::from("7")));
         assert_eq!(config.cores, Some(7));
         assert_eq!(config.default_partitions, 7);
         assert_eq!(config.connection_idle_timeout, Duration::from_millis(7));

@@ -68,9 +68,11 @@ fn produce_across_a_restart(restart: Restart) {
             producer.poll(Duration::from_millis(10));
         }
         match restart {
-            Restart::Sigterm => broker.restart(),
-            Restart::Sigkill => broker.restart_after_kill9(),
+            Restart::Sigterm => broker.stop(),
+            Restart::Sigkill => broker.kill9(),
         }
+        // The producer knows the broker by its address only.
+        broker.spawn_on_the_same_ports();
         restarted = true;
     });
     assert!(restarted);

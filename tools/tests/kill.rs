@@ -1,5 +1,7 @@
 //! `kill -9` while 4 producers write with acks=all, 20 times: after each
-//! restart every acknowledged record is there, in place, with no gap.
+//! restart every acknowledged record is there, in place, with no gap. The
+//! kill moments come from a seed the test prints; `SLUICE_TEST_SEED=<seed>`
+//! makes them again.
 
 mod common;
 
@@ -32,6 +34,7 @@ fn value(producer: usize, sequence: u64, index: usize) -> Vec<u8> {
 
 #[test]
 fn acknowledged_records_survive_kill_9() {
+    let mut rng = seeded_rng("acknowledged_records_survive_kill_9");
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path(), 2);
     create_topic(&mut broker.connect(), TOPIC, PARTITIONS);
@@ -73,7 +76,7 @@ fn acknowledged_records_survive_kill_9() {
                 })
             })
             .collect();
-        let delay = rand::rng().random_range(20..300);
+        let delay = rng.random_range(20..300);
         std::thread::sleep(Duration::from_millis(delay));
         broker.restart_after_kill9();
         stop.store(true, Ordering::Relaxed);

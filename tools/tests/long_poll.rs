@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use sluice_net::native::ErrorCode;
 
+/// How long a fetch may take to reach the broker and wait there.
+const PARK_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[test]
 fn a_waiting_consumer_gets_the_record_within_5_ms_of_its_ack() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), 2);
+    // The admin listener says when the fetch waits (a request in flight).
+    let broker = Broker::start_with(dir.path(), 2, &[("SLUICE_ADMIN_ADDR", ANY_PORT)]);
     create_topic(&mut broker.connect(), "tail", 2);
     let mut producer = broker.connect();
     let mut gaps = Vec::new();
@@ -29,8 +33,15 @@ fn a_waiting_consumer_gets_the_record_within_5_ms_of_its_ack() {
             assert_eq!(batches(&fetched.batch_bytes())[0].base_offset().0, offset);
             received
         });
-        // Let the fetch reach the broker and park at the log end.
-        std::thread::sleep(Duration::from_millis(20));
+        // The fetch has reached the broker and waits at the log end.
+        let deadline = Instant::now() + PARK_TIMEOUT;
+        while broker.requests_in_flight() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the fetch never waited"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let batch = batch_of(&[format!("record {round}").into_bytes()]).into_bytes();
         let produced = produce(&mut producer, "tail", partition, batch).unwrap();
         let acknowledged = Instant::now();

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{batch_of, create_topic, free_addr, produce, Broker, SLUICE};
+use common::{batch_of, create_topic, produce, Broker, ANY_PORT, SLUICE};
 use rdkafka::{
     consumer::{CommitMode, Consumer},
     Offset, TopicPartitionList,
@@ -231,8 +231,8 @@ fn commit(broker: &Broker, group: &str, topic: &str, offsets: &[(i32, i64)]) {
 }
 
 fn start(dir: &std::path::Path, cores: usize) -> (Broker, String) {
-    let admin = free_addr();
-    let broker = Broker::start_with(dir, cores, &[("SLUICE_ADMIN_ADDR", &admin)]);
+    let broker = Broker::start_with(dir, cores, &[("SLUICE_ADMIN_ADDR", ANY_PORT)]);
+    let admin = broker.admin_addr.clone().expect("an admin listener");
     (broker, admin)
 }
 
@@ -522,7 +522,7 @@ fn a_taken_admin_port_stops_the_start() {
     let output = Command::new(SLUICE)
         .args(["serve", "--data-dir"])
         .arg(dir.path())
-        .args(["--native-addr", &free_addr(), "--kafka-addr", "off"])
+        .args(["--native-addr", ANY_PORT, "--kafka-addr", "off"])
         .args(["--admin-addr", &admin, "--cores", "1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

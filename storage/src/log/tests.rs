@@ -303,8 +303,8 @@ fn interval_policy_acknowledges_at_once_and_syncs_on_its_schedule() {
         // Visible at once, before any sync.
         assert_eq!(log.visible_end(), Offset(100));
         assert_eq!(log.read(Offset(99), 1).await.unwrap().len(), 1);
-        glommio::timer::sleep(Duration::from_millis(60)).await;
-        assert_eq!(log.durable_end(), Offset(100));
+        let durable = || log.durable_end() == Offset(100);
+        eventually("never synced to the end", Duration::from_secs(10), durable).await;
         assert!(
             faults.syncs() < 20,
             "{} syncs for 100 appends",
@@ -525,7 +525,9 @@ fn a_waiting_reader_wakes_on_the_append_itself() {
                 std::time::Instant::now()
             })
         };
-        glommio::timer::sleep(Duration::from_millis(20)).await;
+        // The reader is waiting (its waker is registered) before the append.
+        let waiting = || !log.state.borrow().waiters.is_empty();
+        eventually("the reader never waited", Duration::from_secs(10), waiting).await;
         log.append(batch(0, 1, 10, 0)).await.unwrap();
         let acknowledged = std::time::Instant::now();
         let woke = waiter.await;

@@ -17,6 +17,7 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
         kafka_advertised_addr: args.kafka_advertised_addr,
         admin_addr: args.admin_addr,
         cores: args.cores,
+        ready_file: args.ready_file,
         ..ConfigLayer::default()
     };
     let env: HashMap<String, String> = std::env::vars()

@@ -1,5 +1,6 @@
 //! What the black-box tests share: the built `sluice` binary started as a
-//! broker on a free port, and the native protocol over blocking sockets.
+//! broker on ports the kernel chooses (found in its ready file), and the
+//! native protocol over blocking sockets.
 
 #![allow(dead_code)]
 
@@ -11,6 +12,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use sluice_engine::ListenAddrs;
 use sluice_net::native::{
     blocking::{BlockingError, Connection},
     messages::*,
@@ -20,22 +22,32 @@ use sluice_storage::batch::{Batch, BatchBuilder, BatchHeader};
 
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
-pub fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
+/// Every listener of a test's broker binds this: the kernel chooses the
+/// port, and the broker says which in its ready file.
+pub const ANY_PORT: &str = "127.0.0.1:0";
 
-/// A `sluice serve` process on a free port.
+/// How long a broker may take to start serving.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `sluice serve` process, its listeners on ports the kernel chose. A
+/// restart (`spawn` again) gets new ports, and the addresses here are
+/// those of the running process.
 pub struct Broker {
     pub child: Option<Child>,
+    /// The native protocol listener.
     pub addr: String,
     /// The Kafka protocol listener.
     pub kafka_addr: String,
+    /// The admin HTTP listener, if `env` turns it on (`SLUICE_ADMIN_ADDR`;
+    /// port 0 is fine).
+    pub admin_addr: Option<String>,
     pub dir: PathBuf,
     pub cores: usize,
     pub env: Vec<(String, String)>,
     /// Where the process runs; `dir` may be relative to it.
     pub working_dir: Option<PathBuf>,
+    /// Holds the ready file, outside the data directory.
+    ready_dir: tempfile::TempDir,
 }
 
 impl Broker {
@@ -44,38 +56,71 @@ impl Broker {
     }
 
     pub fn start_with(dir: &Path, cores: usize, env: &[(&str, &str)]) -> Broker {
-        let mut broker = Broker {
-            child: None,
-            addr: free_addr(),
-            kafka_addr: free_addr(),
-            dir: dir.to_path_buf(),
-            cores,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            working_dir: None,
-        };
+        let mut broker = Broker::new(dir.to_path_buf(), cores, env, None);
         broker.spawn();
         broker
     }
 
     /// A broker run from `working_dir` with a relative data directory.
     pub fn start_relative(working_dir: &Path, data_dir: &str, cores: usize) -> Broker {
-        let mut broker = Broker {
-            child: None,
-            addr: free_addr(),
-            kafka_addr: free_addr(),
-            dir: PathBuf::from(data_dir),
+        let mut broker = Broker::new(
+            PathBuf::from(data_dir),
             cores,
-            env: Vec::new(),
-            working_dir: Some(working_dir.to_path_buf()),
-        };
+            &[],
+            Some(working_dir.to_path_buf()),
+        );
         broker.spawn();
         broker
     }
 
+    fn new(
+        dir: PathBuf,
+        cores: usize,
+        env: &[(&str, &str)],
+        working_dir: Option<PathBuf>,
+    ) -> Broker {
+        Broker {
+            child: None,
+            addr: ANY_PORT.to_string(),
+            kafka_addr: ANY_PORT.to_string(),
+            admin_addr: None,
+            dir,
+            cores,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            working_dir,
+            ready_dir: tempfile::tempdir().expect("a directory for the ready file"),
+        }
+    }
+
+    fn ready_file(&self) -> PathBuf {
+        self.ready_dir.path().join("ready")
+    }
+
+    /// Starts the process on new ports and waits until it serves.
     pub fn spawn(&mut self) {
+        self.spawn_on(ANY_PORT.to_string(), ANY_PORT.to_string());
+    }
+
+    /// Starts the process on the ports the last one had, for a test whose
+    /// client knows no other address (a Kafka producer across a restart).
+    /// The only port that a test binds by number: between the old
+    /// process's end and the new one's bind, another may take it.
+    pub fn spawn_on_the_same_ports(&mut self) {
+        self.spawn_on(self.addr.clone(), self.kafka_addr.clone());
+    }
+
+    fn spawn_on(&mut self, addr: String, kafka_addr: String) {
+        assert!(self.child.is_none(), "the broker is running");
+        // The last process's file says nothing of the next one.
+        match std::fs::remove_file(self.ready_file()) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                panic!("removing the last ready file: {error}")
+            }
+            _ => {}
+        }
         let mut command = Command::new(SLUICE);
         if let Some(working_dir) = &self.working_dir {
             command.current_dir(working_dir);
@@ -85,14 +130,15 @@ impl Broker {
             .arg(&self.dir)
             .args([
                 "--native-addr",
-                &self.addr,
+                &addr,
                 "--kafka-addr",
-                &self.kafka_addr,
+                &kafka_addr,
                 "--cores",
                 &self.cores.to_string(),
+                "--ready-file",
             ])
-            // No admin listener unless a test asks for one: every broker
-            // of a test run would want the same default port.
+            .arg(self.ready_file())
+            // No admin listener unless a test asks for one.
             .env("SLUICE_ADMIN_ADDR", "off")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(
@@ -103,28 +149,31 @@ impl Broker {
             .spawn()
             .expect("sluice serve starts");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(mut conn) = Connection::open(&self.addr, Duration::from_secs(5)) {
-                let hello = ApiVersionsRequest {
-                    client: "test".into(),
-                };
-                if conn
-                    .call::<ApiVersionsResponse>(ApiKey::ApiVersions, &hello)
-                    .is_ok()
-                {
-                    return;
-                }
-            }
+        let addrs = self.wait_until_ready();
+        self.addr = addrs.native.to_string();
+        self.kafka_addr = addrs
+            .kafka
+            .expect("the broker has a Kafka listener")
+            .to_string();
+        self.admin_addr = addrs.admin.map(|addr| addr.to_string());
+    }
+
+    /// Waits for the ready file, which the broker writes (whole) once every
+    /// shard serves.
+    fn wait_until_ready(&mut self) -> ListenAddrs {
+        let path = self.ready_file();
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !path.exists() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("sluice serve exited while starting: {status}");
             }
             assert!(
                 Instant::now() < deadline,
-                "sluice serve did not start listening"
+                "sluice serve did not start serving within {START_TIMEOUT:?}"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
+        ListenAddrs::read_ready_file(&path).expect("the ready file reads")
     }
 
     /// SIGKILL: no chance to flush or close anything.
@@ -155,6 +204,31 @@ impl Broker {
     pub fn restart_after_kill9(&mut self) {
         self.kill9();
         self.spawn();
+    }
+
+    /// Requests being served, over every shard (a fetch parked at the log
+    /// end is one), from `/metrics` on the admin listener (which a test
+    /// turns on with `SLUICE_ADMIN_ADDR`).
+    pub fn requests_in_flight(&self) -> u64 {
+        use std::io::Read;
+        let admin = self
+            .admin_addr
+            .as_ref()
+            .expect("the broker has an admin listener");
+        let mut stream = std::net::TcpStream::connect(admin).expect("the admin listener accepts");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .expect("request sent");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("an answer");
+        answer
+            .lines()
+            .filter(|line| line.starts_with("sluice_shard_requests_in_flight{"))
+            .map(|line| {
+                let (_, value) = line.rsplit_once(' ').expect("a sample has a value");
+                value.parse::<u64>().expect("a count")
+            })
+            .sum()
     }
 
     pub fn connect(&self) -> Connection {
@@ -202,6 +276,25 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Set to a seed printed by a test to make the same random choices again.
+pub const SEED_ENV: &str = "SLUICE_TEST_SEED";
+
+/// The random choices of `test` (kill moments and the like): from the seed
+/// in [`SEED_ENV`] if it is set, else from a new one; printed either way,
+/// so that a failure can be replayed.
+pub fn seeded_rng(test: &str) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    let seed = match std::env::var(SEED_ENV) {
+        Ok(seed) => seed
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{SEED_ENV}={seed:?} is not a u64")),
+        Err(_) => rand::random(),
+    };
+    println!("{test}: seed {seed} ({SEED_ENV}={seed} replays it)");
+    rand::rngs::StdRng::seed_from_u64(seed)
 }
 
 pub fn create_topic(conn: &mut Connection, name: &str, partitions: u32) {
