@@ -14,6 +14,7 @@ use sluice_storage::log::Log;
 use crate::{
     cluster_metadata::{Metadata, MetadataError, MetadataLog},
     listeners::{ListenAddrs, Listeners, ReadyFile},
+    node_identity::{IdentityError, NodeIdentity},
     partition::PartitionKey,
     server,
     shard::{self, Shard, ShardMessage},
@@ -50,6 +51,8 @@ pub enum EngineError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     #[error("ready file {path}: {source}")]
     ReadyFile {
         path: std::path::PathBuf,
@@ -121,11 +124,13 @@ impl Broker {
                 path: config.data_dir.clone(),
                 source,
             })?;
+        let identity = NodeIdentity::load_or_create(&config.data_dir, config.node_id)?;
         let mut listeners = Listeners::resolve(&mut config)?;
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
         sluice_storage::deleter::set_pace(config.delete_bytes_per_s);
         delete_what_no_topic_owns(&config.data_dir, &metadata);
         let metadata = Arc::new(metadata);
+        let cluster_id: Arc<str> = identity.cluster_id.into();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
             .map(|_| async_channel::bounded(SHARD_INBOX_MAX))
             .unzip();
@@ -134,6 +139,7 @@ impl Broker {
         let mut threads = Vec::new();
         for (id, inbox) in receivers.into_iter().enumerate() {
             let config = config.clone();
+            let cluster_id = cluster_id.clone();
             let peers = senders.clone();
             let metadata = metadata.clone();
             let metadata_log = if id == 0 { metadata_log.take() } else { None };
@@ -146,7 +152,14 @@ impl Broker {
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % available))
                 .name(&format!("shard-{id}"))
                 .spawn(move || async move {
-                    let shard = Rc::new(Shard::new(id, config, peers, metadata, metadata_log));
+                    let shard = Rc::new(Shard::new(
+                        id,
+                        config,
+                        cluster_id,
+                        peers,
+                        metadata,
+                        metadata_log,
+                    ));
                     shard_main(shard, inbox, admin, ready).await;
                 });
             match spawned {

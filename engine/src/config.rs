@@ -2,11 +2,15 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use sluice_storage::NodeId;
+
 /// How the broker runs. Built by the `sluice` command from flags, `SLUICE_*`
 /// environment variables, a TOML file and these defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
-    pub broker_id: u32,
+    /// This node's id in its cluster (Kafka's `node.id`), recorded in the
+    /// data directory at its first start and checked at every later one.
+    pub node_id: NodeId,
     /// Where topics and metadata live.
     pub data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
@@ -65,7 +69,7 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
-            broker_id: 0,
+            node_id: NodeId(0),
             data_dir: PathBuf::from("./sluice-data"),
             native_addr: "127.0.0.1:9192".to_string(),
             // Off for an embedded broker; `sluice serve` listens on 9092.

@@ -76,6 +76,7 @@ mod kafka;
 mod listeners;
 mod metrics;
 mod native;
+mod node_identity;
 mod partition;
 mod request_latency;
 mod server;

@@ -42,6 +42,8 @@ pub enum ShardMessage {
 pub struct Shard {
     pub id: usize,
     pub config: BrokerConfig,
+    /// The cluster this node belongs to, as its data directory records it.
+    pub cluster_id: Arc<str>,
     pub peers: Vec<async_channel::Sender<ShardMessage>>,
     pub metadata: RefCell<Arc<Metadata>>,
     pub partitions: Partitions,
@@ -64,6 +66,7 @@ impl Shard {
     pub fn new(
         id: usize,
         config: BrokerConfig,
+        cluster_id: Arc<str>,
         peers: Vec<async_channel::Sender<ShardMessage>>,
         metadata: Arc<Metadata>,
         metadata_log: Option<crate::cluster_metadata::MetadataLog>,
@@ -71,6 +74,7 @@ impl Shard {
         Shard {
             id,
             config,
+            cluster_id,
             peers,
             metadata: RefCell::new(metadata),
             partitions: Partitions::default(),

@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// Where topics and metadata live [default: ./sluice-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// This node's id in its cluster (Kafka's `node.id`) [default: 0]. The
+    /// data directory records it at the first start; a later start with
+    /// another id is refused.
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<u32>,
     /// Where the native protocol listens [default: 127.0.0.1:9192].
     #[arg(long, value_name = "HOST:PORT")]
     pub native_addr: Option<String>,

@@ -72,6 +72,9 @@ macro_rules! config_layer {
 }
 
 config_layer! {
+    /// This node's id in its cluster, 0 to 2^31 - 1 (Kafka's `node.id`).
+    node_id: u32,
+    /// The older name of `node_id`.
     broker_id: u32,
     /// Where topics and metadata live.
     data_dir: PathBuf,
@@ -151,8 +154,23 @@ impl ConfigLayer {
     /// The defaults with this layer's keys set, checked.
     pub fn apply(self, defaults: BrokerConfig) -> Result<BrokerConfig, ConfigError> {
         let mut config = defaults;
-        if let Some(broker_id) = self.broker_id {
-            config.broker_id = broker_id;
+        let node_id = match (self.node_id, self.broker_id) {
+            (Some(node_id), Some(broker_id)) if node_id != broker_id => {
+                return Err(ConfigError::Invalid {
+                    key: "broker_id",
+                    value: broker_id.to_string(),
+                    message: "is the older name of node_id, which says otherwise",
+                })
+            }
+            (node_id, broker_id) => node_id.or(broker_id),
+        };
+        if let Some(node_id) = node_id {
+            let node_id = i32::try_from(node_id).map_err(|_| ConfigError::Invalid {
+                key: "node_id",
+                value: node_id.to_string(),
+                message: "must be 0 to 2147483647",
+            })?;
+            config.node_id = sluice_storage::NodeId(node_id);
         }
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;
@@ -354,11 +372,26 @@ mod tests {
             PathBuf::from("/from/file"),
             "file over default"
         );
-        assert_eq!(config.broker_id, 9);
+        assert_eq!(config.node_id, sluice_storage::NodeId(9), "the older name");
         assert_eq!(config.default_partitions, 4);
         assert_eq!(config.partial_frame_timeout, Duration::from_millis(1500));
         let defaults = BrokerConfig::default();
         assert_eq!(config.connections_max, defaults.connections_max, "default");
+    }
+
+    #[test]
+    fn node_id_takes_its_older_name_and_kafka_range() {
+        let apply = |text: &str| {
+            ConfigLayer::from_toml(text, std::path::Path::new("t.toml"))
+                .unwrap()
+                .apply(BrokerConfig::default())
+        };
+        assert_eq!(apply("node_id = 3").unwrap().node_id.0, 3);
+        assert_eq!(apply("broker_id = 4").unwrap().node_id.0, 4);
+        assert_eq!(apply("node_id = 5\nbroker_id = 5").unwrap().node_id.0, 5);
+        assert!(apply("node_id = 5\nbroker_id = 6").is_err());
+        assert!(apply("node_id = 2147483648").is_err());
+        assert_eq!(apply("node_id = 2147483647").unwrap().node_id.0, i32::MAX);
     }
 
     #[test]
@@ -383,7 +416,7 @@ mod tests {
         let env: HashMap<String, String> = pairs.into_iter().collect();
         let layer = ConfigLayer::from_env(&env).unwrap();
         let config = layer.apply(BrokerConfig::default()).unwrap();
-        assert_eq!(config.broker_id, 7);
+        assert_eq!(config.node_id, sluice_storage::NodeId(7));
         assert_eq!(config.ready_file, Some(PathBuf::from("7")));
         assert_eq!(config.cores, Some(7));
         assert_eq!(config.default_partitions, 7);

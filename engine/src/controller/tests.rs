@@ -27,6 +27,7 @@ fn shards(dir: &Path, shard_count: usize) -> Vec<Rc<Shard>> {
             Rc::new(Shard::new(
                 id,
                 config,
+                "AAAAAAAAAAAAAAAAAAAAAA".into(),
                 peers.clone(),
                 metadata.clone(),
                 log.take(),

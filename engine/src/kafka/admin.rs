@@ -420,7 +420,7 @@ pub async fn describe_configs(
                 RESOURCE_BROKER => {
                     let config = &shard.config;
                     let settings = [
-                        ("broker.id", config.broker_id.to_string(), true),
+                        ("broker.id", config.node_id.to_string(), true),
                         (
                             "num.partitions",
                             config.default_partitions.to_string(),

@@ -320,7 +320,7 @@ fn group_code(result: &Result<(), GroupError>) -> i16 {
 }
 
 pub(crate) fn broker_id(shard: &Shard) -> BrokerId {
-    BrokerId(shard.config.broker_id as i32)
+    BrokerId(shard.config.node_id.0)
 }
 
 /// The host and port Kafka clients are told to connect to.
@@ -341,9 +341,9 @@ pub(crate) fn advertised(config: &BrokerConfig) -> (String, i32) {
     }
 }
 
-/// The cluster id clients see: the same for every broker of a data dir.
+/// The cluster id clients see: the one the data directory records.
 pub(crate) fn cluster_id(shard: &Shard) -> String {
-    format!("sluice-{}", shard.config.broker_id)
+    shard.cluster_id.to_string()
 }
 
 #[cfg(test)]

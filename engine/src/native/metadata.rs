@@ -21,7 +21,7 @@ pub fn handle(shard: &Shard, request: MetadataRequest) -> MetadataResponse {
                 .enumerate()
                 .map(|(partition, owner)| PartitionInfo {
                     partition: partition as u32,
-                    leader: shard.config.broker_id,
+                    leader: shard.config.node_id.0 as u32,
                     shard: shard.owner(*owner) as u32,
                 })
                 .collect(),
@@ -39,7 +39,7 @@ pub fn handle(shard: &Shard, request: MetadataRequest) -> MetadataResponse {
     };
     MetadataResponse {
         brokers: vec![BrokerInfo {
-            id: shard.config.broker_id,
+            id: shard.config.node_id.0 as u32,
             host,
             port,
         }],

@@ -204,7 +204,7 @@ fn api_versions(shard: &Shard) -> ApiVersionsResponse {
                 (*api as u16, min, max)
             })
             .collect(),
-        broker_id: shard.config.broker_id,
+        broker_id: shard.config.node_id.0 as u32,
         shard: shard.id as u32,
         shards: shard.shard_count() as u32,
     }

@@ -12,6 +12,7 @@ use crate::{
 pub fn run(args: ServeArgs) -> CliResult<()> {
     let flags = ConfigLayer {
         data_dir: args.data_dir,
+        node_id: args.node_id,
         native_addr: args.native_addr,
         kafka_addr: args.kafka_addr,
         kafka_advertised_addr: args.kafka_advertised_addr,
