@@ -257,3 +257,43 @@ fn the_cluster_is_this_one_broker() {
         "{cluster:?}"
     );
 }
+
+#[test]
+fn replicas_are_placed_on_this_node_only_until_replication_lands() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(data_dir.path(), 1, &[("SLUICE_NODE_ID", "5")]);
+    let admin = admin(&broker);
+    let consumer = consumer(&broker, &[]);
+    let create = |topic: &NewTopic| {
+        block_on(admin.create_topics([topic], &admin_options()))
+            .expect("CreateTopics")
+            .remove(0)
+    };
+
+    // Explicit replica assignments on this node: one partition each.
+    let on_this_node = NewTopic::new("placed", 3, TopicReplication::Variable(&[&[5], &[5], &[5]]));
+    assert_eq!(create(&on_this_node), Ok("placed".to_string()));
+    assert_eq!(partition_count(&consumer, "placed"), Some(3));
+
+    // A second replica, another broker, or a replication factor above 1:
+    // refused, and nothing is created.
+    let refusals = [
+        (
+            NewTopic::new("two-replicas", 1, TopicReplication::Variable(&[&[5, 6]])),
+            RDKafkaErrorCode::InvalidReplicaAssignment,
+        ),
+        (
+            NewTopic::new("elsewhere", 2, TopicReplication::Variable(&[&[5], &[1]])),
+            RDKafkaErrorCode::InvalidReplicaAssignment,
+        ),
+        (
+            NewTopic::new("factor-three", 1, TopicReplication::Fixed(3)),
+            RDKafkaErrorCode::InvalidReplicationFactor,
+        ),
+    ];
+    for (topic, code) in refusals {
+        let name = topic.name.to_string();
+        assert_eq!(create(&topic), Err((name.clone(), code)));
+        assert_eq!(partition_count(&consumer, &name), None, "{name}");
+    }
+}

@@ -10,6 +10,7 @@ use kafka_protocol::{
     messages::{
         alter_configs_response::AlterConfigsResourceResponse,
         create_partitions_response::CreatePartitionsTopicResult,
+        create_topics_request::CreatableTopic,
         create_topics_response::{CreatableTopicConfigs, CreatableTopicResult},
         delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
         delete_topics_response::DeletableTopicResult,
@@ -87,18 +88,10 @@ pub async fn create_topics(
     let mut checked: Vec<(String, Checked)> = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let new = if matches!(topic.replication_factor, -1 | 1) {
-            check_new_topic(shard, &name, topic.num_partitions, &topic.configs)
+        let new = placement(shard, &topic).and_then(|partitions| {
+            check_new_topic(shard, &name, partitions, &topic.configs)
                 .map_err(|failure| (failure_code(&failure), failure.message))
-        } else {
-            Err((
-                ResponseError::InvalidReplicationFactor.code(),
-                format!(
-                    "replication factor {}: this broker keeps one replica",
-                    topic.replication_factor
-                ),
-            ))
-        };
+        });
         checked.push((name, new));
     }
     let to_create: Vec<NewTopicSpec> = checked
@@ -164,6 +157,54 @@ pub async fn create_topics(
         })
         .collect();
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// The partition count a CreateTopics entry asks for, from its count and
+/// replication factor or from its explicit replica assignments, checked as
+/// Kafka checks them: both forms at once are an invalid request; an
+/// assignment names partitions 0 to n - 1, once each. Every partition has one
+/// replica, on this node, until replication lands: a replication factor
+/// above 1, or an assignment naming another broker or several, is refused.
+fn placement(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
+    let node = shard.config.node_id.0;
+    if topic.assignments.is_empty() {
+        return match topic.replication_factor {
+            -1 | 1 => Ok(topic.num_partitions),
+            factor => Err((
+                ResponseError::InvalidReplicationFactor.code(),
+                format!(
+                    "replication factor {factor}: a partition has one replica, on node {node}, until replication lands"
+                ),
+            )),
+        };
+    }
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            "a partition count or replication factor and replica assignments were both given"
+                .to_string(),
+        ));
+    }
+    let invalid = |message: String| (ResponseError::InvalidReplicaAssignment.code(), message);
+    let count = topic.assignments.len();
+    let mut seen = vec![false; count];
+    for assignment in &topic.assignments {
+        let index = assignment.partition_index;
+        let slot = usize::try_from(index)
+            .ok()
+            .and_then(|index| seen.get_mut(index))
+            .ok_or_else(|| invalid(format!("partition {index} of {count} assigned")))?;
+        if std::mem::replace(slot, true) {
+            return Err(invalid(format!("partition {index} is assigned twice")));
+        }
+        let replicas: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();
+        if replicas != [node] {
+            return Err(invalid(format!(
+                "partition {index} on brokers {replicas:?}: a partition has one replica, on node {node}, until replication lands"
+            )));
+        }
+    }
+    i32::try_from(count).map_err(|_| invalid(format!("{count} partitions assigned")))
 }
 
 fn check_new_topic(
