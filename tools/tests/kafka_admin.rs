@@ -296,4 +296,32 @@ fn replicas_are_placed_on_this_node_only_until_replication_lands() {
         assert_eq!(create(&topic), Err((name.clone(), code)));
         assert_eq!(partition_count(&consumer, &name), None, "{name}");
     }
+
+    // New partitions: assigned to this node, they are made; elsewhere, or
+    // fewer assignments than new partitions, refused.
+    let grow = |partitions: &NewPartitions| {
+        block_on(admin.create_partitions([partitions], &admin_options()))
+            .expect("CreatePartitions")
+            .remove(0)
+    };
+    let elsewhere = NewPartitions::new("placed", 4).assign(&[&[2]]);
+    assert_eq!(
+        grow(&elsewhere),
+        Err((
+            "placed".to_string(),
+            RDKafkaErrorCode::InvalidReplicaAssignment
+        ))
+    );
+    let too_few = NewPartitions::new("placed", 5).assign(&[&[5]]);
+    assert_eq!(
+        grow(&too_few),
+        Err((
+            "placed".to_string(),
+            RDKafkaErrorCode::InvalidReplicaAssignment
+        ))
+    );
+    assert_eq!(partition_count(&consumer, "placed"), Some(3));
+    let here = NewPartitions::new("placed", 5).assign(&[&[5], &[5]]);
+    assert_eq!(grow(&here), Ok("placed".to_string()));
+    assert_eq!(partition_count(&consumer, "placed"), Some(5));
 }

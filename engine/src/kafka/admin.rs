@@ -9,6 +9,7 @@ use kafka_protocol::{
     error::ResponseError,
     messages::{
         alter_configs_response::AlterConfigsResourceResponse,
+        create_partitions_request::CreatePartitionsTopic,
         create_partitions_response::CreatePartitionsTopicResult,
         create_topics_request::CreatableTopic,
         create_topics_response::{CreatableTopicConfigs, CreatableTopicResult},
@@ -322,6 +323,15 @@ pub async fn create_partitions(
     let mut results = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
+        if let Err((code, text)) = new_partitions_placed(shard, &name, &topic) {
+            results.push(
+                result
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes(text))),
+            );
+            continue;
+        }
         let outcome = match u32::try_from(topic.count) {
             Err(_) => Some(Failure::new(
                 ErrorKind::InvalidPartitions,
@@ -342,7 +352,6 @@ pub async fn create_partitions(
                 }
             }
         };
-        let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
         results.push(match outcome {
             None => result,
             Some(failure) => result
@@ -351,6 +360,42 @@ pub async fn create_partitions(
         });
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// CreatePartitions' replica assignments, if given: one per new partition,
+/// each on this node alone, as [`placement`] asks of a new topic's.
+fn new_partitions_placed(
+    shard: &Shard,
+    name: &str,
+    topic: &CreatePartitionsTopic,
+) -> Result<(), (i16, String)> {
+    let Some(assignments) = &topic.assignments else {
+        return Ok(());
+    };
+    let invalid = |message: String| (ResponseError::InvalidReplicaAssignment.code(), message);
+    let node = shard.config.node_id.0;
+    if let Some(current) = shard
+        .metadata()
+        .topic(name)
+        .map(|meta| meta.partition_count())
+    {
+        let new = i64::from(topic.count) - i64::from(current);
+        if new != assignments.len() as i64 {
+            return Err(invalid(format!(
+                "{} replica assignments for {new} new partitions",
+                assignments.len()
+            )));
+        }
+    }
+    for assignment in assignments {
+        let replicas: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();
+        if replicas != [node] {
+            return Err(invalid(format!(
+                "a new partition on brokers {replicas:?}: a partition has one replica, on node {node}, until replication lands"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Kafka's DeleteRecords: each partition's log start moves up to the offset
