@@ -53,6 +53,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Quorum(#[from] crate::config::VotersError),
     #[error("ready file {path}: {source}")]
     ReadyFile {
         path: std::path::PathBuf,
@@ -115,6 +117,7 @@ impl Broker {
                 available,
             });
         }
+        crate::config::check_quorum(&config)?;
         let started = Instant::now();
         let lock = lock_data_dir(&config.data_dir)?;
         // Partition directories hang off it: make it absolute once.

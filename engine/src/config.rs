@@ -11,6 +11,12 @@ pub struct BrokerConfig {
     /// This node's id in its cluster (Kafka's `node.id`), recorded in the
     /// data directory at its first start and checked at every later one.
     pub node_id: NodeId,
+    /// HOST:PORT where this node listens for other nodes (the controller
+    /// quorum's traffic, later replication's).
+    pub peer_addr: String,
+    /// The controller quorum's voters; empty: this node alone (at
+    /// `peer_addr`). See [`Voter::parse_list`] and [`check_quorum`].
+    pub voters: Vec<Voter>,
     /// Where topics and metadata live.
     pub data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
@@ -70,6 +76,8 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             node_id: NodeId(0),
+            peer_addr: "127.0.0.1:9193".to_string(),
+            voters: Vec::new(),
             data_dir: PathBuf::from("./sluice-data"),
             native_addr: "127.0.0.1:9192".to_string(),
             // Off for an embedded broker; `sluice serve` listens on 9092.
@@ -94,5 +102,234 @@ impl Default for BrokerConfig {
             retention_check_interval: Duration::from_secs(300),
             delete_bytes_per_s: sluice_storage::deleter::DELETE_BYTES_PER_S,
         }
+    }
+}
+
+/// One voter of the controller quorum: a node id and its peer address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub node_id: NodeId,
+    pub peer_addr: String,
+}
+
+/// Why a list of voters is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VotersError {
+    #[error("voter {entry:?} is not ID@HOST:PORT")]
+    Malformed { entry: String },
+    #[error("{count} voters: a quorum has 1, 3 or 5 (an even count adds a node that must agree without adding a failure it survives)")]
+    Count { count: usize },
+    #[error("node {node_id} is a voter twice")]
+    DuplicateNode { node_id: NodeId },
+    #[error("{peer_addr} is the address of two voters")]
+    DuplicateAddress { peer_addr: String },
+    #[error("node {node_id} is a voter at {voter_addr}, but its --peer-addr is {peer_addr}")]
+    OwnAddress {
+        node_id: NodeId,
+        voter_addr: String,
+        peer_addr: String,
+    },
+    #[error(
+        "a controller quorum of {count} voters ({voters}) needs cluster mode, which this release does not have yet: \
+         run a single node without --voters (or with --voters {node_id}@{peer_addr})"
+    )]
+    ClusterModeNotBuilt {
+        count: usize,
+        voters: String,
+        node_id: NodeId,
+        peer_addr: String,
+    },
+    #[error(
+        "node {node_id} is not one of the voters ({voters}): brokers that join a quorum they are not voters of \
+         need cluster mode, which this release does not have yet"
+    )]
+    NotAVoter { node_id: NodeId, voters: String },
+}
+
+impl Voter {
+    /// Voters written `ID@HOST:PORT[,ID@HOST:PORT...]` (Kafka's
+    /// `controller.quorum.voters`), checked: 1, 3 or 5 of them, no node id
+    /// or address twice.
+    pub fn parse_list(text: &str) -> Result<Vec<Voter>, VotersError> {
+        let voters = text
+            .split(',')
+            .map(str::trim)
+            .map(|entry| {
+                let malformed = || VotersError::Malformed {
+                    entry: entry.to_string(),
+                };
+                let (id, addr) = entry.split_once('@').ok_or_else(malformed)?;
+                let node_id = id
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|id| *id >= 0)
+                    .ok_or_else(malformed)?;
+                let (host, port) = addr.rsplit_once(':').ok_or_else(malformed)?;
+                if host.is_empty() || port.parse::<u16>().is_err() {
+                    return Err(malformed());
+                }
+                Ok(Voter {
+                    node_id: NodeId(node_id),
+                    peer_addr: addr.to_string(),
+                })
+            })
+            .collect::<Result<Vec<Voter>, VotersError>>()?;
+        if !matches!(voters.len(), 1 | 3 | 5) {
+            return Err(VotersError::Count {
+                count: voters.len(),
+            });
+        }
+        for (index, voter) in voters.iter().enumerate() {
+            let earlier = &voters[..index];
+            if earlier.iter().any(|other| other.node_id == voter.node_id) {
+                return Err(VotersError::DuplicateNode {
+                    node_id: voter.node_id,
+                });
+            }
+            if earlier
+                .iter()
+                .any(|other| other.peer_addr == voter.peer_addr)
+            {
+                return Err(VotersError::DuplicateAddress {
+                    peer_addr: voter.peer_addr.clone(),
+                });
+            }
+        }
+        Ok(voters)
+    }
+}
+
+/// Checks `config`'s quorum against this node: a voter that is this node
+/// must be at its `peer_addr`; and, until cluster mode is built, the quorum
+/// must be this node alone (no voters given, or exactly this node), which
+/// is what a single node runs.
+pub fn check_quorum(config: &BrokerConfig) -> Result<(), VotersError> {
+    let node_id = config.node_id;
+    if let Some(own) = config.voters.iter().find(|voter| voter.node_id == node_id) {
+        if own.peer_addr != config.peer_addr {
+            return Err(VotersError::OwnAddress {
+                node_id,
+                voter_addr: own.peer_addr.clone(),
+                peer_addr: config.peer_addr.clone(),
+            });
+        }
+    }
+    let listed = || {
+        config
+            .voters
+            .iter()
+            .map(|voter| format!("{}@{}", voter.node_id, voter.peer_addr))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match config.voters.as_slice() {
+        [] => Ok(()),
+        [only] if only.node_id == node_id => Ok(()),
+        voters if !voters.iter().any(|voter| voter.node_id == node_id) => {
+            Err(VotersError::NotAVoter {
+                node_id,
+                voters: listed(),
+            })
+        }
+        voters => Err(VotersError::ClusterModeNotBuilt {
+            count: voters.len(),
+            voters: listed(),
+            node_id,
+            peer_addr: config.peer_addr.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn voter(id: i32, addr: &str) -> Voter {
+        Voter {
+            node_id: NodeId(id),
+            peer_addr: addr.to_string(),
+        }
+    }
+
+    #[test]
+    fn voters_parse_as_kafka_writes_them() {
+        assert_eq!(
+            Voter::parse_list("1@a:9193, 2@b:9193,3@[::1]:9194").unwrap(),
+            [
+                voter(1, "a:9193"),
+                voter(2, "b:9193"),
+                voter(3, "[::1]:9194")
+            ]
+        );
+        assert_eq!(Voter::parse_list("0@h:1").unwrap(), [voter(0, "h:1")]);
+    }
+
+    #[test]
+    fn bad_voter_lists_are_refused_with_what_is_wrong() {
+        let malformed = [
+            "",
+            "1",
+            "1@",
+            "@h:1",
+            "x@h:1",
+            "-1@h:1",
+            "1@h",
+            "1@:5",
+            "1@h:99999",
+        ];
+        for text in malformed {
+            assert!(
+                matches!(Voter::parse_list(text), Err(VotersError::Malformed { .. })),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            Voter::parse_list("1@a:1,2@b:1"),
+            Err(VotersError::Count { count: 2 })
+        );
+        assert_eq!(
+            Voter::parse_list("1@a:1,2@b:1,3@c:1,4@d:1,5@e:1,6@f:1,7@g:1"),
+            Err(VotersError::Count { count: 7 })
+        );
+        assert_eq!(
+            Voter::parse_list("1@a:1,2@b:1,1@c:1"),
+            Err(VotersError::DuplicateNode { node_id: NodeId(1) })
+        );
+        assert_eq!(
+            Voter::parse_list("1@a:1,2@b:1,3@a:1"),
+            Err(VotersError::DuplicateAddress {
+                peer_addr: "a:1".to_string()
+            })
+        );
+    }
+
+    #[test]
+    fn a_single_node_is_its_own_quorum_until_cluster_mode() {
+        let config = |node: i32, voters: &str| BrokerConfig {
+            node_id: NodeId(node),
+            peer_addr: "h:9193".to_string(),
+            voters: if voters.is_empty() {
+                Vec::new()
+            } else {
+                Voter::parse_list(voters).unwrap()
+            },
+            ..BrokerConfig::default()
+        };
+        assert_eq!(check_quorum(&config(1, "")), Ok(()));
+        assert_eq!(check_quorum(&config(1, "1@h:9193")), Ok(()));
+        assert!(matches!(
+            check_quorum(&config(1, "1@other:9193")),
+            Err(VotersError::OwnAddress { .. })
+        ));
+        let three = check_quorum(&config(1, "1@h:9193,2@i:9193,3@j:9193")).unwrap_err();
+        assert!(matches!(
+            three,
+            VotersError::ClusterModeNotBuilt { count: 3, .. }
+        ));
+        assert!(three.to_string().contains("--voters 1@h:9193"), "{three}");
+        assert!(matches!(
+            check_quorum(&config(4, "1@h:9193,2@i:9193,3@j:9193")),
+            Err(VotersError::NotAVoter { .. })
+        ));
     }
 }

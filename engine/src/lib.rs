@@ -84,6 +84,6 @@ mod shard;
 mod topic_config;
 
 pub use broker::{run, Broker, EngineError};
-pub use config::BrokerConfig;
+pub use config::{check_quorum, BrokerConfig, Voter, VotersError};
 pub use listeners::{ListenAddrs, ReadyFileError};
 pub use topic_config::TOPIC_CONFIGS;

@@ -48,6 +48,14 @@ pub struct ServeArgs {
     /// another id is refused.
     #[arg(long, value_name = "N")]
     pub node_id: Option<u32>,
+    /// Where this node listens for other nodes [default: 127.0.0.1:9193].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer_addr: Option<String>,
+    /// The controller quorum, by node id and peer address [default: this
+    /// node alone]. A quorum of several nodes needs cluster mode, which
+    /// this release does not have yet: it is refused at start.
+    #[arg(long, value_name = "ID@HOST:PORT[,...]")]
+    pub voters: Option<String>,
     /// Where the native protocol listens [default: 127.0.0.1:9192].
     #[arg(long, value_name = "HOST:PORT")]
     pub native_addr: Option<String>,

@@ -27,6 +27,11 @@ pub enum ConfigError {
         value: String,
         message: String,
     },
+    #[error("voters = {value}: {error}")]
+    Voters {
+        value: String,
+        error: sluice_engine::VotersError,
+    },
     #[error("{key} = {value}: {message}")]
     Invalid {
         key: &'static str,
@@ -76,6 +81,10 @@ config_layer! {
     node_id: u32,
     /// The older name of `node_id`.
     broker_id: u32,
+    /// HOST:PORT where this node listens for other nodes.
+    peer_addr: String,
+    /// The controller quorum, `ID@HOST:PORT[,...]`; absent: this node alone.
+    voters: String,
     /// Where topics and metadata live.
     data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
@@ -171,6 +180,16 @@ impl ConfigLayer {
                 message: "must be 0 to 2147483647",
             })?;
             config.node_id = sluice_storage::NodeId(node_id);
+        }
+        if let Some(peer_addr) = self.peer_addr {
+            config.peer_addr = host_port("peer_addr", peer_addr)?;
+        }
+        if let Some(voters) = self.voters {
+            config.voters =
+                sluice_engine::Voter::parse_list(&voters).map_err(|error| ConfigError::Voters {
+                    value: voters.clone(),
+                    error,
+                })?;
         }
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;
@@ -401,9 +420,11 @@ mod tests {
             .map(|key| {
                 let variable = format!("SLUICE_{}", key.to_uppercase());
                 let value = match variable.as_str() {
-                    "SLUICE_KAFKA_ADDR" | "SLUICE_KAFKA_ADVERTISED_ADDR" | "SLUICE_ADMIN_ADDR" => {
-                        "h:7"
-                    }
+                    "SLUICE_KAFKA_ADDR"
+                    | "SLUICE_KAFKA_ADVERTISED_ADDR"
+                    | "SLUICE_ADMIN_ADDR"
+                    | "SLUICE_PEER_ADDR" => "h:7",
+                    "SLUICE_VOTERS" => "7@h:7",
                     "SLUICE_AUTO_CREATE_TOPICS" => "false",
                     _ => "7",
                 };
@@ -417,6 +438,11 @@ mod tests {
         let layer = ConfigLayer::from_env(&env).unwrap();
         let config = layer.apply(BrokerConfig::default()).unwrap();
         assert_eq!(config.node_id, sluice_storage::NodeId(7));
+        assert_eq!(config.peer_addr, "h:7");
+        assert_eq!(
+            config.voters,
+            sluice_engine::Voter::parse_list("7@h:7").unwrap()
+        );
         assert_eq!(config.ready_file, Some(PathBuf::from("7")));
         assert_eq!(config.cores, Some(7));
         assert_eq!(config.default_partitions, 7);

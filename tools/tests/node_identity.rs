@@ -24,6 +24,45 @@ fn identity(dir: &std::path::Path) -> std::collections::HashMap<String, String> 
         .collect()
 }
 
+/// Runs `sluice serve` on `data_dir` with `args`, which it must refuse: the
+/// one line it prints.
+fn refused(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let mut child = Command::new(SLUICE)
+        .args(["serve", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .args([
+            "--native-addr",
+            ANY_PORT,
+            "--kafka-addr",
+            ANY_PORT,
+            "--admin-addr",
+            "off",
+            "--cores",
+            "1",
+        ])
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "sluice serve {args:?} did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success(), "{args:?} served");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| !line.is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line for {args:?}: {stderr}");
+    lines[0].to_string()
+}
+
 fn cluster_seen_by_kafka(broker: &Broker) -> Cluster {
     let admin = admin(broker);
     describe_cluster(&admin).unwrap_or_else(|error| {
@@ -55,42 +94,9 @@ fn a_data_directory_belongs_to_one_node_of_one_cluster() {
     // Another node id: refused, in one line naming the node and cluster the
     // directory belongs to, and the file is as it was.
     let before = std::fs::read(data_dir.path().join("node.identity")).unwrap();
-    let mut child = Command::new(SLUICE)
-        .args(["serve", "--data-dir"])
-        .arg(data_dir.path())
-        .args([
-            "--node-id",
-            "4",
-            "--native-addr",
-            ANY_PORT,
-            "--kafka-addr",
-            ANY_PORT,
-            "--admin-addr",
-            "off",
-            "--cores",
-            "1",
-        ])
-        .env("RUST_LOG", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "a broker on another node's data did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|line| !line.is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    let line = refused(data_dir.path(), &["--node-id", "4"]);
     for part in ["node 3", "not node 4", &cluster_id, "--node-id 3"] {
-        assert!(lines[0].contains(part), "{part:?} in {stderr}");
+        assert!(line.contains(part), "{part:?} in {line}");
     }
     assert_eq!(
         std::fs::read(data_dir.path().join("node.identity")).unwrap(),
@@ -122,4 +128,58 @@ fn every_data_directory_starts_a_cluster_of_its_own() {
         Some("0"),
         "the default node id"
     );
+}
+
+#[test]
+fn a_single_node_is_its_own_quorum_and_a_larger_one_is_refused_for_now() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let three = "1@127.0.0.1:9193,2@127.0.0.1:9293,3@127.0.0.1:9393";
+    let cases = [
+        (
+            vec!["--node-id", "1", "--voters", three],
+            "needs cluster mode",
+        ),
+        (
+            vec!["--node-id", "7", "--voters", three],
+            "is not one of the voters",
+        ),
+        (
+            vec!["--voters", "1@a:1,2@b:1"],
+            "2 voters: a quorum has 1, 3 or 5",
+        ),
+        (
+            vec!["--voters", "1@a:1,1@b:1,3@c:1"],
+            "node 1 is a voter twice",
+        ),
+        (vec!["--voters", "one@a:1"], "is not ID@HOST:PORT"),
+        (
+            vec![
+                "--node-id",
+                "1",
+                "--peer-addr",
+                "127.0.0.1:9193",
+                "--voters",
+                "1@127.0.0.1:9999",
+            ],
+            "its --peer-addr is 127.0.0.1:9193",
+        ),
+    ];
+    for (args, expected) in cases {
+        let line = refused(data_dir.path(), &args);
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+    // Nothing was written for a node that never started.
+    assert!(!data_dir.path().join("node.identity").exists());
+
+    // This node as the whole quorum: it serves.
+    let broker = Broker::start_with(
+        data_dir.path(),
+        1,
+        &[
+            ("SLUICE_NODE_ID", "1"),
+            ("SLUICE_PEER_ADDR", "127.0.0.1:9193"),
+            ("SLUICE_VOTERS", "1@127.0.0.1:9193"),
+        ],
+    );
+    assert_eq!(cluster_seen_by_kafka(&broker).controller, Some(1));
 }

@@ -13,6 +13,8 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
     let flags = ConfigLayer {
         data_dir: args.data_dir,
         node_id: args.node_id,
+        peer_addr: args.peer_addr,
+        voters: args.voters,
         native_addr: args.native_addr,
         kafka_addr: args.kafka_addr,
         kafka_advertised_addr: args.kafka_advertised_addr,
