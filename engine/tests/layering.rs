@@ -227,7 +227,7 @@ fn the_core_imports_no_protocol_adapter() {
         if adapter(file) || top(file) {
             continue;
         }
-        for target in targets.iter().filter(|target| adapter(target)) {
+        if let Some(target) = targets.iter().find(|target| adapter(target)) {
             panic!(
                 "{} imports the adapter {}",
                 file.join("/"),
