@@ -13,9 +13,14 @@ use std::{
 use sluice_bench::RunResult;
 
 /// A 500/s run of 2 s measured: no errors, about 1,000 records produced and
-/// consumed within the window (give or take those crossing its edges and a
-/// slow machine's stalls), and every record intended in the window measured
-/// both ways.
+/// consumed within the window, and every record intended in the window
+/// measured both ways.
+///
+/// "About": give or take those crossing the window's edges, and a slow
+/// machine's stalls. The load is open-loop, so a harness stalled at the end
+/// of the warm-up sends what it owes once it runs again, inside the window
+/// (1,111 seen on a loaded 2-core machine after a 320 ms stall); the window
+/// never holds twice the rate.
 pub fn assert_a_clean_short_run(result: &RunResult) {
     assert_eq!(result.errors.total(), 0, "{:?}", result.errors);
     for (name, throughput) in [
@@ -23,7 +28,7 @@ pub fn assert_a_clean_short_run(result: &RunResult) {
         ("consumed", &result.consumed),
     ] {
         assert!(
-            (750..=1010).contains(&throughput.records),
+            (750..=1250).contains(&throughput.records),
             "{name} {} records in the window",
             throughput.records
         );
