@@ -1,5 +1,6 @@
 //! Quorum messages on the wire: a fixed header (format version, cluster
-//! id) and raft-rs's protobuf encoding of the message.
+//! id, the sender's and the addressee's disk ids) and raft-rs's protobuf
+//! encoding of the message.
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
@@ -8,30 +9,43 @@ use super::QuorumError;
 
 /// The format of the header below; a change of layout bumps it.
 pub const WIRE_VERSION: u8 = 1;
-/// Version byte and cluster id.
-const HEADER_BYTES: usize = 1 + 8;
+/// Version byte, cluster id, sender's disk id, addressee's disk id.
+const HEADER_BYTES: usize = 1 + 8 + 8 + 8;
 /// Snapshots of the metadata state travel in one message; the metadata of
 /// a cluster of 10,000 partitions is a few megabytes, so 64 MiB leaves a
 /// wide margin while bounding what a bad peer makes us parse.
 pub const MESSAGE_BYTES_MAX: usize = 64 << 20;
 
-/// Encodes `message` for `cluster_id`: `[version][cluster id, LE u64][protobuf]`.
-pub fn encode_message(cluster_id: u64, message: &Message) -> Vec<u8> {
+/// The header of a quorum message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope {
+    pub cluster_id: u64,
+    /// The sender's disk id (see [`super::QuorumConfig::disk_id`]).
+    pub from_disk: u64,
+    /// The addressee's disk id as the sender knows it (0: unknown).
+    pub to_disk: u64,
+}
+
+/// Encodes `message`: `[version][cluster id][from disk][to disk]` (LE u64s),
+/// then the protobuf.
+pub fn encode_message(envelope: Envelope, message: &Message) -> Vec<u8> {
     let body = message
         .write_to_bytes()
         .expect("a raft message always encodes");
     let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
     out.push(WIRE_VERSION);
-    out.extend_from_slice(&cluster_id.to_le_bytes());
+    out.extend_from_slice(&envelope.cluster_id.to_le_bytes());
+    out.extend_from_slice(&envelope.from_disk.to_le_bytes());
+    out.extend_from_slice(&envelope.to_disk.to_le_bytes());
     out.extend_from_slice(&body);
     out
 }
 
-/// Decodes bytes made by [`encode_message`] into the cluster id and the
+/// Decodes bytes made by [`encode_message`] into the envelope and the
 /// message. Garbage, another version, or an oversize frame is
 /// [`QuorumError::Malformed`]. Checks against this node (cluster, sender,
 /// term) are [`super::Quorum::receive`]'s.
-pub fn decode_message(bytes: &[u8]) -> Result<(u64, Message), QuorumError> {
+pub fn decode_message(bytes: &[u8]) -> Result<(Envelope, Message), QuorumError> {
     if bytes.len() > MESSAGE_BYTES_MAX {
         return Err(QuorumError::Malformed {
             reason: "message over MESSAGE_BYTES_MAX",
@@ -47,13 +61,21 @@ pub fn decode_message(bytes: &[u8]) -> Result<(u64, Message), QuorumError> {
             reason: "unknown wire version",
         });
     }
-    let mut cluster = [0u8; 8];
-    cluster.copy_from_slice(&bytes[1..HEADER_BYTES]);
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    let envelope = Envelope {
+        cluster_id: word(1),
+        from_disk: word(9),
+        to_disk: word(17),
+    };
     let message =
         Message::parse_from_bytes(&bytes[HEADER_BYTES..]).map_err(|_| QuorumError::Malformed {
             reason: "not a raft protobuf message",
         })?;
-    Ok((u64::from_le_bytes(cluster), message))
+    Ok((envelope, message))
 }
 
 #[cfg(test)]
@@ -68,9 +90,14 @@ mod tests {
         m.from = 2;
         m.to = 3;
         m.term = 7;
-        let bytes = encode_message(42, &m);
-        let (cluster, back) = decode_message(&bytes).expect("decodes");
-        assert_eq!(cluster, 42);
+        let envelope = Envelope {
+            cluster_id: 42,
+            from_disk: 5,
+            to_disk: 6,
+        };
+        let bytes = encode_message(envelope, &m);
+        let (got, back) = decode_message(&bytes).expect("decodes");
+        assert_eq!(got, envelope);
         assert_eq!(back, m);
         assert!(decode_message(&[]).is_err());
         assert!(decode_message(&[9; 20]).is_err());

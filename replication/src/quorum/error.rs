@@ -33,6 +33,10 @@ pub enum QuorumError {
     /// A message type that never crosses the wire (a local one).
     #[error("message type {msg_type} is local and never crosses the wire")]
     LocalMessage { msg_type: i32 },
+    /// The message comes from a disk the sender has since lost (a delayed
+    /// message of its previous life): what it acknowledged is gone.
+    #[error("message from node {from}'s retired disk {disk}")]
+    RetiredDisk { from: NodeId, disk: u64 },
     /// The message is from a term older than ours. Its state is ignored;
     /// raft may still answer a stale leader so that it steps down.
     #[error("stale message of term {term}, current term {current}")]

@@ -20,7 +20,7 @@ mod node;
 mod outputs;
 mod storage;
 
-pub use codec::{decode_message, encode_message, MESSAGE_BYTES_MAX, WIRE_VERSION};
+pub use codec::{decode_message, encode_message, Envelope, MESSAGE_BYTES_MAX, WIRE_VERSION};
 pub use error::QuorumError;
 pub use node::{NodeId, ProposalId, Quorum, QuorumConfig, Role, PROPOSAL_BYTES_MAX, VOTERS_MAX};
 pub use outputs::{Committed, Outbound, Outputs, Persist, SnapshotToInstall};

@@ -5,9 +5,11 @@ use bytes::Bytes;
 use raft::eraftpb::{EntryType, Message, MessageType, Snapshot};
 use raft::{RawNode, StateRole};
 
-use super::codec::{decode_message, encode_message};
+use std::collections::HashMap;
+
+use super::codec::{decode_message, encode_message, Envelope};
 use super::outputs::{Committed, Outbound, Outputs, SnapshotToInstall};
-use super::storage::QuorumStorage;
+use super::storage::{QuorumStorage, BOOTSTRAP_INDEX};
 use super::QuorumError;
 
 /// A node id as the cluster names it (`--node-id`, 0 allowed). raft-rs
@@ -16,7 +18,7 @@ use super::QuorumError;
 pub struct NodeId(pub u64);
 
 impl NodeId {
-    fn raft_id(self) -> u64 {
+    pub(crate) fn raft_id(self) -> u64 {
         self.0 + 1
     }
 
@@ -71,6 +73,11 @@ pub struct QuorumConfig {
     pub snapshot_interval_entries: u64,
     /// Seeds the election timeout draws, so a simulation replays exactly.
     pub election_seed: u64,
+    /// Identifies this node's disk: the same across restarts, a new one
+    /// (drawn at random when the data directory is made) after a disk loss.
+    /// Messages carry it, so that a delayed message of a lost disk (an
+    /// acknowledgement of entries that are gone) is refused. Not 0.
+    pub disk_id: u64,
 }
 
 impl Default for QuorumConfig {
@@ -81,6 +88,7 @@ impl Default for QuorumConfig {
             heartbeat_ticks: 2,
             snapshot_interval_entries: 1024,
             election_seed: 0x5eed,
+            disk_id: 1,
         }
     }
 }
@@ -90,6 +98,9 @@ impl Default for QuorumConfig {
 const APPEND_BYTES_MAX: u64 = 1 << 20;
 /// Append messages in flight to one follower before waiting for acks.
 const INFLIGHT_APPENDS_MAX: usize = 256;
+/// Retired disk ids remembered per peer (a peer loses a disk rarely; a
+/// message delayed across more than this many losses is not a concern).
+const RETIRED_DISKS_MAX: usize = 16;
 /// Bytes of proposals not yet committed the leader accepts before
 /// refusing more: bounds memory when a majority is unreachable.
 const UNCOMMITTED_BYTES_MAX: u64 = 64 << 20;
@@ -105,16 +116,24 @@ const UNCOMMITTED_BYTES_MAX: u64 = 64 << 20;
 ///
 /// A node whose log is empty (no entry, no snapshot: it was wiped, or never
 /// bootstrapped) refuses vote and pre-vote requests until a leader has
-/// caught it up (its log holds a snapshot or entries). Reason: raft's
-/// safety rests on a voter remembering its log and its vote. An empty
-/// voter would judge every candidate up to date, so a candidate missing
-/// committed entries could win with its vote and overwrite them. Because a
-/// formed cluster starts from the snapshot at
+/// caught it up: until it holds the commit index of an append that a
+/// leader sent after hearing from its new disk (the message names the
+/// disk). Reason: raft's safety rests on a voter remembering its log and
+/// its vote. Before the loss, the node may have acknowledged entries that a
+/// leader counted to commit them; an empty voter, or one caught up only to
+/// an older snapshot, would let a candidate missing those entries win and
+/// overwrite them. Messages from the lost disk still in flight are refused
+/// ([`QuorumError::RetiredDisk`]), so no acknowledgement of the old disk
+/// counts after the leader heard from the new one. Because a formed
+/// cluster starts from the snapshot at
 /// [`BOOTSTRAP_INDEX`](super::BOOTSTRAP_INDEX), "empty" is never a normal
-/// state. Limit: a wiped voter also forgot the vote it cast; if it had
-/// voted in a term above the term of the leader that catches it up, it
-/// could vote again in that term. Closing that needs a membership change
-/// that readmits the node under a new disk identity (Kafka's KIP-853).
+/// state. While a lost-disk voter catches up, it does not count towards a
+/// majority for elections: a quorum of 3 with one wiped voter and one down
+/// elects no leader until one of them is back. Limit: a wiped voter also
+/// forgot the vote it cast; had it voted in a term above that of the
+/// leader that catches it up, it could vote again in that term. Closing
+/// that needs a membership change that readmits the node under its new
+/// disk (Kafka's KIP-853).
 pub struct Quorum<S: QuorumStorage> {
     node_id: NodeId,
     voters: Vec<NodeId>,
@@ -130,6 +149,13 @@ pub struct Quorum<S: QuorumStorage> {
     pending_messages: Vec<Message>,
     pending_committed: Vec<raft::eraftpb::Entry>,
     pending_hard_state: Option<raft::eraftpb::HardState>,
+    disk_id: u64,
+    /// Each peer's current disk id and the ones it lost.
+    peer_disks: HashMap<NodeId, (u64, Vec<u64>)>,
+    /// A leader caught this node up; recorded in storage by the next ready.
+    pending_caught_up: bool,
+    /// Followers a snapshot was handed out for, reported sent on advance.
+    snapshots_sent: Vec<u64>,
     /// The last index handed out to apply (entries or snapshot).
     handed_out_through: u64,
     /// The last index applied (handed out and advanced).
@@ -164,6 +190,11 @@ impl<S: QuorumStorage> Quorum<S> {
         if !sorted.contains(&node_id) {
             return Err(QuorumError::InvalidVoters {
                 reason: "this node is not a voter",
+            });
+        }
+        if config.disk_id == 0 {
+            return Err(QuorumError::InvalidConfig {
+                reason: "disk id 0".to_owned(),
             });
         }
         let state = raft::Storage::initial_state(&storage).map_err(raft_error)?;
@@ -207,6 +238,10 @@ impl<S: QuorumStorage> Quorum<S> {
             pending_messages: Vec::new(),
             pending_committed: Vec::new(),
             pending_hard_state: None,
+            snapshots_sent: Vec::new(),
+            disk_id: config.disk_id,
+            peer_disks: HashMap::new(),
+            pending_caught_up: false,
             handed_out_through: applied,
             applied,
             election_rng: config.election_seed
@@ -272,6 +307,12 @@ impl<S: QuorumStorage> Quorum<S> {
         self.raw.raft.raft_log.last_index() == 0
     }
 
+    /// True while this node started from a lost disk and no leader has
+    /// caught it up yet: it grants no vote.
+    pub fn catching_up(&self) -> bool {
+        self.is_empty() || (self.raw.store().catching_up() && !self.pending_caught_up)
+    }
+
     /// Proposes `payload` as a record of the metadata log. Only the leader
     /// accepts; the record is committed once applied at the returned place.
     pub fn propose(&mut self, payload: Vec<u8>) -> Result<ProposalId, QuorumError> {
@@ -313,25 +354,53 @@ impl<S: QuorumStorage> Quorum<S> {
 
     /// Decodes `bytes` received from `peer` and steps it (see
     /// [`Quorum::step`]). Garbage or another cluster's message is refused.
+    /// A message from a disk `peer` has since lost is refused
+    /// ([`QuorumError::RetiredDisk`]).
     pub fn receive(&mut self, peer: NodeId, bytes: &[u8]) -> Result<(), QuorumError> {
-        let (cluster_id, message) = decode_message(bytes)?;
-        if cluster_id != self.cluster_id {
+        let (envelope, message) = decode_message(bytes)?;
+        if envelope.cluster_id != self.cluster_id {
             return Err(QuorumError::OtherCluster {
                 expected: self.cluster_id,
-                got: cluster_id,
+                got: envelope.cluster_id,
             });
         }
-        self.step(peer, message)
+        self.check_sender(peer, &message)?;
+        if envelope.from_disk == 0 {
+            return Err(QuorumError::Malformed {
+                reason: "disk id 0",
+            });
+        }
+        let (current, retired) = self.peer_disks.entry(peer).or_insert((0, Vec::new()));
+        if retired.contains(&envelope.from_disk) {
+            return Err(QuorumError::RetiredDisk {
+                from: peer,
+                disk: envelope.from_disk,
+            });
+        }
+        if *current != envelope.from_disk {
+            if *current != 0 {
+                if retired.len() == RETIRED_DISKS_MAX {
+                    retired.remove(0);
+                }
+                retired.push(*current);
+            }
+            *current = envelope.from_disk;
+        }
+        let catch_up_target = (self.raw.store().catching_up()
+            && !self.pending_caught_up
+            && envelope.to_disk == self.disk_id
+            && message.get_msg_type() == MessageType::MsgAppend)
+            .then_some(message.commit);
+        self.step(peer, message)?;
+        if let Some(target) = catch_up_target {
+            if !self.is_empty() && self.raw.raft.raft_log.committed >= target {
+                self.pending_caught_up = true;
+            }
+        }
+        Ok(())
     }
 
-    /// Steps a message that `peer` sent. Refused, changing nothing: a
-    /// sender that is not a voter or is not `peer`, a message for another
-    /// node, a local message type, a vote request while this node is empty
-    /// ([`QuorumError::VoteRefusedNotCaughtUp`]). A message of an older term
-    /// is reported as [`QuorumError::StaleTerm`]; raft ignores it apart from
-    /// telling a stale leader the current term (so it steps down).
-    pub fn step(&mut self, peer: NodeId, message: Message) -> Result<(), QuorumError> {
-        assert!(!self.outputs_out, "step between ready and advance");
+    fn check_sender(&self, peer: NodeId, message: &Message) -> Result<(), QuorumError> {
         let from = NodeId::from_raft(message.from);
         if from != Some(peer) || !self.voters.contains(&peer) || peer == self.node_id {
             return Err(QuorumError::UnknownSender {
@@ -345,6 +414,19 @@ impl<S: QuorumStorage> Quorum<S> {
                 this: self.node_id,
             });
         }
+        Ok(())
+    }
+
+    /// Steps a message that `peer` sent. Refused, changing nothing: a
+    /// sender that is not a voter or is not `peer`, a message for another
+    /// node, a local message type, a vote request while this node is empty
+    /// ([`QuorumError::VoteRefusedNotCaughtUp`]). A message of an older term
+    /// is reported as [`QuorumError::StaleTerm`]; raft ignores it apart from
+    /// telling a stale leader the current term (so it steps down). Only
+    /// [`Quorum::receive`] knows disk ids, so only it ends a catch-up.
+    pub fn step(&mut self, peer: NodeId, message: Message) -> Result<(), QuorumError> {
+        assert!(!self.outputs_out, "step between ready and advance");
+        self.check_sender(peer, &message)?;
         let msg_type = message.get_msg_type();
         if matches!(
             msg_type,
@@ -364,8 +446,16 @@ impl<S: QuorumStorage> Quorum<S> {
             msg_type,
             MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
         );
-        if vote && self.is_empty() {
+        if vote && self.catching_up() {
             return Err(QuorumError::VoteRefusedNotCaughtUp);
+        }
+        // A leader sends a follower heartbeats committing up to what it
+        // believes the follower holds; a follower that lost its disk holds
+        // less, and raft-rs panics on a commit past its log. Commit can
+        // only rise to what this node holds.
+        let mut message = message;
+        if msg_type == MessageType::MsgHeartbeat {
+            message.commit = message.commit.min(self.raw.raft.raft_log.last_index());
         }
         let current = self.raw.raft.term;
         let stale = message.term != 0 && message.term < current;
@@ -387,6 +477,7 @@ impl<S: QuorumStorage> Quorum<S> {
             || !self.pending_messages.is_empty()
             || !self.pending_committed.is_empty()
             || self.pending_hard_state.is_some()
+            || self.pending_caught_up
     }
 
     /// Collects the work for the caller (see [`Outputs`] for the order it
@@ -399,6 +490,10 @@ impl<S: QuorumStorage> Quorum<S> {
         let mut messages = std::mem::take(&mut self.pending_messages);
         let mut committed = std::mem::take(&mut self.pending_committed);
         out.persist.hard_state = self.pending_hard_state.take();
+        if std::mem::take(&mut self.pending_caught_up) {
+            self.raw.mut_store().set_caught_up()?;
+            out.persist.caught_up = true;
+        }
         if self.raw.has_ready() {
             let mut rd = self.raw.ready();
             let store = self.raw.mut_store();
@@ -449,13 +544,28 @@ impl<S: QuorumStorage> Quorum<S> {
         if let Some(snapshot) = &out.snapshot {
             self.handed_out_through = self.handed_out_through.max(snapshot.index);
         }
+        let empty = self.is_empty();
         out.messages = messages
             .into_iter()
-            .filter_map(|m| {
+            .filter_map(|mut m| {
+                if empty && m.get_msg_type() == MessageType::MsgAppendResponse && m.reject {
+                    // The leader may believe this node holds entries it
+                    // lost with its disk, and would ignore the rejection
+                    // as stale; asking for a snapshot is never ignored.
+                    m.request_snapshot = BOOTSTRAP_INDEX;
+                }
+                if m.get_msg_type() == MessageType::MsgSnapshot {
+                    self.snapshots_sent.push(m.to);
+                }
                 let to = NodeId::from_raft(m.to)?;
+                let envelope = Envelope {
+                    cluster_id: self.cluster_id,
+                    from_disk: self.disk_id,
+                    to_disk: self.peer_disks.get(&to).map_or(0, |d| d.0),
+                };
                 Some(Outbound {
                     to,
-                    bytes: encode_message(self.cluster_id, &m),
+                    bytes: encode_message(envelope, &m),
                 })
             })
             .collect();
@@ -480,6 +590,12 @@ impl<S: QuorumStorage> Quorum<S> {
                     .extend(light.take_committed_entries());
             }
             None => self.raw.advance_apply(),
+        }
+        // raft-rs waits for the transport to report a snapshot's fate; the
+        // wire is lossy anyway, so report it sent: if it was lost, the
+        // follower's next rejection brings another.
+        for to in std::mem::take(&mut self.snapshots_sent) {
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
         }
         self.applied = self.handed_out_through;
     }

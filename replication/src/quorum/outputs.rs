@@ -43,6 +43,9 @@ pub struct Persist {
     pub snapshot: Option<Snapshot>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
+    /// True when a leader has just caught this node up after it started
+    /// empty ([`QuorumStorage::set_caught_up`](super::QuorumStorage::set_caught_up)).
+    pub caught_up: bool,
     /// True when the change must reach the disk before the messages go out
     /// (a new term or vote, new entries, a snapshot). False for a commit
     /// index alone, which a crash may lose without harm.
@@ -52,7 +55,10 @@ pub struct Persist {
 impl Persist {
     /// True when there is nothing to persist.
     pub fn is_empty(&self) -> bool {
-        self.snapshot.is_none() && self.entries.is_empty() && self.hard_state.is_none()
+        self.snapshot.is_none()
+            && self.entries.is_empty()
+            && self.hard_state.is_none()
+            && !self.caught_up
     }
 }
 

@@ -47,6 +47,12 @@ pub trait QuorumStorage: raft::Storage {
     fn sync(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
+    /// True from the creation of an empty storage (a lost disk) until the
+    /// quorum records that a leader caught it up: while true, the node
+    /// grants no vote. Persisted, so a restart mid-catch-up still refuses.
+    fn catching_up(&self) -> bool;
+    /// Records that a leader caught this node up.
+    fn set_caught_up(&mut self) -> Result<(), StorageError>;
     /// The latest snapshot (the bootstrap one, ours or the leader's).
     fn latest_snapshot(&self) -> Snapshot;
     /// The hard state last recorded.
@@ -63,13 +69,17 @@ pub struct MemoryStorage {
     snapshot: Snapshot,
     /// `entries[i].index == snapshot index + 1 + i`.
     entries: Vec<Entry>,
+    catching_up: bool,
 }
 
 impl MemoryStorage {
     /// An empty storage: a node that lost its disk, or a node joining. It
     /// holds no configuration; it learns it from the leader's snapshot.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            catching_up: true,
+            ..Self::default()
+        }
     }
 
     /// The storage of a voter of a newly formed cluster: a snapshot at
@@ -79,7 +89,7 @@ impl MemoryStorage {
     /// node must start [`MemoryStorage::new`] and catch up).
     pub fn bootstrap(voters: &[NodeId]) -> Self {
         let mut conf_state = ConfState::default();
-        conf_state.voters = voters.iter().map(|v| v.0).collect();
+        conf_state.voters = voters.iter().map(|v| v.raft_id()).collect();
         let mut metadata = SnapshotMetadata::default();
         metadata.set_conf_state(conf_state);
         metadata.index = BOOTSTRAP_INDEX;
@@ -96,6 +106,7 @@ impl MemoryStorage {
             hard_state,
             snapshot,
             entries: Vec::new(),
+            catching_up: false,
         }
     }
 
@@ -236,6 +247,15 @@ impl QuorumStorage for MemoryStorage {
         assert_eq!(term, snapshot.get_metadata().term, "snapshot term mismatch");
         self.entries.drain(..(index + 1 - self.first()) as usize);
         self.snapshot = snapshot;
+        Ok(())
+    }
+
+    fn catching_up(&self) -> bool {
+        self.catching_up
+    }
+
+    fn set_caught_up(&mut self) -> Result<(), StorageError> {
+        self.catching_up = false;
         Ok(())
     }
 
