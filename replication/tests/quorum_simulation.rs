@@ -8,7 +8,8 @@
 //! checked: a new proposal commits and every node applies everything that
 //! was acknowledged.
 //!
-//! `SLUICE_TEST_SEED=<n>` replays one seed (for every voter count).
+//! `SLUICE_TEST_SEED=<n>` replays one seed (for every voter count);
+//! `SLUICE_TEST_TRACE=1` prints its events.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +20,8 @@ use sluice_replication::quorum::{
 
 /// Seeds per voter count when no seed is given: enough schedules to find
 /// ordering bugs, bounded so the suite stays a few seconds in debug builds.
-const SEEDS_PER_VOTER_COUNT: u64 = 40;
+/// `SLUICE_TEST_SEEDS=<n>` runs more (a longer soak).
+const SEEDS_PER_VOTER_COUNT: u64 = 150;
 /// Ticks of chaos per run.
 const CHAOS_TICKS: u64 = 400;
 /// Ticks allowed, after healing, for every node to catch up and for a new
@@ -171,9 +173,10 @@ impl Sim {
                 .iter()
                 .map(|n| match &n.quorum {
                     Some(q) => format!(
-                        "{}:{:?}/t{}/c{}/l{}/d{}",
+                        "{}:{:?}{}/t{}/c{}/l{}/d{}",
                         n.id,
                         q.role(),
+                        if q.catching_up() { "(catching up)" } else { "" },
                         q.term(),
                         q.committed_index(),
                         q.storage().entries_held().last().map_or(0, |e| e.index),
@@ -542,7 +545,11 @@ fn seeds() -> Vec<u64> {
         Ok(s) => vec![s.trim().parse().expect("SLUICE_TEST_SEED is a number")],
         Err(_) => {
             let base = 0x51_u64 << 32;
-            (0..SEEDS_PER_VOTER_COUNT).map(|k| base + k).collect()
+            let count = std::env::var("SLUICE_TEST_SEEDS")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(SEEDS_PER_VOTER_COUNT);
+            (0..count).map(|k| base + k).collect()
         }
     }
 }

@@ -116,7 +116,8 @@ const UNCOMMITTED_BYTES_MAX: u64 = 64 << 20;
 ///
 /// A node whose log is empty (no entry, no snapshot: it was wiped, or never
 /// bootstrapped) refuses vote and pre-vote requests until a leader has
-/// caught it up: until it holds the commit index of an append that a
+/// caught it up, and does not stand for election either (its election
+/// clock stops): until it holds the commit index of an append that a
 /// leader sent after hearing from its new disk (the message names the
 /// disk). Reason: raft's safety rests on a voter remembering its log and
 /// its vote. Before the loss, the node may have acknowledged entries that a
@@ -348,6 +349,11 @@ impl<S: QuorumStorage> Quorum<S> {
     /// Advances time by one tick.
     pub fn tick(&mut self) {
         assert!(!self.outputs_out, "tick between ready and advance");
+        if self.catching_up() {
+            // Nor does it stand for election (see the type's doc): its
+            // election clock does not run.
+            self.raw.raft.election_elapsed = 0;
+        }
         self.raw.tick();
         self.draw_election_timeout();
     }
