@@ -28,6 +28,9 @@ const CHAOS_TICKS: u64 = 400;
 /// proposal to commit (many election timeouts).
 const HEAL_TICKS_MAX: u64 = 400;
 const ELECTION_TICKS: usize = 10;
+/// A client that saw no commit of its record in this many ticks proposes
+/// it again (to whichever node leads then).
+const PROBE_RETRY_TICKS: u64 = 5 * ELECTION_TICKS as u64;
 /// Small, so snapshots and catch-up by snapshot happen in every run.
 const SNAPSHOT_INTERVAL_ENTRIES: u64 = 8;
 const CLUSTER_ID: u64 = 7;
@@ -499,10 +502,20 @@ impl Sim {
                 self.restart(i);
             }
         }
-        let mut probe: Option<Vec<u8>> = None;
-        for _ in 0..HEAL_TICKS_MAX {
+        // A client's probe record; proposed again (as a client retries) if
+        // the leader that took it lost it before committing it.
+        let mut probes: Vec<Vec<u8>> = Vec::new();
+        let mut proposed_at = 0;
+        for tick in 0..HEAL_TICKS_MAX {
             self.step(0);
-            if probe.is_none() {
+            if tick % 25 == 0 {
+                self.trace("healing");
+            }
+            let committed = probes
+                .iter()
+                .any(|p| self.history.values().any(|(_, q)| q == p));
+            let retry = probes.is_empty() || (!committed && tick - proposed_at > PROBE_RETRY_TICKS);
+            if retry {
                 if let Some(i) = (0..self.nodes.len()).find(|&i| {
                     self.nodes[i]
                         .quorum
@@ -512,11 +525,12 @@ impl Sim {
                     let before = self.next_payload;
                     self.propose(i);
                     if self.next_payload > before {
-                        probe = Some(format!("record-{before}").into_bytes());
+                        probes.push(format!("record-{before}").into_bytes());
+                        proposed_at = tick;
                     }
                 }
             }
-            let done = probe.as_ref().is_some_and(|p| {
+            let done = probes.iter().any(|p| {
                 self.nodes
                     .iter()
                     .all(|n| n.state.values().any(|(_, q)| q == p))
@@ -531,11 +545,11 @@ impl Sim {
             }
         }
         panic!(
-            "seed {}: {} voters: after healing, the cluster did not commit a new proposal and apply every acknowledged record on every node within {HEAL_TICKS_MAX} ticks (acknowledged {}, probe proposed {})",
+            "seed {}: {} voters: after healing, the cluster did not commit a new proposal and apply every acknowledged record on every node within {HEAL_TICKS_MAX} ticks (acknowledged {}, probes proposed {})",
             self.seed,
             self.nodes.len(),
             self.acknowledged.len(),
-            probe.is_some()
+            probes.len()
         );
     }
 }
