@@ -530,22 +530,27 @@ impl Sim {
                     }
                 }
             }
-            let done = probes.iter().any(|p| {
-                self.nodes
-                    .iter()
-                    .all(|n| n.state.values().any(|(_, q)| q == p))
-                    && self.acknowledged.iter().all(|(index, p)| {
-                        self.nodes
-                            .iter()
-                            .all(|n| n.state.get(index).is_some_and(|(_, q)| q == p))
-                    })
-            });
+            let caught_up = self
+                .nodes
+                .iter()
+                .all(|n| n.quorum.as_ref().is_some_and(|q| !q.catching_up()));
+            let done = caught_up
+                && probes.iter().any(|p| {
+                    self.nodes
+                        .iter()
+                        .all(|n| n.state.values().any(|(_, q)| q == p))
+                        && self.acknowledged.iter().all(|(index, p)| {
+                            self.nodes
+                                .iter()
+                                .all(|n| n.state.get(index).is_some_and(|(_, q)| q == p))
+                        })
+                });
             if done {
                 return;
             }
         }
         panic!(
-            "seed {}: {} voters: after healing, the cluster did not commit a new proposal and apply every acknowledged record on every node within {HEAL_TICKS_MAX} ticks (acknowledged {}, probes proposed {})",
+            "seed {}: {} voters: after healing, the cluster did not commit a new proposal, catch up every wiped voter and apply every acknowledged record on every node within {HEAL_TICKS_MAX} ticks (acknowledged {}, probes proposed {})",
             self.seed,
             self.nodes.len(),
             self.acknowledged.len(),

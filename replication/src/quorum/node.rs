@@ -460,7 +460,11 @@ impl<S: QuorumStorage> Quorum<S> {
         // less, and raft-rs panics on a commit past its log. Commit can
         // only rise to what this node holds.
         let mut message = message;
+        let mut ask_snapshot = None;
         if msg_type == MessageType::MsgHeartbeat {
+            if message.commit > self.raw.raft.raft_log.last_index() {
+                ask_snapshot = Some(message.commit);
+            }
             message.commit = message.commit.min(self.raw.raft.raft_log.last_index());
         }
         let current = self.raw.raft.term;
@@ -471,6 +475,25 @@ impl<S: QuorumStorage> Quorum<S> {
             Err(e) => return Err(raft_error(e)),
         }
         self.draw_election_timeout();
+        if let (Some(believed), false) = (ask_snapshot, stale) {
+            // A leader sends a follower it believes up to date only
+            // heartbeats, never an append this node could reject; after a
+            // disk loss it believes in entries (up to `believed`) that are
+            // gone. Tell it: ask for a snapshot while empty, else for the
+            // entries after our log's end.
+            let mut reject = Message::default();
+            reject.set_msg_type(MessageType::MsgAppendResponse);
+            reject.from = self.node_id.raft_id();
+            reject.to = peer.raft_id();
+            reject.term = self.raw.raft.term;
+            reject.reject = true;
+            reject.index = believed;
+            reject.reject_hint = self.raw.raft.raft_log.last_index();
+            if self.is_empty() {
+                reject.request_snapshot = BOOTSTRAP_INDEX;
+            }
+            self.pending_messages.push(reject);
+        }
         if stale {
             return Err(QuorumError::StaleTerm { term, current });
         }
@@ -628,8 +651,10 @@ impl<S: QuorumStorage> Quorum<S> {
             });
         }
         let term = self.raw.raft.raft_log.term(index).map_err(raft_error)?;
-        let mut snapshot = Snapshot::default();
-        snapshot.data = Bytes::from(state);
+        let mut snapshot = Snapshot {
+            data: Bytes::from(state),
+            ..Default::default()
+        };
         let metadata = snapshot.mut_metadata();
         metadata.index = index;
         metadata.term = term;

@@ -88,8 +88,10 @@ impl MemoryStorage {
     /// once, when the cluster is formed (never after a disk loss: that
     /// node must start [`MemoryStorage::new`] and catch up).
     pub fn bootstrap(voters: &[NodeId]) -> Self {
-        let mut conf_state = ConfState::default();
-        conf_state.voters = voters.iter().map(|v| v.raft_id()).collect();
+        let conf_state = ConfState {
+            voters: voters.iter().map(|v| v.raft_id()).collect(),
+            ..Default::default()
+        };
         let mut metadata = SnapshotMetadata::default();
         metadata.set_conf_state(conf_state);
         metadata.index = BOOTSTRAP_INDEX;
