@@ -116,6 +116,16 @@ struct Sim {
     /// Proposals applied somewhere (committed, acknowledged to the client).
     acknowledged: BTreeMap<u64, Vec<u8>>,
     next_payload: u64,
+    /// Faults and recoveries that happened, to show the schedule covers them.
+    counts: Counts,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    crashes: u64,
+    wipes: u64,
+    partitions: u64,
+    snapshots_installed: u64,
 }
 
 fn config(seed: u64, disk_id: u64) -> QuorumConfig {
@@ -162,6 +172,7 @@ impl Sim {
             proposed: Vec::new(),
             acknowledged: BTreeMap::new(),
             next_payload: 0,
+            counts: Counts::default(),
         }
     }
 
@@ -194,6 +205,7 @@ impl Sim {
 
     fn crash(&mut self, i: usize) {
         self.trace(&format!("crash {i}"));
+        self.counts.crashes += 1;
         self.nodes[i].quorum = None;
         self.nodes[i].state.clear();
     }
@@ -216,6 +228,7 @@ impl Sim {
     fn wipe(&mut self, i: usize) {
         self.trace(&format!("wipe {i}"));
         self.crash(i);
+        self.counts.wipes += 1;
         self.nodes[i].disk = MemoryStorage::new();
         self.nodes[i].disk_id += 1;
         self.restart(i);
@@ -257,6 +270,7 @@ impl Sim {
             self.apply(i, committed);
         }
         if let Some(snapshot) = out.snapshot {
+            self.counts.snapshots_installed += 1;
             let state = decode_state(&snapshot.state);
             for (index, (term, payload)) in &state {
                 self.record(i, *index, *term, payload);
@@ -480,6 +494,7 @@ impl Sim {
                 60..=64 if n > 1 && self.up(i) && !self.anyone_empty() => self.wipe(i),
                 65..=79 => {
                     self.trace("partition");
+                    self.counts.partitions += 1;
                     for side in self.side.iter_mut() {
                         *side = (self.rng.0 % 2) as u8;
                         self.rng.next();
@@ -576,16 +591,33 @@ fn seeds() -> Vec<u64> {
 fn run(voter_count: u64) {
     let started = std::time::Instant::now();
     let mut acknowledged = 0;
+    let mut total = Counts::default();
     for seed in seeds() {
         eprintln!("quorum simulation: {voter_count} voters, seed {seed} (SLUICE_TEST_SEED={seed} replays)");
         let mut sim = Sim::new(seed, voter_count);
         sim.chaos();
         sim.heal();
         acknowledged += sim.acknowledged.len();
+        total.crashes += sim.counts.crashes;
+        total.wipes += sim.counts.wipes;
+        total.partitions += sim.counts.partitions;
+        total.snapshots_installed += sim.counts.snapshots_installed;
     }
     assert!(acknowledged > 0, "no proposal was ever acknowledged");
+    if seeds().len() > 1 {
+        assert!(
+            total.crashes > 0 && total.partitions > 0,
+            "no faults: {total:?}"
+        );
+        if voter_count > 1 {
+            assert!(
+                total.wipes > 0 && total.snapshots_installed > 0,
+                "no disk wipe caught up by snapshot: {total:?}"
+            );
+        }
+    }
     eprintln!(
-        "quorum simulation: {voter_count} voters, {} seeds, {acknowledged} records acknowledged, {:?}",
+        "quorum simulation: {voter_count} voters, {} seeds, {acknowledged} records acknowledged, {total:?}, {:?}",
         seeds().len(),
         started.elapsed()
     );

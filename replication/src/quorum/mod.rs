@@ -8,8 +8,17 @@
 //! * [`QuorumStorage`]: the seam for the log, hard state and snapshot, with
 //!   [`MemoryStorage`] for simulations (and as an engine's working view).
 //! * [`encode_message`]/[`decode_message`]: the wire format (a header with
-//!   the cluster id, then raft's protobuf). A message of another cluster, an
-//!   unknown sender, garbage or a stale term is refused with a typed error.
+//!   the cluster id and both ends' disk ids, then raft's protobuf). A
+//!   message of another cluster, an unknown sender, garbage, a stale term or
+//!   a lost disk is refused with a typed error and changes nothing.
+//!
+//! What raft-rs does not cover, the wrapper adds: a voter that lost its
+//! disk neither votes nor stands for election until a leader that heard
+//! from its new disk has caught it up (see [`Quorum`]); deterministic
+//! election timeouts from a seed (raft-rs draws them from the thread's
+//! RNG); a follower whose log is shorter than its leader believes asks to
+//! be caught up (raft-rs would panic on the heartbeat's commit index, and
+//! its leader would ignore the follower's rejections as stale).
 //!
 //! No socket, file, clock or task here: the engine drives a [`Quorum`] on
 //! shard 0 with real I/O; a seeded simulation drives many with faults.
