@@ -1,23 +1,29 @@
-//! Replication for Sluice: copies of each partition on other nodes, kept in
-//! step with the partition's leader.
+//! Replication for Sluice: the controller quorum's consensus today; copies
+//! of each partition on other nodes next.
 //!
-//! **This crate is empty until replication lands.** Today a broker is one
-//! node and every partition has one replica (topics are created with
-//! replication factor 1); nothing depends on this crate yet. It exists so
-//! that the workspace has the place, and the dependency rule, ready:
-//! `replication → storage`, and the engine depends on it, never the reverse.
+//! The dependency rule: `replication → storage`, and the engine depends on
+//! this crate, never the reverse. Everything here is a sans-IO state
+//! machine: it takes messages and ticks and returns what to persist, what
+//! to send and what to apply. No socket, file or clock inside, so that a
+//! seeded simulation can drive thousands of fault schedules and replay a
+//! failing one; the engine drives them with real I/O.
+//!
+//! # What it holds
+//!
+//! * [`quorum`]: the controller quorum's consensus core, a wrapper over
+//!   TiKV's raft-rs (no home-made consensus). The metadata log is its log;
+//!   snapshots of the metadata state bound it; a voter that lost its disk
+//!   catches up from a snapshot and votes only once caught up. Nothing in
+//!   the engine drives it yet.
 //!
 //! # What it will hold
 //!
 //! (ARCHITECTURE.md, "Replication".)
 //!
-//! * **Sans-IO state machines** for the leader, the follower, the high
-//!   watermark, the in-sync set and leader epochs: they take messages and
-//!   ticks and return what to send, what to append and which acks to give.
-//!   No socket, file or clock inside: they are generic over transport,
-//!   storage and clock, so that a seeded simulation can drive thousands of
-//!   fault schedules and replay a failing one. The engine's owner shard of
-//!   each partition drives them with real I/O.
+//! * **Sans-IO state machines** for the partition leader, the follower, the
+//!   high watermark, the in-sync set and leader epochs, generic over
+//!   transport, storage and clock. The engine's owner shard of each
+//!   partition drives them with real I/O.
 //! * **Push, pipelined, batched per core**: the leader's owner shard sends
 //!   the batch bytes it appended to each follower's owner shard, one
 //!   connection per (node, shard) pair and one frame per flush round for all
@@ -29,5 +35,5 @@
 //!   `min.insync.replicas` refuses writes when the set is too small; a
 //!   rejoining follower truncates where its leader epoch ends (KIP-101,
 //!   KIP-279), never to its own high watermark.
-//!
-//! Later, the controller quorum's replicated metadata log may live here too.
+
+pub mod quorum;
