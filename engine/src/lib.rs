@@ -63,6 +63,10 @@
 //! encoding of its own, versioned, not a wire protocol's), replayed at
 //! start and appended to by shard 0 (the controller); every shard holds an
 //! immutable snapshot of it, replaced when it changes.
+//!
+//! `quorum_log/` is the controller quorum's log on disk (raft entries, hard
+//! state, snapshots, over `sluice_replication::quorum`); the controller will
+//! drive it in cluster mode, where the metadata log becomes the Raft log.
 
 mod admin_http;
 pub mod alloc;
@@ -78,6 +82,7 @@ mod metrics;
 mod native;
 mod node_identity;
 mod partition;
+pub mod quorum_log;
 mod request_latency;
 mod server;
 mod shard;
