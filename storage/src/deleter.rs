@@ -350,7 +350,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(deleter.wait_until_done(Duration::from_secs(10)));
-        assert!(lengths.len() >= 3, "given back in steps: {lengths:?}");
+        // At least two lengths short of the whole file (a watcher starved
+        // on a loaded machine may miss a step, never all of them).
+        assert!(
+            lengths.iter().filter(|length| **length < 4 * MIB).count() >= 2,
+            "given back in steps: {lengths:?}"
+        );
         assert!(lengths.windows(2).all(|pair| pair[1] < pair[0]));
         assert!(
             began.elapsed() >= Duration::from_millis(500),

@@ -95,7 +95,11 @@ impl QuorumLog {
                 reason,
             }
         })?;
-        let view = build_view(snapshot, &replayed);
+        let view = build_view(snapshot, &replayed).map_err(|reason| QuorumLogError::Corrupt {
+            path: path.clone(),
+            position: 0,
+            reason,
+        })?;
         if rewrite {
             tracing::warn!(dir = %dir.display(), "quorum log rewritten after its snapshot (interrupted compaction)");
             let log = Self::create_generation(dir, generation + 1, view)?;
@@ -329,22 +333,28 @@ fn entry_frames(entries: &[Entry]) -> Result<Vec<u8>, QuorumLogError> {
     Ok(frames)
 }
 
-/// Rebuilds the working view from a snapshot and a replayed generation.
-fn build_view(snapshot: Snapshot, replayed: &recovery::ReplayedLog) -> MemoryStorage {
+/// Rebuilds the working view from a snapshot and a replayed generation, or
+/// says why the two do not fit together (entries that do not follow the
+/// snapshot: a damaged directory, never a torn write).
+fn build_view(
+    snapshot: Snapshot,
+    replayed: &recovery::ReplayedLog,
+) -> Result<MemoryStorage, String> {
     let mut view = MemoryStorage::new();
     let hard_state = replayed.hard_state.clone().unwrap_or_default();
     if snapshot.get_metadata().index > 0 {
         view.install_snapshot(snapshot)
-            .expect("an empty storage takes any snapshot");
+            .map_err(|error| format!("the snapshot does not install: {error}"))?;
     }
     view.append(&replayed.entries)
-        .expect("a memory storage takes entries following its snapshot");
+        .map_err(|error| format!("the entries do not follow the snapshot: {error}"))?;
     view.set_hard_state(hard_state)
-        .expect("a memory storage never fails");
+        .map_err(|error| format!("the hard state does not apply: {error}"))?;
     if replayed.caught_up {
-        view.set_caught_up().expect("a memory storage never fails");
+        view.set_caught_up()
+            .map_err(|error| format!("the caught-up mark does not apply: {error}"))?;
     }
-    view
+    Ok(view)
 }
 
 fn io_error<'a>(
