@@ -409,7 +409,6 @@ pub async fn delete_records(
     let mut parts = FanOut::<i32, Offset>::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        parts.topic(name.clone());
         for part in &topic.partitions {
             let before = match part.offset {
                 -1 => Ok(None),
@@ -426,6 +425,7 @@ pub async fn delete_records(
             });
             parts.part(part.partition_index, answer);
         }
+        parts.end_topic(name);
     }
     let mut topics = Vec::new();
     for (name, answers) in parts.gather().await {

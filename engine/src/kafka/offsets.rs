@@ -42,7 +42,6 @@ pub async fn list_offsets(
     let mut parts = FanOut::<i32, Option<Listed>>::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        parts.topic(name.clone());
         for part in &topic.partitions {
             let query = match part.timestamp {
                 LATEST => Ok(OffsetQuery::Latest),
@@ -58,6 +57,7 @@ pub async fn list_offsets(
             let answer = query.and_then(|query| ask(shard, &name, part.partition_index, query));
             parts.part(part.partition_index, answer);
         }
+        parts.end_topic(name);
     }
     let mut topics = Vec::new();
     for (name, answers) in parts.gather().await {
@@ -100,11 +100,11 @@ pub async fn offset_for_leader_epoch(
     let mut parts = FanOut::<(i32, i32), Option<Listed>>::default();
     for topic in request.topics {
         let name = topic.topic.0.to_string();
-        parts.topic(name.clone());
         for part in &topic.partitions {
             let answer = ask(shard, &name, part.partition, OffsetQuery::Latest);
             parts.part((part.partition, part.leader_epoch), answer);
         }
+        parts.end_topic(name);
     }
     let mut topics = Vec::new();
     for (name, answers) in parts.gather().await {

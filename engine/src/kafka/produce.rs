@@ -67,7 +67,6 @@ pub async fn handle(
     let mut parts = FanOut::<i32, Produced>::default();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
-        parts.topic(name.clone());
         for part in topic.partition_data {
             let answer = split(part.records.unwrap_or_default()).and_then(|batches| {
                 on_partition(shard, &metadata, &name, part.index, |reply| {
@@ -80,6 +79,7 @@ pub async fn handle(
             });
             parts.part(part.index, answer);
         }
+        parts.end_topic(name);
     }
 
     let mut responses = Vec::new();

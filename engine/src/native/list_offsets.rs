@@ -17,7 +17,6 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
     let metadata = shard.metadata();
     let mut parts = FanOut::<u32, Option<Listed>>::default();
     for (name, partitions) in request.topics {
-        parts.topic(name.clone());
         for (partition, spec) in partitions {
             let query = offset_query(spec);
             let answer = route(shard, &metadata, &name, partition).map(|route| {
@@ -28,6 +27,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
             });
             parts.part(partition, answer);
         }
+        parts.end_topic(name);
     }
     let topics = parts
         .gather()

@@ -21,7 +21,6 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
     let metadata = shard.metadata();
     let mut parts = FanOut::<u32, Produced>::default();
     for topic in request.topics {
-        parts.topic(topic.name.clone());
         for part in topic.partitions {
             let batch = part.batch;
             let answer = route(shard, &metadata, &topic.name, part.partition).map(|route| {
@@ -33,6 +32,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
             });
             parts.part(part.partition, answer);
         }
+        parts.end_topic(topic.name);
     }
     let topics = parts
         .gather()

@@ -29,36 +29,47 @@ pub type TopicParts<P, R> = (String, Vec<(P, R)>);
 
 /// The parts of a request that names partitions topic by topic (as both
 /// protocols' produce, list-offsets and delete-records requests do), each
-/// labelled with its partition as the request named it (`P`).
+/// labelled with its partition as the request named it (`P`). A topic's
+/// parts are added first, each sent as it is added, and then the topic is
+/// closed under its name ([`FanOut::end_topic`]), which takes the name by
+/// value once nothing needs it any more.
 pub struct FanOut<P, T> {
     topics: Vec<TopicParts<P, Pending<T>>>,
+    /// The parts of the topic not yet closed.
+    open: Vec<(P, Pending<T>)>,
 }
 
 impl<P, T> Default for FanOut<P, T> {
     fn default() -> Self {
-        FanOut { topics: Vec::new() }
+        FanOut {
+            topics: Vec::new(),
+            open: Vec::new(),
+        }
     }
 }
 
 impl<P, T> FanOut<P, T> {
-    /// Starts the parts of topic `name`: the parts added next are its.
-    pub fn topic(&mut self, name: String) {
-        self.topics.push((name, Vec::new()));
+    /// Adds a part of the topic being added.
+    pub fn part(&mut self, partition: P, pending: Pending<T>) {
+        self.open.push((partition, pending));
     }
 
-    /// Adds a part of the topic last started.
-    ///
-    /// Panics if no topic was started: a bug.
-    pub fn part(&mut self, partition: P, pending: Pending<T>) {
-        let (_, parts) = self
-            .topics
-            .last_mut()
-            .expect("a part is added after its topic");
-        parts.push((partition, pending));
+    /// Closes the parts added since the last topic as topic `name`'s (none:
+    /// a topic the request named with no partitions).
+    pub fn end_topic(&mut self, name: String) {
+        let parts = std::mem::take(&mut self.open);
+        self.topics.push((name, parts));
     }
 
     /// Every part's answer, topic by topic, in the order added.
+    ///
+    /// Panics if parts were added after the last topic was closed: a bug.
     pub async fn gather(self) -> Vec<TopicParts<P, Result<T, Failure>>> {
+        assert!(
+            self.open.is_empty(),
+            "{} parts added after the last topic was closed",
+            self.open.len()
+        );
         let mut topics = Vec::with_capacity(self.topics.len());
         for (name, parts) in self.topics {
             let mut answers = Vec::with_capacity(parts.len());

@@ -125,14 +125,7 @@ impl QuorumLog {
             snapshot_index = replayed.base_index,
             "quorum log replayed"
         );
-        Ok(QuorumLog {
-            dir: dir.to_owned(),
-            view,
-            generation,
-            file,
-            unsynced: Cell::new(false),
-            failed: RefCell::new(None),
-        })
+        Ok(QuorumLog::at(dir, view, generation, file))
     }
 
     /// Creates the log of a voter of a newly formed cluster in `dir` (see
@@ -229,14 +222,20 @@ impl QuorumLog {
             .append(true)
             .open(&path)
             .map_err(io_error(&path, "open"))?;
-        Ok(QuorumLog {
+        Ok(QuorumLog::at(dir, view, generation, file))
+    }
+
+    /// A log over `file`, generation `generation` in `dir`, whose frames
+    /// replay to `view`, with nothing unsynced and no failure.
+    fn at(dir: &Path, view: MemoryStorage, generation: u64, file: File) -> QuorumLog {
+        QuorumLog {
             dir: dir.to_owned(),
             view,
             generation,
             file,
             unsynced: Cell::new(false),
             failed: RefCell::new(None),
-        })
+        }
     }
 
     fn create(dir: &Path, view: MemoryStorage) -> Result<QuorumLog, QuorumLogError> {
