@@ -127,7 +127,11 @@ impl Broker {
                 path: config.data_dir.clone(),
                 source,
             })?;
-        let identity = NodeIdentity::load_or_create(&config.data_dir, config.node_id)?;
+        let identity = NodeIdentity::load_or_create(
+            &config.data_dir,
+            config.node_id,
+            config.cluster_id.as_deref(),
+        )?;
         let mut listeners = Listeners::resolve(&mut config)?;
         let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
         sluice_storage::deleter::set_pace(config.delete_bytes_per_s);

@@ -17,6 +17,11 @@ pub struct BrokerConfig {
     /// The controller quorum's voters; empty: this node alone (at
     /// `peer_addr`). See [`Voter::parse_list`] and [`check_quorum`].
     pub voters: Vec<Voter>,
+    /// The cluster a new data directory joins (Kafka's cluster id: 22
+    /// characters of URL-safe base64); `None`: a new one is drawn. Every
+    /// node of a cluster is started with the same one; a data directory of
+    /// another cluster is refused.
+    pub cluster_id: Option<String>,
     /// Where topics and metadata live.
     pub data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
@@ -78,6 +83,7 @@ impl Default for BrokerConfig {
             node_id: NodeId(0),
             peer_addr: "127.0.0.1:9193".to_string(),
             voters: Vec::new(),
+            cluster_id: None,
             data_dir: PathBuf::from("./sluice-data"),
             native_addr: "127.0.0.1:9192".to_string(),
             // Off for an embedded broker; `sluice serve` listens on 9092.

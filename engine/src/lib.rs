@@ -80,7 +80,7 @@ mod kafka;
 mod listeners;
 mod metrics;
 mod native;
-mod node_identity;
+pub mod node_identity;
 mod partition;
 pub mod quorum_log;
 mod request_latency;

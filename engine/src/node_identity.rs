@@ -49,6 +49,17 @@ pub enum IdentityError {
         recorded: NodeId,
         configured: NodeId,
     },
+    #[error(
+        "data directory {dir} belongs to cluster {recorded}, not cluster {configured}: \
+         give this node a data directory of its own, or start it with --cluster-id {recorded}"
+    )]
+    OtherCluster {
+        dir: PathBuf,
+        recorded: String,
+        configured: String,
+    },
+    #[error("cluster id {given:?} is not one: 22 characters of URL-safe base64 (as `sluice cluster id` prints)")]
+    InvalidClusterId { given: String },
     #[error("{path} is not a node identity file: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
@@ -58,17 +69,29 @@ pub enum IdentityError {
 impl NodeIdentity {
     /// The identity `data_dir` records, checked against `node_id`; a
     /// directory without one (new, or written by a release before
-    /// identities) is given one now: `node_id` in a new cluster.
+    /// identities) is given one now: `node_id` in cluster `cluster_id`, or
+    /// in a new cluster when that is `None`.
     ///
-    /// Errors: `OtherNode` when the directory is another node's; `Corrupt`
+    /// Errors: `OtherNode` when the directory is another node's;
+    /// `OtherCluster` when it is of a cluster other than `cluster_id`;
+    /// `InvalidClusterId` when `cluster_id` is not one; `Corrupt`
     /// when the file does not parse; `Io` when it cannot be read or written.
-    pub fn load_or_create(data_dir: &Path, node_id: NodeId) -> Result<NodeIdentity, IdentityError> {
+    pub fn load_or_create(
+        data_dir: &Path,
+        node_id: NodeId,
+        cluster_id: Option<&str>,
+    ) -> Result<NodeIdentity, IdentityError> {
+        if let Some(given) = cluster_id.filter(|given| !is_cluster_id(given)) {
+            return Err(IdentityError::InvalidClusterId {
+                given: given.to_string(),
+            });
+        }
         let path = data_dir.join(IDENTITY_FILE);
         let identity = match read(&path)? {
             Some(identity) => identity,
             None => {
                 let identity = NodeIdentity {
-                    cluster_id: new_cluster_id(),
+                    cluster_id: cluster_id.map_or_else(new_cluster_id, str::to_string),
                     node_id,
                 };
                 write(data_dir, &path, &identity)?;
@@ -76,6 +99,13 @@ impl NodeIdentity {
                 identity
             }
         };
+        if let Some(configured) = cluster_id.filter(|given| *given != identity.cluster_id) {
+            return Err(IdentityError::OtherCluster {
+                dir: data_dir.to_path_buf(),
+                recorded: identity.cluster_id,
+                configured: configured.to_string(),
+            });
+        }
         if identity.node_id != node_id {
             return Err(IdentityError::OtherNode {
                 dir: data_dir.to_path_buf(),
@@ -185,7 +215,7 @@ fn write(data_dir: &Path, path: &Path, identity: &NodeIdentity) -> Result<(), Id
 }
 
 /// 16 random bytes as 22 characters of URL-safe base64 without padding.
-fn new_cluster_id() -> String {
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = rand::random::<u128>();
     // 22 characters of 6 bits hold 132 bits: the 128 random ones, then
@@ -203,7 +233,7 @@ fn new_cluster_id() -> String {
         .collect()
 }
 
-fn is_cluster_id(text: &str) -> bool {
+pub fn is_cluster_id(text: &str) -> bool {
     text.len() == 22
         && text
             .bytes()
@@ -217,24 +247,24 @@ mod tests {
     #[test]
     fn a_new_directory_gets_an_identity_that_later_starts_keep() {
         let dir = tempfile::tempdir().unwrap();
-        let first = NodeIdentity::load_or_create(dir.path(), NodeId(3)).unwrap();
+        let first = NodeIdentity::load_or_create(dir.path(), NodeId(3), None).unwrap();
         assert_eq!(first.node_id, NodeId(3));
         assert!(is_cluster_id(&first.cluster_id), "{}", first.cluster_id);
-        let again = NodeIdentity::load_or_create(dir.path(), NodeId(3)).unwrap();
+        let again = NodeIdentity::load_or_create(dir.path(), NodeId(3), None).unwrap();
         assert_eq!(again, first);
         assert!(!dir.path().join("node.identity.tmp").exists());
         let other = tempfile::tempdir().unwrap();
-        let elsewhere = NodeIdentity::load_or_create(other.path(), NodeId(3)).unwrap();
+        let elsewhere = NodeIdentity::load_or_create(other.path(), NodeId(3), None).unwrap();
         assert_ne!(elsewhere.cluster_id, first.cluster_id);
     }
 
     #[test]
     fn another_node_id_is_refused_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let first = NodeIdentity::load_or_create(dir.path(), NodeId(1)).unwrap();
+        let first = NodeIdentity::load_or_create(dir.path(), NodeId(1), None).unwrap();
         let path = dir.path().join(IDENTITY_FILE);
         let before = fs::read(&path).unwrap();
-        let error = NodeIdentity::load_or_create(dir.path(), NodeId(2)).unwrap_err();
+        let error = NodeIdentity::load_or_create(dir.path(), NodeId(2), None).unwrap_err();
         let message = error.to_string();
         assert!(matches!(
             error,
@@ -247,6 +277,38 @@ mod tests {
         assert!(message.contains(&first.cluster_id), "{message}");
         assert!(message.contains("--node-id 1"), "{message}");
         assert_eq!(fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn a_given_cluster_id_is_taken_by_a_new_directory_and_checked_by_an_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = "Zm9vYmFyYmF6cXV4cXV1eA";
+        let first = NodeIdentity::load_or_create(dir.path(), NodeId(2), Some(cluster)).unwrap();
+        assert_eq!(first.cluster_id, cluster);
+        let again = NodeIdentity::load_or_create(dir.path(), NodeId(2), None).unwrap();
+        assert_eq!(again, first, "no cluster id given: the recorded one");
+        let path = dir.path().join(IDENTITY_FILE);
+        let before = fs::read(&path).unwrap();
+        let other = "b3RoZXJjbHVzdGVyaWRpZA";
+        let error = NodeIdentity::load_or_create(dir.path(), NodeId(2), Some(other)).unwrap_err();
+        assert!(
+            matches!(error, IdentityError::OtherCluster { .. }),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(cluster) && message.contains(other),
+            "{message}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), before);
+        let fresh = tempfile::tempdir().unwrap();
+        let error =
+            NodeIdentity::load_or_create(fresh.path(), NodeId(2), Some("not an id")).unwrap_err();
+        assert!(
+            matches!(error, IdentityError::InvalidClusterId { .. }),
+            "{error}"
+        );
+        assert!(!fresh.path().join(IDENTITY_FILE).exists());
     }
 
     #[test]
@@ -265,7 +327,7 @@ mod tests {
         ];
         for text in cases {
             fs::write(&path, text).unwrap();
-            let error = NodeIdentity::load_or_create(dir.path(), NodeId(1)).unwrap_err();
+            let error = NodeIdentity::load_or_create(dir.path(), NodeId(1), None).unwrap_err();
             assert!(
                 matches!(error, IdentityError::Corrupt { .. }),
                 "{text:?}: {error}"
@@ -274,12 +336,12 @@ mod tests {
         }
         fs::write(&path, vec![b'a'; 5000]).unwrap();
         assert!(matches!(
-            NodeIdentity::load_or_create(dir.path(), NodeId(1)),
+            NodeIdentity::load_or_create(dir.path(), NodeId(1), None),
             Err(IdentityError::Corrupt { .. })
         ));
         let valid = "format.version=1\ncluster.id=AAAAAAAAAAAAAAAAAAAAAA\nnode.id=7\n";
         fs::write(&path, valid).unwrap();
-        let identity = NodeIdentity::load_or_create(dir.path(), NodeId(7)).unwrap();
+        let identity = NodeIdentity::load_or_create(dir.path(), NodeId(7), None).unwrap();
         assert_eq!(identity.cluster_id, "A".repeat(22));
     }
 

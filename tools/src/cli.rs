@@ -56,6 +56,12 @@ pub struct ServeArgs {
     /// this release does not have yet: it is refused at start.
     #[arg(long, value_name = "ID@HOST:PORT[,...]")]
     pub voters: Option<String>,
+    /// The cluster a new data directory joins: 22 characters of URL-safe
+    /// base64, the same on every node (`sluice cluster id` prints a new
+    /// one) [default: a new cluster]. A data directory of another cluster
+    /// is refused.
+    #[arg(long, value_name = "ID")]
+    pub cluster_id: Option<String>,
     /// Where the native protocol listens [default: 127.0.0.1:9192].
     #[arg(long, value_name = "HOST:PORT")]
     pub native_addr: Option<String>,

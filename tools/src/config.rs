@@ -85,6 +85,9 @@ config_layer! {
     peer_addr: String,
     /// The controller quorum, `ID@HOST:PORT[,...]`; absent: this node alone.
     voters: String,
+    /// The cluster a new data directory joins (22 characters of URL-safe
+    /// base64); absent: a new cluster.
+    cluster_id: String,
     /// Where topics and metadata live.
     data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
@@ -190,6 +193,16 @@ impl ConfigLayer {
                     value: voters.clone(),
                     error,
                 })?;
+        }
+        if let Some(cluster_id) = self.cluster_id {
+            if !sluice_engine::node_identity::is_cluster_id(&cluster_id) {
+                return Err(ConfigError::Invalid {
+                    key: "cluster_id",
+                    value: cluster_id,
+                    message: "must be 22 characters of URL-safe base64",
+                });
+            }
+            config.cluster_id = Some(cluster_id);
         }
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;

@@ -15,6 +15,7 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
         node_id: args.node_id,
         peer_addr: args.peer_addr,
         voters: args.voters,
+        cluster_id: args.cluster_id,
         native_addr: args.native_addr,
         kafka_addr: args.kafka_addr,
         kafka_advertised_addr: args.kafka_advertised_addr,
