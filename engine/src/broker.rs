@@ -12,7 +12,8 @@ use glommio::{net::TcpListener, LocalExecutorBuilder, Placement};
 use sluice_storage::log::Log;
 
 use crate::{
-    cluster_metadata::{Metadata, MetadataError, MetadataLog},
+    cluster_metadata::Metadata,
+    controller::open::{quorum_id, ControllerStart},
     listeners::{ListenAddrs, Listeners, ReadyFile},
     node_identity::{IdentityError, NodeIdentity},
     partition::PartitionKey,
@@ -32,7 +33,7 @@ const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Controller(#[from] crate::controller::open::ControllerStartError),
     #[error("shard {shard} could not start: {reason}")]
     ShardStart { shard: usize, reason: String },
     #[error("{cores} cores asked for; between 1 and {available} can be used")]
@@ -133,23 +134,25 @@ impl Broker {
             config.cluster_id.as_deref(),
         )?;
         let mut listeners = Listeners::resolve(&mut config)?;
-        let (metadata_log, metadata) = MetadataLog::open(&config.data_dir)?;
+        let start = crate::controller::open::open(&config, &identity.cluster_id)?;
         sluice_storage::deleter::set_pace(config.delete_bytes_per_s);
-        delete_what_no_topic_owns(&config.data_dir, &metadata);
-        let metadata = Arc::new(metadata);
+        delete_what_no_topic_owns(&config.data_dir, &start.image);
+        let metadata = Arc::new(start.image.clone());
         let cluster_id: Arc<str> = identity.cluster_id.into();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
             .map(|_| async_channel::bounded(SHARD_INBOX_MAX))
             .unzip();
         let (ready_sender, ready) = mpsc::channel::<Result<Ready, EngineError>>();
-        let mut metadata_log = Some(metadata_log);
+        let mut start = Some(start);
+        let quorum_view = Arc::new(crate::shard::QuorumView::default());
         let mut threads = Vec::new();
         for (id, inbox) in receivers.into_iter().enumerate() {
             let config = config.clone();
             let cluster_id = cluster_id.clone();
             let peers = senders.clone();
             let metadata = metadata.clone();
-            let metadata_log = if id == 0 { metadata_log.take() } else { None };
+            let controller_start = if id == 0 { start.take() } else { None };
+            let quorum_view = quorum_view.clone();
             let admin = if id == 0 {
                 listeners.take_admin()
             } else {
@@ -159,13 +162,23 @@ impl Broker {
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % available))
                 .name(&format!("shard-{id}"))
                 .spawn(move || async move {
+                    let controller = match controller_start.map(|start| controller(&config, start))
+                    {
+                        Some(Err(reason)) => {
+                            let _ = ready.send(Err(EngineError::ShardStart { shard: id, reason }));
+                            return;
+                        }
+                        Some(Ok(controller)) => Some(controller),
+                        None => None,
+                    };
                     let shard = Rc::new(Shard::new(
                         id,
                         config,
                         cluster_id,
                         peers,
                         metadata,
-                        metadata_log,
+                        controller,
+                        quorum_view,
                     ));
                     shard_main(shard, inbox, admin, ready).await;
                 });
@@ -273,6 +286,27 @@ pub fn run(config: BrokerConfig) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The controller, on shard 0's executor (raft's node stays on the
+/// thread that drives it).
+fn controller(
+    config: &BrokerConfig,
+    start: ControllerStart,
+) -> Result<crate::controller::state::Controller, String> {
+    let quorum = sluice_replication::quorum::Quorum::new(
+        quorum_id(config.node_id),
+        &start.voters,
+        start.log,
+        start.config,
+    )
+    .map_err(|error| format!("controller quorum: {error}"))?;
+    Ok(crate::controller::state::Controller::new(
+        config.node_id,
+        quorum,
+        start.image,
+        start.applied,
+    ))
+}
+
 async fn shard_main(
     shard: Rc<Shard>,
     inbox: async_channel::Receiver<ShardMessage>,
@@ -346,6 +380,12 @@ async fn shard_main(
         glommio::spawn_local(crate::admin_http::accept_loop(shard.clone(), listener))
     });
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
+    let controller_tasks = shard.controller.is_some().then(|| {
+        (
+            glommio::spawn_local(crate::controller::driver::drive(shard.clone())),
+            glommio::spawn_local(crate::controller::driver::carry_out_effects(shard.clone())),
+        )
+    });
     let ticking = shard.clone();
     let group_ticks =
         glommio::spawn_local(async move { crate::coordinator::tick_loop(&ticking.groups).await });
@@ -361,6 +401,7 @@ async fn shard_main(
     drop(kafka_acceptor);
     drop(admin_acceptor);
     drop(retention);
+    drop(controller_tasks);
     drop(group_ticks);
     shutdown(&shard).await;
     if let Some(ack) = stopped {
@@ -409,7 +450,9 @@ async fn open_partitions(shard: &Rc<Shard>) -> Result<usize, String> {
         let config =
             log_config(&topic.configs).map_err(|error| format!("topic {}: {error}", topic.name))?;
         for (partition, owner) in topic.shards.iter().enumerate() {
-            if shard.owner(*owner) != shard.id {
+            if shard.owner(*owner) != shard.id
+                || !topic.is_replica(partition as u32, shard.config.node_id)
+            {
                 continue;
             }
             let dir = topic.partition_dir(&shard.config.data_dir, partition as u32);

@@ -27,12 +27,17 @@ pub enum ErrorKind {
     OutOfOrderSequence,
     UnknownGroup,
     GroupNotEmpty,
+    /// The partition is led by another node (or by none right now).
+    NotLeader,
+    /// No controller leader took the change in time (an election, a
+    /// quorum without a majority): try again.
+    NotController,
 }
 
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
@@ -52,6 +57,8 @@ impl ErrorKind {
         ErrorKind::OutOfOrderSequence,
         ErrorKind::UnknownGroup,
         ErrorKind::GroupNotEmpty,
+        ErrorKind::NotLeader,
+        ErrorKind::NotController,
     ];
 }
 

@@ -26,6 +26,41 @@ use crate::{
     BrokerConfig,
 };
 
+/// The controller quorum as this node sees it, written by shard 0's
+/// controller and read by every shard (Kafka's Metadata names the
+/// controller; metrics and `cluster describe` show the rest). Plain
+/// atomics: each value is read alone.
+#[derive(Debug)]
+pub struct QuorumView {
+    /// The node that leads the quorum, -1 while none is known.
+    pub leader: std::sync::atomic::AtomicI32,
+    pub term: std::sync::atomic::AtomicU64,
+    /// The index of the last metadata entry this node applied.
+    pub applied: std::sync::atomic::AtomicU64,
+    pub committed: std::sync::atomic::AtomicU64,
+}
+
+impl Default for QuorumView {
+    fn default() -> QuorumView {
+        QuorumView {
+            leader: (-1).into(),
+            term: 0.into(),
+            applied: 0.into(),
+            committed: 0.into(),
+        }
+    }
+}
+
+impl QuorumView {
+    /// The controller leader, if one is known.
+    pub fn leader(&self) -> Option<sluice_storage::NodeId> {
+        match self.leader.load(std::sync::atomic::Ordering::Relaxed) {
+            -1 => None,
+            node => Some(sluice_storage::NodeId(node)),
+        }
+    }
+}
+
 /// Everything one shard may be sent.
 pub enum ShardMessage {
     Partition(PartitionKey, PartitionOp),
@@ -48,6 +83,8 @@ pub struct Shard {
     pub metadata: RefCell<Arc<Metadata>>,
     pub partitions: Partitions,
     pub controller: Option<Controller>,
+    /// Shared by every shard of this node.
+    pub quorum_view: Arc<QuorumView>,
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
     /// How long the requests that arrived on this shard took to serve.
@@ -62,14 +99,15 @@ pub struct Shard {
 
 impl Shard {
     /// Shard `id` of `peers.len()`, with no partitions open yet; shard 0
-    /// gets the controller, over `metadata_log`.
+    /// holds the `controller`.
     pub fn new(
         id: usize,
         config: BrokerConfig,
         cluster_id: Arc<str>,
         peers: Vec<async_channel::Sender<ShardMessage>>,
         metadata: Arc<Metadata>,
-        metadata_log: Option<crate::cluster_metadata::MetadataLog>,
+        controller: Option<Controller>,
+        quorum_view: Arc<QuorumView>,
     ) -> Shard {
         Shard {
             id,
@@ -78,7 +116,8 @@ impl Shard {
             peers,
             metadata: RefCell::new(metadata),
             partitions: Partitions::default(),
-            controller: metadata_log.map(Controller::new),
+            controller,
+            quorum_view,
             connections: Cell::new(0),
             in_flight: Cell::new(0),
             request_latencies: Default::default(),

@@ -30,6 +30,39 @@ pub enum Command {
     /// List, describe, reset the offsets of and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Start a whole cluster on this machine, or make a cluster id.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Start a cluster on loopback: one `sluice serve` per node, as child
+    /// processes, stopped together on Ctrl-C or SIGTERM.
+    Local(ClusterLocalArgs),
+    /// Print a new cluster id (for `serve --cluster-id`).
+    Id,
+}
+
+#[derive(Debug, Args)]
+pub struct ClusterLocalArgs {
+    /// Nodes (1 to 9); 1, 3 or 5 of them are controller voters.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    /// Where the nodes' data directories, logs and the cluster id live.
+    #[arg(long, value_name = "DIR", default_value = "./sluice-cluster")]
+    pub data_dir: PathBuf,
+    /// Node N listens on BASE+10N (Kafka), +1 (native), +2 (admin HTTP)
+    /// and +3 (peer).
+    #[arg(long, value_name = "PORT", default_value_t = 19092)]
+    pub base_port: u16,
+    /// Shards of each node [default: every available core].
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+    /// Once every node serves, write FILE: `key=value` lines with the
+    /// bootstrap strings and each node's addresses, directory and pid.
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// Flags win over `SLUICE_*` variables, which win over the config file,

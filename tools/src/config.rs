@@ -438,6 +438,7 @@ mod tests {
                     | "SLUICE_ADMIN_ADDR"
                     | "SLUICE_PEER_ADDR" => "h:7",
                     "SLUICE_VOTERS" => "7@h:7",
+                    "SLUICE_CLUSTER_ID" => "BwcHBwcHBwcHBwcHBwcHBw",
                     "SLUICE_AUTO_CREATE_TOPICS" => "false",
                     _ => "7",
                 };
@@ -456,6 +457,7 @@ mod tests {
             config.voters,
             sluice_engine::Voter::parse_list("7@h:7").unwrap()
         );
+        assert_eq!(config.cluster_id.as_deref(), Some("BwcHBwcHBwcHBwcHBwcHBw"));
         assert_eq!(config.ready_file, Some(PathBuf::from("7")));
         assert_eq!(config.cores, Some(7));
         assert_eq!(config.default_partitions, 7);

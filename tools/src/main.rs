@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => commands::produce::run(args),
         Command::Consume(args) => commands::consume::run(args),
         Command::Group(command) => commands::group::run(command),
+        Command::Cluster(command) => commands::cluster::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

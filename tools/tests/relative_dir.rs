@@ -37,8 +37,5 @@ fn a_relative_data_directory_works_across_a_restart() {
         .collect();
     values.sort();
     assert_eq!(values, vec!["cart", "home"]);
-    assert!(working_dir
-        .path()
-        .join("data/metadata/metadata.log")
-        .exists());
+    assert!(working_dir.path().join("data/metadata/quorum").exists());
 }

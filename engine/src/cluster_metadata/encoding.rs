@@ -3,16 +3,29 @@
 //! A body is one entry: a type byte, then the entry's fields, little-endian;
 //! a string or a list is a `u32` count and then its bytes or entries.
 //!
+//! Version 2 (written by this release):
+//!
 //! | type | entry | fields |
 //! |---|---|---|
 //! | 0 | format version | `u16` version |
-//! | 1 | [`MetadataRecord::TopicCreated`] | `u128` topic id, name, `u32` shard list, configs |
+//! | 1 | [`MetadataRecord::TopicCreated`] | `u128` topic id, name, `u32` shard list, replicas, configs |
 //! | 2 | [`MetadataRecord::TopicDeleted`] | `u128` topic id |
 //! | 3 | [`MetadataRecord::ConfigsAltered`] | `u128` topic id, configs |
-//! | 4 | [`MetadataRecord::PartitionsAdded`] | `u128` topic id, `u32` shard list |
-//! | 5 | [`MetadataRecord::ProducerIdsAllocated`] | `i64` next producer id |
+//! | 4 | [`MetadataRecord::PartitionsAdded`] | `u128` topic id, `u32` first partition, `u32` shard list, replicas |
+//! | 5 | [`MetadataRecord::ProducerIdsAllocated`] | `i64` first producer id, `i64` next producer id |
+//! | 6 | [`MetadataRecord::BrokerRegistered`] | registration |
+//! | 7 | [`MetadataRecord::BrokerFenced`] | `i32` node, `u64` broker epoch |
+//! | 8 | [`MetadataRecord::BrokerUnfenced`] | `i32` node, `u64` broker epoch |
+//! | 9 | [`MetadataRecord::BrokerState`] | registration, `u64` broker epoch, `u8` fenced |
 //!
-//! Configs are a list of (name, value) string pairs.
+//! Configs are a list of (name, value) string pairs; replicas a list (one
+//! per partition) of lists of `i32` node ids; a registration is `i32` node,
+//! `u128` incarnation, `u8` 1 and a rack string or `u8` 0, then the Kafka,
+//! native, peer and admin addresses as strings.
+//!
+//! Version 1 (read, to import the log of a release before cluster mode)
+//! has types 1 to 5 only, without replicas, first partition or first
+//! producer id.
 //!
 //! **Versions.** A format version entry (type 0, encoded the same in every
 //! version, so that any release can read it) says how the entries after it
@@ -29,12 +42,15 @@
 
 use std::collections::BTreeMap;
 
-use sluice_storage::{ProducerId, ShardId, TopicId};
+use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
-use super::{image::PRODUCER_ID_FIRST, records::MetadataRecord};
+use super::{
+    image::PRODUCER_ID_FIRST,
+    records::{BrokerRegistration, MetadataRecord},
+};
 
 /// The format version this release writes, and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// The version of a log with no format version entry: logs written before
 /// they declared their version are version 1.
@@ -56,9 +72,19 @@ const TYPE_TOPIC_DELETED: u8 = 2;
 const TYPE_CONFIGS_ALTERED: u8 = 3;
 const TYPE_PARTITIONS_ADDED: u8 = 4;
 const TYPE_PRODUCER_IDS_ALLOCATED: u8 = 5;
+const TYPE_BROKER_REGISTERED: u8 = 6;
+const TYPE_BROKER_FENCED: u8 = 7;
+const TYPE_BROKER_UNFENCED: u8 = 8;
+const TYPE_BROKER_STATE: u8 = 9;
+
+/// A partition has at most this many replicas (Kafka allows as many as
+/// brokers; a quorum bounds a useful count far lower).
+pub const REPLICAS_PER_PARTITION_MAX: usize = 16;
 
 /// A shard id takes 4 bytes; a config at least two empty strings' counts.
 const SHARD_BYTES: usize = 4;
+/// A partition's replica list takes at least its count.
+const REPLICA_LIST_BYTES_MIN: usize = 4;
 const CONFIG_BYTES_MIN: usize = 8;
 
 /// Why a body did not decode.
@@ -112,12 +138,14 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             topic_id,
             name,
             shards,
+            replicas,
             configs,
         } => {
             out.u8(TYPE_TOPIC_CREATED);
             out.u128(topic_id.0);
             out.string(name);
             out.shards(shards);
+            out.replicas(replicas);
             out.configs(configs);
         }
         MetadataRecord::TopicDeleted { topic_id } => {
@@ -129,14 +157,46 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             out.u128(topic_id.0);
             out.configs(configs);
         }
-        MetadataRecord::PartitionsAdded { topic_id, shards } => {
+        MetadataRecord::PartitionsAdded {
+            topic_id,
+            first,
+            shards,
+            replicas,
+        } => {
             out.u8(TYPE_PARTITIONS_ADDED);
             out.u128(topic_id.0);
+            out.u32(first.unwrap_or(u32::MAX));
             out.shards(shards);
+            out.replicas(replicas);
         }
-        MetadataRecord::ProducerIdsAllocated { next } => {
+        MetadataRecord::ProducerIdsAllocated { first, next } => {
             out.u8(TYPE_PRODUCER_IDS_ALLOCATED);
+            out.i64(first.map_or(-1, |first| first.0));
             out.i64(next.0);
+        }
+        MetadataRecord::BrokerRegistered(registration) => {
+            out.u8(TYPE_BROKER_REGISTERED);
+            out.registration(registration);
+        }
+        MetadataRecord::BrokerFenced { node, epoch } => {
+            out.u8(TYPE_BROKER_FENCED);
+            out.i32(node.0);
+            out.u64(*epoch);
+        }
+        MetadataRecord::BrokerUnfenced { node, epoch } => {
+            out.u8(TYPE_BROKER_UNFENCED);
+            out.i32(node.0);
+            out.u64(*epoch);
+        }
+        MetadataRecord::BrokerState {
+            registration,
+            epoch,
+            fenced,
+        } => {
+            out.u8(TYPE_BROKER_STATE);
+            out.registration(registration);
+            out.u64(*epoch);
+            out.u8(u8::from(*fenced));
         }
     }
     out.bytes
@@ -156,6 +216,7 @@ pub fn decode(body: &[u8], version: u16) -> Result<Entry, DecodeError> {
     }
     let record = match version {
         1 => decode_v1(record_type, &mut input)?,
+        2 => decode_v2(record_type, &mut input)?,
         version => return Err(DecodeError::UnsupportedVersion { version }),
     };
     input.finish()?;
@@ -168,6 +229,7 @@ fn decode_v1(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
             topic_id: input.topic_id()?,
             name: input.string("name")?,
             shards: input.shards()?,
+            replicas: Vec::new(),
             configs: input.configs()?,
         },
         TYPE_TOPIC_DELETED => MetadataRecord::TopicDeleted {
@@ -179,24 +241,94 @@ fn decode_v1(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
         },
         TYPE_PARTITIONS_ADDED => MetadataRecord::PartitionsAdded {
             topic_id: input.topic_id()?,
+            first: None,
             shards: input.shards()?,
+            replicas: Vec::new(),
         },
-        TYPE_PRODUCER_IDS_ALLOCATED => {
-            let next = input.i64("next producer id")?;
-            if next < PRODUCER_ID_FIRST.0 {
-                return Err(DecodeError::InvalidValue {
-                    field: "next producer id",
-                    value: next,
-                });
-            }
-            MetadataRecord::ProducerIdsAllocated {
-                next: ProducerId(next),
-            }
-        }
+        TYPE_PRODUCER_IDS_ALLOCATED => MetadataRecord::ProducerIdsAllocated {
+            first: None,
+            next: input.producer_id("next producer id")?,
+        },
         record_type => {
             return Err(DecodeError::UnknownType {
                 record_type,
                 version: 1,
+            })
+        }
+    })
+}
+
+fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, DecodeError> {
+    Ok(match record_type {
+        TYPE_TOPIC_CREATED => {
+            let topic_id = input.topic_id()?;
+            let name = input.string("name")?;
+            let shards = input.shards()?;
+            let replicas = input.replicas(shards.len())?;
+            MetadataRecord::TopicCreated {
+                topic_id,
+                name,
+                shards,
+                replicas,
+                configs: input.configs()?,
+            }
+        }
+        TYPE_TOPIC_DELETED | TYPE_CONFIGS_ALTERED => decode_v1(record_type, input)?,
+        TYPE_PARTITIONS_ADDED => {
+            let topic_id = input.topic_id()?;
+            let first = input.u32("first partition")?;
+            let shards = input.shards()?;
+            let replicas = input.replicas(shards.len())?;
+            MetadataRecord::PartitionsAdded {
+                topic_id,
+                first: (first != u32::MAX).then_some(first),
+                shards,
+                replicas,
+            }
+        }
+        TYPE_PRODUCER_IDS_ALLOCATED => {
+            let first = match input.i64("first producer id")? {
+                -1 => None,
+                first if first >= PRODUCER_ID_FIRST.0 => Some(ProducerId(first)),
+                first => {
+                    return Err(DecodeError::InvalidValue {
+                        field: "first producer id",
+                        value: first,
+                    })
+                }
+            };
+            MetadataRecord::ProducerIdsAllocated {
+                first,
+                next: input.producer_id("next producer id")?,
+            }
+        }
+        TYPE_BROKER_REGISTERED => MetadataRecord::BrokerRegistered(input.registration()?),
+        TYPE_BROKER_FENCED => MetadataRecord::BrokerFenced {
+            node: input.node()?,
+            epoch: input.u64("broker epoch")?,
+        },
+        TYPE_BROKER_UNFENCED => MetadataRecord::BrokerUnfenced {
+            node: input.node()?,
+            epoch: input.u64("broker epoch")?,
+        },
+        TYPE_BROKER_STATE => MetadataRecord::BrokerState {
+            registration: input.registration()?,
+            epoch: input.u64("broker epoch")?,
+            fenced: match input.u8("fenced")? {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(DecodeError::InvalidValue {
+                        field: "fenced",
+                        value: i64::from(other),
+                    })
+                }
+            },
+        },
+        record_type => {
+            return Err(DecodeError::UnknownType {
+                record_type,
+                version: 2,
             })
         }
     })
@@ -245,6 +377,78 @@ impl<'a> Reader<'a> {
 
     fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array(field)?))
+    }
+
+    fn producer_id(&mut self, field: &'static str) -> Result<ProducerId, DecodeError> {
+        let id = self.i64(field)?;
+        if id < PRODUCER_ID_FIRST.0 {
+            return Err(DecodeError::InvalidValue { field, value: id });
+        }
+        Ok(ProducerId(id))
+    }
+
+    fn node(&mut self) -> Result<NodeId, DecodeError> {
+        let node = i32::from_le_bytes(self.array("node id")?);
+        if node < 0 {
+            return Err(DecodeError::InvalidValue {
+                field: "node id",
+                value: i64::from(node),
+            });
+        }
+        Ok(NodeId(node))
+    }
+
+    /// One replica list per partition, `partitions` of them, or none.
+    fn replicas(&mut self, partitions: usize) -> Result<Vec<Vec<NodeId>>, DecodeError> {
+        let count = self.count("replicas", REPLICA_LIST_BYTES_MIN)?;
+        // None: written where a single node's log was imported unplaced.
+        if count != partitions && count != 0 {
+            return Err(DecodeError::InvalidValue {
+                field: "replica lists",
+                value: count as i64,
+            });
+        }
+        (0..count)
+            .map(|_| {
+                let nodes = self.count("replica list", 4)?;
+                if nodes > REPLICAS_PER_PARTITION_MAX {
+                    return Err(DecodeError::OverCap {
+                        field: "replica list",
+                        declared: nodes,
+                        max: REPLICAS_PER_PARTITION_MAX,
+                    });
+                }
+                (0..nodes).map(|_| self.node()).collect()
+            })
+            .collect()
+    }
+
+    fn registration(&mut self) -> Result<BrokerRegistration, DecodeError> {
+        let node = self.node()?;
+        let incarnation = u128::from_le_bytes(self.array("incarnation")?);
+        let rack = match self.u8("rack present")? {
+            0 => None,
+            1 => Some(self.string("rack")?),
+            other => {
+                return Err(DecodeError::InvalidValue {
+                    field: "rack present",
+                    value: i64::from(other),
+                })
+            }
+        };
+        Ok(BrokerRegistration {
+            node,
+            incarnation,
+            rack,
+            kafka_addr: self.string("kafka address")?,
+            native_addr: self.string("native address")?,
+            peer_addr: self.string("peer address")?,
+            admin_addr: self.string("admin address")?,
+        })
     }
 
     fn topic_id(&mut self) -> Result<TopicId, DecodeError> {
@@ -334,6 +538,40 @@ impl Writer {
         self.bytes.extend_from_slice(&value.to_le_bytes());
     }
 
+    fn i32(&mut self, value: i32) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    fn u64(&mut self, value: u64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+
+    fn replicas(&mut self, replicas: &[Vec<NodeId>]) {
+        self.count(replicas.len(), LIST_ENTRIES_MAX);
+        for nodes in replicas {
+            self.count(nodes.len(), REPLICAS_PER_PARTITION_MAX);
+            for node in nodes {
+                self.i32(node.0);
+            }
+        }
+    }
+
+    fn registration(&mut self, registration: &BrokerRegistration) {
+        self.i32(registration.node.0);
+        self.u128(registration.incarnation);
+        match &registration.rack {
+            None => self.u8(0),
+            Some(rack) => {
+                self.u8(1);
+                self.string(rack);
+            }
+        }
+        self.string(&registration.kafka_addr);
+        self.string(&registration.native_addr);
+        self.string(&registration.peer_addr);
+        self.string(&registration.admin_addr);
+    }
+
     fn u128(&mut self, value: u128) {
         self.bytes.extend_from_slice(&value.to_le_bytes());
     }
@@ -382,15 +620,15 @@ mod tests {
             .collect()
     }
 
-    /// Every record's bytes, as the release before this encoding was its
-    /// own wrote them (version 1): logs written then must still load, and
-    /// what is written now reads the same.
+    /// Every record's bytes as version 1 wrote them: logs written then
+    /// must still load (to be imported into the controller quorum's log).
     #[test]
-    fn records_keep_their_version_1_encoding() {
+    fn version_1_records_still_read() {
         let created = MetadataRecord::TopicCreated {
             topic_id: TopicId(0x0102),
             name: "t".to_string(),
             shards: vec![ShardId(0), ShardId(1)],
+            replicas: Vec::new(),
             configs: [("k".to_string(), "v".to_string())].into(),
         };
         let deleted = MetadataRecord::TopicDeleted {
@@ -402,9 +640,12 @@ mod tests {
         };
         let added = MetadataRecord::PartitionsAdded {
             topic_id: TopicId(0x0102),
+            first: None,
             shards: vec![ShardId(2)],
+            replicas: Vec::new(),
         };
         let allocated = MetadataRecord::ProducerIdsAllocated {
+            first: None,
             next: ProducerId(2000),
         };
         // Little-endian integers; strings and lists after a u32 count.
@@ -420,12 +661,96 @@ mod tests {
         ];
         for (record, bytes) in golden {
             assert_eq!(
-                hex(&encode_record(record)),
+                decode(&unhex(bytes), 1),
+                Ok(Entry::Record(record.clone())),
+                "{record:?}"
+            );
+        }
+    }
+
+    fn registration() -> BrokerRegistration {
+        BrokerRegistration {
+            node: NodeId(3),
+            incarnation: 0x0a,
+            rack: Some("r".to_string()),
+            kafka_addr: "k".to_string(),
+            native_addr: "n".to_string(),
+            peer_addr: "p".to_string(),
+            admin_addr: String::new(),
+        }
+    }
+
+    /// Every record's bytes in version 2, which this release writes.
+    #[test]
+    fn records_keep_their_version_2_encoding() {
+        let golden = [
+            (
+                MetadataRecord::TopicCreated {
+                    topic_id: TopicId(0x0102),
+                    name: "t".to_string(),
+                    shards: vec![ShardId(1)],
+                    replicas: vec![vec![NodeId(2)]],
+                    configs: BTreeMap::new(),
+                },
+                "01 02010000000000000000000000000000 01000000 74 01000000 01000000 01000000 01000000 02000000 00000000",
+            ),
+            (
+                MetadataRecord::TopicDeleted {
+                    topic_id: TopicId(0x0102),
+                },
+                "02 02010000000000000000000000000000",
+            ),
+            (
+                MetadataRecord::PartitionsAdded {
+                    topic_id: TopicId(0x0102),
+                    first: Some(4),
+                    shards: vec![ShardId(2)],
+                    replicas: vec![vec![NodeId(1)]],
+                },
+                "04 02010000000000000000000000000000 04000000 01000000 02000000 01000000 01000000 01000000",
+            ),
+            (
+                MetadataRecord::ProducerIdsAllocated {
+                    first: Some(ProducerId(1000)),
+                    next: ProducerId(2000),
+                },
+                "05 e803000000000000 d007000000000000",
+            ),
+            (
+                MetadataRecord::BrokerRegistered(registration()),
+                "06 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 6b 01000000 6e 01000000 70 00000000",
+            ),
+            (
+                MetadataRecord::BrokerFenced {
+                    node: NodeId(3),
+                    epoch: 9,
+                },
+                "07 03000000 0900000000000000",
+            ),
+            (
+                MetadataRecord::BrokerUnfenced {
+                    node: NodeId(3),
+                    epoch: 9,
+                },
+                "08 03000000 0900000000000000",
+            ),
+            (
+                MetadataRecord::BrokerState {
+                    registration: registration(),
+                    epoch: 9,
+                    fenced: true,
+                },
+                "09 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 6b 01000000 6e 01000000 70 00000000 0900000000000000 01",
+            ),
+        ];
+        for (record, bytes) in golden {
+            assert_eq!(
+                hex(&encode_record(&record)),
                 bytes.replace(' ', ""),
                 "{record:?}"
             );
             assert_eq!(
-                decode(&unhex(bytes), 1),
+                decode(&unhex(bytes), 2),
                 Ok(Entry::Record(record.clone())),
                 "{record:?}"
             );
@@ -440,20 +765,23 @@ mod tests {
             topic_id: TopicId(u128::MAX),
             name: "orders".to_string(),
             shards: vec![ShardId(0), ShardId(7)],
+            replicas: vec![vec![NodeId(0)], vec![NodeId(1), NodeId(2)]],
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
         };
-        let body = encode_record(&record);
-        for end in 0..body.len() {
-            assert!(decode(&body[..end], 1).is_err(), "cut at {end}");
-        }
-        for at in 0..body.len() {
-            for value in [0x00, 0x7f, 0x80, 0xff] {
-                let mut changed = body.clone();
-                changed[at] = value;
-                let _ = decode(&changed, 1);
+        for record in [record, MetadataRecord::BrokerRegistered(registration())] {
+            let body = encode_record(&record);
+            for end in 0..body.len() {
+                assert!(decode(&body[..end], 2).is_err(), "cut at {end}");
             }
+            for at in 0..body.len() {
+                for value in [0x00, 0x7f, 0x80, 0xff] {
+                    let mut changed = body.clone();
+                    changed[at] = value;
+                    let _ = decode(&changed, 2);
+                }
+            }
+            assert_eq!(decode(&body, 2), Ok(Entry::Record(record)));
         }
-        assert_eq!(decode(&body, 1), Ok(Entry::Record(record)));
     }
 
     #[test]

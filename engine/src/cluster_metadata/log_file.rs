@@ -23,7 +23,6 @@ use std::{
 use super::{
     encoding::{self, DecodeError, Entry, FORMAT_VERSION, FORMAT_VERSION_UNDECLARED},
     image::Metadata,
-    records::MetadataRecord,
 };
 
 /// A frame's body is at most this large: a topic with the most partitions
@@ -113,8 +112,10 @@ impl MetadataLog {
         Ok((log, metadata))
     }
 
-    /// Appends a record and makes it durable.
-    pub fn append(&mut self, record: &MetadataRecord) -> Result<(), MetadataError> {
+    /// Appends a record and makes it durable. Since cluster mode, only
+    /// tests write this log (a release before it wrote it).
+    #[cfg(test)]
+    pub fn append(&mut self, record: &super::MetadataRecord) -> Result<(), MetadataError> {
         self.append_body(&encoding::encode_record(record))
     }
 
@@ -202,8 +203,12 @@ fn replay(bytes: &[u8]) -> Result<Replayed, ReplayError> {
                 replayed.version = version;
             }
             Entry::Record(record) => {
-                replayed.metadata.apply(&record);
                 replayed.records += 1;
+                // Refused: a change to a topic deleted before it, which
+                // this log's release let change nothing, as now.
+                if let Err(refused) = replayed.metadata.apply(&record, replayed.records as u64) {
+                    tracing::debug!(position = at, %refused, "metadata record changes nothing");
+                }
             }
         }
         replayed.entries += 1;
@@ -242,16 +247,17 @@ fn any_valid_frame_after(bytes: &[u8], at: usize, version: u16) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use sluice_storage::{ProducerId, ShardId, TopicId};
+    use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
     use super::*;
-    use crate::cluster_metadata::PRODUCER_ID_FIRST;
+    use crate::cluster_metadata::{MetadataRecord, PRODUCER_ID_FIRST};
 
     fn topic(name: &str, id: u128) -> MetadataRecord {
         MetadataRecord::TopicCreated {
             topic_id: TopicId(id),
             name: name.to_string(),
             shards: [0, 1, 0].map(ShardId).to_vec(),
+            replicas: vec![vec![NodeId(0)]; 3],
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
         }
     }
@@ -294,7 +300,7 @@ mod tests {
         let b = metadata.topic("b").unwrap();
         assert_eq!(b.shards, shards(&[0, 1, 0]));
         assert!(b.configs.is_empty());
-        assert_eq!(metadata.load(2), vec![2, 1]);
+        assert_eq!(metadata.load(NodeId(0), 2), vec![2, 1]);
     }
 
     #[test]
@@ -307,30 +313,39 @@ mod tests {
             topic("b", 2),
             MetadataRecord::PartitionsAdded {
                 topic_id: TopicId(1),
+                first: None,
                 shards: shards(&[1, 1]),
+                replicas: Vec::new(),
             },
             MetadataRecord::ProducerIdsAllocated {
+                first: None,
                 next: ProducerId(2000),
             },
             MetadataRecord::PartitionsAdded {
                 topic_id: TopicId(1),
+                first: None,
                 shards: shards(&[0]),
+                replicas: Vec::new(),
             },
             MetadataRecord::ProducerIdsAllocated {
+                first: None,
                 next: ProducerId(3000),
             },
             // An unknown topic (deleted since) changes nothing.
             MetadataRecord::PartitionsAdded {
                 topic_id: TopicId(9),
+                first: None,
                 shards: shards(&[0]),
+                replicas: Vec::new(),
             },
             MetadataRecord::ProducerIdsAllocated {
+                first: None,
                 next: ProducerId(i64::MAX),
             },
         ];
         for record in &records {
             log.append(record).unwrap();
-            live.apply(record);
+            let _ = live.apply(record, 0);
         }
         drop(log);
         let (_, replayed) = MetadataLog::open(dir.path()).unwrap();
@@ -398,10 +413,12 @@ mod tests {
             assert_eq!(topic.configs, configs, "{name}");
         }
         assert_eq!(metadata.producer_id_next, ProducerId(2000));
-        // Replay read every byte: nothing was cut off as torn, and the log
-        // is version 1, as this release writes, so nothing was added.
+        // Replay read every byte: nothing was cut off as torn; the log is
+        // version 1, so what this release appends follows a version entry.
         let fixture_bytes = std::fs::read(&fixture).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), fixture_bytes);
+        let mut expected_bytes = fixture_bytes.clone();
+        expected_bytes.extend(framed(&encoding::encode_version(FORMAT_VERSION)));
+        assert_eq!(std::fs::read(&path).unwrap(), expected_bytes);
         // What is appended now follows on and replays with the rest.
         let deleted = MetadataRecord::TopicDeleted {
             topic_id: TopicId(0x3013330e082e68b2930f29718cc23093),
@@ -409,14 +426,14 @@ mod tests {
         log.append(&deleted).unwrap();
         drop(log);
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(bytes[..fixture_bytes.len()], fixture_bytes);
+        assert_eq!(bytes[..expected_bytes.len()], expected_bytes);
         assert_eq!(
-            bytes[fixture_bytes.len()..],
+            bytes[expected_bytes.len()..],
             framed(&encoding::encode_record(&deleted))
         );
         let (_, replayed) = MetadataLog::open(dir.path()).unwrap();
         let mut expected = metadata;
-        expected.apply(&deleted);
+        expected.apply(&deleted, 0).unwrap();
         assert_eq!(replayed, expected);
         assert!(replayed.topic("orders").is_none());
     }

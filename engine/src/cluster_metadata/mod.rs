@@ -9,15 +9,21 @@
 //!   wire protocol, so that a change to a protocol never changes the disk.
 //! - [`log_file`]: the log on disk ([`MetadataLog`]): frames, durability,
 //!   replay, and what a torn or corrupt frame means.
+//! - [`entries`]: what the controller quorum's log entries and snapshots
+//!   hold (a record with the node that proposed it; the image as records).
 //!
-//! Only the controller (on shard 0) appends; the
-//! protocol adapters read the image, and never the log.
+//! The controller quorum's log (`crate::quorum_log`) holds the records
+//! since cluster mode; [`log_file`] is the single node's log of releases
+//! before it, read once to import it. Only the controller (on shard 0)
+//! changes the metadata; the protocol adapters read the image, and never
+//! the log.
 
 pub mod encoding;
+pub mod entries;
 pub mod image;
 pub mod log_file;
 pub mod records;
 
-pub use image::{Metadata, TopicMeta, PRODUCER_ID_FIRST};
+pub use image::{Metadata, Refused, TopicMeta, PRODUCER_ID_FIRST};
 pub use log_file::{MetadataError, MetadataLog};
 pub use records::MetadataRecord;

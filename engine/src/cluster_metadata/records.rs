@@ -1,38 +1,87 @@
 //! The metadata records: one per change to the metadata, in the order the
-//! controller made them. What a record means is [`super::Metadata::apply`];
-//! its bytes are [`super::encoding`].
+//! controller quorum committed them. What a record means is
+//! [`super::Metadata::apply`]; its bytes are [`super::encoding`].
+//!
+//! A record is checked again when it is applied, against the metadata it
+//! meets there, and refused if it no longer fits (a topic created twice by
+//! two nodes at once, a producer id block another node took first, a
+//! stale broker epoch): every node applies the same records to the same
+//! metadata, so every node refuses the same ones, and the node that
+//! proposed a record learns its fate when it applies it.
 
 use std::collections::BTreeMap;
 
-use sluice_storage::{ProducerId, ShardId, TopicId};
+use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 /// One change to the metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
-    /// A new topic, whole: `shards[p]` owns its partition `p`.
+    /// A new topic, whole: `shards[p]` owns its partition `p` on each of
+    /// its nodes, `replicas[p]` are those nodes (the first leads).
+    /// Refused if a topic of that name exists.
     TopicCreated {
         topic_id: TopicId,
         name: String,
         shards: Vec<ShardId>,
+        /// Empty in records of format version 1, which had one node.
+        replicas: Vec<Vec<NodeId>>,
         configs: BTreeMap<String, String>,
     },
-    TopicDeleted {
-        topic_id: TopicId,
-    },
-    /// The topic's whole config set after the change.
+    /// Refused if no topic has that id.
+    TopicDeleted { topic_id: TopicId },
+    /// The topic's whole config set after the change. Refused if no topic
+    /// has that id.
     ConfigsAltered {
         topic_id: TopicId,
         configs: BTreeMap<String, String>,
     },
     /// Partitions appended to a topic: `shards[i]` owns its partition
-    /// `count + i`, where `count` is the topic's partition count before.
+    /// `first + i`, on the nodes `replicas[i]`. Refused unless the topic
+    /// has `first` partitions (another change came first).
     PartitionsAdded {
         topic_id: TopicId,
+        /// `None` in records of format version 1: appended unchecked.
+        first: Option<u32>,
         shards: Vec<ShardId>,
+        replicas: Vec<Vec<NodeId>>,
     },
-    /// Producer ids below `next` have been handed out; the next block
-    /// starts at `next`.
+    /// Producer ids `first..next` have been handed out; the next block
+    /// starts at `next`. Refused unless the block starts where the last
+    /// one ended (another node took that block first).
     ProducerIdsAllocated {
+        /// `None` in records of format version 1: never back, unchecked.
+        first: Option<ProducerId>,
         next: ProducerId,
     },
+    /// A broker (re)joins: its addresses and rack. Its broker epoch is the
+    /// index of this record in the metadata log; it starts unfenced.
+    BrokerRegistered(BrokerRegistration),
+    /// The broker's lease ran out: out of client metadata until it
+    /// heartbeats again. Refused for another epoch than the broker's.
+    BrokerFenced { node: NodeId, epoch: u64 },
+    /// The broker heartbeats again. Refused for another epoch.
+    BrokerUnfenced { node: NodeId, epoch: u64 },
+    /// A broker's whole state, as a snapshot of the metadata holds it.
+    /// Only in snapshots.
+    BrokerState {
+        registration: BrokerRegistration,
+        epoch: u64,
+        fenced: bool,
+    },
+}
+
+/// What a broker says of itself when it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub node: NodeId,
+    /// Drawn at random by each start of the process: a registration of the
+    /// same node with another incarnation is another process.
+    pub incarnation: u128,
+    pub rack: Option<String>,
+    /// Where Kafka clients reach it (advertised); empty: no Kafka listener.
+    pub kafka_addr: String,
+    pub native_addr: String,
+    pub peer_addr: String,
+    /// Empty: no admin listener.
+    pub admin_addr: String,
 }

@@ -1,18 +1,27 @@
 //! The controller: the one place metadata changes (topics, their partitions
-//! and configs, and the blocks of producer ids handed out), on shard 0.
+//! and configs, broker registrations, and the blocks of producer ids
+//! handed out), on shard 0 of every node.
 //!
-//! A change is appended to the metadata log (and made durable) first, then
-//! carried out on the owner shards (partitions opened, removed or
-//! reconfigured), then the new snapshot is installed on every shard before
-//! the change is answered, so whatever the client does next, on any
-//! connection, sees it. Changes run one at a time.
+//! A change is checked against this node's image, made a record, and
+//! proposed to the controller quorum ([`driver::propose`]); once the
+//! quorum commits it, every node applies it to its image in log order
+//! (where it is checked again), opens or removes its own partitions, and
+//! installs the new image on its shards. The node that proposed it answers
+//! once it has done so, so whatever the client does next, on any
+//! connection to this node, sees it. This node's changes run one at a
+//! time.
+//!
+//! - [`open`]: the quorum log at start (formed, imported, replayed).
+//! - [`driver`]: the quorum driven, entries applied, effects carried out.
 
+pub mod driver;
+pub mod open;
 pub(crate) mod state;
 
-use std::{collections::BTreeMap, ops::Range, rc::Rc, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, ops::Range, rc::Rc, sync::Arc};
 
 use futures_channel::oneshot;
-use sluice_storage::{log::LogConfig, ProducerId, ShardId, TopicId};
+use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use crate::{
     cluster_metadata::{Metadata, MetadataRecord, TopicMeta, PRODUCER_ID_FIRST},
@@ -20,7 +29,7 @@ use crate::{
     shard::{Shard, ShardMessage},
     topic_config::log_config,
 };
-use state::Controller;
+use driver::propose;
 
 /// A topic has at most this many partitions: each is a directory, a log and
 /// open files on its shard.
@@ -154,7 +163,7 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
         ControllerOp::CreateTopics { topics, reply } => {
             let mut outcomes = Vec::new();
             for topic in topics {
-                let result = create_topic(shard, controller, &topic).await;
+                let result = create_topic(shard, &topic).await;
                 outcomes.push(TopicOutcome {
                     name: topic.name,
                     result,
@@ -165,7 +174,7 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
         ControllerOp::DeleteTopics { names, reply } => {
             let mut outcomes = Vec::new();
             for name in names {
-                let result = delete_topic(shard, controller, &name).await;
+                let result = delete_topic(shard, &name).await;
                 outcomes.push(TopicOutcome { name, result });
             }
             let _ = reply.send(outcomes);
@@ -179,7 +188,7 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
                 Ok(meta) => {
                     let mut configs = meta.configs.clone();
                     configs.extend(changes);
-                    set_configs(shard, controller, &topic, configs, false).await
+                    set_configs(shard, &topic, configs, false).await
                 }
                 Err(failure) => Err(failure),
             };
@@ -191,8 +200,7 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
             validate_only,
             reply,
         } => {
-            let _ =
-                reply.send(set_configs(shard, controller, &topic, configs, validate_only).await);
+            let _ = reply.send(set_configs(shard, &topic, configs, validate_only).await);
         }
         ControllerOp::CreatePartitions {
             topic,
@@ -200,28 +208,15 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
             validate_only,
             reply,
         } => {
-            let _ = reply
-                .send(create_partitions(shard, controller, &topic, count, validate_only).await);
+            let _ = reply.send(create_partitions(shard, &topic, count, validate_only).await);
         }
         ControllerOp::AllocateProducerIds { reply } => {
-            let _ = reply.send(allocate_producer_ids(shard, controller).await);
+            let _ = reply.send(allocate_producer_ids(shard).await);
         }
     }
 }
 
-fn append(controller: &Controller, record: &MetadataRecord) -> Result<(), Failure> {
-    controller
-        .log
-        .borrow_mut()
-        .append(record)
-        .map_err(|error| Failure::new(ErrorKind::StorageFailed, error.to_string()))
-}
-
-async fn create_topic(
-    shard: &Rc<Shard>,
-    controller: &Controller,
-    topic: &NewTopicSpec,
-) -> Result<(), Failure> {
+async fn create_topic(shard: &Rc<Shard>, topic: &NewTopicSpec) -> Result<(), Failure> {
     check_topic_name(&topic.name)?;
     // No count given: the broker's default.
     let partitions = match topic.partitions {
@@ -237,7 +232,7 @@ async fn create_topic(
             ),
         ));
     }
-    let config = log_config(&topic.configs)
+    log_config(&topic.configs)
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     let metadata = shard.metadata();
     if metadata.topic(&topic.name).is_some() {
@@ -246,92 +241,34 @@ async fn create_topic(
             format!("topic {} exists", topic.name),
         ));
     }
+    let (shards, replicas) = place(shard, &metadata, partitions);
     let record = MetadataRecord::TopicCreated {
         topic_id: TopicId(rand::random::<u128>()),
         name: topic.name.clone(),
-        shards: place(&metadata, shard.shard_count(), partitions),
+        shards,
+        replicas,
         configs: topic.configs.clone(),
     };
-    append(controller, &record)?;
-    let mut next = (*metadata).clone();
-    next.apply(&record);
-    let meta = next
-        .topic(&topic.name)
-        .cloned()
-        .expect("a topic is in the metadata its record led to");
-
-    open_then_install(shard, &meta, 0..partitions, &config, next).await?;
-    tracing::info!(topic = %meta.name, partitions = meta.partition_count(), "topic created");
+    propose(shard, record).await?;
+    tracing::info!(topic = %topic.name, partitions, "topic created");
     Ok(())
 }
 
-/// Opens `partitions` of `topic` on their owners with `config`, then
-/// installs `next` (the metadata that names them) on every shard, whether
-/// or not every partition opened: the record naming them is durable
-/// already. The first failure to open, if any.
-async fn open_then_install(
-    shard: &Rc<Shard>,
-    topic: &TopicMeta,
-    partitions: Range<u32>,
-    config: &LogConfig,
-    next: Metadata,
-) -> Result<(), Failure> {
-    let data_dir = &shard.config.data_dir;
-    let opened = on_partitions(shard, topic, partitions, |partition, reply| {
-        PartitionOp::Open {
-            dir: topic.partition_dir(data_dir, partition),
-            config: config.clone(),
-            reply,
-        }
-    })
-    .await;
-    broadcast(shard, Arc::new(next)).await;
-    opened
-}
-
-async fn delete_topic(
-    shard: &Rc<Shard>,
-    controller: &Controller,
-    name: &str,
-) -> Result<(), Failure> {
-    let metadata = shard.metadata();
-    let meta = existing(&metadata, name)?;
-    let record = MetadataRecord::TopicDeleted { topic_id: meta.id };
-    commit(shard, controller, &metadata, &record).await?;
-    let data_dir = &shard.config.data_dir;
-    let all = 0..meta.partition_count();
-    let closed = on_partitions(shard, &meta, all, |_, reply| PartitionOp::Remove { reply }).await;
-    if let Err(failure) = closed {
-        tracing::warn!(topic = name, message = %failure.message, "a partition did not close cleanly");
-    }
-    // Renamed now, its partitions' directories in it, and given back to the
-    // disk later and slowly: see sluice_storage::deleter.
-    let delay = log_config(&meta.configs)
-        .map_or(LogConfig::default().file_delete_delay_ms, |config| {
-            config.file_delete_delay_ms
-        });
-    let topic_dir = meta.topic_dir(data_dir);
-    if let Err(error) = sluice_storage::deleter::delete(&topic_dir, Duration::from_millis(delay)) {
-        if error.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(topic = name, %error, "topic directory not deleted");
-        }
-    }
-    tracing::info!(topic = name, "topic deleted");
-    Ok(())
+async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<(), Failure> {
+    let meta = existing(&shard.metadata(), name)?;
+    propose(shard, MetadataRecord::TopicDeleted { topic_id: meta.id }).await
 }
 
 /// Replaces topic `name`'s configs with `configs`, checked first; with
 /// `validate_only`, stops after the check.
 async fn set_configs(
     shard: &Rc<Shard>,
-    controller: &Controller,
     name: &str,
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), Failure> {
-    let metadata = shard.metadata();
-    let meta = existing(&metadata, name)?;
-    let config = log_config(&configs)
+    let meta = existing(&shard.metadata(), name)?;
+    log_config(&configs)
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     if validate_only {
         return Ok(());
@@ -340,46 +277,58 @@ async fn set_configs(
         topic_id: meta.id,
         configs,
     };
-    commit(shard, controller, &metadata, &record).await?;
-    on_partitions(shard, &meta, 0..meta.partition_count(), |_, reply| {
-        PartitionOp::SetConfig {
-            config: config.clone(),
-            reply,
-        }
-    })
-    .await
+    propose(shard, record).await
 }
 
-/// The owner shards of `partitions` new partitions: each on the least loaded
-/// of `shard_count` shards (the lowest id among equals), counting the
-/// partitions `metadata` has and the ones placed before it.
-fn place(metadata: &Metadata, shard_count: usize, partitions: u32) -> Vec<ShardId> {
-    let mut load = metadata.load(shard_count);
-    (0..partitions)
-        .map(|_| {
-            let (least, _) = load
-                .iter()
-                .enumerate()
-                .min_by_key(|(id, load)| (**load, *id))
-                .expect("a shard");
-            load[least] += 1;
-            ShardId(u32::try_from(least).expect("fewer than 2^32 shards"))
-        })
-        .collect()
+/// Where `partitions` new partitions go: each on the live broker holding
+/// the fewest partitions (the lowest id among equals), and there on the
+/// least loaded of its shards, counting the partitions `metadata` has and
+/// the ones placed before it. A cluster with no live broker registered
+/// yet (a node starting alone) places them on this node.
+fn place(shard: &Shard, metadata: &Metadata, partitions: u32) -> (Vec<ShardId>, Vec<Vec<NodeId>>) {
+    let mut brokers = metadata.replicas_per_broker();
+    brokers.retain(|node, _| metadata.brokers.get(node).is_some_and(|b| !b.fenced));
+    if brokers.is_empty() {
+        brokers.insert(shard.config.node_id, 0);
+    }
+    let shard_count = shard.shard_count();
+    let mut shard_load: BTreeMap<NodeId, Vec<usize>> = brokers
+        .keys()
+        .map(|node| (*node, metadata.load(*node, shard_count)))
+        .collect();
+    let mut shards = Vec::new();
+    let mut replicas = Vec::new();
+    for _ in 0..partitions {
+        let (&node, _) = brokers
+            .iter()
+            .min_by_key(|(node, load)| (**load, **node))
+            .expect("a broker");
+        *brokers.get_mut(&node).expect("a broker") += 1;
+        let load = shard_load.get_mut(&node).expect("a broker");
+        let (least, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(id, load)| (**load, *id))
+            .expect("a shard");
+        load[least] += 1;
+        shards.push(ShardId(
+            u32::try_from(least).expect("fewer than 2^32 shards"),
+        ));
+        replicas.push(vec![node]);
+    }
+    (shards, replicas)
 }
 
 /// Grows topic `name` to `count` partitions; with `validate_only`, checks
-/// and stops there. The new partitions are placed like a new topic's, made
-/// durable in the metadata log, opened on their owners with the topic's
-/// configs, and then the metadata naming them is installed everywhere.
+/// and stops there. The new partitions are placed like a new topic's and
+/// proposed; once committed, each node opens its own.
 ///
 /// Errors: `UnknownTopic`; `InvalidPartitions` for a count not above the
-/// current one or above [`PARTITIONS_PER_TOPIC_MAX`]; `InvalidConfig` if
-/// the topic's configs no longer make a log config; `StorageFailed` if the
-/// record cannot be made durable or a partition does not open.
+/// current one or above [`PARTITIONS_PER_TOPIC_MAX`], or when another
+/// change grew the topic first; `InvalidConfig` if the topic's configs no
+/// longer make a log config; `StorageFailed` if a partition does not open.
 async fn create_partitions(
     shard: &Rc<Shard>,
-    controller: &Controller,
     name: &str,
     count: u32,
     validate_only: bool,
@@ -395,27 +344,19 @@ async fn create_partitions(
             ),
         ));
     }
-    let config = log_config(&meta.configs)
+    log_config(&meta.configs)
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     if validate_only {
         return Ok(());
     }
+    let (shards, replicas) = place(shard, &metadata, count - current);
     let record = MetadataRecord::PartitionsAdded {
         topic_id: meta.id,
-        shards: place(&metadata, shard.shard_count(), count - current),
+        first: Some(current),
+        shards,
+        replicas,
     };
-    append(controller, &record)?;
-    let mut next = (*metadata).clone();
-    next.apply(&record);
-    let grown = existing(&next, name)?;
-    assert_eq!(
-        grown.partition_count(),
-        count,
-        "topic {name} grew to {} partitions, not {count}",
-        grown.partition_count()
-    );
-
-    open_then_install(shard, &grown, current..count, &config, next).await?;
+    propose(shard, record).await?;
     tracing::info!(
         topic = name,
         from = current,
@@ -425,39 +366,55 @@ async fn create_partitions(
     Ok(())
 }
 
-/// Hands out the next [`PRODUCER_IDS_PER_BLOCK`] producer ids, once the end
-/// of the block is durable in the metadata log: ids
-/// are never handed out twice, whenever the broker stops. `Internal` once
-/// the ids run out at `i64::MAX`; `StorageFailed` if the record cannot be
-/// made durable.
-async fn allocate_producer_ids(
-    shard: &Rc<Shard>,
-    controller: &Controller,
-) -> Result<ProducerIdBlock, Failure> {
-    let metadata = shard.metadata();
-    let first = metadata.producer_id_next;
-    let next = first
-        .0
-        .checked_add(PRODUCER_IDS_PER_BLOCK)
-        .map(ProducerId)
-        .ok_or_else(|| {
-            Failure::new(
-                ErrorKind::Internal,
-                format!("producer ids are used up: the next block would start at {first}"),
-            )
-        })?;
-    assert!(
-        first >= PRODUCER_ID_FIRST && next > first,
-        "producer ids went back: {next} <= {first}"
-    );
-    let record = MetadataRecord::ProducerIdsAllocated { next };
-    commit(shard, controller, &metadata, &record).await?;
-    assert_eq!(shard.metadata().producer_id_next, next);
-    tracing::debug!(%first, %next, "producer ids allocated");
-    Ok(ProducerIdBlock {
-        first,
-        count: PRODUCER_IDS_PER_BLOCK,
-    })
+/// Tries to take a block of producer ids this many times before giving up
+/// (another node took each block first).
+const PRODUCER_ID_ATTEMPTS_MAX: usize = 8;
+
+/// Hands out the next [`PRODUCER_IDS_PER_BLOCK`] producer ids, once the
+/// block is committed in the metadata log: ids are never handed out twice,
+/// whenever and wherever a broker stops. `Internal` once the ids run out
+/// at `i64::MAX`; `NotController` if no block could be committed.
+async fn allocate_producer_ids(shard: &Rc<Shard>) -> Result<ProducerIdBlock, Failure> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let first = shard.metadata().producer_id_next;
+        let next = first
+            .0
+            .checked_add(PRODUCER_IDS_PER_BLOCK)
+            .map(ProducerId)
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorKind::Internal,
+                    format!("producer ids are used up: the next block would start at {first}"),
+                )
+            })?;
+        assert!(
+            first >= PRODUCER_ID_FIRST && next > first,
+            "producer ids went back: {next} <= {first}"
+        );
+        let record = MetadataRecord::ProducerIdsAllocated {
+            first: Some(first),
+            next,
+        };
+        match propose(shard, record).await {
+            Ok(()) => {
+                tracing::debug!(%first, %next, "producer ids allocated");
+                return Ok(ProducerIdBlock {
+                    first,
+                    count: PRODUCER_IDS_PER_BLOCK,
+                });
+            }
+            Err(failure)
+                if failure.kind == ErrorKind::NotController
+                    && attempts < PRODUCER_ID_ATTEMPTS_MAX
+                    && shard.metadata().producer_id_next != first =>
+            {
+                // Another node took that block: the next one.
+            }
+            Err(failure) => return Err(failure),
+        }
+    }
 }
 
 /// The topic named `name`, or why there is none.
@@ -468,37 +425,23 @@ fn existing(metadata: &Metadata, name: &str) -> Result<Arc<TopicMeta>, Failure> 
         .ok_or_else(|| Failure::new(ErrorKind::UnknownTopic, format!("no topic {name}")))
 }
 
-/// Makes `record` durable in the metadata log and installs the metadata it
-/// leads to on every shard.
-async fn commit(
-    shard: &Rc<Shard>,
-    controller: &Controller,
-    metadata: &Metadata,
-    record: &MetadataRecord,
-) -> Result<(), Failure> {
-    append(controller, record)?;
-    let mut next = metadata.clone();
-    next.apply(record);
-    broadcast(shard, Arc::new(next)).await;
-    Ok(())
-}
-
 /// Sends the op `make` builds to the owner of each of `partitions` of
 /// `topic`, all at once, and waits for every answer; the first failure, if
 /// any.
 async fn on_partitions(
     shard: &Rc<Shard>,
     topic: &TopicMeta,
-    partitions: Range<u32>,
+    partitions: impl IntoIterator<Item = u32>,
     make: impl Fn(u32, oneshot::Sender<Result<(), Failure>>) -> PartitionOp,
 ) -> Result<(), Failure> {
-    assert!(
-        partitions.end <= topic.partition_count(),
-        "partitions {partitions:?} of a topic with {}",
-        topic.partition_count()
-    );
     let parts = partitions
+        .into_iter()
         .map(|partition| {
+            assert!(
+                partition < topic.partition_count(),
+                "partition {partition} of a topic with {}",
+                topic.partition_count()
+            );
             let route = Route::of(shard, topic, partition);
             Ok(ask(shard, route, |reply| make(partition, reply)))
         })

@@ -1,23 +1,90 @@
-//! The controller's own state, on shard 0: its metadata log and the turn
-//! that makes changes run one at a time. Apart from the code that changes
-//! metadata (the parent module), so that a shard can hold it.
+//! The controller's own state, on shard 0: the quorum it drives, the
+//! metadata image as of the last entry it applied, the changes waiting to
+//! be committed, and the turn that makes this node's changes run one at a
+//! time. Apart from the code that changes metadata (the parent module), so
+//! that a shard can hold it.
 
-use std::cell::RefCell;
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    sync::Arc,
+};
 
-use crate::cluster_metadata::MetadataLog;
+use futures_channel::oneshot;
+use sluice_replication::quorum::Quorum;
+use sluice_storage::NodeId;
+
+use crate::{
+    cluster_metadata::{Metadata, Refused},
+    error::Failure,
+    quorum_log::QuorumLog,
+};
+
+/// What wakes the quorum's driver before its next tick.
+pub enum DriverEvent {
+    /// A proposal was made: there is output to take.
+    Proposed,
+}
+
+/// A committed entry's consequences on this node, carried out in log
+/// order by the controller's effects task.
+pub struct Effect {
+    /// The image after the entry.
+    pub image: Arc<Metadata>,
+    /// The node that proposed it and its sequence there.
+    pub origin: NodeId,
+    pub sequence: u64,
+    /// Why the entry changed nothing, if it did not.
+    pub refused: Option<Refused>,
+}
 
 /// Lives on shard 0.
 pub struct Controller {
-    pub(super) log: RefCell<MetadataLog>,
-    /// One change at a time.
+    pub(super) node_id: NodeId,
+    /// One change of this node's at a time.
     pub(super) lock: glommio::sync::Semaphore,
+    pub(super) quorum: RefCell<Quorum<QuorumLog>>,
+    /// The image after the last entry the quorum handed out (ahead of the
+    /// shards' until the entry's effects are done).
+    pub(super) image: RefCell<Metadata>,
+    /// The index of the last entry applied to `image`.
+    pub(super) applied: Cell<u64>,
+    /// The sequence of this node's next proposal.
+    pub(super) sequence: Cell<u64>,
+    /// This node's proposals not yet applied, by sequence.
+    pub(super) waiters: RefCell<HashMap<u64, oneshot::Sender<Result<(), Failure>>>>,
+    pub(super) events: (
+        async_channel::Sender<DriverEvent>,
+        async_channel::Receiver<DriverEvent>,
+    ),
+    pub(super) effects: (
+        async_channel::Sender<Effect>,
+        async_channel::Receiver<Effect>,
+    ),
+    /// Why the controller stopped (its log failed), if it did.
+    pub(super) stopped: RefCell<Option<String>>,
 }
 
 impl Controller {
-    pub fn new(log: MetadataLog) -> Controller {
+    /// The controller of node `node_id` over `quorum`, whose entries
+    /// through `applied` made `image`.
+    pub fn new(
+        node_id: NodeId,
+        quorum: Quorum<QuorumLog>,
+        image: Metadata,
+        applied: u64,
+    ) -> Controller {
         Controller {
-            log: RefCell::new(log),
+            node_id,
             lock: glommio::sync::Semaphore::new(1),
+            quorum: RefCell::new(quorum),
+            image: RefCell::new(image),
+            applied: Cell::new(applied),
+            sequence: Cell::new(1),
+            waiters: RefCell::new(HashMap::new()),
+            events: async_channel::unbounded(),
+            effects: async_channel::unbounded(),
+            stopped: RefCell::new(None),
         }
     }
 }

@@ -6,48 +6,94 @@ use std::path::Path;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::*;
+use crate::partition::PartitionKey;
 use crate::BrokerConfig;
-use crate::{cluster_metadata::MetadataLog, partition::PartitionKey};
 
-/// `shard_count` shards on this one executor, over the metadata log in
-/// `dir`: shard 0 with the controller, the others serving their inboxes
-/// (partition ops and metadata) as a broker's shards do.
-fn shards(dir: &Path, shard_count: usize) -> Vec<Rc<Shard>> {
-    let (log, metadata) = MetadataLog::open(dir).unwrap();
-    let metadata = Arc::new(metadata);
+const CLUSTER_ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+fn config(dir: &Path) -> BrokerConfig {
+    BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        ..BrokerConfig::default()
+    }
+}
+
+/// The metadata a start over `dir` replays.
+fn replayed(dir: &Path) -> Metadata {
+    open::open(&config(dir), CLUSTER_ID).unwrap().image
+}
+
+/// Shards on one executor, and the controller's tasks.
+struct Cluster {
+    shards: Vec<Rc<Shard>>,
+    tasks: Vec<glommio::task::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = Vec<Rc<Shard>>;
+    fn deref(&self) -> &Vec<Rc<Shard>> {
+        &self.shards
+    }
+}
+
+/// `shard_count` shards on this one executor, over the controller quorum's
+/// log in `dir`: shard 0 with the controller (a quorum of this node alone)
+/// and its tasks, the others serving their inboxes (partition ops and
+/// metadata) as a broker's shards do.
+fn shards(dir: &Path, shard_count: usize) -> Cluster {
+    let start = open::open(&config(dir), CLUSTER_ID).unwrap();
+    let metadata = Arc::new(start.image.clone());
+    let quorum = sluice_replication::quorum::Quorum::new(
+        open::quorum_id(NodeId(0)),
+        &start.voters,
+        start.log,
+        start.config,
+    )
+    .unwrap();
+    let mut controller = Some(state::Controller::new(
+        NodeId(0),
+        quorum,
+        start.image,
+        start.applied,
+    ));
     let (peers, inboxes): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| async_channel::bounded(64)).unzip();
-    let mut log = Some(log);
     let shards: Vec<Rc<Shard>> = (0..shard_count)
         .map(|id| {
-            let config = BrokerConfig {
-                data_dir: dir.to_path_buf(),
-                ..BrokerConfig::default()
-            };
             Rc::new(Shard::new(
                 id,
-                config,
-                "AAAAAAAAAAAAAAAAAAAAAA".into(),
+                config(dir),
+                CLUSTER_ID.into(),
                 peers.clone(),
                 metadata.clone(),
-                log.take(),
+                controller.take(),
+                Default::default(),
             ))
         })
         .collect();
+    let mut tasks = vec![
+        glommio::spawn_local(driver::drive(shards[0].clone())).detach(),
+        glommio::spawn_local(driver::carry_out_effects(shards[0].clone())).detach(),
+    ];
     for (shard, inbox) in shards.iter().zip(inboxes).skip(1) {
         let shard = shard.clone();
-        glommio::spawn_local(async move {
-            let shutdown = crate::shard::pump(&shard, inbox).await;
-            assert!(shutdown.is_none(), "not sent in these tests");
-        })
-        .detach();
+        tasks.push(
+            glommio::spawn_local(async move {
+                let shutdown = crate::shard::pump(&shard, inbox).await;
+                assert!(shutdown.is_none(), "not sent in these tests");
+            })
+            .detach(),
+        );
     }
-    shards
+    Cluster { shards, tasks }
 }
 
-/// Ends the inbox loops `shards` started.
-fn stop(shards: Vec<Rc<Shard>>) {
-    for peer in &shards[0].peers {
+/// Ends the tasks `cluster` started, as a kill would.
+fn stop(cluster: Cluster) {
+    for task in &cluster.tasks {
+        task.cancel();
+    }
+    for peer in &cluster.shards[0].peers {
         peer.close();
     }
 }
@@ -147,7 +193,7 @@ fn partitions_are_added_placed_opened_and_replayed() {
             create_partitions(controller, "events", 6, false).await,
             Ok(())
         );
-        for shard in &cluster {
+        for shard in cluster.iter() {
             let events = shard.metadata().topic("events").unwrap().clone();
             assert_eq!(events.shards, [0, 1, 0, 0, 1, 0].map(ShardId));
             assert_eq!(events.configs["segment.bytes"], (1 << 20).to_string());
@@ -161,7 +207,7 @@ fn partitions_are_added_placed_opened_and_replayed() {
         }
         // Each on its owner, and only there.
         for (partition, owner) in events.shards.iter().enumerate() {
-            for shard in &cluster {
+            for shard in cluster.iter() {
                 let key = PartitionKey::new(events.id, partition as u32);
                 let here = shard.partitions.borrow().contains_key(&key);
                 assert_eq!(
@@ -173,8 +219,7 @@ fn partitions_are_added_placed_opened_and_replayed() {
             }
         }
 
-        let (_, replayed) = MetadataLog::open(&path).unwrap();
-        assert_eq!(replayed, *controller.metadata());
+        assert_eq!(replayed(&path), *controller.metadata());
         stop(cluster);
     });
 }
@@ -209,8 +254,7 @@ fn partitions_that_cannot_be_added() {
             }
         }
         assert_eq!(controller.metadata(), before);
-        let (_, replayed) = MetadataLog::open(&path).unwrap();
-        assert_eq!(replayed, *before);
+        assert_eq!(replayed(&path), *before);
         // The most there can be is fine.
         assert_eq!(
             create_partitions(controller, "events", PARTITIONS_PER_TOPIC_MAX, true).await,
@@ -236,7 +280,7 @@ fn producer_ids_are_never_handed_out_twice() {
             (second, PRODUCER_IDS_PER_BLOCK)
         );
         let next = second + PRODUCER_IDS_PER_BLOCK;
-        for shard in &cluster {
+        for shard in cluster.iter() {
             assert_eq!(shard.metadata().producer_id_next, ProducerId(next));
         }
         // No shutdown: what an answered allocation leaves on disk is all
@@ -254,9 +298,12 @@ fn producer_ids_run_out_at_the_end_of_i64() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     {
-        let (mut log, _) = MetadataLog::open(&path).unwrap();
+        // A single node's log of a release before cluster mode, imported
+        // at the first start.
+        let (mut log, _) = crate::cluster_metadata::MetadataLog::open(&path).unwrap();
         let last = i64::MAX - PRODUCER_IDS_PER_BLOCK;
         log.append(&MetadataRecord::ProducerIdsAllocated {
+            first: None,
             next: ProducerId(last),
         })
         .unwrap();
@@ -272,4 +319,55 @@ fn producer_ids_run_out_at_the_end_of_i64() {
         assert_eq!(cluster[0].metadata().producer_id_next, ProducerId(i64::MAX));
         stop(cluster);
     });
+}
+
+#[test]
+fn a_single_nodes_metadata_log_is_imported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let metadata_dir = dir.path().join("metadata");
+    std::fs::create_dir_all(&metadata_dir).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metadata-v1.log");
+    std::fs::copy(&fixture, metadata_dir.join("metadata.log")).unwrap();
+    let config = BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        node_id: NodeId(4),
+        ..BrokerConfig::default()
+    };
+    let imported = open::open(&config, CLUSTER_ID).unwrap().image;
+    let names: Vec<&str> = imported.topics.keys().map(String::as_str).collect();
+    assert_eq!(names, ["__consumer_offsets", "audit", "events", "orders"]);
+    for topic in imported.topics.values() {
+        assert_eq!(topic.replicas.len(), topic.shards.len(), "{}", topic.name);
+        assert!(
+            topic.replicas.iter().all(|nodes| nodes == &[NodeId(4)]),
+            "{}: every partition is this node's",
+            topic.name
+        );
+    }
+    assert_eq!(imported.producer_id_next, ProducerId(2000));
+    assert!(!metadata_dir.join("metadata.log").exists());
+    assert!(metadata_dir.join("metadata.log.imported").exists());
+    // The next start replays the quorum's log, the same image.
+    let again = open::open(&config, CLUSTER_ID).unwrap().image;
+    assert_eq!(again, imported);
+    // A single node's metadata cannot be brought into a quorum of several.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other.path().join("metadata")).unwrap();
+    std::fs::copy(&fixture, other.path().join("metadata/metadata.log")).unwrap();
+    let voters =
+        crate::Voter::parse_list("4@127.0.0.1:9193,5@127.0.0.1:9194,6@127.0.0.1:9195").unwrap();
+    let clustered = BrokerConfig {
+        data_dir: other.path().to_path_buf(),
+        node_id: NodeId(4),
+        voters,
+        ..BrokerConfig::default()
+    };
+    let error = open::open(&clustered, CLUSTER_ID).err().unwrap();
+    assert!(
+        matches!(
+            error,
+            open::ControllerStartError::LegacyInCluster { voters: 3, .. }
+        ),
+        "{error}"
+    );
 }

@@ -29,7 +29,7 @@ use kafka_protocol::{
 use sluice_storage::Offset;
 use uuid::Uuid;
 
-use super::{advertised, broker_id, cluster_id, failure_code, on_partition, str_bytes, topic_name};
+use super::{cluster_id, failure_code, on_partition, str_bytes, topic_name};
 use crate::{
     controller::{
         check_topic_name, to_controller, ControllerOp, NewTopicSpec, TopicOutcome,
@@ -684,12 +684,18 @@ pub async fn describe_cluster(
     _request: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
-    let (host, port) = advertised(&shard.config);
+    let brokers = super::live_brokers(shard, &shard.metadata())
+        .into_iter()
+        .map(|broker| {
+            DescribeClusterBroker::default()
+                .with_broker_id(broker.node)
+                .with_host(str_bytes(broker.host))
+                .with_port(broker.port)
+                .with_rack(broker.rack.map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(cluster_id(shard)))
-        .with_controller_id(broker_id(shard))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(broker_id(shard))
-            .with_host(str_bytes(host))
-            .with_port(port)])
+        .with_controller_id(super::controller_id(shard))
+        .with_brokers(brokers)
 }

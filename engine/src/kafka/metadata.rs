@@ -1,10 +1,12 @@
-//! Metadata: the one broker, and topics with their ids and partitions (this
-//! broker leads them all). Unknown topics asked for by name are created
-//! when auto-creation is on and the client allows it.
+//! Metadata: the live brokers, and topics with their ids and partitions,
+//! each with its leader, replicas and in-sync replicas. Unknown topics
+//! asked for by name are created when auto-creation is on and the client
+//! allows it.
 
 use std::{collections::BTreeMap, rc::Rc};
 
 use futures_channel::oneshot;
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::{
     error::ResponseError,
     messages::{
@@ -16,9 +18,9 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
-use super::{advertised, broker_id, cluster_id, failure_code, str_bytes, topic_name};
+use super::{cluster_id, failure_code, is_live, live_brokers, str_bytes, topic_name};
 use crate::{
-    cluster_metadata::TopicMeta,
+    cluster_metadata::{Metadata, TopicMeta},
     controller::{check_topic_name, to_controller, ControllerOp, NewTopicSpec},
     partition::ErrorKind,
     shard::Shard,
@@ -35,7 +37,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
     match wanted {
         None => {
             for topic in metadata.topics.values() {
-                topics.push(describe(shard, topic, version));
+                topics.push(describe(shard, &metadata, topic, version));
             }
         }
         Some(wanted) => {
@@ -51,7 +53,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
                         .cloned(),
                 };
                 match (found, &topic.name) {
-                    (Some(meta), _) => topics.push(describe(shard, &meta, version)),
+                    (Some(meta), _) => topics.push(describe(shard, &metadata, &meta, version)),
                     (None, Some(name)) => missing.push(name.0.to_string()),
                     (None, None) => topics.push(
                         MetadataResponseTopic::default()
@@ -65,17 +67,22 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
             topics.extend(answer_missing(shard, missing, create, version).await);
         }
     }
-    let (host, port) = advertised(&shard.config);
     let mut response = MetadataResponse::default();
-    response.brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(broker_id(shard))
-        .with_host(str_bytes(host))
-        .with_port(port)];
+    response.brokers = live_brokers(shard, &shard.metadata())
+        .into_iter()
+        .map(|broker| {
+            MetadataResponseBroker::default()
+                .with_node_id(broker.node)
+                .with_host(str_bytes(broker.host))
+                .with_port(broker.port)
+                .with_rack(broker.rack.map(str_bytes))
+        })
+        .collect();
     if version >= 2 {
         response.cluster_id = Some(str_bytes(cluster_id(shard)));
     }
     if version >= 1 {
-        response.controller_id = broker_id(shard);
+        response.controller_id = super::controller_id(shard);
     }
     response.topics = topics;
     response
@@ -108,7 +115,7 @@ async fn answer_missing(
         .iter()
         .zip(results)
         .map(|(name, result)| match (metadata.topic(name), result) {
-            (Some(meta), _) => describe(shard, meta, version),
+            (Some(meta), _) => describe(shard, &metadata, meta, version),
             (None, Err(code)) => unknown(name, code),
             (None, Ok(())) => unknown(name, ResponseError::LeaderNotAvailable.code()),
         })
@@ -151,8 +158,12 @@ pub(crate) async fn auto_create(shard: &Rc<Shard>, names: &[String]) -> Vec<Resu
     results
 }
 
-fn describe(shard: &Shard, topic: &TopicMeta, version: i16) -> MetadataResponseTopic {
-    let leader = broker_id(shard);
+fn describe(
+    shard: &Shard,
+    metadata: &Metadata,
+    topic: &TopicMeta,
+    version: i16,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(if version >= 10 {
@@ -164,12 +175,25 @@ fn describe(shard: &Shard, topic: &TopicMeta, version: i16) -> MetadataResponseT
         .with_partitions(
             (0..topic.partition_count())
                 .map(|partition| {
+                    let replicas = topic.replicas[partition as usize].as_slice();
+                    let in_sync: Vec<BrokerId> = replicas
+                        .iter()
+                        .filter(|node| is_live(shard, metadata, **node))
+                        .map(|node| BrokerId(node.0))
+                        .collect();
+                    let leader = topic
+                        .leader(partition)
+                        .filter(|node| is_live(shard, metadata, *node));
                     MetadataResponsePartition::default()
                         .with_partition_index(partition as i32)
-                        .with_leader_id(leader)
+                        .with_error_code(match leader {
+                            Some(_) => 0,
+                            None => ResponseError::LeaderNotAvailable.code(),
+                        })
+                        .with_leader_id(BrokerId(leader.map_or(-1, |node| node.0)))
                         .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                        .with_replica_nodes(vec![leader])
-                        .with_isr_nodes(vec![leader])
+                        .with_replica_nodes(replicas.iter().map(|node| BrokerId(node.0)).collect())
+                        .with_isr_nodes(in_sync)
                 })
                 .collect(),
         )

@@ -266,6 +266,10 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         ErrorKind::OutOfOrderSequence => ResponseError::OutOfOrderSequenceNumber,
         ErrorKind::UnknownGroup => ResponseError::GroupIdNotFound,
         ErrorKind::GroupNotEmpty => ResponseError::NonEmptyGroup,
+        ErrorKind::NotLeader => ResponseError::NotLeaderOrFollower,
+        // Kafka's brokers forward admin changes to the controller and
+        // answer a timeout when it does not take them; clients retry.
+        ErrorKind::NotController => ResponseError::RequestTimedOut,
     };
     error.code()
 }
@@ -323,6 +327,11 @@ pub(crate) fn broker_id(shard: &Shard) -> BrokerId {
     BrokerId(shard.config.node_id.0)
 }
 
+/// The controller leader Kafka clients are told of (-1: none right now).
+pub(crate) fn controller_id(shard: &Shard) -> BrokerId {
+    BrokerId(shard.quorum_view.leader().map_or(-1, |node| node.0))
+}
+
 /// The host and port Kafka clients are told to connect to.
 pub(crate) fn advertised(config: &BrokerConfig) -> (String, i32) {
     let addr = config
@@ -330,6 +339,57 @@ pub(crate) fn advertised(config: &BrokerConfig) -> (String, i32) {
         .as_deref()
         .or(config.kafka_addr.as_deref())
         .unwrap_or("127.0.0.1:9092");
+    host_port(addr)
+}
+
+/// A broker as Kafka clients are told of it.
+pub(crate) struct KafkaBroker {
+    pub node: BrokerId,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The brokers Kafka clients are told of: every registered broker whose
+/// lease holds and that has a Kafka listener; this broker itself while it
+/// has not registered yet (a node starting).
+pub(crate) fn live_brokers(shard: &Shard, metadata: &Metadata) -> Vec<KafkaBroker> {
+    let mut brokers: Vec<KafkaBroker> = metadata
+        .live_brokers()
+        .filter(|broker| !broker.registration.kafka_addr.is_empty())
+        .map(|broker| {
+            let (host, port) = host_port(&broker.registration.kafka_addr);
+            KafkaBroker {
+                node: BrokerId(broker.registration.node.0),
+                host,
+                port,
+                rack: broker.registration.rack.clone(),
+            }
+        })
+        .collect();
+    if !metadata.brokers.contains_key(&shard.config.node_id) {
+        let (host, port) = advertised(&shard.config);
+        brokers.push(KafkaBroker {
+            node: broker_id(shard),
+            host,
+            port,
+            rack: None,
+        });
+        brokers.sort_by_key(|broker| broker.node.0);
+    }
+    brokers
+}
+
+/// Whether node `node` is one Kafka clients may be sent to (see
+/// [`live_brokers`]).
+pub(crate) fn is_live(shard: &Shard, metadata: &Metadata, node: sluice_storage::NodeId) -> bool {
+    match metadata.brokers.get(&node) {
+        Some(broker) => !broker.fenced,
+        None => node == shard.config.node_id,
+    }
+}
+
+fn host_port(addr: &str) -> (String, i32) {
     match addr.rsplit_once(':') {
         Some((host, port)) => (
             host.trim_start_matches('[')

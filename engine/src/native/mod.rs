@@ -95,6 +95,8 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::OutOfOrderSequence => ErrorCode::OutOfOrderSequence,
         ErrorKind::UnknownGroup => ErrorCode::UnknownGroup,
         ErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
+        ErrorKind::NotLeader => ErrorCode::NotLeader,
+        ErrorKind::NotController => ErrorCode::NotController,
     }
 }
 

@@ -33,9 +33,10 @@ impl Route {
     }
 }
 
-/// Where partition `partition` of `topic` lives, by `metadata`, or why it
-/// cannot be served: `UnknownTopic`, or `NoSuchPartition` past the topic's
-/// partition count.
+/// Where partition `partition` of `topic` lives on this node, by
+/// `metadata`, or why it cannot be served here: `UnknownTopic`,
+/// `NoSuchPartition` past the topic's partition count, `NotLeader` when
+/// another node holds it.
 pub fn route(
     shard: &Shard,
     metadata: &Metadata,
@@ -51,6 +52,13 @@ pub fn route(
     if partition >= meta.partition_count() {
         let message = format!("topic {topic} has {} partitions", meta.partition_count());
         return Err(Failure::new(ErrorKind::NoSuchPartition, message));
+    }
+    if !meta.is_replica(partition, shard.config.node_id) {
+        let message = match meta.leader(partition) {
+            Some(leader) => format!("partition {partition} of {topic} is led by node {leader}"),
+            None => format!("partition {partition} of {topic} has no leader"),
+        };
+        return Err(Failure::new(ErrorKind::NotLeader, message));
     }
     Ok(Route::of(shard, meta, partition))
 }

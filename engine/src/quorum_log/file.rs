@@ -132,13 +132,23 @@ impl QuorumLog {
     /// [`MemoryStorage::bootstrap`]), durable when it returns. Refused if
     /// `dir` already holds a log ([`QuorumLogError::AlreadyExists`]).
     pub fn bootstrap(dir: &Path, voters: &[NodeId]) -> Result<QuorumLog, QuorumLogError> {
+        Self::bootstrap_with_state(dir, voters, Vec::new())
+    }
+
+    /// [`QuorumLog::bootstrap`] with `state` as the bootstrap snapshot's
+    /// state (see [`MemoryStorage::bootstrap_with_state`]).
+    pub fn bootstrap_with_state(
+        dir: &Path,
+        voters: &[NodeId],
+        state: Vec<u8>,
+    ) -> Result<QuorumLog, QuorumLogError> {
         create_dir(dir)?;
         if !scan(dir)?.is_empty() {
             return Err(QuorumLogError::AlreadyExists {
                 dir: dir.to_owned(),
             });
         }
-        let view = MemoryStorage::bootstrap(voters);
+        let view = MemoryStorage::bootstrap_with_state(voters, state);
         write_snapshot(dir, &view.latest_snapshot())?;
         Self::create(dir, view)
     }

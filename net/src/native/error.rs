@@ -34,10 +34,15 @@ pub enum ErrorCode {
     UnknownGroup = 22,
     /// The consumer group has members: it cannot be deleted or reset.
     GroupNotEmpty = 23,
+    /// The partition is led by another node of the cluster: refresh the
+    /// metadata and ask its leader.
+    NotLeader = 24,
+    /// No controller leader took the change in time: try again.
+    NotController = 25,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -62,6 +67,8 @@ impl ErrorCode {
         ErrorCode::InvalidPartitions,
         ErrorCode::UnknownGroup,
         ErrorCode::GroupNotEmpty,
+        ErrorCode::NotLeader,
+        ErrorCode::NotController,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -80,7 +87,11 @@ impl ErrorCode {
     pub fn is_retriable(self) -> bool {
         matches!(
             self,
-            ErrorCode::DiskFull | ErrorCode::Timeout | ErrorCode::TooManyRequests
+            ErrorCode::DiskFull
+                | ErrorCode::Timeout
+                | ErrorCode::TooManyRequests
+                | ErrorCode::NotLeader
+                | ErrorCode::NotController
         )
     }
 
@@ -110,6 +121,8 @@ impl ErrorCode {
             ErrorCode::InvalidPartitions => "invalid partitions",
             ErrorCode::UnknownGroup => "unknown group",
             ErrorCode::GroupNotEmpty => "group not empty",
+            ErrorCode::NotLeader => "not the partition's leader",
+            ErrorCode::NotController => "no controller leader",
         }
     }
 }

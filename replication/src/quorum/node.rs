@@ -314,6 +314,17 @@ impl<S: QuorumStorage> Quorum<S> {
         self.is_empty() || (self.raw.store().catching_up() && !self.pending_caught_up)
     }
 
+    /// Starts an election now rather than after an election timeout: a
+    /// quorum of one voter elects itself at once at start. Does nothing
+    /// while this node is catching up or already leads.
+    pub fn campaign(&mut self) -> Result<(), QuorumError> {
+        assert!(!self.outputs_out, "campaign between ready and advance");
+        if self.catching_up() || self.raw.raft.state == StateRole::Leader {
+            return Ok(());
+        }
+        self.raw.campaign().map_err(raft_error)
+    }
+
     /// Proposes `payload` as a record of the metadata log. Only the leader
     /// accepts; the record is committed once applied at the returned place.
     pub fn propose(&mut self, payload: Vec<u8>) -> Result<ProposalId, QuorumError> {

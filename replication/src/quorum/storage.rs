@@ -88,6 +88,14 @@ impl MemoryStorage {
     /// once, when the cluster is formed (never after a disk loss: that
     /// node must start [`MemoryStorage::new`] and catch up).
     pub fn bootstrap(voters: &[NodeId]) -> Self {
+        Self::bootstrap_with_state(voters, Vec::new())
+    }
+
+    /// [`MemoryStorage::bootstrap`] with `state` as the bootstrap
+    /// snapshot's state machine: a single node that brings the state it
+    /// had before it formed its quorum. Every voter of a cluster must be
+    /// bootstrapped with the same state.
+    pub fn bootstrap_with_state(voters: &[NodeId], state: Vec<u8>) -> Self {
         let conf_state = ConfState {
             voters: voters.iter().map(|v| v.raft_id()).collect(),
             ..Default::default()
@@ -96,7 +104,10 @@ impl MemoryStorage {
         metadata.set_conf_state(conf_state);
         metadata.index = BOOTSTRAP_INDEX;
         metadata.term = BOOTSTRAP_TERM;
-        let mut snapshot = Snapshot::default();
+        let mut snapshot = Snapshot {
+            data: state.into(),
+            ..Default::default()
+        };
         snapshot.set_metadata(metadata);
         let hard_state = HardState {
             term: BOOTSTRAP_TERM,

@@ -1,0 +1,427 @@
+//! The controller quorum at work on shard 0: one task drives the raft
+//! node (ticks, messages, proposals, and the outputs it asks for: persist,
+//! send, apply), another carries out each applied entry's effects on this
+//! node in log order (partitions opened and removed, the new image
+//! installed on every shard) and answers the proposal that made it.
+
+use std::{
+    rc::Rc,
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
+
+use futures_channel::oneshot;
+use sluice_replication::quorum::{QuorumError, Role};
+use sluice_storage::{log::LogConfig, NodeId};
+
+use super::{
+    broadcast, on_partitions,
+    open::{node_of, TICK_MS},
+    state::{Controller, DriverEvent, Effect},
+};
+use crate::{
+    cluster_metadata::{
+        entries::{decode_proposal, decode_snapshot, encode_proposal, encode_snapshot, Proposal},
+        Metadata, MetadataRecord, Refused, TopicMeta,
+    },
+    error::{ErrorKind, Failure},
+    partition::PartitionOp,
+    shard::Shard,
+    topic_config::log_config,
+};
+
+/// A change not committed within this long is answered `NotController`:
+/// long enough for an election or two, short enough for a client to retry
+/// before its own timeout.
+pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a proposal made while no leader is known looks again.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
+fn controller(shard: &Shard) -> &Controller {
+    shard
+        .controller
+        .as_ref()
+        .expect("the controller is on shard 0")
+}
+
+/// Drives the quorum until the shard stops (the task is dropped) or its
+/// log fails (then every change is refused with the reason).
+pub async fn drive(shard: Rc<Shard>) {
+    let controller = controller(&shard);
+    if controller.quorum.borrow().voters().len() == 1 {
+        if let Err(error) = controller.quorum.borrow_mut().campaign() {
+            tracing::error!(%error, "a quorum of one could not elect itself");
+        }
+    }
+    let tick = Duration::from_millis(TICK_MS);
+    let mut next_tick = Instant::now() + tick;
+    let events = controller.events.1.clone();
+    loop {
+        if Instant::now() >= next_tick {
+            controller.quorum.borrow_mut().tick();
+            next_tick += tick;
+            if next_tick < Instant::now() {
+                next_tick = Instant::now() + tick;
+            }
+        }
+        if let Err(reason) = take_outputs(&shard, controller) {
+            tracing::error!(%reason, "the controller stopped: its log failed");
+            *controller.stopped.borrow_mut() = Some(reason);
+            for (_, waiter) in controller.waiters.borrow_mut().drain() {
+                let _ = waiter.send(Err(stopped(controller)));
+            }
+            return;
+        }
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let event = futures_lite::future::or(async { events.recv().await.ok() }, async {
+            glommio::timer::sleep(wait).await;
+            None
+        })
+        .await;
+        if event.is_some() {
+            while events.try_recv().is_ok() {}
+        }
+    }
+}
+
+fn stopped(controller: &Controller) -> Failure {
+    let reason = controller.stopped.borrow().clone().unwrap_or_default();
+    Failure::new(
+        ErrorKind::StorageFailed,
+        format!("the controller stopped: {reason}"),
+    )
+}
+
+/// Takes and carries out every output the quorum has: made durable, sent,
+/// applied to the image; then a snapshot if one is due. An error is a
+/// failed log: the controller cannot go on.
+fn take_outputs(shard: &Rc<Shard>, controller: &Controller) -> Result<(), String> {
+    loop {
+        let mut quorum = controller.quorum.borrow_mut();
+        if !quorum.has_ready() {
+            break;
+        }
+        let outputs = quorum.ready().map_err(|error| error.to_string())?;
+        if !outputs.persist.is_empty() {
+            quorum
+                .storage()
+                .make_durable()
+                .map_err(|error| error.to_string())?;
+        }
+        for outbound in outputs.messages {
+            send_quorum_message(shard, node_of(outbound.to), outbound.bytes);
+        }
+        for committed in outputs.committed {
+            apply(controller, committed.index, &committed.payload);
+        }
+        if let Some(snapshot) = outputs.snapshot {
+            install(controller, snapshot.index, &snapshot.state);
+        }
+        quorum.advance();
+    }
+    let mut quorum = controller.quorum.borrow_mut();
+    let view = &shard.quorum_view;
+    let leader = quorum.leader().map_or(-1, |leader| node_of(leader).0);
+    view.leader.store(leader, Ordering::Relaxed);
+    view.term.store(quorum.term(), Ordering::Relaxed);
+    view.committed
+        .store(quorum.committed_index(), Ordering::Relaxed);
+    view.applied
+        .store(controller.applied.get(), Ordering::Relaxed);
+    if quorum.snapshot_due() {
+        let state = encode_snapshot(&controller.image.borrow());
+        quorum.compact(state).map_err(|error| error.to_string())?;
+        tracing::debug!(index = quorum.applied_index(), "metadata snapshot taken");
+    }
+    Ok(())
+}
+
+/// Applies the committed entry at `index` to the image and queues its
+/// effects. An entry that does not decode changes nothing, on every node.
+fn apply(controller: &Controller, index: u64, payload: &[u8]) {
+    if index <= controller.applied.get() {
+        // Replayed at start already.
+        return;
+    }
+    controller.applied.set(index);
+    let proposal = match decode_proposal(payload) {
+        Ok(proposal) => proposal,
+        Err(error) => {
+            tracing::error!(index, %error, "a committed metadata entry does not decode; it changes nothing");
+            return;
+        }
+    };
+    let mut image = controller.image.borrow_mut();
+    let refused = image.apply(&proposal.record, index).err();
+    if let Some(refused) = &refused {
+        tracing::debug!(index, %refused, "metadata record refused");
+    }
+    let _ = controller.effects.0.try_send(Effect {
+        image: Arc::new(image.clone()),
+        origin: proposal.origin,
+        sequence: proposal.sequence,
+        refused,
+    });
+}
+
+/// Replaces the image with a snapshot's (sent by the leader to a node far
+/// behind, or one that lost its disk).
+fn install(controller: &Controller, index: u64, state: &[u8]) {
+    let image = match decode_snapshot(state) {
+        Ok(image) => image,
+        Err(error) => {
+            tracing::error!(index, %error, "a metadata snapshot does not decode; keeping the image");
+            return;
+        }
+    };
+    tracing::info!(
+        index,
+        topics = image.topics.len(),
+        "metadata snapshot installed"
+    );
+    controller.applied.set(index);
+    *controller.image.borrow_mut() = image.clone();
+    let _ = controller.effects.0.try_send(Effect {
+        image: Arc::new(image),
+        origin: NodeId(-1),
+        sequence: 0,
+        refused: None,
+    });
+}
+
+/// Carries out applied entries' effects, in order, until the shard stops.
+pub async fn carry_out_effects(shard: Rc<Shard>) {
+    let controller = controller(&shard);
+    let effects = controller.effects.1.clone();
+    while let Ok(effect) = effects.recv().await {
+        let previous = shard.metadata();
+        let opened = open_what_is_new(&shard, &previous, &effect.image).await;
+        broadcast(&shard, effect.image.clone()).await;
+        remove_what_is_gone(&shard, &previous, &effect.image).await;
+        if effect.origin != controller.node_id {
+            continue;
+        }
+        let waiter = controller.waiters.borrow_mut().remove(&effect.sequence);
+        if let Some(waiter) = waiter {
+            let result = match effect.refused {
+                Some(refused) => Err(failure_of(refused)),
+                None => opened,
+            };
+            let _ = waiter.send(result);
+        }
+    }
+}
+
+fn failure_of(refused: Refused) -> Failure {
+    let kind = match refused {
+        Refused::TopicExists { .. } => ErrorKind::TopicExists,
+        Refused::UnknownTopic { .. } => ErrorKind::UnknownTopic,
+        Refused::PartitionCountChanged { .. } => ErrorKind::InvalidPartitions,
+        Refused::ProducerIdsTaken { .. } | Refused::StaleBrokerEpoch { .. } => {
+            ErrorKind::NotController
+        }
+    };
+    Failure::new(kind, refused.to_string())
+}
+
+/// The same topic in `previous`, if it is there (by id: a topic deleted
+/// and created again under its name is another).
+fn before<'a>(previous: &'a Metadata, topic: &TopicMeta) -> Option<&'a Arc<TopicMeta>> {
+    previous.topic(&topic.name).filter(|old| old.id == topic.id)
+}
+
+/// Opens this node's partitions that `next` has and `previous` had not,
+/// and gives changed configs to the ones it had. The first failure.
+async fn open_what_is_new(
+    shard: &Rc<Shard>,
+    previous: &Metadata,
+    next: &Metadata,
+) -> Result<(), Failure> {
+    let node = shard.config.node_id;
+    let mut result = Ok(());
+    for topic in next.topics.values() {
+        let old = before(previous, topic);
+        if old.is_some_and(|old| Arc::ptr_eq(old, topic)) {
+            continue;
+        }
+        let config = match log_config(&topic.configs) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::error!(topic = %topic.name, %error, "topic configs make no log config");
+                LogConfig::default()
+            }
+        };
+        let new: Vec<u32> = (0..topic.partition_count())
+            .filter(|p| topic.is_replica(*p, node))
+            .filter(|p| !old.is_some_and(|old| old.is_replica(*p, node)))
+            .collect();
+        let data_dir = &shard.config.data_dir;
+        let opened = on_partitions(shard, topic, new, |partition, reply| PartitionOp::Open {
+            dir: topic.partition_dir(data_dir, partition),
+            config: config.clone(),
+            reply,
+        })
+        .await;
+        if let Err(failure) = opened {
+            tracing::error!(topic = %topic.name, message = %failure.message, "a partition did not open");
+            result = result.and(Err(failure));
+        }
+        if let Some(old) = old.filter(|old| old.configs != topic.configs) {
+            let kept: Vec<u32> = (0..old.partition_count())
+                .filter(|p| old.is_replica(*p, node) && topic.is_replica(*p, node))
+                .collect();
+            let set = on_partitions(shard, topic, kept, |_, reply| PartitionOp::SetConfig {
+                config: config.clone(),
+                reply,
+            })
+            .await;
+            if let Err(failure) = set {
+                tracing::warn!(topic = %topic.name, message = %failure.message, "configs not applied to a partition");
+                result = result.and(Err(failure));
+            }
+        }
+    }
+    result
+}
+
+/// Closes and deletes this node's partitions of the topics `previous` had
+/// and `next` has not.
+async fn remove_what_is_gone(shard: &Rc<Shard>, previous: &Metadata, next: &Metadata) {
+    let node = shard.config.node_id;
+    for topic in previous.topics.values() {
+        if before(next, topic).is_some() {
+            continue;
+        }
+        let local: Vec<u32> = (0..topic.partition_count())
+            .filter(|p| topic.is_replica(*p, node))
+            .collect();
+        let closed = on_partitions(shard, topic, local, |_, reply| PartitionOp::Remove {
+            reply,
+        })
+        .await;
+        if let Err(failure) = closed {
+            tracing::warn!(topic = %topic.name, message = %failure.message, "a partition did not close cleanly");
+        }
+        // Renamed now, its partitions' directories in it, and given back
+        // to the disk later and slowly: see sluice_storage::deleter.
+        let delay = log_config(&topic.configs)
+            .map_or(LogConfig::default().file_delete_delay_ms, |config| {
+                config.file_delete_delay_ms
+            });
+        let topic_dir = topic.topic_dir(&shard.config.data_dir);
+        match sluice_storage::deleter::delete(&topic_dir, Duration::from_millis(delay)) {
+            Ok(()) => tracing::info!(topic = %topic.name, "topic deleted"),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(topic = %topic.name, %error, "topic directory not deleted")
+            }
+        }
+    }
+}
+
+/// Proposes `record` and waits until this node has applied it and carried
+/// out its effects (so anything asked of this node next sees it); then
+/// says whether it was refused where it was applied.
+///
+/// Errors: the record's refusal (`TopicExists`, `UnknownTopic`, ...);
+/// `NotController` when no leader took it within [`PROPOSAL_TIMEOUT`];
+/// `StorageFailed` when the controller's log failed.
+pub async fn propose(shard: &Rc<Shard>, record: MetadataRecord) -> Result<(), Failure> {
+    let controller = controller(shard);
+    if controller.stopped.borrow().is_some() {
+        return Err(stopped(controller));
+    }
+    let sequence = controller.sequence.get();
+    controller.sequence.set(sequence + 1);
+    let payload = encode_proposal(&Proposal {
+        origin: controller.node_id,
+        sequence,
+        record,
+    });
+    let (reply, answer) = oneshot::channel();
+    controller.waiters.borrow_mut().insert(sequence, reply);
+    let deadline = Instant::now() + PROPOSAL_TIMEOUT;
+    let placed = place_proposal(shard, controller, payload, deadline).await;
+    let result = match placed {
+        Err(failure) => Err(failure),
+        Ok(()) => {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let timed_out = async {
+                glommio::timer::sleep(wait).await;
+                None
+            };
+            match futures_lite::future::or(async { Some(answer.await) }, timed_out).await {
+                Some(Ok(result)) => result,
+                Some(Err(_)) => Err(stopped(controller)),
+                None => Err(Failure::new(
+                    ErrorKind::NotController,
+                    format!("the change was not committed within {PROPOSAL_TIMEOUT:?}: no controller leader, or no majority of voters"),
+                )),
+            }
+        }
+    };
+    controller.waiters.borrow_mut().remove(&sequence);
+    result
+}
+
+/// Hands `payload` to the leader: proposed here if this node leads, sent
+/// to the leader if another node does; waits for a leader until
+/// `deadline` while there is none.
+async fn place_proposal(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    payload: Vec<u8>,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    loop {
+        let leader = {
+            let mut quorum = controller.quorum.borrow_mut();
+            if quorum.role() == Role::Leader {
+                match quorum.propose(payload.clone()) {
+                    Ok(_) => {
+                        let _ = controller.events.0.try_send(DriverEvent::Proposed);
+                        return Ok(());
+                    }
+                    Err(QuorumError::ProposalTooLarge { bytes, max }) => {
+                        return Err(Failure::new(
+                            ErrorKind::TooLarge,
+                            format!("a metadata change of {bytes} bytes, over the limit of {max}"),
+                        ))
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "proposal not taken; trying again");
+                        None
+                    }
+                }
+            } else {
+                quorum.leader().map(node_of)
+            }
+        };
+        if let Some(leader) = leader {
+            if forward_proposal(shard, leader, &payload) {
+                return Ok(());
+            }
+        }
+        if Instant::now() + LEADER_POLL > deadline {
+            return Err(Failure::new(
+                ErrorKind::NotController,
+                "no controller leader: an election is under way, or a majority of voters is unreachable",
+            ));
+        }
+        glommio::timer::sleep(LEADER_POLL).await;
+    }
+}
+
+/// Sends a quorum message to node `to`.
+fn send_quorum_message(_shard: &Rc<Shard>, to: NodeId, bytes: Vec<u8>) {
+    // A quorum of this node alone sends nothing.
+    tracing::warn!(%to, bytes = bytes.len(), "no route to node: quorum message dropped");
+}
+
+/// Sends this node's proposal to the leader, `leader`; false if it could
+/// not be sent.
+fn forward_proposal(_shard: &Rc<Shard>, leader: NodeId, _payload: &[u8]) -> bool {
+    tracing::warn!(%leader, "no route to the controller leader");
+    false
+}
