@@ -67,6 +67,7 @@
 //! `quorum_log/` is the controller quorum's log on disk (raft entries, hard
 //! state, snapshots, over `sluice_replication::quorum`); the controller will
 //! drive it in cluster mode, where the metadata log becomes the Raft log.
+//! `peer/` is the node-to-node transport its messages travel on.
 
 mod admin_http;
 pub mod alloc;
@@ -82,6 +83,7 @@ mod metrics;
 mod native;
 pub mod node_identity;
 mod partition;
+pub mod peer;
 pub mod quorum_log;
 mod request_latency;
 mod server;
