@@ -350,6 +350,21 @@ async fn shard_main(
             return;
         }
     };
+    // A node of a cluster listens for the other nodes (shard 0 only).
+    let peer_addr = shard.config.peer_addr.as_str();
+    let clustered = shard.controller.is_some() && crate::controller::cluster::clustered(&shard);
+    let peer_listener = match clustered.then(|| TcpListener::bind(peer_addr)) {
+        None => None,
+        Some(Ok(listener)) => Some(listener),
+        Some(Err(error)) => {
+            let reason = format!("cannot listen on {peer_addr} (--peer-addr): {error}");
+            let _ = ready.send(Err(EngineError::ShardStart {
+                shard: shard.id,
+                reason,
+            }));
+            return;
+        }
+    };
     let kafka_listener = match shard.config.kafka_addr.as_deref().map(TcpListener::bind) {
         None => None,
         Some(Ok(listener)) => Some(listener),
@@ -381,10 +396,19 @@ async fn shard_main(
     });
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
     let controller_tasks = shard.controller.is_some().then(|| {
-        (
+        let mut tasks = vec![
             glommio::spawn_local(crate::controller::driver::drive(shard.clone())),
             glommio::spawn_local(crate::controller::driver::carry_out_effects(shard.clone())),
-        )
+        ];
+        if let Some(listener) = peer_listener {
+            tasks.push(glommio::spawn_local(
+                crate::controller::cluster::serve_peers(shard.clone(), listener),
+            ));
+            tasks.push(glommio::spawn_local(
+                crate::controller::cluster::register_and_heartbeat(shard.clone()),
+            ));
+        }
+        tasks
     });
     let ticking = shard.clone();
     let group_ticks =

@@ -22,6 +22,9 @@ pub struct BrokerConfig {
     /// node of a cluster is started with the same one; a data directory of
     /// another cluster is refused.
     pub cluster_id: Option<String>,
+    /// This broker's rack (Kafka's `broker.rack`): placement spreads a
+    /// partition's replicas over racks; clients see it in metadata.
+    pub rack: Option<String>,
     /// Where topics and metadata live.
     pub data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
@@ -84,6 +87,7 @@ impl Default for BrokerConfig {
             peer_addr: "127.0.0.1:9193".to_string(),
             voters: Vec::new(),
             cluster_id: None,
+            rack: None,
             data_dir: PathBuf::from("./sluice-data"),
             native_addr: "127.0.0.1:9192".to_string(),
             // Off for an embedded broker; `sluice serve` listens on 9092.
@@ -136,18 +140,8 @@ pub enum VotersError {
         peer_addr: String,
     },
     #[error(
-        "a controller quorum of {count} voters ({voters}) needs cluster mode, which this release does not have yet: \
-         run a single node without --voters (or with --voters {node_id}@{peer_addr})"
-    )]
-    ClusterModeNotBuilt {
-        count: usize,
-        voters: String,
-        node_id: NodeId,
-        peer_addr: String,
-    },
-    #[error(
-        "node {node_id} is not one of the voters ({voters}): brokers that join a quorum they are not voters of \
-         need cluster mode, which this release does not have yet"
+        "node {node_id} is not one of the voters ({voters}): brokers that are not controller voters \
+         are not supported yet; make every node a voter (1, 3 or 5 nodes)"
     )]
     NotAVoter { node_id: NodeId, voters: String },
 }
@@ -206,9 +200,8 @@ impl Voter {
 }
 
 /// Checks `config`'s quorum against this node: a voter that is this node
-/// must be at its `peer_addr`; and, until cluster mode is built, the quorum
-/// must be this node alone (no voters given, or exactly this node), which
-/// is what a single node runs.
+/// must be at its `peer_addr`, and this node must be a voter (no voters
+/// given is this node alone).
 pub fn check_quorum(config: &BrokerConfig) -> Result<(), VotersError> {
     let node_id = config.node_id;
     if let Some(own) = config.voters.iter().find(|voter| voter.node_id == node_id) {
@@ -220,30 +213,18 @@ pub fn check_quorum(config: &BrokerConfig) -> Result<(), VotersError> {
             });
         }
     }
-    let listed = || {
-        config
-            .voters
-            .iter()
-            .map(|voter| format!("{}@{}", voter.node_id, voter.peer_addr))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    match config.voters.as_slice() {
-        [] => Ok(()),
-        [only] if only.node_id == node_id => Ok(()),
-        voters if !voters.iter().any(|voter| voter.node_id == node_id) => {
-            Err(VotersError::NotAVoter {
-                node_id,
-                voters: listed(),
-            })
-        }
-        voters => Err(VotersError::ClusterModeNotBuilt {
-            count: voters.len(),
-            voters: listed(),
+    if !config.voters.is_empty() && !config.voters.iter().any(|voter| voter.node_id == node_id) {
+        return Err(VotersError::NotAVoter {
             node_id,
-            peer_addr: config.peer_addr.clone(),
-        }),
+            voters: config
+                .voters
+                .iter()
+                .map(|voter| format!("{}@{}", voter.node_id, voter.peer_addr))
+                .collect::<Vec<_>>()
+                .join(","),
+        });
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -310,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn a_single_node_is_its_own_quorum_until_cluster_mode() {
+    fn a_node_is_one_of_its_quorums_voters() {
         let config = |node: i32, voters: &str| BrokerConfig {
             node_id: NodeId(node),
             peer_addr: "h:9193".to_string(),
@@ -327,15 +308,12 @@ mod tests {
             check_quorum(&config(1, "1@other:9193")),
             Err(VotersError::OwnAddress { .. })
         ));
-        let three = check_quorum(&config(1, "1@h:9193,2@i:9193,3@j:9193")).unwrap_err();
-        assert!(matches!(
-            three,
-            VotersError::ClusterModeNotBuilt { count: 3, .. }
-        ));
-        assert!(three.to_string().contains("--voters 1@h:9193"), "{three}");
-        assert!(matches!(
-            check_quorum(&config(4, "1@h:9193,2@i:9193,3@j:9193")),
-            Err(VotersError::NotAVoter { .. })
-        ));
+        assert_eq!(
+            check_quorum(&config(1, "1@h:9193,2@i:9193,3@j:9193")),
+            Ok(())
+        );
+        let broker = check_quorum(&config(4, "1@h:9193,2@i:9193,3@j:9193")).unwrap_err();
+        assert!(matches!(broker, VotersError::NotAVoter { .. }));
+        assert!(broker.to_string().contains("not supported yet"), "{broker}");
     }
 }

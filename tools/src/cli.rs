@@ -85,8 +85,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub peer_addr: Option<String>,
     /// The controller quorum, by node id and peer address [default: this
-    /// node alone]. A quorum of several nodes needs cluster mode, which
-    /// this release does not have yet: it is refused at start.
+    /// node alone]: 1, 3 or 5 voters, this node one of them. A new data
+    /// directory forms the quorum with them (the same list on every
+    /// voter, with the same --cluster-id).
     #[arg(long, value_name = "ID@HOST:PORT[,...]")]
     pub voters: Option<String>,
     /// The cluster a new data directory joins: 22 characters of URL-safe
@@ -95,6 +96,9 @@ pub struct ServeArgs {
     /// is refused.
     #[arg(long, value_name = "ID")]
     pub cluster_id: Option<String>,
+    /// This broker's rack (Kafka's `broker.rack`), shown to clients.
+    #[arg(long, value_name = "RACK")]
+    pub rack: Option<String>,
     /// Where the native protocol listens [default: 127.0.0.1:9192].
     #[arg(long, value_name = "HOST:PORT")]
     pub native_addr: Option<String>,

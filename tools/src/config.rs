@@ -88,6 +88,8 @@ config_layer! {
     /// The cluster a new data directory joins (22 characters of URL-safe
     /// base64); absent: a new cluster.
     cluster_id: String,
+    /// This broker's rack (Kafka's `broker.rack`).
+    rack: String,
     /// Where topics and metadata live.
     data_dir: PathBuf,
     /// HOST:PORT of the native protocol listener.
@@ -203,6 +205,9 @@ impl ConfigLayer {
                 });
             }
             config.cluster_id = Some(cluster_id);
+        }
+        if let Some(rack) = self.rack {
+            config.rack = Some(rack);
         }
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;
@@ -439,6 +444,7 @@ mod tests {
                     | "SLUICE_PEER_ADDR" => "h:7",
                     "SLUICE_VOTERS" => "7@h:7",
                     "SLUICE_CLUSTER_ID" => "BwcHBwcHBwcHBwcHBwcHBw",
+                    "SLUICE_RACK" => "r7",
                     "SLUICE_AUTO_CREATE_TOPICS" => "false",
                     _ => "7",
                 };
@@ -458,6 +464,7 @@ mod tests {
             sluice_engine::Voter::parse_list("7@h:7").unwrap()
         );
         assert_eq!(config.cluster_id.as_deref(), Some("BwcHBwcHBwcHBwcHBwcHBw"));
+        assert_eq!(config.rack.as_deref(), Some("r7"));
         assert_eq!(config.ready_file, Some(PathBuf::from("7")));
         assert_eq!(config.cores, Some(7));
         assert_eq!(config.default_partitions, 7);

@@ -26,6 +26,7 @@ use crate::{
     },
     error::{ErrorKind, Failure},
     partition::PartitionOp,
+    peer::MessageKind,
     shard::Shard,
     topic_config::log_config,
 };
@@ -35,10 +36,14 @@ use crate::{
 /// before its own timeout.
 pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A proposal not applied this long after it was handed to the leader is
+/// handed to the leader again (a new one, if the old one died).
+const PROPOSAL_RETRY: Duration = Duration::from_millis(500);
+
 /// How often a proposal made while no leader is known looks again.
 const LEADER_POLL: Duration = Duration::from_millis(20);
 
-fn controller(shard: &Shard) -> &Controller {
+pub(super) fn controller(shard: &Shard) -> &Controller {
     shard
         .controller
         .as_ref()
@@ -60,6 +65,7 @@ pub async fn drive(shard: Rc<Shard>) {
     loop {
         if Instant::now() >= next_tick {
             controller.quorum.borrow_mut().tick();
+            super::cluster::check_leases(&shard, controller);
             next_tick += tick;
             if next_tick < Instant::now() {
                 next_tick = Instant::now() + tick;
@@ -79,9 +85,24 @@ pub async fn drive(shard: Rc<Shard>) {
             None
         })
         .await;
-        if event.is_some() {
-            while events.try_recv().is_ok() {}
+        let mut event = event;
+        while let Some(next) = event {
+            if let DriverEvent::Peer { from, bytes } = next {
+                receive(controller, from, &bytes);
+            }
+            event = events.try_recv().ok();
         }
+    }
+}
+
+fn receive(controller: &Controller, from: NodeId, bytes: &[u8]) {
+    let peer = super::open::quorum_id(from);
+    match controller.quorum.borrow_mut().receive(peer, bytes) {
+        Ok(()) | Err(QuorumError::StaleTerm { .. }) => {}
+        Err(QuorumError::VoteRefusedNotCaughtUp) => {
+            tracing::debug!(%from, "vote refused: this node is catching up")
+        }
+        Err(error) => tracing::warn!(%from, %error, "quorum message refused"),
     }
 }
 
@@ -339,26 +360,34 @@ pub async fn propose(shard: &Rc<Shard>, record: MetadataRecord) -> Result<(), Fa
         sequence,
         record,
     });
-    let (reply, answer) = oneshot::channel();
+    let (reply, mut answer) = oneshot::channel();
     controller.waiters.borrow_mut().insert(sequence, reply);
     let deadline = Instant::now() + PROPOSAL_TIMEOUT;
-    let placed = place_proposal(shard, controller, payload, deadline).await;
-    let result = match placed {
-        Err(failure) => Err(failure),
-        Ok(()) => {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let timed_out = async {
-                glommio::timer::sleep(wait).await;
-                None
-            };
-            match futures_lite::future::or(async { Some(answer.await) }, timed_out).await {
-                Some(Ok(result)) => result,
-                Some(Err(_)) => Err(stopped(controller)),
-                None => Err(Failure::new(
+    // Handed to the leader again until it is applied here: a leader that
+    // died with it, or a forward lost on the way, costs one round, not the
+    // whole timeout. A record applied twice is refused the second time (or
+    // changes nothing), and the first answers.
+    let result = loop {
+        if let Err(failure) = place_proposal(shard, controller, payload.clone(), deadline).await {
+            break Err(failure);
+        }
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(PROPOSAL_RETRY);
+        let timed_out = async {
+            glommio::timer::sleep(wait).await;
+            None
+        };
+        match futures_lite::future::or(async { Some((&mut answer).await) }, timed_out).await {
+            Some(Ok(result)) => break result,
+            Some(Err(_)) => break Err(stopped(controller)),
+            None if Instant::now() >= deadline => {
+                break Err(Failure::new(
                     ErrorKind::NotController,
                     format!("the change was not committed within {PROPOSAL_TIMEOUT:?}: no controller leader, or no majority of voters"),
-                )),
+                ))
             }
+            None => {}
         }
     };
     controller.waiters.borrow_mut().remove(&sequence);
@@ -413,15 +442,34 @@ async fn place_proposal(
     }
 }
 
-/// Sends a quorum message to node `to`.
-fn send_quorum_message(_shard: &Rc<Shard>, to: NodeId, bytes: Vec<u8>) {
-    // A quorum of this node alone sends nothing.
-    tracing::warn!(%to, bytes = bytes.len(), "no route to node: quorum message dropped");
+/// Sends a quorum message to node `to` (lost if it cannot be queued:
+/// raft sends again).
+fn send_quorum_message(shard: &Rc<Shard>, to: NodeId, bytes: Vec<u8>) {
+    super::cluster::send(controller(shard), to, MessageKind::Quorum, bytes.into());
 }
 
 /// Sends this node's proposal to the leader, `leader`; false if it could
 /// not be sent.
-fn forward_proposal(_shard: &Rc<Shard>, leader: NodeId, _payload: &[u8]) -> bool {
-    tracing::warn!(%leader, "no route to the controller leader");
-    false
+fn forward_proposal(shard: &Rc<Shard>, leader: NodeId, payload: &[u8]) -> bool {
+    super::cluster::forward_proposal(controller(shard), leader, payload)
+}
+
+/// Proposes `record` with no one waiting for it (the leader's fences):
+/// if it is lost, the next tick proposes it again.
+pub fn propose_unanswered(shard: &Rc<Shard>, record: MetadataRecord) {
+    let controller = controller(shard);
+    let sequence = controller.sequence.get();
+    controller.sequence.set(sequence + 1);
+    let payload = encode_proposal(&Proposal {
+        origin: controller.node_id,
+        sequence,
+        record,
+    });
+    let mut quorum = controller.quorum.borrow_mut();
+    match quorum.propose(payload) {
+        Ok(_) => {
+            let _ = controller.events.0.try_send(DriverEvent::Proposed);
+        }
+        Err(error) => tracing::debug!(%error, "proposal not taken"),
+    }
 }

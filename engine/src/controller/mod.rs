@@ -13,7 +13,9 @@
 //!
 //! - [`open`]: the quorum log at start (formed, imported, replayed).
 //! - [`driver`]: the quorum driven, entries applied, effects carried out.
+//! - [`cluster`]: the peers' messages, registration, heartbeats, leases.
 
+pub mod cluster;
 pub mod driver;
 pub mod open;
 pub(crate) mod state;

@@ -7,7 +7,9 @@
 use std::{
     cell::{Cell, RefCell},
     collections::HashMap,
+    rc::Rc,
     sync::Arc,
+    time::Instant,
 };
 
 use futures_channel::oneshot;
@@ -17,6 +19,7 @@ use sluice_storage::NodeId;
 use crate::{
     cluster_metadata::{Metadata, Refused},
     error::Failure,
+    peer::PeerNetwork,
     quorum_log::QuorumLog,
 };
 
@@ -24,6 +27,8 @@ use crate::{
 pub enum DriverEvent {
     /// A proposal was made: there is output to take.
     Proposed,
+    /// A quorum message from another node.
+    Peer { from: NodeId, bytes: bytes::Bytes },
 }
 
 /// A committed entry's consequences on this node, carried out in log
@@ -37,6 +42,10 @@ pub struct Effect {
     /// Why the entry changed nothing, if it did not.
     pub refused: Option<Refused>,
 }
+
+/// Leases the leader keeps: per broker, the epoch and when it last heard
+/// from it.
+pub type Leases = HashMap<NodeId, (u64, Instant)>;
 
 /// Lives on shard 0.
 pub struct Controller {
@@ -63,6 +72,17 @@ pub struct Controller {
     ),
     /// Why the controller stopped (its log failed), if it did.
     pub(super) stopped: RefCell<Option<String>>,
+    /// Drawn at each start: a registration of this node id by another
+    /// process carries another.
+    pub(super) incarnation: u128,
+    /// The peer network, once it serves (a node of a cluster).
+    pub(super) network: RefCell<Option<Rc<PeerNetwork>>>,
+    /// On the leader: when it last heard from each broker.
+    pub(super) leases: RefCell<Leases>,
+    /// When this node became leader, while it is.
+    pub(super) leading_since: Cell<Option<Instant>>,
+    /// Fences and unfences proposed, not yet seen applied.
+    pub(super) fences_pending: RefCell<HashMap<(NodeId, u64, bool), Instant>>,
 }
 
 impl Controller {
@@ -85,6 +105,11 @@ impl Controller {
             events: async_channel::unbounded(),
             effects: async_channel::unbounded(),
             stopped: RefCell::new(None),
+            incarnation: rand::random(),
+            network: RefCell::new(None),
+            leases: RefCell::new(Leases::default()),
+            leading_since: Cell::new(None),
+            fences_pending: RefCell::new(HashMap::new()),
         }
     }
 }

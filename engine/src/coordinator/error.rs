@@ -16,6 +16,8 @@ pub enum GroupError {
     InvalidGroupId,
     UnknownTopicOrPartition,
     CoordinatorNotAvailable,
+    /// Another node coordinates the group: find it again.
+    NotCoordinator,
     FencedInstanceId,
     GroupSubscribedToTopic,
     OffsetMetadataTooLarge,
@@ -43,6 +45,7 @@ impl std::fmt::Display for GroupError {
             GroupError::InvalidGroupId => "invalid group id",
             GroupError::UnknownTopicOrPartition => "unknown topic or partition",
             GroupError::CoordinatorNotAvailable => "coordinator not available",
+            GroupError::NotCoordinator => "another node coordinates the group",
             GroupError::FencedInstanceId => "fenced instance id",
             GroupError::GroupSubscribedToTopic => "the group is subscribed to the topic",
             GroupError::OffsetMetadataTooLarge => "offset metadata too large",

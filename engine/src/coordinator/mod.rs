@@ -44,7 +44,7 @@ pub mod lag;
 mod offsets;
 mod offsets_log;
 pub mod records;
-mod routing;
+pub(crate) mod routing;
 pub(crate) mod state;
 
 use std::time::{Duration, Instant};

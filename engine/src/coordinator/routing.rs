@@ -5,6 +5,7 @@
 use std::{future::Future, rc::Rc};
 
 use futures_channel::oneshot;
+use sluice_storage::NodeId;
 
 use super::{error::GroupError, OFFSETS_TOPIC};
 use crate::{
@@ -35,15 +36,41 @@ pub fn offsets_partition(
     Some((owner, PartitionKey::new(topic.id, partition)))
 }
 
-/// Creates the offsets topic if it is missing: one partition per shard.
+/// The node that coordinates `group`: the leader of its offsets
+/// partition (the offsets topic is created if it is missing).
+pub async fn coordinator_node(shard: &Rc<Shard>, group: &str) -> Result<NodeId, GroupError> {
+    if group.len() > GROUP_ID_BYTES_MAX {
+        return Err(GroupError::InvalidGroupId);
+    }
+    ensure_offsets_topic(shard).await?;
+    let metadata = shard.metadata();
+    let topic = metadata
+        .topic(OFFSETS_TOPIC)
+        .ok_or(GroupError::CoordinatorNotAvailable)?;
+    let partition = group_hash(group) % topic.partition_count().max(1);
+    topic
+        .leader(partition)
+        .ok_or(GroupError::CoordinatorNotAvailable)
+}
+
+/// Creates the offsets topic if it is missing: one partition per shard of
+/// each live broker (of this node alone before any registered), so groups
+/// spread over every broker and core.
 async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
-    if shard.metadata().topic(OFFSETS_TOPIC).is_some() {
+    let metadata = shard.metadata();
+    if metadata.topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
+    let brokers = metadata
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .count()
+        .max(1);
     let (reply, answer) = oneshot::channel();
     let topic = NewTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
-        partitions: shard.shard_count() as u32,
+        partitions: (shard.shard_count() * brokers) as u32,
         configs: [("retention.ms".to_string(), "-1".to_string())].into(),
     };
     let op = ControllerOp::CreateTopics {
@@ -71,10 +98,9 @@ where
     F: Future<Output = T> + 'static,
     W: FnOnce(Rc<Shard>) -> F + Send + 'static,
 {
-    if group.len() > GROUP_ID_BYTES_MAX {
-        return Err(GroupError::InvalidGroupId);
+    if coordinator_node(shard, group).await? != shard.config.node_id {
+        return Err(GroupError::NotCoordinator);
     }
-    ensure_offsets_topic(shard).await?;
     let (owner, _) = offsets_partition(shard, &shard.metadata(), group)
         .ok_or(GroupError::CoordinatorNotAvailable)?;
     run_on(shard, owner, work).await

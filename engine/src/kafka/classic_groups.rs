@@ -31,7 +31,7 @@ use kafka_protocol::{
     },
 };
 
-use super::{advertised, broker_id, group_code, group_error_code, str_bytes, text};
+use super::{group_code, group_error_code, str_bytes, text};
 use crate::{
     coordinator::{
         self,
@@ -48,63 +48,68 @@ pub async fn find_coordinator(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let (host, port) = advertised(&shard.config);
-    let node = broker_id(shard);
-    let answer = |key_type: i8| -> (i16, Option<&'static str>) {
-        if key_type == KEY_GROUP {
-            (0, None)
-        } else {
-            (
-                ResponseError::CoordinatorNotAvailable.code(),
-                Some("only consumer groups have a coordinator here"),
-            )
-        }
-    };
     let response = FindCoordinatorResponse::default();
     if version >= 4 {
-        let (error, message) = answer(request.key_type);
-        return response.with_coordinators(
-            request
-                .coordinator_keys
-                .into_iter()
-                .map(|key| {
-                    let coordinator = Coordinator::default()
-                        .with_key(key)
-                        .with_error_code(error)
-                        .with_error_message(message.map(str_bytes));
-                    if error == 0 {
-                        coordinator
-                            .with_node_id(node)
-                            .with_host(str_bytes(host.clone()))
-                            .with_port(port)
-                    } else {
-                        coordinator
-                            .with_node_id(kafka_protocol::messages::BrokerId(-1))
-                            .with_port(-1)
-                    }
-                })
-                .collect(),
-        );
+        let mut coordinators = Vec::new();
+        for key in request.coordinator_keys {
+            let located = locate(shard, request.key_type, &key).await;
+            let coordinator = Coordinator::default().with_key(key);
+            coordinators.push(match located {
+                Ok(broker) => coordinator
+                    .with_node_id(broker.node)
+                    .with_host(str_bytes(broker.host))
+                    .with_port(broker.port),
+                Err((error, message)) => coordinator
+                    .with_error_code(error)
+                    .with_error_message(Some(str_bytes(message)))
+                    .with_node_id(kafka_protocol::messages::BrokerId(-1))
+                    .with_port(-1),
+            });
+        }
+        return response.with_coordinators(coordinators);
     }
     let key_type = if version >= 1 {
         request.key_type
     } else {
         KEY_GROUP
     };
-    let (error, message) = answer(key_type);
-    let response = response
-        .with_error_code(error)
-        .with_error_message(message.filter(|_| version >= 1).map(str_bytes));
-    if error == 0 {
-        response
-            .with_node_id(node)
-            .with_host(str_bytes(host))
-            .with_port(port)
-    } else {
-        response
+    match locate(shard, key_type, &request.key).await {
+        Ok(broker) => response
+            .with_node_id(broker.node)
+            .with_host(str_bytes(broker.host))
+            .with_port(broker.port),
+        Err((error, message)) => response
+            .with_error_code(error)
+            .with_error_message((version >= 1).then(|| str_bytes(message)))
             .with_node_id(kafka_protocol::messages::BrokerId(-1))
-            .with_port(-1)
+            .with_port(-1),
     }
+}
+
+/// The broker that coordinates `key` (a group id), or the error and why.
+async fn locate(
+    shard: &Rc<Shard>,
+    key_type: i8,
+    key: &str,
+) -> Result<super::KafkaBroker, (i16, String)> {
+    if key_type != KEY_GROUP {
+        return Err((
+            ResponseError::CoordinatorNotAvailable.code(),
+            "only consumer groups have a coordinator here".to_string(),
+        ));
+    }
+    let node = coordinator::routing::coordinator_node(shard, key)
+        .await
+        .map_err(|error| (group_error_code(error), error.to_string()))?;
+    super::live_brokers(shard, &shard.metadata())
+        .into_iter()
+        .find(|broker| broker.node.0 == node.0)
+        .ok_or_else(|| {
+            (
+                ResponseError::CoordinatorNotAvailable.code(),
+                format!("node {node}, which coordinates the group, is not available"),
+            )
+        })
 }
 
 pub async fn join_group(

@@ -288,6 +288,7 @@ pub(crate) fn group_error_code(error: GroupError) -> i16 {
         GroupError::InvalidGroupId => 24,
         GroupError::UnknownTopicOrPartition => 3,
         GroupError::CoordinatorNotAvailable => 15,
+        GroupError::NotCoordinator => 16,
         GroupError::FencedInstanceId => 82,
         GroupError::GroupSubscribedToTopic => 86,
         GroupError::OffsetMetadataTooLarge => 12,

@@ -68,6 +68,7 @@ fn group_error_kind(error: GroupError) -> ErrorKind {
         GroupError::UnknownTopicOrPartition => ErrorKind::NoSuchPartition,
         GroupError::StorageError => ErrorKind::StorageFailed,
         GroupError::CoordinatorNotAvailable => ErrorKind::ShuttingDown,
+        GroupError::NotCoordinator => ErrorKind::NotLeader,
         GroupError::GroupIdNotFound => ErrorKind::UnknownGroup,
         GroupError::NonEmptyGroup => ErrorKind::GroupNotEmpty,
         _ => ErrorKind::InvalidRequest,

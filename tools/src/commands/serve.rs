@@ -16,6 +16,7 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
         peer_addr: args.peer_addr,
         voters: args.voters,
         cluster_id: args.cluster_id,
+        rack: args.rack,
         native_addr: args.native_addr,
         kafka_addr: args.kafka_addr,
         kafka_advertised_addr: args.kafka_advertised_addr,

@@ -1,0 +1,342 @@
+//! The controller across nodes, on shard 0: the peer network's messages
+//! (quorum traffic, proposals forwarded to the leader, heartbeats), this
+//! broker's registration and heartbeats, and, on the leader, the brokers'
+//! leases: a broker silent for [`LEASE`] is fenced, and unfenced when it
+//! heartbeats again. Fences and unfences name the broker's epoch, so a
+//! stale one changes nothing.
+//!
+//! Controller requests on the wire (the body of a
+//! [`MessageKind::ControllerRequest`]): `[u8 type]` then
+//!
+//! | type | request | fields |
+//! |---|---|---|
+//! | 1 | proposal for the leader | the proposal's bytes (see `cluster_metadata::entries`) |
+//! | 2 | heartbeat | `i32` node, `u64` broker epoch, `u128` incarnation |
+//!
+//! A request that does not decode is refused (logged) and changes nothing.
+
+use std::{
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use sluice_replication::quorum::{QuorumError, Role};
+use sluice_storage::NodeId;
+
+use super::{
+    driver::{controller, propose, propose_unanswered},
+    state::{Controller, DriverEvent},
+};
+use crate::{
+    cluster_metadata::{
+        entries::decode_proposal, records::BrokerRegistration, Metadata, MetadataRecord,
+    },
+    peer::{MessageKind, PeerMessage, PeerNetwork},
+    shard::Shard,
+};
+
+/// A broker heartbeats this often.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+/// A broker the leader has not heard from for this long is fenced: six
+/// missed heartbeats, so a loaded machine's pause does not fence it, and
+/// clients stop being sent to a dead broker within a few seconds (Kafka's
+/// `broker.session.timeout.ms` is 9 s).
+pub const LEASE: Duration = Duration::from_secs(3);
+/// A fence or unfence proposed and not yet applied is not proposed again
+/// before this long.
+const FENCE_RETRY: Duration = Duration::from_secs(1);
+
+const REQUEST_PROPOSAL: u8 = 1;
+const REQUEST_HEARTBEAT: u8 = 2;
+const HEARTBEAT_BYTES: usize = 1 + 4 + 8 + 16;
+
+/// Whether this node runs as part of a cluster (a quorum of several
+/// voters): then it listens on its peer port, registers and heartbeats.
+pub fn clustered(shard: &Shard) -> bool {
+    shard
+        .config
+        .voters
+        .iter()
+        .any(|voter| voter.node_id != shard.config.node_id)
+}
+
+/// Starts the peer network on `listener` and serves what it brings until
+/// the shard stops (the task is dropped).
+pub async fn serve_peers(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
+    let controller = controller(&shard);
+    let (inbound, messages) = async_channel::bounded(PEER_INBOX_MAX);
+    let network = PeerNetwork::start(
+        shard.config.node_id,
+        shard.cluster_id.clone(),
+        listener,
+        inbound,
+    );
+    for voter in &shard.config.voters {
+        network.set_address(voter.node_id, voter.peer_addr.clone());
+    }
+    *controller.network.borrow_mut() = Some(network.clone());
+    let _stop = StopOnDrop(network);
+    while let Ok(message) = messages.recv().await {
+        on_message(&shard, controller, message);
+    }
+}
+
+/// Messages from peers waiting for shard 0: raft's traffic is a few
+/// messages per peer per tick.
+const PEER_INBOX_MAX: usize = 4096;
+
+struct StopOnDrop(Rc<PeerNetwork>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+fn on_message(shard: &Rc<Shard>, controller: &Controller, message: PeerMessage) {
+    match message.kind {
+        MessageKind::Quorum => {
+            let _ = controller.events.0.try_send(DriverEvent::Peer {
+                from: message.from,
+                bytes: message.body,
+            });
+        }
+        MessageKind::ControllerRequest => {
+            if let Err(reason) = on_request(shard, controller, message.from, &message.body) {
+                tracing::warn!(from = %message.from, reason, "controller request refused");
+            }
+        }
+        MessageKind::ControllerReply => {
+            tracing::warn!(from = %message.from, "controller reply not expected; dropped");
+        }
+    }
+}
+
+fn on_request(
+    shard: &Rc<Shard>,
+    controller: &Controller,
+    from: NodeId,
+    body: &[u8],
+) -> Result<(), &'static str> {
+    match body.first() {
+        Some(&REQUEST_PROPOSAL) => {
+            let payload = &body[1..];
+            let proposal =
+                decode_proposal(payload).map_err(|_| "a proposal that does not decode")?;
+            if proposal.origin != from {
+                return Err("a proposal in another node's name");
+            }
+            let mut quorum = controller.quorum.borrow_mut();
+            match quorum.propose(payload.to_vec()) {
+                Ok(_) => {
+                    let _ = controller.events.0.try_send(DriverEvent::Proposed);
+                    Ok(())
+                }
+                // The proposer asks again, of the leader it learns of.
+                Err(QuorumError::NotLeader { .. }) => Ok(()),
+                Err(error) => {
+                    tracing::debug!(%from, %error, "forwarded proposal not taken");
+                    Ok(())
+                }
+            }
+        }
+        Some(&REQUEST_HEARTBEAT) => {
+            if body.len() != HEARTBEAT_BYTES {
+                return Err("a heartbeat of the wrong size");
+            }
+            let node = i32::from_le_bytes(body[1..5].try_into().expect("4 bytes"));
+            let epoch = u64::from_le_bytes(body[5..13].try_into().expect("8 bytes"));
+            if node != from.0 {
+                return Err("a heartbeat in another node's name");
+            }
+            heard_from(shard, controller, from, epoch);
+            Ok(())
+        }
+        _ => Err("an unknown controller request"),
+    }
+}
+
+/// Sends `body` of `kind` to node `to`; false if it could not be queued.
+pub fn send(controller: &Controller, to: NodeId, kind: MessageKind, body: Bytes) -> bool {
+    let network = controller.network.borrow();
+    let Some(network) = network.as_ref() else {
+        return false;
+    };
+    match network.send(to, kind, body) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%to, %error, "peer message not sent");
+            false
+        }
+    }
+}
+
+/// Sends this node's proposal (`payload`) to the leader, `leader`.
+pub fn forward_proposal(controller: &Controller, leader: NodeId, payload: &[u8]) -> bool {
+    let mut body = Vec::with_capacity(1 + payload.len());
+    body.push(REQUEST_PROPOSAL);
+    body.extend_from_slice(payload);
+    send(
+        controller,
+        leader,
+        MessageKind::ControllerRequest,
+        body.into(),
+    )
+}
+
+/// The leader heard from broker `node` at broker epoch `epoch`.
+fn heard_from(shard: &Rc<Shard>, controller: &Controller, node: NodeId, epoch: u64) {
+    controller
+        .leases
+        .borrow_mut()
+        .insert(node, (epoch, Instant::now()));
+    let metadata = shard.metadata();
+    if let Some(broker) = metadata.brokers.get(&node) {
+        if broker.fenced && broker.epoch == epoch {
+            change_fence(shard, controller, node, epoch, false);
+        }
+    }
+}
+
+/// This node's registration, as it starts.
+pub fn registration(shard: &Shard) -> BrokerRegistration {
+    // The addresses with their ports resolved (see `crate::listeners`).
+    let config = &shard.config;
+    BrokerRegistration {
+        node: config.node_id,
+        incarnation: controller(shard).incarnation,
+        rack: config.rack.clone(),
+        kafka_addr: config
+            .kafka_advertised_addr
+            .clone()
+            .or_else(|| config.kafka_addr.clone())
+            .unwrap_or_default(),
+        native_addr: config.native_addr.clone(),
+        peer_addr: config.peer_addr.clone(),
+        admin_addr: config.admin_addr.clone().unwrap_or_default(),
+    }
+}
+
+/// Registers this broker (again, if the metadata has an older
+/// registration of it), then heartbeats to the controller leader every
+/// [`HEARTBEAT_INTERVAL`] until the shard stops.
+pub async fn register_and_heartbeat(shard: Rc<Shard>) {
+    let controller = controller(&shard);
+    let registration = registration(&shard);
+    loop {
+        let current = shard.metadata();
+        let registered = current
+            .brokers
+            .get(&registration.node)
+            .is_some_and(|broker| broker.registration == registration);
+        if registered {
+            break;
+        }
+        match propose(
+            &shard,
+            MetadataRecord::BrokerRegistered(registration.clone()),
+        )
+        .await
+        {
+            Ok(()) => {
+                tracing::info!(node = %registration.node, "broker registered");
+                break;
+            }
+            Err(failure) => {
+                tracing::info!(message = %failure.message, "broker not registered yet; trying again");
+                glommio::timer::sleep(HEARTBEAT_INTERVAL).await;
+            }
+        }
+    }
+    loop {
+        let metadata = shard.metadata();
+        if let Some(broker) = metadata.brokers.get(&registration.node) {
+            heartbeat(&shard, controller, broker.epoch);
+        }
+        glommio::timer::sleep(HEARTBEAT_INTERVAL).await;
+    }
+}
+
+fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
+    let node = shard.config.node_id;
+    let leader = controller
+        .quorum
+        .borrow()
+        .leader()
+        .map(super::open::node_of);
+    match leader {
+        Some(leader) if leader == node => heard_from(shard, controller, node, epoch),
+        Some(leader) => {
+            let mut body = Vec::with_capacity(HEARTBEAT_BYTES);
+            body.push(REQUEST_HEARTBEAT);
+            body.extend_from_slice(&node.0.to_le_bytes());
+            body.extend_from_slice(&epoch.to_le_bytes());
+            body.extend_from_slice(&controller.incarnation.to_le_bytes());
+            send(
+                controller,
+                leader,
+                MessageKind::ControllerRequest,
+                body.into(),
+            );
+        }
+        None => {}
+    }
+}
+
+/// On the leader, each tick: fences the brokers whose lease ran out. A
+/// node that has just become leader gives every broker a whole lease.
+pub fn check_leases(shard: &Rc<Shard>, controller: &Controller) {
+    let leading = controller.quorum.borrow().role() == Role::Leader;
+    let was_leading = controller.leading_since.get().is_some();
+    if !leading {
+        controller.leading_since.set(None);
+        return;
+    }
+    let now = Instant::now();
+    if !was_leading {
+        controller.leading_since.set(Some(now));
+        controller.leases.borrow_mut().clear();
+    }
+    let since = controller.leading_since.get().expect("set above");
+    let metadata: std::sync::Arc<Metadata> = shard.metadata();
+    for broker in metadata.brokers.values() {
+        if broker.fenced {
+            continue;
+        }
+        let node = broker.registration.node;
+        let heard = controller
+            .leases
+            .borrow()
+            .get(&node)
+            .filter(|(epoch, _)| *epoch == broker.epoch)
+            .map(|(_, at)| *at)
+            .unwrap_or(since);
+        if now.duration_since(heard) > LEASE {
+            tracing::warn!(%node, epoch = broker.epoch, silent_ms = now.duration_since(heard).as_millis() as u64, "broker lease ran out: fencing it");
+            change_fence(shard, controller, node, broker.epoch, true);
+        }
+    }
+}
+
+/// Proposes fencing (or unfencing) `node` at `epoch`, unless the same was
+/// proposed less than [`FENCE_RETRY`] ago.
+fn change_fence(shard: &Rc<Shard>, controller: &Controller, node: NodeId, epoch: u64, fence: bool) {
+    let key = (node, epoch, fence);
+    let now = Instant::now();
+    {
+        let mut pending = controller.fences_pending.borrow_mut();
+        pending.retain(|_, at| now.duration_since(*at) < FENCE_RETRY);
+        if pending.contains_key(&key) {
+            return;
+        }
+        pending.insert(key, now);
+    }
+    let record = if fence {
+        MetadataRecord::BrokerFenced { node, epoch }
+    } else {
+        tracing::info!(%node, epoch, "broker heard from again: unfencing it");
+        MetadataRecord::BrokerUnfenced { node, epoch }
+    };
+    propose_unanswered(shard, record);
+}

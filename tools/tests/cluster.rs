@@ -1,0 +1,396 @@
+//! Several nodes, one cluster: `sluice cluster local` starts three real
+//! `sluice serve` processes on loopback; Kafka clients bootstrap from one
+//! node and reach partitions led by all three; the controller quorum
+//! survives the kill -9 of its leader, and a paused broker is fenced and
+//! comes back.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    config::ClientConfig,
+    consumer::{BaseConsumer, Consumer},
+    producer::{BaseProducer, BaseRecord, Producer},
+    Message, Offset, TopicPartitionList,
+};
+
+use common::SLUICE;
+
+/// How long the cluster may take to do what a step waits for.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A cluster started by `sluice cluster local`, stopped on drop.
+struct LocalCluster {
+    process: Child,
+    dir: tempfile::TempDir,
+    ready: HashMap<String, String>,
+    /// Nodes started again by the test, by id.
+    restarted: BTreeMap<u32, Child>,
+}
+
+/// A block of `count` ports free right now, from a seed that differs
+/// between test processes.
+fn free_ports(count: u16) -> u16 {
+    let mut base = 20_000 + (std::process::id() % 2000) as u16 * 10;
+    loop {
+        let free = (0..count)
+            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if free {
+            return base;
+        }
+        base = 20_000 + (base - 20_000 + 97) % 40_000;
+    }
+}
+
+impl LocalCluster {
+    fn start(nodes: u32) -> LocalCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ready_file = dir.path().join("cluster.ready");
+        let base_port = free_ports(nodes as u16 * 10);
+        let process = Command::new(SLUICE)
+            .args(["cluster", "local", "--cores", "1"])
+            .arg("--nodes")
+            .arg(nodes.to_string())
+            .arg("--base-port")
+            .arg(base_port.to_string())
+            .arg("--data-dir")
+            .arg(dir.path().join("nodes"))
+            .arg("--ready-file")
+            .arg(&ready_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ready = loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                break text
+                    .lines()
+                    .filter_map(|line| line.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<HashMap<_, _>>();
+            }
+            assert!(Instant::now() < deadline, "the cluster did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        LocalCluster {
+            process,
+            dir,
+            ready,
+            restarted: BTreeMap::new(),
+        }
+    }
+
+    fn value(&self, key: &str) -> &str {
+        self.ready
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} in the ready file"))
+    }
+
+    fn kafka_addr(&self, node: u32) -> String {
+        self.value(&format!("node.{node}.kafka_addr")).to_string()
+    }
+
+    fn native_addr(&self, node: u32) -> String {
+        self.value(&format!("node.{node}.native_addr")).to_string()
+    }
+
+    fn node_dir(&self, node: u32) -> PathBuf {
+        PathBuf::from(self.value(&format!("node.{node}.dir")))
+    }
+
+    fn pid(&self, node: u32) -> i32 {
+        match self.restarted.get(&node) {
+            Some(child) => child.id() as i32,
+            None => self.value(&format!("node.{node}.pid")).parse().unwrap(),
+        }
+    }
+
+    fn signal(&self, node: u32, signal: i32) {
+        // SAFETY: a signal to a process of this test's cluster.
+        assert_eq!(unsafe { libc::kill(self.pid(node), signal) }, 0);
+    }
+
+    /// Starts node `node` again with the command `cluster local` wrote.
+    fn restart(&mut self, node: u32) {
+        let dir = self.node_dir(node);
+        let command = std::fs::read_to_string(dir.join("command")).unwrap();
+        let _ = std::fs::remove_file(dir.join("ready"));
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let log = std::fs::File::create(dir.join("log.restarted")).unwrap();
+        let child = Command::new(args[0])
+            .args(&args[1..])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.restarted.insert(node, child);
+        wait_for(|| dir.join("ready").exists(), "the restarted node serves");
+    }
+
+    fn log(&self, node: u32) -> String {
+        std::fs::read_to_string(self.node_dir(node).join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in self.restarted.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // SAFETY: SIGTERM to the cluster process this test started.
+        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
+        let _ = self.process.wait();
+        let _ = &self.dir;
+    }
+}
+
+fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "10000")
+        .set("topic.metadata.refresh.interval.ms", "500");
+    config
+}
+
+/// What one node's Kafka Metadata says: brokers, and each partition's
+/// leader of `topic`.
+struct Seen {
+    brokers: BTreeSet<i32>,
+    leaders: Vec<i32>,
+}
+
+fn metadata(bootstrap: &str, topic: Option<&str>) -> Option<Seen> {
+    let consumer: BaseConsumer = client(bootstrap).create().ok()?;
+    let metadata = consumer
+        .fetch_metadata(topic, Duration::from_secs(5))
+        .ok()?;
+    let leaders = match topic {
+        Some(topic) => {
+            let topic = metadata.topics().iter().find(|t| t.name() == topic)?;
+            if topic.error().is_some() {
+                return None;
+            }
+            let mut partitions: Vec<_> = topic.partitions().iter().collect();
+            partitions.sort_by_key(|p| p.id());
+            partitions.iter().map(|p| p.leader()).collect()
+        }
+        None => Vec::new(),
+    };
+    Some(Seen {
+        brokers: metadata.brokers().iter().map(|b| b.id()).collect(),
+        leaders,
+    })
+}
+
+/// The controller a node names in Kafka's Metadata (asked over the wire
+/// with the kafka-protocol codec: librdkafka does not expose it).
+fn controller_of(bootstrap: &str) -> Option<i32> {
+    use bytes::{Buf, BytesMut};
+    use kafka_protocol::{
+        messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader},
+        protocol::{Decodable, Encodable, StrBytes},
+    };
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(bootstrap).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let version = 12;
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("cluster-test")));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, 2).ok()?;
+    MetadataRequest::default()
+        .with_topics(Some(Vec::new()))
+        .encode(&mut body, version)
+        .ok()?;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).ok()?;
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).ok()?;
+    let mut response = vec![0u8; u32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut response).ok()?;
+    let mut bytes = bytes::Bytes::from(response);
+    bytes.advance(4); // correlation id
+    let _tagged = bytes.get_u8(); // v9+ response header: no tagged fields
+    let response = MetadataResponse::decode(&mut bytes, version).ok()?;
+    Some(response.controller_id.0)
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let results = futures_lite::future::block_on(admin.create_topics([&topic], &options))
+        .map_err(|error| error.to_string())?;
+    match &results[0] {
+        Ok(_) => Ok(()),
+        Err((_, code)) => Err(code.to_string()),
+    }
+}
+
+#[test]
+fn three_nodes_are_one_cluster_for_kafka_clients() {
+    let mut cluster = LocalCluster::start(3);
+    let bootstrap = cluster.kafka_addr(0);
+
+    // Every node registers; every node says so.
+    wait_for(
+        || {
+            (0..3).all(|node| {
+                metadata(&cluster.kafka_addr(node), None)
+                    .is_some_and(|seen| seen.brokers == BTreeSet::from([0, 1, 2]))
+            })
+        },
+        "every node lists three brokers",
+    );
+
+    // A topic of 12 partitions, created through node 0 only, is led by
+    // all three nodes, and every node says the same.
+    create_topic(&bootstrap, "spread", 12).unwrap();
+    wait_for(
+        || {
+            (0..3).all(|node| {
+                metadata(&cluster.kafka_addr(node), Some("spread"))
+                    .is_some_and(|seen| seen.leaders.len() == 12)
+            })
+        },
+        "every node knows the topic",
+    );
+    let seen: Vec<Vec<i32>> = (0..3)
+        .map(|node| {
+            metadata(&cluster.kafka_addr(node), Some("spread"))
+                .unwrap()
+                .leaders
+        })
+        .collect();
+    assert!(seen.iter().all(|leaders| *leaders == seen[0]), "{seen:?}");
+    let leaders: BTreeSet<i32> = seen[0].iter().copied().collect();
+    assert_eq!(leaders, BTreeSet::from([0, 1, 2]), "{:?}", seen[0]);
+
+    // librdkafka, bootstrapped from node 0 only, produces to every
+    // partition and reads every record back.
+    let producer: BaseProducer = client(&bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .unwrap();
+    let mut sent = BTreeMap::new();
+    for index in 0..240u32 {
+        let partition = (index % 12) as i32;
+        let value = format!("value-{index}");
+        producer
+            .send(
+                BaseRecord::<(), _>::to("spread")
+                    .partition(partition)
+                    .payload(&value),
+            )
+            .unwrap();
+        sent.insert(value, partition);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(producer.in_flight_count(), 0);
+    let consumer: BaseConsumer = client(&bootstrap)
+        .set("group.id", "cluster-readers")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..12 {
+        assignment
+            .add_partition_offset("spread", partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut read = BTreeMap::new();
+    let deadline = Instant::now() + WAIT;
+    while read.len() < sent.len() && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+            read.insert(value, message.partition());
+        }
+    }
+    assert_eq!(read, sent, "every record, from its partition");
+
+    // Consumer groups: the group's coordinator is one of the nodes, and
+    // a subscribed consumer reads everything.
+    let group: BaseConsumer = client(&bootstrap)
+        .set("group.id", "cluster-group")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    group.subscribe(&["spread"]).unwrap();
+    let mut in_group = 0;
+    let deadline = Instant::now() + WAIT;
+    while in_group < sent.len() && Instant::now() < deadline {
+        if let Some(Ok(_)) = group.poll(Duration::from_millis(200)) {
+            in_group += 1;
+        }
+    }
+    assert_eq!(in_group, sent.len(), "the group reads every record");
+    drop(group);
+    drop(consumer);
+
+    // kill -9 of the controller leader: another voter takes over and a
+    // topic create through a surviving node succeeds.
+    let controller = controller_of(&bootstrap).expect("a controller");
+    assert!((0..3).contains(&controller), "{controller}");
+    let survivor = (controller as u32 + 1) % 3;
+    cluster.signal(controller as u32, libc::SIGKILL);
+    let killed_at = Instant::now();
+    wait_for(
+        || create_topic(&cluster.kafka_addr(survivor), "after-failover", 3).is_ok(),
+        "a topic is created after the leader's kill",
+    );
+    let failover = killed_at.elapsed();
+    eprintln!("controller failover: kill -9 to the next topic created in {failover:?}");
+    let new_controller = controller_of(&cluster.kafka_addr(survivor)).unwrap();
+    assert_ne!(new_controller, controller);
+
+    // The old leader, started again, catches up.
+    cluster.restart(controller as u32);
+    let old = cluster.kafka_addr(controller as u32);
+    wait_for(
+        || metadata(&old, Some("after-failover")).is_some_and(|seen| seen.leaders.len() == 3),
+        "the restarted node knows the topic created while it was down",
+    );
+
+    // A broker paused past its lease is fenced; resumed, it comes back.
+    let paused = (new_controller as u32 + 1) % 3;
+    let watcher = cluster.kafka_addr(new_controller as u32);
+    cluster.signal(paused, libc::SIGSTOP);
+    wait_for(
+        || metadata(&watcher, None).is_some_and(|seen| !seen.brokers.contains(&(paused as i32))),
+        "the paused broker is fenced",
+    );
+    cluster.signal(paused, libc::SIGCONT);
+    wait_for(
+        || metadata(&watcher, None).is_some_and(|seen| seen.brokers.len() == 3),
+        "the resumed broker is back",
+    );
+    let _ = cluster.native_addr(0);
+    let _ = cluster.log(0);
+    let _: &Path = cluster.dir.path();
+}
