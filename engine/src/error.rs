@@ -32,12 +32,14 @@ pub enum ErrorKind {
     /// No controller leader took the change in time (an election, a
     /// quorum without a majority): try again.
     NotController,
+    /// Partitions assigned to nodes that cannot hold them.
+    InvalidReplicaAssignment,
 }
 
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 21] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
@@ -59,6 +61,7 @@ impl ErrorKind {
         ErrorKind::GroupNotEmpty,
         ErrorKind::NotLeader,
         ErrorKind::NotController,
+        ErrorKind::InvalidReplicaAssignment,
     ];
 }
 

@@ -53,6 +53,9 @@ pub struct NewTopicSpec {
     /// How many partitions; 0 for the broker's `default_partitions`.
     pub partitions: u32,
     pub configs: BTreeMap<String, String>,
+    /// The nodes of each partition, as the client assigned them (one list
+    /// per partition); `None`: placed by the controller.
+    pub assignment: Option<Vec<Vec<NodeId>>>,
 }
 
 /// What became of one topic a change named.
@@ -104,11 +107,13 @@ pub enum ControllerOp {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
-    /// Grows the topic to `count` partitions (Kafka's CreatePartitions).
-    /// With `validate_only`, checks everything and changes nothing.
+    /// Grows the topic to `count` partitions (Kafka's CreatePartitions),
+    /// on the nodes `assignment` gives the new ones, if it does. With
+    /// `validate_only`, checks everything and changes nothing.
     CreatePartitions {
         topic: String,
         count: u32,
+        assignment: Option<Vec<Vec<NodeId>>>,
         validate_only: bool,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
@@ -207,10 +212,13 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
         ControllerOp::CreatePartitions {
             topic,
             count,
+            assignment,
             validate_only,
             reply,
         } => {
-            let _ = reply.send(create_partitions(shard, &topic, count, validate_only).await);
+            let result =
+                create_partitions(shard, &topic, count, assignment.as_deref(), validate_only).await;
+            let _ = reply.send(result);
         }
         ControllerOp::AllocateProducerIds { reply } => {
             let _ = reply.send(allocate_producer_ids(shard).await);
@@ -243,7 +251,10 @@ async fn create_topic(shard: &Rc<Shard>, topic: &NewTopicSpec) -> Result<(), Fai
             format!("topic {} exists", topic.name),
         ));
     }
-    let (shards, replicas) = place(shard, &metadata, partitions);
+    let (shards, replicas) = match &topic.assignment {
+        Some(assignment) => assigned(shard, &metadata, partitions, assignment)?,
+        None => place(shard, &metadata, partitions),
+    };
     let record = MetadataRecord::TopicCreated {
         topic_id: TopicId(rand::random::<u128>()),
         name: topic.name.clone(),
@@ -321,6 +332,60 @@ fn place(shard: &Shard, metadata: &Metadata, partitions: u32) -> (Vec<ShardId>, 
     (shards, replicas)
 }
 
+/// Partitions placed as a client assigned them: `partitions` lists of
+/// one live broker each (a partition has one replica until replication is
+/// built), each on the least loaded of its node's shards.
+///
+/// Errors: `InvalidReplicaAssignment` for a list count other than
+/// `partitions`, a list of several nodes or none, or a node that is not a
+/// live broker.
+fn assigned(
+    shard: &Shard,
+    metadata: &Metadata,
+    partitions: u32,
+    assignment: &[Vec<NodeId>],
+) -> Result<(Vec<ShardId>, Vec<Vec<NodeId>>), Failure> {
+    let invalid = |message: String| Failure::new(ErrorKind::InvalidReplicaAssignment, message);
+    if assignment.len() != partitions as usize {
+        return Err(invalid(format!(
+            "{} replica assignments for {partitions} partitions",
+            assignment.len()
+        )));
+    }
+    let live = |node: NodeId| match metadata.brokers.get(&node) {
+        Some(broker) => !broker.fenced,
+        None => metadata.brokers.is_empty() && node == shard.config.node_id,
+    };
+    let shard_count = shard.shard_count();
+    let mut load: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+    let mut shards = Vec::new();
+    for (index, nodes) in assignment.iter().enumerate() {
+        let [node] = nodes.as_slice() else {
+            return Err(invalid(format!(
+                "partition {index} on nodes {nodes:?}: a partition has one replica until replication is built"
+            )));
+        };
+        if !live(*node) {
+            return Err(invalid(format!(
+                "partition {index} on node {node}, which is not a live broker"
+            )));
+        }
+        let load = load
+            .entry(*node)
+            .or_insert_with(|| metadata.load(*node, shard_count));
+        let (least, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(id, load)| (**load, *id))
+            .expect("a shard");
+        load[least] += 1;
+        shards.push(ShardId(
+            u32::try_from(least).expect("fewer than 2^32 shards"),
+        ));
+    }
+    Ok((shards, assignment.to_vec()))
+}
+
 /// Grows topic `name` to `count` partitions; with `validate_only`, checks
 /// and stops there. The new partitions are placed like a new topic's and
 /// proposed; once committed, each node opens its own.
@@ -333,6 +398,7 @@ async fn create_partitions(
     shard: &Rc<Shard>,
     name: &str,
     count: u32,
+    assignment: Option<&[Vec<NodeId>]>,
     validate_only: bool,
 ) -> Result<(), Failure> {
     let metadata = shard.metadata();
@@ -348,10 +414,13 @@ async fn create_partitions(
     }
     log_config(&meta.configs)
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
+    let (shards, replicas) = match assignment {
+        Some(assignment) => assigned(shard, &metadata, count - current, assignment)?,
+        None => place(shard, &metadata, count - current),
+    };
     if validate_only {
         return Ok(());
     }
-    let (shards, replicas) = place(shard, &metadata, count - current);
     let record = MetadataRecord::PartitionsAdded {
         topic_id: meta.id,
         first: Some(current),

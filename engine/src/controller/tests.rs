@@ -109,6 +109,7 @@ async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: u32) -> Result<
         name: name.to_string(),
         partitions,
         configs: [("segment.bytes".to_string(), (1 << 20).to_string())].into(),
+        assignment: None,
     };
     let op = ControllerOp::CreateTopics {
         topics: vec![topic],
@@ -130,6 +131,7 @@ async fn create_partitions(
 ) -> Result<(), ErrorKind> {
     let (reply, answer) = oneshot::channel();
     let op = ControllerOp::CreatePartitions {
+        assignment: None,
         topic: name.to_string(),
         count,
         validate_only,

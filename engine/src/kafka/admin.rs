@@ -26,7 +26,7 @@ use kafka_protocol::{
     },
     protocol::StrBytes,
 };
-use sluice_storage::Offset;
+use sluice_storage::{NodeId, Offset};
 use uuid::Uuid;
 
 use super::{cluster_id, failure_code, on_partition, str_bytes, topic_name};
@@ -89,8 +89,9 @@ pub async fn create_topics(
     let mut checked: Vec<(String, Checked)> = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let new = placement(shard, &topic).and_then(|partitions| {
+        let new = placement(&topic).and_then(|(partitions, assignment)| {
             check_new_topic(shard, &name, partitions, &topic.configs)
+                .map(|new| NewTopicSpec { assignment, ..new })
                 .map_err(|failure| (failure_code(&failure), failure.message))
         });
         checked.push((name, new));
@@ -161,20 +162,20 @@ pub async fn create_topics(
 }
 
 /// The partition count a CreateTopics entry asks for, from its count and
-/// replication factor or from its explicit replica assignments, checked as
-/// Kafka checks them: both forms at once are an invalid request; an
-/// assignment names partitions 0 to n - 1, once each. Every partition has one
-/// replica, on this node, until replication lands: a replication factor
-/// above 1, or an assignment naming another broker or several, is refused.
-fn placement(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)> {
-    let node = shard.config.node_id.0;
+/// replication factor or from its explicit replica assignments (then also
+/// the assignment, one list of nodes per partition), checked as Kafka
+/// checks them: both forms at once are an invalid request; an assignment
+/// names partitions 0 to n - 1, once each. Every partition has one replica
+/// until replication is built: a replication factor above 1 is refused;
+/// whether the assigned nodes can hold them is the controller's check.
+fn placement(topic: &CreatableTopic) -> Result<(i32, Option<Vec<Vec<NodeId>>>), (i16, String)> {
     if topic.assignments.is_empty() {
         return match topic.replication_factor {
-            -1 | 1 => Ok(topic.num_partitions),
+            -1 | 1 => Ok((topic.num_partitions, None)),
             factor => Err((
                 ResponseError::InvalidReplicationFactor.code(),
                 format!(
-                    "replication factor {factor}: a partition has one replica, on node {node}, until replication lands"
+                    "replication factor {factor}: a partition has one replica until replication is built"
                 ),
             )),
         };
@@ -188,24 +189,30 @@ fn placement(shard: &Shard, topic: &CreatableTopic) -> Result<i32, (i16, String)
     }
     let invalid = |message: String| (ResponseError::InvalidReplicaAssignment.code(), message);
     let count = topic.assignments.len();
-    let mut seen = vec![false; count];
+    let mut placed: Vec<Option<Vec<NodeId>>> = vec![None; count];
     for assignment in &topic.assignments {
         let index = assignment.partition_index;
         let slot = usize::try_from(index)
             .ok()
-            .and_then(|index| seen.get_mut(index))
+            .and_then(|index| placed.get_mut(index))
             .ok_or_else(|| invalid(format!("partition {index} of {count} assigned")))?;
-        if std::mem::replace(slot, true) {
+        if slot.is_some() {
             return Err(invalid(format!("partition {index} is assigned twice")));
         }
-        let replicas: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();
-        if replicas != [node] {
-            return Err(invalid(format!(
-                "partition {index} on brokers {replicas:?}: a partition has one replica, on node {node}, until replication lands"
-            )));
-        }
+        *slot = Some(
+            assignment
+                .broker_ids
+                .iter()
+                .map(|id| NodeId(id.0))
+                .collect(),
+        );
     }
-    i32::try_from(count).map_err(|_| invalid(format!("{count} partitions assigned")))
+    let count =
+        i32::try_from(count).map_err(|_| invalid(format!("{count} partitions assigned")))?;
+    Ok((
+        count,
+        Some(placed.into_iter().map(Option::unwrap_or_default).collect()),
+    ))
 }
 
 fn check_new_topic(
@@ -241,6 +248,7 @@ fn check_new_topic(
         name: name.to_string(),
         partitions,
         configs,
+        assignment: None,
     })
 }
 
@@ -324,14 +332,17 @@ pub async fn create_partitions(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let result = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
-        if let Err((code, text)) = new_partitions_placed(shard, &name, &topic) {
-            results.push(
-                result
-                    .with_error_code(code)
-                    .with_error_message(Some(str_bytes(text))),
-            );
-            continue;
-        }
+        let assignment = match new_partitions_placed(shard, &name, &topic) {
+            Ok(assignment) => assignment,
+            Err((code, text)) => {
+                results.push(
+                    result
+                        .with_error_code(code)
+                        .with_error_message(Some(str_bytes(text))),
+                );
+                continue;
+            }
+        };
         let outcome = match u32::try_from(topic.count) {
             Err(_) => Some(Failure::new(
                 ErrorKind::InvalidPartitions,
@@ -342,6 +353,7 @@ pub async fn create_partitions(
                 let answer = controller(shard, |reply| ControllerOp::CreatePartitions {
                     topic: name.clone(),
                     count,
+                    assignment,
                     validate_only,
                     reply,
                 })
@@ -362,18 +374,17 @@ pub async fn create_partitions(
     CreatePartitionsResponse::default().with_results(results)
 }
 
-/// CreatePartitions' replica assignments, if given: one per new partition,
-/// each on this node alone, as [`placement`] asks of a new topic's.
+/// CreatePartitions' replica assignments, if given: one list of nodes per
+/// new partition (whether they can hold them is the controller's check).
 fn new_partitions_placed(
     shard: &Shard,
     name: &str,
     topic: &CreatePartitionsTopic,
-) -> Result<(), (i16, String)> {
+) -> Result<Option<Vec<Vec<NodeId>>>, (i16, String)> {
     let Some(assignments) = &topic.assignments else {
-        return Ok(());
+        return Ok(None);
     };
     let invalid = |message: String| (ResponseError::InvalidReplicaAssignment.code(), message);
-    let node = shard.config.node_id.0;
     if let Some(current) = shard
         .metadata()
         .topic(name)
@@ -387,15 +398,18 @@ fn new_partitions_placed(
             )));
         }
     }
-    for assignment in assignments {
-        let replicas: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();
-        if replicas != [node] {
-            return Err(invalid(format!(
-                "a new partition on brokers {replicas:?}: a partition has one replica, on node {node}, until replication lands"
-            )));
-        }
-    }
-    Ok(())
+    Ok(Some(
+        assignments
+            .iter()
+            .map(|assignment| {
+                assignment
+                    .broker_ids
+                    .iter()
+                    .map(|id| NodeId(id.0))
+                    .collect()
+            })
+            .collect(),
+    ))
 }
 
 /// Kafka's DeleteRecords: each partition's log start moves up to the offset

@@ -270,6 +270,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         // Kafka's brokers forward admin changes to the controller and
         // answer a timeout when it does not take them; clients retry.
         ErrorKind::NotController => ResponseError::RequestTimedOut,
+        ErrorKind::InvalidReplicaAssignment => ResponseError::InvalidReplicaAssignment,
     };
     error.code()
 }

@@ -63,6 +63,7 @@ pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> T
             name: topic.name,
             partitions: topic.partitions,
             configs: topic.configs.into_iter().collect(),
+            assignment: None,
         })
         .collect();
     let (reply, answer) = oneshot::channel();

@@ -97,6 +97,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::GroupNotEmpty => ErrorCode::GroupNotEmpty,
         ErrorKind::NotLeader => ErrorCode::NotLeader,
         ErrorKind::NotController => ErrorCode::NotController,
+        ErrorKind::InvalidReplicaAssignment => ErrorCode::InvalidReplicaAssignment,
     }
 }
 

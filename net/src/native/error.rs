@@ -39,10 +39,12 @@ pub enum ErrorCode {
     NotLeader = 24,
     /// No controller leader took the change in time: try again.
     NotController = 25,
+    /// Partitions assigned to nodes that cannot hold them.
+    InvalidReplicaAssignment = 26,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -69,6 +71,7 @@ impl ErrorCode {
         ErrorCode::GroupNotEmpty,
         ErrorCode::NotLeader,
         ErrorCode::NotController,
+        ErrorCode::InvalidReplicaAssignment,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -123,6 +126,7 @@ impl ErrorCode {
             ErrorCode::GroupNotEmpty => "group not empty",
             ErrorCode::NotLeader => "not the partition's leader",
             ErrorCode::NotController => "no controller leader",
+            ErrorCode::InvalidReplicaAssignment => "invalid replica assignment",
         }
     }
 }
