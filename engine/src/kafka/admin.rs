@@ -161,6 +161,9 @@ pub async fn create_topics(
     CreateTopicsResponse::default().with_topics(topics)
 }
 
+/// The nodes of each partition, as a client assigned them.
+type Assignment = Vec<Vec<NodeId>>;
+
 /// The partition count a CreateTopics entry asks for, from its count and
 /// replication factor or from its explicit replica assignments (then also
 /// the assignment, one list of nodes per partition), checked as Kafka
@@ -168,7 +171,7 @@ pub async fn create_topics(
 /// names partitions 0 to n - 1, once each. Every partition has one replica
 /// until replication is built: a replication factor above 1 is refused;
 /// whether the assigned nodes can hold them is the controller's check.
-fn placement(topic: &CreatableTopic) -> Result<(i32, Option<Vec<Vec<NodeId>>>), (i16, String)> {
+fn placement(topic: &CreatableTopic) -> Result<(i32, Option<Assignment>), (i16, String)> {
     if topic.assignments.is_empty() {
         return match topic.replication_factor {
             -1 | 1 => Ok((topic.num_partitions, None)),
@@ -380,7 +383,7 @@ fn new_partitions_placed(
     shard: &Shard,
     name: &str,
     topic: &CreatePartitionsTopic,
-) -> Result<Option<Vec<Vec<NodeId>>>, (i16, String)> {
+) -> Result<Option<Assignment>, (i16, String)> {
     let Some(assignments) = &topic.assignments else {
         return Ok(None);
     };
