@@ -136,7 +136,11 @@ impl Broker {
         let mut listeners = Listeners::resolve(&mut config)?;
         let start = crate::controller::open::open(&config, &identity.cluster_id)?;
         sluice_storage::deleter::set_pace(config.delete_bytes_per_s);
-        delete_what_no_topic_owns(&config.data_dir, &start.image);
+        // A node that starts empty and is caught up later does not know
+        // yet which topics it holds: nothing is deleted until then.
+        if start.applied > 0 {
+            delete_what_no_topic_owns(&config.data_dir, &start.image);
+        }
         let metadata = Arc::new(start.image.clone());
         let cluster_id: Arc<str> = identity.cluster_id.into();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)

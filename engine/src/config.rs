@@ -22,6 +22,11 @@ pub struct BrokerConfig {
     /// node of a cluster is started with the same one; a data directory of
     /// another cluster is refused.
     pub cluster_id: Option<String>,
+    /// This voter lost its data directory: it starts empty and is caught
+    /// up by the quorum's leader (and votes again only then), instead of
+    /// forming a new quorum as a new data directory does. Ignored when the
+    /// directory still holds its quorum log.
+    pub rejoin: bool,
     /// This broker's rack (Kafka's `broker.rack`): placement spreads a
     /// partition's replicas over racks; clients see it in metadata.
     pub rack: Option<String>,
@@ -87,6 +92,7 @@ impl Default for BrokerConfig {
             peer_addr: "127.0.0.1:9193".to_string(),
             voters: Vec::new(),
             cluster_id: None,
+            rejoin: false,
             rack: None,
             data_dir: PathBuf::from("./sluice-data"),
             native_addr: "127.0.0.1:9192".to_string(),

@@ -96,6 +96,11 @@ pub struct ServeArgs {
     /// is refused.
     #[arg(long, value_name = "ID")]
     pub cluster_id: Option<String>,
+    /// This voter lost its data directory: start empty and be caught up
+    /// by the quorum's leader (voting again only then), instead of forming
+    /// a new quorum as a new data directory otherwise does.
+    #[arg(long)]
+    pub rejoin: bool,
     /// This broker's rack (Kafka's `broker.rack`), shown to clients.
     #[arg(long, value_name = "RACK")]
     pub rack: Option<String>,

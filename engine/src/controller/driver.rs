@@ -384,7 +384,7 @@ pub async fn propose(shard: &Rc<Shard>, record: MetadataRecord) -> Result<(), Fa
             None if Instant::now() >= deadline => {
                 break Err(Failure::new(
                     ErrorKind::NotController,
-                    format!("the change was not committed within {PROPOSAL_TIMEOUT:?}: no controller leader, or no majority of voters"),
+                    format!("the change was not committed within {PROPOSAL_TIMEOUT:?} (no controller leader, or no majority of voters); it may still take effect once a majority is back"),
                 ))
             }
             None => {}

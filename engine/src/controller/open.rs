@@ -100,6 +100,14 @@ pub fn open(
     let metadata_dir = config.data_dir.join("metadata");
     let dir = metadata_dir.join("quorum");
     let log = if holds_a_log(&dir)? {
+        if config.rejoin {
+            tracing::warn!("--rejoin ignored: this data directory holds its quorum log");
+        }
+        QuorumLog::open(&dir)?
+    } else if config.rejoin && voters.len() > 1 {
+        tracing::warn!(
+            "rejoining the controller quorum with an empty log: caught up by its leader before this node votes"
+        );
         QuorumLog::open(&dir)?
     } else {
         form(&metadata_dir, &dir, node, &voters)?

@@ -28,7 +28,8 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
     let env: HashMap<String, String> = std::env::vars()
         .filter(|(name, _)| name.starts_with(ENV_PREFIX))
         .collect();
-    let config = broker_config(flags, &env, args.config.as_deref())?;
+    let mut config = broker_config(flags, &env, args.config.as_deref())?;
+    config.rejoin = args.rejoin;
     tracing::info!(?config, "starting");
     sluice_engine::run(config)?;
     Ok(())
