@@ -74,7 +74,7 @@ pub mod alloc;
 mod broker;
 mod cluster_metadata;
 mod config;
-mod controller;
+pub mod controller;
 mod coordinator;
 mod error;
 mod kafka;

@@ -46,7 +46,7 @@ pub enum ClusterCommand {
 
 #[derive(Debug, Args)]
 pub struct ClusterLocalArgs {
-    /// Nodes (1 to 9); 1, 3 or 5 of them are controller voters.
+    /// Nodes: 1, 3 or 5, every one a controller voter and a broker.
     #[arg(long, default_value_t = 3)]
     pub nodes: u32,
     /// Where the nodes' data directories, logs and the cluster id live.

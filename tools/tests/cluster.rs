@@ -589,3 +589,108 @@ fn five_voters_work_with_two_down_and_refuse_changes_with_three_down() {
     // "three-down" may be there or not: it timed out, uncommitted, in the
     // log of a leader that may lead again and commit it.
 }
+
+/// A connection to a node's peer port that says hello as `from` to `to`
+/// in cluster `cluster_id`; the status byte the node answers.
+fn peer_hello(addr: &str, cluster_id: &str, from: i32, to: i32) -> (std::net::TcpStream, u8) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut hello = b"SLPR".to_vec();
+    hello.push(1);
+    hello.extend_from_slice(cluster_id.as_bytes());
+    hello.extend_from_slice(&from.to_le_bytes());
+    hello.extend_from_slice(&to.to_le_bytes());
+    stream.write_all(&hello).unwrap();
+    let mut status = [0u8; 1];
+    stream.read_exact(&mut status).unwrap();
+    (stream, status[0])
+}
+
+fn peer_frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut frame = ((body.len() + 1) as u32).to_le_bytes().to_vec();
+    frame.push(kind);
+    frame.extend_from_slice(body);
+    frame
+}
+
+#[test]
+fn bad_input_on_the_peer_port_changes_nothing() {
+    use sluice_replication::quorum::{encode_message, eraftpb, Envelope};
+    use std::io::Write;
+    let cluster = LocalCluster::start(3);
+    let cluster_id = cluster.value("cluster_id").to_string();
+    let peer = cluster.value("node.0.peer_addr").to_string();
+    let native = cluster.native_addr(0);
+    wait_for(|| cli_create(&native, "before").0, "a create");
+
+    // Random bytes instead of a hello.
+    let mut stream = std::net::TcpStream::connect(&peer).unwrap();
+    let mut rng = common::seeded_rng("bad_input_on_the_peer_port_changes_nothing");
+    let garbage: Vec<u8> = (0..4096)
+        .map(|_| rand::Rng::random::<u8>(&mut rng))
+        .collect();
+    let _ = stream.write_all(&garbage);
+    drop(stream);
+    // Another cluster's hello, and a hello for another node: refused.
+    let (_, status) = peer_hello(&peer, "AAAAAAAAAAAAAAAAAAAAAA", 1, 0);
+    assert_ne!(status, 0, "another cluster's hello is refused");
+    let (_, status) = peer_hello(&peer, &cluster_id, 1, 2);
+    assert_ne!(status, 0, "a hello for another node is refused");
+    // Accepted hellos, then frames that mean nothing: garbage as a quorum
+    // message, an unknown controller request, a proposal in another
+    // node's name, a quorum message of a stale term, another cluster's
+    // quorum message, and a frame longer than any.
+    let (mut stream, status) = peer_hello(&peer, &cluster_id, 1, 0);
+    assert_eq!(status, 0);
+    let mut stale = eraftpb::Message::default();
+    stale.set_msg_type(eraftpb::MessageType::MsgAppend);
+    stale.from = 2; // node 1 on raft's ids
+    stale.to = 1; // node 0
+    stale.term = 1;
+    stale.index = 1;
+    stale.log_term = 1;
+    stale.commit = 1;
+    let envelope = |cluster: u64| Envelope {
+        cluster_id: cluster,
+        from_disk: 77,
+        to_disk: 0,
+    };
+    let wire_cluster = sluice_engine::controller::open::wire_cluster_id(&cluster_id);
+    let mut bad = Vec::new();
+    bad.extend(peer_frame(1, &garbage[..100]));
+    bad.extend(peer_frame(2, &[99, 1, 2, 3]));
+    bad.extend(peer_frame(2, &[1, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]));
+    bad.extend(peer_frame(
+        1,
+        &encode_message(envelope(wire_cluster), &stale),
+    ));
+    bad.extend(peer_frame(
+        1,
+        &encode_message(envelope(wire_cluster ^ 1), &stale),
+    ));
+    bad.extend(u32::MAX.to_le_bytes());
+    let _ = stream.write_all(&bad);
+    drop(stream);
+
+    // Nothing changed, and the cluster works: every node serves and takes
+    // changes, and node 0 kept every topic.
+    for node in 0..3 {
+        wait_for(
+            || cli_create(&cluster.native_addr(node), &format!("after-{node}")).0,
+            "a create through every node after the bad input",
+        );
+    }
+    let listed = Command::new(SLUICE)
+        .args(["topic", "list", "--brokers", &native])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for name in ["before", "after-0", "after-1", "after-2"] {
+        assert!(listed.contains(name), "{name} in {listed}");
+    }
+    let log = std::fs::read_to_string(cluster.node_dir(0).join("log")).unwrap();
+    assert!(log.contains("refused"), "the refusals are logged:\n{log}");
+}

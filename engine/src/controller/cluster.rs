@@ -127,6 +127,18 @@ fn on_request(
             if proposal.origin != from {
                 return Err("a proposal in another node's name");
             }
+            if let MetadataRecord::BrokerRegistered(registration) = &proposal.record {
+                if registration.node != from {
+                    return Err("a registration in another node's name");
+                }
+                if held_by_another(shard, controller, registration) {
+                    tracing::error!(
+                        node = %from,
+                        "a second process claims node {from}, which a live process holds: its registration is refused (give each node its own --node-id)"
+                    );
+                    return Err("a registration of a node a live process holds");
+                }
+            }
             let mut quorum = controller.quorum.borrow_mut();
             match quorum.propose(payload.to_vec()) {
                 Ok(_) => {
@@ -147,8 +159,17 @@ fn on_request(
             }
             let node = i32::from_le_bytes(body[1..5].try_into().expect("4 bytes"));
             let epoch = u64::from_le_bytes(body[5..13].try_into().expect("8 bytes"));
+            let incarnation = u128::from_le_bytes(body[13..29].try_into().expect("16 bytes"));
             if node != from.0 {
                 return Err("a heartbeat in another node's name");
+            }
+            let registered = shard
+                .metadata()
+                .brokers
+                .get(&from)
+                .is_some_and(|broker| broker.registration.incarnation == incarnation);
+            if !registered {
+                return Err("a heartbeat of a process that is not the registered one");
             }
             heard_from(shard, controller, from, epoch);
             Ok(())
@@ -183,6 +204,27 @@ pub fn forward_proposal(controller: &Controller, leader: NodeId, payload: &[u8])
         MessageKind::ControllerRequest,
         body.into(),
     )
+}
+
+/// Whether `registration`'s node is registered by another process (another
+/// incarnation) whose lease still holds on this leader.
+fn held_by_another(
+    shard: &Shard,
+    controller: &Controller,
+    registration: &BrokerRegistration,
+) -> bool {
+    let metadata = shard.metadata();
+    let Some(current) = metadata.brokers.get(&registration.node) else {
+        return false;
+    };
+    if current.registration.incarnation == registration.incarnation || current.fenced {
+        return false;
+    }
+    controller
+        .leases
+        .borrow()
+        .get(&registration.node)
+        .is_some_and(|(epoch, heard)| *epoch == current.epoch && heard.elapsed() < LEASE)
 }
 
 /// The leader heard from broker `node` at broker epoch `epoch`.

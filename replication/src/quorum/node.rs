@@ -394,6 +394,15 @@ impl<S: QuorumStorage> Quorum<S> {
                 disk: envelope.from_disk,
             });
         }
+        // A message of a past term never says a peer changed its disk: it
+        // may be a delayed one, or a forged one, and must change nothing.
+        let stale = message.term != 0 && message.term < self.raw.raft.term;
+        if stale && *current != 0 && *current != envelope.from_disk {
+            return Err(QuorumError::StaleTerm {
+                term: message.term,
+                current: self.raw.raft.term,
+            });
+        }
         if *current != envelope.from_disk {
             if *current != 0 {
                 if retired.len() == RETIRED_DISKS_MAX {
