@@ -13,6 +13,9 @@ use std::{
 
 use common::Broker;
 use serde_json::{json, Value};
+use sluice_net::native::messages::{
+    ApiKey, DescribeTopicsRequest, DescribeTopicsResponse, DescribeTopicsResponseV0,
+};
 
 const NODE_ID: u32 = 3;
 /// A single node elects itself at start; far longer than that is a hang.
@@ -210,6 +213,43 @@ fn a_single_node_is_the_alive_voter_and_controller_and_leads_every_partition() {
     assert!(applied_gauge >= applied as i64, "{scraped}");
     assert!(gauge(&scraped, "sluice_metadata_committed_index") >= applied_gauge);
     assert_eq!(gauge(&scraped, "sluice_brokers_fenced"), 0);
+}
+
+#[test]
+fn describe_topics_answers_each_version_in_its_own_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut conn = broker.connect();
+    common::create_topic(&mut conn, "versions", 2);
+    let request = DescribeTopicsRequest {
+        names: vec!["versions".to_string()],
+    };
+    let old: DescribeTopicsResponseV0 = conn
+        .call_raw(ApiKey::DescribeTopics as u16, 0, &request)
+        .expect("version 0 reads in its layout");
+    let current: DescribeTopicsResponse = conn
+        .call_raw(ApiKey::DescribeTopics as u16, 1, &request)
+        .expect("version 1 reads in its layout");
+    assert_eq!(old.topics[0].partitions.len(), 2);
+    assert_eq!(DescribeTopicsResponseV0::from(current.clone()), old);
+    for partition in &current.topics[0].partitions {
+        assert_eq!(partition.leader, Some(NODE_ID), "{current:?}");
+        assert_eq!(partition.replicas, [NODE_ID], "{current:?}");
+        assert_eq!(partition.in_sync, [NODE_ID], "{current:?}");
+    }
+    // A version this broker does not speak is refused, not guessed at.
+    let refused =
+        conn.call_raw::<DescribeTopicsResponse>(ApiKey::DescribeTopics as u16, 2, &request);
+    assert!(
+        matches!(
+            refused,
+            Err(sluice_net::native::blocking::BlockingError::Broker {
+                code: sluice_net::native::ErrorCode::UnsupportedVersion,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
 }
 
 #[test]
