@@ -73,6 +73,7 @@ mod admin_http;
 pub mod alloc;
 mod broker;
 mod cluster_metadata;
+mod cluster_view;
 mod config;
 pub mod controller;
 mod coordinator;

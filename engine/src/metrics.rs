@@ -47,12 +47,41 @@ pub struct ShardSample {
     pub request_latencies: Vec<(RequestKind, Histogram)>,
 }
 
+/// The controller quorum and the brokers, as this node sees them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ControllerSample {
+    /// The controller leader's node id, if one is known.
+    pub leader: Option<i32>,
+    pub term: u64,
+    /// The last metadata log index this node applied.
+    pub applied_index: u64,
+    /// The highest metadata log index this node knows committed.
+    pub committed_index: u64,
+    /// Registered brokers whose lease ran out.
+    pub brokers_fenced: u64,
+}
+
+/// The controller's figures, from the node's quorum view and this shard's
+/// metadata image.
+pub fn sample_controller(shard: &Shard) -> ControllerSample {
+    let quorum = crate::cluster_view::quorum(shard);
+    let metadata = shard.metadata();
+    ControllerSample {
+        leader: quorum.leader.map(|node| node.0),
+        term: quorum.term,
+        applied_index: quorum.applied,
+        committed_index: quorum.committed,
+        brokers_fenced: metadata.brokers.values().filter(|b| b.fenced).count() as u64,
+    }
+}
+
 /// What a scrape reports.
 #[derive(Debug, Clone, Default)]
 pub struct Scrape {
     pub shards: Vec<ShardSample>,
     /// Every committed offset of every group, with its lag.
     pub groups: Vec<PartitionLag>,
+    pub controller: ControllerSample,
 }
 
 /// This shard's figures. Partitions whose topic is not (or no longer) in
@@ -104,6 +133,7 @@ pub async fn gather(shard: &Rc<Shard>) -> Scrape {
     Scrape {
         shards,
         groups: group_lag(shard).await,
+        controller: sample_controller(shard),
     }
 }
 
@@ -225,6 +255,42 @@ fn render_request_latencies(out: &mut String, shards: &[&ShardSample]) {
     }
 }
 
+/// The controller quorum's gauges: one sample each, no labels.
+fn render_controller(out: &mut String, controller: &ControllerSample) {
+    let leader = controller.leader.map_or(-1, i64::from);
+    Family::gauge(
+        out,
+        "sluice_controller_leader",
+        "The node id of the controller quorum's leader as this node knows it; -1 while none is known.",
+    )
+    .sample_of("", &[], leader);
+    let gauges: [(&'static str, &str, u64); 4] = [
+        (
+            "sluice_controller_term",
+            "The controller quorum's term (the controller epoch).",
+            controller.term,
+        ),
+        (
+            "sluice_metadata_applied_index",
+            "The last metadata log index this node applied.",
+            controller.applied_index,
+        ),
+        (
+            "sluice_metadata_committed_index",
+            "The highest metadata log index this node knows committed.",
+            controller.committed_index,
+        ),
+        (
+            "sluice_brokers_fenced",
+            "Registered brokers whose lease ran out.",
+            controller.brokers_fenced,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        Family::gauge(out, name, help).sample(&[], value);
+    }
+}
+
 /// A per-partition metric: its name, its help, its value.
 type PartitionMetric = (&'static str, &'static str, fn(&PartitionSample) -> u64);
 
@@ -302,6 +368,7 @@ pub fn render(scrape: &Scrape) -> String {
         );
     }
     render_request_latencies(&mut out, &shards);
+    render_controller(&mut out, &scrape.controller);
 
     let mut family = Family::gauge(
         &mut out,
@@ -422,6 +489,7 @@ mod tests {
                 committed("billing", "gone", 0, 4, None),
                 committed("audit", "orders", 1, 9, Some(7)),
             ],
+            controller: ControllerSample::default(),
         };
         let text = render(&scrape);
         let lines = lines(&text);
@@ -469,6 +537,7 @@ mod tests {
                 ..ShardSample::default()
             }],
             groups: vec![committed("g", "a", 0, 1, Some(1))],
+            controller: ControllerSample::default(),
         };
         let text = render(&scrape);
         let mut seen: Vec<&str> = Vec::new();
@@ -491,7 +560,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 9, "{seen:?}");
+        assert_eq!(seen.len(), 14, "{seen:?}");
     }
 
     #[test]
@@ -516,6 +585,7 @@ mod tests {
         let scrape = Scrape {
             shards: vec![shard(0, &[40, 900]), shard(1, &[1_400, 20_000_000])],
             groups: Vec::new(),
+            controller: ControllerSample::default(),
         };
         let text = render(&scrape);
         let produce = r#"sluice_request_latency_seconds_bucket{protocol="kafka",api="Produce","#;
@@ -544,10 +614,43 @@ mod tests {
     }
 
     #[test]
+    fn the_controller_is_five_gauges_leader_minus_one_when_unknown() {
+        let scrape = Scrape {
+            controller: ControllerSample {
+                leader: Some(2),
+                term: 7,
+                applied_index: 40,
+                committed_index: 41,
+                brokers_fenced: 1,
+            },
+            ..Scrape::default()
+        };
+        let text = render(&scrape);
+        let lines = lines(&text);
+        for expected in [
+            "sluice_controller_leader 2",
+            "sluice_controller_term 7",
+            "sluice_metadata_applied_index 40",
+            "sluice_metadata_committed_index 41",
+            "sluice_brokers_fenced 1",
+        ] {
+            assert!(lines.contains(&expected), "{expected} missing from\n{text}");
+        }
+        let unknown = render(&Scrape::default());
+        assert!(
+            unknown
+                .lines()
+                .any(|line| line == "sluice_controller_leader -1"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
     fn hostile_names_stay_on_one_line() {
         let scrape = Scrape {
             shards: Vec::new(),
             groups: vec![committed("g\"}\n evil 1", "t", 0, 1, None)],
+            controller: ControllerSample::default(),
         };
         let text = render(&scrape);
         assert!(

@@ -413,16 +413,16 @@ fn describe_topics_and_alter_configs() {
         "00000000",
     );
     golden(
-        "DescribeTopicsResponse",
-        &DescribeTopicsResponse {
+        "DescribeTopicsResponse v0",
+        &DescribeTopicsResponseV0 {
             topics: vec![
-                TopicDescription {
+                TopicDescriptionV0 {
                     name: s("orders"),
                     error: ErrorCode::None,
                     message: String::new(),
                     topic_id: 0xdead_beef,
                     configs: configs(),
-                    partitions: vec![PartitionDescription {
+                    partitions: vec![PartitionDescriptionV0 {
                         partition: 0,
                         shard: 1,
                         error: ErrorCode::None,
@@ -432,7 +432,7 @@ fn describe_topics_and_alter_configs() {
                         segments: 2,
                     }],
                 },
-                TopicDescription {
+                TopicDescriptionV0 {
                     name: s("gone"),
                     error: ErrorCode::UnknownTopic,
                     message: s("no topic gone"),
@@ -450,6 +450,52 @@ fn describe_topics_and_alter_configs() {
         676f6e65000000000000000000000000000000000000000000000000",
     );
     golden(
+        "DescribeTopicsResponse v1",
+        &DescribeTopicsResponse {
+            topics: vec![TopicDescription {
+                name: s("orders"),
+                error: ErrorCode::None,
+                message: String::new(),
+                topic_id: 0xdead_beef,
+                configs: Vec::new(),
+                partitions: vec![
+                    PartitionDescription {
+                        partition: 0,
+                        shard: 1,
+                        error: ErrorCode::None,
+                        log_start: 3,
+                        log_end: 99,
+                        size_bytes: 123_456,
+                        segments: 2,
+                        leader: Some(2),
+                        replicas: vec![2, 0, 1],
+                        in_sync: vec![2, 1],
+                        leader_epoch: 5,
+                    },
+                    PartitionDescription {
+                        partition: 1,
+                        shard: 0,
+                        error: ErrorCode::None,
+                        log_start: 0,
+                        log_end: 0,
+                        size_bytes: 0,
+                        segments: 1,
+                        leader: None,
+                        replicas: vec![1],
+                        in_sync: Vec::new(),
+                        leader_epoch: 0,
+                    },
+                ],
+            }],
+        },
+        "01000000060000006f7264657273000000000000efbeadde0000000000000000\
+        0000000000000000020000000000000001000000000003000000000000006300\
+        00000000000040e2010000000000020000000102000000030000000200000000\
+        0000000100000002000000020000000100000005000000010000000000000000\
+        0000000000000000000000000000000000000000000000000001000000000100\
+        0000010000000000000000000000",
+    );
+    golden(
         "AlterConfigsRequest",
         &AlterConfigsRequest {
             topic: s("orders"),
@@ -458,6 +504,67 @@ fn describe_topics_and_alter_configs() {
         "060000006f7264657273020000000c000000726574656e74696f6e2e6d730700\
         0000333630303030300d0000007365676d656e742e6279746573070000003130\
         3438353736",
+    );
+}
+
+#[test]
+fn describe_cluster() {
+    golden("DescribeClusterRequest", &DescribeClusterRequest {}, "");
+    golden(
+        "DescribeClusterResponse",
+        &DescribeClusterResponse {
+            cluster_id: s("c1"),
+            controller: Some(1),
+            term: 3,
+            node_id: 2,
+            applied: 40,
+            committed: 41,
+            nodes: vec![
+                ClusterNode {
+                    id: 1,
+                    voter: true,
+                    registered: true,
+                    fenced: false,
+                    alive: true,
+                    rack: Some(s("r")),
+                    kafka_addr: s("k:1"),
+                    native_addr: s("n:1"),
+                    admin_addr: s("a:1"),
+                    peer_addr: s("p:1"),
+                },
+                ClusterNode {
+                    id: 2,
+                    voter: false,
+                    registered: true,
+                    fenced: true,
+                    alive: false,
+                    rack: None,
+                    kafka_addr: String::new(),
+                    native_addr: s("n:2"),
+                    admin_addr: String::new(),
+                    peer_addr: s("p:2"),
+                },
+            ],
+        },
+        "0200000063310101000000030000000000000002000000280000000000000029\
+        00000000000000020000000100000001010001010100000072030000006b3a31\
+        030000006e3a3103000000613a3103000000703a310200000000010100000000\
+        0000030000006e3a320000000003000000703a32",
+    );
+    golden(
+        "DescribeClusterResponse without a controller",
+        &DescribeClusterResponse {
+            cluster_id: s("c1"),
+            controller: None,
+            term: 0,
+            node_id: 0,
+            applied: 0,
+            committed: 0,
+            nodes: Vec::new(),
+        },
+        // No controller: the flag alone, no id after it.
+        "0200000063310000000000000000000000000000000000000000000000000000\
+        00000000000000",
     );
 }
 

@@ -426,3 +426,41 @@ fn single_voter_commits_alone_and_restarts_from_its_disk() {
         "compacted"
     );
 }
+
+#[test]
+fn the_leader_knows_how_far_each_voter_holds_the_log() {
+    let mut c = Cluster::new(3);
+    c.run(40);
+    let leader = c.leader().expect("a leader is elected");
+    for i in (0..3).filter(|&i| i != leader) {
+        assert!(
+            c.nodes[i].as_ref().expect("up").voter_progress().is_empty(),
+            "a follower tracks no progress"
+        );
+    }
+    let follower = (0..3).find(|&i| i != leader).expect("a follower");
+    c.crash(follower);
+    for payload in [b"one".to_vec(), b"two".to_vec()] {
+        c.nodes[leader]
+            .as_mut()
+            .expect("up")
+            .propose(payload)
+            .expect("the leader takes it");
+        c.run(5);
+    }
+    let q = c.nodes[leader].as_ref().expect("up");
+    let committed = q.committed_index();
+    let progress = q.voter_progress();
+    let nodes: Vec<u64> = progress.iter().map(|(node, _)| node.0).collect();
+    assert_eq!(nodes, [0, 1, 2], "every voter, sorted");
+    for (node, matched) in &progress {
+        if node.0 as usize == follower {
+            assert!(
+                *matched < committed,
+                "the crashed voter holds {matched}, not the committed {committed}"
+            );
+        } else {
+            assert_eq!(*matched, committed, "voter {node} is caught up");
+        }
+    }
+}

@@ -42,6 +42,15 @@ pub enum ClusterCommand {
     Local(ClusterLocalArgs),
     /// Print a new cluster id (for `serve --cluster-id`).
     Id,
+    /// Show the cluster's nodes (voter or broker, alive, fenced or not
+    /// registered, rack, addresses, and how far each applied the metadata
+    /// log, asked of each node) and the controller leader and its term.
+    Describe {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -172,8 +181,9 @@ pub enum TopicCommand {
         #[command(flatten)]
         connect: Connect,
     },
-    /// Show a topic's configs and, per partition, its shard, log start and
-    /// end offsets and size.
+    /// Show a topic's configs and, per partition, its leader, replicas,
+    /// in-sync replicas and leader epoch, its shard, log start and end
+    /// offsets and size.
     Describe {
         name: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]

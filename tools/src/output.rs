@@ -7,8 +7,8 @@ use serde_json::json;
 use sluice_net::{
     client::ConsumedRecord,
     native::messages::{
-        DescribeGroupResponse, GroupListing, GroupMemberDescription, ResetPartition,
-        TopicDescription, TopicInfo,
+        ClusterNode, DescribeClusterResponse, DescribeGroupResponse, GroupListing,
+        GroupMemberDescription, ResetPartition, TopicDescription, TopicInfo,
     },
 };
 
@@ -99,6 +99,10 @@ pub fn description_text(topic: &TopicDescription) -> String {
         .map(|partition| {
             let mut row = vec![
                 partition.partition.to_string(),
+                optional_text(partition.leader),
+                node_list(&partition.replicas),
+                node_list(&partition.in_sync),
+                partition.leader_epoch.to_string(),
                 partition.shard.to_string(),
                 partition.log_start.to_string(),
                 partition.log_end.to_string(),
@@ -117,6 +121,10 @@ pub fn description_text(topic: &TopicDescription) -> String {
         .collect();
     let mut header = vec![
         "PARTITION",
+        "LEADER",
+        "REPLICAS",
+        "ISR",
+        "LEADER-EPOCH",
         "SHARD",
         "LOG-START",
         "LOG-END",
@@ -143,6 +151,10 @@ pub fn description_json(topic: &TopicDescription) -> serde_json::Value {
         "partitions": topic.partitions.iter().map(|partition| {
             let mut object = json!({
                 "partition": partition.partition,
+                "leader": partition.leader,
+                "replicas": partition.replicas,
+                "isr": partition.in_sync,
+                "leader_epoch": partition.leader_epoch,
                 "shard": partition.shard,
                 "log_start": partition.log_start,
                 "log_end": partition.log_end,
@@ -155,6 +167,136 @@ pub fn description_json(topic: &TopicDescription) -> serde_json::Value {
             object
         }).collect::<Vec<_>>(),
     })
+}
+
+/// How far one node applied the metadata log, as `cluster describe` found
+/// out by asking it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Index(u64),
+    /// It did not answer in time, or another node answered at its address.
+    Unreachable,
+    /// Its native address is not known (a voter that has not registered).
+    NoAddress,
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Applied::Index(index) => write!(f, "{index}"),
+            Applied::Unreachable => f.write_str("unreachable"),
+            Applied::NoAddress => f.write_str("-"),
+        }
+    }
+}
+
+fn node_role(node: &ClusterNode) -> &'static str {
+    if node.voter {
+        "voter"
+    } else {
+        "broker"
+    }
+}
+
+fn node_state(node: &ClusterNode) -> &'static str {
+    if node.fenced {
+        "fenced"
+    } else if node.alive {
+        "alive"
+    } else {
+        "unregistered"
+    }
+}
+
+/// The controller, its term, and a table of the nodes; `applied[i]` is
+/// for `cluster.nodes[i]`.
+pub fn cluster_text(cluster: &DescribeClusterResponse, applied: &[Applied]) -> String {
+    let mut out = table(
+        &["CLUSTER", &cluster.cluster_id],
+        &[
+            vec!["CONTROLLER".to_string(), controller_text(cluster)],
+            vec!["TERM".to_string(), cluster.term.to_string()],
+            vec!["COMMITTED".to_string(), cluster.committed.to_string()],
+            vec!["ANSWERED-BY".to_string(), cluster.node_id.to_string()],
+        ],
+    );
+    out.push('\n');
+    let rows: Vec<Vec<String>> = cluster
+        .nodes
+        .iter()
+        .zip(applied)
+        .map(|(node, applied)| {
+            vec![
+                node.id.to_string(),
+                node_role(node).to_string(),
+                node_state(node).to_string(),
+                optional_text(node.rack.as_deref()),
+                or_dash(&node.kafka_addr),
+                or_dash(&node.native_addr),
+                or_dash(&node.admin_addr),
+                or_dash(&node.peer_addr),
+                applied.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "ID", "ROLE", "STATE", "RACK", "KAFKA", "NATIVE", "ADMIN", "PEER", "APPLIED",
+        ],
+        &rows,
+    ));
+    out
+}
+
+fn controller_text(cluster: &DescribeClusterResponse) -> String {
+    cluster
+        .controller
+        .map_or_else(|| "none".to_string(), |id| id.to_string())
+}
+
+pub fn cluster_json(cluster: &DescribeClusterResponse, applied: &[Applied]) -> serde_json::Value {
+    let text_or_null = |text: &str| (!text.is_empty()).then(|| text.to_string());
+    json!({
+        "cluster_id": cluster.cluster_id,
+        "controller": cluster.controller,
+        "term": cluster.term,
+        "committed": cluster.committed,
+        "answered_by": cluster.node_id,
+        "nodes": cluster.nodes.iter().zip(applied).map(|(node, applied)| json!({
+            "id": node.id,
+            "role": node_role(node),
+            "state": node_state(node),
+            "voter": node.voter,
+            "registered": node.registered,
+            "fenced": node.fenced,
+            "rack": node.rack,
+            "kafka_addr": text_or_null(&node.kafka_addr),
+            "native_addr": text_or_null(&node.native_addr),
+            "admin_addr": text_or_null(&node.admin_addr),
+            "peer_addr": text_or_null(&node.peer_addr),
+            "applied": match applied {
+                Applied::Index(index) => Some(*index),
+                _ => None,
+            },
+            "reachable": match applied {
+                Applied::Index(_) => Some(true),
+                Applied::Unreachable => Some(false),
+                Applied::NoAddress => None,
+            },
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Node ids joined by commas; `-` for none.
+fn node_list(nodes: &[u32]) -> String {
+    if nodes.is_empty() {
+        return "-".to_string();
+    }
+    nodes
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn groups_text(groups: &[GroupListing]) -> String {
@@ -505,6 +647,10 @@ mod tests {
                 log_end: 10,
                 size_bytes: 4096,
                 segments: 1,
+                leader: Some(2),
+                replicas: vec![2, 0],
+                in_sync: vec![2],
+                leader_epoch: 3,
             }],
         }
     }
@@ -515,12 +661,134 @@ mod tests {
         assert!(text.contains("retention.ms  1000"), "{text}");
         let last = text.lines().last().unwrap();
         let cells: Vec<&str> = last.split_whitespace().collect();
-        assert_eq!(cells, ["0", "1", "5", "10", "4096", "1"], "{text}");
+        assert_eq!(
+            cells,
+            ["0", "2", "2,0", "2", "3", "1", "5", "10", "4096", "1"],
+            "{text}"
+        );
+        let header = text
+            .lines()
+            .find(|line| line.starts_with("PARTITION "))
+            .unwrap();
+        assert!(
+            header.starts_with("PARTITION  LEADER  REPLICAS  ISR  LEADER-EPOCH  SHARD"),
+            "{header}"
+        );
         let json = description_json(&description());
         assert_eq!(json["configs"]["retention.ms"], "1000");
         assert_eq!(json["partitions"][0]["log_end"], 10);
         assert_eq!(json["partitions"][0]["shard"], 1);
+        assert_eq!(json["partitions"][0]["leader"], 2);
+        assert_eq!(json["partitions"][0]["replicas"], json!([2, 0]));
+        assert_eq!(json["partitions"][0]["isr"], json!([2]));
+        assert_eq!(json["partitions"][0]["leader_epoch"], 3);
         assert_eq!(json["id"], "000000000000000000000000000000ab");
+    }
+
+    fn cluster() -> DescribeClusterResponse {
+        let node = |id: u32, voter: bool, registered: bool, fenced: bool| ClusterNode {
+            id,
+            voter,
+            registered,
+            fenced,
+            alive: registered && !fenced,
+            rack: (id == 1).then(|| "east".to_string()),
+            kafka_addr: if registered {
+                format!("h{id}:9092")
+            } else {
+                String::new()
+            },
+            native_addr: if registered {
+                format!("h{id}:9192")
+            } else {
+                String::new()
+            },
+            admin_addr: String::new(),
+            peer_addr: format!("h{id}:9193"),
+        };
+        DescribeClusterResponse {
+            cluster_id: "abc".to_string(),
+            controller: Some(1),
+            term: 4,
+            node_id: 1,
+            applied: 17,
+            committed: 18,
+            nodes: vec![
+                node(0, true, false, false),
+                node(1, true, true, false),
+                node(2, false, true, true),
+            ],
+        }
+    }
+
+    #[test]
+    fn cluster_describe_shows_each_node_its_role_state_and_applied_index() {
+        let applied = [Applied::NoAddress, Applied::Index(17), Applied::Unreachable];
+        let text = cluster_text(&cluster(), &applied);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert!(rows.contains(&vec!["CONTROLLER", "1"]), "{text}");
+        assert!(rows.contains(&vec!["TERM", "4"]), "{text}");
+        assert!(rows.contains(&vec![
+            "ID", "ROLE", "STATE", "RACK", "KAFKA", "NATIVE", "ADMIN", "PEER", "APPLIED"
+        ]));
+        assert!(
+            rows.contains(&vec![
+                "0",
+                "voter",
+                "unregistered",
+                "-",
+                "-",
+                "-",
+                "-",
+                "h0:9193",
+                "-"
+            ]),
+            "{text}"
+        );
+        assert!(
+            rows.contains(&vec![
+                "1", "voter", "alive", "east", "h1:9092", "h1:9192", "-", "h1:9193", "17"
+            ]),
+            "{text}"
+        );
+        assert!(
+            rows.contains(&vec![
+                "2",
+                "broker",
+                "fenced",
+                "-",
+                "h2:9092",
+                "h2:9192",
+                "-",
+                "h2:9193",
+                "unreachable"
+            ]),
+            "{text}"
+        );
+
+        let json = cluster_json(&cluster(), &applied);
+        assert_eq!(json["controller"], 1);
+        assert_eq!(json["term"], 4);
+        assert_eq!(json["nodes"][1]["applied"], 17);
+        assert_eq!(json["nodes"][1]["reachable"], true);
+        assert_eq!(json["nodes"][2]["state"], "fenced");
+        assert_eq!(json["nodes"][2]["reachable"], false);
+        assert_eq!(json["nodes"][2]["applied"], serde_json::Value::Null);
+        assert_eq!(json["nodes"][0]["native_addr"], serde_json::Value::Null);
+        assert_eq!(json["nodes"][0]["reachable"], serde_json::Value::Null);
+
+        let leaderless = DescribeClusterResponse {
+            controller: None,
+            ..cluster()
+        };
+        assert!(cluster_text(&leaderless, &applied).contains("CONTROLLER   none"));
+        assert_eq!(
+            cluster_json(&leaderless, &applied)["controller"],
+            serde_json::Value::Null
+        );
     }
 
     #[test]

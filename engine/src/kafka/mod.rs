@@ -13,6 +13,7 @@ mod metadata;
 mod offsets;
 mod produce;
 mod producer_id;
+mod quorum;
 
 use std::rc::Rc;
 
@@ -106,6 +107,7 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
@@ -172,6 +174,7 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::AlterConfigs => serve!(admin::alter_configs),
         ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
         ApiKey::DescribeCluster => serve!(admin::describe_cluster),
+        ApiKey::DescribeQuorum => serve!(quorum::describe_quorum),
         ApiKey::InitProducerId => serve!(producer_id::handle),
         ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
         ApiKey::ListGroups => serve!(classic_groups::list_groups),

@@ -13,7 +13,10 @@ use sluice_net::native::{
 };
 
 use super::error_code;
+use sluice_storage::NodeId;
+
 use crate::{
+    cluster_view,
     controller::{to_controller, ControllerOp, NewTopicSpec, TopicOutcome},
     partition::{ask, gather_all, Failure, PartitionOp, PartitionStats, Route},
     shard::Shard,
@@ -147,14 +150,23 @@ pub async fn describe_topics(
                     Ok(stats) => (ErrorCode::None, stats),
                     Err(failure) => (error_code(failure.kind), PartitionStats::default()),
                 };
+                let partition = route.key.partition.0;
+                let placement =
+                    cluster_view::placement(&metadata, shard.config.node_id, &topic, partition);
+                let ids =
+                    |nodes: Vec<NodeId>| nodes.into_iter().map(|node| node.0 as u32).collect();
                 PartitionDescription {
-                    partition: route.key.partition.0,
+                    partition,
                     shard: route.owner as u32,
                     error,
                     log_start: stats.log_start.0,
                     log_end: stats.log_end.0,
                     size_bytes: stats.size_bytes,
                     segments: stats.segments,
+                    leader: placement.leader.map(|node| node.0 as u32),
+                    replicas: ids(placement.replicas),
+                    in_sync: ids(placement.in_sync),
+                    leader_epoch: placement.leader_epoch,
                 }
             })
             .collect();

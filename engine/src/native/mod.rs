@@ -6,6 +6,7 @@
 //! ([`error_code`]) on the way out.
 
 mod admin;
+mod cluster;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -162,9 +163,18 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             correlation_id,
             &admin::alter_configs(shard, decode!(m::AlterConfigsRequest)).await,
         ),
-        ApiKey::DescribeTopics => encode_response(
+        ApiKey::DescribeTopics => {
+            let response = admin::describe_topics(shard, decode!(m::DescribeTopicsRequest)).await;
+            if header.api_version >= m::DESCRIBE_TOPICS_PLACEMENT_VERSION {
+                encode_response(correlation_id, &response)
+            } else {
+                let response = m::DescribeTopicsResponseV0::from(response);
+                encode_response(correlation_id, &response)
+            }
+        }
+        ApiKey::DescribeCluster => encode_response(
             correlation_id,
-            &admin::describe_topics(shard, decode!(m::DescribeTopicsRequest)).await,
+            &cluster::describe(shard, decode!(m::DescribeClusterRequest)),
         ),
         ApiKey::Produce => {
             let response = produce::handle(shard, decode!(m::ProduceRequest)).await?;

@@ -5,8 +5,9 @@ use super::{Client, ClientError, ProtocolError};
 use crate::native::{
     messages::{
         AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteGroupRequest, DeleteTopicsRequest,
-        DescribeGroupRequest, DescribeGroupResponse, DescribeTopicsRequest, DescribeTopicsResponse,
-        GroupListing, GroupResult, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+        DescribeClusterRequest, DescribeClusterResponse, DescribeGroupRequest,
+        DescribeGroupResponse, DescribeTopicsRequest, DescribeTopicsResponse, GroupListing,
+        GroupResult, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
         ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse, NewTopic, OffsetSpec,
         ResetGroupOffsetsRequest, ResetGroupOffsetsResponse, ResetPartition, ResetTo,
         TopicDescription, TopicInfo, TopicResults,
@@ -88,8 +89,10 @@ impl Client {
     }
 
     /// The named topics (every topic when `names` is empty) with their
-    /// configs and, per partition, shard, log start and end and size. A
-    /// named topic the broker cannot describe is an error.
+    /// configs and, per partition, shard, log start and end and size, and
+    /// its leader, replicas, in-sync replicas and leader epoch (none, empty
+    /// and 0 from a broker that speaks only version 0). A named topic the
+    /// broker cannot describe is an error.
     pub async fn describe_topics(
         &self,
         names: &[String],
@@ -97,8 +100,18 @@ impl Client {
         let request = DescribeTopicsRequest {
             names: names.to_vec(),
         };
-        let mut response: DescribeTopicsResponse =
-            self.request(ApiKey::DescribeTopics, &request).await?;
+        // The layout of the answer depends on the version spoken.
+        let version = self.connection.version(ApiKey::DescribeTopics);
+        let bytes = self
+            .connection
+            .call(
+                ApiKey::DescribeTopics,
+                &request,
+                true,
+                self.options.request_timeout,
+            )
+            .await?;
+        let mut response = DescribeTopicsResponse::from_version_bytes(version, bytes)?;
         if let Some(failed) = response.topics.iter().find(|topic| !topic.error.is_ok()) {
             return Err(ClientError::broker(
                 failed.error,
@@ -112,6 +125,14 @@ impl Client {
         }
         response.topics.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(response.topics)
+    }
+
+    /// The cluster as the connected node sees it: the controller leader
+    /// and term, how far this node applied the metadata log, and every
+    /// node it knows of.
+    pub async fn describe_cluster(&self) -> Result<DescribeClusterResponse, ClientError> {
+        self.request(ApiKey::DescribeCluster, &DescribeClusterRequest {})
+            .await
     }
 
     /// The offset `spec` names in one partition: `None` when a timestamp

@@ -282,6 +282,11 @@ impl Connection {
         &self.identity
     }
 
+    /// The version of `api` spoken on this connection.
+    pub(crate) fn version(&self, api: ApiKey) -> u16 {
+        self.versions[api as usize]
+    }
+
     /// Sends one request and waits for its response body, at most `timeout`.
     /// With `expect_response` false the request completes (with an empty
     /// body) once it is written.

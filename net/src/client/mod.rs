@@ -10,7 +10,7 @@
 //! * Admin calls: [`Client::create_topic`], [`Client::delete_topic`],
 //!   [`Client::list_topics`], [`Client::describe_topics`],
 //!   [`Client::alter_configs`], [`Client::metadata`],
-//!   [`Client::list_offset`].
+//!   [`Client::list_offset`], [`Client::describe_cluster`].
 //! * Consumer groups: [`Client::list_groups`], [`Client::describe_group`],
 //!   [`Client::reset_group_offsets`], [`Client::delete_group`].
 //! * Produce: [`Client::produce_batch`] sends one ready batch; a

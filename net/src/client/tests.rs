@@ -51,6 +51,9 @@ struct Behavior {
     close_on_delete: bool,
     /// Produce requests that are refused as TooManyRequests first.
     refuse_produces: usize,
+    /// DescribeTopics is answered (at version 0, the only one this broker
+    /// speaks) rather than refused as unknown.
+    describe_topics_v0: bool,
 }
 
 #[derive(Default)]
@@ -281,6 +284,34 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                         .collect();
                     Some(encode_response(id, &ListOffsetsResponse { topics }))
                 }
+                ApiKey::DescribeTopics if behavior.describe_topics_v0 => {
+                    assert_eq!(
+                        header.api_version, 0,
+                        "the client speaks what the broker does"
+                    );
+                    let request = DescribeTopicsRequest::from_bytes(body).unwrap();
+                    let topics = request
+                        .names
+                        .into_iter()
+                        .map(|name| TopicDescriptionV0 {
+                            name,
+                            error: ErrorCode::None,
+                            message: String::new(),
+                            topic_id: 5,
+                            configs: Vec::new(),
+                            partitions: vec![PartitionDescriptionV0 {
+                                partition: 0,
+                                shard: 1,
+                                error: ErrorCode::None,
+                                log_start: 0,
+                                log_end: 12,
+                                size_bytes: 4096,
+                                segments: 1,
+                            }],
+                        })
+                        .collect();
+                    Some(encode_response(id, &DescribeTopicsResponseV0 { topics }))
+                }
                 ApiKey::CreateTopics => {
                     let request = CreateTopicsRequest::from_bytes(body).unwrap();
                     let topics = request
@@ -400,6 +431,24 @@ fn responses_out_of_order_reach_their_requests() {
             fast_took < Duration::from_millis(100),
             "the fast answer waited for the slow one: {fast_took:?}"
         );
+    });
+}
+
+#[test]
+fn a_broker_of_describe_topics_version_0_is_read_in_its_layout() {
+    run(|| async {
+        let (address, _) = start_broker(Behavior {
+            describe_topics_v0: true,
+            ..Behavior::default()
+        });
+        let client = Client::connect(&address).await.unwrap();
+        let topics = client.describe_topics(&["t".to_string()]).await.unwrap();
+        assert_eq!(topics.len(), 1);
+        let partition = &topics[0].partitions[0];
+        assert_eq!((partition.shard, partition.log_end), (1, 12));
+        assert_eq!(partition.leader, None);
+        assert!(partition.replicas.is_empty() && partition.in_sync.is_empty());
+        assert_eq!(partition.leader_epoch, 0);
     });
 }
 

@@ -46,13 +46,15 @@ impl Connection {
         })
     }
 
-    /// Sends `request` and waits for its response.
+    /// Sends `request` at the newest version of `api` this code speaks
+    /// (the one its message types are laid out for; there is no version
+    /// handshake here) and waits for its response.
     pub fn call<R: Message>(
         &mut self,
         api: ApiKey,
         request: &impl Message,
     ) -> Result<R, BlockingError> {
-        self.call_raw(api as u16, 0, request)
+        self.call_raw(api as u16, api.versions().1, request)
     }
 
     /// As `call`, with any api key and version on the wire.

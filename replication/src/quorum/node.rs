@@ -281,6 +281,26 @@ impl<S: QuorumStorage> Quorum<S> {
         self.raw.raft.raft_log.committed
     }
 
+    /// On the leader, each voter's log end as the leader knows it: the
+    /// highest index it is known to hold (raft's matched index; the
+    /// leader's own is its persisted log end), sorted by node. Empty on
+    /// any other node, which does not track them.
+    pub fn voter_progress(&self) -> Vec<(NodeId, u64)> {
+        if self.raw.raft.state != StateRole::Leader {
+            return Vec::new();
+        }
+        let mut progress: Vec<(NodeId, u64)> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter_map(|(id, progress)| Some((NodeId::from_raft(*id)?, progress.matched)))
+            .filter(|(node, _)| self.voters.contains(node))
+            .collect();
+        progress.sort();
+        progress
+    }
+
     /// The highest index the caller has applied (advanced past).
     pub fn applied_index(&self) -> u64 {
         self.applied

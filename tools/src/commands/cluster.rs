@@ -1,5 +1,6 @@
 //! `sluice cluster`: a whole cluster on loopback in one command (`local`),
-//! and a new cluster id (`id`).
+//! a new cluster id (`id`), and what a running cluster looks like
+//! (`describe`).
 //!
 //! `cluster local` starts `sluice serve` once per node, as child processes
 //! of this one, each with its own data directory, ports, node id and log
@@ -22,9 +23,12 @@ use std::{
 
 use sluice_engine::{node_identity, ListenAddrs};
 
+use sluice_net::client::{Client, ClientOptions};
+
 use crate::{
-    cli::{ClusterCommand, ClusterLocalArgs},
-    runtime::{CliError, CliResult},
+    cli::{ClusterCommand, ClusterLocalArgs, Connect, Format},
+    output::{self, Applied},
+    runtime::{block_on, CliError, CliResult},
 };
 
 /// Nodes `cluster local` starts at most: a loopback cluster for trying
@@ -38,6 +42,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the children are looked at.
 const POLL: Duration = Duration::from_millis(100);
+/// How long `cluster describe` waits for each other node to connect and
+/// to answer: a node that does not is shown as unreachable rather than
+/// holding up the whole answer.
+const NODE_ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn run(command: ClusterCommand) -> CliResult<()> {
     match command {
@@ -45,6 +53,67 @@ pub fn run(command: ClusterCommand) -> CliResult<()> {
         ClusterCommand::Id => {
             println!("{}", node_identity::new_cluster_id());
             Ok(())
+        }
+        ClusterCommand::Describe { format, connect } => describe(format, connect),
+    }
+}
+
+/// Asks one node of `--brokers` for the cluster, then every other node
+/// with a native address, all at once, for how far it applied the
+/// metadata log.
+fn describe(format: Format, connect: Connect) -> CliResult<()> {
+    block_on(async move {
+        let client = Client::connect(&connect.brokers).await?;
+        let cluster = client.describe_cluster().await?;
+        let asks: Vec<Option<glommio::task::JoinHandle<Applied>>> = cluster
+            .nodes
+            .iter()
+            .map(|node| {
+                if node.id == cluster.node_id || node.native_addr.is_empty() {
+                    return None;
+                }
+                let (id, address) = (node.id, node.native_addr.clone());
+                Some(glommio::spawn_local(applied_of(id, address)).detach())
+            })
+            .collect();
+        let mut applied = Vec::with_capacity(asks.len());
+        for (node, ask) in cluster.nodes.iter().zip(asks) {
+            applied.push(match ask {
+                Some(ask) => ask.await.unwrap_or(Applied::Unreachable),
+                None if node.id == cluster.node_id => Applied::Index(cluster.applied),
+                None => Applied::NoAddress,
+            });
+        }
+        match format {
+            Format::Text => print!("{}", output::cluster_text(&cluster, &applied)),
+            Format::Json => println!("{}", output::cluster_json(&cluster, &applied)),
+        }
+        Ok(())
+    })?
+}
+
+/// How far node `id`, at native address `address`, applied the metadata
+/// log, as it says; unreachable if it does not answer within
+/// [`NODE_ASK_TIMEOUT`] or another node answers there.
+async fn applied_of(id: u32, address: String) -> Applied {
+    let options = ClientOptions {
+        connect_timeout: NODE_ASK_TIMEOUT,
+        request_timeout: NODE_ASK_TIMEOUT,
+        ..ClientOptions::default()
+    };
+    let answer = async {
+        let client = Client::connect_with(&address, options).await?;
+        client.describe_cluster().await
+    };
+    match answer.await {
+        Ok(cluster) if cluster.node_id == id => Applied::Index(cluster.applied),
+        Ok(cluster) => {
+            tracing::warn!(node = id, %address, answered = cluster.node_id, "another node answered");
+            Applied::Unreachable
+        }
+        Err(error) => {
+            tracing::debug!(node = id, %address, %error, "no answer");
+            Applied::Unreachable
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The requests and responses of the native protocol and their encoding.
 //!
 //! One file per API family (`versions`, `metadata`, `topics`, `produce`,
-//! `fetch`, `offsets`, `groups`); every type is used from here, as
+//! `fetch`, `offsets`, `groups`, `cluster`); every type is used from here, as
 //! `messages::X`. Each message is declared once, with `wire_struct!`: its
 //! field list gives both its encoding and its decoding (see
 //! [`crate::native::wire`]), so the two cannot drift apart. Lists are a
@@ -16,6 +16,7 @@ use super::{
     wire::Wire,
 };
 
+mod cluster;
 mod fetch;
 mod groups;
 mod metadata;
@@ -24,6 +25,7 @@ mod produce;
 mod topics;
 mod versions;
 
+pub use cluster::*;
 pub use fetch::*;
 pub use groups::*;
 pub use metadata::*;
@@ -49,10 +51,11 @@ pub enum ApiKey {
     DescribeGroup = 10,
     ResetGroupOffsets = 11,
     DeleteGroup = 12,
+    DescribeCluster = 13,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 13] = [
+    pub const ALL: [ApiKey; 14] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -66,15 +69,22 @@ impl ApiKey {
         ApiKey::DescribeGroup,
         ApiKey::ResetGroupOffsets,
         ApiKey::DeleteGroup,
+        ApiKey::DescribeCluster,
     ];
 
     pub fn from_u16(key: u16) -> Option<ApiKey> {
         ApiKey::ALL.get(key as usize).copied()
     }
 
-    /// The versions this code speaks: (min, max).
+    /// The versions this code speaks: (min, max). A client and a broker
+    /// use the highest version both speak (the client learns the broker's
+    /// from ApiVersions); a message whose layout changed keeps its older
+    /// layouts readable and writable under their versions.
     pub fn versions(self) -> (u16, u16) {
-        (0, 0)
+        match self {
+            ApiKey::DescribeTopics => (0, DESCRIBE_TOPICS_PLACEMENT_VERSION),
+            _ => (0, 0),
+        }
     }
 }
 

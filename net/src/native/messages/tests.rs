@@ -217,3 +217,92 @@ fn a_consumer_assignment_reads_as_topic_partitions() {
         None
     );
 }
+
+fn cluster_node(id: u32, voter: bool, registered: bool) -> ClusterNode {
+    ClusterNode {
+        id,
+        voter,
+        registered,
+        fenced: false,
+        alive: registered,
+        rack: registered.then(|| "rack-a".to_string()),
+        kafka_addr: format!("10.0.0.{id}:9092"),
+        native_addr: format!("10.0.0.{id}:9192"),
+        admin_addr: String::new(),
+        peer_addr: format!("10.0.0.{id}:9193"),
+    }
+}
+
+#[test]
+fn describe_cluster_round_trips() {
+    round_trip(&DescribeClusterRequest {});
+    round_trip(&DescribeClusterResponse {
+        cluster_id: "MkU3OEVBNTcwNTJENDM2Qg".to_string(),
+        controller: Some(2),
+        term: 7,
+        node_id: 1,
+        applied: 41,
+        committed: 42,
+        nodes: vec![
+            cluster_node(0, true, false),
+            cluster_node(1, true, true),
+            cluster_node(4, false, true),
+        ],
+    });
+    round_trip(&DescribeClusterResponse {
+        controller: None,
+        ..DescribeClusterResponse::default()
+    });
+}
+
+fn description(placed: bool) -> DescribeTopicsResponse {
+    DescribeTopicsResponse {
+        topics: vec![TopicDescription {
+            name: "orders".to_string(),
+            error: ErrorCode::None,
+            message: String::new(),
+            topic_id: 9,
+            configs: vec![("retention.ms".to_string(), "1".to_string())],
+            partitions: vec![PartitionDescription {
+                partition: 3,
+                shard: 1,
+                error: ErrorCode::None,
+                log_start: 2,
+                log_end: 5,
+                size_bytes: 4096,
+                segments: 1,
+                leader: placed.then_some(4),
+                replicas: if placed { vec![4, 1] } else { Vec::new() },
+                in_sync: if placed { vec![4] } else { Vec::new() },
+                leader_epoch: if placed { 6 } else { 0 },
+            }],
+        }],
+    }
+}
+
+#[test]
+fn describe_topics_reads_back_at_each_version_it_speaks() {
+    let (min, max) = ApiKey::DescribeTopics.versions();
+    assert_eq!((min, max), (0, DESCRIBE_TOPICS_PLACEMENT_VERSION));
+    round_trip(&description(true));
+    round_trip(&DescribeTopicsResponseV0::from(description(true)));
+
+    // Version 1 carries where each partition lives.
+    let current = description(true).to_bytes().freeze();
+    assert_eq!(
+        DescribeTopicsResponse::from_version_bytes(1, current.clone()).unwrap(),
+        description(true)
+    );
+    // Version 0 leaves it out, and reads back without it.
+    let old = DescribeTopicsResponseV0::from(description(true))
+        .to_bytes()
+        .freeze();
+    assert!(old.len() < current.len());
+    assert_eq!(
+        DescribeTopicsResponse::from_version_bytes(0, old.clone()).unwrap(),
+        description(false)
+    );
+    // The layouts do not read as each other.
+    assert!(DescribeTopicsResponse::from_version_bytes(0, current).is_err());
+    assert!(DescribeTopicsResponse::from_version_bytes(1, old).is_err());
+}

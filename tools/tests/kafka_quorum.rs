@@ -1,0 +1,174 @@
+//! Kafka's DescribeQuorum (KIP-595, KIP-853) against a real single node,
+//! with the `kafka-protocol` crate's codec: the controller quorum's log is
+//! `__cluster_metadata` partition 0, led by this node at the quorum's
+//! term, its high watermark the committed metadata index, this node its
+//! one voter. librdkafka has no DescribeQuorum admin call (as of 2.12),
+//! so only the codec asks here.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use bytes::{Bytes, BytesMut};
+use common::Broker;
+use kafka_protocol::{
+    messages::{
+        describe_quorum_request::{PartitionData, TopicData},
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeQuorumRequest,
+        DescribeQuorumResponse, RequestHeader, ResponseHeader, TopicName,
+    },
+    protocol::{Decodable, Encodable, StrBytes},
+};
+
+const NODE_ID: i32 = 4;
+const TIMEOUT: Duration = Duration::from_secs(20);
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+/// One request and its answer on a new connection.
+fn call<T: Encodable, R: Decodable>(broker: &Broker, api: ApiKey, version: i16, body: &T) -> R {
+    let mut stream = TcpStream::connect(&broker.kafka_addr).expect("connects");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("quorum-test")));
+    let mut bytes = BytesMut::new();
+    header
+        .encode(&mut bytes, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut bytes, version).unwrap();
+    let mut framed = (bytes.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).unwrap();
+    let mut length = [0u8; 4];
+    stream
+        .read_exact(&mut length)
+        .unwrap_or_else(|error| panic!("{api:?} v{version}: no answer: {error}"));
+    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut body).expect("a whole response");
+    let mut body = Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    R::decode(&mut body, version)
+        .unwrap_or_else(|error| panic!("{api:?} v{version}: answer not readable: {error}"))
+}
+
+fn request(topics: &[(&str, &[i32])]) -> DescribeQuorumRequest {
+    DescribeQuorumRequest::default().with_topics(
+        topics
+            .iter()
+            .map(|(name, partitions)| {
+                TopicData::default()
+                    .with_topic_name(TopicName(StrBytes::from_string(name.to_string())))
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|p| PartitionData::default().with_partition_index(*p))
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+/// The controller's term and committed index as `cluster describe` tells
+/// them, once a controller is known.
+fn quorum_state(broker: &Broker) -> (u64, u64) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let out = broker.cli_ok(&["cluster", "describe", "--format", "json"], None);
+        let cluster: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if !cluster["controller"].is_null() {
+            return (
+                cluster["term"].as_u64().unwrap(),
+                cluster["committed"].as_u64().unwrap(),
+            );
+        }
+        assert!(Instant::now() < deadline, "no controller: {cluster}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn describe_quorum_names_this_node_leader_of_the_metadata_log_at_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(dir.path(), 2, &[("SLUICE_NODE_ID", "4")]);
+
+    let versions: ApiVersionsResponse = call(
+        &broker,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+    let advertised = versions
+        .api_keys
+        .iter()
+        .find(|api| api.api_key == ApiKey::DescribeQuorum as i16)
+        .expect("DescribeQuorum is advertised");
+    assert_eq!((advertised.min_version, advertised.max_version), (0, 2));
+
+    let (term, committed) = quorum_state(&broker);
+    assert!(
+        term >= 1 && committed >= 1,
+        "term {term}, committed {committed}"
+    );
+
+    for version in 0..=2 {
+        let answer: DescribeQuorumResponse = call(
+            &broker,
+            ApiKey::DescribeQuorum,
+            version,
+            &request(&[("__cluster_metadata", &[0, 1]), ("orders", &[0])]),
+        );
+        assert_eq!(answer.error_code, 0, "v{version}: {answer:?}");
+        assert_eq!(answer.topics.len(), 2, "v{version}: {answer:?}");
+        let metadata = &answer.topics[0];
+        assert_eq!(&*metadata.topic_name.0, "__cluster_metadata");
+        assert_eq!(metadata.partitions.len(), 2, "v{version}: {answer:?}");
+        let log = &metadata.partitions[0];
+        assert_eq!(log.partition_index, 0);
+        assert_eq!(log.error_code, 0, "v{version}: {log:?}");
+        assert_eq!(log.leader_id.0, NODE_ID, "v{version}: {log:?}");
+        assert_eq!(log.leader_epoch as u64, term, "v{version}: {log:?}");
+        assert_eq!(log.high_watermark as u64, committed, "v{version}: {log:?}");
+        let voters: Vec<i32> = log.current_voters.iter().map(|v| v.replica_id.0).collect();
+        assert_eq!(voters, [NODE_ID], "v{version}: {log:?}");
+        let log_end = log.current_voters[0].log_end_offset;
+        assert!(
+            log_end == -1 || log_end >= log.high_watermark,
+            "v{version}: a log end of {log_end} below the high watermark {}",
+            log.high_watermark
+        );
+        assert!(log.observers.is_empty(), "v{version}: {log:?}");
+        if version >= 1 {
+            assert_eq!(log.current_voters[0].last_fetch_timestamp, -1);
+        }
+
+        // Another partition or topic is no quorum's log.
+        assert_eq!(metadata.partitions[1].partition_index, 1);
+        assert_eq!(
+            metadata.partitions[1].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+            "v{version}"
+        );
+        assert_eq!(
+            answer.topics[1].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION,
+            "v{version}"
+        );
+
+        if version >= 2 {
+            assert_eq!(answer.nodes.len(), 1, "{answer:?}");
+            let node = &answer.nodes[0];
+            assert_eq!(node.node_id.0, NODE_ID);
+            assert_eq!(node.listeners.len(), 1, "{node:?}");
+            assert_eq!(&*node.listeners[0].name, "PEER");
+            assert!(node.listeners[0].port > 0, "{node:?}");
+        } else {
+            assert!(answer.nodes.is_empty());
+        }
+    }
+}
