@@ -113,3 +113,20 @@ impl Controller {
         }
     }
 }
+
+impl Controller {
+    /// On the leader, how far each voter holds the metadata log (its
+    /// matched index); empty on other nodes.
+    pub fn voter_log_ends(&self) -> Vec<(NodeId, u64)> {
+        self.quorum
+            .try_borrow()
+            .map(|quorum| {
+                quorum
+                    .voter_progress()
+                    .into_iter()
+                    .filter_map(|(node, index)| Some((NodeId(i32::try_from(node.0).ok()?), index)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -388,10 +388,7 @@ pub(crate) fn live_brokers(shard: &Shard, metadata: &Metadata) -> Vec<KafkaBroke
 /// Whether node `node` is one Kafka clients may be sent to (see
 /// [`live_brokers`]).
 pub(crate) fn is_live(shard: &Shard, metadata: &Metadata, node: sluice_storage::NodeId) -> bool {
-    match metadata.brokers.get(&node) {
-        Some(broker) => !broker.fenced,
-        None => node == shard.config.node_id,
-    }
+    crate::cluster_view::is_live(metadata, shard.config.node_id, node)
 }
 
 fn host_port(addr: &str) -> (String, i32) {

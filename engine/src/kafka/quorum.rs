@@ -71,12 +71,19 @@ pub async fn describe_quorum(
 }
 
 /// How far each voter holds the metadata log, as the controller leader
-/// tracks it ([`sluice_replication::quorum::Quorum::voter_progress`]):
-/// empty on a node that does not lead, and until the controller driver on
-/// shard 0 makes it readable from other code (it is not yet), so that
-/// every log end offset reads as unknown.
-async fn voter_log_ends(_shard: &Rc<Shard>) -> Vec<(NodeId, u64)> {
-    Vec::new()
+/// tracks it ([`sluice_replication::quorum::Quorum::voter_progress`]),
+/// asked of shard 0: empty on a node that does not lead, where every log
+/// end offset reads as unknown.
+async fn voter_log_ends(shard: &Rc<Shard>) -> Vec<(NodeId, u64)> {
+    crate::coordinator::run_on(shard, 0, |there| async move {
+        there
+            .controller
+            .as_ref()
+            .map(|controller| controller.voter_log_ends())
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// The quorum's partition as this node sees it.
