@@ -18,6 +18,8 @@ pub enum BenchError {
     },
     #[error("bad workload: {0}")]
     Workload(String),
+    #[error("cluster: {0}")]
+    Cluster(String),
     #[error("bad result file {path}: {reason}")]
     Result { path: PathBuf, reason: String },
     #[error("bad --cores {given:?}: {reason} (this machine has CPUs 0..{available})")]

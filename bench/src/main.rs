@@ -34,6 +34,31 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Time a Sluice cluster's controller: metadata propagation, fencing,
+    /// failover of the controller leader, memory per partition. Starts
+    /// the cluster itself with `sluice cluster local`.
+    Cluster {
+        /// The `sluice` binary.
+        #[arg(long, default_value = "target/release/sluice")]
+        sluice: PathBuf,
+        /// Where the nodes live (emptied first).
+        #[arg(long, default_value = "/tmp/sluice-bench-cluster")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 24_000)]
+        base_port: u16,
+        /// Topic creates timed to every node's metadata.
+        #[arg(long, default_value_t = 100)]
+        creates: usize,
+        /// Brokers paused until fenced.
+        #[arg(long, default_value_t = 5)]
+        fences: usize,
+        /// kill -9 of the controller leader.
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// Partitions on one node for the memory figure (0: skipped).
+        #[arg(long, default_value_t = 10_000)]
+        partitions: u32,
+    },
     /// Run a workload (a TOML file) against a broker.
     Run {
         workload: PathBuf,
@@ -111,6 +136,29 @@ fn main() -> ExitCode {
 
 fn execute(cli: Cli) -> Result<(), BenchError> {
     match cli.command {
+        Command::Cluster {
+            sluice,
+            dir,
+            base_port,
+            creates,
+            fences,
+            kills,
+            partitions,
+        } => {
+            let options = sluice_bench::cluster::ClusterOptions {
+                sluice,
+                dir,
+                base_port,
+                creates,
+                fences,
+                kills,
+                partitions,
+            };
+            for line in sluice_bench::cluster::measure(&options)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Run {
             workload,
             driver,
