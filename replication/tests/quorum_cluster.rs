@@ -402,6 +402,46 @@ fn retired_disk_messages_are_refused() {
 }
 
 #[test]
+fn a_stale_message_from_another_disk_retires_nothing() {
+    let mut c = Cluster::new(3);
+    c.run(40);
+    let leader = c.leader().expect("a leader");
+    let follower = (leader + 1) % 3;
+    let q = c.nodes[leader].as_mut().expect("up");
+    let term = q.term();
+    assert!(term > 1, "elections raised the term");
+    let mut stale = Message::default();
+    stale.set_msg_type(MessageType::MsgHeartbeatResponse);
+    stale.from = follower as u64 + 1;
+    stale.to = leader as u64 + 1;
+    stale.term = term - 1;
+    let forged = Envelope {
+        cluster_id: CLUSTER_ID,
+        from_disk: 0xdead,
+        to_disk: 0,
+    };
+    let from = NodeId(follower as u64);
+    assert_eq!(
+        q.receive(from, &encode_message(forged, &stale)),
+        Err(QuorumError::StaleTerm {
+            term: term - 1,
+            current: term
+        })
+    );
+    // The follower's own disk is still heard: nothing was retired.
+    let mut current = stale.clone();
+    current.term = term;
+    let own = Envelope {
+        from_disk: config(follower as u64, 0).disk_id,
+        ..forged
+    };
+    q.receive(from, &encode_message(own, &current))
+        .expect("the follower's disk is still its own");
+    c.run(20);
+    assert_eq!(c.leader(), Some(leader), "the cluster carries on");
+}
+
+#[test]
 fn single_voter_commits_alone_and_restarts_from_its_disk() {
     let mut c = Cluster::new(1);
     c.run(30);
