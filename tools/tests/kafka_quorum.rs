@@ -172,3 +172,76 @@ fn describe_quorum_names_this_node_leader_of_the_metadata_log_at_every_version()
         }
     }
 }
+
+/// DescribeTopicPartitions (KIP-966): every partition with its leader,
+/// replicas and in-sync replicas, paginated by the limit and the cursor.
+#[test]
+fn describe_topic_partitions_pages_through_every_partition() {
+    use kafka_protocol::messages::{
+        describe_topic_partitions_request::{Cursor, TopicRequest},
+        DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(dir.path(), 1, &[("SLUICE_NODE_ID", "4")]);
+    broker.cli_ok(&["topic", "create", "alpha", "--partitions", "3"], None);
+    broker.cli_ok(&["topic", "create", "beta", "--partitions", "2"], None);
+    let name = |text: &str| TopicName(StrBytes::from_string(text.to_string()));
+    let ask = |cursor: Option<Cursor>| -> DescribeTopicPartitionsResponse {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![
+                TopicRequest::default().with_name(name("beta")),
+                TopicRequest::default().with_name(name("alpha")),
+                TopicRequest::default().with_name(name("missing")),
+            ])
+            .with_response_partition_limit(2)
+            .with_cursor(cursor);
+        call(&broker, ApiKey::DescribeTopicPartitions, 0, &request)
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = ask(cursor.take());
+        pages += 1;
+        for topic in &page.topics {
+            let topic_name = topic.name.as_ref().unwrap().0.to_string();
+            if topic_name == "missing" {
+                assert_eq!(topic.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+                continue;
+            }
+            assert_eq!(topic.error_code, 0);
+            for partition in &topic.partitions {
+                assert_eq!(partition.leader_id.0, NODE_ID);
+                assert_eq!(
+                    partition.replica_nodes,
+                    [kafka_protocol::messages::BrokerId(NODE_ID)]
+                );
+                assert_eq!(partition.isr_nodes, partition.replica_nodes);
+                seen.push((topic_name.clone(), partition.partition_index));
+            }
+        }
+        match page.next_cursor {
+            Some(next) => {
+                cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(next.topic_name)
+                        .with_partition_index(next.partition_index),
+                )
+            }
+            None => break,
+        }
+        assert!(pages < 10, "the cursor moves on");
+    }
+    assert_eq!(
+        seen,
+        [
+            ("alpha", 0),
+            ("alpha", 1),
+            ("alpha", 2),
+            ("beta", 0),
+            ("beta", 1)
+        ]
+        .map(|(t, p)| (t.to_string(), p))
+    );
+    assert_eq!(pages, 3, "two partitions a page");
+}

@@ -14,6 +14,7 @@ mod offsets;
 mod produce;
 mod producer_id;
 mod quorum;
+mod topic_partitions;
 
 use std::rc::Rc;
 
@@ -108,6 +109,7 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
@@ -175,6 +177,7 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
         ApiKey::DescribeCluster => serve!(admin::describe_cluster),
         ApiKey::DescribeQuorum => serve!(quorum::describe_quorum),
+        ApiKey::DescribeTopicPartitions => serve!(topic_partitions::describe_topic_partitions),
         ApiKey::InitProducerId => serve!(producer_id::handle),
         ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
         ApiKey::ListGroups => serve!(classic_groups::list_groups),
