@@ -9,6 +9,7 @@ mod classic_groups;
 mod consumer_group_protocol;
 mod fetch;
 mod group_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
@@ -108,6 +109,7 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeLogDirs, 0, 4),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
@@ -176,6 +178,7 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::AlterConfigs => serve!(admin::alter_configs),
         ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
         ApiKey::DescribeCluster => serve!(admin::describe_cluster),
+        ApiKey::DescribeLogDirs => serve!(log_dirs::describe_log_dirs),
         ApiKey::DescribeQuorum => serve!(quorum::describe_quorum),
         ApiKey::DescribeTopicPartitions => serve!(topic_partitions::describe_topic_partitions),
         ApiKey::InitProducerId => serve!(producer_id::handle),

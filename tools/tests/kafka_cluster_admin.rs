@@ -1,4 +1,5 @@
-//! Kafka's DescribeQuorum (KIP-595, KIP-853) against a real single node,
+//! Kafka's cluster admin requests against a real single node: DescribeQuorum
+//! (KIP-595, KIP-853), DescribeTopicPartitions (KIP-966) and DescribeLogDirs,
 //! with the `kafka-protocol` crate's codec: the controller quorum's log is
 //! `__cluster_metadata` partition 0, led by this node at the quorum's
 //! term, its high watermark the committed metadata index, this node its
@@ -244,4 +245,70 @@ fn describe_topic_partitions_pages_through_every_partition() {
         .map(|(t, p)| (t.to_string(), p))
     );
     assert_eq!(pages, 3, "two partitions a page");
+}
+
+/// DescribeLogDirs: the broker's data directory, each partition's bytes
+/// there, and at v4 the filesystem's total and usable bytes.
+#[test]
+fn describe_log_dirs_names_the_data_directory_and_partition_sizes() {
+    use kafka_protocol::messages::{
+        describe_log_dirs_request::DescribableLogDirTopic, DescribeLogDirsRequest,
+        DescribeLogDirsResponse,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(dir.path(), 1, &[("SLUICE_NODE_ID", "4")]);
+    broker.cli_ok(&["topic", "create", "sized", "--partitions", "2"], None);
+    broker.cli_ok(
+        &["produce", "sized", "--partition", "1"],
+        Some(b"one\ntwo\nthree\n"),
+    );
+    for version in [1, 4] {
+        let all: DescribeLogDirsResponse = call(
+            &broker,
+            ApiKey::DescribeLogDirs,
+            version,
+            &DescribeLogDirsRequest::default().with_topics(None),
+        );
+        assert_eq!(all.results.len(), 1);
+        let result = &all.results[0];
+        assert_eq!(result.error_code, 0);
+        assert!(
+            result
+                .log_dir
+                .to_string()
+                .starts_with(&dir.path().display().to_string()),
+            "{}",
+            result.log_dir
+        );
+        if version >= 4 {
+            assert!(result.total_bytes > 0 && result.usable_bytes > 0);
+            assert!(result.usable_bytes <= result.total_bytes);
+        }
+        let sized = result
+            .topics
+            .iter()
+            .find(|topic| topic.name.0.to_string() == "sized")
+            .expect("the topic");
+        let sizes: Vec<(i32, i64)> = sized
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.partition_size))
+            .collect();
+        assert_eq!(sizes.len(), 2, "{sizes:?}");
+        assert_eq!(sizes[0], (0, 0), "nothing written to partition 0");
+        assert!(sizes[1].0 == 1 && sizes[1].1 > 0, "{sizes:?}");
+    }
+    let one: DescribeLogDirsResponse = call(
+        &broker,
+        ApiKey::DescribeLogDirs,
+        4,
+        &DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("sized")))
+                .with_partitions(vec![1]),
+        ])),
+    );
+    let partitions = &one.results[0].topics[0].partitions;
+    assert_eq!(partitions.len(), 1);
+    assert_eq!(partitions[0].partition_index, 1);
 }
