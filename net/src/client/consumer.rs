@@ -148,7 +148,7 @@ impl Client {
     /// all of that node's partitions (on a single node, one fetch for them
     /// all). A partition refused as `NotLeader`, or whose leader could not
     /// be reached, is fetched again from the leader the connected node
-    /// names, at most [`LEADER_RETRIES_MAX`](super::LEADER_RETRIES_MAX)
+    /// names, at most [`LEADER_RETRIES_MAX`]
     /// times in a row. The stream ends when every partition has reached
     /// its `end` (never, if one has none).
     pub fn consume_partitions(
