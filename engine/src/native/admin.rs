@@ -18,7 +18,7 @@ use sluice_storage::NodeId;
 use crate::{
     cluster_view,
     controller::{to_controller, ControllerOp, NewTopicSpec, TopicOutcome},
-    partition::{ask, gather_all, Failure, PartitionOp, PartitionStats, Route},
+    partition::{ask, gather_all, route, Failure, PartitionOp, PartitionStats, Route},
     shard::Shard,
 };
 
@@ -138,9 +138,13 @@ pub async fn describe_topics(
         let routes: Vec<Route> = (0..topic.partition_count())
             .map(|partition| Route::of(shard, &topic, partition))
             .collect();
-        let stats = routes
-            .iter()
-            .map(|route| Ok(ask(shard, *route, |reply| PartitionOp::Stats { reply })))
+        // A partition another node holds answers `NotLeader` (its leader
+        // is in the description): its log is not here to describe.
+        let stats = (0..topic.partition_count())
+            .map(|partition| {
+                route(shard, &metadata, &name, partition)
+                    .map(|route| ask(shard, route, |reply| PartitionOp::Stats { reply }))
+            })
             .collect();
         let partitions = routes
             .iter()

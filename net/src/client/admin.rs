@@ -1,16 +1,21 @@
 //! Admin calls: topics, their configs, metadata and offsets; consumer
 //! groups.
 
-use super::{Client, ClientError, ProtocolError};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{
+    call_on,
+    routing::{backoff, is_not_leader, is_unreachable, join_all},
+    Client, ClientError, ProtocolError, LEADER_RETRIES_MAX,
+};
 use crate::native::{
     messages::{
         AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteGroupRequest, DeleteTopicsRequest,
         DescribeClusterRequest, DescribeClusterResponse, DescribeGroupRequest,
-        DescribeGroupResponse, DescribeTopicsRequest, DescribeTopicsResponse, GroupListing,
-        GroupResult, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
-        ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse, NewTopic, OffsetSpec,
-        ResetGroupOffsetsRequest, ResetGroupOffsetsResponse, ResetPartition, ResetTo,
-        TopicDescription, TopicInfo, TopicResults,
+        DescribeGroupResponse, GroupListing, GroupResult, ListGroupsRequest, ListGroupsResponse,
+        ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse,
+        NewTopic, OffsetSpec, ResetGroupOffsetsRequest, ResetGroupOffsetsResponse, ResetPartition,
+        ResetTo, TopicDescription, TopicInfo, TopicResults,
     },
     ErrorCode,
 };
@@ -93,25 +98,17 @@ impl Client {
     /// its leader, replicas, in-sync replicas and leader epoch (none, empty
     /// and 0 from a broker that speaks only version 0). A named topic the
     /// broker cannot describe is an error.
+    ///
+    /// The topics and where their partitions live come from the connected
+    /// node; each partition's shard and log figures from its leader (asked
+    /// once per leading node, again after a failed connection, at most
+    /// [`LEADER_RETRIES_MAX`] times). A partition with no live leader keeps
+    /// the connected node's answer: its error is `NotLeader`.
     pub async fn describe_topics(
         &self,
         names: &[String],
     ) -> Result<Vec<TopicDescription>, ClientError> {
-        let request = DescribeTopicsRequest {
-            names: names.to_vec(),
-        };
-        // The layout of the answer depends on the version spoken.
-        let version = self.connection.version(ApiKey::DescribeTopics);
-        let bytes = self
-            .connection
-            .call(
-                ApiKey::DescribeTopics,
-                &request,
-                true,
-                self.options.request_timeout,
-            )
-            .await?;
-        let mut response = DescribeTopicsResponse::from_version_bytes(version, bytes)?;
+        let mut response = self.describe_on(&self.connection, names).await?;
         if let Some(failed) = response.topics.iter().find(|topic| !topic.error.is_ok()) {
             return Err(ClientError::broker(
                 failed.error,
@@ -123,8 +120,79 @@ impl Client {
                 return Err(missing("describe", name));
             }
         }
+        for topic in &response.topics {
+            self.learn_leaders(topic);
+        }
+        self.stats_from_leaders(&mut response.topics).await?;
         response.topics.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(response.topics)
+    }
+
+    /// Replaces the figures of every partition led by another node than
+    /// the connected one with that node's.
+    async fn stats_from_leaders(&self, topics: &mut [TopicDescription]) -> Result<(), ClientError> {
+        let home = self.home();
+        // The topics to ask each other leading node about.
+        let mut asks: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+        for topic in topics.iter() {
+            for partition in &topic.partitions {
+                match partition.leader {
+                    Some(leader) if leader != home => {
+                        asks.entry(leader).or_default().insert(topic.name.clone());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let asked = join_all(asks.into_iter().map(|(node, names)| {
+            let client = self.clone();
+            async move {
+                let names: Vec<String> = names.into_iter().collect();
+                let mut tries = 0;
+                loop {
+                    let answer = match client.connection_to(node).await {
+                        Ok(connection) => client.describe_on(&connection, &names).await,
+                        Err(error) => Err(error),
+                    };
+                    match answer {
+                        Err(error) if is_unreachable(&error) && tries < LEADER_RETRIES_MAX => {
+                            client.forget_node(node);
+                            backoff(tries).await;
+                            tries += 1;
+                        }
+                        answer => return answer.map(|answer| (node, answer)),
+                    }
+                }
+            }
+        }))
+        .await;
+        for answer in asked {
+            let (node, answer) = answer?;
+            for described in answer.topics {
+                let Some(topic) = topics.iter_mut().find(|topic| topic.name == described.name)
+                else {
+                    continue;
+                };
+                for figures in described.partitions {
+                    let Some(partition) = topic.partitions.iter_mut().find(|partition| {
+                        partition.partition == figures.partition && partition.leader == Some(node)
+                    }) else {
+                        continue;
+                    };
+                    partition.shard = figures.shard;
+                    partition.error = if described.error.is_ok() {
+                        figures.error
+                    } else {
+                        described.error
+                    };
+                    partition.log_start = figures.log_start;
+                    partition.log_end = figures.log_end;
+                    partition.size_bytes = figures.size_bytes;
+                    partition.segments = figures.segments;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The cluster as the connected node sees it: the controller leader
@@ -153,29 +221,107 @@ impl Client {
         }
     }
 
-    /// Offsets of several partitions of one topic in one request, in the
-    /// broker's order. A partition's error fails the call.
+    /// Offsets of several partitions of one topic, in the order asked, each
+    /// asked of its partition's leader (one request per leading node, at
+    /// once). Partitions refused as `NotLeader`, or whose leader could not
+    /// be reached, are asked again of the leader the connected node names,
+    /// at most [`LEADER_RETRIES_MAX`] times. Any other partition error
+    /// fails the call.
     pub async fn list_offsets(
         &self,
         topic: &str,
         partitions: &[(u32, OffsetSpec)],
     ) -> Result<Vec<ListedOffset>, ClientError> {
-        let request = ListOffsetsRequest {
-            topics: vec![(topic.to_string(), partitions.to_vec())],
-        };
-        let response: ListOffsetsResponse = self.request(ApiKey::ListOffsets, &request).await?;
-        let (_, listed) = response
-            .topics
-            .into_iter()
-            .find(|(name, _)| name == topic)
-            .ok_or_else(|| missing("list offsets", topic))?;
-        if let Some(failed) = listed.iter().find(|listed| !listed.error.is_ok()) {
-            return Err(ClientError::broker(
-                failed.error,
-                partition_message(topic, failed.partition, &failed.message),
-            ));
+        let mut listed: Vec<Option<ListedOffset>> = vec![None; partitions.len()];
+        let mut pending: Vec<usize> = (0..partitions.len()).collect();
+        let mut tries = 0;
+        loop {
+            let groups = self.by_leader(topic, pending, |index| partitions[*index].0);
+            let answers = join_all(groups.into_iter().map(|(node, indexes)| {
+                let client = self.clone();
+                let request = ListOffsetsRequest {
+                    topics: vec![(
+                        topic.to_string(),
+                        indexes.iter().map(|index| partitions[*index]).collect(),
+                    )],
+                };
+                async move {
+                    let answer = match client.connection_to(node).await {
+                        Ok(connection) => {
+                            call_on::<ListOffsetsResponse>(
+                                &connection,
+                                ApiKey::ListOffsets,
+                                &request,
+                                client.options.request_timeout,
+                            )
+                            .await
+                        }
+                        Err(error) => Err(error),
+                    };
+                    (node, indexes, answer)
+                }
+            }))
+            .await;
+            let mut again = Vec::new();
+            let mut last_error = None;
+            for (node, indexes, answer) in answers {
+                let response = match answer {
+                    Ok(response) => response,
+                    Err(error) if is_not_leader(&error) || is_unreachable(&error) => {
+                        if is_unreachable(&error) {
+                            self.forget_node(node);
+                        }
+                        again.extend(indexes);
+                        last_error = Some(error);
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
+                let (_, mut answered) = response
+                    .topics
+                    .into_iter()
+                    .find(|(name, _)| name == topic)
+                    .ok_or_else(|| missing("list offsets", topic))?;
+                for index in indexes {
+                    let partition = partitions[index].0;
+                    let Some(at) = answered
+                        .iter()
+                        .position(|listed| listed.partition == partition)
+                    else {
+                        return Err(ClientError::Protocol(ProtocolError::Unexpected(format!(
+                            "list offsets does not mention {topic}/{partition}"
+                        ))));
+                    };
+                    let answer = answered.swap_remove(at);
+                    match answer.error {
+                        ErrorCode::None => listed[index] = Some(answer),
+                        ErrorCode::NotLeader => {
+                            last_error = Some(ClientError::broker(
+                                answer.error,
+                                partition_message(topic, partition, &answer.message),
+                            ));
+                            again.push(index);
+                        }
+                        code => {
+                            return Err(ClientError::broker(
+                                code,
+                                partition_message(topic, partition, &answer.message),
+                            ))
+                        }
+                    }
+                }
+            }
+            let Some(error) = last_error else { break };
+            if tries >= LEADER_RETRIES_MAX {
+                return Err(error);
+            }
+            tracing::debug!(topic, %error, tries, "list offsets follows the leaders");
+            backoff(tries).await;
+            tries += 1;
+            self.refresh_leaders(topic).await;
+            pending = again;
         }
-        Ok(listed)
+        Ok(listed.into_iter().flatten().collect())
     }
 
     /// Every consumer group of the broker, sorted by id.

@@ -282,6 +282,11 @@ impl Connection {
         &self.identity
     }
 
+    /// Whether the connection failed: every later call on it fails too.
+    pub(crate) fn is_failed(&self) -> bool {
+        self.shared.failure.borrow().is_some()
+    }
+
     /// The version of `api` spoken on this connection.
     pub(crate) fn version(&self, api: ApiKey) -> u16 {
         self.versions[api as usize]

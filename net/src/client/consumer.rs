@@ -8,6 +8,7 @@
 
 use std::{
     collections::VecDeque,
+    future::Future,
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -15,10 +16,19 @@ use std::{
 
 use bytes::Bytes;
 use futures_lite::Stream;
+use glommio::Task;
 use sluice_storage::batch::{Batch, BatchHeader, BATCH_BYTES_MAX, BATCH_HEADER_BYTES};
 
-use super::{admin::partition_message, produce::duration_ms, Client, ClientError, ProtocolError};
-use crate::native::messages::{FetchPartition, FetchRequest, FetchTopic, OffsetSpec};
+use super::{
+    admin::partition_message,
+    produce::duration_ms,
+    routing::{backoff, is_not_leader, is_unreachable},
+    Client, ClientError, ProtocolError, LEADER_RETRIES_MAX,
+};
+use crate::native::{
+    messages::{FetchPartition, FetchRequest, FetchResponse, FetchTopic, OffsetSpec},
+    ErrorCode,
+};
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,9 +143,14 @@ impl Client {
         )
     }
 
-    /// Records of several partitions of one topic, each fetch asking for
-    /// all of them. The stream ends when every partition has reached its
-    /// `end` (never, if one has none).
+    /// Records of several partitions of one topic. Each partition is read
+    /// from its leader: one fetch in flight per leading node, asking for
+    /// all of that node's partitions (on a single node, one fetch for them
+    /// all). A partition refused as `NotLeader`, or whose leader could not
+    /// be reached, is fetched again from the leader the connected node
+    /// names, at most [`LEADER_RETRIES_MAX`]
+    /// times in a row. The stream ends when every partition has reached
+    /// its `end` (never, if one has none).
     pub fn consume_partitions(
         &self,
         topic: &str,
@@ -155,11 +170,13 @@ impl Client {
                         _ => None,
                     },
                     end: range.end,
+                    leader_tries: 0,
                 })
                 .collect(),
             ready: VecDeque::new(),
             failed: false,
             options,
+            in_flight: Vec::new(),
         };
         let stream = futures_lite::stream::unfold(state, |mut state| async move {
             let item = state.next().await?;
@@ -177,6 +194,9 @@ struct Cursor {
     /// The next offset to read; `None` until `start` is looked up.
     next: Option<u64>,
     end: Option<u64>,
+    /// Fetches of it sent again in a row after its leader moved or could
+    /// not be reached.
+    leader_tries: u32,
 }
 
 impl Cursor {
@@ -192,6 +212,16 @@ struct Consumer {
     ready: VecDeque<ConsumedRecord>,
     failed: bool,
     options: ConsumeOptions,
+    /// Fetches sent and not yet answered, at most one per node.
+    in_flight: Vec<InFlightFetch>,
+}
+
+/// A fetch of some partitions from their leader, on its own task (cancelled
+/// when the stream is dropped: a fetch changes nothing).
+struct InFlightFetch {
+    node: u32,
+    partitions: Vec<u32>,
+    task: Task<Result<FetchResponse, ClientError>>,
 }
 
 impl Consumer {
@@ -276,32 +306,79 @@ impl Consumer {
         Ok(())
     }
 
-    /// One fetch round. `Ok(false)` when every partition is done.
+    /// Sends a fetch to each leading node that has none in flight, then
+    /// takes the first answer. `Ok(false)` when every partition is done.
     async fn fetch(&mut self) -> Result<bool, ClientError> {
         self.resolve_starts().await?;
-        let partitions: Vec<FetchPartition> = self
+        let in_flight: Vec<u32> = self
+            .in_flight
+            .iter()
+            .flat_map(|fetch| fetch.partitions.iter().copied())
+            .collect();
+        let idle = self
             .cursors
             .iter()
-            .filter(|cursor| !cursor.is_done())
+            .filter(|cursor| !cursor.is_done() && !in_flight.contains(&cursor.partition))
             .map(|cursor| FetchPartition {
                 partition: cursor.partition,
                 offset: cursor.next.expect("resolved"),
                 max_bytes: self.options.partition_max_bytes,
-            })
-            .collect();
-        if partitions.is_empty() {
+            });
+        let groups = self
+            .client
+            .by_leader(&self.topic, idle, |partition| partition.partition);
+        for (node, partitions) in groups {
+            let request = FetchRequest {
+                max_wait_ms: duration_ms(self.options.max_wait),
+                min_bytes: self.options.min_bytes,
+                max_bytes: self.options.max_bytes,
+                topics: vec![FetchTopic {
+                    name: self.topic.clone(),
+                    partitions,
+                }],
+            };
+            let partitions = request.topics[0]
+                .partitions
+                .iter()
+                .map(|partition| partition.partition)
+                .collect();
+            let client = self.client.clone();
+            let task = glommio::spawn_local(async move {
+                let connection = client.connection_to(node).await?;
+                client.fetch_on(&connection, &request).await
+            });
+            self.in_flight.push(InFlightFetch {
+                node,
+                partitions,
+                task,
+            });
+        }
+        if self.in_flight.is_empty() {
             return Ok(false);
         }
-        let request = FetchRequest {
-            max_wait_ms: duration_ms(self.options.max_wait),
-            min_bytes: self.options.min_bytes,
-            max_bytes: self.options.max_bytes,
-            topics: vec![FetchTopic {
-                name: self.topic.clone(),
-                partitions,
-            }],
+        let (done, answer) = std::future::poll_fn(|cx| {
+            for (index, fetch) in self.in_flight.iter_mut().enumerate() {
+                if let Poll::Ready(answer) = Pin::new(&mut fetch.task).poll(cx) {
+                    return Poll::Ready((index, answer));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        let done = self.in_flight.swap_remove(done);
+        let response = match answer {
+            Ok(response) => response,
+            Err(error) if is_not_leader(&error) || is_unreachable(&error) => {
+                if is_unreachable(&error) {
+                    self.client.forget_node(done.node);
+                }
+                self.follow_leaders(&done.partitions, error).await?;
+                return Ok(true);
+            }
+            Err(error) => return Err(error),
         };
-        let response = self.client.fetch(&request).await?;
+        let mut moved = Vec::new();
+        let mut moved_error = None;
         for topic in response.topics {
             if topic.name != self.topic {
                 return Err(ClientError::Protocol(ProtocolError::Unexpected(format!(
@@ -314,22 +391,65 @@ impl Consumer {
                     .cursors
                     .iter_mut()
                     .find(|cursor| cursor.partition == answer.partition)
+                    .filter(|cursor| done.partitions.contains(&cursor.partition))
                 else {
                     return Err(ClientError::Protocol(ProtocolError::Unexpected(format!(
                         "a fetch answered for partition {} which was not asked for",
                         answer.partition
                     ))));
                 };
-                if !answer.error.is_ok() {
-                    return Err(ClientError::broker(
-                        answer.error,
-                        partition_message(&self.topic, answer.partition, &answer.message),
-                    ));
+                match answer.error {
+                    ErrorCode::None => {
+                        cursor.leader_tries = 0;
+                        read_records(cursor, &answer.batch_bytes(), &mut self.ready)?;
+                    }
+                    ErrorCode::NotLeader => {
+                        moved.push(answer.partition);
+                        moved_error = Some(ClientError::broker(
+                            answer.error,
+                            partition_message(&self.topic, answer.partition, &answer.message),
+                        ));
+                    }
+                    code => {
+                        return Err(ClientError::broker(
+                            code,
+                            partition_message(&self.topic, answer.partition, &answer.message),
+                        ))
+                    }
                 }
-                read_records(cursor, &answer.batch_bytes(), &mut self.ready)?;
             }
         }
+        if let Some(error) = moved_error {
+            self.follow_leaders(&moved, error).await?;
+        }
         Ok(true)
+    }
+
+    /// After `partitions` were refused as `NotLeader` or their leader could
+    /// not be reached (`error`): fails when one of them has been fetched
+    /// again too often in a row, else waits its backoff and asks where the
+    /// topic's partitions live now.
+    async fn follow_leaders(
+        &mut self,
+        partitions: &[u32],
+        error: ClientError,
+    ) -> Result<(), ClientError> {
+        let mut tries = 0;
+        for cursor in self
+            .cursors
+            .iter_mut()
+            .filter(|cursor| partitions.contains(&cursor.partition))
+        {
+            if cursor.leader_tries >= LEADER_RETRIES_MAX {
+                return Err(error);
+            }
+            tries = tries.max(cursor.leader_tries);
+            cursor.leader_tries += 1;
+        }
+        tracing::debug!(topic = self.topic, %error, tries, "the consumer follows the leaders");
+        backoff(tries).await;
+        self.client.refresh_leaders(&self.topic).await;
+        Ok(())
     }
 }
 
@@ -456,6 +576,7 @@ mod tests {
             start: StartOffset::At(next),
             next: Some(next),
             end,
+            leader_tries: 0,
         }
     }
 

@@ -36,6 +36,12 @@ pub enum ClientError {
     },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A partition's leader is a node the connected node does not list as
+    /// alive with a native address.
+    #[error(
+        "node {node} leads the partition, but no alive node {node} with a native address is known"
+    )]
+    UnknownNode { node: u32 },
 }
 
 fn broker_text(code: ErrorCode, message: &str) -> String {
@@ -97,6 +103,7 @@ impl Clone for ClientError {
                 broker: *broker,
             },
             ClientError::InvalidArgument(text) => ClientError::InvalidArgument(text.clone()),
+            ClientError::UnknownNode { node } => ClientError::UnknownNode { node: *node },
         }
     }
 }

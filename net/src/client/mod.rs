@@ -20,9 +20,17 @@
 //!   fetched with long polling; [`Client::consume_partitions`] reads several
 //!   partitions of a topic with one fetch each round.
 //!
-//! What it does not do: reconnect, follow a partition's leader to another
-//! broker, or retry a request whose outcome is unknown. A call that fails
-//! says why in a [`ClientError`]; a connection that failed stays failed.
+//! In a cluster, partition requests (produce, fetch, list offsets, a
+//! topic's per-partition stats) go to each partition's leader, over one
+//! connection per node opened when first needed; admin and group requests
+//! go to the connected node, which forwards what needs the controller. A
+//! request refused as `NotLeader` is sent again to the leader the connected
+//! node names, a bounded number of times (see the `routing` module).
+//!
+//! What it does not do: reconnect to the node it connected to, or retry a
+//! request whose outcome is unknown. A call that fails says why in a
+//! [`ClientError`]; the connection to the connected node, once failed,
+//! stays failed.
 
 mod admin;
 mod connection;
@@ -31,17 +39,17 @@ mod error;
 mod partitioner;
 mod produce;
 mod producer;
+mod routing;
 mod sync;
 
 use std::{rc::Rc, time::Duration};
-
-use bytes::Bytes;
 
 pub use connection::BrokerIdentity;
 pub use consumer::{ConsumeOptions, ConsumedRecord, PartitionRange, RecordStream, StartOffset};
 pub use error::{ClientError, ProtocolError};
 pub use partitioner::partition_for_key;
 pub use producer::{Delivery, Producer, ProducerOptions, RecordMetadata};
+pub use routing::{LEADER_BACKOFF, LEADER_RETRIES_MAX};
 
 pub use crate::native::messages::{Acks, OffsetSpec, ResetTo};
 
@@ -74,11 +82,14 @@ impl Default for ClientOptions {
     }
 }
 
-/// A connection to one broker. See the module documentation.
+/// A connection to one broker, and to the leaders of the partitions it
+/// asks about. See the module documentation.
 #[derive(Clone)]
 pub struct Client {
+    /// The connected node: admin requests, and partitions it leads.
     connection: Rc<Connection>,
     options: Rc<ClientOptions>,
+    routing: Rc<routing::Routing>,
 }
 
 impl Client {
@@ -110,6 +121,7 @@ impl Client {
                     return Ok(Client {
                         connection: Rc::new(connection),
                         options: Rc::new(options),
+                        routing: Rc::default(),
                     })
                 }
                 Err(error) => {
@@ -147,7 +159,8 @@ impl Client {
         &self.options
     }
 
-    /// Sends `body` as an `api` request and decodes the response as `R`.
+    /// Sends `body` as an `api` request to the connected node and decodes
+    /// the response as `R`.
     pub async fn request<R: Message>(
         &self,
         api: ApiKey,
@@ -163,20 +176,20 @@ impl Client {
         body: &impl Message,
         timeout: Duration,
     ) -> Result<R, ClientError> {
-        let bytes = self.connection.call(api, body, true, timeout).await?;
-        Ok(R::from_bytes(bytes)?)
+        call_on(&self.connection, api, body, timeout).await
     }
+}
 
-    /// Sends a request that has no response; done once it is written.
-    pub(crate) async fn send_only(
-        &self,
-        api: ApiKey,
-        body: &impl Message,
-    ) -> Result<Bytes, ClientError> {
-        self.connection
-            .call(api, body, false, self.options.request_timeout)
-            .await
-    }
+/// Sends `body` as an `api` request on `connection` and decodes the
+/// response as `R`.
+pub(crate) async fn call_on<R: Message>(
+    connection: &Connection,
+    api: ApiKey,
+    body: &impl Message,
+    timeout: Duration,
+) -> Result<R, ClientError> {
+    let bytes = connection.call(api, body, true, timeout).await?;
+    Ok(R::from_bytes(bytes)?)
 }
 
 #[cfg(test)]

@@ -20,9 +20,12 @@
 //! `buffer_bytes_max`; [`Producer::ready`] waits until they are under it.
 //! A sender that does not call it is not held back.
 //!
-//! A batch that fails is not sent again (its outcome might be unknown, and
-//! sending it again could store it twice), except when the broker refused
-//! it unread as `TooManyRequests`.
+//! Each partition's batches go to the partition's leader (see
+//! [`Client::produce_batch`], which also sends a batch again to the new
+//! leader when the old one refused it as `NotLeader`). A batch that fails
+//! otherwise is not sent again (its outcome might be unknown, and sending
+//! it again could store it twice: this producer is not idempotent), except
+//! when the broker refused it unread as `TooManyRequests`.
 
 use std::{
     cell::{Cell, RefCell},

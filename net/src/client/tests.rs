@@ -3,7 +3,7 @@
 //! error frames, timeouts, a closed connection, batching and consuming.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::HashMap,
     rc::Rc,
     time::{Duration, Instant},
@@ -54,6 +54,72 @@ struct Behavior {
     /// DescribeTopics is answered (at version 0, the only one this broker
     /// speaks) rather than refused as unknown.
     describe_topics_v0: bool,
+    /// This broker is one node of a mock cluster.
+    node: Option<MockNode>,
+}
+
+/// One node of a cluster of mock brokers, each with its own logs: it
+/// serves the partitions it leads and answers `NotLeader` for the others;
+/// it speaks DescribeTopics version 1 and DescribeCluster.
+#[derive(Clone)]
+struct MockNode {
+    id: u32,
+    cluster: Rc<MockCluster>,
+}
+
+#[derive(Default)]
+struct MockCluster {
+    /// Native address of each node, by id; `None`: not alive.
+    addresses: RefCell<Vec<Option<String>>>,
+    /// Partition `p` is led by node `(p + shift) % nodes`.
+    shift: Cell<u32>,
+    /// `NotLeader` answers given, over all nodes.
+    refusals: Cell<usize>,
+}
+
+impl MockCluster {
+    fn leader(&self, partition: u32) -> u32 {
+        (partition + self.shift.get()) % self.addresses.borrow().len() as u32
+    }
+}
+
+impl MockNode {
+    fn leads(&self, partition: u32) -> bool {
+        self.cluster.leader(partition) == self.id
+    }
+}
+
+/// Whether the broker `node` (none: a single broker) serves `partition`;
+/// counts a refusal when it does not.
+fn serves(node: &Option<MockNode>, partition: u32) -> bool {
+    match node {
+        None => true,
+        Some(node) if node.leads(partition) => true,
+        Some(node) => {
+            node.cluster.refusals.set(node.cluster.refusals.get() + 1);
+            false
+        }
+    }
+}
+
+/// Starts `nodes` mock brokers of one cluster; their addresses and logs.
+fn start_cluster(nodes: u32) -> (Rc<MockCluster>, Vec<String>, Vec<Rc<RefCell<Logs>>>) {
+    let cluster = Rc::new(MockCluster::default());
+    let mut addresses = Vec::new();
+    let mut logs = Vec::new();
+    for id in 0..nodes {
+        let (address, node_logs) = start_broker(Behavior {
+            node: Some(MockNode {
+                id,
+                cluster: cluster.clone(),
+            }),
+            ..Behavior::default()
+        });
+        addresses.push(address);
+        logs.push(node_logs);
+    }
+    *cluster.addresses.borrow_mut() = addresses.iter().cloned().map(Some).collect();
+    (cluster, addresses, logs)
 }
 
 #[derive(Default)]
@@ -124,9 +190,12 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                         versions: ApiKey::ALL
                             .iter()
                             .filter(|api| !behavior.missing_apis.contains(api))
-                            .map(|api| (*api as u16, 0, 0))
+                            .map(|api| match (api, &behavior.node) {
+                                (ApiKey::DescribeTopics, Some(_)) => (*api as u16, 0, 1),
+                                _ => (*api as u16, 0, 0),
+                            })
                             .collect(),
-                        broker_id: 7,
+                        broker_id: behavior.node.as_ref().map_or(7, |node| node.id),
                         shard: 1,
                         shards: 2,
                     },
@@ -185,6 +254,8 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                                 let base = logs.end(produced.partition);
                                 let (error, base_offset) = if produced.partition >= PARTITIONS {
                                     (ErrorCode::NoSuchPartition, 0)
+                                } else if !serves(&behavior.node, produced.partition) {
+                                    (ErrorCode::NotLeader, 0)
                                 } else {
                                     let batch = Batch::validate(produced.batch)
                                         .unwrap()
@@ -220,6 +291,10 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                         let has_data = request.topics.iter().any(|topic| {
                             topic.partitions.iter().any(|partition| {
                                 logs.borrow().end(partition.partition) > partition.offset
+                                    || behavior
+                                        .node
+                                        .as_ref()
+                                        .is_some_and(|node| !node.leads(partition.partition))
                             })
                         });
                         if has_data || Instant::now() >= deadline {
@@ -237,6 +312,16 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                                 .partitions
                                 .into_iter()
                                 .map(|asked| {
+                                    if !serves(&behavior.node, asked.partition) {
+                                        return FetchPartitionResponse {
+                                            partition: asked.partition,
+                                            error: ErrorCode::NotLeader,
+                                            message: "not here".to_string(),
+                                            high_watermark: 0,
+                                            log_start: 0,
+                                            batches: Vec::new(),
+                                        };
+                                    }
                                     let mut batches = BytesMut::new();
                                     for batch in
                                         logs.partitions.get(&asked.partition).into_iter().flatten()
@@ -270,7 +355,11 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                                 .into_iter()
                                 .map(|(partition, spec)| ListedOffset {
                                     partition,
-                                    error: ErrorCode::None,
+                                    error: if serves(&behavior.node, partition) {
+                                        ErrorCode::None
+                                    } else {
+                                        ErrorCode::NotLeader
+                                    },
                                     message: String::new(),
                                     offset: match spec {
                                         OffsetSpec::Earliest => Some(0),
@@ -283,6 +372,73 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                         })
                         .collect();
                     Some(encode_response(id, &ListOffsetsResponse { topics }))
+                }
+                ApiKey::DescribeTopics if behavior.node.is_some() => {
+                    assert_eq!(header.api_version, 1, "the client speaks the newest");
+                    let node = behavior.node.as_ref().expect("a node");
+                    let request = DescribeTopicsRequest::from_bytes(body).unwrap();
+                    let logs = logs.borrow();
+                    let topics = request
+                        .names
+                        .into_iter()
+                        .map(|name| TopicDescription {
+                            name,
+                            error: ErrorCode::None,
+                            message: String::new(),
+                            topic_id: 5,
+                            configs: Vec::new(),
+                            partitions: (0..PARTITIONS)
+                                .map(|partition| {
+                                    let leads = node.leads(partition);
+                                    let leader = node.cluster.leader(partition);
+                                    PartitionDescription {
+                                        partition,
+                                        shard: if leads { 10 + node.id } else { 99 },
+                                        error: if leads {
+                                            ErrorCode::None
+                                        } else {
+                                            ErrorCode::NotLeader
+                                        },
+                                        log_start: 0,
+                                        log_end: if leads { logs.end(partition) } else { 0 },
+                                        size_bytes: 0,
+                                        segments: u32::from(leads),
+                                        leader: node.cluster.addresses.borrow()[leader as usize]
+                                            .as_ref()
+                                            .map(|_| leader),
+                                        replicas: vec![leader],
+                                        in_sync: vec![leader],
+                                        leader_epoch: 0,
+                                    }
+                                })
+                                .collect(),
+                        })
+                        .collect();
+                    Some(encode_response(id, &DescribeTopicsResponse { topics }))
+                }
+                ApiKey::DescribeCluster if behavior.node.is_some() => {
+                    let node = behavior.node.as_ref().expect("a node");
+                    let nodes = node
+                        .cluster
+                        .addresses
+                        .borrow()
+                        .iter()
+                        .enumerate()
+                        .map(|(id, address)| ClusterNode {
+                            id: id as u32,
+                            alive: address.is_some(),
+                            native_addr: address.clone().unwrap_or_default(),
+                            ..ClusterNode::default()
+                        })
+                        .collect();
+                    Some(encode_response(
+                        id,
+                        &DescribeClusterResponse {
+                            node_id: node.id,
+                            nodes,
+                            ..DescribeClusterResponse::default()
+                        },
+                    ))
                 }
                 ApiKey::DescribeTopics if behavior.describe_topics_v0 => {
                     assert_eq!(
@@ -680,5 +836,201 @@ fn a_consumer_skips_what_is_below_its_offset_and_waits_for_more() {
         let (record, ()) = futures_lite::future::zip(stream.next(), producing).await;
         let record = record.unwrap().unwrap();
         assert_eq!((record.offset, record.value), (3, Bytes::from_static(b"d")));
+    });
+}
+
+/// Records written through the producer of a client connected to node 0
+/// land on each partition's leader, read back through the same client in
+/// full, and the topic's description takes each partition's figures from
+/// its leader.
+#[test]
+fn partition_requests_go_to_each_partitions_leader() {
+    run(|| async {
+        let (cluster, addresses, logs) = start_cluster(3);
+        let client = Client::connect(&addresses[0]).await.unwrap();
+        assert_eq!(client.broker().broker_id, 0);
+        let producer = Producer::new(
+            client.clone(),
+            ProducerOptions {
+                linger: Duration::from_millis(5),
+                ..ProducerOptions::default()
+            },
+        );
+        let deliveries: Vec<Delivery> = (0..300u32)
+            .map(|index| producer.send("t", Some(index % PARTITIONS), None, b"v", &[]))
+            .collect();
+        producer.flush().await.unwrap();
+        for delivery in deliveries {
+            delivery.await.unwrap();
+        }
+        for (node, logs) in logs.iter().enumerate() {
+            let logs = logs.borrow();
+            for partition in 0..PARTITIONS {
+                let expected = if partition == node as u32 { 100 } else { 0 };
+                assert_eq!(
+                    logs.end(partition),
+                    expected,
+                    "node {node} partition {partition}"
+                );
+            }
+        }
+        for partition in 0..PARTITIONS {
+            assert_eq!(client.leader_of("t", partition), partition);
+        }
+        // At most one refused batch per partition led elsewhere: the first,
+        // sent before the client knew the leaders.
+        let refused = cluster.refusals.get();
+        assert!(refused <= 2, "{refused} requests were refused");
+
+        let ends = client
+            .list_offsets(
+                "t",
+                &[
+                    (2, OffsetSpec::Latest),
+                    (0, OffsetSpec::Latest),
+                    (1, OffsetSpec::Latest),
+                ],
+            )
+            .await
+            .unwrap();
+        let ends: Vec<(u32, Option<u64>)> = ends
+            .iter()
+            .map(|listed| (listed.partition, listed.offset))
+            .collect();
+        assert_eq!(ends, [(2, Some(100)), (0, Some(100)), (1, Some(100))]);
+
+        let ranges = (0..PARTITIONS)
+            .map(|partition| PartitionRange {
+                partition,
+                start: StartOffset::Earliest,
+                end: Some(100),
+            })
+            .collect();
+        let records: Vec<ConsumedRecord> = client
+            .consume_partitions("t", ranges, ConsumeOptions::default())
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(records.len(), 300);
+        for partition in 0..PARTITIONS {
+            let offsets: Vec<u64> = records
+                .iter()
+                .filter(|record| record.partition == partition)
+                .map(|record| record.offset)
+                .collect();
+            assert_eq!(offsets, (0..100).collect::<Vec<u64>>());
+        }
+
+        let topics = client.describe_topics(&["t".to_string()]).await.unwrap();
+        for partition in &topics[0].partitions {
+            assert_eq!(partition.error, ErrorCode::None, "{partition:?}");
+            assert_eq!(partition.leader, Some(partition.partition));
+            assert_eq!(partition.log_end, 100);
+            assert_eq!(
+                partition.shard,
+                10 + partition.partition,
+                "the leader's shard"
+            );
+        }
+        assert_eq!(cluster.refusals.get(), refused, "no refusal once known");
+    });
+}
+
+/// A partition whose leader moved is followed by the next request:
+/// produce, list offsets and fetch.
+#[test]
+fn a_moved_leader_is_followed() {
+    run(|| async {
+        let (cluster, addresses, logs) = start_cluster(3);
+        let client = Client::connect(&addresses[1]).await.unwrap();
+        let first = client
+            .produce_batch("t", 0, batch(&["a"]), Acks::All)
+            .await
+            .unwrap();
+        assert_eq!(first, Some(0));
+        assert_eq!(logs[0].borrow().end(0), 1);
+        cluster.shift.set(2);
+        // Partition 0 is node 2's now: it starts an empty log there.
+        let moved = client
+            .produce_batch("t", 0, batch(&["b", "c"]), Acks::All)
+            .await
+            .unwrap();
+        assert_eq!(moved, Some(0));
+        assert_eq!(logs[2].borrow().end(0), 2);
+        assert_eq!(client.leader_of("t", 0), 2);
+        cluster.shift.set(0);
+        // Back on node 0: looking up the start offset follows it there.
+        let mut stream = client.consume("t", 0, StartOffset::Earliest);
+        let record = stream.next().await.unwrap().unwrap();
+        assert_eq!((record.offset, record.value), (0, Bytes::from_static(b"a")));
+        assert_eq!(client.leader_of("t", 0), 0);
+        cluster.shift.set(2);
+        // The next fetch (offset 1) is refused by node 0 and follows to
+        // node 2, whose log holds "b" at 0 and "c" at 1.
+        let record = stream.next().await.unwrap().unwrap();
+        assert_eq!((record.offset, record.value), (1, Bytes::from_static(b"c")));
+        assert_eq!(client.leader_of("t", 0), 2);
+    });
+}
+
+/// A batch with acks none gets no answer, so no refusal: the client
+/// learns where the topic's partitions live before sending it.
+#[test]
+fn a_batch_without_acks_goes_to_the_leader_at_once() {
+    run(|| async {
+        let (cluster, addresses, logs) = start_cluster(3);
+        let client = Client::connect(&addresses[0]).await.unwrap();
+        let none = client
+            .produce_batch("t", 2, batch(&["a"]), Acks::None)
+            .await
+            .unwrap();
+        assert_eq!(none, None);
+        let next = client
+            .produce_batch("t", 2, batch(&["b"]), Acks::All)
+            .await
+            .unwrap();
+        assert_eq!(next, Some(1), "the unanswered batch reached the leader");
+        assert_eq!(logs[2].borrow().end(2), 2);
+        assert_eq!(cluster.refusals.get(), 0);
+    });
+}
+
+/// A partition whose leader cannot be reached fails after a bounded number
+/// of tries, with an error that names the node; the others still work.
+#[test]
+fn a_leader_out_of_reach_fails_after_bounded_tries() {
+    run(|| async {
+        let (cluster, addresses, _) = start_cluster(3);
+        // Node 2 is not alive as the cluster says: no address for it.
+        cluster.addresses.borrow_mut()[2] = None;
+        let client = Client::connect(&addresses[0]).await.unwrap();
+        let started = Instant::now();
+        let error = client
+            .produce_batch("t", 2, batch(&["a"]), Acks::All)
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        // No live leader: node 0 is asked and keeps refusing.
+        assert_eq!(error.code(), Some(ErrorCode::NotLeader), "{error}");
+        assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+        let refused = cluster.refusals.get();
+        assert_eq!(refused, 1 + LEADER_RETRIES_MAX as usize);
+        // The cluster names node 2 as leader but gives no address.
+        cluster.addresses.borrow_mut()[2] = Some(String::new());
+        let error = client
+            .produce_batch("t", 2, batch(&["a"]), Acks::All)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ClientError::UnknownNode { node: 2 }),
+            "{error}"
+        );
+        assert_eq!(
+            client
+                .produce_batch("t", 1, batch(&["b"]), Acks::All)
+                .await
+                .unwrap(),
+            Some(0)
+        );
     });
 }

@@ -1,0 +1,319 @@
+//! The native client and the CLI through any node of a cluster: `sluice
+//! cluster local` starts three nodes; a topic of six partitions (two led by
+//! each node) is created through node 0, then used through node 1 only:
+//! `sluice produce`, `sluice consume` and `sluice topic describe` reach
+//! every partition's leader, and so does the native producer.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::SLUICE;
+use sluice_net::client::{Client, Producer, ProducerOptions};
+
+/// How long the cluster may take to do what a step waits for.
+const WAIT: Duration = Duration::from_secs(30);
+
+const TOPIC: &str = "spread";
+const PARTITIONS: u32 = 6;
+const NODES: u32 = 3;
+
+/// A cluster started by `sluice cluster local`, stopped on drop.
+struct LocalCluster {
+    process: Child,
+    _dir: tempfile::TempDir,
+    ready: HashMap<String, String>,
+}
+
+/// A block of `count` ports free right now, from a seed that differs
+/// between test processes (and from the other cluster tests' range).
+fn free_ports(count: u16) -> u16 {
+    let mut base = 30_000 + (std::process::id() % 1000) as u16 * 20;
+    loop {
+        let free = (0..count)
+            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if free {
+            return base;
+        }
+        base = 30_000 + (base - 30_000 + 97) % 30_000;
+    }
+}
+
+impl LocalCluster {
+    fn start(nodes: u32) -> LocalCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ready_file = dir.path().join("cluster.ready");
+        let base_port = free_ports(nodes as u16 * 10);
+        let process = Command::new(SLUICE)
+            .args(["cluster", "local", "--cores", "1"])
+            .arg("--nodes")
+            .arg(nodes.to_string())
+            .arg("--base-port")
+            .arg(base_port.to_string())
+            .arg("--data-dir")
+            .arg(dir.path().join("nodes"))
+            .arg("--ready-file")
+            .arg(&ready_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ready = loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                break text
+                    .lines()
+                    .filter_map(|line| line.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<HashMap<_, _>>();
+            }
+            assert!(Instant::now() < deadline, "the cluster did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        LocalCluster {
+            process,
+            _dir: dir,
+            ready,
+        }
+    }
+
+    fn native_addr(&self, node: u32) -> String {
+        let key = format!("node.{node}.native_addr");
+        self.ready
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key} in the ready file"))
+            .clone()
+    }
+
+    /// Runs a `sluice` client command against node `node` alone.
+    fn cli(&self, node: u32, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(SLUICE)
+            .args(args)
+            .args(["--brokers", &self.native_addr(node)])
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            let input = input.to_vec();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            });
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// A command that must succeed; its standard output.
+    fn cli_ok(&self, node: u32, args: &[&str], stdin: Option<&[u8]>) -> String {
+        let output = self.cli(node, args, stdin);
+        assert!(
+            output.status.success(),
+            "sluice {args:?} through node {node}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// `topic describe --format json` through node `node`, if it succeeds.
+    fn describe(&self, node: u32) -> Option<serde_json::Value> {
+        let output = self.cli(
+            node,
+            &["topic", "describe", TOPIC, "--format", "json"],
+            None,
+        );
+        if !output.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&output.stdout).ok()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        // SAFETY: SIGTERM to the cluster process this test started.
+        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
+        let _ = self.process.wait();
+    }
+}
+
+/// Each partition's (leader, log end, error) from a JSON description.
+fn partitions(description: &serde_json::Value) -> BTreeMap<u32, (u64, u64, Option<String>)> {
+    description["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|partition| {
+            (
+                partition["partition"].as_u64().unwrap() as u32,
+                (
+                    partition["leader"].as_u64().unwrap_or(u64::MAX),
+                    partition["log_end"].as_u64().unwrap(),
+                    partition["error"].as_str().map(str::to_string),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_cli_and_the_native_client_reach_every_partition_through_one_node() {
+    let cluster = LocalCluster::start(NODES);
+    // Place the topic once every node has registered as a live broker.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let output = cluster.cli(0, &["cluster", "describe", "--format", "json"], None);
+        let registered = serde_json::from_slice::<serde_json::Value>(&output.stdout)
+            .ok()
+            .and_then(|cluster| cluster["nodes"].as_array().cloned())
+            .map_or(0, |nodes| {
+                nodes
+                    .iter()
+                    .filter(|node| node["registered"] == true && node["fenced"] == false)
+                    .count()
+            });
+        if registered == NODES as usize {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the nodes did not all register");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.cli_ok(
+        0,
+        &[
+            "topic",
+            "create",
+            TOPIC,
+            "--partitions",
+            &PARTITIONS.to_string(),
+        ],
+        None,
+    );
+
+    // Every node knows the topic and every partition describes without an
+    // error through node 1 once each leader has applied the creation.
+    let deadline = Instant::now() + WAIT;
+    let described = loop {
+        if let Some(description) = cluster.describe(1) {
+            let partitions = partitions(&description);
+            if partitions.len() == PARTITIONS as usize
+                && partitions.values().all(|(_, _, error)| error.is_none())
+            {
+                break partitions;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic {TOPIC} does not describe cleanly through node 1: {:?}",
+            cluster.describe(1)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let leaders: BTreeSet<u64> = described.values().map(|(leader, _, _)| *leader).collect();
+    assert_eq!(
+        leaders,
+        (0..u64::from(NODES)).collect(),
+        "the partitions are spread over every node"
+    );
+    assert!(described.values().all(|(_, end, _)| *end == 0));
+
+    // 60 lines in turn over the 6 partitions, then 3 more to partition 5,
+    // all through node 1.
+    let lines: Vec<String> = (0..60).map(|index| format!("line-{index}")).collect();
+    let input = lines.join("\n") + "\n";
+    let produced = cluster.cli(1, &["produce", TOPIC], Some(input.as_bytes()));
+    assert!(
+        produced.status.success(),
+        "produce through node 1: {}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&produced.stderr).contains("produced 60 records"),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let extra = ["extra-0", "extra-1", "extra-2"];
+    cluster.cli_ok(
+        1,
+        &["produce", TOPIC, "--partition", "5"],
+        Some((extra.join("\n") + "\n").as_bytes()),
+    );
+
+    // Read back through node 1: every line, once.
+    let consumed = cluster.cli_ok(1, &["consume", TOPIC], None);
+    let mut got: Vec<&str> = consumed.lines().collect();
+    got.sort_unstable();
+    let mut expected: Vec<&str> = lines.iter().map(String::as_str).chain(extra).collect();
+    expected.sort_unstable();
+    assert_eq!(got, expected);
+    // One partition led elsewhere, alone, in order.
+    let consumed = cluster.cli_ok(1, &["consume", TOPIC, "--partition", "5"], None);
+    let last: Vec<&str> = consumed.lines().skip(10).collect();
+    assert_eq!(last, extra);
+
+    // LOG-END of every partition, from its leader, in JSON and text.
+    let described = partitions(&cluster.describe(1).expect("describe through node 1"));
+    for (partition, (_, end, error)) in &described {
+        assert_eq!(*error, None, "partition {partition}");
+        let expected = if *partition == 5 { 13 } else { 10 };
+        assert_eq!(*end, expected, "log end of partition {partition}");
+    }
+    let text = cluster.cli_ok(1, &["topic", "describe", TOPIC], None);
+    assert!(
+        !text.contains("ERROR") && !text.contains("not the partition's leader"),
+        "no partition error in:\n{text}"
+    );
+
+    // The native producer through node 2 alone, to every partition.
+    let node_2 = cluster.native_addr(2);
+    let offsets = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .make()
+        .unwrap()
+        .run(async move {
+            let client = Client::connect(&node_2).await.unwrap();
+            assert_eq!(client.broker().broker_id, 2);
+            let producer = Producer::new(client.clone(), ProducerOptions::default());
+            let deliveries: Vec<_> = (0..PARTITIONS * 20)
+                .map(|index| {
+                    let value = format!("native-{index}");
+                    producer.send(TOPIC, Some(index % PARTITIONS), None, value.as_bytes(), &[])
+                })
+                .collect();
+            producer.flush().await.unwrap();
+            let mut offsets: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+            for delivery in deliveries {
+                let stored = delivery.await.unwrap();
+                offsets
+                    .entry(stored.partition)
+                    .or_default()
+                    .push(stored.offset.unwrap());
+            }
+            offsets
+        });
+    for partition in 0..PARTITIONS {
+        let first = if partition == 5 { 13 } else { 10 };
+        assert_eq!(
+            offsets[&partition],
+            (first..first + 20).collect::<Vec<u64>>(),
+            "offsets of partition {partition}"
+        );
+    }
+    // Every node describes the same log ends.
+    for node in 0..NODES {
+        let described = partitions(&cluster.describe(node).expect("describe"));
+        for (partition, (_, end, error)) in &described {
+            assert_eq!(*error, None, "partition {partition} through node {node}");
+            let expected = if *partition == 5 { 33 } else { 30 };
+            assert_eq!(*end, expected, "partition {partition} through node {node}");
+        }
+    }
+}
