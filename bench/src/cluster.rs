@@ -297,6 +297,7 @@ async fn measure_on_executor(options: &ClusterOptions) -> Result<Vec<String>, Be
         if options.creates > 0 {
             report.push(created.line("topic create answered (through node 0)"));
             report.push(everywhere.line("topic create to every node's metadata"));
+            eprintln!("{}\n{}", report[report.len() - 2], report[report.len() - 1]);
         }
 
         let mut fenced = Samples::default();
@@ -336,6 +337,7 @@ async fn measure_on_executor(options: &ClusterOptions) -> Result<Vec<String>, Be
         if options.fences > 0 {
             report.push(fenced.line("SIGSTOP of a broker to fenced"));
             report.push(back.line("SIGCONT to alive again"));
+            eprintln!("{}\n{}", report[report.len() - 2], report[report.len() - 1]);
         }
 
         let mut failover = Samples::default();
@@ -405,13 +407,21 @@ fn resident_kib(pid: u32) -> Result<u64, BenchError> {
 async fn memory_per_partition(options: &ClusterOptions) -> Result<String, BenchError> {
     let cluster = Cluster::start(options, 1)?;
     let pid = cluster.pid(0)? as u32;
-    let client = connect(&cluster.native(0)?).await?;
+    let client_options = sluice_net::client::ClientOptions {
+        request_timeout: Duration::from_secs(300),
+        ..Default::default()
+    };
+    let client = Client::connect_with(&cluster.native(0)?, client_options)
+        .await
+        .map_err(|e| client_error("connect", e))?;
     glommio::timer::sleep(Duration::from_secs(1)).await;
     let before = resident_kib(pid)?;
     let mut remaining = options.partitions;
     let mut index = 0;
     while remaining > 0 {
-        let count = remaining.min(10_000);
+        // Topics of at most this many: each create is one request the
+        // broker answers once every partition is open.
+        let count = remaining.min(1_000);
         client
             .create_topic(&format!("memory-{index}"), count, &[])
             .await
