@@ -347,13 +347,19 @@ pub fn check_leases(shard: &Rc<Shard>, controller: &Controller) {
             continue;
         }
         let node = broker.registration.node;
-        let heard = controller
+        // A broker at an epoch this leader has not heard of yet (it has
+        // just registered, again) gets a whole lease from now.
+        let heard = *controller
             .leases
-            .borrow()
-            .get(&node)
-            .filter(|(epoch, _)| *epoch == broker.epoch)
-            .map(|(_, at)| *at)
-            .unwrap_or(since);
+            .borrow_mut()
+            .entry(node)
+            .and_modify(|lease| {
+                if lease.0 != broker.epoch {
+                    *lease = (broker.epoch, now.max(since));
+                }
+            })
+            .or_insert((broker.epoch, since));
+        let heard = heard.1;
         if now.duration_since(heard) > LEASE {
             tracing::warn!(%node, epoch = broker.epoch, silent_ms = now.duration_since(heard).as_millis() as u64, "broker lease ran out: fencing it");
             change_fence(shard, controller, node, broker.epoch, true);

@@ -1,4 +1,4 @@
-//! DescribeLogDirs: this broker's data directory, the bytes of each of its
+//! DescribeLogDirs (v1-v4): this broker's data directory, the bytes of each of its
 //! partitions there, and (v4) the filesystem's total and usable bytes, as
 //! `kafka-log-dirs.sh` and admin clients ask. A broker has one data
 //! directory for now: AlterReplicaLogDirs, which moves a partition between
