@@ -13,7 +13,6 @@ use sluice_storage::log::Log;
 
 use crate::{
     cluster_metadata::Metadata,
-    controller::open::{quorum_id, ControllerStart},
     listeners::{ListenAddrs, Listeners, ReadyFile},
     node_identity::{IdentityError, NodeIdentity},
     partition::PartitionKey,
@@ -166,7 +165,8 @@ impl Broker {
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % available))
                 .name(&format!("shard-{id}"))
                 .spawn(move || async move {
-                    let controller = match controller_start.map(|start| controller(&config, start))
+                    let controller = match controller_start
+                        .map(|start| start.into_controller(config.node_id))
                     {
                         Some(Err(reason)) => {
                             let _ = ready.send(Err(EngineError::ShardStart { shard: id, reason }));
@@ -288,27 +288,6 @@ pub fn run(config: BrokerConfig) -> Result<(), EngineError> {
     drop(ready_file);
     broker.stop();
     Ok(())
-}
-
-/// The controller, on shard 0's executor (raft's node stays on the
-/// thread that drives it).
-fn controller(
-    config: &BrokerConfig,
-    start: ControllerStart,
-) -> Result<crate::controller::state::Controller, String> {
-    let quorum = sluice_replication::quorum::Quorum::new(
-        quorum_id(config.node_id),
-        &start.voters,
-        start.log,
-        start.config,
-    )
-    .map_err(|error| format!("controller quorum: {error}"))?;
-    Ok(crate::controller::state::Controller::new(
-        config.node_id,
-        quorum,
-        start.image,
-        start.applied,
-    ))
 }
 
 async fn shard_main(

@@ -145,11 +145,6 @@ pub enum VotersError {
         voter_addr: String,
         peer_addr: String,
     },
-    #[error(
-        "node {node_id} is not one of the voters ({voters}): brokers that are not controller voters \
-         are not supported yet; make every node a voter (1, 3 or 5 nodes)"
-    )]
-    NotAVoter { node_id: NodeId, voters: String },
 }
 
 impl Voter {
@@ -206,8 +201,9 @@ impl Voter {
 }
 
 /// Checks `config`'s quorum against this node: a voter that is this node
-/// must be at its `peer_addr`, and this node must be a voter (no voters
-/// given is this node alone).
+/// must be at its `peer_addr`. A node not among the voters is a broker
+/// that follows the quorum (an observer); no voters given is this node
+/// alone.
 pub fn check_quorum(config: &BrokerConfig) -> Result<(), VotersError> {
     let node_id = config.node_id;
     if let Some(own) = config.voters.iter().find(|voter| voter.node_id == node_id) {
@@ -218,17 +214,6 @@ pub fn check_quorum(config: &BrokerConfig) -> Result<(), VotersError> {
                 peer_addr: config.peer_addr.clone(),
             });
         }
-    }
-    if !config.voters.is_empty() && !config.voters.iter().any(|voter| voter.node_id == node_id) {
-        return Err(VotersError::NotAVoter {
-            node_id,
-            voters: config
-                .voters
-                .iter()
-                .map(|voter| format!("{}@{}", voter.node_id, voter.peer_addr))
-                .collect::<Vec<_>>()
-                .join(","),
-        });
     }
     Ok(())
 }
@@ -297,7 +282,7 @@ mod tests {
     }
 
     #[test]
-    fn a_node_is_one_of_its_quorums_voters() {
+    fn a_voter_is_at_its_own_peer_address() {
         let config = |node: i32, voters: &str| BrokerConfig {
             node_id: NodeId(node),
             peer_addr: "h:9193".to_string(),
@@ -318,8 +303,10 @@ mod tests {
             check_quorum(&config(1, "1@h:9193,2@i:9193,3@j:9193")),
             Ok(())
         );
-        let broker = check_quorum(&config(4, "1@h:9193,2@i:9193,3@j:9193")).unwrap_err();
-        assert!(matches!(broker, VotersError::NotAVoter { .. }));
-        assert!(broker.to_string().contains("not supported yet"), "{broker}");
+        assert_eq!(
+            check_quorum(&config(4, "1@h:9193,2@i:9193,3@j:9193")),
+            Ok(()),
+            "a broker that is not a voter follows the quorum"
+        );
     }
 }

@@ -34,12 +34,14 @@ pub enum ErrorKind {
     NotController,
     /// Partitions assigned to nodes that cannot hold them.
     InvalidReplicaAssignment,
+    /// A replication factor the cluster cannot give.
+    InvalidReplicationFactor,
 }
 
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 23] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
@@ -62,6 +64,7 @@ impl ErrorKind {
         ErrorKind::NotLeader,
         ErrorKind::NotController,
         ErrorKind::InvalidReplicaAssignment,
+        ErrorKind::InvalidReplicationFactor,
     ];
 }
 

@@ -41,8 +41,8 @@ fn batch(values: &[&str]) -> Batch {
 fn create(conn: &mut Connection, name: &str, partitions: u32) -> TopicResults {
     conn.call(
         ApiKey::CreateTopics,
-        &CreateTopicsRequest {
-            topics: vec![NewTopic {
+        &CreateTopicsRequestV0 {
+            topics: vec![NewTopicV0 {
                 name: name.to_string(),
                 partitions,
                 configs: vec![],

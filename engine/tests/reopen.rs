@@ -28,8 +28,8 @@ fn a_thousand_partitions_reopen_and_serve() {
     let broker = start(&config);
     let addr = broker.addrs().native.to_string();
     let mut conn = Connection::open(&addr, Duration::from_secs(60)).unwrap();
-    let topics: Vec<NewTopic> = (0..TOPICS)
-        .map(|topic| NewTopic {
+    let topics: Vec<NewTopicV0> = (0..TOPICS)
+        .map(|topic| NewTopicV0 {
             name: format!("t{topic}"),
             partitions: PARTITIONS,
             // Small segments: the first preallocation step is one segment.
@@ -37,7 +37,7 @@ fn a_thousand_partitions_reopen_and_serve() {
         })
         .collect();
     let created: TopicResults = conn
-        .call(ApiKey::CreateTopics, &CreateTopicsRequest { topics })
+        .call(ApiKey::CreateTopics, &CreateTopicsRequestV0 { topics })
         .unwrap();
     assert!(
         created.topics.iter().all(|t| t.error == ErrorCode::None),

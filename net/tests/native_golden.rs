@@ -148,15 +148,15 @@ fn metadata() {
 #[test]
 fn create_and_delete_topics() {
     golden(
-        "CreateTopicsRequest",
-        &CreateTopicsRequest {
+        "CreateTopicsRequestV0",
+        &CreateTopicsRequestV0 {
             topics: vec![
-                NewTopic {
+                NewTopicV0 {
                     name: s("orders"),
                     partitions: 8,
                     configs: configs(),
                 },
-                NewTopic {
+                NewTopicV0 {
                     name: s("plain"),
                     partitions: 0,
                     configs: Vec::new(),
@@ -166,6 +166,32 @@ fn create_and_delete_topics() {
         "02000000060000006f726465727308000000020000000c000000726574656e74\
         696f6e2e6d7307000000333630303030300d0000007365676d656e742e627974\
         6573070000003130343835373605000000706c61696e0000000000000000",
+    );
+    golden(
+        "CreateTopicsRequest",
+        &CreateTopicsRequest {
+            topics: vec![
+                NewTopic {
+                    name: s("orders"),
+                    partitions: 8,
+                    configs: configs(),
+                    replication_factor: 3,
+                    assignment: Vec::new(),
+                },
+                NewTopic {
+                    name: s("placed"),
+                    partitions: 0,
+                    configs: Vec::new(),
+                    replication_factor: 0,
+                    assignment: vec![vec![1, 2], vec![2, 1]],
+                },
+            ],
+        },
+        "02000000060000006f726465727308000000020000000c000000726574656e74\
+        696f6e2e6d7307000000333630303030300d0000007365676d656e742e627974\
+        6573070000003130343835373603000000000006000000706c61636564000000\
+        0000000000000002000000020000000100000002000000020000000200000001\
+        000000",
     );
     golden(
         "TopicResults",

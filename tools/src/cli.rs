@@ -55,7 +55,8 @@ pub enum ClusterCommand {
 
 #[derive(Debug, Args)]
 pub struct ClusterLocalArgs {
-    /// Nodes: 1, 3 or 5, every one a controller voter and a broker.
+    /// Nodes, 1 to 9, every one a broker; the first 1, 3 or 5 of them
+    /// (the most, up to 5, that N allows) are also the controller voters.
     #[arg(long, default_value_t = 3)]
     pub nodes: u32,
     /// Where the nodes' data directories, logs and the cluster id live.
@@ -168,6 +169,16 @@ pub enum TopicCommand {
         /// Partitions [default: the broker's `default_partitions`].
         #[arg(long, short = 'p', value_name = "N")]
         partitions: Option<u32>,
+        /// Replicas of each partition, placed over the live brokers
+        /// (rack-aware) [default: 1].
+        #[arg(long, short = 'r', value_name = "N")]
+        replication_factor: Option<u16>,
+        /// The nodes of each partition, as Kafka's tools write them:
+        /// partitions separated by commas, a partition's nodes by colons,
+        /// its leader first (`1:2,2:3,3:1`). Instead of --partitions and
+        /// --replication-factor.
+        #[arg(long, value_name = "NODES", value_parser = parse_assignment, conflicts_with_all = ["partitions", "replication_factor"])]
+        replica_assignment: Option<ReplicaAssignment>,
         /// A topic config, such as retention.ms=86400000 (repeatable).
         #[arg(long = "config", short = 'c', value_name = "KEY=VALUE", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
@@ -326,6 +337,27 @@ pub struct ConsumeArgs {
     pub key_separator: Option<String>,
     #[command(flatten)]
     pub connect: Connect,
+}
+
+/// The nodes of each partition, one list per partition, the leader first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaAssignment(pub Vec<Vec<u32>>);
+
+/// `1:2,2:3`: partitions by commas, each one's nodes by colons.
+fn parse_assignment(text: &str) -> Result<ReplicaAssignment, String> {
+    text.split(',')
+        .map(|partition| {
+            partition
+                .split(':')
+                .map(|node| {
+                    node.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("{node:?} in {text:?} is not a node id (partitions by commas, a partition's nodes by colons: 1:2,2:3)"))
+                })
+                .collect::<Result<Vec<u32>, String>>()
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(ReplicaAssignment)
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -511,6 +543,7 @@ mod tests {
             partitions,
             configs,
             connect,
+            ..
         }) = parse(&[
             "topic",
             "create",
@@ -542,6 +575,53 @@ mod tests {
         assert!(
             parse(&["topic", "alter-config", "x"]).is_err(),
             "needs a config"
+        );
+    }
+
+    #[test]
+    fn topic_create_takes_a_replication_factor_or_an_assignment() {
+        let Command::Topic(TopicCommand::Create {
+            replication_factor,
+            replica_assignment,
+            ..
+        }) = parse(&[
+            "topic",
+            "create",
+            "t",
+            "-p",
+            "3",
+            "--replication-factor",
+            "2",
+        ])
+        .unwrap()
+        else {
+            panic!("not topic create")
+        };
+        assert_eq!(replication_factor, Some(2));
+        assert_eq!(replica_assignment, None);
+        let Command::Topic(TopicCommand::Create {
+            replica_assignment, ..
+        }) = parse(&["topic", "create", "t", "--replica-assignment", "1:2, 2:3,3"]).unwrap()
+        else {
+            panic!("not topic create")
+        };
+        assert_eq!(
+            replica_assignment,
+            Some(ReplicaAssignment(vec![vec![1, 2], vec![2, 3], vec![3]]))
+        );
+        assert!(parse(&["topic", "create", "t", "--replica-assignment", "1:x"]).is_err());
+        assert!(
+            parse(&[
+                "topic",
+                "create",
+                "t",
+                "-p",
+                "2",
+                "--replica-assignment",
+                "1,2"
+            ])
+            .is_err(),
+            "a count and an assignment at once"
         );
     }
 

@@ -501,6 +501,261 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
     );
 }
 
+/// Produces `per_partition` records to each of `partitions` partitions of
+/// `topic` through `bootstrap` (librdkafka, idempotent), and returns them
+/// by value with their partition.
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    per_partition: u32,
+) -> BTreeMap<String, i32> {
+    let producer: BaseProducer = client(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .unwrap();
+    let mut sent = BTreeMap::new();
+    for index in 0..per_partition * partitions as u32 {
+        let partition = (index % partitions as u32) as i32;
+        let value = format!("{topic}-{index}");
+        producer
+            .send(
+                BaseRecord::<(), _>::to(topic)
+                    .partition(partition)
+                    .payload(&value),
+            )
+            .unwrap();
+        sent.insert(value, partition);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(producer.in_flight_count(), 0);
+    sent
+}
+
+/// Every record of `partitions` partitions of `topic`, read from the
+/// beginning through `bootstrap` until `expected` many are read or the
+/// wait runs out.
+fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> BTreeMap<String, i32> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", format!("{topic}-readers"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut read = BTreeMap::new();
+    let deadline = Instant::now() + WAIT;
+    while read.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+            read.insert(value, message.partition());
+        }
+    }
+    read
+}
+
+/// One Kafka request of `version` to `addr` and its answer, with the
+/// kafka-protocol codec (librdkafka does not show these fields).
+fn kafka_call<T: kafka_protocol::protocol::Encodable, R: kafka_protocol::protocol::Decodable>(
+    addr: &str,
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+    body: &T,
+) -> R {
+    use bytes::BytesMut;
+    use kafka_protocol::{
+        messages::{RequestHeader, ResponseHeader},
+        protocol::{Decodable, Encodable, StrBytes},
+    };
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(3)
+        .with_client_id(Some(StrBytes::from_static_str("cluster-test")));
+    let mut bytes = BytesMut::new();
+    header
+        .encode(&mut bytes, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut bytes, version).unwrap();
+    let mut framed = (bytes.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).unwrap();
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).unwrap();
+    let mut response = vec![0u8; i32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut response).unwrap();
+    let mut response = bytes::Bytes::from(response);
+    ResponseHeader::decode(&mut response, api.response_header_version(version)).unwrap();
+    R::decode(&mut response, version).unwrap()
+}
+
+/// KIP-951: a Produce (v11) and a Fetch (v12) of `topic`'s `partition`,
+/// sent to `addr`, a node that does not lead it, are answered
+/// NOT_LEADER_OR_FOLLOWER with the leader, `leader`, and (Produce) its
+/// endpoint, `leader_addr`.
+fn assert_names_the_leader(
+    addr: &str,
+    topic: &str,
+    partition: i32,
+    leader: i32,
+    leader_addr: &str,
+) {
+    use kafka_protocol::messages::{
+        fetch_request::{FetchPartition, FetchTopic},
+        produce_request::{PartitionProduceData, TopicProduceData},
+        ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
+    };
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    let name = TopicName(kafka_protocol::protocol::StrBytes::from_string(
+        topic.to_string(),
+    ));
+    // One batch of the right length: the partition is routed before its
+    // owner reads the batch.
+    let mut batch = vec![0u8; 8];
+    batch.extend_from_slice(&49i32.to_be_bytes());
+    batch.resize(61, 0);
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name.clone())
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch.into()))])]);
+    let answer: ProduceResponse = kafka_call(addr, ApiKey::Produce, 11, &produce);
+    let part = &answer.responses[0].partition_responses[0];
+    assert_eq!(part.error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(part.current_leader.leader_id, BrokerId(leader));
+    let endpoint = answer
+        .node_endpoints
+        .iter()
+        .find(|endpoint| endpoint.node_id == BrokerId(leader))
+        .expect("the leader's endpoint");
+    assert_eq!(format!("{}:{}", endpoint.host, endpoint.port), leader_addr);
+
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_partition_max_bytes(1 << 20)])]);
+    let answer: FetchResponse = kafka_call(addr, ApiKey::Fetch, 12, &fetch);
+    let part = &answer.responses[0].partitions[0];
+    assert_eq!(part.error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(part.current_leader.leader_id, BrokerId(leader));
+}
+
+#[test]
+fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
+    // Four nodes: 0 to 2 are the voters, node 3 a broker only.
+    let mut cluster = LocalCluster::start(4);
+    let broker = cluster.kafka_addr(3);
+    wait_for(
+        || {
+            (0..4).all(|node| {
+                metadata(&cluster.kafka_addr(node), None)
+                    .is_some_and(|seen| seen.brokers == BTreeSet::from([0, 1, 2, 3]))
+            })
+        },
+        "every node lists four brokers",
+    );
+
+    // A topic created through the broker (its change forwarded to the
+    // leader) is placed on all four, and every node says the same.
+    create_topic(&broker, "observed", 8).unwrap();
+    wait_for(
+        || {
+            (0..4).all(|node| {
+                metadata(&cluster.kafka_addr(node), Some("observed"))
+                    .is_some_and(|seen| seen.leaders.len() == 8)
+            })
+        },
+        "every node knows the topic",
+    );
+    let seen: Vec<Vec<i32>> = (0..4)
+        .map(|node| {
+            metadata(&cluster.kafka_addr(node), Some("observed"))
+                .unwrap()
+                .leaders
+        })
+        .collect();
+    assert!(seen.iter().all(|leaders| *leaders == seen[0]), "{seen:?}");
+    assert_eq!(
+        seen[0].iter().copied().collect::<BTreeSet<i32>>(),
+        BTreeSet::from([0, 1, 2, 3]),
+        "{:?}",
+        seen[0]
+    );
+    let sent = produce(&cluster.kafka_addr(0), "observed", 8, 20);
+    assert_eq!(read_all(&broker, "observed", 8, sent.len()), sent);
+
+    // A produce or fetch sent to the wrong node names the leader.
+    let (partition, leader) = seen[0]
+        .iter()
+        .enumerate()
+        .find(|(_, leader)| **leader != 3)
+        .map(|(partition, leader)| (partition as i32, *leader))
+        .unwrap();
+    assert_names_the_leader(
+        &broker,
+        "observed",
+        partition,
+        leader,
+        &cluster.kafka_addr(leader as u32),
+    );
+
+    // kill -9 of the broker: fenced; a topic made while it is down is
+    // placed on the others; started again from its own copy of the
+    // metadata, it learns of that topic, serves its partitions with every
+    // record, and is a live broker again.
+    cluster.signal(3, libc::SIGKILL);
+    let watcher = cluster.kafka_addr(0);
+    wait_for(
+        || metadata(&watcher, None).is_some_and(|seen| seen.brokers == BTreeSet::from([0, 1, 2])),
+        "the killed broker is fenced",
+    );
+    create_topic(&watcher, "while-down", 3).unwrap();
+    assert!(cluster
+        .node_dir(3)
+        .join("data/metadata/observed-image")
+        .exists());
+    cluster.restart(3, &[]);
+    wait_for(
+        || {
+            metadata(&broker, Some("while-down")).is_some_and(|seen| {
+                seen.leaders.len() == 3 && seen.brokers == BTreeSet::from([0, 1, 2, 3])
+            })
+        },
+        "the restarted broker knows the topic made while it was down, and is live",
+    );
+    assert!(
+        !metadata(&broker, Some("while-down"))
+            .unwrap()
+            .leaders
+            .contains(&3),
+        "nothing is placed on a fenced broker"
+    );
+    assert_eq!(read_all(&broker, "observed", 8, sent.len()), sent);
+}
+
 /// A topic create through the native CLI at `native_addr`: its exit
 /// status and what it printed.
 fn cli_create(native_addr: &str, topic: &str) -> (bool, String) {

@@ -316,4 +316,70 @@ fn the_cli_and_the_native_client_reach_every_partition_through_one_node() {
             assert_eq!(*end, expected, "partition {partition} through node {node}");
         }
     }
+
+    // Replicas placed by hand, through node 1: where they were put. A
+    // replication factor above 1, or a node that is no broker, is refused
+    // with why.
+    cluster.cli_ok(
+        1,
+        &[
+            "topic",
+            "create",
+            "by-hand",
+            "--replica-assignment",
+            "2,2,0",
+        ],
+        None,
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let description = cluster.cli(
+            0,
+            &["topic", "describe", "by-hand", "--format", "json"],
+            None,
+        );
+        let leaders: Option<Vec<u64>> =
+            serde_json::from_slice::<serde_json::Value>(&description.stdout)
+                .ok()
+                .and_then(|topic| {
+                    topic["partitions"]
+                        .as_array()?
+                        .iter()
+                        .map(|partition| partition["leader"].as_u64())
+                        .collect()
+                });
+        if leaders.as_deref() == Some(&[2, 2, 0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "by-hand leaders: {leaders:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused = |args: &[&str], why: &str| {
+        let output = cluster.cli(2, args, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(why),
+            "{args:?}: {stderr}"
+        );
+    };
+    refused(
+        &[
+            "topic",
+            "create",
+            "replicated",
+            "-p",
+            "3",
+            "--replication-factor",
+            "3",
+        ],
+        "one replica until replication is built",
+    );
+    refused(
+        &["topic", "create", "nowhere", "--replica-assignment", "7"],
+        "not a live broker",
+    );
+    refused(
+        &["topic", "create", "two-each", "--replica-assignment", "0:1"],
+        "one replica until replication is built",
+    );
 }

@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | 1 | proposal for the leader | the proposal's bytes (see `cluster_metadata::entries`) |
 //! | 2 | heartbeat | `i32` node, `u64` broker epoch, `u128` incarnation |
+//! | 3 | an observer's metadata fetch | see [`super::observer`] |
 //!
 //! A request that does not decode is refused (logged) and changes nothing.
 
@@ -21,7 +22,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use sluice_replication::quorum::{QuorumError, Role};
+use sluice_replication::quorum::QuorumError;
 use sluice_storage::NodeId;
 
 use super::{
@@ -107,9 +108,10 @@ fn on_message(shard: &Rc<Shard>, controller: &Controller, message: PeerMessage) 
                 tracing::warn!(from = %message.from, reason, "controller request refused");
             }
         }
-        MessageKind::ControllerReply => {
-            tracing::warn!(from = %message.from, "controller reply not expected; dropped");
-        }
+        MessageKind::ControllerReply => match controller.observer() {
+            Some(observer) => observer.on_reply(message.from, message.body),
+            None => tracing::warn!(from = %message.from, "controller reply not expected; dropped"),
+        },
     }
 }
 
@@ -131,7 +133,7 @@ fn on_request(
                 if registration.node != from {
                     return Err("a registration in another node's name");
                 }
-                if held_by_another(shard, controller, registration) {
+                if held_by_another(shard, controller, from, registration.incarnation) {
                     tracing::error!(
                         node = %from,
                         "a second process claims node {from}, which a live process holds: its registration is refused (give each node its own --node-id)"
@@ -139,8 +141,11 @@ fn on_request(
                     return Err("a registration of a node a live process holds");
                 }
             }
-            let mut quorum = controller.quorum.borrow_mut();
-            match quorum.propose(payload.to_vec()) {
+            let Some(quorum) = controller.quorum() else {
+                return Err("a proposal sent to a broker that is not a voter");
+            };
+            let proposed = quorum.borrow_mut().propose(payload.to_vec());
+            match proposed {
                 Ok(_) => {
                     let _ = controller.events.0.try_send(DriverEvent::Proposed);
                     Ok(())
@@ -174,6 +179,9 @@ fn on_request(
             heard_from(shard, controller, from, epoch);
             Ok(())
         }
+        Some(&super::observer::REQUEST_FETCH) => {
+            super::observer::on_fetch(shard, controller, from, body)
+        }
         _ => Err("an unknown controller request"),
     }
 }
@@ -206,24 +214,25 @@ pub fn forward_proposal(controller: &Controller, leader: NodeId, payload: &[u8])
     )
 }
 
-/// Whether `registration`'s node is registered by another process (another
-/// incarnation) whose lease still holds on this leader.
-fn held_by_another(
+/// Whether `node` is registered by another process than `incarnation`
+/// whose lease still holds on this leader.
+pub(super) fn held_by_another(
     shard: &Shard,
     controller: &Controller,
-    registration: &BrokerRegistration,
+    node: NodeId,
+    incarnation: u128,
 ) -> bool {
     let metadata = shard.metadata();
-    let Some(current) = metadata.brokers.get(&registration.node) else {
+    let Some(current) = metadata.brokers.get(&node) else {
         return false;
     };
-    if current.registration.incarnation == registration.incarnation || current.fenced {
+    if current.registration.incarnation == incarnation || current.fenced {
         return false;
     }
     controller
         .leases
         .borrow()
-        .get(&registration.node)
+        .get(&node)
         .is_some_and(|(epoch, heard)| *epoch == current.epoch && heard.elapsed() < LEASE)
 }
 
@@ -302,12 +311,7 @@ pub async fn register_and_heartbeat(shard: Rc<Shard>) {
 
 fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
     let node = shard.config.node_id;
-    let leader = controller
-        .quorum
-        .borrow()
-        .leader()
-        .map(super::open::node_of);
-    match leader {
+    match controller.leader() {
         Some(leader) if leader == node => heard_from(shard, controller, node, epoch),
         Some(leader) => {
             let mut body = Vec::with_capacity(HEARTBEAT_BYTES);
@@ -329,7 +333,7 @@ fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
 /// On the leader, each tick: fences the brokers whose lease ran out. A
 /// node that has just become leader gives every broker a whole lease.
 pub fn check_leases(shard: &Rc<Shard>, controller: &Controller) {
-    let leading = controller.quorum.borrow().role() == Role::Leader;
+    let leading = controller.leads();
     let was_leading = controller.leading_since.get().is_some();
     if !leading {
         controller.leading_since.set(None);

@@ -54,8 +54,11 @@ pub(super) fn controller(shard: &Shard) -> &Controller {
 /// log fails (then every change is refused with the reason).
 pub async fn drive(shard: Rc<Shard>) {
     let controller = controller(&shard);
-    if controller.quorum.borrow().voters().len() == 1 {
-        if let Err(error) = controller.quorum.borrow_mut().campaign() {
+    let Some(quorum) = controller.quorum() else {
+        return super::observer::follow(shard.clone()).await;
+    };
+    if quorum.borrow().voters().len() == 1 {
+        if let Err(error) = quorum.borrow_mut().campaign() {
             tracing::error!(%error, "a quorum of one could not elect itself");
         }
     }
@@ -64,7 +67,7 @@ pub async fn drive(shard: Rc<Shard>) {
     let events = controller.events.1.clone();
     loop {
         if Instant::now() >= next_tick {
-            controller.quorum.borrow_mut().tick();
+            quorum.borrow_mut().tick();
             super::cluster::check_leases(&shard, controller);
             next_tick += tick;
             if next_tick < Instant::now() {
@@ -79,6 +82,7 @@ pub async fn drive(shard: Rc<Shard>) {
             }
             return;
         }
+        super::observer::serve_waiting(&shard, controller);
         let wait = next_tick.saturating_duration_since(Instant::now());
         let event = futures_lite::future::or(async { events.recv().await.ok() }, async {
             glommio::timer::sleep(wait).await;
@@ -97,7 +101,12 @@ pub async fn drive(shard: Rc<Shard>) {
 
 fn receive(controller: &Controller, from: NodeId, bytes: &[u8]) {
     let peer = super::open::quorum_id(from);
-    match controller.quorum.borrow_mut().receive(peer, bytes) {
+    let Some(quorum) = controller.quorum() else {
+        tracing::warn!(%from, "a quorum message to a broker that is not a voter; dropped");
+        return;
+    };
+    let received = quorum.borrow_mut().receive(peer, bytes);
+    match received {
         Ok(()) | Err(QuorumError::StaleTerm { .. }) => {}
         Err(QuorumError::VoteRefusedNotCaughtUp) => {
             tracing::debug!(%from, "vote refused: this node is catching up")
@@ -118,8 +127,9 @@ fn stopped(controller: &Controller) -> Failure {
 /// applied to the image; then a snapshot if one is due. An error is a
 /// failed log: the controller cannot go on.
 fn take_outputs(shard: &Rc<Shard>, controller: &Controller) -> Result<(), String> {
+    let quorum = controller.quorum().expect("a voter drives a quorum");
     loop {
-        let mut quorum = controller.quorum.borrow_mut();
+        let mut quorum = quorum.borrow_mut();
         if !quorum.has_ready() {
             break;
         }
@@ -141,7 +151,7 @@ fn take_outputs(shard: &Rc<Shard>, controller: &Controller) -> Result<(), String
         }
         quorum.advance();
     }
-    let mut quorum = controller.quorum.borrow_mut();
+    let mut quorum = quorum.borrow_mut();
     let view = &shard.quorum_view;
     let leader = quorum.leader().map_or(-1, |leader| node_of(leader).0);
     view.leader.store(leader, Ordering::Relaxed);
@@ -160,12 +170,15 @@ fn take_outputs(shard: &Rc<Shard>, controller: &Controller) -> Result<(), String
 
 /// Applies the committed entry at `index` to the image and queues its
 /// effects. An entry that does not decode changes nothing, on every node.
-fn apply(controller: &Controller, index: u64, payload: &[u8]) {
+pub(super) fn apply(controller: &Controller, index: u64, payload: &[u8]) {
     if index <= controller.applied.get() {
         // Replayed at start already.
         return;
     }
     controller.applied.set(index);
+    if controller.quorum().is_some() {
+        controller.served.record(index, payload);
+    }
     let proposal = match decode_proposal(payload) {
         Ok(proposal) => proposal,
         Err(error) => {
@@ -188,7 +201,7 @@ fn apply(controller: &Controller, index: u64, payload: &[u8]) {
 
 /// Replaces the image with a snapshot's (sent by the leader to a node far
 /// behind, or one that lost its disk).
-fn install(controller: &Controller, index: u64, state: &[u8]) {
+pub(super) fn install(controller: &Controller, index: u64, state: &[u8]) {
     let image = match decode_snapshot(state) {
         Ok(image) => image,
         Err(error) => {
@@ -202,6 +215,7 @@ fn install(controller: &Controller, index: u64, state: &[u8]) {
         "metadata snapshot installed"
     );
     controller.applied.set(index);
+    controller.served.reset(index);
     *controller.image.borrow_mut() = image.clone();
     let _ = controller.effects.0.try_send(Effect {
         image: Arc::new(image),
@@ -404,8 +418,8 @@ async fn place_proposal(
     deadline: Instant,
 ) -> Result<(), Failure> {
     loop {
-        let leader = {
-            let mut quorum = controller.quorum.borrow_mut();
+        let leader = if let Some(quorum) = controller.quorum() {
+            let mut quorum = quorum.borrow_mut();
             if quorum.role() == Role::Leader {
                 match quorum.propose(payload.clone()) {
                     Ok(_) => {
@@ -426,6 +440,8 @@ async fn place_proposal(
             } else {
                 quorum.leader().map(node_of)
             }
+        } else {
+            controller.leader()
         };
         if let Some(leader) = leader {
             if forward_proposal(shard, leader, &payload) {
@@ -465,8 +481,12 @@ pub fn propose_unanswered(shard: &Rc<Shard>, record: MetadataRecord) {
         sequence,
         record,
     });
-    let mut quorum = controller.quorum.borrow_mut();
-    match quorum.propose(payload) {
+    let Some(quorum) = controller.quorum() else {
+        tracing::debug!("a broker that is not a voter proposes nothing unanswered");
+        return;
+    };
+    let proposed = quorum.borrow_mut().propose(payload);
+    match proposed {
         Ok(_) => {
             let _ = controller.events.0.try_send(DriverEvent::Proposed);
         }

@@ -14,10 +14,13 @@
 //! - [`open`]: the quorum log at start (formed, imported, replayed).
 //! - [`driver`]: the quorum driven, entries applied, effects carried out.
 //! - [`cluster`]: the peers' messages, registration, heartbeats, leases.
+//! - [`observer`]: brokers that are not voters, following the voters.
 
 pub mod cluster;
 pub mod driver;
+pub mod observer;
 pub mod open;
+pub mod placement;
 pub(crate) mod state;
 
 use std::{collections::BTreeMap, ops::Range, rc::Rc, sync::Arc};
@@ -53,10 +56,15 @@ pub struct NewTopicSpec {
     /// How many partitions; 0 for the broker's `default_partitions`.
     pub partitions: u32,
     pub configs: BTreeMap<String, String>,
+    /// Replicas per partition; 0 for the default, 1.
+    pub replication_factor: u16,
     /// The nodes of each partition, as the client assigned them (one list
     /// per partition); `None`: placed by the controller.
     pub assignment: Option<Vec<Vec<NodeId>>>,
 }
+
+/// Replicas a partition may have: one, until partitions are replicated.
+pub const REPLICATION_FACTOR_MAX: u16 = 1;
 
 /// What became of one topic a change named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +148,19 @@ pub fn check_topic_name(name: &str) -> Result<(), Failure> {
             ErrorKind::InvalidTopicName,
             format!("topic name {name:?} must be 1 to {TOPIC_NAME_BYTES_MAX} of [a-zA-Z0-9._-], not . or .."),
         ))
+    }
+}
+
+/// The replication factor `factor` asks for (0: the default, 1), if a
+/// partition can have that many replicas.
+pub fn check_replication_factor(factor: u16) -> Result<u16, Failure> {
+    match factor {
+        0 => Ok(1),
+        factor if factor <= REPLICATION_FACTOR_MAX => Ok(factor),
+        factor => Err(Failure::new(
+            ErrorKind::InvalidReplicationFactor,
+            format!("replication factor {factor}: a partition has one replica until replication is built"),
+        )),
     }
 }
 
@@ -251,9 +272,10 @@ async fn create_topic(shard: &Rc<Shard>, topic: &NewTopicSpec) -> Result<(), Fai
             format!("topic {} exists", topic.name),
         ));
     }
+    let factor = check_replication_factor(topic.replication_factor)?;
     let (shards, replicas) = match &topic.assignment {
         Some(assignment) => assigned(shard, &metadata, partitions, assignment)?,
-        None => place(shard, &metadata, partitions),
+        None => place(shard, &metadata, partitions, usize::from(factor))?,
     };
     let record = MetadataRecord::TopicCreated {
         topic_id: TopicId(rand::random::<u128>()),
@@ -293,31 +315,58 @@ async fn set_configs(
     propose(shard, record).await
 }
 
-/// Where `partitions` new partitions go: each on the live broker holding
-/// the fewest partitions (the lowest id among equals), and there on the
-/// least loaded of its shards, counting the partitions `metadata` has and
-/// the ones placed before it. A cluster with no live broker registered
-/// yet (a node starting alone) places them on this node.
-fn place(shard: &Shard, metadata: &Metadata, partitions: u32) -> (Vec<ShardId>, Vec<Vec<NodeId>>) {
-    let mut brokers = metadata.replicas_per_broker();
-    brokers.retain(|node, _| metadata.brokers.get(node).is_some_and(|b| !b.fenced));
-    if brokers.is_empty() {
-        brokers.insert(shard.config.node_id, 0);
+/// Where `partitions` new partitions go, `factor` replicas each: over the
+/// live brokers as [`placement::spread`] places them, counting the
+/// partitions `metadata` has; each on the least loaded shard of its leader
+/// (the same shard on every replica). A cluster with no live broker
+/// registered yet (a node starting alone) places them on this node.
+///
+/// Errors: `InvalidReplicationFactor` for a factor above the live brokers.
+fn place(
+    shard: &Shard,
+    metadata: &Metadata,
+    partitions: u32,
+    factor: usize,
+) -> Result<(Vec<ShardId>, Vec<Vec<NodeId>>), Failure> {
+    let replicas = metadata.replicas_per_broker();
+    let mut leaders: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for topic in metadata.topics.values() {
+        for partition in 0..topic.partition_count() {
+            if let Some(leader) = topic.leader(partition) {
+                *leaders.entry(leader).or_default() += 1;
+            }
+        }
     }
-    let shard_count = shard.shard_count();
-    let mut shard_load: BTreeMap<NodeId, Vec<usize>> = brokers
-        .keys()
-        .map(|node| (*node, metadata.load(*node, shard_count)))
+    let mut candidates: Vec<placement::Candidate> = metadata
+        .live_brokers()
+        .map(|broker| {
+            let node = broker.registration.node;
+            placement::Candidate {
+                node,
+                rack: broker.registration.rack.clone(),
+                replicas: replicas.get(&node).copied().unwrap_or(0),
+                leaders: leaders.get(&node).copied().unwrap_or(0),
+            }
+        })
         .collect();
-    let mut shards = Vec::new();
-    let mut replicas = Vec::new();
-    for _ in 0..partitions {
-        let (&node, _) = brokers
-            .iter()
-            .min_by_key(|(node, load)| (**load, **node))
-            .expect("a broker");
-        *brokers.get_mut(&node).expect("a broker") += 1;
-        let load = shard_load.get_mut(&node).expect("a broker");
+    if candidates.is_empty() {
+        let node = shard.config.node_id;
+        candidates.push(placement::Candidate {
+            node,
+            rack: shard.config.rack.clone(),
+            replicas: replicas.get(&node).copied().unwrap_or(0),
+            leaders: leaders.get(&node).copied().unwrap_or(0),
+        });
+    }
+    let placed = placement::spread(candidates, partitions, factor)
+        .map_err(|message| Failure::new(ErrorKind::InvalidReplicationFactor, message))?;
+    let shard_count = shard.shard_count();
+    let mut shard_load: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+    let mut shards = Vec::with_capacity(placed.len());
+    for nodes in &placed {
+        let load = shard_load
+            .entry(nodes[0])
+            .or_insert_with(|| metadata.load(nodes[0], shard_count));
         let (least, _) = load
             .iter()
             .enumerate()
@@ -327,9 +376,8 @@ fn place(shard: &Shard, metadata: &Metadata, partitions: u32) -> (Vec<ShardId>, 
         shards.push(ShardId(
             u32::try_from(least).expect("fewer than 2^32 shards"),
         ));
-        replicas.push(vec![node]);
     }
-    (shards, replicas)
+    Ok((shards, placed))
 }
 
 /// Partitions placed as a client assigned them: `partitions` lists of
@@ -416,7 +464,10 @@ async fn create_partitions(
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     let (shards, replicas) = match assignment {
         Some(assignment) => assigned(shard, &metadata, count - current, assignment)?,
-        None => place(shard, &metadata, count - current),
+        None => {
+            let factor = meta.replicas.first().map_or(1, Vec::len).max(1);
+            place(shard, &metadata, count - current, factor)?
+        }
     };
     if validate_only {
         return Ok(());

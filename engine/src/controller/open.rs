@@ -1,13 +1,21 @@
 //! The controller at start: its quorum log opened (formed with the quorum
 //! on a node's first start, imported from the single node's metadata log
 //! of a release before cluster mode), and the metadata image its committed
-//! entries make, before any shard opens a partition.
+//! entries make, before any shard opens a partition. A broker that is not
+//! a voter (an observer) starts from its own copy of the image instead
+//! (see [`super::observer`]).
 
 use std::path::{Path, PathBuf};
 
-use sluice_replication::quorum::{self, QuorumConfig, QuorumStorage};
+use std::cell::RefCell;
+
+use sluice_replication::quorum::{self, Quorum, QuorumConfig, QuorumStorage};
 use sluice_storage::NodeId;
 
+use super::{
+    observer::{self, Observer},
+    state::{Controller, Part},
+};
 use crate::{
     cluster_metadata::{
         entries::{decode_proposal, decode_snapshot, encode_snapshot},
@@ -44,22 +52,71 @@ pub enum ControllerStartError {
     #[error("the metadata of {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error(
+        "{path} holds a controller voter's quorum log, but node {node} is not among the voters \
+         ({voters}): start it with the voters it was formed with"
+    )]
+    VoterNoMore {
+        path: PathBuf,
+        node: NodeId,
+        voters: String,
+    },
+    #[error(
+        "{path} holds the metadata of a broker that was not a voter, but node {node} is now among \
+         the voters: give it an empty data directory to make it a voter (with --rejoin)"
+    )]
+    ObserverNowVoter { path: PathBuf, node: NodeId },
+    #[error(
         "{path} holds a single node's metadata, which cannot form a quorum of {voters} voters: \
          start this node alone first (no --voters), or give it an empty data directory"
     )]
     LegacyInCluster { path: PathBuf, voters: usize },
 }
 
-/// What the controller starts from: its log, the image of its committed
-/// entries, and the quorum's settings. Made before the shards start, so
-/// that each opens its partitions from the image.
+/// What the controller starts from: the image of the committed entries it
+/// has, and its part in the quorum. Made before the shards start, so that
+/// each opens its partitions from the image.
 pub struct ControllerStart {
-    pub log: QuorumLog,
     pub image: Metadata,
     /// The index of the last committed entry in `image`.
     pub applied: u64,
-    pub voters: Vec<quorum::NodeId>,
-    pub config: QuorumConfig,
+    pub member: Member,
+}
+
+/// A node's part in the controller quorum.
+pub enum Member {
+    /// A voter: its log and the quorum's settings.
+    Voter {
+        log: Box<QuorumLog>,
+        voters: Vec<quorum::NodeId>,
+        config: QuorumConfig,
+    },
+    /// A broker that is not a voter: it follows the voters' committed
+    /// entries and keeps the image they make at `image_path`.
+    Observer {
+        voters: Vec<NodeId>,
+        image_path: PathBuf,
+    },
+}
+
+impl ControllerStart {
+    /// The controller of node `node` this start makes (on shard 0's
+    /// executor: raft's node stays on the thread that drives it).
+    pub fn into_controller(self, node: NodeId) -> Result<Controller, String> {
+        let part = match self.member {
+            Member::Voter {
+                log,
+                voters,
+                config,
+            } => Part::Voter(Box::new(RefCell::new(
+                Quorum::new(quorum_id(node), &voters, *log, config)
+                    .map_err(|error| format!("controller quorum: {error}"))?,
+            ))),
+            Member::Observer { voters, image_path } => {
+                Part::Observer(Observer::new(voters, image_path))
+            }
+        };
+        Ok(Controller::new(node, part, self.image, self.applied))
+    }
 }
 
 /// The quorum's id of node `node`.
@@ -82,7 +139,8 @@ pub fn wire_cluster_id(cluster_id: &str) -> u64 {
         })
 }
 
-/// Opens (or forms) the quorum log under `config.data_dir` and replays it.
+/// Opens (or forms) the quorum log under `config.data_dir` and replays it;
+/// on a broker that is not a voter, loads its copy of the image.
 pub fn open(
     config: &BrokerConfig,
     cluster_id: &str,
@@ -99,6 +157,45 @@ pub fn open(
     };
     let metadata_dir = config.data_dir.join("metadata");
     let dir = metadata_dir.join("quorum");
+    let image_path = metadata_dir.join(observer::IMAGE_FILE);
+    if !voters.contains(&quorum_id(node)) {
+        if holds_a_log(&dir)? {
+            return Err(ControllerStartError::VoterNoMore {
+                path: dir,
+                node,
+                voters: config
+                    .voters
+                    .iter()
+                    .map(|voter| format!("{}@{}", voter.node_id, voter.peer_addr))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            });
+        }
+        std::fs::create_dir_all(&metadata_dir).map_err(|source| ControllerStartError::Io {
+            path: metadata_dir.clone(),
+            source,
+        })?;
+        let (image, applied) = observer::load(&image_path)?;
+        tracing::info!(
+            applied,
+            topics = image.topics.len(),
+            "a broker that is not a voter: following the controller quorum from its copy of the metadata"
+        );
+        return Ok(ControllerStart {
+            image,
+            applied,
+            member: Member::Observer {
+                voters: voters.into_iter().map(node_of).collect(),
+                image_path,
+            },
+        });
+    }
+    if image_path.exists() {
+        return Err(ControllerStartError::ObserverNowVoter {
+            path: image_path,
+            node,
+        });
+    }
     let log = if holds_a_log(&dir)? {
         if config.rejoin {
             tracing::warn!("--rejoin ignored: this data directory holds its quorum log");
@@ -121,17 +218,19 @@ pub fn open(
         "controller metadata replayed"
     );
     Ok(ControllerStart {
-        log,
         image,
         applied,
-        voters,
-        config: QuorumConfig {
-            cluster_id: wire_cluster_id(cluster_id),
-            election_ticks: ELECTION_TICKS,
-            heartbeat_ticks: HEARTBEAT_TICKS,
-            snapshot_interval_entries: SNAPSHOT_INTERVAL_ENTRIES,
-            election_seed: rand::random(),
-            disk_id,
+        member: Member::Voter {
+            log: Box::new(log),
+            voters,
+            config: QuorumConfig {
+                cluster_id: wire_cluster_id(cluster_id),
+                election_ticks: ELECTION_TICKS,
+                heartbeat_ticks: HEARTBEAT_TICKS,
+                snapshot_interval_entries: SNAPSHOT_INTERVAL_ENTRIES,
+                election_seed: rand::random(),
+                disk_id,
+            },
         },
     })
 }

@@ -13,9 +13,10 @@ use std::{
 };
 
 use futures_channel::oneshot;
-use sluice_replication::quorum::Quorum;
+use sluice_replication::quorum::{Quorum, Role};
 use sluice_storage::NodeId;
 
+use super::observer::{Observer, Served};
 use crate::{
     cluster_metadata::{Metadata, Refused},
     error::Failure,
@@ -47,12 +48,23 @@ pub struct Effect {
 /// from it.
 pub type Leases = HashMap<NodeId, (u64, Instant)>;
 
+/// A node's part in the controller quorum.
+pub enum Part {
+    /// A voter, with the quorum it drives.
+    Voter(Box<RefCell<Quorum<QuorumLog>>>),
+    /// A broker that follows the voters' committed entries.
+    Observer(Observer),
+}
+
 /// Lives on shard 0.
 pub struct Controller {
     pub(super) node_id: NodeId,
     /// One change of this node's at a time.
     pub(super) lock: glommio::sync::Semaphore,
-    pub(super) quorum: RefCell<Quorum<QuorumLog>>,
+    pub(super) part: Part,
+    /// On a voter: the entries it applied lately, and the observers'
+    /// fetches waiting for more.
+    pub(super) served: Served,
     /// The image after the last entry the quorum handed out (ahead of the
     /// shards' until the entry's effects are done).
     pub(super) image: RefCell<Metadata>,
@@ -86,18 +98,14 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// The controller of node `node_id` over `quorum`, whose entries
-    /// through `applied` made `image`.
-    pub fn new(
-        node_id: NodeId,
-        quorum: Quorum<QuorumLog>,
-        image: Metadata,
-        applied: u64,
-    ) -> Controller {
+    /// The controller of node `node_id` in its `part` of the quorum, whose
+    /// entries through `applied` made `image`.
+    pub fn new(node_id: NodeId, part: Part, image: Metadata, applied: u64) -> Controller {
         Controller {
             node_id,
             lock: glommio::sync::Semaphore::new(1),
-            quorum: RefCell::new(quorum),
+            part,
+            served: Served::new(applied),
             image: RefCell::new(image),
             applied: Cell::new(applied),
             sequence: Cell::new(1),
@@ -115,11 +123,43 @@ impl Controller {
 }
 
 impl Controller {
+    /// The quorum this node drives, if it is a voter.
+    pub(super) fn quorum(&self) -> Option<&RefCell<Quorum<QuorumLog>>> {
+        match &self.part {
+            Part::Voter(quorum) => Some(quorum.as_ref()),
+            Part::Observer(_) => None,
+        }
+    }
+
+    /// What this node follows, if it is not a voter.
+    pub(super) fn observer(&self) -> Option<&Observer> {
+        match &self.part {
+            Part::Voter(_) => None,
+            Part::Observer(observer) => Some(observer),
+        }
+    }
+
+    /// The controller leader as this node knows it.
+    pub(super) fn leader(&self) -> Option<NodeId> {
+        match &self.part {
+            Part::Voter(quorum) => quorum.borrow().leader().map(super::open::node_of),
+            Part::Observer(observer) => observer.leader.get(),
+        }
+    }
+
+    /// Whether this node is the controller leader.
+    pub(super) fn leads(&self) -> bool {
+        self.quorum()
+            .is_some_and(|quorum| quorum.borrow().role() == Role::Leader)
+    }
+
     /// On the leader, how far each voter holds the metadata log (its
-    /// matched index); empty on other nodes.
-    pub fn voter_log_ends(&self) -> Vec<(NodeId, u64)> {
-        self.quorum
-            .try_borrow()
+    /// matched index) and each observer (the index its last fetch named);
+    /// empty on other nodes.
+    pub fn log_ends(&self) -> Vec<(NodeId, u64)> {
+        let mut ends: Vec<(NodeId, u64)> = self
+            .quorum()
+            .and_then(|quorum| quorum.try_borrow().ok())
             .map(|quorum| {
                 quorum
                     .voter_progress()
@@ -127,6 +167,10 @@ impl Controller {
                     .filter_map(|(node, index)| Some((NodeId(i32::try_from(node.0).ok()?), index)))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if !ends.is_empty() {
+            ends.extend(self.served.fetched());
+        }
+        ends
     }
 }

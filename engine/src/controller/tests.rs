@@ -43,19 +43,7 @@ impl std::ops::Deref for Cluster {
 fn shards(dir: &Path, shard_count: usize) -> Cluster {
     let start = open::open(&config(dir), CLUSTER_ID).unwrap();
     let metadata = Arc::new(start.image.clone());
-    let quorum = sluice_replication::quorum::Quorum::new(
-        open::quorum_id(NodeId(0)),
-        &start.voters,
-        start.log,
-        start.config,
-    )
-    .unwrap();
-    let mut controller = Some(state::Controller::new(
-        NodeId(0),
-        quorum,
-        start.image,
-        start.applied,
-    ));
+    let mut controller = Some(start.into_controller(NodeId(0)).unwrap());
     let (peers, inboxes): (Vec<_>, Vec<_>) =
         (0..shard_count).map(|_| async_channel::bounded(64)).unzip();
     let shards: Vec<Rc<Shard>> = (0..shard_count)
@@ -109,6 +97,7 @@ async fn create_topic(shard: &Rc<Shard>, name: &str, partitions: u32) -> Result<
         name: name.to_string(),
         partitions,
         configs: [("segment.bytes".to_string(), (1 << 20).to_string())].into(),
+        replication_factor: 0,
         assignment: None,
     };
     let op = ControllerOp::CreateTopics {
@@ -370,6 +359,64 @@ fn a_single_nodes_metadata_log_is_imported_once() {
             error,
             open::ControllerStartError::LegacyInCluster { voters: 3, .. }
         ),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_voters_data_is_not_an_observers_and_an_observers_not_a_voters() {
+    let voters =
+        crate::Voter::parse_list("1@127.0.0.1:9193,2@127.0.0.1:9194,3@127.0.0.1:9195").unwrap();
+    let as_node = |dir: &Path, node: i32| BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        node_id: NodeId(node),
+        peer_addr: format!("127.0.0.1:{}", 9192 + node),
+        voters: voters.clone(),
+        ..BrokerConfig::default()
+    };
+    // Node 4 is not a voter: it starts from an empty image and keeps none
+    // until it has fetched one.
+    let broker = tempfile::tempdir().unwrap();
+    let start = open::open(&as_node(broker.path(), 4), CLUSTER_ID).unwrap();
+    assert_eq!(start.applied, 0);
+    assert!(matches!(start.member, open::Member::Observer { .. }));
+    observer::store(
+        &broker.path().join("metadata").join(observer::IMAGE_FILE),
+        &start.image,
+        3,
+    )
+    .unwrap();
+    assert_eq!(
+        open::open(&as_node(broker.path(), 4), CLUSTER_ID)
+            .unwrap()
+            .applied,
+        3
+    );
+    // The same directory as voter 1's: refused.
+    let error = open::open(&as_node(broker.path(), 1), CLUSTER_ID)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, open::ControllerStartError::ObserverNowVoter { .. }),
+        "{error}"
+    );
+    // A voter's directory as a broker's: refused.
+    let voter = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        open::open(&as_node(voter.path(), 2), CLUSTER_ID)
+            .unwrap()
+            .member,
+        open::Member::Voter { .. }
+    ));
+    let error = open::open(&as_node(voter.path(), 4), CLUSTER_ID)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, open::ControllerStartError::VoterNoMore { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("not among the voters"),
         "{error}"
     );
 }

@@ -72,6 +72,7 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
         name: OFFSETS_TOPIC.to_string(),
         partitions: (shard.shard_count() * brokers) as u32,
         configs: [("retention.ms".to_string(), "-1".to_string())].into(),
+        replication_factor: 0,
         assignment: None,
     };
     let op = ControllerOp::CreateTopics {

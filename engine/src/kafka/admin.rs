@@ -32,8 +32,8 @@ use uuid::Uuid;
 use super::{cluster_id, failure_code, on_partition, str_bytes, topic_name};
 use crate::{
     controller::{
-        check_topic_name, to_controller, ControllerOp, NewTopicSpec, TopicOutcome,
-        PARTITIONS_PER_TOPIC_MAX,
+        check_replication_factor, check_topic_name, to_controller, ControllerOp, NewTopicSpec,
+        TopicOutcome, PARTITIONS_PER_TOPIC_MAX,
     },
     partition::{ErrorKind, Failure, FanOut, PartitionOp},
     shard::Shard,
@@ -89,9 +89,14 @@ pub async fn create_topics(
     let mut checked: Vec<(String, Checked)> = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let new = placement(&topic).and_then(|(partitions, assignment)| {
-            check_new_topic(shard, &name, partitions, &topic.configs)
-                .map(|new| NewTopicSpec { assignment, ..new })
+        let new = placement(&topic).and_then(|(partitions, replication_factor, assignment)| {
+            check_replication_factor(replication_factor)
+                .and_then(|_| check_new_topic(shard, &name, partitions, &topic.configs))
+                .map(|new| NewTopicSpec {
+                    replication_factor,
+                    assignment,
+                    ..new
+                })
                 .map_err(|failure| (failure_code(&failure), failure.message))
         });
         checked.push((name, new));
@@ -164,22 +169,21 @@ pub async fn create_topics(
 /// The nodes of each partition, as a client assigned them.
 type Assignment = Vec<Vec<NodeId>>;
 
-/// The partition count a CreateTopics entry asks for, from its count and
-/// replication factor or from its explicit replica assignments (then also
-/// the assignment, one list of nodes per partition), checked as Kafka
+/// The partition count and replication factor (0: the default) a
+/// CreateTopics entry asks for, or its explicit replica assignments (then
+/// also the assignment, one list of nodes per partition), checked as Kafka
 /// checks them: both forms at once are an invalid request; an assignment
-/// names partitions 0 to n - 1, once each. Every partition has one replica
-/// until replication is built: a replication factor above 1 is refused;
-/// whether the assigned nodes can hold them is the controller's check.
-fn placement(topic: &CreatableTopic) -> Result<(i32, Option<Assignment>), (i16, String)> {
+/// names partitions 0 to n - 1, once each; a factor is -1 (the default) or
+/// positive. Whether the cluster can give the factor, and whether the
+/// assigned nodes can hold the partitions, is the controller's check.
+fn placement(topic: &CreatableTopic) -> Result<(i32, u16, Option<Assignment>), (i16, String)> {
     if topic.assignments.is_empty() {
         return match topic.replication_factor {
-            -1 | 1 => Ok((topic.num_partitions, None)),
+            -1 => Ok((topic.num_partitions, 0, None)),
+            factor if factor >= 1 => Ok((topic.num_partitions, factor as u16, None)),
             factor => Err((
                 ResponseError::InvalidReplicationFactor.code(),
-                format!(
-                    "replication factor {factor}: a partition has one replica until replication is built"
-                ),
+                format!("replication factor {factor}: it is -1 (the default) or at least 1"),
             )),
         };
     }
@@ -214,6 +218,7 @@ fn placement(topic: &CreatableTopic) -> Result<(i32, Option<Assignment>), (i16, 
         i32::try_from(count).map_err(|_| invalid(format!("{count} partitions assigned")))?;
     Ok((
         count,
+        0,
         Some(placed.into_iter().map(Option::unwrap_or_default).collect()),
     ))
 }
@@ -251,6 +256,7 @@ fn check_new_topic(
         name: name.to_string(),
         partitions,
         configs,
+        replication_factor: 0,
         assignment: None,
     })
 }

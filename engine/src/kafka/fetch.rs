@@ -10,14 +10,14 @@ use bytes::Bytes;
 use kafka_protocol::{
     error::ResponseError,
     messages::{
-        fetch_response::{FetchableTopicResponse, PartitionData},
+        fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData},
         FetchRequest, FetchResponse,
     },
 };
 use sluice_storage::Offset;
 use uuid::Uuid;
 
-use super::{failure_code, topic_name};
+use super::{current_leader, failure_code, str_bytes, topic_name};
 use crate::{
     partition::{
         read::{read_or_wait, Target, FETCH_RESPONSE_BYTES_MAX},
@@ -81,6 +81,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
     let outcomes = read_or_wait(shard, &targets, min_bytes, max_wait).await;
 
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
     let mut total = 0usize;
     for ((target, (topic_id, unknown_id, partition)), outcome) in
         targets.into_iter().zip(ids).zip(outcomes)
@@ -97,9 +98,36 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
                     .with_records(Some(records(outcome, &mut total, response_max)))
             }
             Err(_) if unknown_id => data.with_error_code(ResponseError::UnknownTopicId.code()),
-            Err(failure) => data
-                .with_error_code(failure_code(&failure))
-                .with_high_watermark(-1),
+            Err(failure) => {
+                let mut data = data
+                    .with_error_code(failure_code(&failure))
+                    .with_high_watermark(-1);
+                if failure.kind == ErrorKind::NotLeader && version >= 12 {
+                    // KIP-951 (the leader since v12, its endpoint since
+                    // v16): where to fetch from instead.
+                    let (leader, epoch, endpoint) =
+                        current_leader(shard, &metadata, &target.topic, partition);
+                    data.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(leader)
+                        .with_leader_epoch(epoch);
+                    match endpoint {
+                        Some(broker)
+                            if version >= 16
+                                && !endpoints.iter().any(|known| known.node_id == broker.node) =>
+                        {
+                            endpoints.push(
+                                NodeEndpoint::default()
+                                    .with_node_id(broker.node)
+                                    .with_host(str_bytes(broker.host))
+                                    .with_port(broker.port)
+                                    .with_rack(broker.rack.map(str_bytes)),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+                data
+            }
         };
         let same_topic = match responses.last() {
             Some(last) if version >= 13 => last.topic_id == topic_id,
@@ -120,6 +148,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
     FetchResponse::default()
         .with_session_id(0)
         .with_responses(responses)
+        .with_node_endpoints(endpoints)
 }
 
 /// A partition's records (its owner joined its batches, each read within the

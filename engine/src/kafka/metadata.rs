@@ -134,6 +134,7 @@ pub(crate) async fn auto_create(shard: &Rc<Shard>, names: &[String]) -> Vec<Resu
                 name: name.clone(),
                 partitions: shard.config.auto_create_partitions,
                 configs: BTreeMap::new(),
+                replication_factor: 0,
                 assignment: None,
             }),
             Err(failure) => results[index] = Err(failure_code(&failure)),

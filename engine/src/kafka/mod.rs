@@ -280,6 +280,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         // answer a timeout when it does not take them; clients retry.
         ErrorKind::NotController => ResponseError::RequestTimedOut,
         ErrorKind::InvalidReplicaAssignment => ResponseError::InvalidReplicaAssignment,
+        ErrorKind::InvalidReplicationFactor => ResponseError::InvalidReplicationFactor,
     };
     error.code()
 }
@@ -393,6 +394,31 @@ pub(crate) fn live_brokers(shard: &Shard, metadata: &Metadata) -> Vec<KafkaBroke
 
 /// Whether node `node` is one Kafka clients may be sent to (see
 /// [`live_brokers`]).
+/// Where a client that sent a partition's request to a node that does not
+/// lead it finds its leader (KIP-951): the live leader's id and epoch (-1
+/// and -1 when none is live) and its Kafka endpoint.
+pub(crate) fn current_leader(
+    shard: &Shard,
+    metadata: &Metadata,
+    topic: &str,
+    partition: i32,
+) -> (BrokerId, i32, Option<KafkaBroker>) {
+    let leader = metadata
+        .topic(topic)
+        .and_then(|meta| meta.leader(u32::try_from(partition).ok()?))
+        .filter(|node| is_live(shard, metadata, *node));
+    match leader {
+        Some(node) => {
+            let endpoint = live_brokers(shard, metadata)
+                .into_iter()
+                .find(|broker| broker.node.0 == node.0);
+            // Leadership does not move yet: every leader is at epoch 0.
+            (BrokerId(node.0), 0, endpoint)
+        }
+        None => (BrokerId(-1), -1, None),
+    }
+}
+
 pub(crate) fn is_live(shard: &Shard, metadata: &Metadata, node: sluice_storage::NodeId) -> bool {
     crate::cluster_view::is_live(metadata, shard.config.node_id, node)
 }

@@ -10,12 +10,14 @@ use bytes::Bytes;
 use kafka_protocol::{
     error::ResponseError,
     messages::{
-        produce_response::{PartitionProduceResponse, TopicProduceResponse},
+        produce_response::{
+            LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+        },
         ProduceRequest, ProduceResponse,
     },
 };
 
-use super::{failure_code, metadata::auto_create, on_partition, str_bytes};
+use super::{current_leader, failure_code, metadata::auto_create, on_partition, str_bytes};
 use crate::{
     partition::{ErrorKind, Failure, FanOut, PartitionOp, Produced, WireFormat},
     shard::Shard,
@@ -83,6 +85,8 @@ pub async fn handle(
     }
 
     let mut responses = Vec::new();
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    let metadata = shard.metadata();
     for (name, answers) in parts.gather().await {
         let mut partitions = Vec::new();
         for (index, result) in answers {
@@ -97,6 +101,26 @@ pub async fn handle(
                 Err(failure) => {
                     response.error_code = failure_code(&failure);
                     response.base_offset = -1;
+                    if failure.kind == ErrorKind::NotLeader && version >= 10 {
+                        // KIP-951: where the leader is, so the client
+                        // need not ask for metadata first.
+                        let (leader, epoch, endpoint) =
+                            current_leader(shard, &metadata, &name, index);
+                        response.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(leader)
+                            .with_leader_epoch(epoch);
+                        if let Some(broker) = endpoint {
+                            if !endpoints.iter().any(|known| known.node_id == broker.node) {
+                                endpoints.push(
+                                    NodeEndpoint::default()
+                                        .with_node_id(broker.node)
+                                        .with_host(str_bytes(broker.host))
+                                        .with_port(broker.port)
+                                        .with_rack(broker.rack.map(str_bytes)),
+                                );
+                            }
+                        }
+                    }
                     if version >= 8 {
                         response.error_message = Some(str_bytes(failure.message));
                     }
@@ -110,7 +134,11 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    (acks != 0).then(|| {
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(endpoints)
+    })
 }
 
 /// Splits a partition's records into its RecordBatches by their

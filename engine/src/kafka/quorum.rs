@@ -6,8 +6,9 @@
 //!
 //! Kafka's brokers forward this request to the active controller; here
 //! every node answers from what it knows (see [`crate::cluster_view`]).
-//! Only the leader tracks how far each voter holds the log, so a log end
-//! offset is -1 wherever it is not known, as in Kafka.
+//! Only the leader tracks how far each voter holds the log (and each
+//! observer, from its last fetch), so a log end offset is -1 wherever it
+//! is not known, as in Kafka.
 
 use std::rc::Rc;
 
@@ -37,7 +38,7 @@ pub async fn describe_quorum(
     request: DescribeQuorumRequest,
     version: i16,
 ) -> DescribeQuorumResponse {
-    let log_ends = voter_log_ends(shard).await;
+    let log_ends = log_ends(shard).await;
     let topics = request
         .topics
         .iter()
@@ -70,16 +71,16 @@ pub async fn describe_quorum(
     response
 }
 
-/// How far each voter holds the metadata log, as the controller leader
-/// tracks it ([`sluice_replication::quorum::Quorum::voter_progress`]),
-/// asked of shard 0: empty on a node that does not lead, where every log
-/// end offset reads as unknown.
-async fn voter_log_ends(shard: &Rc<Shard>) -> Vec<(NodeId, u64)> {
+/// How far each voter and observer holds the metadata log, as the
+/// controller leader tracks it (see `Controller::log_ends`), asked of
+/// shard 0: empty on a node that does not lead, where every log end offset
+/// reads as unknown.
+async fn log_ends(shard: &Rc<Shard>) -> Vec<(NodeId, u64)> {
     crate::coordinator::run_on(shard, 0, |there| async move {
         there
             .controller
             .as_ref()
-            .map(|controller| controller.voter_log_ends())
+            .map(|controller| controller.log_ends())
             .unwrap_or_default()
     })
     .await

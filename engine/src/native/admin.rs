@@ -64,9 +64,27 @@ pub async fn create_topics(shard: &Rc<Shard>, request: CreateTopicsRequest) -> T
         .into_iter()
         .map(|topic| NewTopicSpec {
             name: topic.name,
-            partitions: topic.partitions,
+            // An assignment with no count: as many as it lists.
+            partitions: match topic.partitions {
+                0 => u32::try_from(topic.assignment.len()).unwrap_or(u32::MAX),
+                count => count,
+            },
             configs: topic.configs.into_iter().collect(),
-            assignment: None,
+            replication_factor: topic.replication_factor,
+            assignment: (!topic.assignment.is_empty()).then(|| {
+                topic
+                    .assignment
+                    .iter()
+                    .map(|nodes| {
+                        // A node id past i32 names no node: -1 is refused
+                        // as one.
+                        nodes
+                            .iter()
+                            .map(|node| NodeId(i32::try_from(*node).unwrap_or(-1)))
+                            .collect()
+                    })
+                    .collect()
+            }),
         })
         .collect();
     let (reply, answer) = oneshot::channel();

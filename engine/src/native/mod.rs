@@ -99,6 +99,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::NotLeader => ErrorCode::NotLeader,
         ErrorKind::NotController => ErrorCode::NotController,
         ErrorKind::InvalidReplicaAssignment => ErrorCode::InvalidReplicaAssignment,
+        ErrorKind::InvalidReplicationFactor => ErrorCode::InvalidReplicationFactor,
     }
 }
 
@@ -153,7 +154,21 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
         ),
         ApiKey::CreateTopics => encode_response(
             correlation_id,
-            &admin::create_topics(shard, decode!(m::CreateTopicsRequest)).await,
+            &admin::create_topics(
+                shard,
+                match m::CreateTopicsRequest::from_version_bytes(header.api_version, body) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let message = format!("{api:?} request: {error}");
+                        return Some(encode_error_response(
+                            correlation_id,
+                            ErrorCode::InvalidRequest,
+                            &message,
+                        ));
+                    }
+                },
+            )
+            .await,
         ),
         ApiKey::DeleteTopics => encode_response(
             correlation_id,

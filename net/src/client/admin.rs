@@ -15,7 +15,7 @@ use crate::native::{
         DescribeGroupResponse, GroupListing, GroupResult, ListGroupsRequest, ListGroupsResponse,
         ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse,
         NewTopic, OffsetSpec, ResetGroupOffsetsRequest, ResetGroupOffsetsResponse, ResetPartition,
-        ResetTo, TopicDescription, TopicInfo, TopicResults,
+        ResetTo, TopicDescription, TopicInfo, TopicResults, CREATE_TOPICS_PLACEMENT_VERSION,
     },
     ErrorCode,
 };
@@ -30,15 +30,39 @@ impl Client {
         partitions: u32,
         configs: &[(String, String)],
     ) -> Result<(), ClientError> {
+        self.create_topic_placed(NewTopic {
+            name: name.to_string(),
+            partitions,
+            configs: configs.to_vec(),
+            replication_factor: 0,
+            assignment: Vec::new(),
+        })
+        .await
+    }
+
+    /// Creates a topic with a replication factor or the nodes of each
+    /// partition (see [`NewTopic`]). A broker that speaks only version 0
+    /// of CreateTopics is asked for neither: asking it for one is an
+    /// `InvalidArgument` here.
+    pub async fn create_topic_placed(&self, topic: NewTopic) -> Result<(), ClientError> {
+        let name = topic.name.clone();
         let request = CreateTopicsRequest {
-            topics: vec![NewTopic {
-                name: name.to_string(),
-                partitions,
-                configs: configs.to_vec(),
-            }],
+            topics: vec![topic],
         };
-        let results: TopicResults = self.request(ApiKey::CreateTopics, &request).await?;
-        one_topic_result(results, name)
+        let results: TopicResults = if self.connection.version(ApiKey::CreateTopics)
+            >= CREATE_TOPICS_PLACEMENT_VERSION
+        {
+            self.request(ApiKey::CreateTopics, &request).await?
+        } else {
+            let old = request.to_v0().ok_or_else(|| {
+                    ClientError::InvalidArgument(
+                        "this broker speaks CreateTopics version 0, which takes no replication factor or replica assignment"
+                            .to_string(),
+                    )
+                })?;
+            self.request(ApiKey::CreateTopics, &old).await?
+        };
+        one_topic_result(results, &name)
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {

@@ -469,7 +469,8 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                     Some(encode_response(id, &DescribeTopicsResponseV0 { topics }))
                 }
                 ApiKey::CreateTopics => {
-                    let request = CreateTopicsRequest::from_bytes(body).unwrap();
+                    let request =
+                        CreateTopicsRequest::from_version_bytes(header.api_version, body).unwrap();
                     let topics = request
                         .topics
                         .into_iter()

@@ -41,10 +41,12 @@ pub enum ErrorCode {
     NotController = 25,
     /// Partitions assigned to nodes that cannot hold them.
     InvalidReplicaAssignment = 26,
+    /// A replication factor the cluster cannot give.
+    InvalidReplicationFactor = 27,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -72,6 +74,7 @@ impl ErrorCode {
         ErrorCode::NotLeader,
         ErrorCode::NotController,
         ErrorCode::InvalidReplicaAssignment,
+        ErrorCode::InvalidReplicationFactor,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -127,6 +130,7 @@ impl ErrorCode {
             ErrorCode::NotLeader => "not the partition's leader",
             ErrorCode::NotController => "no controller leader",
             ErrorCode::InvalidReplicaAssignment => "invalid replica assignment",
+            ErrorCode::InvalidReplicationFactor => "invalid replication factor",
         }
     }
 }

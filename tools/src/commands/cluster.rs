@@ -220,13 +220,6 @@ fn local(args: ClusterLocalArgs) -> CliResult<()> {
             args.nodes
         )));
     }
-    if voter_count(args.nodes) != args.nodes {
-        return Err(CliError(format!(
-            "--nodes {}: every node is a controller voter for now (brokers that are not voters are not \
-             supported yet), and a quorum has 1, 3 or 5 voters",
-            args.nodes
-        )));
-    }
     let last_port = u32::from(args.base_port) + args.nodes * u32::from(PORTS_PER_NODE);
     if last_port > u32::from(u16::MAX) {
         return Err(CliError(format!(

@@ -1,6 +1,6 @@
 //! `sluice topic`: create, list, describe, alter-config, delete.
 
-use sluice_net::client::Client;
+use sluice_net::{client::Client, native::messages::NewTopic};
 
 use crate::{
     cli::{Format, TopicCommand},
@@ -14,15 +14,29 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
             TopicCommand::Create {
                 name,
                 partitions,
+                replication_factor,
+                replica_assignment,
                 configs,
                 connect,
             } => {
                 let client = Client::connect(&connect.brokers).await?;
+                let assignment = replica_assignment.map(|a| a.0).unwrap_or_default();
+                let count = match partitions {
+                    Some(partitions) => Some(partitions),
+                    None if !assignment.is_empty() => Some(assignment.len() as u32),
+                    None => None,
+                };
                 // 0 asks for the broker's default.
                 client
-                    .create_topic(&name, partitions.unwrap_or(0), &configs)
+                    .create_topic_placed(NewTopic {
+                        name: name.clone(),
+                        partitions: count.unwrap_or(0),
+                        configs,
+                        replication_factor: replication_factor.unwrap_or(0),
+                        assignment,
+                    })
                     .await?;
-                match partitions {
+                match count {
                     Some(partitions) => {
                         eprintln!("created topic {name} with {partitions} partitions")
                     }

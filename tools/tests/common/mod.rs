@@ -298,8 +298,8 @@ pub fn seeded_rng(test: &str) -> rand::rngs::StdRng {
 }
 
 pub fn create_topic(conn: &mut Connection, name: &str, partitions: u32) {
-    let request = CreateTopicsRequest {
-        topics: vec![NewTopic {
+    let request = CreateTopicsRequestV0 {
+        topics: vec![NewTopicV0 {
             name: name.into(),
             partitions,
             configs: vec![],

@@ -83,6 +83,7 @@ impl ApiKey {
     pub fn versions(self) -> (u16, u16) {
         match self {
             ApiKey::DescribeTopics => (0, DESCRIBE_TOPICS_PLACEMENT_VERSION),
+            ApiKey::CreateTopics => (0, CREATE_TOPICS_PLACEMENT_VERSION),
             _ => (0, 0),
         }
     }

@@ -306,3 +306,39 @@ fn describe_topics_reads_back_at_each_version_it_speaks() {
     assert!(DescribeTopicsResponse::from_version_bytes(0, current).is_err());
     assert!(DescribeTopicsResponse::from_version_bytes(1, old).is_err());
 }
+
+#[test]
+fn create_topics_reads_back_at_each_version_it_speaks() {
+    assert_eq!(
+        ApiKey::CreateTopics.versions(),
+        (0, CREATE_TOPICS_PLACEMENT_VERSION)
+    );
+    let placed = CreateTopicsRequest {
+        topics: vec![NewTopic {
+            name: "t".to_string(),
+            partitions: 0,
+            configs: vec![("retention.ms".to_string(), "1".to_string())],
+            replication_factor: 0,
+            assignment: vec![vec![2], vec![0]],
+        }],
+    };
+    round_trip(&placed);
+    let bytes = placed.to_bytes().freeze();
+    assert_eq!(
+        CreateTopicsRequest::from_version_bytes(1, bytes).unwrap(),
+        placed
+    );
+    // Version 0 cannot say where partitions go.
+    assert_eq!(placed.to_v0(), None);
+    let plain = CreateTopicsRequest {
+        topics: vec![NewTopic {
+            assignment: Vec::new(),
+            ..placed.topics[0].clone()
+        }],
+    };
+    let old = plain.to_v0().unwrap().to_bytes().freeze();
+    assert_eq!(
+        CreateTopicsRequest::from_version_bytes(0, old).unwrap(),
+        plain
+    );
+}

@@ -12,13 +12,21 @@ wire_struct! {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct NewTopic {
         pub name: String,
-        /// 0: the broker's default partition count.
+        /// 0: the broker's default partition count (or, with an
+        /// assignment, as many as it lists).
         pub partitions: u32,
         pub configs: Vec<(String, String)>,
+        /// Replicas per partition; 0: the broker's default. Since version 1.
+        pub replication_factor: u16,
+        /// The nodes of each partition (one list per partition, the
+        /// leader first); empty: placed by the controller. Since version 1.
+        pub assignment: Vec<Vec<u32>>,
     }
 }
 
 wire_struct! {
+    /// The request at version 1 (and later); version 0 is
+    /// [`CreateTopicsRequestV0`].
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct CreateTopicsRequest {
         pub topics: Vec<NewTopic>,
@@ -26,6 +34,74 @@ wire_struct! {
 }
 
 impl Message for CreateTopicsRequest {}
+
+/// The version of CreateTopics that carries a replication factor and
+/// replica assignments.
+pub const CREATE_TOPICS_PLACEMENT_VERSION: u16 = 1;
+
+impl CreateTopicsRequest {
+    /// Reads a request of `version`; one of version 0 reads with the
+    /// default replication factor and no assignment.
+    pub fn from_version_bytes(
+        version: u16,
+        bytes: bytes::Bytes,
+    ) -> Result<CreateTopicsRequest, crate::native::codec::DecodeError> {
+        if version >= CREATE_TOPICS_PLACEMENT_VERSION {
+            CreateTopicsRequest::from_bytes(bytes)
+        } else {
+            CreateTopicsRequestV0::from_bytes(bytes).map(|request| CreateTopicsRequest {
+                topics: request
+                    .topics
+                    .into_iter()
+                    .map(|topic| NewTopic {
+                        name: topic.name,
+                        partitions: topic.partitions,
+                        configs: topic.configs,
+                        replication_factor: 0,
+                        assignment: Vec::new(),
+                    })
+                    .collect(),
+            })
+        }
+    }
+
+    /// The request as version 0 writes it, if it asks nothing version 0
+    /// cannot say (a replication factor or an assignment).
+    pub fn to_v0(&self) -> Option<CreateTopicsRequestV0> {
+        let topics = self
+            .topics
+            .iter()
+            .map(|topic| {
+                (topic.replication_factor == 0 && topic.assignment.is_empty()).then(|| NewTopicV0 {
+                    name: topic.name.clone(),
+                    partitions: topic.partitions,
+                    configs: topic.configs.clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(CreateTopicsRequestV0 { topics })
+    }
+}
+
+wire_struct! {
+    /// A topic to create, as version 0 asks for it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct NewTopicV0 {
+        pub name: String,
+        pub partitions: u32,
+        pub configs: Vec<(String, String)>,
+    }
+}
+
+wire_struct! {
+    /// The request at version 0.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CreateTopicsRequestV0 {
+        pub topics: Vec<NewTopicV0>,
+    }
+}
+
+impl Message for CreateTopicsRequestV0 {}
 
 wire_struct! {
     /// The outcome of an operation on one topic.
