@@ -41,11 +41,13 @@ fn batch(values: &[&str]) -> Batch {
 fn create(conn: &mut Connection, name: &str, partitions: u32) -> TopicResults {
     conn.call(
         ApiKey::CreateTopics,
-        &CreateTopicsRequestV0 {
-            topics: vec![NewTopicV0 {
+        &CreateTopicsRequest {
+            topics: vec![NewTopic {
                 name: name.to_string(),
                 partitions,
                 configs: vec![],
+                replication_factor: 0,
+                assignment: Vec::new(),
             }],
         },
     )

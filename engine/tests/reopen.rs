@@ -28,16 +28,18 @@ fn a_thousand_partitions_reopen_and_serve() {
     let broker = start(&config);
     let addr = broker.addrs().native.to_string();
     let mut conn = Connection::open(&addr, Duration::from_secs(60)).unwrap();
-    let topics: Vec<NewTopicV0> = (0..TOPICS)
-        .map(|topic| NewTopicV0 {
+    let topics: Vec<NewTopic> = (0..TOPICS)
+        .map(|topic| NewTopic {
             name: format!("t{topic}"),
             partitions: PARTITIONS,
             // Small segments: the first preallocation step is one segment.
             configs: vec![("segment.bytes".into(), (1 << 20).to_string())],
+            replication_factor: 0,
+            assignment: Vec::new(),
         })
         .collect();
     let created: TopicResults = conn
-        .call(ApiKey::CreateTopics, &CreateTopicsRequestV0 { topics })
+        .call(ApiKey::CreateTopics, &CreateTopicsRequest { topics })
         .unwrap();
     assert!(
         created.topics.iter().all(|t| t.error == ErrorCode::None),

@@ -298,11 +298,13 @@ pub fn seeded_rng(test: &str) -> rand::rngs::StdRng {
 }
 
 pub fn create_topic(conn: &mut Connection, name: &str, partitions: u32) {
-    let request = CreateTopicsRequestV0 {
-        topics: vec![NewTopicV0 {
+    let request = CreateTopicsRequest {
+        topics: vec![NewTopic {
             name: name.into(),
             partitions,
             configs: vec![],
+            replication_factor: 0,
+            assignment: Vec::new(),
         }],
     };
     let created: TopicResults = conn.call(ApiKey::CreateTopics, &request).unwrap();
