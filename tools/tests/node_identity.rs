@@ -133,12 +133,7 @@ fn every_data_directory_starts_a_cluster_of_its_own() {
 #[test]
 fn a_quorum_that_cannot_be_is_refused_in_one_line() {
     let data_dir = tempfile::tempdir().unwrap();
-    let three = "1@127.0.0.1:9193,2@127.0.0.1:9293,3@127.0.0.1:9393";
     let cases = [
-        (
-            vec!["--node-id", "7", "--voters", three],
-            "node 7 is not one of the voters",
-        ),
         (
             vec!["--voters", "1@a:1,2@b:1"],
             "2 voters: a quorum has 1, 3 or 5",
@@ -178,4 +173,11 @@ fn a_quorum_that_cannot_be_is_refused_in_one_line() {
         ],
     );
     assert_eq!(cluster_seen_by_kafka(&broker).controller, Some(1));
+    drop(broker);
+
+    // A voter's data directory, its node no longer among the voters: its
+    // quorum log would be left behind, so it does not start as a broker.
+    let others = "2@127.0.0.1:9293,3@127.0.0.1:9393,4@127.0.0.1:9493";
+    let line = refused(data_dir.path(), &["--node-id", "1", "--voters", others]);
+    assert!(line.contains("node 1 is not among the voters"), "{line}");
 }

@@ -9,8 +9,8 @@
 //! it has applied entries the observer has not, else holds the fetch for
 //! up to [`FETCH_WAIT`] and answers as soon as it applies one: an observer
 //! sees a change within a round trip of its voter applying it. A voter
-//! keeps the entries it applied lately ([`RECENT_ENTRIES_MAX`],
-//! [`RECENT_BYTES_MAX`]); an observer further behind gets the voter's
+//! keeps the entries it applied lately ([`RECENT_ENTRIES_MAX`](super::state::RECENT_ENTRIES_MAX),
+//! [`RECENT_BYTES_MAX`](super::state::RECENT_BYTES_MAX)); an observer further behind gets the voter's
 //! whole image (a snapshot) instead. An observer's changes (its
 //! registration, topics created through it) are forwarded to the leader,
 //! as a follower voter's are.
@@ -27,10 +27,8 @@
 //! a voter, or to a fetch not outstanding, changes nothing.
 
 use std::{
-    cell::{Cell, RefCell},
-    collections::VecDeque,
     io::Write,
-    path::{Path, PathBuf},
+    path::Path,
     rc::Rc,
     sync::atomic::Ordering,
     time::{Duration, Instant},
@@ -43,7 +41,7 @@ use super::{
     cluster::{self, held_by_another},
     driver::{apply, controller, install},
     open::ControllerStartError,
-    state::Controller,
+    state::{Controller, Observer, Waiting},
 };
 use crate::{
     cluster_metadata::{
@@ -68,142 +66,13 @@ pub const FETCH_WAIT: Duration = Duration::from_millis(500);
 const FETCH_TIMEOUT: Duration = Duration::from_millis(2000);
 /// An observer that could not send a fetch tries again after this long.
 const FETCH_RETRY: Duration = Duration::from_millis(100);
-/// A voter keeps at most this many of the entries it applied lately...
-pub const RECENT_ENTRIES_MAX: usize = 4096;
-/// ...and at most this many bytes of them.
-pub const RECENT_BYTES_MAX: usize = 8 << 20;
-/// One answer carries at most this many bytes of entries (at least one
-/// entry).
-const REPLY_ENTRY_BYTES_MAX: usize = 1 << 20;
 /// A peer address in a fetch is at most this long.
 const ADDR_BYTES_MAX: usize = 255;
-/// Answers waiting for the follow loop.
-const REPLIES_MAX: usize = 16;
 
 pub(super) const REQUEST_FETCH: u8 = 3;
 const REPLY_ENTRIES: u8 = 1;
 const REPLY_SNAPSHOT: u8 = 2;
 const REPLY_HEADER_BYTES: usize = 1 + 8 + 4 + 8 + 8;
-
-/// An observer's state: whom it follows and what it learned of them.
-pub struct Observer {
-    pub(super) voters: Vec<NodeId>,
-    image_path: PathBuf,
-    /// The controller leader as the last answer named it.
-    pub(super) leader: Cell<Option<NodeId>>,
-    term: Cell<u64>,
-    replies: Replies,
-}
-
-/// Answers from voters, by the node that sent each.
-type Replies = (
-    async_channel::Sender<(NodeId, Bytes)>,
-    async_channel::Receiver<(NodeId, Bytes)>,
-);
-
-impl Observer {
-    pub fn new(voters: Vec<NodeId>, image_path: PathBuf) -> Observer {
-        Observer {
-            voters,
-            image_path,
-            leader: Cell::new(None),
-            term: Cell::new(0),
-            replies: async_channel::bounded(REPLIES_MAX),
-        }
-    }
-
-    /// Takes an answer from a peer (dropped if the follow loop is far
-    /// behind: it asks again).
-    pub(super) fn on_reply(&self, from: NodeId, body: Bytes) {
-        let _ = self.replies.0.try_send((from, body));
-    }
-}
-
-/// On a voter: the entries it applied lately (each applied entry after
-/// `from` is in `recent`), and the fetches it holds.
-pub struct Served {
-    recent: RefCell<VecDeque<(u64, Bytes)>>,
-    recent_bytes: Cell<usize>,
-    from: Cell<u64>,
-    waiting: RefCell<Vec<Waiting>>,
-    /// Per observer, the index its last fetch named.
-    fetched: RefCell<std::collections::BTreeMap<NodeId, u64>>,
-}
-
-struct Waiting {
-    node: NodeId,
-    after: u64,
-    since: Instant,
-}
-
-impl Served {
-    /// Nothing kept yet: the entries through `applied` were applied
-    /// before.
-    pub fn new(applied: u64) -> Served {
-        Served {
-            recent: RefCell::new(VecDeque::new()),
-            recent_bytes: Cell::new(0),
-            from: Cell::new(applied),
-            waiting: RefCell::new(Vec::new()),
-            fetched: RefCell::new(std::collections::BTreeMap::new()),
-        }
-    }
-
-    /// Each observer that fetched from this node, and the index its last
-    /// fetch named.
-    pub fn fetched(&self) -> Vec<(NodeId, u64)> {
-        self.fetched
-            .borrow()
-            .iter()
-            .map(|(node, index)| (*node, *index))
-            .collect()
-    }
-
-    /// Keeps the entry applied at `index`, forgetting the oldest past the
-    /// limits.
-    pub fn record(&self, index: u64, payload: &[u8]) {
-        let mut recent = self.recent.borrow_mut();
-        recent.push_back((index, Bytes::copy_from_slice(payload)));
-        let mut bytes = self.recent_bytes.get() + payload.len();
-        while recent.len() > RECENT_ENTRIES_MAX || bytes > RECENT_BYTES_MAX {
-            let Some((index, payload)) = recent.pop_front() else {
-                break;
-            };
-            bytes -= payload.len();
-            self.from.set(index);
-        }
-        self.recent_bytes.set(bytes);
-    }
-
-    /// A snapshot at `index` replaced the image: nothing before it is
-    /// kept.
-    pub fn reset(&self, index: u64) {
-        self.recent.borrow_mut().clear();
-        self.recent_bytes.set(0);
-        self.from.set(index);
-    }
-
-    /// The entries after `after`, at most [`REPLY_ENTRY_BYTES_MAX`] bytes
-    /// of them (at least one); `None` if some of them are no longer kept.
-    fn after(&self, after: u64) -> Option<Vec<(u64, Bytes)>> {
-        if after < self.from.get() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut entries = Vec::new();
-        for (index, payload) in self.recent.borrow().iter() {
-            if *index <= after {
-                continue;
-            }
-            if !entries.is_empty() && bytes + payload.len() > REPLY_ENTRY_BYTES_MAX {
-                break;
-            }
-            bytes += payload.len();
-            entries.push((*index, payload.clone()));
-        }
-        Some(entries)
-    }
-}
 
 /// A fetch as it arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -641,6 +510,7 @@ pub fn store(path: &Path, image: &Metadata, index: u64) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::state::{Served, RECENT_BYTES_MAX, RECENT_ENTRIES_MAX};
 
     #[test]
     fn fetches_and_replies_decode_as_encoded() {

@@ -13,8 +13,8 @@ use sluice_replication::quorum::{self, Quorum, QuorumConfig, QuorumStorage};
 use sluice_storage::NodeId;
 
 use super::{
-    observer::{self, Observer},
-    state::{Controller, Part},
+    observer,
+    state::{Controller, Observer, Part},
 };
 use crate::{
     cluster_metadata::{

@@ -6,17 +6,19 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
+    path::PathBuf,
     rc::Rc,
     sync::Arc,
     time::Instant,
 };
 
+use bytes::Bytes;
+
 use futures_channel::oneshot;
 use sluice_replication::quorum::{Quorum, Role};
 use sluice_storage::NodeId;
 
-use super::observer::{Observer, Served};
 use crate::{
     cluster_metadata::{Metadata, Refused},
     error::Failure,
@@ -172,5 +174,136 @@ impl Controller {
             ends.extend(self.served.fetched());
         }
         ends
+    }
+}
+
+/// A voter keeps at most this many of the entries it applied lately, for
+/// the observers' fetches...
+pub const RECENT_ENTRIES_MAX: usize = 4096;
+/// ...and at most this many bytes of them.
+pub const RECENT_BYTES_MAX: usize = 8 << 20;
+/// One answer to a fetch carries at most this many bytes of entries (at
+/// least one entry).
+const REPLY_ENTRY_BYTES_MAX: usize = 1 << 20;
+/// Answers waiting for an observer's follow loop.
+const REPLIES_MAX: usize = 16;
+
+/// An observer's state: whom it follows and what it learned of them.
+pub struct Observer {
+    pub(super) voters: Vec<NodeId>,
+    pub(super) image_path: PathBuf,
+    /// The controller leader as the last answer named it.
+    pub(super) leader: Cell<Option<NodeId>>,
+    pub(super) term: Cell<u64>,
+    pub(super) replies: Replies,
+}
+
+/// Answers from voters, by the node that sent each.
+type Replies = (
+    async_channel::Sender<(NodeId, Bytes)>,
+    async_channel::Receiver<(NodeId, Bytes)>,
+);
+
+impl Observer {
+    pub fn new(voters: Vec<NodeId>, image_path: PathBuf) -> Observer {
+        Observer {
+            voters,
+            image_path,
+            leader: Cell::new(None),
+            term: Cell::new(0),
+            replies: async_channel::bounded(REPLIES_MAX),
+        }
+    }
+
+    /// Takes an answer from a peer (dropped if the follow loop is far
+    /// behind: it asks again).
+    pub(super) fn on_reply(&self, from: NodeId, body: Bytes) {
+        let _ = self.replies.0.try_send((from, body));
+    }
+}
+
+/// On a voter: the entries it applied lately (each applied entry after
+/// `from` is in `recent`), and the fetches it holds.
+pub struct Served {
+    recent: RefCell<VecDeque<(u64, Bytes)>>,
+    recent_bytes: Cell<usize>,
+    from: Cell<u64>,
+    pub(super) waiting: RefCell<Vec<Waiting>>,
+    /// Per observer, the index its last fetch named.
+    pub(super) fetched: RefCell<std::collections::BTreeMap<NodeId, u64>>,
+}
+
+pub(super) struct Waiting {
+    pub(super) node: NodeId,
+    pub(super) after: u64,
+    pub(super) since: Instant,
+}
+
+impl Served {
+    /// Nothing kept yet: the entries through `applied` were applied
+    /// before.
+    pub fn new(applied: u64) -> Served {
+        Served {
+            recent: RefCell::new(VecDeque::new()),
+            recent_bytes: Cell::new(0),
+            from: Cell::new(applied),
+            waiting: RefCell::new(Vec::new()),
+            fetched: RefCell::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// Each observer that fetched from this node, and the index its last
+    /// fetch named.
+    pub fn fetched(&self) -> Vec<(NodeId, u64)> {
+        self.fetched
+            .borrow()
+            .iter()
+            .map(|(node, index)| (*node, *index))
+            .collect()
+    }
+
+    /// Keeps the entry applied at `index`, forgetting the oldest past the
+    /// limits.
+    pub fn record(&self, index: u64, payload: &[u8]) {
+        let mut recent = self.recent.borrow_mut();
+        recent.push_back((index, Bytes::copy_from_slice(payload)));
+        let mut bytes = self.recent_bytes.get() + payload.len();
+        while recent.len() > RECENT_ENTRIES_MAX || bytes > RECENT_BYTES_MAX {
+            let Some((index, payload)) = recent.pop_front() else {
+                break;
+            };
+            bytes -= payload.len();
+            self.from.set(index);
+        }
+        self.recent_bytes.set(bytes);
+    }
+
+    /// A snapshot at `index` replaced the image: nothing before it is
+    /// kept.
+    pub fn reset(&self, index: u64) {
+        self.recent.borrow_mut().clear();
+        self.recent_bytes.set(0);
+        self.from.set(index);
+    }
+
+    /// The entries after `after`, at most [`REPLY_ENTRY_BYTES_MAX`] bytes
+    /// of them (at least one); `None` if some of them are no longer kept.
+    pub(super) fn after(&self, after: u64) -> Option<Vec<(u64, Bytes)>> {
+        if after < self.from.get() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut entries = Vec::new();
+        for (index, payload) in self.recent.borrow().iter() {
+            if *index <= after {
+                continue;
+            }
+            if !entries.is_empty() && bytes + payload.len() > REPLY_ENTRY_BYTES_MAX {
+                break;
+            }
+            bytes += payload.len();
+            entries.push((*index, payload.clone()));
+        }
+        Some(entries)
     }
 }
