@@ -38,6 +38,9 @@ pub struct ClusterOptions {
     /// Where the cluster's nodes live (emptied first).
     pub dir: PathBuf,
     pub base_port: u16,
+    /// Nodes of the cluster: 3 voters, and brokers that are not voters
+    /// past them (`sluice cluster local --nodes`).
+    pub nodes: u32,
     pub creates: usize,
     pub fences: usize,
     pub kills: usize,
@@ -264,16 +267,17 @@ pub fn measure(options: &ClusterOptions) -> Result<Vec<String>, BenchError> {
 async fn measure_on_executor(options: &ClusterOptions) -> Result<Vec<String>, BenchError> {
     let mut report = Vec::new();
     if options.creates + options.fences + options.kills > 0 {
-        let mut cluster = Cluster::start(options, 3)?;
+        let nodes = options.nodes.clamp(3, 4);
+        let mut cluster = Cluster::start(options, nodes)?;
         let mut clients = Vec::new();
-        for node in 0..3 {
+        for node in 0..nodes {
             clients.push(connect(&cluster.native(node)?).await?);
         }
         until(
             || async {
-                cluster_state(&clients[0])
-                    .await
-                    .is_some_and(|(_, alive)| alive.len() == 3 && alive.values().all(|a| *a))
+                cluster_state(&clients[0]).await.is_some_and(|(_, alive)| {
+                    alive.len() == nodes as usize && alive.values().all(|a| *a)
+                })
             },
             "every node is registered",
         )

@@ -46,6 +46,10 @@ enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 24_000)]
         base_port: u16,
+        /// Nodes: 3 voters, or 4 (the fourth a broker that is not a
+        /// voter, whose metadata is timed with the others').
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=4))]
+        nodes: u32,
         /// Topic creates timed to every node's metadata.
         #[arg(long, default_value_t = 100)]
         creates: usize,
@@ -140,6 +144,7 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
             sluice,
             dir,
             base_port,
+            nodes,
             creates,
             fences,
             kills,
@@ -149,6 +154,7 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
                 sluice,
                 dir,
                 base_port,
+                nodes,
                 creates,
                 fences,
                 kills,

@@ -51,6 +51,8 @@ pub enum EngineError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("log directory {path} is given twice (or is the data directory)")]
+    LogDirTwice { path: std::path::PathBuf },
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -74,8 +76,9 @@ pub struct Broker {
     inboxes: Vec<async_channel::Sender<ShardMessage>>,
     threads: Vec<glommio::ExecutorJoinHandle<()>>,
     addrs: ListenAddrs,
-    /// Held while the broker runs: one broker per data directory.
-    _lock: std::fs::File,
+    /// Held while the broker runs: one broker per data directory (and
+    /// per log directory).
+    _locks: Vec<std::fs::File>,
 }
 
 /// Takes the data directory's lock (an exclusive `flock` on `.lock`), so that
@@ -119,27 +122,44 @@ impl Broker {
         }
         crate::config::check_quorum(&config)?;
         let started = Instant::now();
-        let lock = lock_data_dir(&config.data_dir)?;
+        let mut locks = vec![lock_data_dir(&config.data_dir)?];
         // Partition directories hang off it: make it absolute once.
         let mut config = config;
-        config.data_dir =
-            std::path::absolute(&config.data_dir).map_err(|source| EngineError::DataDir {
-                path: config.data_dir.clone(),
+        let absolute = |dir: &std::path::Path| {
+            std::path::absolute(dir).map_err(|source| EngineError::DataDir {
+                path: dir.to_path_buf(),
                 source,
-            })?;
+            })
+        };
+        config.data_dir = absolute(&config.data_dir)?;
         let identity = NodeIdentity::load_or_create(
             &config.data_dir,
             config.node_id,
             config.cluster_id.as_deref(),
         )?;
+        // Each log directory is this node's, of this cluster, and locked.
+        let mut dirs = vec![config.data_dir.clone()];
+        for dir in &config.log_dirs {
+            let dir = absolute(dir)?;
+            if dirs.contains(&dir) {
+                return Err(EngineError::LogDirTwice { path: dir });
+            }
+            locks.push(lock_data_dir(&dir)?);
+            NodeIdentity::load_or_create(&dir, config.node_id, Some(&identity.cluster_id))?;
+            dirs.push(dir);
+        }
+        config.log_dirs = dirs[1..].to_vec();
         let mut listeners = Listeners::resolve(&mut config)?;
         let start = crate::controller::open::open(&config, &identity.cluster_id)?;
         sluice_storage::deleter::set_pace(config.delete_bytes_per_s);
         // A node that starts empty and is caught up later does not know
         // yet which topics it holds: nothing is deleted until then.
         if start.applied > 0 {
-            delete_what_no_topic_owns(&config.data_dir, &start.image);
+            for dir in &dirs {
+                delete_what_no_topic_owns(dir, &start.image);
+            }
         }
+        let log_dirs = Arc::new(crate::log_dirs::LogDirs::new(dirs));
         let metadata = Arc::new(start.image.clone());
         let cluster_id: Arc<str> = identity.cluster_id.into();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
@@ -156,6 +176,7 @@ impl Broker {
             let metadata = metadata.clone();
             let controller_start = if id == 0 { start.take() } else { None };
             let quorum_view = quorum_view.clone();
+            let log_dirs = log_dirs.clone();
             let admin = if id == 0 {
                 listeners.take_admin()
             } else {
@@ -182,7 +203,10 @@ impl Broker {
                         peers,
                         metadata,
                         controller,
-                        quorum_view,
+                        crate::shard::NodeShared {
+                            quorum_view,
+                            log_dirs,
+                        },
                     ));
                     shard_main(shard, inbox, admin, ready).await;
                 });
@@ -201,7 +225,7 @@ impl Broker {
             inboxes: senders,
             threads,
             addrs: listeners.addrs,
-            _lock: lock,
+            _locks: locks,
         };
         let mut partitions = 0;
         for _ in 0..shard_count {
@@ -462,7 +486,7 @@ async fn open_partitions(shard: &Rc<Shard>) -> Result<usize, String> {
             {
                 continue;
             }
-            let dir = topic.partition_dir(&shard.config.data_dir, partition as u32);
+            let dir = shard.log_dirs.place(topic, partition as u32);
             let key = PartitionKey::new(topic.id, partition as u32);
             let config = config.clone();
             tasks.push(glommio::spawn_local(async move {

@@ -32,6 +32,10 @@ pub struct BrokerConfig {
     pub rack: Option<String>,
     /// Where topics and metadata live.
     pub data_dir: PathBuf,
+    /// More directories for partitions (Kafka's `log.dirs`), one per disk;
+    /// new partitions go to the one (the data directory among them) that
+    /// holds the fewest.
+    pub log_dirs: Vec<PathBuf>,
     /// HOST:PORT of the native protocol listener.
     pub native_addr: String,
     /// HOST:PORT of the Kafka protocol listener; `None`: no Kafka listener.
@@ -95,6 +99,7 @@ impl Default for BrokerConfig {
             rejoin: false,
             rack: None,
             data_dir: PathBuf::from("./sluice-data"),
+            log_dirs: Vec::new(),
             native_addr: "127.0.0.1:9192".to_string(),
             // Off for an embedded broker; `sluice serve` listens on 9092.
             kafka_addr: None,

@@ -80,6 +80,7 @@ mod coordinator;
 mod error;
 mod kafka;
 mod listeners;
+pub mod log_dirs;
 mod metrics;
 mod native;
 pub mod node_identity;

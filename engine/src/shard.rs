@@ -73,6 +73,13 @@ pub enum ShardMessage {
     Run(Box<dyn FnOnce(Rc<Shard>) + Send>),
 }
 
+/// What every shard of a node shares.
+#[derive(Clone)]
+pub struct NodeShared {
+    pub quorum_view: Arc<QuorumView>,
+    pub log_dirs: Arc<crate::log_dirs::LogDirs>,
+}
+
 /// The state of one shard. One per core, on that core's executor.
 pub struct Shard {
     pub id: usize,
@@ -85,6 +92,8 @@ pub struct Shard {
     pub controller: Option<Controller>,
     /// Shared by every shard of this node.
     pub quorum_view: Arc<QuorumView>,
+    /// This node's log directories, shared by its shards.
+    pub log_dirs: Arc<crate::log_dirs::LogDirs>,
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
     /// How long the requests that arrived on this shard took to serve.
@@ -107,8 +116,12 @@ impl Shard {
         peers: Vec<async_channel::Sender<ShardMessage>>,
         metadata: Arc<Metadata>,
         controller: Option<Controller>,
-        quorum_view: Arc<QuorumView>,
+        node: NodeShared,
     ) -> Shard {
+        let NodeShared {
+            quorum_view,
+            log_dirs,
+        } = node;
         Shard {
             id,
             config,
@@ -118,6 +131,7 @@ impl Shard {
             partitions: Partitions::default(),
             controller,
             quorum_view,
+            log_dirs,
             connections: Cell::new(0),
             in_flight: Cell::new(0),
             request_latencies: Default::default(),

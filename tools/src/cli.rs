@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// Where topics and metadata live [default: ./sluice-data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// More directories for partitions, one per disk (Kafka's
+    /// `log.dirs`): new partitions go to the directory (the data
+    /// directory among them) holding the fewest.
+    #[arg(long, value_name = "DIR[,DIR...]")]
+    pub log_dirs: Option<String>,
     /// This node's id in its cluster (Kafka's `node.id`) [default: 0]. The
     /// data directory records it at the first start; a later start with
     /// another id is refused.

@@ -92,6 +92,9 @@ config_layer! {
     rack: String,
     /// Where topics and metadata live.
     data_dir: PathBuf,
+    /// More directories for partitions, one per disk, comma-separated
+    /// (Kafka's `log.dirs`).
+    log_dirs: String,
     /// HOST:PORT of the native protocol listener.
     native_addr: String,
     /// HOST:PORT of the Kafka protocol listener, or `off`.
@@ -211,6 +214,14 @@ impl ConfigLayer {
         }
         if let Some(data_dir) = self.data_dir {
             config.data_dir = data_dir;
+        }
+        if let Some(log_dirs) = self.log_dirs {
+            config.log_dirs = log_dirs
+                .split(',')
+                .map(str::trim)
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+                .collect();
         }
         if let Some(native_addr) = self.native_addr {
             config.native_addr = host_port("native_addr", native_addr)?;
@@ -446,6 +457,7 @@ mod tests {
                     "SLUICE_CLUSTER_ID" => "BwcHBwcHBwcHBwcHBwcHBw",
                     "SLUICE_RACK" => "r7",
                     "SLUICE_AUTO_CREATE_TOPICS" => "false",
+                    "SLUICE_LOG_DIRS" => "/d7, /e7",
                     _ => "7",
                 };
                 (variable, value.to_string())
@@ -465,6 +477,10 @@ mod tests {
         );
         assert_eq!(config.cluster_id.as_deref(), Some("BwcHBwcHBwcHBwcHBwcHBw"));
         assert_eq!(config.rack.as_deref(), Some("r7"));
+        assert_eq!(
+            config.log_dirs,
+            [PathBuf::from("/d7"), PathBuf::from("/e7")]
+        );
         assert_eq!(config.ready_file, Some(PathBuf::from("7")));
         assert_eq!(config.cores, Some(7));
         assert_eq!(config.default_partitions, 7);

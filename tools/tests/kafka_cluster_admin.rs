@@ -312,3 +312,148 @@ fn describe_log_dirs_names_the_data_directory_and_partition_sizes() {
     assert_eq!(partitions.len(), 1);
     assert_eq!(partitions[0].partition_index, 1);
 }
+
+/// Several log directories: partitions spread over them, DescribeLogDirs
+/// lists each with its partitions, AlterReplicaLogDirs moves a partition
+/// to another (its records with it, found there after a restart), and a
+/// log directory of another node is refused at start.
+#[test]
+fn partitions_spread_over_log_dirs_and_move_between_them() {
+    use kafka_protocol::messages::{
+        alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic},
+        AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, DescribeLogDirsRequest,
+        DescribeLogDirsResponse,
+    };
+    const LOG_DIR_NOT_FOUND: i16 = 57;
+    let dir = tempfile::tempdir().unwrap();
+    let disks: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let log_dirs = format!(
+        "{},{}",
+        disks[0].path().display(),
+        disks[1].path().display()
+    );
+    let env = [
+        ("SLUICE_NODE_ID", "4"),
+        ("SLUICE_LOG_DIRS", log_dirs.as_str()),
+    ];
+    let mut broker = Broker::start_with(dir.path(), 1, &env);
+    broker.cli_ok(&["topic", "create", "spread", "--partitions", "6"], None);
+    broker.cli_ok(
+        &["produce", "spread", "--partition", "0"],
+        Some(b"one\ntwo\nthree\n"),
+    );
+    // Where each partition of "spread" is, per log directory.
+    let placement = |broker: &Broker| -> Vec<(String, Vec<i32>)> {
+        let described: DescribeLogDirsResponse = call(
+            broker,
+            ApiKey::DescribeLogDirs,
+            4,
+            &DescribeLogDirsRequest::default().with_topics(None),
+        );
+        described
+            .results
+            .iter()
+            .map(|result| {
+                assert_eq!(result.error_code, 0);
+                assert!(result.total_bytes > 0, "{}", result.log_dir);
+                let mut partitions: Vec<i32> = result
+                    .topics
+                    .iter()
+                    .filter(|topic| topic.name.0.as_str() == "spread")
+                    .flat_map(|topic| topic.partitions.iter().map(|p| p.partition_index))
+                    .collect();
+                partitions.sort_unstable();
+                (result.log_dir.to_string(), partitions)
+            })
+            .collect()
+    };
+    let before = placement(&broker);
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert_eq!(before[0].0, dir.path().display().to_string());
+    assert_eq!(before[1].0, disks[0].path().display().to_string());
+    assert!(
+        before.iter().all(|(_, partitions)| partitions.len() == 2),
+        "two partitions on each disk: {before:?}"
+    );
+    // Their directories are there on disk.
+    for (log_dir, partitions) in &before {
+        let topics = std::fs::read_dir(std::path::Path::new(log_dir).join("topics")).unwrap();
+        let topic = topics
+            .filter_map(|entry| entry.ok())
+            .find(|entry| entry.file_name().to_string_lossy().starts_with("spread-"))
+            .unwrap()
+            .path();
+        for partition in partitions {
+            assert!(topic.join(partition.to_string()).is_dir());
+        }
+    }
+
+    // Partition 0 moves to a directory that does not hold it.
+    let (target, _) = before
+        .iter()
+        .find(|(_, partitions)| !partitions.contains(&0))
+        .unwrap()
+        .clone();
+    let ask = |path: &str| {
+        AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+            .with_path(StrBytes::from_string(path.to_string()))
+            .with_topics(vec![AlterReplicaLogDirTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("spread")))
+                .with_partitions(vec![0])])])
+    };
+    for version in [1, 2] {
+        let moved: AlterReplicaLogDirsResponse =
+            call(&broker, ApiKey::AlterReplicaLogDirs, version, &ask(&target));
+        assert_eq!(moved.results[0].partitions[0].error_code, 0, "v{version}");
+    }
+    let after = placement(&broker);
+    let holds_0 = |placed: &[(String, Vec<i32>)]| {
+        placed
+            .iter()
+            .find(|(_, partitions)| partitions.contains(&0))
+            .map(|(dir, _)| dir.clone())
+    };
+    assert_eq!(holds_0(&after), Some(target.clone()), "{after:?}");
+    let read = broker.cli_ok(&["consume", "spread", "--partition", "0"], None);
+    assert_eq!(read.lines().collect::<Vec<_>>(), ["one", "two", "three"]);
+    broker.cli_ok(&["produce", "spread", "--partition", "0"], Some(b"four\n"));
+
+    // A directory that is not this broker's is refused, and moves nothing.
+    let refused: AlterReplicaLogDirsResponse =
+        call(&broker, ApiKey::AlterReplicaLogDirs, 2, &ask("/nowhere"));
+    assert_eq!(
+        refused.results[0].partitions[0].error_code,
+        LOG_DIR_NOT_FOUND
+    );
+
+    // After a restart, the partition is where it was moved, with every
+    // record.
+    broker.kill9();
+    broker.spawn();
+    assert_eq!(holds_0(&placement(&broker)), Some(target));
+    let read = broker.cli_ok(&["consume", "spread", "--partition", "0"], None);
+    assert_eq!(
+        read.lines().collect::<Vec<_>>(),
+        ["one", "two", "three", "four"]
+    );
+    broker.stop();
+
+    // Another node given one of these log directories refuses to start.
+    let other = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(common::SLUICE)
+        .args(["serve", "--node-id", "5", "--data-dir"])
+        .arg(other.path())
+        .args(["--log-dirs", &disks[1].path().display().to_string()])
+        .args([
+            "--native-addr",
+            "127.0.0.1:0",
+            "--kafka-addr",
+            "127.0.0.1:0",
+        ])
+        .env("SLUICE_ADMIN_ADDR", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("belongs to"), "{stderr}");
+}

@@ -291,9 +291,8 @@ async fn open_what_is_new(
             .filter(|p| topic.is_replica(*p, node))
             .filter(|p| !old.is_some_and(|old| old.is_replica(*p, node)))
             .collect();
-        let data_dir = &shard.config.data_dir;
         let opened = on_partitions(shard, topic, new, |partition, reply| PartitionOp::Open {
-            dir: topic.partition_dir(data_dir, partition),
+            dir: shard.log_dirs.place(topic, partition),
             config: config.clone(),
             reply,
         })
@@ -331,6 +330,11 @@ async fn remove_what_is_gone(shard: &Rc<Shard>, previous: &Metadata, next: &Meta
         let local: Vec<u32> = (0..topic.partition_count())
             .filter(|p| topic.is_replica(*p, node))
             .collect();
+        for partition in &local {
+            if let Some(index) = shard.log_dirs.find(topic, *partition) {
+                shard.log_dirs.forget(index);
+            }
+        }
         let closed = on_partitions(shard, topic, local, |_, reply| PartitionOp::Remove {
             reply,
         })
@@ -344,12 +348,16 @@ async fn remove_what_is_gone(shard: &Rc<Shard>, previous: &Metadata, next: &Meta
             .map_or(LogConfig::default().file_delete_delay_ms, |config| {
                 config.file_delete_delay_ms
             });
-        let topic_dir = topic.topic_dir(&shard.config.data_dir);
-        match sluice_storage::deleter::delete(&topic_dir, Duration::from_millis(delay)) {
-            Ok(()) => tracing::info!(topic = %topic.name, "topic deleted"),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => {
-                tracing::warn!(topic = %topic.name, %error, "topic directory not deleted")
+        for log_dir in shard.log_dirs.dirs() {
+            let topic_dir = topic.topic_dir(log_dir);
+            match sluice_storage::deleter::delete(&topic_dir, Duration::from_millis(delay)) {
+                Ok(()) => {
+                    tracing::info!(topic = %topic.name, dir = %log_dir.display(), "topic deleted")
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    tracing::warn!(topic = %topic.name, %error, "topic directory not deleted")
+                }
             }
         }
     }

@@ -55,7 +55,10 @@ fn shards(dir: &Path, shard_count: usize) -> Cluster {
                 peers.clone(),
                 metadata.clone(),
                 controller.take(),
-                Default::default(),
+                crate::shard::NodeShared {
+                    quorum_view: Default::default(),
+                    log_dirs: Arc::new(crate::log_dirs::LogDirs::new(vec![dir.to_path_buf()])),
+                },
             ))
         })
         .collect();

@@ -52,8 +52,10 @@ pub struct FetchOutcome {
 }
 
 /// A partition's vital figures.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PartitionStats {
+    /// The partition's directory.
+    pub dir: std::path::PathBuf,
     pub log_start: Offset,
     pub log_end: Offset,
     pub size_bytes: u64,
@@ -152,6 +154,13 @@ pub enum PartitionOp {
         config: LogConfig,
         reply: Reply<()>,
     },
+    /// Moves the partition's log to `to` (its directory under another of
+    /// the node's log directories): closed, copied, reopened there. Ops
+    /// meanwhile are refused `NotLeader`, which clients retry.
+    Move {
+        to: PathBuf,
+        reply: Reply<()>,
+    },
 }
 
 impl PartitionOp {
@@ -167,7 +176,8 @@ impl PartitionOp {
             PartitionOp::DeleteRecords { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::Open { reply, .. }
             | PartitionOp::Remove { reply }
-            | PartitionOp::SetConfig { reply, .. } => drop(reply.send(Err(failure))),
+            | PartitionOp::SetConfig { reply, .. }
+            | PartitionOp::Move { reply, .. } => drop(reply.send(Err(failure))),
         }
     }
 }

@@ -2,7 +2,13 @@
 //! code that touches a partition's log. One op at a time per task; the log
 //! itself orders appends and coalesces their writes.
 
-use std::{future::Future, rc::Rc};
+use std::{
+    cell::RefCell,
+    collections::HashSet,
+    future::Future,
+    path::{Path, PathBuf},
+    rc::Rc,
+};
 
 use bytes::{Bytes, BytesMut};
 use sluice_net::kafka::convert::kafka_to_native;
@@ -167,10 +173,116 @@ fn kafka_records(batches: Vec<Batch>) -> Result<Bytes, Failure> {
 }
 
 fn unknown_partition(key: PartitionKey) -> Failure {
+    if MOVING.with(|moving| moving.borrow().contains(&key)) {
+        return Failure::new(
+            ErrorKind::NotLeader,
+            format!(
+                "{key} is moving to another of this broker's log directories; try again shortly"
+            ),
+        );
+    }
     Failure::new(
         ErrorKind::NoSuchPartition,
         format!("{key} is not on this broker"),
     )
+}
+
+thread_local! {
+    /// The partitions of this shard (a shard is a thread) moving between
+    /// log directories: closed, not gone.
+    static MOVING: RefCell<HashSet<PartitionKey>> = RefCell::new(HashSet::new());
+}
+
+/// Moves `log`, partition `key`, to the directory `to`: closed (what is
+/// queued is written and synced), copied on a blocking thread (the shard
+/// serves its other partitions meanwhile), the old directory deleted, and
+/// reopened at `to`. If the copy fails, it is reopened where it was.
+async fn move_log(
+    partitions: &Partitions,
+    key: PartitionKey,
+    log: Rc<Log>,
+    to: PathBuf,
+) -> Result<(), Failure> {
+    let from = log.dir();
+    if from == to {
+        return Ok(());
+    }
+    let config = log.config();
+    MOVING.with(|moving| moving.borrow_mut().insert(key));
+    partitions.borrow_mut().remove(&key);
+    let closed = log.close().await;
+    drop(log);
+    let copied = match closed {
+        Ok(()) => {
+            let (source, target) = (from.clone(), to.clone());
+            glommio::executor()
+                .spawn_blocking(move || copy_partition(&source, &target))
+                .await
+                .map_err(|error| format!("copying {} to {}: {error}", from.display(), to.display()))
+        }
+        Err(failure) => Err(format!("the log did not close cleanly: {failure}")),
+    };
+    // The old copy goes before the new one takes appends: a crash leaves
+    // one copy with data, or two alike.
+    let dir = match &copied {
+        Ok(()) => match sluice_storage::deleter::delete(&from, std::time::Duration::ZERO) {
+            Ok(()) => to,
+            Err(error) => {
+                tracing::warn!(dir = %from.display(), %error, "the moved partition's old directory was not deleted");
+                to
+            }
+        },
+        Err(_) => from,
+    };
+    let reopened = Log::open(&dir, config).await;
+    MOVING.with(|moving| moving.borrow_mut().remove(&key));
+    match reopened {
+        Ok(log) => {
+            partitions.borrow_mut().insert(key, Rc::new(log));
+        }
+        Err(error) => {
+            tracing::error!(dir = %dir.display(), %error, "a moved partition did not open again");
+            return Err(Failure::new(ErrorKind::StorageFailed, error.to_string()));
+        }
+    }
+    copied.map_err(|message| Failure::new(ErrorKind::StorageFailed, message))
+}
+
+/// Copies partition directory `from` to `to` (which must not exist): into
+/// `to.moving`, every file synced, then renamed into place and the parent
+/// synced.
+fn copy_partition(from: &Path, to: &Path) -> std::io::Result<()> {
+    if to.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} exists", to.display()),
+        ));
+    }
+    let parent = to
+        .parent()
+        .expect("a partition's directory is in its topic's");
+    std::fs::create_dir_all(parent)?;
+    let staging = to.with_extension("moving");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    std::fs::create_dir(&staging)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let target = staging.join(entry.file_name());
+        std::fs::copy(entry.path(), &target)?;
+        std::fs::File::open(&target)?.sync_all()?;
+    }
+    std::fs::File::open(&staging)?.sync_all()?;
+    std::fs::rename(&staging, to)?;
+    std::fs::File::open(parent)?.sync_all()?;
+    if let Some(grandparent) = parent.parent() {
+        std::fs::File::open(grandparent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Runs one partition op on the owner shard, whose partitions `partitions`
@@ -206,6 +318,9 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
                 None => Ok(()),
             };
             let _ = reply.send(result);
+        }
+        (PartitionOp::Move { to, reply }, Some(log)) => {
+            let _ = reply.send(move_log(partitions, key, log, to).await);
         }
         (op, Some(log)) => on_log(&log, op).await,
         (op, None) => op.refuse(unknown_partition(key)),
@@ -305,6 +420,7 @@ async fn on_log(log: &Rc<Log>, op: PartitionOp) {
         }
         PartitionOp::Stats { reply } => {
             let _ = reply.send(Ok(PartitionStats {
+                dir: log.dir(),
                 log_start: log.start_offset(),
                 log_end: log.visible_end(),
                 size_bytes: log.size_bytes(),
@@ -329,7 +445,7 @@ async fn on_log(log: &Rc<Log>, op: PartitionOp) {
                 .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()));
             let _ = reply.send(result);
         }
-        PartitionOp::Open { .. } | PartitionOp::Remove { .. } => {
+        PartitionOp::Open { .. } | PartitionOp::Remove { .. } | PartitionOp::Move { .. } => {
             unreachable!("opening and removing a partition are run's own")
         }
     }

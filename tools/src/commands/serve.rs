@@ -12,6 +12,7 @@ use crate::{
 pub fn run(args: ServeArgs) -> CliResult<()> {
     let flags = ConfigLayer {
         data_dir: args.data_dir,
+        log_dirs: args.log_dirs,
         node_id: args.node_id,
         peer_addr: args.peer_addr,
         voters: args.voters,
