@@ -20,6 +20,8 @@ pub enum BenchError {
     Workload(String),
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("the history holds anomalies: {0}")]
+    Anomalies(String),
     #[error("bad result file {path}: {reason}")]
     Result { path: PathBuf, reason: String },
     #[error("bad --cores {given:?}: {reason} (this machine has CPUs 0..{available})")]

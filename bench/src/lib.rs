@@ -29,6 +29,7 @@
 //! scripts are in `bench/peers/`; `bench/peers/side-by-side.sh` runs one
 //! workload against all of them and writes `bench/RESULTS.md`'s tables.
 
+pub mod chaos;
 pub mod cluster;
 pub mod driver;
 pub mod error;

@@ -34,6 +34,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check a chaos run's history (`DIR/history.jsonl`) for lost,
+    /// duplicated, reordered and skipped records; writes
+    /// `DIR/report.json` and `DIR/report.md`, prints the latter, and fails
+    /// if the history holds an anomaly.
+    Check {
+        /// The run's directory.
+        dir: PathBuf,
+    },
     /// Time a Sluice cluster's controller: metadata propagation, fencing,
     /// failover of the controller leader, memory per partition. Starts
     /// the cluster itself with `sluice cluster local`.
@@ -140,6 +148,20 @@ fn main() -> ExitCode {
 
 fn execute(cli: Cli) -> Result<(), BenchError> {
     match cli.command {
+        Command::Check { dir } => {
+            let report = sluice_bench::chaos::check_dir(&dir)?;
+            print!("{}", report.markdown());
+            if report.valid {
+                Ok(())
+            } else {
+                let found: Vec<String> = sluice_bench::chaos::checker::ANOMALIES
+                    .iter()
+                    .filter(|name| **name != "unseen" && report.count(name) > 0)
+                    .map(|name| format!("{} {name}", report.count(name)))
+                    .collect();
+                Err(BenchError::Anomalies(found.join(", ")))
+            }
+        }
         Command::Cluster {
             sluice,
             dir,

@@ -722,6 +722,52 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
         &cluster.kafka_addr(leader as u32),
     );
 
+    // Moving a partition to another live broker is refused until
+    // replication, with why; so is a change of replication factor the
+    // request does not allow.
+    {
+        use kafka_protocol::messages::{
+            alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
+            AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey,
+            BrokerId, TopicName,
+        };
+        let other = (leader + 1) % 4;
+        let ask = |replicas: &[i32], allow: bool| {
+            AlterPartitionReassignmentsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_allow_replication_factor_change(allow)
+                .with_topics(vec![ReassignableTopic::default()
+                    .with_name(TopicName(
+                        kafka_protocol::protocol::StrBytes::from_static_str("observed"),
+                    ))
+                    .with_partitions(vec![ReassignablePartition::default()
+                        .with_partition_index(partition)
+                        .with_replicas(Some(
+                            replicas.iter().map(|n| BrokerId(*n)).collect(),
+                        ))])])
+        };
+        let answer: AlterPartitionReassignmentsResponse = kafka_call(
+            &broker,
+            ApiKey::AlterPartitionReassignments,
+            1,
+            &ask(&[other], false),
+        );
+        let moved = &answer.responses[0].partitions[0];
+        assert_eq!(moved.error_code, 42, "INVALID_REQUEST: {moved:?}");
+        let why = moved.error_message.as_ref().unwrap().to_string();
+        assert!(why.contains("comes with replication"), "{why}");
+        let answer: AlterPartitionReassignmentsResponse = kafka_call(
+            &broker,
+            ApiKey::AlterPartitionReassignments,
+            1,
+            &ask(&[leader, other], false),
+        );
+        assert_eq!(
+            answer.responses[0].partitions[0].error_code, 38,
+            "INVALID_REPLICATION_FACTOR"
+        );
+    }
+
     // kill -9 of the broker: fenced; a topic made while it is down is
     // placed on the others; started again from its own copy of the
     // metadata, it learns of that topic, serves its partitions with every

@@ -457,3 +457,97 @@ fn partitions_spread_over_log_dirs_and_move_between_them() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("belongs to"), "{stderr}");
 }
+
+/// AlterPartitionReassignments and ListPartitionReassignments: a
+/// reassignment to the replicas a partition has succeeds, one Kafka would
+/// refuse is refused with Kafka's code, a cancellation finds nothing in
+/// progress, and none is listed. (A move to another live broker is refused
+/// until replication: tools/tests/cluster.rs.)
+#[test]
+fn partition_reassignments_are_checked_as_kafka_checks_them() {
+    use kafka_protocol::messages::{
+        alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    };
+    const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(dir.path(), 1, &[("SLUICE_NODE_ID", "4")]);
+    broker.cli_ok(&["topic", "create", "placed", "--partitions", "2"], None);
+    let partition = |index: i32, replicas: Option<&[i32]>| {
+        ReassignablePartition::default()
+            .with_partition_index(index)
+            .with_replicas(replicas.map(|nodes| nodes.iter().map(|n| BrokerId(*n)).collect()))
+    };
+    let request = |topic: &str, partitions: Vec<ReassignablePartition>| {
+        AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(partitions)])
+    };
+    let asked = request(
+        "placed",
+        vec![
+            partition(0, Some(&[4])),
+            partition(1, Some(&[9])),
+            partition(1, Some(&[4, 4])),
+            partition(1, None),
+            partition(7, Some(&[4])),
+        ],
+    );
+    for version in [0, 1] {
+        let answer: AlterPartitionReassignmentsResponse = call(
+            &broker,
+            ApiKey::AlterPartitionReassignments,
+            version,
+            &asked,
+        );
+        assert_eq!(answer.error_code, 0);
+        let codes: Vec<i16> = answer.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                0,
+                INVALID_REPLICA_ASSIGNMENT,
+                INVALID_REPLICA_ASSIGNMENT,
+                NO_REASSIGNMENT_IN_PROGRESS,
+                UNKNOWN_TOPIC_OR_PARTITION
+            ],
+            "v{version}: {answer:?}"
+        );
+    }
+    // A node that is no live broker, in a wider set.
+    let wider = request("placed", vec![partition(0, Some(&[4, 5]))]);
+    let answer: AlterPartitionReassignmentsResponse =
+        call(&broker, ApiKey::AlterPartitionReassignments, 1, &wider);
+    assert_eq!(
+        answer.responses[0].partitions[0].error_code,
+        INVALID_REPLICA_ASSIGNMENT
+    );
+    let unknown: AlterPartitionReassignmentsResponse = call(
+        &broker,
+        ApiKey::AlterPartitionReassignments,
+        1,
+        &request("nowhere", vec![partition(0, Some(&[4]))]),
+    );
+    assert_eq!(
+        unknown.responses[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    let listed: ListPartitionReassignmentsResponse = call(
+        &broker,
+        ApiKey::ListPartitionReassignments,
+        0,
+        &ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(None),
+    );
+    assert_eq!(listed.error_code, 0);
+    assert!(listed.topics.is_empty());
+}

@@ -15,6 +15,7 @@ mod offsets;
 mod produce;
 mod producer_id;
 mod quorum;
+mod reassignments;
 mod topic_partitions;
 
 use std::rc::Rc;
@@ -112,6 +113,8 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::AlterReplicaLogDirs, 1, 2),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
@@ -182,6 +185,12 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         ApiKey::DescribeLogDirs => serve!(log_dirs::describe_log_dirs),
         ApiKey::AlterReplicaLogDirs => serve!(log_dirs::alter_replica_log_dirs),
         ApiKey::DescribeQuorum => serve!(quorum::describe_quorum),
+        ApiKey::AlterPartitionReassignments => {
+            serve!(reassignments::alter_partition_reassignments)
+        }
+        ApiKey::ListPartitionReassignments => {
+            serve!(reassignments::list_partition_reassignments)
+        }
         ApiKey::DescribeTopicPartitions => serve!(topic_partitions::describe_topic_partitions),
         ApiKey::InitProducerId => serve!(producer_id::handle),
         ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
