@@ -27,12 +27,11 @@ pub struct LogDirs {
 
 impl LogDirs {
     /// `dirs` (absolute, the data directory first), their partitions
-    /// counted from what is on disk.
+    /// counted from what is on disk; the partial copy of a move a crash
+    /// cut short (`N.moving`, beside the partition it copied, which is
+    /// whole) is removed.
     pub fn new(dirs: Vec<PathBuf>) -> LogDirs {
-        let partitions = dirs
-            .iter()
-            .map(|dir| AtomicUsize::new(count_partitions(dir)))
-            .collect();
+        let partitions = dirs.iter().map(|dir| AtomicUsize::new(scan(dir))).collect();
         LogDirs { dirs, partitions }
     }
 
@@ -88,8 +87,12 @@ impl LogDirs {
     }
 }
 
-/// Partitions under `dir/topics`, topics being deleted left out.
-fn count_partitions(dir: &Path) -> usize {
+/// Where a move copies a partition before renaming it into place.
+pub const MOVING_SUFFIX: &str = "moving";
+
+/// Partitions under `dir/topics`, topics being deleted left out; partial
+/// copies of moves removed.
+fn scan(dir: &Path) -> usize {
     let Ok(topics) = std::fs::read_dir(dir.join("topics")) else {
         return 0;
     };
@@ -107,8 +110,15 @@ fn count_partitions(dir: &Path) -> usize {
                 partitions
                     .filter_map(|entry| entry.ok())
                     .filter(|entry| {
-                        entry.path().is_dir()
-                            && entry.file_name().to_string_lossy().parse::<u32>().is_ok()
+                        let path = entry.path();
+                        if path.extension().is_some_and(|ext| ext == MOVING_SUFFIX) {
+                            tracing::info!(dir = %path.display(), "removing the partial copy of a move a stop cut short");
+                            if let Err(error) = std::fs::remove_dir_all(&path) {
+                                tracing::warn!(dir = %path.display(), %error, "not removed");
+                            }
+                            return false;
+                        }
+                        path.is_dir() && entry.file_name().to_string_lossy().parse::<u32>().is_ok()
                     })
                     .count()
             })
@@ -163,6 +173,10 @@ mod tests {
             std::fs::create_dir_all(topic.partition_dir(disk.path(), partition)).unwrap();
         }
         std::fs::create_dir_all(disk.path().join("topics/gone-1.deleted/0")).unwrap();
+        let partial = topic
+            .partition_dir(disk.path(), 1)
+            .with_extension(MOVING_SUFFIX);
+        std::fs::create_dir_all(&partial).unwrap();
         let empty = tempfile::tempdir().unwrap();
         let dirs = LogDirs::new(vec![disk.path().to_path_buf(), empty.path().to_path_buf()]);
         let other = TopicMeta {
@@ -172,5 +186,6 @@ mod tests {
         for partition in 0..3 {
             assert!(dirs.place(&other, partition).starts_with(empty.path()));
         }
+        assert!(!partial.exists(), "a move's partial copy is removed");
     }
 }

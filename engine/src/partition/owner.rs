@@ -262,7 +262,7 @@ fn copy_partition(from: &Path, to: &Path) -> std::io::Result<()> {
         .parent()
         .expect("a partition's directory is in its topic's");
     std::fs::create_dir_all(parent)?;
-    let staging = to.with_extension("moving");
+    let staging = to.with_extension(crate::log_dirs::MOVING_SUFFIX);
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
     }
