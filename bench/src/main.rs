@@ -34,6 +34,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// A chaos run: the workload's nodes started, producers and a consumer
+    /// recording a history while nodes are killed with -9 and started
+    /// again, a final full read, and the checker's reports, all in DIR.
+    /// Fails if the history holds an anomaly.
+    Chaos {
+        workload: PathBuf,
+        /// Where the run's files go.
+        #[arg(long, default_value = "chaos-run")]
+        dir: PathBuf,
+        /// Decides the faults' times and targets [default: a new one,
+        /// printed].
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Check a chaos run's history (`DIR/history.jsonl`) for lost,
     /// duplicated, reordered and skipped records; writes
     /// `DIR/report.json` and `DIR/report.md`, prints the latter, and fails
@@ -146,21 +160,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// Ok for a valid history; else the anomalies found.
+fn verdict(report: &sluice_bench::chaos::checker::Report) -> Result<(), BenchError> {
+    if report.valid {
+        return Ok(());
+    }
+    let found: Vec<String> = sluice_bench::chaos::checker::ANOMALIES
+        .iter()
+        .filter(|name| **name != "unseen" && report.count(name) > 0)
+        .map(|name| format!("{} {name}", report.count(name)))
+        .collect();
+    Err(BenchError::Anomalies(found.join(", ")))
+}
+
 fn execute(cli: Cli) -> Result<(), BenchError> {
     match cli.command {
+        Command::Chaos {
+            workload,
+            dir,
+            seed,
+        } => {
+            let text = std::fs::read_to_string(&workload).map_err(|source| BenchError::Read {
+                path: workload.clone(),
+                source,
+            })?;
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |now| now.as_nanos() as u64)
+            });
+            let report = sluice_bench::chaos::run::run(&text, &dir, seed)?;
+            print!("{}", report.markdown());
+            verdict(&report)
+        }
         Command::Check { dir } => {
             let report = sluice_bench::chaos::check_dir(&dir)?;
             print!("{}", report.markdown());
-            if report.valid {
-                Ok(())
-            } else {
-                let found: Vec<String> = sluice_bench::chaos::checker::ANOMALIES
-                    .iter()
-                    .filter(|name| **name != "unseen" && report.count(name) > 0)
-                    .map(|name| format!("{} {name}", report.count(name)))
-                    .collect();
-                Err(BenchError::Anomalies(found.join(", ")))
-            }
+            verdict(&report)
         }
         Command::Cluster {
             sluice,

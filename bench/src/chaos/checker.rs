@@ -4,9 +4,9 @@
 //! Every send acknowledged and every record read says "value V is at
 //! offset O of partition P". From all of them together:
 //!
-//! - `lost_write`: a send was acknowledged, its value never read, yet a
-//!   read went past its offset in that partition, or the final full read
-//!   covered that partition.
+//! - `lost_write`: a send was acknowledged, and its value is missing from
+//!   the final full read of its partition, or (no final read of it) was
+//!   never read though a read went past its offset.
 //! - `unseen`: acknowledged, never read, and nothing says it should have
 //!   been (no read past it, no final read of its partition). Not an error
 //!   by itself: a run that ends without a final read leaves some.
@@ -152,6 +152,7 @@ pub fn check(events: &[Event]) -> Report {
     let mut reads_by_client: BTreeMap<u32, Vec<ClientRead>> = BTreeMap::new();
     let mut read_values: HashSet<&str> = HashSet::new();
     let mut final_keys: HashSet<Key> = HashSet::new();
+    let mut final_values: HashSet<&str> = HashSet::new();
     for event in events {
         match (event.kind, event.f) {
             (EventType::Fault, _) if event.phase.as_deref() != Some("end") => {
@@ -187,6 +188,7 @@ pub fn check(events: &[Event]) -> Report {
                     let key = (read.topic.clone(), read.partition);
                     if event.final_read {
                         final_keys.insert(key.clone());
+                        final_values.insert(read.value.as_str());
                     }
                     known.push(Known {
                         key: key.clone(),
@@ -280,15 +282,19 @@ pub fn check(events: &[Event]) -> Report {
             }
             offsets.push(offset);
         }
-        if read_values.contains(value) {
+        let finally_read = final_keys.contains(&key);
+        if (finally_read && final_values.contains(value))
+            || (!finally_read && read_values.contains(value))
+        {
             continue;
         }
         let read_past = max_read.get(&key).is_some_and(|max| *max > offset);
         let example = serde_json::json!({
             "topic": key.0, "partition": key.1, "offset": offset, "value": value,
             "op": ok.op, "acknowledged_ns": ok.mono_ns, "sent_ns": invocation.mono_ns,
+            "read_before": read_values.contains(value),
         });
-        if read_past || final_keys.contains(&key) {
+        if finally_read || read_past {
             found.get_mut("lost_write").unwrap().add(example);
         } else {
             found.get_mut("unseen").unwrap().add(example);
@@ -503,6 +509,22 @@ mod tests {
         h.poll(8, &[(1, 0, "w2-0"), (1, 1, "w2-2")], true);
         let report = h.check();
         only(&report, "lost_write", 1);
+    }
+
+    #[test]
+    fn a_write_read_once_but_missing_from_the_final_read_is_lost() {
+        let mut h = clean();
+        h.poll(8, &[(0, 0, "w1-0"), (0, 2, "w2-1")], true);
+        h.poll(8, &[(1, 0, "w2-0"), (1, 1, "w2-2")], true);
+        let report = h.check();
+        // w1-1 was read at offset 1 before; the final read lacks it.
+        assert_eq!(report.count("lost_write"), 1, "{report:#?}");
+        assert_eq!(report.anomalies["lost_write"].examples[0]["value"], "w1-1");
+        assert_eq!(
+            report.anomalies["lost_write"].examples[0]["read_before"],
+            true
+        );
+        assert!(!report.valid);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod checker;
 pub mod history;
+pub mod run;
 
 use std::path::Path;
 
