@@ -406,6 +406,14 @@ mod tests {
         let mut count = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            if stem.starts_with("chaos-") {
+                // A chaos run's workload (`sluice-bench chaos`).
+                let text = std::fs::read_to_string(&path).unwrap();
+                crate::chaos::run::ChaosWorkload::parse(&text)
+                    .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+                continue;
+            }
             if path.extension().is_some_and(|ext| ext == "toml") {
                 let workload = Workload::load(&path).unwrap();
                 assert_eq!(
