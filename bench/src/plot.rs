@@ -62,8 +62,8 @@ const WARM_UP_COLOR: RGBColor = RGBColor(225, 225, 225);
 
 /// Text sizes (plotters' units; the SVG's font size is about 0.65 of
 /// these), for a chart read at its own size.
-const CAPTION_SIZE: u32 = 28;
-const LABEL_SIZE: u32 = 20;
+pub(crate) const CAPTION_SIZE: u32 = 28;
+pub(crate) const LABEL_SIZE: u32 = 20;
 
 /// A drawing failed. Drawing into memory fails only when a chart cannot be
 /// laid out, so this names the chart and says why.
@@ -286,7 +286,7 @@ fn spectrum_points(latency: &LatencySummary, nines_shown: u32) -> Vec<(f64, f64)
 }
 
 /// A log axis from the decade at or below `min` to the decade above `max`.
-fn decades(min: f64, max: f64) -> Range<f64> {
+pub(crate) fn decades(min: f64, max: f64) -> Range<f64> {
     let low = 10f64.powf(min.log10().floor());
     let mut high = 10f64.powf(max.log10().ceil());
     if high <= low {
@@ -296,7 +296,7 @@ fn decades(min: f64, max: f64) -> Range<f64> {
 }
 
 /// `value` to three significant digits, trailing zeros dropped.
-fn significant(value: f64) -> String {
+pub(crate) fn significant(value: f64) -> String {
     if value == 0.0 || !value.is_finite() {
         return format!("{value}");
     }
@@ -310,7 +310,7 @@ fn significant(value: f64) -> String {
 }
 
 /// A rate with an SI suffix: 1500 → "1.5k", 2000000 → "2M".
-fn rate_label(value: f64) -> String {
+pub(crate) fn rate_label(value: f64) -> String {
     match value.abs() {
         v if v >= 1e6 => format!("{}M", significant(value / 1e6)),
         v if v >= 1e3 => format!("{}k", significant(value / 1e3)),
@@ -318,18 +318,18 @@ fn rate_label(value: f64) -> String {
     }
 }
 
-fn color(index: usize) -> RGBColor {
+pub(crate) fn color(index: usize) -> RGBColor {
     SERIES_COLORS[index % SERIES_COLORS.len()]
 }
 
 /// The first series is drawn wider than the others, so that a series that
 /// lies on top of it (end-to-end on produce→ack, one run on another) still
 /// leaves it visible at both edges.
-fn line_style(index: usize) -> ShapeStyle {
+pub(crate) fn line_style(index: usize) -> ShapeStyle {
     color(index).stroke_width(if index == 0 { 5 } else { 2 })
 }
 
-type Drawn = Result<(), Box<dyn Error>>;
+pub(crate) type Drawn = Result<(), Box<dyn Error>>;
 
 /// The spectrum's x axis: linear in nines, with a tick (and a grid line)
 /// at each nine and none between. (plotters' own key-point combinator
@@ -365,9 +365,18 @@ fn render(
     chart: &'static str,
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Drawn,
 ) -> Result<String, PlotError> {
+    render_sized(chart, CHART_SIZE, draw)
+}
+
+/// As [`render`], at `size` pixels.
+pub(crate) fn render_sized(
+    chart: &'static str,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Drawn,
+) -> Result<String, PlotError> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         draw(&root)
             .and_then(|()| root.present().map_err(Into::into))
             .map_err(|error| PlotError {

@@ -1,7 +1,9 @@
-//! A short chaos run against the real `sluice` binary: one node, killed
+//! Short chaos runs against the real `sluice` binary: one node, killed
 //! with -9 and started again every couple of seconds under load, then a
 //! final full read; the checker finds nothing lost, duplicated, reordered
 //! or skipped (durable by default: every acknowledged record survives).
+//! Three nodes whose partition leader is killed and paused, the same. And
+//! a proxy that acknowledges writes it drops: the checker catches each.
 
 mod common;
 
@@ -60,10 +62,256 @@ kinds = ["kill"]
         "history.jsonl",
         "report.json",
         "report.md",
+        "timeline.svg",
     ] {
         assert!(dir.path().join(file).exists(), "{file}");
+    }
+    // Every kill is a fault with its stall: writes stop while the node
+    // is down.
+    assert_eq!(report.faults.len() as u64, report.counts.faults);
+    for fault in &report.faults {
+        assert_eq!(fault.kind, "kill");
+        assert!(fault.end_s.is_some(), "{summary}");
+        assert!(fault.write_stall_ms >= 200.0, "{summary}");
     }
     // And the history checks the same again.
     let again = sluice_bench::chaos::check_dir(dir.path()).unwrap();
     assert_eq!(again, report);
+}
+
+#[test]
+fn a_cluster_whose_leader_is_killed_and_paused_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<[u16; 2]> = (0..3).map(|_| [free_port(), free_port()]).collect();
+    let voters = ports
+        .iter()
+        .enumerate()
+        .map(|(id, [_, peer])| format!("{id}@127.0.0.1:{peer}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut workload = r#"
+[chaos]
+topic = "chaos"
+partitions = 3
+producers = 1
+rate = 150
+duration_s = 10
+
+[faults]
+interval_ms = 2500
+down_ms = 400
+kinds = ["kill", "pause"]
+target = "leader"
+partition = 1
+"#
+    .to_string();
+    for (id, [native, peer]) in ports.iter().enumerate() {
+        workload.push_str(&format!(
+            r#"
+[[nodes]]
+start = "{SLUICE} serve --node-id {id} --cluster-id Y2hhb3MtY2x1c3Rlci0wMA --data-dir {{dir}}/node-{id} --native-addr 127.0.0.1:{native} --kafka-addr off --admin-addr off --peer-addr 127.0.0.1:{peer} --voters {voters} --cores 1"
+native_addr = "127.0.0.1:{native}"
+"#
+        ));
+    }
+    let report = sluice_bench::chaos::run::run(&workload, dir.path(), 11).unwrap();
+    let summary = report.markdown();
+    assert!(report.valid, "{summary}");
+    assert_eq!(report.count("unseen"), 0, "{summary}");
+    assert!(report.counts.faults >= 2, "{summary}");
+    assert!(report.counts.sends_ok > 500, "{summary}");
+    for fault in &report.faults {
+        assert!(
+            fault.target.ends_with("(leader of partition 1)"),
+            "{summary}"
+        );
+        // Partition 1 cannot be written while its only replica's node is
+        // down or stopped.
+        assert!(fault.write_stall_ms >= 300.0, "{summary}");
+    }
+}
+
+/// A proxy in front of a node that loses writes on purpose: it answers
+/// every `DROP_EVERY`th produce request itself, acknowledging it at the
+/// offset the partition's next record will take, and never forwards it.
+/// Metadata answers name the proxy as the broker, so clients stay on it.
+struct LossyProxy {
+    addr: String,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+const DROP_EVERY: u64 = 25;
+
+impl LossyProxy {
+    fn start(upstream: String) -> LossyProxy {
+        use std::sync::{atomic::AtomicU64, Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let produced = Arc::new(AtomicU64::new(0));
+        // The next offset of each partition, from the node's answers.
+        let next_offsets = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let (proxy_addr, counter) = (addr.clone(), dropped.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let (proxy_addr, dropped, produced, next_offsets) = (
+                    proxy_addr.clone(),
+                    counter.clone(),
+                    produced.clone(),
+                    next_offsets.clone(),
+                );
+                std::thread::spawn(move || {
+                    let _ = relay(
+                        client,
+                        server,
+                        &proxy_addr,
+                        &dropped,
+                        &produced,
+                        &next_offsets,
+                    );
+                });
+            }
+        });
+        LossyProxy { addr, dropped }
+    }
+}
+
+/// A frame as it goes on the wire: its length, then its bytes, in one
+/// write.
+fn write_frame(stream: &mut std::net::TcpStream, frame: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut bytes = (frame.len() as u32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(frame);
+    stream.write_all(&bytes)
+}
+
+fn read_frame(stream: &mut std::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length)?;
+    let mut frame = vec![0u8; u32::from_le_bytes(length) as usize];
+    assert!(frame.len() < 1 << 26, "a frame of {} bytes", frame.len());
+    stream.read_exact(&mut frame)?;
+    Ok(frame)
+}
+
+/// One client connection through the proxy; the chaos clients send one
+/// request at a time, so each request's answer is the next frame.
+fn relay(
+    mut client: std::net::TcpStream,
+    mut server: std::net::TcpStream,
+    proxy_addr: &str,
+    dropped: &std::sync::atomic::AtomicU64,
+    produced: &std::sync::atomic::AtomicU64,
+    next_offsets: &std::sync::Mutex<std::collections::HashMap<u32, u64>>,
+) -> std::io::Result<()> {
+    use std::{io::Write, sync::atomic::Ordering};
+
+    use bytes::Bytes;
+    use sluice_net::native::{
+        frame::{encode_response, split_request, split_response},
+        messages::{
+            ApiKey, Message, MetadataResponse, ProducePartitionResponse, ProduceRequest,
+            ProduceResponse, ProduceTopicResponse,
+        },
+        ErrorCode,
+    };
+    loop {
+        let request = read_frame(&mut client)?;
+        let (header, body) = split_request(Bytes::from(request.clone())).unwrap();
+        if header.api_key == ApiKey::Produce as u16
+            && produced.fetch_add(1, Ordering::Relaxed) % DROP_EVERY == DROP_EVERY - 1
+        {
+            let produce = ProduceRequest::from_bytes(body).unwrap();
+            let topic = &produce.topics[0];
+            let partition = topic.partitions[0].partition;
+            let Some(offset) = next_offsets.lock().unwrap().get(&partition).copied() else {
+                // Nothing known of the partition yet: forwarded after all.
+                write_frame(&mut server, &request)?;
+                let answer = read_frame(&mut server)?;
+                write_frame(&mut client, &answer)?;
+                continue;
+            };
+            dropped.fetch_add(1, Ordering::Relaxed);
+            let lie = ProduceResponse {
+                topics: vec![ProduceTopicResponse {
+                    name: topic.name.clone(),
+                    partitions: vec![ProducePartitionResponse {
+                        partition,
+                        error: ErrorCode::None,
+                        message: String::new(),
+                        base_offset: offset,
+                        log_start: 0,
+                    }],
+                }],
+            };
+            client.write_all(&encode_response(header.correlation_id, &lie))?;
+            continue;
+        }
+        write_frame(&mut server, &request)?;
+        let answer = read_frame(&mut server)?;
+        let (answer_header, answer_body) = split_response(Bytes::from(answer.clone())).unwrap();
+        if answer_header.error == ErrorCode::None && header.api_key == ApiKey::Metadata as u16 {
+            let mut metadata = MetadataResponse::from_bytes(answer_body).unwrap();
+            let (host, port) = proxy_addr.rsplit_once(':').unwrap();
+            for broker in &mut metadata.brokers {
+                broker.host = host.to_string();
+                broker.port = port.parse().unwrap();
+            }
+            client.write_all(&encode_response(answer_header.correlation_id, &metadata))?;
+            continue;
+        }
+        if answer_header.error == ErrorCode::None && header.api_key == ApiKey::Produce as u16 {
+            let produce = ProduceResponse::from_bytes(answer_body).unwrap();
+            for part in produce.topics.iter().flat_map(|t| &t.partitions) {
+                if part.error == ErrorCode::None {
+                    next_offsets
+                        .lock()
+                        .unwrap()
+                        .insert(part.partition, part.base_offset + 1);
+                }
+            }
+        }
+        write_frame(&mut client, &answer)?;
+    }
+}
+
+/// A checker that cannot fail is no checker: a system that acknowledges
+/// writes it never stores is caught, every lost write of it.
+#[test]
+fn the_checker_catches_a_system_that_acknowledges_writes_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let proxy = LossyProxy::start(format!("127.0.0.1:{port}"));
+    let workload = format!(
+        r#"
+[chaos]
+topic = "lossy"
+partitions = 2
+producers = 1
+rate = 200
+duration_s = 4
+
+[[nodes]]
+start = "{SLUICE} serve --data-dir {{dir}}/node-0 --native-addr 127.0.0.1:{port} --kafka-addr off --admin-addr off --cores 1"
+native_addr = "{}"
+"#,
+        proxy.addr
+    );
+    let report = sluice_bench::chaos::run::run(&workload, dir.path(), 1).unwrap();
+    let summary = report.markdown();
+    let dropped = proxy.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped >= 10, "{dropped} dropped: {summary}");
+    assert!(!report.valid, "{summary}");
+    assert_eq!(report.count("lost_write"), dropped, "{summary}");
+    // Each lie named an offset a stored record then took.
+    assert!(
+        report.count("inconsistent_offsets") >= dropped - 2,
+        "{summary}"
+    );
+    assert_eq!(report.count("duplicate"), 0, "{summary}");
 }

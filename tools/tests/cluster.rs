@@ -296,6 +296,37 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
     assert!(seen.iter().all(|leaders| *leaders == seen[0]), "{seen:?}");
     let leaders: BTreeSet<i32> = seen[0].iter().copied().collect();
     assert_eq!(leaders, BTreeSet::from([0, 1, 2]), "{:?}", seen[0]);
+    // The native Metadata of every node says the same, with each node's
+    // native address.
+    for node in 0..3 {
+        use sluice_net::native::{
+            blocking::Connection,
+            messages::{ApiKey, MetadataRequest, MetadataResponse},
+        };
+        let mut connection =
+            Connection::open(&cluster.native_addr(node), Duration::from_secs(5)).unwrap();
+        let native: MetadataResponse = connection
+            .call(
+                ApiKey::Metadata,
+                &MetadataRequest {
+                    topics: Some(vec!["spread".into()]),
+                },
+            )
+            .unwrap();
+        let leaders: Vec<i32> = native.topics[0]
+            .partitions
+            .iter()
+            .map(|partition| partition.leader as i32)
+            .collect();
+        assert_eq!(leaders, seen[0], "node {node}'s native metadata");
+        let brokers: Vec<(u32, String)> = native
+            .brokers
+            .iter()
+            .map(|broker| (broker.id, format!("{}:{}", broker.host, broker.port)))
+            .collect();
+        let expected: Vec<(u32, String)> = (0..3).map(|n| (n, cluster.native_addr(n))).collect();
+        assert_eq!(brokers, expected, "node {node}'s native metadata");
+    }
 
     // librdkafka, bootstrapped from node 0 only, produces to every
     // partition and reads every record back.

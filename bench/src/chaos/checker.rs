@@ -29,7 +29,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{Event, EventType, Function};
+use super::{
+    history::{Event, EventType, Function},
+    timeline::{fault_spans, longest_stalls, FaultSpan},
+};
 
 /// Examples kept per anomaly.
 pub const EXAMPLES_MAX: usize = 8;
@@ -89,6 +92,12 @@ pub struct Report {
     pub counts: Counts,
     /// By name, every one of [`ANOMALIES`] (a count of 0 when none).
     pub anomalies: BTreeMap<String, Found>,
+    /// Every fault, with how long it stalled writers and readers.
+    #[serde(default)]
+    pub faults: Vec<FaultSpan>,
+    /// The longest write stall of each fault kind, in milliseconds.
+    #[serde(default)]
+    pub longest_write_stall_ms: BTreeMap<String, f64>,
 }
 
 impl Report {
@@ -125,6 +134,25 @@ impl Report {
                 .first()
                 .map_or(String::new(), |e| format!("`{e}`"));
             out.push_str(&format!("| {name} | {} | {example} |\n", found.count));
+        }
+        if !self.faults.is_empty() {
+            out.push_str("\n## Faults\n\n| kind | longest write stall (ms) |\n|---|---|\n");
+            for (kind, ms) in &self.longest_write_stall_ms {
+                out.push_str(&format!("| {kind} | {ms:.0} |\n"));
+            }
+            out.push_str(
+                "\n| at (s) | kind | target | healed after (ms) | write stall (ms) | read stall (ms) |\n\
+                 |---|---|---|---|---|---|\n",
+            );
+            for span in &self.faults {
+                let healed = span.end_s.map_or("never".to_string(), |end| {
+                    format!("{:.0}", (end - span.start_s) * 1e3)
+                });
+                out.push_str(&format!(
+                    "| {:.3} | {} | {} | {healed} | {:.0} | {:.0} |\n",
+                    span.start_s, span.kind, span.target, span.write_stall_ms, span.read_stall_ms
+                ));
+            }
         }
         out
     }
@@ -371,10 +399,13 @@ pub fn check(events: &[Event]) -> Report {
     let valid = found
         .iter()
         .all(|(name, found)| name == "unseen" || found.count == 0);
+    let faults = fault_spans(events);
     Report {
         valid,
         counts,
         anomalies: found,
+        longest_write_stall_ms: longest_stalls(&faults),
+        faults,
     }
 }
 

@@ -1,15 +1,17 @@
 //! A chaos run: a Sluice cluster (or one node) started from the commands
 //! a workload gives, producers and a consumer recording every operation
-//! as the history ([`super::history`]) while a nemesis kills nodes with
-//! `kill -9` and starts them again, then a final full read once the
-//! faults have healed, and the checker's reports. Everything it started
-//! is stopped at the end, whatever happens.
+//! as the history ([`super::history`]) while a nemesis strikes nodes
+//! (`kill -9` and start again, SIGSTOP and SIGCONT, SIGTERM and start
+//! again), then a final full read once the faults have healed, and the
+//! checker's reports and timeline. Everything it started is stopped at
+//! the end, whatever happens.
 //!
 //! The clients speak Sluice's native protocol, one blocking connection a
-//! thread (opened again after a failure), so a client's view is exactly
-//! its requests and answers: a send is `ok` with the offset the broker
-//! acknowledged, `fail` when the broker refused it, `info` (unknown) when
-//! the connection broke before the answer.
+//! thread and node, each request sent to its partition's leader as the
+//! nodes' Metadata says, so a client's view is exactly its requests and
+//! answers: a send is `ok` with the offset the broker acknowledged, `fail`
+//! when the broker refused it, `info` (unknown) when the connection broke
+//! before the answer.
 //!
 //! ```toml
 //! [chaos]
@@ -25,11 +27,14 @@
 //!
 //! [faults]
 //! interval_ms = 4000    # a fault every this long (drawn 50% to 150%)
-//! down_ms = 300         # how long a killed node stays down
-//! kinds = ["kill"]
+//! down_ms = 300         # how long a node stays down or paused
+//! kinds = ["kill"]      # drawn from: "kill", "pause", "restart"
+//! target = "random"     # or "next" (rolling), "controller", "leader"
+//! partition = 0         # whose leader "leader" strikes
 //! ```
 
 use std::{
+    collections::HashMap,
     io::Write,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -45,7 +50,8 @@ use serde::Deserialize;
 use sluice_net::native::{
     blocking::{BlockingError, Connection},
     messages::{
-        Acks, ApiKey, CreateTopicsRequest, FetchPartition, FetchRequest, FetchResponse, FetchTopic,
+        Acks, ApiKey, CreateTopicsRequest, DescribeClusterRequest, DescribeClusterResponse,
+        FetchPartition, FetchRequest, FetchResponse, FetchTopic, MetadataRequest, MetadataResponse,
         NewTopic, ProducePartition, ProduceRequest, ProduceResponse, ProduceTopic, TopicResults,
     },
     ErrorCode,
@@ -53,7 +59,7 @@ use sluice_net::native::{
 use sluice_storage::batch::{Batch, BatchBuilder, BatchHeader};
 
 use super::{
-    checker::{self, Report},
+    checker::Report,
     history::{self, Event, EventType, Function, Read},
 };
 use crate::BenchError;
@@ -62,6 +68,10 @@ use crate::BenchError;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a node may take to serve after its start command.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a node may take to stop after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a client waits for metadata (where partitions live).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the final read may take.
 const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -86,6 +96,9 @@ pub struct ChaosSection {
     /// Topic configs for the topic the run creates.
     #[serde(default)]
     pub configs: Vec<(String, String)>,
+    /// The topic's replication factor; 0: the cluster's default.
+    #[serde(default)]
+    pub replication_factor: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,8 +115,99 @@ pub struct NodeSpec {
 pub struct FaultSection {
     /// 0: no faults.
     pub interval_ms: u64,
+    /// How long a killed node stays down, a paused one stopped, a
+    /// restarted one stopped before it starts again.
     pub down_ms: u64,
+    /// Drawn from at each fault: `kill`, `pause`, `restart`.
     pub kinds: Vec<String>,
+    /// `random` (the default), `next` (each node in turn: a rolling
+    /// fault), `controller` (the controller quorum's leader) or `leader`
+    /// (the leader of `partition`).
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub partition: u32,
+}
+
+/// The faults this harness injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultKind {
+    /// `kill -9`, then the node's start command after `down_ms`.
+    Kill,
+    /// SIGSTOP, then SIGCONT after `down_ms`.
+    Pause,
+    /// SIGTERM (a clean shutdown), then the start command after `down_ms`.
+    Restart,
+}
+
+impl FaultKind {
+    const NAMES: [(&'static str, FaultKind); 3] = [
+        ("kill", FaultKind::Kill),
+        ("pause", FaultKind::Pause),
+        ("restart", FaultKind::Restart),
+    ];
+
+    fn parse(name: &str) -> Option<FaultKind> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k)
+    }
+
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, k)| *k == self)
+            .expect("named")
+            .0
+    }
+}
+
+/// Which node a fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Random,
+    Next,
+    Controller,
+    Leader(u32),
+}
+
+impl FaultSection {
+    fn kinds(&self) -> Result<Vec<FaultKind>, BenchError> {
+        self.kinds
+            .iter()
+            .map(|name| {
+                FaultKind::parse(name).ok_or_else(|| {
+                    BenchError::Workload(format!(
+                        "fault kind {name:?}: this harness injects \"kill\" (kill -9 and start), \
+                         \"pause\" (SIGSTOP and SIGCONT) and \"restart\" (SIGTERM and start); \
+                         network partitions and full disks are not injected yet"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn target(&self, partitions: u32) -> Result<Target, BenchError> {
+        let target = match self.target.as_deref().unwrap_or("random") {
+            "random" => Target::Random,
+            "next" => Target::Next,
+            "controller" => Target::Controller,
+            "leader" => Target::Leader(self.partition),
+            other => {
+                return Err(BenchError::Workload(format!(
+                "fault target {other:?}: one of \"random\", \"next\", \"controller\", \"leader\""
+            )))
+            }
+        };
+        if self.partition >= partitions {
+            return Err(BenchError::Workload(format!(
+                "[faults] partition {} of a topic of {partitions}",
+                self.partition
+            )));
+        }
+        Ok(target)
+    }
 }
 
 impl ChaosWorkload {
@@ -119,11 +223,8 @@ impl ChaosWorkload {
         if workload.nodes.is_empty() {
             return Err(BenchError::Workload("no [[nodes]]".into()));
         }
-        if let Some(kind) = workload.faults.kinds.iter().find(|kind| *kind != "kill") {
-            return Err(BenchError::Workload(format!(
-                "fault kind {kind:?}: this harness injects \"kill\" (kill -9 and restart)"
-            )));
-        }
+        workload.faults.kinds()?;
+        workload.faults.target(c.partitions)?;
         Ok(workload)
     }
 }
@@ -217,6 +318,11 @@ impl Nodes {
         Ok(())
     }
 
+    /// The node whose native address is `addr`.
+    fn index_of(&self, addr: &str) -> Option<usize> {
+        self.specs.iter().position(|spec| spec.native_addr == addr)
+    }
+
     fn kill(&mut self, index: usize) {
         if let Some(mut child) = self.children[index].take() {
             let _ = child.kill();
@@ -224,22 +330,39 @@ impl Nodes {
         }
     }
 
-    fn stop_all(&mut self) {
-        for child in self
-            .children
-            .iter_mut()
-            .filter_map(Option::take)
-            .collect::<Vec<_>>()
-            .iter_mut()
-        {
-            // SAFETY: SIGTERM to a process this run started.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(20);
+    fn signal(&self, index: usize, signal: i32) {
+        if let Some(child) = &self.children[index] {
+            // SAFETY: a signal to a process this run started and has not
+            // reaped.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
+    /// SIGTERM, and the node's exit awaited (`kill -9` after
+    /// [`STOP_TIMEOUT`]).
+    fn stop(&mut self, index: usize) {
+        if let Some(mut child) = self.children[index].take() {
+            // SAFETY: signals to a process this run started and has not
+            // reaped; SIGCONT first, so that a paused node can stop.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGCONT);
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + STOP_TIMEOUT;
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for index in 0..self.children.len() {
+            self.signal(index, libc::SIGCONT);
+        }
+        for index in 0..self.children.len() {
+            self.stop(index);
         }
     }
 }
@@ -262,6 +385,97 @@ fn connect(addrs: &[String], until: Instant) -> Option<Connection> {
             return None;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Asks the nodes in turn for where `topic`'s partitions live: the native
+/// address of each partition's leader (`None` where it has none alive).
+fn leaders(addrs: &[String], topic: &str) -> Option<Vec<Option<String>>> {
+    for addr in addrs {
+        let Ok(mut connection) = Connection::open(addr, METADATA_TIMEOUT) else {
+            continue;
+        };
+        let request = MetadataRequest {
+            topics: Some(vec![topic.to_string()]),
+        };
+        let Ok(response) = connection.call::<MetadataResponse>(ApiKey::Metadata, &request) else {
+            continue;
+        };
+        let Some(info) = response
+            .topics
+            .iter()
+            .find(|t| t.name == topic && t.error == ErrorCode::None)
+        else {
+            continue;
+        };
+        let address = |id: u32| {
+            response
+                .brokers
+                .iter()
+                .find(|broker| broker.id == id)
+                .map(|broker| format!("{}:{}", broker.host, broker.port))
+        };
+        let count = info.partitions.iter().map(|p| p.partition + 1).max();
+        let mut leaders = vec![None; count.unwrap_or(0) as usize];
+        for partition in &info.partitions {
+            leaders[partition.partition as usize] = address(partition.leader);
+        }
+        return Some(leaders);
+    }
+    None
+}
+
+/// A client's way to each partition's leader: where partitions live, as
+/// the nodes last said, and one connection per node it used. What it
+/// knows is dropped when a node refuses a partition or a connection
+/// breaks, and asked again at the next request.
+struct Router {
+    addrs: Vec<String>,
+    topic: String,
+    leaders: Vec<Option<String>>,
+    connections: HashMap<String, Connection>,
+}
+
+impl Router {
+    fn new(addrs: &[String], topic: &str) -> Router {
+        Router {
+            addrs: addrs.to_vec(),
+            topic: topic.to_string(),
+            leaders: Vec::new(),
+            connections: HashMap::new(),
+        }
+    }
+
+    /// The leader of `partition` and a connection to it; `None` when no
+    /// node says where it lives or the leader cannot be reached.
+    fn leader(&mut self, partition: u32) -> Option<(String, &mut Connection)> {
+        if self
+            .leaders
+            .get(partition as usize)
+            .is_none_or(Option::is_none)
+        {
+            self.leaders = leaders(&self.addrs, &self.topic).unwrap_or_default();
+        }
+        let addr = self.leaders.get(partition as usize).cloned().flatten()?;
+        if !self.connections.contains_key(&addr) {
+            let connection = Connection::open(&addr, REQUEST_TIMEOUT).ok()?;
+            self.connections.insert(addr.clone(), connection);
+        }
+        let connection = self.connections.get_mut(&addr).expect("opened above");
+        Some((addr, connection))
+    }
+
+    /// `addr`'s connection failed: it is closed, and where partitions
+    /// live asked again.
+    fn broken(&mut self, addr: &str) {
+        self.connections.remove(addr);
+        self.leaders.clear();
+    }
+
+    /// A node refused a partition as not its own: ask again where
+    /// partitions live.
+    fn moved(&mut self) {
+        self.leaders.clear();
     }
 }
 
@@ -303,62 +517,44 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     });
     let stop = Arc::new(AtomicBool::new(false));
     let end = Instant::now() + Duration::from_secs(workload.chaos.duration_s);
-    let producers: Vec<_> = (0..workload.chaos.producers)
-        .map(|writer| {
+    // A thread per producer and partition, and per partition for the
+    // consumer: a partition whose leader is down or paused holds up its
+    // own clients only, as with a Kafka client's per-partition batches.
+    let partitions = workload.chaos.partitions;
+    let mut clients: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    for writer in 0..workload.chaos.producers {
+        for partition in 0..partitions {
             let (recorder, stop, addrs, chaos) = (
                 recorder.clone(),
                 stop.clone(),
                 addrs.clone(),
                 workload.chaos.clone(),
             );
-            std::thread::spawn(move || produce(writer, &chaos, &addrs, &recorder, &stop, end))
-        })
-        .collect();
-    let consumer = {
+            let client = writer * partitions + partition + 1;
+            clients.push(std::thread::spawn(move || {
+                produce(client, partition, &chaos, &addrs, &recorder, &stop, end)
+            }));
+        }
+    }
+    for partition in 0..partitions {
         let (recorder, stop, addrs, chaos) = (
             recorder.clone(),
             stop.clone(),
             addrs.clone(),
             workload.chaos.clone(),
         );
-        std::thread::spawn(move || consume(&chaos, &addrs, &recorder, &stop))
-    };
+        clients.push(std::thread::spawn(move || {
+            consume(partition, &chaos, &addrs, &recorder, &stop)
+        }));
+    }
 
     // The nemesis, on this thread.
-    let mut random = Seeded(seed);
-    let faults = &workload.faults;
-    while Instant::now() < end {
-        if faults.interval_ms == 0 || faults.kinds.is_empty() {
-            std::thread::sleep(end.saturating_duration_since(Instant::now()));
-            break;
-        }
-        let wait = faults.interval_ms / 2 + random.next() % (faults.interval_ms + 1);
-        std::thread::sleep(
-            Duration::from_millis(wait).min(end.saturating_duration_since(Instant::now())),
-        );
-        if Instant::now() >= end {
-            break;
-        }
-        let target = (random.next() % workload.nodes.len() as u64) as usize;
-        let mut fault = recorder.event(EventType::Fault);
-        fault.fault = Some("kill".into());
-        fault.target = Some(format!("node {target}"));
-        fault.phase = Some("start".into());
-        recorder.record(fault.clone());
-        nodes.kill(target);
-        std::thread::sleep(Duration::from_millis(faults.down_ms));
-        nodes.start(target)?;
-        let mut healed = recorder.event(EventType::Fault);
-        healed.fault = fault.fault;
-        healed.target = fault.target;
-        healed.phase = Some("end".into());
-        recorder.record(healed);
-    }
+    let outcome = nemesis(&workload, &mut nodes, &addrs, &recorder, seed, end);
     stop.store(true, Ordering::Relaxed);
-    for producer in producers {
-        let _ = producer.join();
+    for client in clients {
+        let _ = client.join();
     }
-    let _ = consumer.join();
+    outcome?;
     final_read(&workload.chaos, &addrs, &recorder)?;
     nodes.stop_all();
 
@@ -378,16 +574,149 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     }
     out.flush()
         .map_err(|source| BenchError::Write { path, source })?;
-    let report = checker::check(&events);
-    write(
-        "report.json",
-        &(serde_json::to_string_pretty(&report).expect("a report serializes") + "\n"),
-    )?;
-    write("report.md", &report.markdown())?;
-    Ok(report)
+    super::write_reports(dir, &events)
+}
+
+/// Injects the workload's faults until `end`, each one recorded as it
+/// starts and as it heals.
+fn nemesis(
+    workload: &ChaosWorkload,
+    nodes: &mut Nodes,
+    addrs: &[String],
+    recorder: &Recorder,
+    seed: u64,
+    end: Instant,
+) -> Result<(), BenchError> {
+    let faults = &workload.faults;
+    let kinds = faults.kinds()?;
+    let target = faults.target(workload.chaos.partitions)?;
+    let mut random = Seeded(seed);
+    let mut next_node = 0;
+    if faults.interval_ms == 0 || kinds.is_empty() {
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        return Ok(());
+    }
+    loop {
+        let wait = faults.interval_ms / 2 + random.next() % (faults.interval_ms + 1);
+        std::thread::sleep(
+            Duration::from_millis(wait).min(end.saturating_duration_since(Instant::now())),
+        );
+        if Instant::now() >= end {
+            return Ok(());
+        }
+        let kind = kinds[(random.next() % kinds.len() as u64) as usize];
+        // Drawn whatever the target, so that a schedule is the seed's.
+        let drawn = (random.next() % nodes.specs.len() as u64) as usize;
+        let (index, role) = match target {
+            Target::Random => (drawn, String::new()),
+            Target::Next => {
+                let index = next_node;
+                next_node = (next_node + 1) % nodes.specs.len();
+                (index, String::new())
+            }
+            Target::Controller => match controller(addrs) {
+                Some(addr) => (
+                    nodes.index_of(&addr).unwrap_or(drawn),
+                    " (controller)".into(),
+                ),
+                None => (drawn, " (controller unknown)".into()),
+            },
+            Target::Leader(partition) => {
+                let leader = leaders(addrs, &workload.chaos.topic)
+                    .and_then(|leaders| leaders.get(partition as usize).cloned().flatten());
+                match leader.and_then(|addr| nodes.index_of(&addr)) {
+                    Some(index) => (index, format!(" (leader of partition {partition})")),
+                    None => (
+                        drawn,
+                        format!(" (partition {partition} has no known leader)"),
+                    ),
+                }
+            }
+        };
+        let mut fault = recorder.event(EventType::Fault);
+        fault.fault = Some(kind.name().into());
+        fault.target = Some(format!("node {index}{role}"));
+        fault.phase = Some("start".into());
+        recorder.record(fault.clone());
+        let down = Duration::from_millis(faults.down_ms);
+        match kind {
+            FaultKind::Kill => {
+                nodes.kill(index);
+                std::thread::sleep(down);
+                nodes.start(index)?;
+            }
+            FaultKind::Pause => {
+                nodes.signal(index, libc::SIGSTOP);
+                std::thread::sleep(down);
+                nodes.signal(index, libc::SIGCONT);
+            }
+            FaultKind::Restart => {
+                nodes.stop(index);
+                std::thread::sleep(down);
+                nodes.start(index)?;
+            }
+        }
+        let mut healed = recorder.event(EventType::Fault);
+        healed.fault = fault.fault;
+        healed.target = fault.target;
+        healed.phase = Some("end".into());
+        recorder.record(healed);
+    }
+}
+
+/// The controller quorum leader's native address, as the first node that
+/// answers says.
+fn controller(addrs: &[String]) -> Option<String> {
+    addrs.iter().find_map(|addr| {
+        let mut connection = Connection::open(addr, METADATA_TIMEOUT).ok()?;
+        let cluster: DescribeClusterResponse = connection
+            .call(ApiKey::DescribeCluster, &DescribeClusterRequest {})
+            .ok()?;
+        let leader = cluster.controller?;
+        cluster
+            .nodes
+            .iter()
+            .find(|node| node.id == leader && !node.native_addr.is_empty())
+            .map(|node| node.native_addr.clone())
+    })
+}
+
+/// Waits until some node says every one of the run's nodes is a
+/// registered, alive broker, so that the topic is spread over them all
+/// (a single node serves without registering).
+fn await_brokers(addrs: &[String]) -> Result<(), BenchError> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut seen = 0;
+    while Instant::now() < deadline {
+        for addr in addrs {
+            let Ok(mut connection) = Connection::open(addr, METADATA_TIMEOUT) else {
+                continue;
+            };
+            let Ok(cluster) = connection.call::<DescribeClusterResponse>(
+                ApiKey::DescribeCluster,
+                &DescribeClusterRequest {},
+            ) else {
+                continue;
+            };
+            seen = cluster
+                .nodes
+                .iter()
+                .filter(|node| node.alive && (node.registered || addrs.len() == 1))
+                .count();
+            if seen >= addrs.len() {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(BenchError::Cluster(format!(
+        "{seen} of the {} nodes registered as brokers after {START_TIMEOUT:?}",
+        addrs.len()
+    )))
 }
 
 fn create_topic(addrs: &[String], chaos: &ChaosSection) -> Result<(), BenchError> {
+    await_brokers(addrs)?;
     let mut connection = connect(addrs, Instant::now() + START_TIMEOUT)
         .ok_or_else(|| BenchError::Cluster("no node serves".into()))?;
     let request = CreateTopicsRequest {
@@ -395,7 +724,7 @@ fn create_topic(addrs: &[String], chaos: &ChaosSection) -> Result<(), BenchError
             name: chaos.topic.clone(),
             partitions: chaos.partitions,
             configs: chaos.configs.clone(),
-            replication_factor: 0,
+            replication_factor: chaos.replication_factor,
             assignment: Vec::new(),
         }],
     };
@@ -414,19 +743,20 @@ fn create_topic(addrs: &[String], chaos: &ChaosSection) -> Result<(), BenchError
     }
 }
 
-/// One producer: sends `w{writer}-{n}` on schedule, each to the next
-/// partition in turn, one at a time, until `end`.
+/// One producer of one partition: sends `w{client}-{n}` to the
+/// partition's leader on schedule, one at a time, until `end`.
 fn produce(
-    writer: u32,
+    client: u32,
+    partition: u32,
     chaos: &ChaosSection,
     addrs: &[String],
     recorder: &Recorder,
     stop: &AtomicBool,
     end: Instant,
 ) {
-    let client = writer + 1;
-    let interval = Duration::from_secs_f64(f64::from(chaos.producers) / f64::from(chaos.rate));
-    let mut connection: Option<Connection> = None;
+    let senders = f64::from(chaos.producers) * f64::from(chaos.partitions);
+    let interval = Duration::from_secs_f64(senders / f64::from(chaos.rate));
+    let mut router = Router::new(addrs, &chaos.topic);
     let mut next = Instant::now();
     let mut sequence: u64 = 0;
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
@@ -435,13 +765,12 @@ fn produce(
             std::thread::sleep(next - now);
         }
         next += interval;
-        if connection.is_none() {
-            connection = connect(addrs, Instant::now() + Duration::from_millis(200));
-            if connection.is_none() {
-                continue;
-            }
-        }
-        let partition = (sequence % u64::from(chaos.partitions)) as u32;
+        let Some((addr, connection)) = router.leader(partition) else {
+            // No leader to send to: this send is not made (nothing was
+            // invoked), and the next one tried on schedule.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
         let value = format!("w{client}-{sequence}");
         sequence += 1;
         let op = recorder.op();
@@ -466,10 +795,8 @@ fn produce(
                 }],
             }],
         };
-        let answer: Result<ProduceResponse, BlockingError> = connection
-            .as_mut()
-            .expect("connected above")
-            .call(ApiKey::Produce, &request);
+        let answer: Result<ProduceResponse, BlockingError> =
+            connection.call(ApiKey::Produce, &request);
         let mut done = invoke;
         let answered = recorder.event(EventType::Info);
         done.mono_ns = answered.mono_ns;
@@ -490,6 +817,9 @@ fn produce(
                 // The broker answered: nothing was stored.
                 done.kind = EventType::Fail;
                 done.error = Some(format!("{}: {}", part.error, part.message));
+                if part.error == ErrorCode::NotLeader {
+                    router.moved();
+                }
             }
             (Ok(_), None) => {
                 done.kind = EventType::Info;
@@ -501,63 +831,69 @@ fn produce(
                     _ => EventType::Info,
                 };
                 done.error = Some(error.to_string());
-                connection = None;
+                router.broken(&addr);
             }
         }
         recorder.record(done);
     }
 }
 
-/// The consumer: reads every partition in turn from where it last read,
-/// until told to stop; each fetch that returns records is one poll.
-fn consume(chaos: &ChaosSection, addrs: &[String], recorder: &Recorder, stop: &AtomicBool) {
-    let client = 1000;
-    let mut positions = vec![0u64; chaos.partitions as usize];
-    let mut connection: Option<Connection> = None;
+/// The consumer of one partition: reads from its leader, from where it
+/// last read, until told to stop; each fetch that returns records is one
+/// poll.
+fn consume(
+    partition: u32,
+    chaos: &ChaosSection,
+    addrs: &[String],
+    recorder: &Recorder,
+    stop: &AtomicBool,
+) {
+    let client = 1000 + partition;
+    let mut position = 0u64;
+    let mut router = Router::new(addrs, &chaos.topic);
     while !stop.load(Ordering::Relaxed) {
-        if connection.is_none() {
-            connection = connect(addrs, Instant::now() + Duration::from_millis(200));
-            if connection.is_none() {
-                continue;
+        let Some((addr, connection)) = router.leader(partition) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        match read_some(connection, chaos, partition, position, 100) {
+            Ok(reads) if reads.is_empty() => {}
+            Ok(reads) => {
+                position = reads.last().expect("some").offset + 1;
+                let mut poll = recorder.event(EventType::Ok);
+                poll.op = Some(recorder.op());
+                poll.client = Some(client);
+                poll.f = Some(Function::Poll);
+                poll.reads = reads;
+                recorder.record(poll);
             }
-        }
-        for partition in 0..chaos.partitions {
-            let conn = connection.as_mut().expect("connected above");
-            let at = positions[partition as usize];
-            match read_some(conn, chaos, partition, at, 50) {
-                Ok(reads) if reads.is_empty() => {}
-                Ok(reads) => {
-                    positions[partition as usize] = reads.last().expect("some").offset + 1;
-                    let mut poll = recorder.event(EventType::Ok);
-                    poll.op = Some(recorder.op());
-                    poll.client = Some(client);
-                    poll.f = Some(Function::Poll);
-                    poll.reads = reads;
-                    recorder.record(poll);
-                }
-                Err(_) => {
-                    connection = None;
-                    break;
-                }
+            Err(BlockingError::Broker { .. }) => {
+                router.moved();
+                std::thread::sleep(Duration::from_millis(50));
             }
+            Err(_) => router.broken(&addr),
         }
     }
 }
 
 /// Once the faults have healed: every partition read from its start to
-/// its end, as the final read.
+/// its end, from its leader, as the final read.
 fn final_read(
     chaos: &ChaosSection,
     addrs: &[String],
     recorder: &Recorder,
 ) -> Result<(), BenchError> {
     let deadline = Instant::now() + FINAL_READ_TIMEOUT;
+    let mut router = Router::new(addrs, &chaos.topic);
     for partition in 0..chaos.partitions {
         let mut at = 0;
         loop {
-            let mut connection = connect(addrs, deadline)
-                .ok_or_else(|| BenchError::Cluster("no node serves for the final read".into()))?;
-            match read_some(&mut connection, chaos, partition, at, 0) {
+            let answer = match router.leader(partition) {
+                Some((addr, connection)) => read_some(connection, chaos, partition, at, 0)
+                    .map_err(|error| (addr, error.to_string())),
+                None => Err((String::new(), "no leader reached".to_string())),
+            };
+            match answer {
                 Ok(reads) if reads.is_empty() => break,
                 Ok(reads) => {
                     at = reads.last().expect("some").offset + 1;
@@ -569,11 +905,12 @@ fn final_read(
                     poll.reads = reads;
                     recorder.record(poll);
                 }
-                Err(error) if Instant::now() < deadline => {
+                Err((addr, error)) if Instant::now() < deadline => {
                     eprintln!("final read of partition {partition}: {error}; trying again");
+                    router.broken(&addr);
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                Err(error) => {
+                Err((_, error)) => {
                     return Err(BenchError::Cluster(format!(
                         "final read of partition {partition}: {error}"
                     )))
@@ -665,10 +1002,26 @@ native_addr = "127.0.0.1:1"
     fn workloads_are_checked_before_anything_starts() {
         let workload = ChaosWorkload::parse(GOOD).unwrap();
         assert_eq!(workload.faults.interval_ms, 0, "no faults unless asked");
-        let pause =
-            format!("{GOOD}\n[faults]\ninterval_ms = 1\ndown_ms = 1\nkinds = [\"pause\"]\n");
-        let error = ChaosWorkload::parse(&pause).unwrap_err().to_string();
-        assert!(error.contains("\"pause\""), "{error}");
+        let faults = |kinds: &str, target: &str| {
+            format!("{GOOD}\n[faults]\ninterval_ms = 1\ndown_ms = 1\nkinds = {kinds}\n{target}")
+        };
+        let all = faults(r#"["kill", "pause", "restart"]"#, "target = \"next\"\n");
+        assert!(ChaosWorkload::parse(&all).is_ok());
+        let error = ChaosWorkload::parse(&faults(r#"["partition"]"#, ""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("\"partition\""), "{error}");
+        let error = ChaosWorkload::parse(&faults(
+            r#"["kill"]"#,
+            "target = \"leader\"\npartition = 2\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("partition 2 of a topic of 2"), "{error}");
+        let error = ChaosWorkload::parse(&faults(r#"["kill"]"#, "target = \"some\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("\"some\""), "{error}");
         let no_rate = GOOD.replace("rate = 10", "rate = 0");
         assert!(ChaosWorkload::parse(&no_rate).is_err());
         let no_nodes = GOOD[..GOOD.find("[[nodes]]").unwrap()].to_string();

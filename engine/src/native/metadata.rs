@@ -1,15 +1,21 @@
-//! Metadata: brokers, topics and where each partition lives.
+//! Metadata: brokers, topics and where each partition lives. In a
+//! cluster the brokers are the alive nodes with a native listener, and a
+//! partition's leader is where its placement puts it ([`NO_LEADER`] while
+//! that node is fenced), as DescribeTopics says.
 
 use sluice_net::native::{
     messages::{BrokerInfo, MetadataRequest, MetadataResponse, PartitionInfo, TopicInfo},
     ErrorCode,
 };
 
-use crate::shard::Shard;
+use crate::{cluster_view, shard::Shard};
+
+/// The leader of a partition whose leader is not alive.
+pub const NO_LEADER: u32 = u32::MAX;
 
 pub fn handle(shard: &Shard, request: MetadataRequest) -> MetadataResponse {
     let metadata = shard.metadata();
-    let (host, port) = split_addr(&shard.config.native_addr);
+    let this_node = shard.config.node_id;
     let describe = |name: &str| match metadata.topic(name) {
         Some(topic) => TopicInfo {
             name: topic.name.clone(),
@@ -21,7 +27,9 @@ pub fn handle(shard: &Shard, request: MetadataRequest) -> MetadataResponse {
                 .enumerate()
                 .map(|(partition, owner)| PartitionInfo {
                     partition: partition as u32,
-                    leader: shard.config.node_id.0 as u32,
+                    leader: cluster_view::placement(&metadata, this_node, topic, partition as u32)
+                        .leader
+                        .map_or(NO_LEADER, |node| node.0 as u32),
                     shard: shard.owner(*owner) as u32,
                 })
                 .collect(),
@@ -37,14 +45,19 @@ pub fn handle(shard: &Shard, request: MetadataRequest) -> MetadataResponse {
         Some(names) => names.iter().map(|name| describe(name)).collect(),
         None => metadata.topics.keys().map(|name| describe(name)).collect(),
     };
-    MetadataResponse {
-        brokers: vec![BrokerInfo {
-            id: shard.config.node_id.0 as u32,
-            host,
-            port,
-        }],
-        topics,
-    }
+    let brokers = cluster_view::nodes(&shard.config, &metadata)
+        .into_iter()
+        .filter(|node| node.alive && !node.native_addr.is_empty())
+        .map(|node| {
+            let (host, port) = split_addr(&node.native_addr);
+            BrokerInfo {
+                id: node.id.0 as u32,
+                host,
+                port,
+            }
+        })
+        .collect();
+    MetadataResponse { brokers, topics }
 }
 
 fn split_addr(addr: &str) -> (String, u16) {
