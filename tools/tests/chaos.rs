@@ -79,6 +79,60 @@ kinds = ["kill"]
     assert_eq!(again, report);
 }
 
+/// The same through librdkafka: idempotent producers and a consumer
+/// group on Sluice's Kafka listener, the node killed with -9.
+#[test]
+fn kafka_clients_of_a_killed_node_lose_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (native, kafka) = (free_port(), free_port());
+    let workload = format!(
+        r#"
+[chaos]
+topic = "chaos"
+partitions = 3
+producers = 2
+rate = 200
+duration_s = 14
+
+[check]
+driver = "kafka"
+idempotent = true
+consumer = "group"
+consumers = 2
+
+[[nodes]]
+start = "{SLUICE} serve --data-dir {{dir}}/node-0 --native-addr 127.0.0.1:{native} --kafka-addr 127.0.0.1:{kafka} --admin-addr off --cores 1"
+native_addr = "127.0.0.1:{native}"
+kafka_addr = "127.0.0.1:{kafka}"
+
+[faults]
+interval_ms = 5000
+down_ms = 200
+kinds = ["kill"]
+"#
+    );
+    let report = sluice_bench::chaos::run::run(&workload, dir.path(), 3).unwrap();
+    let summary = report.markdown();
+    assert!(report.valid, "{summary}");
+    assert_eq!(report.count("unseen"), 0, "{summary}");
+    assert!(report.counts.faults >= 2, "{summary}");
+    assert!(report.counts.sends_ok > 800, "{summary}");
+    let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+    assert!(
+        history.contains(r#""idempotent":true"#),
+        "the producers are idempotent"
+    );
+    // The group's members read, between the kills, after joining.
+    assert!(
+        report.counts.records_read > report.counts.sends_ok,
+        "{summary}"
+    );
+    assert!(
+        history.contains(r#""f":"assign""#),
+        "the group's assignments are in the history: {summary}"
+    );
+}
+
 #[test]
 fn a_cluster_whose_leader_is_killed_and_paused_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();

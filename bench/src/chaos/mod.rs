@@ -7,6 +7,7 @@
 
 pub mod checker;
 pub mod history;
+mod kafka;
 pub mod run;
 pub mod timeline;
 

@@ -6,12 +6,13 @@
 //! checker's reports and timeline. Everything it started is stopped at
 //! the end, whatever happens.
 //!
-//! The clients speak Sluice's native protocol, one blocking connection a
-//! thread and node, each request sent to its partition's leader as the
-//! nodes' Metadata says, so a client's view is exactly its requests and
-//! answers: a send is `ok` with the offset the broker acknowledged, `fail`
-//! when the broker refused it, `info` (unknown) when the connection broke
-//! before the answer.
+//! The native driver's clients speak Sluice's native protocol, one
+//! blocking connection a thread and node, each request sent to its
+//! partition's leader as the nodes' Metadata says, so a client's view is
+//! exactly its requests and answers: a send is `ok` with the offset the
+//! broker acknowledged, `fail` when the broker refused it, `info`
+//! (unknown) when the connection broke before the answer. The Kafka
+//! driver's clients are librdkafka's ([`super::kafka`]).
 //!
 //! ```toml
 //! [chaos]
@@ -20,6 +21,13 @@
 //! producers = 2
 //! rate = 400            # sends per second, all producers together
 //! duration_s = 15
+//!
+//! [check]               # optional; these are the defaults
+//! driver = "native"     # or "kafka" (librdkafka; nodes then need kafka_addr)
+//! acks = "all"
+//! idempotent = false    # kafka driver
+//! consumer = "assign"   # kafka driver: or "group"
+//! consumers = 1         # kafka driver
 //!
 //! [[nodes]]             # `{dir}`: the run's directory
 //! start = "sluice serve --data-dir {dir}/node-0 --native-addr 127.0.0.1:29192 --kafka-addr off --admin-addr off"
@@ -61,6 +69,7 @@ use sluice_storage::batch::{Batch, BatchBuilder, BatchHeader};
 use super::{
     checker::Report,
     history::{self, Event, EventType, Function, Read},
+    kafka,
 };
 use crate::BenchError;
 
@@ -68,6 +77,8 @@ use crate::BenchError;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a node may take to serve after its start command.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The final read's client id in the history.
+pub(super) const FINAL_READER: u32 = 2000;
 /// How long a node may take to stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a client waits for metadata (where partitions live).
@@ -79,9 +90,73 @@ const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(60);
 #[serde(deny_unknown_fields)]
 pub struct ChaosWorkload {
     pub chaos: ChaosSection,
+    #[serde(default)]
+    pub check: CheckSection,
     pub nodes: Vec<NodeSpec>,
     #[serde(default)]
     pub faults: FaultSection,
+}
+
+/// Which clients record the history, and how they write and read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSection {
+    /// `native` (Sluice's protocol) or `kafka` (librdkafka, for Sluice's
+    /// Kafka listener or any Kafka-compatible broker).
+    #[serde(default)]
+    pub driver: ClientDriver,
+    /// Kafka driver: `all`, `1` or `0`; native: `all` or `1`.
+    #[serde(default = "CheckSection::default_acks")]
+    pub acks: String,
+    /// Kafka driver: idempotent producers (`enable.idempotence`).
+    #[serde(default)]
+    pub idempotent: bool,
+    /// Kafka driver: consumers assigned every partition, or in a group.
+    #[serde(default)]
+    pub consumer: ConsumerMode,
+    /// Kafka driver: how many consumers (native: one per partition).
+    #[serde(default = "CheckSection::default_consumers")]
+    pub consumers: u32,
+}
+
+impl CheckSection {
+    fn default_acks() -> String {
+        "all".into()
+    }
+
+    fn default_consumers() -> u32 {
+        1
+    }
+}
+
+impl Default for CheckSection {
+    fn default() -> CheckSection {
+        CheckSection {
+            driver: ClientDriver::Native,
+            acks: CheckSection::default_acks(),
+            idempotent: false,
+            consumer: ConsumerMode::Assign,
+            consumers: CheckSection::default_consumers(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientDriver {
+    #[default]
+    Native,
+    Kafka,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerMode {
+    /// Every partition assigned from its start, nothing committed.
+    #[default]
+    Assign,
+    /// Members of one consumer group, committing as they go.
+    Group,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,7 +182,24 @@ pub struct NodeSpec {
     /// A shell command that starts the node; `{dir}` is the run's
     /// directory.
     pub start: String,
-    pub native_addr: String,
+    /// Its native protocol's address (the native driver's, and the
+    /// controller's whereabouts).
+    #[serde(default)]
+    pub native_addr: Option<String>,
+    /// Its Kafka listener's address (the Kafka driver's).
+    #[serde(default)]
+    pub kafka_addr: Option<String>,
+}
+
+impl NodeSpec {
+    /// The address clients of `driver` reach the node at.
+    fn client_addr(&self, driver: ClientDriver) -> &str {
+        match driver {
+            ClientDriver::Native => self.native_addr.as_deref(),
+            ClientDriver::Kafka => self.kafka_addr.as_deref(),
+        }
+        .expect("checked when the workload was read")
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -225,23 +317,59 @@ impl ChaosWorkload {
         }
         workload.faults.kinds()?;
         workload.faults.target(c.partitions)?;
+        let check = &workload.check;
+        let (addr, name) = match check.driver {
+            ClientDriver::Native => ("native_addr", "native"),
+            ClientDriver::Kafka => ("kafka_addr", "kafka"),
+        };
+        if let Some(index) = workload.nodes.iter().position(|node| match check.driver {
+            ClientDriver::Native => node.native_addr.is_none(),
+            ClientDriver::Kafka => node.kafka_addr.is_none(),
+        }) {
+            return Err(BenchError::Workload(format!(
+                "node {index} has no {addr}, which the {name} driver's clients need"
+            )));
+        }
+        let acks = match check.driver {
+            ClientDriver::Native => &["all", "1"][..],
+            ClientDriver::Kafka => &["all", "1", "0"][..],
+        };
+        if !acks.contains(&check.acks.as_str()) {
+            return Err(BenchError::Workload(format!(
+                "[check] acks = {:?}: the {name} driver takes {acks:?}",
+                check.acks
+            )));
+        }
+        if check.driver == ClientDriver::Native
+            && (check.idempotent || check.consumer == ConsumerMode::Group)
+        {
+            return Err(BenchError::Workload(
+                "[check] idempotent producers and group consumers go through driver = \"kafka\""
+                    .into(),
+            ));
+        }
+        if check.consumers == 0 {
+            return Err(BenchError::Workload(
+                "[check] consumers is at least 1".into(),
+            ));
+        }
         Ok(workload)
     }
 }
 
 /// A history being written, shared by the run's threads.
-struct Recorder {
+pub(super) struct Recorder {
     started: Instant,
     next_op: AtomicU64,
     events: Mutex<Vec<Event>>,
 }
 
 impl Recorder {
-    fn op(&self) -> u64 {
+    pub(super) fn op(&self) -> u64 {
         self.next_op.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn event(&self, kind: EventType) -> Event {
+    pub(super) fn event(&self, kind: EventType) -> Event {
         let mut event = Event::new(kind, self.started.elapsed().as_nanos() as u64);
         event.wall_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -249,8 +377,75 @@ impl Recorder {
         event
     }
 
-    fn record(&self, event: Event) {
+    pub(super) fn record(&self, event: Event) {
         self.events.lock().expect("not poisoned").push(event);
+    }
+
+    /// Records a send's invocation, and returns it (its completion is the
+    /// same event with its outcome).
+    pub(super) fn invoke_send(
+        &self,
+        client: u32,
+        topic: &str,
+        partition: u32,
+        value: &str,
+        idempotent: bool,
+    ) -> Event {
+        let mut invoke = self.event(EventType::Invoke);
+        invoke.op = Some(self.op());
+        invoke.client = Some(client);
+        invoke.f = Some(Function::Send);
+        invoke.topic = Some(topic.to_string());
+        invoke.partition = Some(partition);
+        invoke.value = Some(value.to_string());
+        invoke.idempotent = idempotent;
+        self.record(invoke.clone());
+        invoke
+    }
+
+    /// Records what one poll of `client` read (`final_read`: of the final
+    /// full read).
+    pub(super) fn poll(&self, client: u32, reads: Vec<Read>, final_read: bool) {
+        let mut poll = self.event(EventType::Ok);
+        poll.op = Some(self.op());
+        poll.client = Some(client);
+        poll.f = Some(Function::Poll);
+        poll.final_read = final_read;
+        poll.reads = reads;
+        self.record(poll);
+    }
+
+    /// Records that `client` was given partitions anew.
+    pub(super) fn assigned(&self, client: u32) {
+        let mut assign = self.event(EventType::Ok);
+        assign.op = Some(self.op());
+        assign.client = Some(client);
+        assign.f = Some(Function::Assign);
+        self.record(assign);
+    }
+}
+
+/// Sends on schedule: one every `interval`, each waiting for its time.
+pub(super) struct Pacer {
+    next: Instant,
+    interval: Duration,
+}
+
+impl Pacer {
+    pub(super) fn new(interval: Duration) -> Pacer {
+        Pacer {
+            next: Instant::now(),
+            interval,
+        }
+    }
+
+    /// Waits for the next send's time.
+    pub(super) fn wait(&mut self) {
+        let now = Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        }
+        self.next += self.interval;
     }
 }
 
@@ -270,6 +465,7 @@ impl Seeded {
 /// The run's nodes, stopped when dropped.
 struct Nodes {
     specs: Vec<NodeSpec>,
+    driver: ClientDriver,
     dir: PathBuf,
     children: Vec<Option<Child>>,
 }
@@ -299,7 +495,8 @@ impl Nodes {
             .map_err(|error| BenchError::Cluster(format!("node {index}: {command}: {error}")))?;
         self.children[index] = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
-        while std::net::TcpStream::connect(&spec.native_addr).is_err() {
+        let addr = spec.client_addr(self.driver);
+        while std::net::TcpStream::connect(addr).is_err() {
             if let Some(child) = self.children[index].as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     return Err(BenchError::Cluster(format!(
@@ -309,8 +506,7 @@ impl Nodes {
             }
             if Instant::now() > deadline {
                 return Err(BenchError::Cluster(format!(
-                    "node {index} does not serve at {} after {START_TIMEOUT:?}",
-                    spec.native_addr
+                    "node {index} does not serve at {addr} after {START_TIMEOUT:?}"
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -318,9 +514,11 @@ impl Nodes {
         Ok(())
     }
 
-    /// The node whose native address is `addr`.
+    /// The node whose native or Kafka address is `addr`.
     fn index_of(&self, addr: &str) -> Option<usize> {
-        self.specs.iter().position(|spec| spec.native_addr == addr)
+        self.specs.iter().position(|spec| {
+            spec.native_addr.as_deref() == Some(addr) || spec.kafka_addr.as_deref() == Some(addr)
+        })
     }
 
     fn kill(&mut self, index: usize) {
@@ -495,8 +693,10 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     write("seed", &format!("{seed}\n"))?;
     eprintln!("chaos run in {}, seed {seed}", dir.display());
 
+    let driver = workload.check.driver;
     let mut nodes = Nodes {
         specs: workload.nodes.clone(),
+        driver,
         dir: dir.to_path_buf(),
         children: workload.nodes.iter().map(|_| None).collect(),
     };
@@ -506,9 +706,13 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     let addrs: Vec<String> = workload
         .nodes
         .iter()
-        .map(|n| n.native_addr.clone())
+        .map(|node| node.client_addr(driver).to_string())
         .collect();
-    create_topic(&addrs, &workload.chaos)?;
+    let bootstrap = addrs.join(",");
+    match driver {
+        ClientDriver::Native => create_topic(&addrs, &workload.chaos)?,
+        ClientDriver::Kafka => kafka::create_topic(&bootstrap, addrs.len(), &workload.chaos)?,
+    }
 
     let recorder = Arc::new(Recorder {
         started: Instant::now(),
@@ -517,45 +721,30 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     });
     let stop = Arc::new(AtomicBool::new(false));
     let end = Instant::now() + Duration::from_secs(workload.chaos.duration_s);
-    // A thread per producer and partition, and per partition for the
-    // consumer: a partition whose leader is down or paused holds up its
-    // own clients only, as with a Kafka client's per-partition batches.
-    let partitions = workload.chaos.partitions;
-    let mut clients: Vec<std::thread::JoinHandle<()>> = Vec::new();
-    for writer in 0..workload.chaos.producers {
-        for partition in 0..partitions {
-            let (recorder, stop, addrs, chaos) = (
-                recorder.clone(),
-                stop.clone(),
-                addrs.clone(),
-                workload.chaos.clone(),
-            );
-            let client = writer * partitions + partition + 1;
-            clients.push(std::thread::spawn(move || {
-                produce(client, partition, &chaos, &addrs, &recorder, &stop, end)
-            }));
-        }
-    }
-    for partition in 0..partitions {
-        let (recorder, stop, addrs, chaos) = (
-            recorder.clone(),
-            stop.clone(),
-            addrs.clone(),
-            workload.chaos.clone(),
-        );
-        clients.push(std::thread::spawn(move || {
-            consume(partition, &chaos, &addrs, &recorder, &stop)
-        }));
-    }
+    let clients = match driver {
+        ClientDriver::Native => native_clients(&workload, &addrs, &recorder, &stop, end),
+        ClientDriver::Kafka => kafka_clients(&workload, &bootstrap, &recorder, &stop, end),
+    };
 
     // The nemesis, on this thread.
     let outcome = nemesis(&workload, &mut nodes, &addrs, &recorder, seed, end);
     stop.store(true, Ordering::Relaxed);
+    let mut failed = Ok(());
     for client in clients {
-        let _ = client.join();
+        match client.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failed = Err(error),
+            Err(_) => failed = Err(BenchError::Worker("a client thread panicked".into())),
+        }
     }
     outcome?;
-    final_read(&workload.chaos, &addrs, &recorder)?;
+    failed?;
+    match driver {
+        ClientDriver::Native => final_read(&workload.chaos, &addrs, &recorder)?,
+        ClientDriver::Kafka => {
+            kafka::final_read(&bootstrap, &workload.chaos, &recorder, FINAL_READ_TIMEOUT)?
+        }
+    }
     nodes.stop_all();
 
     let events = std::mem::take(&mut *recorder.events.lock().expect("not poisoned"));
@@ -577,6 +766,92 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     super::write_reports(dir, &events)
 }
 
+type Clients = Vec<std::thread::JoinHandle<Result<(), BenchError>>>;
+
+/// The native driver's clients: a thread per producer and partition, and
+/// per partition for the consumer, so that a partition whose leader is
+/// down or paused holds up its own clients only, as with a Kafka client's
+/// per-partition batches.
+fn native_clients(
+    workload: &ChaosWorkload,
+    addrs: &[String],
+    recorder: &Arc<Recorder>,
+    stop: &Arc<AtomicBool>,
+    end: Instant,
+) -> Clients {
+    let partitions = workload.chaos.partitions;
+    let acks = match workload.check.acks.as_str() {
+        "1" => Acks::Leader,
+        _ => Acks::All,
+    };
+    let mut clients: Clients = Vec::new();
+    for writer in 0..workload.chaos.producers {
+        for partition in 0..partitions {
+            let (recorder, stop, addrs, chaos) = (
+                recorder.clone(),
+                stop.clone(),
+                addrs.to_vec(),
+                workload.chaos.clone(),
+            );
+            let client = writer * partitions + partition + 1;
+            clients.push(std::thread::spawn(move || {
+                produce(
+                    client, partition, acks, &chaos, &addrs, &recorder, &stop, end,
+                );
+                Ok(())
+            }));
+        }
+    }
+    for partition in 0..partitions {
+        let (recorder, stop, addrs, chaos) = (
+            recorder.clone(),
+            stop.clone(),
+            addrs.to_vec(),
+            workload.chaos.clone(),
+        );
+        clients.push(std::thread::spawn(move || {
+            consume(partition, &chaos, &addrs, &recorder, &stop);
+            Ok(())
+        }));
+    }
+    clients
+}
+
+/// The Kafka driver's clients: a librdkafka producer per producer, each
+/// writing every partition in turn, and the consumers.
+fn kafka_clients(
+    workload: &ChaosWorkload,
+    bootstrap: &str,
+    recorder: &Arc<Recorder>,
+    stop: &Arc<AtomicBool>,
+    end: Instant,
+) -> Clients {
+    let mut clients: Clients = Vec::new();
+    let mut spawn = |client: u32, producer: bool| {
+        let (recorder, stop, bootstrap, chaos, check) = (
+            recorder.clone(),
+            stop.clone(),
+            bootstrap.to_string(),
+            workload.chaos.clone(),
+            workload.check.clone(),
+        );
+        clients.push(std::thread::spawn(move || {
+            if producer {
+                kafka::produce(client, &bootstrap, &chaos, &check, recorder, &stop, end)
+            } else {
+                kafka::consume(client, &bootstrap, &chaos, &check, recorder, &stop)
+            }
+        }));
+    };
+    for writer in 0..workload.chaos.producers {
+        spawn(writer + 1, true);
+    }
+    for consumer in 0..workload.check.consumers {
+        spawn(1000 + consumer, false);
+    }
+    clients
+}
+
 /// Injects the workload's faults until `end`, each one recorded as it
 /// starts and as it heals.
 fn nemesis(
@@ -592,6 +867,11 @@ fn nemesis(
     let target = faults.target(workload.chaos.partitions)?;
     let mut random = Seeded(seed);
     let mut next_node = 0;
+    let native_addrs: Vec<String> = workload
+        .nodes
+        .iter()
+        .filter_map(|node| node.native_addr.clone())
+        .collect();
     if faults.interval_ms == 0 || kinds.is_empty() {
         std::thread::sleep(end.saturating_duration_since(Instant::now()));
         return Ok(());
@@ -614,7 +894,7 @@ fn nemesis(
                 next_node = (next_node + 1) % nodes.specs.len();
                 (index, String::new())
             }
-            Target::Controller => match controller(addrs) {
+            Target::Controller => match controller(&native_addrs) {
                 Some(addr) => (
                     nodes.index_of(&addr).unwrap_or(drawn),
                     " (controller)".into(),
@@ -622,8 +902,13 @@ fn nemesis(
                 None => (drawn, " (controller unknown)".into()),
             },
             Target::Leader(partition) => {
-                let leader = leaders(addrs, &workload.chaos.topic)
-                    .and_then(|leaders| leaders.get(partition as usize).cloned().flatten());
+                let topic = &workload.chaos.topic;
+                let leaders = match workload.check.driver {
+                    ClientDriver::Native => leaders(addrs, topic),
+                    ClientDriver::Kafka => kafka::leaders(&addrs.join(","), topic),
+                };
+                let leader =
+                    leaders.and_then(|leaders| leaders.get(partition as usize).cloned().flatten());
                 match leader.and_then(|addr| nodes.index_of(&addr)) {
                     Some(index) => (index, format!(" (leader of partition {partition})")),
                     None => (
@@ -745,9 +1030,11 @@ fn create_topic(addrs: &[String], chaos: &ChaosSection) -> Result<(), BenchError
 
 /// One producer of one partition: sends `w{client}-{n}` to the
 /// partition's leader on schedule, one at a time, until `end`.
+#[allow(clippy::too_many_arguments)]
 fn produce(
     client: u32,
     partition: u32,
+    acks: Acks,
     chaos: &ChaosSection,
     addrs: &[String],
     recorder: &Recorder,
@@ -755,16 +1042,11 @@ fn produce(
     end: Instant,
 ) {
     let senders = f64::from(chaos.producers) * f64::from(chaos.partitions);
-    let interval = Duration::from_secs_f64(senders / f64::from(chaos.rate));
+    let mut pacer = Pacer::new(Duration::from_secs_f64(senders / f64::from(chaos.rate)));
     let mut router = Router::new(addrs, &chaos.topic);
-    let mut next = Instant::now();
     let mut sequence: u64 = 0;
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        }
-        next += interval;
+        pacer.wait();
         let Some((addr, connection)) = router.leader(partition) else {
             // No leader to send to: this send is not made (nothing was
             // invoked), and the next one tried on schedule.
@@ -773,19 +1055,11 @@ fn produce(
         };
         let value = format!("w{client}-{sequence}");
         sequence += 1;
-        let op = recorder.op();
-        let mut invoke = recorder.event(EventType::Invoke);
-        invoke.op = Some(op);
-        invoke.client = Some(client);
-        invoke.f = Some(Function::Send);
-        invoke.topic = Some(chaos.topic.clone());
-        invoke.partition = Some(partition);
-        invoke.value = Some(value.clone());
-        recorder.record(invoke.clone());
+        let invoke = recorder.invoke_send(client, &chaos.topic, partition, &value, false);
         let mut builder = BatchBuilder::default();
         builder.push(0, None, value.as_bytes(), &[]);
         let request = ProduceRequest {
-            acks: Acks::All,
+            acks,
             timeout_ms: REQUEST_TIMEOUT.as_millis() as u32,
             topics: vec![ProduceTopic {
                 name: chaos.topic.clone(),
@@ -860,12 +1134,7 @@ fn consume(
             Ok(reads) if reads.is_empty() => {}
             Ok(reads) => {
                 position = reads.last().expect("some").offset + 1;
-                let mut poll = recorder.event(EventType::Ok);
-                poll.op = Some(recorder.op());
-                poll.client = Some(client);
-                poll.f = Some(Function::Poll);
-                poll.reads = reads;
-                recorder.record(poll);
+                recorder.poll(client, reads, false);
             }
             Err(BlockingError::Broker { .. }) => {
                 router.moved();
@@ -897,13 +1166,7 @@ fn final_read(
                 Ok(reads) if reads.is_empty() => break,
                 Ok(reads) => {
                     at = reads.last().expect("some").offset + 1;
-                    let mut poll = recorder.event(EventType::Ok);
-                    poll.op = Some(recorder.op());
-                    poll.client = Some(2000);
-                    poll.f = Some(Function::Poll);
-                    poll.final_read = true;
-                    poll.reads = reads;
-                    recorder.record(poll);
+                    recorder.poll(FINAL_READER, reads, true);
                 }
                 Err((addr, error)) if Instant::now() < deadline => {
                     eprintln!("final read of partition {partition}: {error}; trying again");
@@ -1018,6 +1281,24 @@ native_addr = "127.0.0.1:1"
         .unwrap_err()
         .to_string();
         assert!(error.contains("partition 2 of a topic of 2"), "{error}");
+        let check =
+            |section: &str| GOOD.replace("[[nodes]]", &format!("[check]\n{section}\n[[nodes]]"));
+        let error = ChaosWorkload::parse(&check("driver = \"kafka\""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("node 0 has no kafka_addr"), "{error}");
+        let error = ChaosWorkload::parse(&check("idempotent = true"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("driver = \"kafka\""), "{error}");
+        let error = ChaosWorkload::parse(&check("acks = \"0\""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("acks"), "{error}");
+        let kafka = check("driver = \"kafka\"\nacks = \"1\"\nconsumer = \"group\"")
+            .replace("native_addr", "kafka_addr");
+        let workload = ChaosWorkload::parse(&kafka).unwrap();
+        assert_eq!(workload.check.consumer, ConsumerMode::Group);
         let error = ChaosWorkload::parse(&faults(r#"["kill"]"#, "target = \"some\"\n"))
             .unwrap_err()
             .to_string();

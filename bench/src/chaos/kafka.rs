@@ -1,0 +1,386 @@
+//! A chaos run's clients through librdkafka (the `rdkafka` crate), for
+//! Sluice's Kafka listener or any Kafka-compatible cluster: the topic's
+//! creation, producers whose deliveries are the history's completions,
+//! consumers assigned every partition or in a group, the final full read,
+//! and where partitions live (for faults aimed at a leader).
+//!
+//! A send is invoked when it is handed to librdkafka and completes with
+//! its delivery report: `ok` with the offset the broker acknowledged, or
+//! `info` (unknown) on any delivery error, since librdkafka may have sent
+//! it before the error (a timeout, a broken connection). A send librdkafka
+//! refuses outright (its queue full) is `fail`.
+
+use std::{
+    sync::{atomic::AtomicBool, atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    config::ClientConfig,
+    consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance},
+    error::KafkaError,
+    message::Message as _,
+    producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer},
+    types::RDKafkaErrorCode,
+    ClientContext, Offset, TopicPartitionList,
+};
+
+use super::{
+    history::{EventType, Function, Read},
+    run::{ChaosSection, CheckSection, ConsumerMode, Pacer, Recorder, FINAL_READER},
+};
+use crate::BenchError;
+
+/// How long a client waits for metadata or an admin answer.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// librdkafka's `message.timeout.ms`: a send not delivered by then is
+/// reported as failed (an unknown outcome here).
+const MESSAGE_TIMEOUT_MS: &str = "10000";
+/// How long the producers get to deliver what they hold at the end.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
+/// Records one poll event holds at most.
+const READS_PER_POLL_MAX: usize = 500;
+
+fn kafka_error(what: impl Into<String>) -> impl FnOnce(KafkaError) -> BenchError {
+    let what = what.into();
+    move |source| BenchError::Kafka { what, source }
+}
+
+fn config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("client.id", "sluice-bench-chaos")
+        .set("log_level", "3");
+    config
+}
+
+/// Where `topic`'s partitions live: each partition's leader as
+/// `HOST:PORT`, `None` where the cluster names none.
+pub fn leaders(bootstrap: &str, topic: &str) -> Option<Vec<Option<String>>> {
+    let client: BaseConsumer = config(bootstrap).create().ok()?;
+    let metadata = client.fetch_metadata(Some(topic), METADATA_TIMEOUT).ok()?;
+    let info = metadata.topics().iter().find(|t| t.name() == topic)?;
+    if info.error().is_some() {
+        return None;
+    }
+    let count = info
+        .partitions()
+        .iter()
+        .map(|p| p.id() + 1)
+        .max()
+        .unwrap_or(0);
+    let mut leaders = vec![None; count.max(0) as usize];
+    for partition in info.partitions() {
+        leaders[partition.id() as usize] = metadata
+            .brokers()
+            .iter()
+            .find(|broker| broker.id() == partition.leader())
+            .map(|broker| format!("{}:{}", broker.host(), broker.port()));
+    }
+    Some(leaders)
+}
+
+/// Waits until the cluster lists `nodes` brokers, then creates the topic.
+pub fn create_topic(bootstrap: &str, nodes: usize, chaos: &ChaosSection) -> Result<(), BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let client: BaseConsumer = config(bootstrap)
+        .create()
+        .map_err(kafka_error(format!("connecting to {bootstrap}")))?;
+    loop {
+        let seen = client
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .map_or(0, |metadata| metadata.brokers().len());
+        if seen >= nodes {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Cluster(format!(
+                "{seen} of the {nodes} nodes listed as brokers after 60 s"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap)
+        .create()
+        .map_err(kafka_error(format!("connecting to {bootstrap}")))?;
+    let factor = match chaos.replication_factor {
+        0 => -1,
+        factor => i32::from(factor),
+    };
+    let mut topic = NewTopic::new(
+        &chaos.topic,
+        chaos.partitions as i32,
+        TopicReplication::Fixed(factor),
+    );
+    for (key, value) in &chaos.configs {
+        topic = topic.set(key, value);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = futures_lite::future::block_on(admin.create_topics([&topic], &options))
+        .map_err(kafka_error(format!("creating {}", chaos.topic)))?;
+    for result in results {
+        if let Err((name, code)) = result {
+            if code != RDKafkaErrorCode::TopicAlreadyExists {
+                return Err(BenchError::Cluster(format!("creating {name}: {code}")));
+            }
+        }
+    }
+    // Every partition known, with a leader, before the clients start.
+    while leaders(bootstrap, &chaos.topic).is_none_or(|leaders| {
+        leaders.len() < chaos.partitions as usize || leaders.iter().any(Option::is_none)
+    }) {
+        if Instant::now() > deadline {
+            return Err(BenchError::Cluster(format!(
+                "{} has no leader for some partition after 60 s",
+                chaos.topic
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// A producer's deliveries, recorded as they come on librdkafka's thread.
+struct Deliveries {
+    recorder: Arc<Recorder>,
+    client: u32,
+    idempotent: bool,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, op: usize) {
+        let (message, error) = match result {
+            Ok(message) => (message, None),
+            Err((error, message)) => (message, Some(error.to_string())),
+        };
+        let mut done = self.recorder.event(match error {
+            None => EventType::Ok,
+            Some(_) => EventType::Info,
+        });
+        done.op = Some(op as u64);
+        done.client = Some(self.client);
+        done.f = Some(Function::Send);
+        done.topic = Some(message.topic().to_string());
+        done.partition = Some(message.partition() as u32);
+        done.value = message
+            .payload()
+            .map(|value| String::from_utf8_lossy(value).into_owned());
+        done.idempotent = self.idempotent;
+        match error {
+            None => done.offset = Some(message.offset() as u64),
+            Some(error) => done.error = Some(error),
+        }
+        self.recorder.record(done);
+    }
+}
+
+/// One producer: sends `w{client}-{n}` on schedule to each partition in
+/// turn until `end`, then waits for what librdkafka still holds.
+pub(super) fn produce(
+    client: u32,
+    bootstrap: &str,
+    chaos: &ChaosSection,
+    check: &CheckSection,
+    recorder: Arc<Recorder>,
+    stop: &AtomicBool,
+    end: Instant,
+) -> Result<(), BenchError> {
+    let deliveries = Deliveries {
+        recorder: recorder.clone(),
+        client,
+        idempotent: check.idempotent,
+    };
+    let producer: ThreadedProducer<Deliveries> = config(bootstrap)
+        .set("acks", check.acks.as_str())
+        .set("enable.idempotence", check.idempotent.to_string())
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
+        .set("linger.ms", "1")
+        .create_with_context(deliveries)
+        .map_err(kafka_error(format!("a producer for {bootstrap}")))?;
+    let interval = Duration::from_secs_f64(f64::from(chaos.producers) / f64::from(chaos.rate));
+    let mut pacer = Pacer::new(interval);
+    let mut sequence: u64 = 0;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+        pacer.wait();
+        let partition = (sequence % u64::from(chaos.partitions)) as u32;
+        let value = format!("w{client}-{sequence}");
+        sequence += 1;
+        let invoke =
+            recorder.invoke_send(client, &chaos.topic, partition, &value, check.idempotent);
+        let op = invoke.op.expect("an invocation has its op") as usize;
+        let record = BaseRecord::<(), _, usize>::with_opaque_to(&chaos.topic, op)
+            .partition(partition as i32)
+            .payload(&value);
+        if let Err((error, _)) = producer.send(record) {
+            // librdkafka refused it: never sent.
+            let mut failed = invoke;
+            let at = recorder.event(EventType::Fail);
+            failed.kind = EventType::Fail;
+            failed.mono_ns = at.mono_ns;
+            failed.wall_ms = at.wall_ms;
+            failed.error = Some(error.to_string());
+            recorder.record(failed);
+        }
+    }
+    let _ = producer.flush(FLUSH_TIMEOUT);
+    Ok(())
+}
+
+/// A consumer's rebalances, recorded as assignments: its next reads may
+/// start anywhere.
+struct Rebalances {
+    recorder: Arc<Recorder>,
+    client: u32,
+}
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.recorder.assigned(self.client);
+        }
+    }
+}
+
+/// A consumer: reads the topic (every partition assigned from its start,
+/// or as a member of a group) until told to stop; each batch of records
+/// one poll returns is one poll event.
+pub(super) fn consume(
+    client: u32,
+    bootstrap: &str,
+    chaos: &ChaosSection,
+    check: &CheckSection,
+    recorder: Arc<Recorder>,
+    stop: &AtomicBool,
+) -> Result<(), BenchError> {
+    let context = Rebalances {
+        recorder: recorder.clone(),
+        client,
+    };
+    let mut settings = config(bootstrap);
+    settings
+        .set("group.id", "sluice-chaos")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "500")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer<Rebalances> = settings
+        .create_with_context(context)
+        .map_err(kafka_error(format!("a consumer for {bootstrap}")))?;
+    match check.consumer {
+        ConsumerMode::Assign => {
+            let mut assignment = TopicPartitionList::new();
+            for partition in 0..chaos.partitions {
+                assignment
+                    .add_partition_offset(&chaos.topic, partition as i32, Offset::Beginning)
+                    .map_err(kafka_error("an assignment"))?;
+            }
+            consumer
+                .assign(&assignment)
+                .map_err(kafka_error("an assignment"))?;
+            recorder.assigned(client);
+        }
+        ConsumerMode::Group => consumer
+            .subscribe(&[&chaos.topic])
+            .map_err(kafka_error("a subscription"))?,
+    }
+    while !stop.load(Ordering::Relaxed) {
+        let reads = poll(&consumer, Duration::from_millis(100));
+        if !reads.is_empty() {
+            recorder.poll(client, reads, false);
+        }
+    }
+    Ok(())
+}
+
+/// What one poll returns: the first record waited for up to `wait`, then
+/// whatever else is ready at once.
+fn poll<C: ConsumerContext>(consumer: &BaseConsumer<C>, wait: Duration) -> Vec<Read> {
+    let mut reads = Vec::new();
+    let mut timeout = wait;
+    while reads.len() < READS_PER_POLL_MAX {
+        match consumer.poll(timeout) {
+            Some(Ok(message)) => reads.push(Read {
+                topic: message.topic().to_string(),
+                partition: message.partition() as u32,
+                offset: message.offset() as u64,
+                value: message.payload().map_or(String::new(), |value| {
+                    String::from_utf8_lossy(value).into_owned()
+                }),
+            }),
+            // Errors are librdkafka's to recover from (it reconnects and
+            // follows leaders); the next poll goes on.
+            Some(Err(_)) | None => break,
+        }
+        timeout = Duration::ZERO;
+    }
+    reads
+}
+
+/// Once the faults have healed: every partition read from its start to
+/// its high watermark, as the final read.
+pub(super) fn final_read(
+    bootstrap: &str,
+    chaos: &ChaosSection,
+    recorder: &Recorder,
+    timeout: Duration,
+) -> Result<(), BenchError> {
+    let deadline = Instant::now() + timeout;
+    let consumer: BaseConsumer = config(bootstrap)
+        .set("group.id", "sluice-chaos-final-read")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(kafka_error(format!("a consumer for {bootstrap}")))?;
+    let mut ends = Vec::new();
+    for partition in 0..chaos.partitions as i32 {
+        let end = loop {
+            match consumer.fetch_watermarks(&chaos.topic, partition, METADATA_TIMEOUT) {
+                Ok((_, high)) => break high,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(error) => {
+                    return Err(kafka_error(format!(
+                        "the final read's end of partition {partition}"
+                    ))(error))
+                }
+            }
+        };
+        ends.push(end);
+    }
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..chaos.partitions as i32 {
+        assignment
+            .add_partition_offset(&chaos.topic, partition, Offset::Beginning)
+            .map_err(kafka_error("an assignment"))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(kafka_error("an assignment"))?;
+    let mut next: Vec<i64> = vec![0; ends.len()];
+    while next.iter().zip(&ends).any(|(next, end)| next < end) {
+        if Instant::now() > deadline {
+            return Err(BenchError::Cluster(format!(
+                "the final read reached {next:?} of {ends:?} in {timeout:?}"
+            )));
+        }
+        let reads = poll(&consumer, Duration::from_millis(200));
+        if reads.is_empty() {
+            continue;
+        }
+        for read in &reads {
+            let at = &mut next[read.partition as usize];
+            *at = (*at).max(read.offset as i64 + 1);
+        }
+        recorder.poll(FINAL_READER, reads, true);
+    }
+    Ok(())
+}
