@@ -2,8 +2,9 @@
 //! with -9 and started again every couple of seconds under load, then a
 //! final full read; the checker finds nothing lost, duplicated, reordered
 //! or skipped (durable by default: every acknowledged record survives).
-//! Three nodes whose partition leader is killed and paused, the same. And
-//! a proxy that acknowledges writes it drops: the checker catches each.
+//! Three nodes whose partition leader is killed and paused, the same; a
+//! full disk and a cut network, the same. And a proxy that acknowledges
+//! writes it drops: the checker catches each.
 
 mod common;
 
@@ -15,6 +16,53 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Runs `workload` with `seed` in `dir` and checks what every run here
+/// must show: a valid history, every acknowledged value in the final
+/// read, two faults at least and more than `sends_ok_min` sends
+/// acknowledged. Returns the report and its text.
+fn run_clean(
+    workload: &str,
+    dir: &std::path::Path,
+    seed: u64,
+    sends_ok_min: u64,
+) -> (sluice_bench::chaos::checker::Report, String) {
+    let report = sluice_bench::chaos::run::run(workload, dir, seed).unwrap();
+    let summary = report.markdown();
+    assert!(report.valid, "{summary}");
+    assert_eq!(
+        report.count("unseen"),
+        0,
+        "the final read saw everything: {summary}"
+    );
+    assert!(report.counts.faults >= 2, "{summary}");
+    assert!(report.counts.sends_ok > sends_ok_min, "{summary}");
+    (report, summary)
+}
+
+/// The `[[nodes]]` of a cluster whose node N has native and peer
+/// addresses `addrs[N]`, every node a controller voter.
+fn cluster_nodes(addrs: &[(String, String)]) -> String {
+    let voters = addrs
+        .iter()
+        .enumerate()
+        .map(|(id, (_, peer))| format!("{id}@{peer}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    addrs
+        .iter()
+        .enumerate()
+        .map(|(id, (native, peer))| {
+            format!(
+                r#"
+[[nodes]]
+start = "{SLUICE} serve --node-id {id} --cluster-id Y2hhb3MtY2x1c3Rlci0wMA --data-dir {{dir}}/node-{id} --native-addr {native} --kafka-addr off --admin-addr off --peer-addr {peer} --voters {voters} --cores 1"
+native_addr = "{native}"
+"#
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -40,17 +88,7 @@ down_ms = 200
 kinds = ["kill"]
 "#
     );
-    let seed = 7;
-    let report = sluice_bench::chaos::run::run(&workload, dir.path(), seed).unwrap();
-    let summary = report.markdown();
-    assert!(report.valid, "{summary}");
-    assert!(report.counts.faults >= 2, "{summary}");
-    assert!(report.counts.sends_ok > 300, "{summary}");
-    assert_eq!(
-        report.count("unseen"),
-        0,
-        "the final read saw everything: {summary}"
-    );
+    let (report, summary) = run_clean(&workload, dir.path(), 7, 300);
     assert!(
         report.counts.records_read >= report.counts.sends_ok,
         "{summary}"
@@ -111,12 +149,7 @@ down_ms = 200
 kinds = ["kill"]
 "#
     );
-    let report = sluice_bench::chaos::run::run(&workload, dir.path(), 3).unwrap();
-    let summary = report.markdown();
-    assert!(report.valid, "{summary}");
-    assert_eq!(report.count("unseen"), 0, "{summary}");
-    assert!(report.counts.faults >= 2, "{summary}");
-    assert!(report.counts.sends_ok > 800, "{summary}");
+    let (report, summary) = run_clean(&workload, dir.path(), 3, 800);
     let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
     assert!(
         history.contains(r#""idempotent":true"#),
@@ -137,12 +170,6 @@ kinds = ["kill"]
 fn a_cluster_whose_leader_is_killed_and_paused_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<[u16; 2]> = (0..3).map(|_| [free_port(), free_port()]).collect();
-    let voters = ports
-        .iter()
-        .enumerate()
-        .map(|(id, [_, peer])| format!("{id}@127.0.0.1:{peer}"))
-        .collect::<Vec<_>>()
-        .join(",");
     let mut workload = r#"
 [chaos]
 topic = "chaos"
@@ -159,21 +186,13 @@ target = "leader"
 partition = 1
 "#
     .to_string();
-    for (id, [native, peer]) in ports.iter().enumerate() {
-        workload.push_str(&format!(
-            r#"
-[[nodes]]
-start = "{SLUICE} serve --node-id {id} --cluster-id Y2hhb3MtY2x1c3Rlci0wMA --data-dir {{dir}}/node-{id} --native-addr 127.0.0.1:{native} --kafka-addr off --admin-addr off --peer-addr 127.0.0.1:{peer} --voters {voters} --cores 1"
-native_addr = "127.0.0.1:{native}"
-"#
-        ));
-    }
-    let report = sluice_bench::chaos::run::run(&workload, dir.path(), 11).unwrap();
-    let summary = report.markdown();
-    assert!(report.valid, "{summary}");
-    assert_eq!(report.count("unseen"), 0, "{summary}");
-    assert!(report.counts.faults >= 2, "{summary}");
-    assert!(report.counts.sends_ok > 500, "{summary}");
+    workload.push_str(&cluster_nodes(
+        &ports
+            .iter()
+            .map(|[native, peer]| (format!("127.0.0.1:{native}"), format!("127.0.0.1:{peer}")))
+            .collect::<Vec<_>>(),
+    ));
+    let (report, summary) = run_clean(&workload, dir.path(), 11, 500);
     for fault in &report.faults {
         assert!(
             fault.target.ends_with("(leader of partition 1)"),
@@ -183,6 +202,85 @@ native_addr = "127.0.0.1:{native}"
         // down or stopped.
         assert!(fault.write_stall_ms >= 300.0, "{summary}");
     }
+}
+
+/// A node whose filesystem fills up under load: sends fail while it is
+/// full, and nothing acknowledged is lost.
+#[test]
+fn a_node_whose_disk_fills_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let workload = format!(
+        r#"
+[chaos]
+topic = "chaos"
+partitions = 2
+producers = 1
+rate = 200
+duration_s = 12
+
+[[nodes]]
+start = "{SLUICE} serve --data-dir {{disk}}/data --native-addr 127.0.0.1:{port} --kafka-addr off --admin-addr off --cores 1"
+native_addr = "127.0.0.1:{port}"
+
+[faults]
+interval_ms = 2500
+down_ms = 1200
+kinds = ["disk-full"]
+disk_mb = 64
+"#
+    );
+    let (report, summary) = run_clean(&workload, dir.path(), 5, 500);
+    assert!(
+        report.counts.sends_failed > 0,
+        "a full disk refuses writes: {summary}"
+    );
+    // The filesystem is gone with the run.
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(dir.path().to_str().unwrap()),
+        "the run's filesystems are unmounted"
+    );
+}
+
+/// Three nodes in network namespaces: the controller's leader cut off
+/// from the other two, the clients still reaching it; nothing
+/// acknowledged is lost, and the namespaces are gone with the run.
+#[test]
+fn a_cluster_whose_controller_is_partitioned_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut workload = r#"
+[chaos]
+topic = "chaos"
+partitions = 3
+producers = 1
+rate = 150
+duration_s = 12
+
+[faults]
+interval_ms = 4000
+down_ms = 2500
+kinds = ["partition"]
+target = "controller"
+"#
+    .to_string();
+    // Each node in a namespace of its own, at its address there.
+    workload.push_str(&cluster_nodes(
+        &(0..3)
+            .map(|id| (format!("{{ip{id}}}:9192"), format!("{{ip{id}}}:9193")))
+            .collect::<Vec<_>>(),
+    ));
+    let (report, summary) = run_clean(&workload, dir.path(), 13, 500);
+    for fault in &report.faults {
+        assert!(fault.target.ends_with("(controller)"), "{summary}");
+    }
+    let namespaces = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let namespaces = String::from_utf8_lossy(&namespaces.stdout);
+    let tag = format!("sluice-chaos-{}-", std::process::id() % 10_000);
+    assert!(!namespaces.contains(&tag), "left behind: {namespaces}");
 }
 
 /// A proxy in front of a node that loses writes on purpose: it answers

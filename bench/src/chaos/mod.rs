@@ -6,6 +6,7 @@
 //! `DIR/report.json`, `DIR/report.md` and `DIR/timeline.svg`.
 
 pub mod checker;
+mod environment;
 pub mod history;
 mod kafka;
 pub mod run;

@@ -68,6 +68,7 @@ use sluice_storage::batch::{Batch, BatchBuilder, BatchHeader};
 
 use super::{
     checker::Report,
+    environment::{Disks, Network},
     history::{self, Event, EventType, Function, Read},
     kafka,
 };
@@ -219,6 +220,9 @@ pub struct FaultSection {
     pub target: Option<String>,
     #[serde(default)]
     pub partition: u32,
+    /// The size of each node's filesystem, with `disk-full` faults.
+    #[serde(default = "FaultSection::default_disk_mb")]
+    pub disk_mb: u64,
 }
 
 /// The faults this harness injects.
@@ -230,14 +234,29 @@ enum FaultKind {
     Pause,
     /// SIGTERM (a clean shutdown), then the start command after `down_ms`.
     Restart,
+    /// The node's filesystem filled, freed after `down_ms`.
+    DiskFull,
+    /// The node cut off from the other nodes (not from the clients),
+    /// mended after `down_ms`.
+    Partition,
+    /// A minority of the nodes, the target among them, cut off from the
+    /// majority, mended after `down_ms`.
+    Split,
 }
 
 impl FaultKind {
-    const NAMES: [(&'static str, FaultKind); 3] = [
+    const NAMES: [(&'static str, FaultKind); 6] = [
         ("kill", FaultKind::Kill),
         ("pause", FaultKind::Pause),
         ("restart", FaultKind::Restart),
+        ("disk-full", FaultKind::DiskFull),
+        ("partition", FaultKind::Partition),
+        ("split", FaultKind::Split),
     ];
+
+    fn cuts_network(self) -> bool {
+        matches!(self, FaultKind::Partition | FaultKind::Split)
+    }
 
     fn parse(name: &str) -> Option<FaultKind> {
         Self::NAMES
@@ -265,15 +284,18 @@ enum Target {
 }
 
 impl FaultSection {
+    fn default_disk_mb() -> u64 {
+        256
+    }
+
     fn kinds(&self) -> Result<Vec<FaultKind>, BenchError> {
         self.kinds
             .iter()
             .map(|name| {
                 FaultKind::parse(name).ok_or_else(|| {
                     BenchError::Workload(format!(
-                        "fault kind {name:?}: this harness injects \"kill\" (kill -9 and start), \
-                         \"pause\" (SIGSTOP and SIGCONT) and \"restart\" (SIGTERM and start); \
-                         network partitions and full disks are not injected yet"
+                        "fault kind {name:?}: one of {:?}",
+                        FaultKind::NAMES.map(|(name, _)| name)
                     ))
                 })
             })
@@ -315,8 +337,38 @@ impl ChaosWorkload {
         if workload.nodes.is_empty() {
             return Err(BenchError::Workload("no [[nodes]]".into()));
         }
-        workload.faults.kinds()?;
+        let kinds = workload.faults.kinds()?;
         workload.faults.target(c.partitions)?;
+        if kinds.contains(&FaultKind::DiskFull) {
+            if let Some(index) = workload
+                .nodes
+                .iter()
+                .position(|n| !n.start.contains("{disk}"))
+            {
+                return Err(BenchError::Workload(format!(
+                    "node {index}'s start command does not name {{disk}}: a disk-full fault \
+                     fills the filesystem mounted there, which its data directory should be on"
+                )));
+            }
+            if workload.faults.disk_mb < 16 {
+                return Err(BenchError::Workload(
+                    "[faults] disk_mb is at least 16".into(),
+                ));
+            }
+        }
+        if kinds.iter().any(|kind| kind.cuts_network()) {
+            if workload.nodes.len() < 2 {
+                return Err(BenchError::Workload(
+                    "a network fault needs two nodes at least".into(),
+                ));
+            }
+            if let Some(index) = workload.nodes.iter().position(|n| !n.start.contains("{ip")) {
+                return Err(BenchError::Workload(format!(
+                    "node {index}'s start command names no {{ip}}: with network faults each \
+                     node runs in a namespace of its own and listens on its address there"
+                )));
+            }
+        }
         let check = &workload.check;
         let (addr, name) = match check.driver {
             ClientDriver::Native => ("native_addr", "native"),
@@ -464,7 +516,10 @@ impl Seeded {
 
 /// The run's nodes, stopped when dropped.
 struct Nodes {
+    /// With `{ip}`, `{ipM}` and `{disk}` given their values.
     specs: Vec<NodeSpec>,
+    /// Each node's network namespace, with network faults.
+    namespaces: Option<Vec<String>>,
     driver: ClientDriver,
     dir: PathBuf,
     children: Vec<Option<Child>>,
@@ -482,7 +537,15 @@ impl Nodes {
                 path: self.dir.clone(),
                 source,
             })?;
-        let child = Command::new("sh")
+        let mut launcher = match &self.namespaces {
+            Some(namespaces) => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", &namespaces[index], "sh"]);
+                ip
+            }
+            None => Command::new("sh"),
+        };
+        let child = launcher
             .arg("-c")
             .arg(format!("exec {command}"))
             .stdin(Stdio::null())
@@ -694,17 +757,37 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     eprintln!("chaos run in {}, seed {seed}", dir.display());
 
     let driver = workload.check.driver;
+    // Made before the nodes and so dropped after them: the nodes stop
+    // before their disks are unmounted and their namespaces removed.
+    let kinds = workload.faults.kinds()?;
+    let count = workload.nodes.len();
+    let mut environment = Environment {
+        disks: match kinds.contains(&FaultKind::DiskFull) {
+            true => Some(Disks::mount(dir, count, workload.faults.disk_mb)?),
+            false => None,
+        },
+        network: match kinds.iter().any(|kind| kind.cuts_network()) {
+            true => Some(Network::build(count)?),
+            false => None,
+        },
+    };
+    let specs: Vec<NodeSpec> = (0..count)
+        .map(|index| environment.expand(&workload.nodes[index], index))
+        .collect();
     let mut nodes = Nodes {
-        specs: workload.nodes.clone(),
+        specs: specs.clone(),
+        namespaces: environment
+            .network
+            .as_ref()
+            .map(|network| (0..count).map(|index| network.namespace(index)).collect()),
         driver,
         dir: dir.to_path_buf(),
-        children: workload.nodes.iter().map(|_| None).collect(),
+        children: specs.iter().map(|_| None).collect(),
     };
-    for index in 0..workload.nodes.len() {
+    for index in 0..count {
         nodes.start(index)?;
     }
-    let addrs: Vec<String> = workload
-        .nodes
+    let addrs: Vec<String> = specs
         .iter()
         .map(|node| node.client_addr(driver).to_string())
         .collect();
@@ -727,7 +810,15 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     };
 
     // The nemesis, on this thread.
-    let outcome = nemesis(&workload, &mut nodes, &addrs, &recorder, seed, end);
+    let outcome = nemesis(
+        &workload,
+        &mut nodes,
+        &mut environment,
+        &addrs,
+        &recorder,
+        seed,
+        end,
+    );
     stop.store(true, Ordering::Relaxed);
     let mut failed = Ok(());
     for client in clients {
@@ -857,6 +948,7 @@ fn kafka_clients(
 fn nemesis(
     workload: &ChaosWorkload,
     nodes: &mut Nodes,
+    environment: &mut Environment,
     addrs: &[String],
     recorder: &Recorder,
     seed: u64,
@@ -867,8 +959,8 @@ fn nemesis(
     let target = faults.target(workload.chaos.partitions)?;
     let mut random = Seeded(seed);
     let mut next_node = 0;
-    let native_addrs: Vec<String> = workload
-        .nodes
+    let native_addrs: Vec<String> = nodes
+        .specs
         .iter()
         .filter_map(|node| node.native_addr.clone())
         .collect();
@@ -940,12 +1032,59 @@ fn nemesis(
                 std::thread::sleep(down);
                 nodes.start(index)?;
             }
+            FaultKind::DiskFull => {
+                let disks = environment.disks.as_ref().expect("mounted for disk-full");
+                disks.fill(index)?;
+                std::thread::sleep(down);
+                disks.free(index)?;
+            }
+            FaultKind::Partition | FaultKind::Split => {
+                let count = nodes.specs.len();
+                let side: Vec<usize> = match kind {
+                    FaultKind::Partition => vec![index],
+                    _ => (0..((count - 1) / 2).max(1))
+                        .map(|step| (index + step) % count)
+                        .collect(),
+                };
+                let network = environment.network.as_mut().expect("built for partitions");
+                network.partition(&side)?;
+                std::thread::sleep(down);
+                network.heal()?;
+            }
         }
         let mut healed = recorder.event(EventType::Fault);
         healed.fault = fault.fault;
         healed.target = fault.target;
         healed.phase = Some("end".into());
         recorder.record(healed);
+    }
+}
+
+/// What the run built around its nodes to break it.
+struct Environment {
+    disks: Option<Disks>,
+    network: Option<Network>,
+}
+
+impl Environment {
+    /// `spec` of node `index` with `{disk}`, `{ip}` and `{ipM}` given
+    /// their values.
+    fn expand(&self, spec: &NodeSpec, index: usize) -> NodeSpec {
+        let expand = |text: &str| {
+            let mut text = text.to_string();
+            if let Some(disks) = &self.disks {
+                text = text.replace("{disk}", &disks.path(index).display().to_string());
+            }
+            if let Some(network) = &self.network {
+                text = network.expand(&text, index);
+            }
+            text
+        };
+        NodeSpec {
+            start: expand(&spec.start),
+            native_addr: spec.native_addr.as_deref().map(expand),
+            kafka_addr: spec.kafka_addr.as_deref().map(expand),
+        }
     }
 }
 
@@ -1270,10 +1409,38 @@ native_addr = "127.0.0.1:1"
         };
         let all = faults(r#"["kill", "pause", "restart"]"#, "target = \"next\"\n");
         assert!(ChaosWorkload::parse(&all).is_ok());
+        let error = ChaosWorkload::parse(&faults(r#"["flood"]"#, ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("\"flood\"") && error.contains("split"),
+            "{error}"
+        );
+        // A partition needs nodes in namespaces of their own, a full disk
+        // a data directory on the filesystem it fills.
         let error = ChaosWorkload::parse(&faults(r#"["partition"]"#, ""))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("\"partition\""), "{error}");
+        assert!(error.contains("two nodes"), "{error}");
+        let two = GOOD.replace(
+            "[[nodes]]",
+            "[[nodes]]\nstart = \"true\"\nnative_addr = \"127.0.0.1:2\"\n\n[[nodes]]",
+        );
+        let partition =
+            format!("{two}\n[faults]\ninterval_ms = 1\ndown_ms = 1\nkinds = [\"partition\"]\n");
+        let error = ChaosWorkload::parse(&partition).unwrap_err().to_string();
+        assert!(error.contains("names no {ip}"), "{error}");
+        let partition = partition
+            .replace("start = \"true\"", "start = \"serve {ip}\"")
+            .replace("127.0.0.1:", "{ip}:");
+        assert!(ChaosWorkload::parse(&partition).is_ok());
+        let error = ChaosWorkload::parse(&faults(r#"["disk-full"]"#, ""))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("{disk}"), "{error}");
+        let disk =
+            faults(r#"["disk-full"]"#, "").replace("start = \"true\"", "start = \"serve {disk}\"");
+        assert!(ChaosWorkload::parse(&disk).is_ok());
         let error = ChaosWorkload::parse(&faults(
             r#"["kill"]"#,
             "target = \"leader\"\npartition = 2\n",
