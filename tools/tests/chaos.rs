@@ -117,6 +117,41 @@ kinds = ["kill"]
     assert_eq!(again, report);
 }
 
+/// A node restarted cleanly by its workload's own stop command (here:
+/// one that marks its use and sends SIGTERM to the pid the start command
+/// wrote) loses nothing acknowledged.
+#[test]
+fn a_node_restarted_by_its_stop_command_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let workload = format!(
+        r#"
+[chaos]
+topic = "chaos"
+partitions = 2
+producers = 1
+rate = 200
+duration_s = 12
+
+[[nodes]]
+start = "sh -c 'echo $$ > {{dir}}/node.pid; exec {SLUICE} serve --data-dir {{dir}}/node-0 --native-addr 127.0.0.1:{port} --kafka-addr off --admin-addr off --cores 1'"
+stop = "touch {{dir}}/stopped-by-command; kill -TERM $(cat {{dir}}/node.pid)"
+native_addr = "127.0.0.1:{port}"
+
+[faults]
+interval_ms = 2000
+down_ms = 200
+kinds = ["restart"]
+"#
+    );
+    let (report, summary) = run_clean(&workload, dir.path(), 7, 300);
+    assert!(
+        report.faults.iter().all(|f| f.kind == "restart"),
+        "{summary}"
+    );
+    assert!(dir.path().join("stopped-by-command").exists());
+}
+
 /// The same through librdkafka: idempotent producers and a consumer
 /// group on Sluice's Kafka listener, the node killed with -9.
 #[test]
@@ -159,6 +194,10 @@ kinds = ["kill"]
     assert!(
         report.counts.records_read > report.counts.sends_ok,
         "{summary}"
+    );
+    assert!(
+        history.contains(r#""f":"commit""#) && report.counts.commits > 0,
+        "the group's commits are in the history: {summary}"
     );
     assert!(
         history.contains(r#""f":"assign""#),

@@ -57,6 +57,15 @@ pub struct Read {
     pub value: String,
 }
 
+/// One partition's position a commit stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    pub topic: String,
+    pub partition: u32,
+    /// The next offset the group reads there.
+    pub offset: u64,
+}
+
 /// One line of a history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -82,6 +91,9 @@ pub struct Event {
     /// A poll's records, in the order it returned them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reads: Vec<Read>,
+    /// A commit's positions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub committed: Vec<Committed>,
     /// A poll of the final full read, after the faults healed: every
     /// partition read from its start to its end.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -120,6 +132,7 @@ impl Event {
             value: None,
             offset: None,
             reads: Vec::new(),
+            committed: Vec::new(),
             final_read: false,
             idempotent: false,
             error: None,

@@ -20,7 +20,7 @@ use rdkafka::{
     client::DefaultClientContext,
     config::ClientConfig,
     consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance},
-    error::KafkaError,
+    error::{KafkaError, KafkaResult},
     message::Message as _,
     producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer},
     types::RDKafkaErrorCode,
@@ -28,7 +28,7 @@ use rdkafka::{
 };
 
 use super::{
-    history::{EventType, Function, Read},
+    history::{Committed, EventType, Function, Read},
     run::{ChaosSection, CheckSection, ConsumerMode, Pacer, Recorder, FINAL_READER},
 };
 use crate::BenchError;
@@ -233,20 +233,46 @@ pub(super) fn produce(
     Ok(())
 }
 
-/// A consumer's rebalances, recorded as assignments: its next reads may
-/// start anywhere.
-struct Rebalances {
+/// A consumer's rebalances, recorded as assignments (its next reads may
+/// start anywhere), and its group's commits.
+struct GroupEvents {
     recorder: Arc<Recorder>,
     client: u32,
 }
 
-impl ClientContext for Rebalances {}
+impl ClientContext for GroupEvents {}
 
-impl ConsumerContext for Rebalances {
+impl ConsumerContext for GroupEvents {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(_) = rebalance {
             self.recorder.assigned(self.client);
         }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        // A commit that failed may still have been stored (a timeout):
+        // unknown, as a send would be.
+        let mut commit = self.recorder.event(match result {
+            Ok(()) => EventType::Ok,
+            Err(_) => EventType::Info,
+        });
+        commit.op = Some(self.recorder.op());
+        commit.client = Some(self.client);
+        commit.f = Some(Function::Commit);
+        commit.error = result.err().map(|error| error.to_string());
+        commit.committed = offsets
+            .elements()
+            .iter()
+            .filter_map(|element| match element.offset() {
+                Offset::Offset(offset) => Some(Committed {
+                    topic: element.topic().to_string(),
+                    partition: element.partition() as u32,
+                    offset: offset as u64,
+                }),
+                _ => None,
+            })
+            .collect();
+        self.recorder.record(commit);
     }
 }
 
@@ -261,18 +287,21 @@ pub(super) fn consume(
     recorder: Arc<Recorder>,
     stop: &AtomicBool,
 ) -> Result<(), BenchError> {
-    let context = Rebalances {
+    let context = GroupEvents {
         recorder: recorder.clone(),
         client,
     };
     let mut settings = config(bootstrap);
     settings
         .set("group.id", "sluice-chaos")
-        .set("enable.auto.commit", "true")
+        .set(
+            "enable.auto.commit",
+            (check.consumer == ConsumerMode::Group).to_string(),
+        )
         .set("auto.commit.interval.ms", "500")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer<Rebalances> = settings
+    let consumer: BaseConsumer<GroupEvents> = settings
         .create_with_context(context)
         .map_err(kafka_error(format!("a consumer for {bootstrap}")))?;
     match check.consumer {

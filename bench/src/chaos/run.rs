@@ -31,6 +31,7 @@
 //!
 //! [[nodes]]             # `{dir}`: the run's directory
 //! start = "sluice serve --data-dir {dir}/node-0 --native-addr 127.0.0.1:29192 --kafka-addr off --admin-addr off"
+//! stop = "..."          # optional: a clean stop (default: SIGTERM)
 //! native_addr = "127.0.0.1:29192"
 //!
 //! [faults]
@@ -181,8 +182,12 @@ pub struct ChaosSection {
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     /// A shell command that starts the node; `{dir}` is the run's
-    /// directory.
+    /// directory. The process it starts (`exec`) is the one signals go
+    /// to: kill -9, SIGSTOP and SIGCONT.
     pub start: String,
+    /// A shell command that stops the node cleanly; without one, SIGTERM.
+    #[serde(default)]
+    pub stop: Option<String>,
     /// Its native protocol's address (the native driver's, and the
     /// controller's whereabouts).
     #[serde(default)]
@@ -528,7 +533,7 @@ struct Nodes {
 impl Nodes {
     fn start(&mut self, index: usize) -> Result<(), BenchError> {
         let spec = &self.specs[index];
-        let command = spec.start.replace("{dir}", &self.dir.display().to_string());
+        let command = spec.start.clone();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -537,15 +542,8 @@ impl Nodes {
                 path: self.dir.clone(),
                 source,
             })?;
-        let mut launcher = match &self.namespaces {
-            Some(namespaces) => {
-                let mut ip = Command::new("ip");
-                ip.args(["netns", "exec", &namespaces[index], "sh"]);
-                ip
-            }
-            None => Command::new("sh"),
-        };
-        let child = launcher
+        let child = self
+            .shell(index)
             .arg("-c")
             .arg(format!("exec {command}"))
             .stdin(Stdio::null())
@@ -577,6 +575,19 @@ impl Nodes {
         Ok(())
     }
 
+    /// A shell in node `index`'s network namespace (if it has one), for
+    /// its start and stop commands.
+    fn shell(&self, index: usize) -> Command {
+        match &self.namespaces {
+            Some(namespaces) => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", &namespaces[index], "sh"]);
+                ip
+            }
+            None => Command::new("sh"),
+        }
+    }
+
     /// The node whose native or Kafka address is `addr`.
     fn index_of(&self, addr: &str) -> Option<usize> {
         self.specs.iter().position(|spec| {
@@ -603,11 +614,18 @@ impl Nodes {
     /// [`STOP_TIMEOUT`]).
     fn stop(&mut self, index: usize) {
         if let Some(mut child) = self.children[index].take() {
-            // SAFETY: signals to a process this run started and has not
-            // reaped; SIGCONT first, so that a paused node can stop.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGCONT);
-                libc::kill(child.id() as i32, libc::SIGTERM);
+            // SAFETY: a signal to a process this run started and has not
+            // reaped, so that a paused node can stop.
+            unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+            match &self.specs[index].stop {
+                Some(stop) => {
+                    let mut command = self.shell(index);
+                    let _ = command.arg("-c").arg(stop).stdin(Stdio::null()).status();
+                }
+                // SAFETY: as above.
+                None => unsafe {
+                    libc::kill(child.id() as i32, libc::SIGTERM);
+                },
             }
             let deadline = Instant::now() + STOP_TIMEOUT;
             while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
@@ -762,6 +780,7 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     let kinds = workload.faults.kinds()?;
     let count = workload.nodes.len();
     let mut environment = Environment {
+        dir: dir.to_path_buf(),
         disks: match kinds.contains(&FaultKind::DiskFull) {
             true => Some(Disks::mount(dir, count, workload.faults.disk_mb)?),
             false => None,
@@ -1062,16 +1081,18 @@ fn nemesis(
 
 /// What the run built around its nodes to break it.
 struct Environment {
+    /// The run's directory.
+    dir: PathBuf,
     disks: Option<Disks>,
     network: Option<Network>,
 }
 
 impl Environment {
-    /// `spec` of node `index` with `{disk}`, `{ip}` and `{ipM}` given
-    /// their values.
+    /// `spec` of node `index` with `{dir}`, `{disk}`, `{ip}` and `{ipM}`
+    /// given their values.
     fn expand(&self, spec: &NodeSpec, index: usize) -> NodeSpec {
         let expand = |text: &str| {
-            let mut text = text.to_string();
+            let mut text = text.replace("{dir}", &self.dir.display().to_string());
             if let Some(disks) = &self.disks {
                 text = text.replace("{disk}", &disks.path(index).display().to_string());
             }
@@ -1082,6 +1103,7 @@ impl Environment {
         };
         NodeSpec {
             start: expand(&spec.start),
+            stop: spec.stop.as_deref().map(expand),
             native_addr: spec.native_addr.as_deref().map(expand),
             kafka_addr: spec.kafka_addr.as_deref().map(expand),
         }
