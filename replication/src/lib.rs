@@ -15,6 +15,10 @@
 //!   snapshots of the metadata state bound it; a voter that lost its disk
 //!   catches up from a snapshot and votes only once caught up. Nothing in
 //!   the engine drives it yet.
+//! * [`partition`]: the first pieces of partition replication: leader
+//!   epochs and the follower's truncation by epoch (KIP-101, KIP-279), and
+//!   the leader's high watermark and in-sync set (with
+//!   `min.insync.replicas` and `replica.lag.time.max.ms`).
 //!
 //! # What it will hold
 //!
@@ -36,4 +40,5 @@
 //!   rejoining follower truncates where its leader epoch ends (KIP-101,
 //!   KIP-279), never to its own high watermark.
 
+pub mod partition;
 pub mod quorum;

@@ -11,7 +11,11 @@
 //! `SLUICE_TEST_SEED=<n>` replays one seed (for every voter count);
 //! `SLUICE_TEST_TRACE=1` prints its events.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
+
+use common::Rng;
 
 use sluice_replication::quorum::{
     Committed, MemoryStorage, NodeId, Outputs, ProposalId, Quorum, QuorumConfig, QuorumError,
@@ -34,26 +38,6 @@ const PROBE_RETRY_TICKS: u64 = 5 * ELECTION_TICKS as u64;
 /// Small, so snapshots and catch-up by snapshot happen in every run.
 const SNAPSHOT_INTERVAL_ENTRIES: u64 = 8;
 const CLUSTER_ID: u64 = 7;
-
-/// splitmix64: small, seedable, the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// True with probability `per_mille`/1000.
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
 
 /// A node's applied state machine: the records it applied, by index.
 type StateMachine = BTreeMap<u64, (u64, Vec<u8>)>;
@@ -575,17 +559,7 @@ impl Sim {
 }
 
 fn seeds() -> Vec<u64> {
-    match std::env::var("SLUICE_TEST_SEED") {
-        Ok(s) => vec![s.trim().parse().expect("SLUICE_TEST_SEED is a number")],
-        Err(_) => {
-            let base = 0x51_u64 << 32;
-            let count = std::env::var("SLUICE_TEST_SEEDS")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(SEEDS_PER_VOTER_COUNT);
-            (0..count).map(|k| base + k).collect()
-        }
-    }
+    common::seeds(0x51_u64 << 32, SEEDS_PER_VOTER_COUNT)
 }
 
 fn run(voter_count: u64) {

@@ -1,0 +1,319 @@
+//! A partition leader's view of its replicas: each follower's durable log
+//! end and when it was last caught up, the in-sync set, and the high
+//! watermark, with Kafka's rules.
+//!
+//! - The high watermark is the lowest durable log end over the in-sync
+//!   set (the leader's own included). It never goes back.
+//! - While the in-sync set is smaller than `min.insync.replicas`, the high
+//!   watermark does not move and `acks=all` writes are refused (KIP-966's
+//!   strict rule): a record acknowledged then would be on fewer disks than
+//!   promised.
+//! - A follower is caught up as of the last time the leader's log ended
+//!   at or below what the follower has made durable (Kafka's
+//!   `lastCaughtUpTime`): under steady load a follower is never equal to
+//!   the leader's end, but it passes every end the leader had a moment
+//!   ago. One not caught up for `replica.lag.time.max.ms` leaves the set;
+//!   one caught up and at the high watermark rejoins it.
+//! - The set changes only through the controller: the leader proposes, and
+//!   applies a set the controller confirms with a newer partition epoch.
+//!   A stale confirmation changes nothing.
+//!
+//! Times are milliseconds of the caller's clock; nothing here reads one.
+
+use std::collections::{BTreeSet, VecDeque};
+
+/// A node id.
+pub type Node = u32;
+
+/// Why a follower's message changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaderError {
+    #[error("node {0} is not a replica of this partition")]
+    NotAReplica(Node),
+    #[error("node {node} says its log ends at {end}, past the leader's {leader_end}")]
+    PastLeader {
+        node: Node,
+        end: u64,
+        leader_end: u64,
+    },
+}
+
+/// A change of the in-sync set the leader asks the controller for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InSyncProposal {
+    /// The partition epoch the proposal was made under.
+    pub partition_epoch: u32,
+    pub in_sync: BTreeSet<Node>,
+}
+
+/// The topic settings the leader works to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderConfig {
+    /// `min.insync.replicas`.
+    pub min_in_sync: usize,
+    /// `replica.lag.time.max.ms`.
+    pub lag_max_ms: u64,
+}
+
+/// Where the leader's log stands when it takes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogPosition {
+    pub durable_end: u64,
+    pub high_watermark: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Follower {
+    node: Node,
+    durable_end: u64,
+    caught_up_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaderState {
+    node: Node,
+    min_in_sync: usize,
+    lag_max_ms: u64,
+    partition_epoch: u32,
+    in_sync: BTreeSet<Node>,
+    followers: Vec<Follower>,
+    durable_end: u64,
+    high_watermark: u64,
+    /// (time, the leader's durable end from then on), oldest first, over
+    /// the last `lag_max_ms`: what "caught up as of" is measured against.
+    ends: VecDeque<(u64, u64)>,
+}
+
+impl LeaderState {
+    /// Node `node` leads replicas `replicas` (itself among them) with
+    /// in-sync set `in_sync` under partition epoch `partition_epoch`, its
+    /// log at `log`. Followers count as caught up at `now_ms`.
+    pub fn new(
+        node: Node,
+        replicas: &[Node],
+        in_sync: &BTreeSet<Node>,
+        partition_epoch: u32,
+        log: LogPosition,
+        config: LeaderConfig,
+        now_ms: u64,
+    ) -> LeaderState {
+        let LogPosition {
+            durable_end,
+            high_watermark,
+        } = log;
+        LeaderState {
+            node,
+            min_in_sync: config.min_in_sync.max(1),
+            lag_max_ms: config.lag_max_ms,
+            partition_epoch,
+            in_sync: in_sync.iter().copied().chain([node]).collect(),
+            followers: replicas
+                .iter()
+                .filter(|replica| **replica != node)
+                .map(|replica| Follower {
+                    node: *replica,
+                    durable_end: 0,
+                    caught_up_ms: now_ms,
+                })
+                .collect(),
+            durable_end,
+            high_watermark: high_watermark.min(durable_end),
+            ends: VecDeque::from([(now_ms, durable_end)]),
+        }
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark
+    }
+
+    pub fn in_sync(&self) -> &BTreeSet<Node> {
+        &self.in_sync
+    }
+
+    pub fn partition_epoch(&self) -> u32 {
+        self.partition_epoch
+    }
+
+    /// Whether an `acks=all` write may be taken now.
+    pub fn accepts_all_acks(&self) -> bool {
+        self.in_sync.len() >= self.min_in_sync
+    }
+
+    /// The leader's own log is durable to `end` at `now_ms`.
+    pub fn leader_durable(&mut self, end: u64, now_ms: u64) {
+        if end > self.durable_end {
+            self.durable_end = end;
+            self.ends.push_back((now_ms, end));
+            // Keep one sample older than the window: the end as of its
+            // start.
+            while self.ends.len() > 1 && self.ends[1].0 + self.lag_max_ms < now_ms {
+                self.ends.pop_front();
+            }
+        }
+        self.advance();
+    }
+
+    /// Follower `node` has made its log durable to `end` at `now_ms`.
+    pub fn follower_durable(
+        &mut self,
+        node: Node,
+        end: u64,
+        now_ms: u64,
+    ) -> Result<(), LeaderError> {
+        if end > self.durable_end {
+            return Err(LeaderError::PastLeader {
+                node,
+                end,
+                leader_end: self.durable_end,
+            });
+        }
+        // The latest time the leader's end was at or below `end`.
+        let caught_up = self
+            .ends
+            .iter()
+            .rev()
+            .find(|(_, leader_end)| *leader_end <= end)
+            .map(|(at, _)| *at);
+        let latest = self.ends.back().map(|(at, _)| *at);
+        let follower = self
+            .followers
+            .iter_mut()
+            .find(|f| f.node == node)
+            .ok_or(LeaderError::NotAReplica(node))?;
+        follower.durable_end = follower.durable_end.max(end);
+        if let Some(at) = caught_up {
+            // Caught up with the latest end means caught up now.
+            let at = if Some(at) == latest { now_ms } else { at };
+            follower.caught_up_ms = follower.caught_up_ms.max(at);
+        }
+        self.advance();
+        Ok(())
+    }
+
+    /// The in-sync set the leader would have at `now_ms`: laggards out,
+    /// caught-up followers at the high watermark in. `Some` when it
+    /// differs from the current one (propose it to the controller).
+    pub fn propose(&self, now_ms: u64) -> Option<InSyncProposal> {
+        let mut wanted: BTreeSet<Node> = [self.node].into();
+        for follower in &self.followers {
+            let lagging = follower.caught_up_ms + self.lag_max_ms < now_ms;
+            let member = self.in_sync.contains(&follower.node);
+            let keep = member && !lagging;
+            let join = !member && !lagging && follower.durable_end >= self.high_watermark;
+            if keep || join {
+                wanted.insert(follower.node);
+            }
+        }
+        (wanted != self.in_sync).then_some(InSyncProposal {
+            partition_epoch: self.partition_epoch,
+            in_sync: wanted,
+        })
+    }
+
+    /// The controller confirmed `in_sync` under `partition_epoch`; an
+    /// epoch not newer than the current one changes nothing. Returns
+    /// whether it was applied.
+    pub fn confirmed(&mut self, partition_epoch: u32, in_sync: &BTreeSet<Node>) -> bool {
+        if partition_epoch <= self.partition_epoch {
+            return false;
+        }
+        self.partition_epoch = partition_epoch;
+        self.in_sync = in_sync.iter().copied().chain([self.node]).collect();
+        self.advance();
+        true
+    }
+
+    /// Moves the high watermark to the lowest durable end of the in-sync
+    /// set, when the set is large enough.
+    fn advance(&mut self) {
+        if self.in_sync.len() < self.min_in_sync {
+            return;
+        }
+        let lowest = self
+            .followers
+            .iter()
+            .filter(|f| self.in_sync.contains(&f.node))
+            .map(|f| f.durable_end)
+            .chain([self.durable_end])
+            .min()
+            .unwrap_or(self.durable_end);
+        self.high_watermark = self.high_watermark.max(lowest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader(min_in_sync: usize) -> LeaderState {
+        let log = LogPosition {
+            durable_end: 0,
+            high_watermark: 0,
+        };
+        let config = LeaderConfig {
+            min_in_sync,
+            lag_max_ms: 100,
+        };
+        LeaderState::new(1, &[1, 2, 3], &[1, 2, 3].into(), 0, log, config, 0)
+    }
+
+    #[test]
+    fn the_high_watermark_is_the_slowest_in_sync_replica() {
+        let mut state = leader(2);
+        state.leader_durable(10, 1);
+        assert_eq!(state.high_watermark(), 0);
+        state.follower_durable(2, 10, 2).unwrap();
+        assert_eq!(state.high_watermark(), 0, "node 3 is in sync and at 0");
+        state.follower_durable(3, 6, 2).unwrap();
+        assert_eq!(state.high_watermark(), 6);
+        assert_eq!(
+            state.follower_durable(3, 11, 3),
+            Err(LeaderError::PastLeader {
+                node: 3,
+                end: 11,
+                leader_end: 10
+            })
+        );
+        assert_eq!(
+            state.follower_durable(9, 1, 3),
+            Err(LeaderError::NotAReplica(9))
+        );
+    }
+
+    #[test]
+    fn a_laggard_leaves_the_set_and_rejoins_when_caught_up() {
+        let mut state = leader(2);
+        for t in 1..=300 {
+            state.leader_durable(t, t);
+            state.follower_durable(2, t - 1, t).unwrap();
+        }
+        // Node 3 never acknowledged: it lags past 100 ms.
+        let proposal = state.propose(300).unwrap();
+        assert_eq!(proposal.in_sync, [1, 2].into());
+        assert!(!state.confirmed(0, &proposal.in_sync), "a stale epoch");
+        assert!(state.confirmed(1, &proposal.in_sync));
+        assert_eq!(state.high_watermark(), 299, "node 2 is one behind");
+        assert_eq!(state.propose(300), None);
+        // Node 3 catches up to where the leader was a moment ago.
+        state.follower_durable(3, 299, 301).unwrap();
+        assert_eq!(state.propose(301).unwrap().in_sync, [1, 2, 3].into());
+    }
+
+    #[test]
+    fn below_min_in_sync_the_high_watermark_stands_and_acks_all_are_refused() {
+        let mut state = leader(2);
+        state.leader_durable(10, 1);
+        state.follower_durable(2, 5, 1).unwrap();
+        state.follower_durable(3, 5, 1).unwrap();
+        assert_eq!(state.high_watermark(), 5);
+        assert!(state.confirmed(1, &[1].into()));
+        assert!(!state.accepts_all_acks());
+        state.leader_durable(20, 2);
+        assert_eq!(state.high_watermark(), 5, "frozen while alone");
+        assert!(state.confirmed(2, &[1, 2].into()));
+        assert!(state.accepts_all_acks());
+        assert_eq!(state.high_watermark(), 5, "node 2 is at 5");
+        state.follower_durable(2, 20, 3).unwrap();
+        assert_eq!(state.high_watermark(), 20);
+    }
+}

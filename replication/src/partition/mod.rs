@@ -1,0 +1,10 @@
+//! Partition replication's sans-IO core: leader epochs and a follower's
+//! reconciliation by epoch ([`epochs`]), and the leader's view of its
+//! replicas, in-sync set and high watermark ([`leader`]). Nothing here
+//! does I/O or reads a clock; the engine's owner shard of each partition
+//! will drive it (the transport and the follower's append path come
+//! next), and `tests/partition_simulation.rs` drives it through seeded
+//! schedules of appends, acknowledgements, crashes and elections.
+
+pub mod epochs;
+pub mod leader;
