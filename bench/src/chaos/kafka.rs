@@ -38,6 +38,12 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// librdkafka's `message.timeout.ms`: a send not delivered by then is
 /// reported as failed (an unknown outcome here).
 const MESSAGE_TIMEOUT_MS: &str = "10000";
+/// librdkafka's `reconnect.backoff.max.ms`. Its default (10 s) is reached
+/// after a few failed reconnects and is not reset by a later success, so a
+/// client that lived through earlier kills waits up to 10 s to reconnect
+/// after the next one: as long as `message.timeout.ms`, which then expires
+/// the sends it holds. Capped at 1 s, the stall measured is the broker's.
+const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
 /// How long the producers get to deliver what they hold at the end.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Records one poll event holds at most.
@@ -53,6 +59,7 @@ fn config(bootstrap: &str) -> ClientConfig {
     config
         .set("bootstrap.servers", bootstrap)
         .set("client.id", "sluice-bench-chaos")
+        .set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS)
         .set("log_level", "3");
     config
 }
