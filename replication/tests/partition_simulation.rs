@@ -141,8 +141,10 @@ fn the_high_watermark_rises_only_over_enough_durable_replicas() {
         let config = LeaderConfig {
             min_in_sync,
             lag_max_ms: 50,
+            propose_resend_ms: 30,
         };
         let log = LogPosition {
+            log_end: 0,
             durable_end: 0,
             high_watermark: 0,
         };

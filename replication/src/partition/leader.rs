@@ -13,10 +13,21 @@
 //!   `lastCaughtUpTime`): under steady load a follower is never equal to
 //!   the leader's end, but it passes every end the leader had a moment
 //!   ago. One not caught up for `replica.lag.time.max.ms` leaves the set;
-//!   one caught up and at the high watermark rejoins it.
+//!   one caught up, at the high watermark and at the leader's log end as
+//!   it took over rejoins it. The last is Kafka's rule too: a new leader's
+//!   high watermark may be behind what its predecessor committed, and a
+//!   member must hold all of that, which the leader's log held.
 //! - The set changes only through the controller: the leader proposes, and
 //!   applies a set the controller confirms with a newer partition epoch.
-//!   A stale confirmation changes nothing.
+//!   A stale confirmation changes nothing. Until then the high watermark
+//!   counts every member of the confirmed set and of every set proposed
+//!   under its epoch (Kafka's maximal in-sync set): a member being removed
+//!   may still be elected, and so may one being added, whose confirmation
+//!   the leader may not live to hear. A proposal the leader has since
+//!   given up on may still reach the controller, so it counts until a
+//!   newer epoch says what the controller did.
+//! - A follower joins only once it has answered this leader: at takeover
+//!   the leader knows nothing of where the others' logs end.
 //!
 //! Times are milliseconds of the caller's clock; nothing here reads one.
 
@@ -30,7 +41,7 @@ pub type Node = u32;
 pub enum LeaderError {
     #[error("node {0} is not a replica of this partition")]
     NotAReplica(Node),
-    #[error("node {node} says its log ends at {end}, past the leader's {leader_end}")]
+    #[error("node {node} says it holds up to {end}, past the leader's log end {leader_end}")]
     PastLeader {
         node: Node,
         end: u64,
@@ -53,11 +64,14 @@ pub struct LeaderConfig {
     pub min_in_sync: usize,
     /// `replica.lag.time.max.ms`.
     pub lag_max_ms: u64,
+    /// How long a proposal goes unconfirmed before it is sent again.
+    pub propose_resend_ms: u64,
 }
 
 /// Where the leader's log stands when it takes over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogPosition {
+    pub log_end: u64,
     pub durable_end: u64,
     pub high_watermark: u64,
 }
@@ -67,6 +81,8 @@ struct Follower {
     node: Node,
     durable_end: u64,
     caught_up_ms: u64,
+    /// Whether it has acknowledged anything to this leader.
+    heard: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -74,9 +90,18 @@ pub struct LeaderState {
     node: Node,
     min_in_sync: usize,
     lag_max_ms: u64,
+    propose_resend_ms: u64,
     partition_epoch: u32,
     in_sync: BTreeSet<Node>,
+    /// The last change proposed and not yet confirmed, and when it was
+    /// sent.
+    pending: Option<(BTreeSet<Node>, u64)>,
+    /// Every node of every set proposed under `partition_epoch`.
+    proposed: BTreeSet<Node>,
     followers: Vec<Follower>,
+    log_end: u64,
+    /// The log end when this leader took over.
+    epoch_start: u64,
     durable_end: u64,
     high_watermark: u64,
     /// (time, the leader's durable end from then on), oldest first, over
@@ -98,6 +123,7 @@ impl LeaderState {
         now_ms: u64,
     ) -> LeaderState {
         let LogPosition {
+            log_end,
             durable_end,
             high_watermark,
         } = log;
@@ -105,8 +131,11 @@ impl LeaderState {
             node,
             min_in_sync: config.min_in_sync.max(1),
             lag_max_ms: config.lag_max_ms,
+            propose_resend_ms: config.propose_resend_ms,
             partition_epoch,
             in_sync: in_sync.iter().copied().chain([node]).collect(),
+            pending: None,
+            proposed: BTreeSet::new(),
             followers: replicas
                 .iter()
                 .filter(|replica| **replica != node)
@@ -114,8 +143,11 @@ impl LeaderState {
                     node: *replica,
                     durable_end: 0,
                     caught_up_ms: now_ms,
+                    heard: false,
                 })
                 .collect(),
+            log_end: log_end.max(durable_end),
+            epoch_start: log_end.max(durable_end),
             durable_end,
             high_watermark: high_watermark.min(durable_end),
             ends: VecDeque::from([(now_ms, durable_end)]),
@@ -139,8 +171,14 @@ impl LeaderState {
         self.in_sync.len() >= self.min_in_sync
     }
 
+    /// The leader's log now ends at `end` (appended, not yet durable).
+    pub fn leader_appended(&mut self, end: u64) {
+        self.log_end = self.log_end.max(end);
+    }
+
     /// The leader's own log is durable to `end` at `now_ms`.
     pub fn leader_durable(&mut self, end: u64, now_ms: u64) {
+        self.log_end = self.log_end.max(end);
         if end > self.durable_end {
             self.durable_end = end;
             self.ends.push_back((now_ms, end));
@@ -160,11 +198,13 @@ impl LeaderState {
         end: u64,
         now_ms: u64,
     ) -> Result<(), LeaderError> {
-        if end > self.durable_end {
+        // A follower may have made durable more than the leader has, but
+        // never more than the leader wrote.
+        if end > self.log_end {
             return Err(LeaderError::PastLeader {
                 node,
                 end,
-                leader_end: self.durable_end,
+                leader_end: self.log_end,
             });
         }
         // The latest time the leader's end was at or below `end`.
@@ -181,6 +221,7 @@ impl LeaderState {
             .find(|f| f.node == node)
             .ok_or(LeaderError::NotAReplica(node))?;
         follower.durable_end = follower.durable_end.max(end);
+        follower.heard = true;
         if let Some(at) = caught_up {
             // Caught up with the latest end means caught up now.
             let at = if Some(at) == latest { now_ms } else { at };
@@ -192,19 +233,34 @@ impl LeaderState {
 
     /// The in-sync set the leader would have at `now_ms`: laggards out,
     /// caught-up followers at the high watermark in. `Some` when it
-    /// differs from the current one (propose it to the controller).
-    pub fn propose(&self, now_ms: u64) -> Option<InSyncProposal> {
+    /// differs from the current one and was not proposed in the last
+    /// `propose_resend_ms`: send it to the controller.
+    pub fn propose(&mut self, now_ms: u64) -> Option<InSyncProposal> {
         let mut wanted: BTreeSet<Node> = [self.node].into();
         for follower in &self.followers {
             let lagging = follower.caught_up_ms + self.lag_max_ms < now_ms;
             let member = self.in_sync.contains(&follower.node);
             let keep = member && !lagging;
-            let join = !member && !lagging && follower.durable_end >= self.high_watermark;
+            let complete =
+                follower.heard && follower.durable_end >= self.high_watermark.max(self.epoch_start);
+            let join = !member && !lagging && complete;
             if keep || join {
                 wanted.insert(follower.node);
             }
         }
-        (wanted != self.in_sync).then_some(InSyncProposal {
+        if wanted == self.in_sync {
+            self.pending = None;
+            return None;
+        }
+        if let Some((pending, sent_ms)) = &self.pending {
+            if *pending == wanted && sent_ms + self.propose_resend_ms > now_ms {
+                return None;
+            }
+        }
+        self.proposed.extend(wanted.iter().copied());
+        self.pending = Some((wanted.clone(), now_ms));
+        self.advance();
+        Some(InSyncProposal {
             partition_epoch: self.partition_epoch,
             in_sync: wanted,
         })
@@ -219,12 +275,15 @@ impl LeaderState {
         }
         self.partition_epoch = partition_epoch;
         self.in_sync = in_sync.iter().copied().chain([self.node]).collect();
+        self.pending = None;
+        self.proposed.clear();
         self.advance();
         true
     }
 
-    /// Moves the high watermark to the lowest durable end of the in-sync
-    /// set, when the set is large enough.
+    /// Moves the high watermark to the lowest durable end of the maximal
+    /// in-sync set (the confirmed set and every one proposed under its
+    /// epoch), when the confirmed set is large enough.
     fn advance(&mut self) {
         if self.in_sync.len() < self.min_in_sync {
             return;
@@ -232,7 +291,7 @@ impl LeaderState {
         let lowest = self
             .followers
             .iter()
-            .filter(|f| self.in_sync.contains(&f.node))
+            .filter(|f| self.in_sync.contains(&f.node) || self.proposed.contains(&f.node))
             .map(|f| f.durable_end)
             .chain([self.durable_end])
             .min()
@@ -247,12 +306,14 @@ mod tests {
 
     fn leader(min_in_sync: usize) -> LeaderState {
         let log = LogPosition {
+            log_end: 0,
             durable_end: 0,
             high_watermark: 0,
         };
         let config = LeaderConfig {
             min_in_sync,
             lag_max_ms: 100,
+            propose_resend_ms: 50,
         };
         LeaderState::new(1, &[1, 2, 3], &[1, 2, 3].into(), 0, log, config, 0)
     }

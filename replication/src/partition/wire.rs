@@ -92,7 +92,9 @@ pub struct Ack {
     pub partition: PartitionRef,
     pub leader_epoch: Epoch,
     pub status: AckStatus,
-    /// The follower's durable log end.
+    /// The follower's log end: where the leader's next push starts.
+    pub log_end: u64,
+    /// The follower's durable log end: what counts for the high watermark.
     pub durable_end: u64,
 }
 
@@ -147,7 +149,7 @@ pub enum WireError {
 
 const PARTITION_BYTES: usize = 16 + 4;
 const PUSH_MIN_BYTES: usize = PARTITION_BYTES + 4 + 8 + 8 + 4;
-const ACK_BYTES: usize = PARTITION_BYTES + 4 + 2 + 8;
+const ACK_BYTES: usize = PARTITION_BYTES + 4 + 2 + 8 + 8;
 const ASK_BYTES: usize = PARTITION_BYTES + 4 + 4;
 const ANSWER_BYTES: usize = PARTITION_BYTES + 1 + 4 + 8;
 
@@ -188,6 +190,7 @@ pub fn encode(header: Header, frame: &Frame) -> BytesMut {
                 put_partition(&mut out, ack.partition);
                 out.put_u32_le(ack.leader_epoch);
                 out.put_u16_le(ack.status as u16);
+                out.put_u64_le(ack.log_end);
                 out.put_u64_le(ack.durable_end);
             }
         }
@@ -302,6 +305,7 @@ pub fn decode(bytes: Bytes) -> Result<(Header, Frame), WireError> {
                     partition,
                     leader_epoch,
                     status,
+                    log_end: reader.bytes.get_u64_le(),
                     durable_end: reader.bytes.get_u64_le(),
                 });
             }
@@ -382,6 +386,7 @@ mod tests {
                 partition: partition(0),
                 leader_epoch: 4,
                 status: AckStatus::NotContiguous,
+                log_end: 130,
                 durable_end: 118,
             }]),
             Frame::EpochEnds(vec![EpochEndAsk {
