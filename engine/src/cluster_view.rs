@@ -11,7 +11,7 @@
 use sluice_storage::NodeId;
 
 use crate::{
-    cluster_metadata::{Metadata, TopicMeta},
+    cluster_metadata::{image::node_id, Metadata, TopicMeta},
     shard::Shard,
     BrokerConfig,
 };
@@ -124,12 +124,14 @@ pub fn nodes(config: &BrokerConfig, metadata: &Metadata) -> Vec<NodeView> {
 pub struct Placement {
     /// Its leader, if that node is alive.
     pub leader: Option<NodeId>,
-    /// Its replicas, the leader first.
+    /// Its replicas, the preferred leader first.
     pub replicas: Vec<NodeId>,
-    /// The replicas in sync with the leader: until partitions are
-    /// replicated, every replica whose node is alive.
+    /// The replicas in sync with the leader, as the controller records.
     pub in_sync: Vec<NodeId>,
-    /// Grows each time leadership moves: 0 until leadership can move.
+    /// Replicas that may be elected though out of the in-sync set: they
+    /// hold every committed record (KIP-966).
+    pub eligible: Vec<NodeId>,
+    /// Grows each time leadership moves.
     pub leader_epoch: u32,
 }
 
@@ -145,18 +147,27 @@ pub fn placement(
         .get(partition as usize)
         .cloned()
         .unwrap_or_default();
-    let in_sync = replicas
-        .iter()
-        .copied()
-        .filter(|node| is_live(metadata, this_node, *node))
-        .collect();
+    let Some(control) = topic.partition(partition) else {
+        return Placement {
+            leader: None,
+            replicas,
+            in_sync: Vec::new(),
+            eligible: Vec::new(),
+            leader_epoch: 0,
+        };
+    };
+    let ids = |nodes: &std::collections::BTreeSet<u32>| {
+        nodes.iter().copied().map(node_id).collect::<Vec<_>>()
+    };
     Placement {
-        leader: topic
-            .leader(partition)
+        leader: control
+            .leader
+            .map(node_id)
             .filter(|node| is_live(metadata, this_node, *node)),
         replicas,
-        in_sync,
-        leader_epoch: 0,
+        in_sync: ids(&control.in_sync),
+        eligible: ids(&control.eligible),
+        leader_epoch: control.leader_epoch,
     }
 }
 
@@ -287,10 +298,19 @@ mod tests {
     }
 
     #[test]
-    fn in_sync_replicas_and_the_leader_are_live_nodes_only() {
-        let metadata = metadata(&[(1, false), (3, true)]);
-        let topic = TopicMeta {
-            id: sluice_storage::TopicId(1),
+    fn leaders_in_sync_sets_and_epochs_follow_fences() {
+        use crate::cluster_metadata::MetadataRecord;
+        let mut metadata = Metadata::default();
+        for (index, node) in [1, 3].into_iter().enumerate() {
+            metadata
+                .apply(
+                    &MetadataRecord::BrokerRegistered(registration(node)),
+                    index as u64 + 1,
+                )
+                .unwrap();
+        }
+        let created = MetadataRecord::TopicCreated {
+            topic_id: sluice_storage::TopicId(1),
             name: "t".to_string(),
             shards: vec![sluice_storage::ShardId(0); 3],
             replicas: vec![
@@ -298,17 +318,38 @@ mod tests {
                 vec![NodeId(3), NodeId(1)],
                 vec![NodeId(5)],
             ],
-            configs: BTreeMap::new(),
+            configs: [("min.insync.replicas".to_string(), "2".to_string())].into(),
         };
+        metadata.apply(&created, 3).unwrap();
+        let fence = MetadataRecord::BrokerFenced {
+            node: NodeId(3),
+            epoch: 2,
+        };
+        metadata.apply(&fence, 4).unwrap();
+        let topic = metadata.topic("t").unwrap().clone();
         let this = NodeId(5);
         let first = placement(&metadata, this, &topic, 0);
         assert_eq!(first.leader, Some(NodeId(1)));
         assert_eq!(first.replicas, [NodeId(1), NodeId(3)]);
         assert_eq!(first.in_sync, [NodeId(1)]);
+        assert_eq!(
+            first.eligible,
+            [NodeId(3)],
+            "it left below min.insync.replicas"
+        );
         assert_eq!(first.leader_epoch, 0);
-        let fenced_leader = placement(&metadata, this, &topic, 1);
-        assert_eq!(fenced_leader.leader, None);
-        assert_eq!(fenced_leader.in_sync, [NodeId(1)]);
+        let moved = placement(&metadata, this, &topic, 1);
+        assert_eq!(
+            moved.leader,
+            Some(NodeId(1)),
+            "succeeded from the in-sync set"
+        );
+        assert_eq!(moved.leader_epoch, 1);
+        assert_eq!(
+            moved.replicas,
+            [NodeId(3), NodeId(1)],
+            "the preferred leader stays first"
+        );
         let here = placement(&metadata, this, &topic, 2);
         assert_eq!(here.leader, Some(this), "this node, not registered yet");
         assert_eq!(placement(&metadata, this, &topic, 9).replicas, []);

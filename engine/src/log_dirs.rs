@@ -135,13 +135,14 @@ mod tests {
     use super::*;
 
     fn topic(partitions: u32) -> TopicMeta {
-        TopicMeta {
-            id: TopicId(7),
-            name: "t".to_string(),
-            shards: vec![ShardId(0); partitions as usize],
-            replicas: vec![vec![NodeId(0)]; partitions as usize],
-            configs: BTreeMap::new(),
-        }
+        TopicMeta::new(
+            TopicId(7),
+            "t".to_string(),
+            vec![ShardId(0); partitions as usize],
+            vec![vec![NodeId(0)]; partitions as usize],
+            BTreeMap::new(),
+            |_| true,
+        )
     }
 
     #[test]

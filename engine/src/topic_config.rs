@@ -3,6 +3,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use sluice_replication::partition::control::ControlConfig;
 use sluice_storage::log::{FlushPolicy, LogConfig};
 
 /// The configs a topic accepts, with what each means.
@@ -47,7 +48,35 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
         "file.delete.delay.ms",
         "how long a deleted segment's file stays on disk before its space is given back, a step at a time",
     ),
+    (
+        "min.insync.replicas",
+        "acks=all writes need this many replicas in sync, or get NOT_ENOUGH_REPLICAS",
+    ),
+    (
+        "unclean.leader.election.enable",
+        "`true`: elect a replica that is not in sync when none is (may lose acknowledged records)",
+    ),
 ];
+
+/// `min.insync.replicas` when a topic does not set it: Kafka's default.
+pub const MIN_IN_SYNC_DEFAULT: usize = 1;
+
+/// The election rules a topic with `configs` sets (values checked when they
+/// were set; a value that does not read is the default).
+pub fn control_config(configs: &BTreeMap<String, String>) -> ControlConfig {
+    let min_in_sync = configs
+        .get("min.insync.replicas")
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .filter(|min| *min >= 1)
+        .unwrap_or(MIN_IN_SYNC_DEFAULT);
+    let unclean = configs
+        .get("unclean.leader.election.enable")
+        .is_some_and(|value| value.trim() == "true");
+    ControlConfig {
+        min_in_sync,
+        unclean,
+    }
+}
 
 /// Every topic config's value for a topic with `configs` set: the value
 /// set, or the default; and whether it was set.
@@ -77,6 +106,8 @@ pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static str, Strin
                 "preallocate" => defaults.preallocate.to_string(),
                 "segment.prepare" => defaults.prepare_segments.to_string(),
                 "file.delete.delay.ms" => defaults.file_delete_delay_ms.to_string(),
+                "min.insync.replicas" => MIN_IN_SYNC_DEFAULT.to_string(),
+                "unclean.leader.election.enable" => "false".to_string(),
                 _ => String::new(),
             };
             (*name, default, false)
@@ -187,6 +218,15 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Confi
                     return Err(invalid(name, value, "must not be negative"));
                 }
                 config.file_delete_delay_ms = ms as u64;
+            }
+            // Not the log's: the controller's (see `control_config`).
+            "min.insync.replicas" => {
+                if number(name, value)? < 1 {
+                    return Err(invalid(name, value, "must be at least 1"));
+                }
+            }
+            "unclean.leader.election.enable" => {
+                boolean(name, value)?;
             }
             _ => {
                 let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|(name, _)| *name).collect();

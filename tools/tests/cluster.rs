@@ -634,6 +634,33 @@ fn kafka_call<T: kafka_protocol::protocol::Encodable, R: kafka_protocol::protoco
     R::decode(&mut response, version).unwrap()
 }
 
+/// Each partition of `topic` as Kafka's Metadata (v12) at `addr` gives it:
+/// (leader, leader epoch, in-sync replicas), in partition order.
+fn partition_states(addr: &str, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
+    use kafka_protocol::messages::{
+        metadata_request::MetadataRequestTopic, ApiKey, MetadataRequest, MetadataResponse,
+        TopicName,
+    };
+    let request =
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(
+                kafka_protocol::protocol::StrBytes::from_string(topic.to_string()),
+            )))]));
+    let answer: MetadataResponse = kafka_call(addr, ApiKey::Metadata, 12, &request);
+    let mut partitions = answer.topics[0].partitions.clone();
+    partitions.sort_by_key(|p| p.partition_index);
+    partitions
+        .iter()
+        .map(|p| {
+            (
+                p.leader_id.0,
+                p.leader_epoch,
+                p.isr_nodes.iter().map(|node| node.0).collect(),
+            )
+        })
+        .collect()
+}
+
 /// KIP-951: a Produce (v11) and a Fetch (v12) of `topic`'s `partition`,
 /// sent to `addr`, a node that does not lead it, are answered
 /// NOT_LEADER_OR_FOLLOWER with the leader, `leader`, and (Produce) its
@@ -803,12 +830,32 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
     // placed on the others; started again from its own copy of the
     // metadata, it learns of that topic, serves its partitions with every
     // record, and is a live broker again.
-    cluster.signal(3, libc::SIGKILL);
     let watcher = cluster.kafka_addr(0);
+    let before = partition_states(&watcher, "observed");
+    let led_by_3: Vec<usize> = (0..before.len()).filter(|p| before[*p].0 == 3).collect();
+    assert!(!led_by_3.is_empty(), "{before:?}");
+    for (leader, epoch, in_sync) in &before {
+        assert_eq!(
+            (*epoch, in_sync.as_slice()),
+            (0, [*leader].as_slice()),
+            "{before:?}"
+        );
+    }
+    cluster.signal(3, libc::SIGKILL);
     wait_for(
         || metadata(&watcher, None).is_some_and(|seen| seen.brokers == BTreeSet::from([0, 1, 2])),
         "the killed broker is fenced",
     );
+    // Its partitions have no leader, and nobody in sync; the others are
+    // untouched.
+    let fenced = partition_states(&watcher, "observed");
+    for (partition, state) in fenced.iter().enumerate() {
+        if led_by_3.contains(&partition) {
+            assert_eq!(*state, (-1, 0, Vec::new()), "partition {partition}");
+        } else {
+            assert_eq!(*state, before[partition], "partition {partition}");
+        }
+    }
     create_topic(&watcher, "while-down", 3).unwrap();
     assert!(cluster
         .node_dir(3)
@@ -831,6 +878,18 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
         "nothing is placed on a fenced broker"
     );
     assert_eq!(read_all(&broker, "observed", 8, sent.len()), sent);
+    // Its partitions are its again, each in a new leader epoch, and every
+    // node says so.
+    let expected: Vec<(i32, i32, Vec<i32>)> = (0..before.len())
+        .map(|partition| match led_by_3.contains(&partition) {
+            true => (3, 1, vec![3]),
+            false => before[partition].clone(),
+        })
+        .collect();
+    wait_for(
+        || (0..4).all(|node| partition_states(&cluster.kafka_addr(node), "observed") == expected),
+        "every node has the restarted broker lead its partitions in epoch 1",
+    );
 }
 
 /// A topic create through the native CLI at `native_addr`: its exit

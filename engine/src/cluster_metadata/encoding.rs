@@ -17,6 +17,11 @@
 //! | 7 | [`MetadataRecord::BrokerFenced`] | `i32` node, `u64` broker epoch |
 //! | 8 | [`MetadataRecord::BrokerUnfenced`] | `i32` node, `u64` broker epoch |
 //! | 9 | [`MetadataRecord::BrokerState`] | registration, `u64` broker epoch, `u8` fenced |
+//! | 10 | [`MetadataRecord::InSyncAltered`] | `u128` topic id, `u32` partition, `i32` leader, `u32` leader epoch, `u32` partition epoch, node list |
+//! | 11 | [`MetadataRecord::PartitionState`] | `u128` topic id, `u32` partition, `i32` leader (-1: none), `u32` leader epoch, `u32` partition epoch, node list (in sync), node list (eligible) |
+//!
+//! Types 10 and 11 came after the others in version 2; a release before
+//! them stops at one with "unknown record type" rather than misread it.
 //!
 //! Configs are a list of (name, value) string pairs; replicas a list (one
 //! per partition) of lists of `i32` node ids; a registration is `i32` node,
@@ -46,7 +51,7 @@ use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use super::{
     image::PRODUCER_ID_FIRST,
-    records::{BrokerRegistration, MetadataRecord},
+    records::{BrokerRegistration, MetadataRecord, PartitionRecord},
 };
 
 /// The format version this release writes, and the newest it reads.
@@ -76,6 +81,8 @@ const TYPE_BROKER_REGISTERED: u8 = 6;
 const TYPE_BROKER_FENCED: u8 = 7;
 const TYPE_BROKER_UNFENCED: u8 = 8;
 const TYPE_BROKER_STATE: u8 = 9;
+const TYPE_IN_SYNC_ALTERED: u8 = 10;
+const TYPE_PARTITION_STATE: u8 = 11;
 
 /// A partition has at most this many replicas (Kafka allows as many as
 /// brokers; a quorum bounds a useful count far lower).
@@ -197,6 +204,32 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             out.registration(registration);
             out.u64(*epoch);
             out.u8(u8::from(*fenced));
+        }
+        MetadataRecord::InSyncAltered {
+            topic_id,
+            partition,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            in_sync,
+        } => {
+            out.u8(TYPE_IN_SYNC_ALTERED);
+            out.u128(topic_id.0);
+            out.u32(*partition);
+            out.i32(leader.0);
+            out.u32(*leader_epoch);
+            out.u32(*partition_epoch);
+            out.nodes(in_sync);
+        }
+        MetadataRecord::PartitionState(state) => {
+            out.u8(TYPE_PARTITION_STATE);
+            out.u128(state.topic_id.0);
+            out.u32(state.partition);
+            out.i32(state.leader.map_or(-1, |leader| leader.0));
+            out.u32(state.leader_epoch);
+            out.u32(state.partition_epoch);
+            out.nodes(&state.in_sync);
+            out.nodes(&state.eligible);
         }
     }
     out.bytes
@@ -325,6 +358,32 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
                 }
             },
         },
+        TYPE_IN_SYNC_ALTERED => MetadataRecord::InSyncAltered {
+            topic_id: input.topic_id()?,
+            partition: input.u32("partition")?,
+            leader: input.node()?,
+            leader_epoch: input.u32("leader epoch")?,
+            partition_epoch: input.u32("partition epoch")?,
+            in_sync: input.nodes("in-sync set")?,
+        },
+        TYPE_PARTITION_STATE => MetadataRecord::PartitionState(PartitionRecord {
+            topic_id: input.topic_id()?,
+            partition: input.u32("partition")?,
+            leader: match i32::from_le_bytes(input.array("leader")?) {
+                -1 => None,
+                leader if leader >= 0 => Some(NodeId(leader)),
+                leader => {
+                    return Err(DecodeError::InvalidValue {
+                        field: "leader",
+                        value: i64::from(leader),
+                    })
+                }
+            },
+            leader_epoch: input.u32("leader epoch")?,
+            partition_epoch: input.u32("partition epoch")?,
+            in_sync: input.nodes("in-sync set")?,
+            eligible: input.nodes("eligible leader replicas")?,
+        }),
         record_type => {
             return Err(DecodeError::UnknownType {
                 record_type,
@@ -400,6 +459,19 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(NodeId(node))
+    }
+
+    /// A list of at most [`REPLICAS_PER_PARTITION_MAX`] node ids.
+    fn nodes(&mut self, field: &'static str) -> Result<Vec<NodeId>, DecodeError> {
+        let count = self.count(field, 4)?;
+        if count > REPLICAS_PER_PARTITION_MAX {
+            return Err(DecodeError::OverCap {
+                field,
+                declared: count,
+                max: REPLICAS_PER_PARTITION_MAX,
+            });
+        }
+        (0..count).map(|_| self.node()).collect()
     }
 
     /// One replica list per partition, `partitions` of them, or none.
@@ -556,6 +628,13 @@ impl Writer {
         }
     }
 
+    fn nodes(&mut self, nodes: &[NodeId]) {
+        self.count(nodes.len(), REPLICAS_PER_PARTITION_MAX);
+        for node in nodes {
+            self.i32(node.0);
+        }
+    }
+
     fn registration(&mut self, registration: &BrokerRegistration) {
         self.i32(registration.node.0);
         self.u128(registration.incarnation);
@@ -681,6 +760,18 @@ mod tests {
     }
 
     /// Every record's bytes in version 2, which this release writes.
+    fn partition_state() -> PartitionRecord {
+        PartitionRecord {
+            topic_id: TopicId(0x0102),
+            partition: 3,
+            leader: None,
+            leader_epoch: 4,
+            partition_epoch: 5,
+            in_sync: Vec::new(),
+            eligible: vec![NodeId(2)],
+        }
+    }
+
     #[test]
     fn records_keep_their_version_2_encoding() {
         let golden = [
@@ -742,6 +833,21 @@ mod tests {
                 },
                 "09 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 6b 01000000 6e 01000000 70 00000000 0900000000000000 01",
             ),
+            (
+                MetadataRecord::InSyncAltered {
+                    topic_id: TopicId(0x0102),
+                    partition: 3,
+                    leader: NodeId(1),
+                    leader_epoch: 4,
+                    partition_epoch: 5,
+                    in_sync: vec![NodeId(1), NodeId(2)],
+                },
+                "0a 02010000000000000000000000000000 03000000 01000000 04000000 05000000 02000000 01000000 02000000",
+            ),
+            (
+                MetadataRecord::PartitionState(partition_state()),
+                "0b 02010000000000000000000000000000 03000000 ffffffff 04000000 05000000 00000000 01000000 02000000",
+            ),
         ];
         for (record, bytes) in golden {
             assert_eq!(
@@ -768,7 +874,24 @@ mod tests {
             replicas: vec![vec![NodeId(0)], vec![NodeId(1), NodeId(2)]],
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
         };
-        for record in [record, MetadataRecord::BrokerRegistered(registration())] {
+        let altered = MetadataRecord::InSyncAltered {
+            topic_id: TopicId(7),
+            partition: 1,
+            leader: NodeId(0),
+            leader_epoch: 2,
+            partition_epoch: 3,
+            in_sync: vec![NodeId(0), NodeId(4)],
+        };
+        let state = MetadataRecord::PartitionState(PartitionRecord {
+            leader: Some(NodeId(4)),
+            ..partition_state()
+        });
+        for record in [
+            record,
+            MetadataRecord::BrokerRegistered(registration()),
+            altered,
+            state,
+        ] {
             let body = encode_record(&record);
             for end in 0..body.len() {
                 assert!(decode(&body[..end], 2).is_err(), "cut at {end}");

@@ -7,9 +7,14 @@ use std::{
     sync::Arc,
 };
 
+use sluice_replication::partition::{
+    control::{ControlConfig, ControlError, PartitionControl},
+    leader::Node,
+};
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
-use super::records::{BrokerRegistration, MetadataRecord};
+use super::records::{BrokerRegistration, MetadataRecord, PartitionRecord};
+use crate::topic_config;
 
 /// A topic: its id, name, where each partition lives, and configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,17 +27,68 @@ pub struct TopicMeta {
     /// `replicas[p]`: the nodes holding partition `p`, its leader first.
     /// As long as `shards`.
     pub replicas: Vec<Vec<NodeId>>,
+    /// `control[p]`: who leads partition `p`, in which epochs, with which
+    /// in-sync set (the controller's record; see
+    /// [`PartitionControl`]). As long as `shards`.
+    pub control: Vec<PartitionControl>,
     pub configs: BTreeMap<String, String>,
 }
 
+/// A node id as the replication state machines name it. Node ids are never
+/// negative (checked where they are read).
+pub fn node(id: NodeId) -> Node {
+    id.0 as Node
+}
+
+/// A node id of the replication state machines as the metadata names it.
+pub fn node_id(node: Node) -> NodeId {
+    NodeId(node as i32)
+}
+
 impl TopicMeta {
+    /// A topic whose partitions start on `replicas` (the first alive one
+    /// of each leading, in epoch 0) by `alive`'s account of the brokers.
+    pub fn new(
+        id: TopicId,
+        name: String,
+        shards: Vec<ShardId>,
+        mut replicas: Vec<Vec<NodeId>>,
+        configs: BTreeMap<String, String>,
+        alive: impl Fn(NodeId) -> bool,
+    ) -> TopicMeta {
+        replicas.resize(shards.len(), Vec::new());
+        let control = replicas
+            .iter()
+            .map(|nodes| new_control(nodes, &alive))
+            .collect();
+        TopicMeta {
+            id,
+            name,
+            shards,
+            replicas,
+            control,
+            configs,
+        }
+    }
+
     pub fn partition_count(&self) -> u32 {
         self.shards.len() as u32
     }
 
     /// The node that leads partition `partition`, if it has one.
     pub fn leader(&self, partition: u32) -> Option<NodeId> {
-        self.replicas.get(partition as usize)?.first().copied()
+        self.control.get(partition as usize)?.leader.map(node_id)
+    }
+
+    /// The controller's record of partition `partition`.
+    pub fn partition(&self, partition: u32) -> Option<&PartitionControl> {
+        self.control.get(partition as usize)
+    }
+
+    /// The election rules of this topic's partitions: its
+    /// `min.insync.replicas` and `unclean.leader.election.enable`.
+    pub fn control_config(&self) -> ControlConfig {
+        topic_config::control_config(&self.configs)
     }
 
     /// Whether `node` holds a replica of partition `partition`.
@@ -71,6 +127,11 @@ pub struct BrokerMeta {
     pub epoch: u64,
     /// Its lease ran out: it is not in client metadata.
     pub fenced: bool,
+}
+
+fn new_control(replicas: &[NodeId], alive: impl Fn(NodeId) -> bool) -> PartitionControl {
+    let nodes: Vec<Node> = replicas.iter().copied().map(node).collect();
+    PartitionControl::new(&nodes, |n| alive(node_id(n)))
 }
 
 /// Every topic, every broker, and how far producer ids have been handed
@@ -112,6 +173,14 @@ pub enum Refused {
         node: NodeId,
         epoch: u64,
         current: Option<u64>,
+    },
+    #[error("topic {topic_id} has no partition {partition}")]
+    UnknownPartition { topic_id: TopicId, partition: u32 },
+    #[error("partition {partition} of topic {topic_id}: {reason}")]
+    PartitionChange {
+        topic_id: TopicId,
+        partition: u32,
+        reason: ControlError,
     },
 }
 
@@ -164,15 +233,15 @@ impl Metadata {
                 if self.topics.contains_key(name) {
                     return Err(Refused::TopicExists { name: name.clone() });
                 }
-                let mut replicas = replicas.clone();
-                replicas.resize(shards.len(), Vec::new());
-                let topic = TopicMeta {
-                    id: *topic_id,
-                    name: name.clone(),
-                    shards: shards.clone(),
-                    replicas,
-                    configs: configs.clone(),
-                };
+                let alive = |node| self.may_lead(node);
+                let topic = TopicMeta::new(
+                    *topic_id,
+                    name.clone(),
+                    shards.clone(),
+                    replicas.clone(),
+                    configs.clone(),
+                    alive,
+                );
                 self.topics.insert(name.clone(), Arc::new(topic));
             }
             MetadataRecord::TopicDeleted { topic_id } => {
@@ -191,6 +260,12 @@ impl Metadata {
                 shards,
                 replicas,
             } => {
+                let mut replicas = replicas.clone();
+                replicas.resize(shards.len(), Vec::new());
+                let controls: Vec<PartitionControl> = replicas
+                    .iter()
+                    .map(|nodes| new_control(nodes, |node| self.may_lead(node)))
+                    .collect();
                 let topic = self.topic_mut(*topic_id)?;
                 let count = topic.partition_count();
                 if let Some(expected) = first.filter(|expected| *expected != count) {
@@ -198,9 +273,8 @@ impl Metadata {
                 }
                 let mut grown = (**topic).clone();
                 grown.shards.extend_from_slice(shards);
-                let mut replicas = replicas.clone();
-                replicas.resize(shards.len(), Vec::new());
                 grown.replicas.extend(replicas);
+                grown.control.extend(controls);
                 *topic = Arc::new(grown);
             }
             MetadataRecord::ProducerIdsAllocated { first, next } => {
@@ -214,14 +288,29 @@ impl Metadata {
                 self.producer_id_next = self.producer_id_next.max(*next);
             }
             MetadataRecord::BrokerRegistered(registration) => {
+                let node = registration.node;
+                let restarted = self.brokers.get(&node).is_some_and(|broker| {
+                    broker.registration.incarnation != registration.incarnation
+                });
+                if restarted {
+                    // Another start of the broker: what it held in memory
+                    // as a leader is gone. Its partitions move as if it
+                    // had been fenced, and the epochs tell its followers
+                    // so.
+                    if let Some(broker) = self.brokers.get_mut(&node) {
+                        broker.fenced = true;
+                    }
+                    self.change_partitions(node, true);
+                }
                 self.brokers.insert(
-                    registration.node,
+                    node,
                     BrokerMeta {
                         registration: registration.clone(),
                         epoch: index,
                         fenced: false,
                     },
                 );
+                self.change_partitions(node, false);
             }
             MetadataRecord::BrokerFenced { node, epoch }
             | MetadataRecord::BrokerUnfenced { node, epoch } => {
@@ -237,7 +326,51 @@ impl Metadata {
                         current,
                     });
                 };
-                broker.fenced = matches!(record, MetadataRecord::BrokerFenced { .. });
+                let fenced = matches!(record, MetadataRecord::BrokerFenced { .. });
+                broker.fenced = fenced;
+                if fenced {
+                    self.change_partitions(*node, true);
+                } else {
+                    self.change_partitions(*node, false);
+                }
+            }
+            MetadataRecord::InSyncAltered {
+                topic_id,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                in_sync,
+            } => {
+                let in_sync = in_sync.iter().copied().map(node).collect();
+                let alive = self.alive_set();
+                self.change_partition(*topic_id, *partition, |control, config| {
+                    control
+                        .alter_in_sync(
+                            node(*leader),
+                            *leader_epoch,
+                            *partition_epoch,
+                            &in_sync,
+                            alive,
+                            config,
+                        )
+                        .map_err(|reason| Refused::PartitionChange {
+                            topic_id: *topic_id,
+                            partition: *partition,
+                            reason,
+                        })
+                })?;
+            }
+            MetadataRecord::PartitionState(state) => {
+                let PartitionRecord {
+                    topic_id,
+                    partition,
+                    ..
+                } = state;
+                self.change_partition(*topic_id, *partition, |control, _| {
+                    *control = state.to_control(control.replicas.clone());
+                    Ok(())
+                })?;
             }
             MetadataRecord::BrokerState {
                 registration,
@@ -268,21 +401,100 @@ impl Metadata {
                 epoch: broker.epoch,
                 fenced: broker.fenced,
             });
-        let topics = self
-            .topics
-            .values()
-            .map(|topic| MetadataRecord::TopicCreated {
+        let topics = self.topics.values().flat_map(|topic| {
+            let created = MetadataRecord::TopicCreated {
                 topic_id: topic.id,
                 name: topic.name.clone(),
                 shards: topic.shards.clone(),
                 replicas: topic.replicas.clone(),
                 configs: topic.configs.clone(),
-            });
+            };
+            let states = topic
+                .control
+                .iter()
+                .enumerate()
+                .map(|(partition, control)| {
+                    MetadataRecord::PartitionState(PartitionRecord::of(
+                        topic.id,
+                        partition as u32,
+                        control,
+                    ))
+                });
+            std::iter::once(created).chain(states)
+        });
         let producer_ids = MetadataRecord::ProducerIdsAllocated {
             first: None,
             next: self.producer_id_next,
         };
         brokers.chain(topics).chain([producer_ids]).collect()
+    }
+
+    /// Whether `node` may lead a partition by this image: registered and
+    /// unfenced, or never registered (a node starting alone places its
+    /// topics on itself before its registration is applied).
+    fn may_lead(&self, node: NodeId) -> bool {
+        self.brokers.get(&node).is_none_or(|broker| !broker.fenced)
+    }
+
+    /// [`Self::may_lead`] as a set the state machines can ask while the
+    /// topics change.
+    fn alive_set(&self) -> impl Fn(Node) -> bool {
+        let fenced: Vec<Node> = self
+            .brokers
+            .values()
+            .filter(|broker| broker.fenced)
+            .map(|broker| node(broker.registration.node))
+            .collect();
+        move |n| !fenced.contains(&n)
+    }
+
+    /// Fences (or unfences) `target` in every partition it holds a
+    /// replica of.
+    fn change_partitions(&mut self, target: NodeId, fence: bool) {
+        let alive = self.alive_set();
+        for topic in self.topics.values_mut() {
+            let holds = topic.replicas.iter().any(|nodes| nodes.contains(&target));
+            if !holds {
+                continue;
+            }
+            let config = topic.control_config();
+            let mut changed = (**topic).clone();
+            let mut any = false;
+            for control in &mut changed.control {
+                any |= if fence {
+                    control.fence(node(target), &alive, config)
+                } else {
+                    control.unfence(node(target), &alive, config)
+                };
+            }
+            if any {
+                *topic = Arc::new(changed);
+            }
+        }
+    }
+
+    /// Runs `change` on partition `partition` of topic `topic_id`; a
+    /// refusal changes nothing.
+    fn change_partition(
+        &mut self,
+        topic_id: TopicId,
+        partition: u32,
+        change: impl FnOnce(&mut PartitionControl, ControlConfig) -> Result<(), Refused>,
+    ) -> Result<(), Refused> {
+        let topic = self.topic_mut(topic_id)?;
+        let config = topic.control_config();
+        let mut changed = (**topic).clone();
+        let control =
+            changed
+                .control
+                .get_mut(partition as usize)
+                .ok_or(Refused::UnknownPartition {
+                    topic_id,
+                    partition,
+                })?;
+        change(control, config)?;
+        *topic = Arc::new(changed);
+        Ok(())
     }
 
     fn topic_mut(&mut self, id: TopicId) -> Result<&mut Arc<TopicMeta>, Refused> {
@@ -440,15 +652,173 @@ mod tests {
         assert_eq!(rebuilt, metadata);
     }
 
+    fn three_brokers_and_a_topic(min_in_sync: &str) -> Metadata {
+        let mut metadata = Metadata::default();
+        for node in 1..=3 {
+            metadata
+                .apply(
+                    &MetadataRecord::BrokerRegistered(BrokerRegistration {
+                        node: NodeId(node),
+                        ..registration(node)
+                    }),
+                    node as u64,
+                )
+                .unwrap();
+        }
+        let created = MetadataRecord::TopicCreated {
+            topic_id: TopicId(9),
+            name: "t".to_string(),
+            shards: vec![ShardId(0)],
+            replicas: vec![vec![NodeId(1), NodeId(2), NodeId(3)]],
+            configs: [("min.insync.replicas".to_string(), min_in_sync.to_string())].into(),
+        };
+        metadata.apply(&created, 4).unwrap();
+        metadata
+    }
+
+    fn control(metadata: &Metadata) -> PartitionControl {
+        metadata.topic("t").unwrap().control[0].clone()
+    }
+
+    #[test]
+    fn a_fenced_leader_is_succeeded_and_a_restarted_one_loses_its_epoch() {
+        let mut metadata = three_brokers_and_a_topic("2");
+        assert_eq!(metadata.topic("t").unwrap().leader(0), Some(NodeId(1)));
+        let fence = |node: i32, epoch| MetadataRecord::BrokerFenced {
+            node: NodeId(node),
+            epoch,
+        };
+        metadata.apply(&fence(1, 1), 5).unwrap();
+        let after = control(&metadata);
+        assert_eq!(after.leader, Some(2));
+        assert_eq!(after.leader_epoch, 1);
+        assert_eq!(after.in_sync, [2, 3].into());
+        // Back, it is not in sync until its leader says so.
+        let unfence = MetadataRecord::BrokerUnfenced {
+            node: NodeId(1),
+            epoch: 1,
+        };
+        metadata.apply(&unfence, 6).unwrap();
+        assert_eq!(control(&metadata), after);
+        // A new start of the leader: leadership moves on at once.
+        metadata
+            .apply(
+                &MetadataRecord::BrokerRegistered(BrokerRegistration {
+                    node: NodeId(2),
+                    incarnation: 8,
+                    ..registration(2)
+                }),
+                7,
+            )
+            .unwrap();
+        let moved = control(&metadata);
+        assert_eq!(moved.leader, Some(3));
+        assert_eq!(moved.leader_epoch, 2);
+        assert_eq!(moved.in_sync, [3].into());
+        assert_eq!(moved.eligible, [2].into(), "below min.insync.replicas");
+    }
+
+    #[test]
+    fn the_last_replica_standing_is_elected_again_and_nobody_else() {
+        let mut metadata = three_brokers_and_a_topic("2");
+        for (node, index) in [(2, 5), (3, 6), (1, 7)] {
+            let fence = MetadataRecord::BrokerFenced {
+                node: NodeId(node),
+                epoch: node as u64,
+            };
+            metadata.apply(&fence, index).unwrap();
+        }
+        let offline = control(&metadata);
+        assert_eq!(offline.leader, None);
+        assert!(offline.in_sync.is_empty());
+        assert_eq!(
+            offline.eligible,
+            [1, 3].into(),
+            "they left below min.insync.replicas, when the high watermark stopped"
+        );
+        // Node 2 left while the set was still at min: the high watermark
+        // moved on without it, so it may lack committed records.
+        let unfence = |node: i32| MetadataRecord::BrokerUnfenced {
+            node: NodeId(node),
+            epoch: node as u64,
+        };
+        metadata.apply(&unfence(2), 8).unwrap();
+        assert_eq!(control(&metadata).leader, None, "2 is not eligible");
+        metadata.apply(&unfence(3), 9).unwrap();
+        let back = control(&metadata);
+        assert_eq!(back.leader, Some(3));
+        assert_eq!(back.in_sync, [3].into());
+    }
+
+    #[test]
+    fn an_in_sync_change_from_a_stale_leader_changes_nothing() {
+        let mut metadata = three_brokers_and_a_topic("1");
+        let shrink = |leader: i32, leader_epoch, partition_epoch| MetadataRecord::InSyncAltered {
+            topic_id: TopicId(9),
+            partition: 0,
+            leader: NodeId(leader),
+            leader_epoch,
+            partition_epoch,
+            in_sync: vec![NodeId(1), NodeId(2)],
+        };
+        metadata.apply(&shrink(1, 0, 0), 5).unwrap();
+        assert_eq!(control(&metadata).in_sync, [1, 2].into());
+        assert_eq!(control(&metadata).partition_epoch, 1);
+        let before = metadata.clone();
+        for (stale, why) in [
+            (shrink(1, 0, 0), "an old partition epoch"),
+            (shrink(2, 0, 1), "not the leader"),
+            (shrink(1, 1, 1), "another leader epoch"),
+        ] {
+            assert!(
+                matches!(
+                    metadata.apply(&stale, 6),
+                    Err(Refused::PartitionChange { .. })
+                ),
+                "{why}"
+            );
+            assert_eq!(metadata, before, "{why}");
+        }
+        let unknown = MetadataRecord::InSyncAltered {
+            topic_id: TopicId(9),
+            partition: 4,
+            leader: NodeId(1),
+            leader_epoch: 0,
+            partition_epoch: 1,
+            in_sync: vec![NodeId(1)],
+        };
+        assert!(matches!(
+            metadata.apply(&unknown, 7),
+            Err(Refused::UnknownPartition { partition: 4, .. })
+        ));
+    }
+
+    #[test]
+    fn an_image_keeps_every_partition_state() {
+        let mut metadata = three_brokers_and_a_topic("2");
+        let fence = MetadataRecord::BrokerFenced {
+            node: NodeId(1),
+            epoch: 1,
+        };
+        metadata.apply(&fence, 5).unwrap();
+        let mut rebuilt = Metadata::default();
+        for record in metadata.to_records() {
+            rebuilt.apply(&record, 100).unwrap();
+        }
+        assert_eq!(rebuilt, metadata);
+        assert_eq!(control(&rebuilt).leader_epoch, 1);
+    }
+
     #[test]
     fn a_topic_directory_holds_its_name_and_its_id_in_hex() {
-        let topic = TopicMeta {
-            id: TopicId(0xab),
-            name: "events".to_string(),
-            shards: vec![ShardId(0)],
-            replicas: vec![vec![NodeId(0)]],
-            configs: BTreeMap::new(),
-        };
+        let topic = TopicMeta::new(
+            TopicId(0xab),
+            "events".to_string(),
+            vec![ShardId(0)],
+            vec![vec![NodeId(0)]],
+            BTreeMap::new(),
+            |_| true,
+        );
         let expected = format!("topics/events-{:0>32}/3", "ab");
         assert_eq!(topic.partition_dir(Path::new(""), 3), Path::new(&expected));
     }

@@ -11,7 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use sluice_replication::partition::control::PartitionControl;
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
+
+use super::image::{node, node_id};
 
 /// One change to the metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +71,61 @@ pub enum MetadataRecord {
         epoch: u64,
         fenced: bool,
     },
+    /// A partition's leader, `leader` in `leader_epoch`, asks for the
+    /// in-sync set `in_sync` under partition epoch `partition_epoch`
+    /// (Kafka's AlterPartition). Refused unless it still leads in that
+    /// epoch, the partition epoch is current, and every new member is an
+    /// unfenced replica: a stale leader changes nothing.
+    InSyncAltered {
+        topic_id: TopicId,
+        partition: u32,
+        leader: NodeId,
+        leader_epoch: u32,
+        partition_epoch: u32,
+        in_sync: Vec<NodeId>,
+    },
+    /// A partition's whole state, as a snapshot of the metadata holds it.
+    /// Only in snapshots, after its topic.
+    PartitionState(PartitionRecord),
+}
+
+/// A partition's leader, epochs, in-sync set and eligible leader replicas
+/// (its replicas are its topic's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRecord {
+    pub topic_id: TopicId,
+    pub partition: u32,
+    pub leader: Option<NodeId>,
+    pub leader_epoch: u32,
+    pub partition_epoch: u32,
+    pub in_sync: Vec<NodeId>,
+    pub eligible: Vec<NodeId>,
+}
+
+impl PartitionRecord {
+    pub fn of(topic_id: TopicId, partition: u32, control: &PartitionControl) -> PartitionRecord {
+        PartitionRecord {
+            topic_id,
+            partition,
+            leader: control.leader.map(node_id),
+            leader_epoch: control.leader_epoch,
+            partition_epoch: control.partition_epoch,
+            in_sync: control.in_sync.iter().copied().map(node_id).collect(),
+            eligible: control.eligible.iter().copied().map(node_id).collect(),
+        }
+    }
+
+    /// The state this record holds, of a partition on `replicas`.
+    pub fn to_control(&self, replicas: Vec<u32>) -> PartitionControl {
+        PartitionControl {
+            replicas,
+            leader: self.leader.map(node),
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            in_sync: self.in_sync.iter().copied().map(node).collect(),
+            eligible: self.eligible.iter().copied().map(node).collect(),
+        }
+    }
 }
 
 /// What a broker says of itself when it registers.

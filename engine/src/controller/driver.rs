@@ -256,6 +256,9 @@ fn failure_of(refused: Refused) -> Failure {
         Refused::ProducerIdsTaken { .. } | Refused::StaleBrokerEpoch { .. } => {
             ErrorKind::NotController
         }
+        Refused::UnknownPartition { .. } => ErrorKind::NoSuchPartition,
+        // The asker no longer leads, or asked under an old epoch.
+        Refused::PartitionChange { .. } => ErrorKind::NotLeader,
     };
     Failure::new(kind, refused.to_string())
 }

@@ -275,8 +275,14 @@ fn form(
     )?;
     // That log's release ran one node: every partition is this node's.
     for topic in image.topics.values_mut() {
-        let mut placed = (**topic).clone();
-        placed.replicas = vec![vec![node]; placed.shards.len()];
+        let placed = crate::cluster_metadata::TopicMeta::new(
+            topic.id,
+            topic.name.clone(),
+            topic.shards.clone(),
+            vec![vec![node]; topic.shards.len()],
+            topic.configs.clone(),
+            |_| true,
+        );
         *topic = std::sync::Arc::new(placed);
     }
     let log = QuorumLog::bootstrap_with_state(dir, voters, encode_snapshot(&image))?;

@@ -177,25 +177,40 @@ fn describe(
         .with_partitions(
             (0..topic.partition_count())
                 .map(|partition| {
-                    let replicas = topic.replicas[partition as usize].as_slice();
-                    let in_sync: Vec<BrokerId> = replicas
+                    let placement = crate::cluster_view::placement(
+                        metadata,
+                        shard.config.node_id,
+                        topic,
+                        partition,
+                    );
+                    let ids = |nodes: &[sluice_storage::NodeId]| {
+                        nodes.iter().map(|node| BrokerId(node.0)).collect()
+                    };
+                    let offline = placement
+                        .replicas
                         .iter()
-                        .filter(|node| is_live(shard, metadata, **node))
-                        .map(|node| BrokerId(node.0))
-                        .collect();
-                    let leader = topic
-                        .leader(partition)
-                        .filter(|node| is_live(shard, metadata, *node));
+                        .copied()
+                        .filter(|node| !is_live(shard, metadata, *node))
+                        .collect::<Vec<_>>();
                     MetadataResponsePartition::default()
                         .with_partition_index(partition as i32)
-                        .with_error_code(match leader {
+                        .with_error_code(match placement.leader {
                             Some(_) => 0,
                             None => ResponseError::LeaderNotAvailable.code(),
                         })
-                        .with_leader_id(BrokerId(leader.map_or(-1, |node| node.0)))
-                        .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                        .with_replica_nodes(replicas.iter().map(|node| BrokerId(node.0)).collect())
-                        .with_isr_nodes(in_sync)
+                        .with_leader_id(BrokerId(placement.leader.map_or(-1, |node| node.0)))
+                        .with_leader_epoch(if version >= 7 {
+                            i32::try_from(placement.leader_epoch).unwrap_or(i32::MAX)
+                        } else {
+                            -1
+                        })
+                        .with_replica_nodes(ids(&placement.replicas))
+                        .with_isr_nodes(ids(&placement.in_sync))
+                        .with_offline_replicas(if version >= 5 {
+                            ids(&offline)
+                        } else {
+                            Vec::new()
+                        })
                 })
                 .collect(),
         )

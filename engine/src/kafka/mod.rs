@@ -414,19 +414,28 @@ pub(crate) fn current_leader(
     topic: &str,
     partition: i32,
 ) -> (BrokerId, i32, Option<KafkaBroker>) {
-    let leader = metadata
-        .topic(topic)
-        .and_then(|meta| meta.leader(u32::try_from(partition).ok()?))
-        .filter(|node| is_live(shard, metadata, *node));
-    match leader {
-        Some(node) => {
+    let placement = metadata.topic(topic).and_then(|meta| {
+        let partition = u32::try_from(partition).ok()?;
+        (partition < meta.partition_count()).then(|| {
+            crate::cluster_view::placement(metadata, shard.config.node_id, meta, partition)
+        })
+    });
+    match placement {
+        Some(crate::cluster_view::Placement {
+            leader: Some(node),
+            leader_epoch,
+            ..
+        }) => {
             let endpoint = live_brokers(shard, metadata)
                 .into_iter()
                 .find(|broker| broker.node.0 == node.0);
-            // Leadership does not move yet: every leader is at epoch 0.
-            (BrokerId(node.0), 0, endpoint)
+            (
+                BrokerId(node.0),
+                i32::try_from(leader_epoch).unwrap_or(i32::MAX),
+                endpoint,
+            )
         }
-        None => (BrokerId(-1), -1, None),
+        _ => (BrokerId(-1), -1, None),
     }
 }
 

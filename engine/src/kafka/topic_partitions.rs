@@ -110,31 +110,28 @@ fn describe(
     topic: &TopicMeta,
     partition: u32,
 ) -> DescribeTopicPartitionsResponsePartition {
-    let replicas = topic
+    let placement =
+        crate::cluster_view::placement(metadata, shard.config.node_id, topic, partition);
+    let offline: Vec<_> = placement
         .replicas
-        .get(partition as usize)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let (live, offline): (Vec<_>, Vec<_>) = replicas
         .iter()
-        .partition(|node| is_live(shard, metadata, **node));
-    let leader = topic
-        .leader(partition)
-        .filter(|node| is_live(shard, metadata, *node));
-    let ids = |nodes: Vec<&sluice_storage::NodeId>| {
-        nodes.into_iter().map(|node| BrokerId(node.0)).collect()
+        .copied()
+        .filter(|node| !is_live(shard, metadata, *node))
+        .collect();
+    let ids = |nodes: &[sluice_storage::NodeId]| -> Vec<BrokerId> {
+        nodes.iter().map(|node| BrokerId(node.0)).collect()
     };
     DescribeTopicPartitionsResponsePartition::default()
-        .with_error_code(match leader {
+        .with_error_code(match placement.leader {
             Some(_) => 0,
             None => ResponseError::LeaderNotAvailable.code(),
         })
         .with_partition_index(partition as i32)
-        .with_leader_id(BrokerId(leader.map_or(-1, |node| node.0)))
-        .with_leader_epoch(0)
-        .with_replica_nodes(replicas.iter().map(|node| BrokerId(node.0)).collect())
-        .with_isr_nodes(ids(live))
-        .with_eligible_leader_replicas(Some(Vec::new()))
+        .with_leader_id(BrokerId(placement.leader.map_or(-1, |node| node.0)))
+        .with_leader_epoch(i32::try_from(placement.leader_epoch).unwrap_or(i32::MAX))
+        .with_replica_nodes(ids(&placement.replicas))
+        .with_isr_nodes(ids(&placement.in_sync))
+        .with_eligible_leader_replicas(Some(ids(&placement.eligible)))
         .with_last_known_elr(Some(Vec::new()))
-        .with_offline_replicas(ids(offline))
+        .with_offline_replicas(ids(&offline))
 }
