@@ -36,12 +36,18 @@ pub enum ErrorKind {
     InvalidReplicaAssignment,
     /// A replication factor the cluster cannot give.
     InvalidReplicationFactor,
+    /// The request names a leader epoch older than the partition's: the
+    /// client's metadata is stale.
+    FencedLeaderEpoch,
+    /// The request names a leader epoch newer than this node knows: this
+    /// node's metadata is behind the client's.
+    UnknownLeaderEpoch,
 }
 
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 23] = [
+    pub const ALL: [ErrorKind; 25] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
@@ -65,6 +71,8 @@ impl ErrorKind {
         ErrorKind::NotController,
         ErrorKind::InvalidReplicaAssignment,
         ErrorKind::InvalidReplicationFactor,
+        ErrorKind::FencedLeaderEpoch,
+        ErrorKind::UnknownLeaderEpoch,
     ];
 }
 

@@ -890,6 +890,55 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
         || (0..4).all(|node| partition_states(&cluster.kafka_addr(node), "observed") == expected),
         "every node has the restarted broker lead its partitions in epoch 1",
     );
+    // KIP-320: a Fetch or ListOffsets naming an older leader epoch is
+    // fenced, a newer one unknown, the current one served.
+    let partition = led_by_3[0] as i32;
+    for (epoch, code) in [(0, 74), (2, 75), (1, 0), (-1, 0)] {
+        assert_eq!(
+            in_epoch(&broker, "observed", partition, epoch),
+            (code, code),
+            "epoch {epoch}"
+        );
+    }
+}
+
+/// The error codes of a Fetch (v12) and a ListOffsets (v7) of `topic`'s
+/// `partition` at `addr` naming `epoch` as the current leader epoch.
+fn in_epoch(addr: &str, topic: &str, partition: i32, epoch: i32) -> (i16, i16) {
+    use kafka_protocol::messages::{
+        fetch_request::{FetchPartition, FetchTopic},
+        list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+        ApiKey, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+        TopicName,
+    };
+    let name = TopicName(kafka_protocol::protocol::StrBytes::from_string(
+        topic.to_string(),
+    ));
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name.clone())
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_current_leader_epoch(epoch)
+                .with_partition_max_bytes(1 << 20)])]);
+    let fetched: FetchResponse = kafka_call(addr, ApiKey::Fetch, 12, &fetch);
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name)
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_current_leader_epoch(epoch)
+                .with_timestamp(-1)])]);
+    let listed: ListOffsetsResponse = kafka_call(addr, ApiKey::ListOffsets, 7, &list);
+    (
+        fetched.responses[0].partitions[0].error_code,
+        listed.topics[0].partitions[0].error_code,
+    )
 }
 
 /// A topic create through the native CLI at `native_addr`: its exit

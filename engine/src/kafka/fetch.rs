@@ -17,7 +17,7 @@ use kafka_protocol::{
 use sluice_storage::Offset;
 use uuid::Uuid;
 
-use super::{current_leader, failure_code, str_bytes, topic_name};
+use super::{check_leader_epoch, current_leader, failure_code, str_bytes, topic_name};
 use crate::{
     partition::{
         read::{read_or_wait, Target, FETCH_RESPONSE_BYTES_MAX},
@@ -54,7 +54,17 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
                     ErrorKind::NoSuchPartition,
                     "negative partition",
                 )),
-                (Some(name), Ok(partition)) => route(shard, &metadata, name, partition),
+                (Some(name), Ok(partition)) => {
+                    route(shard, &metadata, name, partition).and_then(|route| {
+                        let epoch = if version >= 9 {
+                            part.current_leader_epoch
+                        } else {
+                            -1
+                        };
+                        check_leader_epoch(&metadata, name, part.partition, epoch)?;
+                        Ok(route)
+                    })
+                }
             };
             let offset = u64::try_from(part.fetch_offset).map_err(|_| {
                 Failure::new(

@@ -261,6 +261,54 @@ pub(crate) fn on_partition<T: 'static>(
     Ok(ask(shard, route(shard, metadata, topic, partition)?, make))
 }
 
+/// [`on_partition`] for a request that names the leader epoch it expects
+/// (KIP-320's `current_leader_epoch`; -1: none).
+pub(crate) fn on_partition_in_epoch<T: 'static>(
+    shard: &Rc<Shard>,
+    metadata: &Metadata,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+    make: impl FnOnce(futures_channel::oneshot::Sender<Result<T, Failure>>) -> PartitionOp,
+) -> Pending<T> {
+    let route = route(shard, metadata, topic, partition)?;
+    check_leader_epoch(metadata, topic, partition, current_leader_epoch)?;
+    Ok(ask(shard, route, make))
+}
+
+/// KIP-320's check of the leader epoch a client names (-1: none) against
+/// the partition's: an older one is FENCED_LEADER_EPOCH (the client's
+/// metadata is stale), a newer one UNKNOWN_LEADER_EPOCH (this node's is).
+/// Both are retriable: the client refreshes its metadata.
+pub(crate) fn check_leader_epoch(
+    metadata: &Metadata,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> Result<(), Failure> {
+    let Ok(asked) = u32::try_from(current_leader_epoch) else {
+        return Ok(());
+    };
+    let Some(current) = metadata
+        .topic(topic)
+        .and_then(|meta| meta.partition(u32::try_from(partition).ok()?))
+        .map(|control| control.leader_epoch)
+    else {
+        return Ok(());
+    };
+    match asked.cmp(&current) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(Failure::new(
+            ErrorKind::FencedLeaderEpoch,
+            format!("leader epoch {asked} of partition {partition} of {topic} is older than its current {current}"),
+        )),
+        std::cmp::Ordering::Greater => Err(Failure::new(
+            ErrorKind::UnknownLeaderEpoch,
+            format!("leader epoch {asked} of partition {partition} of {topic} is newer than the {current} this node knows"),
+        )),
+    }
+}
+
 /// Kafka's code for a failure of `kind`.
 pub(crate) fn error_code(kind: ErrorKind) -> i16 {
     let error = match kind {
@@ -292,6 +340,8 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         ErrorKind::NotController => ResponseError::RequestTimedOut,
         ErrorKind::InvalidReplicaAssignment => ResponseError::InvalidReplicaAssignment,
         ErrorKind::InvalidReplicationFactor => ResponseError::InvalidReplicationFactor,
+        ErrorKind::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        ErrorKind::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
     };
     error.code()
 }

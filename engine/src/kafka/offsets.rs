@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use super::{failure_code, on_partition, topic_name};
+use super::{failure_code, on_partition_in_epoch, topic_name};
 use crate::{
     partition::{ErrorKind, Failure, FanOut, Listed, OffsetQuery, PartitionOp, Pending},
     shard::Shard,
@@ -22,16 +22,24 @@ const MAX_TIMESTAMP: i64 = -3;
 /// The earliest offset on local storage (v8+): all storage is local here.
 const EARLIEST_LOCAL: i64 = -4;
 
-/// Asks the owner of (topic, partition) for an offset.
+/// Asks the owner of (topic, partition) for an offset, if its leader epoch
+/// is `current_leader_epoch` (-1: any).
 fn ask(
     shard: &Rc<Shard>,
     topic: &str,
     partition: i32,
+    current_leader_epoch: i32,
     query: OffsetQuery,
 ) -> Pending<Option<Listed>> {
-    on_partition(shard, &shard.metadata(), topic, partition, |reply| {
-        PartitionOp::ListOffset { query, reply }
-    })
+    let metadata = shard.metadata();
+    on_partition_in_epoch(
+        shard,
+        &metadata,
+        topic,
+        partition,
+        current_leader_epoch,
+        |reply| PartitionOp::ListOffset { query, reply },
+    )
 }
 
 pub async fn list_offsets(
@@ -54,7 +62,13 @@ pub async fn list_offsets(
                     format!("timestamp {other}"),
                 )),
             };
-            let answer = query.and_then(|query| ask(shard, &name, part.partition_index, query));
+            let epoch = if version >= 4 {
+                part.current_leader_epoch
+            } else {
+                -1
+            };
+            let answer =
+                query.and_then(|query| ask(shard, &name, part.partition_index, epoch, query));
             parts.part(part.partition_index, answer);
         }
         parts.end_topic(name);
@@ -94,14 +108,19 @@ pub async fn list_offsets(
 pub async fn offset_for_leader_epoch(
     shard: &Rc<Shard>,
     request: OffsetForLeaderEpochRequest,
-    _version: i16,
+    version: i16,
 ) -> OffsetForLeaderEpochResponse {
     // Each part is labelled (partition, the leader epoch asked about).
     let mut parts = FanOut::<(i32, i32), Option<Listed>>::default();
     for topic in request.topics {
         let name = topic.topic.0.to_string();
         for part in &topic.partitions {
-            let answer = ask(shard, &name, part.partition, OffsetQuery::Latest);
+            let epoch = if version >= 2 {
+                part.current_leader_epoch
+            } else {
+                -1
+            };
+            let answer = ask(shard, &name, part.partition, epoch, OffsetQuery::Latest);
             parts.part((part.partition, part.leader_epoch), answer);
         }
         parts.end_topic(name);

@@ -100,6 +100,10 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::NotController => ErrorCode::NotController,
         ErrorKind::InvalidReplicaAssignment => ErrorCode::InvalidReplicaAssignment,
         ErrorKind::InvalidReplicationFactor => ErrorCode::InvalidReplicationFactor,
+        // Native requests name no leader epoch, so these come only from
+        // Kafka's; a stale view of leadership is NotLeader to a native
+        // client, which refreshes its metadata.
+        ErrorKind::FencedLeaderEpoch | ErrorKind::UnknownLeaderEpoch => ErrorCode::NotLeader,
     }
 }
 
