@@ -13,7 +13,8 @@ use glommio::{
 };
 use sluice_engine::peer::{
     wire::{self, Hello},
-    MessageKind, PeerMessage, PeerNetwork, SendError, INBOUND_CONNECTIONS_MAX, QUEUE_MESSAGES_MAX,
+    HandedOver, MessageKind, PeerMessage, PeerNetwork, Place, SendError, INBOUND_CONNECTIONS_MAX,
+    QUEUE_MESSAGES_MAX,
 };
 use sluice_storage::NodeId;
 
@@ -264,11 +265,13 @@ async fn connect(address: &str) -> TcpStream {
     TcpStream::connect(address).await.expect("connect")
 }
 
-fn hello(cluster: &str, from: i32, to: i32) -> [u8; wire::HELLO_BYTES] {
+fn hello(cluster: &str, from: i32, to: i32) -> Vec<u8> {
     wire::encode_hello(&Hello {
         cluster_id: cluster.as_bytes().try_into().unwrap(),
         from: NodeId(from),
         to: NodeId(to),
+        from_shard: 0,
+        to_shard: 0,
     })
 }
 
@@ -340,7 +343,7 @@ fn bad_input_is_refused_while_a_good_connection_keeps_working() {
         // Another version.
         let mut stream = connect(&target).await;
         let mut later = hello(CLUSTER, 5, 2);
-        later[4] = wire::VERSION + 1;
+        later[4] = wire::VERSION_SHARDS + 1;
         assert_eq!(send_raw(&mut stream, &later).await, Some(2));
         assert_closed(&mut stream).await;
 
@@ -480,5 +483,122 @@ fn connections_past_the_cap_are_refused_at_once_and_slots_come_back() {
         );
         one.network.stop();
         two.network.stop();
+    });
+}
+
+/// A node of two shards: shard 0 holds the listener and hands shard 1's
+/// connections over to it, as the engine's shards do across threads.
+struct TwoShards {
+    shards: [Rc<PeerNetwork>; 2],
+    inboxes: [Receiver<PeerMessage>; 2],
+    address: String,
+}
+
+fn two_shards(id: i32) -> TwoShards {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the peer port");
+    let address = listener.local_addr().unwrap().to_string();
+    let (handed, handovers) = async_channel::unbounded::<HandedOver>();
+    let place = |shard| Place {
+        node: NodeId(id),
+        shard,
+        shard_count: 2,
+    };
+    let (inbound_0, inbox_0) = async_channel::bounded(1024);
+    let (inbound_1, inbox_1) = async_channel::bounded(1024);
+    let hand_over: Box<dyn Fn(HandedOver)> = Box::new(move |handed_over| {
+        assert_eq!(handed_over.shard, 1, "only shard 1 is another shard");
+        handed.try_send(handed_over).unwrap();
+    });
+    let shard_0 = PeerNetwork::start_on_shard(
+        place(0),
+        Arc::from(CLUSTER),
+        Some(listener),
+        inbound_0,
+        Some(hand_over),
+    );
+    let shard_1 = PeerNetwork::start_on_shard(place(1), Arc::from(CLUSTER), None, inbound_1, None);
+    let adopter = shard_1.clone();
+    glommio::spawn_local(async move {
+        while let Ok(handed_over) = handovers.recv().await {
+            adopter.adopt(handed_over);
+        }
+    })
+    .detach();
+    TwoShards {
+        shards: [shard_0, shard_1],
+        inboxes: [inbox_0, inbox_1],
+        address,
+    }
+}
+
+#[test]
+fn each_shard_pair_has_its_own_connection_and_messages_reach_their_shard() {
+    on_executor(async {
+        let one = two_shards(1);
+        let two = two_shards(2);
+        for shard in &one.shards {
+            shard.set_address(NodeId(2), two.address.clone());
+        }
+        for shard in &two.shards {
+            shard.set_address(NodeId(1), one.address.clone());
+        }
+        // Shard 1 of node 1 to shards 1 and 3 of node 2: both are its
+        // shard 1 (3 modulo its 2 shards), each over a connection of its
+        // own; shard 0 and 2 are its shard 0.
+        let count = 200;
+        for index in 0..count {
+            for to_shard in [0, 1, 2, 3] {
+                one.shards[1]
+                    .send_to_shard(
+                        NodeId(2),
+                        to_shard,
+                        MessageKind::Quorum,
+                        body(&format!("to {to_shard}"), index),
+                    )
+                    .unwrap();
+            }
+        }
+        let mut seen = [[0usize; 4]; 2];
+        for _ in 0..count * 4 {
+            let next = futures_lite::future::or(
+                async { (0, two.inboxes[0].recv().await.unwrap()) },
+                async { (1, two.inboxes[1].recv().await.unwrap()) },
+            );
+            let Some((shard, message)) = within(WAIT, next).await else {
+                panic!(
+                    "messages stopped; seen {seen:?}, {:?}",
+                    two.shards[0].stats()
+                );
+            };
+            assert_eq!((message.from, message.from_shard), (NodeId(1), 1));
+            let text = String::from_utf8(message.body.to_vec()).unwrap();
+            let to_shard: usize = text[3..4].parse().unwrap();
+            assert_eq!(shard, to_shard % 2, "{text} reached shard {shard}");
+            let index: usize = text[5..].parse().unwrap();
+            assert_eq!(
+                index, seen[shard][to_shard],
+                "in order per connection: {text}"
+            );
+            seen[shard][to_shard] += 1;
+        }
+        assert_eq!(seen, [[count, 0, count, 0], [0, count, 0, count]]);
+        // The answer goes back the other way, shard 1 to shard 1.
+        two.shards[1]
+            .send_to_shard(NodeId(1), 1, MessageKind::ControllerReply, body("back", 0))
+            .unwrap();
+        let back = receive(&one.inboxes[1]).await;
+        assert_eq!((back.from, back.from_shard), (NodeId(2), 1));
+        assert_eq!(back.body, body("back", 0));
+        assert_quiet(&one.inboxes[0]).await;
+        // Four connections from node 1's shard 1, all accepted by node 2's
+        // shard 0, and the messages of two of them read on its shard 1.
+        assert_eq!(two.shards[0].stats().connections_accepted, 4);
+        assert_eq!(two.shards[0].stats().messages_received, 2 * count as u64);
+        assert_eq!(two.shards[1].stats().messages_received, 2 * count as u64);
+        assert_eq!(one.shards[0].stats().connections_accepted, 1);
+        assert_eq!(one.shards[1].stats().messages_received, 1);
+        for shard in one.shards.iter().chain(two.shards.iter()) {
+            shard.stop();
+        }
     });
 }

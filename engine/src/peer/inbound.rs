@@ -7,16 +7,20 @@
 //! frame that is not one closes the connection. Each is counted and
 //! logged within the network's warning budget.
 
-use std::{convert::Infallible, rc::Rc, time::Duration};
+use std::{
+    convert::Infallible,
+    os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd},
+    rc::Rc,
+    time::Duration,
+};
 
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
-use sluice_storage::NodeId;
 
 use super::{
-    wire::{self, Decoded, FrameError, Refusal},
-    within, PeerMessage, PeerNetwork, FRAME_STALL_TIMEOUT, HANDSHAKE_TIMEOUT,
+    wire::{self, Decoded, FrameError, Hello, Refusal},
+    within, HandedOver, PeerMessage, PeerNetwork, FRAME_STALL_TIMEOUT, HANDSHAKE_TIMEOUT,
     INBOUND_CONNECTIONS_MAX,
 };
 
@@ -101,34 +105,97 @@ enum Ended {
     Stalled,
 }
 
-/// One accepted connection: its hello, then its frames.
+/// One accepted connection: its hello, then its frames, here or on the
+/// shard the hello is for.
 async fn serve(network: &Rc<PeerNetwork>, mut stream: TcpStream) {
     let address = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_string(), |address| address.to_string());
-    let Some(from) = handshake(network, &mut stream, &address).await else {
+    let Some(hello) = handshake(network, &mut stream, &address).await else {
         return;
     };
     network.count(|stats| stats.connections_accepted += 1);
+    let shard = network.shard_of(&hello);
+    match &network.hand_over {
+        Some(hand_over) if shard != network.shard => match take_socket(&stream) {
+            Ok(socket) => {
+                tracing::debug!(from = %hello.from, from_shard = hello.from_shard, shard, %address, "peer connection handed to its shard");
+                hand_over(HandedOver {
+                    shard: shard as usize,
+                    socket,
+                    hello,
+                });
+            }
+            Err(error) => {
+                tracing::warn!(from = %hello.from, %address, %error, "a peer connection could not be handed to its shard");
+            }
+        },
+        _ => serve_frames(network, stream, hello, &address).await,
+    }
+}
+
+/// A socket of its own for `stream`'s connection, to give another shard
+/// (a glommio stream cannot leave its executor): `stream` is closed when
+/// dropped, the connection lives on in the duplicate.
+fn take_socket(stream: &TcpStream) -> std::io::Result<OwnedFd> {
+    // SAFETY: `dup` of an open descriptor this stream owns; the result is
+    // checked and then owned by the `OwnedFd` alone.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Serves a connection another shard accepted for this one.
+pub(super) fn adopt(network: &Rc<PeerNetwork>, handed: HandedOver) {
+    if network.accepted_open.get() >= INBOUND_CONNECTIONS_MAX {
+        // Dropping the socket closes the connection; the peer reconnects.
+        refused_count(network, Refusal::TooManyConnections, None);
+        return;
+    }
+    // SAFETY: the descriptor is a connected TCP socket handed over whole;
+    // the stream takes sole ownership of it.
+    let stream = unsafe { TcpStream::from_raw_fd(handed.socket.into_raw_fd()) };
+    let open = Open::new(network.clone());
+    network.spawn(async move {
+        let address = stream
+            .peer_addr()
+            .map_or_else(|_| "unknown".to_string(), |address| address.to_string());
+        serve_frames(&open.0, stream, handed.hello, &address).await;
+        drop(open);
+    });
+}
+
+/// An accepted connection past its hello: its frames until it ends.
+async fn serve_frames(
+    network: &Rc<PeerNetwork>,
+    mut stream: TcpStream,
+    hello: Hello,
+    address: &str,
+) {
+    let from = hello.from;
+    let key = (from, hello.from_shard, hello.to_shard);
     let (closer, closed) = async_channel::bounded::<Infallible>(1);
     let id = network.next_connection_id();
     let older = network
         .accepted
         .borrow_mut()
-        .insert(from, Accepted { id, closer });
+        .insert(key, Accepted { id, closer });
     if let Some(older) = older {
         older.closer.close();
     }
-    tracing::debug!(%from, %address, "peer connection accepted");
-    let ended = futures_lite::future::or(read_frames(network, from, &mut stream), async move {
+    tracing::debug!(%from, from_shard = hello.from_shard, %address, "peer connection accepted");
+    let ended = futures_lite::future::or(read_frames(network, &hello, &mut stream), async move {
         let _ = closed.recv().await;
         Ended::Replaced
     })
     .await;
     {
         let mut accepted = network.accepted.borrow_mut();
-        if accepted.get(&from).is_some_and(|entry| entry.id == id) {
-            accepted.remove(&from);
+        if accepted.get(&key).is_some_and(|entry| entry.id == id) {
+            accepted.remove(&key);
         }
     }
     match ended {
@@ -143,20 +210,28 @@ async fn serve(network: &Rc<PeerNetwork>, mut stream: TcpStream) {
 }
 
 /// Reads and checks the hello and answers it, within
-/// [`HANDSHAKE_TIMEOUT`]: the node that connected, or `None` when the
-/// connection is refused (counted and logged here).
-async fn handshake(network: &PeerNetwork, stream: &mut TcpStream, address: &str) -> Option<NodeId> {
-    let mut hello = [0u8; wire::HELLO_BYTES];
+/// [`HANDSHAKE_TIMEOUT`]: the hello, or `None` when the connection is
+/// refused (counted and logged here).
+async fn handshake(network: &PeerNetwork, stream: &mut TcpStream, address: &str) -> Option<Hello> {
     let exchange = async {
-        stream.read_exact(&mut hello).await?;
-        let checked = wire::accept_hello(&hello, &network.cluster_id, network.node_id);
+        let mut prefix = [0u8; wire::HELLO_PREFIX_BYTES];
+        stream.read_exact(&mut prefix).await?;
+        let checked = match wire::hello_length(&prefix) {
+            Ok(length) => {
+                let mut hello = vec![0u8; length];
+                hello[..prefix.len()].copy_from_slice(&prefix);
+                stream.read_exact(&mut hello[prefix.len()..]).await?;
+                wire::accept_hello(&hello, &network.cluster_id, network.node_id)
+            }
+            Err(refusal) => Err(refusal),
+        };
         let status = checked.map_or_else(Refusal::code, |_| wire::STATUS_OK);
         stream.write_all(&[status]).await?;
         stream.flush().await?;
         Ok::<_, std::io::Error>(checked)
     };
     match within(HANDSHAKE_TIMEOUT, exchange).await {
-        Some(Ok(Ok(from))) => return Some(from),
+        Some(Ok(Ok(hello))) => return Some(hello),
         Some(Ok(Err(refusal))) => {
             refused(network, stream, refusal);
             linger(stream).await;
@@ -179,9 +254,12 @@ async fn handshake(network: &PeerNetwork, stream: &mut TcpStream, address: &str)
 
 /// Counts and logs a refusal.
 fn refused(network: &PeerNetwork, stream: &TcpStream, refusal: Refusal) {
+    refused_count(network, refusal, stream.peer_addr().ok());
+}
+
+fn refused_count(network: &PeerNetwork, refusal: Refusal, address: Option<std::net::SocketAddr>) {
     network.count(|stats| stats.connections_refused.count(refusal));
     if let Some(suppressed) = network.warnings.admit() {
-        let address = stream.peer_addr().ok();
         tracing::warn!(?address, %refusal, suppressed, "peer connection refused");
     }
 }
@@ -215,13 +293,18 @@ async fn linger(stream: &mut TcpStream) {
 
 /// Reads frames and hands them to the network's `inbound` channel, in
 /// order, until the connection ends or a frame is bad.
-async fn read_frames(network: &PeerNetwork, from: NodeId, stream: &mut TcpStream) -> Ended {
+async fn read_frames(network: &PeerNetwork, hello: &Hello, stream: &mut TcpStream) -> Ended {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
         let bytes_missing = loop {
             match wire::decode_frame(&mut buffer) {
                 Ok(Decoded::Frame { kind, body }) => {
-                    let message = PeerMessage { from, kind, body };
+                    let message = PeerMessage {
+                        from: hello.from,
+                        from_shard: hello.from_shard,
+                        kind,
+                        body,
+                    };
                     if network.inbound.send(message).await.is_err() {
                         return Ended::InboundClosed;
                     }

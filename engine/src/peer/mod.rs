@@ -9,30 +9,40 @@
 //! to that peer, or dropped (and counted), and its senders (raft, the
 //! heartbeats) tolerate loss and time out.
 //!
-//! One [`PeerNetwork`] per node, on one shard (shard 0). For each peer it
-//! sends to, it opens one outbound connection (`outbound.rs`: a bounded
-//! queue, a lazy connect, reconnects with backoff, a writer that coalesces
-//! queued frames into few writes). It accepts the peers' own connections
-//! on its listener (`inbound.rs`: the hello check, then a reader that hands
-//! each message to the `inbound` channel). Data flows only from the node
-//! that opened a connection to the one that accepted it, so between two
-//! nodes there are two connections, one each way.
+//! One [`PeerNetwork`] per shard that talks to other nodes: shard 0's
+//! carries the controller's traffic and holds the listener; another
+//! shard's carries what its partitions' replicas exchange with theirs on
+//! other nodes. For each (node, shard) it sends to, a network opens one
+//! outbound connection (`outbound.rs`: a bounded queue, a lazy connect,
+//! reconnects with backoff, a writer that coalesces queued frames into
+//! few writes). Shard 0 accepts every connection on the listener
+//! (`inbound.rs`: the hello check) and hands one meant for another shard
+//! over to it, socket and all, so that shard reads its frames itself and
+//! hands each message to its own `inbound` channel. Data flows only from
+//! the shard that opened a connection to the one that accepted it, so
+//! between two shards there are two connections, one each way.
 //!
 //! # Wire
 //!
 //! Little-endian throughout (`wire.rs`). A connection opens with a hello
-//! from the connecting node:
+//! from the connecting shard:
 //!
 //! ```text
-//! [magic b"SLPR"][u8 version = 1][22 bytes cluster id][i32 from node][i32 to node]
+//! version 1: [magic b"SLPR"][u8 1][22 bytes cluster id][i32 from node][i32 to node]
+//! version 2: [magic b"SLPR"][u8 2][22 bytes cluster id][i32 from node][i32 to node]
+//!            [u32 from shard][u32 to shard]
 //! ```
+//!
+//! Version 1 is shard 0 to shard 0 (and what a node of the release before
+//! sends and takes). A shard is named as placements name it: the acceptor
+//! serves the connection on that number modulo its shard count.
 //!
 //! The acceptor answers one status byte: 0 accepts; any other is a
 //! [`wire::Refusal`] code (1 bad magic, 2 unsupported version, 3 another
 //! cluster, 4 meant for another node, 5 claims to be from the acceptor
 //! itself, 6 too many connections), after which it closes the connection.
 //! A hello must arrive, and be answered, within [`HANDSHAKE_TIMEOUT`]. Then
-//! the connecting node sends frames, and the acceptor sends nothing more:
+//! the connecting shard sends frames, and the acceptor sends nothing more:
 //!
 //! ```text
 //! [u32 length][u8 kind][body]      length = 1 + body bytes
@@ -44,8 +54,8 @@
 //! connection, is counted in [`PeerStats`] and logged (warnings at most
 //! [`WARNINGS_PER_WINDOW_MAX`] per [`WARNING_WINDOW`], so a flood cannot
 //! fill the log), and touches no other connection. A newer connection from
-//! a node replaces its older one (the peer reconnected; the old one is
-//! dead from its side).
+//! a shard of a node to the same shard replaces its older one (the peer
+//! reconnected; the old one is dead from its side).
 
 mod inbound;
 mod outbound;
@@ -123,8 +133,28 @@ impl MessageKind {
 pub struct PeerMessage {
     /// The node that sent it, as its accepted hello said.
     pub from: NodeId,
+    /// The shard of that node that sent it (its index there).
+    pub from_shard: u32,
     pub kind: MessageKind,
     pub body: Bytes,
+}
+
+/// An accepted connection meant for another shard of this node, handed
+/// over with its hello answered: the shard (its index) takes it with
+/// [`PeerNetwork::adopt`].
+pub struct HandedOver {
+    pub shard: usize,
+    pub socket: std::os::fd::OwnedFd,
+    pub hello: wire::Hello,
+}
+
+/// Where a network lives: its node, its shard's index, and how many shards
+/// the node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub node: NodeId,
+    pub shard: u32,
+    pub shard_count: u32,
 }
 
 /// Why [`PeerNetwork::send`] dropped a message. Every one is counted in
@@ -210,18 +240,26 @@ pub struct PeerStats {
     pub messages_dropped: u64,
 }
 
-/// The node-to-node transport of one node. Lives on one shard (shard 0);
-/// every method is called there, inside its executor.
+/// The node-to-node transport of one shard of a node; every method is
+/// called there, inside its executor. Shard 0's holds the listener and
+/// hands the connections meant for other shards over to them.
 pub struct PeerNetwork {
-    /// This network, for the tasks `set_address` starts.
+    /// This network, for the tasks `send` starts.
     me: std::rc::Weak<PeerNetwork>,
     node_id: NodeId,
+    shard: u32,
+    shard_count: u32,
     cluster_id: [u8; wire::CLUSTER_ID_BYTES],
     inbound: async_channel::Sender<PeerMessage>,
-    /// One per node an address was given for, each with its connection's task.
-    peers: RefCell<HashMap<NodeId, Rc<outbound::Peer>>>,
-    /// Accepted connections past their hello, by the node that opened them.
-    accepted: RefCell<HashMap<NodeId, inbound::Accepted>>,
+    /// Where accepted connections meant for other shards go.
+    hand_over: Option<Box<dyn Fn(HandedOver)>>,
+    /// Each peer node's address.
+    addresses: RefCell<HashMap<NodeId, String>>,
+    /// One per (node, shard) sent to, each with its connection's task.
+    peers: RefCell<HashMap<(NodeId, u32), Rc<outbound::Peer>>>,
+    /// Accepted connections past their hello, by the node and shard that
+    /// opened them and the shard they are for.
+    accepted: RefCell<HashMap<(NodeId, u32, u32), inbound::Accepted>>,
     /// Accepted connections open, handshakes included.
     accepted_open: Cell<usize>,
     next_connection_id: Cell<u64>,
@@ -251,6 +289,26 @@ impl PeerNetwork {
         listener: glommio::net::TcpListener,
         inbound: async_channel::Sender<PeerMessage>,
     ) -> Rc<PeerNetwork> {
+        let place = Place {
+            node: node_id,
+            shard: 0,
+            shard_count: 1,
+        };
+        PeerNetwork::start_on_shard(place, cluster_id, Some(listener), inbound, None)
+    }
+
+    /// [`PeerNetwork::start`] for shard `place.shard` of a node of
+    /// `place.shard_count` shards. Only the shard with the `listener`
+    /// accepts; it hands each connection meant for another shard to
+    /// `hand_over`, which gets it to that shard's [`PeerNetwork::adopt`]
+    /// (without one, every connection is served here).
+    pub fn start_on_shard(
+        place: Place,
+        cluster_id: Arc<str>,
+        listener: Option<glommio::net::TcpListener>,
+        inbound: async_channel::Sender<PeerMessage>,
+        hand_over: Option<Box<dyn Fn(HandedOver)>>,
+    ) -> Rc<PeerNetwork> {
         let cluster_id: [u8; wire::CLUSTER_ID_BYTES] =
             cluster_id.as_bytes().try_into().unwrap_or_else(|_| {
                 panic!(
@@ -261,9 +319,13 @@ impl PeerNetwork {
         let (stop_sender, stop_receiver) = async_channel::bounded(1);
         let network = Rc::new_cyclic(|me| PeerNetwork {
             me: me.clone(),
-            node_id,
+            node_id: place.node,
+            shard: place.shard,
+            shard_count: place.shard_count.max(1),
             cluster_id,
             inbound,
+            hand_over,
+            addresses: RefCell::default(),
             peers: RefCell::default(),
             accepted: RefCell::default(),
             accepted_open: Cell::new(0),
@@ -274,8 +336,28 @@ impl PeerNetwork {
             stop_sender,
             stop_receiver,
         });
-        network.spawn(inbound::accept_loop(network.clone(), listener));
+        if let Some(listener) = listener {
+            network.spawn(inbound::accept_loop(network.clone(), listener));
+        }
         network
+    }
+
+    /// Serves a connection accepted by another shard of this node for this
+    /// one, its hello already answered.
+    pub fn adopt(&self, handed: HandedOver) {
+        if self.stopped.get() {
+            return;
+        }
+        let network = self
+            .me
+            .upgrade()
+            .expect("a network's handle outlives its calls");
+        inbound::adopt(&network, handed);
+    }
+
+    /// The shard a hello's shard means on this node.
+    fn shard_of(&self, hello: &wire::Hello) -> u32 {
+        hello.to_shard % self.shard_count
     }
 
     /// This node's id.
@@ -284,44 +366,59 @@ impl PeerNetwork {
     }
 
     /// Where node `node` listens (voters from config at start; brokers
-    /// learned later). A changed address drops the connection to the old
+    /// learned later). A changed address drops the connections to the old
     /// one; what is queued goes to the new one. This node's own address and
-    /// calls after `stop` are ignored.
+    /// calls after `stop` are ignored. Shard 0 of the node is dialled at
+    /// once (the controller's traffic goes there); other shards when
+    /// something is first sent to them.
     pub fn set_address(&self, node: NodeId, addr: String) {
         if node == self.node_id || self.stopped.get() {
             return;
         }
-        let mut peers = self.peers.borrow_mut();
-        if let Some(peer) = peers.get(&node) {
-            peer.set_address(addr);
-            return;
+        self.addresses.borrow_mut().insert(node, addr.clone());
+        for ((peer_node, _), peer) in self.peers.borrow().iter() {
+            if *peer_node == node {
+                peer.set_address(addr.clone());
+            }
         }
-        let peer = Rc::new(outbound::Peer::new(node, addr));
-        peers.insert(node, peer.clone());
-        drop(peers);
-        let network = self
-            .me
-            .upgrade()
-            .expect("a network's handle outlives its calls");
-        self.spawn(outbound::run(network, peer));
+        self.peer(node, 0);
     }
 
-    /// Queues `body` for `to` and returns at once (never awaits). Connects
+    /// Queues `body` for shard 0 of `to` (the controller's traffic); see
+    /// [`PeerNetwork::send_to_shard`].
+    pub fn send(&self, to: NodeId, kind: MessageKind, body: Bytes) -> Result<(), SendError> {
+        self.send_to_shard(to, 0, kind, body)
+    }
+
+    /// Queues `body` for shard `shard` of `to` (as a placement names it:
+    /// see [`wire::Hello`]) and returns at once (never awaits). Connects
     /// lazily and reconnects with backoff. The message is dropped and
     /// counted, with the reason returned, when the address of `to` is
     /// unknown, its queue is full ([`QUEUE_MESSAGES_MAX`],
     /// [`QUEUE_BYTES_MAX`]), the body is over [`wire::BODY_BYTES_MAX`], `to`
     /// is this node, or the network is stopped. A queued message may still
     /// be dropped (see [`PeerStats::messages_dropped`]).
-    pub fn send(&self, to: NodeId, kind: MessageKind, body: Bytes) -> Result<(), SendError> {
-        let outcome = self.try_queue(to, kind, body);
+    pub fn send_to_shard(
+        &self,
+        to: NodeId,
+        shard: u32,
+        kind: MessageKind,
+        body: Bytes,
+    ) -> Result<(), SendError> {
+        let outcome = self.try_queue(to, shard, kind, body);
         if outcome.is_err() {
             self.count(|stats| stats.messages_dropped += 1);
         }
         outcome
     }
 
-    fn try_queue(&self, to: NodeId, kind: MessageKind, body: Bytes) -> Result<(), SendError> {
+    fn try_queue(
+        &self,
+        to: NodeId,
+        shard: u32,
+        kind: MessageKind,
+        body: Bytes,
+    ) -> Result<(), SendError> {
         if self.stopped.get() {
             return Err(SendError::Stopped);
         }
@@ -334,11 +431,26 @@ impl PeerNetwork {
                 max: wire::BODY_BYTES_MAX,
             });
         }
-        let peers = self.peers.borrow();
-        let peer = peers
-            .get(&to)
+        let peer = self
+            .peer(to, shard)
             .ok_or(SendError::UnknownAddress { node: to })?;
         peer.push(kind, body)
+    }
+
+    /// The peer (node, shard), started if its node's address is known.
+    fn peer(&self, node: NodeId, shard: u32) -> Option<Rc<outbound::Peer>> {
+        if let Some(peer) = self.peers.borrow().get(&(node, shard)) {
+            return Some(peer.clone());
+        }
+        let address = self.addresses.borrow().get(&node)?.clone();
+        let peer = Rc::new(outbound::Peer::new(node, shard, address));
+        self.peers.borrow_mut().insert((node, shard), peer.clone());
+        let network = self
+            .me
+            .upgrade()
+            .expect("a network's handle outlives its calls");
+        self.spawn(outbound::run(network, peer.clone()));
+        Some(peer)
     }
 
     /// The counters since start.

@@ -42,6 +42,8 @@ const BODY_COPY_BYTES_MAX: usize = 16 * 1024;
 /// the network's shard; its task (`run`) is the only reader of the queue.
 pub(super) struct Peer {
     node: NodeId,
+    /// The shard of `node` it is (as a placement names it).
+    shard: u32,
     address: RefCell<String>,
     /// Bumped by every change of address; a connection opened to an older
     /// address ends.
@@ -61,9 +63,10 @@ enum Event {
 }
 
 impl Peer {
-    pub(super) fn new(node: NodeId, address: String) -> Peer {
+    pub(super) fn new(node: NodeId, shard: u32, address: String) -> Peer {
         Peer {
             node,
+            shard,
             address: RefCell::new(address),
             address_generation: Cell::new(0),
             queue: RefCell::default(),
@@ -185,7 +188,7 @@ pub(super) async fn run(network: Rc<PeerNetwork>, peer: Rc<Peer>) {
             continue;
         }
         let address = peer.address.borrow().clone();
-        let stream = match connect(&network, peer.node, &address).await {
+        let stream = match connect(&network, peer.node, peer.shard, &address).await {
             Ok(stream) => stream,
             Err(error) => {
                 let dropped = peer.clear();
@@ -239,6 +242,7 @@ async fn back_off(peer: &Peer, generation: u64, delay: &mut Duration) {
 async fn connect(
     network: &PeerNetwork,
     to: NodeId,
+    to_shard: u32,
     address: &str,
 ) -> Result<TcpStream, ConnectError> {
     let socket_address = resolve(address).await?;
@@ -246,6 +250,8 @@ async fn connect(
         cluster_id: network.cluster_id,
         from: network.node_id,
         to,
+        from_shard: network.shard,
+        to_shard,
     });
     let handshake = async {
         let mut stream = TcpStream::connect(socket_address)

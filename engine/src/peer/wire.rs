@@ -12,12 +12,24 @@ use super::MessageKind;
 /// not a Sluice node's.
 pub const MAGIC: [u8; 4] = *b"SLPR";
 /// The layout of the hello and the frames; a change of either bumps it.
+/// Version 1 connects shard 0 of one node to shard 0 of another (the
+/// controller's traffic); [`VERSION_SHARDS`] names the shards.
 pub const VERSION: u8 = 1;
+/// A hello that names the connecting shard and the shard it is for. A
+/// connection between the two shards 0 says version 1, so that a node of
+/// the release before still takes it.
+pub const VERSION_SHARDS: u8 = 2;
 /// A cluster id is 22 characters of URL-safe base64 (see
 /// `node_identity::new_cluster_id`).
 pub const CLUSTER_ID_BYTES: usize = 22;
-/// Magic, version, cluster id, the connecting node, the node it meant.
-pub const HELLO_BYTES: usize = MAGIC.len() + 1 + CLUSTER_ID_BYTES + 4 + 4;
+/// Magic and version: what says how long the rest of a hello is.
+pub const HELLO_PREFIX_BYTES: usize = MAGIC.len() + 1;
+/// A version 1 hello: magic, version, cluster id, the connecting node, the
+/// node it meant.
+pub const HELLO_BYTES: usize = HELLO_PREFIX_BYTES + CLUSTER_ID_BYTES + 4 + 4;
+/// A [`VERSION_SHARDS`] hello: version 1's fields, then the connecting
+/// shard and the shard it meant, `u32` each.
+pub const HELLO_SHARDS_BYTES: usize = HELLO_BYTES + 4 + 4;
 /// The status byte that accepts a hello; any other is a [`Refusal`].
 pub const STATUS_OK: u8 = 0;
 /// A frame's length prefix.
@@ -32,11 +44,19 @@ pub const BODY_BYTES_MAX: usize = MESSAGE_BYTES_MAX + 64 * 1024;
 pub const FRAME_LENGTH_MAX: usize = 1 + BODY_BYTES_MAX;
 
 /// What opens a connection: who connects, to whom, in which cluster.
+///
+/// Shards are named as a partition's placement names them
+/// (`sluice_storage::ShardId`): the acceptor serves the connection on the
+/// shard that number means on its node (taken modulo its shard count),
+/// so nodes need not run as many shards as each other. A connecting
+/// shard names itself by its index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hello {
     pub cluster_id: [u8; CLUSTER_ID_BYTES],
     pub from: NodeId,
     pub to: NodeId,
+    pub from_shard: u32,
+    pub to_shard: u32,
 }
 
 /// Why an acceptor refused a hello: the status byte it answers with before
@@ -78,50 +98,69 @@ impl Refusal {
     }
 }
 
-pub fn encode_hello(hello: &Hello) -> [u8; HELLO_BYTES] {
-    let mut out = [0u8; HELLO_BYTES];
-    let mut at = 0;
-    for part in [
-        &MAGIC[..],
-        &[VERSION],
-        &hello.cluster_id,
-        &hello.from.0.to_le_bytes(),
-        &hello.to.0.to_le_bytes(),
-    ] {
-        out[at..at + part.len()].copy_from_slice(part);
-        at += part.len();
+/// A hello's bytes: version 1 between the two shards 0, else
+/// [`VERSION_SHARDS`].
+pub fn encode_hello(hello: &Hello) -> Vec<u8> {
+    let shards = hello.from_shard != 0 || hello.to_shard != 0;
+    let mut out = Vec::with_capacity(HELLO_SHARDS_BYTES);
+    out.extend_from_slice(&MAGIC);
+    out.push(if shards { VERSION_SHARDS } else { VERSION });
+    out.extend_from_slice(&hello.cluster_id);
+    out.extend_from_slice(&hello.from.0.to_le_bytes());
+    out.extend_from_slice(&hello.to.0.to_le_bytes());
+    if shards {
+        out.extend_from_slice(&hello.from_shard.to_le_bytes());
+        out.extend_from_slice(&hello.to_shard.to_le_bytes());
     }
-    assert_eq!(at, HELLO_BYTES, "hello layout and HELLO_BYTES disagree");
     out
 }
 
-/// Reads a hello: `BadMagic` or `UnsupportedVersion` when its first bytes
-/// are not a hello this version speaks.
-pub fn decode_hello(bytes: &[u8; HELLO_BYTES]) -> Result<Hello, Refusal> {
-    let (magic, rest) = bytes.split_at(MAGIC.len());
-    if magic != MAGIC {
+/// How long the hello that starts with `prefix` is: `BadMagic` or
+/// `UnsupportedVersion` when it is not a hello this version speaks.
+pub fn hello_length(prefix: &[u8; HELLO_PREFIX_BYTES]) -> Result<usize, Refusal> {
+    if prefix[..MAGIC.len()] != MAGIC {
         return Err(Refusal::BadMagic);
     }
-    let (version, rest) = rest.split_at(1);
-    if version[0] != VERSION {
+    match prefix[MAGIC.len()] {
+        VERSION => Ok(HELLO_BYTES),
+        VERSION_SHARDS => Ok(HELLO_SHARDS_BYTES),
+        _ => Err(Refusal::UnsupportedVersion),
+    }
+}
+
+/// Reads a whole hello (its length as [`hello_length`] says).
+pub fn decode_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
+    let prefix: &[u8; HELLO_PREFIX_BYTES] = bytes
+        .get(..HELLO_PREFIX_BYTES)
+        .and_then(|prefix| prefix.try_into().ok())
+        .ok_or(Refusal::BadMagic)?;
+    let length = hello_length(prefix)?;
+    if bytes.len() != length {
         return Err(Refusal::UnsupportedVersion);
     }
+    let rest = &bytes[HELLO_PREFIX_BYTES..];
     let (cluster_id, rest) = rest.split_at(CLUSTER_ID_BYTES);
-    let (from, to) = rest.split_at(4);
+    let word = |at: usize| -> [u8; 4] { rest[at..at + 4].try_into().expect("4 bytes") };
+    let (from_shard, to_shard) = match length {
+        HELLO_SHARDS_BYTES => (u32::from_le_bytes(word(8)), u32::from_le_bytes(word(12))),
+        _ => (0, 0),
+    };
     Ok(Hello {
         cluster_id: cluster_id.try_into().expect("split at CLUSTER_ID_BYTES"),
-        from: NodeId(i32::from_le_bytes(from.try_into().expect("4 bytes"))),
-        to: NodeId(i32::from_le_bytes(to.try_into().expect("4 bytes"))),
+        from: NodeId(i32::from_le_bytes(word(0))),
+        to: NodeId(i32::from_le_bytes(word(4))),
+        from_shard,
+        to_shard,
     })
 }
 
 /// Decodes a hello and checks it is for `this_node` of `cluster_id` from
-/// another node: the node that connected, or why it is refused.
+/// another node: the hello, or why it is refused.
 pub fn accept_hello(
-    bytes: &[u8; HELLO_BYTES],
+    bytes: &[u8],
     cluster_id: &[u8; CLUSTER_ID_BYTES],
     this_node: NodeId,
-) -> Result<NodeId, Refusal> {
+) -> Result<Hello, Refusal> {
     let hello = decode_hello(bytes)?;
     if hello.cluster_id != *cluster_id {
         return Err(Refusal::OtherCluster);
@@ -132,7 +171,7 @@ pub fn accept_hello(
     if hello.from == this_node {
         return Err(Refusal::FromThisNode);
     }
-    Ok(hello.from)
+    Ok(hello)
 }
 
 /// The length prefix and kind byte of a frame carrying `body_bytes`.
@@ -220,11 +259,13 @@ mod tests {
 
     const CLUSTER: [u8; CLUSTER_ID_BYTES] = *b"AAAAAAAAAAAAAAAAAAAAAA";
 
-    fn hello(from: i32, to: i32) -> [u8; HELLO_BYTES] {
+    fn hello(from: i32, to: i32) -> Vec<u8> {
         encode_hello(&Hello {
             cluster_id: CLUSTER,
             from: NodeId(from),
             to: NodeId(to),
+            from_shard: 0,
+            to_shard: 0,
         })
     }
 
@@ -240,17 +281,35 @@ mod tests {
             cluster_id: *b"0123456789abcdefghij-_",
             from: NodeId(-7),
             to: NodeId(i32::MAX),
+            from_shard: 0,
+            to_shard: 0,
         };
         let bytes = encode_hello(&written);
+        assert_eq!(bytes.len(), HELLO_BYTES);
         assert_eq!(&bytes[..5], b"SLPR\x01");
         assert_eq!(&bytes[27..31], &(-7i32).to_le_bytes());
         assert_eq!(decode_hello(&bytes), Ok(written));
+        // Between other shards: version 2, the shards after the nodes.
+        let shards = Hello {
+            from_shard: 3,
+            to_shard: 70_000,
+            ..written
+        };
+        let bytes = encode_hello(&shards);
+        assert_eq!(bytes.len(), HELLO_SHARDS_BYTES);
+        assert_eq!(&bytes[..5], b"SLPR\x02");
+        assert_eq!(&bytes[35..39], &3u32.to_le_bytes());
+        assert_eq!(&bytes[39..43], &70_000u32.to_le_bytes());
+        assert_eq!(decode_hello(&bytes), Ok(shards));
+        // A hello cut short or run long is not one.
+        assert!(decode_hello(&bytes[..HELLO_BYTES]).is_err());
+        assert!(decode_hello(&bytes[..3]).is_err());
     }
 
     #[test]
     fn a_hello_is_accepted_only_from_another_node_of_this_cluster_to_this_one() {
         assert_eq!(
-            accept_hello(&hello(2, 1), &CLUSTER, NodeId(1)),
+            accept_hello(&hello(2, 1), &CLUSTER, NodeId(1)).map(|hello| hello.from),
             Ok(NodeId(2))
         );
         let other = *b"BAAAAAAAAAAAAAAAAAAAAA";
@@ -280,7 +339,7 @@ mod tests {
         request[..4].copy_from_slice(&20u32.to_be_bytes());
         assert_eq!(decode_hello(&request), Err(Refusal::BadMagic));
         let mut later = hello(2, 1);
-        later[4] = VERSION + 1;
+        later[4] = VERSION_SHARDS + 1;
         assert_eq!(
             accept_hello(&later, &CLUSTER, NodeId(1)),
             Err(Refusal::UnsupportedVersion)
