@@ -35,6 +35,15 @@ fn append_failure(error: AppendError) -> Failure {
         error @ AppendError::OutOfOrderSequence { .. } => {
             Failure::new(ErrorKind::OutOfOrderSequence, error.to_string())
         }
+        // This broker's epoch for the partition is behind its log's: a
+        // newer leader wrote to it.
+        error @ AppendError::StaleLeaderEpoch { .. } => {
+            Failure::new(ErrorKind::NotLeader, error.to_string())
+        }
+        // A follower's refusals: a leader's append never meets them.
+        error @ (AppendError::NotContiguous { .. } | AppendError::InvalidBatch { .. }) => {
+            Failure::new(ErrorKind::Internal, error.to_string())
+        }
     }
 }
 

@@ -81,27 +81,48 @@ pub(crate) struct Pending {
 }
 
 pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, AppendError> {
-    // Wait for queue space first: the one place an append can wait before
-    // it is assigned offsets.
-    poll_fn(|cx| {
-        let mut state = shared.borrow_mut();
-        if let Err(error) = refuse(&state) {
-            return Poll::Ready(Err(error));
-        }
-        if state.pending_bytes > 0 && state.pending_bytes + batch.len() > PENDING_BYTES_MAX {
-            state.waiters.push(cx.waker().clone());
-            return Poll::Pending;
-        }
-        Poll::Ready(Ok(()))
-    })
-    .await?;
-
+    wait_for_room(shared, batch.len()).await?;
     let (appended, completion) = assign(&mut shared.borrow_mut(), batch)?;
     if let Some(completion) = completion {
         let retry = appended.duplicate;
         Completed { completion, retry }.await?;
     }
     Ok(appended)
+}
+
+/// A follower's append of a batch its leader assigned: see
+/// [`super::Log::append_replicated`].
+pub(super) async fn append_replicated(
+    shared: &Shared,
+    batch: Batch,
+) -> Result<Appended, AppendError> {
+    wait_for_room(shared, batch.len()).await?;
+    let (appended, completion) = assign_replicated(&mut shared.borrow_mut(), batch)?;
+    if let Some(completion) = completion {
+        Completed {
+            completion,
+            retry: false,
+        }
+        .await?;
+    }
+    Ok(appended)
+}
+
+/// Waits for queue space: the one place an append can wait before it is
+/// assigned offsets.
+async fn wait_for_room(shared: &Shared, batch_bytes: usize) -> Result<(), AppendError> {
+    poll_fn(|cx| {
+        let mut state = shared.borrow_mut();
+        if let Err(error) = refuse(&state) {
+            return Poll::Ready(Err(error));
+        }
+        if state.pending_bytes > 0 && state.pending_bytes + batch_bytes > PENDING_BYTES_MAX {
+            state.waiters.push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await
 }
 
 fn refuse(state: &State) -> Result<(), AppendError> {
@@ -119,22 +140,76 @@ fn refuse(state: &State) -> Result<(), AppendError> {
     Ok(())
 }
 
-/// Checks an idempotent producer's batch; assigns offsets and a position to
-/// `batch`, rolling to a new segment when the active one is full, old, or a
-/// roll was asked for; queues it.
+/// Checks an idempotent producer's batch; assigns offsets and the leader
+/// epoch to `batch` and queues it.
 fn assign(
     state: &mut State,
     batch: Batch,
 ) -> Result<(Appended, Option<Rc<Completion>>), AppendError> {
+    if let Some(last_epoch) = state.epochs.last_epoch() {
+        if state.leader_epoch < last_epoch {
+            return Err(AppendError::StaleLeaderEpoch {
+                epoch: state.leader_epoch,
+                last_epoch,
+            });
+        }
+    }
     let producer = ProducerAppend::of(&batch.header());
     if let Some(producer) = &producer {
         if let Verdict::Duplicate(original) = state.producers.check(producer)? {
             return Ok(duplicate(state, original));
         }
     }
-    let now_ms = state.clock.now_ms();
     let base = state.end;
     let batch = batch.assign(base, state.leader_epoch);
+    Ok(queue(state, batch, producer))
+}
+
+/// Checks that a replicated batch follows the log, in offsets and epochs,
+/// and queues it as it is. Its producer is recorded unchecked: its leader
+/// checked it, and a follower that refused it would no longer hold its
+/// leader's log.
+fn assign_replicated(
+    state: &mut State,
+    batch: Batch,
+) -> Result<(Appended, Option<Rc<Completion>>), AppendError> {
+    let header = batch.header();
+    let base = Offset(header.base_offset);
+    if base != state.end {
+        return Err(AppendError::NotContiguous {
+            expected: state.end,
+            got: base,
+        });
+    }
+    if let Some(last_epoch) = state.epochs.last_epoch() {
+        if header.leader_epoch < last_epoch {
+            return Err(AppendError::StaleLeaderEpoch {
+                epoch: header.leader_epoch,
+                last_epoch,
+            });
+        }
+    }
+    batch
+        .check_assigned()
+        .map_err(|reason| AppendError::InvalidBatch { reason })?;
+    // Should this replica lead next, its own appends go on in the epoch of
+    // the log, not below it.
+    state.leader_epoch = state.leader_epoch.max(header.leader_epoch);
+    let producer = ProducerAppend::of(&header);
+    Ok(queue(state, batch, producer))
+}
+
+/// Queues `batch`, whose offsets and epoch are assigned and follow the
+/// log: gives it a position, rolling to a new segment when the active one
+/// is full, old, or a roll was asked for; records its producer and epoch.
+fn queue(
+    state: &mut State,
+    batch: Batch,
+    producer: Option<ProducerAppend>,
+) -> (Appended, Option<Rc<Completion>>) {
+    let now_ms = state.clock.now_ms();
+    let base = state.end;
+    assert_eq!(batch.base_offset(), base, "a batch queued off the log end");
     let bytes = batch.len() as u64;
     let roll = match state.active() {
         None => true,
@@ -177,6 +252,7 @@ fn assign(
     state.end = last_offset.next();
     let producer_undo =
         producer.map(|producer| state.producers.record(&producer, base, last_offset));
+    state.epochs.on_batch(batch.leader_epoch(), base);
 
     let completion = match state.config.flush {
         FlushPolicy::Always => Some(Rc::new(Completion::default())),
@@ -202,7 +278,7 @@ fn assign(
         last_offset,
         duplicate: false,
     };
-    Ok((appended, completion))
+    (appended, completion)
 }
 
 /// The answer to a retry of `original`: its offsets, once it is durable. If

@@ -94,6 +94,7 @@ fn roll_back_to(state: &mut State, end: Offset, error: &AppendError) {
         state.cache_bytes -= batch.len();
         state.cache.pop_back();
     }
+    state.epochs.truncate(end);
     state.end = end;
     state.wake_waiters();
 }

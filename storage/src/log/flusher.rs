@@ -13,7 +13,7 @@ use std::{
 
 use super::{
     disk_errors::{disk_full, fence, forget_unwritten, is_disk_full},
-    producer_snapshots,
+    leader_epochs, producer_snapshots,
     segment::SegmentFile,
     segment_files::{allocate_ahead, create_segment_file, persist_index_hints, seal_previous},
     slow_io, spare, FlushPolicy, LogFailure, Shared, State, FLUSH_BYTES_MAX, PAGE_BYTES,
@@ -139,6 +139,7 @@ async fn write_round(shared: &Shared) {
         Some(pending) => pending.segment_base,
         None => return,
     };
+
     let needs_file = shared.borrow().segments[&segment_base].file.is_none();
     if needs_file {
         let began = Instant::now();
@@ -151,6 +152,19 @@ async fn write_round(shared: &Shared) {
         let created = create_segment_file(shared, segment_base).await;
         slow_io::note(&mut shared.borrow_mut(), "new segment", began.elapsed());
         if created.is_err() {
+            return;
+        }
+    }
+
+    // A new leader epoch reaches the checkpoint before its first batch
+    // reaches the segment, so that every batch on disk has its entry. Until
+    // no epoch is left unwritten: appends go on during the write, and the
+    // batches are gathered without an await after the last check.
+    while shared.borrow().epochs.dirty {
+        if let Err(error) = leader_epochs::write_if_changed(shared).await {
+            let mut state = shared.borrow_mut();
+            let path = state.dir.join(leader_epochs::LEADER_EPOCHS_NAME);
+            fence(&mut state, LogFailure::new("write", &path, &error));
             return;
         }
     }
@@ -343,6 +357,14 @@ async fn finish(shared: &Shared) {
     }
     finish_hints(shared);
     producer_snapshots::write_on_close(shared).await;
+    if shared.borrow().failure.is_none() {
+        if let Err(error) = leader_epochs::write_if_changed(shared).await {
+            // Opening reconciles the file with the log: a stale one costs a
+            // rebuild, not data.
+            let dir = shared.borrow().dir.clone();
+            tracing::warn!(log = %dir.display(), %error, "could not write the leader epochs on close");
+        }
+    }
     // Close the files now rather than when glommio next runs its reactor,
     // which may be never if the executor ends: open descriptors would keep
     // deleted segments' space and block unmounts.

@@ -50,6 +50,14 @@
 //! a checkpoint file, written and synced before the call returns, so that it
 //! survives a close and a crash. The `log_start` module says how.
 //!
+//! # Replicas
+//!
+//! A follower stores what its leader appended with
+//! [`Log::append_replicated`]: the batch as the leader assigned it, at the
+//! log end. The log keeps the first offset of each leader epoch it holds
+//! ([`Log::leader_epochs`]) in a checkpoint file; the `leader_epochs`
+//! module says how.
+//!
 //! # Threads
 //!
 //! A log lives on one glommio executor, the partition's owner shard, and must
@@ -60,6 +68,7 @@ mod disk_errors;
 mod flusher;
 mod index;
 mod injected_faults;
+mod leader_epochs;
 mod log_start;
 mod producer_snapshots;
 mod producers;
@@ -82,6 +91,7 @@ use std::{
 };
 
 pub use injected_faults::IoFaults;
+pub use leader_epochs::{LEADER_EPOCHS_MAGIC, LEADER_EPOCHS_MAX, LEADER_EPOCHS_NAME};
 pub use log_start::{CheckpointError, CHECKPOINT_MAGIC, CHECKPOINT_NAME};
 pub use producer_snapshots::PRODUCERS_SUFFIX;
 pub use producers::{
@@ -95,6 +105,7 @@ use crate::{
     Offset,
 };
 use appender::{Completion, Pending};
+use leader_epochs::LeaderEpochs;
 use producers::Producers;
 use segment::Segment;
 
@@ -280,6 +291,19 @@ pub enum AppendError {
         epoch: i16,
         current_epoch: i16,
     },
+    /// A replicated batch does not start at the log end: its leader's log
+    /// and this one differ there (truncate first), or batches were lost or
+    /// repeated on the way.
+    #[error("the batch starts at {got} but the log ends at {expected}")]
+    NotContiguous { expected: Offset, got: Offset },
+    /// The batch's leader epoch is below that of the log's last batch: it
+    /// comes from a deposed leader, or the leader of a replica was set back.
+    #[error("leader epoch {epoch} is below the log's last epoch {last_epoch}")]
+    StaleLeaderEpoch { epoch: u32, last_epoch: u32 },
+    /// A replicated batch says two things at once: its kafka payload's base
+    /// offset or leader epoch is not its header's.
+    #[error("inconsistent replicated batch: {reason}")]
+    InvalidBatch { reason: BatchError },
     /// The batch's base sequence is not the one after its producer's last
     /// batch (`expected`; 0 for a new epoch), nor a retry of one of its last
     /// [`PRODUCER_BATCHES_MAX`] batches. Kafka's
@@ -416,6 +440,8 @@ pub(crate) struct State {
     /// for lack of space; appends are refused until a write goes through.
     disk_full: Option<String>,
     leader_epoch: u32,
+    /// The first offset of each leader epoch of the log.
+    epochs: LeaderEpochs,
     /// The idempotent producers, as of everything appended (pending batches
     /// included; each pending batch keeps how to undo its change).
     producers: Producers,
@@ -532,9 +558,48 @@ impl Log {
         Ok(())
     }
 
-    /// The leader epoch stamped on batches appended from now on.
+    /// The leader epoch stamped on batches appended from now on. Appends
+    /// are refused ([`AppendError::StaleLeaderEpoch`]) while it is below the
+    /// log's last epoch. A log opens with its last epoch, and a replicated
+    /// append raises it to the batch's.
     pub fn set_leader_epoch(&self, epoch: u32) {
         self.state.borrow_mut().leader_epoch = epoch;
+    }
+
+    /// A follower's append: stores `batch` as its leader assigned it, base
+    /// offset, leader epoch and bytes unchanged (a kafka or a native
+    /// payload alike), and returns as [`Log::append`] does (once durable
+    /// under the `always` policy; cancel-safe once it returned `Pending`
+    /// after queueing). The batch must have been validated.
+    ///
+    /// Refused, with nothing stored, when its base offset is not the log
+    /// end ([`AppendError::NotContiguous`]), when its leader epoch is below
+    /// the log's last ([`AppendError::StaleLeaderEpoch`]), when a kafka
+    /// payload's base offset or epoch disagrees with the header
+    /// ([`AppendError::InvalidBatch`]), and for the reasons any append is
+    /// (closed, fenced, disk full).
+    ///
+    /// The batch of an idempotent producer is recorded in the producer
+    /// state as the leader's append recorded it, so that this log answers
+    /// retries as its leader did should it lead, but never checked: the
+    /// leader decided, so a follower neither answers "duplicate" nor
+    /// refuses a sequence.
+    pub async fn append_replicated(&self, batch: Batch) -> Result<Appended, AppendError> {
+        appender::append_replicated(&self.state, batch).await
+    }
+
+    /// The first offset of each leader epoch of the log's batches, both
+    /// rising (what Kafka's `leader-epoch-checkpoint` holds): the entry of
+    /// the epoch of the batch at the log start starts at the log start.
+    /// Includes appends not yet durable.
+    pub fn leader_epochs(&self) -> Vec<(u32, Offset)> {
+        self.state.borrow().epochs.entries().to_vec()
+    }
+
+    /// The leader epoch of the log's last batch (kept when the log start
+    /// reaches the end), `None` for a log that never had one.
+    pub fn last_epoch(&self) -> Option<u32> {
+        self.state.borrow().epochs.last_epoch()
     }
 
     /// The largest timestamp of the records in the segments at or past the

@@ -275,7 +275,13 @@ pub(super) async fn load(
         None => (None, Producers::default()),
     };
     let from = snapshot.unwrap_or(first_base).max(first_base);
-    let replayed = replay(segments, from, &mut producers).await?;
+    let replayed = walk_headers(segments, from, |header| {
+        if let Some(append) = ProducerAppend::of(header) {
+            let last_offset = Offset(header.next_offset() - 1);
+            producers.replay(&append, Offset(header.base_offset), last_offset);
+        }
+    })
+    .await?;
     if snapshot.is_none_or(|snapshot| snapshot != end) {
         tracing::info!(
             log = %dir.display(), snapshot = ?snapshot.map(|offset| offset.0), %from,
@@ -286,14 +292,15 @@ pub(super) async fn load(
     Ok(producers)
 }
 
-/// Replays the producer fields of the batch headers from `from` to the end
-/// of the last segment onto `producers`. Returns how many batches it read.
+/// Calls `on_header` with the header of every batch from `from` to the end
+/// of the last segment, in offset order. Returns how many batches it read.
 /// The segments were recovered, so a header that does not parse, or offsets
-/// that do not follow, are corruption.
-async fn replay(
+/// that do not follow, are corruption. Reads whole chunks, not a header at
+/// a time: a segment of small batches is read in a few large reads.
+pub(super) async fn walk_headers(
     segments: &BTreeMap<Offset, Segment>,
     from: Offset,
-    producers: &mut Producers,
+    mut on_header: impl FnMut(&BatchHeader),
 ) -> Result<u64, OpenError> {
     let mut batches = 0;
     for segment in segments
@@ -361,10 +368,7 @@ async fn replay(
                 return Err(corrupt(position, reason));
             }
             if header.base_offset >= from.0 {
-                if let Some(append) = ProducerAppend::of(&header) {
-                    let last_offset = Offset(header.next_offset() - 1);
-                    producers.replay(&append, Offset(header.base_offset), last_offset);
-                }
+                on_header(&header);
                 batches += 1;
             }
             expected = Some(header.next_offset());

@@ -183,7 +183,9 @@ pub(super) async fn scan(
 }
 
 /// Scans `range` of a segment as [`scan`] does, adding every batch to the
-/// segment's `index` and its max timestamp to `running_max`.
+/// segment's `index` and its max timestamp to `running_max`, and showing it
+/// to `seen`.
+#[allow(clippy::too_many_arguments)]
 async fn scan_into_index(
     file: &SegmentFile,
     (start, end): (u64, u64),
@@ -192,8 +194,10 @@ async fn scan_into_index(
     index: &mut super::index::SegmentIndex,
     running_max: &mut Option<i64>,
     interval_bytes: u64,
+    mut seen: impl FnMut(&Batch),
 ) -> io::Result<Scan> {
     scan(file, start, end, expected, |batch, position| {
+        seen(batch);
         *running_max = (*running_max).max(Some(batch.max_timestamp()));
         let relative = (batch.base_offset().0 - base.0) as u32;
         index.on_batch(
@@ -297,14 +301,16 @@ pub(super) async fn recover(
 
     let mut segments = BTreeMap::new();
     let mut tail = Vec::new();
+    let mut epoch_changes = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
         let segment = match next_base {
             Some(next_base) => open_sealed(dir, base, next_base, &config, &options).await?,
             None => {
-                let (segment, active_tail) = open_active(dir, base, &config, &options).await?;
-                tail = active_tail;
-                segment
+                let active = open_active(dir, base, &config, &options).await?;
+                tail = active.tail;
+                epoch_changes = active.epoch_changes;
+                active.segment
             }
         };
         if let Some(previous) = segments.values().next_back() {
@@ -331,6 +337,8 @@ pub(super) async fn recover(
         "the log start {log_start} is outside [{first_base}, {end}]"
     );
     let producers = super::producer_snapshots::load(dir, &segments, first_base, end).await?;
+    let epochs =
+        super::leader_epochs::recover(dir, &segments, log_start, end, &epoch_changes).await?;
     let now_ms = options.clock.now_ms();
     Ok(State {
         dir: dir.to_path_buf(),
@@ -351,7 +359,8 @@ pub(super) async fn recover(
         tail,
         failure: None,
         disk_full: None,
-        leader_epoch: 0,
+        leader_epoch: epochs.last_epoch().unwrap_or(0),
+        epochs,
         producers,
         roll_requested: false,
         closing: false,
@@ -476,6 +485,7 @@ async fn open_sealed(
                 &mut segment.index,
                 &mut running_max,
                 config.index_interval_bytes,
+                |_| {},
             )
             .await
             .map_err(io_error("read", &path))?;
@@ -517,15 +527,24 @@ async fn open_sealed(
     Ok(segment)
 }
 
+/// What opening the active segment found.
+pub(super) struct Active {
+    pub segment: Segment,
+    /// Its partial last page.
+    pub tail: Vec<u8>,
+    /// (base offset, leader epoch) of each batch the scan read whose epoch
+    /// differs from the batch before it: where epochs change in the tail.
+    pub epoch_changes: Vec<(Offset, u32)>,
+}
+
 /// The active segment: scanned from its last good index entry to its end;
-/// a torn tail is cut off, corruption is reported. Returns the segment and
-/// its partial last page.
-async fn open_active(
+/// a torn tail is cut off, corruption is reported.
+pub(super) async fn open_active(
     dir: &Path,
     base: Offset,
     config: &LogConfig,
     options: &LogOptions,
-) -> Result<(Segment, Vec<u8>), OpenError> {
+) -> Result<Active, OpenError> {
     let path = segment_path(dir, base, LOG_SUFFIX);
     let file = open_file(&path, true, options).await?;
     let file_end = file.file_size().await.map_err(io_error("stat", &path))?;
@@ -590,6 +609,7 @@ async fn open_active(
         // The entry itself: scanning re-adds it below.
         index.bytes_since_offset_entry = interval;
     }
+    let mut epoch_changes: Vec<(Offset, u32)> = Vec::new();
     let scanned = scan_into_index(
         &file,
         (start_position, file_end),
@@ -598,6 +618,12 @@ async fn open_active(
         index,
         &mut running_max,
         interval,
+        |batch| {
+            let epoch = batch.leader_epoch();
+            if epoch_changes.last().is_none_or(|&(_, last)| last != epoch) {
+                epoch_changes.push((batch.base_offset(), epoch));
+            }
+        },
     )
     .await
     .map_err(io_error("read", &path))?;
@@ -651,7 +677,11 @@ async fn open_active(
         Vec::new()
     };
     segment.file = Some(file);
-    Ok((segment, tail))
+    Ok(Active {
+        segment,
+        tail,
+        epoch_changes,
+    })
 }
 
 /// Whether the index entry names a valid batch at its position.
