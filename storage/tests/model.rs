@@ -14,6 +14,14 @@
 //! fenced, if of an older epoch), and what the log remembers of each
 //! producer is its last batches, through reopens and retention.
 //!
+//! A follower's operations are in the mix too: a replicated append (a batch
+//! assigned at the end in the current leader epoch or the next one) and a
+//! truncation (inside the log, below its start, at or past its end), after
+//! which the log must hold the model's records up to the start of the batch
+//! containing the offset and nothing after, remember of each producer what
+//! its batches before the cut say, and report the leader epochs of its
+//! batches.
+//!
 //! The config is small (segments of 16 to 64 KiB, an index entry every 512
 //! bytes, an 8 KiB tail cache) so that sequences of a few dozen appends cross
 //! many segments and most reads go to the files, not to the cache. Each case
@@ -166,6 +174,23 @@ enum Op {
     Reopen,
     ReadByTimestamp(TimestampTarget),
     ApplyRetention,
+    /// A batch a leader assigned, in the model's leader epoch or (with
+    /// `next_epoch`) the one after, appended as a follower appends it.
+    Replicate {
+        timestamps: Vec<i64>,
+        value_bytes: usize,
+        next_epoch: bool,
+    },
+    /// Truncate to an offset resolved against the log's range.
+    Truncate(TruncateAt),
+}
+
+/// Where a truncation cuts, resolved against the log's range when it runs.
+#[derive(Debug, Clone, Copy)]
+enum TruncateAt {
+    /// `start + selector % (end - start + 1)`: inside, or at the end.
+    Inside(u64),
+    BelowStart(u64),
 }
 
 /// Where a read starts, resolved against the log's range when it runs.
@@ -215,6 +240,24 @@ fn op_strategy(timestamps: Timestamps, small_in_ten: u32) -> impl Strategy<Value
         2 => Just(None),
         3 => (0..PRODUCERS).prop_map(Some),
     ];
+    let replicate = shape
+        .clone()
+        .prop_flat_map(move |(records, value_bytes)| {
+            (
+                record_timestamps(records),
+                value_bytes,
+                prop::bool::weighted(0.3),
+            )
+        })
+        .prop_map(|(timestamps, value_bytes, next_epoch)| Op::Replicate {
+            timestamps,
+            value_bytes,
+            next_epoch,
+        });
+    let truncate = prop_oneof![
+        4 => any::<u64>().prop_map(TruncateAt::Inside),
+        1 => (1u64..=3).prop_map(TruncateAt::BelowStart),
+    ];
     let append = shape
         .prop_flat_map(move |(records, value_bytes)| {
             (
@@ -256,6 +299,8 @@ fn op_strategy(timestamps: Timestamps, small_in_ten: u32) -> impl Strategy<Value
         1 => Just(Op::Roll),
         1 => Just(Op::Reopen),
         1 => Just(Op::ApplyRetention),
+        2 => replicate,
+        1 => truncate.prop_map(Op::Truncate),
     ]
 }
 
@@ -452,6 +497,11 @@ struct Model {
     records: Vec<Record>,
     /// (base offset, last offset) of each batch, in order.
     batches: Vec<(u64, u64)>,
+    /// The leader epoch of each batch of `batches`.
+    batch_epochs: Vec<u32>,
+    /// The epoch the log stamps on a leader's append: the highest a
+    /// replicated batch brought, or the log's last at its open.
+    leader_epoch: u32,
     start: u64,
     /// The timestamp of the last record, for non-decreasing timestamps.
     clock_ms: i64,
@@ -569,9 +619,27 @@ async fn check_case(case: &Case) -> Result<(), String> {
             }
             Op::ReadByTimestamp(target) => read_by_timestamp(current, &model, *target).await,
             Op::ApplyRetention => apply_retention(current, &mut model).await,
+            Op::Replicate {
+                timestamps,
+                value_bytes,
+                next_epoch,
+            } => {
+                replicate(
+                    current,
+                    &mut model,
+                    case.timestamps,
+                    timestamps,
+                    *value_bytes,
+                    *next_epoch,
+                )
+                .await
+            }
+            Op::Truncate(at) => truncate(current, &mut model, *at).await,
         };
         let outcome = match (outcome, log.as_ref()) {
-            (Ok(()), Some(log)) => check_producers(log, &model),
+            (Ok(()), Some(log)) => {
+                check_producers(log, &model).and_then(|()| check_epochs(log, &model))
+            }
             (outcome, _) => outcome,
         };
         if let Err(error) = outcome {
@@ -675,6 +743,159 @@ async fn append(
     }
     model.records.extend(records);
     model.batches.push((base, last));
+    model.batch_epochs.push(model.leader_epoch);
+    Ok(())
+}
+
+/// A replicated append: a batch assigned at the model's end, in its leader
+/// epoch or the next, stored as it is.
+async fn replicate(
+    log: &Log,
+    model: &mut Model,
+    kind: Timestamps,
+    timestamps: &[i64],
+    value_bytes: usize,
+    next_epoch: bool,
+) -> Result<(), String> {
+    let base = model.end();
+    let epoch = model.leader_epoch + u32::from(next_epoch);
+    let mut builder = BatchBuilder::default();
+    let mut records = Vec::with_capacity(timestamps.len());
+    for (index, &timestamp) in timestamps.iter().enumerate() {
+        let offset = base + index as u64;
+        let timestamp = match kind {
+            Timestamps::NonDecreasing => {
+                model.clock_ms += timestamp;
+                model.clock_ms
+            }
+            Timestamps::Arbitrary => timestamp,
+        };
+        let record = Record {
+            key: Some(key_for(offset)),
+            value: value_for(offset, value_bytes),
+            timestamp,
+        };
+        builder.push(timestamp, record.key.as_deref(), &record.value, &[]);
+        records.push(record);
+    }
+    let batch = builder.finish().assign(Offset(base), epoch);
+    let appended = log
+        .append_replicated(batch)
+        .await
+        .map_err(|error| format!("replicated append failed: {error}"))?;
+    let last = base + records.len() as u64 - 1;
+    check!(
+        appended.base_offset == Offset(base) && appended.last_offset == Offset(last),
+        "replicated append landed at [{}, {}], assigned [{base}, {last}]",
+        appended.base_offset,
+        appended.last_offset
+    );
+    if std::mem::take(&mut model.roll_requested) && base > 0 {
+        check!(
+            log.segment_bases().last() == Some(&Offset(base)),
+            "a roll was asked for but the batch at {base} did not start a segment: bases {:?}",
+            log.segment_bases()
+        );
+    }
+    model.leader_epoch = epoch;
+    model.records.extend(records);
+    model.batches.push((base, last));
+    model.batch_epochs.push(epoch);
+    Ok(())
+}
+
+/// Truncates and checks the new end: the start of the batch containing
+/// the offset, or the offset for one below the start (the log emptied and
+/// starting there); nothing for one at or past the end. The model forgets
+/// the batches cut and what the producers sent in them.
+async fn truncate(log: &Log, model: &mut Model, at: TruncateAt) -> Result<(), String> {
+    let (start, end) = (model.start, model.end());
+    let offset = match at {
+        TruncateAt::Inside(selector) => start + selector % (end - start + 1),
+        TruncateAt::BelowStart(below) => start.saturating_sub(below),
+    };
+    let new_end = log
+        .truncate_to(Offset(offset))
+        .await
+        .map_err(|error| format!("truncate to {offset} failed: {error}"))?;
+    let (expected_end, emptied) = if offset >= end {
+        (end, false)
+    } else if offset < start {
+        (offset, true)
+    } else {
+        let &(base, _) = model
+            .batches
+            .iter()
+            .find(|&&(base, last)| base <= offset && offset <= last)
+            .expect("a live offset is in a batch");
+        if base < start {
+            (start, true)
+        } else {
+            (base, false)
+        }
+    };
+    check!(
+        new_end == Offset(expected_end) && log.end_offset() == new_end,
+        "truncate to {offset} of [{start}, {end}] ended the log at {new_end} (end offset {}), \
+         the model says {expected_end}",
+        log.end_offset()
+    );
+    model.records.truncate(expected_end as usize);
+    let kept = model
+        .batches
+        .iter()
+        .take_while(|&&(_, last)| last < expected_end)
+        .count();
+    model.batches.truncate(kept);
+    model.batch_epochs.truncate(kept);
+    if emptied {
+        model.start = expected_end;
+    }
+    for producer in &mut model.producers {
+        if emptied {
+            producer.sent.clear();
+        }
+        producer.sent.retain(|sent| sent.base_offset < expected_end);
+        if let Some(last) = producer.sent.last() {
+            // The log remembers the producer as of its last batch left,
+            // and the producer goes on from there.
+            producer.epoch = last.epoch;
+            producer.next_sequence = sequence_after(last.last_sequence, 1);
+        }
+    }
+    check!(
+        log.start_offset() == Offset(model.start),
+        "truncate to {offset} left the start at {}, the model says {}",
+        log.start_offset(),
+        model.start
+    );
+    Ok(())
+}
+
+/// The leader epochs of the log's live batches, each from its first
+/// offset (the first from the start): what the log must report, while it
+/// holds any.
+fn check_epochs(log: &Log, model: &Model) -> Result<(), String> {
+    if model.end() == model.start {
+        return Ok(());
+    }
+    let mut expected: Vec<(u32, Offset)> = Vec::new();
+    for (&(base, last), &epoch) in model.batches.iter().zip(&model.batch_epochs) {
+        if last < model.start {
+            continue;
+        }
+        if expected
+            .last()
+            .is_none_or(|&(previous, _)| previous != epoch)
+        {
+            expected.push((epoch, Offset(base.max(model.start))));
+        }
+    }
+    let reported = log.leader_epochs();
+    check!(
+        reported == expected,
+        "the log reports leader epochs {reported:?}, its batches say {expected:?}"
+    );
     Ok(())
 }
 
@@ -953,6 +1174,11 @@ async fn reopen(
     let log = open(dir, config).await?;
     // A roll asked for is kept in memory only.
     model.roll_requested = false;
+    // A log opens stamping the epoch of its last batch.
+    model.leader_epoch = match model.batch_epochs.last() {
+        Some(&epoch) if model.end() > model.start => epoch,
+        _ => 0,
+    };
     walk(&log, model).await?;
     let verified = log
         .verify()
@@ -1053,7 +1279,7 @@ async fn apply_retention(log: &Log, model: &mut Model) -> Result<(), String> {
         "the log now starts at {start}, inside a batch"
     );
     check!(
-        start.0 < model.end() || model.end() == 0,
+        start.0 < model.end() || start.0 == model.start,
         "retention deleted everything up to the end {start}: the active segment must stay"
     );
     model.start = start.0;

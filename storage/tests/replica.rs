@@ -1,18 +1,41 @@
 //! A follower's log: `Log::append_replicated` stores batches as their leader
-//! assigned them, and the leader epochs the log keeps follow its appends, a
-//! reopen and a damaged checkpoint.
+//! assigned them, `Log::truncate_to` and `Log::truncate_fully_and_start_at`
+//! cut it back (KIP-101, KIP-279), and the leader epochs the log keeps
+//! follow both, the log start, a reopen and a damaged checkpoint.
+//!
+//! Crash safety is checked three ways: a truncation whose intent a crash
+//! left behind is completed on open; the copy of a directory as a crash
+//! leaves it mid-way; and a child process that appends and truncates is
+//! killed with SIGKILL at random moments (thirty rounds on one directory),
+//! after which no batch a finished truncation removed is in the log, every
+//! acknowledged batch it did not remove is, and the leader epochs are those
+//! of the batches. The kill test's child is this test binary run again as
+//! `--child truncates_until_killed <dir> <seed>` (`harness = false`); its
+//! choices and the kill moments come from a seed the test prints, which
+//! `SLUICE_TEST_SEED=<seed>` replays.
 
 #[macro_use]
 mod common;
 
-use common::run;
+use common::{harness::ReportingChild, run, seeded_rng};
 
-use std::process::ExitCode;
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    os::unix::process::ExitStatusExt,
+    path::Path,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use bytes::BytesMut;
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use sluice_storage::{
     batch::{Batch, BatchBuilder},
-    log::{AppendError, Log, LogConfig, LEADER_EPOCHS_NAME},
+    log::{
+        AppendError, Log, LogConfig, OpenError, ReadError, LEADER_EPOCHS_NAME, PRODUCERS_SUFFIX,
+        TRUNCATION_MAGIC, TRUNCATION_NAME,
+    },
     Offset,
 };
 
@@ -23,9 +46,18 @@ fn main() -> ExitCode {
             replicated_appends_off_the_end_or_of_an_older_epoch_are_refused,
             replicated_producer_batches_are_recorded_as_the_leader_recorded_them,
             a_replica_that_leads_goes_on_in_the_epoch_of_its_log,
+            truncation_inside_a_batch_removes_the_whole_batch,
+            truncation_at_a_boundary_across_segments_and_appends_go_on,
+            truncation_to_the_start_and_below_it_empties_the_log,
+            truncation_waits_for_queued_appends_and_holds_new_ones,
+            producers_after_truncation_are_those_of_a_log_without_the_cut,
+            leader_epochs_survive_reopen_truncation_and_the_start_moving,
             a_damaged_or_missing_epoch_checkpoint_is_rebuilt_from_the_log,
+            an_interrupted_truncation_is_completed_on_open,
+            a_damaged_truncation_intent_keeps_the_log_closed,
+            cut_batches_never_come_back_after_sigkill,
         ],
-        &children![],
+        &children![truncates_until_killed],
     )
 }
 
@@ -48,6 +80,16 @@ fn config() -> LogConfig {
         retention_ms: None,
         retention_bytes: None,
         ..LogConfig::default()
+    }
+}
+
+/// [`config`] with segment files allocated ahead of their writes: stale
+/// bytes past a cut would be there for recovery to find.
+fn preallocated() -> LogConfig {
+    LogConfig {
+        preallocate: true,
+        prepare_segments: false,
+        ..config()
     }
 }
 
@@ -113,6 +155,26 @@ async fn read_all(log: &Log) -> Vec<Batch> {
 
 async fn tags(log: &Log) -> Vec<u64> {
     read_all(log).await.iter().map(tag_of).collect()
+}
+
+/// The leader epochs the batches of `log` say: the first offset of each
+/// epoch, the first entry starting at the log start.
+async fn epochs_of_batches(log: &Log) -> Vec<(u32, Offset)> {
+    let mut epochs: Vec<(u32, Offset)> = Vec::new();
+    for batch in read_all(log).await {
+        let epoch = batch.header().leader_epoch;
+        if epochs.last().is_none_or(|&(last, _)| last != epoch) {
+            epochs.push((epoch, batch.base_offset().max(log.start_offset())));
+        }
+    }
+    epochs
+}
+
+async fn append_tags(log: &Log, tags: std::ops::Range<u64>) {
+    for tag in tags {
+        let appended = log.append(batch(tag)).await.unwrap();
+        assert_eq!(appended.base_offset, Offset(tag * RECORDS));
+    }
 }
 
 /// Appends tags as a follower, each at the end, in `epoch`.
@@ -294,6 +356,291 @@ fn a_replica_that_leads_goes_on_in_the_epoch_of_its_log() {
     });
 }
 
+fn truncation_inside_a_batch_removes_the_whole_batch() {
+    run(|| async {
+        for config in [config(), preallocated()] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = Log::open(dir.path(), config.clone()).await.unwrap();
+            append_tags(&log, 0..10).await;
+            // Offset 22 is the third record of batch 5 (20..=23).
+            assert_eq!(log.truncate_to(Offset(22)).await.unwrap(), Offset(20));
+            assert_eq!(log.end_offset(), Offset(20));
+            assert_eq!(log.visible_end(), Offset(20));
+            assert_eq!(log.durable_end(), Offset(20));
+            assert_eq!(tags(&log).await, (0..5).collect::<Vec<_>>());
+            assert!(matches!(
+                log.read(Offset(21), 1).await,
+                Err(ReadError::OffsetOutOfRange { .. })
+            ));
+            assert!(log.read(Offset(20), 1).await.unwrap().is_empty());
+            // At or past the end: nothing to do.
+            assert_eq!(log.truncate_to(Offset(20)).await.unwrap(), Offset(20));
+            assert_eq!(log.truncate_to(Offset(99)).await.unwrap(), Offset(20));
+            // Appends go on at the new end, and new batches are read.
+            append_tags(&log, 5..8).await;
+            assert_eq!(tags(&log).await, (0..8).collect::<Vec<_>>());
+            log.close().await.unwrap();
+            let log = Log::open(dir.path(), config).await.unwrap();
+            assert_eq!(tags(&log).await, (0..8).collect::<Vec<_>>());
+            assert_eq!(log.verify().await.unwrap(), 8);
+            log.close().await.unwrap();
+        }
+    });
+}
+
+fn truncation_at_a_boundary_across_segments_and_appends_go_on() {
+    run(|| async {
+        for config in [config(), preallocated()] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = Log::open(dir.path(), config.clone()).await.unwrap();
+            append_tags(&log, 0..60).await;
+            let bases = log.segment_bases();
+            assert!(bases.len() >= 4, "{bases:?}");
+            // At a batch boundary inside the second segment: the segments
+            // after it go, from memory and from disk.
+            let cut = Offset(bases[1].0 + 2 * RECORDS);
+            assert_eq!(log.truncate_to(cut).await.unwrap(), cut);
+            assert_eq!(log.segment_bases(), bases[..2].to_vec());
+            let on_disk: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|entry| {
+                    let name = entry.unwrap().file_name().into_string().unwrap();
+                    name.strip_suffix(".log")
+                        .map(|stem| stem.parse::<u64>().unwrap())
+                })
+                .collect();
+            assert_eq!(on_disk.len(), 2, "segment files left: {on_disk:?}");
+            let kept = cut.0 / RECORDS;
+            assert_eq!(tags(&log).await, (0..kept).collect::<Vec<_>>());
+            // At a segment's base: that segment goes whole, and the next
+            // append starts a new one there.
+            assert_eq!(log.truncate_to(bases[1]).await.unwrap(), bases[1]);
+            assert_eq!(log.segment_bases(), bases[..1].to_vec());
+            let kept = bases[1].0 / RECORDS;
+            append_tags(&log, kept..kept + 20).await;
+            assert_eq!(log.segment_bases()[1], bases[1]);
+            assert_eq!(tags(&log).await, (0..kept + 20).collect::<Vec<_>>());
+            // Offsets and times are found again in what was cut back.
+            let found = log
+                .offset_for_timestamp(TIMESTAMP_BASE_MS + 10 * (kept as i64 + 3))
+                .await
+                .unwrap();
+            assert_eq!(found, Some(Offset((kept + 3) * RECORDS)));
+            log.close().await.unwrap();
+            let log = Log::open(dir.path(), config).await.unwrap();
+            assert_eq!(tags(&log).await, (0..kept + 20).collect::<Vec<_>>());
+            assert_eq!(log.verify().await.unwrap(), kept + 20);
+            log.close().await.unwrap();
+        }
+    });
+}
+
+fn truncation_to_the_start_and_below_it_empties_the_log() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), config()).await.unwrap();
+        append_tags(&log, 0..30).await;
+        // To the start of a log that starts at 0.
+        assert_eq!(log.truncate_to(Offset(0)).await.unwrap(), Offset(0));
+        assert_eq!(log.end_offset(), Offset(0));
+        assert!(log.read(Offset(0), 1).await.unwrap().is_empty());
+        assert_eq!(log.leader_epochs(), vec![]);
+        append_tags(&log, 0..30).await;
+
+        // Below a start moved by DeleteRecords: the log is empty and starts
+        // at the offset asked.
+        let start = log.delete_records(Offset(50)).await.unwrap();
+        assert_eq!(start, Offset(50));
+        assert_eq!(log.truncate_to(Offset(41)).await.unwrap(), Offset(41));
+        assert_eq!(log.start_offset(), Offset(41));
+        assert_eq!(log.end_offset(), Offset(41));
+        assert_eq!(log.segment_bases(), vec![Offset(41)]);
+        assert!(!dir.path().read_dir().unwrap().any(|entry| entry
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|e| e == PRODUCERS_SUFFIX)));
+        replicate_tags(&log, 100..103, 9).await;
+        assert_eq!(tags(&log).await, vec![100, 101, 102]);
+        assert_eq!(log.leader_epochs(), vec![(9, Offset(41))]);
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), config()).await.unwrap();
+        assert_eq!(log.start_offset(), Offset(41));
+        assert_eq!(tags(&log).await, vec![100, 101, 102]);
+        assert_eq!(log.leader_epochs(), vec![(9, Offset(41))]);
+
+        // A batch straddling the start: nothing readable is left, the log
+        // starts (and ends) at its start.
+        assert_eq!(log.delete_records(Offset(47)).await.unwrap(), Offset(47));
+        assert_eq!(log.truncate_to(Offset(48)).await.unwrap(), Offset(47));
+        assert_eq!(log.start_offset(), Offset(47));
+        assert_eq!(log.end_offset(), Offset(47));
+
+        // Fully, to start over past the end.
+        assert_eq!(
+            log.truncate_fully_and_start_at(Offset(1000)).await.unwrap(),
+            Offset(1000)
+        );
+        replicate_tags(&log, 200..202, 9).await;
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), config()).await.unwrap();
+        assert_eq!(log.start_offset(), Offset(1000));
+        assert_eq!(log.end_offset(), Offset(1008));
+        assert_eq!(tags(&log).await, vec![200, 201]);
+        log.close().await.unwrap();
+    });
+}
+
+fn truncation_waits_for_queued_appends_and_holds_new_ones() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::rc::Rc::new(Log::open(dir.path(), config()).await.unwrap());
+        append_tags(&log, 0..5).await;
+        // Appends in flight when the truncation starts are written first
+        // and cut with the rest; the one that comes after waits and lands
+        // at the new end.
+        let queued: Vec<_> = (5..9)
+            .map(|tag| {
+                let log = log.clone();
+                glommio::spawn_local(async move { log.append(batch(tag)).await.unwrap() })
+            })
+            .collect();
+        let truncation = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.truncate_to(Offset(10)).await.unwrap() })
+        };
+        let after = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.append_replicated(leader_batch(50, 8, 0)).await })
+        };
+        for append in queued {
+            append.await;
+        }
+        assert_eq!(truncation.await, Offset(8));
+        let after = after.await.unwrap();
+        assert_eq!(after.base_offset, Offset(8));
+        assert_eq!(tags(&log).await, vec![0, 1, 50]);
+        log.close().await.unwrap();
+    });
+}
+
+/// Appends the producer's batches `tags` (sequence `RECORDS * tag`).
+async fn produce_tags(log: &Log, tags: std::ops::Range<u64>) {
+    for tag in tags {
+        let sequence = (tag * RECORDS) as i32;
+        let appended = log.append(tagged(tag, Some(sequence))).await.unwrap();
+        assert!(!appended.duplicate);
+    }
+}
+
+fn producers_after_truncation_are_those_of_a_log_without_the_cut() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let truncated_dir = dir.path().join("truncated");
+        let reference_dir = dir.path().join("reference");
+        // Past segment rolls (snapshots at their bases) and a clean close
+        // (a snapshot at the end): both past the cut.
+        let log = Log::open(&truncated_dir, config()).await.unwrap();
+        produce_tags(&log, 0..40).await;
+        log.close().await.unwrap();
+        let log = Log::open(&truncated_dir, config()).await.unwrap();
+        let reference = Log::open(&reference_dir, config()).await.unwrap();
+        produce_tags(&reference, 0..17).await;
+        // Inside batch 17.
+        assert_eq!(
+            log.truncate_to(Offset(17 * RECORDS + 1)).await.unwrap(),
+            Offset(68)
+        );
+        assert_eq!(log.producer(PRODUCER_ID), reference.producer(PRODUCER_ID));
+        // A retry of a cut batch is appended, not answered as a duplicate,
+        // where the reference appends it.
+        for tag in 17..20 {
+            let retry = tagged(tag, Some((tag * RECORDS) as i32));
+            let appended = log.append(retry.clone()).await.unwrap();
+            let expected = reference.append(retry).await.unwrap();
+            assert_eq!(appended, expected);
+            assert!(!appended.duplicate);
+        }
+        // A retry of a batch kept is a duplicate.
+        let kept = log.append(tagged(16, Some(64))).await.unwrap();
+        assert!(kept.duplicate);
+        assert_eq!(kept.base_offset, Offset(64));
+        log.close().await.unwrap();
+        reference.close().await.unwrap();
+        let log = Log::open(&truncated_dir, config()).await.unwrap();
+        let reference = Log::open(&reference_dir, config()).await.unwrap();
+        assert_eq!(log.producer(PRODUCER_ID), reference.producer(PRODUCER_ID));
+        log.close().await.unwrap();
+        reference.close().await.unwrap();
+    });
+}
+
+fn leader_epochs_survive_reopen_truncation_and_the_start_moving() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), config()).await.unwrap();
+        for (tags, epoch) in [(0..10, 2), (10..20, 4), (20..30, 5), (30..40, 9)] {
+            replicate_tags(&log, tags, epoch).await;
+        }
+        let all = vec![
+            (2, Offset(0)),
+            (4, Offset(40)),
+            (5, Offset(80)),
+            (9, Offset(120)),
+        ];
+        assert_eq!(log.leader_epochs(), all);
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), config()).await.unwrap();
+        assert_eq!(log.leader_epochs(), all);
+
+        // Truncation inside epoch 5's first batch: its entry goes.
+        assert_eq!(log.truncate_to(Offset(82)).await.unwrap(), Offset(80));
+        assert_eq!(log.leader_epochs(), all[..2].to_vec());
+        assert_eq!(log.last_epoch(), Some(4));
+        // A copy of the directory now, as a crash would leave it: the file
+        // says what the memory says.
+        let crashed = dir.path().join("crashed");
+        copy_dir(dir.path(), &crashed);
+        let copy = Log::open(&crashed, config()).await.unwrap();
+        assert_eq!(copy.leader_epochs(), all[..2].to_vec());
+        copy.close().await.unwrap();
+        replicate_tags(&log, 20..25, 6).await;
+        let truncated = vec![(2, Offset(0)), (4, Offset(40)), (6, Offset(80))];
+        assert_eq!(log.leader_epochs(), truncated);
+
+        // The start moves inside epoch 4: epoch 2's entry goes, epoch 4's
+        // starts at the start.
+        assert_eq!(log.delete_records(Offset(50)).await.unwrap(), Offset(50));
+        let started = vec![(4, Offset(50)), (6, Offset(80))];
+        assert_eq!(log.leader_epochs(), started);
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), config()).await.unwrap();
+        assert_eq!(log.leader_epochs(), started);
+        assert_eq!(epochs_of_batches(&log).await, started);
+        // To the end: the last epoch stays known.
+        let end = log.end_offset();
+        assert_eq!(log.delete_records(end).await.unwrap(), end);
+        assert_eq!(log.leader_epochs(), vec![(6, end)]);
+        assert_eq!(log.last_epoch(), Some(6));
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), config()).await.unwrap();
+        assert_eq!(log.leader_epochs(), vec![(6, end)]);
+        replicate_tags(&log, 40..42, 7).await;
+        assert_eq!(log.leader_epochs(), vec![(7, end)]);
+        log.close().await.unwrap();
+    });
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
 fn a_damaged_or_missing_epoch_checkpoint_is_rebuilt_from_the_log() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
@@ -334,4 +681,295 @@ fn a_damaged_or_missing_epoch_checkpoint_is_rebuilt_from_the_log() {
             );
         }
     });
+}
+
+/// The documented format of the truncation intent: a cut to `end`, byte
+/// `position` of the segment at `segment_base`.
+fn cut_intent(end: u64, segment_base: u64, position: u64) -> Vec<u8> {
+    let mut out = vec![0u8; 40];
+    out[..4].copy_from_slice(&TRUNCATION_MAGIC);
+    out[8..10].copy_from_slice(&1u16.to_le_bytes());
+    out[10..12].copy_from_slice(&1u16.to_le_bytes());
+    out[16..24].copy_from_slice(&end.to_le_bytes());
+    out[24..32].copy_from_slice(&segment_base.to_le_bytes());
+    out[32..40].copy_from_slice(&position.to_le_bytes());
+    let crc = crc32c::crc32c(&out[8..]);
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The intent of a cut at batch `tag` of a log of [`batch`]es from 0, and
+/// what the log must hold after it.
+async fn intent_for(log: &Log, tag: u64) -> Vec<u8> {
+    let cut = Offset(tag * RECORDS);
+    let base = *log
+        .segment_bases()
+        .iter()
+        .rfind(|&&base| base <= cut)
+        .unwrap();
+    let position: usize = read_all(log)
+        .await
+        .iter()
+        .filter(|batch| batch.base_offset() >= base && batch.base_offset() < cut)
+        .map(Batch::len)
+        .sum();
+    cut_intent(cut.0, base.0, position as u64)
+}
+
+fn an_interrupted_truncation_is_completed_on_open() {
+    run(|| async {
+        for config in [config(), preallocated()] {
+            let dir = tempfile::tempdir().unwrap();
+            // A crash right after the intent became durable: nothing of the
+            // cut done yet, a preallocated tail, producer snapshots past it.
+            let log = Log::open(dir.path(), config.clone()).await.unwrap();
+            produce_tags(&log, 0..45).await;
+            replicate_tags(&log, 45..50, 3).await;
+            let intent = intent_for(&log, 23).await;
+            let crashed = dir.path().join("crashed");
+            copy_dir(dir.path(), &crashed);
+            std::fs::write(crashed.join(TRUNCATION_NAME), &intent).unwrap();
+            let copy = Log::open(&crashed, config.clone()).await.unwrap();
+            assert_eq!(copy.end_offset(), Offset(23 * RECORDS));
+            assert_eq!(tags(&copy).await, (0..23).collect::<Vec<_>>());
+            assert!(!crashed.join(TRUNCATION_NAME).exists());
+            assert_eq!(copy.leader_epochs(), vec![(0, Offset(0))]);
+            let next = copy.producer(PRODUCER_ID).unwrap().next_sequence();
+            assert_eq!(next, (23 * RECORDS) as i32, "producers as of the cut");
+            copy.close().await.unwrap();
+
+            // A crash later in the cut, with the segments after it already
+            // deleted and the intent still there: the same log.
+            let later = dir.path().join("later");
+            copy_dir(dir.path(), &later);
+            std::fs::write(later.join(TRUNCATION_NAME), &intent).unwrap();
+            let cut_base = u64::from_le_bytes(intent[24..32].try_into().unwrap());
+            for base in log
+                .segment_bases()
+                .into_iter()
+                .filter(|base| base.0 > cut_base)
+            {
+                std::fs::remove_file(later.join(format!("{:020}.log", base.0))).unwrap();
+            }
+            let copy = Log::open(&later, config.clone()).await.unwrap();
+            assert_eq!(tags(&copy).await, (0..23).collect::<Vec<_>>());
+            copy.close().await.unwrap();
+            log.close().await.unwrap();
+        }
+    });
+}
+
+fn a_damaged_truncation_intent_keeps_the_log_closed() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), config()).await.unwrap();
+        append_tags(&log, 0..10).await;
+        let mut intent = intent_for(&log, 4).await;
+        log.close().await.unwrap();
+        intent[17] ^= 1;
+        std::fs::write(dir.path().join(TRUNCATION_NAME), &intent).unwrap();
+        match Log::open(dir.path(), config()).await {
+            Err(OpenError::Truncation { .. }) => {}
+            Err(other) => panic!("another error: {other}"),
+            Ok(_) => panic!("a log with a damaged truncation intent opened"),
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Kill -9
+
+/// Kills per run, on one directory.
+const ROUNDS: u64 = 30;
+const KILL_DELAY_MS_MIN: u64 = 5;
+const KILL_DELAY_MS_MAX: u64 = 250;
+/// A child that sees no kill stops after this long.
+const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(30);
+const FIRST_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Replicated appends between two truncations, at most.
+const APPENDS_PER_TRUNCATION_MAX: u64 = 12;
+
+fn report(line: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(format_args!("{line}\n"))
+        .and_then(|()| stdout.flush())
+        .expect("stdout is the parent's pipe");
+}
+
+/// The child: appends replicated batches with unique tags, in rising
+/// epochs, and truncates now and then, into preallocated segments; reports
+/// `ack <base> <last> <tag>`, `truncating <offset>` and `truncated <end>`.
+fn truncates_until_killed(args: &[String]) {
+    let [dir, seed] = args else {
+        panic!("a child takes <dir> <seed>, not {args:?}")
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let seed: u64 = seed.parse().unwrap();
+    run(move || async move {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let log = Log::open(&dir, preallocated())
+            .await
+            .expect("the child opens the log");
+        report(format_args!("open {}", log.end_offset()));
+        let deadline = Instant::now() + CHILD_LIFETIME_MAX;
+        let mut epoch = log.last_epoch().unwrap_or(0);
+        // Tags unique across children: the seed's high half is the round.
+        let mut tag = (seed >> 32) << 24;
+        while Instant::now() < deadline {
+            if rng.random_ratio(1, 3) {
+                epoch += 1;
+            }
+            for _ in 0..rng.random_range(1..=APPENDS_PER_TRUNCATION_MAX) {
+                let base = log.end_offset().0;
+                let appended = log
+                    .append_replicated(leader_batch(tag, base, epoch))
+                    .await
+                    .expect("replicated append");
+                report(format_args!(
+                    "ack {} {} {tag}",
+                    appended.base_offset, appended.last_offset
+                ));
+                tag += 1;
+            }
+            let start = log.start_offset().0;
+            let end = log.end_offset().0;
+            let offset = rng.random_range(start.max(end.saturating_sub(40))..=end);
+            report(format_args!("truncating {offset}"));
+            let new_end = log.truncate_to(Offset(offset)).await.expect("truncate");
+            report(format_args!("truncated {new_end}"));
+        }
+    });
+}
+
+fn cut_batches_never_come_back_after_sigkill() {
+    let mut rng = seeded_rng("cut_batches_never_come_back_after_sigkill");
+    let temp = tempfile::tempdir().expect("temporary directory");
+    let dir = temp.path().join("partition");
+    let stderr_path = temp.path().join("child.stderr");
+    // What the log must hold: batches acknowledged and not cut since, by
+    // base offset; and every tag a finished truncation cut.
+    let mut expected: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut cut_tags = std::collections::HashSet::new();
+    let mut killed_truncating = 0;
+    for round in 0..ROUNDS {
+        let kill_delay_ms = rng.random_range(KILL_DELAY_MS_MIN..=KILL_DELAY_MS_MAX);
+        let seed = round << 32 | u64::from(rng.random::<u32>());
+        let args = [dir.display().to_string(), seed.to_string()];
+        let mut child = ReportingChild::spawn("truncates_until_killed", &args, &stderr_path);
+        // The kill comes after the first acknowledgement: a child slow to
+        // start on a busy machine is not killed before it did anything.
+        let mut printed = Vec::new();
+        loop {
+            match child.next_line(FIRST_REPORT_TIMEOUT) {
+                Some(line) => {
+                    let is_ack = line.starts_with("ack ");
+                    printed.push(line);
+                    if is_ack {
+                        break;
+                    }
+                }
+                None => {
+                    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                    panic!("round {round}: no acknowledgement from the child; stderr:\n{stderr}");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(kill_delay_ms));
+        let status = child.kill();
+        if status.signal() != Some(libc::SIGKILL) {
+            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            panic!("round {round}: the child ended before the kill: {status:?}; stderr:\n{stderr}");
+        }
+        printed.extend(child.rest());
+        // The truncation in flight at the kill, if any: it may have
+        // happened or not.
+        let mut in_flight: Option<u64> = None;
+        let (mut acks, mut truncations) = (0, 0);
+        for line in &printed {
+            let mut words = line.split(' ');
+            let word = words.next().unwrap();
+            let mut number = || words.next().unwrap().parse::<u64>().unwrap();
+            match word {
+                "open" => {}
+                "ack" => {
+                    let (base, last, tag) = (number(), number(), number());
+                    expected.insert(base, (last, tag));
+                    acks += 1;
+                }
+                "truncating" => in_flight = Some(number()),
+                "truncated" => {
+                    let end = number();
+                    for (_, (_, tag)) in expected.split_off(&end) {
+                        cut_tags.insert(tag);
+                    }
+                    in_flight = None;
+                    truncations += 1;
+                }
+                other => panic!("round {round}: unknown report {other}"),
+            }
+        }
+        killed_truncating += u64::from(in_flight.is_some());
+        let check = expected.clone();
+        let cut = cut_tags.clone();
+        let dir = dir.clone();
+        let found = run(move || async move {
+            let log = Log::open(&dir, preallocated())
+                .await
+                .unwrap_or_else(|error| panic!("round {round}: the log does not open: {error}"));
+            let batches = read_all(&log).await;
+            let mut found = BTreeMap::new();
+            for batch in &batches {
+                let tag = tag_of(batch);
+                assert!(
+                    !cut.contains(&tag),
+                    "round {round}: batch {tag} at {} was cut and came back",
+                    batch.base_offset()
+                );
+                found.insert(batch.base_offset().0, (batch.last_offset().0, tag));
+            }
+            // Every acknowledged batch not cut is there, but those at or
+            // past a truncation in flight (the one containing its offset
+            // included), which may be gone.
+            for (&base, &(last, tag)) in &check {
+                if in_flight.is_some_and(|offset| last >= offset) {
+                    continue;
+                }
+                assert_eq!(
+                    found.get(&base),
+                    Some(&(last, tag)),
+                    "round {round}: acknowledged batch {tag} at {base} is missing"
+                );
+            }
+            assert_eq!(
+                log.leader_epochs(),
+                epochs_of_batches(&log).await,
+                "round {round}: the leader epochs are not the batches'"
+            );
+            assert_eq!(log.verify().await.unwrap() as usize, batches.len());
+            log.close().await.unwrap();
+            found
+        });
+        // What the log holds now is what the next round starts from: a cut
+        // in flight either happened (its batches are gone for good now) or
+        // did not (they stay).
+        for (base, (_, tag)) in &expected {
+            if !found.contains_key(base) {
+                cut_tags.insert(*tag);
+            }
+        }
+        expected = found;
+        println!(
+            "round {round:2}: killed {kill_delay_ms:3} ms after the first ack{}, {acks} acks, \
+             {truncations} truncations; the log holds {} batches, {} cut so far",
+            if in_flight.is_some() {
+                " during a truncation"
+            } else {
+                ""
+            },
+            expected.len(),
+            cut_tags.len()
+        );
+    }
+    println!("{ROUNDS} kills, {killed_truncating} during a truncation");
 }

@@ -108,15 +108,17 @@ pub(super) async fn append_replicated(
     Ok(appended)
 }
 
-/// Waits for queue space: the one place an append can wait before it is
-/// assigned offsets.
+/// Waits for queue space, and for a truncation in progress to finish: the
+/// one place an append can wait before it is assigned offsets.
 async fn wait_for_room(shared: &Shared, batch_bytes: usize) -> Result<(), AppendError> {
     poll_fn(|cx| {
         let mut state = shared.borrow_mut();
         if let Err(error) = refuse(&state) {
             return Poll::Ready(Err(error));
         }
-        if state.pending_bytes > 0 && state.pending_bytes + batch_bytes > PENDING_BYTES_MAX {
+        if state.truncating
+            || (state.pending_bytes > 0 && state.pending_bytes + batch_bytes > PENDING_BYTES_MAX)
+        {
             state.waiters.push(cx.waker().clone());
             return Poll::Pending;
         }

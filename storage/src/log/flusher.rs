@@ -61,7 +61,7 @@ fn next_work(state: &State) -> Work {
     if unsynced {
         return match state.config.flush {
             FlushPolicy::Always => Work::Sync,
-            _ if state.closing => Work::Sync,
+            _ if state.closing || state.truncating => Work::Sync,
             FlushPolicy::Interval(interval) => {
                 let due_ms = state.last_sync_ms + interval.as_millis() as i64;
                 let now_ms = state.clock.now_ms();

@@ -8,8 +8,8 @@
 //!
 //! * on every append, leader's or replicated: a batch of an epoch above the
 //!   last one starts an entry at its base offset;
-//! * when the end moves back (an append undone for a full disk): entries
-//!   at or past the new end go;
+//! * when the end moves back (a truncation, see `replica`; an append
+//!   undone for a full disk): entries at or past the new end go;
 //! * when the log start moves (retention, `Log::delete_records`): entries
 //!   wholly below it go, and the one straddling it starts at it (KIP-101).
 //!   The last entry stays even when the log start reaches the end, so that

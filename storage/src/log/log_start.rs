@@ -104,6 +104,17 @@ fn decode(bytes: &[u8]) -> Result<Offset, CheckpointError> {
     )))
 }
 
+/// Replaces the checkpoint of `dir` with `log_start`, whatever it held (a
+/// log emptied to start over elsewhere, see `replica`). The directory is
+/// not synced here. Blocking.
+pub(super) fn write_checkpoint_blocking(dir: &Path, log_start: Offset) -> io::Result<()> {
+    replace_file(
+        &dir.join(CHECKPOINT_NAME),
+        &dir.join(TEMPORARY_NAME),
+        &encode(log_start),
+    )
+}
+
 /// On open: the log start of `dir` given its first segment's base and its
 /// end. A checkpoint that does not read back is an error, not ignored: the
 /// records below it were deleted on request and must not come back.
@@ -186,6 +197,12 @@ pub(super) async fn delete_records(
         }
         if let Some(failure) = &state.failure {
             return Poll::Ready(Err(DeleteRecordsError::Fenced(failure.clone())));
+        }
+        if state.truncating {
+            // The end is about to move back: the start is checked against
+            // where it lands.
+            state.waiters.push(cx.waker().clone());
+            return Poll::Pending;
         }
         let high_watermark = state.visible_end();
         if before > high_watermark {

@@ -54,9 +54,12 @@
 //!
 //! A follower stores what its leader appended with
 //! [`Log::append_replicated`]: the batch as the leader assigned it, at the
-//! log end. The log keeps the first offset of each leader epoch it holds
-//! ([`Log::leader_epochs`]) in a checkpoint file; the `leader_epochs`
-//! module says how.
+//! log end. [`Log::truncate_to`] cuts the log back (a follower whose log
+//! went further than its leader's, KIP-101 and KIP-279), crash-safely: an
+//! intent file makes a truncation that a crash interrupts complete on the
+//! next open. The log keeps the first offset of each leader epoch it holds
+//! ([`Log::leader_epochs`]) in a checkpoint file. The `replica` and
+//! `leader_epochs` modules say how.
 //!
 //! # Threads
 //!
@@ -74,6 +77,7 @@ mod producer_snapshots;
 mod producers;
 mod reader;
 mod recovery;
+mod replica;
 mod retention;
 mod segment;
 mod segment_files;
@@ -97,6 +101,7 @@ pub use producer_snapshots::PRODUCERS_SUFFIX;
 pub use producers::{
     sequence_after, ProducerBatch, ProducerState, PRODUCERS_MAX, PRODUCER_BATCHES_MAX,
 };
+pub use replica::{TRUNCATION_MAGIC, TRUNCATION_NAME};
 pub use retention::RetentionOutcome;
 pub use spare::{PREPARE_AFTER_BYTES, PREPARE_LEAD_MS, SPARE_IDLE_MS, SPARE_SUFFIX};
 
@@ -354,6 +359,11 @@ pub enum OpenError {
     Inconsistent { segment: PathBuf, detail: String },
     #[error("invalid log config: {0}")]
     InvalidConfig(String),
+    /// The intent of a truncation a crash interrupted
+    /// ([`TRUNCATION_NAME`]) does not read back. The log is not opened:
+    /// the batches it cut would be readable again.
+    #[error("unusable truncation intent {path}: {reason}; the log is not opened")]
+    Truncation { path: PathBuf, reason: String },
     /// The log start checkpoint ([`CHECKPOINT_NAME`]) does not read back.
     /// The log is not opened: records deleted below the start it held would
     /// be readable again.
@@ -386,6 +396,24 @@ pub enum DeleteRecordsError {
     Fenced(#[from] LogFailure),
     #[error("the log is closed")]
     Closed,
+}
+
+/// Why [`Log::truncate_to`] or [`Log::truncate_fully_and_start_at`] did
+/// not truncate. When the error comes before the cut began, nothing changed;
+/// a failure during the cut fences the log ([`TruncateError::Fenced`]), and
+/// the next open completes the truncation.
+#[derive(Debug, thiserror::Error)]
+pub enum TruncateError {
+    /// The log cannot first write what is queued: the disk is full.
+    #[error("disk full: {message}")]
+    DiskFull { message: String },
+    #[error(transparent)]
+    Fenced(#[from] LogFailure),
+    #[error("the log is closed")]
+    Closed,
+    /// Finding the batch that contains the offset failed; nothing changed.
+    #[error("finding the batch at {offset}: {source}")]
+    Read { offset: Offset, source: ReadError },
 }
 
 /// Where an appended batch landed.
@@ -442,6 +470,9 @@ pub(crate) struct State {
     leader_epoch: u32,
     /// The first offset of each leader epoch of the log.
     epochs: LeaderEpochs,
+    /// A truncation is under way: appends wait for it, the flusher syncs
+    /// at once, a close waits.
+    truncating: bool,
     /// The idempotent producers, as of everything appended (pending batches
     /// included; each pending batch keeps how to undo its change).
     producers: Producers,
@@ -586,6 +617,38 @@ impl Log {
     /// refuses a sequence.
     pub async fn append_replicated(&self, batch: Batch) -> Result<Appended, AppendError> {
         appender::append_replicated(&self.state, batch).await
+    }
+
+    /// Removes every batch at or past `offset`, and the whole batch that
+    /// contains it (Kafka's `truncateTo`), and returns the new log end (at
+    /// most `offset`). An `offset` at or past the end changes nothing. An
+    /// `offset` below the log start empties the log, which then starts at
+    /// `offset` ([`Log::truncate_fully_and_start_at`]); so does a batch
+    /// containing `offset` that starts below the log start, the log then
+    /// starting at its start.
+    ///
+    /// Waits for the appends queued to be durable, and holds new appends
+    /// until it is done. On return the cut is durable: no batch removed
+    /// comes back after a crash, and a crash during it leaves the old log
+    /// or the truncated one (an intent file completes it on open). The
+    /// indexes, the tail cache, the producer state (rebuilt as of the new
+    /// end, from the producer snapshots below it and the log) and the
+    /// leader epochs (entries at or past the new end removed) follow.
+    pub async fn truncate_to(&self, offset: Offset) -> Result<Offset, TruncateError> {
+        replica::truncate_to(&self.state, offset).await
+    }
+
+    /// Empties the log and starts it at `start`, before or after where it
+    /// was (Kafka's `truncateFullyAndStartAt`): a follower whose leader no
+    /// longer has its history starts again where the leader's log starts.
+    /// Every segment, producer snapshot and leader epoch goes; the log start
+    /// checkpoint says `start`. Durable and crash-safe as
+    /// [`Log::truncate_to`] is. Returns the new end, `start`.
+    pub async fn truncate_fully_and_start_at(
+        &self,
+        start: Offset,
+    ) -> Result<Offset, TruncateError> {
+        replica::truncate_fully(&self.state, start).await
     }
 
     /// The first offset of each leader epoch of the log's batches, both
@@ -736,6 +799,17 @@ impl Log {
     /// Later appends fail with [`AppendError::Closed`] and reads with
     /// [`ReadError::Closed`]; the segment files are closed.
     pub async fn close(&self) -> Result<(), LogFailure> {
+        // A truncation under way finishes first: it holds files open and
+        // moves the log's ends.
+        std::future::poll_fn(|cx| {
+            let mut state = self.state.borrow_mut();
+            if state.truncating {
+                state.waiters.push(cx.waker().clone());
+                return std::task::Poll::Pending;
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
         {
             let mut state = self.state.borrow_mut();
             state.closing = true;

@@ -56,7 +56,7 @@ fn parse_snapshot_name(name: &str) -> Option<Offset> {
 }
 
 /// The offsets of the snapshots in `dir`, oldest first.
-fn snapshot_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
+pub(super) fn snapshot_offsets(dir: &Path) -> io::Result<Vec<Offset>> {
     let mut offsets = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         if let Some(offset) = entry?.file_name().to_str().and_then(parse_snapshot_name) {
@@ -196,6 +196,23 @@ pub(super) fn delete_below(dir: &Path, first_base: Offset) {
             tracing::warn!(log = %dir.display(), %error, "could not list producer snapshots")
         }
     }
+}
+
+/// After a truncation to `end` (all of them for `None`, a log emptied):
+/// the snapshots past it hold producers of batches that are gone. The one
+/// at `end` is the state below it, which stays. Blocking; the directory is
+/// not synced here.
+pub(super) fn delete_past(dir: &Path, end: Option<Offset>) -> io::Result<()> {
+    for offset in snapshot_offsets(dir)? {
+        if end.is_none_or(|end| offset > end) {
+            match std::fs::remove_file(segment_path(dir, offset, PRODUCERS_SUFFIX)) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads the snapshot at `offset`.

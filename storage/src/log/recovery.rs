@@ -285,6 +285,9 @@ pub(super) async fn recover(
                 .map_err(io_error("sync directory", parent))?;
         }
     }
+    // A truncation a crash interrupted is completed before anything else
+    // reads the files.
+    super::replica::complete_interrupted(dir, config.file_delete_delay_ms).await?;
     crate::deleter::delete_leftovers(dir).map_err(io_error("delete leftovers in", dir))?;
     super::spare::remove_leftovers(dir).map_err(io_error("remove spare segments in", dir))?;
     let mut bases = Vec::new();
@@ -361,6 +364,7 @@ pub(super) async fn recover(
         disk_full: None,
         leader_epoch: epochs.last_epoch().unwrap_or(0),
         epochs,
+        truncating: false,
         producers,
         roll_requested: false,
         closing: false,

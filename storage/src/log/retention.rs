@@ -80,6 +80,14 @@ async fn delete_oldest(
     let (dir, removed, log_start, first_base, delay) = {
         let mut state = shared.borrow_mut();
         let state = &mut *state;
+        if state.truncating {
+            // A truncation decides which segments stay; the next pass
+            // deletes what it leaves.
+            return Ok(RetentionOutcome {
+                log_start: state.log_start,
+                ..RetentionOutcome::default()
+            });
+        }
         let mut kept_bytes = state.size_bytes();
         let mut bases = Vec::new();
         // The last segment stays: the log's end is where it ends.
