@@ -900,6 +900,85 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
             "epoch {epoch}"
         );
     }
+    // Records written now carry epoch 1; epoch 0 ends where they start.
+    let producer: BaseProducer = client(&watcher)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for index in 0..10 {
+        let value = format!("after-{index}");
+        producer
+            .send(
+                BaseRecord::<(), _>::to("observed")
+                    .partition(partition)
+                    .payload(&value),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        listed(&broker, "observed", partition, -2),
+        (0, 0),
+        "earliest"
+    );
+    assert_eq!(
+        listed(&broker, "observed", partition, -1),
+        (30, 1),
+        "latest"
+    );
+    assert_eq!(epoch_end(&broker, "observed", partition, 0), (0, 20));
+    assert_eq!(epoch_end(&broker, "observed", partition, 1), (1, 30));
+    assert_eq!(epoch_end(&broker, "observed", partition, 2), (-1, -1));
+    let read = read_all(&broker, "observed", 8, sent.len() + 10);
+    assert_eq!(read.len(), sent.len() + 10);
+    assert!((0..10).all(|index| read.get(&format!("after-{index}")) == Some(&partition)));
+}
+
+/// The offset and leader epoch ListOffsets (v7) at `addr` answers for
+/// `timestamp` (-1 latest, -2 earliest) of `topic`'s `partition`.
+fn listed(addr: &str, topic: &str, partition: i32, timestamp: i64) -> (i64, i32) {
+    use kafka_protocol::messages::{
+        list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+        ApiKey, BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+    };
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                topic.to_string(),
+            )))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_current_leader_epoch(-1)
+                .with_timestamp(timestamp)])]);
+    let answer: ListOffsetsResponse = kafka_call(addr, ApiKey::ListOffsets, 7, &list);
+    let part = &answer.topics[0].partitions[0];
+    assert_eq!(part.error_code, 0, "{part:?}");
+    (part.offset, part.leader_epoch)
+}
+
+/// Where OffsetForLeaderEpoch (v4) at `addr` says `epoch` of `topic`'s
+/// `partition` ends: (the epoch answered, its end offset).
+fn epoch_end(addr: &str, topic: &str, partition: i32, epoch: i32) -> (i32, i64) {
+    use kafka_protocol::messages::{
+        offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic},
+        ApiKey, BrokerId, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    };
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                topic.to_string(),
+            )))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(partition)
+                .with_current_leader_epoch(1)
+                .with_leader_epoch(epoch)])]);
+    let answer: OffsetForLeaderEpochResponse =
+        kafka_call(addr, ApiKey::OffsetForLeaderEpoch, 4, &request);
+    let part = &answer.topics[0].partitions[0];
+    assert_eq!(part.error_code, 0, "{part:?}");
+    (part.leader_epoch, part.end_offset)
 }
 
 /// The error codes of a Fetch (v12) and a ListOffsets (v7) of `topic`'s

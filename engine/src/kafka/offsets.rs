@@ -1,11 +1,14 @@
 //! ListOffsets (earliest, latest, the first offset at or after a time) and
-//! OffsetForLeaderEpoch (every partition has had one leader epoch, 0).
+//! OffsetForLeaderEpoch (where a leader epoch ends, KIP-320), both with the
+//! leader epoch of what they answer.
 
 use std::rc::Rc;
 
 use super::{failure_code, on_partition_in_epoch, topic_name};
 use crate::{
-    partition::{ErrorKind, Failure, FanOut, Listed, OffsetQuery, PartitionOp, Pending},
+    partition::{
+        ErrorKind, Failure, FanOut, LeaderEpochs, Listed, OffsetQuery, PartitionOp, Pending,
+    },
     shard::Shard,
 };
 use kafka_protocol::messages::{
@@ -77,16 +80,16 @@ pub async fn list_offsets(
     for (name, answers) in parts.gather().await {
         let mut partitions = Vec::new();
         for (partition, result) in answers {
-            let mut response =
-                ListOffsetsPartitionResponse::default().with_partition_index(partition);
-            if version >= 4 {
-                response.leader_epoch = 0;
-            }
+            let response = ListOffsetsPartitionResponse::default().with_partition_index(partition);
             partitions.push(match result {
                 // By time: the first record at or after it; none: -1.
                 Ok(Some(listed)) => response
                     .with_offset(listed.offset.0 as i64)
-                    .with_timestamp(listed.timestamp),
+                    .with_timestamp(listed.timestamp)
+                    .with_leader_epoch(match (version >= 4, listed.leader_epoch) {
+                        (true, Some(epoch)) => i32::try_from(epoch).unwrap_or(i32::MAX),
+                        _ => -1,
+                    }),
                 Ok(None) => response.with_offset(-1).with_timestamp(-1),
                 Err(failure) => response
                     .with_error_code(failure_code(&failure))
@@ -103,24 +106,29 @@ pub async fn list_offsets(
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// Every partition has had one leader epoch, 0, so its end is the log end;
-/// an epoch after it is unknown (-1, -1), as Kafka answers.
+/// Where each leader epoch asked about ends, as Kafka's leader answers
+/// (KIP-320): the largest epoch of the log at or below it and the first
+/// offset after that epoch.
 pub async fn offset_for_leader_epoch(
     shard: &Rc<Shard>,
     request: OffsetForLeaderEpochRequest,
     version: i16,
 ) -> OffsetForLeaderEpochResponse {
     // Each part is labelled (partition, the leader epoch asked about).
-    let mut parts = FanOut::<(i32, i32), Option<Listed>>::default();
+    let mut parts = FanOut::<(i32, i32), LeaderEpochs>::default();
+    let metadata = shard.metadata();
     for topic in request.topics {
         let name = topic.topic.0.to_string();
         for part in &topic.partitions {
-            let epoch = if version >= 2 {
+            let current = if version >= 2 {
                 part.current_leader_epoch
             } else {
                 -1
             };
-            let answer = ask(shard, &name, part.partition, epoch, OffsetQuery::Latest);
+            let answer =
+                on_partition_in_epoch(shard, &metadata, &name, part.partition, current, |reply| {
+                    PartitionOp::LeaderEpochs { reply }
+                });
             parts.part((part.partition, part.leader_epoch), answer);
         }
         parts.end_topic(name);
@@ -131,13 +139,10 @@ pub async fn offset_for_leader_epoch(
         for ((partition, epoch), result) in answers {
             let response = EpochEndOffset::default().with_partition(partition);
             partitions.push(match result {
-                Ok(_) if epoch > 0 => response
-                    .with_error_code(0)
-                    .with_leader_epoch(-1)
-                    .with_end_offset(-1),
-                Ok(end) => response
-                    .with_leader_epoch(0)
-                    .with_end_offset(end.map_or(0, |end| end.offset.0 as i64)),
+                Ok(epochs) => {
+                    let (epoch, end) = end_of_epoch(&epochs, epoch);
+                    response.with_leader_epoch(epoch).with_end_offset(end)
+                }
                 Err(failure) => response
                     .with_error_code(failure_code(&failure))
                     .with_leader_epoch(-1)
@@ -151,4 +156,60 @@ pub async fn offset_for_leader_epoch(
         );
     }
     OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+/// Kafka's answer for where `asked` ends in a log with `epochs`: the
+/// latest epoch ends at the log end; an older one at the start of the
+/// next epoch held, answered with the largest epoch held at or below it
+/// (or `asked` itself when the log holds none that old); an epoch newer
+/// than any held, -1 or none asked is unknown: (-1, -1).
+fn end_of_epoch(epochs: &LeaderEpochs, asked: i32) -> (i32, i64) {
+    const UNKNOWN: (i32, i64) = (-1, -1);
+    let Ok(asked) = u32::try_from(asked) else {
+        return UNKNOWN;
+    };
+    let wide = |epoch: u32| i32::try_from(epoch).unwrap_or(i32::MAX);
+    if epochs
+        .entries
+        .last()
+        .is_some_and(|(latest, _)| *latest == asked)
+    {
+        return (wide(asked), epochs.end.0 as i64);
+    }
+    let Some((_, next_start)) = epochs.entries.iter().find(|(epoch, _)| *epoch > asked) else {
+        return UNKNOWN;
+    };
+    let held = epochs
+        .entries
+        .iter()
+        .rev()
+        .find(|(epoch, _)| *epoch <= asked)
+        .map_or(asked, |(epoch, _)| *epoch);
+    (wide(held), next_start.0.min(epochs.end.0) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_storage::Offset;
+
+    use super::*;
+
+    #[test]
+    fn an_epoch_ends_where_the_next_one_held_starts() {
+        let epochs = LeaderEpochs {
+            entries: vec![(1, Offset(10)), (3, Offset(20)), (4, Offset(35))],
+            end: Offset(50),
+        };
+        assert_eq!(end_of_epoch(&epochs, 4), (4, 50), "the latest: the log end");
+        assert_eq!(end_of_epoch(&epochs, 3), (3, 35));
+        assert_eq!(end_of_epoch(&epochs, 2), (1, 20), "not held: the one below");
+        assert_eq!(end_of_epoch(&epochs, 0), (0, 10), "older than any held");
+        assert_eq!(end_of_epoch(&epochs, 5), (-1, -1), "newer than any held");
+        assert_eq!(end_of_epoch(&epochs, -1), (-1, -1));
+        let empty = LeaderEpochs {
+            entries: Vec::new(),
+            end: Offset(0),
+        };
+        assert_eq!(end_of_epoch(&empty, 0), (-1, -1));
+    }
 }

@@ -98,6 +98,17 @@ pub enum OffsetQuery {
 pub struct Listed {
     pub offset: Offset,
     pub timestamp: i64,
+    /// The leader epoch the offset was written in (of the log's last batch
+    /// for its end); `None` when the log has no batch to say.
+    pub leader_epoch: Option<u32>,
+}
+
+/// The first offset of each leader epoch of a partition's log, and the end
+/// consumers see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderEpochs {
+    pub entries: Vec<(u32, Offset)>,
+    pub end: Offset,
 }
 
 /// The answer channel of an op: every op answers a result, so that an owner
@@ -111,6 +122,11 @@ pub enum PartitionOp {
     Produce {
         batches: Vec<Bytes>,
         format: WireFormat,
+        /// The leader epoch this node leads the partition in, as the
+        /// metadata the request was routed by says: stamped on the batches
+        /// (an epoch below the log's last is taken as that one: the
+        /// request was routed by older metadata).
+        leader_epoch: u32,
         reply: Reply<Produced>,
     },
     Fetch {
@@ -129,6 +145,10 @@ pub enum PartitionOp {
     ListOffset {
         query: OffsetQuery,
         reply: Reply<Option<Listed>>,
+    },
+    /// The log's leader epochs (KIP-320's OffsetForLeaderEpoch).
+    LeaderEpochs {
+        reply: Reply<LeaderEpochs>,
     },
     Stats {
         reply: Reply<PartitionStats>,
@@ -172,6 +192,7 @@ impl PartitionOp {
             PartitionOp::Fetch { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::WaitForData { reply, .. } => drop(reply.send(Ok(()))),
             PartitionOp::ListOffset { reply, .. } => drop(reply.send(Err(failure))),
+            PartitionOp::LeaderEpochs { reply } => drop(reply.send(Err(failure))),
             PartitionOp::Stats { reply } => drop(reply.send(Err(failure))),
             PartitionOp::DeleteRecords { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::Open { reply, .. }

@@ -19,8 +19,8 @@ use sluice_storage::{
 };
 
 use super::ops::{
-    FetchOutcome, Listed, OffsetQuery, PartitionKey, PartitionOp, PartitionStats, Partitions,
-    Produced, WireFormat,
+    FetchOutcome, LeaderEpochs, Listed, OffsetQuery, PartitionKey, PartitionOp, PartitionStats,
+    Partitions, Produced, WireFormat,
 };
 use crate::error::{ErrorKind, Failure};
 
@@ -115,10 +115,7 @@ async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<Offset, Failur
 /// form, so the answer is exact whatever the format. Falls back to
 /// `offset` with no timestamp should the batch not read.
 async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed {
-    let fallback = Listed {
-        offset,
-        timestamp: -1,
-    };
+    let fallback = listed(log, offset, -1);
     let Ok(batches) = log.read(offset, 1).await else {
         return fallback;
     };
@@ -142,13 +139,27 @@ async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed
             .first_timestamp
             .wrapping_add(record.timestamp_delta());
         if record_offset >= offset.0 && record_timestamp >= timestamp {
-            return Listed {
-                offset: Offset(record_offset),
-                timestamp: record_timestamp,
-            };
+            return listed(log, Offset(record_offset), record_timestamp);
         }
     }
     fallback
+}
+
+/// `offset` (and `timestamp`) listed with the leader epoch it was written
+/// in: the epoch of the last entry of the log's epochs that starts at or
+/// before it.
+fn listed(log: &Log, offset: Offset, timestamp: i64) -> Listed {
+    let leader_epoch = log
+        .leader_epochs()
+        .iter()
+        .rev()
+        .find(|(_, start)| *start <= offset)
+        .map(|(epoch, _)| *epoch);
+    Listed {
+        offset,
+        timestamp,
+        leader_epoch,
+    }
 }
 
 /// A stored batch as a native reader takes it: as stored, or decoded from
@@ -342,8 +353,12 @@ async fn on_log(log: &Rc<Log>, op: PartitionOp) {
         PartitionOp::Produce {
             batches,
             format,
+            leader_epoch,
             reply,
         } => {
+            // Epochs only grow: a request routed by older metadata appends
+            // in the epoch the log is in.
+            log.set_leader_epoch(leader_epoch.max(log.last_epoch().unwrap_or(0)));
             // The one check of a foreign batch: on arrival at its owner.
             let checked: Result<Vec<Batch>, BatchError> = batches
                 .into_iter()
@@ -398,10 +413,7 @@ async fn on_log(log: &Rc<Log>, op: PartitionOp) {
             let _ = reply.send(Ok(()));
         }
         PartitionOp::ListOffset { query, reply } => {
-            let at = |offset: Offset| Listed {
-                offset,
-                timestamp: -1,
-            };
+            let at = |offset: Offset| listed(log, offset, -1);
             let result = match query {
                 OffsetQuery::Earliest => Ok(Some(at(log.start_offset()))),
                 OffsetQuery::Latest => Ok(Some(at(log.visible_end()))),
@@ -426,6 +438,12 @@ async fn on_log(log: &Rc<Log>, op: PartitionOp) {
                 },
             };
             let _ = reply.send(result);
+        }
+        PartitionOp::LeaderEpochs { reply } => {
+            let _ = reply.send(Ok(LeaderEpochs {
+                entries: log.leader_epochs(),
+                end: log.visible_end(),
+            }));
         }
         PartitionOp::Stats { reply } => {
             let _ = reply.send(Ok(PartitionStats {

@@ -63,6 +63,15 @@ pub fn route(
     Ok(Route::of(shard, meta, partition))
 }
 
+/// The leader epoch of partition `partition` of `topic` by `metadata` (0
+/// for one it does not have: routing refuses those).
+pub fn leader_epoch(metadata: &Metadata, topic: &str, partition: u32) -> u32 {
+    metadata
+        .topic(topic)
+        .and_then(|meta| meta.partition(partition))
+        .map_or(0, |control| control.leader_epoch)
+}
+
 /// Sends the op `make` builds around its reply to the partition's owner
 /// (run here when that is this shard) and returns the answer: the owner's,
 /// or `ShuttingDown` if the owner stopped before it answered.
