@@ -686,11 +686,16 @@ fn a_damaged_or_missing_epoch_checkpoint_is_rebuilt_from_the_log() {
 /// The documented format of the truncation intent: a cut to `end`, byte
 /// `position` of the segment at `segment_base`.
 fn cut_intent(end: u64, segment_base: u64, position: u64) -> Vec<u8> {
+    intent_of_kind(1, end, segment_base, position)
+}
+
+/// An intent of `kind` (1 a cut, 2 an emptied log starting at `offset`).
+fn intent_of_kind(kind: u16, offset: u64, segment_base: u64, position: u64) -> Vec<u8> {
     let mut out = vec![0u8; 40];
     out[..4].copy_from_slice(&TRUNCATION_MAGIC);
     out[8..10].copy_from_slice(&1u16.to_le_bytes());
-    out[10..12].copy_from_slice(&1u16.to_le_bytes());
-    out[16..24].copy_from_slice(&end.to_le_bytes());
+    out[10..12].copy_from_slice(&kind.to_le_bytes());
+    out[16..24].copy_from_slice(&offset.to_le_bytes());
     out[24..32].copy_from_slice(&segment_base.to_le_bytes());
     out[32..40].copy_from_slice(&position.to_le_bytes());
     let crc = crc32c::crc32c(&out[8..]);
@@ -753,6 +758,23 @@ fn an_interrupted_truncation_is_completed_on_open() {
             }
             let copy = Log::open(&later, config.clone()).await.unwrap();
             assert_eq!(tags(&copy).await, (0..23).collect::<Vec<_>>());
+            copy.close().await.unwrap();
+
+            // A crash while emptying the log to start over at 1000.
+            let emptied = dir.path().join("emptied");
+            copy_dir(dir.path(), &emptied);
+            std::fs::write(emptied.join(TRUNCATION_NAME), intent_of_kind(2, 1000, 0, 0)).unwrap();
+            let copy = Log::open(&emptied, config.clone()).await.unwrap();
+            assert_eq!(copy.start_offset(), Offset(1000));
+            assert_eq!(copy.end_offset(), Offset(1000));
+            assert_eq!(copy.segment_bases(), vec![Offset(1000)]);
+            assert_eq!(copy.leader_epochs(), vec![]);
+            assert_eq!(copy.producer(PRODUCER_ID), None);
+            replicate_tags(&copy, 60..62, 4).await;
+            copy.close().await.unwrap();
+            let copy = Log::open(&emptied, config.clone()).await.unwrap();
+            assert_eq!(tags(&copy).await, vec![60, 61]);
+            assert_eq!(copy.start_offset(), Offset(1000));
             copy.close().await.unwrap();
             log.close().await.unwrap();
         }

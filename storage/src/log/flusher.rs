@@ -162,9 +162,17 @@ async fn write_round(shared: &Shared) {
     // batches are gathered without an await after the last check.
     while shared.borrow().epochs.dirty {
         if let Err(error) = leader_epochs::write_if_changed(shared).await {
-            let mut state = shared.borrow_mut();
-            let path = state.dir.join(leader_epochs::LEADER_EPOCHS_NAME);
-            fence(&mut state, LogFailure::new("write", &path, &error));
+            let path = shared.borrow().dir.join(leader_epochs::LEADER_EPOCHS_NAME);
+            // A full disk is met as by a segment write: nothing of the
+            // round was written.
+            if is_disk_full(&error) {
+                disk_full(shared, &path, error);
+            } else {
+                fence(
+                    &mut shared.borrow_mut(),
+                    LogFailure::new("write", &path, &error),
+                );
+            }
             return;
         }
     }

@@ -13,7 +13,8 @@
 //! * when the log start moves (retention, `Log::delete_records`): entries
 //!   wholly below it go, and the one straddling it starts at it (KIP-101).
 //!   The last entry stays even when the log start reaches the end, so that
-//!   an emptied log still knows its last epoch.
+//!   an emptied log still knows its last epoch: it is then *carried*, an
+//!   entry with no batch of its own, and the file says so.
 //!
 //! # The checkpoint file
 //!
@@ -26,8 +27,9 @@
 //! entries past the end (a crash before the batch was written, an append
 //! undone for a full disk), which opening drops.
 //!
-//! On open the file is reconciled with the recovered log: entries past the
-//! recovered end go, the log start is applied, and the epochs of the batches
+//! On open the file is reconciled with the recovered log: entries at or
+//! past the recovered end go (but a carried one at the log start), the log
+//! start is applied, and the epochs of the batches
 //! the recovery scan read are checked against the entries (and added where
 //! the log goes further). A file that is missing, damaged or disagrees with
 //! the log is rebuilt from the batch headers of the whole log (said with a
@@ -62,7 +64,9 @@ pub const LEADER_EPOCHS_MAX: usize = 64 * 1024;
 ///  0  magic        [u8; 4]  "SLLE"
 ///  4  crc          u32      CRC-32C of bytes [8, end)
 ///  8  version      u16      1
-/// 10  reserved     u16      zero
+/// 10  flags        u16      bit 0: the last entry is carried (no batch
+///                           of its own, at the log start, which is the
+///                           end); the other bits zero
 /// 12  entry_count  u32      at most LEADER_EPOCHS_MAX
 /// 16  entries, oldest first, each:
 ///      0  epoch         u32
@@ -77,6 +81,7 @@ const HEADER_BYTES: usize = 16;
 const ENTRY_BYTES: usize = 16;
 /// The largest file: every entry. Checked before the file is read.
 const FILE_BYTES_MAX: usize = HEADER_BYTES + LEADER_EPOCHS_MAX * ENTRY_BYTES;
+const FLAG_CARRIED: u16 = 1;
 
 /// Why a leader epoch checkpoint was not used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +96,10 @@ pub enum LeaderEpochsError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("unknown leader epoch checkpoint version {version}")]
     UnknownVersion { version: u16 },
+    #[error("unknown flags {flags:#x}")]
+    UnknownFlags { flags: u16 },
+    #[error("a carried entry in a file of none")]
+    CarriedNothing,
     #[error("{count} entries, over the cap of {LEADER_EPOCHS_MAX}")]
     TooManyEntries { count: usize },
     #[error("{bytes} bytes where {count} entries take {expected}")]
@@ -112,6 +121,10 @@ pub enum LeaderEpochsError {
 pub(crate) struct LeaderEpochs {
     /// `(epoch, first offset)`, both strictly rising.
     entries: Vec<(u32, Offset)>,
+    /// The last entry has no batch of its own: the log start reached the
+    /// end and carried the last epoch there. Told apart on open from an
+    /// entry whose batch a crash took, which goes.
+    carried: bool,
     /// The entries changed since the file was last written.
     pub dirty: bool,
 }
@@ -138,15 +151,17 @@ impl LeaderEpochs {
                 "a batch at {base} before the last epoch's start {last_start}"
             );
             if epoch == last_epoch {
+                // A carried entry has a batch again.
+                self.carried = false;
                 return;
             }
             if last_start == base {
-                // An entry with no batch (its batches are below the log
-                // start, which reached the end): the new epoch takes its
-                // place.
+                assert!(self.carried, "an entry at {base} without a batch");
+                // The new epoch takes the carried entry's place.
                 self.entries.pop();
             }
         }
+        self.carried = false;
         if self.entries.len() == LEADER_EPOCHS_MAX {
             let (epoch, start) = self.entries.remove(0);
             tracing::warn!(
@@ -163,13 +178,28 @@ impl LeaderEpochs {
         let keep = self.entries.partition_point(|&(_, start)| start < end);
         if keep < self.entries.len() {
             self.entries.truncate(keep);
+            self.carried = false;
             self.dirty = true;
         }
     }
 
-    /// The log start moved to `log_start`: entries wholly below it go, the
-    /// one straddling it starts at it.
-    pub fn start_at(&mut self, log_start: Offset) {
+    /// The log start moved to `log_start` (the log ends at `end`): entries
+    /// wholly below it go, the one straddling it starts at it, carried if
+    /// the start is the end.
+    pub fn start_at(&mut self, log_start: Offset, end: Offset) {
+        assert!(
+            log_start <= end,
+            "the log start {log_start} is past the end {end}"
+        );
+        self.move_start(log_start);
+        let carried = log_start == end && !self.entries.is_empty();
+        if carried != self.carried {
+            self.carried = carried;
+            self.dirty = true;
+        }
+    }
+
+    fn move_start(&mut self, log_start: Offset) {
         // The entries starting at or below the start: all but the last of
         // them end at or below it.
         let below = self
@@ -187,16 +217,17 @@ impl LeaderEpochs {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        encode(&self.entries)
+        encode(&self.entries, self.carried)
     }
 }
 
-fn encode(entries: &[(u32, Offset)]) -> Vec<u8> {
+fn encode(entries: &[(u32, Offset)], carried: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + entries.len() * ENTRY_BYTES);
     out.extend_from_slice(&LEADER_EPOCHS_MAGIC);
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&[0; 2]);
+    let flags = if carried { FLAG_CARRIED } else { 0 };
+    out.extend_from_slice(&flags.to_le_bytes());
     let count = u32::try_from(entries.len()).expect("entry count fits u32");
     out.extend_from_slice(&count.to_le_bytes());
     for &(epoch, start) in entries {
@@ -213,7 +244,11 @@ fn read<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     bytes[at..at + N].try_into().expect("in bounds")
 }
 
-fn decode(bytes: &[u8]) -> Result<Vec<(u32, Offset)>, LeaderEpochsError> {
+/// What a checkpoint file holds: the entries, and whether the last is
+/// carried.
+type Decoded = (Vec<(u32, Offset)>, bool);
+
+fn decode(bytes: &[u8]) -> Result<Decoded, LeaderEpochsError> {
     if bytes.len() < HEADER_BYTES {
         return Err(LeaderEpochsError::TooShort { bytes: bytes.len() });
     }
@@ -229,7 +264,15 @@ fn decode(bytes: &[u8]) -> Result<Vec<(u32, Offset)>, LeaderEpochsError> {
     if version != VERSION {
         return Err(LeaderEpochsError::UnknownVersion { version });
     }
+    let flags = u16::from_le_bytes(read(bytes, 10));
+    if flags & !FLAG_CARRIED != 0 {
+        return Err(LeaderEpochsError::UnknownFlags { flags });
+    }
+    let carried = flags & FLAG_CARRIED != 0;
     let count = u32::from_le_bytes(read(bytes, 12)) as usize;
+    if carried && count == 0 {
+        return Err(LeaderEpochsError::CarriedNothing);
+    }
     if count > LEADER_EPOCHS_MAX {
         return Err(LeaderEpochsError::TooManyEntries { count });
     }
@@ -258,7 +301,7 @@ fn decode(bytes: &[u8]) -> Result<Vec<(u32, Offset)>, LeaderEpochsError> {
         }
         entries.push((epoch, start));
     }
-    Ok(entries)
+    Ok((entries, carried))
 }
 
 /// Replaces the checkpoint of `dir` with `bytes` (from
@@ -297,7 +340,7 @@ pub(super) async fn write_if_changed(shared: &Shared) -> io::Result<()> {
 }
 
 /// Reads the checkpoint of `dir`: `None` if there is none.
-fn read_file(dir: &Path) -> Result<Option<Vec<(u32, Offset)>>, String> {
+fn read_file(dir: &Path) -> Result<Option<Decoded>, String> {
     let path = dir.join(LEADER_EPOCHS_NAME);
     let bytes = match std::fs::metadata(&path) {
         Ok(metadata) => metadata.len(),
@@ -311,23 +354,32 @@ fn read_file(dir: &Path) -> Result<Option<Vec<(u32, Offset)>>, String> {
     decode(&bytes).map(Some).map_err(|error| error.to_string())
 }
 
-/// The entries `file` holds, reconciled with a recovered log ending at
-/// `end` and starting at `log_start`, whose recovery scan read batches
-/// `scanned` (base offset, epoch) in offset order; `None` if they disagree.
+/// The entries a file holds (the last `carried` or not), reconciled with a
+/// recovered log ending at `end` and starting at `log_start`, whose
+/// recovery scan read batches `scanned` (base offset, epoch) in offset
+/// order; `None` if they disagree.
 fn reconcile(
-    mut entries: Vec<(u32, Offset)>,
+    (mut entries, carried): Decoded,
     log_start: Offset,
     end: Offset,
     scanned: &[(Offset, u32)],
 ) -> Option<LeaderEpochs> {
-    // Past the end: batches the crash took. At the end: the same, but for
-    // the entry the log start moved to an emptied log's end.
-    entries.retain(|&(_, start)| start < end || (start == end && start == log_start));
+    // At or past the end: batches the crash took (the flusher writes an
+    // entry before its batch), but for an entry the log start carried to
+    // an emptied log's end.
+    let kept_carried = entries
+        .last()
+        .copied()
+        .filter(|&(_, start)| carried && start == end && start == log_start);
+    entries.retain(|&(_, start)| start < end);
+    entries.extend(kept_carried);
     let mut epochs = LeaderEpochs {
         entries,
+        carried: false,
         dirty: false,
     };
-    epochs.start_at(log_start);
+    epochs.start_at(log_start, end);
+    epochs.dirty = false;
     for &(base, epoch) in scanned {
         let covering = epochs
             .entries
@@ -360,7 +412,7 @@ pub(super) async fn recover(
     let _ = std::fs::remove_file(dir.join(TEMPORARY_NAME));
     let from_file = read_file(dir);
     let reconciled = match &from_file {
-        Ok(Some(entries)) => reconcile(entries.clone(), log_start, end, scanned),
+        Ok(Some(decoded)) => reconcile(decoded.clone(), log_start, end, scanned),
         Ok(None) | Err(_) => None,
     };
     let epochs = match reconciled {
@@ -385,7 +437,7 @@ pub(super) async fn recover(
                 epochs.on_batch(header.leader_epoch, base);
             })
             .await?;
-            epochs.start_at(log_start);
+            epochs.start_at(log_start, end);
             let quiet = matches!(from_file, Ok(None)) && end == first_base;
             if !quiet {
                 let reason = match &from_file {
@@ -403,7 +455,8 @@ pub(super) async fn recover(
         }
     };
     let mut epochs = epochs;
-    let unchanged = matches!(&from_file, Ok(Some(entries)) if *entries == epochs.entries);
+    let unchanged = matches!(&from_file,
+        Ok(Some((entries, carried))) if *entries == epochs.entries && *carried == epochs.carried);
     if !unchanged {
         write_blocking(dir, &epochs.encode()).map_err(|source| OpenError::Io {
             operation: "write",
@@ -422,6 +475,7 @@ mod tests {
     fn epochs(entries: &[(u32, u64)]) -> LeaderEpochs {
         LeaderEpochs {
             entries: entries.iter().map(|&(e, o)| (e, Offset(o))).collect(),
+            carried: false,
             dirty: false,
         }
     }
@@ -449,22 +503,33 @@ mod tests {
         assert_eq!(log.entries, epochs(&[(1, 0), (3, 10)]).entries);
         assert!(log.dirty);
         let mut log = epochs(&[(1, 0), (3, 10), (5, 20), (6, 30)]);
-        log.start_at(Offset(15));
+        log.start_at(Offset(15), Offset(44));
         assert_eq!(log.entries, epochs(&[(3, 15), (5, 20), (6, 30)]).entries);
-        log.start_at(Offset(20));
+        log.start_at(Offset(20), Offset(44));
         assert_eq!(log.entries, epochs(&[(5, 20), (6, 30)]).entries);
-        log.start_at(Offset(44));
+        assert!(!log.carried);
+        log.start_at(Offset(44), Offset(44));
         assert_eq!(log.entries, epochs(&[(6, 44)]).entries);
-        // A new epoch on an emptied log takes the place of the empty entry.
+        assert!(
+            log.carried,
+            "the last epoch is carried to the emptied log's start"
+        );
+        // A new epoch on an emptied log takes the place of the carried entry.
         log.on_batch(7, Offset(44));
         assert_eq!(log.entries, epochs(&[(7, 44)]).entries);
+        assert!(!log.carried);
     }
 
     #[test]
     fn the_file_reads_back_and_damage_is_caught() {
         let entries = epochs(&[(0, 0), (2, 100), (9, 1 << 40)]);
         let bytes = entries.encode();
-        assert_eq!(decode(&bytes).unwrap(), entries.entries);
+        assert_eq!(decode(&bytes).unwrap(), (entries.entries.clone(), false));
+        let carried = LeaderEpochs {
+            carried: true,
+            ..entries.clone()
+        };
+        assert_eq!(decode(&carried.encode()).unwrap(), (entries.entries, true));
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x04;
@@ -476,7 +541,7 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut} passed");
         }
-        let falling = encode(&[(3, Offset(0)), (2, Offset(10))]);
+        let falling = encode(&[(3, Offset(0)), (2, Offset(10))], false);
         assert!(matches!(
             decode(&falling),
             Err(LeaderEpochsError::NotRising { index: 1, .. })
@@ -485,11 +550,22 @@ mod tests {
 
     #[test]
     fn reconciling_drops_what_the_log_lost_and_adds_what_it_has() {
-        let file = epochs(&[(1, 0), (2, 50), (3, 90)]).entries;
+        let file = (epochs(&[(1, 0), (2, 50), (3, 90)]).entries, false);
         // The batch of epoch 3 was lost; epoch 2's batches were scanned.
         let reconciled =
             reconcile(file.clone(), Offset(0), Offset(90), &[(Offset(60), 2)]).unwrap();
         assert_eq!(reconciled.entries, epochs(&[(1, 0), (2, 50)]).entries);
+        // The first batch of an empty log was lost, or the log start
+        // carried the last epoch to its end: the file tells which.
+        let first = (epochs(&[(4, 0)]).entries, false);
+        assert_eq!(
+            reconcile(first, Offset(0), Offset(0), &[]).unwrap().entries,
+            vec![]
+        );
+        let carried = (epochs(&[(1, 0), (4, 90)]).entries, true);
+        let reconciled = reconcile(carried, Offset(90), Offset(90), &[]).unwrap();
+        assert_eq!(reconciled.entries, epochs(&[(4, 90)]).entries);
+        assert!(reconciled.carried);
         // The log went on in a new epoch the file does not know.
         let reconciled = reconcile(
             file.clone(),

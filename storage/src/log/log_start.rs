@@ -272,7 +272,8 @@ pub(super) async fn delete_records(
             state.log_start = before;
             // Written with the next flush round or on close; opening
             // applies the start to the file's entries in any case.
-            state.epochs.start_at(before);
+            let end = state.end;
+            state.epochs.start_at(before, end);
             retention::drop_cached_below(&mut state, before);
             tracing::info!(log = %dir.display(), log_start = %before, "log start moved");
         }

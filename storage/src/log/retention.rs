@@ -125,7 +125,8 @@ async fn delete_oldest(
         );
         let log_start = state.log_start.max(first_base);
         state.log_start = log_start;
-        state.epochs.start_at(log_start);
+        let end = state.end;
+        state.epochs.start_at(log_start, end);
         drop_cached_below(state, log_start);
         let delay = Duration::from_millis(state.config.file_delete_delay_ms);
         (state.dir.clone(), removed, log_start, first_base, delay)
