@@ -33,8 +33,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use sluice_storage::{
     batch::{Batch, BatchBuilder},
     log::{
-        AppendError, Log, LogConfig, OpenError, ReadError, LEADER_EPOCHS_NAME, PRODUCERS_SUFFIX,
-        TRUNCATION_MAGIC, TRUNCATION_NAME,
+        AppendError, FlushPolicy, Log, LogConfig, OpenError, ReadError, LEADER_EPOCHS_NAME,
+        PRODUCERS_SUFFIX, TRUNCATION_MAGIC, TRUNCATION_NAME,
     },
     Offset,
 };
@@ -50,6 +50,7 @@ fn main() -> ExitCode {
             truncation_at_a_boundary_across_segments_and_appends_go_on,
             truncation_to_the_start_and_below_it_empties_the_log,
             truncation_waits_for_queued_appends_and_holds_new_ones,
+            truncation_under_the_interval_policy_syncs_what_it_keeps,
             producers_after_truncation_are_those_of_a_log_without_the_cut,
             leader_epochs_survive_reopen_truncation_and_the_start_moving,
             a_damaged_or_missing_epoch_checkpoint_is_rebuilt_from_the_log,
@@ -520,6 +521,35 @@ fn truncation_waits_for_queued_appends_and_holds_new_ones() {
         let after = after.await.unwrap();
         assert_eq!(after.base_offset, Offset(8));
         assert_eq!(tags(&log).await, vec![0, 1, 50]);
+        log.close().await.unwrap();
+    });
+}
+
+fn truncation_under_the_interval_policy_syncs_what_it_keeps() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        // Syncs far apart: only the truncation makes the log durable.
+        let config = LogConfig {
+            flush: FlushPolicy::Interval(Duration::from_secs(3600)),
+            ..config()
+        };
+        let log = Log::open(dir.path(), config.clone()).await.unwrap();
+        append_tags(&log, 0..30).await;
+        assert_eq!(log.visible_end(), Offset(120));
+        assert_eq!(log.truncate_to(Offset(50)).await.unwrap(), Offset(48));
+        assert_eq!(log.durable_end(), Offset(48));
+        assert_eq!(log.visible_end(), Offset(48));
+        assert_eq!(tags(&log).await, (0..12).collect::<Vec<_>>());
+        // A crash now keeps what was kept.
+        let crashed = dir.path().join("crashed");
+        copy_dir(dir.path(), &crashed);
+        let copy = Log::open(&crashed, config.clone()).await.unwrap();
+        assert_eq!(tags(&copy).await, (0..12).collect::<Vec<_>>());
+        copy.close().await.unwrap();
+        append_tags(&log, 12..14).await;
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), config).await.unwrap();
+        assert_eq!(tags(&log).await, (0..14).collect::<Vec<_>>());
         log.close().await.unwrap();
     });
 }
