@@ -34,6 +34,11 @@ pub struct PartitionSample {
     pub log_end_offset: u64,
     pub size_bytes: u64,
     pub segments: u64,
+    /// Its leader epoch, as the controller records it: each election adds
+    /// one.
+    pub leader_epoch: u64,
+    pub replicas: u64,
+    pub in_sync_replicas: u64,
 }
 
 /// What one shard reports to a scrape.
@@ -59,6 +64,13 @@ pub struct ControllerSample {
     pub committed_index: u64,
     /// Registered brokers whose lease ran out.
     pub brokers_fenced: u64,
+    /// Partitions with no live leader.
+    pub partitions_offline: u64,
+    /// Partitions with fewer replicas in sync than they have.
+    pub partitions_under_replicated: u64,
+    /// Partitions with fewer replicas in sync than their
+    /// `min.insync.replicas`: they refuse `acks=all` writes.
+    pub partitions_under_min_in_sync: u64,
 }
 
 /// The controller's figures, from the node's quorum view and this shard's
@@ -66,13 +78,26 @@ pub struct ControllerSample {
 pub fn sample_controller(shard: &Shard) -> ControllerSample {
     let quorum = crate::cluster_view::quorum(shard);
     let metadata = shard.metadata();
-    ControllerSample {
+    let mut sample = ControllerSample {
         leader: quorum.leader.map(|node| node.0),
         term: quorum.term,
         applied_index: quorum.applied,
         committed_index: quorum.committed,
         brokers_fenced: metadata.brokers.values().filter(|b| b.fenced).count() as u64,
+        ..ControllerSample::default()
+    };
+    for topic in metadata.topics.values() {
+        let min_in_sync = topic.control_config().min_in_sync;
+        for partition in 0..topic.partition_count() {
+            let placement =
+                crate::cluster_view::placement(&metadata, shard.config.node_id, topic, partition);
+            sample.partitions_offline += u64::from(placement.leader.is_none());
+            sample.partitions_under_replicated +=
+                u64::from(placement.in_sync.len() < placement.replicas.len());
+            sample.partitions_under_min_in_sync += u64::from(placement.in_sync.len() < min_in_sync);
+        }
     }
+    sample
 }
 
 /// What a scrape reports.
@@ -88,24 +113,29 @@ pub struct Scrape {
 /// this shard's metadata are left out: they have no name to report.
 pub fn sample_local(shard: &Shard) -> ShardSample {
     let metadata = shard.metadata();
-    let names: HashMap<TopicId, &str> = metadata
+    let topics: HashMap<TopicId, &crate::cluster_metadata::TopicMeta> = metadata
         .topics
         .values()
-        .map(|topic| (topic.id, topic.name.as_str()))
+        .map(|topic| (topic.id, &**topic))
         .collect();
     let partitions = shard
         .partitions
         .borrow()
         .iter()
         .filter_map(|(key, log)| {
+            let topic = topics.get(&key.topic)?;
+            let control = topic.partition(key.partition.0)?;
             Some(PartitionSample {
-                topic: (*names.get(&key.topic)?).to_string(),
+                topic: topic.name.clone(),
                 partition: key.partition.0,
                 shard: shard.id,
                 log_start_offset: log.start_offset().0,
                 log_end_offset: log.visible_end().0,
                 size_bytes: log.size_bytes(),
                 segments: log.segment_count() as u64,
+                leader_epoch: u64::from(control.leader_epoch),
+                replicas: control.replicas.len() as u64,
+                in_sync_replicas: control.in_sync.len() as u64,
             })
         })
         .collect();
@@ -264,7 +294,7 @@ fn render_controller(out: &mut String, controller: &ControllerSample) {
         "The node id of the controller quorum's leader as this node knows it; -1 while none is known.",
     )
     .sample_of("", &[], leader);
-    let gauges: [(&'static str, &str, u64); 4] = [
+    let gauges: [(&'static str, &str, u64); 7] = [
         (
             "sluice_controller_term",
             "The controller quorum's term (the controller epoch).",
@@ -284,6 +314,21 @@ fn render_controller(out: &mut String, controller: &ControllerSample) {
             "sluice_brokers_fenced",
             "Registered brokers whose lease ran out.",
             controller.brokers_fenced,
+        ),
+        (
+            "sluice_partitions_offline",
+            "Partitions with no live leader.",
+            controller.partitions_offline,
+        ),
+        (
+            "sluice_partitions_under_replicated",
+            "Partitions with fewer replicas in sync than they have.",
+            controller.partitions_under_replicated,
+        ),
+        (
+            "sluice_partitions_under_min_insync",
+            "Partitions with fewer replicas in sync than min.insync.replicas: acks=all writes are refused.",
+            controller.partitions_under_min_in_sync,
         ),
     ];
     for (name, help, value) in gauges {
@@ -307,7 +352,7 @@ pub fn render(scrape: &Scrape) -> String {
         .sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
 
     let mut out = String::with_capacity(256 * (partitions.len() + committed.len() + 8));
-    let per_partition: [PartitionMetric; 4] = [
+    let per_partition: [PartitionMetric; 7] = [
         (
             "sluice_partition_log_start_offset",
             "The first offset still in the partition's log.",
@@ -327,6 +372,21 @@ pub fn render(scrape: &Scrape) -> String {
             "sluice_partition_segments",
             "Segments of the partition's log.",
             |p| p.segments,
+        ),
+        (
+            "sluice_partition_leader_epoch",
+            "The partition's leader epoch: each election adds one.",
+            |p| p.leader_epoch,
+        ),
+        (
+            "sluice_partition_replicas",
+            "The partition's replicas.",
+            |p| p.replicas,
+        ),
+        (
+            "sluice_partition_in_sync_replicas",
+            "The partition's replicas in sync with its leader.",
+            |p| p.in_sync_replicas,
         ),
     ];
     for (name, help, value) in per_partition {
@@ -422,6 +482,9 @@ mod tests {
             log_end_offset: end,
             size_bytes: 4096,
             segments: 1,
+            leader_epoch: 3,
+            replicas: 1,
+            in_sync_replicas: 1,
         }
     }
 
@@ -560,7 +623,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 14, "{seen:?}");
+        assert_eq!(seen.len(), 20, "{seen:?}");
     }
 
     #[test]
@@ -614,7 +677,7 @@ mod tests {
     }
 
     #[test]
-    fn the_controller_is_five_gauges_leader_minus_one_when_unknown() {
+    fn the_controller_is_eight_gauges_leader_minus_one_when_unknown() {
         let scrape = Scrape {
             controller: ControllerSample {
                 leader: Some(2),
@@ -622,6 +685,9 @@ mod tests {
                 applied_index: 40,
                 committed_index: 41,
                 brokers_fenced: 1,
+                partitions_offline: 2,
+                partitions_under_replicated: 3,
+                partitions_under_min_in_sync: 4,
             },
             ..Scrape::default()
         };
@@ -633,6 +699,9 @@ mod tests {
             "sluice_metadata_applied_index 40",
             "sluice_metadata_committed_index 41",
             "sluice_brokers_fenced 1",
+            "sluice_partitions_offline 2",
+            "sluice_partitions_under_replicated 3",
+            "sluice_partitions_under_min_insync 4",
         ] {
             assert!(lines.contains(&expected), "{expected} missing from\n{text}");
         }

@@ -169,6 +169,30 @@ pub fn description_json(topic: &TopicDescription) -> serde_json::Value {
     })
 }
 
+/// The cluster's partitions, as `cluster describe` counts them from the
+/// topics' descriptions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionCounts {
+    pub total: usize,
+    /// With no live leader.
+    pub offline: usize,
+    /// With fewer replicas in sync than they have.
+    pub under_replicated: usize,
+}
+
+impl PartitionCounts {
+    pub fn of(topics: &[TopicDescription]) -> PartitionCounts {
+        let mut counts = PartitionCounts::default();
+        for partition in topics.iter().flat_map(|topic| &topic.partitions) {
+            counts.total += 1;
+            counts.offline += usize::from(partition.leader.is_none());
+            counts.under_replicated +=
+                usize::from(partition.in_sync.len() < partition.replicas.len());
+        }
+        counts
+    }
+}
+
 /// How far one node applied the metadata log, as `cluster describe` found
 /// out by asking it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +234,11 @@ fn node_state(node: &ClusterNode) -> &'static str {
 
 /// The controller, its term, and a table of the nodes; `applied[i]` is
 /// for `cluster.nodes[i]`.
-pub fn cluster_text(cluster: &DescribeClusterResponse, applied: &[Applied]) -> String {
+pub fn cluster_text(
+    cluster: &DescribeClusterResponse,
+    applied: &[Applied],
+    partitions: &PartitionCounts,
+) -> String {
     let mut out = table(
         &["CLUSTER", &cluster.cluster_id],
         &[
@@ -218,6 +246,12 @@ pub fn cluster_text(cluster: &DescribeClusterResponse, applied: &[Applied]) -> S
             vec!["TERM".to_string(), cluster.term.to_string()],
             vec!["COMMITTED".to_string(), cluster.committed.to_string()],
             vec!["ANSWERED-BY".to_string(), cluster.node_id.to_string()],
+            vec!["PARTITIONS".to_string(), partitions.total.to_string()],
+            vec!["OFFLINE".to_string(), partitions.offline.to_string()],
+            vec![
+                "UNDER-REPLICATED".to_string(),
+                partitions.under_replicated.to_string(),
+            ],
         ],
     );
     out.push('\n');
@@ -254,7 +288,11 @@ fn controller_text(cluster: &DescribeClusterResponse) -> String {
         .map_or_else(|| "none".to_string(), |id| id.to_string())
 }
 
-pub fn cluster_json(cluster: &DescribeClusterResponse, applied: &[Applied]) -> serde_json::Value {
+pub fn cluster_json(
+    cluster: &DescribeClusterResponse,
+    applied: &[Applied],
+    partitions: &PartitionCounts,
+) -> serde_json::Value {
     let text_or_null = |text: &str| (!text.is_empty()).then(|| text.to_string());
     json!({
         "cluster_id": cluster.cluster_id,
@@ -262,6 +300,11 @@ pub fn cluster_json(cluster: &DescribeClusterResponse, applied: &[Applied]) -> s
         "term": cluster.term,
         "committed": cluster.committed,
         "answered_by": cluster.node_id,
+        "partitions": {
+            "total": partitions.total,
+            "offline": partitions.offline,
+            "under_replicated": partitions.under_replicated,
+        },
         "nodes": cluster.nodes.iter().zip(applied).map(|(node, applied)| json!({
             "id": node.id,
             "role": node_role(node),
@@ -724,13 +767,21 @@ mod tests {
     #[test]
     fn cluster_describe_shows_each_node_its_role_state_and_applied_index() {
         let applied = [Applied::NoAddress, Applied::Index(17), Applied::Unreachable];
-        let text = cluster_text(&cluster(), &applied);
+        let counts = PartitionCounts {
+            total: 6,
+            offline: 1,
+            under_replicated: 2,
+        };
+        let text = cluster_text(&cluster(), &applied, &counts);
         let rows: Vec<Vec<&str>> = text
             .lines()
             .map(|line| line.split_whitespace().collect())
             .collect();
         assert!(rows.contains(&vec!["CONTROLLER", "1"]), "{text}");
         assert!(rows.contains(&vec!["TERM", "4"]), "{text}");
+        assert!(rows.contains(&vec!["PARTITIONS", "6"]), "{text}");
+        assert!(rows.contains(&vec!["OFFLINE", "1"]), "{text}");
+        assert!(rows.contains(&vec!["UNDER-REPLICATED", "2"]), "{text}");
         assert!(rows.contains(&vec![
             "ID", "ROLE", "STATE", "RACK", "KAFKA", "NATIVE", "ADMIN", "PEER", "APPLIED"
         ]));
@@ -769,8 +820,12 @@ mod tests {
             "{text}"
         );
 
-        let json = cluster_json(&cluster(), &applied);
+        let json = cluster_json(&cluster(), &applied, &counts);
         assert_eq!(json["controller"], 1);
+        assert_eq!(
+            json["partitions"],
+            serde_json::json!({"total": 6, "offline": 1, "under_replicated": 2})
+        );
         assert_eq!(json["term"], 4);
         assert_eq!(json["nodes"][1]["applied"], 17);
         assert_eq!(json["nodes"][1]["reachable"], true);
@@ -784,9 +839,11 @@ mod tests {
             controller: None,
             ..cluster()
         };
-        assert!(cluster_text(&leaderless, &applied).contains("CONTROLLER   none"));
+        assert!(cluster_text(&leaderless, &applied, &counts)
+            .lines()
+            .any(|line| line.split_whitespace().eq(["CONTROLLER", "none"])));
         assert_eq!(
-            cluster_json(&leaderless, &applied)["controller"],
+            cluster_json(&leaderless, &applied, &counts)["controller"],
             serde_json::Value::Null
         );
     }

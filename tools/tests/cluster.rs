@@ -847,7 +847,17 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
         "the killed broker is fenced",
     );
     // Its partitions have no leader, and nobody in sync; the others are
-    // untouched.
+    // untouched. `cluster describe` counts them offline.
+    let described = Command::new(SLUICE)
+        .args(["cluster", "describe", "--format", "json", "--brokers"])
+        .arg(cluster.native_addr(0))
+        .output()
+        .unwrap();
+    assert!(described.status.success(), "{described:?}");
+    let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    // (Besides `observed`, an internal topic may have partitions there.)
+    let offline = described["partitions"]["offline"].as_u64().unwrap();
+    assert!(offline >= led_by_3.len() as u64, "{described}");
     let fenced = partition_states(&watcher, "observed");
     for (partition, state) in fenced.iter().enumerate() {
         if led_by_3.contains(&partition) {

@@ -213,6 +213,22 @@ fn a_single_node_is_the_alive_voter_and_controller_and_leads_every_partition() {
     assert!(applied_gauge >= applied as i64, "{scraped}");
     assert!(gauge(&scraped, "sluice_metadata_committed_index") >= applied_gauge);
     assert_eq!(gauge(&scraped, "sluice_brokers_fenced"), 0);
+    for healthy in [
+        "sluice_partitions_offline",
+        "sluice_partitions_under_replicated",
+        "sluice_partitions_under_min_insync",
+    ] {
+        assert_eq!(gauge(&scraped, healthy), 0, "{healthy}");
+    }
+    let counted = &describe_json(&broker)["partitions"];
+    assert_eq!(counted["offline"], 0, "{counted}");
+    assert_eq!(counted["under_replicated"], 0, "{counted}");
+    assert!(counted["total"].as_u64().unwrap() >= 3, "{counted}");
+    assert!(
+        rows(&broker.cli_ok(&["cluster", "describe"], None))
+            .contains(&vec!["OFFLINE".to_string(), "0".to_string()]),
+        "{text}"
+    );
 }
 
 #[test]

@@ -262,6 +262,12 @@ fn metrics_show_offsets_sizes_and_group_lag_exactly() {
         );
         assert!(scrape.value("sluice_partition_size_bytes", &labels) > 0);
         assert_eq!(scrape.value("sluice_partition_segments", &labels), 1);
+        assert_eq!(scrape.value("sluice_partition_leader_epoch", &labels), 0);
+        assert_eq!(scrape.value("sluice_partition_replicas", &labels), 1);
+        assert_eq!(
+            scrape.value("sluice_partition_in_sync_replicas", &labels),
+            1
+        );
         let shard = &scrape.find("sluice_partition_log_end_offset", &labels)[0].labels["shard"];
         assert!(shard == "0" || shard == "1", "shard {shard}");
     }

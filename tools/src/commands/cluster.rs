@@ -27,7 +27,7 @@ use sluice_net::client::{Client, ClientOptions};
 
 use crate::{
     cli::{ClusterCommand, ClusterLocalArgs, Connect, Format},
-    output::{self, Applied},
+    output::{self, Applied, PartitionCounts},
     runtime::{block_on, CliError, CliResult},
 };
 
@@ -65,6 +65,7 @@ fn describe(format: Format, connect: Connect) -> CliResult<()> {
     block_on(async move {
         let client = Client::connect(&connect.brokers).await?;
         let cluster = client.describe_cluster().await?;
+        let partitions = PartitionCounts::of(&client.describe_topics(&[]).await?);
         let asks: Vec<Option<glommio::task::JoinHandle<Applied>>> = cluster
             .nodes
             .iter()
@@ -85,8 +86,8 @@ fn describe(format: Format, connect: Connect) -> CliResult<()> {
             });
         }
         match format {
-            Format::Text => print!("{}", output::cluster_text(&cluster, &applied)),
-            Format::Json => println!("{}", output::cluster_json(&cluster, &applied)),
+            Format::Text => print!("{}", output::cluster_text(&cluster, &applied, &partitions)),
+            Format::Json => println!("{}", output::cluster_json(&cluster, &applied, &partitions)),
         }
         Ok(())
     })?
@@ -168,8 +169,9 @@ fn plan(args: &ClusterLocalArgs, cluster_id: &str, executable: &Path) -> Vec<Loc
                 "serve".to_string(),
                 "--node-id".to_string(),
                 id.to_string(),
-                "--cluster-id".to_string(),
-                cluster_id.to_string(),
+                // One argument: an id may start with `-` (it is URL-safe
+                // base64), which would read as an option of its own.
+                format!("--cluster-id={cluster_id}"),
                 "--data-dir".to_string(),
                 node.dir.join("data").display().to_string(),
                 "--kafka-addr".to_string(),
@@ -463,7 +465,8 @@ mod tests {
             cores: Some(1),
             ready_file: None,
         };
-        let nodes = plan(&args, "AAAAAAAAAAAAAAAAAAAAAA", Path::new("/bin/sluice"));
+        // An id may start with `-`: it stays the option's value.
+        let nodes = plan(&args, "-uAAAAAAAAAAAAAAAAAAAA", Path::new("/bin/sluice"));
         assert_eq!(nodes.len(), 4);
         assert_eq!(nodes[1].kafka_addr, "127.0.0.1:20010");
         assert_eq!(nodes[1].native_addr, "127.0.0.1:20011");
@@ -473,7 +476,7 @@ mod tests {
             [true, true, true, false]
         );
         let line = shell_line(&nodes[3].args);
-        assert!(line.starts_with("/bin/sluice serve --node-id 3 --cluster-id AAAAAAAAAAAAAAAAAAAAAA --data-dir /c/node-3/data"), "{line}");
+        assert!(line.starts_with("/bin/sluice serve --node-id 3 --cluster-id=-uAAAAAAAAAAAAAAAAAAAA --data-dir /c/node-3/data"), "{line}");
         assert!(
             line.contains("--voters 0@127.0.0.1:20003,1@127.0.0.1:20013,2@127.0.0.1:20023"),
             "{line}"
