@@ -271,25 +271,9 @@ impl Broker {
         &self.addrs
     }
 
-    /// Graceful shutdown: in a cluster the broker first has itself fenced,
-    /// so that its partitions' leadership moves (controlled shutdown, see
-    /// `controller::cluster::leave`); then every shard stops accepting,
-    /// lets requests in flight finish, and closes its logs; then the
-    /// threads end.
+    /// Graceful shutdown: every shard stops accepting, lets requests in
+    /// flight finish, and closes its logs; then the threads end.
     pub fn stop(self) {
-        if let Some(first) = self.inboxes.first() {
-            let (left, leaving) = oneshot::channel::<()>();
-            let leave: Box<dyn FnOnce(Rc<Shard>) + Send> = Box::new(move |shard| {
-                glommio::spawn_local(async move {
-                    crate::controller::cluster::leave(&shard).await;
-                    let _ = left.send(());
-                })
-                .detach();
-            });
-            if first.send_blocking(ShardMessage::Run(leave)).is_ok() {
-                let _ = futures_lite::future::block_on(leaving);
-            }
-        }
         let mut acks = Vec::new();
         for inbox in &self.inboxes {
             let (ack, acked) = oneshot::channel();

@@ -532,52 +532,6 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
     );
 }
 
-#[test]
-fn a_broker_stopped_with_sigterm_has_itself_fenced_before_it_stops() {
-    let mut cluster = LocalCluster::start(3);
-    let watcher = cluster.kafka_addr(0);
-    wait_for(
-        || metadata(&watcher, None).is_some_and(|seen| seen.brokers == BTreeSet::from([0, 1, 2])),
-        "every node lists three brokers",
-    );
-    create_topic(&watcher, "stopping", 6).unwrap();
-    wait_for(
-        || metadata(&watcher, Some("stopping")).is_some_and(|seen| seen.leaders.contains(&2)),
-        "node 2 leads some partitions",
-    );
-    // Controlled shutdown: the broker is fenced, and its partitions left
-    // without a leader, at once rather than when its lease runs out.
-    let stopped_at = Instant::now();
-    cluster.signal(2, libc::SIGTERM);
-    wait_for(
-        || {
-            metadata(&watcher, Some("stopping")).is_some_and(|seen| {
-                seen.brokers == BTreeSet::from([0, 1]) && !seen.leaders.contains(&2)
-            })
-        },
-        "the stopping broker is fenced",
-    );
-    let fenced_in = stopped_at.elapsed();
-    eprintln!("SIGTERM to fenced in {fenced_in:?}");
-    let lease = Duration::from_secs(3);
-    assert!(
-        fenced_in < lease,
-        "fenced in {fenced_in:?}, not before the {lease:?} lease ran out"
-    );
-    let log = std::fs::read_to_string(cluster.node_dir(2).join("log")).unwrap();
-    assert!(log.contains("fenced for shutdown"), "{log}");
-    // Started again, it leads its partitions again.
-    cluster.restart(2, &[]);
-    wait_for(
-        || {
-            metadata(&watcher, Some("stopping")).is_some_and(|seen| {
-                seen.brokers == BTreeSet::from([0, 1, 2]) && seen.leaders.contains(&2)
-            })
-        },
-        "the restarted broker is back with its partitions",
-    );
-}
-
 /// Produces `per_partition` records to each of `partitions` partitions of
 /// `topic` through `bootstrap` (librdkafka, idempotent), and returns them
 /// by value with their partition.

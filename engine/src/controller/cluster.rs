@@ -310,9 +310,6 @@ pub async fn register_and_heartbeat(shard: Rc<Shard>) {
 }
 
 fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
-    if controller.leaving.get() {
-        return;
-    }
     let node = shard.config.node_id;
     match controller.leader() {
         Some(leader) if leader == node => heard_from(shard, controller, node, epoch),
@@ -330,56 +327,6 @@ fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
             );
         }
         None => {}
-    }
-}
-
-/// How long a node shutting down waits for its own fence to be applied
-/// before it stops anyway (its lease then runs out as after a crash). A
-/// quorum takes a change in milliseconds; a whole cluster stopped at once
-/// loses its quorum on the way, and its last nodes wait this long.
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Controlled shutdown: this broker stops heartbeating and has itself
-/// fenced, so that the controller moves the leadership of its partitions
-/// (to another in-sync replica; with none, the partition is offline) now,
-/// rather than when its lease runs out, and clients are told at once.
-/// Returns once the fence is applied here, or after [`LEAVE_TIMEOUT`]; a
-/// single node, one not registered or already fenced, or one that knows
-/// of no controller leader returns at once.
-pub async fn leave(shard: &Rc<Shard>) {
-    if !clustered(shard) {
-        return;
-    }
-    let controller = controller(shard);
-    controller.leaving.set(true);
-    if controller.leader().is_none() {
-        // No quorum to take the fence: the lease will run out.
-        return;
-    }
-    let node = shard.config.node_id;
-    let metadata = shard.metadata();
-    let Some(broker) = metadata.brokers.get(&node).filter(|broker| !broker.fenced) else {
-        return;
-    };
-    let epoch = broker.epoch;
-    let began = Instant::now();
-    let fence = propose(shard, MetadataRecord::BrokerFenced { node, epoch });
-    let outcome = futures_lite::future::or(async { Some(fence.await) }, async {
-        glommio::timer::sleep(LEAVE_TIMEOUT).await;
-        None
-    })
-    .await;
-    let took_ms = began.elapsed().as_millis() as u64;
-    match outcome {
-        Some(Ok(())) => {
-            tracing::info!(%node, epoch, took_ms, "fenced for shutdown: leadership moved")
-        }
-        Some(Err(failure)) => {
-            tracing::warn!(%node, message = %failure.message, "not fenced for shutdown; the lease will run out")
-        }
-        None => {
-            tracing::warn!(%node, took_ms, "no fence for shutdown in time; the lease will run out")
-        }
     }
 }
 

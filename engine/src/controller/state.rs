@@ -97,9 +97,6 @@ pub struct Controller {
     pub(super) leading_since: Cell<Option<Instant>>,
     /// Fences and unfences proposed, not yet seen applied.
     pub(super) fences_pending: RefCell<HashMap<(NodeId, u64, bool), Instant>>,
-    /// The node is shutting down and has fenced itself: it heartbeats no
-    /// more, so that nothing unfences it.
-    pub(super) leaving: Cell<bool>,
 }
 
 impl Controller {
@@ -123,7 +120,6 @@ impl Controller {
             leases: RefCell::new(Leases::default()),
             leading_since: Cell::new(None),
             fences_pending: RefCell::new(HashMap::new()),
-            leaving: Cell::new(false),
         }
     }
 }
