@@ -77,6 +77,28 @@ fn seeds() -> Vec<u64> {
 struct Record {
     epoch: Epoch,
     id: u64,
+    /// The last record of its batch: logs hold, push, recover and cut
+    /// whole batches.
+    batch_end: bool,
+}
+
+/// The end of the batch holding offset `at - 1`, or past: the first batch
+/// boundary at or after `at` (`at` itself when it is one).
+fn batch_boundary_at_or_after(log: &[Record], at: usize) -> usize {
+    let mut end = at;
+    while end > 0 && end < log.len() && !log[end - 1].batch_end {
+        end += 1;
+    }
+    end
+}
+
+/// The start of the batch holding offset `at`.
+fn batch_start(log: &[Record], at: usize) -> usize {
+    let mut start = at.min(log.len());
+    while start > 0 && !log[start - 1].batch_end {
+        start -= 1;
+    }
+    start
 }
 
 #[derive(Debug, Clone)]
@@ -646,6 +668,8 @@ impl Sim {
     fn tick(&mut self) {
         let now = self.now;
         for index in 0..self.replicas.len() {
+            // Pushes the byte cap cuts after their first batch.
+            let capped: Vec<bool> = REPLICAS.iter().map(|_| self.rng.chance(300)).collect();
             let replica = &mut self.replicas[index];
             if !replica.up {
                 continue;
@@ -660,15 +684,28 @@ impl Sim {
                     ..
                 } => {
                     for follower in REPLICAS.iter().copied().filter(|n| *n != node) {
-                        let log_end = replica.log.len() as u64;
+                        let log = &replica.log;
+                        let log_end = log.len() as u64;
                         if let Some(range) = pushes.next(follower, log_end, now) {
+                            // Whole batches, as a read of the log gives
+                            // them: from the one holding the start, to the
+                            // end of the one the range ends in, or of the
+                            // first when the byte cap comes first.
+                            let start = batch_start(log, range.start as usize);
+                            let end = if range.is_empty() {
+                                start
+                            } else if capped[follower as usize] {
+                                batch_boundary_at_or_after(log, start + 1)
+                            } else {
+                                batch_boundary_at_or_after(log, range.end as usize)
+                            };
+                            pushes.sent(follower, end as u64);
                             messages.push((
                                 follower,
                                 Message::Push {
                                     epoch: *epoch,
-                                    base: range.start,
-                                    records: replica.log[range.start as usize..range.end as usize]
-                                        .to_vec(),
+                                    base: start as u64,
+                                    records: log[start..end].to_vec(),
                                     high_watermark: state.high_watermark(),
                                 },
                             ));
@@ -741,10 +778,11 @@ impl Sim {
         if !state.accepts_all_acks() {
             return;
         }
-        for _ in 0..count {
+        for written in 0..count {
             let record = Record {
                 epoch: *epoch,
                 id: self.next_id,
+                batch_end: written + 1 == count,
             };
             self.next_id += 1;
             waiting.push((replica.log.len() as u64, record.id));
@@ -805,7 +843,8 @@ impl Sim {
         let kept = if self.rng.chance(500) {
             replica.durable
         } else {
-            kept
+            // A torn batch does not pass its checksum: recovery drops it.
+            batch_start(&replica.log, kept)
         };
         replica.log.truncate(kept);
         replica.durable = kept;

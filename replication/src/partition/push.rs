@@ -7,6 +7,12 @@
 //! acknowledgement. A follower with nothing to take still gets a push
 //! every `heartbeat_ms`, carrying the high watermark.
 //!
+//! The leader's log is batches, and a push carries whole ones: the range
+//! [`Pushes::next`] gives says where to start and about how far to go;
+//! the leader reads the batches from its start (up to its byte cap) and
+//! says where they ended with [`Pushes::sent`], which is where the next
+//! push starts.
+//!
 //! A follower that refuses a push as not contiguous names its log end:
 //! pushes start there again. A follower that acknowledges nothing for
 //! `resend_ms` while pushes are in flight gets them again from the end it
@@ -95,6 +101,17 @@ impl Pushes {
         Some(start..end)
     }
 
+    /// The push [`Pushes::next`] just gave for `follower` carried batches
+    /// up to `end` (whole batches: before the range's end when the byte
+    /// cap came first, past it when a batch straddles it; the range's
+    /// start for a heartbeat). Call it before the next call to `next` for
+    /// that follower.
+    pub fn sent(&mut self, follower: Node, end: u64) {
+        if let Some(cursor) = self.cursors.iter_mut().find(|c| c.node == follower) {
+            cursor.next = end;
+        }
+    }
+
     /// `follower` answered a push with `status`, its log ending at
     /// `log_end`.
     pub fn answered(&mut self, follower: Node, status: AckStatus, log_end: u64, now_ms: u64) {
@@ -156,5 +173,18 @@ mod tests {
         pushes.answered(2, AckStatus::Ok, 40, 13);
         assert_eq!(pushes.next(2, 40, 20), None);
         assert_eq!(pushes.next(2, 40, 62), Some(40..40));
+    }
+
+    #[test]
+    fn a_push_ends_where_its_batches_did() {
+        let mut pushes = Pushes::new(&[2], 0, CONFIG, 0);
+        // A batch of 14 straddles the range's end: the push takes it whole.
+        assert_eq!(pushes.next(2, 30, 1), Some(0..10));
+        pushes.sent(2, 14);
+        // The byte cap cut the next push at 17.
+        assert_eq!(pushes.next(2, 30, 1), Some(14..24));
+        pushes.sent(2, 17);
+        pushes.answered(2, AckStatus::Ok, 14, 2);
+        assert_eq!(pushes.next(2, 30, 2), Some(17..27));
     }
 }
