@@ -274,6 +274,19 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
         "every node lists three brokers",
     );
 
+    // DescribeQuorum asked of any node gives every voter's log end offset:
+    // the followers ask the leader, as Kafka's brokers forward it.
+    wait_for(
+        || {
+            (0..3).all(|node| {
+                quorum_log_ends(&cluster.kafka_addr(node))
+                    .iter()
+                    .all(|end| *end >= 0)
+            })
+        },
+        "every node knows how far every voter holds the metadata log",
+    );
+
     // A topic of 12 partitions, created through node 0 only, is led by
     // all three nodes, and every node says the same.
     create_topic(&bootstrap, "spread", 12).unwrap();
@@ -632,6 +645,30 @@ fn kafka_call<T: kafka_protocol::protocol::Encodable, R: kafka_protocol::protoco
     let mut response = bytes::Bytes::from(response);
     ResponseHeader::decode(&mut response, api.response_header_version(version)).unwrap();
     R::decode(&mut response, version).unwrap()
+}
+
+/// The voters' log end offsets DescribeQuorum (v1) at `addr` answers
+/// (-1 where unknown); empty when it names no leader.
+fn quorum_log_ends(addr: &str) -> Vec<i64> {
+    use kafka_protocol::messages::{
+        describe_quorum_request::{PartitionData, TopicData},
+        ApiKey, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+    };
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(
+            kafka_protocol::protocol::StrBytes::from_static_str("__cluster_metadata"),
+        ))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let answer: DescribeQuorumResponse = kafka_call(addr, ApiKey::DescribeQuorum, 1, &request);
+    let partition = &answer.topics[0].partitions[0];
+    if partition.error_code != 0 || partition.current_voters.len() != 3 {
+        return vec![-1];
+    }
+    partition
+        .current_voters
+        .iter()
+        .map(|voter| voter.log_end_offset)
+        .collect()
 }
 
 /// Each partition of `topic` as Kafka's Metadata (v12) at `addr` gives it:

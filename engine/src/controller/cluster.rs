@@ -27,7 +27,7 @@ use sluice_storage::NodeId;
 
 use super::{
     driver::{controller, propose, propose_unanswered},
-    state::{Controller, DriverEvent},
+    state::{Controller, DriverEvent, LogEnds},
 };
 use crate::{
     cluster_metadata::{
@@ -50,6 +50,20 @@ const FENCE_RETRY: Duration = Duration::from_secs(1);
 
 const REQUEST_PROPOSAL: u8 = 1;
 const REQUEST_HEARTBEAT: u8 = 2;
+/// How far does each node hold the metadata log? `[4][u64 question id]`,
+/// to the leader, which answers [`REPLY_LOG_ENDS`].
+const REQUEST_LOG_ENDS: u8 = 4;
+const LOG_ENDS_REQUEST_BYTES: usize = 1 + 8;
+/// `[3][u64 question id][u32 count]` then per node `[i32 node][u64 end]`.
+/// (Replies 1 and 2 are the observer's.)
+const REPLY_LOG_ENDS: u8 = 3;
+const LOG_ENDS_REPLY_HEADER_BYTES: usize = 1 + 8 + 4;
+const LOG_END_BYTES: usize = 4 + 8;
+/// Nodes in one answer, at most: far more than a cluster has.
+const LOG_ENDS_MAX: usize = 4096;
+/// How long a node waits for the leader's answer before it answers
+/// "unknown" itself.
+pub const LOG_ENDS_TIMEOUT: Duration = Duration::from_secs(1);
 const HEARTBEAT_BYTES: usize = 1 + 4 + 8 + 16;
 
 /// Whether this node runs as part of a cluster (a quorum of several
@@ -106,6 +120,18 @@ fn on_message(shard: &Rc<Shard>, controller: &Controller, message: PeerMessage) 
         MessageKind::ControllerRequest => {
             if let Err(reason) = on_request(shard, controller, message.from, &message.body) {
                 tracing::warn!(from = %message.from, reason, "controller request refused");
+            }
+        }
+        MessageKind::ControllerReply if message.body.first() == Some(&REPLY_LOG_ENDS) => {
+            match decode_log_ends(&message.body) {
+                Ok((question, ends)) => {
+                    if let Some(asker) = controller.log_ends_asked.borrow_mut().remove(&question) {
+                        let _ = asker.send(ends);
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(from = %message.from, reason, "controller reply refused")
+                }
             }
         }
         MessageKind::ControllerReply => match controller.observer() {
@@ -182,8 +208,105 @@ fn on_request(
         Some(&super::observer::REQUEST_FETCH) => {
             super::observer::on_fetch(shard, controller, from, body)
         }
+        Some(&REQUEST_LOG_ENDS) => {
+            let question: [u8; 8] = body
+                .get(1..)
+                .filter(|rest| rest.len() == LOG_ENDS_REQUEST_BYTES - 1)
+                .and_then(|rest| rest.try_into().ok())
+                .ok_or("a log ends question of the wrong size")?;
+            if !controller.leads() {
+                // The asker times out and answers "unknown", as Kafka's
+                // non-leaders do.
+                return Ok(());
+            }
+            let ends = controller.log_ends();
+            let mut reply =
+                Vec::with_capacity(LOG_ENDS_REPLY_HEADER_BYTES + ends.len() * LOG_END_BYTES);
+            reply.push(REPLY_LOG_ENDS);
+            reply.extend_from_slice(&question);
+            let count = ends.len().min(LOG_ENDS_MAX);
+            reply.extend_from_slice(&(count as u32).to_le_bytes());
+            for (node, end) in ends.iter().take(count) {
+                reply.extend_from_slice(&node.0.to_le_bytes());
+                reply.extend_from_slice(&end.to_le_bytes());
+            }
+            send(controller, from, MessageKind::ControllerReply, reply.into());
+            Ok(())
+        }
         _ => Err("an unknown controller request"),
     }
+}
+
+/// An answer to a log ends question: its id and the ends, every length
+/// checked before anything is allocated.
+fn decode_log_ends(body: &[u8]) -> Result<(u64, LogEnds), &'static str> {
+    if body.len() < LOG_ENDS_REPLY_HEADER_BYTES {
+        return Err("a log ends answer cut short");
+    }
+    let question = u64::from_le_bytes(body[1..9].try_into().expect("8 bytes"));
+    let count = u32::from_le_bytes(body[9..13].try_into().expect("4 bytes")) as usize;
+    if count > LOG_ENDS_MAX {
+        return Err("a log ends answer of too many nodes");
+    }
+    let entries = &body[LOG_ENDS_REPLY_HEADER_BYTES..];
+    if entries.len() != count * LOG_END_BYTES {
+        return Err("a log ends answer whose count and length disagree");
+    }
+    let ends = entries
+        .chunks_exact(LOG_END_BYTES)
+        .map(|entry| {
+            let node = i32::from_le_bytes(entry[..4].try_into().expect("4 bytes"));
+            let end = u64::from_le_bytes(entry[4..].try_into().expect("8 bytes"));
+            (NodeId(node), end)
+        })
+        .collect();
+    Ok((question, ends))
+}
+
+/// How far each voter and observer holds the metadata log, as the
+/// controller leader tracks it: this node's own figures when it leads, else
+/// the leader's answer (Kafka's brokers forward DescribeQuorum to the
+/// active controller). Empty when no leader is known or it does not
+/// answer within [`LOG_ENDS_TIMEOUT`]. On shard 0.
+pub async fn leader_log_ends(shard: &Rc<Shard>) -> LogEnds {
+    let Some(controller) = shard.controller.as_ref() else {
+        return Vec::new();
+    };
+    if controller.leads() {
+        return controller.log_ends();
+    }
+    let Some(leader) = controller
+        .leader()
+        .filter(|leader| *leader != controller.node_id)
+    else {
+        return Vec::new();
+    };
+    let question = controller.next_question.get();
+    controller.next_question.set(question + 1);
+    let (answer, answered) = futures_channel::oneshot::channel();
+    controller
+        .log_ends_asked
+        .borrow_mut()
+        .insert(question, answer);
+    let mut body = Vec::with_capacity(LOG_ENDS_REQUEST_BYTES);
+    body.push(REQUEST_LOG_ENDS);
+    body.extend_from_slice(&question.to_le_bytes());
+    let ends = if send(
+        controller,
+        leader,
+        MessageKind::ControllerRequest,
+        body.into(),
+    ) {
+        futures_lite::future::or(async { answered.await.ok() }, async {
+            glommio::timer::sleep(LOG_ENDS_TIMEOUT).await;
+            None
+        })
+        .await
+    } else {
+        None
+    };
+    controller.log_ends_asked.borrow_mut().remove(&question);
+    ends.unwrap_or_default()
 }
 
 /// Sends `body` of `kind` to node `to`; false if it could not be queued.
@@ -391,4 +514,42 @@ fn change_fence(shard: &Rc<Shard>, controller: &Controller, node: NodeId, epoch:
         MetadataRecord::BrokerUnfenced { node, epoch }
     };
     propose_unanswered(shard, record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(question: u64, ends: &[(i32, u64)]) -> Vec<u8> {
+        let mut body = vec![REPLY_LOG_ENDS];
+        body.extend_from_slice(&question.to_le_bytes());
+        body.extend_from_slice(&(ends.len() as u32).to_le_bytes());
+        for (node, end) in ends {
+            body.extend_from_slice(&node.to_le_bytes());
+            body.extend_from_slice(&end.to_le_bytes());
+        }
+        body
+    }
+
+    #[test]
+    fn a_log_ends_answer_reads_back_and_a_bad_one_is_refused() {
+        let body = answer(7, &[(0, 40), (2, 38)]);
+        assert_eq!(
+            decode_log_ends(&body),
+            Ok((7, vec![(NodeId(0), 40), (NodeId(2), 38)]))
+        );
+        for end in 0..body.len() {
+            assert!(decode_log_ends(&body[..end]).is_err(), "cut at {end}");
+        }
+        let mut longer = body.clone();
+        longer.push(0);
+        assert!(decode_log_ends(&longer).is_err(), "a byte left over");
+        // A count of four billion allocates nothing.
+        let mut huge = answer(7, &[]);
+        huge[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            decode_log_ends(&huge),
+            Err("a log ends answer of too many nodes")
+        );
+    }
 }

@@ -59,6 +59,9 @@ pub enum Part {
 }
 
 /// Lives on shard 0.
+/// How far each node holds the metadata log: (node, log end).
+pub type LogEnds = Vec<(NodeId, u64)>;
+
 pub struct Controller {
     pub(super) node_id: NodeId,
     /// One change of this node's at a time.
@@ -97,6 +100,10 @@ pub struct Controller {
     pub(super) leading_since: Cell<Option<Instant>>,
     /// Fences and unfences proposed, not yet seen applied.
     pub(super) fences_pending: RefCell<HashMap<(NodeId, u64, bool), Instant>>,
+    /// Questions to the leader of how far each node holds the metadata
+    /// log, by id, waiting for its answer.
+    pub(super) log_ends_asked: RefCell<HashMap<u64, oneshot::Sender<LogEnds>>>,
+    pub(super) next_question: Cell<u64>,
 }
 
 impl Controller {
@@ -120,6 +127,8 @@ impl Controller {
             leases: RefCell::new(Leases::default()),
             leading_since: Cell::new(None),
             fences_pending: RefCell::new(HashMap::new()),
+            log_ends_asked: RefCell::new(HashMap::new()),
+            next_question: Cell::new(0),
         }
     }
 }

@@ -4,11 +4,12 @@
 //! leader and epoch (the quorum's term), high watermark (the committed
 //! index), and the voters and observers with their log end offsets.
 //!
-//! Kafka's brokers forward this request to the active controller; here
-//! every node answers from what it knows (see [`crate::cluster_view`]).
-//! Only the leader tracks how far each voter holds the log (and each
-//! observer, from its last fetch), so a log end offset is -1 wherever it
-//! is not known, as in Kafka.
+//! Kafka's brokers forward this request to the active controller. Here the
+//! node asked answers from what it knows of the quorum (see
+//! [`crate::cluster_view`]), with the log end offsets only the leader
+//! tracks (each voter's, and each observer's from its last fetch) asked of
+//! the leader; an offset is -1 where it is not known (no leader, or none
+//! that answers in time), as in Kafka.
 
 use std::rc::Rc;
 
@@ -72,16 +73,12 @@ pub async fn describe_quorum(
 }
 
 /// How far each voter and observer holds the metadata log, as the
-/// controller leader tracks it (see `Controller::log_ends`), asked of
-/// shard 0: empty on a node that does not lead, where every log end offset
-/// reads as unknown.
+/// controller leader tracks it, asked on shard 0 (see
+/// `controller::cluster::leader_log_ends`): empty where it is not known,
+/// and every log end offset then reads as unknown.
 async fn log_ends(shard: &Rc<Shard>) -> Vec<(NodeId, u64)> {
     crate::coordinator::run_on(shard, 0, |there| async move {
-        there
-            .controller
-            .as_ref()
-            .map(|controller| controller.log_ends())
-            .unwrap_or_default()
+        crate::controller::cluster::leader_log_ends(&there).await
     })
     .await
     .unwrap_or_default()
