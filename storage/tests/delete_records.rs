@@ -13,10 +13,12 @@
 #[macro_use]
 mod common;
 
-use common::{harness::ReportingChild, run, seeded_rng};
+use common::{
+    harness::{report, ReportingChild},
+    run, seeded_rng, tag_of, tagged_batch, TIMESTAMP_BASE_MS,
+};
 
 use std::{
-    io::Write,
     os::unix::process::ExitStatusExt,
     path::Path,
     process::ExitCode,
@@ -56,8 +58,6 @@ const RECORDS: u64 = 4;
 /// About 2.2 KiB per batch: 7 batches a segment.
 const VALUE_BYTES: usize = 512;
 const SEGMENT_BYTES_MAX: u64 = 16 * 1024;
-/// Record `r` of batch `tag` is stamped `TIMESTAMP_BASE_MS + 10 * tag + r`.
-const TIMESTAMP_BASE_MS: i64 = 1_700_000_000_000;
 const READ_BYTES_MAX: usize = 1024 * 1024;
 
 fn config() -> LogConfig {
@@ -73,25 +73,7 @@ fn config() -> LogConfig {
 
 /// A batch of [`RECORDS`] records whose key is `tag`.
 fn batch(tag: u64) -> Batch {
-    let mut builder = BatchBuilder::default();
-    for record in 0..RECORDS {
-        let mut value = format!("{tag}:{record}:").into_bytes();
-        value.resize(VALUE_BYTES, b'v');
-        let timestamp = TIMESTAMP_BASE_MS + 10 * tag as i64 + record as i64;
-        builder.push(timestamp, Some(&tag.to_le_bytes()), &value, &[]);
-    }
-    builder.finish()
-}
-
-fn tag_of(batch: &Batch) -> u64 {
-    let records = batch.records().expect("native records");
-    let key = records
-        .iter()
-        .next()
-        .expect("a record")
-        .key()
-        .expect("a key");
-    u64::from_le_bytes(key.try_into().expect("eight bytes"))
+    tagged_batch(tag, RECORDS, VALUE_BYTES, None)
 }
 
 async fn append_tags(log: &Log, tags: std::ops::Range<u64>) {
@@ -501,14 +483,6 @@ const APPENDS_PER_MOVE: u64 = 3;
 /// A child that sees no kill stops after this long.
 const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(30);
 const FIRST_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn report(line: std::fmt::Arguments<'_>) {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_fmt(format_args!("{line}\n"))
-        .and_then(|()| stdout.flush())
-        .expect("stdout is the parent's pipe");
-}
 
 /// The child: appends batches tagged with their own base offset / RECORDS,
 /// and after every few moves the start to a random offset up to the end

@@ -23,11 +23,13 @@
 #[macro_use]
 mod common;
 
-use common::{harness::ReportingChild, run, seeded_rng};
+use common::{
+    harness::{report, ReportingChild},
+    run, seeded_rng,
+};
 
 use std::{
     collections::HashMap,
-    io::Write,
     os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -185,16 +187,6 @@ impl Ack {
             tag: Tag(next()?),
         })
     }
-}
-
-/// Writes one line to stdout and flushes it, so it reaches the parent before
-/// the next append can be acknowledged.
-fn report(line: std::fmt::Arguments<'_>) {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_fmt(format_args!("{line}\n"))
-        .and_then(|()| stdout.flush())
-        .expect("stdout is the parent's pipe");
 }
 
 /// The arguments of a child: the log directory and the round number (so

@@ -17,11 +17,13 @@
 #[macro_use]
 mod common;
 
-use common::{harness::ReportingChild, run, seeded_rng};
+use common::{
+    harness::{report, ReportingChild},
+    run, seeded_rng, tag_of, tagged_batch, TIMESTAMP_BASE_MS,
+};
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     os::unix::process::ExitStatusExt,
     path::Path,
     process::ExitCode,
@@ -31,7 +33,7 @@ use std::{
 use bytes::BytesMut;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use sluice_storage::{
-    batch::{Batch, BatchBuilder},
+    batch::Batch,
     log::{
         AppendError, FlushPolicy, Log, LogConfig, OpenError, ReadError, LEADER_EPOCHS_NAME,
         PRODUCERS_SUFFIX, TRUNCATION_MAGIC, TRUNCATION_NAME,
@@ -68,7 +70,6 @@ const RECORDS: u64 = 4;
 /// About 1.1 KiB per batch: 14 batches a segment.
 const VALUE_BYTES: usize = 256;
 const SEGMENT_BYTES_MAX: u64 = 16 * 1024;
-const TIMESTAMP_BASE_MS: i64 = 1_700_000_000_000;
 const READ_BYTES_MAX: usize = 1024 * 1024;
 /// The idempotent producer of [`producer_batch`].
 const PRODUCER_ID: i64 = 77;
@@ -97,17 +98,8 @@ fn preallocated() -> LogConfig {
 /// A batch of [`RECORDS`] records whose keys are `tag`, from the idempotent
 /// producer [`PRODUCER_ID`] with `sequence` if given.
 fn tagged(tag: u64, sequence: Option<i32>) -> Batch {
-    let mut builder = BatchBuilder::default();
-    if let Some(sequence) = sequence {
-        builder = builder.producer(PRODUCER_ID, 0, sequence);
-    }
-    for record in 0..RECORDS {
-        let mut value = format!("{tag}:{record}:").into_bytes();
-        value.resize(VALUE_BYTES, b'v');
-        let timestamp = TIMESTAMP_BASE_MS + 10 * tag as i64 + record as i64;
-        builder.push(timestamp, Some(&tag.to_le_bytes()), &value, &[]);
-    }
-    builder.finish()
+    let producer = sequence.map(|sequence| (PRODUCER_ID, 0, sequence));
+    tagged_batch(tag, RECORDS, VALUE_BYTES, producer)
 }
 
 fn batch(tag: u64) -> Batch {
@@ -124,13 +116,6 @@ fn kafka_batch(tag: u64) -> Batch {
 /// Batch `tag` as a leader assigned it: at `base`, in `epoch`.
 fn leader_batch(tag: u64, base: u64, epoch: u32) -> Batch {
     batch(tag).assign(Offset(base), epoch)
-}
-
-/// The tag of a native batch, from its first record's key.
-fn tag_of(batch: &Batch) -> u64 {
-    let records = batch.records().expect("a native batch");
-    let key = records.iter().next().unwrap().key().unwrap();
-    u64::from_le_bytes(key.try_into().unwrap())
 }
 
 /// Every batch from the start to the visible end, checked to follow one
@@ -840,14 +825,6 @@ const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(30);
 const FIRST_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Replicated appends between two truncations, at most.
 const APPENDS_PER_TRUNCATION_MAX: u64 = 12;
-
-fn report(line: std::fmt::Arguments<'_>) {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_fmt(format_args!("{line}\n"))
-        .and_then(|()| stdout.flush())
-        .expect("stdout is the parent's pipe");
-}
 
 /// The child: appends replicated batches with unique tags, in rising
 /// epochs, and truncates now and then, into preallocated segments; reports

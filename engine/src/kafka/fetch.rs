@@ -61,7 +61,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
                         } else {
                             -1
                         };
-                        check_leader_epoch(&metadata, name, part.partition, epoch)?;
+                        check_leader_epoch(&route, name, part.partition, epoch)?;
                         Ok(route)
                     })
                 }

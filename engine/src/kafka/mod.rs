@@ -272,7 +272,7 @@ pub(crate) fn on_partition_in_epoch<T: 'static>(
     make: impl FnOnce(futures_channel::oneshot::Sender<Result<T, Failure>>) -> PartitionOp,
 ) -> Pending<T> {
     let route = route(shard, metadata, topic, partition)?;
-    check_leader_epoch(metadata, topic, partition, current_leader_epoch)?;
+    check_leader_epoch(&route, topic, partition, current_leader_epoch)?;
     Ok(ask(shard, route, make))
 }
 
@@ -281,7 +281,7 @@ pub(crate) fn on_partition_in_epoch<T: 'static>(
 /// metadata is stale), a newer one UNKNOWN_LEADER_EPOCH (this node's is).
 /// Both are retriable: the client refreshes its metadata.
 pub(crate) fn check_leader_epoch(
-    metadata: &Metadata,
+    route: &Route,
     topic: &str,
     partition: i32,
     current_leader_epoch: i32,
@@ -289,13 +289,7 @@ pub(crate) fn check_leader_epoch(
     let Ok(asked) = u32::try_from(current_leader_epoch) else {
         return Ok(());
     };
-    let Some(current) = metadata
-        .topic(topic)
-        .and_then(|meta| meta.partition(u32::try_from(partition).ok()?))
-        .map(|control| control.leader_epoch)
-    else {
-        return Ok(());
-    };
+    let current = route.leader_epoch;
     match asked.cmp(&current) {
         std::cmp::Ordering::Equal => Ok(()),
         std::cmp::Ordering::Less => Err(Failure::new(

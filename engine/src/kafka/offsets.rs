@@ -158,38 +158,32 @@ pub async fn offset_for_leader_epoch(
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
-/// Kafka's answer for where `asked` ends in a log with `epochs`: the
-/// latest epoch ends at the log end; an older one at the start of the
-/// next epoch held, answered with the largest epoch held at or below it
-/// (or `asked` itself when the log holds none that old); an epoch newer
-/// than any held, -1 or none asked is unknown: (-1, -1).
-fn end_of_epoch(epochs: &LeaderEpochs, asked: i32) -> (i32, i64) {
+/// Kafka's answer for where `asked` ends in a log: KIP-279's (the
+/// replication crate's `EpochCache::end_of`), except where Kafka's leader
+/// answers otherwise: an epoch newer than the latest held, or none, is
+/// unknown (-1, -1), and one older than any held ends where the first
+/// held starts, answered as itself.
+fn end_of_epoch(log: &LeaderEpochs, asked: i32) -> (i32, i64) {
     const UNKNOWN: (i32, i64) = (-1, -1);
-    let Ok(asked) = u32::try_from(asked) else {
+    let (Ok(asked), Some((latest, _))) = (u32::try_from(asked), log.epochs.latest()) else {
         return UNKNOWN;
     };
-    let wide = |epoch: u32| i32::try_from(epoch).unwrap_or(i32::MAX);
-    if epochs
-        .entries
-        .last()
-        .is_some_and(|(latest, _)| *latest == asked)
-    {
-        return (wide(asked), epochs.end.0 as i64);
+    if asked > latest {
+        return UNKNOWN;
     }
-    let Some((_, next_start)) = epochs.entries.iter().find(|(epoch, _)| *epoch > asked) else {
-        return UNKNOWN;
-    };
-    let held = epochs
-        .entries
-        .iter()
-        .rev()
-        .find(|(epoch, _)| *epoch <= asked)
-        .map_or(asked, |(epoch, _)| *epoch);
-    (wide(held), next_start.0.min(epochs.end.0) as i64)
+    let wide = |epoch: u32| i32::try_from(epoch).unwrap_or(i32::MAX);
+    match log.epochs.end_of(asked, log.end.0) {
+        Some(end) => (wide(end.epoch), end.end as i64),
+        None => {
+            let first_start = log.epochs.entries().first().map_or(0, |(_, start)| *start);
+            (wide(asked), first_start.min(log.end.0) as i64)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use sluice_replication::partition::epochs::EpochCache;
     use sluice_storage::Offset;
 
     use super::*;
@@ -197,7 +191,7 @@ mod tests {
     #[test]
     fn an_epoch_ends_where_the_next_one_held_starts() {
         let epochs = LeaderEpochs {
-            entries: vec![(1, Offset(10)), (3, Offset(20)), (4, Offset(35))],
+            epochs: EpochCache::from_entries(&[(1, 10), (3, 20), (4, 35)]).unwrap(),
             end: Offset(50),
         };
         assert_eq!(end_of_epoch(&epochs, 4), (4, 50), "the latest: the log end");
@@ -207,7 +201,7 @@ mod tests {
         assert_eq!(end_of_epoch(&epochs, 5), (-1, -1), "newer than any held");
         assert_eq!(end_of_epoch(&epochs, -1), (-1, -1));
         let empty = LeaderEpochs {
-            entries: Vec::new(),
+            epochs: EpochCache::default(),
             end: Offset(0),
         };
         assert_eq!(end_of_epoch(&empty, 0), (-1, -1));

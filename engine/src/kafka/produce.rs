@@ -17,9 +17,9 @@ use kafka_protocol::{
     },
 };
 
-use super::{current_leader, failure_code, metadata::auto_create, on_partition, str_bytes};
+use super::{current_leader, failure_code, metadata::auto_create, route, str_bytes};
 use crate::{
-    partition::{leader_epoch, ErrorKind, Failure, FanOut, PartitionOp, Produced, WireFormat},
+    partition::{ask, ErrorKind, Failure, FanOut, PartitionOp, Produced, WireFormat},
     shard::Shard,
 };
 
@@ -70,17 +70,14 @@ pub async fn handle(
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         for part in topic.partition_data {
-            let leader_epoch = u32::try_from(part.index)
-                .map_or(0, |partition| leader_epoch(&metadata, &name, partition));
             let answer = split(part.records.unwrap_or_default()).and_then(|batches| {
-                on_partition(shard, &metadata, &name, part.index, |reply| {
-                    PartitionOp::Produce {
-                        batches,
-                        format: WireFormat::Kafka,
-                        leader_epoch,
-                        reply,
-                    }
-                })
+                let route = route(shard, &metadata, &name, part.index)?;
+                Ok(ask(shard, route, |reply| PartitionOp::Produce {
+                    batches,
+                    format: WireFormat::Kafka,
+                    leader_epoch: route.leader_epoch,
+                    reply,
+                }))
             });
             parts.part(part.index, answer);
         }

@@ -12,7 +12,7 @@ use sluice_net::native::{
 
 use super::error_code;
 use crate::{
-    partition::{ask, leader_epoch, route, FanOut, PartitionOp, Produced, WireFormat},
+    partition::{ask, route, FanOut, PartitionOp, Produced, WireFormat},
     shard::Shard,
 };
 
@@ -23,12 +23,11 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
     for topic in request.topics {
         for part in topic.partitions {
             let batch = part.batch;
-            let leader_epoch = leader_epoch(&metadata, &topic.name, part.partition);
             let answer = route(shard, &metadata, &topic.name, part.partition).map(|route| {
                 ask(shard, route, |reply| PartitionOp::Produce {
                     batches: vec![batch],
                     format: WireFormat::Native,
-                    leader_epoch,
+                    leader_epoch: route.leader_epoch,
                     reply,
                 })
             });

@@ -28,4 +28,4 @@ pub use ops::{
     FetchOutcome, LeaderEpochs, Listed, OffsetQuery, PartitionKey, PartitionOp, PartitionStats,
     Produced, WireFormat,
 };
-pub use route::{ask, leader_epoch, route, Answer, Route};
+pub use route::{ask, route, Answer, Route};

@@ -6,6 +6,7 @@ use std::{cell::RefCell, collections::HashMap, fmt, path::PathBuf, rc::Rc, time:
 
 use bytes::Bytes;
 use futures_channel::oneshot;
+use sluice_replication::partition::epochs::EpochCache;
 use sluice_storage::{
     log::{Log, LogConfig},
     Offset, PartitionId, TopicId,
@@ -103,11 +104,11 @@ pub struct Listed {
     pub leader_epoch: Option<u32>,
 }
 
-/// The first offset of each leader epoch of a partition's log, and the end
-/// consumers see.
+/// The leader epochs of a partition's log (the first offset of each), and
+/// the end consumers see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderEpochs {
-    pub entries: Vec<(u32, Offset)>,
+    pub epochs: EpochCache,
     pub end: Offset,
 }
 

@@ -23,6 +23,7 @@ use super::ops::{
     Partitions, Produced, WireFormat,
 };
 use crate::error::{ErrorKind, Failure};
+use sluice_replication::partition::epochs::EpochCache;
 
 fn append_failure(error: AppendError) -> Failure {
     match error {
@@ -145,20 +146,32 @@ async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed
     fallback
 }
 
-/// `offset` (and `timestamp`) listed with the leader epoch it was written
-/// in: the epoch of the last entry of the log's epochs that starts at or
-/// before it.
-fn listed(log: &Log, offset: Offset, timestamp: i64) -> Listed {
-    let leader_epoch = log
+/// The log's leader epochs, as the replication crate reads them. The log
+/// keeps them rising; one that does not is a broken log.
+fn epoch_cache(log: &Log) -> Result<EpochCache, Failure> {
+    let entries: Vec<(u32, u64)> = log
         .leader_epochs()
         .iter()
-        .rev()
-        .find(|(_, start)| *start <= offset)
-        .map(|(epoch, _)| *epoch);
+        .map(|(epoch, start)| (*epoch, start.0))
+        .collect();
+    EpochCache::from_entries(&entries).map_err(|error| {
+        let message = format!(
+            "{}: leader epochs {entries:?}: {error}",
+            log.dir().display()
+        );
+        Failure::new(ErrorKind::StorageFailed, message)
+    })
+}
+
+/// `offset` (and `timestamp`) listed with the leader epoch it was written
+/// in.
+fn listed(log: &Log, offset: Offset, timestamp: i64) -> Listed {
     Listed {
         offset,
         timestamp,
-        leader_epoch,
+        leader_epoch: epoch_cache(log)
+            .ok()
+            .and_then(|epochs| epochs.epoch_at(offset.0)),
     }
 }
 
@@ -440,8 +453,8 @@ async fn on_log(log: &Rc<Log>, op: PartitionOp) {
             let _ = reply.send(result);
         }
         PartitionOp::LeaderEpochs { reply } => {
-            let _ = reply.send(Ok(LeaderEpochs {
-                entries: log.leader_epochs(),
+            let _ = reply.send(epoch_cache(log).map(|epochs| LeaderEpochs {
+                epochs,
                 end: log.visible_end(),
             }));
         }

@@ -18,6 +18,8 @@ pub type Answer<T> = Pin<Box<dyn Future<Output = T>>>;
 pub struct Route {
     pub owner: usize,
     pub key: PartitionKey,
+    /// The partition's leader epoch by the metadata it was routed with.
+    pub leader_epoch: u32,
 }
 
 impl Route {
@@ -29,6 +31,9 @@ impl Route {
         Route {
             owner: shard.owner(placed),
             key: PartitionKey::new(topic.id, partition),
+            leader_epoch: topic
+                .partition(partition)
+                .map_or(0, |control| control.leader_epoch),
         }
     }
 }
@@ -61,15 +66,6 @@ pub fn route(
         return Err(Failure::new(ErrorKind::NotLeader, message));
     }
     Ok(Route::of(shard, meta, partition))
-}
-
-/// The leader epoch of partition `partition` of `topic` by `metadata` (0
-/// for one it does not have: routing refuses those).
-pub fn leader_epoch(metadata: &Metadata, topic: &str, partition: u32) -> u32 {
-    metadata
-        .topic(topic)
-        .and_then(|meta| meta.partition(partition))
-        .map_or(0, |control| control.leader_epoch)
 }
 
 /// Sends the op `make` builds around its reply to the partition's owner

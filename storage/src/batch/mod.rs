@@ -288,37 +288,17 @@ impl Batch {
         header::read_u32(&self.bytes, header::LEADER_EPOCH_AT)
     }
 
-    /// Checks that a kafka payload carries the base offset and leader epoch
-    /// of the header: neither CRC covers them, and [`Batch::assign`] sets
-    /// both. A batch a replica stores as its leader assigned it, without
-    /// assigning it again, is checked so; a native batch has no copies.
+    /// Checks that a kafka payload agrees with the header in every field,
+    /// as validation checks it: above all the base offset and leader epoch,
+    /// which neither CRC covers and [`Batch::assign`] sets in both. A batch
+    /// a replica stores as its leader assigned it, without assigning it
+    /// again, is checked so; a native batch has no copies.
     pub fn check_assigned(&self) -> Result<(), BatchError> {
         if !self.is_kafka() {
             return Ok(());
         }
         let kafka = kafka::KafkaHeader::parse(self.payload())?;
-        let fields = [
-            (
-                "base_offset",
-                self.base_offset().0 as i64,
-                kafka.base_offset,
-            ),
-            (
-                "leader_epoch",
-                i64::from(self.leader_epoch()),
-                i64::from(kafka.leader_epoch as u32),
-            ),
-        ];
-        for (field, header, payload) in fields {
-            if header != payload {
-                return Err(BatchError::KafkaHeaderMismatch {
-                    field,
-                    header,
-                    payload,
-                });
-            }
-        }
-        Ok(())
+        kafka::check_agreement(&self.header(), &kafka)
     }
 
     pub fn max_timestamp(&self) -> i64 {

@@ -276,3 +276,14 @@ impl Drop for ReportingChild {
         let _ = self.child.wait();
     }
 }
+
+/// A child's report: one line to stdout, flushed, so that it reaches the
+/// parent before the child's next step can be acknowledged.
+pub fn report(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(format_args!("{line}\n"))
+        .and_then(|()| stdout.flush())
+        .expect("stdout is the parent's pipe");
+}

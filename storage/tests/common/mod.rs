@@ -8,6 +8,7 @@ pub mod harness;
 use std::future::Future;
 
 use rand::{rngs::StdRng, SeedableRng};
+use sluice_storage::batch::{Batch, BatchBuilder};
 
 /// Runs `body` on a new glommio executor (a log lives on one) and returns
 /// what it returns; a panic inside fails the test.
@@ -40,4 +41,42 @@ pub fn seeded_rng(test: &str) -> StdRng {
     };
     println!("{test}: seed {seed} ({SEED_ENV}={seed} replays it)");
     StdRng::seed_from_u64(seed)
+}
+
+/// Record `r` of the batch of tag `t` is stamped `TIMESTAMP_BASE_MS + 10 * t + r`.
+pub const TIMESTAMP_BASE_MS: i64 = 1_700_000_000_000;
+
+/// A batch of `records` records whose keys are `tag` and whose values
+/// (`tag:record:` padded to `value_bytes`) say which record they are; of
+/// the idempotent producer `(id, epoch, base sequence)` if given.
+pub fn tagged_batch(
+    tag: u64,
+    records: u64,
+    value_bytes: usize,
+    producer: Option<(i64, i16, i32)>,
+) -> Batch {
+    let mut builder = BatchBuilder::default();
+    if let Some((id, epoch, sequence)) = producer {
+        builder = builder.producer(id, epoch, sequence);
+    }
+    for record in 0..records {
+        let mut value = format!("{tag}:{record}:").into_bytes();
+        value.resize(value_bytes, b'v');
+        let timestamp = TIMESTAMP_BASE_MS + 10 * tag as i64 + record as i64;
+        builder.push(timestamp, Some(&tag.to_le_bytes()), &value, &[]);
+    }
+    builder.finish()
+}
+
+/// The tag of a native batch [`tagged_batch`] made, from its first record's
+/// key.
+pub fn tag_of(batch: &Batch) -> u64 {
+    let records = batch.records().expect("a native batch");
+    let key = records
+        .iter()
+        .next()
+        .expect("a record")
+        .key()
+        .expect("a key");
+    u64::from_le_bytes(key.try_into().expect("eight bytes"))
 }
