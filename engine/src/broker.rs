@@ -331,6 +331,14 @@ async fn shard_main(
             return;
         }
     };
+    // Replicated partitions show readers nothing past their high
+    // watermark, from before the first request on.
+    crate::replica::roles::on_metadata(
+        &shard.replicas,
+        &shard.metadata(),
+        &shard.partitions,
+        (shard.config.node_id, shard.id),
+    );
     match crate::coordinator::recover(&shard).await {
         Ok(0) => {}
         Ok(records) => tracing::info!(
@@ -417,6 +425,9 @@ async fn shard_main(
         }
         tasks
     });
+    // Every shard of a node of a cluster replicates its partitions.
+    let replication = crate::controller::cluster::clustered(&shard)
+        .then(|| glommio::spawn_local(crate::replica::run(shard.clone())));
     let ticking = shard.clone();
     let group_ticks =
         glommio::spawn_local(async move { crate::coordinator::tick_loop(&ticking.groups).await });
@@ -433,6 +444,7 @@ async fn shard_main(
     drop(admin_acceptor);
     drop(retention);
     drop(controller_tasks);
+    drop(replication);
     drop(group_ticks);
     shutdown(&shard).await;
     if let Some(ack) = stopped {

@@ -42,12 +42,18 @@ pub enum ErrorKind {
     /// The request names a leader epoch newer than this node knows: this
     /// node's metadata is behind the client's.
     UnknownLeaderEpoch,
+    /// Fewer replicas are in sync than `min.insync.replicas`: an `acks=all`
+    /// write is refused.
+    NotEnoughReplicas,
+    /// The in-sync replicas did not all hold the write within the
+    /// request's timeout: it may still be committed.
+    TimedOut,
 }
 
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 25] = [
+    pub const ALL: [ErrorKind; 27] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
@@ -73,6 +79,8 @@ impl ErrorKind {
         ErrorKind::InvalidReplicationFactor,
         ErrorKind::FencedLeaderEpoch,
         ErrorKind::UnknownLeaderEpoch,
+        ErrorKind::NotEnoughReplicas,
+        ErrorKind::TimedOut,
     ];
 }
 

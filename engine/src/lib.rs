@@ -87,6 +87,7 @@ pub mod node_identity;
 mod partition;
 pub mod peer;
 pub mod quorum_log;
+mod replica;
 mod request_latency;
 mod server;
 mod shard;

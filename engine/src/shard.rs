@@ -104,6 +104,8 @@ pub struct Shard {
     pub producer_ids: RefCell<std::ops::Range<i64>>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::coordinator::state::Coordinator,
+    /// The replication of the replicated partitions this shard owns.
+    pub replicas: crate::replica::state::Replicas,
 }
 
 impl Shard {
@@ -138,6 +140,7 @@ impl Shard {
             shutting_down: Cell::new(false),
             producer_ids: RefCell::new(0..0),
             groups: Default::default(),
+            replicas: crate::replica::state::Replicas::new(crate::replica::state::LAG_MAX),
         }
     }
 
@@ -166,11 +169,19 @@ pub async fn pump(
         match message {
             ShardMessage::Partition(key, op) => {
                 let shard = shard.clone();
-                glommio::spawn_local(async move { owner::run(&shard.partitions, key, op).await })
-                    .detach();
+                glommio::spawn_local(async move {
+                    owner::run(&shard.partitions, &shard.replicas, key, op).await
+                })
+                .detach();
             }
             ShardMessage::Metadata(metadata, ack) => {
                 *shard.metadata.borrow_mut() = metadata;
+                crate::replica::roles::on_metadata(
+                    &shard.replicas,
+                    &shard.metadata(),
+                    &shard.partitions,
+                    (shard.config.node_id, shard.id),
+                );
                 let _ = ack.send(());
             }
             ShardMessage::Run(task) => task(shard.clone()),

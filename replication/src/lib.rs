@@ -1,5 +1,5 @@
-//! Replication for Sluice: the controller quorum's consensus today; copies
-//! of each partition on other nodes next.
+//! Replication for Sluice: the controller quorum's consensus, and the
+//! copies of each partition on other nodes.
 //!
 //! The dependency rule: `replication → storage`, and the engine depends on
 //! this crate, never the reverse. Everything here is a sans-IO state
@@ -13,28 +13,29 @@
 //! * [`quorum`]: the controller quorum's consensus core, a wrapper over
 //!   TiKV's raft-rs (no home-made consensus). The metadata log is its log;
 //!   snapshots of the metadata state bound it; a voter that lost its disk
-//!   catches up from a snapshot and votes only once caught up. Nothing in
-//!   the engine drives it yet.
-//! * [`partition`]: the first pieces of partition replication: leader
-//!   epochs and the follower's truncation by epoch (KIP-101, KIP-279), and
-//!   the leader's high watermark and in-sync set (with
-//!   `min.insync.replicas` and `replica.lag.time.max.ms`).
+//!   catches up from a snapshot and votes only once caught up. The
+//!   engine's controller drives it on shard 0.
+//! * [`partition`]: partition replication, which the engine's owner shard
+//!   of each partition drives with real I/O (`engine/src/replica/`):
+//!   leader epochs and the follower's truncation by epoch (KIP-101,
+//!   KIP-279); the leader's high watermark and in-sync set (with
+//!   `min.insync.replicas` and `replica.lag.time.max.ms`); what it pushes
+//!   to each follower and when; the controller's elections from the
+//!   in-sync set and the eligible replicas (KIP-966); and the frames two
+//!   nodes' shards exchange.
 //!
-//! # What it will hold
+//! # The protocol
 //!
 //! (ARCHITECTURE.md, "Replication".)
 //!
-//! * **Sans-IO state machines** for the partition leader, the follower, the
-//!   high watermark, the in-sync set and leader epochs, generic over
-//!   transport, storage and clock. The engine's owner shard of each
-//!   partition drives them with real I/O.
 //! * **Push, pipelined, batched per core**: the leader's owner shard sends
-//!   the batch bytes it appended to each follower's owner shard, one
-//!   connection per (node, shard) pair and one frame per flush round for all
-//!   the partitions of that pair; followers append durably and ack their
-//!   durable log end. A follower far behind catches up by reading the
-//!   leader's log, then joins the push.
-//! * **Kafka's semantics**: the high watermark is the lowest durable log end
+//!   the stored batches to each follower's owner shard, one connection per
+//!   (node, shard) pair and one frame per round for all the partitions of
+//!   that pair, several in flight; followers append as the leader wrote
+//!   and ack their stored log end. A follower behind reads from the
+//!   leader's log through the same pushes (from disk once past the tail
+//!   cache).
+//! * **Kafka's semantics**: the high watermark is the lowest stored end
 //!   over the in-sync set; `acks=all` answers once it passes the batch;
 //!   `min.insync.replicas` refuses writes when the set is too small; a
 //!   rejoining follower truncates where its leader epoch ends (KIP-101,

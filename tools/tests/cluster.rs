@@ -7,207 +7,24 @@
 mod common;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
-    config::ClientConfig,
     consumer::{BaseConsumer, Consumer},
     producer::{BaseProducer, BaseRecord, Producer},
     Message, Offset, TopicPartitionList,
 };
 
-use common::SLUICE;
-
-/// How long the cluster may take to do what a step waits for.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A cluster started by `sluice cluster local`, stopped on drop.
-struct LocalCluster {
-    process: Child,
-    dir: tempfile::TempDir,
-    ready: HashMap<String, String>,
-    /// Nodes started again by the test, by id.
-    restarted: BTreeMap<u32, Child>,
-}
-
-/// A block of `count` ports free right now, from a seed that differs
-/// between test processes and between the calls of one.
-fn free_ports(count: u16) -> u16 {
-    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut base = 20_000 + (std::process::id() % 1000) as u16 * 20 + call * 500 % 20_000;
-    loop {
-        let free = (0..count)
-            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
-        if free {
-            return base;
-        }
-        base = 20_000 + (base - 20_000 + 97) % 40_000;
-    }
-}
-
-impl LocalCluster {
-    fn start(nodes: u32) -> LocalCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let ready_file = dir.path().join("cluster.ready");
-        let base_port = free_ports(nodes as u16 * 10);
-        let process = Command::new(SLUICE)
-            .args(["cluster", "local", "--cores", "1"])
-            .arg("--nodes")
-            .arg(nodes.to_string())
-            .arg("--base-port")
-            .arg(base_port.to_string())
-            .arg("--data-dir")
-            .arg(dir.path().join("nodes"))
-            .arg("--ready-file")
-            .arg(&ready_file)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let ready = loop {
-            if let Ok(text) = std::fs::read_to_string(&ready_file) {
-                break text
-                    .lines()
-                    .filter_map(|line| line.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<HashMap<_, _>>();
-            }
-            assert!(Instant::now() < deadline, "the cluster did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        LocalCluster {
-            process,
-            dir,
-            ready,
-            restarted: BTreeMap::new(),
-        }
-    }
-
-    fn value(&self, key: &str) -> &str {
-        self.ready
-            .get(key)
-            .unwrap_or_else(|| panic!("{key} in the ready file"))
-    }
-
-    fn kafka_addr(&self, node: u32) -> String {
-        self.value(&format!("node.{node}.kafka_addr")).to_string()
-    }
-
-    fn native_addr(&self, node: u32) -> String {
-        self.value(&format!("node.{node}.native_addr")).to_string()
-    }
-
-    fn node_dir(&self, node: u32) -> PathBuf {
-        PathBuf::from(self.value(&format!("node.{node}.dir")))
-    }
-
-    fn pid(&self, node: u32) -> i32 {
-        match self.restarted.get(&node) {
-            Some(child) => child.id() as i32,
-            None => self.value(&format!("node.{node}.pid")).parse().unwrap(),
-        }
-    }
-
-    fn signal(&self, node: u32, signal: i32) {
-        // SAFETY: a signal to a process of this test's cluster.
-        assert_eq!(unsafe { libc::kill(self.pid(node), signal) }, 0);
-    }
-
-    /// Starts node `node` again with the command `cluster local` wrote,
-    /// and `extra` arguments.
-    fn restart(&mut self, node: u32, extra: &[&str]) {
-        let dir = self.node_dir(node);
-        let command = std::fs::read_to_string(dir.join("command")).unwrap();
-        let _ = std::fs::remove_file(dir.join("ready"));
-        let mut args: Vec<&str> = command.split_whitespace().collect();
-        args.extend_from_slice(extra);
-        let log = std::fs::File::create(dir.join("log.restarted")).unwrap();
-        let child = Command::new(args[0])
-            .args(&args[1..])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.restarted.insert(node, child);
-        let deadline = Instant::now() + WAIT;
-        while !dir.join("ready").exists() {
-            let log = std::fs::read_to_string(dir.join("log.restarted")).unwrap_or_default();
-            assert!(
-                Instant::now() < deadline,
-                "node {node} did not serve again:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for LocalCluster {
-    fn drop(&mut self) {
-        for child in self.restarted.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // SAFETY: SIGTERM to the cluster process this test started.
-        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
-        let _ = self.process.wait();
-        let _ = &self.dir;
-    }
-}
-
-fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4")
-        .set("socket.timeout.ms", "10000")
-        .set("topic.metadata.refresh.interval.ms", "500");
-    config
-}
-
-/// What one node's Kafka Metadata says: brokers, and each partition's
-/// leader of `topic`.
-struct Seen {
-    brokers: BTreeSet<i32>,
-    leaders: Vec<i32>,
-}
-
-fn metadata(bootstrap: &str, topic: Option<&str>) -> Option<Seen> {
-    let consumer: BaseConsumer = client(bootstrap).create().ok()?;
-    let metadata = consumer
-        .fetch_metadata(topic, Duration::from_secs(5))
-        .ok()?;
-    let leaders = match topic {
-        Some(topic) => {
-            let topic = metadata.topics().iter().find(|t| t.name() == topic)?;
-            if topic.error().is_some() {
-                return None;
-            }
-            let mut partitions: Vec<_> = topic.partitions().iter().collect();
-            partitions.sort_by_key(|p| p.id());
-            partitions.iter().map(|p| p.leader()).collect()
-        }
-        None => Vec::new(),
-    };
-    Some(Seen {
-        brokers: metadata.brokers().iter().map(|b| b.id()).collect(),
-        leaders,
-    })
-}
+use common::{
+    cluster::{client, create_topic, metadata, wait_for, LocalCluster, WAIT},
+    SLUICE,
+};
 
 /// The controller a node names in Kafka's Metadata (asked over the wire
 /// with the kafka-protocol codec: librdkafka does not expose it).
@@ -246,18 +63,6 @@ fn controller_of(bootstrap: &str) -> Option<i32> {
     Some(response.controller_id.0)
 }
 
-fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let results = futures_lite::future::block_on(admin.create_topics([&topic], &options))
-        .map_err(|error| error.to_string())?;
-    match &results[0] {
-        Ok(_) => Ok(()),
-        Err((_, code)) => Err(code.to_string()),
-    }
-}
-
 #[test]
 fn three_nodes_are_one_cluster_for_kafka_clients() {
     let mut cluster = LocalCluster::start(3);
@@ -289,12 +94,12 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
 
     // A topic of 12 partitions, created through node 0 only, is led by
     // all three nodes, and every node says the same.
-    create_topic(&bootstrap, "spread", 12).unwrap();
+    create_topic(&bootstrap, "spread", 12, 1, &[]).unwrap();
     wait_for(
         || {
             (0..3).all(|node| {
                 metadata(&cluster.kafka_addr(node), Some("spread"))
-                    .is_some_and(|seen| seen.leaders.len() == 12)
+                    .is_some_and(|seen| seen.partitions.len() == 12)
             })
         },
         "every node knows the topic",
@@ -303,7 +108,7 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
         .map(|node| {
             metadata(&cluster.kafka_addr(node), Some("spread"))
                 .unwrap()
-                .leaders
+                .leaders()
         })
         .collect();
     assert!(seen.iter().all(|leaders| *leaders == seen[0]), "{seen:?}");
@@ -423,7 +228,7 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
     );
     let leaders: BTreeSet<i32> = metadata(&bootstrap, Some("python-spread"))
         .unwrap()
-        .leaders
+        .leaders()
         .into_iter()
         .collect();
     assert_eq!(leaders, BTreeSet::from([0, 1, 2]));
@@ -444,7 +249,7 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
     wait_for(
         || {
             metadata(&cluster.kafka_addr(2), Some("placed"))
-                .is_some_and(|seen| seen.leaders == [2, 2, 1])
+                .is_some_and(|seen| seen.leaders() == [2, 2, 1])
         },
         "the assigned leaders",
     );
@@ -485,7 +290,7 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
     cluster.restart(controller as u32, &[]);
     let old = cluster.kafka_addr(controller as u32);
     wait_for(
-        || metadata(&old, Some("after-failover")).is_some_and(|seen| seen.leaders.len() == 3),
+        || metadata(&old, Some("after-failover")).is_some_and(|seen| seen.partitions.len() == 3),
         "the restarted node knows the topic created while it was down",
     );
 
@@ -507,17 +312,14 @@ fn three_nodes_are_one_cluster_for_kafka_clients() {
     // and then counts towards a majority: with another voter down, the
     // quorum still takes changes.
     let wiped = paused;
-    cluster.signal(wiped, libc::SIGKILL);
-    if let Some(mut child) = cluster.restarted.remove(&wiped) {
-        let _ = child.wait();
-    }
+    cluster.kill9(wiped);
     std::fs::remove_dir_all(cluster.node_dir(wiped).join("data")).unwrap();
     cluster.restart(wiped, &["--rejoin"]);
     let wiped_kafka = cluster.kafka_addr(wiped);
     wait_for(
         || {
             metadata(&wiped_kafka, Some("after-failover"))
-                .is_some_and(|seen| seen.leaders.len() == 3)
+                .is_some_and(|seen| seen.partitions.len() == 3)
         },
         "the wiped voter caught up",
     );
@@ -775,12 +577,12 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
 
     // A topic created through the broker (its change forwarded to the
     // leader) is placed on all four, and every node says the same.
-    create_topic(&broker, "observed", 8).unwrap();
+    create_topic(&broker, "observed", 8, 1, &[]).unwrap();
     wait_for(
         || {
             (0..4).all(|node| {
                 metadata(&cluster.kafka_addr(node), Some("observed"))
-                    .is_some_and(|seen| seen.leaders.len() == 8)
+                    .is_some_and(|seen| seen.partitions.len() == 8)
             })
         },
         "every node knows the topic",
@@ -789,7 +591,7 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
         .map(|node| {
             metadata(&cluster.kafka_addr(node), Some("observed"))
                 .unwrap()
-                .leaders
+                .leaders()
         })
         .collect();
     assert!(seen.iter().all(|leaders| *leaders == seen[0]), "{seen:?}");
@@ -903,7 +705,7 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
             assert_eq!(*state, before[partition], "partition {partition}");
         }
     }
-    create_topic(&watcher, "while-down", 3).unwrap();
+    create_topic(&watcher, "while-down", 3, 1, &[]).unwrap();
     assert!(cluster
         .node_dir(3)
         .join("data/metadata/observed-image")
@@ -912,7 +714,7 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
     wait_for(
         || {
             metadata(&broker, Some("while-down")).is_some_and(|seen| {
-                seen.leaders.len() == 3 && seen.brokers == BTreeSet::from([0, 1, 2, 3])
+                seen.partitions.len() == 3 && seen.brokers == BTreeSet::from([0, 1, 2, 3])
             })
         },
         "the restarted broker knows the topic made while it was down, and is live",
@@ -920,7 +722,7 @@ fn a_broker_that_is_not_a_voter_follows_the_quorum_and_holds_partitions() {
     assert!(
         !metadata(&broker, Some("while-down"))
             .unwrap()
-            .leaders
+            .leaders()
             .contains(&3),
         "nothing is placed on a fenced broker"
     );

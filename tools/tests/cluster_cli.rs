@@ -7,143 +7,29 @@
 mod common;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    process::{Child, Command, Output, Stdio},
+    collections::{BTreeMap, BTreeSet},
     time::{Duration, Instant},
 };
 
-use common::SLUICE;
+use common::cluster::{LocalCluster, WAIT};
 use sluice_net::client::{Client, Producer, ProducerOptions};
-
-/// How long the cluster may take to do what a step waits for.
-const WAIT: Duration = Duration::from_secs(30);
 
 const TOPIC: &str = "spread";
 const PARTITIONS: u32 = 6;
 const NODES: u32 = 3;
 
-/// A cluster started by `sluice cluster local`, stopped on drop.
-struct LocalCluster {
-    process: Child,
-    _dir: tempfile::TempDir,
-    ready: HashMap<String, String>,
-}
-
-/// A block of `count` ports free right now, from a seed that differs
-/// between test processes (and from the other cluster tests' range).
-fn free_ports(count: u16) -> u16 {
-    let mut base = 30_000 + (std::process::id() % 1000) as u16 * 20;
-    loop {
-        let free = (0..count)
-            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
-        if free {
-            return base;
-        }
-        base = 30_000 + (base - 30_000 + 97) % 30_000;
+/// `topic describe --format json` of the topic through node `node`, if
+/// it succeeds.
+fn describe(cluster: &LocalCluster, node: u32) -> Option<serde_json::Value> {
+    let output = cluster.cli(
+        node,
+        &["topic", "describe", TOPIC, "--format", "json"],
+        None,
+    );
+    if !output.status.success() {
+        return None;
     }
-}
-
-impl LocalCluster {
-    fn start(nodes: u32) -> LocalCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let ready_file = dir.path().join("cluster.ready");
-        let base_port = free_ports(nodes as u16 * 10);
-        let process = Command::new(SLUICE)
-            .args(["cluster", "local", "--cores", "1"])
-            .arg("--nodes")
-            .arg(nodes.to_string())
-            .arg("--base-port")
-            .arg(base_port.to_string())
-            .arg("--data-dir")
-            .arg(dir.path().join("nodes"))
-            .arg("--ready-file")
-            .arg(&ready_file)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let ready = loop {
-            if let Ok(text) = std::fs::read_to_string(&ready_file) {
-                break text
-                    .lines()
-                    .filter_map(|line| line.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<HashMap<_, _>>();
-            }
-            assert!(Instant::now() < deadline, "the cluster did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        LocalCluster {
-            process,
-            _dir: dir,
-            ready,
-        }
-    }
-
-    fn native_addr(&self, node: u32) -> String {
-        let key = format!("node.{node}.native_addr");
-        self.ready
-            .get(&key)
-            .unwrap_or_else(|| panic!("{key} in the ready file"))
-            .clone()
-    }
-
-    /// Runs a `sluice` client command against node `node` alone.
-    fn cli(&self, node: u32, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(SLUICE)
-            .args(args)
-            .args(["--brokers", &self.native_addr(node)])
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            let input = input.to_vec();
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&input);
-            });
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// A command that must succeed; its standard output.
-    fn cli_ok(&self, node: u32, args: &[&str], stdin: Option<&[u8]>) -> String {
-        let output = self.cli(node, args, stdin);
-        assert!(
-            output.status.success(),
-            "sluice {args:?} through node {node}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// `topic describe --format json` through node `node`, if it succeeds.
-    fn describe(&self, node: u32) -> Option<serde_json::Value> {
-        let output = self.cli(
-            node,
-            &["topic", "describe", TOPIC, "--format", "json"],
-            None,
-        );
-        if !output.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&output.stdout).ok()
-    }
-}
-
-impl Drop for LocalCluster {
-    fn drop(&mut self) {
-        // SAFETY: SIGTERM to the cluster process this test started.
-        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
-        let _ = self.process.wait();
-    }
+    serde_json::from_slice(&output.stdout).ok()
 }
 
 /// Each partition's (leader, log end, error) from a JSON description.
@@ -203,7 +89,7 @@ fn the_cli_and_the_native_client_reach_every_partition_through_one_node() {
     // error through node 1 once each leader has applied the creation.
     let deadline = Instant::now() + WAIT;
     let described = loop {
-        if let Some(description) = cluster.describe(1) {
+        if let Some(description) = describe(&cluster, 1) {
             let partitions = partitions(&description);
             if partitions.len() == PARTITIONS as usize
                 && partitions.values().all(|(_, _, error)| error.is_none())
@@ -214,7 +100,7 @@ fn the_cli_and_the_native_client_reach_every_partition_through_one_node() {
         assert!(
             Instant::now() < deadline,
             "topic {TOPIC} does not describe cleanly through node 1: {:?}",
-            cluster.describe(1)
+            describe(&cluster, 1)
         );
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -261,7 +147,7 @@ fn the_cli_and_the_native_client_reach_every_partition_through_one_node() {
     assert_eq!(last, extra);
 
     // LOG-END of every partition, from its leader, in JSON and text.
-    let described = partitions(&cluster.describe(1).expect("describe through node 1"));
+    let described = partitions(&describe(&cluster, 1).expect("describe through node 1"));
     for (partition, (_, end, error)) in &described {
         assert_eq!(*error, None, "partition {partition}");
         let expected = if *partition == 5 { 13 } else { 10 };
@@ -309,7 +195,7 @@ fn the_cli_and_the_native_client_reach_every_partition_through_one_node() {
     }
     // Every node describes the same log ends.
     for node in 0..NODES {
-        let described = partitions(&cluster.describe(node).expect("describe"));
+        let described = partitions(&describe(&cluster, node).expect("describe"));
         for (partition, (_, end, error)) in &described {
             assert_eq!(*error, None, "partition {partition} through node {node}");
             let expected = if *partition == 5 { 33 } else { 30 };
@@ -370,16 +256,16 @@ fn the_cli_and_the_native_client_reach_every_partition_through_one_node() {
             "-p",
             "3",
             "--replication-factor",
-            "3",
+            "4",
         ],
-        "one replica until replication is built",
+        "there are 3 live brokers",
     );
     refused(
         &["topic", "create", "nowhere", "--replica-assignment", "7"],
         "not a live broker",
     );
     refused(
-        &["topic", "create", "two-each", "--replica-assignment", "0:1"],
-        "one replica until replication is built",
+        &["topic", "create", "twice", "--replica-assignment", "0:0"],
+        "each node at most once",
     );
 }

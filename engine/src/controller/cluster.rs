@@ -38,12 +38,13 @@ use crate::{
 };
 
 /// A broker heartbeats this often.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
-/// A broker the leader has not heard from for this long is fenced: six
-/// missed heartbeats, so a loaded machine's pause does not fence it, and
-/// clients stop being sent to a dead broker within a few seconds (Kafka's
-/// `broker.session.timeout.ms` is 9 s).
-pub const LEASE: Duration = Duration::from_secs(3);
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
+/// A broker the leader has not heard from for this long is fenced, and its
+/// partitions' leadership moves to an in-sync follower: five missed
+/// heartbeats, about as long as the controller quorum's own election
+/// timeout (0.5 to 1 s), so that `acks=all` writes resume within about a
+/// second of a leader's death. Kafka's `broker.session.timeout.ms` is 9 s.
+pub const LEASE: Duration = Duration::from_secs(1);
 /// A fence or unfence proposed and not yet applied is not proposed again
 /// before this long.
 const FENCE_RETRY: Duration = Duration::from_secs(1);
@@ -81,20 +82,47 @@ pub fn clustered(shard: &Shard) -> bool {
 pub async fn serve_peers(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
     let controller = controller(&shard);
     let (inbound, messages) = async_channel::bounded(PEER_INBOX_MAX);
-    let network = PeerNetwork::start(
-        shard.config.node_id,
+    let place = crate::peer::Place {
+        node: shard.config.node_id,
+        shard: 0,
+        shard_count: shard.shard_count() as u32,
+    };
+    // Connections for other shards (their partitions' replication) are
+    // handed to them.
+    let network = PeerNetwork::start_on_shard(
+        place,
         shard.cluster_id.clone(),
-        listener,
+        Some(listener),
         inbound,
+        Some(hand_over(shard.peers.clone())),
     );
     for voter in &shard.config.voters {
         network.set_address(voter.node_id, voter.peer_addr.clone());
     }
     *controller.network.borrow_mut() = Some(network.clone());
+    shard.replicas.set_network(network.clone());
     let _stop = StopOnDrop(network);
     while let Ok(message) = messages.recv().await {
         on_message(&shard, controller, message);
     }
+}
+
+/// Hands a connection shard 0 accepted to the shard it is for.
+fn hand_over(
+    peers: Vec<async_channel::Sender<crate::shard::ShardMessage>>,
+) -> Box<dyn Fn(crate::peer::HandedOver)> {
+    Box::new(move |handed: crate::peer::HandedOver| {
+        let Some(inbox) = peers.get(handed.shard) else {
+            return;
+        };
+        let adopt = move |shard: Rc<Shard>| shard.replicas.adopt(handed);
+        if inbox
+            .try_send(crate::shard::ShardMessage::Run(Box::new(adopt)))
+            .is_err()
+        {
+            tracing::debug!("a peer connection not handed over: its shard's inbox is full");
+        }
+    })
 }
 
 /// Messages from peers waiting for shard 0: raft's traffic is a few
@@ -132,6 +160,11 @@ fn on_message(shard: &Rc<Shard>, controller: &Controller, message: PeerMessage) 
                 Err(reason) => {
                     tracing::warn!(from = %message.from, reason, "controller reply refused")
                 }
+            }
+        }
+        MessageKind::Replication => {
+            if shard.replicas.inbox().try_send(message).is_err() {
+                tracing::debug!("a replication frame dropped: shard 0's replication is behind");
             }
         }
         MessageKind::ControllerReply => match controller.observer() {

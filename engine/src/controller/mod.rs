@@ -63,8 +63,9 @@ pub struct NewTopicSpec {
     pub assignment: Option<Vec<Vec<NodeId>>>,
 }
 
-/// Replicas a partition may have: one, until partitions are replicated.
-pub const REPLICATION_FACTOR_MAX: u16 = 1;
+/// Replicas a partition may have, at most (more than any cluster here
+/// holds brokers; placement refuses a factor over the live brokers).
+pub const REPLICATION_FACTOR_MAX: u16 = 64;
 
 /// What became of one topic a change named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +160,7 @@ pub fn check_replication_factor(factor: u16) -> Result<u16, Failure> {
         factor if factor <= REPLICATION_FACTOR_MAX => Ok(factor),
         factor => Err(Failure::new(
             ErrorKind::InvalidReplicationFactor,
-            format!("replication factor {factor}: a partition has one replica until replication is built"),
+            format!("replication factor {factor} is over the most a partition may have, {REPLICATION_FACTOR_MAX}"),
         )),
     }
 }
@@ -381,12 +382,12 @@ fn place(
 }
 
 /// Partitions placed as a client assigned them: `partitions` lists of
-/// one live broker each (a partition has one replica until replication is
-/// built), each on the least loaded of its node's shards.
+/// distinct live brokers (the first leads), each on the least loaded of
+/// its first node's shards.
 ///
 /// Errors: `InvalidReplicaAssignment` for a list count other than
-/// `partitions`, a list of several nodes or none, or a node that is not a
-/// live broker.
+/// `partitions`, an empty list or one naming a node twice, or a node that
+/// is not a live broker.
 fn assigned(
     shard: &Shard,
     metadata: &Metadata,
@@ -408,16 +409,22 @@ fn assigned(
     let mut load: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
     let mut shards = Vec::new();
     for (index, nodes) in assignment.iter().enumerate() {
-        let [node] = nodes.as_slice() else {
-            return Err(invalid(format!(
-                "partition {index} on nodes {nodes:?}: a partition has one replica until replication is built"
-            )));
+        let Some(node) = nodes.first() else {
+            return Err(invalid(format!("partition {index} on no node")));
         };
-        if !live(*node) {
+        let distinct: std::collections::BTreeSet<&NodeId> = nodes.iter().collect();
+        if distinct.len() != nodes.len() || nodes.len() > usize::from(REPLICATION_FACTOR_MAX) {
             return Err(invalid(format!(
-                "partition {index} on node {node}, which is not a live broker"
+                "partition {index} on nodes {nodes:?}: each node at most once, at most {REPLICATION_FACTOR_MAX}"
             )));
         }
+        if let Some(dead) = nodes.iter().find(|node| !live(**node)) {
+            return Err(invalid(format!(
+                "partition {index} on node {dead}, which is not a live broker"
+            )));
+        }
+        // The partition's shard is the least loaded of its first node's;
+        // every node holds it on the shard of that number.
         let load = load
             .entry(*node)
             .or_insert_with(|| metadata.load(*node, shard_count));
@@ -581,6 +588,12 @@ pub async fn broadcast(shard: &Rc<Shard>, metadata: Arc<Metadata>) {
     for (id, peer) in shard.peers.iter().enumerate() {
         if id == shard.id {
             *shard.metadata.borrow_mut() = metadata.clone();
+            crate::replica::roles::on_metadata(
+                &shard.replicas,
+                &metadata,
+                &shard.partitions,
+                (shard.config.node_id, shard.id),
+            );
             continue;
         }
         let (ack, acked) = oneshot::channel();

@@ -336,6 +336,8 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         ErrorKind::InvalidReplicationFactor => ResponseError::InvalidReplicationFactor,
         ErrorKind::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
         ErrorKind::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+        ErrorKind::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
+        ErrorKind::TimedOut => ResponseError::RequestTimedOut,
     };
     error.code()
 }

@@ -19,7 +19,9 @@ use kafka_protocol::{
 
 use super::{current_leader, failure_code, metadata::auto_create, route, str_bytes};
 use crate::{
-    partition::{ask, ErrorKind, Failure, FanOut, PartitionOp, Produced, WireFormat},
+    partition::{
+        ask, produce_timeout, Acks, ErrorKind, Failure, FanOut, PartitionOp, Produced, WireFormat,
+    },
     shard::Shard,
 };
 
@@ -66,6 +68,8 @@ pub async fn handle(
         }
     }
 
+    let wait = if acks == -1 { Acks::All } else { Acks::Leader };
+    let timeout = produce_timeout(request.timeout_ms);
     let mut parts = FanOut::<i32, Produced>::default();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -76,6 +80,8 @@ pub async fn handle(
                     batches,
                     format: WireFormat::Kafka,
                     leader_epoch: route.leader_epoch,
+                    acks: wait,
+                    timeout,
                     reply,
                 }))
             });

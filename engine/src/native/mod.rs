@@ -104,6 +104,8 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         // Kafka's; a stale view of leadership is NotLeader to a native
         // client, which refreshes its metadata.
         ErrorKind::FencedLeaderEpoch | ErrorKind::UnknownLeaderEpoch => ErrorCode::NotLeader,
+        ErrorKind::NotEnoughReplicas => ErrorCode::NotEnoughReplicas,
+        ErrorKind::TimedOut => ErrorCode::Timeout,
     }
 }
 

@@ -19,6 +19,11 @@ use crate::{
 /// `None` when acks=none: the batches are stored but nothing is answered.
 pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<ProduceResponse> {
     let metadata = shard.metadata();
+    let wait = match request.acks {
+        Acks::All => crate::partition::Acks::All,
+        Acks::Leader | Acks::None => crate::partition::Acks::Leader,
+    };
+    let timeout = crate::partition::produce_timeout(request.timeout_ms as i32);
     let mut parts = FanOut::<u32, Produced>::default();
     for topic in request.topics {
         for part in topic.partitions {
@@ -28,6 +33,8 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
                     batches: vec![batch],
                     format: WireFormat::Native,
                     leader_epoch: route.leader_epoch,
+                    acks: wait,
+                    timeout,
                     reply,
                 })
             });

@@ -73,6 +73,31 @@ pub enum WireFormat {
     Kafka,
 }
 
+/// What a produce waits for before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// The leader stored it (`acks=1`; `acks=0` too, unanswered).
+    Leader,
+    /// Every in-sync replica stored it (`acks=all`): the high watermark
+    /// passed it.
+    All,
+}
+
+/// How long an `acks=all` write waits for its in-sync replicas: the
+/// request's timeout, or [`PRODUCE_TIMEOUT_DEFAULT`] when it gives none (0
+/// or less), at most [`PRODUCE_TIMEOUT_MAX`].
+pub fn produce_timeout(timeout_ms: i32) -> Duration {
+    match u64::try_from(timeout_ms) {
+        Ok(ms) if ms > 0 => Duration::from_millis(ms).min(PRODUCE_TIMEOUT_MAX),
+        _ => PRODUCE_TIMEOUT_DEFAULT,
+    }
+}
+
+/// Kafka producers' default `request.timeout.ms`.
+pub const PRODUCE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
+/// No write waits longer, whatever its request says.
+pub const PRODUCE_TIMEOUT_MAX: Duration = Duration::from_secs(300);
+
 /// Where a produced batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Produced {
@@ -128,6 +153,9 @@ pub enum PartitionOp {
         /// (an epoch below the log's last is taken as that one: the
         /// request was routed by older metadata).
         leader_epoch: u32,
+        acks: Acks,
+        /// How long an `acks=all` write waits for the in-sync replicas.
+        timeout: Duration,
         reply: Reply<Produced>,
     },
     Fetch {

@@ -19,10 +19,13 @@ use sluice_storage::{
 };
 
 use super::ops::{
-    FetchOutcome, LeaderEpochs, Listed, OffsetQuery, PartitionKey, PartitionOp, PartitionStats,
-    Partitions, Produced, WireFormat,
+    Acks, FetchOutcome, LeaderEpochs, Listed, OffsetQuery, PartitionKey, PartitionOp,
+    PartitionStats, Partitions, Produced, WireFormat,
 };
-use crate::error::{ErrorKind, Failure};
+use crate::{
+    error::{ErrorKind, Failure},
+    replica::state::Replicas,
+};
 use sluice_replication::partition::epochs::EpochCache;
 
 fn append_failure(error: AppendError) -> Failure {
@@ -65,33 +68,28 @@ fn batch_failure(error: BatchError) -> Failure {
 }
 
 /// Appends `batches` in order, in flight together (each append is started
-/// before the previous one completes); the first one's base offset, or the
-/// first failure.
-async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<Offset, Failure> {
+/// before the previous one completes); the first one's base offset and
+/// the end of the last, or the first failure.
+async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<(Offset, Offset), Failure> {
+    let span = |appended: sluice_storage::log::Appended| {
+        (appended.base_offset, Offset(appended.last_offset.0 + 1))
+    };
     // The usual case, one batch: no futures to box.
     if batches.len() == 1 {
         let batch = batches.pop().expect("one batch");
-        return log
-            .append(batch)
-            .await
-            .map(|appended| appended.base_offset)
-            .map_err(append_failure);
+        return log.append(batch).await.map(span).map_err(append_failure);
     }
     let mut appends: Vec<_> = batches
         .into_iter()
         .map(|batch| Some(Box::pin(log.append(batch))))
         .collect();
-    let mut results: Vec<Option<Result<Offset, Failure>>> = vec![None; appends.len()];
+    let mut results: Vec<Option<Result<(Offset, Offset), Failure>>> = vec![None; appends.len()];
     std::future::poll_fn(|cx| {
         // Polled in order, so their offsets are assigned in order.
         for (append, result) in appends.iter_mut().zip(results.iter_mut()) {
             if let Some(future) = append {
                 if let std::task::Poll::Ready(outcome) = future.as_mut().poll(cx) {
-                    *result = Some(
-                        outcome
-                            .map(|appended| appended.base_offset)
-                            .map_err(append_failure),
-                    );
+                    *result = Some(outcome.map(span).map_err(append_failure));
                     *append = None;
                 }
             }
@@ -103,11 +101,40 @@ async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<Offset, Failur
         }
     })
     .await;
-    let mut results = results.into_iter().flatten();
-    let first = results
-        .next()
-        .unwrap_or_else(|| Err(Failure::new(ErrorKind::CorruptBatch, "no record batch")))?;
-    results.find(Result::is_err).unwrap_or(Ok(first))
+    let results: Result<Vec<(Offset, Offset)>, Failure> = results.into_iter().flatten().collect();
+    let results = results?;
+    match (results.first(), results.iter().map(|(_, end)| *end).max()) {
+        (Some((base, _)), Some(end)) => Ok((*base, end)),
+        _ => Err(Failure::new(ErrorKind::CorruptBatch, "no record batch")),
+    }
+}
+
+/// Waits until the in-sync replicas of `key` hold everything below `end`
+/// (an `acks=all` write), at most `timeout`.
+async fn committed(
+    replicas: &Replicas,
+    key: PartitionKey,
+    end: Offset,
+    timeout: std::time::Duration,
+) -> Result<(), Failure> {
+    let Some(committed) = replicas.committed(key, end) else {
+        return Ok(());
+    };
+    let timed_out = async {
+        glommio::timer::sleep(timeout).await;
+        None
+    };
+    match futures_lite::future::or(async { Some(committed.await) }, timed_out).await {
+        Some(Ok(())) => Ok(()),
+        Some(Err(_)) => Err(Failure::new(
+            ErrorKind::NotLeader,
+            format!("{key}: this node stopped leading it before its in-sync replicas held the write"),
+        )),
+        None => Err(Failure::new(
+            ErrorKind::TimedOut,
+            format!("{key}: the in-sync replicas did not all hold the write within {timeout:?}; it may still be committed"),
+        )),
+    }
 }
 
 /// The first record at or after `offset` whose timestamp is at or after
@@ -148,7 +175,7 @@ async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed
 
 /// The log's leader epochs, as the replication crate reads them. The log
 /// keeps them rising; one that does not is a broken log.
-fn epoch_cache(log: &Log) -> Result<EpochCache, Failure> {
+pub(crate) fn epoch_cache(log: &Log) -> Result<EpochCache, Failure> {
     let entries: Vec<(u32, u64)> = log
         .leader_epochs()
         .iter()
@@ -319,9 +346,9 @@ fn copy_partition(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Runs one partition op on the owner shard, whose partitions `partitions`
-/// holds. An op for a partition it does not hold is refused
-/// (`NoSuchPartition`), except opening it.
-pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
+/// holds and replicates with `replicas`. An op for a partition it does not
+/// hold is refused (`NoSuchPartition`), except opening it.
+pub async fn run(partitions: &Partitions, replicas: &Replicas, key: PartitionKey, op: PartitionOp) {
     let log = partitions.borrow().get(&key).cloned();
     match (op, log) {
         (PartitionOp::Open { dir, config, reply }, log) => {
@@ -355,20 +382,27 @@ pub async fn run(partitions: &Partitions, key: PartitionKey, op: PartitionOp) {
         (PartitionOp::Move { to, reply }, Some(log)) => {
             let _ = reply.send(move_log(partitions, key, log, to).await);
         }
-        (op, Some(log)) => on_log(&log, op).await,
+        (op, Some(log)) => on_log(replicas, key, &log, op).await,
         (op, None) => op.refuse(unknown_partition(key)),
     }
 }
 
 /// Runs an op on the partition's log. Opening and removing are [`run`]'s.
-async fn on_log(log: &Rc<Log>, op: PartitionOp) {
+async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: PartitionOp) {
     match op {
         PartitionOp::Produce {
             batches,
             format,
             leader_epoch,
+            acks,
+            timeout,
             reply,
         } => {
+            // Only the leader appends; `acks=all` only with enough in sync.
+            if let Err(failure) = replicas.admit(key, acks) {
+                let _ = reply.send(Err(failure));
+                return;
+            }
             // Epochs only grow: a request routed by older metadata appends
             // in the epoch the log is in.
             log.set_leader_epoch(leader_epoch.max(log.last_epoch().unwrap_or(0)));
@@ -382,11 +416,19 @@ async fn on_log(log: &Rc<Log>, op: PartitionOp) {
                 .collect();
             let result = match checked {
                 Err(error) => Err(batch_failure(error)),
-                Ok(batches) => append_all(log, batches).await.map(|base_offset| Produced {
-                    base_offset,
-                    log_start: log.start_offset(),
-                }),
+                Ok(batches) => append_all(log, batches).await,
             };
+            replicas.wake();
+            let result = match (result, acks) {
+                (Ok((base_offset, end)), Acks::All) => committed(replicas, key, end, timeout)
+                    .await
+                    .map(|()| base_offset),
+                (result, _) => result.map(|(base_offset, _)| base_offset),
+            };
+            let result = result.map(|base_offset| Produced {
+                base_offset,
+                log_start: log.start_offset(),
+            });
             let _ = reply.send(result);
         }
         PartitionOp::Fetch {

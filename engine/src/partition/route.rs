@@ -41,7 +41,7 @@ impl Route {
 /// Where partition `partition` of `topic` lives on this node, by
 /// `metadata`, or why it cannot be served here: `UnknownTopic`,
 /// `NoSuchPartition` past the topic's partition count, `NotLeader` when
-/// another node holds it.
+/// this node does not lead it (another does, or none does right now).
 pub fn route(
     shard: &Shard,
     metadata: &Metadata,
@@ -58,7 +58,7 @@ pub fn route(
         let message = format!("topic {topic} has {} partitions", meta.partition_count());
         return Err(Failure::new(ErrorKind::NoSuchPartition, message));
     }
-    if !meta.is_replica(partition, shard.config.node_id) {
+    if meta.leader(partition) != Some(shard.config.node_id) {
         let message = match meta.leader(partition) {
             Some(leader) => format!("partition {partition} of {topic} is led by node {leader}"),
             None => format!("partition {partition} of {topic} has no leader"),
@@ -83,8 +83,10 @@ pub fn ask<T: 'static>(
     let op = make(reply);
     if route.owner == shard.id {
         let shard = shard.clone();
-        glommio::spawn_local(async move { owner::run(&shard.partitions, route.key, op).await })
-            .detach();
+        glommio::spawn_local(async move {
+            owner::run(&shard.partitions, &shard.replicas, route.key, op).await
+        })
+        .detach();
     } else {
         // Straight into the owner's inbox; only a full inbox costs a task
         // that waits for room.

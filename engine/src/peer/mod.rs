@@ -2,8 +2,8 @@
 //! peer port (`BrokerConfig::peer_addr`).
 //!
 //! It carries opaque one-way messages, each tagged with a [`MessageKind`]:
-//! the controller quorum's raft messages and small controller requests and
-//! replies. It neither reads nor correlates them; a reply is a message sent
+//! the controller quorum's raft messages, small controller requests and
+//! replies, and partition replication's frames. It neither reads nor correlates them; a reply is a message sent
 //! back the other way, and the layer above pairs it with its request. It
 //! does not retry: a message is delivered at most once, in the order sent
 //! to that peer, or dropped (and counted), and its senders (raft, the
@@ -113,6 +113,8 @@ pub enum MessageKind {
     Quorum = 1,
     ControllerRequest = 2,
     ControllerReply = 3,
+    /// Partition replication's frames between two shards.
+    Replication = 4,
 }
 
 impl MessageKind {
@@ -123,6 +125,7 @@ impl MessageKind {
             1 => MessageKind::Quorum,
             2 => MessageKind::ControllerRequest,
             3 => MessageKind::ControllerReply,
+            4 => MessageKind::Replication,
             _ => return None,
         })
     }
@@ -369,8 +372,8 @@ impl PeerNetwork {
     /// learned later). A changed address drops the connections to the old
     /// one; what is queued goes to the new one. This node's own address and
     /// calls after `stop` are ignored. Shard 0 of the node is dialled at
-    /// once (the controller's traffic goes there); other shards when
-    /// something is first sent to them.
+    /// once by shard 0's network (the controller's traffic goes there);
+    /// other shards when something is first sent to them.
     pub fn set_address(&self, node: NodeId, addr: String) {
         if node == self.node_id || self.stopped.get() {
             return;
@@ -381,7 +384,9 @@ impl PeerNetwork {
                 peer.set_address(addr.clone());
             }
         }
-        self.peer(node, 0);
+        if self.shard == 0 {
+            self.peer(node, 0);
+        }
     }
 
     /// Queues `body` for shard 0 of `to` (the controller's traffic); see
@@ -573,12 +578,13 @@ mod tests {
             MessageKind::Quorum,
             MessageKind::ControllerRequest,
             MessageKind::ControllerReply,
+            MessageKind::Replication,
         ] {
             assert_eq!(MessageKind::from_byte(kind as u8), Some(kind));
         }
         let known = (0..=u8::MAX)
             .filter(|byte| MessageKind::from_byte(*byte).is_some())
             .count();
-        assert_eq!(known, 3);
+        assert_eq!(known, 4);
     }
 }

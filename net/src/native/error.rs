@@ -43,10 +43,13 @@ pub enum ErrorCode {
     InvalidReplicaAssignment = 26,
     /// A replication factor the cluster cannot give.
     InvalidReplicationFactor = 27,
+    /// Fewer replicas are in sync than the topic's `min.insync.replicas`:
+    /// a write that asks every in-sync replica to hold it is refused.
+    NotEnoughReplicas = 28,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -75,6 +78,7 @@ impl ErrorCode {
         ErrorCode::NotController,
         ErrorCode::InvalidReplicaAssignment,
         ErrorCode::InvalidReplicationFactor,
+        ErrorCode::NotEnoughReplicas,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -98,6 +102,7 @@ impl ErrorCode {
                 | ErrorCode::TooManyRequests
                 | ErrorCode::NotLeader
                 | ErrorCode::NotController
+                | ErrorCode::NotEnoughReplicas
         )
     }
 
@@ -131,6 +136,7 @@ impl ErrorCode {
             ErrorCode::NotController => "no controller leader",
             ErrorCode::InvalidReplicaAssignment => "invalid replica assignment",
             ErrorCode::InvalidReplicationFactor => "invalid replication factor",
+            ErrorCode::NotEnoughReplicas => "not enough replicas",
         }
     }
 }

@@ -185,6 +185,21 @@ impl FollowerState {
         PushVerdict::Append
     }
 
+    /// Where the follower must start again, empty, before it can take its
+    /// leader's pushes: at the leader's log start `leader_log_start` when
+    /// its own log ends before it (what it lacks is gone from the leader,
+    /// by retention or DeleteRecords). `None` when its log reaches it, or
+    /// when the push is not its leader's current one.
+    pub fn start_again_at(
+        &self,
+        leader_epoch: Epoch,
+        leader_log_start: u64,
+        log_end: u64,
+    ) -> Option<u64> {
+        let current = leader_epoch == self.leader_epoch && self.phase == Phase::Following;
+        (current && log_end < leader_log_start).then_some(leader_log_start)
+    }
+
     /// The leader's high watermark as a push of the current epoch carried
     /// it, the log now ending at `log_end`.
     pub fn leader_high_watermark(
@@ -248,6 +263,9 @@ mod tests {
         assert_eq!(state.high_watermark(), 10, "capped at the log end");
         state.leader_high_watermark(2, 7, 10);
         assert_eq!(state.high_watermark(), 10, "never back");
+        assert_eq!(state.start_again_at(2, 10, 10), None, "its log reaches it");
+        assert_eq!(state.start_again_at(2, 30, 10), Some(30));
+        assert_eq!(state.start_again_at(1, 30, 10), None, "an old leader's");
     }
 
     #[test]

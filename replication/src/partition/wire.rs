@@ -55,6 +55,9 @@ pub struct Push {
     /// Where `batches` start in the log (the follower's end, or it
     /// refuses them as not following on).
     pub base_offset: u64,
+    /// The leader's log start: a follower whose log ends before it starts
+    /// again there (what it lacks is gone from the leader).
+    pub log_start: u64,
     /// Stored batches, as appended; empty for a heartbeat.
     pub batches: Bytes,
 }
@@ -114,7 +117,12 @@ pub struct EpochEndAsk {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpochEndAnswer {
     pub partition: PartitionRef,
+    /// The epoch asked about: an answer to an older question is told apart.
+    pub asked: Epoch,
     pub end: Option<(Epoch, u64)>,
+    /// The leader's log start: where a follower that shares no epoch with
+    /// it starts again.
+    pub log_start: u64,
 }
 
 /// A frame's body.
@@ -148,10 +156,10 @@ pub enum WireError {
 }
 
 const PARTITION_BYTES: usize = 16 + 4;
-const PUSH_MIN_BYTES: usize = PARTITION_BYTES + 4 + 8 + 8 + 4;
+const PUSH_MIN_BYTES: usize = PARTITION_BYTES + 4 + 8 + 8 + 8 + 4;
 const ACK_BYTES: usize = PARTITION_BYTES + 4 + 2 + 8 + 8;
 const ASK_BYTES: usize = PARTITION_BYTES + 4 + 4;
-const ANSWER_BYTES: usize = PARTITION_BYTES + 1 + 4 + 8;
+const ANSWER_BYTES: usize = PARTITION_BYTES + 4 + 1 + 4 + 8 + 8;
 
 fn put_partition(out: &mut BytesMut, partition: PartitionRef) {
     out.put_u128_le(partition.topic_id);
@@ -181,6 +189,7 @@ pub fn encode(header: Header, frame: &Frame) -> BytesMut {
                 out.put_u32_le(push.leader_epoch);
                 out.put_u64_le(push.high_watermark);
                 out.put_u64_le(push.base_offset);
+                out.put_u64_le(push.log_start);
                 out.put_u32_le(push.batches.len() as u32);
                 out.put_slice(&push.batches);
             }
@@ -204,10 +213,12 @@ pub fn encode(header: Header, frame: &Frame) -> BytesMut {
         Frame::EpochEndAnswers(entries) => {
             for answer in entries {
                 put_partition(&mut out, answer.partition);
+                out.put_u32_le(answer.asked);
                 let (epoch, end) = answer.end.unwrap_or((0, 0));
                 out.put_u8(u8::from(answer.end.is_some()));
                 out.put_u32_le(epoch);
                 out.put_u64_le(end);
+                out.put_u64_le(answer.log_start);
             }
         }
     }
@@ -278,6 +289,7 @@ pub fn decode(bytes: Bytes) -> Result<(Header, Frame), WireError> {
                 let leader_epoch = reader.bytes.get_u32_le();
                 let high_watermark = reader.bytes.get_u64_le();
                 let base_offset = reader.bytes.get_u64_le();
+                let log_start = reader.bytes.get_u64_le();
                 let length = reader.bytes.get_u32_le() as usize;
                 if length > PUSH_BYTES_MAX {
                     return Err(WireError::PushTooLarge(length));
@@ -288,6 +300,7 @@ pub fn decode(bytes: Bytes) -> Result<(Header, Frame), WireError> {
                     leader_epoch,
                     high_watermark,
                     base_offset,
+                    log_start,
                     batches: reader.bytes.split_to(length),
                 });
             }
@@ -328,12 +341,15 @@ pub fn decode(bytes: Bytes) -> Result<(Header, Frame), WireError> {
             let mut entries = Vec::with_capacity(count);
             for _ in 0..count {
                 let partition = reader.partition()?;
+                let asked = reader.bytes.get_u32_le();
                 let known = reader.bytes.get_u8() != 0;
                 let epoch = reader.bytes.get_u32_le();
                 let end = reader.bytes.get_u64_le();
                 entries.push(EpochEndAnswer {
                     partition,
+                    asked,
                     end: known.then_some((epoch, end)),
+                    log_start: reader.bytes.get_u64_le(),
                 });
             }
             Frame::EpochEndAnswers(entries)
@@ -372,6 +388,7 @@ mod tests {
                     leader_epoch: 4,
                     high_watermark: 100,
                     base_offset: 120,
+                    log_start: 3,
                     batches: Bytes::from_static(b"stored batch bytes"),
                 },
                 Push {
@@ -379,6 +396,7 @@ mod tests {
                     leader_epoch: 4,
                     high_watermark: 9,
                     base_offset: 9,
+                    log_start: 0,
                     batches: Bytes::new(),
                 },
             ]),
@@ -397,11 +415,15 @@ mod tests {
             Frame::EpochEndAnswers(vec![
                 EpochEndAnswer {
                     partition: partition(2),
+                    asked: 3,
                     end: Some((2, 77)),
+                    log_start: 10,
                 },
                 EpochEndAnswer {
                     partition: partition(3),
+                    asked: 1,
                     end: None,
+                    log_start: 0,
                 },
             ]),
         ]

@@ -194,6 +194,38 @@ impl Batch {
         })
     }
 
+    /// Validates `bytes` as whole stored batches one after another, the
+    /// first at offset `base` and each where the one before ended (what a
+    /// leader pushes to a replica): each as [`Batch::validate`] does, and
+    /// its kafka payload's offsets and epoch agreeing with its header
+    /// ([`Batch::check_assigned`]). Each batch is a slice of `bytes`; a
+    /// length is checked against what is left before it is taken.
+    pub fn validate_run(mut bytes: Bytes, base: Offset) -> Result<Vec<Batch>, BatchError> {
+        let mut batches = Vec::new();
+        let mut expected = base.0;
+        while !bytes.is_empty() {
+            let header = BatchHeader::parse(&bytes)?;
+            let length = header.batch_bytes as usize;
+            if length > bytes.len() {
+                return Err(BatchError::LengthMismatch {
+                    declared: length,
+                    available: bytes.len(),
+                });
+            }
+            if header.base_offset != expected {
+                return Err(BatchError::OffsetOutOfSequence {
+                    base_offset: header.base_offset,
+                    expected,
+                });
+            }
+            let batch = Batch::validate(bytes.split_to(length))?;
+            batch.check_assigned()?;
+            expected = header.next_offset();
+            batches.push(batch);
+        }
+        Ok(batches)
+    }
+
     /// Like [`Batch::validate`] but only the header, the length and the CRC:
     /// for bytes that were validated whole before and are now read back from
     /// disk, where the CRC catches what the disk did to them.

@@ -482,6 +482,9 @@ pub(crate) struct State {
     last_sync_ms: i64,
     flusher_rung: bool,
     flusher_waker: Option<Waker>,
+    /// Set while the partition is replicated: readers see no further
+    /// (the high watermark its leader computed), whatever is stored.
+    high_watermark: Option<Offset>,
     /// Tasks waiting for the visible end to move or for queue space.
     waiters: Vec<Waker>,
     /// The next segment's file, being filled or ready.
@@ -497,6 +500,16 @@ impl State {
     /// `always` policy, everything appended under `interval`, and only what
     /// is durable once the log is fenced.
     fn visible_end(&self) -> Offset {
+        match self.high_watermark {
+            Some(high_watermark) => high_watermark.min(self.stored_end()),
+            None => self.stored_end(),
+        }
+    }
+
+    /// The end of what the durability policy counts as stored: the
+    /// durable end under `always` (and once the log is fenced), everything
+    /// appended under `interval`. What a replica acknowledges.
+    fn stored_end(&self) -> Offset {
         match (self.config.flush, &self.failure) {
             (FlushPolicy::Always, _) | (_, Some(_)) => self.durable_end,
             (FlushPolicy::Interval(_), None) => self.end,
@@ -694,6 +707,31 @@ impl Log {
         self.state.borrow().visible_end()
     }
 
+    /// The end of what the durability policy counts as stored (the
+    /// durable end under `always`): what a replica of a replicated
+    /// partition acknowledges, and how far [`Log::read_stored`] reads. The
+    /// visible end is at most this.
+    pub fn stored_end(&self) -> Offset {
+        self.state.borrow().stored_end()
+    }
+
+    /// Caps what readers see ([`Log::visible_end`], [`Log::read`], the
+    /// waits for data, DeleteRecords) at `high_watermark`, the replicated
+    /// partition's high watermark, or lifts the cap (`None`: a partition
+    /// of one replica). Waiters are woken when it moves.
+    pub fn set_high_watermark(&self, high_watermark: Option<Offset>) {
+        let mut state = self.state.borrow_mut();
+        if state.high_watermark != high_watermark {
+            state.high_watermark = high_watermark;
+            state.wake_waiters();
+        }
+    }
+
+    /// The cap [`Log::set_high_watermark`] set, if any.
+    pub fn high_watermark(&self) -> Option<Offset> {
+        self.state.borrow().high_watermark
+    }
+
     /// The offset below which everything is fdatasync'ed.
     pub fn durable_end(&self) -> Offset {
         self.state.borrow().durable_end
@@ -735,7 +773,18 @@ impl Log {
     /// (the first batch is returned whatever its size, so a reader always
     /// moves on). Empty at the visible end.
     pub async fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Batch>, ReadError> {
-        reader::read(&self.state, offset, max_bytes).await
+        reader::read(&self.state, offset, max_bytes, State::visible_end).await
+    }
+
+    /// [`Log::read`] up to the stored end rather than the visible end: a
+    /// replicated partition's leader reads what it pushes to its followers
+    /// past the high watermark.
+    pub async fn read_stored(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<Vec<Batch>, ReadError> {
+        reader::read(&self.state, offset, max_bytes, State::stored_end).await
     }
 
     /// The offset of the first record at or past the log start whose

@@ -22,27 +22,30 @@ struct DiskRead {
     end_position: u64,
 }
 
-fn out_of_range(state: &State, offset: Offset) -> ReadError {
+fn out_of_range(state: &State, offset: Offset, log_end: Offset) -> ReadError {
     ReadError::OffsetOutOfRange {
         offset,
         log_start: state.log_start,
-        log_end: state.visible_end(),
+        log_end,
     }
 }
 
+/// Reads from `offset` up to the end `end` gives (the visible end, or the
+/// stored end for a replica's push).
 pub(super) async fn read(
     shared: &Shared,
     offset: Offset,
     max_bytes: usize,
+    end: fn(&State) -> Offset,
 ) -> Result<Vec<Batch>, ReadError> {
     let (disk, visible_end) = {
         let state = shared.borrow();
         if state.closing {
             return Err(ReadError::Closed);
         }
-        let visible_end = state.visible_end();
+        let visible_end = end(&state);
         if offset < state.log_start || offset > visible_end {
-            return Err(out_of_range(&state, offset));
+            return Err(out_of_range(&state, offset, visible_end));
         }
         if offset == visible_end {
             return Ok(Vec::new());
@@ -58,7 +61,7 @@ pub(super) async fn read(
             .segments
             .range(..=offset)
             .next_back()
-            .ok_or_else(|| out_of_range(&state, offset))?;
+            .ok_or_else(|| out_of_range(&state, offset, visible_end))?;
         let file = segment
             .file
             .clone()
@@ -192,7 +195,7 @@ pub(super) async fn offset_for_timestamp(
         }
     };
     loop {
-        let batches = match read(shared, offset, 1024 * 1024).await {
+        let batches = match read(shared, offset, 1024 * 1024, State::visible_end).await {
             Ok(batches) => batches,
             // The start moved past `offset` meanwhile: go on from it.
             Err(ReadError::OffsetOutOfRange { log_start, .. }) if offset < log_start => {

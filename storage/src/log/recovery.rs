@@ -371,6 +371,7 @@ pub(super) async fn recover(
         last_sync_ms: now_ms,
         flusher_rung: false,
         flusher_waker: None,
+        high_watermark: None,
         waiters: Vec::new(),
         spare: None,
         spare_refused_for: None,

@@ -1,8 +1,11 @@
 //! What the black-box tests share: the built `sluice` binary started as a
 //! broker on ports the kernel chooses (found in its ready file), and the
-//! native protocol over blocking sockets.
+//! native protocol over blocking sockets. A cluster of several nodes is in
+//! [`cluster`].
 
 #![allow(dead_code)]
+
+pub mod cluster;
 
 use std::{
     io::Write,
@@ -237,38 +240,13 @@ impl Broker {
 
     /// Runs a `sluice` client command against this broker.
     pub fn cli(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut child = Command::new(SLUICE)
-            .args(args)
-            .args(["--brokers", &self.addr])
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            let input = input.to_vec();
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&input);
-            });
-        }
-        child.wait_with_output().unwrap()
+        cli(&self.addr, args, stdin)
     }
 
     /// Runs a `sluice` client command that must succeed; its standard
     /// output.
     pub fn cli_ok(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
-        let output = self.cli(args, stdin);
-        assert!(
-            output.status.success(),
-            "sluice {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        cli_ok(&self.addr, args, stdin)
     }
 }
 
@@ -276,6 +254,43 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Runs a `sluice` client command against `brokers` (native addresses),
+/// with `stdin` written to it if given.
+pub fn cli(brokers: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(SLUICE)
+        .args(args)
+        .args(["--brokers", brokers])
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A `sluice` client command against `brokers` that must succeed; its
+/// standard output.
+pub fn cli_ok(brokers: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    let output = cli(brokers, args, stdin);
+    assert!(
+        output.status.success(),
+        "sluice {args:?} against {brokers}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// Set to a seed printed by a test to make the same random choices again.

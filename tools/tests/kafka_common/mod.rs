@@ -1,5 +1,6 @@
 //! What the black-box tests with librdkafka (the `rdkafka` crate) share:
-//! clients configured for a `common::Broker`'s Kafka listener, a producer
+//! clients configured for a `common::Broker`'s Kafka listener (or any
+//! bootstrap string, a cluster's), a producer
 //! that reports every delivery, a consumer that reads assigned partitions
 //! to their end, and records as owned values to compare byte for byte.
 //!
@@ -122,6 +123,35 @@ impl Recorder {
     pub fn delivered_count(&self) -> usize {
         self.deliveries.lock().unwrap().len()
     }
+
+    /// The records stored so far, by the index they were sent with, in
+    /// the order of their reports (the reports stay).
+    pub fn stored(&self) -> Vec<(usize, Placed)> {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(index, outcome)| Some((*index, *outcome.as_ref().ok()?)))
+            .collect()
+    }
+
+    /// Takes the reports of the records sent with indexes `0..sent`, in
+    /// index order; each must have been reported once.
+    pub fn take_outcomes(&self, sent: usize) -> Vec<Result<Placed, KafkaError>> {
+        let mut outcomes: Vec<Option<Result<Placed, KafkaError>>> = vec![None; sent];
+        for (index, outcome) in self.take_deliveries() {
+            assert!(index < sent, "a report of record {index}, of {sent} sent");
+            assert!(outcomes[index].is_none(), "record {index} reported twice");
+            outcomes[index] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(index, outcome)| {
+                outcome.unwrap_or_else(|| panic!("record {index} of {sent} not reported"))
+            })
+            .collect()
+    }
 }
 
 impl ClientContext for Recorder {
@@ -159,9 +189,15 @@ impl ConsumerContext for Recorder {}
 
 /// A librdkafka configuration for this broker's Kafka listener.
 pub fn config(broker: &Broker) -> ClientConfig {
+    config_for(&broker.kafka_addr)
+}
+
+/// A librdkafka configuration for `bootstrap` (Kafka listeners, comma
+/// separated).
+pub fn config_for(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &broker.kafka_addr)
+        .set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
         .set("socket.timeout.ms", "30000")
         // Every line reaches `Recorder::log`; which ones librdkafka writes
@@ -179,7 +215,12 @@ pub type KafkaConsumer = BaseConsumer<Recorder>;
 /// A producer with librdkafka's defaults (idempotence on, as in today's
 /// clients, unless a setting says otherwise) and `settings` on top.
 pub fn producer(broker: &Broker, settings: &[(&str, &str)]) -> KafkaProducer {
-    let mut config = config(broker);
+    producer_for(&broker.kafka_addr, settings)
+}
+
+/// [`producer`] for `bootstrap`.
+pub fn producer_for(bootstrap: &str, settings: &[(&str, &str)]) -> KafkaProducer {
+    let mut config = config_for(bootstrap);
     config
         .set("enable.idempotence", "true")
         .set("message.timeout.ms", "60000");
@@ -195,7 +236,12 @@ pub fn producer(broker: &Broker, settings: &[(&str, &str)]) -> KafkaProducer {
 /// given. librdkafka wants a `group.id` even for `assign`; nothing is
 /// committed and no group is joined.
 pub fn consumer(broker: &Broker, settings: &[(&str, &str)]) -> KafkaConsumer {
-    let mut config = config(broker);
+    consumer_for(&broker.kafka_addr, settings)
+}
+
+/// [`consumer`] for `bootstrap`.
+pub fn consumer_for(bootstrap: &str, settings: &[(&str, &str)]) -> KafkaConsumer {
+    let mut config = config_for(bootstrap);
     config
         .set("group.id", "sluice-tests-assign")
         .set("enable.auto.commit", "false")
@@ -345,12 +391,7 @@ pub fn produce_with(
         );
         producer.poll(Duration::from_millis(100));
     }
-    let mut outcomes: Vec<Option<Result<Placed, KafkaError>>> = vec![None; records.len()];
-    for (index, outcome) in producer.context().take_deliveries() {
-        assert!(outcomes[index].is_none(), "record {index} reported twice");
-        outcomes[index] = Some(outcome);
-    }
-    outcomes.into_iter().map(Option::unwrap).collect()
+    producer.context().take_outcomes(records.len())
 }
 
 /// `produce`, asserting that every record was stored.
@@ -445,6 +486,11 @@ pub fn read_to_end(
                 ended.push(partition);
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {}
+            // A node of a cluster that is down: the client goes on with
+            // the others, and says so.
+            Some(Err(KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
+            ))) => {}
             Some(Err(error)) => panic!(
                 "{topic}: consumer error {error}; last log lines:\n{}",
                 consumer.context().log_tail(60)

@@ -1,0 +1,254 @@
+//! A shard's replication state: each replicated partition's role, the
+//! peer network, and what the partitions' owner asks of it (whether an
+//! append is this node's to take, when an `acks=all` write is committed).
+//! The drivers that change it are the module's other files.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::Rc,
+    time::{Duration, Instant},
+};
+
+use futures_channel::oneshot;
+use sluice_replication::partition::{
+    epochs::Epoch,
+    follower::FollowerState,
+    leader::{LeaderState, Node},
+    push::{PushConfig, Pushes},
+    wire::{self, EpochEndAsk, Frame, Header, PartitionRef},
+};
+use sluice_storage::{NodeId, Offset};
+
+use crate::{
+    cluster_metadata::image::{node, node_id},
+    error::{ErrorKind, Failure},
+    partition::ops::{Acks, PartitionKey},
+    peer::{HandedOver, MessageKind, PeerMessage, PeerNetwork},
+};
+
+/// A leader with nothing to push looks again this often: heartbeats,
+/// resends and laggards are due at this resolution.
+pub(super) const TICK: Duration = Duration::from_millis(10);
+
+/// How a leader pushes: several frames in flight per follower, a
+/// heartbeat (with the high watermark) when idle, and what went
+/// unanswered sent again. A push is bounded by bytes ([`PUSH_BYTES`]),
+/// not records.
+pub(super) const PUSH: PushConfig = PushConfig {
+    records_max: u64::MAX / 4,
+    in_flight_max: 8,
+    heartbeat_ms: 50,
+    resend_ms: 500,
+};
+
+/// One partition's batches in one push, at most (a larger batch goes
+/// alone).
+pub(super) const PUSH_BYTES: usize = 1 << 20;
+
+/// One frame's batches, at most: a round to one (node, shard).
+pub(super) const FRAME_BYTES: usize = 8 << 20;
+
+/// A follower's question of where its epoch ends, unanswered this long,
+/// is asked again (the question or its answer was lost).
+pub(super) const ASK_RESEND_MS: u64 = 500;
+
+/// An in-sync change the controller has not confirmed in this long is
+/// proposed again.
+pub(super) const PROPOSE_RESEND_MS: u64 = 1_000;
+
+/// `replica.lag.time.max.ms`: a follower that has not caught up with its
+/// leader for this long leaves the in-sync set.
+pub const LAG_MAX: Duration = Duration::from_millis(2_000);
+
+/// Messages from peers waiting for a shard's replication.
+const INBOX_MAX: usize = 4096;
+
+/// A partition's place in the replication of its log on this node.
+pub(super) enum Role {
+    Leader(Box<Leading>),
+    Follower(Box<Following>),
+    /// Replicated, and this node neither leads nor follows right now (no
+    /// leader): it takes no writes.
+    Idle,
+}
+
+pub(super) struct Leading {
+    pub(super) epoch: Epoch,
+    /// The shard that holds the partition on every node, as placements
+    /// name it.
+    pub(super) shard: u32,
+    pub(super) followers: Vec<Node>,
+    pub(super) state: LeaderState,
+    pub(super) pushes: Pushes,
+    /// `acks=all` writes waiting for the high watermark to reach their
+    /// end.
+    pub(super) waiting: Vec<(u64, oneshot::Sender<()>)>,
+}
+
+pub(super) struct Following {
+    pub(super) shard: u32,
+    pub(super) state: FollowerState,
+    /// When the pending question of where an epoch ends was sent.
+    pub(super) asked_ms: Option<u64>,
+    /// A truncation is under way: pushes and answers wait for it.
+    pub(super) busy: bool,
+}
+
+/// One shard's replication: the roles of its replicated partitions, its
+/// peer network, and what wakes its rounds.
+pub struct Replicas {
+    pub(super) roles: RefCell<HashMap<PartitionKey, Role>>,
+    pub(super) network: RefCell<Option<Rc<PeerNetwork>>>,
+    pub(super) addresses: RefCell<HashMap<NodeId, String>>,
+    pub(super) inbox: (
+        async_channel::Sender<PeerMessage>,
+        async_channel::Receiver<PeerMessage>,
+    ),
+    pub(super) wake: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    pub(super) started: Instant,
+    pub(super) round: Cell<u64>,
+    /// `replica.lag.time.max.ms`.
+    pub(super) lag_max_ms: u64,
+}
+
+impl Replicas {
+    pub fn new(lag_max: Duration) -> Replicas {
+        Replicas {
+            roles: RefCell::default(),
+            network: RefCell::default(),
+            addresses: RefCell::default(),
+            inbox: async_channel::bounded(INBOX_MAX),
+            wake: async_channel::bounded(1),
+            started: Instant::now(),
+            round: Cell::new(0),
+            lag_max_ms: lag_max.as_millis() as u64,
+        }
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Something to push (an append) or room to push it (an
+    /// acknowledgement): the next round runs at once.
+    pub fn wake(&self) {
+        let _ = self.wake.0.try_send(());
+    }
+
+    /// Where the peer network hands this shard's replication messages.
+    pub fn inbox(&self) -> async_channel::Sender<PeerMessage> {
+        self.inbox.0.clone()
+    }
+
+    /// The shard's peer network (shard 0's is the controller's).
+    pub fn set_network(&self, network: Rc<PeerNetwork>) {
+        for (node, address) in self.addresses.borrow().iter() {
+            network.set_address(*node, address.clone());
+        }
+        *self.network.borrow_mut() = Some(network);
+    }
+
+    /// Serves a connection shard 0 accepted for this shard.
+    pub fn adopt(&self, handed: HandedOver) {
+        match self.network.borrow().as_ref() {
+            Some(network) => network.adopt(handed),
+            // Not started yet: the peer connects again.
+            None => drop(handed),
+        }
+    }
+
+    /// Whether this node may append to `key` now, a write that waits for
+    /// `acks`: only its leader may, and an `acks=all` write only while
+    /// enough replicas are in sync. A partition of one replica always.
+    pub fn admit(&self, key: PartitionKey, acks: Acks) -> Result<(), Failure> {
+        match self.roles.borrow().get(&key) {
+            None => Ok(()),
+            Some(Role::Leader(leading)) => {
+                if acks == Acks::All && !leading.state.accepts_all_acks() {
+                    let in_sync = leading.state.in_sync().len();
+                    return Err(Failure::new(
+                        ErrorKind::NotEnoughReplicas,
+                        format!(
+                            "{key}: {in_sync} of {} replicas in sync, fewer than its min.insync.replicas",
+                            leading.followers.len() + 1
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            Some(Role::Follower(following)) => Err(Failure::new(
+                ErrorKind::NotLeader,
+                format!(
+                    "{key} is led by node {}; this node follows it",
+                    following.state.leader()
+                ),
+            )),
+            Some(Role::Idle) => Err(Failure::new(
+                ErrorKind::NotLeader,
+                format!("{key} has no leader right now"),
+            )),
+        }
+    }
+
+    /// For an `acks=all` write that ends at `end`: `None` when the high
+    /// watermark is past it already (or the partition has one replica),
+    /// or what resolves once it is. Dropped unresolved when this node
+    /// stops leading it.
+    pub fn committed(&self, key: PartitionKey, end: Offset) -> Option<oneshot::Receiver<()>> {
+        let mut roles = self.roles.borrow_mut();
+        let (sender, receiver) = oneshot::channel();
+        match roles.get_mut(&key) {
+            None => None,
+            Some(Role::Leader(leading)) if leading.state.high_watermark() >= end.0 => None,
+            Some(Role::Leader(leading)) => {
+                leading.waiting.push((end.0, sender));
+                Some(receiver)
+            }
+            // Leadership moved while it was appended.
+            Some(_) => Some(receiver),
+        }
+    }
+
+    /// Sends each question of where an epoch ends to its leader's shard,
+    /// one frame per (node, shard); `me` is this node and shard.
+    pub(super) fn send_asks(&self, me: (NodeId, usize), asks: Vec<(Node, u32, EpochEndAsk)>) {
+        let mut frames: HashMap<(Node, u32), Vec<EpochEndAsk>> = HashMap::new();
+        for (leader, to_shard, ask) in asks {
+            frames.entry((leader, to_shard)).or_default().push(ask);
+        }
+        for ((leader, to_shard), asks) in frames {
+            self.send(me, leader, to_shard, &Frame::EpochEnds(asks));
+        }
+    }
+
+    /// Sends `frame` to shard `to_shard` of node `to`; lost (and counted
+    /// by the network) if it cannot be queued: every sender here repeats
+    /// what goes unanswered.
+    pub(super) fn send(&self, from: (NodeId, usize), to: Node, to_shard: u32, frame: &Frame) {
+        let Some(network) = self.network.borrow().clone() else {
+            return;
+        };
+        let round = self.round.get();
+        self.round.set(round + 1);
+        let header = Header {
+            from_node: node(from.0),
+            from_shard: from.1 as u16,
+            to_shard: to_shard as u16,
+            round,
+        };
+        let body = wire::encode(header, frame).freeze();
+        if let Err(error) =
+            network.send_to_shard(node_id(to), to_shard, MessageKind::Replication, body)
+        {
+            tracing::debug!(%error, "replication frame not sent");
+        }
+    }
+}
+
+pub(super) fn partition_ref(key: PartitionKey) -> PartitionRef {
+    PartitionRef {
+        topic_id: key.topic.0,
+        partition: key.partition.0,
+    }
+}

@@ -1,0 +1,318 @@
+//! A cluster of real nodes for the black-box tests: `sluice cluster local`
+//! started on ports found free, its nodes found in its ready file, one
+//! node killed with a signal and started again with the command the
+//! cluster wrote for it; and what a node's Kafka Metadata says of brokers,
+//! leaders, replicas and the in-sync set (librdkafka asks).
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    config::ClientConfig,
+    consumer::{BaseConsumer, Consumer},
+};
+
+use super::SLUICE;
+
+/// How long the cluster may take to do what a step waits for.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// How long `cluster local` may take until every node serves.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A cluster started by `sluice cluster local`, stopped on drop. Node N
+/// keeps its ports across a restart (`cluster local` gives node N the
+/// ports from `--base-port` + 10 N).
+pub struct LocalCluster {
+    process: Child,
+    /// Every node's data directory and log; removed once they stopped.
+    _dir: tempfile::TempDir,
+    ready: HashMap<String, String>,
+    /// Nodes started again by the test, by id.
+    restarted: BTreeMap<u32, Child>,
+}
+
+/// A block of `count` ports free right now, from a seed that differs
+/// between test processes and between the calls of one.
+fn free_ports(count: u16) -> u16 {
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut base = 20_000 + (std::process::id() % 1000) as u16 * 20 + call * 500 % 20_000;
+    loop {
+        let free = (0..count)
+            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if free {
+            return base;
+        }
+        base = 20_000 + (base - 20_000 + 97) % 40_000;
+    }
+}
+
+impl LocalCluster {
+    /// Starts `nodes` nodes of one shard each and waits until each serves.
+    pub fn start(nodes: u32) -> LocalCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ready_file = dir.path().join("cluster.ready");
+        let base_port = free_ports(nodes as u16 * 10);
+        let process = Command::new(SLUICE)
+            .args(["cluster", "local", "--cores", "1"])
+            .arg("--nodes")
+            .arg(nodes.to_string())
+            .arg("--base-port")
+            .arg(base_port.to_string())
+            .arg("--data-dir")
+            .arg(dir.path().join("nodes"))
+            .arg("--ready-file")
+            .arg(&ready_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + START_TIMEOUT;
+        let ready = loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                break text
+                    .lines()
+                    .filter_map(|line| line.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<HashMap<_, _>>();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not start within {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        LocalCluster {
+            process,
+            _dir: dir,
+            ready,
+            restarted: BTreeMap::new(),
+        }
+    }
+
+    /// A value of the ready file (`node.1.kafka_addr`, `kafka_bootstrap`).
+    pub fn value(&self, key: &str) -> &str {
+        self.ready
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} in the ready file"))
+    }
+
+    pub fn kafka_addr(&self, node: u32) -> String {
+        self.value(&format!("node.{node}.kafka_addr")).to_string()
+    }
+
+    pub fn native_addr(&self, node: u32) -> String {
+        self.value(&format!("node.{node}.native_addr")).to_string()
+    }
+
+    /// Every node's Kafka listener, for a client that must outlive the
+    /// loss of any one node.
+    pub fn kafka_bootstrap(&self) -> String {
+        self.value("kafka_bootstrap").to_string()
+    }
+
+    pub fn node_dir(&self, node: u32) -> PathBuf {
+        PathBuf::from(self.value(&format!("node.{node}.dir")))
+    }
+
+    fn pid(&self, node: u32) -> i32 {
+        match self.restarted.get(&node) {
+            Some(child) => child.id() as i32,
+            None => self.value(&format!("node.{node}.pid")).parse().unwrap(),
+        }
+    }
+
+    pub fn signal(&self, node: u32, signal: i32) {
+        // SAFETY: a signal to a process of this test's cluster.
+        assert_eq!(unsafe { libc::kill(self.pid(node), signal) }, 0);
+    }
+
+    /// SIGKILL to node `node`: no chance to flush or close anything. A
+    /// node the test started again is reaped here; one that `cluster
+    /// local` started, by it.
+    pub fn kill9(&mut self, node: u32) {
+        self.signal(node, libc::SIGKILL);
+        if let Some(mut child) = self.restarted.remove(&node) {
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `node` again with the command `cluster local` wrote,
+    /// and `extra` arguments.
+    pub fn restart(&mut self, node: u32, extra: &[&str]) {
+        let dir = self.node_dir(node);
+        let command = std::fs::read_to_string(dir.join("command")).unwrap();
+        let _ = std::fs::remove_file(dir.join("ready"));
+        let mut args: Vec<&str> = command.split_whitespace().collect();
+        args.extend_from_slice(extra);
+        let log = std::fs::File::create(dir.join("log.restarted")).unwrap();
+        let child = Command::new(args[0])
+            .args(&args[1..])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.restarted.insert(node, child);
+        let deadline = Instant::now() + WAIT;
+        while !dir.join("ready").exists() {
+            let log = std::fs::read_to_string(dir.join("log.restarted")).unwrap_or_default();
+            assert!(
+                Instant::now() < deadline,
+                "node {node} did not serve again:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs a `sluice` client command against node `node` alone.
+    pub fn cli(&self, node: u32, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        super::cli(&self.native_addr(node), args, stdin)
+    }
+
+    /// A command against node `node` alone that must succeed; its
+    /// standard output.
+    pub fn cli_ok(&self, node: u32, args: &[&str], stdin: Option<&[u8]>) -> String {
+        super::cli_ok(&self.native_addr(node), args, stdin)
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in self.restarted.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // SAFETY: SIGTERM to the cluster process this test started.
+        unsafe { libc::kill(self.process.id() as i32, libc::SIGTERM) };
+        let _ = self.process.wait();
+    }
+}
+
+/// Waits until `done`, for at most [`WAIT`]; fails naming `what`.
+pub fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
+    wait_until(|| if done() { Ok(()) } else { Err("not yet") }, what);
+}
+
+/// Asks `probe` until it answers `Ok`, for at most [`WAIT`]; fails naming
+/// `what` and the last thing it answered.
+pub fn wait_until<T, E: std::fmt::Display>(
+    mut probe: impl FnMut() -> Result<T, E>,
+    what: &str,
+) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?} waiting until {what}; last: {last}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A librdkafka configuration for `bootstrap` that notices a node's loss
+/// and a leader's move within a second.
+pub fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "10000")
+        .set("topic.metadata.refresh.interval.ms", "500");
+    config
+}
+
+/// What one node's Kafka Metadata says: the live brokers, and each
+/// partition of a topic, in partition order.
+pub struct Seen {
+    pub brokers: BTreeSet<i32>,
+    pub partitions: Vec<PartitionSeen>,
+}
+
+/// One partition in a node's Kafka Metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSeen {
+    /// -1 when it has none.
+    pub leader: i32,
+    /// In assignment order.
+    pub replicas: Vec<i32>,
+    pub in_sync: BTreeSet<i32>,
+}
+
+impl Seen {
+    pub fn leaders(&self) -> Vec<i32> {
+        self.partitions
+            .iter()
+            .map(|partition| partition.leader)
+            .collect()
+    }
+}
+
+/// What Kafka's Metadata at `bootstrap` says, of `topic`'s partitions if
+/// it names one; `None` if the node does not answer or knows no such
+/// topic.
+pub fn metadata(bootstrap: &str, topic: Option<&str>) -> Option<Seen> {
+    let consumer: BaseConsumer = client(bootstrap).create().ok()?;
+    let metadata = consumer
+        .fetch_metadata(topic, Duration::from_secs(5))
+        .ok()?;
+    let partitions = match topic {
+        Some(topic) => {
+            let topic = metadata.topics().iter().find(|t| t.name() == topic)?;
+            if topic.error().is_some() {
+                return None;
+            }
+            let mut partitions: Vec<_> = topic.partitions().iter().collect();
+            partitions.sort_by_key(|p| p.id());
+            partitions
+                .iter()
+                .map(|p| PartitionSeen {
+                    leader: p.leader(),
+                    replicas: p.replicas().to_vec(),
+                    in_sync: p.isr().iter().copied().collect(),
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    Some(Seen {
+        brokers: metadata.brokers().iter().map(|b| b.id()).collect(),
+        partitions,
+    })
+}
+
+/// Creates `name` through Kafka's CreateTopics at `bootstrap`, with
+/// `replication_factor` replicas a partition and `configs`; the error code
+/// the broker answered, if it refused.
+pub fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let mut topic = NewTopic::new(
+        name,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = futures_lite::future::block_on(admin.create_topics([&topic], &options))
+        .map_err(|error| error.to_string())?;
+    match &results[0] {
+        Ok(_) => Ok(()),
+        Err((_, code)) => Err(code.to_string()),
+    }
+}
