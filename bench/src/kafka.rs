@@ -127,7 +127,11 @@ impl driver::Driver for Kafka {
             .topics
             .iter()
             .map(|topic| {
-                let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+                let factor = match setup.workload.replication_factor {
+                    0 => TopicReplication::Fixed(-1),
+                    factor => TopicReplication::Fixed(i32::from(factor)),
+                };
+                let mut new_topic = NewTopic::new(topic, partitions, factor);
                 for (name, value) in &setup.workload.topic_configs {
                     new_topic = new_topic.set(name, value);
                 }

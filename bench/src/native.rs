@@ -38,6 +38,7 @@ impl driver::Driver for Native {
         let brokers = setup.brokers.to_string();
         let topics = setup.topics.to_vec();
         let partitions = setup.workload.partitions_per_topic;
+        let replication_factor = setup.workload.replication_factor;
         let configs: Vec<(String, String)> = setup
             .workload
             .topic_configs
@@ -48,7 +49,13 @@ impl driver::Driver for Native {
             let client = connect(&brokers).await?;
             for topic in &topics {
                 client
-                    .create_topic(topic, partitions, &configs)
+                    .create_topic_placed(sluice_net::native::messages::NewTopic {
+                        name: topic.clone(),
+                        partitions,
+                        configs: configs.clone(),
+                        replication_factor,
+                        assignment: Vec::new(),
+                    })
                     .await
                     .map_err(BenchError::client(format!("creating topic {topic}")))?;
             }

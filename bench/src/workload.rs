@@ -84,6 +84,10 @@ pub struct Workload {
     /// passed to the broker as they are.
     #[serde(default)]
     pub topic_configs: BTreeMap<String, String>,
+    /// Replicas of each partition (0: the broker's default); more than one
+    /// needs a cluster of that many brokers.
+    #[serde(default)]
+    pub replication_factor: u16,
 }
 
 fn max_in_flight_default() -> usize {

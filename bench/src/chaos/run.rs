@@ -737,7 +737,12 @@ impl Router {
         }
         let addr = self.leaders.get(partition as usize).cloned().flatten()?;
         if !self.connections.contains_key(&addr) {
-            let connection = Connection::open(&addr, REQUEST_TIMEOUT).ok()?;
+            let Ok(connection) = Connection::open(&addr, REQUEST_TIMEOUT) else {
+                // Gone, most likely: where partitions live is asked
+                // again, so a leader elected meanwhile is found.
+                self.leaders.clear();
+                return None;
+            };
             self.connections.insert(addr.clone(), connection);
         }
         let connection = self.connections.get_mut(&addr).expect("opened above");
