@@ -731,3 +731,54 @@ fn closing_a_log_stops_its_spare_and_removes_it() {
         assert!(spares(dir.path()).is_empty());
     });
 }
+
+#[test]
+fn a_high_watermark_caps_readers_and_a_replica_reads_past_it() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Rc::new(Log::open(dir.path(), LogConfig::default()).await.unwrap());
+        for tag in 0..3 {
+            log.append(batch(tag, 10, 20, 0)).await.unwrap();
+        }
+        assert_eq!(log.stored_end(), Offset(30));
+        log.set_high_watermark(Some(Offset(10)));
+        assert_eq!(log.high_watermark(), Some(Offset(10)));
+        assert_eq!(log.visible_end(), Offset(10));
+        let shown = log.read(Offset(0), 1 << 20).await.unwrap();
+        assert_eq!(shown.len(), 1, "readers see the batch below it only");
+        assert!(log.read(Offset(10), 1 << 20).await.unwrap().is_empty());
+        assert!(matches!(
+            log.read(Offset(20), 1 << 20).await,
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+        let stored = log.read_stored(Offset(10), 1 << 20).await.unwrap();
+        assert_eq!(
+            stored.iter().map(|b| b.base_offset()).collect::<Vec<_>>(),
+            [Offset(10), Offset(20)]
+        );
+        // Those stored batches, one after another, read back as a run
+        // that starts where they did, and not from anywhere else.
+        let mut run_bytes = bytes::BytesMut::new();
+        for batch in &stored {
+            run_bytes.extend_from_slice(batch.as_bytes());
+        }
+        let run_bytes = run_bytes.freeze();
+        let again = Batch::validate_run(run_bytes.clone(), Offset(10)).unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(Batch::validate_run(run_bytes.clone(), Offset(11)).is_err());
+        assert!(Batch::validate_run(run_bytes.slice(..run_bytes.len() - 1), Offset(10)).is_err());
+        // A reader waiting at the high watermark wakes when it moves.
+        let waiter = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.wait_for_data(Offset(10)).await })
+        };
+        let waiting = || !log.state.borrow().waiters.is_empty();
+        eventually("the reader never waited", Duration::from_secs(10), waiting).await;
+        log.set_high_watermark(Some(Offset(20)));
+        waiter.await;
+        assert_eq!(log.visible_end(), Offset(20));
+        // Lifted, readers see everything stored.
+        log.set_high_watermark(None);
+        assert_eq!(log.visible_end(), Offset(30));
+    });
+}
