@@ -72,15 +72,17 @@ async fn round(shard: &Rc<Shard>) {
             };
             match role {
                 Role::Leader(leading) => {
-                    let stored = log.stored_end().0;
+                    // Pushed once written: the followers write while this
+                    // leader syncs; the high watermark waits for both.
+                    let replicable = log.replicable_end().0;
                     leading.state.leader_appended(log.end_offset().0);
-                    leading.state.leader_durable(stored, now);
+                    leading.state.leader_durable(log.stored_end().0, now);
                     settle(leading, log);
                     if let Some(proposal) = leading.state.propose(now) {
                         proposals.push((*key, leading.epoch, proposal));
                     }
                     for follower in leading.followers.clone() {
-                        if let Some(range) = leading.pushes.next(follower, stored, now) {
+                        if let Some(range) = leading.pushes.next(follower, replicable, now) {
                             planned.push(Planned {
                                 key: *key,
                                 log: log.clone(),
@@ -164,7 +166,7 @@ async fn round(shard: &Rc<Shard>) {
 /// nothing to read there: past the log start is the follower's to mend
 /// (it starts again at the log start the push carries).
 async fn read_push(log: &Log, offset: u64, max_bytes: usize) -> (u64, Bytes) {
-    match log.read_stored(Offset(offset), max_bytes).await {
+    match log.read_replicable(Offset(offset), max_bytes).await {
         Ok(batches) if !batches.is_empty() => (batches[0].base_offset().0, concat(&batches)),
         Ok(_) | Err(ReadError::OffsetOutOfRange { .. }) => (offset, Bytes::new()),
         Err(error) => {

@@ -76,6 +76,7 @@ pub fn on_metadata(
             if control.replicas.len() < 2 {
                 roles.remove(key);
                 log.set_high_watermark(None);
+                log.on_written(None);
                 continue;
             }
             let placed = topic.shards[key.partition.0 as usize].0;
@@ -147,6 +148,9 @@ pub fn on_metadata(
                     Role::Idle
                 }
             };
+            // A leader pushes as soon as its batches are written.
+            let leads = matches!(role, Role::Leader(_));
+            log.on_written(leads.then(|| replicas.waker()));
             roles.insert(*key, role);
         }
     }

@@ -136,6 +136,14 @@ impl Replicas {
         let _ = self.wake.0.try_send(());
     }
 
+    /// What wakes the rounds, for a log to call when it has written.
+    pub(super) fn waker(&self) -> Rc<dyn Fn()> {
+        let wake = self.wake.0.clone();
+        Rc::new(move || {
+            let _ = wake.try_send(());
+        })
+    }
+
     /// Where the peer network hands this shard's replication messages.
     pub fn inbox(&self) -> async_channel::Sender<PeerMessage> {
         self.inbox.0.clone()

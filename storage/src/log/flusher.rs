@@ -302,6 +302,9 @@ fn written(
     );
     state.written_end = new_end;
     state.disk_full = None;
+    if let Some(hook) = state.on_written.clone() {
+        hook();
+    }
 
     evict_cache(state);
     state.wake_waiters();

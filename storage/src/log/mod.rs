@@ -485,6 +485,9 @@ pub(crate) struct State {
     /// Set while the partition is replicated: readers see no further
     /// (the high watermark its leader computed), whatever is stored.
     high_watermark: Option<Offset>,
+    /// Called each time the written end moves (a replicated partition's
+    /// leader then pushes what was written).
+    on_written: Option<Rc<dyn Fn()>>,
     /// Tasks waiting for the visible end to move or for queue space.
     waiters: Vec<Waker>,
     /// The next segment's file, being filled or ready.
@@ -503,6 +506,19 @@ impl State {
         match self.high_watermark {
             Some(high_watermark) => high_watermark.min(self.stored_end()),
             None => self.stored_end(),
+        }
+    }
+
+    /// The end of what a leader may push to its followers: what is written
+    /// to the segment files, synced or not, under `always` (never a batch
+    /// still queued, which a full disk would undo and whose offsets would
+    /// be given again); everything appended under `interval`; only what is
+    /// durable once the log is fenced.
+    fn replicable_end(&self) -> Offset {
+        match (self.config.flush, &self.failure) {
+            (_, Some(_)) => self.durable_end,
+            (FlushPolicy::Always, None) => self.written_end,
+            (FlushPolicy::Interval(_), None) => self.end,
         }
     }
 
@@ -709,10 +725,22 @@ impl Log {
 
     /// The end of what the durability policy counts as stored (the
     /// durable end under `always`): what a replica of a replicated
-    /// partition acknowledges, and how far [`Log::read_stored`] reads. The
-    /// visible end is at most this.
+    /// partition acknowledges. The visible end is at most this.
     pub fn stored_end(&self) -> Offset {
         self.state.borrow().stored_end()
+    }
+
+    /// How far [`Log::read_replicable`] reads: under `always`, what is
+    /// written, synced or not, so that a leader's followers write while it
+    /// syncs.
+    pub fn replicable_end(&self) -> Offset {
+        self.state.borrow().replicable_end()
+    }
+
+    /// Calls `hook` each time written batches reach the segment files
+    /// (`None`: no more).
+    pub fn on_written(&self, hook: Option<Rc<dyn Fn()>>) {
+        self.state.borrow_mut().on_written = hook;
     }
 
     /// Caps what readers see ([`Log::visible_end`], [`Log::read`], the
@@ -776,15 +804,15 @@ impl Log {
         reader::read(&self.state, offset, max_bytes, State::visible_end).await
     }
 
-    /// [`Log::read`] up to the stored end rather than the visible end: a
-    /// replicated partition's leader reads what it pushes to its followers
-    /// past the high watermark.
-    pub async fn read_stored(
+    /// [`Log::read`] up to the replicable end rather than the visible
+    /// end: a replicated partition's leader reads what it pushes to its
+    /// followers past the high watermark.
+    pub async fn read_replicable(
         &self,
         offset: Offset,
         max_bytes: usize,
     ) -> Result<Vec<Batch>, ReadError> {
-        reader::read(&self.state, offset, max_bytes, State::stored_end).await
+        reader::read(&self.state, offset, max_bytes, State::replicable_end).await
     }
 
     /// The offset of the first record at or past the log start whose

@@ -372,6 +372,7 @@ pub(super) async fn recover(
         flusher_rung: false,
         flusher_waker: None,
         high_watermark: None,
+        on_written: None,
         waiters: Vec::new(),
         spare: None,
         spare_refused_for: None,

@@ -733,7 +733,7 @@ fn closing_a_log_stops_its_spare_and_removes_it() {
 }
 
 #[test]
-fn a_high_watermark_caps_readers_and_a_replica_reads_past_it() {
+fn a_high_watermark_caps_readers_and_a_leader_reads_past_it() {
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
         let log = Rc::new(Log::open(dir.path(), LogConfig::default()).await.unwrap());
@@ -751,7 +751,7 @@ fn a_high_watermark_caps_readers_and_a_replica_reads_past_it() {
             log.read(Offset(20), 1 << 20).await,
             Err(ReadError::OffsetOutOfRange { .. })
         ));
-        let stored = log.read_stored(Offset(10), 1 << 20).await.unwrap();
+        let stored = log.read_replicable(Offset(10), 1 << 20).await.unwrap();
         assert_eq!(
             stored.iter().map(|b| b.base_offset()).collect::<Vec<_>>(),
             [Offset(10), Offset(20)]
