@@ -38,6 +38,8 @@ pub struct QuorumView {
     /// The index of the last metadata entry this node applied.
     pub applied: std::sync::atomic::AtomicU64,
     pub committed: std::sync::atomic::AtomicU64,
+    /// This broker's lease with the controller leader.
+    pub lease: Arc<crate::replica::state::Lease>,
 }
 
 impl Default for QuorumView {
@@ -47,6 +49,7 @@ impl Default for QuorumView {
             term: 0.into(),
             applied: 0.into(),
             committed: 0.into(),
+            lease: Arc::default(),
         }
     }
 }
@@ -124,6 +127,10 @@ impl Shard {
             quorum_view,
             log_dirs,
         } = node;
+        let replicas = crate::replica::state::Replicas::new(
+            crate::replica::state::LAG_MAX,
+            quorum_view.lease.clone(),
+        );
         Shard {
             id,
             config,
@@ -140,7 +147,7 @@ impl Shard {
             shutting_down: Cell::new(false),
             producer_ids: RefCell::new(0..0),
             groups: Default::default(),
-            replicas: crate::replica::state::Replicas::new(crate::replica::state::LAG_MAX),
+            replicas,
         }
     }
 

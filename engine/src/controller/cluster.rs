@@ -14,6 +14,11 @@
 //! | 2 | heartbeat | `i32` node, `u64` broker epoch, `u128` incarnation |
 //! | 3 | an observer's metadata fetch | see [`super::observer`] |
 //!
+//! The leader answers a heartbeat with a [`MessageKind::ControllerReply`]
+//! `[4][u64 broker epoch]`: the broker's lease is renewed on its side too
+//! (`replica::state::Lease`), so that one cut off from the leader stops
+//! taking writes for its partitions when the leader fences it.
+//!
 //! A request that does not decode is refused (logged) and changes nothing.
 
 use std::{
@@ -58,6 +63,9 @@ const LOG_ENDS_REQUEST_BYTES: usize = 1 + 8;
 /// `[3][u64 question id][u32 count]` then per node `[i32 node][u64 end]`.
 /// (Replies 1 and 2 are the observer's.)
 const REPLY_LOG_ENDS: u8 = 3;
+/// `[4][u64 broker epoch]`: a heartbeat heard.
+const REPLY_HEARTBEAT: u8 = 4;
+const HEARTBEAT_REPLY_BYTES: usize = 1 + 8;
 const LOG_ENDS_REPLY_HEADER_BYTES: usize = 1 + 8 + 4;
 const LOG_END_BYTES: usize = 4 + 8;
 /// Nodes in one answer, at most: far more than a cluster has.
@@ -150,6 +158,12 @@ fn on_message(shard: &Rc<Shard>, controller: &Controller, message: PeerMessage) 
                 tracing::warn!(from = %message.from, reason, "controller request refused");
             }
         }
+        MessageKind::ControllerReply if message.body.first() == Some(&REPLY_HEARTBEAT) => {
+            let from_leader = controller.leader() == Some(message.from);
+            if message.body.len() == HEARTBEAT_REPLY_BYTES && from_leader {
+                shard.quorum_view.lease.renew(LEASE);
+            }
+        }
         MessageKind::ControllerReply if message.body.first() == Some(&REPLY_LOG_ENDS) => {
             match decode_log_ends(&message.body) {
                 Ok((question, ends)) => {
@@ -236,6 +250,10 @@ fn on_request(
                 return Err("a heartbeat of a process that is not the registered one");
             }
             heard_from(shard, controller, from, epoch);
+            let mut reply = Vec::with_capacity(HEARTBEAT_REPLY_BYTES);
+            reply.push(REPLY_HEARTBEAT);
+            reply.extend_from_slice(&epoch.to_le_bytes());
+            send(controller, from, MessageKind::ControllerReply, reply.into());
             Ok(())
         }
         Some(&super::observer::REQUEST_FETCH) => {
@@ -468,7 +486,10 @@ pub async fn register_and_heartbeat(shard: Rc<Shard>) {
 fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
     let node = shard.config.node_id;
     match controller.leader() {
-        Some(leader) if leader == node => heard_from(shard, controller, node, epoch),
+        Some(leader) if leader == node => {
+            heard_from(shard, controller, node, epoch);
+            shard.quorum_view.lease.renew(LEASE);
+        }
         Some(leader) => {
             let mut body = Vec::with_capacity(HEARTBEAT_BYTES);
             body.push(REQUEST_HEARTBEAT);

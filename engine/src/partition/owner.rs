@@ -437,6 +437,10 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             format,
             reply,
         } => {
+            if let Err(failure) = replicas.serves_reads(key) {
+                let _ = reply.send(Err(failure));
+                return;
+            }
             let result = match log.read(offset, max_bytes).await {
                 Ok(batches) => match format {
                     WireFormat::Native => batches.into_iter().map(native_bytes).collect(),
@@ -468,6 +472,10 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             let _ = reply.send(Ok(()));
         }
         PartitionOp::ListOffset { query, reply } => {
+            if let Err(failure) = replicas.serves_reads(key) {
+                let _ = reply.send(Err(failure));
+                return;
+            }
             let at = |offset: Offset| listed(log, offset, -1);
             let result = match query {
                 OffsetQuery::Earliest => Ok(Some(at(log.start_offset()))),

@@ -66,12 +66,18 @@ async fn round(shard: &Rc<Shard>) {
     {
         let partitions = shard.partitions.borrow();
         let mut roles = replicas.roles.borrow_mut();
+        let lease_held = replicas.lease.held();
         for (key, role) in roles.iter_mut() {
             let Some(log) = partitions.get(key) else {
                 continue;
             };
             match role {
                 Role::Leader(leading) => {
+                    if !lease_held {
+                        // Fenced at the controller by now: the writes
+                        // waiting are told to find the new leader.
+                        leading.waiting.clear();
+                    }
                     // Pushed once written: the followers write while this
                     // leader syncs; the high watermark waits for both.
                     let replicable = log.replicable_end().0;

@@ -7,6 +7,7 @@ use std::{
     cell::{Cell, RefCell},
     collections::HashMap,
     rc::Rc,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -95,6 +96,47 @@ pub(super) struct Following {
     pub(super) busy: bool,
 }
 
+/// This broker's lease with the controller, as the broker sees it: held
+/// while the controller leader answers its heartbeats. A broker whose
+/// lease ran out is fenced at the controller and its partitions led
+/// elsewhere, so it takes no more writes for the partitions it led and
+/// fails those waiting, and its clients ask where partitions live now
+/// (the old leader steps down without waiting to hear of its successor).
+/// Shared by the node's shards; not enforced until first renewed (a
+/// single node never is).
+#[derive(Debug)]
+pub struct Lease {
+    started: Instant,
+    renewed_ms: std::sync::atomic::AtomicU64,
+    length_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Lease {
+    fn default() -> Lease {
+        Lease {
+            started: Instant::now(),
+            renewed_ms: 0.into(),
+            length_ms: u64::MAX.into(),
+        }
+    }
+}
+
+impl Lease {
+    /// The controller leader answered: held for `length` from now.
+    pub fn renew(&self, length: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.renewed_ms
+            .store(self.started.elapsed().as_millis() as u64, Relaxed);
+        self.length_ms.store(length.as_millis() as u64, Relaxed);
+    }
+
+    pub fn held(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.renewed_ms.load(Relaxed)) <= self.length_ms.load(Relaxed)
+    }
+}
+
 /// One shard's replication: the roles of its replicated partitions, its
 /// peer network, and what wakes its rounds.
 pub struct Replicas {
@@ -110,10 +152,12 @@ pub struct Replicas {
     pub(super) round: Cell<u64>,
     /// `replica.lag.time.max.ms`.
     pub(super) lag_max_ms: u64,
+    /// The node's lease with the controller.
+    pub(super) lease: Arc<Lease>,
 }
 
 impl Replicas {
-    pub fn new(lag_max: Duration) -> Replicas {
+    pub fn new(lag_max: Duration, lease: Arc<Lease>) -> Replicas {
         Replicas {
             roles: RefCell::default(),
             network: RefCell::default(),
@@ -123,6 +167,7 @@ impl Replicas {
             started: Instant::now(),
             round: Cell::new(0),
             lag_max_ms: lag_max.as_millis() as u64,
+            lease,
         }
     }
 
@@ -172,6 +217,10 @@ impl Replicas {
     pub fn admit(&self, key: PartitionKey, acks: Acks) -> Result<(), Failure> {
         match self.roles.borrow().get(&key) {
             None => Ok(()),
+            Some(Role::Leader(_)) if !self.lease.held() => Err(Failure::new(
+                ErrorKind::NotLeader,
+                format!("{key}: this broker lost its lease with the controller; its partitions are led elsewhere"),
+            )),
             Some(Role::Leader(leading)) => {
                 if acks == Acks::All && !leading.state.accepts_all_acks() {
                     let in_sync = leading.state.in_sync().len();
@@ -195,6 +244,21 @@ impl Replicas {
             Some(Role::Idle) => Err(Failure::new(
                 ErrorKind::NotLeader,
                 format!("{key} has no leader right now"),
+            )),
+        }
+    }
+
+    /// Whether this node serves reads of `key` now: its leader does, while
+    /// it holds its lease (a leader cut off from the controller sends its
+    /// consumers to the new one); a follower does not (fetching from
+    /// followers is not offered). A partition of one replica always.
+    pub fn serves_reads(&self, key: PartitionKey) -> Result<(), Failure> {
+        match self.roles.borrow().get(&key) {
+            None => Ok(()),
+            Some(Role::Leader(_)) if self.lease.held() => Ok(()),
+            Some(_) => Err(Failure::new(
+                ErrorKind::NotLeader,
+                format!("{key} is not led by this node right now"),
             )),
         }
     }
