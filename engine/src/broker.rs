@@ -271,9 +271,25 @@ impl Broker {
         &self.addrs
     }
 
-    /// Graceful shutdown: every shard stops accepting, lets requests in
-    /// flight finish, and closes its logs; then the threads end.
+    /// Graceful shutdown: in a cluster the broker first has itself fenced
+    /// when its leadership can move (controlled shutdown, see
+    /// `controller::cluster::leave`); then every shard stops accepting,
+    /// lets requests in flight finish, and closes its logs; then the
+    /// threads end.
     pub fn stop(self) {
+        if let Some(first) = self.inboxes.first() {
+            let (left, leaving) = oneshot::channel::<()>();
+            let leave: Box<dyn FnOnce(Rc<Shard>) + Send> = Box::new(move |shard| {
+                glommio::spawn_local(async move {
+                    crate::controller::cluster::leave(&shard).await;
+                    let _ = left.send(());
+                })
+                .detach();
+            });
+            if first.send_blocking(ShardMessage::Run(leave)).is_ok() {
+                let _ = futures_lite::future::block_on(leaving);
+            }
+        }
         let mut acks = Vec::new();
         for inbox in &self.inboxes {
             let (ack, acked) = oneshot::channel();
@@ -444,9 +460,11 @@ async fn shard_main(
     drop(admin_acceptor);
     drop(retention);
     drop(controller_tasks);
-    drop(replication);
     drop(group_ticks);
+    // Replication goes on while requests in flight finish: an acks=all
+    // write waits for its followers.
     shutdown(&shard).await;
+    drop(replication);
     if let Some(ack) = stopped {
         let _ = ack.send(());
     }

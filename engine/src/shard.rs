@@ -40,6 +40,9 @@ pub struct QuorumView {
     pub committed: std::sync::atomic::AtomicU64,
     /// This broker's lease with the controller leader.
     pub lease: Arc<crate::replica::state::Lease>,
+    /// The broker is shutting down and has had itself fenced: it
+    /// heartbeats no more, so that nothing unfences it.
+    pub leaving: std::sync::atomic::AtomicBool,
 }
 
 impl Default for QuorumView {
@@ -50,6 +53,7 @@ impl Default for QuorumView {
             applied: 0.into(),
             committed: 0.into(),
             lease: Arc::default(),
+            leaving: false.into(),
         }
     }
 }

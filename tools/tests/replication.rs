@@ -72,7 +72,28 @@ fn acks_all_records_of_three_partitions_survive_the_kill_of_a_leader() {
 /// writes resume within [`FAILOVER_MAX`]; once the node is back in sync,
 /// every acknowledged record is at its offset, and no value is there
 /// twice.
+/// How the leader goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Kill9,
+    /// A clean shutdown: it hands its partitions over first.
+    Sigterm,
+}
+
+#[test]
+fn a_leader_stopped_with_sigterm_hands_its_partitions_over_first() {
+    records_survive_the_loss_of_the_leader(
+        "a_leader_stopped_with_sigterm_hands_its_partitions_over_first",
+        2,
+        Stop::Sigterm,
+    );
+}
+
 fn records_survive_the_kill_of_the_leader(test: &str, partitions: i32) {
+    records_survive_the_loss_of_the_leader(test, partitions, Stop::Kill9);
+}
+
+fn records_survive_the_loss_of_the_leader(test: &str, partitions: i32, stop_by: Stop) {
     let mut rng = common::seeded_rng(test);
     let mut cluster = start_cluster();
     create_replicated_topic(&cluster, partitions, 2);
@@ -90,7 +111,10 @@ fn records_survive_the_kill_of_the_leader(test: &str, partitions: i32) {
         let sender = scope.spawn(|| produce_until(&producer, partitions, &queued, &stop));
         let before_kill = Duration::from_millis(rand::Rng::random_range(&mut rng, 1_500..2_500));
         std::thread::sleep(before_kill);
-        cluster.kill9(leader as u32);
+        match stop_by {
+            Stop::Kill9 => cluster.kill9(leader as u32),
+            Stop::Sigterm => cluster.signal(leader as u32, libc::SIGTERM),
+        }
         let killed_at = Instant::now();
         // The record being handed over as the kill returned may have been
         // sent before it; the one after surely was not.
@@ -98,11 +122,11 @@ fn records_survive_the_kill_of_the_leader(test: &str, partitions: i32) {
         let failover = wait_until(
             || resumed(&producer, first_after_kill, &led, killed_at),
             &format!(
-                "a record sent after the kill of node {leader} is stored in each partition it led ({led:?})"
+                "a record sent after the {stop_by:?} of node {leader} is stored in each partition it led ({led:?})"
             ),
         );
         eprintln!(
-            "{test}: node {leader} killed {before_kill:?} into the run; writes to partitions {led:?} resumed {failover:?} after the kill"
+            "{test}: node {leader} stopped ({stop_by:?}) {before_kill:?} into the run; writes to partitions {led:?} resumed {failover:?} after"
         );
         std::thread::sleep(AFTER_FAILOVER);
         drop(stopper);
@@ -110,7 +134,8 @@ fn records_survive_the_kill_of_the_leader(test: &str, partitions: i32) {
     });
     assert!(
         failover < FAILOVER_MAX,
-        "writes resumed {failover:?} after the kill of the leader, more than {FAILOVER_MAX:?}"
+        "writes resumed {failover:?} after the {stop_by:?} of the leader, more than {FAILOVER_MAX:?}; the producer's last log lines:\n{}",
+        producer.context().log_tail(60)
     );
     producer
         .flush(WAIT)
@@ -131,6 +156,20 @@ fn records_survive_the_kill_of_the_leader(test: &str, partitions: i32) {
     );
     let placed: Vec<Placed> = outcomes.into_iter().map(Result::unwrap).collect();
     eprintln!("{test}: {sent} records stored");
+    if stop_by == Stop::Sigterm {
+        // Controlled shutdown: fenced (and its leadership moved) before
+        // it stopped, not when its lease ran out.
+        let pid = cluster.value(&format!("node.{leader}.pid")).to_string();
+        wait_until(
+            || match std::path::Path::new("/proc").join(&pid).exists() {
+                false => Ok(()),
+                true => Err(format!("process {pid} still runs")),
+            },
+            &format!("node {leader} stops after SIGTERM"),
+        );
+        let log = std::fs::read_to_string(cluster.node_dir(leader as u32).join("log")).unwrap();
+        assert!(log.contains("fenced for shutdown"), "{log}");
+    }
 
     restart_into_sync(&mut cluster, leader, partitions);
     let acknowledged = acknowledged(&placed);

@@ -50,6 +50,13 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
 /// timeout (0.5 to 1 s), so that `acks=all` writes resume within about a
 /// second of a leader's death. Kafka's `broker.session.timeout.ms` is 9 s.
 pub const LEASE: Duration = Duration::from_secs(1);
+/// How long a broker holds its lease on its own side after the
+/// controller leader last answered its heartbeat: twice [`LEASE`], so that
+/// a controller leader's death (an election of 0.5 to 1 s, then a whole
+/// lease granted afresh) does not make every broker drop its partitions,
+/// while one cut off from the others, fenced at [`LEASE`], stops taking
+/// writes a second later.
+pub const BROKER_LEASE: Duration = Duration::from_secs(2);
 /// A fence or unfence proposed and not yet applied is not proposed again
 /// before this long.
 const FENCE_RETRY: Duration = Duration::from_secs(1);
@@ -161,7 +168,7 @@ fn on_message(shard: &Rc<Shard>, controller: &Controller, message: PeerMessage) 
         MessageKind::ControllerReply if message.body.first() == Some(&REPLY_HEARTBEAT) => {
             let from_leader = controller.leader() == Some(message.from);
             if message.body.len() == HEARTBEAT_REPLY_BYTES && from_leader {
-                shard.quorum_view.lease.renew(LEASE);
+                shard.quorum_view.lease.renew(BROKER_LEASE);
             }
         }
         MessageKind::ControllerReply if message.body.first() == Some(&REPLY_LOG_ENDS) => {
@@ -484,11 +491,18 @@ pub async fn register_and_heartbeat(shard: Rc<Shard>) {
 }
 
 fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
+    if shard
+        .quorum_view
+        .leaving
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return;
+    }
     let node = shard.config.node_id;
     match controller.leader() {
         Some(leader) if leader == node => {
             heard_from(shard, controller, node, epoch);
-            shard.quorum_view.lease.renew(LEASE);
+            shard.quorum_view.lease.renew(BROKER_LEASE);
         }
         Some(leader) => {
             let mut body = Vec::with_capacity(HEARTBEAT_BYTES);
@@ -504,6 +518,75 @@ fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
             );
         }
         None => {}
+    }
+}
+
+/// How long a node shutting down waits for its own fence to be applied
+/// before it stops anyway (its lease then runs out as after a crash). A
+/// quorum takes a change in milliseconds; a whole cluster stopped at once
+/// loses its quorum on the way, and its last nodes wait this long.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Controlled shutdown (Kafka's `controlled.shutdown`): when this broker
+/// leads a partition that another live in-sync replica can lead, it stops
+/// heartbeating and has itself fenced, so that the controller moves that
+/// leadership now rather than when its lease runs out, and the writes
+/// resume on the new leader while this node finishes its shutdown.
+/// Returns once the fence is applied here, or after [`LEAVE_TIMEOUT`]. A
+/// broker whose partitions' leadership cannot move (one replica each, or
+/// no other in sync) is not fenced: they would only show offline until it
+/// is back, which a restart makes longer.
+pub async fn leave(shard: &Rc<Shard>) {
+    if !clustered(shard) {
+        return;
+    }
+    let controller = controller(shard);
+    let node = shard.config.node_id;
+    let metadata = shard.metadata();
+    let Some(broker) = metadata.brokers.get(&node).filter(|broker| !broker.fenced) else {
+        return;
+    };
+    let alive = |other: NodeId| {
+        metadata
+            .brokers
+            .get(&other)
+            .is_some_and(|broker| !broker.fenced)
+    };
+    let me = crate::cluster_metadata::image::node(node);
+    let movable = metadata.topics.values().any(|topic| {
+        topic.control.iter().any(|control| {
+            control.leader == Some(me)
+                && control.in_sync.iter().any(|other| {
+                    *other != me && alive(crate::cluster_metadata::image::node_id(*other))
+                })
+        })
+    });
+    if !movable || controller.leader().is_none() {
+        return;
+    }
+    shard
+        .quorum_view
+        .leaving
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let epoch = broker.epoch;
+    let began = Instant::now();
+    let fence = propose(shard, MetadataRecord::BrokerFenced { node, epoch });
+    let outcome = futures_lite::future::or(async { Some(fence.await) }, async {
+        glommio::timer::sleep(LEAVE_TIMEOUT).await;
+        None
+    })
+    .await;
+    let took_ms = began.elapsed().as_millis() as u64;
+    match outcome {
+        Some(Ok(())) => {
+            tracing::info!(%node, epoch, took_ms, "fenced for shutdown: leadership moved")
+        }
+        Some(Err(failure)) => {
+            tracing::warn!(%node, message = %failure.message, "not fenced for shutdown; the lease will run out")
+        }
+        None => {
+            tracing::warn!(%node, took_ms, "no fence for shutdown in time; the lease will run out")
+        }
     }
 }
 

@@ -16,7 +16,10 @@ use sluice_storage::{log::Log, NodeId, Offset, TopicId};
 
 use super::state::{partition_ref, Following, Leading, Replicas, Role, PROPOSE_RESEND_MS, PUSH};
 use crate::{
-    cluster_metadata::{image::node, Metadata, TopicMeta},
+    cluster_metadata::{
+        image::{node, node_id},
+        Metadata, TopicMeta,
+    },
     partition::{
         ops::{PartitionKey, Partitions},
         owner::epoch_cache,
@@ -148,6 +151,17 @@ pub fn on_metadata(
                     Role::Idle
                 }
             };
+            let mut role = role;
+            if let Role::Leader(leading) = &mut role {
+                // Fenced followers are not proposed to join.
+                for follower in leading.followers.clone() {
+                    let fenced = metadata
+                        .brokers
+                        .get(&node_id(follower))
+                        .is_none_or(|broker| broker.fenced);
+                    leading.state.set_fenced(follower, fenced);
+                }
+            }
             // A leader pushes as soon as its batches are written.
             let leads = matches!(role, Role::Leader(_));
             log.on_written(leads.then(|| replicas.waker()));

@@ -45,8 +45,6 @@ pub enum ControlError {
     LeaderLeft,
     #[error("node {0} is not a replica of this partition")]
     NotAReplica(Node),
-    #[error("node {0} is fenced and cannot join the in-sync set")]
-    Fenced(Node),
 }
 
 /// A partition's state as the controller records it.
@@ -76,7 +74,7 @@ impl PartitionControl {
     }
 
     /// The leader `from`, in `leader_epoch`, asks for `in_sync` under
-    /// `partition_epoch`. New members must be alive.
+    /// `partition_epoch`. New members that are not alive are left out.
     pub fn alter_in_sync(
         &mut self,
         from: Node,
@@ -107,15 +105,20 @@ impl PartitionControl {
         if !in_sync.contains(&from) {
             return Err(ControlError::LeaderLeft);
         }
-        for node in in_sync {
-            if !self.replicas.contains(node) {
-                return Err(ControlError::NotAReplica(*node));
-            }
-            if !self.in_sync.contains(node) && !alive(*node) {
-                return Err(ControlError::Fenced(*node));
-            }
+        if let Some(node) = in_sync.iter().find(|node| !self.replicas.contains(node)) {
+            return Err(ControlError::NotAReplica(*node));
         }
-        self.set_in_sync(in_sync.clone(), config);
+        // A new member fenced since its leader saw it caught up is left
+        // out, and the rest is applied under a new epoch all the same: the
+        // leader learns what became of its proposal (and stops counting
+        // that member for its high watermark), and a copy of the proposal
+        // that arrives later is stale.
+        let in_sync: BTreeSet<Node> = in_sync
+            .iter()
+            .copied()
+            .filter(|node| self.in_sync.contains(node) || alive(*node))
+            .collect();
+        self.set_in_sync(in_sync, config);
         self.partition_epoch += 1;
         Ok(())
     }
@@ -323,10 +326,18 @@ mod tests {
         control
             .alter_in_sync(1, 0, 0, &[1].into(), all, STRICT)
             .unwrap();
+        // Node 3, fenced, is left out; the change is still made, under a
+        // new epoch, so the leader learns of it and a late copy is stale.
         assert_eq!(
-            control.alter_in_sync(1, 0, 1, &[1, 3].into(), |node| node != 3, STRICT),
-            Err(ControlError::Fenced(3))
+            control.alter_in_sync(1, 0, 1, &[1, 2, 3].into(), |node| node != 3, STRICT),
+            Ok(())
         );
+        assert_eq!(control.in_sync, [1, 2].into());
+        assert_eq!(control.partition_epoch, 2);
+        assert!(matches!(
+            control.alter_in_sync(1, 0, 1, &[1, 2, 3].into(), all, STRICT),
+            Err(ControlError::StalePartitionEpoch { .. })
+        ));
     }
 
     #[test]

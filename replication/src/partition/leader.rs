@@ -83,6 +83,10 @@ struct Follower {
     caught_up_ms: u64,
     /// Whether it has acknowledged anything to this leader.
     heard: bool,
+    /// Fenced at the controller, as the leader last heard: it is not
+    /// proposed to join (the controller would leave it out, and the high
+    /// watermark would wait on it meanwhile).
+    fenced: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +148,7 @@ impl LeaderState {
                     durable_end: 0,
                     caught_up_ms: now_ms,
                     heard: false,
+                    fenced: false,
                 })
                 .collect(),
             log_end: log_end.max(durable_end),
@@ -231,6 +236,14 @@ impl LeaderState {
         Ok(())
     }
 
+    /// Whether follower `node` is fenced at the controller, as the metadata
+    /// says: a fenced follower is not proposed to join the in-sync set.
+    pub fn set_fenced(&mut self, node: Node, fenced: bool) {
+        if let Some(follower) = self.followers.iter_mut().find(|f| f.node == node) {
+            follower.fenced = fenced;
+        }
+    }
+
     /// The in-sync set the leader would have at `now_ms`: laggards out,
     /// caught-up followers at the high watermark in. `Some` when it
     /// differs from the current one and was not proposed in the last
@@ -243,7 +256,7 @@ impl LeaderState {
             let keep = member && !lagging;
             let complete =
                 follower.heard && follower.durable_end >= self.high_watermark.max(self.epoch_start);
-            let join = !member && !lagging && complete;
+            let join = !member && !lagging && complete && !follower.fenced;
             if keep || join {
                 wanted.insert(follower.node);
             }
@@ -355,8 +368,12 @@ mod tests {
         assert!(state.confirmed(1, &proposal.in_sync));
         assert_eq!(state.high_watermark(), 299, "node 2 is one behind");
         assert_eq!(state.propose(300), None);
-        // Node 3 catches up to where the leader was a moment ago.
+        // Node 3 catches up to where the leader was a moment ago; it joins
+        // unless it is fenced.
         state.follower_durable(3, 299, 301).unwrap();
+        state.set_fenced(3, true);
+        assert_eq!(state.propose(301), None, "a fenced node is not proposed");
+        state.set_fenced(3, false);
         assert_eq!(state.propose(301).unwrap().in_sync, [1, 2, 3].into());
     }
 
