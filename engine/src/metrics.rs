@@ -32,6 +32,9 @@ pub struct PartitionSample {
     pub log_start_offset: u64,
     /// The visible end: the high watermark.
     pub log_end_offset: u64,
+    /// The end of what this replica stored; past the high watermark by
+    /// what the in-sync replicas do not all hold yet.
+    pub stored_end_offset: u64,
     pub size_bytes: u64,
     pub segments: u64,
     /// Its leader epoch, as the controller records it: each election adds
@@ -131,6 +134,7 @@ pub fn sample_local(shard: &Shard) -> ShardSample {
                 shard: shard.id,
                 log_start_offset: log.start_offset().0,
                 log_end_offset: log.visible_end().0,
+                stored_end_offset: log.stored_end().0,
                 size_bytes: log.size_bytes(),
                 segments: log.segment_count() as u64,
                 leader_epoch: u64::from(control.leader_epoch),
@@ -352,7 +356,7 @@ pub fn render(scrape: &Scrape) -> String {
         .sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
 
     let mut out = String::with_capacity(256 * (partitions.len() + committed.len() + 8));
-    let per_partition: [PartitionMetric; 7] = [
+    let per_partition: [PartitionMetric; 8] = [
         (
             "sluice_partition_log_start_offset",
             "The first offset still in the partition's log.",
@@ -362,6 +366,11 @@ pub fn render(scrape: &Scrape) -> String {
             "sluice_partition_log_end_offset",
             "The offset after the last record readers see (the high watermark).",
             |p| p.log_end_offset,
+        ),
+        (
+            "sluice_partition_stored_end_offset",
+            "The offset after the last record this replica stored: past the high watermark by what its in-sync replicas do not all hold yet; a follower's, behind its leader's by what it lacks.",
+            |p| p.stored_end_offset,
         ),
         (
             "sluice_partition_size_bytes",
@@ -480,6 +489,7 @@ mod tests {
             shard,
             log_start_offset: 2,
             log_end_offset: end,
+            stored_end_offset: end,
             size_bytes: 4096,
             segments: 1,
             leader_epoch: 3,
@@ -623,7 +633,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 20, "{seen:?}");
+        assert_eq!(seen.len(), 21, "{seen:?}");
     }
 
     #[test]

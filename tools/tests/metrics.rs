@@ -333,6 +333,14 @@ fn metrics_show_offsets_sizes_and_group_lag_exactly() {
         ),
         7
     );
+    // One replica: it shows all it stored.
+    assert_eq!(
+        scrape.value(
+            "sluice_partition_stored_end_offset",
+            &[("topic", "orders"), ("partition", "1")]
+        ),
+        7
+    );
     assert_eq!(scrape.value("sluice_group_lag", &billing("1")), 7 - 3);
     // A commit past the end reads as no lag, never a negative one.
     commit(&broker, "billing", "orders", &[(0, 50)]);
