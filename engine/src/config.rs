@@ -87,6 +87,14 @@ pub struct BrokerConfig {
     /// The pace at which deleted files give their space back, bytes/s; 0:
     /// each file at once (see `sluice_storage::deleter`).
     pub delete_bytes_per_s: u64,
+    /// Whether the controller leader moves leadership back to preferred
+    /// replicas when a broker's share of partitions led elsewhere grows
+    /// too large (Kafka's `auto.leader.rebalance.enable`; see
+    /// `crate::controller::balance`).
+    pub auto_leader_rebalance: bool,
+    /// How often the controller leader checks leader balance (Kafka's
+    /// `leader.imbalance.check.interval.seconds`).
+    pub leader_imbalance_check_interval: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -122,6 +130,9 @@ impl Default for BrokerConfig {
             group_consumer_session_timeout: Duration::from_secs(45),
             retention_check_interval: Duration::from_secs(300),
             delete_bytes_per_s: sluice_storage::deleter::DELETE_BYTES_PER_S,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval:
+                crate::controller::balance::LEADER_IMBALANCE_CHECK_INTERVAL,
         }
     }
 }

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sluice_net::client::{Acks, ResetTo, StartOffset};
+use sluice_net::{
+    client::{Acks, ResetTo, StartOffset},
+    native::messages::ElectionType,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -222,6 +225,44 @@ pub enum TopicCommand {
         #[command(flatten)]
         connect: Connect,
     },
+    /// Elect partitions' leaders (Kafka's ElectLeaders): the preferred
+    /// replica, the first of a partition's replicas, once it is alive and
+    /// in sync; or, unclean, any alive replica of a partition that has no
+    /// leader, which loses the records only the lost replicas held. Prints
+    /// what happened to each partition; fails if an election that was
+    /// needed could not be held.
+    ElectLeaders {
+        /// The topic [default: every partition of every topic, and only
+        /// the partitions that needed an election are printed].
+        topic: Option<String>,
+        /// Only this partition of TOPIC (repeatable) [default: every
+        /// partition of TOPIC].
+        #[arg(long, short = 'p', value_name = "P", requires = "topic")]
+        partition: Vec<u32>,
+        #[arg(long = "type", value_enum, default_value_t = ElectionArg::Preferred)]
+        election: ElectionArg,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ElectionArg {
+    /// The preferred replica, if it is alive and in sync.
+    Preferred,
+    /// Any alive replica of a partition without a leader.
+    Unclean,
+}
+
+impl From<ElectionArg> for ElectionType {
+    fn from(election: ElectionArg) -> ElectionType {
+        match election {
+            ElectionArg::Preferred => ElectionType::Preferred,
+            ElectionArg::Unclean => ElectionType::Unclean,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -651,6 +692,35 @@ mod tests {
             Command::Topic(TopicCommand::Delete { .. })
         ));
         assert!(parse(&["topic", "list", "--format", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn topic_elect_leaders_takes_a_topic_partitions_and_a_type() {
+        let Command::Topic(TopicCommand::ElectLeaders {
+            topic,
+            partition,
+            election,
+            ..
+        }) = parse(&["topic", "elect-leaders", "t", "-p", "1", "--partition", "4"]).unwrap()
+        else {
+            panic!("not topic elect-leaders")
+        };
+        assert_eq!(topic.as_deref(), Some("t"));
+        assert_eq!(partition, [1, 4]);
+        assert_eq!(ElectionType::from(election), ElectionType::Preferred);
+        let Command::Topic(TopicCommand::ElectLeaders {
+            topic, election, ..
+        }) = parse(&["topic", "elect-leaders", "--type", "unclean"]).unwrap()
+        else {
+            panic!("not topic elect-leaders")
+        };
+        assert_eq!(topic, None, "every partition of every topic");
+        assert_eq!(ElectionType::from(election), ElectionType::Unclean);
+        assert!(
+            parse(&["topic", "elect-leaders", "--partition", "1"]).is_err(),
+            "a partition of no topic"
+        );
+        assert!(parse(&["topic", "elect-leaders", "t", "--type", "clean"]).is_err());
     }
 
     #[test]

@@ -130,6 +130,11 @@ config_layer! {
     retention_check_interval_ms: u64,
     /// The pace of file deletion, bytes/s; 0: at once.
     delete_bytes_per_s: u64,
+    /// Whether the controller moves leadership back to preferred replicas
+    /// (Kafka's `auto.leader.rebalance.enable`).
+    auto_leader_rebalance: bool,
+    /// How often the controller checks leader balance.
+    leader_imbalance_check_interval_ms: u64,
 }
 
 fn env_value<T: FromStr>(env: &HashMap<String, String>, key: &str) -> Result<Option<T>, ConfigError>
@@ -303,6 +308,15 @@ impl ConfigLayer {
         if let Some(bytes_per_s) = self.delete_bytes_per_s {
             config.delete_bytes_per_s = bytes_per_s;
         }
+        if let Some(rebalance) = self.auto_leader_rebalance {
+            config.auto_leader_rebalance = rebalance;
+        }
+        if let Some(ms) = self.leader_imbalance_check_interval_ms {
+            config.leader_imbalance_check_interval = Duration::from_millis(positive(
+                "leader_imbalance_check_interval_ms",
+                ms as usize,
+            )? as u64);
+        }
         Ok(config)
     }
 }
@@ -456,7 +470,7 @@ mod tests {
                     "SLUICE_VOTERS" => "7@h:7",
                     "SLUICE_CLUSTER_ID" => "BwcHBwcHBwcHBwcHBwcHBw",
                     "SLUICE_RACK" => "r7",
-                    "SLUICE_AUTO_CREATE_TOPICS" => "false",
+                    "SLUICE_AUTO_CREATE_TOPICS" | "SLUICE_AUTO_LEADER_REBALANCE" => "false",
                     "SLUICE_LOG_DIRS" => "/d7, /e7",
                     _ => "7",
                 };
@@ -509,6 +523,11 @@ mod tests {
         assert_eq!(config.admin_addr.as_deref(), Some("h:7"));
         assert!(!config.auto_create_topics);
         assert_eq!(config.auto_create_partitions, 7);
+        assert!(!config.auto_leader_rebalance);
+        assert_eq!(
+            config.leader_imbalance_check_interval,
+            Duration::from_millis(7)
+        );
     }
 
     #[test]

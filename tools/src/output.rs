@@ -6,9 +6,12 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde_json::json;
 use sluice_net::{
     client::ConsumedRecord,
-    native::messages::{
-        ClusterNode, DescribeClusterResponse, DescribeGroupResponse, GroupListing,
-        GroupMemberDescription, ResetPartition, TopicDescription, TopicInfo,
+    native::{
+        messages::{
+            ClusterNode, DescribeClusterResponse, DescribeGroupResponse, ElectionResult,
+            GroupListing, GroupMemberDescription, ResetPartition, TopicDescription, TopicInfo,
+        },
+        ErrorCode,
     },
 };
 
@@ -555,6 +558,46 @@ pub fn reset_json(
     })
 }
 
+/// What an election did to a partition: `elected`, or why not.
+fn election_outcome(result: &ElectionResult) -> String {
+    match (result.error, result.message.as_str()) {
+        (ErrorCode::None, _) => "elected".to_string(),
+        (error, "") => error.name().to_string(),
+        (error, message) => format!("{error}: {message}"),
+    }
+}
+
+pub fn elections_text(results: &[ElectionResult]) -> String {
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|result| {
+            vec![
+                result.topic.clone(),
+                result.partition.to_string(),
+                optional_text(result.leader),
+                election_outcome(result),
+            ]
+        })
+        .collect();
+    table(&["TOPIC", "PARTITION", "LEADER", "OUTCOME"], &rows)
+}
+
+pub fn elections_json(results: &[ElectionResult]) -> serde_json::Value {
+    results
+        .iter()
+        .map(|result| {
+            json!({
+                "topic": result.topic,
+                "partition": result.partition,
+                "leader": result.leader,
+                "elected": result.error.is_ok(),
+                "error": (!result.error.is_ok()).then(|| result.error.name()),
+                "message": result.message,
+            })
+        })
+        .collect()
+}
+
 /// A consumed record as one JSON object, fields in a fixed order:
 /// `partition`, `offset`, `timestamp`, `key`, `value`, `headers`. Bytes
 /// that are valid UTF-8 are a string; others are base64 under the field's
@@ -644,6 +687,39 @@ mod tests {
                 ),
             ],
         }
+    }
+
+    #[test]
+    fn each_election_shows_the_leader_and_what_happened() {
+        let result = |partition, error, message: &str, leader| ElectionResult {
+            topic: "orders".to_string(),
+            partition,
+            error,
+            message: message.to_string(),
+            leader,
+        };
+        let results = [
+            result(0, ErrorCode::None, "", Some(1)),
+            result(
+                1,
+                ErrorCode::ElectionNotNeeded,
+                "node 1 leads already",
+                Some(1),
+            ),
+            result(2, ErrorCode::EligibleLeadersNotAvailable, "", None),
+        ];
+        assert_eq!(
+            elections_text(&results),
+            "TOPIC   PARTITION  LEADER  OUTCOME\n\
+             orders  0          1       elected\n\
+             orders  1          1       election not needed: node 1 leads already\n\
+             orders  2          -       eligible leaders not available\n"
+        );
+        let json = elections_json(&results);
+        assert_eq!(json[0]["elected"], true);
+        assert_eq!(json[0]["error"], serde_json::Value::Null);
+        assert_eq!(json[1]["error"], "election not needed");
+        assert_eq!(json[2]["leader"], serde_json::Value::Null);
     }
 
     #[test]

@@ -261,13 +261,13 @@ topic = "chaos"
 partitions = 3
 producers = 1
 rate = 300
-duration_s = 16
+duration_s = 26
 replication_factor = 3
 configs = [["min.insync.replicas", "2"]]
 
 [faults]
-interval_ms = 5000
-down_ms = 3000
+interval_ms = 6500
+down_ms = 5000
 kinds = ["kill", "partition"]
 target = "leader"
 partition = 1
@@ -285,9 +285,10 @@ partition = 1
             fault.target.ends_with("(leader of partition 1)"),
             "{summary}"
         );
-        // Writes resume once leadership moves (a lease of 1 s and an
-        // election), well before the node is back after 3 s.
-        assert!(fault.write_stall_ms < 2800.0, "{summary}");
+        // Writes resume once leadership moves (a lease of 1 s, an
+        // election, on a loaded machine a few seconds at worst), before
+        // the node is back after 5 s.
+        assert!(fault.write_stall_ms < 4500.0, "{summary}");
     }
 }
 

@@ -22,7 +22,7 @@ use rdkafka::{
 };
 
 use common::{
-    cluster::{client, create_topic, metadata, wait_for, LocalCluster, WAIT},
+    cluster::{client, create_topic, kafka_call, metadata, wait_for, LocalCluster, WAIT},
     SLUICE,
 };
 
@@ -409,44 +409,6 @@ fn read_all(
         }
     }
     read
-}
-
-/// One Kafka request of `version` to `addr` and its answer, with the
-/// kafka-protocol codec (librdkafka does not show these fields).
-fn kafka_call<T: kafka_protocol::protocol::Encodable, R: kafka_protocol::protocol::Decodable>(
-    addr: &str,
-    api: kafka_protocol::messages::ApiKey,
-    version: i16,
-    body: &T,
-) -> R {
-    use bytes::BytesMut;
-    use kafka_protocol::{
-        messages::{RequestHeader, ResponseHeader},
-        protocol::{Decodable, Encodable, StrBytes},
-    };
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(3)
-        .with_client_id(Some(StrBytes::from_static_str("cluster-test")));
-    let mut bytes = BytesMut::new();
-    header
-        .encode(&mut bytes, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut bytes, version).unwrap();
-    let mut framed = (bytes.len() as i32).to_be_bytes().to_vec();
-    framed.extend_from_slice(&bytes);
-    stream.write_all(&framed).unwrap();
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).unwrap();
-    let mut response = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut response).unwrap();
-    let mut response = bytes::Bytes::from(response);
-    ResponseHeader::decode(&mut response, api.response_header_version(version)).unwrap();
-    R::decode(&mut response, version).unwrap()
 }
 
 /// The voters' log end offsets DescribeQuorum (v1) at `addr` answers

@@ -9,18 +9,16 @@
 mod common;
 
 use std::{
-    io::{Read, Write},
     net::TcpStream,
     time::{Duration, Instant},
 };
 
-use bytes::{Bytes, BytesMut};
 use common::Broker;
 use kafka_protocol::{
     messages::{
         describe_quorum_request::{PartitionData, TopicData},
         ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeQuorumRequest,
-        DescribeQuorumResponse, RequestHeader, ResponseHeader, TopicName,
+        DescribeQuorumResponse, TopicName,
     },
     protocol::{Decodable, Encodable, StrBytes},
 };
@@ -33,30 +31,7 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 fn call<T: Encodable, R: Decodable>(broker: &Broker, api: ApiKey, version: i16, body: &T) -> R {
     let mut stream = TcpStream::connect(&broker.kafka_addr).expect("connects");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("quorum-test")));
-    let mut bytes = BytesMut::new();
-    header
-        .encode(&mut bytes, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut bytes, version).unwrap();
-    let mut framed = (bytes.len() as i32).to_be_bytes().to_vec();
-    framed.extend_from_slice(&bytes);
-    stream.write_all(&framed).unwrap();
-    let mut length = [0u8; 4];
-    stream
-        .read_exact(&mut length)
-        .unwrap_or_else(|error| panic!("{api:?} v{version}: no answer: {error}"));
-    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut body).expect("a whole response");
-    let mut body = Bytes::from(body);
-    let header = ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, 7);
-    R::decode(&mut body, version)
-        .unwrap_or_else(|error| panic!("{api:?} v{version}: answer not readable: {error}"))
+    common::kafka_exchange(&mut stream, api, version, 7, "quorum-test", body)
 }
 
 fn request(topics: &[(&str, &[i32])]) -> DescribeQuorumRequest {

@@ -10,12 +10,7 @@
 mod common;
 mod kafka_common;
 
-use std::{
-    collections::BTreeMap,
-    io::{Read, Write},
-    net::TcpStream,
-    time::Duration,
-};
+use std::{collections::BTreeMap, net::TcpStream, time::Duration};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::Broker;
@@ -34,8 +29,7 @@ use kafka_protocol::{
         FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
         JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
         ListGroupsResponse, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
-        OffsetFetchResponse, RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
-        TopicName,
+        OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
     },
     protocol::{Decodable, Encodable, StrBytes},
 };
@@ -113,32 +107,15 @@ impl Client {
 
     fn call<T: Encodable, R: Decodable>(&mut self, api: ApiKey, version: i16, body: &T) -> R {
         self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("group-protocol")));
-        let mut bytes = BytesMut::new();
-        header
-            .encode(&mut bytes, api.request_header_version(version))
-            .unwrap();
-        body.encode(&mut bytes, version).unwrap();
-        let mut framed = (bytes.len() as i32).to_be_bytes().to_vec();
-        framed.extend_from_slice(&bytes);
-        self.stream.write_all(&framed).unwrap();
-
-        let mut length = [0u8; 4];
-        self.stream
-            .read_exact(&mut length)
-            .unwrap_or_else(|error| panic!("{api:?} v{version}: no answer: {error}"));
-        let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
-        self.stream.read_exact(&mut body).expect("a whole response");
-        let mut body = Bytes::from(body);
-        let header =
-            ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation_id, "{api:?}");
-        R::decode(&mut body, version)
-            .unwrap_or_else(|error| panic!("{api:?} v{version}: answer not readable: {error}"))
+        let correlation_id = self.correlation_id;
+        common::kafka_exchange(
+            &mut self.stream,
+            api,
+            version,
+            correlation_id,
+            "group-protocol",
+            body,
+        )
     }
 
     fn join(

@@ -20,8 +20,11 @@
 //! | 10 | [`MetadataRecord::InSyncAltered`] | `u128` topic id, `u32` partition, `i32` leader, `u32` leader epoch, `u32` partition epoch, node list |
 //! | 11 | [`MetadataRecord::PartitionState`] | `u128` topic id, `u32` partition, `i32` leader (-1: none), `u32` leader epoch, `u32` partition epoch, node list (in sync), node list (eligible) |
 //!
-//! Types 10 and 11 came after the others in version 2; a release before
-//! them stops at one with "unknown record type" rather than misread it.
+//! | 12 | [`MetadataRecord::LeaderElected`] | `u128` topic id, `u32` partition, `u8` election (0 preferred, 1 unclean) |
+//!
+//! Types 10 and 11, then 12, came after the others in version 2; a release
+//! before them stops at one with "unknown record type" rather than misread
+//! it.
 //!
 //! Configs are a list of (name, value) string pairs; replicas a list (one
 //! per partition) of lists of `i32` node ids; a registration is `i32` node,
@@ -51,7 +54,7 @@ use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use super::{
     image::PRODUCER_ID_FIRST,
-    records::{BrokerRegistration, MetadataRecord, PartitionRecord},
+    records::{BrokerRegistration, Election, MetadataRecord, PartitionRecord},
 };
 
 /// The format version this release writes, and the newest it reads.
@@ -83,6 +86,7 @@ const TYPE_BROKER_UNFENCED: u8 = 8;
 const TYPE_BROKER_STATE: u8 = 9;
 const TYPE_IN_SYNC_ALTERED: u8 = 10;
 const TYPE_PARTITION_STATE: u8 = 11;
+const TYPE_LEADER_ELECTED: u8 = 12;
 
 /// A partition has at most this many replicas (Kafka allows as many as
 /// brokers; a quorum bounds a useful count far lower).
@@ -230,6 +234,16 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             out.u32(state.partition_epoch);
             out.nodes(&state.in_sync);
             out.nodes(&state.eligible);
+        }
+        MetadataRecord::LeaderElected {
+            topic_id,
+            partition,
+            election,
+        } => {
+            out.u8(TYPE_LEADER_ELECTED);
+            out.u128(topic_id.0);
+            out.u32(*partition);
+            out.u8(election.code());
         }
     }
     out.bytes
@@ -384,6 +398,17 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
             in_sync: input.nodes("in-sync set")?,
             eligible: input.nodes("eligible leader replicas")?,
         }),
+        TYPE_LEADER_ELECTED => MetadataRecord::LeaderElected {
+            topic_id: input.topic_id()?,
+            partition: input.u32("partition")?,
+            election: {
+                let code = input.u8("election")?;
+                Election::from_code(code).ok_or(DecodeError::InvalidValue {
+                    field: "election",
+                    value: i64::from(code),
+                })?
+            },
+        },
         record_type => {
             return Err(DecodeError::UnknownType {
                 record_type,
@@ -848,6 +873,22 @@ mod tests {
                 MetadataRecord::PartitionState(partition_state()),
                 "0b 02010000000000000000000000000000 03000000 ffffffff 04000000 05000000 00000000 01000000 02000000",
             ),
+            (
+                MetadataRecord::LeaderElected {
+                    topic_id: TopicId(0x0102),
+                    partition: 3,
+                    election: Election::Preferred,
+                },
+                "0c 02010000000000000000000000000000 03000000 00",
+            ),
+            (
+                MetadataRecord::LeaderElected {
+                    topic_id: TopicId(0x0102),
+                    partition: 3,
+                    election: Election::Unclean,
+                },
+                "0c 02010000000000000000000000000000 03000000 01",
+            ),
         ];
         for (record, bytes) in golden {
             assert_eq!(
@@ -861,6 +902,14 @@ mod tests {
                 "{record:?}"
             );
         }
+        assert_eq!(
+            decode(&unhex("0c 02010000000000000000000000000000 03000000 02"), 2),
+            Err(DecodeError::InvalidValue {
+                field: "election",
+                value: 2
+            }),
+            "an election type no release writes"
+        );
     }
 
     /// Every cut of a record's body, and every body with one byte
@@ -886,11 +935,17 @@ mod tests {
             leader: Some(NodeId(4)),
             ..partition_state()
         });
+        let elected = MetadataRecord::LeaderElected {
+            topic_id: TopicId(7),
+            partition: 1,
+            election: Election::Unclean,
+        };
         for record in [
             record,
             MetadataRecord::BrokerRegistered(registration()),
             altered,
             state,
+            elected,
         ] {
             let body = encode_record(&record);
             for end in 0..body.len() {

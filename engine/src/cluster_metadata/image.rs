@@ -8,12 +8,12 @@ use std::{
 };
 
 use sluice_replication::partition::{
-    control::{ControlConfig, ControlError, PartitionControl},
+    control::{ControlConfig, ControlError, ElectionError, PartitionControl},
     leader::Node,
 };
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
-use super::records::{BrokerRegistration, MetadataRecord, PartitionRecord};
+use super::records::{BrokerRegistration, Election, MetadataRecord, PartitionRecord};
 use crate::topic_config;
 
 /// A topic: its id, name, where each partition lives, and configs.
@@ -129,6 +129,23 @@ pub struct BrokerMeta {
     pub fenced: bool,
 }
 
+/// Holds `election` on `control`: the preferred replica, or (unclean)
+/// any alive replica of a partition that has no leader.
+fn hold_election(
+    control: &mut PartitionControl,
+    election: Election,
+    alive: impl Fn(Node) -> bool,
+    config: ControlConfig,
+) -> Result<(), ElectionError> {
+    match election {
+        Election::Preferred => {
+            let preferred = control.preferred().ok_or(ElectionError::NoLiveReplica)?;
+            control.elect_preferred(preferred, alive)
+        }
+        Election::Unclean => control.elect_unclean(alive, config),
+    }
+}
+
 fn new_control(replicas: &[NodeId], alive: impl Fn(NodeId) -> bool) -> PartitionControl {
     let nodes: Vec<Node> = replicas.iter().copied().map(node).collect();
     PartitionControl::new(&nodes, |n| alive(node_id(n)))
@@ -181,6 +198,12 @@ pub enum Refused {
         topic_id: TopicId,
         partition: u32,
         reason: ControlError,
+    },
+    #[error("partition {partition} of topic {topic_id}: {reason}")]
+    Election {
+        topic_id: TopicId,
+        partition: u32,
+        reason: ElectionError,
     },
 }
 
@@ -361,6 +384,22 @@ impl Metadata {
                         })
                 })?;
             }
+            MetadataRecord::LeaderElected {
+                topic_id,
+                partition,
+                election,
+            } => {
+                let alive = self.alive_set();
+                self.change_partition(*topic_id, *partition, |control, config| {
+                    hold_election(control, *election, alive, config).map_err(|reason| {
+                        Refused::Election {
+                            topic_id: *topic_id,
+                            partition: *partition,
+                            reason,
+                        }
+                    })
+                })?;
+            }
             MetadataRecord::PartitionState(state) => {
                 let PartitionRecord {
                     topic_id,
@@ -427,6 +466,41 @@ impl Metadata {
             next: self.producer_id_next,
         };
         brokers.chain(topics).chain([producer_ids]).collect()
+    }
+
+    /// What a [`MetadataRecord::LeaderElected`] of `election` for
+    /// partition `partition` of topic `topic_id` would meet if it were
+    /// applied to this image now, which changes nothing: the same checks,
+    /// on a copy of the one partition.
+    pub fn try_election(
+        &self,
+        topic_id: TopicId,
+        partition: u32,
+        election: Election,
+    ) -> Result<(), Refused> {
+        let topic = self
+            .topics
+            .values()
+            .find(|topic| topic.id == topic_id)
+            .ok_or(Refused::UnknownTopic { topic_id })?;
+        let mut control = topic
+            .partition(partition)
+            .ok_or(Refused::UnknownPartition {
+                topic_id,
+                partition,
+            })?
+            .clone();
+        hold_election(
+            &mut control,
+            election,
+            self.alive_set(),
+            topic.control_config(),
+        )
+        .map_err(|reason| Refused::Election {
+            topic_id,
+            partition,
+            reason,
+        })
     }
 
     /// Whether `node` may lead a partition by this image: registered and
@@ -790,6 +864,110 @@ mod tests {
         assert!(matches!(
             metadata.apply(&unknown, 7),
             Err(Refused::UnknownPartition { partition: 4, .. })
+        ));
+    }
+
+    #[test]
+    fn an_election_is_held_where_it_is_applied_and_refused_when_it_cannot_be() {
+        let mut metadata = three_brokers_and_a_topic("2");
+        let elect = |election| MetadataRecord::LeaderElected {
+            topic_id: TopicId(9),
+            partition: 0,
+            election,
+        };
+        let refused = |metadata: &mut Metadata, election, index| {
+            let before = metadata.clone();
+            let tried = metadata.try_election(TopicId(9), 0, election);
+            let applied = metadata.apply(&elect(election), index);
+            assert_eq!(tried, applied, "the dry run finds what the record meets");
+            assert_eq!(*metadata, before, "a refused election changes nothing");
+            match applied {
+                Err(Refused::Election { reason, .. }) => reason,
+                other => panic!("{election} election: {other:?}"),
+            }
+        };
+        assert_eq!(
+            refused(&mut metadata, Election::Preferred, 5),
+            ElectionError::NotNeeded(1)
+        );
+        assert_eq!(
+            refused(&mut metadata, Election::Unclean, 6),
+            ElectionError::NotNeeded(1)
+        );
+        // Node 1 stops: node 2 leads; back, node 1 is not in sync yet.
+        let fence = MetadataRecord::BrokerFenced {
+            node: NodeId(1),
+            epoch: 1,
+        };
+        metadata.apply(&fence, 7).unwrap();
+        assert_eq!(
+            refused(&mut metadata, Election::Preferred, 8),
+            ElectionError::PreferredNotAvailable(1)
+        );
+        let unfence = MetadataRecord::BrokerUnfenced {
+            node: NodeId(1),
+            epoch: 1,
+        };
+        metadata.apply(&unfence, 9).unwrap();
+        assert_eq!(
+            refused(&mut metadata, Election::Preferred, 10),
+            ElectionError::PreferredNotAvailable(1),
+            "alive, not in sync"
+        );
+        let rejoined = MetadataRecord::InSyncAltered {
+            topic_id: TopicId(9),
+            partition: 0,
+            leader: NodeId(2),
+            leader_epoch: 1,
+            partition_epoch: control(&metadata).partition_epoch,
+            in_sync: vec![NodeId(1), NodeId(2), NodeId(3)],
+        };
+        metadata.apply(&rejoined, 11).unwrap();
+        let before = control(&metadata);
+        assert_eq!(
+            metadata.try_election(TopicId(9), 0, Election::Preferred),
+            Ok(())
+        );
+        assert_eq!(control(&metadata), before, "a dry run changes nothing");
+        metadata.apply(&elect(Election::Preferred), 12).unwrap();
+        let after = control(&metadata);
+        assert_eq!(after.leader, Some(1));
+        assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+        assert_eq!(after.partition_epoch, before.partition_epoch + 1);
+        assert_eq!(after.in_sync, before.in_sync);
+
+        // Every replica stops; node 3, neither in sync nor eligible when
+        // it left, comes back alone: only an unclean election elects it.
+        for (node, index) in [(3, 13), (1, 14), (2, 15)] {
+            let fence = MetadataRecord::BrokerFenced {
+                node: NodeId(node),
+                epoch: node as u64,
+            };
+            metadata.apply(&fence, index).unwrap();
+        }
+        assert_eq!(
+            refused(&mut metadata, Election::Unclean, 16),
+            ElectionError::NoLiveReplica
+        );
+        let unfence = MetadataRecord::BrokerUnfenced {
+            node: NodeId(3),
+            epoch: 3,
+        };
+        metadata.apply(&unfence, 17).unwrap();
+        assert_eq!(control(&metadata).leader, None, "unclean election is off");
+        metadata.apply(&elect(Election::Unclean), 18).unwrap();
+        let unclean = control(&metadata);
+        assert_eq!(unclean.leader, Some(3));
+        assert_eq!(unclean.in_sync, [3].into());
+        assert!(unclean.eligible.is_empty());
+        let unknown = MetadataRecord::LeaderElected {
+            topic_id: TopicId(9),
+            partition: 1,
+            election: Election::Preferred,
+        };
+        assert!(matches!(
+            metadata.apply(&unknown, 19),
+            Err(Refused::UnknownPartition { partition: 1, .. })
         ));
     }
 

@@ -26,4 +26,4 @@ pub mod records;
 
 pub use image::{Metadata, Refused, TopicMeta, PRODUCER_ID_FIRST};
 pub use log_file::{MetadataError, MetadataLog};
-pub use records::MetadataRecord;
+pub use records::{Election, MetadataRecord};

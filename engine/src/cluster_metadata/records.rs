@@ -87,6 +87,55 @@ pub enum MetadataRecord {
     /// A partition's whole state, as a snapshot of the metadata holds it.
     /// Only in snapshots, after its topic.
     PartitionState(PartitionRecord),
+    /// An election of a partition's leader asked for by an operator
+    /// (Kafka's ElectLeaders) or by the controller's leader balancing,
+    /// held where the record is applied, against the state it meets
+    /// there: every node elects the same leader. Refused (changing
+    /// nothing) when it is not needed or nobody it allows can lead.
+    LeaderElected {
+        topic_id: TopicId,
+        partition: u32,
+        election: Election,
+    },
+}
+
+/// Which election a [`MetadataRecord::LeaderElected`] holds (Kafka's
+/// election types, with their numbers on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Election {
+    /// The preferred replica (the first of the replica list) takes over,
+    /// if it is alive and in sync.
+    Preferred,
+    /// A partition without a leader takes any alive replica, in sync or
+    /// not: it may lose acknowledged records.
+    Unclean,
+}
+
+impl Election {
+    /// Kafka's number for the election type: 0 preferred, 1 unclean.
+    pub fn code(self) -> u8 {
+        match self {
+            Election::Preferred => 0,
+            Election::Unclean => 1,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Election> {
+        match code {
+            0 => Some(Election::Preferred),
+            1 => Some(Election::Unclean),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Election {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Election::Preferred => "preferred",
+            Election::Unclean => "unclean",
+        })
+    }
 }
 
 /// A partition's leader, epochs, in-sync set and eligible leader replicas

@@ -17,7 +17,7 @@ use sluice_storage::{log::LogConfig, NodeId};
 use super::{
     broadcast, on_partitions,
     open::{node_of, TICK_MS},
-    state::{Controller, DriverEvent, Effect},
+    state::{Controller, DriverEvent, Effect, Rejected},
 };
 use crate::{
     cluster_metadata::{
@@ -69,6 +69,7 @@ pub async fn drive(shard: Rc<Shard>) {
         if Instant::now() >= next_tick {
             quorum.borrow_mut().tick();
             super::cluster::check_leases(&shard, controller);
+            super::balance::check(&shard, controller);
             next_tick += tick;
             if next_tick < Instant::now() {
                 next_tick = Instant::now() + tick;
@@ -78,7 +79,7 @@ pub async fn drive(shard: Rc<Shard>) {
             tracing::error!(%reason, "the controller stopped: its log failed");
             *controller.stopped.borrow_mut() = Some(reason);
             for (_, waiter) in controller.waiters.borrow_mut().drain() {
-                let _ = waiter.send(Err(stopped(controller)));
+                let _ = waiter.send(Err(Rejected::Failed(stopped(controller))));
             }
             return;
         }
@@ -240,15 +241,15 @@ pub async fn carry_out_effects(shard: Rc<Shard>) {
         let waiter = controller.waiters.borrow_mut().remove(&effect.sequence);
         if let Some(waiter) = waiter {
             let result = match effect.refused {
-                Some(refused) => Err(failure_of(refused)),
-                None => opened,
+                Some(refused) => Err(Rejected::Refused(refused)),
+                None => opened.map_err(Rejected::Failed),
             };
             let _ = waiter.send(result);
         }
     }
 }
 
-fn failure_of(refused: Refused) -> Failure {
+pub(super) fn failure_of(refused: Refused) -> Failure {
     let kind = match refused {
         Refused::TopicExists { .. } => ErrorKind::TopicExists,
         Refused::UnknownTopic { .. } => ErrorKind::UnknownTopic,
@@ -259,6 +260,10 @@ fn failure_of(refused: Refused) -> Failure {
         Refused::UnknownPartition { .. } => ErrorKind::NoSuchPartition,
         // The asker no longer leads, or asked under an old epoch.
         Refused::PartitionChange { .. } => ErrorKind::NotLeader,
+        // Elections answer with their own reasons (see
+        // `super::elections`); as a failure, an election that could not
+        // be held is a request that cannot be met.
+        Refused::Election { .. } => ErrorKind::InvalidRequest,
     };
     Failure::new(kind, refused.to_string())
 }
@@ -374,9 +379,23 @@ async fn remove_what_is_gone(shard: &Rc<Shard>, previous: &Metadata, next: &Meta
 /// `NotController` when no leader took it within [`PROPOSAL_TIMEOUT`];
 /// `StorageFailed` when the controller's log failed.
 pub async fn propose(shard: &Rc<Shard>, record: MetadataRecord) -> Result<(), Failure> {
+    propose_checked(shard, record)
+        .await
+        .map_err(|rejected| match rejected {
+            Rejected::Refused(refused) => failure_of(refused),
+            Rejected::Failed(failure) => failure,
+        })
+}
+
+/// [`propose`], telling a refusal where the record was applied (with its
+/// reason, as every node found it) from a failure to commit it.
+pub(super) async fn propose_checked(
+    shard: &Rc<Shard>,
+    record: MetadataRecord,
+) -> Result<(), Rejected> {
     let controller = controller(shard);
     if controller.stopped.borrow().is_some() {
-        return Err(stopped(controller));
+        return Err(Rejected::Failed(stopped(controller)));
     }
     let sequence = controller.sequence.get();
     controller.sequence.set(sequence + 1);
@@ -394,7 +413,7 @@ pub async fn propose(shard: &Rc<Shard>, record: MetadataRecord) -> Result<(), Fa
     // changes nothing), and the first answers.
     let result = loop {
         if let Err(failure) = place_proposal(shard, controller, payload.clone(), deadline).await {
-            break Err(failure);
+            break Err(Rejected::Failed(failure));
         }
         let wait = deadline
             .saturating_duration_since(Instant::now())
@@ -405,12 +424,12 @@ pub async fn propose(shard: &Rc<Shard>, record: MetadataRecord) -> Result<(), Fa
         };
         match futures_lite::future::or(async { Some((&mut answer).await) }, timed_out).await {
             Some(Ok(result)) => break result,
-            Some(Err(_)) => break Err(stopped(controller)),
+            Some(Err(_)) => break Err(Rejected::Failed(stopped(controller))),
             None if Instant::now() >= deadline => {
-                break Err(Failure::new(
+                break Err(Rejected::Failed(Failure::new(
                     ErrorKind::NotController,
                     format!("the change was not committed within {PROPOSAL_TIMEOUT:?} (no controller leader, or no majority of voters); it may still take effect once a majority is back"),
-                ))
+                )))
             }
             None => {}
         }

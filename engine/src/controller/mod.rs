@@ -15,9 +15,13 @@
 //! - [`driver`]: the quorum driven, entries applied, effects carried out.
 //! - [`cluster`]: the peers' messages, registration, heartbeats, leases.
 //! - [`observer`]: brokers that are not voters, following the voters.
+//! - [`elections`]: leader elections an operator asks for.
+//! - [`balance`]: leadership moved back to preferred replicas.
 
+pub mod balance;
 pub mod cluster;
 pub mod driver;
+pub mod elections;
 pub mod observer;
 pub mod open;
 pub mod placement;
@@ -29,12 +33,13 @@ use futures_channel::oneshot;
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use crate::{
-    cluster_metadata::{Metadata, MetadataRecord, TopicMeta, PRODUCER_ID_FIRST},
+    cluster_metadata::{Election, Metadata, MetadataRecord, TopicMeta, PRODUCER_ID_FIRST},
     partition::{ask, gather_all, ErrorKind, Failure, PartitionOp, Route},
     shard::{Shard, ShardMessage},
     topic_config::log_config,
 };
 use driver::propose;
+pub use elections::{ElectionFailure, ElectionOutcome};
 
 /// A topic has at most this many partitions: each is a directory, a log and
 /// open files on its shard.
@@ -130,6 +135,14 @@ pub enum ControllerOp {
     /// InitProducerId).
     AllocateProducerIds {
         reply: oneshot::Sender<Result<ProducerIdBlock, Failure>>,
+    },
+    /// Holds `election` for each named partition (topic, partition), or
+    /// with `None` for every partition (Kafka's ElectLeaders); see
+    /// [`elections::elect_leaders`].
+    ElectLeaders {
+        election: Election,
+        partitions: Option<Vec<(String, u32)>>,
+        reply: oneshot::Sender<Vec<ElectionOutcome>>,
     },
 }
 
@@ -244,6 +257,13 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
         }
         ControllerOp::AllocateProducerIds { reply } => {
             let _ = reply.send(allocate_producer_ids(shard).await);
+        }
+        ControllerOp::ElectLeaders {
+            election,
+            partitions,
+            reply,
+        } => {
+            let _ = reply.send(elections::elect_leaders(shard, election, partitions).await);
         }
     }
 }

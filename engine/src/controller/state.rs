@@ -46,6 +46,16 @@ pub struct Effect {
     pub refused: Option<Refused>,
 }
 
+/// Why a proposal of this node's changed nothing.
+#[derive(Debug)]
+pub enum Rejected {
+    /// Committed, and refused where it was applied (the same on every
+    /// node).
+    Refused(Refused),
+    /// Not committed in time, or its effects failed on this node.
+    Failed(Failure),
+}
+
 /// Leases the leader keeps: per broker, the epoch and when it last heard
 /// from it.
 pub type Leases = HashMap<NodeId, (u64, Instant)>;
@@ -78,7 +88,7 @@ pub struct Controller {
     /// The sequence of this node's next proposal.
     pub(super) sequence: Cell<u64>,
     /// This node's proposals not yet applied, by sequence.
-    pub(super) waiters: RefCell<HashMap<u64, oneshot::Sender<Result<(), Failure>>>>,
+    pub(super) waiters: RefCell<HashMap<u64, oneshot::Sender<Result<(), Rejected>>>>,
     pub(super) events: (
         async_channel::Sender<DriverEvent>,
         async_channel::Receiver<DriverEvent>,
@@ -98,6 +108,9 @@ pub struct Controller {
     pub(super) leases: RefCell<Leases>,
     /// When this node became leader, while it is.
     pub(super) leading_since: Cell<Option<Instant>>,
+    /// While this node leads: when it last checked leader balance (or
+    /// took the lead).
+    pub(super) balance_checked: Cell<Option<Instant>>,
     /// Fences and unfences proposed, not yet seen applied.
     pub(super) fences_pending: RefCell<HashMap<(NodeId, u64, bool), Instant>>,
     /// Questions to the leader of how far each node holds the metadata
@@ -126,6 +139,7 @@ impl Controller {
             network: RefCell::new(None),
             leases: RefCell::new(Leases::default()),
             leading_since: Cell::new(None),
+            balance_checked: Cell::new(None),
             fences_pending: RefCell::new(HashMap::new()),
             log_ends_asked: RefCell::new(HashMap::new()),
             next_question: Cell::new(0),

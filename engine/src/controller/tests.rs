@@ -423,3 +423,74 @@ fn a_voters_data_is_not_an_observers_and_an_observers_not_a_voters() {
         "{error}"
     );
 }
+
+async fn elect(
+    shard: &Rc<Shard>,
+    election: Election,
+    partitions: Option<Vec<(&str, u32)>>,
+) -> Vec<(String, u32, Result<(), ElectionFailure>)> {
+    let (reply, answer) = oneshot::channel();
+    let partitions = partitions.map(|partitions| {
+        partitions
+            .into_iter()
+            .map(|(topic, partition)| (topic.to_string(), partition))
+            .collect()
+    });
+    let op = ControllerOp::ElectLeaders {
+        election,
+        partitions,
+        reply,
+    };
+    run(shard, op).await;
+    answer
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|outcome| (outcome.topic, outcome.partition, outcome.result))
+        .collect()
+}
+
+#[test]
+fn elections_answer_each_partition_named_in_order() {
+    use sluice_replication::partition::control::ElectionError;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    on_executor(async move {
+        let cluster = shards(&path, 1);
+        let controller = &cluster[0];
+        assert_eq!(create_topic(controller, "events", 2).await, Ok(()));
+        let before = controller.metadata();
+        let named = vec![("events", 1), ("gone", 0), ("events", 7), ("events", 0)];
+        for election in [Election::Preferred, Election::Unclean] {
+            let outcomes = elect(controller, election, Some(named.clone())).await;
+            let not_needed = Err(ElectionFailure::NotHeld(ElectionError::NotNeeded(0)));
+            let failed = |kind: ErrorKind| move |result: &Result<(), ElectionFailure>| matches!(result, Err(ElectionFailure::Failed(failure)) if failure.kind == kind);
+            assert_eq!(
+                outcomes
+                    .iter()
+                    .map(|(topic, partition, _)| (topic.as_str(), *partition))
+                    .collect::<Vec<_>>(),
+                named,
+                "{election}: in the order named"
+            );
+            assert_eq!(
+                outcomes[0].2, not_needed,
+                "{election}: one replica leads already, as preferred"
+            );
+            assert!(
+                failed(ErrorKind::UnknownTopic)(&outcomes[1].2),
+                "{election}"
+            );
+            assert!(
+                failed(ErrorKind::NoSuchPartition)(&outcomes[2].2),
+                "{election}"
+            );
+            assert_eq!(outcomes[3].2, not_needed, "{election}");
+            // Asked of every partition: those that needed no election are
+            // left out.
+            assert!(elect(controller, election, None).await.is_empty());
+        }
+        assert_eq!(controller.metadata(), before, "nothing was proposed");
+        stop(cluster);
+    });
+}

@@ -64,7 +64,7 @@ fn outcome_failure(outcomes: &[TopicOutcome], name: &str) -> Option<Failure> {
     }
 }
 
-async fn controller<T>(
+pub(super) async fn controller<T>(
     shard: &Rc<Shard>,
     op: impl FnOnce(oneshot::Sender<T>) -> ControllerOp,
 ) -> Option<T> {
@@ -73,7 +73,7 @@ async fn controller<T>(
     answer.await.ok()
 }
 
-fn stopped() -> Failure {
+pub(super) fn stopped() -> Failure {
     Failure::new(ErrorKind::ShuttingDown, "the controller stopped")
 }
 

@@ -7,6 +7,7 @@
 mod admin;
 mod classic_groups;
 mod consumer_group_protocol;
+mod elect_leaders;
 mod fetch;
 mod group_offsets;
 mod log_dirs;
@@ -115,6 +116,7 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
@@ -192,6 +194,7 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
             serve!(reassignments::list_partition_reassignments)
         }
         ApiKey::DescribeTopicPartitions => serve!(topic_partitions::describe_topic_partitions),
+        ApiKey::ElectLeaders => serve!(elect_leaders::elect_leaders),
         ApiKey::InitProducerId => serve!(producer_id::handle),
         ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
         ApiKey::ListGroups => serve!(classic_groups::list_groups),

@@ -7,6 +7,7 @@
 
 mod admin;
 mod cluster;
+mod elections;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -196,6 +197,10 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
         ApiKey::DescribeCluster => encode_response(
             correlation_id,
             &cluster::describe(shard, decode!(m::DescribeClusterRequest)),
+        ),
+        ApiKey::ElectLeaders => encode_response(
+            correlation_id,
+            &elections::elect_leaders(shard, decode!(m::ElectLeadersRequest)).await,
         ),
         ApiKey::Produce => {
             let response = produce::handle(shard, decode!(m::ProduceRequest)).await?;

@@ -12,10 +12,12 @@ use crate::native::{
     messages::{
         AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteGroupRequest, DeleteTopicsRequest,
         DescribeClusterRequest, DescribeClusterResponse, DescribeGroupRequest,
-        DescribeGroupResponse, GroupListing, GroupResult, ListGroupsRequest, ListGroupsResponse,
-        ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest, MetadataResponse,
-        NewTopic, OffsetSpec, ResetGroupOffsetsRequest, ResetGroupOffsetsResponse, ResetPartition,
-        ResetTo, TopicDescription, TopicInfo, TopicResults, CREATE_TOPICS_PLACEMENT_VERSION,
+        DescribeGroupResponse, ElectLeadersRequest, ElectLeadersResponse, ElectionResult,
+        ElectionTopic, ElectionType, GroupListing, GroupResult, ListGroupsRequest,
+        ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest,
+        MetadataResponse, NewTopic, OffsetSpec, ResetGroupOffsetsRequest,
+        ResetGroupOffsetsResponse, ResetPartition, ResetTo, TopicDescription, TopicInfo,
+        TopicResults, CREATE_TOPICS_PLACEMENT_VERSION,
     },
     ErrorCode,
 };
@@ -225,6 +227,20 @@ impl Client {
     pub async fn describe_cluster(&self) -> Result<DescribeClusterResponse, ClientError> {
         self.request(ApiKey::DescribeCluster, &DescribeClusterRequest {})
             .await
+    }
+
+    /// Holds `election` for the partitions `topics` name (a topic with no
+    /// partitions: each of its partitions; no topics: every partition,
+    /// and only those that needed an election are answered). A result per
+    /// partition, each with its own code (see [`ElectLeadersRequest`]).
+    pub async fn elect_leaders(
+        &self,
+        election: ElectionType,
+        topics: Vec<ElectionTopic>,
+    ) -> Result<Vec<ElectionResult>, ClientError> {
+        let request = ElectLeadersRequest { election, topics };
+        let response: ElectLeadersResponse = self.request(ApiKey::ElectLeaders, &request).await?;
+        Ok(response.results)
     }
 
     /// The offset `spec` names in one partition: `None` when a timestamp

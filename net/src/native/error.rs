@@ -46,10 +46,17 @@ pub enum ErrorCode {
     /// Fewer replicas are in sync than the topic's `min.insync.replicas`:
     /// a write that asks every in-sync replica to hold it is refused.
     NotEnoughReplicas = 28,
+    /// The election asked for is not needed: the preferred replica leads
+    /// already, or (unclean) the partition has a leader.
+    ElectionNotNeeded = 29,
+    /// The preferred replica is not alive and in sync: it cannot lead.
+    PreferredLeaderNotAvailable = 30,
+    /// No replica the election allows is alive to lead.
+    EligibleLeadersNotAvailable = 31,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -79,6 +86,9 @@ impl ErrorCode {
         ErrorCode::InvalidReplicaAssignment,
         ErrorCode::InvalidReplicationFactor,
         ErrorCode::NotEnoughReplicas,
+        ErrorCode::ElectionNotNeeded,
+        ErrorCode::PreferredLeaderNotAvailable,
+        ErrorCode::EligibleLeadersNotAvailable,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -137,6 +147,9 @@ impl ErrorCode {
             ErrorCode::InvalidReplicaAssignment => "invalid replica assignment",
             ErrorCode::InvalidReplicationFactor => "invalid replication factor",
             ErrorCode::NotEnoughReplicas => "not enough replicas",
+            ErrorCode::ElectionNotNeeded => "election not needed",
+            ErrorCode::PreferredLeaderNotAvailable => "preferred leader not available",
+            ErrorCode::EligibleLeadersNotAvailable => "eligible leaders not available",
         }
     }
 }

@@ -4,8 +4,12 @@
 //!
 //! - A leader is elected from the in-sync set; when it is empty, from the
 //!   eligible leader replicas; never from anywhere else unless unclean
-//!   election is enabled (`unclean.leader.election.enable`), which may
-//!   lose acknowledged records and says so by its name.
+//!   election is enabled (`unclean.leader.election.enable`) or an
+//!   operator asks for one ([`PartitionControl::elect_unclean`]), which
+//!   may lose acknowledged records and says so by its name.
+//! - An operator (or the controller's leader balancing) may move
+//!   leadership back to the preferred replica, the first of the replica
+//!   list, once it is in sync ([`PartitionControl::elect_preferred`]).
 //! - Every change bumps the partition epoch; a change of leader also bumps
 //!   the leader epoch. A leader's request to change the in-sync set names
 //!   the epochs it was made under, and a stale one changes nothing.
@@ -45,6 +49,19 @@ pub enum ControlError {
     LeaderLeft,
     #[error("node {0} is not a replica of this partition")]
     NotAReplica(Node),
+}
+
+/// Why an election an operator asked for (Kafka's ElectLeaders) changes
+/// nothing. Kafka's codes: ELECTION_NOT_NEEDED,
+/// PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ElectionError {
+    #[error("node {0} leads already")]
+    NotNeeded(Node),
+    #[error("the preferred replica, node {0}, is not alive and in sync")]
+    PreferredNotAvailable(Node),
+    #[error("no replica is alive to lead")]
+    NoLiveReplica,
 }
 
 /// A partition's state as the controller records it.
@@ -165,16 +182,63 @@ impl PartitionControl {
         true
     }
 
+    /// The preferred replica: the first of the replica list, which leads
+    /// when the partition is balanced.
+    pub fn preferred(&self) -> Option<Node> {
+        self.replicas.first().copied()
+    }
+
     /// Makes `node` the leader if it is in sync and alive (preferred
-    /// leader election). Returns whether it changed.
-    pub fn elect_preferred(&mut self, node: Node, alive: impl Fn(Node) -> bool) -> bool {
-        if self.leader == Some(node) || !self.in_sync.contains(&node) || !alive(node) {
-            return false;
+    /// leader election, Kafka's ElectLeaders PREFERRED): a clean election,
+    /// so the in-sync and eligible sets stay as they are.
+    ///
+    /// Errors: `NotNeeded` if `node` leads already;
+    /// `PreferredNotAvailable` if it is not in sync or not alive.
+    pub fn elect_preferred(
+        &mut self,
+        node: Node,
+        alive: impl Fn(Node) -> bool,
+    ) -> Result<(), ElectionError> {
+        if self.leader == Some(node) {
+            return Err(ElectionError::NotNeeded(node));
+        }
+        if !self.in_sync.contains(&node) || !alive(node) {
+            return Err(ElectionError::PreferredNotAvailable(node));
         }
         self.leader = Some(node);
         self.leader_epoch += 1;
         self.partition_epoch += 1;
-        true
+        Ok(())
+    }
+
+    /// Elects a leader for a partition that has none, whatever the topic's
+    /// `unclean.leader.election.enable` says (Kafka's ElectLeaders
+    /// UNCLEAN, asked for by an operator who accepts that records
+    /// acknowledged only by the lost replicas are gone): the first alive
+    /// replica of the in-sync set, else of the eligible replicas, else any
+    /// alive replica. A leader elected from outside the in-sync set is
+    /// the in-sync set alone from then on.
+    ///
+    /// Errors: `NotNeeded` if the partition has a leader;
+    /// `NoLiveReplica` if no replica is alive.
+    pub fn elect_unclean(
+        &mut self,
+        alive: impl Fn(Node) -> bool,
+        config: ControlConfig,
+    ) -> Result<(), ElectionError> {
+        if let Some(leader) = self.leader {
+            return Err(ElectionError::NotNeeded(leader));
+        }
+        let config = ControlConfig {
+            unclean: true,
+            ..config
+        };
+        self.elect(alive, config);
+        if self.leader.is_none() {
+            return Err(ElectionError::NoLiveReplica);
+        }
+        self.partition_epoch += 1;
+        Ok(())
     }
 
     /// Elects a leader among the candidates `may_lead` admits: the
@@ -343,8 +407,14 @@ mod tests {
     #[test]
     fn a_preferred_leader_takes_over_only_from_the_in_sync_set() {
         let mut control = PartitionControl::new(&[1, 2, 3], |_| true);
-        assert!(control.elect_preferred(2, |_| true));
+        assert_eq!(control.preferred(), Some(1));
+        assert_eq!(
+            control.elect_preferred(1, |_| true),
+            Err(ElectionError::NotNeeded(1))
+        );
+        assert_eq!(control.elect_preferred(2, |_| true), Ok(()));
         assert_eq!((control.leader, control.leader_epoch), (Some(2), 1));
+        assert_eq!(control.partition_epoch, 1);
         control
             .alter_in_sync(
                 2,
@@ -355,13 +425,80 @@ mod tests {
                 STRICT,
             )
             .unwrap();
-        assert!(
-            !control.elect_preferred(1, |_| true),
+        let before = control.clone();
+        assert_eq!(
+            control.elect_preferred(1, |_| true),
+            Err(ElectionError::PreferredNotAvailable(1)),
             "node 1 is not in sync"
         );
-        assert!(
-            !control.elect_preferred(3, |node| node != 3),
+        assert_eq!(
+            control.elect_preferred(3, |node| node != 3),
+            Err(ElectionError::PreferredNotAvailable(3)),
             "node 3 is fenced"
         );
+        assert_eq!(control, before, "a refused election changes nothing");
+        // Back in sync, node 1 takes over from node 2 in a new epoch; the
+        // in-sync set stays.
+        control
+            .alter_in_sync(
+                2,
+                1,
+                control.partition_epoch,
+                &[1, 2, 3].into(),
+                |_| true,
+                STRICT,
+            )
+            .unwrap();
+        let partition_epoch = control.partition_epoch;
+        assert_eq!(control.elect_preferred(1, |_| true), Ok(()));
+        assert_eq!((control.leader, control.leader_epoch), (Some(1), 2));
+        assert_eq!(control.partition_epoch, partition_epoch + 1);
+        assert_eq!(control.in_sync, [1, 2, 3].into());
+    }
+
+    #[test]
+    fn an_unclean_election_is_held_only_without_a_leader_and_prefers_the_in_sync_then_the_eligible()
+    {
+        let alive = |dead: &'static [Node]| move |node: Node| !dead.contains(&node);
+        let mut control = PartitionControl::new(&[1, 2, 3], |_| true);
+        assert_eq!(
+            control.elect_unclean(alive(&[]), STRICT),
+            Err(ElectionError::NotNeeded(1)),
+            "a partition with a leader needs none"
+        );
+        // Node 3 leaves the set while it is at min.insync.replicas (not
+        // eligible); node 2 below it (eligible); then node 1, the last.
+        control
+            .alter_in_sync(1, 0, 0, &[1, 2].into(), alive(&[]), STRICT)
+            .unwrap();
+        control
+            .alter_in_sync(1, 0, 1, &[1].into(), alive(&[]), STRICT)
+            .unwrap();
+        assert!(control.fence(1, alive(&[1, 2]), STRICT));
+        assert_eq!(control.leader, None);
+        assert_eq!(control.eligible, [1, 2].into());
+        let before = control.clone();
+        assert_eq!(
+            control.elect_unclean(alive(&[1, 2, 3]), STRICT),
+            Err(ElectionError::NoLiveReplica)
+        );
+        assert_eq!(control, before, "a refused election changes nothing");
+
+        // Only node 3, neither in sync nor eligible, is alive: it leads,
+        // alone in the in-sync set, and nobody is known to be complete.
+        let mut unclean = control.clone();
+        assert_eq!(unclean.elect_unclean(alive(&[1, 2]), STRICT), Ok(()));
+        assert_eq!(unclean.leader, Some(3));
+        assert_eq!(unclean.leader_epoch, before.leader_epoch + 1);
+        assert_eq!(unclean.partition_epoch, before.partition_epoch + 1);
+        assert_eq!(unclean.in_sync, [3].into());
+        assert!(unclean.eligible.is_empty());
+
+        // With eligible node 2 alive too, node 2 is taken before node 3.
+        let mut eligible = control.clone();
+        assert_eq!(eligible.elect_unclean(alive(&[1]), STRICT), Ok(()));
+        assert_eq!(eligible.leader, Some(2));
+        assert_eq!(eligible.in_sync, [2].into());
+        assert_eq!(eligible.eligible, [1].into(), "node 1 is still complete");
     }
 }

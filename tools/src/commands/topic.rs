@@ -1,11 +1,18 @@
-//! `sluice topic`: create, list, describe, alter-config, delete.
+//! `sluice topic`: create, list, describe, alter-config, delete,
+//! elect-leaders.
 
-use sluice_net::{client::Client, native::messages::NewTopic};
+use sluice_net::{
+    client::Client,
+    native::{
+        messages::{ElectionTopic, NewTopic},
+        ErrorCode,
+    },
+};
 
 use crate::{
     cli::{Format, TopicCommand},
     output,
-    runtime::{block_on, CliResult},
+    runtime::{block_on, CliError, CliResult},
 };
 
 pub fn run(command: TopicCommand) -> CliResult<()> {
@@ -82,6 +89,41 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 let client = Client::connect(&connect.brokers).await?;
                 client.delete_topic(&name).await?;
                 eprintln!("deleted topic {name}");
+            }
+            TopicCommand::ElectLeaders {
+                topic,
+                partition,
+                election,
+                format,
+                connect,
+            } => {
+                let client = Client::connect(&connect.brokers).await?;
+                let topics = topic
+                    .into_iter()
+                    .map(|name| ElectionTopic {
+                        name,
+                        partitions: partition.clone(),
+                    })
+                    .collect();
+                let results = client.elect_leaders(election.into(), topics).await?;
+                match format {
+                    Format::Text => print!("{}", output::elections_text(&results)),
+                    Format::Json => println!("{}", output::elections_json(&results)),
+                }
+                // As Kafka's tool: an election that was not needed is no
+                // failure; one that was and could not be held is.
+                let failed = results
+                    .iter()
+                    .filter(|result| {
+                        !matches!(result.error, ErrorCode::None | ErrorCode::ElectionNotNeeded)
+                    })
+                    .count();
+                if failed > 0 {
+                    return Err(CliError(format!(
+                        "{failed} of {} elections could not be held",
+                        results.len()
+                    )));
+                }
             }
         }
         Ok(())

@@ -36,6 +36,8 @@ pub struct LocalCluster {
     ready: HashMap<String, String>,
     /// Nodes started again by the test, by id.
     restarted: BTreeMap<u32, Child>,
+    /// `SLUICE_*` settings every node runs with, a node started again too.
+    env: Vec<(String, String)>,
 }
 
 /// A block of `count` ports free right now, from a seed that differs
@@ -57,6 +59,16 @@ fn free_ports(count: u16) -> u16 {
 impl LocalCluster {
     /// Starts `nodes` nodes of one shard each and waits until each serves.
     pub fn start(nodes: u32) -> LocalCluster {
+        LocalCluster::start_with(nodes, &[])
+    }
+
+    /// [`LocalCluster::start`] with `env` (`SLUICE_*` broker settings) in
+    /// every node's environment.
+    pub fn start_with(nodes: u32, env: &[(&str, &str)]) -> LocalCluster {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let ready_file = dir.path().join("cluster.ready");
         let base_port = free_ports(nodes as u16 * 10);
@@ -70,6 +82,7 @@ impl LocalCluster {
             .arg(dir.path().join("nodes"))
             .arg("--ready-file")
             .arg(&ready_file)
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -93,6 +106,7 @@ impl LocalCluster {
             _dir: dir,
             ready,
             restarted: BTreeMap::new(),
+            env,
         }
     }
 
@@ -154,6 +168,7 @@ impl LocalCluster {
         let log = std::fs::File::create(dir.join("log.restarted")).unwrap();
         let child = Command::new(args[0])
             .args(&args[1..])
+            .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -315,4 +330,20 @@ pub fn create_topic(
         Ok(_) => Ok(()),
         Err((_, code)) => Err(code.to_string()),
     }
+}
+
+/// One Kafka request of `version` to `addr` on a new connection, and its
+/// answer (see [`super::kafka_exchange`]).
+pub fn kafka_call<
+    T: kafka_protocol::protocol::Encodable,
+    R: kafka_protocol::protocol::Decodable,
+>(
+    addr: &str,
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+    body: &T,
+) -> R {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    super::kafka_exchange(&mut stream, api, version, 3, "cluster-test", body)
 }

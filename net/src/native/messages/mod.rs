@@ -1,7 +1,8 @@
 //! The requests and responses of the native protocol and their encoding.
 //!
 //! One file per API family (`versions`, `metadata`, `topics`, `produce`,
-//! `fetch`, `offsets`, `groups`, `cluster`); every type is used from here, as
+//! `fetch`, `offsets`, `groups`, `cluster`, `elections`); every type is
+//! used from here, as
 //! `messages::X`. Each message is declared once, with `wire_struct!`: its
 //! field list gives both its encoding and its decoding (see
 //! [`crate::native::wire`]), so the two cannot drift apart. Lists are a
@@ -17,6 +18,7 @@ use super::{
 };
 
 mod cluster;
+mod elections;
 mod fetch;
 mod groups;
 mod metadata;
@@ -26,6 +28,7 @@ mod topics;
 mod versions;
 
 pub use cluster::*;
+pub use elections::*;
 pub use fetch::*;
 pub use groups::*;
 pub use metadata::*;
@@ -52,10 +55,11 @@ pub enum ApiKey {
     ResetGroupOffsets = 11,
     DeleteGroup = 12,
     DescribeCluster = 13,
+    ElectLeaders = 14,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 14] = [
+    pub const ALL: [ApiKey; 15] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -70,6 +74,7 @@ impl ApiKey {
         ApiKey::ResetGroupOffsets,
         ApiKey::DeleteGroup,
         ApiKey::DescribeCluster,
+        ApiKey::ElectLeaders,
     ];
 
     pub fn from_u16(key: u16) -> Option<ApiKey> {

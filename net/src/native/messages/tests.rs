@@ -342,3 +342,40 @@ fn create_topics_reads_back_at_each_version_it_speaks() {
         plain
     );
 }
+
+#[test]
+fn elect_leaders_round_trips_and_an_unknown_election_type_does_not_decode() {
+    let topic = |name: &str, partitions: &[u32]| ElectionTopic {
+        name: name.to_string(),
+        partitions: partitions.to_vec(),
+    };
+    round_trip(&ElectLeadersRequest {
+        election: ElectionType::Unclean,
+        topics: vec![topic("orders", &[0, 3]), topic("events", &[])],
+    });
+    let every = ElectLeadersRequest {
+        election: ElectionType::Preferred,
+        topics: Vec::new(),
+    };
+    round_trip(&every);
+    let result = |partition, error, leader| ElectionResult {
+        topic: "orders".to_string(),
+        partition,
+        error,
+        message: String::new(),
+        leader,
+    };
+    round_trip(&ElectLeadersResponse {
+        results: vec![
+            result(0, ErrorCode::None, Some(1)),
+            result(3, ErrorCode::PreferredLeaderNotAvailable, Some(2)),
+            result(4, ErrorCode::EligibleLeadersNotAvailable, None),
+        ],
+    });
+    let mut bytes = BytesMut::from(&every.to_bytes()[..]);
+    bytes[0] = 2;
+    assert!(matches!(
+        ElectLeadersRequest::from_bytes(bytes.freeze()),
+        Err(crate::native::codec::DecodeError::InvalidValue { value: 2, .. })
+    ));
+}
