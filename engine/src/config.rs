@@ -58,6 +58,10 @@ pub struct BrokerConfig {
     pub cores: Option<usize>,
     /// Defaults for topics created without them.
     pub default_partitions: u32,
+    /// Replicas of a topic created without a replication factor.
+    pub default_replication_factor: u16,
+    /// `min.insync.replicas` given to a topic created without it.
+    pub min_insync_replicas: u32,
     /// A connection that sends nothing for this long is closed.
     pub connection_idle_timeout: Duration,
     /// A connection that stops in the middle of a frame for this long is
@@ -119,6 +123,8 @@ impl Default for BrokerConfig {
             auto_create_partitions: 4,
             cores: None,
             default_partitions: 1,
+            default_replication_factor: 1,
+            min_insync_replicas: 1,
             connection_idle_timeout: Duration::from_secs(600),
             partial_frame_timeout: Duration::from_secs(30),
             connections_max: 10_000,

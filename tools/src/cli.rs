@@ -139,6 +139,14 @@ pub struct ServeArgs {
     /// Shards, one per core [default: every available core].
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,
+    /// Replicas of a topic created without a replication factor (Kafka's
+    /// `default.replication.factor`) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub default_replication_factor: Option<u16>,
+    /// `min.insync.replicas` given to a topic created without it (Kafka's
+    /// broker setting of that name) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub min_insync_replicas: Option<u32>,
     /// Once the broker serves, write the addresses it listens on to FILE
     /// (written whole, by a rename): lines `native_addr=HOST:PORT`,
     /// `kafka_addr=HOST:PORT` and `admin_addr=HOST:PORT` (`off` for a

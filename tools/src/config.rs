@@ -135,6 +135,12 @@ config_layer! {
     auto_leader_rebalance: bool,
     /// How often the controller checks leader balance.
     leader_imbalance_check_interval_ms: u64,
+    /// Replicas of a topic created without a replication factor (Kafka's
+    /// `default.replication.factor`).
+    default_replication_factor: u16,
+    /// `min.insync.replicas` of a topic created without it (Kafka's
+    /// broker-level `min.insync.replicas`).
+    min_insync_replicas: u32,
 }
 
 fn env_value<T: FromStr>(env: &HashMap<String, String>, key: &str) -> Result<Option<T>, ConfigError>
@@ -316,6 +322,13 @@ impl ConfigLayer {
                 "leader_imbalance_check_interval_ms",
                 ms as usize,
             )? as u64);
+        }
+        if let Some(factor) = self.default_replication_factor {
+            config.default_replication_factor =
+                positive("default_replication_factor", usize::from(factor))? as u16;
+        }
+        if let Some(min) = self.min_insync_replicas {
+            config.min_insync_replicas = positive("min_insync_replicas", min as usize)? as u32;
         }
         Ok(config)
     }

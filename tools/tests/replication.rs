@@ -652,3 +652,28 @@ fn assert_holds_what_was_acknowledged(
     }
     high_watermarks
 }
+
+/// `sluice cluster local` of three nodes gives a topic created without a
+/// replication factor three replicas, and `min.insync.replicas=2`.
+#[test]
+fn a_local_cluster_replicates_topics_by_default() {
+    let cluster = start_cluster();
+    create_topic(&cluster.kafka_bootstrap(), TOPIC, 1, -1, &[]).unwrap();
+    let seen = wait_until(
+        || {
+            let seen = partitions_seen(&cluster, 0, 1)?.remove(0);
+            match seen.in_sync.len() {
+                3 => Ok(seen),
+                count => Err(format!("{count} in sync: {seen:?}")),
+            }
+        },
+        "the topic has three replicas, all in sync",
+    );
+    assert_eq!(seen.replicas.len(), 3, "{seen:?}");
+    let described = cluster.cli_ok(0, &["topic", "describe", TOPIC], None);
+    let min_in_sync = described
+        .lines()
+        .find_map(|line| line.strip_prefix("min.insync.replicas"))
+        .map(str::trim);
+    assert_eq!(min_in_sync, Some("2"), "{described}");
+}

@@ -165,11 +165,12 @@ pub fn check_topic_name(name: &str) -> Result<(), Failure> {
     }
 }
 
-/// The replication factor `factor` asks for (0: the default, 1), if a
-/// partition can have that many replicas.
+/// The replication factor `factor` asks for (0: the broker's default,
+/// checked when the topic is placed), if a partition can have that many
+/// replicas.
 pub fn check_replication_factor(factor: u16) -> Result<u16, Failure> {
     match factor {
-        0 => Ok(1),
+        0 => Ok(0),
         factor if factor <= REPLICATION_FACTOR_MAX => Ok(factor),
         factor => Err(Failure::new(
             ErrorKind::InvalidReplicationFactor,
@@ -293,7 +294,18 @@ async fn create_topic(shard: &Rc<Shard>, topic: &NewTopicSpec) -> Result<(), Fai
             format!("topic {} exists", topic.name),
         ));
     }
-    let factor = check_replication_factor(topic.replication_factor)?;
+    let factor = match check_replication_factor(topic.replication_factor)? {
+        0 => shard.config.default_replication_factor.max(1),
+        factor => factor,
+    };
+    // The broker's `min.insync.replicas`, written into a topic created
+    // without its own, so that every node applies the same.
+    let mut configs = topic.configs.clone();
+    if shard.config.min_insync_replicas > 1 {
+        configs
+            .entry("min.insync.replicas".to_string())
+            .or_insert_with(|| shard.config.min_insync_replicas.to_string());
+    }
     let (shards, replicas) = match &topic.assignment {
         Some(assignment) => assigned(shard, &metadata, partitions, assignment)?,
         None => place(shard, &metadata, partitions, usize::from(factor))?,
@@ -303,7 +315,7 @@ async fn create_topic(shard: &Rc<Shard>, topic: &NewTopicSpec) -> Result<(), Fai
         name: topic.name.clone(),
         shards,
         replicas,
-        configs: topic.configs.clone(),
+        configs,
     };
     propose(shard, record).await?;
     tracing::info!(topic = %topic.name, partitions, "topic created");

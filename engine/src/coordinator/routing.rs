@@ -72,7 +72,10 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
         name: OFFSETS_TOPIC.to_string(),
         partitions: (shard.shard_count() * brokers) as u32,
         configs: [("retention.ms".to_string(), "-1".to_string())].into(),
-        replication_factor: 0,
+        // One replica, whatever the broker's default: a coordinator reads
+        // its offsets back through the log's visible end, which a
+        // replicated partition caps at its high watermark.
+        replication_factor: 1,
         assignment: None,
     };
     let op = ControllerOp::CreateTopics {

@@ -191,6 +191,19 @@ fn plan(args: &ClusterLocalArgs, cluster_id: &str, executable: &Path) -> Vec<Loc
                 command.push("--cores".to_string());
                 command.push(cores.to_string());
             }
+            // Three nodes or more: topics get three replicas, two of them
+            // in sync for acks=all, as a production cluster would.
+            if args.nodes >= 3 {
+                command.extend(
+                    [
+                        "--default-replication-factor",
+                        "3",
+                        "--min-insync-replicas",
+                        "2",
+                    ]
+                    .map(String::from),
+                );
+            }
             node.args = command;
             node
         })
@@ -481,7 +494,11 @@ mod tests {
             line.contains("--voters 0@127.0.0.1:20003,1@127.0.0.1:20013,2@127.0.0.1:20023"),
             "{line}"
         );
-        assert!(line.ends_with("--cores 1"), "{line}");
+        assert!(line.contains("--cores 1"), "{line}");
+        assert!(
+            line.ends_with("--default-replication-factor 3 --min-insync-replicas 2"),
+            "{line}"
+        );
         assert_eq!(
             shell_line(&["a b".into(), "it's".into()]),
             "'a b' 'it'\\''s'"

@@ -23,6 +23,8 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
         kafka_advertised_addr: args.kafka_advertised_addr,
         admin_addr: args.admin_addr,
         cores: args.cores,
+        default_replication_factor: args.default_replication_factor,
+        min_insync_replicas: args.min_insync_replicas,
         ready_file: args.ready_file,
         ..ConfigLayer::default()
     };
