@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     };
     init_logging(default_level);
     let result = match cli.command {
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => commands::serve::run(*args),
         Command::Topic(command) => commands::topic::run(command),
         Command::Produce(args) => commands::produce::run(args),
         Command::Consume(args) => commands::consume::run(args),
