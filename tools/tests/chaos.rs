@@ -67,6 +67,16 @@ native_addr = "{native}"
         .collect()
 }
 
+/// The `[[nodes]]` of a cluster of three, each node in a network namespace
+/// of its own at its address there (`{ipN}`), so that one can be cut off.
+fn namespaced_cluster_nodes() -> String {
+    cluster_nodes(
+        &(0..3)
+            .map(|id| (format!("{{ip{id}}}:9192"), format!("{{ip{id}}}:9193")))
+            .collect::<Vec<_>>(),
+    )
+}
+
 #[test]
 fn a_node_killed_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -273,12 +283,7 @@ target = "leader"
 partition = 1
 "#
     .to_string();
-    // Each node in a namespace of its own, so that one can be cut off.
-    workload.push_str(&cluster_nodes(
-        &(0..3)
-            .map(|id| (format!("{{ip{id}}}:9192"), format!("{{ip{id}}}:9193")))
-            .collect::<Vec<_>>(),
-    ));
+    workload.push_str(&namespaced_cluster_nodes());
     let (report, summary) = run_clean(&workload, dir.path(), 17, 1500);
     for fault in &report.faults {
         assert!(
@@ -352,12 +357,7 @@ kinds = ["partition"]
 target = "controller"
 "#
     .to_string();
-    // Each node in a namespace of its own, at its address there.
-    workload.push_str(&cluster_nodes(
-        &(0..3)
-            .map(|id| (format!("{{ip{id}}}:9192"), format!("{{ip{id}}}:9193")))
-            .collect::<Vec<_>>(),
-    ));
+    workload.push_str(&namespaced_cluster_nodes());
     let (report, summary) = run_clean(&workload, dir.path(), 13, 500);
     for fault in &report.faults {
         assert!(fault.target.ends_with("(controller)"), "{summary}");
