@@ -67,8 +67,14 @@ native_addr = "{native}"
         .collect()
 }
 
+/// Held by a test whose nodes run in network namespaces: a run names its
+/// namespaces, bridge and subnet after the process, so two at once in
+/// this one would collide.
+static NAMESPACES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The `[[nodes]]` of a cluster of three, each node in a network namespace
 /// of its own at its address there (`{ipN}`), so that one can be cut off.
+/// Hold [`NAMESPACES`] while it runs.
 fn namespaced_cluster_nodes() -> String {
     cluster_nodes(
         &(0..3)
@@ -264,6 +270,9 @@ partition = 1
 /// acknowledged is lost.
 #[test]
 fn a_replicated_cluster_fails_over_from_a_killed_or_cut_off_leader_and_loses_nothing() {
+    let _namespaces = NAMESPACES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let mut workload = r#"
 [chaos]
@@ -341,6 +350,9 @@ disk_mb = 64
 /// acknowledged is lost, and the namespaces are gone with the run.
 #[test]
 fn a_cluster_whose_controller_is_partitioned_loses_nothing_acknowledged() {
+    let _namespaces = NAMESPACES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let mut workload = r#"
 [chaos]
