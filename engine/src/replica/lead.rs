@@ -87,7 +87,8 @@ async fn round(shard: &Rc<Shard>) {
                     if let Some(proposal) = leading.state.propose(now) {
                         proposals.push((*key, leading.epoch, proposal));
                     }
-                    for follower in leading.followers.clone() {
+                    let leading = &mut **leading;
+                    for &follower in &leading.followers {
                         if let Some(range) = leading.pushes.next(follower, replicable, now) {
                             planned.push(Planned {
                                 key: *key,

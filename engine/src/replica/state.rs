@@ -269,16 +269,18 @@ impl Replicas {
     /// stops leading it.
     pub fn committed(&self, key: PartitionKey, end: Offset) -> Option<oneshot::Receiver<()>> {
         let mut roles = self.roles.borrow_mut();
-        let (sender, receiver) = oneshot::channel();
+        // A channel only for a write that waits: none on the path of a
+        // partition of one replica.
         match roles.get_mut(&key) {
             None => None,
             Some(Role::Leader(leading)) if leading.state.high_watermark() >= end.0 => None,
             Some(Role::Leader(leading)) => {
+                let (sender, receiver) = oneshot::channel();
                 leading.waiting.push((end.0, sender));
                 Some(receiver)
             }
-            // Leadership moved while it was appended.
-            Some(_) => Some(receiver),
+            // Leadership moved while it was appended: dropped unanswered.
+            Some(_) => Some(oneshot::channel().1),
         }
     }
 
