@@ -487,9 +487,11 @@ pub fn read_to_end(
             }
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             // A node of a cluster that is down: the client goes on with
-            // the others, and says so.
+            // the others, and says so (all of them down, for a moment,
+            // while it has reached none of the others yet).
             Some(Err(KafkaError::MessageConsumption(
-                rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
+                rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure
+                | rdkafka::types::RDKafkaErrorCode::AllBrokersDown,
             ))) => {}
             Some(Err(error)) => panic!(
                 "{topic}: consumer error {error}; last log lines:\n{}",
