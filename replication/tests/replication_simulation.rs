@@ -2,6 +2,10 @@
 //! three replicas and a controller, driven only through the library's
 //! state machines (`control`, `leader`, `push`, `follower`, `epochs`).
 //!
+//! With moves on, the controller also moves the partition between four
+//! nodes (Kafka's reassignment) and cancels moves: a node added copies
+//! the log from nothing, a node removed deletes its copy.
+//!
 //! Every message may be lost, delayed, reordered or duplicated. Nodes
 //! crash (losing what they had not synced) and restart; a restarted node
 //! registers anew and the controller fences its old self first, as a
@@ -44,7 +48,8 @@ use sluice_replication::partition::{
 const SEEDS: u64 = 400;
 const STEPS: u64 = 1_500;
 const QUIET_STEPS: u64 = 2_000;
-const NODES: Node = 3;
+const NODES: Node = 4;
+/// The partition's first replicas; node 3 holds none until a move adds it.
 const REPLICAS: [Node; 3] = [0, 1, 2];
 const CONTROLLER: Node = 99;
 /// A node unheard by the controller this long is fenced.
@@ -142,6 +147,7 @@ enum Role {
     Idle,
     Leader {
         epoch: Epoch,
+        followers: Vec<Node>,
         state: LeaderState,
         pushes: Pushes,
         /// Writes taken and not yet acknowledged: (offset, id).
@@ -198,6 +204,17 @@ impl Replica {
         self.up && !self.isolated
     }
 
+    /// Deletes its copy of the partition: a move left it out.
+    fn wipe(&mut self) {
+        self.log.clear();
+        self.durable = 0;
+        self.durable_acked = 0;
+        self.cache = EpochCache::default();
+        self.role = Role::Idle;
+        self.high_watermark = 0;
+        self.verified = 0;
+    }
+
     fn truncate(&mut self, end: u64) {
         let end = end as usize;
         self.log.truncate(end);
@@ -240,6 +257,24 @@ impl Controller {
         self.record_leader(seed);
     }
 
+    /// Starts a move to `target`, or with `None` cancels the one in
+    /// progress.
+    fn moves(&mut self, target: Option<Vec<Node>>, seed: u64) {
+        let alive = self.alive;
+        let result = match &target {
+            Some(target) => self
+                .control
+                .start_move(target, 0, |n| alive[n as usize], self.config)
+                .map(|_| ()),
+            None => self.control.cancel_move(|n| alive[n as usize], self.config),
+        };
+        trace(format_args!(
+            "move to {target:?}: {result:?} -> {:?}",
+            self.control
+        ));
+        self.record_leader(seed);
+    }
+
     fn unfence(&mut self, node: Node, seed: u64) {
         trace(format_args!("unfence {node}"));
         self.alive[node as usize] = true;
@@ -265,10 +300,16 @@ struct Sim {
     next_id: u64,
     drop_per_mille: u64,
     duplicate_per_mille: u64,
+    /// The controller moves the partition between the nodes.
+    moves: bool,
 }
 
 impl Sim {
     fn new(seed: u64) -> Sim {
+        Sim::with_moves(seed, false)
+    }
+
+    fn with_moves(seed: u64, moves: bool) -> Sim {
         let mut rng = Rng(seed);
         let config = ControlConfig {
             min_in_sync: LEADER.min_in_sync,
@@ -289,7 +330,7 @@ impl Sim {
             seed,
             rng,
             now: 0,
-            replicas: REPLICAS.iter().map(|n| Replica::new(*n)).collect(),
+            replicas: (0..NODES).map(Replica::new).collect(),
             controller,
             network: Vec::new(),
             exposed: Vec::new(),
@@ -297,6 +338,7 @@ impl Sim {
             next_id: 0,
             drop_per_mille,
             duplicate_per_mille,
+            moves,
         }
     }
 
@@ -461,6 +503,7 @@ impl Sim {
             (
                 Role::Leader {
                     epoch,
+                    followers,
                     pushes,
                     state,
                     ..
@@ -471,7 +514,9 @@ impl Sim {
                     log_end,
                     durable_end,
                 },
-            ) if acked_epoch == *epoch => {
+            ) if acked_epoch == *epoch && followers.contains(&from) => {
+                // (A replica a move removed in this epoch is no follower:
+                // its late acknowledgements count for nothing.)
                 pushes.answered(from, status, log_end, now);
                 if status == AckStatus::Ok {
                     state
@@ -578,9 +623,32 @@ impl Sim {
             replica.high_watermark
         ));
         let node = replica.node;
+        if !control.replicas.contains(&node) {
+            replica.wipe();
+            self.settle(index);
+            return;
+        }
+        let followers: Vec<Node> = (control.replicas.iter().copied())
+            .filter(|n| *n != node)
+            .collect();
         let mut messages = Vec::new();
         let mut role = std::mem::replace(&mut replica.role, Role::Idle);
+        let mut waiting_kept = Vec::new();
         let keep = match (&mut role, control.leader) {
+            (
+                Role::Leader {
+                    epoch,
+                    followers: pushed,
+                    waiting,
+                    ..
+                },
+                Some(leader),
+            ) if leader == node && *epoch == control.leader_epoch && *pushed != followers => {
+                // A move changed the replicas: the leader starts over,
+                // its waiting writes kept.
+                waiting_kept = std::mem::take(waiting);
+                false
+            }
             (Role::Leader { epoch, state, .. }, Some(leader))
                 if leader == node && *epoch == control.leader_epoch =>
             {
@@ -615,13 +683,12 @@ impl Sim {
                         durable_end: replica.durable as u64,
                         high_watermark: replica.high_watermark,
                     };
-                    let followers: Vec<Node> =
-                        REPLICAS.iter().copied().filter(|n| *n != node).collect();
                     Role::Leader {
                         epoch: control.leader_epoch,
+                        followers: followers.clone(),
                         state: LeaderState::new(
                             node,
-                            &REPLICAS,
+                            &control.replicas,
                             &control.in_sync,
                             control.partition_epoch,
                             log,
@@ -629,7 +696,7 @@ impl Sim {
                             now,
                         ),
                         pushes: Pushes::new(&followers, replica.log.len() as u64, PUSH, now),
-                        waiting: Vec::new(),
+                        waiting: waiting_kept,
                     }
                 }
                 Some(leader) => {
@@ -669,7 +736,7 @@ impl Sim {
         let now = self.now;
         for index in 0..self.replicas.len() {
             // Pushes the byte cap cuts after their first batch.
-            let capped: Vec<bool> = REPLICAS.iter().map(|_| self.rng.chance(300)).collect();
+            let capped: Vec<bool> = (0..NODES).map(|_| self.rng.chance(300)).collect();
             let replica = &mut self.replicas[index];
             if !replica.up {
                 continue;
@@ -679,11 +746,12 @@ impl Sim {
             match &mut replica.role {
                 Role::Leader {
                     epoch,
+                    followers,
                     state,
                     pushes,
                     ..
                 } => {
-                    for follower in REPLICAS.iter().copied().filter(|n| *n != node) {
+                    for follower in followers.iter().copied() {
                         let log = &replica.log;
                         let log_end = log.len() as u64;
                         if let Some(range) = pushes.next(follower, log_end, now) {
@@ -889,6 +957,7 @@ impl Sim {
                 self.replicas[index].isolated = true
             }
             63..=65 if !quiet => self.replicas[index].isolated = false,
+            66 if !quiet && self.moves => self.random_move(),
             _ => {}
         }
         self.tick();
@@ -905,6 +974,22 @@ impl Sim {
                 );
             }
         }
+    }
+
+    /// The controller moves the partition to two or three of the nodes,
+    /// in a random order, or cancels the move in progress.
+    fn random_move(&mut self) {
+        if self.controller.control.moving.is_some() && self.rng.chance(300) {
+            self.controller.moves(None, self.seed);
+            return;
+        }
+        let mut nodes: Vec<Node> = (0..NODES).collect();
+        for at in (1..nodes.len()).rev() {
+            let pick = self.rng.below(at as u64 + 1) as usize;
+            nodes.swap(at, pick);
+        }
+        nodes.truncate(2 + self.rng.below(2) as usize);
+        self.controller.moves(Some(nodes), self.seed);
     }
 
     fn heal(&mut self) {
@@ -935,8 +1020,13 @@ impl Sim {
                 self.controller.control
             )
         });
+        assert_eq!(
+            self.controller.control.moving, None,
+            "seed {seed}: a move is still in progress after healing"
+        );
         let leader_log = self.replicas[leader as usize].log.clone();
-        for replica in &self.replicas {
+        let holders = self.controller.control.replicas.clone();
+        for replica in self.replicas.iter().filter(|r| holders.contains(&r.node)) {
             assert_eq!(
                 replica.log.len(),
                 leader_log.len(),
@@ -1043,6 +1133,36 @@ fn one_node_lost_for_good_loses_nothing_and_the_rest_go_on() {
             );
         }
     }
+}
+
+#[test]
+fn moves_between_nodes_lose_nothing_acknowledged_or_read_under_faults() {
+    let mut acked = 0;
+    let mut moved = 0;
+    let seeds = common::seeds(30_000, SEEDS / 2);
+    for &seed in &seeds {
+        let mut sim = Sim::with_moves(seed, true);
+        let first = sim.controller.control.replicas.clone();
+        for _ in 0..STEPS {
+            sim.step(false);
+        }
+        sim.heal();
+        for _ in 0..QUIET_STEPS {
+            sim.step(true);
+        }
+        sim.check_converged();
+        acked += sim.acked.len();
+        moved += usize::from(sim.controller.control.replicas != first);
+    }
+    let runs = SEEDS as usize / 2;
+    println!(
+        "{runs} schedules with moves: {acked} writes acknowledged, {moved} ended on other replicas"
+    );
+    assert!(acked >= runs * 20, "only {acked} writes acknowledged");
+    assert!(
+        moved >= runs / 2,
+        "only {moved} of {runs} runs moved the partition"
+    );
 }
 
 /// Sanity of the harness itself: a set of nodes written as a `BTreeSet`.

@@ -254,6 +254,72 @@ pub enum TopicCommand {
         #[command(flatten)]
         connect: Connect,
     },
+    /// Move partitions to other brokers while they serve (Kafka's
+    /// partition reassignment): the new replicas copy the partition from
+    /// its leader and join the in-sync set, then the replicas left out
+    /// drop theirs, and a leader left out hands over to the first new
+    /// replica in sync. Prints whether each move started; `sluice topic
+    /// moves` shows the moves in progress.
+    Move {
+        topic: String,
+        /// The partition to move (repeatable).
+        #[arg(long, short = 'p', value_name = "P", required = true)]
+        partition: Vec<u32>,
+        /// The partition's new replicas, its preferred leader first
+        /// (`2,3,4`).
+        #[arg(
+            long,
+            value_name = "NODES",
+            value_delimiter = ',',
+            required_unless_present = "cancel",
+            conflicts_with = "cancel"
+        )]
+        to: Vec<u32>,
+        /// Each new replica is sent at most this many bytes per second
+        /// while it catches up (a suffix K, M or G multiplies by 1024,
+        /// 1024², 1024³) [default: unthrottled].
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        throttle: Option<u64>,
+        /// The new replicas may be more or fewer than the partition has.
+        #[arg(long)]
+        allow_replication_factor_change: bool,
+        /// Cancel the partitions' moves in progress: they go back to
+        /// their original replicas.
+        #[arg(long)]
+        cancel: bool,
+        /// Wait until the moves are done.
+        #[arg(long, conflicts_with = "cancel")]
+        wait: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Show the partition moves in progress: every replica, the ones
+    /// being added and the ones leaving, and the pace.
+    Moves {
+        /// Only this topic's [default: every topic's].
+        topic: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
+/// A rate in bytes per second: a count, or one with a suffix K, M or G
+/// (1024, 1024², 1024³).
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 1u64 << 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|count| count.checked_mul(unit))
+        .filter(|rate| *rate > 0)
+        .ok_or_else(|| format!("{text:?} is not a rate: a positive count of bytes, with K, M or G"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -700,6 +766,82 @@ mod tests {
             Command::Topic(TopicCommand::Delete { .. })
         ));
         assert!(parse(&["topic", "list", "--format", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn topic_move_takes_partitions_replicas_and_a_throttle_or_a_cancel() {
+        let Command::Topic(TopicCommand::Move {
+            topic,
+            partition,
+            to,
+            throttle,
+            cancel,
+            wait,
+            ..
+        }) = parse(&[
+            "topic",
+            "move",
+            "orders",
+            "-p",
+            "0",
+            "-p",
+            "3",
+            "--to",
+            "2,4",
+            "--throttle",
+            "10M",
+            "--wait",
+        ])
+        .unwrap()
+        else {
+            panic!("not topic move");
+        };
+        assert_eq!(
+            (topic.as_str(), partition, to),
+            ("orders", vec![0, 3], vec![2, 4])
+        );
+        assert_eq!((throttle, cancel, wait), (Some(10 << 20), false, true));
+        let Command::Topic(TopicCommand::Move { to, cancel, .. }) =
+            parse(&["topic", "move", "orders", "-p", "1", "--cancel"]).unwrap()
+        else {
+            panic!("not topic move");
+        };
+        assert!(to.is_empty() && cancel);
+        for refused in [
+            &["topic", "move", "orders", "-p", "1"][..],
+            &["topic", "move", "orders", "--to", "1"][..],
+            &[
+                "topic", "move", "orders", "-p", "1", "--to", "1", "--cancel",
+            ][..],
+            &[
+                "topic",
+                "move",
+                "orders",
+                "-p",
+                "1",
+                "--to",
+                "1",
+                "--throttle",
+                "0",
+            ][..],
+            &[
+                "topic",
+                "move",
+                "orders",
+                "-p",
+                "1",
+                "--to",
+                "1",
+                "--throttle",
+                "9X",
+            ][..],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+        assert_eq!(parse_rate("512"), Ok(512));
+        assert_eq!(parse_rate("2k"), Ok(2048));
+        assert_eq!(parse_rate("1G"), Ok(1 << 30));
+        assert!(parse_rate("99999999999999G").is_err());
     }
 
     #[test]

@@ -9,7 +9,8 @@ use sluice_net::{
     native::{
         messages::{
             ClusterNode, DescribeClusterResponse, DescribeGroupResponse, ElectionResult,
-            GroupListing, GroupMemberDescription, ResetPartition, TopicDescription, TopicInfo,
+            GroupListing, GroupMemberDescription, MoveResult, Reassignment, ResetPartition,
+            TopicDescription, TopicInfo,
         },
         ErrorCode,
     },
@@ -593,6 +594,69 @@ pub fn elections_json(results: &[ElectionResult]) -> serde_json::Value {
                 "elected": result.error.is_ok(),
                 "error": (!result.error.is_ok()).then(|| result.error.name()),
                 "message": result.message,
+            })
+        })
+        .collect()
+}
+
+/// Whether each move started (or was cancelled), and why not.
+pub fn moves_started_text(results: &[MoveResult], cancel: bool) -> String {
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|result| {
+            let outcome = match (result.error.is_ok(), cancel) {
+                (true, false) => "started".to_string(),
+                (true, true) => "cancelled".to_string(),
+                (false, _) => format!("{}: {}", result.error.name(), result.message),
+            };
+            vec![result.topic.clone(), result.partition.to_string(), outcome]
+        })
+        .collect();
+    table(&["TOPIC", "PARTITION", "OUTCOME"], &rows)
+}
+
+/// The moves in progress, a row each.
+pub fn moves_text(moving: &[Reassignment]) -> String {
+    let rows: Vec<Vec<String>> = moving
+        .iter()
+        .map(|moving| {
+            vec![
+                moving.topic.clone(),
+                moving.partition.to_string(),
+                node_list(&moving.replicas),
+                node_list(&moving.adding),
+                node_list(&moving.removing),
+                match moving.throttle_bytes_per_s {
+                    0 => "-".to_string(),
+                    rate => format!("{rate} B/s"),
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TOPIC",
+            "PARTITION",
+            "REPLICAS",
+            "ADDING",
+            "REMOVING",
+            "THROTTLE",
+        ],
+        &rows,
+    )
+}
+
+pub fn moves_json(moving: &[Reassignment]) -> serde_json::Value {
+    moving
+        .iter()
+        .map(|moving| {
+            json!({
+                "topic": moving.topic,
+                "partition": moving.partition,
+                "replicas": moving.replicas,
+                "adding": moving.adding,
+                "removing": moving.removing,
+                "throttle_bytes_per_s": moving.throttle_bytes_per_s,
             })
         })
         .collect()

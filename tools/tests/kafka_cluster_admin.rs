@@ -436,8 +436,8 @@ fn partitions_spread_over_log_dirs_and_move_between_them() {
 /// AlterPartitionReassignments and ListPartitionReassignments: a
 /// reassignment to the replicas a partition has succeeds, one Kafka would
 /// refuse is refused with Kafka's code, a cancellation finds nothing in
-/// progress, and none is listed. (A move to another live broker is refused
-/// until replication: tools/tests/cluster.rs.)
+/// progress, and none is listed. (Moves to other brokers:
+/// tools/tests/reassignment.rs.)
 #[test]
 fn partition_reassignments_are_checked_as_kafka_checks_them() {
     use kafka_protocol::messages::{

@@ -21,10 +21,13 @@
 //! | 11 | [`MetadataRecord::PartitionState`] | `u128` topic id, `u32` partition, `i32` leader (-1: none), `u32` leader epoch, `u32` partition epoch, node list (in sync), node list (eligible) |
 //!
 //! | 12 | [`MetadataRecord::LeaderElected`] | `u128` topic id, `u32` partition, `u8` election (0 preferred, 1 unclean) |
+//! | 13 | [`MetadataRecord::ReassignmentStarted`] | `u128` topic id, `u32` partition, node list (target), `u64` throttle bytes per second |
+//! | 14 | [`MetadataRecord::ReassignmentCancelled`] | `u128` topic id, `u32` partition |
+//! | 15 | [`MetadataRecord::ReassignmentState`] | `u128` topic id, `u32` partition, node list (original), node list (target), `u64` throttle bytes per second |
 //!
-//! Types 10 and 11, then 12, came after the others in version 2; a release
-//! before them stops at one with "unknown record type" rather than misread
-//! it.
+//! Types 10 and 11, then 12, then 13 to 15 came after the others in
+//! version 2; a release before them stops at one with "unknown record
+//! type" rather than misread it.
 //!
 //! Configs are a list of (name, value) string pairs; replicas a list (one
 //! per partition) of lists of `i32` node ids; a registration is `i32` node,
@@ -87,6 +90,9 @@ const TYPE_BROKER_STATE: u8 = 9;
 const TYPE_IN_SYNC_ALTERED: u8 = 10;
 const TYPE_PARTITION_STATE: u8 = 11;
 const TYPE_LEADER_ELECTED: u8 = 12;
+const TYPE_REASSIGNMENT_STARTED: u8 = 13;
+const TYPE_REASSIGNMENT_CANCELLED: u8 = 14;
+const TYPE_REASSIGNMENT_STATE: u8 = 15;
 
 /// A partition has at most this many replicas (Kafka allows as many as
 /// brokers; a quorum bounds a useful count far lower).
@@ -244,6 +250,40 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             out.u128(topic_id.0);
             out.u32(*partition);
             out.u8(election.code());
+        }
+        MetadataRecord::ReassignmentStarted {
+            topic_id,
+            partition,
+            target,
+            throttle_bytes_per_s,
+        } => {
+            out.u8(TYPE_REASSIGNMENT_STARTED);
+            out.u128(topic_id.0);
+            out.u32(*partition);
+            out.nodes(target);
+            out.u64(*throttle_bytes_per_s);
+        }
+        MetadataRecord::ReassignmentCancelled {
+            topic_id,
+            partition,
+        } => {
+            out.u8(TYPE_REASSIGNMENT_CANCELLED);
+            out.u128(topic_id.0);
+            out.u32(*partition);
+        }
+        MetadataRecord::ReassignmentState {
+            topic_id,
+            partition,
+            original,
+            target,
+            throttle_bytes_per_s,
+        } => {
+            out.u8(TYPE_REASSIGNMENT_STATE);
+            out.u128(topic_id.0);
+            out.u32(*partition);
+            out.nodes(original);
+            out.nodes(target);
+            out.u64(*throttle_bytes_per_s);
         }
     }
     out.bytes
@@ -408,6 +448,23 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
                     value: i64::from(code),
                 })?
             },
+        },
+        TYPE_REASSIGNMENT_STARTED => MetadataRecord::ReassignmentStarted {
+            topic_id: input.topic_id()?,
+            partition: input.u32("partition")?,
+            target: input.nodes("target replicas")?,
+            throttle_bytes_per_s: input.u64("throttle")?,
+        },
+        TYPE_REASSIGNMENT_CANCELLED => MetadataRecord::ReassignmentCancelled {
+            topic_id: input.topic_id()?,
+            partition: input.u32("partition")?,
+        },
+        TYPE_REASSIGNMENT_STATE => MetadataRecord::ReassignmentState {
+            topic_id: input.topic_id()?,
+            partition: input.u32("partition")?,
+            original: input.nodes("original replicas")?,
+            target: input.nodes("target replicas")?,
+            throttle_bytes_per_s: input.u64("throttle")?,
         },
         record_type => {
             return Err(DecodeError::UnknownType {
@@ -889,6 +946,32 @@ mod tests {
                 },
                 "0c 02010000000000000000000000000000 03000000 01",
             ),
+            (
+                MetadataRecord::ReassignmentStarted {
+                    topic_id: TopicId(0x0102),
+                    partition: 3,
+                    target: vec![NodeId(2), NodeId(4)],
+                    throttle_bytes_per_s: 0x0500,
+                },
+                "0d 02010000000000000000000000000000 03000000 02000000 02000000 04000000 0005000000000000",
+            ),
+            (
+                MetadataRecord::ReassignmentCancelled {
+                    topic_id: TopicId(0x0102),
+                    partition: 3,
+                },
+                "0e 02010000000000000000000000000000 03000000",
+            ),
+            (
+                MetadataRecord::ReassignmentState {
+                    topic_id: TopicId(0x0102),
+                    partition: 3,
+                    original: vec![NodeId(1)],
+                    target: vec![NodeId(2)],
+                    throttle_bytes_per_s: 0,
+                },
+                "0f 02010000000000000000000000000000 03000000 01000000 01000000 01000000 02000000 0000000000000000",
+            ),
         ];
         for (record, bytes) in golden {
             assert_eq!(
@@ -940,12 +1023,20 @@ mod tests {
             partition: 1,
             election: Election::Unclean,
         };
+        let moved = MetadataRecord::ReassignmentState {
+            topic_id: TopicId(7),
+            partition: 1,
+            original: vec![NodeId(0), NodeId(1)],
+            target: vec![NodeId(2), NodeId(3)],
+            throttle_bytes_per_s: 1 << 20,
+        };
         for record in [
             record,
             MetadataRecord::BrokerRegistered(registration()),
             altered,
             state,
             elected,
+            moved,
         ] {
             let body = encode_record(&record);
             for end in 0..body.len() {

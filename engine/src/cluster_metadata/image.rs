@@ -8,12 +8,15 @@ use std::{
 };
 
 use sluice_replication::partition::{
-    control::{ControlConfig, ControlError, ElectionError, PartitionControl},
+    control::{ControlConfig, ControlError, ElectionError, Move, MoveError, PartitionControl},
     leader::Node,
 };
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
-use super::records::{BrokerRegistration, Election, MetadataRecord, PartitionRecord};
+use super::{
+    encoding::REPLICAS_PER_PARTITION_MAX,
+    records::{BrokerRegistration, Election, MetadataRecord, PartitionRecord},
+};
 use crate::topic_config;
 
 /// A topic: its id, name, where each partition lives, and configs.
@@ -204,6 +207,20 @@ pub enum Refused {
         topic_id: TopicId,
         partition: u32,
         reason: ElectionError,
+    },
+    #[error("partition {partition} of topic {topic_id}: {reason}")]
+    Move {
+        topic_id: TopicId,
+        partition: u32,
+        reason: MoveError,
+    },
+    #[error("node {node} is not a registered broker")]
+    UnknownBroker { node: NodeId },
+    #[error("a partition moving from its replicas to {target:?} would have {count}, over the cap of {max}")]
+    TooManyReplicas {
+        target: Vec<NodeId>,
+        count: usize,
+        max: usize,
     },
 }
 
@@ -400,6 +417,77 @@ impl Metadata {
                     })
                 })?;
             }
+            MetadataRecord::ReassignmentStarted {
+                topic_id,
+                partition,
+                target,
+                throttle_bytes_per_s,
+            } => {
+                if let Some(node) = target.iter().find(|node| !self.brokers.contains_key(node)) {
+                    return Err(Refused::UnknownBroker { node: *node });
+                }
+                let named = target.clone();
+                let target: Vec<Node> = target.iter().copied().map(node).collect();
+                let alive = self.alive_set();
+                self.change_partition(*topic_id, *partition, |control, config| {
+                    let original = control
+                        .moving
+                        .as_ref()
+                        .map_or(&control.replicas, |moving| &moving.original);
+                    let count = target.len()
+                        + original
+                            .iter()
+                            .filter(|node| !target.contains(node))
+                            .count();
+                    if count > REPLICAS_PER_PARTITION_MAX {
+                        return Err(Refused::TooManyReplicas {
+                            target: named,
+                            count,
+                            max: REPLICAS_PER_PARTITION_MAX,
+                        });
+                    }
+                    control
+                        .start_move(&target, *throttle_bytes_per_s, alive, config)
+                        .map(|_| ())
+                        .map_err(|reason| Refused::Move {
+                            topic_id: *topic_id,
+                            partition: *partition,
+                            reason,
+                        })
+                })?;
+            }
+            MetadataRecord::ReassignmentCancelled {
+                topic_id,
+                partition,
+            } => {
+                let alive = self.alive_set();
+                self.change_partition(*topic_id, *partition, |control, config| {
+                    control
+                        .cancel_move(alive, config)
+                        .map_err(|reason| Refused::Move {
+                            topic_id: *topic_id,
+                            partition: *partition,
+                            reason,
+                        })
+                })?;
+            }
+            MetadataRecord::ReassignmentState {
+                topic_id,
+                partition,
+                original,
+                target,
+                throttle_bytes_per_s,
+            } => {
+                let moving = Move {
+                    original: original.iter().copied().map(node).collect(),
+                    target: target.iter().copied().map(node).collect(),
+                    throttle_bytes_per_s: *throttle_bytes_per_s,
+                };
+                self.change_partition(*topic_id, *partition, |control, _| {
+                    control.moving = Some(moving);
+                    Ok(())
+                })?;
+            }
             MetadataRecord::PartitionState(state) => {
                 let PartitionRecord {
                     topic_id,
@@ -448,17 +536,27 @@ impl Metadata {
                 replicas: topic.replicas.clone(),
                 configs: topic.configs.clone(),
             };
-            let states = topic
-                .control
-                .iter()
-                .enumerate()
-                .map(|(partition, control)| {
-                    MetadataRecord::PartitionState(PartitionRecord::of(
-                        topic.id,
-                        partition as u32,
-                        control,
-                    ))
-                });
+            let states =
+                topic
+                    .control
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(partition, control)| {
+                        let partition = partition as u32;
+                        let state = MetadataRecord::PartitionState(PartitionRecord::of(
+                            topic.id, partition, control,
+                        ));
+                        let moving = control.moving.as_ref().map(|moving| {
+                            MetadataRecord::ReassignmentState {
+                                topic_id: topic.id,
+                                partition,
+                                original: moving.original.iter().copied().map(node_id).collect(),
+                                target: moving.target.iter().copied().map(node_id).collect(),
+                                throttle_bytes_per_s: moving.throttle_bytes_per_s,
+                            }
+                        });
+                        std::iter::once(state).chain(moving)
+                    });
             std::iter::once(created).chain(states)
         });
         let producer_ids = MetadataRecord::ProducerIdsAllocated {
@@ -567,6 +665,9 @@ impl Metadata {
                     partition,
                 })?;
         change(control, config)?;
+        // A move changes the replicas: the topic's list follows.
+        let replicas: Vec<NodeId> = control.replicas.iter().copied().map(node_id).collect();
+        changed.replicas[partition as usize] = replicas;
         *topic = Arc::new(changed);
         Ok(())
     }
@@ -985,6 +1086,73 @@ mod tests {
         }
         assert_eq!(rebuilt, metadata);
         assert_eq!(control(&rebuilt).leader_epoch, 1);
+    }
+
+    #[test]
+    fn a_move_changes_the_topics_replicas_is_kept_in_an_image_and_ends_where_applied() {
+        let mut metadata = three_brokers_and_a_topic("2");
+        metadata
+            .apply(&MetadataRecord::BrokerRegistered(registration(4)), 5)
+            .unwrap();
+        let start = |target: &[i32]| MetadataRecord::ReassignmentStarted {
+            topic_id: TopicId(9),
+            partition: 0,
+            target: target.iter().copied().map(NodeId).collect(),
+            throttle_bytes_per_s: 1000,
+        };
+        assert_eq!(
+            metadata.apply(&start(&[2, 3, 7]), 6),
+            Err(Refused::UnknownBroker { node: NodeId(7) })
+        );
+        let many: Vec<i32> = (10..26).collect();
+        let mut wider = metadata.clone();
+        for node in &many {
+            wider
+                .apply(&MetadataRecord::BrokerRegistered(registration(*node)), 6)
+                .unwrap();
+        }
+        assert!(matches!(
+            wider.apply(&start(&many), 7),
+            Err(Refused::TooManyReplicas { count: 19, .. })
+        ));
+        metadata.apply(&start(&[2, 3, 4]), 6).unwrap();
+        let topic = metadata.topic("t").unwrap();
+        assert_eq!(topic.replicas[0], [2, 3, 4, 1].map(NodeId).to_vec());
+        assert!(topic.is_replica(0, NodeId(4)) && topic.is_replica(0, NodeId(1)));
+        // A snapshot holds the move.
+        let mut rebuilt = Metadata::default();
+        for record in metadata.to_records() {
+            rebuilt.apply(&record, 100).unwrap();
+        }
+        assert_eq!(rebuilt, metadata);
+        assert!(control(&rebuilt).moving.is_some());
+        // The leader reports node 4 in sync: the move ends, node 1 leaves
+        // and hands over.
+        let epoch = control(&metadata).partition_epoch;
+        let in_sync = MetadataRecord::InSyncAltered {
+            topic_id: TopicId(9),
+            partition: 0,
+            leader: NodeId(1),
+            leader_epoch: 0,
+            partition_epoch: epoch,
+            in_sync: [1, 2, 3, 4].map(NodeId).to_vec(),
+        };
+        metadata.apply(&in_sync, 7).unwrap();
+        let topic = metadata.topic("t").unwrap();
+        assert_eq!(topic.replicas[0], [2, 3, 4].map(NodeId).to_vec());
+        assert_eq!(topic.leader(0), Some(NodeId(2)));
+        assert!(control(&metadata).moving.is_none());
+        let cancel = MetadataRecord::ReassignmentCancelled {
+            topic_id: TopicId(9),
+            partition: 0,
+        };
+        assert!(matches!(
+            metadata.apply(&cancel, 8),
+            Err(Refused::Move {
+                reason: MoveError::NoMoveInProgress,
+                ..
+            })
+        ));
     }
 
     #[test]

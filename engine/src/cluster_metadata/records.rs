@@ -97,6 +97,31 @@ pub enum MetadataRecord {
         partition: u32,
         election: Election,
     },
+    /// A move of a partition to the replicas `target` (Kafka's
+    /// AlterPartitionReassignments), or a redirection of the one in
+    /// progress: see [`PartitionControl::start_move`]. Refused when a
+    /// target node is not a registered broker or the target is not a list
+    /// of distinct nodes.
+    ReassignmentStarted {
+        topic_id: TopicId,
+        partition: u32,
+        target: Vec<NodeId>,
+        /// Bytes per second each new replica is sent while it catches up;
+        /// 0: unthrottled.
+        throttle_bytes_per_s: u64,
+    },
+    /// The partition's move goes back to its original replicas. Refused
+    /// when none is in progress, or no original replica is in sync.
+    ReassignmentCancelled { topic_id: TopicId, partition: u32 },
+    /// A partition's move in progress, as a snapshot of the metadata holds
+    /// it. Only in snapshots, after the partition's state.
+    ReassignmentState {
+        topic_id: TopicId,
+        partition: u32,
+        original: Vec<NodeId>,
+        target: Vec<NodeId>,
+        throttle_bytes_per_s: u64,
+    },
 }
 
 /// Which election a [`MetadataRecord::LeaderElected`] holds (Kafka's
@@ -173,6 +198,7 @@ impl PartitionRecord {
             partition_epoch: self.partition_epoch,
             in_sync: self.in_sync.iter().copied().map(node).collect(),
             eligible: self.eligible.iter().copied().map(node).collect(),
+            moving: None,
         }
     }
 }

@@ -11,7 +11,10 @@ use std::{
 };
 
 use futures_channel::oneshot;
-use sluice_replication::quorum::{QuorumError, Role};
+use sluice_replication::{
+    partition::control::MoveError,
+    quorum::{QuorumError, Role},
+};
 use sluice_storage::{log::LogConfig, NodeId};
 
 use super::{
@@ -264,6 +267,15 @@ pub(super) fn failure_of(refused: Refused) -> Failure {
         // `super::elections`); as a failure, an election that could not
         // be held is a request that cannot be met.
         Refused::Election { .. } => ErrorKind::InvalidRequest,
+        Refused::Move { ref reason, .. } => match reason {
+            MoveError::InvalidTarget(_) => ErrorKind::InvalidReplicaAssignment,
+            MoveError::NoMoveInProgress | MoveError::OriginalOutOfSync(_) => {
+                ErrorKind::InvalidRequest
+            }
+        },
+        Refused::UnknownBroker { .. } | Refused::TooManyReplicas { .. } => {
+            ErrorKind::InvalidReplicaAssignment
+        }
     };
     Failure::new(kind, refused.to_string())
 }
@@ -328,11 +340,14 @@ async fn open_what_is_new(
 }
 
 /// Closes and deletes this node's partitions of the topics `previous` had
-/// and `next` has not.
+/// and `next` has not, and its replicas that a move took elsewhere.
 async fn remove_what_is_gone(shard: &Rc<Shard>, previous: &Metadata, next: &Metadata) {
     let node = shard.config.node_id;
     for topic in previous.topics.values() {
-        if before(next, topic).is_some() {
+        if let Some(now) = before(next, topic) {
+            if !Arc::ptr_eq(now, topic) {
+                remove_moved_replicas(shard, topic, now).await;
+            }
             continue;
         }
         let local: Vec<u32> = (0..topic.partition_count())
@@ -366,6 +381,47 @@ async fn remove_what_is_gone(shard: &Rc<Shard>, previous: &Metadata, next: &Meta
                 Err(error) => {
                     tracing::warn!(topic = %topic.name, %error, "topic directory not deleted")
                 }
+            }
+        }
+    }
+}
+
+/// Closes and deletes this node's replicas of `old`'s partitions that
+/// `now` (the same topic) places elsewhere: a move finished without them.
+async fn remove_moved_replicas(shard: &Rc<Shard>, old: &TopicMeta, now: &Arc<TopicMeta>) {
+    let node = shard.config.node_id;
+    let moved: Vec<u32> = (0..old.partition_count())
+        .filter(|p| old.is_replica(*p, node) && !now.is_replica(*p, node))
+        .collect();
+    if moved.is_empty() {
+        return;
+    }
+    let dirs: Vec<(u32, Option<usize>)> = moved
+        .iter()
+        .map(|partition| (*partition, shard.log_dirs.find(now, *partition)))
+        .collect();
+    let closed = on_partitions(shard, now, moved, |_, reply| PartitionOp::Remove { reply }).await;
+    if let Err(failure) = closed {
+        tracing::warn!(topic = %now.name, message = %failure.message, "a moved replica did not close cleanly");
+    }
+    let delay = log_config(&now.configs)
+        .map_or(LogConfig::default().file_delete_delay_ms, |config| {
+            config.file_delete_delay_ms
+        });
+    for (partition, index) in dirs {
+        let Some(index) = index else {
+            continue;
+        };
+        shard.log_dirs.forget(index);
+        let dir = now.partition_dir(&shard.log_dirs.dirs()[index], partition);
+        match sluice_storage::deleter::delete(&dir, Duration::from_millis(delay)) {
+            Ok(()) => tracing::info!(
+                topic = %now.name,
+                partition,
+                "replica moved away: its files deleted"
+            ),
+            Err(error) => {
+                tracing::warn!(topic = %now.name, partition, %error, "a moved replica's files not deleted")
             }
         }
     }

@@ -22,6 +22,7 @@ pub mod balance;
 pub mod cluster;
 pub mod driver;
 pub mod elections;
+pub mod moves;
 pub mod observer;
 pub mod open;
 pub mod placement;
@@ -40,6 +41,7 @@ use crate::{
 };
 use driver::propose;
 pub use elections::{ElectionFailure, ElectionOutcome};
+pub use moves::{MoveAsked, MoveFailure, MoveInProgress};
 
 /// A topic has at most this many partitions: each is a directory, a log and
 /// open files on its shard.
@@ -143,6 +145,14 @@ pub enum ControllerOp {
         election: Election,
         partitions: Option<Vec<(String, u32)>>,
         reply: oneshot::Sender<Vec<ElectionOutcome>>,
+    },
+    /// Starts or cancels moves of partitions to other replicas (Kafka's
+    /// AlterPartitionReassignments); see [`moves::move_partitions`].
+    MovePartitions {
+        moves: Vec<MoveAsked>,
+        throttle_bytes_per_s: u64,
+        factor_may_change: bool,
+        reply: oneshot::Sender<Vec<Result<(), MoveFailure>>>,
     },
 }
 
@@ -265,6 +275,16 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
             reply,
         } => {
             let _ = reply.send(elections::elect_leaders(shard, election, partitions).await);
+        }
+        ControllerOp::MovePartitions {
+            moves,
+            throttle_bytes_per_s,
+            factor_may_change,
+            reply,
+        } => {
+            let outcomes =
+                moves::move_partitions(shard, moves, throttle_bytes_per_s, factor_may_change).await;
+            let _ = reply.send(outcomes);
         }
     }
 }

@@ -1,17 +1,19 @@
 //! AlterPartitionReassignments and ListPartitionReassignments (KIP-455),
 //! as `kafka-reassign-partitions.sh` and admin clients send them.
 //!
-//! Moving a partition to other brokers copies its records to them while
-//! it serves, which is what replication does; until partitions are
-//! replicated, a partition stays on the broker that holds it. So a
-//! reassignment to the replicas a partition already has succeeds (there is
-//! nothing to move), and any other is refused, each partition with the
-//! reason, after the checks Kafka makes (the topic and partition exist,
-//! the target brokers are live, the replication factor is kept unless the
-//! request allows a change). No reassignment is ever in progress, so
-//! ListPartitionReassignments lists none and a cancellation finds none.
+//! A reassignment moves a partition's replicas to other brokers while it
+//! serves: the new replicas follow and catch up, then the old ones leave
+//! (see `crate::controller::moves`). A partition answers NONE once its
+//! move has started (Kafka's controller answers the same, before the copy
+//! is done); ListPartitionReassignments shows the moves in progress with
+//! their adding and removing replicas. A request with null replicas
+//! cancels the partition's move (NO_REASSIGNMENT_IN_PROGRESS when there is
+//! none). Kafka paces a reassignment by broker configs
+//! (`leader.replication.throttled.rate`); here a move made through this
+//! API is unthrottled, and `sluice topic move --throttle` gives one its
+//! pace.
 
-use std::{collections::BTreeSet, rc::Rc};
+use std::rc::Rc;
 
 use kafka_protocol::{
     error::ResponseError,
@@ -19,62 +21,130 @@ use kafka_protocol::{
         alter_partition_reassignments_response::{
             ReassignablePartitionResponse, ReassignableTopicResponse,
         },
-        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+        list_partition_reassignments_response::{
+            OngoingPartitionReassignment, OngoingTopicReassignment,
+        },
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
         ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     },
 };
 use sluice_storage::NodeId;
 
-use super::{is_live, str_bytes};
-use crate::shard::Shard;
+use super::{
+    admin::{controller, stopped},
+    failure_code, str_bytes, topic_name,
+};
+use crate::{
+    controller::{moves::in_progress, ControllerOp, MoveAsked, MoveFailure},
+    shard::Shard,
+};
+
+/// A partition's move as asked, or Kafka's code and a message refusing it
+/// before it reaches the controller.
+type Checked = Result<MoveAsked, (i16, String)>;
 
 pub async fn alter_partition_reassignments(
     shard: &Rc<Shard>,
     request: AlterPartitionReassignmentsRequest,
     version: i16,
 ) -> AlterPartitionReassignmentsResponse {
-    let metadata = shard.metadata();
     let factor_may_change = version >= 1 && request.allow_replication_factor_change;
-    let responses = request
-        .topics
+    // Per partition asked: what to move, or Kafka's answer at once.
+    let mut asked: Vec<(String, Vec<(i32, Checked)>)> = Vec::new();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let partitions = topic
+            .partitions
+            .into_iter()
+            .map(|partition| {
+                let index = partition.partition_index;
+                let Ok(number) = u32::try_from(index) else {
+                    let message = format!("no partition {index} of topic {name}");
+                    return (
+                        index,
+                        Err((ResponseError::UnknownTopicOrPartition.code(), message)),
+                    );
+                };
+                let target = partition.replicas.map(|replicas| {
+                    replicas
+                        .iter()
+                        .map(|node| NodeId(node.0))
+                        .collect::<Vec<_>>()
+                });
+                if let Some(node) = target.iter().flatten().find(|node| node.0 < 0) {
+                    let message = format!("node {node} is not a broker");
+                    return (
+                        index,
+                        Err((ResponseError::InvalidReplicaAssignment.code(), message)),
+                    );
+                }
+                let move_asked = MoveAsked {
+                    topic: name.clone(),
+                    partition: number,
+                    target,
+                };
+                (index, Ok(move_asked))
+            })
+            .collect();
+        asked.push((name, partitions));
+    }
+    let moves: Vec<MoveAsked> = asked
+        .iter()
+        .flat_map(|(_, partitions)| partitions.iter())
+        .filter_map(|(_, asked)| asked.as_ref().ok().cloned())
+        .collect();
+    let outcomes = if moves.is_empty() {
+        Some(Vec::new())
+    } else {
+        controller(shard, |reply| ControllerOp::MovePartitions {
+            moves,
+            throttle_bytes_per_s: 0,
+            factor_may_change,
+            reply,
+        })
+        .await
+    };
+    let mut outcomes = outcomes.map(Vec::into_iter);
+    let responses = asked
         .into_iter()
-        .map(|topic| {
-            let meta = metadata.topic(topic.name.0.as_str()).cloned();
-            let partitions = topic
-                .partitions
+        .map(|(name, partitions)| {
+            let partitions = partitions
                 .into_iter()
-                .map(|partition| {
-                    let index = partition.partition_index;
-                    let current = meta
-                        .as_ref()
-                        .and_then(|meta| meta.replicas.get(usize::try_from(index).ok()?).cloned());
-                    let outcome = match (current, partition.replicas) {
-                        (None, _) => Err((
-                            ResponseError::UnknownTopicOrPartition,
-                            format!("no partition {index} of topic {}", topic.name.0),
-                        )),
-                        (Some(_), None) => Err((
-                            ResponseError::NoReassignmentInProgress,
-                            format!("no reassignment of partition {index} is in progress"),
-                        )),
-                        (Some(current), Some(target)) => {
-                            let target: Vec<NodeId> =
-                                target.iter().map(|node| NodeId(node.0)).collect();
-                            check(shard, &metadata, &current, &target, factor_may_change)
-                        }
+                .map(|(index, asked)| {
+                    let answer = match asked {
+                        Err(refused) => Err(refused),
+                        Ok(_) => match outcomes.as_mut() {
+                            None => {
+                                let failure = stopped();
+                                Err((failure_code(&failure), failure.message))
+                            }
+                            Some(outcomes) => match outcomes
+                                .next()
+                                .expect("the controller answers each move asked")
+                            {
+                                Ok(()) => Ok(()),
+                                Err(MoveFailure::NoMoveInProgress) => Err((
+                                    ResponseError::NoReassignmentInProgress.code(),
+                                    format!("no reassignment of partition {index} is in progress"),
+                                )),
+                                Err(MoveFailure::Failed(failure)) => {
+                                    Err((failure_code(&failure), failure.message))
+                                }
+                            },
+                        },
                     };
                     let response =
                         ReassignablePartitionResponse::default().with_partition_index(index);
-                    match outcome {
+                    match answer {
                         Ok(()) => response.with_error_code(0),
-                        Err((error, message)) => response
-                            .with_error_code(error.code())
+                        Err((code, message)) => response
+                            .with_error_code(code)
                             .with_error_message(Some(str_bytes(message))),
                     }
                 })
                 .collect();
             ReassignableTopicResponse::default()
-                .with_name(topic.name)
+                .with_name(topic_name(&name))
                 .with_partitions(partitions)
         })
         .collect();
@@ -88,54 +158,55 @@ pub async fn alter_partition_reassignments(
     }
 }
 
-/// Whether a partition on `current` may be reassigned to `target`.
-fn check(
-    shard: &Shard,
-    metadata: &crate::cluster_metadata::Metadata,
-    current: &[NodeId],
-    target: &[NodeId],
-    factor_may_change: bool,
-) -> Result<(), (ResponseError, String)> {
-    let distinct: BTreeSet<&NodeId> = target.iter().collect();
-    if target.is_empty() || distinct.len() != target.len() {
-        return Err((
-            ResponseError::InvalidReplicaAssignment,
-            format!("replicas {target:?}: a partition's replicas are distinct nodes, one at least"),
-        ));
-    }
-    if let Some(node) = target.iter().find(|node| !is_live(shard, metadata, **node)) {
-        return Err((
-            ResponseError::InvalidReplicaAssignment,
-            format!("node {node} is not a live broker"),
-        ));
-    }
-    if target.len() != current.len() && !factor_may_change {
-        return Err((
-            ResponseError::InvalidReplicationFactor,
-            format!(
-                "replicas {target:?} change the replication factor from {}, which the request does not allow",
-                current.len()
-            ),
-        ));
-    }
-    if target == current {
-        return Ok(());
-    }
-    Err((
-        ResponseError::InvalidRequest,
-        format!(
-            "moving a partition from nodes {current:?} to {target:?} copies its records to them, which comes with replication (not built yet): it stays where it is"
-        ),
-    ))
-}
-
 pub async fn list_partition_reassignments(
-    _shard: &Rc<Shard>,
-    _request: ListPartitionReassignmentsRequest,
+    shard: &Rc<Shard>,
+    request: ListPartitionReassignmentsRequest,
     _version: i16,
 ) -> ListPartitionReassignmentsResponse {
-    // No partition ever moves between brokers yet: none is moving now.
+    let metadata = shard.metadata();
+    // Null topics: every move; else the partitions named.
+    let named: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|topic| (topic.name.0.to_string(), topic.partition_indexes))
+            .collect()
+    });
+    let names: Option<Vec<String>> = named
+        .as_ref()
+        .map(|named| named.iter().map(|(name, _)| name.clone()).collect());
+    let mut topics: Vec<OngoingTopicReassignment> = Vec::new();
+    for moving in in_progress(&metadata, names.as_deref()) {
+        let wanted = named.as_ref().is_none_or(|named| {
+            named.iter().any(|(name, partitions)| {
+                *name == moving.topic
+                    && partitions
+                        .iter()
+                        .any(|index| i64::from(*index) == i64::from(moving.partition))
+            })
+        });
+        if !wanted {
+            continue;
+        }
+        let brokers = |nodes: &[NodeId]| -> Vec<BrokerId> {
+            nodes.iter().map(|node| BrokerId(node.0)).collect()
+        };
+        let partition = OngoingPartitionReassignment::default()
+            .with_partition_index(moving.partition as i32)
+            .with_replicas(brokers(&moving.replicas))
+            .with_adding_replicas(brokers(&moving.adding))
+            .with_removing_replicas(brokers(&moving.removing));
+        match topics.last_mut() {
+            Some(topic) if topic.name.0.as_str() == moving.topic => {
+                topic.partitions.push(partition)
+            }
+            _ => topics.push(
+                OngoingTopicReassignment::default()
+                    .with_name(topic_name(&moving.topic))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
     ListPartitionReassignmentsResponse::default()
         .with_error_code(0)
-        .with_topics(Vec::new())
+        .with_topics(topics)
 }

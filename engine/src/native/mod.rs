@@ -13,6 +13,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod reassignments;
 
 use std::rc::Rc;
 
@@ -201,6 +202,14 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
         ApiKey::ElectLeaders => encode_response(
             correlation_id,
             &elections::elect_leaders(shard, decode!(m::ElectLeadersRequest)).await,
+        ),
+        ApiKey::AlterReassignments => encode_response(
+            correlation_id,
+            &reassignments::alter(shard, decode!(m::AlterReassignmentsRequest)).await,
+        ),
+        ApiKey::ListReassignments => encode_response(
+            correlation_id,
+            &reassignments::list(shard, decode!(m::ListReassignmentsRequest)),
         ),
         ApiKey::Produce => {
             let response = produce::handle(shard, decode!(m::ProduceRequest)).await?;

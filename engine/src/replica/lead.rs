@@ -36,6 +36,8 @@ struct Planned {
     epoch: Epoch,
     high_watermark: u64,
     range: Range<u64>,
+    /// The most a throttled move lets this push carry.
+    bytes_max: usize,
 }
 
 /// Runs the leaders' rounds: at once when woken (an append, an
@@ -89,6 +91,13 @@ async fn round(shard: &Rc<Shard>) {
                     }
                     let leading = &mut **leading;
                     for &follower in &leading.followers {
+                        let allowance = (leading.throttle.as_mut())
+                            .and_then(|throttle| throttle.allowance(follower, now));
+                        if allowance == Some(0) {
+                            // A new replica of a throttled move waits for
+                            // its pace.
+                            continue;
+                        }
                         if let Some(range) = leading.pushes.next(follower, replicable, now) {
                             planned.push(Planned {
                                 key: *key,
@@ -98,6 +107,7 @@ async fn round(shard: &Rc<Shard>) {
                                 epoch: leading.epoch,
                                 high_watermark: leading.state.high_watermark(),
                                 range,
+                                bytes_max: allowance.unwrap_or(PUSH_BYTES).min(PUSH_BYTES),
                             });
                         }
                     }
@@ -141,7 +151,7 @@ async fn round(shard: &Rc<Shard>) {
         let (base, batches) = if plan.range.is_empty() || room == 0 {
             (plan.range.start, Bytes::new())
         } else {
-            read_push(&plan.log, plan.range.start, PUSH_BYTES.min(room)).await
+            read_push(&plan.log, plan.range.start, plan.bytes_max.min(room)).await
         };
         let end = end_of(base, &batches);
         frame.1 += batches.len();
@@ -151,6 +161,9 @@ async fn round(shard: &Rc<Shard>) {
                 leading
                     .pushes
                     .sent(plan.follower, end.max(plan.range.start));
+                if let Some(throttle) = leading.throttle.as_mut() {
+                    throttle.spend(plan.follower, batches.len());
+                }
             }
         }
         frame.0.push(Push {

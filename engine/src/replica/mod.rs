@@ -23,6 +23,7 @@ mod follow;
 mod lead;
 pub(crate) mod roles;
 pub(crate) mod state;
+mod throttle;
 
 use std::rc::Rc;
 

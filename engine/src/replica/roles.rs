@@ -14,7 +14,10 @@ use sluice_replication::partition::{
 };
 use sluice_storage::{log::Log, NodeId, Offset, TopicId};
 
-use super::state::{partition_ref, Following, Leading, Replicas, Role, PROPOSE_RESEND_MS, PUSH};
+use super::{
+    state::{partition_ref, Following, Leading, Replicas, Role, PROPOSE_RESEND_MS, PUSH},
+    throttle::Throttle,
+};
 use crate::{
     cluster_metadata::{
         image::{node, node_id},
@@ -67,7 +70,9 @@ pub fn on_metadata(
     let mut asks: Vec<(Node, u32, EpochEndAsk)> = Vec::new();
     {
         let mut roles = replicas.roles.borrow_mut();
+        let mut alone = replicas.alone.borrow_mut();
         roles.retain(|key, _| logs.iter().any(|(held, _)| held == key));
+        alone.retain(|key| logs.iter().any(|(held, _)| held == key));
         for (key, log) in &logs {
             let Some(topic) = topics.get(&key.topic) else {
                 roles.remove(key);
@@ -76,15 +81,40 @@ pub fn on_metadata(
             let Some(control) = topic.partition(key.partition.0) else {
                 continue;
             };
-            if control.replicas.len() < 2 {
+            if control.replicas.len() < 2 || !control.replicas.contains(&me) {
+                // Unreplicated, or moved away from this node (its log is
+                // closed and deleted next).
                 roles.remove(key);
                 log.set_high_watermark(None);
                 log.on_written(None);
+                alone.insert(*key);
+                if control.leader == Some(me) {
+                    // Alone after a move: it stamps its own epoch.
+                    log.set_leader_epoch(control.leader_epoch.max(log.last_epoch().unwrap_or(0)));
+                }
                 continue;
             }
             let placed = topic.shards[key.partition.0 as usize].0;
+            if alone.remove(key) && log.high_watermark().is_none() {
+                // It showed everything stored until now: a move gave it
+                // replicas.
+                log.set_high_watermark(Some(log.stored_end()));
+            }
             let current = roles.remove(key);
             let role = match (current, control.leader) {
+                (Some(Role::Leader(leading)), Some(leader))
+                    if leader == me
+                        && leading.epoch == control.leader_epoch
+                        && !same_followers(&leading.followers, &control.replicas, me) =>
+                {
+                    // A move added or dropped replicas: the leader counts
+                    // from its log again, its waiting writes kept.
+                    let config = leader_config(topic, replicas.lag_max_ms);
+                    let mut taken = take_over(me, control, placed, config, log, now);
+                    taken.waiting = leading.waiting;
+                    settle(&mut taken, log);
+                    Role::Leader(Box::new(taken))
+                }
                 (Some(Role::Leader(mut leading)), Some(leader))
                     if leader == me && leading.epoch == control.leader_epoch =>
                 {
@@ -153,6 +183,8 @@ pub fn on_metadata(
             };
             let mut role = role;
             if let Role::Leader(leading) = &mut role {
+                leading.throttle =
+                    Throttle::of(control.moving.as_ref(), leading.throttle.take(), now);
                 // Fenced followers are not proposed to join.
                 for follower in leading.followers.clone() {
                     let fenced = metadata
@@ -170,6 +202,13 @@ pub fn on_metadata(
     }
     replicas.send_asks(sender, asks);
     replicas.wake();
+}
+
+/// Whether a leader pushing to `followers` pushes to every replica of
+/// `replicas` but itself, and to no other.
+fn same_followers(followers: &[Node], replicas: &[Node], me: Node) -> bool {
+    let mut others = replicas.iter().filter(|replica| **replica != me);
+    followers.len() == others.clone().count() && others.all(|replica| followers.contains(replica))
 }
 
 /// Gives the shard's network every other broker's peer address.
@@ -229,6 +268,7 @@ fn take_over(
         state,
         pushes,
         waiting: Vec::new(),
+        throttle: Throttle::of(control.moving.as_ref(), None, now_ms),
     }
 }
 

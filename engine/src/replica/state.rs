@@ -5,7 +5,7 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     rc::Rc,
     sync::Arc,
     time::{Duration, Instant},
@@ -21,6 +21,7 @@ use sluice_replication::partition::{
 };
 use sluice_storage::{NodeId, Offset};
 
+use super::throttle::Throttle;
 use crate::{
     cluster_metadata::image::{node, node_id},
     error::{ErrorKind, Failure},
@@ -85,6 +86,8 @@ pub(super) struct Leading {
     /// `acks=all` writes waiting for the high watermark to reach their
     /// end.
     pub(super) waiting: Vec<(u64, oneshot::Sender<()>)>,
+    /// The pace of the new replicas of a throttled move.
+    pub(super) throttle: Option<Throttle>,
 }
 
 pub(super) struct Following {
@@ -154,6 +157,10 @@ pub struct Replicas {
     pub(super) lag_max_ms: u64,
     /// The node's lease with the controller.
     pub(super) lease: Arc<Lease>,
+    /// Partitions this node holds alone (one replica), whose logs show
+    /// readers everything stored: when a move adds replicas, the high
+    /// watermark starts where the log was shown to.
+    pub(super) alone: RefCell<HashSet<PartitionKey>>,
 }
 
 impl Replicas {
@@ -168,6 +175,7 @@ impl Replicas {
             round: Cell::new(0),
             lag_max_ms: lag_max.as_millis() as u64,
             lease,
+            alone: RefCell::default(),
         }
     }
 

@@ -10,14 +10,15 @@ use super::{
 };
 use crate::native::{
     messages::{
-        AlterConfigsRequest, ApiKey, CreateTopicsRequest, DeleteGroupRequest, DeleteTopicsRequest,
-        DescribeClusterRequest, DescribeClusterResponse, DescribeGroupRequest,
-        DescribeGroupResponse, ElectLeadersRequest, ElectLeadersResponse, ElectionResult,
-        ElectionTopic, ElectionType, GroupListing, GroupResult, ListGroupsRequest,
-        ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, ListedOffset, MetadataRequest,
-        MetadataResponse, NewTopic, OffsetSpec, ResetGroupOffsetsRequest,
-        ResetGroupOffsetsResponse, ResetPartition, ResetTo, TopicDescription, TopicInfo,
-        TopicResults, CREATE_TOPICS_PLACEMENT_VERSION,
+        AlterConfigsRequest, AlterReassignmentsRequest, AlterReassignmentsResponse, ApiKey,
+        CreateTopicsRequest, DeleteGroupRequest, DeleteTopicsRequest, DescribeClusterRequest,
+        DescribeClusterResponse, DescribeGroupRequest, DescribeGroupResponse, ElectLeadersRequest,
+        ElectLeadersResponse, ElectionResult, ElectionTopic, ElectionType, GroupListing,
+        GroupResult, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
+        ListOffsetsResponse, ListReassignmentsRequest, ListReassignmentsResponse, ListedOffset,
+        MetadataRequest, MetadataResponse, MoveResult, NewTopic, OffsetSpec, PartitionMove,
+        Reassignment, ResetGroupOffsetsRequest, ResetGroupOffsetsResponse, ResetPartition, ResetTo,
+        TopicDescription, TopicInfo, TopicResults, CREATE_TOPICS_PLACEMENT_VERSION,
     },
     ErrorCode,
 };
@@ -241,6 +242,39 @@ impl Client {
         let request = ElectLeadersRequest { election, topics };
         let response: ElectLeadersResponse = self.request(ApiKey::ElectLeaders, &request).await?;
         Ok(response.results)
+    }
+
+    /// Starts moving each partition of `moves` to its new replicas (or
+    /// cancels its move, for `None` replicas), each new replica sent at
+    /// most `throttle_bytes_per_s` while it catches up (0: unthrottled). A
+    /// result per move, each with its own code (see
+    /// [`AlterReassignmentsRequest`]); [`Client::list_reassignments`]
+    /// tells when a move is done.
+    pub async fn alter_reassignments(
+        &self,
+        moves: Vec<PartitionMove>,
+        throttle_bytes_per_s: u64,
+        allow_replication_factor_change: bool,
+    ) -> Result<Vec<MoveResult>, ClientError> {
+        let request = AlterReassignmentsRequest {
+            moves,
+            throttle_bytes_per_s,
+            allow_replication_factor_change,
+        };
+        let response: AlterReassignmentsResponse =
+            self.request(ApiKey::AlterReassignments, &request).await?;
+        Ok(response.results)
+    }
+
+    /// The moves in progress of `topics` (empty: every topic).
+    pub async fn list_reassignments(
+        &self,
+        topics: Vec<String>,
+    ) -> Result<Vec<Reassignment>, ClientError> {
+        let request = ListReassignmentsRequest { topics };
+        let response: ListReassignmentsResponse =
+            self.request(ApiKey::ListReassignments, &request).await?;
+        Ok(response.reassignments)
     }
 
     /// The offset `spec` names in one partition: `None` when a timestamp

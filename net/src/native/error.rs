@@ -53,10 +53,12 @@ pub enum ErrorCode {
     PreferredLeaderNotAvailable = 30,
     /// No replica the election allows is alive to lead.
     EligibleLeadersNotAvailable = 31,
+    /// A cancellation of a partition's move when none is in progress.
+    NoReassignmentInProgress = 32,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -89,6 +91,7 @@ impl ErrorCode {
         ErrorCode::ElectionNotNeeded,
         ErrorCode::PreferredLeaderNotAvailable,
         ErrorCode::EligibleLeadersNotAvailable,
+        ErrorCode::NoReassignmentInProgress,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -150,6 +153,7 @@ impl ErrorCode {
             ErrorCode::ElectionNotNeeded => "election not needed",
             ErrorCode::PreferredLeaderNotAvailable => "preferred leader not available",
             ErrorCode::EligibleLeadersNotAvailable => "eligible leaders not available",
+            ErrorCode::NoReassignmentInProgress => "no reassignment in progress",
         }
     }
 }

@@ -18,6 +18,12 @@
 //!   holds every record below it: it becomes an eligible leader replica.
 //!   Once the set is back at `min.insync.replicas` the high watermark
 //!   moves on without them, and the eligible set is emptied.
+//! - A partition moves to other replicas (Kafka's reassignment, KIP-455)
+//!   by first holding both sets: the new replicas follow and catch up,
+//!   and once every target replica is in sync, the old ones leave, and a
+//!   leader outside the target hands over to one inside it
+//!   ([`PartitionControl::start_move`]). Until then a cancellation goes
+//!   back to the original replicas.
 //! - Replicas acknowledge only what they made durable, so a node that
 //!   crashed keeps everything it acknowledged and stays eligible (Kafka
 //!   drops a replica that shut down uncleanly from the eligible set because
@@ -51,6 +57,57 @@ pub enum ControlError {
     NotAReplica(Node),
 }
 
+/// Why a move of a partition's replicas (Kafka's reassignment) changes
+/// nothing. Kafka's codes: INVALID_REPLICA_ASSIGNMENT,
+/// NO_REASSIGNMENT_IN_PROGRESS, and INVALID_REQUEST for the last.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoveError {
+    #[error("replicas {0:?}: a partition's replicas are distinct nodes, one at least")]
+    InvalidTarget(Vec<Node>),
+    #[error("no reassignment of this partition is in progress")]
+    NoMoveInProgress,
+    #[error("none of the original replicas {0:?} is in sync: the move cannot be cancelled, only completed or redirected")]
+    OriginalOutOfSync(Vec<Node>),
+}
+
+/// A move of a partition from its `original` replicas to `target` in
+/// progress: the partition's replicas are both sets until every target
+/// replica is in sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub original: Vec<Node>,
+    pub target: Vec<Node>,
+    /// Bytes per second a leader sends each new replica while it catches
+    /// up; 0: as fast as it can.
+    pub throttle_bytes_per_s: u64,
+}
+
+impl Move {
+    /// The target replicas that are not original ones: they catch up.
+    pub fn adding(&self) -> Vec<Node> {
+        let original = &self.original;
+        (self.target.iter().copied())
+            .filter(|node| !original.contains(node))
+            .collect()
+    }
+
+    /// The original replicas the target leaves out: they leave at the end.
+    pub fn removing(&self) -> Vec<Node> {
+        let target = &self.target;
+        (self.original.iter().copied())
+            .filter(|node| !target.contains(node))
+            .collect()
+    }
+
+    /// The replicas while the move is in progress: the target, then the
+    /// original replicas it leaves out.
+    pub fn replicas(&self) -> Vec<Node> {
+        let mut replicas = self.target.clone();
+        replicas.extend(self.removing());
+        replicas
+    }
+}
+
 /// Why an election an operator asked for (Kafka's ElectLeaders) changes
 /// nothing. Kafka's codes: ELECTION_NOT_NEEDED,
 /// PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE.
@@ -74,6 +131,8 @@ pub struct PartitionControl {
     pub in_sync: BTreeSet<Node>,
     /// KIP-966's eligible leader replicas.
     pub eligible: BTreeSet<Node>,
+    /// A move to other replicas in progress; `replicas` holds both sets.
+    pub moving: Option<Move>,
 }
 
 impl PartitionControl {
@@ -87,6 +146,7 @@ impl PartitionControl {
             partition_epoch: 0,
             in_sync: replicas.iter().copied().collect(),
             eligible: BTreeSet::new(),
+            moving: None,
         }
     }
 
@@ -136,8 +196,130 @@ impl PartitionControl {
             .filter(|node| self.in_sync.contains(node) || alive(*node))
             .collect();
         self.set_in_sync(in_sync, config);
+        self.finish_move(alive, config);
         self.partition_epoch += 1;
         Ok(())
+    }
+
+    /// Starts moving the partition to the replicas `target` (Kafka's
+    /// AlterPartitionReassignments): they are added as replicas, follow
+    /// and catch up, and the move ends (the replicas are `target` alone)
+    /// once all of them are in sync. A move in progress is redirected:
+    /// from its original replicas to the new target, the replicas it added
+    /// that the new target leaves out dropped at once unless they are in
+    /// sync (or eligible to lead), which leave only when the move ends. A target that is
+    /// already in sync (the same nodes, another order, fewer) finishes at
+    /// once. Returns whether anything changed: a move to the replicas the
+    /// partition has, with none in progress, changes nothing.
+    ///
+    /// Errors: `InvalidTarget` for an empty target or one naming a node
+    /// twice.
+    pub fn start_move(
+        &mut self,
+        target: &[Node],
+        throttle_bytes_per_s: u64,
+        alive: impl Fn(Node) -> bool,
+        config: ControlConfig,
+    ) -> Result<bool, MoveError> {
+        let distinct: BTreeSet<Node> = target.iter().copied().collect();
+        if target.is_empty() || distinct.len() != target.len() {
+            return Err(MoveError::InvalidTarget(target.to_vec()));
+        }
+        let original = match &self.moving {
+            // Redirected: the replicas the earlier move added and the new
+            // target leaves out go, unless they are in sync or eligible to
+            // lead. Those stay until this move ends, like the original
+            // ones: they may be the only replicas holding every record.
+            Some(moving) => {
+                let mut original = moving.original.clone();
+                original.extend(moving.adding().into_iter().filter(|node| {
+                    !target.contains(node)
+                        && (self.in_sync.contains(node) || self.eligible.contains(node))
+                }));
+                original
+            }
+            None if self.replicas == target => return Ok(false),
+            None => self.replicas.clone(),
+        };
+        let moving = Move {
+            original,
+            target: target.to_vec(),
+            throttle_bytes_per_s,
+        };
+        self.set_replicas(moving.replicas(), &alive, config);
+        self.moving = Some(moving);
+        self.finish_move(&alive, config);
+        self.partition_epoch += 1;
+        Ok(true)
+    }
+
+    /// Cancels the move in progress: the partition goes back to its
+    /// original replicas, the ones the move added dropped (a leader among
+    /// them hands over to an original replica in sync).
+    ///
+    /// Errors: `NoMoveInProgress`; `OriginalOutOfSync` when no original
+    /// replica is in sync, so none could lead with every record.
+    pub fn cancel_move(
+        &mut self,
+        alive: impl Fn(Node) -> bool,
+        config: ControlConfig,
+    ) -> Result<(), MoveError> {
+        let Some(moving) = self.moving.clone() else {
+            return Err(MoveError::NoMoveInProgress);
+        };
+        if !moving
+            .original
+            .iter()
+            .any(|node| self.in_sync.contains(node))
+        {
+            return Err(MoveError::OriginalOutOfSync(moving.original));
+        }
+        self.moving = None;
+        self.set_replicas(moving.original, alive, config);
+        self.partition_epoch += 1;
+        Ok(())
+    }
+
+    /// Ends the move in progress once every target replica is in sync.
+    fn finish_move(&mut self, alive: impl Fn(Node) -> bool, config: ControlConfig) {
+        let Some(moving) = &self.moving else {
+            return;
+        };
+        if !moving.target.iter().all(|node| self.in_sync.contains(node)) {
+            return;
+        }
+        let target = moving.target.clone();
+        self.moving = None;
+        self.set_replicas(target, alive, config);
+    }
+
+    /// Makes `replicas` the partition's replicas: the others leave the
+    /// in-sync and eligible sets, and a leader among them hands over to
+    /// the first in-sync replica left (in a new leader epoch).
+    fn set_replicas(
+        &mut self,
+        replicas: Vec<Node>,
+        alive: impl Fn(Node) -> bool,
+        config: ControlConfig,
+    ) {
+        let in_sync: BTreeSet<Node> = (self.in_sync.iter().copied())
+            .filter(|node| replicas.contains(node))
+            .collect();
+        if in_sync != self.in_sync {
+            self.set_in_sync(in_sync, config);
+        }
+        self.eligible.retain(|node| replicas.contains(node));
+        self.replicas = replicas;
+        if self
+            .leader
+            .is_some_and(|leader| !self.replicas.contains(&leader))
+        {
+            self.leader = None;
+            self.elect(alive, config);
+            if self.leader.is_none() {
+                self.leader_epoch += 1;
+            }
+        }
     }
 
     /// Node `node` was fenced (its lease ran out, or it shut down): it
@@ -500,5 +682,129 @@ mod tests {
         assert_eq!(eligible.leader, Some(2));
         assert_eq!(eligible.in_sync, [2].into());
         assert_eq!(eligible.eligible, [1].into(), "node 1 is still complete");
+    }
+
+    #[test]
+    fn a_move_holds_both_sets_until_the_target_is_in_sync_then_the_old_leader_hands_over() {
+        let mut control = PartitionControl::new(&[1, 2, 3], |_| true);
+        let epoch = control.partition_epoch;
+        assert_eq!(
+            control.start_move(&[2, 3, 4], 0, |_| true, STRICT),
+            Ok(true)
+        );
+        assert_eq!(control.replicas, vec![2, 3, 4, 1]);
+        assert_eq!(
+            control.leader,
+            Some(1),
+            "the leader stays while node 4 catches up"
+        );
+        assert_eq!(control.leader_epoch, 0);
+        assert_eq!(control.in_sync, [1, 2, 3].into());
+        let moving = control.moving.clone().unwrap();
+        assert_eq!((moving.adding(), moving.removing()), (vec![4], vec![1]));
+        assert!(control.partition_epoch > epoch);
+        // A request made before the move is stale.
+        assert!(matches!(
+            control.alter_in_sync(1, 0, epoch, &[1, 2, 3, 4].into(), |_| true, STRICT),
+            Err(ControlError::StalePartitionEpoch { .. })
+        ));
+        let epoch = control.partition_epoch;
+        control
+            .alter_in_sync(1, 0, epoch, &[1, 2, 3, 4].into(), |_| true, STRICT)
+            .unwrap();
+        assert_eq!(control.moving, None);
+        assert_eq!(control.replicas, vec![2, 3, 4]);
+        assert_eq!(control.in_sync, [2, 3, 4].into());
+        assert_eq!(
+            control.leader,
+            Some(2),
+            "the first target replica in sync leads"
+        );
+        assert_eq!(control.leader_epoch, 1);
+        assert!(control.eligible.is_empty());
+    }
+
+    #[test]
+    fn a_move_to_the_same_replicas_changes_nothing_and_a_shrink_finishes_at_once() {
+        let mut control = PartitionControl::new(&[1, 2, 3], |_| true);
+        let before = control.clone();
+        assert_eq!(
+            control.start_move(&[1, 2, 3], 0, |_| true, STRICT),
+            Ok(false)
+        );
+        assert_eq!(control, before);
+        assert_eq!(control.start_move(&[3, 1], 0, |_| true, STRICT), Ok(true));
+        assert_eq!(control.replicas, vec![3, 1]);
+        assert_eq!(control.in_sync, [1, 3].into());
+        assert_eq!(
+            control.leader,
+            Some(1),
+            "the leader is kept: it is a target replica"
+        );
+        assert_eq!(control.moving, None);
+        for bad in [&[][..], &[1, 1][..]] {
+            assert_eq!(
+                control.start_move(bad, 0, |_| true, STRICT),
+                Err(MoveError::InvalidTarget(bad.to_vec()))
+            );
+        }
+    }
+
+    #[test]
+    fn a_move_is_cancelled_back_to_its_original_replicas_or_redirected() {
+        let mut control = PartitionControl::new(&[1, 2, 3], |_| true);
+        assert_eq!(
+            control.cancel_move(|_| true, STRICT),
+            Err(MoveError::NoMoveInProgress)
+        );
+        control.start_move(&[2, 3, 4], 0, |_| true, STRICT).unwrap();
+        // Redirected: node 4 is dropped, node 5 added, from the same
+        // original replicas.
+        control.start_move(&[2, 3, 5], 7, |_| true, STRICT).unwrap();
+        let moving = control.moving.clone().unwrap();
+        assert_eq!(moving.original, vec![1, 2, 3]);
+        assert_eq!(moving.throttle_bytes_per_s, 7);
+        assert_eq!(control.replicas, vec![2, 3, 5, 1]);
+        let epoch = control.partition_epoch;
+        control.cancel_move(|_| true, STRICT).unwrap();
+        assert_eq!(control.replicas, vec![1, 2, 3]);
+        assert_eq!(control.in_sync, [1, 2, 3].into());
+        assert_eq!((control.leader, control.leader_epoch), (Some(1), 0));
+        assert_eq!(control.moving, None);
+        assert!(control.partition_epoch > epoch);
+    }
+
+    #[test]
+    fn a_cancel_hands_leadership_back_and_needs_an_original_replica_in_sync() {
+        let mut control = PartitionControl::new(&[1], |_| true);
+        control.start_move(&[2, 3], 0, |_| true, STRICT).unwrap();
+        // Node 2 caught up and node 1 died: node 2 leads, node 3 still
+        // catches up.
+        let epoch = control.partition_epoch;
+        control
+            .alter_in_sync(1, 0, epoch, &[1, 2].into(), |_| true, STRICT)
+            .unwrap();
+        assert!(control.fence(1, |node| node != 1, STRICT));
+        assert_eq!(control.leader, Some(2));
+        assert_eq!(
+            control.cancel_move(|node| node != 1, STRICT),
+            Err(MoveError::OriginalOutOfSync(vec![1]))
+        );
+        // Redirected to nodes 2 and 4 instead: node 3 dropped.
+        control
+            .start_move(&[2, 4], 0, |node| node != 1, STRICT)
+            .unwrap();
+        assert_eq!(control.replicas, vec![2, 4, 1]);
+        assert_eq!(control.leader, Some(2));
+        let epoch = control.partition_epoch;
+        control
+            .alter_in_sync(2, 1, epoch, &[2, 4].into(), |node| node != 1, STRICT)
+            .unwrap();
+        assert_eq!(control.replicas, vec![2, 4]);
+        assert_eq!(control.moving, None);
+        assert!(control
+            .eligible
+            .iter()
+            .all(|node| control.replicas.contains(node)));
     }
 }

@@ -1,10 +1,10 @@
 //! `sluice topic`: create, list, describe, alter-config, delete,
-//! elect-leaders.
+//! elect-leaders, move, moves.
 
 use sluice_net::{
     client::Client,
     native::{
-        messages::{ElectionTopic, NewTopic},
+        messages::{ElectionTopic, NewTopic, PartitionMove},
         ErrorCode,
     },
 };
@@ -14,6 +14,9 @@ use crate::{
     output,
     runtime::{block_on, CliError, CliResult},
 };
+
+/// How often `sluice topic move --wait` asks whether the moves are done.
+const MOVE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 pub fn run(command: TopicCommand) -> CliResult<()> {
     block_on(async move {
@@ -123,6 +126,74 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                         "{failed} of {} elections could not be held",
                         results.len()
                     )));
+                }
+            }
+            TopicCommand::Move {
+                topic,
+                partition,
+                to,
+                throttle,
+                allow_replication_factor_change,
+                cancel,
+                wait,
+                connect,
+            } => {
+                let client = Client::connect(&connect.brokers).await?;
+                let moves: Vec<PartitionMove> = partition
+                    .iter()
+                    .map(|partition| PartitionMove {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        replicas: (!cancel).then(|| to.clone()),
+                    })
+                    .collect();
+                let results = client
+                    .alter_reassignments(
+                        moves,
+                        throttle.unwrap_or(0),
+                        allow_replication_factor_change,
+                    )
+                    .await?;
+                print!("{}", output::moves_started_text(&results, cancel));
+                let failed = results
+                    .iter()
+                    .filter(|result| !result.error.is_ok())
+                    .count();
+                if failed > 0 {
+                    return Err(CliError(format!(
+                        "{failed} of {} moves could not be {}",
+                        results.len(),
+                        if cancel { "cancelled" } else { "started" }
+                    )));
+                }
+                if wait {
+                    // Done when none of them is listed as moving.
+                    loop {
+                        let moving = client.list_reassignments(vec![topic.clone()]).await?;
+                        let left = moving
+                            .iter()
+                            .filter(|moving| partition.contains(&moving.partition))
+                            .count();
+                        if left == 0 {
+                            break;
+                        }
+                        glommio::timer::sleep(MOVE_POLL).await;
+                    }
+                    eprintln!("done: {} partitions moved", partition.len());
+                }
+            }
+            TopicCommand::Moves {
+                topic,
+                format,
+                connect,
+            } => {
+                let client = Client::connect(&connect.brokers).await?;
+                let moving = client
+                    .list_reassignments(topic.into_iter().collect())
+                    .await?;
+                match format {
+                    Format::Text => print!("{}", output::moves_text(&moving)),
+                    Format::Json => println!("{}", output::moves_json(&moving)),
                 }
             }
         }

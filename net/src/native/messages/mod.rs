@@ -24,6 +24,7 @@ mod groups;
 mod metadata;
 mod offsets;
 mod produce;
+mod reassignments;
 mod topics;
 mod versions;
 
@@ -34,6 +35,7 @@ pub use groups::*;
 pub use metadata::*;
 pub use offsets::*;
 pub use produce::*;
+pub use reassignments::*;
 pub use topics::*;
 pub use versions::*;
 
@@ -56,10 +58,12 @@ pub enum ApiKey {
     DeleteGroup = 12,
     DescribeCluster = 13,
     ElectLeaders = 14,
+    AlterReassignments = 15,
+    ListReassignments = 16,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 15] = [
+    pub const ALL: [ApiKey; 17] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -75,6 +79,8 @@ impl ApiKey {
         ApiKey::DeleteGroup,
         ApiKey::DescribeCluster,
         ApiKey::ElectLeaders,
+        ApiKey::AlterReassignments,
+        ApiKey::ListReassignments,
     ];
 
     pub fn from_u16(key: u16) -> Option<ApiKey> {

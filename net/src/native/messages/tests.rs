@@ -379,3 +379,52 @@ fn elect_leaders_round_trips_and_an_unknown_election_type_does_not_decode() {
         Err(crate::native::codec::DecodeError::InvalidValue { value: 2, .. })
     ));
 }
+
+#[test]
+fn reassignments_round_trip_and_a_cut_body_does_not_decode() {
+    let moves = AlterReassignmentsRequest {
+        moves: vec![
+            PartitionMove {
+                topic: "orders".to_string(),
+                partition: 3,
+                replicas: Some(vec![2, 4, 5]),
+            },
+            PartitionMove {
+                topic: "orders".to_string(),
+                partition: 4,
+                replicas: None,
+            },
+        ],
+        throttle_bytes_per_s: 10 << 20,
+        allow_replication_factor_change: true,
+    };
+    round_trip(&moves);
+    round_trip(&AlterReassignmentsResponse {
+        results: vec![MoveResult {
+            topic: "orders".to_string(),
+            partition: 4,
+            error: ErrorCode::NoReassignmentInProgress,
+            message: "no reassignment of partition 4 is in progress".to_string(),
+        }],
+    });
+    round_trip(&ListReassignmentsRequest {
+        topics: vec!["orders".to_string()],
+    });
+    round_trip(&ListReassignmentsResponse {
+        reassignments: vec![Reassignment {
+            topic: "orders".to_string(),
+            partition: 3,
+            replicas: vec![2, 4, 5, 1],
+            adding: vec![4, 5],
+            removing: vec![1],
+            throttle_bytes_per_s: 0,
+        }],
+    });
+    let bytes = moves.to_bytes().freeze();
+    for end in 0..bytes.len() {
+        assert!(
+            AlterReassignmentsRequest::from_bytes(bytes.slice(..end)).is_err(),
+            "cut at {end}"
+        );
+    }
+}
