@@ -6,8 +6,10 @@
 //! committed (OffsetFetch through librdkafka, and `sluice group describe`
 //! asked of the new coordinator), and the group's consumer, librdkafka's,
 //! goes on from them: it reads no record it had committed, reads every
-//! record it had not, and commits again. The offsets partitions are
-//! compacted every few commits, so the failover also reads a snapshot back.
+//! record it had not, and commits again. The killed node, started again,
+//! catches up and coordinates the group once more after a preferred
+//! leader election, with every offset. The offsets partitions are
+//! compacted every few commits, so each move also reads a snapshot back.
 
 mod common;
 mod kafka_common;
@@ -328,5 +330,55 @@ fn a_group_outlives_the_kill_of_its_coordinator() {
         wait_until(|| committed(&survivors), "OffsetFetch after the new commit"),
         ends,
         "the commit made after the kill"
+    );
+
+    // The killed node comes back, catches up (its log ended where it was
+    // killed), and coordinates the group again once it leads its offsets
+    // partition again (it is the preferred replica): with every offset,
+    // the one committed while it was down too.
+    cluster.restart(killed as u32, &[]);
+    wait_until(
+        || {
+            let seen = metadata(&bootstrap, Some(OFFSETS_TOPIC)).ok_or("no metadata")?;
+            match seen.partitions.iter().all(|p| p.in_sync == all) {
+                true => Ok(()),
+                false => Err(format!("{:?}", seen.partitions)),
+            }
+        },
+        &format!("node {killed}, started again, is in sync in {OFFSETS_TOPIC}"),
+    );
+    wait_until(
+        || {
+            let output = cluster.cli(
+                successor as u32,
+                &["topic", "elect-leaders", OFFSETS_TOPIC],
+                None,
+            );
+            match coordinator(&cluster, successor as u32)? {
+                named if named == killed => Ok(()),
+                named => Err(format!(
+                    "FindCoordinator names node {named}; elect-leaders: {}",
+                    String::from_utf8_lossy(&output.stdout)
+                )),
+            }
+        },
+        &format!("node {killed} coordinates {GROUP} again after a preferred election"),
+    );
+    assert_eq!(
+        wait_until(
+            || described(&cluster, killed as u32),
+            "the returned coordinator describes the group"
+        ),
+        ends,
+        "sluice group describe, asked of the returned coordinator"
+    );
+    assert_eq!(
+        wait_until(|| committed(&bootstrap), "OffsetFetch after the return"),
+        ends,
+        "OffsetFetch after the coordinator returned"
+    );
+    wait_until(
+        || commit(&consumer, &ends),
+        "a commit to the returned coordinator",
     );
 }

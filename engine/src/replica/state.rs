@@ -103,7 +103,8 @@ pub enum Leadership {
     Sole,
     /// This node leads it in this leader epoch (and holds its lease).
     Leads(Epoch),
-    /// Another node leads it, or none does, or this one lost its lease.
+    /// Another node leads it, or none does, or this one lost its lease
+    /// (or has not heard from the controller leader since it started).
     Not,
 }
 
@@ -139,6 +140,14 @@ impl Lease {
         self.renewed_ms
             .store(self.started.elapsed().as_millis() as u64, Relaxed);
         self.length_ms.store(length.as_millis() as u64, Relaxed);
+    }
+
+    /// Whether the controller leader has answered this broker since it
+    /// started: until then, what its metadata says it leads may be what
+    /// it led before it stopped.
+    pub fn renewed(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.length_ms.load(Relaxed) != u64::MAX
     }
 
     pub fn held(&self) -> bool {
@@ -287,11 +296,16 @@ impl Replicas {
 
     /// Whether this node leads `key` now, and in which epoch: what a
     /// coordinator of the partition's contents (the group coordinator for
-    /// `__consumer_offsets`) serves by.
+    /// `__consumer_offsets`) serves by. A replicated partition's leader
+    /// only once the controller leader has answered this broker since it
+    /// started (a node started again may hold metadata from before its
+    /// stop, which names it leader still), and while it holds its lease.
     pub fn leadership(&self, key: PartitionKey) -> Leadership {
         match self.roles.borrow().get(&key) {
             None => Leadership::Sole,
-            Some(Role::Leader(leading)) if self.lease.held() => Leadership::Leads(leading.epoch),
+            Some(Role::Leader(leading)) if self.lease.renewed() && self.lease.held() => {
+                Leadership::Leads(leading.epoch)
+            }
             Some(_) => Leadership::Not,
         }
     }
