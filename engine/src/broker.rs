@@ -355,7 +355,9 @@ async fn shard_main(
         &shard.partitions,
         (shard.config.node_id, shard.id),
     );
-    match crate::coordinator::recover(&shard).await {
+    // The groups of the offsets partitions this node leads, by the
+    // metadata it starts with; later changes are the hold loop's.
+    match crate::coordinator::hold(&shard).await {
         Ok(0) => {}
         Ok(records) => tracing::info!(
             shard = shard.id,
@@ -447,6 +449,7 @@ async fn shard_main(
     let ticking = shard.clone();
     let group_ticks =
         glommio::spawn_local(async move { crate::coordinator::tick_loop(&ticking.groups).await });
+    let group_holds = glommio::spawn_local(crate::coordinator::hold_loop(shard.clone()));
     let _ = ready.send(Ok(Ready {
         shard: shard.id,
         partitions: opened,
@@ -461,6 +464,7 @@ async fn shard_main(
     drop(retention);
     drop(controller_tasks);
     drop(group_ticks);
+    drop(group_holds);
     // Replication goes on while requests in flight finish: an acks=all
     // write waits for its followers.
     shutdown(&shard).await;

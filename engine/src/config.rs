@@ -62,6 +62,11 @@ pub struct BrokerConfig {
     pub default_replication_factor: u16,
     /// `min.insync.replicas` given to a topic created without it.
     pub min_insync_replicas: u32,
+    /// Replicas of each partition of `__consumer_offsets` (Kafka's
+    /// `offsets.topic.replication.factor`); `None`: the
+    /// `default_replication_factor`. Either way no more than the live
+    /// brokers when the topic is created.
+    pub offsets_topic_replication_factor: Option<u16>,
     /// A connection that sends nothing for this long is closed.
     pub connection_idle_timeout: Duration,
     /// A connection that stops in the middle of a frame for this long is
@@ -101,6 +106,15 @@ pub struct BrokerConfig {
     pub leader_imbalance_check_interval: Duration,
 }
 
+impl BrokerConfig {
+    /// Replicas of each partition of `__consumer_offsets`, before the
+    /// cap of the live brokers.
+    pub fn offsets_replication_factor(&self) -> u16 {
+        self.offsets_topic_replication_factor
+            .unwrap_or(self.default_replication_factor)
+    }
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
@@ -125,6 +139,7 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             default_replication_factor: 1,
             min_insync_replicas: 1,
+            offsets_topic_replication_factor: None,
             connection_idle_timeout: Duration::from_secs(600),
             partial_frame_timeout: Duration::from_secs(30),
             connections_max: 10_000,

@@ -141,6 +141,10 @@ config_layer! {
     /// `min.insync.replicas` of a topic created without it (Kafka's
     /// broker-level `min.insync.replicas`).
     min_insync_replicas: u32,
+    /// Replicas of each partition of `__consumer_offsets` (Kafka's
+    /// `offsets.topic.replication.factor`) [default:
+    /// `default_replication_factor`].
+    offsets_topic_replication_factor: u16,
 }
 
 fn env_value<T: FromStr>(env: &HashMap<String, String>, key: &str) -> Result<Option<T>, ConfigError>
@@ -329,6 +333,10 @@ impl ConfigLayer {
         }
         if let Some(min) = self.min_insync_replicas {
             config.min_insync_replicas = positive("min_insync_replicas", min as usize)? as u32;
+        }
+        if let Some(factor) = self.offsets_topic_replication_factor {
+            config.offsets_topic_replication_factor =
+                Some(positive("offsets_topic_replication_factor", usize::from(factor))? as u16);
         }
         Ok(config)
     }
@@ -541,6 +549,8 @@ mod tests {
             config.leader_imbalance_check_interval,
             Duration::from_millis(7)
         );
+        assert_eq!(config.offsets_topic_replication_factor, Some(7));
+        assert_eq!(config.offsets_replication_factor(), 7);
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum GroupError {
     CoordinatorNotAvailable,
     /// Another node coordinates the group: find it again.
     NotCoordinator,
+    /// This node coordinates the group from now on and is reading its
+    /// groups back from the log: ask again shortly.
+    CoordinatorLoadInProgress,
     FencedInstanceId,
     GroupSubscribedToTopic,
     OffsetMetadataTooLarge,
@@ -46,6 +49,7 @@ impl std::fmt::Display for GroupError {
             GroupError::UnknownTopicOrPartition => "unknown topic or partition",
             GroupError::CoordinatorNotAvailable => "coordinator not available",
             GroupError::NotCoordinator => "another node coordinates the group",
+            GroupError::CoordinatorLoadInProgress => "the coordinator is loading its groups",
             GroupError::FencedInstanceId => "fenced instance id",
             GroupError::GroupSubscribedToTopic => "the group is subscribed to the topic",
             GroupError::OffsetMetadataTooLarge => "offset metadata too large",

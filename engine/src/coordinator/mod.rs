@@ -1,13 +1,17 @@
 //! The group coordinator: consumer groups, their members and their committed
 //! offsets.
 //!
-//! A group lives on one shard: the owner of its partition of the internal
-//! topic `__consumer_offsets` (the partition is a hash of the group id).
-//! Requests about a group, on whatever shard they arrive, run there
-//! ([`on_coordinator`]). Committed offsets are appended to that partition,
-//! durably, before they are acknowledged, and replayed from it at start
-//! ([`recover`]); membership lives in memory (members rejoin after a
-//! restart, as they do when a Kafka coordinator moves).
+//! A group lives on one shard of one node: the owner of its partition of
+//! the internal topic `__consumer_offsets` (the partition is a hash of the
+//! group id) on the node that leads that partition. Requests about a
+//! group, on whatever shard they arrive, run there ([`on_coordinator`]);
+//! another node answers NOT_COORDINATOR. Committed offsets are appended
+//! to that partition and acknowledged once its in-sync replicas hold them
+//! (acks=all); a node that comes to lead the partition (at start, or when
+//! its leader fails) reads its groups back from it before it serves them
+//! ([`hold`]), and one that stops leading it drops them. Membership lives
+//! in memory (members rejoin after a restart or a failover, as they do
+//! when a Kafka coordinator moves).
 //!
 //! The classic protocol's state machine is in [`classic`]: members join,
 //! the leader assigns, everyone syncs, heartbeats keep members alive; a
@@ -19,19 +23,23 @@
 //! - this one: a group's state ([`Group`]), a shard's groups
 //!   ([`Coordinator`]) and the tick that expires members;
 //! - [`routing`]: which shard coordinates a group, and running work there;
+//! - [`holding`]: which offsets partitions this shard coordinates, loaded
+//!   when this node comes to lead them and dropped when it stops;
 //! - [`classic`]: the classic protocol's state machine;
 //! - [`consumer`]: the consumer protocol's (KIP-848) state machine, and
 //!   [`assignor`], the pure functions that compute its target assignments;
 //! - [`offsets`]: committing, reading, resetting and deleting offsets;
-//! - [`offsets_log`]: `__consumer_offsets` on disk (append, compact,
-//!   replay at start), in the records of [`records`];
+//! - [`offsets_log`]: `__consumer_offsets` on disk (append, wait for the
+//!   in-sync replicas, compact), in the records of [`records`];
 //! - [`describe`]: groups listed and described; [`lag`]: consumer lag;
 //! - [`error`]: why a group request failed.
 //!
 //! Dependencies between these files point one way: `error`, `records` and
-//! `assignor` use none of the others; `routing` uses `error`; `classic`
-//! and `consumer` use this file's types (`consumer` also `assignor`);
-//! `offsets_log` uses `routing` and `records`; `offsets` uses
+//! `assignor` use none of the others; `routing` uses `error` and
+//! `holding`'s check; `holding` uses `routing`, `records` and
+//! `offsets_log`; `classic` and `consumer` use this file's types
+//! (`consumer` also `assignor`); `offsets_log` uses `routing` and
+//! `records`; `offsets` uses
 //! `offsets_log` and both protocols; `describe` uses `consumer` and
 //! `routing`; `lag` uses `routing`.
 
@@ -40,6 +48,7 @@ pub mod classic;
 pub mod consumer;
 mod describe;
 mod error;
+mod holding;
 pub mod lag;
 mod offsets;
 mod offsets_log;
@@ -51,8 +60,8 @@ use std::time::{Duration, Instant};
 
 pub use describe::{describe_local, list_all, list_local};
 pub use error::GroupError;
+pub use holding::{hold, hold_loop};
 pub use offsets::{commit, committed, delete_group, delete_offsets, reset_offsets};
-pub use offsets_log::recover;
 pub use routing::{on_coordinator, run_on};
 pub use state::{Committer, Coordinator, Group, GroupState, OffsetToCommit};
 

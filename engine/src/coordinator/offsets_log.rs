@@ -1,17 +1,27 @@
 //! The group coordinator's log: `__consumer_offsets`, one partition per
-//! shard. Records are appended durably before what they say is applied to
-//! memory ([`persist`]); a partition is compacted once enough was appended
-//! since its last snapshot ([`compact`]); at start each shard replays the
-//! partitions it owns ([`recover`]).
+//! shard of each broker, each replicated as other topics are. Records are
+//! appended by the partition's leader, and what they say is applied to
+//! memory once the in-sync replicas hold them (acks=all) ([`persist`]); a
+//! partition is compacted once enough was appended since its last
+//! snapshot ([`compact`]), the snapshot committed before the log start
+//! moves past what it replaces. Reading a partition back when this node
+//! comes to lead it is [`super::holding`]'s.
 
-use std::{collections::HashMap, rc::Rc};
+use std::{collections::HashMap, rc::Rc, time::Duration};
 
-use sluice_storage::{batch::BatchBuilder, log::Log};
+use sluice_storage::{batch::BatchBuilder, log::Log, Offset};
 
-use super::{
-    error::GroupError, records::GroupRecord, routing::offsets_partition, Group, OFFSETS_TOPIC,
+use super::{error::GroupError, records::GroupRecord, routing::offsets_partition, Group};
+use crate::{
+    error::{ErrorKind, Failure},
+    partition::{Acks, PartitionKey},
+    shard::Shard,
 };
-use crate::{partition::PartitionKey, shard::Shard};
+
+/// How long a write of the coordinator waits for the in-sync replicas of
+/// its offsets partition to hold it before the client is told to try
+/// again (Kafka's `offsets.commit.timeout.ms`).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Records per batch of a snapshot.
 const SNAPSHOT_BATCH_RECORDS: usize = 4096;
@@ -69,10 +79,18 @@ pub(super) async fn persist<'a>(
     let partition = key.partition.0;
     let batch = batch_of(records);
     let bytes = batch.len() as u64;
-    log.append(batch).await.map_err(|error| {
+    // Only the leader appends, and only while enough replicas are in sync
+    // to commit it; nothing yields between this and the append.
+    shard
+        .replicas
+        .admit(key, Acks::All)
+        .map_err(|failure| refused(group, &failure))?;
+    let appended = log.append(batch).await.map_err(|error| {
         tracing::warn!(%group, %error, "committed offsets not stored");
         GroupError::StorageError
     })?;
+    shard.replicas.wake();
+    replicated(shard, key, appended.last_offset.next()).await?;
     let due = {
         let mut appended = shard.groups.appended.borrow_mut();
         let entry = appended.entry(partition).or_insert((0, false));
@@ -92,6 +110,39 @@ pub(super) async fn persist<'a>(
         glommio::spawn_local(async move { compact(&shard, &group).await }).detach();
     }
     Ok(Some(guard))
+}
+
+/// Why a write of the coordinator is refused, in the terms its clients
+/// retry on, as Kafka's coordinator answers them: another node leads the
+/// partition (find the coordinator again), or too few replicas are in sync
+/// or they did not all hold it in time (try again).
+fn refused(group: &str, failure: &Failure) -> GroupError {
+    tracing::debug!(%group, %failure, "a write of the group coordinator refused");
+    match failure.kind {
+        ErrorKind::NotLeader => GroupError::NotCoordinator,
+        ErrorKind::NotEnoughReplicas | ErrorKind::TimedOut => GroupError::CoordinatorNotAvailable,
+        _ => GroupError::StorageError,
+    }
+}
+
+/// Waits until the in-sync replicas of offsets partition `key` hold
+/// everything below `end` (at once for a partition of one replica), at
+/// most [`COMMIT_TIMEOUT`].
+async fn replicated(shard: &Shard, key: PartitionKey, end: Offset) -> Result<(), GroupError> {
+    let Some(committed) = shard.replicas.committed(key, end) else {
+        return Ok(());
+    };
+    let timed_out = async {
+        glommio::timer::sleep(COMMIT_TIMEOUT).await;
+        None
+    };
+    match futures_lite::future::or(async { Some(committed.await) }, timed_out).await {
+        Some(Ok(())) => Ok(()),
+        // This node stopped leading it: the new leader coordinates.
+        Some(Err(_)) => Err(GroupError::NotCoordinator),
+        // It may still be committed; the client asks again.
+        None => Err(GroupError::CoordinatorNotAvailable),
+    }
 }
 
 /// Compacts the offsets partition of `group`: a snapshot of every live
@@ -138,12 +189,26 @@ async fn compact(shard: &Rc<Shard>, group: &str) {
                         .collect()
                 };
             let mut first = None;
+            let mut end = None;
             for chunk in live.chunks(SNAPSHOT_BATCH_RECORDS) {
+                shard
+                    .replicas
+                    .admit(key, Acks::All)
+                    .map_err(|failure| failure.to_string())?;
                 let appended = log
                     .append(batch_of(chunk))
                     .await
                     .map_err(|error| error.to_string())?;
                 first.get_or_insert(appended.base_offset);
+                end = Some(appended.last_offset.next());
+            }
+            // The snapshot is committed before what it replaces goes: a
+            // replica that leads next has one or the other.
+            if let Some(end) = end {
+                shard.replicas.wake();
+                replicated(shard, key, end)
+                    .await
+                    .map_err(|error| format!("the snapshot was not replicated: {error}"))?;
             }
             // Nothing live: everything before the end can go.
             let start = first.unwrap_or_else(|| log.visible_end());
@@ -202,61 +267,4 @@ pub(super) fn apply(groups: &mut HashMap<String, Group>, record: GroupRecord) {
             }
         },
     }
-}
-
-/// Rebuilds this shard's groups from the offsets partitions it owns.
-pub async fn recover(shard: &Rc<Shard>) -> Result<usize, String> {
-    let metadata = shard.metadata();
-    let Some(topic) = metadata.topic(OFFSETS_TOPIC) else {
-        return Ok(0);
-    };
-    let mut applied = 0;
-    for partition in 0..topic.partition_count() {
-        let key = PartitionKey::new(topic.id, partition);
-        let Some(log) = shard.partitions.borrow().get(&key).cloned() else {
-            continue;
-        };
-        applied += replay(shard, &log).await?;
-        shard
-            .groups
-            .appended
-            .borrow_mut()
-            .insert(partition, (log.size_bytes(), false));
-    }
-    Ok(applied)
-}
-
-async fn replay(shard: &Rc<Shard>, log: &Log) -> Result<usize, String> {
-    let mut offset = log.start_offset();
-    let end = log.visible_end();
-    let mut applied = 0;
-    while offset < end {
-        let batches = log
-            .read(offset, 1 << 20)
-            .await
-            .map_err(|error| format!("{OFFSETS_TOPIC}: {error}"))?;
-        let Some(last) = batches.last() else {
-            break;
-        };
-        offset = last.last_offset().next();
-        let mut groups = shard.groups.groups.borrow_mut();
-        for batch in &batches {
-            let Ok(records) = batch.records() else {
-                tracing::warn!(
-                    offset = batch.base_offset().0,
-                    "an offsets batch does not read; skipped"
-                );
-                continue;
-            };
-            for record in records.iter() {
-                if let Some(decoded) =
-                    GroupRecord::decode(record.key().unwrap_or_default(), record.value())
-                {
-                    apply(&mut groups, decoded);
-                    applied += 1;
-                }
-            }
-        }
-    }
-    Ok(applied)
 }

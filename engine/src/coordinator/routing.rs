@@ -1,13 +1,15 @@
 //! Which shard coordinates a group: the owner of the group's partition of
-//! `__consumer_offsets` (a hash of the group id). Work for a group is made
-//! where its request arrives and run there ([`on_coordinator`]).
+//! `__consumer_offsets` (a hash of the group id), on the node that leads
+//! that partition. Work for a group is made where its request arrives and
+//! run there ([`on_coordinator`]), once that shard has loaded the
+//! partition's groups ([`super::holding`]).
 
 use std::{future::Future, rc::Rc};
 
 use futures_channel::oneshot;
 use sluice_storage::NodeId;
 
-use super::{error::GroupError, OFFSETS_TOPIC};
+use super::{error::GroupError, holding::serves, OFFSETS_TOPIC};
 use crate::{
     cluster_metadata::Metadata,
     controller::{to_controller, ControllerOp, NewTopicSpec},
@@ -55,7 +57,9 @@ pub async fn coordinator_node(shard: &Rc<Shard>, group: &str) -> Result<NodeId, 
 
 /// Creates the offsets topic if it is missing: one partition per shard of
 /// each live broker (of this node alone before any registered), so groups
-/// spread over every broker and core.
+/// spread over every broker and core, each partition of
+/// [`offsets_replication_factor`] replicas, so a group outlives the node
+/// that coordinates it.
 async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
     let metadata = shard.metadata();
     if metadata.topic(OFFSETS_TOPIC).is_some() {
@@ -67,15 +71,21 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
         .filter(|b| !b.fenced)
         .count()
         .max(1);
+    let factor = offsets_replication_factor(shard.config.offsets_replication_factor(), brokers);
+    // The broker's min.insync.replicas, as other topics get it, but never
+    // more than the replicas there are: a capped factor must still take
+    // writes.
+    let min_in_sync = shard.config.min_insync_replicas.clamp(1, u32::from(factor));
     let (reply, answer) = oneshot::channel();
     let topic = NewTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         partitions: (shard.shard_count() * brokers) as u32,
-        configs: [("retention.ms".to_string(), "-1".to_string())].into(),
-        // One replica, whatever the broker's default: a coordinator reads
-        // its offsets back through the log's visible end, which a
-        // replicated partition caps at its high watermark.
-        replication_factor: 1,
+        configs: [
+            ("retention.ms".to_string(), "-1".to_string()),
+            ("min.insync.replicas".to_string(), min_in_sync.to_string()),
+        ]
+        .into(),
+        replication_factor: factor,
         assignment: None,
     };
     let op = ControllerOp::CreateTopics {
@@ -90,9 +100,24 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
     }
 }
 
+/// The replicas of each partition of `__consumer_offsets`: the broker's
+/// setting (Kafka's `offsets.topic.replication.factor`), but no more than
+/// the `live` brokers there are when it is created. Kafka refuses to
+/// create it then, and its groups wait until enough brokers joined; here a
+/// single node, or a cluster whose first group comes before its other
+/// brokers registered, keeps working, with fewer replicas.
+fn offsets_replication_factor(configured: u16, live: usize) -> u16 {
+    let live = u16::try_from(live).unwrap_or(u16::MAX);
+    configured.clamp(1, live.max(1))
+}
+
 /// Runs `work` on the coordinator shard of `group` and returns what it
 /// returns. `work` is made here and run there: what it captures must be
-/// `Send`; the future it returns need not be.
+/// `Send`; the future it returns need not be. Refused with
+/// [`GroupError::NotCoordinator`] on a node that does not lead the
+/// group's offsets partition, and with
+/// [`GroupError::CoordinatorLoadInProgress`] while the one that does is
+/// reading its groups back.
 pub async fn on_coordinator<T, F, W>(
     shard: &Rc<Shard>,
     group: &str,
@@ -106,9 +131,16 @@ where
     if coordinator_node(shard, group).await? != shard.config.node_id {
         return Err(GroupError::NotCoordinator);
     }
-    let (owner, _) = offsets_partition(shard, &shard.metadata(), group)
+    let (owner, key) = offsets_partition(shard, &shard.metadata(), group)
         .ok_or(GroupError::CoordinatorNotAvailable)?;
-    run_on(shard, owner, work).await
+    // There, the metadata it holds and the groups it loaded decide.
+    let work = move |there: Rc<Shard>| async move {
+        match serves(&there, key).await {
+            Ok(()) => Ok(work(there).await),
+            Err(error) => Err(error),
+        }
+    };
+    run_on(shard, owner, work).await?
 }
 
 /// Runs `work` on shard `owner` (here if it is this one).
@@ -135,4 +167,20 @@ where
     answer
         .await
         .map_err(|_| GroupError::CoordinatorNotAvailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offsets_replication_factor;
+
+    #[test]
+    fn the_offsets_topic_has_the_configured_replicas_up_to_the_live_brokers() {
+        assert_eq!(offsets_replication_factor(3, 3), 3);
+        assert_eq!(offsets_replication_factor(3, 5), 3);
+        assert_eq!(offsets_replication_factor(3, 2), 2);
+        assert_eq!(offsets_replication_factor(3, 1), 1);
+        assert_eq!(offsets_replication_factor(3, 0), 1);
+        assert_eq!(offsets_replication_factor(1, 3), 1);
+        assert_eq!(offsets_replication_factor(0, 3), 1);
+    }
 }

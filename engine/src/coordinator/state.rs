@@ -1,7 +1,8 @@
 //! A shard's groups and their state ([`Coordinator`], [`Group`]), and who
 //! commits offsets: the data the coordinator's other files work on. A
-//! leaf apart from the two protocols' state machines it holds, so that a
-//! shard can hold its coordinator.
+//! leaf apart from the two protocols' state machines it holds (and the
+//! replication's word for leadership), so that a shard can hold its
+//! coordinator.
 
 use std::{
     cell::RefCell,
@@ -14,6 +15,7 @@ use super::{
     consumer,
     records::{Committed, OffsetKey},
 };
+use crate::replica::state::Leadership;
 
 /// A group's state, with Kafka's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +117,9 @@ pub struct Coordinator {
     /// Per offsets partition of this shard: bytes appended since its last
     /// snapshot, and whether a compaction is under way.
     pub(super) appended: RefCell<HashMap<u32, (u64, bool)>>,
+    /// The offsets partitions of this shard that this node leads, being
+    /// loaded or loaded (see `holding`).
+    pub(super) held: RefCell<HashMap<u32, Hold>>,
 }
 
 impl Default for Coordinator {
@@ -123,8 +128,18 @@ impl Default for Coordinator {
             groups: RefCell::default(),
             compacting: glommio::sync::RwLock::new(()),
             appended: RefCell::default(),
+            held: RefCell::default(),
         }
     }
+}
+
+/// The coordinator's hold on one offsets partition of its shard, with the
+/// leadership it was taken under: a change of leadership (even to a later
+/// epoch of this node) loads it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    Loading(Leadership),
+    Loaded(Leadership),
 }
 
 /// One offset to commit.

@@ -4,8 +4,9 @@
 //! DescribeGroups and DeleteGroups, which also show and delete groups of
 //! the consumer protocol (KIP-848). Each request runs on its group's
 //! coordinator shard ([`coordinator::on_coordinator`]) and its answer comes
-//! back here to be encoded. FindCoordinator names this broker (every shard
-//! serves every group, forwarding within the broker). Offsets are in
+//! back here to be encoded. FindCoordinator names the node that leads the
+//! group's partition of `__consumer_offsets` (any shard of it serves the
+//! group, forwarding within the node). Offsets are in
 //! [`super::group_offsets`].
 
 use std::{

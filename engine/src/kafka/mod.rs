@@ -360,6 +360,7 @@ pub(crate) fn group_error_code(error: GroupError) -> i16 {
         GroupError::UnknownTopicOrPartition => 3,
         GroupError::CoordinatorNotAvailable => 15,
         GroupError::NotCoordinator => 16,
+        GroupError::CoordinatorLoadInProgress => 14,
         GroupError::FencedInstanceId => 82,
         GroupError::GroupSubscribedToTopic => 86,
         GroupError::OffsetMetadataTooLarge => 12,

@@ -67,7 +67,9 @@ fn group_error_kind(error: GroupError) -> ErrorKind {
     match error {
         GroupError::UnknownTopicOrPartition => ErrorKind::NoSuchPartition,
         GroupError::StorageError => ErrorKind::StorageFailed,
-        GroupError::CoordinatorNotAvailable => ErrorKind::ShuttingDown,
+        GroupError::CoordinatorNotAvailable | GroupError::CoordinatorLoadInProgress => {
+            ErrorKind::ShuttingDown
+        }
         GroupError::NotCoordinator => ErrorKind::NotLeader,
         GroupError::GroupIdNotFound => ErrorKind::UnknownGroup,
         GroupError::NonEmptyGroup => ErrorKind::GroupNotEmpty,

@@ -45,8 +45,10 @@ fn leader_config(topic: &TopicMeta, lag_max_ms: u64) -> LeaderConfig {
 }
 
 /// Sets each replicated partition's role on this shard from the metadata
-/// the shard now holds, learns the other nodes' peer addresses, and asks
-/// the leaders of the partitions it now follows where its epochs end.
+/// the shard now holds, learns the other nodes' peer addresses, asks the
+/// leaders of the partitions it now follows where its epochs end, and
+/// tells whoever waits on [`Replicas::roles_set`] (the group coordinator,
+/// which serves the groups of the offsets partitions this node leads).
 pub fn on_metadata(
     replicas: &Replicas,
     metadata: &Metadata,
@@ -202,6 +204,7 @@ pub fn on_metadata(
     }
     replicas.send_asks(sender, asks);
     replicas.wake();
+    let _ = replicas.roles_set.0.try_send(());
 }
 
 /// Whether a leader pushing to `followers` pushes to every replica of

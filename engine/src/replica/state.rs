@@ -99,6 +99,18 @@ pub(super) struct Following {
     pub(super) busy: bool,
 }
 
+/// Whether this node leads a partition it holds ([`Replicas::leadership`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    /// A partition of one replica: its only replica, this one, leads it.
+    Sole,
+    /// This node leads it in this leader epoch (and holds its lease).
+    Leads(Epoch),
+    /// Another node leads it, or none does, or this one lost its lease
+    /// (or has not heard from the controller leader since it started).
+    Not,
+}
+
 /// This broker's lease with the controller, as the broker sees it: held
 /// while the controller leader answers its heartbeats. A broker whose
 /// lease ran out is fenced at the controller and its partitions led
@@ -133,6 +145,14 @@ impl Lease {
         self.length_ms.store(length.as_millis() as u64, Relaxed);
     }
 
+    /// Whether the controller leader has answered this broker since it
+    /// started: until then, what its metadata says it leads may be what
+    /// it led before it stopped.
+    pub fn renewed(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.length_ms.load(Relaxed) != u64::MAX
+    }
+
     pub fn held(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let now = self.started.elapsed().as_millis() as u64;
@@ -151,6 +171,9 @@ pub struct Replicas {
         async_channel::Receiver<PeerMessage>,
     ),
     pub(super) wake: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    /// Signalled after each metadata change has set the roles, for what
+    /// follows leadership on this shard (the group coordinator).
+    pub(super) roles_set: (async_channel::Sender<()>, async_channel::Receiver<()>),
     pub(super) started: Instant,
     pub(super) round: Cell<u64>,
     /// `replica.lag.time.max.ms`.
@@ -171,6 +194,7 @@ impl Replicas {
             addresses: RefCell::default(),
             inbox: async_channel::bounded(INBOX_MAX),
             wake: async_channel::bounded(1),
+            roles_set: async_channel::bounded(1),
             started: Instant::now(),
             round: Cell::new(0),
             lag_max_ms: lag_max.as_millis() as u64,
@@ -195,6 +219,13 @@ impl Replicas {
         Rc::new(move || {
             let _ = wake.try_send(());
         })
+    }
+
+    /// Resolves after the next metadata change has set the roles (at once
+    /// if one did since the last call): a change of leadership is seen
+    /// without polling. One waiter per shard.
+    pub async fn roles_set(&self) {
+        let _ = self.roles_set.1.recv().await;
     }
 
     /// Where the peer network hands this shard's replication messages.
@@ -268,6 +299,22 @@ impl Replicas {
                 ErrorKind::NotLeader,
                 format!("{key} is not led by this node right now"),
             )),
+        }
+    }
+
+    /// Whether this node leads `key` now, and in which epoch: what a
+    /// coordinator of the partition's contents (the group coordinator for
+    /// `__consumer_offsets`) serves by. A replicated partition's leader
+    /// only once the controller leader has answered this broker since it
+    /// started (a node started again may hold metadata from before its
+    /// stop, which names it leader still), and while it holds its lease.
+    pub fn leadership(&self, key: PartitionKey) -> Leadership {
+        match self.roles.borrow().get(&key) {
+            None => Leadership::Sole,
+            Some(Role::Leader(leading)) if self.lease.renewed() && self.lease.held() => {
+                Leadership::Leads(leading.epoch)
+            }
+            Some(_) => Leadership::Not,
         }
     }
 

@@ -1,0 +1,276 @@
+//! Which partitions of `__consumer_offsets` this shard coordinates: those
+//! whose log it holds and whose leader this node is (a partition of one
+//! replica is always led by its holder). A partition this node comes to
+//! lead is loaded, its groups read back from its log to the log's end,
+//! which after an election is what the in-sync replicas hold, and its
+//! groups are served once it is loaded
+//! ([`GroupError::CoordinatorLoadInProgress`] until then); a partition it
+//! stops leading is dropped with its groups, and their requests get
+//! [`GroupError::NotCoordinator`], so that clients find the new leader.
+//!
+//! [`hold`] makes one pass (at start, before the shard serves, and then
+//! after each change of the roles, in [`hold_loop`]); [`serves`] is the
+//! check every group request passes on its coordinator shard.
+
+use std::{collections::HashMap, rc::Rc, time::Duration};
+
+use sluice_storage::log::Log;
+
+use super::{
+    error::GroupError, offsets_log::apply, records::GroupRecord, routing::offsets_partition,
+    state::Hold, Group, OFFSETS_TOPIC,
+};
+use crate::{
+    cluster_metadata::TopicMeta, partition::PartitionKey, replica::state::Leadership, shard::Shard,
+};
+
+/// A pass is also made this often: a lost lease changes leadership with
+/// no metadata change.
+const PASS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Bytes read from the log at a time while loading.
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+/// How long a load waits for the appends of its log that are queued but
+/// not yet written (a follower's last pushes, when it became leader)
+/// before it loads what is written.
+const LOAD_WAIT_WRITTEN: Duration = Duration::from_secs(5);
+
+/// How often a load waiting for such appends looks again.
+const LOAD_WAIT_STEP: Duration = Duration::from_millis(10);
+
+fn leads(leadership: Leadership) -> bool {
+    !matches!(leadership, Leadership::Not)
+}
+
+/// Whether this shard serves the groups of offsets partition `key` now:
+/// `Ok` once it loaded it under the leadership it has. A partition this
+/// node leads and has not begun to load (its leadership is newer than the
+/// last pass, or it was just created) is loaded first.
+pub(super) async fn serves(shard: &Rc<Shard>, key: PartitionKey) -> Result<(), GroupError> {
+    if !shard.partitions.borrow().contains_key(&key) {
+        return Err(GroupError::NotCoordinator);
+    }
+    let topic = shard
+        .metadata()
+        .topic(OFFSETS_TOPIC)
+        .filter(|topic| topic.id == key.topic)
+        .cloned();
+    let claimed = topic.and_then(|topic| claim(shard, &topic, key.partition.0));
+    if let Some((key, log, leadership)) = claimed {
+        if let Err(error) = load(shard, key, &log, leadership).await {
+            tracing::error!(%key, %error, "consumer groups not loaded");
+        }
+    }
+    let leadership = shard.replicas.leadership(key);
+    match shard.groups.held.borrow().get(&key.partition.0) {
+        Some(Hold::Loaded(held)) if *held == leadership => Ok(()),
+        // Led, and being loaded.
+        _ if leads(leadership) => Err(GroupError::CoordinatorLoadInProgress),
+        _ => Err(GroupError::NotCoordinator),
+    }
+}
+
+/// Makes a pass after every change of the roles on this shard, and every
+/// [`PASS_INTERVAL`], until the shard stops (the task is dropped).
+pub async fn hold_loop(shard: Rc<Shard>) {
+    loop {
+        let changed = shard.replicas.roles_set();
+        let interval = glommio::timer::sleep(PASS_INTERVAL);
+        futures_lite::future::or(changed, interval).await;
+        if let Err(error) = hold(&shard).await {
+            tracing::error!(shard = shard.id, %error, "consumer groups not loaded");
+        }
+    }
+}
+
+/// One pass over the offsets partitions whose log this shard holds: drops
+/// those it no longer leads (with their groups), loads those it came to
+/// lead. The number of records loaded, or the first partition that did
+/// not load (it stays unserved until its leadership changes; the others
+/// are loaded all the same).
+pub async fn hold(shard: &Rc<Shard>) -> Result<usize, String> {
+    let metadata = shard.metadata();
+    let topic = metadata.topic(OFFSETS_TOPIC);
+    let partitions = topic.map_or(0, |topic| topic.partition_count());
+    // A topic gone (or fewer partitions): nothing of it is held.
+    let gone: Vec<u32> = shard
+        .groups
+        .held
+        .borrow()
+        .keys()
+        .copied()
+        .filter(|partition| topic.is_none() || *partition >= partitions)
+        .collect();
+    for partition in gone {
+        shard.groups.held.borrow_mut().remove(&partition);
+        drop_groups(shard, partition);
+    }
+    let to_load: Vec<_> = topic
+        .into_iter()
+        .flat_map(|topic| (0..partitions).filter_map(|partition| claim(shard, topic, partition)))
+        .collect();
+    let mut loaded = 0;
+    let mut failed = None;
+    for (key, log, leadership) in to_load {
+        match load(shard, key, &log, leadership).await {
+            Ok(records) => loaded += records,
+            Err(error) => {
+                failed.get_or_insert(error);
+            }
+        }
+    }
+    match failed {
+        None => Ok(loaded),
+        Some(error) => Err(error),
+    }
+}
+
+/// Brings the hold on offsets partition `partition` of `topic` in line
+/// with this node's leadership of it: dropped if it was taken under
+/// another, and, if this node leads it and had not begun to load it,
+/// marked as loading and returned to be loaded.
+fn claim(
+    shard: &Shard,
+    topic: &TopicMeta,
+    partition: u32,
+) -> Option<(PartitionKey, Rc<Log>, Leadership)> {
+    let key = PartitionKey::new(topic.id, partition);
+    let log = shard.partitions.borrow().get(&key).cloned();
+    let leadership = match &log {
+        Some(_) => shard.replicas.leadership(key),
+        None => Leadership::Not,
+    };
+    let held = shard.groups.held.borrow().get(&partition).copied();
+    match held {
+        Some(Hold::Loading(was) | Hold::Loaded(was)) if was == leadership => return None,
+        Some(_) => {
+            shard.groups.held.borrow_mut().remove(&partition);
+            drop_groups(shard, partition);
+            tracing::info!(
+                partition,
+                ?leadership,
+                "consumer groups of an offsets partition dropped"
+            );
+        }
+        None => {}
+    }
+    let log = log.filter(|_| leads(leadership))?;
+    shard
+        .groups
+        .held
+        .borrow_mut()
+        .insert(partition, Hold::Loading(leadership));
+    Some((key, log, leadership))
+}
+
+/// Reads the groups of offsets partition `key` from its log and serves
+/// them, if this node still leads it as it did (`leadership`) when the
+/// load began; else the next pass sees to it.
+async fn load(
+    shard: &Rc<Shard>,
+    key: PartitionKey,
+    log: &Log,
+    leadership: Leadership,
+) -> Result<usize, String> {
+    let partition = key.partition.0;
+    let still = |shard: &Shard| {
+        shard.groups.held.borrow().get(&partition) == Some(&Hold::Loading(leadership))
+            && shard.replicas.leadership(key) == leadership
+    };
+    if !still(shard) {
+        return Ok(0);
+    }
+    let (groups, records) = replay(log).await?;
+    if !still(shard) {
+        return Ok(0);
+    }
+    {
+        let mut all = shard.groups.groups.borrow_mut();
+        let metadata = shard.metadata();
+        all.retain(|id, _| offsets_partition(shard, &metadata, id).is_none_or(|(_, of)| of != key));
+        all.extend(groups);
+    }
+    shard
+        .groups
+        .appended
+        .borrow_mut()
+        .insert(partition, (log.size_bytes(), false));
+    shard
+        .groups
+        .held
+        .borrow_mut()
+        .insert(partition, Hold::Loaded(leadership));
+    // A partition of one replica loads at start only; a replicated one
+    // each time this node comes to lead it, which is worth telling.
+    match leadership {
+        Leadership::Leads(epoch) => tracing::info!(
+            partition,
+            records,
+            epoch,
+            "consumer groups of an offsets partition this node leads loaded"
+        ),
+        _ => tracing::debug!(
+            partition,
+            records,
+            "consumer groups of an offsets partition loaded"
+        ),
+    }
+    Ok(records)
+}
+
+/// Forgets the groups of offsets partition `partition`: another node
+/// coordinates them now. Their members waiting for a rebalance are
+/// answered as their channels close; they find the new coordinator.
+fn drop_groups(shard: &Shard, partition: u32) {
+    let metadata = shard.metadata();
+    shard.groups.groups.borrow_mut().retain(|id, _| {
+        offsets_partition(shard, &metadata, id).is_none_or(|(_, key)| key.partition.0 != partition)
+    });
+    shard.groups.appended.borrow_mut().remove(&partition);
+}
+
+/// The groups `log` holds, read from its start to its end: every batch
+/// appended to it, written, whether or not the high watermark passed it
+/// yet (after an election its leader's log is what the in-sync replicas
+/// hold). With the number of records read.
+async fn replay(log: &Log) -> Result<(HashMap<String, Group>, usize), String> {
+    let mut groups = HashMap::new();
+    let mut offset = log.start_offset();
+    let end = log.end_offset();
+    let mut applied = 0;
+    let waited_since = std::time::Instant::now();
+    while offset < end {
+        let batches = log
+            .read_replicable(offset, LOAD_READ_BYTES)
+            .await
+            .map_err(|error| format!("{OFFSETS_TOPIC}: {error}"))?;
+        let Some(last) = batches.last() else {
+            // Appended, not written yet: it will be shortly.
+            if log.end_offset() < end || waited_since.elapsed() > LOAD_WAIT_WRITTEN {
+                break;
+            }
+            glommio::timer::sleep(LOAD_WAIT_STEP).await;
+            continue;
+        };
+        offset = last.last_offset().next();
+        for batch in &batches {
+            let Ok(records) = batch.records() else {
+                tracing::warn!(
+                    offset = batch.base_offset().0,
+                    "an offsets batch does not read; skipped"
+                );
+                continue;
+            };
+            for record in records.iter() {
+                if let Some(decoded) =
+                    GroupRecord::decode(record.key().unwrap_or_default(), record.value())
+                {
+                    apply(&mut groups, decoded);
+                    applied += 1;
+                }
+            }
+        }
+    }
+    Ok((groups, applied))
+}
