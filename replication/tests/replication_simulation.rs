@@ -146,6 +146,9 @@ enum Role {
         pushes: Pushes,
         /// Writes taken and not yet acknowledged: (offset, id).
         waiting: Vec<(u64, u64)>,
+        /// Each node's incarnation as the leader last learned it: a
+        /// follower started again is counted on what it says again.
+        incarnations: [u64; NODES as usize],
     },
     Follower {
         state: FollowerState,
@@ -578,12 +581,25 @@ impl Sim {
             replica.high_watermark
         ));
         let node = replica.node;
+        let incarnations = self.controller.incarnation;
         let mut messages = Vec::new();
         let mut role = std::mem::replace(&mut replica.role, Role::Idle);
         let keep = match (&mut role, control.leader) {
-            (Role::Leader { epoch, state, .. }, Some(leader))
-                if leader == node && *epoch == control.leader_epoch =>
-            {
+            (
+                Role::Leader {
+                    epoch,
+                    state,
+                    incarnations: seen,
+                    ..
+                },
+                Some(leader),
+            ) if leader == node && *epoch == control.leader_epoch => {
+                for follower in REPLICAS.iter().copied().filter(|n| *n != node) {
+                    if seen[follower as usize] != incarnations[follower as usize] {
+                        state.restarted(follower);
+                    }
+                }
+                *seen = incarnations;
                 state.confirmed(control.partition_epoch, &control.in_sync);
                 true
             }
@@ -630,6 +646,7 @@ impl Sim {
                         ),
                         pushes: Pushes::new(&followers, replica.log.len() as u64, PUSH, now),
                         waiting: Vec::new(),
+                        incarnations,
                     }
                 }
                 Some(leader) => {

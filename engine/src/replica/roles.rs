@@ -153,13 +153,19 @@ pub fn on_metadata(
             };
             let mut role = role;
             if let Role::Leader(leading) = &mut role {
-                // Fenced followers are not proposed to join.
+                // Fenced followers are not proposed to join; one started
+                // again is known by what it says from now on.
                 for follower in leading.followers.clone() {
-                    let fenced = metadata
-                        .brokers
-                        .get(&node_id(follower))
-                        .is_none_or(|broker| broker.fenced);
+                    let broker = metadata.brokers.get(&node_id(follower));
+                    let fenced = broker.is_none_or(|broker| broker.fenced);
                     leading.state.set_fenced(follower, fenced);
+                    if let Some(broker) = broker {
+                        let seen = leading.broker_epochs.insert(follower, broker.epoch);
+                        if seen.is_some_and(|seen| seen != broker.epoch) {
+                            tracing::info!(%key, follower, "a follower started again: counted on what it says from now on");
+                            leading.state.restarted(follower);
+                        }
+                    }
                 }
             }
             // A leader pushes as soon as its batches are written.
@@ -229,6 +235,7 @@ fn take_over(
         state,
         pushes,
         waiting: Vec::new(),
+        broker_epochs: HashMap::new(),
     }
 }
 

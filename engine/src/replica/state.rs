@@ -85,6 +85,9 @@ pub(super) struct Leading {
     /// `acks=all` writes waiting for the high watermark to reach their
     /// end.
     pub(super) waiting: Vec<(u64, oneshot::Sender<()>)>,
+    /// Each follower's broker epoch as the metadata last gave it: another
+    /// is another process, which starts on its own log.
+    pub(super) broker_epochs: HashMap<Node, u64>,
 }
 
 pub(super) struct Following {
