@@ -167,7 +167,15 @@ impl Broker {
             .unzip();
         let (ready_sender, ready) = mpsc::channel::<Result<Ready, EngineError>>();
         let mut start = Some(start);
-        let quorum_view = Arc::new(crate::shard::QuorumView::default());
+        // A node of a cluster (other voters, or not a voter itself) takes
+        // no writes as a leader until the controller leader renews its
+        // lease, which it does once this node has caught up with the
+        // metadata.
+        let in_cluster = config
+            .voters
+            .iter()
+            .any(|voter| voter.node_id != config.node_id);
+        let quorum_view = Arc::new(crate::shard::QuorumView::new(in_cluster));
         let mut threads = Vec::new();
         for (id, inbox) in receivers.into_iter().enumerate() {
             let config = config.clone();

@@ -59,6 +59,19 @@ impl Default for QuorumView {
 }
 
 impl QuorumView {
+    /// The view of a node of a cluster (`true`: its lease is not held
+    /// until the controller leader renews it) or of a single node.
+    pub fn new(in_cluster: bool) -> QuorumView {
+        let lease = match in_cluster {
+            true => crate::replica::state::Lease::lapsed(),
+            false => crate::replica::state::Lease::default(),
+        };
+        QuorumView {
+            lease: Arc::new(lease),
+            ..QuorumView::default()
+        }
+    }
+
     /// The controller leader, if one is known.
     pub fn leader(&self) -> Option<sluice_storage::NodeId> {
         match self.leader.load(std::sync::atomic::Ordering::Relaxed) {

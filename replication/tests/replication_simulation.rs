@@ -152,6 +152,9 @@ enum Role {
         pushes: Pushes,
         /// Writes taken and not yet acknowledged: (offset, id).
         waiting: Vec<(u64, u64)>,
+        /// Each node's incarnation as the leader last learned it: a
+        /// follower started again is counted on what it says again.
+        incarnations: [u64; NODES as usize],
     },
     Follower {
         state: FollowerState,
@@ -631,6 +634,7 @@ impl Sim {
         let followers: Vec<Node> = (control.replicas.iter().copied())
             .filter(|n| *n != node)
             .collect();
+        let incarnations = self.controller.incarnation;
         let mut messages = Vec::new();
         let mut role = std::mem::replace(&mut replica.role, Role::Idle);
         let mut waiting_kept = Vec::new();
@@ -649,9 +653,22 @@ impl Sim {
                 waiting_kept = std::mem::take(waiting);
                 false
             }
-            (Role::Leader { epoch, state, .. }, Some(leader))
-                if leader == node && *epoch == control.leader_epoch =>
-            {
+            (
+                Role::Leader {
+                    epoch,
+                    followers: pushed,
+                    state,
+                    incarnations: seen,
+                    ..
+                },
+                Some(leader),
+            ) if leader == node && *epoch == control.leader_epoch => {
+                for follower in pushed.iter().copied() {
+                    if seen[follower as usize] != incarnations[follower as usize] {
+                        state.restarted(follower);
+                    }
+                }
+                *seen = incarnations;
                 state.confirmed(control.partition_epoch, &control.in_sync);
                 true
             }
@@ -697,6 +714,7 @@ impl Sim {
                         ),
                         pushes: Pushes::new(&followers, replica.log.len() as u64, PUSH, now),
                         waiting: waiting_kept,
+                        incarnations,
                     }
                 }
                 Some(leader) => {

@@ -15,9 +15,15 @@
 //! | 3 | an observer's metadata fetch | see [`super::observer`] |
 //!
 //! The leader answers a heartbeat with a [`MessageKind::ControllerReply`]
-//! `[4][u64 broker epoch]`: the broker's lease is renewed on its side too
-//! (`replica::state::Lease`), so that one cut off from the leader stops
-//! taking writes for its partitions when the leader fences it.
+//! `[4][u64 broker epoch][u64 metadata index]`: the broker's lease is
+//! renewed on its side too (`replica::state::Lease`), so that one cut off
+//! from the leader stops taking writes for its partitions when the leader
+//! fences it. The index is the last metadata entry the leader had applied
+//! when it answered; the broker renews its lease only once it has carried
+//! out that entry itself. A broker that was paused or cut off past its
+//! lease, and fenced meanwhile, hears an answer as soon as it runs again,
+//! before the entries that moved its partitions reach it: renewed then, it
+//! would take writes as a leader the metadata no longer names.
 //!
 //! A request that does not decode is refused (logged) and changes nothing.
 
@@ -70,9 +76,10 @@ const LOG_ENDS_REQUEST_BYTES: usize = 1 + 8;
 /// `[3][u64 question id][u32 count]` then per node `[i32 node][u64 end]`.
 /// (Replies 1 and 2 are the observer's.)
 const REPLY_LOG_ENDS: u8 = 3;
-/// `[4][u64 broker epoch]`: a heartbeat heard.
+/// `[4][u64 broker epoch][u64 metadata index]`: a heartbeat heard, and
+/// the last metadata entry the leader had applied.
 const REPLY_HEARTBEAT: u8 = 4;
-const HEARTBEAT_REPLY_BYTES: usize = 1 + 8;
+const HEARTBEAT_REPLY_BYTES: usize = 1 + 8 + 8;
 const LOG_ENDS_REPLY_HEADER_BYTES: usize = 1 + 8 + 4;
 const LOG_END_BYTES: usize = 4 + 8;
 /// Nodes in one answer, at most: far more than a cluster has.
@@ -168,7 +175,8 @@ fn on_message(shard: &Rc<Shard>, controller: &Controller, message: PeerMessage) 
         MessageKind::ControllerReply if message.body.first() == Some(&REPLY_HEARTBEAT) => {
             let from_leader = controller.leader() == Some(message.from);
             if message.body.len() == HEARTBEAT_REPLY_BYTES && from_leader {
-                shard.quorum_view.lease.renew(BROKER_LEASE);
+                let index = u64::from_le_bytes(message.body[9..17].try_into().expect("8 bytes"));
+                renew_once_caught_up(shard, controller, index);
             }
         }
         MessageKind::ControllerReply if message.body.first() == Some(&REPLY_LOG_ENDS) => {
@@ -260,6 +268,7 @@ fn on_request(
             let mut reply = Vec::with_capacity(HEARTBEAT_REPLY_BYTES);
             reply.push(REPLY_HEARTBEAT);
             reply.extend_from_slice(&epoch.to_le_bytes());
+            reply.extend_from_slice(&controller.applied.get().to_le_bytes());
             send(controller, from, MessageKind::ControllerReply, reply.into());
             Ok(())
         }
@@ -502,7 +511,13 @@ fn heartbeat(shard: &Rc<Shard>, controller: &Controller, epoch: u64) {
     match controller.leader() {
         Some(leader) if leader == node => {
             heard_from(shard, controller, node, epoch);
-            shard.quorum_view.lease.renew(BROKER_LEASE);
+            // A leader the others have replaced (it was paused, or cut
+            // off) still believes it leads until it hears of its
+            // successor: it renews its own lease only while a majority of
+            // the voters heartbeat it.
+            if heard_by_a_majority(controller) {
+                renew_once_caught_up(shard, controller, controller.applied.get());
+            }
         }
         Some(leader) => {
             let mut body = Vec::with_capacity(HEARTBEAT_BYTES);
@@ -588,6 +603,65 @@ pub async fn leave(shard: &Rc<Shard>) {
             tracing::warn!(%node, took_ms, "no fence for shutdown in time; the lease will run out")
         }
     }
+}
+
+/// Renews this broker's lease once the effects of metadata entry `index`
+/// (the last the controller leader had applied as it answered a
+/// heartbeat) are carried out here: at once if they are, else when they
+/// are, for what is left of the lease from now.
+fn renew_once_caught_up(shard: &Shard, controller: &Controller, index: u64) {
+    if controller.carried_out.get() >= index {
+        shard.quorum_view.lease.renew(BROKER_LEASE);
+        return;
+    }
+    // The oldest answer waiting is the first the metadata reaches.
+    if controller.renewal_pending.get().is_none() {
+        controller
+            .renewal_pending
+            .set(Some((index, Instant::now())));
+    }
+}
+
+/// The effects of another metadata entry are carried out: renews the lease
+/// that an answer waited on them for.
+pub(super) fn renew_if_caught_up(shard: &Shard, controller: &Controller) {
+    let Some((index, answered)) = controller.renewal_pending.get() else {
+        return;
+    };
+    if controller.carried_out.get() >= index {
+        controller.renewal_pending.set(None);
+        shard
+            .quorum_view
+            .lease
+            .renew(BROKER_LEASE.saturating_sub(answered.elapsed()));
+    }
+}
+
+/// On the controller leader: whether a majority of the voters (itself
+/// among them) have heartbeated it within a lease (or it took the lead
+/// within one, elected by a majority).
+fn heard_by_a_majority(controller: &Controller) -> bool {
+    let Some(quorum) = controller.quorum() else {
+        return false;
+    };
+    let voters: Vec<NodeId> = quorum
+        .borrow()
+        .voters()
+        .iter()
+        .map(|voter| super::open::node_of(*voter))
+        .collect();
+    let now = Instant::now();
+    let leases = controller.leases.borrow();
+    let heard = voters
+        .iter()
+        .filter(|voter| {
+            **voter == controller.node_id
+                || leases
+                    .get(voter)
+                    .is_some_and(|(_, at)| now.duration_since(*at) <= LEASE)
+        })
+        .count();
+    heard > voters.len() / 2
 }
 
 /// On the leader, each tick: fences the brokers whose lease ran out. A

@@ -187,6 +187,14 @@ pub(super) fn apply(controller: &Controller, index: u64, payload: &[u8]) {
         Ok(proposal) => proposal,
         Err(error) => {
             tracing::error!(index, %error, "a committed metadata entry does not decode; it changes nothing");
+            // Carried out all the same: a lease waits for its index.
+            let _ = controller.effects.0.try_send(Effect {
+                index,
+                image: Arc::new(controller.image.borrow().clone()),
+                origin: NodeId(-1),
+                sequence: 0,
+                refused: None,
+            });
             return;
         }
     };
@@ -196,6 +204,7 @@ pub(super) fn apply(controller: &Controller, index: u64, payload: &[u8]) {
         tracing::debug!(index, %refused, "metadata record refused");
     }
     let _ = controller.effects.0.try_send(Effect {
+        index,
         image: Arc::new(image.clone()),
         origin: proposal.origin,
         sequence: proposal.sequence,
@@ -222,6 +231,7 @@ pub(super) fn install(controller: &Controller, index: u64, state: &[u8]) {
     controller.served.reset(index);
     *controller.image.borrow_mut() = image.clone();
     let _ = controller.effects.0.try_send(Effect {
+        index,
         image: Arc::new(image),
         origin: NodeId(-1),
         sequence: 0,
@@ -237,6 +247,8 @@ pub async fn carry_out_effects(shard: Rc<Shard>) {
         let previous = shard.metadata();
         let opened = open_what_is_new(&shard, &previous, &effect.image).await;
         broadcast(&shard, effect.image.clone()).await;
+        controller.carried_out.set(effect.index);
+        super::cluster::renew_if_caught_up(&shard, controller);
         remove_what_is_gone(&shard, &previous, &effect.image).await;
         if effect.origin != controller.node_id {
             continue;

@@ -37,6 +37,8 @@ pub enum DriverEvent {
 /// A committed entry's consequences on this node, carried out in log
 /// order by the controller's effects task.
 pub struct Effect {
+    /// The index of the entry (or snapshot) the image is as of.
+    pub index: u64,
     /// The image after the entry.
     pub image: Arc<Metadata>,
     /// The node that proposed it and its sequence there.
@@ -85,6 +87,13 @@ pub struct Controller {
     pub(super) image: RefCell<Metadata>,
     /// The index of the last entry applied to `image`.
     pub(super) applied: Cell<u64>,
+    /// The index of the last entry whose effects are done: every shard
+    /// holds its image, and each partition's role follows it.
+    pub(super) carried_out: Cell<u64>,
+    /// A heartbeat answer that renews this broker's lease once the
+    /// effects of the entries the controller leader had applied when it
+    /// answered are done here: (that index, when the answer came).
+    pub(super) renewal_pending: Cell<Option<(u64, Instant)>>,
     /// The sequence of this node's next proposal.
     pub(super) sequence: Cell<u64>,
     /// This node's proposals not yet applied, by sequence.
@@ -130,6 +139,8 @@ impl Controller {
             served: Served::new(applied),
             image: RefCell::new(image),
             applied: Cell::new(applied),
+            carried_out: Cell::new(applied),
+            renewal_pending: Cell::new(None),
             sequence: Cell::new(1),
             waiters: RefCell::new(HashMap::new()),
             events: async_channel::unbounded(),

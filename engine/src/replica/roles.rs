@@ -114,6 +114,7 @@ pub fn on_metadata(
                     let config = leader_config(topic, replicas.lag_max_ms);
                     let mut taken = take_over(me, control, placed, config, log, now);
                     taken.waiting = leading.waiting;
+                    taken.broker_epochs = leading.broker_epochs;
                     settle(&mut taken, log);
                     Role::Leader(Box::new(taken))
                 }
@@ -187,13 +188,19 @@ pub fn on_metadata(
             if let Role::Leader(leading) = &mut role {
                 leading.throttle =
                     Throttle::of(control.moving.as_ref(), leading.throttle.take(), now);
-                // Fenced followers are not proposed to join.
+                // Fenced followers are not proposed to join; one started
+                // again is known by what it says from now on.
                 for follower in leading.followers.clone() {
-                    let fenced = metadata
-                        .brokers
-                        .get(&node_id(follower))
-                        .is_none_or(|broker| broker.fenced);
+                    let broker = metadata.brokers.get(&node_id(follower));
+                    let fenced = broker.is_none_or(|broker| broker.fenced);
                     leading.state.set_fenced(follower, fenced);
+                    if let Some(broker) = broker {
+                        let seen = leading.broker_epochs.insert(follower, broker.epoch);
+                        if seen.is_some_and(|seen| seen != broker.epoch) {
+                            tracing::info!(%key, follower, "a follower started again: counted on what it says from now on");
+                            leading.state.restarted(follower);
+                        }
+                    }
                 }
             }
             // A leader pushes as soon as its batches are written.
@@ -272,6 +279,7 @@ fn take_over(
         pushes,
         waiting: Vec::new(),
         throttle: Throttle::of(control.moving.as_ref(), None, now_ms),
+        broker_epochs: HashMap::new(),
     }
 }
 

@@ -88,6 +88,9 @@ pub(super) struct Leading {
     pub(super) waiting: Vec<(u64, oneshot::Sender<()>)>,
     /// The pace of the new replicas of a throttled move.
     pub(super) throttle: Option<Throttle>,
+    /// Each follower's broker epoch as the metadata last gave it: another
+    /// is another process, which starts on its own log.
+    pub(super) broker_epochs: HashMap<Node, u64>,
 }
 
 pub(super) struct Following {
@@ -117,8 +120,9 @@ pub enum Leadership {
 /// elsewhere, so it takes no more writes for the partitions it led and
 /// fails those waiting, and its clients ask where partitions live now
 /// (the old leader steps down without waiting to hear of its successor).
-/// Shared by the node's shards; not enforced until first renewed (a
-/// single node never is).
+/// Shared by the node's shards. A single node's is held from the start
+/// (it renews its own); a node of a cluster's is not held until the
+/// controller leader first renews it ([`Lease::lapsed`]).
 #[derive(Debug)]
 pub struct Lease {
     started: Instant,
@@ -136,7 +140,23 @@ impl Default for Lease {
     }
 }
 
+/// `renewed_ms` of a lease that has never been renewed, and is not held
+/// until it is.
+const NEVER_RENEWED_MS: u64 = u64::MAX;
+
 impl Lease {
+    /// A lease not held until first renewed: a node of a cluster starts
+    /// with one, so that the partitions its own copy of the metadata says
+    /// it leads (as they were when it stopped, perhaps long ago) take no
+    /// writes until it has caught up with the controller leader.
+    pub fn lapsed() -> Lease {
+        Lease {
+            started: Instant::now(),
+            renewed_ms: NEVER_RENEWED_MS.into(),
+            length_ms: 0.into(),
+        }
+    }
+
     /// The controller leader answered: held for `length` from now.
     pub fn renew(&self, length: Duration) {
         use std::sync::atomic::Ordering::Relaxed;
@@ -146,17 +166,22 @@ impl Lease {
     }
 
     /// Whether the controller leader has answered this broker since it
-    /// started: until then, what its metadata says it leads may be what
-    /// it led before it stopped.
+    /// started (once its metadata caught up with the leader's): until
+    /// then, what its metadata says it leads may be what it led before it
+    /// stopped. A single node's always has.
     pub fn renewed(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
-        self.length_ms.load(Relaxed) != u64::MAX
+        self.renewed_ms.load(Relaxed) != NEVER_RENEWED_MS
     }
 
     pub fn held(&self) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
+        let renewed_ms = self.renewed_ms.load(Relaxed);
+        if renewed_ms == NEVER_RENEWED_MS {
+            return false;
+        }
         let now = self.started.elapsed().as_millis() as u64;
-        now.saturating_sub(self.renewed_ms.load(Relaxed)) <= self.length_ms.load(Relaxed)
+        now.saturating_sub(renewed_ms) <= self.length_ms.load(Relaxed)
     }
 }
 

@@ -244,6 +244,18 @@ impl LeaderState {
         }
     }
 
+    /// Follower `node` runs as another process than the one the leader
+    /// has heard from (it started again): what that one said of its log
+    /// says nothing of this one's, which recovery may have cut short (a
+    /// torn tail). It counts as not heard from, so it joins the in-sync
+    /// set only on what it says itself.
+    pub fn restarted(&mut self, node: Node) {
+        if let Some(follower) = self.followers.iter_mut().find(|f| f.node == node) {
+            follower.durable_end = 0;
+            follower.heard = false;
+        }
+    }
+
     /// The in-sync set the leader would have at `now_ms`: laggards out,
     /// caught-up followers at the high watermark in. `Some` when it
     /// differs from the current one and was not proposed in the last
@@ -375,6 +387,30 @@ mod tests {
         assert_eq!(state.propose(301), None, "a fenced node is not proposed");
         state.set_fenced(3, false);
         assert_eq!(state.propose(301).unwrap().in_sync, [1, 2, 3].into());
+    }
+
+    #[test]
+    fn a_follower_started_again_joins_on_what_it_says_not_on_what_it_said() {
+        let mut state = leader(2);
+        state.leader_durable(10, 1);
+        state.follower_durable(2, 10, 1).unwrap();
+        state.follower_durable(3, 10, 1).unwrap();
+        assert_eq!(state.high_watermark(), 10);
+        // Node 2 starts again, its log cut to 6 by recovery; the
+        // controller takes it out of the set.
+        assert!(state.confirmed(1, &[1, 3].into()));
+        let mut forgetful = state.clone();
+        assert_eq!(
+            forgetful.propose(2).map(|proposal| proposal.in_sync),
+            Some([1, 2, 3].into()),
+            "on what its last process said, it would join at once"
+        );
+        state.restarted(2);
+        assert_eq!(state.propose(2), None, "not heard from since");
+        state.follower_durable(2, 6, 3).unwrap();
+        assert_eq!(state.propose(3), None, "it lacks records below 10");
+        state.follower_durable(2, 10, 4).unwrap();
+        assert_eq!(state.propose(4).unwrap().in_sync, [1, 2, 3].into());
     }
 
     #[test]

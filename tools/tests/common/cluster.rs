@@ -26,6 +26,9 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// How long `cluster local` may take until every node serves.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Starts of a cluster tried before a test gives up: each on other ports.
+const START_ATTEMPTS: u32 = 3;
+
 /// A cluster started by `sluice cluster local`, stopped on drop. Node N
 /// keeps its ports across a restart (`cluster local` gives node N the
 /// ports from `--base-port` + 10 N).
@@ -63,12 +66,36 @@ impl LocalCluster {
     }
 
     /// [`LocalCluster::start`] with `env` (`SLUICE_*` broker settings) in
-    /// every node's environment.
+    /// every node's environment. A port found free may be taken before a
+    /// node binds it (by another test's cluster, or a connection's local
+    /// port): a cluster whose node could not listen stops, and is started
+    /// again on other ports, [`START_ATTEMPTS`] times at most.
     pub fn start_with(nodes: u32, env: &[(&str, &str)]) -> LocalCluster {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect();
+        for attempt in 1.. {
+            match LocalCluster::start_once(nodes, &env) {
+                Ok(cluster) => return cluster,
+                Err(status) if attempt < START_ATTEMPTS => {
+                    eprintln!("the cluster stopped while starting ({status}); again on other ports")
+                }
+                Err(status) => {
+                    panic!("the cluster stopped while starting ({status}), {START_ATTEMPTS} times")
+                }
+            }
+        }
+        unreachable!("the attempts end with a cluster or a panic")
+    }
+
+    /// One start of the cluster; how `cluster local` exited if it stopped
+    /// before every node served.
+    fn start_once(
+        nodes: u32,
+        env: &[(String, String)],
+    ) -> Result<LocalCluster, std::process::ExitStatus> {
+        let env = env.to_vec();
         let dir = tempfile::tempdir().unwrap();
         let ready_file = dir.path().join("cluster.ready");
         let base_port = free_ports(nodes as u16 * 10);
@@ -86,6 +113,7 @@ impl LocalCluster {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
+        let mut process = process;
         let deadline = Instant::now() + START_TIMEOUT;
         let ready = loop {
             if let Ok(text) = std::fs::read_to_string(&ready_file) {
@@ -95,19 +123,22 @@ impl LocalCluster {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect::<HashMap<_, _>>();
             }
+            if let Some(status) = process.try_wait().unwrap() {
+                return Err(status);
+            }
             assert!(
                 Instant::now() < deadline,
                 "the cluster did not start within {START_TIMEOUT:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
         };
-        LocalCluster {
+        Ok(LocalCluster {
             process,
             _dir: dir,
             ready,
             restarted: BTreeMap::new(),
             env,
-        }
+        })
     }
 
     /// A value of the ready file (`node.1.kafka_addr`, `kafka_bootstrap`).
