@@ -16,9 +16,13 @@
 //!   ends, truncates), appends what is pushed as its leader wrote it, and
 //!   acknowledges what it has stored.
 //!
+//! - `figures.rs`: what `/metrics` shows of it: each follower's lag as its
+//!   leader sees it, and counters of in-sync changes and leaderships.
+//!
 //! A partition of one replica has no role: its log shows readers all it
 //! has stored, as on a single node.
 
+pub(crate) mod figures;
 mod follow;
 mod lead;
 pub(crate) mod roles;

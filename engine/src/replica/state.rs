@@ -184,6 +184,8 @@ pub struct Replicas {
     /// readers everything stored: when a move adds replicas, the high
     /// watermark starts where the log was shown to.
     pub(super) alone: RefCell<HashSet<PartitionKey>>,
+    /// What `/metrics` counts of this shard's replication.
+    pub(crate) counters: super::figures::ReplicaCounters,
 }
 
 impl Replicas {
@@ -200,6 +202,7 @@ impl Replicas {
             lag_max_ms: lag_max.as_millis() as u64,
             lease,
             alone: RefCell::default(),
+            counters: super::figures::ReplicaCounters::default(),
         }
     }
 
