@@ -456,6 +456,19 @@ fn render_replication(out: &mut String, partitions: &[&PartitionSample], shards:
     for (name, help, value) in counters {
         Family::counter(out, name, help).sample(&[], value);
     }
+    let mut family = Family::counter(
+        out,
+        "sluice_fetch_partition_reads_total",
+        "Fetches of a partition that returned records, by the replica that served them: its leader (or only replica), or a follower (a consumer's fetch from the closest replica).",
+    );
+    family.sample(&[("replica", "leader")], counts.reads_as_leader);
+    family.sample(&[("replica", "follower")], counts.reads_as_follower);
+    Family::counter(
+        out,
+        "sluice_fetch_sent_to_closer_replica_total",
+        "Fetches this node answered as a partition's leader by naming a follower in the consumer's rack to read from (preferred_read_replica) instead of records.",
+    )
+    .sample(&[], counts.sent_to_closer_replica);
 }
 
 /// A per-partition metric: its name, its help, its value.
@@ -760,7 +773,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 31, "{seen:?}");
+        assert_eq!(seen.len(), 33, "{seen:?}");
     }
 
     #[test]
@@ -785,11 +798,14 @@ mod tests {
             }),
             ..partition(name, 0, 0, 10)
         };
-        let counts = |shrinks: u64, taken: u64| ReplicaCounts {
+        let counts = |shrinks: u64, taken: u64, follower_reads: u64| ReplicaCounts {
             in_sync_shrinks: shrinks,
             in_sync_expands: 1,
             leaderships_taken: taken,
             leaderships_lost: 0,
+            reads_as_leader: 2,
+            reads_as_follower: follower_reads,
+            sent_to_closer_replica: 1,
         };
         let scrape = Scrape {
             shards: vec![
@@ -799,13 +815,13 @@ mod tests {
                         led("a", 3, &[(1, 0, 0), (2, 0, 0)]),
                         partition("c", 0, 0, 1),
                     ],
-                    replication: counts(1, 2),
+                    replication: counts(1, 2, 0),
                     ..ShardSample::default()
                 },
                 ShardSample {
                     shard: 1,
                     partitions: vec![led("b", 1, &[(1, 40, 2_500), (2, 7, 3_000)])],
-                    replication: counts(2, 1),
+                    replication: counts(2, 1, 5),
                     ..ShardSample::default()
                 },
             ],
@@ -825,6 +841,9 @@ mod tests {
             "sluice_in_sync_expands_total 2",
             "sluice_leaderships_taken_total 3",
             "sluice_leaderships_lost_total 0",
+            r#"sluice_fetch_partition_reads_total{replica="leader"} 4"#,
+            r#"sluice_fetch_partition_reads_total{replica="follower"} 5"#,
+            "sluice_fetch_sent_to_closer_replica_total 2",
         ] {
             assert!(lines.contains(&expected), "{expected} missing from\n{text}");
         }

@@ -1,5 +1,5 @@
 //! What `/metrics` shows of a shard's replication: counters kept as its
-//! partitions' roles and in-sync sets change, and
+//! partitions' roles and in-sync sets change and as it serves reads, and
 //! each partition it leads as its [`LeaderState`] sees it (each
 //! follower's lag in offsets and in time), read when a scrape asks.
 //! Nothing here decides anything; the figures are the replication
@@ -22,6 +22,9 @@ pub struct ReplicaCounters {
     in_sync_expands: Cell<u64>,
     leaderships_taken: Cell<u64>,
     leaderships_lost: Cell<u64>,
+    reads_as_leader: Cell<u64>,
+    reads_as_follower: Cell<u64>,
+    sent_to_closer_replica: Cell<u64>,
 }
 
 /// A shard's counters as a scrape reads them; summed over the shards.
@@ -36,6 +39,14 @@ pub struct ReplicaCounts {
     pub leaderships_taken: u64,
     /// Partitions this node stopped leading (another leads, or none).
     pub leaderships_lost: u64,
+    /// Fetches of a partition that returned records, served as its leader
+    /// (or its only replica).
+    pub reads_as_leader: u64,
+    /// ... served as its follower (KIP-392).
+    pub reads_as_follower: u64,
+    /// Fetches a leader answered by naming a follower in the reader's
+    /// rack instead of reading.
+    pub sent_to_closer_replica: u64,
 }
 
 impl ReplicaCounts {
@@ -44,6 +55,9 @@ impl ReplicaCounts {
         self.in_sync_expands += other.in_sync_expands;
         self.leaderships_taken += other.leaderships_taken;
         self.leaderships_lost += other.leaderships_lost;
+        self.reads_as_leader += other.reads_as_leader;
+        self.reads_as_follower += other.reads_as_follower;
+        self.sent_to_closer_replica += other.sent_to_closer_replica;
     }
 }
 
@@ -72,12 +86,27 @@ impl ReplicaCounters {
         bump(&self.leaderships_lost);
     }
 
+    /// A fetch read records of a partition, as its follower or not.
+    pub(crate) fn read(&self, as_follower: bool) {
+        match as_follower {
+            true => bump(&self.reads_as_follower),
+            false => bump(&self.reads_as_leader),
+        }
+    }
+
+    pub(crate) fn sent_to_closer_replica(&self) {
+        bump(&self.sent_to_closer_replica);
+    }
+
     pub fn counts(&self) -> ReplicaCounts {
         ReplicaCounts {
             in_sync_shrinks: self.in_sync_shrinks.get(),
             in_sync_expands: self.in_sync_expands.get(),
             leaderships_taken: self.leaderships_taken.get(),
             leaderships_lost: self.leaderships_lost.get(),
+            reads_as_leader: self.reads_as_leader.get(),
+            reads_as_follower: self.reads_as_follower.get(),
+            sent_to_closer_replica: self.sent_to_closer_replica.get(),
         }
     }
 }

@@ -104,6 +104,7 @@ pub fn on_metadata(
             }
             let current = roles.remove(key);
             let led = matches!(current, Some(Role::Leader(_)));
+            let in_sync = control.in_sync.contains(&me);
             let role = match (current, control.leader) {
                 (Some(Role::Leader(leading)), Some(leader))
                     if leader == me
@@ -133,10 +134,11 @@ pub fn on_metadata(
                     settle(&mut leading, log);
                     Role::Leader(leading)
                 }
-                (Some(Role::Follower(following)), Some(leader))
+                (Some(Role::Follower(mut following)), Some(leader))
                     if following.state.leader() == leader
                         && following.state.leader_epoch() == control.leader_epoch =>
                 {
+                    following.in_sync = in_sync;
                     Role::Follower(following)
                 }
                 (_, Some(leader)) if leader == me => {
@@ -182,6 +184,7 @@ pub fn on_metadata(
                         state,
                         asked_ms,
                         busy: false,
+                        in_sync,
                     }))
                 }
                 (_, None) => {

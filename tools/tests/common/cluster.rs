@@ -65,6 +65,12 @@ impl LocalCluster {
     /// [`LocalCluster::start`] with `env` (`SLUICE_*` broker settings) in
     /// every node's environment.
     pub fn start_with(nodes: u32, env: &[(&str, &str)]) -> LocalCluster {
+        LocalCluster::start_with_args(nodes, env, &[])
+    }
+
+    /// [`LocalCluster::start_with`] with `args` given to `cluster local`
+    /// (`--racks`).
+    pub fn start_with_args(nodes: u32, env: &[(&str, &str)], args: &[&str]) -> LocalCluster {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
@@ -82,6 +88,7 @@ impl LocalCluster {
             .arg(dir.path().join("nodes"))
             .arg("--ready-file")
             .arg(&ready_file)
+            .args(args)
             .envs(env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .spawn()
