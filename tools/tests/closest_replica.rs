@@ -13,7 +13,9 @@ mod kafka_common;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use common::cluster::{create_topic, metadata, wait_until, LocalCluster, Metrics, PartitionSeen};
+use common::cluster::{
+    create_topic, kafka_call, metadata, wait_until, LocalCluster, Metrics, PartitionSeen,
+};
 use kafka_common::{consumer_for, produce_ok, producer_for, read_to_end, KafkaProducer, Record};
 use rdkafka::{
     consumer::Consumer, error::KafkaError, message::Message, Offset, TopicPartitionList,
@@ -245,6 +247,98 @@ fn a_consumer_reads_from_the_follower_in_its_rack() {
     eprintln!("waiting at the end: {before:?} -> {after:?}");
     assert_eq!(after[0].0, before[0].0, "the leader served no records");
     assert!(after[1].1 > before[1].1, "follower {follower} served them");
+}
+
+/// What a Fetch of partition 0 of [`TOPIC`] at `offset`, of `version`,
+/// from a consumer in rack `rack`, sent to node `node`, is answered: (error
+/// code, high watermark, preferred read replica, bytes of records).
+fn fetch(
+    cluster: &LocalCluster,
+    node: u32,
+    version: i16,
+    offset: i64,
+    rack: &str,
+) -> (i16, i64, i32, usize) {
+    use kafka_protocol::{
+        messages::{
+            fetch_request::{FetchPartition, FetchTopic},
+            ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName,
+        },
+        protocol::StrBytes,
+    };
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_rack_id(StrBytes::from_string(rack.to_string()))
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(TOPIC.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let answer: FetchResponse =
+        kafka_call(&cluster.kafka_addr(node), ApiKey::Fetch, version, &request);
+    let part = &answer.responses[0].partitions[0];
+    (
+        part.error_code,
+        part.high_watermark,
+        part.preferred_read_replica.0,
+        part.records.as_ref().map_or(0, |records| records.len()),
+    )
+}
+
+/// Kafka's answers, asked directly: a follower serves a consumer's Fetch
+/// from v11 (whatever the selector: the leader decides who is sent
+/// there), not an older one, and not past what it stored; the leader
+/// names the follower in the consumer's rack only under the rack-aware
+/// selector.
+#[test]
+fn a_follower_answers_consumers_as_kafkas_followers_do() {
+    const NONE: i16 = 0;
+    const OFFSET_OUT_OF_RANGE: i16 = 1;
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    let Setup {
+        cluster,
+        leader,
+        follower,
+        ..
+    } = setup(&[("SLUICE_REPLICA_SELECTOR", "rack-aware")]);
+    let high = RECORDS as i64;
+    let (error, high_watermark, read_from, bytes) = fetch(&cluster, follower, 12, 0, "");
+    assert_eq!((error, high_watermark, read_from), (NONE, high, -1));
+    assert!(bytes > 0, "the follower read records");
+    let (error, ..) = fetch(&cluster, follower, 10, 0, "");
+    assert_eq!(error, NOT_LEADER_OR_FOLLOWER, "Fetch v10 is the leader's");
+    let (error, ..) = fetch(&cluster, follower, 12, high + 1_000, "");
+    assert_eq!(error, OFFSET_OUT_OF_RANGE, "past what the follower stored");
+    assert_eq!(
+        fetch(&cluster, follower, 12, high, ""),
+        (NONE, high, -1, 0),
+        "at the end: nothing yet"
+    );
+
+    let (error, _, read_from, bytes) = fetch(&cluster, leader, 12, 0, &rack(follower));
+    assert_eq!(
+        (error, read_from, bytes),
+        (NONE, follower as i32, 0),
+        "the leader names the follower in the consumer's rack, and reads nothing"
+    );
+    let (error, _, read_from, bytes) = fetch(&cluster, leader, 12, 0, &rack(leader));
+    assert_eq!(
+        (error, read_from),
+        (NONE, -1),
+        "the leader is in the consumer's rack"
+    );
+    assert!(bytes > 0);
+    let (_, _, read_from, bytes) = fetch(&cluster, leader, 12, 0, "rack-elsewhere");
+    assert_eq!(read_from, -1, "no replica in the consumer's rack");
+    assert!(bytes > 0);
+    let (_, _, read_from, bytes) = fetch(&cluster, leader, 10, 0, &rack(follower));
+    assert_eq!(read_from, -1, "before v11 a consumer names no rack");
+    assert!(bytes > 0);
 }
 
 /// Partition 0 of [`TOPIC`] as node 0's Kafka Metadata gives it.
