@@ -104,6 +104,45 @@ pub struct BrokerConfig {
     /// How often the controller leader checks leader balance (Kafka's
     /// `leader.imbalance.check.interval.seconds`).
     pub leader_imbalance_check_interval: Duration,
+    /// Which replica a Kafka consumer reads from (Kafka's
+    /// `replica.selector.class`).
+    pub replica_selector: ReplicaSelector,
+}
+
+/// Which replica a Kafka consumer reads from (Kafka's
+/// `replica.selector.class`, KIP-392). Whatever it is, a follower serves a
+/// consumer that comes to it (Fetch v11 and later) while it is in sync;
+/// this decides whether a leader sends consumers there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplicaSelector {
+    /// The leader, always: Kafka's default.
+    #[default]
+    Leader,
+    /// A follower in the consumer's rack (its `client.rack`) when the
+    /// leader is not there and one there is in sync and holds the offset
+    /// asked for, the most caught up of them; else the leader (Kafka's
+    /// `RackAwareReplicaSelector`).
+    RackAware,
+}
+
+impl ReplicaSelector {
+    /// The class name Kafka's brokers are configured with.
+    pub const KAFKA_RACK_AWARE: &'static str =
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+}
+
+impl std::str::FromStr for ReplicaSelector {
+    type Err = &'static str;
+
+    /// `leader` (or empty) or `rack-aware`, or Kafka's class name
+    /// [`ReplicaSelector::KAFKA_RACK_AWARE`].
+    fn from_str(name: &str) -> Result<ReplicaSelector, &'static str> {
+        match name.trim() {
+            "" | "leader" => Ok(ReplicaSelector::Leader),
+            "rack-aware" | ReplicaSelector::KAFKA_RACK_AWARE => Ok(ReplicaSelector::RackAware),
+            _ => Err("expected leader, rack-aware or org.apache.kafka.common.replica.RackAwareReplicaSelector"),
+        }
+    }
 }
 
 impl BrokerConfig {
@@ -154,6 +193,7 @@ impl Default for BrokerConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval:
                 crate::controller::balance::LEADER_IMBALANCE_CHECK_INTERVAL,
+            replica_selector: ReplicaSelector::Leader,
         }
     }
 }

@@ -94,6 +94,6 @@ mod shard;
 mod topic_config;
 
 pub use broker::{run, Broker, EngineError};
-pub use config::{check_quorum, BrokerConfig, Voter, VotersError};
+pub use config::{check_quorum, BrokerConfig, ReplicaSelector, Voter, VotersError};
 pub use listeners::{ListenAddrs, ReadyFileError};
 pub use topic_config::TOPIC_CONFIGS;

@@ -19,6 +19,7 @@ use sluice_storage::TopicId;
 
 use crate::{
     coordinator::lag::{group_lag, PartitionLag},
+    replica::figures::{LeaderFigures, ReplicaCounts},
     request_latency::{Histogram, RequestKind, BUCKET_BOUNDS_US},
     shard::Shard,
 };
@@ -42,6 +43,9 @@ pub struct PartitionSample {
     pub leader_epoch: u64,
     pub replicas: u64,
     pub in_sync_replicas: u64,
+    /// The partition as its leader sees it, on its leader (of a partition
+    /// of several replicas): its followers' lag.
+    pub leader: Option<LeaderFigures>,
 }
 
 /// What one shard reports to a scrape.
@@ -53,6 +57,8 @@ pub struct ShardSample {
     pub partitions: Vec<PartitionSample>,
     /// How long the requests that arrived on the shard took to serve.
     pub request_latencies: Vec<(RequestKind, Histogram)>,
+    /// Its replication's counters.
+    pub replication: ReplicaCounts,
 }
 
 /// The controller quorum and the brokers, as this node sees them.
@@ -140,6 +146,7 @@ pub fn sample_local(shard: &Shard) -> ShardSample {
                 leader_epoch: u64::from(control.leader_epoch),
                 replicas: control.replicas.len() as u64,
                 in_sync_replicas: control.in_sync.len() as u64,
+                leader: shard.replicas.leader_figures(*key, log.end_offset().0),
             })
         })
         .collect();
@@ -149,6 +156,7 @@ pub fn sample_local(shard: &Shard) -> ShardSample {
         requests_in_flight: shard.in_flight.get(),
         partitions,
         request_latencies: shard.request_latencies.snapshot(),
+        replication: shard.replicas.counters.counts(),
     }
 }
 
@@ -206,6 +214,10 @@ struct Family<'a> {
 impl<'a> Family<'a> {
     fn gauge(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
         Family::of_type(out, name, "gauge", help)
+    }
+
+    fn counter(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
+        Family::of_type(out, name, "counter", help)
     }
 
     fn histogram(out: &'a mut String, name: &'static str, help: &str) -> Family<'a> {
@@ -340,6 +352,125 @@ fn render_controller(out: &mut String, controller: &ControllerSample) {
     }
 }
 
+/// What this node's leaders see of their followers, per partition and
+/// follower; how many partitions it leads, under-replicated or under
+/// `min.insync.replicas` as it sees them (Kafka's `LeaderCount`,
+/// `UnderReplicatedPartitions`, `UnderMinIsrPartitionCount`); and the
+/// replication counters summed over the shards.
+fn render_replication(out: &mut String, partitions: &[&PartitionSample], shards: &[&ShardSample]) {
+    let led: Vec<(&PartitionSample, &LeaderFigures)> = partitions
+        .iter()
+        .filter_map(|p| Some((*p, p.leader.as_ref()?)))
+        .collect();
+    let mut family = Family::gauge(
+        out,
+        "sluice_leader_in_sync_replicas",
+        "The in-sync set of a partition this node leads, as its leader applies it (the leader among it).",
+    );
+    for (partition, figures) in &led {
+        let number = partition.partition.to_string();
+        family.sample(
+            &[("topic", &partition.topic), ("partition", &number)],
+            figures.in_sync,
+        );
+    }
+    type Lag = fn(&crate::replica::figures::FollowerLag) -> u64;
+    let lags: [(&'static str, &str, Lag); 2] = [
+        (
+            "sluice_follower_lag_offsets",
+            "On a partition's leader, per follower: the leader's log end less the end the follower acknowledged stored.",
+            |lag| lag.offsets,
+        ),
+        (
+            "sluice_follower_lag_ms",
+            "On a partition's leader, per follower: milliseconds since the follower last held all the leader had stored (0 while it does).",
+            |lag| lag.ms,
+        ),
+    ];
+    for (name, help, value) in lags {
+        let mut family = Family::gauge(out, name, help);
+        for (partition, figures) in &led {
+            let number = partition.partition.to_string();
+            for follower in &figures.followers {
+                let node = follower.node.0.to_string();
+                family.sample(
+                    &[
+                        ("topic", &partition.topic),
+                        ("partition", &number),
+                        ("follower", &node),
+                    ],
+                    value(follower),
+                );
+            }
+        }
+    }
+    let count = |keep: fn(&LeaderFigures) -> bool| {
+        led.iter().filter(|(_, figures)| keep(figures)).count() as u64
+    };
+    let gauges: [(&'static str, &str, u64); 3] = [
+        (
+            "sluice_leader_partitions",
+            "Partitions of several replicas this node leads.",
+            count(|_| true),
+        ),
+        (
+            "sluice_leader_partitions_under_replicated",
+            "Partitions this node leads with fewer replicas in sync than they have.",
+            count(LeaderFigures::under_replicated),
+        ),
+        (
+            "sluice_leader_partitions_under_min_insync",
+            "Partitions this node leads with fewer replicas in sync than min.insync.replicas: they refuse acks=all writes.",
+            count(LeaderFigures::under_min_in_sync),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        Family::gauge(out, name, help).sample(&[], value);
+    }
+    let mut counts = ReplicaCounts::default();
+    for shard in shards {
+        counts.add(&shard.replication);
+    }
+    let counters: [(&'static str, &str, u64); 4] = [
+        (
+            "sluice_in_sync_shrinks_total",
+            "In-sync set changes of partitions this node leads that left a replica out.",
+            counts.in_sync_shrinks,
+        ),
+        (
+            "sluice_in_sync_expands_total",
+            "In-sync set changes of partitions this node leads that took a replica in.",
+            counts.in_sync_expands,
+        ),
+        (
+            "sluice_leaderships_taken_total",
+            "Elections of this node as a partition's leader.",
+            counts.leaderships_taken,
+        ),
+        (
+            "sluice_leaderships_lost_total",
+            "Partitions this node stopped leading (another leads, or none).",
+            counts.leaderships_lost,
+        ),
+    ];
+    for (name, help, value) in counters {
+        Family::counter(out, name, help).sample(&[], value);
+    }
+    let mut family = Family::counter(
+        out,
+        "sluice_fetch_partition_reads_total",
+        "Fetches of a partition that returned records, by the replica that served them: its leader (or only replica), or a follower (a consumer's fetch from the closest replica).",
+    );
+    family.sample(&[("replica", "leader")], counts.reads_as_leader);
+    family.sample(&[("replica", "follower")], counts.reads_as_follower);
+    Family::counter(
+        out,
+        "sluice_fetch_sent_to_closer_replica_total",
+        "Fetches this node answered as a partition's leader by naming a follower in the consumer's rack to read from (preferred_read_replica) instead of records.",
+    )
+    .sample(&[], counts.sent_to_closer_replica);
+}
+
 /// A per-partition metric: its name, its help, its value.
 type PartitionMetric = (&'static str, &'static str, fn(&PartitionSample) -> u64);
 
@@ -413,6 +544,8 @@ pub fn render(scrape: &Scrape) -> String {
             );
         }
     }
+
+    render_replication(&mut out, &partitions, &shards);
 
     let mut family = Family::gauge(
         &mut out,
@@ -495,6 +628,7 @@ mod tests {
             leader_epoch: 3,
             replicas: 1,
             in_sync_replicas: 1,
+            leader: None,
         }
     }
 
@@ -548,6 +682,7 @@ mod tests {
                     requests_in_flight: 1,
                     partitions: vec![partition("orders", 1, 1, 7)],
                     request_latencies: Vec::new(),
+                    replication: ReplicaCounts::default(),
                 },
                 ShardSample {
                     shard: 0,
@@ -555,6 +690,7 @@ mod tests {
                     requests_in_flight: 0,
                     partitions: vec![partition("orders", 0, 0, 10)],
                     request_latencies: Vec::new(),
+                    replication: ReplicaCounts::default(),
                 },
             ],
             groups: vec![
@@ -618,8 +754,12 @@ mod tests {
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
-                let histogram = name == "sluice_request_latency_seconds";
-                assert_eq!(kind, if histogram { "histogram" } else { "gauge" });
+                let expected = match name {
+                    "sluice_request_latency_seconds" => "histogram",
+                    _ if name.ends_with("_total") => "counter",
+                    _ => "gauge",
+                };
+                assert_eq!(kind, expected, "{name}");
                 assert!(!seen.contains(&name), "{name} declared twice");
                 seen.push(name);
                 current = name;
@@ -633,7 +773,84 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 21, "{seen:?}");
+        assert_eq!(seen.len(), 33, "{seen:?}");
+    }
+
+    #[test]
+    fn a_leader_shows_each_followers_lag_and_its_under_replicated_partitions() {
+        use crate::replica::figures::FollowerLag;
+        use sluice_storage::NodeId;
+        let led = |name: &str, in_sync: u64, lags: &[(i32, u64, u64)]| PartitionSample {
+            replicas: 3,
+            in_sync_replicas: in_sync,
+            leader: Some(LeaderFigures {
+                replicas: 3,
+                in_sync,
+                min_in_sync: 2,
+                followers: lags
+                    .iter()
+                    .map(|(node, offsets, ms)| FollowerLag {
+                        node: NodeId(*node),
+                        offsets: *offsets,
+                        ms: *ms,
+                    })
+                    .collect(),
+            }),
+            ..partition(name, 0, 0, 10)
+        };
+        let counts = |shrinks: u64, taken: u64, follower_reads: u64| ReplicaCounts {
+            in_sync_shrinks: shrinks,
+            in_sync_expands: 1,
+            leaderships_taken: taken,
+            leaderships_lost: 0,
+            reads_as_leader: 2,
+            reads_as_follower: follower_reads,
+            sent_to_closer_replica: 1,
+        };
+        let scrape = Scrape {
+            shards: vec![
+                ShardSample {
+                    shard: 0,
+                    partitions: vec![
+                        led("a", 3, &[(1, 0, 0), (2, 0, 0)]),
+                        partition("c", 0, 0, 1),
+                    ],
+                    replication: counts(1, 2, 0),
+                    ..ShardSample::default()
+                },
+                ShardSample {
+                    shard: 1,
+                    partitions: vec![led("b", 1, &[(1, 40, 2_500), (2, 7, 3_000)])],
+                    replication: counts(2, 1, 5),
+                    ..ShardSample::default()
+                },
+            ],
+            ..Scrape::default()
+        };
+        let text = render(&scrape);
+        let lines = lines(&text);
+        for expected in [
+            r#"sluice_follower_lag_offsets{topic="a",partition="0",follower="1"} 0"#,
+            r#"sluice_follower_lag_offsets{topic="b",partition="0",follower="1"} 40"#,
+            r#"sluice_follower_lag_ms{topic="b",partition="0",follower="2"} 3000"#,
+            r#"sluice_leader_in_sync_replicas{topic="b",partition="0"} 1"#,
+            "sluice_leader_partitions 2",
+            "sluice_leader_partitions_under_replicated 1",
+            "sluice_leader_partitions_under_min_insync 1",
+            "sluice_in_sync_shrinks_total 3",
+            "sluice_in_sync_expands_total 2",
+            "sluice_leaderships_taken_total 3",
+            "sluice_leaderships_lost_total 0",
+            r#"sluice_fetch_partition_reads_total{replica="leader"} 4"#,
+            r#"sluice_fetch_partition_reads_total{replica="follower"} 5"#,
+            "sluice_fetch_sent_to_closer_replica_total 2",
+        ] {
+            assert!(lines.contains(&expected), "{expected} missing from\n{text}");
+        }
+        assert!(
+            !text.contains(r#"sluice_leader_in_sync_replicas{topic="c""#),
+            "a partition this node does not lead has no leader figures:\n{text}"
+        );
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct ClusterLocalArgs {
     /// bootstrap strings and each node's addresses, directory and pid.
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,
+    /// Each node's rack (`serve --rack`), in node order, separated by
+    /// commas; a node past the list or given an empty name has none.
+    #[arg(long, value_name = "RACK[,RACK...]")]
+    pub racks: Option<String>,
 }
 
 /// Flags win over `SLUICE_*` variables, which win over the config file,
@@ -147,6 +151,13 @@ pub struct ServeArgs {
     /// broker setting of that name) [default: 1].
     #[arg(long, value_name = "N")]
     pub min_insync_replicas: Option<u32>,
+    /// Which replica a Kafka consumer reads from (Kafka's
+    /// `replica.selector.class`): `leader`, or `rack-aware` (or Kafka's
+    /// `org.apache.kafka.common.replica.RackAwareReplicaSelector`): a
+    /// follower in the consumer's rack (`client.rack`) when one is in
+    /// sync [default: leader].
+    #[arg(long, value_name = "SELECTOR")]
+    pub replica_selector: Option<String>,
     /// Once the broker serves, write the addresses it listens on to FILE
     /// (written whole, by a rename): lines `native_addr=HOST:PORT`,
     /// `kafka_addr=HOST:PORT` and `admin_addr=HOST:PORT` (`off` for a

@@ -145,6 +145,10 @@ config_layer! {
     /// `offsets.topic.replication.factor`) [default:
     /// `default_replication_factor`].
     offsets_topic_replication_factor: u16,
+    /// Which replica a Kafka consumer reads from (Kafka's
+    /// `replica.selector.class`): `leader`, or `rack-aware` (also Kafka's
+    /// class name `org.apache.kafka.common.replica.RackAwareReplicaSelector`).
+    replica_selector: String,
 }
 
 fn env_value<T: FromStr>(env: &HashMap<String, String>, key: &str) -> Result<Option<T>, ConfigError>
@@ -338,6 +342,13 @@ impl ConfigLayer {
             config.offsets_topic_replication_factor =
                 Some(positive("offsets_topic_replication_factor", usize::from(factor))? as u16);
         }
+        if let Some(selector) = self.replica_selector {
+            config.replica_selector = selector.parse().map_err(|message| ConfigError::Invalid {
+                key: "replica_selector",
+                value: selector.clone(),
+                message,
+            })?;
+        }
         Ok(config)
     }
 }
@@ -493,6 +504,7 @@ mod tests {
                     "SLUICE_RACK" => "r7",
                     "SLUICE_AUTO_CREATE_TOPICS" | "SLUICE_AUTO_LEADER_REBALANCE" => "false",
                     "SLUICE_LOG_DIRS" => "/d7, /e7",
+                    "SLUICE_REPLICA_SELECTOR" => "rack-aware",
                     _ => "7",
                 };
                 (variable, value.to_string())
@@ -551,6 +563,33 @@ mod tests {
         );
         assert_eq!(config.offsets_topic_replication_factor, Some(7));
         assert_eq!(config.offsets_replication_factor(), 7);
+        assert_eq!(
+            config.replica_selector,
+            sluice_engine::ReplicaSelector::RackAware
+        );
+    }
+
+    #[test]
+    fn the_replica_selector_takes_kafkas_class_name_and_refuses_others() {
+        use sluice_engine::ReplicaSelector;
+        let selector = |value: &str| {
+            let env = env(&[("SLUICE_REPLICA_SELECTOR", value)]);
+            broker_config(ConfigLayer::default(), &env, None).map(|config| config.replica_selector)
+        };
+        assert_eq!(
+            broker_config(ConfigLayer::default(), &env(&[]), None)
+                .unwrap()
+                .replica_selector,
+            ReplicaSelector::Leader,
+            "the leader only, as Kafka"
+        );
+        assert_eq!(
+            selector("org.apache.kafka.common.replica.RackAwareReplicaSelector").unwrap(),
+            ReplicaSelector::RackAware
+        );
+        assert_eq!(selector("rack-aware").unwrap(), ReplicaSelector::RackAware);
+        assert_eq!(selector("leader").unwrap(), ReplicaSelector::Leader);
+        assert!(selector("closest").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use kafka_protocol::{
     error::ResponseError,
     messages::{
         fetch_response::{FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData},
-        FetchRequest, FetchResponse,
+        BrokerId, FetchRequest, FetchResponse,
     },
 };
 use sluice_storage::Offset;
@@ -19,15 +19,33 @@ use uuid::Uuid;
 
 use super::{check_leader_epoch, current_leader, failure_code, str_bytes, topic_name};
 use crate::{
+    config::ReplicaSelector,
     partition::{
         read::{read_or_wait, Target, FETCH_RESPONSE_BYTES_MAX},
-        route, ErrorKind, Failure, FetchOutcome, WireFormat,
+        route_read, ErrorKind, Failure, FetchOutcome, ReadFrom, WireFormat,
     },
+    replica::reads::closer_replicas,
     shard::Shard,
 };
 
 pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> FetchResponse {
     let metadata = shard.metadata();
+    let replica_id = match version {
+        15.. => request.replica_state.replica_id.0,
+        _ => request.replica_id.0,
+    };
+    // A consumer's fetch may be served by a follower from v11, which
+    // carries its rack (KIP-392); Kafka's debugging consumer (-2) always.
+    let any_replica = replica_id == -2 || (replica_id < 0 && version >= 11);
+    let rack = match version {
+        11.. => request.rack_id.as_str(),
+        _ => "",
+    };
+    let me = (
+        shard.config.node_id,
+        shard.config.rack.as_deref(),
+        shard.config.replica_selector == ReplicaSelector::RackAware,
+    );
     let response_max = usize::try_from(request.max_bytes)
         .unwrap_or(0)
         .clamp(1, FETCH_RESPONSE_BYTES_MAX);
@@ -55,7 +73,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
                     "negative partition",
                 )),
                 (Some(name), Ok(partition)) => {
-                    route(shard, &metadata, name, partition).and_then(|route| {
+                    route_read(shard, &metadata, name, partition, any_replica).and_then(|route| {
                         let epoch = if version >= 9 {
                             part.current_leader_epoch
                         } else {
@@ -72,6 +90,12 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
                     format!("offset {}", part.fetch_offset),
                 )
             });
+            let from = match (any_replica, &name, u32::try_from(part.partition)) {
+                (true, Some(name), Ok(partition)) => ReadFrom::AnyReplica {
+                    closer: closer_replicas(me, &metadata, name, partition, rack),
+                },
+                _ => ReadFrom::Leader,
+            };
             targets.push(Target {
                 topic: name.clone().unwrap_or_default(),
                 partition: part.partition.max(0) as u32,
@@ -81,6 +105,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
                     .min(share)
                     .max(1),
                 format: WireFormat::Kafka,
+                from,
                 route: offset.and(route),
             });
             ids.push((topic.topic_id, name.is_none(), part.partition));
@@ -101,7 +126,10 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
             Ok(outcome) => {
                 let high_watermark = outcome.high_watermark.0 as i64;
                 let log_start = outcome.log_start.0 as i64;
+                // Only a v11+ consumer is ever named a closer replica.
+                let read_from = outcome.read_from.map_or(-1, |node| node.0);
                 data.with_high_watermark(high_watermark)
+                    .with_preferred_read_replica(BrokerId(read_from))
                     .with_last_stable_offset(high_watermark)
                     .with_log_start_offset(if version >= 5 { log_start } else { -1 })
                     .with_aborted_transactions(Some(Vec::new()))

@@ -26,6 +26,6 @@ pub use crate::error::{ErrorKind, Failure};
 pub use fan_out::{gather_all, FanOut, Pending};
 pub use ops::{
     produce_timeout, Acks, FetchOutcome, LeaderEpochs, Listed, OffsetQuery, PartitionKey,
-    PartitionOp, PartitionStats, Produced, WireFormat,
+    PartitionOp, PartitionStats, Produced, ReadFrom, WireFormat,
 };
-pub use route::{ask, route, Answer, Route};
+pub use route::{ask, route, route_read, Answer, Route};

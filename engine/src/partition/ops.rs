@@ -9,7 +9,7 @@ use futures_channel::oneshot;
 use sluice_replication::partition::epochs::EpochCache;
 use sluice_storage::{
     log::{Log, LogConfig},
-    Offset, PartitionId, TopicId,
+    NodeId, Offset, PartitionId, TopicId,
 };
 
 use crate::error::Failure;
@@ -50,6 +50,23 @@ pub struct FetchOutcome {
     pub batches: Vec<Bytes>,
     pub high_watermark: Offset,
     pub log_start: Offset,
+    /// The leader read nothing and names the replica the reader should
+    /// fetch from instead (KIP-392's preferred read replica).
+    pub read_from: Option<NodeId>,
+}
+
+/// Which replicas may serve a fetch, and what its leader may answer
+/// instead of records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The leader only (a native fetch; a Kafka fetch before v11).
+    #[default]
+    Leader,
+    /// Any replica in sync with its leader (a Kafka consumer's fetch from
+    /// v11, KIP-392). `closer`: the followers in the consumer's rack, one
+    /// of which the leader names instead of reading when it is in sync
+    /// and holds the offset; empty: the leader reads.
+    AnyReplica { closer: Vec<NodeId> },
 }
 
 /// A partition's vital figures.
@@ -162,6 +179,7 @@ pub enum PartitionOp {
         offset: Offset,
         max_bytes: usize,
         format: WireFormat,
+        from: ReadFrom,
         reply: Reply<FetchOutcome>,
     },
     /// Resolves when data is readable at `offset`, the timeout passes, or

@@ -20,11 +20,11 @@ use sluice_storage::{
 
 use super::ops::{
     Acks, FetchOutcome, LeaderEpochs, Listed, OffsetQuery, PartitionKey, PartitionOp,
-    PartitionStats, Partitions, Produced, WireFormat,
+    PartitionStats, Partitions, Produced, ReadFrom, WireFormat,
 };
 use crate::{
     error::{ErrorKind, Failure},
-    replica::state::Replicas,
+    replica::{reads::ServedAs, state::Replicas},
 };
 use sluice_replication::partition::epochs::EpochCache;
 
@@ -435,13 +435,45 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             offset,
             max_bytes,
             format,
+            from,
             reply,
         } => {
-            if let Err(failure) = replicas.serves_reads(key) {
-                let _ = reply.send(Err(failure));
+            let served_as = match replicas.reader(key, &from) {
+                Ok(served_as) => served_as,
+                Err(failure) => {
+                    let _ = reply.send(Err(failure));
+                    return;
+                }
+            };
+            let closer = match &from {
+                ReadFrom::AnyReplica { closer } if served_as == ServedAs::Leader => {
+                    replicas.closer_replica(key, offset, closer)
+                }
+                _ => None,
+            };
+            if let Some(replica) = closer {
+                replicas.counters.sent_to_closer_replica();
+                let _ = reply.send(Ok(FetchOutcome {
+                    batches: Vec::new(),
+                    high_watermark: log.visible_end(),
+                    log_start: log.start_offset(),
+                    read_from: Some(replica),
+                }));
                 return;
             }
-            let result = match log.read(offset, max_bytes).await {
+            let as_follower = served_as == ServedAs::Follower;
+            // A follower's high watermark trails its leader's: a reader
+            // past it but within what the follower stored waits, as on
+            // Kafka's followers; past that, it is out of range.
+            let read = if as_follower && offset > log.visible_end() && offset <= log.end_offset() {
+                Ok(Vec::new())
+            } else {
+                log.read(offset, max_bytes).await
+            };
+            if read.as_ref().is_ok_and(|batches| !batches.is_empty()) {
+                replicas.counters.read(as_follower);
+            }
+            let result = match read {
                 Ok(batches) => match format {
                     WireFormat::Native => batches.into_iter().map(native_bytes).collect(),
                     WireFormat::Kafka => kafka_records(batches).map(|records| {
@@ -455,6 +487,7 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
                     batches,
                     high_watermark: log.visible_end(),
                     log_start: log.start_offset(),
+                    read_from: None,
                 }),
                 Err(error) => Err(read_failure(error)),
             };

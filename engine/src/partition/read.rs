@@ -7,7 +7,9 @@ use std::{rc::Rc, time::Duration};
 use bytes::Bytes;
 use sluice_storage::Offset;
 
-use super::{ask, gather_all, Answer, Failure, FetchOutcome, PartitionOp, Route, WireFormat};
+use super::{
+    ask, gather_all, Answer, Failure, FetchOutcome, PartitionOp, ReadFrom, Route, WireFormat,
+};
 use crate::shard::Shard;
 
 /// A fetch waits at most this long, whatever it asks: a bound on how long a
@@ -27,12 +29,15 @@ pub struct Target {
     pub offset: Offset,
     pub max_bytes: usize,
     pub format: WireFormat,
+    /// Which replicas may serve it.
+    pub from: ReadFrom,
     pub route: Result<Route, Failure>,
 }
 
-/// Reads every target; if that is less than `min_bytes` and nothing failed,
-/// waits up to `max_wait` (at most [`FETCH_WAIT_MAX`]) for data on any of
-/// them, and reads again.
+/// Reads every target; if that is less than `min_bytes`, nothing failed
+/// and no leader named another replica to read from, waits up to
+/// `max_wait` (at most [`FETCH_WAIT_MAX`]) for data on any of them, and
+/// reads again.
 pub async fn read_or_wait(
     shard: &Rc<Shard>,
     targets: &[Target],
@@ -48,7 +53,12 @@ pub async fn read_or_wait(
         .sum();
     let max_wait = max_wait.min(FETCH_WAIT_MAX);
     let any_error = outcomes.iter().any(Result::is_err);
-    if bytes >= min_bytes || max_wait.is_zero() || any_error {
+    // A reader sent elsewhere is told at once, not after a long poll.
+    let any_sent_elsewhere = outcomes
+        .iter()
+        .flatten()
+        .any(|outcome| outcome.read_from.is_some());
+    if bytes >= min_bytes || max_wait.is_zero() || any_error || any_sent_elsewhere {
         return outcomes;
     }
     wait_for_any(shard, targets, max_wait).await;
@@ -60,11 +70,13 @@ async fn read_all(shard: &Rc<Shard>, targets: &[Target]) -> Vec<Result<FetchOutc
         .iter()
         .map(|target| {
             let (offset, max_bytes, format) = (target.offset, target.max_bytes, target.format);
+            let from = target.from.clone();
             Ok(ask(shard, target.route.clone()?, |reply| {
                 PartitionOp::Fetch {
                     offset,
                     max_bytes,
                     format,
+                    from,
                     reply,
                 }
             }))

@@ -68,6 +68,32 @@ pub fn route(
     Ok(Route::of(shard, meta, partition))
 }
 
+/// [`route`] for a read that a follower may serve too (a Kafka consumer's
+/// fetch from v11, KIP-392): when `any_replica`, a node that holds a
+/// replica of the partition without leading it routes the read to its
+/// owner as well, which decides whether it serves it (in sync, following).
+pub fn route_read(
+    shard: &Shard,
+    metadata: &Metadata,
+    topic: &str,
+    partition: u32,
+    any_replica: bool,
+) -> Result<Route, Failure> {
+    match route(shard, metadata, topic, partition) {
+        Err(failure) if any_replica && failure.kind == ErrorKind::NotLeader => {
+            let me = crate::cluster_metadata::image::node(shard.config.node_id);
+            let meta = metadata.topic(topic).expect("routed once");
+            match meta.partition(partition) {
+                Some(control) if control.replicas.contains(&me) => {
+                    Ok(Route::of(shard, meta, partition))
+                }
+                _ => Err(failure),
+            }
+        }
+        routed => routed,
+    }
+}
+
 /// Sends the op `make` builds around its reply to the partition's owner
 /// (run here when that is this shard) and returns the answer: the owner's,
 /// or `ShuttingDown` if the owner stopped before it answered.

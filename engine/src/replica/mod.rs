@@ -16,11 +16,19 @@
 //!   ends, truncates), appends what is pushed as its leader wrote it, and
 //!   acknowledges what it has stored.
 //!
+//! - `reads.rs`: which replica serves a consumer's read (KIP-392): a
+//!   follower in sync, up to its high watermark, and the follower in the
+//!   consumer's rack that a leader names instead of reading.
+//! - `figures.rs`: what `/metrics` shows of it: each follower's lag as its
+//!   leader sees it, and counters of in-sync changes and leaderships.
+//!
 //! A partition of one replica has no role: its log shows readers all it
 //! has stored, as on a single node.
 
+pub(crate) mod figures;
 mod follow;
 mod lead;
+pub(crate) mod reads;
 pub(crate) mod roles;
 pub(crate) mod state;
 mod throttle;

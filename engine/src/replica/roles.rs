@@ -103,6 +103,8 @@ pub fn on_metadata(
                 log.set_high_watermark(Some(log.stored_end()));
             }
             let current = roles.remove(key);
+            let led = matches!(current, Some(Role::Leader(_)));
+            let in_sync = control.in_sync.contains(&me);
             let role = match (current, control.leader) {
                 (Some(Role::Leader(leading)), Some(leader))
                     if leader == me
@@ -121,20 +123,28 @@ pub fn on_metadata(
                 (Some(Role::Leader(mut leading)), Some(leader))
                     if leader == me && leading.epoch == control.leader_epoch =>
                 {
-                    leading
+                    let before = leading.state.in_sync().clone();
+                    if leading
                         .state
-                        .confirmed(control.partition_epoch, &control.in_sync);
+                        .confirmed(control.partition_epoch, &control.in_sync)
+                    {
+                        replicas
+                            .counters
+                            .in_sync_changed(&before, leading.state.in_sync());
+                    }
                     settle(&mut leading, log);
                     Role::Leader(leading)
                 }
-                (Some(Role::Follower(following)), Some(leader))
+                (Some(Role::Follower(mut following)), Some(leader))
                     if following.state.leader() == leader
                         && following.state.leader_epoch() == control.leader_epoch =>
                 {
+                    following.in_sync = in_sync;
                     Role::Follower(following)
                 }
                 (_, Some(leader)) if leader == me => {
                     let config = leader_config(topic, replicas.lag_max_ms);
+                    replicas.counters.took_leadership();
                     Role::Leader(Box::new(take_over(me, control, placed, config, log, now)))
                 }
                 (_, Some(leader)) => {
@@ -175,6 +185,7 @@ pub fn on_metadata(
                         state,
                         asked_ms,
                         busy: false,
+                        in_sync,
                     }))
                 }
                 (_, None) => {
@@ -205,6 +216,9 @@ pub fn on_metadata(
             }
             // A leader pushes as soon as its batches are written.
             let leads = matches!(role, Role::Leader(_));
+            if led && !leads {
+                replicas.counters.lost_leadership();
+            }
             log.on_written(leads.then(|| replicas.waker()));
             roles.insert(*key, role);
         }

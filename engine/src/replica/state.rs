@@ -100,6 +100,9 @@ pub(super) struct Following {
     pub(super) asked_ms: Option<u64>,
     /// A truncation is under way: pushes and answers wait for it.
     pub(super) busy: bool,
+    /// Whether the metadata names this node in the partition's in-sync
+    /// set: only then does it serve consumers' reads.
+    pub(super) in_sync: bool,
 }
 
 /// Whether this node leads a partition it holds ([`Replicas::leadership`]).
@@ -209,6 +212,8 @@ pub struct Replicas {
     /// readers everything stored: when a move adds replicas, the high
     /// watermark starts where the log was shown to.
     pub(super) alone: RefCell<HashSet<PartitionKey>>,
+    /// What `/metrics` counts of this shard's replication and reads.
+    pub(crate) counters: super::figures::ReplicaCounters,
 }
 
 impl Replicas {
@@ -225,6 +230,7 @@ impl Replicas {
             lag_max_ms: lag_max.as_millis() as u64,
             lease,
             alone: RefCell::default(),
+            counters: super::figures::ReplicaCounters::default(),
         }
     }
 
@@ -312,10 +318,11 @@ impl Replicas {
         }
     }
 
-    /// Whether this node serves reads of `key` now: its leader does, while
-    /// it holds its lease (a leader cut off from the controller sends its
-    /// consumers to the new one); a follower does not (fetching from
-    /// followers is not offered). A partition of one replica always.
+    /// Whether this node serves reads of `key` now as its leader: while it
+    /// holds its lease (a leader cut off from the controller sends its
+    /// consumers to the new one). A follower serves only the reads that
+    /// may come from any replica (see `Replicas::reader`). A partition of
+    /// one replica always.
     pub fn serves_reads(&self, key: PartitionKey) -> Result<(), Failure> {
         match self.roles.borrow().get(&key) {
             None => Ok(()),

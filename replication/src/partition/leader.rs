@@ -76,6 +76,35 @@ pub struct LogPosition {
     pub high_watermark: u64,
 }
 
+/// What the leader knows of one follower's progress, for figures: how far
+/// behind it is, in offsets and in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub node: Node,
+    /// The end of what it has acknowledged as durable (0 until it has
+    /// answered this leader).
+    pub durable_end: u64,
+    /// The last time (the caller's clock) it was caught up: its durable
+    /// end at or past the leader's end as of then.
+    pub caught_up_ms: u64,
+}
+
+impl FollowerProgress {
+    /// Offsets it lacks of a leader whose log ends at `leader_end`.
+    pub fn lag_offsets(&self, leader_end: u64) -> u64 {
+        leader_end.saturating_sub(self.durable_end)
+    }
+
+    /// Milliseconds since it was last caught up, as of `now_ms`: 0 while
+    /// it holds all that the leader has made durable (`leader_durable_end`).
+    pub fn lag_ms(&self, leader_durable_end: u64, now_ms: u64) -> u64 {
+        if self.durable_end >= leader_durable_end {
+            return 0;
+        }
+        now_ms.saturating_sub(self.caught_up_ms)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Follower {
     node: Node,
@@ -169,6 +198,26 @@ impl LeaderState {
 
     pub fn partition_epoch(&self) -> u32 {
         self.partition_epoch
+    }
+
+    /// `min.insync.replicas`, as this leader applies it.
+    pub fn min_in_sync(&self) -> usize {
+        self.min_in_sync
+    }
+
+    /// The end of what the leader's own log holds durably, as it was last
+    /// told.
+    pub fn durable_end(&self) -> u64 {
+        self.durable_end
+    }
+
+    /// Each follower's progress, in replica order.
+    pub fn followers(&self) -> impl Iterator<Item = FollowerProgress> + '_ {
+        self.followers.iter().map(|follower| FollowerProgress {
+            node: follower.node,
+            durable_end: follower.durable_end,
+            caught_up_ms: follower.caught_up_ms,
+        })
     }
 
     /// Whether an `acks=all` write may be taken now.
@@ -411,6 +460,33 @@ mod tests {
         assert_eq!(state.propose(3), None, "it lacks records below 10");
         state.follower_durable(2, 10, 4).unwrap();
         assert_eq!(state.propose(4).unwrap().in_sync, [1, 2, 3].into());
+    }
+
+    #[test]
+    fn a_followers_lag_is_what_it_lacks_and_how_long_since_it_was_caught_up() {
+        let mut state = leader(2);
+        state.leader_durable(10, 5);
+        state.follower_durable(2, 10, 6).unwrap();
+        state.follower_durable(3, 4, 6).unwrap();
+        state.leader_durable(30, 20);
+        let progress: Vec<FollowerProgress> = state.followers().collect();
+        assert_eq!(progress[0].node, 2);
+        assert_eq!(progress[0].lag_offsets(30), 20);
+        assert_eq!(
+            progress[0].lag_ms(state.durable_end(), 50),
+            44,
+            "caught up at 6"
+        );
+        assert_eq!(progress[1].lag_offsets(30), 26);
+        assert_eq!(
+            progress[1].lag_ms(state.durable_end(), 50),
+            50,
+            "never caught up since 0"
+        );
+        state.follower_durable(2, 30, 60).unwrap();
+        let caught_up = state.followers().next().unwrap();
+        assert_eq!(caught_up.lag_offsets(30), 0);
+        assert_eq!(caught_up.lag_ms(state.durable_end(), 70), 0, "holds it all");
     }
 
     #[test]

@@ -191,6 +191,15 @@ fn plan(args: &ClusterLocalArgs, cluster_id: &str, executable: &Path) -> Vec<Loc
                 command.push("--cores".to_string());
                 command.push(cores.to_string());
             }
+            let rack = args
+                .racks
+                .as_deref()
+                .and_then(|racks| racks.split(',').nth(id as usize))
+                .map(str::trim)
+                .filter(|rack| !rack.is_empty());
+            if let Some(rack) = rack {
+                command.push(format!("--rack={rack}"));
+            }
             // Three nodes or more: topics get three replicas, two of them
             // in sync for acks=all, as a production cluster would.
             if args.nodes >= 3 {
@@ -477,6 +486,7 @@ mod tests {
             base_port: 20000,
             cores: Some(1),
             ready_file: None,
+            racks: Some("east,,west".to_string()),
         };
         // An id may start with `-`: it stays the option's value.
         let nodes = plan(&args, "-uAAAAAAAAAAAAAAAAAAAA", Path::new("/bin/sluice"));
@@ -495,6 +505,12 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("--cores 1"), "{line}");
+        let racks: Vec<bool> = nodes
+            .iter()
+            .map(|node| shell_line(&node.args).contains("--rack="))
+            .collect();
+        assert_eq!(racks, [true, false, true, false], "east, none, west, none");
+        assert!(shell_line(&nodes[2].args).contains("--rack=west"));
         assert!(
             line.ends_with("--default-replication-factor 3 --min-insync-replicas 2"),
             "{line}"

@@ -25,6 +25,7 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
         cores: args.cores,
         default_replication_factor: args.default_replication_factor,
         min_insync_replicas: args.min_insync_replicas,
+        replica_selector: args.replica_selector,
         ready_file: args.ready_file,
         ..ConfigLayer::default()
     };

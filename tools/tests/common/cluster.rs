@@ -71,12 +71,18 @@ impl LocalCluster {
     /// port): a cluster whose node could not listen stops, and is started
     /// again on other ports, [`START_ATTEMPTS`] times at most.
     pub fn start_with(nodes: u32, env: &[(&str, &str)]) -> LocalCluster {
+        LocalCluster::start_with_args(nodes, env, &[])
+    }
+
+    /// [`LocalCluster::start_with`] with `args` given to `cluster local`
+    /// (`--racks`).
+    pub fn start_with_args(nodes: u32, env: &[(&str, &str)], args: &[&str]) -> LocalCluster {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect();
         for attempt in 1.. {
-            match LocalCluster::start_once(nodes, &env) {
+            match LocalCluster::start_once(nodes, &env, args) {
                 Ok(cluster) => return cluster,
                 Err(status) if attempt < START_ATTEMPTS => {
                     eprintln!("the cluster stopped while starting ({status}); again on other ports")
@@ -94,6 +100,7 @@ impl LocalCluster {
     fn start_once(
         nodes: u32,
         env: &[(String, String)],
+        args: &[&str],
     ) -> Result<LocalCluster, std::process::ExitStatus> {
         let env = env.to_vec();
         let dir = tempfile::tempdir().unwrap();
@@ -109,6 +116,7 @@ impl LocalCluster {
             .arg(dir.path().join("nodes"))
             .arg("--ready-file")
             .arg(&ready_file)
+            .args(args)
             .envs(env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .spawn()
@@ -377,4 +385,85 @@ pub fn kafka_call<
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     super::kafka_exchange(&mut stream, api, version, 3, "cluster-test", body)
+}
+
+/// One sample of a node's `/metrics`.
+#[derive(Debug, Clone)]
+pub struct MetricSample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A scrape of a node's `/metrics`.
+#[derive(Debug, Clone)]
+pub struct Metrics(pub Vec<MetricSample>);
+
+impl Metrics {
+    /// The value of the sample `name` whose labels include `labels`, if
+    /// there is exactly one.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut found = self.0.iter().filter(|sample| {
+            sample.name == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| sample.labels.get(*key).map(String::as_str) == Some(value))
+        });
+        let first = found.next()?;
+        found.next().is_none().then_some(first.value)
+    }
+
+    /// [`Metrics::value`], or an error naming what is missing.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Result<f64, String> {
+        self.value(name, labels)
+            .ok_or_else(|| format!("no single sample {name} {labels:?}"))
+    }
+}
+
+impl LocalCluster {
+    /// Node `node`'s `/metrics`, parsed (label values with no escapes).
+    pub fn metrics(&self, node: u32) -> Result<Metrics, String> {
+        use std::io::{Read, Write};
+        let addr = self.value(&format!("node.{node}.admin_addr")).to_string();
+        let mut stream = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(WAIT))
+            .map_err(|e| e.to_string())?;
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| e.to_string())?;
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("no head: {answer:?}"))?;
+        if !head.starts_with("HTTP/1.1 200") {
+            return Err(format!("answered {head}"));
+        }
+        let mut samples = Vec::new();
+        for line in body.lines().filter(|line| !line.starts_with('#')) {
+            let (series, value) = line
+                .rsplit_once(' ')
+                .ok_or_else(|| format!("a sample without a value: {line}"))?;
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split("\",")
+                .filter(|pair| !pair.is_empty())
+                .filter_map(|pair| pair.split_once("=\""))
+                .map(|(key, value)| (key.to_string(), value.trim_end_matches('"').to_string()))
+                .collect();
+            samples.push(MetricSample {
+                name: name.to_string(),
+                labels,
+                value: value.parse().map_err(|_| format!("a value: {line}"))?,
+            });
+        }
+        Ok(Metrics(samples))
+    }
 }
