@@ -194,6 +194,7 @@ mod tests {
             pushes: Pushes::new(&[2, 3], 10, PUSH, 0),
             waiting: Vec::new(),
             throttle: None,
+            broker_epochs: Default::default(),
         }))
     }
 
