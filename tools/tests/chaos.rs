@@ -379,7 +379,10 @@ target = "next"
     .to_string();
     workload.push_str(&loopback_cluster_nodes());
     let (report, summary) = run_clean(&workload, dir.path(), 29, 3_000);
-    assert!(report.faults.len() >= 6, "every node restarted twice: {summary}");
+    assert!(
+        report.faults.len() >= 6,
+        "every node restarted twice: {summary}"
+    );
     for fault in &report.faults {
         assert!(fault.write_stall_ms < 3000.0, "{summary}");
     }
