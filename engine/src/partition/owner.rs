@@ -462,14 +462,11 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
                 return;
             }
             let as_follower = served_as == ServedAs::Follower;
-            // A follower's high watermark trails its leader's: a reader
-            // past it but within what the follower stored waits, as on
-            // Kafka's followers; past that, it is out of range.
-            let read = if as_follower && offset > log.visible_end() && offset <= log.end_offset() {
-                Ok(Vec::new())
-            } else {
-                log.read(offset, max_bytes).await
-            };
+            // Past the high watermark but within the log (a follower's
+            // trails its leader's; a new leader's may trail its
+            // predecessor's) reads nothing and waits; past the log end is
+            // out of range (the log's rule).
+            let read = log.read(offset, max_bytes).await;
             if read.as_ref().is_ok_and(|batches| !batches.is_empty()) {
                 replicas.counters.read(as_follower);
             }

@@ -44,10 +44,15 @@ pub(super) async fn read(
             return Err(ReadError::Closed);
         }
         let visible_end = end(&state);
-        if offset < state.log_start || offset > visible_end {
+        // Out of range only past the log's end, as Kafka's logs answer:
+        // an offset between the visible end (a replicated partition's high
+        // watermark) and the log end is one a reader may have seen on
+        // another leader, whose high watermark ran ahead of this one's; it
+        // reads nothing until the visible end passes it.
+        if offset < state.log_start || offset > state.end.max(visible_end) {
             return Err(out_of_range(&state, offset, visible_end));
         }
-        if offset == visible_end {
+        if offset >= visible_end {
             return Ok(Vec::new());
         }
         if state

@@ -747,8 +747,13 @@ fn a_high_watermark_caps_readers_and_a_leader_reads_past_it() {
         let shown = log.read(Offset(0), 1 << 20).await.unwrap();
         assert_eq!(shown.len(), 1, "readers see the batch below it only");
         assert!(log.read(Offset(10), 1 << 20).await.unwrap().is_empty());
+        // Past the high watermark but within the log: nothing yet, as
+        // Kafka's logs answer; past the log end: out of range.
+        for within in [20, 30] {
+            assert!(log.read(Offset(within), 1 << 20).await.unwrap().is_empty());
+        }
         assert!(matches!(
-            log.read(Offset(20), 1 << 20).await,
+            log.read(Offset(31), 1 << 20).await,
             Err(ReadError::OffsetOutOfRange { .. })
         ));
         let stored = log.read_replicable(Offset(10), 1 << 20).await.unwrap();
