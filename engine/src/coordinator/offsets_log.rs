@@ -89,7 +89,7 @@ pub(super) async fn persist<'a>(
         tracing::warn!(%group, %error, "committed offsets not stored");
         GroupError::StorageError
     })?;
-    shard.replicas.wake();
+    shard.replicas.touched(key);
     replicated(shard, key, appended.last_offset.next()).await?;
     let due = {
         let mut appended = shard.groups.appended.borrow_mut();
@@ -205,7 +205,7 @@ async fn compact(shard: &Rc<Shard>, group: &str) {
             // The snapshot is committed before what it replaces goes: a
             // replica that leads next has one or the other.
             if let Some(end) = end {
-                shard.replicas.wake();
+                shard.replicas.touched(key);
                 replicated(shard, key, end)
                     .await
                     .map_err(|error| format!("the snapshot was not replicated: {error}"))?;

@@ -418,7 +418,8 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
                 Err(error) => Err(batch_failure(error)),
                 Ok(batches) => append_all(log, batches).await,
             };
-            replicas.wake();
+            // Durable now: the high watermark may move.
+            replicas.touched(key);
             let result = match (result, acks) {
                 (Ok((base_offset, end)), Acks::All) => committed(replicas, key, end, timeout)
                     .await

@@ -69,7 +69,11 @@ async fn round(shard: &Rc<Shard>) {
         let partitions = shard.partitions.borrow();
         let mut roles = replicas.roles.borrow_mut();
         let lease_held = replicas.lease.held();
+        let visit = replicas.to_visit(now);
         for (key, role) in roles.iter_mut() {
+            if visit.as_ref().is_some_and(|touched| !touched.contains(key)) {
+                continue;
+            }
             let Some(log) = partitions.get(key) else {
                 continue;
             };
@@ -231,6 +235,7 @@ pub(super) fn on_acks(shard: &Rc<Shard>, from: Node, acks: Vec<Ack>) {
                 continue;
             }
             leading.pushes.answered(from, ack.status, ack.log_end, now);
+            replicas.touched.borrow_mut().insert(key);
             if ack.status == AckStatus::Ok {
                 leading.state.leader_appended(log.end_offset().0);
                 if let Err(error) = leading.state.follower_durable(from, ack.durable_end, now) {
@@ -247,7 +252,7 @@ pub(super) fn on_acks(shard: &Rc<Shard>, from: Node, acks: Vec<Ack>) {
     for (key, epoch, proposal) in proposals {
         propose(shard, key, epoch, proposal);
     }
-    replicas.wake();
+    let _ = replicas.wake.0.try_send(());
 }
 
 /// A follower asks where its epochs end in this leader's log.

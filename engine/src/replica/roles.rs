@@ -219,7 +219,7 @@ pub fn on_metadata(
             if led && !leads {
                 replicas.counters.lost_leadership();
             }
-            log.on_written(leads.then(|| replicas.waker()));
+            log.on_written(leads.then(|| replicas.waker(*key)));
             roles.insert(*key, role);
         }
     }

@@ -212,6 +212,12 @@ pub struct Replicas {
     /// readers everything stored: when a move adds replicas, the high
     /// watermark starts where the log was shown to.
     pub(super) alone: RefCell<HashSet<PartitionKey>>,
+    /// Partitions touched since the last round (see [`Replicas::to_visit`]).
+    pub(super) touched: Rc<RefCell<HashSet<PartitionKey>>>,
+    /// A round visiting every partition is due at once.
+    pub(super) sweep_due: Cell<bool>,
+    /// When the last round visiting every partition ran.
+    pub(super) swept_ms: Cell<u64>,
     /// What `/metrics` counts of this shard's replication and reads.
     pub(crate) counters: super::figures::ReplicaCounters,
 }
@@ -230,6 +236,9 @@ impl Replicas {
             lag_max_ms: lag_max.as_millis() as u64,
             lease,
             alone: RefCell::default(),
+            touched: Rc::default(),
+            sweep_due: Cell::new(true),
+            swept_ms: Cell::new(0),
             counters: super::figures::ReplicaCounters::default(),
         }
     }
@@ -238,18 +247,44 @@ impl Replicas {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Something to push (an append) or room to push it (an
-    /// acknowledgement): the next round runs at once.
+    /// Something changed for every partition (the roles): the next round
+    /// runs at once and visits them all.
     pub fn wake(&self) {
+        self.sweep_due.set(true);
         let _ = self.wake.0.try_send(());
     }
 
-    /// What wakes the rounds, for a log to call when it has written.
-    pub(super) fn waker(&self) -> Rc<dyn Fn()> {
+    /// Partition `key` has something to push (an append, written or made
+    /// durable) or room to push it (an acknowledgement): the next round
+    /// runs at once and visits it.
+    pub fn touched(&self, key: PartitionKey) {
+        self.touched.borrow_mut().insert(key);
+        let _ = self.wake.0.try_send(());
+    }
+
+    /// What wakes the rounds for partition `key`, for its log to call when
+    /// it has written.
+    pub(super) fn waker(&self, key: PartitionKey) -> Rc<dyn Fn()> {
         let wake = self.wake.0.clone();
+        let touched = self.touched.clone();
         Rc::new(move || {
+            touched.borrow_mut().insert(key);
             let _ = wake.try_send(());
         })
+    }
+
+    /// The partitions the next round visits: every one (`None`) when a
+    /// sweep is due (every [`TICK`], for heartbeats, resends and
+    /// laggards, or after a change of roles), else those touched since
+    /// the last round.
+    pub(super) fn to_visit(&self, now_ms: u64) -> Option<HashSet<PartitionKey>> {
+        let touched = std::mem::take(&mut *self.touched.borrow_mut());
+        let tick_ms = TICK.as_millis() as u64;
+        if self.sweep_due.replace(false) || self.swept_ms.get() + tick_ms <= now_ms {
+            self.swept_ms.set(now_ms);
+            return None;
+        }
+        Some(touched)
     }
 
     /// Resolves after the next metadata change has set the roles (at once
