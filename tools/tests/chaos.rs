@@ -326,25 +326,10 @@ fn loopback_cluster_nodes() -> String {
 #[test]
 fn twenty_kills_of_a_replicated_leader_lose_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut workload = r#"
-[chaos]
-topic = "chaos"
-partitions = 3
-producers = 2
-rate = 400
-duration_s = 75
-replication_factor = 3
-configs = [["min.insync.replicas", "2"]]
-
-[faults]
-interval_ms = 3000
-down_ms = 300
-kinds = ["kill"]
+    let faults = r#"kinds = ["kill"]
 target = "leader"
-partition = 0
-"#
-    .to_string();
-    workload.push_str(&loopback_cluster_nodes());
+partition = 0"#;
+    let workload = replicated_workload(75, faults);
     let (report, summary) = run_clean(&workload, dir.path(), 23, 10_000);
     assert!(report.faults.len() >= 20, "{summary}");
     for fault in &report.faults {
@@ -360,24 +345,9 @@ partition = 0
 #[test]
 fn a_rolling_restart_of_a_replicated_cluster_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut workload = r#"
-[chaos]
-topic = "chaos"
-partitions = 3
-producers = 2
-rate = 400
-duration_s = 24
-replication_factor = 3
-configs = [["min.insync.replicas", "2"]]
-
-[faults]
-interval_ms = 3000
-down_ms = 300
-kinds = ["restart"]
-target = "next"
-"#
-    .to_string();
-    workload.push_str(&loopback_cluster_nodes());
+    let faults = r#"kinds = ["restart"]
+target = "next""#;
+    let workload = replicated_workload(24, faults);
     let (report, summary) = run_clean(&workload, dir.path(), 29, 3_000);
     assert!(
         report.faults.len() >= 6,
@@ -386,6 +356,32 @@ target = "next"
     for fault in &report.faults {
         assert!(fault.write_stall_ms < 3000.0, "{summary}");
     }
+}
+
+/// Three partitions of three replicas (min.insync.replicas 2) on three
+/// loopback nodes, two producers at 400 records/s in all for
+/// `duration_s`, and a fault about every 3 s (the node back after 300 ms)
+/// of the kinds and target `faults` names.
+fn replicated_workload(duration_s: u32, faults: &str) -> String {
+    let mut workload = format!(
+        r#"
+[chaos]
+topic = "chaos"
+partitions = 3
+producers = 2
+rate = 400
+duration_s = {duration_s}
+replication_factor = 3
+configs = [["min.insync.replicas", "2"]]
+
+[faults]
+interval_ms = 3000
+down_ms = 300
+{faults}
+"#
+    );
+    workload.push_str(&loopback_cluster_nodes());
+    workload
 }
 
 /// A node whose filesystem fills up under load: sends fail while it is

@@ -66,14 +66,7 @@ fn setup(env: &[(&str, &str)]) -> Setup {
     let racks = (0..NODES).map(rack).collect::<Vec<_>>().join(",");
     let cluster = LocalCluster::start_with_args(NODES, env, &["--racks", &racks]);
     let all: BTreeSet<i32> = (0..NODES as i32).collect();
-    wait_until(
-        || match metadata(&cluster.kafka_addr(0), None) {
-            Some(seen) if seen.brokers == all => Ok(()),
-            Some(seen) => Err(format!("brokers {:?}", seen.brokers)),
-            None => Err("no answer".to_string()),
-        },
-        "every node is a broker",
-    );
+    cluster.wait_for_brokers(NODES);
     create_topic(
         &cluster.kafka_bootstrap(),
         TOPIC,

@@ -9,7 +9,6 @@ mod common;
 mod kafka_common;
 
 use std::{
-    collections::BTreeSet,
     path::PathBuf,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -239,17 +238,7 @@ fn a_throttled_move_keeps_its_pace_and_a_cancelled_one_goes_back() {
 
 fn start_cluster() -> LocalCluster {
     let cluster = LocalCluster::start(NODES.len() as u32);
-    let all: BTreeSet<i32> = NODES.iter().map(|node| *node as i32).collect();
-    for node in NODES {
-        wait_until(
-            || match metadata(&cluster.kafka_addr(node), None) {
-                Some(seen) if seen.brokers == all => Ok(()),
-                Some(seen) => Err(format!("brokers {:?}", seen.brokers)),
-                None => Err("no answer".to_string()),
-            },
-            &format!("node {node} lists every node as a broker"),
-        );
-    }
+    cluster.wait_for_brokers(NODES.len() as u32);
     cluster
 }
 

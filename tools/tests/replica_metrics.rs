@@ -23,14 +23,7 @@ const WHILE_DOWN: usize = 200;
 fn a_followers_lag_in_sync_changes_and_elections_show_on_metrics() {
     let mut cluster = LocalCluster::start(NODES);
     let all: BTreeSet<i32> = (0..NODES as i32).collect();
-    wait_until(
-        || match metadata(&cluster.kafka_addr(0), None) {
-            Some(seen) if seen.brokers == all => Ok(()),
-            Some(seen) => Err(format!("brokers {:?}", seen.brokers)),
-            None => Err("no answer".to_string()),
-        },
-        "every node is a broker",
-    );
+    cluster.wait_for_brokers(NODES);
     create_topic(
         &cluster.kafka_bootstrap(),
         TOPIC,

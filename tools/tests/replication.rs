@@ -338,17 +338,7 @@ fn all_nodes() -> BTreeSet<i32> {
 /// a topic of three replicas needs them.
 fn start_cluster() -> LocalCluster {
     let cluster = LocalCluster::start(NODES.len() as u32);
-    let all = all_nodes();
-    for node in NODES {
-        wait_until(
-            || match metadata(&cluster.kafka_addr(node), None) {
-                Some(seen) if seen.brokers == all => Ok(()),
-                Some(seen) => Err(format!("brokers {:?}", seen.brokers)),
-                None => Err("no answer".to_string()),
-            },
-            &format!("node {node} lists every node as a broker"),
-        );
-    }
+    cluster.wait_for_brokers(NODES.len() as u32);
     cluster
 }
 

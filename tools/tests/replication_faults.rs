@@ -772,17 +772,7 @@ fn tail(text: &str, lines: usize) -> String {
 /// no automatic rebalancing) and waits until each lists all as brokers.
 fn start_cluster(nodes: u32) -> LocalCluster {
     let cluster = LocalCluster::start_with(nodes, &[("SLUICE_AUTO_LEADER_REBALANCE", "false")]);
-    let all: BTreeSet<i32> = (0..nodes as i32).collect();
-    for node in 0..nodes {
-        wait_until(
-            || match metadata(&cluster.kafka_addr(node), None) {
-                Some(seen) if seen.brokers == all => Ok(()),
-                Some(seen) => Err(format!("brokers {:?}", seen.brokers)),
-                None => Err("no answer".to_string()),
-            },
-            &format!("node {node} lists every node as a broker"),
-        );
-    }
+    cluster.wait_for_brokers(nodes);
     cluster
 }
 

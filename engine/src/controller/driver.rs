@@ -455,6 +455,34 @@ pub async fn propose(shard: &Rc<Shard>, record: MetadataRecord) -> Result<(), Fa
         })
 }
 
+/// Proposes each of `records` (each with the caller's index for it), at
+/// most `in_flight` at once, as [`propose_checked`] does one: records
+/// proposed together reach the quorum in one round. Each outcome with its
+/// index, in the order given.
+pub(super) async fn propose_each(
+    shard: &Rc<Shard>,
+    records: Vec<(usize, MetadataRecord)>,
+    in_flight: usize,
+) -> Vec<(usize, Result<(), Rejected>)> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    for chunk in records.chunks(in_flight.max(1)) {
+        let proposals: Vec<(usize, glommio::Task<Result<(), Rejected>>)> = chunk
+            .iter()
+            .map(|(index, record)| {
+                let shard = shard.clone();
+                let record = record.clone();
+                let task =
+                    glommio::spawn_local(async move { propose_checked(&shard, record).await });
+                (*index, task)
+            })
+            .collect();
+        for (index, proposal) in proposals {
+            outcomes.push((index, proposal.await));
+        }
+    }
+    outcomes
+}
+
 /// [`propose`], telling a refusal where the record was applied (with its
 /// reason, as every node found it) from a failure to commit it.
 pub(super) async fn propose_checked(

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use sluice_replication::partition::control::ElectionError;
 
 use super::{
-    driver::{failure_of, propose_checked},
+    driver::{failure_of, propose_each},
     state::Rejected,
 };
 use crate::{
@@ -83,38 +83,26 @@ pub async fn elect_leaders(
             result,
         });
     }
-    for chunk in due.chunks(ELECTIONS_IN_FLIGHT_MAX) {
-        let proposals: Vec<(usize, glommio::Task<Result<(), Rejected>>)> = chunk
-            .iter()
-            .map(|(index, record)| {
-                let shard = shard.clone();
-                let record = record.clone();
-                let task =
-                    glommio::spawn_local(async move { propose_checked(&shard, record).await });
-                (*index, task)
-            })
-            .collect();
-        for (index, proposal) in proposals {
-            let outcome = &mut outcomes[index];
-            outcome.result = proposal.await.map_err(|rejected| match rejected {
-                Rejected::Refused(refused) => not_held(refused),
-                Rejected::Failed(failure) => ElectionFailure::Failed(failure),
-            });
-            match &outcome.result {
-                Ok(()) => tracing::info!(
-                    topic = %outcome.topic,
-                    partition = outcome.partition,
-                    %election,
-                    "leader elected"
-                ),
-                Err(failure) => tracing::info!(
-                    topic = %outcome.topic,
-                    partition = outcome.partition,
-                    %election,
-                    ?failure,
-                    "leader election not held"
-                ),
-            }
+    for (index, result) in propose_each(shard, due, ELECTIONS_IN_FLIGHT_MAX).await {
+        let outcome = &mut outcomes[index];
+        outcome.result = result.map_err(|rejected| match rejected {
+            Rejected::Refused(refused) => not_held(refused),
+            Rejected::Failed(failure) => ElectionFailure::Failed(failure),
+        });
+        match &outcome.result {
+            Ok(()) => tracing::info!(
+                topic = %outcome.topic,
+                partition = outcome.partition,
+                %election,
+                "leader elected"
+            ),
+            Err(failure) => tracing::info!(
+                topic = %outcome.topic,
+                partition = outcome.partition,
+                %election,
+                ?failure,
+                "leader election not held"
+            ),
         }
     }
     if every {

@@ -13,7 +13,7 @@ use std::{collections::BTreeSet, rc::Rc};
 use sluice_storage::NodeId;
 
 use super::{
-    driver::{failure_of, propose_checked},
+    driver::{failure_of, propose_each},
     state::Rejected,
 };
 use crate::{
@@ -75,45 +75,33 @@ pub async fn move_partitions(
             Err(failure) => outcomes.push(Err(failure)),
         }
     }
-    for chunk in due.chunks(MOVES_IN_FLIGHT_MAX) {
-        let proposals: Vec<(usize, glommio::Task<Result<(), Rejected>>)> = chunk
-            .iter()
-            .map(|(index, record)| {
-                let shard = shard.clone();
-                let record = record.clone();
-                let task =
-                    glommio::spawn_local(async move { propose_checked(&shard, record).await });
-                (*index, task)
-            })
-            .collect();
-        for (index, proposal) in proposals {
-            let result = proposal.await.map_err(|rejected| match rejected {
-                Rejected::Refused(Refused::Move {
-                    reason: sluice_replication::partition::control::MoveError::NoMoveInProgress,
-                    ..
-                }) => MoveFailure::NoMoveInProgress,
-                Rejected::Refused(refused) => MoveFailure::Failed(failure_of(refused)),
-                Rejected::Failed(failure) => MoveFailure::Failed(failure),
-            });
-            let asked = &asked[index];
-            match &result {
-                Ok(()) => tracing::info!(
-                    topic = %asked.topic,
-                    partition = asked.partition,
-                    target = ?asked.target,
-                    throttle_bytes_per_s,
-                    "partition move started"
-                ),
-                Err(failure) => tracing::info!(
-                    topic = %asked.topic,
-                    partition = asked.partition,
-                    target = ?asked.target,
-                    ?failure,
-                    "partition move not started"
-                ),
-            }
-            outcomes[index] = result;
+    for (index, result) in propose_each(shard, due, MOVES_IN_FLIGHT_MAX).await {
+        let result = result.map_err(|rejected| match rejected {
+            Rejected::Refused(Refused::Move {
+                reason: sluice_replication::partition::control::MoveError::NoMoveInProgress,
+                ..
+            }) => MoveFailure::NoMoveInProgress,
+            Rejected::Refused(refused) => MoveFailure::Failed(failure_of(refused)),
+            Rejected::Failed(failure) => MoveFailure::Failed(failure),
+        });
+        let asked = &asked[index];
+        match &result {
+            Ok(()) => tracing::info!(
+                topic = %asked.topic,
+                partition = asked.partition,
+                target = ?asked.target,
+                throttle_bytes_per_s,
+                "partition move started"
+            ),
+            Err(failure) => tracing::info!(
+                topic = %asked.topic,
+                partition = asked.partition,
+                target = ?asked.target,
+                ?failure,
+                "partition move not started"
+            ),
         }
+        outcomes[index] = result;
     }
     outcomes
 }

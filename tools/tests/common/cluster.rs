@@ -166,6 +166,23 @@ impl LocalCluster {
 
     /// Every node's Kafka listener, for a client that must outlive the
     /// loss of any one node.
+    /// Waits until each of nodes `0..nodes` lists every one of them as a
+    /// broker in its Kafka Metadata: a topic of that many replicas needs
+    /// them.
+    pub fn wait_for_brokers(&self, nodes: u32) {
+        let all: BTreeSet<i32> = (0..nodes as i32).collect();
+        for node in 0..nodes {
+            wait_until(
+                || match metadata(&self.kafka_addr(node), None) {
+                    Some(seen) if seen.brokers == all => Ok(()),
+                    Some(seen) => Err(format!("brokers {:?}", seen.brokers)),
+                    None => Err("no answer".to_string()),
+                },
+                &format!("node {node} lists every node as a broker"),
+            );
+        }
+    }
+
     pub fn kafka_bootstrap(&self) -> String {
         self.value("kafka_bootstrap").to_string()
     }
