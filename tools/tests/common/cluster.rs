@@ -43,19 +43,28 @@ pub struct LocalCluster {
     env: Vec<(String, String)>,
 }
 
+/// Where the blocks of ports start: below Linux's range of local ports for
+/// outgoing connections (32768 and up by default), so that a connection
+/// made meanwhile cannot hold a port a node is to listen on again after a
+/// restart.
+const PORTS_FIRST: u16 = 10_000;
+/// How many ports the blocks are drawn from, from [`PORTS_FIRST`].
+const PORTS_SPAN: u16 = 22_000;
+
 /// A block of `count` ports free right now, from a seed that differs
 /// between test processes and between the calls of one.
 fn free_ports(count: u16) -> u16 {
     static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut base = 20_000 + (std::process::id() % 1000) as u16 * 20 + call * 500 % 20_000;
+    let seed = (std::process::id() % 1000) as u32 * 20 + u32::from(call) * 500;
+    let mut base = PORTS_FIRST + (seed % u32::from(PORTS_SPAN)) as u16;
     loop {
         let free = (0..count)
             .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
         if free {
             return base;
         }
-        base = 20_000 + (base - 20_000 + 97) % 40_000;
+        base = PORTS_FIRST + (base - PORTS_FIRST + 97) % PORTS_SPAN;
     }
 }
 
