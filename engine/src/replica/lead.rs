@@ -69,12 +69,14 @@ async fn round(shard: &Rc<Shard>) {
         let partitions = shard.partitions.borrow();
         let mut roles = replicas.roles.borrow_mut();
         let lease_held = replicas.lease.held();
-        let visit = replicas.to_visit(now);
-        for (key, role) in roles.iter_mut() {
-            if visit.as_ref().is_some_and(|touched| !touched.contains(key)) {
-                continue;
-            }
-            let Some(log) = partitions.get(key) else {
+        // A round between sweeps looks up the partitions touched, and
+        // never walks the others.
+        let visit: Vec<PartitionKey> = match replicas.to_visit(now) {
+            None => roles.keys().copied().collect(),
+            Some(touched) => touched.into_iter().collect(),
+        };
+        for key in &visit {
+            let (Some(role), Some(log)) = (roles.get_mut(key), partitions.get(key)) else {
                 continue;
             };
             match role {
