@@ -89,6 +89,7 @@ pub mod peer;
 pub mod quorum_log;
 mod replica;
 mod request_latency;
+mod request_order;
 mod server;
 mod shard;
 mod topic_config;

@@ -8,7 +8,9 @@
 //! order their requests arrived, so the partition work they send goes out in
 //! that order too (an idempotent producer's batches reach its partition in
 //! the order sent). A native response is written when it is ready, in any
-//! order; Kafka's are written in request order, as its clients expect.
+//! order; Kafka's are written in request order, as its clients expect, and a
+//! Kafka request takes effect after every earlier one on its connection
+//! ([`crate::request_order`]: produces overlap, nothing else does).
 
 use std::{collections::BTreeMap, future::Future, rc::Rc, time::Instant};
 
@@ -21,7 +23,12 @@ use glommio::{
 };
 use sluice_net::native::frame::{FrameError, FrameReader, ReadTimeouts};
 
-use crate::{request_latency::RequestKind, shard::Shard, BrokerConfig};
+use crate::{
+    request_latency::RequestKind,
+    request_order::{Admission, RequestOrder, Turn},
+    shard::Shard,
+    BrokerConfig,
+};
 
 /// What differs between the native and the Kafka protocol on a connection.
 pub trait Protocol: 'static {
@@ -41,12 +48,17 @@ pub trait Protocol: 'static {
     fn too_large(declared: usize, max: usize) -> Option<BytesMut>;
     /// Sent to a connection refused because the shard holds its most.
     fn refusal(max: usize) -> Option<BytesMut>;
+    /// How the request may overlap the ones before it on its connection
+    /// (for an ordered protocol).
+    fn admission(request: &Self::Request) -> Admission;
     /// Serves one request: the response, `None` when none is due, or why
-    /// the connection must close (after the responses before this one).
+    /// the connection must close (after the responses before this one). A
+    /// pipelined request calls [`Turn::dispatched`] once its work is sent.
     fn handle(
         shard: Rc<Shard>,
         request: Self::Request,
         peer: Option<std::net::IpAddr>,
+        turn: &Turn,
     ) -> impl Future<Output = Result<Option<BytesMut>, String>>;
 }
 
@@ -165,6 +177,7 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
         stalled: shard.config.partial_frame_timeout,
     };
     let mut sequence = 0u64;
+    let order = RequestOrder::new();
     // Set by a request that closes the connection: read no more.
     let closing = Rc::new(std::cell::Cell::new(false));
     let outcome = loop {
@@ -200,9 +213,15 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
         let place = sequence;
         sequence += 1;
         let kind: RequestKind = (P::NAME, P::api(&request));
+        let turn = if P::ORDERED {
+            order.admit(place)
+        } else {
+            Turn::unordered()
+        };
         shard.in_flight.set(shard.in_flight.get() + 1);
         glommio::spawn_local(async move {
-            let reply = match P::handle(shard.clone(), request, peer).await {
+            turn.wait(P::admission(&request)).await;
+            let reply = match P::handle(shard.clone(), request, peer, &turn).await {
                 Ok(response) => Reply::frame(response),
                 Err(error) => {
                     tracing::warn!(shard = shard.id, protocol = P::NAME, %error, "closing the connection");
@@ -210,6 +229,7 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
                     Reply::Close
                 }
             };
+            drop(turn);
             shard.request_latencies.record(kind, began.elapsed());
             let _ = responses.try_send((place, reply));
             shard.in_flight.set(shard.in_flight.get() - 1);

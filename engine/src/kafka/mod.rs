@@ -39,6 +39,7 @@ use crate::{
     cluster_metadata::Metadata,
     coordinator::GroupError,
     partition::{self, ask, ErrorKind, Failure, PartitionOp, Pending, Route},
+    request_order::{Admission, Turn},
     server::Protocol,
     shard::Shard,
     BrokerConfig,
@@ -73,13 +74,24 @@ impl Protocol for Kafka {
         None
     }
 
+    /// Produces overlap (their batches keep their order); every other
+    /// request waits for the ones before it to finish, as Kafka serves them.
+    fn admission(request: &KafkaRequest) -> Admission {
+        if request.api == ApiKey::Produce {
+            Admission::Pipelined
+        } else {
+            Admission::Exclusive
+        }
+    }
+
     async fn handle(
         shard: Rc<Shard>,
         mut request: KafkaRequest,
         peer: Option<std::net::IpAddr>,
+        turn: &Turn,
     ) -> Result<Option<BytesMut>, String> {
         request.client_host = peer.map(|ip| format!("/{ip}")).unwrap_or_default();
-        handle(&shard, request).await
+        handle(&shard, request, turn).await
     }
 }
 
@@ -131,7 +143,11 @@ fn versions(api: ApiKey) -> Option<(i16, i16)> {
 /// Serves one request: its response, `None` for a produce with acks=0, or
 /// why the connection must close (a body that does not decode, a version
 /// not served).
-pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<BytesMut>, String> {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: KafkaRequest,
+    turn: &Turn,
+) -> Result<Option<BytesMut>, String> {
     let (api, version) = (request.api, request.version);
     let Some((min, max)) = versions(api) else {
         return Err(format!("{api:?} is not served"));
@@ -167,7 +183,7 @@ pub async fn handle(shard: &Rc<Shard>, request: KafkaRequest) -> Result<Option<B
         }
         ApiKey::Metadata => serve!(metadata::handle),
         ApiKey::Produce => {
-            let response = produce::handle(shard, decode(&request)?, version).await;
+            let response = produce::handle(shard, decode(&request)?, version, turn).await;
             match response {
                 Some(response) => encode(&request, version, &response).map(Some),
                 None => Ok(None),

@@ -22,6 +22,7 @@ use crate::{
     partition::{
         ask, produce_timeout, Acks, ErrorKind, Failure, FanOut, PartitionOp, Produced, WireFormat,
     },
+    request_order::Turn,
     shard::Shard,
 };
 
@@ -30,10 +31,13 @@ use crate::{
 const LENGTH_PREFIX_BYTES: usize = 12;
 
 /// `None` when acks=0: the batches are stored but nothing is answered.
+/// The batches are all sent before `turn` is marked dispatched, so the next
+/// produce on the connection sends its own after them.
 pub async fn handle(
     shard: &Rc<Shard>,
     request: ProduceRequest,
     version: i16,
+    turn: &Turn,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     if request.transactional_id.is_some() {
@@ -89,6 +93,7 @@ pub async fn handle(
         }
         parts.end_topic(name);
     }
+    turn.dispatched();
 
     let mut responses = Vec::new();
     let mut endpoints: Vec<NodeEndpoint> = Vec::new();

@@ -25,7 +25,11 @@ use sluice_net::native::{
 };
 
 use crate::{
-    partition::ErrorKind, request_latency::UNKNOWN_API, server::Protocol, shard::Shard,
+    partition::ErrorKind,
+    request_latency::UNKNOWN_API,
+    request_order::{Admission, Turn},
+    server::Protocol,
+    shard::Shard,
     BrokerConfig,
 };
 
@@ -67,10 +71,16 @@ impl Protocol for Native {
         ))
     }
 
+    /// Unordered: a native client waits for the answers it depends on.
+    fn admission(_request: &Self::Request) -> Admission {
+        Admission::Pipelined
+    }
+
     async fn handle(
         shard: Rc<Shard>,
         (header, body): Self::Request,
         _peer: Option<std::net::IpAddr>,
+        _turn: &Turn,
     ) -> Result<Option<BytesMut>, String> {
         Ok(handle(&shard, header, body).await)
     }
