@@ -81,6 +81,12 @@ pub struct BrokerConfig {
     /// How long the first rebalance of an empty consumer group waits for
     /// more members (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay: Duration,
+    /// The shortest session timeout a classic group member may ask for
+    /// (Kafka's `group.min.session.timeout.ms`).
+    pub group_min_session_timeout: Duration,
+    /// The longest session timeout a classic group member may ask for
+    /// (Kafka's `group.max.session.timeout.ms`).
+    pub group_max_session_timeout: Duration,
     /// Bytes appended to a partition of `__consumer_offsets` before it is
     /// compacted (its live records written again, the rest deleted).
     pub group_offsets_compact_bytes: u64,
@@ -185,6 +191,8 @@ impl Default for BrokerConfig {
             in_flight_per_connection_max: 128,
             frame_bytes_max: sluice_net::native::frame::FRAME_BYTES_MAX,
             group_initial_rebalance_delay: Duration::from_secs(3),
+            group_min_session_timeout: Duration::from_secs(6),
+            group_max_session_timeout: Duration::from_secs(30 * 60),
             group_offsets_compact_bytes: 64 * 1024 * 1024,
             group_consumer_heartbeat_interval: Duration::from_secs(5),
             group_consumer_session_timeout: Duration::from_secs(45),

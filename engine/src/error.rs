@@ -48,12 +48,14 @@ pub enum ErrorKind {
     /// The in-sync replicas did not all hold the write within the
     /// request's timeout: it may still be committed.
     TimedOut,
+    /// A batch's timestamps are outside what its topic accepts.
+    InvalidTimestamp,
 }
 
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 27] = [
+    pub const ALL: [ErrorKind; 28] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
@@ -81,6 +83,7 @@ impl ErrorKind {
         ErrorKind::UnknownLeaderEpoch,
         ErrorKind::NotEnoughReplicas,
         ErrorKind::TimedOut,
+        ErrorKind::InvalidTimestamp,
     ];
 }
 

@@ -72,6 +72,7 @@
 mod admin_http;
 pub mod alloc;
 mod broker;
+mod broker_configs;
 mod cluster_metadata;
 mod cluster_view;
 mod config;

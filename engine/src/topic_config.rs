@@ -6,57 +6,487 @@ use std::{collections::BTreeMap, time::Duration};
 use sluice_replication::partition::control::ControlConfig;
 use sluice_storage::log::{FlushPolicy, LogConfig};
 
-/// The configs a topic accepts, with what each means.
-pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
-    (
-        "retention.ms",
-        "delete sealed segments older than this; -1 keeps forever",
-    ),
-    (
-        "retention.bytes",
-        "delete the oldest sealed segments while a partition is larger; -1 for no limit",
-    ),
-    (
-        "segment.bytes",
-        "roll to a new segment before one grows past this",
-    ),
-    (
-        "segment.ms",
-        "roll to a new segment once the active one is this old",
-    ),
-    (
-        "index.interval.bytes",
-        "bytes of log between two index entries",
-    ),
-    (
-        "flush.policy",
-        "`always` (acknowledge once fdatasync'ed) or `interval`",
-    ),
-    (
-        "flush.interval.ms",
-        "with flush.policy=interval: fdatasync at most this often",
-    ),
-    (
-        "preallocate",
-        "`true`: allocate the active segment's file ahead of writes (fallocate, 16 MiB at a time)",
-    ),
-    (
-        "segment.prepare",
-        "`true`: a partition that fills segments fast writes into the next segment's file, zero-filled ahead by a side thread",
-    ),
-    (
-        "file.delete.delay.ms",
-        "how long a deleted segment's file stays on disk before its space is given back, a step at a time",
-    ),
-    (
-        "min.insync.replicas",
-        "acks=all writes need this many replicas in sync, or get NOT_ENOUGH_REPLICAS",
-    ),
-    (
-        "unclean.leader.election.enable",
-        "`true`: elect a replica that is not in sync when none is (may lose acknowledged records)",
-    ),
+/// How a config's value reads: Kafka's config types, with their codes in
+/// DescribeConfigs (v3+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Short = 4,
+    Long = 5,
+    Double = 6,
+    List = 7,
+    Class = 8,
+}
+
+impl ConfigType {
+    /// Kafka's code for the type.
+    pub fn code(self) -> i8 {
+        self as i8
+    }
+}
+
+/// What a value must be.
+enum Check {
+    Boolean,
+    /// An integer within the bounds.
+    Range(i64, i64),
+    /// A number within [0, 1].
+    Ratio,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// A comma-separated list of these words, at least one.
+    ListOf(&'static [&'static str]),
+    /// A replication throttle's replicas: `*`, empty, or
+    /// `partition:broker` pairs.
+    ThrottledReplicas,
+    /// Anything the function accepts.
+    Custom(fn(&str) -> Result<(), String>),
+}
+
+/// One topic config: its name, type and default as Kafka documents them
+/// (Sluice's own default where Sluice's differs), the broker setting whose
+/// value is its default (Kafka's "server default property"), and what it
+/// means here.
+pub struct TopicConfig {
+    pub name: &'static str,
+    pub config_type: ConfigType,
+    /// The broker setting that gives the default, if Kafka has one.
+    pub synonym: Option<&'static str>,
+    pub doc: &'static str,
+    check: Check,
+    default: fn(&LogConfig) -> String,
+}
+
+/// Kafka's `Long.MAX_VALUE`, which its configs use for "no limit".
+pub const LONG_MAX: i64 = i64::MAX;
+
+/// The largest `max.message.bytes`: Sluice's cap on a batch.
+const MAX_MESSAGE_BYTES_CAP: i64 = sluice_storage::batch::BATCH_BYTES_MAX as i64;
+
+fn ms_or_forever(ms: Option<u64>) -> String {
+    ms.map_or("-1".to_string(), |ms| ms.to_string())
+}
+
+fn ms_or_max(ms: Option<u64>) -> String {
+    ms.map_or(LONG_MAX.to_string(), |ms| ms.to_string())
+}
+
+/// The configs a topic accepts, in Kafka's order, then Sluice's own.
+pub const TOPIC_CONFIGS: &[TopicConfig] = &[
+    TopicConfig {
+        name: "cleanup.policy",
+        config_type: ConfigType::List,
+        synonym: Some("log.cleanup.policy"),
+        doc: "`delete` (the default) deletes old segments by retention.ms and retention.bytes; `compact` keeps the latest record per key; `compact,delete` does both",
+        check: Check::ListOf(&["compact", "delete"]),
+        default: |_| "delete".to_string(),
+    },
+    TopicConfig {
+        name: "compression.gzip.level",
+        config_type: ConfigType::Int,
+        synonym: Some("compression.gzip.level"),
+        doc: "the gzip level when the broker recompresses with gzip (compression.type=gzip, not offered yet): 1 to 9, or -1 for the codec's default",
+        check: Check::Custom(|value| match value.trim().parse::<i64>() {
+            Ok(-1 | 1..=9) => Ok(()),
+            _ => Err("must be -1 or within [1, 9]".to_string()),
+        }),
+        default: |_| "-1".to_string(),
+    },
+    TopicConfig {
+        name: "compression.lz4.level",
+        config_type: ConfigType::Int,
+        synonym: Some("compression.lz4.level"),
+        doc: "the lz4 level when the broker recompresses with lz4 (compression.type=lz4, not offered yet)",
+        check: Check::Range(1, 17),
+        default: |_| "9".to_string(),
+    },
+    TopicConfig {
+        name: "compression.type",
+        config_type: ConfigType::String,
+        synonym: Some("compression.type"),
+        doc: "`producer` keeps each batch as its producer compressed it; Kafka's other values (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`: the broker recompresses) are refused: recompression on the broker is not offered yet",
+        check: Check::Custom(|value| match value.trim() {
+            "producer" => Ok(()),
+            "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" => Err(
+                "recompression on the broker is not offered yet: keep compression.type=producer and set the codec on the producer".to_string(),
+            ),
+            _ => Err("must be one of uncompressed, zstd, lz4, snappy, gzip, producer".to_string()),
+        }),
+        default: |_| "producer".to_string(),
+    },
+    TopicConfig {
+        name: "compression.zstd.level",
+        config_type: ConfigType::Int,
+        synonym: Some("compression.zstd.level"),
+        doc: "the zstd level when the broker recompresses with zstd (compression.type=zstd, not offered yet)",
+        check: Check::Range(-131_072, 22),
+        default: |_| "3".to_string(),
+    },
+    TopicConfig {
+        name: "delete.retention.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.cleaner.delete.retention.ms"),
+        doc: "in a compacted topic, how long a tombstone (a record with a key and no value) stays once compaction has reached it",
+        check: Check::Range(0, LONG_MAX),
+        default: |_| "86400000".to_string(),
+    },
+    TopicConfig {
+        name: "file.delete.delay.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.segment.delete.delay.ms"),
+        doc: "how long a deleted segment's file stays on disk before its space is given back, a step at a time",
+        check: Check::Range(0, LONG_MAX),
+        default: |config| config.file_delete_delay_ms.to_string(),
+    },
+    TopicConfig {
+        name: "flush.messages",
+        config_type: ConfigType::Long,
+        synonym: Some("log.flush.interval.messages"),
+        doc: "1 (the default): every write is fdatasync'ed before it is acknowledged; 9223372036854775807: writes are fdatasync'ed by time (flush.ms, 1000 ms unless set); other counts are refused",
+        check: Check::Custom(|value| match value.trim().parse::<i64>() {
+            Ok(1 | LONG_MAX) => Ok(()),
+            Ok(count) if count >= 1 => Err(
+                "fdatasync after a count of writes other than 1 is not offered: 1 fsyncs every write, flush.ms bounds the time".to_string(),
+            ),
+            _ => Err("must be at least 1".to_string()),
+        }),
+        default: |config| match config.flush {
+            FlushPolicy::Always => "1".to_string(),
+            FlushPolicy::Interval(_) => LONG_MAX.to_string(),
+        },
+    },
+    TopicConfig {
+        name: "flush.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.flush.interval.ms"),
+        doc: "with flush.messages other than 1: fdatasync at most this long after a write; 0 fdatasyncs every write",
+        check: Check::Range(0, LONG_MAX),
+        default: |config| match config.flush {
+            FlushPolicy::Always => LONG_MAX.to_string(),
+            FlushPolicy::Interval(interval) => interval.as_millis().to_string(),
+        },
+    },
+    TopicConfig {
+        name: "follower.replication.throttled.replicas",
+        config_type: ConfigType::List,
+        synonym: Some("follower.replication.throttled.replicas"),
+        doc: "replicas (`partition:broker`, or `*`) whose fetching Kafka throttles; kept and shown; Sluice throttles a partition move by its own rate (sluice topic move --throttle)",
+        check: Check::ThrottledReplicas,
+        default: |_| String::new(),
+    },
+    TopicConfig {
+        name: "index.interval.bytes",
+        config_type: ConfigType::Int,
+        synonym: Some("log.index.interval.bytes"),
+        doc: "bytes of log between two index entries",
+        check: Check::Range(1, i32::MAX as i64),
+        default: |config| config.index_interval_bytes.to_string(),
+    },
+    TopicConfig {
+        name: "leader.replication.throttled.replicas",
+        config_type: ConfigType::List,
+        synonym: Some("leader.replication.throttled.replicas"),
+        doc: "replicas (`partition:broker`, or `*`) whose leaders Kafka throttles; kept and shown; Sluice throttles a partition move by its own rate (sluice topic move --throttle)",
+        check: Check::ThrottledReplicas,
+        default: |_| String::new(),
+    },
+    TopicConfig {
+        name: "local.retention.bytes",
+        config_type: ConfigType::Long,
+        synonym: Some("log.local.retention.bytes"),
+        doc: "with tiered storage, the bytes kept on local disk; without it (always here) retention.bytes applies, as in Kafka",
+        check: Check::Range(-2, LONG_MAX),
+        default: |_| "-2".to_string(),
+    },
+    TopicConfig {
+        name: "local.retention.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.local.retention.ms"),
+        doc: "with tiered storage, how long records stay on local disk; without it (always here) retention.ms applies, as in Kafka",
+        check: Check::Range(-2, LONG_MAX),
+        default: |_| "-2".to_string(),
+    },
+    TopicConfig {
+        name: "max.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.cleaner.max.compaction.lag.ms"),
+        doc: "in a compacted topic, the longest a record stays uncompacted, whatever min.cleanable.dirty.ratio says",
+        check: Check::Range(1, LONG_MAX),
+        default: |_| LONG_MAX.to_string(),
+    },
+    TopicConfig {
+        name: "max.message.bytes",
+        config_type: ConfigType::Int,
+        synonym: Some("message.max.bytes"),
+        doc: "the largest record batch a producer may write (MESSAGE_TOO_LARGE beyond it); at most 16 MiB",
+        check: Check::Range(0, MAX_MESSAGE_BYTES_CAP),
+        default: |config| config.batch_bytes_max.to_string(),
+    },
+    TopicConfig {
+        name: "message.timestamp.after.max.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.message.timestamp.after.max.ms"),
+        doc: "with CreateTime, a batch with a timestamp further ahead of the broker's clock than this is refused (INVALID_TIMESTAMP)",
+        check: Check::Range(0, LONG_MAX),
+        default: |config| ms_or_max(config.timestamps.after_max_ms),
+    },
+    TopicConfig {
+        name: "message.timestamp.before.max.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.message.timestamp.before.max.ms"),
+        doc: "with CreateTime, a batch with a timestamp older than this against the broker's clock is refused (INVALID_TIMESTAMP)",
+        check: Check::Range(0, LONG_MAX),
+        default: |config| ms_or_max(config.timestamps.before_max_ms),
+    },
+    TopicConfig {
+        name: "message.timestamp.type",
+        config_type: ConfigType::String,
+        synonym: Some("log.message.timestamp.type"),
+        doc: "`CreateTime`: records keep their producer's timestamps; `LogAppendTime`: the broker stamps each batch with the time of its append",
+        check: Check::OneOf(&["CreateTime", "LogAppendTime"]),
+        default: |config| {
+            if config.timestamps.log_append_time {
+                "LogAppendTime".to_string()
+            } else {
+                "CreateTime".to_string()
+            }
+        },
+    },
+    TopicConfig {
+        name: "min.cleanable.dirty.ratio",
+        config_type: ConfigType::Double,
+        synonym: Some("log.cleaner.min.cleanable.ratio"),
+        doc: "in a compacted topic, compaction starts once this share of the log has not been compacted yet",
+        check: Check::Ratio,
+        default: |_| "0.5".to_string(),
+    },
+    TopicConfig {
+        name: "min.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.cleaner.min.compaction.lag.ms"),
+        doc: "in a compacted topic, the least time a record stays uncompacted",
+        check: Check::Range(0, LONG_MAX),
+        default: |_| "0".to_string(),
+    },
+    TopicConfig {
+        name: "min.insync.replicas",
+        config_type: ConfigType::Int,
+        synonym: Some("min.insync.replicas"),
+        doc: "acks=all writes need this many replicas in sync, or get NOT_ENOUGH_REPLICAS",
+        check: Check::Range(1, i32::MAX as i64),
+        default: |_| MIN_IN_SYNC_DEFAULT.to_string(),
+    },
+    TopicConfig {
+        name: "preallocate",
+        config_type: ConfigType::Boolean,
+        synonym: Some("log.preallocate"),
+        doc: "`true`: allocate the active segment's file ahead of writes (fallocate, 16 MiB at a time)",
+        check: Check::Boolean,
+        default: |config| config.preallocate.to_string(),
+    },
+    TopicConfig {
+        name: "remote.log.copy.disable",
+        config_type: ConfigType::Boolean,
+        synonym: None,
+        doc: "tiered storage: stop copying segments to remote storage; tiered storage is not offered here, so it has nothing to stop",
+        check: Check::Boolean,
+        default: |_| "false".to_string(),
+    },
+    TopicConfig {
+        name: "remote.log.delete.on.disable",
+        config_type: ConfigType::Boolean,
+        synonym: None,
+        doc: "tiered storage: delete remote data when it is disabled; tiered storage is not offered here, so there is none",
+        check: Check::Boolean,
+        default: |_| "false".to_string(),
+    },
+    TopicConfig {
+        name: "remote.storage.enable",
+        config_type: ConfigType::Boolean,
+        synonym: None,
+        doc: "tiered storage; not offered here: `true` is refused",
+        check: Check::Custom(|value| match value.trim() {
+            "false" => Ok(()),
+            "true" => Err("tiered storage is not offered by this broker".to_string()),
+            _ => Err("must be `true` or `false`".to_string()),
+        }),
+        default: |_| "false".to_string(),
+    },
+    TopicConfig {
+        name: "retention.bytes",
+        config_type: ConfigType::Long,
+        synonym: Some("log.retention.bytes"),
+        doc: "delete the oldest sealed segments while a partition is larger; -1 for no limit",
+        check: Check::Range(-1, LONG_MAX),
+        default: |config| ms_or_forever(config.retention_bytes),
+    },
+    TopicConfig {
+        name: "retention.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.retention.ms"),
+        doc: "delete sealed segments older than this; -1 keeps forever",
+        check: Check::Range(-1, LONG_MAX),
+        default: |config| ms_or_forever(config.retention_ms),
+    },
+    TopicConfig {
+        name: "segment.bytes",
+        config_type: ConfigType::Int,
+        synonym: Some("log.segment.bytes"),
+        doc: "roll to a new segment before one grows past this",
+        check: Check::Range(4096, sluice_storage::log::SEGMENT_BYTES_CAP as i64),
+        default: |config| config.segment_bytes_max.to_string(),
+    },
+    TopicConfig {
+        name: "segment.index.bytes",
+        config_type: ConfigType::Int,
+        synonym: Some("log.index.size.max.bytes"),
+        doc: "Kafka's cap on a segment's index file; kept and shown; a segment's index here grows with its segment (one entry per index.interval.bytes), so it never forces a roll",
+        check: Check::Range(4, i32::MAX as i64),
+        default: |_| "10485760".to_string(),
+    },
+    TopicConfig {
+        name: "segment.jitter.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.roll.jitter.ms"),
+        doc: "a segment rolls up to this much before segment.ms, by an amount drawn per segment, so that partitions created together do not all roll at once",
+        check: Check::Range(0, LONG_MAX),
+        default: |config| config.segment_jitter_ms.to_string(),
+    },
+    TopicConfig {
+        name: "segment.ms",
+        config_type: ConfigType::Long,
+        synonym: Some("log.roll.ms"),
+        doc: "roll to a new segment once the active one is this old",
+        check: Check::Range(1, LONG_MAX),
+        default: |config| ms_or_forever(config.segment_ms),
+    },
+    TopicConfig {
+        name: "unclean.leader.election.enable",
+        config_type: ConfigType::Boolean,
+        synonym: Some("unclean.leader.election.enable"),
+        doc: "`true`: elect a replica that is not in sync when none is (may lose acknowledged records)",
+        check: Check::Boolean,
+        default: |_| "false".to_string(),
+    },
+    TopicConfig {
+        name: "flush.policy",
+        config_type: ConfigType::String,
+        synonym: None,
+        doc: "Sluice's name for the flush configs: `always` (acknowledge once fdatasync'ed) or `interval`",
+        check: Check::OneOf(&["always", "interval"]),
+        default: |config| match config.flush {
+            FlushPolicy::Always => "always".to_string(),
+            FlushPolicy::Interval(_) => "interval".to_string(),
+        },
+    },
+    TopicConfig {
+        name: "flush.interval.ms",
+        config_type: ConfigType::Long,
+        synonym: None,
+        doc: "with flush.policy=interval: fdatasync at most this often",
+        check: Check::Range(1, LONG_MAX),
+        default: |config| match config.flush {
+            FlushPolicy::Interval(interval) => interval.as_millis().to_string(),
+            FlushPolicy::Always => FLUSH_INTERVAL_DEFAULT_MS.to_string(),
+        },
+    },
+    TopicConfig {
+        name: "segment.prepare",
+        config_type: ConfigType::Boolean,
+        synonym: None,
+        doc: "`true`: a partition that fills segments fast writes into the next segment's file, zero-filled ahead by a side thread",
+        check: Check::Boolean,
+        default: |config| config.prepare_segments.to_string(),
+    },
 ];
+
+/// Configs Kafka 4 still accepts but ignores, and drops from a topic's
+/// configs: accepted here and dropped too.
+pub const IGNORED_CONFIGS: &[&str] = &["message.downconversion.enable", "message.format.version"];
+
+/// Configs Kafka removed, with what replaced them: refused with that said.
+const REMOVED_CONFIGS: &[(&str, &str)] = &[(
+    "message.timestamp.difference.max.ms",
+    "removed in Kafka 4.0: use message.timestamp.before.max.ms and message.timestamp.after.max.ms",
+)];
+
+/// The definition of config `name`, if topics have it.
+pub fn definition(name: &str) -> Option<&'static TopicConfig> {
+    TOPIC_CONFIGS.iter().find(|config| config.name == name)
+}
+
+impl TopicConfig {
+    /// Checks `value` for this config.
+    fn check(&self, value: &str) -> Result<(), ConfigError> {
+        let refuse = |reason: String| Err(invalid(self.name, value, reason));
+        let trimmed = value.trim();
+        match &self.check {
+            Check::Boolean => boolean(self.name, value).map(|_| ()),
+            Check::Range(min, max) => match trimmed.parse::<i64>() {
+                Ok(number) if (*min..=*max).contains(&number) => Ok(()),
+                Ok(_) => refuse(format!("must be within [{min}, {max}]")),
+                Err(_) => refuse("not an integer".to_string()),
+            },
+            Check::Ratio => match trimmed.parse::<f64>() {
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(()),
+                _ => refuse("must be a number within [0, 1]".to_string()),
+            },
+            Check::OneOf(words) => {
+                if words.contains(&trimmed) {
+                    Ok(())
+                } else {
+                    refuse(format!("must be one of {}", words.join(", ")))
+                }
+            }
+            Check::ListOf(words) => {
+                let items = list_items(value);
+                if items.is_empty() {
+                    return refuse(format!("must list at least one of {}", words.join(", ")));
+                }
+                match items.iter().find(|item| !words.contains(item)) {
+                    Some(item) => refuse(format!("{item} is not one of {}", words.join(", "))),
+                    None => Ok(()),
+                }
+            }
+            Check::ThrottledReplicas => {
+                if trimmed == "*" {
+                    return Ok(());
+                }
+                let pair = |item: &str| {
+                    let (partition, broker) = item.split_once(':')?;
+                    partition.trim().parse::<u32>().ok()?;
+                    broker.trim().parse::<u32>().ok()
+                };
+                match list_items(value)
+                    .into_iter()
+                    .find(|item| pair(item).is_none())
+                {
+                    Some(item) => {
+                        refuse(format!("{item}: must be `*` or a list of partition:broker"))
+                    }
+                    None => Ok(()),
+                }
+            }
+            Check::Custom(check) => check(value).or_else(refuse),
+        }
+    }
+
+    /// This config's value when a topic does not set it.
+    pub fn default_value(&self) -> String {
+        (self.default)(&LogConfig::default())
+    }
+}
+
+/// The items of a list config's value, trimmed, empty ones left out.
+pub fn list_items(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect()
+}
 
 /// `min.insync.replicas` when a topic does not set it: Kafka's default.
 pub const MIN_IN_SYNC_DEFAULT: usize = 1;
@@ -78,39 +508,22 @@ pub fn control_config(configs: &BTreeMap<String, String>) -> ControlConfig {
     }
 }
 
+/// A topic's configs as they are kept: those Kafka ignores dropped.
+pub fn kept(mut configs: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    configs.retain(|name, _| !IGNORED_CONFIGS.contains(&name.as_str()));
+    configs
+}
+
 /// Every topic config's value for a topic with `configs` set: the value
-/// set, or the default; and whether it was set.
-pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static str, String, bool)> {
-    let defaults = LogConfig::default();
-    let ms_or_forever = |ms: Option<u64>| ms.map_or("-1".to_string(), |ms| ms.to_string());
+/// set, or the default (the effective one: Sluice's flush configs and
+/// Kafka's describe the same policy); and whether it was set.
+pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static TopicConfig, String, bool)> {
+    let log = log_config(configs).unwrap_or_default();
     TOPIC_CONFIGS
         .iter()
-        .map(|(name, _)| {
-            if let Some(value) = configs.get(*name) {
-                return (*name, value.clone(), true);
-            }
-            let default = match *name {
-                "retention.ms" => ms_or_forever(defaults.retention_ms),
-                "retention.bytes" => ms_or_forever(defaults.retention_bytes),
-                "segment.bytes" => defaults.segment_bytes_max.to_string(),
-                "segment.ms" => ms_or_forever(defaults.segment_ms),
-                "index.interval.bytes" => defaults.index_interval_bytes.to_string(),
-                "flush.policy" => match defaults.flush {
-                    FlushPolicy::Always => "always".to_string(),
-                    FlushPolicy::Interval(_) => "interval".to_string(),
-                },
-                "flush.interval.ms" => match defaults.flush {
-                    FlushPolicy::Interval(interval) => interval.as_millis().to_string(),
-                    FlushPolicy::Always => FLUSH_INTERVAL_DEFAULT_MS.to_string(),
-                },
-                "preallocate" => defaults.preallocate.to_string(),
-                "segment.prepare" => defaults.prepare_segments.to_string(),
-                "file.delete.delay.ms" => defaults.file_delete_delay_ms.to_string(),
-                "min.insync.replicas" => MIN_IN_SYNC_DEFAULT.to_string(),
-                "unclean.leader.election.enable" => "false".to_string(),
-                _ => String::new(),
-            };
-            (*name, default, false)
+        .map(|config| match configs.get(config.name) {
+            Some(value) => (config, value.clone(), true),
+            None => (config, (config.default)(&log), false),
         })
         .collect()
 }
@@ -134,13 +547,6 @@ fn invalid(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-fn number(name: &str, value: &str) -> Result<i64, ConfigError> {
-    value
-        .trim()
-        .parse::<i64>()
-        .map_err(|_| invalid(name, value, "not an integer"))
-}
-
 fn boolean(name: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim() {
         "true" => Ok(true),
@@ -151,105 +557,98 @@ fn boolean(name: &str, value: &str) -> Result<bool, ConfigError> {
 
 /// Builds the log config of a topic's partitions from its configs (names
 /// and values as given), on top of the defaults. Unknown names and bad
-/// values are errors.
+/// values are errors; configs Kafka ignores are ignored.
 pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, ConfigError> {
     let mut config = LogConfig::default();
-    let mut interval_ms = None;
-    let mut interval_policy = false;
     for (name, value) in configs {
+        if IGNORED_CONFIGS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some((_, why)) = REMOVED_CONFIGS.iter().find(|(removed, _)| removed == name) {
+            return Err(invalid(name, value, *why));
+        }
+        let Some(definition) = definition(name) else {
+            let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|config| config.name).collect();
+            return Err(invalid(
+                name,
+                value,
+                format!("unknown config; known: {}", known.join(", ")),
+            ));
+        };
+        definition.check(value)?;
+        let number = || value.trim().parse::<i64>().unwrap_or_default();
+        let unbounded = |number: i64| (number >= 0).then_some(number as u64);
         match name.as_str() {
-            "retention.ms" => {
-                config.retention_ms = match number(name, value)? {
-                    -1 => None,
-                    ms if ms >= 0 => Some(ms as u64),
-                    _ => return Err(invalid(name, value, "must be -1 or at least 0")),
-                }
+            "retention.ms" => config.retention_ms = unbounded(number()),
+            "retention.bytes" => config.retention_bytes = unbounded(number()),
+            "segment.bytes" => config.segment_bytes_max = number() as u64,
+            "segment.ms" => config.segment_ms = Some(number() as u64),
+            "segment.jitter.ms" => config.segment_jitter_ms = number() as u64,
+            "index.interval.bytes" => config.index_interval_bytes = number() as u64,
+            "preallocate" => config.preallocate = value.trim() == "true",
+            "segment.prepare" => config.prepare_segments = value.trim() == "true",
+            "file.delete.delay.ms" => config.file_delete_delay_ms = number() as u64,
+            "max.message.bytes" => config.batch_bytes_max = number() as usize,
+            "message.timestamp.type" => {
+                config.timestamps.log_append_time = value.trim() == "LogAppendTime"
             }
-            "retention.bytes" => {
-                config.retention_bytes = match number(name, value)? {
-                    -1 => None,
-                    bytes if bytes >= 0 => Some(bytes as u64),
-                    _ => return Err(invalid(name, value, "must be -1 or at least 0")),
-                }
+            "message.timestamp.before.max.ms" => {
+                config.timestamps.before_max_ms = (number() != LONG_MAX).then_some(number() as u64)
             }
-            "segment.bytes" => {
-                let bytes = number(name, value)?;
-                let (min, max) = (4096, sluice_storage::log::SEGMENT_BYTES_CAP as i64);
-                if !(min..=max).contains(&bytes) {
-                    return Err(invalid(
-                        name,
-                        value,
-                        format!("must be within [{min}, {max}]"),
-                    ));
-                }
-                config.segment_bytes_max = bytes as u64;
+            "message.timestamp.after.max.ms" => {
+                config.timestamps.after_max_ms = (number() != LONG_MAX).then_some(number() as u64)
             }
-            "segment.ms" => {
-                let ms = number(name, value)?;
-                if ms < 1 {
-                    return Err(invalid(name, value, "must be at least 1"));
-                }
-                config.segment_ms = Some(ms as u64);
-            }
-            "index.interval.bytes" => {
-                let bytes = number(name, value)?;
-                if bytes < 1 {
-                    return Err(invalid(name, value, "must be at least 1"));
-                }
-                config.index_interval_bytes = bytes as u64;
-            }
-            "flush.policy" => match value.trim() {
-                "always" => interval_policy = false,
-                "interval" => interval_policy = true,
-                _ => return Err(invalid(name, value, "must be `always` or `interval`")),
-            },
-            "flush.interval.ms" => {
-                let ms = number(name, value)?;
-                if ms < 1 {
-                    return Err(invalid(name, value, "must be at least 1"));
-                }
-                interval_ms = Some(ms as u64);
-            }
-            "preallocate" => config.preallocate = boolean(name, value)?,
-            "segment.prepare" => config.prepare_segments = boolean(name, value)?,
-            "file.delete.delay.ms" => {
-                let ms = number(name, value)?;
-                if ms < 0 {
-                    return Err(invalid(name, value, "must not be negative"));
-                }
-                config.file_delete_delay_ms = ms as u64;
-            }
-            // Not the log's: the controller's (see `control_config`).
-            "min.insync.replicas" => {
-                if number(name, value)? < 1 {
-                    return Err(invalid(name, value, "must be at least 1"));
-                }
-            }
-            "unclean.leader.election.enable" => {
-                boolean(name, value)?;
-            }
-            _ => {
-                let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|(name, _)| *name).collect();
-                return Err(invalid(
-                    name,
-                    value,
-                    format!("unknown config; known: {}", known.join(", ")),
-                ));
-            }
+            _ => {}
         }
     }
-    if interval_policy {
-        config.flush = FlushPolicy::Interval(Duration::from_millis(
-            interval_ms.unwrap_or(FLUSH_INTERVAL_DEFAULT_MS),
-        ));
-    } else if interval_ms.is_some() {
-        return Err(invalid(
-            "flush.interval.ms",
-            &interval_ms.unwrap_or_default().to_string(),
-            "only applies with flush.policy=interval",
-        ));
-    }
+    config.flush = flush_policy(configs)?;
     Ok(config)
+}
+
+/// The flush policy `configs` ask for, by Kafka's names (`flush.messages`,
+/// `flush.ms`) or Sluice's (`flush.policy`, `flush.interval.ms`), not both.
+fn flush_policy(configs: &BTreeMap<String, String>) -> Result<FlushPolicy, ConfigError> {
+    let get = |name: &str| configs.get(name).map(|value| value.trim());
+    let millis = |value: &str| Duration::from_millis(value.parse::<u64>().unwrap_or_default());
+    let kafka = (get("flush.messages"), get("flush.ms"));
+    let sluice = (get("flush.policy"), get("flush.interval.ms"));
+    match (kafka, sluice) {
+        ((None, None), (None, None) | (Some("always"), None)) => Ok(FlushPolicy::Always),
+        ((None, None), (Some("interval"), interval)) => Ok(FlushPolicy::Interval(
+            interval.map_or(Duration::from_millis(FLUSH_INTERVAL_DEFAULT_MS), millis),
+        )),
+        ((None, None), (_, Some(interval))) => Err(invalid(
+            "flush.interval.ms",
+            interval,
+            "only applies with flush.policy=interval",
+        )),
+        ((None, None), (Some(policy), None)) => Err(invalid(
+            "flush.policy",
+            policy,
+            "must be `always` or `interval`",
+        )),
+        ((messages, ms), (None, None)) => {
+            if messages == Some("1") || ms == Some("0") {
+                return Ok(FlushPolicy::Always);
+            }
+            // Not every write: by time, and Sluice always bounds that time.
+            match ms {
+                Some(ms) if ms != LONG_MAX.to_string() => Ok(FlushPolicy::Interval(millis(ms))),
+                _ => Ok(FlushPolicy::Interval(Duration::from_millis(
+                    FLUSH_INTERVAL_DEFAULT_MS,
+                ))),
+            }
+        }
+        (_, (policy, interval)) => Err(invalid(
+            if policy.is_some() {
+                "flush.policy"
+            } else {
+                "flush.interval.ms"
+            },
+            policy.or(interval).unwrap_or_default(),
+            "set either Kafka's flush.messages and flush.ms or flush.policy and flush.interval.ms, not both",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -299,5 +698,110 @@ mod tests {
         assert!(log_config(&configs(&[("preallocate", "yes")])).is_err());
         assert!(log_config(&configs(&[("segment.prepare", "1")])).is_err());
         assert!(log_config(&configs(&[("file.delete.delay.ms", "-1")])).is_err());
+        assert!(log_config(&configs(&[("cleanup.policy", "compact,archive")])).is_err());
+        assert!(log_config(&configs(&[("cleanup.policy", " , ")])).is_err());
+        assert!(log_config(&configs(&[("min.cleanable.dirty.ratio", "1.5")])).is_err());
+        assert!(log_config(&configs(&[("compression.type", "brotli")])).is_err());
+        assert!(log_config(&configs(&[("compression.gzip.level", "0")])).is_err());
+        assert!(log_config(&configs(&[("max.message.bytes", "20000000")])).is_err());
+        assert!(log_config(&configs(&[("remote.storage.enable", "true")])).is_err());
+        assert!(log_config(&configs(&[(
+            "leader.replication.throttled.replicas",
+            "0:x"
+        )]))
+        .is_err());
+        assert!(log_config(&configs(&[("flush.messages", "100")])).is_err());
+        assert!(log_config(&configs(&[("flush.ms", "5"), ("flush.policy", "interval")])).is_err());
+        let removed = log_config(&configs(&[("message.timestamp.difference.max.ms", "1")]));
+        assert!(removed
+            .unwrap_err()
+            .reason
+            .contains("message.timestamp.before.max.ms"));
+    }
+
+    #[test]
+    fn every_kafka_topic_config_is_accepted_with_its_default() {
+        let defaults: BTreeMap<String, String> = TOPIC_CONFIGS
+            .iter()
+            .map(|config| (config.name.to_string(), config.default_value()))
+            .filter(|(name, _)| !name.starts_with("flush."))
+            .collect();
+        assert_eq!(log_config(&defaults).unwrap(), LogConfig::default());
+        let names: Vec<&str> = TOPIC_CONFIGS.iter().map(|config| config.name).collect();
+        for kafka in [
+            "cleanup.policy",
+            "compression.type",
+            "delete.retention.ms",
+            "max.message.bytes",
+            "message.timestamp.type",
+            "message.timestamp.before.max.ms",
+            "message.timestamp.after.max.ms",
+            "min.cleanable.dirty.ratio",
+            "min.compaction.lag.ms",
+            "max.compaction.lag.ms",
+            "segment.jitter.ms",
+            "segment.index.bytes",
+            "flush.messages",
+            "flush.ms",
+        ] {
+            assert!(names.contains(&kafka), "{kafka} is not known");
+        }
+    }
+
+    #[test]
+    fn kafkas_flush_configs_set_the_flush_policy() {
+        let policy = |pairs: &[(&str, &str)]| log_config(&configs(pairs)).unwrap().flush;
+        assert_eq!(policy(&[("flush.messages", "1")]), FlushPolicy::Always);
+        assert_eq!(policy(&[("flush.ms", "0")]), FlushPolicy::Always);
+        assert_eq!(
+            policy(&[
+                ("flush.messages", &LONG_MAX.to_string()),
+                ("flush.ms", "20")
+            ]),
+            FlushPolicy::Interval(Duration::from_millis(20))
+        );
+        // Not every write and no time given: Sluice still bounds the time.
+        assert_eq!(
+            policy(&[("flush.messages", &LONG_MAX.to_string())]),
+            FlushPolicy::Interval(Duration::from_millis(FLUSH_INTERVAL_DEFAULT_MS))
+        );
+        // Described back by both names.
+        let described = effective(&configs(&[
+            ("flush.ms", "20"),
+            ("flush.messages", &LONG_MAX.to_string()),
+        ]));
+        let value = |name: &str| {
+            described
+                .iter()
+                .find(|(config, _, _)| config.name == name)
+                .map(|(_, value, _)| value.clone())
+                .unwrap()
+        };
+        assert_eq!(value("flush.policy"), "interval");
+        assert_eq!(value("flush.interval.ms"), "20");
+    }
+
+    #[test]
+    fn timestamp_and_size_configs_reach_the_log_config() {
+        let config = log_config(&configs(&[
+            ("message.timestamp.type", "LogAppendTime"),
+            ("message.timestamp.before.max.ms", "1000"),
+            ("message.timestamp.after.max.ms", &LONG_MAX.to_string()),
+            ("max.message.bytes", "10000"),
+            ("segment.jitter.ms", "500"),
+        ]))
+        .unwrap();
+        assert!(config.timestamps.log_append_time);
+        assert_eq!(config.timestamps.before_max_ms, Some(1000));
+        assert_eq!(config.timestamps.after_max_ms, None);
+        assert_eq!(config.batch_bytes_max, 10_000);
+        assert_eq!(config.segment_jitter_ms, 500);
+    }
+
+    #[test]
+    fn configs_kafka_ignores_are_accepted_and_dropped() {
+        let given = configs(&[("message.format.version", "3.0-IV1"), ("retention.ms", "5")]);
+        assert!(log_config(&given).is_ok());
+        assert_eq!(kept(given), configs(&[("retention.ms", "5")]));
     }
 }

@@ -120,6 +120,12 @@ config_layer! {
     frame_bytes_max: usize,
     /// How long a new consumer group's first rebalance waits for members.
     group_initial_rebalance_delay_ms: u64,
+    /// The shortest session timeout a classic group member may ask for
+    /// (Kafka's `group.min.session.timeout.ms`).
+    group_min_session_timeout_ms: u64,
+    /// The longest session timeout a classic group member may ask for
+    /// (Kafka's `group.max.session.timeout.ms`).
+    group_max_session_timeout_ms: u64,
     /// Bytes appended to an offsets partition before it is compacted.
     group_offsets_compact_bytes: u64,
     /// Heartbeat interval given to consumer-protocol (KIP-848) members.
@@ -288,6 +294,19 @@ impl ConfigLayer {
         }
         if let Some(ms) = self.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.group_min_session_timeout_ms {
+            config.group_min_session_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.group_max_session_timeout_ms {
+            config.group_max_session_timeout = Duration::from_millis(ms);
+        }
+        if config.group_min_session_timeout > config.group_max_session_timeout {
+            return Err(ConfigError::Invalid {
+                key: "group_min_session_timeout_ms",
+                value: config.group_min_session_timeout.as_millis().to_string(),
+                message: "must not be more than group_max_session_timeout_ms",
+            });
         }
         if let Some(ms) = self.group_consumer_heartbeat_interval_ms {
             config.group_consumer_heartbeat_interval = Duration::from_millis(positive(

@@ -325,7 +325,7 @@ async fn open_what_is_new(
             .collect();
         let opened = on_partitions(shard, topic, new, |partition, reply| PartitionOp::Open {
             dir: shard.log_dirs.place(topic, partition),
-            config: config.clone(),
+            config: Box::new(config.clone()),
             reply,
         })
         .await;
@@ -338,7 +338,7 @@ async fn open_what_is_new(
                 .filter(|p| old.is_replica(*p, node) && topic.is_replica(*p, node))
                 .collect();
             let set = on_partitions(shard, topic, kept, |_, reply| PartitionOp::SetConfig {
-                config: config.clone(),
+                config: Box::new(config.clone()),
                 reply,
             })
             .await;

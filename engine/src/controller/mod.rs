@@ -37,7 +37,7 @@ use crate::{
     cluster_metadata::{Election, Metadata, MetadataRecord, TopicMeta, PRODUCER_ID_FIRST},
     partition::{ask, gather_all, ErrorKind, Failure, PartitionOp, Route},
     shard::{Shard, ShardMessage},
-    topic_config::log_config,
+    topic_config::{self, log_config},
 };
 use driver::propose;
 pub use elections::{ElectionFailure, ElectionOutcome};
@@ -320,7 +320,7 @@ async fn create_topic(shard: &Rc<Shard>, topic: &NewTopicSpec) -> Result<(), Fai
     };
     // The broker's `min.insync.replicas`, written into a topic created
     // without its own, so that every node applies the same.
-    let mut configs = topic.configs.clone();
+    let mut configs = topic_config::kept(topic.configs.clone());
     if shard.config.min_insync_replicas > 1 {
         configs
             .entry("min.insync.replicas".to_string())
@@ -363,7 +363,7 @@ async fn set_configs(
     }
     let record = MetadataRecord::ConfigsAltered {
         topic_id: meta.id,
-        configs,
+        configs: topic_config::kept(configs),
     };
     propose(shard, record).await
 }

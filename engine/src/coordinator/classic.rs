@@ -25,10 +25,6 @@ use super::{
     state::{Committer, Group, GroupState},
 };
 
-/// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
-pub const SESSION_TIMEOUT_MIN: Duration = Duration::from_secs(6);
-pub const SESSION_TIMEOUT_MAX: Duration = Duration::from_secs(30 * 60);
-
 /// A JoinGroup, decoded.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -44,6 +40,9 @@ pub struct JoinRequest {
     pub require_known_member: bool,
     /// How long a rebalance of an empty group waits for more members.
     pub initial_delay: Duration,
+    /// The session timeouts a member may ask for: the broker's
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+    pub session_timeout_bounds: (Duration, Duration),
 }
 
 /// A JoinGroup's answer.
@@ -134,9 +133,8 @@ pub fn join(group: &mut Group, request: JoinRequest, now: Instant) -> Joined {
         // The group's members speak the consumer protocol (KIP-848).
         return refuse(GroupError::InconsistentGroupProtocol);
     }
-    if request.session_timeout < SESSION_TIMEOUT_MIN
-        || request.session_timeout > SESSION_TIMEOUT_MAX
-    {
+    let (shortest, longest) = request.session_timeout_bounds;
+    if request.session_timeout < shortest || request.session_timeout > longest {
         return refuse(GroupError::InvalidSessionTimeout);
     }
     if !group.members.is_empty() {

@@ -16,7 +16,9 @@ use kafka_protocol::{
         delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult},
         delete_topics_response::DeletableTopicResult,
         describe_cluster_response::DescribeClusterBroker,
-        describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult},
+        describe_configs_response::{
+            DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+        },
         incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
         CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
         CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
@@ -31,25 +33,28 @@ use uuid::Uuid;
 
 use super::{cluster_id, failure_code, on_partition, str_bytes, topic_name};
 use crate::{
+    broker_configs::broker_settings,
     controller::{
         check_replication_factor, check_topic_name, to_controller, ControllerOp, NewTopicSpec,
         TopicOutcome, PARTITIONS_PER_TOPIC_MAX,
     },
     partition::{ErrorKind, Failure, FanOut, PartitionOp},
     shard::Shard,
-    topic_config::{effective, log_config},
+    topic_config::{self, effective, log_config, ConfigType},
 };
 
 /// Kafka's config resource types.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// IncrementalAlterConfigs' operations.
+const OPERATION_SET: i8 = 0;
+const OPERATION_DELETE: i8 = 1;
+const OPERATION_APPEND: i8 = 2;
+const OPERATION_SUBTRACT: i8 = 3;
 /// Kafka's config sources.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
-/// Kafka's config types (DescribeConfigs v3+).
-const TYPE_STRING: i8 = 2;
-const TYPE_LONG: i8 = 5;
 
 fn message(failure: &Failure) -> Option<StrBytes> {
     Some(str_bytes(failure.message.clone()))
@@ -147,9 +152,9 @@ pub async fn create_topics(
                         .with_configs(Some(
                             effective(&new.configs)
                                 .into_iter()
-                                .map(|(name, value, set)| {
+                                .map(|(config, value, set)| {
                                     CreatableTopicConfigs::default()
-                                        .with_name(str_bytes(name))
+                                        .with_name(str_bytes(config.name))
                                         .with_value(Some(str_bytes(value)))
                                         .with_config_source(if set {
                                             SOURCE_TOPIC
@@ -477,6 +482,8 @@ pub async fn describe_configs(
     version: i16,
 ) -> DescribeConfigsResponse {
     let metadata = shard.metadata();
+    let synonyms = request.include_synonyms;
+    let documentation = request.include_documentation && version >= 3;
     let results = request
         .resources
         .into_iter()
@@ -485,22 +492,26 @@ pub async fn describe_configs(
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             let wanted = |name: &str| {
-                resource
-                    .configuration_keys
-                    .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|key| key.as_str() == name))
+                resource.configuration_keys.as_ref().is_none_or(|keys| {
+                    keys.is_empty() || keys.iter().any(|key| key.as_str() == name)
+                })
             };
-            let entry = |name: &str, value: String, source: i8, long: bool| {
-                let entry = DescribeConfigsResourceResult::default()
-                    .with_name(str_bytes(name))
-                    .with_value(Some(str_bytes(value)))
-                    .with_config_source(source)
-                    .with_read_only(source == SOURCE_STATIC_BROKER);
-                if version >= 3 {
-                    entry.with_config_type(if long { TYPE_LONG } else { TYPE_STRING })
-                } else {
-                    entry
+            let entry = |described: Described| {
+                let mut entry = DescribeConfigsResourceResult::default()
+                    .with_name(str_bytes(described.name))
+                    .with_value(described.value.map(str_bytes))
+                    .with_config_source(described.source)
+                    .with_read_only(described.read_only);
+                if synonyms {
+                    entry = entry.with_synonyms(described.synonyms);
                 }
+                if version >= 3 {
+                    entry = entry.with_config_type(described.config_type.code());
+                }
+                if documentation {
+                    entry = entry.with_documentation(Some(str_bytes(described.doc)));
+                }
+                entry
             };
             match resource.resource_type {
                 RESOURCE_TOPIC => match metadata.topic(resource.resource_name.as_str()) {
@@ -511,47 +522,47 @@ pub async fn describe_configs(
                             resource.resource_name.as_str()
                         )))),
                     Some(topic) => result.with_configs(
-                        effective(&topic.configs)
+                        described_topic(shard, &topic.configs)
                             .into_iter()
-                            .filter(|(name, _, _)| wanted(name))
-                            .map(|(name, value, set)| {
-                                let long = value.parse::<i64>().is_ok();
-                                entry(
-                                    name,
-                                    value,
-                                    if set { SOURCE_TOPIC } else { SOURCE_DEFAULT },
-                                    long,
-                                )
-                            })
+                            .filter(|described| wanted(described.name))
+                            .map(entry)
                             .collect(),
                     ),
                 },
                 RESOURCE_BROKER => {
-                    let config = &shard.config;
-                    let settings = [
-                        ("broker.id", config.node_id.to_string(), true),
-                        (
-                            "num.partitions",
-                            config.default_partitions.to_string(),
-                            true,
-                        ),
-                        (
-                            "auto.create.topics.enable",
-                            config.auto_create_topics.to_string(),
-                            false,
-                        ),
-                        (
-                            "message.max.bytes",
-                            sluice_storage::batch::BATCH_BYTES_MAX.to_string(),
-                            true,
-                        ),
-                    ];
+                    let name = resource.resource_name.as_str();
+                    // "" is the cluster-wide default resource.
+                    if !name.is_empty() && name != shard.config.node_id.0.to_string() {
+                        return result
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(str_bytes(format!(
+                                "broker {name}: this broker is {}; ask it",
+                                shard.config.node_id.0
+                            ))));
+                    }
                     result.with_configs(
-                        settings
+                        broker_settings(&shard.config)
                             .into_iter()
-                            .filter(|(name, _, _)| wanted(name))
-                            .map(|(name, value, long)| {
-                                entry(name, value, SOURCE_STATIC_BROKER, long)
+                            .filter(|setting| wanted(setting.name))
+                            .map(|setting| {
+                                let source = if setting.set {
+                                    SOURCE_STATIC_BROKER
+                                } else {
+                                    SOURCE_DEFAULT
+                                };
+                                entry(Described {
+                                    name: setting.name,
+                                    synonyms: vec![synonym(
+                                        setting.name,
+                                        setting.value.clone(),
+                                        source,
+                                    )],
+                                    value: setting.value,
+                                    source,
+                                    read_only: true,
+                                    config_type: setting.config_type,
+                                    doc: setting.doc,
+                                })
                             })
                             .collect(),
                     )
@@ -567,6 +578,64 @@ pub async fn describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// One config as DescribeConfigs describes it.
+struct Described {
+    name: &'static str,
+    value: Option<String>,
+    source: i8,
+    read_only: bool,
+    config_type: ConfigType,
+    doc: &'static str,
+    synonyms: Vec<DescribeConfigsSynonym>,
+}
+
+fn synonym(name: &str, value: Option<String>, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(str_bytes(name))
+        .with_value(value.map(str_bytes))
+        .with_source(source)
+}
+
+/// A topic's configs as described: each with its source and, in Kafka's
+/// order of precedence, its synonyms (the topic's own value, then the
+/// broker setting that gives the default).
+fn described_topic(shard: &Shard, configs: &BTreeMap<String, String>) -> Vec<Described> {
+    let broker = broker_settings(&shard.config);
+    effective(configs)
+        .into_iter()
+        .map(|(config, value, set)| {
+            let mut synonyms = Vec::new();
+            if set {
+                synonyms.push(synonym(config.name, Some(value.clone()), SOURCE_TOPIC));
+            }
+            let mut source = if set { SOURCE_TOPIC } else { SOURCE_DEFAULT };
+            if let Some(setting) = config
+                .synonym
+                .and_then(|name| broker.iter().find(|setting| setting.name == name))
+            {
+                let broker_source = if setting.set {
+                    SOURCE_STATIC_BROKER
+                } else {
+                    SOURCE_DEFAULT
+                };
+                if !set && setting.set {
+                    source = SOURCE_STATIC_BROKER;
+                }
+                synonyms.push(synonym(setting.name, setting.value.clone(), broker_source));
+            }
+            Described {
+                name: config.name,
+                value: Some(value),
+                source,
+                read_only: false,
+                config_type: config.config_type,
+                doc: config.doc,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
 /// A change of one topic's configs, as the controller is asked it: the whole
 /// new set.
 async fn set_configs(
@@ -579,7 +648,11 @@ async fn set_configs(
     if resource_type != RESOURCE_TOPIC {
         return Err(Failure::new(
             ErrorKind::InvalidRequest,
-            format!("resource type {resource_type}: only topic configs change here"),
+            if resource_type == RESOURCE_BROKER {
+                "broker configs are static here: set them with `sluice serve` flags, the environment or the config file, and restart".to_string()
+            } else {
+                format!("resource type {resource_type}: only topic configs change here")
+            },
         ));
     }
     let Some(topic) = shard.metadata().topic(name).cloned() else {
@@ -641,7 +714,9 @@ pub async fn alter_configs(
 }
 
 /// IncrementalAlterConfigs: SET (0) and DELETE (1) per config; APPEND (2)
-/// and SUBTRACT (3) apply to list configs, which topics here do not have.
+/// and SUBTRACT (3) add items to and remove items from a list config
+/// (`cleanup.policy`, the throttled replicas), starting from its value,
+/// set or default.
 pub async fn incremental_alter_configs(
     shard: &Rc<Shard>,
     request: IncrementalAlterConfigsRequest,
@@ -667,22 +742,7 @@ pub async fn incremental_alter_configs(
             &name,
             |configs| {
                 for (key, operation, value) in changes {
-                    match (operation, value) {
-                        (0, Some(value)) => {
-                            configs.insert(key, value);
-                        }
-                        (1, _) => {
-                            configs.remove(&key);
-                        }
-                        (operation, _) => {
-                            return Err(Failure::new(
-                                ErrorKind::InvalidConfig,
-                                format!(
-                                "operation {operation} on {key}: topics here have no list configs"
-                            ),
-                            ))
-                        }
-                    }
+                    change_config(configs, key, operation, value)?;
                 }
                 Ok(())
             },
@@ -700,6 +760,60 @@ pub async fn incremental_alter_configs(
         });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Applies one IncrementalAlterConfigs operation to a topic's `configs`.
+fn change_config(
+    configs: &mut BTreeMap<String, String>,
+    key: String,
+    operation: i8,
+    value: Option<String>,
+) -> Result<(), Failure> {
+    let refuse = |reason: String| Err(Failure::new(ErrorKind::InvalidConfig, reason));
+    match (operation, value) {
+        (OPERATION_SET, Some(value)) => {
+            configs.insert(key, value);
+        }
+        (OPERATION_SET, None) => return refuse(format!("SET {key} without a value")),
+        (OPERATION_DELETE, _) => {
+            configs.remove(&key);
+        }
+        (OPERATION_APPEND | OPERATION_SUBTRACT, value) => {
+            let Some(definition) = topic_config::definition(&key) else {
+                return refuse(format!("unknown config {key}"));
+            };
+            if definition.config_type != ConfigType::List {
+                return refuse(format!(
+                    "{key} is not a list: APPEND and SUBTRACT apply to list configs"
+                ));
+            }
+            let current = configs
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| definition.default_value());
+            let mut items: Vec<String> = topic_config::list_items(&current)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            let given = value.unwrap_or_default();
+            for item in topic_config::list_items(&given) {
+                if operation == OPERATION_APPEND {
+                    if !items.iter().any(|have| have == item) {
+                        items.push(item.to_string());
+                    }
+                } else {
+                    items.retain(|have| have != item);
+                }
+            }
+            configs.insert(key, items.join(","));
+        }
+        (operation, _) => {
+            return refuse(format!(
+                "operation {operation} on {key} is not one of SET, DELETE, APPEND, SUBTRACT"
+            ))
+        }
+    }
+    Ok(())
 }
 
 pub async fn describe_cluster(

@@ -143,6 +143,10 @@ pub async fn join_group(
             .collect(),
         require_known_member: version >= 4,
         initial_delay: shard.config.group_initial_rebalance_delay,
+        session_timeout_bounds: (
+            shard.config.group_min_session_timeout,
+            shard.config.group_max_session_timeout,
+        ),
     };
     let member_id = join.member_id.clone();
     let outcome = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {

@@ -357,6 +357,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         ErrorKind::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
         ErrorKind::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
         ErrorKind::TimedOut => ResponseError::RequestTimedOut,
+        ErrorKind::InvalidTimestamp => ResponseError::InvalidTimestamp,
     };
     error.code()
 }

@@ -118,6 +118,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::FencedLeaderEpoch | ErrorKind::UnknownLeaderEpoch => ErrorCode::NotLeader,
         ErrorKind::NotEnoughReplicas => ErrorCode::NotEnoughReplicas,
         ErrorKind::TimedOut => ErrorCode::Timeout,
+        ErrorKind::InvalidTimestamp => ErrorCode::InvalidTimestamp,
     }
 }
 

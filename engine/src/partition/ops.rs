@@ -208,7 +208,8 @@ pub enum PartitionOp {
     },
     Open {
         dir: PathBuf,
-        config: LogConfig,
+        /// Boxed: the config is large, and ops are passed between shards.
+        config: Box<LogConfig>,
         reply: Reply<()>,
     },
     /// Closes the partition's log for good: its topic is being deleted,
@@ -218,7 +219,7 @@ pub enum PartitionOp {
         reply: Reply<()>,
     },
     SetConfig {
-        config: LogConfig,
+        config: Box<LogConfig>,
         reply: Reply<()>,
     },
     /// Moves the partition's log to `to` (its directory under another of

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use sluice_net::kafka::convert::kafka_to_native;
 use sluice_storage::{
     batch::{Batch, BatchError},
-    log::{AppendError, DeleteRecordsError, Log, ReadError},
+    log::{AppendError, DeleteRecordsError, Log, LogConfig, ReadError},
     Offset,
 };
 
@@ -107,6 +107,51 @@ async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<(Offset, Offse
         (Some((base, _)), Some(end)) => Ok((*base, end)),
         _ => Err(Failure::new(ErrorKind::CorruptBatch, "no record batch")),
     }
+}
+
+/// The topic's rules for a producer's batches, checked before any is
+/// appended (all or none): `max.message.bytes`, the timestamps'
+/// `message.timestamp.before.max.ms` and `after.max.ms` against the
+/// broker's clock, and, with `message.timestamp.type=LogAppendTime`, each
+/// batch stamped with the time of its append.
+fn admit_batches(
+    config: &LogConfig,
+    batches: Vec<Batch>,
+    format: WireFormat,
+) -> Result<Vec<Batch>, Failure> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64);
+    let rules = config.timestamps;
+    for batch in &batches {
+        // Kafka counts a batch's own bytes, not the broker's header.
+        let bytes = batch.payload().len();
+        if bytes > config.batch_bytes_max {
+            return Err(Failure::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "a batch of {bytes} bytes is over the topic's max.message.bytes={}",
+                    config.batch_bytes_max
+                ),
+            ));
+        }
+        if let Some(why) = rules.refuse(batch.first_timestamp(), batch.max_timestamp(), now_ms) {
+            return Err(Failure::new(ErrorKind::InvalidTimestamp, why));
+        }
+    }
+    if !rules.log_append_time {
+        return Ok(batches);
+    }
+    if format == WireFormat::Native {
+        return Err(Failure::new(
+            ErrorKind::InvalidConfig,
+            "the topic has message.timestamp.type=LogAppendTime, which native batches do not carry: produce with a Kafka client",
+        ));
+    }
+    Ok(batches
+        .into_iter()
+        .map(|batch| batch.stamp_log_append_time(now_ms))
+        .collect())
 }
 
 /// Waits until the in-sync replicas of `key` hold everything below `end`
@@ -355,7 +400,7 @@ pub async fn run(partitions: &Partitions, replicas: &Replicas, key: PartitionKey
             let result = if log.is_some() {
                 Ok(())
             } else {
-                match Log::open(&dir, config).await {
+                match Log::open(&dir, *config).await {
                     Ok(log) => {
                         partitions.borrow_mut().insert(key, Rc::new(log));
                         Ok(())
@@ -416,7 +461,10 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
                 .collect();
             let result = match checked {
                 Err(error) => Err(batch_failure(error)),
-                Ok(batches) => append_all(log, batches).await,
+                Ok(batches) => match admit_batches(&log.config(), batches, format) {
+                    Ok(batches) => append_all(log, batches).await,
+                    Err(failure) => Err(failure),
+                },
             };
             // Durable now: the high watermark may move.
             replicas.touched(key);
@@ -562,7 +610,7 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
         }
         PartitionOp::SetConfig { config, reply } => {
             let result = log
-                .set_config(config)
+                .set_config(*config)
                 .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()));
             let _ = reply.send(result);
         }

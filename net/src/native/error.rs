@@ -55,10 +55,13 @@ pub enum ErrorCode {
     EligibleLeadersNotAvailable = 31,
     /// A cancellation of a partition's move when none is in progress.
     NoReassignmentInProgress = 32,
+    /// A batch's timestamps are outside the topic's
+    /// `message.timestamp.before.max.ms` / `after.max.ms`.
+    InvalidTimestamp = 33,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -92,6 +95,7 @@ impl ErrorCode {
         ErrorCode::PreferredLeaderNotAvailable,
         ErrorCode::EligibleLeadersNotAvailable,
         ErrorCode::NoReassignmentInProgress,
+        ErrorCode::InvalidTimestamp,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -154,6 +158,7 @@ impl ErrorCode {
             ErrorCode::PreferredLeaderNotAvailable => "preferred leader not available",
             ErrorCode::EligibleLeadersNotAvailable => "eligible leaders not available",
             ErrorCode::NoReassignmentInProgress => "no reassignment in progress",
+            ErrorCode::InvalidTimestamp => "invalid timestamp",
         }
     }
 }

@@ -289,6 +289,19 @@ pub(super) fn sluice_crc(batch: &[u8], kafka_crc: u32) -> u32 {
     crc32c::crc32c_append(crc, &payload[MAGIC_AT..ATTRIBUTES_AT])
 }
 
+/// The attribute bit that marks a batch's timestamps as the broker's.
+const ATTRIBUTES_LOG_APPEND_TIME: i16 = 1 << 3;
+
+/// Sets a kafka payload's timestamp type to LogAppendTime and its max
+/// timestamp to `now_ms`, its CRC recomputed.
+pub(super) fn stamp_log_append_time(kafka: &mut [u8], now_ms: i64) {
+    let attributes = read_i16(kafka, ATTRIBUTES_AT) | ATTRIBUTES_LOG_APPEND_TIME;
+    kafka[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    kafka[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = kafka_crc(kafka);
+    kafka[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Writes the broker-assigned fields into a kafka payload, as Kafka keeps
 /// them: big-endian, the epoch as an `i32`. Neither CRC covers them.
 pub(super) fn assign(kafka: &mut [u8], base_offset: u64, leader_epoch: u32) {

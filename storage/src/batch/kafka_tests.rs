@@ -526,3 +526,30 @@ fn write_kafka_reports_a_native_archive_that_does_not_validate() {
         BatchError::InvalidPayload { .. }
     ));
 }
+
+#[test]
+fn a_batch_stamped_with_log_append_time_says_so_in_both_headers_and_still_validates() {
+    let batch = Batch::from_kafka(&kafka(3)).unwrap();
+    let original = batch.kafka_payload().unwrap();
+    let stamped = batch.stamp_log_append_time(1_800_000_000_000);
+    assert_eq!(stamped.max_timestamp(), 1_800_000_000_000);
+    let payload = stamped.kafka_payload().unwrap();
+    assert_eq!(read_i64_be(&payload, 35), 1_800_000_000_000, "maxTimestamp");
+    let attributes = i16::from_be_bytes([payload[21], payload[22]]);
+    assert_eq!(
+        attributes & (1 << 3),
+        1 << 3,
+        "the timestamp type is LogAppendTime"
+    );
+    // The records are untouched; both CRCs hold.
+    assert_eq!(
+        payload[KAFKA_BATCH_HEADER_BYTES..],
+        original[KAFKA_BATCH_HEADER_BYTES..]
+    );
+    assert_eq!(read_i32_be(&payload, 17) as u32, kafka::kafka_crc(&payload));
+    Batch::validate(stamped.into_bytes()).unwrap();
+    Batch::from_kafka(&payload).unwrap();
+    // A native batch has no timestamp type: left as it is.
+    let native = native(2);
+    assert_eq!(native.clone().stamp_log_append_time(1), native);
+}

@@ -333,6 +333,11 @@ impl Batch {
         kafka::check_agreement(&self.header(), &kafka)
     }
 
+    /// The first record's timestamp (Kafka's `baseTimestamp`).
+    pub fn first_timestamp(&self) -> i64 {
+        self.header().first_timestamp
+    }
+
     pub fn max_timestamp(&self) -> i64 {
         header::read_i64(&self.bytes, header::MAX_TIMESTAMP_AT)
     }
@@ -403,6 +408,34 @@ impl Batch {
         let records = self.records()?;
         kafka::write_native(&self.header(), records, out);
         Ok(())
+    }
+
+    /// Marks a kafka payload's timestamps as the broker's (Kafka's
+    /// `message.timestamp.type=LogAppendTime`): the timestamp-type attribute
+    /// set and the max timestamp, which Kafka clients then give every record,
+    /// made `now_ms` in both headers; both CRCs recomputed. A native payload
+    /// has no timestamp type: it is returned as it is.
+    pub fn stamp_log_append_time(self, now_ms: i64) -> Batch {
+        if !self.is_kafka() {
+            return self;
+        }
+        let archive_checked = self.archive_checked;
+        let mut bytes = BytesMut::from(self.bytes);
+        kafka::stamp_log_append_time(&mut bytes[BATCH_HEADER_BYTES..], now_ms);
+        header::write_u64(&mut bytes, header::MAX_TIMESTAMP_AT, now_ms as u64);
+        let kafka_crc = kafka::kafka_crc(&bytes[BATCH_HEADER_BYTES..]);
+        let crc = kafka::sluice_crc(&bytes, kafka_crc);
+        header::write_u32(&mut bytes, header::CRC_AT, crc);
+        let batch = Batch {
+            bytes: bytes.freeze(),
+            archive_checked,
+        };
+        debug_assert_eq!(
+            check(&batch.bytes).err(),
+            None,
+            "a stamped batch must validate"
+        );
+        batch
     }
 
     /// Sets the broker-assigned fields in place: in the header, where they

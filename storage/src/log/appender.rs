@@ -202,6 +202,18 @@ fn assign_replicated(
 }
 
 /// Queues `batch`, whose offsets and epoch are assigned and follow the
+/// How much before `segment_ms` a new segment rolls (Kafka's
+/// `segment.jitter.ms`): an amount below `jitter_ms`, drawn per segment so
+/// that partitions created together do not all roll at once.
+fn roll_jitter_ms(jitter_ms: u64) -> u64 {
+    if jitter_ms == 0 {
+        return 0;
+    }
+    // Each `RandomState` is keyed afresh: a draw without a generator.
+    std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), jitter_ms)
+        % jitter_ms
+}
+
 /// log: gives it a position, rolling to a new segment when the active one
 /// is full, old, or a roll was asked for; records its producer and epoch.
 fn queue(
@@ -220,15 +232,17 @@ fn queue(
                 || (active.bytes > 0
                     && (state.roll_requested
                         || active.bytes + bytes > state.config.segment_bytes_max
-                        || state
-                            .config
-                            .segment_ms
-                            .is_some_and(|age_ms| now_ms - active.created_ms >= age_ms as i64)))
+                        || state.config.segment_ms.is_some_and(|age_ms| {
+                            let age_ms = age_ms.saturating_sub(active.roll_jitter_ms);
+                            now_ms - active.created_ms >= age_ms as i64
+                        })))
         }
     };
     if roll {
         state.roll_requested = false;
-        state.segments.insert(base, Segment::new(base, now_ms));
+        let mut segment = Segment::new(base, now_ms);
+        segment.roll_jitter_ms = roll_jitter_ms(state.config.segment_jitter_ms);
+        state.segments.insert(base, segment);
     }
     let interval_bytes = state.config.index_interval_bytes;
     let active = state

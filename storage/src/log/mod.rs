@@ -172,6 +172,9 @@ pub struct LogConfig {
     pub segment_bytes_max: u64,
     /// Roll to a new segment once the active one is this old.
     pub segment_ms: Option<u64>,
+    /// Roll up to this much before `segment_ms`, by an amount drawn per
+    /// segment (Kafka's `segment.jitter.ms`).
+    pub segment_jitter_ms: u64,
     pub flush: FlushPolicy,
     /// Delete sealed segments whose newest timestamp is older than this.
     pub retention_ms: Option<u64>,
@@ -201,6 +204,59 @@ pub struct LogConfig {
     /// before its space is given back: readers that had it open finish with
     /// it first. Kafka's `file.delete.delay.ms`. See [`crate::deleter`].
     pub file_delete_delay_ms: u64,
+    /// The largest batch a producer may append, in bytes (Kafka's
+    /// `max.message.bytes`); larger ones are refused, nothing stored.
+    pub batch_bytes_max: usize,
+    /// How appended batches' timestamps are set and checked.
+    pub timestamps: TimestampRules,
+}
+
+/// Kafka's `message.timestamp.*` topic configs: checked by the partition's
+/// owner before a producer's batch is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampRules {
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps each batch
+    /// with the time of its append, and the checks below do not apply.
+    pub log_append_time: bool,
+    /// A batch whose records are older than this, against the broker's
+    /// clock, is refused (`message.timestamp.before.max.ms`).
+    pub before_max_ms: Option<u64>,
+    /// A batch whose records are further ahead of the broker's clock than
+    /// this is refused (`message.timestamp.after.max.ms`).
+    pub after_max_ms: Option<u64>,
+}
+
+impl TimestampRules {
+    /// Kafka 4's defaults: CreateTime, any age, at most an hour ahead.
+    pub const DEFAULT: TimestampRules = TimestampRules {
+        log_append_time: false,
+        before_max_ms: None,
+        after_max_ms: Some(60 * 60 * 1000),
+    };
+
+    /// Why a batch whose record timestamps span `[first_ms, max_ms]` is
+    /// refused at `now_ms`, if it is.
+    pub fn refuse(&self, first_ms: i64, max_ms: i64, now_ms: i64) -> Option<String> {
+        if self.log_append_time {
+            return None;
+        }
+        let oldest = first_ms.min(max_ms);
+        if let Some(before) = self.before_max_ms {
+            if now_ms.saturating_sub(oldest) > before as i64 {
+                return Some(format!(
+                    "timestamp {oldest} is more than message.timestamp.before.max.ms={before} before the broker's time {now_ms}"
+                ));
+            }
+        }
+        if let Some(after) = self.after_max_ms {
+            if max_ms.saturating_sub(now_ms) > after as i64 {
+                return Some(format!(
+                    "timestamp {max_ms} is more than message.timestamp.after.max.ms={after} after the broker's time {now_ms}"
+                ));
+            }
+        }
+        None
+    }
 }
 
 impl Default for LogConfig {
@@ -208,6 +264,7 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes_max: 1024 * 1024 * 1024,
             segment_ms: Some(7 * 24 * 60 * 60 * 1000),
+            segment_jitter_ms: 0,
             flush: FlushPolicy::Always,
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
             retention_bytes: None,
@@ -216,6 +273,8 @@ impl Default for LogConfig {
             preallocate: false,
             prepare_segments: true,
             file_delete_delay_ms: 60_000,
+            batch_bytes_max: crate::batch::BATCH_BYTES_MAX,
+            timestamps: TimestampRules::DEFAULT,
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct Segment {
     pub allocated_bytes: u64,
     /// Wall-clock milliseconds when the segment was created (for `segment.ms`).
     pub created_ms: i64,
+    /// How much before `segment.ms` this segment rolls: drawn when it is
+    /// created (Kafka's `segment.jitter.ms`); 0 for a segment recovered.
+    pub roll_jitter_ms: u64,
     pub index: SegmentIndex,
     /// The index hint files hold entries that were undone: rewrite them whole.
     pub index_hints_stale: bool,
@@ -76,6 +79,7 @@ impl Segment {
             written_max_timestamp: None,
             allocated_bytes: 0,
             created_ms,
+            roll_jitter_ms: 0,
             index: SegmentIndex::default(),
             index_hints_stale: false,
             hint_files: None,
