@@ -520,8 +520,8 @@ async fn open_partitions(shard: &Rc<Shard>) -> Result<usize, String> {
     let metadata: Arc<Metadata> = shard.metadata();
     let mut tasks = Vec::new();
     for topic in metadata.topics.values() {
-        let config =
-            log_config(&topic.configs).map_err(|error| format!("topic {}: {error}", topic.name))?;
+        let config = log_config(&topic.effective_configs())
+            .map_err(|error| format!("topic {}: {error}", topic.name))?;
         for (partition, owner) in topic.shards.iter().enumerate() {
             if shard.owner(*owner) != shard.id
                 || !topic.is_replica(partition as u32, shard.config.node_id)

@@ -4,11 +4,13 @@
 //! defaults of the topic configs (`log.retention.ms` for `retention.ms`, and
 //! so on) are among them.
 //!
-//! These settings are static: given to `sluice serve` by flag, environment
-//! or file, and changed by a restart. Changing them through
-//! IncrementalAlterConfigs is refused with that said.
+//! Most are static: given to `sluice serve` by flag, environment or file,
+//! and changed by a restart; IncrementalAlterConfigs refuses them, saying
+//! so. The broker defaults of topic configs are dynamic too: the cluster's
+//! dynamic defaults (in the replicated metadata) come before the static
+//! value.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use crate::{
     topic_config::{ConfigType, TOPIC_CONFIGS},
@@ -23,6 +25,10 @@ pub struct BrokerSetting {
     /// Set for this broker (a flag, the environment or the file) rather
     /// than the default.
     pub set: bool,
+    /// Set by the cluster's dynamic defaults (over `set`).
+    pub dynamic: bool,
+    /// Changes only with a restart.
+    pub read_only: bool,
     pub config_type: ConfigType,
     pub doc: &'static str,
 }
@@ -31,8 +37,12 @@ fn millis(duration: Duration) -> String {
     duration.as_millis().to_string()
 }
 
-/// Every setting of a broker started with `config`.
-pub fn broker_settings(config: &BrokerConfig) -> Vec<BrokerSetting> {
+/// Every setting of a broker started with `config`, in a cluster whose
+/// dynamic broker defaults are `dynamic`.
+pub fn broker_settings(
+    config: &BrokerConfig,
+    dynamic: &BTreeMap<String, String>,
+) -> Vec<BrokerSetting> {
     let defaults = BrokerConfig::default();
     let mut settings = Vec::new();
     let mut add = |name: &'static str,
@@ -43,6 +53,8 @@ pub fn broker_settings(config: &BrokerConfig) -> Vec<BrokerSetting> {
         settings.push(BrokerSetting {
             name,
             set: value != default,
+            dynamic: false,
+            read_only: true,
             value,
             config_type,
             doc,
@@ -233,22 +245,22 @@ pub fn broker_settings(config: &BrokerConfig) -> Vec<BrokerSetting> {
         let Some(name) = topic_config.synonym else {
             continue;
         };
-        let default = topic_config.default_value();
-        let value = match name {
-            "min.insync.replicas" => config.min_insync_replicas.to_string(),
-            _ => default.clone(),
+        let (value, default) = match name {
+            "min.insync.replicas" => (
+                config.min_insync_replicas.to_string(),
+                defaults.min_insync_replicas.to_string(),
+            ),
+            _ => (topic_config.default_value(), topic_config.default_value()),
         };
-        add(
+        settings.push(BrokerSetting {
             name,
-            Some(value),
-            Some(if name == "min.insync.replicas" {
-                defaults.min_insync_replicas.to_string()
-            } else {
-                default
-            }),
-            topic_config.config_type,
-            topic_config.doc,
-        );
+            set: value != default,
+            dynamic: dynamic.contains_key(name),
+            read_only: false,
+            value: Some(dynamic.get(name).cloned().unwrap_or(value)),
+            config_type: topic_config.config_type,
+            doc: topic_config.doc,
+        });
     }
     settings
 }
@@ -263,7 +275,8 @@ mod tests {
             default_partitions: 6,
             ..BrokerConfig::default()
         };
-        let settings = broker_settings(&config);
+        let dynamic = [("log.retention.ms".to_string(), "5".to_string())].into();
+        let settings = broker_settings(&config, &dynamic);
         let mut names: Vec<&str> = settings.iter().map(|setting| setting.name).collect();
         names.sort_unstable();
         let count = names.len();
@@ -283,5 +296,9 @@ mod tests {
             find("group.min.session.timeout.ms").value.as_deref(),
             Some("6000")
         );
+        assert!(find("group.min.session.timeout.ms").read_only);
+        let retention = find("log.retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("5"));
+        assert!(retention.dynamic && !retention.read_only);
     }
 }

@@ -412,6 +412,36 @@ const REMOVED_CONFIGS: &[(&str, &str)] = &[(
     "removed in Kafka 4.0: use message.timestamp.before.max.ms and message.timestamp.after.max.ms",
 )];
 
+/// The topic config whose broker default is broker setting `name`.
+pub fn by_synonym(name: &str) -> Option<&'static TopicConfig> {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|config| config.synonym == Some(name))
+}
+
+/// Dynamic broker defaults (by broker names) as topic configs.
+pub fn topic_defaults(broker: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    broker
+        .iter()
+        .filter_map(|(name, value)| Some((by_synonym(name)?.name.to_string(), value.clone())))
+        .collect()
+}
+
+/// Checks dynamic broker defaults: each must be the broker default of a
+/// topic config, with a value that config takes.
+pub fn check_broker_defaults(broker: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (name, value) in broker {
+        if by_synonym(name).is_none() {
+            return Err(invalid(
+                name,
+                value,
+                "not a dynamic broker config: the broker defaults of topic configs (log.retention.ms, log.cleanup.policy, message.max.bytes, ...) change at run time; the other settings are static (sluice serve flags, environment or file)",
+            ));
+        }
+    }
+    log_config(&topic_defaults(broker)).map(|_| ())
+}
+
 /// The definition of config `name`, if topics have it.
 pub fn definition(name: &str) -> Option<&'static TopicConfig> {
     TOPIC_CONFIGS.iter().find(|config| config.name == name)

@@ -68,10 +68,19 @@ fn value(result: &DescribeConfigsResult, name: &str) -> String {
 }
 
 fn alter(broker: &Broker, topic: &str, changes: &[(&str, i8, &str)]) -> i16 {
+    alter_resource(broker, TOPIC, topic, changes)
+}
+
+fn alter_resource(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    changes: &[(&str, i8, &str)],
+) -> i16 {
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default()
-            .with_resource_type(TOPIC)
-            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
             .with_configs(
                 changes
                     .iter()
@@ -271,4 +280,66 @@ fn list_configs_take_append_and_subtract_and_ignored_configs_are_dropped() {
             .all(|entry| entry.name.as_str() != "message.format.version"),
         "ignored, as Kafka 4 ignores it"
     );
+}
+
+#[test]
+fn the_clusters_dynamic_broker_defaults_apply_to_topics_that_do_not_set_their_own() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(data_dir.path(), 1);
+    create(&broker, "defaulted", &[]);
+    create(&broker, "own", &["max.message.bytes=100000"]);
+    const SET: i8 = 0;
+    const APPEND: i8 = 2;
+    let changes = [
+        ("message.max.bytes", SET, "5000"),
+        ("log.retention.ms", SET, "123456"),
+        ("log.cleanup.policy", APPEND, "compact"),
+    ];
+    assert_eq!(alter_resource(&broker, BROKER, "", &changes), 0);
+    // Static settings, and one broker's own, do not change at run time.
+    let read_only = [("group.min.session.timeout.ms", SET, "1000")];
+    assert_eq!(alter_resource(&broker, BROKER, "", &read_only), 40);
+    let one_broker = [("log.retention.ms", SET, "1")];
+    assert_ne!(alter_resource(&broker, BROKER, "0", &one_broker), 0);
+    let bad = [("log.retention.ms", SET, "soon")];
+    assert_eq!(alter_resource(&broker, BROKER, "", &bad), 40);
+
+    let check = |broker: &Broker| {
+        let described = describe(broker, TOPIC, "defaulted");
+        let retention = described
+            .configs
+            .iter()
+            .find(|entry| entry.name.as_str() == "retention.ms")
+            .unwrap();
+        assert_eq!(retention.value.as_deref(), Some("123456"));
+        assert_eq!(retention.config_source, 3, "DYNAMIC_DEFAULT_BROKER_CONFIG");
+        assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.ms");
+        assert_eq!(value(&described, "cleanup.policy"), "delete,compact");
+        let broker_configs = describe(broker, BROKER, "");
+        assert_eq!(value(&broker_configs, "log.retention.ms"), "123456");
+        // The topic's own value wins over the default.
+        assert_eq!(
+            value(&describe(broker, TOPIC, "own"), "max.message.bytes"),
+            "100000"
+        );
+        // And the default is in force: a batch over 5000 bytes is refused
+        // where the topic has no limit of its own.
+        let producer = producer(broker, &[("enable.idempotence", "false"), ("retries", "0")]);
+        let large = Record::new(None, Some(&[7u8; 8_000]));
+        match &produce(
+            &producer,
+            "defaulted",
+            Some(0),
+            std::slice::from_ref(&large),
+        )[0]
+        {
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)) => {}
+            other => panic!("an 8 kB record over a 5 kB default: {other:?}"),
+        }
+        assert!(produce(&producer, "own", Some(0), &[large])[0].is_ok());
+    };
+    check(&broker);
+    // Kept in the replicated metadata: the same after a restart.
+    broker.restart();
+    check(&broker);
 }

@@ -34,7 +34,11 @@ pub struct TopicMeta {
     /// in-sync set (the controller's record; see
     /// [`PartitionControl`]). As long as `shards`.
     pub control: Vec<PartitionControl>,
+    /// The configs the topic sets itself.
     pub configs: BTreeMap<String, String>,
+    /// The cluster's dynamic broker defaults, by topic config names: what
+    /// a config the topic does not set takes before the built-in default.
+    pub defaults: Arc<BTreeMap<String, String>>,
 }
 
 /// A node id as the replication state machines name it. Node ids are never
@@ -71,7 +75,20 @@ impl TopicMeta {
             replicas,
             control,
             configs,
+            defaults: Arc::default(),
         }
+    }
+
+    /// The configs in force: the topic's own over the cluster's dynamic
+    /// defaults (the rest are the built-in defaults).
+    pub fn effective_configs(&self) -> BTreeMap<String, String> {
+        let mut configs = (*self.defaults).clone();
+        configs.extend(
+            self.configs
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
+        configs
     }
 
     pub fn partition_count(&self) -> u32 {
@@ -91,7 +108,7 @@ impl TopicMeta {
     /// The election rules of this topic's partitions: its
     /// `min.insync.replicas` and `unclean.leader.election.enable`.
     pub fn control_config(&self) -> ControlConfig {
-        topic_config::control_config(&self.configs)
+        topic_config::control_config(&self.effective_configs())
     }
 
     /// Whether `node` holds a replica of partition `partition`.
@@ -164,6 +181,8 @@ pub struct Metadata {
     /// The lowest producer id never handed out: every id below it (from
     /// [`PRODUCER_ID_FIRST`]) has been, in a block recorded in the log.
     pub producer_id_next: ProducerId,
+    /// The cluster-wide dynamic broker configs, by their broker names.
+    pub broker_defaults: BTreeMap<String, String>,
 }
 
 impl Default for Metadata {
@@ -172,6 +191,7 @@ impl Default for Metadata {
             topics: BTreeMap::new(),
             brokers: BTreeMap::new(),
             producer_id_next: PRODUCER_ID_FIRST,
+            broker_defaults: BTreeMap::new(),
         }
     }
 }
@@ -229,6 +249,11 @@ impl Metadata {
         self.topics.get(name)
     }
 
+    /// The cluster's dynamic broker defaults by topic config names.
+    fn topic_defaults(&self) -> Arc<BTreeMap<String, String>> {
+        Arc::new(topic_config::topic_defaults(&self.broker_defaults))
+    }
+
     /// Partitions that node `node` holds on each of `shard_count` shards.
     pub fn load(&self, node: NodeId, shard_count: usize) -> Vec<usize> {
         let mut load = vec![0; shard_count];
@@ -274,7 +299,7 @@ impl Metadata {
                     return Err(Refused::TopicExists { name: name.clone() });
                 }
                 let alive = |node| self.may_lead(node);
-                let topic = TopicMeta::new(
+                let mut topic = TopicMeta::new(
                     *topic_id,
                     name.clone(),
                     shards.clone(),
@@ -282,7 +307,17 @@ impl Metadata {
                     configs.clone(),
                     alive,
                 );
+                topic.defaults = self.topic_defaults();
                 self.topics.insert(name.clone(), Arc::new(topic));
+            }
+            MetadataRecord::BrokerDefaultsAltered { configs } => {
+                self.broker_defaults = configs.clone();
+                let defaults = self.topic_defaults();
+                for topic in self.topics.values_mut() {
+                    let mut altered = (**topic).clone();
+                    altered.defaults = defaults.clone();
+                    *topic = Arc::new(altered);
+                }
             }
             MetadataRecord::TopicDeleted { topic_id } => {
                 self.topic_mut(*topic_id)?;
@@ -520,6 +555,10 @@ impl Metadata {
     /// The records that make this image when applied to an empty one: a
     /// snapshot of it.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let defaults =
+            (!self.broker_defaults.is_empty()).then(|| MetadataRecord::BrokerDefaultsAltered {
+                configs: self.broker_defaults.clone(),
+            });
         let brokers = self
             .brokers
             .values()
@@ -563,7 +602,12 @@ impl Metadata {
             first: None,
             next: self.producer_id_next,
         };
-        brokers.chain(topics).chain([producer_ids]).collect()
+        defaults
+            .into_iter()
+            .chain(brokers)
+            .chain(topics)
+            .chain([producer_ids])
+            .collect()
     }
 
     /// What a [`MetadataRecord::LeaderElected`] of `election` for
@@ -816,10 +860,33 @@ mod tests {
                 first: Some(PRODUCER_ID_FIRST),
                 next: ProducerId(3000),
             },
+            MetadataRecord::BrokerDefaultsAltered {
+                configs: [
+                    ("log.retention.ms".to_string(), "7".to_string()),
+                    ("log.segment.bytes".to_string(), "8192".to_string()),
+                ]
+                .into(),
+            },
         ];
         for (index, record) in records.iter().enumerate() {
             metadata.apply(record, index as u64 + 1).unwrap();
         }
+        // The topic's own config over the cluster's default.
+        let topic = metadata.topic("t").unwrap();
+        assert_eq!(
+            topic
+                .effective_configs()
+                .get("retention.ms")
+                .map(String::as_str),
+            Some("5")
+        );
+        assert_eq!(
+            topic
+                .effective_configs()
+                .get("segment.bytes")
+                .map(String::as_str),
+            Some("8192")
+        );
         let mut rebuilt = Metadata::default();
         for record in metadata.to_records() {
             rebuilt.apply(&record, 100).unwrap();

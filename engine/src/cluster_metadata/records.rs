@@ -122,6 +122,10 @@ pub enum MetadataRecord {
         target: Vec<NodeId>,
         throttle_bytes_per_s: u64,
     },
+    /// The cluster-wide dynamic broker configs after the change, whole
+    /// (Kafka's default BROKER resource): the broker defaults of topic
+    /// configs, by their broker names (`log.retention.ms`, ...).
+    BrokerDefaultsAltered { configs: BTreeMap<String, String> },
 }
 
 /// Which election a [`MetadataRecord::LeaderElected`] holds (Kafka's

@@ -312,7 +312,7 @@ async fn open_what_is_new(
         if old.is_some_and(|old| Arc::ptr_eq(old, topic)) {
             continue;
         }
-        let config = match log_config(&topic.configs) {
+        let config = match log_config(&topic.effective_configs()) {
             Ok(config) => config,
             Err(error) => {
                 tracing::error!(topic = %topic.name, %error, "topic configs make no log config");
@@ -333,7 +333,7 @@ async fn open_what_is_new(
             tracing::error!(topic = %topic.name, message = %failure.message, "a partition did not open");
             result = result.and(Err(failure));
         }
-        if let Some(old) = old.filter(|old| old.configs != topic.configs) {
+        if let Some(old) = old.filter(|old| old.effective_configs() != topic.effective_configs()) {
             let kept: Vec<u32> = (0..old.partition_count())
                 .filter(|p| old.is_replica(*p, node) && topic.is_replica(*p, node))
                 .collect();
@@ -379,7 +379,7 @@ async fn remove_what_is_gone(shard: &Rc<Shard>, previous: &Metadata, next: &Meta
         }
         // Renamed now, its partitions' directories in it, and given back
         // to the disk later and slowly: see sluice_storage::deleter.
-        let delay = log_config(&topic.configs)
+        let delay = log_config(&topic.effective_configs())
             .map_or(LogConfig::default().file_delete_delay_ms, |config| {
                 config.file_delete_delay_ms
             });
@@ -416,7 +416,7 @@ async fn remove_moved_replicas(shard: &Rc<Shard>, old: &TopicMeta, now: &Arc<Top
     if let Err(failure) = closed {
         tracing::warn!(topic = %now.name, message = %failure.message, "a moved replica did not close cleanly");
     }
-    let delay = log_config(&now.configs)
+    let delay = log_config(&now.effective_configs())
         .map_or(LogConfig::default().file_delete_delay_ms, |config| {
             config.file_delete_delay_ms
         });

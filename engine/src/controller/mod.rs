@@ -123,6 +123,13 @@ pub enum ControllerOp {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
+    /// Replaces the cluster's dynamic broker defaults with `configs`,
+    /// checked first. With `validate_only`, checks and changes nothing.
+    SetBrokerDefaults {
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
     /// Grows the topic to `count` partitions (Kafka's CreatePartitions),
     /// on the nodes `assignment` gives the new ones, if it does. With
     /// `validate_only`, checks everything and changes nothing.
@@ -255,6 +262,13 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
         } => {
             let _ = reply.send(set_configs(shard, &topic, configs, validate_only).await);
         }
+        ControllerOp::SetBrokerDefaults {
+            configs,
+            validate_only,
+            reply,
+        } => {
+            let _ = reply.send(set_broker_defaults(shard, configs, validate_only).await);
+        }
         ControllerOp::CreatePartitions {
             topic,
             count,
@@ -340,6 +354,21 @@ async fn create_topic(shard: &Rc<Shard>, topic: &NewTopicSpec) -> Result<(), Fai
     propose(shard, record).await?;
     tracing::info!(topic = %topic.name, partitions, "topic created");
     Ok(())
+}
+
+/// Replaces the cluster's dynamic broker defaults with `configs`, checked
+/// first; with `validate_only`, stops after the check.
+async fn set_broker_defaults(
+    shard: &Rc<Shard>,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    topic_config::check_broker_defaults(&configs)
+        .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
+    if validate_only {
+        return Ok(());
+    }
+    propose(shard, MetadataRecord::BrokerDefaultsAltered { configs }).await
 }
 
 async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<(), Failure> {
@@ -519,7 +548,7 @@ async fn create_partitions(
             ),
         ));
     }
-    log_config(&meta.configs)
+    log_config(&meta.effective_configs())
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     let (shards, replicas) = match assignment {
         Some(assignment) => assigned(shard, &metadata, count - current, assignment)?,

@@ -33,7 +33,8 @@ use uuid::Uuid;
 
 use super::{cluster_id, failure_code, on_partition, str_bytes, topic_name};
 use crate::{
-    broker_configs::broker_settings,
+    broker_configs::{broker_settings, BrokerSetting},
+    cluster_metadata::TopicMeta,
     controller::{
         check_replication_factor, check_topic_name, to_controller, ControllerOp, NewTopicSpec,
         TopicOutcome, PARTITIONS_PER_TOPIC_MAX,
@@ -53,6 +54,7 @@ const OPERATION_APPEND: i8 = 2;
 const OPERATION_SUBTRACT: i8 = 3;
 /// Kafka's config sources.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -522,7 +524,7 @@ pub async fn describe_configs(
                             resource.resource_name.as_str()
                         )))),
                     Some(topic) => result.with_configs(
-                        described_topic(shard, &topic.configs)
+                        described_topic(shard, topic, &metadata.broker_defaults)
                             .into_iter()
                             .filter(|described| wanted(described.name))
                             .map(entry)
@@ -541,15 +543,11 @@ pub async fn describe_configs(
                             ))));
                     }
                     result.with_configs(
-                        broker_settings(&shard.config)
+                        broker_settings(&shard.config, &metadata.broker_defaults)
                             .into_iter()
                             .filter(|setting| wanted(setting.name))
                             .map(|setting| {
-                                let source = if setting.set {
-                                    SOURCE_STATIC_BROKER
-                                } else {
-                                    SOURCE_DEFAULT
-                                };
+                                let source = setting_source(&setting);
                                 entry(Described {
                                     name: setting.name,
                                     synonyms: vec![synonym(
@@ -559,7 +557,7 @@ pub async fn describe_configs(
                                     )],
                                     value: setting.value,
                                     source,
-                                    read_only: true,
+                                    read_only: setting.read_only,
                                     config_type: setting.config_type,
                                     doc: setting.doc,
                                 })
@@ -596,32 +594,48 @@ fn synonym(name: &str, value: Option<String>, source: i8) -> DescribeConfigsSyno
         .with_source(source)
 }
 
+/// Kafka's source of a broker setting.
+fn setting_source(setting: &BrokerSetting) -> i8 {
+    if setting.dynamic {
+        SOURCE_DYNAMIC_DEFAULT_BROKER
+    } else if setting.set {
+        SOURCE_STATIC_BROKER
+    } else {
+        SOURCE_DEFAULT
+    }
+}
+
 /// A topic's configs as described: each with its source and, in Kafka's
 /// order of precedence, its synonyms (the topic's own value, then the
-/// broker setting that gives the default).
-fn described_topic(shard: &Shard, configs: &BTreeMap<String, String>) -> Vec<Described> {
-    let broker = broker_settings(&shard.config);
-    effective(configs)
+/// broker setting that gives the default: dynamic, static, built in).
+fn described_topic(
+    shard: &Shard,
+    topic: &TopicMeta,
+    dynamic: &BTreeMap<String, String>,
+) -> Vec<Described> {
+    let broker = broker_settings(&shard.config, dynamic);
+    effective(&topic.effective_configs())
         .into_iter()
-        .map(|(config, value, set)| {
+        .map(|(config, value, _)| {
+            let own = topic.configs.contains_key(config.name);
             let mut synonyms = Vec::new();
-            if set {
+            if own {
                 synonyms.push(synonym(config.name, Some(value.clone()), SOURCE_TOPIC));
             }
-            let mut source = if set { SOURCE_TOPIC } else { SOURCE_DEFAULT };
-            if let Some(setting) = config
+            let setting = config
                 .synonym
-                .and_then(|name| broker.iter().find(|setting| setting.name == name))
-            {
-                let broker_source = if setting.set {
-                    SOURCE_STATIC_BROKER
-                } else {
-                    SOURCE_DEFAULT
-                };
-                if !set && setting.set {
-                    source = SOURCE_STATIC_BROKER;
-                }
-                synonyms.push(synonym(setting.name, setting.value.clone(), broker_source));
+                .and_then(|name| broker.iter().find(|setting| setting.name == name));
+            let source = match setting {
+                _ if own => SOURCE_TOPIC,
+                Some(setting) => setting_source(setting),
+                None => SOURCE_DEFAULT,
+            };
+            if let Some(setting) = setting {
+                synonyms.push(synonym(
+                    setting.name,
+                    setting.value.clone(),
+                    setting_source(setting),
+                ));
             }
             Described {
                 name: config.name,
@@ -636,23 +650,37 @@ fn described_topic(shard: &Shard, configs: &BTreeMap<String, String>) -> Vec<Des
         .collect()
 }
 
-/// A change of one topic's configs, as the controller is asked it: the whole
-/// new set.
+/// A change of one topic's configs, or of the cluster's dynamic broker
+/// defaults (the BROKER resource named ""), as the controller is asked it:
+/// the whole new set.
 async fn set_configs(
     shard: &Rc<Shard>,
     resource_type: i8,
     name: &str,
-    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), Failure>,
+    change: impl FnOnce(&mut BTreeMap<String, String>, Lookup) -> Result<(), Failure>,
     validate_only: bool,
 ) -> Result<(), Failure> {
+    if resource_type == RESOURCE_BROKER {
+        if !name.is_empty() {
+            return Err(Failure::new(
+                ErrorKind::InvalidRequest,
+                format!("broker {name}: dynamic configs of one broker are not offered; change the cluster-wide default (the BROKER resource named \"\", kafka-configs --entity-default)"),
+            ));
+        }
+        let mut configs = shard.metadata().broker_defaults.clone();
+        change(&mut configs, topic_config::by_synonym)?;
+        let answer = controller(shard, |reply| ControllerOp::SetBrokerDefaults {
+            configs,
+            validate_only,
+            reply,
+        })
+        .await;
+        return answer.unwrap_or_else(|| Err(stopped()));
+    }
     if resource_type != RESOURCE_TOPIC {
         return Err(Failure::new(
             ErrorKind::InvalidRequest,
-            if resource_type == RESOURCE_BROKER {
-                "broker configs are static here: set them with `sluice serve` flags, the environment or the config file, and restart".to_string()
-            } else {
-                format!("resource type {resource_type}: only topic configs change here")
-            },
+            format!("resource type {resource_type}: only topic and broker configs change here"),
         ));
     }
     let Some(topic) = shard.metadata().topic(name).cloned() else {
@@ -662,7 +690,7 @@ async fn set_configs(
         ));
     };
     let mut configs = topic.configs.clone();
-    change(&mut configs)?;
+    change(&mut configs, topic_config::definition)?;
     let answer = controller(shard, |reply| ControllerOp::SetConfigs {
         topic: name.to_string(),
         configs,
@@ -672,6 +700,10 @@ async fn set_configs(
     .await;
     answer.unwrap_or_else(|| Err(stopped()))
 }
+
+/// How a resource's config names find their definitions: a topic's by
+/// name, the broker defaults by their broker names.
+type Lookup = fn(&str) -> Option<&'static topic_config::TopicConfig>;
 
 /// AlterConfigs replaces a topic's configs with those given.
 pub async fn alter_configs(
@@ -693,7 +725,7 @@ pub async fn alter_configs(
             shard,
             resource.resource_type,
             &name,
-            |configs| {
+            |configs, _| {
                 *configs = given;
                 Ok(())
             },
@@ -740,9 +772,9 @@ pub async fn incremental_alter_configs(
             shard,
             resource.resource_type,
             &name,
-            |configs| {
+            |configs, lookup| {
                 for (key, operation, value) in changes {
-                    change_config(configs, key, operation, value)?;
+                    change_config(configs, lookup, key, operation, value)?;
                 }
                 Ok(())
             },
@@ -765,6 +797,7 @@ pub async fn incremental_alter_configs(
 /// Applies one IncrementalAlterConfigs operation to a topic's `configs`.
 fn change_config(
     configs: &mut BTreeMap<String, String>,
+    lookup: Lookup,
     key: String,
     operation: i8,
     value: Option<String>,
@@ -779,7 +812,7 @@ fn change_config(
             configs.remove(&key);
         }
         (OPERATION_APPEND | OPERATION_SUBTRACT, value) => {
-            let Some(definition) = topic_config::definition(&key) else {
+            let Some(definition) = lookup(&key) else {
                 return refuse(format!("unknown config {key}"));
             };
             if definition.config_type != ConfigType::List {

@@ -38,7 +38,7 @@ fn shown_high_watermark(log: &Log) -> u64 {
 /// The leader's settings for a topic.
 fn leader_config(topic: &TopicMeta, lag_max_ms: u64) -> LeaderConfig {
     LeaderConfig {
-        min_in_sync: crate::topic_config::control_config(&topic.configs).min_in_sync,
+        min_in_sync: topic.control_config().min_in_sync,
         lag_max_ms,
         propose_resend_ms: PROPOSE_RESEND_MS,
     }
