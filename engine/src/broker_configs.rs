@@ -13,9 +13,16 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use crate::{
-    topic_config::{ConfigType, TOPIC_CONFIGS},
+    topic_config::{ConfigType, LONG_MAX, THROTTLE_RATES, TOPIC_CONFIGS},
     BrokerConfig,
 };
+
+/// Where a dynamic setting's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dynamic {
+    ClusterDefault,
+    ThisBroker,
+}
 
 /// One broker setting as described.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +32,9 @@ pub struct BrokerSetting {
     /// Set for this broker (a flag, the environment or the file) rather
     /// than the default.
     pub set: bool,
-    /// Set by the cluster's dynamic defaults (over `set`).
-    pub dynamic: bool,
+    /// Set dynamically (over `set`): by the cluster's defaults, or for
+    /// this broker.
+    pub dynamic: Option<Dynamic>,
     /// Changes only with a restart.
     pub read_only: bool,
     pub config_type: ConfigType,
@@ -38,10 +46,12 @@ fn millis(duration: Duration) -> String {
 }
 
 /// Every setting of a broker started with `config`, in a cluster whose
-/// dynamic broker defaults are `dynamic`.
+/// dynamic broker defaults are `dynamic` and whose dynamic configs for
+/// this broker are `own`.
 pub fn broker_settings(
     config: &BrokerConfig,
     dynamic: &BTreeMap<String, String>,
+    own: &BTreeMap<String, String>,
 ) -> Vec<BrokerSetting> {
     let defaults = BrokerConfig::default();
     let mut settings = Vec::new();
@@ -53,7 +63,7 @@ pub fn broker_settings(
         settings.push(BrokerSetting {
             name,
             set: value != default,
-            dynamic: false,
+            dynamic: None,
             read_only: true,
             value,
             config_type,
@@ -255,11 +265,29 @@ pub fn broker_settings(
         settings.push(BrokerSetting {
             name,
             set: value != default,
-            dynamic: dynamic.contains_key(name),
+            dynamic: dynamic
+                .contains_key(name)
+                .then_some(Dynamic::ClusterDefault),
             read_only: false,
             value: Some(dynamic.get(name).cloned().unwrap_or(value)),
             config_type: topic_config.config_type,
             doc: topic_config.doc,
+        });
+    }
+    for name in THROTTLE_RATES {
+        let (value, dynamic) = match (own.get(name), dynamic.get(name)) {
+            (Some(value), _) => (value.clone(), Some(Dynamic::ThisBroker)),
+            (None, Some(value)) => (value.clone(), Some(Dynamic::ClusterDefault)),
+            (None, None) => (LONG_MAX.to_string(), None),
+        };
+        settings.push(BrokerSetting {
+            name,
+            set: false,
+            dynamic,
+            read_only: false,
+            value: Some(value),
+            config_type: ConfigType::Long,
+            doc: "bytes per second of replication this broker sends as leader (leader.*) or takes as follower (follower.*) for the replicas its topics list in leader/follower.replication.throttled.replicas while a partition moves",
         });
     }
     settings
@@ -276,7 +304,12 @@ mod tests {
             ..BrokerConfig::default()
         };
         let dynamic = [("log.retention.ms".to_string(), "5".to_string())].into();
-        let settings = broker_settings(&config, &dynamic);
+        let own = [(
+            "leader.replication.throttled.rate".to_string(),
+            "1000".to_string(),
+        )]
+        .into();
+        let settings = broker_settings(&config, &dynamic, &own);
         let mut names: Vec<&str> = settings.iter().map(|setting| setting.name).collect();
         names.sort_unstable();
         let count = names.len();
@@ -299,6 +332,13 @@ mod tests {
         assert!(find("group.min.session.timeout.ms").read_only);
         let retention = find("log.retention.ms");
         assert_eq!(retention.value.as_deref(), Some("5"));
-        assert!(retention.dynamic && !retention.read_only);
+        assert!(retention.dynamic == Some(Dynamic::ClusterDefault) && !retention.read_only);
+        let rate = find("leader.replication.throttled.rate");
+        assert_eq!(rate.value.as_deref(), Some("1000"));
+        assert_eq!(rate.dynamic, Some(Dynamic::ThisBroker));
+        assert_eq!(
+            find("follower.replication.throttled.rate").value.as_deref(),
+            Some("9223372036854775807")
+        );
     }
 }

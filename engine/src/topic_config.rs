@@ -427,15 +427,48 @@ pub fn topic_defaults(broker: &BTreeMap<String, String>) -> BTreeMap<String, Str
         .collect()
 }
 
-/// Checks dynamic broker defaults: each must be the broker default of a
-/// topic config, with a value that config takes.
-pub fn check_broker_defaults(broker: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+/// The replication throttle rates (Kafka's names), bytes per second each
+/// broker sends (as leader) or takes (as follower) for the replicas a
+/// topic's `*.replication.throttled.replicas` list. Dynamic broker configs,
+/// cluster-wide or per broker; unset: unthrottled.
+pub const THROTTLE_RATES: [&str; 2] = [
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+];
+
+/// Checks dynamic broker configs: the cluster-wide defaults
+/// (`cluster_wide`) may be the broker default of a topic config, with a
+/// value that config takes, or a throttle rate; one broker's own, a
+/// throttle rate.
+pub fn check_broker_configs(
+    cluster_wide: bool,
+    broker: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
     for (name, value) in broker {
+        if THROTTLE_RATES.contains(&name.as_str()) {
+            match value.trim().parse::<i64>() {
+                Ok(rate) if rate >= 0 => continue,
+                _ => {
+                    return Err(invalid(
+                        name,
+                        value,
+                        "must be a number of bytes per second, at least 0",
+                    ))
+                }
+            }
+        }
+        if !cluster_wide {
+            return Err(invalid(
+                name,
+                value,
+                "one broker's own dynamic configs are the replication throttle rates; the broker defaults of topic configs change cluster-wide (the BROKER resource named \"\")",
+            ));
+        }
         if by_synonym(name).is_none() {
             return Err(invalid(
                 name,
                 value,
-                "not a dynamic broker config: the broker defaults of topic configs (log.retention.ms, log.cleanup.policy, message.max.bytes, ...) change at run time; the other settings are static (sluice serve flags, environment or file)",
+                "not a dynamic broker config: the broker defaults of topic configs (log.retention.ms, log.cleanup.policy, message.max.bytes, ...) and the replication throttle rates change at run time; the other settings are static (sluice serve flags, environment or file)",
             ));
         }
     }

@@ -236,6 +236,103 @@ fn a_throttled_move_keeps_its_pace_and_a_cancelled_one_goes_back() {
     assert_read_back(&cluster, "paced", 2, &sent);
 }
 
+#[test]
+fn a_move_asked_through_kafkas_api_keeps_the_pace_kafkas_throttle_configs_give() {
+    const RECORD_BYTES: usize = 1024;
+    const RECORDS: usize = 1024;
+    const RATE: u64 = 64 * 1024;
+    let cluster = start_cluster();
+    cluster.cli_ok(
+        0,
+        &[
+            "topic",
+            "create",
+            "kafka-paced",
+            "--replica-assignment",
+            "0",
+        ],
+        None,
+    );
+    wait_for_placement(&cluster, "kafka-paced", &[(vec![0], 0)]);
+    let producer = acks_all_producer(&cluster);
+    let value = vec![b'x'; RECORD_BYTES];
+    let records = vec![Record::new(None, Some(&value)); RECORDS];
+    produce_ok(&producer, "kafka-paced", Some(0), &records);
+
+    // What kafka-reassign-partitions.sh --throttle sets: the rates on the
+    // brokers involved, the throttled replicas on the topic.
+    for (node, rate) in [
+        (0, "leader.replication.throttled.rate"),
+        (1, "follower.replication.throttled.rate"),
+    ] {
+        alter_configs_kafka(&cluster, 4, &node.to_string(), &[(rate, &RATE.to_string())]);
+    }
+    alter_configs_kafka(
+        &cluster,
+        2,
+        "kafka-paced",
+        &[
+            ("leader.replication.throttled.replicas", "0:0"),
+            ("follower.replication.throttled.replicas", "0:1"),
+        ],
+    );
+    let answer = alter_kafka(&cluster, "kafka-paced", 0, Some(&[1]));
+    assert_eq!(
+        answer.responses[0].partitions[0].error_code, 0,
+        "{answer:?}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&cluster.cli_ok(
+        0,
+        &["topic", "moves", "kafka-paced", "--format", "json"],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(listed[0]["throttle_bytes_per_s"], RATE, "{listed}");
+    // 1 MiB at 64 KiB/s: still copying; cancelled, it goes back.
+    assert_eq!(
+        alter_kafka(&cluster, "kafka-paced", 0, None).responses[0].partitions[0].error_code,
+        0
+    );
+    wait_for_placement(&cluster, "kafka-paced", &[(vec![0], 0)]);
+}
+
+/// IncrementalAlterConfigs SET of `configs` on a resource (2 a topic, 4 a
+/// broker), each answered with no error.
+fn alter_configs_kafka(
+    cluster: &LocalCluster,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, &str)],
+) {
+    use kafka_protocol::messages::{
+        incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(name, value)| {
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_string(name.to_string()))
+                            .with_config_operation(0)
+                            .with_value(Some(StrBytes::from_string(value.to_string())))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let response: IncrementalAlterConfigsResponse = kafka_call(
+        &cluster.kafka_addr(0),
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &request,
+    );
+    assert_eq!(response.responses[0].error_code, 0, "{response:?}");
+}
+
 fn start_cluster() -> LocalCluster {
     let cluster = LocalCluster::start(NODES.len() as u32);
     cluster.wait_for_brokers(NODES.len() as u32);

@@ -24,7 +24,7 @@
 //! | 13 | [`MetadataRecord::ReassignmentStarted`] | `u128` topic id, `u32` partition, node list (target), `u64` throttle bytes per second |
 //! | 14 | [`MetadataRecord::ReassignmentCancelled`] | `u128` topic id, `u32` partition |
 //! | 15 | [`MetadataRecord::ReassignmentState`] | `u128` topic id, `u32` partition, node list (original), node list (target), `u64` throttle bytes per second |
-//! | 16 | [`MetadataRecord::BrokerDefaultsAltered`] | configs |
+//! | 16 | [`MetadataRecord::BrokerConfigsAltered`] | `i32` node (-1: the cluster-wide defaults), configs |
 //!
 //! Types 10 and 11, then 12, then 13 to 15, then 16 came after the others in
 //! version 2; a release before them stops at one with "unknown record
@@ -94,7 +94,7 @@ const TYPE_LEADER_ELECTED: u8 = 12;
 const TYPE_REASSIGNMENT_STARTED: u8 = 13;
 const TYPE_REASSIGNMENT_CANCELLED: u8 = 14;
 const TYPE_REASSIGNMENT_STATE: u8 = 15;
-const TYPE_BROKER_DEFAULTS_ALTERED: u8 = 16;
+const TYPE_BROKER_CONFIGS_ALTERED: u8 = 16;
 
 /// A partition has at most this many replicas (Kafka allows as many as
 /// brokers; a quorum bounds a useful count far lower).
@@ -287,8 +287,9 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             out.nodes(target);
             out.u64(*throttle_bytes_per_s);
         }
-        MetadataRecord::BrokerDefaultsAltered { configs } => {
-            out.u8(TYPE_BROKER_DEFAULTS_ALTERED);
+        MetadataRecord::BrokerConfigsAltered { node, configs } => {
+            out.u8(TYPE_BROKER_CONFIGS_ALTERED);
+            out.i32(node.map_or(-1, |node| node.0));
             out.configs(configs);
         }
     }
@@ -472,7 +473,17 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
             target: input.nodes("target replicas")?,
             throttle_bytes_per_s: input.u64("throttle")?,
         },
-        TYPE_BROKER_DEFAULTS_ALTERED => MetadataRecord::BrokerDefaultsAltered {
+        TYPE_BROKER_CONFIGS_ALTERED => MetadataRecord::BrokerConfigsAltered {
+            node: match i32::from_le_bytes(input.array("node id")?) {
+                -1 => None,
+                node if node >= 0 => Some(NodeId(node)),
+                node => {
+                    return Err(DecodeError::InvalidValue {
+                        field: "node",
+                        value: i64::from(node),
+                    })
+                }
+            },
             configs: input.configs()?,
         },
         record_type => {
@@ -982,10 +993,18 @@ mod tests {
                 "0f 02010000000000000000000000000000 03000000 01000000 01000000 01000000 02000000 0000000000000000",
             ),
             (
-                MetadataRecord::BrokerDefaultsAltered {
+                MetadataRecord::BrokerConfigsAltered {
+                    node: None,
                     configs: [("log.retention.ms".to_string(), "5".to_string())].into(),
                 },
-                "10 01000000 10000000 6c6f672e726574656e74696f6e2e6d73 01000000 35",
+                "10 ffffffff 01000000 10000000 6c6f672e726574656e74696f6e2e6d73 01000000 35",
+            ),
+            (
+                MetadataRecord::BrokerConfigsAltered {
+                    node: Some(NodeId(2)),
+                    configs: BTreeMap::new(),
+                },
+                "10 02000000 00000000",
             ),
         ];
         for (record, bytes) in golden {
@@ -1045,7 +1064,8 @@ mod tests {
             target: vec![NodeId(2), NodeId(3)],
             throttle_bytes_per_s: 1 << 20,
         };
-        let defaults = MetadataRecord::BrokerDefaultsAltered {
+        let defaults = MetadataRecord::BrokerConfigsAltered {
+            node: Some(NodeId(3)),
             configs: [("log.cleanup.policy".to_string(), "compact".to_string())].into(),
         };
         for record in [

@@ -183,6 +183,8 @@ pub struct Metadata {
     pub producer_id_next: ProducerId,
     /// The cluster-wide dynamic broker configs, by their broker names.
     pub broker_defaults: BTreeMap<String, String>,
+    /// Each broker's own dynamic configs (the replication throttle rates).
+    pub broker_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
 }
 
 impl Default for Metadata {
@@ -192,6 +194,7 @@ impl Default for Metadata {
             brokers: BTreeMap::new(),
             producer_id_next: PRODUCER_ID_FIRST,
             broker_defaults: BTreeMap::new(),
+            broker_configs: BTreeMap::new(),
         }
     }
 }
@@ -310,7 +313,20 @@ impl Metadata {
                 topic.defaults = self.topic_defaults();
                 self.topics.insert(name.clone(), Arc::new(topic));
             }
-            MetadataRecord::BrokerDefaultsAltered { configs } => {
+            MetadataRecord::BrokerConfigsAltered {
+                node: Some(node),
+                configs,
+            } => {
+                if configs.is_empty() {
+                    self.broker_configs.remove(node);
+                } else {
+                    self.broker_configs.insert(*node, configs.clone());
+                }
+            }
+            MetadataRecord::BrokerConfigsAltered {
+                node: None,
+                configs,
+            } => {
                 self.broker_defaults = configs.clone();
                 let defaults = self.topic_defaults();
                 for topic in self.topics.values_mut() {
@@ -556,9 +572,16 @@ impl Metadata {
     /// snapshot of it.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let defaults =
-            (!self.broker_defaults.is_empty()).then(|| MetadataRecord::BrokerDefaultsAltered {
+            (!self.broker_defaults.is_empty()).then(|| MetadataRecord::BrokerConfigsAltered {
+                node: None,
                 configs: self.broker_defaults.clone(),
             });
+        let own = self.broker_configs.iter().map(|(node, configs)| {
+            MetadataRecord::BrokerConfigsAltered {
+                node: Some(*node),
+                configs: configs.clone(),
+            }
+        });
         let brokers = self
             .brokers
             .values()
@@ -604,6 +627,7 @@ impl Metadata {
         };
         defaults
             .into_iter()
+            .chain(own)
             .chain(brokers)
             .chain(topics)
             .chain([producer_ids])
@@ -860,11 +884,20 @@ mod tests {
                 first: Some(PRODUCER_ID_FIRST),
                 next: ProducerId(3000),
             },
-            MetadataRecord::BrokerDefaultsAltered {
+            MetadataRecord::BrokerConfigsAltered {
+                node: None,
                 configs: [
                     ("log.retention.ms".to_string(), "7".to_string()),
                     ("log.segment.bytes".to_string(), "8192".to_string()),
                 ]
+                .into(),
+            },
+            MetadataRecord::BrokerConfigsAltered {
+                node: Some(NodeId(2)),
+                configs: [(
+                    "leader.replication.throttled.rate".to_string(),
+                    "1000".to_string(),
+                )]
                 .into(),
             },
         ];

@@ -122,10 +122,15 @@ pub enum MetadataRecord {
         target: Vec<NodeId>,
         throttle_bytes_per_s: u64,
     },
-    /// The cluster-wide dynamic broker configs after the change, whole
-    /// (Kafka's default BROKER resource): the broker defaults of topic
-    /// configs, by their broker names (`log.retention.ms`, ...).
-    BrokerDefaultsAltered { configs: BTreeMap<String, String> },
+    /// Dynamic broker configs after the change, whole: the cluster-wide
+    /// defaults (`node` `None`, Kafka's default BROKER resource: the broker
+    /// defaults of topic configs by their broker names, `log.retention.ms`,
+    /// ..., and the replication throttle rates) or one broker's own (the
+    /// replication throttle rates).
+    BrokerConfigsAltered {
+        node: Option<NodeId>,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// Which election a [`MetadataRecord::LeaderElected`] holds (Kafka's

@@ -123,9 +123,11 @@ pub enum ControllerOp {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
-    /// Replaces the cluster's dynamic broker defaults with `configs`,
-    /// checked first. With `validate_only`, checks and changes nothing.
-    SetBrokerDefaults {
+    /// Replaces the cluster's dynamic broker defaults (`node` `None`) or
+    /// one broker's dynamic configs with `configs`, checked first. With
+    /// `validate_only`, checks and changes nothing.
+    SetBrokerConfigs {
+        node: Option<NodeId>,
         configs: BTreeMap<String, String>,
         validate_only: bool,
         reply: oneshot::Sender<Result<(), Failure>>,
@@ -262,12 +264,13 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
         } => {
             let _ = reply.send(set_configs(shard, &topic, configs, validate_only).await);
         }
-        ControllerOp::SetBrokerDefaults {
+        ControllerOp::SetBrokerConfigs {
+            node,
             configs,
             validate_only,
             reply,
         } => {
-            let _ = reply.send(set_broker_defaults(shard, configs, validate_only).await);
+            let _ = reply.send(set_broker_configs(shard, node, configs, validate_only).await);
         }
         ControllerOp::CreatePartitions {
             topic,
@@ -356,19 +359,25 @@ async fn create_topic(shard: &Rc<Shard>, topic: &NewTopicSpec) -> Result<(), Fai
     Ok(())
 }
 
-/// Replaces the cluster's dynamic broker defaults with `configs`, checked
-/// first; with `validate_only`, stops after the check.
-async fn set_broker_defaults(
+/// Replaces the cluster's dynamic broker defaults (`node` `None`) or
+/// broker `node`'s dynamic configs with `configs`, checked first; with
+/// `validate_only`, stops after the check.
+async fn set_broker_configs(
     shard: &Rc<Shard>,
+    node: Option<NodeId>,
     configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), Failure> {
-    topic_config::check_broker_defaults(&configs)
+    topic_config::check_broker_configs(node.is_none(), &configs)
         .map_err(|error| Failure::new(ErrorKind::InvalidConfig, error.to_string()))?;
     if validate_only {
         return Ok(());
     }
-    propose(shard, MetadataRecord::BrokerDefaultsAltered { configs }).await
+    propose(
+        shard,
+        MetadataRecord::BrokerConfigsAltered { node, configs },
+    )
+    .await
 }
 
 async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<(), Failure> {

@@ -17,10 +17,13 @@ use super::{
     state::Rejected,
 };
 use crate::{
-    cluster_metadata::{encoding::REPLICAS_PER_PARTITION_MAX, Metadata, MetadataRecord, Refused},
+    cluster_metadata::{
+        encoding::REPLICAS_PER_PARTITION_MAX, Metadata, MetadataRecord, Refused, TopicMeta,
+    },
     cluster_view,
     error::{ErrorKind, Failure},
     shard::Shard,
+    topic_config,
 };
 
 /// Moves proposed at once (see `super::elections::ELECTIONS_IN_FLIGHT_MAX`).
@@ -175,12 +178,73 @@ fn check(
     if control.moving.is_none() && current == target {
         return Ok(None);
     }
+    let throttle_bytes_per_s = match throttle_bytes_per_s {
+        0 => kafka_throttle(metadata, topic, asked.partition, current, target),
+        given => given,
+    };
     Ok(Some(MetadataRecord::ReassignmentStarted {
         topic_id: topic.id,
         partition: asked.partition,
         target: target.clone(),
         throttle_bytes_per_s,
     }))
+}
+
+/// The pace Kafka's throttle configs give a move of `partition` from
+/// `current` to `target` (what `kafka-reassign-partitions.sh --throttle`
+/// sets): when the topic's `follower.replication.throttled.replicas` lists
+/// a new replica (or `*`), the least of the leader's
+/// `leader.replication.throttled.rate` and the new replicas'
+/// `follower.replication.throttled.rate` (each broker's own, else the
+/// cluster's default), those that are set; 0 (unthrottled) otherwise.
+/// Kafka's rates bound a broker's throttled traffic as a whole; here the
+/// rate paces each new replica of the move.
+fn kafka_throttle(
+    metadata: &Metadata,
+    topic: &TopicMeta,
+    partition: u32,
+    current: &[NodeId],
+    target: &[NodeId],
+) -> u64 {
+    let configs = topic.effective_configs();
+    let listed = |config: &str, node: NodeId| {
+        configs.get(config).is_some_and(|value| {
+            value.trim() == "*"
+                || topic_config::list_items(value)
+                    .iter()
+                    .any(|item| *item == format!("{partition}:{}", node.0))
+        })
+    };
+    let rate = |node: NodeId, name: &str| {
+        metadata
+            .broker_configs
+            .get(&node)
+            .and_then(|own| own.get(name))
+            .or_else(|| metadata.broker_defaults.get(name))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+    };
+    let adding: Vec<NodeId> = target
+        .iter()
+        .copied()
+        .filter(|node| !current.contains(node))
+        .filter(|node| listed("follower.replication.throttled.replicas", *node))
+        .collect();
+    if adding.is_empty() {
+        return 0;
+    }
+    let leader = current.first().copied();
+    let leader_rate = leader
+        .filter(|leader| listed("leader.replication.throttled.replicas", *leader))
+        .and_then(|leader| rate(leader, "leader.replication.throttled.rate"));
+    adding
+        .iter()
+        .filter_map(|node| rate(*node, "follower.replication.throttled.rate"))
+        .chain(leader_rate)
+        // Kafka's Long.MAX_VALUE (the default) is no limit; 0 here is none
+        // either, so the least rate is at least 1 byte per second.
+        .filter(|rate| *rate < i64::MAX as u64)
+        .min()
+        .map_or(0, |rate| rate.max(1))
 }
 
 /// A partition's move in progress, as ListPartitionReassignments shows it.

@@ -33,8 +33,8 @@ use uuid::Uuid;
 
 use super::{cluster_id, failure_code, on_partition, str_bytes, topic_name};
 use crate::{
-    broker_configs::{broker_settings, BrokerSetting},
-    cluster_metadata::TopicMeta,
+    broker_configs::{broker_settings, BrokerSetting, Dynamic},
+    cluster_metadata::{Metadata, TopicMeta},
     controller::{
         check_replication_factor, check_topic_name, to_controller, ControllerOp, NewTopicSpec,
         TopicOutcome, PARTITIONS_PER_TOPIC_MAX,
@@ -54,6 +54,7 @@ const OPERATION_APPEND: i8 = 2;
 const OPERATION_SUBTRACT: i8 = 3;
 /// Kafka's config sources.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
@@ -543,26 +544,30 @@ pub async fn describe_configs(
                             ))));
                     }
                     result.with_configs(
-                        broker_settings(&shard.config, &metadata.broker_defaults)
-                            .into_iter()
-                            .filter(|setting| wanted(setting.name))
-                            .map(|setting| {
-                                let source = setting_source(&setting);
-                                entry(Described {
-                                    name: setting.name,
-                                    synonyms: vec![synonym(
-                                        setting.name,
-                                        setting.value.clone(),
-                                        source,
-                                    )],
-                                    value: setting.value,
+                        broker_settings(
+                            &shard.config,
+                            &metadata.broker_defaults,
+                            own_configs(shard, &metadata),
+                        )
+                        .into_iter()
+                        .filter(|setting| wanted(setting.name))
+                        .map(|setting| {
+                            let source = setting_source(&setting);
+                            entry(Described {
+                                name: setting.name,
+                                synonyms: vec![synonym(
+                                    setting.name,
+                                    setting.value.clone(),
                                     source,
-                                    read_only: setting.read_only,
-                                    config_type: setting.config_type,
-                                    doc: setting.doc,
-                                })
+                                )],
+                                value: setting.value,
+                                source,
+                                read_only: setting.read_only,
+                                config_type: setting.config_type,
+                                doc: setting.doc,
                             })
-                            .collect(),
+                        })
+                        .collect(),
                     )
                 }
                 other => result
@@ -596,13 +601,21 @@ fn synonym(name: &str, value: Option<String>, source: i8) -> DescribeConfigsSyno
 
 /// Kafka's source of a broker setting.
 fn setting_source(setting: &BrokerSetting) -> i8 {
-    if setting.dynamic {
-        SOURCE_DYNAMIC_DEFAULT_BROKER
-    } else if setting.set {
-        SOURCE_STATIC_BROKER
-    } else {
-        SOURCE_DEFAULT
+    match setting.dynamic {
+        Some(Dynamic::ThisBroker) => SOURCE_DYNAMIC_BROKER,
+        Some(Dynamic::ClusterDefault) => SOURCE_DYNAMIC_DEFAULT_BROKER,
+        None if setting.set => SOURCE_STATIC_BROKER,
+        None => SOURCE_DEFAULT,
     }
+}
+
+/// This broker's own dynamic configs.
+fn own_configs<'a>(shard: &Shard, metadata: &'a Metadata) -> &'a BTreeMap<String, String> {
+    static NONE: BTreeMap<String, String> = BTreeMap::new();
+    metadata
+        .broker_configs
+        .get(&shard.config.node_id)
+        .unwrap_or(&NONE)
 }
 
 /// A topic's configs as described: each with its source and, in Kafka's
@@ -613,7 +626,7 @@ fn described_topic(
     topic: &TopicMeta,
     dynamic: &BTreeMap<String, String>,
 ) -> Vec<Described> {
-    let broker = broker_settings(&shard.config, dynamic);
+    let broker = broker_settings(&shard.config, dynamic, &BTreeMap::new());
     effective(&topic.effective_configs())
         .into_iter()
         .map(|(config, value, _)| {
@@ -661,15 +674,31 @@ async fn set_configs(
     validate_only: bool,
 ) -> Result<(), Failure> {
     if resource_type == RESOURCE_BROKER {
-        if !name.is_empty() {
-            return Err(Failure::new(
-                ErrorKind::InvalidRequest,
-                format!("broker {name}: dynamic configs of one broker are not offered; change the cluster-wide default (the BROKER resource named \"\", kafka-configs --entity-default)"),
-            ));
-        }
-        let mut configs = shard.metadata().broker_defaults.clone();
+        // "" is the cluster-wide default; otherwise a broker's id.
+        let node = match name {
+            "" => None,
+            id => match id.parse::<i32>() {
+                Ok(id) if id >= 0 => Some(NodeId(id)),
+                _ => {
+                    return Err(Failure::new(
+                        ErrorKind::InvalidRequest,
+                        format!("broker {id}: not a broker id"),
+                    ))
+                }
+            },
+        };
+        let metadata = shard.metadata();
+        let mut configs = match node {
+            None => metadata.broker_defaults.clone(),
+            Some(node) => metadata
+                .broker_configs
+                .get(&node)
+                .cloned()
+                .unwrap_or_default(),
+        };
         change(&mut configs, topic_config::by_synonym)?;
-        let answer = controller(shard, |reply| ControllerOp::SetBrokerDefaults {
+        let answer = controller(shard, |reply| ControllerOp::SetBrokerConfigs {
+            node,
             configs,
             validate_only,
             reply,

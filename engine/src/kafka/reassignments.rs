@@ -8,10 +8,9 @@
 //! is done); ListPartitionReassignments shows the moves in progress with
 //! their adding and removing replicas. A request with null replicas
 //! cancels the partition's move (NO_REASSIGNMENT_IN_PROGRESS when there is
-//! none). Kafka paces a reassignment by broker configs
-//! (`leader.replication.throttled.rate`); here a move made through this
-//! API is unthrottled, and `sluice topic move --throttle` gives one its
-//! pace.
+//! none). A move is paced as Kafka's throttle configs say (what
+//! `kafka-reassign-partitions.sh --throttle` sets; see
+//! `crate::controller::moves`), or by `sluice topic move --throttle`.
 
 use std::rc::Rc;
 
