@@ -15,7 +15,8 @@
 #
 # NODES is 1 or 3. Node i (from 0) listens for clients on PORT+i and for
 # the controller quorum on PORT+10+i; with 3 nodes topics get 3 replicas
-# and min.insync.replicas 2 by default. Each node is a JVM with a heap of
+# and min.insync.replicas 2 by default. A topic created by producing to it
+# gets 4 partitions, as on Sluice. Each node is a JVM with a heap of
 # $KAFKA_HEAP (default 512m). Data, configs and logs live in a fresh
 # temporary directory that `stop` removes.
 #
@@ -150,6 +151,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$node_dir/data
+num.partitions=4
 default.replication.factor=$replicas
 min.insync.replicas=$min_insync
 offsets.topic.replication.factor=$replicas
