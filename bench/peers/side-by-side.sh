@@ -18,6 +18,9 @@
 #   tansu sqlite     tansu's libSQL engine (SQLite WAL, see below)
 #   tansu memory     tansu's memory engine
 #   noida-db         noida-db's Kafka service
+#   kafka default    Apache Kafka 4.4.0, one KRaft node, its default durability
+#                    (acknowledged in the page cache; see bench/peers/kafka.sh)
+#   kafka fsync      the same with log.flush.interval.messages=1 (fsync per append)
 # A system that cannot be installed or started, or whose run fails, gets a
 # line saying why instead of a row.
 #
@@ -25,7 +28,9 @@
 # bench/results/WORKLOAD/ (or $OUT), and the workload's section of
 # bench/RESULTS.md (between its `side-by-side` markers) is replaced; the
 # rest of the file is kept. Environment: WARM_UP_S (default 3),
-# DURATION_S (default 15), SYSTEMS (default: all, e.g. "sluice redis").
+# DURATION_S (default 15), SYSTEMS (default: all, e.g. "sluice redis"),
+# KAFKA_WARM_S (default 15: an unrecorded run at max that warms Kafka's JVM
+# before its rows).
 set -uo pipefail
 
 workload=${1:?usage: side-by-side.sh WORKLOAD.toml [RATE ...]}
@@ -38,7 +43,8 @@ name=$(basename "$workload" .toml)
 out=${OUT:-$root/bench/results/$name}
 warm_up=${WARM_UP_S:-3}
 duration=${DURATION_S:-15}
-systems=${SYSTEMS:-sluice redis nats tansu noida}
+kafka_prime=${KAFKA_WARM_S:-15}
+systems=${SYSTEMS:-sluice redis nats tansu noida kafka}
 sluice_native_port=55401
 sluice_kafka_port=55402
 sluice_admin_port=55403
@@ -46,6 +52,7 @@ redis_port=6392
 nats_port=4232
 tansu_port=9292
 noida_port=9392
+kafka_port=9492
 
 . "$root/bench/peers/build.sh"
 notes=$out/notes.md
@@ -202,6 +209,27 @@ for system in $systems; do
             note "noida-db: did not start: $(tail -n1 "$out/noida-start.log")"
         fi
         ;;
+    kafka)
+        for durability in default fsync; do
+            case $durability in
+                default) label="page cache before ack, no fsync (Kafka's default)" ;;
+                fsync) label="fsync before ack (log.flush.interval.messages=1)" ;;
+            esac
+            if taskset -c 0 "$peers/kafka.sh" start $kafka_port $durability >/dev/null 2>"$out/kafka-start.log"; then
+                # A JVM compiles its hot paths in its first seconds: a run at
+                # max first, not recorded, so that the rows measure a warm
+                # Kafka, as a broker that has been running is.
+                "$bench" run "$workload" --driver kafka --brokers "127.0.0.1:$kafka_port" \
+                    --durability "$label" --cores 1 --rate max --warm-up-s 0 \
+                    --duration-s "$kafka_prime" -q >"$out/kafka-$durability-prime.txt" 2>&1 ||
+                    note "kafka $durability: the warming run failed: $(tail -n1 "$out/kafka-$durability-prime.txt")"
+                run_rates "kafka-$durability" kafka $kafka_port "$label"
+                "$peers/kafka.sh" stop $kafka_port >/dev/null
+            else
+                note "kafka $durability: did not start: $(tail -n1 "$out/kafka-start.log")"
+            fi
+        done
+        ;;
     *) note "unknown system $system" ;;
     esac
 done
@@ -216,6 +244,9 @@ section=$out/section.md
     echo "one after the other; $warm_up s warm-up, $duration s measured. Latencies in ms, from each"
     echo "record's intended send time (open loop). \`half\` is half of Sluice's durable native max"
     echo "of this run${half:+ ($half records/s)}."
+    if grep -q '^kafka-' "$out/order"; then
+        echo "Kafka's JVM was warmed by an unrecorded $kafka_prime s run at max before its rows."
+    fi
     echo
     echo '```'
     echo "bench/peers/side-by-side.sh bench/workloads/$name.toml ${rates[*]}"

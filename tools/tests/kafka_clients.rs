@@ -1,27 +1,38 @@
 //! Black box: Kafka clients written by others, in other languages, against
 //! the built `sluice` binary. Each test starts a broker and runs a script
-//! of `tests/kafka_clients/` with its Kafka address: the script creates a
-//! topic, produces 10,000 keyed records with headers, reads them back and
-//! compares them byte for byte, and lists and describes the topic. The
-//! test then reads the topic with `sluice consume` and checks the same
-//! records independently of the client.
+//! (or the Go program) of `tests/kafka_clients/` with its Kafka address:
+//! the script creates a topic, produces 10,000 keyed records with headers,
+//! reads them back and compares them byte for byte, and lists and
+//! describes the topic. The test then reads the topic with `sluice
+//! consume` and checks the same records independently of the client.
 //!
 //! A client that is not installed makes its test fail when
 //! `SLUICE_REQUIRE_KAFKA_CLIENTS=1` (as in CI), and otherwise be skipped
 //! with a message that says so. `.ci/run` installs them all.
+//!
+//! `SLUICE_TEST_KAFKA_BOOTSTRAP=host:port` runs the same clients against
+//! another Kafka broker instead of a `sluice serve` of their own (Apache
+//! Kafka from `bench/peers/kafka.sh`, say), to tell a client's quirk from a
+//! Sluice bug: the scripts check what they read themselves, and the check
+//! with `sluice consume` is left out. Topic names then get a suffix of the
+//! time, so that runs against one broker do not meet.
 
 mod common;
 
 use std::{
     collections::{BTreeMap, HashMap},
     io::Read,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
 use base64::Engine;
 use common::Broker;
+
+/// Names another Kafka broker to run the clients against.
+const BOOTSTRAP_ENV: &str = "SLUICE_TEST_KAFKA_BOOTSTRAP";
 
 /// Records each script produces; the same number is in records.py and
 /// records.js.
@@ -73,15 +84,21 @@ fn node_package(package: &str) -> Command {
 /// Runs a script in `tests/kafka_clients/` and fails the test, with its
 /// output, unless it succeeds within `SCRIPT_SECONDS_MAX`.
 fn run_script(program: &str, script: &str, arguments: &[&str]) {
-    let mut child = Command::new(program)
-        .arg(script)
-        .args(arguments)
+    let mut command = Command::new(program);
+    command.arg(script).args(arguments);
+    run_client(command, script);
+}
+
+/// Runs `command` from `tests/kafka_clients/` and fails the test, with its
+/// output, unless it succeeds within `SCRIPT_SECONDS_MAX`.
+fn run_client(mut command: Command, script: &str) {
+    let mut child = command
         .current_dir(clients_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|error| panic!("{program} {script}: {error}"));
+        .unwrap_or_else(|error| panic!("{script}: {error}"));
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -234,6 +251,67 @@ fn check_with_sluice_consume(broker: &Broker, topic: &str, expected: &Expected) 
     assert_eq!(seen.len(), RECORDS, "{topic}: records stored");
 }
 
+/// The broker a client test runs against: a `sluice serve` started for the
+/// test, or the one [`BOOTSTRAP_ENV`] names.
+enum Target {
+    Sluice {
+        broker: Broker,
+        _data_dir: tempfile::TempDir,
+    },
+    External {
+        bootstrap: String,
+        suffix: String,
+    },
+}
+
+impl Target {
+    fn start() -> Target {
+        match std::env::var(BOOTSTRAP_ENV) {
+            Ok(bootstrap) if !bootstrap.is_empty() => {
+                let millis = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis();
+                eprintln!("against {bootstrap} ({BOOTSTRAP_ENV}), not a sluice serve");
+                Target::External {
+                    bootstrap,
+                    suffix: format!("-{millis}"),
+                }
+            }
+            _ => {
+                let data_dir = tempfile::tempdir().unwrap();
+                let broker = Broker::start(data_dir.path(), 2);
+                Target::Sluice {
+                    broker,
+                    _data_dir: data_dir,
+                }
+            }
+        }
+    }
+
+    fn bootstrap(&self) -> &str {
+        match self {
+            Target::Sluice { broker, .. } => &broker.kafka_addr,
+            Target::External { bootstrap, .. } => bootstrap,
+        }
+    }
+
+    /// `name`, made unique on a broker that outlives the test.
+    fn topic(&self, name: &str) -> String {
+        match self {
+            Target::Sluice { .. } => name.to_string(),
+            Target::External { suffix, .. } => format!("{name}{suffix}"),
+        }
+    }
+
+    /// [`check_with_sluice_consume`] on a Sluice broker; nothing elsewhere.
+    fn check_with_sluice_consume(&self, topic: &str, expected: &Expected) {
+        if let Target::Sluice { broker, .. } = self {
+            check_with_sluice_consume(broker, topic, expected);
+        }
+    }
+}
+
 #[test]
 fn kcat_produces_lists_and_consumes() {
     if !installed(
@@ -244,16 +322,15 @@ fn kcat_produces_lists_and_consumes() {
     {
         return;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(data_dir.path(), 2);
+    let target = Target::start();
     // kcat has no admin API: producing creates the topic, with the broker's
     // default of 4 partitions for topics created that way.
     run_script(
         "python3",
         "kcat_client.py",
-        &[&broker.kafka_addr, "kcat-records", "4"],
+        &[target.bootstrap(), &target.topic("kcat-records"), "4"],
     );
-    check_with_sluice_consume(&broker, "kcat-records", &Expected { client: "kcat" });
+    target.check_with_sluice_consume(&target.topic("kcat-records"), &Expected { client: "kcat" });
 }
 
 #[test]
@@ -265,16 +342,14 @@ fn confluent_kafka_creates_produces_consumes_and_describes() {
     ) {
         return;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(data_dir.path(), 2);
+    let target = Target::start();
     run_script(
         "python3",
         "confluent_kafka_client.py",
-        &[&broker.kafka_addr, "confluent-records", "6"],
+        &[target.bootstrap(), &target.topic("confluent-records"), "6"],
     );
-    check_with_sluice_consume(
-        &broker,
-        "confluent-records",
+    target.check_with_sluice_consume(
+        &target.topic("confluent-records"),
         &Expected {
             client: "confluent-kafka",
         },
@@ -290,16 +365,18 @@ fn kafka_python_creates_produces_consumes_and_describes() {
     ) {
         return;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(data_dir.path(), 2);
+    let target = Target::start();
     run_script(
         "python3",
         "kafka_python_client.py",
-        &[&broker.kafka_addr, "kafka-python-records", "5"],
+        &[
+            target.bootstrap(),
+            &target.topic("kafka-python-records"),
+            "5",
+        ],
     );
-    check_with_sluice_consume(
-        &broker,
-        "kafka-python-records",
+    target.check_with_sluice_consume(
+        &target.topic("kafka-python-records"),
         &Expected {
             client: "kafka-python",
         },
@@ -315,16 +392,14 @@ fn aiokafka_creates_produces_consumes_and_describes() {
     ) {
         return;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(data_dir.path(), 2);
+    let target = Target::start();
     run_script(
         "python3",
         "aiokafka_client.py",
-        &[&broker.kafka_addr, "aiokafka-records", "3"],
+        &[target.bootstrap(), &target.topic("aiokafka-records"), "3"],
     );
-    check_with_sluice_consume(
-        &broker,
-        "aiokafka-records",
+    target.check_with_sluice_consume(
+        &target.topic("aiokafka-records"),
         &Expected { client: "aiokafka" },
     );
 }
@@ -338,14 +413,16 @@ fn kafkajs_creates_produces_and_describes() {
     ) {
         return;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(data_dir.path(), 2);
+    let target = Target::start();
     run_script(
         "node",
         "kafkajs.js",
-        &[&broker.kafka_addr, "kafkajs-records", "6"],
+        &[target.bootstrap(), &target.topic("kafkajs-records"), "6"],
     );
-    check_with_sluice_consume(&broker, "kafkajs-records", &Expected { client: "kafkajs" });
+    target.check_with_sluice_consume(
+        &target.topic("kafkajs-records"),
+        &Expected { client: "kafkajs" },
+    );
 }
 
 /// KafkaJS reads only in a consumer group.
@@ -358,12 +435,16 @@ fn kafkajs_consumes_in_a_group() {
     ) {
         return;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(data_dir.path(), 2);
+    let target = Target::start();
     run_script(
         "node",
         "kafkajs.js",
-        &[&broker.kafka_addr, "kafkajs-group", "6", "--group"],
+        &[
+            target.bootstrap(),
+            &target.topic("kafkajs-group"),
+            "6",
+            "--group",
+        ],
     );
 }
 
@@ -376,20 +457,84 @@ fn platformatic_kafka_creates_produces_fetches_and_describes() {
     ) {
         return;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(data_dir.path(), 2);
+    let target = Target::start();
     run_script(
         "node",
         "platformatic.js",
-        &[&broker.kafka_addr, "platformatic-records", "4"],
+        &[
+            target.bootstrap(),
+            &target.topic("platformatic-records"),
+            "4",
+        ],
     );
-    check_with_sluice_consume(
-        &broker,
-        "platformatic-records",
+    target.check_with_sluice_consume(
+        &target.topic("platformatic-records"),
         &Expected {
             client: "platformatic",
         },
     );
+}
+
+/// franz-go (Go, `tests/kafka_clients/go/`): kadm creates, lists and
+/// describes the topic and alters its config; idempotent producers send a
+/// fifth of the records with each codec (none, gzip, snappy, lz4, zstd);
+/// a group of two members shares the partitions, reads every record once
+/// and commits; kadm then checks listed offsets (start, end, by time),
+/// the group (described, listed, its offsets and lag, a member leaving,
+/// its deletion) and deleted records. The program checks what it reads;
+/// see its main.go.
+fn run_franz_go(topic: &str, protocol: &str) {
+    if !installed(
+        "Go",
+        Command::new("go").arg("version"),
+        "Go 1.26 or later; .ci/run downloads the modules",
+    ) {
+        return;
+    }
+    let program = go_client();
+    let target = Target::start();
+    let topic = target.topic(topic);
+    let mut command = Command::new(program);
+    command.args([target.bootstrap(), &topic, "6", protocol]);
+    run_client(command, "franz-go-client");
+    target.check_with_sluice_consume(&topic, &Expected { client: "franz-go" });
+}
+
+#[test]
+fn franz_go_produces_consumes_in_a_classic_group_and_administers() {
+    run_franz_go("franz-go-classic", "classic");
+}
+
+/// The group of the consumer protocol (KIP-848): the broker assigns.
+#[test]
+fn franz_go_produces_consumes_in_a_consumer_protocol_group_and_administers() {
+    run_franz_go("franz-go-consumer", "consumer");
+}
+
+/// `tests/kafka_clients/go/` built once into the test target directory,
+/// with the module versions of its go.sum only (no network when `go mod
+/// download` ran before).
+fn go_client() -> &'static Path {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let program = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("franz-go-client");
+        let output = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&program)
+            .arg(".")
+            .current_dir(clients_dir().join("go"))
+            .env("GOFLAGS", "-mod=readonly")
+            .stdin(Stdio::null())
+            .output()
+            .expect("go build runs");
+        assert!(
+            output.status.success(),
+            "go build in tests/kafka_clients/go: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        program
+    })
 }
 
 // ---------------------------------------------------------------------
@@ -409,9 +554,12 @@ fn run_group_script(client: &str, module: &str, script: &str, topic: &str, strat
     ) {
         return;
     }
-    let data_dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(data_dir.path(), 2);
-    run_script("python3", script, &[&broker.kafka_addr, topic, strategy]);
+    let target = Target::start();
+    run_script(
+        "python3",
+        script,
+        &[target.bootstrap(), &target.topic(topic), strategy],
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ usage: confluent_kafka_client.py BOOTSTRAP TOPIC PARTITIONS
 """
 
 import sys
+import time
 
 from confluent_kafka import (
     Consumer,
@@ -174,7 +175,14 @@ def main() -> None:
 
     check.step("grow")
     admin.create_partitions([NewPartitions(topic, partitions + 2)])[topic].result(TIMEOUT)
-    grown = admin.list_topics(topic, timeout=TIMEOUT).topics[topic]
+    # Kafka's brokers learn of new partitions from the metadata log a moment
+    # after the call returns: ask again until they show, for a while.
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        grown = admin.list_topics(topic, timeout=TIMEOUT).topics[topic]
+        if len(grown.partitions) == partitions + 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     check.expect(len(grown.partitions) == partitions + 2, f"grown to {len(grown.partitions)}")
     check.finish()
 
