@@ -213,7 +213,13 @@ fn describe_configs_gives_every_topic_config_with_its_type_source_and_synonyms()
         "3600000"
     );
 
-    let broker_configs = describe(&broker, BROKER, "");
+    // The cluster-wide resource lists what is set dynamically: nothing yet.
+    let cluster_wide = describe(&broker, BROKER, "");
+    assert_eq!(
+        (cluster_wide.error_code, cluster_wide.configs.len()),
+        (0, 0)
+    );
+    let broker_configs = describe(&broker, BROKER, "0");
     assert_eq!(broker_configs.error_code, 0);
     assert_eq!(
         value(&broker_configs, "group.min.session.timeout.ms"),
@@ -315,8 +321,11 @@ fn the_clusters_dynamic_broker_defaults_apply_to_topics_that_do_not_set_their_ow
         assert_eq!(retention.config_source, 3, "DYNAMIC_DEFAULT_BROKER_CONFIG");
         assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.ms");
         assert_eq!(value(&described, "cleanup.policy"), "delete,compact");
-        let broker_configs = describe(broker, BROKER, "");
+        let broker_configs = describe(broker, BROKER, "0");
         assert_eq!(value(&broker_configs, "log.retention.ms"), "123456");
+        let cluster_wide = describe(broker, BROKER, "");
+        assert_eq!(cluster_wide.configs.len(), 3, "the three set");
+        assert_eq!(value(&cluster_wide, "log.cleanup.policy"), "delete,compact");
         // The topic's own value wins over the default.
         assert_eq!(
             value(&describe(broker, TOPIC, "own"), "max.message.bytes"),

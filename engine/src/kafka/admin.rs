@@ -543,6 +543,9 @@ pub async fn describe_configs(
                                 shard.config.node_id.0
                             ))));
                     }
+                    // The default resource shows what the cluster sets
+                    // dynamically, as Kafka's does; a broker, everything.
+                    let cluster_wide = name.is_empty();
                     result.with_configs(
                         broker_settings(
                             &shard.config,
@@ -550,6 +553,9 @@ pub async fn describe_configs(
                             own_configs(shard, &metadata),
                         )
                         .into_iter()
+                        .filter(|setting| {
+                            !cluster_wide || setting.dynamic == Some(Dynamic::ClusterDefault)
+                        })
                         .filter(|setting| wanted(setting.name))
                         .map(|setting| {
                             let source = setting_source(&setting);
