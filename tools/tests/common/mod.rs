@@ -424,6 +424,53 @@ pub fn median(mut values: Vec<Duration>) -> Duration {
     values[values.len() / 2]
 }
 
+/// A Kafka request of `version`, framed: its length, its header naming
+/// `client_id`, its body by the kafka-protocol codec.
+pub fn kafka_frame<T: kafka_protocol::protocol::Encodable>(
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client_id: &'static str,
+    body: &T,
+) -> Vec<u8> {
+    use kafka_protocol::{
+        messages::RequestHeader,
+        protocol::{Encodable, StrBytes},
+    };
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(client_id)));
+    let mut bytes = bytes::BytesMut::new();
+    header
+        .encode(&mut bytes, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut bytes, version).unwrap();
+    let mut framed = (bytes.len() as i32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    framed
+}
+
+/// The next Kafka response on `stream`: its correlation id and body.
+/// `None` if the broker closed the connection (or answered nothing in the
+/// stream's read timeout).
+pub fn kafka_response(
+    stream: &mut std::net::TcpStream,
+    api: kafka_protocol::messages::ApiKey,
+    version: i16,
+) -> Option<(i32, Bytes)> {
+    use kafka_protocol::{messages::ResponseHeader, protocol::Decodable};
+    use std::io::Read;
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).ok()?;
+    let mut answer = vec![0u8; i32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut answer).expect("a whole response");
+    let mut answer = Bytes::from(answer);
+    let header = ResponseHeader::decode(&mut answer, api.response_header_version(version)).unwrap();
+    Some((header.correlation_id, answer))
+}
+
 /// One Kafka request of `version` on `stream`, with the kafka-protocol
 /// codec, and its answer (librdkafka does not show every field, or send
 /// every request); fails the test if the answer does not come, does not
@@ -439,33 +486,12 @@ pub fn kafka_exchange<
     client_id: &'static str,
     body: &T,
 ) -> R {
-    use kafka_protocol::{
-        messages::{RequestHeader, ResponseHeader},
-        protocol::{Decodable, Encodable, StrBytes},
-    };
-    use std::io::Read;
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str(client_id)));
-    let mut bytes = bytes::BytesMut::new();
-    header
-        .encode(&mut bytes, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut bytes, version).unwrap();
-    let mut framed = (bytes.len() as i32).to_be_bytes().to_vec();
-    framed.extend_from_slice(&bytes);
-    stream.write_all(&framed).unwrap();
-    let mut length = [0u8; 4];
     stream
-        .read_exact(&mut length)
-        .unwrap_or_else(|error| panic!("{api:?} v{version}: no answer: {error}"));
-    let mut answer = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut answer).expect("a whole response");
-    let mut answer = Bytes::from(answer);
-    let header = ResponseHeader::decode(&mut answer, api.response_header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, correlation_id, "{api:?}");
+        .write_all(&kafka_frame(api, version, correlation_id, client_id, body))
+        .unwrap();
+    let (answered, mut answer) = kafka_response(stream, api, version)
+        .unwrap_or_else(|| panic!("{api:?} v{version}: no answer"));
+    assert_eq!(answered, correlation_id, "{api:?}");
     R::decode(&mut answer, version)
         .unwrap_or_else(|error| panic!("{api:?} v{version}: answer not readable: {error}"))
 }

@@ -4,16 +4,12 @@
 
 #![allow(dead_code)]
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    time::Duration,
-};
+use std::{net::TcpStream, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
-    messages::{ApiKey, RequestHeader, ResponseHeader},
-    protocol::{Decodable, Encodable, StrBytes},
+    messages::ApiKey,
+    protocol::{Decodable, Encodable},
     records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
 };
 
@@ -28,17 +24,7 @@ pub fn connect(broker: &Broker) -> TcpStream {
 }
 
 pub fn frame<T: Encodable>(api: ApiKey, version: i16, correlation_id: i32, body: &T) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input")));
-    let mut bytes = BytesMut::new();
-    header
-        .encode(&mut bytes, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut bytes, version).unwrap();
-    with_length(&bytes)
+    crate::common::kafka_frame(api, version, correlation_id, "raw-test", body)
 }
 
 pub fn with_length(bytes: &[u8]) -> Vec<u8> {
@@ -50,15 +36,7 @@ pub fn with_length(bytes: &[u8]) -> Vec<u8> {
 /// The next response: its correlation id and body. `None` if the broker
 /// closed the connection.
 pub fn read_response(stream: &mut TcpStream, api: ApiKey, version: i16) -> Option<(i32, Bytes)> {
-    let mut length = [0u8; 4];
-    if stream.read_exact(&mut length).is_err() {
-        return None;
-    }
-    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut body).expect("a whole response");
-    let mut body = Bytes::from(body);
-    let header = ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
-    Some((header.correlation_id, body))
+    crate::common::kafka_response(stream, api, version)
 }
 
 pub fn call<T: Encodable, R: Decodable>(
@@ -67,10 +45,7 @@ pub fn call<T: Encodable, R: Decodable>(
     version: i16,
     body: &T,
 ) -> R {
-    stream.write_all(&frame(api, version, 1, body)).unwrap();
-    let (correlation_id, mut body) = read_response(stream, api, version).expect("a response");
-    assert_eq!(correlation_id, 1);
-    R::decode(&mut body, version).unwrap()
+    crate::common::kafka_exchange(stream, api, version, 1, "raw-test", body)
 }
 
 pub fn records(values: &[&[u8]], compression: Compression) -> Bytes {
