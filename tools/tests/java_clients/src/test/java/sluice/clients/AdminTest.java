@@ -47,6 +47,18 @@ import org.apache.kafka.common.errors.InvalidRequestException;
 import org.apache.kafka.common.errors.OffsetOutOfRangeException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
+import org.apache.kafka.clients.admin.CreateTopicsResult;
+import org.apache.kafka.clients.admin.ListConsumerGroupsOptions;
+import org.apache.kafka.clients.admin.ListOffsetsOptions;
+import org.apache.kafka.clients.admin.MemberDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.common.ConsumerGroupState;
+import org.apache.kafka.common.GroupType;
+import org.apache.kafka.common.IsolationLevel;
+import org.apache.kafka.common.TopicCollection;
+import org.apache.kafka.common.Uuid;
+import org.apache.kafka.common.errors.GroupSubscribedToTopicException;
+import org.apache.kafka.common.errors.UnknownTopicIdException;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -56,6 +68,7 @@ import org.junit.jupiter.api.Test;
  * the cluster, and consumer groups (list, describe, delete, their offsets
  * listed, altered and deleted).
  */
+@SuppressWarnings("removal")
 class AdminTest {
     private static final long TIMESTAMP_BASE = 1_700_000_000_000L;
 
@@ -77,6 +90,55 @@ class AdminTest {
     @FunctionalInterface
     private interface Executable {
         void run() throws Exception;
+    }
+
+    @Test
+    void topicsAreFoundByIdAndDeletedById() throws Exception {
+        String topic = Sluice.unique("admin-ids");
+        try (Admin admin = Sluice.admin()) {
+            CreateTopicsResult created = admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1)
+                    .configs(Map.of("retention.ms", "600000"))));
+            Sluice.get(created.all());
+            assertEquals(2, Sluice.get(created.numPartitions(topic)), "partitions in the result");
+            assertEquals(1, Sluice.get(created.replicationFactor(topic)), "replicas in the result");
+            Uuid id = Sluice.get(created.topicId(topic));
+            assertNotNull(id);
+            assertFalse(Uuid.ZERO_UUID.equals(id), "a topic id in the result");
+            Config config = Sluice.get(created.config(topic));
+            assertEquals("600000", config.get("retention.ms").value(), "the topic's configs in the result");
+
+            Sluice.waitFor(() -> {
+                try {
+                    return Sluice.get(admin.describeTopics(List.of(topic)).allTopicNames())
+                            .get(topic).partitions().stream().allMatch(partition -> partition.leader() != null);
+                } catch (Exception notYet) {
+                    return false;
+                }
+            }, "leaders");
+            TopicDescription byName = Sluice.get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
+            assertEquals(id, byName.topicId(), "the id described by name");
+            TopicDescription byId = Sluice.get(admin.describeTopics(TopicCollection.ofTopicIds(List.of(id)))
+                    .allTopicIds()).get(id);
+            assertEquals(topic, byId.name(), "the topic described by id");
+            assertEquals(2, byId.partitions().size());
+
+            // Unknown names and ids.
+            assertInstanceOf(UnknownTopicOrPartitionException.class,
+                    cause(() -> Sluice.get(admin.describeTopics(List.of(Sluice.unique("no-such-topic")))
+                            .allTopicNames())), "an unknown topic described");
+            assertInstanceOf(UnknownTopicIdException.class,
+                    cause(() -> Sluice.get(admin.describeTopics(TopicCollection.ofTopicIds(List.of(Uuid.randomUuid())))
+                            .allTopicIds())), "an unknown topic id described");
+
+            Sluice.get(admin.deleteTopics(TopicCollection.ofTopicIds(List.of(id))).all());
+            Sluice.waitFor(() -> {
+                try {
+                    return !Sluice.get(admin.listTopics().names()).contains(topic);
+                } catch (Exception notYet) {
+                    return false;
+                }
+            }, "the topic deleted by id is no longer listed");
+        }
     }
 
     @Test
@@ -230,6 +292,13 @@ class AdminTest {
                     Map.of(partition, OffsetSpec.maxTimestamp())).all()).get(partition);
             assertEquals(6, max.offset(), "the record of the greatest timestamp");
             assertEquals(TIMESTAMP_BASE + 60_000, max.timestamp());
+            assertEquals(10, Sluice.get(admin.listOffsets(Map.of(partition, OffsetSpec.latest()),
+                    new ListOffsetsOptions(IsolationLevel.READ_COMMITTED)).all())
+                    .get(partition).offset(), "latest read committed: no transaction open");
+            assertInstanceOf(UnknownTopicOrPartitionException.class,
+                    cause(() -> Sluice.get(admin.listOffsets(Map.of(
+                            new TopicPartition(Sluice.unique("no-such-topic"), 0), OffsetSpec.latest())).all())),
+                    "a topic that does not exist");
             assertEquals(-1, Sluice.get(admin.listOffsets(
                     Map.of(partition, OffsetSpec.forTimestamp(TIMESTAMP_BASE + 120_000))).all())
                     .get(partition).offset(), "no record at or after a later time");
@@ -293,6 +362,39 @@ class AdminTest {
     }
 
     @Test
+    void consumerProtocolGroupsAreDescribed() throws Exception {
+        String topic = Sluice.unique("admin-848");
+        String group = Sluice.unique("admin-848-group");
+        try (Admin admin = Sluice.admin()) {
+            Sluice.createTopic(admin, topic, 3, (short) 1);
+            try (KafkaConsumer<byte[], byte[]> consumer = Sluice.consumer(group,
+                    Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer"))) {
+                consumer.subscribe(List.of(topic));
+                Sluice.waitFor(() -> {
+                    consumer.poll(Duration.ofMillis(100));
+                    return consumer.assignment().size() == 3;
+                }, "the consumer is assigned every partition");
+                consumer.commitSync(Map.of(new TopicPartition(topic, 0), new OffsetAndMetadata(0)));
+
+                assertTrue(consumerGroups(admin).contains(group), "listed");
+                ConsumerGroupDescription description = Sluice.get(
+                        admin.describeConsumerGroups(List.of(group)).all()).get(group);
+                assertEquals(GroupType.CONSUMER, description.type(), "type: " + description);
+                assertEquals(ConsumerGroupState.STABLE, description.state(), "state: " + description);
+                assertEquals(1, description.members().size(), "members: " + description);
+                MemberDescription member = description.members().iterator().next();
+                assertEquals(Sluice.partitions(topic, 3), member.assignment().topicPartitions(),
+                        "the member's assignment: " + description);
+                assertEquals("sluice-java-consumer", member.clientId());
+                assertNotNull(description.coordinator(), "a coordinator");
+            }
+            assertEquals(0, Sluice.get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata())
+                    .get(new TopicPartition(topic, 0)).offset());
+            Sluice.get(admin.deleteConsumerGroups(List.of(group)).all());
+        }
+    }
+
+    @Test
     void consumerGroupsAreListedDescribedAlteredAndDeleted() throws Exception {
         String topic = Sluice.unique("admin-groups");
         String group = Sluice.unique("admin-group");
@@ -314,9 +416,30 @@ class AdminTest {
                 ConsumerGroupDescription description = Sluice.get(
                         admin.describeConsumerGroups(List.of(group)).all()).get(group);
                 assertEquals(group, description.groupId());
+                assertEquals(ConsumerGroupState.STABLE, description.state(), "state: " + description);
+                assertEquals(GroupType.CLASSIC, description.type(), "type: " + description);
+                assertEquals("range", description.partitionAssignor(), "the assignor chosen: " + description);
+                assertFalse(description.isSimpleConsumerGroup());
                 assertEquals(1, description.members().size(), "members: " + description);
-                assertEquals(Set.of(p0, p1), description.members().iterator().next().assignment().topicPartitions());
+                MemberDescription member = description.members().iterator().next();
+                assertEquals(Set.of(p0, p1), member.assignment().topicPartitions());
+                assertEquals("sluice-java-consumer", member.clientId(), "the member's client id");
+                assertFalse(member.host().isEmpty(), "the member's host");
+                assertFalse(member.consumerId().isEmpty(), "the member's id");
                 assertNotNull(description.coordinator(), "a coordinator");
+
+                Set<String> stable = Sluice.get(admin.listConsumerGroups(new ListConsumerGroupsOptions()
+                        .inStates(Set.of(ConsumerGroupState.STABLE))).all()).stream()
+                        .map(ConsumerGroupListing::groupId).collect(Collectors.toSet());
+                assertTrue(stable.contains(group), "listed among the stable groups: " + stable);
+                Set<String> empty = Sluice.get(admin.listConsumerGroups(new ListConsumerGroupsOptions()
+                        .inStates(Set.of(ConsumerGroupState.EMPTY))).all()).stream()
+                        .map(ConsumerGroupListing::groupId).collect(Collectors.toSet());
+                assertFalse(empty.contains(group), "not listed among the empty groups: " + empty);
+
+                assertInstanceOf(GroupSubscribedToTopicException.class,
+                        cause(() -> Sluice.get(admin.deleteConsumerGroupOffsets(group, Set.of(p0)).all())),
+                        "deleting the offsets of a topic the group reads");
 
                 // Offsets of a group with members cannot be changed.
                 assertInstanceOf(org.apache.kafka.common.errors.UnknownMemberIdException.class,
@@ -327,6 +450,11 @@ class AdminTest {
                         cause(() -> Sluice.get(admin.deleteConsumerGroups(List.of(group)).all())),
                         "deleting an active group");
             }
+
+            ConsumerGroupDescription left = Sluice.get(
+                    admin.describeConsumerGroups(List.of(group)).all()).get(group);
+            assertEquals(ConsumerGroupState.EMPTY, left.state(), "state once the member left: " + left);
+            assertTrue(left.members().isEmpty(), "members once the member left: " + left);
 
             Map<TopicPartition, OffsetAndMetadata> offsets = Sluice.get(
                     admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
@@ -341,11 +469,11 @@ class AdminTest {
             assertEquals(3, offsets.get(p1).offset());
 
             Sluice.get(admin.deleteConsumerGroupOffsets(group, Set.of(p1)).all());
-            Map<TopicPartition, OffsetAndMetadata> left = Sluice.get(
+            Map<TopicPartition, OffsetAndMetadata> kept = Sluice.get(
                     admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
-            assertEquals(Set.of(p0), left.keySet().stream()
-                    .filter(partition -> left.get(partition) != null).collect(Collectors.toSet()),
-                    "offsets left after deleting p1's: " + left);
+            assertEquals(Set.of(p0), kept.keySet().stream()
+                    .filter(partition -> kept.get(partition) != null).collect(Collectors.toSet()),
+                    "offsets left after deleting p1's: " + kept);
 
             // A consumer of the group starts at the altered offset.
             try (KafkaConsumer<byte[], byte[]> consumer = Sluice.consumer(group, Map.of())) {
