@@ -3,6 +3,7 @@ package sluice.clients;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
@@ -17,14 +18,17 @@ import java.util.concurrent.CompletableFuture;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.NoOffsetForPartitionException;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -143,6 +147,106 @@ class ConsumerTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"classic", "consumer"})
+    void readCommittedAutoCommitPauseAndGroupMetadata(String protocol) throws Exception {
+        String topic = topic(protocol, "details", 2);
+        String group = Sluice.unique("details-" + protocol);
+        TopicPartition p0 = new TopicPartition(topic, 0);
+        TopicPartition p1 = new TopicPartition(topic, 1);
+        produce(topic, 2, 0, 20);
+
+        // Nothing committed and auto.offset.reset=none: the consumer says so.
+        try (KafkaConsumer<byte[], byte[]> consumer = Sluice.consumer(group, Map.of(
+                ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol,
+                ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "none"))) {
+            consumer.assign(List.of(p0));
+            assertNull(consumer.committed(Set.of(p0)).get(p0), "nothing committed yet");
+            assertThrows(NoOffsetForPartitionException.class, () -> consumer.poll(Duration.ofSeconds(5)));
+        }
+
+        // read_committed (no transactions: everything), auto commit on close.
+        try (KafkaConsumer<byte[], byte[]> consumer = Sluice.consumer(group, Map.of(
+                ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol,
+                ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
+                ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, true,
+                ConsumerConfig.AUTO_COMMIT_INTERVAL_MS_CONFIG, 60_000))) {
+            assertTrue(consumer.listTopics().containsKey(topic), "listTopics");
+            assertEquals(2, consumer.partitionsFor(topic).size(), "partitionsFor");
+            consumer.subscribe(List.of(topic));
+            pollUntilAssigned(consumer, Set.of(p0, p1));
+            ConsumerGroupMetadata metadata = consumer.groupMetadata();
+            assertEquals(group, metadata.groupId());
+            assertTrue(metadata.generationId() > 0, "a generation: " + metadata);
+            assertFalse(metadata.memberId().isEmpty(), "a member id: " + metadata);
+
+            // Paused, p0 gives nothing; resumed, it does. (The polls
+            // until assigned may have read some already.)
+            consumer.seekToBeginning(List.of(p0, p1));
+            consumer.pause(List.of(p0));
+            List<ConsumerRecord<byte[], byte[]>> records = Sluice.poll(consumer, 20);
+            assertEquals(20, records.size(), "p1's records while p0 is paused");
+            assertTrue(records.stream().allMatch(record -> record.partition() == 1), "only p1's");
+            consumer.resume(List.of(p0));
+            records = Sluice.poll(consumer, 20);
+            assertEquals(20, records.size(), "p0's records once resumed");
+            assertTrue(records.stream().allMatch(record -> record.partition() == 0), "only p0's");
+            assertEquals(0, consumer.currentLag(p0).orElse(-1), "no lag left on p0");
+        }
+        try (Admin admin = Sluice.admin()) {
+            Map<TopicPartition, OffsetAndMetadata> committed = Sluice.get(
+                    admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
+            assertEquals(20, committed.get(p0).offset(), "auto commit on close: " + committed);
+            assertEquals(20, committed.get(p1).offset(), "auto commit on close: " + committed);
+        }
+
+        // auto.offset.reset=latest in a new group: only what comes next.
+        try (KafkaConsumer<byte[], byte[]> consumer = Sluice.consumer(Sluice.unique("latest"), Map.of(
+                ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol,
+                ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "latest"))) {
+            consumer.subscribe(List.of(topic));
+            pollUntilAssigned(consumer, Set.of(p0, p1));
+            assertEquals(20, consumer.position(p0), "latest");
+            produce(topic, 2, 20, 1);
+            List<ConsumerRecord<byte[], byte[]>> records = Sluice.poll(consumer, 2);
+            assertEquals(2, records.size());
+            assertTrue(records.stream().allMatch(record -> record.offset() == 20), "only the new records");
+        }
+    }
+
+    /** A static member (group.instance.id) that comes back gets its partitions back. */
+    @ParameterizedTest
+    @ValueSource(strings = {"classic", "consumer"})
+    void staticMembersKeepTheirPartitions(String protocol) throws Exception {
+        String topic = topic(protocol, "static", 4);
+        String group = Sluice.unique("static-" + protocol);
+        Set<TopicPartition> ofA;
+        Map<String, Object> configA = Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol,
+                ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-a");
+        Map<String, Object> configB = Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol,
+                ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "instance-b");
+        try (KafkaConsumer<byte[], byte[]> b = Sluice.consumer(group, configB)) {
+            b.subscribe(List.of(topic));
+            try (KafkaConsumer<byte[], byte[]> a = Sluice.consumer(group, configA)) {
+                a.subscribe(List.of(topic));
+                Sluice.waitFor(() -> {
+                    a.poll(Duration.ofMillis(100));
+                    b.poll(Duration.ofMillis(100));
+                    return a.assignment().size() == 2 && b.assignment().size() == 2;
+                }, "two static members share four partitions");
+                ofA = new HashSet<>(a.assignment());
+            }
+            try (KafkaConsumer<byte[], byte[]> a = Sluice.consumer(group, configA)) {
+                a.subscribe(List.of(topic));
+                Sluice.waitFor(() -> {
+                    a.poll(Duration.ofMillis(100));
+                    b.poll(Duration.ofMillis(100));
+                    return a.assignment().equals(ofA) && b.assignment().size() == 2;
+                }, "instance-a back with " + ofA);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"classic", "consumer"})
     void seeksAndFindsOffsetsByTime(String protocol) throws Exception {
         String topic = topic(protocol, "seeks", 2);
         String group = Sluice.unique("seeks-" + protocol);
@@ -200,17 +304,30 @@ class ConsumerTest {
         }
     }
 
+    /**
+     * `assignor` is the classic protocol's partition.assignment.strategy
+     * (the client's default if empty), or the consumer protocol's
+     * group.remote.assignor (the broker's default if empty).
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"classic", "consumer"})
-    void twoConsumersSharePartitionsAndTakeOverOnLeave(String protocol) throws Exception {
+    @CsvSource({"classic,", "classic,org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+        "consumer,", "consumer,range"})
+    void twoConsumersSharePartitionsAndTakeOverOnLeave(String protocol, String assignor) throws Exception {
         int partitions = 6;
         String topic = topic(protocol, "shared", partitions);
         String group = Sluice.unique("shared-" + protocol);
         Set<TopicPartition> all = Sluice.partitions(topic, partitions);
         produce(topic, partitions, 0, 60);
+        Map<String, Object> config = new HashMap<>();
+        config.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        if (assignor != null && protocol.equals("classic")) {
+            config.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor);
+        } else if (assignor != null) {
+            config.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, assignor);
+        }
 
-        try (KafkaConsumer<byte[], byte[]> a = consumer(protocol, group);
-                KafkaConsumer<byte[], byte[]> b = consumer(protocol, group)) {
+        try (KafkaConsumer<byte[], byte[]> a = Sluice.consumer(group, config);
+                KafkaConsumer<byte[], byte[]> b = Sluice.consumer(group, config)) {
             a.subscribe(List.of(topic));
             b.subscribe(List.of(topic));
             Map<TopicPartition, List<Long>> read = new HashMap<>();
