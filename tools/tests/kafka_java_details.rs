@@ -11,7 +11,9 @@ use common::{kafka_exchange, Broker};
 use kafka_protocol::{
     error::ResponseError,
     messages::{
-        metadata_request::MetadataRequestTopic, ApiKey, MetadataRequest, MetadataResponse,
+        list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+        metadata_request::MetadataRequestTopic,
+        ApiKey, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
         TopicName,
     },
     protocol::StrBytes,
@@ -80,5 +82,49 @@ fn metadata_finds_a_topic_by_id_whatever_its_name_says() {
     assert_eq!(
         answer.topics[0].error_code,
         ResponseError::UnknownTopicId.code()
+    );
+}
+
+fn list_offset(stream: &mut TcpStream, topic: &str, partition: i32, timestamp: i64) -> (i16, i64) {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_current_leader_epoch(-1)
+                .with_timestamp(timestamp)])]);
+    let answer: ListOffsetsResponse =
+        kafka_exchange(stream, ApiKey::ListOffsets, 9, 2, "java-details", &request);
+    let part = &answer.topics[0].partitions[0];
+    (part.error_code, part.offset)
+}
+
+/// ListOffsets v9's latest tiered offset (-5, KIP-1005; the Java Admin's
+/// OffsetSpec.latestTiered): nothing is tiered, so Kafka's answer without
+/// remote storage, offset -1 and no error; and the earliest local offset
+/// (-4) is the log start.
+#[test]
+fn list_offsets_answers_the_latest_tiered_offset_as_kafka_without_remote_storage() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 1);
+    broker.cli_ok(&["topic", "create", "tiers", "--partitions", "1"], None);
+    broker.cli_ok(&["produce", "tiers"], Some(b"one\ntwo\nthree\n"));
+    let mut stream = connect(&broker);
+    assert_eq!(list_offset(&mut stream, "tiers", 0, -1), (0, 3), "latest");
+    assert_eq!(
+        list_offset(&mut stream, "tiers", 0, -4),
+        (0, 0),
+        "earliest local"
+    );
+    assert_eq!(
+        list_offset(&mut stream, "tiers", 0, -5),
+        (0, -1),
+        "latest tiered"
+    );
+    assert_eq!(
+        list_offset(&mut stream, "tiers", 7, -5).0,
+        ResponseError::UnknownTopicOrPartition.code(),
+        "latest tiered of a partition that does not exist"
     );
 }

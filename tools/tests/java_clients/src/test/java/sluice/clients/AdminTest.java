@@ -299,6 +299,11 @@ class AdminTest {
                     cause(() -> Sluice.get(admin.listOffsets(Map.of(
                             new TopicPartition(Sluice.unique("no-such-topic"), 0), OffsetSpec.latest())).all())),
                     "a topic that does not exist");
+            assertEquals(0, Sluice.get(admin.listOffsets(Map.of(partition, OffsetSpec.earliestLocal())).all())
+                    .get(partition).offset(), "earliest local: all is local");
+            // Nothing is tiered: Kafka's answer without remote storage.
+            assertEquals(-1, Sluice.get(admin.listOffsets(Map.of(partition, OffsetSpec.latestTiered())).all())
+                    .get(partition).offset(), "latest tiered");
             assertEquals(-1, Sluice.get(admin.listOffsets(
                     Map.of(partition, OffsetSpec.forTimestamp(TIMESTAMP_BASE + 120_000))).all())
                     .get(partition).offset(), "no record at or after a later time");
