@@ -23,6 +23,7 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -65,6 +66,73 @@ class ProducerTest {
             headers.add(new RecordHeader("index", "again".getBytes(StandardCharsets.UTF_8)));
         }
         return headers;
+    }
+
+    /** Producers that are not idempotent, with acks=0 and acks=1, to a topic they create. */
+    @ParameterizedTest
+    @ValueSource(strings = {"0", "1"})
+    void producersWithFewerAcksCreateTheTopicAndAreRead(String acks) throws Exception {
+        String topic = Sluice.unique("acks-" + acks);
+        int records = 500;
+        try (KafkaProducer<byte[], byte[]> producer = Sluice.producer(Map.of(
+                ProducerConfig.ACKS_CONFIG, acks,
+                ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, false,
+                ProducerConfig.COMPRESSION_TYPE_CONFIG, "gzip"))) {
+            // Unknown to the broker: created on the first metadata request,
+            // with the broker's partition count for topics created that way.
+            assertEquals(4, producer.partitionsFor(topic).size(), "partitions of the topic created");
+            List<Future<RecordMetadata>> sent = new ArrayList<>();
+            for (int index = 0; index < records; index++) {
+                sent.add(producer.send(new ProducerRecord<>(topic, index % 4, key(index), value(index))));
+            }
+            producer.flush();
+            for (Future<RecordMetadata> future : sent) {
+                RecordMetadata metadata = future.get(Sluice.WAIT.toMillis(), TimeUnit.MILLISECONDS);
+                if (acks.equals("0")) {
+                    assertEquals(-1, metadata.offset(), "acks=0: no offset is told");
+                }
+            }
+        }
+        try (KafkaConsumer<byte[], byte[]> consumer = Sluice.consumer()) {
+            consumer.assign(Sluice.partitions(topic, 4));
+            consumer.seekToBeginning(consumer.assignment());
+            List<ConsumerRecord<byte[], byte[]>> read = Sluice.poll(consumer, records);
+            assertEquals(records, read.size(), "records read back");
+            for (ConsumerRecord<byte[], byte[]> record : read) {
+                int index = (int) record.offset() * 4 + record.partition();
+                assertArrayEquals(value(index), record.value(), record.partition() + "/" + record.offset());
+            }
+        }
+    }
+
+    /** A record of 900 KB, under the client's and Kafka's default limits of 1 MB. */
+    @Test
+    void largeRecordRoundTrips() throws Exception {
+        String topic = Sluice.unique("large");
+        byte[] large = new byte[900 * 1024];
+        for (int at = 0; at < large.length; at++) {
+            large[at] = (byte) (at * 7 + at / 1024);
+        }
+        try (Admin admin = Sluice.admin()) {
+            Sluice.createTopic(admin, topic, 1, (short) 1);
+        }
+        try (KafkaProducer<byte[], byte[]> producer = Sluice.producer(Map.of(
+                ProducerConfig.COMPRESSION_TYPE_CONFIG, "none"))) {
+            RecordMetadata first = producer.send(new ProducerRecord<>(topic, 0, null, large))
+                    .get(Sluice.WAIT.toMillis(), TimeUnit.MILLISECONDS);
+            assertEquals(0, first.offset());
+            assertEquals(1, producer.send(new ProducerRecord<>(topic, 0, null, "small".getBytes(StandardCharsets.UTF_8)))
+                    .get(Sluice.WAIT.toMillis(), TimeUnit.MILLISECONDS).offset());
+        }
+        try (KafkaConsumer<byte[], byte[]> consumer = Sluice.consumer()) {
+            TopicPartition partition = new TopicPartition(topic, 0);
+            consumer.assign(List.of(partition));
+            consumer.seekToBeginning(List.of(partition));
+            List<ConsumerRecord<byte[], byte[]>> read = Sluice.poll(consumer, 2);
+            assertEquals(2, read.size());
+            assertArrayEquals(large, read.get(0).value(), "the large record");
+            assertArrayEquals("small".getBytes(StandardCharsets.UTF_8), read.get(1).value());
+        }
     }
 
     @ParameterizedTest
