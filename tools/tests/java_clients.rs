@@ -185,6 +185,11 @@ fn tail(path: &Path, bytes: usize) -> String {
 /// `bootstrap`, and fails with Maven's and the class's output unless
 /// every test in it passes.
 fn run_class(version: &str, class: &str, bootstrap: &str) {
+    run_class_with(version, class, bootstrap, &[]);
+}
+
+/// [`run_class`] with more system properties (`-Dname=value`).
+fn run_class_with(version: &str, class: &str, bootstrap: &str, properties: &[String]) {
     let reports = project_dir()
         .join(format!("target/kafka-clients-{version}/surefire-reports"))
         .join(format!("sluice.clients.{class}"));
@@ -198,14 +203,14 @@ fn run_class(version: &str, class: &str, bootstrap: &str) {
             _ => {}
         }
     }
-    let run = mvn(
-        version,
-        &[
-            "surefire:test",
-            &format!("-Dtest={class}"),
-            &format!("-Dsluice.bootstrap={bootstrap}"),
-        ],
-    );
+    let mut arguments = vec![
+        "surefire:test".to_string(),
+        format!("-Dtest={class}"),
+        format!("-Dsluice.bootstrap={bootstrap}"),
+    ];
+    arguments.extend(properties.iter().cloned());
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    let run = mvn(version, &arguments);
     let summary = tail(&reports.with_extension("txt"), 20_000);
     eprintln!("{summary}");
     let verdict = match run.success {
@@ -262,6 +267,48 @@ fn java_4_three_broker_cluster() {
     let cluster = LocalCluster::start(3);
     cluster.wait_for_brokers(3);
     run_class(&version, "ClusterTest", &cluster.kafka_bootstrap());
+}
+
+/// The idempotent producer while a node of three is killed (SIGKILL) and
+/// started again: FailoverTest produces, and says so in a file; this kills
+/// node 1 then, starts it again, and says so in another file; the class
+/// then checks that every record is stored once, in order.
+#[test]
+fn java_4_idempotent_producer_across_a_broker_killed() {
+    let version = newest();
+    if !built(&version) {
+        return;
+    }
+    let mut cluster = LocalCluster::start(3);
+    cluster.wait_for_brokers(3);
+    let signals = tempfile::tempdir().unwrap();
+    let producer = {
+        let version = version.clone();
+        let bootstrap = cluster.kafka_bootstrap();
+        let property = format!("-Dsluice.signals={}", signals.path().display());
+        std::thread::spawn(move || {
+            run_class_with(&version, "FailoverTest", &bootstrap, &[property])
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(CLASS_SECONDS_MAX);
+    while !signals.path().join("producing").exists() {
+        if producer.is_finished() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if signals.path().join("producing").exists() {
+        // Records flow: one node (the leader of some partitions) goes,
+        // and comes back a moment later.
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.kill9(1);
+        std::thread::sleep(Duration::from_secs(3));
+        cluster.restart(1, &[]);
+        std::fs::write(signals.path().join("restarted"), b"restarted").unwrap();
+    }
+    if let Err(panic) = producer.join() {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 #[test]
