@@ -13,8 +13,8 @@ use kafka_protocol::{
     messages::{
         list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
         metadata_request::MetadataRequestTopic,
-        ApiKey, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-        TopicName,
+        ApiKey, DescribeClusterRequest, DescribeClusterResponse, ListOffsetsRequest,
+        ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName,
     },
     protocol::StrBytes,
 };
@@ -127,4 +127,60 @@ fn list_offsets_answers_the_latest_tiered_offset_as_kafka_without_remote_storage
         ResponseError::UnknownTopicOrPartition.code(),
         "latest tiered of a partition that does not exist"
     );
+}
+
+/// Kafka's ACL operation codes, as bits of an authorized operations field.
+fn operations(codes: &[u8]) -> i32 {
+    codes.iter().fold(0, |field, code| field | 1 << code)
+}
+
+/// Authorized operations, when a client asks (the Java Admin's
+/// includeAuthorizedOperations): without an authorizer Kafka answers every
+/// operation a resource supports, where Sluice answered "not asked" (the
+/// client's null); still "not asked" when not asked.
+#[test]
+fn authorized_operations_are_every_operation_when_asked() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 1);
+    broker.cli_ok(&["topic", "create", "ops", "--partitions", "1"], None);
+    let mut stream = connect(&broker);
+    // READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+    // ALTER_CONFIGS.
+    let topic = operations(&[3, 4, 5, 6, 7, 8, 10, 11]);
+    // CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
+    // ALTER_CONFIGS, IDEMPOTENT_WRITE.
+    let cluster = operations(&[5, 7, 8, 9, 10, 11, 12]);
+    for asked in [false, true] {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("ops"))))]))
+            .with_include_topic_authorized_operations(asked)
+            .with_include_cluster_authorized_operations(asked);
+        let answer: MetadataResponse = kafka_exchange(
+            &mut stream,
+            ApiKey::Metadata,
+            10,
+            3,
+            "java-details",
+            &request,
+        );
+        let expected = |field| if asked { field } else { i32::MIN };
+        assert_eq!(
+            answer.topics[0].topic_authorized_operations,
+            expected(topic)
+        );
+        assert_eq!(answer.cluster_authorized_operations, expected(cluster));
+
+        let request =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(asked);
+        let answer: DescribeClusterResponse = kafka_exchange(
+            &mut stream,
+            ApiKey::DescribeCluster,
+            1,
+            4,
+            "java-details",
+            &request,
+        );
+        assert_eq!(answer.cluster_authorized_operations, expected(cluster));
+    }
 }

@@ -704,7 +704,7 @@ pub async fn incremental_alter_configs(
 
 pub async fn describe_cluster(
     shard: &Rc<Shard>,
-    _request: DescribeClusterRequest,
+    request: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
     let brokers = super::live_brokers(shard, &shard.metadata())
@@ -721,4 +721,8 @@ pub async fn describe_cluster(
         .with_cluster_id(str_bytes(cluster_id(shard)))
         .with_controller_id(super::controller_id(shard))
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(super::authorized_operations(
+            super::Resource::Cluster,
+            request.include_cluster_authorized_operations,
+        ))
 }

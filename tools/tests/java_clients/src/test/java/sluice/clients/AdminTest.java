@@ -59,6 +59,10 @@ import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.errors.GroupSubscribedToTopicException;
 import org.apache.kafka.common.errors.UnknownTopicIdException;
+import org.apache.kafka.clients.admin.DescribeClusterOptions;
+import org.apache.kafka.clients.admin.DescribeConsumerGroupsOptions;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
+import org.apache.kafka.common.acl.AclOperation;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -117,6 +121,12 @@ class AdminTest {
             }, "leaders");
             TopicDescription byName = Sluice.get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic);
             assertEquals(id, byName.topicId(), "the id described by name");
+            Set<AclOperation> operations = Sluice.get(admin.describeTopics(List.of(topic),
+                    new DescribeTopicsOptions().includeAuthorizedOperations(true)).allTopicNames())
+                    .get(topic).authorizedOperations();
+            assertNotNull(operations, "the topic's authorized operations, asked for");
+            assertTrue(operations.containsAll(Set.of(AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE,
+                    AclOperation.DELETE)), "the topic's authorized operations: " + operations);
             TopicDescription byId = Sluice.get(admin.describeTopics(TopicCollection.ofTopicIds(List.of(id)))
                     .allTopicIds()).get(id);
             assertEquals(topic, byId.name(), "the topic described by id");
@@ -335,6 +345,11 @@ class AdminTest {
             assertFalse(nodes.isEmpty(), "brokers");
             Node controller = Sluice.get(cluster.controller());
             assertNotNull(controller, "a controller");
+            Set<AclOperation> operations = Sluice.get(admin.describeCluster(
+                    new DescribeClusterOptions().includeAuthorizedOperations(true)).authorizedOperations());
+            assertNotNull(operations, "the cluster's authorized operations, asked for");
+            assertTrue(operations.containsAll(Set.of(AclOperation.DESCRIBE, AclOperation.ALTER,
+                    AclOperation.IDEMPOTENT_WRITE)), "the cluster's authorized operations: " + operations);
             String clusterId = Sluice.get(cluster.clusterId());
             assertNotNull(clusterId, "a cluster id");
             assertFalse(clusterId.isEmpty(), "a cluster id");
@@ -432,6 +447,12 @@ class AdminTest {
                 assertFalse(member.host().isEmpty(), "the member's host");
                 assertFalse(member.consumerId().isEmpty(), "the member's id");
                 assertNotNull(description.coordinator(), "a coordinator");
+                Set<AclOperation> operations = Sluice.get(admin.describeConsumerGroups(List.of(group),
+                        new DescribeConsumerGroupsOptions().includeAuthorizedOperations(true)).all())
+                        .get(group).authorizedOperations();
+                assertNotNull(operations, "the group's authorized operations, asked for");
+                assertTrue(operations.containsAll(Set.of(AclOperation.READ, AclOperation.DESCRIBE,
+                        AclOperation.DELETE)), "the group's authorized operations: " + operations);
 
                 Set<String> stable = Sluice.get(admin.listConsumerGroups(new ListConsumerGroupsOptions()
                         .inStates(Set.of(ConsumerGroupState.STABLE))).all()).stream()
