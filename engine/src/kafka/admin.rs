@@ -886,7 +886,7 @@ fn change_config(
 
 pub async fn describe_cluster(
     shard: &Rc<Shard>,
-    _request: DescribeClusterRequest,
+    request: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
     let brokers = super::live_brokers(shard, &shard.metadata())
@@ -903,4 +903,8 @@ pub async fn describe_cluster(
         .with_cluster_id(str_bytes(cluster_id(shard)))
         .with_controller_id(super::controller_id(shard))
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(super::authorized_operations(
+            super::Resource::Cluster,
+            request.include_cluster_authorized_operations,
+        ))
 }

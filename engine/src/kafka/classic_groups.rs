@@ -336,7 +336,12 @@ pub async fn describe_groups(
                 coordinator::describe_local(&there, &id)
             })
             .await;
-        let group = DescribedGroup::default().with_group_id(group_id);
+        let group = DescribedGroup::default()
+            .with_group_id(group_id)
+            .with_authorized_operations(super::authorized_operations(
+                super::Resource::Group,
+                version >= 3 && request.include_authorized_operations,
+            ));
         described.push(match description {
             Err(error) => group
                 .with_error_code(group_error_code(error))

@@ -221,7 +221,10 @@ pub async fn describe(
         .await;
         let group = DescribedGroup::default()
             .with_group_id(group_id)
-            .with_authorized_operations(i32::MIN);
+            .with_authorized_operations(super::authorized_operations(
+                super::Resource::Group,
+                request.include_authorized_operations,
+            ));
         described.push(match found {
             Err(error) => group
                 .with_error_code(group_error_code(error))

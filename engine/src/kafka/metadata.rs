@@ -18,7 +18,10 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
-use super::{cluster_id, failure_code, is_live, live_brokers, str_bytes, topic_name};
+use super::{
+    authorized_operations, cluster_id, failure_code, is_live, live_brokers, str_bytes, topic_name,
+    Resource,
+};
 use crate::{
     cluster_metadata::{Metadata, TopicMeta},
     controller::{check_topic_name, to_controller, ControllerOp, NewTopicSpec},
@@ -28,6 +31,10 @@ use crate::{
 
 pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -> MetadataResponse {
     let metadata = shard.metadata();
+    let topic_operations = authorized_operations(
+        Resource::Topic,
+        version >= 8 && request.include_topic_authorized_operations,
+    );
     // v0 asks for every topic with an empty list, later versions with null.
     let wanted = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => Some(topics),
@@ -44,9 +51,13 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
             // Names first, so that topics to create are created at once.
             let mut missing = Vec::new();
             for topic in &wanted {
+                // A topic asked for by id (v10 on) is found by its id,
+                // whatever the name says: the Java client leaves it empty
+                // rather than null.
+                let by_id = !topic.topic_id.is_nil();
                 let found = match &topic.name {
-                    Some(name) => metadata.topic(name).cloned(),
-                    None => metadata
+                    Some(name) if !by_id => metadata.topic(name).cloned(),
+                    _ => metadata
                         .topics
                         .values()
                         .find(|meta| Uuid::from_u128(meta.id.0) == topic.topic_id)
@@ -54,8 +65,8 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
                 };
                 match (found, &topic.name) {
                     (Some(meta), _) => topics.push(describe(shard, &metadata, &meta, version)),
-                    (None, Some(name)) => missing.push(name.0.to_string()),
-                    (None, None) => topics.push(
+                    (None, Some(name)) if !by_id => missing.push(name.0.to_string()),
+                    (None, _) => topics.push(
                         MetadataResponseTopic::default()
                             .with_topic_id(topic.topic_id)
                             .with_error_code(ResponseError::UnknownTopicId.code()),
@@ -83,6 +94,17 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
     }
     if version >= 1 {
         response.controller_id = super::controller_id(shard);
+    }
+    if (8..=10).contains(&version) {
+        response.cluster_authorized_operations = authorized_operations(
+            Resource::Cluster,
+            request.include_cluster_authorized_operations,
+        );
+    }
+    for topic in &mut topics {
+        if topic.error_code == 0 {
+            topic.topic_authorized_operations = topic_operations;
+        }
     }
     response.topics = topics;
     response

@@ -396,6 +396,37 @@ pub(crate) fn failure_code(failure: &Failure) -> i16 {
     error_code(failure.kind)
 }
 
+/// A kind of resource whose authorized operations a client may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resource {
+    Topic,
+    Group,
+    Cluster,
+}
+
+/// Kafka's answer for "authorized operations" when the client did not ask.
+pub(crate) const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
+
+/// The operations a client may perform on a `resource`, as the bit field
+/// of Kafka's ACL operation codes (READ 3, WRITE 4, CREATE 5, DELETE 6,
+/// ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10,
+/// ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12) that Metadata, DescribeCluster,
+/// DescribeTopicPartitions, DescribeGroups and ConsumerGroupDescribe answer
+/// when asked. Sluice has no authorizer, so, as Kafka without one, every
+/// operation the kind of resource supports; [`OPERATIONS_NOT_ASKED`] when
+/// not `asked`.
+pub(crate) fn authorized_operations(resource: Resource, asked: bool) -> i32 {
+    if !asked {
+        return OPERATIONS_NOT_ASKED;
+    }
+    let codes: &[u8] = match resource {
+        Resource::Topic => &[3, 4, 5, 6, 7, 8, 10, 11],
+        Resource::Group => &[3, 6, 8, 10, 11],
+        Resource::Cluster => &[5, 7, 8, 9, 10, 11, 12],
+    };
+    codes.iter().fold(0, |field, code| field | 1 << code)
+}
+
 pub(crate) fn str_bytes(text: impl Into<String>) -> StrBytes {
     StrBytes::from_string(text.into())
 }

@@ -17,15 +17,12 @@ use kafka_protocol::{
 };
 use uuid::Uuid;
 
-use super::{is_live, topic_name};
+use super::{is_live, topic_name, Resource};
 use crate::{cluster_metadata::TopicMeta, shard::Shard};
 
 /// The most partitions one response describes, whatever the client asks
 /// (Kafka's `max.request.partition.size.limit` default).
 pub const PARTITIONS_PER_RESPONSE_MAX: usize = 2000;
-
-/// Kafka's "authorized operations not asked for".
-const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
 
 pub async fn describe_topic_partitions(
     shard: &Rc<Shard>,
@@ -33,6 +30,8 @@ pub async fn describe_topic_partitions(
     _version: i16,
 ) -> DescribeTopicPartitionsResponse {
     let metadata = shard.metadata();
+    // Kafka answers them for every topic found, without being asked.
+    let operations = super::authorized_operations(Resource::Topic, true);
     let limit = usize::try_from(request.response_partition_limit)
         .unwrap_or(0)
         .clamp(1, PARTITIONS_PER_RESPONSE_MAX);
@@ -66,7 +65,7 @@ pub async fn describe_topic_partitions(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_name(Some(topic_name(&name)))
                     .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                    .with_topic_authorized_operations(OPERATIONS_NOT_ASKED),
+                    .with_topic_authorized_operations(super::OPERATIONS_NOT_ASKED),
             );
             continue;
         };
@@ -90,7 +89,7 @@ pub async fn describe_topic_partitions(
                 .with_topic_id(Uuid::from_u128(topic.id.0))
                 .with_is_internal(name == crate::coordinator::OFFSETS_TOPIC)
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(OPERATIONS_NOT_ASKED),
+                .with_topic_authorized_operations(operations),
         );
         if let Some(partition) = next {
             response.next_cursor = Some(
