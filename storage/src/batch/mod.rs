@@ -58,6 +58,8 @@
 //! needs the records decompressed and lives in `sluice-net`.
 
 mod builder;
+pub mod compression;
+pub mod filter;
 mod header;
 mod kafka;
 mod native;
@@ -258,7 +260,7 @@ impl Batch {
             });
         }
         let kafka_header = kafka::KafkaHeader::parse(kafka)?;
-        kafka_header.check(kafka.len())?;
+        kafka_header.check(kafka.len(), true)?;
         let kafka_crc = kafka::kafka_crc(kafka);
         if kafka_crc != kafka_header.crc {
             return Err(BatchError::KafkaCrcMismatch {
@@ -531,7 +533,7 @@ fn check(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         PayloadFormat::Kafka => {
             let payload = &bytes[BATCH_HEADER_BYTES..];
             let kafka_header = kafka::KafkaHeader::parse(payload)?;
-            kafka_header.check(payload.len())?;
+            kafka_header.check(payload.len(), false)?;
             let computed = kafka_crc.expect("check_frame computes a kafka payload's CRC");
             if computed != kafka_header.crc {
                 return Err(BatchError::KafkaCrcMismatch {
