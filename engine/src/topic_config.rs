@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use sluice_replication::partition::control::ControlConfig;
-use sluice_storage::log::{FlushPolicy, LogConfig};
+use sluice_storage::log::{CleanupPolicy, DirtyRatio, FlushPolicy, LogConfig};
 
 /// The configs a topic accepts, with what each means.
 pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
@@ -58,6 +58,99 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The configs of compaction (Kafka's names and defaults), parsed by
+/// [`compaction_config`].
+pub const COMPACTION_CONFIGS: &[(&str, &str)] = &[
+    (
+        "cleanup.policy",
+        "`delete` (retention by time and size), `compact` (the latest record of each key stays), or `compact,delete`",
+    ),
+    (
+        "min.cleanable.dirty.ratio",
+        "with compact: clean once the uncleaned part is this share of the log (0 to 1)",
+    ),
+    (
+        "min.compaction.lag.ms",
+        "with compact: a record stays uncompacted at least this long",
+    ),
+    (
+        "max.compaction.lag.ms",
+        "with compact: a record is compacted within about this long, whatever the ratio",
+    ),
+    (
+        "delete.retention.ms",
+        "with compact: how long a tombstone (a null value) stays after it was first cleaned",
+    ),
+];
+
+/// Sets `config` from one of [`COMPACTION_CONFIGS`]; `Ok(false)` for a
+/// name that is not one of them.
+pub fn compaction_config(
+    name: &str,
+    value: &str,
+    config: &mut LogConfig,
+) -> Result<bool, ConfigError> {
+    let ms = |value: &str| match number(name, value)? {
+        ms if ms >= 0 => Ok(ms as u64),
+        _ => Err(invalid(name, value, "must not be negative")),
+    };
+    match name {
+        "cleanup.policy" => {
+            let mut policy = CleanupPolicy {
+                delete: false,
+                compact: false,
+            };
+            for part in value.trim().trim_matches(['[', ']']).split(',') {
+                match part.trim() {
+                    "delete" => policy.delete = true,
+                    "compact" => policy.compact = true,
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            value,
+                            "must be `delete`, `compact` or `compact,delete`",
+                        ))
+                    }
+                }
+            }
+            config.cleanup_policy = policy;
+        }
+        "min.cleanable.dirty.ratio" => {
+            config.compaction.min_cleanable_dirty_ratio = value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(DirtyRatio::new)
+                .ok_or_else(|| invalid(name, value, "must be a number from 0 to 1"))?;
+        }
+        "min.compaction.lag.ms" => config.compaction.min_compaction_lag_ms = ms(value)?,
+        "max.compaction.lag.ms" => {
+            let max = ms(value)?;
+            if max < 1 {
+                return Err(invalid(name, value, "must be at least 1"));
+            }
+            config.compaction.max_compaction_lag_ms = max;
+        }
+        "delete.retention.ms" => config.compaction.delete_retention_ms = ms(value)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The default of one of [`COMPACTION_CONFIGS`], as Kafka writes it.
+fn compaction_default(name: &str) -> Option<String> {
+    let defaults = LogConfig::default();
+    let compaction = &defaults.compaction;
+    Some(match name {
+        "cleanup.policy" => "delete".to_string(),
+        "min.cleanable.dirty.ratio" => compaction.min_cleanable_dirty_ratio.get().to_string(),
+        "min.compaction.lag.ms" => compaction.min_compaction_lag_ms.to_string(),
+        "max.compaction.lag.ms" => compaction.max_compaction_lag_ms.to_string(),
+        "delete.retention.ms" => compaction.delete_retention_ms.to_string(),
+        _ => return None,
+    })
+}
+
 /// `min.insync.replicas` when a topic does not set it: Kafka's default.
 pub const MIN_IN_SYNC_DEFAULT: usize = 1;
 
@@ -85,6 +178,7 @@ pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static str, Strin
     let ms_or_forever = |ms: Option<u64>| ms.map_or("-1".to_string(), |ms| ms.to_string());
     TOPIC_CONFIGS
         .iter()
+        .chain(COMPACTION_CONFIGS)
         .map(|(name, _)| {
             if let Some(value) = configs.get(*name) {
                 return (*name, value.clone(), true);
@@ -108,7 +202,7 @@ pub fn effective(configs: &BTreeMap<String, String>) -> Vec<(&'static str, Strin
                 "file.delete.delay.ms" => defaults.file_delete_delay_ms.to_string(),
                 "min.insync.replicas" => MIN_IN_SYNC_DEFAULT.to_string(),
                 "unclean.leader.election.enable" => "false".to_string(),
-                _ => String::new(),
+                name => compaction_default(name).unwrap_or_default(),
             };
             (*name, default, false)
         })
@@ -228,8 +322,13 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Confi
             "unclean.leader.election.enable" => {
                 boolean(name, value)?;
             }
+            name if compaction_config(name, value, &mut config)? => {}
             _ => {
-                let known: Vec<&str> = TOPIC_CONFIGS.iter().map(|(name, _)| *name).collect();
+                let known: Vec<&str> = TOPIC_CONFIGS
+                    .iter()
+                    .chain(COMPACTION_CONFIGS)
+                    .map(|(name, _)| *name)
+                    .collect();
                 return Err(invalid(
                     name,
                     value,
@@ -287,6 +386,52 @@ mod tests {
             FlushPolicy::Interval(Duration::from_millis(5))
         );
         assert_eq!(log_config(&configs(&[])).unwrap(), LogConfig::default());
+    }
+
+    #[test]
+    fn compaction_configs_map_onto_the_log_config() {
+        let config = log_config(&configs(&[
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "5"),
+            ("max.compaction.lag.ms", "60000"),
+            ("delete.retention.ms", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.cleanup_policy,
+            CleanupPolicy {
+                delete: false,
+                compact: true
+            }
+        );
+        assert_eq!(config.compaction.min_cleanable_dirty_ratio.get(), 0.01);
+        assert_eq!(config.compaction.min_compaction_lag_ms, 5);
+        assert_eq!(config.compaction.max_compaction_lag_ms, 60_000);
+        assert_eq!(config.compaction.delete_retention_ms, 0);
+        for both in ["compact,delete", "delete, compact", "[compact,delete]"] {
+            let policy = log_config(&configs(&[("cleanup.policy", both)]))
+                .unwrap()
+                .cleanup_policy;
+            assert!(policy.delete && policy.compact, "{both}");
+        }
+        for (name, value) in [
+            ("cleanup.policy", "shred"),
+            ("cleanup.policy", ""),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+            ("min.compaction.lag.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "soon"),
+        ] {
+            assert!(
+                log_config(&configs(&[(name, value)])).is_err(),
+                "{name}={value}"
+            );
+        }
+        let effective = effective(&configs(&[]));
+        assert!(effective.contains(&("cleanup.policy", "delete".to_string(), false)));
+        assert!(effective.contains(&("delete.retention.ms", "86400000".to_string(), false)));
     }
 
     #[test]

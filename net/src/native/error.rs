@@ -55,10 +55,13 @@ pub enum ErrorCode {
     EligibleLeadersNotAvailable = 31,
     /// A cancellation of a partition's move when none is in progress.
     NoReassignmentInProgress = 32,
+    /// A record the partition does not take: one without a key in a
+    /// compacted topic.
+    InvalidRecord = 33,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -92,6 +95,7 @@ impl ErrorCode {
         ErrorCode::PreferredLeaderNotAvailable,
         ErrorCode::EligibleLeadersNotAvailable,
         ErrorCode::NoReassignmentInProgress,
+        ErrorCode::InvalidRecord,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -154,6 +158,7 @@ impl ErrorCode {
             ErrorCode::PreferredLeaderNotAvailable => "preferred leader not available",
             ErrorCode::EligibleLeadersNotAvailable => "eligible leaders not available",
             ErrorCode::NoReassignmentInProgress => "no reassignment in progress",
+            ErrorCode::InvalidRecord => "invalid record",
         }
     }
 }

@@ -96,6 +96,45 @@ const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
 static PACE_BYTES_PER_S: AtomicU64 = AtomicU64::new(CLEAN_BYTES_PER_S);
 
+/// What the cleaners of the process did since it started, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanerTotals {
+    pub passes: u64,
+    pub segments_cleaned: u64,
+    pub bytes_read: u64,
+    /// Bytes of segments the cleaned ones took the place of, less theirs.
+    pub bytes_removed: u64,
+    pub records_removed: u64,
+}
+
+static TOTALS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+/// The process's [`CleanerTotals`].
+pub fn cleaner_totals() -> CleanerTotals {
+    let [passes, segments_cleaned, bytes_read, bytes_removed, records_removed] =
+        TOTALS.each_ref().map(|total| total.load(Ordering::Relaxed));
+    CleanerTotals {
+        passes,
+        segments_cleaned,
+        bytes_read,
+        bytes_removed,
+        records_removed,
+    }
+}
+
+fn count(outcome: &CompactionOutcome) {
+    let added = [
+        1,
+        outcome.segments_cleaned as u64,
+        outcome.bytes_read,
+        outcome.bytes_before.saturating_sub(outcome.bytes_after),
+        outcome.records_removed,
+    ];
+    for (total, added) in TOTALS.iter().zip(added) {
+        total.fetch_add(added, Ordering::Relaxed);
+    }
+}
+
 /// Sets the cleaner's pace in bytes/s (read and written); 0 is unpaced.
 pub fn set_pace(bytes_per_s: u64) {
     PACE_BYTES_PER_S.store(bytes_per_s, Ordering::Relaxed);
@@ -324,6 +363,7 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         // Not durable: the next open cleans the same part again.
         tracing::warn!(log = %dir.display(), %source, "cleaner checkpoint not written");
     }
+    count(&outcome);
     tracing::info!(
         log = %dir.display(), segments = outcome.segments_cleaned,
         bytes_before = outcome.bytes_before, bytes_after = outcome.bytes_after,

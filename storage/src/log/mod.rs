@@ -98,8 +98,9 @@ use std::{
 };
 
 pub use cleaner::{
-    set_pace as set_cleaner_pace, CleanupPolicy, CompactError, CompactionConfig, CompactionOutcome,
-    DirtyRatio, CLEANED_SUFFIX, CLEAN_BYTES_PER_S, OFFSET_MAP_BYTES_MAX, SWAP_SUFFIX,
+    cleaner_totals, set_pace as set_cleaner_pace, CleanerTotals, CleanupPolicy, CompactError,
+    CompactionConfig, CompactionOutcome, DirtyRatio, CLEANED_SUFFIX, CLEAN_BYTES_PER_S,
+    OFFSET_MAP_BYTES_MAX, SWAP_SUFFIX,
 };
 pub use cleaner_checkpoint::{CLEANER_CHECKPOINT_NAME, PASSES_MAX};
 pub use injected_faults::{IoFaults, SwapStep};
