@@ -562,6 +562,8 @@ mod tests {
         assert_eq!(config.frame_bytes_max, 7);
         assert_eq!(config.retention_check_interval, Duration::from_millis(7));
         assert_eq!(config.delete_bytes_per_s, 7);
+        assert_eq!(config.cleaner_check_interval, Duration::from_millis(7));
+        assert_eq!(config.cleaner_bytes_per_s, 7);
         assert_eq!(config.kafka_addr.as_deref(), Some("h:7"));
         assert_eq!(config.kafka_advertised_addr.as_deref(), Some("h:7"));
         assert_eq!(config.admin_addr.as_deref(), Some("h:7"));
