@@ -81,8 +81,10 @@ pub struct BrokerConfig {
     /// How long the first rebalance of an empty consumer group waits for
     /// more members (Kafka's `group.initial.rebalance.delay.ms`).
     pub group_initial_rebalance_delay: Duration,
-    /// Bytes appended to a partition of `__consumer_offsets` before it is
-    /// compacted (its live records written again, the rest deleted).
+    /// The segment size of `__consumer_offsets`, whose sealed segments the
+    /// cleaner compacts; for a partition created before the topic was
+    /// compacted, the bytes appended before it is compacted by the
+    /// coordinator (its live records written again, the rest deleted).
     pub group_offsets_compact_bytes: u64,
     /// How often a member of a consumer-protocol group (KIP-848) is told to
     /// heartbeat (Kafka's `group.consumer.heartbeat.interval.ms`).

@@ -406,14 +406,17 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// A Kafka producer's batch of `records` (key, value; `None` is null),
-/// compressed with `codec`, all at `timestamp`: for tests.
-#[cfg(test)]
-pub(crate) fn test_kafka_batch(
+/// A Kafka RecordBatch v2 of `records` (key, value; `None` is null, a
+/// value's null is a tombstone), compressed with `codec` (Kafka's codes),
+/// all at `timestamp`, without producer or headers: the batch a writer of
+/// the broker's own compacted logs (the group coordinator's) appends.
+/// Fails if the batch would pass [`BATCH_BYTES_MAX`] (checked before the
+/// batch is assembled) or has no record.
+pub fn kafka_batch(
     records: &[(Option<&[u8]>, Option<&[u8]>)],
     codec: u16,
     timestamp: i64,
-) -> Batch {
+) -> Result<Batch, FilterError> {
     fn varint(out: &mut Vec<u8>, value: i64) {
         let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
         while zigzag >= 0x80 {
@@ -422,7 +425,24 @@ pub(crate) fn test_kafka_batch(
         }
         out.push(zigzag as u8);
     }
-    let mut section = Vec::new();
+    let codec_of = Codec::from_kafka(codec)?;
+    if records.is_empty() {
+        return Err(BatchError::Empty.into());
+    }
+    // Each record's framing takes at most 5 varints of 5 bytes and its
+    // attributes byte.
+    let section_bytes: usize = records
+        .iter()
+        .map(|(key, value)| 26 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len))
+        .sum();
+    if BATCH_HEADER_BYTES + KAFKA_BATCH_HEADER_BYTES + section_bytes > BATCH_BYTES_MAX {
+        return Err(BatchError::TooLarge {
+            bytes: BATCH_HEADER_BYTES + KAFKA_BATCH_HEADER_BYTES + section_bytes,
+            max: BATCH_BYTES_MAX,
+        }
+        .into());
+    }
+    let mut section = Vec::with_capacity(section_bytes);
     for (index, (key, value)) in records.iter().enumerate() {
         let mut body = vec![0_u8];
         varint(&mut body, 0);
@@ -440,9 +460,9 @@ pub(crate) fn test_kafka_batch(
         varint(&mut section, body.len() as i64);
         section.extend_from_slice(&body);
     }
-    let records_bytes = match Codec::from_kafka(codec).unwrap() {
+    let records_bytes = match codec_of {
         None => section,
-        Some(codec) => compress(codec, &section).unwrap(),
+        Some(codec) => compress(codec, &section)?,
     };
     let mut kafka = Vec::new();
     kafka.extend_from_slice(&0_i64.to_be_bytes());
@@ -463,7 +483,17 @@ pub(crate) fn test_kafka_batch(
     kafka.extend_from_slice(&records_bytes);
     let crc = crc32c::crc32c(&kafka[ATTRIBUTES_AT..]);
     kafka[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
-    Batch::from_kafka(&kafka).unwrap()
+    Ok(Batch::from_kafka(&kafka)?)
+}
+
+/// [`kafka_batch`] for tests.
+#[cfg(test)]
+pub(crate) fn test_kafka_batch(
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    codec: u16,
+    timestamp: i64,
+) -> Batch {
+    kafka_batch(records, codec, timestamp).expect("a test batch")
 }
 
 #[cfg(test)]

@@ -610,20 +610,20 @@ struct OffsetMap {
 }
 
 impl OffsetMap {
-    /// Adds a record; `false` (and nothing added) when the map is full.
-    fn put(&mut self, key: &[u8], offset: Offset) -> bool {
+    /// Adds a record; the caller checked that the map has room.
+    fn put(&mut self, key: &[u8], offset: Offset) {
         if let Some(latest) = self.latest.get_mut(key) {
             assert!(offset > *latest, "offsets went back: {offset} <= {latest}");
             *latest = offset;
-            return true;
+            return;
         }
-        let cost = key.len() + OFFSET_MAP_ENTRY_BYTES;
-        if self.bytes + cost > OFFSET_MAP_BYTES_MAX {
-            return false;
-        }
-        self.bytes += cost;
+        self.bytes += key.len() + OFFSET_MAP_ENTRY_BYTES;
+        assert!(
+            self.bytes <= OFFSET_MAP_BYTES_MAX,
+            "the offset map passed its cap: {} bytes",
+            self.bytes
+        );
         self.latest.insert(key.to_vec(), offset);
-        true
     }
 }
 
@@ -650,36 +650,27 @@ fn clean(job: &Job) -> Result<JobResult, CompactError> {
             if batch.last_offset() < job.dirty_start {
                 continue;
             }
-            let mut full = false;
-            let mut keys = Vec::new();
+            // What the batch can add at most: all its bytes as keys, an
+            // entry per record. A batch that may not fit ends the map
+            // before it, whole.
+            let header = batch.header();
+            let bound = batch.len() + header.record_count as usize * OFFSET_MAP_ENTRY_BYTES;
+            if map.bytes + bound > OFFSET_MAP_BYTES_MAX {
+                map_end = map_end.max(batch.base_offset());
+                break 'segments;
+            }
+            let dirty_start = job.dirty_start;
             let read = filter::for_each_record(&batch, |record| {
                 if let Some(key) = record.key {
-                    keys.push((key.to_vec(), record.offset));
+                    if record.offset >= dirty_start {
+                        map.put(key, record.offset);
+                    }
                 }
             });
             if let Err(error) = read {
                 // Its keys unknown, the older records of those keys stay:
                 // safe.
                 tracing::warn!(segment = %segment.path.display(), offset = %batch.base_offset(), %error, "batch not read by the cleaner");
-            }
-            for (key, offset) in &keys {
-                if offset.0 >= job.dirty_start.0 && !map.put(key, *offset) {
-                    full = true;
-                    break;
-                }
-            }
-            if full {
-                // The batch's records not in the map are past its end: the
-                // map ends at this batch's base.
-                for (key, offset) in &keys {
-                    if let Some(latest) = map.latest.get(key) {
-                        if latest == offset {
-                            map.latest.remove(key);
-                        }
-                    }
-                }
-                map_end = map_end.max(batch.base_offset());
-                break 'segments;
             }
             map_end = batch.last_offset().next();
         }
