@@ -197,8 +197,9 @@ impl Batch {
     }
 
     /// Validates `bytes` as whole stored batches one after another, the
-    /// first at offset `base` and each where the one before ended (what a
-    /// leader pushes to a replica): each as [`Batch::validate`] does, and
+    /// first at or past offset `base` and each at or past where the one
+    /// before ended (what a leader pushes to a replica; the gaps are a
+    /// compacted log's): each as [`Batch::validate`] does, and
     /// its kafka payload's offsets and epoch agreeing with its header
     /// ([`Batch::check_assigned`]). Each batch is a slice of `bytes`; a
     /// length is checked against what is left before it is taken.
@@ -214,7 +215,9 @@ impl Batch {
                     available: bytes.len(),
                 });
             }
-            if header.base_offset != expected {
+            // At or past where the one before ended: a compacted log has
+            // gaps between its batches.
+            if header.base_offset < expected {
                 return Err(BatchError::OffsetOutOfSequence {
                     base_offset: header.base_offset,
                     expected,

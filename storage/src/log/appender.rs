@@ -113,9 +113,10 @@ fn check_keyed(batch: &Batch) -> Result<(), AppendError> {
 pub(super) async fn append_replicated(
     shared: &Shared,
     batch: Batch,
+    gap: bool,
 ) -> Result<Appended, AppendError> {
     wait_for_room(shared, batch.len()).await?;
-    let (appended, completion) = assign_replicated(&mut shared.borrow_mut(), batch)?;
+    let (appended, completion) = assign_replicated(&mut shared.borrow_mut(), batch, gap)?;
     if let Some(completion) = completion {
         Completed {
             completion,
@@ -192,10 +193,11 @@ fn assign(
 fn assign_replicated(
     state: &mut State,
     batch: Batch,
+    gap: bool,
 ) -> Result<(Appended, Option<Rc<Completion>>), AppendError> {
     let header = batch.header();
     let base = Offset(header.base_offset);
-    if base != state.end {
+    if base < state.end || (base > state.end && !gap) {
         return Err(AppendError::NotContiguous {
             expected: state.end,
             got: base,
@@ -215,6 +217,12 @@ fn assign_replicated(
     // Should this replica lead next, its own appends go on in the epoch of
     // the log, not below it.
     state.leader_epoch = state.leader_epoch.max(header.leader_epoch);
+    if base > state.end {
+        // The leader's log is compacted: what was between is gone there.
+        // The log ends where the batch starts.
+        tracing::debug!(log = %state.dir.display(), from = %state.end, to = %base, "a gap in a replicated log");
+        state.end = base;
+    }
     let producer = ProducerAppend::of(&header);
     Ok(queue(state, batch, producer))
 }

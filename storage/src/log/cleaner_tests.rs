@@ -603,3 +603,41 @@ fn a_compacted_log_reads_back_as_the_model_says() {
         });
     }
 }
+
+#[test]
+fn a_follower_copies_a_compacted_log_with_its_gaps() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let leader = open(&dir.path().join("leader"), &clock, None).await;
+        let model = fill(&leader, 30).await;
+        leader.compact().await.unwrap();
+        let follower = open(&dir.path().join("follower"), &clock, None).await;
+        let mut offset = Offset(0);
+        while offset < leader.visible_end() {
+            let batches = leader.read_replicable(offset, 16 * 1024).await.unwrap();
+            let mut run = bytes::BytesMut::new();
+            for batch in &batches {
+                run.extend_from_slice(batch.as_bytes());
+            }
+            // What a push carries: batches from the follower's end on.
+            for batch in Batch::validate_run(run.freeze(), follower.end_offset()).unwrap() {
+                if batch.base_offset() > follower.end_offset() {
+                    assert!(matches!(
+                        follower.append_replicated(batch.clone()).await,
+                        Err(AppendError::NotContiguous { .. })
+                    ));
+                }
+                follower.append_replicated_after_gap(batch).await.unwrap();
+            }
+            offset = batches.last().unwrap().last_offset().next();
+        }
+        assert_eq!(read_all(&follower).await, read_all(&leader).await);
+        model.check(&read_all(&follower).await, u64::MAX);
+        follower.close().await.unwrap();
+        let follower = open(&dir.path().join("follower"), &clock, None).await;
+        assert_eq!(read_all(&follower).await, read_all(&leader).await);
+        follower.close().await.unwrap();
+        leader.close().await.unwrap();
+    });
+}

@@ -671,7 +671,15 @@ impl Log {
     /// leader decided, so a follower neither answers "duplicate" nor
     /// refuses a sequence.
     pub async fn append_replicated(&self, batch: Batch) -> Result<Appended, AppendError> {
-        appender::append_replicated(&self.state, batch).await
+        appender::append_replicated(&self.state, batch, false).await
+    }
+
+    /// [`Log::append_replicated`] of a batch at or past the log end: the
+    /// leader's log is compacted, and the offsets between the log end and
+    /// the batch are gone there (its push said they are: it starts at this
+    /// log's end). The log then ends where the batch does, with the gap.
+    pub async fn append_replicated_after_gap(&self, batch: Batch) -> Result<Appended, AppendError> {
+        appender::append_replicated(&self.state, batch, true).await
     }
 
     /// Removes every batch at or past `offset`, and the whole batch that

@@ -97,16 +97,23 @@ fn plan_read(
                 visible_end,
             )));
         }
+        // Below the first segment, at or past the log start: a replica of
+        // a compacted log whose first batch came after a gap. The first
+        // segment has what follows.
         let (_, segment) = state
             .segments
             .range(..=offset)
             .next_back()
+            .or_else(|| state.segments.iter().next())
             .ok_or_else(|| out_of_range(&state, offset, visible_end))?;
         let file = segment
             .file
             .clone()
             .expect("a segment with written data has a file");
-        let position = segment.index.position_for(segment.relative(offset));
+        let position = match offset >= segment.base {
+            true => segment.index.position_for(segment.relative(offset)),
+            false => 0,
+        };
         Ok(Planned::Disk(
             DiskRead {
                 file,
