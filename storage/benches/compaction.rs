@@ -79,6 +79,9 @@ fn compacted_config() -> LogConfig {
     }
 }
 
+/// Makes the batch of a round: (first key, value seed).
+type MakeBatch = fn(u64, u64) -> Batch;
+
 /// A native batch of records over the keys from `first`.
 fn native_batch(first: u64, seed: u64) -> Batch {
     let mut builder = BatchBuilder::default();
@@ -111,7 +114,7 @@ fn kafka_batch(first: u64, seed: u64) -> Batch {
 }
 
 /// Fills `log` with about `LOG_BYTES` in sealed segments.
-async fn fill(log: &Log, make: fn(u64, u64) -> Batch) {
+async fn fill(log: &Log, make: MakeBatch) {
     let mut appended = 0;
     let mut round = 0_u64;
     while appended < LOG_BYTES {
@@ -132,8 +135,7 @@ fn compact(criterion: &mut Criterion, executor: &LocalExecutor, dir: &Path) {
     let mut group = criterion.benchmark_group("compact");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(LOG_BYTES as u64));
-    let formats: [(&str, fn(u64, u64) -> Batch); 2] =
-        [("native", native_batch), ("kafka_lz4", kafka_batch)];
+    let formats: [(&str, MakeBatch); 2] = [("native", native_batch), ("kafka_lz4", kafka_batch)];
     for (name, make) in formats {
         group.bench_function(name, |bencher| {
             bencher.iter_custom(|iterations| {

@@ -13,7 +13,11 @@
 
 use std::{collections::HashMap, rc::Rc, time::Duration};
 
-use sluice_storage::{batch::filter::kafka_batch, log::Log, Offset};
+use sluice_storage::{
+    batch::filter::{kafka_batch, KeyValue},
+    log::Log,
+    Offset,
+};
 
 use super::{error::GroupError, records::GroupRecord, routing::offsets_partition, Group};
 use crate::{
@@ -58,7 +62,7 @@ fn offsets_log(shard: &Shard, group: &str) -> Result<(PartitionKey, Rc<Log>), Gr
 /// deleted ones (`__consumer_offsets` is compacted, as Kafka's is).
 fn batch_of(records: &[GroupRecord]) -> Result<sluice_storage::batch::Batch, GroupError> {
     let encoded: Vec<(Vec<u8>, Vec<u8>)> = records.iter().map(GroupRecord::encode).collect();
-    let pairs: Vec<(Option<&[u8]>, Option<&[u8]>)> = encoded
+    let pairs: Vec<KeyValue<'_>> = encoded
         .iter()
         .map(|(key, value)| (Some(&key[..]), (!value.is_empty()).then_some(&value[..])))
         .collect();

@@ -406,6 +406,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A record's key and value as [`kafka_batch`] takes them; `None` is null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// A Kafka RecordBatch v2 of `records` (key, value; `None` is null, a
 /// value's null is a tombstone), compressed with `codec` (Kafka's codes),
 /// all at `timestamp`, without producer or headers: the batch a writer of
@@ -413,7 +416,7 @@ impl<'a> Cursor<'a> {
 /// Fails if the batch would pass [`BATCH_BYTES_MAX`] (checked before the
 /// batch is assembled) or has no record.
 pub fn kafka_batch(
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    records: &[KeyValue<'_>],
     codec: u16,
     timestamp: i64,
 ) -> Result<Batch, FilterError> {
@@ -488,11 +491,7 @@ pub fn kafka_batch(
 
 /// [`kafka_batch`] for tests.
 #[cfg(test)]
-pub(crate) fn test_kafka_batch(
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
-    codec: u16,
-    timestamp: i64,
-) -> Batch {
+pub(crate) fn test_kafka_batch(records: &[KeyValue<'_>], codec: u16, timestamp: i64) -> Batch {
     kafka_batch(records, codec, timestamp).expect("a test batch")
 }
 
@@ -528,7 +527,7 @@ mod tests {
     #[test]
     fn a_kafka_batch_keeps_the_records_asked_with_their_offsets_in_every_codec() {
         let all = records(40);
-        let borrowed: Vec<(Option<&[u8]>, Option<&[u8]>)> = all
+        let borrowed: Vec<KeyValue<'_>> = all
             .iter()
             .map(|(key, value)| (Some(&key[..]), value.as_deref()))
             .collect();

@@ -313,6 +313,9 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         ..CompactionOutcome::default()
     };
     let mut cleaned = result.cleaned.into_iter();
+    // Whether every cleaned segment took its place or had none left (gone
+    // to retention or a truncation): only then is the dirty part clean.
+    let mut complete = true;
     while let Some(segment) = cleaned.next() {
         let file = files
             .iter()
@@ -320,6 +323,7 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
             .expect("a cleaned segment was planned");
         let (before, after, removed) =
             (segment.bytes_before, segment.bytes, segment.records_removed);
+        let segment_base = segment.base;
         match super::cleaner_swap::swap(shared, file, segment).await {
             Ok(true) => {
                 outcome.segments_cleaned += 1;
@@ -327,7 +331,9 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
                 outcome.bytes_after += after;
                 outcome.records_removed += removed;
             }
-            Ok(false) => {}
+            Ok(false) => {
+                complete &= !shared.borrow().segments.contains_key(&segment_base);
+            }
             Err(error) => {
                 for rest in cleaned {
                     let _ = std::fs::remove_file(&rest.path);
@@ -337,6 +343,10 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         }
     }
     // The cleaned point moves only once every segment below it is swapped.
+    if !complete {
+        tracing::info!(log = %dir.display(), "a pass not swapped in whole; the next one cleans its part again");
+        return Ok(outcome);
+    }
     let checkpoint = {
         let mut state = shared.borrow_mut();
         let end = state.end;
@@ -446,7 +456,9 @@ fn plan(shared: &Shared) -> Plan {
         .map_or(state.segments[&first_dirty.base].created_ms, |time| {
             time.timestamp
         });
-    let overdue = now_ms.saturating_sub(first_dirty_ms) as u64 >= config.max_compaction_lag_ms;
+    // A timestamp ahead of the clock is no age at all.
+    let age_ms = now_ms.saturating_sub(first_dirty_ms).max(0) as u64;
+    let overdue = age_ms >= config.max_compaction_lag_ms;
     if dirty_ratio < config.min_cleanable_dirty_ratio.get() && !overdue {
         return Plan {
             dirty_ratio,

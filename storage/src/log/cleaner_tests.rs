@@ -7,7 +7,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::tests::run;
 use super::*;
-use crate::batch::{filter, BatchBuilder};
+use crate::batch::{filter, filter::KeyValue, BatchBuilder};
 
 struct ManualClock(Cell<i64>);
 
@@ -98,7 +98,7 @@ fn batch_of(records: &[(Vec<u8>, Option<Vec<u8>>)], format: u16, timestamp: i64)
         }
         return builder.finish();
     }
-    let borrowed: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+    let borrowed: Vec<KeyValue<'_>> = records
         .iter()
         .map(|(key, value)| (Some(&key[..]), value.as_deref()))
         .collect();
@@ -220,7 +220,7 @@ fn the_latest_record_of_each_key_stays_in_both_formats_and_every_codec() {
             .collect();
         let keys: std::collections::BTreeSet<_> = below.iter().map(|(_, key, _)| key).collect();
         assert_eq!(keys.len(), below.len());
-        assert_eq!(log.verify().await.unwrap() > 0, true);
+        assert!(log.verify().await.unwrap() > 0);
         // A second pass right after finds nothing dirty.
         assert!(!log.compact().await.unwrap().cleaned);
         log.close().await.unwrap();
