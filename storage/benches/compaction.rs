@@ -43,7 +43,7 @@ const VALUE_BYTES: usize = 100;
 const RECORDS_PER_BATCH: usize = 100;
 /// Durable appends recorded per run of the latency table.
 const LATENCY_APPENDS: usize = 1_000;
-const LATENCY_PAIRS: usize = 2;
+const LATENCY_PAIRS: usize = 4;
 
 fn main() {
     let bench_mode = std::env::args().any(|arg| arg == "--bench");
