@@ -809,7 +809,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 33, "{seen:?}");
+        assert_eq!(seen.len(), 38, "{seen:?}");
     }
 
     #[test]
