@@ -152,6 +152,7 @@ impl Broker {
         let mut listeners = Listeners::resolve(&mut config)?;
         let start = crate::controller::open::open(&config, &identity.cluster_id)?;
         sluice_storage::deleter::set_pace(config.delete_bytes_per_s);
+        sluice_storage::log::set_cleaner_pace(config.cleaner_bytes_per_s);
         // A node that starts empty and is caught up later does not know
         // yet which topics it holds: nothing is deleted until then.
         if start.applied > 0 {
@@ -436,6 +437,7 @@ async fn shard_main(
         glommio::spawn_local(crate::admin_http::accept_loop(shard.clone(), listener))
     });
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
+    let cleaner = spawn_cleaner(shard.clone());
     let controller_tasks = shard.controller.is_some().then(|| {
         let mut tasks = vec![
             glommio::spawn_local(crate::controller::driver::drive(shard.clone())),
@@ -470,6 +472,7 @@ async fn shard_main(
     drop(kafka_acceptor);
     drop(admin_acceptor);
     drop(retention);
+    drop(cleaner);
     drop(controller_tasks);
     drop(group_ticks);
     drop(group_holds);
@@ -555,6 +558,38 @@ async fn retention_loop(shard: Rc<Shard>) {
         for log in logs {
             if let Err(error) = log.apply_retention().await {
                 tracing::warn!(log = %log.dir().display(), %error, "retention failed");
+            }
+        }
+    }
+}
+
+/// The shard's cleaner loop, in a task queue of its own with a small share
+/// of the shard's time: what it does on the shard (planning a pass,
+/// swapping segments) waits behind appends and reads. The cleaning itself
+/// runs on a thread of its own (see `sluice_storage::log::Log::compact`).
+fn spawn_cleaner(shard: Rc<Shard>) -> glommio::Task<()> {
+    let queue = glommio::executor().create_task_queue(
+        glommio::Shares::Static(10),
+        glommio::Latency::NotImportant,
+        "cleaner",
+    );
+    glommio::spawn_local_into(cleaner_loop(shard.clone()), queue)
+        .unwrap_or_else(|_| glommio::spawn_local(cleaner_loop(shard)))
+}
+
+async fn cleaner_loop(shard: Rc<Shard>) {
+    loop {
+        glommio::timer::sleep(shard.config.cleaner_check_interval).await;
+        let logs: Vec<Rc<Log>> = shard.partitions.borrow().values().cloned().collect();
+        for log in logs {
+            if !log.config().cleanup_policy.compact {
+                continue;
+            }
+            match log.compact().await {
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(log = %log.dir().display(), %error, "compaction failed")
+                }
             }
         }
     }

@@ -87,8 +87,10 @@ pub struct BrokerConfig {
     /// The longest session timeout a classic group member may ask for
     /// (Kafka's `group.max.session.timeout.ms`).
     pub group_max_session_timeout: Duration,
-    /// Bytes appended to a partition of `__consumer_offsets` before it is
-    /// compacted (its live records written again, the rest deleted).
+    /// The segment size of `__consumer_offsets`, whose sealed segments the
+    /// cleaner compacts; for a partition created before the topic was
+    /// compacted, the bytes appended before it is compacted by the
+    /// coordinator (its live records written again, the rest deleted).
     pub group_offsets_compact_bytes: u64,
     /// How often a member of a consumer-protocol group (KIP-848) is told to
     /// heartbeat (Kafka's `group.consumer.heartbeat.interval.ms`).
@@ -99,6 +101,13 @@ pub struct BrokerConfig {
     /// How often each shard applies retention to its partitions (Kafka's
     /// `log.retention.check.interval.ms`).
     pub retention_check_interval: Duration,
+    /// How often each shard looks for compacted partitions due for a pass
+    /// of the cleaner (Kafka's `log.cleaner.backoff.ms`).
+    pub cleaner_check_interval: Duration,
+    /// The pace of the cleaner's reads and writes, bytes/s, over the
+    /// process; 0: unpaced (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`).
+    pub cleaner_bytes_per_s: u64,
     /// The pace at which deleted files give their space back, bytes/s; 0:
     /// each file at once (see `sluice_storage::deleter`).
     pub delete_bytes_per_s: u64,
@@ -197,6 +206,8 @@ impl Default for BrokerConfig {
             group_consumer_heartbeat_interval: Duration::from_secs(5),
             group_consumer_session_timeout: Duration::from_secs(45),
             retention_check_interval: Duration::from_secs(300),
+            cleaner_check_interval: Duration::from_secs(15),
+            cleaner_bytes_per_s: sluice_storage::log::CLEAN_BYTES_PER_S,
             delete_bytes_per_s: sluice_storage::deleter::DELETE_BYTES_PER_S,
             auto_leader_rebalance: true,
             leader_imbalance_check_interval:

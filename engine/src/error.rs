@@ -10,6 +10,9 @@ pub enum ErrorKind {
     NoSuchPartition,
     OffsetOutOfRange,
     CorruptBatch,
+    /// A record the partition does not take: one without a key in a
+    /// compacted topic (Kafka's `INVALID_RECORD`).
+    InvalidRecord,
     TooLarge,
     InvalidConfig,
     TopicExists,
@@ -55,11 +58,12 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 28] = [
+    pub const ALL: [ErrorKind; 29] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
         ErrorKind::CorruptBatch,
+        ErrorKind::InvalidRecord,
         ErrorKind::TooLarge,
         ErrorKind::InvalidConfig,
         ErrorKind::TopicExists,

@@ -274,6 +274,41 @@ fn seconds(us: u64) -> String {
 }
 
 /// The request latency histograms, each summed over the shards.
+/// The cleaners' totals of compacted topics, over the process.
+fn render_cleaner(out: &mut String) {
+    let totals = sluice_storage::log::cleaner_totals();
+    let counters: [(&'static str, &str, u64); 5] = [
+        (
+            "sluice_cleaner_passes_total",
+            "Passes of the cleaner over compacted partitions.",
+            totals.passes,
+        ),
+        (
+            "sluice_cleaner_segments_cleaned_total",
+            "Segments the cleaner rewrote and swapped in.",
+            totals.segments_cleaned,
+        ),
+        (
+            "sluice_cleaner_read_bytes_total",
+            "Bytes of segments the cleaner read.",
+            totals.bytes_read,
+        ),
+        (
+            "sluice_cleaner_removed_bytes_total",
+            "Bytes compaction gave back: the segments replaced less their cleaned versions.",
+            totals.bytes_removed,
+        ),
+        (
+            "sluice_cleaner_removed_records_total",
+            "Records compaction removed (older records of a key, expired tombstones).",
+            totals.records_removed,
+        ),
+    ];
+    for (name, help, value) in counters {
+        Family::counter(out, name, help).sample(&[], value);
+    }
+}
+
 fn render_request_latencies(out: &mut String, shards: &[&ShardSample]) {
     const NAME: &str = "sluice_request_latency_seconds";
     let mut by_kind: BTreeMap<RequestKind, Histogram> = BTreeMap::new();
@@ -546,6 +581,7 @@ pub fn render(scrape: &Scrape) -> String {
     }
 
     render_replication(&mut out, &partitions, &shards);
+    render_cleaner(&mut out);
 
     let mut family = Family::gauge(
         &mut out,
@@ -773,7 +809,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 33, "{seen:?}");
+        assert_eq!(seen.len(), 38, "{seen:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use sluice_replication::partition::control::ControlConfig;
-use sluice_storage::log::{FlushPolicy, LogConfig};
+use sluice_storage::log::{CleanupPolicy, DirtyRatio, FlushPolicy, LogConfig};
 
 /// How a config's value reads: Kafka's config types, with their codes in
 /// DescribeConfigs (v3+).
@@ -81,7 +81,11 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         synonym: Some("log.cleanup.policy"),
         doc: "`delete` (the default) deletes old segments by retention.ms and retention.bytes; `compact` keeps the latest record per key; `compact,delete` does both",
         check: Check::ListOf(&["compact", "delete"]),
-        default: |_| "delete".to_string(),
+        default: |config| match (config.cleanup_policy.compact, config.cleanup_policy.delete) {
+            (true, true) => "compact,delete".to_string(),
+            (true, false) => "compact".to_string(),
+            _ => "delete".to_string(),
+        },
     },
     TopicConfig {
         name: "compression.gzip.level",
@@ -130,7 +134,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         synonym: Some("log.cleaner.delete.retention.ms"),
         doc: "in a compacted topic, how long a tombstone (a record with a key and no value) stays once compaction has reached it",
         check: Check::Range(0, LONG_MAX),
-        default: |_| "86400000".to_string(),
+        default: |config| config.compaction.delete_retention_ms.to_string(),
     },
     TopicConfig {
         name: "file.delete.delay.ms",
@@ -214,7 +218,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         synonym: Some("log.cleaner.max.compaction.lag.ms"),
         doc: "in a compacted topic, the longest a record stays uncompacted, whatever min.cleanable.dirty.ratio says",
         check: Check::Range(1, LONG_MAX),
-        default: |_| LONG_MAX.to_string(),
+        default: |config| config.compaction.max_compaction_lag_ms.to_string(),
     },
     TopicConfig {
         name: "max.message.bytes",
@@ -260,7 +264,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         synonym: Some("log.cleaner.min.cleanable.ratio"),
         doc: "in a compacted topic, compaction starts once this share of the log has not been compacted yet",
         check: Check::Ratio,
-        default: |_| "0.5".to_string(),
+        default: |config| config.compaction.min_cleanable_dirty_ratio.get().to_string(),
     },
     TopicConfig {
         name: "min.compaction.lag.ms",
@@ -268,7 +272,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         synonym: Some("log.cleaner.min.compaction.lag.ms"),
         doc: "in a compacted topic, the least time a record stays uncompacted",
         check: Check::Range(0, LONG_MAX),
-        default: |_| "0".to_string(),
+        default: |config| config.compaction.min_compaction_lag_ms.to_string(),
     },
     TopicConfig {
         name: "min.insync.replicas",
@@ -544,7 +548,11 @@ impl TopicConfig {
 
 /// The items of a list config's value, trimmed, empty ones left out.
 pub fn list_items(value: &str) -> Vec<&str> {
+    // `[a,b]` is how Kafka's tools write a list on the command line.
     value
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
@@ -618,6 +626,69 @@ fn boolean(name: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// Sets `config` from one of the compaction configs (`cleanup.policy`,
+/// `min.cleanable.dirty.ratio`, `min.compaction.lag.ms`,
+/// `max.compaction.lag.ms`, `delete.retention.ms`); `Ok(false)` for a name
+/// that is not one of them.
+pub fn compaction_config(
+    name: &str,
+    value: &str,
+    config: &mut LogConfig,
+) -> Result<bool, ConfigError> {
+    let ms = |value: &str| match number(name, value)? {
+        ms if ms >= 0 => Ok(ms as u64),
+        _ => Err(invalid(name, value, "must not be negative")),
+    };
+    match name {
+        "cleanup.policy" => {
+            let mut policy = CleanupPolicy {
+                delete: false,
+                compact: false,
+            };
+            for part in value.trim().trim_matches(['[', ']']).split(',') {
+                match part.trim() {
+                    "delete" => policy.delete = true,
+                    "compact" => policy.compact = true,
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            value,
+                            "must be `delete`, `compact` or `compact,delete`",
+                        ))
+                    }
+                }
+            }
+            config.cleanup_policy = policy;
+        }
+        "min.cleanable.dirty.ratio" => {
+            config.compaction.min_cleanable_dirty_ratio = value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(DirtyRatio::new)
+                .ok_or_else(|| invalid(name, value, "must be a number from 0 to 1"))?;
+        }
+        "min.compaction.lag.ms" => config.compaction.min_compaction_lag_ms = ms(value)?,
+        "max.compaction.lag.ms" => {
+            let max = ms(value)?;
+            if max < 1 {
+                return Err(invalid(name, value, "must be at least 1"));
+            }
+            config.compaction.max_compaction_lag_ms = max;
+        }
+        "delete.retention.ms" => config.compaction.delete_retention_ms = ms(value)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn number(name: &str, value: &str) -> Result<i64, ConfigError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| invalid(name, value, "not an integer"))
+}
+
 /// Builds the log config of a topic's partitions from its configs (names
 /// and values as given), on top of the defaults. Unknown names and bad
 /// values are errors; configs Kafka ignores are ignored.
@@ -652,6 +723,13 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Confi
             "segment.prepare" => config.prepare_segments = value.trim() == "true",
             "file.delete.delay.ms" => config.file_delete_delay_ms = number() as u64,
             "max.message.bytes" => config.batch_bytes_max = number() as usize,
+            "cleanup.policy"
+            | "min.cleanable.dirty.ratio"
+            | "min.compaction.lag.ms"
+            | "max.compaction.lag.ms"
+            | "delete.retention.ms" => {
+                compaction_config(name, value, &mut config)?;
+            }
             "message.timestamp.type" => {
                 config.timestamps.log_append_time = value.trim() == "LogAppendTime"
             }
@@ -866,5 +944,60 @@ mod tests {
         let given = configs(&[("message.format.version", "3.0-IV1"), ("retention.ms", "5")]);
         assert!(log_config(&given).is_ok());
         assert_eq!(kept(given), configs(&[("retention.ms", "5")]));
+    }
+
+    #[test]
+    fn compaction_configs_map_onto_the_log_config() {
+        let config = log_config(&configs(&[
+            ("cleanup.policy", "compact"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("min.compaction.lag.ms", "5"),
+            ("max.compaction.lag.ms", "60000"),
+            ("delete.retention.ms", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.cleanup_policy,
+            CleanupPolicy {
+                delete: false,
+                compact: true
+            }
+        );
+        assert_eq!(config.compaction.min_cleanable_dirty_ratio.get(), 0.01);
+        assert_eq!(config.compaction.min_compaction_lag_ms, 5);
+        assert_eq!(config.compaction.max_compaction_lag_ms, 60_000);
+        assert_eq!(config.compaction.delete_retention_ms, 0);
+        for both in ["compact,delete", "delete, compact", "[compact,delete]"] {
+            let policy = log_config(&configs(&[("cleanup.policy", both)]))
+                .unwrap()
+                .cleanup_policy;
+            assert!(policy.delete && policy.compact, "{both}");
+        }
+        for (name, value) in [
+            ("cleanup.policy", "shred"),
+            ("cleanup.policy", ""),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+            ("min.compaction.lag.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "soon"),
+        ] {
+            assert!(
+                log_config(&configs(&[(name, value)])).is_err(),
+                "{name}={value}"
+            );
+        }
+        let value = |name: &str| {
+            effective(&configs(&[]))
+                .into_iter()
+                .find(|(config, _, _)| config.name == name)
+                .map(|(_, value, set)| (value, set))
+                .unwrap()
+        };
+        assert_eq!(value("cleanup.policy"), ("delete".to_string(), false));
+        assert_eq!(
+            value("delete.retention.ms"),
+            ("86400000".to_string(), false)
+        );
     }
 }

@@ -134,6 +134,10 @@ config_layer! {
     group_consumer_session_timeout_ms: u64,
     /// How often retention is applied.
     retention_check_interval_ms: u64,
+    /// How often compacted partitions are looked at for cleaning.
+    cleaner_check_interval_ms: u64,
+    /// The pace of the cleaner's I/O, bytes/s; 0: unpaced.
+    cleaner_bytes_per_s: u64,
     /// The pace of file deletion, bytes/s; 0: at once.
     delete_bytes_per_s: u64,
     /// Whether the controller moves leadership back to preferred replicas
@@ -337,6 +341,13 @@ impl ConfigLayer {
         if let Some(ms) = self.retention_check_interval_ms {
             config.retention_check_interval =
                 Duration::from_millis(positive("retention_check_interval_ms", ms as usize)? as u64);
+        }
+        if let Some(ms) = self.cleaner_check_interval_ms {
+            config.cleaner_check_interval =
+                Duration::from_millis(positive("cleaner_check_interval_ms", ms as usize)? as u64);
+        }
+        if let Some(bytes_per_s) = self.cleaner_bytes_per_s {
+            config.cleaner_bytes_per_s = bytes_per_s;
         }
         if let Some(bytes_per_s) = self.delete_bytes_per_s {
             config.delete_bytes_per_s = bytes_per_s;
@@ -570,6 +581,8 @@ mod tests {
         assert_eq!(config.frame_bytes_max, 7);
         assert_eq!(config.retention_check_interval, Duration::from_millis(7));
         assert_eq!(config.delete_bytes_per_s, 7);
+        assert_eq!(config.cleaner_check_interval, Duration::from_millis(7));
+        assert_eq!(config.cleaner_bytes_per_s, 7);
         assert_eq!(config.kafka_addr.as_deref(), Some("h:7"));
         assert_eq!(config.kafka_advertised_addr.as_deref(), Some("h:7"));
         assert_eq!(config.admin_addr.as_deref(), Some("h:7"));

@@ -8,8 +8,9 @@
 //! goes on from them: it reads no record it had committed, reads every
 //! record it had not, and commits again. The killed node, started again,
 //! catches up and coordinates the group once more after a preferred
-//! leader election, with every offset. The offsets partitions are
-//! compacted every few commits, so each move also reads a snapshot back.
+//! leader election, with every offset. The offsets partitions have small
+//! segments (`group_offsets_compact_bytes`, at least 4 KiB), which their
+//! cleaner compacts, so each move reads a compacted log back.
 
 mod common;
 mod kafka_common;
@@ -43,8 +44,9 @@ const RECORDS_AFTER: usize = 300;
 /// before the kill, a commit every [`COMMIT_EVERY`] records.
 const READ_BEFORE: usize = 400;
 const COMMIT_EVERY: usize = 20;
-/// Bytes appended to an offsets partition before it is compacted: a
-/// commit of three offsets takes about 200, so a few commits.
+/// The segment size of the offsets partitions (raised to 4 KiB, the
+/// smallest segment): a commit of three offsets takes about 200 bytes, so
+/// a segment rolls every twenty commits or so.
 const COMPACT_BYTES: &str = "1024";
 
 /// A consumer of [`GROUP`] through every node, that commits by hand and
@@ -147,7 +149,10 @@ fn commit(consumer: &BaseConsumer, next: &BTreeMap<i32, i64>) -> Result<(), Stri
 fn a_group_outlives_the_kill_of_its_coordinator() {
     let mut cluster = LocalCluster::start_with(
         NODES.len() as u32,
-        &[("SLUICE_GROUP_OFFSETS_COMPACT_BYTES", COMPACT_BYTES)],
+        &[
+            ("SLUICE_GROUP_OFFSETS_COMPACT_BYTES", COMPACT_BYTES),
+            ("SLUICE_CLEANER_CHECK_INTERVAL_MS", "100"),
+        ],
     );
     let bootstrap = cluster.kafka_bootstrap();
     let all: BTreeSet<i32> = NODES.iter().map(|node| *node as i32).collect();

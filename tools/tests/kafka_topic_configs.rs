@@ -334,7 +334,8 @@ fn the_clusters_dynamic_broker_defaults_apply_to_topics_that_do_not_set_their_ow
         // And the default is in force: a batch over 5000 bytes is refused
         // where the topic has no limit of its own.
         let producer = producer(broker, &[("enable.idempotence", "false"), ("retries", "0")]);
-        let large = Record::new(None, Some(&[7u8; 8_000]));
+        // Keyed: the cluster default makes topics compacted too.
+        let large = Record::new(Some(b"key"), Some(&[7u8; 8_000]));
         match &produce(
             &producer,
             "defaulted",

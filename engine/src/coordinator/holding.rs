@@ -255,20 +255,23 @@ async fn replay(log: &Log) -> Result<(HashMap<String, Group>, usize), String> {
         };
         offset = last.last_offset().next();
         for batch in &batches {
-            let Ok(records) = batch.records() else {
-                tracing::warn!(
-                    offset = batch.base_offset().0,
-                    "an offsets batch does not read; skipped"
-                );
-                continue;
-            };
-            for record in records.iter() {
-                if let Some(decoded) =
-                    GroupRecord::decode(record.key().unwrap_or_default(), record.value())
-                {
+            // Native batches (written before the topic was compacted) and
+            // Kafka ones alike; a tombstone (a null value) is a deletion,
+            // as an empty value is.
+            let read = sluice_storage::batch::filter::for_each_record(batch, |record| {
+                if let Some(decoded) = GroupRecord::decode(
+                    record.key.unwrap_or_default(),
+                    record.value.unwrap_or_default(),
+                ) {
                     apply(&mut groups, decoded);
                     applied += 1;
                 }
+            });
+            if let Err(error) = read {
+                tracing::warn!(
+                    offset = batch.base_offset().0, %error,
+                    "an offsets batch does not read; skipped"
+                );
             }
         }
     }

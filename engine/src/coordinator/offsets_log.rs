@@ -1,15 +1,23 @@
 //! The group coordinator's log: `__consumer_offsets`, one partition per
 //! shard of each broker, each replicated as other topics are. Records are
 //! appended by the partition's leader, and what they say is applied to
-//! memory once the in-sync replicas hold them (acks=all) ([`persist`]); a
-//! partition is compacted once enough was appended since its last
-//! snapshot ([`compact`]), the snapshot committed before the log start
-//! moves past what it replaces. Reading a partition back when this node
-//! comes to lead it is [`super::holding`]'s.
+//! memory once the in-sync replicas hold them (acks=all) ([`persist`]).
+//! The topic is compacted (`cleanup.policy=compact`, as Kafka's is): each
+//! record is keyed by group, and topic and partition for an offset, and a
+//! deletion is a tombstone, so the partition's cleaner keeps the latest
+//! record of each key. A partition created before, without that policy, is
+//! compacted here instead once enough was appended since its last snapshot
+//! ([`compact`]), the snapshot committed before the log start moves past
+//! what it replaces. Reading a partition back when this node comes to lead
+//! it is [`super::holding`]'s.
 
 use std::{collections::HashMap, rc::Rc, time::Duration};
 
-use sluice_storage::{batch::BatchBuilder, log::Log, Offset};
+use sluice_storage::{
+    batch::filter::{kafka_batch, KeyValue},
+    log::Log,
+    Offset,
+};
 
 use super::{error::GroupError, records::GroupRecord, routing::offsets_partition, Group};
 use crate::{
@@ -48,14 +56,20 @@ fn offsets_log(shard: &Shard, group: &str) -> Result<(PartitionKey, Rc<Log>), Gr
     Ok((key, log))
 }
 
-fn batch_of(records: &[GroupRecord]) -> sluice_storage::batch::Batch {
-    let mut builder = BatchBuilder::with_capacity(256 * records.len());
-    let now = now_ms();
-    for record in records {
-        let (key, value) = record.encode();
-        builder.push(now, Some(&key), &value, &[]);
-    }
-    builder.finish()
+/// The records as one Kafka batch, a deletion (an empty value) as a
+/// tombstone (a null value), so that the partition's cleaner keeps the
+/// latest record of each key and, after `delete.retention.ms`, forgets the
+/// deleted ones (`__consumer_offsets` is compacted, as Kafka's is).
+fn batch_of(records: &[GroupRecord]) -> Result<sluice_storage::batch::Batch, GroupError> {
+    let encoded: Vec<(Vec<u8>, Vec<u8>)> = records.iter().map(GroupRecord::encode).collect();
+    let pairs: Vec<KeyValue<'_>> = encoded
+        .iter()
+        .map(|(key, value)| (Some(&key[..]), (!value.is_empty()).then_some(&value[..])))
+        .collect();
+    kafka_batch(&pairs, 0, now_ms()).map_err(|error| {
+        tracing::warn!(%error, records = records.len(), "coordinator records do not make a batch");
+        GroupError::StorageError
+    })
 }
 
 /// Appends `records` for `group` to its offsets partition (this shard's),
@@ -77,7 +91,7 @@ pub(super) async fn persist<'a>(
         .map_err(|_| GroupError::CoordinatorNotAvailable)?;
     let (key, log) = offsets_log(shard, group)?;
     let partition = key.partition.0;
-    let batch = batch_of(records);
+    let batch = batch_of(records)?;
     let bytes = batch.len() as u64;
     // Only the leader appends, and only while enough replicas are in sync
     // to commit it; nothing yields between this and the append.
@@ -98,7 +112,11 @@ pub(super) async fn persist<'a>(
         // Compacted once this much was appended since the last snapshot:
         // every live record of its groups written again, the rest deleted
         // (DeleteRecords). Replay at start reads about this plus a snapshot.
-        let due = entry.0 >= shard.config.group_offsets_compact_bytes && !entry.1;
+        // A partition created compacted (`cleanup.policy=compact`, every
+        // one since compaction exists) is left to its cleaner.
+        let due = entry.0 >= shard.config.group_offsets_compact_bytes
+            && !entry.1
+            && !log.config().cleanup_policy.compact;
         if due {
             entry.1 = true;
         }
@@ -195,10 +213,8 @@ async fn compact(shard: &Rc<Shard>, group: &str) {
                     .replicas
                     .admit(key, Acks::All)
                     .map_err(|failure| failure.to_string())?;
-                let appended = log
-                    .append(batch_of(chunk))
-                    .await
-                    .map_err(|error| error.to_string())?;
+                let batch = batch_of(chunk).map_err(|error| error.to_string())?;
+                let appended = log.append(batch).await.map_err(|error| error.to_string())?;
                 first.get_or_insert(appended.base_offset);
                 end = Some(appended.last_offset.next());
             }

@@ -80,9 +80,22 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
     let topic = NewTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         partitions: (shard.shard_count() * brokers) as u32,
+        // Compacted, as Kafka's: the latest record of each group and
+        // committed offset stays. Segments of `group_offsets_compact_bytes`
+        // (Kafka's `offsets.topic.segment.bytes`), so that the cleaner
+        // finds sealed ones to clean.
         configs: [
             ("retention.ms".to_string(), "-1".to_string()),
             ("min.insync.replicas".to_string(), min_in_sync.to_string()),
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                shard
+                    .config
+                    .group_offsets_compact_bytes
+                    .clamp(4096, sluice_storage::log::SEGMENT_BYTES_CAP)
+                    .to_string(),
+            ),
         ]
         .into(),
         replication_factor: factor,

@@ -330,6 +330,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         }
         ErrorKind::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
         ErrorKind::CorruptBatch => ResponseError::CorruptMessage,
+        ErrorKind::InvalidRecord => ResponseError::InvalidRecord,
         ErrorKind::TooLarge => ResponseError::MessageTooLarge,
         ErrorKind::InvalidConfig => ResponseError::InvalidConfig,
         ErrorKind::TopicExists => ResponseError::TopicAlreadyExists,

@@ -93,6 +93,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::NoSuchPartition => ErrorCode::NoSuchPartition,
         ErrorKind::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
         ErrorKind::CorruptBatch => ErrorCode::CorruptBatch,
+        ErrorKind::InvalidRecord => ErrorCode::InvalidRecord,
         ErrorKind::TooLarge => ErrorCode::TooLarge,
         ErrorKind::InvalidConfig => ErrorCode::InvalidConfig,
         ErrorKind::TopicExists => ErrorCode::TopicExists,

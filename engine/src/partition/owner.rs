@@ -11,7 +11,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use sluice_net::kafka::convert::kafka_to_native;
+use sluice_net::kafka::convert::kafka_to_native_runs;
 use sluice_storage::{
     batch::{Batch, BatchError},
     log::{AppendError, DeleteRecordsError, Log, LogConfig, ReadError},
@@ -44,6 +44,7 @@ fn append_failure(error: AppendError) -> Failure {
         error @ AppendError::StaleLeaderEpoch { .. } => {
             Failure::new(ErrorKind::NotLeader, error.to_string())
         }
+        AppendError::InvalidRecord { reason } => Failure::new(ErrorKind::InvalidRecord, reason),
         // A follower's refusals: a leader's append never meets them.
         error @ (AppendError::NotContiguous { .. } | AppendError::InvalidBatch { .. }) => {
             Failure::new(ErrorKind::Internal, error.to_string())
@@ -195,24 +196,27 @@ async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed
     let Some(batch) = batches.into_iter().next() else {
         return fallback;
     };
-    let batch = match batch.kafka_payload() {
-        None => batch,
-        Some(_) => match kafka_to_native(&batch) {
-            Ok(native) => native,
+    // A kafka batch of a compacted log may have gaps: several runs.
+    let runs = match batch.kafka_payload() {
+        None => vec![batch],
+        Some(_) => match kafka_to_native_runs(&batch) {
+            Ok(runs) => runs,
             Err(_) => return fallback,
         },
     };
-    let header = batch.header();
-    let Ok(records) = batch.records() else {
-        return fallback;
-    };
-    for (index, record) in records.iter().enumerate() {
-        let record_offset = header.base_offset + index as u64;
-        let record_timestamp = header
-            .first_timestamp
-            .wrapping_add(record.timestamp_delta());
-        if record_offset >= offset.0 && record_timestamp >= timestamp {
-            return listed(log, Offset(record_offset), record_timestamp);
+    for batch in runs {
+        let header = batch.header();
+        let Ok(records) = batch.records() else {
+            return fallback;
+        };
+        for (index, record) in records.iter().enumerate() {
+            let record_offset = header.base_offset + index as u64;
+            let record_timestamp = header
+                .first_timestamp
+                .wrapping_add(record.timestamp_delta());
+            if record_offset >= offset.0 && record_timestamp >= timestamp {
+                return listed(log, Offset(record_offset), record_timestamp);
+            }
         }
     }
     fallback
@@ -252,9 +256,19 @@ fn listed(log: &Log, offset: Offset, timestamp: i64) -> Listed {
 fn native_bytes(batch: Batch) -> Result<Bytes, Failure> {
     match batch.kafka_payload() {
         None => Ok(batch.into_bytes()),
-        Some(_) => kafka_to_native(&batch)
-            .map(Batch::into_bytes)
-            .map_err(|error| Failure::new(ErrorKind::StorageFailed, error.to_string())),
+        // One native batch per run of offsets (a compacted batch has gaps),
+        // back to back.
+        Some(_) => match kafka_to_native_runs(&batch) {
+            Ok(mut runs) if runs.len() == 1 => Ok(runs.swap_remove(0).into_bytes()),
+            Ok(runs) => {
+                let mut out = BytesMut::with_capacity(runs.iter().map(Batch::len).sum());
+                for run in &runs {
+                    out.extend_from_slice(run.as_bytes());
+                }
+                Ok(out.freeze())
+            }
+            Err(error) => Err(Failure::new(ErrorKind::StorageFailed, error.to_string())),
+        },
     }
 }
 

@@ -134,7 +134,10 @@ fn take(key: &PartitionKey, following: &mut Following, log: &Rc<Log>, push: Push
                 .into_iter()
                 .map(|batch| {
                     let log = log.clone();
-                    Box::pin(async move { log.append_replicated(batch).await }) as Appending
+                    // The push starts at this log's end; its batches
+                    // may have the gaps of a compacted leader log.
+                    Box::pin(async move { log.append_replicated_after_gap(batch).await })
+                        as Appending
                 })
                 .collect();
             following

@@ -188,12 +188,18 @@ async fn round(shard: &Rc<Shard>) {
 }
 
 /// The stored batches from `offset` on, up to `max_bytes` (one at least),
-/// and where they start; none (a heartbeat at `offset`) when there is
+/// and where they start (at `offset`, if a compacted log's gap is there);
+/// none (a heartbeat at `offset`) when there is
 /// nothing to read there: past the log start is the follower's to mend
 /// (it starts again at the log start the push carries).
 async fn read_push(log: &Log, offset: u64, max_bytes: usize) -> (u64, Bytes) {
     match log.read_replicable(Offset(offset), max_bytes).await {
-        Ok(batches) if !batches.is_empty() => (batches[0].base_offset().0, concat(&batches)),
+        // A compacted log may have a gap at `offset`: the push still
+        // starts there, where the follower's log ends, and its first batch
+        // after the gap.
+        Ok(batches) if !batches.is_empty() => {
+            (offset.min(batches[0].base_offset().0), concat(&batches))
+        }
         Ok(_) | Err(ReadError::OffsetOutOfRange { .. }) => (offset, Bytes::new()),
         Err(error) => {
             tracing::warn!(log = %log.dir().display(), %error, "a push not read");

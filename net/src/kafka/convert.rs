@@ -91,7 +91,7 @@ pub enum ConvertError {
     },
     #[error("{bytes} bytes follow the last of the kafka batch's {record_count} records")]
     TrailingBytes { bytes: usize, record_count: u32 },
-    #[error("kafka record {index} has offset delta {offset_delta}: a dense batch's is its index")]
+    #[error("kafka record {index} has offset delta {offset_delta}: not past the record before it and within the batch, or a gap where a dense batch is asked for")]
     OffsetGap { index: usize, offset_delta: i64 },
     #[error("kafka batch holds {decoded} records but its header says {declared}")]
     RecordCountMismatch { decoded: usize, declared: u32 },
@@ -128,6 +128,23 @@ impl From<DecompressError> for ConvertError {
 /// header says, or bytes follow them; when they are not dense; and when
 /// they would make a native batch over [`BATCH_BYTES_MAX`]. Never panics.
 pub fn kafka_to_native(batch: &Batch) -> Result<Batch, ConvertError> {
+    let mut runs = convert(batch, true)?;
+    assert_eq!(runs.len(), 1, "a dense batch converts to one");
+    Ok(runs.swap_remove(0))
+}
+
+/// [`kafka_to_native`] for a batch a compacted log may hold: one whose
+/// records have gaps between their offsets (the cleaner removed the
+/// records between). A native batch's records are dense, so each run of
+/// consecutive offsets becomes a native batch of its own, at its offset and
+/// with the base sequence of its first record. A dense batch gives one.
+pub fn kafka_to_native_runs(batch: &Batch) -> Result<Vec<Batch>, ConvertError> {
+    convert(batch, false)
+}
+
+/// The native batches of a kafka one: one per run of offsets, or, if
+/// `dense`, one, a gap being an error.
+fn convert(batch: &Batch, dense: bool) -> Result<Vec<Batch>, ConvertError> {
     let payload = batch.kafka_payload().ok_or(ConvertError::NotKafka)?;
     let header = batch.header();
     assert!(
@@ -147,11 +164,22 @@ pub fn kafka_to_native(batch: &Batch) -> Result<Batch, ConvertError> {
         }
     };
 
-    let mut builder = BatchBuilder::with_capacity(records.len() + BATCH_HEADER_BYTES).producer(
-        header.producer_id,
-        header.producer_epoch,
-        header.base_sequence,
-    );
+    let builder_at = |delta: u32| {
+        let sequence = if header.base_sequence >= 0 {
+            sluice_storage::log::sequence_after(header.base_sequence, delta)
+        } else {
+            header.base_sequence
+        };
+        BatchBuilder::with_capacity(records.len() + BATCH_HEADER_BYTES).producer(
+            header.producer_id,
+            header.producer_epoch,
+            sequence,
+        )
+    };
+    let mut runs = Vec::new();
+    let mut run_start = 0_u32;
+    let mut next_delta = 0_i64;
+    let mut builder = builder_at(0);
     let mut cursor = Cursor::new(records);
     // One vector of header slices, reused for every record.
     let mut headers: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
@@ -163,12 +191,32 @@ pub fn kafka_to_native(batch: &Batch) -> Result<Batch, ConvertError> {
             });
         }
         let record = read_record(&mut cursor, index, &mut headers)?;
-        if i64::from(record.offset_delta) != index as i64 {
+        let offset_delta = i64::from(record.offset_delta);
+        if (dense && offset_delta != index as i64)
+            || offset_delta < next_delta
+            || offset_delta > i64::from(header.last_offset_delta)
+        {
             return Err(ConvertError::OffsetGap {
                 index,
                 offset_delta: record.offset_delta.into(),
             });
         }
+        if offset_delta > next_delta && builder.is_empty() {
+            builder = builder_at(offset_delta as u32);
+            run_start = offset_delta as u32;
+        } else if offset_delta > next_delta {
+            // A gap: the run so far is a batch, a new one starts here.
+            runs.push(
+                std::mem::replace(&mut builder, builder_at(offset_delta as u32))
+                    .finish()
+                    .assign(
+                        sluice_storage::Offset(batch.base_offset().0 + u64::from(run_start)),
+                        header.leader_epoch,
+                    ),
+            );
+            run_start = offset_delta as u32;
+        }
+        next_delta = offset_delta + 1;
         let timestamp = if log_append_time {
             header.max_timestamp
         } else {
@@ -201,9 +249,11 @@ pub fn kafka_to_native(batch: &Batch) -> Result<Batch, ConvertError> {
             record_count: header.record_count,
         });
     }
-    Ok(builder
-        .finish()
-        .assign(batch.base_offset(), header.leader_epoch))
+    runs.push(builder.finish().assign(
+        sluice_storage::Offset(batch.base_offset().0 + u64::from(run_start)),
+        header.leader_epoch,
+    ));
+    Ok(runs)
 }
 
 /// A Kafka record's fields but its headers, read in place.

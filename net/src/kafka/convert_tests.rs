@@ -913,3 +913,51 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_compacted_batch_converts_to_one_native_batch_per_run_of_offsets() {
+    use sluice_storage::batch::filter::{filter, Filtered};
+    let stored = Batch::from_kafka(&encode(&kafka_records(6), Compression::Gzip))
+        .unwrap()
+        .assign(Offset(100), 2);
+    let Filtered::Rewritten(compacted) = filter(&stored, |record| {
+        ![101, 102, 104].contains(&record.offset.0)
+    })
+    .unwrap() else {
+        panic!("three records of six kept is a rewrite");
+    };
+    let runs = kafka_to_native_runs(&compacted[0]).unwrap();
+    let shape: Vec<(u64, u32, u32)> = runs
+        .iter()
+        .map(|run| {
+            (
+                run.base_offset().0,
+                run.header().record_count,
+                run.leader_epoch(),
+            )
+        })
+        .collect();
+    assert_eq!(shape, [(100, 1, 2), (103, 1, 2), (105, 1, 2)]);
+    let dense = kafka_to_native(&stored).unwrap();
+    let values: Vec<Vec<u8>> = runs
+        .iter()
+        .flat_map(|run| {
+            run.records()
+                .unwrap()
+                .iter()
+                .map(|record| record.value().to_vec())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let all: Vec<Vec<u8>> = dense
+        .records()
+        .unwrap()
+        .iter()
+        .map(|record| record.value().to_vec())
+        .collect();
+    assert_eq!(values, [all[0].clone(), all[3].clone(), all[5].clone()]);
+    assert!(matches!(
+        kafka_to_native(&compacted[0]),
+        Err(ConvertError::OffsetGap { .. })
+    ));
+}

@@ -58,10 +58,13 @@ pub enum ErrorCode {
     /// A batch's timestamps are outside the topic's
     /// `message.timestamp.before.max.ms` / `after.max.ms`.
     InvalidTimestamp = 33,
+    /// A record the partition does not take: one without a key in a
+    /// compacted topic.
+    InvalidRecord = 34,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -96,6 +99,7 @@ impl ErrorCode {
         ErrorCode::EligibleLeadersNotAvailable,
         ErrorCode::NoReassignmentInProgress,
         ErrorCode::InvalidTimestamp,
+        ErrorCode::InvalidRecord,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -159,6 +163,7 @@ impl ErrorCode {
             ErrorCode::EligibleLeadersNotAvailable => "eligible leaders not available",
             ErrorCode::NoReassignmentInProgress => "no reassignment in progress",
             ErrorCode::InvalidTimestamp => "invalid timestamp",
+            ErrorCode::InvalidRecord => "invalid record",
         }
     }
 }

@@ -114,7 +114,10 @@ impl KafkaHeader {
 
     /// Checks everything the header of a `kafka_bytes`-long batch can tell,
     /// but the CRC: the length, the version, the attributes and the counts.
-    pub fn check(&self, kafka_bytes: usize) -> Result<(), BatchError> {
+    /// A producer's batch must be `dense`; a stored one may have gaps where
+    /// the cleaner of a compacted log removed records (`lastOffsetDelta` is
+    /// then past the count).
+    pub fn check(&self, kafka_bytes: usize, dense: bool) -> Result<(), BatchError> {
         if i64::from(self.batch_length) + BATCH_LENGTH_END as i64 != kafka_bytes as i64 {
             return Err(BatchError::KafkaLengthMismatch {
                 batch_length: self.batch_length,
@@ -152,7 +155,8 @@ impl KafkaHeader {
         // A producer's batch is dense: Kafka refuses one whose offsets do
         // not match its count, and so does this broker, which assigns
         // `last_offset_delta + 1` offsets to it without reading its records.
-        if self.last_offset_delta as u32 != record_count - 1 {
+        let delta = self.last_offset_delta as u32;
+        if (dense && delta != record_count - 1) || delta < record_count - 1 {
             return Err(BatchError::BadOffsetDelta {
                 last_offset_delta: self.last_offset_delta as u32,
                 record_count,

@@ -58,6 +58,8 @@
 //! needs the records decompressed and lives in `sluice-net`.
 
 mod builder;
+pub mod compression;
+pub mod filter;
 mod header;
 mod kafka;
 mod native;
@@ -195,8 +197,9 @@ impl Batch {
     }
 
     /// Validates `bytes` as whole stored batches one after another, the
-    /// first at offset `base` and each where the one before ended (what a
-    /// leader pushes to a replica): each as [`Batch::validate`] does, and
+    /// first at or past offset `base` and each at or past where the one
+    /// before ended (what a leader pushes to a replica; the gaps are a
+    /// compacted log's): each as [`Batch::validate`] does, and
     /// its kafka payload's offsets and epoch agreeing with its header
     /// ([`Batch::check_assigned`]). Each batch is a slice of `bytes`; a
     /// length is checked against what is left before it is taken.
@@ -212,7 +215,9 @@ impl Batch {
                     available: bytes.len(),
                 });
             }
-            if header.base_offset != expected {
+            // At or past where the one before ended: a compacted log has
+            // gaps between its batches.
+            if header.base_offset < expected {
                 return Err(BatchError::OffsetOutOfSequence {
                     base_offset: header.base_offset,
                     expected,
@@ -258,7 +263,7 @@ impl Batch {
             });
         }
         let kafka_header = kafka::KafkaHeader::parse(kafka)?;
-        kafka_header.check(kafka.len())?;
+        kafka_header.check(kafka.len(), true)?;
         let kafka_crc = kafka::kafka_crc(kafka);
         if kafka_crc != kafka_header.crc {
             return Err(BatchError::KafkaCrcMismatch {
@@ -564,7 +569,7 @@ fn check(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         PayloadFormat::Kafka => {
             let payload = &bytes[BATCH_HEADER_BYTES..];
             let kafka_header = kafka::KafkaHeader::parse(payload)?;
-            kafka_header.check(payload.len())?;
+            kafka_header.check(payload.len(), false)?;
             let computed = kafka_crc.expect("check_frame computes a kafka payload's CRC");
             if computed != kafka_header.crc {
                 return Err(BatchError::KafkaCrcMismatch {

@@ -81,6 +81,9 @@ pub(crate) struct Pending {
 }
 
 pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, AppendError> {
+    if shared.borrow().config.cleanup_policy.compact {
+        check_keyed(&batch)?;
+    }
     wait_for_room(shared, batch.len()).await?;
     let (appended, completion) = assign(&mut shared.borrow_mut(), batch)?;
     if let Some(completion) = completion {
@@ -90,14 +93,30 @@ pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, Ap
     Ok(appended)
 }
 
+/// A compacted log keeps the latest record of each key: a record without
+/// one has no place in it (Kafka refuses it too, `INVALID_RECORD`). Reads
+/// the records of the batch, decompressing a compressed kafka one.
+fn check_keyed(batch: &Batch) -> Result<(), AppendError> {
+    match crate::batch::filter::all_keyed(batch) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AppendError::InvalidRecord {
+            reason: "a compacted topic does not accept a record without a key".into(),
+        }),
+        Err(error) => Err(AppendError::InvalidRecord {
+            reason: format!("the records of a batch for a compacted topic do not read: {error}"),
+        }),
+    }
+}
+
 /// A follower's append of a batch its leader assigned: see
 /// [`super::Log::append_replicated`].
 pub(super) async fn append_replicated(
     shared: &Shared,
     batch: Batch,
+    gap: bool,
 ) -> Result<Appended, AppendError> {
     wait_for_room(shared, batch.len()).await?;
-    let (appended, completion) = assign_replicated(&mut shared.borrow_mut(), batch)?;
+    let (appended, completion) = assign_replicated(&mut shared.borrow_mut(), batch, gap)?;
     if let Some(completion) = completion {
         Completed {
             completion,
@@ -174,10 +193,11 @@ fn assign(
 fn assign_replicated(
     state: &mut State,
     batch: Batch,
+    gap: bool,
 ) -> Result<(Appended, Option<Rc<Completion>>), AppendError> {
     let header = batch.header();
     let base = Offset(header.base_offset);
-    if base != state.end {
+    if base < state.end || (base > state.end && !gap) {
         return Err(AppendError::NotContiguous {
             expected: state.end,
             got: base,
@@ -197,6 +217,12 @@ fn assign_replicated(
     // Should this replica lead next, its own appends go on in the epoch of
     // the log, not below it.
     state.leader_epoch = state.leader_epoch.max(header.leader_epoch);
+    if base > state.end {
+        // The leader's log is compacted: what was between is gone there.
+        // The log ends where the batch starts.
+        tracing::debug!(log = %state.dir.display(), from = %state.end, to = %base, "a gap in a replicated log");
+        state.end = base;
+    }
     let producer = ProducerAppend::of(&header);
     Ok(queue(state, batch, producer))
 }

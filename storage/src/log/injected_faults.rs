@@ -6,6 +6,8 @@
 
 use std::{cell::Cell, io};
 
+pub use super::cleaner_swap::SwapStep;
+
 #[derive(Debug, Default)]
 pub struct IoFaults {
     fail_writes_with: Cell<Option<i32>>,
@@ -13,6 +15,7 @@ pub struct IoFaults {
     fail_allocations_with: Cell<Option<i32>>,
     writes: Cell<u64>,
     syncs: Cell<u64>,
+    fail_swap_at: Cell<Option<SwapStep>>,
 }
 
 impl IoFaults {
@@ -29,6 +32,13 @@ impl IoFaults {
     /// Every preallocation fails with `errno` until cleared with `None`.
     pub fn fail_allocations(&self, errno: Option<i32>) {
         self.fail_allocations_with.set(errno);
+    }
+
+    /// The swap of a cleaned segment fails (with EIO) at `step`, until
+    /// cleared with `None`: what the log is left with is what a crash there
+    /// leaves on disk.
+    pub fn fail_swap_at(&self, step: Option<SwapStep>) {
+        self.fail_swap_at.set(step);
     }
 
     /// Writes issued so far (faulted ones included).
@@ -49,6 +59,13 @@ impl IoFaults {
     pub(crate) fn before_sync(&self) -> io::Result<()> {
         self.syncs.set(self.syncs.get() + 1);
         fail(self.fail_syncs_with.get())
+    }
+
+    pub(crate) fn before_swap_step(&self, step: SwapStep) -> io::Result<()> {
+        if self.fail_swap_at.get() == Some(step) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
     }
 
     pub(crate) fn before_allocate(&self) -> io::Result<()> {

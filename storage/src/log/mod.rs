@@ -67,6 +67,9 @@
 //! be opened and used there. It is neither `Send` nor `Sync`.
 
 mod appender;
+mod cleaner;
+mod cleaner_checkpoint;
+mod cleaner_swap;
 mod disk_errors;
 mod flusher;
 mod index;
@@ -94,7 +97,13 @@ use std::{
     time::Duration,
 };
 
-pub use injected_faults::IoFaults;
+pub use cleaner::{
+    cleaner_totals, set_pace as set_cleaner_pace, CleanerTotals, CleanupPolicy, CompactError,
+    CompactionConfig, CompactionOutcome, DirtyRatio, CLEANED_SUFFIX, CLEAN_BYTES_PER_S,
+    OFFSET_MAP_BYTES_MAX, SWAP_SUFFIX,
+};
+pub use cleaner_checkpoint::{CLEANER_CHECKPOINT_NAME, PASSES_MAX};
+pub use injected_faults::{IoFaults, SwapStep};
 pub use leader_epochs::{LEADER_EPOCHS_MAGIC, LEADER_EPOCHS_MAX, LEADER_EPOCHS_NAME};
 pub use log_start::{CheckpointError, CHECKPOINT_MAGIC, CHECKPOINT_NAME};
 pub use producer_snapshots::PRODUCERS_SUFFIX;
@@ -209,6 +218,12 @@ pub struct LogConfig {
     pub batch_bytes_max: usize,
     /// How appended batches' timestamps are set and checked.
     pub timestamps: TimestampRules,
+    /// Kafka's `cleanup.policy`: `delete` makes `retention_ms` and
+    /// `retention_bytes` delete segments; `compact` runs the cleaner
+    /// ([`Log::compact`]) and refuses records without a key.
+    pub cleanup_policy: CleanupPolicy,
+    /// How the cleaner compacts, with `cleanup_policy.compact`.
+    pub compaction: CompactionConfig,
 }
 
 /// Kafka's `message.timestamp.*` topic configs: checked by the partition's
@@ -275,6 +290,8 @@ impl Default for LogConfig {
             file_delete_delay_ms: 60_000,
             batch_bytes_max: crate::batch::BATCH_BYTES_MAX,
             timestamps: TimestampRules::DEFAULT,
+            cleanup_policy: CleanupPolicy::default(),
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -378,6 +395,10 @@ pub enum AppendError {
         expected: i32,
         got: i32,
     },
+    /// A record the log does not take: one without a key in a compacted
+    /// log. Kafka's `INVALID_RECORD`.
+    #[error("invalid record: {reason}")]
+    InvalidRecord { reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -532,6 +553,11 @@ pub(crate) struct State {
     /// A truncation is under way: appends wait for it, the flusher syncs
     /// at once, a close waits.
     truncating: bool,
+    /// A cleaned segment is being swapped in (see `cleaner_swap`):
+    /// retention waits for the next pass, truncations and a close wait.
+    swapping: bool,
+    /// The cleaner's checkpoint, read at its first pass.
+    cleaner_checkpoint: Option<cleaner_checkpoint::CleanerCheckpoint>,
     /// The idempotent producers, as of everything appended (pending batches
     /// included; each pending batch keeps how to undo its change).
     producers: Producers,
@@ -704,7 +730,15 @@ impl Log {
     /// leader decided, so a follower neither answers "duplicate" nor
     /// refuses a sequence.
     pub async fn append_replicated(&self, batch: Batch) -> Result<Appended, AppendError> {
-        appender::append_replicated(&self.state, batch).await
+        appender::append_replicated(&self.state, batch, false).await
+    }
+
+    /// [`Log::append_replicated`] of a batch at or past the log end: the
+    /// leader's log is compacted, and the offsets between the log end and
+    /// the batch are gone there (its push said they are: it starts at this
+    /// log's end). The log then ends where the batch does, with the gap.
+    pub async fn append_replicated_after_gap(&self, batch: Batch) -> Result<Appended, AppendError> {
+        appender::append_replicated(&self.state, batch, true).await
     }
 
     /// Removes every batch at or past `offset`, and the whole batch that
@@ -923,6 +957,18 @@ impl Log {
         retention::apply(&self.state).await
     }
 
+    /// Runs one pass of the cleaner if the log is compacted and due (its
+    /// dirty ratio reached `min.cleanable.dirty.ratio`, or
+    /// `max.compaction.lag.ms` passed): keeps the latest record of each
+    /// key in the sealed segments below the visible and durable ends, and
+    /// removes tombstones `delete.retention.ms` after they were first
+    /// cleaned. Appends and reads go on meanwhile: the cleaning runs on a
+    /// thread of its own, and each cleaned segment is swapped in crash-safely
+    /// (the `cleaner` and `cleaner_swap` modules say how).
+    pub async fn compact(&self) -> Result<CompactionOutcome, CompactError> {
+        cleaner::compact(&self.state).await
+    }
+
     /// Reads every batch of every segment and checks its CRC: a full scan,
     /// as an operator's check.
     pub async fn verify(&self) -> Result<u64, ReadError> {
@@ -939,7 +985,7 @@ impl Log {
         // moves the log's ends.
         std::future::poll_fn(|cx| {
             let mut state = self.state.borrow_mut();
-            if state.truncating {
+            if state.truncating || state.swapping {
                 state.waiters.push(cx.waker().clone());
                 return std::task::Poll::Pending;
             }
@@ -987,5 +1033,7 @@ fn validate_config(config: &LogConfig) -> Result<(), OpenError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod cleaner_tests;
 #[cfg(test)]
 mod tests;

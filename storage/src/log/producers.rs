@@ -222,6 +222,15 @@ impl Producers {
         self.entries.len()
     }
 
+    /// The base offset of each producer's last batch: the batches the
+    /// cleaner of a compacted log keeps whole.
+    pub fn last_batch_bases(&self) -> std::collections::HashSet<u64> {
+        self.entries
+            .values()
+            .map(|entry| entry.batches[entry.count - 1].base_offset.0)
+            .collect()
+    }
+
     pub fn get(&self, producer_id: i64) -> Option<ProducerState> {
         self.entries.get(&producer_id).map(Entry::state)
     }

@@ -20,6 +20,7 @@ struct DiskRead {
     file: super::segment::SegmentFile,
     position: u64,
     end_position: u64,
+    visible_end: Offset,
 }
 
 fn out_of_range(state: &State, offset: Offset, log_end: Offset) -> ReadError {
@@ -34,11 +35,40 @@ fn out_of_range(state: &State, offset: Offset, log_end: Offset) -> ReadError {
 /// stored end for a replica's push).
 pub(super) async fn read(
     shared: &Shared,
-    offset: Offset,
+    mut offset: Offset,
     max_bytes: usize,
     end: fn(&State) -> Offset,
 ) -> Result<Vec<Batch>, ReadError> {
-    let (disk, visible_end) = {
+    loop {
+        let (disk, segment_end) = match plan_read(shared, offset, max_bytes, end)? {
+            Planned::Done(batches) => return Ok(batches),
+            Planned::Disk(disk, segment_end) => (disk, segment_end),
+        };
+        let visible_end = disk.visible_end;
+        let batches = from_disk(disk, offset, max_bytes, visible_end).await?;
+        // A compacted segment may hold nothing from `offset` to its end:
+        // the next segment has what follows.
+        if !batches.is_empty() || segment_end >= visible_end || segment_end <= offset {
+            return Ok(batches);
+        }
+        offset = segment_end;
+    }
+}
+
+/// What a read finds under the state borrow: its answer, or the read of a
+/// segment file to do (and where that segment ends).
+enum Planned {
+    Done(Vec<Batch>),
+    Disk(DiskRead, Offset),
+}
+
+fn plan_read(
+    shared: &Shared,
+    offset: Offset,
+    max_bytes: usize,
+    end: fn(&State) -> Offset,
+) -> Result<Planned, ReadError> {
+    {
         let state = shared.borrow();
         if state.closing {
             return Err(ReadError::Closed);
@@ -53,35 +83,47 @@ pub(super) async fn read(
             return Err(out_of_range(&state, offset, visible_end));
         }
         if offset >= visible_end {
-            return Ok(Vec::new());
+            return Ok(Planned::Done(Vec::new()));
         }
         if state
             .cache
             .front()
             .is_some_and(|front| front.base_offset() <= offset)
         {
-            return Ok(from_cache(&state, offset, max_bytes, visible_end));
+            return Ok(Planned::Done(from_cache(
+                &state,
+                offset,
+                max_bytes,
+                visible_end,
+            )));
         }
+        // Below the first segment, at or past the log start: a replica of
+        // a compacted log whose first batch came after a gap. The first
+        // segment has what follows.
         let (_, segment) = state
             .segments
             .range(..=offset)
             .next_back()
+            .or_else(|| state.segments.iter().next())
             .ok_or_else(|| out_of_range(&state, offset, visible_end))?;
         let file = segment
             .file
             .clone()
             .expect("a segment with written data has a file");
-        let position = segment.index.position_for(segment.relative(offset));
-        (
+        let position = match offset >= segment.base {
+            true => segment.index.position_for(segment.relative(offset)),
+            false => 0,
+        };
+        Ok(Planned::Disk(
             DiskRead {
                 file,
                 position,
                 end_position: segment.written_bytes,
+                visible_end,
             },
-            visible_end,
-        )
-    };
-    from_disk(disk, offset, max_bytes, visible_end).await
+            segment.next_offset,
+        ))
+    }
 }
 
 fn from_cache(state: &State, offset: Offset, max_bytes: usize, visible_end: Offset) -> Vec<Batch> {

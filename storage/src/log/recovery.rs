@@ -144,7 +144,9 @@ pub(super) async fn scan(
                     break;
                 }
             };
-            if batch.base_offset() != expected {
+            // Above the previous batch's end, not at it: a compacted
+            // log keeps its offsets with the gaps the cleaner left.
+            if batch.base_offset() < expected {
                 let reason = BatchError::OffsetOutOfSequence {
                     base_offset: batch.base_offset().0,
                     expected: expected.0,
@@ -288,6 +290,9 @@ pub(super) async fn recover(
     // A truncation a crash interrupted is completed before anything else
     // reads the files.
     super::replica::complete_interrupted(dir, config.file_delete_delay_ms).await?;
+    super::cleaner_swap::complete_interrupted(dir)
+        .await
+        .map_err(io_error("complete the swap of cleaned segments in", dir))?;
     crate::deleter::delete_leftovers(dir).map_err(io_error("delete leftovers in", dir))?;
     super::spare::remove_leftovers(dir).map_err(io_error("remove spare segments in", dir))?;
     let mut bases = Vec::new();
@@ -365,6 +370,8 @@ pub(super) async fn recover(
         leader_epoch: epochs.last_epoch().unwrap_or(0),
         epochs,
         truncating: false,
+        swapping: false,
+        cleaner_checkpoint: None,
         producers,
         roll_requested: false,
         closing: false,
@@ -502,7 +509,7 @@ async fn open_sealed(
                     reason,
                 });
             }
-            if scan.end_position != bytes || scan.next_offset != next_base {
+            if scan.end_position != bytes || scan.next_offset > next_base {
                 return Err(OpenError::Inconsistent {
                     segment: path,
                     detail: format!(

@@ -186,7 +186,7 @@ async fn begin(shared: &Shared) -> Result<Truncating, TruncateError> {
         if state.closing {
             return Poll::Ready(Err(TruncateError::Closed));
         }
-        if state.truncating {
+        if state.truncating || state.swapping {
             state.waiters.push(cx.waker().clone());
             return Poll::Pending;
         }

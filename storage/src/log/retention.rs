@@ -27,10 +27,12 @@ pub(super) async fn apply(shared: &Shared) -> io::Result<RetentionOutcome> {
     let (now_ms, retention_ms, retention_bytes) = {
         let state = shared.borrow();
         let config = &state.config;
+        // `cleanup.policy=compact` alone: segments go only below the start.
+        let delete = config.cleanup_policy.delete;
         (
             state.clock.now_ms(),
-            config.retention_ms,
-            config.retention_bytes,
+            config.retention_ms.filter(|_| delete),
+            config.retention_bytes.filter(|_| delete),
         )
     };
     let doomed = |segment: &Segment, log_start: Offset, kept_bytes: u64| {
@@ -80,9 +82,10 @@ async fn delete_oldest(
     let (dir, removed, log_start, first_base, delay) = {
         let mut state = shared.borrow_mut();
         let state = &mut *state;
-        if state.truncating {
+        if state.truncating || state.swapping {
             // A truncation decides which segments stay; the next pass
-            // deletes what it leaves.
+            // deletes what it leaves. A segment being swapped is left to
+            // the next pass too.
             return Ok(RetentionOutcome {
                 log_start: state.log_start,
                 ..RetentionOutcome::default()

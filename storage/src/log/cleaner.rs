@@ -1,0 +1,812 @@
+//! Log compaction: Kafka's `cleanup.policy=compact`. The cleaner keeps the
+//! latest record of each key and drops the older ones, removes the delete
+//! markers (tombstones: a null value) once `delete.retention.ms` has passed
+//! since the pass that first cleaned them, and keeps every record's offset:
+//! a compacted log has gaps.
+//!
+//! # A pass
+//!
+//! [`Log::compact`](super::Log::compact) runs one pass if the log is due:
+//!
+//! 1. **Plan**, on the shard: the cleanable segments are the sealed ones
+//!    from the start of the log, up to the first that reaches past the
+//!    visible end (the high watermark) or the durable end, or holds a
+//!    record newer than `min.compaction.lag.ms`; the active segment never.
+//!    Those below the cleaned point (kept in the `cleaner_checkpoint`
+//!    module's file) are clean, the rest dirty. The log is due when its
+//!    dirty bytes make `min.cleanable.dirty.ratio` of the cleanable bytes,
+//!    or its first dirty segment is older than `max.compaction.lag.ms`.
+//! 2. **Clean**, on a thread of its own (`sluice-cleaner`, at the lowest
+//!    priorities, its reads and writes paced at [`set_pace`]'s bytes/s):
+//!    the dirty segments are read once to map each key to its latest
+//!    offset (at most [`OFFSET_MAP_BYTES_MAX`] of keys; a pass whose map
+//!    fills stops its dirty part there), then every cleanable segment is
+//!    read again and each record kept or dropped; a segment that changes
+//!    is written to `<base>.log.cleaned` and fsynced. The shard meanwhile
+//!    appends and serves reads as ever: the sealed segment files never
+//!    change under the cleaner, and nothing of it runs on the shard's
+//!    thread but the plan and the swap.
+//! 3. **Swap**, on the shard, one segment at a time (the `cleaner_swap`
+//!    module): renames that leave either the old or the new segment after
+//!    a crash at any point, never both and never neither.
+//!
+//! A batch emptied entirely goes, unless it is the last batch of its
+//! idempotent producer: that one stays whole, so that the producer's last
+//! sequence is found in the log after a restart, as Kafka keeps it. The
+//! producer snapshots are at segment bases, which compaction never moves.
+//! Records without a key are dropped, as Kafka's cleaner drops them; a
+//! compacted log refuses them on append.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs::File,
+    io::{self, BufReader, BufWriter, Read, Write},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+
+use super::{
+    cleaner_checkpoint::{self, CleanerCheckpoint},
+    index::SegmentIndex,
+    segment::{segment_path, SegmentFile, LOG_SUFFIX},
+    Shared,
+};
+use crate::{
+    batch::{
+        filter::{self, Filtered, RecordKey},
+        Batch, BatchHeader, BATCH_BYTES_MAX, BATCH_HEADER_BYTES,
+    },
+    Offset,
+};
+
+/// What a segment being cleaned is written to before the swap.
+pub const CLEANED_SUFFIX: &str = "log.cleaned";
+/// What a cleaned segment is renamed to once it is whole and synced: the
+/// point of no return (recovery completes the swap of a `.swap` file).
+pub const SWAP_SUFFIX: &str = "log.swap";
+
+/// The most memory the map of keys to their latest offsets takes (keys and
+/// their entries): bounds the cleaner's memory whatever the keys. A pass
+/// over more distinct keys than fit stops its dirty part where the map
+/// filled, and the next pass goes on from there. Kafka's default
+/// `log.cleaner.dedupe.buffer.size` is 128 MiB for all its cleaner threads.
+pub const OFFSET_MAP_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// What one entry of the map costs beside its key's bytes: the key's
+/// vector, the offset, the hash table's slot.
+const OFFSET_MAP_ENTRY_BYTES: usize = 48;
+
+/// The cleaner's pace: bytes read and written per second, over all the
+/// cleaners of the process. Kafka leaves its cleaner unpaced by default;
+/// here, as the deleter is, it is paced so that the shard's own reads and
+/// fdatasyncs keep the disk's queue short.
+pub const CLEAN_BYTES_PER_S: u64 = 128_000_000;
+
+/// The bytes read or written between two waits of the pace.
+const PACE_STEP_BYTES: u64 = 1024 * 1024;
+
+/// How often the shard looks whether the cleaner's thread has finished.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+static PACE_BYTES_PER_S: AtomicU64 = AtomicU64::new(CLEAN_BYTES_PER_S);
+
+/// What the cleaners of the process did since it started, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanerTotals {
+    pub passes: u64,
+    pub segments_cleaned: u64,
+    pub bytes_read: u64,
+    /// Bytes of segments the cleaned ones took the place of, less theirs.
+    pub bytes_removed: u64,
+    pub records_removed: u64,
+}
+
+static TOTALS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+
+/// The process's [`CleanerTotals`].
+pub fn cleaner_totals() -> CleanerTotals {
+    let [passes, segments_cleaned, bytes_read, bytes_removed, records_removed] =
+        TOTALS.each_ref().map(|total| total.load(Ordering::Relaxed));
+    CleanerTotals {
+        passes,
+        segments_cleaned,
+        bytes_read,
+        bytes_removed,
+        records_removed,
+    }
+}
+
+fn count(outcome: &CompactionOutcome) {
+    let added = [
+        1,
+        outcome.segments_cleaned as u64,
+        outcome.bytes_read,
+        outcome.bytes_before.saturating_sub(outcome.bytes_after),
+        outcome.records_removed,
+    ];
+    for (total, added) in TOTALS.iter().zip(added) {
+        total.fetch_add(added, Ordering::Relaxed);
+    }
+}
+
+/// Sets the cleaner's pace in bytes/s (read and written); 0 is unpaced.
+pub fn set_pace(bytes_per_s: u64) {
+    PACE_BYTES_PER_S.store(bytes_per_s, Ordering::Relaxed);
+}
+
+/// Kafka's `cleanup.policy`: `delete` (retention by time and size),
+/// `compact`, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
+    }
+}
+
+/// A ratio in [0, 1] (`min.cleanable.dirty.ratio`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DirtyRatio(f64);
+
+impl Eq for DirtyRatio {}
+
+impl DirtyRatio {
+    /// `None` outside [0, 1] (or NaN).
+    pub fn new(ratio: f64) -> Option<DirtyRatio> {
+        (0.0..=1.0).contains(&ratio).then_some(DirtyRatio(ratio))
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+/// The settings of compaction, Kafka's topic configs of the same names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionConfig {
+    /// `min.cleanable.dirty.ratio`: clean once the dirty part is this share
+    /// of the cleanable log.
+    pub min_cleanable_dirty_ratio: DirtyRatio,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this
+    /// long (by its timestamp).
+    pub min_compaction_lag_ms: u64,
+    /// `max.compaction.lag.ms`: a dirty record is compacted within about
+    /// this long, whatever the ratio.
+    pub max_compaction_lag_ms: u64,
+    /// `delete.retention.ms`: a tombstone stays this long after the pass
+    /// that first cleaned it.
+    pub delete_retention_ms: u64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            min_cleanable_dirty_ratio: DirtyRatio(0.5),
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX as u64,
+            delete_retention_ms: 86_400_000,
+        }
+    }
+}
+
+/// What one [`Log::compact`](super::Log::compact) call did.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CompactionOutcome {
+    /// Whether a pass ran (the log was due).
+    pub cleaned: bool,
+    /// The dirty share of the cleanable log when planned.
+    pub dirty_ratio: f64,
+    /// Segments rewritten and swapped in.
+    pub segments_cleaned: usize,
+    /// Bytes of the segments read in the cleaning step (the dirty ones are
+    /// read twice).
+    pub bytes_read: u64,
+    /// Bytes before and after of the segments swapped.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub records_removed: u64,
+    /// The end of the cleaned part after the pass.
+    pub cleaned_end: Offset,
+}
+
+/// Why a pass failed. The log is as it was, or has some of its segments
+/// cleaned: both are whole logs.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error("cleaning {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("corrupt batch in {path} at byte {position}: {reason}")]
+    Corruption {
+        path: PathBuf,
+        position: u64,
+        reason: crate::batch::BatchError,
+    },
+    #[error("the cleaner's thread stopped: {reason}")]
+    Thread { reason: String },
+}
+
+/// One cleanable segment, as the cleaner's thread sees it.
+#[derive(Debug, Clone)]
+struct JobSegment {
+    base: Offset,
+    next_offset: Offset,
+    bytes: u64,
+    path: PathBuf,
+}
+
+/// Everything a pass's thread needs: plain data, sent to it.
+#[derive(Debug)]
+struct Job {
+    dir: PathBuf,
+    segments: Vec<JobSegment>,
+    /// The cleaned point: segments from here are dirty.
+    dirty_start: Offset,
+    checkpoint: CleanerCheckpoint,
+    now_ms: i64,
+    delete_retention_ms: u64,
+    /// Base offsets of the last batch of each idempotent producer.
+    keep_whole: HashSet<u64>,
+    index_interval_bytes: u64,
+}
+
+/// A segment written anew by the thread.
+#[derive(Debug)]
+pub(super) struct Cleaned {
+    pub base: Offset,
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub bytes_before: u64,
+    pub index: SegmentIndex,
+    pub max_timestamp: Option<i64>,
+    pub records_removed: u64,
+}
+
+#[derive(Debug)]
+struct JobResult {
+    cleaned: Vec<Cleaned>,
+    /// Where the dirty part's map stopped: the new cleaned point.
+    map_end: Offset,
+    bytes_read: u64,
+}
+
+/// The dirty share of the cleanable log and whether the log is due, with
+/// the job if it is.
+struct Plan {
+    dirty_ratio: f64,
+    job: Option<(Job, Vec<SegmentFile>)>,
+}
+
+pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, CompactError> {
+    let Plan { dirty_ratio, job } = plan(shared);
+    let Some((job, files)) = job else {
+        return Ok(CompactionOutcome {
+            dirty_ratio,
+            cleaned_end: shared
+                .borrow()
+                .cleaner_checkpoint
+                .as_ref()
+                .map_or(Offset(0), |checkpoint| checkpoint.cleaned),
+            ..CompactionOutcome::default()
+        });
+    };
+    let dir = job.dir.clone();
+    let now_ms = job.now_ms;
+    let delete_retention_ms = job.delete_retention_ms;
+    let result = run_on_thread(job).await?;
+    let mut outcome = CompactionOutcome {
+        cleaned: true,
+        dirty_ratio,
+        bytes_read: result.bytes_read,
+        ..CompactionOutcome::default()
+    };
+    let mut cleaned = result.cleaned.into_iter();
+    // Whether every cleaned segment took its place or had none left (gone
+    // to retention or a truncation): only then is the dirty part clean.
+    let mut complete = true;
+    while let Some(segment) = cleaned.next() {
+        let file = files
+            .iter()
+            .find(|file| *file.path == segment_path(&dir, segment.base, LOG_SUFFIX))
+            .expect("a cleaned segment was planned");
+        let (before, after, removed) =
+            (segment.bytes_before, segment.bytes, segment.records_removed);
+        let segment_base = segment.base;
+        match super::cleaner_swap::swap(shared, file, segment).await {
+            Ok(true) => {
+                outcome.segments_cleaned += 1;
+                outcome.bytes_before += before;
+                outcome.bytes_after += after;
+                outcome.records_removed += removed;
+            }
+            Ok(false) => {
+                complete &= !shared.borrow().segments.contains_key(&segment_base);
+            }
+            Err(error) => {
+                for rest in cleaned {
+                    let _ = std::fs::remove_file(&rest.path);
+                }
+                return Err(error);
+            }
+        }
+    }
+    // The cleaned point moves only once every segment below it is swapped.
+    if !complete {
+        tracing::info!(log = %dir.display(), "a pass not swapped in whole; the next one cleans its part again");
+        return Ok(outcome);
+    }
+    let checkpoint = {
+        let mut state = shared.borrow_mut();
+        let end = state.end;
+        let checkpoint = state
+            .cleaner_checkpoint
+            .get_or_insert_with(CleanerCheckpoint::default);
+        checkpoint.clamp(end);
+        let forget_before_ms = now_ms.saturating_sub(delete_retention_ms as i64);
+        checkpoint.record(
+            result.map_end.max(checkpoint.cleaned).min(end),
+            now_ms,
+            forget_before_ms,
+        );
+        outcome.cleaned_end = checkpoint.cleaned;
+        checkpoint.clone()
+    };
+    let written = glommio::executor()
+        .spawn_blocking({
+            let dir = dir.clone();
+            move || cleaner_checkpoint::write(&dir, &checkpoint)
+        })
+        .await;
+    if let Err(source) = written {
+        // Not durable: the next open cleans the same part again.
+        tracing::warn!(log = %dir.display(), %source, "cleaner checkpoint not written");
+    }
+    count(&outcome);
+    tracing::info!(
+        log = %dir.display(), segments = outcome.segments_cleaned,
+        bytes_before = outcome.bytes_before, bytes_after = outcome.bytes_after,
+        records_removed = outcome.records_removed, cleaned_end = %outcome.cleaned_end,
+        "compacted"
+    );
+    Ok(outcome)
+}
+
+fn plan(shared: &Shared) -> Plan {
+    let mut state = shared.borrow_mut();
+    let state = &mut *state;
+    let skipped = Plan {
+        dirty_ratio: 0.0,
+        job: None,
+    };
+    if !state.config.cleanup_policy.compact
+        || state.truncating
+        || state.closing
+        || state.swapping
+        || state.failure.is_some()
+    {
+        return skipped;
+    }
+    let dir = state.dir.clone();
+    let checkpoint = state
+        .cleaner_checkpoint
+        .get_or_insert_with(|| cleaner_checkpoint::read(&dir));
+    checkpoint.clamp(state.end);
+    let checkpoint = checkpoint.clone();
+    let now_ms = state.clock.now_ms();
+    let config = &state.config.compaction;
+    let limit = state.visible_end().min(state.durable_end);
+    let lag_horizon = now_ms.saturating_sub(config.min_compaction_lag_ms as i64);
+    let deletable = state.segments.len().saturating_sub(1);
+    let mut segments = Vec::new();
+    let mut files = Vec::new();
+    for segment in state.segments.values().take(deletable) {
+        let Some(file) = &segment.file else { break };
+        if !segment.sealed
+            || segment.next_offset > limit
+            || (config.min_compaction_lag_ms > 0
+                && segment.max_timestamp.is_some_and(|max| max > lag_horizon))
+        {
+            break;
+        }
+        segments.push(JobSegment {
+            base: segment.base,
+            next_offset: segment.next_offset,
+            bytes: segment.bytes,
+            path: file.path.to_path_buf(),
+        });
+        files.push(file.clone());
+    }
+    // Segments wholly below the log start are retention's to delete.
+    segments.retain(|segment| segment.next_offset > state.log_start);
+    let Some(last) = segments.last() else {
+        return skipped;
+    };
+    let cleanable_end = last.next_offset;
+    let dirty_start = checkpoint.cleaned.max(segments[0].base);
+    if dirty_start >= cleanable_end {
+        return skipped;
+    }
+    let total: u64 = segments.iter().map(|segment| segment.bytes).sum();
+    let dirty: u64 = segments
+        .iter()
+        .filter(|segment| segment.next_offset > dirty_start)
+        .map(|segment| segment.bytes)
+        .sum();
+    let dirty_ratio = dirty as f64 / total.max(1) as f64;
+    let first_dirty = segments
+        .iter()
+        .find(|segment| segment.next_offset > dirty_start)
+        .expect("a dirty segment");
+    let first_dirty_ms = state.segments[&first_dirty.base]
+        .index
+        .times
+        .first()
+        .map_or(state.segments[&first_dirty.base].created_ms, |time| {
+            time.timestamp
+        });
+    // A timestamp ahead of the clock is no age at all.
+    let age_ms = now_ms.saturating_sub(first_dirty_ms).max(0) as u64;
+    let overdue = age_ms >= config.max_compaction_lag_ms;
+    if dirty_ratio < config.min_cleanable_dirty_ratio.get() && !overdue {
+        return Plan {
+            dirty_ratio,
+            job: None,
+        };
+    }
+    let job = Job {
+        dir,
+        segments,
+        dirty_start,
+        checkpoint,
+        now_ms,
+        delete_retention_ms: config.delete_retention_ms,
+        keep_whole: state.producers.last_batch_bases(),
+        index_interval_bytes: state.config.index_interval_bytes,
+    };
+    Plan {
+        dirty_ratio,
+        job: Some((job, files)),
+    }
+}
+
+/// Runs `job` on a thread of its own and waits for it without blocking the
+/// shard: the shard looks every [`POLL_INTERVAL`].
+async fn run_on_thread(job: Job) -> Result<JobResult, CompactError> {
+    let slot: Arc<Mutex<Option<Result<JobResult, CompactError>>>> = Arc::default();
+    let spawned = std::thread::Builder::new()
+        .name("sluice-cleaner".into())
+        .spawn({
+            let slot = slot.clone();
+            move || {
+                crate::side_threads::lower_priority(crate::side_threads::Io::BestEffortLowest);
+                let result = clean(&job);
+                if result.is_err() {
+                    for segment in &job.segments {
+                        let _ = std::fs::remove_file(cleaned_path(&job.dir, segment.base));
+                    }
+                }
+                *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(result);
+            }
+        })
+        .map_err(|error| CompactError::Thread {
+            reason: error.to_string(),
+        })?;
+    loop {
+        if spawned.is_finished() {
+            break;
+        }
+        glommio::timer::sleep(POLL_INTERVAL).await;
+    }
+    if let Err(panic) = spawned.join() {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|reason| reason.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        return Err(CompactError::Thread { reason });
+    }
+    let result = slot
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    result.unwrap_or_else(|| {
+        Err(CompactError::Thread {
+            reason: "no result".into(),
+        })
+    })
+}
+
+pub(super) fn cleaned_path(dir: &Path, base: Offset) -> PathBuf {
+    segment_path(dir, base, CLEANED_SUFFIX)
+}
+
+/// Reads the batches of a segment file one after another, paced.
+struct SegmentReader<'a> {
+    reader: BufReader<File>,
+    path: &'a Path,
+    position: u64,
+    bytes: u64,
+}
+
+impl<'a> SegmentReader<'a> {
+    fn open(segment: &'a JobSegment) -> Result<SegmentReader<'a>, CompactError> {
+        let file = File::open(&segment.path).map_err(|source| CompactError::Io {
+            path: segment.path.clone(),
+            source,
+        })?;
+        Ok(SegmentReader {
+            reader: BufReader::with_capacity(PACE_STEP_BYTES as usize, file),
+            path: &segment.path,
+            position: 0,
+            bytes: segment.bytes,
+        })
+    }
+
+    /// The next batch and its position, `None` at the segment's end.
+    fn next(&mut self, pace: &mut Pace) -> Result<Option<(Batch, u64)>, CompactError> {
+        if self.position >= self.bytes {
+            return Ok(None);
+        }
+        let io_error = |source| CompactError::Io {
+            path: self.path.to_path_buf(),
+            source,
+        };
+        let corrupt = |position, reason| CompactError::Corruption {
+            path: self.path.to_path_buf(),
+            position,
+            reason,
+        };
+        let mut header = [0_u8; BATCH_HEADER_BYTES];
+        self.reader.read_exact(&mut header).map_err(io_error)?;
+        let parsed =
+            BatchHeader::parse(&header).map_err(|reason| corrupt(self.position, reason))?;
+        let length = parsed.batch_bytes as usize;
+        if !(BATCH_HEADER_BYTES..=BATCH_BYTES_MAX).contains(&length)
+            || self.position + length as u64 > self.bytes
+        {
+            let reason = crate::batch::BatchError::LengthMismatch {
+                declared: length,
+                available: (self.bytes - self.position) as usize,
+            };
+            return Err(corrupt(self.position, reason));
+        }
+        let mut bytes = vec![0_u8; length];
+        bytes[..BATCH_HEADER_BYTES].copy_from_slice(&header);
+        self.reader
+            .read_exact(&mut bytes[BATCH_HEADER_BYTES..])
+            .map_err(io_error)?;
+        let batch = Batch::validate_stored(Bytes::from(bytes))
+            .map_err(|reason| corrupt(self.position, reason))?;
+        let position = self.position;
+        self.position += length as u64;
+        pace.add(length as u64);
+        Ok(Some((batch, position)))
+    }
+}
+
+/// The side threads' pace, in steps.
+struct Pace {
+    pace: crate::side_threads::Pace,
+    unpaced_bytes: u64,
+}
+
+impl Pace {
+    fn add(&mut self, bytes: u64) {
+        self.unpaced_bytes += bytes;
+        if self.unpaced_bytes >= PACE_STEP_BYTES {
+            let bytes_per_s = PACE_BYTES_PER_S.load(Ordering::Relaxed);
+            if bytes_per_s > 0 {
+                self.pace.wait(self.unpaced_bytes, bytes_per_s);
+            }
+            self.unpaced_bytes = 0;
+        }
+    }
+}
+
+/// The map of the dirty part: each key's latest offset, and where it ends.
+struct OffsetMap {
+    latest: HashMap<Vec<u8>, Offset>,
+    bytes: usize,
+}
+
+impl OffsetMap {
+    /// Adds a record; the caller checked that the map has room.
+    fn put(&mut self, key: &[u8], offset: Offset) {
+        if let Some(latest) = self.latest.get_mut(key) {
+            assert!(offset > *latest, "offsets went back: {offset} <= {latest}");
+            *latest = offset;
+            return;
+        }
+        self.bytes += key.len() + OFFSET_MAP_ENTRY_BYTES;
+        assert!(
+            self.bytes <= OFFSET_MAP_BYTES_MAX,
+            "the offset map passed its cap: {} bytes",
+            self.bytes
+        );
+        self.latest.insert(key.to_vec(), offset);
+    }
+}
+
+/// The cleaner's thread: maps the dirty part, then rewrites what changes.
+fn clean(job: &Job) -> Result<JobResult, CompactError> {
+    let mut pace = Pace {
+        pace: crate::side_threads::Pace::new(),
+        unpaced_bytes: 0,
+    };
+    let mut bytes_read = 0;
+    // 1. The map: each key's latest offset in the dirty part.
+    let mut map = OffsetMap {
+        latest: HashMap::new(),
+        bytes: 0,
+    };
+    let mut map_end = job.dirty_start;
+    'segments: for segment in job
+        .segments
+        .iter()
+        .filter(|segment| segment.next_offset > job.dirty_start)
+    {
+        let mut reader = SegmentReader::open(segment)?;
+        while let Some((batch, _)) = reader.next(&mut pace)? {
+            if batch.last_offset() < job.dirty_start {
+                continue;
+            }
+            // What the batch can add at most: all its bytes as keys, an
+            // entry per record. A batch that may not fit ends the map
+            // before it, whole.
+            let header = batch.header();
+            let bound = batch.len() + header.record_count as usize * OFFSET_MAP_ENTRY_BYTES;
+            if map.bytes + bound > OFFSET_MAP_BYTES_MAX {
+                map_end = map_end.max(batch.base_offset());
+                break 'segments;
+            }
+            let dirty_start = job.dirty_start;
+            let read = filter::for_each_record(&batch, |record| {
+                if let Some(key) = record.key {
+                    if record.offset >= dirty_start {
+                        map.put(key, record.offset);
+                    }
+                }
+            });
+            if let Err(error) = read {
+                // Its keys unknown, the older records of those keys stay:
+                // safe.
+                tracing::warn!(segment = %segment.path.display(), offset = %batch.base_offset(), %error, "batch not read by the cleaner");
+            }
+            map_end = batch.last_offset().next();
+        }
+        bytes_read += segment.bytes;
+        map_end = map_end.max(segment.next_offset);
+    }
+
+    // 2. Every cleanable segment up to the map's end, record by record.
+    let mut cleaned = Vec::new();
+    for segment in job.segments.iter().filter(|segment| segment.base < map_end) {
+        bytes_read += segment.bytes;
+        if let Some(done) = clean_segment(job, segment, &map, map_end, &mut pace)? {
+            cleaned.push(done);
+        }
+    }
+    Ok(JobResult {
+        cleaned,
+        map_end,
+        bytes_read,
+    })
+}
+
+/// Whether the record stays.
+fn keep(job: &Job, map: &OffsetMap, map_end: Offset, record: RecordKey<'_>) -> bool {
+    let Some(key) = record.key else {
+        return false;
+    };
+    if let Some(latest) = map.latest.get(key) {
+        if record.offset < *latest {
+            return false;
+        }
+    }
+    if record.tombstone && record.offset < map_end {
+        // Removed once the pass that first cleaned it is
+        // `delete.retention.ms` old; a tombstone cleaned first now stays.
+        if let Some(first_cleaned_ms) = job.checkpoint.first_cleaned_ms(record.offset) {
+            return job.now_ms.saturating_sub(first_cleaned_ms) < job.delete_retention_ms as i64;
+        }
+    }
+    true
+}
+
+/// Writes `segment` cleaned to `<base>.log.cleaned`, synced; `None` (and
+/// no file) if no record goes.
+fn clean_segment(
+    job: &Job,
+    segment: &JobSegment,
+    map: &OffsetMap,
+    map_end: Offset,
+    pace: &mut Pace,
+) -> Result<Option<Cleaned>, CompactError> {
+    let path = cleaned_path(&job.dir, segment.base);
+    let io_error = |source| CompactError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut reader = SegmentReader::open(segment)?;
+    let file = File::create(&path).map_err(io_error)?;
+    let mut out = BufWriter::with_capacity(PACE_STEP_BYTES as usize, file);
+    let mut index = SegmentIndex::default();
+    let mut position = 0_u64;
+    let mut max_timestamp = None;
+    let mut last_relative = 0;
+    let mut records_removed = 0_u64;
+    while let Some((batch, _)) = reader.next(pace)? {
+        let whole =
+            batch.base_offset() >= map_end || job.keep_whole.contains(&batch.base_offset().0);
+        let filtered = if whole {
+            Filtered::Unchanged
+        } else {
+            match filter::filter(&batch, |record| keep(job, map, map_end, record)) {
+                Ok(filtered) => filtered,
+                Err(error) => {
+                    tracing::warn!(segment = %segment.path.display(), offset = %batch.base_offset(), %error, "batch kept whole: the cleaner cannot read it");
+                    Filtered::Unchanged
+                }
+            }
+        };
+        let record_count = u64::from(batch.header().record_count);
+        let kept = match filtered {
+            Filtered::Unchanged => vec![batch],
+            Filtered::Empty => Vec::new(),
+            Filtered::Rewritten(batches) => batches,
+        };
+        let kept_records: u64 = kept
+            .iter()
+            .map(|batch| u64::from(batch.header().record_count))
+            .sum();
+        records_removed += record_count - kept_records;
+        for batch in &kept {
+            max_timestamp = max_timestamp.max(Some(batch.max_timestamp()));
+            last_relative = u32::try_from(batch.base_offset().0 - segment.base.0)
+                .expect("a relative offset fits u32");
+            index.on_batch(
+                last_relative,
+                position,
+                batch.len() as u64,
+                max_timestamp,
+                job.index_interval_bytes,
+            );
+            position += batch.len() as u64;
+            out.write_all(batch.as_bytes()).map_err(io_error)?;
+            pace.add(batch.len() as u64);
+        }
+    }
+    if records_removed == 0 {
+        drop(out);
+        std::fs::remove_file(&path).map_err(io_error)?;
+        return Ok(None);
+    }
+    let file = out
+        .into_inner()
+        .map_err(|error| io_error(error.into_error()))?;
+    file.sync_all().map_err(io_error)?;
+    if let Some(max) = max_timestamp {
+        index.seal_times(max, last_relative);
+    }
+    Ok(Some(Cleaned {
+        base: segment.base,
+        path,
+        bytes: position,
+        bytes_before: segment.bytes,
+        index,
+        max_timestamp,
+        records_removed,
+    }))
+}

@@ -1,0 +1,643 @@
+//! Tests of compaction: the cleaner against a model, its swap under
+//! injected faults, and what a compacted log keeps (producers, offsets).
+
+use std::{cell::Cell, collections::BTreeMap, rc::Rc};
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use super::tests::run;
+use super::*;
+use crate::batch::{filter, filter::KeyValue, BatchBuilder};
+
+struct ManualClock(Cell<i64>);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+const RETENTION_MS: u64 = 10_000;
+
+fn compacted() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 16 * 1024,
+        index_interval_bytes: 512,
+        tail_cache_bytes_max: 8 * 1024,
+        retention_ms: Some(1),
+        cleanup_policy: CleanupPolicy {
+            delete: false,
+            compact: true,
+        },
+        compaction: CompactionConfig {
+            min_cleanable_dirty_ratio: DirtyRatio::new(0.0).unwrap(),
+            delete_retention_ms: RETENTION_MS,
+            ..CompactionConfig::default()
+        },
+        file_delete_delay_ms: 0,
+        prepare_segments: false,
+        ..LogConfig::default()
+    }
+}
+
+async fn open(dir: &std::path::Path, clock: &Rc<ManualClock>, faults: Option<Rc<IoFaults>>) -> Log {
+    crate::log::set_cleaner_pace(0);
+    Log::open_with(
+        dir,
+        compacted(),
+        LogOptions {
+            clock: clock.clone(),
+            faults,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// (offset, key, value; `None` a tombstone) of every record readable.
+type Record = (u64, Vec<u8>, Option<Vec<u8>>);
+
+async fn read_all(log: &Log) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    let mut offset = log.start_offset();
+    while offset < log.visible_end() {
+        let batches = log.read(offset, 64 * 1024).await.unwrap();
+        assert!(!batches.is_empty(), "nothing read at {offset}");
+        for batch in &batches {
+            filter::for_each_record(batch, |record| {
+                if record.offset >= offset {
+                    out.push((
+                        record.offset.0,
+                        record.key.unwrap().to_vec(),
+                        record.value.map(<[u8]>::to_vec),
+                    ));
+                }
+            })
+            .unwrap();
+            offset = batch.last_offset().next();
+        }
+    }
+    for pair in out.windows(2) {
+        assert!(
+            pair[0].0 < pair[1].0,
+            "offsets go up: {} then {}",
+            pair[0].0,
+            pair[1].0
+        );
+    }
+    out
+}
+
+/// A batch of `records`, native (no tombstones there) or kafka with codec
+/// `format - 1`.
+fn batch_of(records: &[(Vec<u8>, Option<Vec<u8>>)], format: u16, timestamp: i64) -> Batch {
+    if format == 0 {
+        let mut builder = BatchBuilder::default();
+        for (key, value) in records {
+            builder.push(timestamp, Some(key), value.as_deref().unwrap_or(b"-"), &[]);
+        }
+        return builder.finish();
+    }
+    let borrowed: Vec<KeyValue<'_>> = records
+        .iter()
+        .map(|(key, value)| (Some(&key[..]), value.as_deref()))
+        .collect();
+    filter::test_kafka_batch(&borrowed, format - 1, timestamp)
+}
+
+/// The model: every record appended, by offset.
+#[derive(Default)]
+struct Model {
+    records: BTreeMap<u64, (Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Model {
+    fn append(&mut self, base: Offset, records: &[(Vec<u8>, Option<Vec<u8>>)], format: u16) {
+        for (index, (key, value)) in records.iter().enumerate() {
+            // A native record has no null value: the batch said "-".
+            let value = match (format, value) {
+                (0, None) => Some(b"-".to_vec()),
+                (_, value) => value.clone(),
+            };
+            self.records
+                .insert(base.0 + index as u64, (key.clone(), value));
+        }
+    }
+
+    fn latest(&self) -> BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)> {
+        let mut latest = BTreeMap::new();
+        for (offset, (key, value)) in &self.records {
+            latest.insert(key.clone(), (*offset, value.clone()));
+        }
+        latest
+    }
+
+    /// What a compacted log must hold: every record read is one appended,
+    /// unchanged; the latest record of each key is there, unless it is a
+    /// tombstone (which may be gone); every record at or past `intact_from`
+    /// is there.
+    fn check(&self, read: &[Record], intact_from: u64) {
+        for (offset, key, value) in read {
+            let (model_key, model_value) = self
+                .records
+                .get(offset)
+                .unwrap_or_else(|| panic!("offset {offset} was never appended"));
+            assert_eq!((key, value), (model_key, model_value), "record at {offset}");
+        }
+        let read_offsets: std::collections::BTreeSet<u64> =
+            read.iter().map(|(offset, _, _)| *offset).collect();
+        for (key, (offset, value)) in self.latest() {
+            if value.is_some() {
+                assert!(
+                    read_offsets.contains(&offset),
+                    "the latest of {key:?} at {offset} is gone"
+                );
+            }
+            let last_read = read.iter().rev().find(|(_, read_key, _)| *read_key == key);
+            if let Some((read_offset, _, _)) = last_read {
+                assert_eq!(
+                    *read_offset, offset,
+                    "an older record of {key:?} is the last one"
+                );
+            }
+        }
+        for offset in self.records.range(intact_from..).map(|(offset, _)| offset) {
+            assert!(
+                read_offsets.contains(offset),
+                "{offset} is past the cleaned point"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_latest_record_of_each_key_stays_in_both_formats_and_every_codec() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let log = open(dir.path(), &clock, None).await;
+        let mut model = Model::default();
+        for round in 0..60_u64 {
+            let records: Vec<_> = (0..20)
+                .map(|i| {
+                    let key = format!("key-{}", (round * 7 + i) % 25).into_bytes();
+                    (
+                        key,
+                        Some(format!("value-{round}-{i}-{}", "x".repeat(40)).into_bytes()),
+                    )
+                })
+                .collect();
+            let format = (round % 6) as u16;
+            let appended = log
+                .append(batch_of(&records, format, 1_000_000))
+                .await
+                .unwrap();
+            model.append(appended.base_offset, &records, format);
+            if round % 5 == 4 {
+                log.roll();
+            }
+        }
+        let segments = log.segment_count();
+        assert!(segments > 5, "{segments} segments");
+        let before = log.size_bytes();
+        let outcome = log.compact().await.unwrap();
+        assert!(outcome.cleaned);
+        assert!(outcome.records_removed > 0);
+        assert!(outcome.segments_cleaned > 0);
+        assert!(
+            log.size_bytes() < before,
+            "{} of {before} bytes",
+            log.size_bytes()
+        );
+        assert_eq!(log.segment_count(), segments, "no segment goes");
+        let read = read_all(&log).await;
+        model.check(&read, outcome.cleaned_end.0);
+        assert!(read.len() < model.records.len());
+        // Each key once below the cleaned point.
+        let below: Vec<_> = read
+            .iter()
+            .filter(|(offset, _, _)| *offset < outcome.cleaned_end.0)
+            .collect();
+        let keys: std::collections::BTreeSet<_> = below.iter().map(|(_, key, _)| key).collect();
+        assert_eq!(keys.len(), below.len());
+        assert!(log.verify().await.unwrap() > 0);
+        // A second pass right after finds nothing dirty.
+        assert!(!log.compact().await.unwrap().cleaned);
+        log.close().await.unwrap();
+
+        // Read back the same after a reopen, its indexes trusted or rebuilt.
+        let log = open(dir.path(), &clock, None).await;
+        assert_eq!(read_all(&log).await, read);
+        log.close().await.unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".index") {
+                std::fs::remove_file(dir.path().join(name)).unwrap();
+            }
+        }
+        let log = open(dir.path(), &clock, None).await;
+        assert_eq!(read_all(&log).await, read);
+        // Every offset reads: a removed one from the next record kept.
+        for offset in log.start_offset().0..log.visible_end().0 {
+            let batches = log.read(Offset(offset), 1).await.unwrap();
+            assert!(batches[0].last_offset().0 >= offset);
+        }
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn tombstones_go_once_delete_retention_passed_since_their_first_cleaning() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let log = open(dir.path(), &clock, None).await;
+        let record = |key: &str, value: Option<&str>| {
+            (
+                key.as_bytes().to_vec(),
+                value.map(|v| v.as_bytes().to_vec()),
+            )
+        };
+        let filler = |round: usize| -> Vec<_> {
+            (0..30)
+                .map(|i| record(&format!("filler-{round}-{i}"), Some(&"f".repeat(100))))
+                .collect()
+        };
+        log.append(batch_of(
+            &[record("a", Some("1")), record("b", Some("1"))],
+            1,
+            0,
+        ))
+        .await
+        .unwrap();
+        log.append(batch_of(&filler(0), 1, 0)).await.unwrap();
+        log.roll();
+        let tombstone = log
+            .append(batch_of(&[record("a", None)], 3, 0))
+            .await
+            .unwrap()
+            .base_offset;
+        log.roll();
+        log.append(batch_of(&filler(1), 1, 0)).await.unwrap();
+        let first = log.compact().await.unwrap();
+        assert!(first.cleaned && first.cleaned_end > tombstone);
+        let read = read_all(&log).await;
+        assert!(
+            !read
+                .iter()
+                .any(|(_, key, value)| key == b"a" && value.is_some()),
+            "a's value is gone"
+        );
+        assert!(
+            read.iter()
+                .any(|(offset, _, value)| *offset == tombstone.0 && value.is_none()),
+            "the tombstone stays"
+        );
+
+        // Not yet: the retention has not passed since its first cleaning.
+        clock.0.set(clock.0.get() + RETENTION_MS as i64 - 1);
+        log.roll();
+        log.append(batch_of(&filler(2), 1, 0)).await.unwrap();
+        log.roll();
+        log.append(batch_of(&filler(3), 1, 0)).await.unwrap();
+        assert!(log.compact().await.unwrap().cleaned);
+        assert!(read_all(&log)
+            .await
+            .iter()
+            .any(|(offset, _, _)| *offset == tombstone.0));
+
+        clock.0.set(clock.0.get() + 1);
+        log.roll();
+        log.append(batch_of(&filler(4), 1, 0)).await.unwrap();
+        log.roll();
+        log.append(batch_of(&filler(5), 1, 0)).await.unwrap();
+        assert!(log.compact().await.unwrap().cleaned);
+        let read = read_all(&log).await;
+        assert!(
+            !read.iter().any(|(_, key, _)| key == b"a"),
+            "the tombstone went: {:?}",
+            &read[..3]
+        );
+        assert!(read.iter().any(|(_, key, _)| key == b"b"));
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_compacted_log_refuses_records_without_a_key_and_keeps_its_segments_past_retention() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let log = open(dir.path(), &clock, None).await;
+        let keyless =
+            filter::test_kafka_batch(&[(Some(b"k"), Some(b"v")), (None, Some(b"v"))], 2, 0);
+        assert!(matches!(
+            log.append(keyless).await,
+            Err(AppendError::InvalidRecord { .. })
+        ));
+        let mut builder = BatchBuilder::default();
+        builder.push(0, None, b"v", &[]);
+        assert!(matches!(
+            log.append(builder.finish()).await,
+            Err(AppendError::InvalidRecord { .. })
+        ));
+        for round in 0..3 {
+            log.append(batch_of(&[(vec![round], Some(vec![round; 100]))], 0, 0))
+                .await
+                .unwrap();
+            log.roll();
+        }
+        log.append(batch_of(&[(vec![9], Some(vec![9]))], 0, 0))
+            .await
+            .unwrap();
+        // retention.ms is 1 and every timestamp is old: compact alone keeps them.
+        assert_eq!(log.apply_retention().await.unwrap().segments_deleted, 0);
+        let mut config = log.config();
+        config.cleanup_policy.delete = true;
+        log.set_config(config).unwrap();
+        assert_eq!(log.apply_retention().await.unwrap().segments_deleted, 3);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn an_idempotent_producer_keeps_its_sequence_through_compaction_and_reopen() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let log = open(dir.path(), &clock, None).await;
+        // Producer 7 writes key "k" three times; then others overwrite "k".
+        for sequence in 0..3 {
+            let mut builder = BatchBuilder::default().producer(7, 0, sequence * 2);
+            builder.push(0, Some(b"k"), b"old", &[]);
+            builder.push(0, Some(b"k"), b"old", &[]);
+            log.append(builder.finish()).await.unwrap();
+        }
+        let last_of_7 = log.producer(7).unwrap().batches.last().unwrap().base_offset;
+        log.roll();
+        for round in 0..3_u8 {
+            log.append(batch_of(&[(b"k".to_vec(), Some(vec![round; 200]))], 1, 0))
+                .await
+                .unwrap();
+            log.roll();
+        }
+        log.append(batch_of(&[(b"other".to_vec(), Some(b"x".to_vec()))], 1, 0))
+            .await
+            .unwrap();
+        assert!(log.compact().await.unwrap().cleaned);
+        let read = read_all(&log).await;
+        // Producer 7's last batch stays whole, its older ones go.
+        let kept: Vec<u64> = read
+            .iter()
+            .map(|(offset, _, _)| *offset)
+            .filter(|offset| *offset < 6)
+            .collect();
+        assert_eq!(kept, [last_of_7.0, last_of_7.0 + 1]);
+        log.close().await.unwrap();
+        // Even without its snapshots, the log alone tells its sequence.
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().ends_with(PRODUCERS_SUFFIX) {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        let log = open(dir.path(), &clock, None).await;
+        assert_eq!(log.producer(7).unwrap().next_sequence(), 6);
+        let mut builder = BatchBuilder::default().producer(7, 0, 6);
+        builder.push(0, Some(b"k"), b"new", &[]);
+        assert!(!log.append(builder.finish()).await.unwrap().duplicate);
+        log.close().await.unwrap();
+    });
+}
+
+/// Fills a log whose sealed segments all have records to drop; returns the
+/// model.
+async fn fill(log: &Log, rounds: u64) -> Model {
+    let mut model = Model::default();
+    for round in 0..rounds {
+        let records: Vec<_> = (0..10)
+            .map(|i| {
+                (
+                    format!("k{}", i % 4).into_bytes(),
+                    Some(format!("{round}-{i}-{}", "v".repeat(80)).into_bytes()),
+                )
+            })
+            .collect();
+        let appended = log
+            .append(batch_of(&records, 1 + (round % 5) as u16, 0))
+            .await
+            .unwrap();
+        model.append(appended.base_offset, &records, 1);
+        if round % 3 == 2 {
+            log.roll();
+        }
+    }
+    model
+}
+
+#[test]
+fn a_swap_failed_at_any_step_leaves_the_old_segment_or_the_new_one() {
+    for step in [SwapStep::Commit, SwapStep::Replace, SwapStep::Indexes] {
+        run(move || async move {
+            let dir = tempfile::tempdir().unwrap();
+            let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+            let faults = Rc::new(IoFaults::default());
+            let log = open(dir.path(), &clock, Some(faults.clone())).await;
+            let model = fill(&log, 30).await;
+            let before = read_all(&log).await;
+            faults.fail_swap_at(Some(step));
+            let error = log.compact().await.unwrap_err();
+            assert!(
+                matches!(error, CompactError::Io { .. }),
+                "{step:?}: {error}"
+            );
+            // The log as it is in memory reads whole, whatever the step.
+            let in_memory = read_all(&log).await;
+            model.check(&in_memory, u64::MAX);
+            // Left as a crash there leaves it (the open log is abandoned).
+            std::mem::forget(log);
+            let names = crate::test_files::names(dir.path());
+            let leftover = |suffix: &str| names.iter().any(|name| name.ends_with(suffix));
+            match step {
+                SwapStep::Commit => assert!(leftover(CLEANED_SUFFIX), "{names:?}"),
+                SwapStep::Replace => assert!(leftover(SWAP_SUFFIX), "{names:?}"),
+                SwapStep::Indexes => assert!(!leftover(SWAP_SUFFIX), "{names:?}"),
+            }
+            let log = open(dir.path(), &clock, None).await;
+            let names = crate::test_files::names(dir.path());
+            assert!(
+                !names
+                    .iter()
+                    .any(|name| name.ends_with(CLEANED_SUFFIX) || name.ends_with(SWAP_SUFFIX)),
+                "{names:?}"
+            );
+            let recovered = read_all(&log).await;
+            model.check(&recovered, u64::MAX);
+            match step {
+                SwapStep::Commit => assert_eq!(recovered, before, "the old segment"),
+                _ => assert!(recovered.len() < before.len(), "the new segment"),
+            }
+            // And it compacts to the end from there.
+            log.compact().await.unwrap();
+            model.check(&read_all(&log).await, u64::MAX);
+            log.close().await.unwrap();
+        });
+    }
+}
+
+#[test]
+fn reads_go_on_while_segments_are_swapped() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let log = Rc::new(open(dir.path(), &clock, None).await);
+        let model = Rc::new(fill(&log, 60).await);
+        let done = Rc::new(Cell::new(false));
+        let reader = glommio::spawn_local({
+            let (log, model, done) = (log.clone(), model.clone(), done.clone());
+            async move {
+                let mut reads = 0;
+                while !done.get() || reads == 0 {
+                    model.check(&read_all(&log).await, log.visible_end().0);
+                    reads += 1;
+                    glommio::timer::sleep(std::time::Duration::from_micros(200)).await;
+                }
+                reads
+            }
+        });
+        let compacting = glommio::spawn_local({
+            let (log, done) = (log.clone(), done.clone());
+            async move {
+                let outcome = log.compact().await.unwrap();
+                done.set(true);
+                outcome
+            }
+        });
+        assert!(compacting.await.segments_cleaned > 1);
+        assert!(reader.await > 0);
+        log.close().await.unwrap();
+    });
+}
+
+/// Random appends of keys, values and tombstones in both formats, rolls,
+/// passes of the cleaner and clock moves; after each pass and after a
+/// reopen, the log read back must be what the model says.
+#[test]
+fn a_compacted_log_reads_back_as_the_model_says() {
+    let seeds: u64 = std::env::var("CLEANER_SEEDS")
+        .ok()
+        .and_then(|seeds| seeds.parse().ok())
+        .unwrap_or(8);
+    for seed in 0..seeds {
+        run(move || async move {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let dir = tempfile::tempdir().unwrap();
+            let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+            let mut log = open(dir.path(), &clock, None).await;
+            let mut model = Model::default();
+            // When each tombstone was first cleaned, for the final check.
+            let mut cleaned_end = 0;
+            for _ in 0..rng.random_range(40..120) {
+                match rng.random_range(0..100) {
+                    0..70 => {
+                        let format = rng.random_range(0..6);
+                        let records: Vec<_> = (0..rng.random_range(1..12))
+                            .map(|_| {
+                                let key = format!("key-{}", rng.random_range(0..30)).into_bytes();
+                                let value = (format == 0 || rng.random_range(0..5) > 0)
+                                    .then(|| vec![rng.random::<u8>(); rng.random_range(0..300)]);
+                                (key, value)
+                            })
+                            .collect();
+                        let appended = log
+                            .append(batch_of(&records, format, clock.0.get()))
+                            .await
+                            .unwrap();
+                        model.append(appended.base_offset, &records, format);
+                    }
+                    70..80 => log.roll(),
+                    80..95 => {
+                        let outcome = log.compact().await.unwrap();
+                        eprintln!("seed {seed} at {}: {outcome:?}", clock.0.get());
+                        cleaned_end = outcome.cleaned_end.0.max(cleaned_end);
+                        model.check(&read_all(&log).await, cleaned_end);
+                    }
+                    95..98 => clock
+                        .0
+                        .set(clock.0.get() + rng.random_range(0..2 * RETENTION_MS as i64)),
+                    _ => {
+                        log.close().await.unwrap();
+                        log = open(dir.path(), &clock, None).await;
+                        model.check(&read_all(&log).await, cleaned_end);
+                    }
+                }
+            }
+            // Past the retention, two more passes: no tombstone stays below
+            // where the first of them cleaned.
+            clock.0.set(clock.0.get() + RETENTION_MS as i64 + 1);
+            let mut ends = Vec::new();
+            for round in 0..2_u8 {
+                log.roll();
+                let records = vec![(vec![b'z', round], Some(vec![1]))];
+                let appended = log.append(batch_of(&records, 1, 0)).await.unwrap();
+                model.append(appended.base_offset, &records, 1);
+                log.roll();
+                let records = vec![(vec![b'y', round], Some(vec![1]))];
+                let appended = log.append(batch_of(&records, 1, 0)).await.unwrap();
+                model.append(appended.base_offset, &records, 1);
+                let outcome = log.compact().await.unwrap();
+                eprintln!("seed {seed} final pass {round}: {outcome:?}");
+                ends.push(outcome.cleaned_end.0);
+                clock.0.set(clock.0.get() + RETENTION_MS as i64 + 1);
+            }
+            let read = read_all(&log).await;
+            model.check(&read, *ends.last().unwrap());
+            let stale = read
+                .iter()
+                .find(|(offset, _, value)| value.is_none() && *offset < ends[0]);
+            assert_eq!(
+                stale, None,
+                "seed {seed}: a tombstone outlived its retention"
+            );
+            log.close().await.unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_follower_copies_a_compacted_log_with_its_gaps() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let leader = open(&dir.path().join("leader"), &clock, None).await;
+        let model = fill(&leader, 30).await;
+        leader.compact().await.unwrap();
+        let follower = open(&dir.path().join("follower"), &clock, None).await;
+        let mut offset = Offset(0);
+        while offset < leader.visible_end() {
+            let batches = leader.read_replicable(offset, 16 * 1024).await.unwrap();
+            let mut run = bytes::BytesMut::new();
+            for batch in &batches {
+                run.extend_from_slice(batch.as_bytes());
+            }
+            // What a push carries: batches from the follower's end on.
+            for batch in Batch::validate_run(run.freeze(), follower.end_offset()).unwrap() {
+                if batch.base_offset() > follower.end_offset() {
+                    assert!(matches!(
+                        follower.append_replicated(batch.clone()).await,
+                        Err(AppendError::NotContiguous { .. })
+                    ));
+                }
+                follower.append_replicated_after_gap(batch).await.unwrap();
+            }
+            offset = batches.last().unwrap().last_offset().next();
+        }
+        assert_eq!(read_all(&follower).await, read_all(&leader).await);
+        model.check(&read_all(&follower).await, u64::MAX);
+        follower.close().await.unwrap();
+        let follower = open(&dir.path().join("follower"), &clock, None).await;
+        assert_eq!(read_all(&follower).await, read_all(&leader).await);
+        follower.close().await.unwrap();
+        leader.close().await.unwrap();
+    });
+}
