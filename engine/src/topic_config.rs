@@ -4,7 +4,10 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use sluice_replication::partition::control::ControlConfig;
-use sluice_storage::log::{CleanupPolicy, DirtyRatio, FlushPolicy, LogConfig};
+use sluice_storage::{
+    batch::compression::Codec,
+    log::{CleanupPolicy, DirtyRatio, FlushPolicy, LogConfig, Recompression},
+};
 
 /// How a config's value reads: Kafka's config types, with their codes in
 /// DescribeConfigs (v3+).
@@ -91,7 +94,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         name: "compression.gzip.level",
         config_type: ConfigType::Int,
         synonym: Some("compression.gzip.level"),
-        doc: "the gzip level when the broker recompresses with gzip (compression.type=gzip, not offered yet): 1 to 9, or -1 for the codec's default",
+        doc: "the gzip level when the broker compresses with gzip (compression.type=gzip): 1 to 9, or -1 for the codec's default",
         check: Check::Custom(|value| match value.trim().parse::<i64>() {
             Ok(-1 | 1..=9) => Ok(()),
             _ => Err("must be -1 or within [1, 9]".to_string()),
@@ -102,7 +105,7 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         name: "compression.lz4.level",
         config_type: ConfigType::Int,
         synonym: Some("compression.lz4.level"),
-        doc: "the lz4 level when the broker recompresses with lz4 (compression.type=lz4, not offered yet)",
+        doc: "the lz4 level when the broker compresses with lz4 (compression.type=lz4)",
         check: Check::Range(1, 17),
         default: |_| "9".to_string(),
     },
@@ -110,21 +113,15 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         name: "compression.type",
         config_type: ConfigType::String,
         synonym: Some("compression.type"),
-        doc: "`producer` keeps each batch as its producer compressed it; Kafka's other values (`uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`: the broker recompresses) are refused: recompression on the broker is not offered yet",
-        check: Check::Custom(|value| match value.trim() {
-            "producer" => Ok(()),
-            "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" => Err(
-                "recompression on the broker is not offered yet: keep compression.type=producer and set the codec on the producer".to_string(),
-            ),
-            _ => Err("must be one of uncompressed, zstd, lz4, snappy, gzip, producer".to_string()),
-        }),
+        doc: "`producer` keeps each batch as its producer compressed it; `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd` stores Kafka batches so, recompressing on the broker a batch its producer compressed otherwise (at the codec's compression.*.level); native batches are kept as sent",
+        check: Check::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         default: |_| "producer".to_string(),
     },
     TopicConfig {
         name: "compression.zstd.level",
         config_type: ConfigType::Int,
         synonym: Some("compression.zstd.level"),
-        doc: "the zstd level when the broker recompresses with zstd (compression.type=zstd, not offered yet)",
+        doc: "the zstd level when the broker compresses with zstd (compression.type=zstd)",
         check: Check::Range(-131_072, 22),
         default: |_| "3".to_string(),
     },
@@ -743,7 +740,30 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Confi
         }
     }
     config.flush = flush_policy(configs)?;
+    config.recompression = recompression(configs);
     Ok(config)
+}
+
+/// The codec and level `compression.type` and `compression.*.level` ask
+/// for (checked), `None` for `producer`.
+fn recompression(configs: &BTreeMap<String, String>) -> Option<Recompression> {
+    let level = |name: &str| {
+        configs
+            .get(name)
+            .and_then(|value| value.trim().parse::<i32>().ok())
+    };
+    let (codec, level) = match configs.get("compression.type").map(|value| value.trim()) {
+        None | Some("producer") => return None,
+        Some("gzip") => (
+            Some(Codec::Gzip),
+            level("compression.gzip.level").filter(|level| *level != -1),
+        ),
+        Some("snappy") => (Some(Codec::Snappy), None),
+        Some("lz4") => (Some(Codec::Lz4), level("compression.lz4.level")),
+        Some("zstd") => (Some(Codec::Zstd), level("compression.zstd.level")),
+        Some(_) => (None, None),
+    };
+    Some(Recompression { codec, level })
 }
 
 /// The flush policy `configs` ask for, by Kafka's names (`flush.messages`,

@@ -353,3 +353,81 @@ fn the_clusters_dynamic_broker_defaults_apply_to_topics_that_do_not_set_their_ow
     broker.restart();
     check(&broker);
 }
+
+/// The codec of the first batch a Kafka Fetch of `topic` partition 0 from
+/// offset 0 returns, and how many records the consumer reads.
+fn stored_codec(broker: &Broker, topic: &str) -> i16 {
+    use kafka_protocol::messages::{
+        fetch_request::{FetchPartition, FetchTopic},
+        FetchRequest, FetchResponse, TopicName,
+    };
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(100)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut stream = connect(broker);
+    let response: FetchResponse = call(&mut stream, ApiKey::Fetch, 11, &fetch);
+    let records = response.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    assert!(records.len() > 61, "a whole batch");
+    i16::from_be_bytes([records[21], records[22]]) & 0b111
+}
+
+#[test]
+fn compression_type_recompresses_what_a_producer_compressed_otherwise() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 1);
+    create(
+        &broker,
+        "gzipped",
+        &["compression.type=gzip", "compression.gzip.level=9"],
+    );
+    create(&broker, "as-sent", &["compression.type=producer"]);
+    create(&broker, "plain", &["compression.type=uncompressed"]);
+    let producer = producer(&broker, &[("compression.codec", "lz4")]);
+    let records: Vec<Record> = (0..100)
+        .map(|index| {
+            Record::new(Some(format!("k{index}").as_bytes()), Some(&[b'v'; 200]))
+                .header("h", Some(b"x"))
+        })
+        .collect();
+    for topic in ["gzipped", "as-sent", "plain"] {
+        for placed in produce(&producer, topic, Some(0), &records) {
+            placed.unwrap();
+        }
+    }
+    assert_eq!(stored_codec(&broker, "gzipped"), 1, "gzip");
+    assert_eq!(
+        stored_codec(&broker, "as-sent"),
+        3,
+        "lz4, as the producer sent it"
+    );
+    assert_eq!(stored_codec(&broker, "plain"), 0, "uncompressed");
+    // Every record reads back as it was sent, whatever the codec.
+    let consumer = consumer(&broker, &[]);
+    for topic in ["gzipped", "as-sent", "plain"] {
+        let read = read_to_end(&consumer, topic, &[(0, Offset::Beginning)]);
+        let read: Vec<Record> = read[&0]
+            .iter()
+            .map(|consumed| Record {
+                timestamp: None,
+                ..consumed.record.clone()
+            })
+            .collect();
+        let sent: Vec<Record> = records
+            .iter()
+            .map(|record| Record {
+                timestamp: None,
+                ..record.clone()
+            })
+            .collect();
+        assert_eq!(read, sent, "{topic}");
+    }
+}

@@ -13,7 +13,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use sluice_net::kafka::convert::kafka_to_native_runs;
 use sluice_storage::{
-    batch::{Batch, BatchError},
+    batch::{filter, Batch, BatchError},
     log::{AppendError, DeleteRecordsError, Log, LogConfig, ReadError},
     Offset,
 };
@@ -140,6 +140,16 @@ fn admit_batches(
             return Err(Failure::new(ErrorKind::InvalidTimestamp, why));
         }
     }
+    let batches = match config.recompression {
+        Some(recompression) if format == WireFormat::Kafka => batches
+            .iter()
+            .map(|batch| {
+                filter::recompress(batch, recompression.codec, recompression.level)
+                    .map_err(|error| Failure::new(ErrorKind::CorruptBatch, error.to_string()))
+            })
+            .collect::<Result<Vec<Batch>, Failure>>()?,
+        _ => batches,
+    };
     if !rules.log_append_time {
         return Ok(batches);
     }

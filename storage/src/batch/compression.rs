@@ -215,13 +215,26 @@ pub struct CompressError {
 /// Java client writes; librdkafka reads it too), an LZ4 frame, a zstd frame.
 /// The output is at most a few bytes per block larger than `bytes`.
 pub fn compress(codec: Codec, bytes: &[u8]) -> Result<Vec<u8>, CompressError> {
+    compress_at(codec, bytes, None)
+}
+
+/// [`compress`] at `level` (the codec's default when `None`; snappy has no
+/// levels): Kafka's `compression.gzip.level`, `compression.lz4.level`,
+/// `compression.zstd.level`, whose ranges the caller checked.
+pub fn compress_at(
+    codec: Codec,
+    bytes: &[u8],
+    level: Option<i32>,
+) -> Result<Vec<u8>, CompressError> {
     use std::io::Write;
     let failed = |source: io::Error| CompressError { codec, source };
     match codec {
         Codec::Gzip => {
             let mut encoder = flate2::write::GzEncoder::new(
                 Vec::with_capacity(bytes.len() / 2),
-                flate2::Compression::default(),
+                level.map_or(flate2::Compression::default(), |level| {
+                    flate2::Compression::new(level.clamp(0, 9) as u32)
+                }),
             );
             encoder.write_all(bytes).map_err(failed)?;
             encoder.finish().map_err(failed)
@@ -245,7 +258,11 @@ pub fn compress(codec: Codec, bytes: &[u8]) -> Result<Vec<u8>, CompressError> {
             Ok(out)
         }
         Codec::Lz4 => {
-            let mut encoder = lz4::EncoderBuilder::new()
+            let mut builder = lz4::EncoderBuilder::new();
+            if let Some(level) = level {
+                builder.level(level.clamp(0, 17) as u32);
+            }
+            let mut encoder = builder
                 .build(Vec::with_capacity(bytes.len() / 2))
                 .map_err(failed)?;
             encoder.write_all(bytes).map_err(failed)?;
@@ -253,7 +270,7 @@ pub fn compress(codec: Codec, bytes: &[u8]) -> Result<Vec<u8>, CompressError> {
             result.map_err(failed)?;
             Ok(out)
         }
-        Codec::Zstd => zstd::encode_all(bytes, 3).map_err(failed),
+        Codec::Zstd => zstd::encode_all(bytes, level.unwrap_or(3)).map_err(failed),
     }
 }
 

@@ -23,8 +23,10 @@
 use bytes::Bytes;
 
 use super::{
-    compression::{compress, decompress, Codec, CompressError, DecompressError},
-    header::{seal_crc, write_u32, BatchHeader, PayloadFormat, BATCH_HEADER_BYTES},
+    compression::{compress, compress_at, decompress, Codec, CompressError, DecompressError},
+    header::{
+        seal_crc, write_u32, BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, FLAGS_COMPRESSION_MASK,
+    },
     Batch, BatchBuilder, BatchError, BATCH_BYTES_MAX, KAFKA_BATCH_HEADER_BYTES,
 };
 use crate::Offset;
@@ -346,6 +348,64 @@ fn rewrite_kafka(
     Ok(Batch::validate(Bytes::from(bytes))?)
 }
 
+/// `batch` with its records compressed with `codec` at `level` (`None`:
+/// uncompressed), as a topic's `compression.type` asks: the records and
+/// every header field kept, the codec in both headers, the CRCs
+/// recomputed. A native batch, or a kafka batch already in that codec, is
+/// returned as it is.
+pub fn recompress(
+    batch: &Batch,
+    codec: Option<Codec>,
+    level: Option<i32>,
+) -> Result<Batch, FilterError> {
+    let Some(payload) = batch.kafka_payload() else {
+        return Ok(batch.clone());
+    };
+    let target = codec.map_or(0, |codec| codec as u16);
+    if compression(&payload) == target {
+        return Ok(batch.clone());
+    }
+    let section = kafka_records(&payload)?;
+    let compressed;
+    let records = match codec {
+        None => &section[..],
+        Some(codec) => {
+            compressed = compress_at(codec, &section, level)?;
+            &compressed[..]
+        }
+    };
+    let kafka_bytes = KAFKA_BATCH_HEADER_BYTES + records.len();
+    let batch_bytes = BATCH_HEADER_BYTES + kafka_bytes;
+    if batch_bytes > BATCH_BYTES_MAX {
+        return Err(BatchError::TooLarge {
+            bytes: batch_bytes,
+            max: BATCH_BYTES_MAX,
+        }
+        .into());
+    }
+    let header = batch.header();
+    let mut bytes = vec![0; batch_bytes];
+    let rewritten_header = BatchHeader {
+        batch_bytes: batch_bytes as u32,
+        flags: (header.flags & !FLAGS_COMPRESSION_MASK) | target,
+        crc: 0,
+        ..header
+    };
+    rewritten_header.write(&mut bytes);
+    let kafka = &mut bytes[BATCH_HEADER_BYTES..];
+    kafka[..KAFKA_BATCH_HEADER_BYTES].copy_from_slice(&payload[..KAFKA_BATCH_HEADER_BYTES]);
+    kafka[KAFKA_BATCH_HEADER_BYTES..].copy_from_slice(records);
+    let batch_length = (kafka_bytes - BATCH_LENGTH_END) as u32;
+    kafka[BATCH_LENGTH_AT..BATCH_LENGTH_END].copy_from_slice(&batch_length.to_be_bytes());
+    let attributes = i16::from_be_bytes([kafka[ATTRIBUTES_AT], kafka[ATTRIBUTES_AT + 1]]);
+    let attributes = (attributes & !ATTRIBUTES_COMPRESSION_MASK) | target as i16;
+    kafka[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    let kafka_crc = crc32c::crc32c(&kafka[ATTRIBUTES_AT..]);
+    kafka[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&kafka_crc.to_be_bytes());
+    seal_crc(&mut bytes);
+    Ok(Batch::validate(Bytes::from(bytes))?)
+}
+
 /// Reads Kafka's record fields from a slice; `None` where one is cut
 /// short or malformed.
 struct Cursor<'a> {
@@ -522,6 +582,39 @@ mod tests {
                 (format!("key-{}", i % 7).into_bytes(), value)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_recompressed_batch_holds_the_same_records_in_the_codec_asked() {
+        let all = records(40);
+        let borrowed: Vec<KeyValue<'_>> = all
+            .iter()
+            .map(|(key, value)| (Some(&key[..]), value.as_deref()))
+            .collect();
+        let codecs = [
+            None,
+            Some(Codec::Gzip),
+            Some(Codec::Snappy),
+            Some(Codec::Lz4),
+            Some(Codec::Zstd),
+        ];
+        for from in 0..=4 {
+            let batch = test_kafka_batch(&borrowed, from, 1_000);
+            for to in codecs {
+                for level in [None, Some(1)] {
+                    let recompressed = recompress(&batch, to, level).unwrap();
+                    let code = to.map_or(0, |codec| codec as u16);
+                    assert_eq!(compression(&recompressed.kafka_payload().unwrap()), code);
+                    assert_eq!(recompressed.header().flags & FLAGS_COMPRESSION_MASK, code);
+                    assert_eq!(
+                        records_of(&recompressed),
+                        records_of(&batch),
+                        "{from} to {to:?}"
+                    );
+                    Batch::from_kafka(&recompressed.kafka_payload().unwrap()).unwrap();
+                }
+            }
+        }
     }
 
     #[test]

@@ -218,12 +218,24 @@ pub struct LogConfig {
     pub batch_bytes_max: usize,
     /// How appended batches' timestamps are set and checked.
     pub timestamps: TimestampRules,
+    /// Kafka's `compression.type` other than `producer`: the codec the
+    /// partition keeps Kafka batches in; a producer's batch in another one
+    /// is recompressed before it is appended.
+    pub recompression: Option<Recompression>,
     /// Kafka's `cleanup.policy`: `delete` makes `retention_ms` and
     /// `retention_bytes` delete segments; `compact` runs the cleaner
     /// ([`Log::compact`]) and refuses records without a key.
     pub cleanup_policy: CleanupPolicy,
     /// How the cleaner compacts, with `cleanup_policy.compact`.
     pub compaction: CompactionConfig,
+}
+
+/// A topic's `compression.type` codec (`None`: uncompressed) and its
+/// level (`compression.gzip.level`, ...; `None`: the codec's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recompression {
+    pub codec: Option<crate::batch::compression::Codec>,
+    pub level: Option<i32>,
 }
 
 /// Kafka's `message.timestamp.*` topic configs: checked by the partition's
@@ -290,6 +302,7 @@ impl Default for LogConfig {
             file_delete_delay_ms: 60_000,
             batch_bytes_max: crate::batch::BATCH_BYTES_MAX,
             timestamps: TimestampRules::DEFAULT,
+            recompression: None,
             cleanup_policy: CleanupPolicy::default(),
             compaction: CompactionConfig::default(),
         }
