@@ -44,9 +44,13 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
             // Names first, so that topics to create are created at once.
             let mut missing = Vec::new();
             for topic in &wanted {
+                // A topic asked for by id (v10 on) is found by its id,
+                // whatever the name says: the Java client leaves it empty
+                // rather than null.
+                let by_id = !topic.topic_id.is_nil();
                 let found = match &topic.name {
-                    Some(name) => metadata.topic(name).cloned(),
-                    None => metadata
+                    Some(name) if !by_id => metadata.topic(name).cloned(),
+                    _ => metadata
                         .topics
                         .values()
                         .find(|meta| Uuid::from_u128(meta.id.0) == topic.topic_id)
@@ -54,8 +58,8 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
                 };
                 match (found, &topic.name) {
                     (Some(meta), _) => topics.push(describe(shard, &metadata, &meta, version)),
-                    (None, Some(name)) => missing.push(name.0.to_string()),
-                    (None, None) => topics.push(
+                    (None, Some(name)) if !by_id => missing.push(name.0.to_string()),
+                    (None, _) => topics.push(
                         MetadataResponseTopic::default()
                             .with_topic_id(topic.topic_id)
                             .with_error_code(ResponseError::UnknownTopicId.code()),

@@ -24,6 +24,10 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 /// The earliest offset on local storage (v8+): all storage is local here.
 const EARLIEST_LOCAL: i64 = -4;
+/// The latest offset in tiered storage (v9+, KIP-1005): none is tiered
+/// here, so Kafka's answer without remote storage, offset -1, once the
+/// partition is found led here.
+const LATEST_TIERED: i64 = -5;
 
 /// Asks the owner of (topic, partition) for an offset, if its leader epoch
 /// is `current_leader_epoch` (-1: any).
@@ -50,7 +54,8 @@ pub async fn list_offsets(
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
-    let mut parts = FanOut::<i32, Option<Listed>>::default();
+    // A part is the partition and whether the tiered end was asked.
+    let mut parts = FanOut::<(i32, bool), Option<Listed>>::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         for part in &topic.partitions {
@@ -59,6 +64,7 @@ pub async fn list_offsets(
                 EARLIEST => Ok(OffsetQuery::Earliest),
                 MAX_TIMESTAMP if version >= 7 => Ok(OffsetQuery::MaxTimestamp),
                 EARLIEST_LOCAL if version >= 8 => Ok(OffsetQuery::Earliest),
+                LATEST_TIERED if version >= 9 => Ok(OffsetQuery::Latest),
                 at if at >= 0 => Ok(OffsetQuery::Timestamp(at)),
                 other => Err(Failure::new(
                     ErrorKind::InvalidRequest,
@@ -72,16 +78,18 @@ pub async fn list_offsets(
             };
             let answer =
                 query.and_then(|query| ask(shard, &name, part.partition_index, epoch, query));
-            parts.part(part.partition_index, answer);
+            let tiered = version >= 9 && part.timestamp == LATEST_TIERED;
+            parts.part((part.partition_index, tiered), answer);
         }
         parts.end_topic(name);
     }
     let mut topics = Vec::new();
     for (name, answers) in parts.gather().await {
         let mut partitions = Vec::new();
-        for (partition, result) in answers {
+        for ((partition, tiered), result) in answers {
             let response = ListOffsetsPartitionResponse::default().with_partition_index(partition);
             partitions.push(match result {
+                Ok(_) if tiered => response.with_offset(-1).with_timestamp(-1),
                 // By time: the first record at or after it; none: -1.
                 Ok(Some(listed)) => response
                     .with_offset(listed.offset.0 as i64)

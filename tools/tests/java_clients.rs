@@ -1,0 +1,280 @@
+//! Black box: Kafka's own Java client (`org.apache.kafka:kafka-clients`)
+//! against the built `sluice` binary. The JUnit tests of
+//! `tests/java_clients/` (a Maven project) are run, one class per test
+//! here, against a broker (or a cluster) that the test starts, once with
+//! each kafka-clients version of `tests/java_clients/versions`: the
+//! idempotent producer with every codec, consumers of both group
+//! protocols, and the AdminClient.
+//!
+//! Maven runs offline (`mvn -o`): `.ci/run` resolves the project's
+//! dependencies for each version beforehand. Java, Maven or a dependency
+//! missing makes a test fail when `SLUICE_REQUIRE_KAFKA_CLIENTS=1` (as in
+//! CI), and otherwise be skipped with a message that says so.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use common::{cluster::LocalCluster, Broker};
+
+/// A JUnit class that runs longer has hung (each takes well under a
+/// minute).
+const CLASS_SECONDS_MAX: u64 = 600;
+/// How to install what a missing piece needs.
+const INSTALL: &str = "apt-get install maven openjdk-17-jdk-headless, then for each version V in \
+     tools/tests/java_clients/versions: mvn -B -q -f tools/tests/java_clients/pom.xml \
+     -Dkafka.clients.version=V test -DskipTests";
+
+fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/java_clients")
+}
+
+/// The kafka-clients versions tested, the newest first.
+fn versions() -> Vec<String> {
+    let text = std::fs::read_to_string(project_dir().join("versions"))
+        .expect("tests/java_clients/versions reads");
+    let versions: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    assert!(versions.len() >= 2, "a 4.x and a 3.x version: {versions:?}");
+    versions
+}
+
+fn newest() -> String {
+    versions()[0].clone()
+}
+
+/// The version of Kafka's 3.x line.
+fn line_3() -> String {
+    versions()
+        .into_iter()
+        .find(|version| version.starts_with("3."))
+        .expect("a 3.x version in tests/java_clients/versions")
+}
+
+/// Fails the test under `SLUICE_REQUIRE_KAFKA_CLIENTS=1`, and otherwise
+/// says why it is skipped; false either way.
+fn missing(what: &str) -> bool {
+    if std::env::var("SLUICE_REQUIRE_KAFKA_CLIENTS").as_deref() == Ok("1") {
+        panic!("{what} ({INSTALL}) and SLUICE_REQUIRE_KAFKA_CLIENTS=1");
+    }
+    eprintln!("SKIPPED: {what} ({INSTALL}); SLUICE_REQUIRE_KAFKA_CLIENTS=1 makes this a failure");
+    false
+}
+
+fn runs(program: &str, argument: &str) -> bool {
+    Command::new(program)
+        .arg(argument)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// What a Maven run printed, and whether it succeeded (`None`: it ran past
+/// [`CLASS_SECONDS_MAX`] and was killed).
+struct MavenRun {
+    success: Option<bool>,
+    output: String,
+}
+
+fn mvn(version: &str, arguments: &[&str]) -> MavenRun {
+    let mut child = Command::new("mvn")
+        .args(["-B", "-q", "-o", "-Dstyle.color=never", "-f"])
+        .arg(project_dir().join("pom.xml"))
+        .arg(format!("-Dkafka.clients.version={version}"))
+        .args(arguments)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("mvn: {error}"));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(CLASS_SECONDS_MAX);
+    let success = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status.success());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = format!("{}{}", out.join().unwrap(), err.join().unwrap());
+    MavenRun { success, output }
+}
+
+/// Whether the Maven output says that something was not in the local
+/// repository (what `mvn -o` cannot fetch).
+fn unresolved(output: &str) -> bool {
+    output.contains("offline mode") || output.contains("could not be resolved")
+}
+
+/// Compiles the tests for `version`, once per test process (the tests of a
+/// version share the build); whether they can run. Java or Maven missing,
+/// or a dependency not resolved, is [`missing`]; a compile error fails.
+fn built(version: &str) -> bool {
+    if !runs("java", "-version") {
+        return missing("java is not installed");
+    }
+    if !runs("mvn", "-v") {
+        return missing("mvn is not installed");
+    }
+    type Builds = Mutex<HashMap<String, Arc<OnceLock<Result<(), String>>>>>;
+    static BUILDS: OnceLock<Builds> = OnceLock::new();
+    let build = BUILDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(version.to_string())
+        .or_default()
+        .clone();
+    let result = build.get_or_init(|| {
+        let run = mvn(version, &["test-compile"]);
+        match run.success {
+            Some(true) => Ok(()),
+            _ => Err(run.output),
+        }
+    });
+    match result {
+        Ok(()) => true,
+        Err(output) if unresolved(output) => missing(&format!(
+            "kafka-clients {version} or a Maven plugin is not in the local repository:\n{output}"
+        )),
+        Err(output) => {
+            panic!("the JUnit tests for kafka-clients {version} do not build:\n{output}")
+        }
+    }
+}
+
+/// The end of a file, at most `bytes` of it.
+fn tail(path: &Path, bytes: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let start = text.len().saturating_sub(bytes);
+    let start = (start..text.len())
+        .find(|at| text.is_char_boundary(*at))
+        .unwrap_or(text.len());
+    text[start..].to_string()
+}
+
+/// Runs the JUnit class `class` with kafka-clients `version` against
+/// `bootstrap`, and fails with Maven's and the class's output unless
+/// every test in it passes.
+fn run_class(version: &str, class: &str, bootstrap: &str) {
+    let reports = project_dir()
+        .join(format!("target/kafka-clients-{version}/surefire-reports"))
+        .join(format!("sluice.clients.{class}"));
+    let client_log = reports.with_file_name(format!("sluice.clients.{class}-output.txt"));
+    // An earlier run's reports say nothing of this one.
+    for stale in [reports.with_extension("txt"), client_log.clone()] {
+        match std::fs::remove_file(&stale) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                panic!("removing {}: {error}", stale.display())
+            }
+            _ => {}
+        }
+    }
+    let run = mvn(
+        version,
+        &[
+            "surefire:test",
+            &format!("-Dtest={class}"),
+            &format!("-Dsluice.bootstrap={bootstrap}"),
+        ],
+    );
+    let summary = tail(&reports.with_extension("txt"), 20_000);
+    eprintln!("{summary}");
+    let verdict = match run.success {
+        Some(true) => return,
+        Some(false) => "failed".to_string(),
+        None => format!("still ran after {CLASS_SECONDS_MAX} s"),
+    };
+    if unresolved(&run.output) {
+        missing(&format!(
+            "a Maven plugin for kafka-clients {version} is not in the local repository:\n{}",
+            run.output
+        ));
+        return;
+    }
+    let client_log = tail(&client_log, 20_000);
+    panic!(
+        "{class} with kafka-clients {version} {verdict}\n--- maven\n{}\n--- report\n{summary}\n\
+         --- the client's log (its end)\n{client_log}",
+        run.output
+    );
+}
+
+/// A JUnit class against one broker of two shards.
+fn against_a_broker(version: &str, class: &str) {
+    if !built(version) {
+        return;
+    }
+    let data_dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(data_dir.path(), 2);
+    run_class(version, class, &broker.kafka_addr);
+}
+
+#[test]
+fn java_4_idempotent_producer_with_every_codec() {
+    against_a_broker(&newest(), "ProducerTest");
+}
+
+#[test]
+fn java_4_consumers_of_both_group_protocols() {
+    against_a_broker(&newest(), "ConsumerTest");
+}
+
+#[test]
+fn java_4_admin_client() {
+    against_a_broker(&newest(), "AdminTest");
+}
+
+#[test]
+fn java_4_three_broker_cluster() {
+    let version = newest();
+    if !built(&version) {
+        return;
+    }
+    let cluster = LocalCluster::start(3);
+    cluster.wait_for_brokers(3);
+    run_class(&version, "ClusterTest", &cluster.kafka_bootstrap());
+}
+
+#[test]
+fn java_3_idempotent_producer_with_every_codec() {
+    against_a_broker(&line_3(), "ProducerTest");
+}
+
+#[test]
+fn java_3_consumers_of_both_group_protocols() {
+    against_a_broker(&line_3(), "ConsumerTest");
+}
+
+#[test]
+fn java_3_admin_client() {
+    against_a_broker(&line_3(), "AdminTest");
+}
