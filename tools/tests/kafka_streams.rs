@@ -39,6 +39,11 @@ const INSTALL: &str = "apt-get install maven openjdk-17-jdk-headless, then mvn -
 const INPUT: &str = "sentences";
 const OUTPUT: &str = "word-counts";
 const PARTITIONS: usize = 4;
+/// The topics that Streams creates: the count's changelog and the
+/// repartition topic of the groupBy (named "counts" and "words" in the
+/// topology, after the application id).
+const CHANGELOG: &str = "sluice-word-count-counts-changelog";
+const REPARTITION: &str = "sluice-word-count-words-repartition";
 /// The sentences produced, and how fast: about half a minute of input,
 /// long enough to kill an instance in the middle of it.
 const SENTENCES: u32 = 12_000;
@@ -231,5 +236,23 @@ fn word_count_of_two_instances_survives_one_killed() {
         "instance a stopped\n{}",
         survivor.log_tail()
     );
+    // The topics Streams created for itself, as it asked for them: as many
+    // partitions as the input, the changelog compacted, the repartition
+    // topic not (Streams deletes what it has consumed of it instead).
+    for (topic, cleanup_policy) in [(CHANGELOG, "compact"), (REPARTITION, "delete")] {
+        let description: serde_json::Value = serde_json::from_str(
+            &broker.cli_ok(&["topic", "describe", topic, "--format", "json"], None),
+        )
+        .unwrap();
+        assert_eq!(
+            description["configs"]["cleanup.policy"], cleanup_policy,
+            "{topic}: {description}"
+        );
+        assert_eq!(
+            description["partitions"].as_array().map(Vec::len),
+            Some(PARTITIONS),
+            "{topic}: {description}"
+        );
+    }
     eprintln!("done in {:?}", started.elapsed());
 }
