@@ -8,6 +8,9 @@
 //! the same config, and resumes from the offsets it committed. At the end
 //! every input line is in the output file: at least once, none lost (some
 //! twice: those read or written after the last commit before the kill).
+//! Stopped, the connectors' offsets that the worker's REST API shows are
+//! the ends of the topic and of the file, and a reset of the sink's
+//! deletes its consumer group's.
 //!
 //! The worker runs from `tests/java_ecosystem/` (a Maven project, built
 //! offline: `.ci/run` resolves it).
@@ -16,7 +19,7 @@ mod common;
 mod java_common;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
@@ -161,6 +164,35 @@ impl Worker {
             assert!(
                 Instant::now() < deadline,
                 "{name} did not run within {STEP_TIMEOUT:?} (last status {last:?})\n{}",
+                self.process.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Worker {
+    /// Waits until the connector `name` is STOPPED (by `PUT
+    /// /connectors/NAME/stop`).
+    fn wait_until_stopped(&mut self, name: &str) {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        loop {
+            let answer = http(
+                self.port,
+                "GET",
+                &format!("/connectors/{name}/status"),
+                None,
+            );
+            if let Some((200, body)) = &answer {
+                let status: serde_json::Value =
+                    serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+                if status["connector"]["state"].as_str() == Some("STOPPED") {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not stop within {STEP_TIMEOUT:?} (last status {answer:?})\n{}",
                 self.process.log_tail()
             );
             std::thread::sleep(Duration::from_millis(250));
@@ -365,5 +397,63 @@ fn file_connectors_resume_after_the_worker_is_killed() {
         "{missing} of {LINES} input lines are not in the output within {STEP_TIMEOUT:?}; \
          lines that no input has: {unexpected:?}\n{}",
         worker.process.log_tail()
+    );
+
+    // Stopped, the connectors have committed where they are, and the
+    // worker tells it: the sink's consumer group at the end of each
+    // partition of the topic, the source at the end of the input file.
+    for name in ["lines-in", "lines-out"] {
+        worker.call("PUT", &format!("/connectors/{name}/stop"), None, 204);
+        worker.wait_until_stopped(name);
+    }
+    let description: serde_json::Value = serde_json::from_str(
+        &broker.cli_ok(&["topic", "describe", TOPIC, "--format", "json"], None),
+    )
+    .unwrap();
+    let log_ends: BTreeMap<u64, u64> = description["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|partition| {
+            (
+                partition["partition"].as_u64().unwrap(),
+                partition["log_end"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let offsets = worker.call("GET", "/connectors/lines-out/offsets", None, 200);
+    let committed: BTreeMap<u64, u64> = serde_json::from_str::<serde_json::Value>(&offsets)
+        .unwrap()["offsets"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|entry| {
+            (
+                entry["partition"]["kafka_partition"].as_u64().unwrap(),
+                entry["offset"]["kafka_offset"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        committed, log_ends,
+        "the sink's committed offsets ({offsets}) are not the topic's ends"
+    );
+    let offsets = worker.call("GET", "/connectors/lines-in/offsets", None, 200);
+    let position = serde_json::from_str::<serde_json::Value>(&offsets).unwrap()["offsets"][0]
+        ["offset"]["position"]
+        .as_u64();
+    let size = std::fs::metadata(&input).unwrap().len();
+    assert_eq!(
+        position,
+        Some(size),
+        "the source's committed offset ({offsets}) is not the end of the input file"
+    );
+    // Reset, the sink's consumer group is gone.
+    worker.call("DELETE", "/connectors/lines-out/offsets", None, 200);
+    let offsets = worker.call("GET", "/connectors/lines-out/offsets", None, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&offsets).unwrap()["offsets"],
+        serde_json::json!([]),
+        "the sink's offsets after a reset: {offsets}"
     );
 }
