@@ -162,6 +162,11 @@ fn word_count_of_two_instances_survives_one_killed() {
     // is counted again (at least once).
     killed.kill9();
     eprintln!("instance b killed with SIGKILL at {:?}", started.elapsed());
+    assert!(
+        producer.exited().is_none(),
+        "the input was complete before the kill: make it longer\n{}",
+        producer.log_tail()
+    );
     let before_kill = survivor.output().len();
 
     // The survivor takes over every task, restoring the stores of those it
