@@ -7,6 +7,8 @@
 //! its tasks over, restoring their stores from the changelog. At the end,
 //! the latest count of each word in the output topic is at least the
 //! number of times the input has the word: at least once, no count lost.
+//! Once against a broker, its topics of one replica, and once against a
+//! cluster of three, every topic of three.
 //!
 //! Not exactly equal: at least once, the survivor processes again what the
 //! killed instance had processed since its last commit, and counts those
@@ -29,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::Broker;
+use common::{cluster::LocalCluster, Broker};
 use java_common::JavaProcess;
 
 const MAIN: &str = "sluice.ecosystem.WordCount";
@@ -87,20 +89,57 @@ fn word_count_of_two_instances_survives_one_killed() {
     let Some(classpath) = java_common::build(&project_dir(), INSTALL) else {
         return;
     };
-    let started = Instant::now();
     let data_dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(data_dir.path(), 2);
-    let bootstrap = broker.kafka_addr.clone();
+    // The topics Streams creates take the broker's default: one replica.
+    word_count(&classpath, &broker.kafka_addr, (1, "-1"), &|args| {
+        broker.cli_ok(args, None)
+    });
+}
+
+#[test]
+fn word_count_on_a_three_broker_cluster_survives_an_instance_killed() {
+    let Some(classpath) = java_common::build(&project_dir(), INSTALL) else {
+        return;
+    };
+    let cluster = LocalCluster::start(3);
+    cluster.wait_for_brokers(3);
+    word_count(&classpath, &cluster.kafka_bootstrap(), (3, "3"), &|args| {
+        cluster.cli_ok(1, args, None)
+    });
+}
+
+/// The word count against `bootstrap`, every topic of `replicas` replicas
+/// (those that Streams creates, of the replication factor it is given
+/// with them, -1 for the broker's default); `cli` runs a `sluice` command
+/// against it.
+fn word_count(
+    classpath: &str,
+    bootstrap: &str,
+    (replicas, streams_replication_factor): (u32, &str),
+    cli: &dyn Fn(&[&str]) -> String,
+) {
+    let started = Instant::now();
+    let bootstrap = bootstrap.to_string();
     let partitions = PARTITIONS.to_string();
+    let replication_factor = replicas.to_string();
     for topic in [INPUT, OUTPUT] {
-        broker.cli_ok(&["topic", "create", topic, "-p", &partitions], None);
+        cli(&[
+            "topic",
+            "create",
+            topic,
+            "-p",
+            &partitions,
+            "-r",
+            &replication_factor,
+        ]);
     }
     let work = tempfile::tempdir().unwrap();
     let instance = |name: &str| {
         let state_dir = work.path().join(format!("state-{name}"));
         JavaProcess::start(
             &format!("instance-{name}"),
-            &classpath,
+            classpath,
             MAIN,
             &[
                 "instance",
@@ -108,6 +147,7 @@ fn word_count_of_two_instances_survives_one_killed() {
                 state_dir.to_str().unwrap(),
                 INPUT,
                 OUTPUT,
+                streams_replication_factor,
             ],
             work.path(),
         )
@@ -143,7 +183,7 @@ fn word_count_of_two_instances_survives_one_killed() {
 
     let mut producer = JavaProcess::start(
         "producer",
-        &classpath,
+        classpath,
         MAIN,
         &[
             "produce",
@@ -209,7 +249,7 @@ fn word_count_of_two_instances_survives_one_killed() {
 
     let mut verify = JavaProcess::start(
         "verify",
-        &classpath,
+        classpath,
         MAIN,
         &[
             "verify",
@@ -242,13 +282,12 @@ fn word_count_of_two_instances_survives_one_killed() {
         survivor.log_tail()
     );
     // The topics Streams created for itself, as it asked for them: as many
-    // partitions as the input, the changelog compacted, the repartition
-    // topic not (Streams deletes what it has consumed of it instead).
+    // partitions as the input and as many replicas as asked, the changelog
+    // compacted, the repartition topic not (Streams deletes what it has
+    // consumed of it instead).
     for (topic, cleanup_policy) in [(CHANGELOG, "compact"), (REPARTITION, "delete")] {
-        let description: serde_json::Value = serde_json::from_str(
-            &broker.cli_ok(&["topic", "describe", topic, "--format", "json"], None),
-        )
-        .unwrap();
+        let description: serde_json::Value =
+            serde_json::from_str(&cli(&["topic", "describe", topic, "--format", "json"])).unwrap();
         assert_eq!(
             description["configs"]["cleanup.policy"], cleanup_policy,
             "{topic}: {description}"
@@ -258,6 +297,13 @@ fn word_count_of_two_instances_survives_one_killed() {
             Some(PARTITIONS),
             "{topic}: {description}"
         );
+        for partition in description["partitions"].as_array().unwrap() {
+            assert_eq!(
+                partition["replicas"].as_array().map(Vec::len),
+                Some(replicas as usize),
+                "{topic}: {description}"
+            );
+        }
     }
     eprintln!("done in {:?}", started.elapsed());
 }

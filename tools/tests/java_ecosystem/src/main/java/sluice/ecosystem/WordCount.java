@@ -41,10 +41,11 @@ import org.apache.kafka.streams.processor.StateRestoreListener;
  * runs each as its own JVM process:
  *
  * <ul>
- *   <li>{@code instance BOOTSTRAP STATE_DIR INPUT OUTPUT}: one instance of
+ *   <li>{@code instance BOOTSTRAP STATE_DIR INPUT OUTPUT REPLICAS}: one instance of
  *       the application (KStream, flatMapValues into words, groupBy the
  *       word through a repartition topic, count in a persistent store with
- *       a changelog topic, the counts to OUTPUT), at least once. It prints
+ *       a changelog topic, the counts to OUTPUT), at least once, the topics
+ *       it creates of REPLICAS replicas. It prints
  *       {@code state S} on each change of state, {@code tasks [..]} with
  *       the tasks it runs each time it is RUNNING, and {@code restored}
  *       with the number of records each time it has restored a store from
@@ -75,7 +76,7 @@ public final class WordCount {
 
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
-            case "instance" -> instance(args[1], args[2], args[3], args[4]);
+            case "instance" -> instance(args[1], args[2], args[3], args[4], Integer.parseInt(args[5]));
             case "produce" -> produce(
                     args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
             case "verify" -> System.exit(verify(
@@ -84,7 +85,8 @@ public final class WordCount {
         }
     }
 
-    static void instance(String bootstrap, String stateDir, String input, String output)
+    static void instance(
+            String bootstrap, String stateDir, String input, String output, int replicationFactor)
             throws InterruptedException {
         StreamsBuilder builder = new StreamsBuilder();
         builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
@@ -102,8 +104,8 @@ public final class WordCount {
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 200);
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
-        // The topics Streams creates take the broker's default replication.
-        props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, -1);
+        // The replicas of the topics Streams creates (-1: the broker's default).
+        props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, replicationFactor);
         // A member killed with SIGKILL leaves the group when its session
         // times out: the shortest a broker allows by default.
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 6000);
