@@ -24,9 +24,7 @@ use bytes::Bytes;
 
 use super::{
     compression::{compress, compress_at, decompress, Codec, CompressError, DecompressError},
-    header::{
-        seal_crc, write_u32, BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, FLAGS_COMPRESSION_MASK,
-    },
+    header::{seal_crc, BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, FLAGS_COMPRESSION_MASK},
     Batch, BatchBuilder, BatchError, BATCH_BYTES_MAX, KAFKA_BATCH_HEADER_BYTES,
 };
 use crate::Offset;
@@ -309,14 +307,29 @@ fn rewrite_kafka(
     section: &[u8],
     count: usize,
 ) -> Result<Batch, FilterError> {
+    let codec = compression(payload);
     let compressed;
-    let records = match Codec::from_kafka(compression(payload))? {
+    let records = match Codec::from_kafka(codec)? {
         None => section,
         Some(codec) => {
             compressed = compress(codec, section)?;
             &compressed[..]
         }
     };
+    let count = u32::try_from(count).expect("fewer records than the batch held");
+    assemble_kafka(header, payload, records, count, codec)
+}
+
+/// A kafka batch with `header`'s and `payload`'s fields, `records` as its
+/// records section (`count` records, compressed with Kafka codec `codec`),
+/// both headers' length, count and codec set and both CRCs computed.
+fn assemble_kafka(
+    header: &BatchHeader,
+    payload: &[u8],
+    records: &[u8],
+    count: u32,
+    codec: u16,
+) -> Result<Batch, FilterError> {
     let kafka_bytes = KAFKA_BATCH_HEADER_BYTES + records.len();
     let batch_bytes = BATCH_HEADER_BYTES + kafka_bytes;
     if batch_bytes > BATCH_BYTES_MAX {
@@ -326,11 +339,11 @@ fn rewrite_kafka(
         }
         .into());
     }
-    let count = u32::try_from(count).expect("fewer records than the batch held");
     let mut bytes = vec![0; batch_bytes];
     let rewritten_header = BatchHeader {
         batch_bytes: batch_bytes as u32,
         record_count: count,
+        flags: (header.flags & !FLAGS_COMPRESSION_MASK) | codec,
         crc: 0,
         ..*header
     };
@@ -341,9 +354,11 @@ fn rewrite_kafka(
     let batch_length = (kafka_bytes - BATCH_LENGTH_END) as u32;
     kafka[BATCH_LENGTH_AT..BATCH_LENGTH_END].copy_from_slice(&batch_length.to_be_bytes());
     kafka[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
+    let attributes = i16::from_be_bytes([kafka[ATTRIBUTES_AT], kafka[ATTRIBUTES_AT + 1]]);
+    let attributes = (attributes & !ATTRIBUTES_COMPRESSION_MASK) | codec as i16;
+    kafka[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     let kafka_crc = crc32c::crc32c(&kafka[ATTRIBUTES_AT..]);
     kafka[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&kafka_crc.to_be_bytes());
-    write_u32(&mut bytes, super::header::CRC_AT, 0);
     seal_crc(&mut bytes);
     Ok(Batch::validate(Bytes::from(bytes))?)
 }
@@ -374,36 +389,8 @@ pub fn recompress(
             &compressed[..]
         }
     };
-    let kafka_bytes = KAFKA_BATCH_HEADER_BYTES + records.len();
-    let batch_bytes = BATCH_HEADER_BYTES + kafka_bytes;
-    if batch_bytes > BATCH_BYTES_MAX {
-        return Err(BatchError::TooLarge {
-            bytes: batch_bytes,
-            max: BATCH_BYTES_MAX,
-        }
-        .into());
-    }
     let header = batch.header();
-    let mut bytes = vec![0; batch_bytes];
-    let rewritten_header = BatchHeader {
-        batch_bytes: batch_bytes as u32,
-        flags: (header.flags & !FLAGS_COMPRESSION_MASK) | target,
-        crc: 0,
-        ..header
-    };
-    rewritten_header.write(&mut bytes);
-    let kafka = &mut bytes[BATCH_HEADER_BYTES..];
-    kafka[..KAFKA_BATCH_HEADER_BYTES].copy_from_slice(&payload[..KAFKA_BATCH_HEADER_BYTES]);
-    kafka[KAFKA_BATCH_HEADER_BYTES..].copy_from_slice(records);
-    let batch_length = (kafka_bytes - BATCH_LENGTH_END) as u32;
-    kafka[BATCH_LENGTH_AT..BATCH_LENGTH_END].copy_from_slice(&batch_length.to_be_bytes());
-    let attributes = i16::from_be_bytes([kafka[ATTRIBUTES_AT], kafka[ATTRIBUTES_AT + 1]]);
-    let attributes = (attributes & !ATTRIBUTES_COMPRESSION_MASK) | target as i16;
-    kafka[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-    let kafka_crc = crc32c::crc32c(&kafka[ATTRIBUTES_AT..]);
-    kafka[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&kafka_crc.to_be_bytes());
-    seal_crc(&mut bytes);
-    Ok(Batch::validate(Bytes::from(bytes))?)
+    assemble_kafka(&header, &payload, records, header.record_count, target)
 }
 
 /// Reads Kafka's record fields from a slice; `None` where one is cut
