@@ -97,7 +97,20 @@ fn every_compression_codec_round_trips_and_is_stored_compressed() {
 fn keys_headers_and_timestamps_come_back_as_sent() {
     let data_dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(data_dir.path(), 2);
-    create_topic(&broker, "shapes", 4);
+    // A record stamped in 2100 is further ahead of the broker's clock than
+    // Kafka 4's default message.timestamp.after.max.ms (one hour) allows.
+    broker.cli_ok(
+        &[
+            "topic",
+            "create",
+            "shapes",
+            "--partitions",
+            "4",
+            "-c",
+            "message.timestamp.after.max.ms=9223372036854775807",
+        ],
+        None,
+    );
     let producer = producer(&broker, &[("linger.ms", "5")]);
 
     let binary: Vec<u8> = (0..=255).collect();
@@ -411,6 +424,13 @@ fn an_assigned_consumer_starts_where_it_is_told() {
     consumer.assign(&assignment).unwrap();
     let mut waited = Vec::new();
     let deadline = std::time::Instant::now() + TIMEOUT;
+    // The end is asked for (ListOffsets) on the connection where the
+    // consumer's previous long-poll fetch may still wait; the broker
+    // serves a connection's requests in order, as Kafka does, so records
+    // produced before that fetch returns would come before the end the
+    // consumer is given. Nothing is produced until the fetch wait
+    // (fetch.wait.max.ms, 500 ms) has passed.
+    let asked = std::time::Instant::now();
     let mut sent = false;
     while waited.len() < 3 {
         assert!(std::time::Instant::now() < deadline, "new records not read");
@@ -420,7 +440,7 @@ fn an_assigned_consumer_starts_where_it_is_told() {
                 waited.push((message.offset(), message.payload().unwrap().to_vec()));
             }
             Some(Err(KafkaError::PartitionEOF(_))) | None => {
-                if !sent {
+                if !sent && asked.elapsed() > Duration::from_millis(1_500) {
                     produce_ok(&producer, "assigned", Some(0), &records[..3]);
                     sent = true;
                 }
