@@ -44,7 +44,6 @@ fn append_failure(error: AppendError) -> Failure {
         error @ AppendError::StaleLeaderEpoch { .. } => {
             Failure::new(ErrorKind::NotLeader, error.to_string())
         }
-        AppendError::InvalidRecord { reason } => Failure::new(ErrorKind::InvalidRecord, reason),
         // A follower's refusals: a leader's append never meets them.
         error @ (AppendError::NotContiguous { .. } | AppendError::InvalidBatch { .. }) => {
             Failure::new(ErrorKind::Internal, error.to_string())
@@ -113,8 +112,11 @@ async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<(Offset, Offse
 /// The topic's rules for a producer's batches, checked before any is
 /// appended (all or none): `max.message.bytes`, the timestamps'
 /// `message.timestamp.before.max.ms` and `after.max.ms` against the
-/// broker's clock, and, with `message.timestamp.type=LogAppendTime`, each
-/// batch stamped with the time of its append.
+/// broker's clock, a key on every record of a compacted topic (Kafka's
+/// INVALID_RECORD; the records are read, decompressed if need be), then
+/// `compression.type`'s codec and, with
+/// `message.timestamp.type=LogAppendTime`, each batch stamped with the time
+/// of its append.
 fn admit_batches(
     config: &LogConfig,
     batches: Vec<Batch>,
@@ -138,6 +140,25 @@ fn admit_batches(
         }
         if let Some(why) = rules.refuse(batch.first_timestamp(), batch.max_timestamp(), now_ms) {
             return Err(Failure::new(ErrorKind::InvalidTimestamp, why));
+        }
+        if config.cleanup_policy.compact {
+            match filter::all_keyed(batch) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(Failure::new(
+                        ErrorKind::InvalidRecord,
+                        "a compacted topic does not accept a record without a key",
+                    ))
+                }
+                Err(error) => {
+                    return Err(Failure::new(
+                        ErrorKind::CorruptBatch,
+                        format!(
+                            "the records of a batch for a compacted topic do not read: {error}"
+                        ),
+                    ))
+                }
+            }
         }
     }
     let batches = match config.recompression {

@@ -81,9 +81,6 @@ pub(crate) struct Pending {
 }
 
 pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, AppendError> {
-    if shared.borrow().config.cleanup_policy.compact {
-        check_keyed(&batch)?;
-    }
     wait_for_room(shared, batch.len()).await?;
     let (appended, completion) = assign(&mut shared.borrow_mut(), batch)?;
     if let Some(completion) = completion {
@@ -91,21 +88,6 @@ pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, Ap
         Completed { completion, retry }.await?;
     }
     Ok(appended)
-}
-
-/// A compacted log keeps the latest record of each key: a record without
-/// one has no place in it (Kafka refuses it too, `INVALID_RECORD`). Reads
-/// the records of the batch, decompressing a compressed kafka one.
-fn check_keyed(batch: &Batch) -> Result<(), AppendError> {
-    match crate::batch::filter::all_keyed(batch) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(AppendError::InvalidRecord {
-            reason: "a compacted topic does not accept a record without a key".into(),
-        }),
-        Err(error) => Err(AppendError::InvalidRecord {
-            reason: format!("the records of a batch for a compacted topic do not read: {error}"),
-        }),
-    }
 }
 
 /// A follower's append of a batch its leader assigned: see

@@ -408,10 +408,6 @@ pub enum AppendError {
         expected: i32,
         got: i32,
     },
-    /// A record the log does not take: one without a key in a compacted
-    /// log. Kafka's `INVALID_RECORD`.
-    #[error("invalid record: {reason}")]
-    InvalidRecord { reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
