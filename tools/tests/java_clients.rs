@@ -12,11 +12,12 @@
 //! CI), and otherwise be skipped with a message that says so.
 
 mod common;
+mod java_common;
 
 use std::{
     collections::HashMap,
     io::Read,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
@@ -65,21 +66,7 @@ fn line_3() -> String {
 /// Fails the test under `SLUICE_REQUIRE_KAFKA_CLIENTS=1`, and otherwise
 /// says why it is skipped; false either way.
 fn missing(what: &str) -> bool {
-    if std::env::var("SLUICE_REQUIRE_KAFKA_CLIENTS").as_deref() == Ok("1") {
-        panic!("{what} ({INSTALL}) and SLUICE_REQUIRE_KAFKA_CLIENTS=1");
-    }
-    eprintln!("SKIPPED: {what} ({INSTALL}); SLUICE_REQUIRE_KAFKA_CLIENTS=1 makes this a failure");
-    false
-}
-
-fn runs(program: &str, argument: &str) -> bool {
-    Command::new(program)
-        .arg(argument)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
+    java_common::missing(what, INSTALL)
 }
 
 /// What a Maven run printed, and whether it succeeded (`None`: it ran past
@@ -128,20 +115,14 @@ fn mvn(version: &str, arguments: &[&str]) -> MavenRun {
     MavenRun { success, output }
 }
 
-/// Whether the Maven output says that something was not in the local
-/// repository (what `mvn -o` cannot fetch).
-fn unresolved(output: &str) -> bool {
-    output.contains("offline mode") || output.contains("could not be resolved")
-}
-
 /// Compiles the tests for `version`, once per test process (the tests of a
 /// version share the build); whether they can run. Java or Maven missing,
 /// or a dependency not resolved, is [`missing`]; a compile error fails.
 fn built(version: &str) -> bool {
-    if !runs("java", "-version") {
+    if !java_common::runs("java", "-version") {
         return missing("java is not installed");
     }
-    if !runs("mvn", "-v") {
+    if !java_common::runs("mvn", "-v") {
         return missing("mvn is not installed");
     }
     type Builds = Mutex<HashMap<String, Arc<OnceLock<Result<(), String>>>>>;
@@ -162,23 +143,13 @@ fn built(version: &str) -> bool {
     });
     match result {
         Ok(()) => true,
-        Err(output) if unresolved(output) => missing(&format!(
+        Err(output) if java_common::unresolved(output) => missing(&format!(
             "kafka-clients {version} or a Maven plugin is not in the local repository:\n{output}"
         )),
         Err(output) => {
             panic!("the JUnit tests for kafka-clients {version} do not build:\n{output}")
         }
     }
-}
-
-/// The end of a file, at most `bytes` of it.
-fn tail(path: &Path, bytes: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let start = text.len().saturating_sub(bytes);
-    let start = (start..text.len())
-        .find(|at| text.is_char_boundary(*at))
-        .unwrap_or(text.len());
-    text[start..].to_string()
 }
 
 /// Runs the JUnit class `class` with kafka-clients `version` against
@@ -211,21 +182,21 @@ fn run_class_with(version: &str, class: &str, bootstrap: &str, properties: &[Str
     arguments.extend(properties.iter().cloned());
     let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
     let run = mvn(version, &arguments);
-    let summary = tail(&reports.with_extension("txt"), 20_000);
+    let summary = java_common::tail(&reports.with_extension("txt"), 20_000);
     eprintln!("{summary}");
     let verdict = match run.success {
         Some(true) => return,
         Some(false) => "failed".to_string(),
         None => format!("still ran after {CLASS_SECONDS_MAX} s"),
     };
-    if unresolved(&run.output) {
+    if java_common::unresolved(&run.output) {
         missing(&format!(
             "a Maven plugin for kafka-clients {version} is not in the local repository:\n{}",
             run.output
         ));
         return;
     }
-    let client_log = tail(&client_log, 20_000);
+    let client_log = java_common::tail(&client_log, 20_000);
     panic!(
         "{class} with kafka-clients {version} {verdict}\n--- maven\n{}\n--- report\n{summary}\n\
          --- the client's log (its end)\n{client_log}",

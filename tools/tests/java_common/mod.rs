@@ -34,7 +34,8 @@ pub fn missing(what: &str, install: &str) -> bool {
     false
 }
 
-fn runs(program: &str, argument: &str) -> bool {
+/// Whether `program argument` runs and succeeds.
+pub fn runs(program: &str, argument: &str) -> bool {
     Command::new(program)
         .arg(argument)
         .stdin(Stdio::null())
@@ -46,7 +47,7 @@ fn runs(program: &str, argument: &str) -> bool {
 
 /// Whether Maven's output says that something was not in the local
 /// repository (what `mvn -o` cannot fetch).
-fn unresolved(output: &str) -> bool {
+pub fn unresolved(output: &str) -> bool {
     output.contains("offline mode") || output.contains("could not be resolved")
 }
 
