@@ -11,9 +11,10 @@ when it ends, give the requests of that part alone:
     broker-latency.py scrape 127.0.0.1:19644 after.txt
     broker-latency.py diff before.txt after.txt
 
-`diff` prints, per protocol and API, the requests served and the bucket
-bound at or under which p50, p99, p99.9 and all of them were served: an
-upper bound, as a histogram's buckets give (`<= 1.5 ms` means the quantile
+A cluster's nodes are scraped together (`scrape 127.0.0.1:19644,127.0.0.1:19654`)
+and their requests summed. `diff` prints, per protocol and API, the
+requests served and the bucket bound at or under which p50, p99, p99.9 and
+all of them were served: an upper bound, as a histogram's buckets give (`<= 1.5 ms` means the quantile
 is over the bucket below, at most 1.5 ms).
 """
 
@@ -25,22 +26,25 @@ FAMILY = "sluice_request_latency_seconds"
 LINE = re.compile(r'^' + FAMILY + r'_bucket\{protocol="([^"]*)",api="([^"]*)",le="([^"]*)"\} (\d+)$')
 
 
-def scrape(address, out):
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
+def scrape(addresses, out):
+    """Every node's /metrics (a comma-separated list), one after the other."""
     with open(out, "w") as file:
-        file.write(text)
+        for address in addresses.split(","):
+            with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
+                file.write(answer.read().decode())
 
 
 def buckets(path):
-    """{(protocol, api): {le: cumulative count}} of a saved scrape."""
+    """{(protocol, api): {le: cumulative count}} of a saved scrape, summed
+    over the nodes scraped."""
     found = {}
     for line in open(path):
         match = LINE.match(line.strip())
         if match:
             protocol, api, le, count = match.groups()
             bound = float("inf") if le == "+Inf" else float(le)
-            found.setdefault((protocol, api), {})[bound] = int(count)
+            counts = found.setdefault((protocol, api), {})
+            counts[bound] = counts.get(bound, 0) + int(count)
     return found
 
 
