@@ -21,9 +21,9 @@ use kafka_protocol::{
         TopicName,
     },
     protocol::{Decodable, Encodable, StrBytes},
-    records::Compression,
+    records::{Compression, Record},
 };
-use kafka_raw::{call, connect, frame, read_response, records, with_length};
+use kafka_raw::{call, connect, frame, read_response, records, records_edited, with_length};
 
 fn closed(stream: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
@@ -219,6 +219,39 @@ fn bad_batches_get_kafkas_errors_and_store_nothing() {
         answer.responses[0].partition_responses[0].error_code, 21,
         "INVALID_REQUIRED_ACKS"
     );
+
+    // A transactional batch without its producer is corrupt; a control
+    // batch (a transaction marker) is the broker's to write, never a
+    // producer's; a transactional batch from a producer has no transaction
+    // coordinator to answer for it yet.
+    let producer = |record: &mut Record| {
+        record.producer_id = 5;
+        record.producer_epoch = 0;
+        record.sequence = record.offset as i32;
+    };
+    let unowned = records_edited(&[b"t"], Compression::None, |record| {
+        record.transactional = true
+    });
+    let marker = records_edited(&[b"m"], Compression::None, |record| {
+        producer(record);
+        record.transactional = true;
+        record.control = true;
+        record.key = Some(Bytes::from_static(&[0, 0, 0, 1]));
+    });
+    let transactional = records_edited(&[b"t"], Compression::None, |record| {
+        producer(record);
+        record.transactional = true;
+    });
+    for (batch, code, what) in [
+        (unowned, 2, "CORRUPT_MESSAGE"),
+        (marker, 2, "CORRUPT_MESSAGE"),
+        (transactional, 87, "INVALID_RECORD"),
+    ] {
+        let answer = produce(&mut stream, "bad-batches", batch);
+        let partition = &answer.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, code, "{what}");
+        assert!(partition.error_message.is_some(), "{what}");
+    }
 
     // Nothing but the good batch was stored: the next one lands at 2.
     let answer = produce(&mut stream, "bad-batches", good);

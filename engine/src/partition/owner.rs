@@ -127,6 +127,15 @@ fn admit_batches(
         .map_or(0, |since| since.as_millis() as i64);
     let rules = config.timestamps;
     for batch in &batches {
+        // A transactional batch would hold the partition's last stable
+        // offset until its transaction's marker, which only a transaction
+        // coordinator writes.
+        if batch.header().is_transactional() {
+            return Err(Failure::new(
+                ErrorKind::InvalidRecord,
+                "a transactional batch: this broker runs no transaction coordinator yet",
+            ));
+        }
         // Kafka counts a batch's own bytes, not the broker's header.
         let bytes = batch.payload().len();
         if bytes > config.batch_bytes_max {

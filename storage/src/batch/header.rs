@@ -11,6 +11,16 @@ pub const BATCH_MAGIC: u8 = 1;
 pub const CRC_FIELD_END: usize = CRC_AT + 4;
 /// Bits of `flags` that carry a kafka payload's compression codec.
 pub const FLAGS_COMPRESSION_MASK: u16 = 0b111;
+/// A kafka payload that is part of a transaction (Kafka's attribute bit 4,
+/// at the same place).
+pub const FLAGS_TRANSACTIONAL: u16 = 1 << 4;
+/// A kafka payload that is a control batch: a transaction marker (Kafka's
+/// attribute bit 5, at the same place).
+pub const FLAGS_CONTROL: u16 = 1 << 5;
+/// A control batch that commits its transaction; without it, one that
+/// aborts. Kafka keeps this in the control record's key; the header holds
+/// it too, so that rebuilding a log's transactions reads headers only.
+pub const FLAGS_COMMIT: u16 = 1 << 6;
 
 pub(crate) const BASE_OFFSET_AT: usize = 0;
 pub(crate) const BATCH_BYTES_AT: usize = 8;
@@ -119,6 +129,50 @@ impl BatchHeader {
     /// The offset one past the batch's last record.
     pub fn next_offset(&self) -> u64 {
         self.base_offset + u64::from(self.last_offset_delta) + 1
+    }
+
+    /// Whether the batch's records are part of a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.flags & FLAGS_TRANSACTIONAL != 0
+    }
+
+    /// The transaction marker a control batch holds; `None` for a batch of
+    /// records.
+    pub fn marker(&self) -> Option<Marker> {
+        if self.flags & FLAGS_CONTROL == 0 {
+            return None;
+        }
+        Some(if self.flags & FLAGS_COMMIT != 0 {
+            Marker::Commit
+        } else {
+            Marker::Abort
+        })
+    }
+}
+
+/// What a transaction marker (a control batch) says of its producer's
+/// transaction on the partition. Kafka's control record types 0 and 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Marker {
+    Abort,
+    Commit,
+}
+
+impl Marker {
+    /// Kafka's control record type: 0 abort, 1 commit.
+    pub fn control_type(self) -> i16 {
+        match self {
+            Marker::Abort => 0,
+            Marker::Commit => 1,
+        }
+    }
+
+    pub fn from_control_type(control_type: i16) -> Option<Marker> {
+        match control_type {
+            0 => Some(Marker::Abort),
+            1 => Some(Marker::Commit),
+            _ => None,
+        }
     }
 }
 

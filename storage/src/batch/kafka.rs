@@ -31,7 +31,10 @@
 use bytes::BytesMut;
 
 use super::{
-    header::{BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, CRC_FIELD_END},
+    header::{
+        BatchHeader, Marker, PayloadFormat, BATCH_HEADER_BYTES, CRC_FIELD_END, FLAGS_COMMIT,
+        FLAGS_CONTROL, FLAGS_TRANSACTIONAL,
+    },
     BatchError, Records, BATCH_RECORDS_MAX,
 };
 
@@ -71,6 +74,21 @@ const COMPRESSION_CODEC_MAX: u16 = 4;
 /// It bounds the record count an uncompressed batch can claim.
 const KAFKA_RECORD_BYTES_MIN: usize = 7;
 
+/// Where a Kafka batch comes from, which decides whether it may be a
+/// control batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A producer's request: control batches are the broker's alone.
+    Producer,
+    /// A log: stored, replicated, or a marker the broker wrote.
+    Log,
+}
+
+/// The control record of a marker: its key is a version (0) and the
+/// control type; its value a version (0) and the coordinator's epoch.
+const CONTROL_KEY_BYTES: usize = 4;
+const CONTROL_VALUE_BYTES: usize = 6;
+
 /// A Kafka batch header's fields, decoded. Parsing checks only that the
 /// bytes hold a header; [`KafkaHeader::check`] checks the rest but the CRC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +106,10 @@ pub(super) struct KafkaHeader {
     pub producer_epoch: i16,
     pub base_sequence: i32,
     pub record_count: i32,
+    /// A control batch's marker, read from its record's key; `None` for a
+    /// batch of records, and for a control batch whose record does not
+    /// read as a marker (which [`KafkaHeader::check`] refuses).
+    pub marker: Option<Marker>,
 }
 
 impl KafkaHeader {
@@ -109,6 +131,10 @@ impl KafkaHeader {
             producer_epoch: read_i16(kafka, PRODUCER_EPOCH_AT),
             base_sequence: read_i32(kafka, BASE_SEQUENCE_AT),
             record_count: read_i32(kafka, RECORD_COUNT_AT),
+            marker: match read_i16(kafka, ATTRIBUTES_AT) & ATTRIBUTES_CONTROL {
+                0 => None,
+                _ => control_marker(&kafka[KAFKA_BATCH_HEADER_BYTES..]),
+            },
         })
     }
 
@@ -117,7 +143,13 @@ impl KafkaHeader {
     /// A producer's batch must be `dense`; a stored one may have gaps where
     /// the cleaner of a compacted log removed records (`lastOffsetDelta` is
     /// then past the count).
-    pub fn check(&self, kafka_bytes: usize, dense: bool) -> Result<(), BatchError> {
+    ///
+    /// A transactional batch must carry a producer id, an epoch and a
+    /// sequence (a transactional producer is idempotent). A control batch
+    /// comes from a log only, never from a producer, and must be what a
+    /// broker writes: transactional, uncompressed, one control record whose
+    /// key is a commit or an abort.
+    pub fn check(&self, kafka_bytes: usize, dense: bool, origin: Origin) -> Result<(), BatchError> {
         if i64::from(self.batch_length) + BATCH_LENGTH_END as i64 != kafka_bytes as i64 {
             return Err(BatchError::KafkaLengthMismatch {
                 batch_length: self.batch_length,
@@ -131,12 +163,32 @@ impl KafkaHeader {
         if compression > COMPRESSION_CODEC_MAX {
             return Err(BatchError::KafkaUnknownCompression { codec: compression });
         }
+        let transactional = self.attributes & ATTRIBUTES_TRANSACTIONAL != 0;
         if self.attributes & ATTRIBUTES_CONTROL != 0 {
-            return Err(BatchError::KafkaControl {
-                attributes: self.attributes,
-            });
-        }
-        if self.attributes & ATTRIBUTES_TRANSACTIONAL != 0 {
+            if origin == Origin::Producer {
+                return Err(BatchError::KafkaControl {
+                    attributes: self.attributes,
+                });
+            }
+            let bad = |reason| Err(BatchError::KafkaBadControl { reason });
+            if !transactional {
+                return bad("not transactional");
+            }
+            if compression != 0 {
+                return bad("compressed");
+            }
+            if self.record_count != 1 || self.last_offset_delta != 0 {
+                return bad("not one record");
+            }
+            if self.producer_id < 0 || self.producer_epoch < 0 {
+                return bad("no producer id or epoch");
+            }
+            if self.marker.is_none() {
+                return bad("its record is not a commit or abort marker");
+            }
+        } else if transactional
+            && (self.producer_id < 0 || self.producer_epoch < 0 || self.base_sequence < 0)
+        {
             return Err(BatchError::KafkaTransactional {
                 producer_id: self.producer_id,
             });
@@ -179,15 +231,26 @@ impl KafkaHeader {
 
     /// The Sluice header of a batch whose payload has this Kafka header: the
     /// same base offset, leader epoch, counts, timestamps and producer, the
-    /// compression codec in `flags`. The CRC is left zero.
+    /// compression codec, the transactional and control bits and a
+    /// marker's commit in `flags`. The CRC is left zero.
     pub fn batch_header(&self, batch_bytes: u32) -> BatchHeader {
+        let mut flags = self.compression();
+        if self.attributes & ATTRIBUTES_TRANSACTIONAL != 0 {
+            flags |= FLAGS_TRANSACTIONAL;
+        }
+        if self.attributes & ATTRIBUTES_CONTROL != 0 {
+            flags |= FLAGS_CONTROL;
+        }
+        if self.marker == Some(Marker::Commit) {
+            flags |= FLAGS_COMMIT;
+        }
         BatchHeader {
             base_offset: self.base_offset as u64,
             batch_bytes,
             leader_epoch: self.leader_epoch as u32,
             crc: 0,
             payload_format: PayloadFormat::Kafka,
-            flags: self.compression(),
+            flags,
             record_count: self.record_count as u32,
             last_offset_delta: self.last_offset_delta as u32,
             first_timestamp: self.base_timestamp,
@@ -265,6 +328,81 @@ pub(super) fn check_agreement(stored: &BatchHeader, kafka: &KafkaHeader) -> Resu
         }
     }
     Ok(())
+}
+
+/// The marker of an uncompressed control batch's records section: exactly
+/// one record, whose key is version 0 and a control type and whose value is
+/// version 0 and a coordinator epoch, without headers. `None` when the
+/// section is anything else.
+fn control_marker(records: &[u8]) -> Option<Marker> {
+    // Every varint of a marker's record is one byte: its length is under
+    // 64, its deltas 0, its key and value lengths 4 and 6, its header
+    // count 0 (a varint's zigzag doubles its value).
+    let [length, _attributes, 0, 0, key_length, rest @ ..] = records else {
+        return None;
+    };
+    if usize::from(*length) != 2 * (records.len() - 1)
+        || usize::from(*key_length) != 2 * CONTROL_KEY_BYTES
+    {
+        return None;
+    }
+    let (key, rest) = rest.split_at_checked(CONTROL_KEY_BYTES)?;
+    let [value_length, rest @ ..] = rest else {
+        return None;
+    };
+    if usize::from(*value_length) != 2 * CONTROL_VALUE_BYTES {
+        return None;
+    }
+    let (value, headers) = rest.split_at_checked(CONTROL_VALUE_BYTES)?;
+    if headers != [0] || key[..2] != [0, 0] || value[..2] != [0, 0] {
+        return None;
+    }
+    Marker::from_control_type(i16::from_be_bytes([key[2], key[3]]))
+}
+
+/// A control batch: `marker` for the transaction of `producer_id` at
+/// `producer_epoch`, as a transaction coordinator of `coordinator_epoch`
+/// asked for it, stamped `timestamp`. Its base offset and leader epoch are
+/// zero until the batch is assigned.
+pub(super) fn write_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: Marker,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut record = vec![
+        0, // attributes
+        0, // timestamp delta
+        0, // offset delta
+        (CONTROL_KEY_BYTES * 2) as u8,
+    ];
+    record.extend_from_slice(&0_i16.to_be_bytes());
+    record.extend_from_slice(&marker.control_type().to_be_bytes());
+    record.push((CONTROL_VALUE_BYTES * 2) as u8);
+    record.extend_from_slice(&0_i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    record.push(0); // no headers
+    let mut kafka = Vec::with_capacity(KAFKA_BATCH_HEADER_BYTES + 1 + record.len());
+    kafka.extend_from_slice(&0_i64.to_be_bytes());
+    let batch_length = KAFKA_BATCH_HEADER_BYTES - BATCH_LENGTH_END + 1 + record.len();
+    kafka.extend_from_slice(&(batch_length as i32).to_be_bytes());
+    kafka.extend_from_slice(&0_i32.to_be_bytes());
+    kafka.push(KAFKA_MAGIC as u8);
+    kafka.extend_from_slice(&[0; 4]);
+    kafka.extend_from_slice(&(ATTRIBUTES_TRANSACTIONAL | ATTRIBUTES_CONTROL).to_be_bytes());
+    kafka.extend_from_slice(&0_i32.to_be_bytes());
+    kafka.extend_from_slice(&timestamp.to_be_bytes());
+    kafka.extend_from_slice(&timestamp.to_be_bytes());
+    kafka.extend_from_slice(&producer_id.to_be_bytes());
+    kafka.extend_from_slice(&producer_epoch.to_be_bytes());
+    kafka.extend_from_slice(&(-1_i32).to_be_bytes());
+    kafka.extend_from_slice(&1_i32.to_be_bytes());
+    kafka.push((record.len() * 2) as u8);
+    kafka.extend_from_slice(&record);
+    let crc = kafka_crc(&kafka);
+    kafka[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+    kafka
 }
 
 /// The Kafka CRC of a Kafka batch: CRC-32C of `kafka[21..]`. The one pass

@@ -402,7 +402,17 @@ fn from_kafka_refuses_bad_kafka_batches_with_typed_errors() {
         BatchError::KafkaUnknownMagic { magic: 1 }
     );
     assert_eq!(
-        refused(&forge(&good, |k| set_i16(k, 21, 0b1_0000))),
+        refused(&forge(&good, |k| {
+            set_i16(k, 21, 0b1_0000);
+            k[43..51].copy_from_slice(&(-1_i64).to_be_bytes());
+        })),
+        BatchError::KafkaTransactional { producer_id: -1 }
+    );
+    assert_eq!(
+        refused(&forge(&good, |k| {
+            set_i16(k, 21, 0b1_0000);
+            set_i32(k, 53, -1);
+        })),
         BatchError::KafkaTransactional { producer_id: 77 }
     );
     assert_eq!(
@@ -552,4 +562,115 @@ fn a_batch_stamped_with_log_append_time_says_so_in_both_headers_and_still_valida
     // A native batch has no timestamp type: left as it is.
     let native = native(2);
     assert_eq!(native.clone().stamp_log_append_time(1), native);
+}
+
+#[test]
+fn a_transactional_producers_batch_is_taken_and_marked_in_the_header() {
+    let kafka = forge(&kafka(3), |k| set_i16(k, 21, 0b1_0000));
+    let batch = Batch::from_kafka(&kafka).expect("a transactional batch of an idempotent producer");
+    let header = batch.header();
+    assert!(header.is_transactional());
+    assert_eq!(header.marker(), None);
+    assert_eq!(header.flags & FLAGS_COMPRESSION_MASK, 0);
+    // A record batch is not a marker, and its flags agree with its payload
+    // when read back.
+    Batch::validate(batch.as_bytes().clone()).expect("it validates as it was made");
+    assert!(!Batch::from_kafka(&self::kafka(3))
+        .unwrap()
+        .header()
+        .is_transactional());
+}
+
+#[test]
+fn a_marker_is_a_kafka_control_batch_of_one_control_record() {
+    for (marker, control_type) in [(Marker::Commit, 1_i16), (Marker::Abort, 0)] {
+        let batch = Batch::marker(41, 7, marker, 12, 1_700_000_000_000).unwrap();
+        let header = batch.header();
+        assert_eq!(header.marker(), Some(marker));
+        assert!(header.is_transactional());
+        assert_eq!(
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence
+            ),
+            (41, 7, -1)
+        );
+        assert_eq!((header.record_count, header.last_offset_delta), (1, 0));
+        let kafka = batch.kafka_payload().expect("a kafka payload");
+        // Kafka's attributes: transactional and control, uncompressed.
+        assert_eq!(&kafka[21..23], &[0, 0b11_0000]);
+        let mut records = Vec::new();
+        filter::for_each_record(&batch, |record| {
+            records.push((
+                record.key.map(<[u8]>::to_vec),
+                record.value.map(<[u8]>::to_vec),
+            ));
+        })
+        .unwrap();
+        let mut key = 0_i16.to_be_bytes().to_vec();
+        key.extend_from_slice(&control_type.to_be_bytes());
+        let mut value = 0_i16.to_be_bytes().to_vec();
+        value.extend_from_slice(&12_i32.to_be_bytes());
+        assert_eq!(records, vec![(Some(key), Some(value))]);
+
+        // A log takes it, assigned; a producer may not send it, in either
+        // format.
+        let assigned = batch.clone().assign(Offset(90), 4);
+        let run = Batch::validate_run(assigned.as_bytes().clone(), Offset(90)).unwrap();
+        assert_eq!(run[0].header().marker(), Some(marker));
+        assert_eq!(
+            Batch::from_kafka(&kafka).unwrap_err(),
+            BatchError::KafkaControl {
+                attributes: 0b11_0000
+            }
+        );
+        assert!(matches!(
+            Batch::validate(batch.as_bytes().clone()).unwrap_err(),
+            BatchError::KafkaControl { .. }
+        ));
+    }
+}
+
+#[test]
+fn a_control_batch_that_is_not_a_marker_is_refused_from_a_log() {
+    let good = Batch::marker(41, 7, Marker::Commit, 12, 1_000)
+        .unwrap()
+        .kafka_payload()
+        .unwrap()
+        .to_vec();
+    let check = |kafka: &[u8]| {
+        let header = kafka::KafkaHeader::parse(kafka).unwrap();
+        header.check(kafka.len(), false, kafka::Origin::Log)
+    };
+    check(&good).expect("a marker");
+    let bad = |edit: &dyn Fn(&mut Vec<u8>)| match check(&forge(&good, edit)) {
+        Err(BatchError::KafkaBadControl { reason }) => reason,
+        other => panic!("not refused as a bad marker: {other:?}"),
+    };
+    assert_eq!(bad(&|k| set_i16(k, 21, 0b10_0000)), "not transactional");
+    assert_eq!(bad(&|k| set_i16(k, 21, 0b11_0001)), "compressed");
+    assert_eq!(
+        bad(&|k| k[43..51].copy_from_slice(&(-1_i64).to_be_bytes())),
+        "no producer id or epoch"
+    );
+    // The control type (the key's second i16) 2, and key version 1.
+    let key_at = 61 + 5;
+    assert_eq!(
+        bad(&|k| set_i16(k, key_at + 2, 2)),
+        "its record is not a commit or abort marker"
+    );
+    assert_eq!(
+        bad(&|k| set_i16(k, key_at, 1)),
+        "its record is not a commit or abort marker"
+    );
+    // Cut inside the key: the batch length no longer fits, or the record
+    // does not read.
+    for cut in 61..good.len() {
+        let mut short = good[..cut].to_vec();
+        let length = short.len() as i32 - 12;
+        set_i32(&mut short, 8, length);
+        reseal_kafka(&mut short);
+        assert!(check(&short).is_err(), "cut at {cut}");
+    }
 }

@@ -45,8 +45,10 @@
 //! Kafka CRC, then the Sluice CRC by extending it over 53 more bytes. The
 //! header of a kafka batch repeats what the Kafka header says (base offset,
 //! leader epoch, counts, timestamps, producer; `flags` holds the compression
-//! codec), and [`Batch::validate`] checks that they agree. Transactional and
-//! control batches are refused: this broker has no transactions.
+//! codec, the transactional and control bits, and a marker's commit), and
+//! [`Batch::validate`] checks that they agree. A transactional batch must
+//! carry its producer; a control batch (a transaction marker, made by
+//! [`Batch::marker`]) is taken from a log, never from a producer.
 //!
 //! [`Batch::validate`] is the one gate every foreign batch passes: lengths, CRC,
 //! caps and the payload (the rkyv archive of a native one; the Kafka header
@@ -66,8 +68,8 @@ mod native;
 
 pub use builder::BatchBuilder;
 pub use header::{
-    BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, BATCH_MAGIC, CRC_FIELD_END,
-    FLAGS_COMPRESSION_MASK,
+    BatchHeader, Marker, PayloadFormat, BATCH_HEADER_BYTES, BATCH_MAGIC, CRC_FIELD_END,
+    FLAGS_COMMIT, FLAGS_COMPRESSION_MASK, FLAGS_CONTROL, FLAGS_TRANSACTIONAL,
 };
 pub use kafka::{KAFKA_BATCH_HEADER_BYTES, KAFKA_MAGIC};
 pub use native::{HeaderView, RecordView, Records};
@@ -75,6 +77,7 @@ pub use native::{HeaderView, RecordView, Records};
 use bytes::{Bytes, BytesMut};
 
 use crate::Offset;
+use kafka::Origin;
 
 /// A batch is at most this large. It bounds the memory one produce can pin and
 /// matches Kafka's default `message.max.bytes` order of magnitude (1 MiB) with
@@ -139,11 +142,13 @@ pub enum BatchError {
     #[error("kafka compression codec {codec} is unknown")]
     KafkaUnknownCompression { codec: u16 },
     #[error(
-        "transactional kafka batch of producer {producer_id}: this broker has no transactions"
+        "transactional kafka batch without a producer id, epoch and sequence (producer id {producer_id})"
     )]
     KafkaTransactional { producer_id: i64 },
-    #[error("kafka control batch (attributes {attributes:#x}): this broker has no transactions")]
+    #[error("kafka control batch (attributes {attributes:#x}) from a producer: only the broker writes transaction markers")]
     KafkaControl { attributes: i16 },
+    #[error("kafka control batch is not a transaction marker: {reason}")]
+    KafkaBadControl { reason: &'static str },
     #[error("uncompressed kafka records of {bytes} bytes cannot hold {record_count} records")]
     KafkaRecordsTooShort { record_count: u32, bytes: usize },
     #[error("header field {field} is {header} but the kafka payload says {payload}")]
@@ -188,8 +193,15 @@ impl Batch {
     /// with the header, and a kafka payload must pass the checks of
     /// [`Batch::from_kafka`] (its own CRC too) and agree with the header. On
     /// success the batch is never checked again.
+    ///
+    /// A client's batch: a kafka payload may not be a control batch (see
+    /// [`Batch::validate_run`] for a log's).
     pub fn validate(bytes: Bytes) -> Result<Batch, BatchError> {
-        check(&bytes)?;
+        Batch::validate_from(bytes, Origin::Producer)
+    }
+
+    fn validate_from(bytes: Bytes, origin: Origin) -> Result<Batch, BatchError> {
+        check(&bytes, origin)?;
         Ok(Batch {
             bytes,
             archive_checked: true,
@@ -223,7 +235,7 @@ impl Batch {
                     expected,
                 });
             }
-            let batch = Batch::validate(bytes.split_to(length))?;
+            let batch = Batch::validate_from(bytes.split_to(length), Origin::Log)?;
             batch.check_assigned()?;
             expected = header.next_offset();
             batches.push(batch);
@@ -247,14 +259,40 @@ impl Batch {
     /// must be 2, its CRC must match, it must hold at least one record and at
     /// most [`BATCH_RECORDS_MAX`] (and, uncompressed, no more than its bytes
     /// can hold), be dense (`lastOffsetDelta` is the count minus one), use a
-    /// known compression codec, and be neither transactional nor a control
-    /// batch. The batch, header included, must fit [`BATCH_BYTES_MAX`]; that
+    /// known compression codec, and not be a control batch (a transactional
+    /// one must carry its producer's id, epoch and sequence). The batch, header included, must fit [`BATCH_BYTES_MAX`]; that
     /// is checked before anything is allocated.
     ///
     /// The records are not decompressed. The Sluice header is made from the
     /// Kafka one, and header and payload are copied into one new buffer. The
     /// result is validated: nothing checks it again.
     pub fn from_kafka(kafka: &[u8]) -> Result<Batch, BatchError> {
+        Batch::from_kafka_from(kafka, Origin::Producer)
+    }
+
+    /// A transaction marker (a Kafka control batch) for the partition's
+    /// log: `marker` ends the transaction of `producer_id` at
+    /// `producer_epoch`, as the transaction coordinator of
+    /// `coordinator_epoch` asked, stamped `timestamp`. What Kafka's
+    /// WriteTxnMarkers appends.
+    pub fn marker(
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        coordinator_epoch: i32,
+        timestamp: i64,
+    ) -> Result<Batch, BatchError> {
+        let kafka = kafka::write_marker(
+            producer_id,
+            producer_epoch,
+            marker,
+            coordinator_epoch,
+            timestamp,
+        );
+        Batch::from_kafka_from(&kafka, Origin::Log)
+    }
+
+    fn from_kafka_from(kafka: &[u8], origin: Origin) -> Result<Batch, BatchError> {
         let batch_bytes = BATCH_HEADER_BYTES + kafka.len();
         if batch_bytes > BATCH_BYTES_MAX {
             return Err(BatchError::TooLarge {
@@ -263,7 +301,7 @@ impl Batch {
             });
         }
         let kafka_header = kafka::KafkaHeader::parse(kafka)?;
-        kafka_header.check(kafka.len(), true)?;
+        kafka_header.check(kafka.len(), true, origin)?;
         let kafka_crc = kafka::kafka_crc(kafka);
         if kafka_crc != kafka_header.crc {
             return Err(BatchError::KafkaCrcMismatch {
@@ -282,7 +320,7 @@ impl Batch {
         let crc = kafka::sluice_crc(&bytes, kafka_crc);
         header::write_u32(&mut bytes, header::CRC_AT, crc);
         debug_assert_eq!(
-            check(&bytes).err(),
+            check(&bytes, origin).err(),
             None,
             "a kafka batch made must validate"
         );
@@ -294,7 +332,11 @@ impl Batch {
 
     /// Wraps bytes that a [`BatchBuilder`] just made. Checked in debug builds.
     pub(crate) fn from_built(bytes: Bytes) -> Batch {
-        debug_assert_eq!(check(&bytes).err(), None, "a built batch must validate");
+        debug_assert_eq!(
+            check(&bytes, Origin::Log).err(),
+            None,
+            "a built batch must validate"
+        );
         Batch {
             bytes,
             archive_checked: true,
@@ -436,7 +478,7 @@ impl Batch {
             archive_checked,
         };
         debug_assert_eq!(
-            check(&batch.bytes).err(),
+            check(&batch.bytes, Origin::Log).err(),
             None,
             "a stamped batch must validate"
         );
@@ -543,7 +585,7 @@ fn check_counts(header: &BatchHeader) -> Result<(), BatchError> {
     Ok(())
 }
 
-fn check(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+fn check(bytes: &[u8], origin: Origin) -> Result<BatchHeader, BatchError> {
     let Frame { header, kafka_crc } = check_frame(bytes)?;
     match header.payload_format {
         PayloadFormat::Native => {
@@ -569,7 +611,7 @@ fn check(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         PayloadFormat::Kafka => {
             let payload = &bytes[BATCH_HEADER_BYTES..];
             let kafka_header = kafka::KafkaHeader::parse(payload)?;
-            kafka_header.check(payload.len(), false)?;
+            kafka_header.check(payload.len(), false, origin)?;
             let computed = kafka_crc.expect("check_frame computes a kafka payload's CRC");
             if computed != kafka_header.crc {
                 return Err(BatchError::KafkaCrcMismatch {

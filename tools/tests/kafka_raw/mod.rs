@@ -49,7 +49,17 @@ pub fn call<T: Encodable, R: Decodable>(
 }
 
 pub fn records(values: &[&[u8]], compression: Compression) -> Bytes {
-    let records: Vec<Record> = values
+    records_edited(values, compression, |_| {})
+}
+
+/// [`records`], each record changed by `edit` before the batch is encoded
+/// (its producer, its transactional and control bits, ...).
+pub fn records_edited(
+    values: &[&[u8]],
+    compression: Compression,
+    edit: impl Fn(&mut Record),
+) -> Bytes {
+    let mut records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(index, value)| Record {
@@ -68,6 +78,7 @@ pub fn records(values: &[&[u8]], compression: Compression) -> Bytes {
             headers: Default::default(),
         })
         .collect();
+    records.iter_mut().for_each(edit);
     let mut bytes = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut bytes,
