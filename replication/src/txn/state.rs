@@ -500,7 +500,8 @@ impl TxnMetadata {
     /// Version 2 (KIP-890 part 2, Kafka's table): every end bumps the
     /// epoch; a retry carries the epoch before the bump (or the last epoch
     /// of the previous producer id) and gets success if it matches the
-    /// completed outcome; an abort with no transaction (Empty, or right
+    /// completed outcome (only a version 2 end's own retry is taken for
+    /// one: a zombie one epoch behind is fenced); an abort with no transaction (Empty, or right
     /// after a complete one) writes an empty abort to bump the epoch.
     pub fn end(
         &self,
@@ -516,10 +517,22 @@ impl TxnMetadata {
         if self.state.preparing().is_some() && producer == self.producer_after_end() {
             return Err(TxnError::ConcurrentTransactions);
         }
-        let retry_on_overflow = producer.id == self.previous_producer_id
+        // A retry is recognised only when the end being retried was a
+        // version 2 end from that very epoch: an epoch one below the
+        // current is also what a zombie holds once its successor's init
+        // (or a classic end) left the epoch one up, and it must not be
+        // told that a transaction it did not end committed.
+        let ended_by_bump = self.transaction_version >= TRANSACTION_VERSION_EPOCH_BUMP;
+        let retry_on_overflow = ended_by_bump
+            && producer.id == self.previous_producer_id
+            && producer.id != self.producer_id
             && producer.epoch == PRODUCER_EPOCH_EXHAUSTED
-            && self.producer_epoch == 0;
-        let retry_on_bump = i32::from(self.producer_epoch) == i32::from(producer.epoch) + 1;
+            && self.producer_epoch == 0
+            && self.state.preparing().is_none();
+        let retry_on_bump = ended_by_bump
+            && producer.id == self.producer_id
+            && producer.epoch == self.last_producer_epoch
+            && i32::from(self.producer_epoch) == i32::from(producer.epoch) + 1;
         if producer.id != self.producer_id && !retry_on_overflow {
             return Err(TxnError::InvalidProducerIdMapping);
         }
@@ -889,7 +902,7 @@ mod tests {
         );
         assert_eq!(
             aborted.end(me, Outcome::Commit, 2, NOW, no_id),
-            Err(TxnError::InvalidTxnState)
+            Err(TxnError::ProducerFenced)
         );
         assert_eq!(
             aborted.add_partitions(me, &[TopicPartition::new("t", 1)], NOW),
@@ -930,6 +943,27 @@ mod tests {
         // An older epoch still: fenced.
         assert_eq!(
             done.end(Producer::new(PID, 1), Outcome::Commit, 2, NOW, no_id),
+            Err(TxnError::ProducerFenced)
+        );
+    }
+
+    #[test]
+    fn a_zombie_one_epoch_behind_is_not_taken_for_a_version_2_retry() {
+        // The zombie held epoch 3; its successor's init made it 4, and the
+        // successor committed with the classic protocol.
+        let zombie = Producer::new(PID, 3);
+        let mut done = at_epoch(4, TxnState::CompleteCommit);
+        done.partitions.clear();
+        assert_eq!(
+            done.end(zombie, Outcome::Commit, 2, NOW, no_id),
+            Err(TxnError::ProducerFenced)
+        );
+        // Nor after a fence by timeout, which bumps without a client.
+        let mut ongoing = at_epoch(3, TxnState::Ongoing);
+        ongoing.transaction_version = 2;
+        let aborted = ongoing.fence(NOW).complete(NOW).unwrap();
+        assert_eq!(
+            aborted.end(zombie, Outcome::Abort, 2, NOW, no_id),
             Err(TxnError::ProducerFenced)
         );
     }

@@ -407,7 +407,7 @@ fn a_transaction_past_its_timeout_is_aborted_by_tick() {
         sent[0].producer,
         Producer::new(producer.id, producer.epoch + 1)
     );
-    // The producer wakes up and commits: fenced (classic), invalid state (v2).
+    // The producer wakes up and commits: fenced, with either protocol.
     assert_eq!(
         h.end("a", producer, Outcome::Commit, 0, 70_000).0,
         Err(TxnError::ProducerFenced)
@@ -415,7 +415,7 @@ fn a_transaction_past_its_timeout_is_aborted_by_tick() {
     h.write_markers("a", &sent, MarkerResult::Written, 70_000);
     assert_eq!(
         h.end("a", producer, Outcome::Commit, 2, 70_000).0,
-        Err(TxnError::InvalidTxnState)
+        Err(TxnError::ProducerFenced)
     );
     assert_eq!(
         h.end("a", producer, Outcome::Commit, 0, 70_000).0,
