@@ -10,6 +10,10 @@
 //! a new coordinator epoch, loads the durable records alone, decoded from
 //! their bytes).
 //!
+//! Half the schedules start with an id a few epochs short of exhaustion,
+//! so that its producer id moves on (at InitProducerId, and at a version
+//! 2 EndTxn).
+//!
 //! After every step:
 //! - the coordinator's state is exactly the last durable record of each
 //!   id (nothing takes effect before it is durable, and a load rebuilds
@@ -45,7 +49,7 @@ use common::Rng;
 use sluice_replication::txn::{
     AppendId, CoordinatorEpoch, Effect, End, ListFilter, Marker, MarkerResult, Outcome, Producer,
     Reply, RequestId, TopicPartition, TxnConfig, TxnCoordinator, TxnError, TxnMetadata, TxnRecord,
-    TxnState,
+    TxnState, PRODUCER_EPOCH_EXHAUSTED,
 };
 
 const SEEDS: u64 = 500;
@@ -127,6 +131,8 @@ struct Sim {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Stats {
+    /// Moves to a new producer id on epoch exhaustion.
+    rotations: u64,
     commits: u64,
     aborts: u64,
     fenced: u64,
@@ -144,7 +150,24 @@ fn partitions() -> Vec<TopicPartition> {
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut coordinator = TxnCoordinator::new(config(), 1);
-        let effects = coordinator.load([], 0);
+        // Half the schedules start with "gamma" a few epochs short of
+        // exhaustion, so that its producer id moves on.
+        let mut log = Vec::new();
+        let mut durable = BTreeMap::new();
+        if seed % 2 == 1 {
+            let mut worn = TxnMetadata::fresh(999, 5_000, 0);
+            worn.producer_epoch = PRODUCER_EPOCH_EXHAUSTED - 3;
+            let record = TxnRecord {
+                transactional_id: "gamma".to_string(),
+                metadata: Some(worn.clone()),
+            };
+            log.push(record.encode());
+            durable.insert("gamma".to_string(), worn);
+        }
+        let records = log
+            .iter()
+            .map(|(key, value)| TxnRecord::decode(key, value).expect("decodes"));
+        let effects = coordinator.load(records, 0);
         assert!(effects.is_empty());
         Sim {
             seed,
@@ -152,8 +175,8 @@ impl Sim {
             now_ms: 0,
             coordinator,
             coordinator_epoch: 1,
-            log: Vec::new(),
-            durable: BTreeMap::new(),
+            log,
+            durable,
             appends: Vec::new(),
             markers: Vec::new(),
             requests: BTreeMap::new(),
@@ -336,6 +359,8 @@ impl Sim {
                 self.fail(format!(
                     "{id} moved producer id without a trace: {p:?} then {next:?}"
                 ));
+            } else {
+                self.stats.rotations += 1;
             }
         }
         let was = previous.as_ref().map(|p| p.state);
@@ -415,7 +440,7 @@ impl Sim {
         }
         let effects = self.coordinator.markers_written(
             &id,
-            marker.producer,
+            marker.decision,
             &[(marker.topic_partition, result)],
             self.now_ms,
         );
@@ -781,6 +806,7 @@ fn transactions_stay_decided_and_complete_through_faults_and_failovers() {
         total.fenced += stats.fenced;
         total.failovers += stats.failovers;
         total.timeouts += stats.timeouts;
+        total.rotations += stats.rotations;
     }
     // The schedules reach what they are meant to test.
     assert!(total.commits > 0, "{total:?}");
@@ -788,5 +814,6 @@ fn transactions_stay_decided_and_complete_through_faults_and_failovers() {
     assert!(total.fenced > 0, "{total:?}");
     assert!(total.failovers > 0, "{total:?}");
     assert!(total.timeouts > 0, "{total:?}");
+    assert!(total.rotations > 0, "{total:?}");
     eprintln!("{total:?}");
 }

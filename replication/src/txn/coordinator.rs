@@ -21,7 +21,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::outputs::{AppendId, CoordinatorEpoch, Effect, Marker, MarkerResult, Reply, RequestId};
+use super::outputs::{
+    AppendId, CoordinatorEpoch, DecisionId, Effect, Marker, MarkerResult, Reply, RequestId,
+};
 use super::record::TxnRecord;
 use super::state::{
     EndStep, InitStep, Outcome, Producer, ProducerId, TopicPartition, TxnMetadata, TxnState,
@@ -151,6 +153,7 @@ struct Pending {
 /// The markers of a transaction in PrepareCommit/PrepareAbort.
 #[derive(Debug, Clone)]
 struct Markers {
+    decision: DecisionId,
     /// The partitions still without their marker.
     remaining: BTreeSet<TopicPartition>,
     /// When they were last sent.
@@ -178,6 +181,7 @@ pub struct TxnCoordinator {
     /// Appends in flight, to their id.
     appends: BTreeMap<AppendId, String>,
     next_append: AppendId,
+    next_decision: DecisionId,
 }
 
 fn respond(request: RequestId, result: Result<Reply, TxnError>) -> Effect {
@@ -232,6 +236,7 @@ impl TxnCoordinator {
             ids: BTreeMap::new(),
             appends: BTreeMap::new(),
             next_append: 0,
+            next_decision: 0,
         }
     }
 
@@ -628,6 +633,8 @@ impl TxnCoordinator {
     /// Sends the markers of `transactional_id`'s decided transaction, or
     /// writes its completion if it has no partition.
     fn start_markers(&mut self, transactional_id: &str, now_ms: u64, effects: &mut Vec<Effect>) {
+        let decision = self.next_decision;
+        self.next_decision += 1;
         let Some(entry) = self.ids.get_mut(transactional_id) else {
             return;
         };
@@ -635,6 +642,7 @@ impl TxnCoordinator {
             return;
         };
         entry.markers = Some(Markers {
+            decision,
             remaining: durable.partitions.clone(),
             sent_ms: now_ms,
         });
@@ -664,12 +672,14 @@ impl TxnCoordinator {
         }
         markers.sent_ms = now_ms;
         let producer = durable.producer();
+        let decision = markers.decision;
         effects.push(Effect::SendMarkers {
             transactional_id: transactional_id.to_string(),
             markers: markers
                 .remaining
                 .iter()
                 .map(|tp| Marker {
+                    decision,
                     topic_partition: tp.clone(),
                     producer,
                     outcome,
@@ -680,7 +690,7 @@ impl TxnCoordinator {
     }
 
     /// The partitions' leaders answered the markers of
-    /// `transactional_id`'s transaction written as `producer`. Written
+    /// `transactional_id`'s transaction `decision`. Written
     /// markers, and those of partitions gone or refusing permanently, are
     /// done; transient failures are sent again. With every marker done,
     /// the completion is written. An answer for another transaction (an
@@ -688,7 +698,7 @@ impl TxnCoordinator {
     pub fn markers_written(
         &mut self,
         transactional_id: &str,
-        producer: Producer,
+        decision: DecisionId,
         results: &[(TopicPartition, MarkerResult)],
         now_ms: u64,
     ) -> Vec<Effect> {
@@ -705,9 +715,10 @@ impl TxnCoordinator {
         let Some(outcome) = durable.state.preparing() else {
             return Vec::new();
         };
-        if durable.producer() != producer {
+        if markers.decision != decision {
             return Vec::new();
         }
+        let producer = durable.producer();
         let mut again = Vec::new();
         for (tp, result) in results {
             match result {
@@ -732,6 +743,7 @@ impl TxnCoordinator {
                 markers: again
                     .into_iter()
                     .map(|topic_partition| Marker {
+                        decision,
                         topic_partition,
                         producer,
                         outcome,

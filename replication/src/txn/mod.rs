@@ -66,7 +66,9 @@ mod tests;
 
 pub use coordinator::{End, ListFilter, TxnConfig, TxnCoordinator, TxnDescription, TxnListing};
 pub use error::TxnError;
-pub use outputs::{AppendId, CoordinatorEpoch, Effect, Marker, MarkerResult, Reply, RequestId};
+pub use outputs::{
+    AppendId, CoordinatorEpoch, DecisionId, Effect, Marker, MarkerResult, Reply, RequestId,
+};
 pub use record::{RecordError, TxnRecord};
 pub use state::{
     Outcome, Producer, ProducerEpoch, ProducerId, TopicPartition, TxnMetadata, TxnState, Verified,

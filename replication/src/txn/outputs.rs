@@ -15,6 +15,13 @@ pub type AppendId = u64;
 /// markers of a deposed coordinator.
 pub type CoordinatorEpoch = i32;
 
+/// This coordinator's id of one decided transaction, carried by its
+/// markers and named by the answers to them: the classic protocol keeps a
+/// producer's epoch from one transaction to the next, so a late answer to
+/// an earlier transaction's marker (a duplicate, a resend) would otherwise
+/// be taken for the current one's.
+pub type DecisionId = u64;
+
 /// One thing for the engine to do, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -57,6 +64,8 @@ pub enum Reply {
 /// One partition's transaction marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker {
+    /// The transaction the marker ends, for the answer.
+    pub decision: DecisionId,
     pub topic_partition: TopicPartition,
     /// The producer id and epoch the marker is written with: those of the
     /// PrepareCommit/PrepareAbort record.

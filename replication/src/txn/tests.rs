@@ -15,6 +15,8 @@ struct Harness {
     next_producer_id: ProducerId,
     /// Every durable record, oldest first.
     log: Vec<TxnRecord>,
+    /// Every marker sent, oldest first.
+    sent: Vec<Marker>,
 }
 
 impl Harness {
@@ -25,6 +27,7 @@ impl Harness {
             coordinator,
             next_producer_id: 1000,
             log: Vec::new(),
+            sent: Vec::new(),
         }
     }
 
@@ -38,7 +41,10 @@ impl Harness {
                     self.log.push(record);
                     effects.extend(self.coordinator.log_appended(append, now_ms));
                 }
-                other => out.push(other),
+                other => {
+                    self.sent.extend(markers(std::slice::from_ref(&other)));
+                    out.push(other)
+                }
             }
         }
         out
@@ -132,7 +138,7 @@ impl Harness {
             .collect();
         let effects = self
             .coordinator
-            .markers_written(id, first.producer, &results, now_ms);
+            .markers_written(id, first.decision, &results, now_ms);
         self.settle(effects, now_ms)
     }
 
@@ -340,14 +346,13 @@ fn markers_of_deleted_or_refusing_partitions_are_dropped_and_stale_answers_ignor
         .collect();
     assert!(h
         .coordinator
-        .markers_written("a", producer, &results, 3)
+        .markers_written("a", sent[0].decision, &results, 3)
         .is_empty());
-    // An answer for another producer epoch changes nothing.
+    // An answer for another transaction changes nothing.
     let stale = [(tp("t", 0), MarkerResult::Written)];
-    let older = Producer::new(producer.id, producer.epoch - 1);
     assert!(h
         .coordinator
-        .markers_written("a", older, &stale, 3)
+        .markers_written("a", sent[0].decision + 1, &stale, 3)
         .is_empty());
     assert_eq!(h.state("a"), TxnState::PrepareAbort);
     // Unanswered: tick sends the last one again once markers_resend_ms passed.
@@ -357,6 +362,24 @@ fn markers_of_deleted_or_refusing_partitions_are_dropped_and_stale_answers_ignor
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].topic_partition, tp("t", 0));
     h.write_markers("a", &again, MarkerResult::Written, resend_at);
+    assert_eq!(h.state("a"), TxnState::CompleteAbort);
+}
+
+#[test]
+fn a_late_marker_answer_of_an_earlier_transaction_is_not_taken_for_the_next() {
+    // The classic protocol keeps the producer's epoch across transactions.
+    let mut h = Harness::new();
+    let producer = h.producer("a", 0);
+    h.add("a", producer, &[tp("t", 0)], 1).unwrap();
+    let (_, first) = h.end("a", producer, Outcome::Commit, 0, 2);
+    h.write_markers("a", &first, MarkerResult::Written, 3);
+    h.add("a", producer, &[tp("t", 0)], 4).unwrap();
+    let (_, second) = h.end("a", producer, Outcome::Abort, 0, 5);
+    assert_eq!(first[0].producer, second[0].producer);
+    // A duplicate answer to the first transaction's marker arrives late.
+    h.write_markers("a", &first, MarkerResult::Written, 6);
+    assert_eq!(h.state("a"), TxnState::PrepareAbort);
+    h.write_markers("a", &second, MarkerResult::Written, 7);
     assert_eq!(h.state("a"), TxnState::CompleteAbort);
 }
 
@@ -376,12 +399,10 @@ fn init_during_a_transaction_aborts_it_and_asks_to_retry() {
         h.end("a", old, Outcome::Commit, 0, 3).0,
         Err(TxnError::ProducerFenced)
     );
-    let markers = vec![Marker {
-        topic_partition: tp("t", 0),
-        producer: fenced.producer(),
-        outcome: Outcome::Abort,
-        coordinator_epoch: 1,
-    }];
+    let markers = h.sent.clone();
+    assert_eq!(markers.len(), 1);
+    assert_eq!(markers[0].producer, fenced.producer());
+    assert_eq!(markers[0].outcome, Outcome::Abort);
     h.write_markers("a", &markers, MarkerResult::Written, 4);
     assert_eq!(h.state("a"), TxnState::CompleteAbort);
     let new = h.producer("a", 5);
@@ -631,7 +652,9 @@ fn a_failed_completion_is_written_again_by_tick() {
     h.add("a", a, &[tp("t", 0)], 1).unwrap();
     let (_, sent) = h.end("a", a, Outcome::Commit, 0, 2);
     let results = [(sent[0].topic_partition.clone(), MarkerResult::Written)];
-    let effects = h.coordinator.markers_written("a", a, &results, 3);
+    let effects = h
+        .coordinator
+        .markers_written("a", sent[0].decision, &results, 3);
     let [Effect::Append { append, .. }] = effects.as_slice() else {
         panic!("{effects:?}");
     };
