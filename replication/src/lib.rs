@@ -23,6 +23,11 @@
 //!   to each follower and when; the controller's elections from the
 //!   in-sync set and the eligible replicas (KIP-966); and the frames two
 //!   nodes' shards exchange.
+//! * [`txn`]: the transaction coordinator of one `__transaction_state`
+//!   partition (Kafka's transactions, KIP-98 with KIP-360, KIP-447 and
+//!   KIP-890): producer ids and epochs, the partitions of each
+//!   transaction, the decision written before any marker, markers until
+//!   every partition has one, timeouts, expiry, and the log's records.
 //!
 //! # The protocol
 //!
@@ -43,3 +48,4 @@
 
 pub mod partition;
 pub mod quorum;
+pub mod txn;
