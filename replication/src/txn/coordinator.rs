@@ -559,22 +559,30 @@ impl TxnCoordinator {
         }
     }
 
-    /// The record `append` is durable: its change takes effect and its
-    /// request is answered. An append this coordinator does not know (it
-    /// was unloaded since) changes nothing.
-    pub fn log_appended(&mut self, append: AppendId, now_ms: u64) -> Vec<Effect> {
-        let Some(id) = self.appends.remove(&append) else {
-            return Vec::new();
-        };
-        let entry = self
+    /// The id whose change `append` wrote, and that change, no longer
+    /// pending; `None` for an append this coordinator does not know (it
+    /// was unloaded since).
+    fn take_pending(&mut self, append: AppendId) -> Option<(String, Pending)> {
+        let id = self.appends.remove(&append)?;
+        let pending = self
             .ids
             .get_mut(&id)
-            .expect("an id with an append in flight is held");
-        let pending = entry
+            .expect("an id with an append in flight is held")
             .pending
             .take()
             .expect("an append in flight is its id's pending change");
         assert_eq!(pending.append, append, "{id}: appends crossed");
+        Some((id, pending))
+    }
+
+    /// The record `append` is durable: its change takes effect and its
+    /// request is answered. An append this coordinator does not know (it
+    /// was unloaded since) changes nothing.
+    pub fn log_appended(&mut self, append: AppendId, now_ms: u64) -> Vec<Effect> {
+        let Some((id, pending)) = self.take_pending(append) else {
+            return Vec::new();
+        };
+        let entry = self.ids.get_mut(&id).expect("take_pending keeps the id");
         entry.durable = pending.target;
         let Some(durable) = entry.durable.clone() else {
             self.ids.remove(&id);
@@ -609,18 +617,10 @@ impl TxnCoordinator {
     /// otherwise). A completion or expiry is tried again by
     /// [`TxnCoordinator::tick`].
     pub fn log_failed(&mut self, append: AppendId, error: TxnError) -> Vec<Effect> {
-        let Some(id) = self.appends.remove(&append) else {
+        let Some((id, pending)) = self.take_pending(append) else {
             return Vec::new();
         };
-        let entry = self
-            .ids
-            .get_mut(&id)
-            .expect("an id with an append in flight is held");
-        let pending = entry
-            .pending
-            .take()
-            .expect("an append in flight is its id's pending change");
-        assert_eq!(pending.append, append, "{id}: appends crossed");
+        let entry = self.ids.get_mut(&id).expect("take_pending keeps the id");
         if entry.durable.is_none() {
             self.ids.remove(&id);
         }
