@@ -86,6 +86,7 @@ mod segment;
 mod segment_files;
 mod slow_io;
 mod spare;
+mod transactions;
 
 use std::{
     cell::RefCell,
@@ -113,6 +114,9 @@ pub use producers::{
 pub use replica::{TRUNCATION_MAGIC, TRUNCATION_NAME};
 pub use retention::RetentionOutcome;
 pub use spare::{PREPARE_AFTER_BYTES, PREPARE_LEAD_MS, SPARE_IDLE_MS, SPARE_SUFFIX};
+pub use transactions::{
+    AbortedTransaction, TransactionError, TransactionsDecodeError, OPEN_TRANSACTIONS_MAX,
+};
 
 use crate::{
     batch::{Batch, BatchError},
