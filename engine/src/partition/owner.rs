@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use sluice_net::kafka::convert::kafka_to_native_runs;
 use sluice_storage::{
     batch::{filter, Batch, BatchError},
-    log::{AppendError, DeleteRecordsError, Log, LogConfig, ReadError},
+    log::{AppendError, DeleteRecordsError, Log, LogConfig, ReadError, TransactionError},
     Offset,
 };
 
@@ -38,6 +38,12 @@ fn append_failure(error: AppendError) -> Failure {
         }
         error @ AppendError::OutOfOrderSequence { .. } => {
             Failure::new(ErrorKind::OutOfOrderSequence, error.to_string())
+        }
+        AppendError::Transaction(error @ TransactionError::MarkerFenced { .. }) => {
+            Failure::new(ErrorKind::ProducerFenced, error.to_string())
+        }
+        AppendError::Transaction(error @ TransactionError::TooManyOpen) => {
+            Failure::new(ErrorKind::InvalidRecord, error.to_string())
         }
         // This broker's epoch for the partition is behind its log's: a
         // newer leader wrote to it.

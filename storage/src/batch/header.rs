@@ -28,7 +28,7 @@ pub(crate) const LEADER_EPOCH_AT: usize = 12;
 pub(crate) const CRC_AT: usize = 16;
 const MAGIC_AT: usize = 20;
 pub(crate) const PAYLOAD_FORMAT_AT: usize = 21;
-const FLAGS_AT: usize = 22;
+pub(crate) const FLAGS_AT: usize = 22;
 const RECORD_COUNT_AT: usize = 24;
 pub(crate) const LAST_OFFSET_DELTA_AT: usize = 28;
 const FIRST_TIMESTAMP_AT: usize = 32;
@@ -200,7 +200,7 @@ pub(crate) fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
-fn read_u16(bytes: &[u8], at: usize) -> u16 {
+pub(crate) fn read_u16(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(bytes[at..at + 2].try_into().expect("2 bytes"))
 }
 

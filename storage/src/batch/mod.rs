@@ -362,6 +362,12 @@ impl Batch {
         u64::from(header::read_u32(&self.bytes, header::LAST_OFFSET_DELTA_AT)) + 1
     }
 
+    /// Whether the batch is part of a transaction: its records, or its
+    /// marker. Reads one field.
+    pub fn is_transactional(&self) -> bool {
+        header::read_u16(&self.bytes, header::FLAGS_AT) & FLAGS_TRANSACTIONAL != 0
+    }
+
     /// The epoch of the leader that appended the batch.
     pub fn leader_epoch(&self) -> u32 {
         header::read_u32(&self.bytes, header::LEADER_EPOCH_AT)

@@ -15,6 +15,7 @@ use std::{
 use super::{
     producers::{ProducerAppend, ProducerBatch, Undo, Verdict},
     segment::Segment,
+    transactions::TransactionUndo,
     AppendError, Appended, FlushPolicy, Shared, State, PENDING_BYTES_MAX,
 };
 use crate::{batch::Batch, Offset};
@@ -78,6 +79,8 @@ pub(crate) struct Pending {
     /// How to take the batch back out of the producer state, for a batch of
     /// an idempotent producer, until it is written.
     pub producer_undo: Option<Undo>,
+    /// And out of the transactions, for a batch that opened or ended one.
+    pub transaction_undo: Option<TransactionUndo>,
 }
 
 pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, AppendError> {
@@ -157,11 +160,16 @@ fn assign(
             });
         }
     }
-    let producer = ProducerAppend::of(&batch.header());
+    let header = batch.header();
+    let producer = ProducerAppend::of(&header);
     if let Some(producer) = &producer {
         if let Verdict::Duplicate(original) = state.producers.check(producer)? {
             return Ok(duplicate(state, original));
         }
+    }
+    if header.is_transactional() {
+        let known_epoch = state.producers.epoch(header.producer_id);
+        state.transactions.check(&header, known_epoch)?;
     }
     let base = state.end;
     let batch = batch.assign(base, state.leader_epoch);
@@ -276,6 +284,14 @@ fn queue(
     state.end = last_offset.next();
     let producer_undo =
         producer.map(|producer| state.producers.record(&producer, base, last_offset));
+    // Markers are transactional too: one flag says whether to look.
+    let transaction_undo = if batch.is_transactional() {
+        state
+            .transactions
+            .record(&batch.header(), base, last_offset)
+    } else {
+        None
+    };
     state.epochs.on_batch(batch.leader_epoch(), base);
 
     let completion = match state.config.flush {
@@ -291,6 +307,7 @@ fn queue(
         position,
         completion: completion.clone(),
         producer_undo,
+        transaction_undo,
     });
     state.ring_flusher();
     if completion.is_none() {

@@ -122,6 +122,15 @@ pub fn cleaner_totals() -> CleanerTotals {
     }
 }
 
+/// Whether a batch is part of a transaction (its records, or its marker):
+/// the cleaner keeps such batches whole and out of its offset map. Kafka
+/// removes an aborted transaction's records and, later, the markers of
+/// transactions whose records are gone; this cleaner keeps both, which
+/// loses nothing and keeps every marker a rebuilt log needs.
+fn in_transaction(header: &crate::batch::BatchHeader) -> bool {
+    header.is_transactional() || header.marker().is_some()
+}
+
 fn count(outcome: &CompactionOutcome) {
     let added = [
         1,
@@ -672,6 +681,13 @@ fn clean(job: &Job) -> Result<JobResult, CompactError> {
                 break 'segments;
             }
             let dirty_start = job.dirty_start;
+            if in_transaction(&header) {
+                // Kept whole below, and not a newer value of its keys: an
+                // aborted transaction's record must not hide a committed
+                // one, and a marker's key is not a record's.
+                map_end = batch.last_offset().next();
+                continue;
+            }
             let read = filter::for_each_record(&batch, |record| {
                 if let Some(key) = record.key {
                     if record.offset >= dirty_start {
@@ -748,8 +764,9 @@ fn clean_segment(
     let mut last_relative = 0;
     let mut records_removed = 0_u64;
     while let Some((batch, _)) = reader.next(pace)? {
-        let whole =
-            batch.base_offset() >= map_end || job.keep_whole.contains(&batch.base_offset().0);
+        let whole = batch.base_offset() >= map_end
+            || job.keep_whole.contains(&batch.base_offset().0)
+            || in_transaction(&batch.header());
         let filtered = if whole {
             Filtered::Unchanged
         } else {

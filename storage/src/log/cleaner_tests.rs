@@ -398,6 +398,64 @@ fn an_idempotent_producer_keeps_its_sequence_through_compaction_and_reopen() {
     });
 }
 
+#[test]
+fn transactions_and_their_markers_stay_whole_and_out_of_the_offset_map() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let log = open(dir.path(), &clock, None).await;
+        // A record whose key is a marker's key, a transaction's record of
+        // key "k" and its abort marker.
+        let marker_key = vec![0_u8, 0, 0, 0];
+        log.append(batch_of(
+            &[(marker_key.clone(), Some(b"plain".to_vec()))],
+            1,
+            0,
+        ))
+        .await
+        .unwrap();
+        let plain = batch_of(&[(b"k".to_vec(), Some(b"in a transaction".to_vec()))], 1, 0);
+        let mut kafka = plain.kafka_payload().unwrap().to_vec();
+        kafka[21..23].copy_from_slice(&(1_i16 << 4).to_be_bytes());
+        kafka[43..51].copy_from_slice(&9_i64.to_be_bytes());
+        kafka[51..53].copy_from_slice(&0_i16.to_be_bytes());
+        kafka[53..57].copy_from_slice(&0_i32.to_be_bytes());
+        let crc = crc32c::crc32c(&kafka[21..]);
+        kafka[17..21].copy_from_slice(&crc.to_be_bytes());
+        log.append(Batch::from_kafka(&kafka).unwrap())
+            .await
+            .unwrap();
+        let marker = crate::batch::Batch::marker(9, 0, crate::batch::Marker::Abort, 1, 0).unwrap();
+        log.append(marker).await.unwrap();
+        log.roll();
+        // Newer values of "k", in later segments.
+        for round in 0..3_u8 {
+            log.append(batch_of(&[(b"k".to_vec(), Some(vec![round; 200]))], 1, 0))
+                .await
+                .unwrap();
+            log.roll();
+        }
+        log.append(batch_of(&[(b"other".to_vec(), Some(b"x".to_vec()))], 1, 0))
+            .await
+            .unwrap();
+        assert!(log.compact().await.unwrap().cleaned);
+        let offsets: Vec<u64> = read_all(&log)
+            .await
+            .iter()
+            .map(|(offset, _, _)| *offset)
+            .collect();
+        assert!(
+            offsets.starts_with(&[0, 1, 2]),
+            "the plain record, the transaction and its marker stay: {offsets:?}"
+        );
+        assert_eq!(
+            log.aborted_transactions(Offset(0), log.end_offset()).len(),
+            1
+        );
+        log.close().await.unwrap();
+    });
+}
+
 /// Fills a log whose sealed segments all have records to drop; returns the
 /// model.
 async fn fill(log: &Log, rounds: u64) -> Model {

@@ -43,15 +43,20 @@ fn roll_back_to(state: &mut State, end: Offset, error: &AppendError) {
         "only unwritten batches can be undone"
     );
     let mut producer_undos = Vec::new();
+    let mut transaction_undos = Vec::new();
     for pending in state.pending.drain(..) {
         if let Some(completion) = pending.completion {
             completion.complete(Err(error.clone()));
         }
         producer_undos.extend(pending.producer_undo);
+        transaction_undos.extend(pending.transaction_undo);
     }
     // Newest first: each undo restores the state its append found.
     for undo in producer_undos.iter().rev() {
         state.producers.undo(undo);
+    }
+    for undo in transaction_undos.iter().rev() {
+        state.transactions.undo(undo);
     }
     state.pending_bytes = 0;
     while let Some((unsynced_end, _)) = state.unsynced.back() {

@@ -42,6 +42,18 @@
 //! batch headers after it) and retention (snapshots keep the producers of
 //! deleted segments). An append undone for a full disk is undone in it too.
 //!
+//! # Transactions
+//!
+//! A transactional producer's batches open its transaction on the
+//! partition; a marker (a control batch, [`crate::batch::Batch::marker`])
+//! commits or aborts it. The log keeps the open transactions, so that
+//! [`Log::last_stable_offset`] stops `read_committed` readers at the oldest
+//! one, and the aborted ones, which [`Log::aborted_transactions`] lists for a
+//! fetch's range. The open ones go with the producer snapshots; the
+//! aborted ones with the segment holding their marker, in its
+//! `<base>.aborted` file (written when it rolls, and on close for the
+//! active one), and go with it. The rules are in the `transactions` module.
+//!
 //! # Deleting records
 //!
 //! [`Log::delete_records`] (Kafka's DeleteRecords) moves the log start up to
@@ -126,6 +138,7 @@ use appender::{Completion, Pending};
 use leader_epochs::LeaderEpochs;
 use producers::Producers;
 use segment::Segment;
+use transactions::Transactions;
 
 /// The alignment of every write: one page. The partial last page of the
 /// active segment is kept in memory and rewritten until it is full. 4 KiB is
@@ -412,6 +425,10 @@ pub enum AppendError {
         expected: i32,
         got: i32,
     },
+    /// A marker older than its producer, or a transaction past the open
+    /// ones a partition tracks.
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -574,6 +591,9 @@ pub(crate) struct State {
     /// The idempotent producers, as of everything appended (pending batches
     /// included; each pending batch keeps how to undo its change).
     producers: Producers,
+    /// The transactions open on the partition and those aborted, as of
+    /// everything appended (pending batches included, as for producers).
+    transactions: Transactions,
     /// The next append starts a new segment.
     roll_requested: bool,
     closing: bool,
@@ -891,6 +911,29 @@ impl Log {
     /// but not yet durable.
     pub fn producer(&self, producer_id: i64) -> Option<ProducerState> {
         self.state.borrow().producers.get(producer_id)
+    }
+
+    /// The last stable offset under `high_watermark`: where a
+    /// `read_committed` reader stops, the first offset of the oldest
+    /// transaction still open on the partition.
+    pub fn last_stable_offset(&self, high_watermark: Offset) -> Offset {
+        self.state
+            .borrow()
+            .transactions
+            .last_stable_offset(high_watermark)
+    }
+
+    /// The aborted transactions with records in `[from, to)`, in the order
+    /// of their markers: what a `read_committed` fetch of those offsets
+    /// reports, so that its reader drops their records.
+    pub fn aborted_transactions(&self, from: Offset, to: Offset) -> Vec<AbortedTransaction> {
+        self.state.borrow().transactions.aborted(from, to)
+    }
+
+    /// The transactions open on the partition: producer id, epoch and
+    /// first offset, oldest first (Kafka's DescribeProducers).
+    pub fn open_transactions(&self) -> Vec<(i64, i16, Offset)> {
+        self.state.borrow().transactions.open().collect()
     }
 
     /// How many idempotent producers the log remembers.

@@ -1,5 +1,9 @@
-//! Producer snapshots: the idempotent producers' state in a file, so that
-//! opening a log replays a segment's batch headers at most, not the log.
+//! Producer snapshots: the idempotent producers' state, and the
+//! transactions open on the partition, in a file, so that opening a log
+//! replays a segment's batch headers at most, not the log. With them, each
+//! segment's file of aborted transactions: the aborts whose markers it
+//! holds, written before the snapshot that follows the segment, so that
+//! what a snapshot does not replay is on disk.
 //!
 //! A snapshot `<offset, 20 digits>.producers` holds the state of the log
 //! below `offset` (the format is at [`super::producers::SNAPSHOT_MAGIC`]). It
@@ -30,7 +34,10 @@ use std::{collections::BTreeMap, io, path::Path};
 use super::{
     producers::{ProducerAppend, Producers, SnapshotError, SNAPSHOT_BYTES_MAX},
     segment::{replace_file, segment_path, Segment},
-    OpenError, Shared,
+    transactions::{
+        decode_aborted, encode_aborted, AbortedTransaction, Transactions, ABORTED_ENTRY_BYTES,
+    },
+    OpenError, Shared, SEGMENT_BYTES_CAP,
 };
 use crate::{
     batch::{BatchError, BatchHeader, BATCH_HEADER_BYTES},
@@ -41,6 +48,14 @@ use crate::{
 pub const PRODUCERS_SUFFIX: &str = "producers";
 /// A snapshot being written; one left behind by a crash is deleted on open.
 const TEMPORARY_SUFFIX: &str = "producers.tmp";
+/// The suffix of a segment's file of aborted transactions: those whose
+/// abort markers the segment holds (see `transactions`).
+pub const ABORTED_SUFFIX: &str = "aborted";
+/// Such a file being written.
+const ABORTED_TEMPORARY_SUFFIX: &str = "aborted.tmp";
+/// The largest file of aborted transactions: a segment of the largest size
+/// made of nothing but abort markers (a marker batch is 142 bytes).
+const ABORTED_BYTES_MAX: u64 = 16 + SEGMENT_BYTES_CAP / 142 * ABORTED_ENTRY_BYTES as u64;
 
 /// Bytes read at a time when replaying batch headers: whole batches of a
 /// segment of small ones, one header and the data after it for large ones.
@@ -103,6 +118,48 @@ fn prune(dir: &Path, keep: Offset, segment_bases: &[Offset]) {
     }
 }
 
+/// Writes the aborts of the segment at `base` as its file (a temporary
+/// file, fsynced, renamed), or removes the file when it has none.
+/// Blocking; the directory is not synced here.
+pub(super) fn write_aborted(
+    dir: &Path,
+    base: Offset,
+    aborted: &[AbortedTransaction],
+) -> io::Result<()> {
+    let path = segment_path(dir, base, ABORTED_SUFFIX);
+    if aborted.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        };
+    }
+    replace_file(
+        &path,
+        &segment_path(dir, base, ABORTED_TEMPORARY_SUFFIX),
+        &encode_aborted(aborted),
+    )
+}
+
+/// The aborts of `segment_base`'s segment, then the snapshot: a snapshot is
+/// only written once the aborts below it are on disk, so that opening the
+/// log finds below the snapshot it loads what it does not replay.
+fn write_aborted_and_snapshot(
+    dir: &Path,
+    segment_base: Offset,
+    aborted: &[AbortedTransaction],
+    offset: Offset,
+    bytes: &[u8],
+    segment_bases: &[Offset],
+) {
+    match write_aborted(dir, segment_base, aborted) {
+        Ok(()) => write_and_prune(dir, offset, bytes, segment_bases),
+        Err(error) => tracing::warn!(
+            log = %dir.display(), segment = %segment_base, %error,
+            "could not write a segment's aborted transactions; no producer snapshot either, so the next open replays them"
+        ),
+    }
+}
+
 /// Writes `bytes`, producers encoded at `offset`, as the snapshot at
 /// `offset` and prunes older ones; a failure is logged, not returned.
 fn write_and_prune(dir: &Path, offset: Offset, bytes: &[u8], segment_bases: &[Offset]) {
@@ -120,12 +177,17 @@ fn write_and_prune(dir: &Path, offset: Offset, bytes: &[u8], segment_bases: &[Of
 /// memory holds the queued batches too (those at and after `segment_base`),
 /// so their changes are undone on a copy first.
 pub(super) async fn write_at_roll(shared: &Shared, segment_base: Offset) {
-    let (dir, producers, segment_bases) = {
+    let (dir, producers, transactions, sealed_base, segment_bases) = {
         let state = shared.borrow();
-        if state.segments.range(..segment_base).next_back().is_none() {
+        let Some(&sealed_base) = state
+            .segments
+            .range(..segment_base)
+            .next_back()
+            .map(|(base, _)| base)
+        else {
             // The first segment: nothing is before it.
             return;
-        }
+        };
         assert!(
             state.durable_end >= segment_base,
             "a snapshot at {segment_base} before the log is durable there ({})",
@@ -139,26 +201,46 @@ pub(super) async fn write_at_roll(shared: &Shared, segment_base: Offset) {
             );
         }
         let mut producers = state.producers.clone();
+        let mut transactions = state.transactions.clone();
         for pending in state.pending.iter().rev() {
             if let Some(undo) = &pending.producer_undo {
                 producers.undo(undo);
             }
+            if let Some(undo) = &pending.transaction_undo {
+                transactions.undo(undo);
+            }
         }
         let bases: Vec<Offset> = state.segments.keys().copied().collect();
-        (state.dir.clone(), producers, bases)
+        (
+            state.dir.clone(),
+            producers,
+            transactions,
+            sealed_base,
+            bases,
+        )
     };
     // Written and synced on the executor's blocking thread, so that the
     // shard's other partitions and connections do not wait for it.
-    let bytes = producers.encode(segment_base);
+    let bytes = producers.encode(segment_base, &transactions);
+    let aborted = transactions.aborted_in_segment(sealed_base, segment_base);
     glommio::executor()
-        .spawn_blocking(move || write_and_prune(&dir, segment_base, &bytes, &segment_bases))
+        .spawn_blocking(move || {
+            write_aborted_and_snapshot(
+                &dir,
+                sealed_base,
+                &aborted,
+                segment_base,
+                &bytes,
+                &segment_bases,
+            )
+        })
         .await;
 }
 
 /// On a clean close, with everything written and durable: the snapshot at
 /// the log end, and a sync of the directory so that it is found next time.
 pub(super) async fn write_on_close(shared: &Shared) {
-    let (dir, end, producers, segment_bases) = {
+    let (dir, end, bytes, active_base, aborted, segment_bases) = {
         let state = shared.borrow();
         if state.failure.is_some()
             || !state.pending.is_empty()
@@ -168,9 +250,21 @@ pub(super) async fn write_on_close(shared: &Shared) {
             return;
         }
         let bases: Vec<Offset> = state.segments.keys().copied().collect();
-        (state.dir.clone(), state.end, state.producers.clone(), bases)
+        let active_base = *bases.last().expect("a segment exists");
+        let bytes = state.producers.encode(state.end, &state.transactions);
+        let aborted = state
+            .transactions
+            .aborted_in_segment(active_base, state.end);
+        (
+            state.dir.clone(),
+            state.end,
+            bytes,
+            active_base,
+            aborted,
+            bases,
+        )
     };
-    write_and_prune(&dir, end, &producers.encode(end), &segment_bases);
+    write_aborted_and_snapshot(&dir, active_base, &aborted, end, &bytes, &segment_bases);
     if let Err(error) = super::segment::sync_dir(&dir).await {
         tracing::warn!(log = %dir.display(), %error, "could not sync the directory of a producer snapshot");
     }
@@ -216,7 +310,7 @@ pub(super) fn delete_past(dir: &Path, end: Option<Offset>) -> io::Result<()> {
 }
 
 /// Reads the snapshot at `offset`.
-fn read_snapshot(path: &Path, offset: Offset) -> Result<Producers, String> {
+fn read_snapshot(path: &Path, offset: Offset) -> Result<(Producers, Transactions), String> {
     let bytes = std::fs::metadata(path)
         .map_err(|error| error.to_string())?
         .len();
@@ -226,7 +320,8 @@ fn read_snapshot(path: &Path, offset: Offset) -> Result<Producers, String> {
         ));
     }
     let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
-    let (holds, producers) = Producers::decode(&bytes).map_err(|error| error.to_string())?;
+    let (holds, producers, transactions) =
+        Producers::decode(&bytes).map_err(|error| error.to_string())?;
     if holds != offset {
         return Err(SnapshotError::MisNamed {
             named: offset,
@@ -234,20 +329,41 @@ fn read_snapshot(path: &Path, offset: Offset) -> Result<Producers, String> {
         }
         .to_string());
     }
-    Ok(producers)
+    Ok((producers, transactions))
 }
 
-/// The producer state of a recovered log: the newest usable snapshot, and
-/// the batch headers from its offset to `end` replayed onto it. `first_base`
-/// is where the first segment starts, which may be below the log start
-/// (`Log::delete_records` moves it inside a segment): the producers of the
-/// batches between the two are remembered like those of deleted segments.
+/// Reads the file of aborted transactions at `path`, if there is one.
+pub(super) fn read_aborted(path: &Path) -> Result<Option<Vec<AbortedTransaction>>, String> {
+    let bytes = match std::fs::metadata(path) {
+        Ok(metadata) => metadata.len(),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error.to_string()),
+    };
+    if bytes > ABORTED_BYTES_MAX {
+        return Err(format!(
+            "{bytes} bytes, over the largest ({ABORTED_BYTES_MAX})"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|error| error.to_string())?;
+    decode_aborted(&bytes)
+        .map(Some)
+        .map_err(|error| error.to_string())
+}
+
+/// The producer state and the transactions of a recovered log: the newest
+/// usable snapshot, the aborts of the segments' files, and the batch
+/// headers from the snapshot's offset to `end` replayed onto them.
+/// `first_base` is where the first segment starts, which may be below the
+/// log start (`Log::delete_records` moves it inside a segment): the
+/// producers of the batches between the two are remembered like those of
+/// deleted segments. A segment whose file of aborts does not read back is
+/// replayed instead: the snapshot loaded is then one at or below it.
 pub(super) async fn load(
     dir: &Path,
     segments: &BTreeMap<Offset, Segment>,
     first_base: Offset,
     end: Offset,
-) -> Result<Producers, OpenError> {
+) -> Result<(Producers, Transactions), OpenError> {
     let listed = |source| OpenError::Io {
         operation: "list",
         path: dir.to_path_buf(),
@@ -255,16 +371,39 @@ pub(super) async fn load(
     };
     for entry in std::fs::read_dir(dir).map_err(listed)? {
         let name = entry.map_err(listed)?.file_name();
-        if name
-            .to_str()
-            .is_some_and(|name| name.ends_with(&format!(".{TEMPORARY_SUFFIX}")))
-        {
+        if name.to_str().is_some_and(|name| {
+            name.ends_with(&format!(".{TEMPORARY_SUFFIX}"))
+                || name.ends_with(&format!(".{ABORTED_TEMPORARY_SUFFIX}"))
+        }) {
             remove(&dir.join(name), "left by a crash");
         }
     }
+    // The aborts each segment's file keeps; the first segment whose file
+    // does not read bounds the snapshot to replay from.
+    let mut aborted = Vec::new();
+    let mut unreadable: Option<Offset> = None;
+    for &base in segments.keys() {
+        let path = segment_path(dir, base, ABORTED_SUFFIX);
+        match read_aborted(&path) {
+            Ok(None) => {}
+            Ok(Some(read)) => aborted.extend(read),
+            Err(reason) => {
+                tracing::warn!(
+                    file = %path.display(), %reason,
+                    "unusable file of aborted transactions: deleted, its segment is replayed"
+                );
+                remove(&path, "unusable");
+                unreadable.get_or_insert(base);
+            }
+        }
+    }
+    aborted.retain(|aborted| aborted.last_offset >= first_base && aborted.last_offset < end);
     let mut loaded = None;
     for offset in snapshot_offsets(dir).map_err(listed)?.into_iter().rev() {
         let path = segment_path(dir, offset, PRODUCERS_SUFFIX);
+        if unreadable.is_some_and(|base| offset > base) && offset <= end {
+            continue;
+        }
         if offset > end {
             tracing::warn!(
                 snapshot = %path.display(), log_end = %end,
@@ -274,8 +413,8 @@ pub(super) async fn load(
             continue;
         }
         match read_snapshot(&path, offset) {
-            Ok(producers) => {
-                loaded = Some((offset, producers));
+            Ok(state) => {
+                loaded = Some((offset, state));
                 break;
             }
             Err(reason) => {
@@ -287,15 +426,19 @@ pub(super) async fn load(
             }
         }
     }
-    let (snapshot, mut producers) = match loaded {
-        Some((offset, producers)) => (Some(offset), producers),
-        None => (None, Producers::default()),
+    let (snapshot, mut producers, mut transactions) = match loaded {
+        Some((offset, (producers, transactions))) => (Some(offset), producers, transactions),
+        None => (None, Producers::default(), Transactions::default()),
     };
+    transactions.restore_aborted(&aborted);
     let from = snapshot.unwrap_or(first_base).max(first_base);
     let replayed = walk_headers(segments, from, |header| {
+        let last_offset = Offset(header.next_offset() - 1);
         if let Some(append) = ProducerAppend::of(header) {
-            let last_offset = Offset(header.next_offset() - 1);
             producers.replay(&append, Offset(header.base_offset), last_offset);
+        }
+        if header.is_transactional() {
+            transactions.record(header, Offset(header.base_offset), last_offset);
         }
     })
     .await?;
@@ -306,7 +449,7 @@ pub(super) async fn load(
             "producer state rebuilt"
         );
     }
-    Ok(producers)
+    Ok((producers, transactions))
 }
 
 /// Calls `on_header` with the header of every batch from `from` to the end

@@ -27,7 +27,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::AppendError;
+use super::{
+    transactions::{Transactions, TransactionsDecodeError, OPEN_ENTRY_BYTES},
+    AppendError, OPEN_TRANSACTIONS_MAX,
+};
 use crate::{batch::BatchHeader, Offset};
 
 /// Batches remembered per producer. With idempotence a Kafka client keeps at
@@ -231,6 +234,11 @@ impl Producers {
             .collect()
     }
 
+    /// The epoch the partition knows for `producer_id`.
+    pub fn epoch(&self, producer_id: i64) -> Option<i16> {
+        self.entries.get(&producer_id).map(|entry| entry.epoch)
+    }
+
     pub fn get(&self, producer_id: i64) -> Option<ProducerState> {
         self.entries.get(&producer_id).map(Entry::state)
     }
@@ -428,16 +436,17 @@ impl Producers {
         );
     }
 
-    /// The snapshot of this state as that of the log below `offset`: see
+    /// The snapshot of this state, and of the partition's open
+    /// `transactions`, as that of the log below `offset`: see
     /// [`SNAPSHOT_MAGIC`] for the format.
-    pub fn encode(&self, offset: Offset) -> Vec<u8> {
-        let bytes = SNAPSHOT_HEADER_BYTES
+    pub fn encode(&self, offset: Offset, transactions: &Transactions) -> Vec<u8> {
+        let producers_bytes = SNAPSHOT_HEADER_BYTES
             + self
                 .entries
                 .values()
                 .map(|entry| SNAPSHOT_ENTRY_BYTES + entry.count * SNAPSHOT_BATCH_BYTES)
                 .sum::<usize>();
-        let mut out = Vec::with_capacity(bytes);
+        let mut out = Vec::with_capacity(producers_bytes + 4);
         out.extend_from_slice(&SNAPSHOT_MAGIC);
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
@@ -463,7 +472,8 @@ impl Producers {
                 out.extend_from_slice(&batch.last_offset.0.to_le_bytes());
             }
         }
-        assert_eq!(out.len(), bytes, "snapshot size miscounted");
+        assert_eq!(out.len(), producers_bytes, "snapshot size miscounted");
+        transactions.encode_open(&mut out);
         let crc = crc32c::crc32c(&out[SNAPSHOT_CRC_END..]);
         out[SNAPSHOT_CRC_AT..SNAPSHOT_CRC_END].copy_from_slice(&crc.to_le_bytes());
         out
@@ -472,8 +482,9 @@ impl Producers {
     /// Reads a snapshot made by [`Producers::encode`]: the offset it is the
     /// state below, and the state. Checks everything it can: the CRC, the
     /// counts against their caps, and that each producer's batches are in
-    /// order and below the offset.
-    pub fn decode(bytes: &[u8]) -> Result<(Offset, Producers), SnapshotError> {
+    /// order and below the offset. A version 1 snapshot (written before
+    /// transactions) has none open.
+    pub fn decode(bytes: &[u8]) -> Result<(Offset, Producers, Transactions), SnapshotError> {
         if bytes.len() < SNAPSHOT_HEADER_BYTES {
             return Err(SnapshotError::TooShort { bytes: bytes.len() });
         }
@@ -486,7 +497,7 @@ impl Producers {
             return Err(SnapshotError::CrcMismatch { stored, computed });
         }
         let version = u16::from_le_bytes(read(bytes, 8));
-        if version != SNAPSHOT_VERSION {
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return Err(SnapshotError::UnknownVersion { version });
         }
         let count = u32::from_le_bytes(read(bytes, 12)) as usize;
@@ -557,12 +568,21 @@ impl Producers {
             }
             producers.by_recency.insert(last_offset, producer_id);
         }
+        let transactions = match version {
+            1 => Transactions::default(),
+            _ => {
+                let (transactions, used) = Transactions::decode_open(&bytes[at..], offset)
+                    .map_err(SnapshotError::Transactions)?;
+                at += used;
+                transactions
+            }
+        };
         if at != bytes.len() {
             return Err(SnapshotError::TrailingBytes {
                 bytes: bytes.len() - at,
             });
         }
-        Ok((offset, producers))
+        Ok((offset, producers, transactions))
     }
 }
 
@@ -575,7 +595,7 @@ fn read<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 /// ```text
 ///  0  magic           [u8; 4]  "SLPS"
 ///  4  crc             u32      CRC-32C of bytes [8, end)
-///  8  version         u16      1
+///  8  version         u16      2 (1: without the open transactions)
 /// 10  reserved        u16      zero
 /// 12  producer_count  u32      at most PRODUCERS_MAX
 /// 16  offset          u64      the state is that of the log below it
@@ -589,18 +609,28 @@ fn read<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
 ///          4  last_sequence   i32
 ///          8  base_offset     u64
 ///         16  last_offset     u64
+/// then, from version 2, the transactions open on the partition:
+///      0  open_count   u32     at most OPEN_TRANSACTIONS_MAX
+///      4  each, oldest first (OPEN_ENTRY_BYTES):
+///          0  producer_id   i64
+///          8  epoch         i16
+///         10  reserved      [u8; 6] zero
+///         16  first_offset  u64
 /// ```
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"SLPS";
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
 const SNAPSHOT_CRC_AT: usize = 4;
 const SNAPSHOT_CRC_END: usize = 8;
 const SNAPSHOT_HEADER_BYTES: usize = 24;
 const SNAPSHOT_ENTRY_BYTES: usize = 16;
 const SNAPSHOT_BATCH_BYTES: usize = 24;
 
-/// The largest snapshot: every producer with every batch.
+/// The largest snapshot: every producer with every batch, and every open
+/// transaction.
 pub const SNAPSHOT_BYTES_MAX: usize = SNAPSHOT_HEADER_BYTES
-    + PRODUCERS_MAX * (SNAPSHOT_ENTRY_BYTES + PRODUCER_BATCHES_MAX * SNAPSHOT_BATCH_BYTES);
+    + PRODUCERS_MAX * (SNAPSHOT_ENTRY_BYTES + PRODUCER_BATCHES_MAX * SNAPSHOT_BATCH_BYTES)
+    + 4
+    + OPEN_TRANSACTIONS_MAX * OPEN_ENTRY_BYTES;
 
 /// Why a snapshot file was not used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -626,6 +656,8 @@ pub enum SnapshotError {
     TrailingBytes { bytes: usize },
     #[error("the file is named for offset {named} but holds the state at {holds}")]
     MisNamed { named: Offset, holds: Offset },
+    #[error("its open transactions: {0}")]
+    Transactions(TransactionsDecodeError),
 }
 
 #[cfg(test)]
@@ -832,13 +864,15 @@ mod tests {
             }
         }
         apply(&mut producers, &mut end, append(900, 4, 0, 1), 1).unwrap();
-        let bytes = producers.encode(Offset(end));
-        let (offset, decoded) = Producers::decode(&bytes).unwrap();
+        let bytes = producers.encode(Offset(end), &Transactions::default());
+        let (offset, decoded, transactions) = Producers::decode(&bytes).unwrap();
         assert_eq!(offset, Offset(end));
         assert_eq!(decoded, producers);
+        assert_eq!(transactions, Transactions::default());
         assert_eq!(
-            Producers::decode(&Producers::default().encode(Offset(0))).unwrap(),
-            (Offset(0), Producers::default())
+            Producers::decode(&Producers::default().encode(Offset(0), &Transactions::default()))
+                .unwrap(),
+            (Offset(0), Producers::default(), Transactions::default())
         );
     }
 
@@ -849,7 +883,7 @@ mod tests {
         for producer_id in 0..3 {
             apply(&mut producers, &mut end, append(producer_id, 0, 0, 2), 2).unwrap();
         }
-        let bytes = producers.encode(Offset(end));
+        let bytes = producers.encode(Offset(end), &Transactions::default());
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x20;
@@ -860,7 +894,7 @@ mod tests {
         }
         // A well-framed snapshot of a state that cannot be: a batch past the
         // snapshot's offset.
-        let mut past = producers.encode(Offset(end));
+        let mut past = producers.encode(Offset(end), &Transactions::default());
         past[16..24].copy_from_slice(&1u64.to_le_bytes());
         let crc = crc32c::crc32c(&past[SNAPSHOT_CRC_END..]);
         past[SNAPSHOT_CRC_AT..SNAPSHOT_CRC_END].copy_from_slice(&crc.to_le_bytes());
@@ -868,5 +902,48 @@ mod tests {
             Producers::decode(&past),
             Err(SnapshotError::BadEntry { .. })
         ));
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_open_transactions_and_one_from_before_them_reads() {
+        use crate::batch::{BatchHeader, PayloadFormat, FLAGS_TRANSACTIONAL};
+        let mut producers = Producers::default();
+        let mut transactions = Transactions::default();
+        let mut end = 0;
+        for producer_id in 0..3 {
+            let base = end;
+            apply(&mut producers, &mut end, append(producer_id, 1, 0, 2), 2).unwrap();
+            let header = BatchHeader {
+                base_offset: base,
+                batch_bytes: 0,
+                leader_epoch: 0,
+                crc: 0,
+                payload_format: PayloadFormat::Kafka,
+                flags: FLAGS_TRANSACTIONAL,
+                record_count: 2,
+                last_offset_delta: 1,
+                first_timestamp: 0,
+                max_timestamp: 0,
+                producer_id,
+                producer_epoch: 1,
+                base_sequence: 0,
+            };
+            transactions.record(&header, Offset(base), Offset(end - 1));
+        }
+        let bytes = producers.encode(Offset(end), &transactions);
+        assert_eq!(
+            Producers::decode(&bytes).unwrap(),
+            (Offset(end), producers.clone(), transactions)
+        );
+        // Version 1: the same producers, no transactions section.
+        let mut old = producers.encode(Offset(end), &Transactions::default());
+        old.truncate(old.len() - 4);
+        old[8..10].copy_from_slice(&1_u16.to_le_bytes());
+        let crc = crc32c::crc32c(&old[SNAPSHOT_CRC_END..]);
+        old[SNAPSHOT_CRC_AT..SNAPSHOT_CRC_END].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            Producers::decode(&old).unwrap(),
+            (Offset(end), producers, Transactions::default())
+        );
     }
 }

@@ -344,7 +344,8 @@ pub(super) async fn recover(
         first_base <= log_start && log_start <= end,
         "the log start {log_start} is outside [{first_base}, {end}]"
     );
-    let producers = super::producer_snapshots::load(dir, &segments, first_base, end).await?;
+    let (producers, transactions) =
+        super::producer_snapshots::load(dir, &segments, first_base, end).await?;
     let epochs =
         super::leader_epochs::recover(dir, &segments, log_start, end, &epoch_changes).await?;
     let now_ms = options.clock.now_ms();
@@ -373,6 +374,7 @@ pub(super) async fn recover(
         swapping: false,
         cleaner_checkpoint: None,
         producers,
+        transactions,
         roll_requested: false,
         closing: false,
         last_sync_ms: now_ms,

@@ -543,6 +543,7 @@ fn cut_files(dir: &Path, intent: Intent, delay: Duration) -> io::Result<()> {
                         file.set_len(position)?;
                     }
                     file.sync_all()?;
+                    cut_aborted(dir, segment_base, end)?;
                 }
             }
             producer_snapshots::delete_past(dir, Some(end))?;
@@ -552,7 +553,11 @@ fn cut_files(dir: &Path, intent: Intent, delay: Duration) -> io::Result<()> {
                 delete_segment(dir, base, delay)?;
             }
             producer_snapshots::delete_past(dir, None)?;
-            for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            for suffix in [
+                INDEX_SUFFIX,
+                TIME_INDEX_SUFFIX,
+                producer_snapshots::ABORTED_SUFFIX,
+            ] {
                 remove_if_present(&segment_path(dir, start, suffix))?;
             }
             std::fs::File::create(segment_path(dir, start, LOG_SUFFIX))?.sync_all()?;
@@ -563,6 +568,25 @@ fn cut_files(dir: &Path, intent: Intent, delay: Duration) -> io::Result<()> {
     sync_dir_blocking(dir)
 }
 
+/// The file of aborted transactions of the segment at `base` keeps only
+/// the aborts whose markers are below `end`: those past it are gone with
+/// their batches, and other batches will take their offsets. A file that
+/// does not read is left for opening to find (and replay its segment).
+fn cut_aborted(dir: &Path, base: Offset, end: Offset) -> io::Result<()> {
+    let path = segment_path(dir, base, producer_snapshots::ABORTED_SUFFIX);
+    match producer_snapshots::read_aborted(&path) {
+        Ok(Some(mut aborted)) => {
+            aborted.retain(|aborted| aborted.last_offset < end);
+            producer_snapshots::write_aborted(dir, base, &aborted)
+        }
+        Ok(None) => Ok(()),
+        Err(reason) => {
+            tracing::warn!(file = %path.display(), %reason, "a file of aborted transactions does not read: left for opening to replay");
+            Ok(())
+        }
+    }
+}
+
 fn remove_if_present(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
@@ -571,7 +595,12 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 }
 
 fn delete_segment(dir: &Path, base: Offset, delay: Duration) -> io::Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        producer_snapshots::ABORTED_SUFFIX,
+    ] {
         match crate::deleter::delete(&segment_path(dir, base, suffix), delay) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
             _ => {}
@@ -661,12 +690,13 @@ async fn reopen(shared: &Shared, intent: Intent) -> Result<Offset, TruncateError
         let first_base = segments.keys().next().copied().unwrap_or(end);
         (segments, first_base)
     };
-    let producers = producer_snapshots::load(&dir, &segments, first_base, end)
+    let (producers, transactions) = producer_snapshots::load(&dir, &segments, first_base, end)
         .await
         .map_err(|error| failed_reopen(shared, &dir, &error))?;
     {
         let mut state = shared.borrow_mut();
         state.producers = producers;
+        state.transactions = transactions;
         match intent {
             Intent::Cut { end, .. } => state.epochs.truncate(end),
             // Written with the files.

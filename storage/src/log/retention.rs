@@ -128,6 +128,7 @@ async fn delete_oldest(
         );
         let log_start = state.log_start.max(first_base);
         state.log_start = log_start;
+        state.transactions.forget_below(first_base);
         let end = state.end;
         state.epochs.start_at(log_start, end);
         drop_cached_below(state, log_start);
@@ -142,7 +143,12 @@ async fn delete_oldest(
     for (base, _, bytes) in removed {
         // Renamed out of the way now, given back to the disk later and
         // slowly (readers may have the files open; see crate::deleter).
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            super::producer_snapshots::ABORTED_SUFFIX,
+        ] {
             match crate::deleter::delete(&segment_path(&dir, base, suffix), delay) {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
