@@ -14,6 +14,7 @@
 mod common;
 
 use common::{
+    copy_as_crashed,
     harness::{report, ReportingChild},
     run, seeded_rng, tag_of, tagged_batch, TIMESTAMP_BASE_MS,
 };
@@ -263,15 +264,6 @@ fn the_start_survives_a_close_and_reopen() {
         assert_eq!(log.end_offset(), Offset(45 * RECORDS));
         log.close().await.unwrap();
     });
-}
-
-/// Copies the log's directory while it is open, as a crash would leave it.
-fn copy_as_crashed(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-    }
 }
 
 fn a_crash_between_the_checkpoint_and_the_deletion_leaves_the_start_and_retention_deletes_the_rest()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::run;
+use common::{copy_as_crashed, run};
 
 use std::{
     collections::BTreeMap,
@@ -577,16 +577,6 @@ fn the_state_survives_a_clean_reopen() {
         }
         log.close().await.unwrap();
     });
-}
-
-/// Copies the log's directory while it is open, as a crash would leave it
-/// (everything appended is durable, no snapshot of the end was written).
-fn copy_as_crashed(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-    }
 }
 
 #[test]

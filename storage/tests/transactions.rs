@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::run;
+use common::{copy_as_crashed, run};
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -194,14 +194,6 @@ async fn traffic(log: &Log, events: &mut Vec<Event>, rounds: u64, seed: u64) {
                 events.push(Event::Plain);
             }
         }
-    }
-}
-
-fn copy_as_crashed(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
     }
 }
 

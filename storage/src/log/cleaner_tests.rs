@@ -348,6 +348,22 @@ fn a_compacted_log_keeps_its_segments_past_retention() {
     });
 }
 
+/// Rolls, writes newer values of key "k" in three later segments and one
+/// other key, and compacts: the records of "k" before are all superseded.
+async fn overwrite_k_and_compact(log: &Log) {
+    log.roll();
+    for round in 0..3_u8 {
+        log.append(batch_of(&[(b"k".to_vec(), Some(vec![round; 200]))], 1, 0))
+            .await
+            .unwrap();
+        log.roll();
+    }
+    log.append(batch_of(&[(b"other".to_vec(), Some(b"x".to_vec()))], 1, 0))
+        .await
+        .unwrap();
+    assert!(log.compact().await.unwrap().cleaned);
+}
+
 #[test]
 fn an_idempotent_producer_keeps_its_sequence_through_compaction_and_reopen() {
     run(|| async {
@@ -362,17 +378,7 @@ fn an_idempotent_producer_keeps_its_sequence_through_compaction_and_reopen() {
             log.append(builder.finish()).await.unwrap();
         }
         let last_of_7 = log.producer(7).unwrap().batches.last().unwrap().base_offset;
-        log.roll();
-        for round in 0..3_u8 {
-            log.append(batch_of(&[(b"k".to_vec(), Some(vec![round; 200]))], 1, 0))
-                .await
-                .unwrap();
-            log.roll();
-        }
-        log.append(batch_of(&[(b"other".to_vec(), Some(b"x".to_vec()))], 1, 0))
-            .await
-            .unwrap();
-        assert!(log.compact().await.unwrap().cleaned);
+        overwrite_k_and_compact(&log).await;
         let read = read_all(&log).await;
         // Producer 7's last batch stays whole, its older ones go.
         let kept: Vec<u64> = read
@@ -427,18 +433,7 @@ fn transactions_and_their_markers_stay_whole_and_out_of_the_offset_map() {
             .unwrap();
         let marker = crate::batch::Batch::marker(9, 0, crate::batch::Marker::Abort, 1, 0).unwrap();
         log.append(marker).await.unwrap();
-        log.roll();
-        // Newer values of "k", in later segments.
-        for round in 0..3_u8 {
-            log.append(batch_of(&[(b"k".to_vec(), Some(vec![round; 200]))], 1, 0))
-                .await
-                .unwrap();
-            log.roll();
-        }
-        log.append(batch_of(&[(b"other".to_vec(), Some(b"x".to_vec()))], 1, 0))
-            .await
-            .unwrap();
-        assert!(log.compact().await.unwrap().cleaned);
+        overwrite_k_and_compact(&log).await;
         let offsets: Vec<u64> = read_all(&log)
             .await
             .iter()

@@ -10,6 +10,16 @@ use std::future::Future;
 use rand::{rngs::StdRng, SeedableRng};
 use sluice_storage::batch::{Batch, BatchBuilder};
 
+/// Copies a log's directory while the log is open, as a crash would leave
+/// it: everything appended is durable, nothing written on close is there.
+pub fn copy_as_crashed(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
 /// Runs `body` on a new glommio executor (a log lives on one) and returns
 /// what it returns; a panic inside fails the test.
 pub fn run<T, F, Fut>(body: F) -> T
