@@ -248,8 +248,13 @@ fn transactions_survive_rolls_a_clean_reopen_a_crash_and_a_damaged_file() {
         let last = bytes.len() - 1;
         bytes[last] ^= 0x01;
         std::fs::write(damaged, bytes).unwrap();
+        // And the aborts of a segment that is gone, left by a crash while
+        // its files were deleted: removed, not read.
+        let stray = crashed.join(format!("{:020}.aborted", u64::MAX / 2));
+        std::fs::copy(&files[0], &stray).unwrap();
         let log = Log::open(&crashed, small_segments()).await.unwrap();
         check(&log, &expected, "a damaged file");
+        assert!(!stray.exists(), "the aborts of no segment are removed");
         log.close().await.unwrap();
     });
 }

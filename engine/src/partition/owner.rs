@@ -136,7 +136,7 @@ fn admit_batches(
         // A transactional batch would hold the partition's last stable
         // offset until its transaction's marker, which only a transaction
         // coordinator writes.
-        if batch.header().is_transactional() {
+        if batch.is_transactional() {
             return Err(Failure::new(
                 ErrorKind::InvalidRecord,
                 "a transactional batch: this broker runs no transaction coordinator yet",

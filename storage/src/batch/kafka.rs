@@ -88,6 +88,12 @@ pub(super) enum Origin {
 /// control type; its value a version (0) and the coordinator's epoch.
 const CONTROL_KEY_BYTES: usize = 4;
 const CONTROL_VALUE_BYTES: usize = 6;
+/// A marker's record: attributes, timestamp and offset deltas, key length,
+/// key, value length, value, header count (each varint one byte).
+const CONTROL_RECORD_BYTES: usize = 4 + CONTROL_KEY_BYTES + 1 + CONTROL_VALUE_BYTES + 1;
+/// A marker's Kafka bytes: the header, the record's length varint (one
+/// byte) and the record.
+pub(super) const MARKER_KAFKA_BYTES: usize = KAFKA_BATCH_HEADER_BYTES + 1 + CONTROL_RECORD_BYTES;
 
 /// A Kafka batch header's fields, decoded. Parsing checks only that the
 /// bytes hold a header; [`KafkaHeader::check`] checks the rest but the CRC.

@@ -585,6 +585,7 @@ fn a_transactional_producers_batch_is_taken_and_marked_in_the_header() {
 fn a_marker_is_a_kafka_control_batch_of_one_control_record() {
     for (marker, control_type) in [(Marker::Commit, 1_i16), (Marker::Abort, 0)] {
         let batch = Batch::marker(41, 7, marker, 12, 1_700_000_000_000).unwrap();
+        assert_eq!(batch.len(), MARKER_BATCH_BYTES);
         let header = batch.header();
         assert_eq!(header.marker(), Some(marker));
         assert!(header.is_transactional());

@@ -84,6 +84,10 @@ use kafka::Origin;
 /// room for large records; larger batches are refused before they are stored.
 pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+/// The bytes of a transaction marker ([`Batch::marker`]), header included:
+/// the smallest batch a log holds many of in a row.
+pub const MARKER_BATCH_BYTES: usize = BATCH_HEADER_BYTES + kafka::MARKER_KAFKA_BYTES;
+
 /// The largest offset a record can have: Kafka's offsets are `i64`.
 pub const OFFSET_MAX: u64 = i64::MAX as u64;
 

@@ -33,14 +33,14 @@ use std::{collections::BTreeMap, io, path::Path};
 
 use super::{
     producers::{ProducerAppend, Producers, SnapshotError, SNAPSHOT_BYTES_MAX},
-    segment::{replace_file, segment_path, Segment},
+    segment::{replace_file, segment_path, Segment, ABORTED_SUFFIX},
     transactions::{
         decode_aborted, encode_aborted, AbortedTransaction, Transactions, ABORTED_ENTRY_BYTES,
     },
     OpenError, Shared, SEGMENT_BYTES_CAP,
 };
 use crate::{
-    batch::{BatchError, BatchHeader, BATCH_HEADER_BYTES},
+    batch::{BatchError, BatchHeader, BATCH_HEADER_BYTES, MARKER_BATCH_BYTES},
     Offset,
 };
 
@@ -48,14 +48,12 @@ use crate::{
 pub const PRODUCERS_SUFFIX: &str = "producers";
 /// A snapshot being written; one left behind by a crash is deleted on open.
 const TEMPORARY_SUFFIX: &str = "producers.tmp";
-/// The suffix of a segment's file of aborted transactions: those whose
-/// abort markers the segment holds (see `transactions`).
-pub const ABORTED_SUFFIX: &str = "aborted";
 /// Such a file being written.
 const ABORTED_TEMPORARY_SUFFIX: &str = "aborted.tmp";
 /// The largest file of aborted transactions: a segment of the largest size
-/// made of nothing but abort markers (a marker batch is 142 bytes).
-const ABORTED_BYTES_MAX: u64 = 16 + SEGMENT_BYTES_CAP / 142 * ABORTED_ENTRY_BYTES as u64;
+/// made of nothing but abort markers.
+const ABORTED_BYTES_MAX: u64 =
+    16 + SEGMENT_BYTES_CAP / MARKER_BATCH_BYTES as u64 * ABORTED_ENTRY_BYTES as u64;
 
 /// Bytes read at a time when replaying batch headers: whole batches of a
 /// segment of small ones, one header and the data after it for large ones.
@@ -371,11 +369,23 @@ pub(super) async fn load(
     };
     for entry in std::fs::read_dir(dir).map_err(listed)? {
         let name = entry.map_err(listed)?.file_name();
-        if name.to_str().is_some_and(|name| {
-            name.ends_with(&format!(".{TEMPORARY_SUFFIX}"))
-                || name.ends_with(&format!(".{ABORTED_TEMPORARY_SUFFIX}"))
-        }) {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if name.ends_with(&format!(".{TEMPORARY_SUFFIX}"))
+            || name.ends_with(&format!(".{ABORTED_TEMPORARY_SUFFIX}"))
+        {
             remove(&dir.join(name), "left by a crash");
+        }
+        // The aborts of a segment that is gone (a crash while its files
+        // were deleted): a later segment at that base must not find them.
+        let aborted_base = name
+            .strip_suffix(&format!(".{ABORTED_SUFFIX}"))
+            .filter(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|stem| stem.parse().ok())
+            .map(Offset);
+        if aborted_base.is_some_and(|base| !segments.contains_key(&base)) {
+            remove(&dir.join(name), "its segment is gone");
         }
     }
     // The aborts each segment's file keeps; the first segment whose file

@@ -53,8 +53,8 @@ use super::{
     log_start, producer_snapshots,
     recovery::open_active,
     segment::{
-        parse_segment_name, replace_file, segment_path, Segment, SegmentFile, INDEX_SUFFIX,
-        LOG_SUFFIX, TIME_INDEX_SUFFIX,
+        delete_segment_files, parse_segment_name, replace_file, segment_path, Segment, SegmentFile,
+        ABORTED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
     },
     segment_files::persist_index_hints,
     LogFailure, LogOptions, OpenError, ReadError, Shared, TruncateError,
@@ -530,12 +530,12 @@ fn cut_files(dir: &Path, intent: Intent, delay: Duration) -> io::Result<()> {
         } => {
             // Newest first: the segments left are a prefix of the log.
             for &base in bases.iter().rev().filter(|&&base| base > segment_base) {
-                delete_segment(dir, base, delay)?;
+                delete_segment_files(dir, base, delay)?;
             }
             let first = bases.first().copied();
             if bases.contains(&segment_base) {
                 if position == 0 && Some(segment_base) != first {
-                    delete_segment(dir, segment_base, delay)?;
+                    delete_segment_files(dir, segment_base, delay)?;
                 } else {
                     let path = segment_path(dir, segment_base, LOG_SUFFIX);
                     let file = std::fs::OpenOptions::new().write(true).open(&path)?;
@@ -550,14 +550,10 @@ fn cut_files(dir: &Path, intent: Intent, delay: Duration) -> io::Result<()> {
         }
         Intent::Empty { start } => {
             for &base in bases.iter().rev() {
-                delete_segment(dir, base, delay)?;
+                delete_segment_files(dir, base, delay)?;
             }
             producer_snapshots::delete_past(dir, None)?;
-            for suffix in [
-                INDEX_SUFFIX,
-                TIME_INDEX_SUFFIX,
-                producer_snapshots::ABORTED_SUFFIX,
-            ] {
+            for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, ABORTED_SUFFIX] {
                 remove_if_present(&segment_path(dir, start, suffix))?;
             }
             std::fs::File::create(segment_path(dir, start, LOG_SUFFIX))?.sync_all()?;
@@ -573,7 +569,7 @@ fn cut_files(dir: &Path, intent: Intent, delay: Duration) -> io::Result<()> {
 /// their batches, and other batches will take their offsets. A file that
 /// does not read is left for opening to find (and replay its segment).
 fn cut_aborted(dir: &Path, base: Offset, end: Offset) -> io::Result<()> {
-    let path = segment_path(dir, base, producer_snapshots::ABORTED_SUFFIX);
+    let path = segment_path(dir, base, ABORTED_SUFFIX);
     match producer_snapshots::read_aborted(&path) {
         Ok(Some(mut aborted)) => {
             aborted.retain(|aborted| aborted.last_offset < end);
@@ -592,21 +588,6 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
     }
-}
-
-fn delete_segment(dir: &Path, base: Offset, delay: Duration) -> io::Result<()> {
-    for suffix in [
-        LOG_SUFFIX,
-        INDEX_SUFFIX,
-        TIME_INDEX_SUFFIX,
-        producer_snapshots::ABORTED_SUFFIX,
-    ] {
-        match crate::deleter::delete(&segment_path(dir, base, suffix), delay) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// A copy of what replaying headers needs of `segment`: its file, bounds

@@ -8,10 +8,7 @@
 
 use std::{io, time::Duration};
 
-use super::{
-    segment::{segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX},
-    Shared, State,
-};
+use super::{segment::Segment, Shared, State};
 use crate::Offset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,18 +140,7 @@ async fn delete_oldest(
     for (base, _, bytes) in removed {
         // Renamed out of the way now, given back to the disk later and
         // slowly (readers may have the files open; see crate::deleter).
-        for suffix in [
-            LOG_SUFFIX,
-            INDEX_SUFFIX,
-            TIME_INDEX_SUFFIX,
-            super::producer_snapshots::ABORTED_SUFFIX,
-        ] {
-            match crate::deleter::delete(&segment_path(&dir, base, suffix), delay) {
-                Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(error) => return Err(error),
-            }
-        }
+        super::segment::delete_segment_files(&dir, base, delay)?;
         outcome.segments_deleted += 1;
         outcome.bytes_deleted += bytes;
     }

@@ -21,6 +21,26 @@ use crate::Offset;
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// A segment's file of aborted transactions: those whose abort markers the
+/// segment holds (see `producer_snapshots`).
+pub const ABORTED_SUFFIX: &str = "aborted";
+
+/// Deletes the files of the segment at `base` (its log, its indexes, its
+/// aborts) through the deleter, after `delay`; a file already gone is
+/// fine. Blocking.
+pub fn delete_segment_files(
+    dir: &Path,
+    base: Offset,
+    delay: std::time::Duration,
+) -> std::io::Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, ABORTED_SUFFIX] {
+        match crate::deleter::delete(&segment_path(dir, base, suffix), delay) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// The file of a segment with base offset `base`, with `suffix`.
 pub fn segment_path(dir: &Path, base: Offset, suffix: &str) -> PathBuf {

@@ -60,7 +60,8 @@ pub struct AbortedTransaction {
     pub last_stable_offset: Offset,
 }
 
-/// An open transaction: its producer's epoch and its first offset.
+/// An open transaction: the epoch of the batch that opened it, and its
+/// first offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Open {
     epoch: i16,
@@ -175,10 +176,10 @@ impl Transactions {
                 })
             }
             None if header.is_transactional() => {
-                if let Some(open) = self.open.get_mut(&producer_id) {
-                    // A later epoch goes on with the transaction it found
-                    // open: its first offset still holds the partition.
-                    open.epoch = open.epoch.max(header.producer_epoch);
+                if self.open.contains_key(&producer_id) {
+                    // Its transaction goes on, from the first offset it
+                    // opened at (a later epoch too: the producer's epoch
+                    // is the producers' state to keep).
                     return None;
                 }
                 self.open.insert(
@@ -231,7 +232,8 @@ impl Transactions {
             .map_or(high_watermark, |first| first.min(high_watermark))
     }
 
-    /// The open transactions: producer id, epoch and first offset.
+    /// The open transactions: producer id, the epoch that opened each, and
+    /// its first offset.
     pub fn open(&self) -> impl Iterator<Item = (i64, i16, Offset)> + '_ {
         self.by_first.iter().map(|&(first_offset, producer_id)| {
             (producer_id, self.open[&producer_id].epoch, first_offset)
