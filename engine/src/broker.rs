@@ -460,6 +460,8 @@ async fn shard_main(
     let group_ticks =
         glommio::spawn_local(async move { crate::coordinator::tick_loop(&ticking.groups).await });
     let group_holds = glommio::spawn_local(crate::coordinator::hold_loop(shard.clone()));
+    let txn_ticks = glommio::spawn_local(crate::txn::driver::tick_loop(shard.clone()));
+    let txn_holds = glommio::spawn_local(crate::txn::holding::hold_loop(shard.clone()));
     let _ = ready.send(Ok(Ready {
         shard: shard.id,
         partitions: opened,
@@ -476,6 +478,8 @@ async fn shard_main(
     drop(controller_tasks);
     drop(group_ticks);
     drop(group_holds);
+    drop(txn_ticks);
+    drop(txn_holds);
     // Replication goes on while requests in flight finish: an acks=all
     // write waits for its followers.
     shutdown(&shard).await;

@@ -53,12 +53,16 @@ pub enum ErrorKind {
     TimedOut,
     /// A batch's timestamps are outside what its topic accepts.
     InvalidTimestamp,
+    /// A transactional write that its transaction coordinator does not
+    /// know as part of an ongoing transaction (KIP-890): a late write of a
+    /// transaction that ended, or one never added to it.
+    InvalidTxnState,
 }
 
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 29] = [
+    pub const ALL: [ErrorKind; 30] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
@@ -88,6 +92,7 @@ impl ErrorKind {
         ErrorKind::NotEnoughReplicas,
         ErrorKind::TimedOut,
         ErrorKind::InvalidTimestamp,
+        ErrorKind::InvalidTxnState,
     ];
 }
 

@@ -94,6 +94,7 @@ mod request_order;
 mod server;
 mod shard;
 mod topic_config;
+mod txn;
 
 pub use broker::{run, Broker, EngineError};
 pub use config::{check_quorum, BrokerConfig, ReplicaSelector, Voter, VotersError};

@@ -124,6 +124,8 @@ pub struct Shard {
     pub producer_ids: RefCell<std::ops::Range<i64>>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::coordinator::state::Coordinator,
+    /// The transactional ids this shard coordinates.
+    pub txns: crate::txn::Coordinators,
     /// The replication of the replicated partitions this shard owns.
     pub replicas: crate::replica::state::Replicas,
 }
@@ -164,6 +166,7 @@ impl Shard {
             shutting_down: Cell::new(false),
             producer_ids: RefCell::new(0..0),
             groups: Default::default(),
+            txns: Default::default(),
             replicas,
         }
     }

@@ -191,7 +191,9 @@ fn on_message(shard: &Rc<Shard>, controller: &Controller, message: PeerMessage) 
                 }
             }
         }
-        MessageKind::Replication => {
+        // Shard 0's partitions' and transaction coordinators' messages,
+        // as every other shard's, are read by its replication task.
+        MessageKind::Replication | MessageKind::Transaction => {
             if shard.replicas.inbox().try_send(message).is_err() {
                 tracing::debug!("a replication frame dropped: shard 0's replication is behind");
             }

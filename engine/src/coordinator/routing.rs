@@ -31,9 +31,21 @@ pub fn offsets_partition(
     metadata: &Metadata,
     group: &str,
 ) -> Option<(usize, PartitionKey)> {
-    let topic = metadata.topic(OFFSETS_TOPIC)?;
+    internal_partition(shard, metadata, OFFSETS_TOPIC, group)
+}
+
+/// The key of the partition of internal topic `topic` that `id` (a group,
+/// a transactional id) hashes to, and its owner shard; `None` if the topic
+/// does not exist yet.
+pub(crate) fn internal_partition(
+    shard: &Shard,
+    metadata: &Metadata,
+    topic: &str,
+    id: &str,
+) -> Option<(usize, PartitionKey)> {
+    let topic = metadata.topic(topic)?;
     let count = topic.partition_count().max(1);
-    let partition = group_hash(group) % count;
+    let partition = group_hash(id) % count;
     let owner = shard.owner(*topic.shards.get(partition as usize)?);
     Some((owner, PartitionKey::new(topic.id, partition)))
 }
@@ -44,7 +56,9 @@ pub async fn coordinator_node(shard: &Rc<Shard>, group: &str) -> Result<NodeId, 
     if group.len() > GROUP_ID_BYTES_MAX {
         return Err(GroupError::InvalidGroupId);
     }
-    ensure_offsets_topic(shard).await?;
+    if !ensure_internal_topic(shard, OFFSETS_TOPIC).await {
+        return Err(GroupError::CoordinatorNotAvailable);
+    }
     let metadata = shard.metadata();
     let topic = metadata
         .topic(OFFSETS_TOPIC)
@@ -55,15 +69,17 @@ pub async fn coordinator_node(shard: &Rc<Shard>, group: &str) -> Result<NodeId, 
         .ok_or(GroupError::CoordinatorNotAvailable)
 }
 
-/// Creates the offsets topic if it is missing: one partition per shard of
-/// each live broker (of this node alone before any registered), so groups
-/// spread over every broker and core, each partition of
-/// [`offsets_replication_factor`] replicas, so a group outlives the node
-/// that coordinates it.
-async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
+/// Creates the coordinators' internal topic `name` (`__consumer_offsets`,
+/// `__transaction_state`) if it is missing: one partition per shard of
+/// each live broker (of this node alone before any registered), so the
+/// groups or transactional ids hashed to it spread over every broker and
+/// core, each partition of [`offsets_replication_factor`] replicas, so
+/// what it holds outlives the node that coordinates it. True once the
+/// topic exists.
+pub(crate) async fn ensure_internal_topic(shard: &Rc<Shard>, name: &str) -> bool {
     let metadata = shard.metadata();
-    if metadata.topic(OFFSETS_TOPIC).is_some() {
-        return Ok(());
+    if metadata.topic(name).is_some() {
+        return true;
     }
     let brokers = metadata
         .brokers
@@ -78,10 +94,10 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
     let min_in_sync = shard.config.min_insync_replicas.clamp(1, u32::from(factor));
     let (reply, answer) = oneshot::channel();
     let topic = NewTopicSpec {
-        name: OFFSETS_TOPIC.to_string(),
+        name: name.to_string(),
         partitions: (shard.shard_count() * brokers) as u32,
-        // Compacted, as Kafka's: the latest record of each group and
-        // committed offset stays. Segments of `group_offsets_compact_bytes`
+        // Compacted, as Kafka's: the latest record of each key (a group,
+        // a committed offset, a transactional id) stays. Segments of `group_offsets_compact_bytes`
         // (Kafka's `offsets.topic.segment.bytes`), so that the cleaner
         // finds sealed ones to clean.
         configs: [
@@ -107,10 +123,7 @@ async fn ensure_offsets_topic(shard: &Rc<Shard>) -> Result<(), GroupError> {
     };
     to_controller(shard, op).await;
     let _ = answer.await;
-    match shard.metadata().topic(OFFSETS_TOPIC) {
-        Some(_) => Ok(()),
-        None => Err(GroupError::CoordinatorNotAvailable),
-    }
+    shard.metadata().topic(name).is_some()
 }
 
 /// The replicas of each partition of `__consumer_offsets`: the broker's

@@ -42,8 +42,10 @@ use crate::{
     shard::Shard,
 };
 
-/// FindCoordinator's key types.
+/// FindCoordinator's key types: a group id, a transactional id.
 const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
+
 pub async fn find_coordinator(
     shard: &Rc<Shard>,
     request: FindCoordinatorRequest,
@@ -87,28 +89,37 @@ pub async fn find_coordinator(
     }
 }
 
-/// The broker that coordinates `key` (a group id), or the error and why.
+/// The broker that coordinates `key` (a group id, or a transactional id
+/// with key type 1), or the error and why.
 async fn locate(
     shard: &Rc<Shard>,
     key_type: i8,
     key: &str,
 ) -> Result<super::KafkaBroker, (i16, String)> {
-    if key_type != KEY_GROUP {
-        return Err((
-            ResponseError::CoordinatorNotAvailable.code(),
-            "only consumer groups have a coordinator here".to_string(),
-        ));
-    }
-    let node = coordinator::routing::coordinator_node(shard, key)
-        .await
-        .map_err(|error| (group_error_code(error), error.to_string()))?;
+    let node = match key_type {
+        KEY_GROUP => coordinator::routing::coordinator_node(shard, key)
+            .await
+            .map_err(|error| (group_error_code(error), error.to_string()))?,
+        KEY_TRANSACTION => crate::txn::routing::coordinator_node(shard, key)
+            .await
+            .map_err(|error| {
+                let message = error.to_string();
+                (super::transactions::txn_error_code(error, false), message)
+            })?,
+        _ => return Err((
+            ResponseError::InvalidRequest.code(),
+            format!(
+                "coordinator key type {key_type}: only groups (0) and transactions (1) have one"
+            ),
+        )),
+    };
     super::live_brokers(shard, &shard.metadata())
         .into_iter()
         .find(|broker| broker.node.0 == node.0)
         .ok_or_else(|| {
             (
                 ResponseError::CoordinatorNotAvailable.code(),
-                format!("node {node}, which coordinates the group, is not available"),
+                format!("node {node}, which coordinates {key}, is not available"),
             )
         })
 }

@@ -18,6 +18,7 @@ mod producer_id;
 mod quorum;
 mod reassignments;
 mod topic_partitions;
+pub(crate) mod transactions;
 
 use std::rc::Rc;
 
@@ -115,6 +116,12 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
@@ -212,6 +219,12 @@ pub async fn handle(
         ApiKey::DescribeTopicPartitions => serve!(topic_partitions::describe_topic_partitions),
         ApiKey::ElectLeaders => serve!(elect_leaders::elect_leaders),
         ApiKey::InitProducerId => serve!(producer_id::handle),
+        ApiKey::AddPartitionsToTxn => serve!(transactions::add_partitions_to_txn),
+        ApiKey::AddOffsetsToTxn => serve!(transactions::add_offsets_to_txn),
+        ApiKey::EndTxn => serve!(transactions::end_txn),
+        ApiKey::WriteTxnMarkers => serve!(transactions::write_txn_markers),
+        ApiKey::DescribeTransactions => serve!(transactions::describe_transactions),
+        ApiKey::ListTransactions => serve!(transactions::list_transactions),
         ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
         ApiKey::ListGroups => serve!(classic_groups::list_groups),
         ApiKey::JoinGroup => serve!(classic_groups::join_group, client),
@@ -359,6 +372,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         ErrorKind::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
         ErrorKind::TimedOut => ResponseError::RequestTimedOut,
         ErrorKind::InvalidTimestamp => ResponseError::InvalidTimestamp,
+        ErrorKind::InvalidTxnState => ResponseError::InvalidTxnState,
     };
     error.code()
 }

@@ -4,7 +4,7 @@
 //! is awaited, so the batches of one connection reach a partition in the
 //! order they were sent (an idempotent producer relies on it).
 
-use std::rc::Rc;
+use std::{collections::HashMap, rc::Rc};
 
 use bytes::Bytes;
 use kafka_protocol::{
@@ -17,6 +17,8 @@ use kafka_protocol::{
     },
 };
 
+use sluice_replication::txn::{Producer, TopicPartition, TxnError};
+
 use super::{current_leader, failure_code, metadata::auto_create, route, str_bytes};
 use crate::{
     partition::{
@@ -24,7 +26,13 @@ use crate::{
     },
     request_order::Turn,
     shard::Shard,
+    txn,
 };
+
+/// The fixed header of a Kafka RecordBatch v2, and the attributes bit
+/// that marks a transactional one.
+const KAFKA_HEADER_BYTES: usize = 61;
+const ATTRIBUTE_TRANSACTIONAL: i16 = 0x10;
 
 /// The fixed part of a Kafka RecordBatch v2 up to and including its
 /// `batchLength` field: baseOffset (8) and batchLength (4).
@@ -40,13 +48,20 @@ pub async fn handle(
     turn: &Turn,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
-    if request.transactional_id.is_some() {
+    let transactional = request.topic_data.iter().any(|topic| {
+        topic.partition_data.iter().any(|part| {
+            part.records
+                .as_ref()
+                .is_some_and(|records| transactional_producer(records).is_some())
+        })
+    });
+    if transactional && request.transactional_id.is_none() {
         return respond_all(
             acks,
             request,
             version,
             ResponseError::TransactionalIdAuthorizationFailed.code(),
-            "transactions are not supported",
+            "transactional batches from a producer with no transactional id",
         );
     }
     if !(-1..=1).contains(&acks) {
@@ -72,12 +87,20 @@ pub async fn handle(
         }
     }
 
+    let mut refused = match &request.transactional_id {
+        Some(id) if transactional => verify(shard, &id.0, &request).await,
+        _ => HashMap::new(),
+    };
     let wait = if acks == -1 { Acks::All } else { Acks::Leader };
     let timeout = produce_timeout(request.timeout_ms);
     let mut parts = FanOut::<i32, Produced>::default();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         for part in topic.partition_data {
+            if let Some(failure) = refused.remove(&(name.clone(), part.index)) {
+                parts.part(part.index, Err(failure));
+                continue;
+            }
             let answer = split(part.records.unwrap_or_default()).and_then(|batches| {
                 let route = route(shard, &metadata, &name, part.index)?;
                 Ok(ask(shard, route, |reply| PartitionOp::Produce {
@@ -150,6 +173,76 @@ pub async fn handle(
             .with_responses(responses)
             .with_node_endpoints(endpoints)
     })
+}
+
+/// The producer of the first transactional batch of a partition's
+/// records, if one is.
+fn transactional_producer(records: &Bytes) -> Option<Producer> {
+    split(records.clone()).ok()?.iter().find_map(|batch| {
+        let header = batch.get(..KAFKA_HEADER_BYTES)?;
+        let attributes = i16::from_be_bytes(header[21..23].try_into().expect("2 bytes"));
+        (attributes & ATTRIBUTE_TRANSACTIONAL != 0).then(|| {
+            Producer::new(
+                i64::from_be_bytes(header[43..51].try_into().expect("8 bytes")),
+                i16::from_be_bytes(header[51..53].try_into().expect("2 bytes")),
+            )
+        })
+    })
+}
+
+/// KIP-890 part 1: each partition with transactional batches is written
+/// only if the coordinator of `transactional_id` knows it as part of its
+/// producer's ongoing transaction. The partitions refused, and why: a
+/// partition not in the transaction is `INVALID_TXN_STATE`, a fenced
+/// producer `INVALID_PRODUCER_EPOCH`, and a coordinator that could not
+/// answer `NOT_ENOUGH_REPLICAS` (Kafka's choice: every producer retries it).
+async fn verify(
+    shard: &Rc<Shard>,
+    transactional_id: &str,
+    request: &ProduceRequest,
+) -> HashMap<(String, i32), Failure> {
+    let mut by_producer: HashMap<Producer, Vec<TopicPartition>> = HashMap::new();
+    for topic in &request.topic_data {
+        for part in &topic.partition_data {
+            let producer = part.records.as_ref().and_then(transactional_producer);
+            if let Some(producer) = producer {
+                by_producer
+                    .entry(producer)
+                    .or_default()
+                    .push(TopicPartition::new(topic.name.0.to_string(), part.index));
+            }
+        }
+    }
+    let mut refused = HashMap::new();
+    for (producer, partitions) in by_producer {
+        let verified =
+            txn::markers::verify(shard, transactional_id, producer, partitions.clone()).await;
+        let results: Vec<(TopicPartition, Result<(), TxnError>)> = match verified {
+            Ok(verified) => verified,
+            Err(error) => partitions
+                .into_iter()
+                .map(|tp| (tp, Err(error.clone())))
+                .collect(),
+        };
+        for (tp, result) in results {
+            let Err(error) = result else {
+                continue;
+            };
+            let kind = match &error {
+                TxnError::ProducerFenced | TxnError::InvalidProducerEpoch => {
+                    ErrorKind::ProducerFenced
+                }
+                error if error.is_retriable() => ErrorKind::NotEnoughReplicas,
+                _ => ErrorKind::InvalidTxnState,
+            };
+            let message = format!(
+                "partition {} of {}: not in an ongoing transaction of {transactional_id} (producer {} epoch {}): {error}",
+                tp.partition, tp.topic, producer.id, producer.epoch
+            );
+            refused.insert((tp.topic, tp.partition), Failure::new(kind, message));
+        }
+    }
+    refused
 }
 
 /// Splits a partition's records into its RecordBatches by their

@@ -1,7 +1,8 @@
 //! InitProducerId for idempotent producers: a producer id never handed out
 //! before (from this shard's block, a new block from the controller when it
 //! runs out), epoch 0; or, for a producer that gives its id and epoch back
-//! (KIP-360), the same id with the next epoch. Transactions are not served.
+//! (KIP-360), the same id with the next epoch. A transactional id's is its
+//! coordinator's ([`super::transactions::init_producer_id`]).
 
 use std::rc::Rc;
 
@@ -20,12 +21,12 @@ use crate::{
 pub async fn handle(
     shard: &Rc<Shard>,
     request: InitProducerIdRequest,
-    _version: i16,
+    version: i16,
 ) -> InitProducerIdResponse {
-    let response = InitProducerIdResponse::default();
     if request.transactional_id.is_some() {
-        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+        return super::transactions::init_producer_id(shard, request, version).await;
     }
+    let response = InitProducerIdResponse::default();
     let (id, epoch) = (request.producer_id.0, request.producer_epoch);
     if id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
         return response
@@ -45,9 +46,17 @@ pub async fn handle(
 
 async fn next_id(shard: &Rc<Shard>) -> Result<i64, i16> {
     loop {
+        ensure_ids(shard).await?;
         if let Some(id) = shard.producer_ids.borrow_mut().next() {
             return Ok(id);
         }
+    }
+}
+
+/// Makes sure this shard has a producer id to hand out: a new block from
+/// the controller if its own is used up.
+pub(crate) async fn ensure_ids(shard: &Rc<Shard>) -> Result<(), i16> {
+    while shard.producer_ids.borrow().is_empty() {
         let (reply, answer) = oneshot::channel();
         to_controller(shard, ControllerOp::AllocateProducerIds { reply }).await;
         let block = answer
@@ -61,4 +70,5 @@ async fn next_id(shard: &Rc<Shard>) -> Result<i64, i16> {
             *ids = block.ids();
         }
     }
+    Ok(())
 }

@@ -120,6 +120,8 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::NotEnoughReplicas => ErrorCode::NotEnoughReplicas,
         ErrorKind::TimedOut => ErrorCode::Timeout,
         ErrorKind::InvalidTimestamp => ErrorCode::InvalidTimestamp,
+        // Transactions are written over the Kafka protocol only.
+        ErrorKind::InvalidTxnState => ErrorCode::InvalidRequest,
     }
 }
 

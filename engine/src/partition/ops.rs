@@ -222,6 +222,21 @@ pub enum PartitionOp {
         config: Box<LogConfig>,
         reply: Reply<()>,
     },
+    /// Appends a transaction marker (a control batch: `producer`'s
+    /// transaction here commits or aborts) for the transaction
+    /// coordinator, and answers once the in-sync replicas hold it (at most
+    /// `timeout`). A marker older than the producer's epoch here is
+    /// refused (`ProducerFenced`).
+    WriteMarker {
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: sluice_storage::batch::Marker,
+        coordinator_epoch: i32,
+        /// As [`PartitionOp::Produce`]'s.
+        leader_epoch: u32,
+        timeout: Duration,
+        reply: Reply<()>,
+    },
     /// Moves the partition's log to `to` (its directory under another of
     /// the node's log directories): closed, copied, reopened there. Ops
     /// meanwhile are refused `NotLeader`, which clients retry.
@@ -243,6 +258,7 @@ impl PartitionOp {
             PartitionOp::LeaderEpochs { reply } => drop(reply.send(Err(failure))),
             PartitionOp::Stats { reply } => drop(reply.send(Err(failure))),
             PartitionOp::DeleteRecords { reply, .. } => drop(reply.send(Err(failure))),
+            PartitionOp::WriteMarker { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::Open { reply, .. }
             | PartitionOp::Remove { reply }
             | PartitionOp::SetConfig { reply, .. }

@@ -28,6 +28,12 @@ use crate::{
 };
 use sluice_replication::partition::epochs::EpochCache;
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
+}
+
 fn append_failure(error: AppendError) -> Failure {
     match error {
         AppendError::DiskFull { message } => Failure::new(ErrorKind::DiskFull, message),
@@ -128,18 +134,15 @@ fn admit_batches(
     batches: Vec<Batch>,
     format: WireFormat,
 ) -> Result<Vec<Batch>, Failure> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as i64);
+    let now_ms = now_ms();
     let rules = config.timestamps;
     for batch in &batches {
-        // A transactional batch would hold the partition's last stable
-        // offset until its transaction's marker, which only a transaction
-        // coordinator writes.
-        if batch.is_transactional() {
+        // Transactions are Kafka's: only a Kafka produce that names its
+        // transactional id, verified with its coordinator, writes one.
+        if format == WireFormat::Native && batch.is_transactional() {
             return Err(Failure::new(
                 ErrorKind::InvalidRecord,
-                "a transactional batch: this broker runs no transaction coordinator yet",
+                "a transactional batch over the native protocol: transactions are written over the Kafka protocol",
             ));
         }
         // Kafka counts a batch's own bytes, not the broker's header.
@@ -646,6 +649,34 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
                 epochs,
                 end: log.visible_end(),
             }));
+        }
+        PartitionOp::WriteMarker {
+            producer_id,
+            producer_epoch,
+            marker,
+            coordinator_epoch,
+            leader_epoch,
+            timeout,
+            reply,
+        } => {
+            let result = async {
+                replicas.admit(key, Acks::All)?;
+                log.set_leader_epoch(leader_epoch.max(log.last_epoch().unwrap_or(0)));
+                let batch = Batch::marker(
+                    producer_id,
+                    producer_epoch,
+                    marker,
+                    coordinator_epoch,
+                    now_ms(),
+                )
+                .map_err(batch_failure)?;
+                let appended = append_all(log, vec![batch]).await;
+                replicas.touched(key);
+                let (_, end) = appended?;
+                committed(replicas, key, end, timeout).await
+            }
+            .await;
+            let _ = reply.send(result);
         }
         PartitionOp::Stats { reply } => {
             let _ = reply.send(Ok(PartitionStats {

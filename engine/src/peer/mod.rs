@@ -3,7 +3,8 @@
 //!
 //! It carries opaque one-way messages, each tagged with a [`MessageKind`]:
 //! the controller quorum's raft messages, small controller requests and
-//! replies, and partition replication's frames. It neither reads nor correlates them; a reply is a message sent
+//! replies, partition replication's frames, and the transaction
+//! coordinators' questions and answers. It neither reads nor correlates them; a reply is a message sent
 //! back the other way, and the layer above pairs it with its request. It
 //! does not retry: a message is delivered at most once, in the order sent
 //! to that peer, or dropped (and counted), and its senders (raft, the
@@ -115,6 +116,9 @@ pub enum MessageKind {
     ControllerReply = 3,
     /// Partition replication's frames between two shards.
     Replication = 4,
+    /// The transaction coordinators' questions to other nodes (markers to
+    /// write, transactions to verify) and their answers.
+    Transaction = 5,
 }
 
 impl MessageKind {
@@ -126,6 +130,7 @@ impl MessageKind {
             2 => MessageKind::ControllerRequest,
             3 => MessageKind::ControllerReply,
             4 => MessageKind::Replication,
+            5 => MessageKind::Transaction,
             _ => return None,
         })
     }
@@ -579,12 +584,13 @@ mod tests {
             MessageKind::ControllerRequest,
             MessageKind::ControllerReply,
             MessageKind::Replication,
+            MessageKind::Transaction,
         ] {
             assert_eq!(MessageKind::from_byte(kind as u8), Some(kind));
         }
         let known = (0..=u8::MAX)
             .filter(|byte| MessageKind::from_byte(*byte).is_some())
             .count();
-        assert_eq!(known, 4);
+        assert_eq!(known, 5);
     }
 }

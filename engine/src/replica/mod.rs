@@ -96,6 +96,10 @@ impl Drop for StopOnDrop {
 async fn serve_frames(shard: Rc<Shard>) {
     let inbox = shard.replicas.inbox.1.clone();
     while let Ok(message) = inbox.recv().await {
+        if message.kind == MessageKind::Transaction {
+            crate::txn::peer::on_message(&shard, message);
+            continue;
+        }
         if message.kind != MessageKind::Replication {
             tracing::warn!(from = %message.from, kind = ?message.kind, shard = shard.id, "a peer message this shard does not take; dropped");
             continue;

@@ -307,6 +307,11 @@ impl Replicas {
         *self.network.borrow_mut() = Some(network);
     }
 
+    /// The shard's peer network, once set.
+    pub fn network(&self) -> Option<Rc<PeerNetwork>> {
+        self.network.borrow().clone()
+    }
+
     /// Serves a connection shard 0 accepted for this shard.
     pub fn adopt(&self, handed: HandedOver) {
         match self.network.borrow().as_ref() {

@@ -1,0 +1,187 @@
+//! Markers written to the partitions of a transaction, and the check a
+//! partition's leader makes before it appends a transactional write.
+//!
+//! A coordinator's markers go to each partition's leader: those this node
+//! leads are appended here ([`write_here`]), the others are sent to their
+//! leader's node in one WriteTxnMarkers per node, over the peer network
+//! ([`super::peer`]). A marker is written with `acks=all` and counts as
+//! written once the partition's in-sync replicas hold it; on a partition
+//! of `__consumer_offsets` it then also completes the transaction's
+//! offset commits there.
+//!
+//! KIP-890 part 1: a transactional produce is appended only once the
+//! transaction's coordinator (here or on another node) says the producer's
+//! transaction is ongoing and holds the partition ([`verify`]), so that a
+//! late write of a transaction that ended cannot open a transaction that
+//! no coordinator will ever end.
+
+use std::{collections::BTreeMap, rc::Rc, time::Duration};
+
+use sluice_replication::txn::{
+    Marker, MarkerResult, Outcome, Producer, TopicPartition, TxnError, Verified,
+};
+use sluice_storage::NodeId;
+
+use super::{driver, peer, routing};
+use crate::{
+    error::{ErrorKind, Failure},
+    partition::{ask, gather_all, route, PartitionOp},
+    shard::Shard,
+};
+
+/// How long a marker waits for its partition's in-sync replicas.
+const MARKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One marker to append, as WriteTxnMarkers names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkerWrite {
+    pub topic: String,
+    pub partition: i32,
+    pub producer: Producer,
+    pub outcome: Outcome,
+    pub coordinator_epoch: i32,
+}
+
+impl MarkerWrite {
+    fn of(marker: &Marker) -> MarkerWrite {
+        MarkerWrite {
+            topic: marker.topic_partition.topic.clone(),
+            partition: marker.topic_partition.partition,
+            producer: marker.producer,
+            outcome: marker.outcome,
+            coordinator_epoch: marker.coordinator_epoch,
+        }
+    }
+}
+
+/// How the coordinator takes a partition's answer to its marker: done,
+/// dropped (the partition is gone, or has seen a newer epoch of the
+/// producer, which only a completed transaction allows), or sent again.
+pub fn marker_result(code: i16) -> MarkerResult {
+    use kafka_protocol::error::ResponseError;
+    match code {
+        0 => MarkerResult::Written,
+        code if code == ResponseError::UnknownTopicOrPartition.code()
+            || code == ResponseError::UnknownTopicId.code() =>
+        {
+            MarkerResult::PartitionGone
+        }
+        code if code == ResponseError::InvalidProducerEpoch.code()
+            || code == ResponseError::UnsupportedForMessageFormat.code() =>
+        {
+            MarkerResult::Unsupported
+        }
+        code if code == ResponseError::TransactionCoordinatorFenced.code() => {
+            MarkerResult::CoordinatorFenced
+        }
+        _ => MarkerResult::Retriable,
+    }
+}
+
+/// Writes `markers` (one transaction's) to their partitions' leaders:
+/// each partition's result.
+pub async fn write(shard: &Rc<Shard>, markers: &[Marker]) -> Vec<(TopicPartition, MarkerResult)> {
+    let metadata = shard.metadata();
+    let mut results = Vec::new();
+    let mut by_node: BTreeMap<NodeId, Vec<MarkerWrite>> = BTreeMap::new();
+    for marker in markers {
+        let tp = &marker.topic_partition;
+        let topic = metadata.topic(&tp.topic);
+        let exists = topic.is_some_and(|topic| {
+            u32::try_from(tp.partition).is_ok_and(|p| p < topic.partition_count())
+        });
+        if !exists {
+            results.push((tp.clone(), MarkerResult::PartitionGone));
+            continue;
+        }
+        match topic.and_then(|topic| topic.leader(tp.partition as u32)) {
+            Some(node) => by_node
+                .entry(node)
+                .or_default()
+                .push(MarkerWrite::of(marker)),
+            None => results.push((tp.clone(), MarkerResult::Retriable)),
+        }
+    }
+    let me = shard.config.node_id;
+    // Other nodes' first, each in a task of its own, then this node's.
+    let remote: Vec<_> = by_node
+        .iter()
+        .filter(|(node, _)| **node != me)
+        .map(|(node, writes)| {
+            let (shard, node, writes) = (shard.clone(), *node, writes.clone());
+            glommio::spawn_local(async move { peer::write_markers(&shard, node, &writes).await })
+        })
+        .collect();
+    if let Some(writes) = by_node.get(&me) {
+        let answers = write_here(shard, writes).await;
+        for (write, answer) in writes.iter().zip(answers) {
+            let code = answer.err().map_or(0, |failure| {
+                tracing::debug!(topic = %write.topic, partition = write.partition, %failure, "a marker not written");
+                crate::kafka::failure_code(&failure)
+            });
+            let tp = TopicPartition::new(write.topic.clone(), write.partition);
+            results.push((tp, marker_result(code)));
+        }
+    }
+    for task in remote {
+        results.extend(task.await);
+    }
+    results
+}
+
+/// Appends the marker of each of `writes` to its partition, which this
+/// node must lead, all at once; each answers once its partition's in-sync
+/// replicas hold it. On a partition of `__consumer_offsets`, the
+/// transaction's offset commits there are then completed.
+pub async fn write_here(shard: &Rc<Shard>, writes: &[MarkerWrite]) -> Vec<Result<(), Failure>> {
+    let metadata = shard.metadata();
+    let parts = writes
+        .iter()
+        .map(|write| {
+            let partition = u32::try_from(write.partition).map_err(|_| {
+                Failure::new(ErrorKind::NoSuchPartition, "a negative partition index")
+            })?;
+            let routed = route(shard, &metadata, &write.topic, partition)?;
+            let marker = match write.outcome {
+                Outcome::Commit => sluice_storage::batch::Marker::Commit,
+                Outcome::Abort => sluice_storage::batch::Marker::Abort,
+            };
+            Ok(ask(shard, routed, |reply| PartitionOp::WriteMarker {
+                producer_id: write.producer.id,
+                producer_epoch: write.producer.epoch,
+                marker,
+                coordinator_epoch: write.coordinator_epoch,
+                leader_epoch: routed.leader_epoch,
+                timeout: MARKER_TIMEOUT,
+                reply,
+            }))
+        })
+        .collect();
+    gather_all(parts).await
+}
+
+/// KIP-890 part 1: whether `producer`'s transaction `transactional_id` is
+/// ongoing and holds each of `partitions`, asked of its coordinator, on
+/// this node or another.
+pub async fn verify(
+    shard: &Rc<Shard>,
+    transactional_id: &str,
+    producer: Producer,
+    partitions: Vec<TopicPartition>,
+) -> Result<Verified, TxnError> {
+    let node = routing::coordinator_node(shard, transactional_id).await?;
+    if node != shard.config.node_id {
+        return peer::verify(shard, node, transactional_id, producer, partitions).await;
+    }
+    let id = transactional_id.to_string();
+    routing::on_coordinator(
+        shard,
+        transactional_id,
+        move |there, partition| async move {
+            driver::inspect(&there, partition, |core| {
+                core.verify_partitions(&id, producer, &partitions)
+            })
+        },
+    )
+    .await?
+}
