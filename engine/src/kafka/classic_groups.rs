@@ -106,12 +106,14 @@ async fn locate(
                 let message = error.to_string();
                 (super::transactions::txn_error_code(error, false), message)
             })?,
-        _ => return Err((
-            ResponseError::InvalidRequest.code(),
-            format!(
+        _ => {
+            return Err((
+                ResponseError::InvalidRequest.code(),
+                format!(
                 "coordinator key type {key_type}: only groups (0) and transactions (1) have one"
             ),
-        )),
+            ))
+        }
     };
     super::live_brokers(shard, &shard.metadata())
         .into_iter()

@@ -30,7 +30,7 @@ use kafka_protocol::{
     },
 };
 use sluice_replication::txn::{
-    End, ListFilter, Outcome, Producer, Reply, TopicPartition, TxnError, TxnListing, TxnState,
+    End, ListFilter, Outcome, Producer, Reply, TopicPartition, TxnError, TxnState,
     TRANSACTION_VERSION_EPOCH_BUMP,
 };
 
@@ -39,9 +39,9 @@ use crate::{
     coordinator::{self, routing::offsets_partition},
     shard::Shard,
     txn::{
-        driver,
+        admin, driver,
         markers::{self, MarkerWrite},
-        now_ms, routing,
+        routing,
     },
 };
 
@@ -417,13 +417,7 @@ pub async fn describe_transactions(
 ) -> DescribeTransactionsResponse {
     let mut states = Vec::new();
     for id in request.transactional_ids {
-        let asked = transactional_id(&id);
-        let described =
-            routing::on_coordinator(shard, &asked.clone(), move |there, partition| async move {
-                driver::inspect(&there, partition, |core| core.describe(&asked))
-            })
-            .await
-            .and_then(|result| result);
+        let described = admin::describe(shard, &transactional_id(&id)).await;
         let state =
             describe_transactions_response::TransactionState::default().with_transactional_id(id);
         states.push(match described {
@@ -487,7 +481,7 @@ pub async fn list_transactions(
         .map(|id| id.0)
         .collect::<BTreeSet<_>>();
     filter.running_at_least_ms = u64::try_from(request.duration_filter).ok();
-    let listed = list_here(shard, filter).await;
+    let listed = admin::list(shard, filter).await;
     let response = ListTransactionsResponse::default().with_unknown_state_filters(unknown);
     match listed {
         Ok(listed) => response.with_transaction_states(
@@ -503,27 +497,4 @@ pub async fn list_transactions(
         ),
         Err(error) => response.with_error_code(txn_error_code(error, false)),
     }
-}
-
-/// The ids of every coordinator on this node's shards that pass `filter`;
-/// the first coordinator still loading fails it
-/// (`COORDINATOR_LOAD_IN_PROGRESS`, which the admin client retries).
-pub async fn list_here(shard: &Rc<Shard>, filter: ListFilter) -> Result<Vec<TxnListing>, TxnError> {
-    let mut listed = Vec::new();
-    for owner in 0..shard.shard_count() {
-        let filter = filter.clone();
-        let here = coordinator::run_on(shard, owner, move |there| async move {
-            let now = now_ms();
-            let held = there.txns.held.borrow();
-            let mut listed = Vec::new();
-            for held in held.values() {
-                listed.extend(held.core.list(&filter, now)?);
-            }
-            Ok::<_, TxnError>(listed)
-        })
-        .await
-        .map_err(|_| TxnError::CoordinatorNotAvailable)??;
-        listed.extend(here);
-    }
-    Ok(listed)
 }

@@ -20,10 +20,12 @@
 //! - [`markers`]: markers written to the partitions' leaders, here or on
 //!   other nodes, and the leader's verification (KIP-890 part 1) that a
 //!   transactional write belongs to an ongoing transaction;
-//! - [`peer`]: those questions between nodes, on the peer network.
+//! - [`peer`]: those questions between nodes, on the peer network;
+//! - [`admin`]: an operator's describe, list and abort.
 //!
 //! The Kafka APIs are `crate::kafka::transactions`.
 
+pub mod admin;
 pub mod driver;
 pub mod holding;
 pub mod markers;
