@@ -57,12 +57,15 @@ pub enum ErrorKind {
     /// know as part of an ongoing transaction (KIP-890): a late write of a
     /// transaction that ended, or one never added to it.
     InvalidTxnState,
+    /// A transaction marker from a coordinator that a newer one has
+    /// replaced.
+    CoordinatorFenced,
 }
 
 impl ErrorKind {
     /// Every kind, for the adapters' tests that each has a code.
     #[cfg(test)]
-    pub const ALL: [ErrorKind; 30] = [
+    pub const ALL: [ErrorKind; 31] = [
         ErrorKind::UnknownTopic,
         ErrorKind::NoSuchPartition,
         ErrorKind::OffsetOutOfRange,
@@ -93,6 +96,7 @@ impl ErrorKind {
         ErrorKind::TimedOut,
         ErrorKind::InvalidTimestamp,
         ErrorKind::InvalidTxnState,
+        ErrorKind::CoordinatorFenced,
     ];
 }
 

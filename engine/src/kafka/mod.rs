@@ -373,6 +373,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> i16 {
         ErrorKind::TimedOut => ResponseError::RequestTimedOut,
         ErrorKind::InvalidTimestamp => ResponseError::InvalidTimestamp,
         ErrorKind::InvalidTxnState => ResponseError::InvalidTxnState,
+        ErrorKind::CoordinatorFenced => ResponseError::TransactionCoordinatorFenced,
     };
     error.code()
 }

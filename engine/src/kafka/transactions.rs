@@ -361,6 +361,17 @@ pub async fn write_txn_markers(
     request: WriteTxnMarkersRequest,
     _version: i16,
 ) -> WriteTxnMarkersResponse {
+    write_markers_of(shard, request, None).await
+}
+
+/// WriteTxnMarkers from the coordinator of `__transaction_state`
+/// partition `coordinator` (`None`: from an operator), whose markers are
+/// fenced once a newer coordinator of that partition wrote.
+pub async fn write_markers_of(
+    shard: &Rc<Shard>,
+    request: WriteTxnMarkersRequest,
+    coordinator: Option<u32>,
+) -> WriteTxnMarkersResponse {
     let mut results = Vec::new();
     for marker in request.markers {
         let producer = Producer::new(marker.producer_id.0, marker.producer_epoch);
@@ -379,6 +390,7 @@ pub async fn write_txn_markers(
                     producer,
                     outcome,
                     coordinator_epoch: marker.coordinator_epoch,
+                    coordinator,
                 })
             })
             .collect();

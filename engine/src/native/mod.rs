@@ -121,7 +121,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::TimedOut => ErrorCode::Timeout,
         ErrorKind::InvalidTimestamp => ErrorCode::InvalidTimestamp,
         // Transactions are written over the Kafka protocol only.
-        ErrorKind::InvalidTxnState => ErrorCode::InvalidRequest,
+        ErrorKind::InvalidTxnState | ErrorKind::CoordinatorFenced => ErrorCode::InvalidRequest,
     }
 }
 

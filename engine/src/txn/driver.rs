@@ -261,7 +261,7 @@ async fn send_markers(
     let Some(decision) = sent.first().map(|marker| marker.decision) else {
         return;
     };
-    let results = markers::write(shard, &sent).await;
+    let results = markers::write(shard, partition, &sent).await;
     if results
         .iter()
         .any(|(_, result)| *result == MarkerResult::Retriable)

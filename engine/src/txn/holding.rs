@@ -83,12 +83,16 @@ pub fn hold(shard: &Rc<Shard>) {
         if shard.txns.held.borrow().contains_key(&partition) {
             continue;
         }
+        // The partition's leader epoch: its markers carry it, and a
+        // partition refuses those of an older one.
         let coordinator_epoch = match leadership {
-            Leadership::Leads(epoch) => i32::try_from(epoch).unwrap_or(i32::MAX),
-            _ => log
-                .last_epoch()
-                .map_or(0, |epoch| i32::try_from(epoch).unwrap_or(i32::MAX)),
+            Leadership::Leads(epoch) => epoch,
+            _ => metadata
+                .topic(TXN_TOPIC)
+                .and_then(|topic| topic.partition(partition))
+                .map_or(0, |control| control.leader_epoch),
         };
+        let coordinator_epoch = i32::try_from(coordinator_epoch).unwrap_or(i32::MAX);
         let generation = shard.txns.generation();
         shard.txns.held.borrow_mut().insert(
             partition,

@@ -22,10 +22,11 @@ use sluice_replication::txn::{
 };
 use sluice_storage::NodeId;
 
-use super::{driver, peer, routing};
+use super::{driver, peer, routing, TXN_TOPIC};
 use crate::{
+    coordinator::run_on,
     error::{ErrorKind, Failure},
-    partition::{ask, gather_all, route, PartitionOp},
+    partition::{ask, gather_all, route, Answer, PartitionOp},
     shard::Shard,
 };
 
@@ -40,18 +41,47 @@ pub struct MarkerWrite {
     pub producer: Producer,
     pub outcome: Outcome,
     pub coordinator_epoch: i32,
+    /// The `__transaction_state` partition of the coordinator that sends
+    /// it, whose leader epoch `coordinator_epoch` is; `None` for a marker
+    /// an operator writes (WriteTxnMarkers from an admin tool).
+    pub coordinator: Option<u32>,
 }
 
 impl MarkerWrite {
-    fn of(marker: &Marker) -> MarkerWrite {
+    fn of(marker: &Marker, coordinator: u32) -> MarkerWrite {
         MarkerWrite {
             topic: marker.topic_partition.topic.clone(),
             partition: marker.topic_partition.partition,
             producer: marker.producer,
             outcome: marker.outcome,
             coordinator_epoch: marker.coordinator_epoch,
+            coordinator: Some(coordinator),
         }
     }
+}
+
+/// Whether a marker from the coordinator of `__transaction_state`
+/// partition `coordinator` in `coordinator_epoch` is too old to write: a
+/// newer coordinator of that partition has written markers through this
+/// shard (for any of its partitions: all of a partition's markers pass
+/// its owner shard), or the metadata names a newer leader epoch. Without
+/// this, a deposed coordinator's marker for a transaction that is
+/// complete, delivered late (a network partition heals), would end the
+/// producer's next transaction on that partition (the classic protocol
+/// keeps its epoch from one transaction to the next). The highest epoch
+/// is remembered per shard from then on.
+fn fenced(shard: &Shard, coordinator: u32, coordinator_epoch: i32) -> bool {
+    let in_metadata = shard
+        .metadata()
+        .topic(TXN_TOPIC)
+        .and_then(|topic| topic.partition(coordinator))
+        .map_or(0, |control| {
+            i32::try_from(control.leader_epoch).unwrap_or(i32::MAX)
+        });
+    let mut seen = shard.txns.coordinator_epochs.borrow_mut();
+    let newest = seen.entry(coordinator).or_insert(coordinator_epoch);
+    *newest = (*newest).max(coordinator_epoch);
+    coordinator_epoch < (*newest).max(in_metadata)
 }
 
 /// How the coordinator takes a partition's answer to its marker: done,
@@ -78,9 +108,14 @@ pub fn marker_result(code: i16) -> MarkerResult {
     }
 }
 
-/// Writes `markers` (one transaction's) to their partitions' leaders:
-/// each partition's result.
-pub async fn write(shard: &Rc<Shard>, markers: &[Marker]) -> Vec<(TopicPartition, MarkerResult)> {
+/// Writes `markers` (one transaction's, from the coordinator of
+/// `__transaction_state` partition `coordinator`) to their partitions'
+/// leaders: each partition's result.
+pub async fn write(
+    shard: &Rc<Shard>,
+    coordinator: u32,
+    markers: &[Marker],
+) -> Vec<(TopicPartition, MarkerResult)> {
     let metadata = shard.metadata();
     let mut results = Vec::new();
     let mut by_node: BTreeMap<NodeId, Vec<MarkerWrite>> = BTreeMap::new();
@@ -98,7 +133,7 @@ pub async fn write(shard: &Rc<Shard>, markers: &[Marker]) -> Vec<(TopicPartition
             Some(node) => by_node
                 .entry(node)
                 .or_default()
-                .push(MarkerWrite::of(marker)),
+                .push(MarkerWrite::of(marker, coordinator)),
             None => results.push((tp.clone(), MarkerResult::Retriable)),
         }
     }
@@ -142,19 +177,45 @@ pub async fn write_here(shard: &Rc<Shard>, writes: &[MarkerWrite]) -> Vec<Result
                 Failure::new(ErrorKind::NoSuchPartition, "a negative partition index")
             })?;
             let routed = route(shard, &metadata, &write.topic, partition)?;
-            let marker = match write.outcome {
-                Outcome::Commit => sluice_storage::batch::Marker::Commit,
-                Outcome::Abort => sluice_storage::batch::Marker::Abort,
-            };
-            Ok(ask(shard, routed, |reply| PartitionOp::WriteMarker {
-                producer_id: write.producer.id,
-                producer_epoch: write.producer.epoch,
-                marker,
-                coordinator_epoch: write.coordinator_epoch,
-                leader_epoch: routed.leader_epoch,
-                timeout: MARKER_TIMEOUT,
-                reply,
-            }))
+            let (shard, write) = (shard.clone(), write.clone());
+            // Started now, so that every marker is on its way before any
+            // answer is awaited.
+            let task = glommio::spawn_local(async move {
+                // On the partition's owner, which sees all its markers.
+                let written = run_on(&shard, routed.owner, move |there| async move {
+                    if let Some(coordinator) = write.coordinator {
+                        if fenced(&there, coordinator, write.coordinator_epoch) {
+                            return Err(Failure::new(
+                                ErrorKind::CoordinatorFenced,
+                                format!(
+                                    "a marker of coordinator epoch {} of {TXN_TOPIC} partition {coordinator}: a newer coordinator has written",
+                                    write.coordinator_epoch
+                                ),
+                            ));
+                        }
+                    }
+                    let marker = match write.outcome {
+                        Outcome::Commit => sluice_storage::batch::Marker::Commit,
+                        Outcome::Abort => sluice_storage::batch::Marker::Abort,
+                    };
+                    ask(&there, routed, |reply| PartitionOp::WriteMarker {
+                        producer_id: write.producer.id,
+                        producer_epoch: write.producer.epoch,
+                        marker,
+                        coordinator_epoch: write.coordinator_epoch,
+                        leader_epoch: routed.leader_epoch,
+                        timeout: MARKER_TIMEOUT,
+                        reply,
+                    })
+                    .await
+                })
+                .await;
+                written.unwrap_or_else(|_| {
+                    Err(Failure::new(ErrorKind::ShuttingDown, "the owner shard stopped"))
+                })
+            });
+            let answer: Answer<Result<(), Failure>> = Box::pin(task);
+            Ok(answer)
         })
         .collect();
     gather_all(parts).await

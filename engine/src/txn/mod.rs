@@ -71,6 +71,10 @@ pub struct Coordinators {
     /// question id ([`peer`]).
     pub asked: RefCell<HashMap<u64, oneshot::Sender<bytes::Bytes>>>,
     next_question: Cell<u64>,
+    /// The newest leader epoch of each `__transaction_state` partition
+    /// whose coordinator wrote markers through this shard
+    /// ([`markers`]' fence).
+    pub coordinator_epochs: RefCell<HashMap<u32, i32>>,
 }
 
 impl Coordinators {

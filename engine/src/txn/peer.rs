@@ -9,7 +9,7 @@
 //!
 //! | type | body |
 //! |---|---|
-//! | 1 write markers | WriteTxnMarkersRequest v1 |
+//! | 1 write markers | `[u32 coordinator partition]` WriteTxnMarkersRequest v1 |
 //! | 2 markers written | WriteTxnMarkersResponse v1 |
 //! | 3 verify | AddPartitionsToTxnRequest v5 (`verify_only`) |
 //! | 4 verified | AddPartitionsToTxnResponse v5 |
@@ -37,7 +37,7 @@ use sluice_storage::NodeId;
 
 use super::markers::{marker_result, MarkerWrite};
 use crate::{
-    kafka::transactions::{add_partitions_to_txn, txn_error_of_code, write_txn_markers},
+    kafka::transactions::{add_partitions_to_txn, txn_error_of_code, write_markers_of},
     peer::{MessageKind, PeerMessage},
     shard::Shard,
 };
@@ -53,14 +53,24 @@ const VERIFY_VERSION: i16 = 5;
 /// The type byte and the question id.
 const HEADER_BYTES: usize = 9;
 
+/// The coordinator partition of markers an operator wrote.
+const NO_COORDINATOR: u32 = u32::MAX;
+
 /// How long a question waits for its answer: longer than a marker waits
 /// for its partition's replicas.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn encode(kind: u8, question: u64, message: &impl Encodable, version: i16) -> Option<Bytes> {
+fn encode(
+    kind: u8,
+    question: u64,
+    prefix: &[u8],
+    message: &impl Encodable,
+    version: i16,
+) -> Option<Bytes> {
     let mut body = BytesMut::new();
     body.put_u8(kind);
     body.put_u64_le(question);
+    body.put_slice(prefix);
     match message.encode(&mut body, version) {
         Ok(()) => Some(body.freeze()),
         Err(error) => {
@@ -77,12 +87,13 @@ async fn ask(
     shard: &Shard,
     node: NodeId,
     kind: u8,
+    prefix: &[u8],
     message: &impl Encodable,
     version: i16,
 ) -> Option<Bytes> {
     let network = shard.replicas.network()?;
     let question = shard.txns.question();
-    let body = encode(kind, question, message, version)?;
+    let body = encode(kind, question, prefix, message, version)?;
     let (reply, answer) = futures_channel::oneshot::channel();
     shard.txns.asked.borrow_mut().insert(question, reply);
     // The same shard index as the asker's: spreads the questions of a
@@ -123,7 +134,20 @@ pub async fn write_markers(
         })
         .collect();
     let request = WriteTxnMarkersRequest::default().with_markers(markers);
-    let answer = ask(shard, node, WRITE_MARKERS, &request, WRITE_MARKERS_VERSION).await;
+    let coordinator = writes
+        .first()
+        .and_then(|write| write.coordinator)
+        .unwrap_or(NO_COORDINATOR);
+    let prefix = coordinator.to_le_bytes();
+    let answer = ask(
+        shard,
+        node,
+        WRITE_MARKERS,
+        &prefix,
+        &request,
+        WRITE_MARKERS_VERSION,
+    )
+    .await;
     let mut codes: BTreeMap<TopicPartition, i16> = BTreeMap::new();
     match answer.map(|mut body| WriteTxnMarkersResponse::decode(&mut body, WRITE_MARKERS_VERSION)) {
         Some(Ok(response)) => {
@@ -185,7 +209,7 @@ pub async fn verify(
                 .collect(),
         );
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![transaction]);
-    let mut body = ask(shard, node, VERIFY, &request, VERIFY_VERSION)
+    let mut body = ask(shard, node, VERIFY, &[], &request, VERIFY_VERSION)
         .await
         .ok_or(TxnError::CoordinatorNotAvailable)?;
     let response =
@@ -261,16 +285,27 @@ pub fn on_message(shard: &Rc<Shard>, message: PeerMessage) {
 /// The answer to question `question` of type `kind`.
 async fn serve(shard: &Rc<Shard>, kind: u8, question: u64, mut body: Bytes) -> Option<Bytes> {
     if kind == WRITE_MARKERS {
+        if body.len() < 4 {
+            tracing::warn!("a markers request without its coordinator; dropped");
+            return None;
+        }
+        let coordinator = Some(body.get_u32_le()).filter(|c| *c != NO_COORDINATOR);
         let request = WriteTxnMarkersRequest::decode(&mut body, WRITE_MARKERS_VERSION)
             .map_err(|error| tracing::warn!(%error, "a markers request does not read; dropped"))
             .ok()?;
-        let response = write_txn_markers(shard, request, WRITE_MARKERS_VERSION).await;
-        encode(MARKERS_WRITTEN, question, &response, WRITE_MARKERS_VERSION)
+        let response = write_markers_of(shard, request, coordinator).await;
+        encode(
+            MARKERS_WRITTEN,
+            question,
+            &[],
+            &response,
+            WRITE_MARKERS_VERSION,
+        )
     } else {
         let request = AddPartitionsToTxnRequest::decode(&mut body, VERIFY_VERSION)
             .map_err(|error| tracing::warn!(%error, "a verification does not read; dropped"))
             .ok()?;
         let response = add_partitions_to_txn(shard, request, VERIFY_VERSION).await;
-        encode(VERIFIED, question, &response, VERIFY_VERSION)
+        encode(VERIFIED, question, &[], &response, VERIFY_VERSION)
     }
 }
