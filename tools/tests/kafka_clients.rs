@@ -605,3 +605,47 @@ fn kafka_python_groups_share_partitions_with_cooperative_sticky() {
         "cooperative-sticky",
     );
 }
+
+/// Runs `transactions.py` with `client` (whose Python module is `module`)
+/// against `bootstrap`: every case, or those named.
+fn run_transactions(client: &str, module: &str, bootstrap: &str, cases: &[&str]) -> bool {
+    if !installed(
+        client,
+        &mut python_module(module),
+        "pip install -r tools/tests/kafka_clients/requirements.txt",
+    ) {
+        return false;
+    }
+    let mut arguments = vec![client, bootstrap];
+    arguments.extend_from_slice(cases);
+    run_script("python3", "transactions.py", &arguments);
+    true
+}
+
+#[test]
+fn confluent_kafka_commits_aborts_fences_and_times_out_transactions() {
+    let target = Target::start();
+    run_transactions("confluent-kafka", "confluent_kafka", target.bootstrap(), &[]);
+}
+
+#[test]
+fn kafka_python_commits_aborts_fences_and_times_out_transactions() {
+    let target = Target::start();
+    run_transactions("kafka-python", "kafka", target.bootstrap(), &[]);
+}
+
+/// The same transactions on a cluster of three nodes: the partitions of
+/// each topic, and of `__transaction_state`, are led by all three, so
+/// markers and verifications cross the peer network.
+#[test]
+fn transactions_span_the_nodes_of_a_cluster() {
+    let cluster = common::cluster::LocalCluster::start(3);
+    cluster.wait_for_brokers(3);
+    let bootstrap = cluster.kafka_bootstrap();
+    run_transactions(
+        "confluent-kafka",
+        "confluent_kafka",
+        &bootstrap,
+        &["commit", "abort", "offsets", "zombie"],
+    );
+}
