@@ -625,7 +625,12 @@ fn run_transactions(client: &str, module: &str, bootstrap: &str, cases: &[&str])
 #[test]
 fn confluent_kafka_commits_aborts_fences_and_times_out_transactions() {
     let target = Target::start();
-    run_transactions("confluent-kafka", "confluent_kafka", target.bootstrap(), &[]);
+    run_transactions(
+        "confluent-kafka",
+        "confluent_kafka",
+        target.bootstrap(),
+        &[],
+    );
 }
 
 #[test]

@@ -20,6 +20,17 @@
 //!   while a value is known at an offset between them.
 //! - `reorder`: two values of one idempotent producer in one partition,
 //!   stored in the other order than they were sent.
+//! - `aborted_read`: a value written in a transaction that aborted was
+//!   read (every consumer of a transactional run reads committed).
+//! - `missing_output`: in a consume-transform-produce run (one with
+//!   transactions), a value of the final read of the input has no
+//!   transformed value (`t:` and the value) in the final read of the
+//!   output; one with two is a `duplicate`.
+//!
+//! A transactional send is written only if its transaction commits: the
+//! sends of a transaction that aborted or whose end is unknown are no
+//! acknowledged writes (their offsets are not known values, so a
+//! read_committed consumer that skips them skips nothing).
 //!
 //! A history is valid when it has none of these but `unseen`. A checker
 //! that cannot fail is no checker: each anomaly has a history of its own
@@ -37,6 +48,10 @@ use super::{
 /// Examples kept per anomaly.
 pub const EXAMPLES_MAX: usize = 8;
 
+/// What a consume-transform-produce run's transformer puts before each
+/// value it copies from the input to the output.
+pub const TRANSFORMED: &str = "t:";
+
 /// A partition: topic and index.
 type Key = (String, u32);
 
@@ -45,7 +60,7 @@ type Key = (String, u32);
 type ClientRead = Option<(Key, u64, String)>;
 
 /// The anomalies, in the order reports list them.
-pub const ANOMALIES: [&str; 8] = [
+pub const ANOMALIES: [&str; 10] = [
     "lost_write",
     "duplicate",
     "inconsistent_offsets",
@@ -53,6 +68,8 @@ pub const ANOMALIES: [&str; 8] = [
     "nonmonotonic_poll",
     "poll_skip",
     "reorder",
+    "aborted_read",
+    "missing_output",
     "unseen",
 ];
 
@@ -66,6 +83,12 @@ pub struct Counts {
     pub records_read: u64,
     pub commits: u64,
     pub faults: u64,
+    #[serde(default)]
+    pub txns_committed: u64,
+    #[serde(default)]
+    pub txns_aborted: u64,
+    #[serde(default)]
+    pub txns_unknown: u64,
 }
 
 /// One anomaly's count and its first examples.
@@ -126,6 +149,12 @@ impl Report {
             c.commits,
             c.faults
         ));
+        if c.txns_committed + c.txns_aborted + c.txns_unknown > 0 {
+            out.push_str(&format!(
+                "| transactions committed | aborted | unknown |\n|---|---|---|\n| {} | {} | {} |\n\n",
+                c.txns_committed, c.txns_aborted, c.txns_unknown
+            ));
+        }
         out.push_str("| anomaly | count | first example |\n|---|---|---|\n");
         for name in ANOMALIES {
             let found = self.anomalies.get(name).cloned().unwrap_or_default();
@@ -181,7 +210,34 @@ pub fn check(events: &[Event]) -> Report {
     let mut read_values: HashSet<&str> = HashSet::new();
     let mut final_keys: HashSet<Key> = HashSet::new();
     let mut final_values: HashSet<&str> = HashSet::new();
+    // Each transaction's end: true committed, false aborted (absent:
+    // unknown).
+    let outcomes: HashMap<u64, bool> = events
+        .iter()
+        .filter(|event| event.f == Some(Function::Txn))
+        .filter_map(|event| match event.kind {
+            EventType::Ok => Some((event.op?, true)),
+            EventType::Fail => Some((event.op?, false)),
+            _ => None,
+        })
+        .collect();
+    let transactional = events.iter().any(|event| event.f == Some(Function::Txn));
+    let mut aborted_values: HashSet<&str> = HashSet::new();
     for event in events {
+        // A transactional send counts as written once its transaction
+        // committed.
+        if let (Some(txn), Some(Function::Send)) = (event.txn, event.f) {
+            match outcomes.get(&txn) {
+                Some(true) => {}
+                Some(false) => {
+                    if let Some(value) = &event.value {
+                        aborted_values.insert(value.as_str());
+                    }
+                    continue;
+                }
+                None => continue,
+            }
+        }
         match (event.kind, event.f) {
             (EventType::Fault, _) if event.phase.as_deref() != Some("end") => {
                 counts.faults += 1;
@@ -228,6 +284,9 @@ pub fn check(events: &[Event]) -> Report {
                 }
             }
             (EventType::Ok, Some(Function::Commit)) => counts.commits += 1,
+            (EventType::Ok, Some(Function::Txn)) => counts.txns_committed += 1,
+            (EventType::Fail, Some(Function::Txn)) => counts.txns_aborted += 1,
+            (EventType::Info, Some(Function::Txn)) => counts.txns_unknown += 1,
             (EventType::Ok, Some(Function::Assign))
             | (EventType::Invoke, Some(Function::Assign)) => {
                 if let Some(client) = event.client {
@@ -396,6 +455,39 @@ pub fn check(events: &[Event]) -> Report {
         }
     }
 
+    // No value of an aborted transaction is ever read.
+    for event in events {
+        if event.kind != EventType::Ok || event.f != Some(Function::Poll) {
+            continue;
+        }
+        for read in &event.reads {
+            if aborted_values.contains(read.value.as_str()) {
+                found
+                    .get_mut("aborted_read")
+                    .unwrap()
+                    .add(serde_json::json!({
+                        "client": event.client, "topic": read.topic, "partition": read.partition,
+                        "offset": read.offset, "value": read.value, "final_read": event.final_read,
+                    }));
+            }
+        }
+    }
+    // Each input value transformed into the output.
+    if transactional {
+        let mut missing: Vec<&&str> = final_values
+            .iter()
+            .filter(|value| !value.starts_with(TRANSFORMED))
+            .filter(|value| !final_values.contains(format!("{TRANSFORMED}{value}").as_str()))
+            .collect();
+        missing.sort();
+        for value in missing {
+            found
+                .get_mut("missing_output")
+                .unwrap()
+                .add(serde_json::json!({ "value": value }));
+        }
+    }
+
     let valid = found
         .iter()
         .all(|(name, found)| name == "unseen" || found.count == 0);
@@ -484,6 +576,22 @@ mod tests {
             self.events.push(event);
         }
 
+        /// A transaction of `client` numbered `txn`, its sends acknowledged
+        /// at the offsets given, ended with `kind` (ok: committed, fail:
+        /// aborted, info: unknown).
+        fn txn(&mut self, client: u32, txn: u64, sends: &[(u32, &str, u64)], kind: EventType) {
+            for (p, value, offset) in sends {
+                let at = self.events.len();
+                self.send(client, *p, value, Some(*offset), true);
+                for event in &mut self.events[at..] {
+                    event.txn = Some(txn);
+                }
+            }
+            let mut end = self.event(kind, Function::Txn, client);
+            end.op = Some(txn);
+            self.events.push(end);
+        }
+
         fn check(&self) -> Report {
             check(&self.events)
         }
@@ -519,6 +627,49 @@ mod tests {
         assert_eq!(report.counts.sends_unknown, 1);
         assert_eq!(report.counts.records_read, 5);
         assert!(report.markdown().contains("# Check: valid"));
+    }
+
+    #[test]
+    fn an_aborted_transaction_is_no_write_and_must_never_be_read() {
+        let mut h = History::default();
+        h.txn(1, 100, &[(0, "t:a", 0), (0, "t:b", 1)], EventType::Fail);
+        h.txn(1, 101, &[(0, "t:c", 3)], EventType::Ok);
+        h.txn(1, 102, &[(0, "t:d", 5)], EventType::Info);
+        // A read_committed consumer skips the aborted records and the
+        // markers: no skip, nothing lost.
+        h.poll(9, &[(0, 3, "t:c")], false);
+        h.poll(2000, &[(0, 3, "t:c")], true);
+        let report = h.check();
+        assert!(report.valid, "{report:#?}");
+        assert_eq!(report.counts.txns_committed, 1);
+        assert_eq!(report.counts.txns_aborted, 1);
+        assert_eq!(report.counts.txns_unknown, 1);
+        assert!(report.markdown().contains("| 1 | 1 | 1 |"));
+        // One of them read: the reader saw an aborted transaction.
+        h.poll(10, &[(0, 1, "t:b")], false);
+        only(&h.check(), "aborted_read", 1);
+    }
+
+    #[test]
+    fn a_committed_transaction_must_be_read_whole() {
+        let mut h = History::default();
+        h.txn(1, 100, &[(0, "t:a", 0), (0, "t:b", 1)], EventType::Ok);
+        h.poll(2000, &[(0, 0, "t:a")], true);
+        only(&h.check(), "lost_write", 1);
+    }
+
+    #[test]
+    fn every_input_of_a_transform_run_is_in_its_output() {
+        let mut h = History::default();
+        h.send(3, 1, "w3-0", Some(0), true);
+        h.send(3, 1, "w3-1", Some(1), true);
+        h.txn(7, 100, &[(0, "t:w3-0", 0)], EventType::Ok);
+        h.poll(
+            2000,
+            &[(1, 0, "w3-0"), (1, 1, "w3-1"), (0, 0, "t:w3-0")],
+            true,
+        );
+        only(&h.check(), "missing_output", 1);
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub enum Function {
     /// The consumer was given partitions anew (assigned, rebalanced,
     /// sought): its next reads may start anywhere.
     Assign,
+    /// A transaction's end: `ok` committed, `fail` aborted, `info`
+    /// unknown. Its op is the transaction's number, which its sends
+    /// carry (`txn`).
+    Txn,
 }
 
 /// An event's type: an operation's invocation or completion, or a fault.
@@ -101,6 +105,10 @@ pub struct Event {
     /// Whether the sending client is an idempotent producer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub idempotent: bool,
+    /// The transaction a send belongs to (the op of its `txn` event): it
+    /// is written only if that transaction commits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn: Option<u64>,
     /// Why it failed or is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -135,6 +143,7 @@ impl Event {
             committed: Vec::new(),
             final_read: false,
             idempotent: false,
+            txn: None,
             error: None,
             fault: None,
             target: None,

@@ -9,6 +9,17 @@
 //! `info` (unknown) on any delivery error, since librdkafka may have sent
 //! it before the error (a timeout, a broken connection). A send librdkafka
 //! refuses outright (its queue full) is `fail`.
+//!
+//! A consume-transform-produce run (`transform = true`) adds transformers
+//! ([`transform`]): each reads the input topic in a consumer group
+//! (read_committed) and, in one transaction per batch read, writes each
+//! value with [`TRANSFORMED`] before it to the same partition of the
+//! output topic and commits the group's offsets (KIP-447's
+//! `send_offsets_to_transaction`). Its sends carry the transaction, whose
+//! end is recorded: committed, aborted, or unknown. After any failure it
+//! starts over with a new consumer and producer (the same transactional
+//! id, which fences the old producer), from the offsets last committed.
+//! The run's consumers then read the output, read_committed.
 
 use std::{
     sync::{atomic::AtomicBool, atomic::Ordering, Arc},
@@ -28,6 +39,7 @@ use rdkafka::{
 };
 
 use super::{
+    checker::TRANSFORMED,
     history::{Committed, EventType, Function, Read},
     run::{ChaosSection, CheckSection, ConsumerMode, Pacer, Recorder, FINAL_READER},
 };
@@ -48,6 +60,22 @@ const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Records one poll event holds at most.
 const READS_PER_POLL_MAX: usize = 500;
+/// How long a transformer may take to read the whole input once the run's
+/// faults have ended.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a transaction's calls (init, offsets, commit, abort) may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The transformers' `transaction.timeout.ms`: a transaction left open by
+/// a transformer that started over is aborted by the coordinator this
+/// soon, if the new one's InitProducerId did not abort it first.
+const TXN_TIMEOUT_MS: &str = "10000";
+/// The transformers' consumer group.
+const TRANSFORM_GROUP: &str = "sluice-chaos-transform";
+
+/// The output topic of a consume-transform-produce run on `topic`.
+pub fn output_topic(topic: &str) -> String {
+    format!("{topic}-out")
+}
 
 fn kafka_error(what: impl Into<String>) -> impl FnOnce(KafkaError) -> BenchError {
     let what = what.into();
@@ -157,12 +185,17 @@ struct Deliveries {
     idempotent: bool,
 }
 
+/// What a send's delivery report is told: the send's op, and its
+/// transaction's.
+type Sent = Box<(u64, Option<u64>)>;
+
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = usize;
+    type DeliveryOpaque = Sent;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, op: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Sent) {
+        let (op, txn) = *sent;
         let (message, error) = match result {
             Ok(message) => (message, None),
             Err((error, message)) => (message, Some(error.to_string())),
@@ -171,7 +204,8 @@ impl ProducerContext for Deliveries {
             None => EventType::Ok,
             Some(_) => EventType::Info,
         });
-        done.op = Some(op as u64);
+        done.op = Some(op);
+        done.txn = txn;
         done.client = Some(self.client);
         done.f = Some(Function::Send);
         done.topic = Some(message.topic().to_string());
@@ -219,14 +253,41 @@ pub(super) fn produce(
         let partition = (sequence % u64::from(chaos.partitions)) as u32;
         let value = format!("w{client}-{sequence}");
         sequence += 1;
-        let invoke =
-            recorder.invoke_send(client, &chaos.topic, partition, &value, check.idempotent);
-        let op = invoke.op.expect("an invocation has its op") as usize;
-        let record = BaseRecord::<(), _, usize>::with_opaque_to(&chaos.topic, op)
-            .partition(partition as i32)
-            .payload(&value);
-        if let Err((error, _)) = producer.send(record) {
-            // librdkafka refused it: never sent.
+        send(
+            &producer,
+            &recorder,
+            client,
+            (&chaos.topic, partition),
+            &value,
+            check.idempotent,
+            None,
+        );
+    }
+    let _ = producer.flush(FLUSH_TIMEOUT);
+    Ok(())
+}
+
+/// Records a send's invocation and hands it to `producer`; a send
+/// librdkafka refuses is recorded failed (never sent). Whether it was.
+fn send(
+    producer: &ThreadedProducer<Deliveries>,
+    recorder: &Recorder,
+    client: u32,
+    (topic, partition): (&str, u32),
+    value: &str,
+    idempotent: bool,
+    txn: Option<u64>,
+) -> bool {
+    let mut invoke = recorder.event(EventType::Invoke);
+    invoke.txn = txn;
+    let invoke = recorder.invoke(invoke, client, topic, partition, value, idempotent);
+    let op = invoke.op.expect("an invocation has its op");
+    let record = BaseRecord::<(), _, Sent>::with_opaque_to(topic, Box::new((op, txn)))
+        .partition(partition as i32)
+        .payload(value);
+    match producer.send(record) {
+        Ok(()) => true,
+        Err((error, _)) => {
             let mut failed = invoke;
             let at = recorder.event(EventType::Fail);
             failed.kind = EventType::Fail;
@@ -234,10 +295,166 @@ pub(super) fn produce(
             failed.wall_ms = at.wall_ms;
             failed.error = Some(error.to_string());
             recorder.record(failed);
+            false
         }
     }
-    let _ = producer.flush(FLUSH_TIMEOUT);
-    Ok(())
+}
+
+/// A transformer: consume-transform-produce in transactions until the
+/// run is over and the group has committed the whole input, starting over
+/// after any failure. Fails if the input is not drained
+/// [`DRAIN_TIMEOUT`] after `end`.
+pub(super) fn transform(
+    client: u32,
+    bootstrap: &str,
+    chaos: &ChaosSection,
+    recorder: Arc<Recorder>,
+    end: Instant,
+) -> Result<(), BenchError> {
+    let deadline = end + DRAIN_TIMEOUT;
+    let mut last_failure = String::new();
+    while Instant::now() < deadline {
+        match transform_session(client, bootstrap, chaos, &recorder, end, deadline) {
+            Ok(()) => return Ok(()),
+            Err(failure) => {
+                last_failure = failure;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    Err(BenchError::Cluster(format!(
+        "transformer {client} did not commit the whole input {DRAIN_TIMEOUT:?} after the run; last: {last_failure}"
+    )))
+}
+
+/// One transformer's consumer and producer, until the input is drained
+/// (`Ok`) or something fails (why).
+fn transform_session(
+    client: u32,
+    bootstrap: &str,
+    chaos: &ChaosSection,
+    recorder: &Arc<Recorder>,
+    end: Instant,
+    deadline: Instant,
+) -> Result<(), String> {
+    let context = GroupEvents {
+        recorder: recorder.clone(),
+        client,
+    };
+    let consumer: BaseConsumer<GroupEvents> = config(bootstrap)
+        .set("group.id", TRANSFORM_GROUP)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create_with_context(context)
+        .map_err(|error| format!("a consumer: {error}"))?;
+    consumer
+        .subscribe(&[&chaos.topic])
+        .map_err(|error| format!("a subscription: {error}"))?;
+    recorder.assigned(client);
+    let deliveries = Deliveries {
+        recorder: recorder.clone(),
+        client,
+        idempotent: true,
+    };
+    let producer: ThreadedProducer<Deliveries> = config(bootstrap)
+        .set(
+            "transactional.id",
+            format!("sluice-chaos-transform-{client}"),
+        )
+        .set("transaction.timeout.ms", TXN_TIMEOUT_MS)
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS)
+        .set("linger.ms", "1")
+        .create_with_context(deliveries)
+        .map_err(|error| format!("a producer: {error}"))?;
+    producer
+        .init_transactions(TXN_TIMEOUT)
+        .map_err(|error| format!("init_transactions: {error}"))?;
+    let output = output_topic(&chaos.topic);
+    while Instant::now() < deadline {
+        let reads = poll(&consumer, Duration::from_millis(200));
+        if reads.is_empty() {
+            if Instant::now() >= end && drained(&consumer, chaos) {
+                return Ok(());
+            }
+            continue;
+        }
+        recorder.poll(client, reads.clone(), false);
+        let txn = recorder.op();
+        producer
+            .begin_transaction()
+            .map_err(|error| format!("begin_transaction: {error}"))?;
+        let mut positions = TopicPartitionList::new();
+        let mut sent_all = true;
+        for read in &reads {
+            let value = format!("{TRANSFORMED}{}", read.value);
+            sent_all &= send(
+                &producer,
+                recorder,
+                client,
+                (&output, read.partition),
+                &value,
+                true,
+                Some(txn),
+            );
+            let _ = positions.add_partition_offset(
+                &read.topic,
+                read.partition as i32,
+                Offset::Offset(read.offset as i64 + 1),
+            );
+        }
+        let ended = if sent_all {
+            consumer
+                .group_metadata()
+                .ok_or_else(|| "the consumer has no group metadata".to_string())
+                .and_then(|group| {
+                    producer
+                        .send_offsets_to_transaction(&positions, &group, TXN_TIMEOUT)
+                        .and_then(|()| producer.commit_transaction(TXN_TIMEOUT))
+                        .map_err(|error| error.to_string())
+                })
+        } else {
+            Err("a send refused".to_string())
+        };
+        let mut end_event = recorder.event(match &ended {
+            Ok(()) => EventType::Ok,
+            // Aborted for sure once the abort succeeds; else unknown.
+            Err(_) if producer.abort_transaction(TXN_TIMEOUT).is_ok() => EventType::Fail,
+            Err(_) => EventType::Info,
+        });
+        end_event.op = Some(txn);
+        end_event.client = Some(client);
+        end_event.f = Some(Function::Txn);
+        end_event.error = ended.as_ref().err().cloned();
+        recorder.record(end_event);
+        // After an abort, the consumer's position is past what it read:
+        // a new session reads again from the committed offsets.
+        ended?;
+    }
+    Err("the run's end passed with input left".to_string())
+}
+
+/// Whether the transformers' group has committed every partition of the
+/// input to its end.
+fn drained<C: ConsumerContext>(consumer: &BaseConsumer<C>, chaos: &ChaosSection) -> bool {
+    let mut all = TopicPartitionList::new();
+    for partition in 0..chaos.partitions as i32 {
+        all.add_partition(&chaos.topic, partition);
+    }
+    let Ok(committed) = consumer.committed_offsets(all, METADATA_TIMEOUT) else {
+        return false;
+    };
+    (0..chaos.partitions as i32).all(|partition| {
+        let Ok((_, high)) = consumer.fetch_watermarks(&chaos.topic, partition, METADATA_TIMEOUT)
+        else {
+            return false;
+        };
+        let at = committed
+            .find_partition(&chaos.topic, partition)
+            .map(|element| element.offset());
+        high == 0 || at == Some(Offset::Offset(high))
+    })
 }
 
 /// A consumer's rebalances, recorded as assignments (its next reads may
@@ -298,7 +515,15 @@ pub(super) fn consume(
         recorder: recorder.clone(),
         client,
     };
+    // A transform run's consumers read its output, committed only.
+    let topic = match check.transform {
+        true => output_topic(&chaos.topic),
+        false => chaos.topic.clone(),
+    };
     let mut settings = config(bootstrap);
+    if check.transform {
+        settings.set("isolation.level", "read_committed");
+    }
     settings
         .set("group.id", "sluice-chaos")
         .set(
@@ -316,7 +541,7 @@ pub(super) fn consume(
             let mut assignment = TopicPartitionList::new();
             for partition in 0..chaos.partitions {
                 assignment
-                    .add_partition_offset(&chaos.topic, partition as i32, Offset::Beginning)
+                    .add_partition_offset(&topic, partition as i32, Offset::Beginning)
                     .map_err(kafka_error("an assignment"))?;
             }
             consumer
@@ -325,7 +550,7 @@ pub(super) fn consume(
             recorder.assigned(client);
         }
         ConsumerMode::Group => consumer
-            .subscribe(&[&chaos.topic])
+            .subscribe(&[&topic])
             .map_err(kafka_error("a subscription"))?,
     }
     while !stop.load(Ordering::Relaxed) {
@@ -361,11 +586,13 @@ fn poll<C: ConsumerContext>(consumer: &BaseConsumer<C>, wait: Duration) -> Vec<R
     reads
 }
 
-/// Once the faults have healed: every partition read from its start to
-/// its high watermark, as the final read.
+/// Once the faults have healed: every partition of `topic` read from its
+/// start to its end, as the final read; committed records only (a
+/// transaction's, once it committed), as librdkafka reads by default.
 pub(super) fn final_read(
     bootstrap: &str,
-    chaos: &ChaosSection,
+    topic: &str,
+    partitions: u32,
     recorder: &Recorder,
     timeout: Duration,
 ) -> Result<(), BenchError> {
@@ -373,12 +600,13 @@ pub(super) fn final_read(
     let consumer: BaseConsumer = config(bootstrap)
         .set("group.id", "sluice-chaos-final-read")
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
         .create()
         .map_err(kafka_error(format!("a consumer for {bootstrap}")))?;
     let mut ends = Vec::new();
-    for partition in 0..chaos.partitions as i32 {
+    for partition in 0..partitions as i32 {
         let end = loop {
-            match consumer.fetch_watermarks(&chaos.topic, partition, METADATA_TIMEOUT) {
+            match consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT) {
                 Ok((_, high)) => break high,
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100))
@@ -393,30 +621,40 @@ pub(super) fn final_read(
         ends.push(end);
     }
     let mut assignment = TopicPartitionList::new();
-    for partition in 0..chaos.partitions as i32 {
+    for partition in 0..partitions as i32 {
         assignment
-            .add_partition_offset(&chaos.topic, partition, Offset::Beginning)
+            .add_partition_offset(topic, partition, Offset::Beginning)
             .map_err(kafka_error("an assignment"))?;
     }
     consumer
         .assign(&assignment)
         .map_err(kafka_error("an assignment"))?;
+    // Where the consumer is: past what it read, and past the markers and
+    // aborted records it skipped.
     let mut next: Vec<i64> = vec![0; ends.len()];
     while next.iter().zip(&ends).any(|(next, end)| next < end) {
         if Instant::now() > deadline {
             return Err(BenchError::Cluster(format!(
-                "the final read reached {next:?} of {ends:?} in {timeout:?}"
+                "the final read of {topic} reached {next:?} of {ends:?} in {timeout:?}"
             )));
         }
         let reads = poll(&consumer, Duration::from_millis(200));
-        if reads.is_empty() {
-            continue;
-        }
         for read in &reads {
             let at = &mut next[read.partition as usize];
             *at = (*at).max(read.offset as i64 + 1);
         }
-        recorder.poll(FINAL_READER, reads, true);
+        if let Ok(positions) = consumer.position() {
+            for element in positions.elements() {
+                if let (Offset::Offset(at), Some(next)) =
+                    (element.offset(), next.get_mut(element.partition() as usize))
+                {
+                    *next = (*next).max(at);
+                }
+            }
+        }
+        if !reads.is_empty() {
+            recorder.poll(FINAL_READER, reads, true);
+        }
     }
     Ok(())
 }

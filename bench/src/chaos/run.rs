@@ -119,6 +119,16 @@ pub struct CheckSection {
     /// Kafka driver: how many consumers (native: one per partition).
     #[serde(default = "CheckSection::default_consumers")]
     pub consumers: u32,
+    /// Kafka driver: a consume-transform-produce run. Transformers copy
+    /// the topic into `{topic}-out` in transactions, with their group's
+    /// offsets (exactly once), and the consumers read the output,
+    /// committed records only; the checker finds aborted records read and
+    /// inputs missing from the output.
+    #[serde(default)]
+    pub transform: bool,
+    /// How many transformers, with `transform`.
+    #[serde(default = "CheckSection::default_transformers")]
+    pub transformers: u32,
 }
 
 impl CheckSection {
@@ -127,6 +137,10 @@ impl CheckSection {
     }
 
     fn default_consumers() -> u32 {
+        1
+    }
+
+    fn default_transformers() -> u32 {
         1
     }
 }
@@ -139,6 +153,8 @@ impl Default for CheckSection {
             idempotent: false,
             consumer: ConsumerMode::Assign,
             consumers: CheckSection::default_consumers(),
+            transform: false,
+            transformers: CheckSection::default_transformers(),
         }
     }
 }
@@ -410,6 +426,16 @@ impl ChaosWorkload {
                 "[check] consumers is at least 1".into(),
             ));
         }
+        if check.transform
+            && (check.driver != ClientDriver::Kafka
+                || check.acks != "all"
+                || check.transformers == 0)
+        {
+            return Err(BenchError::Workload(
+                "[check] transform runs through driver = \"kafka\" with acks = \"all\" and at least one transformer"
+                    .into(),
+            ));
+        }
         Ok(workload)
     }
 }
@@ -448,7 +474,21 @@ impl Recorder {
         value: &str,
         idempotent: bool,
     ) -> Event {
-        let mut invoke = self.event(EventType::Invoke);
+        let invoke = self.event(EventType::Invoke);
+        self.invoke(invoke, client, topic, partition, value, idempotent)
+    }
+
+    /// Records `invoke` (an invocation, with anything else it carries) as
+    /// a send's, and returns it.
+    pub(super) fn invoke(
+        &self,
+        mut invoke: Event,
+        client: u32,
+        topic: &str,
+        partition: u32,
+        value: &str,
+        idempotent: bool,
+    ) -> Event {
         invoke.op = Some(self.op());
         invoke.client = Some(client);
         invoke.f = Some(Function::Send);
@@ -818,7 +858,14 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     let bootstrap = addrs.join(",");
     match driver {
         ClientDriver::Native => create_topic(&addrs, &workload.chaos)?,
-        ClientDriver::Kafka => kafka::create_topic(&bootstrap, addrs.len(), &workload.chaos)?,
+        ClientDriver::Kafka => {
+            kafka::create_topic(&bootstrap, addrs.len(), &workload.chaos)?;
+            if workload.check.transform {
+                let mut output = workload.chaos.clone();
+                output.topic = kafka::output_topic(&output.topic);
+                kafka::create_topic(&bootstrap, addrs.len(), &output)?;
+            }
+        }
     }
 
     let recorder = Arc::new(Recorder {
@@ -857,7 +904,23 @@ pub fn run(workload_text: &str, dir: &Path, seed: u64) -> Result<Report, BenchEr
     match driver {
         ClientDriver::Native => final_read(&workload.chaos, &addrs, &recorder)?,
         ClientDriver::Kafka => {
-            kafka::final_read(&bootstrap, &workload.chaos, &recorder, FINAL_READ_TIMEOUT)?
+            let chaos = &workload.chaos;
+            kafka::final_read(
+                &bootstrap,
+                &chaos.topic,
+                chaos.partitions,
+                &recorder,
+                FINAL_READ_TIMEOUT,
+            )?;
+            if workload.check.transform {
+                kafka::final_read(
+                    &bootstrap,
+                    &kafka::output_topic(&chaos.topic),
+                    chaos.partitions,
+                    &recorder,
+                    FINAL_READ_TIMEOUT,
+                )?;
+            }
         }
     }
     nodes.stop_all();
@@ -963,6 +1026,18 @@ fn kafka_clients(
     }
     for consumer in 0..workload.check.consumers {
         spawn(1000 + consumer, false);
+    }
+    if workload.check.transform {
+        for transformer in 0..workload.check.transformers {
+            let (recorder, bootstrap, chaos) = (
+                recorder.clone(),
+                bootstrap.to_string(),
+                workload.chaos.clone(),
+            );
+            clients.push(std::thread::spawn(move || {
+                kafka::transform(500 + transformer, &bootstrap, &chaos, recorder, end)
+            }));
+        }
     }
     clients
 }
