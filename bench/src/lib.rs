@@ -48,6 +48,7 @@ pub mod resp;
 pub mod result;
 pub mod run;
 pub mod schedule;
+pub mod txn;
 pub mod workload;
 
 pub use driver::Driver;

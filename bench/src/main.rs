@@ -48,6 +48,34 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// What transactions cost, through librdkafka: a transactional
+    /// producer against an idempotent one at the same records per step
+    /// (alternating, medians), with commit latency and read_committed
+    /// against read_uncommitted end-to-end latency.
+    Txn {
+        /// The broker's Kafka address(es).
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// The topics are this, `-idempotent` and `-transactional`.
+        #[arg(long, default_value = "bench-txn")]
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+        /// Records per transaction (per flush for the idempotent producer).
+        #[arg(long, default_value_t = 100)]
+        records: usize,
+        /// Bytes per record (8 at least: the send's time).
+        #[arg(long, default_value_t = 100)]
+        value_bytes: usize,
+        /// Seconds per round.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Rounds of each mode, alternating.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
     /// Check a chaos run's history (`DIR/history.jsonl`) for lost,
     /// duplicated, reordered and skipped records; writes
     /// `DIR/report.json` and `DIR/report.md`, prints the latter, and fails
@@ -192,6 +220,29 @@ fn execute(cli: Cli) -> Result<(), BenchError> {
             let report = sluice_bench::chaos::run::run(&text, &dir, seed)?;
             print!("{}", report.markdown());
             verdict(&report)
+        }
+        Command::Txn {
+            brokers,
+            topic,
+            partitions,
+            replication_factor,
+            records,
+            value_bytes,
+            seconds,
+            rounds,
+        } => {
+            let options = sluice_bench::txn::TxnOptions {
+                brokers,
+                topic,
+                partitions,
+                replication_factor,
+                records,
+                value_bytes,
+                seconds,
+                rounds,
+            };
+            print!("{}", sluice_bench::txn::run(&options)?);
+            Ok(())
         }
         Command::Check { dir } => {
             let report = sluice_bench::chaos::check_dir(&dir)?;
