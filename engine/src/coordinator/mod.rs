@@ -11,7 +11,9 @@
 //! its leader fails) reads its groups back from it before it serves them
 //! ([`hold`]), and one that stops leading it drops them. Membership lives
 //! in memory (members rejoin after a restart or a failover, as they do
-//! when a Kafka coordinator moves).
+//! when a Kafka coordinator moves). Offsets committed in a transaction are
+//! appended as the transaction's and stay pending until its marker on the
+//! partition commits or aborts them ([`transactional`]).
 //!
 //! The classic protocol's state machine is in [`classic`]: members join,
 //! the leader assigns, everyone syncs, heartbeats keep members alive; a
@@ -29,6 +31,8 @@
 //! - [`consumer`]: the consumer protocol's (KIP-848) state machine, and
 //!   [`assignor`], the pure functions that compute its target assignments;
 //! - [`offsets`]: committing, reading, resetting and deleting offsets;
+//! - [`transactional`]: offsets committed in a transaction, pending until
+//!   its marker commits or aborts them;
 //! - [`offsets_log`]: `__consumer_offsets` on disk (append, wait for the
 //!   in-sync replicas, compact), in the records of [`records`];
 //! - [`describe`]: groups listed and described; [`lag`]: consumer lag;
@@ -36,12 +40,13 @@
 //!
 //! Dependencies between these files point one way: `error`, `records` and
 //! `assignor` use none of the others; `routing` uses `error` and
-//! `holding`'s check; `holding` uses `routing`, `records` and
-//! `offsets_log`; `classic` and `consumer` use this file's types
-//! (`consumer` also `assignor`); `offsets_log` uses `routing` and
-//! `records`; `offsets` uses
-//! `offsets_log` and both protocols; `describe` uses `consumer` and
-//! `routing`; `lag` uses `routing`.
+//! `holding`'s check; `holding` uses `routing`, `records`,
+//! `offsets_log` and `transactional`; `classic` and `consumer` use this
+//! file's types (`consumer` also `assignor`); `offsets_log` uses
+//! `routing` and `records`; `offsets` uses `offsets_log` and both
+//! protocols; `transactional` uses `offsets`, `offsets_log`, `consumer`
+//! and `routing`; `describe` uses `consumer` and `routing`; `lag` uses
+//! `routing`.
 
 pub mod assignor;
 pub mod classic;
@@ -55,15 +60,17 @@ mod offsets_log;
 pub mod records;
 pub(crate) mod routing;
 pub(crate) mod state;
+pub(crate) mod transactional;
 
 use std::time::{Duration, Instant};
 
 pub use describe::{describe_local, list_all, list_local};
 pub use error::GroupError;
 pub use holding::{hold, hold_loop};
-pub use offsets::{commit, committed, delete_group, delete_offsets, reset_offsets};
+pub use offsets::{commit, committed, delete_group, delete_offsets, fetch_offsets, reset_offsets};
 pub use routing::{on_coordinator, run_on};
 pub use state::{Committer, Coordinator, Group, GroupState, OffsetToCommit};
+pub use transactional::{commit_transactional, Producer};
 
 /// The internal topic of committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -1,14 +1,17 @@
 //! Committed offsets: commit (by a member, or for a group without
-//! members), read, reset by an operator, delete (one group's, or some
+//! members), read (stable ones only if asked: none a transaction has
+//! pending), reset by an operator, delete (one group's, or some
 //! partitions'). Each runs on the group's coordinator shard and writes
 //! through [`super::offsets_log`] before it answers.
 
 use std::rc::Rc;
 
+use sluice_storage::Offset;
+
 use super::{
     classic, consumer,
     error::GroupError,
-    offsets_log::{apply, now_ms, persist},
+    offsets_log::{apply, now_ms, persist, Persisted},
     records::{Committed, GroupRecord, OffsetKey},
     Committer, Group, OffsetToCommit,
 };
@@ -58,25 +61,34 @@ pub async fn commit(
         }
         results.push(checked);
     }
-    let _appended = persist(shard, group, &records).await?;
+    let Some(persisted) = persist(shard, group, &records, None).await? else {
+        return Ok(results);
+    };
     let mut groups = shard.groups.groups.borrow_mut();
     let entry = groups
         .entry(group.to_string())
         .or_insert_with(|| Group::new(group));
-    for record in records {
+    for (index, written) in records.into_iter().enumerate() {
         if let GroupRecord::Offset {
             key,
             committed: Some(committed),
             ..
-        } = record
+        } = written
         {
-            entry.offsets.insert(key, committed);
+            entry.set_committed(key, committed, record_at(&persisted, index));
         }
     }
     Ok(results)
 }
 
-fn check_offset(metadata: &Metadata, offset: &OffsetToCommit) -> Result<(), GroupError> {
+/// Where the record `index` of the batch persisted is in the log.
+fn record_at(persisted: &Persisted<'_>, index: usize) -> Offset {
+    Offset(persisted.base_offset.0 + index as u64)
+}
+
+/// Why `offset` cannot be committed: a partition that does not exist, a
+/// negative offset, metadata over [`OFFSET_METADATA_BYTES_MAX`].
+pub(super) fn check_offset(metadata: &Metadata, offset: &OffsetToCommit) -> Result<(), GroupError> {
     let known = metadata.topic(&offset.topic).is_some_and(|topic| {
         offset.partition >= 0 && (offset.partition as u32) < topic.partition_count()
     });
@@ -120,6 +132,38 @@ pub fn committed(
     }
 }
 
+/// The offsets of `group` as OffsetFetch answers them: [`committed`], and
+/// when `require_stable` (KIP-447), [`GroupError::UnstableOffsetCommit`]
+/// for a partition an open transaction committed an offset of, as Kafka's
+/// coordinator answers (the client asks again once the transaction ended).
+/// Asked for all partitions, those with a committed offset.
+pub fn fetch_offsets(
+    shard: &Shard,
+    group: &str,
+    partitions: Option<&[OffsetKey]>,
+    require_stable: bool,
+) -> Vec<(OffsetKey, Result<Option<Committed>, GroupError>)> {
+    let offsets = committed(shard, group, partitions);
+    let groups = shard.groups.groups.borrow();
+    let pending = |key: &OffsetKey| {
+        require_stable
+            && groups
+                .get(group)
+                .is_some_and(|group| group.transactional.is_pending(key))
+    };
+    offsets
+        .into_iter()
+        .map(|(key, committed)| {
+            let answer = if pending(&key) {
+                Err(GroupError::UnstableOffsetCommit)
+            } else {
+                Ok(committed)
+            };
+            (key, answer)
+        })
+        .collect()
+}
+
 /// Deletes `group` with its offsets; only when it has no members.
 pub async fn delete_group(shard: &Rc<Shard>, group: &str) -> Result<(), GroupError> {
     let keys: Vec<OffsetKey> = {
@@ -144,7 +188,7 @@ pub async fn delete_group(shard: &Rc<Shard>, group: &str) -> Result<(), GroupErr
         group: group.to_string(),
         protocol_type: None,
     });
-    let _appended = persist(shard, group, &records).await?;
+    let _persisted = persist(shard, group, &records, None).await?;
     let mut groups = shard.groups.groups.borrow_mut();
     if groups
         .get(group)
@@ -174,7 +218,10 @@ pub async fn delete_offsets(
                 results.push(Err(GroupError::GroupSubscribedToTopic));
                 continue;
             }
-            if existing.offsets.contains_key(&key) {
+            // A tombstone also for an offset only a transaction committed,
+            // as Kafka writes: the transaction's commit then leaves the
+            // partition deleted.
+            if existing.offsets.contains_key(&key) || existing.transactional.is_pending(&key) {
                 records.push(GroupRecord::Offset {
                     group: group.to_string(),
                     key,
@@ -185,10 +232,12 @@ pub async fn delete_offsets(
         }
         (results, records)
     };
-    let _appended = persist(shard, group, &records).await?;
+    let Some(persisted) = persist(shard, group, &records, None).await? else {
+        return Ok(results);
+    };
     let mut groups = shard.groups.groups.borrow_mut();
-    for record in records {
-        apply(&mut groups, record);
+    for (index, written) in records.into_iter().enumerate() {
+        apply(&mut groups, written, record_at(&persisted, index));
     }
     Ok(results)
 }
