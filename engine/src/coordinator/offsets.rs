@@ -1,21 +1,24 @@
 //! Committed offsets: commit (by a member, or for a group without
-//! members), read (stable ones only if asked: none a transaction has
+//! members, or in a transaction: see [`super::transactional`]), end a
+//! transaction's, read (stable ones only if asked: none a transaction has
 //! pending), reset by an operator, delete (one group's, or some
 //! partitions'). Each runs on the group's coordinator shard and writes
 //! through [`super::offsets_log`] before it answers.
 
 use std::rc::Rc;
 
-use sluice_storage::Offset;
+use sluice_storage::{batch::Marker, Offset};
 
 use super::{
     classic, consumer,
     error::GroupError,
     offsets_log::{apply, now_ms, persist, Persisted},
     records::{Committed, GroupRecord, OffsetKey},
+    routing::offsets_partition,
+    transactional::{self, apply_pending, end_if_loaded, Producer},
     Committer, Group, OffsetToCommit,
 };
-use crate::{cluster_metadata::Metadata, shard::Shard};
+use crate::{cluster_metadata::Metadata, partition::PartitionKey, shard::Shard};
 
 /// Metadata stored with a committed offset is at most this long (Kafka's
 /// `offset.metadata.max.bytes`).
@@ -41,26 +44,7 @@ pub async fn commit(
             return Err(GroupError::UnknownMemberId);
         }
     }
-    let metadata = shard.metadata();
-    let now = now_ms();
-    let mut results = Vec::new();
-    let mut records = Vec::new();
-    for offset in &offsets {
-        let checked = check_offset(&metadata, offset);
-        if checked.is_ok() {
-            records.push(GroupRecord::Offset {
-                group: group.to_string(),
-                key: (offset.topic.clone(), offset.partition as u32),
-                committed: Some(Committed {
-                    offset: offset.offset as u64,
-                    leader_epoch: offset.leader_epoch,
-                    metadata: offset.metadata.clone().unwrap_or_default(),
-                    commit_time: now,
-                }),
-            });
-        }
-        results.push(checked);
-    }
+    let (results, records) = records_of(&shard.metadata(), group, &offsets);
     let Some(persisted) = persist(shard, group, &records, None).await? else {
         return Ok(results);
     };
@@ -81,6 +65,35 @@ pub async fn commit(
     Ok(results)
 }
 
+/// The records committing `offsets` of `group`, and the result of each
+/// offset, in order: those refused ([`check_offset`]) have no record.
+fn records_of(
+    metadata: &Metadata,
+    group: &str,
+    offsets: &[OffsetToCommit],
+) -> (Vec<Result<(), GroupError>>, Vec<GroupRecord>) {
+    let now = now_ms();
+    let mut results = Vec::with_capacity(offsets.len());
+    let mut records = Vec::new();
+    for offset in offsets {
+        let checked = check_offset(metadata, offset);
+        if checked.is_ok() {
+            records.push(GroupRecord::Offset {
+                group: group.to_string(),
+                key: (offset.topic.clone(), offset.partition as u32),
+                committed: Some(Committed {
+                    offset: offset.offset as u64,
+                    leader_epoch: offset.leader_epoch,
+                    metadata: offset.metadata.clone().unwrap_or_default(),
+                    commit_time: now,
+                }),
+            });
+        }
+        results.push(checked);
+    }
+    (results, records)
+}
+
 /// Where the record `index` of the batch persisted is in the log.
 fn record_at(persisted: &Persisted<'_>, index: usize) -> Offset {
     Offset(persisted.base_offset.0 + index as u64)
@@ -88,7 +101,7 @@ fn record_at(persisted: &Persisted<'_>, index: usize) -> Offset {
 
 /// Why `offset` cannot be committed: a partition that does not exist, a
 /// negative offset, metadata over [`OFFSET_METADATA_BYTES_MAX`].
-pub(super) fn check_offset(metadata: &Metadata, offset: &OffsetToCommit) -> Result<(), GroupError> {
+fn check_offset(metadata: &Metadata, offset: &OffsetToCommit) -> Result<(), GroupError> {
     let known = metadata.topic(&offset.topic).is_some_and(|topic| {
         offset.partition >= 0 && (offset.partition as u32) < topic.partition_count()
     });
@@ -276,4 +289,98 @@ pub async fn reset_offsets(
         result?;
     }
     Ok(())
+}
+
+/// Commits `offsets` of `group` in the transaction of `producer` (Kafka's
+/// TxnOffsetCommit); runs on the group's coordinator shard. They are
+/// stored durably as one transactional batch of the producer's and kept
+/// pending until the transaction's marker ends them
+/// ([`transaction_ended`]). The group-level error, or one result per
+/// offset, in order.
+pub async fn commit_transactional(
+    shard: &Rc<Shard>,
+    group: &str,
+    committer: Committer,
+    producer: Producer,
+    offsets: Vec<OffsetToCommit>,
+) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    if producer.id < 0 || producer.epoch < 0 {
+        return Err(GroupError::InvalidRequest);
+    }
+    {
+        let groups = shard.groups.groups.borrow();
+        transactional::check_committer(groups.get(group), &committer, &offsets)?;
+    }
+    if shard
+        .groups
+        .open
+        .borrow()
+        .epoch(producer.id)
+        .is_some_and(|epoch| producer.epoch < epoch)
+    {
+        return Err(GroupError::InvalidProducerEpoch);
+    }
+    let (results, records) = records_of(&shard.metadata(), group, &offsets);
+    let Some(persisted) = persist(shard, group, &records, Some(producer)).await? else {
+        return Ok(results);
+    };
+    // Its transaction's coordinator may have ended the transaction while
+    // the batch was replicated (aborted it on a timeout): the marker, after
+    // the batch in the log, then left nothing of it pending, and a load
+    // reads it so.
+    let still_open = persisted
+        .log
+        .open_transactions()
+        .iter()
+        .any(|&(id, _, first)| id == producer.id && first <= persisted.base_offset);
+    if !still_open {
+        tracing::debug!(
+            %group, producer_id = producer.id,
+            "transactional offsets stored after their transaction ended"
+        );
+        return Ok(results);
+    }
+    let mut groups = shard.groups.groups.borrow_mut();
+    let mut open = shard.groups.open.borrow_mut();
+    for (index, written) in records.into_iter().enumerate() {
+        let record = record_at(&persisted, index);
+        apply_pending(&mut groups, &mut open, producer, written, record);
+    }
+    Ok(results)
+}
+
+/// Ends the transaction of `producer_id` in the groups of offsets
+/// partition `key` as `marker` says: a commit makes the offsets it
+/// committed for them the committed ones (each unless a later record in
+/// the log committed its partition), an abort drops them. Called on the
+/// partition's owner shard once the transaction's marker is durable in the
+/// partition's log (its in-sync replicas hold it); a second call for the
+/// same marker changes nothing. A partition this node does not lead, or
+/// is still reading back, is left alone: its load reads the marker from
+/// the log. The number of offsets ended.
+#[expect(
+    dead_code,
+    reason = "called by the writer of transaction markers, once it appends them"
+)]
+pub(crate) fn transaction_ended(
+    shard: &Shard,
+    key: PartitionKey,
+    producer_id: i64,
+    marker: Marker,
+) -> usize {
+    let held = shard.groups.held.borrow().get(&key.partition.0).copied();
+    let metadata = shard.metadata();
+    let on_partition =
+        |group: &str| offsets_partition(shard, &metadata, group).is_some_and(|(_, of)| of == key);
+    let ended = end_if_loaded(
+        held,
+        shard.replicas.leadership(key),
+        &mut shard.groups.groups.borrow_mut(),
+        &mut shard.groups.open.borrow_mut(),
+        producer_id,
+        marker,
+        on_partition,
+    );
+    tracing::debug!(%key, producer_id, ?marker, ended, "transactional offsets ended");
+    ended
 }

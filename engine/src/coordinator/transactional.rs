@@ -11,17 +11,21 @@
 //! UNSTABLE_OFFSET_COMMIT for their partitions when the client asks for
 //! stable offsets only (KIP-447, `require_stable`). The transaction's
 //! marker, a control batch its coordinator appends to the same partition,
-//! ends them: [`transaction_ended`] is called once it is durable, and a
-//! commit makes each the committed offset of its partition, an abort drops
-//! them. Reading the partition back ([`super::holding`]) does the same with
-//! the batches and markers it meets, and leaves pending what the log's end
-//! leaves open.
+//! ends them: [`super::offsets::transaction_ended`] is called once it is
+//! durable, and a commit makes each the committed offset of its partition,
+//! an abort drops them. Reading the partition back ([`super::holding`])
+//! does the same with the batches and markers it meets, and leaves pending
+//! what the log's end leaves open.
 //!
 //! Whichever of two commits of a partition is later in the log wins, as
 //! Kafka's coordinator decides: a transaction committed after a plain
 //! commit that came after its offsets keeps the plain one. So each
 //! committed offset keeps where its record is in the log
 //! ([`TransactionalOffsets`]), and a pending one where its own is.
+//!
+//! This file holds that state and its rules, on no shard's I/O (so that a
+//! shard's [`super::Coordinator`] can hold it); committing and ending on a
+//! shard are [`super::offsets`]'.
 //!
 //! Not checked here: that the transaction's coordinator added the group to
 //! the transaction (AddOffsetsToTxn). An older epoch of a producer whose
@@ -35,24 +39,17 @@
 //! more), and each transaction's pending offsets by the partitions it
 //! commits: one per group and partition, a later write replacing it.
 
-use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    rc::Rc,
-};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sluice_storage::{batch::Marker, Offset};
 
 use super::{
     consumer,
     error::GroupError,
-    offsets::check_offset,
-    offsets_log::{now_ms, persist},
     records::{Committed, GroupRecord, OffsetKey},
-    routing::offsets_partition,
-    state::Hold,
-    Committer, Group, OffsetToCommit,
+    state::{Committer, Group, Hold, OffsetToCommit},
 };
-use crate::{partition::PartitionKey, replica::state::Leadership, shard::Shard};
+use crate::replica::state::Leadership;
 
 /// The producer of a transaction: its id and epoch (InitProducerId's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,124 +395,11 @@ pub fn check_committer(
     Ok(())
 }
 
-/// Commits `offsets` of `group` in the transaction of `producer` (Kafka's
-/// TxnOffsetCommit); runs on the group's coordinator shard. They are
-/// stored durably as one transactional batch of the producer's and kept
-/// pending until the transaction's marker ends them
-/// ([`transaction_ended`]). The group-level error, or one result per
-/// offset, in order.
-pub async fn commit_transactional(
-    shard: &Rc<Shard>,
-    group: &str,
-    committer: Committer,
-    producer: Producer,
-    offsets: Vec<OffsetToCommit>,
-) -> Result<Vec<Result<(), GroupError>>, GroupError> {
-    if producer.id < 0 || producer.epoch < 0 {
-        return Err(GroupError::InvalidRequest);
-    }
-    {
-        let groups = shard.groups.groups.borrow();
-        check_committer(groups.get(group), &committer, &offsets)?;
-    }
-    if shard
-        .groups
-        .open
-        .borrow()
-        .epoch(producer.id)
-        .is_some_and(|epoch| producer.epoch < epoch)
-    {
-        return Err(GroupError::InvalidProducerEpoch);
-    }
-    let metadata = shard.metadata();
-    let now = now_ms();
-    let mut results = Vec::with_capacity(offsets.len());
-    let mut records = Vec::new();
-    for offset in &offsets {
-        let checked = check_offset(&metadata, offset);
-        if checked.is_ok() {
-            records.push(GroupRecord::Offset {
-                group: group.to_string(),
-                key: (offset.topic.clone(), offset.partition as u32),
-                committed: Some(Committed {
-                    offset: offset.offset as u64,
-                    leader_epoch: offset.leader_epoch,
-                    metadata: offset.metadata.clone().unwrap_or_default(),
-                    commit_time: now,
-                }),
-            });
-        }
-        results.push(checked);
-    }
-    let Some(persisted) = persist(shard, group, &records, Some(producer)).await? else {
-        return Ok(results);
-    };
-    // Its transaction's coordinator may have ended the transaction while
-    // the batch was replicated (aborted it on a timeout): the marker, after
-    // the batch in the log, then left nothing of it pending, and a load
-    // reads it so.
-    let still_open = persisted
-        .log
-        .open_transactions()
-        .iter()
-        .any(|&(id, _, first)| id == producer.id && first <= persisted.base_offset);
-    if !still_open {
-        tracing::debug!(
-            %group, producer_id = producer.id,
-            "transactional offsets stored after their transaction ended"
-        );
-        return Ok(results);
-    }
-    let mut groups = shard.groups.groups.borrow_mut();
-    let mut open = shard.groups.open.borrow_mut();
-    for (index, written) in records.into_iter().enumerate() {
-        let record = Offset(persisted.base_offset.0 + index as u64);
-        apply_pending(&mut groups, &mut open, producer, written, record);
-    }
-    Ok(results)
-}
-
-/// Ends the transaction of `producer_id` in the groups of offsets
-/// partition `key` as `marker` says: a commit makes the offsets it
-/// committed for them the committed ones (each unless a later record in
-/// the log committed its partition), an abort drops them. Called on the
-/// partition's owner shard once the transaction's marker is durable in the
-/// partition's log (its in-sync replicas hold it); a second call for the
-/// same marker changes nothing. A partition this node does not lead, or
-/// is still reading back, is left alone: its load reads the marker from
-/// the log. The number of offsets ended.
-#[expect(
-    dead_code,
-    reason = "called by the writer of transaction markers, once it appends them"
-)]
-pub(crate) fn transaction_ended(
-    shard: &Shard,
-    key: PartitionKey,
-    producer_id: i64,
-    marker: Marker,
-) -> usize {
-    let held = shard.groups.held.borrow().get(&key.partition.0).copied();
-    let metadata = shard.metadata();
-    let on_partition =
-        |group: &str| offsets_partition(shard, &metadata, group).is_some_and(|(_, of)| of == key);
-    let ended = end_if_loaded(
-        held,
-        shard.replicas.leadership(key),
-        &mut shard.groups.groups.borrow_mut(),
-        &mut shard.groups.open.borrow_mut(),
-        producer_id,
-        marker,
-        on_partition,
-    );
-    tracing::debug!(%key, producer_id, ?marker, ended, "transactional offsets ended");
-    ended
-}
-
-/// [`transaction_ended`] on a shard's groups and their open transactions,
+/// [`super::offsets::transaction_ended`] on a shard's groups and their open transactions,
 /// given its hold on the marker's partition (`held`) and this node's
 /// leadership of it now: nothing unless the partition's groups are loaded
 /// under that leadership.
-fn end_if_loaded(
+pub(super) fn end_if_loaded(
     held: Option<Hold>,
     leadership: Leadership,
     groups: &mut HashMap<String, Group>,

@@ -22,8 +22,9 @@ use kafka_protocol::messages::{
 use super::{group_code, group_error_code, str_bytes, text, topic_name};
 use crate::{
     coordinator::{
-        self, records::Committed, records::OffsetKey, Committer, GroupError, OffsetToCommit,
-        Producer,
+        self,
+        records::{Committed, OffsetKey},
+        Committer, GroupError, OffsetToCommit, Producer,
     },
     shard::Shard,
 };
@@ -220,7 +221,7 @@ macro_rules! fetched_topics {
                         partitions
                             .into_iter()
                             .map(|(partition, fetched)| {
-                                // A partition not answered has no offset.
+                                // Unstable: no offset, as Kafka answers.
                                 let error = fetched.as_ref().err().copied();
                                 let committed = fetched.ok().flatten();
                                 let epoch = committed
