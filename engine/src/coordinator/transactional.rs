@@ -395,10 +395,10 @@ pub fn check_committer(
     Ok(())
 }
 
-/// [`super::offsets::transaction_ended`] on a shard's groups and their open transactions,
-/// given its hold on the marker's partition (`held`) and this node's
-/// leadership of it now: nothing unless the partition's groups are loaded
-/// under that leadership.
+/// [`super::offsets::transaction_ended`] on a shard's groups and their
+/// open transactions, given its hold on the marker's partition (`held`)
+/// and this node's leadership of it now: nothing unless the partition's
+/// groups are loaded under that leadership.
 pub(super) fn end_if_loaded(
     held: Option<Hold>,
     leadership: Leadership,
