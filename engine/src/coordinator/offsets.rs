@@ -358,10 +358,6 @@ pub async fn commit_transactional(
 /// same marker changes nothing. A partition this node does not lead, or
 /// is still reading back, is left alone: its load reads the marker from
 /// the log. The number of offsets ended.
-#[expect(
-    dead_code,
-    reason = "called by the writer of transaction markers, once it appends them"
-)]
 pub(crate) fn transaction_ended(
     shard: &Shard,
     key: PartitionKey,
