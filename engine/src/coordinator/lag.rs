@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use super::{records::OffsetKey, run_on};
 use crate::{
-    partition::{ask, gather_all, route, OffsetQuery, PartitionOp},
+    partition::{ask, gather_all, route, Isolation, OffsetQuery, PartitionOp},
     shard::Shard,
 };
 
@@ -60,6 +60,7 @@ pub async fn log_ends(shard: &Rc<Shard>, keys: &[OffsetKey]) -> Vec<Option<u64>>
                 route(shard, &metadata, topic, *partition).map(|route| {
                     ask(shard, route, |reply| PartitionOp::ListOffset {
                         query: OffsetQuery::Latest,
+                        isolation: Isolation::Uncommitted,
                         reply,
                     })
                 })

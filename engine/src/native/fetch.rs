@@ -15,7 +15,7 @@ use super::error_code;
 use crate::{
     partition::{
         read::{read_or_wait, Target, FETCH_RESPONSE_BYTES_MAX},
-        route, Failure, FetchOutcome, ReadFrom, WireFormat,
+        route, Failure, FetchOutcome, Isolation, ReadFrom, WireFormat,
     },
     shard::Shard,
 };
@@ -39,6 +39,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
                 offset: Offset(part.offset),
                 max_bytes: (part.max_bytes as usize).min(share).max(1),
                 format: WireFormat::Native,
+                isolation: Isolation::Committed,
                 from: ReadFrom::Leader,
                 route: route(shard, &metadata, &topic.name, part.partition),
             });
