@@ -647,49 +647,53 @@ fn groups() {
         &DescribeGroupRequest { group: s("g") },
         "0100000067",
     );
+    let described = DescribeGroupResponse {
+        error: ErrorCode::None,
+        message: String::new(),
+        group: s("g"),
+        state: s("Stable"),
+        protocol_type: s("consumer"),
+        protocol: s("range"),
+        generation: 7,
+        members: vec![
+            GroupMemberDescription {
+                member_id: s("c-1"),
+                instance_id: Some(s("i-1")),
+                client_id: s("c"),
+                client_host: s("/127.0.0.1"),
+                assignment: Bytes::from_static(&[0, 1, 0, 0, 0, 0]),
+            },
+            GroupMemberDescription {
+                member_id: s("c-2"),
+                instance_id: None,
+                client_id: s("c"),
+                client_host: s("/127.0.0.1"),
+                assignment: Bytes::new(),
+            },
+        ],
+        offsets: vec![
+            GroupOffsetDescription {
+                topic: s("orders"),
+                partition: 0,
+                committed: 5,
+                log_end: Some(9),
+                metadata: s("m"),
+                last_stable: Some(8),
+            },
+            GroupOffsetDescription {
+                topic: s("gone"),
+                partition: 1,
+                committed: 5,
+                log_end: None,
+                metadata: String::new(),
+                last_stable: None,
+            },
+        ],
+    };
+    // Version 0: no last stable offsets.
     golden(
-        "DescribeGroupResponse",
-        &DescribeGroupResponse {
-            error: ErrorCode::None,
-            message: String::new(),
-            group: s("g"),
-            state: s("Stable"),
-            protocol_type: s("consumer"),
-            protocol: s("range"),
-            generation: 7,
-            members: vec![
-                GroupMemberDescription {
-                    member_id: s("c-1"),
-                    instance_id: Some(s("i-1")),
-                    client_id: s("c"),
-                    client_host: s("/127.0.0.1"),
-                    assignment: Bytes::from_static(&[0, 1, 0, 0, 0, 0]),
-                },
-                GroupMemberDescription {
-                    member_id: s("c-2"),
-                    instance_id: None,
-                    client_id: s("c"),
-                    client_host: s("/127.0.0.1"),
-                    assignment: Bytes::new(),
-                },
-            ],
-            offsets: vec![
-                GroupOffsetDescription {
-                    topic: s("orders"),
-                    partition: 0,
-                    committed: 5,
-                    log_end: Some(9),
-                    metadata: s("m"),
-                },
-                GroupOffsetDescription {
-                    topic: s("gone"),
-                    partition: 1,
-                    committed: 5,
-                    log_end: None,
-                    metadata: String::new(),
-                },
-            ],
-        },
+        "DescribeGroupResponse v0",
+        &DescribeGroupResponseV0::from(described.clone()),
         "000000000000010000006706000000537461626c6508000000636f6e73756d65\
         720500000072616e6765070000000200000003000000632d310103000000692d\
         3101000000630a0000002f3132372e302e302e31060000000001000000000300\
@@ -697,6 +701,31 @@ fn groups() {
         0002000000060000006f72646572730000000005000000000000000109000000\
         00000000010000006d04000000676f6e65010000000500000000000000000000\
         00000000000000000000",
+    );
+    golden(
+        "DescribeGroupResponse v1",
+        &described,
+        "000000000000010000006706000000537461626c6508000000636f6e73756d65\
+        720500000072616e6765070000000200000003000000632d310103000000692d\
+        3101000000630a0000002f3132372e302e302e31060000000001000000000300\
+        0000632d32000000000001000000630a0000002f3132372e302e302e31000000\
+        0002000000060000006f72646572730000000005000000000000000109000000\
+        00000000010000006d010800000000000000\
+        04000000676f6e65010000000500000000000000000000000000000000000000\
+        00000000000000000000",
+    );
+    let v0 = DescribeGroupResponseV0::from(described.clone())
+        .to_bytes()
+        .freeze();
+    let from_v0 = DescribeGroupResponse::from_version_bytes(0, v0).unwrap();
+    assert_eq!(from_v0.offsets[0].last_stable, None, "none at v0");
+    assert_eq!(from_v0.offsets[0].lag(), Some(4), "to the log end");
+    let v1 = described.to_bytes().freeze();
+    let from_v1 = DescribeGroupResponse::from_version_bytes(1, v1).unwrap();
+    assert_eq!(
+        from_v1.offsets[0].lag(),
+        Some(3),
+        "to the last stable offset"
     );
     golden(
         "DescribeGroupResponse unknown",

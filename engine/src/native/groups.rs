@@ -149,6 +149,7 @@ pub async fn describe(shard: &Rc<Shard>, request: DescribeGroupRequest) -> Descr
                 committed: committed.offset,
                 log_end: lag.log_end,
                 metadata: committed.metadata,
+                last_stable: lag.last_stable,
             })
             .collect(),
         group: description.id,

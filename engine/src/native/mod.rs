@@ -251,10 +251,14 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             correlation_id,
             &groups::list(shard, decode!(m::ListGroupsRequest)).await,
         ),
-        ApiKey::DescribeGroup => encode_response(
-            correlation_id,
-            &groups::describe(shard, decode!(m::DescribeGroupRequest)).await,
-        ),
+        ApiKey::DescribeGroup => {
+            let response = groups::describe(shard, decode!(m::DescribeGroupRequest)).await;
+            if header.api_version >= m::DESCRIBE_GROUP_STABLE_VERSION {
+                encode_response(correlation_id, &response)
+            } else {
+                encode_response(correlation_id, &m::DescribeGroupResponseV0::from(response))
+            }
+        }
         ApiKey::ResetGroupOffsets => encode_response(
             correlation_id,
             &groups::reset(shard, decode!(m::ResetGroupOffsetsRequest)).await,
