@@ -360,7 +360,11 @@ pub enum GroupCommand {
         connect: Connect,
     },
     /// Show a group's state and members (with what each is assigned) and,
-    /// per partition, the committed offset, the log end and the lag.
+    /// per partition, the committed offset, the log end and the lag. The
+    /// lag counts to the last stable offset, not the log end: they differ
+    /// only while a transaction is open, whose records a read_committed
+    /// consumer cannot read yet (the broker does not know which isolation
+    /// a group's consumers use).
     Describe {
         name: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]

@@ -520,6 +520,7 @@ pub fn group_json(group: &DescribeGroupResponse) -> serde_json::Value {
             "partition": offset.partition,
             "committed": offset.committed,
             "log_end": offset.log_end,
+            "last_stable": offset.last_stable,
             "lag": offset.lag(),
             "metadata": offset.metadata,
         })).collect::<Vec<_>>(),
@@ -1044,6 +1045,7 @@ mod tests {
                     committed: 4,
                     log_end: Some(10),
                     metadata: String::new(),
+                    last_stable: Some(8),
                 },
                 GroupOffsetDescription {
                     topic: "gone".to_string(),
@@ -1051,6 +1053,7 @@ mod tests {
                     committed: 7,
                     log_end: None,
                     metadata: String::new(),
+                    last_stable: None,
                 },
             ],
         }
@@ -1072,8 +1075,9 @@ mod tests {
             rows.contains(&vec!["worker-1", "worker", "/127.0.0.1", "orders:0,2"]),
             "{text}"
         );
+        // The lag is to the last stable offset, 8.
         assert!(
-            rows.contains(&vec!["orders", "0", "4", "10", "6"]),
+            rows.contains(&vec!["orders", "0", "4", "10", "4"]),
             "{text}"
         );
         assert!(rows.contains(&vec!["gone", "1", "7", "-", "-"]), "{text}");
@@ -1082,7 +1086,8 @@ mod tests {
             json["members"][0]["assignment"],
             json!([{"topic": "orders", "partitions": [0, 2]}])
         );
-        assert_eq!(json["offsets"][0]["lag"], 6);
+        assert_eq!(json["offsets"][0]["lag"], 4);
+        assert_eq!(json["offsets"][0]["last_stable"], 8);
         assert_eq!(json["offsets"][1]["log_end"], serde_json::Value::Null);
         assert_eq!(json["offsets"][1]["lag"], serde_json::Value::Null);
     }

@@ -4,6 +4,14 @@
 //! partition layer, the controller, the group coordinator) and encodes the
 //! answer, turning the engine's [`ErrorKind`]s into the native wire's codes
 //! ([`error_code`]) on the way out.
+//!
+//! Native readers read committed records only, as a Kafka consumer with
+//! `isolation.level=read_committed` does: a fetch stops at the last stable
+//! offset (no record of a transaction still open reaches them) and returns
+//! neither transaction markers nor the batches of aborted transactions
+//! (the partition's owner drops them, and the answer's next offset moves
+//! the reader past them); ListOffsets' latest is the last stable offset.
+//! Transactions themselves are Kafka's: a native producer writes none.
 
 mod admin;
 mod cluster;
@@ -229,10 +237,14 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             let response = produce::handle(shard, decode!(m::ProduceRequest)).await?;
             encode_response(correlation_id, &response)
         }
-        ApiKey::Fetch => encode_response(
-            correlation_id,
-            &fetch::handle(shard, decode!(m::FetchRequest)).await,
-        ),
+        ApiKey::Fetch => {
+            let response = fetch::handle(shard, decode!(m::FetchRequest)).await;
+            if header.api_version >= m::FETCH_NEXT_OFFSET_VERSION {
+                encode_response(correlation_id, &response)
+            } else {
+                encode_response(correlation_id, &m::FetchResponseV0::from(response))
+            }
+        }
         ApiKey::ListOffsets => encode_response(
             correlation_id,
             &list_offsets::handle(shard, decode!(m::ListOffsetsRequest)).await,
@@ -241,10 +253,14 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             correlation_id,
             &groups::list(shard, decode!(m::ListGroupsRequest)).await,
         ),
-        ApiKey::DescribeGroup => encode_response(
-            correlation_id,
-            &groups::describe(shard, decode!(m::DescribeGroupRequest)).await,
-        ),
+        ApiKey::DescribeGroup => {
+            let response = groups::describe(shard, decode!(m::DescribeGroupRequest)).await;
+            if header.api_version >= m::DESCRIBE_GROUP_STABLE_VERSION {
+                encode_response(correlation_id, &response)
+            } else {
+                encode_response(correlation_id, &m::DescribeGroupResponseV0::from(response))
+            }
+        }
         ApiKey::ResetGroupOffsets => encode_response(
             correlation_id,
             &groups::reset(shard, decode!(m::ResetGroupOffsetsRequest)).await,

@@ -95,6 +95,8 @@ impl ApiKey {
         match self {
             ApiKey::DescribeTopics => (0, DESCRIBE_TOPICS_PLACEMENT_VERSION),
             ApiKey::CreateTopics => (0, CREATE_TOPICS_PLACEMENT_VERSION),
+            ApiKey::Fetch => (0, FETCH_NEXT_OFFSET_VERSION),
+            ApiKey::DescribeGroup => (0, DESCRIBE_GROUP_STABLE_VERSION),
             _ => (0, 0),
         }
     }

@@ -118,6 +118,7 @@ fn group_responses_round_trip() {
                 committed: 5,
                 log_end: Some(9),
                 metadata: "m".to_string(),
+                last_stable: Some(7),
             },
             GroupOffsetDescription {
                 topic: "gone".to_string(),
@@ -125,6 +126,7 @@ fn group_responses_round_trip() {
                 committed: 5,
                 log_end: None,
                 metadata: String::new(),
+                last_stable: None,
             },
         ],
     });
@@ -181,18 +183,25 @@ fn a_reset_to_a_negative_offset_or_an_unknown_kind_does_not_decode() {
 }
 
 #[test]
-fn lag_is_log_end_minus_committed() {
-    let offset = |committed, log_end| GroupOffsetDescription {
+fn lag_is_last_stable_minus_committed() {
+    let offset = |committed, log_end, last_stable| GroupOffsetDescription {
         topic: "t".to_string(),
         partition: 0,
         committed,
         log_end,
         metadata: String::new(),
+        last_stable,
     };
-    assert_eq!(offset(3, Some(10)).lag(), Some(7));
-    assert_eq!(offset(10, Some(10)).lag(), Some(0));
-    assert_eq!(offset(12, Some(10)).lag(), Some(-2));
-    assert_eq!(offset(3, None).lag(), None);
+    assert_eq!(offset(3, Some(10), Some(10)).lag(), Some(7));
+    assert_eq!(
+        offset(3, Some(10), Some(6)).lag(),
+        Some(3),
+        "a transaction open"
+    );
+    assert_eq!(offset(10, Some(10), Some(10)).lag(), Some(0));
+    assert_eq!(offset(12, Some(10), Some(10)).lag(), Some(-2));
+    assert_eq!(offset(3, None, None).lag(), None);
+    assert_eq!(offset(3, Some(10), None).lag(), Some(7), "a broker of v0");
 }
 
 #[test]
