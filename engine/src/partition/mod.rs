@@ -25,7 +25,7 @@ mod route;
 pub use crate::error::{ErrorKind, Failure};
 pub use fan_out::{gather_all, FanOut, Pending};
 pub use ops::{
-    produce_timeout, Acks, FetchOutcome, LeaderEpochs, Listed, OffsetQuery, PartitionKey,
-    PartitionOp, PartitionStats, Produced, ReadFrom, WireFormat,
+    produce_timeout, Acks, ActiveProducer, FetchOutcome, LeaderEpochs, Listed, OffsetQuery,
+    PartitionKey, PartitionOp, PartitionStats, Produced, ReadFrom, WireFormat,
 };
 pub use route::{ask, route, route_read, Answer, Route};
