@@ -1,7 +1,8 @@
 //! The native protocol's adapter: its [`Protocol`] on a connection and its
 //! request handlers, one file per API family. A handler runs on the shard
 //! holding the connection: it decodes the request, calls the core (the
-//! partition layer, the controller, the group coordinator) and encodes the
+//! partition layer, the controller, the group and transaction
+//! coordinators) and encodes the
 //! answer, turning the engine's [`ErrorKind`]s into the native wire's codes
 //! ([`error_code`]) on the way out.
 //!
@@ -22,6 +23,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod reassignments;
+mod transactions;
 
 use std::rc::Rc;
 
@@ -128,8 +130,9 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::NotEnoughReplicas => ErrorCode::NotEnoughReplicas,
         ErrorKind::TimedOut => ErrorCode::Timeout,
         ErrorKind::InvalidTimestamp => ErrorCode::InvalidTimestamp,
-        // Transactions are written over the Kafka protocol only.
-        ErrorKind::InvalidTxnState | ErrorKind::CoordinatorFenced => ErrorCode::InvalidRequest,
+        ErrorKind::InvalidTxnState => ErrorCode::InvalidTxnState,
+        // A marker's refusal: only the transaction coordinator writes them.
+        ErrorKind::CoordinatorFenced => ErrorCode::InvalidRequest,
     }
 }
 
@@ -268,6 +271,27 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
         ApiKey::DeleteGroup => encode_response(
             correlation_id,
             &groups::delete(shard, decode!(m::DeleteGroupRequest)).await,
+        ),
+        ApiKey::FindTxnCoordinator => encode_response(
+            correlation_id,
+            &transactions::find_coordinator(shard, decode!(m::FindTxnCoordinatorRequest)).await,
+        ),
+        ApiKey::ListTransactions => encode_response(
+            correlation_id,
+            &transactions::list(shard, decode!(m::ListTransactionsRequest)).await,
+        ),
+        ApiKey::DescribeTransaction => encode_response(
+            correlation_id,
+            &transactions::describe(shard, decode!(m::DescribeTransactionRequest)).await,
+        ),
+        ApiKey::AbortTransaction => encode_response(
+            correlation_id,
+            &transactions::abort(shard, decode!(m::AbortTransactionRequest)).await,
+        ),
+        ApiKey::AbortPartitionTransaction => encode_response(
+            correlation_id,
+            &transactions::abort_partition(shard, decode!(m::AbortPartitionTransactionRequest))
+                .await,
         ),
     };
     Some(response)

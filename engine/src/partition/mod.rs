@@ -34,7 +34,7 @@ mod tests;
 pub use crate::error::{ErrorKind, Failure};
 pub use fan_out::{gather_all, FanOut, Pending};
 pub use ops::{
-    produce_timeout, Acks, FetchOutcome, Isolation, LeaderEpochs, Listed, OffsetQuery,
-    PartitionKey, PartitionOp, PartitionStats, Produced, ReadFrom, WireFormat,
+    produce_timeout, Acks, ActiveProducer, FetchOutcome, Isolation, LeaderEpochs, Listed,
+    OffsetQuery, PartitionKey, PartitionOp, PartitionStats, Produced, ReadFrom, WireFormat,
 };
 pub use route::{ask, route, route_read, Answer, Route};

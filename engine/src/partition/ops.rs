@@ -199,6 +199,20 @@ pub struct LeaderEpochs {
     pub end: Offset,
 }
 
+/// A producer a partition's log knows, as Kafka's DescribeProducers
+/// tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The sequence of its last record here; `None` for a producer known
+    /// only by its open transaction (the log forgot the rest past its
+    /// cap of producers).
+    pub last_sequence: Option<i32>,
+    /// The first offset of its transaction open here, if one is.
+    pub txn_start: Option<Offset>,
+}
+
 /// The answer channel of an op: every op answers a result, so that an owner
 /// that stopped first answers `ShuttingDown` the same way for all.
 pub type Reply<T> = oneshot::Sender<Result<T, Failure>>;
@@ -255,6 +269,11 @@ pub enum PartitionOp {
     },
     Stats {
         reply: Reply<PartitionStats>,
+    },
+    /// The producers the log knows, by producer id, with the first offset
+    /// of each one's open transaction (DescribeProducers).
+    Producers {
+        reply: Reply<Vec<ActiveProducer>>,
     },
     /// Moves the log start up to `before` (`None`: the high watermark);
     /// answers the new log start.
@@ -313,6 +332,7 @@ impl PartitionOp {
             PartitionOp::ListOffset { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::LeaderEpochs { reply } => drop(reply.send(Err(failure))),
             PartitionOp::Stats { reply } => drop(reply.send(Err(failure))),
+            PartitionOp::Producers { reply } => drop(reply.send(Err(failure))),
             PartitionOp::DeleteRecords { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::WriteMarker { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::Open { reply, .. }

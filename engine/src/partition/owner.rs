@@ -4,7 +4,7 @@
 
 use std::{
     cell::RefCell,
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     future::Future,
     path::{Path, PathBuf},
     rc::Rc,
@@ -20,8 +20,8 @@ use sluice_storage::{
 use super::{
     fetch::{fetch, FetchAsk},
     ops::{
-        Acks, Isolation, LeaderEpochs, Listed, OffsetQuery, PartitionKey, PartitionOp,
-        PartitionStats, Partitions, Produced, WireFormat,
+        Acks, ActiveProducer, Isolation, LeaderEpochs, Listed, OffsetQuery, PartitionKey,
+        PartitionOp, PartitionStats, Partitions, Produced, WireFormat,
     },
 };
 use crate::{
@@ -451,6 +451,39 @@ fn copy_partition(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The producers `log` knows, and those known only by a transaction
+/// still open (their state forgotten past the log's cap), by producer id.
+fn active_producers(log: &Log) -> Vec<ActiveProducer> {
+    let open: HashMap<i64, (i16, Offset)> = log
+        .open_transactions()
+        .into_iter()
+        .map(|(producer_id, epoch, first)| (producer_id, (epoch, first)))
+        .collect();
+    let mut producers: Vec<ActiveProducer> = log
+        .producers()
+        .into_iter()
+        .map(|(producer_id, state)| ActiveProducer {
+            producer_id,
+            epoch: state.epoch,
+            last_sequence: state.batches.last().map(|batch| batch.last_sequence),
+            txn_start: open.get(&producer_id).map(|(_, first)| *first),
+        })
+        .collect();
+    let known: HashSet<i64> = producers.iter().map(|p| p.producer_id).collect();
+    producers.extend(
+        open.iter()
+            .filter(|(producer_id, _)| !known.contains(producer_id))
+            .map(|(producer_id, (epoch, first))| ActiveProducer {
+                producer_id: *producer_id,
+                epoch: *epoch,
+                last_sequence: None,
+                txn_start: Some(*first),
+            }),
+    );
+    producers.sort_unstable_by_key(|producer| producer.producer_id);
+    producers
+}
+
 /// Runs one partition op on the owner shard, whose partitions `partitions`
 /// holds and replicates with `replicas`. An op for a partition it does not
 /// hold is refused (`NoSuchPartition`), except opening it.
@@ -619,6 +652,9 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             }
             .await;
             let _ = reply.send(result);
+        }
+        PartitionOp::Producers { reply } => {
+            let _ = reply.send(Ok(active_producers(log)));
         }
         PartitionOp::Stats { reply } => {
             let _ = reply.send(Ok(PartitionStats {

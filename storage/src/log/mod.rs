@@ -919,6 +919,14 @@ impl Log {
         self.state.borrow().producers.get(producer_id)
     }
 
+    /// Every idempotent producer the log remembers (at most
+    /// [`PRODUCERS_MAX`]), in producer id order, with what it remembers
+    /// of each: Kafka's DescribeProducers. Includes appends queued but not
+    /// yet durable.
+    pub fn producers(&self) -> Vec<(i64, ProducerState)> {
+        self.state.borrow().producers.all()
+    }
+
     /// The last stable offset under `high_watermark`: where a
     /// `read_committed` reader stops, the first offset of the oldest
     /// transaction still open on the partition.
