@@ -166,7 +166,6 @@ fn every_fetch_answers_the_last_stable_offset_and_a_committed_one_its_aborts() {
 }
 
 #[test]
-#[ignore = "needs the transaction coordinator"]
 fn a_committed_reader_sees_only_committed_transactions_and_stops_at_an_open_one() {
     let data_dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(data_dir.path(), 1);
