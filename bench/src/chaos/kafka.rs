@@ -317,6 +317,7 @@ pub(super) fn transform(
         match transform_session(client, bootstrap, chaos, &recorder, end, deadline) {
             Ok(()) => return Ok(()),
             Err(failure) => {
+                eprintln!("transformer {client} starts over: {failure}");
                 last_failure = failure;
                 std::thread::sleep(Duration::from_millis(200));
             }

@@ -30,10 +30,6 @@ const LOAD_WAIT_WRITTEN: Duration = Duration::from_secs(5);
 /// How often a load waiting for such appends looks again.
 const LOAD_WAIT_STEP: Duration = Duration::from_millis(10);
 
-fn leads(leadership: Leadership) -> bool {
-    !matches!(leadership, Leadership::Not)
-}
-
 /// Makes a pass after every change of the roles on this shard, and every
 /// [`PASS_INTERVAL`], until the shard stops (the task is dropped).
 pub async fn hold_loop(shard: Rc<Shard>) {
@@ -47,52 +43,38 @@ pub async fn hold_loop(shard: Rc<Shard>) {
 
 /// One pass: coordinators dropped for the partitions this node no longer
 /// leads (or leads in another epoch), made and loading for those it came
-/// to lead.
+/// to lead, each in the partition's leader epoch.
 pub fn hold(shard: &Rc<Shard>) {
     let metadata = shard.metadata();
-    let led: Vec<(u32, PartitionKey, Leadership, Rc<Log>)> = metadata
-        .topic(TXN_TOPIC)
-        .into_iter()
-        .flat_map(|topic| {
-            (0..topic.partition_count()).filter_map(|partition| {
-                let key = PartitionKey::new(topic.id, partition);
-                let log = shard.partitions.borrow().get(&key).cloned()?;
-                let leadership = shard.replicas.leadership(key);
-                leads(leadership).then_some((partition, key, leadership, log))
-            })
+    let Some(topic) = metadata.topic(TXN_TOPIC) else {
+        drop_all(shard, &[]);
+        return;
+    };
+    let led: Vec<(u32, PartitionKey, Leadership, i32, Rc<Log>)> = (0..topic.partition_count())
+        .filter_map(|partition| {
+            let key = PartitionKey::new(topic.id, partition);
+            let log = shard.partitions.borrow().get(&key).cloned()?;
+            let leadership = shard.replicas.leadership(key);
+            // The partition's leader epoch: its markers carry it, and a
+            // partition refuses those of an older one. A partition of one
+            // replica has no leader's state of its own: the metadata's
+            // epoch, which moves when its node comes back.
+            let epoch = match leadership {
+                Leadership::Leads(epoch) => epoch,
+                Leadership::Sole => topic
+                    .partition(partition)
+                    .map_or(0, |control| control.leader_epoch),
+                Leadership::Not => return None,
+            };
+            let epoch = i32::try_from(epoch).unwrap_or(i32::MAX);
+            Some((partition, key, leadership, epoch, log))
         })
         .collect();
-    let stale: Vec<u32> = shard
-        .txns
-        .held
-        .borrow()
-        .iter()
-        .filter(|(partition, held)| {
-            !led.iter().any(|(p, key, leadership, _)| {
-                p == *partition && *key == held.key && *leadership == held.leadership
-            })
-        })
-        .map(|(partition, _)| *partition)
-        .collect();
-    for partition in stale {
-        if let Some(held) = shard.txns.held.borrow_mut().remove(&partition) {
-            drop_coordinator(partition, held);
-        }
-    }
-    for (partition, key, leadership, log) in led {
+    drop_all(shard, &led);
+    for (partition, key, leadership, coordinator_epoch, log) in led {
         if shard.txns.held.borrow().contains_key(&partition) {
             continue;
         }
-        // The partition's leader epoch: its markers carry it, and a
-        // partition refuses those of an older one.
-        let coordinator_epoch = match leadership {
-            Leadership::Leads(epoch) => epoch,
-            _ => metadata
-                .topic(TXN_TOPIC)
-                .and_then(|topic| topic.partition(partition))
-                .map_or(0, |control| control.leader_epoch),
-        };
-        let coordinator_epoch = i32::try_from(coordinator_epoch).unwrap_or(i32::MAX);
         let generation = shard.txns.generation();
         shard.txns.held.borrow_mut().insert(
             partition,
@@ -107,6 +89,31 @@ pub fn hold(shard: &Rc<Shard>) {
         let shard = shard.clone();
         glommio::spawn_local(async move { load(&shard, partition, generation, &log).await })
             .detach();
+    }
+}
+
+/// Drops the coordinators of the partitions not in `led` as they are
+/// held: led no more, or in another leadership or epoch.
+fn drop_all(shard: &Shard, led: &[(u32, PartitionKey, Leadership, i32, Rc<Log>)]) {
+    let stale: Vec<u32> = shard
+        .txns
+        .held
+        .borrow()
+        .iter()
+        .filter(|(partition, held)| {
+            !led.iter().any(|(p, key, leadership, epoch, _)| {
+                p == *partition
+                    && *key == held.key
+                    && *leadership == held.leadership
+                    && *epoch == held.core.coordinator_epoch()
+            })
+        })
+        .map(|(partition, _)| *partition)
+        .collect();
+    for partition in stale {
+        if let Some(held) = shard.txns.held.borrow_mut().remove(&partition) {
+            drop_coordinator(partition, held);
+        }
     }
 }
 

@@ -99,7 +99,17 @@ fn fenced(shard: &Shard, coordinator: u32, coordinator_epoch: i32) -> bool {
     let mut seen = shard.txns.coordinator_epochs.borrow_mut();
     let newest = seen.entry(coordinator).or_insert(coordinator_epoch);
     *newest = (*newest).max(coordinator_epoch);
-    coordinator_epoch < (*newest).max(in_metadata)
+    let fenced = coordinator_epoch < (*newest).max(in_metadata);
+    if fenced {
+        tracing::warn!(
+            coordinator,
+            coordinator_epoch,
+            newest = *newest,
+            in_metadata,
+            "a marker of a replaced transaction coordinator refused"
+        );
+    }
+    fenced
 }
 
 /// Writes `markers` (one transaction's, from the coordinator of
