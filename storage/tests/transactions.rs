@@ -375,3 +375,44 @@ fn a_marker_older_than_its_producer_is_fenced() {
         log.close().await.unwrap();
     });
 }
+
+/// A transactional batch the broker writes (the group coordinator's
+/// offsets of a TxnOffsetCommit): no sequence, so never taken for a retry
+/// of the one before, nor refused as out of order.
+fn brokers(producer_id: i64, epoch: i16, value: &[u8]) -> Batch {
+    sluice_storage::batch::filter::transactional_kafka_batch(
+        &[(Some(b"offset key"), Some(value))],
+        0,
+        1_000,
+        producer_id,
+        epoch,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_brokers_transactional_batches_without_a_sequence_open_the_transaction_its_marker_ends() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        log.append(plain(1)).await.unwrap();
+        let first = log.append(brokers(7, 2, b"one")).await.unwrap();
+        let second = log.append(brokers(7, 2, b"one")).await.unwrap();
+        assert!(!first.duplicate && !second.duplicate);
+        assert_eq!(second.base_offset, first.last_offset.next());
+        assert_eq!(log.open_transactions(), vec![(7, 2, first.base_offset)]);
+        assert_eq!(log.last_stable_offset(log.end_offset()), first.base_offset);
+        // No sequence: the producer's idempotence state is not touched.
+        assert_eq!(log.producer(7), None);
+        log.close().await.unwrap();
+
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        assert_eq!(log.open_transactions(), vec![(7, 2, first.base_offset)]);
+        log.append(Batch::marker(7, 2, Marker::Commit, 1, 1_000).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(log.open_transactions(), vec![]);
+        assert_eq!(log.last_stable_offset(log.end_offset()), log.end_offset());
+        log.close().await.unwrap();
+    });
+}

@@ -32,6 +32,12 @@ pub enum GroupError {
     FencedMemberEpoch,
     GroupMaxSizeReached,
     InvalidRequest,
+    /// A transaction has an offset of the partition pending, and the client
+    /// asked for stable offsets only: ask again once it ended.
+    UnstableOffsetCommit,
+    /// A transaction's producer at an older epoch than one of its
+    /// transactions with offsets pending here: a zombie.
+    InvalidProducerEpoch,
 }
 
 impl std::fmt::Display for GroupError {
@@ -61,6 +67,10 @@ impl std::fmt::Display for GroupError {
             GroupError::FencedMemberEpoch => "fenced member epoch",
             GroupError::GroupMaxSizeReached => "the group is full",
             GroupError::InvalidRequest => "invalid request",
+            GroupError::UnstableOffsetCommit => "a transaction has an offset pending",
+            GroupError::InvalidProducerEpoch => {
+                "the producer's epoch is older than its transaction's"
+            }
         };
         f.write_str(text)
     }

@@ -14,11 +14,16 @@
 
 use std::{collections::HashMap, rc::Rc, time::Duration};
 
-use sluice_storage::log::Log;
+use sluice_storage::{batch::Batch, log::Log, Offset};
 
 use super::{
-    error::GroupError, offsets_log::apply, records::GroupRecord, routing::offsets_partition,
-    state::Hold, Group, OFFSETS_TOPIC,
+    error::GroupError,
+    offsets_log::apply,
+    records::GroupRecord,
+    routing::offsets_partition,
+    state::Hold,
+    transactional::{apply_pending, OpenTransactions, Producer},
+    Group, OFFSETS_TOPIC,
 };
 use crate::{
     cluster_metadata::TopicMeta, partition::PartitionKey, replica::state::Leadership, shard::Shard,
@@ -181,15 +186,36 @@ async fn load(
     if !still(shard) {
         return Ok(0);
     }
-    let (groups, records) = replay(log).await?;
-    if !still(shard) {
-        return Ok(0);
+    // To the log's end as it is when the groups are served: a transaction's
+    // marker appended while the log was read (its end is not served yet,
+    // so it finds nothing to end) is read too.
+    let mut replayed = Replayed::default();
+    let mut next = log.start_offset();
+    loop {
+        let end = log.end_offset();
+        if next >= end {
+            break;
+        }
+        let reached = replay(log, &mut replayed, next, end).await?;
+        if !still(shard) {
+            return Ok(0);
+        }
+        if reached < end {
+            break;
+        }
+        next = reached;
     }
+    let Replayed {
+        groups,
+        open,
+        records,
+    } = replayed;
     {
         let mut all = shard.groups.groups.borrow_mut();
         let metadata = shard.metadata();
         all.retain(|id, _| offsets_partition(shard, &metadata, id).is_none_or(|(_, of)| of != key));
         all.extend(groups);
+        shard.groups.open.borrow_mut().merge(open);
     }
     shard
         .groups
@@ -224,21 +250,86 @@ async fn load(
 /// answered as their channels close; they find the new coordinator.
 fn drop_groups(shard: &Shard, partition: u32) {
     let metadata = shard.metadata();
-    shard.groups.groups.borrow_mut().retain(|id, _| {
+    let mut groups = shard.groups.groups.borrow_mut();
+    groups.retain(|id, _| {
         offsets_partition(shard, &metadata, id).is_none_or(|(_, key)| key.partition.0 != partition)
     });
+    shard
+        .groups
+        .open
+        .borrow_mut()
+        .retain(|group| groups.contains_key(group));
     shard.groups.appended.borrow_mut().remove(&partition);
 }
 
-/// The groups `log` holds, read from its start to its end: every batch
-/// appended to it, written, whether or not the high watermark passed it
-/// yet (after an election its leader's log is what the in-sync replicas
-/// hold). With the number of records read.
-async fn replay(log: &Log) -> Result<(HashMap<String, Group>, usize), String> {
-    let mut groups = HashMap::new();
-    let mut offset = log.start_offset();
-    let end = log.end_offset();
-    let mut applied = 0;
+/// The groups of an offsets partition as its log reads back, batch after
+/// batch: committed offsets, the offsets of transactions still open at
+/// the point read (with the groups each producer's marker would end), and
+/// the number of records read.
+#[derive(Default)]
+pub(super) struct Replayed {
+    pub groups: HashMap<String, Group>,
+    pub open: OpenTransactions,
+    pub records: usize,
+}
+
+impl Replayed {
+    /// Applies one batch of the log: its records (pending in their
+    /// producer's transaction for a transactional batch), or a marker's
+    /// commit or abort of its producer's transaction. Native batches
+    /// (written before the topic was compacted) and Kafka ones alike; a
+    /// tombstone (a null value) is a deletion, as an empty value is. A
+    /// batch that does not read is skipped.
+    pub fn batch(&mut self, batch: &Batch) {
+        let header = batch.header();
+        if let Some(marker) = header.marker() {
+            self.open
+                .end(&mut self.groups, header.producer_id, marker, |_| true);
+            return;
+        }
+        let producer = header.is_transactional().then_some(Producer {
+            id: header.producer_id,
+            epoch: header.producer_epoch,
+        });
+        let Replayed {
+            groups,
+            open,
+            records,
+        } = self;
+        let read = sluice_storage::batch::filter::for_each_record(batch, |record| {
+            let Some(decoded) = GroupRecord::decode(
+                record.key.unwrap_or_default(),
+                record.value.unwrap_or_default(),
+            ) else {
+                return;
+            };
+            match producer {
+                None => apply(groups, decoded, record.offset),
+                Some(producer) => apply_pending(groups, open, producer, decoded, record.offset),
+            }
+            *records += 1;
+        });
+        if let Err(error) = read {
+            tracing::warn!(
+                offset = header.base_offset, %error,
+                "an offsets batch does not read; skipped"
+            );
+        }
+    }
+}
+
+/// Reads the groups `log` holds from `from` to `end` into `replayed`:
+/// every batch appended to it, written, whether or not the high watermark
+/// passed it yet (after an election its leader's log is what the in-sync
+/// replicas hold). Where it stopped: `end`, or before it if what was
+/// appended was not written in time or the log was cut.
+async fn replay(
+    log: &Log,
+    replayed: &mut Replayed,
+    from: Offset,
+    end: Offset,
+) -> Result<Offset, String> {
+    let mut offset = from;
     let waited_since = std::time::Instant::now();
     while offset < end {
         let batches = log
@@ -255,25 +346,131 @@ async fn replay(log: &Log) -> Result<(HashMap<String, Group>, usize), String> {
         };
         offset = last.last_offset().next();
         for batch in &batches {
-            // Native batches (written before the topic was compacted) and
-            // Kafka ones alike; a tombstone (a null value) is a deletion,
-            // as an empty value is.
-            let read = sluice_storage::batch::filter::for_each_record(batch, |record| {
-                if let Some(decoded) = GroupRecord::decode(
-                    record.key.unwrap_or_default(),
-                    record.value.unwrap_or_default(),
-                ) {
-                    apply(&mut groups, decoded);
-                    applied += 1;
-                }
-            });
-            if let Err(error) = read {
-                tracing::warn!(
-                    offset = batch.base_offset().0, %error,
-                    "an offsets batch does not read; skipped"
-                );
-            }
+            replayed.batch(batch);
         }
     }
-    Ok((groups, applied))
+    Ok(offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_storage::batch::{
+        filter::{kafka_batch, transactional_kafka_batch, KeyValue},
+        Marker,
+    };
+
+    use super::*;
+    use crate::coordinator::records::{Committed, OffsetKey};
+
+    /// The offsets partition's log as a list of batches, each assigned the
+    /// offsets after the one before.
+    #[derive(Default)]
+    struct Written {
+        batches: Vec<Batch>,
+        end: u64,
+    }
+
+    impl Written {
+        fn push(&mut self, batch: Batch) {
+            let batch = batch.assign(Offset(self.end), 1);
+            self.end = batch.last_offset().next().0;
+            self.batches.push(batch);
+        }
+
+        /// Offsets of (group, partition of "t", offset), committed by
+        /// `producer`'s transaction or by none.
+        fn commit(&mut self, producer: Option<Producer>, offsets: &[(&str, u32, u64)]) {
+            let encoded: Vec<(Vec<u8>, Vec<u8>)> = offsets
+                .iter()
+                .map(|&(group, partition, offset)| {
+                    GroupRecord::Offset {
+                        group: group.into(),
+                        key: ("t".into(), partition),
+                        committed: Some(Committed {
+                            offset,
+                            leader_epoch: -1,
+                            metadata: String::new(),
+                            commit_time: 0,
+                        }),
+                    }
+                    .encode()
+                })
+                .collect();
+            let pairs: Vec<KeyValue<'_>> = encoded
+                .iter()
+                .map(|(key, value)| (Some(&key[..]), Some(&value[..])))
+                .collect();
+            self.push(match producer {
+                None => kafka_batch(&pairs, 0, 0).unwrap(),
+                Some(producer) => {
+                    transactional_kafka_batch(&pairs, 0, 0, producer.id, producer.epoch).unwrap()
+                }
+            });
+        }
+
+        fn marker(&mut self, producer: Producer, marker: Marker) {
+            self.push(Batch::marker(producer.id, producer.epoch, marker, 0, 0).unwrap());
+        }
+
+        fn replayed(&self) -> Replayed {
+            let mut replayed = Replayed::default();
+            for batch in &self.batches {
+                replayed.batch(batch);
+            }
+            replayed
+        }
+    }
+
+    const P1: Producer = Producer { id: 1, epoch: 0 };
+    const P2: Producer = Producer { id: 2, epoch: 5 };
+    const P3: Producer = Producer { id: 3, epoch: 0 };
+
+    fn key(partition: u32) -> OffsetKey {
+        ("t".to_string(), partition)
+    }
+
+    fn committed(replayed: &Replayed, group: &str, partition: u32) -> Option<u64> {
+        replayed.groups[group]
+            .offsets
+            .get(&key(partition))
+            .map(|committed| committed.offset)
+    }
+
+    #[test]
+    fn reading_back_keeps_transactions_pending_until_their_markers() {
+        let mut log = Written::default();
+        log.commit(None, &[("g", 0, 5)]);
+        log.commit(Some(P1), &[("g", 0, 7), ("h", 0, 70)]);
+        log.commit(None, &[("g", 1, 9)]);
+        log.commit(Some(P2), &[("g", 1, 10)]);
+        let replayed = log.replayed();
+        assert_eq!(committed(&replayed, "g", 0), Some(5));
+        assert_eq!(committed(&replayed, "h", 0), None);
+        assert!(replayed.groups["h"].transactional.is_pending(&key(0)));
+        assert_eq!(replayed.open.epoch(P2.id), Some(5));
+
+        log.marker(P1, Marker::Commit);
+        // A plain commit after P2's record: P2's commit does not replace it.
+        log.commit(None, &[("g", 1, 11)]);
+        log.marker(P2, Marker::Commit);
+        // A marker of a producer without offsets here changes nothing.
+        log.marker(P3, Marker::Abort);
+        log.commit(Some(P3), &[("g", 2, 30)]);
+        log.marker(P3, Marker::Abort);
+        // Open at the log's end: pending.
+        log.commit(Some(P1), &[("g", 2, 20)]);
+        let replayed = log.replayed();
+        assert_eq!(committed(&replayed, "g", 0), Some(7));
+        assert_eq!(committed(&replayed, "h", 0), Some(70));
+        assert_eq!(committed(&replayed, "g", 1), Some(11));
+        assert_eq!(committed(&replayed, "g", 2), None);
+        let pending = replayed.groups["g"].transactional.pending(P1.id).unwrap();
+        assert_eq!(pending[&key(2)].committed.offset, 20);
+        assert_eq!(pending[&key(2)].record, Offset(log.end - 1));
+        assert!(replayed.groups["g"].transactional.pending(P3.id).is_none());
+        assert_eq!(replayed.open.epoch(P1.id), Some(0));
+        assert_eq!(replayed.open.epoch(P2.id), None);
+        // Markers are not records of the coordinator's.
+        assert_eq!(replayed.records, 8);
+    }
 }

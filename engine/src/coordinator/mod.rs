@@ -11,7 +11,9 @@
 //! its leader fails) reads its groups back from it before it serves them
 //! ([`hold`]), and one that stops leading it drops them. Membership lives
 //! in memory (members rejoin after a restart or a failover, as they do
-//! when a Kafka coordinator moves).
+//! when a Kafka coordinator moves). Offsets committed in a transaction are
+//! appended as the transaction's and stay pending until its marker on the
+//! partition commits or aborts them ([`transactional`]).
 //!
 //! The classic protocol's state machine is in [`classic`]: members join,
 //! the leader assigns, everyone syncs, heartbeats keep members alive; a
@@ -28,7 +30,10 @@
 //! - [`classic`]: the classic protocol's state machine;
 //! - [`consumer`]: the consumer protocol's (KIP-848) state machine, and
 //!   [`assignor`], the pure functions that compute its target assignments;
-//! - [`offsets`]: committing, reading, resetting and deleting offsets;
+//! - [`offsets`]: committing (in a transaction too), ending a
+//!   transaction's, reading, resetting and deleting offsets;
+//! - [`transactional`]: offsets committed in a transaction, pending until
+//!   its marker commits or aborts them (the state and its rules);
 //! - [`offsets_log`]: `__consumer_offsets` on disk (append, wait for the
 //!   in-sync replicas, compact), in the records of [`records`];
 //! - [`describe`]: groups listed and described; [`lag`]: consumer lag;
@@ -36,12 +41,12 @@
 //!
 //! Dependencies between these files point one way: `error`, `records` and
 //! `assignor` use none of the others; `routing` uses `error` and
-//! `holding`'s check; `holding` uses `routing`, `records` and
-//! `offsets_log`; `classic` and `consumer` use this file's types
-//! (`consumer` also `assignor`); `offsets_log` uses `routing` and
-//! `records`; `offsets` uses
-//! `offsets_log` and both protocols; `describe` uses `consumer` and
-//! `routing`; `lag` uses `routing`.
+//! `holding`'s check; `holding` uses `routing`, `records`,
+//! `offsets_log` and `transactional`; `classic` and `consumer` use this
+//! file's types (`consumer` also `assignor`); `transactional` uses them
+//! and `consumer`; `offsets_log` uses `routing` and `records`; `offsets`
+//! uses `offsets_log`, `transactional` and both protocols; `describe`
+//! uses `consumer` and `routing`; `lag` uses `routing`.
 
 pub mod assignor;
 pub mod classic;
@@ -50,20 +55,25 @@ mod describe;
 mod error;
 mod holding;
 pub mod lag;
-mod offsets;
+pub(crate) mod offsets;
 mod offsets_log;
 pub mod records;
 pub(crate) mod routing;
 pub(crate) mod state;
+mod transactional;
 
 use std::time::{Duration, Instant};
 
 pub use describe::{describe_local, list_all, list_local};
 pub use error::GroupError;
 pub use holding::{hold, hold_loop};
-pub use offsets::{commit, committed, delete_group, delete_offsets, reset_offsets};
+pub use offsets::{
+    commit, commit_transactional, committed, delete_group, delete_offsets, fetch_offsets,
+    reset_offsets,
+};
 pub use routing::{on_coordinator, run_on};
 pub use state::{Committer, Coordinator, Group, GroupState, OffsetToCommit};
+pub use transactional::Producer;
 
 /// The internal topic of committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

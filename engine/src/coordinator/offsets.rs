@@ -1,18 +1,24 @@
 //! Committed offsets: commit (by a member, or for a group without
-//! members), read, reset by an operator, delete (one group's, or some
+//! members, or in a transaction: see [`super::transactional`]), end a
+//! transaction's, read (stable ones only if asked: none a transaction has
+//! pending), reset by an operator, delete (one group's, or some
 //! partitions'). Each runs on the group's coordinator shard and writes
 //! through [`super::offsets_log`] before it answers.
 
 use std::rc::Rc;
 
+use sluice_storage::{batch::Marker, Offset};
+
 use super::{
     classic, consumer,
     error::GroupError,
-    offsets_log::{apply, now_ms, persist},
+    offsets_log::{apply, now_ms, persist, Persisted},
     records::{Committed, GroupRecord, OffsetKey},
+    routing::offsets_partition,
+    transactional::{self, apply_pending, end_if_loaded, Producer},
     Committer, Group, OffsetToCommit,
 };
-use crate::{cluster_metadata::Metadata, shard::Shard};
+use crate::{cluster_metadata::Metadata, partition::PartitionKey, shard::Shard};
 
 /// Metadata stored with a committed offset is at most this long (Kafka's
 /// `offset.metadata.max.bytes`).
@@ -38,12 +44,39 @@ pub async fn commit(
             return Err(GroupError::UnknownMemberId);
         }
     }
-    let metadata = shard.metadata();
+    let (results, records) = records_of(&shard.metadata(), group, &offsets);
+    let Some(persisted) = persist(shard, group, &records, None).await? else {
+        return Ok(results);
+    };
+    let mut groups = shard.groups.groups.borrow_mut();
+    let entry = groups
+        .entry(group.to_string())
+        .or_insert_with(|| Group::new(group));
+    for (index, written) in records.into_iter().enumerate() {
+        if let GroupRecord::Offset {
+            key,
+            committed: Some(committed),
+            ..
+        } = written
+        {
+            entry.set_committed(key, committed, record_at(&persisted, index));
+        }
+    }
+    Ok(results)
+}
+
+/// The records committing `offsets` of `group`, and the result of each
+/// offset, in order: those refused ([`check_offset`]) have no record.
+fn records_of(
+    metadata: &Metadata,
+    group: &str,
+    offsets: &[OffsetToCommit],
+) -> (Vec<Result<(), GroupError>>, Vec<GroupRecord>) {
     let now = now_ms();
-    let mut results = Vec::new();
+    let mut results = Vec::with_capacity(offsets.len());
     let mut records = Vec::new();
-    for offset in &offsets {
-        let checked = check_offset(&metadata, offset);
+    for offset in offsets {
+        let checked = check_offset(metadata, offset);
         if checked.is_ok() {
             records.push(GroupRecord::Offset {
                 group: group.to_string(),
@@ -58,24 +91,16 @@ pub async fn commit(
         }
         results.push(checked);
     }
-    let _appended = persist(shard, group, &records).await?;
-    let mut groups = shard.groups.groups.borrow_mut();
-    let entry = groups
-        .entry(group.to_string())
-        .or_insert_with(|| Group::new(group));
-    for record in records {
-        if let GroupRecord::Offset {
-            key,
-            committed: Some(committed),
-            ..
-        } = record
-        {
-            entry.offsets.insert(key, committed);
-        }
-    }
-    Ok(results)
+    (results, records)
 }
 
+/// Where the record `index` of the batch persisted is in the log.
+fn record_at(persisted: &Persisted<'_>, index: usize) -> Offset {
+    Offset(persisted.base_offset.0 + index as u64)
+}
+
+/// Why `offset` cannot be committed: a partition that does not exist, a
+/// negative offset, metadata over [`OFFSET_METADATA_BYTES_MAX`].
 fn check_offset(metadata: &Metadata, offset: &OffsetToCommit) -> Result<(), GroupError> {
     let known = metadata.topic(&offset.topic).is_some_and(|topic| {
         offset.partition >= 0 && (offset.partition as u32) < topic.partition_count()
@@ -120,6 +145,38 @@ pub fn committed(
     }
 }
 
+/// The offsets of `group` as OffsetFetch answers them: [`committed`], and
+/// when `require_stable` (KIP-447), [`GroupError::UnstableOffsetCommit`]
+/// for a partition an open transaction committed an offset of, as Kafka's
+/// coordinator answers (the client asks again once the transaction ended).
+/// Asked for all partitions, those with a committed offset.
+pub fn fetch_offsets(
+    shard: &Shard,
+    group: &str,
+    partitions: Option<&[OffsetKey]>,
+    require_stable: bool,
+) -> Vec<(OffsetKey, Result<Option<Committed>, GroupError>)> {
+    let offsets = committed(shard, group, partitions);
+    let groups = shard.groups.groups.borrow();
+    let pending = |key: &OffsetKey| {
+        require_stable
+            && groups
+                .get(group)
+                .is_some_and(|group| group.transactional.is_pending(key))
+    };
+    offsets
+        .into_iter()
+        .map(|(key, committed)| {
+            let answer = if pending(&key) {
+                Err(GroupError::UnstableOffsetCommit)
+            } else {
+                Ok(committed)
+            };
+            (key, answer)
+        })
+        .collect()
+}
+
 /// Deletes `group` with its offsets; only when it has no members.
 pub async fn delete_group(shard: &Rc<Shard>, group: &str) -> Result<(), GroupError> {
     let keys: Vec<OffsetKey> = {
@@ -144,7 +201,7 @@ pub async fn delete_group(shard: &Rc<Shard>, group: &str) -> Result<(), GroupErr
         group: group.to_string(),
         protocol_type: None,
     });
-    let _appended = persist(shard, group, &records).await?;
+    let _persisted = persist(shard, group, &records, None).await?;
     let mut groups = shard.groups.groups.borrow_mut();
     if groups
         .get(group)
@@ -174,7 +231,10 @@ pub async fn delete_offsets(
                 results.push(Err(GroupError::GroupSubscribedToTopic));
                 continue;
             }
-            if existing.offsets.contains_key(&key) {
+            // A tombstone also for an offset only a transaction committed,
+            // as Kafka writes: the transaction's commit then leaves the
+            // partition deleted.
+            if existing.offsets.contains_key(&key) || existing.transactional.is_pending(&key) {
                 records.push(GroupRecord::Offset {
                     group: group.to_string(),
                     key,
@@ -185,10 +245,12 @@ pub async fn delete_offsets(
         }
         (results, records)
     };
-    let _appended = persist(shard, group, &records).await?;
+    let Some(persisted) = persist(shard, group, &records, None).await? else {
+        return Ok(results);
+    };
     let mut groups = shard.groups.groups.borrow_mut();
-    for record in records {
-        apply(&mut groups, record);
+    for (index, written) in records.into_iter().enumerate() {
+        apply(&mut groups, written, record_at(&persisted, index));
     }
     Ok(results)
 }
@@ -227,4 +289,94 @@ pub async fn reset_offsets(
         result?;
     }
     Ok(())
+}
+
+/// Commits `offsets` of `group` in the transaction of `producer` (Kafka's
+/// TxnOffsetCommit); runs on the group's coordinator shard. They are
+/// stored durably as one transactional batch of the producer's and kept
+/// pending until the transaction's marker ends them
+/// ([`transaction_ended`]). The group-level error, or one result per
+/// offset, in order.
+pub async fn commit_transactional(
+    shard: &Rc<Shard>,
+    group: &str,
+    committer: Committer,
+    producer: Producer,
+    offsets: Vec<OffsetToCommit>,
+) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    if producer.id < 0 || producer.epoch < 0 {
+        return Err(GroupError::InvalidRequest);
+    }
+    {
+        let groups = shard.groups.groups.borrow();
+        transactional::check_committer(groups.get(group), &committer, &offsets)?;
+    }
+    if shard
+        .groups
+        .open
+        .borrow()
+        .epoch(producer.id)
+        .is_some_and(|epoch| producer.epoch < epoch)
+    {
+        return Err(GroupError::InvalidProducerEpoch);
+    }
+    let (results, records) = records_of(&shard.metadata(), group, &offsets);
+    let Some(persisted) = persist(shard, group, &records, Some(producer)).await? else {
+        return Ok(results);
+    };
+    // Its transaction's coordinator may have ended the transaction while
+    // the batch was replicated (aborted it on a timeout): the marker, after
+    // the batch in the log, then left nothing of it pending, and a load
+    // reads it so.
+    let still_open = persisted
+        .log
+        .open_transactions()
+        .iter()
+        .any(|&(id, _, first)| id == producer.id && first <= persisted.base_offset);
+    if !still_open {
+        tracing::debug!(
+            %group, producer_id = producer.id,
+            "transactional offsets stored after their transaction ended"
+        );
+        return Ok(results);
+    }
+    let mut groups = shard.groups.groups.borrow_mut();
+    let mut open = shard.groups.open.borrow_mut();
+    for (index, written) in records.into_iter().enumerate() {
+        let record = record_at(&persisted, index);
+        apply_pending(&mut groups, &mut open, producer, written, record);
+    }
+    Ok(results)
+}
+
+/// Ends the transaction of `producer_id` in the groups of offsets
+/// partition `key` as `marker` says: a commit makes the offsets it
+/// committed for them the committed ones (each unless a later record in
+/// the log committed its partition), an abort drops them. Called on the
+/// partition's owner shard once the transaction's marker is durable in the
+/// partition's log (its in-sync replicas hold it); a second call for the
+/// same marker changes nothing. A partition this node does not lead, or
+/// is still reading back, is left alone: its load reads the marker from
+/// the log. The number of offsets ended.
+pub(crate) fn transaction_ended(
+    shard: &Shard,
+    key: PartitionKey,
+    producer_id: i64,
+    marker: Marker,
+) -> usize {
+    let held = shard.groups.held.borrow().get(&key.partition.0).copied();
+    let metadata = shard.metadata();
+    let on_partition =
+        |group: &str| offsets_partition(shard, &metadata, group).is_some_and(|(_, of)| of == key);
+    let ended = end_if_loaded(
+        held,
+        shard.replicas.leadership(key),
+        &mut shard.groups.groups.borrow_mut(),
+        &mut shard.groups.open.borrow_mut(),
+        producer_id,
+        marker,
+        on_partition,
+    );
+    tracing::debug!(%key, producer_id, ?marker, ended, "transactional offsets ended");
+    ended
 }

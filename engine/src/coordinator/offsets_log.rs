@@ -7,19 +7,24 @@
 //! deletion is a tombstone, so the partition's cleaner keeps the latest
 //! record of each key. A partition created before, without that policy, is
 //! compacted here instead once enough was appended since its last snapshot
-//! ([`compact`]), the snapshot committed before the log start moves past
-//! what it replaces. Reading a partition back when this node comes to lead
-//! it is [`super::holding`]'s.
+//! ([`compact`]; not while a transaction has offsets pending), the
+//! snapshot committed before the log start moves past what it replaces.
+//! A transaction's offsets are a transactional batch of its producer's
+//! ([`super::transactional`]). Reading a partition back when this node
+//! comes to lead it is [`super::holding`]'s.
 
 use std::{collections::HashMap, rc::Rc, time::Duration};
 
 use sluice_storage::{
-    batch::filter::{kafka_batch, KeyValue},
+    batch::filter::{kafka_batch, transactional_kafka_batch, KeyValue},
     log::Log,
     Offset,
 };
 
-use super::{error::GroupError, records::GroupRecord, routing::offsets_partition, Group};
+use super::{
+    error::GroupError, records::GroupRecord, routing::offsets_partition, transactional::Producer,
+    Group,
+};
 use crate::{
     error::{ErrorKind, Failure},
     partition::{Acks, PartitionKey},
@@ -59,27 +64,53 @@ fn offsets_log(shard: &Shard, group: &str) -> Result<(PartitionKey, Rc<Log>), Gr
 /// The records as one Kafka batch, a deletion (an empty value) as a
 /// tombstone (a null value), so that the partition's cleaner keeps the
 /// latest record of each key and, after `delete.retention.ms`, forgets the
-/// deleted ones (`__consumer_offsets` is compacted, as Kafka's is).
-fn batch_of(records: &[GroupRecord]) -> Result<sluice_storage::batch::Batch, GroupError> {
+/// deleted ones (`__consumer_offsets` is compacted, as Kafka's is). A
+/// transaction's (`producer`'s) is transactional, without a sequence, as
+/// Kafka's coordinator writes it: the log opens the producer's transaction
+/// with it, never takes it for a retry, and the cleaner keeps it whole.
+fn batch_of(
+    records: &[GroupRecord],
+    producer: Option<Producer>,
+) -> Result<sluice_storage::batch::Batch, GroupError> {
     let encoded: Vec<(Vec<u8>, Vec<u8>)> = records.iter().map(GroupRecord::encode).collect();
     let pairs: Vec<KeyValue<'_>> = encoded
         .iter()
         .map(|(key, value)| (Some(&key[..]), (!value.is_empty()).then_some(&value[..])))
         .collect();
-    kafka_batch(&pairs, 0, now_ms()).map_err(|error| {
+    let batch = match producer {
+        None => kafka_batch(&pairs, 0, now_ms()),
+        Some(producer) => {
+            transactional_kafka_batch(&pairs, 0, now_ms(), producer.id, producer.epoch)
+        }
+    };
+    batch.map_err(|error| {
         tracing::warn!(%error, records = records.len(), "coordinator records do not make a batch");
         GroupError::StorageError
     })
 }
 
+/// Records appended to an offsets partition and held by its in-sync
+/// replicas.
+pub(super) struct Persisted<'a> {
+    /// Held while they are applied to memory, so that a compaction never
+    /// snapshots memory without them.
+    _guard: glommio::sync::RwLockReadGuard<'a, ()>,
+    /// Where the first is in the log; the others follow it.
+    pub base_offset: Offset,
+    /// The partition's log.
+    pub log: Rc<Log>,
+}
+
 /// Appends `records` for `group` to its offsets partition (this shard's),
-/// durably. The caller applies them to memory while it holds the guard
-/// returned, so a compaction never snapshots memory without them.
+/// durably, in the transaction of `producer` if one is given. The caller
+/// applies them to memory while it holds what is returned (`None` for no
+/// records).
 pub(super) async fn persist<'a>(
     shard: &'a Rc<Shard>,
     group: &str,
     records: &[GroupRecord],
-) -> Result<Option<glommio::sync::RwLockReadGuard<'a, ()>>, GroupError> {
+    producer: Option<Producer>,
+) -> Result<Option<Persisted<'a>>, GroupError> {
     if records.is_empty() {
         return Ok(None);
     }
@@ -91,7 +122,7 @@ pub(super) async fn persist<'a>(
         .map_err(|_| GroupError::CoordinatorNotAvailable)?;
     let (key, log) = offsets_log(shard, group)?;
     let partition = key.partition.0;
-    let batch = batch_of(records)?;
+    let batch = batch_of(records, producer)?;
     let bytes = batch.len() as u64;
     // Only the leader appends, and only while enough replicas are in sync
     // to commit it; nothing yields between this and the append.
@@ -127,7 +158,11 @@ pub(super) async fn persist<'a>(
         let group = group.to_string();
         glommio::spawn_local(async move { compact(&shard, &group).await }).detach();
     }
-    Ok(Some(guard))
+    Ok(Some(Persisted {
+        _guard: guard,
+        base_offset: appended.base_offset,
+        log,
+    }))
 }
 
 /// Why a write of the coordinator is refused, in the terms its clients
@@ -165,12 +200,20 @@ async fn replicated(shard: &Shard, key: PartitionKey, end: Offset) -> Result<(),
 
 /// Compacts the offsets partition of `group`: a snapshot of every live
 /// record of the groups on it, then the log start moved to the snapshot.
+///
+/// Not while a transaction has offsets pending on it: the snapshot's
+/// records would come after the transaction's in the log, so that, the
+/// later record winning, a commit of the transaction would lose to the
+/// snapshot's copies of the offsets it replaces; and moving the log start
+/// past them would delete the transaction's records themselves. It is
+/// tried again once as many bytes more were appended.
 async fn compact(shard: &Rc<Shard>, group: &str) {
     let Ok((key, log)) = offsets_log(shard, group) else {
         return;
     };
     let partition = key.partition.0;
-    let outcome: Result<u64, String> =
+    // The number of records of the snapshot; `None`: not now.
+    let outcome: Result<Option<u64>, String> =
         async {
             let _exclusive = shard
                 .groups
@@ -179,15 +222,23 @@ async fn compact(shard: &Rc<Shard>, group: &str) {
                 .await
                 .map_err(|error| error.to_string())?;
             let metadata = shard.metadata();
+            let on_partition = |group: &&Group| {
+                offsets_partition(shard, &metadata, &group.id)
+                    .is_some_and(|(_, key)| key.partition.0 == partition)
+            };
             let live: Vec<GroupRecord> =
                 {
                     let groups = shard.groups.groups.borrow();
+                    if groups
+                        .values()
+                        .filter(on_partition)
+                        .any(|group| !group.transactional.is_empty())
+                    {
+                        return Ok(None);
+                    }
                     groups
                         .values()
-                        .filter(|group| {
-                            offsets_partition(shard, &metadata, &group.id)
-                                .is_some_and(|(_, key)| key.partition.0 == partition)
-                        })
+                        .filter(on_partition)
                         .flat_map(|group| {
                             let kind = group.protocol_type.clone().map(|protocol_type| {
                                 GroupRecord::Group {
@@ -213,7 +264,7 @@ async fn compact(shard: &Rc<Shard>, group: &str) {
                     .replicas
                     .admit(key, Acks::All)
                     .map_err(|failure| failure.to_string())?;
-                let batch = batch_of(chunk).map_err(|error| error.to_string())?;
+                let batch = batch_of(chunk, None).map_err(|error| error.to_string())?;
                 let appended = log.append(batch).await.map_err(|error| error.to_string())?;
                 first.get_or_insert(appended.base_offset);
                 end = Some(appended.last_offset.next());
@@ -231,23 +282,32 @@ async fn compact(shard: &Rc<Shard>, group: &str) {
             log.delete_records(start)
                 .await
                 .map_err(|error| error.to_string())?;
-            Ok(live.len() as u64)
+            Ok(Some(live.len() as u64))
         }
         .await;
     let mut appended = shard.groups.appended.borrow_mut();
     let entry = appended.entry(partition).or_insert((0, false));
     entry.1 = false;
     match outcome {
-        Ok(records) => {
+        Ok(Some(records)) => {
             entry.0 = 0;
             tracing::info!(partition, records, "consumer offsets compacted");
+        }
+        Ok(None) => {
+            entry.0 = 0;
+            tracing::info!(
+                partition,
+                "consumer offsets not compacted while transactions have offsets pending"
+            );
         }
         Err(error) => tracing::warn!(partition, %error, "consumer offsets not compacted"),
     }
 }
 
-pub(super) fn apply(groups: &mut HashMap<String, Group>, record: GroupRecord) {
-    match record {
+/// Applies `written`, a record at `record` in the log outside any
+/// transaction, to `groups`.
+pub(super) fn apply(groups: &mut HashMap<String, Group>, written: GroupRecord, record: Offset) {
+    match written {
         GroupRecord::Offset {
             group,
             key,
@@ -258,11 +318,9 @@ pub(super) fn apply(groups: &mut HashMap<String, Group>, record: GroupRecord) {
                 .or_insert_with(|| Group::new(&group));
             match committed {
                 Some(committed) => {
-                    entry.offsets.insert(key, committed);
+                    entry.set_committed(key, committed, record);
                 }
-                None => {
-                    entry.offsets.remove(&key);
-                }
+                None => entry.delete_offset(&key, record),
             }
             if entry.is_gone() {
                 groups.remove(&group);

@@ -1,8 +1,8 @@
 //! A shard's groups and their state ([`Coordinator`], [`Group`]), and who
 //! commits offsets: the data the coordinator's other files work on. A
-//! leaf apart from the two protocols' state machines it holds (and the
-//! replication's word for leadership), so that a shard can hold its
-//! coordinator.
+//! leaf apart from the two protocols' state machines and the transactions'
+//! offsets it holds (and the replication's word for leadership), so that a
+//! shard can hold its coordinator.
 
 use std::{
     cell::RefCell,
@@ -14,6 +14,7 @@ use super::{
     classic::{self, Member},
     consumer,
     records::{Committed, OffsetKey},
+    transactional::{OpenTransactions, TransactionalOffsets},
 };
 use crate::replica::state::Leadership;
 
@@ -54,7 +55,12 @@ pub struct Group {
     pub pending: HashMap<String, Instant>,
     /// group.instance.id → member id, for static members.
     pub statics: HashMap<String, String>,
+    /// Its committed offsets; changed through [`Group::set_committed`] and
+    /// [`Group::delete_offset`], which keep `transactional` in step.
     pub offsets: BTreeMap<OffsetKey, Committed>,
+    /// The offsets its producers' open transactions committed, and where
+    /// the records of `offsets` are in the log.
+    pub transactional: TransactionalOffsets,
     /// When a rebalance being prepared completes at the latest.
     pub rebalance_deadline: Option<Instant>,
     /// Whether the rebalance being prepared waits out the initial delay.
@@ -79,6 +85,7 @@ impl Group {
             pending: HashMap::new(),
             statics: HashMap::new(),
             offsets: BTreeMap::new(),
+            transactional: TransactionalOffsets::default(),
             rebalance_deadline: None,
             initial_delay: false,
             sync_deadline: None,
@@ -86,10 +93,12 @@ impl Group {
         }
     }
 
-    /// A group is forgotten once it has neither members nor offsets.
+    /// A group is forgotten once it has neither members nor offsets,
+    /// committed or pending in a transaction.
     pub(super) fn is_gone(&self) -> bool {
         self.members.is_empty()
             && self.offsets.is_empty()
+            && self.transactional.is_empty()
             && self.pending.is_empty()
             && self.consumer.is_empty()
     }
@@ -120,6 +129,9 @@ pub struct Coordinator {
     /// The offsets partitions of this shard that this node leads, being
     /// loaded or loaded (see `holding`).
     pub(super) held: RefCell<HashMap<u32, Hold>>,
+    /// The groups holding offsets of each producer's open transaction, on
+    /// every offsets partition of this shard: where a marker applies.
+    pub(super) open: RefCell<OpenTransactions>,
 }
 
 impl Default for Coordinator {
@@ -129,6 +141,7 @@ impl Default for Coordinator {
             compacting: glommio::sync::RwLock::new(()),
             appended: RefCell::default(),
             held: RefCell::default(),
+            open: RefCell::default(),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Kafka's offsets APIs for groups of either protocol: OffsetCommit,
-//! OffsetFetch and OffsetDelete. Each request runs on its group's
-//! coordinator shard ([`coordinator::on_coordinator`]), which checks the
-//! committer (a classic member's generation or a consumer-protocol
-//! member's epoch) and stores the offsets durably before it answers.
+//! TxnOffsetCommit, OffsetFetch and OffsetDelete. Each request runs on its
+//! group's coordinator shard ([`coordinator::on_coordinator`]), which
+//! checks the committer (a classic member's generation or a
+//! consumer-protocol member's epoch) and stores the offsets durably before
+//! it answers.
 
 use std::rc::Rc;
 
@@ -13,13 +14,18 @@ use kafka_protocol::messages::{
         OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
         OffsetFetchResponseTopic, OffsetFetchResponseTopics,
     },
+    txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic},
     OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchRequest, OffsetFetchResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 
 use super::{group_code, group_error_code, str_bytes, text, topic_name};
 use crate::{
-    coordinator::{self, records::OffsetKey, Committer, GroupError, OffsetToCommit},
+    coordinator::{
+        self,
+        records::{Committed, OffsetKey},
+        Committer, GroupError, OffsetToCommit, Producer,
+    },
     shard::Shard,
 };
 
@@ -81,19 +87,87 @@ pub async fn offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// TxnOffsetCommit (KIP-98; KIP-447's member fields from v3): offsets
+/// committed in the producer's transaction, pending until its marker. v5
+/// (KIP-890's implicit AddOffsetsToTxn) is not served: the group must
+/// have been added to the transaction by AddOffsetsToTxn.
+pub async fn txn_offset_commit(
+    shard: &Rc<Shard>,
+    request: TxnOffsetCommitRequest,
+    _version: i16,
+) -> TxnOffsetCommitResponse {
+    let group = text(&request.group_id.0);
+    let committer = Committer {
+        generation: request.generation_id,
+        member_id: text(&request.member_id),
+        instance_id: request.group_instance_id.as_ref().map(text),
+    };
+    let producer = Producer {
+        id: request.producer_id.0,
+        epoch: request.producer_epoch,
+    };
+    let mut offsets = Vec::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            offsets.push(OffsetToCommit {
+                topic: topic.name.0.to_string(),
+                partition: partition.partition_index,
+                offset: partition.committed_offset,
+                // -1 before v2, which has no leader epoch.
+                leader_epoch: partition.committed_leader_epoch,
+                metadata: partition.committed_metadata.as_ref().map(text),
+            });
+        }
+    }
+    let count = offsets.len();
+    let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
+        coordinator::commit_transactional(&there, &group, committer, producer, offsets).await
+    })
+    .await
+    .and_then(|results| results)
+    .unwrap_or_else(|error| vec![Err(error); count]);
+    let mut results = results.into_iter();
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|partition| {
+                            let result = results.next().unwrap_or(Ok(()));
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(partition.partition_index)
+                                .with_error_code(group_code(&result))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// What OffsetFetch answers for one partition: its committed offset (if
+/// any), or why not (a transaction's pending, with `require_stable`).
+type FetchedOffset = Result<Option<Committed>, GroupError>;
+
 /// The offsets of one group, as OffsetFetch answers them.
 struct Fetched {
     error: Option<GroupError>,
-    offsets: Vec<(OffsetKey, Option<coordinator::records::Committed>)>,
+    offsets: Vec<(OffsetKey, FetchedOffset)>,
 }
 
 async fn fetch_group(
     shard: &Rc<Shard>,
     group: String,
     partitions: Option<Vec<OffsetKey>>,
+    require_stable: bool,
 ) -> Fetched {
     let result = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
-        coordinator::committed(&there, &group, partitions.as_deref())
+        coordinator::fetch_offsets(&there, &group, partitions.as_deref(), require_stable)
     })
     .await;
     match result {
@@ -119,13 +193,11 @@ fn wanted(topics: impl Iterator<Item = (String, Vec<i32>)>) -> Vec<OffsetKey> {
         .collect()
 }
 
-/// A topic's partitions and what is committed for each.
-type PartitionOffsets = Vec<(u32, Option<coordinator::records::Committed>)>;
+/// A topic's partitions and what is answered for each.
+type PartitionOffsets = Vec<(u32, FetchedOffset)>;
 
 /// Fetched offsets grouped by topic, in the order asked (or by name).
-fn by_topic(
-    offsets: Vec<(OffsetKey, Option<coordinator::records::Committed>)>,
-) -> Vec<(String, PartitionOffsets)> {
+fn by_topic(offsets: Vec<(OffsetKey, FetchedOffset)>) -> Vec<(String, PartitionOffsets)> {
     let mut topics: Vec<(String, PartitionOffsets)> = Vec::new();
     for ((topic, partition), committed) in offsets {
         match topics.iter_mut().find(|(name, _)| *name == topic) {
@@ -148,7 +220,10 @@ macro_rules! fetched_topics {
                     .with_partitions(
                         partitions
                             .into_iter()
-                            .map(|(partition, committed)| {
+                            .map(|(partition, fetched)| {
+                                // Unstable: no offset, as Kafka answers.
+                                let error = fetched.as_ref().err().copied();
+                                let committed = fetched.ok().flatten();
                                 let epoch = committed
                                     .as_ref()
                                     .filter(|_| $version >= 5)
@@ -162,6 +237,7 @@ macro_rules! fetched_topics {
                                     .with_metadata(Some(str_bytes(
                                         committed.map(|c| c.metadata).unwrap_or_default(),
                                     )))
+                                    .with_error_code(error.map_or(0, group_error_code))
                             })
                             .collect(),
                     )
@@ -170,11 +246,17 @@ macro_rules! fetched_topics {
     };
 }
 
+/// OffsetFetch. From v7 a client may ask for stable offsets only
+/// (`require_stable`, KIP-447, for every group asked at v8+): a partition
+/// a transaction has an offset pending of is then answered
+/// UNSTABLE_OFFSET_COMMIT, and the client asks again.
 pub async fn offset_fetch(
     shard: &Rc<Shard>,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
+    // Decoded false before v7.
+    let require_stable = request.require_stable;
     if version >= 8 {
         let mut groups_out = Vec::new();
         for group in request.groups {
@@ -185,7 +267,13 @@ pub async fn offset_fetch(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone())),
                 )
             });
-            let fetched = fetch_group(shard, group.group_id.0.to_string(), partitions).await;
+            let fetched = fetch_group(
+                shard,
+                group.group_id.0.to_string(),
+                partitions,
+                require_stable,
+            )
+            .await;
             groups_out.push(
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
@@ -207,7 +295,13 @@ pub async fn offset_fetch(
                 .map(|t| (t.name.0.to_string(), t.partition_indexes.clone())),
         )
     });
-    let fetched = fetch_group(shard, request.group_id.0.to_string(), partitions).await;
+    let fetched = fetch_group(
+        shard,
+        request.group_id.0.to_string(),
+        partitions,
+        require_stable,
+    )
+    .await;
     let error = fetched.error.map_or(0, group_error_code);
     OffsetFetchResponse::default()
         .with_topics(fetched_topics!(

@@ -127,6 +127,7 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
@@ -233,6 +234,7 @@ pub async fn handle(
         ApiKey::LeaveGroup => serve!(classic_groups::leave_group),
         ApiKey::OffsetCommit => serve!(group_offsets::offset_commit),
         ApiKey::OffsetFetch => serve!(group_offsets::offset_fetch),
+        ApiKey::TxnOffsetCommit => serve!(group_offsets::txn_offset_commit),
         ApiKey::DescribeGroups => serve!(classic_groups::describe_groups),
         ApiKey::DeleteGroups => serve!(classic_groups::delete_groups),
         ApiKey::OffsetDelete => serve!(group_offsets::offset_delete),
@@ -405,6 +407,8 @@ pub(crate) fn group_error_code(error: GroupError) -> i16 {
         GroupError::FencedMemberEpoch => 110,
         GroupError::GroupMaxSizeReached => 81,
         GroupError::InvalidRequest => 42,
+        GroupError::UnstableOffsetCommit => 88,
+        GroupError::InvalidProducerEpoch => 47,
     }
 }
 

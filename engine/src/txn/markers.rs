@@ -24,7 +24,7 @@ use sluice_storage::NodeId;
 
 use super::{driver, peer, routing, TXN_TOPIC};
 use crate::{
-    coordinator::run_on,
+    coordinator::{offsets::transaction_ended, run_on, OFFSETS_TOPIC},
     error::{ErrorKind, Failure},
     partition::{ask, gather_all, route, Answer, PartitionOp},
     shard::Shard,
@@ -207,7 +207,14 @@ pub async fn write_here(shard: &Rc<Shard>, writes: &[MarkerWrite]) -> Vec<Result
                         timeout: MARKER_TIMEOUT,
                         reply,
                     })
-                    .await
+                    .await?;
+                    // Durable: the group coordinator of an offsets
+                    // partition commits or drops the transaction's
+                    // offsets there.
+                    if write.topic == OFFSETS_TOPIC {
+                        transaction_ended(&there, routed.key, write.producer.id, marker);
+                    }
+                    Ok(())
                 })
                 .await;
                 written.unwrap_or_else(|_| {

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use super::{
     compression::{compress, compress_at, decompress, Codec, CompressError, DecompressError},
     header::{seal_crc, BatchHeader, PayloadFormat, BATCH_HEADER_BYTES, FLAGS_COMPRESSION_MASK},
+    kafka::Origin,
     Batch, BatchBuilder, BatchError, BATCH_BYTES_MAX, KAFKA_BATCH_HEADER_BYTES,
 };
 use crate::Offset;
@@ -42,6 +43,7 @@ const RECORD_COUNT_AT: usize = 57;
 /// `batchLength` counts the bytes after itself.
 const BATCH_LENGTH_END: usize = BATCH_LENGTH_AT + 4;
 const ATTRIBUTES_COMPRESSION_MASK: i16 = 0b111;
+const ATTRIBUTES_TRANSACTIONAL: i16 = 1 << 4;
 /// A varint (`i32`) takes at most 5 bytes, a varlong at most 10.
 const VARINT_BYTES_MAX: usize = 5;
 const VARLONG_BYTES_MAX: usize = 10;
@@ -467,6 +469,41 @@ pub fn kafka_batch(
     codec: u16,
     timestamp: i64,
 ) -> Result<Batch, FilterError> {
+    let kafka = kafka_batch_bytes(records, codec, timestamp, None)?;
+    Ok(Batch::from_kafka(&kafka)?)
+}
+
+/// [`kafka_batch`] as a part of the transaction of `producer_id` at
+/// `producer_epoch`: transactional, without a sequence (-1), which the
+/// broker writes for a transaction (the group coordinator's offsets of a
+/// TxnOffsetCommit, as Kafka's coordinator writes them). A log opens the
+/// producer's transaction with it and checks no sequence; the marker of the
+/// transaction ends it. A producer's transactional batch must carry a
+/// sequence: this one is the broker's alone.
+pub fn transactional_kafka_batch(
+    records: &[KeyValue<'_>],
+    codec: u16,
+    timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<Batch, FilterError> {
+    let kafka = kafka_batch_bytes(
+        records,
+        codec,
+        timestamp,
+        Some((producer_id, producer_epoch)),
+    )?;
+    Ok(Batch::from_kafka_from(&kafka, Origin::Log)?)
+}
+
+/// The Kafka RecordBatch v2 bytes of [`kafka_batch`], transactional for a
+/// `producer` (id, epoch).
+fn kafka_batch_bytes(
+    records: &[KeyValue<'_>],
+    codec: u16,
+    timestamp: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<Vec<u8>, FilterError> {
     fn varint(out: &mut Vec<u8>, value: i64) {
         let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
         while zigzag >= 0x80 {
@@ -522,18 +559,24 @@ pub fn kafka_batch(
     kafka.extend_from_slice(&0_i32.to_be_bytes());
     kafka.push(2);
     kafka.extend_from_slice(&[0; 4]);
-    kafka.extend_from_slice(&(codec as i16).to_be_bytes());
+    let transactional = if producer.is_some() {
+        ATTRIBUTES_TRANSACTIONAL
+    } else {
+        0
+    };
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
+    kafka.extend_from_slice(&(codec as i16 | transactional).to_be_bytes());
     kafka.extend_from_slice(&(records.len() as i32 - 1).to_be_bytes());
     kafka.extend_from_slice(&timestamp.to_be_bytes());
     kafka.extend_from_slice(&timestamp.to_be_bytes());
-    kafka.extend_from_slice(&(-1_i64).to_be_bytes());
-    kafka.extend_from_slice(&(-1_i16).to_be_bytes());
+    kafka.extend_from_slice(&producer_id.to_be_bytes());
+    kafka.extend_from_slice(&producer_epoch.to_be_bytes());
     kafka.extend_from_slice(&(-1_i32).to_be_bytes());
     kafka.extend_from_slice(&(records.len() as i32).to_be_bytes());
     kafka.extend_from_slice(&records_bytes);
     let crc = crc32c::crc32c(&kafka[ATTRIBUTES_AT..]);
     kafka[CRC_AT..ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
-    Ok(Batch::from_kafka(&kafka)?)
+    Ok(kafka)
 }
 
 /// [`kafka_batch`] for tests.

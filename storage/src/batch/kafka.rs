@@ -150,8 +150,13 @@ impl KafkaHeader {
     /// the cleaner of a compacted log removed records (`lastOffsetDelta` is
     /// then past the count).
     ///
-    /// A transactional batch must carry a producer id, an epoch and a
-    /// sequence (a transactional producer is idempotent). A control batch
+    /// A transactional batch must carry a producer id and an epoch, and,
+    /// from a producer, a sequence (a transactional producer is
+    /// idempotent). One the broker wrote for a transaction (the group
+    /// coordinator's offsets of a TxnOffsetCommit) carries no sequence
+    /// (-1): a log checks sequences only of the batches that have one, and
+    /// the broker's own need no check, as Kafka's coordinator's writes get
+    /// none. A control batch
     /// comes from a log only, never from a producer, and must be what a
     /// broker writes: transactional, uncompressed, one control record whose
     /// key is a commit or an abort.
@@ -193,7 +198,9 @@ impl KafkaHeader {
                 return bad("its record is not a commit or abort marker");
             }
         } else if transactional
-            && (self.producer_id < 0 || self.producer_epoch < 0 || self.base_sequence < 0)
+            && (self.producer_id < 0
+                || self.producer_epoch < 0
+                || (self.base_sequence < 0 && origin == Origin::Producer))
         {
             return Err(BatchError::KafkaTransactional {
                 producer_id: self.producer_id,

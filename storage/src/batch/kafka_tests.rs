@@ -675,3 +675,51 @@ fn a_control_batch_that_is_not_a_marker_is_refused_from_a_log() {
         assert!(check(&short).is_err(), "cut at {cut}");
     }
 }
+
+#[test]
+fn a_brokers_transactional_batch_carries_no_sequence_and_is_taken_from_a_log_only() {
+    let records: [filter::KeyValue<'_>; 2] = [(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)];
+    let batch = filter::transactional_kafka_batch(&records, 0, 1_000, 41, 7).unwrap();
+    let header = batch.header();
+    assert!(header.is_transactional());
+    assert_eq!(header.marker(), None);
+    assert_eq!(
+        (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence
+        ),
+        (41, 7, -1)
+    );
+    let kafka = batch.kafka_payload().expect("a kafka payload");
+    assert_eq!(&kafka[21..23], &[0, 0b1_0000]);
+    let mut read = Vec::new();
+    filter::for_each_record(&batch, |record| {
+        read.push((record.key.map(<[u8]>::to_vec), record.value.is_some()));
+    })
+    .unwrap();
+    assert_eq!(
+        read,
+        vec![(Some(b"k1".to_vec()), true), (Some(b"k2".to_vec()), false)]
+    );
+    // A replica takes it from its leader's log; a producer may not send it.
+    let assigned = batch.clone().assign(Offset(90), 4);
+    let run = Batch::validate_run(assigned.as_bytes().clone(), Offset(90)).unwrap();
+    assert_eq!(run[0].header(), assigned.header());
+    assert_eq!(
+        Batch::from_kafka(&kafka).unwrap_err(),
+        BatchError::KafkaTransactional { producer_id: 41 }
+    );
+    // Without a producer id it is refused from a log too.
+    let check = |kafka: &[u8]| {
+        let header = kafka::KafkaHeader::parse(kafka).unwrap();
+        header.check(kafka.len(), true, kafka::Origin::Log)
+    };
+    check(&kafka).expect("the broker's own");
+    assert_eq!(
+        check(&forge(&kafka, |k| k[43..51]
+            .copy_from_slice(&(-1_i64).to_be_bytes())))
+        .unwrap_err(),
+        BatchError::KafkaTransactional { producer_id: -1 }
+    );
+}

@@ -146,7 +146,7 @@ pub enum BatchError {
     #[error("kafka compression codec {codec} is unknown")]
     KafkaUnknownCompression { codec: u16 },
     #[error(
-        "transactional kafka batch without a producer id, epoch and sequence (producer id {producer_id})"
+        "transactional kafka batch without a producer id, epoch or (from a producer) sequence (producer id {producer_id})"
     )]
     KafkaTransactional { producer_id: i64 },
     #[error("kafka control batch (attributes {attributes:#x}) from a producer: only the broker writes transaction markers")]
