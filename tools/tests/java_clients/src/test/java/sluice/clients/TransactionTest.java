@@ -301,7 +301,7 @@ class TransactionTest {
                 "the output read uncommitted: the aborted copies too");
     }
 
-    /** Copies `records` to `output` in a transaction with the consumer's offsets; left open. */
+    /** Copies `records` to `output` in a transaction with the consumer's offsets; left open, its copies written. */
     private static void copy(KafkaProducer<byte[], byte[]> producer, KafkaConsumer<byte[], byte[]> consumer,
             String output, List<ConsumerRecord<byte[], byte[]>> records) {
         producer.beginTransaction();
@@ -313,6 +313,8 @@ class TransactionTest {
                     new OffsetAndMetadata(record.offset() + 1),
                     (a, b) -> a.offset() >= b.offset() ? a : b);
         }
+        // Written before the transaction ends: an abort drops what is not.
+        producer.flush();
         producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
     }
 
