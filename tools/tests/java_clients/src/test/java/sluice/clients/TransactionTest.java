@@ -133,6 +133,24 @@ class TransactionTest {
         }
     }
 
+    /**
+     * Fails unless a reader of `isolation` reads `expected` (in any order)
+     * within the wait. A transaction's commit or abort returns once the
+     * coordinator decided it; its markers, which move the last stable
+     * offset, are written after: a read_committed reader may need a moment
+     * more.
+     */
+    private static void assertReads(List<String> expected, String topic, int partitions,
+            IsolationLevel isolation, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + Sluice.WAIT.toNanos();
+        List<String> read = sorted(read(topic, partitions, isolation));
+        while (!read.equals(sorted(expected)) && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+            read = sorted(read(topic, partitions, isolation));
+        }
+        assertEquals(sorted(expected), read, what);
+    }
+
     private static List<String> sorted(Collection<String> values) {
         return values.stream().sorted().collect(Collectors.toList());
     }
@@ -178,10 +196,10 @@ class TransactionTest {
             // Open: written, but no read_committed reader gets past its start.
             assertEquals(List.of(), read(topic, 3, IsolationLevel.READ_COMMITTED),
                     "read_committed while the transaction is open");
-            assertEquals(sorted(first), sorted(read(topic, 3, IsolationLevel.READ_UNCOMMITTED)),
+            assertReads(first, topic, 3, IsolationLevel.READ_UNCOMMITTED,
                     "read_uncommitted while the transaction is open");
             producer.commitTransaction();
-            assertEquals(sorted(first), sorted(read(topic, 3, IsolationLevel.READ_COMMITTED)),
+            assertReads(first, topic, 3, IsolationLevel.READ_COMMITTED,
                     "read_committed once committed");
 
             producer.beginTransaction();
@@ -189,9 +207,9 @@ class TransactionTest {
             producer.commitTransaction();
             List<String> both = new ArrayList<>(first);
             both.addAll(second);
-            assertEquals(sorted(both), sorted(read(topic, 3, IsolationLevel.READ_COMMITTED)),
+            assertReads(both, topic, 3, IsolationLevel.READ_COMMITTED,
                     "read_committed after a second transaction");
-            assertEquals(sorted(both), sorted(read(topic, 3, IsolationLevel.READ_UNCOMMITTED)),
+            assertReads(both, topic, 3, IsolationLevel.READ_UNCOMMITTED,
                     "read_uncommitted after a second transaction");
         }
     }
@@ -206,18 +224,18 @@ class TransactionTest {
             producer.abortTransaction();
             assertEquals(List.of(), read(topic, 2, IsolationLevel.READ_COMMITTED),
                     "read_committed after the abort");
-            assertEquals(sorted(aborted), sorted(read(topic, 2, IsolationLevel.READ_UNCOMMITTED)),
+            assertReads(aborted, topic, 2, IsolationLevel.READ_UNCOMMITTED,
                     "read_uncommitted after the abort");
 
             // The same producer again: its next transaction commits.
             producer.beginTransaction();
             List<String> retried = send(producer, topic, 2, "retried", 100);
             producer.commitTransaction();
-            assertEquals(sorted(retried), sorted(read(topic, 2, IsolationLevel.READ_COMMITTED)),
+            assertReads(retried, topic, 2, IsolationLevel.READ_COMMITTED,
                     "read_committed after the retry: the committed ones only");
             List<String> all = new ArrayList<>(aborted);
             all.addAll(retried);
-            assertEquals(sorted(all), sorted(read(topic, 2, IsolationLevel.READ_UNCOMMITTED)),
+            assertReads(all, topic, 2, IsolationLevel.READ_UNCOMMITTED,
                     "read_uncommitted after the retry: both");
 
             // Aborted again, between committed ones: the reader skips it.
@@ -229,11 +247,11 @@ class TransactionTest {
             producer.commitTransaction();
             List<String> committed = new ArrayList<>(retried);
             committed.addAll(last);
-            assertEquals(sorted(committed), sorted(read(topic, 2, IsolationLevel.READ_COMMITTED)),
+            assertReads(committed, topic, 2, IsolationLevel.READ_COMMITTED,
                     "read_committed: the aborted transactions skipped");
             all.addAll(abortedAgain);
             all.addAll(last);
-            assertEquals(sorted(all), sorted(read(topic, 2, IsolationLevel.READ_UNCOMMITTED)),
+            assertReads(all, topic, 2, IsolationLevel.READ_UNCOMMITTED,
                     "read_uncommitted: everything");
         }
     }
@@ -293,11 +311,11 @@ class TransactionTest {
             assertEquals(10L, stable.get(p1).offset(), "the consumer's committed offset of " + p1);
             assertEquals(Map.of(p0, 10L, p1, 10L), committed(admin, group), "offsets after the commit");
         }
-        assertEquals(sorted(copies), sorted(read(output, 2, IsolationLevel.READ_COMMITTED)),
+        assertReads(copies, output, 2, IsolationLevel.READ_COMMITTED,
                 "the output read committed: the committed copies, once");
         List<String> twice = new ArrayList<>(copies);
         twice.addAll(copies);
-        assertEquals(sorted(twice), sorted(read(output, 2, IsolationLevel.READ_UNCOMMITTED)),
+        assertReads(twice, output, 2, IsolationLevel.READ_UNCOMMITTED,
                 "the output read uncommitted: the aborted copies too");
     }
 
@@ -361,7 +379,7 @@ class TransactionTest {
             Throwable commit = failure(zombie::commitTransaction, "the zombie's commit");
             assertTrue(fenced(commit), "the zombie's commit fails as fenced:\n" + trace(commit));
 
-            assertEquals(sorted(successors), sorted(read(topic, 2, IsolationLevel.READ_COMMITTED)),
+            assertReads(successors, topic, 2, IsolationLevel.READ_COMMITTED,
                     "read_committed: the successor's records, none of the zombie's");
             List<String> uncommitted = read(topic, 2, IsolationLevel.READ_UNCOMMITTED);
             assertTrue(uncommitted.containsAll(zombies), "the zombie's first records were written: " + uncommitted);
@@ -394,15 +412,15 @@ class TransactionTest {
                 later = send(other, topic, 1, "later", 10);
                 other.commitTransaction();
             }
-            assertEquals(later, read(topic, 1, IsolationLevel.READ_COMMITTED),
+            assertReads(later, topic, 1, IsolationLevel.READ_COMMITTED,
                     "read_committed: the later records, past the timed out transaction");
             List<String> both = new ArrayList<>(stale);
             both.addAll(later);
-            assertEquals(both, read(topic, 1, IsolationLevel.READ_UNCOMMITTED), "read_uncommitted: both");
+            assertReads(both, topic, 1, IsolationLevel.READ_UNCOMMITTED, "read_uncommitted: both");
 
             Throwable commit = failure(slow::commitTransaction, "the commit of a timed out transaction");
             assertTrue(fenced(commit), "the timed out producer's commit fails as fenced:\n" + trace(commit));
-            assertEquals(later, read(topic, 1, IsolationLevel.READ_COMMITTED),
+            assertReads(later, topic, 1, IsolationLevel.READ_COMMITTED,
                     "read_committed after the failed commit: still the later records only");
         } finally {
             slow.close(Duration.ofSeconds(5));
@@ -511,7 +529,7 @@ class TransactionTest {
                     }
                 }
             }
-            assertEquals(sorted(committed), sorted(read(topic, 2, IsolationLevel.READ_COMMITTED)),
+            assertReads(committed, topic, 2, IsolationLevel.READ_COMMITTED,
                     "read_committed: the committed transactions only");
         } finally {
             for (KafkaProducer<byte[], byte[]> producer : producers) {
