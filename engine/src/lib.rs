@@ -47,13 +47,16 @@
 //!
 //! Steps 1 and 2 as above, to `native/fetch.rs` or `kafka/fetch.rs`. Then
 //! `partition/read.rs`'s `read_or_wait` sends a `PartitionOp::Fetch` to the
-//! owner of every partition asked for; `partition/owner.rs` reads whole
+//! owner of every partition asked for; `partition/fetch.rs` reads whole
 //! batches with `Log::read` (`sluice_storage::log::reader`: the tail from
-//! memory, older data by DMA reads) and converts them if they were stored in
-//! the other protocol's format. If that is less than the fetch's
-//! `min_bytes`, `read_or_wait` sends `PartitionOp::WaitForData` to each
-//! owner, which resolves when an append makes data visible there
-//! (`Log::wait_for_data`) or the fetch's wait runs out, and reads again.
+//! memory, older data by DMA reads), or with `Log::read_stable` up to the
+//! last stable offset for a `read_committed` reader, and converts them if
+//! they were stored in the other protocol's format. If that is less than
+//! the fetch's `min_bytes`, `read_or_wait` sends `PartitionOp::WaitForData`
+//! to each owner, which resolves when an append (a marker, for a
+//! `read_committed` reader) makes data visible there (`Log::wait_for_data`,
+//! `Log::wait_for_stable_data`) or the fetch's wait runs out, and reads
+//! again.
 //! The adapter puts the batches in its response within the response's byte
 //! budget.
 //!

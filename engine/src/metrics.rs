@@ -627,7 +627,7 @@ pub fn render(scrape: &Scrape) -> String {
     let mut family = Family::gauge(
         &mut out,
         "sluice_group_lag",
-        "Records between a group's committed offset and the partition's log end (at least 0).",
+        "Records between a group's committed offset and the partition's last stable offset (the log end but for open transactions; at least 0).",
     );
     for sample in &committed {
         // A partition whose end is unknown (its topic was deleted) has none.
@@ -650,6 +650,7 @@ pub fn render(scrape: &Scrape) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coordinator::lag::LogEnds;
 
     fn partition(topic: &str, partition: u32, shard: usize, end: u64) -> PartitionSample {
         PartitionSample {
@@ -675,7 +676,11 @@ mod tests {
         offset: u64,
         end: Option<u64>,
     ) -> PartitionLag {
-        PartitionLag::new(group, &(topic.to_string(), partition), offset, end)
+        let ends = end.map(|end| LogEnds {
+            high_watermark: end,
+            last_stable: end,
+        });
+        PartitionLag::new(group, &(topic.to_string(), partition), offset, ends)
     }
 
     fn lines(text: &str) -> Vec<&str> {

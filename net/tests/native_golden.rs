@@ -325,6 +325,7 @@ fn fetch() {
         high_watermark: 77,
         log_start: 5,
         batches,
+        next_offset: 0x50,
     };
     let empty = FetchPartitionResponse {
         partition: 4,
@@ -333,6 +334,7 @@ fn fetch() {
         high_watermark: 10,
         log_start: 0,
         batches: vec![Bytes::new()],
+        next_offset: 99,
     };
     // Batches go back to back under one length, and come back as one run.
     let sent = FetchResponse {
@@ -359,14 +361,36 @@ fn fetch() {
             ],
         }],
     };
-    golden_decoding_as("FetchResponse", &sent, "01000000060000006f726465727302000000020000000000000000004d000000\
-                                               00000000050000000000000003000000aabbcc040000000300190000006f6666\
-                                               73657420393920697320706173742074686520656e640a000000000000000000\
-                                               00000000000000000000", &received);
-    golden("FetchResponse as received", &received, "01000000060000006f726465727302000000020000000000000000004d000000\
-                                                   00000000050000000000000003000000aabbcc040000000300190000006f6666\
-                                                   73657420393920697320706173742074686520656e640a000000000000000000\
-                                                   00000000000000000000");
+    // Version 0: no next offset.
+    golden_decoding_as("FetchResponse v0", &FetchResponseV0::from(sent.clone()),
+                                           "01000000060000006f726465727302000000020000000000000000004d000000\
+                                           00000000050000000000000003000000aabbcc040000000300190000006f6666\
+                                           73657420393920697320706173742074686520656e640a000000000000000000\
+                                           00000000000000000000", &FetchResponseV0::from(received.clone()));
+    golden("FetchResponse v0 as received", &FetchResponseV0::from(received.clone()),
+                                           "01000000060000006f726465727302000000020000000000000000004d000000\
+                                           00000000050000000000000003000000aabbcc040000000300190000006f6666\
+                                           73657420393920697320706173742074686520656e640a000000000000000000\
+                                           00000000000000000000");
+    // Version 1: each partition's next offset after its batches.
+    golden_decoding_as("FetchResponse v1", &sent, "01000000060000006f726465727302000000020000000000000000004d000000\
+                                                  00000000050000000000000003000000aabbcc5000000000000000040000000300\
+                                                  190000006f66667365742039392069732070617374207468652065\
+                                                  6e640a0000000000000000000000000000000000000063000000000000\
+                                                  00", &received);
+    golden("FetchResponse v1 as received", &received, "01000000060000006f726465727302000000020000000000000000004d000000\
+                                                      00000000050000000000000003000000aabbcc5000000000000000040000000300\
+                                                      190000006f66667365742039392069732070617374207468652065\
+                                                      6e640a0000000000000000000000000000000000000063000000000000\
+                                                      00");
+    let at = |version| FetchResponse::from_version_bytes(version, received.to_bytes().freeze());
+    assert_eq!(at(1).unwrap(), received);
+    let old = FetchResponseV0::from(received.clone()).to_bytes().freeze();
+    let from_old = FetchResponse::from_version_bytes(0, old).unwrap();
+    assert_eq!(
+        from_old.topics[0].partitions[0].next_offset, 0,
+        "none at v0"
+    );
 }
 
 #[test]
@@ -623,49 +647,53 @@ fn groups() {
         &DescribeGroupRequest { group: s("g") },
         "0100000067",
     );
+    let described = DescribeGroupResponse {
+        error: ErrorCode::None,
+        message: String::new(),
+        group: s("g"),
+        state: s("Stable"),
+        protocol_type: s("consumer"),
+        protocol: s("range"),
+        generation: 7,
+        members: vec![
+            GroupMemberDescription {
+                member_id: s("c-1"),
+                instance_id: Some(s("i-1")),
+                client_id: s("c"),
+                client_host: s("/127.0.0.1"),
+                assignment: Bytes::from_static(&[0, 1, 0, 0, 0, 0]),
+            },
+            GroupMemberDescription {
+                member_id: s("c-2"),
+                instance_id: None,
+                client_id: s("c"),
+                client_host: s("/127.0.0.1"),
+                assignment: Bytes::new(),
+            },
+        ],
+        offsets: vec![
+            GroupOffsetDescription {
+                topic: s("orders"),
+                partition: 0,
+                committed: 5,
+                log_end: Some(9),
+                metadata: s("m"),
+                last_stable: Some(8),
+            },
+            GroupOffsetDescription {
+                topic: s("gone"),
+                partition: 1,
+                committed: 5,
+                log_end: None,
+                metadata: String::new(),
+                last_stable: None,
+            },
+        ],
+    };
+    // Version 0: no last stable offsets.
     golden(
-        "DescribeGroupResponse",
-        &DescribeGroupResponse {
-            error: ErrorCode::None,
-            message: String::new(),
-            group: s("g"),
-            state: s("Stable"),
-            protocol_type: s("consumer"),
-            protocol: s("range"),
-            generation: 7,
-            members: vec![
-                GroupMemberDescription {
-                    member_id: s("c-1"),
-                    instance_id: Some(s("i-1")),
-                    client_id: s("c"),
-                    client_host: s("/127.0.0.1"),
-                    assignment: Bytes::from_static(&[0, 1, 0, 0, 0, 0]),
-                },
-                GroupMemberDescription {
-                    member_id: s("c-2"),
-                    instance_id: None,
-                    client_id: s("c"),
-                    client_host: s("/127.0.0.1"),
-                    assignment: Bytes::new(),
-                },
-            ],
-            offsets: vec![
-                GroupOffsetDescription {
-                    topic: s("orders"),
-                    partition: 0,
-                    committed: 5,
-                    log_end: Some(9),
-                    metadata: s("m"),
-                },
-                GroupOffsetDescription {
-                    topic: s("gone"),
-                    partition: 1,
-                    committed: 5,
-                    log_end: None,
-                    metadata: String::new(),
-                },
-            ],
-        },
+        "DescribeGroupResponse v0",
+        &DescribeGroupResponseV0::from(described.clone()),
         "000000000000010000006706000000537461626c6508000000636f6e73756d65\
         720500000072616e6765070000000200000003000000632d310103000000692d\
         3101000000630a0000002f3132372e302e302e31060000000001000000000300\
@@ -673,6 +701,31 @@ fn groups() {
         0002000000060000006f72646572730000000005000000000000000109000000\
         00000000010000006d04000000676f6e65010000000500000000000000000000\
         00000000000000000000",
+    );
+    golden(
+        "DescribeGroupResponse v1",
+        &described,
+        "000000000000010000006706000000537461626c6508000000636f6e73756d65\
+        720500000072616e6765070000000200000003000000632d310103000000692d\
+        3101000000630a0000002f3132372e302e302e31060000000001000000000300\
+        0000632d32000000000001000000630a0000002f3132372e302e302e31000000\
+        0002000000060000006f72646572730000000005000000000000000109000000\
+        00000000010000006d010800000000000000\
+        04000000676f6e65010000000500000000000000000000000000000000000000\
+        00000000000000000000",
+    );
+    let v0 = DescribeGroupResponseV0::from(described.clone())
+        .to_bytes()
+        .freeze();
+    let from_v0 = DescribeGroupResponse::from_version_bytes(0, v0).unwrap();
+    assert_eq!(from_v0.offsets[0].last_stable, None, "none at v0");
+    assert_eq!(from_v0.offsets[0].lag(), Some(4), "to the log end");
+    let v1 = described.to_bytes().freeze();
+    let from_v1 = DescribeGroupResponse::from_version_bytes(1, v1).unwrap();
+    assert_eq!(
+        from_v1.offsets[0].lag(),
+        Some(3),
+        "to the last stable offset"
     );
     golden(
         "DescribeGroupResponse unknown",
@@ -806,8 +859,9 @@ fn byte_runs_over_their_caps_are_refused_from_the_length() {
         out.put_u64_le(0);
         out.put_u64_le(0);
     };
+    // Version 0's layout, whose batches come last.
     assert_over_cap(
-        FetchResponse::from_bytes(declaring(
+        FetchResponseV0::from_bytes(declaring(
             one_fetch_partition,
             FETCH_PARTITION_BYTES_MAX + 1,
         )),
@@ -852,14 +906,22 @@ fn list_counts_over_the_cap_or_the_bytes_left_are_refused() {
         DeleteTopicsRequest::from_bytes(body.freeze()),
         Err(DecodeError::Truncated { needed: 40, .. })
     ));
-    // A fetch response's partition takes at least 30 bytes.
-    let mut body = BytesMut::new();
-    body.put_u32_le(1);
-    body.put_u32_le(0);
-    body.put_u32_le(2);
-    body.put_slice(&[0; 59]);
+    // A fetch response's partition takes at least 38 bytes (30 at
+    // version 0).
+    let two_partitions = |bytes: usize| {
+        let mut body = BytesMut::new();
+        body.put_u32_le(1);
+        body.put_u32_le(0);
+        body.put_u32_le(2);
+        body.put_slice(&vec![0; bytes]);
+        body.freeze()
+    };
     assert!(matches!(
-        FetchResponse::from_bytes(body.freeze()),
+        FetchResponse::from_bytes(two_partitions(75)),
+        Err(DecodeError::Truncated { needed: 76, .. })
+    ));
+    assert!(matches!(
+        FetchResponseV0::from_bytes(two_partitions(59)),
         Err(DecodeError::Truncated { needed: 60, .. })
     ));
 }

@@ -165,6 +165,11 @@ fn retries_of_the_last_five_batches_get_their_original_offsets() {
         assert_eq!(state.next_sequence(), sequence + 2);
         assert_eq!(state.batches.last().unwrap().base_offset, end);
         assert_eq!(log.producer_count(), 2);
+        let all = log.producers();
+        let ids: Vec<i64> = all.iter().map(|(id, _)| *id).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+        assert_eq!(all.len(), 2);
+        assert_eq!(all.iter().find(|(id, _)| *id == 7), Some(&(7, state)));
         log.close().await.unwrap();
     });
 }

@@ -416,3 +416,83 @@ fn a_brokers_transactional_batches_without_a_sequence_open_the_transaction_its_m
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_stable_read_stops_at_the_oldest_open_transaction() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        log.append(plain(2)).await.unwrap(); // 0..=1
+        log.append(transactional(7, 0, 2)).await.unwrap(); // 2..=3, opens
+        log.append(plain(1)).await.unwrap(); // 4
+        assert_eq!(log.stable_end(), Offset(2));
+        assert_eq!(log.visible_end(), Offset(5));
+        let stable = log.read_stable(Offset(0), usize::MAX).await.unwrap();
+        let ends: Vec<Offset> = stable.iter().map(Batch::last_offset).collect();
+        assert_eq!(ends, [Offset(1)], "only the batch below the open one");
+
+        // The same from the segment file, once the tail is not in memory.
+        log.close().await.unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        assert_eq!(log.stable_end(), Offset(2));
+        let stable = log.read_stable(Offset(0), usize::MAX).await.unwrap();
+        let ends: Vec<Offset> = stable.iter().map(Batch::last_offset).collect();
+        assert_eq!(ends, [Offset(1)], "read from the file");
+        for offset in 2..5 {
+            assert!(
+                log.read_stable(Offset(offset), usize::MAX)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "at {offset}, past the stable end"
+            );
+        }
+        assert_eq!(
+            log.read(Offset(2), usize::MAX).await.unwrap().len(),
+            2,
+            "an uncommitted read goes on"
+        );
+        assert!(
+            log.read_stable(Offset(6), usize::MAX).await.is_err(),
+            "past the log end is out of range, as for any read"
+        );
+
+        log.append(Batch::marker(7, 0, Marker::Commit, 1, 1_000).unwrap())
+            .await
+            .unwrap(); // 5
+        assert_eq!(log.stable_end(), Offset(6));
+        assert_eq!(
+            log.read_stable(Offset(2), usize::MAX).await.unwrap().len(),
+            3,
+            "the transaction, the plain batch and the marker"
+        );
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_stable_waiter_wakes_at_the_marker_not_at_an_append_behind_the_open_transaction() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::rc::Rc::new(Log::open(dir.path(), LogConfig::default()).await.unwrap());
+        log.append(transactional(7, 0, 1)).await.unwrap(); // 0, opens
+        let woken = std::rc::Rc::new(std::cell::Cell::new(false));
+        let waiter = {
+            let (log, woken) = (log.clone(), woken.clone());
+            glommio::spawn_local(async move {
+                log.wait_for_stable_data(Offset(0)).await;
+                woken.set(true);
+            })
+        };
+        glommio::yield_if_needed().await;
+        log.append(plain(1)).await.unwrap(); // 1: visible, not stable
+        glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!woken.get(), "woke while the transaction was open");
+        log.append(Batch::marker(7, 0, Marker::Abort, 1, 1_000).unwrap())
+            .await
+            .unwrap(); // 2
+        waiter.await;
+        assert_eq!(log.stable_end(), Offset(3));
+        log.close().await.unwrap();
+    });
+}

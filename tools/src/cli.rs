@@ -33,6 +33,9 @@ pub enum Command {
     /// List, describe, reset the offsets of and delete consumer groups.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// List, describe and abort Kafka transactions.
+    #[command(subcommand)]
+    Txn(TxnCommand),
     /// Start a whole cluster on this machine, or make a cluster id.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -360,7 +363,11 @@ pub enum GroupCommand {
         connect: Connect,
     },
     /// Show a group's state and members (with what each is assigned) and,
-    /// per partition, the committed offset, the log end and the lag.
+    /// per partition, the committed offset, the log end and the lag. The
+    /// lag counts to the last stable offset, not the log end: they differ
+    /// only while a transaction is open, whose records a read_committed
+    /// consumer cannot read yet (the broker does not know which isolation
+    /// a group's consumers use).
     Describe {
         name: String,
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -398,6 +405,88 @@ pub enum GroupCommand {
         #[command(flatten)]
         connect: Connect,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxnCommand {
+    /// List the transactional ids of every node: the node that coordinates
+    /// each, its producer id and its state.
+    List {
+        /// Only ids in this state (Empty, Ongoing, PrepareCommit,
+        /// PrepareAbort, CompleteCommit, CompleteAbort, ...); repeat for
+        /// several.
+        #[arg(long, value_name = "STATE", value_parser = parse_txn_state)]
+        state: Vec<String>,
+        /// Only ids of this producer id; repeat for several.
+        #[arg(long, value_name = "ID")]
+        producer_id: Vec<i64>,
+        /// Only transactions open for at least this long.
+        #[arg(long, value_name = "MS")]
+        running_longer_than: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Show a transactional id: its coordinator, state, producer id and
+    /// epoch, timeout, when its transaction started and its partitions.
+    Describe {
+        transactional_id: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Abort a transactional id's ongoing transaction (its producer is
+    /// fenced); or, with --topic, a transaction left open on one partition
+    /// that no coordinator knows (a hanging one), with an abort marker
+    /// written by the partition's leader.
+    #[command(group(
+        clap::ArgGroup::new("target")
+            .required(true)
+            .args(["transactional_id", "topic"])
+    ))]
+    Abort {
+        transactional_id: Option<String>,
+        /// The partition's topic (`sluice txn abort --topic T --partition P
+        /// --producer-id X --producer-epoch E`).
+        #[arg(long, value_name = "TOPIC", requires_all = ["partition", "producer_id", "producer_epoch"])]
+        topic: Option<String>,
+        #[arg(long, short = 'p', value_name = "P", requires = "topic")]
+        partition: Option<u32>,
+        /// The producer of the transaction open on the partition (Kafka's
+        /// DescribeProducers tells it).
+        #[arg(long, value_name = "ID", requires = "topic")]
+        producer_id: Option<i64>,
+        /// The producer's epoch in that transaction.
+        #[arg(long, value_name = "EPOCH", requires = "topic")]
+        producer_epoch: Option<i16>,
+        /// Written in the marker [default: 0].
+        #[arg(long, value_name = "EPOCH", requires = "topic")]
+        coordinator_epoch: Option<i32>,
+        #[command(flatten)]
+        connect: Connect,
+    },
+}
+
+/// A transaction state by Kafka's name (`ongoing` reads as `Ongoing`);
+/// the broker checks the name again.
+fn parse_txn_state(text: &str) -> Result<String, String> {
+    const STATES: [&str; 8] = [
+        "Empty",
+        "Ongoing",
+        "PrepareCommit",
+        "PrepareAbort",
+        "CompleteCommit",
+        "CompleteAbort",
+        "Dead",
+        "PrepareEpochFence",
+    ];
+    STATES
+        .iter()
+        .find(|state| state.eq_ignore_ascii_case(text))
+        .map(|state| state.to_string())
+        .ok_or_else(|| format!("not a transaction state; one of {}", STATES.join(", ")))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -989,6 +1078,111 @@ mod tests {
         assert!(
             parse(&["group", "reset-offsets", "g", "--topic", "t"]).is_err(),
             "needs --to"
+        );
+    }
+
+    #[test]
+    fn txn_subcommands() {
+        let Command::Txn(TxnCommand::List {
+            state,
+            producer_id,
+            running_longer_than,
+            format,
+            ..
+        }) = parse(&[
+            "txn",
+            "list",
+            "--state",
+            "ongoing",
+            "--state",
+            "PrepareAbort",
+            "--producer-id",
+            "7",
+            "--running-longer-than",
+            "60000",
+            "--format",
+            "json",
+        ])
+        .unwrap()
+        else {
+            panic!("not txn list")
+        };
+        assert_eq!(state, ["Ongoing", "PrepareAbort"]);
+        assert_eq!(producer_id, [7]);
+        assert_eq!(running_longer_than, Some(60_000));
+        assert_eq!(format, Format::Json);
+        assert!(parse(&["txn", "list", "--state", "open"]).is_err());
+        assert!(matches!(
+            parse(&["txn", "describe", "payments-1"]).unwrap(),
+            Command::Txn(TxnCommand::Describe {
+                format: Format::Text,
+                ..
+            })
+        ));
+        assert!(parse(&["txn", "describe"]).is_err(), "needs an id");
+
+        let Command::Txn(TxnCommand::Abort {
+            transactional_id,
+            topic,
+            ..
+        }) = parse(&["txn", "abort", "payments-1"]).unwrap()
+        else {
+            panic!("not txn abort")
+        };
+        assert_eq!(transactional_id.as_deref(), Some("payments-1"));
+        assert_eq!(topic, None);
+        let Command::Txn(TxnCommand::Abort {
+            transactional_id,
+            topic,
+            partition,
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            ..
+        }) = parse(&[
+            "txn",
+            "abort",
+            "--topic",
+            "orders",
+            "-p",
+            "3",
+            "--producer-id",
+            "1000",
+            "--producer-epoch",
+            "2",
+        ])
+        .unwrap()
+        else {
+            panic!("not txn abort of a partition")
+        };
+        assert_eq!(transactional_id, None);
+        assert_eq!(topic.as_deref(), Some("orders"));
+        assert_eq!(
+            (partition, producer_id, producer_epoch, coordinator_epoch),
+            (Some(3), Some(1000), Some(2), None)
+        );
+        assert!(parse(&["txn", "abort"]).is_err(), "aborts nothing");
+        assert!(
+            parse(&["txn", "abort", "payments-1", "--topic", "orders"]).is_err(),
+            "an id and a partition"
+        );
+        assert!(
+            parse(&[
+                "txn",
+                "abort",
+                "--topic",
+                "orders",
+                "-p",
+                "3",
+                "--producer-id",
+                "1000"
+            ])
+            .is_err(),
+            "needs the producer's epoch"
+        );
+        assert!(
+            parse(&["txn", "abort", "payments-1", "--producer-epoch", "2"]).is_err(),
+            "a producer without a partition"
         );
     }
 

@@ -1,5 +1,5 @@
 //! The `sluice` command: run a broker (`serve`) and talk to one (`topic`,
-//! `produce`, `consume`, `group`) through the native client.
+//! `produce`, `consume`, `group`, `txn`) through the native client.
 //!
 //! Output is for people by default and for scripts with `--format json`.
 //! Failures go to standard error with a non-zero exit code: 1 for an error
@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => commands::produce::run(args),
         Command::Consume(args) => commands::consume::run(args),
         Command::Group(command) => commands::group::run(command),
+        Command::Txn(command) => commands::txn::run(command),
         Command::Cluster(command) => commands::cluster::run(command),
     };
     match result {

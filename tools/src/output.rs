@@ -8,9 +8,10 @@ use sluice_net::{
     client::ConsumedRecord,
     native::{
         messages::{
-            ClusterNode, DescribeClusterResponse, DescribeGroupResponse, ElectionResult,
-            GroupListing, GroupMemberDescription, MoveResult, Reassignment, ResetPartition,
-            TopicDescription, TopicInfo,
+            ClusterNode, DescribeClusterResponse, DescribeGroupResponse,
+            DescribeTransactionResponse, ElectionResult, GroupListing, GroupMemberDescription,
+            MoveResult, Reassignment, ResetPartition, TopicDescription, TopicInfo,
+            TransactionListing,
         },
         ErrorCode,
     },
@@ -520,6 +521,7 @@ pub fn group_json(group: &DescribeGroupResponse) -> serde_json::Value {
             "partition": offset.partition,
             "committed": offset.committed,
             "log_end": offset.log_end,
+            "last_stable": offset.last_stable,
             "lag": offset.lag(),
             "metadata": offset.metadata,
         })).collect::<Vec<_>>(),
@@ -555,6 +557,111 @@ pub fn reset_json(
             "partition": reset.partition,
             "previous": reset.previous,
             "offset": reset.offset,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn txns_text(transactions: &[TransactionListing]) -> String {
+    let rows: Vec<Vec<String>> = transactions
+        .iter()
+        .map(|listing| {
+            vec![
+                listing.transactional_id.clone(),
+                listing.coordinator.to_string(),
+                listing.producer_id.to_string(),
+                listing.state.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["TRANSACTIONAL-ID", "COORDINATOR", "PRODUCER-ID", "STATE"],
+        &rows,
+    )
+}
+
+pub fn txns_json(transactions: &[TransactionListing]) -> serde_json::Value {
+    transactions
+        .iter()
+        .map(|listing| {
+            json!({
+                "transactional_id": listing.transactional_id,
+                "coordinator": listing.coordinator,
+                "producer_id": listing.producer_id,
+                "state": listing.state,
+            })
+        })
+        .collect()
+}
+
+/// Milliseconds since the epoch, by this machine's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// How long the transaction has been open at `now_ms` (by this machine's
+/// clock against the coordinator's): only while one is open.
+fn txn_duration_ms(described: &DescribeTransactionResponse, now_ms: u64) -> Option<u64> {
+    let open = matches!(
+        described.state.as_str(),
+        "Ongoing" | "PrepareCommit" | "PrepareAbort" | "PrepareEpochFence"
+    );
+    described
+        .start_ms
+        .filter(|_| open)
+        .map(|start| now_ms.saturating_sub(start))
+}
+
+/// A transactional id, then its partitions; the duration is taken at
+/// `now_ms`.
+pub fn txn_text(described: &DescribeTransactionResponse, now_ms: u64) -> String {
+    let mut out = table(
+        &["TRANSACTIONAL-ID", &described.transactional_id],
+        &[
+            vec!["COORDINATOR".to_string(), described.coordinator.to_string()],
+            vec!["STATE".to_string(), described.state.clone()],
+            vec!["PRODUCER-ID".to_string(), described.producer_id.to_string()],
+            vec![
+                "PRODUCER-EPOCH".to_string(),
+                described.producer_epoch.to_string(),
+            ],
+            vec!["TIMEOUT-MS".to_string(), described.timeout_ms.to_string()],
+            vec!["START-MS".to_string(), optional_text(described.start_ms)],
+            vec![
+                "DURATION-MS".to_string(),
+                optional_text(txn_duration_ms(described, now_ms)),
+            ],
+            vec![
+                "PARTITIONS".to_string(),
+                described.partitions.len().to_string(),
+            ],
+        ],
+    );
+    if !described.partitions.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = described
+            .partitions
+            .iter()
+            .map(|tp| vec![tp.topic.clone(), tp.partition.to_string()])
+            .collect();
+        out.push_str(&table(&["TOPIC", "PARTITION"], &rows));
+    }
+    out
+}
+
+pub fn txn_json(described: &DescribeTransactionResponse) -> serde_json::Value {
+    json!({
+        "transactional_id": described.transactional_id,
+        "coordinator": described.coordinator,
+        "state": described.state,
+        "producer_id": described.producer_id,
+        "producer_epoch": described.producer_epoch,
+        "timeout_ms": described.timeout_ms,
+        "start_ms": described.start_ms,
+        "partitions": described.partitions.iter().map(|tp| json!({
+            "topic": tp.topic,
+            "partition": tp.partition,
         })).collect::<Vec<_>>(),
     })
 }
@@ -728,7 +835,9 @@ fn bytes_entry<M: SerializeMap>(
 mod tests {
     use super::*;
     use sluice_net::native::{
-        messages::{GroupOffsetDescription, PartitionDescription, PartitionInfo},
+        messages::{
+            GroupOffsetDescription, PartitionDescription, PartitionInfo, TransactionPartition,
+        },
         ErrorCode,
     };
 
@@ -1044,6 +1153,7 @@ mod tests {
                     committed: 4,
                     log_end: Some(10),
                     metadata: String::new(),
+                    last_stable: Some(8),
                 },
                 GroupOffsetDescription {
                     topic: "gone".to_string(),
@@ -1051,6 +1161,7 @@ mod tests {
                     committed: 7,
                     log_end: None,
                     metadata: String::new(),
+                    last_stable: None,
                 },
             ],
         }
@@ -1072,8 +1183,9 @@ mod tests {
             rows.contains(&vec!["worker-1", "worker", "/127.0.0.1", "orders:0,2"]),
             "{text}"
         );
+        // The lag is to the last stable offset, 8.
         assert!(
-            rows.contains(&vec!["orders", "0", "4", "10", "6"]),
+            rows.contains(&vec!["orders", "0", "4", "10", "4"]),
             "{text}"
         );
         assert!(rows.contains(&vec!["gone", "1", "7", "-", "-"]), "{text}");
@@ -1082,7 +1194,8 @@ mod tests {
             json["members"][0]["assignment"],
             json!([{"topic": "orders", "partitions": [0, 2]}])
         );
-        assert_eq!(json["offsets"][0]["lag"], 6);
+        assert_eq!(json["offsets"][0]["lag"], 4);
+        assert_eq!(json["offsets"][0]["last_stable"], 8);
         assert_eq!(json["offsets"][1]["log_end"], serde_json::Value::Null);
         assert_eq!(json["offsets"][1]["lag"], serde_json::Value::Null);
     }
@@ -1095,6 +1208,74 @@ mod tests {
         let json = group_json(&other);
         assert!(json["members"][0].get("assignment").is_none());
         assert!(json["members"][0]["assignment_base64"].is_string());
+    }
+
+    #[test]
+    fn transactions_are_listed_and_described_in_both_formats() {
+        let listed = vec![TransactionListing {
+            transactional_id: "payments-1".to_string(),
+            coordinator: 2,
+            producer_id: 1000,
+            state: "Ongoing".to_string(),
+        }];
+        let text = txns_text(&listed);
+        assert_eq!(
+            rows(&text),
+            [
+                vec!["TRANSACTIONAL-ID", "COORDINATOR", "PRODUCER-ID", "STATE"],
+                vec!["payments-1", "2", "1000", "Ongoing"],
+            ]
+        );
+        let json = txns_json(&listed);
+        assert_eq!(json[0]["transactional_id"], "payments-1");
+        assert_eq!(json[0]["coordinator"], 2);
+        assert_eq!(json[0]["producer_id"], 1000);
+        assert_eq!(json[0]["state"], "Ongoing");
+
+        let mut described = DescribeTransactionResponse {
+            error: ErrorCode::None,
+            message: String::new(),
+            transactional_id: "payments-1".to_string(),
+            coordinator: 2,
+            state: "Ongoing".to_string(),
+            producer_id: 1000,
+            producer_epoch: 3,
+            timeout_ms: 60_000,
+            start_ms: Some(1_700_000_000_000),
+            partitions: vec![
+                TransactionPartition {
+                    topic: "orders".to_string(),
+                    partition: 0,
+                },
+                TransactionPartition {
+                    topic: "orders".to_string(),
+                    partition: 4,
+                },
+            ],
+        };
+        let text = txn_text(&described, 1_700_000_001_500);
+        let shown = rows(&text);
+        assert_eq!(shown[0], ["TRANSACTIONAL-ID", "payments-1"]);
+        assert!(shown.contains(&vec!["STATE", "Ongoing"]), "{text}");
+        assert!(shown.contains(&vec!["PRODUCER-EPOCH", "3"]), "{text}");
+        assert!(shown.contains(&vec!["DURATION-MS", "1500"]), "{text}");
+        assert!(shown.contains(&vec!["TOPIC", "PARTITION"]), "{text}");
+        assert!(shown.contains(&vec!["orders", "4"]), "{text}");
+        let json = txn_json(&described);
+        assert_eq!(json["start_ms"], 1_700_000_000_000u64);
+        assert_eq!(json["partitions"][1]["partition"], 4);
+
+        // Ended: no duration; never started: no start either.
+        described.state = "CompleteAbort".to_string();
+        let text = txn_text(&described, 1_700_000_001_500);
+        assert!(rows(&text).contains(&vec!["DURATION-MS", "-"]), "{text}");
+        described.state = "Empty".to_string();
+        described.start_ms = None;
+        described.partitions.clear();
+        let text = txn_text(&described, 1_700_000_001_500);
+        assert!(rows(&text).contains(&vec!["START-MS", "-"]), "{text}");
+        assert!(!text.contains("TOPIC"), "{text}");
+        assert_eq!(txn_json(&described)["start_ms"], serde_json::Value::Null);
     }
 
     #[test]

@@ -5,12 +5,19 @@
 //! each partition's owner shard: a lag is gathered from both, and is a
 //! snapshot (records keep arriving). What `sluice group describe` shows,
 //! and what a metrics exporter reads with [`group_lag`].
+//!
+//! The lag is counted to the last stable offset, not the high watermark:
+//! the broker does not know a group's isolation level (each consumer
+//! chooses its own, per fetch), and a `read_committed` consumer can never
+//! pass the last stable offset, so a transaction left open does not show
+//! as lag that no consumer could catch up. Without open transactions the
+//! two are the same; the high watermark is kept beside it as the log end.
 
 use std::rc::Rc;
 
 use super::{records::OffsetKey, run_on};
 use crate::{
-    partition::{ask, gather_all, route, OffsetQuery, PartitionOp},
+    partition::{ask, gather_all, route, PartitionOp},
     shard::Shard,
 };
 
@@ -30,43 +37,60 @@ pub struct PartitionLag {
     /// The partition's high watermark; `None` when it cannot be read (its
     /// topic was deleted, its shard is stopping).
     pub log_end: Option<u64>,
-    /// `log_end - committed`: negative when the committed offset is past
-    /// the end (the log was truncated after the commit).
+    /// The partition's last stable offset (at most `log_end`); `None` with
+    /// it.
+    pub last_stable: Option<u64>,
+    /// `last_stable - committed`: negative when the committed offset is
+    /// past it (a transaction is open, or the log was truncated after the
+    /// commit).
     pub lag: Option<i64>,
 }
 
+/// Where a partition's log ends for its readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEnds {
+    pub high_watermark: u64,
+    pub last_stable: u64,
+}
+
 impl PartitionLag {
-    pub fn new(group: &str, key: &OffsetKey, committed: u64, log_end: Option<u64>) -> PartitionLag {
+    pub fn new(
+        group: &str,
+        key: &OffsetKey,
+        committed: u64,
+        ends: Option<LogEnds>,
+    ) -> PartitionLag {
         PartitionLag {
             group: group.to_string(),
             topic: key.0.clone(),
             partition: key.1,
             committed,
-            log_end,
-            lag: log_end.map(|end| end as i64 - committed as i64),
+            log_end: ends.map(|ends| ends.high_watermark),
+            last_stable: ends.map(|ends| ends.last_stable),
+            lag: ends.map(|ends| ends.last_stable as i64 - committed as i64),
         }
     }
 }
 
-/// The log end (high watermark) of each partition of `keys`, in order,
-/// asked of its owner shard; `None` for a partition that cannot be read.
-pub async fn log_ends(shard: &Rc<Shard>, keys: &[OffsetKey]) -> Vec<Option<u64>> {
+/// The log ends (high watermark and last stable offset) of each partition
+/// of `keys`, in order, asked of its owner shard; `None` for a partition
+/// that cannot be read.
+pub async fn log_ends(shard: &Rc<Shard>, keys: &[OffsetKey]) -> Vec<Option<LogEnds>> {
     let metadata = shard.metadata();
     let mut ends = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(LOG_END_CALLS_IN_FLIGHT_MAX) {
         let parts = chunk
             .iter()
             .map(|(topic, partition)| {
-                route(shard, &metadata, topic, *partition).map(|route| {
-                    ask(shard, route, |reply| PartitionOp::ListOffset {
-                        query: OffsetQuery::Latest,
-                        reply,
-                    })
-                })
+                route(shard, &metadata, topic, *partition)
+                    .map(|route| ask(shard, route, |reply| PartitionOp::Stats { reply }))
             })
             .collect();
         for answer in gather_all(parts).await {
-            ends.push(answer.ok().flatten().map(|listed| listed.offset.0));
+            ends.push(answer.ok().map(|stats| LogEnds {
+                high_watermark: stats.log_end.0,
+                last_stable: stats.last_stable_offset.0,
+            }));
         }
     }
     ends
@@ -123,13 +147,29 @@ pub async fn group_lag(shard: &Rc<Shard>) -> Vec<PartitionLag> {
 mod tests {
     use super::*;
 
+    fn ends(high_watermark: u64, last_stable: u64) -> Option<LogEnds> {
+        Some(LogEnds {
+            high_watermark,
+            last_stable,
+        })
+    }
+
     #[test]
-    fn lag_is_log_end_minus_committed_and_unknown_without_an_end() {
+    fn lag_is_last_stable_minus_committed_and_unknown_without_an_end() {
         let key = ("orders".to_string(), 2);
-        let lag = PartitionLag::new("billing", &key, 4, Some(10));
+        let lag = PartitionLag::new("billing", &key, 4, ends(10, 10));
         assert_eq!((lag.topic.as_str(), lag.partition), ("orders", 2));
         assert_eq!(lag.lag, Some(6));
-        assert_eq!(PartitionLag::new("g", &key, 12, Some(10)).lag, Some(-2));
-        assert_eq!(PartitionLag::new("g", &key, 4, None).lag, None);
+        let open = PartitionLag::new("billing", &key, 4, ends(10, 7));
+        assert_eq!(
+            (open.log_end, open.last_stable, open.lag),
+            (Some(10), Some(7), Some(3))
+        );
+        assert_eq!(PartitionLag::new("g", &key, 12, ends(10, 10)).lag, Some(-2));
+        let none = PartitionLag::new("g", &key, 4, None);
+        assert_eq!(
+            (none.log_end, none.last_stable, none.lag),
+            (None, None, None)
+        );
     }
 }

@@ -7,6 +7,7 @@
 mod admin;
 mod classic_groups;
 mod consumer_group_protocol;
+mod describe_producers;
 mod elect_leaders;
 mod fetch;
 mod group_offsets;
@@ -122,6 +123,7 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
@@ -226,6 +228,7 @@ pub async fn handle(
         ApiKey::WriteTxnMarkers => serve!(transactions::write_txn_markers),
         ApiKey::DescribeTransactions => serve!(transactions::describe_transactions),
         ApiKey::ListTransactions => serve!(transactions::list_transactions),
+        ApiKey::DescribeProducers => serve!(describe_producers::describe_producers),
         ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
         ApiKey::ListGroups => serve!(classic_groups::list_groups),
         ApiKey::JoinGroup => serve!(classic_groups::join_group, client),

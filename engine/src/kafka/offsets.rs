@@ -1,13 +1,20 @@
 //! ListOffsets (earliest, latest, the first offset at or after a time) and
 //! OffsetForLeaderEpoch (where a leader epoch ends, KIP-320), both with the
 //! leader epoch of what they answer.
+//!
+//! ListOffsets answers as its reader sees the partition (its
+//! `isolation_level`, from v2): a `READ_COMMITTED` reader's latest offset is
+//! the last stable offset and an offset found by time at or past it is
+//! none (-1), as Kafka's brokers answer; a `READ_UNCOMMITTED` reader's is
+//! the high watermark.
 
 use std::rc::Rc;
 
 use super::{failure_code, on_partition_in_epoch, topic_name};
 use crate::{
     partition::{
-        ErrorKind, Failure, FanOut, LeaderEpochs, Listed, OffsetQuery, PartitionOp, Pending,
+        ErrorKind, Failure, FanOut, Isolation, LeaderEpochs, Listed, OffsetQuery, PartitionOp,
+        Pending,
     },
     shard::Shard,
 };
@@ -29,14 +36,16 @@ const EARLIEST_LOCAL: i64 = -4;
 /// partition is found led here.
 const LATEST_TIERED: i64 = -5;
 
-/// Asks the owner of (topic, partition) for an offset, if its leader epoch
-/// is `current_leader_epoch` (-1: any).
+/// Asks the owner of (topic, partition) for an offset as a reader of
+/// `isolation` sees it, if its leader epoch is `current_leader_epoch` (-1:
+/// any).
 fn ask(
     shard: &Rc<Shard>,
     topic: &str,
     partition: i32,
     current_leader_epoch: i32,
     query: OffsetQuery,
+    isolation: Isolation,
 ) -> Pending<Option<Listed>> {
     let metadata = shard.metadata();
     on_partition_in_epoch(
@@ -45,7 +54,11 @@ fn ask(
         topic,
         partition,
         current_leader_epoch,
-        |reply| PartitionOp::ListOffset { query, reply },
+        |reply| PartitionOp::ListOffset {
+            query,
+            isolation,
+            reply,
+        },
     )
 }
 
@@ -56,6 +69,8 @@ pub async fn list_offsets(
 ) -> ListOffsetsResponse {
     // A part is the partition and whether the tiered end was asked.
     let mut parts = FanOut::<(i32, bool), Option<Listed>>::default();
+    // Decoded as 0 (uncommitted) before v2, which does not carry it.
+    let isolation = Isolation::from_kafka(request.isolation_level);
     for topic in request.topics {
         let name = topic.name.0.to_string();
         for part in &topic.partitions {
@@ -76,8 +91,8 @@ pub async fn list_offsets(
             } else {
                 -1
             };
-            let answer =
-                query.and_then(|query| ask(shard, &name, part.partition_index, epoch, query));
+            let answer = query
+                .and_then(|query| ask(shard, &name, part.partition_index, epoch, query, isolation));
             let tiered = version >= 9 && part.timestamp == LATEST_TIERED;
             parts.part((part.partition_index, tiered), answer);
         }

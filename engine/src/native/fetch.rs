@@ -2,6 +2,10 @@
 //! than `min_bytes`, ask each owner to wake us when its partition has data
 //! (the append itself wakes it, no timer tick), up to `max_wait`, and read
 //! again.
+//!
+//! Committed records only: each partition is read up to its last stable
+//! offset, without markers and aborted batches, and its answer's next
+//! offset is past what its owner left out.
 
 use std::{rc::Rc, time::Duration};
 
@@ -15,7 +19,7 @@ use super::error_code;
 use crate::{
     partition::{
         read::{read_or_wait, Target, FETCH_RESPONSE_BYTES_MAX},
-        route, Failure, FetchOutcome, ReadFrom, WireFormat,
+        route, Failure, FetchOutcome, Isolation, ReadFrom, WireFormat,
     },
     shard::Shard,
 };
@@ -39,6 +43,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest) -> FetchResponse {
                 offset: Offset(part.offset),
                 max_bytes: (part.max_bytes as usize).min(share).max(1),
                 format: WireFormat::Native,
+                isolation: Isolation::Committed,
                 from: ReadFrom::Leader,
                 route: route(shard, &metadata, &topic.name, part.partition),
             });
@@ -62,6 +67,7 @@ fn respond(
             Ok(outcome) => {
                 // Whole batches within the response's budget; the very first
                 // batch of the response always goes, so a reader moves on.
+                let read = outcome.batches.len();
                 let mut batches = Vec::new();
                 for batch in outcome.batches {
                     if total > 0 && total + batch.len() > max_bytes {
@@ -70,6 +76,12 @@ fn respond(
                     total += batch.len();
                     batches.push(batch);
                 }
+                // Past what was skipped only if every batch read goes: the
+                // reader moves on by the batches it gets otherwise.
+                let next_offset = match batches.len() == read {
+                    true => outcome.read_end,
+                    false => target.offset,
+                };
                 FetchPartitionResponse {
                     partition: target.partition,
                     error: ErrorCode::None,
@@ -77,6 +89,7 @@ fn respond(
                     high_watermark: outcome.high_watermark.0,
                     log_start: outcome.log_start.0,
                     batches,
+                    next_offset: next_offset.0,
                 }
             }
             Err(failure) => FetchPartitionResponse {
@@ -86,6 +99,7 @@ fn respond(
                 high_watermark: 0,
                 log_start: 0,
                 batches: Vec::new(),
+                next_offset: target.offset.0,
             },
         };
         match topics.last_mut() {

@@ -21,7 +21,7 @@ use crate::{
         self, delete_group, describe_local, lag::lag_of, list_local, on_coordinator,
         records::OffsetKey, reset_offsets, run_on, GroupError, OFFSETS_TOPIC,
     },
-    partition::{ask, route, ErrorKind, Failure, PartitionOp},
+    partition::{ask, route, ErrorKind, Failure, Isolation, PartitionOp},
     shard::Shard,
 };
 
@@ -149,13 +149,17 @@ pub async fn describe(shard: &Rc<Shard>, request: DescribeGroupRequest) -> Descr
                 committed: committed.offset,
                 log_end: lag.log_end,
                 metadata: committed.metadata,
+                last_stable: lag.last_stable,
             })
             .collect(),
         group: description.id,
     }
 }
 
-/// One ListOffset of one partition, asked of its owner.
+/// One ListOffset of one partition, asked of its owner. Up to the high
+/// watermark, as Kafka's `kafka-consumer-groups` lists them (its admin
+/// client reads uncommitted): a group reset to the end is at the end of the
+/// log, whatever its consumers' isolation.
 async fn list_offset(
     shard: &Rc<Shard>,
     topic: &str,
@@ -166,6 +170,7 @@ async fn list_offset(
     let query = offset_query(spec);
     let answer = ask(shard, route, |reply| PartitionOp::ListOffset {
         query,
+        isolation: Isolation::Uncommitted,
         reply,
     })
     .await?;

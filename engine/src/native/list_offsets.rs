@@ -1,4 +1,7 @@
-//! ListOffsets: earliest, latest, or the first offset at or after a time.
+//! ListOffsets: earliest, latest, or the first offset at or after a time,
+//! as a native reader sees the partition (it reads committed records
+//! only): the latest is the last stable offset, and an offset found by
+//! time at or past it is none.
 
 use std::rc::Rc;
 
@@ -9,7 +12,7 @@ use sluice_net::native::{
 
 use super::error_code;
 use crate::{
-    partition::{ask, route, FanOut, Listed, OffsetQuery, PartitionOp},
+    partition::{ask, route, FanOut, Isolation, Listed, OffsetQuery, PartitionOp},
     shard::Shard,
 };
 
@@ -22,6 +25,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ListOffsetsRequest) -> ListOffse
             let answer = route(shard, &metadata, &name, partition).map(|route| {
                 ask(shard, route, |reply| PartitionOp::ListOffset {
                     query,
+                    isolation: Isolation::Committed,
                     reply,
                 })
             });

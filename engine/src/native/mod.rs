@@ -1,9 +1,18 @@
 //! The native protocol's adapter: its [`Protocol`] on a connection and its
 //! request handlers, one file per API family. A handler runs on the shard
 //! holding the connection: it decodes the request, calls the core (the
-//! partition layer, the controller, the group coordinator) and encodes the
+//! partition layer, the controller, the group and transaction
+//! coordinators) and encodes the
 //! answer, turning the engine's [`ErrorKind`]s into the native wire's codes
 //! ([`error_code`]) on the way out.
+//!
+//! Native readers read committed records only, as a Kafka consumer with
+//! `isolation.level=read_committed` does: a fetch stops at the last stable
+//! offset (no record of a transaction still open reaches them) and returns
+//! neither transaction markers nor the batches of aborted transactions
+//! (the partition's owner drops them, and the answer's next offset moves
+//! the reader past them); ListOffsets' latest is the last stable offset.
+//! Transactions themselves are Kafka's: a native producer writes none.
 
 mod admin;
 mod cluster;
@@ -14,6 +23,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod reassignments;
+mod transactions;
 
 use std::rc::Rc;
 
@@ -120,8 +130,9 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::NotEnoughReplicas => ErrorCode::NotEnoughReplicas,
         ErrorKind::TimedOut => ErrorCode::Timeout,
         ErrorKind::InvalidTimestamp => ErrorCode::InvalidTimestamp,
-        // Transactions are written over the Kafka protocol only.
-        ErrorKind::InvalidTxnState | ErrorKind::CoordinatorFenced => ErrorCode::InvalidRequest,
+        ErrorKind::InvalidTxnState => ErrorCode::InvalidTxnState,
+        // A marker's refusal: only the transaction coordinator writes them.
+        ErrorKind::CoordinatorFenced => ErrorCode::InvalidRequest,
     }
 }
 
@@ -229,10 +240,14 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             let response = produce::handle(shard, decode!(m::ProduceRequest)).await?;
             encode_response(correlation_id, &response)
         }
-        ApiKey::Fetch => encode_response(
-            correlation_id,
-            &fetch::handle(shard, decode!(m::FetchRequest)).await,
-        ),
+        ApiKey::Fetch => {
+            let response = fetch::handle(shard, decode!(m::FetchRequest)).await;
+            if header.api_version >= m::FETCH_NEXT_OFFSET_VERSION {
+                encode_response(correlation_id, &response)
+            } else {
+                encode_response(correlation_id, &m::FetchResponseV0::from(response))
+            }
+        }
         ApiKey::ListOffsets => encode_response(
             correlation_id,
             &list_offsets::handle(shard, decode!(m::ListOffsetsRequest)).await,
@@ -241,10 +256,14 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             correlation_id,
             &groups::list(shard, decode!(m::ListGroupsRequest)).await,
         ),
-        ApiKey::DescribeGroup => encode_response(
-            correlation_id,
-            &groups::describe(shard, decode!(m::DescribeGroupRequest)).await,
-        ),
+        ApiKey::DescribeGroup => {
+            let response = groups::describe(shard, decode!(m::DescribeGroupRequest)).await;
+            if header.api_version >= m::DESCRIBE_GROUP_STABLE_VERSION {
+                encode_response(correlation_id, &response)
+            } else {
+                encode_response(correlation_id, &m::DescribeGroupResponseV0::from(response))
+            }
+        }
         ApiKey::ResetGroupOffsets => encode_response(
             correlation_id,
             &groups::reset(shard, decode!(m::ResetGroupOffsetsRequest)).await,
@@ -252,6 +271,27 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
         ApiKey::DeleteGroup => encode_response(
             correlation_id,
             &groups::delete(shard, decode!(m::DeleteGroupRequest)).await,
+        ),
+        ApiKey::FindTxnCoordinator => encode_response(
+            correlation_id,
+            &transactions::find_coordinator(shard, decode!(m::FindTxnCoordinatorRequest)).await,
+        ),
+        ApiKey::ListTransactions => encode_response(
+            correlation_id,
+            &transactions::list(shard, decode!(m::ListTransactionsRequest)).await,
+        ),
+        ApiKey::DescribeTransaction => encode_response(
+            correlation_id,
+            &transactions::describe(shard, decode!(m::DescribeTransactionRequest)).await,
+        ),
+        ApiKey::AbortTransaction => encode_response(
+            correlation_id,
+            &transactions::abort(shard, decode!(m::AbortTransactionRequest)).await,
+        ),
+        ApiKey::AbortPartitionTransaction => encode_response(
+            correlation_id,
+            &transactions::abort_partition(shard, decode!(m::AbortPartitionTransactionRequest))
+                .await,
         ),
     };
     Some(response)

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use sluice_replication::partition::epochs::EpochCache;
 use sluice_storage::{
-    log::{Log, LogConfig},
+    log::{AbortedTransaction, Log, LogConfig},
     NodeId, Offset, PartitionId, TopicId,
 };
 
@@ -49,7 +49,21 @@ pub struct FetchOutcome {
     /// none.
     pub batches: Vec<Bytes>,
     pub high_watermark: Offset,
+    /// Where a `read_committed` reader stops: the first offset of the
+    /// oldest transaction open on the partition, or the high watermark.
+    /// Answered whatever the isolation, as Kafka's fetch answers it.
+    pub last_stable_offset: Offset,
     pub log_start: Offset,
+    /// Past the last batch read, returned or skipped (a native reader's
+    /// markers and aborted transactions); the offset asked for when none
+    /// was read.
+    pub read_end: Offset,
+    /// A Kafka reader's [`Isolation::Committed`] read: the aborted
+    /// transactions with records among the batches, which the reader
+    /// drops (empty when no batch was read). `None` otherwise: an
+    /// uncommitted read has none to drop, and a native reader's were
+    /// dropped by the owner.
+    pub aborted: Option<Vec<AbortedTransaction>>,
     /// The leader read nothing and names the replica the reader should
     /// fetch from instead (KIP-392's preferred read replica).
     pub read_from: Option<NodeId>,
@@ -75,9 +89,39 @@ pub struct PartitionStats {
     /// The partition's directory.
     pub dir: std::path::PathBuf,
     pub log_start: Offset,
+    /// The end readers see: the high watermark.
     pub log_end: Offset,
+    /// Where a `read_committed` reader stops (at most `log_end`).
+    pub last_stable_offset: Offset,
     pub size_bytes: u64,
     pub segments: u32,
+}
+
+/// Which records a read sees: Kafka's isolation level, which a Kafka
+/// fetch and ListOffsets carry. A native read is always
+/// [`Isolation::Committed`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything below the high watermark, the records of open and
+    /// aborted transactions included (Kafka's `READ_UNCOMMITTED`, 0).
+    #[default]
+    Uncommitted,
+    /// Only what is below the last stable offset, where no transaction is
+    /// open; the reader drops the aborted transactions' records (Kafka's
+    /// `READ_COMMITTED`, 1).
+    Committed,
+}
+
+impl Isolation {
+    /// The isolation of a Kafka request's `isolation_level`: 1 is
+    /// `READ_COMMITTED`; Kafka's brokers take anything else as
+    /// `READ_UNCOMMITTED`.
+    pub fn from_kafka(isolation_level: i8) -> Isolation {
+        match isolation_level {
+            1 => Isolation::Committed,
+            _ => Isolation::Uncommitted,
+        }
+    }
 }
 
 /// The protocol a batch came in or goes out in. Batches are stored as they
@@ -127,7 +171,8 @@ pub struct Produced {
 pub enum OffsetQuery {
     /// The log start.
     Earliest,
-    /// The log end: the next offset to be written.
+    /// The end of what the reader sees: the high watermark, or for
+    /// [`Isolation::Committed`] the last stable offset.
     Latest,
     /// The first record at or after this time (ms since the epoch).
     Timestamp(i64),
@@ -154,6 +199,20 @@ pub struct LeaderEpochs {
     pub end: Offset,
 }
 
+/// A producer a partition's log knows, as Kafka's DescribeProducers
+/// tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The sequence of its last record here; `None` for a producer known
+    /// only by its open transaction (the log forgot the rest past its
+    /// cap of producers).
+    pub last_sequence: Option<i32>,
+    /// The first offset of its transaction open here, if one is.
+    pub txn_start: Option<Offset>,
+}
+
 /// The answer channel of an op: every op answers a result, so that an owner
 /// that stopped first answers `ShuttingDown` the same way for all.
 pub type Reply<T> = oneshot::Sender<Result<T, Failure>>;
@@ -175,22 +234,33 @@ pub enum PartitionOp {
         timeout: Duration,
         reply: Reply<Produced>,
     },
+    /// Reads whole batches from the one containing `offset`, up to
+    /// `max_bytes` (at least one), below the high watermark or, for
+    /// [`Isolation::Committed`], the last stable offset. In the native
+    /// format, markers are never returned, nor the batches of aborted
+    /// transactions of a committed read.
     Fetch {
         offset: Offset,
         max_bytes: usize,
         format: WireFormat,
+        isolation: Isolation,
         from: ReadFrom,
         reply: Reply<FetchOutcome>,
     },
-    /// Resolves when data is readable at `offset`, the timeout passes, or
-    /// the asker goes away.
+    /// Resolves when data is readable at `offset` by a reader of
+    /// `isolation`, the timeout passes, or the asker goes away.
     WaitForData {
         offset: Offset,
+        isolation: Isolation,
         timeout: Duration,
         reply: Reply<()>,
     },
+    /// An offset by `query`. With [`Isolation::Committed`], the latest is
+    /// the last stable offset and an offset found by time at or past it is
+    /// none (Kafka's rules); otherwise the same with the high watermark.
     ListOffset {
         query: OffsetQuery,
+        isolation: Isolation,
         reply: Reply<Option<Listed>>,
     },
     /// The log's leader epochs (KIP-320's OffsetForLeaderEpoch).
@@ -199,6 +269,11 @@ pub enum PartitionOp {
     },
     Stats {
         reply: Reply<PartitionStats>,
+    },
+    /// The producers the log knows, by producer id, with the first offset
+    /// of each one's open transaction (DescribeProducers).
+    Producers {
+        reply: Reply<Vec<ActiveProducer>>,
     },
     /// Moves the log start up to `before` (`None`: the high watermark);
     /// answers the new log start.
@@ -257,6 +332,7 @@ impl PartitionOp {
             PartitionOp::ListOffset { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::LeaderEpochs { reply } => drop(reply.send(Err(failure))),
             PartitionOp::Stats { reply } => drop(reply.send(Err(failure))),
+            PartitionOp::Producers { reply } => drop(reply.send(Err(failure))),
             PartitionOp::DeleteRecords { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::WriteMarker { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::Open { reply, .. }

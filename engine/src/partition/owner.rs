@@ -4,13 +4,12 @@
 
 use std::{
     cell::RefCell,
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     future::Future,
     path::{Path, PathBuf},
     rc::Rc,
 };
 
-use bytes::{Bytes, BytesMut};
 use sluice_net::kafka::convert::kafka_to_native_runs;
 use sluice_storage::{
     batch::{filter, Batch, BatchError},
@@ -18,13 +17,16 @@ use sluice_storage::{
     Offset,
 };
 
-use super::ops::{
-    Acks, FetchOutcome, LeaderEpochs, Listed, OffsetQuery, PartitionKey, PartitionOp,
-    PartitionStats, Partitions, Produced, ReadFrom, WireFormat,
+use super::{
+    fetch::{fetch, FetchAsk},
+    ops::{
+        Acks, ActiveProducer, Isolation, LeaderEpochs, Listed, OffsetQuery, PartitionKey,
+        PartitionOp, PartitionStats, Partitions, Produced, WireFormat,
+    },
 };
 use crate::{
     error::{ErrorKind, Failure},
-    replica::{reads::ServedAs, state::Replicas},
+    replica::state::Replicas,
 };
 use sluice_replication::partition::epochs::EpochCache;
 
@@ -63,7 +65,7 @@ fn append_failure(error: AppendError) -> Failure {
     }
 }
 
-fn read_failure(error: ReadError) -> Failure {
+pub(super) fn read_failure(error: ReadError) -> Failure {
     match error {
         error @ ReadError::OffsetOutOfRange { .. } => {
             Failure::new(ErrorKind::OffsetOutOfRange, error.to_string())
@@ -271,6 +273,42 @@ async fn record_at_or_after(log: &Log, offset: Offset, timestamp: i64) -> Listed
     fallback
 }
 
+/// The offset `query` asks for, as a reader of `isolation` sees the log:
+/// the latest is the end of what it reads (the high watermark, or the
+/// last stable offset), and an offset found by time at or past that end
+/// is none, as Kafka answers.
+async fn list_offset(
+    log: &Log,
+    query: OffsetQuery,
+    isolation: Isolation,
+) -> Result<Option<Listed>, Failure> {
+    let end = match isolation {
+        Isolation::Uncommitted => log.visible_end(),
+        Isolation::Committed => log.stable_end(),
+    };
+    let found = match query {
+        OffsetQuery::Earliest => return Ok(Some(listed(log, log.start_offset(), -1))),
+        OffsetQuery::Latest => return Ok(Some(listed(log, end, -1))),
+        OffsetQuery::Timestamp(timestamp) => first_at_or_after(log, timestamp).await?,
+        // The first record at or after the largest timestamp is the first
+        // with it.
+        OffsetQuery::MaxTimestamp => match log.max_timestamp() {
+            None => None,
+            Some(max) => first_at_or_after(log, max).await?,
+        },
+    };
+    Ok(found.filter(|listed| listed.offset < end))
+}
+
+/// The first record whose timestamp is at or after `timestamp`, if any.
+async fn first_at_or_after(log: &Log, timestamp: i64) -> Result<Option<Listed>, Failure> {
+    match log.offset_for_timestamp(timestamp).await {
+        Ok(Some(offset)) => Ok(Some(record_at_or_after(log, offset, timestamp).await)),
+        Ok(None) => Ok(None),
+        Err(error) => Err(read_failure(error)),
+    }
+}
+
 /// The log's leader epochs, as the replication crate reads them. The log
 /// keeps them rising; one that does not is a broken log.
 pub(crate) fn epoch_cache(log: &Log) -> Result<EpochCache, Failure> {
@@ -298,46 +336,6 @@ fn listed(log: &Log, offset: Offset, timestamp: i64) -> Listed {
             .ok()
             .and_then(|epochs| epochs.epoch_at(offset.0)),
     }
-}
-
-/// A stored batch as a native reader takes it: as stored, or decoded from
-/// Kafka's format.
-fn native_bytes(batch: Batch) -> Result<Bytes, Failure> {
-    match batch.kafka_payload() {
-        None => Ok(batch.into_bytes()),
-        // One native batch per run of offsets (a compacted batch has gaps),
-        // back to back.
-        Some(_) => match kafka_to_native_runs(&batch) {
-            Ok(mut runs) if runs.len() == 1 => Ok(runs.swap_remove(0).into_bytes()),
-            Ok(runs) => {
-                let mut out = BytesMut::with_capacity(runs.iter().map(Batch::len).sum());
-                for run in &runs {
-                    out.extend_from_slice(run.as_bytes());
-                }
-                Ok(out.freeze())
-            }
-            Err(error) => Err(Failure::new(ErrorKind::StorageFailed, error.to_string())),
-        },
-    }
-}
-
-/// Stored batches as a Kafka reader takes them: one after another, each a
-/// RecordBatch v2. One batch stored in Kafka's format is a slice of what was
-/// read (no copy); otherwise each is written once into one buffer, so the
-/// response's encoder is the only other copy.
-fn kafka_records(batches: Vec<Batch>) -> Result<Bytes, Failure> {
-    if let [batch] = batches.as_slice() {
-        if let Some(kafka) = batch.kafka_payload() {
-            return Ok(kafka);
-        }
-    }
-    let mut out = BytesMut::with_capacity(batches.iter().map(Batch::len).sum());
-    for batch in &batches {
-        batch
-            .write_kafka(&mut out)
-            .map_err(|error| Failure::new(ErrorKind::StorageFailed, error.to_string()))?;
-    }
-    Ok(out.freeze())
 }
 
 fn unknown_partition(key: PartitionKey) -> Failure {
@@ -453,6 +451,39 @@ fn copy_partition(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The producers `log` knows, and those known only by a transaction
+/// still open (their state forgotten past the log's cap), by producer id.
+fn active_producers(log: &Log) -> Vec<ActiveProducer> {
+    let open: HashMap<i64, (i16, Offset)> = log
+        .open_transactions()
+        .into_iter()
+        .map(|(producer_id, epoch, first)| (producer_id, (epoch, first)))
+        .collect();
+    let mut producers: Vec<ActiveProducer> = log
+        .producers()
+        .into_iter()
+        .map(|(producer_id, state)| ActiveProducer {
+            producer_id,
+            epoch: state.epoch,
+            last_sequence: state.batches.last().map(|batch| batch.last_sequence),
+            txn_start: open.get(&producer_id).map(|(_, first)| *first),
+        })
+        .collect();
+    let known: HashSet<i64> = producers.iter().map(|p| p.producer_id).collect();
+    producers.extend(
+        open.iter()
+            .filter(|(producer_id, _)| !known.contains(producer_id))
+            .map(|(producer_id, (epoch, first))| ActiveProducer {
+                producer_id: *producer_id,
+                epoch: *epoch,
+                last_sequence: None,
+                txn_start: Some(*first),
+            }),
+    );
+    producers.sort_unstable_by_key(|producer| producer.producer_id);
+    producers
+}
+
 /// Runs one partition op on the owner shard, whose partitions `partitions`
 /// holds and replicates with `replicas`. An op for a partition it does not
 /// hold is refused (`NoSuchPartition`), except opening it.
@@ -547,102 +578,46 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             offset,
             max_bytes,
             format,
+            isolation,
             from,
             reply,
         } => {
-            let served_as = match replicas.reader(key, &from) {
-                Ok(served_as) => served_as,
-                Err(failure) => {
-                    let _ = reply.send(Err(failure));
-                    return;
-                }
+            let ask = FetchAsk {
+                offset,
+                max_bytes,
+                format,
+                isolation,
+                from: &from,
             };
-            let closer = match &from {
-                ReadFrom::AnyReplica { closer } if served_as == ServedAs::Leader => {
-                    replicas.closer_replica(key, offset, closer)
-                }
-                _ => None,
-            };
-            if let Some(replica) = closer {
-                replicas.counters.sent_to_closer_replica();
-                let _ = reply.send(Ok(FetchOutcome {
-                    batches: Vec::new(),
-                    high_watermark: log.visible_end(),
-                    log_start: log.start_offset(),
-                    read_from: Some(replica),
-                }));
-                return;
-            }
-            let as_follower = served_as == ServedAs::Follower;
-            // Past the high watermark but within the log (a follower's
-            // trails its leader's; a new leader's may trail its
-            // predecessor's) reads nothing and waits; past the log end is
-            // out of range (the log's rule).
-            let read = log.read(offset, max_bytes).await;
-            if read.as_ref().is_ok_and(|batches| !batches.is_empty()) {
-                replicas.counters.read(as_follower);
-            }
-            let result = match read {
-                Ok(batches) => match format {
-                    WireFormat::Native => batches.into_iter().map(native_bytes).collect(),
-                    WireFormat::Kafka => kafka_records(batches).map(|records| {
-                        Some(records)
-                            .filter(|r| !r.is_empty())
-                            .into_iter()
-                            .collect()
-                    }),
-                }
-                .map(|batches| FetchOutcome {
-                    batches,
-                    high_watermark: log.visible_end(),
-                    log_start: log.start_offset(),
-                    read_from: None,
-                }),
-                Err(error) => Err(read_failure(error)),
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(fetch(replicas, key, log, ask).await);
         }
         PartitionOp::WaitForData {
             offset,
+            isolation,
             timeout,
             mut reply,
         } => {
-            let data = log.wait_for_data(offset);
+            let data = async {
+                match isolation {
+                    Isolation::Uncommitted => log.wait_for_data(offset).await,
+                    Isolation::Committed => log.wait_for_stable_data(offset).await,
+                }
+            };
             let timer = glommio::timer::sleep(timeout);
             let gone = reply.cancellation();
             futures_lite::future::or(data, futures_lite::future::or(timer, gone)).await;
             let _ = reply.send(Ok(()));
         }
-        PartitionOp::ListOffset { query, reply } => {
+        PartitionOp::ListOffset {
+            query,
+            isolation,
+            reply,
+        } => {
             if let Err(failure) = replicas.serves_reads(key) {
                 let _ = reply.send(Err(failure));
                 return;
             }
-            let at = |offset: Offset| listed(log, offset, -1);
-            let result = match query {
-                OffsetQuery::Earliest => Ok(Some(at(log.start_offset()))),
-                OffsetQuery::Latest => Ok(Some(at(log.visible_end()))),
-                OffsetQuery::Timestamp(timestamp) => {
-                    match log.offset_for_timestamp(timestamp).await {
-                        Ok(Some(offset)) => {
-                            Ok(Some(record_at_or_after(log, offset, timestamp).await))
-                        }
-                        Ok(None) => Ok(None),
-                        Err(error) => Err(read_failure(error)),
-                    }
-                }
-                // The first record at or after the largest timestamp is the
-                // first with it.
-                OffsetQuery::MaxTimestamp => match log.max_timestamp() {
-                    None => Ok(None),
-                    Some(max) => match log.offset_for_timestamp(max).await {
-                        Ok(Some(offset)) => Ok(Some(record_at_or_after(log, offset, max).await)),
-                        Ok(None) => Ok(None),
-                        Err(error) => Err(read_failure(error)),
-                    },
-                },
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(list_offset(log, query, isolation).await);
         }
         PartitionOp::LeaderEpochs { reply } => {
             let _ = reply.send(epoch_cache(log).map(|epochs| LeaderEpochs {
@@ -678,11 +653,15 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             .await;
             let _ = reply.send(result);
         }
+        PartitionOp::Producers { reply } => {
+            let _ = reply.send(Ok(active_producers(log)));
+        }
         PartitionOp::Stats { reply } => {
             let _ = reply.send(Ok(PartitionStats {
                 dir: log.dir(),
                 log_start: log.start_offset(),
                 log_end: log.visible_end(),
+                last_stable_offset: log.stable_end(),
                 size_bytes: log.size_bytes(),
                 segments: log.segment_count() as u32,
             }));

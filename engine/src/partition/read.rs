@@ -8,7 +8,8 @@ use bytes::Bytes;
 use sluice_storage::Offset;
 
 use super::{
-    ask, gather_all, Answer, Failure, FetchOutcome, PartitionOp, ReadFrom, Route, WireFormat,
+    ask, gather_all, Answer, Failure, FetchOutcome, Isolation, PartitionOp, ReadFrom, Route,
+    WireFormat,
 };
 use crate::shard::Shard;
 
@@ -29,6 +30,7 @@ pub struct Target {
     pub offset: Offset,
     pub max_bytes: usize,
     pub format: WireFormat,
+    pub isolation: Isolation,
     /// Which replicas may serve it.
     pub from: ReadFrom,
     pub route: Result<Route, Failure>,
@@ -61,7 +63,17 @@ pub async fn read_or_wait(
     if bytes >= min_bytes || max_wait.is_zero() || any_error || any_sent_elsewhere {
         return outcomes;
     }
-    wait_for_any(shard, targets, max_wait).await;
+    // A read that returned nothing but skipped batches (a native reader's
+    // markers) waits for data past them, not for what is there already.
+    let wait_at: Vec<Offset> = targets
+        .iter()
+        .zip(&outcomes)
+        .map(|(target, outcome)| match outcome {
+            Ok(outcome) if outcome.batches.is_empty() => outcome.read_end.max(target.offset),
+            _ => target.offset,
+        })
+        .collect();
+    wait_for_any(shard, targets, &wait_at, max_wait).await;
     read_all(shard, targets).await
 }
 
@@ -70,12 +82,13 @@ async fn read_all(shard: &Rc<Shard>, targets: &[Target]) -> Vec<Result<FetchOutc
         .iter()
         .map(|target| {
             let (offset, max_bytes, format) = (target.offset, target.max_bytes, target.format);
-            let from = target.from.clone();
+            let (isolation, from) = (target.isolation, target.from.clone());
             Ok(ask(shard, target.route.clone()?, |reply| {
                 PartitionOp::Fetch {
                     offset,
                     max_bytes,
                     format,
+                    isolation,
                     from,
                     reply,
                 }
@@ -85,15 +98,23 @@ async fn read_all(shard: &Rc<Shard>, targets: &[Target]) -> Vec<Result<FetchOutc
     gather_all(parts).await
 }
 
-/// Resolves when any partition has data at its fetch offset, or at `max_wait`.
-async fn wait_for_any(shard: &Rc<Shard>, targets: &[Target], max_wait: Duration) {
+/// Resolves when any partition has data its reader sees at its offset in
+/// `wait_at`, or at `max_wait`.
+async fn wait_for_any(
+    shard: &Rc<Shard>,
+    targets: &[Target],
+    wait_at: &[Offset],
+    max_wait: Duration,
+) {
     let mut waits: Vec<Answer<Result<(), Failure>>> = targets
         .iter()
-        .filter_map(|target| {
-            let offset = target.offset;
+        .zip(wait_at)
+        .filter_map(|(target, &offset)| {
+            let isolation = target.isolation;
             Some(ask(shard, target.route.clone().ok()?, |reply| {
                 PartitionOp::WaitForData {
                     offset,
+                    isolation,
                     timeout: max_wait,
                     reply,
                 }

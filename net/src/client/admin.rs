@@ -408,13 +408,23 @@ impl Client {
     }
 
     /// A group's state, members and committed offsets, each offset with
-    /// its partition's log end (so its lag). `UnknownGroup` when the group
-    /// has neither members nor offsets.
+    /// its partition's log end and last stable offset (so its lag).
+    /// `UnknownGroup` when the group has neither members nor offsets.
     pub async fn describe_group(&self, group: &str) -> Result<DescribeGroupResponse, ClientError> {
         let request = DescribeGroupRequest {
             group: group.to_string(),
         };
-        let response: DescribeGroupResponse = self.request(ApiKey::DescribeGroup, &request).await?;
+        let version = self.connection.version(ApiKey::DescribeGroup);
+        let bytes = self
+            .connection
+            .call(
+                ApiKey::DescribeGroup,
+                &request,
+                true,
+                self.options.request_timeout,
+            )
+            .await?;
+        let response = DescribeGroupResponse::from_version_bytes(version, bytes)?;
         if !response.error.is_ok() {
             return Err(ClientError::broker(
                 response.error,

@@ -401,7 +401,8 @@ impl Consumer {
                 match answer.error {
                     ErrorCode::None => {
                         cursor.leader_tries = 0;
-                        read_records(cursor, &answer.batch_bytes(), &mut self.ready)?;
+                        let batches = answer.batch_bytes();
+                        read_records(cursor, &batches, answer.next_offset, &mut self.ready)?;
                     }
                     ErrorCode::NotLeader => {
                         moved.push(answer.partition);
@@ -454,10 +455,13 @@ impl Consumer {
 }
 
 /// Appends the records of `batches` at or after the cursor (and before its
-/// end) to `out`, and moves the cursor past them.
+/// end) to `out`, and moves the cursor past them, and on to `next_offset`
+/// (the broker's next offset: past the markers and aborted batches it left
+/// out) if that is further.
 fn read_records(
     cursor: &mut Cursor,
     batches: &Bytes,
+    next_offset: u64,
     out: &mut VecDeque<ConsumedRecord>,
 ) -> Result<(), ClientError> {
     for batch in split_batches(batches)? {
@@ -497,6 +501,7 @@ fn read_records(
         }
         cursor.next = Some(header.next_offset());
     }
+    cursor.next = cursor.next.max(Some(next_offset));
     Ok(())
 }
 
@@ -585,7 +590,7 @@ mod tests {
         let bytes = run(&[batch(10, &["a", "b", "c"]), batch(13, &["d", "e"])]);
         let mut cursor = cursor(11, None);
         let mut out = VecDeque::new();
-        read_records(&mut cursor, &bytes, &mut out).unwrap();
+        read_records(&mut cursor, &bytes, 0, &mut out).unwrap();
         let offsets: Vec<u64> = out.iter().map(|record| record.offset).collect();
         assert_eq!(offsets, [11, 12, 13, 14]);
         assert_eq!(cursor.next, Some(15));
@@ -601,11 +606,29 @@ mod tests {
     }
 
     #[test]
+    fn the_cursor_moves_on_past_what_the_broker_left_out() {
+        // Batches at 4 and 5 were left out (a marker, an aborted batch).
+        let bytes = run(&[batch(2, &["a", "b"])]);
+        let mut cursor = cursor(2, None);
+        let mut out = VecDeque::new();
+        read_records(&mut cursor, &bytes, 6, &mut out).unwrap();
+        assert_eq!((out.len(), cursor.next), (2, Some(6)));
+        // Nothing returned, all left out: the cursor still moves.
+        read_records(&mut cursor, &Bytes::new(), 9, &mut out).unwrap();
+        assert_eq!((out.len(), cursor.next), (2, Some(9)));
+        // An offset behind the batches (a broker of version 0 says 0)
+        // changes nothing.
+        let bytes = run(&[batch(9, &["c"])]);
+        read_records(&mut cursor, &bytes, 0, &mut out).unwrap();
+        assert_eq!((out.len(), cursor.next), (3, Some(10)));
+    }
+
+    #[test]
     fn records_at_or_past_the_end_are_left_out() {
         let bytes = run(&[batch(0, &["a", "b", "c"])]);
         let mut cursor = cursor(0, Some(2));
         let mut out = VecDeque::new();
-        read_records(&mut cursor, &bytes, &mut out).unwrap();
+        read_records(&mut cursor, &bytes, 0, &mut out).unwrap();
         assert_eq!(out.len(), 2);
         assert!(cursor.is_done());
     }

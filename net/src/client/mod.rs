@@ -13,6 +13,10 @@
 //!   [`Client::list_offset`], [`Client::describe_cluster`].
 //! * Consumer groups: [`Client::list_groups`], [`Client::describe_group`],
 //!   [`Client::reset_group_offsets`], [`Client::delete_group`].
+//! * Transactions: [`Client::list_transactions`] (of every node),
+//!   [`Client::describe_transaction`] and [`Client::abort_transaction`]
+//!   (on the id's coordinator), [`Client::abort_partition_transaction`]
+//!   (on the partition's leader).
 //! * Produce: [`Client::produce_batch`] sends one ready batch; a
 //!   [`Producer`] gathers records into batches per partition (by size and
 //!   linger) and tells each record's offset when its batch is stored.
@@ -22,8 +26,9 @@
 //!
 //! In a cluster, partition requests (produce, fetch, list offsets, a
 //! topic's per-partition stats) go to each partition's leader, over one
-//! connection per node opened when first needed; admin and group requests
-//! go to the connected node, which forwards what needs the controller. A
+//! connection per node opened when first needed; a transactional id's
+//! requests to the node that coordinates it; admin and group requests go
+//! to the connected node, which forwards what needs the controller. A
 //! request refused as `NotLeader` is sent again to the leader the connected
 //! node names, a bounded number of times (see the `routing` module).
 //!
@@ -41,6 +46,7 @@ mod produce;
 mod producer;
 mod routing;
 mod sync;
+mod transactions;
 
 use std::{rc::Rc, time::Duration};
 
@@ -50,6 +56,7 @@ pub use error::{ClientError, ProtocolError};
 pub use partitioner::partition_for_key;
 pub use producer::{Delivery, Producer, ProducerOptions, RecordMetadata};
 pub use routing::{LEADER_BACKOFF, LEADER_RETRIES_MAX};
+pub use transactions::TransactionList;
 
 pub use crate::native::messages::{Acks, OffsetSpec, ResetTo};
 

@@ -125,6 +125,8 @@ impl Client {
         self.fetch_on(&self.connection, request).await
     }
 
+    /// A fetch on `connection`, its answer read in the layout of the
+    /// version it speaks.
     pub(crate) async fn fetch_on(
         &self,
         connection: &Connection,
@@ -132,7 +134,11 @@ impl Client {
     ) -> Result<FetchResponse, ClientError> {
         let timeout =
             self.options.request_timeout + Duration::from_millis(u64::from(request.max_wait_ms));
-        call_on(connection, ApiKey::Fetch, request, timeout).await
+        let version = connection.version(ApiKey::Fetch);
+        let bytes = connection
+            .call(ApiKey::Fetch, request, true, timeout)
+            .await?;
+        Ok(FetchResponse::from_version_bytes(version, bytes)?)
     }
 }
 

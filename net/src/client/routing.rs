@@ -193,6 +193,18 @@ impl Client {
         self.routing.addresses.borrow_mut().remove(&node);
     }
 
+    /// The ids of every alive node with a native address, as the connected
+    /// node knows them (asked anew), in order; the connected node always
+    /// among them.
+    pub(crate) async fn alive_nodes(&self) -> Result<Vec<u32>, ClientError> {
+        self.refresh_nodes().await?;
+        let mut nodes: Vec<u32> = self.routing.addresses.borrow().keys().copied().collect();
+        nodes.push(self.home());
+        nodes.sort_unstable();
+        nodes.dedup();
+        Ok(nodes)
+    }
+
     /// Asks the connected node for every alive node's native address.
     async fn refresh_nodes(&self) -> Result<(), ClientError> {
         let cluster = self.describe_cluster().await?;

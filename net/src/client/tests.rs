@@ -320,6 +320,7 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                                             high_watermark: 0,
                                             log_start: 0,
                                             batches: Vec::new(),
+                                            next_offset: 0,
                                         };
                                     }
                                     let mut batches = BytesMut::new();
@@ -337,12 +338,15 @@ async fn serve(stream: TcpStream, behavior: Behavior, logs: Rc<RefCell<Logs>>) {
                                         high_watermark: logs.end(asked.partition),
                                         log_start: 0,
                                         batches: vec![batches.freeze()],
+                                        next_offset: 0,
                                     }
                                 })
                                 .collect(),
                         })
                         .collect();
-                    Some(encode_response(id, &FetchResponse { topics }))
+                    // A broker of version 0, which says no next offset.
+                    let response = FetchResponseV0::from(FetchResponse { topics });
+                    Some(encode_response(id, &response))
                 }
                 ApiKey::ListOffsets => {
                     let request = ListOffsetsRequest::from_bytes(body).unwrap();

@@ -71,6 +71,11 @@ impl Reader {
         Ok(self.bytes.get_u16_le())
     }
 
+    pub fn i16(&mut self, field: &'static str) -> Result<i16, DecodeError> {
+        self.need(field, 2)?;
+        Ok(self.bytes.get_i16_le())
+    }
+
     pub fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         self.need(field, 4)?;
         Ok(self.bytes.get_u32_le())
@@ -183,6 +188,10 @@ impl<'a> Writer<'a> {
 
     pub fn u16(&mut self, value: u16) {
         self.out.put_u16_le(value);
+    }
+
+    pub fn i16(&mut self, value: i16) {
+        self.out.put_i16_le(value);
     }
 
     pub fn u32(&mut self, value: u32) {

@@ -61,10 +61,24 @@ pub enum ErrorCode {
     /// A record the partition does not take: one without a key in a
     /// compacted topic.
     InvalidRecord = 34,
+    /// This node does not coordinate the transactional id (any more): ask
+    /// which node does (FindTxnCoordinator) and ask it.
+    NotCoordinator = 35,
+    /// The transactional id's coordinator cannot answer now: it is being
+    /// loaded, or its partition of `__transaction_state` has no leader.
+    CoordinatorNotAvailable = 36,
+    /// No transactional id of that name is known to its coordinator.
+    UnknownTransactionalId = 37,
+    /// The request does not fit the transaction's state: an abort when no
+    /// transaction is ongoing, or when none is open on the partition.
+    InvalidTxnState = 38,
+    /// Another change of the transactional id is in progress (its
+    /// transaction is ending): try again.
+    ConcurrentTransactions = 39,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 40] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -100,6 +114,11 @@ impl ErrorCode {
         ErrorCode::NoReassignmentInProgress,
         ErrorCode::InvalidTimestamp,
         ErrorCode::InvalidRecord,
+        ErrorCode::NotCoordinator,
+        ErrorCode::CoordinatorNotAvailable,
+        ErrorCode::UnknownTransactionalId,
+        ErrorCode::InvalidTxnState,
+        ErrorCode::ConcurrentTransactions,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -124,6 +143,9 @@ impl ErrorCode {
                 | ErrorCode::NotLeader
                 | ErrorCode::NotController
                 | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::ConcurrentTransactions
         )
     }
 
@@ -164,6 +186,11 @@ impl ErrorCode {
             ErrorCode::NoReassignmentInProgress => "no reassignment in progress",
             ErrorCode::InvalidTimestamp => "invalid timestamp",
             ErrorCode::InvalidRecord => "invalid record",
+            ErrorCode::NotCoordinator => "not the transaction coordinator",
+            ErrorCode::CoordinatorNotAvailable => "transaction coordinator not available",
+            ErrorCode::UnknownTransactionalId => "unknown transactional id",
+            ErrorCode::InvalidTxnState => "invalid transaction state",
+            ErrorCode::ConcurrentTransactions => "concurrent transactions",
         }
     }
 }

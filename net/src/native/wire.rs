@@ -132,7 +132,7 @@ macro_rules! wire_primitive {
     )*};
 }
 
-wire_primitive!(u8 1, i8 1, u16 2, u32 4, u64 8, i64 8, u128 16, bool 1);
+wire_primitive!(u8 1, i8 1, u16 2, i16 2, u32 4, u64 8, i64 8, u128 16, bool 1);
 
 /// The bits of the i32 as a u32.
 impl Wire for i32 {

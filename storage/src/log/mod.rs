@@ -627,6 +627,12 @@ impl State {
         }
     }
 
+    /// The last stable offset under the visible end: where a
+    /// `read_committed` reader stops.
+    fn stable_end(&self) -> Offset {
+        self.transactions.last_stable_offset(self.visible_end())
+    }
+
     /// The end of what a leader may push to its followers: what is written
     /// to the segment files, synced or not, under `always` (never a batch
     /// still queued, which a full disk would undo and whose offsets would
@@ -913,6 +919,14 @@ impl Log {
         self.state.borrow().producers.get(producer_id)
     }
 
+    /// Every idempotent producer the log remembers (at most
+    /// [`PRODUCERS_MAX`]), in producer id order, with what it remembers
+    /// of each: Kafka's DescribeProducers. Includes appends queued but not
+    /// yet durable.
+    pub fn producers(&self) -> Vec<(i64, ProducerState)> {
+        self.state.borrow().producers.all()
+    }
+
     /// The last stable offset under `high_watermark`: where a
     /// `read_committed` reader stops, the first offset of the oldest
     /// transaction still open on the partition.
@@ -928,6 +942,13 @@ impl Log {
     /// reports, so that its reader drops their records.
     pub fn aborted_transactions(&self, from: Offset, to: Offset) -> Vec<AbortedTransaction> {
         self.state.borrow().transactions.aborted(from, to)
+    }
+
+    /// The last stable offset under the visible end (the high watermark
+    /// of a replicated partition): where a `read_committed` reader stops,
+    /// what [`Log::read_stable`] reads to.
+    pub fn stable_end(&self) -> Offset {
+        self.state.borrow().stable_end()
     }
 
     /// The transactions open on the partition: producer id, epoch and
@@ -953,6 +974,20 @@ impl Log {
         reader::read(&self.state, offset, max_bytes, State::visible_end).await
     }
 
+    /// [`Log::read`] up to the [`Log::stable_end`] rather than the visible
+    /// end: what a `read_committed` reader is given. No batch of a
+    /// transaction still open, nor any after it, is returned (the stable
+    /// end is a batch boundary: the first offset of a transaction's first
+    /// batch, or the visible end); an offset between the stable and the
+    /// visible end reads nothing.
+    pub async fn read_stable(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<Vec<Batch>, ReadError> {
+        reader::read(&self.state, offset, max_bytes, State::stable_end).await
+    }
+
     /// [`Log::read`] up to the replicable end rather than the visible
     /// end: a replicated partition's leader reads what it pushes to its
     /// followers past the high watermark.
@@ -973,7 +1008,16 @@ impl Log {
     /// Resolves once the visible end is past `offset` (data to read there),
     /// or the log is closing. For long polls: woken by the append itself.
     pub async fn wait_for_data(&self, offset: Offset) {
-        reader::wait_for_data(&self.state, offset).await
+        reader::wait_for_data(&self.state, offset, State::visible_end).await
+    }
+
+    /// [`Log::wait_for_data`] for a `read_committed` reader: resolves once
+    /// the stable end is past `offset`, or the log is closing. The stable
+    /// end moves with a marker, which is appended at the log end: past
+    /// the visible end, so the visible end moves after it, and that wakes
+    /// the waiters (an undone append and a truncation wake them too).
+    pub async fn wait_for_stable_data(&self, offset: Offset) {
+        reader::wait_for_data(&self.state, offset, State::stable_end).await
     }
 
     /// Starts a new segment at the next append.

@@ -243,6 +243,17 @@ impl Producers {
         self.entries.get(&producer_id).map(Entry::state)
     }
 
+    /// Every producer remembered, in producer id order.
+    pub fn all(&self) -> Vec<(i64, ProducerState)> {
+        let mut all: Vec<(i64, ProducerState)> = self
+            .entries
+            .iter()
+            .map(|(producer_id, entry)| (*producer_id, entry.state()))
+            .collect();
+        all.sort_unstable_by_key(|(producer_id, _)| *producer_id);
+        all
+    }
+
     /// Decides whether `append` may be appended (see the module
     /// documentation). Changes nothing.
     pub fn check(&self, append: &ProducerAppend) -> Result<Verdict, AppendError> {

@@ -288,10 +288,12 @@ fn first_record_at_or_after(batch: &Batch, timestamp: i64) -> Offset {
     batch.base_offset()
 }
 
-pub(super) async fn wait_for_data(shared: &Shared, offset: Offset) {
+/// Resolves once the end `end` gives (the visible end, or the stable end)
+/// is past `offset`, or the log is closing or failed.
+pub(super) async fn wait_for_data(shared: &Shared, offset: Offset, end: fn(&State) -> Offset) {
     poll_fn(|cx| {
         let mut state = shared.borrow_mut();
-        if state.visible_end() > offset || state.closing || state.failure.is_some() {
+        if end(&state) > offset || state.closing || state.failure.is_some() {
             return Poll::Ready(());
         }
         state.waiters.push(cx.waker().clone());

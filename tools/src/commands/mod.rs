@@ -6,3 +6,4 @@ pub mod group;
 pub mod produce;
 pub mod serve;
 pub mod topic;
+pub mod txn;

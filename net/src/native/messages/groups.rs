@@ -103,14 +103,24 @@ wire_struct! {
         pub log_end: Option<u64>,
         /// What the committer stored with the offset.
         pub metadata: String,
+        /// The partition's last stable offset (the log end but for open
+        /// transactions), `None` with the log end. `None` too from a
+        /// broker of version 0. Since version 1.
+        pub last_stable: Option<u64>,
     }
 }
 
 impl GroupOffsetDescription {
-    /// Records not yet consumed: log end − committed. Negative when the
-    /// committed offset is past the end (the log was truncated after it).
+    /// Records not yet consumed: last stable offset − committed, since a
+    /// `read_committed` consumer never reads past it (and the broker does
+    /// not know the group's isolation); log end − committed from a broker
+    /// of version 0, which does not say. Negative when the committed
+    /// offset is past it (a transaction is open, or the log was truncated
+    /// after the commit).
     pub fn lag(&self) -> Option<i64> {
-        self.log_end.map(|end| end as i64 - self.committed as i64)
+        self.last_stable
+            .or(self.log_end)
+            .map(|end| end as i64 - self.committed as i64)
     }
 }
 
@@ -134,6 +144,108 @@ wire_struct! {
 }
 
 impl Message for DescribeGroupResponse {}
+
+/// The version of DescribeGroup whose offsets carry their partition's last
+/// stable offset.
+pub const DESCRIBE_GROUP_STABLE_VERSION: u16 = 1;
+
+impl DescribeGroupResponse {
+    /// Reads an answer of `version`; one of version 0 reads with no last
+    /// stable offsets.
+    pub fn from_version_bytes(
+        version: u16,
+        bytes: Bytes,
+    ) -> Result<DescribeGroupResponse, DecodeError> {
+        if version >= DESCRIBE_GROUP_STABLE_VERSION {
+            DescribeGroupResponse::from_bytes(bytes)
+        } else {
+            DescribeGroupResponseV0::from_bytes(bytes).map(DescribeGroupResponse::from)
+        }
+    }
+}
+
+wire_struct! {
+    /// A committed offset as version 0 describes it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GroupOffsetDescriptionV0 {
+        pub topic: String,
+        pub partition: u32,
+        pub committed: u64,
+        pub log_end: Option<u64>,
+        pub metadata: String,
+    }
+}
+
+wire_struct! {
+    /// The answer at version 0.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct DescribeGroupResponseV0 {
+        pub error: ErrorCode,
+        pub message: String,
+        pub group: String,
+        pub state: String,
+        pub protocol_type: String,
+        pub protocol: String,
+        pub generation: i32,
+        pub members: Vec<GroupMemberDescription>,
+        pub offsets: Vec<GroupOffsetDescriptionV0>,
+    }
+}
+
+impl Message for DescribeGroupResponseV0 {}
+
+impl From<DescribeGroupResponse> for DescribeGroupResponseV0 {
+    fn from(response: DescribeGroupResponse) -> DescribeGroupResponseV0 {
+        DescribeGroupResponseV0 {
+            error: response.error,
+            message: response.message,
+            group: response.group,
+            state: response.state,
+            protocol_type: response.protocol_type,
+            protocol: response.protocol,
+            generation: response.generation,
+            members: response.members,
+            offsets: response
+                .offsets
+                .into_iter()
+                .map(|offset| GroupOffsetDescriptionV0 {
+                    topic: offset.topic,
+                    partition: offset.partition,
+                    committed: offset.committed,
+                    log_end: offset.log_end,
+                    metadata: offset.metadata,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<DescribeGroupResponseV0> for DescribeGroupResponse {
+    fn from(response: DescribeGroupResponseV0) -> DescribeGroupResponse {
+        DescribeGroupResponse {
+            error: response.error,
+            message: response.message,
+            group: response.group,
+            state: response.state,
+            protocol_type: response.protocol_type,
+            protocol: response.protocol,
+            generation: response.generation,
+            members: response.members,
+            offsets: response
+                .offsets
+                .into_iter()
+                .map(|offset| GroupOffsetDescription {
+                    topic: offset.topic,
+                    partition: offset.partition,
+                    committed: offset.committed,
+                    log_end: offset.log_end,
+                    metadata: offset.metadata,
+                    last_stable: None,
+                })
+                .collect(),
+        }
+    }
+}
 
 /// Where a reset moves a group's committed offsets, in each partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

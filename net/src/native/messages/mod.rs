@@ -1,9 +1,9 @@
 //! The requests and responses of the native protocol and their encoding.
 //!
 //! One file per API family (`versions`, `metadata`, `topics`, `produce`,
-//! `fetch`, `offsets`, `groups`, `cluster`, `elections`); every type is
-//! used from here, as
-//! `messages::X`. Each message is declared once, with `wire_struct!`: its
+//! `fetch`, `offsets`, `groups`, `cluster`, `elections`, `reassignments`,
+//! `transactions`); every type is used from here, as `messages::X`. Each
+//! message is declared once, with `wire_struct!`: its
 //! field list gives both its encoding and its decoding (see
 //! [`crate::native::wire`]), so the two cannot drift apart. Lists are a
 //! u32 count then the entries, strings and byte runs a u32 length then the
@@ -26,6 +26,7 @@ mod offsets;
 mod produce;
 mod reassignments;
 mod topics;
+mod transactions;
 mod versions;
 
 pub use cluster::*;
@@ -37,6 +38,7 @@ pub use offsets::*;
 pub use produce::*;
 pub use reassignments::*;
 pub use topics::*;
+pub use transactions::*;
 pub use versions::*;
 
 /// The APIs of the native protocol.
@@ -60,10 +62,15 @@ pub enum ApiKey {
     ElectLeaders = 14,
     AlterReassignments = 15,
     ListReassignments = 16,
+    FindTxnCoordinator = 17,
+    ListTransactions = 18,
+    DescribeTransaction = 19,
+    AbortTransaction = 20,
+    AbortPartitionTransaction = 21,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 17] = [
+    pub const ALL: [ApiKey; 22] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -81,6 +88,11 @@ impl ApiKey {
         ApiKey::ElectLeaders,
         ApiKey::AlterReassignments,
         ApiKey::ListReassignments,
+        ApiKey::FindTxnCoordinator,
+        ApiKey::ListTransactions,
+        ApiKey::DescribeTransaction,
+        ApiKey::AbortTransaction,
+        ApiKey::AbortPartitionTransaction,
     ];
 
     pub fn from_u16(key: u16) -> Option<ApiKey> {
@@ -95,6 +107,8 @@ impl ApiKey {
         match self {
             ApiKey::DescribeTopics => (0, DESCRIBE_TOPICS_PLACEMENT_VERSION),
             ApiKey::CreateTopics => (0, CREATE_TOPICS_PLACEMENT_VERSION),
+            ApiKey::Fetch => (0, FETCH_NEXT_OFFSET_VERSION),
+            ApiKey::DescribeGroup => (0, DESCRIBE_GROUP_STABLE_VERSION),
             _ => (0, 0),
         }
     }

@@ -118,6 +118,7 @@ fn group_responses_round_trip() {
                 committed: 5,
                 log_end: Some(9),
                 metadata: "m".to_string(),
+                last_stable: Some(7),
             },
             GroupOffsetDescription {
                 topic: "gone".to_string(),
@@ -125,6 +126,7 @@ fn group_responses_round_trip() {
                 committed: 5,
                 log_end: None,
                 metadata: String::new(),
+                last_stable: None,
             },
         ],
     });
@@ -181,18 +183,25 @@ fn a_reset_to_a_negative_offset_or_an_unknown_kind_does_not_decode() {
 }
 
 #[test]
-fn lag_is_log_end_minus_committed() {
-    let offset = |committed, log_end| GroupOffsetDescription {
+fn lag_is_last_stable_minus_committed() {
+    let offset = |committed, log_end, last_stable| GroupOffsetDescription {
         topic: "t".to_string(),
         partition: 0,
         committed,
         log_end,
         metadata: String::new(),
+        last_stable,
     };
-    assert_eq!(offset(3, Some(10)).lag(), Some(7));
-    assert_eq!(offset(10, Some(10)).lag(), Some(0));
-    assert_eq!(offset(12, Some(10)).lag(), Some(-2));
-    assert_eq!(offset(3, None).lag(), None);
+    assert_eq!(offset(3, Some(10), Some(10)).lag(), Some(7));
+    assert_eq!(
+        offset(3, Some(10), Some(6)).lag(),
+        Some(3),
+        "a transaction open"
+    );
+    assert_eq!(offset(10, Some(10), Some(10)).lag(), Some(0));
+    assert_eq!(offset(12, Some(10), Some(10)).lag(), Some(-2));
+    assert_eq!(offset(3, None, None).lag(), None);
+    assert_eq!(offset(3, Some(10), None).lag(), Some(7), "a broker of v0");
 }
 
 #[test]
@@ -426,5 +435,122 @@ fn reassignments_round_trip_and_a_cut_body_does_not_decode() {
             AlterReassignmentsRequest::from_bytes(bytes.slice(..end)).is_err(),
             "cut at {end}"
         );
+    }
+}
+
+#[test]
+fn transaction_messages_round_trip() {
+    round_trip(&FindTxnCoordinatorRequest {
+        transactional_id: "payments-1".to_string(),
+    });
+    round_trip(&FindTxnCoordinatorResponse {
+        error: ErrorCode::None,
+        message: String::new(),
+        node: 2,
+    });
+    round_trip(&ListTransactionsRequest::default());
+    round_trip(&ListTransactionsRequest {
+        states: vec!["Ongoing".to_string(), "PrepareAbort".to_string()],
+        producer_ids: vec![1000, -1],
+        running_at_least_ms: Some(60_000),
+    });
+    round_trip(&ListTransactionsResponse {
+        error: ErrorCode::None,
+        message: String::new(),
+        transactions: vec![TransactionListing {
+            transactional_id: "payments-1".to_string(),
+            coordinator: 1,
+            producer_id: 1000,
+            state: "Ongoing".to_string(),
+        }],
+        truncated: true,
+    });
+    round_trip(&DescribeTransactionRequest {
+        transactional_id: "ünïcödé".to_string(),
+    });
+    round_trip(&DescribeTransactionResponse {
+        error: ErrorCode::None,
+        message: String::new(),
+        transactional_id: "payments-1".to_string(),
+        coordinator: 0,
+        state: "Ongoing".to_string(),
+        producer_id: 1000,
+        producer_epoch: i16::MAX - 1,
+        timeout_ms: 60_000,
+        start_ms: Some(1_700_000_000_000),
+        partitions: vec![TransactionPartition {
+            topic: "orders".to_string(),
+            partition: 3,
+        }],
+    });
+    round_trip(&DescribeTransactionResponse {
+        error: ErrorCode::UnknownTransactionalId,
+        message: "no transactional id x".to_string(),
+        transactional_id: "x".to_string(),
+        coordinator: 0,
+        state: String::new(),
+        producer_id: -1,
+        producer_epoch: -1,
+        timeout_ms: 0,
+        start_ms: None,
+        partitions: Vec::new(),
+    });
+    round_trip(&AbortTransactionRequest {
+        transactional_id: "payments-1".to_string(),
+    });
+    round_trip(&AbortPartitionTransactionRequest {
+        topic: "orders".to_string(),
+        partition: 3,
+        producer_id: 1000,
+        producer_epoch: 2,
+        coordinator_epoch: -1,
+    });
+    round_trip(&TransactionResult {
+        error: ErrorCode::InvalidTxnState,
+        message: "no ongoing transaction".to_string(),
+    });
+}
+
+#[test]
+fn a_list_of_transactions_longer_than_its_bytes_is_refused_before_allocating() {
+    let mut out = BytesMut::new();
+    let mut writer = Writer::new(&mut out);
+    writer.u16(ErrorCode::None as u16);
+    writer.string("");
+    // A million listings declared, none there.
+    writer.u32(1_000_000);
+    assert!(matches!(
+        ListTransactionsResponse::from_bytes(out.freeze()),
+        Err(crate::native::codec::DecodeError::OverCap { .. })
+    ));
+    let mut out = BytesMut::new();
+    let mut writer = Writer::new(&mut out);
+    writer.u16(ErrorCode::None as u16);
+    writer.string("");
+    writer.u32(1_000);
+    writer.raw(&[0; 64]);
+    assert!(matches!(
+        ListTransactionsResponse::from_bytes(out.freeze()),
+        Err(crate::native::codec::DecodeError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn every_error_code_reads_back_as_itself() {
+    for (index, code) in ErrorCode::ALL.iter().enumerate() {
+        assert_eq!(*code as usize, index, "{code:?} out of place");
+        assert_eq!(ErrorCode::from_u16(*code as u16), *code);
+    }
+    assert_eq!(
+        ErrorCode::from_u16(ErrorCode::ALL.len() as u16),
+        ErrorCode::Internal
+    );
+}
+
+#[test]
+fn every_api_key_reads_back_as_itself() {
+    for (index, api) in ApiKey::ALL.iter().enumerate() {
+        assert_eq!(*api as usize, index, "{api:?} out of place");
+        assert_eq!(ApiKey::from_u16(*api as u16), Some(*api));
     }
 }
