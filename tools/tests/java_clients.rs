@@ -6,7 +6,8 @@
 //! idempotent producer with every codec, consumers of both group
 //! protocols, the AdminClient, and transactions (committed, aborted,
 //! offsets sent with them, a zombie fenced, one timed out by the
-//! coordinator, those the AdminClient lists and describes).
+//! coordinator, those the AdminClient lists and describes, and their
+//! producers).
 //!
 //! Maven runs offline (`mvn -o`): `.ci/run` resolves the project's
 //! dependencies for each version beforehand. Java, Maven or a dependency

@@ -15,6 +15,7 @@ import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.Future;
@@ -23,6 +24,7 @@ import java.util.stream.IntStream;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ListTransactionsOptions;
+import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.TransactionDescription;
 import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.admin.TransactionState;
@@ -49,7 +51,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * transaction are committed with it only, a producer fenced by a newer
  * instance of its transactional.id fails and is never read committed, a
  * transaction left open past its timeout is aborted by the coordinator,
- * and the AdminClient lists and describes an ongoing transaction.
+ * and the AdminClient lists and describes an ongoing transaction and its
+ * producer.
  *
  * <p>Every topic has the replicas of the system property sluice.replicas
  * (1 unless given: a cluster's run gives 3).
@@ -427,7 +430,11 @@ class TransactionTest {
         }
     }
 
-    /** listTransactions and describeTransactions show an open transaction, and then its end. */
+    /**
+     * listTransactions and describeTransactions show an open transaction,
+     * and then its end; describeProducers, the producer on each partition
+     * with where its transaction starts.
+     */
     @Test
     void adminListsAndDescribesAnOngoingTransaction() throws Exception {
         String topic = topic("admin", 3);
@@ -437,9 +444,14 @@ class TransactionTest {
             producer.initTransactions();
             long before = System.currentTimeMillis();
             producer.beginTransaction();
-            // Two partitions of three in the transaction.
-            producer.send(record(topic, 0, "a")).get();
+            // Two partitions of three in the transaction, after a record
+            // of another producer on the first.
+            try (KafkaProducer<byte[], byte[]> plain = Sluice.producer(Map.of())) {
+                plain.send(record(topic, 0, "plain")).get();
+            }
+            RecordMetadata a = producer.send(record(topic, 0, "a")).get();
             producer.send(record(topic, 2, "b")).get();
+            assertEquals(1, a.offset(), "the transaction's first offset on partition 0");
 
             Map<String, TransactionListing> listed = listed(admin, new ListTransactionsOptions());
             assertTrue(listed.containsKey(transactionalId), "listTransactions has " + transactionalId + ": "
@@ -466,6 +478,20 @@ class TransactionTest {
             assertTrue(started >= before - 1_000 && started <= System.currentTimeMillis() + 1_000,
                     "started when it did (" + before + "): " + ongoing);
 
+            // Each partition's leader knows the producer, and where its
+            // open transaction starts (DescribeProducers).
+            TopicPartition p0 = new TopicPartition(topic, 0);
+            TopicPartition p1 = new TopicPartition(topic, 1);
+            TopicPartition p2 = new TopicPartition(topic, 2);
+            ProducerState onP0 = producer(admin, p0, ongoing.producerId());
+            assertEquals(ongoing.producerEpoch(), onP0.producerEpoch(), "its epoch on " + p0 + ": " + onP0);
+            assertEquals(OptionalLong.of(1), onP0.currentTransactionStartOffset(),
+                    "its transaction starts at 1 on " + p0 + ": " + onP0);
+            assertEquals(OptionalLong.of(0), producer(admin, p2, ongoing.producerId()).currentTransactionStartOffset(),
+                    "its transaction starts at 0 on " + p2);
+            assertEquals(List.of(), Sluice.get(admin.describeProducers(List.of(p1)).partitionResult(p1))
+                    .activeProducers(), "no producer on " + p1);
+
             producer.commitTransaction();
             // The commit returns once it is decided (PrepareCommit); the
             // markers are written after.
@@ -483,7 +509,21 @@ class TransactionTest {
             assertEquals(TransactionState.COMPLETE_COMMIT,
                     listed(admin, new ListTransactionsOptions()).get(transactionalId).state(),
                     "listed once committed");
+            assertEquals(OptionalLong.empty(),
+                    producer(admin, new TopicPartition(topic, 0), ended.producerId()).currentTransactionStartOffset(),
+                    "no transaction open on partition 0 once committed");
         }
+    }
+
+    /** The producer `producerId` as the leader of `partition` describes it. */
+    private static ProducerState producer(Admin admin, TopicPartition partition, long producerId) throws Exception {
+        List<ProducerState> producers =
+                Sluice.get(admin.describeProducers(List.of(partition)).partitionResult(partition)).activeProducers();
+        return producers.stream()
+                .filter(state -> state.producerId() == producerId)
+                .findFirst()
+                .orElseThrow(() -> new AssertionError("producer " + producerId + " not among those of " + partition
+                        + ": " + producers));
     }
 
     private static Map<String, TransactionListing> listed(Admin admin, ListTransactionsOptions options)
