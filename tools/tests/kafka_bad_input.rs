@@ -220,10 +220,11 @@ fn bad_batches_get_kafkas_errors_and_store_nothing() {
         "INVALID_REQUIRED_ACKS"
     );
 
-    // A transactional batch without its producer is corrupt; a control
-    // batch (a transaction marker) is the broker's to write, never a
-    // producer's; a transactional batch from a producer has no transaction
-    // coordinator to answer for it yet.
+    // Transactional batches come with the producer's transactional id, as
+    // Kafka checks first; with one, only a transaction its coordinator
+    // knows as ongoing and holding the partition may write (KIP-890); a
+    // control batch (a transaction marker) is the broker's to write, never
+    // a producer's.
     let producer = |record: &mut Record| {
         record.producer_id = 5;
         record.producer_epoch = 0;
@@ -238,16 +239,44 @@ fn bad_batches_get_kafkas_errors_and_store_nothing() {
         record.control = true;
         record.key = Some(Bytes::from_static(&[0, 0, 0, 1]));
     });
+    let bare_marker = records_edited(&[b"m"], Compression::None, |record| {
+        producer(record);
+        record.control = true;
+        record.key = Some(Bytes::from_static(&[0, 0, 0, 1]));
+    });
     let transactional = records_edited(&[b"t"], Compression::None, |record| {
         producer(record);
         record.transactional = true;
     });
-    for (batch, code, what) in [
-        (unowned, 2, "CORRUPT_MESSAGE"),
-        (marker, 2, "CORRUPT_MESSAGE"),
-        (transactional, 87, "INVALID_RECORD"),
+    for (batch, transactional_id, code, what) in [
+        (unowned, None, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"),
+        (marker, None, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"),
+        (bare_marker, None, 2, "CORRUPT_MESSAGE"),
+        (transactional, Some("never-began"), 48, "INVALID_TXN_STATE"),
     ] {
-        let answer = produce(&mut stream, "bad-batches", batch);
+        let request =
+            ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_transactional_id(transactional_id.map(|id| {
+                    kafka_protocol::messages::TransactionalId(StrBytes::from_static_str(id))
+                }))
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_static_str("bad-batches")))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch))])]);
+        // NOT_ENOUGH_REPLICAS, which producers retry, while the first
+        // transactional id's coordinator is made and loaded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let answer = loop {
+            let answer: ProduceResponse = call(&mut stream, ApiKey::Produce, 9, &request);
+            let error = answer.responses[0].partition_responses[0].error_code;
+            if error != 19 || std::time::Instant::now() > deadline {
+                break answer;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
         let partition = &answer.responses[0].partition_responses[0];
         assert_eq!(partition.error_code, code, "{what}");
         assert!(partition.error_message.is_some(), "{what}");

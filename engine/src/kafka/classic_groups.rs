@@ -104,7 +104,7 @@ async fn locate(
             .await
             .map_err(|error| {
                 let message = error.to_string();
-                (super::transactions::txn_error_code(error, false), message)
+                (crate::txn::codes::txn_error_code(error, false), message)
             })?,
         _ => {
             return Err((

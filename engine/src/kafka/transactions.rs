@@ -13,20 +13,13 @@ use kafka_protocol::{
     error::ResponseError,
     messages::{
         add_partitions_to_txn_request::AddPartitionsToTxnTopic,
-        add_partitions_to_txn_response::{
-            AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult,
-            AddPartitionsToTxnTopicResult,
-        },
+        add_partitions_to_txn_response::{AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult},
         describe_transactions_response::{self, TopicData},
-        list_transactions_response,
-        write_txn_markers_response::{
-            WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
-        },
-        AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
-        AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
-        EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
-        ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
-        WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+        list_transactions_response, AddOffsetsToTxnRequest, AddOffsetsToTxnResponse,
+        AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, DescribeTransactionsRequest,
+        DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest,
+        InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+        TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
     },
 };
 use sluice_replication::txn::{
@@ -38,56 +31,8 @@ use super::{failure_code, str_bytes, topic_name};
 use crate::{
     coordinator::{self, routing::offsets_partition},
     shard::Shard,
-    txn::{
-        admin, driver,
-        markers::{self, MarkerWrite},
-        routing,
-    },
+    txn::{admin, codes::txn_error_code, driver, markers, routing},
 };
-
-/// Kafka's code for `error`; a client that predates `PRODUCER_FENCED`
-/// (`legacy`) gets `INVALID_PRODUCER_EPOCH` instead.
-pub fn txn_error_code(error: TxnError, legacy: bool) -> i16 {
-    let error = if legacy {
-        error.for_legacy_client()
-    } else {
-        error
-    };
-    let code = match error {
-        TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
-        TxnError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
-        TxnError::ProducerFenced => ResponseError::ProducerFenced,
-        TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
-        TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
-        TxnError::NotCoordinator => ResponseError::NotCoordinator,
-        TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
-        TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
-        TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
-        TxnError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
-        TxnError::TooManyPartitions { .. } | TxnError::InvalidRequest { .. } => {
-            ResponseError::InvalidRequest
-        }
-    };
-    code.code()
-}
-
-/// The error a coordinator's code names, for a verification answered by
-/// another node.
-pub fn txn_error_of_code(code: i16) -> TxnError {
-    [
-        TxnError::ConcurrentTransactions,
-        TxnError::InvalidProducerEpoch,
-        TxnError::ProducerFenced,
-        TxnError::InvalidTxnState,
-        TxnError::InvalidProducerIdMapping,
-        TxnError::NotCoordinator,
-        TxnError::CoordinatorLoadInProgress,
-        TxnError::TransactionalIdNotFound,
-    ]
-    .into_iter()
-    .find(|error| txn_error_code(error.clone(), false) == code)
-    .unwrap_or(TxnError::CoordinatorNotAvailable)
-}
 
 fn transactional_id(id: &TransactionalId) -> String {
     id.0.to_string()
@@ -254,23 +199,7 @@ async fn add_or_verify(
         .and_then(|result| result);
         vec![code_of(result, legacy); partitions.len()]
     };
-    let mut results: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
-    for (tp, code) in partitions.iter().zip(codes) {
-        let result = AddPartitionsToTxnPartitionResult::default()
-            .with_partition_index(tp.partition)
-            .with_partition_error_code(code);
-        match results.last_mut() {
-            Some(topic) if topic.name.0.as_str() == tp.topic => {
-                topic.results_by_partition.push(result)
-            }
-            _ => results.push(
-                AddPartitionsToTxnTopicResult::default()
-                    .with_name(topic_name(&tp.topic))
-                    .with_results_by_partition(vec![result]),
-            ),
-        }
-    }
-    results
+    markers::topic_results(&partitions, codes)
 }
 
 /// AddOffsetsToTxn: the group's partition of `__consumer_offsets` joins
@@ -355,70 +284,17 @@ pub async fn end_txn(shard: &Rc<Shard>, request: EndTxnRequest, version: i16) ->
 }
 
 /// WriteTxnMarkers: markers appended to partitions this node leads, each
-/// answered once its in-sync replicas hold it.
+/// answered once its in-sync replicas hold it (an operator's: no
+/// coordinator's fence applies).
 pub async fn write_txn_markers(
     shard: &Rc<Shard>,
     request: WriteTxnMarkersRequest,
     _version: i16,
 ) -> WriteTxnMarkersResponse {
-    write_markers_of(shard, request, None).await
-}
-
-/// WriteTxnMarkers from the coordinator of `__transaction_state`
-/// partition `coordinator` (`None`: from an operator), whose markers are
-/// fenced once a newer coordinator of that partition wrote.
-pub async fn write_markers_of(
-    shard: &Rc<Shard>,
-    request: WriteTxnMarkersRequest,
-    coordinator: Option<u32>,
-) -> WriteTxnMarkersResponse {
-    let mut results = Vec::new();
-    for marker in request.markers {
-        let producer = Producer::new(marker.producer_id.0, marker.producer_epoch);
-        let outcome = if marker.transaction_result {
-            Outcome::Commit
-        } else {
-            Outcome::Abort
-        };
-        let writes: Vec<MarkerWrite> = marker
-            .topics
-            .iter()
-            .flat_map(|topic| {
-                topic.partition_indexes.iter().map(|partition| MarkerWrite {
-                    topic: topic.name.0.to_string(),
-                    partition: *partition,
-                    producer,
-                    outcome,
-                    coordinator_epoch: marker.coordinator_epoch,
-                    coordinator,
-                })
-            })
-            .collect();
-        let answers = markers::write_here(shard, &writes).await;
-        let mut topics: Vec<WritableTxnMarkerTopicResult> = Vec::new();
-        for (write, answer) in writes.iter().zip(answers) {
-            let code = answer.err().map_or(0, |failure| failure_code(&failure));
-            let result = WritableTxnMarkerPartitionResult::default()
-                .with_partition_index(write.partition)
-                .with_error_code(code);
-            match topics.last_mut() {
-                Some(topic) if topic.name.0.as_str() == write.topic => {
-                    topic.partitions.push(result)
-                }
-                _ => topics.push(
-                    WritableTxnMarkerTopicResult::default()
-                        .with_name(topic_name(&write.topic))
-                        .with_partitions(vec![result]),
-                ),
-            }
-        }
-        results.push(
-            WritableTxnMarkerResult::default()
-                .with_producer_id(marker.producer_id)
-                .with_topics(topics),
-        );
-    }
-    WriteTxnMarkersResponse::default().with_markers(results)
+    markers::serve(shard, request, None, |answer| {
+        answer.as_ref().err().map_or(0, failure_code)
+    })
+    .await
 }
 
 /// DescribeTransactions: each id's state, from its coordinator.

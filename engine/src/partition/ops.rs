@@ -114,8 +114,8 @@ pub enum Isolation {
 
 impl Isolation {
     /// The isolation of a Kafka request's `isolation_level`: 1 is
-    /// `READ_COMMITTED`; Kafka's brokers take anything else as
-    /// `READ_UNCOMMITTED`.
+    /// `READ_COMMITTED`, anything else `READ_UNCOMMITTED` (0; no client
+    /// sends another value).
     pub fn from_kafka(isolation_level: i8) -> Isolation {
         match isolation_level {
             1 => Isolation::Committed,

@@ -442,7 +442,7 @@ mod tests {
 
     #[test]
     fn an_unknown_kind_or_an_empty_frame_is_refused_before_its_body() {
-        for kind in [0u8, 5, 0xff] {
+        for kind in [0u8, 6, 0xff] {
             let mut buffer = BytesMut::new();
             buffer.extend_from_slice(&1000u32.to_le_bytes());
             buffer.extend_from_slice(&[kind]);

@@ -17,12 +17,30 @@
 
 use std::{collections::BTreeMap, rc::Rc, time::Duration};
 
+use kafka_protocol::{
+    error::ResponseError,
+    messages::{
+        add_partitions_to_txn_response::{
+            AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult,
+            AddPartitionsToTxnTopicResult,
+        },
+        write_txn_markers_response::{
+            WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+        },
+        AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, TopicName, WriteTxnMarkersRequest,
+        WriteTxnMarkersResponse,
+    },
+    protocol::StrBytes,
+};
 use sluice_replication::txn::{
     Marker, MarkerResult, Outcome, Producer, TopicPartition, TxnError, Verified,
 };
 use sluice_storage::NodeId;
 
-use super::{driver, peer, routing, TXN_TOPIC};
+use super::{
+    codes::{marker_code, marker_result, txn_error_code},
+    driver, peer, routing, TXN_TOPIC,
+};
 use crate::{
     coordinator::{offsets::transaction_ended, run_on, OFFSETS_TOPIC},
     error::{ErrorKind, Failure},
@@ -84,30 +102,6 @@ fn fenced(shard: &Shard, coordinator: u32, coordinator_epoch: i32) -> bool {
     coordinator_epoch < (*newest).max(in_metadata)
 }
 
-/// How the coordinator takes a partition's answer to its marker: done,
-/// dropped (the partition is gone, or has seen a newer epoch of the
-/// producer, which only a completed transaction allows), or sent again.
-pub fn marker_result(code: i16) -> MarkerResult {
-    use kafka_protocol::error::ResponseError;
-    match code {
-        0 => MarkerResult::Written,
-        code if code == ResponseError::UnknownTopicOrPartition.code()
-            || code == ResponseError::UnknownTopicId.code() =>
-        {
-            MarkerResult::PartitionGone
-        }
-        code if code == ResponseError::InvalidProducerEpoch.code()
-            || code == ResponseError::UnsupportedForMessageFormat.code() =>
-        {
-            MarkerResult::Unsupported
-        }
-        code if code == ResponseError::TransactionCoordinatorFenced.code() => {
-            MarkerResult::CoordinatorFenced
-        }
-        _ => MarkerResult::Retriable,
-    }
-}
-
 /// Writes `markers` (one transaction's, from the coordinator of
 /// `__transaction_state` partition `coordinator`) to their partitions'
 /// leaders: each partition's result.
@@ -150,10 +144,10 @@ pub async fn write(
     if let Some(writes) = by_node.get(&me) {
         let answers = write_here(shard, writes).await;
         for (write, answer) in writes.iter().zip(answers) {
-            let code = answer.err().map_or(0, |failure| {
+            if let Err(failure) = &answer {
                 tracing::debug!(topic = %write.topic, partition = write.partition, %failure, "a marker not written");
-                crate::kafka::failure_code(&failure)
-            });
+            }
+            let code = marker_code(&answer);
             let tp = TopicPartition::new(write.topic.clone(), write.partition);
             results.push((tp, marker_result(code)));
         }
@@ -252,4 +246,128 @@ pub async fn verify(
         },
     )
     .await?
+}
+
+/// WriteTxnMarkers served: each marker of `request` (from the coordinator
+/// of `__transaction_state` partition `coordinator`, or an operator's)
+/// written here, each partition answered with `code` of its outcome.
+pub async fn serve(
+    shard: &Rc<Shard>,
+    request: WriteTxnMarkersRequest,
+    coordinator: Option<u32>,
+    code: impl Fn(&Result<(), Failure>) -> i16,
+) -> WriteTxnMarkersResponse {
+    let mut results = Vec::new();
+    for marker in request.markers {
+        let producer = Producer::new(marker.producer_id.0, marker.producer_epoch);
+        let outcome = if marker.transaction_result {
+            Outcome::Commit
+        } else {
+            Outcome::Abort
+        };
+        let writes: Vec<MarkerWrite> = marker
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                topic.partition_indexes.iter().map(|partition| MarkerWrite {
+                    topic: topic.name.0.to_string(),
+                    partition: *partition,
+                    producer,
+                    outcome,
+                    coordinator_epoch: marker.coordinator_epoch,
+                    coordinator,
+                })
+            })
+            .collect();
+        let answers = write_here(shard, &writes).await;
+        let mut topics: Vec<WritableTxnMarkerTopicResult> = Vec::new();
+        for (write, answer) in writes.iter().zip(answers) {
+            let result = WritableTxnMarkerPartitionResult::default()
+                .with_partition_index(write.partition)
+                .with_error_code(code(&answer));
+            match topics.last_mut() {
+                Some(topic) if topic.name.0.as_str() == write.topic => {
+                    topic.partitions.push(result)
+                }
+                _ => topics.push(
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(TopicName(StrBytes::from_string(write.topic.clone())))
+                        .with_partitions(vec![result]),
+                ),
+            }
+        }
+        results.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(marker.producer_id)
+                .with_topics(topics),
+        );
+    }
+    WriteTxnMarkersResponse::default().with_markers(results)
+}
+
+/// The `verify_only` transactions of `request` (KIP-890 part 1, a
+/// partition leader's question) checked with their coordinators; any
+/// other is refused `INVALID_REQUEST` (a producer's AddPartitionsToTxn
+/// goes to the Kafka API).
+pub async fn serve_verify(
+    shard: &Rc<Shard>,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let mut results = Vec::new();
+    for transaction in request.transactions {
+        let partitions: Vec<TopicPartition> = transaction
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    .map(|partition| TopicPartition::new(topic.name.0.to_string(), *partition))
+            })
+            .collect();
+        let codes = if transaction.verify_only {
+            let producer = Producer::new(transaction.producer_id.0, transaction.producer_epoch);
+            let id = transaction.transactional_id.0.to_string();
+            match verify(shard, &id, producer, partitions.clone()).await {
+                Ok(verified) => verified
+                    .into_iter()
+                    .map(|(_, result)| result.err().map_or(0, |e| txn_error_code(e, false)))
+                    .collect(),
+                Err(error) => vec![txn_error_code(error, false); partitions.len()],
+            }
+        } else {
+            vec![ResponseError::InvalidRequest.code(); partitions.len()]
+        };
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(transaction.transactional_id)
+                .with_topic_results(topic_results(&partitions, codes)),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+/// AddPartitionsToTxn's per-topic answer: each of `partitions` with its
+/// code, grouped by topic in their order.
+pub fn topic_results(
+    partitions: &[TopicPartition],
+    codes: Vec<i16>,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut results: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+    for (tp, code) in partitions.iter().zip(codes) {
+        let result = AddPartitionsToTxnPartitionResult::default()
+            .with_partition_index(tp.partition)
+            .with_partition_error_code(code);
+        match results.last_mut() {
+            Some(topic) if topic.name.0.as_str() == tp.topic => {
+                topic.results_by_partition.push(result)
+            }
+            _ => results.push(
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_results_by_partition(vec![result]),
+            ),
+        }
+    }
+    results
 }

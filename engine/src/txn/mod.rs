@@ -21,11 +21,13 @@
 //!   other nodes, and the leader's verification (KIP-890 part 1) that a
 //!   transactional write belongs to an ongoing transaction;
 //! - [`peer`]: those questions between nodes, on the peer network;
-//! - [`admin`]: an operator's describe, list and abort.
+//! - [`admin`]: an operator's describe, list and abort;
+//! - [`codes`]: Kafka's error codes for all of these.
 //!
 //! The Kafka APIs are `crate::kafka::transactions`.
 
 pub mod admin;
+pub mod codes;
 pub mod driver;
 pub mod holding;
 pub mod markers;

@@ -35,9 +35,11 @@ use kafka_protocol::{
 use sluice_replication::txn::{MarkerResult, Producer, TopicPartition, TxnError, Verified};
 use sluice_storage::NodeId;
 
-use super::markers::{marker_result, MarkerWrite};
+use super::{
+    codes::{marker_code, marker_result, txn_error_of_code},
+    markers::{self, MarkerWrite},
+};
 use crate::{
-    kafka::transactions::{add_partitions_to_txn, txn_error_of_code, write_markers_of},
     peer::{MessageKind, PeerMessage},
     shard::Shard,
 };
@@ -293,7 +295,7 @@ async fn serve(shard: &Rc<Shard>, kind: u8, question: u64, mut body: Bytes) -> O
         let request = WriteTxnMarkersRequest::decode(&mut body, WRITE_MARKERS_VERSION)
             .map_err(|error| tracing::warn!(%error, "a markers request does not read; dropped"))
             .ok()?;
-        let response = write_markers_of(shard, request, coordinator).await;
+        let response = markers::serve(shard, request, coordinator, marker_code).await;
         encode(
             MARKERS_WRITTEN,
             question,
@@ -305,7 +307,7 @@ async fn serve(shard: &Rc<Shard>, kind: u8, question: u64, mut body: Bytes) -> O
         let request = AddPartitionsToTxnRequest::decode(&mut body, VERIFY_VERSION)
             .map_err(|error| tracing::warn!(%error, "a verification does not read; dropped"))
             .ok()?;
-        let response = add_partitions_to_txn(shard, request, VERIFY_VERSION).await;
+        let response = markers::serve_verify(shard, request).await;
         encode(VERIFIED, question, &[], &response, VERIFY_VERSION)
     }
 }
