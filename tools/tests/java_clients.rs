@@ -4,7 +4,10 @@
 //! here, against a broker (or a cluster) that the test starts, once with
 //! each kafka-clients version of `tests/java_clients/versions`: the
 //! idempotent producer with every codec, consumers of both group
-//! protocols, and the AdminClient.
+//! protocols, the AdminClient, and transactions (committed, aborted,
+//! offsets sent with them, a zombie fenced, one timed out by the
+//! coordinator, those the AdminClient lists and describes, and their
+//! producers).
 //!
 //! Maven runs offline (`mvn -o`): `.ci/run` resolves the project's
 //! dependencies for each version beforehand. Java, Maven or a dependency
@@ -230,6 +233,31 @@ fn java_4_admin_client() {
 }
 
 #[test]
+fn java_4_transactions() {
+    against_a_broker(&newest(), "TransactionTest");
+}
+
+/// The transactions on a cluster of three, every topic of three
+/// replicas: the coordinator of an id, the leaders of its partitions and
+/// the group's coordinator are spread over the nodes, and the markers
+/// cross between them.
+#[test]
+fn java_4_transactions_on_a_three_broker_cluster() {
+    let version = newest();
+    if !built(&version) {
+        return;
+    }
+    let cluster = LocalCluster::start(3);
+    cluster.wait_for_brokers(3);
+    run_class_with(
+        &version,
+        "TransactionTest",
+        &cluster.kafka_bootstrap(),
+        &["-Dsluice.replicas=3".to_string()],
+    );
+}
+
+#[test]
 fn java_4_three_broker_cluster() {
     let version = newest();
     if !built(&version) {
@@ -295,4 +323,9 @@ fn java_3_consumers_of_both_group_protocols() {
 #[test]
 fn java_3_admin_client() {
     against_a_broker(&line_3(), "AdminTest");
+}
+
+#[test]
+fn java_3_transactions() {
+    against_a_broker(&line_3(), "TransactionTest");
 }

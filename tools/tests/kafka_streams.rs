@@ -4,20 +4,31 @@
 //! store with a compacted changelog topic; the topics Streams creates
 //! itself) share its tasks, each in its own JVM; one is killed with
 //! SIGKILL while sentences are still being produced, and the other takes
-//! its tasks over, restoring their stores from the changelog. At the end,
-//! the latest count of each word in the output topic is at least the
-//! number of times the input has the word: at least once, no count lost.
-//! Once against a broker, its topics of one replica, and once against a
-//! cluster of three, every topic of three.
+//! its tasks over, restoring their stores from the changelog. Each test
+//! runs once against a broker, its topics of one replica, and once
+//! against a cluster of three, every topic of three.
 //!
-//! Not exactly equal: at least once, the survivor processes again what the
-//! killed instance had processed since its last commit, and counts those
-//! words twice (Kafka does the same). That is a few hundred of some 54,000
-//! words with a commit every 200 ms; the check allows [`TWICE_PERCENT_MAX`]
-//! percent, well short of the sixth or so that resuming from the start of
-//! the killed instance's partitions, not from its committed offsets,
-//! would count twice. Exactly once would need transactions, which Sluice
-//! does not have.
+//! At least once (`processing.guarantee=at_least_once`), the latest count
+//! of each word in the output topic is at least the number of times the
+//! input has the word: no count lost. Not exactly equal: the survivor
+//! processes again what the killed instance had processed since its last
+//! commit, and counts those words twice (Kafka does the same). That is a
+//! few hundred of some 54,000 words with a commit every 200 ms; the check
+//! allows [`TWICE_PERCENT_MAX`] percent, well short of the sixth or so
+//! that resuming from the start of the killed instance's partitions, not
+//! from its committed offsets, would count twice.
+//!
+//! Exactly once (`processing.guarantee=exactly_once_v2`), each commit of a
+//! task is one Kafka transaction: its records to the repartition topic,
+//! the output and the changelog, with its consumer's offsets
+//! (TxnOffsetCommit). The killed instance's open transaction is aborted
+//! by the coordinator once it times out, and what it held back of the
+//! group's offsets (an unstable offset commit) and of the topics (the
+//! last stable offset) is freed; the survivor resumes from the offsets
+//! committed with the last transaction that committed, reading
+//! read_committed. The latest count of each word, read read_committed,
+//! is then exactly the number of times the input has the word: none
+//! counted twice, none lost.
 //!
 //! The programs are those of `tests/java_ecosystem/` (a Maven project,
 //! built offline: `.ci/run` resolves it).
@@ -52,10 +63,36 @@ const SENTENCES: u32 = 12_000;
 const SENTENCES_PER_SECOND: u32 = 400;
 /// How many sentences are in before the kill.
 const SENTENCES_BEFORE_KILL: u32 = 4_000;
-/// How many of the words may be counted twice (see the top).
+/// How many of the words may be counted twice at least once (see the
+/// top).
 const TWICE_PERCENT_MAX: u32 = 5;
 /// A JVM's start, a rebalance, a restore: each takes seconds.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Streams' processing guarantee for the instances.
+#[derive(Debug, Clone, Copy)]
+enum Guarantee {
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+impl Guarantee {
+    /// `processing.guarantee`.
+    fn config(self) -> &'static str {
+        match self {
+            Guarantee::AtLeastOnce => "at_least_once",
+            Guarantee::ExactlyOnce => "exactly_once_v2",
+        }
+    }
+
+    /// The percentage of the words that the check lets be counted twice.
+    fn twice_percent_max(self) -> u32 {
+        match self {
+            Guarantee::AtLeastOnce => TWICE_PERCENT_MAX,
+            Guarantee::ExactlyOnce => 0,
+        }
+    }
+}
 
 fn project_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/java_ecosystem")
@@ -86,37 +123,64 @@ fn all_tasks() -> BTreeSet<String> {
 
 #[test]
 fn word_count_of_two_instances_survives_one_killed() {
+    on_a_broker(Guarantee::AtLeastOnce);
+}
+
+#[test]
+fn word_count_on_a_three_broker_cluster_survives_an_instance_killed() {
+    on_a_cluster(Guarantee::AtLeastOnce);
+}
+
+#[test]
+fn word_count_exactly_once_of_two_instances_survives_one_killed() {
+    on_a_broker(Guarantee::ExactlyOnce);
+}
+
+#[test]
+fn word_count_exactly_once_on_a_three_broker_cluster_survives_an_instance_killed() {
+    on_a_cluster(Guarantee::ExactlyOnce);
+}
+
+fn on_a_broker(guarantee: Guarantee) {
     let Some(classpath) = java_common::build(&project_dir(), INSTALL) else {
         return;
     };
     let data_dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(data_dir.path(), 2);
     // The topics Streams creates take the broker's default: one replica.
-    word_count(&classpath, &broker.kafka_addr, (1, "-1"), &|args| {
-        broker.cli_ok(args, None)
-    });
+    word_count(
+        &classpath,
+        &broker.kafka_addr,
+        (1, "-1"),
+        guarantee,
+        &|args| broker.cli_ok(args, None),
+    );
 }
 
-#[test]
-fn word_count_on_a_three_broker_cluster_survives_an_instance_killed() {
+fn on_a_cluster(guarantee: Guarantee) {
     let Some(classpath) = java_common::build(&project_dir(), INSTALL) else {
         return;
     };
     let cluster = LocalCluster::start(3);
     cluster.wait_for_brokers(3);
-    word_count(&classpath, &cluster.kafka_bootstrap(), (3, "3"), &|args| {
-        cluster.cli_ok(1, args, None)
-    });
+    word_count(
+        &classpath,
+        &cluster.kafka_bootstrap(),
+        (3, "3"),
+        guarantee,
+        &|args| cluster.cli_ok(1, args, None),
+    );
 }
 
 /// The word count against `bootstrap`, every topic of `replicas` replicas
 /// (those that Streams creates, of the replication factor it is given
-/// with them, -1 for the broker's default); `cli` runs a `sluice` command
-/// against it.
+/// with them, -1 for the broker's default), processing with `guarantee`;
+/// `cli` runs a `sluice` command against it.
 fn word_count(
     classpath: &str,
     bootstrap: &str,
     (replicas, streams_replication_factor): (u32, &str),
+    guarantee: Guarantee,
     cli: &dyn Fn(&[&str]) -> String,
 ) {
     let started = Instant::now();
@@ -148,6 +212,7 @@ fn word_count(
                 INPUT,
                 OUTPUT,
                 streams_replication_factor,
+                guarantee.config(),
             ],
             work.path(),
         )
@@ -198,8 +263,9 @@ fn word_count(
     producer.wait_for(&format!("at {mark:?}"), STEP_TIMEOUT, |log| {
         log.contains(&mark)
     });
-    // Its last commit has not covered all that it processed: some of that
-    // is counted again (at least once).
+    // Its last commit has not covered all that it processed: at least
+    // once, some of that is counted again; exactly once, its open
+    // transaction is aborted and the survivor does it again.
     killed.kill9();
     eprintln!("instance b killed with SIGKILL at {:?}", started.elapsed());
     assert!(
@@ -257,7 +323,7 @@ fn word_count(
             INPUT,
             OUTPUT,
             "90",
-            &TWICE_PERCENT_MAX.to_string(),
+            &guarantee.twice_percent_max().to_string(),
         ],
         work.path(),
     );
@@ -272,7 +338,8 @@ fn word_count(
     eprintln!("{}", report.join("\n"));
     assert!(
         status.success(),
-        "the counts are short of the input, or too many counted twice ({status})\n{}\n{}",
+        "the counts are short of the input, or more are counted twice than {guarantee:?} \
+         allows ({status})\n{}\n{}",
         verify.log_tail(),
         survivor.log_tail()
     );

@@ -41,11 +41,14 @@ import org.apache.kafka.streams.processor.StateRestoreListener;
  * runs each as its own JVM process:
  *
  * <ul>
- *   <li>{@code instance BOOTSTRAP STATE_DIR INPUT OUTPUT REPLICAS}: one instance of
- *       the application (KStream, flatMapValues into words, groupBy the
- *       word through a repartition topic, count in a persistent store with
- *       a changelog topic, the counts to OUTPUT), at least once, the topics
- *       it creates of REPLICAS replicas. It prints
+ *   <li>{@code instance BOOTSTRAP STATE_DIR INPUT OUTPUT REPLICAS [GUARANTEE]}: one
+ *       instance of the application (KStream, flatMapValues into words,
+ *       groupBy the word through a repartition topic, count in a persistent
+ *       store with a changelog topic, the counts to OUTPUT), the topics it
+ *       creates of REPLICAS replicas, with the processing guarantee
+ *       GUARANTEE ({@code at_least_once} unless given, or
+ *       {@code exactly_once_v2}: each task's output, changelog and input
+ *       offsets committed in one transaction). It prints
  *       {@code state S} on each change of state, {@code tasks [..]} with
  *       the tasks it runs each time it is RUNNING, and {@code restored}
  *       with the number of records each time it has restored a store from
@@ -55,12 +58,14 @@ import org.apache.kafka.streams.processor.StateRestoreListener;
  *       as it goes and {@code done N} once all are acknowledged.
  *   <li>{@code verify BOOTSTRAP INPUT OUTPUT SECONDS TWICE_PERCENT_MAX}:
  *       counts the words of INPUT, reads OUTPUT (the latest count of each
- *       word) until it has every word counted at least that often and
- *       stays still, and prints the comparison: exit 0 when no word is
- *       missing a count (the at-least-once promise) and at most
- *       TWICE_PERCENT_MAX percent of the words are counted twice (those
- *       processed again after a kill, since the last commit), 1 otherwise
- *       or after SECONDS.
+ *       word, read_committed: what transactions aborted is not read, and
+ *       records written outside a transaction are read all the same)
+ *       until it has every word counted at least that often and stays
+ *       still, and prints the comparison: exit 0 when no word is missing a
+ *       count (the at-least-once promise) and at most TWICE_PERCENT_MAX
+ *       percent of the words are counted twice (those processed again
+ *       after a kill, since the last commit; 0: none, the exactly-once
+ *       promise), 1 otherwise or after SECONDS.
  * </ul>
  */
 public final class WordCount {
@@ -76,7 +81,8 @@ public final class WordCount {
 
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
-            case "instance" -> instance(args[1], args[2], args[3], args[4], Integer.parseInt(args[5]));
+            case "instance" -> instance(args[1], args[2], args[3], args[4], Integer.parseInt(args[5]),
+                    args.length > 6 ? args[6] : StreamsConfig.AT_LEAST_ONCE);
             case "produce" -> produce(
                     args[1], args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]));
             case "verify" -> System.exit(verify(
@@ -86,8 +92,11 @@ public final class WordCount {
     }
 
     static void instance(
-            String bootstrap, String stateDir, String input, String output, int replicationFactor)
-            throws InterruptedException {
+            String bootstrap, String stateDir, String input, String output, int replicationFactor,
+            String guarantee) throws InterruptedException {
+        if (!guarantee.equals(StreamsConfig.AT_LEAST_ONCE) && !guarantee.equals(StreamsConfig.EXACTLY_ONCE_V2)) {
+            throw new IllegalArgumentException("unknown processing guarantee " + guarantee);
+        }
         StreamsBuilder builder = new StreamsBuilder();
         builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
                 .flatMapValues(line -> Arrays.asList(line.toLowerCase(Locale.ROOT).split("\\W+")))
@@ -101,7 +110,7 @@ public final class WordCount {
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, APPLICATION_ID);
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
-        props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 200);
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
         // The replicas of the topics Streams creates (-1: the broker's default).
@@ -261,6 +270,10 @@ public final class WordCount {
         }
         say("output: " + records + " records, " + latest.size() + " words; missing " + missing
                 + ", counted twice " + extra);
+        if (twicePercentMax == 0 && extra > 0) {
+            say("COUNTED TWICE: " + extra + " words, where each is to be counted exactly once");
+            return 1;
+        }
         if (extra * 100 > words * twicePercentMax) {
             say("MORE than " + twicePercentMax + "% of the words counted twice: not resumed from"
                     + " the committed offsets");
@@ -274,6 +287,7 @@ public final class WordCount {
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         return new KafkaConsumer<>(props, new StringDeserializer(), values);
     }
 
