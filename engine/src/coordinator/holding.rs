@@ -329,13 +329,29 @@ async fn replay(
     from: Offset,
     end: Offset,
 ) -> Result<Offset, String> {
+    read_back(log, OFFSETS_TOPIC, from, end, |batch| replayed.batch(batch)).await
+}
+
+/// Hands each batch of `log` (a coordinator's internal topic `topic`)
+/// from `from` up to `end` to `each`, in order: every batch appended,
+/// written, whether or not the high watermark passed it yet (after an
+/// election its leader's log is what the in-sync replicas hold). Where
+/// it stopped: `end`, or before appends not written after
+/// [`LOAD_WAIT_WRITTEN`].
+pub(crate) async fn read_back(
+    log: &Log,
+    topic: &str,
+    from: Offset,
+    end: Offset,
+    mut each: impl FnMut(&Batch),
+) -> Result<Offset, String> {
     let mut offset = from;
     let waited_since = std::time::Instant::now();
     while offset < end {
         let batches = log
             .read_replicable(offset, LOAD_READ_BYTES)
             .await
-            .map_err(|error| format!("{OFFSETS_TOPIC}: {error}"))?;
+            .map_err(|error| format!("{topic}: {error}"))?;
         let Some(last) = batches.last() else {
             // Appended, not written yet: it will be shortly.
             if log.end_offset() < end || waited_since.elapsed() > LOAD_WAIT_WRITTEN {
@@ -346,7 +362,7 @@ async fn replay(
         };
         offset = last.last_offset().next();
         for batch in &batches {
-            replayed.batch(batch);
+            each(batch);
         }
     }
     Ok(offset)

@@ -66,6 +66,7 @@ use std::time::{Duration, Instant};
 
 pub use describe::{describe_local, list_all, list_local};
 pub use error::GroupError;
+pub(crate) use holding::read_back;
 pub use holding::{hold, hold_loop};
 pub use offsets::{
     commit, commit_transactional, committed, delete_group, delete_offsets, fetch_offsets,

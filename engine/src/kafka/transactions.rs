@@ -23,8 +23,8 @@ use kafka_protocol::{
     },
 };
 use sluice_replication::txn::{
-    End, ListFilter, Outcome, Producer, Reply, TopicPartition, TxnError, TxnState,
-    TRANSACTION_VERSION_EPOCH_BUMP,
+    Effect, End, ListFilter, Outcome, Producer, Reply, RequestId, TopicPartition, TxnCoordinator,
+    TxnError, TxnState, TRANSACTION_VERSION_EPOCH_BUMP,
 };
 
 use super::{failure_code, str_bytes, topic_name};
@@ -56,23 +56,10 @@ pub async fn init_producer_id(
     let expected = (request.producer_id.0 >= 0 && request.producer_epoch >= 0)
         .then(|| Producer::new(request.producer_id.0, request.producer_epoch));
     let asked = id.clone();
-    let result = routing::on_coordinator(shard, &id, move |there, partition| async move {
-        super::producer_id::ensure_ids(&there)
-            .await
-            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
-        let ids = there.clone();
-        driver::call(&there, partition, move |core, request, now| {
-            core.init_producer_id(request, &asked, timeout, expected, now, || {
-                ids.producer_ids
-                    .borrow_mut()
-                    .next()
-                    .expect("a producer id was made ready just before")
-            })
-        })
-        .await
+    let result = call_with_ids(shard, &id, move |core, request, now, next_id| {
+        core.init_producer_id(request, &asked, timeout, expected, now, next_id)
     })
-    .await
-    .and_then(|result| result);
+    .await;
     let response = InitProducerIdResponse::default();
     match result {
         Ok(Reply::ProducerId(producer)) => response
@@ -83,6 +70,35 @@ pub async fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1),
     }
+}
+
+/// Runs `ask` on the coordinator of `id` with a new producer id at hand,
+/// should it need one (a new id, an epoch used up): this shard's block is
+/// made ready first, so that taking one cannot wait.
+async fn call_with_ids<A>(shard: &Rc<Shard>, id: &str, ask: A) -> Result<Reply, TxnError>
+where
+    A: FnOnce(&mut TxnCoordinator, RequestId, u64, &dyn Fn() -> i64) -> Vec<Effect>
+        + Send
+        + 'static,
+{
+    routing::on_coordinator(shard, id, move |there, partition| async move {
+        super::producer_id::ensure_ids(&there)
+            .await
+            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
+        let ids = there.clone();
+        let next_id = move || {
+            ids.producer_ids
+                .borrow_mut()
+                .next()
+                .expect("a producer id was made ready just before")
+        };
+        driver::call(&there, partition, move |core, request, now| {
+            ask(core, request, now, &next_id)
+        })
+        .await
+    })
+    .await
+    .and_then(|result| result)
 }
 
 /// The code of a request's result (0 for success).
@@ -255,23 +271,10 @@ pub async fn end_txn(shard: &Rc<Shard>, request: EndTxnRequest, version: i16) ->
         },
     };
     let asked = id.clone();
-    let result = routing::on_coordinator(shard, &id, move |there, partition| async move {
-        super::producer_id::ensure_ids(&there)
-            .await
-            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
-        let ids = there.clone();
-        driver::call(&there, partition, move |core, request, now| {
-            core.end_txn(request, &asked, producer, end, now, || {
-                ids.producer_ids
-                    .borrow_mut()
-                    .next()
-                    .expect("a producer id was made ready just before")
-            })
-        })
-        .await
+    let result = call_with_ids(shard, &id, move |core, request, now, next_id| {
+        core.end_txn(request, &asked, producer, end, now, next_id)
     })
-    .await
-    .and_then(|result| result);
+    .await;
     let response = EndTxnResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);

@@ -14,21 +14,13 @@ use sluice_replication::txn::{TxnConfig, TxnCoordinator, TxnRecord};
 use sluice_storage::log::Log;
 
 use super::{driver, now_ms, Held, TXN_TOPIC};
-use crate::{partition::PartitionKey, replica::state::Leadership, shard::Shard};
+use crate::{
+    coordinator::read_back, partition::PartitionKey, replica::state::Leadership, shard::Shard,
+};
 
 /// A pass is also made this often: a lost lease changes leadership with
 /// no change of the roles.
 const PASS_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Bytes read from the log at a time while loading.
-const LOAD_READ_BYTES: usize = 1 << 20;
-
-/// How long a load waits for the appends of its log that are queued but
-/// not yet written before it loads what is written.
-const LOAD_WAIT_WRITTEN: Duration = Duration::from_secs(5);
-
-/// How often a load waiting for such appends looks again.
-const LOAD_WAIT_STEP: Duration = Duration::from_millis(10);
 
 /// Makes a pass after every change of the roles on this shard, and every
 /// [`PASS_INTERVAL`], until the shard stops (the task is dropped).
@@ -160,25 +152,12 @@ async fn load(shard: &Rc<Shard>, partition: u32, generation: u64, log: &Log) {
 /// any) keeps its state from the records before.
 async fn replay(log: &Log) -> Result<Vec<TxnRecord>, String> {
     let mut records = Vec::new();
-    let mut offset = log.start_offset();
-    let end = log.end_offset();
-    let waited_since = std::time::Instant::now();
-    while offset < end {
-        let batches = log
-            .read_replicable(offset, LOAD_READ_BYTES)
-            .await
-            .map_err(|error| format!("{TXN_TOPIC}: {error}"))?;
-        let Some(last) = batches.last() else {
-            // Appended, not written yet (a follower's last pushes, when it
-            // became leader): it will be shortly.
-            if log.end_offset() < end || waited_since.elapsed() > LOAD_WAIT_WRITTEN {
-                break;
-            }
-            glommio::timer::sleep(LOAD_WAIT_STEP).await;
-            continue;
-        };
-        offset = last.last_offset().next();
-        for batch in &batches {
+    read_back(
+        log,
+        TXN_TOPIC,
+        log.start_offset(),
+        log.end_offset(),
+        |batch| {
             let read = sluice_storage::batch::filter::for_each_record(batch, |record| {
                 match TxnRecord::decode(
                     record.key.unwrap_or_default(),
@@ -194,7 +173,8 @@ async fn replay(log: &Log) -> Result<Vec<TxnRecord>, String> {
                     "a transaction state batch does not read; skipped"
                 );
             }
-        }
-    }
+        },
+    )
+    .await?;
     Ok(records)
 }
