@@ -169,15 +169,7 @@ async fn add_or_verify(
     legacy: bool,
 ) -> Vec<AddPartitionsToTxnTopicResult> {
     let metadata = shard.metadata();
-    let partitions: Vec<TopicPartition> = topics
-        .iter()
-        .flat_map(|topic| {
-            topic
-                .partitions
-                .iter()
-                .map(|partition| TopicPartition::new(topic.name.0.to_string(), *partition))
-        })
-        .collect();
+    let partitions = markers::partitions_of(topics);
     let exists = |tp: &TopicPartition| {
         metadata.topic(&tp.topic).is_some_and(|topic| {
             u32::try_from(tp.partition).is_ok_and(|p| p < topic.partition_count())

@@ -20,6 +20,7 @@ use std::{collections::BTreeMap, rc::Rc, time::Duration};
 use kafka_protocol::{
     error::ResponseError,
     messages::{
+        add_partitions_to_txn_request::AddPartitionsToTxnTopic,
         add_partitions_to_txn_response::{
             AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult,
             AddPartitionsToTxnTopicResult,
@@ -325,16 +326,7 @@ pub async fn serve_verify(
 ) -> AddPartitionsToTxnResponse {
     let mut results = Vec::new();
     for transaction in request.transactions {
-        let partitions: Vec<TopicPartition> = transaction
-            .topics
-            .iter()
-            .flat_map(|topic| {
-                topic
-                    .partitions
-                    .iter()
-                    .map(|partition| TopicPartition::new(topic.name.0.to_string(), *partition))
-            })
-            .collect();
+        let partitions = partitions_of(&transaction.topics);
         let codes = if transaction.verify_only {
             let producer = Producer::new(transaction.producer_id.0, transaction.producer_epoch);
             let id = transaction.transactional_id.0.to_string();
@@ -355,6 +347,19 @@ pub async fn serve_verify(
         );
     }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+/// The partitions AddPartitionsToTxn names, topic by topic.
+pub fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
+    topics
+        .iter()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(|partition| TopicPartition::new(topic.name.0.to_string(), *partition))
+        })
+        .collect()
 }
 
 /// AddPartitionsToTxn's per-topic answer: each of `partitions` with its
