@@ -204,7 +204,10 @@ async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), 
             Ok(permit) => permit,
             Err(_) => break Ok(()),
         };
-        if closing.get() {
+        // A request that closed the connection, or a broker stopping:
+        // what is in flight is answered, nothing more is taken (else a
+        // busy client keeps the stop's drain from ever seeing none).
+        if closing.get() || shard.shutting_down.get() {
             break Ok(());
         }
         let shard = shard.clone();
