@@ -131,8 +131,7 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
         ErrorKind::TimedOut => ErrorCode::Timeout,
         ErrorKind::InvalidTimestamp => ErrorCode::InvalidTimestamp,
         ErrorKind::InvalidTxnState => ErrorCode::InvalidTxnState,
-        // A marker's refusal: only the transaction coordinator writes them.
-        ErrorKind::CoordinatorFenced => ErrorCode::InvalidRequest,
+        ErrorKind::CoordinatorFenced => ErrorCode::CoordinatorFenced,
     }
 }
 

@@ -75,10 +75,13 @@ pub enum ErrorCode {
     /// Another change of the transactional id is in progress (its
     /// transaction is ending): try again.
     ConcurrentTransactions = 39,
+    /// A transaction marker from a coordinator that a newer coordinator of
+    /// its transactional ids has replaced.
+    CoordinatorFenced = 40,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -119,6 +122,7 @@ impl ErrorCode {
         ErrorCode::UnknownTransactionalId,
         ErrorCode::InvalidTxnState,
         ErrorCode::ConcurrentTransactions,
+        ErrorCode::CoordinatorFenced,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -191,6 +195,7 @@ impl ErrorCode {
             ErrorCode::UnknownTransactionalId => "unknown transactional id",
             ErrorCode::InvalidTxnState => "invalid transaction state",
             ErrorCode::ConcurrentTransactions => "concurrent transactions",
+            ErrorCode::CoordinatorFenced => "coordinator fenced",
         }
     }
 }
