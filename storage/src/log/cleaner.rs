@@ -36,6 +36,22 @@
 //! producer snapshots are at segment bases, which compaction never moves.
 //! Records without a key are dropped, as Kafka's cleaner drops them; a
 //! compacted log refuses them on append.
+//!
+//! # Transactions
+//!
+//! As Kafka's cleaner does: the cleanable part ends at the last stable
+//! offset, so an open transaction's records and all after them stay as
+//! they are; below it every transaction has ended. The records of a
+//! committed one are compacted as any other (they go in the offset map,
+//! the latest value of a key wins). The record batches of an aborted one
+//! (a transactional batch of a producer within one of its aborted
+//! transactions, first offset to marker, as the log's state lists them)
+//! are removed, and never hide an older value of their keys. Markers stay
+//! whole, and so do the `<base>.aborted` files: an abort is listed for as
+//! long as its marker's segment is kept, which is always safe (a
+//! `read_committed` reader drops nothing more for it once its records are
+//! gone), and the producer snapshots stay true to the log, whose markers
+//! all stay.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -55,6 +71,7 @@ use super::{
     cleaner_checkpoint::{self, CleanerCheckpoint},
     index::SegmentIndex,
     segment::{segment_path, SegmentFile, LOG_SUFFIX},
+    transactions::AbortedTransaction,
     Shared,
 };
 use crate::{
@@ -122,13 +139,68 @@ pub fn cleaner_totals() -> CleanerTotals {
     }
 }
 
-/// Whether a batch is part of a transaction (its records, or its marker):
-/// the cleaner keeps such batches whole and out of its offset map. Kafka
-/// removes an aborted transaction's records and, later, the markers of
-/// transactions whose records are gone; this cleaner keeps both, which
-/// loses nothing and keeps every marker a rebuilt log needs.
-fn in_transaction(header: &crate::batch::BatchHeader) -> bool {
-    header.is_transactional() || header.marker().is_some()
+/// The aborted transactions of the cleanable part, by producer: each one's
+/// first offset and its marker's, in marker order. A producer has one
+/// transaction at a time, so its aborted ones never overlap.
+#[derive(Debug, Default)]
+struct AbortedRanges {
+    by_producer: HashMap<i64, Vec<(Offset, Offset)>>,
+}
+
+impl AbortedRanges {
+    fn new(aborted: &[AbortedTransaction]) -> AbortedRanges {
+        let mut by_producer: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
+        for aborted in aborted {
+            let ranges = by_producer.entry(aborted.producer_id).or_default();
+            if let Some(&(_, previous)) = ranges.last() {
+                assert!(
+                    previous < aborted.first_offset,
+                    "aborted transactions of producer {} overlap: {previous} >= {}",
+                    aborted.producer_id,
+                    aborted.first_offset
+                );
+            }
+            ranges.push((aborted.first_offset, aborted.last_offset));
+        }
+        AbortedRanges { by_producer }
+    }
+
+    /// Whether the transactional batch of `header` belongs to an aborted
+    /// transaction of its producer.
+    fn contains(&self, header: &BatchHeader) -> bool {
+        let Some(ranges) = self.by_producer.get(&header.producer_id) else {
+            return false;
+        };
+        let base = Offset(header.base_offset);
+        let after = ranges.partition_point(|&(_, marker)| marker < base);
+        ranges.get(after).is_some_and(|&(first, _)| first <= base)
+    }
+}
+
+/// What the cleaner does with a batch, by its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Not in a transaction, or in a committed one: compacted by key.
+    Compacted,
+    /// A record batch of an aborted transaction: removed, and never a newer
+    /// value of its keys.
+    Aborted,
+    /// A marker (a control batch): kept whole, and out of the offset map
+    /// (its key is not a record's).
+    Marker,
+}
+
+/// The cleaner plans only below the last stable offset, so a
+/// transactional batch it reads belongs to a transaction that has ended:
+/// committed unless the log's aborted transactions list it.
+fn kind(header: &BatchHeader, aborted: &AbortedRanges) -> Kind {
+    if header.marker().is_some() {
+        Kind::Marker
+    } else if header.is_transactional() && aborted.contains(header) {
+        Kind::Aborted
+    } else {
+        Kind::Compacted
+    }
 }
 
 fn count(outcome: &CompactionOutcome) {
@@ -268,6 +340,8 @@ struct Job {
     delete_retention_ms: u64,
     /// Base offsets of the last batch of each idempotent producer.
     keep_whole: HashSet<u64>,
+    /// The aborted transactions with records in the cleanable segments.
+    aborted: AbortedRanges,
     index_interval_bytes: u64,
 }
 
@@ -415,7 +489,9 @@ fn plan(shared: &Shared) -> Plan {
     let checkpoint = checkpoint.clone();
     let now_ms = state.clock.now_ms();
     let config = &state.config.compaction;
-    let limit = state.visible_end().min(state.durable_end);
+    // Never past the last stable offset: an open transaction's records,
+    // and all after them, stay as they are until it ends.
+    let limit = state.stable_end().min(state.durable_end);
     let lag_horizon = now_ms.saturating_sub(config.min_compaction_lag_ms as i64);
     let deletable = state.segments.len().saturating_sub(1);
     let mut segments = Vec::new();
@@ -474,6 +550,7 @@ fn plan(shared: &Shared) -> Plan {
             job: None,
         };
     }
+    let aborted = AbortedRanges::new(&state.transactions.aborted(segments[0].base, cleanable_end));
     let job = Job {
         dir,
         segments,
@@ -482,6 +559,7 @@ fn plan(shared: &Shared) -> Plan {
         now_ms,
         delete_retention_ms: config.delete_retention_ms,
         keep_whole: state.producers.last_batch_bases(),
+        aborted,
         index_interval_bytes: state.config.index_interval_bytes,
     };
     Plan {
@@ -681,10 +759,8 @@ fn clean(job: &Job) -> Result<JobResult, CompactError> {
                 break 'segments;
             }
             let dirty_start = job.dirty_start;
-            if in_transaction(&header) {
-                // Kept whole below, and not a newer value of its keys: an
-                // aborted transaction's record must not hide a committed
-                // one, and a marker's key is not a record's.
+            if kind(&header, &job.aborted) != Kind::Compacted {
+                // An aborted record must not hide a committed one.
                 map_end = batch.last_offset().next();
                 continue;
             }
@@ -764,11 +840,15 @@ fn clean_segment(
     let mut last_relative = 0;
     let mut records_removed = 0_u64;
     while let Some((batch, _)) = reader.next(pace)? {
+        let header = batch.header();
+        let kind = kind(&header, &job.aborted);
         let whole = batch.base_offset() >= map_end
             || job.keep_whole.contains(&batch.base_offset().0)
-            || in_transaction(&batch.header());
+            || kind == Kind::Marker;
         let filtered = if whole {
             Filtered::Unchanged
+        } else if kind == Kind::Aborted {
+            Filtered::Empty
         } else {
             match filter::filter(&batch, |record| keep(job, map, map_end, record)) {
                 Ok(filtered) => filtered,
