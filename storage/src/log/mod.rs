@@ -883,6 +883,8 @@ impl Log {
         let mut state = self.state.borrow_mut();
         if state.high_watermark != high_watermark {
             state.high_watermark = high_watermark;
+            let visible_end = state.visible_end();
+            state.transactions.replicated_to(visible_end);
             state.wake_waiters();
         }
     }
