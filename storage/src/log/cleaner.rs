@@ -46,12 +46,29 @@
 //! the latest value of a key wins). The record batches of an aborted one
 //! (a transactional batch of a producer within one of its aborted
 //! transactions, first offset to marker, as the log's state lists them)
-//! are removed, and never hide an older value of their keys. Markers stay
-//! whole, and so do the `<base>.aborted` files: an abort is listed for as
-//! long as its marker's segment is kept, which is always safe (a
-//! `read_committed` reader drops nothing more for it once its records are
-//! gone), and the producer snapshots stay true to the log, whose markers
-//! all stay.
+//! are removed, and never hide an older value of their keys.
+//!
+//! A commit marker goes once its transaction has no batch left (Kafka's
+//! `CleanedTransactionMetadata`: the segments are read in order, and a
+//! marker whose transaction kept no batch in the pass is removable), but
+//! not at once: the pass that first finds it so remembers when in the
+//! `cleaner_checkpoint` file, and a pass `delete.retention.ms` later
+//! removes it, as a tombstone goes (Kafka's delete horizon), so that a
+//! reader who read the transaction's records before they went reads its
+//! marker too. A marker stays while a producer snapshot may list its
+//! transaction open (one at an offset after the producer's previous
+//! marker, up to this one): a log opened from that snapshot finds the
+//! marker and ends the transaction. Abort markers stay, with their
+//! aborts in the `<base>.aborted` files: a `read_committed` reader told of
+//! an abort drops its producer's batches until it reads the marker, so an
+//! abort may never be listed without its marker, and removing both needs
+//! the file of aborts rewritten in step with the segment, which is not
+//! done here. An abort listed after its records are gone is harmless: the
+//! reader has nothing of it to drop.
+//!
+//! Nothing of this changes the producer snapshots or the files of aborts:
+//! a marker removed had no snapshot listing its transaction open, and
+//! commits are not in the files of aborts.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -77,7 +94,7 @@ use super::{
 use crate::{
     batch::{
         filter::{self, Filtered, RecordKey},
-        Batch, BatchHeader, BATCH_BYTES_MAX, BATCH_HEADER_BYTES,
+        Batch, BatchHeader, Marker, BATCH_BYTES_MAX, BATCH_HEADER_BYTES,
     },
     Offset,
 };
@@ -174,6 +191,54 @@ impl AbortedRanges {
         let base = Offset(header.base_offset);
         let after = ranges.partition_point(|&(_, marker)| marker < base);
         ranges.get(after).is_some_and(|&(first, _)| first <= base)
+    }
+}
+
+/// The transactions met while the cleanable segments are read in order, to
+/// tell which markers may go (Kafka's `CleanedTransactionMetadata`).
+struct TransactionWalk {
+    /// The producers whose transaction is being read: whether a batch of
+    /// it is kept.
+    retained: HashMap<i64, bool>,
+    /// Each producer's last marker read: its next transaction starts past
+    /// it.
+    last_marker: HashMap<i64, Offset>,
+    /// The offsets of the producer snapshots, rising.
+    snapshots: Vec<Offset>,
+    /// The base of the first cleanable segment.
+    first_base: Offset,
+    /// The markers found removable and kept, rising.
+    removable: Vec<Offset>,
+}
+
+impl TransactionWalk {
+    /// A record batch of the transaction of `producer_id`, kept or not.
+    fn on_data(&mut self, producer_id: i64, kept: bool) {
+        *self.retained.entry(producer_id).or_default() |= kept;
+    }
+
+    /// The marker of `header` at `offset`: whether it may go, as far as its
+    /// transaction tells. A commit marker whose transaction has no batch
+    /// left may, unless a producer snapshot may list the transaction open
+    /// (one taken after the producer's previous marker, and not after this
+    /// one): opened from it, a log without the marker would keep the
+    /// transaction open for ever. An abort marker stays: its abort is
+    /// listed in the segment's file of aborts for as long as it is, and
+    /// a `read_committed` reader that is told of an abort expects its
+    /// marker.
+    fn on_marker(&mut self, header: &BatchHeader, offset: Offset) -> bool {
+        let producer_id = header.producer_id;
+        let retained = self.retained.remove(&producer_id).unwrap_or(false);
+        let from = self
+            .last_marker
+            .insert(producer_id, offset)
+            .map_or(self.first_base, Offset::next);
+        let after = self.snapshots.partition_point(|&snapshot| snapshot < from);
+        let listed_open = self
+            .snapshots
+            .get(after)
+            .is_some_and(|&snapshot| snapshot <= offset);
+        header.marker() == Some(Marker::Commit) && !retained && !listed_open
     }
 }
 
@@ -360,6 +425,8 @@ pub(super) struct Cleaned {
 #[derive(Debug)]
 struct JobResult {
     cleaned: Vec<Cleaned>,
+    /// The markers found removable and kept, rising.
+    removable_markers: Vec<Offset>,
     /// Where the dirty part's map stopped: the new cleaned point.
     map_end: Offset,
     bytes_read: u64,
@@ -443,6 +510,17 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
             now_ms,
             forget_before_ms,
         );
+        // The markers this pass found removable, each since it was first
+        // found so; one no longer found so (its marker gone, or a record
+        // of its transaction back after a truncation) is forgotten.
+        let previous = std::mem::take(&mut checkpoint.removable_markers);
+        checkpoint.removable_markers = result
+            .removable_markers
+            .iter()
+            .filter(|&&marker| marker < end)
+            .take(cleaner_checkpoint::REMOVABLE_MARKERS_MAX)
+            .map(|&marker| (marker, previous.get(&marker).copied().unwrap_or(now_ms)))
+            .collect();
         outcome.cleaned_end = checkpoint.cleaned;
         checkpoint.clone()
     };
@@ -783,15 +861,34 @@ fn clean(job: &Job) -> Result<JobResult, CompactError> {
     }
 
     // 2. Every cleanable segment up to the map's end, record by record.
+    let snapshots = match super::producer_snapshots::snapshot_offsets(&job.dir) {
+        Ok(mut snapshots) => {
+            snapshots.sort();
+            snapshots
+        }
+        Err(error) => {
+            // Unknown snapshots: as if one were everywhere, no marker goes.
+            tracing::warn!(log = %job.dir.display(), %error, "could not list producer snapshots; no marker is removed");
+            vec![Offset(0)]
+        }
+    };
+    let mut walk = TransactionWalk {
+        retained: HashMap::new(),
+        last_marker: HashMap::new(),
+        snapshots,
+        first_base: job.segments[0].base,
+        removable: Vec::new(),
+    };
     let mut cleaned = Vec::new();
     for segment in job.segments.iter().filter(|segment| segment.base < map_end) {
         bytes_read += segment.bytes;
-        if let Some(done) = clean_segment(job, segment, &map, map_end, &mut pace)? {
+        if let Some(done) = clean_segment(job, segment, &map, map_end, &mut walk, &mut pace)? {
             cleaned.push(done);
         }
     }
     Ok(JobResult {
         cleaned,
+        removable_markers: walk.removable,
         map_end,
         bytes_read,
     })
@@ -824,6 +921,7 @@ fn clean_segment(
     segment: &JobSegment,
     map: &OffsetMap,
     map_end: Offset,
+    walk: &mut TransactionWalk,
     pace: &mut Pace,
 ) -> Result<Option<Cleaned>, CompactError> {
     let path = cleaned_path(&job.dir, segment.base);
@@ -842,12 +940,32 @@ fn clean_segment(
     while let Some((batch, _)) = reader.next(pace)? {
         let header = batch.header();
         let kind = kind(&header, &job.aborted);
+        let mut marker_goes = false;
+        if kind == Kind::Marker {
+            let removable = walk.on_marker(&header, batch.base_offset())
+                && batch.base_offset() < map_end
+                && !job.keep_whole.contains(&batch.base_offset().0);
+            if removable {
+                // Kafka's delete horizon: found removable, the marker stays
+                // `delete.retention.ms` more, so that a reader who read its
+                // transaction's records before they went still reads it.
+                match job.checkpoint.removable_markers.get(&batch.base_offset()) {
+                    Some(&since_ms)
+                        if job.now_ms.saturating_sub(since_ms)
+                            >= job.delete_retention_ms as i64 =>
+                    {
+                        marker_goes = true;
+                    }
+                    _ => walk.removable.push(batch.base_offset()),
+                }
+            }
+        }
         let whole = batch.base_offset() >= map_end
             || job.keep_whole.contains(&batch.base_offset().0)
-            || kind == Kind::Marker;
+            || (kind == Kind::Marker && !marker_goes);
         let filtered = if whole {
             Filtered::Unchanged
-        } else if kind == Kind::Aborted {
+        } else if kind == Kind::Aborted || marker_goes {
             Filtered::Empty
         } else {
             match filter::filter(&batch, |record| keep(job, map, map_end, record)) {
@@ -868,6 +986,9 @@ fn clean_segment(
             .iter()
             .map(|batch| u64::from(batch.header().record_count))
             .sum();
+        if kind != Kind::Marker && header.is_transactional() {
+            walk.on_data(header.producer_id, !kept.is_empty());
+        }
         records_removed += record_count - kept_records;
         for batch in &kept {
             max_timestamp = max_timestamp.max(Some(batch.max_timestamp()));

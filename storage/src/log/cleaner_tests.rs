@@ -838,3 +838,117 @@ fn a_follower_copies_a_compacted_log_with_its_gaps() {
         leader.close().await.unwrap();
     });
 }
+
+/// Rolls, appends a record of a new key and compacts.
+async fn another_pass(log: &Log) {
+    log.roll();
+    let key = format!("filler-{}", log.end_offset());
+    log.append(plain(&[(&key, Some("f"))])).await.unwrap();
+    log.roll();
+    log.append(plain(&[("tail", Some("t"))])).await.unwrap();
+    assert!(log.compact().await.unwrap().cleaned);
+}
+
+/// A commit marker whose transaction has no record left goes, but only
+/// `delete.retention.ms` after a pass first found it so; a marker whose
+/// transaction keeps a record stays, an abort marker stays, and so does a
+/// marker a producer snapshot may need (its transaction spans a segment's
+/// base).
+#[test]
+fn a_marker_goes_once_its_records_are_gone_and_the_retention_passed() {
+    use crate::batch::Marker::{Abort, Commit};
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let log = open(dir.path(), &clock, None).await;
+        let at = |appended: Appended| appended.base_offset.0;
+        // Segment 0.
+        at(log
+            .append(in_transaction(1, &[("k1", Some("t1"))]))
+            .await
+            .unwrap());
+        let commit_1 = at(log.append(marker(1, Commit)).await.unwrap());
+        at(log
+            .append(in_transaction(2, &[("k2", Some("t2"))]))
+            .await
+            .unwrap());
+        let commit_2 = at(log.append(marker(2, Commit)).await.unwrap());
+        at(log
+            .append(in_transaction(4, &[("k4", Some("t4"))]))
+            .await
+            .unwrap());
+        let abort_4 = at(log.append(marker(4, Abort)).await.unwrap());
+        at(log
+            .append(in_transaction(3, &[("k3", Some("t3"))]))
+            .await
+            .unwrap());
+        log.roll();
+        // Segment 1: producer 3 commits across the roll; k1 and k3 are
+        // written anew, k2 is not.
+        let commit_3 = at(log.append(marker(3, Commit)).await.unwrap());
+        log.append(plain(&[("k1", Some("p")), ("k3", Some("p"))]))
+            .await
+            .unwrap();
+        let offsets = |read: Vec<Record>| -> Vec<u64> {
+            read.into_iter().map(|(offset, _, _)| offset).collect()
+        };
+        another_pass(&log).await;
+        let kept = offsets(read_all(&log).await);
+        for marker in [commit_1, commit_2, commit_3, abort_4] {
+            assert!(kept.contains(&marker), "{marker} stays: {kept:?}");
+        }
+        assert!(!kept.contains(&0), "k1's committed record went");
+        clock.0.set(clock.0.get() + RETENTION_MS as i64 - 1);
+        another_pass(&log).await;
+        assert!(offsets(read_all(&log).await).contains(&commit_1), "not yet");
+        clock.0.set(clock.0.get() + 1);
+        another_pass(&log).await;
+        let kept = offsets(read_all(&log).await);
+        assert!(!kept.contains(&commit_1), "past the horizon: {kept:?}");
+        for marker in [commit_2, commit_3, abort_4] {
+            assert!(kept.contains(&marker), "{marker} stays: {kept:?}");
+        }
+        let view = |read: Vec<Record>| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+            read.into_iter()
+                .map(|(_, key, value)| (key, value))
+                .collect()
+        };
+        let committed = view(read_committed(&log).await);
+        assert!(committed.contains(&(b"k2".to_vec(), Some(b"t2".to_vec()))));
+        assert!(!committed.iter().any(|(key, _)| key == b"k4"));
+        assert_eq!(
+            log.aborted_transactions(Offset(0), log.end_offset()).len(),
+            1
+        );
+        log.close().await.unwrap();
+
+        // Opened again, with or without the newest snapshot: no transaction
+        // is left open, the same records read.
+        let log = open(dir.path(), &clock, None).await;
+        assert_eq!(log.stable_end(), log.visible_end());
+        assert_eq!(offsets(read_all(&log).await), kept);
+        assert_eq!(view(read_committed(&log).await), committed);
+        log.close().await.unwrap();
+        let mut snapshots: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.to_string_lossy().ends_with(PRODUCERS_SUFFIX))
+            .collect();
+        snapshots.sort();
+        for snapshot in snapshots.iter().rev() {
+            std::fs::remove_file(snapshot).unwrap();
+            let log = open(dir.path(), &clock, None).await;
+            assert!(log.open_transactions().is_empty(), "without {snapshot:?}");
+            assert_eq!(view(read_committed(&log).await), committed);
+            log.close().await.unwrap();
+            // Closing wrote one at the end again: take it out too.
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.to_string_lossy().ends_with(PRODUCERS_SUFFIX) && !snapshots.contains(&path)
+                {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+        }
+    });
+}
