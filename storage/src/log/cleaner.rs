@@ -58,17 +58,16 @@
 //! marker too. A marker stays while a producer snapshot may list its
 //! transaction open (one at an offset after the producer's previous
 //! marker, up to this one): a log opened from that snapshot finds the
-//! marker and ends the transaction. Abort markers stay, with their
-//! aborts in the `<base>.aborted` files: a `read_committed` reader told of
-//! an abort drops its producer's batches until it reads the marker, so an
-//! abort may never be listed without its marker, and removing both needs
-//! the file of aborts rewritten in step with the segment, which is not
-//! done here. An abort listed after its records are gone is harmless: the
-//! reader has nothing of it to drop.
+//! marker and ends the transaction. An abort marker goes with its abort:
+//! a `read_committed` reader told of an abort drops its producer's batches
+//! until it reads the marker, so an abort is never listed without its
+//! marker. Before the swap of a segment that loses abort markers, their
+//! aborts go from the log's state and from the segment's `<base>.aborted`
+//! file, synced; a crash in between leaves a marker whose abort is not
+//! listed, which is harmless (its records went in an earlier pass).
 //!
-//! Nothing of this changes the producer snapshots or the files of aborts:
-//! a marker removed had no snapshot listing its transaction open, and
-//! commits are not in the files of aborts.
+//! The producer snapshots stay as they are: a marker removed had no
+//! snapshot listing its transaction open.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -218,14 +217,11 @@ impl TransactionWalk {
     }
 
     /// The marker of `header` at `offset`: whether it may go, as far as its
-    /// transaction tells. A commit marker whose transaction has no batch
-    /// left may, unless a producer snapshot may list the transaction open
-    /// (one taken after the producer's previous marker, and not after this
+    /// transaction tells. A marker whose transaction has no batch left
+    /// may, unless a producer snapshot may list the transaction open (one
+    /// taken after the producer's previous marker, and not after this
     /// one): opened from it, a log without the marker would keep the
-    /// transaction open for ever. An abort marker stays: its abort is
-    /// listed in the segment's file of aborts for as long as it is, and
-    /// a `read_committed` reader that is told of an abort expects its
-    /// marker.
+    /// transaction open for ever.
     fn on_marker(&mut self, header: &BatchHeader, offset: Offset) -> bool {
         let producer_id = header.producer_id;
         let retained = self.retained.remove(&producer_id).unwrap_or(false);
@@ -238,7 +234,7 @@ impl TransactionWalk {
             .snapshots
             .get(after)
             .is_some_and(|&snapshot| snapshot <= offset);
-        header.marker() == Some(Marker::Commit) && !retained && !listed_open
+        !retained && !listed_open
     }
 }
 
@@ -420,6 +416,8 @@ pub(super) struct Cleaned {
     pub index: SegmentIndex,
     pub max_timestamp: Option<i64>,
     pub records_removed: u64,
+    /// The abort markers removed: their aborts go before the swap.
+    pub aborts_removed: Vec<Offset>,
 }
 
 #[derive(Debug)]
@@ -474,6 +472,14 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         let (before, after, removed) =
             (segment.bytes_before, segment.bytes, segment.records_removed);
         let segment_base = segment.base;
+        if !segment.aborts_removed.is_empty() {
+            if let Err(error) = forget_aborts(shared, file, &segment).await {
+                tracing::warn!(log = %dir.display(), segment = %segment_base, %error, "could not rewrite a segment's aborted transactions; its cleaning is left for the next pass");
+                let _ = std::fs::remove_file(&segment.path);
+                complete = false;
+                continue;
+            }
+        }
         match super::cleaner_swap::swap(shared, file, segment).await {
             Ok(true) => {
                 outcome.segments_cleaned += 1;
@@ -542,6 +548,58 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         "compacted"
     );
     Ok(outcome)
+}
+
+/// Before the swap of `segment`, which removes abort markers: their aborts
+/// go from the log's state and from the segment's file of aborts, synced.
+/// A `read_committed` reader told of an abort drops its producer's batches
+/// until it reads its marker, so an abort must never be listed without
+/// it; a marker read without its abort listed is harmless (its records
+/// are gone before, in an earlier pass). On failure the segment is not
+/// swapped; its aborts left out of the state are none the less gone for
+/// readers, which is as harmless. Fails, leaving all as it was, while a
+/// truncation is under way, if the segment cleaned from `old` is gone (the
+/// swap would not take place), or if the producer snapshot at its end is
+/// not there.
+async fn forget_aborts(shared: &Shared, old: &SegmentFile, segment: &Cleaned) -> io::Result<()> {
+    let (dir, aborted) = {
+        let mut state = shared.borrow_mut();
+        let current = state.segments.get(&segment.base).filter(|kept| {
+            kept.sealed
+                && kept
+                    .file
+                    .as_ref()
+                    .is_some_and(|file| std::rc::Rc::ptr_eq(&file.path, &old.path))
+        });
+        let Some(next_offset) = current.map(|kept| kept.next_offset) else {
+            return Err(io::Error::other("the segment is gone"));
+        };
+        if state.truncating {
+            return Err(io::Error::other("a truncation is under way"));
+        }
+        // The roll that sealed the segment writes its file of aborts, then
+        // the snapshot at its end: until that snapshot is there, the
+        // roll's write may still land after this one.
+        let snapshot = segment_path(&state.dir, next_offset, super::PRODUCERS_SUFFIX);
+        if !snapshot.exists() {
+            return Err(io::Error::other(
+                "the segment's roll has not written its aborts yet",
+            ));
+        }
+        state.transactions.forget_aborts(&segment.aborts_removed);
+        let aborted = state
+            .transactions
+            .aborted_in_segment(segment.base, next_offset);
+        (state.dir.clone(), aborted)
+    };
+    let base = segment.base;
+    glommio::executor()
+        .spawn_blocking({
+            let dir = dir.clone();
+            move || super::producer_snapshots::write_aborted(&dir, base, &aborted)
+        })
+        .await?;
+    super::segment::sync_dir(&dir).await
 }
 
 fn plan(shared: &Shared) -> Plan {
@@ -937,6 +995,7 @@ fn clean_segment(
     let mut max_timestamp = None;
     let mut last_relative = 0;
     let mut records_removed = 0_u64;
+    let mut aborts_removed = Vec::new();
     while let Some((batch, _)) = reader.next(pace)? {
         let header = batch.header();
         let kind = kind(&header, &job.aborted);
@@ -955,6 +1014,9 @@ fn clean_segment(
                             >= job.delete_retention_ms as i64 =>
                     {
                         marker_goes = true;
+                        if header.marker() == Some(Marker::Abort) {
+                            aborts_removed.push(batch.base_offset());
+                        }
                     }
                     _ => walk.removable.push(batch.base_offset()),
                 }
@@ -1026,5 +1088,6 @@ fn clean_segment(
         index,
         max_timestamp,
         records_removed,
+        aborts_removed,
     }))
 }

@@ -849,11 +849,11 @@ async fn another_pass(log: &Log) {
     assert!(log.compact().await.unwrap().cleaned);
 }
 
-/// A commit marker whose transaction has no record left goes, but only
-/// `delete.retention.ms` after a pass first found it so; a marker whose
-/// transaction keeps a record stays, an abort marker stays, and so does a
-/// marker a producer snapshot may need (its transaction spans a segment's
-/// base).
+/// A marker whose transaction has no record left goes, but only
+/// `delete.retention.ms` after a pass first found it so, and an abort
+/// marker with its abort; a marker whose transaction keeps a record stays,
+/// and so does a marker a producer snapshot may need (its transaction
+/// spans a segment's base).
 #[test]
 fn a_marker_goes_once_its_records_are_gone_and_the_retention_passed() {
     use crate::batch::Marker::{Abort, Commit};
@@ -901,11 +901,18 @@ fn a_marker_goes_once_its_records_are_gone_and_the_retention_passed() {
         clock.0.set(clock.0.get() + RETENTION_MS as i64 - 1);
         another_pass(&log).await;
         assert!(offsets(read_all(&log).await).contains(&commit_1), "not yet");
+        assert_eq!(
+            log.aborted_transactions(Offset(0), log.end_offset()).len(),
+            1,
+            "listed while its marker is kept"
+        );
+        assert!(dir.path().join(format!("{:020}.aborted", 0)).exists());
         clock.0.set(clock.0.get() + 1);
         another_pass(&log).await;
         let kept = offsets(read_all(&log).await);
         assert!(!kept.contains(&commit_1), "past the horizon: {kept:?}");
-        for marker in [commit_2, commit_3, abort_4] {
+        assert!(!kept.contains(&abort_4), "past the horizon: {kept:?}");
+        for marker in [commit_2, commit_3] {
             assert!(kept.contains(&marker), "{marker} stays: {kept:?}");
         }
         let view = |read: Vec<Record>| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
@@ -917,8 +924,13 @@ fn a_marker_goes_once_its_records_are_gone_and_the_retention_passed() {
         assert!(committed.contains(&(b"k2".to_vec(), Some(b"t2".to_vec()))));
         assert!(!committed.iter().any(|(key, _)| key == b"k4"));
         assert_eq!(
-            log.aborted_transactions(Offset(0), log.end_offset()).len(),
-            1
+            log.aborted_transactions(Offset(0), log.end_offset()),
+            [],
+            "the abort went with its marker"
+        );
+        assert!(
+            !dir.path().join(format!("{:020}.aborted", 0)).exists(),
+            "and from the segment's file"
         );
         log.close().await.unwrap();
 
@@ -928,6 +940,7 @@ fn a_marker_goes_once_its_records_are_gone_and_the_retention_passed() {
         assert_eq!(log.stable_end(), log.visible_end());
         assert_eq!(offsets(read_all(&log).await), kept);
         assert_eq!(view(read_committed(&log).await), committed);
+        assert_eq!(log.aborted_transactions(Offset(0), log.end_offset()), []);
         log.close().await.unwrap();
         let mut snapshots: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -939,6 +952,7 @@ fn a_marker_goes_once_its_records_are_gone_and_the_retention_passed() {
             std::fs::remove_file(snapshot).unwrap();
             let log = open(dir.path(), &clock, None).await;
             assert!(log.open_transactions().is_empty(), "without {snapshot:?}");
+            assert_eq!(log.aborted_transactions(Offset(0), log.end_offset()), []);
             assert_eq!(view(read_committed(&log).await), committed);
             log.close().await.unwrap();
             // Closing wrote one at the end again: take it out too.

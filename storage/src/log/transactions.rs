@@ -308,6 +308,14 @@ impl Transactions {
         }
     }
 
+    /// Forgets the aborts whose markers are at `markers`: the cleaner
+    /// removes those markers, the records of their transactions gone.
+    pub fn forget_aborts(&mut self, markers: &[Offset]) {
+        for marker in markers {
+            self.aborted.remove(marker);
+        }
+    }
+
     /// Forgets the aborts whose markers are below `first_base`, the base of
     /// the first segment kept: their segments are deleted.
     pub fn forget_below(&mut self, first_base: Offset) {
