@@ -966,3 +966,111 @@ fn a_marker_goes_once_its_records_are_gone_and_the_retention_passed() {
         }
     });
 }
+
+/// Random traffic of plain records and transactions (committed, aborted,
+/// some left open a while) on a few keys, compacted now and then as the
+/// clock moves: a `read_committed` reader gets only committed records,
+/// each as appended, and the latest committed value of every key; after a
+/// reopen too, with no transaction left open.
+#[test]
+fn the_committed_view_of_a_compacted_log_of_transactions_is_the_models() {
+    use crate::batch::Marker::{Abort, Commit};
+    for seed in 0..6 {
+        run(move || async move {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let dir = tempfile::tempdir().unwrap();
+            let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+            let log = open(dir.path(), &clock, None).await;
+            // Committed records by offset; each open transaction's records.
+            let mut committed: BTreeMap<u64, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+            let mut ongoing: BTreeMap<i64, Vec<Record>> = BTreeMap::new();
+            for step in 0..300 {
+                let key = format!("k{}", rng.random_range(0..6));
+                let value = format!("{seed}-{step}");
+                match rng.random_range(0..10) {
+                    0..=2 => {
+                        let at = log
+                            .append(plain(&[(&key, Some(&value))]))
+                            .await
+                            .unwrap()
+                            .base_offset;
+                        committed.insert(at.0, (key.into_bytes(), value.into_bytes()));
+                    }
+                    3..=6 => {
+                        let producer_id = rng.random_range(1..5);
+                        let at = log
+                            .append(in_transaction(producer_id, &[(&key, Some(&value))]))
+                            .await
+                            .unwrap()
+                            .base_offset;
+                        ongoing.entry(producer_id).or_default().push((
+                            at.0,
+                            key.into_bytes(),
+                            Some(value.into_bytes()),
+                        ));
+                    }
+                    _ => {
+                        let producer_id = rng.random_range(1..5);
+                        let commit = rng.random_bool(0.6);
+                        log.append(marker(producer_id, if commit { Commit } else { Abort }))
+                            .await
+                            .unwrap();
+                        let records = ongoing.remove(&producer_id).unwrap_or_default();
+                        if commit {
+                            for (at, key, value) in records {
+                                committed.insert(at, (key, value.unwrap()));
+                            }
+                        }
+                    }
+                }
+                if rng.random_bool(0.08) {
+                    log.roll();
+                }
+                if rng.random_bool(0.05) {
+                    clock
+                        .0
+                        .set(clock.0.get() + rng.random_range(0..RETENTION_MS as i64));
+                    log.compact().await.unwrap();
+                }
+            }
+            for producer_id in ongoing.keys().copied().collect::<Vec<_>>() {
+                log.append(marker(producer_id, Commit)).await.unwrap();
+                for (at, key, value) in ongoing.remove(&producer_id).unwrap() {
+                    committed.insert(at, (key, value.unwrap()));
+                }
+            }
+            for _ in 0..3 {
+                clock.0.set(clock.0.get() + RETENTION_MS as i64);
+                another_pass(&log).await;
+            }
+            let check = |read: Vec<Record>| {
+                let mut latest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+                for (offset, (key, _)) in &committed {
+                    latest.insert(key.clone(), *offset);
+                }
+                for (offset, key, value) in &read {
+                    if key.starts_with(b"filler") || key == b"tail" {
+                        continue;
+                    }
+                    let (model_key, model_value) = committed
+                        .get(offset)
+                        .unwrap_or_else(|| panic!("seed {seed}: {offset} is not committed"));
+                    assert_eq!((model_key, Some(model_value)), (key, value.as_ref()));
+                }
+                for (key, offset) in latest {
+                    assert!(
+                        read.iter().any(|(at, _, _)| *at == offset),
+                        "seed {seed}: the latest of {key:?} at {offset} is gone"
+                    );
+                }
+            };
+            check(read_committed(&log).await);
+            log.close().await.unwrap();
+            let log = open(dir.path(), &clock, None).await;
+            assert!(log.open_transactions().is_empty(), "seed {seed}");
+            assert_eq!(log.stable_end(), log.visible_end(), "seed {seed}");
+            check(read_committed(&log).await);
+            log.close().await.unwrap();
+        });
+    }
+}
