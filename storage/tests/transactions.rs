@@ -496,3 +496,65 @@ fn a_stable_waiter_wakes_at_the_marker_not_at_an_append_behind_the_open_transact
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_transaction_stays_unstable_until_the_high_watermark_passes_its_marker() {
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        log.set_high_watermark(Some(Offset(0)));
+        log.append(plain(2)).await.unwrap(); // 0..=1
+        log.append(transactional(7, 0, 2)).await.unwrap(); // 2..=3, opens
+        log.append(plain(1)).await.unwrap(); // 4
+        log.append(Batch::marker(7, 0, Marker::Commit, 1, 1_000).unwrap())
+            .await
+            .unwrap(); // 5
+        log.append(plain(1)).await.unwrap(); // 6
+        for (high_watermark, stable) in [(1, 1), (2, 2), (5, 2), (6, 6), (7, 7)] {
+            log.set_high_watermark(Some(Offset(high_watermark)));
+            assert_eq!(
+                log.stable_end(),
+                Offset(stable),
+                "under a high watermark of {high_watermark}"
+            );
+            assert_eq!(
+                log.last_stable_offset(Offset(high_watermark)),
+                Offset(stable)
+            );
+        }
+        // Replicated once, ended for good.
+        log.set_high_watermark(Some(Offset(7)));
+        assert_eq!(log.last_stable_offset(Offset(5)), Offset(5));
+
+        // A marker not replicated and cut by a truncation: the transaction
+        // is open again, and stays so past any high watermark.
+        log.append(transactional(8, 0, 1)).await.unwrap(); // 7, opens
+        log.append(Batch::marker(8, 0, Marker::Abort, 1, 1_000).unwrap())
+            .await
+            .unwrap(); // 8
+        log.set_high_watermark(Some(Offset(8)));
+        assert_eq!(log.stable_end(), Offset(7), "the abort not replicated");
+        assert_eq!(log.truncate_to(Offset(8)).await.unwrap(), Offset(8));
+        assert_eq!(log.open_transactions(), [(8, 0, Offset(7))]);
+        log.append(plain(1)).await.unwrap(); // 8
+        log.set_high_watermark(Some(Offset(9)));
+        assert_eq!(log.stable_end(), Offset(7));
+        assert!(log.aborted_transactions(Offset(0), Offset(9)).is_empty());
+        log.append(Batch::marker(8, 0, Marker::Commit, 1, 1_000).unwrap())
+            .await
+            .unwrap(); // 9
+        assert_eq!(log.stable_end(), Offset(7), "the commit not replicated");
+        log.set_high_watermark(Some(Offset(10)));
+        assert_eq!(log.stable_end(), Offset(10));
+
+        // Without a high watermark (one replica), a marker counts once
+        // stored, as any batch does.
+        log.set_high_watermark(None);
+        log.append(transactional(9, 0, 1)).await.unwrap(); // 10
+        log.append(Batch::marker(9, 0, Marker::Commit, 1, 1_000).unwrap())
+            .await
+            .unwrap(); // 11
+        assert_eq!(log.stable_end(), log.visible_end());
+        log.close().await.unwrap();
+    });
+}

@@ -286,6 +286,8 @@ fn queue(
         producer.map(|producer| state.producers.record(&producer, base, last_offset));
     // Markers are transactional too: one flag says whether to look.
     let transaction_undo = if batch.is_transactional() {
+        let visible_end = state.visible_end();
+        state.transactions.replicated_to(visible_end);
         state
             .transactions
             .record(&batch.header(), base, last_offset)

@@ -36,6 +36,38 @@
 //! producer snapshots are at segment bases, which compaction never moves.
 //! Records without a key are dropped, as Kafka's cleaner drops them; a
 //! compacted log refuses them on append.
+//!
+//! # Transactions
+//!
+//! As Kafka's cleaner does: the cleanable part ends at the last stable
+//! offset, so an open transaction's records and all after them stay as
+//! they are; below it every transaction has ended. The records of a
+//! committed one are compacted as any other (they go in the offset map,
+//! the latest value of a key wins). The record batches of an aborted one
+//! (a transactional batch of a producer within one of its aborted
+//! transactions, first offset to marker, as the log's state lists them)
+//! are removed, and never hide an older value of their keys.
+//!
+//! A commit marker goes once its transaction has no batch left (Kafka's
+//! `CleanedTransactionMetadata`: the segments are read in order, and a
+//! marker whose transaction kept no batch in the pass is removable), but
+//! not at once: the pass that first finds it so remembers when in the
+//! `cleaner_checkpoint` file, and a pass `delete.retention.ms` later
+//! removes it, as a tombstone goes (Kafka's delete horizon), so that a
+//! reader who read the transaction's records before they went reads its
+//! marker too. A marker stays while a producer snapshot may list its
+//! transaction open (one at an offset after the producer's previous
+//! marker, up to this one): a log opened from that snapshot finds the
+//! marker and ends the transaction. An abort marker goes with its abort:
+//! a `read_committed` reader told of an abort drops its producer's batches
+//! until it reads the marker, so an abort is never listed without its
+//! marker. Before the swap of a segment that loses abort markers, their
+//! aborts go from the log's state and from the segment's `<base>.aborted`
+//! file, synced; a crash in between leaves a marker whose abort is not
+//! listed, which is harmless (its records went in an earlier pass).
+//!
+//! The producer snapshots stay as they are: a marker removed had no
+//! snapshot listing its transaction open.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -55,12 +87,13 @@ use super::{
     cleaner_checkpoint::{self, CleanerCheckpoint},
     index::SegmentIndex,
     segment::{segment_path, SegmentFile, LOG_SUFFIX},
+    transactions::AbortedTransaction,
     Shared,
 };
 use crate::{
     batch::{
         filter::{self, Filtered, RecordKey},
-        Batch, BatchHeader, BATCH_BYTES_MAX, BATCH_HEADER_BYTES,
+        Batch, BatchHeader, Marker, BATCH_BYTES_MAX, BATCH_HEADER_BYTES,
     },
     Offset,
 };
@@ -122,13 +155,113 @@ pub fn cleaner_totals() -> CleanerTotals {
     }
 }
 
-/// Whether a batch is part of a transaction (its records, or its marker):
-/// the cleaner keeps such batches whole and out of its offset map. Kafka
-/// removes an aborted transaction's records and, later, the markers of
-/// transactions whose records are gone; this cleaner keeps both, which
-/// loses nothing and keeps every marker a rebuilt log needs.
-fn in_transaction(header: &crate::batch::BatchHeader) -> bool {
-    header.is_transactional() || header.marker().is_some()
+/// The aborted transactions of the cleanable part, by producer: each one's
+/// first offset and its marker's, in marker order. A producer has one
+/// transaction at a time, so its aborted ones never overlap.
+#[derive(Debug, Default)]
+struct AbortedRanges {
+    by_producer: HashMap<i64, Vec<(Offset, Offset)>>,
+}
+
+impl AbortedRanges {
+    fn new(aborted: &[AbortedTransaction]) -> AbortedRanges {
+        let mut by_producer: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
+        for aborted in aborted {
+            let ranges = by_producer.entry(aborted.producer_id).or_default();
+            if let Some(&(_, previous)) = ranges.last() {
+                assert!(
+                    previous < aborted.first_offset,
+                    "aborted transactions of producer {} overlap: {previous} >= {}",
+                    aborted.producer_id,
+                    aborted.first_offset
+                );
+            }
+            ranges.push((aborted.first_offset, aborted.last_offset));
+        }
+        AbortedRanges { by_producer }
+    }
+
+    /// Whether the transactional batch of `header` belongs to an aborted
+    /// transaction of its producer.
+    fn contains(&self, header: &BatchHeader) -> bool {
+        let Some(ranges) = self.by_producer.get(&header.producer_id) else {
+            return false;
+        };
+        let base = Offset(header.base_offset);
+        let after = ranges.partition_point(|&(_, marker)| marker < base);
+        ranges.get(after).is_some_and(|&(first, _)| first <= base)
+    }
+}
+
+/// The transactions met while the cleanable segments are read in order, to
+/// tell which markers may go (Kafka's `CleanedTransactionMetadata`).
+struct TransactionWalk {
+    /// The producers whose transaction is being read: whether a batch of
+    /// it is kept.
+    retained: HashMap<i64, bool>,
+    /// Each producer's last marker read: its next transaction starts past
+    /// it.
+    last_marker: HashMap<i64, Offset>,
+    /// The offsets of the producer snapshots, rising.
+    snapshots: Vec<Offset>,
+    /// The base of the first cleanable segment.
+    first_base: Offset,
+    /// The markers found removable and kept, rising.
+    removable: Vec<Offset>,
+}
+
+impl TransactionWalk {
+    /// A record batch of the transaction of `producer_id`, kept or not.
+    fn on_data(&mut self, producer_id: i64, kept: bool) {
+        *self.retained.entry(producer_id).or_default() |= kept;
+    }
+
+    /// The marker of `header` at `offset`: whether it may go, as far as its
+    /// transaction tells. A marker whose transaction has no batch left
+    /// may, unless a producer snapshot may list the transaction open (one
+    /// taken after the producer's previous marker, and not after this
+    /// one): opened from it, a log without the marker would keep the
+    /// transaction open for ever.
+    fn on_marker(&mut self, header: &BatchHeader, offset: Offset) -> bool {
+        let producer_id = header.producer_id;
+        let retained = self.retained.remove(&producer_id).unwrap_or(false);
+        let from = self
+            .last_marker
+            .insert(producer_id, offset)
+            .map_or(self.first_base, Offset::next);
+        let after = self.snapshots.partition_point(|&snapshot| snapshot < from);
+        let listed_open = self
+            .snapshots
+            .get(after)
+            .is_some_and(|&snapshot| snapshot <= offset);
+        !retained && !listed_open
+    }
+}
+
+/// What the cleaner does with a batch, by its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Not in a transaction, or in a committed one: compacted by key.
+    Compacted,
+    /// A record batch of an aborted transaction: removed, and never a newer
+    /// value of its keys.
+    Aborted,
+    /// A marker (a control batch): kept whole, and out of the offset map
+    /// (its key is not a record's).
+    Marker,
+}
+
+/// The cleaner plans only below the last stable offset, so a
+/// transactional batch it reads belongs to a transaction that has ended:
+/// committed unless the log's aborted transactions list it.
+fn kind(header: &BatchHeader, aborted: &AbortedRanges) -> Kind {
+    if header.marker().is_some() {
+        Kind::Marker
+    } else if header.is_transactional() && aborted.contains(header) {
+        Kind::Aborted
+    } else {
+        Kind::Compacted
+    }
 }
 
 fn count(outcome: &CompactionOutcome) {
@@ -268,6 +401,8 @@ struct Job {
     delete_retention_ms: u64,
     /// Base offsets of the last batch of each idempotent producer.
     keep_whole: HashSet<u64>,
+    /// The aborted transactions with records in the cleanable segments.
+    aborted: AbortedRanges,
     index_interval_bytes: u64,
 }
 
@@ -281,11 +416,15 @@ pub(super) struct Cleaned {
     pub index: SegmentIndex,
     pub max_timestamp: Option<i64>,
     pub records_removed: u64,
+    /// The abort markers removed: their aborts go before the swap.
+    pub aborts_removed: Vec<Offset>,
 }
 
 #[derive(Debug)]
 struct JobResult {
     cleaned: Vec<Cleaned>,
+    /// The markers found removable and kept, rising.
+    removable_markers: Vec<Offset>,
     /// Where the dirty part's map stopped: the new cleaned point.
     map_end: Offset,
     bytes_read: u64,
@@ -333,6 +472,14 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         let (before, after, removed) =
             (segment.bytes_before, segment.bytes, segment.records_removed);
         let segment_base = segment.base;
+        if !segment.aborts_removed.is_empty() {
+            if let Err(error) = forget_aborts(shared, file, &segment).await {
+                tracing::warn!(log = %dir.display(), segment = %segment_base, %error, "could not rewrite a segment's aborted transactions; its cleaning is left for the next pass");
+                let _ = std::fs::remove_file(&segment.path);
+                complete = false;
+                continue;
+            }
+        }
         match super::cleaner_swap::swap(shared, file, segment).await {
             Ok(true) => {
                 outcome.segments_cleaned += 1;
@@ -369,6 +516,17 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
             now_ms,
             forget_before_ms,
         );
+        // The markers this pass found removable, each since it was first
+        // found so; one no longer found so (its marker gone, or a record
+        // of its transaction back after a truncation) is forgotten.
+        let previous = std::mem::take(&mut checkpoint.removable_markers);
+        checkpoint.removable_markers = result
+            .removable_markers
+            .iter()
+            .filter(|&&marker| marker < end)
+            .take(cleaner_checkpoint::REMOVABLE_MARKERS_MAX)
+            .map(|&marker| (marker, previous.get(&marker).copied().unwrap_or(now_ms)))
+            .collect();
         outcome.cleaned_end = checkpoint.cleaned;
         checkpoint.clone()
     };
@@ -390,6 +548,58 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         "compacted"
     );
     Ok(outcome)
+}
+
+/// Before the swap of `segment`, which removes abort markers: their aborts
+/// go from the log's state and from the segment's file of aborts, synced.
+/// A `read_committed` reader told of an abort drops its producer's batches
+/// until it reads its marker, so an abort must never be listed without
+/// it; a marker read without its abort listed is harmless (its records
+/// are gone before, in an earlier pass). On failure the segment is not
+/// swapped; its aborts left out of the state are none the less gone for
+/// readers, which is as harmless. Fails, leaving all as it was, while a
+/// truncation is under way, if the segment cleaned from `old` is gone (the
+/// swap would not take place), or if the producer snapshot at its end is
+/// not there.
+async fn forget_aborts(shared: &Shared, old: &SegmentFile, segment: &Cleaned) -> io::Result<()> {
+    let (dir, aborted) = {
+        let mut state = shared.borrow_mut();
+        let current = state.segments.get(&segment.base).filter(|kept| {
+            kept.sealed
+                && kept
+                    .file
+                    .as_ref()
+                    .is_some_and(|file| std::rc::Rc::ptr_eq(&file.path, &old.path))
+        });
+        let Some(next_offset) = current.map(|kept| kept.next_offset) else {
+            return Err(io::Error::other("the segment is gone"));
+        };
+        if state.truncating {
+            return Err(io::Error::other("a truncation is under way"));
+        }
+        // The roll that sealed the segment writes its file of aborts, then
+        // the snapshot at its end: until that snapshot is there, the
+        // roll's write may still land after this one.
+        let snapshot = segment_path(&state.dir, next_offset, super::PRODUCERS_SUFFIX);
+        if !snapshot.exists() {
+            return Err(io::Error::other(
+                "the segment's roll has not written its aborts yet",
+            ));
+        }
+        state.transactions.forget_aborts(&segment.aborts_removed);
+        let aborted = state
+            .transactions
+            .aborted_in_segment(segment.base, next_offset);
+        (state.dir.clone(), aborted)
+    };
+    let base = segment.base;
+    glommio::executor()
+        .spawn_blocking({
+            let dir = dir.clone();
+            move || super::producer_snapshots::write_aborted(&dir, base, &aborted)
+        })
+        .await?;
+    super::segment::sync_dir(&dir).await
 }
 
 fn plan(shared: &Shared) -> Plan {
@@ -415,7 +625,9 @@ fn plan(shared: &Shared) -> Plan {
     let checkpoint = checkpoint.clone();
     let now_ms = state.clock.now_ms();
     let config = &state.config.compaction;
-    let limit = state.visible_end().min(state.durable_end);
+    // Never past the last stable offset: an open transaction's records,
+    // and all after them, stay as they are until it ends.
+    let limit = state.stable_end().min(state.durable_end);
     let lag_horizon = now_ms.saturating_sub(config.min_compaction_lag_ms as i64);
     let deletable = state.segments.len().saturating_sub(1);
     let mut segments = Vec::new();
@@ -474,6 +686,7 @@ fn plan(shared: &Shared) -> Plan {
             job: None,
         };
     }
+    let aborted = AbortedRanges::new(&state.transactions.aborted(segments[0].base, cleanable_end));
     let job = Job {
         dir,
         segments,
@@ -482,6 +695,7 @@ fn plan(shared: &Shared) -> Plan {
         now_ms,
         delete_retention_ms: config.delete_retention_ms,
         keep_whole: state.producers.last_batch_bases(),
+        aborted,
         index_interval_bytes: state.config.index_interval_bytes,
     };
     Plan {
@@ -681,10 +895,8 @@ fn clean(job: &Job) -> Result<JobResult, CompactError> {
                 break 'segments;
             }
             let dirty_start = job.dirty_start;
-            if in_transaction(&header) {
-                // Kept whole below, and not a newer value of its keys: an
-                // aborted transaction's record must not hide a committed
-                // one, and a marker's key is not a record's.
+            if kind(&header, &job.aborted) != Kind::Compacted {
+                // An aborted record must not hide a committed one.
                 map_end = batch.last_offset().next();
                 continue;
             }
@@ -707,15 +919,34 @@ fn clean(job: &Job) -> Result<JobResult, CompactError> {
     }
 
     // 2. Every cleanable segment up to the map's end, record by record.
+    let snapshots = match super::producer_snapshots::snapshot_offsets(&job.dir) {
+        Ok(mut snapshots) => {
+            snapshots.sort();
+            snapshots
+        }
+        Err(error) => {
+            // Unknown snapshots: as if one were everywhere, no marker goes.
+            tracing::warn!(log = %job.dir.display(), %error, "could not list producer snapshots; no marker is removed");
+            vec![Offset(0)]
+        }
+    };
+    let mut walk = TransactionWalk {
+        retained: HashMap::new(),
+        last_marker: HashMap::new(),
+        snapshots,
+        first_base: job.segments[0].base,
+        removable: Vec::new(),
+    };
     let mut cleaned = Vec::new();
     for segment in job.segments.iter().filter(|segment| segment.base < map_end) {
         bytes_read += segment.bytes;
-        if let Some(done) = clean_segment(job, segment, &map, map_end, &mut pace)? {
+        if let Some(done) = clean_segment(job, segment, &map, map_end, &mut walk, &mut pace)? {
             cleaned.push(done);
         }
     }
     Ok(JobResult {
         cleaned,
+        removable_markers: walk.removable,
         map_end,
         bytes_read,
     })
@@ -748,6 +979,7 @@ fn clean_segment(
     segment: &JobSegment,
     map: &OffsetMap,
     map_end: Offset,
+    walk: &mut TransactionWalk,
     pace: &mut Pace,
 ) -> Result<Option<Cleaned>, CompactError> {
     let path = cleaned_path(&job.dir, segment.base);
@@ -763,12 +995,40 @@ fn clean_segment(
     let mut max_timestamp = None;
     let mut last_relative = 0;
     let mut records_removed = 0_u64;
+    let mut aborts_removed = Vec::new();
     while let Some((batch, _)) = reader.next(pace)? {
+        let header = batch.header();
+        let kind = kind(&header, &job.aborted);
+        let mut marker_goes = false;
+        if kind == Kind::Marker {
+            let removable = walk.on_marker(&header, batch.base_offset())
+                && batch.base_offset() < map_end
+                && !job.keep_whole.contains(&batch.base_offset().0);
+            if removable {
+                // Kafka's delete horizon: found removable, the marker stays
+                // `delete.retention.ms` more, so that a reader who read its
+                // transaction's records before they went still reads it.
+                match job.checkpoint.removable_markers.get(&batch.base_offset()) {
+                    Some(&since_ms)
+                        if job.now_ms.saturating_sub(since_ms)
+                            >= job.delete_retention_ms as i64 =>
+                    {
+                        marker_goes = true;
+                        if header.marker() == Some(Marker::Abort) {
+                            aborts_removed.push(batch.base_offset());
+                        }
+                    }
+                    _ => walk.removable.push(batch.base_offset()),
+                }
+            }
+        }
         let whole = batch.base_offset() >= map_end
             || job.keep_whole.contains(&batch.base_offset().0)
-            || in_transaction(&batch.header());
+            || (kind == Kind::Marker && !marker_goes);
         let filtered = if whole {
             Filtered::Unchanged
+        } else if kind == Kind::Aborted || marker_goes {
+            Filtered::Empty
         } else {
             match filter::filter(&batch, |record| keep(job, map, map_end, record)) {
                 Ok(filtered) => filtered,
@@ -788,6 +1048,9 @@ fn clean_segment(
             .iter()
             .map(|batch| u64::from(batch.header().record_count))
             .sum();
+        if kind != Kind::Marker && header.is_transactional() {
+            walk.on_data(header.producer_id, !kept.is_empty());
+        }
         records_removed += record_count - kept_records;
         for batch in &kept {
             max_timestamp = max_timestamp.max(Some(batch.max_timestamp()));
@@ -825,5 +1088,6 @@ fn clean_segment(
         index,
         max_timestamp,
         records_removed,
+        aborts_removed,
     }))
 }

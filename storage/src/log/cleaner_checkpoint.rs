@@ -3,13 +3,18 @@
 //! of the log ends (the dirty part starts there), and when each recent pass
 //! reached how far, so that a tombstone is removed only once
 //! `delete.retention.ms` has passed since the pass that first cleaned it
-//! (consumers that read the log from its start get that long to see it).
+//! (consumers that read the log from its start get that long to see it),
+//! and the markers of transactions found removable (their records all
+//! gone) with when each was first found so, so that a marker too goes only
+//! `delete.retention.ms` later: Kafka's delete horizon of a control batch.
 //!
 //! ```text
-//! magic     u32  "SLCC"
+//! magic     u32  "SLC2" ("SLCC": the same without markers)
 //! cleaned   u64  the end of the cleaned part
 //! count     u32  passes, at most PASSES_MAX
 //! passes    count × (end u64, at_ms i64), ends rising
+//! markers   u32  count, at most REMOVABLE_MARKERS_MAX, and as many
+//!                (offset u64, since_ms i64), offsets rising
 //! crc       u32  CRC-32C of all before
 //! ```
 //!
@@ -25,7 +30,14 @@ use crate::Offset;
 
 pub const CLEANER_CHECKPOINT_NAME: &str = "cleaner-checkpoint";
 const TEMPORARY_NAME: &str = "cleaner-checkpoint.tmp";
-pub const CLEANER_CHECKPOINT_MAGIC: u32 = 0x4343_4c53; // "SLCC"
+pub const CLEANER_CHECKPOINT_MAGIC: u32 = 0x3243_4c53; // "SLC2"
+/// The checkpoint before markers were removed: read as one without any.
+const CLEANER_CHECKPOINT_MAGIC_V1: u32 = 0x4343_4c53; // "SLCC"
+
+/// The removable markers remembered (16 bytes each on disk, 1 MiB). One
+/// found past it is not remembered in that pass, and is found again by a
+/// later one: it only stays longer.
+pub const REMOVABLE_MARKERS_MAX: usize = 65_536;
 
 /// The passes remembered. A pass every 15 s for a day of
 /// `delete.retention.ms` is 5,760; past this the two oldest merge into one
@@ -34,6 +46,7 @@ pub const PASSES_MAX: usize = 1024;
 
 const FIXED_BYTES: usize = 4 + 8 + 4 + 4;
 const PASS_BYTES: usize = 16;
+const MARKER_BYTES: usize = 16;
 
 /// One cleaning pass: it cleaned the log up to `end` at `at_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +61,9 @@ pub struct CleanerCheckpoint {
     pub cleaned: Offset,
     /// Recent passes, ends rising.
     pub passes: Vec<Pass>,
+    /// The markers the last pass found removable and kept, by offset:
+    /// when each was first found so.
+    pub removable_markers: std::collections::BTreeMap<Offset, i64>,
 }
 
 impl CleanerCheckpoint {
@@ -100,6 +116,8 @@ impl CleanerCheckpoint {
             }
             self.passes.dedup_by_key(|pass| pass.end);
         }
+        // A marker past the end is gone, or another at its offset.
+        self.removable_markers.split_off(&end);
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -110,6 +128,16 @@ impl CleanerCheckpoint {
         for pass in &self.passes {
             out.extend_from_slice(&pass.end.0.to_le_bytes());
             out.extend_from_slice(&pass.at_ms.to_le_bytes());
+        }
+        assert!(
+            self.removable_markers.len() <= REMOVABLE_MARKERS_MAX,
+            "{} removable markers, over the cap",
+            self.removable_markers.len()
+        );
+        out.extend_from_slice(&(self.removable_markers.len() as u32).to_le_bytes());
+        for (offset, since_ms) in &self.removable_markers {
+            out.extend_from_slice(&offset.0.to_le_bytes());
+            out.extend_from_slice(&since_ms.to_le_bytes());
         }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -126,12 +154,38 @@ impl CleanerCheckpoint {
             return None;
         }
         let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8"));
-        if u32::from_le_bytes(body[0..4].try_into().ok()?) != CLEANER_CHECKPOINT_MAGIC {
-            return None;
-        }
+        let with_markers = match u32::from_le_bytes(body[0..4].try_into().ok()?) {
+            CLEANER_CHECKPOINT_MAGIC => true,
+            CLEANER_CHECKPOINT_MAGIC_V1 => false,
+            _ => return None,
+        };
         let cleaned = Offset(u64_at(4));
         let count = u32::from_le_bytes(body[12..16].try_into().ok()?) as usize;
-        if count > PASSES_MAX || body.len() != 16 + count * PASS_BYTES {
+        let passes_end = 16 + count * PASS_BYTES;
+        if count > PASSES_MAX || body.len() < passes_end {
+            return None;
+        }
+        let mut removable_markers = std::collections::BTreeMap::new();
+        if with_markers {
+            let markers =
+                u32::from_le_bytes(body.get(passes_end..passes_end + 4)?.try_into().ok()?) as usize;
+            let markers_at = passes_end + 4;
+            if markers > REMOVABLE_MARKERS_MAX || body.len() != markers_at + markers * MARKER_BYTES
+            {
+                return None;
+            }
+            for index in 0..markers {
+                let at = markers_at + index * MARKER_BYTES;
+                let offset = Offset(u64_at(at));
+                if removable_markers
+                    .last_key_value()
+                    .is_some_and(|(&last, _)| last >= offset)
+                {
+                    return None;
+                }
+                removable_markers.insert(offset, u64_at(at + 8) as i64);
+            }
+        } else if body.len() != passes_end {
             return None;
         }
         let passes: Vec<Pass> = (0..count)
@@ -148,7 +202,11 @@ impl CleanerCheckpoint {
         {
             return None;
         }
-        Some(CleanerCheckpoint { cleaned, passes })
+        Some(CleanerCheckpoint {
+            cleaned,
+            passes,
+            removable_markers,
+        })
     }
 }
 
@@ -186,8 +244,19 @@ mod tests {
         let mut checkpoint = CleanerCheckpoint::default();
         checkpoint.record(Offset(10), 1_000, 0);
         checkpoint.record(Offset(25), 2_000, 0);
+        checkpoint.removable_markers.insert(Offset(3), 1_000);
+        checkpoint.removable_markers.insert(Offset(12), 2_000);
         let bytes = checkpoint.encode();
         assert_eq!(CleanerCheckpoint::decode(&bytes), Some(checkpoint.clone()));
+        // One written before markers were kept reads without any.
+        let mut old = CleanerCheckpoint::default();
+        old.record(Offset(10), 1_000, 0);
+        let mut old_bytes = old.encode();
+        old_bytes.truncate(old_bytes.len() - 8);
+        old_bytes[..4].copy_from_slice(&CLEANER_CHECKPOINT_MAGIC_V1.to_le_bytes());
+        let crc = crc32c::crc32c(&old_bytes);
+        old_bytes.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(CleanerCheckpoint::decode(&old_bytes), Some(old));
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 1;

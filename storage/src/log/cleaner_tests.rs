@@ -404,49 +404,205 @@ fn an_idempotent_producer_keeps_its_sequence_through_compaction_and_reopen() {
     });
 }
 
+/// A transactional batch of the broker's (no sequence) of `records`.
+fn in_transaction(producer_id: i64, records: &[(&str, Option<&str>)]) -> Batch {
+    let records: Vec<KeyValue<'_>> = records
+        .iter()
+        .map(|(key, value)| (Some(key.as_bytes()), value.map(str::as_bytes)))
+        .collect();
+    filter::transactional_kafka_batch(&records, 0, 0, producer_id, 0).unwrap()
+}
+
+fn plain(records: &[(&str, Option<&str>)]) -> Batch {
+    let records: Vec<_> = records
+        .iter()
+        .map(|(key, value)| {
+            (
+                key.as_bytes().to_vec(),
+                value.map(|value| value.as_bytes().to_vec()),
+            )
+        })
+        .collect();
+    batch_of(&records, 1, 0)
+}
+
+fn marker(producer_id: i64, marker: crate::batch::Marker) -> Batch {
+    Batch::marker(producer_id, 0, marker, 1, 0).unwrap()
+}
+
+/// What a `read_committed` reader gets below the stable end: the records
+/// of the batches [`Log::read_stable`] returns, less markers and the
+/// batches of the aborted transactions the log lists for them.
+async fn read_committed(log: &Log) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut offset = log.start_offset();
+    while offset < log.stable_end() {
+        let batches = log.read_stable(offset, 64 * 1024).await.unwrap();
+        assert!(!batches.is_empty(), "nothing read at {offset}");
+        let last = batches.last().unwrap().last_offset();
+        let aborted = log.aborted_transactions(offset, last.next());
+        for batch in &batches {
+            let header = batch.header();
+            let dropped = header.marker().is_some()
+                || (header.is_transactional()
+                    && aborted.iter().any(|aborted| {
+                        aborted.producer_id == header.producer_id
+                            && aborted.first_offset <= batch.base_offset()
+                            && batch.base_offset() <= aborted.last_offset
+                    }));
+            if !dropped {
+                filter::for_each_record(batch, |record| {
+                    if record.offset >= offset {
+                        out.push((
+                            record.offset.0,
+                            record.key.unwrap().to_vec(),
+                            record.value.map(<[u8]>::to_vec),
+                        ));
+                    }
+                })
+                .unwrap();
+            }
+        }
+        offset = last.next();
+    }
+    out
+}
+
+/// Committed, aborted and open transactions interleaved with plain
+/// records on the same keys, compacted: the aborted records go, the
+/// committed ones are compacted by key with the plain ones, the open one
+/// and all after it stay, the markers stay; a `read_committed` reader gets
+/// the committed view, before and after a reopen.
 #[test]
-fn transactions_and_their_markers_stay_whole_and_out_of_the_offset_map() {
+fn aborted_records_go_committed_ones_compact_and_open_ones_stay() {
+    use crate::batch::Marker::{Abort, Commit};
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
         let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
         let log = open(dir.path(), &clock, None).await;
-        // A record whose key is a marker's key, a transaction's record of
-        // key "k" and its abort marker.
-        let marker_key = vec![0_u8, 0, 0, 0];
-        log.append(batch_of(
-            &[(marker_key.clone(), Some(b"plain".to_vec()))],
-            1,
-            0,
-        ))
-        .await
-        .unwrap();
-        let plain = batch_of(&[(b"k".to_vec(), Some(b"in a transaction".to_vec()))], 1, 0);
-        let mut kafka = plain.kafka_payload().unwrap().to_vec();
-        kafka[21..23].copy_from_slice(&(1_i16 << 4).to_be_bytes());
-        kafka[43..51].copy_from_slice(&9_i64.to_be_bytes());
-        kafka[51..53].copy_from_slice(&0_i16.to_be_bytes());
-        kafka[53..57].copy_from_slice(&0_i32.to_be_bytes());
-        let crc = crc32c::crc32c(&kafka[21..]);
-        kafka[17..21].copy_from_slice(&crc.to_be_bytes());
-        log.append(Batch::from_kafka(&kafka).unwrap())
+        let at = |appended: Appended| appended.base_offset.0;
+        // Segment 0: producer 1 aborts, producer 2 commits, plain records
+        // in between.
+        let p_k1 = at(log
+            .append(plain(&[("k1", Some("p1")), ("k2", Some("p1"))]))
             .await
-            .unwrap();
-        let marker = crate::batch::Batch::marker(9, 0, crate::batch::Marker::Abort, 1, 0).unwrap();
-        log.append(marker).await.unwrap();
-        overwrite_k_and_compact(&log).await;
-        let offsets: Vec<u64> = read_all(&log)
+            .unwrap());
+        let a_k1 = at(log
+            .append(in_transaction(1, &[("k1", Some("a1")), ("k3", Some("a1"))]))
             .await
-            .iter()
-            .map(|(offset, _, _)| *offset)
-            .collect();
+            .unwrap());
+        let c_k2 = at(log
+            .append(in_transaction(2, &[("k2", Some("c1")), ("k4", Some("c1"))]))
+            .await
+            .unwrap());
+        let p_k5 = at(log.append(plain(&[("k5", Some("p1"))])).await.unwrap());
+        let a_k1_again = at(log
+            .append(in_transaction(1, &[("k1", Some("a2"))]))
+            .await
+            .unwrap());
+        let abort_1 = at(log.append(marker(1, Abort)).await.unwrap());
+        let commit_2 = at(log.append(marker(2, Commit)).await.unwrap());
+        log.roll();
+        // Segment 1: a plain record overwrites a committed one, producer 3
+        // commits a newer value and a tombstone.
+        let p_k4 = at(log.append(plain(&[("k4", Some("p2"))])).await.unwrap());
+        let d_k5 = at(log
+            .append(in_transaction(3, &[("k5", Some("d1")), ("k2", None)]))
+            .await
+            .unwrap());
+        let commit_3 = at(log.append(marker(3, Commit)).await.unwrap());
+        log.roll();
+        // Segment 2: producer 4's transaction stays open; plain records of
+        // the same keys after it.
+        let o_k1 = at(log
+            .append(in_transaction(4, &[("k1", Some("o1"))]))
+            .await
+            .unwrap());
+        let p_k1_late = at(log
+            .append(plain(&[("k1", Some("p3")), ("k4", Some("p3"))]))
+            .await
+            .unwrap());
+        log.roll();
+        log.append(plain(&[("k6", Some("p1"))])).await.unwrap();
+        assert_eq!(log.stable_end(), Offset(o_k1));
+        let before = read_all(&log).await;
+
+        let outcome = log.compact().await.unwrap();
+        assert!(outcome.cleaned);
         assert!(
-            offsets.starts_with(&[0, 1, 2]),
-            "the plain record, the transaction and its marker stay: {offsets:?}"
+            outcome.cleaned_end <= Offset(o_k1),
+            "cleaned past the last stable offset: {}",
+            outcome.cleaned_end
         );
+        let offsets = |read: &[Record]| {
+            read.iter()
+                .map(|(offset, _, _)| *offset)
+                .collect::<Vec<_>>()
+        };
+        let kept = offsets(&read_all(&log).await);
+        // k1's plain record stays: the aborted ones hide nothing. k2 goes
+        // to the committed c1, then to producer 3's tombstone (kept: not
+        // yet past the retention); k3 was only aborted; k4's committed c1
+        // goes to the plain p2; k5's plain p1 to the committed d1.
+        let expected_below_open = vec![p_k1, abort_1, commit_2, p_k4, d_k5, d_k5 + 1, commit_3];
+        let below_open: Vec<u64> = kept
+            .iter()
+            .copied()
+            .filter(|&offset| offset < o_k1)
+            .collect();
+        assert_eq!(below_open, expected_below_open, "before: {before:?}");
+        for gone in [p_k1 + 1, a_k1, a_k1 + 1, c_k2, c_k2 + 1, p_k5, a_k1_again] {
+            assert!(!kept.contains(&gone), "{gone} stays");
+        }
+        // The open transaction and all after it are untouched.
+        let after_open = |read: Vec<Record>| -> Vec<Record> {
+            read.into_iter()
+                .filter(|(offset, _, _)| *offset >= o_k1)
+                .collect()
+        };
+        assert_eq!(after_open(read_all(&log).await), after_open(before.clone()));
+        assert!(kept.contains(&p_k1_late));
+        let committed = read_committed(&log).await;
+        let view = |read: &[Record]| -> Vec<(String, Option<String>)> {
+            read.iter()
+                .map(|(_, key, value)| {
+                    (
+                        String::from_utf8(key.clone()).unwrap(),
+                        value.clone().map(|value| String::from_utf8(value).unwrap()),
+                    )
+                })
+                .collect()
+        };
+        let expected_view = vec![
+            ("k1".to_string(), Some("p1".to_string())),
+            ("k4".to_string(), Some("p2".to_string())),
+            ("k5".to_string(), Some("d1".to_string())),
+            ("k2".to_string(), None),
+        ];
+        assert_eq!(view(&committed), expected_view);
         assert_eq!(
             log.aborted_transactions(Offset(0), log.end_offset()).len(),
-            1
+            1,
+            "the abort stays listed while its marker is kept"
         );
+        log.close().await.unwrap();
+
+        let log = open(dir.path(), &clock, None).await;
+        assert_eq!(offsets(&read_all(&log).await), kept);
+        assert_eq!(view(&read_committed(&log).await), expected_view);
+        assert_eq!(log.stable_end(), Offset(o_k1));
+        // The open transaction commits: its record is the newest of k1 but
+        // for the plain one after it.
+        log.append(marker(4, Commit)).await.unwrap();
+        log.roll();
+        log.append(plain(&[("k7", Some("p1"))])).await.unwrap();
+        assert!(log.compact().await.unwrap().cleaned);
+        let kept = offsets(&read_all(&log).await);
+        assert!(
+            !kept.contains(&p_k1) && !kept.contains(&o_k1),
+            "k1 goes to p3: {kept:?}"
+        );
+        assert!(kept.contains(&p_k1_late));
         log.close().await.unwrap();
     });
 }
@@ -681,4 +837,240 @@ fn a_follower_copies_a_compacted_log_with_its_gaps() {
         follower.close().await.unwrap();
         leader.close().await.unwrap();
     });
+}
+
+/// Rolls, appends a record of a new key and compacts.
+async fn another_pass(log: &Log) {
+    log.roll();
+    let key = format!("filler-{}", log.end_offset());
+    log.append(plain(&[(&key, Some("f"))])).await.unwrap();
+    log.roll();
+    log.append(plain(&[("tail", Some("t"))])).await.unwrap();
+    assert!(log.compact().await.unwrap().cleaned);
+}
+
+/// A marker whose transaction has no record left goes, but only
+/// `delete.retention.ms` after a pass first found it so, and an abort
+/// marker with its abort; a marker whose transaction keeps a record stays,
+/// and so does a marker a producer snapshot may need (its transaction
+/// spans a segment's base).
+#[test]
+fn a_marker_goes_once_its_records_are_gone_and_the_retention_passed() {
+    use crate::batch::Marker::{Abort, Commit};
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+        let log = open(dir.path(), &clock, None).await;
+        let at = |appended: Appended| appended.base_offset.0;
+        // Segment 0.
+        at(log
+            .append(in_transaction(1, &[("k1", Some("t1"))]))
+            .await
+            .unwrap());
+        let commit_1 = at(log.append(marker(1, Commit)).await.unwrap());
+        at(log
+            .append(in_transaction(2, &[("k2", Some("t2"))]))
+            .await
+            .unwrap());
+        let commit_2 = at(log.append(marker(2, Commit)).await.unwrap());
+        at(log
+            .append(in_transaction(4, &[("k4", Some("t4"))]))
+            .await
+            .unwrap());
+        let abort_4 = at(log.append(marker(4, Abort)).await.unwrap());
+        at(log
+            .append(in_transaction(3, &[("k3", Some("t3"))]))
+            .await
+            .unwrap());
+        log.roll();
+        // Segment 1: producer 3 commits across the roll; k1 and k3 are
+        // written anew, k2 is not.
+        let commit_3 = at(log.append(marker(3, Commit)).await.unwrap());
+        log.append(plain(&[("k1", Some("p")), ("k3", Some("p"))]))
+            .await
+            .unwrap();
+        let offsets = |read: Vec<Record>| -> Vec<u64> {
+            read.into_iter().map(|(offset, _, _)| offset).collect()
+        };
+        another_pass(&log).await;
+        let kept = offsets(read_all(&log).await);
+        for marker in [commit_1, commit_2, commit_3, abort_4] {
+            assert!(kept.contains(&marker), "{marker} stays: {kept:?}");
+        }
+        assert!(!kept.contains(&0), "k1's committed record went");
+        clock.0.set(clock.0.get() + RETENTION_MS as i64 - 1);
+        another_pass(&log).await;
+        assert!(offsets(read_all(&log).await).contains(&commit_1), "not yet");
+        assert_eq!(
+            log.aborted_transactions(Offset(0), log.end_offset()).len(),
+            1,
+            "listed while its marker is kept"
+        );
+        assert!(dir.path().join(format!("{:020}.aborted", 0)).exists());
+        clock.0.set(clock.0.get() + 1);
+        another_pass(&log).await;
+        let kept = offsets(read_all(&log).await);
+        assert!(!kept.contains(&commit_1), "past the horizon: {kept:?}");
+        assert!(!kept.contains(&abort_4), "past the horizon: {kept:?}");
+        for marker in [commit_2, commit_3] {
+            assert!(kept.contains(&marker), "{marker} stays: {kept:?}");
+        }
+        let view = |read: Vec<Record>| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+            read.into_iter()
+                .map(|(_, key, value)| (key, value))
+                .collect()
+        };
+        let committed = view(read_committed(&log).await);
+        assert!(committed.contains(&(b"k2".to_vec(), Some(b"t2".to_vec()))));
+        assert!(!committed.iter().any(|(key, _)| key == b"k4"));
+        assert_eq!(
+            log.aborted_transactions(Offset(0), log.end_offset()),
+            [],
+            "the abort went with its marker"
+        );
+        assert!(
+            !dir.path().join(format!("{:020}.aborted", 0)).exists(),
+            "and from the segment's file"
+        );
+        log.close().await.unwrap();
+
+        // Opened again, with or without the newest snapshot: no transaction
+        // is left open, the same records read.
+        let log = open(dir.path(), &clock, None).await;
+        assert_eq!(log.stable_end(), log.visible_end());
+        assert_eq!(offsets(read_all(&log).await), kept);
+        assert_eq!(view(read_committed(&log).await), committed);
+        assert_eq!(log.aborted_transactions(Offset(0), log.end_offset()), []);
+        log.close().await.unwrap();
+        let mut snapshots: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.to_string_lossy().ends_with(PRODUCERS_SUFFIX))
+            .collect();
+        snapshots.sort();
+        for snapshot in snapshots.iter().rev() {
+            std::fs::remove_file(snapshot).unwrap();
+            let log = open(dir.path(), &clock, None).await;
+            assert!(log.open_transactions().is_empty(), "without {snapshot:?}");
+            assert_eq!(log.aborted_transactions(Offset(0), log.end_offset()), []);
+            assert_eq!(view(read_committed(&log).await), committed);
+            log.close().await.unwrap();
+            // Closing wrote one at the end again: take it out too.
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.to_string_lossy().ends_with(PRODUCERS_SUFFIX) && !snapshots.contains(&path)
+                {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+        }
+    });
+}
+
+/// Random traffic of plain records and transactions (committed, aborted,
+/// some left open a while) on a few keys, compacted now and then as the
+/// clock moves: a `read_committed` reader gets only committed records,
+/// each as appended, and the latest committed value of every key; after a
+/// reopen too, with no transaction left open.
+#[test]
+fn the_committed_view_of_a_compacted_log_of_transactions_is_the_models() {
+    use crate::batch::Marker::{Abort, Commit};
+    for seed in 0..6 {
+        run(move || async move {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let dir = tempfile::tempdir().unwrap();
+            let clock = Rc::new(ManualClock(Cell::new(1_000_000)));
+            let log = open(dir.path(), &clock, None).await;
+            // Committed records by offset; each open transaction's records.
+            let mut committed: BTreeMap<u64, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+            let mut ongoing: BTreeMap<i64, Vec<Record>> = BTreeMap::new();
+            for step in 0..300 {
+                let key = format!("k{}", rng.random_range(0..6));
+                let value = format!("{seed}-{step}");
+                match rng.random_range(0..10) {
+                    0..=2 => {
+                        let at = log
+                            .append(plain(&[(&key, Some(&value))]))
+                            .await
+                            .unwrap()
+                            .base_offset;
+                        committed.insert(at.0, (key.into_bytes(), value.into_bytes()));
+                    }
+                    3..=6 => {
+                        let producer_id = rng.random_range(1..5);
+                        let at = log
+                            .append(in_transaction(producer_id, &[(&key, Some(&value))]))
+                            .await
+                            .unwrap()
+                            .base_offset;
+                        ongoing.entry(producer_id).or_default().push((
+                            at.0,
+                            key.into_bytes(),
+                            Some(value.into_bytes()),
+                        ));
+                    }
+                    _ => {
+                        let producer_id = rng.random_range(1..5);
+                        let commit = rng.random_bool(0.6);
+                        log.append(marker(producer_id, if commit { Commit } else { Abort }))
+                            .await
+                            .unwrap();
+                        let records = ongoing.remove(&producer_id).unwrap_or_default();
+                        if commit {
+                            for (at, key, value) in records {
+                                committed.insert(at, (key, value.unwrap()));
+                            }
+                        }
+                    }
+                }
+                if rng.random_bool(0.08) {
+                    log.roll();
+                }
+                if rng.random_bool(0.05) {
+                    clock
+                        .0
+                        .set(clock.0.get() + rng.random_range(0..RETENTION_MS as i64));
+                    log.compact().await.unwrap();
+                }
+            }
+            for producer_id in ongoing.keys().copied().collect::<Vec<_>>() {
+                log.append(marker(producer_id, Commit)).await.unwrap();
+                for (at, key, value) in ongoing.remove(&producer_id).unwrap() {
+                    committed.insert(at, (key, value.unwrap()));
+                }
+            }
+            for _ in 0..3 {
+                clock.0.set(clock.0.get() + RETENTION_MS as i64);
+                another_pass(&log).await;
+            }
+            let check = |read: Vec<Record>| {
+                let mut latest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+                for (offset, (key, _)) in &committed {
+                    latest.insert(key.clone(), *offset);
+                }
+                for (offset, key, value) in &read {
+                    if key.starts_with(b"filler") || key == b"tail" {
+                        continue;
+                    }
+                    let (model_key, model_value) = committed
+                        .get(offset)
+                        .unwrap_or_else(|| panic!("seed {seed}: {offset} is not committed"));
+                    assert_eq!((model_key, Some(model_value)), (key, value.as_ref()));
+                }
+                for (key, offset) in latest {
+                    assert!(
+                        read.iter().any(|(at, _, _)| *at == offset),
+                        "seed {seed}: the latest of {key:?} at {offset} is gone"
+                    );
+                }
+            };
+            check(read_committed(&log).await);
+            log.close().await.unwrap();
+            let log = open(dir.path(), &clock, None).await;
+            assert!(log.open_transactions().is_empty(), "seed {seed}");
+            assert_eq!(log.stable_end(), log.visible_end(), "seed {seed}");
+            check(read_committed(&log).await);
+            log.close().await.unwrap();
+        });
+    }
 }

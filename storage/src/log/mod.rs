@@ -48,11 +48,13 @@
 //! partition; a marker (a control batch, [`crate::batch::Batch::marker`])
 //! commits or aborts it. The log keeps the open transactions, so that
 //! [`Log::last_stable_offset`] stops `read_committed` readers at the oldest
-//! one, and the aborted ones, which [`Log::aborted_transactions`] lists for a
-//! fetch's range. The open ones go with the producer snapshots; the
-//! aborted ones with the segment holding their marker, in its
-//! `<base>.aborted` file (written when it rolls, and on close for the
-//! active one), and go with it. The rules are in the `transactions` module.
+//! one (or at the oldest ended by a marker the high watermark has not
+//! passed yet), and the aborted ones, which [`Log::aborted_transactions`]
+//! lists for a fetch's range. The open ones go with the producer
+//! snapshots; the aborted ones with the segment holding their marker, in
+//! its `<base>.aborted` file (written when it rolls, and on close for the
+//! active one; rewritten when compaction removes an abort marker), and go
+//! with it. The rules are in the `transactions` module.
 //!
 //! # Deleting records
 //!
@@ -883,6 +885,8 @@ impl Log {
         let mut state = self.state.borrow_mut();
         if state.high_watermark != high_watermark {
             state.high_watermark = high_watermark;
+            let visible_end = state.visible_end();
+            state.transactions.replicated_to(visible_end);
             state.wake_waiters();
         }
     }
@@ -929,7 +933,8 @@ impl Log {
 
     /// The last stable offset under `high_watermark`: where a
     /// `read_committed` reader stops, the first offset of the oldest
-    /// transaction still open on the partition.
+    /// transaction still open on the partition, or ended by a marker at or
+    /// past `high_watermark` (a marker not replicated yet).
     pub fn last_stable_offset(&self, high_watermark: Offset) -> Offset {
         self.state
             .borrow()

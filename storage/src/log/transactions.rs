@@ -9,7 +9,13 @@
 //! commits or aborts it. Until the marker, nothing at or after the
 //! transaction's first offset is stable: a `read_committed` fetch stops at
 //! the **last stable offset**, the first offset of the oldest open
-//! transaction (or the high watermark, whichever is lower). An abort is
+//! transaction (or the high watermark, whichever is lower). As Kafka's, a
+//! transaction stays unstable past its marker until the high watermark
+//! passes the marker: a marker a failover could still lose (a new leader
+//! without it leaves the transaction open, and may abort it) never lets a
+//! reader see the transaction as ended. Such transactions are
+//! **completing**; [`Transactions::replicated_to`] forgets them once the
+//! marker is below the high watermark. An abort is
 //! remembered as an [`AbortedTransaction`] — its producer, its first
 //! offset, its marker's offset, and the last stable offset once it ended —
 //! so that a fetch can list the aborted transactions among the batches it
@@ -105,6 +111,13 @@ pub(crate) struct Transactions {
     /// The open transactions by first offset: the oldest gives the last
     /// stable offset.
     by_first: BTreeSet<(Offset, i64)>,
+    /// The ended transactions whose markers may not be replicated yet: the
+    /// first offset of each, by its marker's offset. They are the markers
+    /// between the high watermark and the log end (what followers still
+    /// lack, which a replica's lag bounds), so they are few; not persisted:
+    /// on open, those replayed past the producer snapshot come back, and a
+    /// replica's high watermark is set anew before it serves reads.
+    completing: BTreeMap<Offset, Offset>,
     /// The aborted transactions by their marker's offset.
     aborted: BTreeMap<Offset, AbortedTransaction>,
 }
@@ -156,6 +169,7 @@ impl Transactions {
                 let open = self.open.remove(&producer_id);
                 if let Some(open) = open {
                     self.by_first.remove(&(open.first_offset, producer_id));
+                    self.completing.insert(last, open.first_offset);
                     if marker == Marker::Abort {
                         let last_stable_offset = self.first_unstable().unwrap_or(last.next());
                         self.aborted.insert(
@@ -212,6 +226,7 @@ impl Transactions {
                 marker_offset,
             } => {
                 self.aborted.remove(&marker_offset);
+                self.completing.remove(&marker_offset);
                 if let Some(open) = open {
                     self.open.insert(producer_id, open);
                     self.by_first.insert((open.first_offset, producer_id));
@@ -226,10 +241,28 @@ impl Transactions {
     }
 
     /// The last stable offset under `high_watermark`: a `read_committed`
-    /// reader reads below it.
+    /// reader reads below it. It is the first offset of the oldest
+    /// transaction open, or ended by a marker at or past `high_watermark`,
+    /// if that is lower.
     pub fn last_stable_offset(&self, high_watermark: Offset) -> Offset {
-        self.first_unstable()
-            .map_or(high_watermark, |first| first.min(high_watermark))
+        let completing = self
+            .completing
+            .range(high_watermark..)
+            .map(|(_, &first)| first)
+            .min();
+        [self.first_unstable(), completing]
+            .into_iter()
+            .flatten()
+            .fold(high_watermark, Offset::min)
+    }
+
+    /// Forgets the completing transactions whose markers are below `end`,
+    /// the high watermark (or what is stored, for a partition of one
+    /// replica): replicated, they are ended for good. The high watermark
+    /// does not go back below a marker once passed, so forgetting is for
+    /// ever.
+    pub fn replicated_to(&mut self, end: Offset) {
+        self.completing = self.completing.split_off(&end);
     }
 
     /// The open transactions: producer id, the epoch that opened each, and
@@ -272,6 +305,14 @@ impl Transactions {
     pub fn restore_aborted(&mut self, aborted: &[AbortedTransaction]) {
         for aborted in aborted {
             self.aborted.insert(aborted.last_offset, *aborted);
+        }
+    }
+
+    /// Forgets the aborts whose markers are at `markers`: the cleaner
+    /// removes those markers, the records of their transactions gone.
+    pub fn forget_aborts(&mut self, markers: &[Offset]) {
+        for marker in markers {
+            self.aborted.remove(marker);
         }
     }
 
@@ -599,9 +640,12 @@ mod tests {
         for seed in 0..200 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut txns = Transactions::default();
-            // Model: open (producer → first offset), aborted (pid, first, marker).
+            // Model: open (producer → first offset), aborted (pid, first,
+            // marker), ended (first, marker), and the high watermark.
             let mut open: BTreeMap<i64, Offset> = BTreeMap::new();
             let mut aborted: Vec<(i64, Offset, Offset)> = Vec::new();
+            let mut ended: Vec<(Offset, Offset)> = Vec::new();
+            let mut replicated = 0_u64;
             let mut end = 0_u64;
             for _ in 0..200 {
                 let producer_id = rng.random_range(0..5_i64);
@@ -630,6 +674,7 @@ mod tests {
                 match header.marker() {
                     Some(marker) => {
                         if let Some(first) = open.remove(&producer_id) {
+                            ended.push((first, last));
                             if marker == Marker::Abort {
                                 aborted.push((producer_id, first, last));
                             }
@@ -642,6 +687,26 @@ mod tests {
                 }
                 let oldest = open.values().min().copied();
                 assert_eq!(txns.first_unstable(), oldest, "seed {seed}");
+                // An ended transaction holds the last stable offset until
+                // the high watermark passes its marker.
+                if rng.random_bool(0.2) {
+                    replicated = rng.random_range(replicated..=end);
+                    txns.replicated_to(Offset(replicated));
+                }
+                let high_watermark = Offset(rng.random_range(replicated..=end));
+                let completing = ended
+                    .iter()
+                    .filter(|(_, marker)| *marker >= high_watermark)
+                    .map(|(first, _)| *first);
+                let stable = oldest
+                    .into_iter()
+                    .chain(completing)
+                    .fold(high_watermark, Offset::min);
+                assert_eq!(
+                    txns.last_stable_offset(high_watermark),
+                    stable,
+                    "seed {seed}: last stable offset under {high_watermark}"
+                );
                 let mut listed: Vec<_> = txns.open().map(|(id, _, first)| (id, first)).collect();
                 listed.sort();
                 assert_eq!(
@@ -672,7 +737,9 @@ mod tests {
                     assert_eq!(got, expected, "seed {seed}: aborted in [{from}, {to})");
                 }
             }
-            // Stored and read back: the same open transactions and aborts.
+            // Stored and read back: the same open transactions and aborts
+            // (the completing ones are not stored: all replicated here).
+            txns.replicated_to(Offset(end));
             let mut bytes = Vec::new();
             txns.encode_open(&mut bytes);
             let (mut read, used) = Transactions::decode_open(&bytes, Offset(end)).unwrap();
