@@ -176,18 +176,29 @@ pub async fn handle(
 }
 
 /// The producer of the first transactional batch of a partition's
-/// records, if one is.
-fn transactional_producer(records: &Bytes) -> Option<Producer> {
-    split(records.clone()).ok()?.iter().find_map(|batch| {
+/// records, if one is. Every produce asks, so the batches' headers are
+/// walked in place, nothing allocated; records that do not split are the
+/// owner's to refuse.
+fn transactional_producer(records: &[u8]) -> Option<Producer> {
+    let mut rest = records;
+    while rest.len() >= LENGTH_PREFIX_BYTES {
+        let length = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+        let whole = usize::try_from(length)
+            .ok()?
+            .checked_add(LENGTH_PREFIX_BYTES)
+            .filter(|whole| *whole <= rest.len())?;
+        let (batch, after) = rest.split_at(whole);
         let header = batch.get(..KAFKA_HEADER_BYTES)?;
         let attributes = i16::from_be_bytes(header[21..23].try_into().expect("2 bytes"));
-        (attributes & ATTRIBUTE_TRANSACTIONAL != 0).then(|| {
-            Producer::new(
+        if attributes & ATTRIBUTE_TRANSACTIONAL != 0 {
+            return Some(Producer::new(
                 i64::from_be_bytes(header[43..51].try_into().expect("8 bytes")),
                 i16::from_be_bytes(header[51..53].try_into().expect("2 bytes")),
-            )
-        })
-    })
+            ));
+        }
+        rest = after;
+    }
+    None
 }
 
 /// KIP-890 part 1: each partition with transactional batches is written
@@ -204,7 +215,7 @@ async fn verify(
     let mut by_producer: HashMap<Producer, Vec<TopicPartition>> = HashMap::new();
     for topic in &request.topic_data {
         for part in &topic.partition_data {
-            let producer = part.records.as_ref().and_then(transactional_producer);
+            let producer = part.records.as_deref().and_then(transactional_producer);
             if let Some(producer) = producer {
                 by_producer
                     .entry(producer)
