@@ -25,6 +25,10 @@ use sluice_storage::{
 /// after which P's batches open its next transaction. A batch outside any
 /// transaction is never dropped.
 pub fn committed(batches: Vec<Batch>, aborted: &[AbortedTransaction]) -> Vec<Batch> {
+    // The usual read, of no transaction: handed back as it is.
+    if !batches.iter().any(Batch::is_transactional) {
+        return batches;
+    }
     // The log lists them by marker; they start counting by first offset.
     let mut by_first: Vec<&AbortedTransaction> = aborted.iter().collect();
     by_first.sort_by_key(|aborted| aborted.first_offset);
