@@ -83,9 +83,15 @@ pub(crate) struct Pending {
     pub transaction_undo: Option<TransactionUndo>,
 }
 
-pub(super) async fn append(shared: &Shared, batch: Batch) -> Result<Appended, AppendError> {
+/// `verified`: `None` for a plain append; `Some(guard)` for
+/// [`super::Log::append_to_transaction`].
+pub(super) async fn append(
+    shared: &Shared,
+    batch: Batch,
+    verified: Option<Option<u64>>,
+) -> Result<Appended, AppendError> {
     wait_for_room(shared, batch.len()).await?;
-    let (appended, completion) = assign(&mut shared.borrow_mut(), batch)?;
+    let (appended, completion) = assign(&mut shared.borrow_mut(), batch, verified)?;
     if let Some(completion) = completion {
         let retry = appended.duplicate;
         Completed { completion, retry }.await?;
@@ -151,6 +157,7 @@ fn refuse(state: &State) -> Result<(), AppendError> {
 fn assign(
     state: &mut State,
     batch: Batch,
+    verified: Option<Option<u64>>,
 ) -> Result<(Appended, Option<Rc<Completion>>), AppendError> {
     if let Some(last_epoch) = state.epochs.last_epoch() {
         if state.leader_epoch < last_epoch {
@@ -170,10 +177,34 @@ fn assign(
     if header.is_transactional() {
         let known_epoch = state.producers.epoch(header.producer_id);
         state.transactions.check(&header, known_epoch)?;
+        if let Some(guard) = verified {
+            check_verified(state, &header, guard)?;
+        }
     }
     let base = state.end;
     let batch = batch.assign(base, state.leader_epoch);
     Ok(queue(state, batch, producer))
+}
+
+/// A transactional data batch of a producer without a transaction open
+/// here at its epoch needs a guard that holds (see the `verification`
+/// module).
+fn check_verified(
+    state: &mut State,
+    header: &crate::batch::BatchHeader,
+    guard: Option<u64>,
+) -> Result<(), AppendError> {
+    let producer_id = header.producer_id;
+    if header.marker().is_some()
+        || state.transactions.open_epoch(producer_id) == Some(header.producer_epoch)
+    {
+        return Ok(());
+    }
+    match guard {
+        Some(guard) if state.verifications.holds(producer_id, guard) => Ok(()),
+        Some(_) => Err(AppendError::NotInTransaction { producer_id }),
+        None => Err(AppendError::Unverified { producer_id }),
+    }
 }
 
 /// Checks that a replicated batch follows the log, in offsets and epochs,
@@ -282,15 +313,26 @@ fn queue(
     active.next_offset = last_offset.next();
     let segment_base = active.base;
     state.end = last_offset.next();
-    let producer_undo =
+    let mut producer_undo =
         producer.map(|producer| state.producers.record(&producer, base, last_offset));
     // Markers are transactional too: one flag says whether to look.
     let transaction_undo = if batch.is_transactional() {
+        let header = batch.header();
+        if header.marker().is_some() {
+            producer_undo = state.producers.record_marker(
+                header.producer_id,
+                header.producer_epoch,
+                last_offset,
+            );
+        }
         let visible_end = state.visible_end();
         state.transactions.replicated_to(visible_end);
-        state
-            .transactions
-            .record(&batch.header(), base, last_offset)
+        let undo = state.transactions.record(&header, base, last_offset);
+        if undo.is_some() {
+            // Opened or ended: a guard handed out before no longer holds.
+            state.verifications.forget(header.producer_id);
+        }
+        undo
     } else {
         None
     };

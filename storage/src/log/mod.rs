@@ -101,6 +101,7 @@ mod segment_files;
 mod slow_io;
 mod spare;
 mod transactions;
+mod verification;
 
 use std::{
     cell::RefCell,
@@ -431,6 +432,15 @@ pub enum AppendError {
     /// ones a partition tracks.
     #[error(transparent)]
     Transaction(#[from] TransactionError),
+    /// [`Log::append_to_transaction`] without a guard: the batch's
+    /// producer has no transaction open here (any more).
+    #[error("producer {producer_id} has no transaction open on the partition")]
+    Unverified { producer_id: i64 },
+    /// [`Log::append_to_transaction`] with a guard that no longer holds:
+    /// the producer's transaction ended (a marker) since it was verified,
+    /// so the batch is a late write. Kafka's `INVALID_TXN_STATE`.
+    #[error("producer {producer_id}: the transaction it was verified in has ended")]
+    NotInTransaction { producer_id: i64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -596,6 +606,8 @@ pub(crate) struct State {
     /// The transactions open on the partition and those aborted, as of
     /// everything appended (pending batches included, as for producers).
     transactions: Transactions,
+    /// The transactional appends waiting on their coordinator's answer.
+    verifications: verification::Verifications,
     /// The next append starts a new segment.
     roll_requested: bool,
     closing: bool,
@@ -725,7 +737,24 @@ impl Log {
     /// that then fails (a full disk) is forgotten by the producer state too,
     /// so its retry is appended.
     pub async fn append(&self, batch: Batch) -> Result<Appended, AppendError> {
-        appender::append(&self.state, batch).await
+        appender::append(&self.state, batch, None).await
+    }
+
+    /// [`Log::append`] of a producer's batch that must join a transaction
+    /// its coordinator knows (KIP-890; see the `verification` module). A
+    /// transactional batch is appended if its producer has a transaction
+    /// open here at its epoch, or with `guard` (from
+    /// [`Log::transaction_guard`]) if that still holds; otherwise it is
+    /// refused [`AppendError::Unverified`] (no guard) or
+    /// [`AppendError::NotInTransaction`] (the transaction ended since the
+    /// guard was given). Duplicates and fenced epochs are answered first,
+    /// as by `append`. Other batches are appended as by `append`.
+    pub async fn append_to_transaction(
+        &self,
+        batch: Batch,
+        guard: Option<u64>,
+    ) -> Result<Appended, AppendError> {
+        appender::append(&self.state, batch, Some(guard)).await
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -954,6 +983,19 @@ impl Log {
     /// what [`Log::read_stable`] reads to.
     pub fn stable_end(&self) -> Offset {
         self.state.borrow().stable_end()
+    }
+
+    /// Where a transactional append of producer `producer_id` at `epoch`
+    /// stands: `None` if the producer has a transaction open here at that
+    /// epoch (its batches join it), or the guard to append with once its
+    /// coordinator said the partition is in its ongoing transaction (see
+    /// [`Log::append_to_transaction`]).
+    pub fn transaction_guard(&self, producer_id: i64, epoch: i16) -> Option<u64> {
+        let mut state = self.state.borrow_mut();
+        if state.transactions.open_epoch(producer_id) == Some(epoch) {
+            return None;
+        }
+        Some(state.verifications.guard(producer_id))
     }
 
     /// The transactions open on the partition: producer id, epoch and

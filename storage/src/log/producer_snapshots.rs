@@ -448,6 +448,9 @@ pub(super) async fn load(
             producers.replay(&append, Offset(header.base_offset), last_offset);
         }
         if header.is_transactional() {
+            if header.marker().is_some() {
+                producers.record_marker(header.producer_id, header.producer_epoch, last_offset);
+            }
             transactions.record(header, Offset(header.base_offset), last_offset);
         }
     })

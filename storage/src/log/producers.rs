@@ -19,6 +19,12 @@
 //!   have been evicted or deleted with old segments);
 //! * anything else is out of order ([`AppendError::OutOfOrderSequence`]).
 //!
+//! A transaction marker of a higher epoch than the producer's (the
+//! coordinator bumped it: KIP-890 part 2 ends every transaction so, and a
+//! fencing abort does too) starts the producer over at that epoch with no
+//! batch, so its next batch must start at sequence 0, and a late batch of
+//! the epoch before is fenced here, on the partition.
+//!
 //! Batches without a producer id (or without a sequence) are not looked at.
 //!
 //! The state is rebuilt on open from a snapshot and the batch headers after
@@ -103,8 +109,35 @@ pub struct ProducerState {
 impl ProducerState {
     /// The sequence the producer's next batch must start at.
     pub fn next_sequence(&self) -> i32 {
-        let last = self.batches.last().expect("a producer has a batch");
-        sequence_after(last.last_sequence, 1)
+        self.batches.last().expect("a producer has a batch").next_sequence()
+    }
+}
+
+impl ProducerBatch {
+    /// What a marker that moved its producer to a new epoch leaves: no
+    /// batch of that epoch yet, remembered where the marker is (sequences
+    /// -1, Kafka's "no sequence"). Never a duplicate of anything: a
+    /// batch's sequences are not negative.
+    fn epoch_start(marker_offset: Offset) -> ProducerBatch {
+        ProducerBatch {
+            first_sequence: -1,
+            last_sequence: -1,
+            base_offset: marker_offset,
+            last_offset: marker_offset,
+        }
+    }
+
+    fn is_epoch_start(&self) -> bool {
+        self.last_sequence < 0
+    }
+
+    /// The sequence the batch after this one starts at.
+    fn next_sequence(&self) -> i32 {
+        if self.is_epoch_start() {
+            0
+        } else {
+            sequence_after(self.last_sequence, 1)
+        }
     }
 }
 
@@ -230,7 +263,9 @@ impl Producers {
     pub fn last_batch_bases(&self) -> std::collections::HashSet<u64> {
         self.entries
             .values()
-            .map(|entry| entry.batches[entry.count - 1].base_offset.0)
+            .map(Entry::newest)
+            .filter(|batch| !batch.is_epoch_start())
+            .map(|batch| batch.base_offset.0)
             .collect()
     }
 
@@ -284,7 +319,7 @@ impl Producers {
         }) {
             return Ok(Verdict::Duplicate(*original));
         }
-        let expected = sequence_after(entry.newest().last_sequence, 1);
+        let expected = entry.newest().next_sequence();
         if append.first_sequence == expected {
             Ok(Verdict::Append)
         } else {
@@ -374,6 +409,30 @@ impl Producers {
             }
         }
         self.record(append, base_offset, last_offset);
+    }
+
+    /// Takes a transaction marker of `producer_id` at `epoch`, at
+    /// `offset`, the newest of the log (appended, replicated or replayed:
+    /// a marker is checked against the producer's epoch by the
+    /// transactions, not here). A higher epoch than the one known, or a
+    /// producer not known, starts the producer over at `epoch` with no
+    /// batch; anything else changes nothing (`None`).
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, offset: Offset) -> Option<Undo> {
+        let start = ProducerBatch::epoch_start(offset);
+        if self
+            .entries
+            .get(&producer_id)
+            .is_some_and(|entry| entry.epoch >= epoch)
+        {
+            return None;
+        }
+        let append = ProducerAppend {
+            producer_id,
+            epoch,
+            first_sequence: start.first_sequence,
+            last_sequence: start.last_sequence,
+        };
+        Some(self.record(&append, offset, offset))
     }
 
     /// Undoes one [`Producers::record`]. Undos must come newest first.
@@ -551,7 +610,10 @@ impl Producers {
                     last_offset: Offset(u64::from_le_bytes(read(bytes, at + 16))),
                 };
                 at += SNAPSHOT_BATCH_BYTES;
-                if batch.first_sequence < 0 || batch.last_sequence < 0 {
+                let epoch_start = batch.first_sequence == -1 && batch.last_sequence == -1;
+                if (batch.first_sequence < 0 || batch.last_sequence < 0)
+                    && !(epoch_start && entry.is_none())
+                {
                     return Err(bad("negative sequence"));
                 }
                 if batch.base_offset > batch.last_offset || batch.last_offset >= offset {
@@ -862,6 +924,58 @@ mod tests {
         assert!(producers.get(newcomer).is_some());
         producers.undo(&undo.unwrap());
         assert_eq!(producers, before);
+    }
+
+    #[test]
+    fn a_marker_of_a_higher_epoch_starts_its_producer_over_and_fences_the_epoch_before() {
+        let mut producers = Producers::default();
+        let mut end = 0;
+        apply(&mut producers, &mut end, append(7, 3, 0, 4), 4).unwrap();
+        // A marker at the epoch the producer writes in changes nothing.
+        assert_eq!(producers.record_marker(7, 3, Offset(end)), None);
+        end += 1;
+        let before = producers.clone();
+        // The coordinator ended the transaction at a bumped epoch.
+        let undo = producers.record_marker(7, 4, Offset(end)).unwrap();
+        end += 1;
+        assert_eq!(producers.epoch(7), Some(4));
+        assert_eq!(producers.get(7).unwrap().next_sequence(), 0);
+        assert!(producers.last_batch_bases().is_empty(), "a marker is no data batch");
+        // A late batch of the transaction before, at the sequence it would
+        // have had: fenced.
+        assert!(matches!(
+            producers.check(&append(7, 3, 4, 1)).unwrap_err(),
+            AppendError::ProducerFenced {
+                current_epoch: 4,
+                ..
+            }
+        ));
+        // The producer's next transaction starts at sequence 0, not later.
+        assert!(matches!(
+            producers.check(&append(7, 4, 1, 1)).unwrap_err(),
+            AppendError::OutOfOrderSequence { expected: 0, .. }
+        ));
+        let bytes = producers.encode(Offset(end), &Transactions::default());
+        assert_eq!(Producers::decode(&bytes).unwrap().1, producers);
+        apply(&mut producers, &mut end, append(7, 4, 0, 2), 2).unwrap();
+        assert_eq!(producers.get(7).unwrap().next_sequence(), 2);
+        assert_eq!(producers.last_batch_bases().len(), 1);
+        // A retry of that batch is still a duplicate.
+        assert!(matches!(
+            producers.check(&append(7, 4, 0, 2)).unwrap(),
+            Verdict::Duplicate(_)
+        ));
+        let bytes = producers.encode(Offset(end), &Transactions::default());
+        assert_eq!(Producers::decode(&bytes).unwrap().1, producers);
+        // Undone (the marker never reached the disk): as before.
+        let mut undone = before.clone();
+        undone.record_marker(7, 4, Offset(5)).unwrap();
+        undone.undo(&undo);
+        assert_eq!(undone, before);
+        // A producer the partition does not know starts at the marker's
+        // epoch.
+        producers.record_marker(99, 2, Offset(end)).unwrap();
+        assert_eq!(producers.epoch(99), Some(2));
     }
 
     #[test]

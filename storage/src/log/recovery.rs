@@ -375,6 +375,7 @@ pub(super) async fn recover(
         cleaner_checkpoint: None,
         producers,
         transactions,
+        verifications: Default::default(),
         roll_requested: false,
         closing: false,
         last_sync_ms: now_ms,

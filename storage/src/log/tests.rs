@@ -787,3 +787,73 @@ fn a_high_watermark_caps_readers_and_a_leader_reads_past_it() {
         assert_eq!(log.visible_end(), Offset(30));
     });
 }
+
+/// A transactional batch of one record of `producer_id` at `epoch` from
+/// `sequence`, as a Kafka producer sends it.
+fn transactional(producer_id: i64, epoch: i16, sequence: i32) -> Batch {
+    let mut builder = BatchBuilder::default().producer(producer_id, epoch, sequence);
+    builder.push(1_000, Some(b"key"), b"value", &[]);
+    let mut kafka = bytes::BytesMut::new();
+    builder.finish().write_kafka(&mut kafka).unwrap();
+    let attributes = i16::from_be_bytes([kafka[21], kafka[22]]) | 1 << 4;
+    kafka[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&kafka[21..]);
+    kafka[17..21].copy_from_slice(&crc.to_be_bytes());
+    Batch::from_kafka(&kafka).unwrap()
+}
+
+#[test]
+fn a_transactional_append_needs_an_open_transaction_or_a_guard_that_still_holds() {
+    use crate::batch::Marker;
+    run(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        let unverified = log.append_to_transaction(transactional(7, 0, 0), None).await;
+        assert!(matches!(unverified, Err(AppendError::Unverified { producer_id: 7 })));
+        let guard = log.transaction_guard(7, 0).unwrap();
+        log.append_to_transaction(transactional(7, 0, 0), Some(guard))
+            .await
+            .unwrap();
+        // The transaction is open here: no guard needed, none given out.
+        assert_eq!(log.transaction_guard(7, 0), None);
+        log.append_to_transaction(transactional(7, 0, 1), None)
+            .await
+            .unwrap();
+        // KIP-890 part 2: the coordinator ends it at a bumped epoch.
+        log.append(Batch::marker(7, 1, Marker::Commit, 0, 1_000).unwrap())
+            .await
+            .unwrap();
+        // A late write of the transaction that ended, even with the guard
+        // it was verified with, is fenced by the epoch.
+        let late = log.append_to_transaction(transactional(7, 0, 2), Some(guard)).await;
+        assert!(matches!(late, Err(AppendError::ProducerFenced { current_epoch: 1, .. })));
+        // The producer's next transaction starts at sequence 0.
+        let next = log.transaction_guard(7, 1).unwrap();
+        log.append_to_transaction(transactional(7, 1, 0), Some(next))
+            .await
+            .unwrap();
+
+        // The classic protocol: the marker keeps the epoch. A guard given
+        // out before an end does not hold after it.
+        let guard = log.transaction_guard(8, 0).unwrap();
+        log.append(Batch::marker(8, 0, Marker::Abort, 0, 1_000).unwrap())
+            .await
+            .unwrap();
+        let late = log.append_to_transaction(transactional(8, 0, 0), Some(guard)).await;
+        assert!(matches!(late, Err(AppendError::NotInTransaction { producer_id: 8 })));
+        // A batch outside transactions is appended as by `append`.
+        log.append_to_transaction(batch(1, 1, 10, 1_000), None)
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+
+        // The epochs the markers moved the producers to are read back.
+        let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
+        assert_eq!(log.producer(7).unwrap().epoch, 1);
+        assert_eq!(log.producer(7).unwrap().next_sequence(), 1);
+        assert_eq!(log.producer(8).unwrap().epoch, 0);
+        let late = log.append(transactional(7, 0, 2)).await;
+        assert!(matches!(late, Err(AppendError::ProducerFenced { .. })));
+        log.close().await.unwrap();
+    });
+}

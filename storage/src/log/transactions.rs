@@ -235,6 +235,11 @@ impl Transactions {
         }
     }
 
+    /// The epoch of `producer_id`'s transaction open here, if one is.
+    pub fn open_epoch(&self, producer_id: i64) -> Option<i16> {
+        self.open.get(&producer_id).map(|open| open.epoch)
+    }
+
     /// The first offset of the oldest open transaction, if any is open.
     pub fn first_unstable(&self) -> Option<Offset> {
         self.by_first.first().map(|&(offset, _)| offset)
