@@ -67,6 +67,17 @@ pub struct BrokerConfig {
     /// `default_replication_factor`. Either way no more than the live
     /// brokers when the topic is created.
     pub offsets_topic_replication_factor: Option<u16>,
+    /// Replicas of each partition of `__transaction_state` (Kafka's
+    /// `transaction.state.log.replication.factor`); `None`: the
+    /// `default_replication_factor`, capped as the offsets topic's.
+    pub transaction_state_log_replication_factor: Option<u16>,
+    /// The transaction protocol ApiVersions tells clients to use (Kafka's
+    /// `transaction.version` feature level): 2 is KIP-890 part 2 (an epoch
+    /// bump at every EndTxn, partitions and offsets added implicitly by
+    /// Produce v12 and TxnOffsetCommit v5), 0 or 1 the classic protocol.
+    /// Both are served whatever this says: it only picks what a client
+    /// that negotiates it uses.
+    pub transaction_version: i16,
     /// A connection that sends nothing for this long is closed.
     pub connection_idle_timeout: Duration,
     /// A connection that stops in the middle of a frame for this long is
@@ -160,11 +171,21 @@ impl std::str::FromStr for ReplicaSelector {
     }
 }
 
+/// The highest `transaction.version` served (KIP-890 part 2).
+pub const TRANSACTION_VERSION_MAX: i16 = 2;
+
 impl BrokerConfig {
     /// Replicas of each partition of `__consumer_offsets`, before the
     /// cap of the live brokers.
     pub fn offsets_replication_factor(&self) -> u16 {
         self.offsets_topic_replication_factor
+            .unwrap_or(self.default_replication_factor)
+    }
+
+    /// Replicas of each partition of `__transaction_state`, before the
+    /// cap of the live brokers.
+    pub fn transaction_state_replication_factor(&self) -> u16 {
+        self.transaction_state_log_replication_factor
             .unwrap_or(self.default_replication_factor)
     }
 }
@@ -194,6 +215,8 @@ impl Default for BrokerConfig {
             default_replication_factor: 1,
             min_insync_replicas: 1,
             offsets_topic_replication_factor: None,
+            transaction_state_log_replication_factor: None,
+            transaction_version: TRANSACTION_VERSION_MAX,
             connection_idle_timeout: Duration::from_secs(600),
             partial_frame_timeout: Duration::from_secs(30),
             connections_max: 10_000,

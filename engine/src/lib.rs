@@ -100,6 +100,8 @@ mod topic_config;
 mod txn;
 
 pub use broker::{run, Broker, EngineError};
-pub use config::{check_quorum, BrokerConfig, ReplicaSelector, Voter, VotersError};
+pub use config::{
+    check_quorum, BrokerConfig, ReplicaSelector, Voter, VotersError, TRANSACTION_VERSION_MAX,
+};
 pub use listeners::{ListenAddrs, ReadyFileError};
 pub use topic_config::TOPIC_CONFIGS;

@@ -155,6 +155,14 @@ config_layer! {
     /// `offsets.topic.replication.factor`) [default:
     /// `default_replication_factor`].
     offsets_topic_replication_factor: u16,
+    /// Replicas of each partition of `__transaction_state` (Kafka's
+    /// `transaction.state.log.replication.factor`) [default:
+    /// `default_replication_factor`].
+    transaction_state_log_replication_factor: u16,
+    /// The transaction protocol clients are told to use (Kafka's
+    /// `transaction.version`): 2 (KIP-890 part 2, the default) or 0/1
+    /// (the classic protocol).
+    transaction_version: i16,
     /// Which replica a Kafka consumer reads from (Kafka's
     /// `replica.selector.class`): `leader`, or `rack-aware` (also Kafka's
     /// class name `org.apache.kafka.common.replica.RackAwareReplicaSelector`).
@@ -372,6 +380,22 @@ impl ConfigLayer {
             config.offsets_topic_replication_factor =
                 Some(positive("offsets_topic_replication_factor", usize::from(factor))? as u16);
         }
+        if let Some(factor) = self.transaction_state_log_replication_factor {
+            config.transaction_state_log_replication_factor = Some(positive(
+                "transaction_state_log_replication_factor",
+                usize::from(factor),
+            )? as u16);
+        }
+        if let Some(version) = self.transaction_version {
+            if !(0..=sluice_engine::TRANSACTION_VERSION_MAX).contains(&version) {
+                return Err(ConfigError::Invalid {
+                    key: "transaction_version",
+                    value: version.to_string(),
+                    message: "expected 0, 1 or 2",
+                });
+            }
+            config.transaction_version = version;
+        }
         if let Some(selector) = self.replica_selector {
             config.replica_selector = selector.parse().map_err(|message| ConfigError::Invalid {
                 key: "replica_selector",
@@ -535,6 +559,7 @@ mod tests {
                     "SLUICE_AUTO_CREATE_TOPICS" | "SLUICE_AUTO_LEADER_REBALANCE" => "false",
                     "SLUICE_LOG_DIRS" => "/d7, /e7",
                     "SLUICE_REPLICA_SELECTOR" => "rack-aware",
+                    "SLUICE_TRANSACTION_VERSION" => "1",
                     _ => "7",
                 };
                 (variable, value.to_string())
@@ -595,6 +620,8 @@ mod tests {
         );
         assert_eq!(config.offsets_topic_replication_factor, Some(7));
         assert_eq!(config.offsets_replication_factor(), 7);
+        assert_eq!(config.transaction_state_replication_factor(), 7);
+        assert_eq!(config.transaction_version, 1);
         assert_eq!(
             config.replica_selector,
             sluice_engine::ReplicaSelector::RackAware

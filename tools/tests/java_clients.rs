@@ -209,12 +209,25 @@ fn run_class_with(version: &str, class: &str, bootstrap: &str, properties: &[Str
 
 /// A JUnit class against one broker of two shards.
 fn against_a_broker(version: &str, class: &str) {
+    against_a_broker_with(version, class, &[]);
+}
+
+/// [`against_a_broker`] with more system properties.
+fn against_a_broker_with(version: &str, class: &str, properties: &[String]) {
     if !built(version) {
         return;
     }
     let data_dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(data_dir.path(), 2);
-    run_class(version, class, &broker.kafka_addr);
+    run_class_with(version, class, &broker.kafka_addr, properties);
+}
+
+/// A 4.x client takes KIP-890 part 2 (`transaction.version` 2, which the
+/// broker finalizes by default); a 3.x client has only the classic
+/// protocol.
+fn transaction_version(version: &str) -> String {
+    let level = if version.starts_with("3.") { 1 } else { 2 };
+    format!("-Dsluice.transactionVersion={level}")
 }
 
 #[test]
@@ -234,7 +247,12 @@ fn java_4_admin_client() {
 
 #[test]
 fn java_4_transactions() {
-    against_a_broker(&newest(), "TransactionTest");
+    let version = newest();
+    against_a_broker_with(
+        &version,
+        "TransactionTest",
+        &[transaction_version(&version)],
+    );
 }
 
 /// The transactions on a cluster of three, every topic of three
@@ -253,7 +271,10 @@ fn java_4_transactions_on_a_three_broker_cluster() {
         &version,
         "TransactionTest",
         &cluster.kafka_bootstrap(),
-        &["-Dsluice.replicas=3".to_string()],
+        &[
+            "-Dsluice.replicas=3".to_string(),
+            transaction_version(&version),
+        ],
     );
 }
 
@@ -327,5 +348,10 @@ fn java_3_admin_client() {
 
 #[test]
 fn java_3_transactions() {
-    against_a_broker(&line_3(), "TransactionTest");
+    let version = line_3();
+    against_a_broker_with(
+        &version,
+        "TransactionTest",
+        &[transaction_version(&version)],
+    );
 }

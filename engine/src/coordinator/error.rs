@@ -38,6 +38,13 @@ pub enum GroupError {
     /// A transaction's producer at an older epoch than one of its
     /// transactions with offsets pending here: a zombie.
     InvalidProducerEpoch,
+    /// The transaction's coordinator does not know the group's offsets
+    /// partition as part of the producer's ongoing transaction, or the
+    /// transaction ended before the offsets were stored (KIP-890).
+    InvalidTxnState,
+    /// The producer's previous transaction is still being completed: try
+    /// again.
+    ConcurrentTransactions,
 }
 
 impl std::fmt::Display for GroupError {
@@ -71,6 +78,8 @@ impl std::fmt::Display for GroupError {
             GroupError::InvalidProducerEpoch => {
                 "the producer's epoch is older than its transaction's"
             }
+            GroupError::InvalidTxnState => "the group is not in the producer's ongoing transaction",
+            GroupError::ConcurrentTransactions => "the producer's previous transaction is ending",
         };
         f.write_str(text)
     }

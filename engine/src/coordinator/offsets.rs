@@ -7,18 +7,24 @@
 
 use std::rc::Rc;
 
+use sluice_replication::txn::{Producer as TxnProducer, TopicPartition, TxnError};
 use sluice_storage::{batch::Marker, Offset};
 
 use super::{
     classic, consumer,
     error::GroupError,
-    offsets_log::{apply, now_ms, persist, Persisted},
+    offsets_log::{apply, now_ms, offsets_log, persist, InTransaction, Persisted},
     records::{Committed, GroupRecord, OffsetKey},
     routing::offsets_partition,
     transactional::{self, apply_pending, end_if_loaded, Producer},
-    Committer, Group, OffsetToCommit,
+    Committer, Group, OffsetToCommit, OFFSETS_TOPIC,
 };
-use crate::{cluster_metadata::Metadata, partition::PartitionKey, shard::Shard};
+use crate::{
+    cluster_metadata::Metadata,
+    partition::PartitionKey,
+    shard::Shard,
+    txn::markers::{self, Joining},
+};
 
 /// Metadata stored with a committed offset is at most this long (Kafka's
 /// `offset.metadata.max.bytes`).
@@ -291,17 +297,23 @@ pub async fn reset_offsets(
     Ok(())
 }
 
-/// Commits `offsets` of `group` in the transaction of `producer` (Kafka's
-/// TxnOffsetCommit); runs on the group's coordinator shard. They are
-/// stored durably as one transactional batch of the producer's and kept
-/// pending until the transaction's marker ends them
-/// ([`transaction_ended`]). The group-level error, or one result per
-/// offset, in order.
+/// Commits `offsets` of `group` in the transaction `transactional_id` of
+/// `producer` (Kafka's TxnOffsetCommit); runs on the group's coordinator
+/// shard. They are stored durably as one transactional batch of the
+/// producer's and kept pending until the transaction's marker ends them
+/// ([`transaction_ended`]). Where the producer has no transaction open on
+/// the group's offsets partition, its transaction's coordinator is asked
+/// first (KIP-890): to verify that the partition is in the transaction
+/// (AddOffsetsToTxn added it), or, `Joining::Add` (TxnOffsetCommit v5,
+/// whose client sends no AddOffsetsToTxn), to add it. The group-level
+/// error, or one result per offset, in order.
 pub async fn commit_transactional(
     shard: &Rc<Shard>,
     group: &str,
     committer: Committer,
+    transactional_id: &str,
     producer: Producer,
+    joining: Joining,
     offsets: Vec<OffsetToCommit>,
 ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
     if producer.id < 0 || producer.epoch < 0 {
@@ -321,7 +333,31 @@ pub async fn commit_transactional(
         return Err(GroupError::InvalidProducerEpoch);
     }
     let (results, records) = records_of(&shard.metadata(), group, &offsets);
-    let Some(persisted) = persist(shard, group, &records, Some(producer)).await? else {
+    if records.is_empty() {
+        return Ok(results);
+    }
+    let (key, log) = offsets_log(shard, group)?;
+    let guard = log.transaction_guard(producer.id, producer.epoch);
+    if guard.is_some() {
+        let partition = TopicPartition::new(OFFSETS_TOPIC, key.partition.0 as i32);
+        let asker = TxnProducer::new(producer.id, producer.epoch);
+        let joined = markers::join(shard, transactional_id, asker, vec![partition], joining)
+            .await
+            .and_then(|mut joined| joined.pop().map_or(Ok(()), |(_, result)| result));
+        if let Err(error) = joined {
+            tracing::debug!(%group, transactional_id, %error, ?joining, "transactional offsets refused");
+            return Err(match error {
+                TxnError::ProducerFenced | TxnError::InvalidProducerEpoch => {
+                    GroupError::InvalidProducerEpoch
+                }
+                TxnError::ConcurrentTransactions => GroupError::ConcurrentTransactions,
+                error if error.is_retriable() => GroupError::CoordinatorNotAvailable,
+                _ => GroupError::InvalidTxnState,
+            });
+        }
+    }
+    let transaction = InTransaction { producer, guard };
+    let Some(persisted) = persist(shard, group, &records, Some(transaction)).await? else {
         return Ok(results);
     };
     // Its transaction's coordinator may have ended the transaction while

@@ -17,7 +17,7 @@ use std::{collections::HashMap, rc::Rc, time::Duration};
 
 use sluice_storage::{
     batch::filter::{kafka_batch, transactional_kafka_batch, KeyValue},
-    log::Log,
+    log::{AppendError, Log},
     Offset,
 };
 
@@ -46,7 +46,10 @@ pub(super) fn now_ms() -> i64 {
 }
 
 /// The log of `group`'s offsets partition, which must be this shard's.
-fn offsets_log(shard: &Shard, group: &str) -> Result<(PartitionKey, Rc<Log>), GroupError> {
+pub(super) fn offsets_log(
+    shard: &Shard,
+    group: &str,
+) -> Result<(PartitionKey, Rc<Log>), GroupError> {
     let (owner, key) = offsets_partition(shard, &shard.metadata(), group)
         .ok_or(GroupError::CoordinatorNotAvailable)?;
     if owner != shard.id {
@@ -101,15 +104,24 @@ pub(super) struct Persisted<'a> {
     pub log: Rc<Log>,
 }
 
+/// A transaction's offsets: its producer, and the guard its offsets
+/// partition gave when the producer had no transaction open there (see
+/// [`Log::append_to_transaction`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InTransaction {
+    pub producer: Producer,
+    pub guard: Option<u64>,
+}
+
 /// Appends `records` for `group` to its offsets partition (this shard's),
-/// durably, in the transaction of `producer` if one is given. The caller
+/// durably, in the transaction `transaction` if one is given. The caller
 /// applies them to memory while it holds what is returned (`None` for no
 /// records).
 pub(super) async fn persist<'a>(
     shard: &'a Rc<Shard>,
     group: &str,
     records: &[GroupRecord],
-    producer: Option<Producer>,
+    transaction: Option<InTransaction>,
 ) -> Result<Option<Persisted<'a>>, GroupError> {
     if records.is_empty() {
         return Ok(None);
@@ -122,7 +134,7 @@ pub(super) async fn persist<'a>(
         .map_err(|_| GroupError::CoordinatorNotAvailable)?;
     let (key, log) = offsets_log(shard, group)?;
     let partition = key.partition.0;
-    let batch = batch_of(records, producer)?;
+    let batch = batch_of(records, transaction.map(|t| t.producer))?;
     let bytes = batch.len() as u64;
     // Only the leader appends, and only while enough replicas are in sync
     // to commit it; nothing yields between this and the append.
@@ -130,9 +142,18 @@ pub(super) async fn persist<'a>(
         .replicas
         .admit(key, Acks::All)
         .map_err(|failure| refused(group, &failure))?;
-    let appended = log.append(batch).await.map_err(|error| {
-        tracing::warn!(%group, %error, "committed offsets not stored");
-        GroupError::StorageError
+    let appended = match transaction {
+        None => log.append(batch).await,
+        Some(transaction) => log.append_to_transaction(batch, transaction.guard).await,
+    };
+    let appended = appended.map_err(|error| match error {
+        AppendError::Unverified { .. } | AppendError::NotInTransaction { .. } => {
+            GroupError::InvalidTxnState
+        }
+        error => {
+            tracing::warn!(%group, %error, "committed offsets not stored");
+            GroupError::StorageError
+        }
     })?;
     shard.replicas.touched(key);
     replicated(shard, key, appended.last_offset.next()).await?;

@@ -56,7 +56,13 @@ pub async fn coordinator_node(shard: &Rc<Shard>, group: &str) -> Result<NodeId, 
     if group.len() > GROUP_ID_BYTES_MAX {
         return Err(GroupError::InvalidGroupId);
     }
-    if !ensure_internal_topic(shard, OFFSETS_TOPIC).await {
+    if !ensure_internal_topic(
+        shard,
+        OFFSETS_TOPIC,
+        shard.config.offsets_replication_factor(),
+    )
+    .await
+    {
         return Err(GroupError::CoordinatorNotAvailable);
     }
     let metadata = shard.metadata();
@@ -73,10 +79,10 @@ pub async fn coordinator_node(shard: &Rc<Shard>, group: &str) -> Result<NodeId, 
 /// `__transaction_state`) if it is missing: one partition per shard of
 /// each live broker (of this node alone before any registered), so the
 /// groups or transactional ids hashed to it spread over every broker and
-/// core, each partition of [`offsets_replication_factor`] replicas, so
-/// what it holds outlives the node that coordinates it. True once the
-/// topic exists.
-pub(crate) async fn ensure_internal_topic(shard: &Rc<Shard>, name: &str) -> bool {
+/// core, each partition of `configured` replicas (capped by
+/// [`offsets_replication_factor`]), so what it holds outlives the node
+/// that coordinates it. True once the topic exists.
+pub(crate) async fn ensure_internal_topic(shard: &Rc<Shard>, name: &str, configured: u16) -> bool {
     let metadata = shard.metadata();
     if metadata.topic(name).is_some() {
         return true;
@@ -87,7 +93,7 @@ pub(crate) async fn ensure_internal_topic(shard: &Rc<Shard>, name: &str) -> bool
         .filter(|b| !b.fenced)
         .count()
         .max(1);
-    let factor = offsets_replication_factor(shard.config.offsets_replication_factor(), brokers);
+    let factor = offsets_replication_factor(configured, brokers);
     // The broker's min.insync.replicas, as other topics get it, but never
     // more than the replicas there are: a capped factor must still take
     // writes.

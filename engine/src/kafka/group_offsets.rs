@@ -27,6 +27,7 @@ use crate::{
         Committer, GroupError, OffsetToCommit, Producer,
     },
     shard::Shard,
+    txn::markers::Joining,
 };
 
 pub async fn offset_commit(
@@ -88,15 +89,23 @@ pub async fn offset_commit(
 }
 
 /// TxnOffsetCommit (KIP-98; KIP-447's member fields from v3): offsets
-/// committed in the producer's transaction, pending until its marker. v5
-/// (KIP-890's implicit AddOffsetsToTxn) is not served: the group must
-/// have been added to the transaction by AddOffsetsToTxn.
+/// committed in the producer's transaction, pending until its marker.
+/// Before v5 the group must be in the transaction already
+/// (AddOffsetsToTxn; verified with its coordinator, KIP-890 part 1); from
+/// v5 (KIP-890 part 2) its client sends no AddOffsetsToTxn and the
+/// group's offsets partition joins the transaction here.
 pub async fn txn_offset_commit(
     shard: &Rc<Shard>,
     request: TxnOffsetCommitRequest,
-    _version: i16,
+    version: i16,
 ) -> TxnOffsetCommitResponse {
     let group = text(&request.group_id.0);
+    let transactional_id = text(&request.transactional_id.0);
+    let joining = if version >= 5 {
+        Joining::Add
+    } else {
+        Joining::Verify
+    };
     let committer = Committer {
         generation: request.generation_id,
         member_id: text(&request.member_id),
@@ -121,7 +130,16 @@ pub async fn txn_offset_commit(
     }
     let count = offsets.len();
     let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
-        coordinator::commit_transactional(&there, &group, committer, producer, offsets).await
+        coordinator::commit_transactional(
+            &there,
+            &group,
+            committer,
+            &transactional_id,
+            producer,
+            joining,
+            offsets,
+        )
+        .await
     })
     .await
     .and_then(|results| results)

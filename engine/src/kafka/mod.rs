@@ -27,8 +27,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
     error::ResponseError,
     messages::{
-        api_versions_response::ApiVersion, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
-        BrokerId, TopicName,
+        api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey},
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, TopicName,
     },
     protocol::{Decodable, Encodable, StrBytes},
 };
@@ -99,7 +99,7 @@ impl Protocol for Kafka {
 
 /// The APIs served and the versions of each: what ApiVersions advertises.
 pub const APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
+    (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 16),
     (ApiKey::ListOffsets, 1, 9),
     (ApiKey::Metadata, 0, 12),
@@ -129,7 +129,7 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
@@ -260,8 +260,32 @@ fn encode<T: Encodable>(
         .map_err(|error| error.to_string())
 }
 
-fn api_versions(_shard: &Shard) -> ApiVersionsResponse {
+/// The finalized features' epoch ApiVersions answers: a client takes a
+/// broker's features once it sees an epoch above the last it read. They
+/// are fixed by each broker's config, so one epoch, never -1 (none).
+const FEATURES_EPOCH: i64 = 1;
+
+fn api_versions(shard: &Shard) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
+    // KIP-584 features: a Java client 4.x uses KIP-890 part 2 once
+    // `transaction.version` is finalized at 2.
+    let name = str_bytes("transaction.version");
+    response.supported_features = vec![SupportedFeatureKey::default()
+        .with_name(name.clone())
+        .with_min_version(0)
+        .with_max_version(crate::TRANSACTION_VERSION_MAX)];
+    response.finalized_features_epoch = FEATURES_EPOCH;
+    // A feature at level 0 is not finalized (Kafka lists none).
+    let level = shard.config.transaction_version;
+    response.finalized_features = (level > 0)
+        .then(|| {
+            FinalizedFeatureKey::default()
+                .with_name(name)
+                .with_min_version_level(level)
+                .with_max_version_level(level)
+        })
+        .into_iter()
+        .collect();
     response.api_keys = APIS
         .iter()
         .map(|(api, min, max)| {
@@ -412,6 +436,8 @@ pub(crate) fn group_error_code(error: GroupError) -> i16 {
         GroupError::InvalidRequest => 42,
         GroupError::UnstableOffsetCommit => 88,
         GroupError::InvalidProducerEpoch => 47,
+        GroupError::InvalidTxnState => 48,
+        GroupError::ConcurrentTransactions => 51,
     }
 }
 

@@ -21,12 +21,14 @@ use sluice_replication::txn::{Producer, TopicPartition, TxnError};
 
 use super::{current_leader, failure_code, metadata::auto_create, route, str_bytes};
 use crate::{
+    cluster_metadata::Metadata,
     partition::{
-        ask, produce_timeout, Acks, ErrorKind, Failure, FanOut, PartitionOp, Produced, WireFormat,
+        ask, produce_timeout, Acks, ErrorKind, Failure, FanOut, PartitionOp, Produced, TxnCheck,
+        WireFormat,
     },
     request_order::Turn,
     shard::Shard,
-    txn,
+    txn::{self, markers::Joining},
 };
 
 /// The fixed header of a Kafka RecordBatch v2, and the attributes bit
@@ -87,9 +89,18 @@ pub async fn handle(
         }
     }
 
-    let mut refused = match &request.transactional_id {
-        Some(id) if transactional => verify(shard, &id.0, &request).await,
-        _ => HashMap::new(),
+    let (mut refused, mut guards) = match &request.transactional_id {
+        Some(id) if transactional => {
+            // Produce v12 is a KIP-890 part 2 client's: it sent no
+            // AddPartitionsToTxn, the partitions join here.
+            let joining = if version >= 12 {
+                Joining::Add
+            } else {
+                Joining::Verify
+            };
+            join_transactions(shard, &metadata, &id.0, &request, joining).await
+        }
+        _ => Default::default(),
     };
     let wait = if acks == -1 { Acks::All } else { Acks::Leader };
     let timeout = produce_timeout(request.timeout_ms);
@@ -101,6 +112,13 @@ pub async fn handle(
                 parts.part(part.index, Err(failure));
                 continue;
             }
+            let transactions = if transactional {
+                TxnCheck::Joining {
+                    guard: guards.remove(&(name.clone(), part.index)),
+                }
+            } else {
+                TxnCheck::Unchecked
+            };
             let answer = split(part.records.unwrap_or_default()).and_then(|batches| {
                 let route = route(shard, &metadata, &name, part.index)?;
                 Ok(ask(shard, route, |reply| PartitionOp::Produce {
@@ -109,6 +127,7 @@ pub async fn handle(
                     leader_epoch: route.leader_epoch,
                     acks: wait,
                     timeout,
+                    transactions,
                     reply,
                 }))
             });
@@ -201,35 +220,78 @@ fn transactional_producer(records: &[u8]) -> Option<Producer> {
     None
 }
 
-/// KIP-890 part 1: each partition with transactional batches is written
-/// only if the coordinator of `transactional_id` knows it as part of its
-/// producer's ongoing transaction. The partitions refused, and why: a
-/// partition not in the transaction is `INVALID_TXN_STATE`, a fenced
-/// producer `INVALID_PRODUCER_EPOCH`, and a coordinator that could not
-/// answer `NOT_ENOUGH_REPLICAS` (Kafka's choice: every producer retries it).
-async fn verify(
+/// The partitions of a request, by topic and index.
+type ByPartition<T> = HashMap<(String, i32), T>;
+
+/// KIP-890: where each partition with transactional batches stands before
+/// they are sent. A partition where their producer has a transaction open
+/// takes them as they are. Any other gets a guard from its leader, and
+/// the coordinator of `transactional_id` is asked to verify that the
+/// partition is in the producer's ongoing transaction (part 1) or to add
+/// it (part 2); the batches then carry the guard, which no longer holds if
+/// the transaction ended meanwhile.
+///
+/// Answers the partitions refused, and why (a partition not in the
+/// transaction is `INVALID_TXN_STATE`, a fenced producer
+/// `INVALID_PRODUCER_EPOCH`, a coordinator that could not answer
+/// `NOT_ENOUGH_REPLICAS`, Kafka's choice: every producer retries it), and
+/// the guards of those verified. A partition whose leader could not be
+/// asked is left to its produce, which meets the same refusal.
+async fn join_transactions(
     shard: &Rc<Shard>,
+    metadata: &Metadata,
     transactional_id: &str,
     request: &ProduceRequest,
-) -> HashMap<(String, i32), Failure> {
-    let mut by_producer: HashMap<Producer, Vec<TopicPartition>> = HashMap::new();
+    joining: Joining,
+) -> (ByPartition<Failure>, ByPartition<u64>) {
+    let mut asked = Vec::new();
     for topic in &request.topic_data {
+        let name = topic.name.0.to_string();
         for part in &topic.partition_data {
-            let producer = part.records.as_deref().and_then(transactional_producer);
-            if let Some(producer) = producer {
-                by_producer
-                    .entry(producer)
-                    .or_default()
-                    .push(TopicPartition::new(topic.name.0.to_string(), part.index));
-            }
+            let Some(producer) = part.records.as_deref().and_then(transactional_producer) else {
+                continue;
+            };
+            let Ok(route) = route(shard, metadata, &name, part.index) else {
+                continue;
+            };
+            let guard = ask(shard, route, |reply| PartitionOp::TransactionGuard {
+                producer_id: producer.id,
+                epoch: producer.epoch,
+                reply,
+            });
+            asked.push((
+                TopicPartition::new(name.clone(), part.index),
+                producer,
+                guard,
+            ));
         }
     }
     let mut refused = HashMap::new();
-    for (producer, partitions) in by_producer {
-        let verified =
-            txn::markers::verify(shard, transactional_id, producer, partitions.clone()).await;
-        let results: Vec<(TopicPartition, Result<(), TxnError>)> = match verified {
-            Ok(verified) => verified,
+    let mut guards = HashMap::new();
+    let mut unverified: HashMap<Producer, Vec<TopicPartition>> = HashMap::new();
+    for (tp, producer, guard) in asked {
+        match guard.await {
+            Ok(None) => {}
+            Ok(Some(guard)) => {
+                guards.insert((tp.topic.clone(), tp.partition), guard);
+                unverified.entry(producer).or_default().push(tp);
+            }
+            Err(failure) => {
+                refused.insert((tp.topic, tp.partition), failure);
+            }
+        }
+    }
+    for (producer, partitions) in unverified {
+        let joined = txn::markers::join(
+            shard,
+            transactional_id,
+            producer,
+            partitions.clone(),
+            joining,
+        )
+        .await;
+        let results: Vec<(TopicPartition, Result<(), TxnError>)> = match joined {
+            Ok(joined) => joined,
             Err(error) => partitions
                 .into_iter()
                 .map(|tp| (tp, Err(error.clone())))
@@ -250,10 +312,12 @@ async fn verify(
                 "partition {} of {}: not in an ongoing transaction of {transactional_id} (producer {} epoch {}): {error}",
                 tp.partition, tp.topic, producer.id, producer.epoch
             );
-            refused.insert((tp.topic, tp.partition), Failure::new(kind, message));
+            let key = (tp.topic, tp.partition);
+            guards.remove(&key);
+            refused.insert(key, Failure::new(kind, message));
         }
     }
-    refused
+    (refused, guards)
 }
 
 /// Splits a partition's records into its RecordBatches by their

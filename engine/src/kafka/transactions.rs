@@ -187,7 +187,15 @@ async fn add_or_verify(
             })
             .collect()
     } else if verify_only {
-        match markers::verify(shard, id, producer, partitions.clone()).await {
+        match markers::join(
+            shard,
+            id,
+            producer,
+            partitions.clone(),
+            markers::Joining::Verify,
+        )
+        .await
+        {
             Ok(verified) => verified
                 .into_iter()
                 .map(|(_, result)| result.err().map_or(0, |e| txn_error_code(e, legacy)))

@@ -12,7 +12,7 @@ use sluice_net::native::{
 
 use super::error_code;
 use crate::{
-    partition::{ask, route, FanOut, PartitionOp, Produced, WireFormat},
+    partition::{ask, route, FanOut, PartitionOp, Produced, TxnCheck, WireFormat},
     shard::Shard,
 };
 
@@ -35,6 +35,7 @@ pub async fn handle(shard: &Rc<Shard>, request: ProduceRequest) -> Option<Produc
                     leader_epoch: route.leader_epoch,
                     acks: wait,
                     timeout,
+                    transactions: TxnCheck::Unchecked,
                     reply,
                 })
             });

@@ -35,6 +35,7 @@ pub use crate::error::{ErrorKind, Failure};
 pub use fan_out::{gather_all, FanOut, Pending};
 pub use ops::{
     produce_timeout, Acks, ActiveProducer, FetchOutcome, Isolation, LeaderEpochs, Listed,
-    OffsetQuery, PartitionKey, PartitionOp, PartitionStats, Produced, ReadFrom, WireFormat,
+    OffsetQuery, PartitionKey, PartitionOp, PartitionStats, Produced, ReadFrom, TxnCheck,
+    WireFormat,
 };
 pub use route::{ask, route, route_read, Answer, Route};

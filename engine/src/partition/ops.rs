@@ -232,6 +232,7 @@ pub enum PartitionOp {
         acks: Acks,
         /// How long an `acks=all` write waits for the in-sync replicas.
         timeout: Duration,
+        transactions: TxnCheck,
         reply: Reply<Produced>,
     },
     /// Reads whole batches from the one containing `offset`, up to
@@ -269,6 +270,16 @@ pub enum PartitionOp {
     },
     Stats {
         reply: Reply<PartitionStats>,
+    },
+    /// Where a transactional write of `producer_id` at `epoch` stands
+    /// (KIP-890): `None` when the producer has a transaction open on the
+    /// partition at that epoch, else the guard its produce carries once
+    /// the transaction's coordinator has verified (or added) the
+    /// partition ([`TxnCheck::Joining`]). Only the leader answers.
+    TransactionGuard {
+        producer_id: i64,
+        epoch: i16,
+        reply: Reply<Option<u64>>,
     },
     /// The producers the log knows, by producer id, with the first offset
     /// of each one's open transaction (DescribeProducers).
@@ -321,6 +332,20 @@ pub enum PartitionOp {
     },
 }
 
+/// How a produce's batches meet transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnCheck {
+    /// Appended as they are: no transactional batch among them (the
+    /// native protocol refuses them; a producer without a transactional
+    /// id).
+    Unchecked,
+    /// A transactional producer's (KIP-890): each transactional batch
+    /// joins its producer's transaction open on the partition, or needs
+    /// `guard` ([`PartitionOp::TransactionGuard`]) to still hold, else it
+    /// is a late write, refused `InvalidTxnState`.
+    Joining { guard: Option<u64> },
+}
+
 impl PartitionOp {
     /// Answers `failure` without doing the op: its partition is not there.
     /// A wait for data ends at once (none will come there).
@@ -333,6 +358,7 @@ impl PartitionOp {
             PartitionOp::LeaderEpochs { reply } => drop(reply.send(Err(failure))),
             PartitionOp::Stats { reply } => drop(reply.send(Err(failure))),
             PartitionOp::Producers { reply } => drop(reply.send(Err(failure))),
+            PartitionOp::TransactionGuard { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::DeleteRecords { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::WriteMarker { reply, .. } => drop(reply.send(Err(failure))),
             PartitionOp::Open { reply, .. }

@@ -21,7 +21,7 @@ use super::{
     fetch::{fetch, FetchAsk},
     ops::{
         Acks, ActiveProducer, Isolation, LeaderEpochs, Listed, OffsetQuery, PartitionKey,
-        PartitionOp, PartitionStats, Partitions, Produced, WireFormat,
+        PartitionOp, PartitionStats, Partitions, Produced, TxnCheck, WireFormat,
     },
 };
 use crate::{
@@ -52,6 +52,11 @@ fn append_failure(error: AppendError) -> Failure {
         }
         AppendError::Transaction(error @ TransactionError::TooManyOpen) => {
             Failure::new(ErrorKind::InvalidRecord, error.to_string())
+        }
+        // Verified while the transaction was open, it ended before the
+        // append: a late write.
+        error @ (AppendError::Unverified { .. } | AppendError::NotInTransaction { .. }) => {
+            Failure::new(ErrorKind::InvalidTxnState, error.to_string())
         }
         // This broker's epoch for the partition is behind its log's: a
         // newer leader wrote to it.
@@ -84,18 +89,28 @@ fn batch_failure(error: BatchError) -> Failure {
 /// Appends `batches` in order, in flight together (each append is started
 /// before the previous one completes); the first one's base offset and
 /// the end of the last, or the first failure.
-async fn append_all(log: &Log, mut batches: Vec<Batch>) -> Result<(Offset, Offset), Failure> {
+async fn append_all(
+    log: &Log,
+    mut batches: Vec<Batch>,
+    transactions: TxnCheck,
+) -> Result<(Offset, Offset), Failure> {
     let span = |appended: sluice_storage::log::Appended| {
         (appended.base_offset, Offset(appended.last_offset.0 + 1))
+    };
+    let append = |batch| async move {
+        match transactions {
+            TxnCheck::Unchecked => log.append(batch).await,
+            TxnCheck::Joining { guard } => log.append_to_transaction(batch, guard).await,
+        }
     };
     // The usual case, one batch: no futures to box.
     if batches.len() == 1 {
         let batch = batches.pop().expect("one batch");
-        return log.append(batch).await.map(span).map_err(append_failure);
+        return append(batch).await.map(span).map_err(append_failure);
     }
     let mut appends: Vec<_> = batches
         .into_iter()
-        .map(|batch| Some(Box::pin(log.append(batch))))
+        .map(|batch| Some(Box::pin(append(batch))))
         .collect();
     let mut results: Vec<Option<Result<(Offset, Offset), Failure>>> = vec![None; appends.len()];
     std::future::poll_fn(|cx| {
@@ -535,6 +550,7 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             leader_epoch,
             acks,
             timeout,
+            transactions,
             reply,
         } => {
             // Only the leader appends; `acks=all` only with enough in sync.
@@ -556,7 +572,7 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             let result = match checked {
                 Err(error) => Err(batch_failure(error)),
                 Ok(batches) => match admit_batches(&log.config(), batches, format) {
-                    Ok(batches) => append_all(log, batches).await,
+                    Ok(batches) => append_all(log, batches, transactions).await,
                     Err(failure) => Err(failure),
                 },
             };
@@ -645,13 +661,23 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
                     now_ms(),
                 )
                 .map_err(batch_failure)?;
-                let appended = append_all(log, vec![batch]).await;
+                let appended = append_all(log, vec![batch], TxnCheck::Unchecked).await;
                 replicas.touched(key);
                 let (_, end) = appended?;
                 committed(replicas, key, end, timeout).await
             }
             .await;
             let _ = reply.send(result);
+        }
+        PartitionOp::TransactionGuard {
+            producer_id,
+            epoch,
+            reply,
+        } => {
+            let guard = replicas
+                .admit(key, Acks::Leader)
+                .map(|()| log.transaction_guard(producer_id, epoch));
+            let _ = reply.send(guard);
         }
         PartitionOp::Producers { reply } => {
             let _ = reply.send(Ok(active_producers(log)));

@@ -9,16 +9,18 @@
 //! of `__consumer_offsets` it then also completes the transaction's
 //! offset commits there.
 //!
-//! KIP-890 part 1: a transactional produce is appended only once the
-//! transaction's coordinator (here or on another node) says the producer's
-//! transaction is ongoing and holds the partition ([`verify`]), so that a
-//! late write of a transaction that ended cannot open a transaction that
-//! no coordinator will ever end.
+//! KIP-890: a transactional produce is appended only into a transaction
+//! its coordinator knows. A partition where the producer has no
+//! transaction open asks the coordinator (here or on another node)
+//! ([`join`]): part 1 verifies that the producer's transaction is ongoing
+//! and holds the partition; part 2 (Produce v12 and TxnOffsetCommit v5,
+//! whose clients send no AddPartitionsToTxn) adds it. A late write of a
+//! transaction that ended thus cannot open a transaction that no
+//! coordinator will ever end.
 
 use std::{collections::BTreeMap, rc::Rc, time::Duration};
 
 use kafka_protocol::{
-    error::ResponseError,
     messages::{
         add_partitions_to_txn_request::AddPartitionsToTxnTopic,
         add_partitions_to_txn_response::{
@@ -233,27 +235,49 @@ pub async fn write_here(shard: &Rc<Shard>, writes: &[MarkerWrite]) -> Vec<Result
     gather_all(parts).await
 }
 
-/// KIP-890 part 1: whether `producer`'s transaction `transactional_id` is
-/// ongoing and holds each of `partitions`, asked of its coordinator, on
+/// What a partition leader asks a transaction's coordinator (KIP-890).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joining {
+    /// Part 1: is the producer's transaction ongoing, and does it hold the
+    /// partitions? Writes nothing.
+    Verify,
+    /// Part 2: the partitions join the producer's transaction (which this
+    /// starts if none is ongoing), as AddPartitionsToTxn would.
+    Add,
+}
+
+/// KIP-890: each of `partitions` verified to be in `producer`'s ongoing
+/// transaction `transactional_id`, or added to it, by its coordinator, on
 /// this node or another.
-pub async fn verify(
+pub async fn join(
     shard: &Rc<Shard>,
     transactional_id: &str,
     producer: Producer,
     partitions: Vec<TopicPartition>,
+    joining: Joining,
 ) -> Result<Verified, TxnError> {
     let node = routing::coordinator_node(shard, transactional_id).await?;
     if node != shard.config.node_id {
-        return peer::verify(shard, node, transactional_id, producer, partitions).await;
+        return peer::join(shard, node, transactional_id, producer, partitions, joining).await;
     }
     let id = transactional_id.to_string();
     routing::on_coordinator(
         shard,
         transactional_id,
         move |there, partition| async move {
-            driver::inspect(&there, partition, |core| {
-                core.verify_partitions(&id, producer, &partitions)
-            })
+            match joining {
+                Joining::Verify => driver::inspect(&there, partition, |core| {
+                    core.verify_partitions(&id, producer, &partitions)
+                }),
+                Joining::Add => {
+                    let asked = partitions.clone();
+                    driver::call(&there, partition, move |core, request, now| {
+                        core.add_partitions(request, &id, producer, &asked, now)
+                    })
+                    .await?;
+                    Ok(partitions.into_iter().map(|tp| (tp, Ok(()))).collect())
+                }
+            }
         },
     )
     .await?
@@ -316,29 +340,29 @@ pub async fn serve(
     WriteTxnMarkersResponse::default().with_markers(results)
 }
 
-/// The `verify_only` transactions of `request` (KIP-890 part 1, a
-/// partition leader's question) checked with their coordinators; any
-/// other is refused `INVALID_REQUEST` (a producer's AddPartitionsToTxn
-/// goes to the Kafka API).
-pub async fn serve_verify(
+/// A partition leader's question (KIP-890): each transaction of
+/// `request` verified (`verify_only`, part 1) or added (part 2) by its
+/// coordinator.
+pub async fn serve_join(
     shard: &Rc<Shard>,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     let mut results = Vec::new();
     for transaction in request.transactions {
         let partitions = partitions_of(&transaction.topics);
-        let codes = if transaction.verify_only {
-            let producer = Producer::new(transaction.producer_id.0, transaction.producer_epoch);
-            let id = transaction.transactional_id.0.to_string();
-            match verify(shard, &id, producer, partitions.clone()).await {
-                Ok(verified) => verified
-                    .into_iter()
-                    .map(|(_, result)| result.err().map_or(0, |e| txn_error_code(e, false)))
-                    .collect(),
-                Err(error) => vec![txn_error_code(error, false); partitions.len()],
-            }
+        let producer = Producer::new(transaction.producer_id.0, transaction.producer_epoch);
+        let id = transaction.transactional_id.0.to_string();
+        let joining = if transaction.verify_only {
+            Joining::Verify
         } else {
-            vec![ResponseError::InvalidRequest.code(); partitions.len()]
+            Joining::Add
+        };
+        let codes = match join(shard, &id, producer, partitions.clone(), joining).await {
+            Ok(verified) => verified
+                .into_iter()
+                .map(|(_, result)| result.err().map_or(0, |e| txn_error_code(e, false)))
+                .collect(),
+            Err(error) => vec![txn_error_code(error, false); partitions.len()],
         };
         results.push(
             AddPartitionsToTxnResult::default()

@@ -180,14 +180,16 @@ pub async fn write_markers(
         .collect()
 }
 
-/// Asks the coordinator on node `node` whether `producer`'s transaction
-/// is ongoing and holds each of `partitions` (KIP-890 part 1).
-pub async fn verify(
+/// Asks the coordinator on node `node` to verify that `producer`'s
+/// transaction is ongoing and holds each of `partitions`, or to add them
+/// (KIP-890, [`markers::join`]).
+pub async fn join(
     shard: &Shard,
     node: NodeId,
     transactional_id: &str,
     producer: Producer,
     partitions: Vec<TopicPartition>,
+    joining: markers::Joining,
 ) -> Result<Verified, TxnError> {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for tp in &partitions {
@@ -199,7 +201,7 @@ pub async fn verify(
         )))
         .with_producer_id(ProducerId(producer.id))
         .with_producer_epoch(producer.epoch)
-        .with_verify_only(true)
+        .with_verify_only(joining == markers::Joining::Verify)
         .with_topics(
             topics
                 .into_iter()
@@ -307,7 +309,7 @@ async fn serve(shard: &Rc<Shard>, kind: u8, question: u64, mut body: Bytes) -> O
         let request = AddPartitionsToTxnRequest::decode(&mut body, VERIFY_VERSION)
             .map_err(|error| tracing::warn!(%error, "a verification does not read; dropped"))
             .ok()?;
-        let response = markers::serve_verify(shard, request).await;
+        let response = markers::serve_join(shard, request).await;
         encode(VERIFIED, question, &[], &response, VERIFY_VERSION)
     }
 }

@@ -37,7 +37,13 @@ pub async fn coordinator_node(
     transactional_id: &str,
 ) -> Result<NodeId, TxnError> {
     check_id(transactional_id)?;
-    if !ensure_internal_topic(shard, TXN_TOPIC).await {
+    if !ensure_internal_topic(
+        shard,
+        TXN_TOPIC,
+        shard.config.transaction_state_replication_factor(),
+    )
+    .await
+    {
         return Err(TxnError::CoordinatorNotAvailable);
     }
     let (_, key) =

@@ -109,7 +109,10 @@ pub struct ProducerState {
 impl ProducerState {
     /// The sequence the producer's next batch must start at.
     pub fn next_sequence(&self) -> i32 {
-        self.batches.last().expect("a producer has a batch").next_sequence()
+        self.batches
+            .last()
+            .expect("a producer has a batch")
+            .next_sequence()
     }
 }
 
@@ -940,7 +943,10 @@ mod tests {
         end += 1;
         assert_eq!(producers.epoch(7), Some(4));
         assert_eq!(producers.get(7).unwrap().next_sequence(), 0);
-        assert!(producers.last_batch_bases().is_empty(), "a marker is no data batch");
+        assert!(
+            producers.last_batch_bases().is_empty(),
+            "a marker is no data batch"
+        );
         // A late batch of the transaction before, at the sequence it would
         // have had: fenced.
         assert!(matches!(

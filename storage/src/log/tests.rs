@@ -808,8 +808,13 @@ fn a_transactional_append_needs_an_open_transaction_or_a_guard_that_still_holds(
     run(|| async {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), LogConfig::default()).await.unwrap();
-        let unverified = log.append_to_transaction(transactional(7, 0, 0), None).await;
-        assert!(matches!(unverified, Err(AppendError::Unverified { producer_id: 7 })));
+        let unverified = log
+            .append_to_transaction(transactional(7, 0, 0), None)
+            .await;
+        assert!(matches!(
+            unverified,
+            Err(AppendError::Unverified { producer_id: 7 })
+        ));
         let guard = log.transaction_guard(7, 0).unwrap();
         log.append_to_transaction(transactional(7, 0, 0), Some(guard))
             .await
@@ -825,8 +830,16 @@ fn a_transactional_append_needs_an_open_transaction_or_a_guard_that_still_holds(
             .unwrap();
         // A late write of the transaction that ended, even with the guard
         // it was verified with, is fenced by the epoch.
-        let late = log.append_to_transaction(transactional(7, 0, 2), Some(guard)).await;
-        assert!(matches!(late, Err(AppendError::ProducerFenced { current_epoch: 1, .. })));
+        let late = log
+            .append_to_transaction(transactional(7, 0, 2), Some(guard))
+            .await;
+        assert!(matches!(
+            late,
+            Err(AppendError::ProducerFenced {
+                current_epoch: 1,
+                ..
+            })
+        ));
         // The producer's next transaction starts at sequence 0.
         let next = log.transaction_guard(7, 1).unwrap();
         log.append_to_transaction(transactional(7, 1, 0), Some(next))
@@ -839,8 +852,13 @@ fn a_transactional_append_needs_an_open_transaction_or_a_guard_that_still_holds(
         log.append(Batch::marker(8, 0, Marker::Abort, 0, 1_000).unwrap())
             .await
             .unwrap();
-        let late = log.append_to_transaction(transactional(8, 0, 0), Some(guard)).await;
-        assert!(matches!(late, Err(AppendError::NotInTransaction { producer_id: 8 })));
+        let late = log
+            .append_to_transaction(transactional(8, 0, 0), Some(guard))
+            .await;
+        assert!(matches!(
+            late,
+            Err(AppendError::NotInTransaction { producer_id: 8 })
+        ));
         // A batch outside transactions is appended as by `append`.
         log.append_to_transaction(batch(1, 1, 10, 1_000), None)
             .await

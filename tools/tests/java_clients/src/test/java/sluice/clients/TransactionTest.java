@@ -69,6 +69,16 @@ class TransactionTest {
         return Short.parseShort(System.getProperty("sluice.replicas", "1"));
     }
 
+    /**
+     * The transaction protocol the client is expected to use (system
+     * property sluice.transactionVersion): 2 is KIP-890 part 2, which a
+     * 4.x client takes when the broker finalizes the feature; 1 the classic
+     * protocol of a 3.x client.
+     */
+    private static int transactionVersion() {
+        return Integer.parseInt(System.getProperty("sluice.transactionVersion", "1"));
+    }
+
     private static String topic(String what, int partitions) throws Exception {
         String topic = Sluice.unique("txn-" + what);
         try (Admin admin = Sluice.admin()) {
@@ -192,7 +202,9 @@ class TransactionTest {
     @Test
     void committedTransactionsAreReadCommitted() throws Exception {
         String topic = topic("commit", 3);
-        try (KafkaProducer<byte[], byte[]> producer = transactional(Sluice.unique("commit"), TIMEOUT_MS)) {
+        String transactionalId = Sluice.unique("commit");
+        try (Admin admin = Sluice.admin();
+                KafkaProducer<byte[], byte[]> producer = transactional(transactionalId, TIMEOUT_MS)) {
             producer.initTransactions();
             producer.beginTransaction();
             List<String> first = send(producer, topic, 3, "first", 300);
@@ -204,10 +216,19 @@ class TransactionTest {
             producer.commitTransaction();
             assertReads(first, topic, 3, IsolationLevel.READ_COMMITTED,
                     "read_committed once committed");
+            int firstEpoch = describe(admin, transactionalId).producerEpoch();
 
             producer.beginTransaction();
             List<String> second = send(producer, topic, 3, "second", 300);
             producer.commitTransaction();
+            int secondEpoch = describe(admin, transactionalId).producerEpoch();
+            if (transactionVersion() >= 2) {
+                // KIP-890 part 2: each end bumps the epoch, so a late write
+                // of the transaction before is fenced by its partition.
+                assertEquals(firstEpoch + 1, secondEpoch, "the epoch after a second commit (transaction.version 2)");
+            } else {
+                assertEquals(firstEpoch, secondEpoch, "the epoch after a second commit (classic protocol)");
+            }
             List<String> both = new ArrayList<>(first);
             both.addAll(second);
             assertReads(both, topic, 3, IsolationLevel.READ_COMMITTED,
