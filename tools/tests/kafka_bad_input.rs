@@ -62,7 +62,7 @@ fn a_client_asking_too_new_an_api_versions_gets_the_error_and_the_versions_at_v0
         .iter()
         .find(|api| api.api_key == ApiKey::Produce as i16)
         .expect("Produce is advertised");
-    assert_eq!((produce.min_version, produce.max_version), (3, 11));
+    assert_eq!((produce.min_version, produce.max_version), (3, 12));
     // The connection stays usable.
     let response: ApiVersionsResponse = call(
         &mut stream,
@@ -71,6 +71,14 @@ fn a_client_asking_too_new_an_api_versions_gets_the_error_and_the_versions_at_v0
         &ApiVersionsRequest::default(),
     );
     assert_eq!(response.error_code, 0);
+    // KIP-890 part 2 is finalized, so a client that knows it uses it.
+    let finalized: Vec<(String, i16)> = response
+        .finalized_features
+        .iter()
+        .map(|feature| (feature.name.to_string(), feature.max_version_level))
+        .collect();
+    assert_eq!(finalized, [("transaction.version".to_string(), 2)]);
+    assert!(response.finalized_features_epoch >= 0);
 }
 
 #[test]

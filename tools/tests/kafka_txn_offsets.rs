@@ -22,20 +22,19 @@ use kafka_protocol::{
             OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
         },
         txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic},
-        ApiKey, ApiVersionsRequest, ApiVersionsResponse, GroupId, OffsetCommitRequest,
-        OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProducerId, TopicName,
-        TransactionalId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+        AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey, ApiVersionsRequest,
+        ApiVersionsResponse, GroupId, OffsetCommitRequest, OffsetCommitResponse,
+        OffsetFetchRequest, OffsetFetchResponse, ProducerId, TopicName, TransactionalId,
+        TxnOffsetCommitRequest, TxnOffsetCommitResponse,
     },
     protocol::StrBytes,
 };
-use kafka_raw::{call, connect};
+use kafka_raw::{call, connect, init_transactional, until_settled};
 
 const TOPIC: &str = "orders";
 const GROUP: &str = "billing";
-/// The transaction's producer: any id, as no transaction coordinator is
-/// asked whether the group was added to its transaction.
-const PRODUCER_ID: i64 = 4_000;
-const PRODUCER_EPOCH: i16 = 2;
+/// The transaction whose offsets are committed.
+const TRANSACTIONAL_ID: &str = "billing-tx";
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -95,11 +94,25 @@ fn commit(stream: &mut TcpStream, offset: i64) -> i16 {
 
 /// A TxnOffsetCommit of v3 for `group`: (topic, partition, offset,
 /// metadata) each; the error code of each, in order.
+/// AddOffsetsToTxn of [`GROUP`] to the transaction of `producer`.
+fn add_offsets(stream: &mut TcpStream, (producer_id, epoch): (i64, i16)) {
+    let request = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(name(TRANSACTIONAL_ID)))
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(name(GROUP)));
+    let response: AddOffsetsToTxnResponse = until_settled(
+        || call(stream, ApiKey::AddOffsetsToTxn, 3, &request),
+        |response: &AddOffsetsToTxnResponse| response.error_code,
+    );
+    assert_eq!(response.error_code, NONE, "AddOffsetsToTxn");
+}
+
 fn txn_commit(
     stream: &mut TcpStream,
     group: &str,
     (generation, member): (i32, &str),
-    epoch: i16,
+    (producer_id, epoch): (i64, i16),
     offsets: &[(&str, i32, i64, &str)],
 ) -> Vec<i16> {
     let topics = offsets
@@ -114,9 +127,9 @@ fn txn_commit(
         })
         .collect();
     let request = TxnOffsetCommitRequest::default()
-        .with_transactional_id(TransactionalId(name("billing-tx")))
+        .with_transactional_id(TransactionalId(name(TRANSACTIONAL_ID)))
         .with_group_id(GroupId(name(group)))
-        .with_producer_id(ProducerId(PRODUCER_ID))
+        .with_producer_id(ProducerId(producer_id))
         .with_producer_epoch(epoch)
         .with_generation_id(generation)
         .with_member_id(name(member))
@@ -213,15 +226,22 @@ fn transactional_offsets_stay_pending_until_their_marker_and_across_a_restart() 
         .iter()
         .find(|api| api.api_key == ApiKey::TxnOffsetCommit as i16)
         .map(|api| (api.min_version, api.max_version));
-    assert_eq!(served, Some((0, 4)));
+    assert_eq!(served, Some((0, 5)));
 
     assert_eq!(commit(&mut stream, 5), NONE);
+    // A transaction at epoch 1 (a second InitProducerId bumps it), with
+    // the group added to it, so that its coordinator verifies the offsets
+    // partition (KIP-890).
+    init_transactional(&mut stream, TRANSACTIONAL_ID);
+    let producer = init_transactional(&mut stream, TRANSACTIONAL_ID);
+    assert_eq!(producer.1, 1);
+    add_offsets(&mut stream, producer);
     let metadata_max = "m".repeat(4097);
     let results = txn_commit(
         &mut stream,
         GROUP,
         (-1, ""),
-        PRODUCER_EPOCH,
+        producer,
         &[
             (TOPIC, 0, 42, "read up to 42"),
             (TOPIC, 1, 7, ""),
@@ -283,7 +303,7 @@ fn transactional_offsets_stay_pending_until_their_marker_and_across_a_restart() 
             &mut stream,
             GROUP,
             (3, "m"),
-            PRODUCER_EPOCH,
+            producer,
             &[(TOPIC, 0, 50, "")]
         ),
         vec![UNKNOWN_MEMBER_ID]
@@ -293,7 +313,7 @@ fn transactional_offsets_stay_pending_until_their_marker_and_across_a_restart() 
             &mut stream,
             "never-seen",
             (3, "m"),
-            PRODUCER_EPOCH,
+            producer,
             &[(TOPIC, 0, 50, "")]
         ),
         vec![ILLEGAL_GENERATION]
@@ -304,7 +324,7 @@ fn transactional_offsets_stay_pending_until_their_marker_and_across_a_restart() 
             &mut stream,
             GROUP,
             (-1, ""),
-            PRODUCER_EPOCH - 1,
+            (producer.0, producer.1 - 1),
             &[(TOPIC, 0, 50, "")]
         ),
         vec![INVALID_PRODUCER_EPOCH]

@@ -91,3 +91,58 @@ pub fn records_edited(
     .unwrap();
     bytes.freeze()
 }
+
+/// Codes a transactional request is asked again on: the coordinator is
+/// being made or loaded, or the previous transaction is still ending.
+pub fn txn_retriable(code: i16) -> bool {
+    // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+    // NOT_COORDINATOR, NOT_ENOUGH_REPLICAS, CONCURRENT_TRANSACTIONS.
+    matches!(code, 14 | 15 | 16 | 19 | 51)
+}
+
+/// Asks `ask` until `code` of its answer is not [`txn_retriable`], for at
+/// most 30 s.
+pub fn until_settled<R>(mut ask: impl FnMut() -> R, code: impl Fn(&R) -> i16) -> R {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = ask();
+        if !txn_retriable(code(&answer)) || std::time::Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// InitProducerId for `transactional_id` (v4): its producer id and epoch.
+pub fn init_transactional(stream: &mut TcpStream, transactional_id: &str) -> (i64, i16) {
+    use kafka_protocol::messages::{
+        InitProducerIdRequest, InitProducerIdResponse, TransactionalId,
+    };
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(
+            kafka_protocol::protocol::StrBytes::from_string(transactional_id.to_string()),
+        )))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+        .with_producer_epoch(-1);
+    let response: InitProducerIdResponse = until_settled(
+        || call(stream, ApiKey::InitProducerId, 4, &request),
+        |response: &InitProducerIdResponse| response.error_code,
+    );
+    assert_eq!(
+        response.error_code, 0,
+        "InitProducerId of {transactional_id}"
+    );
+    (response.producer_id.0, response.producer_epoch)
+}
+
+/// One transactional batch of `values` of producer `(id, epoch)` from
+/// `sequence`.
+pub fn transactional_records(values: &[&[u8]], (id, epoch): (i64, i16), sequence: i32) -> Bytes {
+    records_edited(values, Compression::None, |record| {
+        record.producer_id = id;
+        record.producer_epoch = epoch;
+        record.sequence = sequence + record.offset as i32;
+        record.transactional = true;
+    })
+}
