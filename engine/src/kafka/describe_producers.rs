@@ -6,10 +6,11 @@
 //! A partition this node does not lead is `NOT_LEADER_OR_FOLLOWER`, an
 //! unknown one `UNKNOWN_TOPIC_OR_PARTITION`.
 //!
-//! What the log does not keep is answered as Kafka answers it unknown:
-//! `last_timestamp` -1 (a producer's batches are remembered by sequence
-//! and offset, not time) and `coordinator_epoch` -1 (the epoch of the
-//! coordinator that last wrote a marker for the producer is not kept).
+//! A producer's `last_timestamp` is the largest timestamp of its last
+//! batch or marker, read from the log (-1 once that is gone, or not yet
+//! replicated). Its `coordinator_epoch`, the epoch of the coordinator that
+//! last wrote a marker for it, is not kept, and is answered as Kafka
+//! answers it unknown: -1.
 
 use std::rc::Rc;
 
@@ -24,7 +25,7 @@ use crate::{
     shard::Shard,
 };
 
-/// What the log does not keep, answered as unknown.
+/// What is not known, answered as unknown.
 const UNKNOWN: i64 = -1;
 
 fn producer_state(producer: &ActiveProducer) -> ProducerState {
@@ -32,7 +33,7 @@ fn producer_state(producer: &ActiveProducer) -> ProducerState {
         .with_producer_id(ProducerId(producer.producer_id))
         .with_producer_epoch(i32::from(producer.epoch))
         .with_last_sequence(producer.last_sequence.unwrap_or(-1))
-        .with_last_timestamp(UNKNOWN)
+        .with_last_timestamp(producer.last_timestamp.unwrap_or(UNKNOWN))
         .with_coordinator_epoch(UNKNOWN as i32)
         .with_current_txn_start_offset(producer.txn_start.map_or(UNKNOWN, |offset| offset.0 as i64))
 }

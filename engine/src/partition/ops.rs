@@ -211,6 +211,9 @@ pub struct ActiveProducer {
     pub last_sequence: Option<i32>,
     /// The first offset of its transaction open here, if one is.
     pub txn_start: Option<Offset>,
+    /// The largest timestamp of its last batch (or marker) here, if the
+    /// log still holds it below the high watermark.
+    pub last_timestamp: Option<i64>,
 }
 
 /// The answer channel of an op: every op answers a result, so that an owner

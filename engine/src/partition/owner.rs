@@ -468,22 +468,36 @@ fn copy_partition(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// The producers `log` knows, and those known only by a transaction
 /// still open (their state forgotten past the log's cap), by producer id.
-fn active_producers(log: &Log) -> Vec<ActiveProducer> {
+/// The largest timestamp of the batch at `base`, if the log holds it
+/// below its visible end.
+async fn batch_timestamp(log: &Log, base: Offset) -> Option<i64> {
+    let batches = log.read(base, 1).await.ok()?;
+    batches
+        .first()
+        .filter(|batch| batch.base_offset() == base)
+        .map(Batch::max_timestamp)
+}
+
+async fn active_producers(log: &Log) -> Vec<ActiveProducer> {
     let open: HashMap<i64, (i16, Offset)> = log
         .open_transactions()
         .into_iter()
         .map(|(producer_id, epoch, first)| (producer_id, (epoch, first)))
         .collect();
-    let mut producers: Vec<ActiveProducer> = log
-        .producers()
-        .into_iter()
-        .map(|(producer_id, state)| ActiveProducer {
+    let mut producers = Vec::new();
+    for (producer_id, state) in log.producers() {
+        let last = state.batches.last();
+        producers.push(ActiveProducer {
             producer_id,
             epoch: state.epoch,
-            last_sequence: state.batches.last().map(|batch| batch.last_sequence),
+            last_sequence: last.map(|batch| batch.last_sequence),
             txn_start: open.get(&producer_id).map(|(_, first)| *first),
-        })
-        .collect();
+            last_timestamp: match last {
+                Some(batch) => batch_timestamp(log, batch.base_offset).await,
+                None => None,
+            },
+        });
+    }
     let known: HashSet<i64> = producers.iter().map(|p| p.producer_id).collect();
     producers.extend(
         open.iter()
@@ -493,6 +507,7 @@ fn active_producers(log: &Log) -> Vec<ActiveProducer> {
                 epoch: *epoch,
                 last_sequence: None,
                 txn_start: Some(*first),
+                last_timestamp: None,
             }),
     );
     producers.sort_unstable_by_key(|producer| producer.producer_id);
@@ -680,7 +695,7 @@ async fn on_log(replicas: &Replicas, key: PartitionKey, log: &Rc<Log>, op: Parti
             let _ = reply.send(guard);
         }
         PartitionOp::Producers { reply } => {
-            let _ = reply.send(Ok(active_producers(log)));
+            let _ = reply.send(Ok(active_producers(log).await));
         }
         PartitionOp::Stats { reply } => {
             let _ = reply.send(Ok(PartitionStats {

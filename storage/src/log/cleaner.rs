@@ -55,10 +55,12 @@
 //! `cleaner_checkpoint` file, and a pass `delete.retention.ms` later
 //! removes it, as a tombstone goes (Kafka's delete horizon), so that a
 //! reader who read the transaction's records before they went reads its
-//! marker too. A marker stays while a producer snapshot may list its
-//! transaction open (one at an offset after the producer's previous
-//! marker, up to this one): a log opened from that snapshot finds the
-//! marker and ends the transaction. An abort marker goes with its abort:
+//! marker too. A producer snapshot may list its transaction open (one at
+//! an offset after the producer's previous marker, up to this one): a log
+//! opened from it would keep the transaction open for ever without the
+//! marker, so before the swap of the segment that loses the marker, each
+//! such snapshot is rewritten without that open transaction (which has no
+//! batch left to replay). An abort marker goes with its abort:
 //! a `read_committed` reader told of an abort drops its producer's batches
 //! until it reads the marker, so an abort is never listed without its
 //! marker. Before the swap of a segment that loses abort markers, their
@@ -66,8 +68,9 @@
 //! file, synced; a crash in between leaves a marker whose abort is not
 //! listed, which is harmless (its records went in an earlier pass).
 //!
-//! The producer snapshots stay as they are: a marker removed had no
-//! snapshot listing its transaction open.
+//! A crash between a snapshot's rewrite and the swap leaves the marker
+//! and a snapshot that does not list its transaction open, which is
+//! harmless: the transaction has no batch left to read.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -202,8 +205,9 @@ struct TransactionWalk {
     /// Each producer's last marker read: its next transaction starts past
     /// it.
     last_marker: HashMap<i64, Offset>,
-    /// The offsets of the producer snapshots, rising.
-    snapshots: Vec<Offset>,
+    /// The offsets of the producer snapshots, rising; `None` if they could
+    /// not be listed (then no marker goes).
+    snapshots: Option<Vec<Offset>>,
     /// The base of the first cleanable segment.
     first_base: Offset,
     /// The markers found removable and kept, rising.
@@ -217,24 +221,29 @@ impl TransactionWalk {
     }
 
     /// The marker of `header` at `offset`: whether it may go, as far as its
-    /// transaction tells. A marker whose transaction has no batch left
-    /// may, unless a producer snapshot may list the transaction open (one
-    /// taken after the producer's previous marker, and not after this
-    /// one): opened from it, a log without the marker would keep the
-    /// transaction open for ever.
-    fn on_marker(&mut self, header: &BatchHeader, offset: Offset) -> bool {
+    /// transaction tells (`None`: it stays), with the producer snapshots
+    /// that may list the transaction open (those taken after the
+    /// producer's previous marker, and not after this one), which must
+    /// forget it first. A marker whose transaction has no batch left may.
+    fn on_marker(&mut self, header: &BatchHeader, offset: Offset) -> Option<Vec<Offset>> {
         let producer_id = header.producer_id;
         let retained = self.retained.remove(&producer_id).unwrap_or(false);
         let from = self
             .last_marker
             .insert(producer_id, offset)
             .map_or(self.first_base, Offset::next);
-        let after = self.snapshots.partition_point(|&snapshot| snapshot < from);
-        let listed_open = self
-            .snapshots
-            .get(after)
-            .is_some_and(|&snapshot| snapshot <= offset);
-        !retained && !listed_open
+        let snapshots = self.snapshots.as_ref()?;
+        if retained {
+            return None;
+        }
+        let after = snapshots.partition_point(|&snapshot| snapshot < from);
+        Some(
+            snapshots[after..]
+                .iter()
+                .take_while(|&&snapshot| snapshot <= offset)
+                .copied()
+                .collect(),
+        )
     }
 }
 
@@ -418,6 +427,10 @@ pub(super) struct Cleaned {
     pub records_removed: u64,
     /// The abort markers removed: their aborts go before the swap.
     pub aborts_removed: Vec<Offset>,
+    /// The producer snapshots (offset) that may list open a transaction
+    /// (its producer id) whose marker is removed: rewritten without it
+    /// before the swap.
+    pub snapshots_closed: Vec<(Offset, i64)>,
 }
 
 #[derive(Debug)]
@@ -475,6 +488,14 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         if !segment.aborts_removed.is_empty() {
             if let Err(error) = forget_aborts(shared, file, &segment).await {
                 tracing::warn!(log = %dir.display(), segment = %segment_base, %error, "could not rewrite a segment's aborted transactions; its cleaning is left for the next pass");
+                let _ = std::fs::remove_file(&segment.path);
+                complete = false;
+                continue;
+            }
+        }
+        if !segment.snapshots_closed.is_empty() {
+            if let Err(error) = close_in_snapshots(shared, file, &segment).await {
+                tracing::warn!(log = %dir.display(), segment = %segment_base, %error, "could not rewrite the producer snapshots that list a removed marker's transaction open; its cleaning is left for the next pass");
                 let _ = std::fs::remove_file(&segment.path);
                 complete = false;
                 continue;
@@ -597,6 +618,43 @@ async fn forget_aborts(shared: &Shared, old: &SegmentFile, segment: &Cleaned) ->
         .spawn_blocking({
             let dir = dir.clone();
             move || super::producer_snapshots::write_aborted(&dir, base, &aborted)
+        })
+        .await?;
+    super::segment::sync_dir(&dir).await
+}
+
+/// Before the swap of `segment`, which removes markers that producer
+/// snapshots may list open: each such snapshot is rewritten without the
+/// marker's transaction (synced), so that a log opened from it does not
+/// hold open a transaction whose marker is gone. A snapshot gone
+/// meanwhile (retention) is left gone. Fails, leaving the snapshots
+/// rewritten so far (harmless: those transactions have no batch left), if
+/// the segment cleaned from `old` is gone or a truncation is under way.
+async fn close_in_snapshots(
+    shared: &Shared,
+    old: &SegmentFile,
+    segment: &Cleaned,
+) -> io::Result<()> {
+    let dir = {
+        let state = shared.borrow();
+        let current = state.segments.get(&segment.base).is_some_and(|kept| {
+            kept.file
+                .as_ref()
+                .is_some_and(|file| std::rc::Rc::ptr_eq(&file.path, &old.path))
+        });
+        if !current {
+            return Err(io::Error::other("the segment is gone"));
+        }
+        if state.truncating {
+            return Err(io::Error::other("a truncation is under way"));
+        }
+        state.dir.clone()
+    };
+    let closed = segment.snapshots_closed.clone();
+    glommio::executor()
+        .spawn_blocking({
+            let dir = dir.clone();
+            move || super::producer_snapshots::close_transactions(&dir, &closed)
         })
         .await?;
     super::segment::sync_dir(&dir).await
@@ -922,12 +980,11 @@ fn clean(job: &Job) -> Result<JobResult, CompactError> {
     let snapshots = match super::producer_snapshots::snapshot_offsets(&job.dir) {
         Ok(mut snapshots) => {
             snapshots.sort();
-            snapshots
+            Some(snapshots)
         }
         Err(error) => {
-            // Unknown snapshots: as if one were everywhere, no marker goes.
             tracing::warn!(log = %job.dir.display(), %error, "could not list producer snapshots; no marker is removed");
-            vec![Offset(0)]
+            None
         }
     };
     let mut walk = TransactionWalk {
@@ -996,15 +1053,16 @@ fn clean_segment(
     let mut last_relative = 0;
     let mut records_removed = 0_u64;
     let mut aborts_removed = Vec::new();
+    let mut snapshots_closed = Vec::new();
     while let Some((batch, _)) = reader.next(pace)? {
         let header = batch.header();
         let kind = kind(&header, &job.aborted);
         let mut marker_goes = false;
         if kind == Kind::Marker {
-            let removable = walk.on_marker(&header, batch.base_offset())
-                && batch.base_offset() < map_end
-                && !job.keep_whole.contains(&batch.base_offset().0);
-            if removable {
+            let listing = walk.on_marker(&header, batch.base_offset()).filter(|_| {
+                batch.base_offset() < map_end && !job.keep_whole.contains(&batch.base_offset().0)
+            });
+            if let Some(listing) = listing {
                 // Kafka's delete horizon: found removable, the marker stays
                 // `delete.retention.ms` more, so that a reader who read its
                 // transaction's records before they went still reads it.
@@ -1017,6 +1075,11 @@ fn clean_segment(
                         if header.marker() == Some(Marker::Abort) {
                             aborts_removed.push(batch.base_offset());
                         }
+                        snapshots_closed.extend(
+                            listing
+                                .into_iter()
+                                .map(|snapshot| (snapshot, header.producer_id)),
+                        );
                     }
                     _ => walk.removable.push(batch.base_offset()),
                 }
@@ -1089,5 +1152,6 @@ fn clean_segment(
         max_timestamp,
         records_removed,
         aborts_removed,
+        snapshots_closed,
     }))
 }

@@ -307,6 +307,40 @@ pub(super) fn delete_past(dir: &Path, end: Option<Offset>) -> io::Result<()> {
     Ok(())
 }
 
+/// Rewrites each snapshot `(offset, producer id)` of `closed` without
+/// that producer's open transaction (the cleaner removed its marker, and
+/// the transaction has no batch left). A snapshot not there is left so;
+/// one that does not read back is deleted (a snapshot is never needed for
+/// correctness). Blocking; the directory is not synced here.
+pub(super) fn close_transactions(dir: &Path, closed: &[(Offset, i64)]) -> io::Result<()> {
+    let mut by_snapshot: BTreeMap<Offset, Vec<i64>> = BTreeMap::new();
+    for &(offset, producer_id) in closed {
+        by_snapshot.entry(offset).or_default().push(producer_id);
+    }
+    for (offset, producers_closed) in by_snapshot {
+        let path = segment_path(dir, offset, PRODUCERS_SUFFIX);
+        if !path.exists() {
+            continue;
+        }
+        let (producers, mut transactions) = match read_snapshot(&path, offset) {
+            Ok(read) => read,
+            Err(reason) => {
+                tracing::warn!(snapshot = %path.display(), %reason, "unusable producer snapshot: deleted");
+                remove(&path, "unusable");
+                continue;
+            }
+        };
+        let mut changed = false;
+        for producer_id in producers_closed {
+            changed |= transactions.close_open(producer_id);
+        }
+        if changed {
+            write_snapshot(dir, offset, &producers.encode(offset, &transactions))?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads the snapshot at `offset`.
 fn read_snapshot(path: &Path, offset: Offset) -> Result<(Producers, Transactions), String> {
     let bytes = std::fs::metadata(path)
@@ -526,7 +560,9 @@ pub(super) async fn walk_headers(
             }
             let header = BatchHeader::parse(&chunk[(position - chunk_start) as usize..])
                 .map_err(|reason| corrupt(position, reason))?;
-            if expected.is_some_and(|expected| expected != header.base_offset) {
+            // At or above the previous batch's end: a compacted segment
+            // keeps its offsets with the gaps the cleaner left.
+            if expected.is_some_and(|expected| header.base_offset < expected) {
                 let reason = BatchError::OffsetOutOfSequence {
                     base_offset: header.base_offset,
                     expected: expected.unwrap_or_default(),
@@ -547,8 +583,10 @@ pub(super) async fn walk_headers(
             expected = Some(header.next_offset());
             position += u64::from(header.batch_bytes);
         }
+        // A cleaned segment may end in a gap (its last batches removed),
+        // never past its end.
         if position != end_position
-            || expected.is_some_and(|expected| expected != segment.next_offset.0)
+            || expected.is_some_and(|expected| expected > segment.next_offset.0)
         {
             return Err(OpenError::Inconsistent {
                 segment: path,

@@ -235,6 +235,18 @@ impl Transactions {
         }
     }
 
+    /// Forgets `producer_id`'s open transaction, if there is one: a
+    /// snapshot's, whose marker the cleaner removes. Whether there was.
+    pub fn close_open(&mut self, producer_id: i64) -> bool {
+        match self.open.remove(&producer_id) {
+            Some(open) => {
+                self.by_first.remove(&(open.first_offset, producer_id));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The epoch of `producer_id`'s transaction open here, if one is.
     pub fn open_epoch(&self, producer_id: i64) -> Option<i16> {
         self.open.get(&producer_id).map(|open| open.epoch)

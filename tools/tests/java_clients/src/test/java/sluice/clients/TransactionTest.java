@@ -508,6 +508,11 @@ class TransactionTest {
             assertEquals(ongoing.producerEpoch(), onP0.producerEpoch(), "its epoch on " + p0 + ": " + onP0);
             assertEquals(OptionalLong.of(1), onP0.currentTransactionStartOffset(),
                     "its transaction starts at 1 on " + p0 + ": " + onP0);
+            // The time of its last batch there (a tool finding hanging
+            // transactions compares it with their timeout).
+            assertTrue(onP0.lastTimestamp() >= before - 1_000
+                    && onP0.lastTimestamp() <= System.currentTimeMillis() + 1_000,
+                    "its last batch's time on " + p0 + " (" + before + "): " + onP0);
             assertEquals(OptionalLong.of(0), producer(admin, p2, ongoing.producerId()).currentTransactionStartOffset(),
                     "its transaction starts at 0 on " + p2);
             assertEquals(List.of(), Sluice.get(admin.describeProducers(List.of(p1)).partitionResult(p1))
