@@ -147,6 +147,13 @@ pub fn broker_settings(
         "replicas of each partition of __consumer_offsets (at most the live brokers)",
     );
     add(
+        "transaction.state.log.replication.factor",
+        number(config.transaction_state_replication_factor().into()),
+        number(defaults.transaction_state_replication_factor().into()),
+        ConfigType::Short,
+        "replicas of each partition of __transaction_state (at most the live brokers)",
+    );
+    add(
         "auto.create.topics.enable",
         Some(config.auto_create_topics.to_string()),
         Some(defaults.auto_create_topics.to_string()),

@@ -277,8 +277,15 @@ fn transactions_are_listed_described_and_aborted() {
 
     // DescribeProducers: open from the record's offset (the first of the
     // partition) on partition 0; nothing on partition 1.
-    let (error, producers) = describe_producers(&broker, TOPIC, 0);
+    // Its last timestamp is its record's, which the client stamped.
+    let (error, mut producers) = describe_producers(&broker, TOPIC, 0);
     assert_eq!(error, 0);
+    let last_timestamp = producers.first().map_or(-1, |p| p.last_timestamp);
+    assert!(
+        last_timestamp + 5_000 >= started_ms as i64 && last_timestamp <= kafka_ms() as i64 + 5_000,
+        "last batch at {last_timestamp}, the test began at {started_ms}"
+    );
+    producers[0].last_timestamp = -1;
     assert_eq!(
         producers,
         [Active {

@@ -206,7 +206,7 @@ async fn add_or_verify(
         let asked = (id.to_string(), partitions.clone());
         let result = routing::on_coordinator(shard, id, move |there, partition| async move {
             let (id, partitions) = asked;
-            driver::call(&there, partition, move |core, request, now| {
+            driver::call_when_settled(&there, partition, &id, |core, request, now| {
                 core.add_partitions(request, &id, producer, &partitions, now)
             })
             .await
@@ -241,7 +241,7 @@ pub async fn add_offsets_to_txn(
     let producer = Producer::new(request.producer_id.0, request.producer_epoch);
     let asked = id.clone();
     let result = routing::on_coordinator(shard, &id, move |there, partition| async move {
-        driver::call(&there, partition, move |core, request, now| {
+        driver::call_when_settled(&there, partition, &asked, |core, request, now| {
             core.add_offsets(request, &asked, producer, group_partition, now)
         })
         .await

@@ -76,6 +76,7 @@ pub fn hold(shard: &Rc<Shard>) {
                 generation,
                 core: TxnCoordinator::new(TxnConfig::default(), coordinator_epoch),
                 waiting: Default::default(),
+                settling: Vec::new(),
             },
         );
         let shard = shard.clone();

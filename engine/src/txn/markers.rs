@@ -270,9 +270,8 @@ pub async fn join(
                     core.verify_partitions(&id, producer, &partitions)
                 }),
                 Joining::Add => {
-                    let asked = partitions.clone();
-                    driver::call(&there, partition, move |core, request, now| {
-                        core.add_partitions(request, &id, producer, &asked, now)
+                    driver::call_when_settled(&there, partition, &id, |core, request, now| {
+                        core.add_partitions(request, &id, producer, &partitions, now)
                     })
                     .await?;
                     Ok(partitions.into_iter().map(|tp| (tp, Ok(()))).collect())

@@ -60,6 +60,10 @@ pub struct Held {
     pub core: TxnCoordinator,
     /// Requests waiting for their answer, by the id the core answers by.
     pub waiting: HashMap<RequestId, oneshot::Sender<Result<Reply, TxnError>>>,
+    /// Requests waiting for a transactional id's previous transaction to
+    /// finish ending (its markers written, its completion durable):
+    /// woken then ([`driver::call_when_settled`]).
+    pub settling: Vec<(String, oneshot::Sender<()>)>,
 }
 
 /// A shard's transaction coordinators and its questions to other nodes.
