@@ -485,21 +485,11 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         let (before, after, removed) =
             (segment.bytes_before, segment.bytes, segment.records_removed);
         let segment_base = segment.base;
-        if !segment.aborts_removed.is_empty() {
-            if let Err(error) = forget_aborts(shared, file, &segment).await {
-                tracing::warn!(log = %dir.display(), segment = %segment_base, %error, "could not rewrite a segment's aborted transactions; its cleaning is left for the next pass");
-                let _ = std::fs::remove_file(&segment.path);
-                complete = false;
-                continue;
-            }
-        }
-        if !segment.snapshots_closed.is_empty() {
-            if let Err(error) = close_in_snapshots(shared, file, &segment).await {
-                tracing::warn!(log = %dir.display(), segment = %segment_base, %error, "could not rewrite the producer snapshots that list a removed marker's transaction open; its cleaning is left for the next pass");
-                let _ = std::fs::remove_file(&segment.path);
-                complete = false;
-                continue;
-            }
+        if let Err((what, error)) = before_swap(shared, file, &segment).await {
+            tracing::warn!(log = %dir.display(), segment = %segment_base, %error, "could not rewrite {what}; the segment's cleaning is left for the next pass");
+            let _ = std::fs::remove_file(&segment.path);
+            complete = false;
+            continue;
         }
         match super::cleaner_swap::swap(shared, file, segment).await {
             Ok(true) => {
@@ -569,6 +559,32 @@ pub(super) async fn compact(shared: &Shared) -> Result<CompactionOutcome, Compac
         "compacted"
     );
     Ok(outcome)
+}
+
+/// What must be on disk before `segment` takes the place of the one
+/// cleaned from `old`, for the markers it removes: see [`forget_aborts`]
+/// and [`close_in_snapshots`]. On failure, what could not be rewritten.
+async fn before_swap(
+    shared: &Shared,
+    old: &SegmentFile,
+    segment: &Cleaned,
+) -> Result<(), (&'static str, io::Error)> {
+    if !segment.aborts_removed.is_empty() {
+        forget_aborts(shared, old, segment)
+            .await
+            .map_err(|error| ("the segment's aborted transactions", error))?;
+    }
+    if !segment.snapshots_closed.is_empty() {
+        close_in_snapshots(shared, old, segment)
+            .await
+            .map_err(|error| {
+                (
+                    "the producer snapshots that list a removed marker's transaction open",
+                    error,
+                )
+            })?;
+    }
+    Ok(())
 }
 
 /// Before the swap of `segment`, which removes abort markers: their aborts
