@@ -158,16 +158,20 @@ fn wait_for_end(
 ) -> Option<futures_channel::oneshot::Receiver<()>> {
     let mut held = shard.txns.held.borrow_mut();
     let held = held.get_mut(&partition)?;
-    let ending = held
-        .core
-        .metadata(transactional_id)
-        .is_some_and(|metadata| metadata.state.preparing().is_some());
-    if !ending {
+    if !ending(&held.core, transactional_id) {
         return None;
     }
     let (settled, wait) = futures_channel::oneshot::channel();
     held.settling.push((transactional_id.to_string(), settled));
     Some(wait)
+}
+
+/// Whether the transaction of `transactional_id` is ending: its outcome
+/// decided (PrepareCommit or PrepareAbort durable), its markers not all
+/// written.
+fn ending(core: &TxnCoordinator, transactional_id: &str) -> bool {
+    core.metadata(transactional_id)
+        .is_some_and(|metadata| metadata.state.preparing().is_some())
 }
 
 /// Wakes the requests of [`call_when_settled`] whose transaction is no
@@ -181,14 +185,10 @@ fn wake_settled(shard: &Shard, partition: u32) {
         return;
     }
     let core = &held.core;
-    let (settled, ending): (Vec<_>, Vec<_>) = std::mem::take(&mut held.settling)
+    let (still, settled): (Vec<_>, Vec<_>) = std::mem::take(&mut held.settling)
         .into_iter()
-        .partition(|(id, _)| {
-            !core
-                .metadata(id)
-                .is_some_and(|metadata| metadata.state.preparing().is_some())
-        });
-    held.settling = ending;
+        .partition(|(id, _)| ending(core, id));
+    held.settling = still;
     for (_, waiter) in settled {
         let _ = waiter.send(());
     }
