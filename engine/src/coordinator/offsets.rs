@@ -7,7 +7,6 @@
 
 use std::rc::Rc;
 
-use sluice_replication::txn::{Producer as TxnProducer, TopicPartition, TxnError};
 use sluice_storage::{batch::Marker, Offset};
 
 use super::{
@@ -17,14 +16,9 @@ use super::{
     records::{Committed, GroupRecord, OffsetKey},
     routing::offsets_partition,
     transactional::{self, apply_pending, end_if_loaded, Producer},
-    Committer, Group, OffsetToCommit, OFFSETS_TOPIC,
+    Committer, Group, OffsetToCommit,
 };
-use crate::{
-    cluster_metadata::Metadata,
-    partition::PartitionKey,
-    shard::Shard,
-    txn::markers::{self, Joining},
-};
+use crate::{cluster_metadata::Metadata, partition::PartitionKey, shard::Shard};
 
 /// Metadata stored with a committed offset is at most this long (Kafka's
 /// `offset.metadata.max.bytes`).
@@ -297,25 +291,29 @@ pub async fn reset_offsets(
     Ok(())
 }
 
-/// Commits `offsets` of `group` in the transaction `transactional_id` of
-/// `producer` (Kafka's TxnOffsetCommit); runs on the group's coordinator
-/// shard. They are stored durably as one transactional batch of the
-/// producer's and kept pending until the transaction's marker ends them
+/// Commits `offsets` of `group` in the transaction of `producer` (Kafka's
+/// TxnOffsetCommit); runs on the group's coordinator shard. They are
+/// stored durably as one transactional batch of the producer's and kept
+/// pending until the transaction's marker ends them
 /// ([`transaction_ended`]). Where the producer has no transaction open on
-/// the group's offsets partition, its transaction's coordinator is asked
-/// first (KIP-890): to verify that the partition is in the transaction
-/// (AddOffsetsToTxn added it), or, `Joining::Add` (TxnOffsetCommit v5,
-/// whose client sends no AddOffsetsToTxn), to add it. The group-level
-/// error, or one result per offset, in order.
-pub async fn commit_transactional(
+/// the group's offsets partition, `join` is called first with that
+/// partition's index (KIP-890: the caller asks the transaction's
+/// coordinator to verify that the partition is in the transaction, or to
+/// add it), and the batch is appended only if no marker of the producer
+/// came meanwhile. The group-level error, or one result per offset, in
+/// order.
+pub async fn commit_transactional<J, Joined>(
     shard: &Rc<Shard>,
     group: &str,
     committer: Committer,
-    transactional_id: &str,
     producer: Producer,
-    joining: Joining,
+    join: J,
     offsets: Vec<OffsetToCommit>,
-) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+) -> Result<Vec<Result<(), GroupError>>, GroupError>
+where
+    J: FnOnce(i32) -> Joined,
+    Joined: std::future::Future<Output = Result<(), GroupError>>,
+{
     if producer.id < 0 || producer.epoch < 0 {
         return Err(GroupError::InvalidRequest);
     }
@@ -339,22 +337,7 @@ pub async fn commit_transactional(
     let (key, log) = offsets_log(shard, group)?;
     let guard = log.transaction_guard(producer.id, producer.epoch);
     if guard.is_some() {
-        let partition = TopicPartition::new(OFFSETS_TOPIC, key.partition.0 as i32);
-        let asker = TxnProducer::new(producer.id, producer.epoch);
-        let joined = markers::join(shard, transactional_id, asker, vec![partition], joining)
-            .await
-            .and_then(|mut joined| joined.pop().map_or(Ok(()), |(_, result)| result));
-        if let Err(error) = joined {
-            tracing::debug!(%group, transactional_id, %error, ?joining, "transactional offsets refused");
-            return Err(match error {
-                TxnError::ProducerFenced | TxnError::InvalidProducerEpoch => {
-                    GroupError::InvalidProducerEpoch
-                }
-                TxnError::ConcurrentTransactions => GroupError::ConcurrentTransactions,
-                error if error.is_retriable() => GroupError::CoordinatorNotAvailable,
-                _ => GroupError::InvalidTxnState,
-            });
-        }
+        join(key.partition.0 as i32).await?;
     }
     let transaction = InTransaction { producer, guard };
     let Some(persisted) = persist(shard, group, &records, Some(transaction)).await? else {

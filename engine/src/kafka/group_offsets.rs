@@ -19,15 +19,17 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 
+use sluice_replication::txn::{Producer as TxnProducer, TopicPartition, TxnError};
+
 use super::{group_code, group_error_code, str_bytes, text, topic_name};
 use crate::{
     coordinator::{
         self,
         records::{Committed, OffsetKey},
-        Committer, GroupError, OffsetToCommit, Producer,
+        Committer, GroupError, OffsetToCommit, Producer, OFFSETS_TOPIC,
     },
     shard::Shard,
-    txn::markers::Joining,
+    txn::{self, markers::Joining},
 };
 
 pub async fn offset_commit(
@@ -130,16 +132,22 @@ pub async fn txn_offset_commit(
     }
     let count = offsets.len();
     let results = coordinator::on_coordinator(shard, &group.clone(), move |there| async move {
-        coordinator::commit_transactional(
-            &there,
-            &group,
-            committer,
-            &transactional_id,
-            producer,
-            joining,
-            offsets,
-        )
-        .await
+        let join = |partition: i32| {
+            let there = there.clone();
+            let group = group.clone();
+            async move {
+                join_transaction(
+                    &there,
+                    &group,
+                    &transactional_id,
+                    producer,
+                    partition,
+                    joining,
+                )
+                .await
+            }
+        };
+        coordinator::commit_transactional(&there, &group, committer, producer, join, offsets).await
     })
     .await
     .and_then(|results| results)
@@ -166,6 +174,37 @@ pub async fn txn_offset_commit(
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// KIP-890: the group's offsets partition `partition` verified to be in
+/// `producer`'s ongoing transaction `transactional_id`, or added to it, by
+/// the transaction's coordinator; its refusal in the terms TxnOffsetCommit
+/// answers (a fenced producer, a previous transaction still ending, a
+/// coordinator to ask again, or a group not in the transaction).
+async fn join_transaction(
+    shard: &Rc<Shard>,
+    group: &str,
+    transactional_id: &str,
+    producer: Producer,
+    partition: i32,
+    joining: Joining,
+) -> Result<(), GroupError> {
+    let asker = TxnProducer::new(producer.id, producer.epoch);
+    let offsets = TopicPartition::new(OFFSETS_TOPIC, partition);
+    let joined = txn::markers::join(shard, transactional_id, asker, vec![offsets], joining)
+        .await
+        .and_then(|mut joined| joined.pop().map_or(Ok(()), |(_, result)| result));
+    joined.map_err(|error| {
+        tracing::debug!(%group, transactional_id, %error, ?joining, "transactional offsets refused");
+        match error {
+            TxnError::ProducerFenced | TxnError::InvalidProducerEpoch => {
+                GroupError::InvalidProducerEpoch
+            }
+            TxnError::ConcurrentTransactions => GroupError::ConcurrentTransactions,
+            error if error.is_retriable() => GroupError::CoordinatorNotAvailable,
+            _ => GroupError::InvalidTxnState,
+        }
+    })
 }
 
 /// What OffsetFetch answers for one partition: its committed offset (if
