@@ -422,14 +422,33 @@ async fn shard_main(
     };
     // Kept, not detached: dropping them at shutdown cancels them, which
     // closes the listeners at once.
+    let kafka_tls = match shard
+        .config
+        .kafka_tls
+        .clone()
+        .map(crate::tls::ShardTls::new)
+    {
+        None => None,
+        Some(Ok(tls)) => Some(Rc::new(tls)),
+        Some(Err(error)) => {
+            let reason = format!("TLS of the Kafka listener: {error}");
+            let _ = ready.send(Err(EngineError::ShardStart {
+                shard: shard.id,
+                reason,
+            }));
+            return;
+        }
+    };
     let acceptor = glommio::spawn_local(server::accept_loop::<crate::native::Native>(
         shard.clone(),
         listener,
+        None,
     ));
     let kafka_acceptor = kafka_listener.map(|listener| {
         glommio::spawn_local(server::accept_loop::<crate::kafka::Kafka>(
             shard.clone(),
             listener,
+            kafka_tls,
         ))
     });
     let admin_acceptor = admin.map(|listener| {

@@ -43,6 +43,9 @@ pub struct BrokerConfig {
     /// HOST:PORT that Kafka clients are told to connect to (Metadata,
     /// FindCoordinator); `None`: `kafka_addr`.
     pub kafka_advertised_addr: Option<String>,
+    /// TLS on the Kafka listener (Kafka's `SSL` security protocol);
+    /// `None`: plaintext.
+    pub kafka_tls: Option<crate::tls::TlsSettings>,
     /// HOST:PORT of the admin HTTP listener (`/metrics`); `None`: none.
     pub admin_addr: Option<String>,
     /// Where [`crate::run`] writes the addresses it listens on once it
@@ -205,6 +208,7 @@ impl Default for BrokerConfig {
             // Off for an embedded broker; `sluice serve` listens on 9092.
             kafka_addr: None,
             kafka_advertised_addr: None,
+            kafka_tls: None,
             // Off for an embedded broker; `sluice serve` listens on 9644.
             admin_addr: None,
             ready_file: None,

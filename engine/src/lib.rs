@@ -96,6 +96,7 @@ mod request_latency;
 mod request_order;
 mod server;
 mod shard;
+pub mod tls;
 mod topic_config;
 mod txn;
 

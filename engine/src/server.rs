@@ -27,6 +27,7 @@ use crate::{
     request_latency::RequestKind,
     request_order::{Admission, RequestOrder, Turn},
     shard::Shard,
+    tls::ShardTls,
     BrokerConfig,
 };
 
@@ -62,7 +63,14 @@ pub trait Protocol: 'static {
     ) -> impl Future<Output = Result<Option<BytesMut>, String>>;
 }
 
-pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener) {
+/// Accepts connections of protocol `P` on `listener`, each served in a
+/// task of its own; over TLS when `tls` is given (a handshake that does not
+/// end within `partial_frame_timeout` closes the connection).
+pub async fn accept_loop<P: Protocol>(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    tls: Option<Rc<ShardTls>>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -86,18 +94,44 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener) {
         }
         shard.connections.set(shard.connections.get() + 1);
         let shard = shard.clone();
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         glommio::spawn_local(async move {
-            let peer = stream
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            if let Err(error) = serve::<P>(&shard, stream).await {
+            let peer = stream.peer_addr().ok();
+            let _ = stream.set_nodelay(true);
+            let served = match acceptor {
+                None => serve::<P, _>(&shard, stream, peer).await,
+                Some(acceptor) => match handshake(&shard, acceptor, stream).await {
+                    Ok(stream) => serve::<P, _>(&shard, stream, peer).await,
+                    Err(error) => Err(format!("TLS handshake: {error}")),
+                },
+            };
+            if let Err(error) = served {
+                let peer = peer.map(|addr| addr.to_string()).unwrap_or_default();
                 tracing::debug!(shard = shard.id, protocol = P::NAME, %peer, %error, "connection closed");
             }
             shard.connections.set(shard.connections.get() - 1);
         })
         .detach();
     }
+}
+
+/// The server side of a TLS handshake on `stream`, at most
+/// `partial_frame_timeout` long: a client that stops in the middle of it
+/// holds no connection slot for ever.
+async fn handshake(
+    shard: &Shard,
+    acceptor: futures_rustls::TlsAcceptor,
+    stream: TcpStream,
+) -> std::io::Result<futures_rustls::server::TlsStream<TcpStream>> {
+    let timeout = shard.config.partial_frame_timeout;
+    let timed_out = async {
+        glommio::timer::sleep(timeout).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("not done in {timeout:?}"),
+        ))
+    };
+    futures_lite::future::or(acceptor.accept(stream), timed_out).await
 }
 
 async fn refuse(mut stream: TcpStream, frame: Option<BytesMut>) {
@@ -124,9 +158,16 @@ impl Reply {
 
 type Outgoing = (u64, Reply);
 
-async fn serve<P: Protocol>(shard: &Rc<Shard>, stream: TcpStream) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
-    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
+async fn serve<P, S>(
+    shard: &Rc<Shard>,
+    stream: S,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<(), String>
+where
+    P: Protocol,
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
+    let peer = peer.map(|addr| addr.ip());
     let (mut reader_half, mut writer_half) = sluice_net::split::split(stream);
     let (responses, outbox) = local_channel::new_unbounded::<Outgoing>();
     let responses = Rc::new(responses);

@@ -10,7 +10,10 @@
 use std::{collections::HashMap, path::PathBuf, str::FromStr, time::Duration};
 
 use serde::Deserialize;
-use sluice_engine::BrokerConfig;
+use sluice_engine::{
+    tls::{ClientAuth, TlsSettings},
+    BrokerConfig,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -97,10 +100,24 @@ config_layer! {
     log_dirs: String,
     /// HOST:PORT of the native protocol listener.
     native_addr: String,
-    /// HOST:PORT of the Kafka protocol listener, or `off`.
+    /// HOST:PORT of the Kafka protocol listener, or `off`; a
+    /// `PLAINTEXT://` (the default) or `SSL://` prefix names its security
+    /// protocol, as Kafka's `listeners` does.
     kafka_addr: String,
-    /// HOST:PORT that Kafka clients are told to connect to.
+    /// HOST:PORT that Kafka clients are told to connect to (a security
+    /// protocol prefix, if given, must be the listener's).
     kafka_advertised_addr: String,
+    /// The certificate chain of an `SSL://` Kafka listener, PEM, leaf
+    /// first; read again when it changes.
+    ssl_certificate_file: PathBuf,
+    /// Its private key, PEM.
+    ssl_key_file: PathBuf,
+    /// The authorities client certificates must chain to, PEM (mutual
+    /// TLS).
+    ssl_client_ca_file: PathBuf,
+    /// Whether clients must present a certificate (Kafka's
+    /// `ssl.client.auth`): `none` (the default), `requested`, `required`.
+    ssl_client_auth: String,
     /// HOST:PORT of the admin HTTP listener (`/metrics`), or `off`.
     admin_addr: String,
     /// A file written once the broker serves, with the addresses it
@@ -263,16 +280,51 @@ impl ConfigLayer {
         if let Some(native_addr) = self.native_addr {
             config.native_addr = host_port("native_addr", native_addr)?;
         }
+        let mut kafka_protocol = SecurityProtocol::Plaintext;
         if let Some(kafka_addr) = self.kafka_addr {
             config.kafka_addr = if kafka_addr == "off" {
                 None
             } else {
-                Some(host_port("kafka_addr", kafka_addr)?)
+                let (protocol, addr) = listener("kafka_addr", kafka_addr)?;
+                kafka_protocol = protocol;
+                Some(host_port("kafka_addr", addr)?)
             };
         }
         if let Some(advertised) = self.kafka_advertised_addr {
-            config.kafka_advertised_addr = Some(host_port("kafka_advertised_addr", advertised)?);
+            let (protocol, addr) = listener("kafka_advertised_addr", advertised.clone())?;
+            if advertised.contains("://") && protocol != kafka_protocol {
+                return Err(ConfigError::Invalid {
+                    key: "kafka_advertised_addr",
+                    value: advertised,
+                    message: "names another security protocol than kafka_addr",
+                });
+            }
+            config.kafka_advertised_addr = Some(host_port("kafka_advertised_addr", addr)?);
         }
+        let client_auth = match self.ssl_client_auth {
+            None => ClientAuth::None,
+            Some(name) => name.parse().map_err(|message| ConfigError::Invalid {
+                key: "ssl_client_auth",
+                value: name.clone(),
+                message,
+            })?,
+        };
+        config.kafka_tls = match (kafka_protocol, self.ssl_certificate_file, self.ssl_key_file) {
+            (SecurityProtocol::Plaintext, ..) => None,
+            (SecurityProtocol::Ssl, Some(certificate), Some(key)) => Some(TlsSettings {
+                certificate,
+                key,
+                client_ca: self.ssl_client_ca_file,
+                client_auth,
+            }),
+            (SecurityProtocol::Ssl, ..) => {
+                return Err(ConfigError::Invalid {
+                    key: "kafka_addr",
+                    value: config.kafka_addr.clone().unwrap_or_default(),
+                    message: "an SSL:// listener needs ssl_certificate_file and ssl_key_file",
+                })
+            }
+        };
         if let Some(admin_addr) = self.admin_addr {
             config.admin_addr = if admin_addr == "off" {
                 None
@@ -405,6 +457,41 @@ impl ConfigLayer {
         }
         Ok(config)
     }
+}
+
+/// A Kafka listener's security protocol (Kafka's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+}
+
+/// `[PROTOCOL://]HOST:PORT`: the security protocol (PLAINTEXT without a
+/// prefix) and the address. SASL is refused in one clear error: it is not
+/// served yet.
+fn listener(key: &'static str, value: String) -> Result<(SecurityProtocol, String), ConfigError> {
+    let Some((protocol, addr)) = value.split_once("://") else {
+        return Ok((SecurityProtocol::Plaintext, value));
+    };
+    let protocol = match protocol.to_ascii_uppercase().as_str() {
+        "PLAINTEXT" => SecurityProtocol::Plaintext,
+        "SSL" => SecurityProtocol::Ssl,
+        "SASL_PLAINTEXT" | "SASL_SSL" => {
+            return Err(ConfigError::Invalid {
+                key,
+                value,
+                message: "SASL is not served yet: PLAINTEXT:// or SSL://",
+            })
+        }
+        _ => {
+            return Err(ConfigError::Invalid {
+                key,
+                value,
+                message: "expected PLAINTEXT:// or SSL:// before HOST:PORT",
+            })
+        }
+    };
+    Ok((protocol, addr.to_string()))
 }
 
 fn host_port(key: &'static str, value: String) -> Result<String, ConfigError> {
@@ -560,6 +647,7 @@ mod tests {
                     "SLUICE_LOG_DIRS" => "/d7, /e7",
                     "SLUICE_REPLICA_SELECTOR" => "rack-aware",
                     "SLUICE_TRANSACTION_VERSION" => "1",
+                    "SLUICE_SSL_CLIENT_AUTH" => "required",
                     _ => "7",
                 };
                 (variable, value.to_string())
@@ -658,6 +746,52 @@ mod tests {
         assert_eq!(config.kafka_addr, None);
         let env = super::tests::env(&[("SLUICE_KAFKA_ADDR", "no-port")]);
         assert!(broker_config(ConfigLayer::default(), &env, None).is_err());
+    }
+
+    #[test]
+    fn a_kafka_listener_names_its_security_protocol_as_kafka_does() {
+        let config =
+            |pairs: &[(&str, &str)]| broker_config(ConfigLayer::default(), &env(pairs), None);
+        let plain = config(&[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:9092")]).unwrap();
+        assert_eq!(plain.kafka_addr.as_deref(), Some("h:9092"));
+        assert_eq!(plain.kafka_tls, None);
+        let tls = config(&[
+            ("SLUICE_KAFKA_ADDR", "SSL://h:9093"),
+            ("SLUICE_KAFKA_ADVERTISED_ADDR", "ssl://a:9093"),
+            ("SLUICE_SSL_CERTIFICATE_FILE", "/c.pem"),
+            ("SLUICE_SSL_KEY_FILE", "/k.pem"),
+            ("SLUICE_SSL_CLIENT_CA_FILE", "/ca.pem"),
+            ("SLUICE_SSL_CLIENT_AUTH", "requested"),
+        ])
+        .unwrap();
+        assert_eq!(tls.kafka_addr.as_deref(), Some("h:9093"));
+        assert_eq!(tls.kafka_advertised_addr.as_deref(), Some("a:9093"));
+        assert_eq!(
+            tls.kafka_tls,
+            Some(TlsSettings {
+                certificate: PathBuf::from("/c.pem"),
+                key: PathBuf::from("/k.pem"),
+                client_ca: Some(PathBuf::from("/ca.pem")),
+                client_auth: ClientAuth::Requested,
+            })
+        );
+        for refused in [
+            &[("SLUICE_KAFKA_ADDR", "SSL://h:9093")][..],
+            &[("SLUICE_KAFKA_ADDR", "SASL_SSL://h:9093")],
+            &[("SLUICE_KAFKA_ADDR", "QUIC://h:9093")],
+            &[
+                ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:9092"),
+                ("SLUICE_KAFKA_ADVERTISED_ADDR", "SSL://a:9092"),
+            ],
+            &[
+                ("SLUICE_KAFKA_ADDR", "SSL://h:9093"),
+                ("SLUICE_SSL_CERTIFICATE_FILE", "/c.pem"),
+                ("SLUICE_SSL_KEY_FILE", "/k.pem"),
+                ("SLUICE_SSL_CLIENT_AUTH", "sometimes"),
+            ],
+        ] {
+            assert!(config(refused).is_err(), "{refused:?}");
+        }
     }
 
     #[test]

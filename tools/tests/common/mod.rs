@@ -128,6 +128,19 @@ impl Broker {
         if let Some(working_dir) = &self.working_dir {
             command.current_dir(working_dir);
         }
+        // A test's `SLUICE_KAFKA_ADDR` names the listener's security
+        // protocol (`SSL://...`): the flag, which wins, keeps it.
+        let kafka_addr = match self
+            .env
+            .iter()
+            .find(|(key, _)| key == "SLUICE_KAFKA_ADDR")
+            .and_then(|(_, value)| value.split_once("://"))
+        {
+            Some((protocol, _)) if !kafka_addr.contains("://") => {
+                format!("{protocol}://{kafka_addr}")
+            }
+            _ => kafka_addr,
+        };
         let child = command
             .args(["serve", "--data-dir"])
             .arg(&self.dir)

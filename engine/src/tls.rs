@@ -1,0 +1,237 @@
+//! TLS on the Kafka listener (a listener of Kafka's `SSL` security
+//! protocol), with rustls: no OpenSSL.
+//!
+//! The certificate chain and the private key come from PEM files, and so
+//! do the certificate authorities that client certificates must chain to
+//! (mutual TLS, Kafka's `ssl.client.auth`: `none`, `requested`,
+//! `required`). Each shard keeps its own acceptor and looks at the files
+//! again at most once every [`RELOAD_CHECK`], when a connection comes: a
+//! changed file (its length or modification time) is read anew, so a
+//! renewed certificate is served without a restart. A reload that fails
+//! (a half-written file, a key that does not match) keeps the acceptor in
+//! use, logs why, and is tried again at the next check; the files are
+//! also read at start, where a failure stops the broker with the reason.
+//!
+//! Every file is checked against [`PEM_BYTES_MAX`] before it is read.
+
+use std::{
+    cell::{Cell, RefCell},
+    io,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use futures_rustls::TlsAcceptor;
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer},
+    server::WebPkiClientVerifier,
+    RootCertStore, ServerConfig,
+};
+
+/// The largest PEM file read (a chain of a few certificates is a few KiB).
+pub const PEM_BYTES_MAX: u64 = 1 << 20;
+
+/// How often a shard looks at the files again.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// Whether a client must present a certificate (Kafka's
+/// `ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    #[default]
+    None,
+    /// Asked for; a client without one is let in, one with a certificate
+    /// that does not chain to the client CAs is refused.
+    Requested,
+    /// Required, and it must chain to the client CAs.
+    Required,
+}
+
+impl std::str::FromStr for ClientAuth {
+    type Err = &'static str;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name.trim() {
+            "" | "none" => Ok(ClientAuth::None),
+            "requested" => Ok(ClientAuth::Requested),
+            "required" => Ok(ClientAuth::Required),
+            _ => Err("expected none, requested or required"),
+        }
+    }
+}
+
+/// Where a TLS listener's certificate, key and client CAs are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The server's certificate chain, leaf first (PEM).
+    pub certificate: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// The authorities client certificates must chain to (PEM); needed
+    /// unless `client_auth` is `None`.
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+}
+
+impl TlsSettings {
+    fn files(&self) -> Vec<&Path> {
+        let mut files = vec![self.certificate.as_path(), self.key.as_path()];
+        files.extend(self.client_ca.as_deref());
+        files
+    }
+}
+
+/// Why a TLS configuration could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The bytes of `path`, at most [`PEM_BYTES_MAX`].
+fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let bytes = std::fs::metadata(path)
+        .map_err(|error| file_error(path, error))?
+        .len();
+    if bytes > PEM_BYTES_MAX {
+        return Err(file_error(
+            path,
+            format!("{bytes} bytes, over the {PEM_BYTES_MAX} a PEM file may have"),
+        ));
+    }
+    std::fs::read(path).map_err(|error| file_error(path, error))
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read_pem(path)?;
+    let certificates = rustls_pemfile::certs(&mut io::Cursor::new(&pem))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| file_error(path, error))?;
+    if certificates.is_empty() {
+        return Err(file_error(path, "no certificate in it"));
+    }
+    Ok(certificates)
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read_pem(path)?;
+    rustls_pemfile::private_key(&mut io::Cursor::new(&pem))
+        .map_err(|error| file_error(path, error))?
+        .ok_or_else(|| file_error(path, "no private key in it"))
+}
+
+/// The rustls configuration of `settings`, its files read now.
+pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certificates(&settings.certificate)?;
+    let key = private_key(&settings.key)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Config(error.to_string()))?;
+    let builder = match settings.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        auth => {
+            let path = settings.client_ca.as_deref().ok_or_else(|| {
+                TlsError::Config("client certificates are asked for but no client CA file is given (ssl_client_ca_file)".to_string())
+            })?;
+            let mut roots = RootCertStore::empty();
+            for certificate in certificates(path)? {
+                roots
+                    .add(certificate)
+                    .map_err(|error| file_error(path, error))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = match auth {
+                ClientAuth::Requested => verifier.allow_unauthenticated(),
+                _ => verifier,
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|error| TlsError::Config(error.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(chain, key).map_err(|error| {
+        file_error(
+            &settings.key,
+            format!("does not go with the certificate: {error}"),
+        )
+    })?;
+    Ok(Arc::new(config))
+}
+
+/// What identifies a version of the files: each one's length and
+/// modification time.
+type Stamp = Vec<Option<(u64, SystemTime)>>;
+
+fn stamp(settings: &TlsSettings) -> Stamp {
+    settings
+        .files()
+        .into_iter()
+        .map(|path| {
+            let metadata = std::fs::metadata(path).ok()?;
+            Some((metadata.len(), metadata.modified().ok()?))
+        })
+        .collect()
+}
+
+/// One shard's TLS acceptor, made anew when its files change.
+pub struct ShardTls {
+    settings: TlsSettings,
+    acceptor: RefCell<TlsAcceptor>,
+    stamp: RefCell<Stamp>,
+    checked: Cell<Instant>,
+}
+
+impl ShardTls {
+    /// Reads the files; fails with the reason if they do not make a
+    /// configuration.
+    pub fn new(settings: TlsSettings) -> Result<ShardTls, TlsError> {
+        let stamp = stamp(&settings);
+        let config = server_config(&settings)?;
+        Ok(ShardTls {
+            settings,
+            acceptor: RefCell::new(TlsAcceptor::from(config)),
+            stamp: RefCell::new(stamp),
+            checked: Cell::new(Instant::now()),
+        })
+    }
+
+    /// The acceptor for a new connection: made anew first if the files
+    /// changed since they were last read.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        if self.checked.get().elapsed() >= RELOAD_CHECK {
+            self.checked.set(Instant::now());
+            self.reload_if_changed();
+        }
+        self.acceptor.borrow().clone()
+    }
+
+    fn reload_if_changed(&self) {
+        let now = stamp(&self.settings);
+        if now == *self.stamp.borrow() {
+            return;
+        }
+        match server_config(&self.settings) {
+            Ok(config) => {
+                *self.acceptor.borrow_mut() = TlsAcceptor::from(config);
+                *self.stamp.borrow_mut() = now;
+                tracing::info!(certificate = %self.settings.certificate.display(), "TLS certificate reloaded");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "TLS files changed but do not load; the previous ones are served");
+            }
+        }
+    }
+}

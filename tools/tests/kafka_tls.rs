@@ -1,0 +1,235 @@
+//! Black box: the Kafka listener over TLS (`SSL://`), against the built
+//! `sluice` binary, with clients of other TLS stacks (confluent-kafka's
+//! OpenSSL, kafka-python's ssl module; `tests/kafka_clients/tls.py`):
+//! records produced and read back; an untrusted certificate, a plaintext
+//! client, a client without the certificate mutual TLS requires and
+//! malformed handshakes refused, with the broker serving on; and a
+//! certificate replaced on disk served without a restart.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use common::Broker;
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+/// A certificate authority of the test's.
+struct Authority {
+    certificate: Certificate,
+    key: KeyPair,
+}
+
+impl Authority {
+    fn new(name: &str) -> Authority {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let certificate = params.self_signed(&key).unwrap();
+        Authority { certificate, key }
+    }
+
+    /// A certificate it signs and its key, PEM: a server's for 127.0.0.1
+    /// and localhost, or a client's named `name`.
+    fn issue(&self, name: &str, server: bool) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let names = if server {
+            vec!["localhost".to_string(), "127.0.0.1".to_string()]
+        } else {
+            Vec::new()
+        };
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let certificate = params
+            .signed_by(&key, &self.certificate, &self.key)
+            .unwrap();
+        (certificate.pem(), key.serialize_pem())
+    }
+
+    fn pem(&self) -> String {
+        self.certificate.pem()
+    }
+}
+
+/// Writes `text` to `path` whole or not at all (a temporary file renamed),
+/// as a certificate renewal should.
+fn replace(path: &Path, text: &str) {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+/// A directory of what a client holds (`tls.py`'s CERTS_DIR): the CA it
+/// trusts, another, and a client certificate.
+fn client_dir(dir: &Path, trusted: &Authority, other: &Authority, client: &Authority) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), trusted.pem()).unwrap();
+    std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
+    let (certificate, key) = client.issue("client-1", false);
+    std::fs::write(dir.join("client.pem"), certificate).unwrap();
+    std::fs::write(dir.join("client.key"), key).unwrap();
+    dir.to_path_buf()
+}
+
+fn tls_py(broker: &Broker, certs: &Path, arguments: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/tls.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(&broker.kafka_addr)
+        .arg(certs)
+        .args(arguments)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        output.status.success(),
+        "tls.py {arguments:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A broker whose Kafka listener is `SSL://`, with `env` more.
+fn tls_broker(data: &Path, server: &Path, env: &[(&str, &str)]) -> Broker {
+    let certificate = server.join("server.pem");
+    let key = server.join("server.key");
+    let mut all = vec![
+        ("SLUICE_KAFKA_ADDR", "SSL://127.0.0.1:0"),
+        ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
+        ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
+        ("SLUICE_PARTIAL_FRAME_TIMEOUT_MS", "1000"),
+    ];
+    all.extend_from_slice(env);
+    Broker::start_with(data, 2, &all)
+}
+
+/// Whether the broker closes a connection that sent `bytes`, within
+/// `within` (it reads to the end: an alert, then EOF).
+fn closed_after(broker: &Broker, bytes: &[u8], within: Duration) -> bool {
+    let mut stream = TcpStream::connect(&broker.kafka_addr).unwrap();
+    stream.set_read_timeout(Some(within)).unwrap();
+    stream.write_all(bytes).unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) if started.elapsed() < within => return true,
+            Ok(0) | Err(_) => return false,
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[test]
+fn clients_produce_and_read_over_tls_and_bad_handshakes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let authority = Authority::new("sluice test CA");
+    let stranger = Authority::new("another CA");
+    let (certificate, key) = authority.issue("broker", true);
+    std::fs::write(server_dir.join("server.pem"), certificate).unwrap();
+    std::fs::write(server_dir.join("server.key"), key).unwrap();
+    let certs = client_dir(
+        &dir.path().join("client"),
+        &authority,
+        &stranger,
+        &authority,
+    );
+    let data = dir.path().join("data");
+    let broker = tls_broker(&data, &server_dir, &[]);
+
+    tls_py(&broker, &certs, &["trusted"]);
+    tls_py(&broker, &certs, &["refused"]);
+
+    // Malformed handshakes: a Kafka request in the clear, bytes that are
+    // no TLS record, a ClientHello cut short, nothing at all. Each
+    // connection is closed; none stops the broker.
+    let mut plaintext = 12i32.to_be_bytes().to_vec();
+    plaintext.extend_from_slice(&[0, 18, 0, 3, 0, 0, 0, 1, 0, 2, b'h', b'i']);
+    let cut_hello = [
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let mut noise = vec![0x16, 0x03, 0x03, 0xff, 0xff];
+    noise.extend(std::iter::repeat_n(0xab, 70_000));
+    for (what, bytes) in [
+        ("plaintext", &plaintext[..]),
+        ("noise", &noise[..]),
+        ("a cut ClientHello", &cut_hello[..]),
+        ("nothing", &[][..]),
+    ] {
+        assert!(
+            closed_after(&broker, bytes, Duration::from_secs(5)),
+            "{what}: the connection stays open"
+        );
+    }
+    // The native listener is its own, and the broker serves on.
+    broker.cli_ok(&["topic", "create", "after-noise"], None);
+    tls_py(&broker, &certs, &["trusted"]);
+}
+
+#[test]
+fn mutual_tls_requires_a_client_certificate_and_a_renewed_certificate_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_dir = dir.path().join("server");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let authority = Authority::new("sluice test CA");
+    let stranger = Authority::new("another CA");
+    let (certificate, key) = authority.issue("broker", true);
+    std::fs::write(server_dir.join("server.pem"), certificate).unwrap();
+    std::fs::write(server_dir.join("server.key"), key).unwrap();
+    std::fs::write(server_dir.join("clients-ca.pem"), authority.pem()).unwrap();
+    let client_ca = server_dir.join("clients-ca.pem");
+    let certs = client_dir(
+        &dir.path().join("client"),
+        &authority,
+        &stranger,
+        &authority,
+    );
+    let data = dir.path().join("data");
+    let broker = tls_broker(
+        &data,
+        &server_dir,
+        &[
+            ("SLUICE_SSL_CLIENT_AUTH", "required"),
+            ("SLUICE_SSL_CLIENT_CA_FILE", client_ca.to_str().unwrap()),
+        ],
+    );
+    tls_py(&broker, &certs, &["refused", "required"]);
+    tls_py(&broker, &certs, &["client-certificate"]);
+
+    // The broker's certificate renewed, by another CA: served from the
+    // next connection on, without a restart. Clients keep their
+    // certificate of the first CA, which the broker still asks for.
+    let renewed = Authority::new("renewed CA");
+    let (certificate, key) = renewed.issue("broker", true);
+    replace(&server_dir.join("server.key"), &key);
+    replace(&server_dir.join("server.pem"), &certificate);
+    std::thread::sleep(Duration::from_millis(2_500));
+    let after = client_dir(
+        &dir.path().join("client-after"),
+        &renewed,
+        &authority,
+        &authority,
+    );
+    tls_py(&broker, &after, &["refused", "required"]);
+}
