@@ -255,6 +255,50 @@ fn java_4_transactions() {
     );
 }
 
+/// The idempotent producer and the transactions over mutual TLS: the
+/// broker's Kafka listener is `SSL://` and requires a client certificate;
+/// the Java client (JSSE, PEM trust and key stores) presents one.
+#[test]
+fn java_4_over_mutual_tls() {
+    use common::certs::{server_files, Authority};
+    let version = newest();
+    if !built(&version) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let authority = Authority::new("sluice test CA");
+    let (certificate, key) = server_files(&dir.path().join("server"), &authority);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, authority.pem()).unwrap();
+    let (client_certificate, client_key) = authority.issue("java-client", false);
+    let keystore = dir.path().join("client-keystore.pem");
+    std::fs::write(&keystore, format!("{client_key}{client_certificate}")).unwrap();
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        2,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SSL://127.0.0.1:0"),
+            ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
+            ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
+            ("SLUICE_SSL_CLIENT_AUTH", "required"),
+            ("SLUICE_SSL_CLIENT_CA_FILE", ca.to_str().unwrap()),
+        ],
+    );
+    let tls = [
+        format!("-Dsluice.ssl.ca={}", ca.display()),
+        format!("-Dsluice.ssl.keystore={}", keystore.display()),
+    ];
+    run_class_with(&version, "ProducerTest", &broker.kafka_addr, &tls);
+    let mut transactions = tls.to_vec();
+    transactions.push(transaction_version(&version));
+    run_class_with(
+        &version,
+        "TransactionTest",
+        &broker.kafka_addr,
+        &transactions,
+    );
+}
+
 /// The transactions on a cluster of three, every topic of three
 /// replicas: the coordinator of an id, the leaders of its partitions and
 /// the group's coordinator are spread over the nodes, and the markers

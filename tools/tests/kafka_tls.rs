@@ -16,67 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::Broker;
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+use common::{
+    certs::{replace, Authority},
+    Broker,
 };
-
-/// A certificate authority of the test's.
-struct Authority {
-    certificate: Certificate,
-    key: KeyPair,
-}
-
-impl Authority {
-    fn new(name: &str) -> Authority {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let certificate = params.self_signed(&key).unwrap();
-        Authority { certificate, key }
-    }
-
-    /// A certificate it signs and its key, PEM: a server's for 127.0.0.1
-    /// and localhost, or a client's named `name`.
-    fn issue(&self, name: &str, server: bool) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let names = if server {
-            vec!["localhost".to_string(), "127.0.0.1".to_string()]
-        } else {
-            Vec::new()
-        };
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![if server {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
-        let certificate = params
-            .signed_by(&key, &self.certificate, &self.key)
-            .unwrap();
-        (certificate.pem(), key.serialize_pem())
-    }
-
-    fn pem(&self) -> String {
-        self.certificate.pem()
-    }
-}
-
-/// Writes `text` to `path` whole or not at all (a temporary file renamed),
-/// as a certificate renewal should.
-fn replace(path: &Path, text: &str) {
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, text).unwrap();
-    std::fs::rename(&temporary, path).unwrap();
-}
 
 /// A directory of what a client holds (`tls.py`'s CERTS_DIR): the CA it
 /// trusts, another, and a client certificate.

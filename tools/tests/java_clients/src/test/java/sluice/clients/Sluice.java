@@ -57,8 +57,32 @@ final class Sluice {
         return prefix + "-" + UUID.randomUUID().toString().substring(0, 8);
     }
 
-    static Admin admin() {
+    /**
+     * What every client of the tests takes when the broker's Kafka listener
+     * is SSL://: system property sluice.ssl.ca names the PEM file of the
+     * authority its certificate chains to, and sluice.ssl.keystore a PEM
+     * file of a client certificate and its key (mutual TLS). Nothing
+     * without them.
+     */
+    static Properties security() {
         Properties properties = new Properties();
+        String ca = System.getProperty("sluice.ssl.ca", "");
+        if (ca.isEmpty()) {
+            return properties;
+        }
+        properties.put("security.protocol", "SSL");
+        properties.put("ssl.truststore.type", "PEM");
+        properties.put("ssl.truststore.location", ca);
+        String keystore = System.getProperty("sluice.ssl.keystore", "");
+        if (!keystore.isEmpty()) {
+            properties.put("ssl.keystore.type", "PEM");
+            properties.put("ssl.keystore.location", keystore);
+        }
+        return properties;
+    }
+
+    static Admin admin() {
+        Properties properties = security();
         properties.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap());
         properties.put(AdminClientConfig.CLIENT_ID_CONFIG, "sluice-java-admin");
         properties.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) WAIT.toMillis());
@@ -66,7 +90,7 @@ final class Sluice {
     }
 
     static KafkaProducer<byte[], byte[]> producer(Map<String, Object> extra) {
-        Properties properties = new Properties();
+        Properties properties = security();
         properties.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap());
         properties.put(ProducerConfig.CLIENT_ID_CONFIG, "sluice-java-producer");
         properties.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -84,7 +108,7 @@ final class Sluice {
 
     /** A consumer in `group` (none if null), committing only when told. */
     static KafkaConsumer<byte[], byte[]> consumer(String group, Map<String, Object> extra) {
-        Properties properties = new Properties();
+        Properties properties = security();
         properties.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap());
         properties.put(ConsumerConfig.CLIENT_ID_CONFIG, "sluice-java-consumer");
         if (group != null) {

@@ -1,0 +1,76 @@
+//! Certificates for the TLS tests: a certificate authority of the test's
+//! own, and the server and client certificates it signs (rcgen).
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+/// A certificate authority of the test's.
+pub struct Authority {
+    certificate: Certificate,
+    key: KeyPair,
+}
+
+impl Authority {
+    pub fn new(name: &str) -> Authority {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let certificate = params.self_signed(&key).unwrap();
+        Authority { certificate, key }
+    }
+
+    /// A certificate it signs and its key, PEM: a server's for 127.0.0.1
+    /// and localhost, or a client's named `name`.
+    pub fn issue(&self, name: &str, server: bool) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let names = if server {
+            vec!["localhost".to_string(), "127.0.0.1".to_string()]
+        } else {
+            Vec::new()
+        };
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![if server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
+        let certificate = params
+            .signed_by(&key, &self.certificate, &self.key)
+            .unwrap();
+        (certificate.pem(), key.serialize_pem())
+    }
+
+    pub fn pem(&self) -> String {
+        self.certificate.pem()
+    }
+}
+
+/// Writes `text` to `path` whole or not at all (a temporary file renamed),
+/// as a certificate renewal should.
+pub fn replace(path: &Path, text: &str) {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+/// A TLS broker's files: its certificate and key, signed by `authority`,
+/// written into `dir` as `server.pem` and `server.key`; their paths.
+pub fn server_files(dir: &Path, authority: &Authority) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (certificate, key) = authority.issue("broker", true);
+    let (certificate_path, key_path) = (dir.join("server.pem"), dir.join("server.key"));
+    std::fs::write(&certificate_path, certificate).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    (certificate_path, key_path)
+}
