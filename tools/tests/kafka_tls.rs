@@ -17,7 +17,7 @@ use std::{
 };
 
 use common::{
-    certs::{replace, Authority},
+    certs::{replace, server_files, Authority},
     Broker,
 };
 
@@ -86,12 +86,9 @@ fn closed_after(broker: &Broker, bytes: &[u8], within: Duration) -> bool {
 fn clients_produce_and_read_over_tls_and_bad_handshakes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server_dir = dir.path().join("server");
-    std::fs::create_dir_all(&server_dir).unwrap();
     let authority = Authority::new("sluice test CA");
     let stranger = Authority::new("another CA");
-    let (certificate, key) = authority.issue("broker", true);
-    std::fs::write(server_dir.join("server.pem"), certificate).unwrap();
-    std::fs::write(server_dir.join("server.key"), key).unwrap();
+    server_files(&server_dir, &authority);
     let certs = client_dir(
         &dir.path().join("client"),
         &authority,
@@ -134,12 +131,9 @@ fn clients_produce_and_read_over_tls_and_bad_handshakes_are_refused() {
 fn mutual_tls_requires_a_client_certificate_and_a_renewed_certificate_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let server_dir = dir.path().join("server");
-    std::fs::create_dir_all(&server_dir).unwrap();
     let authority = Authority::new("sluice test CA");
     let stranger = Authority::new("another CA");
-    let (certificate, key) = authority.issue("broker", true);
-    std::fs::write(server_dir.join("server.pem"), certificate).unwrap();
-    std::fs::write(server_dir.join("server.key"), key).unwrap();
+    server_files(&server_dir, &authority);
     std::fs::write(server_dir.join("clients-ca.pem"), authority.pem()).unwrap();
     let client_ca = server_dir.join("clients-ca.pem");
     let certs = client_dir(
