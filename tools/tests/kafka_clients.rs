@@ -448,6 +448,97 @@ fn kafkajs_consumes_in_a_group() {
     );
 }
 
+/// A broker whose Kafka listener is `SSL://` and requires a client
+/// certificate, and the environment that makes `kafkajs.js` and the Go
+/// client connect to it with one (`SLUICE_TLS_CA`, `SLUICE_TLS_CERT`,
+/// `SLUICE_TLS_KEY`).
+struct MutualTls {
+    broker: Broker,
+    env: Vec<(&'static str, PathBuf)>,
+    _dir: tempfile::TempDir,
+}
+
+impl MutualTls {
+    fn start() -> MutualTls {
+        use common::certs::{server_files, Authority};
+        let dir = tempfile::tempdir().unwrap();
+        let authority = Authority::new("sluice test CA");
+        let (certificate, key) = server_files(&dir.path().join("server"), &authority);
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, authority.pem()).unwrap();
+        let (client_certificate, client_key) = authority.issue("client", false);
+        let client_pem = dir.path().join("client.pem");
+        let client_key_pem = dir.path().join("client.key");
+        std::fs::write(&client_pem, client_certificate).unwrap();
+        std::fs::write(&client_key_pem, client_key).unwrap();
+        let broker = Broker::start_with(
+            &dir.path().join("data"),
+            2,
+            &[
+                ("SLUICE_KAFKA_ADDR", "SSL://127.0.0.1:0"),
+                ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
+                ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
+                ("SLUICE_SSL_CLIENT_AUTH", "required"),
+                ("SLUICE_SSL_CLIENT_CA_FILE", ca.to_str().unwrap()),
+            ],
+        );
+        MutualTls {
+            broker,
+            env: vec![
+                ("SLUICE_TLS_CA", ca),
+                ("SLUICE_TLS_CERT", client_pem),
+                ("SLUICE_TLS_KEY", client_key_pem),
+            ],
+            _dir: dir,
+        }
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command.envs(self.env.iter().map(|(key, value)| (key, value)));
+        command
+    }
+}
+
+/// KafkaJS (Node's TLS) over mutual TLS: the records test.
+#[test]
+fn kafkajs_over_mutual_tls() {
+    if !installed(
+        "KafkaJS",
+        &mut node_package("kafkajs"),
+        "npm ci in tools/tests/kafka_clients",
+    ) {
+        return;
+    }
+    let tls = MutualTls::start();
+    let mut command = tls.command("node");
+    command.args(["kafkajs.js", &tls.broker.kafka_addr, "kafkajs-tls", "6"]);
+    run_client(command, "kafkajs.js");
+    check_with_sluice_consume(&tls.broker, "kafkajs-tls", &Expected { client: "kafkajs" });
+}
+
+/// franz-go (Go's crypto/tls) over mutual TLS: the whole program, groups
+/// and admin included.
+#[test]
+fn franz_go_over_mutual_tls() {
+    if !installed(
+        "Go",
+        Command::new("go").arg("version"),
+        "Go 1.26 or later; .ci/run downloads the modules",
+    ) {
+        return;
+    }
+    let tls = MutualTls::start();
+    let mut command = tls.command(go_client());
+    command.args([&tls.broker.kafka_addr, "franz-go-tls", "6", "classic"]);
+    run_client(command, "franz-go-client");
+    check_with_sluice_consume(
+        &tls.broker,
+        "franz-go-tls",
+        &Expected { client: "franz-go" },
+    );
+}
+
 #[test]
 fn platformatic_kafka_creates_produces_fetches_and_describes() {
     if !installed(

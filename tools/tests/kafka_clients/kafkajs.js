@@ -5,9 +5,27 @@
 // reads no other way) and compare byte for byte.
 //
 // usage: node kafkajs.js BOOTSTRAP TOPIC PARTITIONS [--group]
+//
+// With SLUICE_TLS_CA (a CA's PEM file) in the environment it connects over
+// TLS, presenting the client certificate of SLUICE_TLS_CERT and
+// SLUICE_TLS_KEY if they are given.
 
+const fs = require('fs')
 const { Kafka, CompressionTypes, ConfigResourceTypes, Partitioners, logLevel } = require('kafkajs')
 const records = require('./records.js')
+
+// Node's TLS, when the environment names a CA; the broker's name is
+// checked against its certificate.
+function ssl () {
+  const ca = process.env.SLUICE_TLS_CA
+  if (!ca) return undefined
+  const options = { ca: [fs.readFileSync(ca, 'utf-8')] }
+  if (process.env.SLUICE_TLS_CERT) {
+    options.cert = fs.readFileSync(process.env.SLUICE_TLS_CERT, 'utf-8')
+    options.key = fs.readFileSync(process.env.SLUICE_TLS_KEY, 'utf-8')
+  }
+  return options
+}
 
 const CLIENT = 'kafkajs'
 const BATCH = 500
@@ -19,6 +37,7 @@ async function main () {
   const kafka = new Kafka({
     clientId: CLIENT,
     brokers: [bootstrap],
+    ssl: ssl(),
     logLevel: logLevel.WARN,
     retry: { retries: 5 }
   })

@@ -8,6 +8,10 @@
 //
 // usage: franz-go-client BOOTSTRAP TOPIC PARTITIONS [PROTOCOL]
 //
+// With SLUICE_TLS_CA (a CA's PEM file) in the environment it connects over
+// TLS, presenting the client certificate of SLUICE_TLS_CERT and
+// SLUICE_TLS_KEY if they are given.
+//
 // BOOTSTRAP is host:port[,host:port...]. PROTOCOL is the group's: classic
 // (the default; the client's cooperative-sticky balancer assigns) or
 // consumer (KIP-848: the broker assigns with its uniform assignor, and the
@@ -22,8 +26,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -52,6 +59,50 @@ const (
 	retentionMs    = "3600000"
 	alteredMs      = "7200000"
 )
+
+// dialer connects to the brokers in the clear, or over TLS when
+// SLUICE_TLS_CA names the PEM file of the CA the broker's certificate
+// chains to (with the client certificate of SLUICE_TLS_CERT and
+// SLUICE_TLS_KEY, if given). The broker's name is checked against its
+// certificate.
+func dialer() kgo.Opt {
+	plain := &net.Dialer{Timeout: 10 * time.Second}
+	ca := os.Getenv("SLUICE_TLS_CA")
+	if ca == "" {
+		return kgo.Dialer(plain.DialContext)
+	}
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		fail("reading %s: %v", ca, err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		fail("no certificate in %s", ca)
+	}
+	config := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if certificate := os.Getenv("SLUICE_TLS_CERT"); certificate != "" {
+		pair, err := tls.LoadX509KeyPair(certificate, os.Getenv("SLUICE_TLS_KEY"))
+		if err != nil {
+			fail("client certificate: %v", err)
+		}
+		config.Certificates = []tls.Certificate{pair}
+	}
+	return kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+		server, _, err := net.SplitHostPort(host)
+		if err != nil {
+			return nil, err
+		}
+		named := config.Clone()
+		named.ServerName = server
+		return (&tls.Dialer{NetDialer: plain, Config: named}).DialContext(ctx, network, host)
+	})
+}
+
+// fail stops the program with a message, before any check began.
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
 
 // codecs: each producer sends a fifth of the records with one of them.
 var codecs = []struct {
@@ -181,7 +232,7 @@ func main() {
 	c := &check{started: time.Now()}
 	ctx := context.Background()
 
-	adminClient, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...), kgo.ClientID(client+"-admin"))
+	adminClient, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...), dialer(), kgo.ClientID(client+"-admin"))
 	c.must(err, "admin client")
 	defer adminClient.Close()
 	admin := kadm.NewClient(adminClient)
@@ -314,7 +365,7 @@ func startGroup(ctx context.Context, c *check, bootstrap, topic, group string, p
 			balancing = []kgo.Opt{kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer()}
 		}
 		consumer, err := kgo.NewClient(append(balancing,
-			kgo.SeedBrokers(strings.Split(bootstrap, ",")...),
+			kgo.SeedBrokers(strings.Split(bootstrap, ",")...), dialer(),
 			kgo.ClientID(m.name),
 			kgo.ConsumerGroup(group),
 			kgo.ConsumeTopics(topic),
@@ -390,7 +441,7 @@ func produce(ctx context.Context, c *check, bootstrap, topic string) map[int]pla
 	for round, codec := range codecs {
 		c.step("produce records %d..%d, %s, idempotent", round*per, (round+1)*per-1, codec.name)
 		producer, err := kgo.NewClient(
-			kgo.SeedBrokers(strings.Split(bootstrap, ",")...),
+			kgo.SeedBrokers(strings.Split(bootstrap, ",")...), dialer(),
 			kgo.ClientID(client+"-producer-"+codec.name),
 			kgo.DefaultProduceTopic(topic),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -758,7 +809,7 @@ func deleteRecords(ctx context.Context, c *check, admin *kadm.Client, bootstrap,
 	created, err := admin.CreateTopic(ctx, 1, 1, nil, topic)
 	c.must(err, "create "+topic)
 	c.must(created.Err, "create "+topic)
-	producer, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...), kgo.ClientID(client+"-deleted"),
+	producer, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...), dialer(), kgo.ClientID(client+"-deleted"),
 		kgo.DefaultProduceTopic(topic))
 	c.must(err, "producer")
 	defer producer.Close()
@@ -790,7 +841,7 @@ func deleteRecords(ctx context.Context, c *check, admin *kadm.Client, bootstrap,
 		c.expect(end.Offset == deletedTopicRecords, "end offset %d", end.Offset)
 	}
 
-	reader, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...), kgo.ClientID(client+"-deleted-reader"),
+	reader, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(bootstrap, ",")...), dialer(), kgo.ClientID(client+"-deleted-reader"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
 	c.must(err, "reader")
 	defer reader.Close()
