@@ -439,16 +439,34 @@ async fn shard_main(
             return;
         }
     };
+    let kafka_sasl = match shard.config.kafka_sasl.as_ref() {
+        None => None,
+        Some(sasl) => match crate::sasl::PlainUsers::read(&sasl.plain_users) {
+            Ok(users) => Some(Rc::new(users)),
+            Err(error) => {
+                let reason = format!("SASL users of the Kafka listener: {error}");
+                let _ = ready.send(Err(EngineError::ShardStart {
+                    shard: shard.id,
+                    reason,
+                }));
+                return;
+            }
+        },
+    };
     let acceptor = glommio::spawn_local(server::accept_loop::<crate::native::Native>(
         shard.clone(),
         listener,
-        None,
+        server::Security::default(),
     ));
     let kafka_acceptor = kafka_listener.map(|listener| {
+        let security = server::Security {
+            tls: kafka_tls,
+            sasl: kafka_sasl,
+        };
         glommio::spawn_local(server::accept_loop::<crate::kafka::Kafka>(
             shard.clone(),
             listener,
-            kafka_tls,
+            security,
         ))
     });
     let admin_acceptor = admin.map(|listener| {

@@ -46,6 +46,9 @@ pub struct BrokerConfig {
     /// TLS on the Kafka listener (Kafka's `SSL` security protocol);
     /// `None`: plaintext.
     pub kafka_tls: Option<crate::tls::TlsSettings>,
+    /// SASL on the Kafka listener (Kafka's `SASL_PLAINTEXT`, or
+    /// `SASL_SSL` with `kafka_tls`); `None`: none.
+    pub kafka_sasl: Option<crate::sasl::SaslSettings>,
     /// HOST:PORT of the admin HTTP listener (`/metrics`); `None`: none.
     pub admin_addr: Option<String>,
     /// Where [`crate::run`] writes the addresses it listens on once it
@@ -209,6 +212,7 @@ impl Default for BrokerConfig {
             kafka_addr: None,
             kafka_advertised_addr: None,
             kafka_tls: None,
+            kafka_sasl: None,
             // Off for an embedded broker; `sluice serve` listens on 9644.
             admin_addr: None,
             ready_file: None,

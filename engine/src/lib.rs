@@ -94,6 +94,7 @@ pub mod quorum_log;
 mod replica;
 mod request_latency;
 mod request_order;
+pub mod sasl;
 mod server;
 mod shard;
 pub mod tls;

@@ -26,10 +26,60 @@ use sluice_net::native::frame::{FrameError, FrameReader, ReadTimeouts};
 use crate::{
     request_latency::RequestKind,
     request_order::{Admission, RequestOrder, Turn},
+    sasl::PlainUsers,
     shard::Shard,
     tls::ShardTls,
     BrokerConfig,
 };
+
+/// What a connection is, for its requests: where it comes from and who it
+/// authenticated as.
+pub struct Connection {
+    pub peer: Option<std::net::IpAddr>,
+    /// The SASL exchange of a listener that requires one
+    /// ([`crate::sasl`]); `None` on a listener that does not.
+    pub sasl: Option<SaslConnection>,
+    /// Set by a request whose response is the connection's last (a failed
+    /// authentication): the connection closes once it is written.
+    close_after: std::cell::Cell<bool>,
+}
+
+/// A SASL listener's connection: the users it checks against, and where
+/// its exchange stands.
+pub struct SaslConnection {
+    pub users: Rc<PlainUsers>,
+    pub exchange: std::cell::RefCell<crate::sasl::Exchange>,
+}
+
+impl Connection {
+    pub fn new(peer: Option<std::net::IpAddr>, sasl: Option<Rc<PlainUsers>>) -> Connection {
+        Connection {
+            peer,
+            sasl: sasl.map(|users| SaslConnection {
+                users,
+                exchange: Default::default(),
+            }),
+            close_after: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether the connection may send requests other than those of
+    /// authentication: always, on a listener without SASL.
+    pub fn authenticated(&self) -> bool {
+        self.sasl.as_ref().is_none_or(|sasl| {
+            matches!(
+                *sasl.exchange.borrow(),
+                crate::sasl::Exchange::Authenticated(_)
+            )
+        })
+    }
+
+    /// Closes the connection once the current request's response is
+    /// written.
+    pub fn close_after_reply(&self) {
+        self.close_after.set(true);
+    }
+}
 
 /// What differs between the native and the Kafka protocol on a connection.
 pub trait Protocol: 'static {
@@ -58,19 +108,25 @@ pub trait Protocol: 'static {
     fn handle(
         shard: Rc<Shard>,
         request: Self::Request,
-        peer: Option<std::net::IpAddr>,
+        connection: &Connection,
         turn: &Turn,
     ) -> impl Future<Output = Result<Option<BytesMut>, String>>;
 }
 
+/// How a listener's connections are secured.
+#[derive(Default, Clone)]
+pub struct Security {
+    /// TLS: the shard's acceptor.
+    pub tls: Option<Rc<ShardTls>>,
+    /// SASL: the users a connection authenticates as, first.
+    pub sasl: Option<Rc<PlainUsers>>,
+}
+
 /// Accepts connections of protocol `P` on `listener`, each served in a
-/// task of its own; over TLS when `tls` is given (a handshake that does not
-/// end within `partial_frame_timeout` closes the connection).
-pub async fn accept_loop<P: Protocol>(
-    shard: Rc<Shard>,
-    listener: TcpListener,
-    tls: Option<Rc<ShardTls>>,
-) {
+/// task of its own; over TLS when `security` says (a handshake that does
+/// not end within `partial_frame_timeout` closes the connection), and
+/// authenticated first when it asks for SASL.
+pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, security: Security) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -94,14 +150,16 @@ pub async fn accept_loop<P: Protocol>(
         }
         shard.connections.set(shard.connections.get() + 1);
         let shard = shard.clone();
-        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
+        let acceptor = security.tls.as_ref().map(|tls| tls.acceptor());
+        let sasl = security.sasl.clone();
         glommio::spawn_local(async move {
             let peer = stream.peer_addr().ok();
             let _ = stream.set_nodelay(true);
+            let connection = Rc::new(Connection::new(peer.map(|addr| addr.ip()), sasl));
             let served = match acceptor {
-                None => serve::<P, _>(&shard, stream, peer).await,
+                None => serve::<P, _>(&shard, stream, connection).await,
                 Some(acceptor) => match handshake(&shard, acceptor, stream).await {
-                    Ok(stream) => serve::<P, _>(&shard, stream, peer).await,
+                    Ok(stream) => serve::<P, _>(&shard, stream, connection).await,
                     Err(error) => Err(format!("TLS handshake: {error}")),
                 },
             };
@@ -145,6 +203,8 @@ async fn refuse(mut stream: TcpStream, frame: Option<BytesMut>) {
 /// connection's order.
 enum Reply {
     Frame(BytesMut),
+    /// The connection's last response: close once it is written.
+    Last(Option<BytesMut>),
     Nothing,
     /// Close the connection once everything before this is written.
     Close,
@@ -158,16 +218,11 @@ impl Reply {
 
 type Outgoing = (u64, Reply);
 
-async fn serve<P, S>(
-    shard: &Rc<Shard>,
-    stream: S,
-    peer: Option<std::net::SocketAddr>,
-) -> Result<(), String>
+async fn serve<P, S>(shard: &Rc<Shard>, stream: S, connection: Rc<Connection>) -> Result<(), String>
 where
     P: Protocol,
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
 {
-    let peer = peer.map(|addr| addr.ip());
     let (mut reader_half, mut writer_half) = sluice_net::split::split(stream);
     let (responses, outbox) = local_channel::new_unbounded::<Outgoing>();
     let responses = Rc::new(responses);
@@ -190,6 +245,12 @@ where
             for reply in ready {
                 let written = match reply {
                     Reply::Frame(frame) => writer_half.write_all(&frame).await,
+                    Reply::Last(frame) => {
+                        if let Some(frame) = frame {
+                            let _ = writer_half.write_all(&frame).await;
+                        }
+                        break 'replies;
+                    }
                     Reply::Nothing => Ok(()),
                     // Unordered, what is in flight still answers; the channel
                     // closes after it.
@@ -254,6 +315,7 @@ where
         let shard = shard.clone();
         let responses = responses.clone();
         let closing = closing.clone();
+        let connection = connection.clone();
         let place = sequence;
         sequence += 1;
         let kind: RequestKind = (P::NAME, P::api(&request));
@@ -265,7 +327,11 @@ where
         shard.in_flight.set(shard.in_flight.get() + 1);
         glommio::spawn_local(async move {
             turn.wait(P::admission(&request)).await;
-            let reply = match P::handle(shard.clone(), request, peer, &turn).await {
+            let reply = match P::handle(shard.clone(), request, &connection, &turn).await {
+                Ok(response) if connection.close_after.get() => {
+                    closing.set(true);
+                    Reply::Last(response)
+                }
                 Ok(response) => Reply::frame(response),
                 Err(error) => {
                     tracing::warn!(shard = shard.id, protocol = P::NAME, %error, "closing the connection");

@@ -11,6 +11,7 @@ use std::{collections::HashMap, path::PathBuf, str::FromStr, time::Duration};
 
 use serde::Deserialize;
 use sluice_engine::{
+    sasl::SaslSettings,
     tls::{ClientAuth, TlsSettings},
     BrokerConfig,
 };
@@ -118,6 +119,9 @@ config_layer! {
     /// Whether clients must present a certificate (Kafka's
     /// `ssl.client.auth`): `none` (the default), `requested`, `required`.
     ssl_client_auth: String,
+    /// The users of a `SASL_PLAINTEXT://` or `SASL_SSL://` Kafka listener
+    /// (mechanism PLAIN): one `NAME:PASSWORD` per line.
+    sasl_plain_users_file: PathBuf,
     /// HOST:PORT of the admin HTTP listener (`/metrics`), or `off`.
     admin_addr: String,
     /// A file written once the broker serves, with the addresses it
@@ -309,21 +313,38 @@ impl ConfigLayer {
                 message,
             })?,
         };
-        config.kafka_tls = match (kafka_protocol, self.ssl_certificate_file, self.ssl_key_file) {
-            (SecurityProtocol::Plaintext, ..) => None,
-            (SecurityProtocol::Ssl, Some(certificate), Some(key)) => Some(TlsSettings {
+        let (tls, sasl) = match kafka_protocol {
+            SecurityProtocol::Plaintext => (false, false),
+            SecurityProtocol::Ssl => (true, false),
+            SecurityProtocol::SaslPlaintext => (false, true),
+            SecurityProtocol::SaslSsl => (true, true),
+        };
+        let listener_value = || config.kafka_addr.clone().unwrap_or_default();
+        config.kafka_tls = match (tls, self.ssl_certificate_file, self.ssl_key_file) {
+            (false, ..) => None,
+            (true, Some(certificate), Some(key)) => Some(TlsSettings {
                 certificate,
                 key,
                 client_ca: self.ssl_client_ca_file,
                 client_auth,
             }),
-            (SecurityProtocol::Ssl, ..) => {
+            (true, ..) => {
                 return Err(ConfigError::Invalid {
                     key: "kafka_addr",
-                    value: config.kafka_addr.clone().unwrap_or_default(),
-                    message: "an SSL:// listener needs ssl_certificate_file and ssl_key_file",
+                    value: listener_value(),
+                    message: "a TLS listener (SSL://, SASL_SSL://) needs ssl_certificate_file and ssl_key_file",
                 })
             }
+        };
+        config.kafka_sasl = match (sasl, self.sasl_plain_users_file) {
+            (false, _) => None,
+            (true, Some(plain_users)) => Some(SaslSettings { plain_users }),
+            (true, None) => return Err(ConfigError::Invalid {
+                key: "kafka_addr",
+                value: listener_value(),
+                message:
+                    "a SASL listener (SASL_PLAINTEXT://, SASL_SSL://) needs sasl_plain_users_file",
+            }),
         };
         if let Some(admin_addr) = self.admin_addr {
             config.admin_addr = if admin_addr == "off" {
@@ -464,11 +485,12 @@ impl ConfigLayer {
 enum SecurityProtocol {
     Plaintext,
     Ssl,
+    SaslPlaintext,
+    SaslSsl,
 }
 
 /// `[PROTOCOL://]HOST:PORT`: the security protocol (PLAINTEXT without a
-/// prefix) and the address. SASL is refused in one clear error: it is not
-/// served yet.
+/// prefix) and the address.
 fn listener(key: &'static str, value: String) -> Result<(SecurityProtocol, String), ConfigError> {
     let Some((protocol, addr)) = value.split_once("://") else {
         return Ok((SecurityProtocol::Plaintext, value));
@@ -476,20 +498,14 @@ fn listener(key: &'static str, value: String) -> Result<(SecurityProtocol, Strin
     let protocol = match protocol.to_ascii_uppercase().as_str() {
         "PLAINTEXT" => SecurityProtocol::Plaintext,
         "SSL" => SecurityProtocol::Ssl,
-        "SASL_PLAINTEXT" | "SASL_SSL" => {
-            return Err(ConfigError::Invalid {
-                key,
-                value,
-                message: "SASL is not served yet: PLAINTEXT:// or SSL://",
-            })
-        }
-        _ => {
-            return Err(ConfigError::Invalid {
-                key,
-                value,
-                message: "expected PLAINTEXT:// or SSL:// before HOST:PORT",
-            })
-        }
+        "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
+        "SASL_SSL" => SecurityProtocol::SaslSsl,
+        _ => return Err(ConfigError::Invalid {
+            key,
+            value,
+            message:
+                "expected PLAINTEXT://, SSL://, SASL_PLAINTEXT:// or SASL_SSL:// before HOST:PORT",
+        }),
     };
     Ok((protocol, addr.to_string()))
 }
@@ -775,9 +791,33 @@ mod tests {
                 client_auth: ClientAuth::Requested,
             })
         );
+        let sasl = config(&[
+            ("SLUICE_KAFKA_ADDR", "SASL_SSL://h:9094"),
+            ("SLUICE_SSL_CERTIFICATE_FILE", "/c.pem"),
+            ("SLUICE_SSL_KEY_FILE", "/k.pem"),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", "/users"),
+        ])
+        .unwrap();
+        assert!(sasl.kafka_tls.is_some());
+        assert_eq!(
+            sasl.kafka_sasl,
+            Some(SaslSettings {
+                plain_users: PathBuf::from("/users")
+            })
+        );
+        let sasl = config(&[
+            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://h:9094"),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", "/users"),
+        ])
+        .unwrap();
+        assert!(sasl.kafka_tls.is_none() && sasl.kafka_sasl.is_some());
         for refused in [
             &[("SLUICE_KAFKA_ADDR", "SSL://h:9093")][..],
-            &[("SLUICE_KAFKA_ADDR", "SASL_SSL://h:9093")],
+            &[("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://h:9093")],
+            &[
+                ("SLUICE_KAFKA_ADDR", "SASL_SSL://h:9093"),
+                ("SLUICE_SASL_PLAIN_USERS_FILE", "/users"),
+            ],
             &[("SLUICE_KAFKA_ADDR", "QUIC://h:9093")],
             &[
                 ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:9092"),

@@ -299,6 +299,40 @@ fn java_4_over_mutual_tls() {
     );
 }
 
+/// The idempotent producer and the admin client authenticated with SASL
+/// PLAIN over TLS (`SASL_SSL://`).
+#[test]
+fn java_4_over_sasl_ssl() {
+    use common::certs::{server_files, Authority};
+    let version = newest();
+    if !built(&version) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let authority = Authority::new("sluice test CA");
+    let (certificate, key) = server_files(&dir.path().join("server"), &authority);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, authority.pem()).unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, "java:java-secret\n").unwrap();
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        2,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SASL_SSL://127.0.0.1:0"),
+            ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
+            ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+        ],
+    );
+    let sasl = [
+        format!("-Dsluice.ssl.ca={}", ca.display()),
+        "-Dsluice.sasl.plain=java:java-secret".to_string(),
+    ];
+    run_class_with(&version, "ProducerTest", &broker.kafka_addr, &sasl);
+    run_class_with(&version, "AdminTest", &broker.kafka_addr, &sasl);
+}
+
 /// The transactions on a cluster of three, every topic of three
 /// replicas: the coordinator of an id, the leaders of its partitions and
 /// the group's coordinator are spread over the nodes, and the markers

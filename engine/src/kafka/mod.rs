@@ -18,6 +18,7 @@ mod produce;
 mod producer_id;
 mod quorum;
 mod reassignments;
+mod sasl;
 mod topic_partitions;
 pub(crate) mod transactions;
 
@@ -89,10 +90,16 @@ impl Protocol for Kafka {
     async fn handle(
         shard: Rc<Shard>,
         mut request: KafkaRequest,
-        peer: Option<std::net::IpAddr>,
+        connection: &crate::server::Connection,
         turn: &Turn,
     ) -> Result<Option<BytesMut>, String> {
-        request.client_host = peer.map(|ip| format!("/{ip}")).unwrap_or_default();
+        if let Some(answer) = sasl::before_serving(&request, connection) {
+            return answer;
+        }
+        request.client_host = connection
+            .peer
+            .map(|ip| format!("/{ip}"))
+            .unwrap_or_default();
         handle(&shard, request, turn).await
     }
 }
@@ -113,6 +120,8 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DeleteRecords, 0, 2),

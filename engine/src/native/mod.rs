@@ -89,7 +89,7 @@ impl Protocol for Native {
     async fn handle(
         shard: Rc<Shard>,
         (header, body): Self::Request,
-        _peer: Option<std::net::IpAddr>,
+        _connection: &crate::server::Connection,
         _turn: &Turn,
     ) -> Result<Option<BytesMut>, String> {
         Ok(handle(&shard, header, body).await)

@@ -59,18 +59,28 @@ final class Sluice {
 
     /**
      * What every client of the tests takes when the broker's Kafka listener
-     * is SSL://: system property sluice.ssl.ca names the PEM file of the
-     * authority its certificate chains to, and sluice.ssl.keystore a PEM
-     * file of a client certificate and its key (mutual TLS). Nothing
-     * without them.
+     * is SSL://, SASL_PLAINTEXT:// or SASL_SSL://: system property
+     * sluice.ssl.ca names the PEM file of the authority its certificate
+     * chains to, sluice.ssl.keystore a PEM file of a client certificate and
+     * its key (mutual TLS), and sluice.sasl.plain a user and password
+     * (USER:PASSWORD). Nothing without them.
      */
     static Properties security() {
         Properties properties = new Properties();
+        // SASL PLAIN as USER:PASSWORD (system property sluice.sasl.plain).
+        String plain = System.getProperty("sluice.sasl.plain", "");
         String ca = System.getProperty("sluice.ssl.ca", "");
+        if (!plain.isEmpty()) {
+            String[] userPassword = plain.split(":", 2);
+            properties.put("security.protocol", ca.isEmpty() ? "SASL_PLAINTEXT" : "SASL_SSL");
+            properties.put("sasl.mechanism", "PLAIN");
+            properties.put("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required"
+                    + " username=\"" + userPassword[0] + "\" password=\"" + userPassword[1] + "\";");
+        }
         if (ca.isEmpty()) {
             return properties;
         }
-        properties.put("security.protocol", "SSL");
+        properties.putIfAbsent("security.protocol", "SSL");
         properties.put("ssl.truststore.type", "PEM");
         properties.put("ssl.truststore.location", ca);
         String keystore = System.getProperty("sluice.ssl.keystore", "");

@@ -1,0 +1,100 @@
+//! SaslHandshake (v1) and SaslAuthenticate (v0–2) on a Kafka connection:
+//! the exchange of [`crate::sasl`], and the rule that a connection of a
+//! SASL listener sends nothing else before it authenticated.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{
+    ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+
+use super::{decode, encode, str_bytes, versions};
+use sluice_net::kafka::frame::KafkaRequest;
+
+use crate::{sasl, server::Connection};
+
+/// ILLEGAL_SASL_STATE.
+const ILLEGAL_SASL_STATE: i16 = 34;
+
+/// Serves `request` if it is one of authentication, or refuses one that
+/// comes before it on a SASL listener (`Err`: the connection closes, as
+/// Kafka closes it). `None`: any other request, to be served as usual.
+pub fn before_serving(
+    request: &KafkaRequest,
+    connection: &Connection,
+) -> Option<Result<Option<BytesMut>, String>> {
+    match request.api {
+        ApiKey::SaslHandshake => {
+            Some(checked(request).and_then(|()| handshake(request, connection)))
+        }
+        ApiKey::SaslAuthenticate => {
+            Some(checked(request).and_then(|()| authenticate(request, connection)))
+        }
+        ApiKey::ApiVersions => None,
+        api if !connection.authenticated() => Some(Err(format!(
+            "{api:?} before the connection authenticated (SASL)"
+        ))),
+        _ => None,
+    }
+}
+
+/// A version served, else the connection closes.
+fn checked(request: &KafkaRequest) -> Result<(), String> {
+    let (api, version) = (request.api, request.version);
+    match versions(api) {
+        Some((min, max)) if (min..=max).contains(&version) => Ok(()),
+        _ => Err(format!("{api:?} v{version} is not served")),
+    }
+}
+
+fn handshake(request: &KafkaRequest, connection: &Connection) -> Result<Option<BytesMut>, String> {
+    let asked: SaslHandshakeRequest = decode(request)?;
+    let mechanisms = sasl::MECHANISMS
+        .iter()
+        .map(|name| str_bytes(*name))
+        .collect();
+    let code = match &connection.sasl {
+        Some(sasl) => sasl::handshake(&mut sasl.exchange.borrow_mut(), asked.mechanism.as_str()),
+        // A listener without SASL.
+        None => ILLEGAL_SASL_STATE,
+    };
+    let response = SaslHandshakeResponse::default()
+        .with_error_code(code)
+        .with_mechanisms(mechanisms);
+    if code != 0 {
+        connection.close_after_reply();
+    }
+    encode(request, request.version, &response).map(Some)
+}
+
+fn authenticate(
+    request: &KafkaRequest,
+    connection: &Connection,
+) -> Result<Option<BytesMut>, String> {
+    let asked: SaslAuthenticateRequest = decode(request)?;
+    let result = match &connection.sasl {
+        Some(sasl) => sasl::authenticate(
+            &mut sasl.exchange.borrow_mut(),
+            &sasl.users,
+            &asked.auth_bytes,
+        ),
+        None => Err((
+            ILLEGAL_SASL_STATE,
+            "this listener does not use SASL".to_string(),
+        )),
+    };
+    let response = match result {
+        Ok(principal) => {
+            tracing::debug!(peer = ?connection.peer, %principal, "authenticated");
+            SaslAuthenticateResponse::default()
+        }
+        Err((code, message)) => {
+            tracing::info!(peer = ?connection.peer, code, %message, "SASL authentication refused");
+            connection.close_after_reply();
+            SaslAuthenticateResponse::default()
+                .with_error_code(code)
+                .with_error_message(Some(str_bytes(message)))
+        }
+    };
+    encode(request, request.version, &response).map(Some)
+}

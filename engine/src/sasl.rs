@@ -1,0 +1,231 @@
+//! SASL on the Kafka listener (Kafka's `SASL_PLAINTEXT` and `SASL_SSL`
+//! security protocols): who a connection is, before it may do anything
+//! else.
+//!
+//! A connection of such a listener may send ApiVersions, SaslHandshake (v1:
+//! the mechanism) and SaslAuthenticate (the mechanism's tokens) and
+//! nothing else until it authenticated; any other request closes it, as
+//! Kafka closes it. A failed authentication is answered
+//! `SASL_AUTHENTICATION_FAILED` and the connection closes after the
+//! answer.
+//!
+//! The mechanism served is PLAIN (RFC 4616): the users and their passwords
+//! come from a file of `NAME:PASSWORD` lines (`#` starts a comment),
+//! read at start. Use it over TLS (`SASL_SSL`): PLAIN sends the password
+//! as it is.
+
+use std::{collections::HashMap, path::Path, path::PathBuf};
+
+/// The largest users file read.
+pub const USERS_FILE_BYTES_MAX: u64 = 1 << 20;
+
+/// The mechanisms served, as SaslHandshake lists them.
+pub const MECHANISMS: &[&str] = &["PLAIN"];
+
+/// What a SASL listener takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// The PLAIN users: `NAME:PASSWORD` lines.
+    pub plain_users: PathBuf,
+}
+
+/// Why the users could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct UsersError {
+    path: PathBuf,
+    reason: String,
+}
+
+/// The PLAIN users and their passwords.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PlainUsers {
+    passwords: HashMap<String, String>,
+}
+
+impl PlainUsers {
+    /// Reads `path`: one `NAME:PASSWORD` per line (the password is what
+    /// follows the first colon), blank lines and `#` comments skipped.
+    pub fn read(path: &Path) -> Result<PlainUsers, UsersError> {
+        let error = |reason: String| UsersError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::metadata(path)
+            .map_err(|e| error(e.to_string()))?
+            .len();
+        if bytes > USERS_FILE_BYTES_MAX {
+            return Err(error(format!(
+                "{bytes} bytes, over the {USERS_FILE_BYTES_MAX} a users file may have"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        PlainUsers::parse(&text).map_err(error)
+    }
+
+    fn parse(text: &str) -> Result<PlainUsers, String> {
+        let mut passwords = HashMap::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let (name, password) = line
+                .split_once(':')
+                .filter(|(name, password)| !name.is_empty() && !password.is_empty())
+                .ok_or_else(|| format!("line {}: expected NAME:PASSWORD", number + 1))?;
+            if passwords
+                .insert(name.to_string(), password.to_string())
+                .is_some()
+            {
+                return Err(format!("line {}: {name} is listed twice", number + 1));
+            }
+        }
+        if passwords.is_empty() {
+            return Err("no user in it".to_string());
+        }
+        Ok(PlainUsers { passwords })
+    }
+
+    /// Whether `password` is `name`'s, compared in a time that does not
+    /// tell how much of it matched.
+    fn check(&self, name: &str, password: &[u8]) -> bool {
+        let Some(known) = self.passwords.get(name) else {
+            // As long as a comparison, so that a name is not told known.
+            let _ = equal_in_constant_time(password, password);
+            return false;
+        };
+        equal_in_constant_time(known.as_bytes(), password)
+    }
+}
+
+fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+    let mut differ = a.len() ^ b.len();
+    for (index, byte) in a.iter().enumerate() {
+        differ |= usize::from(byte ^ b.get(index).copied().unwrap_or(!byte));
+    }
+    differ == 0
+}
+
+/// Where a connection's SASL exchange stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Exchange {
+    /// Nothing yet: a handshake comes first.
+    #[default]
+    Start,
+    /// The handshake chose PLAIN: its token comes next.
+    Plain,
+    /// Authenticated as the principal (Kafka's `User:NAME`).
+    Authenticated(String),
+}
+
+/// The outcome of a SaslHandshake: the error code and the mechanisms.
+pub fn handshake(exchange: &mut Exchange, mechanism: &str) -> i16 {
+    match exchange {
+        Exchange::Start if mechanism == "PLAIN" => {
+            *exchange = Exchange::Plain;
+            0
+        }
+        // UNSUPPORTED_SASL_MECHANISM.
+        Exchange::Start => 33,
+        // ILLEGAL_SASL_STATE: a second handshake.
+        _ => 34,
+    }
+}
+
+/// The outcome of a SaslAuthenticate with `token`: the principal, or the
+/// error code and message (after which the connection closes).
+pub fn authenticate(
+    exchange: &mut Exchange,
+    users: &PlainUsers,
+    token: &[u8],
+) -> Result<String, (i16, String)> {
+    if *exchange != Exchange::Plain {
+        return Err((34, "SaslAuthenticate before a SaslHandshake".to_string()));
+    }
+    let failed = || {
+        (
+            58,
+            "Authentication failed: Invalid username or password".to_string(),
+        )
+    };
+    // RFC 4616: [authzid] NUL authcid NUL passwd.
+    let mut parts = token.splitn(3, |byte| *byte == 0);
+    let (Some(authzid), Some(name), Some(password)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err((
+            58,
+            "Authentication failed: a PLAIN token is authzid NUL name NUL password".to_string(),
+        ));
+    };
+    let Ok(name) = std::str::from_utf8(name) else {
+        return Err(failed());
+    };
+    if !authzid.is_empty() && authzid != name.as_bytes() {
+        return Err((
+            58,
+            "Authentication failed: an authorization id other than the user's".to_string(),
+        ));
+    }
+    if !users.check(name, password) {
+        return Err(failed());
+    }
+    let principal = format!("User:{name}");
+    *exchange = Exchange::Authenticated(principal.clone());
+    Ok(principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> PlainUsers {
+        PlainUsers::parse("# operators\nalice:s3cret\n\nbob:a:b:c\n").unwrap()
+    }
+
+    #[test]
+    fn the_users_file_takes_names_and_passwords_and_refuses_the_rest() {
+        let users = users();
+        assert!(users.check("alice", b"s3cret"));
+        assert!(users.check("bob", b"a:b:c"));
+        assert!(!users.check("alice", b"s3cre"));
+        assert!(!users.check("alice", b"s3cret!"));
+        assert!(!users.check("carol", b"s3cret"));
+        for bad in ["", "# none\n", "alice\n", ":pw\n", "alice:\n", "a:1\na:2\n"] {
+            assert!(PlainUsers::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_plain_exchange_needs_a_handshake_then_the_right_password() {
+        let users = users();
+        let mut exchange = Exchange::default();
+        assert_eq!(
+            authenticate(&mut exchange, &users, b"\0alice\0s3cret")
+                .unwrap_err()
+                .0,
+            34
+        );
+        assert_eq!(handshake(&mut exchange, "SCRAM-SHA-512"), 33);
+        assert_eq!(handshake(&mut exchange, "PLAIN"), 0);
+        assert_eq!(handshake(&mut exchange, "PLAIN"), 34, "a second handshake");
+        for bad in [
+            &b"\0alice\0wrong"[..],
+            b"alice",
+            b"\0alice",
+            b"bob\0alice\0s3cret",
+        ] {
+            let mut attempt = exchange.clone();
+            assert_eq!(
+                authenticate(&mut attempt, &users, bad).unwrap_err().0,
+                58,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            authenticate(&mut exchange, &users, b"alice\0alice\0s3cret").unwrap(),
+            "User:alice"
+        );
+        assert_eq!(exchange, Exchange::Authenticated("User:alice".to_string()));
+    }
+}

@@ -1,0 +1,197 @@
+//! Black box: SASL PLAIN on the Kafka listener (`SASL_PLAINTEXT://` and
+//! `SASL_SSL://`), against the built `sluice` binary: confluent-kafka and
+//! kafka-python authenticate and produce and read back
+//! (`tests/kafka_clients/sasl.py`); a wrong password, an unknown user and
+//! a client without SASL are refused; and, over raw requests, a request
+//! before authentication and malformed exchanges close their connection
+//! and harm nothing else.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use common::{
+    certs::{server_files, Authority},
+    kafka_exchange, kafka_frame, Broker,
+};
+use kafka_protocol::{
+    messages::{
+        ApiKey, MetadataRequest, SaslAuthenticateRequest, SaslAuthenticateResponse,
+        SaslHandshakeRequest, SaslHandshakeResponse,
+    },
+    protocol::StrBytes,
+};
+
+const USERS: &str = "# the test's users\nalice:alice-secret\nbob:bob:with:colons\n";
+
+fn sasl_py(broker: &Broker, arguments: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/sasl.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(&broker.kafka_addr)
+        .args(arguments)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        output.status.success(),
+        "sasl.py {arguments:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn users_file(dir: &Path) -> PathBuf {
+    let path = dir.join("users");
+    std::fs::write(&path, USERS).unwrap();
+    path
+}
+
+fn connect(broker: &Broker) -> TcpStream {
+    let stream = TcpStream::connect(&broker.kafka_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+/// Whether the broker closed `stream` (read to its end within 5 s).
+fn closed(mut stream: TcpStream) -> bool {
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn handshake(stream: &mut TcpStream, mechanism: &'static str) -> SaslHandshakeResponse {
+    let request =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    kafka_exchange(stream, ApiKey::SaslHandshake, 1, 1, "raw-test", &request)
+}
+
+fn authenticate(stream: &mut TcpStream, token: &'static [u8]) -> SaslAuthenticateResponse {
+    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from_static(token));
+    kafka_exchange(stream, ApiKey::SaslAuthenticate, 2, 2, "raw-test", &request)
+}
+
+#[test]
+fn sasl_plain_authenticates_clients_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = users_file(dir.path());
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        2,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+        ],
+    );
+    sasl_py(&broker, &["plain"]);
+    sasl_py(&broker, &["refused"]);
+
+    // A request before authentication: the connection closes.
+    let mut stream = connect(&broker);
+    stream
+        .write_all(&kafka_frame(
+            ApiKey::Metadata,
+            12,
+            1,
+            "raw-test",
+            &MetadataRequest::default(),
+        ))
+        .unwrap();
+    assert!(closed(stream), "a Metadata before authentication");
+
+    // An authentication before a handshake: ILLEGAL_SASL_STATE, closed.
+    let mut stream = connect(&broker);
+    assert_eq!(
+        authenticate(&mut stream, b"\0alice\0alice-secret").error_code,
+        34
+    );
+    assert!(closed(stream));
+
+    // An unknown mechanism: UNSUPPORTED_SASL_MECHANISM and the ones served.
+    let mut stream = connect(&broker);
+    let answer = handshake(&mut stream, "GSSAPI");
+    assert_eq!(answer.error_code, 33);
+    assert_eq!(answer.mechanisms, [StrBytes::from_static_str("PLAIN")]);
+    assert!(closed(stream));
+
+    // Malformed tokens: SASL_AUTHENTICATION_FAILED, closed.
+    for token in [
+        &b""[..],
+        b"alice",
+        b"\0alice",
+        b"\xff\0\xfe\0\xfd",
+        b"bob\0alice\0alice-secret",
+    ] {
+        let mut stream = connect(&broker);
+        assert_eq!(handshake(&mut stream, "PLAIN").error_code, 0);
+        let request =
+            SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
+        let answer: SaslAuthenticateResponse = kafka_exchange(
+            &mut stream,
+            ApiKey::SaslAuthenticate,
+            2,
+            2,
+            "raw-test",
+            &request,
+        );
+        assert_eq!(answer.error_code, 58, "{token:?}");
+        assert!(answer.error_message.is_some());
+        assert!(closed(stream), "{token:?}");
+    }
+
+    // The right password, with a colon in it: served, then anything.
+    let mut stream = connect(&broker);
+    assert_eq!(handshake(&mut stream, "PLAIN").error_code, 0);
+    assert_eq!(
+        authenticate(&mut stream, b"\0bob\0bob:with:colons").error_code,
+        0
+    );
+    let _: kafka_protocol::messages::MetadataResponse = kafka_exchange(
+        &mut stream,
+        ApiKey::Metadata,
+        12,
+        3,
+        "raw-test",
+        &MetadataRequest::default(),
+    );
+    // A second handshake on an authenticated connection: refused, closed.
+    assert_eq!(handshake(&mut stream, "PLAIN").error_code, 34);
+    assert!(closed(stream));
+    sasl_py(&broker, &["plain"]);
+}
+
+#[test]
+fn sasl_plain_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = users_file(dir.path());
+    let authority = Authority::new("sluice test CA");
+    let (certificate, key) = server_files(&dir.path().join("server"), &authority);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, authority.pem()).unwrap();
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        2,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SASL_SSL://127.0.0.1:0"),
+            ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
+            ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+        ],
+    );
+    sasl_py(&broker, &["plain", ca.to_str().unwrap()]);
+    sasl_py(&broker, &["refused", ca.to_str().unwrap()]);
+}
