@@ -309,6 +309,27 @@ fn render_cleaner(out: &mut String) {
     }
 }
 
+/// Refused TLS handshakes and SASL authentications on the Kafka
+/// listener, over the process.
+fn render_security(out: &mut String) {
+    use std::sync::atomic::Ordering;
+    Family::counter(
+        out,
+        "sluice_tls_handshake_failures_total",
+        "TLS handshakes on the Kafka listener that failed (untrusted, plaintext, malformed, too slow).",
+    )
+    .sample(&[], crate::tls::HANDSHAKE_FAILURES.load(Ordering::Relaxed));
+    Family::counter(
+        out,
+        "sluice_sasl_authentication_failures_total",
+        "SASL authentications on the Kafka listener that were refused.",
+    )
+    .sample(
+        &[],
+        crate::sasl::AUTHENTICATION_FAILURES.load(Ordering::Relaxed),
+    );
+}
+
 fn render_request_latencies(out: &mut String, shards: &[&ShardSample]) {
     const NAME: &str = "sluice_request_latency_seconds";
     let mut by_kind: BTreeMap<RequestKind, Histogram> = BTreeMap::new();
@@ -582,6 +603,7 @@ pub fn render(scrape: &Scrape) -> String {
 
     render_replication(&mut out, &partitions, &shards);
     render_cleaner(&mut out);
+    render_security(&mut out);
 
     let mut family = Family::gauge(
         &mut out,
@@ -814,7 +836,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 38, "{seen:?}");
+        assert_eq!(seen.len(), 40, "{seen:?}");
     }
 
     #[test]

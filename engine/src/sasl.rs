@@ -16,6 +16,11 @@
 
 use std::{collections::HashMap, path::Path, path::PathBuf};
 
+/// SASL authentications refused on the Kafka listener, over the process
+/// (`sluice_sasl_authentication_failures_total`).
+pub static AUTHENTICATION_FAILURES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 /// The largest users file read.
 pub const USERS_FILE_BYTES_MAX: u64 = 1 << 20;
 

@@ -160,7 +160,11 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
                 None => serve::<P, _>(&shard, stream, connection).await,
                 Some(acceptor) => match handshake(&shard, acceptor, stream).await {
                     Ok(stream) => serve::<P, _>(&shard, stream, connection).await,
-                    Err(error) => Err(format!("TLS handshake: {error}")),
+                    Err(error) => {
+                        crate::tls::HANDSHAKE_FAILURES
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Err(format!("TLS handshake: {error}"))
+                    }
                 },
             };
             if let Err(error) = served {

@@ -29,6 +29,10 @@ use rustls::{
     RootCertStore, ServerConfig,
 };
 
+/// TLS handshakes that failed on the Kafka listener, over the process
+/// (`sluice_tls_handshake_failures_total`).
+pub static HANDSHAKE_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The largest PEM file read (a chain of a few certificates is a few KiB).
 pub const PEM_BYTES_MAX: u64 = 1 << 20;
 

@@ -95,6 +95,7 @@ fn sasl_plain_authenticates_clients_and_refuses_the_rest() {
         &[
             ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
             ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+            ("SLUICE_ADMIN_ADDR", "127.0.0.1:0"),
         ],
     );
     sasl_py(&broker, &["plain"]);
@@ -172,6 +173,11 @@ fn sasl_plain_authenticates_clients_and_refuses_the_rest() {
     assert_eq!(handshake(&mut stream, "PLAIN").error_code, 34);
     assert!(closed(stream));
     sasl_py(&broker, &["plain"]);
+    // Counted: the clients' three refusals (at least one each), the
+    // authentication before a handshake and the five malformed tokens.
+    let admin = broker.admin_addr.as_deref().expect("an admin listener");
+    let failures = common::metric(admin, "sluice_sasl_authentication_failures_total");
+    assert!(failures >= 9, "{failures} failures counted");
 }
 
 #[test]

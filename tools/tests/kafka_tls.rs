@@ -96,7 +96,7 @@ fn clients_produce_and_read_over_tls_and_bad_handshakes_are_refused() {
         &authority,
     );
     let data = dir.path().join("data");
-    let broker = tls_broker(&data, &server_dir, &[]);
+    let broker = tls_broker(&data, &server_dir, &[("SLUICE_ADMIN_ADDR", "127.0.0.1:0")]);
 
     tls_py(&broker, &certs, &["trusted"]);
     tls_py(&broker, &certs, &["refused"]);
@@ -125,6 +125,10 @@ fn clients_produce_and_read_over_tls_and_bad_handshakes_are_refused() {
     // The native listener is its own, and the broker serves on.
     broker.cli_ok(&["topic", "create", "after-noise"], None);
     tls_py(&broker, &certs, &["trusted"]);
+    // Counted: the untrusted, plaintext and malformed handshakes.
+    let admin = broker.admin_addr.as_deref().expect("an admin listener");
+    let failures = common::metric(admin, "sluice_tls_handshake_failures_total");
+    assert!(failures >= 6, "{failures} failed handshakes counted");
 }
 
 #[test]

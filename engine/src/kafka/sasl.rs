@@ -89,7 +89,12 @@ fn authenticate(
             SaslAuthenticateResponse::default()
         }
         Err((code, message)) => {
-            tracing::info!(peer = ?connection.peer, code, %message, "SASL authentication refused");
+            let failures =
+                sasl::AUTHENTICATION_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Logged, but not a line per attempt of a client that insists.
+            if failures < 100 || failures.is_power_of_two() {
+                tracing::info!(peer = ?connection.peer, code, %message, failures = failures + 1, "SASL authentication refused");
+            }
             connection.close_after_reply();
             SaslAuthenticateResponse::default()
                 .with_error_code(code)

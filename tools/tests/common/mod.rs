@@ -509,3 +509,18 @@ pub fn kafka_exchange<
     R::decode(&mut answer, version)
         .unwrap_or_else(|error| panic!("{api:?} v{version}: answer not readable: {error}"))
 }
+
+/// The value of counter `name` (a sample without labels) on the broker's
+/// `/metrics`, read over a plain HTTP/1.1 GET of the admin listener.
+pub fn metric(admin_addr: &str, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(admin_addr).expect("the admin listener");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+}
