@@ -86,6 +86,10 @@ pub struct BrokerConfig {
     pub transaction_version: i16,
     /// A connection that sends nothing for this long is closed.
     pub connection_idle_timeout: Duration,
+    /// How long a SASL authentication holds before the client must
+    /// authenticate again on its connection (KIP-368, Kafka's
+    /// `connections.max.reauth.ms`); `None`: for the connection's life.
+    pub connections_max_reauth: Option<Duration>,
     /// A connection that stops in the middle of a frame for this long is
     /// closed.
     pub partial_frame_timeout: Duration,
@@ -226,6 +230,7 @@ impl Default for BrokerConfig {
             transaction_state_log_replication_factor: None,
             transaction_version: TRANSACTION_VERSION_MAX,
             connection_idle_timeout: Duration::from_secs(600),
+            connections_max_reauth: None,
             partial_frame_timeout: Duration::from_secs(30),
             connections_max: 10_000,
             in_flight_per_connection_max: 128,

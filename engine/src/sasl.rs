@@ -118,24 +118,30 @@ pub enum Exchange {
     /// Nothing yet: a handshake comes first.
     #[default]
     Start,
-    /// The handshake chose PLAIN: its token comes next.
-    Plain,
+    /// The handshake chose PLAIN: its token comes next. `again`: the
+    /// principal of the authentication this one renews (KIP-368), which it
+    /// must keep.
+    Plain { again: Option<String> },
     /// Authenticated as the principal (Kafka's `User:NAME`).
     Authenticated(String),
 }
 
-/// The outcome of a SaslHandshake: the error code and the mechanisms.
-pub fn handshake(exchange: &mut Exchange, mechanism: &str) -> i16 {
-    match exchange {
-        Exchange::Start if mechanism == "PLAIN" => {
-            *exchange = Exchange::Plain;
-            0
-        }
-        // UNSUPPORTED_SASL_MECHANISM.
-        Exchange::Start => 33,
+/// The outcome of a SaslHandshake: the error code. `reauthenticating`:
+/// whether an authenticated connection may authenticate again (KIP-368:
+/// when its authentication expires).
+pub fn handshake(exchange: &mut Exchange, mechanism: &str, reauthenticating: bool) -> i16 {
+    let again = match exchange {
+        Exchange::Start => None,
+        Exchange::Authenticated(principal) if reauthenticating => Some(principal.clone()),
         // ILLEGAL_SASL_STATE: a second handshake.
-        _ => 34,
+        _ => return 34,
+    };
+    if mechanism != "PLAIN" {
+        // UNSUPPORTED_SASL_MECHANISM.
+        return 33;
     }
+    *exchange = Exchange::Plain { again };
+    0
 }
 
 /// The outcome of a SaslAuthenticate with `token`: the principal, or the
@@ -145,9 +151,9 @@ pub fn authenticate(
     users: &PlainUsers,
     token: &[u8],
 ) -> Result<String, (i16, String)> {
-    if *exchange != Exchange::Plain {
+    let Exchange::Plain { again } = exchange.clone() else {
         return Err((34, "SaslAuthenticate before a SaslHandshake".to_string()));
-    }
+    };
     let failed = || {
         (
             58,
@@ -176,6 +182,12 @@ pub fn authenticate(
         return Err(failed());
     }
     let principal = format!("User:{name}");
+    if again.is_some_and(|before| before != principal) {
+        return Err((
+            58,
+            "Authentication failed: a re-authentication may not change the principal".to_string(),
+        ));
+    }
     *exchange = Exchange::Authenticated(principal.clone());
     Ok(principal)
 }
@@ -211,9 +223,13 @@ mod tests {
                 .0,
             34
         );
-        assert_eq!(handshake(&mut exchange, "SCRAM-SHA-512"), 33);
-        assert_eq!(handshake(&mut exchange, "PLAIN"), 0);
-        assert_eq!(handshake(&mut exchange, "PLAIN"), 34, "a second handshake");
+        assert_eq!(handshake(&mut exchange, "SCRAM-SHA-512", false), 33);
+        assert_eq!(handshake(&mut exchange, "PLAIN", false), 0);
+        assert_eq!(
+            handshake(&mut exchange, "PLAIN", false),
+            34,
+            "a second handshake"
+        );
         for bad in [
             &b"\0alice\0wrong"[..],
             b"alice",
@@ -232,5 +248,19 @@ mod tests {
             "User:alice"
         );
         assert_eq!(exchange, Exchange::Authenticated("User:alice".to_string()));
+        // KIP-368: authenticated again, as the same user only.
+        assert_eq!(handshake(&mut exchange.clone(), "PLAIN", false), 34);
+        let mut again = exchange.clone();
+        assert_eq!(handshake(&mut again, "PLAIN", true), 0);
+        assert_eq!(
+            authenticate(&mut again.clone(), &users, b"\0bob\0a:b:c")
+                .unwrap_err()
+                .0,
+            58
+        );
+        assert_eq!(
+            authenticate(&mut again, &users, b"\0alice\0s3cret").unwrap(),
+            "User:alice"
+        );
     }
 }

@@ -49,6 +49,9 @@ pub struct Connection {
 pub struct SaslConnection {
     pub users: Rc<PlainUsers>,
     pub exchange: std::cell::RefCell<crate::sasl::Exchange>,
+    /// When the authentication stops holding (KIP-368): a request after
+    /// it, other than a new authentication, closes the connection.
+    pub expires: std::cell::Cell<Option<Instant>>,
 }
 
 impl Connection {
@@ -58,6 +61,7 @@ impl Connection {
             sasl: sasl.map(|users| SaslConnection {
                 users,
                 exchange: Default::default(),
+                expires: std::cell::Cell::new(None),
             }),
             close_after: std::cell::Cell::new(false),
         }
@@ -67,10 +71,15 @@ impl Connection {
     /// authentication: always, on a listener without SASL.
     pub fn authenticated(&self) -> bool {
         self.sasl.as_ref().is_none_or(|sasl| {
-            matches!(
+            let authenticated = matches!(
                 *sasl.exchange.borrow(),
                 crate::sasl::Exchange::Authenticated(_)
-            )
+            );
+            let live = sasl
+                .expires
+                .get()
+                .is_none_or(|expires| Instant::now() < expires);
+            authenticated && live
         })
     }
 

@@ -135,6 +135,10 @@ config_layer! {
     cores: usize,
     default_partitions: u32,
     connection_idle_timeout_ms: u64,
+    /// How long a SASL authentication holds before the client must
+    /// authenticate again (Kafka's `connections.max.reauth.ms`); 0 (the
+    /// default): for the connection's life.
+    connections_max_reauth_ms: u64,
     partial_frame_timeout_ms: u64,
     connections_max: usize,
     in_flight_per_connection_max: usize,
@@ -368,6 +372,9 @@ impl ConfigLayer {
         }
         if let Some(partitions) = self.default_partitions {
             config.default_partitions = positive("default_partitions", partitions as usize)? as u32;
+        }
+        if let Some(ms) = self.connections_max_reauth_ms {
+            config.connections_max_reauth = (ms > 0).then(|| Duration::from_millis(ms));
         }
         if let Some(ms) = self.connection_idle_timeout_ms {
             config.connection_idle_timeout =
@@ -691,6 +698,10 @@ mod tests {
         assert_eq!(config.cores, Some(7));
         assert_eq!(config.default_partitions, 7);
         assert_eq!(config.connection_idle_timeout, Duration::from_millis(7));
+        assert_eq!(
+            config.connections_max_reauth,
+            Some(Duration::from_millis(7))
+        );
         assert_eq!(config.partial_frame_timeout, Duration::from_millis(7));
         assert_eq!(config.connections_max, 7);
         assert_eq!(

@@ -85,6 +85,17 @@ fn authenticate(stream: &mut TcpStream, token: &'static [u8]) -> SaslAuthenticat
     kafka_exchange(stream, ApiKey::SaslAuthenticate, 2, 2, "raw-test", &request)
 }
 
+fn metadata(stream: &mut TcpStream) -> kafka_protocol::messages::MetadataResponse {
+    kafka_exchange(
+        stream,
+        ApiKey::Metadata,
+        12,
+        3,
+        "raw-test",
+        &MetadataRequest::default(),
+    )
+}
+
 #[test]
 fn sasl_plain_authenticates_clients_and_refuses_the_rest() {
     let dir = tempfile::tempdir().unwrap();
@@ -200,4 +211,60 @@ fn sasl_plain_over_tls() {
     );
     sasl_py(&broker, &["plain", ca.to_str().unwrap()]);
     sasl_py(&broker, &["refused", ca.to_str().unwrap()]);
+}
+
+/// KIP-368: with `connections_max_reauth_ms`, an authentication holds that
+/// long (SaslAuthenticate says so); a request after it closes the
+/// connection, and a client that authenticates again in time, as the same
+/// user, goes on.
+#[test]
+fn an_authentication_expires_unless_renewed_as_the_same_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = users_file(dir.path());
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        1,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+            ("SLUICE_CONNECTIONS_MAX_REAUTH_MS", "1500"),
+        ],
+    );
+    let login = |stream: &mut TcpStream| {
+        assert_eq!(handshake(stream, "PLAIN").error_code, 0);
+        authenticate(stream, b"\0alice\0alice-secret")
+    };
+
+    // Not renewed: the first request past its life closes the connection.
+    let mut stream = connect(&broker);
+    let answer = login(&mut stream);
+    assert_eq!((answer.error_code, answer.session_lifetime_ms), (0, 1500));
+    metadata(&mut stream);
+    std::thread::sleep(Duration::from_millis(1_700));
+    stream
+        .write_all(&kafka_frame(
+            ApiKey::Metadata,
+            12,
+            4,
+            "raw-test",
+            &MetadataRequest::default(),
+        ))
+        .unwrap();
+    assert!(closed(stream), "a request after the authentication expired");
+
+    // Renewed in time, as alice: served past the first life.
+    let mut stream = connect(&broker);
+    login(&mut stream);
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(login(&mut stream).error_code, 0, "authenticated again");
+    std::thread::sleep(Duration::from_millis(1_000));
+    metadata(&mut stream);
+
+    // Renewed as another user: refused, closed.
+    assert_eq!(handshake(&mut stream, "PLAIN").error_code, 0);
+    assert_eq!(
+        authenticate(&mut stream, b"\0bob\0bob:with:colons").error_code,
+        58
+    );
+    assert!(closed(stream));
 }

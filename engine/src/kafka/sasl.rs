@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 use super::{decode, encode, str_bytes, versions};
 use sluice_net::kafka::frame::KafkaRequest;
 
-use crate::{sasl, server::Connection};
+use crate::{sasl, server::Connection, shard::Shard};
 
 /// ILLEGAL_SASL_STATE.
 const ILLEGAL_SASL_STATE: i16 = 34;
@@ -20,21 +20,40 @@ const ILLEGAL_SASL_STATE: i16 = 34;
 /// comes before it on a SASL listener (`Err`: the connection closes, as
 /// Kafka closes it). `None`: any other request, to be served as usual.
 pub fn before_serving(
+    shard: &Shard,
     request: &KafkaRequest,
     connection: &Connection,
 ) -> Option<Result<Option<BytesMut>, String>> {
     match request.api {
         ApiKey::SaslHandshake => {
-            Some(checked(request).and_then(|()| handshake(request, connection)))
+            Some(checked(request).and_then(|()| handshake(shard, request, connection)))
         }
         ApiKey::SaslAuthenticate => {
-            Some(checked(request).and_then(|()| authenticate(request, connection)))
+            Some(checked(request).and_then(|()| authenticate(shard, request, connection)))
         }
         ApiKey::ApiVersions => None,
-        api if !connection.authenticated() => Some(Err(format!(
-            "{api:?} before the connection authenticated (SASL)"
-        ))),
+        api if !connection.authenticated() => {
+            // Closed without an answer, as Kafka closes it; counted and
+            // logged as a refused authentication (a client without SASL
+            // retries, and must not fill the log).
+            refused(
+                connection,
+                &format!("{api:?} before the connection authenticated"),
+            );
+            connection.close_after_reply();
+            Some(Ok(None))
+        }
         _ => None,
+    }
+}
+
+/// Counts a refused authentication and logs it, but not a line per
+/// attempt of a client that insists: the first hundred, then one per
+/// power of two.
+fn refused(connection: &Connection, why: &str) {
+    let failures = sasl::AUTHENTICATION_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if failures < 100 || failures.is_power_of_two() {
+        tracing::info!(peer = ?connection.peer, %why, failures = failures + 1, "SASL authentication refused");
     }
 }
 
@@ -47,14 +66,23 @@ fn checked(request: &KafkaRequest) -> Result<(), String> {
     }
 }
 
-fn handshake(request: &KafkaRequest, connection: &Connection) -> Result<Option<BytesMut>, String> {
+fn handshake(
+    shard: &Shard,
+    request: &KafkaRequest,
+    connection: &Connection,
+) -> Result<Option<BytesMut>, String> {
     let asked: SaslHandshakeRequest = decode(request)?;
     let mechanisms = sasl::MECHANISMS
         .iter()
         .map(|name| str_bytes(*name))
         .collect();
+    let reauthenticating = shard.config.connections_max_reauth.is_some();
     let code = match &connection.sasl {
-        Some(sasl) => sasl::handshake(&mut sasl.exchange.borrow_mut(), asked.mechanism.as_str()),
+        Some(sasl) => sasl::handshake(
+            &mut sasl.exchange.borrow_mut(),
+            asked.mechanism.as_str(),
+            reauthenticating,
+        ),
         // A listener without SASL.
         None => ILLEGAL_SASL_STATE,
     };
@@ -68,6 +96,7 @@ fn handshake(request: &KafkaRequest, connection: &Connection) -> Result<Option<B
 }
 
 fn authenticate(
+    shard: &Shard,
     request: &KafkaRequest,
     connection: &Connection,
 ) -> Result<Option<BytesMut>, String> {
@@ -86,15 +115,20 @@ fn authenticate(
     let response = match result {
         Ok(principal) => {
             tracing::debug!(peer = ?connection.peer, %principal, "authenticated");
-            SaslAuthenticateResponse::default()
+            // KIP-368: the session's life, from v1, after which the client
+            // authenticates again on the connection.
+            let lifetime = shard.config.connections_max_reauth;
+            if let (Some(sasl), Some(lifetime)) = (&connection.sasl, lifetime) {
+                sasl.expires.set(Some(std::time::Instant::now() + lifetime));
+            }
+            let lifetime_ms = match lifetime {
+                Some(lifetime) if request.version >= 1 => lifetime.as_millis() as i64,
+                _ => 0,
+            };
+            SaslAuthenticateResponse::default().with_session_lifetime_ms(lifetime_ms)
         }
         Err((code, message)) => {
-            let failures =
-                sasl::AUTHENTICATION_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // Logged, but not a line per attempt of a client that insists.
-            if failures < 100 || failures.is_power_of_two() {
-                tracing::info!(peer = ?connection.peer, code, %message, failures = failures + 1, "SASL authentication refused");
-            }
+            refused(connection, &message);
             connection.close_after_reply();
             SaslAuthenticateResponse::default()
                 .with_error_code(code)
