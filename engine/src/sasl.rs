@@ -9,12 +9,18 @@
 //! `SASL_AUTHENTICATION_FAILED` and the connection closes after the
 //! answer.
 //!
-//! The mechanism served is PLAIN (RFC 4616): the users and their passwords
-//! come from a file of `NAME:PASSWORD` lines (`#` starts a comment),
-//! read at start. Use it over TLS (`SASL_SSL`): PLAIN sends the password
-//! as it is.
+//! The mechanisms served are PLAIN (RFC 4616) and SCRAM-SHA-256 and
+//! SCRAM-SHA-512 (RFC 5802, RFC 7677; see [`scram`]). The users and their
+//! passwords come from a file of `NAME:PASSWORD` lines (`#` starts a
+//! comment), read at start; each user's SCRAM credentials are made from
+//! the password then, with a salt of their own. Use PLAIN over TLS
+//! (`SASL_SSL`): it sends the password as it is.
+
+pub mod scram;
 
 use std::{collections::HashMap, path::Path, path::PathBuf};
+
+use scram::{Credential, Hash};
 
 /// SASL authentications refused on the Kafka listener, over the process
 /// (`sluice_sasl_authentication_failures_total`).
@@ -25,7 +31,7 @@ pub static AUTHENTICATION_FAILURES: std::sync::atomic::AtomicU64 =
 pub const USERS_FILE_BYTES_MAX: u64 = 1 << 20;
 
 /// The mechanisms served, as SaslHandshake lists them.
-pub const MECHANISMS: &[&str] = &["PLAIN"];
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// What a SASL listener takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +48,11 @@ pub struct UsersError {
     reason: String,
 }
 
-/// The PLAIN users and their passwords.
+/// The users, their passwords (PLAIN) and their SCRAM credentials.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PlainUsers {
     passwords: HashMap<String, String>,
+    credentials: HashMap<(String, Hash), Credential>,
 }
 
 impl PlainUsers {
@@ -89,7 +96,23 @@ impl PlainUsers {
         if passwords.is_empty() {
             return Err("no user in it".to_string());
         }
-        Ok(PlainUsers { passwords })
+        let mut credentials = HashMap::new();
+        for (name, password) in &passwords {
+            for hash in [Hash::Sha256, Hash::Sha512] {
+                let salt: [u8; 16] = rand::random();
+                let credential =
+                    Credential::new(hash, password.as_bytes(), salt.to_vec(), scram::ITERATIONS);
+                credentials.insert((name.clone(), hash), credential);
+            }
+        }
+        Ok(PlainUsers {
+            passwords,
+            credentials,
+        })
+    }
+
+    fn credential(&self, name: &str, hash: Hash) -> Option<Credential> {
+        self.credentials.get(&(name.to_string(), hash)).cloned()
     }
 
     /// Whether `password` is `name`'s, compared in a time that does not
@@ -112,18 +135,35 @@ fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
     differ == 0
 }
 
-/// Where a connection's SASL exchange stands.
+/// Where a connection's SASL exchange stands. `again`: the principal of
+/// the authentication one renews (KIP-368), which it must keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Exchange {
     /// Nothing yet: a handshake comes first.
     #[default]
     Start,
-    /// The handshake chose PLAIN: its token comes next. `again`: the
-    /// principal of the authentication this one renews (KIP-368), which it
-    /// must keep.
+    /// The handshake chose PLAIN: its token comes next.
     Plain { again: Option<String> },
+    /// The handshake chose SCRAM: the client's first message comes next.
+    ScramFirst { hash: Hash, again: Option<String> },
+    /// The server answered the first message: the client's proof comes
+    /// next.
+    ScramFinal {
+        started: Box<scram::Started>,
+        credential: Option<Credential>,
+        again: Option<String>,
+    },
     /// Authenticated as the principal (Kafka's `User:NAME`).
     Authenticated(String),
+}
+
+/// A SaslAuthenticate that went well: the server's token, and whether the
+/// client is now authenticated (as this principal) or has another
+/// message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Continue(Vec<u8>),
+    Authenticated { principal: String, token: Vec<u8> },
 }
 
 /// The outcome of a SaslHandshake: the error code. `reauthenticating`:
@@ -136,24 +176,78 @@ pub fn handshake(exchange: &mut Exchange, mechanism: &str, reauthenticating: boo
         // ILLEGAL_SASL_STATE: a second handshake.
         _ => return 34,
     };
-    if mechanism != "PLAIN" {
+    *exchange = match (mechanism, Hash::of_mechanism(mechanism)) {
+        ("PLAIN", _) => Exchange::Plain { again },
+        (_, Some(hash)) => Exchange::ScramFirst { hash, again },
         // UNSUPPORTED_SASL_MECHANISM.
-        return 33;
-    }
-    *exchange = Exchange::Plain { again };
+        _ => return 33,
+    };
     0
 }
 
-/// The outcome of a SaslAuthenticate with `token`: the principal, or the
+/// The outcome of a SaslAuthenticate with `token`: the next step, or the
 /// error code and message (after which the connection closes).
 pub fn authenticate(
     exchange: &mut Exchange,
     users: &PlainUsers,
     token: &[u8],
+) -> Result<Step, (i16, String)> {
+    match std::mem::take(exchange) {
+        Exchange::Plain { again } => {
+            let principal = authenticate_plain(users, token, again)?;
+            *exchange = Exchange::Authenticated(principal.clone());
+            Ok(Step::Authenticated {
+                principal,
+                token: Vec::new(),
+            })
+        }
+        Exchange::ScramFirst { hash, again } => {
+            let nonce: [u8; 18] = rand::random();
+            let nonce = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, nonce);
+            let (started, credential, server_first) =
+                scram::first(hash, token, |name| users.credential(name, hash), &nonce)
+                    .map_err(|message| (58, format!("Authentication failed: {message}")))?;
+            *exchange = Exchange::ScramFinal {
+                started: Box::new(started),
+                credential,
+                again,
+            };
+            Ok(Step::Continue(server_first.into_bytes()))
+        }
+        Exchange::ScramFinal {
+            started,
+            credential,
+            again,
+        } => {
+            let server_final = scram::last(&started, credential.as_ref(), token)
+                .map_err(|message| (58, format!("Authentication failed: {message}")))?;
+            let principal = format!("User:{}", started.user);
+            if again.is_some_and(|before| before != principal) {
+                return Err((
+                    58,
+                    "Authentication failed: a re-authentication may not change the principal"
+                        .to_string(),
+                ));
+            }
+            *exchange = Exchange::Authenticated(principal.clone());
+            Ok(Step::Authenticated {
+                principal,
+                token: server_final.into_bytes(),
+            })
+        }
+        other => {
+            *exchange = other;
+            Err((34, "SaslAuthenticate before a SaslHandshake".to_string()))
+        }
+    }
+}
+
+/// PLAIN's one token checked: the principal.
+fn authenticate_plain(
+    users: &PlainUsers,
+    token: &[u8],
+    again: Option<String>,
 ) -> Result<String, (i16, String)> {
-    let Exchange::Plain { again } = exchange.clone() else {
-        return Err((34, "SaslAuthenticate before a SaslHandshake".to_string()));
-    };
     let failed = || {
         (
             58,
@@ -188,7 +282,6 @@ pub fn authenticate(
             "Authentication failed: a re-authentication may not change the principal".to_string(),
         ));
     }
-    *exchange = Exchange::Authenticated(principal.clone());
     Ok(principal)
 }
 
@@ -223,7 +316,7 @@ mod tests {
                 .0,
             34
         );
-        assert_eq!(handshake(&mut exchange, "SCRAM-SHA-512", false), 33);
+        assert_eq!(handshake(&mut exchange, "GSSAPI", false), 33);
         assert_eq!(handshake(&mut exchange, "PLAIN", false), 0);
         assert_eq!(
             handshake(&mut exchange, "PLAIN", false),
@@ -245,7 +338,10 @@ mod tests {
         }
         assert_eq!(
             authenticate(&mut exchange, &users, b"alice\0alice\0s3cret").unwrap(),
-            "User:alice"
+            Step::Authenticated {
+                principal: "User:alice".to_string(),
+                token: Vec::new()
+            }
         );
         assert_eq!(exchange, Exchange::Authenticated("User:alice".to_string()));
         // KIP-368: authenticated again, as the same user only.
@@ -258,9 +354,30 @@ mod tests {
                 .0,
             58
         );
+        assert!(authenticate(&mut again, &users, b"\0alice\0s3cret").is_ok());
+        assert_eq!(again, Exchange::Authenticated("User:alice".to_string()));
+    }
+
+    #[test]
+    fn a_scram_exchange_takes_two_messages_and_a_wrong_proof_fails() {
+        let users = users();
+        let mut exchange = Exchange::default();
+        assert_eq!(handshake(&mut exchange, "SCRAM-SHA-512", false), 0);
+        let Step::Continue(server_first) =
+            authenticate(&mut exchange, &users, b"n,,n=alice,r=abc").unwrap()
+        else {
+            panic!("a first message authenticates nothing")
+        };
+        let server_first = String::from_utf8(server_first).unwrap();
+        assert!(server_first.starts_with("r=abc") && server_first.contains(",i=4096"));
+        // A proof of nothing.
+        let nonce = server_first.split(',').next().unwrap();
+        let proof = format!("c=biws,{nonce},p={}", "A".repeat(88));
         assert_eq!(
-            authenticate(&mut again, &users, b"\0alice\0s3cret").unwrap(),
-            "User:alice"
+            authenticate(&mut exchange, &users, proof.as_bytes())
+                .unwrap_err()
+                .0,
+            58
         );
     }
 }

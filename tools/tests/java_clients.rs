@@ -299,8 +299,8 @@ fn java_4_over_mutual_tls() {
     );
 }
 
-/// The idempotent producer and the admin client authenticated with SASL
-/// PLAIN over TLS (`SASL_SSL://`).
+/// The idempotent producer authenticated with SASL PLAIN, and the admin
+/// client with SCRAM-SHA-512, over TLS (`SASL_SSL://`).
 #[test]
 fn java_4_over_sasl_ssl() {
     use common::certs::{server_files, Authority};
@@ -330,7 +330,9 @@ fn java_4_over_sasl_ssl() {
         "-Dsluice.sasl.plain=java:java-secret".to_string(),
     ];
     run_class_with(&version, "ProducerTest", &broker.kafka_addr, &sasl);
-    run_class_with(&version, "AdminTest", &broker.kafka_addr, &sasl);
+    let mut scram = sasl.to_vec();
+    scram.push("-Dsluice.sasl.mechanism=SCRAM-SHA-512".to_string());
+    run_class_with(&version, "AdminTest", &broker.kafka_addr, &scram);
 }
 
 /// The transactions on a cluster of three, every topic of three

@@ -32,8 +32,13 @@ use kafka_protocol::{
 const USERS: &str = "# the test's users\nalice:alice-secret\nbob:bob:with:colons\n";
 
 fn sasl_py(broker: &Broker, arguments: &[&str]) {
+    sasl_py_with(broker, "PLAIN", arguments);
+}
+
+fn sasl_py_with(broker: &Broker, mechanism: &str, arguments: &[&str]) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/sasl.py");
     let output = Command::new("python3")
+        .env("SASL_MECHANISM", mechanism)
         .arg(&script)
         .arg(&broker.kafka_addr)
         .args(arguments)
@@ -211,6 +216,26 @@ fn sasl_plain_over_tls() {
     );
     sasl_py(&broker, &["plain", ca.to_str().unwrap()]);
     sasl_py(&broker, &["refused", ca.to_str().unwrap()]);
+}
+
+/// SCRAM-SHA-256 and SCRAM-SHA-512, with each user's credentials made
+/// from the users file: the clients authenticate, and a wrong password or
+/// an unknown user fails at the proof.
+#[test]
+fn scram_authenticates_clients_and_refuses_wrong_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = users_file(dir.path());
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        2,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+        ],
+    );
+    sasl_py_with(&broker, "SCRAM-SHA-256", &["plain"]);
+    sasl_py_with(&broker, "SCRAM-SHA-512", &["plain"]);
+    sasl_py_with(&broker, "SCRAM-SHA-512", &["refused"]);
 }
 
 /// KIP-368: with `connections_max_reauth_ms`, an authentication holds that

@@ -113,7 +113,10 @@ fn authenticate(
         )),
     };
     let response = match result {
-        Ok(principal) => {
+        Ok(sasl::Step::Continue(token)) => {
+            SaslAuthenticateResponse::default().with_auth_bytes(token.into())
+        }
+        Ok(sasl::Step::Authenticated { principal, token }) => {
             tracing::debug!(peer = ?connection.peer, %principal, "authenticated");
             // KIP-368: the session's life, from v1, after which the client
             // authenticates again on the connection.
@@ -125,7 +128,9 @@ fn authenticate(
                 Some(lifetime) if request.version >= 1 => lifetime.as_millis() as i64,
                 _ => 0,
             };
-            SaslAuthenticateResponse::default().with_session_lifetime_ms(lifetime_ms)
+            SaslAuthenticateResponse::default()
+                .with_auth_bytes(token.into())
+                .with_session_lifetime_ms(lifetime_ms)
         }
         Err((code, message)) => {
             refused(connection, &message);

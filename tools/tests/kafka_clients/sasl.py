@@ -1,5 +1,6 @@
-"""Kafka clients authenticating with SASL PLAIN: confluent-kafka
-(librdkafka) and kafka-python.
+"""Kafka clients authenticating with SASL: confluent-kafka (librdkafka)
+and kafka-python, with the mechanism of SASL_MECHANISM in the
+environment (PLAIN unless given; SCRAM-SHA-256, SCRAM-SHA-512).
 
     python3 sasl.py BOOTSTRAP CASE [CA]
 
@@ -11,6 +12,7 @@ alice:alice-secret. CASE:
 - refused: a wrong password, an unknown user and a client without SASL
   are refused (no metadata), and alice still works after them.
 """
+import os
 import sys
 import time
 import uuid
@@ -22,6 +24,7 @@ import kafka
 BOOTSTRAP, CASE = sys.argv[1], sys.argv[2]
 CA = sys.argv[3] if len(sys.argv) > 3 else None
 RECORDS = 200
+MECHANISM = os.environ.get("SASL_MECHANISM", "PLAIN")
 STARTED = time.monotonic()
 
 
@@ -33,7 +36,7 @@ def confluent_settings(user="alice", password="alice-secret", sasl=True):
     settings = {"bootstrap.servers": BOOTSTRAP}
     if sasl:
         settings.update({"security.protocol": "SASL_SSL" if CA else "SASL_PLAINTEXT",
-                         "sasl.mechanisms": "PLAIN", "sasl.username": user,
+                         "sasl.mechanisms": MECHANISM, "sasl.username": user,
                          "sasl.password": password})
     elif CA:
         settings["security.protocol"] = "SSL"
@@ -45,7 +48,7 @@ def confluent_settings(user="alice", password="alice-secret", sasl=True):
 def python_settings(user="alice", password="alice-secret"):
     settings = {"bootstrap_servers": BOOTSTRAP,
                 "security_protocol": "SASL_SSL" if CA else "SASL_PLAINTEXT",
-                "sasl_mechanism": "PLAIN", "sasl_plain_username": user,
+                "sasl_mechanism": MECHANISM, "sasl_plain_username": user,
                 "sasl_plain_password": password}
     if CA:
         settings["ssl_cafile"] = CA
@@ -73,7 +76,7 @@ def confluent_round_trip():
             read.append(message.value())
     consumer.close()
     assert read == sent, f"confluent-kafka read {len(read)} of {RECORDS}"
-    say(f"confluent-kafka: {RECORDS} records as alice")
+    say(f"confluent-kafka: {RECORDS} records as alice ({MECHANISM})")
 
 
 def kafka_python_round_trip():
@@ -96,7 +99,7 @@ def kafka_python_round_trip():
             read.extend(message.value for message in messages)
     consumer.close()
     assert read == sent, f"kafka-python read {len(read)} of {RECORDS}"
-    say(f"kafka-python: {RECORDS} records as alice")
+    say(f"kafka-python: {RECORDS} records as alice ({MECHANISM})")
 
 
 def confluent_refused(settings, what):

@@ -72,9 +72,15 @@ final class Sluice {
         String ca = System.getProperty("sluice.ssl.ca", "");
         if (!plain.isEmpty()) {
             String[] userPassword = plain.split(":", 2);
+            // The mechanism (system property sluice.sasl.mechanism):
+            // PLAIN unless given, or SCRAM-SHA-256 or SCRAM-SHA-512.
+            String mechanism = System.getProperty("sluice.sasl.mechanism", "PLAIN");
+            String module = mechanism.equals("PLAIN")
+                    ? "org.apache.kafka.common.security.plain.PlainLoginModule"
+                    : "org.apache.kafka.common.security.scram.ScramLoginModule";
             properties.put("security.protocol", ca.isEmpty() ? "SASL_PLAINTEXT" : "SASL_SSL");
-            properties.put("sasl.mechanism", "PLAIN");
-            properties.put("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required"
+            properties.put("sasl.mechanism", mechanism);
+            properties.put("sasl.jaas.config", module + " required"
                     + " username=\"" + userPassword[0] + "\" password=\"" + userPassword[1] + "\";");
         }
         if (ca.isEmpty()) {
