@@ -260,32 +260,20 @@ fn java_4_transactions() {
 /// the Java client (JSSE, PEM trust and key stores) presents one.
 #[test]
 fn java_4_over_mutual_tls() {
-    use common::certs::{server_files, Authority};
+    use common::certs::{pairs, BrokerTls};
     let version = newest();
     if !built(&version) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let authority = Authority::new("sluice test CA");
-    let (certificate, key) = server_files(&dir.path().join("server"), &authority);
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, authority.pem()).unwrap();
-    let (client_certificate, client_key) = authority.issue("java-client", false);
+    let tls = BrokerTls::new(dir.path());
+    let (client_certificate, client_key) = tls.authority.issue("java-client", false);
     let keystore = dir.path().join("client-keystore.pem");
     std::fs::write(&keystore, format!("{client_key}{client_certificate}")).unwrap();
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
-        2,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SSL://127.0.0.1:0"),
-            ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
-            ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
-            ("SLUICE_SSL_CLIENT_AUTH", "required"),
-            ("SLUICE_SSL_CLIENT_CA_FILE", ca.to_str().unwrap()),
-        ],
-    );
+    let env = tls.mutual_env();
+    let broker = Broker::start_with(&dir.path().join("data"), 2, &pairs(&env));
     let tls = [
-        format!("-Dsluice.ssl.ca={}", ca.display()),
+        format!("-Dsluice.ssl.ca={}", tls.ca.display()),
         format!("-Dsluice.ssl.keystore={}", keystore.display()),
     ];
     run_class_with(&version, "ProducerTest", &broker.kafka_addr, &tls);
@@ -303,30 +291,22 @@ fn java_4_over_mutual_tls() {
 /// client with SCRAM-SHA-512, over TLS (`SASL_SSL://`).
 #[test]
 fn java_4_over_sasl_ssl() {
-    use common::certs::{server_files, Authority};
+    use common::certs::{pairs, BrokerTls};
     let version = newest();
     if !built(&version) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let authority = Authority::new("sluice test CA");
-    let (certificate, key) = server_files(&dir.path().join("server"), &authority);
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, authority.pem()).unwrap();
+    let tls = BrokerTls::new(dir.path());
     let users = dir.path().join("users");
     std::fs::write(&users, "java:java-secret\n").unwrap();
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
-        2,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SASL_SSL://127.0.0.1:0"),
-            ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
-            ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
-            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
-        ],
+    let env = tls.env(
+        "SASL_SSL",
+        &[("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap())],
     );
+    let broker = Broker::start_with(&dir.path().join("data"), 2, &pairs(&env));
     let sasl = [
-        format!("-Dsluice.ssl.ca={}", ca.display()),
+        format!("-Dsluice.ssl.ca={}", tls.ca.display()),
         "-Dsluice.sasl.plain=java:java-secret".to_string(),
     ];
     run_class_with(&version, "ProducerTest", &broker.kafka_addr, &sasl);

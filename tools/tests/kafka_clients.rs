@@ -460,32 +460,20 @@ struct MutualTls {
 
 impl MutualTls {
     fn start() -> MutualTls {
-        use common::certs::{server_files, Authority};
+        use common::certs::{pairs, BrokerTls};
         let dir = tempfile::tempdir().unwrap();
-        let authority = Authority::new("sluice test CA");
-        let (certificate, key) = server_files(&dir.path().join("server"), &authority);
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, authority.pem()).unwrap();
-        let (client_certificate, client_key) = authority.issue("client", false);
+        let tls = BrokerTls::new(dir.path());
+        let (client_certificate, client_key) = tls.authority.issue("client", false);
         let client_pem = dir.path().join("client.pem");
         let client_key_pem = dir.path().join("client.key");
         std::fs::write(&client_pem, client_certificate).unwrap();
         std::fs::write(&client_key_pem, client_key).unwrap();
-        let broker = Broker::start_with(
-            &dir.path().join("data"),
-            2,
-            &[
-                ("SLUICE_KAFKA_ADDR", "SSL://127.0.0.1:0"),
-                ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
-                ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
-                ("SLUICE_SSL_CLIENT_AUTH", "required"),
-                ("SLUICE_SSL_CLIENT_CA_FILE", ca.to_str().unwrap()),
-            ],
-        );
+        let env = tls.mutual_env();
+        let broker = Broker::start_with(&dir.path().join("data"), 2, &pairs(&env));
         MutualTls {
             broker,
             env: vec![
-                ("SLUICE_TLS_CA", ca),
+                ("SLUICE_TLS_CA", tls.ca.clone()),
                 ("SLUICE_TLS_CERT", client_pem),
                 ("SLUICE_TLS_KEY", client_key_pem),
             ],

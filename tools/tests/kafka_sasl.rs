@@ -18,7 +18,7 @@ use std::{
 
 use bytes::Bytes;
 use common::{
-    certs::{server_files, Authority},
+    certs::{pairs, BrokerTls},
     kafka_exchange, kafka_frame, Broker,
 };
 use kafka_protocol::{
@@ -142,7 +142,10 @@ fn sasl_plain_authenticates_clients_and_refuses_the_rest() {
     let mut stream = connect(&broker);
     let answer = handshake(&mut stream, "GSSAPI");
     assert_eq!(answer.error_code, 33);
-    assert_eq!(answer.mechanisms, [StrBytes::from_static_str("PLAIN")]);
+    assert_eq!(
+        answer.mechanisms,
+        ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].map(StrBytes::from_static_str)
+    );
     assert!(closed(stream));
 
     // Malformed tokens: SASL_AUTHENTICATION_FAILED, closed.
@@ -200,22 +203,15 @@ fn sasl_plain_authenticates_clients_and_refuses_the_rest() {
 fn sasl_plain_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let users = users_file(dir.path());
-    let authority = Authority::new("sluice test CA");
-    let (certificate, key) = server_files(&dir.path().join("server"), &authority);
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, authority.pem()).unwrap();
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
-        2,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SASL_SSL://127.0.0.1:0"),
-            ("SLUICE_SSL_CERTIFICATE_FILE", certificate.to_str().unwrap()),
-            ("SLUICE_SSL_KEY_FILE", key.to_str().unwrap()),
-            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
-        ],
+    let tls = BrokerTls::new(dir.path());
+    let env = tls.env(
+        "SASL_SSL",
+        &[("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap())],
     );
-    sasl_py(&broker, &["plain", ca.to_str().unwrap()]);
-    sasl_py(&broker, &["refused", ca.to_str().unwrap()]);
+    let broker = Broker::start_with(&dir.path().join("data"), 2, &pairs(&env));
+    let ca = tls.ca.to_str().unwrap();
+    sasl_py(&broker, &["plain", ca]);
+    sasl_py(&broker, &["refused", ca]);
 }
 
 /// SCRAM-SHA-256 and SCRAM-SHA-512, with each user's credentials made

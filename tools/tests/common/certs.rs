@@ -74,3 +74,65 @@ pub fn server_files(dir: &Path, authority: &Authority) -> (PathBuf, PathBuf) {
     std::fs::write(&key_path, key).unwrap();
     (certificate_path, key_path)
 }
+
+/// A broker's TLS of a test: an authority, the broker's certificate and
+/// key it signed, and its own certificate as `ca.pem`, all in one
+/// directory.
+pub struct BrokerTls {
+    pub authority: Authority,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl BrokerTls {
+    pub fn new(dir: &Path) -> BrokerTls {
+        let authority = Authority::new("sluice test CA");
+        let (certificate, key) = server_files(dir, &authority);
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, authority.pem()).unwrap();
+        BrokerTls {
+            authority,
+            certificate,
+            key,
+            ca,
+        }
+    }
+
+    /// The settings of a broker whose Kafka listener is
+    /// `{protocol}://127.0.0.1:0` with this certificate, and `more`.
+    pub fn env(&self, protocol: &str, more: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "SLUICE_KAFKA_ADDR".to_string(),
+                format!("{protocol}://127.0.0.1:0"),
+            ),
+            (
+                "SLUICE_SSL_CERTIFICATE_FILE".to_string(),
+                self.certificate.display().to_string(),
+            ),
+            (
+                "SLUICE_SSL_KEY_FILE".to_string(),
+                self.key.display().to_string(),
+            ),
+        ];
+        env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    /// The same, with mutual TLS required of clients of this authority.
+    pub fn mutual_env(&self) -> Vec<(String, String)> {
+        self.env(
+            "SSL",
+            &[
+                ("SLUICE_SSL_CLIENT_AUTH", "required"),
+                ("SLUICE_SSL_CLIENT_CA_FILE", self.ca.to_str().unwrap()),
+            ],
+        )
+    }
+}
+
+/// `env` as [`crate::common::Broker::start_with`] takes it.
+pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}

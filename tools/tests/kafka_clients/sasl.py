@@ -14,22 +14,13 @@ alice:alice-secret. CASE:
 """
 import os
 import sys
-import time
-import uuid
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-import kafka
+from secured import (confluent_refused, confluent_round_trip, kafka_python_round_trip,
+                     python_refused)
 
 BOOTSTRAP, CASE = sys.argv[1], sys.argv[2]
 CA = sys.argv[3] if len(sys.argv) > 3 else None
-RECORDS = 200
 MECHANISM = os.environ.get("SASL_MECHANISM", "PLAIN")
-STARTED = time.monotonic()
-
-
-def say(text):
-    print(f"{time.monotonic() - STARTED:6.1f} s  {text}", flush=True)
 
 
 def confluent_settings(user="alice", password="alice-secret", sasl=True):
@@ -55,83 +46,15 @@ def python_settings(user="alice", password="alice-secret"):
     return settings
 
 
-def confluent_round_trip():
-    topic = f"sasl-confluent-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(confluent_settings())
-    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
-        future.result(30)
-    producer = Producer({**confluent_settings(), "acks": "all"})
-    sent = [f"confluent {index}".encode() for index in range(RECORDS)]
-    for value in sent:
-        producer.produce(topic, value, partition=0)
-    assert producer.flush(30) == 0, "records left unsent"
-    consumer = Consumer({**confluent_settings(), "group.id": topic,
-                         "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    read = []
-    deadline = time.time() + 60
-    while len(read) < RECORDS and time.time() < deadline:
-        message = consumer.poll(1)
-        if message is not None and not message.error():
-            read.append(message.value())
-    consumer.close()
-    assert read == sent, f"confluent-kafka read {len(read)} of {RECORDS}"
-    say(f"confluent-kafka: {RECORDS} records as alice ({MECHANISM})")
-
-
-def kafka_python_round_trip():
-    topic = f"sasl-python-{uuid.uuid4().hex[:8]}"
-    admin = kafka.KafkaAdminClient(**python_settings())
-    admin.create_topics([kafka.admin.NewTopic(topic, 1, 1)])
-    admin.close()
-    producer = kafka.KafkaProducer(acks="all", **python_settings())
-    sent = [f"python {index}".encode() for index in range(RECORDS)]
-    for value in sent:
-        producer.send(topic, value, partition=0)
-    producer.flush(30)
-    producer.close()
-    consumer = kafka.KafkaConsumer(**python_settings(), auto_offset_reset="earliest")
-    consumer.assign([kafka.TopicPartition(topic, 0)])
-    read = []
-    deadline = time.time() + 60
-    while len(read) < RECORDS and time.time() < deadline:
-        for messages in consumer.poll(timeout_ms=1000).values():
-            read.extend(message.value for message in messages)
-    consumer.close()
-    assert read == sent, f"kafka-python read {len(read)} of {RECORDS}"
-    say(f"kafka-python: {RECORDS} records as alice ({MECHANISM})")
-
-
-def confluent_refused(settings, what):
-    admin = AdminClient({**settings, "socket.timeout.ms": 3000})
-    try:
-        admin.list_topics(timeout=5)
-    except KafkaException as error:
-        say(f"confluent-kafka, {what}: refused ({error})")
-        return
-    raise AssertionError(f"confluent-kafka, {what}: got metadata")
-
-
-def python_refused(settings, what):
-    try:
-        consumer = kafka.KafkaConsumer(**settings, bootstrap_timeout_ms=3000)
-        consumer.topics()
-    except kafka.errors.KafkaConfigurationError:
-        raise
-    except Exception as error:
-        say(f"kafka-python, {what}: refused ({type(error).__name__}: {error})")
-        return
-    raise AssertionError(f"kafka-python, {what}: got metadata")
-
-
+LABEL = f"as alice ({MECHANISM})"
 if CASE == "plain":
-    confluent_round_trip()
-    kafka_python_round_trip()
+    confluent_round_trip(confluent_settings(), LABEL)
+    kafka_python_round_trip(python_settings(), LABEL)
 elif CASE == "refused":
     confluent_refused(confluent_settings(password="wrong"), "a wrong password")
     python_refused(python_settings(password="wrong"), "a wrong password")
     confluent_refused(confluent_settings(user="mallory"), "an unknown user")
     confluent_refused(confluent_settings(sasl=False), "no SASL")
-    confluent_round_trip()
+    confluent_round_trip(confluent_settings(), f"{LABEL}, after the refusals")
 else:
     raise SystemExit(f"unknown case {CASE}")
