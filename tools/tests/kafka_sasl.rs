@@ -12,13 +12,12 @@ use std::{
     io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
 use bytes::Bytes;
 use common::{
-    certs::{pairs, BrokerTls},
+    certs::{pairs, run_client_script, BrokerTls},
     kafka_exchange, kafka_frame, Broker,
 };
 use kafka_protocol::{
@@ -36,21 +35,9 @@ fn sasl_py(broker: &Broker, arguments: &[&str]) {
 }
 
 fn sasl_py_with(broker: &Broker, mechanism: &str, arguments: &[&str]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/sasl.py");
-    let output = Command::new("python3")
-        .env("SASL_MECHANISM", mechanism)
-        .arg(&script)
-        .arg(&broker.kafka_addr)
-        .args(arguments)
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}");
-    assert!(
-        output.status.success(),
-        "sasl.py {arguments:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut all = vec![std::ffi::OsStr::new(&broker.kafka_addr)];
+    all.extend(arguments.iter().map(std::ffi::OsStr::new));
+    run_client_script("sasl.py", &all, &[("SASL_MECHANISM", mechanism)]);
 }
 
 fn users_file(dir: &Path) -> PathBuf {
@@ -90,6 +77,18 @@ fn authenticate(stream: &mut TcpStream, token: &'static [u8]) -> SaslAuthenticat
     kafka_exchange(stream, ApiKey::SaslAuthenticate, 2, 2, "raw-test", &request)
 }
 
+/// A Metadata request sent, its answer not read.
+fn send_metadata(stream: &mut TcpStream) {
+    let frame = kafka_frame(
+        ApiKey::Metadata,
+        12,
+        9,
+        "raw-test",
+        &MetadataRequest::default(),
+    );
+    stream.write_all(&frame).unwrap();
+}
+
 fn metadata(stream: &mut TcpStream) -> kafka_protocol::messages::MetadataResponse {
     kafka_exchange(
         stream,
@@ -119,15 +118,7 @@ fn sasl_plain_authenticates_clients_and_refuses_the_rest() {
 
     // A request before authentication: the connection closes.
     let mut stream = connect(&broker);
-    stream
-        .write_all(&kafka_frame(
-            ApiKey::Metadata,
-            12,
-            1,
-            "raw-test",
-            &MetadataRequest::default(),
-        ))
-        .unwrap();
+    send_metadata(&mut stream);
     assert!(closed(stream), "a Metadata before authentication");
 
     // An authentication before a handshake: ILLEGAL_SASL_STATE, closed.
@@ -262,15 +253,7 @@ fn an_authentication_expires_unless_renewed_as_the_same_user() {
     assert_eq!((answer.error_code, answer.session_lifetime_ms), (0, 1500));
     metadata(&mut stream);
     std::thread::sleep(Duration::from_millis(1_700));
-    stream
-        .write_all(&kafka_frame(
-            ApiKey::Metadata,
-            12,
-            4,
-            "raw-test",
-            &MetadataRequest::default(),
-        ))
-        .unwrap();
+    send_metadata(&mut stream);
     assert!(closed(stream), "a request after the authentication expired");
 
     // Renewed in time, as alice: served past the first life.

@@ -12,12 +12,11 @@ use std::{
     io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
-    process::Command,
     time::{Duration, Instant},
 };
 
 use common::{
-    certs::{replace, server_files, Authority},
+    certs::{replace, run_client_script, server_files, Authority},
     Broker,
 };
 
@@ -34,21 +33,9 @@ fn client_dir(dir: &Path, trusted: &Authority, other: &Authority, client: &Autho
 }
 
 fn tls_py(broker: &Broker, certs: &Path, arguments: &[&str]) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/tls.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .arg(&broker.kafka_addr)
-        .arg(certs)
-        .args(arguments)
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}");
-    assert!(
-        output.status.success(),
-        "tls.py {arguments:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut all = vec![std::ffi::OsStr::new(&broker.kafka_addr), certs.as_os_str()];
+    all.extend(arguments.iter().map(std::ffi::OsStr::new));
+    run_client_script("tls.py", &all, &[]);
 }
 
 /// A broker whose Kafka listener is `SSL://`, with `env` more.

@@ -136,3 +136,24 @@ impl BrokerTls {
 pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
+
+/// Runs `tests/kafka_clients/{script}` with `arguments` and `env`, and
+/// fails the test with its output unless it succeeds.
+pub fn run_client_script(script: &str, arguments: &[&std::ffi::OsStr], env: &[(&str, &str)]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/kafka_clients")
+        .join(script);
+    let output = std::process::Command::new("python3")
+        .envs(env.iter().copied())
+        .arg(&path)
+        .args(arguments)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        output.status.success(),
+        "{script} {arguments:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
