@@ -441,7 +441,7 @@ async fn shard_main(
     };
     let kafka_sasl = match shard.config.kafka_sasl.as_ref() {
         None => None,
-        Some(sasl) => match crate::sasl::PlainUsers::read(&sasl.plain_users) {
+        Some(sasl) => match crate::sasl::Users::read(&sasl.plain_users) {
             Ok(users) => Some(Rc::new(users)),
             Err(error) => {
                 let reason = format!("SASL users of the Kafka listener: {error}");

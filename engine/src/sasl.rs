@@ -50,15 +50,15 @@ pub struct UsersError {
 
 /// The users, their passwords (PLAIN) and their SCRAM credentials.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PlainUsers {
+pub struct Users {
     passwords: HashMap<String, String>,
     credentials: HashMap<(String, Hash), Credential>,
 }
 
-impl PlainUsers {
+impl Users {
     /// Reads `path`: one `NAME:PASSWORD` per line (the password is what
     /// follows the first colon), blank lines and `#` comments skipped.
-    pub fn read(path: &Path) -> Result<PlainUsers, UsersError> {
+    pub fn read(path: &Path) -> Result<Users, UsersError> {
         let error = |reason: String| UsersError {
             path: path.to_path_buf(),
             reason,
@@ -72,10 +72,10 @@ impl PlainUsers {
             )));
         }
         let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        PlainUsers::parse(&text).map_err(error)
+        Users::parse(&text).map_err(error)
     }
 
-    fn parse(text: &str) -> Result<PlainUsers, String> {
+    fn parse(text: &str) -> Result<Users, String> {
         let mut passwords = HashMap::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
@@ -105,7 +105,7 @@ impl PlainUsers {
                 credentials.insert((name.clone(), hash), credential);
             }
         }
-        Ok(PlainUsers {
+        Ok(Users {
             passwords,
             credentials,
         })
@@ -189,7 +189,7 @@ pub fn handshake(exchange: &mut Exchange, mechanism: &str, reauthenticating: boo
 /// error code and message (after which the connection closes).
 pub fn authenticate(
     exchange: &mut Exchange,
-    users: &PlainUsers,
+    users: &Users,
     token: &[u8],
 ) -> Result<Step, (i16, String)> {
     match std::mem::take(exchange) {
@@ -244,7 +244,7 @@ pub fn authenticate(
 
 /// PLAIN's one token checked: the principal.
 fn authenticate_plain(
-    users: &PlainUsers,
+    users: &Users,
     token: &[u8],
     again: Option<String>,
 ) -> Result<String, (i16, String)> {
@@ -289,8 +289,8 @@ fn authenticate_plain(
 mod tests {
     use super::*;
 
-    fn users() -> PlainUsers {
-        PlainUsers::parse("# operators\nalice:s3cret\n\nbob:a:b:c\n").unwrap()
+    fn users() -> Users {
+        Users::parse("# operators\nalice:s3cret\n\nbob:a:b:c\n").unwrap()
     }
 
     #[test]
@@ -302,7 +302,7 @@ mod tests {
         assert!(!users.check("alice", b"s3cret!"));
         assert!(!users.check("carol", b"s3cret"));
         for bad in ["", "# none\n", "alice\n", ":pw\n", "alice:\n", "a:1\na:2\n"] {
-            assert!(PlainUsers::parse(bad).is_err(), "{bad:?}");
+            assert!(Users::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -26,7 +26,7 @@ use sluice_net::native::frame::{FrameError, FrameReader, ReadTimeouts};
 use crate::{
     request_latency::RequestKind,
     request_order::{Admission, RequestOrder, Turn},
-    sasl::PlainUsers,
+    sasl::Users,
     shard::Shard,
     tls::ShardTls,
     BrokerConfig,
@@ -47,7 +47,7 @@ pub struct Connection {
 /// A SASL listener's connection: the users it checks against, and where
 /// its exchange stands.
 pub struct SaslConnection {
-    pub users: Rc<PlainUsers>,
+    pub users: Rc<Users>,
     pub exchange: std::cell::RefCell<crate::sasl::Exchange>,
     /// When the authentication stops holding (KIP-368): a request after
     /// it, other than a new authentication, closes the connection.
@@ -55,7 +55,7 @@ pub struct SaslConnection {
 }
 
 impl Connection {
-    pub fn new(peer: Option<std::net::IpAddr>, sasl: Option<Rc<PlainUsers>>) -> Connection {
+    pub fn new(peer: Option<std::net::IpAddr>, sasl: Option<Rc<Users>>) -> Connection {
         Connection {
             peer,
             sasl: sasl.map(|users| SaslConnection {
@@ -128,7 +128,7 @@ pub struct Security {
     /// TLS: the shard's acceptor.
     pub tls: Option<Rc<ShardTls>>,
     /// SASL: the users a connection authenticates as, first.
-    pub sasl: Option<Rc<PlainUsers>>,
+    pub sasl: Option<Rc<Users>>,
 }
 
 /// Accepts connections of protocol `P` on `listener`, each served in a

@@ -100,19 +100,22 @@ fn metadata(stream: &mut TcpStream) -> kafka_protocol::messages::MetadataRespons
     )
 }
 
+/// A broker whose Kafka listener is `SASL_PLAINTEXT://`, with the test's
+/// users and `more` settings.
+fn sasl_broker(dir: &Path, cores: usize, more: &[(&str, &str)]) -> Broker {
+    let users = users_file(dir);
+    let mut env = vec![
+        ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
+        ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+    ];
+    env.extend_from_slice(more);
+    Broker::start_with(&dir.join("data"), cores, &env)
+}
+
 #[test]
 fn sasl_plain_authenticates_clients_and_refuses_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let users = users_file(dir.path());
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
-        2,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
-            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
-            ("SLUICE_ADMIN_ADDR", "127.0.0.1:0"),
-        ],
-    );
+    let broker = sasl_broker(dir.path(), 2, &[("SLUICE_ADMIN_ADDR", "127.0.0.1:0")]);
     sasl_py(&broker, &["plain"]);
     sasl_py(&broker, &["refused"]);
 
@@ -211,15 +214,7 @@ fn sasl_plain_over_tls() {
 #[test]
 fn scram_authenticates_clients_and_refuses_wrong_passwords() {
     let dir = tempfile::tempdir().unwrap();
-    let users = users_file(dir.path());
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
-        2,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
-            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
-        ],
-    );
+    let broker = sasl_broker(dir.path(), 2, &[]);
     sasl_py_with(&broker, "SCRAM-SHA-256", &["plain"]);
     sasl_py_with(&broker, "SCRAM-SHA-512", &["plain"]);
     sasl_py_with(&broker, "SCRAM-SHA-512", &["refused"]);
@@ -232,15 +227,10 @@ fn scram_authenticates_clients_and_refuses_wrong_passwords() {
 #[test]
 fn an_authentication_expires_unless_renewed_as_the_same_user() {
     let dir = tempfile::tempdir().unwrap();
-    let users = users_file(dir.path());
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
+    let broker = sasl_broker(
+        dir.path(),
         1,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
-            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
-            ("SLUICE_CONNECTIONS_MAX_REAUTH_MS", "1500"),
-        ],
+        &[("SLUICE_CONNECTIONS_MAX_REAUTH_MS", "1500")],
     );
     let login = |stream: &mut TcpStream| {
         assert_eq!(handshake(stream, "PLAIN").error_code, 0);
