@@ -72,6 +72,7 @@
 //! drive it in cluster mode, where the metadata log becomes the Raft log.
 //! `peer/` is the node-to-node transport its messages travel on.
 
+pub mod acl;
 mod admin_http;
 pub mod alloc;
 mod broker;

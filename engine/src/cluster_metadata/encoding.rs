@@ -25,8 +25,14 @@
 //! | 14 | [`MetadataRecord::ReassignmentCancelled`] | `u128` topic id, `u32` partition |
 //! | 15 | [`MetadataRecord::ReassignmentState`] | `u128` topic id, `u32` partition, node list (original), node list (target), `u64` throttle bytes per second |
 //! | 16 | [`MetadataRecord::BrokerConfigsAltered`] | `i32` node (-1: the cluster-wide defaults), configs |
+//! | 17 | [`MetadataRecord::AclsCreated`] | binding list |
+//! | 18 | [`MetadataRecord::AclsDeleted`] | binding list |
 //!
-//! Types 10 and 11, then 12, then 13 to 15, then 16 came after the others in
+//! A binding is `u8` resource type, resource name, `u8` pattern type,
+//! principal, host, `u8` operation, `u8` permission (Kafka's codes).
+//!
+//! Types 10 and 11, then 12, then 13 to 15, then 16, then 17 and 18 came
+//! after the others in
 //! version 2; a release before them stops at one with "unknown record
 //! type" rather than misread it.
 //!
@@ -55,6 +61,8 @@
 use std::collections::BTreeMap;
 
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
+
+use crate::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 
 use super::{
     image::PRODUCER_ID_FIRST,
@@ -95,6 +103,11 @@ const TYPE_REASSIGNMENT_STARTED: u8 = 13;
 const TYPE_REASSIGNMENT_CANCELLED: u8 = 14;
 const TYPE_REASSIGNMENT_STATE: u8 = 15;
 const TYPE_BROKER_CONFIGS_ALTERED: u8 = 16;
+const TYPE_ACLS_CREATED: u8 = 17;
+const TYPE_ACLS_DELETED: u8 = 18;
+
+/// A binding takes at least its four codes and three strings' counts.
+const BINDING_BYTES_MIN: usize = 16;
 
 /// A partition has at most this many replicas (Kafka allows as many as
 /// brokers; a quorum bounds a useful count far lower).
@@ -292,6 +305,14 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             out.i32(node.map_or(-1, |node| node.0));
             out.configs(configs);
         }
+        MetadataRecord::AclsCreated(bindings) => {
+            out.u8(TYPE_ACLS_CREATED);
+            out.bindings(bindings);
+        }
+        MetadataRecord::AclsDeleted(bindings) => {
+            out.u8(TYPE_ACLS_DELETED);
+            out.bindings(bindings);
+        }
     }
     out.bytes
 }
@@ -486,6 +507,8 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
             },
             configs: input.configs()?,
         },
+        TYPE_ACLS_CREATED => MetadataRecord::AclsCreated(input.bindings()?),
+        TYPE_ACLS_DELETED => MetadataRecord::AclsDeleted(input.bindings()?),
         record_type => {
             return Err(DecodeError::UnknownType {
                 record_type,
@@ -680,6 +703,41 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    fn bindings(&mut self) -> Result<Vec<AclBinding>, DecodeError> {
+        let count = self.count("ACL bindings", BINDING_BYTES_MIN)?;
+        (0..count).map(|_| self.binding()).collect()
+    }
+
+    fn binding(&mut self) -> Result<AclBinding, DecodeError> {
+        fn code<T>(
+            field: &'static str,
+            code: u8,
+            known: impl Fn(i8) -> Option<T>,
+        ) -> Result<T, DecodeError> {
+            i8::try_from(code)
+                .ok()
+                .and_then(known)
+                .ok_or(DecodeError::InvalidValue {
+                    field,
+                    value: i64::from(code),
+                })
+        }
+        let resource_type = self.u8("resource type")?;
+        Ok(AclBinding {
+            resource_type: code("resource type", resource_type, ResourceType::from_code)?,
+            resource_name: self.string("resource name")?,
+            pattern_type: code(
+                "pattern type",
+                self.u8("pattern type")?,
+                PatternType::from_code,
+            )?,
+            principal: self.string("principal")?,
+            host: self.string("host")?,
+            operation: code("operation", self.u8("operation")?, Operation::from_code)?,
+            permission: code("permission", self.u8("permission")?, Permission::from_code)?,
+        })
+    }
+
     /// Fails unless every byte was read.
     fn finish(self) -> Result<(), DecodeError> {
         match self.bytes.len() {
@@ -773,6 +831,19 @@ impl Writer {
         self.count(shards.len(), LIST_ENTRIES_MAX);
         for shard in shards {
             self.u32(shard.0);
+        }
+    }
+
+    fn bindings(&mut self, bindings: &[AclBinding]) {
+        self.count(bindings.len(), LIST_ENTRIES_MAX);
+        for binding in bindings {
+            self.u8(binding.resource_type as u8);
+            self.string(&binding.resource_name);
+            self.u8(binding.pattern_type as u8);
+            self.string(&binding.principal);
+            self.string(&binding.host);
+            self.u8(binding.operation as u8);
+            self.u8(binding.permission as u8);
         }
     }
 
@@ -1006,6 +1077,30 @@ mod tests {
                 },
                 "10 02000000 00000000",
             ),
+            (
+                MetadataRecord::AclsCreated(vec![AclBinding {
+                    resource_type: ResourceType::Topic,
+                    resource_name: "t".to_string(),
+                    pattern_type: PatternType::Prefixed,
+                    principal: "User:a".to_string(),
+                    host: "*".to_string(),
+                    operation: Operation::Write,
+                    permission: Permission::Allow,
+                }]),
+                "11 01000000 02 01000000 74 04 06000000 557365723a61 01000000 2a 04 03",
+            ),
+            (
+                MetadataRecord::AclsDeleted(vec![AclBinding {
+                    resource_type: ResourceType::Cluster,
+                    resource_name: "c".to_string(),
+                    pattern_type: PatternType::Literal,
+                    principal: "User:b".to_string(),
+                    host: "h".to_string(),
+                    operation: Operation::Alter,
+                    permission: Permission::Deny,
+                }]),
+                "12 01000000 04 01000000 63 03 06000000 557365723a62 01000000 68 07 02",
+            ),
         ];
         for (record, bytes) in golden {
             assert_eq!(
@@ -1026,6 +1121,17 @@ mod tests {
                 value: 2
             }),
             "an election type no release writes"
+        );
+        assert_eq!(
+            decode(
+                &unhex("11 01000000 09 01000000 74 04 06000000 557365723a61 01000000 2a 04 03"),
+                2
+            ),
+            Err(DecodeError::InvalidValue {
+                field: "resource type",
+                value: 9
+            }),
+            "a resource type Kafka does not have"
         );
     }
 

@@ -17,7 +17,10 @@ use super::{
     encoding::REPLICAS_PER_PARTITION_MAX,
     records::{BrokerRegistration, Election, MetadataRecord, PartitionRecord},
 };
-use crate::topic_config;
+use crate::{
+    acl::{self, Acls},
+    topic_config,
+};
 
 /// A topic: its id, name, where each partition lives, and configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +188,8 @@ pub struct Metadata {
     pub broker_defaults: BTreeMap<String, String>,
     /// Each broker's own dynamic configs (the replication throttle rates).
     pub broker_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
+    /// The ACL bindings the authorizer decides by.
+    pub acls: Arc<Acls>,
 }
 
 impl Default for Metadata {
@@ -195,6 +200,7 @@ impl Default for Metadata {
             producer_id_next: PRODUCER_ID_FIRST,
             broker_defaults: BTreeMap::new(),
             broker_configs: BTreeMap::new(),
+            acls: Arc::default(),
         }
     }
 }
@@ -239,6 +245,13 @@ pub enum Refused {
     },
     #[error("node {node} is not a registered broker")]
     UnknownBroker { node: NodeId },
+    #[error("ACL binding {binding:?}: {reason}")]
+    InvalidAcl {
+        binding: Box<acl::AclBinding>,
+        reason: acl::InvalidBinding,
+    },
+    #[error("{count} ACL bindings, over the cap of {}", acl::BINDINGS_MAX)]
+    TooManyAcls { count: usize },
     #[error("a partition moving from its replicas to {target:?} would have {count}, over the cap of {max}")]
     TooManyReplicas {
         target: Vec<NodeId>,
@@ -333,6 +346,33 @@ impl Metadata {
                     let mut altered = (**topic).clone();
                     altered.defaults = defaults.clone();
                     *topic = Arc::new(altered);
+                }
+            }
+            MetadataRecord::AclsCreated(bindings) => {
+                if let Some((binding, reason)) = bindings
+                    .iter()
+                    .find_map(|binding| Some((binding, binding.check().err()?)))
+                {
+                    return Err(Refused::InvalidAcl {
+                        binding: Box::new(binding.clone()),
+                        reason,
+                    });
+                }
+                let new = bindings
+                    .iter()
+                    .filter(|binding| !self.acls.contains(binding))
+                    .count();
+                if self.acls.len() + new > acl::BINDINGS_MAX {
+                    return Err(Refused::TooManyAcls {
+                        count: self.acls.len() + new,
+                    });
+                }
+                Arc::make_mut(&mut self.acls).insert(bindings.iter().cloned());
+            }
+            MetadataRecord::AclsDeleted(bindings) => {
+                let acls = Arc::make_mut(&mut self.acls);
+                for binding in bindings {
+                    acls.remove(binding);
                 }
             }
             MetadataRecord::TopicDeleted { topic_id } => {
@@ -625,12 +665,17 @@ impl Metadata {
             first: None,
             next: self.producer_id_next,
         };
+        let bindings: Vec<_> = self.acls.iter().cloned().collect();
+        let acls = bindings
+            .chunks(acl::BINDINGS_PER_RECORD)
+            .map(|chunk| MetadataRecord::AclsCreated(chunk.to_vec()));
         defaults
             .into_iter()
             .chain(own)
             .chain(brokers)
             .chain(topics)
             .chain([producer_ids])
+            .chain(acls)
             .collect()
     }
 
@@ -922,6 +967,54 @@ mod tests {
         );
         let mut rebuilt = Metadata::default();
         for record in metadata.to_records() {
+            rebuilt.apply(&record, 100).unwrap();
+        }
+        assert_eq!(rebuilt, metadata);
+    }
+
+    #[test]
+    fn acls_are_applied_checked_and_kept_by_snapshots() {
+        use crate::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+        let binding = |name: &str, operation| AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: name.to_string(),
+            pattern_type: PatternType::Literal,
+            principal: "User:alice".to_string(),
+            host: "*".to_string(),
+            operation,
+            permission: Permission::Allow,
+        };
+        let mut metadata = Metadata::default();
+        let many: Vec<_> = (0..2500)
+            .map(|n| binding(&format!("t{n}"), Operation::Read))
+            .collect();
+        metadata
+            .apply(&MetadataRecord::AclsCreated(many.clone()), 1)
+            .unwrap();
+        assert_eq!(metadata.acls.len(), 2500);
+        let mut bad = binding("t", Operation::Read);
+        bad.principal = "alice".to_string();
+        let refused = metadata.apply(
+            &MetadataRecord::AclsCreated(vec![binding("u", Operation::Write), bad]),
+            2,
+        );
+        assert!(matches!(refused, Err(Refused::InvalidAcl { .. })));
+        assert_eq!(metadata.acls.len(), 2500, "refused whole");
+        metadata
+            .apply(&MetadataRecord::AclsDeleted(many[..500].to_vec()), 3)
+            .unwrap();
+        assert_eq!(metadata.acls.len(), 2000);
+        let records = metadata.to_records();
+        assert_eq!(
+            records
+                .iter()
+                .filter(|record| matches!(record, MetadataRecord::AclsCreated(_)))
+                .count(),
+            2,
+            "a snapshot's bindings in records of at most 1000"
+        );
+        let mut rebuilt = Metadata::default();
+        for record in records {
             rebuilt.apply(&record, 100).unwrap();
         }
         assert_eq!(rebuilt, metadata);

@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 
 use sluice_replication::partition::control::PartitionControl;
+
+use crate::acl::AclBinding;
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use super::image::{node, node_id};
@@ -131,6 +133,14 @@ pub enum MetadataRecord {
         node: Option<NodeId>,
         configs: BTreeMap<String, String>,
     },
+    /// ACL bindings added (Kafka's CreateAcls); those already present stay
+    /// as they are. Refused whole if one does not pass
+    /// [`AclBinding::check`] or the metadata would hold more than
+    /// [`crate::acl::BINDINGS_MAX`]. Snapshots hold every binding in one.
+    AclsCreated(Vec<AclBinding>),
+    /// ACL bindings removed (the ones a DeleteAcls filter matched where it
+    /// was served); those no longer present are skipped.
+    AclsDeleted(Vec<AclBinding>),
 }
 
 /// Which election a [`MetadataRecord::LeaderElected`] holds (Kafka's

@@ -288,6 +288,7 @@ pub(super) fn failure_of(refused: Refused) -> Failure {
         Refused::UnknownBroker { .. } | Refused::TooManyReplicas { .. } => {
             ErrorKind::InvalidReplicaAssignment
         }
+        Refused::InvalidAcl { .. } | Refused::TooManyAcls { .. } => ErrorKind::InvalidRequest,
     };
     Failure::new(kind, refused.to_string())
 }
