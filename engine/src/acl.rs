@@ -61,6 +61,10 @@ pub enum Permission {
     Allow = 3,
 }
 
+/// Operations the authorizer refused since the process started
+/// (`/metrics`).
+pub static DENIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The one cluster resource's name, as Kafka names it.
 pub const CLUSTER_NAME: &str = "kafka-cluster";
 

@@ -49,6 +49,9 @@ pub struct BrokerConfig {
     /// SASL on the Kafka listener (Kafka's `SASL_PLAINTEXT`, or
     /// `SASL_SSL` with `kafka_tls`); `None`: none.
     pub kafka_sasl: Option<crate::sasl::SaslSettings>,
+    /// The ACL authorizer ([`crate::acl`]); `None`: every request is
+    /// allowed.
+    pub authorizer: Option<crate::acl::AuthorizerSettings>,
     /// HOST:PORT of the admin HTTP listener (`/metrics`); `None`: none.
     pub admin_addr: Option<String>,
     /// Where [`crate::run`] writes the addresses it listens on once it
@@ -217,6 +220,7 @@ impl Default for BrokerConfig {
             kafka_advertised_addr: None,
             kafka_tls: None,
             kafka_sasl: None,
+            authorizer: None,
             // Off for an embedded broker; `sluice serve` listens on 9644.
             admin_addr: None,
             ready_file: None,

@@ -310,7 +310,7 @@ fn render_cleaner(out: &mut String) {
 }
 
 /// Refused TLS handshakes and SASL authentications on the Kafka
-/// listener, over the process.
+/// listener, and operations the authorizer refused, over the process.
 fn render_security(out: &mut String) {
     use std::sync::atomic::Ordering;
     Family::counter(
@@ -328,6 +328,12 @@ fn render_security(out: &mut String) {
         &[],
         crate::sasl::AUTHENTICATION_FAILURES.load(Ordering::Relaxed),
     );
+    Family::counter(
+        out,
+        "sluice_authorization_denials_total",
+        "Operations the ACL authorizer refused (a request refused in part counts each refused resource).",
+    )
+    .sample(&[], crate::acl::DENIALS.load(Ordering::Relaxed));
 }
 
 fn render_request_latencies(out: &mut String, shards: &[&ShardSample]) {
@@ -836,7 +842,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 40, "{seen:?}");
+        assert_eq!(seen.len(), 41, "{seen:?}");
     }
 
     #[test]

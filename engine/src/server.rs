@@ -39,6 +39,9 @@ pub struct Connection {
     /// The SASL exchange of a listener that requires one
     /// ([`crate::sasl`]); `None` on a listener that does not.
     pub sasl: Option<SaslConnection>,
+    /// The principal of the client's certificate (mutual TLS), if it
+    /// presented one.
+    pub certificate_principal: Option<String>,
     /// Set by a request whose response is the connection's last (a failed
     /// authentication): the connection closes once it is written.
     close_after: std::cell::Cell<bool>,
@@ -55,15 +58,39 @@ pub struct SaslConnection {
 }
 
 impl Connection {
-    pub fn new(peer: Option<std::net::IpAddr>, sasl: Option<Rc<Users>>) -> Connection {
+    pub fn new(
+        peer: Option<std::net::IpAddr>,
+        sasl: Option<Rc<Users>>,
+        certificate_principal: Option<String>,
+    ) -> Connection {
         Connection {
             peer,
+            certificate_principal,
             sasl: sasl.map(|users| SaslConnection {
                 users,
                 exchange: Default::default(),
                 expires: std::cell::Cell::new(None),
             }),
             close_after: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Who sends the connection's requests, as the authorizer sees them:
+    /// the SASL user (`User:NAME`), else the client certificate's subject,
+    /// else `User:ANONYMOUS`; from the client's IP address.
+    pub fn requester(&self) -> crate::acl::Requester {
+        let sasl = self
+            .sasl
+            .as_ref()
+            .and_then(|sasl| match &*sasl.exchange.borrow() {
+                crate::sasl::Exchange::Authenticated(principal) => Some(principal.clone()),
+                _ => None,
+            });
+        crate::acl::Requester {
+            principal: sasl
+                .or_else(|| self.certificate_principal.clone())
+                .unwrap_or_else(|| crate::acl::ANONYMOUS.to_string()),
+            host: self.peer.map(|ip| ip.to_string()).unwrap_or_default(),
         }
     }
 
@@ -164,11 +191,23 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
         glommio::spawn_local(async move {
             let peer = stream.peer_addr().ok();
             let _ = stream.set_nodelay(true);
-            let connection = Rc::new(Connection::new(peer.map(|addr| addr.ip()), sasl));
+            let ip = peer.map(|addr| addr.ip());
             let served = match acceptor {
-                None => serve::<P, _>(&shard, stream, connection).await,
+                None => {
+                    let connection = Rc::new(Connection::new(ip, sasl, None));
+                    serve::<P, _>(&shard, stream, connection).await
+                }
                 Some(acceptor) => match handshake(&shard, acceptor, stream).await {
-                    Ok(stream) => serve::<P, _>(&shard, stream, connection).await,
+                    Ok(stream) => {
+                        let certificate = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .and_then(|leaf| crate::tls::certificate_principal(leaf));
+                        let connection = Rc::new(Connection::new(ip, sasl, certificate));
+                        serve::<P, _>(&shard, stream, connection).await
+                    }
                     Err(error) => {
                         crate::tls::HANDSHAKE_FAILURES
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -239,3 +239,85 @@ impl ShardTls {
         }
     }
 }
+
+/// The principal of a client that presented certificate `der` (DER):
+/// `User:` and its subject's distinguished name in RFC 2253's form, most
+/// specific first (`User:CN=writer,O=Acme`), as Kafka's default principal
+/// builder names it. `None` if the certificate does not parse (rustls has
+/// verified it, so that does not happen).
+pub fn certificate_principal(der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, certificate) = X509Certificate::from_der(der).ok()?;
+    let rdns: Vec<String> = certificate
+        .subject()
+        .iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attribute| {
+                    let oid = attribute.attr_type().to_id_string();
+                    let value = attribute.as_str().ok();
+                    match (short_name(&oid), value) {
+                        (Some(name), Some(value)) => format!("{name}={}", rfc2253_escape(value)),
+                        _ => {
+                            let raw = attribute.attr_value();
+                            // The value's whole DER: tag, length, bytes.
+                            let length = raw.data.len();
+                            let mut der = vec![raw.header.tag().0 as u8];
+                            if length < 0x80 {
+                                der.push(length as u8);
+                            } else {
+                                let bytes: Vec<u8> = length
+                                    .to_be_bytes()
+                                    .into_iter()
+                                    .skip_while(|byte| *byte == 0)
+                                    .collect();
+                                der.push(0x80 | bytes.len() as u8);
+                                der.extend(bytes);
+                            }
+                            der.extend_from_slice(raw.data);
+                            let hex: String =
+                                der.iter().map(|byte| format!("{byte:02x}")).collect();
+                            format!("{oid}=#{hex}")
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    let name: Vec<&str> = rdns.iter().rev().map(String::as_str).collect();
+    Some(format!("User:{}", name.join(",")))
+}
+
+/// The keywords RFC 2253 (and Java's X500Principal) give attribute types.
+fn short_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "STREET",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return None,
+    })
+}
+
+/// `value` with RFC 2253's escapes: `,+"\<>;` always, a leading `#` or
+/// space, a trailing space.
+fn rfc2253_escape(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (at, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (at == 0 && (c == '#' || c == ' '))
+            || (at == last && c == ' ');
+        if special {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}

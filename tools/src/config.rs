@@ -122,6 +122,15 @@ config_layer! {
     /// The users of a `SASL_PLAINTEXT://` or `SASL_SSL://` Kafka listener
     /// (mechanism PLAIN): one `NAME:PASSWORD` per line.
     sasl_plain_users_file: PathBuf,
+    /// `acl`: requests are authorized by the ACLs in the cluster's
+    /// metadata, denied where none allows (Kafka's `authorizer.class.name`
+    /// set to its standard authorizer); `none` (the default): everything is
+    /// allowed.
+    authorizer: String,
+    /// Principals allowed everything, `;`-separated (`User:admin;User:ops`).
+    super_users: String,
+    /// Whether a resource no ACL names is open to everyone (default false).
+    allow_everyone_if_no_acl_found: bool,
     /// HOST:PORT of the admin HTTP listener (`/metrics`), or `off`.
     admin_addr: String,
     /// A file written once the broker serves, with the addresses it
@@ -350,6 +359,40 @@ impl ConfigLayer {
                     "a SASL listener (SASL_PLAINTEXT://, SASL_SSL://) needs sasl_plain_users_file",
             }),
         };
+        let authorizer = match self.authorizer.as_deref() {
+            None | Some("none") => false,
+            Some("acl") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "authorizer",
+                    value: other.to_string(),
+                    message: "expected acl or none",
+                })
+            }
+        };
+        let super_users: Vec<String> = self
+            .super_users
+            .as_deref()
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|principal| !principal.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(bad) = super_users
+            .iter()
+            .find(|principal| !matches!(principal.split_once(':'), Some((kind, name)) if !kind.is_empty() && !name.is_empty()))
+        {
+            return Err(ConfigError::Invalid {
+                key: "super_users",
+                value: bad.clone(),
+                message: "a principal is TYPE:NAME, e.g. User:admin",
+            });
+        }
+        config.authorizer = authorizer.then(|| sluice_engine::acl::AuthorizerSettings {
+            super_users,
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found.unwrap_or(false),
+        });
         if let Some(admin_addr) = self.admin_addr {
             config.admin_addr = if admin_addr == "off" {
                 None

@@ -132,6 +132,18 @@ pub enum ControllerOp {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
+    /// Adds ACL bindings (Kafka's CreateAcls), checked where the records
+    /// are applied; in records of at most
+    /// [`crate::acl::BINDINGS_PER_RECORD`].
+    CreateAcls {
+        bindings: Vec<crate::acl::AclBinding>,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
+    /// Removes ACL bindings (those a DeleteAcls filter matched).
+    DeleteAcls {
+        bindings: Vec<crate::acl::AclBinding>,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
     /// Grows the topic to `count` partitions (Kafka's CreatePartitions),
     /// on the nodes `assignment` gives the new ones, if it does. With
     /// `validate_only`, checks everything and changes nothing.
@@ -272,6 +284,12 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
         } => {
             let _ = reply.send(set_broker_configs(shard, node, configs, validate_only).await);
         }
+        ControllerOp::CreateAcls { bindings, reply } => {
+            let _ = reply.send(change_acls(shard, bindings, MetadataRecord::AclsCreated).await);
+        }
+        ControllerOp::DeleteAcls { bindings, reply } => {
+            let _ = reply.send(change_acls(shard, bindings, MetadataRecord::AclsDeleted).await);
+        }
         ControllerOp::CreatePartitions {
             topic,
             count,
@@ -378,6 +396,18 @@ async fn set_broker_configs(
         MetadataRecord::BrokerConfigsAltered { node, configs },
     )
     .await
+}
+
+/// Proposes `bindings` in records `record` makes, a chunk at a time.
+async fn change_acls(
+    shard: &Rc<Shard>,
+    bindings: Vec<crate::acl::AclBinding>,
+    record: fn(Vec<crate::acl::AclBinding>) -> MetadataRecord,
+) -> Result<(), Failure> {
+    for chunk in bindings.chunks(crate::acl::BINDINGS_PER_RECORD) {
+        propose(shard, record(chunk.to_vec())).await?;
+    }
+    Ok(())
 }
 
 async fn delete_topic(shard: &Rc<Shard>, name: &str) -> Result<(), Failure> {

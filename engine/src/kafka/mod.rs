@@ -4,7 +4,9 @@
 //! partition layer, as the native handlers do; the engine's failures become
 //! Kafka's codes here ([`error_code`]).
 
+mod acls;
 mod admin;
+pub(crate) mod authorize;
 mod classic_groups;
 mod consumer_group_protocol;
 mod describe_producers;
@@ -100,7 +102,8 @@ impl Protocol for Kafka {
             .peer
             .map(|ip| format!("/{ip}"))
             .unwrap_or_default();
-        handle(&shard, request, turn).await
+        let access = authorize::Access::new(&shard, connection.requester(), request.api);
+        handle(&shard, request, &access, turn).await
     }
 }
 
@@ -151,6 +154,9 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 fn versions(api: ApiKey) -> Option<(i16, i16)> {
@@ -165,6 +171,7 @@ fn versions(api: ApiKey) -> Option<(i16, i16)> {
 pub async fn handle(
     shard: &Rc<Shard>,
     request: KafkaRequest,
+    access: &authorize::Access<'_>,
     turn: &Turn,
 ) -> Result<Option<BytesMut>, String> {
     let (api, version) = (request.api, request.version);
@@ -181,17 +188,36 @@ pub async fn handle(
         }
         return Err(format!("{api:?} v{version} is not served ({min} to {max})"));
     }
+    // Each request is checked by the authorizer first
+    // ([`authorize::check`]): refused whole, it is answered without its
+    // handler; refused in part, its handler serves the rest and the
+    // refused part is put back into the response.
     macro_rules! serve {
         ($handler:expr) => {{
-            let response = $handler(shard, decode(&request)?, version).await;
+            let mut body = decode(&request)?;
+            let response = match authorize::check(access, &mut body, version) {
+                Err(refused) => refused,
+                Ok(patch) => {
+                    let mut response = $handler(shard, body, version).await;
+                    patch(&mut response);
+                    response
+                }
+            };
             encode(&request, version, &response).map(Some)
         }};
         // Handlers that keep who the client is (group members).
         ($handler:expr, client) => {{
             let client_id = request.client_id.clone().unwrap_or_default();
             let client_host = request.client_host.clone();
-            let response =
-                $handler(shard, decode(&request)?, version, client_id, client_host).await;
+            let mut body = decode(&request)?;
+            let response = match authorize::check(access, &mut body, version) {
+                Err(refused) => refused,
+                Ok(patch) => {
+                    let mut response = $handler(shard, body, version, client_id, client_host).await;
+                    patch(&mut response);
+                    response
+                }
+            };
             encode(&request, version, &response).map(Some)
         }};
     }
@@ -202,7 +228,19 @@ pub async fn handle(
         }
         ApiKey::Metadata => serve!(metadata::handle),
         ApiKey::Produce => {
-            let response = produce::handle(shard, decode(&request)?, version, turn).await;
+            let mut body: kafka_protocol::messages::ProduceRequest = decode(&request)?;
+            let response = match authorize::check(access, &mut body, version) {
+                Err(refused) => Some(refused),
+                // acks=0 has no response, refused part or not.
+                Ok(patch) => {
+                    produce::handle(shard, body, version, turn)
+                        .await
+                        .map(|mut response| {
+                            patch(&mut response);
+                            response
+                        })
+                }
+            };
             match response {
                 Some(response) => encode(&request, version, &response).map(Some),
                 None => Ok(None),
@@ -252,6 +290,9 @@ pub async fn handle(
         ApiKey::OffsetDelete => serve!(group_offsets::offset_delete),
         ApiKey::ConsumerGroupHeartbeat => serve!(consumer_group_protocol::heartbeat, client),
         ApiKey::ConsumerGroupDescribe => serve!(consumer_group_protocol::describe),
+        ApiKey::CreateAcls => serve!(acls::create_acls),
+        ApiKey::DescribeAcls => serve!(acls::describe_acls),
+        ApiKey::DeleteAcls => serve!(acls::delete_acls),
         _ => Err(format!("{api:?} is not served")),
     }
 }

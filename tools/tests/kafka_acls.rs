@@ -1,0 +1,40 @@
+//! Black box: the ACL authorizer (`authorizer = "acl"`) against the built
+//! `sluice` binary, on a `SASL_PLAINTEXT://` listener with the super user
+//! admin and the users alice and bob: confluent-kafka creates, describes
+//! and deletes ACLs and meets them as applications do
+//! (`tests/kafka_clients/acls.py`).
+
+mod common;
+
+use std::path::Path;
+
+use common::{certs::run_client_script, Broker};
+
+const USERS: &str = "admin:admin-secret\nalice:alice-secret\nbob:bob-secret\n";
+
+/// A broker with the ACL authorizer on a SASL_PLAINTEXT listener.
+fn acl_broker(dir: &Path, cores: usize) -> Broker {
+    let users = dir.join("users");
+    std::fs::write(&users, USERS).unwrap();
+    Broker::start_with(
+        &dir.join("data"),
+        cores,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+            ("SLUICE_AUTHORIZER", "acl"),
+            ("SLUICE_SUPER_USERS", "User:admin"),
+            ("SLUICE_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    )
+}
+
+#[test]
+fn confluent_kafka_meets_acls_as_applications_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = acl_broker(dir.path(), 2);
+    run_client_script("acls.py", &[std::ffi::OsStr::new(&broker.kafka_addr)], &[]);
+    let admin = broker.admin_addr.as_deref().expect("an admin listener");
+    let denials = common::metric(admin, "sluice_authorization_denials_total");
+    assert!(denials >= 8, "{denials} denials counted");
+}
