@@ -659,6 +659,13 @@ impl Guarded for DescribeTopicPartitionsRequest {
         .into_iter()
         .map(|topic| topic.name)
         .collect();
+        // Asked by name: none left would read as "every topic" to the
+        // handler, so the answer keeps only the names asked.
+        let asked: HashSet<String> = self
+            .topics
+            .iter()
+            .map(|topic| topic.name.to_string())
+            .collect();
         let acls = access.acls.clone();
         let settings = access.settings.cloned();
         let requester = access.requester.clone();
@@ -668,6 +675,14 @@ impl Guarded for DescribeTopicPartitionsRequest {
                     settings: settings.as_ref(),
                     acls: &acls,
                 };
+                if !everyone {
+                    response.topics.retain(|topic| {
+                        topic
+                            .name
+                            .as_ref()
+                            .is_some_and(|name| asked.contains(name.as_str()))
+                    });
+                }
                 if everyone {
                     response.topics.retain(|topic| {
                         topic.name.as_ref().is_none_or(|name| {
