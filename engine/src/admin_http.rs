@@ -7,13 +7,25 @@
 //! the connection closed. Bodies sent with a request are not read. Anything
 //! but `GET` or `HEAD` of `/metrics` gets an error status; bad input closes
 //! only its own connection.
+//!
+//! With the ACL authorizer on, `/metrics` needs DESCRIBE on the cluster. The
+//! requester is the user of HTTP Basic credentials (`Authorization: Basic`,
+//! checked against the SASL users, as Prometheus's `basic_auth` sends
+//! them), else `User:ANONYMOUS`; without credentials that are allowed the
+//! answer is 401 (asking for them), with credentials that are not, 403.
 
 use std::{cell::Cell, rc::Rc, time::Duration};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
-use crate::{metrics, shard::Shard};
+use crate::{
+    acl::{Operation, Requester, ResourceType, CLUSTER_NAME},
+    authorization::Access,
+    metrics,
+    sasl::Users,
+    shard::Shard,
+};
 
 /// A request's line and headers are at most this long. A scraper's are a few
 /// hundred bytes; a longer head is refused before more of it is read.
@@ -47,6 +59,8 @@ pub struct Request<'a> {
     pub head_only: bool,
     /// The target without its query.
     pub path: &'a str,
+    /// The `Authorization` header's value, if it has one.
+    pub authorization: Option<&'a str>,
 }
 
 /// Why a request is not served; each has its status.
@@ -118,12 +132,16 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, RequestError> {
     if !target.starts_with('/') || target.bytes().any(|b| b.is_ascii_control()) {
         return Err(malformed("the target is not a path"));
     }
+    let mut authorization = None;
     for header in lines.take_while(|line| !line.is_empty()) {
-        let Some((name, _)) = header.split_once(':') else {
+        let Some((name, value)) = header.split_once(':') else {
             return Err(malformed("a header line has no colon"));
         };
         if name.is_empty() || name.contains([' ', '\t']) {
             return Err(malformed("a header name is empty or has spaces"));
+        }
+        if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(value.trim());
         }
     }
     let head_only = match method {
@@ -139,7 +157,11 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, RequestError> {
         }
     };
     let path = target.split_once('?').map_or(target, |(path, _)| path);
-    Ok(Request { head_only, path })
+    Ok(Request {
+        head_only,
+        path,
+        authorization,
+    })
 }
 
 /// Reads until the head is whole: its length in `buffer`, `None` if the
@@ -183,6 +205,84 @@ fn error_response(error: &RequestError) -> Vec<u8> {
     response.into_bytes()
 }
 
+/// The user of HTTP Basic credentials `value` (`Basic BASE64(NAME:PASSWORD)`)
+/// if `users` knows them: `Ok(None)` without credentials, `Err` for
+/// credentials that are malformed or wrong.
+fn basic_user(value: Option<&str>, users: Option<&Users>) -> Result<Option<String>, ()> {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let (scheme, encoded) = value.split_once(' ').ok_or(())?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(());
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| ())?;
+    let text = String::from_utf8(decoded).map_err(|_| ())?;
+    let (name, password) = text.split_once(':').ok_or(())?;
+    match users {
+        Some(users) if users.check(name, password.as_bytes()) => Ok(Some(name.to_string())),
+        _ => Err(()),
+    }
+}
+
+/// Whether the requester may read `/metrics`, or the refusal's response.
+fn authorize(
+    shard: &Shard,
+    request: &Request<'_>,
+    peer: Option<std::net::IpAddr>,
+    users: Option<&Users>,
+) -> Result<(), Vec<u8>> {
+    if shard.config.authorizer.is_none() {
+        return Ok(());
+    }
+    let refuse = |status: &str, challenge: bool, reason: &str| {
+        let body = format!("{reason}\n");
+        let mut head = response_head(status, "text/plain; charset=utf-8", body.len());
+        if challenge {
+            head.insert_str(
+                head.len() - 2,
+                "WWW-Authenticate: Basic realm=\"sluice\", charset=\"UTF-8\"\r\n",
+            );
+        }
+        let mut response = head.into_bytes();
+        if !request.head_only {
+            response.extend_from_slice(body.as_bytes());
+        }
+        response
+    };
+    let Ok(user) = basic_user(request.authorization, users) else {
+        crate::sasl::AUTHENTICATION_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(refuse(
+            "401 Unauthorized",
+            true,
+            "the credentials are not a user's",
+        ));
+    };
+    let named = user.is_some();
+    let requester = Requester {
+        principal: user.map_or_else(
+            || crate::acl::ANONYMOUS.to_string(),
+            |name| format!("User:{name}"),
+        ),
+        host: peer.map(|ip| ip.to_string()).unwrap_or_default(),
+    };
+    let api = "admin GET /metrics";
+    let access = Access::new(shard, || requester, &api);
+    if access.allows(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        return Ok(());
+    }
+    let reason = format!(
+        "{} may not DESCRIBE the cluster",
+        access.requester.principal
+    );
+    Err(if named {
+        refuse("403 Forbidden", false, &reason)
+    } else {
+        refuse("401 Unauthorized", true, &reason)
+    })
+}
+
 /// The response to a parsed request.
 async fn respond(shard: &Rc<Shard>, request: Request<'_>) -> Vec<u8> {
     let (status, content_type, body) = if request.path == METRICS_PATH {
@@ -214,7 +314,8 @@ async fn respond(shard: &Rc<Shard>, request: Request<'_>) -> Vec<u8> {
     response
 }
 
-async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
+async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, users: Option<Rc<Users>>) {
+    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
     let mut buffer = Vec::with_capacity(1024);
     let head = futures_lite::future::or(read_head(&mut stream, &mut buffer), async {
         glommio::timer::sleep(REQUEST_READ_TIMEOUT).await;
@@ -226,7 +327,10 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
     let response = match head {
         Ok(None) => return,
         Ok(Some(end)) => match parse_head(&buffer[..end]) {
-            Ok(request) => respond(shard, request).await,
+            Ok(request) => match authorize(shard, &request, peer, users.as_deref()) {
+                Ok(()) => respond(shard, request).await,
+                Err(refused) => refused,
+            },
             Err(error) => {
                 tracing::debug!(%error, "admin request refused");
                 error_response(&error)
@@ -246,7 +350,7 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream) {
 
 /// Accepts admin connections until the task is dropped (at shutdown, which
 /// closes the listener). Runs on shard 0.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, users: Option<Rc<Users>>) {
     let open = Rc::new(Cell::new(0usize));
     loop {
         let stream = match listener.accept().await {
@@ -263,8 +367,9 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         open.set(open.get() + 1);
         let shard = shard.clone();
         let open = open.clone();
+        let users = users.clone();
         glommio::spawn_local(async move {
-            serve(&shard, stream).await;
+            serve(&shard, stream, users).await;
             open.set(open.get() - 1);
         })
         .detach();
@@ -283,16 +388,47 @@ mod tests {
             parse_head(head),
             Ok(Request {
                 head_only: false,
-                path: "/metrics"
+                path: "/metrics",
+                authorization: None,
             })
         );
-        let head = b"HEAD /metrics?x=1 HTTP/1.0\n\n";
+        let head = b"HEAD /metrics?x=1 HTTP/1.0\nauthorization:  Basic YTpi \n\n";
         assert_eq!(
             parse_head(&head[..head_end(head).unwrap()]),
             Ok(Request {
                 head_only: true,
-                path: "/metrics"
+                path: "/metrics",
+                authorization: Some("Basic YTpi"),
             })
+        );
+    }
+
+    #[test]
+    fn basic_credentials_name_a_user_or_are_refused() {
+        let users = Users::parse("alice:s3cret\n").unwrap();
+        let basic = |text: &str| {
+            use base64::{engine::general_purpose::STANDARD, Engine};
+            format!("Basic {}", STANDARD.encode(text))
+        };
+        assert_eq!(basic_user(None, Some(&users)), Ok(None));
+        assert_eq!(
+            basic_user(Some(&basic("alice:s3cret")), Some(&users)),
+            Ok(Some("alice".to_string()))
+        );
+        for bad in [
+            basic("alice:wrong"),
+            basic("mallory:s3cret"),
+            basic("no colon"),
+            "Basic !!!".to_string(),
+            "Bearer token".to_string(),
+            "Basic".to_string(),
+        ] {
+            assert_eq!(basic_user(Some(&bad), Some(&users)), Err(()), "{bad}");
+        }
+        assert_eq!(
+            basic_user(Some(&basic("alice:s3cret")), None),
+            Err(()),
+            "no users: no credentials hold"
         );
     }
 

@@ -458,6 +458,7 @@ async fn shard_main(
         listener,
         server::Security::default(),
     ));
+    let admin_users = kafka_sasl.clone();
     let kafka_acceptor = kafka_listener.map(|listener| {
         let security = server::Security {
             tls: kafka_tls,
@@ -471,7 +472,11 @@ async fn shard_main(
     });
     let admin_acceptor = admin.map(|listener| {
         let listener = crate::listeners::admin_listener(listener);
-        glommio::spawn_local(crate::admin_http::accept_loop(shard.clone(), listener))
+        glommio::spawn_local(crate::admin_http::accept_loop(
+            shard.clone(),
+            listener,
+            admin_users,
+        ))
     });
     let retention = glommio::spawn_local(retention_loop(shard.clone()));
     let cleaner = spawn_cleaner(shard.clone());

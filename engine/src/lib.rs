@@ -75,6 +75,7 @@
 pub mod acl;
 mod admin_http;
 pub mod alloc;
+pub(crate) mod authorization;
 mod broker;
 mod broker_configs;
 mod cluster_metadata;

@@ -75,7 +75,7 @@ impl Users {
         Users::parse(&text).map_err(error)
     }
 
-    fn parse(text: &str) -> Result<Users, String> {
+    pub(crate) fn parse(text: &str) -> Result<Users, String> {
         let mut passwords = HashMap::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.trim_end_matches('\r');
@@ -117,7 +117,7 @@ impl Users {
 
     /// Whether `password` is `name`'s, compared in a time that does not
     /// tell how much of it matched.
-    fn check(&self, name: &str, password: &[u8]) -> bool {
+    pub(crate) fn check(&self, name: &str, password: &[u8]) -> bool {
         let Some(known) = self.passwords.get(name) else {
             // As long as a comparison, so that a name is not told known.
             let _ = equal_in_constant_time(password, password);

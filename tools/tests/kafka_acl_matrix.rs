@@ -1107,3 +1107,87 @@ fn without_an_authorizer_acl_requests_say_security_disabled() {
     );
     assert_eq!(describe_acls(&mut alice).error_code, SECURITY_DISABLED);
 }
+
+#[test]
+fn the_native_protocol_and_the_admin_api_authorize_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker(
+        dir.path(),
+        &[
+            ("SLUICE_AUTHORIZER", "acl"),
+            ("SLUICE_SUPER_USERS", "User:admin"),
+            ("SLUICE_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let mut admin = login(&broker, "admin");
+    assert_eq!(create_topic(&mut admin, "t"), 0);
+
+    // The native protocol has no authentication: its clients are
+    // User:ANONYMOUS, refused whole with the reason.
+    let refused = broker.cli(&["topic", "create", "native"], None);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("authorization failed") && said.contains("User:ANONYMOUS may not Create"),
+        "{said}"
+    );
+    let refused = broker.cli(&["produce", "t"], Some(b"one\n"));
+    assert!(!refused.status.success(), "a native produce without WRITE");
+    let names = |listing: &str| -> Vec<String> {
+        listing
+            .lines()
+            .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let listed = broker.cli_ok(&["topic", "list"], None);
+    assert!(
+        !names(&listed).contains(&"t".to_string()),
+        "t listed: {listed}"
+    );
+
+    // Granted to User:ANONYMOUS, the same requests are served.
+    assert_eq!(
+        create_acls(
+            &mut admin,
+            "User:ANONYMOUS",
+            &[
+                (CLUSTER, "kafka-cluster", LITERAL, CREATE, ALLOW),
+                (TOPIC, "t", LITERAL, WRITE, ALLOW),
+                (TOPIC, "t", LITERAL, READ, ALLOW),
+            ],
+        ),
+        [0, 0, 0]
+    );
+    broker.cli_ok(&["topic", "create", "native"], None);
+    broker.cli_ok(&["produce", "t"], Some(b"one\ntwo\n"));
+    let listed = broker.cli_ok(&["topic", "list"], None);
+    assert!(names(&listed).contains(&"t".to_string()), "{listed}");
+    let read = broker.cli_ok(&["consume", "t", "--count", "2"], None);
+    assert!(read.contains("one") && read.contains("two"), "{read}");
+
+    // The admin API: /metrics needs DESCRIBE on the cluster. Without
+    // credentials, 401 asking for them; with a user's that are not
+    // allowed, 403; wrong ones, 401; a super user's, 200.
+    let http = broker.admin_addr.as_deref().expect("an admin listener");
+    let (status, text) = common::admin_get(http, "/metrics", None);
+    assert!(status.contains(" 401 "), "{status}");
+    assert!(text.contains("WWW-Authenticate: Basic"), "{text}");
+    let (status, _) = common::admin_get(http, "/metrics", Some(("alice", "alice-secret")));
+    assert!(status.contains(" 403 "), "{status}");
+    let (status, _) = common::admin_get(http, "/metrics", Some(("alice", "wrong")));
+    assert!(status.contains(" 401 "), "{status}");
+    assert_eq!(
+        create_acls(
+            &mut admin,
+            "User:alice",
+            &[(CLUSTER, "kafka-cluster", LITERAL, DESCRIBE, ALLOW)],
+        ),
+        [0]
+    );
+    let denials = common::metric_as(
+        http,
+        "sluice_authorization_denials_total",
+        Some(("alice", "alice-secret")),
+    );
+    assert!(denials >= 4, "{denials}");
+}

@@ -35,6 +35,10 @@ fn confluent_kafka_meets_acls_as_applications_do() {
     let broker = acl_broker(dir.path(), 2);
     run_client_script("acls.py", &[std::ffi::OsStr::new(&broker.kafka_addr)], &[]);
     let admin = broker.admin_addr.as_deref().expect("an admin listener");
-    let denials = common::metric(admin, "sluice_authorization_denials_total");
+    let denials = common::metric_as(
+        admin,
+        "sluice_authorization_denials_total",
+        Some(("admin", "admin-secret")),
+    );
     assert!(denials >= 8, "{denials} denials counted");
 }

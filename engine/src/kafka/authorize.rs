@@ -16,7 +16,7 @@
 //! Handlers know nothing of this. A broker without an authorizer allows
 //! everything and skips the checks.
 
-use std::{collections::HashSet, sync::Arc};
+use std::collections::HashSet;
 
 use kafka_protocol::{
     messages::{
@@ -54,8 +54,8 @@ use kafka_protocol::{
         AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
         AddPartitionsToTxnResponse, AlterConfigsRequest, AlterConfigsResponse,
         AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
-        AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, ApiKey,
-        ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+        AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, ConsumerGroupDescribeRequest,
+        ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
         ConsumerGroupHeartbeatResponse, CreateAclsRequest, CreateAclsResponse,
         CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
         CreateTopicsResponse, DeleteAclsRequest, DeleteAclsResponse, DeleteGroupsRequest,
@@ -81,13 +81,9 @@ use kafka_protocol::{
     },
     protocol::StrBytes,
 };
-use uuid::Uuid;
 
-use crate::{
-    acl::{Acls, Authorizer, AuthorizerSettings, Operation, Requester, ResourceType, CLUSTER_NAME},
-    cluster_metadata::Metadata,
-    shard::Shard,
-};
+use crate::acl::{Operation, ResourceType, CLUSTER_NAME};
+pub use crate::authorization::Access;
 
 const TOPIC_DENIED: i16 = 29;
 const GROUP_DENIED: i16 = 30;
@@ -97,114 +93,6 @@ const OPERATION_NOT_ATTEMPTED: i16 = 55;
 
 /// Kafka's "not asked for" in an `authorized_operations` field.
 const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
-
-/// Who sends a request, and what decides it: the authorizer's settings and
-/// the bindings of the metadata the request meets.
-pub struct Access<'a> {
-    pub requester: Requester,
-    settings: Option<&'a AuthorizerSettings>,
-    acls: Arc<Acls>,
-    metadata: Arc<Metadata>,
-    api: ApiKey,
-    /// The broker's `auto_create_topics`: Metadata then needs CREATE.
-    auto_create_topics: bool,
-}
-
-impl<'a> Access<'a> {
-    pub fn new(shard: &'a Shard, requester: Requester, api: ApiKey) -> Access<'a> {
-        let metadata = shard.metadata();
-        Access {
-            requester,
-            settings: shard.config.authorizer.as_ref(),
-            acls: metadata.acls.clone(),
-            metadata,
-            api,
-            auto_create_topics: shard.config.auto_create_topics,
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.settings.is_some()
-    }
-
-    fn authorizer(&self) -> Authorizer<'_> {
-        Authorizer {
-            settings: self.settings,
-            acls: &self.acls,
-        }
-    }
-
-    /// Whether the requester may do `operation` to `name`; a refusal is
-    /// counted and logged (rate-limited).
-    pub fn allows(&self, operation: Operation, kind: ResourceType, name: &str) -> bool {
-        let allowed = self.permits(operation, kind, name);
-        if !allowed {
-            denied(self, operation, kind, name);
-        }
-        allowed
-    }
-
-    /// [`Access::allows`] without counting a refusal: for what a listing
-    /// leaves out.
-    pub fn permits(&self, operation: Operation, kind: ResourceType, name: &str) -> bool {
-        self.authorizer()
-            .authorize(&self.requester, operation, kind, name)
-    }
-
-    pub fn cluster(&self, operation: Operation) -> bool {
-        self.allows(operation, ResourceType::Cluster, CLUSTER_NAME)
-    }
-
-    fn topic(&self, operation: Operation, name: &str) -> bool {
-        self.allows(operation, ResourceType::Topic, name)
-    }
-
-    fn group(&self, operation: Operation, name: &str) -> bool {
-        self.allows(operation, ResourceType::Group, name)
-    }
-
-    fn transactional_id(&self, name: &str) -> bool {
-        self.allows(Operation::Write, ResourceType::TransactionalId, name)
-    }
-
-    /// Kafka's `authorized_operations` bits for `name`.
-    pub fn operations(&self, kind: ResourceType, name: &str) -> i32 {
-        self.authorizer()
-            .authorized_operations(&self.requester, kind, name)
-    }
-
-    /// CREATE on the cluster, or on the topic.
-    fn may_create(&self, name: &str) -> bool {
-        self.permits(Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
-            || self.topic(Operation::Create, name)
-    }
-
-    fn topic_name_of(&self, id: Uuid) -> Option<String> {
-        self.metadata
-            .topics
-            .values()
-            .find(|meta| Uuid::from_u128(meta.id.0) == id)
-            .map(|meta| meta.name.clone())
-    }
-}
-
-/// Counts a refusal and logs it: the first hundred, then once per power
-/// of two, so that a client that insists does not fill the log.
-fn denied(access: &Access, operation: Operation, kind: ResourceType, name: &str) {
-    let count = crate::acl::DENIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    if count <= 100 || count.is_power_of_two() {
-        tracing::info!(
-            principal = %access.requester.principal,
-            host = %access.requester.host,
-            api = ?access.api,
-            ?operation,
-            resource = ?kind,
-            name,
-            denials = count,
-            "authorization denied"
-        );
-    }
-}
 
 /// What completes a response once the handler has served the allowed
 /// part of its request.
@@ -604,23 +492,12 @@ impl Guarded for MetadataRequest {
         let everyone = self.topics.is_none();
         // The listing's filter runs on the answer, after the handler; it
         // needs the decisions, not the access.
-        let acls = access.acls.clone();
-        let settings = access.settings.cloned();
-        let requester = access.requester.clone();
+        let decider = access.decider();
         Ok(patch(move |response: &mut MetadataResponse| {
-            let authorizer = Authorizer {
-                settings: settings.as_ref(),
-                acls: &acls,
-            };
             if everyone {
                 response.topics.retain(|topic| {
                     topic.name.as_ref().is_none_or(|name| {
-                        authorizer.authorize(
-                            &requester,
-                            Operation::Describe,
-                            ResourceType::Topic,
-                            name,
-                        )
+                        decider.permits(Operation::Describe, ResourceType::Topic, name)
                     })
                 });
             }
@@ -628,7 +505,7 @@ impl Guarded for MetadataRequest {
                 for topic in &mut response.topics {
                     if let Some(name) = &topic.name {
                         topic.topic_authorized_operations =
-                            authorizer.authorized_operations(&requester, ResourceType::Topic, name);
+                            decider.operations(ResourceType::Topic, name);
                     }
                 }
             }
@@ -666,15 +543,9 @@ impl Guarded for DescribeTopicPartitionsRequest {
             .iter()
             .map(|topic| topic.name.to_string())
             .collect();
-        let acls = access.acls.clone();
-        let settings = access.settings.cloned();
-        let requester = access.requester.clone();
+        let decider = access.decider();
         Ok(patch(
             move |response: &mut DescribeTopicPartitionsResponse| {
-                let authorizer = Authorizer {
-                    settings: settings.as_ref(),
-                    acls: &acls,
-                };
                 if !everyone {
                     response.topics.retain(|topic| {
                         topic
@@ -686,19 +557,14 @@ impl Guarded for DescribeTopicPartitionsRequest {
                 if everyone {
                     response.topics.retain(|topic| {
                         topic.name.as_ref().is_none_or(|name| {
-                            authorizer.authorize(
-                                &requester,
-                                Operation::Describe,
-                                ResourceType::Topic,
-                                name,
-                            )
+                            decider.permits(Operation::Describe, ResourceType::Topic, name)
                         })
                     });
                 }
                 for topic in &mut response.topics {
                     if let Some(name) = &topic.name {
                         topic.topic_authorized_operations =
-                            authorizer.authorized_operations(&requester, ResourceType::Topic, name);
+                            decider.operations(ResourceType::Topic, name);
                     }
                 }
                 response.topics.extend(refused.into_iter().map(|name| {
@@ -1026,21 +892,10 @@ impl Guarded for ListGroupsRequest {
         if access.permits(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
             return Ok(nothing());
         }
-        let acls = access.acls.clone();
-        let settings = access.settings.cloned();
-        let requester = access.requester.clone();
+        let decider = access.decider();
         Ok(patch(move |response: &mut ListGroupsResponse| {
-            let authorizer = Authorizer {
-                settings: settings.as_ref(),
-                acls: &acls,
-            };
             response.groups.retain(|group| {
-                authorizer.authorize(
-                    &requester,
-                    Operation::Describe,
-                    ResourceType::Group,
-                    &group.group_id,
-                )
+                decider.permits(Operation::Describe, ResourceType::Group, &group.group_id)
             });
         }))
     }
@@ -1242,17 +1097,10 @@ impl Guarded for OffsetFetchRequest {
 /// Leaves out of an OffsetFetch for every topic the topics the requester
 /// may not describe.
 fn filter_offsets(access: &Access) -> Patch<OffsetFetchResponse> {
-    let acls = access.acls.clone();
-    let settings = access.settings.cloned();
-    let requester = access.requester.clone();
+    let decider = access.decider();
     patch(move |response: &mut OffsetFetchResponse| {
-        let authorizer = Authorizer {
-            settings: settings.as_ref(),
-            acls: &acls,
-        };
-        let describable = |name: &str| {
-            authorizer.authorize(&requester, Operation::Describe, ResourceType::Topic, name)
-        };
+        let describable =
+            |name: &str| decider.permits(Operation::Describe, ResourceType::Topic, name);
         response.topics.retain(|topic| describable(&topic.name));
         for group in &mut response.groups {
             group.topics.retain(|topic| describable(&topic.name));
@@ -1340,38 +1188,13 @@ fn denied_coordinator(key: StrBytes, code: i16) -> Coordinator {
 impl Guarded for InitProducerIdRequest {
     type Response = InitProducerIdResponse;
     fn guard(&mut self, access: &Access, _: i16) -> Result<Patch<Self::Response>, Self::Response> {
-        let allowed = match &self.transactional_id {
-            Some(id) => {
-                if access.transactional_id(id) {
-                    true
-                } else {
-                    return Err(refused_producer_id(TRANSACTIONAL_ID_DENIED));
-                }
+        match &self.transactional_id {
+            Some(id) if !access.transactional_id(id) => {
+                Err(refused_producer_id(TRANSACTIONAL_ID_DENIED))
             }
-            // Idempotence: IDEMPOTENT_WRITE on the cluster, or WRITE on
-            // some topic (Kafka 2.8 on).
-            None => {
-                access.permits(
-                    Operation::IdempotentWrite,
-                    ResourceType::Cluster,
-                    CLUSTER_NAME,
-                ) || access.authorizer().authorize_any(
-                    &access.requester,
-                    Operation::Write,
-                    ResourceType::Topic,
-                )
-            }
-        };
-        if allowed {
-            Ok(nothing())
-        } else {
-            denied(
-                access,
-                Operation::IdempotentWrite,
-                ResourceType::Cluster,
-                CLUSTER_NAME,
-            );
-            Err(refused_producer_id(CLUSTER_DENIED))
+            Some(_) => Ok(nothing()),
+            None if access.may_write_idempotently() => Ok(nothing()),
+            None => Err(refused_producer_id(CLUSTER_DENIED)),
         }
     }
 }
@@ -1509,23 +1332,12 @@ impl Guarded for DescribeTransactionsRequest {
         let refused = refused(&mut self.transactional_ids, |id| {
             access.allows(Operation::Describe, ResourceType::TransactionalId, id)
         });
-        let acls = access.acls.clone();
-        let settings = access.settings.cloned();
-        let requester = access.requester.clone();
+        let decider = access.decider();
         Ok(patch(move |response: &mut DescribeTransactionsResponse| {
-            let authorizer = Authorizer {
-                settings: settings.as_ref(),
-                acls: &acls,
-            };
             // The topics of a transaction it may not describe are left out.
             for state in &mut response.transaction_states {
                 state.topics.retain(|topic| {
-                    authorizer.authorize(
-                        &requester,
-                        Operation::Describe,
-                        ResourceType::Topic,
-                        &topic.topic,
-                    )
+                    decider.permits(Operation::Describe, ResourceType::Topic, &topic.topic)
                 });
             }
             response
@@ -1543,17 +1355,10 @@ impl Guarded for DescribeTransactionsRequest {
 impl Guarded for ListTransactionsRequest {
     type Response = ListTransactionsResponse;
     fn guard(&mut self, access: &Access, _: i16) -> Result<Patch<Self::Response>, Self::Response> {
-        let acls = access.acls.clone();
-        let settings = access.settings.cloned();
-        let requester = access.requester.clone();
+        let decider = access.decider();
         Ok(patch(move |response: &mut ListTransactionsResponse| {
-            let authorizer = Authorizer {
-                settings: settings.as_ref(),
-                acls: &acls,
-            };
             response.transaction_states.retain(|state| {
-                authorizer.authorize(
-                    &requester,
+                decider.permits(
                     Operation::Describe,
                     ResourceType::TransactionalId,
                     &state.transactional_id,

@@ -102,7 +102,8 @@ impl Protocol for Kafka {
             .peer
             .map(|ip| format!("/{ip}"))
             .unwrap_or_default();
-        let access = authorize::Access::new(&shard, connection.requester(), request.api);
+        let api = request.api;
+        let access = authorize::Access::new(&shard, || connection.requester(), &api);
         handle(&shard, request, &access, turn).await
     }
 }

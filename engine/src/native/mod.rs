@@ -15,6 +15,7 @@
 //! Transactions themselves are Kafka's: a native producer writes none.
 
 mod admin;
+mod authorize;
 mod cluster;
 mod elections;
 mod fetch;
@@ -89,10 +90,12 @@ impl Protocol for Native {
     async fn handle(
         shard: Rc<Shard>,
         (header, body): Self::Request,
-        _connection: &crate::server::Connection,
+        connection: &crate::server::Connection,
         _turn: &Turn,
     ) -> Result<Option<BytesMut>, String> {
-        Ok(handle(&shard, header, body).await)
+        let api = ApiKey::from_u16(header.api_key);
+        let access = crate::authorization::Access::new(&shard, || connection.requester(), &api);
+        Ok(handle(&shard, header, body, &access).await)
     }
 }
 
@@ -137,7 +140,12 @@ pub(crate) fn error_code(kind: ErrorKind) -> ErrorCode {
 
 /// Serves one request; `None` when no response is due (produce with
 /// acks=none).
-pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Option<BytesMut> {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: RequestHeader,
+    body: Bytes,
+    access: &crate::authorization::Access<'_>,
+) -> Option<BytesMut> {
     let correlation_id = header.correlation_id;
     let Some(api) = ApiKey::from_u16(header.api_key) else {
         let message = format!("unknown api key {}", header.api_key);
@@ -159,9 +167,11 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             &message,
         ));
     }
+    // Decodes the request, then checks it with the authorizer: refused,
+    // the answer is AUTHORIZATION_FAILED and the handler never runs.
     macro_rules! decode {
         ($request:ty) => {
-            match <$request>::from_bytes(body) {
+            allowed!(match <$request>::from_bytes(body) {
                 Ok(request) => request,
                 Err(error) => {
                     let message = format!("{api:?} request: {error}");
@@ -171,8 +181,21 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
                         &message,
                     ));
                 }
-            }
+            })
         };
+    }
+    macro_rules! allowed {
+        ($request:expr) => {{
+            let request = $request;
+            if let Err(message) = authorize::check(access, &request) {
+                return Some(encode_error_response(
+                    correlation_id,
+                    ErrorCode::AuthorizationFailed,
+                    &message,
+                ));
+            }
+            request
+        }};
     }
     use sluice_net::native::messages as m;
     let response = match api {
@@ -180,25 +203,30 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             let _request = decode!(ApiVersionsRequest);
             encode_response(correlation_id, &api_versions(shard))
         }
-        ApiKey::Metadata => encode_response(
-            correlation_id,
-            &metadata::handle(shard, decode!(m::MetadataRequest)),
-        ),
+        ApiKey::Metadata => {
+            let mut response = metadata::handle(shard, decode!(m::MetadataRequest));
+            if access.enabled() {
+                authorize::filter_topics(&access.decider(), &mut response);
+            }
+            encode_response(correlation_id, &response)
+        }
         ApiKey::CreateTopics => encode_response(
             correlation_id,
             &admin::create_topics(
                 shard,
-                match m::CreateTopicsRequest::from_version_bytes(header.api_version, body) {
-                    Ok(request) => request,
-                    Err(error) => {
-                        let message = format!("{api:?} request: {error}");
-                        return Some(encode_error_response(
-                            correlation_id,
-                            ErrorCode::InvalidRequest,
-                            &message,
-                        ));
+                allowed!(
+                    match m::CreateTopicsRequest::from_version_bytes(header.api_version, body) {
+                        Ok(request) => request,
+                        Err(error) => {
+                            let message = format!("{api:?} request: {error}");
+                            return Some(encode_error_response(
+                                correlation_id,
+                                ErrorCode::InvalidRequest,
+                                &message,
+                            ));
+                        }
                     }
-                },
+                ),
             )
             .await,
         ),
@@ -251,10 +279,13 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             correlation_id,
             &list_offsets::handle(shard, decode!(m::ListOffsetsRequest)).await,
         ),
-        ApiKey::ListGroups => encode_response(
-            correlation_id,
-            &groups::list(shard, decode!(m::ListGroupsRequest)).await,
-        ),
+        ApiKey::ListGroups => {
+            let mut response = groups::list(shard, decode!(m::ListGroupsRequest)).await;
+            if access.enabled() {
+                authorize::filter_groups(&access.decider(), &mut response);
+            }
+            encode_response(correlation_id, &response)
+        }
         ApiKey::DescribeGroup => {
             let response = groups::describe(shard, decode!(m::DescribeGroupRequest)).await;
             if header.api_version >= m::DESCRIBE_GROUP_STABLE_VERSION {
@@ -275,10 +306,13 @@ pub async fn handle(shard: &Rc<Shard>, header: RequestHeader, body: Bytes) -> Op
             correlation_id,
             &transactions::find_coordinator(shard, decode!(m::FindTxnCoordinatorRequest)).await,
         ),
-        ApiKey::ListTransactions => encode_response(
-            correlation_id,
-            &transactions::list(shard, decode!(m::ListTransactionsRequest)).await,
-        ),
+        ApiKey::ListTransactions => {
+            let mut response = transactions::list(shard, decode!(m::ListTransactionsRequest)).await;
+            if access.enabled() {
+                authorize::filter_transactions(&access.decider(), &mut response);
+            }
+            encode_response(correlation_id, &response)
+        }
         ApiKey::DescribeTransaction => encode_response(
             correlation_id,
             &transactions::describe(shard, decode!(m::DescribeTransactionRequest)).await,

@@ -78,10 +78,13 @@ pub enum ErrorCode {
     /// A transaction marker from a coordinator that a newer coordinator of
     /// its transactional ids has replaced.
     CoordinatorFenced = 40,
+    /// The broker's ACLs do not allow the request's principal what it
+    /// asks (the message says which operation on which resource).
+    AuthorizationFailed = 41,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 42] = [
         ErrorCode::None,
         ErrorCode::UnknownTopic,
         ErrorCode::NoSuchPartition,
@@ -123,6 +126,7 @@ impl ErrorCode {
         ErrorCode::InvalidTxnState,
         ErrorCode::ConcurrentTransactions,
         ErrorCode::CoordinatorFenced,
+        ErrorCode::AuthorizationFailed,
     ];
 
     /// An unknown code from a newer broker reads as `Internal`.
@@ -196,6 +200,7 @@ impl ErrorCode {
             ErrorCode::InvalidTxnState => "invalid transaction state",
             ErrorCode::ConcurrentTransactions => "concurrent transactions",
             ErrorCode::CoordinatorFenced => "coordinator fenced",
+            ErrorCode::AuthorizationFailed => "authorization failed",
         }
     }
 }

@@ -513,14 +513,44 @@ pub fn kafka_exchange<
 /// The value of counter `name` (a sample without labels) on the broker's
 /// `/metrics`, read over a plain HTTP/1.1 GET of the admin listener.
 pub fn metric(admin_addr: &str, name: &str) -> u64 {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(admin_addr).expect("the admin listener");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
+    metric_as(admin_addr, name, None)
+}
+
+/// [`metric`], read with HTTP Basic credentials `(user, password)` if
+/// given (a broker with the ACL authorizer asks for them).
+pub fn metric_as(admin_addr: &str, name: &str, credentials: Option<(&str, &str)>) -> u64 {
+    let (status, text) = admin_get(admin_addr, "/metrics", credentials);
+    assert!(status.contains(" 200 "), "{status}");
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+}
+
+/// A GET of `path` on the admin listener: the status line and the whole
+/// response.
+pub fn admin_get(
+    admin_addr: &str,
+    path: &str,
+    credentials: Option<(&str, &str)>,
+) -> (String, String) {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(admin_addr).expect("the admin listener");
+    let authorization = credentials
+        .map(|(user, password)| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                STANDARD.encode(format!("{user}:{password}"))
+            )
+        })
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: sluice\r\n{authorization}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text.lines().next().unwrap_or_default().to_string();
+    (status, text)
 }
