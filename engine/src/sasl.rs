@@ -187,9 +187,12 @@ pub fn handshake(exchange: &mut Exchange, mechanism: &str, reauthenticating: boo
 
 /// The outcome of a SaslAuthenticate with `token`: the next step, or the
 /// error code and message (after which the connection closes).
+/// `stored`: the SCRAM credentials kept in the cluster's metadata, which
+/// win over those made from `users`' passwords.
 pub fn authenticate(
     exchange: &mut Exchange,
     users: &Users,
+    stored: &dyn Fn(&str, Hash) -> Option<Credential>,
     token: &[u8],
 ) -> Result<Step, (i16, String)> {
     match std::mem::take(exchange) {
@@ -204,9 +207,13 @@ pub fn authenticate(
         Exchange::ScramFirst { hash, again } => {
             let nonce: [u8; 18] = rand::random();
             let nonce = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, nonce);
-            let (started, credential, server_first) =
-                scram::first(hash, token, |name| users.credential(name, hash), &nonce)
-                    .map_err(|message| (58, format!("Authentication failed: {message}")))?;
+            let (started, credential, server_first) = scram::first(
+                hash,
+                token,
+                |name| stored(name, hash).or_else(|| users.credential(name, hash)),
+                &nonce,
+            )
+            .map_err(|message| (58, format!("Authentication failed: {message}")))?;
             *exchange = Exchange::ScramFinal {
                 started: Box::new(started),
                 credential,
@@ -311,7 +318,7 @@ mod tests {
         let users = users();
         let mut exchange = Exchange::default();
         assert_eq!(
-            authenticate(&mut exchange, &users, b"\0alice\0s3cret")
+            authenticate(&mut exchange, &users, &|_, _| None, b"\0alice\0s3cret")
                 .unwrap_err()
                 .0,
             34
@@ -331,13 +338,15 @@ mod tests {
         ] {
             let mut attempt = exchange.clone();
             assert_eq!(
-                authenticate(&mut attempt, &users, bad).unwrap_err().0,
+                authenticate(&mut attempt, &users, &|_, _| None, bad)
+                    .unwrap_err()
+                    .0,
                 58,
                 "{bad:?}"
             );
         }
         assert_eq!(
-            authenticate(&mut exchange, &users, b"alice\0alice\0s3cret").unwrap(),
+            authenticate(&mut exchange, &users, &|_, _| None, b"alice\0alice\0s3cret").unwrap(),
             Step::Authenticated {
                 principal: "User:alice".to_string(),
                 token: Vec::new()
@@ -349,12 +358,12 @@ mod tests {
         let mut again = exchange.clone();
         assert_eq!(handshake(&mut again, "PLAIN", true), 0);
         assert_eq!(
-            authenticate(&mut again.clone(), &users, b"\0bob\0a:b:c")
+            authenticate(&mut again.clone(), &users, &|_, _| None, b"\0bob\0a:b:c")
                 .unwrap_err()
                 .0,
             58
         );
-        assert!(authenticate(&mut again, &users, b"\0alice\0s3cret").is_ok());
+        assert!(authenticate(&mut again, &users, &|_, _| None, b"\0alice\0s3cret").is_ok());
         assert_eq!(again, Exchange::Authenticated("User:alice".to_string()));
     }
 
@@ -364,7 +373,7 @@ mod tests {
         let mut exchange = Exchange::default();
         assert_eq!(handshake(&mut exchange, "SCRAM-SHA-512", false), 0);
         let Step::Continue(server_first) =
-            authenticate(&mut exchange, &users, b"n,,n=alice,r=abc").unwrap()
+            authenticate(&mut exchange, &users, &|_, _| None, b"n,,n=alice,r=abc").unwrap()
         else {
             panic!("a first message authenticates nothing")
         };
@@ -374,7 +383,7 @@ mod tests {
         let nonce = server_first.split(',').next().unwrap();
         let proof = format!("c=biws,{nonce},p={}", "A".repeat(88));
         assert_eq!(
-            authenticate(&mut exchange, &users, proof.as_bytes())
+            authenticate(&mut exchange, &users, &|_, _| None, proof.as_bytes())
                 .unwrap_err()
                 .0,
             58

@@ -12,8 +12,9 @@ use common::{certs::run_client_script, Broker};
 
 const USERS: &str = "admin:admin-secret\nalice:alice-secret\nbob:bob-secret\n";
 
-/// A broker with the ACL authorizer on a SASL_PLAINTEXT listener.
-fn acl_broker(dir: &Path, cores: usize) -> Broker {
+/// A broker with the ACL authorizer on a SASL_PLAINTEXT listener, and
+/// `super_users`.
+fn acl_broker(dir: &Path, cores: usize, super_users: &str) -> Broker {
     let users = dir.join("users");
     std::fs::write(&users, USERS).unwrap();
     Broker::start_with(
@@ -23,7 +24,7 @@ fn acl_broker(dir: &Path, cores: usize) -> Broker {
             ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
             ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
             ("SLUICE_AUTHORIZER", "acl"),
-            ("SLUICE_SUPER_USERS", "User:admin"),
+            ("SLUICE_SUPER_USERS", super_users),
             ("SLUICE_ADMIN_ADDR", "127.0.0.1:0"),
         ],
     )
@@ -32,7 +33,7 @@ fn acl_broker(dir: &Path, cores: usize) -> Broker {
 #[test]
 fn confluent_kafka_meets_acls_as_applications_do() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = acl_broker(dir.path(), 2);
+    let broker = acl_broker(dir.path(), 2, "User:admin");
     run_client_script("acls.py", &[std::ffi::OsStr::new(&broker.kafka_addr)], &[]);
     let admin = broker.admin_addr.as_deref().expect("an admin listener");
     let denials = common::metric_as(
@@ -41,4 +42,20 @@ fn confluent_kafka_meets_acls_as_applications_do() {
         Some(("admin", "admin-secret")),
     );
     assert!(denials >= 8, "{denials} denials counted");
+}
+
+#[test]
+fn scram_credentials_live_in_the_replicated_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    // carol (a SCRAM user of the metadata) may do anything once in.
+    let mut broker = acl_broker(dir.path(), 1, "User:admin;User:carol");
+    let bootstrap = std::ffi::OsStr::new(&broker.kafka_addr).to_owned();
+    run_client_script("scram_users.py", &[&bootstrap], &[]);
+    broker.restart();
+    let bootstrap = std::ffi::OsStr::new(&broker.kafka_addr).to_owned();
+    run_client_script(
+        "scram_users.py",
+        &[&bootstrap, std::ffi::OsStr::new("after-restart")],
+        &[],
+    );
 }

@@ -27,12 +27,15 @@
 //! | 16 | [`MetadataRecord::BrokerConfigsAltered`] | `i32` node (-1: the cluster-wide defaults), configs |
 //! | 17 | [`MetadataRecord::AclsCreated`] | binding list |
 //! | 18 | [`MetadataRecord::AclsDeleted`] | binding list |
+//! | 19 | [`MetadataRecord::ScramCredentialAltered`] | user, `u8` mechanism (1 SCRAM-SHA-256, 2 SCRAM-SHA-512), `u8` 1 and a credential or `u8` 0 (deleted) |
 //!
 //! A binding is `u8` resource type, resource name, `u8` pattern type,
-//! principal, host, `u8` operation, `u8` permission (Kafka's codes).
+//! principal, host, `u8` operation, `u8` permission (Kafka's codes). A
+//! credential is its salt, `u32` iterations, StoredKey and ServerKey, the
+//! three byte runs written as strings are (a `u32` length and the bytes).
 //!
-//! Types 10 and 11, then 12, then 13 to 15, then 16, then 17 and 18 came
-//! after the others in
+//! Types 10 and 11, then 12, then 13 to 15, then 16, then 17 and 18, then
+//! 19 came after the others in
 //! version 2; a release before them stops at one with "unknown record
 //! type" rather than misread it.
 //!
@@ -62,7 +65,10 @@ use std::collections::BTreeMap;
 
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
-use crate::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use crate::{
+    acl::{AclBinding, Operation, PatternType, Permission, ResourceType},
+    sasl::scram::{Credential, Hash},
+};
 
 use super::{
     image::PRODUCER_ID_FIRST,
@@ -105,6 +111,7 @@ const TYPE_REASSIGNMENT_STATE: u8 = 15;
 const TYPE_BROKER_CONFIGS_ALTERED: u8 = 16;
 const TYPE_ACLS_CREATED: u8 = 17;
 const TYPE_ACLS_DELETED: u8 = 18;
+const TYPE_SCRAM_CREDENTIAL_ALTERED: u8 = 19;
 
 /// A binding takes at least its four codes and three strings' counts.
 const BINDING_BYTES_MIN: usize = 16;
@@ -313,6 +320,25 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             out.u8(TYPE_ACLS_DELETED);
             out.bindings(bindings);
         }
+        MetadataRecord::ScramCredentialAltered {
+            user,
+            hash,
+            credential,
+        } => {
+            out.u8(TYPE_SCRAM_CREDENTIAL_ALTERED);
+            out.string(user);
+            out.u8(hash.code() as u8);
+            match credential {
+                None => out.u8(0),
+                Some(credential) => {
+                    out.u8(1);
+                    out.run(&credential.salt);
+                    out.u32(credential.iterations);
+                    out.run(&credential.stored_key);
+                    out.run(&credential.server_key);
+                }
+            }
+        }
     }
     out.bytes
 }
@@ -509,6 +535,36 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
         },
         TYPE_ACLS_CREATED => MetadataRecord::AclsCreated(input.bindings()?),
         TYPE_ACLS_DELETED => MetadataRecord::AclsDeleted(input.bindings()?),
+        TYPE_SCRAM_CREDENTIAL_ALTERED => {
+            let user = input.string("user")?;
+            let code = input.u8("mechanism")?;
+            let hash = i8::try_from(code).ok().and_then(Hash::from_code).ok_or(
+                DecodeError::InvalidValue {
+                    field: "mechanism",
+                    value: i64::from(code),
+                },
+            )?;
+            let credential = match input.u8("credential present")? {
+                0 => None,
+                1 => Some(Credential {
+                    salt: input.run("salt")?,
+                    iterations: input.u32("iterations")?,
+                    stored_key: input.run("stored key")?,
+                    server_key: input.run("server key")?,
+                }),
+                other => {
+                    return Err(DecodeError::InvalidValue {
+                        field: "credential present",
+                        value: i64::from(other),
+                    })
+                }
+            };
+            MetadataRecord::ScramCredentialAltered {
+                user,
+                hash,
+                credential,
+            }
+        }
         record_type => {
             return Err(DecodeError::UnknownType {
                 record_type,
@@ -703,6 +759,20 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    /// A run of bytes, written as a string is: at most
+    /// [`STRING_BYTES_MAX`].
+    fn run(&mut self, field: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let declared = self.u32(field)? as usize;
+        if declared > STRING_BYTES_MAX {
+            return Err(DecodeError::OverCap {
+                field,
+                declared,
+                max: STRING_BYTES_MAX,
+            });
+        }
+        Ok(self.take(field, declared)?.to_vec())
+    }
+
     fn bindings(&mut self) -> Result<Vec<AclBinding>, DecodeError> {
         let count = self.count("ACL bindings", BINDING_BYTES_MIN)?;
         (0..count).map(|_| self.binding()).collect()
@@ -832,6 +902,11 @@ impl Writer {
         for shard in shards {
             self.u32(shard.0);
         }
+    }
+
+    fn run(&mut self, bytes: &[u8]) {
+        self.count(bytes.len(), STRING_BYTES_MAX);
+        self.bytes.extend_from_slice(bytes);
     }
 
     fn bindings(&mut self, bindings: &[AclBinding]) {
@@ -1132,6 +1207,47 @@ mod tests {
                 value: 9
             }),
             "a resource type Kafka does not have"
+        );
+    }
+
+    #[test]
+    fn scram_credentials_read_back_and_a_bad_mechanism_is_an_error() {
+        let set = MetadataRecord::ScramCredentialAltered {
+            user: "carol".to_string(),
+            hash: Hash::Sha512,
+            credential: Some(Credential {
+                salt: vec![1, 2, 3],
+                iterations: 8192,
+                stored_key: vec![7; 64],
+                server_key: vec![9; 64],
+            }),
+        };
+        let deleted = MetadataRecord::ScramCredentialAltered {
+            user: "carol".to_string(),
+            hash: Hash::Sha256,
+            credential: None,
+        };
+        for record in [set, deleted] {
+            let body = encode_record(&record);
+            assert_eq!(decode(&body, 2), Ok(Entry::Record(record.clone())));
+            for cut in 0..body.len() {
+                assert!(decode(&body[..cut], 2).is_err(), "cut at {cut}");
+            }
+        }
+        assert_eq!(
+            hex(&encode_record(&MetadataRecord::ScramCredentialAltered {
+                user: "c".to_string(),
+                hash: Hash::Sha256,
+                credential: None,
+            })),
+            "1301000000630100"
+        );
+        assert_eq!(
+            decode(&unhex("13 01000000 63 03 00"), 2),
+            Err(DecodeError::InvalidValue {
+                field: "mechanism",
+                value: 3
+            })
         );
     }
 

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     acl::{self, Acls},
+    sasl::scram::{self, Credential, Hash},
     topic_config,
 };
 
@@ -190,6 +191,8 @@ pub struct Metadata {
     pub broker_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
     /// The ACL bindings the authorizer decides by.
     pub acls: Arc<Acls>,
+    /// The users' SCRAM credentials, by user and mechanism.
+    pub scram: Arc<BTreeMap<(String, Hash), Credential>>,
 }
 
 impl Default for Metadata {
@@ -201,6 +204,7 @@ impl Default for Metadata {
             broker_defaults: BTreeMap::new(),
             broker_configs: BTreeMap::new(),
             acls: Arc::default(),
+            scram: Arc::default(),
         }
     }
 }
@@ -252,12 +256,55 @@ pub enum Refused {
     },
     #[error("{count} ACL bindings, over the cap of {}", acl::BINDINGS_MAX)]
     TooManyAcls { count: usize },
+    #[error("user {user:?}'s {mechanism} credential: {reason}")]
+    InvalidCredential {
+        user: String,
+        mechanism: &'static str,
+        reason: String,
+    },
+    #[error("user {user:?} has no {mechanism} credential")]
+    NoCredential {
+        user: String,
+        mechanism: &'static str,
+    },
     #[error("a partition moving from its replicas to {target:?} would have {count}, over the cap of {max}")]
     TooManyReplicas {
         target: Vec<NodeId>,
         count: usize,
         max: usize,
     },
+}
+
+/// Whether `credential` may be stored for `user`: a user name, Kafka's
+/// iteration bounds, a salt, keys of the hash's length.
+pub fn check_credential(user: &str, hash: Hash, credential: &Credential) -> Result<(), Refused> {
+    let invalid = |reason: String| Refused::InvalidCredential {
+        user: user.to_string(),
+        mechanism: hash.mechanism(),
+        reason,
+    };
+    if user.is_empty() || user.len() > acl::NAME_BYTES_MAX {
+        return Err(invalid("a user name is 1 to 4096 bytes".to_string()));
+    }
+    if !(scram::ITERATIONS_MIN..=scram::ITERATIONS_MAX).contains(&credential.iterations) {
+        return Err(invalid(format!(
+            "{} iterations, outside {} to {}",
+            credential.iterations,
+            scram::ITERATIONS_MIN,
+            scram::ITERATIONS_MAX
+        )));
+    }
+    if credential.salt.is_empty() || credential.salt.len() > scram::SALT_BYTES_MAX {
+        return Err(invalid(format!(
+            "a salt of {} bytes, not 1 to {}",
+            credential.salt.len(),
+            scram::SALT_BYTES_MAX
+        )));
+    }
+    if credential.stored_key.len() != hash.len() || credential.server_key.len() != hash.len() {
+        return Err(invalid(format!("keys are {} bytes", hash.len())));
+    }
+    Ok(())
 }
 
 impl Metadata {
@@ -368,6 +415,27 @@ impl Metadata {
                     });
                 }
                 Arc::make_mut(&mut self.acls).insert(bindings.iter().cloned());
+            }
+            MetadataRecord::ScramCredentialAltered {
+                user,
+                hash,
+                credential,
+            } => {
+                let key = (user.clone(), *hash);
+                match credential {
+                    Some(credential) => {
+                        check_credential(user, *hash, credential)?;
+                        Arc::make_mut(&mut self.scram).insert(key, credential.clone());
+                    }
+                    None => {
+                        if Arc::make_mut(&mut self.scram).remove(&key).is_none() {
+                            return Err(Refused::NoCredential {
+                                user: user.clone(),
+                                mechanism: hash.mechanism(),
+                            });
+                        }
+                    }
+                }
             }
             MetadataRecord::AclsDeleted(bindings) => {
                 let acls = Arc::make_mut(&mut self.acls);
@@ -665,6 +733,13 @@ impl Metadata {
             first: None,
             next: self.producer_id_next,
         };
+        let credentials = self.scram.iter().map(|((user, hash), credential)| {
+            MetadataRecord::ScramCredentialAltered {
+                user: user.clone(),
+                hash: *hash,
+                credential: Some(credential.clone()),
+            }
+        });
         let bindings: Vec<_> = self.acls.iter().cloned().collect();
         let acls = bindings
             .chunks(acl::BINDINGS_PER_RECORD)
@@ -676,6 +751,7 @@ impl Metadata {
             .chain(topics)
             .chain([producer_ids])
             .chain(acls)
+            .chain(credentials)
             .collect()
     }
 
@@ -1018,6 +1094,51 @@ mod tests {
             rebuilt.apply(&record, 100).unwrap();
         }
         assert_eq!(rebuilt, metadata);
+    }
+
+    #[test]
+    fn scram_credentials_are_checked_deleted_and_kept_by_snapshots() {
+        use crate::sasl::scram::{Credential, Hash};
+        let credential = Credential::new(Hash::Sha256, b"pw", vec![5; 16], 4096);
+        let set = |user: &str, credential: Credential| MetadataRecord::ScramCredentialAltered {
+            user: user.to_string(),
+            hash: Hash::Sha256,
+            credential: Some(credential),
+        };
+        let mut metadata = Metadata::default();
+        metadata
+            .apply(&set("carol", credential.clone()), 1)
+            .unwrap();
+        assert_eq!(
+            metadata.scram.get(&("carol".to_string(), Hash::Sha256)),
+            Some(&credential)
+        );
+        let mut few = credential.clone();
+        few.iterations = 100;
+        assert!(matches!(
+            metadata.apply(&set("dave", few), 2),
+            Err(Refused::InvalidCredential { .. })
+        ));
+        let mut short = credential.clone();
+        short.stored_key.truncate(3);
+        assert!(metadata.apply(&set("dave", short), 3).is_err());
+        assert!(metadata.apply(&set("", credential.clone()), 4).is_err());
+        let mut rebuilt = Metadata::default();
+        for record in metadata.to_records() {
+            rebuilt.apply(&record, 100).unwrap();
+        }
+        assert_eq!(rebuilt, metadata);
+        let delete = |user: &str| MetadataRecord::ScramCredentialAltered {
+            user: user.to_string(),
+            hash: Hash::Sha256,
+            credential: None,
+        };
+        metadata.apply(&delete("carol"), 5).unwrap();
+        assert!(metadata.scram.is_empty());
+        assert!(matches!(
+            metadata.apply(&delete("carol"), 6),
+            Err(Refused::NoCredential { .. })
+        ));
     }
 
     fn three_brokers_and_a_topic(min_in_sync: &str) -> Metadata {

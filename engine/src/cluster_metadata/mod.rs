@@ -24,6 +24,6 @@ pub mod image;
 pub mod log_file;
 pub mod records;
 
-pub use image::{Metadata, Refused, TopicMeta, PRODUCER_ID_FIRST};
+pub use image::{check_credential, Metadata, Refused, TopicMeta, PRODUCER_ID_FIRST};
 pub use log_file::{MetadataError, MetadataLog};
 pub use records::{Election, MetadataRecord};

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 
 use sluice_replication::partition::control::PartitionControl;
 
-use crate::acl::AclBinding;
+use crate::{
+    acl::AclBinding,
+    sasl::scram::{Credential, Hash},
+};
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use super::image::{node, node_id};
@@ -141,6 +144,17 @@ pub enum MetadataRecord {
     /// ACL bindings removed (the ones a DeleteAcls filter matched where it
     /// was served); those no longer present are skipped.
     AclsDeleted(Vec<AclBinding>),
+    /// A user's SCRAM credential for one mechanism set (Kafka's
+    /// AlterUserScramCredentials upsertion), or deleted with `None`. The
+    /// credential is what the server keeps (salt, iterations, StoredKey,
+    /// ServerKey), never the password. Refused when its iterations are
+    /// outside Kafka's bounds, its keys are not the hash's length, its salt
+    /// is empty or long, or (deleting) the user has none.
+    ScramCredentialAltered {
+        user: String,
+        hash: Hash,
+        credential: Option<Credential>,
+    },
 }
 
 /// Which election a [`MetadataRecord::LeaderElected`] holds (Kafka's

@@ -288,7 +288,10 @@ pub(super) fn failure_of(refused: Refused) -> Failure {
         Refused::UnknownBroker { .. } | Refused::TooManyReplicas { .. } => {
             ErrorKind::InvalidReplicaAssignment
         }
-        Refused::InvalidAcl { .. } | Refused::TooManyAcls { .. } => ErrorKind::InvalidRequest,
+        Refused::InvalidAcl { .. }
+        | Refused::TooManyAcls { .. }
+        | Refused::InvalidCredential { .. }
+        | Refused::NoCredential { .. } => ErrorKind::InvalidRequest,
     };
     Failure::new(kind, refused.to_string())
 }

@@ -144,6 +144,17 @@ pub enum ControllerOp {
         bindings: Vec<crate::acl::AclBinding>,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
+    /// Sets (`Some`) or deletes (`None`) users' SCRAM credentials (Kafka's
+    /// AlterUserScramCredentials), one record each, in order; an outcome
+    /// per change.
+    AlterScramCredentials {
+        changes: Vec<(
+            String,
+            crate::sasl::scram::Hash,
+            Option<crate::sasl::scram::Credential>,
+        )>,
+        reply: oneshot::Sender<Vec<Result<(), Failure>>>,
+    },
     /// Grows the topic to `count` partitions (Kafka's CreatePartitions),
     /// on the nodes `assignment` gives the new ones, if it does. With
     /// `validate_only`, checks everything and changes nothing.
@@ -283,6 +294,18 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
             reply,
         } => {
             let _ = reply.send(set_broker_configs(shard, node, configs, validate_only).await);
+        }
+        ControllerOp::AlterScramCredentials { changes, reply } => {
+            let mut outcomes = Vec::with_capacity(changes.len());
+            for (user, hash, credential) in changes {
+                let record = MetadataRecord::ScramCredentialAltered {
+                    user,
+                    hash,
+                    credential,
+                };
+                outcomes.push(propose(shard, record).await);
+            }
+            let _ = reply.send(outcomes);
         }
         ControllerOp::CreateAcls { bindings, reply } => {
             let _ = reply.send(change_acls(shard, bindings, MetadataRecord::AclsCreated).await);

@@ -244,6 +244,43 @@ cluster_only!(
         .with_error_message(Some(text("DESCRIBE on the cluster is needed to list ACLs")))
 );
 
+impl Guarded for kafka_protocol::messages::DescribeUserScramCredentialsRequest {
+    type Response = kafka_protocol::messages::DescribeUserScramCredentialsResponse;
+    fn guard(&mut self, access: &Access, _: i16) -> Result<Patch<Self::Response>, Self::Response> {
+        if access.cluster(Operation::Describe) {
+            return Ok(nothing());
+        }
+        Err(Self::Response::default().with_error_code(CLUSTER_DENIED))
+    }
+}
+
+impl Guarded for kafka_protocol::messages::AlterUserScramCredentialsRequest {
+    type Response = kafka_protocol::messages::AlterUserScramCredentialsResponse;
+    fn guard(&mut self, access: &Access, _: i16) -> Result<Patch<Self::Response>, Self::Response> {
+        use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+        if access.cluster(Operation::Alter) {
+            return Ok(nothing());
+        }
+        let mut users: Vec<&StrBytes> = self
+            .deletions
+            .iter()
+            .map(|deletion| &deletion.name)
+            .chain(self.upsertions.iter().map(|upsertion| &upsertion.name))
+            .collect();
+        users.sort();
+        users.dedup();
+        let results = users
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(user.clone())
+                    .with_error_code(CLUSTER_DENIED)
+            })
+            .collect();
+        Err(Self::Response::default().with_results(results))
+    }
+}
+
 impl Guarded for CreateAclsRequest {
     type Response = CreateAclsResponse;
     fn guard(&mut self, access: &Access, _: i16) -> Result<Patch<Self::Response>, Self::Response> {

@@ -21,6 +21,7 @@ mod producer_id;
 mod quorum;
 mod reassignments;
 mod sasl;
+mod scram_credentials;
 mod topic_partitions;
 pub(crate) mod transactions;
 
@@ -158,6 +159,8 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 fn versions(api: ApiKey) -> Option<(i16, i16)> {
@@ -294,6 +297,8 @@ pub async fn handle(
         ApiKey::CreateAcls => serve!(acls::create_acls),
         ApiKey::DescribeAcls => serve!(acls::describe_acls),
         ApiKey::DeleteAcls => serve!(acls::delete_acls),
+        ApiKey::DescribeUserScramCredentials => serve!(scram_credentials::describe),
+        ApiKey::AlterUserScramCredentials => serve!(scram_credentials::alter),
         _ => Err(format!("{api:?} is not served")),
     }
 }

@@ -102,11 +102,18 @@ fn authenticate(
 ) -> Result<Option<BytesMut>, String> {
     let asked: SaslAuthenticateRequest = decode(request)?;
     let result = match &connection.sasl {
-        Some(sasl) => sasl::authenticate(
-            &mut sasl.exchange.borrow_mut(),
-            &sasl.users,
-            &asked.auth_bytes,
-        ),
+        Some(sasl) => {
+            // SCRAM credentials stored in the cluster's metadata first
+            // (AlterUserScramCredentials), then the users file's.
+            let metadata = shard.metadata();
+            let stored = |user: &str, hash| metadata.scram.get(&(user.to_string(), hash)).cloned();
+            sasl::authenticate(
+                &mut sasl.exchange.borrow_mut(),
+                &sasl.users,
+                &stored,
+                &asked.auth_bytes,
+            )
+        }
         None => Err((
             ILLEGAL_SASL_STATE,
             "this listener does not use SASL".to_string(),

@@ -13,10 +13,17 @@ use ring::{digest, hmac, pbkdf2};
 /// Iterations of the credentials made here (Kafka's minimum).
 pub const ITERATIONS: u32 = 4096;
 
+/// The iterations a stored credential may have: Kafka's bounds.
+pub const ITERATIONS_MIN: u32 = 4096;
+pub const ITERATIONS_MAX: u32 = 16384;
+
+/// The longest salt a stored credential may have.
+pub const SALT_BYTES_MAX: usize = 1024;
+
 /// The longest message of the exchange taken.
 const MESSAGE_BYTES_MAX: usize = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Hash {
     Sha256,
     Sha512,
@@ -34,6 +41,22 @@ impl Hash {
         match name {
             "SCRAM-SHA-256" => Some(Hash::Sha256),
             "SCRAM-SHA-512" => Some(Hash::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Kafka's number for the mechanism (AlterUserScramCredentials).
+    pub fn code(self) -> i8 {
+        match self {
+            Hash::Sha256 => 1,
+            Hash::Sha512 => 2,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<Hash> {
+        match code {
+            1 => Some(Hash::Sha256),
+            2 => Some(Hash::Sha512),
             _ => None,
         }
     }
@@ -59,7 +82,7 @@ impl Hash {
         }
     }
 
-    fn len(self) -> usize {
+    pub fn len(self) -> usize {
         self.digest().output_len()
     }
 }
@@ -79,7 +102,10 @@ fn hmac_of(hash: Hash, key: &[u8], message: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-fn salted_password(hash: Hash, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+/// `PBKDF2(password, salt, iterations)` with `hash`'s HMAC: what a client
+/// sends to store a credential (AlterUserScramCredentials), so that the
+/// password itself never travels.
+pub fn salted_password(hash: Hash, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
     let mut salted = vec![0u8; hash.len()];
     let rounds = std::num::NonZeroU32::new(iterations.max(1)).expect("at least one");
     pbkdf2::derive(hash.pbkdf2(), rounds, salt, password, &mut salted);
@@ -90,9 +116,14 @@ impl Credential {
     /// The credential of `password` with `salt`.
     pub fn new(hash: Hash, password: &[u8], salt: Vec<u8>, iterations: u32) -> Credential {
         let salted = salted_password(hash, password, &salt, iterations);
-        let client_key = hmac_of(hash, &salted, b"Client Key");
+        Credential::from_salted(hash, &salted, salt, iterations)
+    }
+
+    /// The credential of a salted password (see [`salted_password`]).
+    pub fn from_salted(hash: Hash, salted: &[u8], salt: Vec<u8>, iterations: u32) -> Credential {
+        let client_key = hmac_of(hash, salted, b"Client Key");
         let stored_key = digest::digest(hash.digest(), &client_key).as_ref().to_vec();
-        let server_key = hmac_of(hash, &salted, b"Server Key");
+        let server_key = hmac_of(hash, salted, b"Server Key");
         Credential {
             salt,
             iterations,
