@@ -321,3 +321,51 @@ fn rfc2253_escape(value: &str) -> String {
     }
     escaped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certificate_of(names: &[(rcgen::DnType, &str)]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (kind, value) in names {
+            params.distinguished_name.push(kind.clone(), *value);
+        }
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_subject_reads_as_kafka_names_it() {
+        use rcgen::DnType;
+        let der = certificate_of(&[
+            (DnType::CountryName, "US"),
+            (DnType::OrganizationName, "Acme, Inc."),
+            (DnType::OrganizationalUnitName, "Payments"),
+            (DnType::CommonName, "writer"),
+        ]);
+        assert_eq!(
+            certificate_principal(&der).as_deref(),
+            Some(r"User:CN=writer,OU=Payments,O=Acme\, Inc.,C=US"),
+            "most specific first, RFC 2253's escapes"
+        );
+        let der = certificate_of(&[(DnType::CommonName, " #lead+trail ")]);
+        assert_eq!(
+            certificate_principal(&der).as_deref(),
+            Some(r"User:CN=\ #lead\+trail\ "),
+            "a leading space is escaped; a # only when it leads"
+        );
+        assert_eq!(certificate_principal(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(
+            rfc2253_escape("a,b+c\"d\\e<f>g;h"),
+            r#"a\,b\+c\"d\\e\<f\>g\;h"#
+        );
+        assert_eq!(rfc2253_escape("#x"), r"\#x");
+        assert_eq!(rfc2253_escape("plain"), "plain");
+    }
+}
