@@ -177,6 +177,7 @@ impl Broker {
             .iter()
             .any(|voter| voter.node_id != config.node_id);
         let quorum_view = Arc::new(crate::shard::QuorumView::new(in_cluster));
+        let quota_meters = Arc::new(crate::quota::Meters::default());
         let mut threads = Vec::new();
         for (id, inbox) in receivers.into_iter().enumerate() {
             let config = config.clone();
@@ -186,6 +187,7 @@ impl Broker {
             let controller_start = if id == 0 { start.take() } else { None };
             let quorum_view = quorum_view.clone();
             let log_dirs = log_dirs.clone();
+            let quota_meters = quota_meters.clone();
             let admin = if id == 0 {
                 listeners.take_admin()
             } else {
@@ -215,6 +217,7 @@ impl Broker {
                         crate::shard::NodeShared {
                             quorum_view,
                             log_dirs,
+                            quota_meters,
                         },
                     ));
                     shard_main(shard, inbox, admin, ready).await;

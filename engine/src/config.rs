@@ -52,6 +52,12 @@ pub struct BrokerConfig {
     /// The ACL authorizer ([`crate::acl`]); `None`: every request is
     /// allowed.
     pub authorizer: Option<crate::acl::AuthorizerSettings>,
+    /// The window client quotas are measured over (Kafka's
+    /// `quota.window.num` × `quota.window.size.seconds`).
+    pub quota_window: crate::quota::Window,
+    /// Connections one IP address may hold open to this broker (Kafka's
+    /// `max.connections.per.ip`); 0: no limit but `connections_max`.
+    pub connections_max_per_ip: usize,
     /// HOST:PORT of the admin HTTP listener (`/metrics`); `None`: none.
     pub admin_addr: Option<String>,
     /// Where [`crate::run`] writes the addresses it listens on once it
@@ -221,6 +227,8 @@ impl Default for BrokerConfig {
             kafka_tls: None,
             kafka_sasl: None,
             authorizer: None,
+            quota_window: Default::default(),
+            connections_max_per_ip: 0,
             // Off for an embedded broker; `sluice serve` listens on 9644.
             admin_addr: None,
             ready_file: None,

@@ -93,6 +93,7 @@ pub mod node_identity;
 mod partition;
 pub mod peer;
 pub mod quorum_log;
+pub mod quota;
 mod replica;
 mod request_latency;
 mod request_order;

@@ -334,6 +334,21 @@ fn render_security(out: &mut String) {
         "Operations the ACL authorizer refused (a request refused in part counts each refused resource).",
     )
     .sample(&[], crate::acl::DENIALS.load(Ordering::Relaxed));
+    Family::counter(
+        out,
+        "sluice_quota_throttled_requests_total",
+        "Requests answered with a throttle time: their client was over its byte rate quota.",
+    )
+    .sample(&[], crate::quota::THROTTLED.load(Ordering::Relaxed));
+    Family::counter(
+        out,
+        "sluice_connections_refused_per_ip_total",
+        "Connections refused because their address held connections_max_per_ip already.",
+    )
+    .sample(
+        &[],
+        crate::quota::REFUSED_CONNECTIONS.load(Ordering::Relaxed),
+    );
 }
 
 fn render_request_latencies(out: &mut String, shards: &[&ShardSample]) {
@@ -842,7 +857,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 41, "{seen:?}");
+        assert_eq!(seen.len(), 43, "{seen:?}");
     }
 
     #[test]

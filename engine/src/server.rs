@@ -45,6 +45,9 @@ pub struct Connection {
     /// Set by a request whose response is the connection's last (a failed
     /// authentication): the connection closes once it is written.
     close_after: std::cell::Cell<bool>,
+    /// Set by a request over its client's quota: nothing more is read from
+    /// the connection before then (KIP-219).
+    muted_until: std::cell::Cell<Option<Instant>>,
 }
 
 /// A SASL listener's connection: the users it checks against, and where
@@ -72,6 +75,7 @@ impl Connection {
                 expires: std::cell::Cell::new(None),
             }),
             close_after: std::cell::Cell::new(false),
+            muted_until: std::cell::Cell::new(None),
         }
     }
 
@@ -108,6 +112,25 @@ impl Connection {
                 .is_none_or(|expires| Instant::now() < expires);
             authenticated && live
         })
+    }
+
+    /// The principal's name (`alice` of `User:alice`), as client quotas
+    /// name users.
+    pub fn user(&self) -> String {
+        let principal = self.requester().principal;
+        match principal.split_once(':') {
+            Some((_, name)) => name.to_string(),
+            None => principal,
+        }
+    }
+
+    /// Reads nothing more from the connection for `throttle` (a request
+    /// over its quota).
+    pub fn mute_for(&self, throttle: std::time::Duration) {
+        let until = Instant::now() + throttle;
+        if self.muted_until.get().is_none_or(|muted| muted < until) {
+            self.muted_until.set(Some(until));
+        }
     }
 
     /// Closes the connection once the current request's response is
@@ -184,14 +207,33 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
             glommio::spawn_local(refuse(stream, P::refusal(per_shard_max))).detach();
             continue;
         }
+        let peer = stream.peer_addr().ok();
+        let ip = peer.map(|addr| addr.ip());
+        if let Some(ip) = ip {
+            if !shard
+                .quota_meters
+                .open_connection(ip, shard.config.connections_max_per_ip)
+            {
+                crate::quota::REFUSED_CONNECTIONS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                glommio::spawn_local(refuse(stream, None)).detach();
+                continue;
+            }
+        }
         shard.connections.set(shard.connections.get() + 1);
         let shard = shard.clone();
         let acceptor = security.tls.as_ref().map(|tls| tls.acceptor());
         let sasl = security.sasl.clone();
         glommio::spawn_local(async move {
-            let peer = stream.peer_addr().ok();
             let _ = stream.set_nodelay(true);
-            let ip = peer.map(|addr| addr.ip());
+            // Over its address's connection creation rate: served once the
+            // rate is back under it (KIP-612).
+            if let Some(ip) = ip {
+                let throttle = connection_throttle(&shard, ip);
+                if !throttle.is_zero() {
+                    glommio::timer::sleep(throttle).await;
+                }
+            }
             let served = match acceptor {
                 None => {
                     let connection = Rc::new(Connection::new(ip, sasl, None));
@@ -220,9 +262,52 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
                 tracing::debug!(shard = shard.id, protocol = P::NAME, %peer, %error, "connection closed");
             }
             shard.connections.set(shard.connections.get() - 1);
+            if let Some(ip) = ip {
+                shard.quota_meters.close_connection(ip);
+            }
         })
         .detach();
     }
+}
+
+/// How long a new connection from `ip` waits: its address's
+/// `connection_creation_rate` (or the default address's) over the window.
+fn connection_throttle(shard: &Shard, ip: std::net::IpAddr) -> std::time::Duration {
+    use crate::quota::{Entity, Meter, Name, Rate, CONNECTION_CREATION_RATE};
+    let metadata = shard.metadata();
+    if metadata.quotas.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    let address = ip.to_string();
+    let rate = [Name::Named(address.clone()), Name::Default]
+        .into_iter()
+        .find_map(|name| {
+            let entity = Entity {
+                user: None,
+                client_id: None,
+                ip: Some(name),
+            };
+            metadata
+                .quotas
+                .get(&entity)?
+                .get(CONNECTION_CREATION_RATE)
+                .copied()
+        });
+    let Some(Rate(rate)) = rate else {
+        return std::time::Duration::ZERO;
+    };
+    let meter = Meter {
+        key: CONNECTION_CREATION_RATE.to_string(),
+        user: address,
+        client_id: String::new(),
+    };
+    let throttle = shard
+        .quota_meters
+        .record(meter, 1.0, rate, &shard.config.quota_window);
+    if !throttle.is_zero() {
+        crate::quota::THROTTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    throttle
 }
 
 /// The server side of a TLS handshake on `stream`, at most
@@ -335,6 +420,12 @@ where
     // Set by a request that closes the connection: read no more.
     let closing = Rc::new(std::cell::Cell::new(false));
     let outcome = loop {
+        if let Some(until) = connection.muted_until.take() {
+            let now = Instant::now();
+            if until > now {
+                glommio::timer::sleep(until - now).await;
+            }
+        }
         let frame = match frames.next(&mut reader_half, timeouts).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break Ok(()),

@@ -98,6 +98,7 @@ pub enum ShardMessage {
 pub struct NodeShared {
     pub quorum_view: Arc<QuorumView>,
     pub log_dirs: Arc<crate::log_dirs::LogDirs>,
+    pub quota_meters: Arc<crate::quota::Meters>,
 }
 
 /// The state of one shard. One per core, on that core's executor.
@@ -114,6 +115,9 @@ pub struct Shard {
     pub quorum_view: Arc<QuorumView>,
     /// This node's log directories, shared by its shards.
     pub log_dirs: Arc<crate::log_dirs::LogDirs>,
+    /// This node's quota meters and connections per IP address, shared by
+    /// its shards.
+    pub quota_meters: Arc<crate::quota::Meters>,
     pub connections: Cell<usize>,
     pub in_flight: Cell<usize>,
     /// How long the requests that arrived on this shard took to serve.
@@ -145,6 +149,7 @@ impl Shard {
         let NodeShared {
             quorum_view,
             log_dirs,
+            quota_meters,
         } = node;
         let replicas = crate::replica::state::Replicas::new(
             crate::replica::state::LAG_MAX,
@@ -160,6 +165,7 @@ impl Shard {
             controller,
             quorum_view,
             log_dirs,
+            quota_meters,
             connections: Cell::new(0),
             in_flight: Cell::new(0),
             request_latencies: Default::default(),

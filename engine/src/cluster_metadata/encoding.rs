@@ -28,14 +28,17 @@
 //! | 17 | [`MetadataRecord::AclsCreated`] | binding list |
 //! | 18 | [`MetadataRecord::AclsDeleted`] | binding list |
 //! | 19 | [`MetadataRecord::ScramCredentialAltered`] | user, `u8` mechanism (1 SCRAM-SHA-256, 2 SCRAM-SHA-512), `u8` 1 and a credential or `u8` 0 (deleted) |
+//! | 20 | [`MetadataRecord::ClientQuotasAltered`] | entity, list of (key, `f64` value as its IEEE 754 bits in a `u64`) |
 //!
 //! A binding is `u8` resource type, resource name, `u8` pattern type,
 //! principal, host, `u8` operation, `u8` permission (Kafka's codes). A
 //! credential is its salt, `u32` iterations, StoredKey and ServerKey, the
 //! three byte runs written as strings are (a `u32` length and the bytes).
+//! A quota entity is its user, client id and IP address in turn, each `u8`
+//! 0 (absent), 1 (the default) or 2 and a name.
 //!
 //! Types 10 and 11, then 12, then 13 to 15, then 16, then 17 and 18, then
-//! 19 came after the others in
+//! 19, then 20 came after the others in
 //! version 2; a release before them stops at one with "unknown record
 //! type" rather than misread it.
 //!
@@ -67,6 +70,7 @@ use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use crate::{
     acl::{AclBinding, Operation, PatternType, Permission, ResourceType},
+    quota::{Entity, Name, Rate},
     sasl::scram::{Credential, Hash},
 };
 
@@ -112,6 +116,7 @@ const TYPE_BROKER_CONFIGS_ALTERED: u8 = 16;
 const TYPE_ACLS_CREATED: u8 = 17;
 const TYPE_ACLS_DELETED: u8 = 18;
 const TYPE_SCRAM_CREDENTIAL_ALTERED: u8 = 19;
+const TYPE_CLIENT_QUOTAS_ALTERED: u8 = 20;
 
 /// A binding takes at least its four codes and three strings' counts.
 const BINDING_BYTES_MIN: usize = 16;
@@ -339,6 +344,24 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
                 }
             }
         }
+        MetadataRecord::ClientQuotasAltered { entity, values } => {
+            out.u8(TYPE_CLIENT_QUOTAS_ALTERED);
+            for name in [&entity.user, &entity.client_id, &entity.ip] {
+                match name {
+                    None => out.u8(0),
+                    Some(Name::Default) => out.u8(1),
+                    Some(Name::Named(name)) => {
+                        out.u8(2);
+                        out.string(name);
+                    }
+                }
+            }
+            out.count(values.len(), LIST_ENTRIES_MAX);
+            for (key, value) in values {
+                out.string(key);
+                out.u64(value.0.to_bits());
+            }
+        }
     }
     out.bytes
 }
@@ -564,6 +587,37 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
                 hash,
                 credential,
             }
+        }
+        TYPE_CLIENT_QUOTAS_ALTERED => {
+            let mut name = |field| -> Result<Option<Name>, DecodeError> {
+                Ok(match input.u8(field)? {
+                    0 => None,
+                    1 => Some(Name::Default),
+                    2 => Some(Name::Named(input.string(field)?)),
+                    other => {
+                        return Err(DecodeError::InvalidValue {
+                            field,
+                            value: i64::from(other),
+                        })
+                    }
+                })
+            };
+            let entity = Entity {
+                user: name("user")?,
+                client_id: name("client id")?,
+                ip: name("ip")?,
+            };
+            // A key and a value take at least 12 bytes.
+            let count = input.count("quota values", 12)?;
+            let values = (0..count)
+                .map(|_| {
+                    Ok((
+                        input.string("quota key")?,
+                        Rate(f64::from_bits(input.u64("quota value")?)),
+                    ))
+                })
+                .collect::<Result<_, DecodeError>>()?;
+            MetadataRecord::ClientQuotasAltered { entity, values }
         }
         record_type => {
             return Err(DecodeError::UnknownType {

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     acl::{self, Acls},
+    quota::{self, Quotas},
     sasl::scram::{self, Credential, Hash},
     topic_config,
 };
@@ -193,6 +194,8 @@ pub struct Metadata {
     pub acls: Arc<Acls>,
     /// The users' SCRAM credentials, by user and mechanism.
     pub scram: Arc<BTreeMap<(String, Hash), Credential>>,
+    /// The client quotas, by entity.
+    pub quotas: Arc<Quotas>,
 }
 
 impl Default for Metadata {
@@ -205,6 +208,7 @@ impl Default for Metadata {
             broker_configs: BTreeMap::new(),
             acls: Arc::default(),
             scram: Arc::default(),
+            quotas: Arc::default(),
         }
     }
 }
@@ -262,6 +266,8 @@ pub enum Refused {
         mechanism: &'static str,
         reason: String,
     },
+    #[error("client quota: {0}")]
+    InvalidQuota(quota::InvalidQuota),
     #[error("user {user:?} has no {mechanism} credential")]
     NoCredential {
         user: String,
@@ -435,6 +441,17 @@ impl Metadata {
                             });
                         }
                     }
+                }
+            }
+            MetadataRecord::ClientQuotasAltered { entity, values } => {
+                for (key, value) in values {
+                    entity.check(key, value.0).map_err(Refused::InvalidQuota)?;
+                }
+                let quotas = Arc::make_mut(&mut self.quotas);
+                if values.is_empty() {
+                    quotas.remove(entity);
+                } else {
+                    quotas.insert(entity.clone(), values.clone());
                 }
             }
             MetadataRecord::AclsDeleted(bindings) => {
@@ -740,6 +757,13 @@ impl Metadata {
                 credential: Some(credential.clone()),
             }
         });
+        let quotas =
+            self.quotas
+                .iter()
+                .map(|(entity, values)| MetadataRecord::ClientQuotasAltered {
+                    entity: entity.clone(),
+                    values: values.clone(),
+                });
         let bindings: Vec<_> = self.acls.iter().cloned().collect();
         let acls = bindings
             .chunks(acl::BINDINGS_PER_RECORD)
@@ -752,6 +776,7 @@ impl Metadata {
             .chain([producer_ids])
             .chain(acls)
             .chain(credentials)
+            .chain(quotas)
             .collect()
     }
 

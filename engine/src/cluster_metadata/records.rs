@@ -15,6 +15,7 @@ use sluice_replication::partition::control::PartitionControl;
 
 use crate::{
     acl::AclBinding,
+    quota::{Entity, Rate},
     sasl::scram::{Credential, Hash},
 };
 use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
@@ -154,6 +155,13 @@ pub enum MetadataRecord {
         user: String,
         hash: Hash,
         credential: Option<Credential>,
+    },
+    /// An entity's client quotas after the change, whole (Kafka's
+    /// AlterClientQuotas); empty: it has none. Refused when a key or
+    /// value does not pass [`Entity::check`].
+    ClientQuotasAltered {
+        entity: Entity,
+        values: BTreeMap<String, Rate>,
     },
 }
 

@@ -291,7 +291,8 @@ pub(super) fn failure_of(refused: Refused) -> Failure {
         Refused::InvalidAcl { .. }
         | Refused::TooManyAcls { .. }
         | Refused::InvalidCredential { .. }
-        | Refused::NoCredential { .. } => ErrorKind::InvalidRequest,
+        | Refused::NoCredential { .. }
+        | Refused::InvalidQuota(_) => ErrorKind::InvalidRequest,
     };
     Failure::new(kind, refused.to_string())
 }

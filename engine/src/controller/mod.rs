@@ -132,6 +132,13 @@ pub enum ControllerOp {
         validate_only: bool,
         reply: oneshot::Sender<Result<(), Failure>>,
     },
+    /// Replaces an entity's client quotas with `values` (empty: none;
+    /// Kafka's AlterClientQuotas).
+    SetClientQuotas {
+        entity: crate::quota::Entity,
+        values: BTreeMap<String, crate::quota::Rate>,
+        reply: oneshot::Sender<Result<(), Failure>>,
+    },
     /// Adds ACL bindings (Kafka's CreateAcls), checked where the records
     /// are applied; in records of at most
     /// [`crate::acl::BINDINGS_PER_RECORD`].
@@ -306,6 +313,14 @@ pub async fn run(shard: &Rc<Shard>, op: ControllerOp) {
                 outcomes.push(propose(shard, record).await);
             }
             let _ = reply.send(outcomes);
+        }
+        ControllerOp::SetClientQuotas {
+            entity,
+            values,
+            reply,
+        } => {
+            let record = MetadataRecord::ClientQuotasAltered { entity, values };
+            let _ = reply.send(propose(shard, record).await);
         }
         ControllerOp::CreateAcls { bindings, reply } => {
             let _ = reply.send(change_acls(shard, bindings, MetadataRecord::AclsCreated).await);

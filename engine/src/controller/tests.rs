@@ -58,6 +58,7 @@ fn shards(dir: &Path, shard_count: usize) -> Cluster {
                 crate::shard::NodeShared {
                     quorum_view: Default::default(),
                     log_dirs: Arc::new(crate::log_dirs::LogDirs::new(vec![dir.to_path_buf()])),
+                    quota_meters: Default::default(),
                 },
             ))
         })

@@ -281,6 +281,48 @@ impl Guarded for kafka_protocol::messages::AlterUserScramCredentialsRequest {
     }
 }
 
+impl Guarded for kafka_protocol::messages::DescribeClientQuotasRequest {
+    type Response = kafka_protocol::messages::DescribeClientQuotasResponse;
+    fn guard(&mut self, access: &Access, _: i16) -> Result<Patch<Self::Response>, Self::Response> {
+        if access.cluster(Operation::DescribeConfigs) {
+            return Ok(nothing());
+        }
+        Err(Self::Response::default()
+            .with_error_code(CLUSTER_DENIED)
+            .with_entries(None))
+    }
+}
+
+impl Guarded for kafka_protocol::messages::AlterClientQuotasRequest {
+    type Response = kafka_protocol::messages::AlterClientQuotasResponse;
+    fn guard(&mut self, access: &Access, _: i16) -> Result<Patch<Self::Response>, Self::Response> {
+        use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
+        if access.cluster(Operation::AlterConfigs) {
+            return Ok(nothing());
+        }
+        let entries = self
+            .entries
+            .iter()
+            .map(|entry| {
+                EntryData::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_entity(
+                        entry
+                            .entity
+                            .iter()
+                            .map(|part| {
+                                EntityData::default()
+                                    .with_entity_type(part.entity_type.clone())
+                                    .with_entity_name(part.entity_name.clone())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        Err(Self::Response::default().with_entries(entries))
+    }
+}
+
 impl Guarded for CreateAclsRequest {
     type Response = CreateAclsResponse;
     fn guard(&mut self, access: &Access, _: i16) -> Result<Patch<Self::Response>, Self::Response> {

@@ -8,6 +8,7 @@ mod acls;
 mod admin;
 pub(crate) mod authorize;
 mod classic_groups;
+mod client_quotas;
 mod consumer_group_protocol;
 mod describe_producers;
 mod elect_leaders;
@@ -45,6 +46,7 @@ use crate::{
     cluster_metadata::Metadata,
     coordinator::GroupError,
     partition::{self, ask, ErrorKind, Failure, PartitionOp, Pending, Route},
+    quota,
     request_order::{Admission, Turn},
     server::Protocol,
     shard::Shard,
@@ -105,7 +107,7 @@ impl Protocol for Kafka {
             .unwrap_or_default();
         let api = request.api;
         let access = authorize::Access::new(&shard, || connection.requester(), &api);
-        handle(&shard, request, &access, turn).await
+        handle(&shard, request, &access, connection, turn).await
     }
 }
 
@@ -161,6 +163,8 @@ pub const APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 fn versions(api: ApiKey) -> Option<(i16, i16)> {
@@ -176,6 +180,7 @@ pub async fn handle(
     shard: &Rc<Shard>,
     request: KafkaRequest,
     access: &authorize::Access<'_>,
+    connection: &crate::server::Connection,
     turn: &Turn,
 ) -> Result<Option<BytesMut>, String> {
     let (api, version) = (request.api, request.version);
@@ -245,12 +250,46 @@ pub async fn handle(
                         })
                 }
             };
+            // The request's bytes count against the producer's quota.
+            let throttle = throttle(
+                shard,
+                connection,
+                &request,
+                quota::PRODUCER_BYTE_RATE,
+                request.body.len(),
+            );
+            let response = response.map(|response| response.with_throttle_time_ms(throttle));
             match response {
                 Some(response) => encode(&request, version, &response).map(Some),
                 None => Ok(None),
             }
         }
-        ApiKey::Fetch => serve!(fetch::handle),
+        ApiKey::Fetch => {
+            let mut body = decode(&request)?;
+            let mut response = match authorize::check(access, &mut body, version) {
+                Err(refused) => refused,
+                Ok(patch) => {
+                    let mut response = fetch::handle(shard, body, version).await;
+                    patch(&mut response);
+                    response
+                }
+            };
+            // The records sent count against the consumer's quota.
+            let bytes: usize = response
+                .responses
+                .iter()
+                .flat_map(|topic| &topic.partitions)
+                .filter_map(|partition| partition.records.as_ref().map(|records| records.len()))
+                .sum();
+            response.throttle_time_ms = throttle(
+                shard,
+                connection,
+                &request,
+                quota::CONSUMER_BYTE_RATE,
+                bytes,
+            );
+            encode(&request, version, &response).map(Some)
+        }
         ApiKey::ListOffsets => serve!(offsets::list_offsets),
         ApiKey::OffsetForLeaderEpoch => serve!(offsets::offset_for_leader_epoch),
         ApiKey::CreateTopics => serve!(admin::create_topics),
@@ -299,8 +338,40 @@ pub async fn handle(
         ApiKey::DeleteAcls => serve!(acls::delete_acls),
         ApiKey::DescribeUserScramCredentials => serve!(scram_credentials::describe),
         ApiKey::AlterUserScramCredentials => serve!(scram_credentials::alter),
+        ApiKey::DescribeClientQuotas => serve!(client_quotas::describe),
+        ApiKey::AlterClientQuotas => serve!(client_quotas::alter),
         _ => Err(format!("{api:?} is not served")),
     }
+}
+
+/// Records `bytes` against the client's `key` quota, if one applies: the
+/// throttle time to answer (ms), for which the connection reads nothing
+/// more.
+fn throttle(
+    shard: &Shard,
+    connection: &crate::server::Connection,
+    request: &KafkaRequest,
+    key: &str,
+    bytes: usize,
+) -> i32 {
+    let metadata = shard.metadata();
+    if metadata.quotas.is_empty() {
+        return 0;
+    }
+    let client_id = request.client_id.as_deref().unwrap_or_default();
+    let Some((rate, meter)) = quota::resolve(&metadata.quotas, &connection.user(), client_id, key)
+    else {
+        return 0;
+    };
+    let throttle = shard
+        .quota_meters
+        .record(meter, bytes as f64, rate, &shard.config.quota_window);
+    if throttle.is_zero() {
+        return 0;
+    }
+    quota::THROTTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    connection.mute_for(throttle);
+    i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX)
 }
 
 fn decode<T: Decodable>(request: &KafkaRequest) -> Result<T, String> {

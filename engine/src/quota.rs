@@ -1,0 +1,452 @@
+//! Client quotas, in Kafka's model: byte rates a broker gives a user, a
+//! client id, or a user's client id, and the throttling that holds a
+//! client to them.
+//!
+//! **Entities.** A quota is set on an entity: a user, a client id, both,
+//! or an IP address, each named or the default of its kind (KIP-55,
+//! KIP-612). The values live in the replicated metadata
+//! ([`crate::cluster_metadata`]); every broker enforces the same ones.
+//!
+//! **Which quota applies.** For a request of user U with client id C, the
+//! first entity that sets the key, in Kafka's order: U and C; U and the
+//! default client; U; the default user and C; the default user and the
+//! default client; the default user; C; the default client. The quota is
+//! shared by the clients the entity names: a quota of user U is one rate
+//! for all of U's client ids, a quota of the default user one rate per
+//! user.
+//!
+//! **Throttling.** Each broker measures each entity's rate over a window of
+//! `quota_window_num` samples of `quota_window_size` (Kafka's 11 × 1 s).
+//! A request that takes the rate over the quota is answered at once with
+//! `throttle_time_ms`, the time the rate needs to come back to the quota:
+//! `(rate - quota) / quota × window`; the broker reads nothing more from
+//! that connection for that long (KIP-219), and Kafka clients back off as
+//! long. Enforced: `producer_byte_rate` (a produce request's bytes) and
+//! `consumer_byte_rate` (a fetch response's bytes). Other keys Kafka has
+//! (`request_percentage`, `controller_mutation_rate`) are refused, not
+//! stored unenforced.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+/// One component of an entity: the named one, or its kind's default.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Name {
+    Default,
+    Named(String),
+}
+
+impl Name {
+    pub fn as_option(&self) -> Option<&str> {
+        match self {
+            Name::Default => None,
+            Name::Named(name) => Some(name),
+        }
+    }
+}
+
+/// What a quota is set on. Valid shapes: a user, a client id, both, or an
+/// IP address alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Entity {
+    pub user: Option<Name>,
+    pub client_id: Option<Name>,
+    pub ip: Option<Name>,
+}
+
+/// Kafka's entity type names.
+pub const USER: &str = "user";
+pub const CLIENT_ID: &str = "client-id";
+pub const IP: &str = "ip";
+
+/// Requests answered with a throttle time, since the process started
+/// (`/metrics`).
+pub static THROTTLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Connections refused: their address held `connections_max_per_ip`
+/// already (`/metrics`).
+pub static REFUSED_CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The keys enforced.
+pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
+pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
+
+/// The longest entity name.
+pub const NAME_BYTES_MAX: usize = 4096;
+
+/// Why an entity or a value cannot be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidQuota {
+    #[error("an entity is a user, a client id, both, or an IP address")]
+    Shape,
+    #[error("{0} is not a quota this broker enforces ({PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE} for users and client ids; {CONNECTION_CREATION_RATE} for IP addresses)")]
+    Key(String),
+    #[error("{key} = {value}: a quota is a positive number")]
+    Value { key: String, value: String },
+    #[error("an entity name is empty or over {NAME_BYTES_MAX} bytes")]
+    Name,
+    #[error("{0} is not an IP address")]
+    Ip(String),
+}
+
+impl Entity {
+    /// Whether the entity can hold `key` = `value`.
+    pub fn check(&self, key: &str, value: f64) -> Result<(), InvalidQuota> {
+        let names = [&self.user, &self.client_id, &self.ip];
+        if names
+            .iter()
+            .filter_map(|name| name.as_ref()?.as_option())
+            .any(|name| name.is_empty() || name.len() > NAME_BYTES_MAX)
+        {
+            return Err(InvalidQuota::Name);
+        }
+        let client = self.user.is_some() || self.client_id.is_some();
+        match (client, &self.ip) {
+            (true, None) => {
+                if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
+                    return Err(InvalidQuota::Key(key.to_string()));
+                }
+            }
+            (false, Some(ip)) => {
+                if key != CONNECTION_CREATION_RATE {
+                    return Err(InvalidQuota::Key(key.to_string()));
+                }
+                if let Some(ip) = ip.as_option() {
+                    if ip.parse::<std::net::IpAddr>().is_err() {
+                        return Err(InvalidQuota::Ip(ip.to_string()));
+                    }
+                }
+            }
+            _ => return Err(InvalidQuota::Shape),
+        }
+        if !(value.is_finite() && value > 0.0) {
+            return Err(InvalidQuota::Value {
+                key: key.to_string(),
+                value: value.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A quota's value: a rate per second. Equal when its bits are (the
+/// values stored are finite, checked by [`Entity::check`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Rate(pub f64);
+
+impl PartialEq for Rate {
+    fn eq(&self, other: &Rate) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Rate {}
+
+/// Every quota set, by entity: what the metadata holds.
+pub type Quotas = BTreeMap<Entity, BTreeMap<String, Rate>>;
+
+/// The quota that applies to user `user` with client id `client_id` for
+/// `key`, in Kafka's order, and the meter it is measured by: the user
+/// and client id the entity names (a component the entity does not have
+/// is empty, so that its clients share one meter).
+pub fn resolve(quotas: &Quotas, user: &str, client_id: &str, key: &str) -> Option<(f64, Meter)> {
+    use Name::{Default, Named};
+    if quotas.is_empty() {
+        return None;
+    }
+    let named_user = || Some(Named(user.to_string()));
+    let named_client = || Some(Named(client_id.to_string()));
+    let order = [
+        (named_user(), named_client()),
+        (named_user(), Some(Default)),
+        (named_user(), None),
+        (Some(Default), named_client()),
+        (Some(Default), Some(Default)),
+        (Some(Default), None),
+        (None, named_client()),
+        (None, Some(Default)),
+    ];
+    order.into_iter().find_map(|(user_name, client_name)| {
+        let entity = Entity {
+            user: user_name,
+            client_id: client_name,
+            ip: None,
+        };
+        let Rate(value) = *quotas.get(&entity)?.get(key)?;
+        let meter = Meter {
+            key: key.to_string(),
+            user: entity
+                .user
+                .is_some()
+                .then(|| user.to_string())
+                .unwrap_or_default(),
+            client_id: entity
+                .client_id
+                .is_some()
+                .then(|| client_id.to_string())
+                .unwrap_or_default(),
+        };
+        Some((value, meter))
+    })
+}
+
+/// What a rate is measured for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Meter {
+    pub key: String,
+    pub user: String,
+    pub client_id: String,
+}
+
+/// One rate's samples: the start of each and what was recorded in it.
+#[derive(Debug, Default)]
+struct Samples {
+    samples: VecDeque<(Instant, f64)>,
+}
+
+impl Samples {
+    /// Records `amount` at `now` and answers the throttle the rate then
+    /// needs to come back to `quota`.
+    fn record(&mut self, now: Instant, amount: f64, quota: f64, window: &Window) -> Duration {
+        let span = window.size * window.samples;
+        while self
+            .samples
+            .front()
+            .is_some_and(|(start, _)| now.duration_since(*start) >= span)
+        {
+            self.samples.pop_front();
+        }
+        match self.samples.back_mut() {
+            Some((start, total)) if now.duration_since(*start) < window.size => *total += amount,
+            _ => self.samples.push_back((now, amount)),
+        }
+        let total: f64 = self.samples.iter().map(|(_, amount)| amount).sum();
+        // Kafka's Rate: over the time the samples cover, never less than
+        // all but one window (a young meter would read too high).
+        let oldest = self.samples.front().map_or(now, |(start, _)| *start);
+        let elapsed = now
+            .duration_since(oldest)
+            .max(window.size * window.samples.saturating_sub(1));
+        let rate = total / elapsed.as_secs_f64();
+        if rate <= quota {
+            return Duration::ZERO;
+        }
+        let throttle = elapsed.mul_f64((rate - quota) / quota);
+        throttle.min(span)
+    }
+}
+
+/// The measuring window: `samples` samples of `size` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub size: Duration,
+    pub samples: u32,
+}
+
+impl Default for Window {
+    /// Kafka's `quota.window.size.seconds` 1 and `quota.window.num` 11.
+    fn default() -> Window {
+        Window {
+            size: Duration::from_secs(1),
+            samples: 11,
+        }
+    }
+}
+
+/// This broker's meters, shared by its shards: a client's connections may
+/// land on any of them, and its quota is the broker's. Also the
+/// connections open from each IP address (`connections_max_per_ip`).
+#[derive(Debug, Default)]
+pub struct Meters {
+    rates: Mutex<HashMap<Meter, Samples>>,
+    connections: Mutex<HashMap<std::net::IpAddr, usize>>,
+}
+
+/// Meters idle this long are forgotten, so that many short-lived client
+/// ids do not grow the map for ever.
+const IDLE: Duration = Duration::from_secs(600);
+
+/// The most meters kept; past it, idle ones are dropped first.
+const METERS_MAX: usize = 100_000;
+
+impl Meters {
+    /// Counts a connection from `ip` if fewer than `max` are open from it
+    /// (0: no limit); `false` when it must be refused.
+    pub fn open_connection(&self, ip: std::net::IpAddr, max: usize) -> bool {
+        let mut open = self
+            .connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(ip).or_default();
+        if max > 0 && *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// A connection [`Meters::open_connection`] counted has closed.
+    pub fn close_connection(&self, ip: std::net::IpAddr) {
+        let mut open = self
+            .connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+
+    /// Records `amount` for `meter` against `quota`: the throttle time.
+    pub fn record(&self, meter: Meter, amount: f64, quota: f64, window: &Window) -> Duration {
+        let now = Instant::now();
+        let mut rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if rates.len() >= METERS_MAX {
+            rates.retain(|_, samples| {
+                samples
+                    .samples
+                    .back()
+                    .is_some_and(|(start, _)| now.duration_since(*start) < IDLE)
+            });
+        }
+        rates
+            .entry(meter)
+            .or_default()
+            .record(now, amount, quota, window)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entity(user: Option<Name>, client_id: Option<Name>) -> Entity {
+        Entity {
+            user,
+            client_id,
+            ip: None,
+        }
+    }
+
+    fn named(name: &str) -> Option<Name> {
+        Some(Name::Named(name.to_string()))
+    }
+
+    #[test]
+    fn the_most_specific_entity_wins_and_names_the_meter() {
+        let mut quotas = Quotas::new();
+        let mut set = |entity: Entity, value: f64| {
+            quotas
+                .entry(entity)
+                .or_default()
+                .insert(PRODUCER_BYTE_RATE.to_string(), Rate(value));
+        };
+        set(entity(None, Some(Name::Default)), 1.0);
+        set(entity(Some(Name::Default), None), 2.0);
+        set(entity(named("alice"), None), 3.0);
+        set(entity(named("alice"), named("app")), 4.0);
+        let quota = |quotas: &Quotas, user, client| {
+            resolve(quotas, user, client, PRODUCER_BYTE_RATE)
+                .map(|(value, meter)| (value, meter.user, meter.client_id))
+        };
+        assert_eq!(
+            quota(&quotas, "alice", "app"),
+            Some((4.0, "alice".into(), "app".into()))
+        );
+        assert_eq!(
+            quota(&quotas, "alice", "other"),
+            Some((3.0, "alice".into(), String::new()))
+        );
+        assert_eq!(
+            quota(&quotas, "bob", "app"),
+            Some((2.0, "bob".into(), String::new()))
+        );
+        assert_eq!(resolve(&quotas, "bob", "app", CONSUMER_BYTE_RATE), None);
+        quotas.remove(&entity(Some(Name::Default), None));
+        assert_eq!(
+            quota(&quotas, "bob", "app"),
+            Some((1.0, String::new(), "app".into()))
+        );
+    }
+
+    #[test]
+    fn entities_and_values_are_checked() {
+        assert!(entity(named("a"), None)
+            .check(PRODUCER_BYTE_RATE, 10.0)
+            .is_ok());
+        assert_eq!(
+            entity(named("a"), None).check("request_percentage", 10.0),
+            Err(InvalidQuota::Key("request_percentage".into()))
+        );
+        assert!(entity(named("a"), None)
+            .check(PRODUCER_BYTE_RATE, 0.0)
+            .is_err());
+        assert!(entity(named("a"), None)
+            .check(PRODUCER_BYTE_RATE, f64::NAN)
+            .is_err());
+        assert!(entity(named(""), None)
+            .check(PRODUCER_BYTE_RATE, 1.0)
+            .is_err());
+        assert_eq!(
+            entity(None, None).check(PRODUCER_BYTE_RATE, 1.0),
+            Err(InvalidQuota::Shape)
+        );
+        let ip = |name: Option<Name>| Entity {
+            user: None,
+            client_id: None,
+            ip: name,
+        };
+        assert!(ip(named("10.0.0.1"))
+            .check(CONNECTION_CREATION_RATE, 5.0)
+            .is_ok());
+        assert!(ip(Some(Name::Default))
+            .check(CONNECTION_CREATION_RATE, 5.0)
+            .is_ok());
+        assert!(ip(named("nope"))
+            .check(CONNECTION_CREATION_RATE, 5.0)
+            .is_err());
+        assert!(ip(named("10.0.0.1"))
+            .check(PRODUCER_BYTE_RATE, 5.0)
+            .is_err());
+    }
+
+    #[test]
+    fn connections_per_ip_are_counted_and_capped() {
+        let meters = Meters::default();
+        let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(meters.open_connection(ip, 2));
+        assert!(meters.open_connection(ip, 2));
+        assert!(!meters.open_connection(ip, 2), "a third");
+        meters.close_connection(ip);
+        assert!(meters.open_connection(ip, 2));
+        assert!(meters.open_connection("10.0.0.2".parse().unwrap(), 2));
+        assert!(meters.open_connection(ip, 0), "no limit");
+    }
+
+    #[test]
+    fn a_rate_over_its_quota_is_throttled_back_to_it() {
+        let window = Window::default();
+        let mut samples = Samples::default();
+        let start = Instant::now();
+        // 5 units over 10 s (the young window) is within a quota of 1/s.
+        assert_eq!(samples.record(start, 5.0, 1.0, &window), Duration::ZERO);
+        // 20 units: a rate of 2/s, twice the quota: 10 s to come back.
+        let throttle = samples.record(start, 15.0, 1.0, &window);
+        assert_eq!(throttle, Duration::from_secs(10));
+        // After the samples expire, the rate is clean again.
+        let later = start + Duration::from_secs(12);
+        assert_eq!(samples.record(later, 1.0, 1.0, &window), Duration::ZERO);
+        // A throttle is at most the whole window.
+        let huge = samples.record(later, 1e9, 1.0, &window);
+        assert_eq!(huge, Duration::from_secs(11));
+    }
+}
