@@ -15,19 +15,19 @@
 //! for all of U's client ids, a quota of the default user one rate per
 //! user.
 //!
-//! **Throttling.** Each broker measures each entity's rate over a window of
-//! `quota_window_num` samples of `quota_window_size` (Kafka's 11 × 1 s).
-//! A request that takes the rate over the quota is answered at once with
-//! `throttle_time_ms`, the time the rate needs to come back to the quota:
-//! `(rate - quota) / quota × window`; the broker reads nothing more from
-//! that connection for that long (KIP-219), and Kafka clients back off as
-//! long. Enforced: `producer_byte_rate` (a produce request's bytes) and
+//! **Throttling.** Each broker meters each entity with a token bucket that
+//! holds a window's worth of the quota (`quota_window_num` ×
+//! `quota_window_size`, Kafka's 11 × 1 s) and refills at the quota (see
+//! [`Bucket`]). A request that overdraws it is answered at once with
+//! `throttle_time_ms`, the time the bucket needs to refill to zero; the
+//! broker reads nothing more from that connection for that long (KIP-219),
+//! and Kafka clients back off as long. Enforced: `producer_byte_rate` (a produce request's bytes) and
 //! `consumer_byte_rate` (a fetch response's bytes). Other keys Kafka has
 //! (`request_percentage`, `controller_mutation_rate`) are refused, not
 //! stored unenforced.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap},
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -202,49 +202,53 @@ pub struct Meter {
     pub client_id: String,
 }
 
-/// One rate's samples: the start of each and what was recorded in it.
-#[derive(Debug, Default)]
-struct Samples {
-    samples: VecDeque<(Instant, f64)>,
+/// One meter's allowance: a token bucket that fills at the quota's rate
+/// up to a window's worth (quota × `quota_window_size` ×
+/// `quota_window_num`). A request takes its amount from it; one that takes
+/// it below zero is throttled for as long as the bucket needs to refill to
+/// zero. So a client may burst a window's worth, and is held to its
+/// quota over any longer time, not less (a rate measured over a sliding
+/// window lets a client that burst sit out whole windows and burst again).
+#[derive(Debug)]
+struct Bucket {
+    level: f64,
+    filled: Instant,
 }
 
-impl Samples {
-    /// Records `amount` at `now` and answers the throttle the rate then
-    /// needs to come back to `quota`.
-    fn record(&mut self, now: Instant, amount: f64, quota: f64, window: &Window) -> Duration {
-        let span = window.size * window.samples;
-        while self
-            .samples
-            .front()
-            .is_some_and(|(start, _)| now.duration_since(*start) >= span)
-        {
-            self.samples.pop_front();
+impl Bucket {
+    fn full(now: Instant, quota: f64, window: &Window) -> Bucket {
+        Bucket {
+            level: quota * window.span().as_secs_f64(),
+            filled: now,
         }
-        match self.samples.back_mut() {
-            Some((start, total)) if now.duration_since(*start) < window.size => *total += amount,
-            _ => self.samples.push_back((now, amount)),
-        }
-        let total: f64 = self.samples.iter().map(|(_, amount)| amount).sum();
-        // Kafka's Rate: over the time the samples cover, never less than
-        // all but one window (a young meter would read too high).
-        let oldest = self.samples.front().map_or(now, |(start, _)| *start);
-        let elapsed = now
-            .duration_since(oldest)
-            .max(window.size * window.samples.saturating_sub(1));
-        let rate = total / elapsed.as_secs_f64();
-        if rate <= quota {
+    }
+
+    /// Takes `amount` at `now`: the throttle time, at most the window's
+    /// span (the debt beyond it throttles the requests after).
+    fn take(&mut self, now: Instant, amount: f64, quota: f64, window: &Window) -> Duration {
+        let capacity = quota * window.span().as_secs_f64();
+        let refill = quota * now.duration_since(self.filled).as_secs_f64();
+        self.level = (self.level + refill).min(capacity) - amount;
+        self.filled = now;
+        if self.level >= 0.0 {
             return Duration::ZERO;
         }
-        let throttle = elapsed.mul_f64((rate - quota) / quota);
-        throttle.min(span)
+        Duration::from_secs_f64(-self.level / quota).min(window.span())
     }
 }
 
-/// The measuring window: `samples` samples of `size` each.
+/// The measuring window: `samples` samples of `size` each (Kafka's
+/// settings' names); its span is the burst a quota allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub size: Duration,
     pub samples: u32,
+}
+
+impl Window {
+    pub fn span(&self) -> Duration {
+        self.size * self.samples
+    }
 }
 
 impl Default for Window {
@@ -262,7 +266,7 @@ impl Default for Window {
 /// connections open from each IP address (`connections_max_per_ip`).
 #[derive(Debug, Default)]
 pub struct Meters {
-    rates: Mutex<HashMap<Meter, Samples>>,
+    rates: Mutex<HashMap<Meter, Bucket>>,
     connections: Mutex<HashMap<std::net::IpAddr, usize>>,
 }
 
@@ -311,17 +315,12 @@ impl Meters {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if rates.len() >= METERS_MAX {
-            rates.retain(|_, samples| {
-                samples
-                    .samples
-                    .back()
-                    .is_some_and(|(start, _)| now.duration_since(*start) < IDLE)
-            });
+            rates.retain(|_, bucket| now.duration_since(bucket.filled) < IDLE);
         }
         rates
             .entry(meter)
-            .or_default()
-            .record(now, amount, quota, window)
+            .or_insert_with(|| Bucket::full(now, quota, window))
+            .take(now, amount, quota, window)
     }
 }
 
@@ -433,20 +432,26 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_over_its_quota_is_throttled_back_to_it() {
+    fn a_client_bursts_a_window_then_is_held_to_its_quota() {
         let window = Window::default();
-        let mut samples = Samples::default();
         let start = Instant::now();
-        // 5 units over 10 s (the young window) is within a quota of 1/s.
-        assert_eq!(samples.record(start, 5.0, 1.0, &window), Duration::ZERO);
-        // 20 units: a rate of 2/s, twice the quota: 10 s to come back.
-        let throttle = samples.record(start, 15.0, 1.0, &window);
-        assert_eq!(throttle, Duration::from_secs(10));
-        // After the samples expire, the rate is clean again.
-        let later = start + Duration::from_secs(12);
-        assert_eq!(samples.record(later, 1.0, 1.0, &window), Duration::ZERO);
-        // A throttle is at most the whole window.
-        let huge = samples.record(later, 1e9, 1.0, &window);
-        assert_eq!(huge, Duration::from_secs(11));
+        let mut bucket = Bucket::full(start, 1.0, &window);
+        // A window's worth (11 units at 1/s) passes at once.
+        assert_eq!(bucket.take(start, 5.0, 1.0, &window), Duration::ZERO);
+        assert_eq!(bucket.take(start, 6.0, 1.0, &window), Duration::ZERO);
+        // Then 4 more: 4 s to refill.
+        assert_eq!(
+            bucket.take(start, 4.0, 1.0, &window),
+            Duration::from_secs(4)
+        );
+        // 4 s later it is even; 10 s after that, 10 units are allowed.
+        let later = start + Duration::from_secs(14);
+        assert_eq!(bucket.take(later, 10.0, 1.0, &window), Duration::ZERO);
+        // A throttle is at most the window's span; the debt stays.
+        assert_eq!(
+            bucket.take(later, 100.0, 1.0, &window),
+            Duration::from_secs(11)
+        );
+        assert!(bucket.take(later + Duration::from_secs(11), 1.0, 1.0, &window) > Duration::ZERO);
     }
 }

@@ -1,0 +1,247 @@
+//! Black box: client quotas against the built `sluice` binary. Quotas are
+//! set and read with AlterClientQuotas and DescribeClientQuotas (raw
+//! requests; of the clients here, only Java's admin has them), survive a
+//! restart, and hold a librdkafka producer to its byte rate while another
+//! client's acknowledgements stay as fast (`tests/kafka_clients/quotas.py`).
+
+mod common;
+mod kafka_raw;
+
+use std::{net::TcpStream, path::PathBuf, process::Command};
+
+use common::Broker;
+use kafka_protocol::{
+    messages::{
+        alter_client_quotas_request::{EntityData, EntryData, OpData},
+        describe_client_quotas_request::ComponentData,
+        AlterClientQuotasRequest, AlterClientQuotasResponse, ApiKey, DescribeClientQuotasRequest,
+        DescribeClientQuotasResponse,
+    },
+    protocol::StrBytes,
+};
+use kafka_raw::call;
+
+fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_string())
+}
+
+/// Sets (`Some`) or removes (`None`) `key` of the entity `components`
+/// ((type, name or the default)): the entry's error code.
+fn alter(
+    stream: &mut TcpStream,
+    components: &[(&str, Option<&str>)],
+    key: &str,
+    value: Option<f64>,
+) -> i16 {
+    let entity = components
+        .iter()
+        .map(|(kind, name)| {
+            EntityData::default()
+                .with_entity_type(text(kind))
+                .with_entity_name(name.map(text))
+        })
+        .collect();
+    let op = OpData::default()
+        .with_key(text(key))
+        .with_value(value.unwrap_or(0.0))
+        .with_remove(value.is_none());
+    let request = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(entity)
+        .with_ops(vec![op])]);
+    let answer: AlterClientQuotasResponse = call(stream, ApiKey::AlterClientQuotas, 1, &request);
+    answer.entries[0].error_code
+}
+
+/// The quotas of entities with a client id named `client_id`: (key,
+/// value) pairs.
+fn describe(stream: &mut TcpStream, client_id: &str) -> Vec<(String, f64)> {
+    let request =
+        DescribeClientQuotasRequest::default().with_components(vec![ComponentData::default()
+            .with_entity_type(text("client-id"))
+            .with_match_type(0)
+            .with_match(Some(text(client_id)))]);
+    let answer: DescribeClientQuotasResponse =
+        call(stream, ApiKey::DescribeClientQuotas, 1, &request);
+    assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    answer
+        .entries
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|entry| &entry.values)
+        .map(|value| (value.key.to_string(), value.value))
+        .collect()
+}
+
+fn quotas_py(broker: &Broker, topic: &str, mode: &str, client_id: &str, seconds: &str) -> Command {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/quotas.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(script)
+        .args([&broker.kafka_addr, topic, mode, client_id, seconds]);
+    command
+}
+
+/// The figure after `label` in a quotas.py output.
+fn figure(output: &std::process::Output, label: &str) -> f64 {
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "quotas.py failed: {text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(label)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {label} in {text}"))
+}
+
+#[test]
+fn quotas_are_set_described_checked_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(&dir.path().join("data"), 1);
+    let mut stream = kafka_raw::connect(&broker);
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("client-id", Some("slow"))],
+            "producer_byte_rate",
+            Some(1024.0)
+        ),
+        0
+    );
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("user", None), ("client-id", Some("slow"))],
+            "consumer_byte_rate",
+            Some(2048.0)
+        ),
+        0
+    );
+    let mut values = describe(&mut stream, "slow");
+    values.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        values,
+        [
+            ("consumer_byte_rate".to_string(), 2048.0),
+            ("producer_byte_rate".to_string(), 1024.0)
+        ]
+    );
+    // Refused: a key not enforced, a rate that is not positive, an entity
+    // that mixes an address with a client.
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("client-id", Some("slow"))],
+            "request_percentage",
+            Some(50.0)
+        ),
+        42
+    );
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("client-id", Some("slow"))],
+            "producer_byte_rate",
+            Some(-1.0)
+        ),
+        42
+    );
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("ip", Some("10.0.0.1")), ("client-id", Some("x"))],
+            "producer_byte_rate",
+            Some(5.0)
+        ),
+        42
+    );
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("ip", Some("10.0.0.1"))],
+            "connection_creation_rate",
+            Some(5.0)
+        ),
+        0
+    );
+    // Kept in the replicated metadata: a restart keeps them.
+    drop(stream);
+    broker.restart();
+    let mut stream = kafka_raw::connect(&broker);
+    assert_eq!(describe(&mut stream, "slow").len(), 2);
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("client-id", Some("slow"))],
+            "producer_byte_rate",
+            None
+        ),
+        0
+    );
+    assert_eq!(
+        describe(&mut stream, "slow").len(),
+        1,
+        "the producer rate removed"
+    );
+}
+
+#[test]
+fn a_producer_over_its_byte_rate_is_held_to_it_and_others_are_not_slowed() {
+    const QUOTA: f64 = 400_000.0;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        1,
+        &[("SLUICE_ADMIN_ADDR", "127.0.0.1:0")],
+    );
+    let mut stream = kafka_raw::connect(&broker);
+    let topic = "metered";
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("client-id", Some("slow"))],
+            "producer_byte_rate",
+            Some(QUOTA)
+        ),
+        0
+    );
+    broker.cli_ok(&["topic", "create", topic, "--partitions", "1"], None);
+
+    // The other client alone, then beside the throttled one.
+    let alone = quotas_py(&broker, topic, "probe", "other", "5")
+        .output()
+        .unwrap();
+    let alone = figure(&alone, "p99");
+    // Measured once the first window's burst is behind (Kafka's window:
+    // 11 samples of 1 s).
+    let flood = quotas_py(&broker, topic, "flood", "slow", "30")
+        .arg("12")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let beside = quotas_py(&broker, topic, "probe", "other", "20")
+        .output()
+        .unwrap();
+    let beside = figure(&beside, "p99");
+    let flood = flood.wait_with_output().unwrap();
+    let rate = figure(&flood, "rate");
+    eprintln!("throttled producer: {rate:.0} B/s against a quota of {QUOTA}; other client's p99 {alone} ms alone, {beside} ms beside it");
+    assert!(
+        (rate - QUOTA).abs() <= QUOTA * 0.10,
+        "{rate:.0} B/s is not within 10% of {QUOTA}"
+    );
+    assert!(
+        beside <= alone * 3.0 + 20.0,
+        "the other client's p99: {alone} ms alone, {beside} ms beside the throttled one"
+    );
+    let admin = broker.admin_addr.as_deref().expect("an admin listener");
+    assert!(common::metric(admin, "sluice_quota_throttled_requests_total") > 0);
+}
