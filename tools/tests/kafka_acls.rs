@@ -59,3 +59,27 @@ fn scram_credentials_live_in_the_replicated_metadata() {
         &[],
     );
 }
+
+#[test]
+fn a_client_certificate_subject_is_the_principal() {
+    use common::certs::{pairs, BrokerTls};
+    let dir = tempfile::tempdir().unwrap();
+    let tls = BrokerTls::new(dir.path());
+    for name in ["admin", "writer", "reader"] {
+        let (certificate, key) = tls.authority.issue(name, false);
+        std::fs::write(dir.path().join(format!("{name}.pem")), certificate).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.key")), key).unwrap();
+    }
+    let mut env = tls.mutual_env();
+    env.push(("SLUICE_AUTHORIZER".into(), "acl".into()));
+    env.push(("SLUICE_SUPER_USERS".into(), "User:CN=admin".into()));
+    let broker = Broker::start_with(&dir.path().join("data"), 1, &pairs(&env));
+    run_client_script(
+        "cert_principals.py",
+        &[
+            std::ffi::OsStr::new(&broker.kafka_addr),
+            dir.path().as_os_str(),
+        ],
+        &[],
+    );
+}
