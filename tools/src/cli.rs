@@ -3,9 +3,15 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice_engine::acl::Operation;
 use sluice_net::{
     client::{Acks, ResetTo, StartOffset},
     native::messages::ElectionType,
+};
+
+use crate::{
+    config::{host_port, listener, ConfigError},
+    kafka_client::KafkaAddr,
 };
 
 #[derive(Debug, Parser)]
@@ -39,6 +45,10 @@ pub enum Command {
     /// Start a whole cluster on this machine, or make a cluster id.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Add, list and remove ACL bindings (Kafka's), through the Kafka
+    /// listener: with SASL and TLS, as a user allowed to (a super user).
+    #[command(subcommand)]
+    Acl(AclCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -489,6 +499,208 @@ fn parse_txn_state(text: &str) -> Result<String, String> {
         .ok_or_else(|| format!("not a transaction state; one of {}", STATES.join(", ")))
 }
 
+/// How `sluice acl` reaches a broker: its Kafka listener, which can ask
+/// for TLS and SASL (the native protocol has no authentication).
+#[derive(Debug, Args)]
+pub struct KafkaConnect {
+    /// The broker's Kafka listener, written as Kafka writes listeners:
+    /// PLAINTEXT://, SSL://, SASL_PLAINTEXT:// or SASL_SSL:// before
+    /// HOST:PORT (PLAINTEXT without one).
+    #[arg(
+        long,
+        env = "SLUICE_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        value_name = "[PROTOCOL://]HOST:PORT",
+        value_parser = parse_kafka_addr
+    )]
+    pub bootstrap: KafkaAddr,
+    /// The SASL (PLAIN) user, for SASL_PLAINTEXT:// and SASL_SSL://. The
+    /// password is read from SLUICE_PASSWORD, never from the command line.
+    #[arg(long, env = "SLUICE_USER", value_name = "NAME")]
+    pub user: Option<String>,
+    /// The authorities the broker's certificate must chain to (PEM), for
+    /// SSL:// and SASL_SSL://.
+    #[arg(long, env = "SLUICE_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+}
+
+fn parse_kafka_addr(text: &str) -> Result<KafkaAddr, String> {
+    let message = |error: ConfigError| match error {
+        ConfigError::Invalid { message, .. } => message.to_string(),
+        error => error.to_string(),
+    };
+    let (protocol, addr) = listener("bootstrap", text.to_string()).map_err(message)?;
+    Ok(KafkaAddr {
+        protocol,
+        host_port: host_port("bootstrap", addr).map_err(message)?,
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Allow a principal operations on a resource (or deny them, with
+    /// --deny): one binding per operation. Prints the bindings created.
+    #[command(mut_group("resource", |group| group.required(true)))]
+    Add {
+        /// Whom the bindings are about, TYPE:NAME: `User:alice`, or
+        /// `User:*` for every user.
+        #[arg(long, value_name = "TYPE:NAME")]
+        principal: String,
+        /// The client address the bindings are about (an IP, as the broker
+        /// sees it); `*` is every address.
+        #[arg(long, value_name = "HOST", default_value = "*")]
+        host: String,
+        /// An operation, by Kafka's name (repeatable).
+        #[arg(
+            long,
+            value_enum,
+            ignore_case = true,
+            value_name = "OP",
+            required = true
+        )]
+        operation: Vec<OperationArg>,
+        #[command(flatten)]
+        resource: AclResource,
+        /// The name is a prefix: the bindings are about every resource
+        /// whose name starts with it.
+        #[arg(long)]
+        prefixed: bool,
+        /// Deny the operations rather than allow them. A denial wins over
+        /// any allowance.
+        #[arg(long)]
+        deny: bool,
+        #[command(flatten)]
+        connect: KafkaConnect,
+    },
+    /// List the bindings a filter matches (every binding without one).
+    List {
+        #[command(flatten)]
+        filter: AclFilterArgs,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: KafkaConnect,
+    },
+    /// Remove the bindings a filter matches; prints them. Without a
+    /// filter, only with --all.
+    Remove {
+        #[command(flatten)]
+        filter: AclFilterArgs,
+        /// Remove every binding: what no filter at all means, said out
+        /// loud.
+        #[arg(long, conflicts_with_all = ["principal", "host", "operation", "resource", "allow", "deny"])]
+        all: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        #[command(flatten)]
+        connect: KafkaConnect,
+    },
+}
+
+/// The resource of a binding or a filter: one of these.
+#[derive(Debug, Default, Args)]
+#[group(id = "resource", multiple = false)]
+pub struct AclResource {
+    /// A topic; `*` is every topic.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// A consumer group; `*` is every group.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// The cluster (Kafka's resource `kafka-cluster`).
+    #[arg(long)]
+    pub cluster: bool,
+    /// A transactional id; `*` is every one.
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+}
+
+/// Which bindings `acl list` and `acl remove` are about; a flag not given
+/// matches any.
+#[derive(Debug, Default, Args)]
+pub struct AclFilterArgs {
+    /// Only bindings of this principal (`User:*` matches the bindings of
+    /// `User:*` only).
+    #[arg(long, value_name = "TYPE:NAME")]
+    pub principal: Option<String>,
+    /// Only bindings about this client address (`*` matches the bindings
+    /// of `*` only).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only bindings of this operation.
+    #[arg(long, value_enum, ignore_case = true, value_name = "OP")]
+    pub operation: Option<OperationArg>,
+    #[command(flatten)]
+    pub resource: AclResource,
+    /// Only PREFIXED bindings of the name [default: LITERAL ones].
+    #[arg(long, requires = "resource", conflicts_with = "matching")]
+    pub prefixed: bool,
+    /// Every binding that applies to the name: LITERAL ones of it or of
+    /// `*`, and PREFIXED ones of its prefixes.
+    #[arg(long = "match", id = "matching", requires = "resource")]
+    pub matching: bool,
+    /// Only bindings that allow.
+    #[arg(long, conflicts_with = "deny")]
+    pub allow: bool,
+    /// Only bindings that deny.
+    #[arg(long)]
+    pub deny: bool,
+}
+
+impl AclFilterArgs {
+    /// Whether the filter matches every binding.
+    pub fn is_empty(&self) -> bool {
+        let resource = &self.resource;
+        self.principal.is_none()
+            && self.host.is_none()
+            && self.operation.is_none()
+            && resource.topic.is_none()
+            && resource.group.is_none()
+            && !resource.cluster
+            && resource.transactional_id.is_none()
+            && !self.allow
+            && !self.deny
+    }
+}
+
+/// An ACL operation by Kafka's name; any case, `-` or `_`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OperationArg {
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    #[value(name = "cluster_action", alias = "cluster-action")]
+    ClusterAction,
+    #[value(name = "describe_configs", alias = "describe-configs")]
+    DescribeConfigs,
+    #[value(name = "alter_configs", alias = "alter-configs")]
+    AlterConfigs,
+    #[value(name = "idempotent_write", alias = "idempotent-write")]
+    IdempotentWrite,
+}
+
+impl From<OperationArg> for Operation {
+    fn from(operation: OperationArg) -> Operation {
+        match operation {
+            OperationArg::All => Operation::All,
+            OperationArg::Read => Operation::Read,
+            OperationArg::Write => Operation::Write,
+            OperationArg::Create => Operation::Create,
+            OperationArg::Delete => Operation::Delete,
+            OperationArg::Alter => Operation::Alter,
+            OperationArg::Describe => Operation::Describe,
+            OperationArg::ClusterAction => Operation::ClusterAction,
+            OperationArg::DescribeConfigs => Operation::DescribeConfigs,
+            OperationArg::AlterConfigs => Operation::AlterConfigs,
+            OperationArg::IdempotentWrite => Operation::IdempotentWrite,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AcksArg {
     /// Every in-sync replica stored the record.
@@ -722,6 +934,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+    use crate::config::SecurityProtocol;
 
     fn parse(args: &[&str]) -> Result<Command, clap::Error> {
         Cli::try_parse_from(std::iter::once("sluice").chain(args.iter().copied()))
@@ -1183,6 +1396,198 @@ mod tests {
         assert!(
             parse(&["txn", "abort", "payments-1", "--producer-epoch", "2"]).is_err(),
             "a producer without a partition"
+        );
+    }
+
+    #[test]
+    fn acl_subcommands() {
+        let Command::Acl(AclCommand::Add {
+            principal,
+            host,
+            operation,
+            resource,
+            prefixed,
+            deny,
+            connect,
+        }) = parse(&[
+            "acl",
+            "add",
+            "--principal",
+            "User:alice",
+            "--operation",
+            "READ",
+            "--operation",
+            "cluster-action",
+            "--operation",
+            "Idempotent_Write",
+            "--topic",
+            "orders",
+            "--bootstrap",
+            "sasl_ssl://broker:9093",
+            "--user",
+            "admin",
+            "--ca",
+            "/etc/ca.pem",
+        ])
+        .unwrap()
+        else {
+            panic!("not acl add")
+        };
+        assert_eq!(principal, "User:alice");
+        assert_eq!(host, "*", "every host unless told");
+        assert_eq!(
+            operation,
+            [
+                OperationArg::Read,
+                OperationArg::ClusterAction,
+                OperationArg::IdempotentWrite
+            ]
+        );
+        assert_eq!(resource.topic.as_deref(), Some("orders"));
+        assert!(!prefixed && !deny);
+        assert_eq!(
+            connect.bootstrap,
+            KafkaAddr {
+                protocol: SecurityProtocol::SaslSsl,
+                host_port: "broker:9093".to_string()
+            }
+        );
+        assert_eq!(connect.user.as_deref(), Some("admin"));
+        assert_eq!(connect.ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            Operation::from(OperationArg::DescribeConfigs),
+            Operation::DescribeConfigs
+        );
+
+        let Command::Acl(AclCommand::Add {
+            resource,
+            prefixed,
+            deny,
+            host,
+            ..
+        }) = parse(&[
+            "acl",
+            "add",
+            "--principal",
+            "User:bob",
+            "--operation",
+            "all",
+            "--transactional-id",
+            "pay-",
+            "--prefixed",
+            "--deny",
+            "--host",
+            "10.0.0.1",
+        ])
+        .unwrap()
+        else {
+            panic!("not acl add")
+        };
+        assert_eq!(resource.transactional_id.as_deref(), Some("pay-"));
+        assert!(prefixed && deny);
+        assert_eq!(host, "10.0.0.1");
+        for refused in [
+            &["acl", "add", "--principal", "User:a", "--operation", "read"][..],
+            &["acl", "add", "--principal", "User:a", "--topic", "t"][..],
+            &["acl", "add", "--operation", "read", "--topic", "t"][..],
+            &[
+                "acl",
+                "add",
+                "--principal",
+                "User:a",
+                "--operation",
+                "read",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+            ][..],
+            &[
+                "acl",
+                "add",
+                "--principal",
+                "User:a",
+                "--operation",
+                "steal",
+                "--cluster",
+            ][..],
+            &["acl", "list", "--bootstrap", "TLS://h:1"][..],
+            &["acl", "list", "--bootstrap", "nowhere"][..],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+
+        let Command::Acl(AclCommand::List {
+            filter,
+            format,
+            connect,
+        }) = parse(&["acl", "list", "--format", "json"]).unwrap()
+        else {
+            panic!("not acl list")
+        };
+        assert!(filter.is_empty());
+        assert_eq!(format, Format::Json);
+        assert_eq!(connect.bootstrap.protocol, SecurityProtocol::Plaintext);
+        assert_eq!(connect.bootstrap.host_port, "127.0.0.1:9092");
+        let Command::Acl(AclCommand::List { filter, .. }) = parse(&[
+            "acl",
+            "list",
+            "--principal",
+            "User:alice",
+            "--host",
+            "*",
+            "--operation",
+            "write",
+            "--topic",
+            "logs-app",
+            "--match",
+        ])
+        .unwrap() else {
+            panic!("not acl list")
+        };
+        assert!(!filter.is_empty());
+        assert!(filter.matching && !filter.prefixed);
+        assert_eq!(filter.operation, Some(OperationArg::Write));
+        assert_eq!(filter.host.as_deref(), Some("*"));
+        for refused in [
+            &["acl", "list", "--prefixed"][..],
+            &["acl", "list", "--match"][..],
+            &["acl", "list", "--topic", "t", "--prefixed", "--match"][..],
+            &["acl", "list", "--cluster", "--group", "g"][..],
+            &["acl", "list", "--allow", "--deny"][..],
+        ] {
+            assert!(parse(refused).is_err(), "{refused:?}");
+        }
+
+        let Command::Acl(AclCommand::Remove { filter, all, .. }) =
+            parse(&["acl", "remove", "--principal", "User:alice", "--deny"]).unwrap()
+        else {
+            panic!("not acl remove")
+        };
+        assert!(filter.deny && !all && !filter.is_empty());
+        let Command::Acl(AclCommand::Remove { filter, all, .. }) =
+            parse(&["acl", "remove"]).unwrap()
+        else {
+            panic!("not acl remove")
+        };
+        assert!(
+            filter.is_empty() && !all,
+            "parsed; the command refuses to run"
+        );
+        let Command::Acl(AclCommand::Remove { all, .. }) =
+            parse(&["acl", "remove", "--all"]).unwrap()
+        else {
+            panic!("not acl remove")
+        };
+        assert!(all);
+        assert!(
+            parse(&["acl", "remove", "--all", "--topic", "t"]).is_err(),
+            "--all takes no filter"
+        );
+        assert!(parse(&["acl", "remove", "--all", "--cluster"]).is_err());
+        assert!(
+            parse(&["acl", "list", "--password", "x"]).is_err(),
+            "no password on the command line"
         );
     }
 

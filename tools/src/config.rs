@@ -326,12 +326,7 @@ impl ConfigLayer {
                 message,
             })?,
         };
-        let (tls, sasl) = match kafka_protocol {
-            SecurityProtocol::Plaintext => (false, false),
-            SecurityProtocol::Ssl => (true, false),
-            SecurityProtocol::SaslPlaintext => (false, true),
-            SecurityProtocol::SaslSsl => (true, true),
-        };
+        let (tls, sasl) = (kafka_protocol.tls(), kafka_protocol.sasl());
         let listener_value = || config.kafka_addr.clone().unwrap_or_default();
         config.kafka_tls = match (tls, self.ssl_certificate_file, self.ssl_key_file) {
             (false, ..) => None,
@@ -532,16 +527,44 @@ impl ConfigLayer {
 
 /// A Kafka listener's security protocol (Kafka's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SecurityProtocol {
+pub enum SecurityProtocol {
     Plaintext,
     Ssl,
     SaslPlaintext,
     SaslSsl,
 }
 
+impl SecurityProtocol {
+    /// Kafka's name, as written before `://`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether connections speak TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL before anything else.
+    pub fn sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
 /// `[PROTOCOL://]HOST:PORT`: the security protocol (PLAINTEXT without a
 /// prefix) and the address.
-fn listener(key: &'static str, value: String) -> Result<(SecurityProtocol, String), ConfigError> {
+pub fn listener(
+    key: &'static str,
+    value: String,
+) -> Result<(SecurityProtocol, String), ConfigError> {
     let Some((protocol, addr)) = value.split_once("://") else {
         return Ok((SecurityProtocol::Plaintext, value));
     };
@@ -560,7 +583,7 @@ fn listener(key: &'static str, value: String) -> Result<(SecurityProtocol, Strin
     Ok((protocol, addr.to_string()))
 }
 
-fn host_port(key: &'static str, value: String) -> Result<String, ConfigError> {
+pub fn host_port(key: &'static str, value: String) -> Result<String, ConfigError> {
     if !value.contains(':') {
         return Err(ConfigError::Invalid {
             key,
@@ -709,7 +732,11 @@ mod tests {
                     "SLUICE_VOTERS" => "7@h:7",
                     "SLUICE_CLUSTER_ID" => "BwcHBwcHBwcHBwcHBwcHBw",
                     "SLUICE_RACK" => "r7",
-                    "SLUICE_AUTO_CREATE_TOPICS" | "SLUICE_AUTO_LEADER_REBALANCE" => "false",
+                    "SLUICE_AUTO_CREATE_TOPICS"
+                    | "SLUICE_AUTO_LEADER_REBALANCE"
+                    | "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND" => "false",
+                    "SLUICE_AUTHORIZER" => "acl",
+                    "SLUICE_SUPER_USERS" => "User:u7",
                     "SLUICE_LOG_DIRS" => "/d7, /e7",
                     "SLUICE_REPLICA_SELECTOR" => "rack-aware",
                     "SLUICE_TRANSACTION_VERSION" => "1",

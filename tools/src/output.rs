@@ -4,6 +4,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde_json::json;
+use sluice_engine::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use sluice_net::{
     client::ConsumedRecord,
     native::{
@@ -593,6 +594,96 @@ pub fn txns_json(transactions: &[TransactionListing]) -> serde_json::Value {
         .collect()
 }
 
+/// Kafka's name for a resource type (as `kafka-acls.sh` prints it).
+pub fn resource_type_name(kind: ResourceType) -> &'static str {
+    match kind {
+        ResourceType::Topic => "TOPIC",
+        ResourceType::Group => "GROUP",
+        ResourceType::Cluster => "CLUSTER",
+        ResourceType::TransactionalId => "TRANSACTIONAL_ID",
+        ResourceType::DelegationToken => "DELEGATION_TOKEN",
+        ResourceType::User => "USER",
+    }
+}
+
+pub fn pattern_type_name(pattern: PatternType) -> &'static str {
+    match pattern {
+        PatternType::Literal => "LITERAL",
+        PatternType::Prefixed => "PREFIXED",
+    }
+}
+
+pub fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::All => "ALL",
+        Operation::Read => "READ",
+        Operation::Write => "WRITE",
+        Operation::Create => "CREATE",
+        Operation::Delete => "DELETE",
+        Operation::Alter => "ALTER",
+        Operation::Describe => "DESCRIBE",
+        Operation::ClusterAction => "CLUSTER_ACTION",
+        Operation::DescribeConfigs => "DESCRIBE_CONFIGS",
+        Operation::AlterConfigs => "ALTER_CONFIGS",
+        Operation::IdempotentWrite => "IDEMPOTENT_WRITE",
+        Operation::CreateTokens => "CREATE_TOKENS",
+        Operation::DescribeTokens => "DESCRIBE_TOKENS",
+    }
+}
+
+pub fn permission_name(permission: Permission) -> &'static str {
+    match permission {
+        Permission::Deny => "DENY",
+        Permission::Allow => "ALLOW",
+    }
+}
+
+pub fn acls_text(bindings: &[AclBinding]) -> String {
+    let rows: Vec<Vec<String>> = bindings
+        .iter()
+        .map(|binding| {
+            vec![
+                resource_type_name(binding.resource_type).to_string(),
+                binding.resource_name.clone(),
+                pattern_type_name(binding.pattern_type).to_string(),
+                binding.principal.clone(),
+                binding.host.clone(),
+                operation_name(binding.operation).to_string(),
+                permission_name(binding.permission).to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "RESOURCE-TYPE",
+            "NAME",
+            "PATTERN",
+            "PRINCIPAL",
+            "HOST",
+            "OPERATION",
+            "PERMISSION",
+        ],
+        &rows,
+    )
+}
+
+pub fn acls_json(bindings: &[AclBinding]) -> serde_json::Value {
+    bindings
+        .iter()
+        .map(|binding| {
+            json!({
+                "resource_type": resource_type_name(binding.resource_type),
+                "name": binding.resource_name,
+                "pattern": pattern_type_name(binding.pattern_type),
+                "principal": binding.principal,
+                "host": binding.host,
+                "operation": operation_name(binding.operation),
+                "permission": permission_name(binding.permission),
+            })
+        })
+        .collect()
+}
+
 /// Milliseconds since the epoch, by this machine's clock.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -860,6 +951,59 @@ mod tests {
                 ),
             ],
         }
+    }
+
+    #[test]
+    fn acl_bindings_show_kafka_names() {
+        let binding = |resource_type, name: &str, pattern_type, operation, permission| AclBinding {
+            resource_type,
+            resource_name: name.to_string(),
+            pattern_type,
+            principal: "User:alice".to_string(),
+            host: "*".to_string(),
+            operation,
+            permission,
+        };
+        let bindings = [
+            binding(
+                ResourceType::Topic,
+                "orders",
+                PatternType::Literal,
+                Operation::Write,
+                Permission::Allow,
+            ),
+            binding(
+                ResourceType::TransactionalId,
+                "pay-",
+                PatternType::Prefixed,
+                Operation::Describe,
+                Permission::Deny,
+            ),
+            binding(
+                ResourceType::Cluster,
+                "kafka-cluster",
+                PatternType::Literal,
+                Operation::IdempotentWrite,
+                Permission::Allow,
+            ),
+        ];
+        assert_eq!(
+            acls_text(&bindings),
+            "RESOURCE-TYPE     NAME           PATTERN   PRINCIPAL   HOST  OPERATION         PERMISSION\n\
+             TOPIC             orders         LITERAL   User:alice  *     WRITE             ALLOW\n\
+             TRANSACTIONAL_ID  pay-           PREFIXED  User:alice  *     DESCRIBE          DENY\n\
+             CLUSTER           kafka-cluster  LITERAL   User:alice  *     IDEMPOTENT_WRITE  ALLOW\n"
+        );
+        let json = acls_json(&bindings);
+        assert_eq!(json[1]["resource_type"], "TRANSACTIONAL_ID");
+        assert_eq!(json[1]["pattern"], "PREFIXED");
+        assert_eq!(json[1]["permission"], "DENY");
+        assert_eq!(json[2]["operation"], "IDEMPOTENT_WRITE");
+        assert_eq!(json[0]["name"], "orders");
+        assert_eq!(
+            acls_text(&[]),
+            "RESOURCE-TYPE  NAME  PATTERN  PRINCIPAL  HOST  OPERATION  PERMISSION\n"
+        );
     }
 
     #[test]

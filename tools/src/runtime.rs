@@ -37,7 +37,8 @@ cli_error_from!(
     std::io::Error,
     crate::config::ConfigError,
     sluice_engine::EngineError,
-    serde_json::Error
+    serde_json::Error,
+    crate::kafka_client::KafkaClientError
 );
 
 pub type CliResult<T> = Result<T, CliError>;

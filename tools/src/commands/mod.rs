@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod acl;
 pub mod cluster;
 pub mod consume;
 pub mod group;
