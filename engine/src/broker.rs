@@ -444,7 +444,20 @@ async fn shard_main(
     };
     let kafka_sasl = match shard.config.kafka_sasl.as_ref() {
         None => None,
-        Some(sasl) => match crate::sasl::Users::read(&sasl.plain_users) {
+        Some(sasl) => match sasl
+            .plain_users
+            .as_deref()
+            .map_or(Ok(crate::sasl::Users::default()), crate::sasl::Users::read)
+            .and_then(|mut users| {
+                if let Some(settings) = &sasl.oauthbearer {
+                    let validator = crate::sasl::oauthbearer::Validator::new(settings.clone())
+                        .map_err(|reason| {
+                            crate::sasl::UsersError::new(&settings.jwks_file, reason)
+                        })?;
+                    users.oauthbearer = Some(validator);
+                }
+                Ok(users)
+            }) {
             Ok(users) => Some(Rc::new(users)),
             Err(error) => {
                 let reason = format!("SASL users of the Kafka listener: {error}");

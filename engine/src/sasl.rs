@@ -16,6 +16,7 @@
 //! the password then, with a salt of their own. Use PLAIN over TLS
 //! (`SASL_SSL`): it sends the password as it is.
 
+pub mod oauthbearer;
 pub mod scram;
 
 use std::{collections::HashMap, path::Path, path::PathBuf};
@@ -36,8 +37,12 @@ pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 /// What a SASL listener takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslSettings {
-    /// The PLAIN users: `NAME:PASSWORD` lines.
-    pub plain_users: PathBuf,
+    /// The users: `NAME:PASSWORD` lines (PLAIN, and SCRAM before the
+    /// metadata's credentials). None: only SCRAM credentials of the
+    /// metadata, and OAUTHBEARER.
+    pub plain_users: Option<PathBuf>,
+    /// OAUTHBEARER, when a JWKS file is given.
+    pub oauthbearer: Option<oauthbearer::OAuthSettings>,
 }
 
 /// Why the users could not be read.
@@ -48,11 +53,23 @@ pub struct UsersError {
     reason: String,
 }
 
-/// The users, their passwords (PLAIN) and their SCRAM credentials.
+/// Who may authenticate: the users, their passwords (PLAIN) and their
+/// SCRAM credentials, and the validator of OAUTHBEARER tokens if the
+/// listener takes them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Users {
     passwords: HashMap<String, String>,
     credentials: HashMap<(String, Hash), Credential>,
+    pub oauthbearer: Option<oauthbearer::Validator>,
+}
+
+impl UsersError {
+    pub fn new(path: &Path, reason: String) -> UsersError {
+        UsersError {
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
 }
 
 impl Users {
@@ -108,6 +125,7 @@ impl Users {
         Ok(Users {
             passwords,
             credentials,
+            oauthbearer: None,
         })
     }
 
@@ -144,6 +162,8 @@ pub enum Exchange {
     Start,
     /// The handshake chose PLAIN: its token comes next.
     Plain { again: Option<String> },
+    /// The handshake chose OAUTHBEARER: the client's token comes next.
+    OAuthBearer { again: Option<String> },
     /// The handshake chose SCRAM: the client's first message comes next.
     ScramFirst { hash: Hash, again: Option<String> },
     /// The server answered the first message: the client's proof comes
@@ -163,13 +183,24 @@ pub enum Exchange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Continue(Vec<u8>),
-    Authenticated { principal: String, token: Vec<u8> },
+    /// `expires`: when the credential itself stops holding (an
+    /// OAUTHBEARER token's expiry), which bounds the session.
+    Authenticated {
+        principal: String,
+        token: Vec<u8>,
+        expires: Option<std::time::SystemTime>,
+    },
 }
 
 /// The outcome of a SaslHandshake: the error code. `reauthenticating`:
 /// whether an authenticated connection may authenticate again (KIP-368:
 /// when its authentication expires).
-pub fn handshake(exchange: &mut Exchange, mechanism: &str, reauthenticating: bool) -> i16 {
+pub fn handshake(
+    exchange: &mut Exchange,
+    users: &Users,
+    mechanism: &str,
+    reauthenticating: bool,
+) -> i16 {
     let again = match exchange {
         Exchange::Start => None,
         Exchange::Authenticated(principal) if reauthenticating => Some(principal.clone()),
@@ -178,6 +209,7 @@ pub fn handshake(exchange: &mut Exchange, mechanism: &str, reauthenticating: boo
     };
     *exchange = match (mechanism, Hash::of_mechanism(mechanism)) {
         ("PLAIN", _) => Exchange::Plain { again },
+        ("OAUTHBEARER", _) if users.oauthbearer.is_some() => Exchange::OAuthBearer { again },
         (_, Some(hash)) => Exchange::ScramFirst { hash, again },
         // UNSUPPORTED_SASL_MECHANISM.
         _ => return 33,
@@ -202,6 +234,29 @@ pub fn authenticate(
             Ok(Step::Authenticated {
                 principal,
                 token: Vec::new(),
+                expires: None,
+            })
+        }
+        Exchange::OAuthBearer { again } => {
+            let validator = users
+                .oauthbearer
+                .as_ref()
+                .ok_or((34, "OAUTHBEARER is not served".to_string()))?;
+            let (principal, expires) = validator
+                .authenticate(token)
+                .map_err(|message| (58, format!("Authentication failed: {message}")))?;
+            if again.is_some_and(|before| before != principal) {
+                return Err((
+                    58,
+                    "Authentication failed: a re-authentication may not change the principal"
+                        .to_string(),
+                ));
+            }
+            *exchange = Exchange::Authenticated(principal.clone());
+            Ok(Step::Authenticated {
+                principal,
+                token: Vec::new(),
+                expires: Some(expires),
             })
         }
         Exchange::ScramFirst { hash, again } => {
@@ -240,6 +295,7 @@ pub fn authenticate(
             Ok(Step::Authenticated {
                 principal,
                 token: server_final.into_bytes(),
+                expires: None,
             })
         }
         other => {
@@ -323,10 +379,10 @@ mod tests {
                 .0,
             34
         );
-        assert_eq!(handshake(&mut exchange, "GSSAPI", false), 33);
-        assert_eq!(handshake(&mut exchange, "PLAIN", false), 0);
+        assert_eq!(handshake(&mut exchange, &users, "GSSAPI", false), 33);
+        assert_eq!(handshake(&mut exchange, &users, "PLAIN", false), 0);
         assert_eq!(
-            handshake(&mut exchange, "PLAIN", false),
+            handshake(&mut exchange, &users, "PLAIN", false),
             34,
             "a second handshake"
         );
@@ -349,14 +405,15 @@ mod tests {
             authenticate(&mut exchange, &users, &|_, _| None, b"alice\0alice\0s3cret").unwrap(),
             Step::Authenticated {
                 principal: "User:alice".to_string(),
-                token: Vec::new()
+                token: Vec::new(),
+                expires: None,
             }
         );
         assert_eq!(exchange, Exchange::Authenticated("User:alice".to_string()));
         // KIP-368: authenticated again, as the same user only.
-        assert_eq!(handshake(&mut exchange.clone(), "PLAIN", false), 34);
+        assert_eq!(handshake(&mut exchange.clone(), &users, "PLAIN", false), 34);
         let mut again = exchange.clone();
-        assert_eq!(handshake(&mut again, "PLAIN", true), 0);
+        assert_eq!(handshake(&mut again, &users, "PLAIN", true), 0);
         assert_eq!(
             authenticate(&mut again.clone(), &users, &|_, _| None, b"\0bob\0a:b:c")
                 .unwrap_err()
@@ -371,7 +428,7 @@ mod tests {
     fn a_scram_exchange_takes_two_messages_and_a_wrong_proof_fails() {
         let users = users();
         let mut exchange = Exchange::default();
-        assert_eq!(handshake(&mut exchange, "SCRAM-SHA-512", false), 0);
+        assert_eq!(handshake(&mut exchange, &users, "SCRAM-SHA-512", false), 0);
         let Step::Continue(server_first) =
             authenticate(&mut exchange, &users, &|_, _| None, b"n,,n=alice,r=abc").unwrap()
         else {

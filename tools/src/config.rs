@@ -122,6 +122,16 @@ config_layer! {
     /// The users of a `SASL_PLAINTEXT://` or `SASL_SSL://` Kafka listener
     /// (mechanism PLAIN): one `NAME:PASSWORD` per line.
     sasl_plain_users_file: PathBuf,
+    /// The public keys OAUTHBEARER tokens are signed with (a JWKS JSON
+    /// file, RS256 and ES256 keys); given, a SASL listener takes
+    /// OAUTHBEARER (Kafka's `sasl.oauthbearer.jwks.endpoint.url`, a file).
+    sasl_oauthbearer_jwks_file: PathBuf,
+    /// The `iss` a token must have, if set.
+    sasl_oauthbearer_expected_issuer: String,
+    /// An `aud` a token must have, if set.
+    sasl_oauthbearer_expected_audience: String,
+    /// The claim that names the principal (default `sub`).
+    sasl_oauthbearer_sub_claim_name: String,
     /// `acl`: requests are authorized by the ACLs in the cluster's
     /// metadata, denied where none allows (Kafka's `authorizer.class.name`
     /// set to its standard authorizer); `none` (the default): everything is
@@ -148,6 +158,15 @@ config_layer! {
     /// authenticate again (Kafka's `connections.max.reauth.ms`); 0 (the
     /// default): for the connection's life.
     connections_max_reauth_ms: u64,
+    /// Samples of the window client quotas are metered over (Kafka's
+    /// `quota.window.num`, default 11).
+    quota_window_num: u32,
+    /// Each sample's length (Kafka's `quota.window.size.seconds`, default
+    /// 1000 ms).
+    quota_window_size_ms: u64,
+    /// Connections one IP address may hold open (Kafka's
+    /// `max.connections.per.ip`); 0 (the default): no limit.
+    connections_max_per_ip: usize,
     partial_frame_timeout_ms: u64,
     connections_max: usize,
     in_flight_per_connection_max: usize,
@@ -344,14 +363,28 @@ impl ConfigLayer {
                 })
             }
         };
-        config.kafka_sasl = match (sasl, self.sasl_plain_users_file) {
-            (false, _) => None,
-            (true, Some(plain_users)) => Some(SaslSettings { plain_users }),
-            (true, None) => return Err(ConfigError::Invalid {
+        let oauthbearer = self.sasl_oauthbearer_jwks_file.map(|jwks_file| {
+            sluice_engine::sasl::oauthbearer::OAuthSettings {
+                jwks_file,
+                expected_issuer: self.sasl_oauthbearer_expected_issuer.clone(),
+                expected_audience: self.sasl_oauthbearer_expected_audience.clone(),
+                sub_claim: self
+                    .sasl_oauthbearer_sub_claim_name
+                    .clone()
+                    .unwrap_or_else(|| "sub".to_string()),
+            }
+        });
+        config.kafka_sasl = match (sasl, self.sasl_plain_users_file, oauthbearer) {
+            (false, _, _) => None,
+            (true, None, None) => return Err(ConfigError::Invalid {
                 key: "kafka_addr",
                 value: listener_value(),
                 message:
-                    "a SASL listener (SASL_PLAINTEXT://, SASL_SSL://) needs sasl_plain_users_file",
+                    "a SASL listener (SASL_PLAINTEXT://, SASL_SSL://) needs sasl_plain_users_file or sasl_oauthbearer_jwks_file",
+            }),
+            (true, plain_users, oauthbearer) => Some(SaslSettings {
+                plain_users,
+                oauthbearer,
             }),
         };
         let authorizer = match self.authorizer.as_deref() {
@@ -410,6 +443,16 @@ impl ConfigLayer {
         }
         if let Some(partitions) = self.default_partitions {
             config.default_partitions = positive("default_partitions", partitions as usize)? as u32;
+        }
+        if let Some(samples) = self.quota_window_num {
+            config.quota_window.samples = positive("quota_window_num", samples as usize)? as u32;
+        }
+        if let Some(ms) = self.quota_window_size_ms {
+            config.quota_window.size =
+                Duration::from_millis(positive("quota_window_size_ms", ms as usize)? as u64);
+        }
+        if let Some(max) = self.connections_max_per_ip {
+            config.connections_max_per_ip = max;
         }
         if let Some(ms) = self.connections_max_reauth_ms {
             config.connections_max_reauth = (ms > 0).then(|| Duration::from_millis(ms));
@@ -883,7 +926,8 @@ mod tests {
         assert_eq!(
             sasl.kafka_sasl,
             Some(SaslSettings {
-                plain_users: PathBuf::from("/users")
+                plain_users: Some(PathBuf::from("/users")),
+                oauthbearer: None,
             })
         );
         let sasl = config(&[

@@ -72,14 +72,23 @@ fn handshake(
     connection: &Connection,
 ) -> Result<Option<BytesMut>, String> {
     let asked: SaslHandshakeRequest = decode(request)?;
+    let oauthbearer = connection
+        .sasl
+        .as_ref()
+        .is_some_and(|sasl| sasl.users.oauthbearer.is_some());
     let mechanisms = sasl::MECHANISMS
         .iter()
-        .map(|name| str_bytes(*name))
+        .copied()
+        .chain(oauthbearer.then_some("OAUTHBEARER"))
+        .map(str_bytes)
         .collect();
-    let reauthenticating = shard.config.connections_max_reauth.is_some();
+    // Re-authentication is allowed when sessions end: by the setting, or
+    // by the expiry of OAUTHBEARER tokens.
+    let reauthenticating = shard.config.connections_max_reauth.is_some() || oauthbearer;
     let code = match &connection.sasl {
         Some(sasl) => sasl::handshake(
             &mut sasl.exchange.borrow_mut(),
+            &sasl.users,
             asked.mechanism.as_str(),
             reauthenticating,
         ),
@@ -123,11 +132,24 @@ fn authenticate(
         Ok(sasl::Step::Continue(token)) => {
             SaslAuthenticateResponse::default().with_auth_bytes(token.into())
         }
-        Ok(sasl::Step::Authenticated { principal, token }) => {
+        Ok(sasl::Step::Authenticated {
+            principal,
+            token,
+            expires,
+        }) => {
             tracing::debug!(peer = ?connection.peer, %principal, "authenticated");
             // KIP-368: the session's life, from v1, after which the client
-            // authenticates again on the connection.
-            let lifetime = shard.config.connections_max_reauth;
+            // authenticates again on the connection: the setting's, or
+            // less if the credential (a token) expires sooner.
+            let until_expiry = expires.map(|expires| {
+                expires
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default()
+            });
+            let lifetime = match (shard.config.connections_max_reauth, until_expiry) {
+                (Some(setting), Some(token)) => Some(setting.min(token)),
+                (setting, token) => setting.or(token),
+            };
             if let (Some(sasl), Some(lifetime)) = (&connection.sasl, lifetime) {
                 sasl.expires.set(Some(std::time::Instant::now() + lifetime));
             }

@@ -1,0 +1,383 @@
+//! SASL OAUTHBEARER (RFC 7628, KIP-255, KIP-768): the client sends a JSON
+//! Web Token, and the broker validates it against the public keys of a
+//! JWKS file: its signature (RS256 or ES256, by the key its `kid` names),
+//! its expiry and not-before (with a clock skew), its issuer and audience
+//! when configured. The principal is `User:` and the token's subject (the
+//! `sub` claim, or the claim `sasl_oauthbearer_sub_claim_name` names). The
+//! session lasts no longer than the token (KIP-368: the client
+//! re-authenticates with a new one).
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use ring::signature;
+
+/// The largest JWKS file read, and the largest token taken.
+pub const JWKS_BYTES_MAX: u64 = 1 << 20;
+pub const TOKEN_BYTES_MAX: usize = 64 * 1024;
+
+/// How far the broker's clock and the token issuer's may differ.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// What validates tokens: the JWKS file, and the claims expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    pub jwks_file: PathBuf,
+    pub expected_issuer: Option<String>,
+    pub expected_audience: Option<String>,
+    pub sub_claim: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyKind {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// P-256: the uncompressed point.
+    Ec256 {
+        point: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    kid: Option<String>,
+    kind: KeyKind,
+}
+
+/// A token validator: the settings and the keys read from the JWKS file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validator {
+    settings: OAuthSettings,
+    keys: Vec<Key>,
+}
+
+fn bytes_of(value: &serde_json::Value, field: &str) -> Result<Vec<u8>, String> {
+    let text = value[field]
+        .as_str()
+        .ok_or_else(|| format!("a key without {field}"))?;
+    URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|_| format!("a key's {field} is not base64url"))
+}
+
+impl Validator {
+    /// Reads the JWKS file (at most [`JWKS_BYTES_MAX`]).
+    pub fn new(settings: OAuthSettings) -> Result<Validator, String> {
+        let path = &settings.jwks_file;
+        let error = |reason: String| format!("{}: {reason}", path.display());
+        let size = std::fs::metadata(path)
+            .map_err(|e| error(e.to_string()))?
+            .len();
+        if size > JWKS_BYTES_MAX {
+            return Err(error(format!("{size} bytes, over {JWKS_BYTES_MAX}")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let keys = parse_jwks(&text).map_err(error)?;
+        Ok(Validator { settings, keys })
+    }
+
+    pub fn jwks_file(&self) -> &Path {
+        &self.settings.jwks_file
+    }
+
+    /// Validates the client's message: the principal and when its token
+    /// expires, or why it is refused.
+    pub fn authenticate(&self, message: &[u8]) -> Result<(String, SystemTime), String> {
+        let token = bearer_token(message)?;
+        self.validate(token, SystemTime::now())
+    }
+
+    fn validate(&self, token: &str, now: SystemTime) -> Result<(String, SystemTime), String> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("the token is not a signed JWT (three parts)".to_string());
+        };
+        let json = |part: &str, what: &str| -> Result<serde_json::Value, String> {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(part)
+                .map_err(|_| format!("the token's {what} is not base64url"))?;
+            serde_json::from_slice(&bytes).map_err(|_| format!("the token's {what} is not JSON"))
+        };
+        let header_json = json(header, "header")?;
+        let claims = json(payload, "payload")?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| "the token's signature is not base64url".to_string())?;
+        let signed = format!("{header}.{payload}");
+        let alg = header_json["alg"].as_str().unwrap_or_default();
+        let kid = header_json["kid"].as_str();
+        let candidates = self.keys.iter().filter(|key| match (kid, &key.kid) {
+            (Some(wanted), Some(kid)) => wanted == kid,
+            (Some(_), None) => false,
+            (None, _) => true,
+        });
+        let verified = match alg {
+            "RS256" => candidates
+                .filter_map(|key| match &key.kind {
+                    KeyKind::Rsa { n, e } => Some(signature::RsaPublicKeyComponents { n, e }),
+                    KeyKind::Ec256 { .. } => None,
+                })
+                .any(|key| {
+                    key.verify(
+                        &signature::RSA_PKCS1_2048_8192_SHA256,
+                        signed.as_bytes(),
+                        &signature,
+                    )
+                    .is_ok()
+                }),
+            "ES256" => candidates
+                .filter_map(|key| match &key.kind {
+                    KeyKind::Ec256 { point } => Some(point),
+                    KeyKind::Rsa { .. } => None,
+                })
+                .any(|point| {
+                    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                        .verify(signed.as_bytes(), &signature)
+                        .is_ok()
+                }),
+            other => return Err(format!("algorithm {other:?} is not RS256 or ES256")),
+        };
+        if !verified {
+            return Err("the token's signature is not one of the JWKS keys'".to_string());
+        }
+        let seconds = |claim: &str| claims[claim].as_f64();
+        let now_s = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let skew = CLOCK_SKEW.as_secs_f64();
+        let expiry = seconds("exp").ok_or("the token has no exp")?;
+        if expiry + skew <= now_s {
+            return Err("the token has expired".to_string());
+        }
+        if seconds("nbf").is_some_and(|not_before| not_before - skew > now_s) {
+            return Err("the token is not valid yet (nbf)".to_string());
+        }
+        if let Some(issuer) = &self.settings.expected_issuer {
+            if claims["iss"].as_str() != Some(issuer) {
+                return Err(format!("the token's issuer is not {issuer}"));
+            }
+        }
+        if let Some(audience) = &self.settings.expected_audience {
+            let matches = match &claims["aud"] {
+                serde_json::Value::String(aud) => aud == audience,
+                serde_json::Value::Array(auds) => auds.iter().any(|aud| aud == audience),
+                _ => false,
+            };
+            if !matches {
+                return Err(format!("the token's audience does not include {audience}"));
+            }
+        }
+        let subject = claims[&self.settings.sub_claim]
+            .as_str()
+            .filter(|subject| !subject.is_empty())
+            .ok_or_else(|| format!("the token has no {} claim", self.settings.sub_claim))?;
+        let expires = UNIX_EPOCH + Duration::from_secs_f64(expiry.max(0.0));
+        Ok((format!("User:{subject}"), expires))
+    }
+}
+
+/// The keys of a JWKS document: RSA keys and P-256 EC keys, other kinds
+/// skipped (a JWKS may hold keys for other uses).
+fn parse_jwks(text: &str) -> Result<Vec<Key>, String> {
+    let document: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
+    let keys = document["keys"]
+        .as_array()
+        .ok_or("no \"keys\" array (a JWKS document)")?;
+    let mut read = Vec::new();
+    for key in keys {
+        let kid = key["kid"].as_str().map(str::to_string);
+        let kind = match (key["kty"].as_str(), key["crv"].as_str()) {
+            (Some("RSA"), _) => KeyKind::Rsa {
+                n: bytes_of(key, "n")?,
+                e: bytes_of(key, "e")?,
+            },
+            (Some("EC"), Some("P-256")) => {
+                let (x, y) = (bytes_of(key, "x")?, bytes_of(key, "y")?);
+                if x.len() != 32 || y.len() != 32 {
+                    return Err("a P-256 key's x and y are 32 bytes".to_string());
+                }
+                let mut point = vec![4u8];
+                point.extend(x);
+                point.extend(y);
+                KeyKind::Ec256 { point }
+            }
+            _ => continue,
+        };
+        read.push(Key { kid, kind });
+    }
+    if read.is_empty() {
+        return Err("no RSA or P-256 key in it".to_string());
+    }
+    Ok(read)
+}
+
+/// The token of the client's first message (RFC 7628):
+/// `gs2-header %x01 *(key=value %x01) %x01`, with `auth=Bearer TOKEN`.
+fn bearer_token(message: &[u8]) -> Result<&str, String> {
+    if message.len() > TOKEN_BYTES_MAX {
+        return Err(format!("a message over {TOKEN_BYTES_MAX} bytes"));
+    }
+    let text = std::str::from_utf8(message).map_err(|_| "a message not in UTF-8".to_string())?;
+    let (gs2, rest) = text
+        .split_once('\u{1}')
+        .ok_or("no key-value pairs after the GS2 header")?;
+    if !(gs2.starts_with("n,") || gs2.starts_with("y,")) {
+        return Err("a GS2 header that asks for channel binding".to_string());
+    }
+    let auth = rest
+        .split('\u{1}')
+        .find_map(|pair| pair.strip_prefix("auth="))
+        .ok_or("no auth= in the message")?;
+    let (scheme, token) = auth.split_once(' ').ok_or("auth= is not Bearer TOKEN")?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err("auth= is not Bearer TOKEN".to_string());
+    }
+    Ok(token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::{
+        rand::SystemRandom,
+        signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING},
+    };
+
+    fn key_pair() -> EcdsaKeyPair {
+        let random = SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &random).unwrap();
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &random).unwrap()
+    }
+
+    fn jwks(pair: &EcdsaKeyPair, kid: &str) -> String {
+        let point = pair.public_key().as_ref();
+        format!(
+            r#"{{"keys":[{{"kty":"oct","k":"AA"}},{{"kty":"EC","crv":"P-256","kid":"{kid}","x":"{}","y":"{}"}}]}}"#,
+            URL_SAFE_NO_PAD.encode(&point[1..33]),
+            URL_SAFE_NO_PAD.encode(&point[33..65])
+        )
+    }
+
+    fn token(pair: &EcdsaKeyPair, kid: &str, claims: &str) -> String {
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#));
+        let payload = URL_SAFE_NO_PAD.encode(claims);
+        let signed = format!("{header}.{payload}");
+        let signature = pair.sign(&SystemRandom::new(), signed.as_bytes()).unwrap();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    }
+
+    fn validator(keys: &str, issuer: Option<&str>, audience: Option<&str>) -> Validator {
+        Validator {
+            settings: OAuthSettings {
+                jwks_file: PathBuf::new(),
+                expected_issuer: issuer.map(str::to_string),
+                expected_audience: audience.map(str::to_string),
+                sub_claim: "sub".to_string(),
+            },
+            keys: parse_jwks(keys).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_signed_token_names_its_subject_and_the_rest_are_refused() {
+        let pair = key_pair();
+        let validator = validator(&jwks(&pair, "k1"), Some("https://idp"), Some("kafka"));
+        let now = SystemTime::now();
+        let in_an_hour = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+        let good = token(
+            &pair,
+            "k1",
+            &format!(
+                r#"{{"sub":"alice","iss":"https://idp","aud":["x","kafka"],"exp":{in_an_hour}}}"#
+            ),
+        );
+        let (principal, expires) = validator.validate(&good, now).unwrap();
+        assert_eq!(principal, "User:alice");
+        assert_eq!(
+            expires.duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            in_an_hour
+        );
+        let message = format!("n,,\u{1}auth=Bearer {good}\u{1}\u{1}");
+        assert_eq!(bearer_token(message.as_bytes()), Ok(good.as_str()));
+
+        let claims =
+            |extra: &str| format!(r#"{{"sub":"alice","iss":"https://idp","aud":"kafka",{extra}}}"#);
+        let refused = [
+            token(&pair, "k1", &claims(r#""exp":1000"#)),
+            token(
+                &pair,
+                "k1",
+                &claims(&format!(r#""exp":{in_an_hour},"nbf":{in_an_hour}"#)),
+            ),
+            token(&pair, "k2", &claims(&format!(r#""exp":{in_an_hour}"#))),
+            token(
+                &key_pair(),
+                "k1",
+                &claims(&format!(r#""exp":{in_an_hour}"#)),
+            ),
+            token(
+                &pair,
+                "k1",
+                &format!(r#"{{"sub":"alice","iss":"other","aud":"kafka","exp":{in_an_hour}}}"#),
+            ),
+            token(
+                &pair,
+                "k1",
+                &format!(
+                    r#"{{"sub":"alice","iss":"https://idp","aud":"other","exp":{in_an_hour}}}"#
+                ),
+            ),
+            token(
+                &pair,
+                "k1",
+                &format!(r#"{{"iss":"https://idp","aud":"kafka","exp":{in_an_hour}}}"#),
+            ),
+            "a.b".to_string(),
+            "e30.e30.".to_string(),
+        ];
+        for token in refused {
+            assert!(validator.validate(&token, now).is_err(), "{token}");
+        }
+        // An unsigned token (alg none) is refused.
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"alice","exp":{in_an_hour}}}"#))
+        );
+        assert!(validator.validate(&none, now).is_err());
+    }
+
+    #[test]
+    fn malformed_messages_and_documents_are_errors() {
+        for message in [
+            &b""[..],
+            b"n,,",
+            b"n,,\x01auth=Basic x\x01\x01",
+            b"p=tls-unique,,\x01auth=Bearer x\x01\x01",
+            b"n,,\x01\x01",
+            b"\xff\x01",
+        ] {
+            assert!(bearer_token(message).is_err(), "{message:?}");
+        }
+        assert!(bearer_token(&vec![b'a'; TOKEN_BYTES_MAX + 1]).is_err());
+        for document in [
+            "",
+            "{}",
+            r#"{"keys":[]}"#,
+            r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#,
+            r#"{"keys":[{"kty":"RSA","n":"!!"}]}"#,
+        ] {
+            assert!(parse_jwks(document).is_err(), "{document}");
+        }
+    }
+}
