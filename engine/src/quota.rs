@@ -179,16 +179,16 @@ pub fn resolve(quotas: &Quotas, user: &str, client_id: &str, key: &str) -> Optio
         let Rate(value) = *quotas.get(&entity)?.get(key)?;
         let meter = Meter {
             key: key.to_string(),
-            user: entity
-                .user
-                .is_some()
-                .then(|| user.to_string())
-                .unwrap_or_default(),
-            client_id: entity
-                .client_id
-                .is_some()
-                .then(|| client_id.to_string())
-                .unwrap_or_default(),
+            user: if entity.user.is_some() {
+                user.to_string()
+            } else {
+                String::new()
+            },
+            client_id: if entity.client_id.is_some() {
+                client_id.to_string()
+            } else {
+                String::new()
+            },
         };
         Some((value, meter))
     })

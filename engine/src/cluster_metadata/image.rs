@@ -307,8 +307,10 @@ pub fn check_credential(user: &str, hash: Hash, credential: &Credential) -> Resu
             scram::SALT_BYTES_MAX
         )));
     }
-    if credential.stored_key.len() != hash.len() || credential.server_key.len() != hash.len() {
-        return Err(invalid(format!("keys are {} bytes", hash.len())));
+    if credential.stored_key.len() != hash.output_len()
+        || credential.server_key.len() != hash.output_len()
+    {
+        return Err(invalid(format!("keys are {} bytes", hash.output_len())));
     }
     Ok(())
 }

@@ -82,7 +82,7 @@ impl Hash {
         }
     }
 
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         self.digest().output_len()
     }
 }
@@ -106,7 +106,7 @@ fn hmac_of(hash: Hash, key: &[u8], message: &[u8]) -> Vec<u8> {
 /// sends to store a credential (AlterUserScramCredentials), so that the
 /// password itself never travels.
 pub fn salted_password(hash: Hash, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-    let mut salted = vec![0u8; hash.len()];
+    let mut salted = vec![0u8; hash.output_len()];
     let rounds = std::num::NonZeroU32::new(iterations.max(1)).expect("at least one");
     pbkdf2::derive(hash.pbkdf2(), rounds, salt, password, &mut salted);
     salted
@@ -254,7 +254,7 @@ pub fn last(
     };
     let proof = STANDARD.decode(proof).map_err(|_| failed())?;
     let hash = started.hash;
-    if proof.len() != hash.len() {
+    if proof.len() != hash.output_len() {
         return Err(failed());
     }
     let auth_message = format!("{},{without_proof}", started.auth_prefix);
