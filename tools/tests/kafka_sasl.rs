@@ -262,3 +262,50 @@ fn an_authentication_expires_unless_renewed_as_the_same_user() {
     );
     assert!(closed(stream));
 }
+
+#[test]
+fn oauthbearer_takes_signed_tokens_of_the_jwks_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().as_os_str();
+    run_client_script(
+        "oauthbearer.py",
+        &[std::ffi::OsStr::new("keygen"), keys],
+        &[],
+    );
+    let jwks = dir.path().join("jwks.json");
+    // OAUTHBEARER alone: no users file.
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        2,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
+            ("SLUICE_SASL_OAUTHBEARER_JWKS_FILE", jwks.to_str().unwrap()),
+            (
+                "SLUICE_SASL_OAUTHBEARER_EXPECTED_ISSUER",
+                "https://idp.test",
+            ),
+            ("SLUICE_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", "sluice"),
+        ],
+    );
+    let mut stream = connect(&broker);
+    let answer = handshake(&mut stream, "OAUTHBEARER");
+    assert_eq!(answer.error_code, 0);
+    assert!(answer
+        .mechanisms
+        .contains(&StrBytes::from_static_str("OAUTHBEARER")));
+    // A token that is not one: refused, closed.
+    assert_eq!(
+        authenticate(&mut stream, b"n,,\x01auth=Bearer not.a.token\x01\x01").error_code,
+        58
+    );
+    assert!(closed(stream));
+    run_client_script(
+        "oauthbearer.py",
+        &[
+            std::ffi::OsStr::new("run"),
+            std::ffi::OsStr::new(&broker.kafka_addr),
+            keys,
+        ],
+        &[],
+    );
+}
