@@ -15,7 +15,7 @@
 //! - a resource no binding names at all is allowed only with
 //!   `allow_everyone_if_no_acl_found` (off by default), otherwise denied.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// What a binding is about. The numbers are Kafka's on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -352,11 +352,23 @@ impl AclFilter {
     }
 }
 
-/// Every binding, as the metadata holds them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Every binding, as the metadata holds them, and indexed by resource
+/// type and name, so that an authorization looks its resource up (its
+/// name, `*`, each prefix of its name) without a scan or an allocation.
+#[derive(Debug, Clone, Default)]
 pub struct Acls {
     bindings: BTreeSet<AclBinding>,
+    by_name: HashMap<ResourceType, HashMap<String, Vec<AclBinding>>>,
 }
+
+/// Equal when they hold the same bindings (the index follows them).
+impl PartialEq for Acls {
+    fn eq(&self, other: &Acls) -> bool {
+        self.bindings == other.bindings
+    }
+}
+
+impl Eq for Acls {}
 
 /// The most bindings the metadata holds.
 pub const BINDINGS_MAX: usize = 100_000;
@@ -384,11 +396,31 @@ impl Acls {
 
     /// Adds `bindings` (those already present stay as they are).
     pub fn insert(&mut self, bindings: impl IntoIterator<Item = AclBinding>) {
-        self.bindings.extend(bindings);
+        for binding in bindings {
+            if self.bindings.insert(binding.clone()) {
+                self.by_name
+                    .entry(binding.resource_type)
+                    .or_default()
+                    .entry(binding.resource_name.clone())
+                    .or_default()
+                    .push(binding);
+            }
+        }
     }
 
     pub fn remove(&mut self, binding: &AclBinding) {
-        self.bindings.remove(binding);
+        if !self.bindings.remove(binding) {
+            return;
+        }
+        let names = self
+            .by_name
+            .get_mut(&binding.resource_type)
+            .expect("indexed");
+        let named = names.get_mut(&binding.resource_name).expect("indexed");
+        named.retain(|indexed| indexed != binding);
+        if named.is_empty() {
+            names.remove(&binding.resource_name);
+        }
     }
 
     /// The bindings `filter` matches.
@@ -400,46 +432,31 @@ impl Acls {
 
     /// The bindings that name resource `name` of type `kind`, whoever they
     /// are about: the literal name, the literal `*`, and each prefix of the
-    /// name, each found by a lookup, not a scan.
+    /// name, each found by a lookup.
     fn naming<'a>(
         &'a self,
         kind: ResourceType,
         name: &'a str,
     ) -> impl Iterator<Item = &'a AclBinding> {
-        let literal = |wanted: &'a str| {
-            self.named(kind, wanted)
-                .filter(|binding| binding.pattern_type == PatternType::Literal)
+        let names = self.by_name.get(&kind);
+        let named = move |wanted: &'a str, pattern: PatternType| {
+            names
+                .and_then(|names| names.get(wanted))
+                .into_iter()
+                .flatten()
+                .filter(move |binding| binding.pattern_type == pattern)
         };
-        let exact = (name != "*").then(|| literal(name)).into_iter().flatten();
+        let exact = (name != "*")
+            .then(|| named(name, PatternType::Literal))
+            .into_iter()
+            .flatten();
         let prefixes = name
             .char_indices()
             .map(|(at, c)| &name[..at + c.len_utf8()])
-            .flat_map(move |prefix| {
-                self.named(kind, prefix)
-                    .filter(|binding| binding.pattern_type == PatternType::Prefixed)
-            });
-        exact.chain(literal("*")).chain(prefixes)
-    }
-
-    /// The bindings whose resource is `kind` named `name` exactly (as a
-    /// literal or a prefix).
-    fn named<'a>(
-        &'a self,
-        kind: ResourceType,
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a AclBinding> {
-        let first = AclBinding {
-            resource_type: kind,
-            resource_name: name.to_string(),
-            pattern_type: PatternType::Literal,
-            principal: String::new(),
-            host: String::new(),
-            operation: Operation::All,
-            permission: Permission::Deny,
-        };
-        self.bindings.range(first..).take_while(move |binding| {
-            binding.resource_type == kind && binding.resource_name == name
-        })
+            .flat_map(move |prefix| named(prefix, PatternType::Prefixed));
+        exact
+            .chain(named("*", PatternType::Literal))
+            .chain(prefixes)
     }
 }
 
@@ -729,6 +746,34 @@ mod tests {
             acls: &acls,
         };
         assert!(!authorizer.authorize_any(&alice(), Write, Topic));
+    }
+
+    #[test]
+    fn a_removed_binding_no_longer_decides() {
+        let settings = settings();
+        let mut acls = Acls::default();
+        let write = binding(Topic, "t", Literal, "User:alice", Write, Allow);
+        let prefix = binding(Topic, "t", Prefixed, "User:alice", Read, Allow);
+        acls.insert([write.clone(), prefix.clone(), write.clone()]);
+        assert_eq!(acls.len(), 2);
+        let allows = |acls: &Acls, operation| {
+            Authorizer {
+                settings: Some(&settings),
+                acls,
+            }
+            .authorize(&alice(), operation, Topic, "t")
+        };
+        assert!(allows(&acls, Write) && allows(&acls, Read));
+        acls.remove(&write);
+        assert!(!allows(&acls, Write) && allows(&acls, Read));
+        acls.remove(&prefix);
+        acls.remove(&prefix);
+        assert!(acls.is_empty() && !allows(&acls, Read));
+        let mut again = Acls::default();
+        again.insert([prefix.clone(), write.clone()]);
+        let mut other = Acls::default();
+        other.insert([write, prefix]);
+        assert_eq!(again, other, "equal whatever the order");
     }
 
     #[test]

@@ -268,7 +268,7 @@ fn authorize(
         host: peer.map(|ip| ip.to_string()).unwrap_or_default(),
     };
     let api = "admin GET /metrics";
-    let access = Access::new(shard, || requester, &api);
+    let access = Access::new(shard, || std::rc::Rc::new(requester), &api);
     if access.allows(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
         return Ok(());
     }

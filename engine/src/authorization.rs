@@ -5,7 +5,7 @@
 //! HTTP API); the decisions and the audit of refusals are made here, the
 //! same for all.
 
-use std::{fmt::Debug, sync::Arc};
+use std::{fmt::Debug, rc::Rc, sync::Arc};
 
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ use crate::{
 
 /// Who sends a request, and what decides it.
 pub struct Access<'a> {
-    pub requester: Requester,
+    pub requester: Rc<Requester>,
     settings: Option<&'a AuthorizerSettings>,
     acls: Arc<Acls>,
     pub metadata: Arc<Metadata>,
@@ -37,17 +37,17 @@ impl<'a> Access<'a> {
     /// nothing is allocated).
     pub fn new(
         shard: &'a Shard,
-        requester: impl FnOnce() -> Requester,
+        requester: impl FnOnce() -> Rc<Requester>,
         api: &'a dyn Debug,
     ) -> Access<'a> {
         let metadata = shard.metadata();
         let settings = shard.config.authorizer.as_ref();
         let requester = match settings {
             Some(_) => requester(),
-            None => Requester {
+            None => Rc::new(Requester {
                 principal: String::new(),
                 host: String::new(),
-            },
+            }),
         };
         Access {
             requester,
@@ -179,7 +179,7 @@ impl<'a> Access<'a> {
 
 /// [`Access`]'s decisions without its borrows.
 pub struct Decider {
-    requester: Requester,
+    requester: Rc<Requester>,
     settings: Option<AuthorizerSettings>,
     acls: Arc<Acls>,
 }

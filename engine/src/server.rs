@@ -48,6 +48,9 @@ pub struct Connection {
     /// Set by a request over its client's quota: nothing more is read from
     /// the connection before then (KIP-219).
     muted_until: std::cell::Cell<Option<Instant>>,
+    /// [`Connection::requester`], once it holds for the connection's life
+    /// (a re-authentication keeps the principal).
+    requester: std::cell::RefCell<Option<Rc<crate::acl::Requester>>>,
 }
 
 /// A SASL listener's connection: the users it checks against, and where
@@ -76,26 +79,38 @@ impl Connection {
             }),
             close_after: std::cell::Cell::new(false),
             muted_until: std::cell::Cell::new(None),
+            requester: std::cell::RefCell::new(None),
         }
     }
 
     /// Who sends the connection's requests, as the authorizer sees them:
     /// the SASL user (`User:NAME`), else the client certificate's subject,
     /// else `User:ANONYMOUS`; from the client's IP address.
-    pub fn requester(&self) -> crate::acl::Requester {
+    pub fn requester(&self) -> Rc<crate::acl::Requester> {
+        if let Some(requester) = &*self.requester.borrow() {
+            return requester.clone();
+        }
         let sasl = self
             .sasl
             .as_ref()
-            .and_then(|sasl| match &*sasl.exchange.borrow() {
+            .map(|sasl| match &*sasl.exchange.borrow() {
                 crate::sasl::Exchange::Authenticated(principal) => Some(principal.clone()),
                 _ => None,
             });
-        crate::acl::Requester {
+        let requester = Rc::new(crate::acl::Requester {
             principal: sasl
+                .clone()
+                .flatten()
                 .or_else(|| self.certificate_principal.clone())
                 .unwrap_or_else(|| crate::acl::ANONYMOUS.to_string()),
             host: self.peer.map(|ip| ip.to_string()).unwrap_or_default(),
+        });
+        // Kept once settled: a SASL connection's once it authenticated,
+        // any other's at once.
+        if sasl.is_none_or(|principal| principal.is_some()) {
+            *self.requester.borrow_mut() = Some(requester.clone());
         }
+        requester
     }
 
     /// Whether the connection may send requests other than those of
@@ -117,10 +132,10 @@ impl Connection {
     /// The principal's name (`alice` of `User:alice`), as client quotas
     /// name users.
     pub fn user(&self) -> String {
-        let principal = self.requester().principal;
-        match principal.split_once(':') {
+        let requester = self.requester();
+        match requester.principal.split_once(':') {
             Some((_, name)) => name.to_string(),
-            None => principal,
+            None => requester.principal.clone(),
         }
     }
 
