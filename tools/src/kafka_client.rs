@@ -1,7 +1,7 @@
 //! A blocking Kafka-protocol client, for the commands that must speak
 //! Kafka's protocol rather than the native one. The native protocol has no
-//! authentication, so whatever needs to know who asks (`sluice acl`) goes
-//! to the Kafka listener, with its TLS and SASL.
+//! authentication, so whatever needs to know who asks (`sluice acl`,
+//! `sluice user`) goes to the Kafka listener, with its TLS and SASL.
 //!
 //! One connection to one broker, one request at a time: connect (within
 //! [`IO_TIMEOUT`]), TLS if the listener's security protocol says so
@@ -11,8 +11,9 @@
 //! serves. A response's length is checked against [`FRAME_BYTES_MAX`]
 //! before anything is allocated for it.
 //!
-//! Not here: SCRAM, client certificates, several brokers or routing to a
-//! partition's leader (every broker answers the ACL APIs), pipelining.
+//! Not here: authenticating with SCRAM, client certificates, several
+//! brokers or routing to a partition's leader (every broker answers the
+//! ACL and SCRAM credential APIs), pipelining.
 
 use std::{
     fmt,
@@ -37,8 +38,8 @@ use rustls::{pki_types::ServerName, ClientConfig, ClientConnection, RootCertStor
 use crate::config::SecurityProtocol;
 
 /// How long connecting may take, and then each read or write: a broker
-/// answers an ACL request once its metadata record is committed, well
-/// within this.
+/// answers an ACL or credential request once its metadata record is
+/// committed, well within this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest response read, as the native protocol caps its frames: a
@@ -107,6 +108,7 @@ pub struct KafkaCode(pub i16);
 impl KafkaCode {
     pub const CLUSTER_AUTHORIZATION_FAILED: KafkaCode = KafkaCode(31);
     pub const SECURITY_DISABLED: KafkaCode = KafkaCode(54);
+    pub const UNACCEPTABLE_CREDENTIAL: KafkaCode = KafkaCode(93);
 
     pub fn is_ok(self) -> bool {
         self.0 == 0
@@ -802,6 +804,11 @@ mod tests {
             "CLUSTER_AUTHORIZATION_FAILED"
         );
         assert_eq!(KafkaCode::SECURITY_DISABLED.name(), "SECURITY_DISABLED");
+        assert_eq!(
+            KafkaCode::UNACCEPTABLE_CREDENTIAL.name(),
+            "UNACCEPTABLE_CREDENTIAL"
+        );
+        assert_eq!(KafkaCode(91).name(), "RESOURCE_NOT_FOUND");
         assert_eq!(KafkaCode(58).name(), "SASL_AUTHENTICATION_FAILED");
         assert_eq!(KafkaCode(42).name(), "INVALID_REQUEST");
         assert_eq!(KafkaCode(-1).name(), "UNKNOWN_SERVER_ERROR");

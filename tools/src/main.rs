@@ -1,6 +1,6 @@
 //! The `sluice` command: run a broker (`serve`) and talk to one (`topic`,
 //! `produce`, `consume`, `group`, `txn`) through the native client, or
-//! (`acl`) through its Kafka listener, which authenticates.
+//! (`acl`, `user`) through its Kafka listener, which authenticates.
 //!
 //! Output is for people by default and for scripts with `--format json`.
 //! Failures go to standard error with a non-zero exit code: 1 for an error
@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::Txn(command) => commands::txn::run(command),
         Command::Cluster(command) => commands::cluster::run(command),
         Command::Acl(command) => commands::acl::run(command),
+        Command::User(command) => commands::user::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

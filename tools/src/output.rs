@@ -4,7 +4,10 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde_json::json;
-use sluice_engine::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
+use sluice_engine::{
+    acl::{AclBinding, Operation, PatternType, Permission, ResourceType},
+    sasl::scram::Hash,
+};
 use sluice_net::{
     client::ConsumedRecord,
     native::{
@@ -684,6 +687,52 @@ pub fn acls_json(bindings: &[AclBinding]) -> serde_json::Value {
         .collect()
 }
 
+/// One SCRAM credential of a user, as DescribeUserScramCredentials tells
+/// it: the mechanism by Kafka's number (1 is SCRAM-SHA-256, 2 is
+/// SCRAM-SHA-512) and the PBKDF2 iterations of its salted password.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UserCredential {
+    pub user: String,
+    pub mechanism: i8,
+    pub iterations: i32,
+}
+
+/// A SCRAM mechanism's SASL name, or its number if it is none that
+/// Sluice knows.
+pub fn mechanism_name(code: i8) -> String {
+    Hash::from_code(code).map_or_else(
+        || format!("mechanism {code}"),
+        |hash| hash.mechanism().to_string(),
+    )
+}
+
+pub fn user_credentials_text(credentials: &[UserCredential]) -> String {
+    let rows: Vec<Vec<String>> = credentials
+        .iter()
+        .map(|credential| {
+            vec![
+                credential.user.clone(),
+                mechanism_name(credential.mechanism),
+                credential.iterations.to_string(),
+            ]
+        })
+        .collect();
+    table(&["USER", "MECHANISM", "ITERATIONS"], &rows)
+}
+
+pub fn user_credentials_json(credentials: &[UserCredential]) -> serde_json::Value {
+    credentials
+        .iter()
+        .map(|credential| {
+            json!({
+                "user": credential.user,
+                "mechanism": mechanism_name(credential.mechanism),
+                "iterations": credential.iterations,
+            })
+        })
+        .collect()
+}
+
 /// Milliseconds since the epoch, by this machine's clock.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -1004,6 +1053,32 @@ mod tests {
             acls_text(&[]),
             "RESOURCE-TYPE  NAME  PATTERN  PRINCIPAL  HOST  OPERATION  PERMISSION\n"
         );
+    }
+
+    #[test]
+    fn user_credentials_show_mechanisms_by_name() {
+        let credential = |user: &str, mechanism, iterations| UserCredential {
+            user: user.to_string(),
+            mechanism,
+            iterations,
+        };
+        let credentials = [
+            credential("carol", 1, 8192),
+            credential("carol", 2, 4096),
+            credential("dave", 7, 16384),
+        ];
+        assert_eq!(
+            user_credentials_text(&credentials),
+            "USER   MECHANISM      ITERATIONS\n\
+             carol  SCRAM-SHA-256  8192\n\
+             carol  SCRAM-SHA-512  4096\n\
+             dave   mechanism 7    16384\n"
+        );
+        assert_eq!(
+            user_credentials_json(&credentials[1..2]),
+            json!([{"user": "carol", "mechanism": "SCRAM-SHA-512", "iterations": 4096}])
+        );
+        assert_eq!(user_credentials_text(&[]), "USER  MECHANISM  ITERATIONS\n");
     }
 
     #[test]

@@ -14,9 +14,10 @@ use sluice_engine::acl::{
     AclBinding, Operation, PatternType, Permission, ResourceType, CLUSTER_NAME,
 };
 
+use super::kafka_admin;
 use crate::{
     cli::{AclCommand, AclFilterArgs, AclResource, Format, KafkaConnect, OperationArg},
-    kafka_client::{self, message_text, Credentials, KafkaCode, KafkaSettings},
+    kafka_client::{message_text, KafkaCode},
     output,
     runtime::{CliError, CliResult},
 };
@@ -25,10 +26,6 @@ use crate::{
 /// newest (flexible, and with Kafka's USER resource type), which Kafka
 /// serves since 2.8 and Sluice serves.
 const ACLS_VERSION: i16 = 3;
-
-/// Where the SASL password is read from: never a flag, which anyone on
-/// the machine could read in the process list.
-pub const PASSWORD_ENV: &str = "SLUICE_PASSWORD";
 
 /// Kafka's code for "any" in a filter's resource type, pattern type,
 /// operation and permission.
@@ -147,58 +144,17 @@ fn binding_line(binding: &AclBinding) -> String {
     )
 }
 
-/// The connection settings, with the password from [`PASSWORD_ENV`] if the
-/// listener asks for SASL.
-fn settings(connect: KafkaConnect) -> CliResult<KafkaSettings> {
-    let protocol = connect.bootstrap.protocol;
-    let credentials = match connect.user {
-        Some(user) if protocol.sasl() => {
-            let password = std::env::var(PASSWORD_ENV).map_err(|_| {
-                CliError(format!(
-                    "SASL user {user}: its password is read from {PASSWORD_ENV}, which is not set"
-                ))
-            })?;
-            Some(Credentials { user, password })
-        }
-        Some(user) => {
-            tracing::warn!(
-                "user {user} is not used: {} has no SASL (SASL_PLAINTEXT:// and SASL_SSL:// have)",
-                connect.bootstrap
-            );
-            None
-        }
-        None => None,
-    };
-    if connect.ca.is_some() && !protocol.tls() {
-        tracing::warn!(
-            "the CA file is not used: {} has no TLS (SSL:// and SASL_SSL:// have)",
-            connect.bootstrap
-        );
-    }
-    Ok(KafkaSettings {
-        addr: connect.bootstrap,
-        credentials,
-        ca: connect.ca,
-    })
-}
-
-/// Why the broker refused to `what`, in Kafka's name, with the broker's
-/// message or, where it gave none, what to do if that is known. `needs` is
-/// the operation on the cluster that the request takes.
+/// Why the broker refused to `what`, as [`kafka_admin::refused`] says,
+/// or that it has no authorizer.
 fn refused(what: &str, needs: Operation, code: KafkaCode, message: Option<String>) -> CliError {
-    match (code, message) {
-        (KafkaCode::SECURITY_DISABLED, _) => CliError(
+    if code == KafkaCode::SECURITY_DISABLED {
+        return CliError(
             "the broker has no authorizer (SECURITY_DISABLED): set authorizer = \"acl\" \
              (SLUICE_AUTHORIZER=acl) for ACLs to be used"
                 .to_string(),
-        ),
-        (code, Some(message)) => CliError(format!("cannot {what}: {code}: {message}")),
-        (KafkaCode::CLUSTER_AUTHORIZATION_FAILED, None) => CliError(format!(
-            "cannot {what}: CLUSTER_AUTHORIZATION_FAILED: it takes {} on the cluster, which super users have",
-            output::operation_name(needs)
-        )),
-        (code, None) => CliError(format!("cannot {what}: {code}")),
+        );
     }
+    kafka_admin::refused(what, needs, code, message)
 }
 
 /// "1 ACL binding", "2 ACL bindings".
@@ -244,7 +200,7 @@ fn text(value: &str) -> StrBytes {
 }
 
 fn add(bindings: &[AclBinding], connect: KafkaConnect) -> CliResult<()> {
-    let mut connection = kafka_client::connect(&settings(connect)?)?;
+    let mut connection = kafka_admin::connect(connect)?;
     let creations = bindings
         .iter()
         .map(|binding| {
@@ -392,7 +348,7 @@ fn print_bindings(bindings: &[AclBinding], format: Format) {
 }
 
 fn list(filter: &AclFilterArgs, format: Format, connect: KafkaConnect) -> CliResult<()> {
-    let mut connection = kafka_client::connect(&settings(connect)?)?;
+    let mut connection = kafka_admin::connect(connect)?;
     let answer = connection.call(ACLS_VERSION, &WireFilter::of(filter).describe())?;
     let code = KafkaCode(answer.error_code);
     if !code.is_ok() {
@@ -423,7 +379,7 @@ fn list(filter: &AclFilterArgs, format: Format, connect: KafkaConnect) -> CliRes
 }
 
 fn remove(filter: &AclFilterArgs, format: Format, connect: KafkaConnect) -> CliResult<()> {
-    let mut connection = kafka_client::connect(&settings(connect)?)?;
+    let mut connection = kafka_admin::connect(connect)?;
     let answer = connection.call(
         ACLS_VERSION,
         &DeleteAclsRequest::default().with_filters(vec![WireFilter::of(filter).delete()]),
