@@ -10,33 +10,15 @@
 mod common;
 mod kafka_raw;
 
-use std::{
-    net::TcpStream,
-    path::Path,
-    process::{Command, Output, Stdio},
-};
+use std::process::{Command, Output, Stdio};
 
-use bytes::Bytes;
 use common::{
     certs::{pairs, Authority, BrokerTls},
     Broker, SLUICE,
 };
-use kafka_protocol::{
-    messages::{
-        create_topics_request::CreatableTopic,
-        produce_request::{PartitionProduceData, TopicProduceData},
-        ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse,
-        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-        SaslHandshakeResponse, TopicName,
-    },
-    protocol::StrBytes,
-    records::Compression,
-};
-use kafka_raw::call;
+use kafka_raw::{create_topic, login, produce_one as produce, sasl_broker as broker, users_file};
 
 const TOPIC_DENIED: i16 = 29;
-
-const USERS: &str = "admin:admin-secret\nalice:alice-secret\nbob:bob-secret\n";
 
 const ADMIN: Option<(&str, &str)> = Some(("admin", "admin-secret"));
 const ALICE: Option<(&str, &str)> = Some(("alice", "alice-secret"));
@@ -49,29 +31,6 @@ const AUTHORIZER: [(&str, &str); 2] = [
 ];
 
 const HEADER: &str = "RESOURCE-TYPE  NAME    PATTERN  PRINCIPAL   HOST  OPERATION  PERMISSION\n";
-
-fn text(value: &str) -> StrBytes {
-    StrBytes::from_string(value.to_string())
-}
-
-fn users_file(dir: &Path) -> String {
-    let users = dir.join("users");
-    std::fs::write(&users, USERS).unwrap();
-    users.to_str().unwrap().to_string()
-}
-
-/// A broker on SASL_PLAINTEXT with the users admin, alice and bob, and
-/// `more` settings.
-fn broker(dir: &Path, more: &[(&str, &str)]) -> Broker {
-    let users = users_file(dir);
-    let mut env = vec![
-        ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
-        ("SLUICE_SASL_PLAIN_USERS_FILE", users.as_str()),
-        ("SLUICE_AUTO_CREATE_TOPICS", "false"),
-    ];
-    env.extend_from_slice(more);
-    Broker::start_with(&dir.join("data"), 2, &env)
-}
 
 fn sasl_plaintext(broker: &Broker) -> String {
     format!("SASL_PLAINTEXT://{}", broker.kafka_addr)
@@ -127,55 +86,6 @@ fn acl_ok(bootstrap: &str, credentials: Option<(&str, &str)>, args: &[&str]) -> 
 
 fn acl_failed(bootstrap: &str, credentials: Option<(&str, &str)>, args: &[&str]) -> String {
     failed(args, acl(bootstrap, credentials, args))
-}
-
-/// A raw connection authenticated as `user` (SASL PLAIN).
-fn login(broker: &Broker, user: &str) -> TcpStream {
-    let mut stream = kafka_raw::connect(broker);
-    let handshake: SaslHandshakeResponse = call(
-        &mut stream,
-        ApiKey::SaslHandshake,
-        1,
-        &SaslHandshakeRequest::default().with_mechanism(text("PLAIN")),
-    );
-    assert_eq!(handshake.error_code, 0);
-    let token = format!("\0{user}\0{user}-secret");
-    let answer: SaslAuthenticateResponse = call(
-        &mut stream,
-        ApiKey::SaslAuthenticate,
-        2,
-        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token.into_bytes())),
-    );
-    assert_eq!(answer.error_code, 0, "{user} authenticates");
-    stream
-}
-
-fn create_topic(stream: &mut TcpStream, name: &str) -> i16 {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(text(name)))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]);
-    let answer: CreateTopicsResponse = call(stream, ApiKey::CreateTopics, 7, &request);
-    answer.topics[0].error_code
-}
-
-/// A produce of one record to partition 0 of `name`: its error code.
-fn produce(stream: &mut TcpStream, name: &str) -> i16 {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(text(name)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(kafka_raw::records(
-                    &[b"acl-cli"],
-                    Compression::None,
-                )))])]);
-    let answer: ProduceResponse = call(stream, ApiKey::Produce, 9, &request);
-    answer.responses[0].partition_responses[0].error_code
 }
 
 #[test]
@@ -437,7 +347,7 @@ fn over_sasl_ssl_with_the_brokers_authority() {
     let dir = tempfile::tempdir().unwrap();
     let users = users_file(dir.path());
     let tls = BrokerTls::new(dir.path());
-    let mut more = vec![("SLUICE_SASL_PLAIN_USERS_FILE", users.as_str())];
+    let mut more = vec![("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap())];
     more.extend_from_slice(&AUTHORIZER);
     let env = tls.env("SASL_SSL", &more);
     let broker = Broker::start_with(&dir.path().join("data"), 2, &pairs(&env));

@@ -9,15 +9,12 @@
 mod common;
 mod kafka_raw;
 
-use std::{net::TcpStream, path::Path};
+use std::net::TcpStream;
 
-use bytes::Bytes;
-use common::Broker;
 use kafka_protocol::{
     messages::{
         create_acls_request::AclCreation,
         create_partitions_request::CreatePartitionsTopic,
-        create_topics_request::CreatableTopic,
         delete_acls_request::DeleteAclsFilter,
         delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic},
         delete_topics_request::DeleteTopicState,
@@ -30,30 +27,25 @@ use kafka_protocol::{
         offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
         offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic},
         offset_fetch_request::OffsetFetchRequestTopic,
-        produce_request::{PartitionProduceData, TopicProduceData},
         ApiKey, BrokerId, CreateAclsRequest, CreateAclsResponse, CreatePartitionsRequest,
-        CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteAclsRequest,
-        DeleteAclsResponse, DeleteGroupsRequest, DeleteGroupsResponse, DeleteRecordsRequest,
-        DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeAclsRequest,
-        DescribeAclsResponse, DescribeClusterRequest, DescribeClusterResponse,
-        DescribeConfigsRequest, DescribeConfigsResponse, DescribeGroupsRequest,
-        DescribeGroupsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
-        DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
-        DescribeTransactionsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
-        FindCoordinatorResponse, GroupId, IncrementalAlterConfigsRequest,
+        CreatePartitionsResponse, DeleteAclsRequest, DeleteAclsResponse, DeleteGroupsRequest,
+        DeleteGroupsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+        DeleteTopicsResponse, DescribeAclsRequest, DescribeAclsResponse, DescribeClusterRequest,
+        DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+        DescribeGroupsRequest, DescribeGroupsResponse, DescribeLogDirsRequest,
+        DescribeLogDirsResponse, DescribeProducersRequest, DescribeProducersResponse,
+        DescribeTransactionsRequest, DescribeTransactionsResponse, FetchRequest, FetchResponse,
+        FindCoordinatorRequest, FindCoordinatorResponse, GroupId, IncrementalAlterConfigsRequest,
         IncrementalAlterConfigsResponse, InitProducerIdRequest, InitProducerIdResponse,
         JoinGroupRequest, JoinGroupResponse, ListGroupsRequest, ListGroupsResponse,
         ListOffsetsRequest, ListOffsetsResponse, ListPartitionReassignmentsRequest,
         ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
         OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-        OffsetFetchResponse, ProduceRequest, ProduceResponse, ProducerId, SaslAuthenticateRequest,
-        SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
-        TransactionalId,
+        OffsetFetchResponse, ProducerId, TopicName, TransactionalId,
     },
     protocol::StrBytes,
-    records::Compression,
 };
-use kafka_raw::call;
+use kafka_raw::{call, create_topic, login, produce_one as produce, sasl_broker as broker};
 
 const TOPIC_DENIED: i16 = 29;
 const GROUP_DENIED: i16 = 30;
@@ -91,27 +83,6 @@ fn topic(name: &str) -> TopicName {
 
 fn group(name: &str) -> GroupId {
     GroupId(text(name))
-}
-
-/// A connection authenticated as `user` (SASL PLAIN).
-fn login(broker: &Broker, user: &str) -> TcpStream {
-    let mut stream = kafka_raw::connect(broker);
-    let handshake: SaslHandshakeResponse = call(
-        &mut stream,
-        ApiKey::SaslHandshake,
-        1,
-        &SaslHandshakeRequest::default().with_mechanism(text("PLAIN")),
-    );
-    assert_eq!(handshake.error_code, 0);
-    let token = format!("\0{user}\0{user}-secret");
-    let answer: SaslAuthenticateResponse = call(
-        &mut stream,
-        ApiKey::SaslAuthenticate,
-        2,
-        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token.into_bytes())),
-    );
-    assert_eq!(answer.error_code, 0, "{user} authenticates");
-    stream
 }
 
 /// One binding for `principal`: (resource type, name, pattern, operation,
@@ -163,22 +134,6 @@ fn delete_acls(admin: &mut TcpStream, principal: &str) -> usize {
     );
     assert_eq!(answer.filter_results[0].error_code, 0);
     answer.filter_results[0].matching_acls.len()
-}
-
-fn produce(stream: &mut TcpStream, name: &str) -> i16 {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic(name))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(kafka_raw::records(
-                    &[b"matrix"],
-                    Compression::None,
-                )))])]);
-    let answer: ProduceResponse = call(stream, ApiKey::Produce, 9, &request);
-    answer.responses[0].partition_responses[0].error_code
 }
 
 fn fetch(stream: &mut TcpStream, name: &str) -> i16 {
@@ -297,17 +252,6 @@ fn offset_delete(stream: &mut TcpStream, group_id: &str, name: &str) -> i16 {
             ])]);
     let answer: OffsetDeleteResponse = call(stream, ApiKey::OffsetDelete, 0, &request);
     answer.error_code
-}
-
-fn create_topic(stream: &mut TcpStream, name: &str) -> i16 {
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic(name))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]);
-    let answer: CreateTopicsResponse = call(stream, ApiKey::CreateTopics, 7, &request);
-    answer.topics[0].error_code
 }
 
 fn delete_topic(stream: &mut TcpStream, name: &str) -> i16 {
@@ -885,24 +829,6 @@ fn matrix() -> Vec<Row> {
             grants: &[(CLUSTER, "kafka-cluster", LITERAL, ALTER, ALLOW)],
         },
     ]
-}
-
-/// A broker on SASL_PLAINTEXT with the users admin, alice and bob, and
-/// `more` settings.
-fn broker(dir: &Path, more: &[(&str, &str)]) -> Broker {
-    let users = dir.join("users");
-    std::fs::write(
-        &users,
-        "admin:admin-secret\nalice:alice-secret\nbob:bob-secret\nops:ops-secret\n",
-    )
-    .unwrap();
-    let mut env = vec![
-        ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
-        ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
-        ("SLUICE_AUTO_CREATE_TOPICS", "false"),
-    ];
-    env.extend_from_slice(more);
-    Broker::start_with(&dir.join("data"), 2, &env)
 }
 
 #[test]

@@ -146,3 +146,91 @@ pub fn transactional_records(values: &[&[u8]], (id, epoch): (i64, i16), sequence
         record.transactional = true;
     })
 }
+
+/// The users of the brokers the security tests start: each user's
+/// password is its name and `-secret`.
+pub const USERS: &str = "admin:admin-secret\nalice:alice-secret\nbob:bob-secret\nops:ops-secret\n";
+
+/// [`USERS`] written as `dir/users`: its path.
+pub fn users_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("users");
+    std::fs::write(&path, USERS).unwrap();
+    path
+}
+
+/// A broker of 2 shards whose Kafka listener is SASL_PLAINTEXT with
+/// [`USERS`], without automatic topic creation, and `more` settings.
+pub fn sasl_broker(dir: &std::path::Path, more: &[(&str, &str)]) -> Broker {
+    let users = users_file(dir);
+    let mut env = vec![
+        ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
+        ("SLUICE_SASL_PLAIN_USERS_FILE", users.to_str().unwrap()),
+        ("SLUICE_AUTO_CREATE_TOPICS", "false"),
+    ];
+    env.extend_from_slice(more);
+    Broker::start_with(&dir.join("data"), 2, &env)
+}
+
+fn text(value: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(value.to_string())
+}
+
+/// A connection authenticated as `user` of [`USERS`] (SASL PLAIN).
+pub fn login(broker: &Broker, user: &str) -> TcpStream {
+    use kafka_protocol::messages::{
+        SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+        SaslHandshakeResponse,
+    };
+    let mut stream = connect(broker);
+    let handshake: SaslHandshakeResponse = call(
+        &mut stream,
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(text("PLAIN")),
+    );
+    assert_eq!(handshake.error_code, 0);
+    let token = format!("\0{user}\0{user}-secret");
+    let answer: SaslAuthenticateResponse = call(
+        &mut stream,
+        ApiKey::SaslAuthenticate,
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token.into_bytes())),
+    );
+    assert_eq!(answer.error_code, 0, "{user} authenticates");
+    stream
+}
+
+/// CreateTopics (v7) of `name`, one partition, one replica: its error
+/// code.
+pub fn create_topic(stream: &mut TcpStream, name: &str) -> i16 {
+    use kafka_protocol::messages::{
+        create_topics_request::CreatableTopic, CreateTopicsRequest, CreateTopicsResponse, TopicName,
+    };
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(text(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let answer: CreateTopicsResponse = call(stream, ApiKey::CreateTopics, 7, &request);
+    answer.topics[0].error_code
+}
+
+/// A produce (v9, acks=all) of one record to partition 0 of `name`: its
+/// error code.
+pub fn produce_one(stream: &mut TcpStream, name: &str) -> i16 {
+    use kafka_protocol::messages::{
+        produce_request::{PartitionProduceData, TopicProduceData},
+        ProduceRequest, ProduceResponse, TopicName,
+    };
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(text(name)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records(&[b"one"], Compression::None)))])]);
+    let answer: ProduceResponse = call(stream, ApiKey::Produce, 9, &request);
+    answer.responses[0].partition_responses[0].error_code
+}
