@@ -66,6 +66,7 @@ const CREATE: i8 = 5;
 const DELETE: i8 = 6;
 const ALTER: i8 = 7;
 const DESCRIBE: i8 = 8;
+const CLUSTER_ACTION: i8 = 9;
 const DESCRIBE_CONFIGS: i8 = 10;
 const ALTER_CONFIGS: i8 = 11;
 const IDEMPOTENT_WRITE: i8 = 12;
@@ -505,6 +506,176 @@ fn elect_leaders(stream: &mut TcpStream) -> i16 {
     answer.error_code
 }
 
+fn alter_configs_v2(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{
+        alter_configs_request::{AlterConfigsResource, AlterableConfig},
+        AlterConfigsRequest, AlterConfigsResponse,
+    };
+    let request = AlterConfigsRequest::default()
+        .with_validate_only(true)
+        .with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(text("t"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(text("retention.ms"))
+                .with_value(Some(text("60000")))])]);
+    let answer: AlterConfigsResponse = call(stream, ApiKey::AlterConfigs, 2, &request);
+    answer.responses[0].error_code
+}
+
+fn alter_reassignments(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+    };
+    let answer: AlterPartitionReassignmentsResponse = call(
+        stream,
+        ApiKey::AlterPartitionReassignments,
+        0,
+        &AlterPartitionReassignmentsRequest::default().with_timeout_ms(10_000),
+    );
+    answer.error_code
+}
+
+fn alter_replica_log_dirs(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{
+        alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic},
+        AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse,
+    };
+    let request =
+        AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+            .with_path(text("/nowhere"))
+            .with_topics(vec![AlterReplicaLogDirTopic::default()
+                .with_name(topic("t"))
+                .with_partitions(vec![0])])]);
+    let answer: AlterReplicaLogDirsResponse =
+        call(stream, ApiKey::AlterReplicaLogDirs, 1, &request);
+    answer.results[0].partitions[0].error_code
+}
+
+fn write_txn_markers(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{
+        write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic},
+        WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    };
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(5000))
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(topic("t"))
+                .with_partition_indexes(vec![0])])]);
+    let answer: WriteTxnMarkersResponse = call(stream, ApiKey::WriteTxnMarkers, 1, &request);
+    answer.markers[0].topics[0].partitions[0].error_code
+}
+
+fn sync_group(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+    let request = SyncGroupRequest::default()
+        .with_group_id(group("g"))
+        .with_member_id(text("nobody"))
+        .with_protocol_type(Some(text("consumer")))
+        .with_protocol_name(Some(text("range")));
+    let answer: SyncGroupResponse = call(stream, ApiKey::SyncGroup, 5, &request);
+    answer.error_code
+}
+
+fn leave_group(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{
+        leave_group_request::MemberIdentity, LeaveGroupRequest, LeaveGroupResponse,
+    };
+    let request = LeaveGroupRequest::default()
+        .with_group_id(group("g"))
+        .with_members(vec![
+            MemberIdentity::default().with_member_id(text("nobody"))
+        ]);
+    let answer: LeaveGroupResponse = call(stream, ApiKey::LeaveGroup, 4, &request);
+    answer.error_code
+}
+
+fn consumer_group_describe(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group("g")]);
+    let answer: ConsumerGroupDescribeResponse =
+        call(stream, ApiKey::ConsumerGroupDescribe, 0, &request);
+    answer.groups[0].error_code
+}
+
+/// A DeleteAcls of a principal that has none (so that what the row grants
+/// stays).
+fn delete_acls_as(stream: &mut TcpStream) -> i16 {
+    let filter = DeleteAclsFilter::default()
+        .with_resource_type_filter(1)
+        .with_resource_name_filter(None)
+        .with_pattern_type_filter(1)
+        .with_principal_filter(Some(text("User:nobody")))
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1);
+    let answer: DeleteAclsResponse = call(
+        stream,
+        ApiKey::DeleteAcls,
+        3,
+        &DeleteAclsRequest::default().with_filters(vec![filter]),
+    );
+    answer.filter_results[0].error_code
+}
+
+fn describe_quotas(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClientQuotasResponse};
+    let answer: DescribeClientQuotasResponse = call(
+        stream,
+        ApiKey::DescribeClientQuotas,
+        1,
+        &DescribeClientQuotasRequest::default(),
+    );
+    answer.error_code
+}
+
+fn alter_quotas(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{
+        alter_client_quotas_request::{EntityData, EntryData, OpData},
+        AlterClientQuotasRequest, AlterClientQuotasResponse,
+    };
+    let request = AlterClientQuotasRequest::default()
+        .with_validate_only(true)
+        .with_entries(vec![EntryData::default()
+            .with_entity(vec![EntityData::default()
+                .with_entity_type(text("client-id"))
+                .with_entity_name(Some(text("app")))])
+            .with_ops(vec![OpData::default()
+                .with_key(text("producer_byte_rate"))
+                .with_value(1000.0)])]);
+    let answer: AlterClientQuotasResponse = call(stream, ApiKey::AlterClientQuotas, 1, &request);
+    answer.entries[0].error_code
+}
+
+fn describe_scram(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{
+        DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
+    };
+    let answer: DescribeUserScramCredentialsResponse = call(
+        stream,
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        &DescribeUserScramCredentialsRequest::default().with_users(None),
+    );
+    answer.error_code
+}
+
+fn alter_scram(stream: &mut TcpStream) -> i16 {
+    use kafka_protocol::messages::{
+        alter_user_scram_credentials_request::ScramCredentialDeletion,
+        AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
+    };
+    let request = AlterUserScramCredentialsRequest::default().with_deletions(vec![
+        ScramCredentialDeletion::default()
+            .with_name(text("nobody"))
+            .with_mechanism(2),
+    ]);
+    let answer: AlterUserScramCredentialsResponse =
+        call(stream, ApiKey::AlterUserScramCredentials, 0, &request);
+    answer.results[0].error_code
+}
+
 fn create_acl_as(stream: &mut TcpStream) -> i16 {
     create_acls(stream, "User:alice", &[(TOPIC, "t", LITERAL, READ, ALLOW)])[0]
 }
@@ -817,6 +988,90 @@ fn matrix() -> Vec<Row> {
         Row {
             api: "ElectLeaders",
             ask: elect_leaders,
+            refused: CLUSTER_DENIED,
+            given: &[],
+            grants: &[(CLUSTER, "kafka-cluster", LITERAL, ALTER, ALLOW)],
+        },
+        Row {
+            api: "AlterConfigs",
+            ask: alter_configs_v2,
+            refused: TOPIC_DENIED,
+            given: &[],
+            grants: &[(TOPIC, "t", LITERAL, ALTER_CONFIGS, ALLOW)],
+        },
+        Row {
+            api: "AlterPartitionReassignments",
+            ask: alter_reassignments,
+            refused: CLUSTER_DENIED,
+            given: &[],
+            grants: &[(CLUSTER, "kafka-cluster", LITERAL, ALTER, ALLOW)],
+        },
+        Row {
+            api: "AlterReplicaLogDirs",
+            ask: alter_replica_log_dirs,
+            refused: CLUSTER_DENIED,
+            given: &[],
+            grants: &[(CLUSTER, "kafka-cluster", LITERAL, ALTER, ALLOW)],
+        },
+        Row {
+            api: "WriteTxnMarkers",
+            ask: write_txn_markers,
+            refused: CLUSTER_DENIED,
+            given: &[],
+            grants: &[(CLUSTER, "kafka-cluster", LITERAL, CLUSTER_ACTION, ALLOW)],
+        },
+        Row {
+            api: "SyncGroup",
+            ask: sync_group,
+            refused: GROUP_DENIED,
+            given: &[],
+            grants: &[(GROUP, "g", LITERAL, READ, ALLOW)],
+        },
+        Row {
+            api: "LeaveGroup",
+            ask: leave_group,
+            refused: GROUP_DENIED,
+            given: &[],
+            grants: &[(GROUP, "g", LITERAL, READ, ALLOW)],
+        },
+        Row {
+            api: "ConsumerGroupDescribe",
+            ask: consumer_group_describe,
+            refused: GROUP_DENIED,
+            given: &[],
+            grants: &[(GROUP, "g", LITERAL, DESCRIBE, ALLOW)],
+        },
+        Row {
+            api: "DeleteAcls",
+            ask: delete_acls_as,
+            refused: CLUSTER_DENIED,
+            given: &[],
+            grants: &[(CLUSTER, "kafka-cluster", LITERAL, ALTER, ALLOW)],
+        },
+        Row {
+            api: "DescribeClientQuotas",
+            ask: describe_quotas,
+            refused: CLUSTER_DENIED,
+            given: &[],
+            grants: &[(CLUSTER, "kafka-cluster", LITERAL, DESCRIBE_CONFIGS, ALLOW)],
+        },
+        Row {
+            api: "AlterClientQuotas",
+            ask: alter_quotas,
+            refused: CLUSTER_DENIED,
+            given: &[],
+            grants: &[(CLUSTER, "kafka-cluster", LITERAL, ALTER_CONFIGS, ALLOW)],
+        },
+        Row {
+            api: "DescribeUserScramCredentials",
+            ask: describe_scram,
+            refused: CLUSTER_DENIED,
+            given: &[],
+            grants: &[(CLUSTER, "kafka-cluster", LITERAL, DESCRIBE, ALLOW)],
+        },
+        Row {
+            api: "AlterUserScramCredentials",
+            ask: alter_scram,
             refused: CLUSTER_DENIED,
             given: &[],
             grants: &[(CLUSTER, "kafka-cluster", LITERAL, ALTER, ALLOW)],
