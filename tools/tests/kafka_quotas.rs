@@ -193,7 +193,7 @@ fn quotas_are_set_described_checked_and_kept() {
 
 #[test]
 fn a_producer_over_its_byte_rate_is_held_to_it_and_others_are_not_slowed() {
-    const QUOTA: f64 = 400_000.0;
+    const QUOTA: f64 = 250_000.0;
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start_with(
         &dir.path().join("data"),
