@@ -22,7 +22,7 @@ use crate::{
 pub struct Access<'a> {
     pub requester: Rc<Requester>,
     settings: Option<&'a AuthorizerSettings>,
-    acls: Arc<Acls>,
+    /// The metadata the request meets: its ACLs decide.
     pub metadata: Arc<Metadata>,
     /// The API asked, for the audit log.
     api: &'a dyn Debug,
@@ -52,7 +52,6 @@ impl<'a> Access<'a> {
         Access {
             requester,
             settings,
-            acls: metadata.acls.clone(),
             metadata,
             api,
             auto_create_topics: shard.config.auto_create_topics,
@@ -66,7 +65,7 @@ impl<'a> Access<'a> {
     pub fn authorizer(&self) -> Authorizer<'_> {
         Authorizer {
             settings: self.settings,
-            acls: &self.acls,
+            acls: &self.metadata.acls,
         }
     }
 
@@ -154,7 +153,7 @@ impl<'a> Access<'a> {
         Decider {
             requester: self.requester.clone(),
             settings: self.settings.cloned(),
-            acls: self.acls.clone(),
+            acls: self.metadata.acls.clone(),
         }
     }
 

@@ -129,16 +129,6 @@ impl Connection {
         })
     }
 
-    /// The principal's name (`alice` of `User:alice`), as client quotas
-    /// name users.
-    pub fn user(&self) -> String {
-        let requester = self.requester();
-        match requester.principal.split_once(':') {
-            Some((_, name)) => name.to_string(),
-            None => requester.principal.clone(),
-        }
-    }
-
     /// Reads nothing more from the connection for `throttle` (a request
     /// over its quota).
     pub fn mute_for(&self, throttle: std::time::Duration) {
@@ -224,7 +214,9 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
         }
         let peer = stream.peer_addr().ok();
         let ip = peer.map(|addr| addr.ip());
-        if let Some(ip) = ip {
+        // Counted only under a cap: without one, no lock per connection.
+        let per_ip = ip.filter(|_| shard.config.connections_max_per_ip > 0);
+        if let Some(ip) = per_ip {
             if !shard
                 .quota_meters
                 .open_connection(ip, shard.config.connections_max_per_ip)
@@ -277,7 +269,7 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
                 tracing::debug!(shard = shard.id, protocol = P::NAME, %peer, %error, "connection closed");
             }
             shard.connections.set(shard.connections.get() - 1);
-            if let Some(ip) = ip {
+            if let Some(ip) = per_ip {
                 shard.quota_meters.close_connection(ip);
             }
         })

@@ -245,3 +245,66 @@ fn a_producer_over_its_byte_rate_is_held_to_it_and_others_are_not_slowed() {
     let admin = broker.admin_addr.as_deref().expect("an admin listener");
     assert!(common::metric(admin, "sluice_quota_throttled_requests_total") > 0);
 }
+
+/// An ApiVersions answered on `stream`, or `false` if the broker closed it.
+fn answers(stream: &mut TcpStream) -> bool {
+    use kafka_protocol::messages::ApiVersionsRequest;
+    use std::io::Write;
+    let frame = kafka_raw::frame(ApiKey::ApiVersions, 3, 7, &ApiVersionsRequest::default());
+    stream.write_all(&frame).is_ok()
+        && kafka_raw::read_response(stream, ApiKey::ApiVersions, 3).is_some()
+}
+
+#[test]
+fn connections_per_address_are_capped_and_their_creation_rate_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        2,
+        &[
+            ("SLUICE_CONNECTIONS_MAX_PER_IP", "3"),
+            ("SLUICE_QUOTA_WINDOW_NUM", "2"),
+            ("SLUICE_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    // Three connections from 127.0.0.1 are served; a fourth is closed at
+    // once; once one closes, a new one is served again.
+    let mut open: Vec<TcpStream> = (0..3).map(|_| kafka_raw::connect(&broker)).collect();
+    for stream in &mut open {
+        assert!(answers(stream));
+    }
+    let mut fourth = kafka_raw::connect(&broker);
+    assert!(
+        !answers(&mut fourth),
+        "a fourth connection from one address"
+    );
+    drop(open.pop());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut again = kafka_raw::connect(&broker);
+    assert!(answers(&mut again), "a connection once another closed");
+    let admin = broker.admin_addr.as_deref().expect("an admin listener");
+    assert!(common::metric(admin, "sluice_connections_refused_per_ip_total") >= 1);
+    drop((open, again));
+
+    // 2 connections a second for the default address, a window of 2 s: 4
+    // at once, then one every half second.
+    assert_eq!(
+        alter(
+            &mut kafka_raw::connect(&broker),
+            &[("ip", None)],
+            "connection_creation_rate",
+            Some(2.0)
+        ),
+        0
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..8 {
+        let mut stream = kafka_raw::connect(&broker);
+        assert!(answers(&mut stream));
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(1500),
+        "8 connections at 2 a second (4 of burst) took {took:?}"
+    );
+}

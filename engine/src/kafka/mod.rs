@@ -252,11 +252,12 @@ pub async fn handle(
             };
             // The request's bytes count against the producer's quota.
             let throttle = throttle(
+                access,
                 shard,
                 connection,
                 &request,
                 quota::PRODUCER_BYTE_RATE,
-                request.body.len(),
+                || request.body.len(),
             );
             let response = response.map(|response| response.with_throttle_time_ms(throttle));
             match response {
@@ -275,19 +276,23 @@ pub async fn handle(
                 }
             };
             // The records sent count against the consumer's quota.
-            let bytes: usize = response
-                .responses
-                .iter()
-                .flat_map(|topic| &topic.partitions)
-                .filter_map(|partition| partition.records.as_ref().map(|records| records.len()))
-                .sum();
-            response.throttle_time_ms = throttle(
+            let bytes = || {
+                response
+                    .responses
+                    .iter()
+                    .flat_map(|topic| &topic.partitions)
+                    .filter_map(|partition| partition.records.as_ref().map(|records| records.len()))
+                    .sum()
+            };
+            let throttle = throttle(
+                access,
                 shard,
                 connection,
                 &request,
                 quota::CONSUMER_BYTE_RATE,
                 bytes,
             );
+            response.throttle_time_ms = throttle;
             encode(&request, version, &response).map(Some)
         }
         ApiKey::ListOffsets => serve!(offsets::list_offsets),
@@ -346,26 +351,32 @@ pub async fn handle(
 
 /// Records `bytes` against the client's `key` quota, if one applies: the
 /// throttle time to answer (ms), for which the connection reads nothing
-/// more.
+/// more. Without quotas, nothing is counted.
 fn throttle(
+    access: &authorize::Access<'_>,
     shard: &Shard,
     connection: &crate::server::Connection,
     request: &KafkaRequest,
     key: &str,
-    bytes: usize,
+    bytes: impl FnOnce() -> usize,
 ) -> i32 {
-    let metadata = shard.metadata();
-    if metadata.quotas.is_empty() {
+    let quotas = &access.metadata.quotas;
+    if quotas.is_empty() {
         return 0;
     }
     let client_id = request.client_id.as_deref().unwrap_or_default();
-    let Some((rate, meter)) = quota::resolve(&metadata.quotas, &connection.user(), client_id, key)
-    else {
+    let requester = connection.requester();
+    let user = requester
+        .principal
+        .split_once(':')
+        .map_or(requester.principal.as_str(), |(_, name)| name);
+    let Some((rate, meter)) = quota::resolve(quotas, user, client_id, key) else {
         return 0;
     };
-    let throttle = shard
-        .quota_meters
-        .record(meter, bytes as f64, rate, &shard.config.quota_window);
+    let throttle =
+        shard
+            .quota_meters
+            .record(meter, bytes() as f64, rate, &shard.config.quota_window);
     if throttle.is_zero() {
         return 0;
     }
