@@ -255,6 +255,23 @@ fn answers(stream: &mut TcpStream) -> bool {
         && kafka_raw::read_response(stream, ApiKey::ApiVersions, 3).is_some()
 }
 
+/// A connection the broker serves, once it has counted out one that
+/// closed (it does when it sees the close): tried for 10 s.
+fn served(broker: &Broker) -> TcpStream {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut stream = kafka_raw::connect(broker);
+        if answers(&mut stream) {
+            return stream;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection served 10 s after one closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn connections_per_address_are_capped_and_their_creation_rate_held() {
     let dir = tempfile::tempdir().unwrap();
@@ -279,24 +296,24 @@ fn connections_per_address_are_capped_and_their_creation_rate_held() {
         "a fourth connection from one address"
     );
     drop(open.pop());
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let mut again = kafka_raw::connect(&broker);
-    assert!(answers(&mut again), "a connection once another closed");
+    let again = served(&broker);
     let admin = broker.admin_addr.as_deref().expect("an admin listener");
     assert!(common::metric(admin, "sluice_connections_refused_per_ip_total") >= 1);
-    drop((open, again));
+    drop((open, again, fourth));
+    let mut stream = served(&broker);
 
     // 2 connections a second for the default address, a window of 2 s: 4
     // at once, then one every half second.
     assert_eq!(
         alter(
-            &mut kafka_raw::connect(&broker),
+            &mut stream,
             &[("ip", None)],
             "connection_creation_rate",
             Some(2.0)
         ),
         0
     );
+    drop(stream);
     let started = std::time::Instant::now();
     for _ in 0..8 {
         let mut stream = kafka_raw::connect(&broker);
