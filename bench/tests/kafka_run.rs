@@ -15,7 +15,7 @@ fn a_short_run_against_sluice_over_the_kafka_protocol() {
     let broker = Broker::start(BrokerConfig {
         data_dir: dir.path().to_path_buf(),
         native_addr: "127.0.0.1:0".into(),
-        kafka_addr: Some("127.0.0.1:0".into()),
+        kafka_listeners: vec![sluice_engine::KafkaListener::plaintext("127.0.0.1:0")],
         cores: Some(1),
         ..BrokerConfig::default()
     })

@@ -236,7 +236,7 @@ impl Broker {
         let broker = Broker {
             inboxes: senders,
             threads,
-            addrs: listeners.addrs,
+            addrs: listeners.addrs.clone(),
             _locks: locks,
         };
         let mut partitions = 0;
@@ -266,7 +266,7 @@ impl Broker {
         }
         tracing::info!(
             native_addr = %config.native_addr,
-            kafka_addr = config.kafka_addr.as_deref().unwrap_or("off"),
+            kafka_listeners = %crate::listeners::describe_kafka(&config.kafka_listeners),
             admin_addr = config.admin_addr.as_deref().unwrap_or("off"),
             shards = shard_count,
             partitions,
@@ -410,19 +410,23 @@ async fn shard_main(
             return;
         }
     };
-    let kafka_listener = match shard.config.kafka_addr.as_deref().map(TcpListener::bind) {
-        None => None,
-        Some(Ok(listener)) => Some(listener),
-        Some(Err(error)) => {
-            let addr = shard.config.kafka_addr.as_deref().unwrap_or_default();
-            let reason = format!("cannot listen on {addr}: {error}");
-            let _ = ready.send(Err(EngineError::ShardStart {
-                shard: shard.id,
-                reason,
-            }));
-            return;
+    let mut kafka_listeners = Vec::new();
+    for listener in &shard.config.kafka_listeners {
+        match TcpListener::bind(&listener.addr) {
+            Ok(bound) => kafka_listeners.push((listener, bound)),
+            Err(error) => {
+                let reason = format!(
+                    "cannot listen on {} (Kafka listener {}): {error}",
+                    listener.addr, listener.name
+                );
+                let _ = ready.send(Err(EngineError::ShardStart {
+                    shard: shard.id,
+                    reason,
+                }));
+                return;
+            }
         }
-    };
+    }
     // Kept, not detached: dropping them at shutdown cancels them, which
     // closes the listeners at once.
     let kafka_tls = match shard
@@ -475,17 +479,21 @@ async fn shard_main(
         server::Security::default(),
     ));
     let admin_users = kafka_sasl.clone();
-    let kafka_acceptor = kafka_listener.map(|listener| {
-        let security = server::Security {
-            tls: kafka_tls,
-            sasl: kafka_sasl,
-        };
-        glommio::spawn_local(server::accept_loop::<crate::kafka::Kafka>(
-            shard.clone(),
-            listener,
-            security,
-        ))
-    });
+    let kafka_acceptors: Vec<_> = kafka_listeners
+        .into_iter()
+        .map(|(settings, listener)| {
+            let security = server::Security {
+                tls: kafka_tls.clone().filter(|_| settings.protocol.tls()),
+                sasl: kafka_sasl.clone().filter(|_| settings.protocol.sasl()),
+                listener: settings.name.as_str().into(),
+            };
+            glommio::spawn_local(server::accept_loop::<crate::kafka::Kafka>(
+                shard.clone(),
+                listener,
+                security,
+            ))
+        })
+        .collect();
     let admin_acceptor = admin.map(|listener| {
         let listener = crate::listeners::admin_listener(listener);
         glommio::spawn_local(crate::admin_http::accept_loop(
@@ -529,7 +537,7 @@ async fn shard_main(
 
     let stopped = shard::pump(&shard, inbox).await;
     drop(acceptor);
-    drop(kafka_acceptor);
+    drop(kafka_acceptors);
     drop(admin_acceptor);
     drop(retention);
     drop(cleaner);

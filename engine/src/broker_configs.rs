@@ -104,25 +104,36 @@ pub fn broker_settings(
         ConfigType::List,
         "the directories partitions live in",
     );
-    let listener = |addr: &Option<String>| addr.as_ref().map(|addr| format!("PLAINTEXT://{addr}"));
+    let listeners = |addr: fn(&crate::config::KafkaListener) -> &str| {
+        (!config.kafka_listeners.is_empty()).then(|| {
+            config
+                .kafka_listeners
+                .iter()
+                .map(|listener| format!("{}://{}", listener.name, addr(listener)))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    };
     add(
         "listeners",
-        listener(&config.kafka_addr),
+        listeners(|listener| &listener.addr),
         None,
         ConfigType::List,
         "where the Kafka protocol is served",
     );
     add(
         "advertised.listeners",
-        listener(
-            &config
-                .kafka_advertised_addr
-                .clone()
-                .or(config.kafka_addr.clone()),
-        ),
+        listeners(crate::config::KafkaListener::advertised),
         None,
         ConfigType::List,
-        "the address Kafka clients are told to connect to",
+        "the addresses Kafka clients are told to connect to",
+    );
+    add(
+        "listener.security.protocol.map",
+        listeners(|listener| listener.protocol.name()).map(|map| map.replace("://", ":")),
+        None,
+        ConfigType::List,
+        "each Kafka listener's security protocol",
     );
     let number = |value: u64| Some(value.to_string());
     add(

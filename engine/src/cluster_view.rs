@@ -11,7 +11,7 @@
 use sluice_storage::NodeId;
 
 use crate::{
-    cluster_metadata::{image::node_id, Metadata, TopicMeta},
+    cluster_metadata::{image::node_id, records, Metadata, TopicMeta},
     shard::Shard,
     BrokerConfig,
 };
@@ -31,10 +31,24 @@ pub struct NodeView {
     pub rack: Option<String>,
     /// `HOST:PORT`; empty where it has no such listener or this node does
     /// not know it (a voter not registered has only its peer address).
+    /// Several Kafka listeners are `NAME://HOST:PORT`, comma-separated
+    /// ([`crate::cluster_metadata::records::endpoints_text`]).
     pub kafka_addr: String,
     pub native_addr: String,
     pub admin_addr: String,
     pub peer_addr: String,
+}
+
+/// The endpoints a broker of `listeners` registers.
+pub fn endpoints(listeners: &[crate::config::KafkaListener]) -> Vec<records::Endpoint> {
+    listeners
+        .iter()
+        .map(|listener| records::Endpoint {
+            name: listener.name.clone(),
+            protocol: listener.protocol,
+            addr: listener.advertised().to_string(),
+        })
+        .collect()
 }
 
 /// Whether node `node` is one clients may be sent to: a registered broker
@@ -100,16 +114,12 @@ pub fn nodes(config: &BrokerConfig, metadata: &Metadata) -> Vec<NodeView> {
                 view.registered = true;
                 view.fenced = broker.fenced;
                 view.rack = registration.rack.clone();
-                view.kafka_addr = registration.kafka_addr.clone();
+                view.kafka_addr = registration.kafka_listeners_text();
                 view.native_addr = registration.native_addr.clone();
                 view.admin_addr = registration.admin_addr.clone();
                 view.peer_addr = registration.peer_addr.clone();
             } else if id == config.node_id {
-                view.kafka_addr = config
-                    .kafka_advertised_addr
-                    .clone()
-                    .or_else(|| config.kafka_addr.clone())
-                    .unwrap_or_default();
+                view.kafka_addr = records::endpoints_text(&endpoints(&config.kafka_listeners));
                 view.native_addr = config.native_addr.clone();
                 view.admin_addr = config.admin_addr.clone().unwrap_or_default();
                 view.peer_addr = config.peer_addr.clone();
@@ -208,7 +218,11 @@ mod tests {
             node: NodeId(node),
             incarnation: 1,
             rack: Some(format!("rack-{node}")),
-            kafka_addr: format!("k{node}:9092"),
+            kafka_listeners: vec![records::Endpoint {
+                name: "PLAINTEXT".to_string(),
+                protocol: crate::security_protocol::SecurityProtocol::Plaintext,
+                addr: format!("k{node}:9092"),
+            }],
             native_addr: format!("n{node}:9192"),
             peer_addr: format!("p{node}:9193"),
             admin_addr: String::new(),
@@ -220,7 +234,12 @@ mod tests {
             node_id: NodeId(node),
             peer_addr: format!("self{node}:9193"),
             native_addr: format!("self{node}:9192"),
-            kafka_addr: Some(format!("self{node}:9092")),
+            kafka_listeners: vec![crate::config::KafkaListener {
+                name: "PLAINTEXT".to_string(),
+                protocol: crate::security_protocol::SecurityProtocol::Plaintext,
+                addr: format!("self{node}:9092"),
+                advertised: None,
+            }],
             admin_addr: None,
             voters: voters
                 .iter()

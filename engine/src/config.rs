@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use sluice_storage::NodeId;
 
+pub use crate::security_protocol::SecurityProtocol;
+
 /// How the broker runs. Built by the `sluice` command from flags, `SLUICE_*`
 /// environment variables, a TOML file and these defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,16 +40,15 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<PathBuf>,
     /// HOST:PORT of the native protocol listener.
     pub native_addr: String,
-    /// HOST:PORT of the Kafka protocol listener; `None`: no Kafka listener.
-    pub kafka_addr: Option<String>,
-    /// HOST:PORT that Kafka clients are told to connect to (Metadata,
-    /// FindCoordinator); `None`: `kafka_addr`.
-    pub kafka_advertised_addr: Option<String>,
-    /// TLS on the Kafka listener (Kafka's `SSL` security protocol);
-    /// `None`: plaintext.
+    /// The Kafka protocol listeners (Kafka's `listeners` and
+    /// `advertised.listeners`), each with a name of its own, in the order
+    /// given; empty: no Kafka listener.
+    pub kafka_listeners: Vec<KafkaListener>,
+    /// The TLS of the Kafka listeners whose security protocol is `SSL` or
+    /// `SASL_SSL`; `None` when there is none.
     pub kafka_tls: Option<crate::tls::TlsSettings>,
-    /// SASL on the Kafka listener (Kafka's `SASL_PLAINTEXT`, or
-    /// `SASL_SSL` with `kafka_tls`); `None`: none.
+    /// The SASL of the Kafka listeners whose security protocol is
+    /// `SASL_PLAINTEXT` or `SASL_SSL`; `None` when there is none.
     pub kafka_sasl: Option<crate::sasl::SaslSettings>,
     /// The ACL authorizer ([`crate::acl`]); `None`: every request is
     /// allowed.
@@ -209,6 +210,50 @@ impl BrokerConfig {
     }
 }
 
+/// How often the controller leader checks leader balance, by default.
+/// Kafka checks every 300 s (`leader.imbalance.check.interval.seconds`);
+/// here a broker's lease is 1 s, so leadership leaves a stopped broker
+/// within about a second and a restarted one is back in sync within
+/// seconds, and until the check the others carry its partitions' produce,
+/// fetch and fdatasync load, which a 2 ms latency target feels for the
+/// whole wait. A check reads the image once (no I/O) and proposes only
+/// elections that are due, so checking ten times as often costs nothing
+/// while the cluster is balanced; 30 s still leaves a restarted broker
+/// time to settle before it leads again.
+pub const LEADER_IMBALANCE_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// One Kafka listener: Kafka clients that connect to `addr` are told of
+/// the brokers' addresses of the listener of the same `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaListener {
+    /// Its name (Kafka's listener name: the security protocol's, unless
+    /// `listener_security_protocol_map` names it otherwise), upper case.
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    /// HOST:PORT it listens on.
+    pub addr: String,
+    /// HOST:PORT clients are told to connect to (Metadata,
+    /// FindCoordinator, DescribeCluster); `None`: `addr`.
+    pub advertised: Option<String>,
+}
+
+impl KafkaListener {
+    /// A `PLAINTEXT` listener on `addr`.
+    pub fn plaintext(addr: impl Into<String>) -> KafkaListener {
+        KafkaListener {
+            name: SecurityProtocol::Plaintext.name().to_string(),
+            protocol: SecurityProtocol::Plaintext,
+            addr: addr.into(),
+            advertised: None,
+        }
+    }
+
+    /// The address clients are told of.
+    pub fn advertised(&self) -> &str {
+        self.advertised.as_deref().unwrap_or(&self.addr)
+    }
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
@@ -222,8 +267,7 @@ impl Default for BrokerConfig {
             log_dirs: Vec::new(),
             native_addr: "127.0.0.1:9192".to_string(),
             // Off for an embedded broker; `sluice serve` listens on 9092.
-            kafka_addr: None,
-            kafka_advertised_addr: None,
+            kafka_listeners: Vec::new(),
             kafka_tls: None,
             kafka_sasl: None,
             authorizer: None,
@@ -258,8 +302,7 @@ impl Default for BrokerConfig {
             cleaner_bytes_per_s: sluice_storage::log::CLEAN_BYTES_PER_S,
             delete_bytes_per_s: sluice_storage::deleter::DELETE_BYTES_PER_S,
             auto_leader_rebalance: true,
-            leader_imbalance_check_interval:
-                crate::controller::balance::LEADER_IMBALANCE_CHECK_INTERVAL,
+            leader_imbalance_check_interval: LEADER_IMBALANCE_CHECK_INTERVAL,
             replica_selector: ReplicaSelector::Leader,
         }
     }

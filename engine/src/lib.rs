@@ -98,6 +98,7 @@ mod replica;
 mod request_latency;
 mod request_order;
 pub mod sasl;
+mod security_protocol;
 mod server;
 mod shard;
 pub mod tls;
@@ -106,7 +107,8 @@ mod txn;
 
 pub use broker::{run, Broker, EngineError};
 pub use config::{
-    check_quorum, BrokerConfig, ReplicaSelector, Voter, VotersError, TRANSACTION_VERSION_MAX,
+    check_quorum, BrokerConfig, KafkaListener, ReplicaSelector, SecurityProtocol, Voter,
+    VotersError, TRANSACTION_VERSION_MAX,
 };
-pub use listeners::{ListenAddrs, ReadyFileError};
+pub use listeners::{describe_kafka as describe_kafka_listeners, ListenAddrs, ReadyFileError};
 pub use topic_config::TOPIC_CONFIGS;

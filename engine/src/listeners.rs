@@ -35,12 +35,14 @@ const PORT_PROBE_TIMEOUT: Duration = Duration::from_millis(200);
 const PORT_PROBE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The addresses a running broker listens on, ports resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenAddrs {
     /// The native protocol listener.
     pub native: SocketAddr,
-    /// The Kafka protocol listener, if there is one.
+    /// The first Kafka protocol listener, if there is one.
     pub kafka: Option<SocketAddr>,
+    /// Every Kafka protocol listener, by name, in the config's order.
+    pub kafka_listeners: Vec<(String, SocketAddr)>,
     /// The admin HTTP listener (`/metrics`), if there is one.
     pub admin: Option<SocketAddr>,
 }
@@ -56,16 +58,32 @@ pub enum ReadyFileError {
 
 impl ListenAddrs {
     /// The ready file's text: one `key=value` line per listener, the keys
-    /// of the config (`native_addr`, `kafka_addr`, `admin_addr`), the
-    /// value `HOST:PORT` or `off`.
+    /// of the config (`native_addr`, `kafka_addr`: the first Kafka
+    /// listener, `admin_addr`), the value `HOST:PORT` or `off`; then
+    /// `kafka_listeners`, every Kafka listener as `NAME://HOST:PORT`,
+    /// comma-separated (empty: none).
     pub fn ready_file_text(&self) -> String {
         let or_off = |addr: Option<SocketAddr>| addr.map_or("off".to_string(), |a| a.to_string());
+        let listeners = self
+            .kafka_listeners
+            .iter()
+            .map(|(name, addr)| format!("{name}://{addr}"))
+            .collect::<Vec<_>>()
+            .join(",");
         format!(
-            "native_addr={}\nkafka_addr={}\nadmin_addr={}\n",
+            "native_addr={}\nkafka_addr={}\nadmin_addr={}\nkafka_listeners={listeners}\n",
             self.native,
             or_off(self.kafka),
             or_off(self.admin)
         )
+    }
+
+    /// The address of the Kafka listener named `name`.
+    pub fn kafka_listener(&self, name: &str) -> Option<SocketAddr> {
+        self.kafka_listeners
+            .iter()
+            .find(|(listener, _)| listener == name)
+            .map(|(_, addr)| *addr)
     }
 
     /// Writes [`ListenAddrs::ready_file_text`] to `path` through a
@@ -104,12 +122,50 @@ impl ListenAddrs {
                     .map_err(|error| invalid(format!("{key}={addr}: {error}"))),
             }
         };
+        let kafka = value("kafka_addr")?;
+        // A ready file of a release before named listeners has none.
+        let kafka_listeners = match text
+            .lines()
+            .find_map(|line| line.strip_prefix("kafka_listeners="))
+        {
+            None => kafka
+                .map(|addr| ("PLAINTEXT".to_string(), addr))
+                .into_iter()
+                .collect(),
+            Some("") => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|listener| {
+                    let (name, addr) = listener
+                        .split_once("://")
+                        .ok_or_else(|| invalid(format!("kafka_listeners: {listener}")))?;
+                    let addr = addr
+                        .parse()
+                        .map_err(|error| invalid(format!("kafka_listeners: {listener}: {error}")))?;
+                    Ok((name.to_string(), addr))
+                })
+                .collect::<Result<_, ReadyFileError>>()?,
+        };
         Ok(ListenAddrs {
             native: value("native_addr")?.ok_or_else(|| invalid("native_addr=off".into()))?,
-            kafka: value("kafka_addr")?,
+            kafka,
+            kafka_listeners,
             admin: value("admin_addr")?,
         })
     }
+}
+
+/// Kafka listeners as the log says them: `NAME://HOST:PORT` each,
+/// comma-separated, or `off`.
+pub fn describe_kafka(listeners: &[crate::config::KafkaListener]) -> String {
+    if listeners.is_empty() {
+        return "off".to_string();
+    }
+    listeners
+        .iter()
+        .map(|listener| format!("{}://{}", listener.name, listener.addr))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The listeners' addresses, resolved before the shards start: ports held
@@ -129,10 +185,36 @@ impl Listeners {
     pub fn resolve(config: &mut BrokerConfig) -> Result<Listeners, EngineError> {
         let mut held_ports = Vec::new();
         let native = resolve_shared(&mut config.native_addr, &mut held_ports)?;
-        let kafka = match &mut config.kafka_addr {
-            Some(addr) => Some(resolve_shared(addr, &mut held_ports)?),
-            None => None,
-        };
+        let kafka_listeners = config
+            .kafka_listeners
+            .iter_mut()
+            .map(|listener| {
+                let addr = resolve_shared(&mut listener.addr, &mut held_ports)?;
+                Ok((listener.name.clone(), addr))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let kafka = kafka_listeners.first().map(|(_, addr)| *addr);
+        // SO_REUSEPORT would let two listeners share a port, each taking
+        // some of the other's connections.
+        let mut ports = vec![native];
+        for (name, addr) in &kafka_listeners {
+            let overlaps = |other: &SocketAddr| {
+                other.port() == addr.port()
+                    && (other.ip() == addr.ip()
+                        || other.ip().is_unspecified()
+                        || addr.ip().is_unspecified())
+            };
+            if ports.iter().any(overlaps) {
+                return Err(EngineError::Listen {
+                    addr: addr.to_string(),
+                    source: io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("the Kafka listener {name} names an address another listener has"),
+                    ),
+                });
+            }
+            ports.push(*addr);
+        }
         let (admin, admin_addr) = match &mut config.admin_addr {
             Some(addr) => {
                 let target = first_address(addr)?;
@@ -152,6 +234,7 @@ impl Listeners {
             addrs: ListenAddrs {
                 native,
                 kafka,
+                kafka_listeners,
                 admin: admin_addr,
             },
             _held_ports: held_ports,
@@ -336,14 +419,31 @@ mod tests {
         let addrs = ListenAddrs {
             native: "127.0.0.1:40001".parse().unwrap(),
             kafka: Some("[::1]:40002".parse().unwrap()),
+            kafka_listeners: vec![
+                ("PLAINTEXT".to_string(), "[::1]:40002".parse().unwrap()),
+                ("SASL_SSL".to_string(), "127.0.0.1:40003".parse().unwrap()),
+            ],
             admin: None,
         };
         addrs.write_ready_file(&path).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "native_addr=127.0.0.1:40001\nkafka_addr=[::1]:40002\nadmin_addr=off\n"
+            "native_addr=127.0.0.1:40001\nkafka_addr=[::1]:40002\nadmin_addr=off\n\
+             kafka_listeners=PLAINTEXT://[::1]:40002,SASL_SSL://127.0.0.1:40003\n"
         );
         assert_eq!(ListenAddrs::read_ready_file(&path).unwrap(), addrs);
+        assert_eq!(
+            addrs.kafka_listener("SASL_SSL"),
+            Some("127.0.0.1:40003".parse().unwrap())
+        );
+        // A ready file without the listener list: the one Kafka address.
+        std::fs::write(
+            &path,
+            "native_addr=127.0.0.1:40001\nkafka_addr=[::1]:40002\nadmin_addr=off\n",
+        )
+        .unwrap();
+        let read = ListenAddrs::read_ready_file(&path).unwrap();
+        assert_eq!(read.kafka_listeners, addrs.kafka_listeners[..1]);
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             1,

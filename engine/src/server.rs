@@ -42,6 +42,9 @@ pub struct Connection {
     /// The principal of the client's certificate (mutual TLS), if it
     /// presented one.
     pub certificate_principal: Option<String>,
+    /// The name of the Kafka listener it came in through (empty on the
+    /// native listener).
+    pub listener: Rc<str>,
     /// Set by a request whose response is the connection's last (a failed
     /// authentication): the connection closes once it is written.
     close_after: std::cell::Cell<bool>,
@@ -68,9 +71,11 @@ impl Connection {
         peer: Option<std::net::IpAddr>,
         sasl: Option<Rc<Users>>,
         certificate_principal: Option<String>,
+        listener: Rc<str>,
     ) -> Connection {
         Connection {
             peer,
+            listener,
             certificate_principal,
             sasl: sasl.map(|users| SaslConnection {
                 users,
@@ -177,13 +182,16 @@ pub trait Protocol: 'static {
     ) -> impl Future<Output = Result<Option<BytesMut>, String>>;
 }
 
-/// How a listener's connections are secured.
+/// How a listener's connections are secured, and its name.
 #[derive(Default, Clone)]
 pub struct Security {
     /// TLS: the shard's acceptor.
     pub tls: Option<Rc<ShardTls>>,
     /// SASL: the users a connection authenticates as, first.
     pub sasl: Option<Rc<Users>>,
+    /// The Kafka listener's name: its clients are told of the brokers'
+    /// addresses of that name. Empty on the native listener.
+    pub listener: Rc<str>,
 }
 
 /// Accepts connections of protocol `P` on `listener`, each served in a
@@ -231,6 +239,7 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
         let shard = shard.clone();
         let acceptor = security.tls.as_ref().map(|tls| tls.acceptor());
         let sasl = security.sasl.clone();
+        let listener = security.listener.clone();
         glommio::spawn_local(async move {
             let _ = stream.set_nodelay(true);
             // Over its address's connection creation rate: served once the
@@ -243,7 +252,7 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
             }
             let served = match acceptor {
                 None => {
-                    let connection = Rc::new(Connection::new(ip, sasl, None));
+                    let connection = Rc::new(Connection::new(ip, sasl, None, listener));
                     serve::<P, _>(&shard, stream, connection).await
                 }
                 Some(acceptor) => match handshake(&shard, acceptor, stream).await {
@@ -254,7 +263,7 @@ pub async fn accept_loop<P: Protocol>(shard: Rc<Shard>, listener: TcpListener, s
                             .peer_certificates()
                             .and_then(|chain| chain.first())
                             .and_then(|leaf| crate::tls::certificate_principal(leaf));
-                        let connection = Rc::new(Connection::new(ip, sasl, certificate));
+                        let connection = Rc::new(Connection::new(ip, sasl, certificate, listener));
                         serve::<P, _>(&shard, stream, connection).await
                     }
                     Err(error) => {

@@ -147,12 +147,20 @@ pub struct ServeArgs {
     /// Where the native protocol listens [default: 127.0.0.1:9192].
     #[arg(long, value_name = "HOST:PORT")]
     pub native_addr: Option<String>,
-    /// Where the Kafka protocol listens, or `off` [default: 127.0.0.1:9092].
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Where the Kafka protocol listens, or `off`: `[NAME://]HOST:PORT`,
+    /// comma-separated for several listeners (Kafka's `listeners`)
+    /// [default: 127.0.0.1:9092].
+    #[arg(long, value_name = "[NAME://]HOST:PORT,...", conflicts_with = "kafka_listener")]
     pub kafka_addr: Option<String>,
-    /// The address Kafka clients are told to connect to [default: the
-    /// Kafka listener's].
-    #[arg(long, value_name = "HOST:PORT")]
+    /// A Kafka listener, `NAME://HOST:PORT` (e.g. `SASL_SSL://0.0.0.0:9093`);
+    /// given again for each of several.
+    #[arg(long, value_name = "NAME://HOST:PORT")]
+    pub kafka_listener: Vec<String>,
+    /// The addresses Kafka clients are told to connect to:
+    /// `NAME://HOST:PORT` of some listeners, comma-separated (Kafka's
+    /// `advertised.listeners`), or `HOST:PORT` of a lone listener
+    /// [default: where each listens].
+    #[arg(long, value_name = "[NAME://]HOST:PORT,...")]
     pub kafka_advertised_addr: Option<String>,
     /// Where the admin HTTP listener (Prometheus `/metrics`) listens, or
     /// `off` [default: 127.0.0.1:9644].

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sluice_engine::{
     sasl::SaslSettings,
     tls::{ClientAuth, TlsSettings},
-    BrokerConfig,
+    BrokerConfig, KafkaListener,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -101,13 +101,20 @@ config_layer! {
     log_dirs: String,
     /// HOST:PORT of the native protocol listener.
     native_addr: String,
-    /// HOST:PORT of the Kafka protocol listener, or `off`; a
-    /// `PLAINTEXT://` (the default) or `SSL://` prefix names its security
-    /// protocol, as Kafka's `listeners` does.
+    /// The Kafka protocol listeners, as Kafka's `listeners`: one or more
+    /// `NAME://HOST:PORT`, comma-separated, or `off`. The name is a
+    /// security protocol (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`,
+    /// `SASL_SSL`) or one `listener_security_protocol_map` gives one; a
+    /// lone `HOST:PORT` is a `PLAINTEXT` listener.
     kafka_addr: String,
-    /// HOST:PORT that Kafka clients are told to connect to (a security
-    /// protocol prefix, if given, must be the listener's).
+    /// The addresses Kafka clients are told to connect to, as Kafka's
+    /// `advertised.listeners`: `NAME://HOST:PORT` of some listeners,
+    /// comma-separated (the others advertise the address they listen on);
+    /// a lone `HOST:PORT` with a lone listener.
     kafka_advertised_addr: String,
+    /// The security protocol of each listener named otherwise, as Kafka's
+    /// `listener.security.protocol.map`: `NAME:PROTOCOL`, comma-separated.
+    listener_security_protocol_map: String,
     /// The certificate chain of an `SSL://` Kafka listener, PEM, leaf
     /// first; read again when it changes.
     ssl_certificate_file: PathBuf,
@@ -316,26 +323,21 @@ impl ConfigLayer {
         if let Some(native_addr) = self.native_addr {
             config.native_addr = host_port("native_addr", native_addr)?;
         }
-        let mut kafka_protocol = SecurityProtocol::Plaintext;
+        let map = protocol_map(self.listener_security_protocol_map.as_deref())?;
         if let Some(kafka_addr) = self.kafka_addr {
-            config.kafka_addr = if kafka_addr == "off" {
-                None
-            } else {
-                let (protocol, addr) = listener("kafka_addr", kafka_addr)?;
-                kafka_protocol = protocol;
-                Some(host_port("kafka_addr", addr)?)
-            };
+            config.kafka_listeners = kafka_listeners(&kafka_addr, &map)?;
+        } else if !map.is_empty() {
+            // The defaults' listener, under the map.
+            config.kafka_listeners = config
+                .kafka_listeners
+                .iter()
+                .map(|listener| format!("{}://{}", listener.name, listener.addr))
+                .map(|listener| kafka_listeners(&listener, &map))
+                .collect::<Result<Vec<_>, _>>()?
+                .concat();
         }
         if let Some(advertised) = self.kafka_advertised_addr {
-            let (protocol, addr) = listener("kafka_advertised_addr", advertised.clone())?;
-            if advertised.contains("://") && protocol != kafka_protocol {
-                return Err(ConfigError::Invalid {
-                    key: "kafka_advertised_addr",
-                    value: advertised,
-                    message: "names another security protocol than kafka_addr",
-                });
-            }
-            config.kafka_advertised_addr = Some(host_port("kafka_advertised_addr", addr)?);
+            advertise(&mut config.kafka_listeners, &advertised)?;
         }
         let client_auth = match self.ssl_client_auth {
             None => ClientAuth::None,
@@ -345,8 +347,15 @@ impl ConfigLayer {
                 message,
             })?,
         };
-        let (tls, sasl) = (kafka_protocol.tls(), kafka_protocol.sasl());
-        let listener_value = || config.kafka_addr.clone().unwrap_or_default();
+        let tls = config
+            .kafka_listeners
+            .iter()
+            .any(|listener| listener.protocol.tls());
+        let sasl = config
+            .kafka_listeners
+            .iter()
+            .any(|listener| listener.protocol.sasl());
+        let listener_value = || sluice_engine::describe_kafka_listeners(&config.kafka_listeners);
         config.kafka_tls = match (tls, self.ssl_certificate_file, self.ssl_key_file) {
             (false, ..) => None,
             (true, Some(certificate), Some(key)) => Some(TlsSettings {
@@ -568,39 +577,7 @@ impl ConfigLayer {
     }
 }
 
-/// A Kafka listener's security protocol (Kafka's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecurityProtocol {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// Kafka's name, as written before `://`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    /// Whether connections speak TLS.
-    pub fn tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-
-    /// Whether connections authenticate with SASL before anything else.
-    pub fn sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-}
+pub use sluice_engine::SecurityProtocol;
 
 /// `[PROTOCOL://]HOST:PORT`: the security protocol (PLAINTEXT without a
 /// prefix) and the address.
@@ -611,19 +588,128 @@ pub fn listener(
     let Some((protocol, addr)) = value.split_once("://") else {
         return Ok((SecurityProtocol::Plaintext, value));
     };
-    let protocol = match protocol.to_ascii_uppercase().as_str() {
-        "PLAINTEXT" => SecurityProtocol::Plaintext,
-        "SSL" => SecurityProtocol::Ssl,
-        "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
-        "SASL_SSL" => SecurityProtocol::SaslSsl,
-        _ => return Err(ConfigError::Invalid {
+    let Some(protocol) = SecurityProtocol::from_name(protocol) else {
+        return Err(ConfigError::Invalid {
             key,
             value,
             message:
                 "expected PLAINTEXT://, SSL://, SASL_PLAINTEXT:// or SASL_SSL:// before HOST:PORT",
-        }),
+        });
     };
     Ok((protocol, addr.to_string()))
+}
+
+/// `listener_security_protocol_map`: each listener name (upper case) and
+/// its protocol.
+fn protocol_map(text: Option<&str>) -> Result<Vec<(String, SecurityProtocol)>, ConfigError> {
+    let mut map: Vec<(String, SecurityProtocol)> = Vec::new();
+    for entry in text.unwrap_or_default().split(',').map(str::trim) {
+        if entry.is_empty() {
+            continue;
+        }
+        let invalid = |message| ConfigError::Invalid {
+            key: "listener_security_protocol_map",
+            value: entry.to_string(),
+            message,
+        };
+        let (name, protocol) = entry
+            .split_once(':')
+            .ok_or_else(|| invalid("expected NAME:PROTOCOL, e.g. INTERNAL:SASL_SSL"))?;
+        let protocol = SecurityProtocol::from_name(protocol.trim()).ok_or_else(|| {
+            invalid("the protocol is one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL")
+        })?;
+        let name = listener_name(name.trim()).map_err(invalid)?;
+        if map.iter().any(|(known, _)| *known == name) {
+            return Err(invalid("names a listener twice"));
+        }
+        map.push((name, protocol));
+    }
+    Ok(map)
+}
+
+/// A listener name, upper case (Kafka's are case-insensitive): letters,
+/// digits, `_` and `-`.
+fn listener_name(name: &str) -> Result<String, &'static str> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+    if !valid {
+        return Err("a listener name is 1 to 64 letters, digits, '_' or '-'");
+    }
+    Ok(name.to_ascii_uppercase())
+}
+
+/// `kafka_addr`: `off`, or the listeners, each `[NAME://]HOST:PORT`.
+fn kafka_listeners(
+    text: &str,
+    map: &[(String, SecurityProtocol)],
+) -> Result<Vec<KafkaListener>, ConfigError> {
+    if text.trim() == "off" {
+        return Ok(Vec::new());
+    }
+    let mut listeners: Vec<KafkaListener> = Vec::new();
+    for entry in text.split(',').map(str::trim) {
+        let invalid = |message| ConfigError::Invalid {
+            key: "kafka_addr",
+            value: entry.to_string(),
+            message,
+        };
+        let (name, addr) = match entry.split_once("://") {
+            Some((name, addr)) => (listener_name(name).map_err(invalid)?, addr),
+            None => ("PLAINTEXT".to_string(), entry),
+        };
+        let protocol = map
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, protocol)| *protocol)
+            .or_else(|| SecurityProtocol::from_name(&name))
+            .ok_or_else(|| {
+                invalid("a listener not named after its security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) needs one in listener_security_protocol_map")
+            })?;
+        if listeners.iter().any(|listener| listener.name == name) {
+            return Err(invalid("two Kafka listeners of one name"));
+        }
+        listeners.push(KafkaListener {
+            name,
+            protocol,
+            addr: host_port("kafka_addr", addr.to_string())?,
+            advertised: None,
+        });
+    }
+    Ok(listeners)
+}
+
+/// `kafka_advertised_addr`: the addresses clients are told of, each
+/// `NAME://HOST:PORT` of a listener, or a lone `HOST:PORT` of a lone one.
+fn advertise(listeners: &mut [KafkaListener], text: &str) -> Result<(), ConfigError> {
+    let mut named: Vec<String> = Vec::new();
+    for entry in text.split(',').map(str::trim) {
+        let invalid = |message| ConfigError::Invalid {
+            key: "kafka_advertised_addr",
+            value: entry.to_string(),
+            message,
+        };
+        let (name, addr) = match (entry.split_once("://"), listeners.len()) {
+            (Some((name, addr)), _) => (listener_name(name).map_err(invalid)?, addr),
+            (None, 1) => (listeners[0].name.clone(), entry),
+            (None, _) => {
+                return Err(invalid(
+                    "with several Kafka listeners, each address names its listener: NAME://HOST:PORT",
+                ))
+            }
+        };
+        let Some(listener) = listeners.iter_mut().find(|listener| listener.name == name) else {
+            return Err(invalid("names no listener of kafka_addr"));
+        };
+        if named.contains(&name) {
+            return Err(invalid("names a listener twice"));
+        }
+        listener.advertised = Some(host_port("kafka_advertised_addr", addr.to_string())?);
+        named.push(name);
+    }
+    Ok(())
 }
 
 pub fn host_port(key: &'static str, value: String) -> Result<String, ConfigError> {
@@ -669,7 +755,12 @@ pub fn broker_config(
 /// on Kafka's usual port and the admin HTTP listener (`/metrics`) on 9644.
 pub fn serve_defaults() -> BrokerConfig {
     BrokerConfig {
-        kafka_addr: Some("127.0.0.1:9092".to_string()),
+        kafka_listeners: vec![KafkaListener {
+            name: "PLAINTEXT".to_string(),
+            protocol: SecurityProtocol::Plaintext,
+            addr: "127.0.0.1:9092".to_string(),
+            advertised: None,
+        }],
         admin_addr: Some("127.0.0.1:9644".to_string()),
         ..BrokerConfig::default()
     }
@@ -698,7 +789,8 @@ mod tests {
     fn defaults_need_no_file() {
         let config = broker_config(ConfigLayer::default(), &env(&[]), None).unwrap();
         assert_eq!(config, serve_defaults());
-        assert_eq!(config.kafka_addr.as_deref(), Some("127.0.0.1:9092"));
+        assert_eq!(config.kafka_listeners[0].addr, "127.0.0.1:9092");
+        assert_eq!(config.kafka_listeners[0].name, "PLAINTEXT");
         assert_eq!(config.admin_addr.as_deref(), Some("127.0.0.1:9644"));
         assert_eq!(
             BrokerConfig::default().admin_addr,
@@ -784,6 +876,7 @@ mod tests {
                     "SLUICE_REPLICA_SELECTOR" => "rack-aware",
                     "SLUICE_TRANSACTION_VERSION" => "1",
                     "SLUICE_SSL_CLIENT_AUTH" => "required",
+                    "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP" => "INTERNAL:SSL",
                     _ => "7",
                 };
                 (variable, value.to_string())
@@ -836,8 +929,9 @@ mod tests {
         assert_eq!(config.delete_bytes_per_s, 7);
         assert_eq!(config.cleaner_check_interval, Duration::from_millis(7));
         assert_eq!(config.cleaner_bytes_per_s, 7);
-        assert_eq!(config.kafka_addr.as_deref(), Some("h:7"));
-        assert_eq!(config.kafka_advertised_addr.as_deref(), Some("h:7"));
+        assert_eq!(config.kafka_listeners.len(), 1);
+        assert_eq!(config.kafka_listeners[0].addr, "h:7");
+        assert_eq!(config.kafka_listeners[0].advertised(), "h:7");
         assert_eq!(config.admin_addr.as_deref(), Some("h:7"));
         assert!(!config.auto_create_topics);
         assert_eq!(config.auto_create_partitions, 7);
@@ -883,7 +977,7 @@ mod tests {
     fn the_kafka_listener_can_be_turned_off() {
         let env = env(&[("SLUICE_KAFKA_ADDR", "off")]);
         let config = broker_config(ConfigLayer::default(), &env, None).unwrap();
-        assert_eq!(config.kafka_addr, None);
+        assert!(config.kafka_listeners.is_empty());
         let env = super::tests::env(&[("SLUICE_KAFKA_ADDR", "no-port")]);
         assert!(broker_config(ConfigLayer::default(), &env, None).is_err());
     }
@@ -893,7 +987,8 @@ mod tests {
         let config =
             |pairs: &[(&str, &str)]| broker_config(ConfigLayer::default(), &env(pairs), None);
         let plain = config(&[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:9092")]).unwrap();
-        assert_eq!(plain.kafka_addr.as_deref(), Some("h:9092"));
+        assert_eq!(plain.kafka_listeners[0].addr, "h:9092");
+        assert_eq!(plain.kafka_listeners[0].protocol, SecurityProtocol::Plaintext);
         assert_eq!(plain.kafka_tls, None);
         let tls = config(&[
             ("SLUICE_KAFKA_ADDR", "SSL://h:9093"),
@@ -904,8 +999,8 @@ mod tests {
             ("SLUICE_SSL_CLIENT_AUTH", "requested"),
         ])
         .unwrap();
-        assert_eq!(tls.kafka_addr.as_deref(), Some("h:9093"));
-        assert_eq!(tls.kafka_advertised_addr.as_deref(), Some("a:9093"));
+        assert_eq!(tls.kafka_listeners[0].addr, "h:9093");
+        assert_eq!(tls.kafka_listeners[0].advertised(), "a:9093");
         assert_eq!(
             tls.kafka_tls,
             Some(TlsSettings {
@@ -949,6 +1044,12 @@ mod tests {
                 ("SLUICE_KAFKA_ADVERTISED_ADDR", "SSL://a:9092"),
             ],
             &[
+                ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:9092,SSL://h:9093"),
+                ("SLUICE_SSL_CERTIFICATE_FILE", "/c.pem"),
+                ("SLUICE_SSL_KEY_FILE", "/k.pem"),
+                ("SLUICE_KAFKA_ADVERTISED_ADDR", "a:9092"),
+            ],
+            &[
                 ("SLUICE_KAFKA_ADDR", "SSL://h:9093"),
                 ("SLUICE_SSL_CERTIFICATE_FILE", "/c.pem"),
                 ("SLUICE_SSL_KEY_FILE", "/k.pem"),
@@ -956,6 +1057,97 @@ mod tests {
             ],
         ] {
             assert!(config(refused).is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn several_kafka_listeners_each_have_a_name_a_protocol_and_an_advertised_address() {
+        let config =
+            |pairs: &[(&str, &str)]| broker_config(ConfigLayer::default(), &env(pairs), None);
+        let tls = [
+            ("SLUICE_SSL_CERTIFICATE_FILE", "/c.pem"),
+            ("SLUICE_SSL_KEY_FILE", "/k.pem"),
+            ("SLUICE_SASL_PLAIN_USERS_FILE", "/users"),
+        ];
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut all = tls.to_vec();
+            all.extend_from_slice(pairs);
+            config(&all)
+        };
+        let three = with(&[
+            (
+                "SLUICE_KAFKA_ADDR",
+                "PLAINTEXT://0.0.0.0:9092, internal://10.0.0.1:9093,SASL_SSL://0.0.0.0:9094",
+            ),
+            (
+                "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP",
+                "INTERNAL:SASL_PLAINTEXT,EXTERNAL:SSL",
+            ),
+            (
+                "SLUICE_KAFKA_ADVERTISED_ADDR",
+                "PLAINTEXT://broker-1:9092,SASL_SSL://public.example:443",
+            ),
+        ])
+        .unwrap();
+        let listeners: Vec<(&str, SecurityProtocol, &str)> = three
+            .kafka_listeners
+            .iter()
+            .map(|listener| {
+                (
+                    listener.name.as_str(),
+                    listener.protocol,
+                    listener.advertised(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listeners,
+            [
+                ("PLAINTEXT", SecurityProtocol::Plaintext, "broker-1:9092"),
+                ("INTERNAL", SecurityProtocol::SaslPlaintext, "10.0.0.1:9093"),
+                ("SASL_SSL", SecurityProtocol::SaslSsl, "public.example:443"),
+            ]
+        );
+        assert!(three.kafka_tls.is_some() && three.kafka_sasl.is_some());
+        // A plaintext listener beside a TLS one needs no TLS of its own.
+        let plain_only = config(&[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,OTHER://h:2"), (
+            "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP",
+            "OTHER:PLAINTEXT",
+        )])
+        .unwrap();
+        assert!(plain_only.kafka_tls.is_none() && plain_only.kafka_sasl.is_none());
+        for refused in [
+            // A name that is no protocol, unmapped.
+            &[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,INTERNAL://h:2")][..],
+            // Two of one name.
+            &[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,plaintext://h:2")],
+            &[("SLUICE_KAFKA_ADDR", "h:1,h:2")],
+            // An advertised address of no listener, or without its name.
+            &[
+                ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,SSL://h:2"),
+                ("SLUICE_KAFKA_ADVERTISED_ADDR", "SASL_SSL://a:2"),
+            ],
+            &[
+                ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,SSL://h:2"),
+                ("SLUICE_KAFKA_ADVERTISED_ADDR", "SSL://a:2,SSL://b:2"),
+            ],
+            // A bad map.
+            &[
+                ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1"),
+                ("SLUICE_LISTENER_SECURITY_PROTOCOL_MAP", "INTERNAL"),
+            ],
+            &[
+                ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1"),
+                ("SLUICE_LISTENER_SECURITY_PROTOCOL_MAP", "INTERNAL:QUIC"),
+            ],
+            &[
+                ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1"),
+                ("SLUICE_LISTENER_SECURITY_PROTOCOL_MAP", "IN TERNAL:SSL"),
+            ],
+            // An address without a port.
+            &[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,SSL://h")],
+        ] {
+            assert!(with(refused).is_err(), "{refused:?}");
         }
     }
 

@@ -29,6 +29,8 @@
 //! | 18 | [`MetadataRecord::AclsDeleted`] | binding list |
 //! | 19 | [`MetadataRecord::ScramCredentialAltered`] | user, `u8` mechanism (1 SCRAM-SHA-256, 2 SCRAM-SHA-512), `u8` 1 and a credential or `u8` 0 (deleted) |
 //! | 20 | [`MetadataRecord::ClientQuotasAltered`] | entity, list of (key, `f64` value as its IEEE 754 bits in a `u64`) |
+//! | 21 | [`MetadataRecord::BrokerRegistered`] | registration with listeners |
+//! | 22 | [`MetadataRecord::BrokerState`] | registration with listeners, `u64` broker epoch, `u8` fenced |
 //!
 //! A binding is `u8` resource type, resource name, `u8` pattern type,
 //! principal, host, `u8` operation, `u8` permission (Kafka's codes). A
@@ -38,14 +40,19 @@
 //! 0 (absent), 1 (the default) or 2 and a name.
 //!
 //! Types 10 and 11, then 12, then 13 to 15, then 16, then 17 and 18, then
-//! 19, then 20 came after the others in
+//! 19, then 20, then 21 and 22 came after the others in
 //! version 2; a release before them stops at one with "unknown record
-//! type" rather than misread it.
+//! type" rather than misread it. This release writes a registration as
+//! types 21 and 22 only, and reads 6 and 9 from the logs of the releases
+//! before.
 //!
 //! Configs are a list of (name, value) string pairs; replicas a list (one
 //! per partition) of lists of `i32` node ids; a registration is `i32` node,
 //! `u128` incarnation, `u8` 1 and a rack string or `u8` 0, then the Kafka,
-//! native, peer and admin addresses as strings.
+//! native, peer and admin addresses as strings. A registration with
+//! listeners has, in place of the Kafka address, a list (at most
+//! [`KAFKA_LISTENERS_MAX`]) of Kafka listeners: name, `u8` security
+//! protocol (Kafka's code), advertised address.
 //!
 //! Version 1 (read, to import the log of a release before cluster mode)
 //! has types 1 to 5 only, without replicas, first partition or first
@@ -70,13 +77,14 @@ use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use crate::{
     acl::{AclBinding, Operation, PatternType, Permission, ResourceType},
+    security_protocol::SecurityProtocol,
     quota::{Entity, Name, Rate},
     sasl::scram::{Credential, Hash},
 };
 
 use super::{
     image::PRODUCER_ID_FIRST,
-    records::{BrokerRegistration, Election, MetadataRecord, PartitionRecord},
+    records::{BrokerRegistration, Election, Endpoint, MetadataRecord, PartitionRecord},
 };
 
 /// The format version this release writes, and the newest it reads.
@@ -117,6 +125,11 @@ const TYPE_ACLS_CREATED: u8 = 17;
 const TYPE_ACLS_DELETED: u8 = 18;
 const TYPE_SCRAM_CREDENTIAL_ALTERED: u8 = 19;
 const TYPE_CLIENT_QUOTAS_ALTERED: u8 = 20;
+const TYPE_BROKER_REGISTERED_LISTENERS: u8 = 21;
+const TYPE_BROKER_STATE_LISTENERS: u8 = 22;
+
+/// Kafka listeners of one broker's registration, at most.
+pub const KAFKA_LISTENERS_MAX: usize = 16;
 
 /// A binding takes at least its four codes and three strings' counts.
 const BINDING_BYTES_MIN: usize = 16;
@@ -219,7 +232,7 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             out.i64(next.0);
         }
         MetadataRecord::BrokerRegistered(registration) => {
-            out.u8(TYPE_BROKER_REGISTERED);
+            out.u8(TYPE_BROKER_REGISTERED_LISTENERS);
             out.registration(registration);
         }
         MetadataRecord::BrokerFenced { node, epoch } => {
@@ -237,7 +250,7 @@ pub fn encode_record(record: &MetadataRecord) -> Vec<u8> {
             epoch,
             fenced,
         } => {
-            out.u8(TYPE_BROKER_STATE);
+            out.u8(TYPE_BROKER_STATE_LISTENERS);
             out.registration(registration);
             out.u64(*epoch);
             out.u8(u8::from(*fenced));
@@ -466,7 +479,10 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
                 next: input.producer_id("next producer id")?,
             }
         }
-        TYPE_BROKER_REGISTERED => MetadataRecord::BrokerRegistered(input.registration()?),
+        TYPE_BROKER_REGISTERED => MetadataRecord::BrokerRegistered(input.registration(false)?),
+        TYPE_BROKER_REGISTERED_LISTENERS => {
+            MetadataRecord::BrokerRegistered(input.registration(true)?)
+        }
         TYPE_BROKER_FENCED => MetadataRecord::BrokerFenced {
             node: input.node()?,
             epoch: input.u64("broker epoch")?,
@@ -475,20 +491,8 @@ fn decode_v2(record_type: u8, input: &mut Reader<'_>) -> Result<MetadataRecord, 
             node: input.node()?,
             epoch: input.u64("broker epoch")?,
         },
-        TYPE_BROKER_STATE => MetadataRecord::BrokerState {
-            registration: input.registration()?,
-            epoch: input.u64("broker epoch")?,
-            fenced: match input.u8("fenced")? {
-                0 => false,
-                1 => true,
-                other => {
-                    return Err(DecodeError::InvalidValue {
-                        field: "fenced",
-                        value: i64::from(other),
-                    })
-                }
-            },
-        },
+        TYPE_BROKER_STATE => input.broker_state(false)?,
+        TYPE_BROKER_STATE_LISTENERS => input.broker_state(true)?,
         TYPE_IN_SYNC_ALTERED => MetadataRecord::InSyncAltered {
             topic_id: input.topic_id()?,
             partition: input.u32("partition")?,
@@ -734,7 +738,26 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
-    fn registration(&mut self) -> Result<BrokerRegistration, DecodeError> {
+    fn broker_state(&mut self, listeners: bool) -> Result<MetadataRecord, DecodeError> {
+        Ok(MetadataRecord::BrokerState {
+            registration: self.registration(listeners)?,
+            epoch: self.u64("broker epoch")?,
+            fenced: match self.u8("fenced")? {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(DecodeError::InvalidValue {
+                        field: "fenced",
+                        value: i64::from(other),
+                    })
+                }
+            },
+        })
+    }
+
+    /// A registration: with its listener list (`listeners`, types 21 and
+    /// 22) or the one Kafka address of types 6 and 9.
+    fn registration(&mut self, listeners: bool) -> Result<BrokerRegistration, DecodeError> {
         let node = self.node()?;
         let incarnation = u128::from_le_bytes(self.array("incarnation")?);
         let rack = match self.u8("rack present")? {
@@ -747,14 +770,61 @@ impl<'a> Reader<'a> {
                 })
             }
         };
+        let kafka_listeners = if listeners {
+            let count = self.count("listener list", 9)?;
+            if count > KAFKA_LISTENERS_MAX {
+                return Err(DecodeError::OverCap {
+                    field: "listener list",
+                    declared: count,
+                    max: KAFKA_LISTENERS_MAX,
+                });
+            }
+            (0..count)
+                .map(|_| self.endpoint())
+                .collect::<Result<_, _>>()?
+        } else {
+            // A release before named listeners: one address, served to
+            // the clients of every listener.
+            let addr = self.string("kafka address")?;
+            (!addr.is_empty())
+                .then(|| Endpoint {
+                    name: String::new(),
+                    protocol: SecurityProtocol::Plaintext,
+                    addr,
+                })
+                .into_iter()
+                .collect()
+        };
         Ok(BrokerRegistration {
             node,
             incarnation,
             rack,
-            kafka_addr: self.string("kafka address")?,
+            kafka_listeners,
             native_addr: self.string("native address")?,
             peer_addr: self.string("peer address")?,
             admin_addr: self.string("admin address")?,
+        })
+    }
+
+    fn endpoint(&mut self) -> Result<Endpoint, DecodeError> {
+        let name = self.string("listener name")?;
+        let code = self.u8("security protocol")?;
+        let protocol =
+            SecurityProtocol::from_code(code).ok_or(DecodeError::InvalidValue {
+                field: "security protocol",
+                value: i64::from(code),
+            })?;
+        let addr = self.string("listener address")?;
+        if name.is_empty() || addr.is_empty() {
+            return Err(DecodeError::InvalidValue {
+                field: "listener name or address length",
+                value: 0,
+            });
+        }
+        Ok(Endpoint {
+            name,
+            protocol,
+            addr,
         })
     }
 
@@ -929,7 +999,12 @@ impl Writer {
                 self.string(rack);
             }
         }
-        self.string(&registration.kafka_addr);
+        self.count(registration.kafka_listeners.len(), KAFKA_LISTENERS_MAX);
+        for endpoint in &registration.kafka_listeners {
+            self.string(&endpoint.name);
+            self.u8(endpoint.protocol.code());
+            self.string(&endpoint.addr);
+        }
         self.string(&registration.native_addr);
         self.string(&registration.peer_addr);
         self.string(&registration.admin_addr);
@@ -1054,11 +1129,88 @@ mod tests {
             node: NodeId(3),
             incarnation: 0x0a,
             rack: Some("r".to_string()),
-            kafka_addr: "k".to_string(),
+            kafka_listeners: vec![Endpoint {
+                name: "K".to_string(),
+                protocol: SecurityProtocol::SaslSsl,
+                addr: "k".to_string(),
+            }],
             native_addr: "n".to_string(),
             peer_addr: "p".to_string(),
             admin_addr: String::new(),
         }
+    }
+
+    /// A registration of a release before named listeners (types 6 and
+    /// 9) has one Kafka address, told to the clients of every listener.
+    #[test]
+    fn a_registration_of_one_kafka_address_serves_every_listener() {
+        let legacy = BrokerRegistration {
+            kafka_listeners: vec![Endpoint {
+                name: String::new(),
+                protocol: SecurityProtocol::Plaintext,
+                addr: "k".to_string(),
+            }],
+            ..registration()
+        };
+        let registered = "06 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 6b 01000000 6e 01000000 70 00000000";
+        let state = "09 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 6b 01000000 6e 01000000 70 00000000 0900000000000000 01";
+        assert_eq!(
+            decode(&unhex(registered), FORMAT_VERSION).unwrap(),
+            Entry::Record(MetadataRecord::BrokerRegistered(legacy.clone()))
+        );
+        assert_eq!(
+            decode(&unhex(state), FORMAT_VERSION).unwrap(),
+            Entry::Record(MetadataRecord::BrokerState {
+                registration: legacy.clone(),
+                epoch: 9,
+                fenced: true,
+            })
+        );
+        let endpoint = legacy.endpoint("SASL_SSL").unwrap();
+        assert_eq!(endpoint.addr, "k");
+        assert_eq!(legacy.kafka_listeners_text(), "k");
+        // Without a Kafka address: no listener.
+        let none = "06 03000000 0a000000000000000000000000000000 00 00000000 01000000 6e 01000000 70 00000000";
+        let Entry::Record(MetadataRecord::BrokerRegistered(none)) =
+            decode(&unhex(none), FORMAT_VERSION).unwrap()
+        else {
+            panic!("a registration");
+        };
+        assert!(none.kafka_listeners.is_empty());
+    }
+
+    #[test]
+    fn a_listener_list_is_capped_and_its_entries_checked() {
+        let registration = |count: u32, entry: &str| {
+            format!(
+                "15 03000000 0a000000000000000000000000000000 00 {} {} 01000000 6e 01000000 70 00000000",
+                hex(&count.to_le_bytes()),
+                entry
+            )
+        };
+        let entry = "01000000 4b 03 01000000 6b";
+        let over = (0..=KAFKA_LISTENERS_MAX).map(|_| entry).collect::<Vec<_>>().join(" ");
+        assert!(matches!(
+            decode(&unhex(&registration(KAFKA_LISTENERS_MAX as u32 + 1, &over)), FORMAT_VERSION),
+            Err(DecodeError::OverCap { field: "listener list", .. })
+        ));
+        // A protocol code Kafka does not have.
+        assert!(matches!(
+            decode(&unhex(&registration(1, "01000000 4b 07 01000000 6b")), FORMAT_VERSION),
+            Err(DecodeError::InvalidValue { field: "security protocol", value: 7 })
+        ));
+        // A listener without a name.
+        assert!(decode(&unhex(&registration(1, "00000000 03 01000000 6b")), FORMAT_VERSION).is_err());
+        let two = registration(2, "01000000 4b 03 01000000 6b 01000000 4c 00 01000000 6c");
+        let Entry::Record(MetadataRecord::BrokerRegistered(two)) =
+            decode(&unhex(&two), FORMAT_VERSION).unwrap()
+        else {
+            panic!("a registration");
+        };
+        assert_eq!(two.endpoint("L").unwrap().addr, "l");
+        assert_eq!(two.endpoint("K").unwrap().protocol, SecurityProtocol::SaslSsl);
+        assert!(two.endpoint("M").is_none());
+        assert_eq!(two.kafka_listeners_text(), "K://k,L://l");
     }
 
     /// Every record's bytes in version 2, which this release writes.
@@ -1111,7 +1263,7 @@ mod tests {
             ),
             (
                 MetadataRecord::BrokerRegistered(registration()),
-                "06 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 6b 01000000 6e 01000000 70 00000000",
+                "15 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 01000000 4b 03 01000000 6b 01000000 6e 01000000 70 00000000",
             ),
             (
                 MetadataRecord::BrokerFenced {
@@ -1133,7 +1285,7 @@ mod tests {
                     epoch: 9,
                     fenced: true,
                 },
-                "09 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 6b 01000000 6e 01000000 70 00000000 0900000000000000 01",
+                "16 03000000 0a000000000000000000000000000000 01 01000000 72 01000000 01000000 4b 03 01000000 6b 01000000 6e 01000000 70 00000000 0900000000000000 01",
             ),
             (
                 MetadataRecord::InSyncAltered {

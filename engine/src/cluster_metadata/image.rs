@@ -926,7 +926,11 @@ mod tests {
             node: NodeId(node),
             incarnation: 7,
             rack: Some("r1".to_string()),
-            kafka_addr: "127.0.0.1:9092".to_string(),
+            kafka_listeners: vec![super::super::records::Endpoint {
+                name: "PLAINTEXT".to_string(),
+                protocol: crate::security_protocol::SecurityProtocol::Plaintext,
+                addr: "127.0.0.1:9092".to_string(),
+            }],
             native_addr: "127.0.0.1:9192".to_string(),
             peer_addr: "127.0.0.1:9193".to_string(),
             admin_addr: String::new(),

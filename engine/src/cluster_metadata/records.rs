@@ -244,6 +244,55 @@ impl PartitionRecord {
     }
 }
 
+/// A Kafka listener of a registered broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The listener's name: clients that came in through a listener of
+    /// that name are told of this address. Empty in a registration of a
+    /// release before named listeners, which had one: it is told to the
+    /// clients of every listener.
+    pub name: String,
+    pub protocol: crate::security_protocol::SecurityProtocol,
+    /// HOST:PORT, advertised.
+    pub addr: String,
+}
+
+impl Endpoint {
+    /// Whether the clients of listener `name` are told of this address.
+    pub fn serves(&self, name: &str) -> bool {
+        self.name.is_empty() || self.name == name
+    }
+}
+
+impl BrokerRegistration {
+    /// Its endpoint for the clients of listener `name`, if it has one.
+    pub fn endpoint(&self, name: &str) -> Option<&Endpoint> {
+        self.kafka_listeners
+            .iter()
+            .find(|endpoint| endpoint.name == name)
+            .or_else(|| self.kafka_listeners.iter().find(|endpoint| endpoint.serves(name)))
+    }
+
+    /// Its Kafka listeners as an operator reads them ([`endpoints_text`]).
+    pub fn kafka_listeners_text(&self) -> String {
+        endpoints_text(&self.kafka_listeners)
+    }
+}
+
+/// Kafka listeners as an operator reads them: `HOST:PORT` for a lone one
+/// that serves every name or is named after its protocol,
+/// `NAME://HOST:PORT` each, comma-separated, otherwise; empty: none.
+pub fn endpoints_text(endpoints: &[Endpoint]) -> String {
+    match endpoints {
+        [only] if only.name.is_empty() || only.name == only.protocol.name() => only.addr.clone(),
+        all => all
+            .iter()
+            .map(|endpoint| format!("{}://{}", endpoint.name, endpoint.addr))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
 /// What a broker says of itself when it registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistration {
@@ -252,8 +301,9 @@ pub struct BrokerRegistration {
     /// same node with another incarnation is another process.
     pub incarnation: u128,
     pub rack: Option<String>,
-    /// Where Kafka clients reach it (advertised); empty: no Kafka listener.
-    pub kafka_addr: String,
+    /// Where Kafka clients reach it, per listener (advertised); empty: no
+    /// Kafka listener.
+    pub kafka_listeners: Vec<Endpoint>,
     pub native_addr: String,
     pub peer_addr: String,
     /// Empty: no admin listener.

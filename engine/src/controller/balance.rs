@@ -16,7 +16,7 @@
 //!
 //! [`BrokerConfig::leader_imbalance_check_interval`]: crate::BrokerConfig::leader_imbalance_check_interval
 
-use std::{collections::BTreeMap, rc::Rc, time::Duration, time::Instant};
+use std::{collections::BTreeMap, rc::Rc, time::Instant};
 
 use sluice_storage::{NodeId, TopicId};
 
@@ -25,18 +25,6 @@ use crate::{
     cluster_metadata::{image::node_id, Election, Metadata, MetadataRecord},
     shard::Shard,
 };
-
-/// How often the controller leader checks leader balance, by default.
-/// Kafka checks every 300 s (`leader.imbalance.check.interval.seconds`);
-/// here a broker's lease is 1 s, so leadership leaves a stopped broker
-/// within about a second and a restarted one is back in sync within
-/// seconds, and until the check the others carry its partitions' produce,
-/// fetch and fdatasync load, which a 2 ms latency target feels for the
-/// whole wait. A check reads the image once (no I/O) and proposes only
-/// elections that are due, so checking ten times as often costs nothing
-/// while the cluster is balanced; 30 s still leaves a restarted broker
-/// time to settle before it leads again.
-pub const LEADER_IMBALANCE_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A broker's partitions go back to it when more than this share (in
 /// percent) of the ones it is the preferred replica of are led by another
@@ -134,7 +122,7 @@ mod tests {
             node: NodeId(node),
             incarnation: 1,
             rack: None,
-            kafka_addr: String::new(),
+            kafka_listeners: Vec::new(),
             native_addr: String::new(),
             peer_addr: String::new(),
             admin_addr: String::new(),

@@ -450,11 +450,7 @@ pub fn registration(shard: &Shard) -> BrokerRegistration {
         node: config.node_id,
         incarnation: controller(shard).incarnation,
         rack: config.rack.clone(),
-        kafka_addr: config
-            .kafka_advertised_addr
-            .clone()
-            .or_else(|| config.kafka_addr.clone())
-            .unwrap_or_default(),
+        kafka_listeners: crate::cluster_view::endpoints(&config.kafka_listeners),
         native_addr: config.native_addr.clone(),
         peer_addr: config.peer_addr.clone(),
         admin_addr: config.admin_addr.clone().unwrap_or_default(),

@@ -888,8 +888,9 @@ pub async fn describe_cluster(
     shard: &Rc<Shard>,
     request: DescribeClusterRequest,
     _version: i16,
+    listener: &str,
 ) -> DescribeClusterResponse {
-    let brokers = super::live_brokers(shard, &shard.metadata())
+    let brokers = super::live_brokers(shard, &shard.metadata(), listener)
         .into_iter()
         .map(|broker| {
             DescribeClusterBroker::default()

@@ -50,12 +50,13 @@ pub async fn find_coordinator(
     shard: &Rc<Shard>,
     request: FindCoordinatorRequest,
     version: i16,
+    listener: &str,
 ) -> FindCoordinatorResponse {
     let response = FindCoordinatorResponse::default();
     if version >= 4 {
         let mut coordinators = Vec::new();
         for key in request.coordinator_keys {
-            let located = locate(shard, request.key_type, &key).await;
+            let located = locate(shard, request.key_type, &key, listener).await;
             let coordinator = Coordinator::default().with_key(key);
             coordinators.push(match located {
                 Ok(broker) => coordinator
@@ -76,7 +77,7 @@ pub async fn find_coordinator(
     } else {
         KEY_GROUP
     };
-    match locate(shard, key_type, &request.key).await {
+    match locate(shard, key_type, &request.key, listener).await {
         Ok(broker) => response
             .with_node_id(broker.node)
             .with_host(str_bytes(broker.host))
@@ -95,6 +96,7 @@ async fn locate(
     shard: &Rc<Shard>,
     key_type: i8,
     key: &str,
+    listener: &str,
 ) -> Result<super::KafkaBroker, (i16, String)> {
     let node = match key_type {
         KEY_GROUP => coordinator::routing::coordinator_node(shard, key)
@@ -115,7 +117,7 @@ async fn locate(
             ))
         }
     };
-    super::live_brokers(shard, &shard.metadata())
+    super::live_brokers(shard, &shard.metadata(), listener)
         .into_iter()
         .find(|broker| broker.node.0 == node.0)
         .ok_or_else(|| {

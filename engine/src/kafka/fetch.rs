@@ -38,7 +38,12 @@ use crate::{
     shard::Shard,
 };
 
-pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: FetchRequest,
+    version: i16,
+    listener: &str,
+) -> FetchResponse {
     let metadata = shard.metadata();
     let replica_id = match version {
         15.. => request.replica_state.replica_id.0,
@@ -145,7 +150,7 @@ pub async fn handle(shard: &Rc<Shard>, request: FetchRequest, version: i16) -> F
                     // KIP-951 (the leader since v12, its endpoint since
                     // v16): where to fetch from instead.
                     let (leader, epoch, endpoint) =
-                        current_leader(shard, &metadata, &target.topic, partition);
+                        current_leader(shard, &metadata, &target.topic, partition, listener);
                     data.current_leader = LeaderIdAndEpoch::default()
                         .with_leader_id(leader)
                         .with_leader_epoch(epoch);

@@ -29,7 +29,12 @@ use crate::{
     shard::Shard,
 };
 
-pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: MetadataRequest,
+    version: i16,
+    listener: &str,
+) -> MetadataResponse {
     let metadata = shard.metadata();
     let topic_operations = authorized_operations(
         Resource::Topic,
@@ -44,7 +49,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
     match wanted {
         None => {
             for topic in metadata.topics.values() {
-                topics.push(describe(shard, &metadata, topic, version));
+                topics.push(describe(shard, &metadata, topic, version, listener));
             }
         }
         Some(wanted) => {
@@ -64,7 +69,7 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
                         .cloned(),
                 };
                 match (found, &topic.name) {
-                    (Some(meta), _) => topics.push(describe(shard, &metadata, &meta, version)),
+                    (Some(meta), _) => topics.push(describe(shard, &metadata, &meta, version, listener)),
                     (None, Some(name)) if !by_id => missing.push(name.0.to_string()),
                     (None, _) => topics.push(
                         MetadataResponseTopic::default()
@@ -75,11 +80,11 @@ pub async fn handle(shard: &Rc<Shard>, request: MetadataRequest, version: i16) -
             }
             let create = shard.config.auto_create_topics
                 && (version < 4 || request.allow_auto_topic_creation);
-            topics.extend(answer_missing(shard, missing, create, version).await);
+            topics.extend(answer_missing(shard, missing, create, version, listener).await);
         }
     }
     let mut response = MetadataResponse::default();
-    response.brokers = live_brokers(shard, &shard.metadata())
+    response.brokers = live_brokers(shard, &shard.metadata(), listener)
         .into_iter()
         .map(|broker| {
             MetadataResponseBroker::default()
@@ -116,6 +121,7 @@ async fn answer_missing(
     missing: Vec<String>,
     create: bool,
     version: i16,
+    listener: &str,
 ) -> Vec<MetadataResponseTopic> {
     let unknown = |name: &str, code: i16| {
         MetadataResponseTopic::default()
@@ -137,7 +143,7 @@ async fn answer_missing(
         .iter()
         .zip(results)
         .map(|(name, result)| match (metadata.topic(name), result) {
-            (Some(meta), _) => describe(shard, &metadata, meta, version),
+            (Some(meta), _) => describe(shard, &metadata, meta, version, listener),
             (None, Err(code)) => unknown(name, code),
             (None, Ok(())) => unknown(name, ResponseError::LeaderNotAvailable.code()),
         })
@@ -187,7 +193,9 @@ fn describe(
     metadata: &Metadata,
     topic: &TopicMeta,
     version: i16,
+    listener: &str,
 ) -> MetadataResponseTopic {
+    let reachable = live_brokers(shard, metadata, listener);
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(if version >= 10 {
@@ -214,13 +222,20 @@ fn describe(
                         .copied()
                         .filter(|node| !is_live(shard, metadata, *node))
                         .collect::<Vec<_>>();
+                    // A live leader without an endpoint of this listener
+                    // is one the client cannot reach, as Kafka says.
+                    let leader = placement.leader.filter(|node| {
+                        !is_live(shard, metadata, *node)
+                            || reachable.iter().any(|broker| broker.node.0 == node.0)
+                    });
                     MetadataResponsePartition::default()
                         .with_partition_index(partition as i32)
-                        .with_error_code(match placement.leader {
-                            Some(_) => 0,
-                            None => ResponseError::LeaderNotAvailable.code(),
+                        .with_error_code(match (placement.leader, leader) {
+                            (Some(_), Some(_)) => 0,
+                            (Some(_), None) => ResponseError::ListenerNotFound.code(),
+                            (None, _) => ResponseError::LeaderNotAvailable.code(),
                         })
-                        .with_leader_id(BrokerId(placement.leader.map_or(-1, |node| node.0)))
+                        .with_leader_id(BrokerId(leader.map_or(-1, |node| node.0)))
                         .with_leader_epoch(if version >= 7 {
                             i32::try_from(placement.leader_epoch).unwrap_or(i32::MAX)
                         } else {

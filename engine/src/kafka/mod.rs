@@ -214,6 +214,20 @@ pub async fn handle(
             };
             encode(&request, version, &response).map(Some)
         }};
+        // Handlers that tell clients of brokers: the addresses of the
+        // listener the request came in through.
+        ($handler:expr, listener) => {{
+            let mut body = decode(&request)?;
+            let response = match authorize::check(access, &mut body, version) {
+                Err(refused) => refused,
+                Ok(patch) => {
+                    let mut response = $handler(shard, body, version, &connection.listener).await;
+                    patch(&mut response);
+                    response
+                }
+            };
+            encode(&request, version, &response).map(Some)
+        }};
         // Handlers that keep who the client is (group members).
         ($handler:expr, client) => {{
             let client_id = request.client_id.clone().unwrap_or_default();
@@ -235,14 +249,14 @@ pub async fn handle(
             let _: ApiVersionsRequest = decode(&request)?;
             encode(&request, version, &api_versions(shard)).map(Some)
         }
-        ApiKey::Metadata => serve!(metadata::handle),
+        ApiKey::Metadata => serve!(metadata::handle, listener),
         ApiKey::Produce => {
             let mut body: kafka_protocol::messages::ProduceRequest = decode(&request)?;
             let response = match authorize::check(access, &mut body, version) {
                 Err(refused) => Some(refused),
                 // acks=0 has no response, refused part or not.
                 Ok(patch) => {
-                    produce::handle(shard, body, version, turn)
+                    produce::handle(shard, body, version, turn, &connection.listener)
                         .await
                         .map(|mut response| {
                             patch(&mut response);
@@ -270,7 +284,8 @@ pub async fn handle(
             let mut response = match authorize::check(access, &mut body, version) {
                 Err(refused) => refused,
                 Ok(patch) => {
-                    let mut response = fetch::handle(shard, body, version).await;
+                    let mut response =
+                        fetch::handle(shard, body, version, &connection.listener).await;
                     patch(&mut response);
                     response
                 }
@@ -304,7 +319,7 @@ pub async fn handle(
         ApiKey::DescribeConfigs => serve!(admin::describe_configs),
         ApiKey::AlterConfigs => serve!(admin::alter_configs),
         ApiKey::IncrementalAlterConfigs => serve!(admin::incremental_alter_configs),
-        ApiKey::DescribeCluster => serve!(admin::describe_cluster),
+        ApiKey::DescribeCluster => serve!(admin::describe_cluster, listener),
         ApiKey::DescribeLogDirs => serve!(log_dirs::describe_log_dirs),
         ApiKey::AlterReplicaLogDirs => serve!(log_dirs::alter_replica_log_dirs),
         ApiKey::DescribeQuorum => serve!(quorum::describe_quorum),
@@ -324,7 +339,7 @@ pub async fn handle(
         ApiKey::DescribeTransactions => serve!(transactions::describe_transactions),
         ApiKey::ListTransactions => serve!(transactions::list_transactions),
         ApiKey::DescribeProducers => serve!(describe_producers::describe_producers),
-        ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator),
+        ApiKey::FindCoordinator => serve!(classic_groups::find_coordinator, listener),
         ApiKey::ListGroups => serve!(classic_groups::list_groups),
         ApiKey::JoinGroup => serve!(classic_groups::join_group, client),
         ApiKey::SyncGroup => serve!(classic_groups::sync_group),
@@ -640,16 +655,6 @@ pub(crate) fn controller_id(shard: &Shard) -> BrokerId {
     BrokerId(shard.quorum_view.leader().map_or(-1, |node| node.0))
 }
 
-/// The host and port Kafka clients are told to connect to.
-pub(crate) fn advertised(config: &BrokerConfig) -> (String, i32) {
-    let addr = config
-        .kafka_advertised_addr
-        .as_deref()
-        .or(config.kafka_addr.as_deref())
-        .unwrap_or("127.0.0.1:9092");
-    host_port(addr)
-}
-
 /// A broker as Kafka clients are told of it.
 pub(crate) struct KafkaBroker {
     pub node: BrokerId,
@@ -658,32 +663,42 @@ pub(crate) struct KafkaBroker {
     pub rack: Option<String>,
 }
 
-/// The brokers Kafka clients are told of: every registered broker whose
-/// lease holds and that has a Kafka listener; this broker itself while it
-/// has not registered yet (a node starting).
-pub(crate) fn live_brokers(shard: &Shard, metadata: &Metadata) -> Vec<KafkaBroker> {
+/// The brokers the clients of Kafka listener `listener` are told of: every
+/// registered broker whose lease holds and that has an endpoint of that
+/// listener ([`BrokerRegistration::endpoint`]); this broker itself while
+/// it has not registered yet (a node starting).
+///
+/// [`BrokerRegistration::endpoint`]: crate::cluster_metadata::records::BrokerRegistration::endpoint
+pub(crate) fn live_brokers(shard: &Shard, metadata: &Metadata, listener: &str) -> Vec<KafkaBroker> {
     let mut brokers: Vec<KafkaBroker> = metadata
         .live_brokers()
-        .filter(|broker| !broker.registration.kafka_addr.is_empty())
-        .map(|broker| {
-            let (host, port) = host_port(&broker.registration.kafka_addr);
-            KafkaBroker {
+        .filter_map(|broker| {
+            let endpoint = broker.registration.endpoint(listener)?;
+            let (host, port) = host_port(&endpoint.addr);
+            Some(KafkaBroker {
                 node: BrokerId(broker.registration.node.0),
                 host,
                 port,
                 rack: broker.registration.rack.clone(),
-            }
+            })
         })
         .collect();
     if !metadata.brokers.contains_key(&shard.config.node_id) {
-        let (host, port) = advertised(&shard.config);
-        brokers.push(KafkaBroker {
-            node: broker_id(shard),
-            host,
-            port,
-            rack: None,
-        });
-        brokers.sort_by_key(|broker| broker.node.0);
+        let own = shard
+            .config
+            .kafka_listeners
+            .iter()
+            .find(|own| own.name == listener);
+        if let Some(own) = own {
+            let (host, port) = host_port(own.advertised());
+            brokers.push(KafkaBroker {
+                node: broker_id(shard),
+                host,
+                port,
+                rack: None,
+            });
+            brokers.sort_by_key(|broker| broker.node.0);
+        }
     }
     brokers
 }
@@ -698,6 +713,7 @@ pub(crate) fn current_leader(
     metadata: &Metadata,
     topic: &str,
     partition: i32,
+    listener: &str,
 ) -> (BrokerId, i32, Option<KafkaBroker>) {
     let placement = metadata.topic(topic).and_then(|meta| {
         let partition = u32::try_from(partition).ok()?;
@@ -711,7 +727,7 @@ pub(crate) fn current_leader(
             leader_epoch,
             ..
         }) => {
-            let endpoint = live_brokers(shard, metadata)
+            let endpoint = live_brokers(shard, metadata, listener)
                 .into_iter()
                 .find(|broker| broker.node.0 == node.0);
             (

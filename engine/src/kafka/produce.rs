@@ -48,6 +48,7 @@ pub async fn handle(
     request: ProduceRequest,
     version: i16,
     turn: &Turn,
+    listener: &str,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
     let transactional = request.topic_data.iter().any(|topic| {
@@ -158,7 +159,7 @@ pub async fn handle(
                         // KIP-951: where the leader is, so the client
                         // need not ask for metadata first.
                         let (leader, epoch, endpoint) =
-                            current_leader(shard, &metadata, &name, index);
+                            current_leader(shard, &metadata, &name, index, listener);
                         response.current_leader = LeaderIdAndEpoch::default()
                             .with_leader_id(leader)
                             .with_leader_epoch(epoch);

@@ -19,7 +19,9 @@ pub fn run(args: ServeArgs) -> CliResult<()> {
         cluster_id: args.cluster_id,
         rack: args.rack,
         native_addr: args.native_addr,
-        kafka_addr: args.kafka_addr,
+        kafka_addr: args
+            .kafka_addr
+            .or_else(|| (!args.kafka_listener.is_empty()).then(|| args.kafka_listener.join(","))),
         kafka_advertised_addr: args.kafka_advertised_addr,
         admin_addr: args.admin_addr,
         cores: args.cores,
