@@ -139,9 +139,9 @@ impl ListenAddrs {
                     let (name, addr) = listener
                         .split_once("://")
                         .ok_or_else(|| invalid(format!("kafka_listeners: {listener}")))?;
-                    let addr = addr
-                        .parse()
-                        .map_err(|error| invalid(format!("kafka_listeners: {listener}: {error}")))?;
+                    let addr = addr.parse().map_err(|error| {
+                        invalid(format!("kafka_listeners: {listener}: {error}"))
+                    })?;
                     Ok((name.to_string(), addr))
                 })
                 .collect::<Result<_, ReadyFileError>>()?,

@@ -150,7 +150,11 @@ pub struct ServeArgs {
     /// Where the Kafka protocol listens, or `off`: `[NAME://]HOST:PORT`,
     /// comma-separated for several listeners (Kafka's `listeners`)
     /// [default: 127.0.0.1:9092].
-    #[arg(long, value_name = "[NAME://]HOST:PORT,...", conflicts_with = "kafka_listener")]
+    #[arg(
+        long,
+        value_name = "[NAME://]HOST:PORT,...",
+        conflicts_with = "kafka_listener"
+    )]
     pub kafka_addr: Option<String>,
     /// A Kafka listener, `NAME://HOST:PORT` (e.g. `SASL_SSL://0.0.0.0:9093`);
     /// given again for each of several.

@@ -694,11 +694,9 @@ fn advertise(listeners: &mut [KafkaListener], text: &str) -> Result<(), ConfigEr
         let (name, addr) = match (entry.split_once("://"), listeners.len()) {
             (Some((name, addr)), _) => (listener_name(name).map_err(invalid)?, addr),
             (None, 1) => (listeners[0].name.clone(), entry),
-            (None, _) => {
-                return Err(invalid(
-                    "with several Kafka listeners, each address names its listener: NAME://HOST:PORT",
-                ))
-            }
+            (None, _) => return Err(invalid(
+                "with several Kafka listeners, each address names its listener: NAME://HOST:PORT",
+            )),
         };
         let Some(listener) = listeners.iter_mut().find(|listener| listener.name == name) else {
             return Err(invalid("names no listener of kafka_addr"));
@@ -988,7 +986,10 @@ mod tests {
             |pairs: &[(&str, &str)]| broker_config(ConfigLayer::default(), &env(pairs), None);
         let plain = config(&[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:9092")]).unwrap();
         assert_eq!(plain.kafka_listeners[0].addr, "h:9092");
-        assert_eq!(plain.kafka_listeners[0].protocol, SecurityProtocol::Plaintext);
+        assert_eq!(
+            plain.kafka_listeners[0].protocol,
+            SecurityProtocol::Plaintext
+        );
         assert_eq!(plain.kafka_tls, None);
         let tls = config(&[
             ("SLUICE_KAFKA_ADDR", "SSL://h:9093"),
@@ -1110,10 +1111,10 @@ mod tests {
         );
         assert!(three.kafka_tls.is_some() && three.kafka_sasl.is_some());
         // A plaintext listener beside a TLS one needs no TLS of its own.
-        let plain_only = config(&[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,OTHER://h:2"), (
-            "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP",
-            "OTHER:PLAINTEXT",
-        )])
+        let plain_only = config(&[
+            ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,OTHER://h:2"),
+            ("SLUICE_LISTENER_SECURITY_PROTOCOL_MAP", "OTHER:PLAINTEXT"),
+        ])
         .unwrap();
         assert!(plain_only.kafka_tls.is_none() && plain_only.kafka_sasl.is_none());
         for refused in [

@@ -77,9 +77,9 @@ use sluice_storage::{NodeId, ProducerId, ShardId, TopicId};
 
 use crate::{
     acl::{AclBinding, Operation, PatternType, Permission, ResourceType},
-    security_protocol::SecurityProtocol,
     quota::{Entity, Name, Rate},
     sasl::scram::{Credential, Hash},
+    security_protocol::SecurityProtocol,
 };
 
 use super::{
@@ -809,11 +809,10 @@ impl<'a> Reader<'a> {
     fn endpoint(&mut self) -> Result<Endpoint, DecodeError> {
         let name = self.string("listener name")?;
         let code = self.u8("security protocol")?;
-        let protocol =
-            SecurityProtocol::from_code(code).ok_or(DecodeError::InvalidValue {
-                field: "security protocol",
-                value: i64::from(code),
-            })?;
+        let protocol = SecurityProtocol::from_code(code).ok_or(DecodeError::InvalidValue {
+            field: "security protocol",
+            value: i64::from(code),
+        })?;
         let addr = self.string("listener address")?;
         if name.is_empty() || addr.is_empty() {
             return Err(DecodeError::InvalidValue {
@@ -1189,18 +1188,37 @@ mod tests {
             )
         };
         let entry = "01000000 4b 03 01000000 6b";
-        let over = (0..=KAFKA_LISTENERS_MAX).map(|_| entry).collect::<Vec<_>>().join(" ");
+        let over = (0..=KAFKA_LISTENERS_MAX)
+            .map(|_| entry)
+            .collect::<Vec<_>>()
+            .join(" ");
         assert!(matches!(
-            decode(&unhex(&registration(KAFKA_LISTENERS_MAX as u32 + 1, &over)), FORMAT_VERSION),
-            Err(DecodeError::OverCap { field: "listener list", .. })
+            decode(
+                &unhex(&registration(KAFKA_LISTENERS_MAX as u32 + 1, &over)),
+                FORMAT_VERSION
+            ),
+            Err(DecodeError::OverCap {
+                field: "listener list",
+                ..
+            })
         ));
         // A protocol code Kafka does not have.
         assert!(matches!(
-            decode(&unhex(&registration(1, "01000000 4b 07 01000000 6b")), FORMAT_VERSION),
-            Err(DecodeError::InvalidValue { field: "security protocol", value: 7 })
+            decode(
+                &unhex(&registration(1, "01000000 4b 07 01000000 6b")),
+                FORMAT_VERSION
+            ),
+            Err(DecodeError::InvalidValue {
+                field: "security protocol",
+                value: 7
+            })
         ));
         // A listener without a name.
-        assert!(decode(&unhex(&registration(1, "00000000 03 01000000 6b")), FORMAT_VERSION).is_err());
+        assert!(decode(
+            &unhex(&registration(1, "00000000 03 01000000 6b")),
+            FORMAT_VERSION
+        )
+        .is_err());
         let two = registration(2, "01000000 4b 03 01000000 6b 01000000 4c 00 01000000 6c");
         let Entry::Record(MetadataRecord::BrokerRegistered(two)) =
             decode(&unhex(&two), FORMAT_VERSION).unwrap()
@@ -1208,7 +1226,10 @@ mod tests {
             panic!("a registration");
         };
         assert_eq!(two.endpoint("L").unwrap().addr, "l");
-        assert_eq!(two.endpoint("K").unwrap().protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(
+            two.endpoint("K").unwrap().protocol,
+            SecurityProtocol::SaslSsl
+        );
         assert!(two.endpoint("M").is_none());
         assert_eq!(two.kafka_listeners_text(), "K://k,L://l");
     }

@@ -270,7 +270,11 @@ impl BrokerRegistration {
         self.kafka_listeners
             .iter()
             .find(|endpoint| endpoint.name == name)
-            .or_else(|| self.kafka_listeners.iter().find(|endpoint| endpoint.serves(name)))
+            .or_else(|| {
+                self.kafka_listeners
+                    .iter()
+                    .find(|endpoint| endpoint.serves(name))
+            })
     }
 
     /// Its Kafka listeners as an operator reads them ([`endpoints_text`]).

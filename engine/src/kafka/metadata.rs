@@ -69,7 +69,9 @@ pub async fn handle(
                         .cloned(),
                 };
                 match (found, &topic.name) {
-                    (Some(meta), _) => topics.push(describe(shard, &metadata, &meta, version, listener)),
+                    (Some(meta), _) => {
+                        topics.push(describe(shard, &metadata, &meta, version, listener))
+                    }
                     (None, Some(name)) if !by_id => missing.push(name.0.to_string()),
                     (None, _) => topics.push(
                         MetadataResponseTopic::default()

@@ -255,14 +255,12 @@ pub async fn handle(
             let response = match authorize::check(access, &mut body, version) {
                 Err(refused) => Some(refused),
                 // acks=0 has no response, refused part or not.
-                Ok(patch) => {
-                    produce::handle(shard, body, version, turn, &connection.listener)
-                        .await
-                        .map(|mut response| {
-                            patch(&mut response);
-                            response
-                        })
-                }
+                Ok(patch) => produce::handle(shard, body, version, turn, &connection.listener)
+                    .await
+                    .map(|mut response| {
+                        patch(&mut response);
+                        response
+                    }),
             };
             // The request's bytes count against the producer's quota.
             let throttle = throttle(

@@ -53,7 +53,7 @@ const PORTS_SPAN: u16 = 22_000;
 
 /// A block of `count` ports free right now, from a seed that differs
 /// between test processes and between the calls of one.
-fn free_ports(count: u16) -> u16 {
+pub fn free_ports(count: u16) -> u16 {
     static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let seed = (std::process::id() % 1000) as u32 * 20 + u32::from(call) * 500;

@@ -130,14 +130,16 @@ impl Broker {
             command.current_dir(working_dir);
         }
         // A test's `SLUICE_KAFKA_ADDR` names the listener's security
-        // protocol (`SSL://...`): the flag, which wins, keeps it.
-        let kafka_addr = match self
+        // protocol (`SSL://...`): the flag, which wins, keeps it. Several
+        // listeners are the test's, ports and all.
+        let listeners = self
             .env
             .iter()
             .find(|(key, _)| key == "SLUICE_KAFKA_ADDR")
-            .and_then(|(_, value)| value.split_once("://"))
-        {
-            Some((protocol, _)) if !kafka_addr.contains("://") => {
+            .map(|(_, value)| value.as_str());
+        let kafka_addr = match listeners.map(|value| (value, value.split_once("://"))) {
+            Some((several, _)) if several.contains(',') => several.to_string(),
+            Some((_, Some((protocol, _)))) if !kafka_addr.contains("://") => {
                 format!("{protocol}://{kafka_addr}")
             }
             _ => kafka_addr,

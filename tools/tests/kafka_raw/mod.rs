@@ -18,7 +18,12 @@ use crate::common::Broker;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn connect(broker: &Broker) -> TcpStream {
-    let stream = TcpStream::connect(&broker.kafka_addr).expect("connects");
+    connect_to(&broker.kafka_addr)
+}
+
+/// A connection to the Kafka listener at `addr`.
+pub fn connect_to(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connects");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     stream
 }
@@ -177,11 +182,17 @@ fn text(value: &str) -> kafka_protocol::protocol::StrBytes {
 
 /// A connection authenticated as `user` of [`USERS`] (SASL PLAIN).
 pub fn login(broker: &Broker, user: &str) -> TcpStream {
+    login_at(&broker.kafka_addr, user)
+}
+
+/// A connection to the Kafka listener at `addr`, authenticated as `user`
+/// of [`USERS`] (SASL PLAIN).
+pub fn login_at(addr: &str, user: &str) -> TcpStream {
     use kafka_protocol::messages::{
         SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
         SaslHandshakeResponse,
     };
-    let mut stream = connect(broker);
+    let mut stream = connect_to(addr);
     let handshake: SaslHandshakeResponse = call(
         &mut stream,
         ApiKey::SaslHandshake,
