@@ -22,120 +22,22 @@ mod java_common;
 mod kafka_raw;
 
 use std::{
-    io::Read,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{Mutex, OnceLock},
-    time::{Duration, Instant},
+    sync::Mutex,
 };
 
 use common::{
     certs::{pairs, Authority, BrokerTls},
     Broker,
 };
+use java_common::kafka_clients::{built, newest, project_dir, run_class};
 
-/// A Maven run that takes longer has hung (one takes well under a
-/// minute).
-const MAVEN_SECONDS_MAX: u64 = 600;
-/// How to install what a missing piece needs.
-const INSTALL: &str = "apt-get install maven openjdk-17-jdk-headless, then mvn -B -q -f \
-     tools/tests/java_clients/pom.xml -Dkafka.clients.version=V test -DskipTests with the \
-     first version V of tools/tests/java_clients/versions";
 /// The JUnit test every case runs.
 const TEST: &str = "SecurityTest#servesItsClientsAndRefusesTheOthers";
 
 const SSL_REFUSAL: &str = "org.apache.kafka.common.errors.SslAuthenticationException";
 const SASL_REFUSAL: &str = "org.apache.kafka.common.errors.SaslAuthenticationException";
-
-fn project_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/java_clients")
-}
-
-/// The newest kafka-clients version tested (the first of `versions`).
-fn newest() -> String {
-    let text = std::fs::read_to_string(project_dir().join("versions"))
-        .expect("tests/java_clients/versions reads");
-    text.lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty() && !line.starts_with('#'))
-        .expect("a version in tests/java_clients/versions")
-        .to_string()
-}
-
-/// What a Maven run printed, and whether it succeeded (`None`: it ran past
-/// [`MAVEN_SECONDS_MAX`] and was killed).
-struct MavenRun {
-    success: Option<bool>,
-    output: String,
-}
-
-fn mvn(version: &str, arguments: &[String]) -> MavenRun {
-    let mut child = Command::new("mvn")
-        .args(["-B", "-q", "-o", "-Dstyle.color=never", "-f"])
-        .arg(project_dir().join("pom.xml"))
-        .arg(format!("-Dkafka.clients.version={version}"))
-        .args(arguments)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|error| panic!("mvn: {error}"));
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(MAVEN_SECONDS_MAX);
-    let success = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status.success());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = format!("{}{}", out.join().unwrap(), err.join().unwrap());
-    MavenRun { success, output }
-}
-
-/// Compiles the tests for `version`, once per test process; whether they
-/// can run. Java or Maven missing, or a dependency not resolved, is
-/// [`java_common::missing`]; a compile error fails.
-fn built(version: &str) -> bool {
-    if !java_common::runs("java", "-version") {
-        return java_common::missing("java is not installed", INSTALL);
-    }
-    if !java_common::runs("mvn", "-v") {
-        return java_common::missing("mvn is not installed", INSTALL);
-    }
-    static BUILD: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = BUILD.get_or_init(|| {
-        let run = mvn(version, &["test-compile".to_string()]);
-        match run.success {
-            Some(true) => Ok(()),
-            _ => Err(run.output),
-        }
-    });
-    match result {
-        Ok(()) => true,
-        Err(output) if java_common::unresolved(output) => java_common::missing(
-            &format!(
-                "kafka-clients {version} or a Maven plugin is not in the local repository:\n{output}"
-            ),
-            INSTALL,
-        ),
-        Err(output) => {
-            panic!("the JUnit tests for kafka-clients {version} do not build:\n{output}")
-        }
-    }
-}
 
 /// Runs [`TEST`] with kafka-clients `version` against `broker`: a client
 /// of the settings `served` is served, each of `refused` is refused with
@@ -148,55 +50,19 @@ fn run_test(version: &str, broker: &Broker, served: &Path, refused: &[PathBuf], 
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let reports = project_dir()
-        .join(format!("target/kafka-clients-{version}/surefire-reports"))
-        .join("sluice.clients.SecurityTest");
-    let client_log = reports.with_file_name("sluice.clients.SecurityTest-output.txt");
-    for stale in [reports.with_extension("txt"), client_log.clone()] {
-        match std::fs::remove_file(&stale) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                panic!("removing {}: {error}", stale.display())
-            }
-            _ => {}
-        }
-    }
     let refused: Vec<String> = refused
         .iter()
         .map(|path| path.display().to_string())
         .collect();
-    let run = mvn(
+    run_class(
         version,
+        TEST,
+        &broker.kafka_addr,
         &[
-            "surefire:test".to_string(),
-            format!("-Dtest={TEST}"),
-            format!("-Dsluice.bootstrap={}", broker.kafka_addr),
             format!("-Dsluice.client.served={}", served.display()),
             format!("-Dsluice.client.refused={}", refused.join(",")),
             format!("-Dsluice.client.refusal={refusal}"),
         ],
-    );
-    let summary = java_common::tail(&reports.with_extension("txt"), 20_000);
-    eprintln!("{summary}");
-    let verdict = match run.success {
-        Some(true) => return,
-        Some(false) => "failed".to_string(),
-        None => format!("still ran after {MAVEN_SECONDS_MAX} s"),
-    };
-    if java_common::unresolved(&run.output) {
-        java_common::missing(
-            &format!(
-                "a Maven plugin for kafka-clients {version} is not in the local repository:\n{}",
-                run.output
-            ),
-            INSTALL,
-        );
-        return;
-    }
-    let client_log = java_common::tail(&client_log, 20_000);
-    panic!(
-        "{TEST} with kafka-clients {version} {verdict}\n--- maven\n{}\n--- report\n{summary}\n\
-         --- the client's log (its end)\n{client_log}",
-        run.output
     );
 }
 
