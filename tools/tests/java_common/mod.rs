@@ -1,7 +1,9 @@
 //! What the black-box tests of Java programs share: building a Maven
 //! project offline, and running its programs as JVM processes that a test
 //! can kill (SIGKILL) and restart, each writing to its own log file that a
-//! test waits on and shows when it fails.
+//! test waits on and shows when it fails; and, in [`kafka_clients`], the
+//! JUnit tests of Kafka's own Java client, built with each version of it
+//! and run one class at a time by Maven.
 //!
 //! Maven runs offline (`mvn -o`): `.ci/run` resolves each project
 //! beforehand. Java, Maven or a dependency missing makes a test fail when
@@ -262,5 +264,195 @@ impl JavaProcess {
 impl Drop for JavaProcess {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// The JUnit tests of Kafka's own Java client (`org.apache.kafka:kafka-clients`)
+/// in `tests/java_clients/`, a Maven project built with each kafka-clients
+/// version of its `versions` file: compiled once per version and test
+/// process, and run a class (or one test of it) at a time by Maven against
+/// a broker the test started.
+pub mod kafka_clients {
+    use std::{
+        collections::HashMap,
+        io::Read,
+        path::PathBuf,
+        process::{Command, Stdio},
+        sync::{Arc, Mutex, OnceLock},
+        time::{Duration, Instant},
+    };
+
+    use super::{missing, runs, tail, unresolved};
+
+    /// A Maven run (a build, or a JUnit class) that takes longer has hung
+    /// (each takes well under a minute).
+    pub const CLASS_SECONDS_MAX: u64 = 600;
+    /// How to install what a missing piece needs.
+    const INSTALL: &str = "apt-get install maven openjdk-17-jdk-headless, then for each version V \
+         in tools/tests/java_clients/versions: mvn -B -q -f tools/tests/java_clients/pom.xml \
+         -Dkafka.clients.version=V test -DskipTests";
+
+    /// `tests/java_clients/`.
+    pub fn project_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/java_clients")
+    }
+
+    /// The kafka-clients versions tested, the newest first.
+    pub fn versions() -> Vec<String> {
+        let text = std::fs::read_to_string(project_dir().join("versions"))
+            .expect("tests/java_clients/versions reads");
+        let versions: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        assert!(versions.len() >= 2, "a 4.x and a 3.x version: {versions:?}");
+        versions
+    }
+
+    /// The newest kafka-clients version tested (the first of `versions`).
+    pub fn newest() -> String {
+        versions()[0].clone()
+    }
+
+    /// What a Maven run printed, and whether it succeeded (`None`: it ran
+    /// past [`CLASS_SECONDS_MAX`] and was killed).
+    struct MavenRun {
+        success: Option<bool>,
+        output: String,
+    }
+
+    /// Runs Maven offline on the project with kafka-clients `version`.
+    fn mvn(version: &str, arguments: &[String]) -> MavenRun {
+        let mut child = Command::new("mvn")
+            .args(["-B", "-q", "-o", "-Dstyle.color=never", "-f"])
+            .arg(project_dir().join("pom.xml"))
+            .arg(format!("-Dkafka.clients.version={version}"))
+            .args(arguments)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("mvn: {error}"));
+        let read = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        };
+        let out = read(Box::new(child.stdout.take().unwrap()));
+        let err = read(Box::new(child.stderr.take().unwrap()));
+        let deadline = Instant::now() + Duration::from_secs(CLASS_SECONDS_MAX);
+        let success = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status.success());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let output = format!("{}{}", out.join().unwrap(), err.join().unwrap());
+        MavenRun { success, output }
+    }
+
+    /// Compiles the tests for `version`, once per test process (the tests
+    /// of a version share the build); whether they can run. Java or Maven
+    /// missing, or a dependency not resolved, is [`missing`]; a compile
+    /// error fails.
+    pub fn built(version: &str) -> bool {
+        if !runs("java", "-version") {
+            return missing("java is not installed", INSTALL);
+        }
+        if !runs("mvn", "-v") {
+            return missing("mvn is not installed", INSTALL);
+        }
+        type Builds = Mutex<HashMap<String, Arc<OnceLock<Result<(), String>>>>>;
+        static BUILDS: OnceLock<Builds> = OnceLock::new();
+        let build = BUILDS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap()
+            .entry(version.to_string())
+            .or_default()
+            .clone();
+        let result = build.get_or_init(|| {
+            let run = mvn(version, &["test-compile".to_string()]);
+            match run.success {
+                Some(true) => Ok(()),
+                _ => Err(run.output),
+            }
+        });
+        match result {
+            Ok(()) => true,
+            Err(output) if unresolved(output) => missing(
+                &format!(
+                    "kafka-clients {version} or a Maven plugin is not in the local \
+                     repository:\n{output}"
+                ),
+                INSTALL,
+            ),
+            Err(output) => {
+                panic!("the JUnit tests for kafka-clients {version} do not build:\n{output}")
+            }
+        }
+    }
+
+    /// Runs `test`, a JUnit class of `sluice.clients` or one test of it
+    /// (`Class#method`), with kafka-clients `version` against `bootstrap`
+    /// and the system properties `properties` (`-Dname=value`), once
+    /// [`built`]; fails with Maven's and the class's output unless every
+    /// test run passes. Two runs of one class at once write the same
+    /// report files: a caller that makes them holds them apart.
+    pub fn run_class(version: &str, test: &str, bootstrap: &str, properties: &[String]) {
+        let class = test.split('#').next().unwrap();
+        let reports = project_dir()
+            .join(format!("target/kafka-clients-{version}/surefire-reports"))
+            .join(format!("sluice.clients.{class}"));
+        let client_log = reports.with_file_name(format!("sluice.clients.{class}-output.txt"));
+        // An earlier run's reports say nothing of this one.
+        for stale in [reports.with_extension("txt"), client_log.clone()] {
+            match std::fs::remove_file(&stale) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    panic!("removing {}: {error}", stale.display())
+                }
+                _ => {}
+            }
+        }
+        let mut arguments = vec![
+            "surefire:test".to_string(),
+            format!("-Dtest={test}"),
+            format!("-Dsluice.bootstrap={bootstrap}"),
+        ];
+        arguments.extend(properties.iter().cloned());
+        let run = mvn(version, &arguments);
+        let summary = tail(&reports.with_extension("txt"), 20_000);
+        eprintln!("{summary}");
+        let verdict = match run.success {
+            Some(true) => return,
+            Some(false) => "failed".to_string(),
+            None => format!("still ran after {CLASS_SECONDS_MAX} s"),
+        };
+        if unresolved(&run.output) {
+            missing(
+                &format!(
+                    "a Maven plugin for kafka-clients {version} is not in the local \
+                     repository:\n{}",
+                    run.output
+                ),
+                INSTALL,
+            );
+            return;
+        }
+        let client_log = tail(&client_log, 20_000);
+        panic!(
+            "{test} with kafka-clients {version} {verdict}\n--- maven\n{}\n--- report\n\
+             {summary}\n--- the client's log (its end)\n{client_log}",
+            run.output
+        );
     }
 }
