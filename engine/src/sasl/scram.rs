@@ -229,7 +229,7 @@ pub fn last(
     credential: Option<&Credential>,
     message: &[u8],
 ) -> Result<String, Failure> {
-    let failed = || "Authentication failed: invalid credentials".to_string();
+    let failed = || "invalid credentials".to_string();
     let text = utf8(message)?;
     let (without_proof, proof) = text
         .rsplit_once(",p=")

@@ -410,12 +410,12 @@ pub mod kafka_clients {
     /// report files: a caller that makes them holds them apart.
     pub fn run_class(version: &str, test: &str, bootstrap: &str, properties: &[String]) {
         let class = test.split('#').next().unwrap();
-        let reports = project_dir()
-            .join(format!("target/kafka-clients-{version}/surefire-reports"))
-            .join(format!("sluice.clients.{class}"));
-        let client_log = reports.with_file_name(format!("sluice.clients.{class}-output.txt"));
+        let reports =
+            project_dir().join(format!("target/kafka-clients-{version}/surefire-reports"));
+        let client_log = reports.join(format!("sluice.clients.{class}-output.txt"));
+        let summary_file = reports.join(format!("sluice.clients.{class}.txt"));
         // An earlier run's reports say nothing of this one.
-        for stale in [reports.with_extension("txt"), client_log.clone()] {
+        for stale in [summary_file.clone(), client_log.clone()] {
             match std::fs::remove_file(&stale) {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
                     panic!("removing {}: {error}", stale.display())
@@ -430,7 +430,7 @@ pub mod kafka_clients {
         ];
         arguments.extend(properties.iter().cloned());
         let run = mvn(version, &arguments);
-        let summary = tail(&reports.with_extension("txt"), 20_000);
+        let summary = tail(&summary_file, 20_000);
         eprintln!("{summary}");
         let verdict = match run.success {
             Some(true) => return,
