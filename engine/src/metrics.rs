@@ -337,9 +337,19 @@ fn render_security(out: &mut String) {
     Family::counter(
         out,
         "sluice_quota_throttled_requests_total",
-        "Requests answered with a throttle time: their client was over its byte rate quota.",
+        "Requests answered with a throttle time: their client was over a quota.",
     )
     .sample(&[], crate::quota::THROTTLED.load(Ordering::Relaxed));
+    Family::counter(
+        out,
+        "sluice_quota_request_time_seconds_total",
+        "Time the shards spent serving the requests of clients under a request_percentage quota.",
+    )
+    .sample_of(
+        "",
+        &[],
+        seconds(crate::quota::REQUEST_TIME_US.load(Ordering::Relaxed)),
+    );
     Family::counter(
         out,
         "sluice_connections_refused_per_ip_total",
@@ -857,7 +867,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 43, "{seen:?}");
+        assert_eq!(seen.len(), 44, "{seen:?}");
     }
 
     #[test]

@@ -21,9 +21,11 @@
 //! [`Bucket`]). A request that overdraws it is answered at once with
 //! `throttle_time_ms`, the time the bucket needs to refill to zero; the
 //! broker reads nothing more from that connection for that long (KIP-219),
-//! and Kafka clients back off as long. Enforced: `producer_byte_rate` (a produce request's bytes) and
-//! `consumer_byte_rate` (a fetch response's bytes). Other keys Kafka has
-//! (`request_percentage`, `controller_mutation_rate`) are refused, not
+//! and Kafka clients back off as long. Enforced: `producer_byte_rate` (a
+//! produce request's bytes), `consumer_byte_rate` (a fetch response's
+//! bytes) and `request_percentage` (the time the shard spent serving a
+//! request, in percent of a core: see [`crate::kafka`]'s throttle). The
+//! key Kafka has besides (`controller_mutation_rate`) is refused, not
 //! stored unenforced.
 
 use std::{
@@ -66,6 +68,10 @@ pub const IP: &str = "ip";
 /// (`/metrics`).
 pub static THROTTLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Microseconds the shards spent serving requests of clients under a
+/// `request_percentage` quota, since the process started (`/metrics`).
+pub static REQUEST_TIME_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Connections refused: their address held `connections_max_per_ip`
 /// already (`/metrics`).
 pub static REFUSED_CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -73,6 +79,7 @@ pub static REFUSED_CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic
 /// The keys enforced.
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
 pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
 /// The longest entity name.
@@ -83,7 +90,7 @@ pub const NAME_BYTES_MAX: usize = 4096;
 pub enum InvalidQuota {
     #[error("an entity is a user, a client id, both, or an IP address")]
     Shape,
-    #[error("{0} is not a quota this broker enforces ({PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE} for users and client ids; {CONNECTION_CREATION_RATE} for IP addresses)")]
+    #[error("{0} is not a quota this broker enforces ({PRODUCER_BYTE_RATE}, {CONSUMER_BYTE_RATE}, {REQUEST_PERCENTAGE} for users and client ids; {CONNECTION_CREATION_RATE} for IP addresses)")]
     Key(String),
     #[error("{key} = {value}: a quota is a positive number")]
     Value { key: String, value: String },
@@ -107,7 +114,7 @@ impl Entity {
         let client = self.user.is_some() || self.client_id.is_some();
         match (client, &self.ip) {
             (true, None) => {
-                if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
+                if ![PRODUCER_BYTE_RATE, CONSUMER_BYTE_RATE, REQUEST_PERCENTAGE].contains(&key) {
                     return Err(InvalidQuota::Key(key.to_string()));
                 }
             }
@@ -385,8 +392,8 @@ mod tests {
             .check(PRODUCER_BYTE_RATE, 10.0)
             .is_ok());
         assert_eq!(
-            entity(named("a"), None).check("request_percentage", 10.0),
-            Err(InvalidQuota::Key("request_percentage".into()))
+            entity(named("a"), None).check("controller_mutation_rate", 10.0),
+            Err(InvalidQuota::Key("controller_mutation_rate".into()))
         );
         assert!(entity(named("a"), None)
             .check(PRODUCER_BYTE_RATE, 0.0)

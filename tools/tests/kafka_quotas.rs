@@ -2,7 +2,8 @@
 //! set and read with AlterClientQuotas and DescribeClientQuotas (raw
 //! requests; of the clients here, only Java's admin has them), survive a
 //! restart, and hold a librdkafka producer to its byte rate while another
-//! client's acknowledgements stay as fast (`tests/kafka_clients/quotas.py`).
+//! client's acknowledgements stay as fast (`tests/kafka_clients/quotas.py`),
+//! and a client to its share of the shard's time (`request_percentage`).
 
 mod common;
 mod kafka_raw;
@@ -138,7 +139,7 @@ fn quotas_are_set_described_checked_and_kept() {
         alter(
             &mut stream,
             &[("client-id", Some("slow"))],
-            "request_percentage",
+            "controller_mutation_rate",
             Some(50.0)
         ),
         42
@@ -324,4 +325,129 @@ fn connections_per_address_are_capped_and_their_creation_rate_held() {
         took >= std::time::Duration::from_millis(1500),
         "8 connections at 2 a second (4 of burst) took {took:?}"
     );
+}
+
+/// A float metric of the broker's `/metrics`.
+fn seconds_metric(broker: &Broker, name: &str) -> f64 {
+    let admin = broker.admin_addr.as_deref().expect("an admin listener");
+    let (status, text) = common::admin_get(admin, "/metrics", None);
+    assert!(status.contains(" 200 "), "{status}");
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in /metrics"))
+}
+
+/// Metadata of every topic from `client_id` on `stream`: its throttle time.
+fn metadata_of_all(stream: &mut TcpStream, client_id: &'static str) -> i32 {
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let answer: MetadataResponse = common::kafka_exchange(
+        stream,
+        ApiKey::Metadata,
+        12,
+        7,
+        client_id,
+        &MetadataRequest::default().with_topics(None),
+    );
+    assert!(
+        answer.topics.len() >= TOPICS,
+        "{} topics",
+        answer.topics.len()
+    );
+    answer.throttle_time_ms
+}
+
+/// Topics of the request quota test: enough that Metadata for all of them
+/// takes the shard a measurable time.
+const TOPICS: usize = 400;
+
+#[test]
+fn a_client_over_its_request_percentage_is_held_to_its_share_of_a_core() {
+    use kafka_protocol::messages::{
+        create_topics_request::CreatableTopic, CreateTopicsRequest, CreateTopicsResponse, TopicName,
+    };
+    use std::time::{Duration, Instant};
+    // 5% of a core; a window of 2 × 500 ms, so the burst it allows (50 ms
+    // of the shard's time) is soon spent.
+    const PERCENT: f64 = 5.0;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_with(
+        &dir.path().join("data"),
+        1,
+        &[
+            ("SLUICE_ADMIN_ADDR", "127.0.0.1:0"),
+            ("SLUICE_QUOTA_WINDOW_NUM", "2"),
+            ("SLUICE_QUOTA_WINDOW_SIZE_MS", "500"),
+        ],
+    );
+    let mut stream = kafka_raw::connect(&broker);
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(60_000)
+        .with_topics(
+            (0..TOPICS)
+                .map(|index| {
+                    CreatableTopic::default()
+                        .with_name(TopicName(text(&format!("requested-{index}"))))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        );
+    let created: CreateTopicsResponse = call(&mut stream, ApiKey::CreateTopics, 7, &request);
+    assert!(created.topics.iter().all(|topic| topic.error_code == 0));
+
+    // Unthrottled: as many as the client asks.
+    let mut busy = kafka_raw::connect(&broker);
+    let rate = |stream: &mut TcpStream, client_id: &'static str, seconds: f64| {
+        let (started, mut count, mut throttled) = (Instant::now(), 0u32, 0u32);
+        while started.elapsed().as_secs_f64() < seconds {
+            throttled += u32::from(metadata_of_all(stream, client_id) > 0);
+            count += 1;
+        }
+        (
+            f64::from(count) / started.elapsed().as_secs_f64(),
+            throttled,
+        )
+    };
+    let (free_rate, throttled) = rate(&mut busy, "busy", 3.0);
+    assert_eq!(throttled, 0);
+
+    assert_eq!(
+        alter(
+            &mut stream,
+            &[("client-id", Some("busy"))],
+            "request_percentage",
+            Some(PERCENT)
+        ),
+        0
+    );
+    // The burst spent, then measured: the shard's time the client takes,
+    // as the broker counts it, over the time it ran.
+    rate(&mut busy, "busy", 2.0);
+    let before = seconds_metric(&broker, "sluice_quota_request_time_seconds_total");
+    let measured = Instant::now();
+    let (held_rate, throttled) = rate(&mut busy, "busy", 8.0);
+    let spent = seconds_metric(&broker, "sluice_quota_request_time_seconds_total") - before;
+    let share = spent / measured.elapsed().as_secs_f64() * 100.0;
+    eprintln!(
+        "Metadata of {TOPICS} topics: {free_rate:.1}/s free, {held_rate:.1}/s under {PERCENT}% \
+         ({throttled} throttled); the client took {share:.2}% of the shard's time"
+    );
+    assert!(throttled > 0, "no response carried a throttle time");
+    assert!(
+        (share - PERCENT).abs() <= PERCENT * 0.10,
+        "{share:.2}% is not within 10% of {PERCENT}%"
+    );
+    assert!(
+        held_rate < free_rate / 3.0,
+        "{held_rate:.1}/s under the quota against {free_rate:.1}/s free"
+    );
+
+    // Another client is not throttled, and not slowed past a request's
+    // time, while the busy one is held.
+    let mut other = kafka_raw::connect(&broker);
+    let (_, throttled) = rate(&mut other, "other", 1.0);
+    assert_eq!(throttled, 0);
+    let started = Instant::now();
+    metadata_of_all(&mut other, "other");
+    assert!(started.elapsed() < Duration::from_secs(2));
 }

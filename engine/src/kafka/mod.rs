@@ -23,10 +23,11 @@ mod quorum;
 mod reassignments;
 mod sasl;
 mod scram_credentials;
+mod throttle;
 mod topic_partitions;
 pub(crate) mod transactions;
 
-use std::rc::Rc;
+use std::{rc::Rc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
@@ -201,43 +202,34 @@ pub async fn handle(
     // ([`authorize::check`]): refused whole, it is answered without its
     // handler; refused in part, its handler serves the rest and the
     // refused part is put back into the response.
+    // The time a handler runs counts against the client's request quota
+    // ([`throttle`]).
+    let timing = throttle::timing(access);
+    let request_throttle =
+        |spent| throttle::request_time(access, shard, connection, &request, spent);
     macro_rules! serve {
         ($handler:expr) => {{
-            let mut body = decode(&request)?;
-            let response = match authorize::check(access, &mut body, version) {
-                Err(refused) => refused,
-                Ok(patch) => {
-                    let mut response = $handler(shard, body, version).await;
-                    patch(&mut response);
-                    response
-                }
-            };
-            encode(&request, version, &response).map(Some)
+            serve!(@call |body| $handler(shard, body, version))
         }};
         // Handlers that tell clients of brokers: the addresses of the
         // listener the request came in through.
         ($handler:expr, listener) => {{
-            let mut body = decode(&request)?;
-            let response = match authorize::check(access, &mut body, version) {
-                Err(refused) => refused,
-                Ok(patch) => {
-                    let mut response = $handler(shard, body, version, &connection.listener).await;
-                    patch(&mut response);
-                    response
-                }
-            };
-            encode(&request, version, &response).map(Some)
+            serve!(@call |body| $handler(shard, body, version, &connection.listener))
         }};
         // Handlers that keep who the client is (group members).
         ($handler:expr, client) => {{
             let client_id = request.client_id.clone().unwrap_or_default();
             let client_host = request.client_host.clone();
+            serve!(@call |body| $handler(shard, body, version, client_id, client_host))
+        }};
+        (@call $call:expr) => {{
             let mut body = decode(&request)?;
             let response = match authorize::check(access, &mut body, version) {
                 Err(refused) => refused,
                 Ok(patch) => {
-                    let mut response = $handler(shard, body, version, client_id, client_host).await;
+                    let (mut response, spent) = throttle::timed(timing, $call(body)).await;
                     patch(&mut response);
+                    throttle::answer(&mut response, request_throttle(spent));
                     response
                 }
             };
@@ -252,52 +244,61 @@ pub async fn handle(
         ApiKey::Metadata => serve!(metadata::handle, listener),
         ApiKey::Produce => {
             let mut body: kafka_protocol::messages::ProduceRequest = decode(&request)?;
-            let response = match authorize::check(access, &mut body, version) {
-                Err(refused) => Some(refused),
+            let (response, spent) = match authorize::check(access, &mut body, version) {
+                Err(refused) => (Some(refused), Duration::ZERO),
                 // acks=0 has no response, refused part or not.
-                Ok(patch) => produce::handle(shard, body, version, turn, &connection.listener)
-                    .await
-                    .map(|mut response| {
+                Ok(patch) => {
+                    let produced =
+                        produce::handle(shard, body, version, turn, &connection.listener);
+                    let (response, spent) = throttle::timed(timing, produced).await;
+                    let response = response.map(|mut response| {
                         patch(&mut response);
                         response
-                    }),
+                    });
+                    (response, spent)
+                }
             };
-            // The request's bytes count against the producer's quota.
-            let throttle = throttle(
+            // The request's bytes count against the producer's quota, and
+            // its time against the request quota.
+            let bytes = throttle::record(
                 access,
                 shard,
                 connection,
                 &request,
                 quota::PRODUCER_BYTE_RATE,
-                || request.body.len(),
+                || request.body.len() as f64,
             );
-            let response = response.map(|response| response.with_throttle_time_ms(throttle));
+            let time = request_throttle(spent);
             match response {
-                Some(response) => encode(&request, version, &response).map(Some),
+                Some(mut response) => {
+                    throttle::answer(&mut response, bytes.max(time));
+                    encode(&request, version, &response).map(Some)
+                }
                 None => Ok(None),
             }
         }
         ApiKey::Fetch => {
             let mut body = decode(&request)?;
-            let mut response = match authorize::check(access, &mut body, version) {
-                Err(refused) => refused,
+            let (mut response, spent) = match authorize::check(access, &mut body, version) {
+                Err(refused) => (refused, Duration::ZERO),
                 Ok(patch) => {
-                    let mut response =
-                        fetch::handle(shard, body, version, &connection.listener).await;
+                    let fetched = fetch::handle(shard, body, version, &connection.listener);
+                    let (mut response, spent) = throttle::timed(timing, fetched).await;
                     patch(&mut response);
-                    response
+                    (response, spent)
                 }
             };
-            // The records sent count against the consumer's quota.
+            // The records sent count against the consumer's quota, and the
+            // time against the request quota.
             let bytes = || {
                 response
                     .responses
                     .iter()
                     .flat_map(|topic| &topic.partitions)
                     .filter_map(|partition| partition.records.as_ref().map(|records| records.len()))
-                    .sum()
+                    .sum::<usize>() as f64
             };
-            let throttle = throttle(
+            let bytes = throttle::record(
                 access,
                 shard,
                 connection,
@@ -305,7 +306,8 @@ pub async fn handle(
                 quota::CONSUMER_BYTE_RATE,
                 bytes,
             );
-            response.throttle_time_ms = throttle;
+            let time = request_throttle(spent);
+            throttle::answer(&mut response, bytes.max(time));
             encode(&request, version, &response).map(Some)
         }
         ApiKey::ListOffsets => serve!(offsets::list_offsets),
@@ -360,42 +362,6 @@ pub async fn handle(
         ApiKey::AlterClientQuotas => serve!(client_quotas::alter),
         _ => Err(format!("{api:?} is not served")),
     }
-}
-
-/// Records `bytes` against the client's `key` quota, if one applies: the
-/// throttle time to answer (ms), for which the connection reads nothing
-/// more. Without quotas, nothing is counted.
-fn throttle(
-    access: &authorize::Access<'_>,
-    shard: &Shard,
-    connection: &crate::server::Connection,
-    request: &KafkaRequest,
-    key: &str,
-    bytes: impl FnOnce() -> usize,
-) -> i32 {
-    let quotas = &access.metadata.quotas;
-    if quotas.is_empty() {
-        return 0;
-    }
-    let client_id = request.client_id.as_deref().unwrap_or_default();
-    let requester = connection.requester();
-    let user = requester
-        .principal
-        .split_once(':')
-        .map_or(requester.principal.as_str(), |(_, name)| name);
-    let Some((rate, meter)) = quota::resolve(quotas, user, client_id, key) else {
-        return 0;
-    };
-    let throttle =
-        shard
-            .quota_meters
-            .record(meter, bytes() as f64, rate, &shard.config.quota_window);
-    if throttle.is_zero() {
-        return 0;
-    }
-    quota::THROTTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    connection.mute_for(throttle);
-    i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX)
 }
 
 fn decode<T: Decodable>(request: &KafkaRequest) -> Result<T, String> {
