@@ -16,8 +16,8 @@
 
 use std::{cell::Cell, rc::Rc, time::Duration};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpListener;
 
 use crate::{
     acl::{Operation, Requester, ResourceType, CLUSTER_NAME},
@@ -167,7 +167,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request<'_>, RequestError> {
 /// Reads until the head is whole: its length in `buffer`, `None` if the
 /// peer closed first.
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buffer: &mut Vec<u8>,
 ) -> Result<Option<usize>, RequestError> {
     let mut chunk = [0u8; 1024];
@@ -314,8 +314,12 @@ async fn respond(shard: &Rc<Shard>, request: Request<'_>) -> Vec<u8> {
     response
 }
 
-async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, users: Option<Rc<Users>>) {
-    let peer = stream.peer_addr().ok().map(|addr| addr.ip());
+async fn serve(
+    shard: &Rc<Shard>,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    peer: Option<std::net::IpAddr>,
+    users: Option<Rc<Users>>,
+) {
     let mut buffer = Vec::with_capacity(1024);
     let head = futures_lite::future::or(read_head(&mut stream, &mut buffer), async {
         glommio::timer::sleep(REQUEST_READ_TIMEOUT).await;
@@ -350,7 +354,12 @@ async fn serve(shard: &Rc<Shard>, mut stream: TcpStream, users: Option<Rc<Users>
 
 /// Accepts admin connections until the task is dropped (at shutdown, which
 /// closes the listener). Runs on shard 0.
-pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, users: Option<Rc<Users>>) {
+pub async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    tls: Option<Rc<crate::tls::ShardTls>>,
+    users: Option<Rc<Users>>,
+) {
     let open = Rc::new(Cell::new(0usize));
     loop {
         let stream = match listener.accept().await {
@@ -368,8 +377,20 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, users: Option<
         let shard = shard.clone();
         let open = open.clone();
         let users = users.clone();
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         glommio::spawn_local(async move {
-            serve(&shard, stream, users).await;
+            let peer = stream.peer_addr().ok().map(|addr| addr.ip());
+            match acceptor {
+                None => serve(&shard, stream, peer, users).await,
+                Some(acceptor) => match crate::server::handshake(&shard, acceptor, stream).await {
+                    Ok(stream) => serve(&shard, stream, peer, users).await,
+                    Err(error) => {
+                        crate::tls::HANDSHAKE_FAILURES
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::debug!(%error, "admin TLS handshake failed");
+                    }
+                },
+            }
             open.set(open.get() - 1);
         })
         .detach();

@@ -429,16 +429,11 @@ async fn shard_main(
     }
     // Kept, not detached: dropping them at shutdown cancels them, which
     // closes the listeners at once.
-    let kafka_tls = match shard
-        .config
-        .kafka_tls
-        .clone()
-        .map(crate::tls::ShardTls::new)
-    {
+    let tls = match shard.config.tls.clone().map(crate::tls::ShardTls::new) {
         None => None,
         Some(Ok(tls)) => Some(Rc::new(tls)),
         Some(Err(error)) => {
-            let reason = format!("TLS of the Kafka listener: {error}");
+            let reason = format!("the broker's TLS: {error}");
             let _ = ready.send(Err(EngineError::ShardStart {
                 shard: shard.id,
                 reason,
@@ -483,7 +478,7 @@ async fn shard_main(
         .into_iter()
         .map(|(settings, listener)| {
             let security = server::Security {
-                tls: kafka_tls.clone().filter(|_| settings.protocol.tls()),
+                tls: tls.clone().filter(|_| settings.protocol.tls()),
                 sasl: kafka_sasl.clone().filter(|_| settings.protocol.sasl()),
                 listener: settings.name.as_str().into(),
             };
@@ -499,6 +494,7 @@ async fn shard_main(
         glommio::spawn_local(crate::admin_http::accept_loop(
             shard.clone(),
             listener,
+            tls.clone().filter(|_| shard.config.admin_tls),
             admin_users,
         ))
     });

@@ -44,9 +44,10 @@ pub struct BrokerConfig {
     /// `advertised.listeners`), each with a name of its own, in the order
     /// given; empty: no Kafka listener.
     pub kafka_listeners: Vec<KafkaListener>,
-    /// The TLS of the Kafka listeners whose security protocol is `SSL` or
-    /// `SASL_SSL`; `None` when there is none.
-    pub kafka_tls: Option<crate::tls::TlsSettings>,
+    /// The broker's TLS (certificate, key, client authorities): of the
+    /// Kafka listeners whose security protocol is `SSL` or `SASL_SSL`, and
+    /// of the admin listener when `admin_tls`; `None` when none has TLS.
+    pub tls: Option<crate::tls::TlsSettings>,
     /// The SASL of the Kafka listeners whose security protocol is
     /// `SASL_PLAINTEXT` or `SASL_SSL`; `None` when there is none.
     pub kafka_sasl: Option<crate::sasl::SaslSettings>,
@@ -61,6 +62,8 @@ pub struct BrokerConfig {
     pub connections_max_per_ip: usize,
     /// HOST:PORT of the admin HTTP listener (`/metrics`); `None`: none.
     pub admin_addr: Option<String>,
+    /// The admin listener speaks HTTPS, with `tls`.
+    pub admin_tls: bool,
     /// Where [`crate::run`] writes the addresses it listens on once it
     /// serves (see [`crate::ListenAddrs::write_ready_file`]); a port of 0
     /// in any address above is one the kernel chooses, found there.
@@ -268,13 +271,14 @@ impl Default for BrokerConfig {
             native_addr: "127.0.0.1:9192".to_string(),
             // Off for an embedded broker; `sluice serve` listens on 9092.
             kafka_listeners: Vec::new(),
-            kafka_tls: None,
+            tls: None,
             kafka_sasl: None,
             authorizer: None,
             quota_window: Default::default(),
             connections_max_per_ip: 0,
             // Off for an embedded broker; `sluice serve` listens on 9644.
             admin_addr: None,
+            admin_tls: false,
             ready_file: None,
             auto_create_topics: true,
             auto_create_partitions: 4,

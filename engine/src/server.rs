@@ -329,7 +329,7 @@ fn connection_throttle(shard: &Shard, ip: std::net::IpAddr) -> std::time::Durati
 /// The server side of a TLS handshake on `stream`, at most
 /// `partial_frame_timeout` long: a client that stops in the middle of it
 /// holds no connection slot for ever.
-async fn handshake(
+pub(crate) async fn handshake(
     shard: &Shard,
     acceptor: futures_rustls::TlsAcceptor,
     stream: TcpStream,

@@ -148,7 +148,9 @@ config_layer! {
     super_users: String,
     /// Whether a resource no ACL names is open to everyone (default false).
     allow_everyone_if_no_acl_found: bool,
-    /// HOST:PORT of the admin HTTP listener (`/metrics`), or `off`.
+    /// HOST:PORT of the admin HTTP listener (`/metrics`), or `off`;
+    /// `https://HOST:PORT` serves it over TLS with the broker's
+    /// certificate (`ssl_certificate_file`).
     admin_addr: String,
     /// A file written once the broker serves, with the addresses it
     /// listens on (a port of 0 in an address: one the kernel chooses).
@@ -347,16 +349,37 @@ impl ConfigLayer {
                 message,
             })?,
         };
-        let tls = config
-            .kafka_listeners
-            .iter()
-            .any(|listener| listener.protocol.tls());
+        if let Some(admin_addr) = self.admin_addr {
+            let (tls, addr) = match admin_addr.split_once("://") {
+                None => (false, admin_addr.as_str()),
+                Some((scheme, addr)) if scheme.eq_ignore_ascii_case("https") => (true, addr),
+                Some((scheme, addr)) if scheme.eq_ignore_ascii_case("http") => (false, addr),
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        key: "admin_addr",
+                        value: admin_addr,
+                        message: "expected HOST:PORT, http://HOST:PORT or https://HOST:PORT",
+                    })
+                }
+            };
+            config.admin_tls = tls;
+            config.admin_addr = if addr == "off" {
+                None
+            } else {
+                Some(host_port("admin_addr", addr.to_string())?)
+            };
+        }
+        let tls = config.admin_tls
+            || config
+                .kafka_listeners
+                .iter()
+                .any(|listener| listener.protocol.tls());
         let sasl = config
             .kafka_listeners
             .iter()
             .any(|listener| listener.protocol.sasl());
         let listener_value = || sluice_engine::describe_kafka_listeners(&config.kafka_listeners);
-        config.kafka_tls = match (tls, self.ssl_certificate_file, self.ssl_key_file) {
+        config.tls = match (tls, self.ssl_certificate_file, self.ssl_key_file) {
             (false, ..) => None,
             (true, Some(certificate), Some(key)) => Some(TlsSettings {
                 certificate,
@@ -368,7 +391,7 @@ impl ConfigLayer {
                 return Err(ConfigError::Invalid {
                     key: "kafka_addr",
                     value: listener_value(),
-                    message: "a TLS listener (SSL://, SASL_SSL://) needs ssl_certificate_file and ssl_key_file",
+                    message: "a TLS listener (SSL://, SASL_SSL://, an https:// admin_addr) needs ssl_certificate_file and ssl_key_file",
                 })
             }
         };
@@ -430,13 +453,6 @@ impl ConfigLayer {
             super_users,
             allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found.unwrap_or(false),
         });
-        if let Some(admin_addr) = self.admin_addr {
-            config.admin_addr = if admin_addr == "off" {
-                None
-            } else {
-                Some(host_port("admin_addr", admin_addr)?)
-            };
-        }
         if let Some(path) = self.ready_file {
             config.ready_file = Some(path);
         }
@@ -990,7 +1006,7 @@ mod tests {
             plain.kafka_listeners[0].protocol,
             SecurityProtocol::Plaintext
         );
-        assert_eq!(plain.kafka_tls, None);
+        assert_eq!(plain.tls, None);
         let tls = config(&[
             ("SLUICE_KAFKA_ADDR", "SSL://h:9093"),
             ("SLUICE_KAFKA_ADVERTISED_ADDR", "ssl://a:9093"),
@@ -1003,7 +1019,7 @@ mod tests {
         assert_eq!(tls.kafka_listeners[0].addr, "h:9093");
         assert_eq!(tls.kafka_listeners[0].advertised(), "a:9093");
         assert_eq!(
-            tls.kafka_tls,
+            tls.tls,
             Some(TlsSettings {
                 certificate: PathBuf::from("/c.pem"),
                 key: PathBuf::from("/k.pem"),
@@ -1018,7 +1034,7 @@ mod tests {
             ("SLUICE_SASL_PLAIN_USERS_FILE", "/users"),
         ])
         .unwrap();
-        assert!(sasl.kafka_tls.is_some());
+        assert!(sasl.tls.is_some());
         assert_eq!(
             sasl.kafka_sasl,
             Some(SaslSettings {
@@ -1031,7 +1047,7 @@ mod tests {
             ("SLUICE_SASL_PLAIN_USERS_FILE", "/users"),
         ])
         .unwrap();
-        assert!(sasl.kafka_tls.is_none() && sasl.kafka_sasl.is_some());
+        assert!(sasl.tls.is_none() && sasl.kafka_sasl.is_some());
         for refused in [
             &[("SLUICE_KAFKA_ADDR", "SSL://h:9093")][..],
             &[("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://h:9093")],
@@ -1109,14 +1125,14 @@ mod tests {
                 ("SASL_SSL", SecurityProtocol::SaslSsl, "public.example:443"),
             ]
         );
-        assert!(three.kafka_tls.is_some() && three.kafka_sasl.is_some());
+        assert!(three.tls.is_some() && three.kafka_sasl.is_some());
         // A plaintext listener beside a TLS one needs no TLS of its own.
         let plain_only = config(&[
             ("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,OTHER://h:2"),
             ("SLUICE_LISTENER_SECURITY_PROTOCOL_MAP", "OTHER:PLAINTEXT"),
         ])
         .unwrap();
-        assert!(plain_only.kafka_tls.is_none() && plain_only.kafka_sasl.is_none());
+        assert!(plain_only.tls.is_none() && plain_only.kafka_sasl.is_none());
         for refused in [
             // A name that is no protocol, unmapped.
             &[("SLUICE_KAFKA_ADDR", "PLAINTEXT://h:1,INTERNAL://h:2")][..],
@@ -1150,6 +1166,24 @@ mod tests {
         ] {
             assert!(with(refused).is_err(), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn the_admin_listener_speaks_https_with_the_brokers_certificate() {
+        let config =
+            |pairs: &[(&str, &str)]| broker_config(ConfigLayer::default(), &env(pairs), None);
+        let https = config(&[
+            ("SLUICE_ADMIN_ADDR", "https://0.0.0.0:9644"),
+            ("SLUICE_SSL_CERTIFICATE_FILE", "/c.pem"),
+            ("SLUICE_SSL_KEY_FILE", "/k.pem"),
+        ])
+        .unwrap();
+        assert!(https.admin_tls && https.tls.is_some());
+        assert_eq!(https.admin_addr.as_deref(), Some("0.0.0.0:9644"));
+        let http = config(&[("SLUICE_ADMIN_ADDR", "http://h:1")]).unwrap();
+        assert!(!http.admin_tls && http.tls.is_none());
+        assert!(config(&[("SLUICE_ADMIN_ADDR", "https://h:1")]).is_err());
+        assert!(config(&[("SLUICE_ADMIN_ADDR", "ftp://h:1")]).is_err());
     }
 
     #[test]

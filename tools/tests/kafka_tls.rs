@@ -4,7 +4,8 @@
 //! records produced and read back; an untrusted certificate, a plaintext
 //! client, a client without the certificate mutual TLS requires and
 //! malformed handshakes refused, with the broker serving on; and a
-//! certificate replaced on disk served without a restart.
+//! certificate replaced on disk served without a restart. The admin
+//! listener over HTTPS (`https://` in `admin_addr`).
 
 mod common;
 
@@ -16,7 +17,7 @@ use std::{
 };
 
 use common::{
-    certs::{replace, run_client_script, server_files, Authority},
+    certs::{pairs, replace, run_client_script, server_files, Authority},
     Broker,
 };
 
@@ -160,4 +161,41 @@ fn mutual_tls_requires_a_client_certificate_and_a_renewed_certificate_is_served(
         &authority,
     );
     tls_py(&broker, &after, &["refused", "required"]);
+}
+
+#[test]
+fn the_admin_listener_serves_metrics_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = common::certs::BrokerTls::new(&dir.path().join("tls"));
+    let env = tls.env("SSL", &[("SLUICE_ADMIN_ADDR", "https://127.0.0.1:0")]);
+    let broker = Broker::start_with(&dir.path().join("data"), 1, &pairs(&env));
+    let admin = broker.admin_addr.as_deref().expect("an admin listener");
+    let (status, body) = common::certs::https_get(admin, &tls.authority.pem(), "/metrics")
+        .expect("the handshake succeeds");
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(body.contains("sluice_tls_handshake_failures_total"));
+    // A client of another authority, and one speaking plain HTTP, are
+    // refused in the handshake, and counted.
+    let other = Authority::new("another CA");
+    assert!(common::certs::https_get(admin, &other.pem(), "/metrics").is_err());
+    let mut plain = TcpStream::connect(admin).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "plain HTTP is not served"
+    );
+    let (_, body) = common::certs::https_get(admin, &tls.authority.pem(), "/metrics").unwrap();
+    let failures = body
+        .lines()
+        .find_map(|line| line.strip_prefix("sluice_tls_handshake_failures_total "))
+        .and_then(|value| value.parse::<u64>().ok())
+        .unwrap();
+    assert!(failures >= 2, "{failures} failed handshakes counted");
 }

@@ -157,3 +157,70 @@ pub fn run_client_script(script: &str, arguments: &[&std::ffi::OsStr], env: &[(&
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A TLS client of `authority_pem`'s certificates (and, given, with a
+/// client certificate and key, PEM), over `stream`, for a server named
+/// `server_name`; `Err` when the handshake fails.
+pub fn tls_client(
+    stream: std::net::TcpStream,
+    authority_pem: &str,
+    server_name: &str,
+    client: Option<(&str, &str)>,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls_pemfile::certs(&mut authority_pem.as_bytes()) {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((certificate, key)) => {
+            let chain = rustls_pemfile::certs(&mut certificate.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = rustls_pemfile::private_key(&mut key.as_bytes())
+                .unwrap()
+                .unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, stream);
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(tls)
+}
+
+/// `GET path` over HTTPS at `addr`, trusting `authority_pem`: the status
+/// line and the body, or why the handshake failed.
+pub fn https_get(addr: &str, authority_pem: &str, path: &str) -> Result<(String, String), String> {
+    use std::io::{Read, Write};
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = tls_client(stream, authority_pem, "127.0.0.1", None)?;
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    // A close without close_notify ends the body too.
+    let _ = tls.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Ok((
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    ))
+}
