@@ -441,6 +441,21 @@ async fn shard_main(
             return;
         }
     };
+    if let Some(settings) = shard.config.peer_tls.clone() {
+        match crate::tls::PeerTls::new(settings) {
+            Ok(tls) => {
+                let _ = shard.peer_tls.set(Rc::new(tls));
+            }
+            Err(error) => {
+                let reason = format!("the peer port's TLS: {error}");
+                let _ = ready.send(Err(EngineError::ShardStart {
+                    shard: shard.id,
+                    reason,
+                }));
+                return;
+            }
+        }
+    }
     let kafka_sasl = match shard.config.kafka_sasl.as_ref() {
         None => None,
         Some(sasl) => match sasl

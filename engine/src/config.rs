@@ -64,6 +64,8 @@ pub struct BrokerConfig {
     pub admin_addr: Option<String>,
     /// The admin listener speaks HTTPS, with `tls`.
     pub admin_tls: bool,
+    /// Mutual TLS between nodes on the peer port; `None`: plaintext.
+    pub peer_tls: Option<crate::tls::PeerTlsSettings>,
     /// Where [`crate::run`] writes the addresses it listens on once it
     /// serves (see [`crate::ListenAddrs::write_ready_file`]); a port of 0
     /// in any address above is one the kernel chooses, found there.
@@ -279,6 +281,7 @@ impl Default for BrokerConfig {
             // Off for an embedded broker; `sluice serve` listens on 9644.
             admin_addr: None,
             admin_tls: false,
+            peer_tls: None,
             ready_file: None,
             auto_create_topics: true,
             auto_create_partitions: 4,

@@ -132,6 +132,8 @@ pub struct Shard {
     pub txns: crate::txn::Coordinators,
     /// The replication of the replicated partitions this shard owns.
     pub replicas: crate::replica::state::Replicas,
+    /// Mutual TLS on the peer port (`peer_tls`), set as the shard starts.
+    pub peer_tls: std::cell::OnceCell<Rc<crate::tls::PeerTls>>,
 }
 
 impl Shard {
@@ -174,6 +176,7 @@ impl Shard {
             groups: Default::default(),
             txns: Default::default(),
             replicas,
+            peer_tls: Default::default(),
         }
     }
 

@@ -1,5 +1,6 @@
-//! TLS on the Kafka listener (a listener of Kafka's `SSL` security
-//! protocol), with rustls: no OpenSSL.
+//! TLS on the Kafka listeners (of Kafka's `SSL` and `SASL_SSL` security
+//! protocols), the admin listener, and mutual TLS between nodes on the
+//! peer port ([`PeerTls`]), with rustls: no OpenSSL.
 //!
 //! The certificate chain and the private key come from PEM files, and so
 //! do the certificate authorities that client certificates must chain to
@@ -22,11 +23,11 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use futures_rustls::TlsAcceptor;
+use futures_rustls::{TlsAcceptor, TlsConnector};
 use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer},
     server::WebPkiClientVerifier,
-    RootCertStore, ServerConfig,
+    ClientConfig, RootCertStore, ServerConfig,
 };
 
 /// TLS handshakes that failed on the Kafka listener, over the process
@@ -237,6 +238,111 @@ impl ShardTls {
                 tracing::warn!(%error, "TLS files changed but do not load; the previous ones are served");
             }
         }
+    }
+}
+
+/// Where the peer port's certificate, key and authority are: with them,
+/// nodes speak to each other over mutual TLS only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerTlsSettings {
+    /// This node's certificate chain, leaf first (PEM): shown to the nodes
+    /// it connects to, and to those that connect to it, so it is both a
+    /// server's and a client's (extended key usages `serverAuth` and
+    /// `clientAuth`), for the host of its `peer_addr`.
+    pub certificate: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The authorities the other nodes' certificates must chain to (PEM).
+    pub ca: PathBuf,
+}
+
+impl PeerTlsSettings {
+    /// As the Kafka listener's settings, with client certificates
+    /// required.
+    fn server(&self) -> TlsSettings {
+        TlsSettings {
+            certificate: self.certificate.clone(),
+            key: self.key.clone(),
+            client_ca: Some(self.ca.clone()),
+            client_auth: ClientAuth::Required,
+        }
+    }
+}
+
+/// The rustls client configuration of a node connecting to another: its
+/// certificate, and the authorities the other's must chain to.
+fn peer_client_config(settings: &PeerTlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates(&settings.ca)? {
+        roots
+            .add(certificate)
+            .map_err(|error| file_error(&settings.ca, error))?;
+    }
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Config(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            certificates(&settings.certificate)?,
+            private_key(&settings.key)?,
+        )
+        .map_err(|error| {
+            file_error(
+                &settings.key,
+                format!("does not go with the certificate: {error}"),
+            )
+        })?;
+    Ok(Arc::new(config))
+}
+
+/// One shard's TLS for the peer port: the acceptor of the connections
+/// other nodes open (a client certificate required), and the connector of
+/// those it opens. Both are made anew when the files change, as
+/// [`ShardTls`]'s.
+pub struct PeerTls {
+    settings: PeerTlsSettings,
+    server: ShardTls,
+    connector: RefCell<TlsConnector>,
+    stamp: RefCell<Stamp>,
+    checked: Cell<Instant>,
+}
+
+impl PeerTls {
+    pub fn new(settings: PeerTlsSettings) -> Result<PeerTls, TlsError> {
+        let server = ShardTls::new(settings.server())?;
+        let stamp = stamp(&settings.server());
+        let connector = TlsConnector::from(peer_client_config(&settings)?);
+        Ok(PeerTls {
+            settings,
+            server,
+            connector: RefCell::new(connector),
+            stamp: RefCell::new(stamp),
+            checked: Cell::new(Instant::now()),
+        })
+    }
+
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.server.acceptor()
+    }
+
+    pub fn connector(&self) -> TlsConnector {
+        if self.checked.get().elapsed() >= RELOAD_CHECK {
+            self.checked.set(Instant::now());
+            let now = stamp(&self.settings.server());
+            if now != *self.stamp.borrow() {
+                match peer_client_config(&self.settings) {
+                    Ok(config) => {
+                        *self.connector.borrow_mut() = TlsConnector::from(config);
+                        *self.stamp.borrow_mut() = now;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "peer TLS files changed but do not load; the previous ones are used");
+                    }
+                }
+            }
+        }
+        self.connector.borrow().clone()
     }
 }
 

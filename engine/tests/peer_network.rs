@@ -515,8 +515,10 @@ fn two_shards(id: i32) -> TwoShards {
         Some(listener),
         inbound_0,
         Some(hand_over),
+        None,
     );
-    let shard_1 = PeerNetwork::start_on_shard(place(1), Arc::from(CLUSTER), None, inbound_1, None);
+    let shard_1 =
+        PeerNetwork::start_on_shard(place(1), Arc::from(CLUSTER), None, inbound_1, None, None);
     let adopter = shard_1.clone();
     glommio::spawn_local(async move {
         while let Ok(handed_over) = handovers.recv().await {

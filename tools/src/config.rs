@@ -126,6 +126,15 @@ config_layer! {
     /// Whether clients must present a certificate (Kafka's
     /// `ssl.client.auth`): `none` (the default), `requested`, `required`.
     ssl_client_auth: String,
+    /// This node's certificate on the peer port (PEM; for the host of
+    /// `peer_addr`, with extended key usages serverAuth and clientAuth):
+    /// with `peer_ssl_key_file` and `peer_ssl_ca_file`, nodes speak to
+    /// each other over mutual TLS only.
+    peer_ssl_certificate_file: PathBuf,
+    /// Its private key, PEM.
+    peer_ssl_key_file: PathBuf,
+    /// The authorities the other nodes' certificates must chain to, PEM.
+    peer_ssl_ca_file: PathBuf,
     /// The users of a `SASL_PLAINTEXT://` or `SASL_SSL://` Kafka listener
     /// (mechanism PLAIN): one `NAME:PASSWORD` per line.
     sasl_plain_users_file: PathBuf,
@@ -393,6 +402,37 @@ impl ConfigLayer {
                     value: listener_value(),
                     message: "a TLS listener (SSL://, SASL_SSL://, an https:// admin_addr) needs ssl_certificate_file and ssl_key_file",
                 })
+            }
+        };
+        config.peer_tls = match (
+            self.peer_ssl_certificate_file,
+            self.peer_ssl_key_file,
+            self.peer_ssl_ca_file,
+        ) {
+            (None, None, None) => None,
+            (Some(certificate), Some(key), Some(ca)) => {
+                Some(sluice_engine::tls::PeerTlsSettings {
+                    certificate,
+                    key,
+                    ca,
+                })
+            }
+            (certificate, key, ca) => {
+                let given = [
+                    ("peer_ssl_certificate_file", certificate.is_some()),
+                    ("peer_ssl_key_file", key.is_some()),
+                    ("peer_ssl_ca_file", ca.is_some()),
+                ];
+                return Err(ConfigError::Invalid {
+                    key: "peer_ssl_certificate_file",
+                    value: given
+                        .iter()
+                        .filter(|(_, given)| *given)
+                        .map(|(key, _)| *key)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    message: "peer TLS needs all three of peer_ssl_certificate_file, peer_ssl_key_file and peer_ssl_ca_file",
+                });
             }
         };
         let oauthbearer = self.sasl_oauthbearer_jwks_file.map(|jwks_file| {
@@ -1166,6 +1206,32 @@ mod tests {
         ] {
             assert!(with(refused).is_err(), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn peer_tls_takes_all_three_files_or_none() {
+        let config =
+            |pairs: &[(&str, &str)]| broker_config(ConfigLayer::default(), &env(pairs), None);
+        let all = config(&[
+            ("SLUICE_PEER_SSL_CERTIFICATE_FILE", "/n.pem"),
+            ("SLUICE_PEER_SSL_KEY_FILE", "/n.key"),
+            ("SLUICE_PEER_SSL_CA_FILE", "/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(
+            all.peer_tls,
+            Some(sluice_engine::tls::PeerTlsSettings {
+                certificate: PathBuf::from("/n.pem"),
+                key: PathBuf::from("/n.key"),
+                ca: PathBuf::from("/ca.pem"),
+            })
+        );
+        assert_eq!(config(&[]).unwrap().peer_tls, None);
+        assert!(config(&[
+            ("SLUICE_PEER_SSL_CERTIFICATE_FILE", "/n.pem"),
+            ("SLUICE_PEER_SSL_KEY_FILE", "/n.key"),
+        ])
+        .is_err());
     }
 
     #[test]

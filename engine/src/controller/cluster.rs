@@ -117,6 +117,7 @@ pub async fn serve_peers(shard: Rc<Shard>, listener: glommio::net::TcpListener) 
         Some(listener),
         inbound,
         Some(hand_over(shard.peers.clone())),
+        shard.peer_tls.get().cloned(),
     );
     for voter in &shard.config.voters {
         network.set_address(voter.node_id, voter.peer_addr.clone());

@@ -15,7 +15,7 @@ use std::{
 };
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
 use super::{
@@ -168,10 +168,31 @@ pub(super) fn adopt(network: &Rc<PeerNetwork>, handed: HandedOver) {
     });
 }
 
-/// An accepted connection past its hello: its frames until it ends.
-async fn serve_frames(
+/// An accepted connection past its hello: its TLS handshake (with peer
+/// TLS), then its frames until it ends.
+async fn serve_frames(network: &Rc<PeerNetwork>, stream: TcpStream, hello: Hello, address: &str) {
+    let Some(tls) = network.tls.clone() else {
+        return serve_frames_over(network, stream, hello, address).await;
+    };
+    match within(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
+        Some(Ok(stream)) => serve_frames_over(network, stream, hello, address).await,
+        failed => {
+            network.count(|stats| stats.connections_refused.tls += 1);
+            let error = match failed {
+                Some(Err(error)) => error.to_string(),
+                _ => format!("not done within {HANDSHAKE_TIMEOUT:?}"),
+            };
+            if let Some(suppressed) = network.warnings.admit() {
+                tracing::warn!(from = %hello.from, %address, %error, suppressed, "peer TLS handshake failed");
+            }
+        }
+    }
+}
+
+/// [`serve_frames`] on the connection as it carries frames.
+async fn serve_frames_over(
     network: &Rc<PeerNetwork>,
-    mut stream: TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     hello: Hello,
     address: &str,
 ) {
@@ -293,7 +314,11 @@ async fn linger(stream: &mut TcpStream) {
 
 /// Reads frames and hands them to the network's `inbound` channel, in
 /// order, until the connection ends or a frame is bad.
-async fn read_frames(network: &PeerNetwork, hello: &Hello, stream: &mut TcpStream) -> Ended {
+async fn read_frames(
+    network: &PeerNetwork,
+    hello: &Hello,
+    stream: &mut (impl AsyncRead + Unpin),
+) -> Ended {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
         let bytes_missing = loop {

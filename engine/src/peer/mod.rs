@@ -49,6 +49,16 @@
 //! [u32 length][u8 kind][body]      length = 1 + body bytes
 //! ```
 //!
+//! **Mutual TLS** (`peer_tls`): once the hello is accepted, and on the
+//! shard that serves the connection (after the hand-over, as a TLS session
+//! cannot move between executors), the two sides make a TLS handshake
+//! within [`HANDSHAKE_TIMEOUT`], each showing a certificate of the
+//! authority the other trusts, and the frames go inside it. The hello
+//! itself names only the cluster, the nodes and the shards; a connection
+//! whose handshake fails carries nothing and is counted
+//! ([`ConnectionsRefused::tls`]). Nodes of one cluster all speak TLS or
+//! none do.
+//!
 //! A length over [`wire::FRAME_LENGTH_MAX`] is refused from its prefix,
 //! before anything is allocated for it. A kind byte that is not a
 //! [`MessageKind`], a zero length, a short or wrong hello: each closes that
@@ -198,6 +208,9 @@ pub struct ConnectionsRefused {
     pub short_hello: u64,
     /// No whole hello within [`HANDSHAKE_TIMEOUT`].
     pub handshake_timeout: u64,
+    /// A TLS handshake after the hello that failed or did not end in time
+    /// (peer TLS).
+    pub tls: u64,
 }
 
 impl ConnectionsRefused {
@@ -210,6 +223,7 @@ impl ConnectionsRefused {
             + self.too_many_connections
             + self.short_hello
             + self.handshake_timeout
+            + self.tls
     }
 
     fn count(&mut self, refusal: wire::Refusal) {
@@ -261,6 +275,9 @@ pub struct PeerNetwork {
     inbound: async_channel::Sender<PeerMessage>,
     /// Where accepted connections meant for other shards go.
     hand_over: Option<Box<dyn Fn(HandedOver)>>,
+    /// Mutual TLS, begun right after the hello is accepted; `None`:
+    /// plaintext.
+    tls: Option<Rc<crate::tls::PeerTls>>,
     /// Each peer node's address.
     addresses: RefCell<HashMap<NodeId, String>>,
     /// One per (node, shard) sent to, each with its connection's task.
@@ -302,7 +319,7 @@ impl PeerNetwork {
             shard: 0,
             shard_count: 1,
         };
-        PeerNetwork::start_on_shard(place, cluster_id, Some(listener), inbound, None)
+        PeerNetwork::start_on_shard(place, cluster_id, Some(listener), inbound, None, None)
     }
 
     /// [`PeerNetwork::start`] for shard `place.shard` of a node of
@@ -316,6 +333,7 @@ impl PeerNetwork {
         listener: Option<glommio::net::TcpListener>,
         inbound: async_channel::Sender<PeerMessage>,
         hand_over: Option<Box<dyn Fn(HandedOver)>>,
+        tls: Option<Rc<crate::tls::PeerTls>>,
     ) -> Rc<PeerNetwork> {
         let cluster_id: [u8; wire::CLUSTER_ID_BYTES] =
             cluster_id.as_bytes().try_into().unwrap_or_else(|_| {
@@ -333,6 +351,7 @@ impl PeerNetwork {
             cluster_id,
             inbound,
             hand_over,
+            tls,
             addresses: RefCell::default(),
             peers: RefCell::default(),
             accepted: RefCell::default(),

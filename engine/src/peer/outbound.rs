@@ -158,6 +158,14 @@ enum ConnectError {
     RefusedUnknown(u8),
     #[error("no answer to the hello within {0:?}")]
     TimedOut(Duration),
+    #[error("the TLS handshake failed: {0}")]
+    Tls(String),
+}
+
+/// A connection whose hello was accepted: plaintext, or inside TLS.
+enum Connected {
+    Plain(TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
 }
 
 /// Why a connection ended.
@@ -188,7 +196,7 @@ pub(super) async fn run(network: Rc<PeerNetwork>, peer: Rc<Peer>) {
             continue;
         }
         let address = peer.address.borrow().clone();
-        let stream = match connect(&network, peer.node, peer.shard, &address).await {
+        let stream = match connect_secured(&network, peer.node, peer.shard, &address).await {
             Ok(stream) => stream,
             Err(error) => {
                 let dropped = peer.clear();
@@ -217,7 +225,10 @@ pub(super) async fn run(network: Rc<PeerNetwork>, peer: Rc<Peer>) {
             failing = false;
         }
         let began = Instant::now();
-        let ended = serve(&network, &peer, stream, generation).await;
+        let ended = match stream {
+            Connected::Plain(stream) => serve(&network, &peer, stream, generation).await,
+            Connected::Tls(stream) => serve(&network, &peer, *stream, generation).await,
+        };
         tracing::debug!(node = %peer.node, %address, %ended, "connection to peer ended");
         if matches!(ended, Ended::AddressChanged) || began.elapsed() >= CONNECTION_STABLE_AFTER {
             delay = RECONNECT_DELAY_MIN;
@@ -235,6 +246,33 @@ async fn back_off(peer: &Peer, generation: u64, delay: &mut Duration) {
     })
     .await;
     *delay = (*delay * 2).min(RECONNECT_DELAY_MAX);
+}
+
+/// [`connect`], then the TLS handshake (with peer TLS), within
+/// [`HANDSHAKE_TIMEOUT`] of its own.
+async fn connect_secured(
+    network: &PeerNetwork,
+    to: NodeId,
+    to_shard: u32,
+    address: &str,
+) -> Result<Connected, ConnectError> {
+    let stream = connect(network, to, to_shard, address).await?;
+    let Some(tls) = &network.tls else {
+        return Ok(Connected::Plain(stream));
+    };
+    // The other node's certificate must be for the host it is reached at.
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|error| ConnectError::Tls(format!("{host}: {error}")))?;
+    match within(HANDSHAKE_TIMEOUT, tls.connector().connect(name, stream)).await {
+        Some(Ok(stream)) => Ok(Connected::Tls(Box::new(stream))),
+        Some(Err(error)) => Err(ConnectError::Tls(error.to_string())),
+        None => Err(ConnectError::TimedOut(HANDSHAKE_TIMEOUT)),
+    }
 }
 
 /// Opens a connection to `to` at `address` and has its hello accepted,
@@ -297,7 +335,12 @@ async fn resolve(address: &str) -> Result<SocketAddr, ConnectError> {
 
 /// Writes the queue to a connected peer until the connection ends or the
 /// address changes.
-async fn serve(network: &PeerNetwork, peer: &Peer, stream: TcpStream, generation: u64) -> Ended {
+async fn serve(
+    network: &PeerNetwork,
+    peer: &Peer,
+    stream: impl futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+    generation: u64,
+) -> Ended {
     let (mut reader, mut writer) = sluice_net::split::split(stream);
     let watch = async move {
         let mut byte = [0u8; 1];

@@ -69,6 +69,7 @@ pub async fn run(shard: Rc<Shard>) {
             None,
             shard.replicas.inbox(),
             None,
+            shard.peer_tls.get().cloned(),
         );
         shard.replicas.set_network(network);
     }
