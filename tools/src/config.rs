@@ -410,13 +410,11 @@ impl ConfigLayer {
             self.peer_ssl_ca_file,
         ) {
             (None, None, None) => None,
-            (Some(certificate), Some(key), Some(ca)) => {
-                Some(sluice_engine::tls::PeerTlsSettings {
-                    certificate,
-                    key,
-                    ca,
-                })
-            }
+            (Some(certificate), Some(key), Some(ca)) => Some(sluice_engine::tls::PeerTlsSettings {
+                certificate,
+                key,
+                ca,
+            }),
             (certificate, key, ca) => {
                 let given = [
                     ("peer_ssl_certificate_file", certificate.is_some()),

@@ -17,12 +17,10 @@ mod kafka_raw;
 use std::{
     collections::BTreeMap,
     net::TcpStream,
-    path::Path,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::cluster::{free_ports, wait_for};
+use common::{cluster::wait_for, nodes::Nodes};
 use kafka_protocol::{
     messages::{
         create_topics_request::{CreatableReplicaAssignment, CreatableTopic},
@@ -43,23 +41,19 @@ use rdkafka::{
 const NODES: u16 = 3;
 /// Ports of a node: peer, native, PLAINTEXT, EXTERNAL.
 const PORTS_PER_NODE: u16 = 4;
-const CLUSTER_ID: &str = "BwcHBwcHBwcHBwcHBwcHBw";
 /// The address the `EXTERNAL` listeners advertise (they listen on
 /// 0.0.0.0, which takes connections to any loopback address).
 const ADVERTISED: &str = "127.0.0.2";
 const LISTENER_NOT_FOUND: i16 = 72;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 
-/// Three nodes, stopped (SIGKILL) on drop.
 struct Cluster {
-    nodes: Vec<Child>,
-    base: u16,
-    _dir: tempfile::TempDir,
+    nodes: Nodes,
 }
 
 impl Cluster {
     fn port(&self, node: u16, offset: u16) -> u16 {
-        self.base + node * PORTS_PER_NODE + offset
+        self.nodes.port(node, offset)
     }
 
     fn plaintext(&self, node: u16) -> String {
@@ -71,85 +65,31 @@ impl Cluster {
     }
 
     fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let base = free_ports(NODES * PORTS_PER_NODE);
-        let voters = (0..NODES)
-            .map(|node| format!("{node}@127.0.0.1:{}", base + node * PORTS_PER_NODE))
-            .collect::<Vec<_>>()
-            .join(",");
-        let users = users_file(dir.path());
-        let nodes = (0..NODES)
-            .map(|node| {
-                let port = |offset: u16| base + node * PORTS_PER_NODE + offset;
-                let mut env = vec![
-                    ("SLUICE_NODE_ID", node.to_string()),
-                    ("SLUICE_CLUSTER_ID", CLUSTER_ID.to_string()),
-                    ("SLUICE_VOTERS", voters.clone()),
-                    ("SLUICE_PEER_ADDR", format!("127.0.0.1:{}", port(0))),
-                    ("SLUICE_NATIVE_ADDR", format!("127.0.0.1:{}", port(1))),
-                    (
-                        "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP",
-                        "EXTERNAL:SASL_PLAINTEXT".to_string(),
-                    ),
-                    ("SLUICE_SASL_PLAIN_USERS_FILE", users.display().to_string()),
-                    ("SLUICE_AUTO_CREATE_TOPICS", "false".to_string()),
-                ];
-                let mut listeners = format!("PLAINTEXT://127.0.0.1:{}", port(2));
-                if node < 2 {
-                    listeners.push_str(&format!(",EXTERNAL://0.0.0.0:{}", port(3)));
-                    env.push((
-                        "SLUICE_KAFKA_ADVERTISED_ADDR",
-                        format!("EXTERNAL://{ADVERTISED}:{}", port(3)),
-                    ));
-                }
-                env.push(("SLUICE_KAFKA_ADDR", listeners));
-                start_node(&dir.path().join(format!("node-{node}")), &env)
-            })
-            .collect();
-        Cluster {
-            nodes,
-            base,
-            _dir: dir,
+        let mut nodes = Nodes::new(NODES, PORTS_PER_NODE);
+        let users = users_file(&nodes.dir());
+        for node in 0..NODES {
+            let port = |offset: u16| nodes.port(node, offset);
+            let mut env = vec![
+                (
+                    "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP",
+                    "EXTERNAL:SASL_PLAINTEXT".to_string(),
+                ),
+                ("SLUICE_SASL_PLAIN_USERS_FILE", users.display().to_string()),
+                ("SLUICE_AUTO_CREATE_TOPICS", "false".to_string()),
+            ];
+            let mut listeners = format!("PLAINTEXT://127.0.0.1:{}", port(2));
+            if node < 2 {
+                listeners.push_str(&format!(",EXTERNAL://0.0.0.0:{}", port(3)));
+                env.push((
+                    "SLUICE_KAFKA_ADVERTISED_ADDR",
+                    format!("EXTERNAL://{ADVERTISED}:{}", port(3)),
+                ));
+            }
+            env.push(("SLUICE_KAFKA_ADDR", listeners));
+            nodes.start(node, &env);
         }
+        Cluster { nodes }
     }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            let _ = node.kill();
-            let _ = node.wait();
-        }
-    }
-}
-
-fn start_node(dir: &Path, env: &[(&str, String)]) -> Child {
-    std::fs::create_dir_all(dir).unwrap();
-    let ready = dir.join("ready");
-    let log = std::fs::File::create(dir.join("log")).unwrap();
-    let mut child = Command::new(common::SLUICE)
-        .args(["serve", "--cores", "1", "--admin-addr", "off", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .envs(env.iter().cloned())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("sluice serve starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "a node exited while starting ({status}): {}",
-                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "a node did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
 }
 
 fn text(value: &str) -> StrBytes {

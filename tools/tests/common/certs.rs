@@ -51,6 +51,23 @@ impl Authority {
         (certificate.pem(), key.serialize_pem())
     }
 
+    /// A node's certificate for the peer port and its key, PEM: for
+    /// 127.0.0.1 and localhost, both a server's and a client's.
+    pub fn issue_node(&self, name: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let certificate = params
+            .signed_by(&key, &self.certificate, &self.key)
+            .unwrap();
+        (certificate.pem(), key.serialize_pem())
+    }
+
     pub fn pem(&self) -> String {
         self.certificate.pem()
     }

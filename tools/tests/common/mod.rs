@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod cluster;
+pub mod nodes;
 
 use std::{
     io::Write,
