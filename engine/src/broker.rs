@@ -486,7 +486,10 @@ async fn shard_main(
     let acceptor = glommio::spawn_local(server::accept_loop::<crate::native::Native>(
         shard.clone(),
         listener,
-        server::Security::default(),
+        server::Security {
+            tls: tls.clone().filter(|_| shard.config.native_tls),
+            ..server::Security::default()
+        },
     ));
     let admin_users = kafka_sasl.clone();
     let kafka_acceptors: Vec<_> = kafka_listeners

@@ -40,13 +40,17 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<PathBuf>,
     /// HOST:PORT of the native protocol listener.
     pub native_addr: String,
+    /// The native listener speaks TLS, with `tls` (its client
+    /// certificate, under mutual TLS, names the principal).
+    pub native_tls: bool,
     /// The Kafka protocol listeners (Kafka's `listeners` and
     /// `advertised.listeners`), each with a name of its own, in the order
     /// given; empty: no Kafka listener.
     pub kafka_listeners: Vec<KafkaListener>,
     /// The broker's TLS (certificate, key, client authorities): of the
-    /// Kafka listeners whose security protocol is `SSL` or `SASL_SSL`, and
-    /// of the admin listener when `admin_tls`; `None` when none has TLS.
+    /// Kafka listeners whose security protocol is `SSL` or `SASL_SSL`, of
+    /// the native listener when `native_tls`, and of the admin listener
+    /// when `admin_tls`; `None` when none has TLS.
     pub tls: Option<crate::tls::TlsSettings>,
     /// The SASL of the Kafka listeners whose security protocol is
     /// `SASL_PLAINTEXT` or `SASL_SSL`; `None` when there is none.
@@ -271,6 +275,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./sluice-data"),
             log_dirs: Vec::new(),
             native_addr: "127.0.0.1:9192".to_string(),
+            native_tls: false,
             // Off for an embedded broker; `sluice serve` listens on 9092.
             kafka_listeners: Vec::new(),
             tls: None,

@@ -208,6 +208,42 @@ pub struct Connect {
         value_name = "HOST:PORT[,...]"
     )]
     pub brokers: String,
+    /// The authorities the broker's certificate must chain to (PEM): given,
+    /// the native protocol is spoken over TLS (a native listener of
+    /// `SSL://`).
+    #[arg(long, env = "SLUICE_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// A client certificate (PEM), for a native listener of mutual TLS;
+    /// its subject is the principal ACLs name.
+    #[arg(long, env = "SLUICE_CERT", value_name = "FILE", requires = "ca")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "SLUICE_KEY", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+impl Connect {
+    /// A client of the first of `brokers` that answers, over TLS with
+    /// `--ca`.
+    pub async fn client(&self) -> crate::runtime::CliResult<sluice_net::client::Client> {
+        let options = self.options()?;
+        Ok(sluice_net::client::Client::connect_with(&self.brokers, options).await?)
+    }
+
+    /// The client's options: TLS with `--ca` (and `--cert`, `--key`).
+    pub fn options(&self) -> crate::runtime::CliResult<sluice_net::client::ClientOptions> {
+        let tls = match &self.ca {
+            None => None,
+            Some(ca) => Some(crate::kafka_client::tls_config(
+                ca,
+                crate::kafka_client::identity(self.cert.as_deref(), self.key.as_deref())?,
+            )?),
+        };
+        Ok(sluice_net::client::ClientOptions {
+            tls,
+            ..Default::default()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -540,6 +576,13 @@ pub struct KafkaConnect {
     /// SSL:// and SASL_SSL://.
     #[arg(long, env = "SLUICE_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// A client certificate (PEM), for a listener of mutual TLS; its
+    /// subject is the principal ACLs name.
+    #[arg(long, env = "SLUICE_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "SLUICE_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }
 
 fn parse_kafka_addr(text: &str) -> Result<KafkaAddr, String> {

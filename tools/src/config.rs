@@ -99,7 +99,8 @@ config_layer! {
     /// More directories for partitions, one per disk, comma-separated
     /// (Kafka's `log.dirs`).
     log_dirs: String,
-    /// HOST:PORT of the native protocol listener.
+    /// HOST:PORT of the native protocol listener; `SSL://HOST:PORT`
+    /// serves it over TLS with the broker's certificate.
     native_addr: String,
     /// The Kafka protocol listeners, as Kafka's `listeners`: one or more
     /// `NAME://HOST:PORT`, comma-separated, or `off`. The name is a
@@ -332,7 +333,19 @@ impl ConfigLayer {
                 .collect();
         }
         if let Some(native_addr) = self.native_addr {
-            config.native_addr = host_port("native_addr", native_addr)?;
+            let (protocol, addr) = listener("native_addr", native_addr.clone())?;
+            config.native_tls = match protocol {
+                SecurityProtocol::Plaintext => false,
+                SecurityProtocol::Ssl => true,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "native_addr",
+                        value: native_addr,
+                        message: "the native protocol is PLAINTEXT:// or SSL:// (it has no SASL)",
+                    })
+                }
+            };
+            config.native_addr = host_port("native_addr", addr)?;
         }
         let map = protocol_map(self.listener_security_protocol_map.as_deref())?;
         if let Some(kafka_addr) = self.kafka_addr {
@@ -379,6 +392,7 @@ impl ConfigLayer {
             };
         }
         let tls = config.admin_tls
+            || config.native_tls
             || config
                 .kafka_listeners
                 .iter()

@@ -99,6 +99,28 @@ pub struct KafkaSettings {
     /// The authorities the broker's certificate must chain to (PEM);
     /// needed by `SSL` and `SASL_SSL`, unused otherwise.
     pub ca: Option<PathBuf>,
+    /// A client certificate and its key (PEM) for mutual TLS.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl KafkaSettings {
+    /// The client certificate and key, if both are given.
+    pub fn identity(&self) -> Result<Option<(&Path, &Path)>, KafkaClientError> {
+        identity(self.cert.as_deref(), self.key.as_deref())
+    }
+}
+
+/// A client certificate and key, both or neither.
+pub fn identity<'a>(
+    cert: Option<&'a Path>,
+    key: Option<&'a Path>,
+) -> Result<Option<(&'a Path, &'a Path)>, KafkaClientError> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        _ => Err(KafkaClientError::HalfIdentity),
+    }
 }
 
 /// A Kafka error code, shown by Kafka's name (`SECURITY_DISABLED`).
@@ -151,6 +173,10 @@ pub enum KafkaClientError {
     NoCa { protocol: &'static str },
     #[error("CA file {path}: {reason}")]
     CaFile { path: PathBuf, reason: String },
+    #[error("client certificate or key {path}: {reason}")]
+    IdentityFile { path: PathBuf, reason: String },
+    #[error("a client certificate needs its key: --cert FILE and --key FILE (or SLUICE_CERT and SLUICE_KEY)")]
+    HalfIdentity,
     #[error("{protocol}:// needs a SASL user and password: --user NAME (or SLUICE_USER) and SLUICE_PASSWORD")]
     NoCredentials { protocol: &'static str },
     #[error("cannot resolve {addr}: {source}")]
@@ -328,7 +354,7 @@ pub fn connect(settings: &KafkaSettings) -> Result<KafkaConnection, KafkaClientE
         let path = settings.ca.as_deref().ok_or(KafkaClientError::NoCa {
             protocol: protocol.name(),
         })?;
-        Some(tls_config(path)?)
+        Some(tls_config(path, settings.identity()?)?)
     } else {
         None
     };
@@ -412,8 +438,13 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, KafkaClientError> {
 }
 
 /// A TLS client configuration trusting the certificates of the PEM file at
-/// `ca` (and nothing else), with rustls's safe defaults.
-fn tls_config(ca: &Path) -> Result<Arc<ClientConfig>, KafkaClientError> {
+/// `ca` (and nothing else), with rustls's safe defaults; presenting the
+/// certificate and key of `identity` (PEM files), if given, to a broker
+/// that asks for one (mutual TLS).
+pub fn tls_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, KafkaClientError> {
     let error = |reason: String| KafkaClientError::CaFile {
         path: ca.to_path_buf(),
         reason,
@@ -430,11 +461,33 @@ fn tls_config(ca: &Path) -> Result<Arc<ClientConfig>, KafkaClientError> {
         return Err(error("no certificate in it".to_string()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|source| error(source.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((certificate, key)) => {
+            let identity_error = |path: &Path, reason: String| KafkaClientError::IdentityFile {
+                path: path.to_path_buf(),
+                reason,
+            };
+            let pem = read_capped(certificate)?;
+            let chain = rustls_pemfile::certs(&mut pem.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|source| identity_error(certificate, source.to_string()))?;
+            if chain.is_empty() {
+                return Err(identity_error(certificate, "no certificate in it".into()));
+            }
+            let pem = read_capped(key)?;
+            let private = rustls_pemfile::private_key(&mut pem.as_slice())
+                .map_err(|source| identity_error(key, source.to_string()))?
+                .ok_or_else(|| identity_error(key, "no private key in it".into()))?;
+            builder
+                .with_client_auth_cert(chain, private)
+                .map_err(|source| identity_error(key, source.to_string()))?
+        }
+    };
     Ok(Arc::new(config))
 }
 
@@ -993,13 +1046,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.pem");
         std::fs::write(&big, vec![b'a'; CA_FILE_BYTES_MAX as usize + 1]).unwrap();
-        let error = tls_config(&big).unwrap_err();
+        let error = tls_config(&big, None).unwrap_err();
         assert!(error.to_string().contains("over the"), "{error}");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let error = tls_config(&empty).unwrap_err();
+        let error = tls_config(&empty, None).unwrap_err();
         assert!(error.to_string().contains("no certificate"), "{error}");
-        let missing = tls_config(&dir.path().join("missing.pem")).unwrap_err();
+        let missing = tls_config(&dir.path().join("missing.pem"), None).unwrap_err();
         assert!(missing.to_string().contains("missing.pem"), "{missing}");
     }
 

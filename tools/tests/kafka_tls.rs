@@ -199,3 +199,68 @@ fn the_admin_listener_serves_metrics_over_https() {
         .unwrap();
     assert!(failures >= 2, "{failures} failed handshakes counted");
 }
+
+#[test]
+fn the_native_listener_speaks_tls_and_a_client_certificate_names_its_principal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = common::certs::BrokerTls::new(&dir.path().join("tls"));
+    let ca = tls.ca.to_str().unwrap().to_string();
+    let env = tls.env(
+        "SSL",
+        &[
+            ("SLUICE_NATIVE_ADDR", "SSL://127.0.0.1:0"),
+            ("SLUICE_SSL_CLIENT_AUTH", "required"),
+            ("SLUICE_SSL_CLIENT_CA_FILE", &ca),
+            ("SLUICE_AUTHORIZER", "acl"),
+            ("SLUICE_SUPER_USERS", "User:CN=operator"),
+        ],
+    );
+    let broker = Broker::start_with(&dir.path().join("data"), 2, &pairs(&env));
+    let identity = |name: &str| {
+        let (certificate, key) = tls.authority.issue(name, false);
+        let paths = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&paths.0, certificate).unwrap();
+        std::fs::write(&paths.1, key).unwrap();
+        (paths.0.display().to_string(), paths.1.display().to_string())
+    };
+    let (operator, operator_key) = identity("operator");
+    let (guest, guest_key) = identity("guest");
+    let as_operator = ["--ca", &ca, "--cert", &operator, "--key", &operator_key];
+    let with = |args: &[&str], who: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(who);
+        broker.cli(&all, None)
+    };
+    // The super user, by its certificate's subject, over TLS.
+    let created = with(&["topic", "create", "over-tls"], &as_operator);
+    assert!(created.status.success(), "{created:?}");
+    let mut produce = as_operator.to_vec();
+    produce.splice(0..0, ["produce", "over-tls"]);
+    broker.cli_ok(&produce, Some(b"one\ntwo\n"));
+    let read = with(&["consume", "over-tls", "--count", "2"], &as_operator);
+    assert!(read.status.success(), "{read:?}");
+    let text = String::from_utf8_lossy(&read.stdout);
+    assert!(text.contains("one") && text.contains("two"), "{text}");
+    // Another certificate of the same authority: a principal without
+    // ACLs, refused by the authorizer.
+    let refused = with(
+        &["topic", "create", "guest-topic"],
+        &["--ca", &ca, "--cert", &guest, "--key", &guest_key],
+    );
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("User:CN=guest"), "{error}");
+    // No client certificate, and no TLS at all: refused in the handshake.
+    let no_certificate = with(&["topic", "list"], &["--ca", &ca]);
+    assert!(!no_certificate.status.success());
+    let started = Instant::now();
+    let plaintext = with(&["topic", "list"], &[]);
+    assert!(!plaintext.status.success());
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The broker serves on.
+    let listed = with(&["topic", "list"], &as_operator);
+    assert!(listed.status.success(), "{listed:?}");
+}

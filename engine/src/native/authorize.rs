@@ -1,9 +1,9 @@
 //! What each native API needs the authorizer to allow: the operations the
 //! Kafka API of the same purpose needs (see `kafka/authorize.rs`). The
-//! native protocol has no authentication: its requests come from
-//! `User:ANONYMOUS` at the client's address, so with the authorizer on, a
-//! native client may do what the ACLs grant `User:ANONYMOUS` (or
-//! `User:*`), and nothing else.
+//! native protocol has no SASL: its requests come from the client
+//! certificate's subject over mutual TLS, else from `User:ANONYMOUS` at
+//! the client's address, so without mutual TLS a native client may do what
+//! the ACLs grant `User:ANONYMOUS` (or `User:*`), and nothing else.
 //!
 //! A native request is refused whole when one resource it names is not
 //! allowed: AUTHORIZATION_FAILED, with the operation and the resource in

@@ -19,7 +19,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::AsyncWriteExt;
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::{net::TcpStream, Task};
 
 use crate::split::{ReadHalf, WriteHalf};
@@ -172,6 +172,34 @@ pub(crate) struct Connection {
     _writer: Task<()>,
 }
 
+/// The TLS handshake on `stream`, to a certificate for the host of
+/// `address`, within `timeout`.
+async fn handshake(
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+    address: &str,
+    stream: TcpStream,
+    timeout: Duration,
+) -> Result<futures_rustls::client::TlsStream<TcpStream>, ClientError> {
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|error| ClientError::InvalidArgument(format!("{host}: {error}")))?;
+    let connecting = futures_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
+    let timed_out = async {
+        glommio::timer::sleep(timeout).await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the TLS handshake with {address} did not end within {timeout:?}"),
+        ))
+    };
+    futures_lite::future::or(connecting, timed_out)
+        .await
+        .map_err(|error| ClientError::Io(error.into()))
+}
+
 impl Connection {
     /// Connects to one `HOST:PORT`, trying each address it resolves to, and
     /// does the version handshake.
@@ -188,6 +216,10 @@ impl Connection {
                     stream
                         .set_nodelay(true)
                         .map_err(|error| ClientError::Io(error.into()))?;
+                    let Some(tls) = &options.tls else {
+                        return Connection::start(stream, socket_address, options).await;
+                    };
+                    let stream = handshake(tls, address, stream, options.connect_timeout).await?;
                     return Connection::start(stream, socket_address, options).await;
                 }
                 Err(error) => last_error = Some(error),
@@ -200,7 +232,7 @@ impl Connection {
     }
 
     async fn start(
-        stream: TcpStream,
+        stream: impl AsyncRead + AsyncWrite + Unpin + 'static,
         address: SocketAddr,
         options: &ClientOptions,
     ) -> Result<Connection, ClientError> {
@@ -356,7 +388,11 @@ impl Connection {
     }
 }
 
-async fn read_loop(shared: Rc<Shared>, mut stream: ReadHalf<TcpStream>, stalled: Duration) {
+async fn read_loop<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Rc<Shared>,
+    mut stream: ReadHalf<S>,
+    stalled: Duration,
+) {
     let mut reader = FrameReader::new(FRAME_BYTES_MAX);
     let timeouts = ReadTimeouts {
         idle: None,
@@ -380,7 +416,10 @@ async fn read_loop(shared: Rc<Shared>, mut stream: ReadHalf<TcpStream>, stalled:
     shared.fail(error);
 }
 
-async fn write_loop(shared: Rc<Shared>, mut stream: WriteHalf<TcpStream>) {
+async fn write_loop<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Rc<Shared>,
+    mut stream: WriteHalf<S>,
+) {
     let mut coalesced: Vec<u8> = Vec::with_capacity(COALESCE_WRITE_BYTES_MAX);
     let mut written = Vec::new();
     loop {

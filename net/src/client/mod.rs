@@ -76,6 +76,10 @@ pub struct ClientOptions {
     /// The broker's own cap (`in_flight_per_connection_max`) is 128 by
     /// default: more would only queue there.
     pub in_flight_max: usize,
+    /// TLS (a native listener of `SSL://`): every connection, to the
+    /// leaders too, is made with this configuration, to a certificate for
+    /// the host dialled; `None`: plaintext.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -85,6 +89,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             in_flight_max: 128,
+            tls: None,
         }
     }
 }

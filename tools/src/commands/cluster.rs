@@ -63,7 +63,8 @@ pub fn run(command: ClusterCommand) -> CliResult<()> {
 /// metadata log.
 fn describe(format: Format, connect: Connect) -> CliResult<()> {
     block_on(async move {
-        let client = Client::connect(&connect.brokers).await?;
+        let client = connect.client().await?;
+        let tls = connect.options()?.tls;
         let cluster = client.describe_cluster().await?;
         let partitions = PartitionCounts::of(&client.describe_topics(&[]).await?);
         let asks: Vec<Option<glommio::task::JoinHandle<Applied>>> = cluster
@@ -74,7 +75,7 @@ fn describe(format: Format, connect: Connect) -> CliResult<()> {
                     return None;
                 }
                 let (id, address) = (node.id, node.native_addr.clone());
-                Some(glommio::spawn_local(applied_of(id, address)).detach())
+                Some(glommio::spawn_local(applied_of(id, address, tls.clone())).detach())
             })
             .collect();
         let mut applied = Vec::with_capacity(asks.len());
@@ -96,10 +97,15 @@ fn describe(format: Format, connect: Connect) -> CliResult<()> {
 /// How far node `id`, at native address `address`, applied the metadata
 /// log, as it says; unreachable if it does not answer within
 /// [`NODE_ASK_TIMEOUT`] or another node answers there.
-async fn applied_of(id: u32, address: String) -> Applied {
+async fn applied_of(
+    id: u32,
+    address: String,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Applied {
     let options = ClientOptions {
         connect_timeout: NODE_ASK_TIMEOUT,
         request_timeout: NODE_ASK_TIMEOUT,
+        tls,
         ..ClientOptions::default()
     };
     let answer = async {

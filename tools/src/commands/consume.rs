@@ -8,7 +8,7 @@ use std::{
 };
 
 use futures_lite::StreamExt;
-use sluice_net::client::{Client, ConsumeOptions, ConsumedRecord, OffsetSpec, PartitionRange};
+use sluice_net::client::{ConsumeOptions, ConsumedRecord, OffsetSpec, PartitionRange};
 
 use crate::{
     cli::{ConsumeArgs, Format},
@@ -38,7 +38,7 @@ impl<E: Into<CliError>> From<E> for Stop {
 }
 
 async fn consume(args: ConsumeArgs) -> Result<(), Stop> {
-    let client = Client::connect(&args.connect.brokers).await?;
+    let client = args.connect.client().await?;
     let topic = client.topic_metadata(&args.topic).await?;
     let mut partitions: Vec<u32> = topic.partitions.iter().map(|info| info.partition).collect();
     partitions.sort_unstable();

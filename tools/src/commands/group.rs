@@ -1,7 +1,5 @@
 //! `sluice group`: list, describe, reset-offsets, delete.
 
-use sluice_net::client::Client;
-
 use crate::{
     cli::{Format, GroupCommand},
     output,
@@ -12,7 +10,7 @@ pub fn run(command: GroupCommand) -> CliResult<()> {
     block_on(async move {
         match command {
             GroupCommand::List { format, connect } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let groups = client.list_groups().await?;
                 match format {
                     Format::Text => print!("{}", output::groups_text(&groups)),
@@ -24,7 +22,7 @@ pub fn run(command: GroupCommand) -> CliResult<()> {
                 format,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let group = client.describe_group(&name).await?;
                 match format {
                     Format::Text => print!("{}", output::group_text(&group)),
@@ -40,7 +38,7 @@ pub fn run(command: GroupCommand) -> CliResult<()> {
                 format,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let partitions: Vec<u32> = partition.into_iter().collect();
                 let reset = client
                     .reset_group_offsets(&name, &topic, &partitions, to, dry_run)
@@ -61,7 +59,7 @@ pub fn run(command: GroupCommand) -> CliResult<()> {
                 }
             }
             GroupCommand::Delete { name, connect } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 client.delete_group(&name).await?;
                 eprintln!("deleted group {name}");
             }

@@ -47,6 +47,8 @@ fn settings(connect: KafkaConnect) -> CliResult<KafkaSettings> {
         addr: connect.bootstrap,
         credentials,
         ca: connect.ca,
+        cert: connect.cert,
+        key: connect.key,
     })
 }
 

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sluice_net::client::{Acks, Client, Delivery, Producer, ProducerOptions};
+use sluice_net::client::{Acks, Delivery, Producer, ProducerOptions};
 
 use crate::{
     cli::ProduceArgs,
@@ -17,7 +17,7 @@ use crate::{
 pub fn run(args: ProduceArgs) -> CliResult<()> {
     block_on(async move {
         let started = Instant::now();
-        let client = Client::connect(&args.connect.brokers).await?;
+        let client = args.connect.client().await?;
         let acks = Acks::from(args.acks);
         let producer = Producer::new(
             client,

@@ -1,12 +1,9 @@
 //! `sluice topic`: create, list, describe, alter-config, delete,
 //! elect-leaders, move, moves.
 
-use sluice_net::{
-    client::Client,
-    native::{
-        messages::{ElectionTopic, NewTopic, PartitionMove},
-        ErrorCode,
-    },
+use sluice_net::native::{
+    messages::{ElectionTopic, NewTopic, PartitionMove},
+    ErrorCode,
 };
 
 use crate::{
@@ -29,7 +26,7 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 configs,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let assignment = replica_assignment.map(|a| a.0).unwrap_or_default();
                 let count = match partitions {
                     Some(partitions) => Some(partitions),
@@ -56,7 +53,7 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 }
             }
             TopicCommand::List { format, connect } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let topics = client.list_topics().await?;
                 match format {
                     Format::Text => print!("{}", output::topics_text(&topics)),
@@ -68,7 +65,7 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 format,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let topics = client.describe_topics(std::slice::from_ref(&name)).await?;
                 let topic = topics
                     .iter()
@@ -84,12 +81,12 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 configs,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 client.alter_configs(&name, &configs).await?;
                 eprintln!("altered {} configs of topic {name}", configs.len());
             }
             TopicCommand::Delete { name, connect } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 client.delete_topic(&name).await?;
                 eprintln!("deleted topic {name}");
             }
@@ -100,7 +97,7 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 format,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let topics = topic
                     .into_iter()
                     .map(|name| ElectionTopic {
@@ -138,7 +135,7 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 wait,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let moves: Vec<PartitionMove> = partition
                     .iter()
                     .map(|partition| PartitionMove {
@@ -187,7 +184,7 @@ pub fn run(command: TopicCommand) -> CliResult<()> {
                 format,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let moving = client
                     .list_reassignments(topic.into_iter().collect())
                     .await?;

@@ -1,9 +1,6 @@
 //! `sluice txn`: list, describe, abort.
 
-use sluice_net::{
-    client::Client,
-    native::messages::{AbortPartitionTransactionRequest, ListTransactionsRequest},
-};
+use sluice_net::native::messages::{AbortPartitionTransactionRequest, ListTransactionsRequest};
 
 use crate::{
     cli::{Format, TxnCommand},
@@ -21,7 +18,7 @@ pub fn run(command: TxnCommand) -> CliResult<()> {
                 format,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let listed = client
                     .list_transactions(ListTransactionsRequest {
                         states: state,
@@ -44,7 +41,7 @@ pub fn run(command: TxnCommand) -> CliResult<()> {
                 format,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 let described = client.describe_transaction(&transactional_id).await?;
                 match format {
                     Format::Text => print!("{}", output::txn_text(&described, output::now_ms())),
@@ -60,7 +57,7 @@ pub fn run(command: TxnCommand) -> CliResult<()> {
                 coordinator_epoch,
                 connect,
             } => {
-                let client = Client::connect(&connect.brokers).await?;
+                let client = connect.client().await?;
                 match (transactional_id, topic, partition, producer_id, producer_epoch) {
                     (Some(id), None, ..) => {
                         let node = client.abort_transaction(&id).await?;

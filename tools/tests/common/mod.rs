@@ -145,6 +145,16 @@ impl Broker {
             }
             _ => kafka_addr,
         };
+        // A test's `SSL://` native listener keeps its protocol too.
+        let native_tls = self
+            .env
+            .iter()
+            .any(|(key, value)| key == "SLUICE_NATIVE_ADDR" && value.starts_with("SSL://"));
+        let addr = if native_tls && !addr.contains("://") {
+            format!("SSL://{addr}")
+        } else {
+            addr
+        };
         let child = command
             .args(["serve", "--data-dir"])
             .arg(&self.dir)
