@@ -177,6 +177,32 @@ pub enum Exchange {
     Authenticated(String),
 }
 
+impl Exchange {
+    /// Whether the connection has authenticated: it is, or it is
+    /// authenticating again (KIP-368).
+    pub fn has_authenticated(&self) -> bool {
+        match self {
+            Exchange::Start => false,
+            Exchange::Plain { again }
+            | Exchange::OAuthBearer { again }
+            | Exchange::ScramFirst { again, .. }
+            | Exchange::ScramFinal { again, .. } => again.is_some(),
+            Exchange::Authenticated(_) => true,
+        }
+    }
+}
+
+/// The largest frame a connection that has not authenticated yet may
+/// send (Kafka's `sasl.server.max.receive.size`): its SASL messages are
+/// small, and a client nobody knows does not make the broker allocate
+/// more.
+pub const UNAUTHENTICATED_FRAME_BYTES_MAX: usize = 512 * 1024;
+
+/// How long a connection of a SASL listener has to authenticate, from its
+/// accept (or its TLS handshake): one that has not by then is closed, so
+/// that a client sending a byte at a time cannot hold it open.
+pub const AUTHENTICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A SaslAuthenticate that went well: the server's token, and whether the
 /// client is now authenticated (as this principal) or has another
 /// message to send.

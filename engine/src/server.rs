@@ -433,6 +433,15 @@ where
     };
     let mut sequence = 0u64;
     let order = RequestOrder::new();
+    // A SASL connection authenticates first, within a deadline and with
+    // small frames ([`crate::sasl::UNAUTHENTICATED_FRAME_BYTES_MAX`]).
+    let authenticate_by = Instant::now() + crate::sasl::AUTHENTICATION_TIMEOUT;
+    let authenticated = || {
+        connection
+            .sasl
+            .as_ref()
+            .is_none_or(|sasl| sasl.exchange.borrow().has_authenticated())
+    };
     // Set by a request that closes the connection: read no more.
     let closing = Rc::new(std::cell::Cell::new(false));
     let outcome = loop {
@@ -442,7 +451,39 @@ where
                 glommio::timer::sleep(until - now).await;
             }
         }
-        let frame = match frames.next(&mut reader_half, timeouts).await {
+        if !authenticated() {
+            // The request in flight (the exchange's last message) decides
+            // what the next frame may be: wait for it.
+            drop(
+                slots
+                    .acquire(shard.config.in_flight_per_connection_max as u64)
+                    .await,
+            );
+        }
+        let next = if authenticated() {
+            frames.set_frame_bytes_max(shard.config.frame_bytes_max);
+            frames.next(&mut reader_half, timeouts).await
+        } else {
+            frames.set_frame_bytes_max(
+                shard
+                    .config
+                    .frame_bytes_max
+                    .min(crate::sasl::UNAUTHENTICATED_FRAME_BYTES_MAX),
+            );
+            let left = authenticate_by.saturating_duration_since(Instant::now());
+            futures_lite::future::or(frames.next(&mut reader_half, timeouts), async {
+                glommio::timer::sleep(left).await;
+                Err(FrameError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "not authenticated within {:?}",
+                        crate::sasl::AUTHENTICATION_TIMEOUT
+                    ),
+                )))
+            })
+            .await
+        };
+        let frame = match next {
             Ok(Some(frame)) => frame,
             Ok(None) => break Ok(()),
             Err(FrameError::TooLarge { declared, max }) => {

@@ -1067,6 +1067,8 @@ mod tests {
                 },
                 credentials,
                 ca,
+                cert: None,
+                key: None,
             }
         };
         let error = connect(&settings(SecurityProtocol::SaslPlaintext, None, None)).unwrap_err();

@@ -151,10 +151,14 @@ fn authenticate(
                 (setting, token) => setting.or(token),
             };
             if let (Some(sasl), Some(lifetime)) = (&connection.sasl, lifetime) {
-                sasl.expires.set(Some(std::time::Instant::now() + lifetime));
+                // Past what an Instant holds: for the connection's life.
+                sasl.expires
+                    .set(std::time::Instant::now().checked_add(lifetime));
             }
             let lifetime_ms = match lifetime {
-                Some(lifetime) if request.version >= 1 => lifetime.as_millis() as i64,
+                Some(lifetime) if request.version >= 1 => {
+                    i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)
+                }
                 _ => 0,
             };
             SaslAuthenticateResponse::default()

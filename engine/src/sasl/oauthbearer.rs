@@ -15,6 +15,10 @@ use std::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use ring::signature;
 
+/// The latest expiry a token is taken at (the end of year 9999): a later
+/// `exp` is read as this, so that the time stays representable.
+const EXPIRY_MAX_S: f64 = 253_402_300_799.0;
+
 /// The largest JWKS file read, and the largest token taken.
 pub const JWKS_BYTES_MAX: u64 = 1 << 20;
 pub const TOKEN_BYTES_MAX: usize = 64 * 1024;
@@ -179,7 +183,8 @@ impl Validator {
             .as_str()
             .filter(|subject| !subject.is_empty())
             .ok_or_else(|| format!("the token has no {} claim", self.settings.sub_claim))?;
-        let expires = UNIX_EPOCH + Duration::from_secs_f64(expiry.max(0.0));
+        // A token may say any number; the session's end is kept in range.
+        let expires = UNIX_EPOCH + Duration::from_secs_f64(expiry.clamp(0.0, EXPIRY_MAX_S));
         Ok((format!("User:{subject}"), expires))
     }
 }
@@ -285,6 +290,23 @@ mod tests {
                 sub_claim: "sub".to_string(),
             },
             keys: parse_jwks(keys).unwrap(),
+        }
+    }
+
+    #[test]
+    fn an_expiry_past_any_clock_is_read_as_the_latest_one() {
+        let pair = key_pair();
+        let validator = validator(&jwks(&pair, "k1"), None, None);
+        for exp in ["1e300", "1e19", "9.3e18", "18446744073709551615"] {
+            let claims = format!(r#"{{"sub":"alice","exp":{exp}}}"#);
+            let (_, expires) = validator
+                .validate(&token(&pair, "k1", &claims), SystemTime::now())
+                .unwrap();
+            assert_eq!(
+                expires.duration_since(UNIX_EPOCH).unwrap().as_secs_f64(),
+                EXPIRY_MAX_S,
+                "{exp}"
+            );
         }
     }
 

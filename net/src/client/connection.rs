@@ -197,7 +197,7 @@ async fn handshake(
     };
     futures_lite::future::or(connecting, timed_out)
         .await
-        .map_err(|error| ClientError::Io(error.into()))
+        .map_err(ClientError::Io)
 }
 
 impl Connection {

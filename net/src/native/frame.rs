@@ -161,6 +161,11 @@ impl FrameReader {
         }
     }
 
+    /// Caps the frames read from now on at `frame_bytes_max` bytes.
+    pub fn set_frame_bytes_max(&mut self, frame_bytes_max: usize) {
+        self.frame_bytes_max = frame_bytes_max;
+    }
+
     /// The next frame's bytes (without the length prefix), or `None` when the
     /// stream ends cleanly between frames. The declared length is checked
     /// against the cap before any room is made for it.
