@@ -456,7 +456,7 @@ where
             // what the next frame may be: wait for it.
             drop(
                 slots
-                    .acquire(shard.config.in_flight_per_connection_max as u64)
+                    .acquire_permit(shard.config.in_flight_per_connection_max as u64)
                     .await,
             );
         }

@@ -1156,28 +1156,38 @@ fn huge_cases(rng: &mut StdRng, target: &SaslTarget) -> Vec<Case> {
             .after(Prelude::Handshake("PLAIN"));
         cases.push(case.then(quiet_then(rng)));
     }
-    let token = random_bytes(rng, 1 << 20);
-    let frame = sasl_authenticate(2, id, &token);
-    let case = target.case(SASL_HUGE, "a PLAIN token of 1 MiB".into(), frame);
-    let case = case.after(Prelude::Handshake("PLAIN"));
-    cases.push(
-        case.answered(ApiKey::SaslAuthenticate, 2, Rule::Refused)
-            .then(Then::Probe),
-    );
-    let mut token = b"n,,n=alice,r=".to_vec();
-    token.extend(random_printable(rng, 1 << 20));
-    let mechanism = scram_mechanism(rng);
-    let frame = sasl_authenticate(1, id, &token);
-    let case = target.case(
-        SASL_HUGE,
-        format!("a {mechanism} first message of 1 MiB"),
-        frame,
-    );
-    let case = case.after(Prelude::Handshake(mechanism));
-    cases.push(
-        case.answered(ApiKey::SaslAuthenticate, 1, Rule::Refused)
-            .then(Then::Probe),
-    );
+    // Over the cap of a connection that has not authenticated (512 KiB,
+    // Kafka's `sasl.server.max.receive.size`): closed unanswered, as Kafka
+    // does. Under it: answered, refused.
+    for (size, within) in [(1 << 20, false), (256 << 10, true)] {
+        let token = random_bytes(rng, size);
+        let frame = sasl_authenticate(2, id, &token);
+        let name = format!("a PLAIN token of {} KiB", size >> 10);
+        let case = target.case(SASL_HUGE, name, frame);
+        let case = case.after(Prelude::Handshake("PLAIN"));
+        cases.push(if within {
+            case.answered(ApiKey::SaslAuthenticate, 2, Rule::Refused)
+                .then(Then::Probe)
+        } else {
+            case.then(quiet_then(rng))
+        });
+        let mut token = b"n,,n=alice,r=".to_vec();
+        token.extend(random_printable(rng, size));
+        let mechanism = scram_mechanism(rng);
+        let frame = sasl_authenticate(1, id, &token);
+        let case = target.case(
+            SASL_HUGE,
+            format!("a {mechanism} first message of {} KiB", size >> 10),
+            frame,
+        );
+        let case = case.after(Prelude::Handshake(mechanism));
+        cases.push(if within {
+            case.answered(ApiKey::SaslAuthenticate, 1, Rule::Refused)
+                .then(Then::Probe)
+        } else {
+            case.then(quiet_then(rng))
+        });
+    }
     cases
 }
 
