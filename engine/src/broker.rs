@@ -33,6 +33,8 @@ const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(10);
 pub enum EngineError {
     #[error(transparent)]
     Controller(#[from] crate::controller::open::ControllerStartError),
+    #[error("OAUTHBEARER keys (the JWKS): {0}; the broker does not serve without them")]
+    Jwks(#[from] crate::sasl::jwks::JwksError),
     #[error("shard {shard} could not start: {reason}")]
     ShardStart { shard: usize, reason: String },
     #[error("{cores} cores asked for; between 1 and {available} can be used")]
@@ -122,6 +124,17 @@ impl Broker {
         }
         crate::config::check_quorum(&config)?;
         let started = Instant::now();
+        // OAUTHBEARER's keys, shared by every shard: read or fetched
+        // before anything else, so that a broker without them changes
+        // nothing and says why.
+        let oauth_keys = match config
+            .kafka_sasl
+            .as_ref()
+            .and_then(|sasl| sasl.oauthbearer.as_ref())
+        {
+            Some(settings) => Some(crate::sasl::jwks::start(&settings.jwks)?),
+            None => None,
+        };
         let mut locks = vec![lock_data_dir(&config.data_dir)?];
         // Partition directories hang off it: make it absolute once.
         let mut config = config;
@@ -194,6 +207,7 @@ impl Broker {
                 None
             };
             let ready = ready_sender.clone();
+            let oauth_keys = oauth_keys.clone();
             let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % available))
                 .name(&format!("shard-{id}"))
                 .spawn(move || async move {
@@ -220,7 +234,7 @@ impl Broker {
                             quota_meters,
                         },
                     ));
-                    shard_main(shard, inbox, admin, ready).await;
+                    shard_main(shard, inbox, admin, oauth_keys, ready).await;
                 });
             match spawned {
                 Ok(handle) => threads.push(handle),
@@ -346,6 +360,7 @@ async fn shard_main(
     shard: Rc<Shard>,
     inbox: async_channel::Receiver<ShardMessage>,
     admin: Option<std::net::TcpListener>,
+    oauth_keys: Option<crate::sasl::jwks::Keys>,
     ready: mpsc::Sender<Result<Ready, EngineError>>,
 ) {
     let started = Instant::now();
@@ -462,17 +477,19 @@ async fn shard_main(
             .plain_users
             .as_deref()
             .map_or(Ok(crate::sasl::Users::default()), crate::sasl::Users::read)
-            .and_then(|mut users| {
+        {
+            Ok(mut users) => {
                 if let Some(settings) = &sasl.oauthbearer {
-                    let validator = crate::sasl::oauthbearer::Validator::new(settings.clone())
-                        .map_err(|reason| {
-                            crate::sasl::UsersError::new(&settings.jwks_file, reason)
-                        })?;
-                    users.oauthbearer = Some(validator);
+                    let keys = oauth_keys
+                        .clone()
+                        .expect("the OAUTHBEARER keys are had before the shards start");
+                    users.oauthbearer = Some(crate::sasl::oauthbearer::Validator::new(
+                        settings.clone(),
+                        keys,
+                    ));
                 }
-                Ok(users)
-            }) {
-            Ok(users) => Some(Rc::new(users)),
+                Some(Rc::new(users))
+            }
             Err(error) => {
                 let reason = format!("SASL users of the Kafka listener: {error}");
                 let _ = ready.send(Err(EngineError::ShardStart {

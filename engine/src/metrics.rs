@@ -330,6 +330,24 @@ fn render_security(out: &mut String) {
     );
     Family::counter(
         out,
+        "sluice_oauthbearer_jwks_fetches_total",
+        "Fetches of the OAUTHBEARER keys from sasl_oauthbearer_jwks_endpoint_url, at start and since.",
+    )
+    .sample(
+        &[],
+        crate::sasl::jwks::FETCHES.load(Ordering::Relaxed),
+    );
+    Family::counter(
+        out,
+        "sluice_oauthbearer_jwks_fetch_failures_total",
+        "Fetches of the OAUTHBEARER keys that failed (the keys in use were kept).",
+    )
+    .sample(
+        &[],
+        crate::sasl::jwks::FETCH_FAILURES.load(Ordering::Relaxed),
+    );
+    Family::counter(
+        out,
         "sluice_authorization_denials_total",
         "Operations the ACL authorizer refused (a request refused in part counts each refused resource).",
     )
@@ -867,7 +885,7 @@ mod tests {
                 assert_eq!(family, current, "{line} outside its family");
             }
         }
-        assert_eq!(seen.len(), 44, "{seen:?}");
+        assert_eq!(seen.len(), 46, "{seen:?}");
     }
 
     #[test]

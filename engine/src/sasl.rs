@@ -16,6 +16,7 @@
 //! the password then, with a salt of their own. Use PLAIN over TLS
 //! (`SASL_SSL`): it sends the password as it is.
 
+pub mod jwks;
 pub mod oauthbearer;
 pub mod scram;
 
@@ -41,7 +42,7 @@ pub struct SaslSettings {
     /// metadata's credentials). None: only SCRAM credentials of the
     /// metadata, and OAUTHBEARER.
     pub plain_users: Option<PathBuf>,
-    /// OAUTHBEARER, when a JWKS file is given.
+    /// OAUTHBEARER, when a JWKS (a file or a URL) is given.
     pub oauthbearer: Option<oauthbearer::OAuthSettings>,
 }
 

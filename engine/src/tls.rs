@@ -118,7 +118,7 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|error| file_error(path, error))
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read_pem(path)?;
     let certificates = rustls_pemfile::certs(&mut io::Cursor::new(&pem))
         .collect::<Result<Vec<_>, _>>()

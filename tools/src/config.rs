@@ -42,6 +42,12 @@ pub enum ConfigError {
         value: String,
         message: &'static str,
     },
+    #[error("{key} = {value}: {message}")]
+    Refused {
+        key: &'static str,
+        value: String,
+        message: String,
+    },
 }
 
 /// The prefix of the environment variables that configure the broker.
@@ -143,6 +149,18 @@ config_layer! {
     /// file, RS256 and ES256 keys); given, a SASL listener takes
     /// OAUTHBEARER (Kafka's `sasl.oauthbearer.jwks.endpoint.url`, a file).
     sasl_oauthbearer_jwks_file: PathBuf,
+    /// Where the OAUTHBEARER keys come from (Kafka's
+    /// `sasl.oauthbearer.jwks.endpoint.url`): `https://...`, `http://` to
+    /// a loopback host only, or a file (`file:///PATH` or a path, as
+    /// `sasl_oauthbearer_jwks_file`).
+    sasl_oauthbearer_jwks_endpoint_url: String,
+    /// How often the keys of a URL are fetched again (Kafka's
+    /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`, default an hour; at
+    /// least 10 s).
+    sasl_oauthbearer_jwks_endpoint_refresh_ms: u64,
+    /// The certificate authorities an `https://` JWKS endpoint must chain
+    /// to (PEM); absent: the system's.
+    sasl_oauthbearer_jwks_endpoint_ca_file: PathBuf,
     /// The `iss` a token must have, if set.
     sasl_oauthbearer_expected_issuer: String,
     /// An `aud` a token must have, if set.
@@ -239,6 +257,65 @@ config_layer! {
     /// `replica.selector.class`): `leader`, or `rack-aware` (also Kafka's
     /// class name `org.apache.kafka.common.replica.RackAwareReplicaSelector`).
     replica_selector: String,
+}
+
+/// Where OAUTHBEARER's keys come from: the file, or the URL (which may
+/// name a file too), and how a URL's are fetched.
+fn jwks_settings(
+    file: Option<PathBuf>,
+    url: Option<String>,
+    refresh_ms: Option<u64>,
+    ca_file: Option<PathBuf>,
+) -> Result<Option<sluice_engine::sasl::jwks::JwksSettings>, ConfigError> {
+    use sluice_engine::sasl::jwks::{refresh, JwksSettings, Location};
+    let location = match (file, url) {
+        (None, None) => None,
+        (Some(file), None) => Some(Location::File(file)),
+        (None, Some(url)) => {
+            Some(
+                Location::parse(&url).map_err(|message| ConfigError::Refused {
+                    key: "sasl_oauthbearer_jwks_endpoint_url",
+                    value: url.clone(),
+                    message,
+                })?,
+            )
+        }
+        (Some(_), Some(url)) => {
+            return Err(ConfigError::Invalid {
+                key: "sasl_oauthbearer_jwks_endpoint_url",
+                value: url,
+                message: "sasl_oauthbearer_jwks_file is given too: one of them",
+            })
+        }
+    };
+    let refresh_interval = match refresh_ms.map(Duration::from_millis) {
+        None => refresh::REFRESH_INTERVAL_DEFAULT,
+        Some(interval) if interval >= refresh::REFRESH_INTERVAL_MIN => interval,
+        Some(interval) => {
+            return Err(ConfigError::Invalid {
+                key: "sasl_oauthbearer_jwks_endpoint_refresh_ms",
+                value: interval.as_millis().to_string(),
+                message: "must be at least 10000 (10 s)",
+            })
+        }
+    };
+    let Some(location) = location else {
+        return Ok(None);
+    };
+    if ca_file.is_some()
+        && !matches!(&location, Location::Http(url) if url.scheme == sluice_engine::sasl::jwks::url::Scheme::Https)
+    {
+        return Err(ConfigError::Invalid {
+            key: "sasl_oauthbearer_jwks_endpoint_ca_file",
+            value: ca_file.unwrap_or_default().display().to_string(),
+            message: "is for an https:// sasl_oauthbearer_jwks_endpoint_url",
+        });
+    }
+    Ok(Some(JwksSettings {
+        location,
+        ca_file,
+        refresh_interval,
+    }))
 }
 
 fn env_value<T: FromStr>(env: &HashMap<String, String>, key: &str) -> Result<Option<T>, ConfigError>
@@ -447,16 +524,20 @@ impl ConfigLayer {
                 });
             }
         };
-        let oauthbearer = self.sasl_oauthbearer_jwks_file.map(|jwks_file| {
-            sluice_engine::sasl::oauthbearer::OAuthSettings {
-                jwks_file,
-                expected_issuer: self.sasl_oauthbearer_expected_issuer.clone(),
-                expected_audience: self.sasl_oauthbearer_expected_audience.clone(),
-                sub_claim: self
-                    .sasl_oauthbearer_sub_claim_name
-                    .clone()
-                    .unwrap_or_else(|| "sub".to_string()),
-            }
+        let jwks = jwks_settings(
+            self.sasl_oauthbearer_jwks_file,
+            self.sasl_oauthbearer_jwks_endpoint_url,
+            self.sasl_oauthbearer_jwks_endpoint_refresh_ms,
+            self.sasl_oauthbearer_jwks_endpoint_ca_file,
+        )?;
+        let oauthbearer = jwks.map(|jwks| sluice_engine::sasl::oauthbearer::OAuthSettings {
+            jwks,
+            expected_issuer: self.sasl_oauthbearer_expected_issuer.clone(),
+            expected_audience: self.sasl_oauthbearer_expected_audience.clone(),
+            sub_claim: self
+                .sasl_oauthbearer_sub_claim_name
+                .clone()
+                .unwrap_or_else(|| "sub".to_string()),
         });
         config.kafka_sasl = match (sasl, self.sasl_plain_users_file, oauthbearer) {
             (false, _, _) => None,
@@ -464,7 +545,7 @@ impl ConfigLayer {
                 key: "kafka_addr",
                 value: listener_value(),
                 message:
-                    "a SASL listener (SASL_PLAINTEXT://, SASL_SSL://) needs sasl_plain_users_file or sasl_oauthbearer_jwks_file",
+                    "a SASL listener (SASL_PLAINTEXT://, SASL_SSL://) needs sasl_plain_users_file, or sasl_oauthbearer_jwks_endpoint_url (or sasl_oauthbearer_jwks_file)",
             }),
             (true, plain_users, oauthbearer) => Some(SaslSettings {
                 plain_users,
@@ -943,12 +1024,17 @@ mod tests {
                     "SLUICE_TRANSACTION_VERSION" => "1",
                     "SLUICE_SSL_CLIENT_AUTH" => "required",
                     "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP" => "INTERNAL:SSL",
+                    "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL" => "https://idp:7/jwks",
+                    "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_REFRESH_MS" => "70000",
                     _ => "7",
                 };
                 (variable, value.to_string())
             })
+            // The JWKS file and URL are one or the other (below).
             .filter(|(variable, _)| {
-                variable != "SLUICE_DATA_DIR" && variable != "SLUICE_NATIVE_ADDR"
+                variable != "SLUICE_DATA_DIR"
+                    && variable != "SLUICE_NATIVE_ADDR"
+                    && variable != "SLUICE_SASL_OAUTHBEARER_JWKS_FILE"
             })
             .collect();
         let env: HashMap<String, String> = pairs.into_iter().collect();
@@ -1126,6 +1212,86 @@ mod tests {
             ],
         ] {
             assert!(config(refused).is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn oauthbearer_keys_come_from_a_file_or_a_url() {
+        use sluice_engine::sasl::jwks::{refresh, url::Scheme, JwksSettings, Location};
+        let config = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://h:9094")];
+            all.extend_from_slice(pairs);
+            broker_config(ConfigLayer::default(), &env(&all), None)
+        };
+        let jwks = |pairs: &[(&str, &str)]| -> Result<JwksSettings, ConfigError> {
+            let sasl = config(pairs)?.kafka_sasl.expect("a SASL listener");
+            Ok(sasl.oauthbearer.expect("OAUTHBEARER").jwks)
+        };
+        let file = jwks(&[("SLUICE_SASL_OAUTHBEARER_JWKS_FILE", "/jwks.json")]).unwrap();
+        assert_eq!(file.location, Location::File(PathBuf::from("/jwks.json")));
+        assert_eq!(file.refresh_interval, refresh::REFRESH_INTERVAL_DEFAULT);
+        for url in ["/jwks.json", "file:///jwks.json"] {
+            let same = jwks(&[("SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL", url)]).unwrap();
+            assert_eq!(same, file, "{url}");
+        }
+        let https = jwks(&[
+            (
+                "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL",
+                "https://idp.example/jwks",
+            ),
+            ("SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_REFRESH_MS", "60000"),
+            ("SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_CA_FILE", "/ca.pem"),
+        ])
+        .unwrap();
+        let Location::Http(url) = &https.location else {
+            panic!("{https:?}");
+        };
+        assert_eq!(url.scheme, Scheme::Https);
+        assert_eq!(url.target, "/jwks");
+        assert_eq!(https.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(https.refresh_interval, Duration::from_secs(60));
+        let loopback = jwks(&[(
+            "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL",
+            "http://127.0.0.1:8080/jwks",
+        )])
+        .unwrap();
+        assert!(matches!(loopback.location, Location::Http(url) if url.scheme == Scheme::Http));
+
+        let refused = |pairs: &[(&str, &str)]| config(pairs).unwrap_err().to_string();
+        let error = refused(&[(
+            "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL",
+            "http://idp.example/jwks",
+        )]);
+        assert!(
+            error.starts_with("sasl_oauthbearer_jwks_endpoint_url = http://idp.example/jwks: ")
+                && error.contains("loopback"),
+            "{error}"
+        );
+        for pairs in [
+            &[
+                ("SLUICE_SASL_OAUTHBEARER_JWKS_FILE", "/jwks.json"),
+                (
+                    "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL",
+                    "https://idp/jwks",
+                ),
+            ][..],
+            &[
+                (
+                    "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL",
+                    "https://idp/jwks",
+                ),
+                ("SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_REFRESH_MS", "3600"),
+            ],
+            &[
+                ("SLUICE_SASL_OAUTHBEARER_JWKS_FILE", "/jwks.json"),
+                ("SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_CA_FILE", "/ca.pem"),
+            ],
+            &[(
+                "SLUICE_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL",
+                "ftp://idp/jwks",
+            )],
+        ] {
+            assert!(config(pairs).is_err(), "{pairs:?}");
         }
     }
 

@@ -99,7 +99,7 @@ impl Protocol for Kafka {
         connection: &crate::server::Connection,
         turn: &Turn,
     ) -> Result<Option<BytesMut>, String> {
-        if let Some(answer) = sasl::before_serving(&shard, &request, connection) {
+        if let Some(answer) = sasl::before_serving(&shard, &request, connection).await {
             return answer;
         }
         request.client_host = connection

@@ -19,7 +19,7 @@ const ILLEGAL_SASL_STATE: i16 = 34;
 /// Serves `request` if it is one of authentication, or refuses one that
 /// comes before it on a SASL listener (`Err`: the connection closes, as
 /// Kafka closes it). `None`: any other request, to be served as usual.
-pub fn before_serving(
+pub async fn before_serving(
     shard: &Shard,
     request: &KafkaRequest,
     connection: &Connection,
@@ -28,9 +28,10 @@ pub fn before_serving(
         ApiKey::SaslHandshake => {
             Some(checked(request).and_then(|()| handshake(shard, request, connection)))
         }
-        ApiKey::SaslAuthenticate => {
-            Some(checked(request).and_then(|()| authenticate(shard, request, connection)))
-        }
+        ApiKey::SaslAuthenticate => Some(match checked(request) {
+            Ok(()) => authenticate(shard, request, connection).await,
+            Err(error) => Err(error),
+        }),
         ApiKey::ApiVersions => None,
         api if !connection.authenticated() => {
             // Closed without an answer, as Kafka closes it; counted and
@@ -104,12 +105,22 @@ fn handshake(
     encode(request, request.version, &response).map(Some)
 }
 
-fn authenticate(
+async fn authenticate(
     shard: &Shard,
     request: &KafkaRequest,
     connection: &Connection,
 ) -> Result<Option<BytesMut>, String> {
     let asked: SaslAuthenticateRequest = decode(request)?;
+    // An OAUTHBEARER token that names a key the set lacks: the keys may
+    // have been rotated since they were fetched. The refresher thread
+    // fetches them again (or declines to, if it did lately) while this
+    // connection waits.
+    if let Some(sasl) = &connection.sasl {
+        let oauthbearer = matches!(*sasl.exchange.borrow(), sasl::Exchange::OAuthBearer { .. });
+        if let Some(validator) = sasl.users.oauthbearer.as_ref().filter(|_| oauthbearer) {
+            validator.refresh_for_unknown_kid(&asked.auth_bytes).await;
+        }
+    }
     let result = match &connection.sasl {
         Some(sasl) => {
             // SCRAM credentials stored in the cluster's metadata first

@@ -1,102 +1,64 @@
 //! SASL OAUTHBEARER (RFC 7628, KIP-255, KIP-768): the client sends a JSON
 //! Web Token, and the broker validates it against the public keys of a
-//! JWKS file: its signature (RS256 or ES256, by the key its `kid` names),
-//! its expiry and not-before (with a clock skew), its issuer and audience
-//! when configured. The principal is `User:` and the token's subject (the
+//! JSON Web Key Set (see [`super::jwks`]: a file, or a URL kept fresh):
+//! its signature (RS256 or ES256, by the key its `kid` names), its expiry
+//! and not-before (with a clock skew), its issuer and audience when
+//! configured. The principal is `User:` and the token's subject (the
 //! `sub` claim, or the claim `sasl_oauthbearer_sub_claim_name` names). The
 //! session lasts no longer than the token (KIP-368: the client
 //! re-authenticates with a new one).
 
-use std::{
-    path::{Path, PathBuf},
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use ring::signature;
+
+use super::jwks::{refresh, JwksSettings, Keys};
 
 /// The latest expiry a token is taken at (the end of year 9999): a later
 /// `exp` is read as this, so that the time stays representable.
 const EXPIRY_MAX_S: f64 = 253_402_300_799.0;
 
-/// The largest JWKS file read, and the largest token taken.
-pub const JWKS_BYTES_MAX: u64 = 1 << 20;
+/// The largest token taken.
 pub const TOKEN_BYTES_MAX: usize = 64 * 1024;
 
 /// How far the broker's clock and the token issuer's may differ.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
 
-/// What validates tokens: the JWKS file, and the claims expected.
+/// How long an authentication whose token names a key the set lacks
+/// waits for the keys to be fetched again: a fetch's own limit, and a
+/// second.
+pub const UNKNOWN_KID_WAIT_MAX: Duration =
+    Duration::from_secs(refresh::FETCH_TIMEOUT.as_secs() + 1);
+
+/// What validates tokens: where the keys come from, and the claims
+/// expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthSettings {
-    pub jwks_file: PathBuf,
+    pub jwks: JwksSettings,
     pub expected_issuer: Option<String>,
     pub expected_audience: Option<String>,
     pub sub_claim: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyKind {
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
-    /// P-256: the uncompressed point.
-    Ec256 {
-        point: Vec<u8>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Key {
-    kid: Option<String>,
-    kind: KeyKind,
-}
-
-/// A token validator: the settings and the keys read from the JWKS file.
+/// A token validator: the settings, and the node's key set. One per
+/// shard; the keys are shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validator {
     settings: OAuthSettings,
-    keys: Vec<Key>,
+    keys: Keys,
 }
 
-fn bytes_of(value: &serde_json::Value, field: &str) -> Result<Vec<u8>, String> {
-    let text = value[field]
-        .as_str()
-        .ok_or_else(|| format!("a key without {field}"))?;
-    URL_SAFE_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .map_err(|_| format!("a key's {field} is not base64url"))
+/// The parts of a signed JWT: the header and the claims (JSON), the
+/// signature, and the bytes it signs.
+struct Token {
+    header: serde_json::Value,
+    claims: serde_json::Value,
+    signature: Vec<u8>,
+    signed: String,
 }
 
-impl Validator {
-    /// Reads the JWKS file (at most [`JWKS_BYTES_MAX`]).
-    pub fn new(settings: OAuthSettings) -> Result<Validator, String> {
-        let path = &settings.jwks_file;
-        let error = |reason: String| format!("{}: {reason}", path.display());
-        let size = std::fs::metadata(path)
-            .map_err(|e| error(e.to_string()))?
-            .len();
-        if size > JWKS_BYTES_MAX {
-            return Err(error(format!("{size} bytes, over {JWKS_BYTES_MAX}")));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        let keys = parse_jwks(&text).map_err(error)?;
-        Ok(Validator { settings, keys })
-    }
-
-    pub fn jwks_file(&self) -> &Path {
-        &self.settings.jwks_file
-    }
-
-    /// Validates the client's message: the principal and when its token
-    /// expires, or why it is refused.
-    pub fn authenticate(&self, message: &[u8]) -> Result<(String, SystemTime), String> {
-        let token = bearer_token(message)?;
-        self.validate(token, SystemTime::now())
-    }
-
-    fn validate(&self, token: &str, now: SystemTime) -> Result<(String, SystemTime), String> {
+impl Token {
+    fn parse(token: &str) -> Result<Token, String> {
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -109,48 +71,79 @@ impl Validator {
                 .map_err(|_| format!("the token's {what} is not base64url"))?;
             serde_json::from_slice(&bytes).map_err(|_| format!("the token's {what} is not JSON"))
         };
-        let header_json = json(header, "header")?;
-        let claims = json(payload, "payload")?;
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| "the token's signature is not base64url".to_string())?;
-        let signed = format!("{header}.{payload}");
-        let alg = header_json["alg"].as_str().unwrap_or_default();
-        let kid = header_json["kid"].as_str();
-        let candidates = self.keys.iter().filter(|key| match (kid, &key.kid) {
-            (Some(wanted), Some(kid)) => wanted == kid,
-            (Some(_), None) => false,
-            (None, _) => true,
-        });
-        let verified = match alg {
-            "RS256" => candidates
-                .filter_map(|key| match &key.kind {
-                    KeyKind::Rsa { n, e } => Some(signature::RsaPublicKeyComponents { n, e }),
-                    KeyKind::Ec256 { .. } => None,
-                })
-                .any(|key| {
-                    key.verify(
-                        &signature::RSA_PKCS1_2048_8192_SHA256,
-                        signed.as_bytes(),
-                        &signature,
-                    )
-                    .is_ok()
-                }),
-            "ES256" => candidates
-                .filter_map(|key| match &key.kind {
-                    KeyKind::Ec256 { point } => Some(point),
-                    KeyKind::Rsa { .. } => None,
-                })
-                .any(|point| {
-                    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                        .verify(signed.as_bytes(), &signature)
-                        .is_ok()
-                }),
-            other => return Err(format!("algorithm {other:?} is not RS256 or ES256")),
+        Ok(Token {
+            header: json(header, "header")?,
+            claims: json(payload, "payload")?,
+            signature: URL_SAFE_NO_PAD
+                .decode(signature)
+                .map_err(|_| "the token's signature is not base64url".to_string())?,
+            signed: format!("{header}.{payload}"),
+        })
+    }
+
+    fn kid(&self) -> Option<&str> {
+        self.header["kid"].as_str()
+    }
+}
+
+impl Validator {
+    pub fn new(settings: OAuthSettings, keys: Keys) -> Validator {
+        Validator { settings, keys }
+    }
+
+    /// Validates the client's message: the principal and when its token
+    /// expires, or why it is refused.
+    pub fn authenticate(&self, message: &[u8]) -> Result<(String, SystemTime), String> {
+        let token = bearer_token(message)?;
+        self.validate(token, SystemTime::now())
+    }
+
+    /// If the token of `message` names a key (`kid`) the set lacks, and
+    /// the keys come from a URL: asks for them to be fetched again and
+    /// waits for it, at most [`UNKNOWN_KID_WAIT_MAX`]. Returns at once if
+    /// such a fetch was made lately (see [`refresh::Policy`]). The fetch
+    /// is the refresher thread's; the executor goes on meanwhile.
+    pub async fn refresh_for_unknown_kid(&self, message: &[u8]) {
+        let Some(token) = bearer_token(message)
+            .ok()
+            .and_then(|token| Token::parse(token).ok())
+        else {
+            return;
         };
+        let Some(kid) = token.kid() else {
+            return;
+        };
+        if self.keys.current().has_kid(kid) {
+            return;
+        }
+        let Some(answered) = self.keys.refresh_for_unknown_kid() else {
+            return;
+        };
+        let timed_out = async {
+            glommio::timer::sleep(UNKNOWN_KID_WAIT_MAX).await;
+        };
+        futures_lite::future::or(
+            async {
+                let _ = answered.await;
+            },
+            timed_out,
+        )
+        .await;
+    }
+
+    fn validate(&self, token: &str, now: SystemTime) -> Result<(String, SystemTime), String> {
+        let token = Token::parse(token)?;
+        let alg = token.header["alg"].as_str().unwrap_or_default();
+        let verified = self.keys.current().verify(
+            alg,
+            token.kid(),
+            token.signed.as_bytes(),
+            &token.signature,
+        )?;
         if !verified {
             return Err("the token's signature is not one of the JWKS keys'".to_string());
         }
+        let claims = &token.claims;
         let seconds = |claim: &str| claims[claim].as_f64();
         let now_s = now
             .duration_since(UNIX_EPOCH)
@@ -189,42 +182,6 @@ impl Validator {
     }
 }
 
-/// The keys of a JWKS document: RSA keys and P-256 EC keys, other kinds
-/// skipped (a JWKS may hold keys for other uses).
-fn parse_jwks(text: &str) -> Result<Vec<Key>, String> {
-    let document: serde_json::Value =
-        serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
-    let keys = document["keys"]
-        .as_array()
-        .ok_or("no \"keys\" array (a JWKS document)")?;
-    let mut read = Vec::new();
-    for key in keys {
-        let kid = key["kid"].as_str().map(str::to_string);
-        let kind = match (key["kty"].as_str(), key["crv"].as_str()) {
-            (Some("RSA"), _) => KeyKind::Rsa {
-                n: bytes_of(key, "n")?,
-                e: bytes_of(key, "e")?,
-            },
-            (Some("EC"), Some("P-256")) => {
-                let (x, y) = (bytes_of(key, "x")?, bytes_of(key, "y")?);
-                if x.len() != 32 || y.len() != 32 {
-                    return Err("a P-256 key's x and y are 32 bytes".to_string());
-                }
-                let mut point = vec![4u8];
-                point.extend(x);
-                point.extend(y);
-                KeyKind::Ec256 { point }
-            }
-            _ => continue,
-        };
-        read.push(Key { kid, kind });
-    }
-    if read.is_empty() {
-        return Err("no RSA or P-256 key in it".to_string());
-    }
-    Ok(read)
-}
-
 /// The token of the client's first message (RFC 7628):
 /// `gs2-header %x01 *(key=value %x01) %x01`, with `auth=Bearer TOKEN`.
 fn bearer_token(message: &[u8]) -> Result<&str, String> {
@@ -252,6 +209,7 @@ fn bearer_token(message: &[u8]) -> Result<&str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sasl::jwks::KeySet;
     use ring::{
         rand::SystemRandom,
         signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING},
@@ -282,15 +240,19 @@ mod tests {
     }
 
     fn validator(keys: &str, issuer: Option<&str>, audience: Option<&str>) -> Validator {
-        Validator {
-            settings: OAuthSettings {
-                jwks_file: PathBuf::new(),
+        Validator::new(
+            OAuthSettings {
+                jwks: JwksSettings {
+                    location: super::super::jwks::Location::File("jwks.json".into()),
+                    ca_file: None,
+                    refresh_interval: refresh::REFRESH_INTERVAL_DEFAULT,
+                },
                 expected_issuer: issuer.map(str::to_string),
                 expected_audience: audience.map(str::to_string),
                 sub_claim: "sub".to_string(),
             },
-            keys: parse_jwks(keys).unwrap(),
-        }
+            Keys::fixed(KeySet::parse(keys).unwrap()),
+        )
     }
 
     #[test]
@@ -380,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_messages_and_documents_are_errors() {
+    fn malformed_messages_are_errors() {
         for message in [
             &b""[..],
             b"n,,",
@@ -392,14 +354,5 @@ mod tests {
             assert!(bearer_token(message).is_err(), "{message:?}");
         }
         assert!(bearer_token(&vec![b'a'; TOKEN_BYTES_MAX + 1]).is_err());
-        for document in [
-            "",
-            "{}",
-            r#"{"keys":[]}"#,
-            r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#,
-            r#"{"keys":[{"kty":"RSA","n":"!!"}]}"#,
-        ] {
-            assert!(parse_jwks(document).is_err(), "{document}");
-        }
     }
 }
