@@ -275,19 +275,7 @@ fn java_4_oauthbearer_refuses_an_expired_token() {
     );
     let jwks = dir.path().join("jwks.json");
     // OAUTHBEARER alone: no users file.
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
-        2,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
-            ("SLUICE_SASL_OAUTHBEARER_JWKS_FILE", jwks.to_str().unwrap()),
-            (
-                "SLUICE_SASL_OAUTHBEARER_EXPECTED_ISSUER",
-                "https://idp.test",
-            ),
-            ("SLUICE_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", "sluice"),
-        ],
-    );
+    let broker = common::certs::oauth_broker(&dir.path().join("data"), &jwks);
     let oauth = |name: &str, key: &str, lifetime_seconds: i64| {
         let jaas = format!(
             "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \

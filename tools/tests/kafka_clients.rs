@@ -25,7 +25,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use base64::Engine;
@@ -111,18 +111,7 @@ fn run_client(mut command: Command, script: &str) {
         let _ = stderr.read_to_string(&mut text);
         text
     });
-    let deadline = Instant::now() + Duration::from_secs(SCRIPT_SECONDS_MAX);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = common::wait_or_kill(&mut child, Duration::from_secs(SCRIPT_SECONDS_MAX));
     let out = out.join().unwrap();
     let err = err.join().unwrap();
     eprintln!("{out}");
@@ -595,25 +584,7 @@ fn franz_go_produces_consumes_in_a_consumer_protocol_group_and_administers() {
 /// download` ran before).
 fn go_client() -> &'static Path {
     static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
-    PROGRAM.get_or_init(|| {
-        let program = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("franz-go-client");
-        let output = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&program)
-            .arg(".")
-            .current_dir(clients_dir().join("go"))
-            .env("GOFLAGS", "-mod=readonly")
-            .stdin(Stdio::null())
-            .output()
-            .expect("go build runs");
-        assert!(
-            output.status.success(),
-            "go build in tests/kafka_clients/go: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        program
-    })
+    PROGRAM.get_or_init(|| common::build_go(".", "franz-go-client"))
 }
 
 // ---------------------------------------------------------------------

@@ -274,19 +274,7 @@ fn oauthbearer_takes_signed_tokens_of_the_jwks_keys() {
     );
     let jwks = dir.path().join("jwks.json");
     // OAUTHBEARER alone: no users file.
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
-        2,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
-            ("SLUICE_SASL_OAUTHBEARER_JWKS_FILE", jwks.to_str().unwrap()),
-            (
-                "SLUICE_SASL_OAUTHBEARER_EXPECTED_ISSUER",
-                "https://idp.test",
-            ),
-            ("SLUICE_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", "sluice"),
-        ],
-    );
+    let broker = common::certs::oauth_broker(&dir.path().join("data"), &jwks);
     let mut stream = connect(&broker);
     let answer = handshake(&mut stream, "OAUTHBEARER");
     assert_eq!(answer.error_code, 0);

@@ -27,7 +27,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::{
@@ -139,25 +139,7 @@ impl Client {
 /// directory, with the module versions of its go.sum only.
 fn franz_go_secured() -> &'static Path {
     static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
-    PROGRAM.get_or_init(|| {
-        let program = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("franz-go-secured");
-        let output = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&program)
-            .arg("./secured")
-            .current_dir(clients_dir().join("go"))
-            .env("GOFLAGS", "-mod=readonly")
-            .stdin(Stdio::null())
-            .output()
-            .expect("go build runs");
-        assert!(
-            output.status.success(),
-            "go build in tests/kafka_clients/go/secured: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        program
-    })
+    PROGRAM.get_or_init(|| common::build_go("./secured", "franz-go-secured"))
 }
 
 /// Runs `command` from `tests/kafka_clients/` and fails the test, with its
@@ -179,18 +161,7 @@ fn run_client(mut command: Command, what: &str) {
     };
     let out = reader(Box::new(child.stdout.take().unwrap()));
     let err = reader(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(CLIENT_SECONDS_MAX);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = common::wait_or_kill(&mut child, Duration::from_secs(CLIENT_SECONDS_MAX));
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     eprintln!("{out}");
     match status {
@@ -319,19 +290,7 @@ fn over_oauthbearer(client: Client) {
     let dir = tempfile::tempdir().unwrap();
     client.keygen(dir.path());
     let jwks = dir.path().join("jwks.json");
-    let broker = Broker::start_with(
-        &dir.path().join("data"),
-        2,
-        &[
-            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
-            ("SLUICE_SASL_OAUTHBEARER_JWKS_FILE", jwks.to_str().unwrap()),
-            (
-                "SLUICE_SASL_OAUTHBEARER_EXPECTED_ISSUER",
-                "https://idp.test",
-            ),
-            ("SLUICE_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", "sluice"),
-        ],
-    );
+    let broker = common::certs::oauth_broker(&dir.path().join("data"), &jwks);
     client.run("oauthbearer", &broker, dir.path());
 }
 

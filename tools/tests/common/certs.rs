@@ -241,3 +241,23 @@ pub fn https_get(addr: &str, authority_pem: &str, path: &str) -> Result<(String,
         body.to_string(),
     ))
 }
+
+/// A broker of 2 shards, its data in `data`, whose Kafka listener is
+/// SASL_PLAINTEXT with OAUTHBEARER alone (no users file): tokens signed by
+/// a key of the JWKS file `jwks`, issued by `https://idp.test` for
+/// `sluice`.
+pub fn oauth_broker(data: &Path, jwks: &Path) -> super::Broker {
+    super::Broker::start_with(
+        data,
+        2,
+        &[
+            ("SLUICE_KAFKA_ADDR", "SASL_PLAINTEXT://127.0.0.1:0"),
+            ("SLUICE_SASL_OAUTHBEARER_JWKS_FILE", jwks.to_str().unwrap()),
+            (
+                "SLUICE_SASL_OAUTHBEARER_EXPECTED_ISSUER",
+                "https://idp.test",
+            ),
+            ("SLUICE_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", "sluice"),
+        ],
+    )
+}

@@ -12,7 +12,7 @@ pub mod nodes;
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, ExitStatus, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -566,4 +566,45 @@ pub fn admin_get(
     stream.read_to_string(&mut text).unwrap();
     let status = text.lines().next().unwrap_or_default().to_string();
     (status, text)
+}
+
+/// The Go program of `tests/kafka_clients/go/{package}` built into the
+/// test target directory as `name`, with the module versions of its
+/// go.sum only (no network once `go mod download` ran): its path.
+pub fn build_go(package: &str, name: &str) -> PathBuf {
+    let program = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/go");
+    let output = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&program)
+        .arg(package)
+        .current_dir(&dir)
+        .env("GOFLAGS", "-mod=readonly")
+        .stdin(Stdio::null())
+        .output()
+        .expect("go build runs");
+    assert!(
+        output.status.success(),
+        "go build of {package} in tests/kafka_clients/go: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    program
+}
+
+/// Waits for `child` to exit, and kills it past `limit`: its status, or
+/// `None` if it had to be killed.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
