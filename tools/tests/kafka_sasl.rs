@@ -12,7 +12,7 @@ use std::{
     io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -296,4 +296,55 @@ fn oauthbearer_takes_signed_tokens_of_the_jwks_keys() {
         ],
         &[],
     );
+}
+
+/// A client that has not authenticated 30 s after it connected is closed,
+/// however it keeps its frames going (a byte at a time, each in time).
+#[test]
+fn a_connection_that_does_not_authenticate_in_time_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stalled frame alone would close it after 5 s without a byte: each
+    // byte comes well within that.
+    let broker = sasl_broker(
+        dir.path(),
+        1,
+        &[("SLUICE_PARTIAL_FRAME_TIMEOUT_MS", "5000")],
+    );
+    let mut stream = connect(&broker);
+    let mut byte = [0u8; 1];
+    // A frame that declares 1000 bytes and gets one every 500 ms.
+    stream.write_all(&1000u32.to_be_bytes()).unwrap();
+    let started = Instant::now();
+    let closed_after = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if stream.write_all(&[0]).is_err() {
+            break started.elapsed();
+        }
+        stream
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        match stream.read(&mut byte) {
+            Ok(0) => break started.elapsed(),
+            Err(error)
+                if !matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break started.elapsed()
+            }
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still open after a minute"
+        );
+    };
+    assert!(
+        closed_after >= Duration::from_secs(25),
+        "closed after {closed_after:?}: before the deadline"
+    );
+    // Others are served meanwhile and after.
+    let mut other = connect(&broker);
+    assert_eq!(handshake(&mut other, "PLAIN").error_code, 0);
 }
