@@ -191,5 +191,7 @@ for tls in (False, True):
     name = ("mutual TLS" if tls else "plaintext") if PEER else ("SSL" if tls else "PLAINTEXT")
     print(f"| {name} | {med(rs, 'rate'):.0f} | {med(rs, 'p50'):.1f} / "
           f"{med(rs, 'p99'):.1f} / {med(rs, 'p999'):.1f} | {med(rs, 'cpu_us'):.2f} |")
+plain_cpu = med(results[False], 'cpu_us')
+cpu_ratio = f"{med(results[True], 'cpu_us') / plain_cpu:.2f}x" if plain_cpu else "n/a (too short a run)"
 print(f"\nTLS / plaintext records/s: {med(results[True], 'rate') / med(results[False], 'rate'):.2f}; "
-      f"CPU per record: {med(results[True], 'cpu_us') / med(results[False], 'cpu_us'):.2f}x")
+      f"CPU per record: {cpu_ratio}")
