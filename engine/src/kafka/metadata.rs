@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{
     authorized_operations, cluster_id, failure_code, is_live, live_brokers, str_bytes, topic_name,
-    Resource,
+    KafkaBroker, Resource,
 };
 use crate::{
     cluster_metadata::{Metadata, TopicMeta},
@@ -36,6 +36,9 @@ pub async fn handle(
     listener: &str,
 ) -> MetadataResponse {
     let metadata = shard.metadata();
+    // The brokers this listener's clients are told of, once for every
+    // topic described.
+    let brokers = live_brokers(shard, &metadata, listener);
     let topic_operations = authorized_operations(
         Resource::Topic,
         version >= 8 && request.include_topic_authorized_operations,
@@ -49,7 +52,7 @@ pub async fn handle(
     match wanted {
         None => {
             for topic in metadata.topics.values() {
-                topics.push(describe(shard, &metadata, topic, version, listener));
+                topics.push(describe(shard, &metadata, topic, version, &brokers));
             }
         }
         Some(wanted) => {
@@ -70,7 +73,7 @@ pub async fn handle(
                 };
                 match (found, &topic.name) {
                     (Some(meta), _) => {
-                        topics.push(describe(shard, &metadata, &meta, version, listener))
+                        topics.push(describe(shard, &metadata, &meta, version, &brokers))
                     }
                     (None, Some(name)) if !by_id => missing.push(name.0.to_string()),
                     (None, _) => topics.push(
@@ -86,7 +89,7 @@ pub async fn handle(
         }
     }
     let mut response = MetadataResponse::default();
-    response.brokers = live_brokers(shard, &shard.metadata(), listener)
+    response.brokers = brokers
         .into_iter()
         .map(|broker| {
             MetadataResponseBroker::default()
@@ -141,11 +144,12 @@ async fn answer_missing(
     }
     let results = auto_create(shard, &missing).await;
     let metadata = shard.metadata();
+    let brokers = live_brokers(shard, &metadata, listener);
     missing
         .iter()
         .zip(results)
         .map(|(name, result)| match (metadata.topic(name), result) {
-            (Some(meta), _) => describe(shard, &metadata, meta, version, listener),
+            (Some(meta), _) => describe(shard, &metadata, meta, version, &brokers),
             (None, Err(code)) => unknown(name, code),
             (None, Ok(())) => unknown(name, ResponseError::LeaderNotAvailable.code()),
         })
@@ -195,9 +199,8 @@ fn describe(
     metadata: &Metadata,
     topic: &TopicMeta,
     version: i16,
-    listener: &str,
+    reachable: &[KafkaBroker],
 ) -> MetadataResponseTopic {
-    let reachable = live_brokers(shard, metadata, listener);
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(if version >= 10 {
