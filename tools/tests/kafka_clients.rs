@@ -42,33 +42,6 @@ const KEYS: usize = 1_000;
 /// A script that runs longer has hung.
 const SCRIPT_SECONDS_MAX: u64 = 600;
 
-fn clients_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients")
-}
-
-/// Whether `probe` succeeds. When it does not, the test fails under
-/// `SLUICE_REQUIRE_KAFKA_CLIENTS=1`, and otherwise is skipped, saying so.
-fn installed(client: &str, probe: &mut Command, install: &str) -> bool {
-    let found = probe
-        .current_dir(clients_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if found {
-        return true;
-    }
-    if std::env::var("SLUICE_REQUIRE_KAFKA_CLIENTS").as_deref() == Ok("1") {
-        panic!("{client} is not installed ({install}) and SLUICE_REQUIRE_KAFKA_CLIENTS=1");
-    }
-    eprintln!(
-        "SKIPPED: {client} is not installed ({install}); \
-         SLUICE_REQUIRE_KAFKA_CLIENTS=1 makes this a failure"
-    );
-    false
-}
-
 fn python_module(module: &str) -> Command {
     let mut command = Command::new("python3");
     command.args(["-c", &format!("import {module}")]);
@@ -93,7 +66,7 @@ fn run_script(program: &str, script: &str, arguments: &[&str]) {
 /// output, unless it succeeds within `SCRIPT_SECONDS_MAX`.
 fn run_client(mut command: Command, script: &str) {
     let mut child = command
-        .current_dir(clients_dir())
+        .current_dir(common::clients_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -303,11 +276,11 @@ impl Target {
 
 #[test]
 fn kcat_produces_lists_and_consumes() {
-    if !installed(
+    if !common::installed(
         "kcat",
         Command::new("kcat").arg("-V"),
         "apt-get install kcat",
-    ) || !installed("python3", Command::new("python3").arg("-V"), "python3")
+    ) || !common::installed("python3", Command::new("python3").arg("-V"), "python3")
     {
         return;
     }
@@ -324,7 +297,7 @@ fn kcat_produces_lists_and_consumes() {
 
 #[test]
 fn confluent_kafka_creates_produces_consumes_and_describes() {
-    if !installed(
+    if !common::installed(
         "confluent-kafka",
         &mut python_module("confluent_kafka"),
         "pip install -r tools/tests/kafka_clients/requirements.txt",
@@ -347,7 +320,7 @@ fn confluent_kafka_creates_produces_consumes_and_describes() {
 
 #[test]
 fn kafka_python_creates_produces_consumes_and_describes() {
-    if !installed(
+    if !common::installed(
         "kafka-python",
         &mut python_module("kafka"),
         "pip install -r tools/tests/kafka_clients/requirements.txt",
@@ -374,7 +347,7 @@ fn kafka_python_creates_produces_consumes_and_describes() {
 
 #[test]
 fn aiokafka_creates_produces_consumes_and_describes() {
-    if !installed(
+    if !common::installed(
         "aiokafka",
         &mut python_module("aiokafka"),
         "pip install -r tools/tests/kafka_clients/requirements.txt",
@@ -395,7 +368,7 @@ fn aiokafka_creates_produces_consumes_and_describes() {
 
 #[test]
 fn kafkajs_creates_produces_and_describes() {
-    if !installed(
+    if !common::installed(
         "KafkaJS",
         &mut node_package("kafkajs"),
         "npm ci in tools/tests/kafka_clients",
@@ -417,7 +390,7 @@ fn kafkajs_creates_produces_and_describes() {
 /// KafkaJS reads only in a consumer group.
 #[test]
 fn kafkajs_consumes_in_a_group() {
-    if !installed(
+    if !common::installed(
         "KafkaJS",
         &mut node_package("kafkajs"),
         "npm ci in tools/tests/kafka_clients",
@@ -480,7 +453,7 @@ impl MutualTls {
 /// KafkaJS (Node's TLS) over mutual TLS: the records test.
 #[test]
 fn kafkajs_over_mutual_tls() {
-    if !installed(
+    if !common::installed(
         "KafkaJS",
         &mut node_package("kafkajs"),
         "npm ci in tools/tests/kafka_clients",
@@ -498,7 +471,7 @@ fn kafkajs_over_mutual_tls() {
 /// and admin included.
 #[test]
 fn franz_go_over_mutual_tls() {
-    if !installed(
+    if !common::installed(
         "Go",
         Command::new("go").arg("version"),
         "Go 1.26 or later; .ci/run downloads the modules",
@@ -518,7 +491,7 @@ fn franz_go_over_mutual_tls() {
 
 #[test]
 fn platformatic_kafka_creates_produces_fetches_and_describes() {
-    if !installed(
+    if !common::installed(
         "@platformatic/kafka",
         &mut node_package("@platformatic/kafka"),
         "npm ci in tools/tests/kafka_clients",
@@ -552,7 +525,7 @@ fn platformatic_kafka_creates_produces_fetches_and_describes() {
 /// its deletion) and deleted records. The program checks what it reads;
 /// see its main.go.
 fn run_franz_go(topic: &str, protocol: &str) {
-    if !installed(
+    if !common::installed(
         "Go",
         Command::new("go").arg("version"),
         "Go 1.26 or later; .ci/run downloads the modules",
@@ -597,7 +570,7 @@ fn go_client() -> &'static Path {
 // scripts report their own failures; see tests/kafka_clients/*_groups.py.
 
 fn run_group_script(client: &str, module: &str, script: &str, topic: &str, strategy: &str) {
-    if !installed(
+    if !common::installed(
         client,
         &mut python_module(module),
         "pip install -r tools/tests/kafka_clients/requirements.txt",
@@ -659,7 +632,7 @@ fn kafka_python_groups_share_partitions_with_cooperative_sticky() {
 /// Runs `transactions.py` with `client` (whose Python module is `module`)
 /// against `bootstrap`: every case, or those named.
 fn run_transactions(client: &str, module: &str, bootstrap: &str, cases: &[&str]) -> bool {
-    if !installed(
+    if !common::installed(
         client,
         &mut python_module(module),
         "pip install -r tools/tests/kafka_clients/requirements.txt",

@@ -42,10 +42,6 @@ const RECORDS: usize = 200;
 /// refusals take well under a minute.
 const CLIENT_SECONDS_MAX: u64 = 300;
 
-fn clients_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients")
-}
-
 #[derive(Clone, Copy)]
 enum Client {
     KafkaJs,
@@ -76,25 +72,7 @@ impl Client {
                 (probe, "Go 1.26 or later; .ci/run downloads the modules")
             }
         };
-        let found = probe
-            .current_dir(clients_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if found {
-            return true;
-        }
-        let client = self.name();
-        if std::env::var("SLUICE_REQUIRE_KAFKA_CLIENTS").as_deref() == Ok("1") {
-            panic!("{client} is not installed ({install}) and SLUICE_REQUIRE_KAFKA_CLIENTS=1");
-        }
-        eprintln!(
-            "SKIPPED: {client} is not installed ({install}); \
-             SLUICE_REQUIRE_KAFKA_CLIENTS=1 makes this a failure"
-        );
-        false
+        common::installed(self.name(), &mut probe, install)
     }
 
     /// The client program, to be given its arguments.
@@ -146,7 +124,7 @@ fn franz_go_secured() -> &'static Path {
 /// output, unless it succeeds within [`CLIENT_SECONDS_MAX`].
 fn run_client(mut command: Command, what: &str) {
     let mut child = command
-        .current_dir(clients_dir())
+        .current_dir(common::clients_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

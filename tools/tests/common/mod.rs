@@ -573,7 +573,7 @@ pub fn admin_get(
 /// go.sum only (no network once `go mod download` ran): its path.
 pub fn build_go(package: &str, name: &str) -> PathBuf {
     let program = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients/go");
+    let dir = clients_dir().join("go");
     let output = Command::new("go")
         .args(["build", "-o"])
         .arg(&program)
@@ -607,4 +607,32 @@ pub fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Where the Kafka clients' programs and scripts are.
+pub fn clients_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients")
+}
+
+/// Whether `probe` succeeds. When it does not, the test fails under
+/// `SLUICE_REQUIRE_KAFKA_CLIENTS=1`, and otherwise is skipped, saying so.
+pub fn installed(client: &str, probe: &mut Command, install: &str) -> bool {
+    let found = probe
+        .current_dir(clients_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if found {
+        return true;
+    }
+    if std::env::var("SLUICE_REQUIRE_KAFKA_CLIENTS").as_deref() == Ok("1") {
+        panic!("{client} is not installed ({install}) and SLUICE_REQUIRE_KAFKA_CLIENTS=1");
+    }
+    eprintln!(
+        "SKIPPED: {client} is not installed ({install}); \
+         SLUICE_REQUIRE_KAFKA_CLIENTS=1 makes this a failure"
+    );
+    false
 }
