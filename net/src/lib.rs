@@ -44,3 +44,4 @@ pub mod client;
 pub mod kafka;
 pub mod native;
 pub mod split;
+pub mod tls;

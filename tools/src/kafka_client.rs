@@ -33,7 +33,7 @@ use kafka_protocol::{
     },
     protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes},
 };
-use rustls::{pki_types::ServerName, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::config::SecurityProtocol;
 
@@ -491,16 +491,6 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// The host of `HOST:PORT` (an IPv6 address without its brackets).
-fn host_of(host_port: &str) -> &str {
-    let host = host_port
-        .rsplit_once(':')
-        .map_or(host_port, |(host, _)| host);
-    host.strip_prefix('[')
-        .and_then(|host| host.strip_suffix(']'))
-        .unwrap_or(host)
-}
-
 /// TLS over `tcp`, the handshake done: the broker's certificate must chain
 /// to `config`'s authorities and name the host of `addr`.
 fn tls_handshake(
@@ -512,9 +502,7 @@ fn tls_handshake(
         addr: addr.to_string(),
         reason,
     };
-    let host = host_of(addr);
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|_| error(format!("{host:?} is neither a DNS name nor an IP address")))?;
+    let name = sluice_net::tls::server_name(addr).map_err(error)?;
     let mut tls =
         ClientConnection::new(config, name).map_err(|source| error(source.to_string()))?;
     while tls.is_handshaking() {
@@ -1032,13 +1020,6 @@ mod tests {
 
     fn connection_with(answers: Vec<u8>) -> KafkaConnection<Scripted> {
         connection(answers, SecurityProtocol::Plaintext)
-    }
-
-    #[test]
-    fn the_host_of_an_address() {
-        assert_eq!(host_of("broker.example:9093"), "broker.example");
-        assert_eq!(host_of("127.0.0.1:9092"), "127.0.0.1");
-        assert_eq!(host_of("[::1]:9092"), "::1");
     }
 
     #[test]

@@ -261,13 +261,7 @@ async fn connect_secured(
         return Ok(Connected::Plain(stream));
     };
     // The other node's certificate must be for the host it is reached at.
-    let host = address
-        .rsplit_once(':')
-        .map_or(address, |(host, _)| host)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|error| ConnectError::Tls(format!("{host}: {error}")))?;
+    let name = sluice_net::tls::server_name(address).map_err(ConnectError::Tls)?;
     match within(HANDSHAKE_TIMEOUT, tls.connector().connect(name, stream)).await {
         Some(Ok(stream)) => Ok(Connected::Tls(Box::new(stream))),
         Some(Err(error)) => Err(ConnectError::Tls(error.to_string())),

@@ -180,13 +180,7 @@ async fn handshake(
     stream: TcpStream,
     timeout: Duration,
 ) -> Result<futures_rustls::client::TlsStream<TcpStream>, ClientError> {
-    let host = address
-        .rsplit_once(':')
-        .map_or(address, |(host, _)| host)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|error| ClientError::InvalidArgument(format!("{host}: {error}")))?;
+    let name = crate::tls::server_name(address).map_err(ClientError::InvalidArgument)?;
     let connecting = futures_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
     let timed_out = async {
         glommio::timer::sleep(timeout).await;
